@@ -1,0 +1,285 @@
+// Package audit is the event model of audisp-enrich: audit records as auditd
+// delivers them, whole events rebuilt from them, and the lossless JSON and
+// msgpack encodings of those events.
+//
+// It is a leaf package: it imports nothing else of this module, so that the
+// enrichers and the runtime can share one model without cycles.
+package audit
+
+import (
+	"strconv"
+	"time"
+)
+
+// Encoding says how a field value appeared on the wire.
+type Encoding uint8
+
+const (
+	// Bare is an unquoted value that is not hex (numbers, flags, ids).
+	Bare Encoding = iota
+	// Quoted is a "double-quoted" value; Value holds the text between the quotes.
+	Quoted
+	// Hex is an untrusted string that the kernel or libaudit hex-encoded;
+	// Value holds the decoded bytes (which may be invalid UTF-8).
+	Hex
+	// SingleQuoted is the 'nested' msg='...' of user-space records.
+	SingleQuoted
+)
+
+// Field is one name=value pair of a record, in wire order.
+//
+// Raw is the value exactly as sent (quotes included), Value is the decoded
+// value. Both usually point into the record's Line, so a Field costs no
+// allocation of its own.
+type Field struct {
+	Name  string
+	Raw   string
+	Value string
+	Enc   Encoding
+}
+
+// Record is one audit record: one line of auditd's string format.
+type Record struct {
+	// Node is the node=NAME prefix; empty when the line has none.
+	Node string
+	// Type is the record type name as sent ("SYSCALL", "UNKNOWN[1337]").
+	Type string
+	// TypeNum is the numeric type when known (from the name table or the
+	// UNKNOWN[n] form, or the binary header); 0 when not known.
+	TypeNum uint16
+	Sec     int64
+	Msec    uint16
+	Serial  uint32
+	// Fields are the raw-format fields in wire order. For user-space records
+	// the fields of the nested msg='...' follow the outer fields, each with
+	// Nested set in NestedFrom (index of the first nested field, or -1).
+	Fields     []Field
+	NestedFrom int
+	// Interp are the fields auditd's ENRICHED format appended after the 0x1D
+	// separator (upper-case names such as UID, ARCH, SYSCALL, SADDR).
+	Interp []Field
+	// Line is the whole line as received, without the trailing newline.
+	Line string
+	// Irregular is set when Line cannot be rebuilt from the parsed parts
+	// (unusual spacing, text that is not name=value); encoders then keep Line.
+	Irregular bool
+}
+
+// Get returns the decoded value of the first field called name.
+func (r *Record) Get(name string) (string, bool) {
+	for i := range r.Fields {
+		if r.Fields[i].Name == name {
+			return r.Fields[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// GetInterp returns the ENRICHED value called name (for example "UID").
+func (r *Record) GetInterp(name string) (string, bool) {
+	for i := range r.Interp {
+		if r.Interp[i].Name == name {
+			return r.Interp[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// EventID identifies an event the way auparse does: node, time and serial.
+type EventID struct {
+	Node   string
+	Sec    int64
+	Msec   uint16
+	Serial uint32
+}
+
+// String renders the id as NODE:SEC.MSEC:SERIAL (NODE empty when unknown).
+func (id EventID) String() string {
+	b := make([]byte, 0, len(id.Node)+32)
+	return string(id.Append(b))
+}
+
+// Append appends the String form of id to b.
+func (id EventID) Append(b []byte) []byte {
+	b = append(b, id.Node...)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, id.Sec, 10)
+	b = append(b, '.')
+	if id.Msec < 100 {
+		b = append(b, '0')
+	}
+	if id.Msec < 10 {
+		b = append(b, '0')
+	}
+	b = strconv.AppendUint(b, uint64(id.Msec), 10)
+	b = append(b, ':')
+	return strconv.AppendUint(b, uint64(id.Serial), 10)
+}
+
+// Time returns the event time in UTC.
+func (id EventID) Time() time.Time {
+	return time.Unix(id.Sec, int64(id.Msec)*int64(time.Millisecond)).UTC()
+}
+
+// Kind tells what a document is about.
+type Kind uint8
+
+const (
+	// KindAudit is a reassembled audit event.
+	KindAudit Kind = iota
+	// KindVerdict reports a VirusTotal verdict that arrived after the
+	// events carrying the hash were already sent.
+	KindVerdict
+	// KindAlert reports a loss inside audisp-enrich (a dropped event, a full
+	// buffer) so that it reaches the SIEM as well as the log.
+	KindAlert
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindVerdict:
+		return "verdict"
+	case KindAlert:
+		return "alert"
+	default:
+		return "audit"
+	}
+}
+
+// Event is one reassembled audit event plus what the enrichers added.
+//
+// The reassembler creates events; after it hands one over, exactly one
+// goroutine at a time owns it (an enricher, then the encoder), so Event
+// needs no locking.
+type Event struct {
+	Kind    Kind
+	ID      EventID
+	Records []*Record
+	// TimedOut is set when the event was closed by the end-of-event timeout
+	// or by eviction rather than by EOE or a last-record type.
+	TimedOut bool
+	// Evicted is set when the event was closed early because too many events
+	// were in flight.
+	Evicted bool
+
+	Enrichment
+}
+
+// Enrichment is what enrichers attach to an event. All of it is plain data;
+// each enricher writes only its own fields.
+type Enrichment struct {
+	// Tags are free-form labels (keys, hunting tags, tamper tags).
+	Tags []string
+	// Techniques are ATT&CK techniques found for the event.
+	Techniques []Technique
+	// Hashes are file hashes taken from INTEGRITY_RULE records.
+	Hashes []FileHash
+	// Blocklist holds blocklist hits, one per matched hash and list.
+	Blocklist []ListHit
+	// Allowlisted names the allow lists that matched a hash.
+	Allowlisted []ListHit
+	// VirusTotal is the lookup outcome for the event's primary hash.
+	VirusTotal *VTResult
+	// Hunt holds the hunting rules that matched.
+	Hunt []HuntHit
+	// Parent is the parent process when known.
+	Parent *Process
+	// Severity is the highest severity any enricher assigned (0 none,
+	// 1 low, 2 medium, 3 high, 4 critical).
+	Severity int
+	// Related lists event ids a verdict or alert document refers to.
+	Related []string
+	// Alert describes a loss for KindAlert documents.
+	Alert *Alert
+	// Warnings are non-fatal problems met while building or enriching the
+	// event; an enricher error lands here, never as a lost event.
+	Warnings []string
+}
+
+// AddTag adds t unless it is already present.
+func (e *Enrichment) AddTag(t string) {
+	for _, x := range e.Tags {
+		if x == t {
+			return
+		}
+	}
+	e.Tags = append(e.Tags, t)
+}
+
+// Technique is one ATT&CK technique or sub-technique.
+type Technique struct {
+	ID        string   // T1059.004
+	Name      string   // Unix Shell
+	Reference string   // https://attack.mitre.org/techniques/T1059/004/
+	ParentID  string   // T1059 for a sub-technique, "" otherwise
+	Parent    string   // Command and Scripting Interpreter
+	Tactics   []Tactic // from the catalog
+	Source    string   // what produced it: "key:<key>", "hunt:<rule>"
+}
+
+// Tactic is an ATT&CK tactic.
+type Tactic struct {
+	ID        string // TA0002
+	Name      string // Execution
+	Reference string
+}
+
+// FileHash is a file digest taken from an integrity record.
+type FileHash struct {
+	Path   string // decoded file= value
+	Algo   string // sha256, sha1, sha512, md5
+	Hex    string // lower-case hex digest
+	Record int    // index of the record in Event.Records
+}
+
+// ListHit is a match of a hash in a local block or allow list.
+type ListHit struct {
+	List  string
+	Label string
+	Hash  string
+}
+
+// VTResult is the VirusTotal outcome attached to an event or a verdict.
+type VTResult struct {
+	Status string // hit | pending | not_found | error | skipped
+	Reason string // for skipped or error
+	Hash   string
+	*VTVerdict
+}
+
+// VTVerdict is what VirusTotal says about a file.
+type VTVerdict struct {
+	Malicious       int64
+	Suspicious      int64
+	Harmless        int64
+	Undetected      int64
+	Reputation      int64
+	ThreatLabel     string
+	MeaningfulName  string
+	FirstSubmission int64 // unix seconds
+	LastAnalysis    int64 // unix seconds
+	Link            string
+}
+
+// HuntHit is a hunting rule that matched.
+type HuntHit struct {
+	Rule     string
+	Severity int
+	Tags     []string
+}
+
+// Process is process context from the process table.
+type Process struct {
+	PID        int
+	Executable string
+	Args       []string
+	UID        string
+	StartSec   int64
+}
+
+// Alert describes a loss inside audisp-enrich.
+type Alert struct {
+	Sink   string
+	Reason string
+	Count  uint64
+}

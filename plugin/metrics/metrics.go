@@ -1,0 +1,236 @@
+// Package metrics holds the counters, gauges and histograms of audisp-enrich
+// and renders them as Prometheus text. It is a leaf package; every stage
+// registers its figures here. All types are safe for concurrent use.
+package metrics
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Counter is a monotonically increasing count.
+type Counter struct{ v atomic.Uint64 }
+
+// Add adds n.
+func (c *Counter) Add(n uint64) { c.v.Add(n) }
+
+// Inc adds one.
+func (c *Counter) Inc() { c.v.Add(1) }
+
+// Value returns the count.
+func (c *Counter) Value() uint64 { return c.v.Load() }
+
+// Gauge is a value that goes up and down.
+type Gauge struct{ v atomic.Int64 }
+
+// Set sets the value.
+func (g *Gauge) Set(n int64) { g.v.Store(n) }
+
+// Add adds n (which may be negative).
+func (g *Gauge) Add(n int64) { g.v.Add(n) }
+
+// Value returns the value.
+func (g *Gauge) Value() int64 { return g.v.Load() }
+
+// Histogram counts observations in fixed buckets (upper bounds, seconds or
+// any unit the caller chooses).
+type Histogram struct {
+	bounds []float64
+	counts []atomic.Uint64 // len(bounds)+1; the last is +Inf
+	sum    atomic.Uint64   // float64 bits
+	n      atomic.Uint64
+}
+
+// NewHistogram returns a histogram with the given ascending upper bounds.
+func NewHistogram(bounds ...float64) *Histogram {
+	return &Histogram{bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}
+}
+
+// Observe records one value.
+func (h *Histogram) Observe(v float64) {
+	i := sort.SearchFloat64s(h.bounds, v)
+	h.counts[i].Add(1)
+	h.n.Add(1)
+	for {
+		old := h.sum.Load()
+		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
+}
+
+// Count returns the number of observations.
+func (h *Histogram) Count() uint64 { return h.n.Load() }
+
+// Quantile estimates the q-quantile (0..1) as the upper bound of the bucket
+// holding it; +Inf when it falls past the last bound, 0 with no data.
+func (h *Histogram) Quantile(q float64) float64 {
+	n := h.n.Load()
+	if n == 0 {
+		return 0
+	}
+	target := uint64(math.Ceil(q * float64(n)))
+	var acc uint64
+	for i := range h.counts {
+		acc += h.counts[i].Load()
+		if acc >= target {
+			if i < len(h.bounds) {
+				return h.bounds[i]
+			}
+			return math.Inf(1)
+		}
+	}
+	return math.Inf(1)
+}
+
+type entry struct {
+	name, help, labels string
+	c                  *Counter
+	g                  *Gauge
+	f                  func() float64
+	h                  *Histogram
+}
+
+// Registry is a named set of metrics.
+type Registry struct {
+	mu      sync.Mutex
+	entries []entry
+}
+
+// Default is the registry the program exposes.
+var Default = &Registry{}
+
+// Counter registers and returns a counter. labels is a Prometheus label set
+// such as `sink="kafka",reason="full"`, or "".
+func (r *Registry) Counter(name, labels, help string) *Counter {
+	c := &Counter{}
+	r.add(entry{name: name, labels: labels, help: help, c: c})
+	return c
+}
+
+// Gauge registers and returns a gauge.
+func (r *Registry) Gauge(name, labels, help string) *Gauge {
+	g := &Gauge{}
+	r.add(entry{name: name, labels: labels, help: help, g: g})
+	return g
+}
+
+// Func registers a gauge whose value is read from f at scrape time.
+func (r *Registry) Func(name, labels, help string, f func() float64) {
+	r.add(entry{name: name, labels: labels, help: help, f: f})
+}
+
+// Histogram registers and returns a histogram.
+func (r *Registry) Histogram(name, labels, help string, bounds ...float64) *Histogram {
+	h := NewHistogram(bounds...)
+	r.add(entry{name: name, labels: labels, help: help, h: h})
+	return h
+}
+
+func (r *Registry) add(e entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.entries = append(r.entries, e)
+}
+
+// Unregister removes every metric whose label set contains sub (used when a
+// reload replaces a sink or enricher).
+func (r *Registry) Unregister(name, labels string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	kept := r.entries[:0]
+	for _, e := range r.entries {
+		if e.name == name && e.labels == labels {
+			continue
+		}
+		kept = append(kept, e)
+	}
+	r.entries = kept
+}
+
+// WritePrometheus writes every metric in the Prometheus text format 0.0.4.
+func (r *Registry) WritePrometheus(w io.Writer) error {
+	r.mu.Lock()
+	es := append([]entry(nil), r.entries...)
+	r.mu.Unlock()
+	sort.SliceStable(es, func(i, j int) bool { return es[i].name < es[j].name })
+	var b strings.Builder
+	last := ""
+	for _, e := range es {
+		if e.name != last {
+			typ := "gauge"
+			switch {
+			case e.c != nil:
+				typ = "counter"
+			case e.h != nil:
+				typ = "histogram"
+			}
+			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", e.name, e.help, e.name, typ)
+			last = e.name
+		}
+		switch {
+		case e.c != nil:
+			fmt.Fprintf(&b, "%s%s %d\n", e.name, braces(e.labels), e.c.Value())
+		case e.g != nil:
+			fmt.Fprintf(&b, "%s%s %d\n", e.name, braces(e.labels), e.g.Value())
+		case e.f != nil:
+			fmt.Fprintf(&b, "%s%s %g\n", e.name, braces(e.labels), e.f())
+		case e.h != nil:
+			var acc uint64
+			for i := range e.h.counts {
+				acc += e.h.counts[i].Load()
+				le := "+Inf"
+				if i < len(e.h.bounds) {
+					le = fmt.Sprintf("%g", e.h.bounds[i])
+				}
+				fmt.Fprintf(&b, "%s_bucket%s %d\n", e.name, braces(join(e.labels, `le="`+le+`"`)), acc)
+			}
+			fmt.Fprintf(&b, "%s_sum%s %g\n", e.name, braces(e.labels), math.Float64frombits(e.h.sum.Load()))
+			fmt.Fprintf(&b, "%s_count%s %d\n", e.name, braces(e.labels), e.h.n.Load())
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Snapshot returns every counter and gauge as name{labels} → value, for the
+// status report and the state dump.
+func (r *Registry) Snapshot() map[string]float64 {
+	r.mu.Lock()
+	es := append([]entry(nil), r.entries...)
+	r.mu.Unlock()
+	m := make(map[string]float64, len(es))
+	for _, e := range es {
+		k := e.name + braces(e.labels)
+		switch {
+		case e.c != nil:
+			m[k] = float64(e.c.Value())
+		case e.g != nil:
+			m[k] = float64(e.g.Value())
+		case e.f != nil:
+			m[k] = e.f()
+		case e.h != nil:
+			m[k+"_count"] = float64(e.h.Count())
+		}
+	}
+	return m
+}
+
+func braces(labels string) string {
+	if labels == "" {
+		return ""
+	}
+	return "{" + labels + "}"
+}
+
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "," + b
+}

@@ -1,0 +1,66 @@
+// Package sinks defines the Sink contract and what all sinks share: the
+// per-sink buffer, the runner that moves messages from the buffer into the
+// sink with retries, and the fan-out.
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Message is one encoded document on its way to a sink.
+type Message struct {
+	// Seq is the buffer sequence number; acknowledgements refer to it.
+	Seq uint64
+	// Key is an optional partition or routing key (Kafka message key).
+	Key []byte
+	// Value is the encoded document.
+	Value []byte
+	// Meta carries routing hints the encoder computed (node, record types,
+	// keys, technique ids, severity) for topic templates and headers.
+	Meta Meta
+}
+
+// Meta is routing information about a message.
+type Meta struct {
+	Node       string
+	Types      []string
+	Keys       []string
+	Techniques []string
+	Severity   int
+	Kind       string
+}
+
+// Sink delivers messages to one destination.
+//
+// The runner calls Connect first, then Write repeatedly, then Close; never
+// two of these at once. Write returns nil when every message of the batch
+// was delivered and acknowledged by the destination, a *PartialError when
+// only some were, ErrNotConnected when the connection is gone (the runner
+// calls Connect again with backoff), and any other error when the whole
+// batch should be retried. Write and Connect must return soon after ctx is
+// done.
+type Sink interface {
+	Name() string
+	Connect(ctx context.Context) error
+	Write(ctx context.Context, batch []Message) error
+	Close(ctx context.Context) error
+}
+
+// ErrNotConnected tells the runner to reconnect before writing again.
+var ErrNotConnected = errors.New("not connected")
+
+// PartialError reports which messages of a batch were delivered.
+type PartialError struct {
+	// Delivered holds the indexes (into the batch) of the messages that
+	// were delivered; all others are retried.
+	Delivered []int
+	Err       error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("%d messages delivered, rest failed: %v", len(e.Delivered), e.Err)
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
