@@ -1,0 +1,160 @@
+// Package hashes takes file digests out of IMA integrity records and turns
+// IMA tamper signals into tags.
+//
+// For every INTEGRITY_RULE record of an event it reads hash= (either
+// "algo:hex" or the legacy bare hex of old kernels, whose length gives the
+// algorithm) and the decoded file= value, and appends an audit.FileHash to
+// Event.Hashes. The blocklist and VirusTotal enrichers read Event.Hashes, so
+// this enricher must run before them.
+//
+// Tamper signals become tags and raise Event.Severity:
+//
+//	INTEGRITY_PCR op=invalid_pcr cause=open_writers  tag ima:open_writers     severity 1 (low)
+//	INTEGRITY_PCR op=invalid_pcr cause=ToMToU        tag ima:tomtou           severity 2 (medium)
+//	INTEGRITY_DATA res=0                             tag ima:data_failure     severity 3 (high)
+//	INTEGRITY_METADATA res=0                         tag ima:metadata_failure severity 3 (high)
+//
+// open_writers means a file was measured while someone held it open for
+// writing (common for logs, harmless alone, but the measurement list no
+// longer attests it); ToMToU means a measured file was opened for writing
+// afterwards (time of measure, time of use), a sign the content may differ
+// from the measured one. A res=0 appraisal record means the kernel refused
+// a file whose content or metadata did not match its signature or stored
+// hash: a tampered or unsigned file someone tried to use.
+//
+// The enricher has no configuration; it is switched on and off by the pool.
+package hashes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+// Severity levels assigned to tamper signals (see the package comment).
+const (
+	SeverityOpenWriters = 1
+	SeverityToMToU      = 2
+	SeverityDataFailure = 3
+	SeverityMetaFailure = 3
+)
+
+var (
+	extractedTotal = metrics.Default.Counter("hashes_extracted_total", "",
+		"File hashes taken from INTEGRITY_RULE records.")
+	invalidTotal = metrics.Default.Counter("hashes_invalid_total", "",
+		"INTEGRITY_RULE records whose hash= value could not be parsed.")
+	tamperTotal = map[string]*metrics.Counter{}
+)
+
+func init() {
+	for _, t := range []string{tagOpenWriters, tagToMToU, tagDataFailure, tagMetaFailure} {
+		tamperTotal[t] = metrics.Default.Counter("ima_tamper_total", `tag="`+t+`"`,
+			"IMA tamper signals seen (invalid_pcr causes, appraisal failures), by tag.")
+	}
+}
+
+const (
+	tagOpenWriters = "ima:open_writers"
+	tagToMToU      = "ima:tomtou"
+	tagDataFailure = "ima:data_failure"
+	tagMetaFailure = "ima:metadata_failure"
+)
+
+// Enricher fills Event.Hashes and the IMA tamper tags. It holds no state and
+// is safe for concurrent use.
+type Enricher struct{}
+
+// New returns the hash enricher.
+func New() *Enricher { return &Enricher{} }
+
+// Name returns "hashes".
+func (*Enricher) Name() string { return "hashes" }
+
+// Enrich appends one FileHash per INTEGRITY_RULE record carrying a valid
+// hash (identical path/algorithm/digest triples once, the first record
+// wins), in record order, and adds the tamper tags and severity described in
+// the package comment. Records without hash= (policy-load lines) are
+// ignored. A hash= value that cannot be parsed is counted and reported in the
+// returned error (one line per record); the other records are still handled.
+func (*Enricher) Enrich(_ context.Context, ev *audit.Event) error {
+	var errs []error
+	for i, rec := range ev.Records {
+		switch rec.Type {
+		case "INTEGRITY_RULE":
+			if err := addHash(ev, i, rec); err != nil {
+				errs = append(errs, err)
+			}
+		case "INTEGRITY_PCR":
+			op, _ := rec.Get("op")
+			if op != "invalid_pcr" {
+				continue
+			}
+			cause, _ := rec.Get("cause")
+			switch {
+			case strings.EqualFold(cause, "open_writers"):
+				tamper(ev, tagOpenWriters, SeverityOpenWriters)
+			case strings.EqualFold(cause, "ToMToU"):
+				tamper(ev, tagToMToU, SeverityToMToU)
+			}
+		case "INTEGRITY_DATA", "INTEGRITY_METADATA":
+			if res, _ := rec.Get("res"); res != "0" {
+				continue
+			}
+			if rec.Type == "INTEGRITY_DATA" {
+				tamper(ev, tagDataFailure, SeverityDataFailure)
+			} else {
+				tamper(ev, tagMetaFailure, SeverityMetaFailure)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func tamper(ev *audit.Event, tag string, sev int) {
+	tamperTotal[tag].Inc()
+	ev.AddTag(tag)
+	if ev.Severity < sev {
+		ev.Severity = sev
+	}
+}
+
+func addHash(ev *audit.Event, idx int, rec *audit.Record) error {
+	var hf *audit.Field
+	for i := range rec.Fields {
+		if rec.Fields[i].Name == "hash" {
+			hf = &rec.Fields[i]
+			break
+		}
+	}
+	if hf == nil {
+		return nil
+	}
+	algo, hex, ok := ParseHash(hf.Value)
+	if !ok && hf.Enc == audit.Hex {
+		// A parser that took the bare legacy digest for an untrusted
+		// hex-encoded string: the digest is the raw text.
+		algo, hex, ok = ParseHash(hf.Raw)
+	}
+	if !ok {
+		invalidTotal.Inc()
+		return fmt.Errorf("hashes: record %d (%s): unparsable hash=%.80q", idx, rec.Type, hf.Raw)
+	}
+	path, _ := rec.Get("file")
+	h := audit.FileHash{Path: path, Algo: algo, Hex: hex, Record: idx}
+	for _, x := range ev.Hashes {
+		if x.Path == h.Path && x.Algo == h.Algo && x.Hex == h.Hex {
+			return nil
+		}
+	}
+	extractedTotal.Inc()
+	ev.Hashes = append(ev.Hashes, h)
+	return nil
+}
+
+var _ enrich.Enricher = (*Enricher)(nil)

@@ -1,0 +1,301 @@
+package hashes
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+)
+
+// field builds a field the way the parser leaves it: quoted values lose their
+// quotes, hex values are decoded.
+func field(name, raw string) audit.Field {
+	f := audit.Field{Name: name, Raw: raw, Value: raw}
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		f.Enc = audit.Quoted
+		f.Value = raw[1 : len(raw)-1]
+	}
+	return f
+}
+
+func hexField(name, raw, decoded string) audit.Field {
+	return audit.Field{Name: name, Raw: raw, Value: decoded, Enc: audit.Hex}
+}
+
+// rec builds a record from "name=raw" words (raw values must not contain spaces).
+func rec(typ, line string, extra ...audit.Field) *audit.Record {
+	r := &audit.Record{Type: typ, Line: "type=" + typ + " " + line, NestedFrom: -1}
+	for _, w := range strings.Fields(line) {
+		name, raw, _ := strings.Cut(w, "=")
+		r.Fields = append(r.Fields, field(name, raw))
+	}
+	r.Fields = append(r.Fields, extra...)
+	return r
+}
+
+type hashCase struct {
+	algo, value string
+}
+
+func readHashCases(t testing.TB) []hashCase {
+	t.Helper()
+	f, err := os.Open("testdata/hash_values.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var cs []hashCase
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		algo, value, _ := strings.Cut(line, " ")
+		cs = append(cs, hashCase{algo, value})
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) < 10 {
+		t.Fatalf("only %d cases in testdata/hash_values.txt", len(cs))
+	}
+	return cs
+}
+
+func TestParseHashFile(t *testing.T) {
+	for _, c := range readHashCases(t) {
+		algo, hex, ok := ParseHash(c.value)
+		if c.algo == "-" {
+			if ok || algo != "" || hex != "" {
+				t.Errorf("ParseHash(%q) = %q, %q, %v; want invalid", c.value, algo, hex, ok)
+			}
+			continue
+		}
+		want := strings.ToLower(c.value[strings.IndexByte(c.value, ':')+1:])
+		if !ok || algo != c.algo || hex != want {
+			t.Errorf("ParseHash(%q) = %q, %q, %v; want %q, %q", c.value, algo, hex, ok, c.algo, want)
+		}
+	}
+}
+
+func TestParseHashForms(t *testing.T) {
+	const h = "654897e5d6ff41bffac650f7f545975757380ae0bf1bb5459c0dc054cb342084"
+	tests := []struct {
+		in        string
+		algo, hex string
+		ok        bool
+	}{
+		{"SHA256:" + strings.ToUpper(h), "sha256", h, true},
+		{"  sha256:" + h + " ", "sha256", h, true},
+		{"sha256:" + h + "00", "", "", false},
+		{"sha256:" + h[:63] + "Z", "", "", false},
+		{"sha256:sha256:" + h[:57], "", "", false},
+		{"md5:" + h[:32], "md5", h[:32], true},
+		{h[:56], "", "", false}, // bare 56 hex: ambiguous, not a legacy form
+		{"", "", "", false},
+	}
+	for _, tt := range tests {
+		algo, hex, ok := ParseHash(tt.in)
+		if algo != tt.algo || hex != tt.hex || ok != tt.ok {
+			t.Errorf("ParseHash(%q) = %q, %q, %v; want %q, %q, %v", tt.in, algo, hex, ok, tt.algo, tt.hex, tt.ok)
+		}
+	}
+}
+
+func TestEnrichIntegrityRule(t *testing.T) {
+	const (
+		sha1Mount = "28cf7810e3b4d891dba68f0ccd4f30c5736f2c5c"
+		sha256Dp  = "f8696a98c8ae7b0cccfd7051d3c3442e307160c605808afefe3e0c17fd244eb8"
+		eicar     = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
+	)
+	ev := &audit.Event{Records: []*audit.Record{
+		// Policy-load line: no file, no hash.
+		rec("INTEGRITY_RULE", `action="audit" func="BPRM_CHECK" mask="MAY_EXEC" res=1`),
+		// Legacy RHEL 7 line, bare SHA-1.
+		rec("INTEGRITY_RULE", `file="/usr/bin/mount" hash="`+sha1Mount+`" ppid=12301 pid=12417 comm="Fd-IMA.sh" exe="/usr/bin/bash"`),
+		rec("SYSCALL", `arch=c000003e syscall=59 success=yes exe="/usr/bin/dpkg"`),
+		// Modern line, prefixed SHA-256.
+		rec("INTEGRITY_RULE", `file="/var/lib/dpkg/tmp.ci/preinst" hash="sha256:`+sha256Dp+`" pid=1 comm="dpkg" exe="/usr/bin/dpkg"`),
+		// A file name with a space: the kernel writes it as hex.
+		rec("INTEGRITY_RULE", `hash="SHA256:`+strings.ToUpper(eicar)+`" pid=2`,
+			hexField("file", "2F746D702F6120622E7368", "/tmp/a b.sh")),
+		// The same triple again (two INTEGRITY_RULE lines can share a serial): kept once.
+		rec("INTEGRITY_RULE", `file="/usr/bin/mount" hash="`+sha1Mount+`" pid=12418`),
+		// Same digest, different path: kept.
+		rec("INTEGRITY_RULE", `file="/usr/bin/umount" hash="sha1:`+sha1Mount+`"`),
+	}}
+	if err := New().Enrich(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	want := []audit.FileHash{
+		{Path: "/usr/bin/mount", Algo: "sha1", Hex: sha1Mount, Record: 1},
+		{Path: "/var/lib/dpkg/tmp.ci/preinst", Algo: "sha256", Hex: sha256Dp, Record: 3},
+		{Path: "/tmp/a b.sh", Algo: "sha256", Hex: eicar, Record: 4},
+		{Path: "/usr/bin/umount", Algo: "sha1", Hex: sha1Mount, Record: 6},
+	}
+	if !reflect.DeepEqual(ev.Hashes, want) {
+		t.Errorf("Hashes =\n%+v\nwant\n%+v", ev.Hashes, want)
+	}
+	if len(ev.Tags) != 0 || ev.Severity != 0 {
+		t.Errorf("tags %v severity %d, want none", ev.Tags, ev.Severity)
+	}
+}
+
+func TestEnrichHashMisreadAsHex(t *testing.T) {
+	// If a parser decoded an unquoted bare digest as an untrusted hex
+	// string, the digest is still recovered from the raw text.
+	const d = "681bd8955812d5d452d4fea378051f9fe7e8007e"
+	ev := &audit.Event{Records: []*audit.Record{
+		rec("INTEGRITY_RULE", `file="/usr/lib64/ld-2.17.so"`, hexField("hash", strings.ToUpper(d), "\x68\x1b\xd8")),
+	}}
+	if err := New().Enrich(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Hashes) != 1 || ev.Hashes[0].Hex != d || ev.Hashes[0].Algo != "sha1" {
+		t.Fatalf("Hashes = %+v", ev.Hashes)
+	}
+}
+
+func TestEnrichInvalidHash(t *testing.T) {
+	const good = "sha256:654897e5d6ff41bffac650f7f545975757380ae0bf1bb5459c0dc054cb342084"
+	before := invalidTotal.Value()
+	ev := &audit.Event{Records: []*audit.Record{
+		rec("INTEGRITY_RULE", `file="/bin/a" hash="sha256:abc"`),
+		rec("INTEGRITY_RULE", `file="/bin/b" hash="`+good+`"`),
+		rec("INTEGRITY_RULE", `file="/bin/c" hash="crc32:deadbeef"`),
+	}}
+	err := New().Enrich(context.Background(), ev)
+	if err == nil {
+		t.Fatal("want an error for the bad hash values")
+	}
+	msg := err.Error()
+	for _, s := range []string{"record 0", `sha256:abc`, "record 2", "crc32:deadbeef"} {
+		if !strings.Contains(msg, s) {
+			t.Errorf("error %q does not mention %q", msg, s)
+		}
+	}
+	if len(ev.Hashes) != 1 || ev.Hashes[0].Path != "/bin/b" || ev.Hashes[0].Record != 1 {
+		t.Errorf("Hashes = %+v, want the one good record", ev.Hashes)
+	}
+	if got := invalidTotal.Value() - before; got != 2 {
+		t.Errorf("hashes_invalid_total grew by %d, want 2", got)
+	}
+}
+
+func TestEnrichTamper(t *testing.T) {
+	tests := []struct {
+		name     string
+		recs     []*audit.Record
+		tags     []string
+		severity int
+	}{
+		{
+			name: "open_writers",
+			recs: []*audit.Record{rec("INTEGRITY_PCR", `pid=3546 uid=0 auid=1000 ses=2 op=invalid_pcr cause=open_writers comm="grep" name="/var/log/audit/audit.log" dev="sda3" ino=21348467 res=1 errno=0`)},
+			tags: []string{"ima:open_writers"}, severity: SeverityOpenWriters,
+		},
+		{
+			name: "tomtou",
+			recs: []*audit.Record{rec("INTEGRITY_PCR", `pid=1 op=invalid_pcr cause=ToMToU comm="sh" name="/usr/bin/x" res=1`)},
+			tags: []string{"ima:tomtou"}, severity: SeverityToMToU,
+		},
+		{
+			name: "pcr other cause",
+			recs: []*audit.Record{rec("INTEGRITY_PCR", `pid=1 op=invalid_pcr cause=hashing_error res=0`)},
+		},
+		{
+			name: "pcr other op",
+			recs: []*audit.Record{rec("INTEGRITY_PCR", `pid=1 op=add_boot_aggregate cause=open_writers res=1`)},
+		},
+		{
+			name: "data failure",
+			recs: []*audit.Record{rec("INTEGRITY_DATA", `pid=1725 uid=0 op=appraise_data cause=invalid-signature comm="sh" name="/usr/bin/xzmore" dev="mmcblk0p4" ino=1137 res=0 errno=0`)},
+			tags: []string{"ima:data_failure"}, severity: SeverityDataFailure,
+		},
+		{
+			name: "data failure quoted op (StarlingX)",
+			recs: []*audit.Record{rec("INTEGRITY_DATA", `pid=28966 op="appraise_data" cause="invalid-signature" comm=bash name=/usr/bin/sm-dump res=0`)},
+			tags: []string{"ima:data_failure"}, severity: SeverityDataFailure,
+		},
+		{
+			name: "data success",
+			recs: []*audit.Record{rec("INTEGRITY_DATA", `pid=1 op=appraise_data res=1`)},
+		},
+		{
+			name: "metadata failure",
+			recs: []*audit.Record{rec("INTEGRITY_METADATA", `pid=1 op=appraise_metadata cause=invalid-HMAC res=0`)},
+			tags: []string{"ima:metadata_failure"}, severity: SeverityMetaFailure,
+		},
+		{
+			name: "several, tag once, highest severity",
+			recs: []*audit.Record{
+				rec("INTEGRITY_PCR", `op=invalid_pcr cause=ToMToU res=1`),
+				rec("INTEGRITY_PCR", `op=invalid_pcr cause=open_writers res=1`),
+				rec("INTEGRITY_PCR", `op=invalid_pcr cause=ToMToU res=1`),
+			},
+			tags: []string{"ima:tomtou", "ima:open_writers"}, severity: SeverityToMToU,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := &audit.Event{Records: tt.recs}
+			if err := New().Enrich(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(ev.Tags, tt.tags) || ev.Severity != tt.severity {
+				t.Errorf("tags %q severity %d; want %q %d", ev.Tags, ev.Severity, tt.tags, tt.severity)
+			}
+			if len(ev.Hashes) != 0 {
+				t.Errorf("Hashes = %+v, want none", ev.Hashes)
+			}
+		})
+	}
+}
+
+func TestEnrichKeepsHigherSeverity(t *testing.T) {
+	ev := &audit.Event{Records: []*audit.Record{rec("INTEGRITY_PCR", `op=invalid_pcr cause=open_writers`)}}
+	ev.Severity = 4
+	ev.Tags = []string{"hunt:x"}
+	if err := New().Enrich(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Severity != 4 || !reflect.DeepEqual(ev.Tags, []string{"hunt:x", "ima:open_writers"}) {
+		t.Errorf("severity %d tags %q", ev.Severity, ev.Tags)
+	}
+}
+
+func FuzzParseHash(f *testing.F) {
+	for _, c := range readHashCases(f) {
+		f.Add(c.value)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		algo, hex, ok := ParseHash(v)
+		if !ok {
+			if algo != "" || hex != "" {
+				t.Fatalf("not ok but returned %q %q", algo, hex)
+			}
+			return
+		}
+		if digestLen[algo] != len(hex) {
+			t.Fatalf("%q: algo %s with %d hex digits", v, algo, len(hex))
+		}
+		for i := 0; i < len(hex); i++ {
+			if c := hex[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				t.Fatalf("%q: digest %q is not lower-case hex", v, hex)
+			}
+		}
+		if !strings.Contains(strings.ToLower(v), hex) {
+			t.Fatalf("%q: digest %q not taken from the input", v, hex)
+		}
+		// The canonical form parses back to the same result.
+		a2, h2, ok2 := ParseHash(algo + ":" + hex)
+		if !ok2 || a2 != algo || h2 != hex {
+			t.Fatalf("%q: canonical form %s:%s reparses as %q %q %v", v, algo, hex, a2, h2, ok2)
+		}
+	})
+}
