@@ -1,0 +1,185 @@
+package audit
+
+import "strconv"
+
+// appendEnrichment writes what the enrichers added: threat (ECS), hashes,
+// blocklist, allowlisted, virustotal, hunt, related, alert, warnings.
+func (e *JSONEncoder) appendEnrichment(b []byte, ev *Event) []byte {
+	if len(ev.Techniques) > 0 {
+		b = appendThreat(b, ev.Techniques)
+	}
+	if len(ev.Hashes) > 0 {
+		b = append(b, `,"hashes":[`...)
+		for i, h := range ev.Hashes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"path":`...)
+			b = e.appendVal(b, h.Path, "hashes.path", "")
+			b = append(b, `,"algo":`...)
+			b = appendStr(b, h.Algo)
+			b = append(b, `,"hex":`...)
+			b = appendStr(b, h.Hex)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = appendHits(b, "blocklist", ev.Blocklist)
+	b = appendHits(b, "allowlisted", ev.Allowlisted)
+	if v := ev.VirusTotal; v != nil {
+		b = append(b, `,"virustotal":{"status":`...)
+		b = appendStr(b, v.Status)
+		if v.Reason != "" {
+			b = append(b, `,"reason":`...)
+			b = appendStr(b, v.Reason)
+		}
+		if v.Hash != "" {
+			b = append(b, `,"hash":`...)
+			b = appendStr(b, v.Hash)
+		}
+		if d := v.VTVerdict; d != nil {
+			for _, kv := range [...]struct {
+				k string
+				v int64
+			}{{"malicious", d.Malicious}, {"suspicious", d.Suspicious}, {"harmless", d.Harmless},
+				{"undetected", d.Undetected}, {"reputation", d.Reputation},
+				{"first_submission_date", d.FirstSubmission}, {"last_analysis_date", d.LastAnalysis}} {
+				b = append(b, ',', '"')
+				b = append(b, kv.k...)
+				b = append(b, '"', ':')
+				b = strconv.AppendInt(b, kv.v, 10)
+			}
+			for _, kv := range [...][2]string{{"threat_label", d.ThreatLabel}, {"meaningful_name", d.MeaningfulName}, {"link", d.Link}} {
+				if kv[1] == "" {
+					continue
+				}
+				b = append(b, ',', '"')
+				b = append(b, kv[0]...)
+				b = append(b, '"', ':')
+				b = e.appendVal(b, kv[1], "virustotal.", kv[0])
+			}
+		}
+		b = append(b, '}')
+	}
+	if len(ev.Hunt) > 0 {
+		b = append(b, `,"hunt":[`...)
+		for i, h := range ev.Hunt {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"rule":`...)
+			b = appendStr(b, h.Rule)
+			b = append(b, `,"severity":`...)
+			b = strconv.AppendInt(b, int64(h.Severity), 10)
+			if len(h.Tags) > 0 {
+				b = append(b, `,"tags":`...)
+				b = appendStrs(b, h.Tags)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if len(ev.Related) > 0 {
+		b = append(b, `,"related":{"events":`...)
+		b = appendStrs(b, ev.Related)
+		b = append(b, '}')
+	}
+	if a := ev.Alert; a != nil {
+		b = append(b, `,"alert":{"sink":`...)
+		b = appendStr(b, a.Sink)
+		b = append(b, `,"reason":`...)
+		b = appendStr(b, a.Reason)
+		b = append(b, `,"count":`...)
+		b = strconv.AppendUint(b, a.Count, 10)
+		b = append(b, '}')
+	}
+	if len(ev.Warnings) > 0 {
+		b = append(b, `,"warnings":`...)
+		b = appendStrs(b, ev.Warnings)
+	}
+	return b
+}
+
+func appendHits(b []byte, name string, hits []ListHit) []byte {
+	if len(hits) == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, `":[`...)
+	for i, h := range hits {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"list":`...)
+		b = appendStr(b, h.List)
+		if h.Label != "" {
+			b = append(b, `,"label":`...)
+			b = appendStr(b, h.Label)
+		}
+		b = append(b, `,"hash":`...)
+		b = appendStr(b, h.Hash)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// appendThreat writes the ECS threat.* fields. ECS keeps parallel arrays:
+// technique.* holds the techniques (the parent of a sub-technique),
+// technique.subtechnique.* the sub-techniques, tactic.* the tactics.
+func appendThreat(b []byte, ts []Technique) []byte {
+	var tech, sub, tac [3][]string // id, name, reference
+	add := func(dst *[3][]string, id, name, ref string) {
+		if containsStr(dst[0], id) {
+			return
+		}
+		dst[0] = append(dst[0], id)
+		dst[1] = append(dst[1], name)
+		dst[2] = append(dst[2], ref)
+	}
+	for _, t := range ts {
+		if t.ParentID != "" {
+			add(&tech, t.ParentID, t.Parent, techniqueURL(t.ParentID))
+			add(&sub, t.ID, t.Name, t.Reference)
+		} else {
+			add(&tech, t.ID, t.Name, t.Reference)
+		}
+		for _, ta := range t.Tactics {
+			add(&tac, ta.ID, ta.Name, ta.Reference)
+		}
+	}
+	b = append(b, `,"threat":{"framework":"MITRE ATT&CK","technique":{`...)
+	b = appendTriple(b, tech)
+	if len(sub[0]) > 0 {
+		b = append(b, `,"subtechnique":{`...)
+		b = appendTriple(b, sub)
+		b = append(b, '}')
+	}
+	b = append(b, '}')
+	if len(tac[0]) > 0 {
+		b = append(b, `,"tactic":{`...)
+		b = appendTriple(b, tac)
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+func appendTriple(b []byte, t [3][]string) []byte {
+	b = append(b, `"id":`...)
+	b = appendStrs(b, t[0])
+	b = append(b, `,"name":`...)
+	b = appendStrs(b, t[1])
+	b = append(b, `,"reference":`...)
+	return appendStrs(b, t[2])
+}
+
+// techniqueURL is the ATT&CK page of a technique id (T1059 or T1059.004).
+func techniqueURL(id string) string {
+	u := "https://attack.mitre.org/techniques/"
+	for i := 0; i < len(id); i++ {
+		if id[i] == '.' {
+			return u + id[:i] + "/" + id[i+1:] + "/"
+		}
+	}
+	return u + id + "/"
+}

@@ -1,0 +1,363 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unsafe"
+)
+
+// ParseError says why a line is not an audit record. Reason is a short,
+// stable word used as a counter label.
+type ParseError struct {
+	Reason string
+	Detail string
+}
+
+func (e *ParseError) Error() string { return e.Reason + ": " + e.Detail }
+
+func perr(reason, format string, args ...any) error {
+	return &ParseError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Reason returns the counter label of err: the ParseError reason, or "other".
+func Reason(err error) string {
+	var pe *ParseError
+	if errors.As(err, &pe) {
+		return pe.Reason
+	}
+	return "other"
+}
+
+// untrusted names the fields that the kernel and libaudit write through the
+// untrusted-string rule: quoted when plain, upper-case hex otherwise
+// (auparse typetab.h, kernel audit_log_untrustedstring).
+var untrusted = map[string]bool{
+	"path": true, "comm": true, "exe": true, "file": true, "name": true, "watch": true,
+	"cwd": true, "cmd": true, "acct": true, "dir": true, "key": true, "vm": true,
+	"ocomm": true, "grp": true, "new_group": true, "sw": true, "root_dir": true,
+	"proctitle": true, "data": true, "dev": true, "old_chardev": true, "new_chardev": true,
+	"cgroup": true, "hostname": true, "terminal": true,
+}
+
+const slabRecords = 256
+const slabFields = 4096
+const slabBytes = 16 << 10
+
+// Parser turns lines of auditd's string format into Records.
+//
+// It hands out Records, Fields and decoded bytes from slabs it never
+// reuses, so parsing costs far less than one allocation per record and a
+// Record stays valid for as long as it is referenced. Field strings point
+// into the line, which therefore must not change after Parse. A Parser is
+// not safe for concurrent use.
+type Parser struct {
+	recs   []Record
+	fields []Field
+	buf    []byte
+	tmp    []Field
+}
+
+// Parse parses one line (without its newline) into a Record. It returns a
+// *ParseError when the line has no usable record header (type, msg=audit(...)).
+// Text after the header that is not name=value is kept: the record is
+// marked Irregular and its Line is kept by the encoders.
+func (p *Parser) Parse(line string) (*Record, error) {
+	s := line
+	var node string
+	if strings.HasPrefix(s, "node=") {
+		i := strings.IndexByte(s, ' ')
+		if i < 0 {
+			return nil, perr("truncated", "node= prefix without a record")
+		}
+		node = s[5:i]
+		s = s[i+1:]
+	}
+	if !strings.HasPrefix(s, "type=") {
+		return nil, perr("no_type", "line does not start with type=")
+	}
+	s = s[5:]
+	i := strings.IndexByte(s, ' ')
+	if i <= 0 {
+		return nil, perr("truncated", "no msg= after type")
+	}
+	typ := s[:i]
+	s = s[i+1:]
+	if !strings.HasPrefix(s, "msg=audit(") {
+		return nil, perr("no_msg", "expected msg=audit( after type=%s", clip(typ))
+	}
+	s = s[10:]
+	sec, msec, serial, rest, ok := parseStamp(s)
+	if !ok {
+		return nil, perr("bad_timestamp", "malformed audit(SEC.MSEC:SERIAL): stamp")
+	}
+	r := p.newRecord()
+	r.Node, r.Type, r.Sec, r.Msec, r.Serial, r.Line = node, typ, sec, msec, serial, line
+	r.TypeNum = TypeNumber(typ)
+	r.NestedFrom = -1
+	if rest != "" {
+		if rest[0] == ' ' {
+			rest = rest[1:]
+		} else {
+			r.Irregular = true
+		}
+	}
+	p.tmp = p.tmp[:0]
+	tail, irregular := p.parseFields(rest, r.TypeNum, false)
+	r.Irregular = r.Irregular || irregular
+	if IsUserSpace(r.TypeNum) {
+		r.NestedFrom = p.expandNested()
+	}
+	r.Fields = p.commit()
+	if tail >= 0 {
+		p.tmp = p.tmp[:0]
+		if _, irr := p.parseFields(rest[tail+1:], 0, true); irr {
+			r.Irregular = true
+		}
+		r.Interp = p.commit()
+	}
+	return r, nil
+}
+
+func (p *Parser) newRecord() *Record {
+	if len(p.recs) == cap(p.recs) {
+		p.recs = make([]Record, 0, slabRecords)
+	}
+	p.recs = p.recs[:len(p.recs)+1]
+	return &p.recs[len(p.recs)-1]
+}
+
+// commit moves the scratch fields into the field slab.
+func (p *Parser) commit() []Field {
+	n := len(p.tmp)
+	if n == 0 {
+		return nil
+	}
+	if cap(p.fields)-len(p.fields) < n {
+		p.fields = make([]Field, 0, max(slabFields, n))
+	}
+	start := len(p.fields)
+	p.fields = append(p.fields, p.tmp...)
+	return p.fields[start : start+n : start+n]
+}
+
+// alloc returns n bytes from the byte slab.
+func (p *Parser) alloc(n int) []byte {
+	if cap(p.buf)-len(p.buf) < n {
+		p.buf = make([]byte, 0, max(slabBytes, n))
+	}
+	start := len(p.buf)
+	p.buf = p.buf[:start+n]
+	return p.buf[start : start+n : start+n]
+}
+
+func parseStamp(s string) (sec int64, msec uint16, serial uint32, rest string, ok bool) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' && i < 19 {
+		sec = sec*10 + int64(s[i]-'0')
+		i++
+	}
+	if i == 0 || i >= len(s) || s[i] != '.' {
+		return
+	}
+	i++
+	j := i
+	var ms uint32
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' && i-j < 3 {
+		ms = ms*10 + uint32(s[i]-'0')
+		i++
+	}
+	if i-j != 3 || i >= len(s) || s[i] != ':' {
+		return
+	}
+	i++
+	j = i
+	var ser uint64
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' && i-j < 10 {
+		ser = ser*10 + uint64(s[i]-'0')
+		i++
+	}
+	if i == j || ser > 1<<32-1 || i+1 >= len(s) {
+		return
+	}
+	if s[i] != ')' || s[i+1] != ':' {
+		return
+	}
+	return sec, uint16(ms), uint32(ser), s[i+2:], true
+}
+
+// parseFields parses name=value pairs from s into p.tmp. It stops at a
+// 0x1D byte found between fields and returns its offset (-1 when none).
+// interp selects the rules of the ENRICHED tail.
+func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregular bool) {
+	i := 0
+	first := true
+	for i < len(s) {
+		// separator
+		sp := 0
+		for i < len(s) && s[i] == ' ' {
+			i++
+			sp++
+		}
+		if i >= len(s) {
+			if sp > 0 {
+				irregular = true
+			}
+			break
+		}
+		if s[i] == 0x1D && !interp {
+			return i, irregular || sp > 0
+		}
+		if (first && sp != 0) || (!first && sp != 1) {
+			irregular = true
+		}
+		first = false
+		// name
+		start := i
+		for i < len(s) && s[i] != '=' && s[i] != ' ' && s[i] != 0x1D {
+			i++
+		}
+		if i >= len(s) || s[i] != '=' || i == start {
+			irregular = true // a token that is not name=value
+			continue
+		}
+		name := s[start:i]
+		i++
+		f := Field{Name: name}
+		vstart := i
+		if i < len(s) {
+			switch s[i] {
+			case '"':
+				j := strings.IndexByte(s[i+1:], '"')
+				if j < 0 {
+					i = len(s)
+					irregular = true
+				} else {
+					i += j + 2
+				}
+				f.Enc = Quoted
+				f.Raw = s[vstart:i]
+				f.Value = unquote(f.Raw)
+			case '\'':
+				j := closingSingle(s, i+1)
+				if j < 0 {
+					i = len(s)
+					irregular = true
+				} else {
+					i = j + 1
+				}
+				f.Enc = SingleQuoted
+				f.Raw = s[vstart:i]
+				f.Value = unquote(f.Raw)
+			case '{':
+				j := strings.IndexByte(s[i:], '}')
+				if j < 0 {
+					i = len(s)
+					irregular = true
+				} else {
+					i += j + 1
+				}
+				f.Raw = s[vstart:i]
+				f.Value = f.Raw
+			default:
+				for i < len(s) && s[i] != ' ' && (s[i] != 0x1D || interp) {
+					i++
+				}
+				f.Raw = s[vstart:i]
+				f.Value = f.Raw
+				if p.shouldDecodeHex(name, typ, interp) && isUpperHex(f.Raw) {
+					f.Enc = Hex
+					f.Value = p.decodeHex(f.Raw)
+				}
+			}
+		}
+		p.tmp = append(p.tmp, f)
+	}
+	return -1, irregular
+}
+
+func (p *Parser) shouldDecodeHex(name string, typ uint16, interp bool) bool {
+	if interp {
+		// ENRICHED uid/gid names: quoted normally, hex when they needed encoding.
+		return strings.HasSuffix(name, "ID")
+	}
+	if untrusted[name] {
+		return true
+	}
+	if typ == 1309 && len(name) > 1 && name[0] == 'a' && name[1] >= '0' && name[1] <= '9' {
+		return !strings.HasSuffix(name, "_len")
+	}
+	return false
+}
+
+// expandNested parses the msg='...' value of a user-space record into
+// fields appended after the outer ones. It returns the index of the first
+// nested field, or -1.
+func (p *Parser) expandNested() int {
+	for k := range p.tmp {
+		f := p.tmp[k]
+		if f.Name == "msg" && f.Enc == SingleQuoted {
+			from := len(p.tmp)
+			inner := strings.TrimSpace(f.Value)
+			p.parseFields(inner, 0, false)
+			if len(p.tmp) == from {
+				return -1
+			}
+			return from
+		}
+	}
+	return -1
+}
+
+// closingSingle finds the quote that ends a '...' value: the last ' before
+// a space, a 0x1D or the end of s.
+func closingSingle(s string, from int) int {
+	for j := from; j < len(s); j++ {
+		if s[j] == '\'' && (j+1 == len(s) || s[j+1] == ' ' || s[j+1] == 0x1D) {
+			return j
+		}
+	}
+	return -1
+}
+
+func unquote(raw string) string {
+	if len(raw) >= 2 && raw[len(raw)-1] == raw[0] {
+		return raw[1 : len(raw)-1]
+	}
+	return raw[1:]
+}
+
+func isUpperHex(s string) bool {
+	if len(s) < 2 || len(s)%2 != 0 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'A' + 10
+}
+
+func (p *Parser) decodeHex(s string) string {
+	b := p.alloc(len(s) / 2)
+	for i := range b {
+		b[i] = unhex(s[2*i])<<4 | unhex(s[2*i+1])
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

@@ -1,0 +1,310 @@
+package plugin
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+// Framings of the plugin stream (plugins.d format = string | binary).
+const (
+	FramingString      = "string"
+	FramingBinaryAuto  = "binary"       // detect fixed or exact frames from the first frame
+	FramingBinaryFixed = "binary-fixed" // auditd <= 4.1.0: 8970-byte data area
+	FramingBinaryExact = "binary-exact" // auditd >= 4.1.1: exactly hdr.size bytes
+)
+
+// maxAuditMessage is MAX_AUDIT_MESSAGE_LENGTH, the binary data area.
+const maxAuditMessage = 8970
+
+const headerSize = 16
+
+// InputError is a line or frame the reader could not use. It goes to the
+// parse-error log with its raw bytes; the stream stays in sync.
+type InputError struct {
+	Reason string // too_long, nul_byte, invalid_utf8, bad_frame
+	Raw    []byte // a bounded copy of the offending bytes
+	Offset int64  // byte offset in the stream
+}
+
+func (e *InputError) Error() string {
+	return fmt.Sprintf("input at byte %d: %s", e.Offset, e.Reason)
+}
+
+// Reader reads auditd's plugin stream and hands out lines in batches.
+//
+// It only reads, frames and copies; it never waits on parsing, enrichment
+// or sinks: Run sends each batch with a non-blocking send and counts the
+// records of a batch that found the queue full as dropped (the queue bound
+// is the configured backlog). Lines are strings backed by memory that is
+// never reused, so they stay valid after the batch is consumed.
+type Reader struct {
+	r        *bufio.Reader
+	framing  string
+	maxLine  int
+	chunk    []byte
+	offset   int64
+	onError  func(*InputError)
+	stats    *InputStats
+	resync   bool
+}
+
+// InputStats are the reader's counters.
+type InputStats struct {
+	Lines     *metrics.Counter
+	Bytes     *metrics.Counter
+	Dropped   *metrics.Counter
+	Errors    map[string]*metrics.Counter
+	QueueLen  *metrics.Gauge
+	QueueHigh *metrics.Gauge
+}
+
+// NewInputStats registers the input counters in reg.
+func NewInputStats(reg *metrics.Registry) *InputStats {
+	s := &InputStats{
+		Lines:     reg.Counter("audisp_enrich_input_records_total", "", "Records read from the input."),
+		Bytes:     reg.Counter("audisp_enrich_input_bytes_total", "", "Bytes read from the input."),
+		Dropped:   reg.Counter("audisp_enrich_input_dropped_records_total", "", "Records dropped because the pipeline queue was full."),
+		QueueLen:  reg.Gauge("audisp_enrich_input_queue_records", "", "Records waiting between the reader and the pipeline."),
+		QueueHigh: reg.Gauge("audisp_enrich_input_queue_high_water_records", "", "Most records ever waiting in the input queue."),
+		Errors:    map[string]*metrics.Counter{},
+	}
+	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "bad_frame"} {
+		s.Errors[r] = reg.Counter("audisp_enrich_input_errors_total", `reason="`+r+`"`, "Input lines or frames with problems, by reason.")
+	}
+	return s
+}
+
+// NewReader returns a reader of r with the given framing. maxLine bounds a
+// string-format line (at least 64 KiB is sensible); onError is called for
+// every problem, from the reading goroutine.
+func NewReader(r io.Reader, framing string, maxLine int, stats *InputStats, onError func(*InputError)) (*Reader, error) {
+	switch framing {
+	case FramingString, FramingBinaryAuto, FramingBinaryFixed, FramingBinaryExact:
+	default:
+		return nil, fmt.Errorf("unknown input format %q (want string, binary, binary-fixed or binary-exact)", framing)
+	}
+	if maxLine < 1024 {
+		maxLine = 1024
+	}
+	return &Reader{
+		r:       bufio.NewReaderSize(r, max(maxLine+1, 2*(headerSize+maxAuditMessage))),
+		framing: framing, maxLine: maxLine, stats: stats, onError: onError,
+	}, nil
+}
+
+// Framing returns the framing in use; after the first binary frame, auto
+// detection has settled on binary-fixed or binary-exact.
+func (rd *Reader) Framing() string { return rd.framing }
+
+// Run reads until EOF or a read error and sends batches of lines to out.
+// It returns nil at EOF.
+func (rd *Reader) Run(out chan<- []string) error {
+	batch := make([]string, 0, 256)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		select {
+		case out <- batch:
+			n := rd.stats.QueueLen.Value() + int64(len(batch))
+			rd.stats.QueueLen.Set(n)
+			if n > rd.stats.QueueHigh.Value() {
+				rd.stats.QueueHigh.Set(n)
+			}
+		default:
+			rd.stats.Dropped.Add(uint64(len(batch)))
+			rd.onError(&InputError{Reason: "queue_full", Offset: rd.offset,
+				Raw: []byte(fmt.Sprintf("pipeline queue full: dropped %d records", len(batch)))})
+		}
+		batch = make([]string, 0, 256)
+	}
+	for {
+		line, err := rd.next()
+		if line != "" {
+			batch = append(batch, line)
+			if len(batch) == cap(batch) || rd.r.Buffered() == 0 {
+				flush()
+			}
+		}
+		if err != nil {
+			flush()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// next returns the next line ("" with nil error when a line was rejected).
+func (rd *Reader) next() (string, error) {
+	if rd.framing == FramingString {
+		return rd.nextString()
+	}
+	return rd.nextFrame()
+}
+
+func (rd *Reader) nextString() (string, error) {
+	b, err := rd.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) || (err == nil && len(b) > rd.maxLine+1) {
+		// Over the limit: report a bounded head and skip to the newline.
+		head := append([]byte(nil), b[:min(len(b), 4096)]...)
+		n := int64(len(b))
+		for errors.Is(err, bufio.ErrBufferFull) {
+			b, err = rd.r.ReadSlice('\n')
+			n += int64(len(b))
+		}
+		rd.offset += n
+		rd.stats.Bytes.Add(uint64(n))
+		rd.stats.Errors["too_long"].Inc()
+		rd.onError(&InputError{Reason: "too_long", Raw: head, Offset: rd.offset - n})
+		return "", err
+	}
+	rd.offset += int64(len(b))
+	rd.stats.Bytes.Add(uint64(len(b)))
+	if len(b) > 0 && b[len(b)-1] == '\n' {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 {
+		return "", err
+	}
+	return rd.keep(b), err
+}
+
+// keep copies b into the chunk slab, checks it, and returns it as a string.
+func (rd *Reader) keep(b []byte) string {
+	if bytes.IndexByte(b, 0) >= 0 {
+		rd.stats.Errors["nul_byte"].Inc()
+		rd.onError(&InputError{Reason: "nul_byte", Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: rd.offset})
+	} else if !utf8.Valid(b) {
+		rd.stats.Errors["invalid_utf8"].Inc()
+		rd.onError(&InputError{Reason: "invalid_utf8", Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: rd.offset})
+	}
+	rd.stats.Lines.Inc()
+	if cap(rd.chunk)-len(rd.chunk) < len(b) {
+		rd.chunk = make([]byte, 0, max(256<<10, len(b)))
+	}
+	start := len(rd.chunk)
+	rd.chunk = append(rd.chunk, b...)
+	s := rd.chunk[start:len(rd.chunk):len(rd.chunk)]
+	return unsafe.String(unsafe.SliceData(s), len(s))
+}
+
+// header is struct audit_dispatcher_header (host byte order: little endian
+// on the platforms we build for).
+type header struct{ ver, hlen, typ, size uint32 }
+
+func parseHeader(b []byte) header {
+	return header{binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:]),
+		binary.LittleEndian.Uint32(b[8:]), binary.LittleEndian.Uint32(b[12:])}
+}
+
+func (h header) valid() bool {
+	return h.ver <= 1 && h.hlen == headerSize && h.size <= maxAuditMessage && h.typ > 0 && h.typ < 10000
+}
+
+func (rd *Reader) nextFrame() (string, error) {
+	hb, err := rd.r.Peek(headerSize)
+	if err != nil {
+		if len(hb) > 0 && errors.Is(err, io.EOF) {
+			rd.badFrame(hb, "truncated header")
+			_, _ = rd.r.Discard(len(hb))
+		}
+		return "", err
+	}
+	h := parseHeader(hb)
+	if !h.valid() {
+		// Out of sync: skip one byte at a time until a header validates,
+		// reporting the episode once.
+		if !rd.resync {
+			rd.badFrame(hb, "invalid header")
+			rd.resync = true
+		}
+		_, _ = rd.r.Discard(1)
+		rd.offset++
+		return "", nil
+	}
+	rd.resync = false
+	_, _ = rd.r.Discard(headerSize)
+	rd.offset += headerSize
+	payload := make([]byte, h.size)
+	if _, err := io.ReadFull(rd.r, payload); err != nil {
+		rd.badFrame(payload, "truncated payload")
+		return "", io.EOF
+	}
+	rd.offset += int64(h.size)
+	rd.stats.Bytes.Add(uint64(headerSize) + uint64(h.size))
+	if err := rd.skipPadding(h); err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	line := rd.frameLine(h, payload)
+	if len(line) == 0 {
+		return "", nil
+	}
+	return rd.keep(line), nil
+}
+
+// skipPadding settles auto-detection and skips the unused part of a fixed
+// 8970-byte data area.
+func (rd *Reader) skipPadding(h header) error {
+	pad := maxAuditMessage - int(h.size)
+	if rd.framing == FramingBinaryAuto {
+		next, err := rd.r.Peek(headerSize)
+		switch {
+		case len(next) == headerSize && parseHeader(next).valid():
+			rd.framing = FramingBinaryExact
+		case pad > 0 && len(next) > 0:
+			rd.framing = FramingBinaryFixed
+		case err != nil:
+			return err
+		}
+	}
+	if rd.framing == FramingBinaryFixed && pad > 0 {
+		n, err := rd.r.Discard(pad)
+		rd.offset += int64(n)
+		rd.stats.Bytes.Add(uint64(n))
+		return err
+	}
+	return nil
+}
+
+// frameLine turns a frame into a string-format line the way auditd's
+// string mode does: VER0 payloads get "type=NAME msg=" in front; the text
+// ends at the first NUL (VER0 is printed with %.*s); embedded newlines
+// become spaces.
+func (rd *Reader) frameLine(h header, p []byte) []byte {
+	if i := bytes.IndexByte(p, 0); i >= 0 && h.ver == 0 {
+		p = p[:i]
+	}
+	for len(p) > 0 && p[len(p)-1] == '\n' {
+		p = p[:len(p)-1]
+	}
+	for i, c := range p {
+		if c == '\n' {
+			p[i] = ' '
+		}
+	}
+	if h.ver == 1 {
+		return p
+	}
+	name := audit.TypeName(uint16(h.typ))
+	out := make([]byte, 0, len("type= msg=")+len(name)+len(p))
+	out = append(out, "type="...)
+	out = append(out, name...)
+	out = append(out, " msg="...)
+	return append(out, p...)
+}
+
+func (rd *Reader) badFrame(b []byte, why string) {
+	rd.stats.Errors["bad_frame"].Inc()
+	rd.onError(&InputError{Reason: "bad_frame", Raw: append([]byte(why+": "), b[:min(len(b), 4096)]...), Offset: rd.offset})
+}
