@@ -1,0 +1,103 @@
+package imatest
+
+import (
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// scenario is what one exec in the guest must produce.
+type scenario struct {
+	ID    string
+	Title string
+	// Path is the decoded file= of the first INTEGRITY_RULE record.
+	Path string
+	// Hashes are the SHA-256 digests the event must carry, the executed
+	// file first, computed on the host from the bytes put in the guest.
+	Hashes []string
+	// HexPath: the kernel hex-encodes file= (a space in the path).
+	HexPath bool
+	// Key is the audit rule key expected on the SYSCALL record ("" none).
+	Key string
+	// AUID, UID: expected login and real user (names), "" when not checked.
+	AUIDName, UIDName string
+	AUID, UID         string
+	// Tags are exactly the tags the plugin must put on the event.
+	Tags []string
+	// Blocklist names the blocklist that must match the first hash.
+	Blocklist string
+	// Hunt names the hunting rule that must match.
+	Hunt string
+	// Technique, TechniqueName, Tactic: the ATT&CK tagging expected.
+	Technique, TechniqueName, Tactic string
+}
+
+// scenarios returns the table for the files in g.
+func scenarios(g *guestFiles) []scenario {
+	return []scenario{
+		{ID: "s1", Title: "a fresh binary", Path: "/opt/imatest/fresh", Hashes: []string{sha256hex(g.fresh)}},
+		{ID: "s2", Title: "a blocklisted binary run from /dev/shm", Path: "/dev/shm/dropper",
+			Hashes: []string{sha256hex(g.dropper)}, Blocklist: testBlocklist, Hunt: tempDirHuntRule},
+		{ID: "s3", Title: "a script run through its interpreter", Path: "/opt/imatest/script.sh",
+			Hashes: []string{sha256hex(g.script), sha256hex(g.busybox)}},
+		{ID: "s4", Title: "a path with a space", Path: "/opt/imatest/with space/hello world",
+			Hashes: []string{sha256hex(g.helloV1)}, HexPath: true},
+		{ID: "s5", Title: "the same path after its content changed", Path: "/opt/imatest/with space/hello world",
+			Hashes: []string{sha256hex(g.helloV2)}, HexPath: true},
+		{ID: "s6", Title: "a binary watched with -k T1140_decode", Path: "/opt/imatest/b64dec",
+			Hashes: []string{sha256hex(g.b64dec)}, Key: "T1140_decode",
+			Technique: "T1140", TechniqueName: "Deobfuscate/Decode Files or Information", Tactic: "Defense Evasion"},
+		{ID: "s7", Title: "an unprivileged user with a login uid", Path: "/opt/imatest/userprog",
+			Hashes: []string{sha256hex(g.userprog)}, AUID: "1000", AUIDName: "alice", UID: "1001", UIDName: "bob"},
+	}
+}
+
+// checkRaw checks the kernel's and auditd's side of every scenario on the
+// string records auditd wrote (audit.log) or handed to the plugin.
+func checkRaw(t *testing.T, name, source string, recs []rawRecord, scs []scenario) {
+	for _, sc := range scs {
+		t.Run(name+"/"+sc.ID, func(t *testing.T) {
+			ev := rawEventWithHash(recs, sc.Hashes[0])
+			if ev == nil {
+				t.Fatalf("%s: %s: no INTEGRITY_RULE with sha256:%s in %s", sc.ID, sc.Title, sc.Hashes[0], source)
+			}
+			if got := ev.hashes(); !slices.Equal(got, sc.Hashes) {
+				t.Errorf("%s: INTEGRITY_RULE hashes %v, want %v (serial %s)", sc.ID, got, sc.Hashes, ev[0].Serial)
+			}
+			for _, typ := range []string{"INTEGRITY_RULE", "SYSCALL", "EXECVE", "PROCTITLE"} {
+				if _, ok := ev.first(typ); !ok {
+					t.Errorf("%s: event %s lacks %s: has %v", sc.ID, ev[0].Serial, typ, ev.types())
+				}
+			}
+			ir, _ := ev.first("INTEGRITY_RULE")
+			wantFile := `"` + sc.Path + `"`
+			if sc.HexPath {
+				wantFile = strings.ToUpper(hex.EncodeToString([]byte(sc.Path)))
+			}
+			if ir.Fields["file"] != wantFile {
+				t.Errorf("%s: file=%s, want %s", sc.ID, ir.Fields["file"], wantFile)
+			}
+			sys, _ := ev.first("SYSCALL")
+			if sc.Key != "" && sys.Fields["key"] != `"`+sc.Key+`"` {
+				t.Errorf("%s: SYSCALL key=%s, want %q", sc.ID, sys.Fields["key"], sc.Key)
+			}
+			if sc.AUID != "" {
+				got := fmt.Sprintf("auid=%s uid=%s AUID=%s UID=%s", sys.Fields["auid"], sys.Fields["uid"], sys.Interp["AUID"], sys.Interp["UID"])
+				want := fmt.Sprintf("auid=%s uid=%s AUID=%s UID=%s", sc.AUID, sc.UID, sc.AUIDName, sc.UIDName)
+				if got != want {
+					t.Errorf("%s: SYSCALL %s, want %s", sc.ID, got, want)
+				}
+			}
+			t.Logf("%s %-45s serial %s sha256 %s", sc.ID, sc.Title, ev[0].Serial, strings.Join(ev.hashes(), " + "))
+		})
+	}
+}
+
+// Names the guest's plugin config gives to the test's blocklist and the
+// hunting rule scenario 2 must trigger.
+const (
+	testBlocklist   = "imatest"
+	tempDirHuntRule = "exec_from_temp_dir"
+)
