@@ -1,0 +1,226 @@
+// Package syslog is the syslog sink: it sends each message as one RFC 5424
+// or RFC 3164 record over udp, tcp (octet counting or LF framing), tls
+// (RFC 5425) or a unix socket.
+//
+// Syslog has no application-level acknowledgement, so a message counts as
+// delivered once the kernel accepted the write. On stream transports a
+// reader goroutine watches for the peer closing the connection, so a dead
+// collector is noticed before the next batch rather than after it.
+package syslog
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/sinks"
+)
+
+// Sink sends messages to one syslog collector. It implements sinks.Sink;
+// like every sink it is driven by one runner goroutine and its methods must
+// not be called concurrently.
+type Sink struct {
+	name   string
+	cfg    Config
+	opts   Options
+	tlsCfg *tls.Config
+	log    *slog.Logger
+
+	conn   net.Conn
+	closed chan struct{} // closed by the reader when a stream peer hangs up
+	buf    []byte
+
+	sent, bytes, truncated, errs, connects *metrics.Counter
+}
+
+var _ sinks.Sink = (*Sink)(nil)
+
+// New validates cfg (filling in defaults), loads the TLS files and returns
+// an unconnected sink.
+func New(name string, cfg Config) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sink %s: %w", name, err)
+	}
+	s := &Sink{
+		name: name,
+		cfg:  cfg,
+		opts: cfg.Options(strconv.Itoa(os.Getpid())),
+		log:  slog.With("sink", name, "transport", cfg.Transport, "address", cfg.Address),
+	}
+	if cfg.Transport == "tls" {
+		tc, err := loadTLS(&cfg)
+		if err != nil {
+			return nil, fmt.Errorf("sink %s: %w", name, err)
+		}
+		s.tlsCfg = tc
+	}
+	l := `sink="` + name + `"`
+	s.sent = metrics.Default.Counter("syslog_messages_sent_total", l, "Syslog records written.")
+	s.bytes = metrics.Default.Counter("syslog_bytes_sent_total", l, "Syslog bytes written, framing included.")
+	s.truncated = metrics.Default.Counter("syslog_messages_truncated_total", l, "Syslog records cut to max_message_bytes.")
+	s.errs = metrics.Default.Counter("syslog_write_errors_total", l, "Failed syslog dials and writes.")
+	s.connects = metrics.Default.Counter("syslog_connects_total", l, "Successful syslog connects.")
+	return s, nil
+}
+
+func loadTLS(c *Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName}
+	if tc.ServerName == "" {
+		host, _, err := net.SplitHostPort(c.Address)
+		if err != nil {
+			return nil, fmt.Errorf("syslog: address %q: %w", c.Address, err)
+		}
+		tc.ServerName = host
+	}
+	if c.TLSCA != "" {
+		pem, err := os.ReadFile(c.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("syslog: tls_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("syslog: tls_ca %s: no PEM certificate found", c.TLSCA)
+		}
+		tc.RootCAs = pool
+	}
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("syslog: tls_cert/tls_key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// Name returns the sink name given to New.
+func (s *Sink) Name() string { return s.name }
+
+// Connect dials the collector (closing any previous connection). For tls
+// the handshake is done here, so certificate errors surface from Connect.
+func (s *Sink) Connect(ctx context.Context) error {
+	s.drop()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	var (
+		conn net.Conn
+		err  error
+		d    net.Dialer
+	)
+	switch s.cfg.Transport {
+	case "tls":
+		td := tls.Dialer{NetDialer: &d, Config: s.tlsCfg}
+		conn, err = td.DialContext(ctx, "tcp", s.cfg.Address)
+	case "unix":
+		conn, err = d.DialContext(ctx, "unixgram", s.cfg.Address)
+	case "unix_stream":
+		conn, err = d.DialContext(ctx, "unix", s.cfg.Address)
+	default:
+		conn, err = d.DialContext(ctx, s.cfg.Transport, s.cfg.Address)
+	}
+	if err != nil {
+		s.errs.Inc()
+		return fmt.Errorf("sink %s: dial %s %s: %w", s.name, s.cfg.Transport, s.cfg.Address, err)
+	}
+	s.conn = conn
+	if s.stream() {
+		s.closed = make(chan struct{})
+		go watch(conn, s.closed)
+	}
+	s.connects.Inc()
+	s.log.Info("syslog connected")
+	return nil
+}
+
+// watch reads (and discards) whatever the peer sends until the connection
+// ends, then closes done. Syslog servers never send data.
+func watch(conn net.Conn, done chan struct{}) {
+	_, _ = io.Copy(io.Discard, conn)
+	close(done)
+}
+
+func (s *Sink) stream() bool {
+	return s.cfg.Transport == "tcp" || s.cfg.Transport == "tls" || s.cfg.Transport == "unix_stream"
+}
+
+// Write sends each message of the batch as one record, in order. It returns
+// nil when all were written, and otherwise an error wrapping
+// sinks.ErrNotConnected (a *sinks.PartialError when some were written
+// first); the connection is then closed and the runner must Connect again.
+// A record lost in a TCP send buffer when the peer dies is not detected:
+// syslog has no acknowledgements.
+func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
+	if s.conn == nil {
+		return sinks.ErrNotConnected
+	}
+	for i := range batch {
+		err := ctx.Err()
+		if err == nil {
+			err = s.writeOne(&batch[i])
+		}
+		if err != nil {
+			s.errs.Inc()
+			s.log.Warn("syslog write failed", "err", err)
+			s.drop()
+			err = fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err)
+			if i == 0 {
+				return err
+			}
+			p := &sinks.PartialError{Err: err}
+			for j := 0; j < i; j++ {
+				p.Delivered = append(p.Delivered, j)
+			}
+			return p
+		}
+	}
+	return nil
+}
+
+func (s *Sink) writeOne(m *sinks.Message) error {
+	if s.closed != nil {
+		select {
+		case <-s.closed:
+			return errors.New("peer closed the connection")
+		default:
+		}
+	}
+	var trunc bool
+	s.buf, trunc = Encode(s.buf[:0], &s.opts, &Record{Time: time.Now(), Meta: m.Meta, Msg: m.Value})
+	if trunc {
+		s.truncated.Inc()
+		s.log.Warn("syslog message truncated", "seq", m.Seq, "bytes", len(m.Value), "max_message_bytes", s.cfg.MaxMessageBytes)
+	}
+	if err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
+		return err
+	}
+	n, err := s.conn.Write(s.buf)
+	if err != nil {
+		return err
+	}
+	s.sent.Inc()
+	s.bytes.Add(uint64(n))
+	return nil
+}
+
+// drop closes the current connection, if any.
+func (s *Sink) drop() {
+	if s.conn != nil {
+		_ = s.conn.Close()
+		s.conn, s.closed = nil, nil
+	}
+}
+
+// Close closes the connection. The sink can be connected again.
+func (s *Sink) Close(context.Context) error {
+	s.drop()
+	return nil
+}
