@@ -1,0 +1,171 @@
+package virustotal
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vt "github.com/VirusTotal/vt-go"
+)
+
+// guiFile is the VirusTotal web page of a file; the link always points at
+// the public GUI, whatever Config.Host says.
+const guiFile = "https://www.virustotal.com/gui/file/"
+
+// transport ties vt-go's requests (which take no context) to the worker's
+// context, so Close aborts a request in flight, and records the HTTP status
+// of the last answer (vt-go drops it). The worker sends one request at a
+// time, so one status slot is enough.
+type transport struct {
+	base   http.RoundTripper
+	ctx    context.Context
+	status atomic.Int32
+}
+
+func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(t.ctx, cancel)
+	resp, err := t.base.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		stop()
+		cancel()
+		return nil, err
+	}
+	t.status.Store(int32(resp.StatusCode))
+	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { stop(); cancel() }}
+	return resp, nil
+}
+
+// releaseBody releases the request's context when the body is closed.
+type releaseBody struct {
+	io.ReadCloser
+	once    sync.Once
+	release func()
+}
+
+func (b *releaseBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.release)
+	return err
+}
+
+func newClient(key string, timeout time.Duration, ctx context.Context) (*vt.Client, *transport) {
+	tr := &transport{base: http.DefaultTransport.(*http.Transport).Clone(), ctx: ctx}
+	c := vt.NewClient(key, vt.WithHTTPClient(&http.Client{Timeout: timeout, Transport: tr}))
+	c.Agent = "audisp-enrich"
+	return c, tr
+}
+
+// outcome classifies the result of one lookup.
+type outcome string
+
+const (
+	outFound     outcome = "found"     // 200 with a file object
+	outNotFound  outcome = "not_found" // 404 NotFoundError
+	outQuota     outcome = "quota"     // 429: wait for the window to reset
+	outAuth      outcome = "auth"      // 401/403: the key is bad; stop looking up
+	outTransient outcome = "transient" // no answer, timeout, 5xx, garbled answer: retry later
+	outError     outcome = "error"     // any other API error: give up on this hash
+)
+
+var outcomes = []outcome{outFound, outNotFound, outQuota, outAuth, outTransient, outError}
+
+// classify maps a GetObject result to an outcome plus a short reason (the
+// API error code, or "http_NNN", or "network"). status is the HTTP status
+// of the answer, 0 when none arrived. vt-go returns vt.Error by value.
+func classify(err error, status int) (outcome, string) {
+	if err == nil {
+		return outFound, ""
+	}
+	var ve vt.Error
+	if errors.As(err, &ve) {
+		switch ve.Code {
+		case "NotFoundError":
+			return outNotFound, ve.Code
+		case "QuotaExceededError", "TooManyRequestsError":
+			return outQuota, ve.Code
+		case "WrongCredentialsError", "AuthenticationRequiredError", "ForbiddenError", "UserNotActiveError":
+			return outAuth, ve.Code
+		case "TransientError", "DeadlineExceededError":
+			return outTransient, ve.Code
+		}
+		if o := byStatus(status); o != "" {
+			return o, ve.Code
+		}
+		return outError, ve.Code
+	}
+	if status == 0 {
+		return outTransient, "network"
+	}
+	if o := byStatus(status); o != "" {
+		return o, "http_" + strconv.Itoa(status)
+	}
+	// A 2xx or 4xx answer vt-go could not parse (not JSON, no data).
+	if status < 300 {
+		return outTransient, "bad_response"
+	}
+	return outError, "http_" + strconv.Itoa(status)
+}
+
+func byStatus(status int) outcome {
+	switch {
+	case status == http.StatusNotFound:
+		return outNotFound
+	case status == http.StatusTooManyRequests:
+		return outQuota
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return outAuth
+	case status >= 500:
+		return outTransient
+	}
+	return ""
+}
+
+// verdictOf extracts the verdict fields of a file object. Missing
+// attributes (popular_threat_classification is absent for clean files)
+// leave zero values; unknown ones are ignored.
+func verdictOf(obj *vt.Object, hash string) cacheEntry {
+	num := func(a string) int64 { v, _ := obj.GetInt64(a); return v }
+	str := func(a string) string { v, _ := obj.GetString(a); return v }
+	sha := obj.ID()
+	if len(sha) != 64 || !validHex(sha) {
+		sha = str("sha256")
+	}
+	if len(sha) != 64 || !validHex(sha) {
+		sha = hash
+	}
+	return cacheEntry{
+		Found:           true,
+		Malicious:       num("last_analysis_stats.malicious"),
+		Suspicious:      num("last_analysis_stats.suspicious"),
+		Harmless:        num("last_analysis_stats.harmless"),
+		Undetected:      num("last_analysis_stats.undetected"),
+		Reputation:      num("reputation"),
+		ThreatLabel:     str("popular_threat_classification.suggested_threat_label"),
+		MeaningfulName:  str("meaningful_name"),
+		FirstSubmission: num("first_submission_date"),
+		LastAnalysis:    num("last_analysis_date"),
+		Link:            guiFile + sha,
+	}
+}
+
+// validHex reports whether s is a lower-case hex md5, sha1 or sha256.
+func validHex(s string) bool {
+	switch len(s) {
+	case 32, 40, 64:
+	default:
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
