@@ -1,0 +1,372 @@
+// Package proc keeps a bounded process table fed by exec events and sets the
+// parent process of every event from it.
+//
+// The table maps a pid to the program images it ran, learnt from successful
+// execve/execveat events (SYSCALL + EXECVE records). A pid keeps its number
+// across exec, so each exec replaces the image of its pid; the image before
+// it is kept too, so that an event stamped before the exec, but enriched
+// after it (the pool runs events in parallel), still finds the parent as it
+// was at the event's time. Processes started before the plugin are read from
+// /proc/<pid> on a table miss (when enabled); that result and "no such
+// process" are cached in the table as well.
+//
+// The parent is best-effort: the table cannot see exits, and a child's event
+// enriched before its parent's exec event falls back to /proc.
+package proc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+// Config configures the process table ([proc] in the config file).
+type Config struct {
+	// Enabled switches the enricher on (default true). The runtime reads it;
+	// New builds a table either way.
+	Enabled bool `toml:"enabled"`
+	// MaxEntries bounds the number of pids held (default 16384, 1..16777216).
+	// The least recently used pid is evicted first.
+	MaxEntries int `toml:"max_entries"`
+	// ProcFallback reads /proc/<ppid> for parents the table does not know
+	// (default true). Turn it off when replaying logs from another time or
+	// host, where /proc describes unrelated processes.
+	ProcFallback bool `toml:"proc_fallback"`
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{Enabled: true, MaxEntries: 16384, ProcFallback: true}
+}
+
+// Validate reports the first invalid option.
+func (c *Config) Validate() error {
+	if c.MaxEntries < 1 || c.MaxEntries > 1<<24 {
+		return fmt.Errorf("proc: max_entries %d out of range 1..16777216", c.MaxEntries)
+	}
+	return nil
+}
+
+// Source says where an Image was learnt.
+type Source uint8
+
+const (
+	// SourceExec is an image from an exec event.
+	SourceExec Source = iota + 1
+	// SourceProc is an image read from /proc; its StartMilli is the process
+	// start (fork) to one second, and its AUID is empty.
+	SourceProc
+)
+
+// Image is a program a pid ran. All strings are owned (they do not pin the
+// event they came from); Args must not be modified.
+type Image struct {
+	Exe  string
+	Args []string // at most 64 arguments and 4 KiB
+	UID  string   // numeric, as logged
+	AUID string   // numeric, as logged
+	PPID int
+	// StartMilli is when the image started: the exec event's time, in unix
+	// milliseconds.
+	StartMilli int64
+	Source     Source
+}
+
+// entry is what the table holds for one pid: up to two images, newest
+// first, or a cached miss.
+type entry struct {
+	img     [2]Image
+	n       int   // images held (0 for a cached miss)
+	expires int64 // unix ms after which a cached miss is forgotten
+}
+
+// missTTL is how long "no such process in /proc" is remembered. Pids are
+// reused only after the kernel's pid space wraps, so a minute is safe.
+const missTTL = time.Minute
+
+// procSlack covers the one-second precision of /proc start times.
+const procSlack = 1000
+
+// maxProcReaders bounds how many enrich calls read /proc at once. Reading
+// /proc/<pid>/cmdline can block on the target's memory map lock; the bound
+// keeps such a stall from taking every worker.
+const maxProcReaders = 2
+
+// Stats are the table's own counts since New.
+type Stats struct {
+	Len       int    // pids held now
+	Execs     uint64 // exec events recorded
+	Evictions uint64 // pids evicted for room
+	FromTable uint64 // parents found in the table
+	FromProc  uint64 // parents read from /proc
+	Unknown   uint64 // parents not found
+	ProcErrs  uint64 // /proc reads that failed for another reason than exit
+}
+
+var (
+	mExecs     = metrics.Default.Counter("audisp_enrich_proc_execs_total", "", "Exec events recorded in the process table.")
+	mEvictions = metrics.Default.Counter("audisp_enrich_proc_evictions_total", "", "Pids evicted from the process table for room.")
+	mFromTable = metrics.Default.Counter("audisp_enrich_proc_parent_lookups_total", `result="table"`, "Parent lookups by outcome.")
+	mFromProc  = metrics.Default.Counter("audisp_enrich_proc_parent_lookups_total", `result="proc"`, "Parent lookups by outcome.")
+	mUnknown   = metrics.Default.Counter("audisp_enrich_proc_parent_lookups_total", `result="unknown"`, "Parent lookups by outcome.")
+	mProcErrs  = metrics.Default.Counter("audisp_enrich_proc_read_errors_total", "", "Reads of /proc that failed for another reason than the process having exited.")
+)
+
+// Table is the process table and the "proc" enricher. It is safe for
+// concurrent use.
+type Table struct {
+	fs  *procFS // nil without ProcFallback
+	sem chan struct{}
+	now func() time.Time
+
+	mu  sync.Mutex
+	lru *simplelru.LRU[int, *entry]
+
+	execs, evictions, fromTable, fromProc, unknown, procErrs atomic.Uint64
+}
+
+var _ enrich.Enricher = (*Table)(nil)
+
+// New returns an empty table. With ProcFallback it reads the boot time from
+// /proc/stat and fails when it cannot.
+func New(cfg Config) (*Table, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	l, err := simplelru.NewLRU[int, *entry](cfg.MaxEntries, nil)
+	if err != nil {
+		return nil, fmt.Errorf("proc: %w", err)
+	}
+	t := &Table{lru: l, now: time.Now, sem: make(chan struct{}, maxProcReaders)}
+	if cfg.ProcFallback {
+		if t.fs, err = newProcFS("/proc"); err != nil {
+			return nil, fmt.Errorf("proc: proc_fallback: %w", err)
+		}
+	}
+	return t, nil
+}
+
+// Name returns "proc".
+func (t *Table) Name() string { return "proc" }
+
+// Enrich records ev's exec, if it is one, then sets ev.Parent from the
+// parent pid of ev's SYSCALL (or INTEGRITY_RULE) record as it was at the
+// event's time. It leaves ev.Parent nil when the parent is unknown. The
+// error, if any, is a /proc read failure or ctx ending while waiting for a
+// /proc reader slot.
+func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
+	task := taskRecord(ev)
+	if task == nil {
+		return nil
+	}
+	at := ev.ID.Sec*1000 + int64(ev.ID.Msec)
+	if sc := ExecRecord(ev); sc != nil {
+		t.recordExec(ev, sc, at)
+	}
+	v, _ := task.Get("ppid")
+	ppid, err := strconv.Atoi(v)
+	if err != nil || ppid <= 0 {
+		return nil
+	}
+	img, ok, err := t.parent(ctx, ppid, at)
+	if ok {
+		ev.Parent = &audit.Process{
+			PID:        ppid,
+			Executable: img.Exe,
+			Args:       img.Args,
+			UID:        img.UID,
+			StartSec:   img.StartMilli / 1000,
+		}
+	}
+	return err
+}
+
+// recordExec stores the new image of the pid that exec'd.
+func (t *Table) recordExec(ev *audit.Event, sc *audit.Record, at int64) {
+	pid, err := strconv.Atoi(field(sc, "pid"))
+	if err != nil || pid <= 0 {
+		return
+	}
+	ppid, _ := strconv.Atoi(field(sc, "ppid"))
+	t.Record(pid, Image{
+		Exe:        strings.Clone(field(sc, "exe")),
+		Args:       ownArgs(Argv(ev, maxArgs)),
+		UID:        strings.Clone(field(sc, "uid")),
+		AUID:       strings.Clone(field(sc, "auid")),
+		PPID:       ppid,
+		StartMilli: at,
+		Source:     SourceExec,
+	})
+	t.execs.Add(1)
+	mExecs.Inc()
+}
+
+func field(r *audit.Record, name string) string {
+	v, _ := r.Get(name)
+	return v
+}
+
+// Record stores img as an image of pid. The table keeps the two latest
+// images of each pid by StartMilli, whatever order they are recorded in.
+// img's strings and Args must not be modified afterwards.
+func (t *Table) Record(pid int, img Image) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := &entry{img: [2]Image{img}, n: 1}
+	if old, ok := t.lru.Peek(pid); ok && old.n > 0 {
+		e.n = 2
+		switch {
+		case img.StartMilli >= old.img[0].StartMilli:
+			e.img[1] = old.img[0]
+		case old.n == 1 || img.StartMilli >= old.img[1].StartMilli:
+			e.img = [2]Image{old.img[0], img}
+		default: // older than both: keep the two we have
+			e.img = old.img
+		}
+	}
+	if t.lru.Add(pid, e) {
+		t.evictions.Add(1)
+		mEvictions.Inc()
+	}
+}
+
+// Lookup returns the image pid was running at unix millisecond at (the
+// latest one when at is 0), from the table only.
+func (t *Table) Lookup(pid int, at int64) (Image, bool) {
+	img, st := t.lookup(pid, at)
+	return img, st == found
+}
+
+type lookupState uint8
+
+const (
+	absent    lookupState = iota // not in the table
+	found                        // image valid at the time
+	knownMiss                    // cached: not in /proc either
+	tooNew                       // every image held started after the time
+)
+
+func (t *Table) lookup(pid int, at int64) (Image, lookupState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.lru.Get(pid)
+	if !ok {
+		return Image{}, absent
+	}
+	if e.n == 0 {
+		if t.now().UnixMilli() < e.expires {
+			return Image{}, knownMiss
+		}
+		t.lru.Remove(pid)
+		return Image{}, absent
+	}
+	for i := 0; i < e.n; i++ {
+		img := e.img[i]
+		slack := int64(0)
+		if img.Source == SourceProc {
+			slack = procSlack
+		}
+		if at == 0 || img.StartMilli-slack <= at {
+			return img, found
+		}
+	}
+	return Image{}, tooNew
+}
+
+// parent finds the image of ppid at time at: in the table, else in /proc.
+func (t *Table) parent(ctx context.Context, ppid int, at int64) (Image, bool, error) {
+	img, st := t.lookup(ppid, at)
+	switch {
+	case st == found:
+		t.count(&t.fromTable, mFromTable)
+		return img, true, nil
+	case st != absent || t.fs == nil:
+		t.count(&t.unknown, mUnknown)
+		return Image{}, false, nil
+	}
+	select {
+	case t.sem <- struct{}{}:
+	case <-ctx.Done():
+		t.count(&t.unknown, mUnknown)
+		return Image{}, false, fmt.Errorf("proc: waiting to read /proc/%d: %w", ppid, ctx.Err())
+	}
+	img, err := t.fs.read(ppid)
+	<-t.sem
+	switch {
+	case errors.Is(err, errGone):
+		t.storeMiss(ppid)
+		t.count(&t.unknown, mUnknown)
+		return Image{}, false, nil
+	case err != nil:
+		t.count(&t.unknown, mUnknown)
+		t.count(&t.procErrs, mProcErrs)
+		return Image{}, false, fmt.Errorf("proc: %w", err)
+	}
+	t.storeProc(ppid, img)
+	if img.StartMilli-procSlack > at {
+		// The pid now belongs to a process younger than the event.
+		t.count(&t.unknown, mUnknown)
+		return Image{}, false, nil
+	}
+	t.count(&t.fromProc, mFromProc)
+	return img, true, nil
+}
+
+// storeProc caches an image read from /proc unless an exec image of the pid
+// was recorded meanwhile (exec images are more precise).
+func (t *Table) storeProc(pid int, img Image) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old, ok := t.lru.Peek(pid); ok && old.n > 0 {
+		return
+	}
+	if t.lru.Add(pid, &entry{img: [2]Image{img}, n: 1}) {
+		t.evictions.Add(1)
+		mEvictions.Inc()
+	}
+}
+
+// storeMiss caches that pid is not in /proc, unless it was recorded meanwhile.
+func (t *Table) storeMiss(pid int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old, ok := t.lru.Peek(pid); ok && old.n > 0 {
+		return
+	}
+	if t.lru.Add(pid, &entry{expires: t.now().Add(missTTL).UnixMilli()}) {
+		t.evictions.Add(1)
+		mEvictions.Inc()
+	}
+}
+
+func (t *Table) count(own *atomic.Uint64, global *metrics.Counter) {
+	own.Add(1)
+	global.Inc()
+}
+
+// Stats returns the table's counts.
+func (t *Table) Stats() Stats {
+	t.mu.Lock()
+	n := t.lru.Len()
+	t.mu.Unlock()
+	return Stats{
+		Len:       n,
+		Execs:     t.execs.Load(),
+		Evictions: t.evictions.Load(),
+		FromTable: t.fromTable.Load(),
+		FromProc:  t.fromProc.Load(),
+		Unknown:   t.unknown.Load(),
+		ProcErrs:  t.procErrs.Load(),
+	}
+}

@@ -1,0 +1,139 @@
+package proc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat starttime. It is 100
+// on every Linux architecture Go supports.
+const clockTicks = 100
+
+// procFS reads process facts from a procfs mount. Each read is bounded in
+// bytes: exe is a readlink, cmdline is cut at maxArgsBytes, stat and status
+// at 4 KiB.
+type procFS struct {
+	root      string // "/proc"
+	bootMilli int64  // boot time, unix milliseconds (btime of /proc/stat)
+}
+
+func newProcFS(root string) (*procFS, error) {
+	b, err := readBounded(root+"/stat", 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s/stat: btime %q: %w", root, v, err)
+			}
+			return &procFS{root: root, bootMilli: sec * 1000}, nil
+		}
+	}
+	return nil, fmt.Errorf("%s/stat: no btime line", root)
+}
+
+// errGone is returned when the process does not exist (any more).
+var errGone = errors.New("no such process")
+
+// read returns the image of the live process pid. StartMilli is the process
+// start (its fork, not its last exec) with one-second precision, since btime
+// has whole seconds.
+func (p *procFS) read(pid int) (Image, error) {
+	dir := p.root + "/" + strconv.Itoa(pid)
+	stat, err := readBounded(dir+"/stat", 4096)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			return Image{}, errGone
+		}
+		return Image{}, err
+	}
+	ppid, start, err := parseStat(stat)
+	if err != nil {
+		return Image{}, fmt.Errorf("%s/stat: %w", dir, err)
+	}
+	img := Image{PPID: ppid, StartMilli: p.bootMilli + start*1000/clockTicks, Source: SourceProc}
+	// A kernel thread has no exe and an empty cmdline; both are then "".
+	if exe, err := os.Readlink(dir + "/exe"); err == nil {
+		img.Exe = exe
+	}
+	if cmd, err := readBounded(dir+"/cmdline", maxArgsBytes); err == nil {
+		img.Args = splitCmdline(cmd)
+	}
+	if status, err := readBounded(dir+"/status", 4096); err == nil {
+		img.UID = statusUID(status)
+	}
+	return img, nil
+}
+
+// parseStat returns ppid (field 4) and starttime (field 22, clock ticks since
+// boot) of a /proc/<pid>/stat line. comm (field 2) may hold spaces and
+// parentheses, so the fields are counted from the last ')'.
+func parseStat(b []byte) (ppid int, start int64, err error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, errors.New("no ')' after comm")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state), so field n is f[n-3].
+	if len(f) < 20 {
+		return 0, 0, fmt.Errorf("%d fields after comm, want at least 20", len(f))
+	}
+	ppid, err = strconv.Atoi(f[1])
+	if err != nil {
+		return 0, 0, fmt.Errorf("ppid: %w", err)
+	}
+	start, err = strconv.ParseInt(f[19], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("starttime: %w", err)
+	}
+	return ppid, start, nil
+}
+
+// splitCmdline splits a NUL-separated /proc/<pid>/cmdline into owned strings.
+func splitCmdline(b []byte) []string {
+	b = bytes.TrimRight(b, "\x00")
+	if len(b) == 0 {
+		return nil
+	}
+	parts := strings.Split(string(b), "\x00")
+	if len(parts) > maxArgs {
+		parts = parts[:maxArgs]
+	}
+	return parts
+}
+
+// statusUID returns the real uid from the "Uid:" line of /proc/<pid>/status.
+func statusUID(b []byte) string {
+	for _, line := range bytes.Split(b, []byte{'\n'}) {
+		if v, ok := bytes.CutPrefix(line, []byte("Uid:")); ok {
+			if f := strings.Fields(string(v)); len(f) > 0 {
+				return f[0]
+			}
+		}
+	}
+	return ""
+}
+
+// readBounded reads at most max bytes of a file.
+func readBounded(name string, max int) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, max)
+	n, err := io.ReadFull(f, buf)
+	switch {
+	case err == nil, errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return buf[:n], nil
+	}
+	return nil, err
+}
