@@ -1,0 +1,293 @@
+package blocklist
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"slices"
+)
+
+// The index keeps one table per digest algorithm. A table is a sorted slice
+// of fixed-size keys, each with a uint32 label number (labels are interned:
+// a 1M-entry list of one malware family stores the family name once), plus a
+// bucket table over the leading key bits so a lookup binary-searches a
+// handful of neighbouring entries instead of the whole slice. Digests are
+// uniformly distributed, so buckets stay even. A sha256 entry costs 36 bytes
+// plus about 0.5 byte of bucket table. An index never changes after build,
+// so any number of goroutines may read it.
+
+type (
+	md5Key    [16]byte
+	sha1Key   [20]byte
+	sha256Key [32]byte
+	sha512Key [64]byte
+)
+
+type key[K any] interface {
+	comparable
+	compare(K) int
+	top() uint32 // the first four bytes, big-endian
+}
+
+func (a md5Key) compare(b md5Key) int       { return bytes.Compare(a[:], b[:]) }
+func (a sha1Key) compare(b sha1Key) int     { return bytes.Compare(a[:], b[:]) }
+func (a sha256Key) compare(b sha256Key) int { return bytes.Compare(a[:], b[:]) }
+func (a sha512Key) compare(b sha512Key) int { return bytes.Compare(a[:], b[:]) }
+func (a md5Key) top() uint32                { return binary.BigEndian.Uint32(a[:4]) }
+func (a sha1Key) top() uint32               { return binary.BigEndian.Uint32(a[:4]) }
+func (a sha256Key) top() uint32             { return binary.BigEndian.Uint32(a[:4]) }
+func (a sha512Key) top() uint32             { return binary.BigEndian.Uint32(a[:4]) }
+
+type entry[K key[K]] struct {
+	k     K
+	label uint32
+}
+
+type table[K key[K]] struct {
+	ents   []entry[K] // sorted by key, unique
+	bits   uint8      // bucket = top() >> (32-bits); 0 bits is one bucket
+	starts []uint32   // bucket b holds ents[starts[b]:starts[b+1]]
+}
+
+// maxBucketBits caps the bucket table at 4 MiB.
+const maxBucketBits = 20
+
+// buildTable sorts and deduplicates ents (taking ownership) and builds the
+// buckets. Of duplicate keys the one with the lowest label number (the label
+// met first in the file) is kept.
+func buildTable[K key[K]](ents []entry[K]) table[K] {
+	slices.SortFunc(ents, func(a, b entry[K]) int {
+		if c := a.k.compare(b.k); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.label, b.label)
+	})
+	ents = slices.CompactFunc(ents, func(a, b entry[K]) bool { return a.k == b.k })
+	if cap(ents)-len(ents) > len(ents)/8 {
+		ents = append(make([]entry[K], 0, len(ents)), ents...)
+	}
+	t := table[K]{ents: ents}
+	for t.bits < maxBucketBits && 8<<t.bits < len(ents) {
+		t.bits++
+	}
+	t.starts = make([]uint32, 1<<t.bits+1)
+	for i := range ents {
+		t.starts[ents[i].k.top()>>(32-t.bits)+1]++
+	}
+	for b := 1; b < len(t.starts); b++ {
+		t.starts[b] += t.starts[b-1]
+	}
+	return t
+}
+
+func (t *table[K]) find(k K) (uint32, bool) {
+	if len(t.ents) == 0 {
+		return 0, false
+	}
+	b := k.top() >> (32 - t.bits)
+	lo, hi := int(t.starts[b]), int(t.starts[b+1])
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		switch c := t.ents[m].k.compare(k); {
+		case c == 0:
+			return t.ents[m].label, true
+		case c < 0:
+			lo = m + 1
+		default:
+			hi = m
+		}
+	}
+	return 0, false
+}
+
+// Digest algorithms, in the order of index.tables.
+const (
+	algoMD5 = iota
+	algoSHA1
+	algoSHA256
+	algoSHA512
+	numAlgos
+)
+
+var algoNames = [numAlgos]string{"md5", "sha1", "sha256", "sha512"}
+
+var algoBytes = [numAlgos]int{16, 20, 32, 64}
+
+func algoByName(s string) (int, bool) {
+	for a, n := range algoNames {
+		if n == s {
+			return a, true
+		}
+	}
+	return 0, false
+}
+
+// digest is a decoded digest of any supported algorithm.
+type digest struct {
+	algo int
+	b    [64]byte
+}
+
+// index is one loaded list. Label 0 is the empty label.
+type index struct {
+	md5    table[md5Key]
+	sha1   table[sha1Key]
+	sha256 table[sha256Key]
+	sha512 table[sha512Key]
+	labels []string
+}
+
+// lookup returns the label of d and whether d is in the index.
+func (ix *index) lookup(d *digest) (string, bool) {
+	var (
+		l  uint32
+		ok bool
+	)
+	switch d.algo {
+	case algoMD5:
+		l, ok = ix.md5.find(md5Key(d.b[:16]))
+	case algoSHA1:
+		l, ok = ix.sha1.find(sha1Key(d.b[:20]))
+	case algoSHA256:
+		l, ok = ix.sha256.find(sha256Key(d.b[:32]))
+	case algoSHA512:
+		l, ok = ix.sha512.find(sha512Key(d.b[:64]))
+	}
+	if !ok {
+		return "", false
+	}
+	return ix.labels[l], true
+}
+
+// counts returns the number of unique digests per algorithm.
+func (ix *index) counts() [numAlgos]int {
+	return [numAlgos]int{len(ix.md5.ents), len(ix.sha1.ents), len(ix.sha256.ents), len(ix.sha512.ents)}
+}
+
+func (ix *index) len() int {
+	n := 0
+	for _, c := range ix.counts() {
+		n += c
+	}
+	return n
+}
+
+// builder collects entries while a file is parsed.
+type builder struct {
+	md5      []entry[md5Key]
+	sha1     []entry[sha1Key]
+	sha256   []entry[sha256Key]
+	sha512   []entry[sha512Key]
+	labels   []string
+	labelIdx map[string]uint32
+	// lineHint, when positive, is the expected number of digest lines; the
+	// first table that receives an entry is sized for it, which saves the
+	// doubling copies on large single-algorithm lists.
+	lineHint int
+}
+
+func newBuilder(lineHint int) *builder {
+	return &builder{labels: []string{""}, labelIdx: map[string]uint32{"": 0}, lineHint: lineHint}
+}
+
+// label interns s.
+func (b *builder) label(s []byte) uint32 {
+	if i, ok := b.labelIdx[string(s)]; ok {
+		return i
+	}
+	i := uint32(len(b.labels))
+	str := string(s)
+	b.labels = append(b.labels, str)
+	b.labelIdx[str] = i
+	return i
+}
+
+func hinted[K key[K]](s []entry[K], hint *int) []entry[K] {
+	if s == nil && *hint > 0 {
+		s = make([]entry[K], 0, *hint)
+		*hint = 0
+	}
+	return s
+}
+
+func (b *builder) add(d *digest, label uint32) {
+	switch d.algo {
+	case algoMD5:
+		b.md5 = append(hinted(b.md5, &b.lineHint), entry[md5Key]{md5Key(d.b[:16]), label})
+	case algoSHA1:
+		b.sha1 = append(hinted(b.sha1, &b.lineHint), entry[sha1Key]{sha1Key(d.b[:20]), label})
+	case algoSHA256:
+		b.sha256 = append(hinted(b.sha256, &b.lineHint), entry[sha256Key]{sha256Key(d.b[:32]), label})
+	case algoSHA512:
+		b.sha512 = append(hinted(b.sha512, &b.lineHint), entry[sha512Key]{sha512Key(d.b[:64]), label})
+	}
+}
+
+func (b *builder) build() *index {
+	ix := &index{
+		md5:    buildTable(b.md5),
+		sha1:   buildTable(b.sha1),
+		sha256: buildTable(b.sha256),
+		sha512: buildTable(b.sha512),
+		labels: slices.Clip(b.labels),
+	}
+	*b = builder{}
+	return ix
+}
+
+var unhex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c - 'a' + 10)
+		t[c-'a'+'A'] = byte(c - 'a' + 10)
+	}
+	return t
+}()
+
+// parseDigest decodes s, a hex digest of 32, 40, 64 or 128 digits (any
+// case), optionally prefixed by "md5:", "sha1:", "sha256:" or "sha512:"
+// (lower case) whose length must then match. It reports false for anything
+// else.
+func parseDigest[S []byte | string](s S, d *digest) bool {
+	hexs := s
+	want := -1
+	i := 0
+	for i < len(s) && s[i] != ':' {
+		i++
+	}
+	if i < len(s) {
+		a, ok := algoByName(string(s[:i]))
+		if !ok {
+			return false
+		}
+		want = a
+		hexs = s[i+1:]
+	}
+	switch len(hexs) {
+	case 32:
+		d.algo = algoMD5
+	case 40:
+		d.algo = algoSHA1
+	case 64:
+		d.algo = algoSHA256
+	case 128:
+		d.algo = algoSHA512
+	default:
+		return false
+	}
+	if want >= 0 && want != d.algo {
+		return false
+	}
+	var bad byte
+	for i := 0; i < len(hexs)/2; i++ {
+		hi, lo := unhex[hexs[2*i]], unhex[hexs[2*i+1]]
+		bad |= hi | lo
+		d.b[i] = hi<<4 | lo
+	}
+	return bad&0xf0 == 0
+}
