@@ -120,7 +120,7 @@ func newGuestFiles() (*guestFiles, error) {
 func buildTree(g *guestFiles, plugin, config []byte) (fsTree, error) {
 	t := fsTree{}
 	for _, d := range []string{"proc", "sys", "dev", "tmp", "run", "root", "etc/audit/plugins.d",
-		"var/log/audit", "var/lib", "usr/bin", "usr/sbin", "sbin"} {
+		"var/log/audit", "var/lib", "usr/bin", "home/alice", "home/bob", "usr/sbin", "sbin"} {
 		t.mkdirAll(d)
 	}
 	t.symlink("var/run", "/run")
@@ -154,8 +154,9 @@ func buildTree(g *guestFiles, plugin, config []byte) (fsTree, error) {
 		t.file("usr/sbin/audisp-enrich", 0o750, []byte("#!/bin/sh\nexec cat > /var/log/audisp-enrich/raw.log\n"))
 	}
 	if config != nil {
-		t.file("etc/audisp-enrich/config.toml", 0o640, config)
+		t.file(guestConfig, 0o640, config)
 	}
+	t.file(guestBlocklist, 0o644, guestBlocklistFile(g))
 	t.mkdirAll("var/log/audisp-enrich")
 	t["var/log/audisp-enrich"].uid, t["var/log/audisp-enrich"].gid = serviceUID, serviceUID
 	t["var/log/audisp-enrich"].mode = 0o750

@@ -37,6 +37,15 @@ func TestIMA(t *testing.T) {
 		if plugin, err = os.ReadFile(bin); err != nil {
 			t.Fatal(err)
 		}
+		packaged, from, err := packagedConfig(root)
+		if err != nil {
+			t.Fatalf("packaged config: %v", err)
+		}
+		if config, err = guestPluginConfig(packaged); err != nil {
+			t.Fatalf("%s: %v", from, err)
+		}
+		os.WriteFile(filepath.Join(work, "config.toml"), config, 0o644)
+		t.Logf("plugin config: %s with the test's blocklist, key map and file sink", from)
 	}
 	tree, err := buildTree(g, plugin, config)
 	if err != nil {
@@ -59,12 +68,27 @@ func TestIMA(t *testing.T) {
 	if !res.Done {
 		t.Fatalf("the guest did not send its results (console in %s/console.log)", work)
 	}
-	t.Logf("facts:\n%s", res.Files["facts.txt"])
+	facts := parseFacts(res.Files["facts.txt"])
+	if f := facts["fatal"]; f != "" {
+		t.Fatalf("guest /init gave up: %s (console in %s/console.log)", f, work)
+	}
+	for _, s := range []string{"s1", "s2", "s3", "s4", "s5", "s6", "s7"} {
+		if facts[s+".rc"] != "0" {
+			t.Errorf("%s exited %q in the guest (console in %s/console.log)", s, facts[s+".rc"], work)
+		}
+	}
 
 	scs := scenarios(g)
 	checkRaw(t, "auditlog", "audit.log", parseRaw(res.Files["audit.log"]), scs)
+	checkPluginProcess(t, facts)
 	if plugin == nil {
 		t.Errorf("plugin/cmd/audisp-enrich is not in this tree: the guest ran cat as the plugin; only auditd's side was checked")
 		checkRaw(t, "plugin-input", "the plugin's input (cat)", parseRaw(res.Files["raw.log"]), scs)
+	} else {
+		docs := parseDocs(t, res.Files["events.jsonl"])
+		checkPlugin(t, docs, scs)
+		checkSchema(t, root, docs)
+		checkNoParseErrors(t, res.Files)
 	}
+	t.Logf("timing: whole test %v", time.Since(start).Round(time.Millisecond))
 }

@@ -20,6 +20,7 @@ type scenario struct {
 	// HexPath: the kernel hex-encodes file= (a space in the path).
 	HexPath bool
 	// Key is the audit rule key expected on the SYSCALL record ("" none).
+	// Keys are tags of the event too.
 	Key string
 	// AUID, UID: expected login and real user (names), "" when not checked.
 	AUIDName, UIDName string
@@ -39,7 +40,8 @@ func scenarios(g *guestFiles) []scenario {
 	return []scenario{
 		{ID: "s1", Title: "a fresh binary", Path: "/opt/imatest/fresh", Hashes: []string{sha256hex(g.fresh)}},
 		{ID: "s2", Title: "a blocklisted binary run from /dev/shm", Path: "/dev/shm/dropper",
-			Hashes: []string{sha256hex(g.dropper)}, Blocklist: testBlocklist, Hunt: tempDirHuntRule},
+			Hashes: []string{sha256hex(g.dropper)}, Blocklist: testBlocklist, Hunt: tempDirHuntRule,
+			Tags: []string{"blocklist:" + testBlocklist, "hunt:" + tempDirHuntRule}},
 		{ID: "s3", Title: "a script run through its interpreter", Path: "/opt/imatest/script.sh",
 			Hashes: []string{sha256hex(g.script), sha256hex(g.busybox)}},
 		{ID: "s4", Title: "a path with a space", Path: "/opt/imatest/with space/hello world",
@@ -47,10 +49,14 @@ func scenarios(g *guestFiles) []scenario {
 		{ID: "s5", Title: "the same path after its content changed", Path: "/opt/imatest/with space/hello world",
 			Hashes: []string{sha256hex(g.helloV2)}, HexPath: true},
 		{ID: "s6", Title: "a binary watched with -k T1140_decode", Path: "/opt/imatest/b64dec",
-			Hashes: []string{sha256hex(g.b64dec)}, Key: "T1140_decode",
+			Hashes: []string{sha256hex(g.b64dec)}, Key: "T1140_decode", Tags: []string{"T1140_decode"},
 			Technique: "T1140", TechniqueName: "Deobfuscate/Decode Files or Information", Tactic: "Defense Evasion"},
 		{ID: "s7", Title: "an unprivileged user with a login uid", Path: "/opt/imatest/userprog",
-			Hashes: []string{sha256hex(g.userprog)}, AUID: "1000", AUIDName: "alice", UID: "1001", UIDName: "bob"},
+			Hashes: []string{sha256hex(g.userprog)}, AUID: "1000", AUIDName: "alice", UID: "1001", UIDName: "bob",
+			// The watch key imatest_user carries no technique id: the test's
+			// key map maps it to T1078.003.
+			Key: testKey, Tags: []string{testKey},
+			Technique: testKeyTechID, TechniqueName: "Local Accounts", Tactic: "Initial Access"},
 	}
 }
 
@@ -101,3 +107,39 @@ const (
 	testBlocklist   = "imatest"
 	tempDirHuntRule = "exec_from_temp_dir"
 )
+
+// checkPluginProcess is scenario 8: the plugin as /proc showed it inside the
+// guest after startup must run as its service user with no capabilities.
+func checkPluginProcess(t *testing.T, facts map[string]string) {
+	t.Run("s8", func(t *testing.T) {
+		t.Logf("s8 plugin pid %s: Uid %q Gid %q Groups %q CapEff %s CapPrm %s CapBnd %s CapAmb %s NoNewPrivs %s user %s",
+			facts["s8.pid"], facts["s8.Uid"], facts["s8.Gid"], facts["s8.Groups"], facts["s8.CapEff"],
+			facts["s8.CapPrm"], facts["s8.CapBnd"], facts["s8.CapAmb"], facts["s8.NoNewPrivs"], facts["s8.user"])
+		if facts["s8.pid"] == "" {
+			t.Fatalf("s8: the plugin was not running after the scenarios")
+		}
+		want := fmt.Sprint(serviceUID)
+		if u := strings.Fields(facts["s8.Uid"]); len(u) != 4 || u[0] != want || u[1] != want || u[2] != want || u[3] != want {
+			t.Errorf("s8: plugin Uid (real, effective, saved, fs) = %q, want all %s (audisp-enrich)", facts["s8.Uid"], want)
+		}
+		if g := strings.Fields(facts["s8.Gid"]); len(g) != 4 || g[0] != want || g[1] != want || g[2] != want || g[3] != want {
+			t.Errorf("s8: plugin Gid = %q, want all %s", facts["s8.Gid"], want)
+		}
+		for _, c := range []string{"CapEff", "CapPrm", "CapAmb"} {
+			if facts["s8."+c] != "0000000000000000" {
+				t.Errorf("s8: plugin %s = %s, want 0000000000000000", c, facts["s8."+c])
+			}
+		}
+	})
+}
+
+// parseFacts reads the guest's KEY=VALUE facts file (later keys win).
+func parseFacts(s string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(s, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}

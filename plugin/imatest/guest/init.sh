@@ -41,7 +41,8 @@ finish() {
 		send_file facts.txt $OUT/facts.txt
 		send_file events.jsonl /var/log/audisp-enrich/events.jsonl
 		send_file raw.log /var/log/audisp-enrich/raw.log
-		send_file plugin.stderr /var/log/audisp-enrich/plugin.stderr
+		send_file syslog /var/log/messages
+		send_file parse-errors.log /var/log/audisp-enrich/parse-errors.log
 		send_file auditd.stderr $OUT/auditd.stderr
 		send_file audit.log /var/log/audit/audit.log
 		echo "@@imatest-done"
@@ -57,6 +58,9 @@ die() {
 
 fact "kernel=$(uname -r)"
 
+# The plugin logs to syslog (auditd gives plugins no stderr of their own).
+syslogd -n -O /var/log/messages &
+
 # auditd in the foreground of a background job, so that its stderr (and the
 # plugins', which inherit it) lands in a file. It loads no rules by itself.
 auditd -n > $OUT/auditd.stderr 2>&1 &
@@ -71,7 +75,8 @@ done
 fact "plugin.started_after_ds=$i"
 
 auditctl -b 8192 > /dev/null || die "auditctl -b"
-auditctl -w /opt/imatest/b64dec -p x -k T1140_decode || die "auditctl -w"
+auditctl -w /opt/imatest/b64dec -p x -k T1140_decode || die "auditctl -w b64dec"
+auditctl -w /opt/imatest/userprog -p x -k imatest_user || die "auditctl -w userprog"
 
 # The policy can be written once per boot (no CONFIG_IMA_WRITE_POLICY), so
 # every rule goes in this single write. Nothing is audited before it.
@@ -114,8 +119,8 @@ if [ -n "$P" ]; then
 	fact "s8.user=$(stat -c %U /proc/$P)"
 fi
 
-# Stop auditd; it closes the plugin's stdin, and the plugin flushes and exits.
-sleep 1
+# Let the last records reach auditd, then stop it; it closes the plugin's stdin, and the plugin flushes and exits.
+sleep 0.5
 A=$(pidof auditd)
 kill $A
 i=0
