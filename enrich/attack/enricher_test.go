@@ -1,8 +1,10 @@
 package attack
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 	"sync"
@@ -217,10 +219,22 @@ func TestEnrichSkips(t *testing.T) {
 }
 
 func TestEnrichCounters(t *testing.T) {
+	var logBuf bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logBuf, nil)))
+	defer slog.SetDefault(old)
+
 	e := newEnricher(t, DefaultConfig())
 	u0, d0, t0 := unknownTotal.Value(), deprecatedTotal.Value(), techniquesTotal.Value()
 	for range 3 {
 		runEnrich(t, e, eventWithKeys("T9999_1\x01T1043\x01T1059_T8888"))
+	}
+	// Logged once per distinct key, not per event.
+	logs := logBuf.String()
+	for _, s := range []string{"key=T9999_1 id=T9999", "key=T1059_T8888 id=T8888", "deprecated ATT&CK technique\" key=T1043 id=T1043"} {
+		if n := strings.Count(logs, s); n != 1 {
+			t.Errorf("log has %q %d times, want once:\n%s", s, n, logs)
+		}
 	}
 	if got := unknownTotal.Value() - u0; got != 6 {
 		t.Errorf("unknown ids counted %d, want 6", got)

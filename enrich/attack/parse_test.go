@@ -65,7 +65,7 @@ func TestParseKey(t *testing.T) {
 // refParse is an independent statement of the id syntax: at every T/t that
 // does not follow a letter or digit, the longest of "T1234.567" or "T1234"
 // that is not followed by a letter or digit.
-var reAt = regexp.MustCompile(`^[Tt][0-9]{4}(?:\.[0-9]{3})?(?:[^A-Za-z0-9]|$)`)
+var reAt = regexp.MustCompile(`^([Tt][0-9]{4}(?:\.[0-9]{3})?)(?:[^A-Za-z0-9]|$)`)
 
 func refParse(s string) []string {
 	var ids []string
@@ -73,14 +73,11 @@ func refParse(s string) []string {
 		if i > 0 && isAlnumRef(s[i-1]) {
 			continue
 		}
-		m := reAt.FindString(s[i:])
-		if m == "" {
+		m := reAt.FindStringSubmatch(s[i:])
+		if m == nil {
 			continue
 		}
-		id := strings.ToUpper(m)
-		if n := len(id); !isAlnumRef(id[n-1]) {
-			id = id[:n-1]
-		}
+		id := "T" + m[1][1:] // not strings.ToUpper: it rewrites invalid UTF-8
 		seen := false
 		for _, x := range ids {
 			seen = seen || x == id
@@ -147,7 +144,7 @@ func FuzzParseKey(f *testing.F) {
 			t.Fatalf("ParseKey(%q) = %q, reference %q", key, got, want)
 		}
 		for _, id := range got {
-			if !reCanonical.MatchString(id) || !strings.Contains(strings.ToUpper(key), id) {
+			if !reCanonical.MatchString(id) || !strings.Contains(key, id[1:]) {
 				t.Fatalf("ParseKey(%q): %q is not a canonical id taken from the key", key, id)
 			}
 		}
