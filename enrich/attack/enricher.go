@@ -12,6 +12,7 @@ package attack
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,8 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 			if ki.deprecated > 0 {
 				deprecatedTotal.Add(ki.deprecated)
 			}
+			// One allocation per key at most, however many techniques.
+			ev.Techniques = slices.Grow(ev.Techniques, len(ki.techs))
 			for i := range ki.techs {
 				if !hasTechnique(ev.Techniques, ki.techs[i].ID) {
 					ev.Techniques = append(ev.Techniques, ki.techs[i])
