@@ -61,6 +61,8 @@ type ListConfig struct {
 	//     are ignored.
 	//   - "csv": generic CSV, configured with column, label_column,
 	//     delimiter, comment and header.
+	// A digest listed more than once keeps one label: a non-empty one if
+	// it has any, and of those the one that occurs first in the file.
 	Format string `toml:"format"`
 	// Column (csv only, required) is the digest column: a 1-based index
 	// ("3") or, with header = true, a column name (case-insensitive). It is

@@ -53,14 +53,15 @@ type table[K key[K]] struct {
 const maxBucketBits = 20
 
 // buildTable sorts and deduplicates ents (taking ownership) and builds the
-// buckets. Of duplicate keys the one with the lowest label number (the label
-// met first in the file) is kept.
+// buckets. Of duplicate keys one is kept: one with a label if any, and of
+// those the lowest label number, which is the label that occurs first in the
+// file (labels are numbered as they are first met).
 func buildTable[K key[K]](ents []entry[K]) table[K] {
 	slices.SortFunc(ents, func(a, b entry[K]) int {
 		if c := a.k.compare(b.k); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.label, b.label)
+		return cmp.Compare(a.label-1, b.label-1) // label 0 (none) wraps to last
 	})
 	ents = slices.CompactFunc(ents, func(a, b entry[K]) bool { return a.k == b.k })
 	if cap(ents)-len(ents) > len(ents)/8 {

@@ -51,7 +51,7 @@ func TestFormats(t *testing.T) {
 	}{
 		{
 			file:   "plain.txt",
-			counts: [numAlgos]int{2, 2, 2, 1},
+			counts: [numAlgos]int{2, 2, 3, 1},
 			want: map[string]string{
 				eicarSHA256: "EICAR test file", // the duplicate line's label loses
 				eicarMD5:    "EICAR (md5, upper case, tab)",
@@ -60,6 +60,7 @@ func TestFormats(t *testing.T) {
 				aSHA1:       "Mirai",
 				aSHA512:     "Mirai",
 				aMD5:        "Mirai",
+				fSHA256:     "late label",
 			},
 			absent: []string{bSHA256, bMD5},
 		},

@@ -1,0 +1,251 @@
+package blocklist
+
+import (
+	"encoding/hex"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// checkIndex verifies the invariants of every table: sorted, unique,
+// buckets consistent, labels in range, and each entry found by lookup.
+func checkIndex(t testing.TB, ix *index) {
+	t.Helper()
+	checkTable(t, &ix.md5, len(ix.labels))
+	checkTable(t, &ix.sha1, len(ix.labels))
+	checkTable(t, &ix.sha256, len(ix.labels))
+	checkTable(t, &ix.sha512, len(ix.labels))
+	if len(ix.labels) == 0 || ix.labels[0] != "" {
+		t.Fatalf("label 0 is %q, want empty", ix.labels)
+	}
+}
+
+func checkTable[K key[K]](t testing.TB, tb *table[K], nlabels int) {
+	t.Helper()
+	if len(tb.ents) == 0 {
+		return
+	}
+	if len(tb.starts) != 1<<tb.bits+1 || int(tb.starts[len(tb.starts)-1]) != len(tb.ents) || tb.starts[0] != 0 {
+		t.Fatalf("bucket table of %d entries, %d bits: %d starts, last %d", len(tb.ents), tb.bits, len(tb.starts), tb.starts[len(tb.starts)-1])
+	}
+	for i, e := range tb.ents {
+		if i > 0 && tb.ents[i-1].k.compare(e.k) >= 0 {
+			t.Fatalf("entry %d not above entry %d", i, i-1)
+		}
+		b := e.k.top() >> (32 - tb.bits)
+		if uint32(i) < tb.starts[b] || uint32(i) >= tb.starts[b+1] {
+			t.Fatalf("entry %d outside its bucket %d [%d, %d)", i, b, tb.starts[b], tb.starts[b+1])
+		}
+		if int(e.label) >= nlabels {
+			t.Fatalf("entry %d has label %d of %d", i, e.label, nlabels)
+		}
+		if l, ok := tb.find(e.k); !ok || l != e.label {
+			t.Fatalf("entry %d not found by find", i)
+		}
+	}
+}
+
+// TestIndexAgainstMap builds indexes of many sizes from random digests of
+// all four algorithms (with duplicates) and compares every lookup with a map.
+func TestIndexAgainstMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 2, 7, 8, 9, 100, 5000, 70000} {
+		b := newBuilder(0)
+		want := map[string]string{}
+		var present []string
+		for i := range n {
+			algo := rng.IntN(numAlgos)
+			var raw [64]byte
+			for j := range raw {
+				raw[j] = byte(rng.Uint32())
+			}
+			if i%10 == 0 {
+				raw[0], raw[1], raw[2], raw[3] = 0, 0, 0, byte(i) // crowd one bucket
+			}
+			h := hex.EncodeToString(raw[:algoBytes[algo]])
+			if i%7 == 3 && len(present) > 0 {
+				h = present[rng.IntN(len(present))] // duplicate
+			}
+			label := "fam" + string(rune('a'+i%5))
+			var d digest
+			if !parseDigest(h, &d) {
+				t.Fatalf("bad generated digest %q", h)
+			}
+			b.add(&d, b.label([]byte(label)))
+			// Labels are interned in lexical order here, so the label kept
+			// for a duplicate is the smallest.
+			if old, dup := want[h]; !dup {
+				want[h] = label
+				present = append(present, h)
+			} else if label < old {
+				want[h] = label
+			}
+		}
+		ix := b.build()
+		checkIndex(t, ix)
+		if ix.len() != len(want) {
+			t.Fatalf("n=%d: index holds %d digests, want %d", n, ix.len(), len(want))
+		}
+		if want := 1 + min(n, 5); len(ix.labels) != want {
+			t.Fatalf("n=%d: %d labels interned, want %d", n, len(ix.labels), want)
+		}
+		for h, label := range want {
+			if got, ok := lookupHex(t, ix, h); !ok || got != label {
+				t.Fatalf("n=%d: lookup %s = %q, %v; want %q", n, h, got, ok, label)
+			}
+		}
+		for range 1000 {
+			var raw [64]byte
+			for j := range raw {
+				raw[j] = byte(rng.Uint32())
+			}
+			h := hex.EncodeToString(raw[:algoBytes[rng.IntN(numAlgos)]])
+			if _, in := want[h]; in {
+				continue
+			}
+			if _, ok := lookupHex(t, ix, h); ok {
+				t.Fatalf("n=%d: absent %s found", n, h)
+			}
+		}
+	}
+}
+
+func TestParseDigest(t *testing.T) {
+	tests := []struct {
+		in   string
+		algo int
+		ok   bool
+	}{
+		{aMD5, algoMD5, true},
+		{strings.ToUpper(aSHA1), algoSHA1, true},
+		{"sha256:" + aSHA256, algoSHA256, true},
+		{"sha512:" + aSHA512, algoSHA512, true},
+		{"SHA256:" + aSHA256, 0, false}, // list prefixes are lower case
+		{"md5:" + aSHA1, 0, false},
+		{"sha224:" + aSHA256[:56], 0, false},
+		{aSHA256[:62] + "g0", 0, false},
+		{aSHA256[:63], 0, false},
+		{"", 0, false},
+		{":", 0, false},
+	}
+	for _, tt := range tests {
+		var d digest
+		ok := parseDigest(tt.in, &d)
+		if ok != tt.ok || ok && d.algo != tt.algo {
+			t.Errorf("parseDigest(%q) = algo %d, %v; want %d, %v", tt.in, d.algo, ok, tt.algo, tt.ok)
+		}
+		if ok {
+			h := tt.in[strings.IndexByte(tt.in, ':')+1:]
+			if got := hex.EncodeToString(d.b[:algoBytes[d.algo]]); got != strings.ToLower(h) {
+				t.Errorf("parseDigest(%q) decoded %s", tt.in, got)
+			}
+		}
+	}
+}
+
+// writeRandomList writes n random sha256 lines and returns the path and
+// the digests.
+func writeRandomList(b *testing.B, n int) (string, [][32]byte) {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "1m.txt")
+	rng := rand.New(rand.NewPCG(7, 11))
+	keys := make([][32]byte, n)
+	buf := make([]byte, 0, 65*n)
+	for i := range keys {
+		for j := 0; j < 32; j += 8 {
+			v := rng.Uint64()
+			for k := range 8 {
+				keys[i][j+k] = byte(v >> (8 * k))
+			}
+		}
+		buf = hex.AppendEncode(buf, keys[i][:])
+		buf = append(buf, '\n')
+	}
+	if err := os.WriteFile(path, buf, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return path, keys
+}
+
+// BenchmarkLoad1M loads a 1M-line plain sha256 list (65 MB). It reports the
+// heap the loaded index retains (heap-MB, B/entry, measured with
+// runtime.ReadMemStats after a GC with the index alive) and everything
+// allocated while loading (alloc-MB, an upper bound of the peak).
+func BenchmarkLoad1M(b *testing.B) {
+	const n = 1_000_000
+	path, _ := writeRandomList(b, n)
+	lc := ListConfig{Name: "bench", Path: path}
+	var retained, allocated uint64
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		ix, _, err := loadFile(&lc)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if ix.len() != n {
+			b.Fatalf("%d entries loaded", ix.len())
+		}
+		retained = after.HeapAlloc - before.HeapAlloc
+		allocated = after.TotalAlloc - before.TotalAlloc
+		runtime.KeepAlive(ix)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(retained)/(1<<20), "heap-MB")
+	b.ReportMetric(float64(retained)/n, "B/entry")
+	b.ReportMetric(float64(allocated)/(1<<20), "alloc-MB")
+}
+
+// BenchmarkLookup looks up random digests in a 1M-entry sha256 index, half
+// of them present, from the hex form an event carries (hex decoding
+// included). The probes are spread over the whole table, so the figure
+// includes cache misses.
+func BenchmarkLookup(b *testing.B) {
+	const n = 1_000_000
+	rng := rand.New(rand.NewPCG(3, 4))
+	bl := newBuilder(n)
+	probes := make([]string, 1<<16)
+	for i := range n {
+		var d digest
+		d.algo = algoSHA256
+		for j := 0; j < 32; j += 8 {
+			v := rng.Uint64()
+			for k := range 8 {
+				d.b[j+k] = byte(v >> (8 * k))
+			}
+		}
+		bl.add(&d, 0)
+		if i < len(probes) {
+			if i%2 == 1 {
+				d.b[5] ^= 0x5a // absent
+			}
+			probes[i] = hex.EncodeToString(d.b[:32])
+		}
+	}
+	rng.Shuffle(len(probes), func(i, j int) { probes[i], probes[j] = probes[j], probes[i] })
+	ix := bl.build()
+	b.ResetTimer()
+	found := 0
+	for i := range b.N {
+		var d digest
+		if parseDigest(probes[i&(len(probes)-1)], &d) {
+			if _, ok := ix.lookup(&d); ok {
+				found++
+			}
+		}
+	}
+	b.StopTimer()
+	if b.N >= len(probes) && (found < b.N/2-b.N/100 || found > b.N/2+b.N/100) {
+		b.Fatalf("%d of %d found, want half", found, b.N)
+	}
+}
