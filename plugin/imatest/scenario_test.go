@@ -14,6 +14,9 @@ type scenario struct {
 	Title string
 	// Path is the decoded file= of the first INTEGRITY_RULE record.
 	Path string
+	// Interpreter is the decoded file= of the second INTEGRITY_RULE record
+	// (scripts only); Hashes[1] is its digest.
+	Interpreter string
 	// Hashes are the SHA-256 digests the event must carry, the executed
 	// file first, computed on the host from the bytes put in the guest.
 	Hashes []string
@@ -42,7 +45,7 @@ func scenarios(g *guestFiles) []scenario {
 		{ID: "s2", Title: "a blocklisted binary run from /dev/shm", Path: "/dev/shm/dropper",
 			Hashes: []string{sha256hex(g.dropper)}, Blocklist: testBlocklist, Hunt: tempDirHuntRule,
 			Tags: []string{"blocklist:" + testBlocklist, "hunt:" + tempDirHuntRule}},
-		{ID: "s3", Title: "a script run through its interpreter", Path: "/opt/imatest/script.sh",
+		{ID: "s3", Title: "a script run through its interpreter", Path: "/opt/imatest/script.sh", Interpreter: "/bin/busybox",
 			Hashes: []string{sha256hex(g.script), sha256hex(g.busybox)}},
 		{ID: "s4", Title: "a path with a space", Path: "/opt/imatest/with space/hello world",
 			Hashes: []string{sha256hex(g.helloV1)}, HexPath: true},
