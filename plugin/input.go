@@ -47,14 +47,14 @@ func (e *InputError) Error() string {
 // is the configured backlog). Lines are strings backed by memory that is
 // never reused, so they stay valid after the batch is consumed.
 type Reader struct {
-	r        *bufio.Reader
-	framing  string
-	maxLine  int
-	chunk    []byte
-	offset   int64
-	onError  func(*InputError)
-	stats    *InputStats
-	resync   bool
+	r       *bufio.Reader
+	framing string
+	maxLine int
+	chunk   []byte
+	offset  int64
+	onError func(*InputError)
+	stats   *InputStats
+	resync  bool
 }
 
 // InputStats are the reader's counters.
@@ -105,12 +105,23 @@ func NewReader(r io.Reader, framing string, maxLine int, stats *InputStats, onEr
 // detection has settled on binary-fixed or binary-exact.
 func (rd *Reader) Framing() string { return rd.framing }
 
-// Run reads until EOF or a read error and sends batches of lines to out.
-// It returns nil at EOF.
-func (rd *Reader) Run(out chan<- []string) error {
+// Run reads until EOF or a read error and sends batches of lines to out
+// without ever blocking on it (plugin mode). It returns nil at EOF.
+func (rd *Reader) Run(out chan<- []string) error { return rd.run(out, false) }
+
+// RunBlocking is Run for replay: it waits for room in out instead of
+// dropping, since a file can wait.
+func (rd *Reader) RunBlocking(out chan<- []string) error { return rd.run(out, true) }
+
+func (rd *Reader) run(out chan<- []string, block bool) error {
 	batch := make([]string, 0, 256)
 	flush := func() {
 		if len(batch) == 0 {
+			return
+		}
+		if block {
+			out <- batch
+			batch = make([]string, 0, 256)
 			return
 		}
 		select {

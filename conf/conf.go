@@ -1,0 +1,396 @@
+// Package conf loads and validates the audisp-enrich configuration: one
+// TOML file (default /etc/audisp-enrich/config.toml), decoded strictly.
+// Unknown keys and bad values are errors that name the file and line.
+package conf
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich/attack"
+	"github.com/audisp-enrich/audisp-enrich/enrich/blocklist"
+	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
+	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
+	"github.com/audisp-enrich/audisp-enrich/sinks/kafka"
+	"github.com/audisp-enrich/audisp-enrich/sinks/syslog"
+)
+
+// DefaultPath is where the plugin looks for its config.
+const DefaultPath = "/etc/audisp-enrich/config.toml"
+
+// Example is the documented example config; print-default-config prints it
+// and it is what runs when no config file is given.
+//
+//go:embed example.toml
+var Example []byte
+
+// Config is the whole configuration.
+type Config struct {
+	// User is the account the plugin switches to after opening what needs
+	// root. "root" keeps root (not recommended).
+	User string `toml:"user"`
+	// StateDir holds buffers and caches.
+	StateDir   string           `toml:"state_dir"`
+	Input      InputConfig      `toml:"input"`
+	Reassembly ReassemblyConfig `toml:"reassembly"`
+	Log        LogConfig        `toml:"log"`
+	Status     StatusConfig     `toml:"status"`
+	Enrich     EnrichConfig     `toml:"enrich"`
+	Sinks      []SinkConfig     `toml:"-"`
+
+	// File is the path the config was read from ("" for the built-in one).
+	File string `toml:"-"`
+}
+
+// InputConfig configures the stdin reader.
+type InputConfig struct {
+	// Format is the plugins.d format: "string" (recommended), "binary"
+	// (auto-detects the frame layout), "binary-fixed" (auditd <= 4.1.0) or
+	// "binary-exact" (auditd >= 4.1.1).
+	Format string `toml:"format"`
+	// MaxLineBytes bounds one string-format line; longer lines are
+	// counted, logged and skipped.
+	MaxLineBytes int `toml:"max_line_bytes"`
+	// QueueBatches bounds the hand-off queue between the reader and the
+	// pipeline, in batches of up to 256 records. When it is full the
+	// reader drops the batch and counts it rather than stall auditd.
+	QueueBatches int `toml:"queue_batches"`
+}
+
+// ReassemblyConfig configures event reassembly.
+type ReassemblyConfig struct {
+	// EOETimeout closes an event this long after its last record.
+	EOETimeout time.Duration `toml:"eoe_timeout"`
+	// MaxInFlight bounds the events open at once; the oldest is closed
+	// early (and counted) past it.
+	MaxInFlight int `toml:"max_in_flight"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `toml:"level"`
+	// Syslog sends logs to the local syslog (auditd gives plugins no usable
+	// stderr). Logs also go to stderr when it is a terminal.
+	Syslog bool `toml:"syslog"`
+	// ParseErrors is a file that receives every rejected line with its raw
+	// bytes (rate limited); "" sends them to the main log.
+	ParseErrors string `toml:"parse_errors"`
+	// ParseErrorRate is the most rejected lines logged per second; the rest
+	// are counted.
+	ParseErrorRate int `toml:"parse_error_rate"`
+}
+
+// StatusConfig configures reporting.
+type StatusConfig struct {
+	// Interval between status reports in the log; 0 turns them off.
+	Interval time.Duration `toml:"interval"`
+	// Listen serves Prometheus metrics: "127.0.0.1:9727" or
+	// "unix:/run/audisp-enrich/metrics.sock"; "" turns it off.
+	Listen string `toml:"listen"`
+}
+
+// EnrichConfig configures the enrichment pool and each enricher.
+type EnrichConfig struct {
+	// Workers is the number of enrichment goroutines.
+	Workers int `toml:"workers"`
+	// Queue bounds the events waiting for enrichment.
+	Queue int `toml:"queue"`
+	// Timeout bounds each enricher call.
+	Timeout    time.Duration     `toml:"timeout"`
+	Hashes     HashesConfig      `toml:"hashes"`
+	Attack     attack.Config     `toml:"attack"`
+	Proc       proc.Config       `toml:"proc"`
+	Blocklist  blocklist.Config  `toml:"blocklist"`
+	VirusTotal virustotal.Config `toml:"virustotal"`
+}
+
+// HashesConfig switches the IMA hash extraction.
+type HashesConfig struct {
+	Enabled bool `toml:"enabled"`
+}
+
+// SinkConfig is one [[sink]] table.
+type SinkConfig struct {
+	// Name identifies the sink in logs and metrics (default: the type).
+	Name string `toml:"name"`
+	// Type is stdout, file, kafka, syslog or remote.
+	Type string `toml:"type"`
+	// Encoding is json (default), msgpack, or audit (text lines; the
+	// remote sink always uses audit).
+	Encoding string         `toml:"encoding"`
+	File     *FileConfig    `toml:"file"`
+	Kafka    *kafka.Config  `toml:"kafka"`
+	Syslog   *syslog.Config `toml:"syslog"`
+
+	// Line is the line of the [[sink]] header, for error messages.
+	Line int `toml:"-"`
+}
+
+// FileConfig configures the file sink.
+type FileConfig struct {
+	// Path of the JSON Lines file (appended; reopened on SIGHUP).
+	Path string `toml:"path"`
+	// MaxBytes rotates the file to PATH.1 ... PATH.N past this size; 0 never.
+	MaxBytes int64 `toml:"max_bytes"`
+	// Keep is how many rotated files to keep.
+	Keep int `toml:"keep"`
+	// Mode is the file mode of a new file.
+	Mode int `toml:"mode"`
+}
+
+// Defaults returns the built-in defaults (what a key that is not set means).
+func Defaults() Config {
+	return Config{
+		User:     "audisp-enrich",
+		StateDir: "/var/lib/audisp-enrich",
+		Input:    InputConfig{Format: "string", MaxLineBytes: 64 << 10, QueueBatches: 1024},
+		Reassembly: ReassemblyConfig{
+			EOETimeout: 2 * time.Second, MaxInFlight: 4096,
+		},
+		Log:    LogConfig{Level: "info", Syslog: true, ParseErrorRate: 10},
+		Status: StatusConfig{Interval: 5 * time.Minute},
+		Enrich: EnrichConfig{
+			Workers: 2, Queue: 4096, Timeout: 100 * time.Millisecond,
+			Hashes:     HashesConfig{Enabled: true},
+			Attack:     attack.DefaultConfig(),
+			Proc:       proc.DefaultConfig(),
+			Blocklist:  blocklist.DefaultConfig(),
+			VirusTotal: virustotal.DefaultConfig(),
+		},
+	}
+}
+
+// DefaultFileConfig are the file sink defaults.
+func DefaultFileConfig() FileConfig {
+	return FileConfig{MaxBytes: 100 << 20, Keep: 5, Mode: 0o640}
+}
+
+// Load reads and validates the config at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Builtin returns the embedded example config.
+func Builtin() *Config {
+	c, err := Parse("", Example)
+	if err != nil {
+		panic("embedded example config is invalid: " + err.Error())
+	}
+	return c
+}
+
+// Parse decodes and validates data; name is used in error messages.
+func Parse(name string, data []byte) (*Config, error) {
+	if name == "" {
+		name = "(built-in config)"
+	}
+	raw := struct {
+		Config
+		Sink []toml.Primitive `toml:"sink"`
+	}{Config: Defaults()}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
+	if err != nil {
+		return nil, posErr(name, err)
+	}
+	cfg := raw.Config
+	sinkLines := headerLines(data, "[[sink]]")
+	for i, p := range raw.Sink {
+		var head struct {
+			Type string `toml:"type"`
+		}
+		// First read the type to start from that sink type's defaults.
+		_ = md.PrimitiveDecode(p, &head)
+		sc := SinkConfig{Type: head.Type, Encoding: "json"}
+		switch head.Type {
+		case "file":
+			fc := DefaultFileConfig()
+			sc.File = &fc
+		case "kafka":
+			kc := kafka.DefaultConfig()
+			sc.Kafka = &kc
+		case "syslog":
+			yc := syslog.DefaultConfig()
+			sc.Syslog = &yc
+		}
+		if err := md.PrimitiveDecode(p, &sc); err != nil {
+			return nil, fmt.Errorf("%s:%d: [[sink]] #%d: %v", name, lineAt(sinkLines, i), i+1, err)
+		}
+		sc.Line = lineAt(sinkLines, i)
+		cfg.Sinks = append(cfg.Sinks, sc)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		var msgs []string
+		for _, k := range und {
+			msgs = append(msgs, fmt.Sprintf("%s:%d: unknown key %q", name, keyLine(data, k), k.String()))
+		}
+		return nil, errors.New(strings.Join(msgs, "\n"))
+	}
+	if name != "(built-in config)" {
+		cfg.File = name
+	}
+	if err := cfg.Validate(data); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &cfg, nil
+}
+
+// Validate checks every section; data (the file text, may be nil) lets
+// errors name a line.
+func (c *Config) Validate(data []byte) error {
+	var errs []error
+	at := func(section string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %w", sectionLine(data, section), err))
+		}
+	}
+	switch c.Input.Format {
+	case "string", "binary", "binary-fixed", "binary-exact":
+	default:
+		at("input", fmt.Errorf("input.format %q: want string, binary, binary-fixed or binary-exact", c.Input.Format))
+	}
+	if c.Input.MaxLineBytes < 16<<10 || c.Input.MaxLineBytes > 16<<20 {
+		at("input", fmt.Errorf("input.max_line_bytes %d: want 16384..16777216", c.Input.MaxLineBytes))
+	}
+	if c.Input.QueueBatches < 1 {
+		at("input", fmt.Errorf("input.queue_batches must be at least 1"))
+	}
+	if c.Reassembly.EOETimeout <= 0 || c.Reassembly.EOETimeout > time.Minute {
+		at("reassembly", fmt.Errorf("reassembly.eoe_timeout %s: want (0, 1m]", c.Reassembly.EOETimeout))
+	}
+	if c.Reassembly.MaxInFlight < 1 {
+		at("reassembly", fmt.Errorf("reassembly.max_in_flight must be at least 1"))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		at("log", fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
+	}
+	if c.Enrich.Workers < 1 || c.Enrich.Workers > 256 {
+		at("enrich", fmt.Errorf("enrich.workers %d: want 1..256", c.Enrich.Workers))
+	}
+	if c.Enrich.Queue < 1 {
+		at("enrich", fmt.Errorf("enrich.queue must be at least 1"))
+	}
+	if c.Enrich.Timeout <= 0 {
+		at("enrich", fmt.Errorf("enrich.timeout must be positive"))
+	}
+	at("enrich.attack", c.Enrich.Attack.Validate())
+	at("enrich.proc", c.Enrich.Proc.Validate())
+	at("enrich.blocklist", c.Enrich.Blocklist.Validate())
+	if c.Enrich.VirusTotal.Enabled {
+		at("enrich.virustotal", c.Enrich.VirusTotal.Validate())
+	}
+	names := map[string]bool{}
+	for i := range c.Sinks {
+		s := &c.Sinks[i]
+		bad := func(err error) {
+			errs = append(errs, fmt.Errorf("line %d: [[sink]] #%d (%s): %w", s.Line, i+1, s.Type, err))
+		}
+		if s.Name == "" {
+			s.Name = s.Type
+		}
+		if names[s.Name] {
+			bad(fmt.Errorf("duplicate sink name %q (set name = ...)", s.Name))
+		}
+		names[s.Name] = true
+		switch s.Encoding {
+		case "json", "msgpack", "audit":
+		default:
+			bad(fmt.Errorf("encoding %q: want json, msgpack or audit", s.Encoding))
+		}
+		switch s.Type {
+		case "stdout":
+		case "file":
+			if s.File == nil || s.File.Path == "" {
+				bad(errors.New("file sink needs [sink.file] path"))
+			}
+		case "kafka":
+			if s.Kafka == nil {
+				bad(errors.New("kafka sink needs a [sink.kafka] table"))
+			} else if err := s.Kafka.Validate(); err != nil {
+				bad(err)
+			}
+		case "syslog":
+			if s.Syslog == nil {
+				bad(errors.New("syslog sink needs a [sink.syslog] table"))
+			} else if err := s.Syslog.Validate(); err != nil {
+				bad(err)
+			}
+		default:
+			bad(fmt.Errorf("unknown type %q: want stdout, file, kafka, syslog or remote", s.Type))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// posErr adds file:line to a toml error.
+func posErr(name string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s:%d: %s", name, pe.Position.Line, pe.Message)
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// headerLines returns the 1-based lines where header (e.g. "[[sink]]") starts.
+func headerLines(data []byte, header string) []int {
+	var out []int
+	for i, l := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(l) == header {
+			out = append(out, i+1)
+		}
+	}
+	return out
+}
+
+func lineAt(lines []int, i int) int {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return 0
+}
+
+// sectionLine finds the line of a [section] header; 0 when absent.
+func sectionLine(data []byte, section string) int {
+	for i, l := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(l) == "["+section+"]" {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// keyLine finds the line where the last part of key is set, after its
+// table header when there is one.
+func keyLine(data []byte, k toml.Key) int {
+	lines := strings.Split(string(data), "\n")
+	from := 0
+	if len(k) > 1 {
+		if n := sectionLine(data, strings.Join(k[:len(k)-1], ".")); n > 0 {
+			from = n - 1
+		}
+	}
+	last := k[len(k)-1]
+	for i := from; i < len(lines); i++ {
+		l := strings.TrimSpace(lines[i])
+		if strings.HasPrefix(l, last) && strings.HasPrefix(strings.TrimSpace(l[len(last):]), "=") {
+			return i + 1
+		}
+		if strings.TrimSpace(l) == "["+strings.Join(k, ".")+"]" {
+			return i + 1
+		}
+	}
+	return 0
+}

@@ -1,0 +1,128 @@
+package enrich
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+// Pool runs a chain of enrichers over events on a bounded set of workers.
+//
+// Ordering: events leave (through the out function given to NewPool) in
+// exactly the order they were submitted, whatever the number of workers;
+// so the order per node is the reassembler's order. Each event passes the
+// enrichers in chain order on one worker. Submit blocks when Queue events
+// are in the pool, which is the pool's bound.
+//
+// An enricher error, or a call that takes longer than the timeout, becomes
+// a warning on the event and is counted; the event always goes on.
+type Pool struct {
+	chain   []Enricher
+	timeout time.Duration
+	jobs    chan *job
+	order   chan *job
+	out     func(*audit.Event)
+	wg      sync.WaitGroup
+	done    chan struct{}
+	free    sync.Pool
+	stats   []enricherStats
+}
+
+type enricherStats struct {
+	calls, errors, slow *metrics.Counter
+	latency             *metrics.Histogram
+}
+
+type job struct {
+	ev   *audit.Event
+	done chan struct{}
+}
+
+// NewPool starts workers goroutines and the ordered emitter. out is called
+// from a single goroutine, in submission order.
+func NewPool(chain []Enricher, workers, queue int, timeout time.Duration, reg *metrics.Registry, out func(*audit.Event)) *Pool {
+	p := &Pool{
+		chain: chain, timeout: timeout, out: out,
+		jobs:  make(chan *job, queue),
+		order: make(chan *job, queue),
+		done:  make(chan struct{}),
+	}
+	p.free.New = func() any { return &job{done: make(chan struct{}, 1)} }
+	for _, e := range chain {
+		l := `enricher="` + e.Name() + `"`
+		p.stats = append(p.stats, enricherStats{
+			calls:   reg.Counter("audisp_enrich_enricher_calls_total", l, "Enricher calls."),
+			errors:  reg.Counter("audisp_enrich_enricher_errors_total", l, "Enricher calls that returned an error."),
+			slow:    reg.Counter("audisp_enrich_enricher_slow_total", l, "Enricher calls that took longer than the timeout."),
+			latency: reg.Histogram("audisp_enrich_enricher_seconds", l, "Enricher call latency.", 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1),
+		})
+	}
+	for range max(workers, 1) {
+		p.wg.Add(1)
+		go p.work()
+	}
+	go p.emit()
+	return p
+}
+
+// Submit hands an event to the pool. It must not be called after Close.
+func (p *Pool) Submit(ev *audit.Event) {
+	j := p.free.Get().(*job)
+	j.ev = ev
+	p.order <- j
+	p.jobs <- j
+}
+
+// Close waits until every submitted event has been passed to out.
+func (p *Pool) Close() {
+	close(p.jobs)
+	p.wg.Wait()
+	close(p.order)
+	<-p.done
+}
+
+func (p *Pool) work() {
+	defer p.wg.Done()
+	ctx := context.Background()
+	for j := range p.jobs {
+		p.run(ctx, j.ev)
+		j.done <- struct{}{}
+	}
+}
+
+func (p *Pool) run(ctx context.Context, ev *audit.Event) {
+	if ev.Kind != audit.KindAudit {
+		return
+	}
+	for i, e := range p.chain {
+		st := &p.stats[i]
+		start := time.Now()
+		err := e.Enrich(ctx, ev)
+		d := time.Since(start)
+		st.calls.Inc()
+		st.latency.Observe(d.Seconds())
+		if err != nil {
+			st.errors.Inc()
+			ev.Warnings = append(ev.Warnings, e.Name()+": "+err.Error())
+		}
+		if d > p.timeout {
+			st.slow.Inc()
+			ev.Warnings = append(ev.Warnings, fmt.Sprintf("%s: took %s (timeout %s)", e.Name(), d.Round(time.Microsecond), p.timeout))
+		}
+	}
+}
+
+func (p *Pool) emit() {
+	defer close(p.done)
+	for j := range p.order {
+		<-j.done
+		ev := j.ev
+		j.ev = nil
+		p.free.Put(j)
+		p.out(ev)
+	}
+}

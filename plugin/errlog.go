@@ -1,0 +1,72 @@
+package plugin
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// errorLog records rejected input with its raw bytes, rate limited: at most
+// rate entries per second, the rest only counted (and the count of the
+// suppressed ones reported with the next logged entry). Safe for
+// concurrent use.
+type errorLog struct {
+	mu         sync.Mutex
+	f          *os.File
+	log        *slog.Logger
+	rate       int
+	window     int64
+	inWindow   int
+	suppressed int
+}
+
+func newErrorLog(path string, rate int, log *slog.Logger) (*errorLog, error) {
+	e := &errorLog{log: log, rate: max(rate, 1)}
+	if path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, err
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("parse-error log: %w", err)
+		}
+		e.f = f
+	}
+	return e, nil
+}
+
+// report logs one rejected line or frame.
+func (e *errorLog) report(reason, msg, raw string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now().Unix()
+	if now != e.window {
+		e.window, e.inWindow = now, 0
+	}
+	if e.inWindow >= e.rate {
+		e.suppressed++
+		return
+	}
+	e.inWindow++
+	if len(raw) > 4096 {
+		raw = raw[:4096]
+	}
+	suppressed := e.suppressed
+	e.suppressed = 0
+	if e.f != nil {
+		fmt.Fprintf(e.f, "%s reason=%s suppressed_before=%d msg=%s raw=%s\n",
+			time.Now().UTC().Format(time.RFC3339Nano), reason, suppressed, strconv.Quote(msg), strconv.Quote(raw))
+		return
+	}
+	e.log.Warn("rejected input", "reason", reason, "err", msg, "raw", raw, "suppressed_before", suppressed)
+}
+
+func (e *errorLog) close() {
+	if e.f != nil {
+		e.f.Close()
+	}
+}

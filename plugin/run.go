@@ -1,0 +1,377 @@
+// Package plugin is the audisp-enrich program: it wires the stdin reader,
+// the parser and reassembler, the enrichment pool and the sinks together,
+// and handles signals, reloads and status reports.
+package plugin
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/conf"
+	"github.com/audisp-enrich/audisp-enrich/enrich"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+// ShutdownGrace is how long shutdown may take after EOF or SIGTERM.
+const ShutdownGrace = 900 * time.Millisecond
+
+// Pipeline is parse → reassemble → enrich → encode → sinks. Lines go in
+// through handle (one goroutine); events come out of the pool in input
+// order on the pool's emitting goroutine.
+type Pipeline struct {
+	cfg    *conf.Config
+	log    *slog.Logger
+	reg    *metrics.Registry
+	parser audit.Parser
+	reasm  *audit.Reassembler
+	errlog *errorLog
+
+	mu   sync.Mutex // guards pool, enr and out across reloads
+	pool *enrich.Pool
+	enr  *enrichers
+	out  *output
+
+	parsed   *metrics.Counter
+	badLines map[string]*metrics.Counter
+	events   *metrics.Counter
+	inFlight *metrics.Gauge
+	latency  *metrics.Histogram
+}
+
+// NewPipeline builds every stage from cfg. streamTime selects replay
+// semantics (the end-of-event timeout runs on record time).
+func NewPipeline(cfg *conf.Config, log *slog.Logger, reg *metrics.Registry, streamTime bool) (*Pipeline, error) {
+	errlog, err := newErrorLog(cfg.Log.ParseErrors, cfg.Log.ParseErrorRate, log)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{
+		cfg: cfg, log: log, reg: reg, errlog: errlog,
+		parsed:   reg.Counter("audisp_enrich_records_parsed_total", "", "Records parsed."),
+		events:   reg.Counter("audisp_enrich_events_total", "", "Events emitted (audit, verdict and alert documents)."),
+		inFlight: reg.Gauge("audisp_enrich_events_in_flight", "", "Events being reassembled."),
+		latency:  reg.Histogram("audisp_enrich_event_latency_seconds", "", "Time from the event's last record to its hand-off to the sinks.", 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.5, 1, 2.5, 5),
+		badLines: map[string]*metrics.Counter{},
+	}
+	for _, r := range []string{"no_type", "no_msg", "bad_timestamp", "truncated", "other"} {
+		p.badLines[r] = reg.Counter("audisp_enrich_parse_errors_total", `reason="`+r+`"`, "Lines that are not audit records, by reason.")
+	}
+	p.reasm = audit.NewReassembler(audit.ReassemblerConfig{
+		Timeout: cfg.Reassembly.EOETimeout, MaxInFlight: cfg.Reassembly.MaxInFlight, StreamTime: streamTime,
+	}, p.submit)
+	reg.Func("audisp_enrich_reassembler_evicted_total", "", "Events closed early because too many were in flight.", func() float64 { return float64(p.reasm.Stats().Evicted) })
+	reg.Func("audisp_enrich_reassembler_timed_out_total", "", "Events closed by the end-of-event timeout.", func() float64 { return float64(p.reasm.Stats().TimedOut) })
+	reg.Func("audisp_enrich_lost_hint_total", "", "Serials never seen (gaps); a hint, the kernel lost counter is authoritative.", func() float64 { return float64(p.reasm.LostHint()) })
+	if err := p.build(cfg); err != nil {
+		errlog.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// build creates the enrichers, the sinks and the pool for cfg.
+func (p *Pipeline) build(cfg *conf.Config) error {
+	out, err := buildOutput(cfg, p.reg, p.log)
+	if err != nil {
+		return err
+	}
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log)
+	if err != nil {
+		out.stop(context.Background())
+		return err
+	}
+	p.out, p.enr = out, enr
+	p.pool = enrich.NewPool(enr.chain, cfg.Enrich.Workers, cfg.Enrich.Queue, cfg.Enrich.Timeout, p.reg, p.deliver)
+	return nil
+}
+
+type emitterFunc func(*audit.Event)
+
+func (f emitterFunc) Emit(ev *audit.Event) { f(ev) }
+
+// emitDocument takes verdict and alert documents from enrichers; they join
+// the ordered stream like events.
+func (p *Pipeline) emitDocument(ev *audit.Event) {
+	p.mu.Lock()
+	pool := p.pool
+	p.mu.Unlock()
+	if pool != nil {
+		pool.Submit(ev)
+	}
+}
+
+// Handle parses one line and pushes it into reassembly. Bad lines are
+// counted and logged; they never stop the stream.
+func (p *Pipeline) Handle(line string) {
+	rec, err := p.parser.Parse(line)
+	if err != nil {
+		reason := audit.Reason(err)
+		c := p.badLines[reason]
+		if c == nil {
+			c = p.badLines["other"]
+		}
+		c.Inc()
+		p.errlog.report(reason, err.Error(), line)
+		return
+	}
+	p.parsed.Inc()
+	p.reasm.Push(rec)
+}
+
+// Maintain closes timed-out events (live mode) and flushes idle batches.
+func (p *Pipeline) Maintain(now time.Time) {
+	p.reasm.Maintain(now)
+	p.inFlight.Set(int64(p.reasm.Stats().InFlight))
+}
+
+func (p *Pipeline) submit(ev *audit.Event) {
+	p.pool.Submit(ev)
+}
+
+// deliver runs on the pool's emitting goroutine.
+func (p *Pipeline) deliver(ev *audit.Event) {
+	if ev.Kind == flushKind {
+		p.out.flush()
+		return
+	}
+	p.events.Inc()
+	p.out.publish(ev)
+	if ev.Kind == audit.KindAudit && !ev.TimedOut {
+		p.latency.Observe(time.Since(ev.ID.Time()).Seconds())
+	}
+}
+
+// Idle flushes batched output; the driver calls it when input pauses.
+func (p *Pipeline) Idle() {
+	// The output belongs to the emitting goroutine; an empty event would
+	// be wasteful, so flush through a no-op document.
+	p.pool.Submit(&audit.Event{Kind: flushKind})
+}
+
+// flushKind marks the internal flush request that Idle submits.
+const flushKind audit.Kind = 255
+
+// Reload applies a new config: in-flight reassembly is kept; the enrichers
+// and sinks are rebuilt after the old pool has delivered everything.
+func (p *Pipeline) Reload(cfg *conf.Config) error {
+	p.pool.Close()
+	p.out.stop(context.Background())
+	p.enr.close()
+	if err := p.build(cfg); err != nil {
+		// Keep running on the previous config.
+		if err2 := p.build(p.cfg); err2 != nil {
+			return fmt.Errorf("reload failed (%v) and the previous config could not be rebuilt: %w", err, err2)
+		}
+		return err
+	}
+	p.cfg = cfg
+	return nil
+}
+
+// Reopen reopens file sinks and reloads hash lists (SIGHUP without a
+// config change).
+func (p *Pipeline) Reopen() {
+	p.out.reopen()
+	p.enr.reload(p.log)
+}
+
+// Close flushes reassembly, drains the pool and stops the sinks within ctx.
+func (p *Pipeline) Close(ctx context.Context) {
+	p.reasm.Flush()
+	if p.enr.vt != nil {
+		_ = p.enr.vt.Close()
+		p.enr.vt = nil
+	}
+	p.mu.Lock()
+	pool := p.pool
+	p.pool = nil
+	p.mu.Unlock()
+	pool.Close()
+	p.out.stop(ctx)
+	p.enr.close()
+	p.errlog.close()
+}
+
+// Stats returns the reassembler counters.
+func (p *Pipeline) Stats() audit.ReassemblerStats { return p.reasm.Stats() }
+
+// Replay runs audit.log files (plain or gzip; "-" is stdin) through the
+// pipeline with record-time semantics, then flushes.
+func Replay(ctx context.Context, cfg *conf.Config, log *slog.Logger, files []string, stdin io.Reader) error {
+	p, err := NewPipeline(cfg, log, metrics.Default, true)
+	if err != nil {
+		return err
+	}
+	defer p.Close(context.Background())
+	if len(files) == 0 {
+		files = []string{"-"}
+	}
+	for _, f := range files {
+		if err := replayFile(ctx, p, f, stdin, cfg.Input.MaxLineBytes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func replayFile(ctx context.Context, p *Pipeline, name string, stdin io.Reader, maxLine int) error {
+	r, closeFn, err := openLog(name, stdin)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	rd, err := NewReader(r, FramingString, maxLine, NewInputStats(metrics.Default), func(e *InputError) {
+		p.errlog.report(e.Reason, fmt.Sprintf("%s: %s", name, e.Error()), string(e.Raw))
+	})
+	if err != nil {
+		return err
+	}
+	ch := make(chan []string, 64)
+	errc := make(chan error, 1)
+	go func() { errc <- rd.RunBlocking(ch); close(ch) }()
+	for batch := range ch {
+		for _, l := range batch {
+			p.Handle(l)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if err := <-errc; err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// Live runs plugin mode: it reads auditd's stream from in until EOF or a
+// stop signal, with SIGHUP reloading cfgPath and SIGUSR1 dumping state.
+func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) error {
+	sigs := make(chan os.Signal, 4)
+	// auditd starts plugins with signals ignored: register them explicitly.
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+	signal.Ignore(syscall.SIGPIPE)
+
+	p, err := NewPipeline(cfg, log, metrics.Default, false)
+	if err != nil {
+		return err
+	}
+	stats := NewInputStats(metrics.Default)
+	rd, err := NewReader(in, cfg.Input.Format, cfg.Input.MaxLineBytes, stats, func(e *InputError) {
+		p.errlog.report(e.Reason, e.Error(), string(e.Raw))
+	})
+	if err != nil {
+		return err
+	}
+	lines := make(chan []string, cfg.Input.QueueBatches)
+	readErr := make(chan error, 1)
+	go func() { readErr <- rd.Run(lines); close(lines) }()
+
+	if cfg.Status.Listen != "" {
+		ln, err := serveMetrics(cfg.Status.Listen, log)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+	}
+	pidFile := filepath.Join(cfg.StateDir, PidFileName)
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err == nil {
+		defer os.Remove(pidFile)
+	} else {
+		log.Warn("cannot write pid file; `audisp-enrich stats` will need [status] listen", "err", err)
+	}
+	status := newStatus(p, stats, cfg, log)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	log.Info("audisp-enrich started", "input", cfg.Input.Format, "sinks", len(cfg.Sinks), "config", cfg.File)
+	for {
+		select {
+		case batch, ok := <-lines:
+			if !ok {
+				err := <-readErr
+				log.Info("input closed, shutting down", "err", err)
+				return shutdown(p, status, log)
+			}
+			stats.QueueLen.Add(-int64(len(batch)))
+			for _, l := range batch {
+				p.Handle(l)
+			}
+			if len(lines) == 0 {
+				p.Idle()
+			}
+		case now := <-tick.C:
+			p.Maintain(now)
+			p.Idle()
+			status.tick(now)
+		case s := <-sigs:
+			switch s {
+			case syscall.SIGTERM, syscall.SIGINT:
+				log.Info("signal received, shutting down", "signal", s.String())
+				return shutdown(p, status, log)
+			case syscall.SIGHUP:
+				p.Reopen()
+				if cfgPath == "" {
+					log.Info("SIGHUP: reopened files and lists (built-in config, nothing to reload)")
+					continue
+				}
+				ncfg, err := conf.Load(cfgPath)
+				if err != nil {
+					log.Error("SIGHUP: config not reloaded; keeping the running one", "err", err)
+					continue
+				}
+				if err := p.Reload(ncfg); err != nil {
+					log.Error("SIGHUP: reload failed; keeping the running config", "err", err)
+					continue
+				}
+				cfg = ncfg
+				log.Info("SIGHUP: config reloaded", "config", cfgPath)
+			case syscall.SIGUSR1:
+				status.dump()
+			}
+		}
+	}
+}
+
+func shutdown(p *Pipeline, st *status, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	p.Close(ctx)
+	st.report("final")
+	return nil
+}
+
+// openLog opens an audit log for replay: "-" is stdin; a gzip file is
+// recognised by its magic bytes, whatever its name.
+func openLog(name string, stdin io.Reader) (io.Reader, func(), error) {
+	var r io.Reader = stdin
+	closeFn := func() {}
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, closeFn = f, func() { f.Close() }
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			closeFn()
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return zr, closeFn, nil
+	}
+	return br, closeFn, nil
+}

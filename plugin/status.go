@@ -1,0 +1,150 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/conf"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+// status writes the periodic report and the SIGUSR1 state dump.
+type status struct {
+	p     *Pipeline
+	in    *InputStats
+	cfg   *conf.Config
+	log   *slog.Logger
+	last  time.Time
+	start time.Time
+}
+
+func newStatus(p *Pipeline, in *InputStats, cfg *conf.Config, log *slog.Logger) *status {
+	now := time.Now()
+	return &status{p: p, in: in, cfg: cfg, log: log, last: now, start: now}
+}
+
+func (s *status) tick(now time.Time) {
+	if s.cfg.Status.Interval > 0 && now.Sub(s.last) >= s.cfg.Status.Interval {
+		s.last = now
+		s.report("periodic")
+	}
+}
+
+// report logs the main figures in one line.
+func (s *status) report(kind string) {
+	st := s.p.Stats()
+	var parseErrs uint64
+	for _, c := range s.p.badLines {
+		parseErrs += c.Value()
+	}
+	s.log.Info("status", "report", kind,
+		"records", s.in.Lines.Value(), "events", s.p.events.Value(),
+		"parse_errors", parseErrs, "lost_hint", s.p.reasm.LostHint(),
+		"evicted", st.Evicted, "timed_out", st.TimedOut, "in_flight", st.InFlight,
+		"queue", s.in.QueueLen.Value(), "queue_high", s.in.QueueHigh.Value(),
+		"input_dropped", s.in.Dropped.Value(), "uptime", time.Since(s.start).Round(time.Second).String())
+}
+
+// dump writes every metric to STATE_DIR/state.json (SIGUSR1) and logs a report.
+func (s *status) dump() {
+	s.report("sigusr1")
+	snap := metrics.Default.Snapshot()
+	keys := make([]string, 0, len(snap))
+	for k := range snap {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	type kv struct {
+		Name  string  `json:"name"`
+		Value float64 `json:"value"`
+	}
+	doc := struct {
+		Time    string `json:"time"`
+		PID     int    `json:"pid"`
+		Metrics []kv   `json:"metrics"`
+	}{Time: time.Now().UTC().Format(time.RFC3339), PID: os.Getpid()}
+	for _, k := range keys {
+		doc.Metrics = append(doc.Metrics, kv{k, snap[k]})
+	}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	path := filepath.Join(s.cfg.StateDir, "state.json")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o640); err != nil {
+		s.log.Error("state dump failed", "path", path, "err", err)
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		s.log.Error("state dump failed", "path", path, "err", err)
+		return
+	}
+	s.log.Info("state dumped", "path", path)
+}
+
+// PrintStats prints the live figures of the running plugin: it scrapes the
+// metrics listener when one is configured, else it asks the plugin for a
+// state dump (SIGUSR1 to the pid in STATE_DIR/audisp-enrich.pid) and
+// prints it.
+func PrintStats(cfg *conf.Config, w io.Writer) error {
+	if cfg.Status.Listen != "" {
+		return scrape(cfg.Status.Listen, w)
+	}
+	pidFile := filepath.Join(cfg.StateDir, PidFileName)
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return fmt.Errorf("no running plugin found (%v); set [status] listen for live metrics", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("%s: bad pid: %v", pidFile, err)
+	}
+	statePath := filepath.Join(cfg.StateDir, "state.json")
+	before, _ := os.Stat(statePath)
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		return fmt.Errorf("signal plugin pid %d: %w", pid, err)
+	}
+	for i := 0; i < 40; i++ {
+		time.Sleep(50 * time.Millisecond)
+		if st, err := os.Stat(statePath); err == nil && (before == nil || st.ModTime().After(before.ModTime())) {
+			b, err := os.ReadFile(statePath)
+			if err != nil {
+				return err
+			}
+			_, err = w.Write(b)
+			return err
+		}
+	}
+	return fmt.Errorf("plugin pid %d did not write %s within 2s", pid, statePath)
+}
+
+// PidFileName is the plugin's pid file in the state dir.
+const PidFileName = "audisp-enrich.pid"
+
+func scrape(listen string, w io.Writer) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	url := "http://" + listen + "/metrics"
+	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
+		client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		}}
+		url = "http://unix/metrics"
+	}
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
