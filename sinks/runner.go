@@ -1,0 +1,569 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+// Buffer is a per-sink queue of messages with acknowledgements. Package
+// sinks/buffer implements it in memory and on disk.
+//
+// All methods are safe for concurrent use.
+type Buffer interface {
+	// Append queues msgs, assigning each a Seq (written into msgs). It
+	// takes ownership of the Key and Value slices. It does not block
+	// unless the buffer is full and its policy is "block". A message that
+	// could not be queued is counted and reported as a drop; the error
+	// says why.
+	Append(msgs ...Message) error
+	// ReadBatch blocks until at least one message is available or ctx is
+	// done, then returns up to max messages holding at most maxBytes bytes
+	// (at least one message, whatever its size), oldest first; messages
+	// given back by Nack come before unread ones. Returned messages are in
+	// flight until acked or nacked and are not returned again meanwhile.
+	ReadBatch(ctx context.Context, max, maxBytes int) ([]Message, error)
+	// Ack removes delivered messages. Acks may come in any order; unknown
+	// or already removed seqs are ignored.
+	Ack(seqs ...uint64)
+	// Nack gives in-flight messages back to be read again.
+	Nack(seqs ...uint64)
+	// Len is the number of messages not yet acknowledged, including those
+	// in flight.
+	Len() int
+	// Bytes is the space the buffer holds: message bytes for memory,
+	// spool file bytes for disk.
+	Bytes() int64
+	// OldestAge is the age of the oldest unacknowledged message, 0 when
+	// empty.
+	OldestAge() time.Duration
+	// Close releases the buffer; later calls fail or do nothing. A disk
+	// buffer syncs first and keeps what was not acknowledged for the next
+	// open.
+	Close() error
+}
+
+// RunnerConfig sets batching and retries for one sink. Zero values mean
+// the defaults noted on each field.
+type RunnerConfig struct {
+	// BatchSize is the most messages per Write. Default 500.
+	BatchSize int `toml:"batch_size"`
+	// BatchBytes is the most message bytes per Write (a single larger
+	// message still goes alone). Default 1 MiB.
+	BatchBytes int `toml:"batch_bytes"`
+	// Linger is how long to wait for a batch to fill before writing what
+	// is there. Default 0: write whatever is queued at once.
+	Linger time.Duration `toml:"linger"`
+	// BackoffMin and BackoffMax bound the exponential, jittered wait
+	// between failed attempts (connect or write). Defaults 100ms and 30s.
+	BackoffMin time.Duration `toml:"backoff_min"`
+	BackoffMax time.Duration `toml:"backoff_max"`
+	// WriteTimeout cancels a Write that takes longer; its batch is then
+	// retried. Default 30s.
+	WriteTimeout time.Duration `toml:"write_timeout"`
+}
+
+// DefaultRunnerConfig returns the defaults.
+func DefaultRunnerConfig() RunnerConfig {
+	return RunnerConfig{
+		BatchSize:    500,
+		BatchBytes:   1 << 20,
+		BackoffMin:   100 * time.Millisecond,
+		BackoffMax:   30 * time.Second,
+		WriteTimeout: 30 * time.Second,
+	}
+}
+
+// Validate reports the first invalid option.
+func (c *RunnerConfig) Validate() error {
+	switch {
+	case c.BatchSize < 0:
+		return fmt.Errorf("batch_size %d: must not be negative", c.BatchSize)
+	case c.BatchBytes < 0:
+		return fmt.Errorf("batch_bytes %d: must not be negative", c.BatchBytes)
+	case c.Linger < 0 || c.Linger > 10*time.Second:
+		return fmt.Errorf("linger %v: must be between 0 and 10s", c.Linger)
+	case c.BackoffMin < 0 || c.BackoffMax < 0 || c.WriteTimeout < 0:
+		return errors.New("backoff_min, backoff_max and write_timeout must not be negative")
+	}
+	d := c.withDefaults()
+	if d.BackoffMin > d.BackoffMax {
+		return fmt.Errorf("backoff_min %v is above backoff_max %v", d.BackoffMin, d.BackoffMax)
+	}
+	return nil
+}
+
+func (c RunnerConfig) withDefaults() RunnerConfig {
+	def := DefaultRunnerConfig()
+	if c.BatchSize == 0 {
+		c.BatchSize = def.BatchSize
+	}
+	if c.BatchBytes == 0 {
+		c.BatchBytes = def.BatchBytes
+	}
+	if c.BackoffMin == 0 {
+		c.BackoffMin = def.BackoffMin
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = max(def.BackoffMax, c.BackoffMin)
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = def.WriteTimeout
+	}
+	return c
+}
+
+// RunnerOptions are the runtime parts of a Runner.
+type RunnerOptions struct {
+	// Metrics is where the per-sink figures are registered; nil means
+	// metrics.Default. They are unregistered by Stop.
+	Metrics *metrics.Registry
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// OnDrop is told about lost messages (already counted and logged at
+	// ERROR by the buffer) so that the runtime can emit an alert event.
+	// Reports are coalesced per reason and delivered from a goroutine of
+	// the runner at most once per second, so OnDrop may publish to the
+	// fan-out, this sink included, without recursing. May be nil.
+	OnDrop func(sink string, n int, reason string)
+}
+
+// RunnerStats is a snapshot of one sink's delivery figures.
+type RunnerStats struct {
+	Sink      string `json:"sink"`
+	Connected bool   `json:"connected"`
+	// Queued is the number of messages not yet acknowledged, in flight
+	// included.
+	Queued   int    `json:"queued"`
+	InFlight int    `json:"in_flight"`
+	Acked    uint64 `json:"acked"`
+	// Retried counts messages handed to Write again after a failure.
+	Retried    uint64            `json:"retried"`
+	Reconnects uint64            `json:"reconnects"`
+	Dropped    map[string]uint64 `json:"dropped"`
+	// BufferBytes is the memory or disk the buffer holds.
+	BufferBytes int64         `json:"buffer_bytes"`
+	OldestAge   time.Duration `json:"oldest_age"`
+	LastError   string        `json:"last_error,omitempty"`
+}
+
+// Runner owns one Sink and its Buffer and moves messages from the buffer
+// into the sink: it batches, writes, acks what was delivered, retries the
+// rest with backoff and reconnects when the sink says it lost its
+// connection. Append never waits for the sink.
+//
+// One goroutine calls the sink, so the Sink contract (never two calls at
+// once) holds. Delivery order is buffer order, except that messages that
+// failed are retried before newer ones are written.
+type Runner struct {
+	sink Sink
+	name string
+	cfg  RunnerConfig
+	opts RunnerOptions
+	log  *slog.Logger
+	buf  Buffer
+
+	cancel  context.CancelFunc
+	ctx     context.Context
+	done    chan struct{}
+	start   sync.Once
+	stop    sync.Once
+	stopErr error
+
+	labels     string
+	registered []string
+	acked      *metrics.Counter
+	retried    *metrics.Counter
+	reconnects *metrics.Counter
+	inFlight   *metrics.Gauge
+	connected  *metrics.Gauge
+
+	mu        sync.Mutex
+	dropped   map[string]*metrics.Counter
+	lastErr   string
+	pendDrops map[string]int
+	dropKick  chan struct{}
+	dropDone  chan struct{}
+}
+
+// NewRunner builds the runner for sink. open opens its buffer; it receives
+// the callback the buffer must report drops to. Call Start to begin
+// delivery and Stop to end it.
+func NewRunner(sink Sink, cfg RunnerConfig, open func(onDrop func(n int, reason string)) (Buffer, error), opts RunnerOptions) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sink %s: %w", sink.Name(), err)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.Default
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	r := &Runner{
+		sink:      sink,
+		name:      sink.Name(),
+		cfg:       cfg.withDefaults(),
+		opts:      opts,
+		log:       opts.Logger.With("sink", sink.Name()),
+		done:      make(chan struct{}),
+		labels:    `sink="` + escapeLabel(sink.Name()) + `"`,
+		dropped:   map[string]*metrics.Counter{},
+		pendDrops: map[string]int{},
+		dropKick:  make(chan struct{}, 1),
+		dropDone:  make(chan struct{}),
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	reg := opts.Metrics
+	r.acked = reg.Counter(r.metric("audisp_enrich_sink_acked_total"), r.labels, "Messages the sink acknowledged.")
+	r.retried = reg.Counter(r.metric("audisp_enrich_sink_retried_total"), r.labels, "Messages written again after a failed write.")
+	r.reconnects = reg.Counter(r.metric("audisp_enrich_sink_reconnects_total"), r.labels, "Connections re-established after the sink lost one.")
+	r.inFlight = reg.Gauge(r.metric("audisp_enrich_sink_in_flight"), r.labels, "Messages handed to the sink and not yet acknowledged.")
+	r.connected = reg.Gauge(r.metric("audisp_enrich_sink_connected"), r.labels, "1 while the sink is connected.")
+	go r.dropLoop()
+	buf, err := open(r.onDrop)
+	if err != nil {
+		r.cancel()
+		close(r.dropDone)
+		r.unregister()
+		return nil, fmt.Errorf("sink %s: buffer: %w", r.name, err)
+	}
+	r.buf = buf
+	reg.Func(r.metric("audisp_enrich_sink_queued"), r.labels, "Messages in the buffer not yet acknowledged, in flight included.", func() float64 { return float64(buf.Len()) })
+	reg.Func(r.metric("audisp_enrich_sink_buffer_bytes"), r.labels, "Bytes the sink's buffer holds (memory or spool files).", func() float64 { return float64(buf.Bytes()) })
+	reg.Func(r.metric("audisp_enrich_sink_oldest_age_seconds"), r.labels, "Age of the oldest unacknowledged message.", func() float64 { return buf.OldestAge().Seconds() })
+	return r, nil
+}
+
+// metric remembers a registered name for unregister.
+func (r *Runner) metric(name string) string {
+	r.registered = append(r.registered, name)
+	return name
+}
+
+func (r *Runner) unregister() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.registered {
+		r.opts.Metrics.Unregister(n, r.labels)
+	}
+	for reason := range r.dropped {
+		r.opts.Metrics.Unregister("audisp_enrich_sink_dropped_total", r.labels+`,reason="`+escapeLabel(reason)+`"`)
+	}
+}
+
+func escapeLabel(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}
+
+// Name is the sink's name.
+func (r *Runner) Name() string { return r.name }
+
+// Append queues msgs for the sink (see Buffer.Append).
+func (r *Runner) Append(msgs ...Message) error { return r.buf.Append(msgs...) }
+
+// Start begins delivery in a goroutine. Calling it again does nothing.
+func (r *Runner) Start() {
+	r.start.Do(func() { go r.run() })
+}
+
+// Stop ends delivery within ctx: it cancels the write in progress, closes
+// the sink and then the buffer, so that a disk buffer keeps whatever was
+// not acknowledged. If the sink does not return from Write or Close before
+// ctx is done, Stop still closes the buffer and returns an error; the
+// stuck call is abandoned. Calling Stop again returns the first result.
+func (r *Runner) Stop(ctx context.Context) error {
+	r.stop.Do(func() {
+		r.start.Do(func() { close(r.done) }) // never started
+		r.cancel()
+		var errs []error
+		loopDone := false
+		select {
+		case <-r.done:
+			loopDone = true
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("sink %s: still writing at shutdown; abandoned", r.name))
+		}
+		if loopDone {
+			closed := make(chan error, 1)
+			go func() { closed <- r.sink.Close(ctx) }()
+			select {
+			case err := <-closed:
+				if err != nil {
+					errs = append(errs, fmt.Errorf("sink %s: close: %w", r.name, err))
+				}
+			case <-ctx.Done():
+				errs = append(errs, fmt.Errorf("sink %s: close did not finish in time", r.name))
+			}
+		}
+		if err := r.buf.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("sink %s: buffer: %w", r.name, err))
+		}
+		r.connected.Set(0)
+		<-r.dropDone
+		r.unregister()
+		r.stopErr = errors.Join(errs...)
+	})
+	return r.stopErr
+}
+
+// Stats returns a snapshot of the sink's figures.
+func (r *Runner) Stats() RunnerStats {
+	s := RunnerStats{
+		Sink:        r.name,
+		Connected:   r.connected.Value() == 1,
+		Queued:      r.buf.Len(),
+		InFlight:    int(r.inFlight.Value()),
+		Acked:       r.acked.Value(),
+		Retried:     r.retried.Value(),
+		Reconnects:  r.reconnects.Value(),
+		BufferBytes: r.buf.Bytes(),
+		OldestAge:   r.buf.OldestAge(),
+		Dropped:     map[string]uint64{},
+	}
+	r.mu.Lock()
+	for reason, c := range r.dropped {
+		s.Dropped[reason] = c.Value()
+	}
+	s.LastError = r.lastErr
+	r.mu.Unlock()
+	return s
+}
+
+// onDrop is the buffer's drop callback: count now, alert later.
+func (r *Runner) onDrop(n int, reason string) {
+	r.mu.Lock()
+	c, ok := r.dropped[reason]
+	if !ok {
+		c = r.opts.Metrics.Counter("audisp_enrich_sink_dropped_total", r.labels+`,reason="`+escapeLabel(reason)+`"`, "Messages lost, by reason.")
+		r.dropped[reason] = c
+	}
+	c.Add(uint64(n))
+	r.pendDrops[reason] += n
+	r.mu.Unlock()
+	select {
+	case r.dropKick <- struct{}{}:
+	default:
+	}
+}
+
+// dropLoop hands coalesced drop reports to OnDrop, at most once a second.
+func (r *Runner) dropLoop() {
+	defer close(r.dropDone)
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-r.dropKick:
+		}
+		r.mu.Lock()
+		pend := r.pendDrops
+		r.pendDrops = map[string]int{}
+		r.mu.Unlock()
+		if r.opts.OnDrop != nil {
+			for reason, n := range pend {
+				r.opts.OnDrop(r.name, n, reason)
+			}
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (r *Runner) setErr(err error) {
+	r.mu.Lock()
+	r.lastErr = err.Error()
+	r.mu.Unlock()
+}
+
+func (r *Runner) run() {
+	defer close(r.done)
+	ctx := r.ctx
+	bo := backoff{min: r.cfg.BackoffMin, max: r.cfg.BackoffMax}
+	isConnected := false
+	for ctx.Err() == nil {
+		if !isConnected {
+			isConnected = r.connect(ctx, &bo)
+			continue
+		}
+		batch, err := r.buf.ReadBatch(ctx, r.cfg.BatchSize, r.cfg.BatchBytes)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.setErr(err)
+				r.log.Error("reading the buffer failed", "err", err)
+				bo.wait(ctx)
+			}
+			continue
+		}
+		batch = r.linger(ctx, batch)
+		isConnected = r.deliver(ctx, batch, &bo)
+	}
+}
+
+// connect calls Connect once, waiting out the backoff after a failure.
+func (r *Runner) connect(ctx context.Context, bo *backoff) bool {
+	if err := r.sink.Connect(ctx); err != nil {
+		if ctx.Err() == nil {
+			r.setErr(err)
+			r.log.Warn("connect failed; will retry", "err", err, "retry_in", bo.next())
+			bo.wait(ctx)
+		}
+		return false
+	}
+	r.connected.Set(1)
+	r.log.Info("connected")
+	return true
+}
+
+// linger tops batch up for at most Linger.
+func (r *Runner) linger(ctx context.Context, batch []Message) []Message {
+	if r.cfg.Linger <= 0 {
+		return batch
+	}
+	lctx, cancel := context.WithTimeout(ctx, r.cfg.Linger)
+	defer cancel()
+	size := 0
+	for i := range batch {
+		size += len(batch[i].Key) + len(batch[i].Value)
+	}
+	for len(batch) < r.cfg.BatchSize && size < r.cfg.BatchBytes {
+		more, err := r.buf.ReadBatch(lctx, r.cfg.BatchSize-len(batch), r.cfg.BatchBytes-size)
+		if err != nil {
+			break
+		}
+		for i := range more {
+			size += len(more[i].Key) + len(more[i].Value)
+		}
+		batch = append(batch, more...)
+	}
+	return batch
+}
+
+// deliver writes batch until all of it is acknowledged or ctx is done, in
+// which case the rest goes back to the buffer. It reports whether the sink
+// is still connected.
+func (r *Runner) deliver(ctx context.Context, batch []Message, bo *backoff) bool {
+	r.inFlight.Add(int64(len(batch)))
+	pending := batch
+	defer func() { r.inFlight.Add(-int64(len(pending))) }()
+	isConnected := true
+	for len(pending) > 0 {
+		if ctx.Err() != nil {
+			r.buf.Nack(seqsOf(pending)...)
+			return isConnected
+		}
+		if !isConnected {
+			if !r.connect(ctx, bo) {
+				continue
+			}
+			r.reconnects.Inc()
+			isConnected = true
+		}
+		wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
+		err := r.sink.Write(wctx, pending)
+		cancel()
+		if err == nil {
+			r.ack(pending)
+			r.inFlight.Add(-int64(len(pending)))
+			pending = nil
+			bo.reset()
+			return true
+		}
+		if ctx.Err() != nil {
+			continue // shutting down: nack above, no error noise
+		}
+		var pe *PartialError
+		if errors.As(err, &pe) {
+			pending = r.ackSome(pending, pe.Delivered)
+			if len(pe.Delivered) > 0 {
+				bo.reset()
+			}
+		}
+		r.retried.Add(uint64(len(pending)))
+		r.setErr(err)
+		if errors.Is(err, ErrNotConnected) {
+			r.log.Warn("sink lost its connection; reconnecting", "err", err, "pending", len(pending))
+			_ = r.sink.Close(ctx)
+			r.connected.Set(0)
+			isConnected = false
+			bo.wait(ctx)
+			continue
+		}
+		r.log.Warn("write failed; will retry", "err", err, "pending", len(pending), "retry_in", bo.next())
+		bo.wait(ctx)
+	}
+	return isConnected
+}
+
+func (r *Runner) ack(msgs []Message) {
+	r.buf.Ack(seqsOf(msgs)...)
+	r.acked.Add(uint64(len(msgs)))
+}
+
+// ackSome acks the delivered indexes of pending and returns the rest.
+func (r *Runner) ackSome(pending []Message, delivered []int) []Message {
+	ok := make([]bool, len(pending))
+	var seqs []uint64
+	for _, i := range delivered {
+		if i >= 0 && i < len(pending) && !ok[i] {
+			ok[i] = true
+			seqs = append(seqs, pending[i].Seq)
+		}
+	}
+	r.buf.Ack(seqs...)
+	r.acked.Add(uint64(len(seqs)))
+	r.inFlight.Add(-int64(len(seqs)))
+	rest := make([]Message, 0, len(pending)-len(seqs))
+	for i := range pending {
+		if !ok[i] {
+			rest = append(rest, pending[i])
+		}
+	}
+	return rest
+}
+
+func seqsOf(msgs []Message) []uint64 {
+	s := make([]uint64, len(msgs))
+	for i := range msgs {
+		s[i] = msgs[i].Seq
+	}
+	return s
+}
+
+// backoff is capped exponential backoff with jitter: the n-th wait is
+// uniform in [d/2, d] where d = min(max, min·2ⁿ).
+type backoff struct {
+	min, max time.Duration
+	n        int
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.min << min(b.n, 30)
+	if d > b.max || d <= 0 {
+		d = b.max
+	}
+	return d
+}
+
+func (b *backoff) wait(ctx context.Context) {
+	d := b.next()
+	b.n++
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func (b *backoff) reset() { b.n = 0 }
