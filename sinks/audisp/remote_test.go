@@ -150,7 +150,6 @@ func TestRemoteAuditd(t *testing.T) {
 	}
 }
 
-
 // TestHeartbeat: auditd drops clients idle for tcp_client_max_idle; with
 // heartbeats the connection survives the idle time, without them it does
 // not (the next write has to reconnect).
