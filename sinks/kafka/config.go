@@ -278,6 +278,9 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 	}
 	p.MaxMessageBytes = c.MaxMessageBytes
 	p.Retry.Max = c.RetryMax
+	// Bounds the producer id request of the idempotent producer, which
+	// otherwise retries 50 times when Connect cannot authenticate.
+	p.Transaction.Retry.Max = 2
 	first := c.RetryBackoff
 	p.Retry.BackoffFunc = func(retries, _ int) time.Duration {
 		d := first << min(retries, 16)

@@ -28,6 +28,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
@@ -412,4 +413,42 @@ func jsonUnmarshalStrict(s string, v any) error {
 	d := json.NewDecoder(strings.NewReader(s))
 	d.DisallowUnknownFields()
 	return d.Decode(v)
+}
+
+// kgoConsume reads want messages of topic from the beginning with franz-go's
+// client, an independent implementation used where kcat cannot connect:
+// librdkafka 2.0.2 (Debian 12's kcat) needs SaslHandshake v0, which kfake
+// does not offer, so SASL cases are consumed here.
+func kgoConsume(t testing.TB, addr, topic string, want int, opts ...kgo.Opt) []consumed {
+	t.Helper()
+	opts = append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatalf("franz-go consumer: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var out []consumed
+	for len(out) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("franz-go consumer read %d of %d messages: %v", len(out), want, fs.Errors())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			c := consumed{Topic: r.Topic, Partition: int(r.Partition), Offset: r.Offset}
+			if r.Key != nil {
+				k := string(r.Key)
+				c.Key = &k
+			}
+			v := string(r.Value)
+			c.Payload = &v
+			for _, h := range r.Headers {
+				c.Headers = append(c.Headers, h.Key, string(h.Value))
+			}
+			out = append(out, c)
+		})
+	}
+	return out
 }

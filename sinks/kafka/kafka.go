@@ -116,13 +116,13 @@ func (s *Sink) Connect(ctx context.Context) error {
 		s.log.Warn("kafka TLS certificate verification is disabled (tls_insecure_skip_verify)")
 	}
 	type made struct {
-		ap  sarama.AsyncProducer
+		p   *producer
 		err error
 	}
 	ch := make(chan made, 1)
 	go func() {
-		ap, err := sarama.NewAsyncProducer(s.cfg.Brokers, s.sc)
-		ch <- made{ap, err}
+		p, err := s.open()
+		ch <- made{p, err}
 	}()
 	var m made
 	select {
@@ -130,8 +130,7 @@ func (s *Sink) Connect(ctx context.Context) error {
 	case <-ctx.Done():
 		go func() {
 			if m := <-ch; m.err == nil {
-				m.ap.AsyncClose()
-				drain(m.ap)
+				m.p.ap.AsyncClose()
 			}
 		}()
 		return ctx.Err()
@@ -141,14 +140,54 @@ func (s *Sink) Connect(ctx context.Context) error {
 		return fmt.Errorf("kafka sink %s: connect to %v: %w", s.name, s.cfg.Brokers, m.err)
 	}
 	s.st.connects.Inc()
-	p := &producer{ap: m.ap, drained: make(chan struct{})}
-	go func() {
-		defer close(p.drained)
-		drain(p.ap)
-	}()
+	p := m.p
 	s.prod = p
 	s.log.Info("kafka producer connected", "brokers", s.cfg.Brokers)
 	return nil
+}
+
+// open checks that a bootstrap broker accepts a connection (with TLS and
+// SASL), then starts a producer with the goroutine that drains its results.
+func (s *Sink) open() (*producer, error) {
+	if err := s.probe(); err != nil {
+		return nil, err
+	}
+	ap, err := sarama.NewAsyncProducer(s.cfg.Brokers, s.sc)
+	if err != nil {
+		return nil, err
+	}
+	p := &producer{ap: ap, drained: make(chan struct{})}
+	go func() {
+		defer close(p.drained)
+		drain(ap)
+	}()
+	return p, nil
+}
+
+// probe connects to the bootstrap brokers in turn until one completes the
+// connection handshake (TCP, TLS, SASL) and answers a request; sarama itself
+// connects lazily and would only fail later, message by message.
+func (s *Sink) probe() error {
+	var errs []error
+	for _, addr := range s.cfg.Brokers {
+		b := sarama.NewBroker(addr)
+		if err := b.Open(s.sc); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		// Connected reports TCP and SASL failures; a TLS failure only
+		// shows on the first request, which ApiVersions is.
+		_, err := b.Connected()
+		if err == nil {
+			_, err = b.ApiVersions(&sarama.ApiVersionsRequest{})
+		}
+		_ = b.Close()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+	}
+	return errors.Join(errs...)
 }
 
 // drain reads both result channels of ap until sarama closes them, handing
