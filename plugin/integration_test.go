@@ -1,0 +1,216 @@
+package plugin_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+)
+
+// buildPlugin builds the binary into dir with the mode auditd demands of
+// plugins (root-owned, 0750).
+func buildPlugin(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "audisp-enrich")
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	cmd := exec.Command("go", "build", "-o", bin, "./plugin/cmd/audisp-enrich")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if err := os.Chmod(bin, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+type doc struct {
+	Event struct {
+		ID string `json:"id"`
+	} `json:"event"`
+	Records []struct {
+		Type   string         `json:"type"`
+		Fields map[string]any `json:"fields"`
+	} `json:"records"`
+	Process struct {
+		Executable string   `json:"executable"`
+		Args       []string `json:"args"`
+		Cwd        string   `json:"working_directory"`
+	} `json:"process"`
+	User struct {
+		ID    string `json:"id"`
+		Name  string `json:"name"`
+		Audit struct {
+			Name string `json:"name"`
+		} `json:"audit"`
+	} `json:"user"`
+	Tags   []string `json:"tags"`
+	Threat struct {
+		Technique struct {
+			ID           []string `json:"id"`
+			Subtechnique struct {
+				ID []string `json:"id"`
+			} `json:"subtechnique"`
+		} `json:"technique"`
+	} `json:"threat"`
+}
+
+// TestIntegrationRealAuditd runs the plugin under a real auditd in both
+// plugins.d formats and checks that a real kernel exec event comes out
+// whole, with argv that forced hex encoding decoded.
+func TestIntegrationRealAuditd(t *testing.T) {
+	if err := auditdtest.Available(); err != nil {
+		t.Skipf("kernel audit unreachable: %v", err)
+	}
+	for _, format := range []string{"string", "binary"} {
+		t.Run(format, func(t *testing.T) { runAuditdCase(t, format) })
+	}
+}
+
+func runAuditdCase(t *testing.T, format string) {
+	dir := t.TempDir()
+	bin := buildPlugin(t, dir)
+	out := filepath.Join(dir, "events.json")
+	cfg := filepath.Join(dir, "config.toml")
+	writeFile(t, cfg, fmt.Sprintf(`user = "root"
+state_dir = %q
+[input]
+format = %q
+[log]
+level = "debug"
+syslog = false
+parse_errors = %q
+[status]
+interval = "0s"
+[[sink]]
+type = "file"
+[sink.file]
+path = %q
+`, dir, format, filepath.Join(dir, "parse-errors.log"), out))
+	plug := fmt.Sprintf("active = yes\ndirection = out\npath = %s\ntype = always\nargs = --config %s\nformat = %s\n", bin, cfg, format)
+	a := auditdtest.Start(t, auditdtest.Options{Plugins: map[string]string{"audisp-enrich.conf": plug}})
+
+	work := t.TempDir()
+	prog := filepath.Join(work, "prog")
+	copyFile(t, "/bin/echo", prog, 0o755)
+	key := "T1059.004_test"
+	a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "dir="+work, "-k", key)
+	time.Sleep(300 * time.Millisecond) // let auditd start the plugin
+	args := []string{"plain", "with space", `q"uote`, "tab\there", "ünï"}
+	cmd := exec.Command(prog, args...)
+	cmd.Dir = work
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	var found *doc
+	auditdtest.WaitFor(10*time.Second, func() bool {
+		found = findEvent(t, out, prog)
+		return found != nil
+	})
+	// Stopping auditd closes the plugin's stdin: it must flush and exit.
+	a.Stop()
+	if found == nil {
+		found = findEvent(t, out, prog)
+	}
+	if found == nil {
+		b, _ := os.ReadFile(out)
+		pe, _ := os.ReadFile(filepath.Join(dir, "parse-errors.log"))
+		t.Fatalf("no event for %s in plugin output (%d bytes):\n%s\nparse errors:\n%s", prog, len(b), tail(b), pe)
+	}
+	want := append([]string{prog}, args...)
+	if strings.Join(found.Process.Args, "\x00") != strings.Join(want, "\x00") {
+		t.Errorf("args = %q, want %q", found.Process.Args, want)
+	}
+	if found.Process.Executable != prog {
+		t.Errorf("executable = %q, want %q", found.Process.Executable, prog)
+	}
+	if found.Process.Cwd != work {
+		t.Errorf("cwd = %q, want %q", found.Process.Cwd, work)
+	}
+	if !contains(found.Tags, key) {
+		t.Errorf("tags %q lack key %q", found.Tags, key)
+	}
+	if found.User.ID != "0" || found.User.Name != "root" {
+		t.Errorf("user = %+v, want id 0 name root (ENRICHED)", found.User)
+	}
+	if !contains(found.Threat.Technique.Subtechnique.ID, "T1059.004") || !contains(found.Threat.Technique.ID, "T1059") {
+		t.Errorf("threat = %+v, want T1059 / T1059.004", found.Threat)
+	}
+	types := map[string]bool{}
+	for _, r := range found.Records {
+		types[r.Type] = true
+	}
+	for _, tname := range []string{"SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"} {
+		if !types[tname] {
+			t.Errorf("event %s lacks a %s record (has %v)", found.Event.ID, tname, types)
+		}
+	}
+	if pe, _ := os.ReadFile(filepath.Join(dir, "parse-errors.log")); len(pe) > 0 {
+		t.Errorf("plugin logged parse errors:\n%s", pe)
+	}
+	validateFile(t, out)
+}
+
+func findEvent(t *testing.T, path, exe string) *doc {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var d doc
+		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+			t.Fatalf("invalid JSON line: %v\n%s", err, sc.Text())
+		}
+		if d.Process.Executable == exe {
+			return &d
+		}
+	}
+	return nil
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o640); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func tail(b []byte) []byte {
+	if len(b) > 4000 {
+		return b[len(b)-4000:]
+	}
+	return b
+}
