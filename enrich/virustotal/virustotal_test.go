@@ -3,9 +3,9 @@ package virustotal
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"log/slog"
 	"reflect"
 	"strings"
 	"sync"
