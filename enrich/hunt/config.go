@@ -1,0 +1,160 @@
+package hunt
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Config configures the hunting rules ([hunt] in the config file).
+type Config struct {
+	// Enabled switches the enricher on (default true). The runtime reads it;
+	// New builds the enricher either way.
+	Enabled bool `toml:"enabled"`
+	// UseDefaults loads the built-in rules (default true; see defaults.toml).
+	UseDefaults bool `toml:"use_defaults"`
+	// Rules are rules written inline in the config file as [[hunt.rule]]
+	// tables. A rule named like a built-in rule replaces it.
+	Rules []RuleConfig `toml:"rule"`
+	// RulesFile is a TOML file of [[rule]] tables, loaded after the inline
+	// rules (default none). Unknown keys are errors; errors name file:line.
+	// A rule named like a built-in or inline rule replaces it.
+	RulesFile string `toml:"rules_file"`
+	// Disable lists names of rules to drop (built-in or user). A name that
+	// matches no rule is an error.
+	Disable []string `toml:"disable"`
+	// TempDirs are the world-writable directories of exe_in_temp and
+	// file_in_temp (default /tmp, /var/tmp, /dev/shm). A path is in one when
+	// it lies anywhere below it.
+	TempDirs []string `toml:"temp_dirs"`
+	// SystemDirs are the directories of exe_outside_system_dirs (default
+	// /bin, /sbin, /usr/bin, /usr/sbin, /usr/local/bin, /usr/local/sbin,
+	// /usr/lib*, /lib*). Each may be a path.Match pattern; a path is in one
+	// when it lies anywhere below a directory the pattern matches.
+	SystemDirs []string `toml:"system_dirs"`
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		Enabled:     true,
+		UseDefaults: true,
+		TempDirs:    []string{"/tmp", "/var/tmp", "/dev/shm"},
+		SystemDirs: []string{"/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin",
+			"/usr/local/sbin", "/usr/lib*", "/lib*"},
+	}
+}
+
+// Validate checks the options that do not need the rules themselves: the
+// directory lists. Rules are checked by New, which compiles them.
+func (c *Config) Validate() error {
+	for _, l := range []struct {
+		key  string
+		dirs []string
+	}{{"temp_dirs", c.TempDirs}, {"system_dirs", c.SystemDirs}} {
+		for _, d := range l.dirs {
+			if err := checkDir(d); err != nil {
+				return fmt.Errorf("hunt: %s: %q: %w", l.key, d, err)
+			}
+		}
+	}
+	for _, n := range c.Disable {
+		if n == "" {
+			return errors.New("hunt: disable: empty rule name")
+		}
+	}
+	return nil
+}
+
+func checkDir(d string) error {
+	switch {
+	case !strings.HasPrefix(d, "/"):
+		return errors.New("not an absolute path")
+	case d != "/" && strings.HasSuffix(d, "/"):
+		return errors.New("trailing slash")
+	case path.Clean(d) != d:
+		return errors.New("not a clean path")
+	}
+	_, err := path.Match(d, "")
+	return err
+}
+
+// RuleConfig is one hunting rule. A rule matches an event when every
+// condition it sets holds; a condition that lists several values holds when
+// any of them matches. Boolean conditions set to false (or left out) are no
+// condition at all. A rule must set at least one condition.
+//
+// Globs use path.Match: "*" does not cross "/"; use a regex for any depth.
+// Regexes use Go's RE2 syntax and are not anchored unless written so.
+//
+// The facts a rule sees come from the event's records: the executable is
+// the exe of the SYSCALL record (the new image for an exec), or, for an
+// INTEGRITY_RULE without SYSCALL (an IMA measurement), its file; the user is
+// the SYSCALL (or INTEGRITY_RULE) uid, by its ENRICHED name when the record
+// has one; files are PATH names (relative ones joined to the CWD) and
+// INTEGRITY_RULE files; keys are the records' key fields; the parent is
+// the one the proc enricher found.
+type RuleConfig struct {
+	// Name identifies the rule; it becomes the tag "hunt:<name>". Letters,
+	// digits, '_', '-' and '.'; required.
+	Name string `toml:"name"`
+	// Description says what the rule hunts for (documentation only).
+	Description string `toml:"description"`
+	// Severity is low, medium, high or critical (1..4); required.
+	Severity string `toml:"severity"`
+	// Technique is an optional ATT&CK technique id such as "T1059.004"; it
+	// must be in the embedded catalog.
+	Technique string `toml:"technique"`
+	// Tags are added to the event besides "hunt:<name>".
+	Tags []string `toml:"tags"`
+
+	// Exec requires the event to be a successful execve/execveat, or an
+	// INTEGRITY_RULE measurement without SYSCALL.
+	Exec bool `toml:"exec"`
+	// Exe and ExeRegex: the executable path matches a glob or a regex
+	// (one condition).
+	Exe      []string `toml:"exe"`
+	ExeRegex []string `toml:"exe_regex"`
+	// ExeNot and ExeNotRegex: the executable path matches none of these
+	// globs and regexes (one condition; useful to carve out exceptions).
+	ExeNot      []string `toml:"exe_not"`
+	ExeNotRegex []string `toml:"exe_not_regex"`
+	// ExeName: the executable's base name matches one of these globs.
+	ExeName []string `toml:"exe_name"`
+	// ExeInTemp: the executable lies below one of Config.TempDirs.
+	ExeInTemp bool `toml:"exe_in_temp"`
+	// ExeHidden: a component of the executable path starts with '.'.
+	ExeHidden bool `toml:"exe_hidden"`
+	// ExeOutsideSystemDirs: the executable lies below none of
+	// Config.SystemDirs (an unknown executable is not outside).
+	ExeOutsideSystemDirs bool `toml:"exe_outside_system_dirs"`
+	// File and FileRegex: some file path of the event matches a glob or a
+	// regex (one condition).
+	File      []string `toml:"file"`
+	FileRegex []string `toml:"file_regex"`
+	// FileInTemp: some file path lies below one of Config.TempDirs.
+	FileInTemp bool `toml:"file_in_temp"`
+	// FileHidden: some file path has a component starting with '.'.
+	FileHidden bool `toml:"file_hidden"`
+	// Users and UIDs: the process's user is one of these names, or its
+	// numeric uid is in one of these ranges ("33", "1-999") (one condition).
+	// Names are compared with the ENRICHED name when the record has one,
+	// else with the uid the name has on this host.
+	Users []string `toml:"users"`
+	UIDs  []string `toml:"uids"`
+	// ParentExe and ParentName: the parent's executable path matches one of
+	// these globs, or its base name one of these name globs (one condition).
+	ParentExe  []string `toml:"parent_exe"`
+	ParentName []string `toml:"parent_name"`
+	// Key: some audit key of the event matches one of these globs.
+	Key []string `toml:"key"`
+	// Blocklisted and VTMaliciousMin: a hash of the event is on a
+	// blocklist, or VirusTotal counts at least this many malicious verdicts
+	// (one condition; 0 leaves VirusTotal out).
+	Blocklisted    bool `toml:"blocklisted"`
+	VTMaliciousMin int  `toml:"vt_malicious_min"`
+}
+
+// severities maps the severity names to Event.Severity values.
+var severities = map[string]int{"low": 1, "medium": 2, "high": 3, "critical": 4}

@@ -1,0 +1,237 @@
+package hunt
+
+import (
+	"path"
+	"strings"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+)
+
+// Bounds on the facts taken from one event; more files or keys than this
+// are not looked at.
+const (
+	maxFiles = 16
+	maxKeys  = 8
+)
+
+// facts are what rules test, taken from an event once for all rules. The
+// strings share memory with the event. A facts value lives on the stack of
+// Enrich; filling it allocates only to join a relative PATH name to the CWD.
+type facts struct {
+	exec     bool
+	exe      string // "" when unknown
+	exeBase  string
+	uid      uint32
+	hasUID   bool
+	userName string // ENRICHED UID name, "" when the record has none
+
+	files  [maxFiles]string
+	nfiles int
+	keys   [maxKeys]string
+	nkeys  int
+
+	parentExe, parentBase string
+
+	blocklisted bool
+	vtMalicious int64
+}
+
+// extract fills f from ev. needFiles says whether any rule tests files.
+func (f *facts) extract(ev *audit.Event, needFiles bool) {
+	var sc, ir *audit.Record
+	cwd := ""
+	for _, r := range ev.Records {
+		switch r.Type {
+		case "SYSCALL":
+			if sc == nil {
+				sc = r
+			}
+		case "INTEGRITY_RULE":
+			if _, ok := r.Get("file"); ok && ir == nil {
+				ir = r
+			}
+		case "CWD":
+			cwd, _ = r.Get("cwd")
+		}
+		if k, ok := r.Get("key"); ok {
+			f.addKeys(k)
+		}
+	}
+	task := sc
+	switch {
+	case sc != nil:
+		f.exe = known(sc, "exe")
+		f.exec = proc.ExecRecord(ev) != nil
+	case ir != nil:
+		// An IMA measurement on its own: with the usual BPRM_CHECK policy
+		// its file is the program being executed, and its exe the image
+		// being replaced.
+		task = ir
+		f.exe = known(ir, "file")
+		f.exec = true
+	}
+	if task != nil {
+		if v, ok := task.Get("uid"); ok {
+			if n, ok := parseUint32(v); ok {
+				f.uid, f.hasUID = n, true
+			}
+		}
+		f.userName, _ = task.GetInterp("UID")
+	}
+	if f.exe != "" {
+		f.exe = path.Clean(f.exe)
+		f.exeBase = path.Base(f.exe)
+	}
+	if needFiles {
+		for _, r := range ev.Records {
+			switch r.Type {
+			case "PATH":
+				f.addFile(known(r, "name"), cwd)
+			case "INTEGRITY_RULE":
+				f.addFile(known(r, "file"), cwd)
+			}
+		}
+	}
+	if p := ev.Parent; p != nil && p.Executable != "" {
+		f.parentExe = path.Clean(p.Executable)
+		f.parentBase = path.Base(f.parentExe)
+	}
+	f.blocklisted = len(ev.Blocklist) > 0
+	if vt := ev.VirusTotal; vt != nil && vt.VTVerdict != nil {
+		f.vtMalicious = vt.Malicious
+	}
+}
+
+// known returns the decoded field, or "" when absent or "(null)".
+func known(r *audit.Record, name string) string {
+	v, _ := r.Get(name)
+	if v == "(null)" {
+		return ""
+	}
+	return v
+}
+
+func (f *facts) addFile(p, cwd string) {
+	if p == "" || f.nfiles == maxFiles {
+		return
+	}
+	if !strings.HasPrefix(p, "/") && cwd != "" {
+		p = path.Join(cwd, p)
+	} else {
+		p = path.Clean(p)
+	}
+	f.files[f.nfiles] = p
+	f.nfiles++
+}
+
+// addKeys adds the keys of a key field: several keys of one rule are
+// joined by 0x01; "(null)" means none.
+func (f *facts) addKeys(v string) {
+	if v == "(null)" || v == "" {
+		return
+	}
+	for v != "" && f.nkeys < maxKeys {
+		k, rest, _ := strings.Cut(v, "\x01")
+		if k != "" {
+			f.keys[f.nkeys] = k
+			f.nkeys++
+		}
+		v = rest
+	}
+}
+
+func parseUint32(s string) (uint32, bool) {
+	if s == "" || len(s) > 10 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if n > 1<<32-1 {
+		return 0, false
+	}
+	return uint32(n), true
+}
+
+// hidden reports whether a component of p starts with '.' (other than "."
+// and "..").
+func hidden(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] != '.' || (i > 0 && p[i-1] != '/') {
+			continue
+		}
+		end := strings.IndexByte(p[i:], '/')
+		if end < 0 {
+			end = len(p) - i
+		}
+		if c := p[i : i+end]; c != "." && c != ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// dirPat is one directory of a dirSet: a clean absolute path or path.Match
+// pattern with n components.
+type dirPat struct {
+	pat  string
+	n    int
+	glob bool
+}
+
+// dirSet is a set of directories; see under.
+type dirSet []dirPat
+
+func newDirSet(dirs []string) dirSet {
+	d := make(dirSet, 0, len(dirs))
+	for _, p := range dirs {
+		n := strings.Count(p, "/")
+		if p == "/" {
+			n = 0
+		}
+		d = append(d, dirPat{pat: p, n: n, glob: strings.ContainsAny(p, `*?[\`)})
+	}
+	return d
+}
+
+// under reports whether the clean absolute path p lies strictly below one of
+// the directories.
+func (d dirSet) under(p string) bool {
+	if len(p) < 2 || p[0] != '/' {
+		return false
+	}
+	for _, dp := range d {
+		if dp.n == 0 {
+			return true
+		}
+		// The prefix of p with dp.n components ends at its (n+1)-th '/'.
+		idx, seen := -1, 0
+		for i := 0; i < len(p); i++ {
+			if p[i] == '/' {
+				if seen == dp.n {
+					idx = i
+					break
+				}
+				seen++
+			}
+		}
+		if idx < 0 || idx == len(p)-1 {
+			continue
+		}
+		prefix := p[:idx]
+		if dp.glob {
+			if ok, _ := path.Match(dp.pat, prefix); ok {
+				return true
+			}
+		} else if prefix == dp.pat {
+			return true
+		}
+	}
+	return false
+}

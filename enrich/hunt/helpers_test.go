@@ -1,0 +1,119 @@
+package hunt
+
+import (
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+)
+
+// rec builds a record from name/value pairs; names starting with "@" go to
+// the ENRICHED part.
+func rec(typ string, kv ...string) *audit.Record {
+	r := &audit.Record{Type: typ, NestedFrom: -1}
+	for i := 0; i+1 < len(kv); i += 2 {
+		f := audit.Field{Name: kv[i], Raw: kv[i+1], Value: kv[i+1]}
+		if f.Name[0] == '@' {
+			f.Name = f.Name[1:]
+			r.Interp = append(r.Interp, f)
+			continue
+		}
+		r.Fields = append(r.Fields, f)
+	}
+	return r
+}
+
+// ev describes a test event.
+type ev struct {
+	syscall string // "59" (default), "2" (open), ...; "ima" for a lone INTEGRITY_RULE
+	exe     string
+	uid     int
+	user    string // ENRICHED UID name; "" for a RAW-format record
+	key     string
+	cwd     string
+	paths   []string
+	parent  string // parent executable
+	blocked bool
+	vt      int64 // VirusTotal malicious count; -1 for a pending lookup
+}
+
+// build turns e into an audit.Event as the parser and the earlier
+// enrichers (proc, blocklist, virustotal) would leave it.
+func (e ev) build() *audit.Event {
+	out := &audit.Event{ID: audit.EventID{Sec: 1764081400, Msec: 123, Serial: 42}}
+	uid := strconv.Itoa(e.uid)
+	if e.syscall == "ima" {
+		kv := []string{"file", e.exe, "hash", "sha256:275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f",
+			"ppid", "1943", "pid", "8205", "auid", uid, "uid", uid, "comm", "bash", "exe", "/usr/bin/bash"}
+		if e.user != "" {
+			kv = append(kv, "@UID", e.user)
+		}
+		out.Records = append(out.Records, rec("INTEGRITY_RULE", kv...))
+	} else {
+		nr := e.syscall
+		if nr == "" {
+			nr = "59"
+		}
+		key := e.key
+		if key == "" {
+			key = "(null)"
+		}
+		kv := []string{"arch", "c000003e", "syscall", nr, "success", "yes", "exit", "0", "items", "2",
+			"ppid", "1943", "pid", "8205", "auid", "1000", "uid", uid, "gid", uid, "euid", uid,
+			"tty", "(none)", "ses", "3", "comm", filepath.Base(e.exe), "exe", e.exe, "key", key}
+		if e.user != "" {
+			kv = append(kv, "@ARCH", "x86_64", "@SYSCALL", map[string]string{"59": "execve", "2": "open"}[nr],
+				"@AUID", "alice", "@UID", e.user)
+		}
+		out.Records = append(out.Records, rec("SYSCALL", kv...))
+		if nr == "59" {
+			out.Records = append(out.Records, rec("EXECVE", "argc", "1", "a0", filepath.Base(e.exe)))
+		}
+		cwd := e.cwd
+		if cwd == "" {
+			cwd = "/home/alice"
+		}
+		out.Records = append(out.Records, rec("CWD", "cwd", cwd))
+		for i, p := range e.paths {
+			out.Records = append(out.Records, rec("PATH", "item", strconv.Itoa(i), "name", p, "nametype", "NORMAL"))
+		}
+		out.Records = append(out.Records, rec("PROCTITLE", "proctitle", filepath.Base(e.exe)))
+	}
+	if e.parent != "" {
+		out.Parent = &audit.Process{PID: 1943, Executable: e.parent, Args: []string{filepath.Base(e.parent)}, UID: "0"}
+	}
+	if e.blocked {
+		out.Blocklist = []audit.ListHit{{List: "malwarebazaar", Label: "Mirai", Hash: "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"}}
+	}
+	switch {
+	case e.vt > 0:
+		out.VirusTotal = &audit.VTResult{Status: "hit", VTVerdict: &audit.VTVerdict{Malicious: e.vt}}
+	case e.vt < 0:
+		out.VirusTotal = &audit.VTResult{Status: "pending"}
+	}
+	return out
+}
+
+// testUsers stands in for /etc/passwd so results do not depend on the host.
+func testUsers(name string) (uint32, bool) {
+	uid, ok := map[string]uint32{"www-data": 33, "nobody": 65534, "nginx": 101}[name]
+	return uid, ok
+}
+
+func mustEnricher(t testing.TB, cfg Config) *Enricher {
+	t.Helper()
+	e, err := newEnricher(cfg, testUsers)
+	if err != nil {
+		t.Fatalf("newEnricher: %v", err)
+	}
+	return e
+}
+
+// only returns a config with the given rules and no built-in ones.
+func only(rules ...RuleConfig) Config {
+	c := DefaultConfig()
+	c.UseDefaults = false
+	c.Rules = rules
+	return c
+}

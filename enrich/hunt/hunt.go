@@ -1,0 +1,244 @@
+// Package hunt matches events against hunting rules: executions from
+// world-writable or hidden places, system utilities running from elsewhere,
+// service accounts running shells or tools, servers spawning shells, known
+// bad hashes. Rules are TOML; a built-in set (defaults.toml) covers the
+// scenarios of the IMA hunting articles and users add their own.
+//
+// A matching rule adds a HuntHit to ev.Hunt, the tags "hunt:<rule>" and the
+// rule's tags to ev.Tags, raises ev.Severity to the rule's severity, and
+// appends the rule's ATT&CK technique (Source "hunt:<rule>") to
+// ev.Techniques. Rules are evaluated in order: built-in rules first, then
+// inline rules, then the rules file (a rule that replaces another keeps that
+// one's place).
+//
+// Parent conditions use ev.Parent and verdict conditions use ev.Blocklist
+// and ev.VirusTotal, so the hunt enricher must run after proc, blocklist and
+// virustotal.
+package hunt
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+//go:embed defaults.toml
+var defaultRules []byte
+
+// DefaultRulesName is the file name errors in the built-in rules carry.
+const DefaultRulesName = "builtin:defaults.toml"
+
+// DefaultRules returns the text of the built-in rules.
+func DefaultRules() []byte { return slices.Clone(defaultRules) }
+
+var (
+	mEvents = metrics.Default.Counter("audisp_enrich_hunt_events_total", "", "Events matched against the hunting rules.")
+	mHits   = metrics.Default.Counter("audisp_enrich_hunt_hits_total", "", "Hunting rule matches.")
+)
+
+// Enricher is the "hunt" enricher. It is immutable after New and safe for
+// concurrent use.
+type Enricher struct {
+	rules     []*rule
+	temp      dirSet
+	system    dirSet
+	needFiles bool
+}
+
+var _ enrich.Enricher = (*Enricher)(nil)
+
+// New compiles the rules cfg selects. Every error names the rule, and the
+// file and line for rules from a file (*RuleError).
+func New(cfg Config) (*Enricher, error) {
+	return newEnricher(cfg, localUID)
+}
+
+// newEnricher is New with the user name resolver given.
+func newEnricher(cfg Config, lookupUser func(string) (uint32, bool)) (*Enricher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var set ruleSet
+	if cfg.UseDefaults {
+		rs, err := parseRules(DefaultRulesName, defaultRules, lookupUser)
+		if err != nil {
+			return nil, err
+		}
+		set.add(rs, DefaultRulesName)
+	}
+	inline := make([]*rule, 0, len(cfg.Rules))
+	for i := range cfg.Rules {
+		r, err := compileRule(&cfg.Rules[i], lookupUser)
+		if err != nil {
+			return nil, &RuleError{Index: i, Rule: cfg.Rules[i].Name, Err: err}
+		}
+		inline = append(inline, r)
+	}
+	if err := checkUnique(inline, ""); err != nil {
+		return nil, err
+	}
+	set.add(inline, "config")
+	if cfg.RulesFile != "" {
+		data, err := os.ReadFile(cfg.RulesFile)
+		if err != nil {
+			return nil, fmt.Errorf("hunt: rules_file: %w", err)
+		}
+		rs, err := parseRules(cfg.RulesFile, data, lookupUser)
+		if err != nil {
+			return nil, err
+		}
+		set.add(rs, cfg.RulesFile)
+	}
+	for _, n := range cfg.Disable {
+		if !set.remove(n) {
+			return nil, fmt.Errorf("hunt: disable: no rule named %q", n)
+		}
+	}
+	e := &Enricher{rules: set.rules, temp: newDirSet(cfg.TempDirs), system: newDirSet(cfg.SystemDirs)}
+	for _, r := range e.rules {
+		e.needFiles = e.needFiles || r.needFiles
+	}
+	slog.Info("hunt: rules loaded", "rules", len(e.rules), "builtin", cfg.UseDefaults, "file", cfg.RulesFile)
+	return e, nil
+}
+
+// ruleSet is an ordered set of rules by name.
+type ruleSet struct{ rules []*rule }
+
+// add appends rs; a rule named like one already held replaces it in place.
+func (s *ruleSet) add(rs []*rule, from string) {
+	for _, r := range rs {
+		if i := s.index(r.name); i >= 0 {
+			slog.Info("hunt: rule replaced", "rule", r.name, "by", from)
+			s.rules[i] = r
+			continue
+		}
+		s.rules = append(s.rules, r)
+	}
+}
+
+func (s *ruleSet) index(name string) int {
+	return slices.IndexFunc(s.rules, func(r *rule) bool { return r.name == name })
+}
+
+func (s *ruleSet) remove(name string) bool {
+	i := s.index(name)
+	if i < 0 {
+		return false
+	}
+	s.rules = slices.Delete(s.rules, i, i+1)
+	return true
+}
+
+// checkUnique reports the first rule whose name an earlier rule of the same
+// source already has.
+func checkUnique(rs []*rule, file string) error {
+	seen := make(map[string]int, len(rs))
+	for i, r := range rs {
+		if j, dup := seen[r.name]; dup {
+			return &RuleError{File: file, Index: i, Rule: r.name,
+				Err: fmt.Errorf("duplicate name (rule #%d has it too)", j+1)}
+		}
+		seen[r.name] = i
+	}
+	return nil
+}
+
+// Name returns "hunt".
+func (e *Enricher) Name() string { return "hunt" }
+
+// Rules returns the names of the active rules in evaluation order.
+func (e *Enricher) Rules() []string {
+	names := make([]string, len(e.rules))
+	for i, r := range e.rules {
+		names[i] = r.name
+	}
+	return names
+}
+
+// Enrich matches ev against every rule and records the hits (see the
+// package doc). It never fails and does not allocate unless a rule matches
+// or a rule tests files and the event has relative PATH names.
+func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
+	var f facts
+	f.extract(ev, e.needFiles)
+	mEvents.Inc()
+	for _, r := range e.rules {
+		if !r.match(&f, e) {
+			continue
+		}
+		mHits.Inc()
+		ev.Hunt = append(ev.Hunt, audit.HuntHit{Rule: r.name, Severity: r.severity, Tags: r.tags})
+		ev.AddTag(r.tag)
+		for _, t := range r.tags {
+			ev.AddTag(t)
+		}
+		if r.severity > ev.Severity {
+			ev.Severity = r.severity
+		}
+		if r.tech != nil {
+			ev.Techniques = append(ev.Techniques, *r.tech)
+		}
+	}
+	return nil
+}
+
+// match reports whether every condition of r holds for f. Cheap conditions
+// come first.
+func (r *rule) match(f *facts, e *Enricher) bool {
+	if r.exec && !f.exec {
+		return false
+	}
+	if r.blocklisted || r.vtMin > 0 {
+		if !(r.blocklisted && f.blocklisted) && !(r.vtMin > 0 && f.vtMalicious >= r.vtMin) {
+			return false
+		}
+	}
+	exe := f.exe
+	if exe == "" && (r.exeInTemp || r.exeHidden || r.exeOutside || !r.exeName.empty() || !r.exe.empty()) {
+		return false
+	}
+	switch {
+	case r.exeInTemp && !e.temp.under(exe),
+		r.exeHidden && !hidden(exe),
+		r.exeOutside && e.system.under(exe),
+		!r.exeName.empty() && !r.exeName.match(f.exeBase),
+		!r.exe.empty() && !r.exe.match(exe),
+		exe != "" && !r.exeNot.empty() && r.exeNot.match(exe),
+		!r.acct.empty() && !r.acct.match(f):
+		return false
+	}
+	if !r.parent.empty() || !r.parentName.empty() {
+		if f.parentExe == "" || !(r.parent.match(f.parentExe) || r.parentName.match(f.parentBase)) {
+			return false
+		}
+	}
+	if !r.key.empty() && !anyOf(f.keys[:f.nkeys], r.key.match) {
+		return false
+	}
+	if r.needFiles {
+		files := f.files[:f.nfiles]
+		if !r.file.empty() && !anyOf(files, r.file.match) ||
+			r.fileInTemp && !anyOf(files, e.temp.under) ||
+			r.fileHidden && !anyOf(files, hidden) {
+			return false
+		}
+	}
+	return true
+}
+
+func anyOf(ss []string, pred func(string) bool) bool {
+	for _, s := range ss {
+		if pred(s) {
+			return true
+		}
+	}
+	return false
+}
