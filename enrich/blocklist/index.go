@@ -7,14 +7,15 @@ import (
 	"slices"
 )
 
-// The index keeps one table per digest algorithm. A table is a sorted slice
-// of fixed-size keys, each with a uint32 label number (labels are interned:
-// a 1M-entry list of one malware family stores the family name once), plus a
-// bucket table over the leading key bits so a lookup binary-searches a
-// handful of neighbouring entries instead of the whole slice. Digests are
-// uniformly distributed, so buckets stay even. A sha256 entry costs 36 bytes
-// plus about 0.5 byte of bucket table. An index never changes after build,
-// so any number of goroutines may read it.
+// The index keeps one table per digest algorithm. A table is an ordered
+// open-addressing table: keys sorted, each at or just after its home slot
+// (the slot its first four bytes scale to), with free slots between runs.
+// Digests are uniformly distributed, so a lookup reads the home slot and
+// usually its neighbour or two: one or two cache misses on a table of any
+// size. Each key has a uint32 label number; labels are interned, so a
+// 1M-entry list of one malware family stores the family name once. The table
+// has 1.25 slots per key, so a sha256 entry costs about 45 bytes. An index
+// never changes after build, so any number of goroutines may read it.
 
 type (
 	md5Key    [16]byte
@@ -43,19 +44,27 @@ type entry[K key[K]] struct {
 	label uint32
 }
 
+// freeSlot is the label of an empty slot.
+const freeSlot = ^uint32(0)
+
 type table[K key[K]] struct {
-	ents   []entry[K] // sorted by key, unique
-	bits   uint8      // bucket = top() >> (32-bits); 0 bits is one bucket
-	starts []uint32   // bucket b holds ents[starts[b]:starts[b+1]]
+	// slots are in key order, with free slots between. A key at slot p
+	// has home(key) <= p, and every slot from its home to p is taken.
+	slots []entry[K]
+	n     int    // keys
+	homes uint64 // number of home slots
 }
 
-// maxBucketBits caps the bucket table at 4 MiB.
-const maxBucketBits = 20
+func (t *table[K]) home(k K) int { return int(uint64(k.top()) * t.homes >> 32) }
 
-// buildTable sorts and deduplicates ents (taking ownership) and builds the
-// buckets. Of duplicate keys one is kept: one with a label if any, and of
-// those the lowest label number, which is the label that occurs first in the
-// file (labels are numbered as they are first met).
+// slotsPerKey is 1 + 1/loadSlack: 1.25 slots per key.
+const loadSlack = 4
+
+// buildTable sorts and deduplicates ents (taking ownership; capacity for
+// 1.25 times its length saves a copy) and lays them out. Of duplicate keys
+// one is kept: one with a label if any, and of those the lowest label
+// number, which is the label that occurs first in the file (labels are
+// numbered as they are first met).
 func buildTable[K key[K]](ents []entry[K]) table[K] {
 	slices.SortFunc(ents, func(a, b entry[K]) int {
 		if c := a.k.compare(b.k); c != 0 {
@@ -64,38 +73,50 @@ func buildTable[K key[K]](ents []entry[K]) table[K] {
 		return cmp.Compare(a.label-1, b.label-1) // label 0 (none) wraps to last
 	})
 	ents = slices.CompactFunc(ents, func(a, b entry[K]) bool { return a.k == b.k })
+	n := len(ents)
+	if n == 0 {
+		return table[K]{}
+	}
+	t := table[K]{n: n, homes: uint64(n + n/loadSlack + 1)}
+	pos := make([]uint32, n)
+	last := -1
+	for i := range ents {
+		p := max(t.home(ents[i].k), last+1)
+		pos[i] = uint32(p)
+		last = p
+	}
+	size := max(int(t.homes), last+1)
+	ents = slices.Grow(ents, size-n)[:size]
+	for i := n; i < size; i++ {
+		ents[i] = entry[K]{label: freeSlot}
+	}
+	// pos[i] >= i, so moving from the end never overwrites a key not yet moved.
+	for i := n - 1; i >= 0; i-- {
+		e := ents[i]
+		ents[i].label = freeSlot
+		ents[pos[i]] = e
+	}
 	if cap(ents)-len(ents) > len(ents)/8 {
 		ents = append(make([]entry[K], 0, len(ents)), ents...)
 	}
-	t := table[K]{ents: ents}
-	for t.bits < maxBucketBits && 8<<t.bits < len(ents) {
-		t.bits++
-	}
-	t.starts = make([]uint32, 1<<t.bits+1)
-	for i := range ents {
-		t.starts[ents[i].k.top()>>(32-t.bits)+1]++
-	}
-	for b := 1; b < len(t.starts); b++ {
-		t.starts[b] += t.starts[b-1]
-	}
+	t.slots = ents
 	return t
 }
 
 func (t *table[K]) find(k K) (uint32, bool) {
-	if len(t.ents) == 0 {
+	if t.n == 0 {
 		return 0, false
 	}
-	b := k.top() >> (32 - t.bits)
-	lo, hi := int(t.starts[b]), int(t.starts[b+1])
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		switch c := t.ents[m].k.compare(k); {
+	for i := t.home(k); i < len(t.slots); i++ {
+		e := &t.slots[i]
+		if e.label == freeSlot {
+			return 0, false
+		}
+		switch c := e.k.compare(k); {
 		case c == 0:
-			return t.ents[m].label, true
-		case c < 0:
-			lo = m + 1
-		default:
-			hi = m
+			return e.label, true
+		case c > 0:
+			return 0, false
 		}
 	}
 	return 0, false
@@ -162,7 +183,7 @@ func (ix *index) lookup(d *digest) (string, bool) {
 
 // counts returns the number of unique digests per algorithm.
 func (ix *index) counts() [numAlgos]int {
-	return [numAlgos]int{len(ix.md5.ents), len(ix.sha1.ents), len(ix.sha256.ents), len(ix.sha512.ents)}
+	return [numAlgos]int{ix.md5.n, ix.sha1.n, ix.sha256.n, ix.sha512.n}
 }
 
 func (ix *index) len() int {
@@ -205,7 +226,9 @@ func (b *builder) label(s []byte) uint32 {
 
 func hinted[K key[K]](s []entry[K], hint *int) []entry[K] {
 	if s == nil && *hint > 0 {
-		s = make([]entry[K], 0, *hint)
+		// Room for the free slots buildTable adds, and for the few keys
+		// that spill past the last home slot.
+		s = make([]entry[K], 0, *hint+*hint/loadSlack+*hint/256+64)
 		*hint = 0
 	}
 	return s

@@ -25,26 +25,43 @@ func checkIndex(t testing.TB, ix *index) {
 
 func checkTable[K key[K]](t testing.TB, tb *table[K], nlabels int) {
 	t.Helper()
-	if len(tb.ents) == 0 {
+	if tb.n == 0 {
+		if len(tb.slots) != 0 {
+			t.Fatalf("empty table with %d slots", len(tb.slots))
+		}
 		return
 	}
-	if len(tb.starts) != 1<<tb.bits+1 || int(tb.starts[len(tb.starts)-1]) != len(tb.ents) || tb.starts[0] != 0 {
-		t.Fatalf("bucket table of %d entries, %d bits: %d starts, last %d", len(tb.ents), tb.bits, len(tb.starts), tb.starts[len(tb.starts)-1])
+	if len(tb.slots) < int(tb.homes) || uint64(tb.n) >= tb.homes {
+		t.Fatalf("%d keys, %d homes, %d slots", tb.n, tb.homes, len(tb.slots))
 	}
-	for i, e := range tb.ents {
-		if i > 0 && tb.ents[i-1].k.compare(e.k) >= 0 {
-			t.Fatalf("entry %d not above entry %d", i, i-1)
+	n, prev := 0, -1
+	for i, e := range tb.slots {
+		if e.label == freeSlot {
+			continue
 		}
-		b := e.k.top() >> (32 - tb.bits)
-		if uint32(i) < tb.starts[b] || uint32(i) >= tb.starts[b+1] {
-			t.Fatalf("entry %d outside its bucket %d [%d, %d)", i, b, tb.starts[b], tb.starts[b+1])
+		n++
+		if prev >= 0 && tb.slots[prev].k.compare(e.k) >= 0 {
+			t.Fatalf("slot %d not above slot %d", i, prev)
+		}
+		prev = i
+		h := tb.home(e.k)
+		if h > i {
+			t.Fatalf("slot %d holds a key whose home is %d", i, h)
+		}
+		for j := h; j < i; j++ {
+			if tb.slots[j].label == freeSlot {
+				t.Fatalf("free slot %d between home %d and slot %d", j, h, i)
+			}
 		}
 		if int(e.label) >= nlabels {
-			t.Fatalf("entry %d has label %d of %d", i, e.label, nlabels)
+			t.Fatalf("slot %d has label %d of %d", i, e.label, nlabels)
 		}
 		if l, ok := tb.find(e.k); !ok || l != e.label {
-			t.Fatalf("entry %d not found by find", i)
+			t.Fatalf("slot %d not found by find", i)
 		}
+	}
+	if n != tb.n {
+		t.Fatalf("%d keys in slots, n = %d", n, tb.n)
 	}
 }
 
