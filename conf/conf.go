@@ -18,6 +18,9 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/blocklist"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
+	"github.com/audisp-enrich/audisp-enrich/sinks"
+	"github.com/audisp-enrich/audisp-enrich/sinks/audisp"
+	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
 	"github.com/audisp-enrich/audisp-enrich/sinks/kafka"
 	"github.com/audisp-enrich/audisp-enrich/sinks/syslog"
 )
@@ -125,10 +128,17 @@ type SinkConfig struct {
 	Type string `toml:"type"`
 	// Encoding is json (default), msgpack, or audit (text lines; the
 	// remote sink always uses audit).
-	Encoding string         `toml:"encoding"`
-	File     *FileConfig    `toml:"file"`
-	Kafka    *kafka.Config  `toml:"kafka"`
-	Syslog   *syslog.Config `toml:"syslog"`
+	Encoding string `toml:"encoding"`
+	// Filter selects the documents this sink gets (all by default).
+	Filter sinks.Filter `toml:"filter"`
+	// Buffer is the sink's own buffer (network sinks; disk by default).
+	Buffer buffer.Config `toml:"buffer"`
+	// Delivery tunes batching and retries (network sinks).
+	Delivery sinks.RunnerConfig `toml:"delivery"`
+	File     *FileConfig        `toml:"file"`
+	Kafka    *kafka.Config      `toml:"kafka"`
+	Syslog   *syslog.Config     `toml:"syslog"`
+	Remote   *audisp.Config     `toml:"remote"`
 
 	// Line is the line of the [[sink]] header, for error messages.
 	Line int `toml:"-"`
@@ -212,7 +222,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 		// First read the type to start from that sink type's defaults.
 		_ = md.PrimitiveDecode(p, &head)
-		sc := SinkConfig{Type: head.Type, Encoding: "json"}
+		sc := SinkConfig{Type: head.Type, Encoding: "json", Buffer: buffer.DefaultConfig(), Delivery: sinks.DefaultRunnerConfig()}
 		switch head.Type {
 		case "file":
 			fc := DefaultFileConfig()
@@ -223,6 +233,10 @@ func Parse(name string, data []byte) (*Config, error) {
 		case "syslog":
 			yc := syslog.DefaultConfig()
 			sc.Syslog = &yc
+		case "remote":
+			rc := audisp.DefaultConfig()
+			sc.Remote = &rc
+			sc.Encoding = "audit"
 		}
 		if err := md.PrimitiveDecode(p, &sc); err != nil {
 			return nil, fmt.Errorf("%s:%d: [[sink]] #%d: %v", name, lineAt(sinkLines, i), i+1, err)
@@ -310,8 +324,26 @@ func (c *Config) Validate(data []byte) error {
 		default:
 			bad(fmt.Errorf("encoding %q: want json, msgpack or audit", s.Encoding))
 		}
+		if err := s.Filter.Validate(); err != nil {
+			bad(err)
+		}
+		if err := s.Buffer.Validate(); err != nil {
+			bad(err)
+		}
+		if err := s.Delivery.Validate(); err != nil {
+			bad(err)
+		}
 		switch s.Type {
 		case "stdout":
+		case "remote":
+			if s.Remote == nil {
+				bad(errors.New("remote sink needs a [sink.remote] table"))
+			} else if err := s.Remote.Validate(); err != nil {
+				bad(err)
+			}
+			if s.Encoding != "audit" {
+				bad(fmt.Errorf("remote sink sends audit text; encoding must be \"audit\", not %q", s.Encoding))
+			}
 		case "file":
 			if s.File == nil || s.File.Path == "" {
 				bad(errors.New("file sink needs [sink.file] path"))

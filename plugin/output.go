@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -14,7 +16,11 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
+	"github.com/audisp-enrich/audisp-enrich/sinks/audisp"
+	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
 	"github.com/audisp-enrich/audisp-enrich/sinks/file"
+	"github.com/audisp-enrich/audisp-enrich/sinks/kafka"
+	"github.com/audisp-enrich/audisp-enrich/sinks/syslog"
 )
 
 // deliverer takes encoded messages for one sink.
@@ -29,10 +35,11 @@ type deliverer interface {
 	reopen()
 }
 
-// sinkOut is one configured sink with its encoding.
+// sinkOut is one configured sink with its encoding and filter.
 type sinkOut struct {
 	name     string
 	encoding string
+	filter   sinks.Filter
 	d        deliverer
 	events   *metrics.Counter
 }
@@ -44,10 +51,14 @@ type output struct {
 	json  audit.JSONEncoder
 	buf   []byte
 	log   *slog.Logger
+	host  string
 }
 
-func buildOutput(cfg *conf.Config, reg *metrics.Registry, log *slog.Logger) (*output, error) {
+// buildOutput opens every sink. onDrop is told about documents a network
+// sink's buffer dropped, so that an alert document can follow.
+func buildOutput(cfg *conf.Config, reg *metrics.Registry, log *slog.Logger, onDrop func(sink string, n int, reason string)) (*output, error) {
 	o := &output{log: log}
+	o.host, _ = os.Hostname()
 	for i := range cfg.Sinks {
 		sc := &cfg.Sinks[i]
 		var d deliverer
@@ -61,11 +72,15 @@ func buildOutput(cfg *conf.Config, reg *metrics.Registry, log *slog.Logger) (*ou
 			}
 			d = newDirect(s, log)
 		default:
-			o.stop(context.Background())
-			return nil, fmt.Errorf("sink %q: type %s is not available in this build", sc.Name, sc.Type)
+			r, err := newRunnerSink(cfg, sc, reg, log, onDrop)
+			if err != nil {
+				o.stop(context.Background())
+				return nil, err
+			}
+			d = r
 		}
 		o.sinks = append(o.sinks, &sinkOut{
-			name: sc.Name, encoding: sc.Encoding, d: d,
+			name: sc.Name, encoding: sc.Encoding, d: d, filter: sc.Filter,
 			events: reg.Counter("audisp_enrich_sink_published_total", `sink="`+sc.Name+`"`, "Documents handed to the sink's buffer."),
 		})
 	}
@@ -77,6 +92,9 @@ func (o *output) publish(ev *audit.Event) {
 	var jsonDoc, packed []byte
 	meta := metaOf(ev)
 	for _, s := range o.sinks {
+		if !s.filter.Match(meta) {
+			continue
+		}
 		var v []byte
 		switch s.encoding {
 		case "msgpack":
@@ -94,7 +112,7 @@ func (o *output) publish(ev *audit.Event) {
 			}
 			v = packed
 		case "audit":
-			v = auditText(ev)
+			v = auditText(ev, o.host)
 		default:
 			if jsonDoc == nil {
 				o.buf = o.json.Append(o.buf[:0], ev)
@@ -190,21 +208,150 @@ func numbers(v any) any {
 	return v
 }
 
-// auditText renders an event as audit text lines (one per record, node=
-// set) for collectors that expect auditd's own format.
-func auditText(ev *audit.Event) []byte {
-	var b []byte
-	for _, r := range ev.Records {
-		line := r.Line
-		if r.Node == "" && ev.ID.Node != "" {
-			b = append(b, "node="...)
-			b = append(b, ev.ID.Node...)
-			b = append(b, ' ')
+// auditText renders an event as audit text lines, one per record with
+// node= set (the local host name when the stream had none, so that the
+// collector knows the origin). What enrichers found is appended as
+// enrich_* fields: event-wide findings on the first SYSCALL record (or the
+// first record), hash findings on the INTEGRITY_RULE record they belong to.
+func auditText(ev *audit.Event, host string) []byte {
+	node := ev.ID.Node
+	if node == "" {
+		node = host
+	}
+	if ev.Kind != audit.KindAudit {
+		// Verdicts and alerts have no records: send one user-space style line.
+		return []byte(audisp.FormatRecordLine(node, fmt.Sprintf("type=USER msg=audit(%d.%03d:%d): msg='audisp-enrich %s'",
+			ev.ID.Sec, ev.ID.Msec, ev.ID.Serial, ev.Kind), enrichFields(ev, -1)) + "\n")
+	}
+	main := 0
+	for i, r := range ev.Records {
+		if r.TypeNum == audit.TypeSyscall {
+			main = i
+			break
 		}
-		b = append(b, line...)
+	}
+	var b []byte
+	for i, r := range ev.Records {
+		var extra [][2]string
+		if i == main {
+			extra = enrichFields(ev, -1)
+		}
+		if r.TypeNum == audit.TypeIntegrityRule {
+			extra = append(extra, enrichFields(ev, i)...)
+		}
+		b = append(b, audisp.FormatRecordLine(node, r.Line, extra)...)
 		b = append(b, '\n')
 	}
 	return b
+}
+
+// enrichFields lists the enrich_* fields for the audit text form: the
+// event-wide ones (rec < 0) or those of the hashes taken from record rec.
+func enrichFields(ev *audit.Event, rec int) [][2]string {
+	var out [][2]string
+	add := func(k, v string) {
+		if v != "" {
+			out = append(out, [2]string{k, v})
+		}
+	}
+	if rec < 0 {
+		var ids []string
+		for _, t := range ev.Techniques {
+			ids = append(ids, t.ID)
+		}
+		add("enrich_technique", strings.Join(ids, ","))
+		var rules []string
+		for _, h := range ev.Hunt {
+			rules = append(rules, h.Rule)
+		}
+		add("enrich_hunt", strings.Join(rules, ","))
+		if ev.Severity > 0 {
+			add("enrich_severity", fmt.Sprint(ev.Severity))
+		}
+		if ev.Parent != nil {
+			add("enrich_parent_exe", ev.Parent.Executable)
+		}
+		if len(ev.Related) > 0 {
+			add("enrich_related", strings.Join(ev.Related, ","))
+		}
+		if ev.Alert != nil {
+			add("enrich_alert", fmt.Sprintf("%s:%s:%d", ev.Alert.Sink, ev.Alert.Reason, ev.Alert.Count))
+		}
+		if ev.Kind == audit.KindAudit {
+			return out
+		}
+	}
+	for _, h := range ev.Hashes {
+		if rec >= 0 && h.Record != rec {
+			continue
+		}
+		add("enrich_hash", h.Algo+":"+h.Hex)
+		for _, l := range ev.Blocklist {
+			if l.Hash == h.Hex {
+				add("enrich_blocklist", l.List+":"+l.Label)
+			}
+		}
+	}
+	if v := ev.VirusTotal; v != nil && (rec >= 0 || ev.Kind == audit.KindVerdict) {
+		s := v.Status
+		if v.VTVerdict != nil {
+			s += fmt.Sprintf(":%d/%d", v.Malicious, v.Malicious+v.Suspicious+v.Harmless+v.Undetected)
+		}
+		add("enrich_vt", s)
+	}
+	return out
+}
+
+// runnerSink delivers through a sinks.Runner: its own buffer (disk by
+// default) and a goroutine that writes, retries and reconnects, so a slow
+// or dead destination never holds up the pipeline.
+type runnerSink struct {
+	r   *sinks.Runner
+	log *slog.Logger
+}
+
+func newRunnerSink(cfg *conf.Config, sc *conf.SinkConfig, reg *metrics.Registry, log *slog.Logger, onDrop func(string, int, string)) (*runnerSink, error) {
+	var s sinks.Sink
+	var err error
+	switch sc.Type {
+	case "kafka":
+		s, err = kafka.New(sc.Name, *sc.Kafka, log)
+	case "syslog":
+		s, err = syslog.New(sc.Name, *sc.Syslog)
+	case "remote":
+		s, err = audisp.New(sc.Name, *sc.Remote)
+	default:
+		err = fmt.Errorf("unknown sink type %q", sc.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+	}
+	bc := sc.Buffer
+	if bc.Dir == "" {
+		bc.Dir = filepath.Join(cfg.StateDir, "buffer", sc.Name)
+	}
+	r, err := sinks.NewRunner(s, sc.Delivery, buffer.Opener(bc, sc.Name, log), sinks.RunnerOptions{Metrics: reg, Logger: log, OnDrop: onDrop})
+	if err != nil {
+		return nil, err
+	}
+	r.Start()
+	return &runnerSink{r: r, log: log}, nil
+}
+
+func (s *runnerSink) publish(m sinks.Message) {
+	m.Value = append([]byte(nil), m.Value...)
+	// Drops are counted, logged and reported by the buffer.
+	_ = s.r.Append(m)
+}
+
+func (s *runnerSink) flush() {}
+
+func (s *runnerSink) reopen() {}
+
+func (s *runnerSink) stop(ctx context.Context) {
+	if err := s.r.Stop(ctx); err != nil {
+		s.log.Warn("sink stopped with undelivered documents left in its buffer", "sink", s.r.Name(), "err", err)
+	}
 }
 
 // direct delivers to a local sink (stdout, file) from the output goroutine,

@@ -83,7 +83,7 @@ func NewPipeline(cfg *conf.Config, log *slog.Logger, reg *metrics.Registry, stre
 
 // build creates the enrichers, the sinks and the pool for cfg.
 func (p *Pipeline) build(cfg *conf.Config) error {
-	out, err := buildOutput(cfg, p.reg, p.log)
+	out, err := buildOutput(cfg, p.reg, p.log, p.alert)
 	if err != nil {
 		return err
 	}
@@ -92,8 +92,10 @@ func (p *Pipeline) build(cfg *conf.Config) error {
 		out.stop(context.Background())
 		return err
 	}
-	p.out, p.enr = out, enr
-	p.pool = enrich.NewPool(enr.chain, cfg.Enrich.Workers, cfg.Enrich.Queue, cfg.Enrich.Timeout, p.reg, p.deliver)
+	pool := enrich.NewPool(enr.chain, cfg.Enrich.Workers, cfg.Enrich.Queue, cfg.Enrich.Timeout, p.reg, p.deliver)
+	p.mu.Lock()
+	p.out, p.enr, p.pool = out, enr, pool
+	p.mu.Unlock()
 	return nil
 }
 
@@ -110,6 +112,21 @@ func (p *Pipeline) emitDocument(ev *audit.Event) {
 	if pool != nil {
 		pool.Submit(ev)
 	}
+}
+
+// alert emits a KindAlert document when a sink's buffer dropped documents,
+// so the loss reaches the SIEM as well as the log. Runners call it from
+// their own goroutine, at most once per second per reason.
+func (p *Pipeline) alert(sink string, n int, reason string) {
+	now := time.Now()
+	p.emitDocument(&audit.Event{
+		Kind: audit.KindAlert,
+		ID:   audit.EventID{Sec: now.Unix(), Msec: uint16(now.Nanosecond() / 1e6)},
+		Enrichment: audit.Enrichment{
+			Severity: 3,
+			Alert:    &audit.Alert{Sink: sink, Reason: reason, Count: uint64(n)},
+		},
+	})
 }
 
 // Handle parses one line and pushes it into reassembly. Bad lines are
