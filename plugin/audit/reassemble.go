@@ -20,7 +20,6 @@ type ReassemblerStats struct {
 	Events      uint64 // events emitted
 	TimedOut    uint64 // events closed by the timeout
 	Evicted     uint64 // events closed because MaxInFlight was reached
-	LostHint    uint64 // serials never seen (gaps), a hint only
 	StrayEOE    uint64 // EOE records for events already closed
 	InFlight    int    // events currently open
 	MaxInFlight int    // high-water mark of InFlight
@@ -40,10 +39,9 @@ type pending struct {
 }
 
 type serialTrack struct {
-	max    uint32
-	seen   bool
-	holes  map[uint32]struct{}
-	nholes int
+	max     uint32
+	seen    bool
+	missing int64
 }
 
 // Reassembler groups records into events keyed by (node, sec.msec, serial),
@@ -259,16 +257,17 @@ func (r *Reassembler) close(k eventKey, p *pending) {
 // a restart or wrap-around and reset the tracking without counting.
 const maxGap = 1 << 16
 
-// trackSerial keeps the lost-event hint: serials skipped per node, minus
-// those that arrive late. auditd's own DAEMON_* records use their own
-// counter and are ignored.
+// trackSerial keeps the lost-event hint per node: a jump over serials
+// counts them as missing, a new event with an older serial (records of
+// different events interleave) gives one back. auditd's own DAEMON_*
+// records use their own counter and are ignored. O(1) per new event.
 func (r *Reassembler) trackSerial(rec *Record) {
 	if rec.TypeNum >= TypeDaemonFirst && rec.TypeNum <= TypeDaemonLast {
 		return
 	}
 	t := r.nodes[rec.Node]
 	if t == nil {
-		t = &serialTrack{holes: make(map[uint32]struct{})}
+		t = &serialTrack{}
 		r.nodes[rec.Node] = t
 	}
 	s := rec.Serial
@@ -276,45 +275,26 @@ func (r *Reassembler) trackSerial(rec *Record) {
 	case !t.seen:
 		t.seen, t.max = true, s
 	case s > t.max && s-t.max <= maxGap:
-		for x := t.max + 1; x < s; x++ {
-			t.holes[x] = struct{}{}
-		}
+		t.missing += int64(s - t.max - 1)
 		t.max = s
-		// Holes older than maxGap will never be filled now: count them.
-		if len(t.holes) > 4096 {
-			r.settleHoles(t, s)
-		}
 	case s < t.max && t.max-s <= maxGap:
-		delete(t.holes, s) // a late record fills a hole
+		if t.missing > 0 {
+			t.missing-- // a late event fills a hole
+		}
 	case s == t.max:
 	default:
 		// restart or wrap-around: never report the jump itself
-		r.settleHoles(t, t.max+maxGap+1)
 		t.max = s
 	}
 }
 
-// settleHoles counts as lost the holes that are too old to be filled.
-func (r *Reassembler) settleHoles(t *serialTrack, upTo uint32) {
-	for h := range t.holes {
-		if upTo-h > 1024 {
-			delete(t.holes, h)
-			r.stats.LostHint++
-		}
-	}
-}
-
-// LostHint returns the serials missing so far, counting holes that have had
-// time to be filled by late records. It is a hint; the kernel's lost counter
-// is the authority.
+// LostHint returns the serials never seen so far. It is a hint (the
+// kernel's lost counter is the authority): serials the kernel spent on
+// events that no rule sent to auditd count too.
 func (r *Reassembler) LostHint() uint64 {
-	n := r.stats.LostHint
+	var n int64
 	for _, t := range r.nodes {
-		for h := range t.holes {
-			if t.max-h > 1024 {
-				n++
-			}
-		}
+		n += t.missing
 	}
-	return n
+	return uint64(n)
 }

@@ -1,0 +1,64 @@
+package audit
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// corpusLines loads the benchmark corpus: AUDISP_ENRICH_CORPUS (made by
+// `make corpus` from a real auditd) or the bundled capture.
+func corpusLines(b *testing.B) []string {
+	path := os.Getenv("AUDISP_ENRICH_CORPUS")
+	if path == "" {
+		path = filepath.Join("..", "testdata", "capture.log")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatalf("corpus: %v", err)
+	}
+	var lines []string
+	for _, l := range bytes.Split(data, []byte{'\n'}) {
+		if len(l) > 0 {
+			lines = append(lines, string(l))
+		}
+	}
+	return lines
+}
+
+// BenchmarkPipeline measures parse + reassemble + JSON encode over the
+// corpus. One op is the whole corpus; records/s and allocs/record are
+// reported. Run with GOMAXPROCS=1 (make bench) for the one-core figure.
+func BenchmarkPipeline(b *testing.B) {
+	lines := corpusLines(b)
+	var size int64
+	for _, l := range lines {
+		size += int64(len(l) + 1)
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	var enc JSONEncoder
+	out := make([]byte, 0, 1<<20)
+	events := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var p Parser
+		r := NewReassembler(ReassemblerConfig{StreamTime: true}, func(ev *Event) {
+			out = enc.Append(out[:0], ev)
+			events++
+		})
+		for _, l := range lines {
+			rec, err := p.Parse(l)
+			if err != nil {
+				continue
+			}
+			r.Push(rec)
+		}
+		r.Flush()
+	}
+	b.StopTimer()
+	sec := b.Elapsed().Seconds()
+	b.ReportMetric(float64(len(lines)*b.N)/sec, "records/s")
+	b.ReportMetric(float64(events)/sec, "events/s")
+}
