@@ -67,7 +67,7 @@ const (
 	DefaultMemoryMaxEvents = 100000
 	DefaultDiskMaxBytes    = 1 << 30
 	DefaultFsyncInterval   = 200 * time.Millisecond
-	DefaultFsyncBytes      = 1 << 20
+	DefaultFsyncBytes      = 8 << 20
 )
 
 // Config configures one sink's buffer (the `[sink.buffer]` table).
@@ -88,7 +88,7 @@ type Config struct {
 	// (disk only). Default 200ms.
 	FsyncInterval time.Duration `toml:"fsync_interval"`
 	// FsyncBytes forces a sync once this many bytes are unsynced (disk
-	// only). Default 1 MiB.
+	// only). Default 8 MiB.
 	FsyncBytes int `toml:"fsync_bytes"`
 	// Dir is the spool directory of this sink (disk only). It must not be
 	// shared with another sink; the runtime sets it to a directory under
