@@ -16,6 +16,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/enrich/attack"
 	"github.com/audisp-enrich/audisp-enrich/enrich/blocklist"
+	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
@@ -112,6 +113,7 @@ type EnrichConfig struct {
 	Attack     attack.Config     `toml:"attack"`
 	Proc       proc.Config       `toml:"proc"`
 	Blocklist  blocklist.Config  `toml:"blocklist"`
+	Hunt       hunt.Config       `toml:"hunt"`
 	VirusTotal virustotal.Config `toml:"virustotal"`
 }
 
@@ -173,6 +175,7 @@ func Defaults() Config {
 			Attack:     attack.DefaultConfig(),
 			Proc:       proc.DefaultConfig(),
 			Blocklist:  blocklist.DefaultConfig(),
+			Hunt:       hunt.DefaultConfig(),
 			VirusTotal: virustotal.DefaultConfig(),
 		},
 	}
@@ -303,6 +306,7 @@ func (c *Config) Validate(data []byte) error {
 	at("enrich.attack", c.Enrich.Attack.Validate())
 	at("enrich.proc", c.Enrich.Proc.Validate())
 	at("enrich.blocklist", c.Enrich.Blocklist.Validate())
+	at("enrich.hunt", c.Enrich.Hunt.Validate())
 	if c.Enrich.VirusTotal.Enabled {
 		at("enrich.virustotal", c.Enrich.VirusTotal.Validate())
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/attack"
 	"github.com/audisp-enrich/audisp-enrich/enrich/blocklist"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hashes"
+	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 )
@@ -21,8 +22,11 @@ type enrichers struct {
 }
 
 // buildEnrichers builds the chain in dependency order: hashes and the
-// process table first, then ATT&CK tags, blocklists, and VirusTotal last
-// (it needs the allowlist result and the severity for its priority).
+// process table first, then ATT&CK tags, blocklists, the hunting rules
+// (they read the parent, the keys and the blocklist result), and
+// VirusTotal last (it needs the allowlist result and the severity for its
+// priority). Hunting rules on VirusTotal verdicts see cached verdicts only
+// when max_wait is 0.
 func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger) (*enrichers, error) {
 	e := &enrichers{}
 	if c.Hashes.Enabled {
@@ -49,6 +53,14 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger)
 		}
 		e.blocklist = b
 		e.chain = append(e.chain, b)
+	}
+	if c.Hunt.Enabled {
+		h, err := hunt.New(c.Hunt)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.chain = append(e.chain, h)
 	}
 	if c.VirusTotal.Enabled {
 		v, err := virustotal.New(c.VirusTotal, emit, log)
