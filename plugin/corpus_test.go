@@ -40,10 +40,10 @@ func TestGenerateCorpus(t *testing.T) {
 	prog := filepath.Join(work, "worker")
 	copyFile(t, "/bin/echo", prog, 0o755)
 	a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "dir="+work, "-k", "T1059.004_corpus")
-	a.AddRule("-w", work+"/data", "-p", "wa", "-k", "T1565.001_corpus")
 	if err := os.Mkdir(work+"/data", 0o755); err != nil {
 		t.Fatal(err)
 	}
+	a.AddRule("-w", work+"/data", "-p", "wa", "-k", "T1565.001_corpus")
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	for i := 0; i < execs; i++ {
