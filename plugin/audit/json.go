@@ -494,9 +494,13 @@ const hexdigits = "0123456789abcdef"
 // every byte that is not part of valid UTF-8 as \xHH (both as literal text
 // inside the JSON string), and ok is false: the escaping is reversible.
 func appendStrOK(b []byte, s string) ([]byte, bool) {
-	valid := utf8.ValidString(s)
 	b = append(b, '"')
-	if valid {
+	mark := len(b)
+	if b, ok := appendStrBodyASCII(b, s); ok {
+		return append(b, '"'), true
+	}
+	b = b[:mark]
+	if utf8.ValidString(s) {
 		b = appendStrBody(b, s)
 		return append(b, '"'), true
 	}
@@ -521,6 +525,25 @@ func appendStrOK(b []byte, s string) ([]byte, bool) {
 		i += size
 	}
 	return append(b, '"'), false
+}
+
+// appendStrBodyASCII JSON-escapes s in one pass when it is pure ASCII; it
+// reports false (having written a partial result) at the first byte >= 0x80.
+func appendStrBodyASCII(b []byte, s string) ([]byte, bool) {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < 0x7f {
+			continue
+		}
+		if c >= 0x80 {
+			return b, false
+		}
+		b = append(b, s[start:i]...)
+		b = appendByte(b, c)
+		start = i + 1
+	}
+	return append(b, s[start:]...), true
 }
 
 // appendStrBody JSON-escapes valid UTF-8 s.

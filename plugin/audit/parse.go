@@ -29,15 +29,17 @@ func Reason(err error) string {
 	return "other"
 }
 
-// untrusted names the fields that the kernel and libaudit write through the
-// untrusted-string rule: quoted when plain, upper-case hex otherwise
-// (auparse typetab.h, kernel audit_log_untrustedstring).
-var untrusted = map[string]bool{
-	"path": true, "comm": true, "exe": true, "file": true, "name": true, "watch": true,
-	"cwd": true, "cmd": true, "acct": true, "dir": true, "key": true, "vm": true,
-	"ocomm": true, "grp": true, "new_group": true, "sw": true, "root_dir": true,
-	"proctitle": true, "data": true, "dev": true, "old_chardev": true, "new_chardev": true,
-	"cgroup": true, "hostname": true, "terminal": true,
+// isUntrusted reports whether name is written through the untrusted-string
+// rule: quoted when plain, upper-case hex otherwise (auparse typetab.h,
+// kernel audit_log_untrustedstring). A switch compiles to a fast search.
+func isUntrusted(name string) bool {
+	switch name {
+	case "path", "comm", "exe", "file", "name", "watch", "cwd", "cmd", "acct", "dir",
+		"key", "vm", "ocomm", "grp", "new_group", "sw", "root_dir", "proctitle", "data",
+		"dev", "old_chardev", "new_chardev", "cgroup", "hostname", "terminal":
+		return true
+	}
+	return false
 }
 
 const slabRecords = 256
@@ -281,7 +283,7 @@ func (p *Parser) shouldDecodeHex(name string, typ uint16, interp bool) bool {
 		// ENRICHED uid/gid names: quoted normally, hex when they needed encoding.
 		return strings.HasSuffix(name, "ID")
 	}
-	if untrusted[name] {
+	if isUntrusted(name) {
 		return true
 	}
 	if typ == 1309 && len(name) > 1 && name[0] == 'a' && name[1] >= '0' && name[1] <= '9' {
