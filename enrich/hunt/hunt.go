@@ -206,10 +206,10 @@ func (r *rule) match(f *facts, e *Enricher) bool {
 		return false
 	}
 	switch {
-	case r.exeInTemp && !e.temp.under(exe),
+	case !r.exeName.empty() && !r.exeName.match(f.exeBase),
+		r.exeInTemp && !e.temp.under(exe),
 		r.exeHidden && !hidden(exe),
 		r.exeOutside && e.system.under(exe),
-		!r.exeName.empty() && !r.exeName.match(f.exeBase),
 		!r.exe.empty() && !r.exe.match(exe),
 		exe != "" && !r.exeNot.empty() && r.exeNot.match(exe),
 		!r.acct.empty() && !r.acct.match(f):

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -62,11 +64,25 @@ func decodeRules(name string, data []byte) (rulesFile, toml.MetaData, error) {
 	var rf rulesFile
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&rf)
 	if err != nil {
+		re := &RuleError{File: name, Index: -1, Err: errors.New(strings.TrimPrefix(err.Error(), "toml: "))}
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return rf, md, &RuleError{File: name, Line: pe.Position.Line, Index: -1, Err: errors.New(pe.Message)}
+			re.Line, re.Err = pe.Position.Line, errors.New(pe.Message)
+		} else if m := decodeErrRE.FindStringSubmatch(err.Error()); m != nil {
+			// Type mismatches come as plain errors with the line in the text.
+			re.Line, _ = strconv.Atoi(m[1])
+			re.Err = fmt.Errorf("%s: %s", strings.TrimPrefix(m[2], "rule."), m[3])
 		}
-		return rf, md, &RuleError{File: name, Index: -1, Err: errors.New(strings.TrimPrefix(err.Error(), "toml: "))}
+		if re.Line > 0 {
+			re.Index = ruleAt(data, re.Line)
+			// The failed decode filled fields in map order; decode only the
+			// names to tell which rule it was.
+			var names struct{ Rule []struct{ Name string } }
+			if _, err := toml.Decode(string(data), &names); err == nil && re.Index >= 0 && re.Index < len(names.Rule) {
+				re.Rule = names.Rule[re.Index].Name
+			}
+		}
+		return rf, md, re
 	}
 	und := md.Undecoded()
 	if len(und) == 0 {
@@ -114,11 +130,12 @@ func decodeRules(name string, data []byte) (rulesFile, toml.MetaData, error) {
 	return rf, md, re
 }
 
-// headerLines returns the 1-based line of each [[rule]] header, or all
-// zeros when the text does not have exactly n of them (rules written as an
-// inline array, or a header inside a multi-line string).
-func headerLines(data []byte, n int) []int {
-	lines := make([]int, 0, n)
+// decodeErrRE matches the decoder's type mismatch errors.
+var decodeErrRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+// headers returns the 1-based line of each [[rule]] header.
+func headers(data []byte) []int {
+	var lines []int
 	for i, l := range bytes.Split(data, []byte{'\n'}) {
 		s := string(l)
 		if j := strings.IndexByte(s, '#'); j >= 0 {
@@ -129,10 +146,29 @@ func headerLines(data []byte, n int) []int {
 			lines = append(lines, i+1)
 		}
 	}
+	return lines
+}
+
+// headerLines returns the line of each of the n rules' [[rule]] header, or
+// all zeros when the text does not have exactly n of them (rules written as
+// an inline array, or a header inside a multi-line string).
+func headerLines(data []byte, n int) []int {
+	lines := headers(data)
 	if len(lines) != n {
 		return make([]int, n)
 	}
 	return lines
+}
+
+// ruleAt returns the index of the [[rule]] table holding line, or -1.
+func ruleAt(data []byte, line int) int {
+	idx := -1
+	for i, h := range headers(data) {
+		if h <= line {
+			idx = i
+		}
+	}
+	return idx
 }
 
 // keyLine returns the first line in [from, to) (to 0: end of text) that

@@ -49,16 +49,25 @@ func (e *RuleError) Unwrap() error { return e.Err }
 // matcher matches a string against exact values, path.Match globs and
 // regexes. The zero matcher is empty and matches nothing.
 type matcher struct {
-	exact map[string]struct{}
-	globs []string
-	res   []*regexp.Regexp
+	exact    map[string]struct{}
+	prefixes []string // globs "lit*" with no other meta character
+	globs    []string
+	res      []*regexp.Regexp
 }
 
-func (m *matcher) empty() bool { return len(m.exact) == 0 && len(m.globs) == 0 && len(m.res) == 0 }
+func (m *matcher) empty() bool {
+	return len(m.exact) == 0 && len(m.prefixes) == 0 && len(m.globs) == 0 && len(m.res) == 0
+}
 
 func (m *matcher) match(s string) bool {
 	if _, ok := m.exact[s]; ok {
 		return true
+	}
+	for _, p := range m.prefixes {
+		// As in path.Match, '*' does not match '/'.
+		if strings.HasPrefix(s, p) && strings.IndexByte(s[len(p):], '/') < 0 {
+			return true
+		}
 	}
 	for _, g := range m.globs {
 		if ok, _ := path.Match(g, s); ok {
@@ -86,14 +95,18 @@ func (m *matcher) addGlobs(key string, pats []string, noSlash bool) error {
 		if _, err := path.Match(p, ""); err != nil {
 			return fmt.Errorf("%s: %q: %w", key, p, err)
 		}
-		if !strings.ContainsAny(p, `*?[\`) {
+		lit, star := strings.CutSuffix(p, "*")
+		switch {
+		case !strings.ContainsAny(p, `*?[\`):
 			if m.exact == nil {
 				m.exact = make(map[string]struct{})
 			}
 			m.exact[p] = struct{}{}
-			continue
+		case star && !strings.ContainsAny(lit, `*?[\`):
+			m.prefixes = append(m.prefixes, lit)
+		default:
+			m.globs = append(m.globs, p)
 		}
-		m.globs = append(m.globs, p)
 	}
 	return nil
 }
