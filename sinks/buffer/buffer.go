@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/sinks"
@@ -216,14 +217,53 @@ type drop struct {
 	reason string
 }
 
-func report(opts *Options, drops []drop) {
+// report logs drops (see dropLog) and passes them to OnDrop.
+func report(opts *Options, log *dropLog, drops []drop) {
 	for _, d := range drops {
 		if d.n <= 0 {
 			continue
 		}
-		opts.Logger.Error("buffer dropped messages", "count", d.n, "reason", d.reason)
+		log.add(opts.Logger, d)
 		if opts.OnDrop != nil {
 			opts.OnDrop(d.n, d.reason)
+		}
+	}
+}
+
+// dropLog writes the ERROR line for drops: the first drop of a reason at
+// once, later ones summed into at most one line per second per reason, and
+// the rest at Close, so a full buffer cannot flood the log.
+type dropLog struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	pend map[string]int
+}
+
+func (l *dropLog) add(log *slog.Logger, d drop) {
+	l.mu.Lock()
+	if l.last == nil {
+		l.last, l.pend = map[string]time.Time{}, map[string]int{}
+	}
+	n := l.pend[d.reason] + d.n
+	if time.Since(l.last[d.reason]) < time.Second {
+		l.pend[d.reason] = n
+		l.mu.Unlock()
+		return
+	}
+	l.pend[d.reason] = 0
+	l.last[d.reason] = time.Now()
+	l.mu.Unlock()
+	log.Error("buffer dropped messages", "count", n, "reason", d.reason)
+}
+
+// flush logs what add held back.
+func (l *dropLog) flush(log *slog.Logger) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for reason, n := range l.pend {
+		if n > 0 {
+			log.Error("buffer dropped messages", "count", n, "reason", reason)
+			l.pend[reason] = 0
 		}
 	}
 }

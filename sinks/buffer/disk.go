@@ -28,6 +28,7 @@ import (
 type disk struct {
 	cfg      Config
 	opts     Options
+	dlog     dropLog
 	dir      string
 	segBytes int64
 	lock     *os.File // flock held while open
@@ -94,7 +95,7 @@ func openDisk(cfg Config, opts Options) (*disk, error) {
 		d.closeFiles()
 		return nil, err
 	}
-	report(&d.opts, drops)
+	report(&d.opts, &d.dlog, drops)
 	d.loopWG.Add(1)
 	go d.syncLoop()
 	return d, nil
@@ -354,7 +355,7 @@ func (d *disk) Append(msgs ...sinks.Message) error {
 	}
 	d.data.wake()
 	d.mu.Unlock()
-	report(&d.opts, st.drops)
+	report(&d.opts, &d.dlog, st.drops)
 	return st.err
 }
 
@@ -547,7 +548,7 @@ func (d *disk) ReadBatch(ctx context.Context, max, maxBytes int) ([]sinks.Messag
 			drops = append(drops, dd...)
 			if err != nil && len(out) == 0 {
 				d.mu.Unlock()
-				report(&d.opts, drops)
+				report(&d.opts, &d.dlog, drops)
 				return nil, err
 			}
 			if err != nil {
@@ -569,7 +570,7 @@ func (d *disk) ReadBatch(ctx context.Context, max, maxBytes int) ([]sinks.Messag
 			ch = d.data.wait()
 		}
 		d.mu.Unlock()
-		report(&d.opts, drops)
+		report(&d.opts, &d.dlog, drops)
 		if len(out) > 0 {
 			return out, nil
 		}
@@ -799,6 +800,7 @@ func (d *disk) Close() error {
 	d.loopWG.Wait()
 	err := d.sync()
 	d.closeFiles()
+	d.dlog.flush(d.opts.Logger)
 	return err
 }
 

@@ -30,6 +30,7 @@ type memEntry struct {
 type memory struct {
 	cfg  Config
 	opts Options
+	dlog dropLog
 
 	mu      sync.Mutex
 	q       []memEntry // q[i] has seq base+i
@@ -104,7 +105,7 @@ func (b *memory) Append(msgs ...sinks.Message) error {
 	}
 	b.data.wake()
 	b.mu.Unlock()
-	report(&b.opts, drops)
+	report(&b.opts, &b.dlog, drops)
 	return err
 }
 
@@ -269,6 +270,7 @@ func (b *memory) OldestAge() time.Duration {
 
 // Close discards the content; there is nothing to persist.
 func (b *memory) Close() error {
+	b.dlog.flush(b.opts.Logger)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true

@@ -30,8 +30,8 @@ func FuzzSegment(f *testing.F) {
 	if s, err := os.ReadFile(filepath.Join("testdata", "seed.seg")); err == nil {
 		f.Add(s)
 	}
+	dir := f.TempDir() // executions in one worker run one at a time
 	f.Fuzz(func(t *testing.T, data []byte) {
-		dir := t.TempDir()
 		path := filepath.Join(dir, segName(5))
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,436 @@
+package sinks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/sinks"
+	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
+)
+
+// testSink is a scripted double of the Sink contract, for the runner's own
+// unit tests: behave decides the outcome of each Write.
+type testSink struct {
+	name    string
+	behave  func(call int, batch []sinks.Message) error
+	connect func(call int) error
+
+	mu        sync.Mutex
+	got       []string
+	writes    int
+	connects  int
+	closes    int
+	writing   bool
+	overlaps  int
+	connected bool
+}
+
+func (s *testSink) Name() string { return s.name }
+
+func (s *testSink) Connect(ctx context.Context) error {
+	s.mu.Lock()
+	s.connects++
+	n := s.connects
+	s.mu.Unlock()
+	if s.connect != nil {
+		if err := s.connect(n); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.connected = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *testSink) Write(ctx context.Context, batch []sinks.Message) error {
+	s.mu.Lock()
+	if s.writing {
+		s.overlaps++
+	}
+	s.writing = true
+	s.writes++
+	n := s.writes
+	connected := s.connected
+	s.mu.Unlock()
+	defer func() { s.mu.Lock(); s.writing = false; s.mu.Unlock() }()
+	if !connected {
+		return sinks.ErrNotConnected
+	}
+	err := error(nil)
+	if s.behave != nil {
+		err = s.behave(n, batch)
+	}
+	var pe *sinks.PartialError
+	switch {
+	case err == nil:
+		s.record(batch)
+	case errors.As(err, &pe):
+		for _, i := range pe.Delivered {
+			s.record(batch[i : i+1])
+		}
+	}
+	if errors.Is(err, sinks.ErrNotConnected) {
+		s.mu.Lock()
+		s.connected = false
+		s.mu.Unlock()
+	}
+	return err
+}
+
+func (s *testSink) record(ms []sinks.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range ms {
+		s.got = append(s.got, string(m.Value))
+	}
+}
+
+func (s *testSink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closes++
+	s.connected = false
+	return nil
+}
+
+func (s *testSink) delivered() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
+}
+
+func fastConfig() sinks.RunnerConfig {
+	c := sinks.DefaultRunnerConfig()
+	c.BatchSize = 10
+	c.BackoffMin = time.Millisecond
+	c.BackoffMax = 5 * time.Millisecond
+	return c
+}
+
+type setup struct {
+	reg   *metrics.Registry
+	drops chan string
+	bcfg  buffer.Config
+}
+
+func newSetup(t *testing.T) *setup {
+	return &setup{
+		reg:   &metrics.Registry{},
+		drops: make(chan string, 100),
+		bcfg:  buffer.Config{Type: buffer.TypeMemory},
+	}
+}
+
+func (s *setup) runner(t *testing.T, sink sinks.Sink, cfg sinks.RunnerConfig) *sinks.Runner {
+	t.Helper()
+	r, err := sinks.NewRunner(sink, cfg, buffer.Opener(s.bcfg, sink.Name(), nil), sinks.RunnerOptions{
+		Metrics: s.reg,
+		OnDrop:  func(sink string, n int, reason string) { s.drops <- fmt.Sprintf("%s:%d:%s", sink, n, reason) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = r.Stop(ctx)
+	})
+	return r
+}
+
+func values(from, to int) []string {
+	var v []string
+	for i := from; i < to; i++ {
+		v = append(v, fmt.Sprintf("m%04d", i))
+	}
+	return v
+}
+
+func appendValues(t *testing.T, r *sinks.Runner, vals []string) {
+	t.Helper()
+	for _, v := range vals {
+		if err := r.Append(sinks.Message{Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestRunnerDeliversInOrderAndAcks(t *testing.T) {
+	s := newSetup(t)
+	sink := &testSink{name: "ok"}
+	r := s.runner(t, sink, fastConfig())
+	r.Start()
+	appendValues(t, r, values(0, 100))
+	waitFor(t, "100 deliveries", func() bool { return len(sink.delivered()) == 100 })
+	if !slices.Equal(sink.delivered(), values(0, 100)) {
+		t.Fatalf("order: %v", sink.delivered())
+	}
+	waitFor(t, "acks", func() bool { st := r.Stats(); return st.Acked == 100 && st.Queued == 0 && st.InFlight == 0 })
+	st := r.Stats()
+	if !st.Connected || st.Retried != 0 || st.OldestAge != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	snap := s.reg.Snapshot()
+	if snap[`audisp_enrich_sink_acked_total{sink="ok"}`] != 100 || snap[`audisp_enrich_sink_queued{sink="ok"}`] != 0 {
+		t.Fatalf("metrics %v", snap)
+	}
+}
+
+func TestRunnerRetriesFailedWrites(t *testing.T) {
+	s := newSetup(t)
+	sink := &testSink{name: "flaky", behave: func(call int, _ []sinks.Message) error {
+		if call <= 3 {
+			return errors.New("broker says no")
+		}
+		return nil
+	}}
+	r := s.runner(t, sink, fastConfig())
+	appendValues(t, r, values(0, 10))
+	r.Start()
+	waitFor(t, "delivery", func() bool { return len(sink.delivered()) == 10 })
+	if !slices.Equal(sink.delivered(), values(0, 10)) {
+		t.Fatalf("got %v", sink.delivered())
+	}
+	st := r.Stats()
+	if st.Retried != 30 || !strings.Contains(st.LastError, "broker says no") {
+		t.Fatalf("retried %d last error %q, want 30 and the error", st.Retried, st.LastError)
+	}
+}
+
+func TestRunnerPartialErrorRetriesOnlyTheRest(t *testing.T) {
+	s := newSetup(t)
+	sink := &testSink{name: "partial", behave: func(call int, batch []sinks.Message) error {
+		var even []int
+		for i, m := range batch {
+			var n int
+			fmt.Sscanf(string(m.Value), "m%d", &n)
+			if n%2 == 0 {
+				even = append(even, i)
+			}
+		}
+		if len(even) == len(batch) {
+			return nil
+		}
+		if call%2 == 1 && len(even) > 0 {
+			return &sinks.PartialError{Delivered: even, Err: errors.New("odd ones failed")}
+		}
+		return nil
+	}}
+	r := s.runner(t, sink, fastConfig())
+	appendValues(t, r, values(0, 10))
+	r.Start()
+	waitFor(t, "delivery", func() bool { return len(sink.delivered()) == 10 })
+	got := sink.delivered()
+	slices.Sort(got)
+	if !slices.Equal(got, values(0, 10)) {
+		t.Fatalf("each message once: %v", sink.delivered())
+	}
+	waitFor(t, "acks", func() bool { return r.Stats().Acked == 10 })
+	if st := r.Stats(); st.Retried != 5 {
+		t.Fatalf("retried %d, want the 5 odd ones", st.Retried)
+	}
+}
+
+func TestRunnerReconnectsOnErrNotConnected(t *testing.T) {
+	s := newSetup(t)
+	sink := &testSink{name: "drop", behave: func(call int, _ []sinks.Message) error {
+		if call <= 2 {
+			return fmt.Errorf("peer went away: %w", sinks.ErrNotConnected)
+		}
+		return nil
+	}, connect: func(call int) error {
+		if call == 2 {
+			return errors.New("connection refused")
+		}
+		return nil
+	}}
+	r := s.runner(t, sink, fastConfig())
+	appendValues(t, r, values(0, 5))
+	r.Start()
+	waitFor(t, "delivery", func() bool { return len(sink.delivered()) == 5 })
+	sink.mu.Lock()
+	connects, closes, overlaps := sink.connects, sink.closes, sink.overlaps
+	sink.mu.Unlock()
+	if connects != 4 || closes != 2 {
+		t.Fatalf("connects %d closes %d, want 4 (1 + 2 reconnects + 1 refused) and 2", connects, closes)
+	}
+	if overlaps != 0 {
+		t.Fatal("Write called concurrently")
+	}
+	if st := r.Stats(); st.Reconnects != 2 {
+		t.Fatalf("reconnects %d", st.Reconnects)
+	}
+}
+
+// A sink stuck in Write, ignoring ctx: Stop still returns in time, the
+// producer never waits, and a disk buffer keeps every message.
+func TestRunnerStopWithHungSinkKeepsSpool(t *testing.T) {
+	s := newSetup(t)
+	s.bcfg = buffer.Config{Type: buffer.TypeDisk, Dir: filepath.Join(t.TempDir(), "spool")}
+	release := make(chan struct{})
+	defer close(release)
+	sink := &testSink{name: "hung", behave: func(int, []sinks.Message) error { <-release; return nil }}
+	r := s.runner(t, sink, fastConfig())
+	r.Start()
+	start := time.Now()
+	appendValues(t, r, values(0, 2000))
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("2000 appends took %v with a hung sink", d)
+	}
+	waitFor(t, "a write in flight", func() bool { return r.Stats().InFlight > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start = time.Now()
+	err := r.Stop(ctx)
+	if d := time.Since(start); d > 1200*time.Millisecond {
+		t.Fatalf("Stop took %v", d)
+	}
+	if err == nil {
+		t.Fatal("Stop hid that the sink was still writing")
+	}
+	b, err := buffer.Open(s.bcfg, buffer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Len() != 2000 {
+		t.Fatalf("spool holds %d after stop, want 2000", b.Len())
+	}
+}
+
+// A dead destination that honours ctx: Stop is clean and prompt.
+func TestRunnerStopWithDeadDestination(t *testing.T) {
+	s := newSetup(t)
+	s.bcfg = buffer.Config{Type: buffer.TypeDisk, Dir: filepath.Join(t.TempDir(), "spool")}
+	sink := &testSink{name: "dead", connect: func(int) error { return errors.New("connection refused") }}
+	cfg := fastConfig()
+	cfg.BackoffMax = 10 * time.Second
+	r := s.runner(t, sink, cfg)
+	r.Start()
+	appendValues(t, r, values(0, 50))
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := r.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if d := time.Since(start); d > 800*time.Millisecond {
+		t.Fatalf("Stop took %v while backing off", d)
+	}
+	b, err := buffer.Open(s.bcfg, buffer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Len() != 50 {
+		t.Fatalf("spool holds %d, want 50", b.Len())
+	}
+	if s.reg.Snapshot()[`audisp_enrich_sink_acked_total{sink="dead"}`] != 0 {
+		t.Fatal("metrics not unregistered at Stop")
+	}
+	if len(s.reg.Snapshot()) != 0 {
+		t.Fatalf("metrics left after Stop: %v", s.reg.Snapshot())
+	}
+}
+
+func TestRunnerDropsAreCountedAndReported(t *testing.T) {
+	s := newSetup(t)
+	s.bcfg = buffer.Config{Type: buffer.TypeMemory, MaxEvents: 10, WhenFull: buffer.DropNewest}
+	sink := &testSink{name: "full"}
+	r := s.runner(t, sink, fastConfig()) // not started: nothing drains
+	for _, v := range values(0, 25) {
+		r.Append(sinks.Message{Value: []byte(v)})
+	}
+	// The first report comes at once, the rest coalesced a second later.
+	total, reports := 0, 0
+	for total < 15 {
+		select {
+		case got := <-s.drops:
+			var n int
+			if _, err := fmt.Sscanf(got, "full:%d:drop_newest", &n); err != nil {
+				t.Fatalf("OnDrop got %q", got)
+			}
+			total += n
+			reports++
+		case <-time.After(3 * time.Second):
+			t.Fatalf("OnDrop reported %d of 15", total)
+		}
+	}
+	if total != 15 || reports > 2 {
+		t.Fatalf("%d drops in %d reports, want 15 in at most 2", total, reports)
+	}
+	if st := r.Stats(); st.Dropped["drop_newest"] != 15 || st.Queued != 10 {
+		t.Fatalf("stats %+v", st)
+	}
+	if v := s.reg.Snapshot()[`audisp_enrich_sink_dropped_total{sink="full",reason="drop_newest"}`]; v != 15 {
+		t.Fatalf("dropped metric %v", v)
+	}
+}
+
+func TestRunnerLingerFillsBatches(t *testing.T) {
+	s := newSetup(t)
+	var mu sync.Mutex
+	var sizes []int
+	sink := &testSink{name: "linger", behave: func(_ int, b []sinks.Message) error {
+		mu.Lock()
+		sizes = append(sizes, len(b))
+		mu.Unlock()
+		return nil
+	}}
+	cfg := fastConfig()
+	cfg.Linger = 200 * time.Millisecond
+	r := s.runner(t, sink, cfg)
+	r.Start()
+	for _, v := range values(0, 10) {
+		r.Append(sinks.Message{Value: []byte(v)})
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitFor(t, "delivery", func() bool { return len(sink.delivered()) == 10 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) > 2 {
+		t.Fatalf("linger did not batch: write sizes %v", sizes)
+	}
+}
+
+func TestRunnerConfigValidate(t *testing.T) {
+	good := sinks.DefaultRunnerConfig()
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var zero sinks.RunnerConfig
+	if err := zero.Validate(); err != nil {
+		t.Fatalf("zero config (all defaults) rejected: %v", err)
+	}
+	for _, c := range []sinks.RunnerConfig{
+		{BatchSize: -1},
+		{Linger: time.Minute},
+		{BackoffMin: time.Minute, BackoffMax: time.Second},
+		{WriteTimeout: -time.Second},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("accepted %+v", c)
+		}
+	}
+}
