@@ -39,8 +39,19 @@ func nextMonth(t time.Time) time.Time {
 }
 
 // roll resets the counters of windows that have ended and drops minute
-// entries older than a minute.
+// entries older than a minute. Times in the future (the clock was set back,
+// or a damaged record) are clamped, so that no state can block lookups for
+// longer than the month window.
 func (b *budget) roll(now time.Time) {
+	n := now.UnixNano()
+	for i, r := range b.Recent {
+		if r > n {
+			b.Recent[i] = n
+		}
+	}
+	if lim := nextMonth(now).UnixNano(); b.PausedUntil > lim {
+		b.PausedUntil = lim
+	}
 	if d := dayOf(now); d != b.Day {
 		b.Day, b.DayN = d, 0
 	}

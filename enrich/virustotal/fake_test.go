@@ -43,7 +43,7 @@ func fileReply(sha string, malicious int64) reply {
 		"suspicious": 0, "undetected": 60, "type-unsupported": 3, "failure": 0}}}}`, sha, sha[:8], -malicious, malicious)}
 }
 
-func fixture(t *testing.T, name string) string {
+func fixture(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile("testdata/" + name)
 	if err != nil {
@@ -70,7 +70,7 @@ type fakeVT struct {
 	hit     chan string        // gets each requested hash (buffered, never blocks)
 }
 
-func newFake(t *testing.T, key string) *fakeVT {
+func newFake(t testing.TB, key string) *fakeVT {
 	f := &fakeVT{key: key, files: map[string]reply{}, script: map[string][]reply{}, hit: make(chan string, 1000)}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -157,7 +157,7 @@ func (f *fakeVT) requests() []string {
 }
 
 // waitRequests waits until the fake has seen n requests and returns them.
-func (f *fakeVT) waitRequests(t *testing.T, n int) []string {
+func (f *fakeVT) waitRequests(t testing.TB, n int) []string {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -238,7 +238,7 @@ func (c *collector) all() []*audit.Event {
 
 // harness runs an Enricher against a fakeVT with a fake clock.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	fake *fakeVT
 	clk  *fakeClock
 	logs *syncBuffer
@@ -250,7 +250,7 @@ type harness struct {
 
 // newHarness starts an enricher with generous budgets and fast backoff;
 // mod adjusts the config first.
-func newHarness(t *testing.T, mod func(*Config)) *harness {
+func newHarness(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, fake: newFake(t, testKey), logs: &syncBuffer{},
 		out: &collector{ch: make(chan *audit.Event, 1000)},

@@ -43,7 +43,7 @@ const (
 // Values of audit.VTResult.Reason.
 const (
 	ReasonAllowlisted = "allowlisted" // a local allow list matched (skipped)
-	ReasonDisabled    = "disabled"    // lookups are off or the key was rejected (skipped)
+	ReasonDisabled    = "disabled"    // lookups are off, the key was rejected, or the enricher is closed (skipped)
 	ReasonNoHash      = "no_hash"     // no md5, sha1 or sha256 among the hashes (skipped)
 	ReasonQueueFull   = "queue_full"  // the pending queue is full of hashes as urgent (skipped)
 	ReasonOverBudget  = "over_budget" // pending until the day or month budget resets
@@ -157,7 +157,7 @@ func newEnricher(cfg Config, emit enrich.Emitter, logger *slog.Logger, tune tuni
 	e.dirty = make(map[string]struct{})
 	e.restoreQueue()
 
-	host := cfg.Host
+	host := strings.TrimSuffix(cfg.Host, "/")
 	if host == "" {
 		host = DefaultHost
 	}
@@ -229,7 +229,7 @@ func (e *Enricher) Enrich(ctx context.Context, ev *audit.Event) error {
 		ev.VirusTotal = e.skip(h, ReasonAllowlisted)
 		return nil
 	}
-	if !e.cfg.Enabled {
+	if !e.cfg.Enabled || e.ctx.Err() != nil { // off, or closed
 		ev.VirusTotal = e.skip(h, ReasonDisabled)
 		return nil
 	}
