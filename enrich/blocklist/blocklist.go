@@ -3,11 +3,12 @@
 //
 // Lists are files in one of four formats (see ListConfig.Format); md5,
 // sha1, sha256 and sha512 digests may be mixed in one list. Each list is
-// held in a compact index (sorted fixed-size keys with a bucket table and
-// interned labels; about 36.5 bytes per sha256 entry) that is replaced as a
-// whole, with an atomic pointer swap, when the file changes (polled every
-// Config.ReloadInterval) or when Reload is called (SIGHUP). Lookups never
-// wait for a reload.
+// held in a compact index (an ordered open-addressing table of fixed-size
+// keys with interned labels; about 45 bytes per sha256 entry) that is
+// replaced as a whole, with an atomic pointer swap, when the file changes
+// (polled every Config.ReloadInterval) or when Reload is called (SIGHUP).
+// Lookups never wait for a reload. While a list reloads, its old and new
+// index are both in memory.
 //
 // A file with any malformed line is rejected as a whole: the list keeps its
 // previous index, the error names file:line, it is logged and counted in
@@ -50,6 +51,7 @@ type Enricher struct {
 
 type list struct {
 	cfg ListConfig
+	tag string                // blocklist:<name>
 	idx atomic.Pointer[index] // nil until a load succeeds
 
 	seen    fileID // the file last read (or attempted), guarded by reloadMu
@@ -88,7 +90,7 @@ func New(cfg Config, logger *slog.Logger) (*Enricher, error) {
 	}
 	var errs []error
 	for _, lc := range cfg.Lists {
-		l := &list{cfg: lc, labels: fmt.Sprintf(`list=%q,kind=%q`, lc.Name, lc.kind())}
+		l := &list{cfg: lc, tag: "blocklist:" + lc.Name, labels: fmt.Sprintf(`list=%q,kind=%q`, lc.Name, lc.kind())}
 		if err := e.load(l); err != nil {
 			errs = append(errs, err)
 		}
@@ -163,7 +165,7 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 				continue
 			}
 			ev.Blocklist = appendHit(ev.Blocklist, hit)
-			ev.AddTag("blocklist:" + l.cfg.Name)
+			ev.AddTag(l.tag)
 			if ev.Severity < SeverityHit {
 				ev.Severity = SeverityHit
 			}

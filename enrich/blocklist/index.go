@@ -279,20 +279,7 @@ var unhex = func() (t [256]byte) {
 // else.
 func parseDigest[S []byte | string](s S, d *digest) bool {
 	hexs := s
-	want := -1
-	i := 0
-	for i < len(s) && s[i] != ':' {
-		i++
-	}
-	if i < len(s) {
-		a, ok := algoByName(string(s[:i]))
-		if !ok {
-			return false
-		}
-		want = a
-		hexs = s[i+1:]
-	}
-	switch len(hexs) {
+	switch len(s) {
 	case 32:
 		d.algo = algoMD5
 	case 40:
@@ -302,16 +289,27 @@ func parseDigest[S []byte | string](s S, d *digest) bool {
 	case 128:
 		d.algo = algoSHA512
 	default:
-		return false
+		// "sha512:" is the longest prefix.
+		i := 0
+		for i < len(s) && i < 8 && s[i] != ':' {
+			i++
+		}
+		if i == len(s) || s[i] != ':' {
+			return false
+		}
+		a, ok := algoByName(string(s[:i]))
+		if !ok || len(s)-i-1 != 2*algoBytes[a] {
+			return false
+		}
+		d.algo = a
+		hexs = s[i+1:]
 	}
-	if want >= 0 && want != d.algo {
-		return false
-	}
+	dst := d.b[:len(hexs)/2]
 	var bad byte
-	for i := 0; i < len(hexs)/2; i++ {
+	for i := range dst {
 		hi, lo := unhex[hexs[2*i]], unhex[hexs[2*i+1]]
 		bad |= hi | lo
-		d.b[i] = hi<<4 | lo
+		dst[i] = hi<<4 | lo
 	}
 	return bad&0xf0 == 0
 }
