@@ -230,7 +230,7 @@ func NewRunner(sink Sink, cfg RunnerConfig, open func(onDrop func(n int, reason 
 	buf, err := open(r.onDrop)
 	if err != nil {
 		r.cancel()
-		close(r.dropDone)
+		<-r.dropDone
 		r.unregister()
 		return nil, fmt.Errorf("sink %s: buffer: %w", r.name, err)
 	}

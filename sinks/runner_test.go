@@ -434,3 +434,16 @@ func TestRunnerConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestNewRunnerBufferError(t *testing.T) {
+	reg := &metrics.Registry{}
+	_, err := sinks.NewRunner(&testSink{name: "x"}, fastConfig(), func(func(int, string)) (sinks.Buffer, error) {
+		return nil, errors.New("spool dir not writable")
+	}, sinks.RunnerOptions{Metrics: reg})
+	if err == nil || !strings.Contains(err.Error(), "spool dir not writable") {
+		t.Fatalf("err %v", err)
+	}
+	if len(reg.Snapshot()) != 0 {
+		t.Fatalf("metrics left behind: %v", reg.Snapshot())
+	}
+}
