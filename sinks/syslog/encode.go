@@ -309,28 +309,34 @@ func escapedLen(msg []byte, strict bool) int {
 // the first unit (escape sequence or UTF-8 sequence; an invalid byte is
 // its own unit) that would make the appended part exceed limit bytes.
 func appendEscaped(b []byte, msg []byte, strict bool, limit int) []byte {
-	start := len(b)
-	for i := 0; i < len(msg); {
-		c := msg[i]
-		if mustEscape(c, strict) {
-			if len(b)-start+6 > limit {
-				break
-			}
-			b = appendUEscape(b, c)
-			i++
-			continue
+	room := limit
+	for len(msg) > 0 {
+		n := 0 // length of the run of bytes copied as they are
+		for n < len(msg) && !mustEscape(msg[n], strict) {
+			n++
 		}
-		n := 1
-		if c >= utf8.RuneSelf {
-			if _, size := utf8.DecodeRune(msg[i:]); size > 1 {
-				n = size
-			}
+		if n > room {
+			return append(b, msg[:runeCut(msg, room)]...)
 		}
-		if len(b)-start+n > limit {
-			break
+		b, msg, room = append(b, msg[:n]...), msg[n:], room-n
+		if len(msg) == 0 || room < 6 {
+			return b
 		}
-		b = append(b, msg[i:i+n]...)
-		i += n
+		b, msg, room = appendUEscape(b, msg[0]), msg[1:], room-6
 	}
 	return b
+}
+
+// runeCut returns the largest cut ≤ n (n < len(p)) that does not split a
+// valid UTF-8 sequence of p.
+func runeCut(p []byte, n int) int {
+	for i := n; i > 0 && i > n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(p[i-1]) {
+			if _, size := utf8.DecodeRune(p[i-1:]); i-1+size > n {
+				return i - 1
+			}
+			return n
+		}
+	}
+	return n
 }

@@ -127,6 +127,9 @@ func FuzzEncode(f *testing.F) {
 				if format == FormatRFC5424 {
 					checkSD(t, body)
 				}
+				if utf8.Valid(msg) && !utf8.Valid(body) {
+					t.Fatalf("%s/%s: valid UTF-8 message became invalid: %q", format, framing, body)
+				}
 			}
 		}
 	})
@@ -195,5 +198,20 @@ func checkSD(t *testing.T, m []byte) {
 	}
 	if s[0] != ']' || (len(s) > 1 && s[1] != ' ') {
 		t.Fatalf("SD element not closed: %q", s)
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	msg := bytes.Repeat([]byte(`{"type":"SYSCALL","key":"exec","comm":"ls"},`), 40) // ~1.8 KB of JSON
+	meta := sinks.Meta{Node: "web1", Types: []string{"SYSCALL", "EXECVE", "PATH"}, Keys: []string{"exec"}, Severity: 2, Kind: "event"}
+	for _, framing := range []string{FramingOctetCounting, FramingLF} {
+		b.Run(framing, func(b *testing.B) {
+			o := opts(FormatRFC5424, framing, 8192)
+			var buf []byte
+			b.SetBytes(int64(len(msg)))
+			for i := 0; i < b.N; i++ {
+				buf, _ = Encode(buf[:0], o, &Record{Time: t0, Meta: meta, Msg: msg})
+			}
+		})
 	}
 }

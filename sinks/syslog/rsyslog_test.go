@@ -42,12 +42,12 @@ type rsyslogInputs struct {
 
 // startRsyslog writes a config for in into a fresh temp dir and runs
 // `rsyslogd -n -f CONF -i PIDFILE` until the test ends (stopped by PID).
-func startRsyslog(t *testing.T, in rsyslogInputs) *rsyslog {
+func startRsyslog(t testing.TB, in rsyslogInputs) *rsyslog {
 	t.Helper()
 	return startRsyslogIn(t, t.TempDir(), in)
 }
 
-func startRsyslogIn(t *testing.T, dir string, in rsyslogInputs) *rsyslog {
+func startRsyslogIn(t testing.TB, dir string, in rsyslogInputs) *rsyslog {
 	t.Helper()
 	bin, err := exec.LookPath("rsyslogd")
 	if err != nil {
@@ -166,7 +166,7 @@ func bound(proto string, port int) bool {
 }
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T, proto string) int {
+func freePort(t testing.TB, proto string) int {
 	t.Helper()
 	if proto == "udp" {
 		c, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -186,7 +186,7 @@ func freePort(t *testing.T, proto string) int {
 
 // lines waits until pred holds for the lines of file (or 10 s pass) and
 // returns them.
-func waitLines(t *testing.T, file string, pred func([]string) bool) []string {
+func waitLines(t testing.TB, file string, pred func([]string) bool) []string {
 	t.Helper()
 	var lines []string
 	deadline := time.Now().Add(10 * time.Second)
@@ -212,7 +212,7 @@ type testCerts struct {
 	ca, serverCert, serverKey, clientCert, clientKey string
 }
 
-func makeCerts(t *testing.T) *testCerts {
+func makeCerts(t testing.TB) *testCerts {
 	t.Helper()
 	dir := t.TempDir()
 	c := &testCerts{
@@ -267,7 +267,7 @@ func makeCerts(t *testing.T) *testCerts {
 	return c
 }
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+func newKey(t testing.TB) *ecdsa.PrivateKey {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +275,7 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 	return k
 }
 
-func writePEM(t *testing.T, path, typ string, der []byte) {
+func writePEM(t testing.TB, path, typ string, der []byte) {
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -157,15 +157,19 @@ func (s *Sink) stream() bool {
 // sinks.ErrNotConnected (a *sinks.PartialError when some were written
 // first); the connection is then closed and the runner must Connect again.
 // A record lost in a TCP send buffer when the peer dies is not detected:
-// syslog has no acknowledgements.
+// syslog has no acknowledgements. Each write is bounded by write_timeout
+// and by ctx.
 func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
 	if s.conn == nil {
 		return sinks.ErrNotConnected
 	}
+	conn := s.conn
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Unix(1, 0)) })
+	defer stop()
 	for i := range batch {
 		err := ctx.Err()
 		if err == nil {
-			err = s.writeOne(&batch[i])
+			err = s.writeOne(ctx, &batch[i])
 		}
 		if err != nil {
 			s.errs.Inc()
@@ -185,7 +189,7 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
 	return nil
 }
 
-func (s *Sink) writeOne(m *sinks.Message) error {
+func (s *Sink) writeOne(ctx context.Context, m *sinks.Message) error {
 	if s.closed != nil {
 		select {
 		case <-s.closed:
@@ -199,7 +203,11 @@ func (s *Sink) writeOne(m *sinks.Message) error {
 		s.truncated.Inc()
 		s.log.Warn("syslog message truncated", "seq", m.Seq, "bytes", len(m.Value), "max_message_bytes", s.cfg.MaxMessageBytes)
 	}
-	if err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
+	deadline := time.Now().Add(s.cfg.WriteTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := s.conn.SetWriteDeadline(deadline); err != nil {
 		return err
 	}
 	n, err := s.conn.Write(s.buf)
