@@ -88,13 +88,15 @@ func checkDir(d string) error {
 // Globs use path.Match: "*" does not cross "/"; use a regex for any depth.
 // Regexes use Go's RE2 syntax and are not anchored unless written so.
 //
-// The facts a rule sees come from the event's records: the executable is
-// the exe of the SYSCALL record (the new image for an exec), or, for an
-// INTEGRITY_RULE without SYSCALL (an IMA measurement), its file; the user is
-// the SYSCALL (or INTEGRITY_RULE) uid, by its ENRICHED name when the record
-// has one; files are PATH names (relative ones joined to the CWD) and
-// INTEGRITY_RULE files; keys are the records' key fields; the parent is
-// the one the proc enricher found.
+// The facts a rule sees come from the event's records. The executables are
+// the exe of the SYSCALL record (the new image for an exec) and, for an
+// exec, the files IMA measured in the same event (a script and its
+// interpreter); for INTEGRITY_RULE records without SYSCALL (IMA
+// measurements), their files. The exe conditions hold when one executable
+// meets all of them. The user is the SYSCALL (or INTEGRITY_RULE) uid, by
+// its ENRICHED name when the record has one. Files are PATH names (relative
+// ones joined to the CWD) and INTEGRITY_RULE files. Keys are the records'
+// key fields. The parent is the one the proc enricher found.
 type RuleConfig struct {
 	// Name identifies the rule; it becomes the tag "hunt:<name>". Letters,
 	// digits, '_', '-' and '.'; required.
@@ -113,7 +115,7 @@ type RuleConfig struct {
 	// INTEGRITY_RULE measurement without SYSCALL.
 	Exec bool `toml:"exec"`
 	// Exe and ExeRegex: the executable path matches a glob or a regex
-	// (one condition).
+	// (one condition). All exe_* conditions test the same executable.
 	Exe      []string `toml:"exe"`
 	ExeRegex []string `toml:"exe_regex"`
 	// ExeNot and ExeNotRegex: the executable path matches none of these

@@ -11,6 +11,7 @@ import (
 // Bounds on the facts taken from one event; more files or keys than this
 // are not looked at.
 const (
+	maxExes  = 4
 	maxFiles = 16
 	maxKeys  = 8
 )
@@ -19,9 +20,12 @@ const (
 // strings share memory with the event. A facts value lives on the stack of
 // Enrich; filling it allocates only to join a relative PATH name to the CWD.
 type facts struct {
-	exec     bool
-	exe      string // "" when unknown
-	exeBase  string
+	exec bool
+	// exes are the executables: the SYSCALL exe, plus for an exec the
+	// files IMA measured in the same event (a script and its interpreter);
+	// for a lone INTEGRITY_RULE measurement, its files. Clean paths.
+	exes     [maxExes]string
+	nexes    int
 	uid      uint32
 	hasUID   bool
 	userName string // ENRICHED UID name, "" when the record has none
@@ -59,17 +63,22 @@ func (f *facts) extract(ev *audit.Event, needFiles bool) {
 		}
 	}
 	task := sc
-	switch {
-	case sc != nil:
-		f.exe = known(sc, "exe")
+	if sc != nil {
+		f.addExe(known(sc, "exe"))
 		f.exec = proc.ExecRecord(ev) != nil
-	case ir != nil:
-		// An IMA measurement on its own: with the usual BPRM_CHECK policy
-		// its file is the program being executed, and its exe the image
-		// being replaced.
+	} else if ir != nil {
+		// IMA measurements on their own: with the usual BPRM_CHECK policy
+		// their files are the programs being executed (the exe field is
+		// the image being replaced).
 		task = ir
-		f.exe = known(ir, "file")
 		f.exec = true
+	}
+	if f.exec && ir != nil {
+		for _, r := range ev.Records {
+			if r.Type == "INTEGRITY_RULE" {
+				f.addExe(known(r, "file"))
+			}
+		}
 	}
 	if task != nil {
 		if v, ok := task.Get("uid"); ok {
@@ -78,10 +87,6 @@ func (f *facts) extract(ev *audit.Event, needFiles bool) {
 			}
 		}
 		f.userName, _ = task.GetInterp("UID")
-	}
-	if f.exe != "" {
-		f.exe = path.Clean(f.exe)
-		f.exeBase = path.Base(f.exe)
 	}
 	if needFiles {
 		for _, r := range ev.Records {
@@ -110,6 +115,20 @@ func known(r *audit.Record, name string) string {
 		return ""
 	}
 	return v
+}
+
+func (f *facts) addExe(p string) {
+	if p == "" || p[0] != '/' || f.nexes == maxExes {
+		return
+	}
+	p = path.Clean(p)
+	for _, x := range f.exes[:f.nexes] {
+		if x == p {
+			return
+		}
+	}
+	f.exes[f.nexes] = p
+	f.nexes++
 }
 
 func (f *facts) addFile(p, cwd string) {

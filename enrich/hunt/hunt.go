@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"slices"
 
 	"github.com/audisp-enrich/audisp-enrich/enrich"
@@ -201,18 +202,10 @@ func (r *rule) match(f *facts, e *Enricher) bool {
 			return false
 		}
 	}
-	exe := f.exe
-	if exe == "" && (r.exeInTemp || r.exeHidden || r.exeOutside || !r.exeName.empty() || !r.exe.empty()) {
+	if r.hasExeConds && !r.matchExes(f, e) {
 		return false
 	}
-	switch {
-	case !r.exeName.empty() && !r.exeName.match(f.exeBase),
-		r.exeInTemp && !e.temp.under(exe),
-		r.exeHidden && !hidden(exe),
-		r.exeOutside && e.system.under(exe),
-		!r.exe.empty() && !r.exe.match(exe),
-		exe != "" && !r.exeNot.empty() && r.exeNot.match(exe),
-		!r.acct.empty() && !r.acct.match(f):
+	if !r.acct.empty() && !r.acct.match(f) {
 		return false
 	}
 	if !r.parent.empty() || !r.parentName.empty() {
@@ -232,6 +225,27 @@ func (r *rule) match(f *facts, e *Enricher) bool {
 		}
 	}
 	return true
+}
+
+// matchExes reports whether one executable of f meets all of r's exe
+// conditions. With no executable known only exe_not can hold.
+func (r *rule) matchExes(f *facts, e *Enricher) bool {
+	if f.nexes == 0 {
+		return !r.exeInTemp && !r.exeHidden && !r.exeOutside && r.exeName.empty() && r.exe.empty()
+	}
+	for _, x := range f.exes[:f.nexes] {
+		switch {
+		case !r.exeName.empty() && !r.exeName.match(path.Base(x)),
+			r.exeInTemp && !e.temp.under(x),
+			r.exeHidden && !hidden(x),
+			r.exeOutside && e.system.under(x),
+			!r.exe.empty() && !r.exe.match(x),
+			!r.exeNot.empty() && r.exeNot.match(x):
+			continue
+		}
+		return true
+	}
+	return false
 }
 
 func anyOf(ss []string, pred func(string) bool) bool {

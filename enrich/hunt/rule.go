@@ -179,7 +179,8 @@ type rule struct {
 	acct                               account
 	blocklisted                        bool
 	vtMin                              int64
-	needFiles                          bool
+	needFiles                          bool // a file condition is set
+	hasExeConds                        bool // an exe condition is set
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
@@ -239,6 +240,10 @@ func compileRule(rc *RuleConfig, lookupUser func(string) (uint32, bool)) (*rule,
 	}
 	r.vtMin = int64(rc.VTMaliciousMin)
 	r.needFiles = !r.file.empty() || r.fileInTemp || r.fileHidden
+	r.hasExeConds = !r.exe.empty() || !r.exeNot.empty() || !r.exeName.empty() || r.exeInTemp ||
+		r.exeHidden || r.exeOutside
+	r.hasExeConds = !r.exe.empty() || !r.exeNot.empty() || !r.exeName.empty() || r.exeInTemp ||
+		r.exeHidden || r.exeOutside
 	if !r.exec && r.exe.empty() && r.exeNot.empty() && r.exeName.empty() && !r.exeInTemp &&
 		!r.exeHidden && !r.exeOutside && !r.needFiles && r.acct.empty() && r.parent.empty() &&
 		r.parentName.empty() && r.key.empty() && !r.blocklisted && r.vtMin == 0 {
