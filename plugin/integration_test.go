@@ -72,17 +72,24 @@ func TestIntegrationRealAuditd(t *testing.T) {
 	if err := auditdtest.Available(); err != nil {
 		t.Skipf("kernel audit unreachable: %v", err)
 	}
-	for _, format := range []string{"string", "binary"} {
-		t.Run(format, func(t *testing.T) { runAuditdCase(t, format) })
+	for _, c := range []struct{ format, user string }{{"string", "root"}, {"binary", "root"}, {"string", "nobody"}} {
+		t.Run(c.format+"-"+c.user, func(t *testing.T) { runAuditdCase(t, c.format, c.user) })
 	}
 }
 
-func runAuditdCase(t *testing.T, format string) {
+func runAuditdCase(t *testing.T, format, runAs string) {
 	dir := t.TempDir()
+	// The service user must be able to reach the state dir it gets.
+	for d := dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	bin := buildPlugin(t, dir)
-	out := filepath.Join(dir, "events.json")
+	state := filepath.Join(dir, "state")
+	out := filepath.Join(state, "events.json")
 	cfg := filepath.Join(dir, "config.toml")
-	writeFile(t, cfg, fmt.Sprintf(`user = "root"
+	writeFile(t, cfg, fmt.Sprintf(`user = %q
 state_dir = %q
 [input]
 format = %q
@@ -96,7 +103,7 @@ interval = "0s"
 type = "file"
 [sink.file]
 path = %q
-`, dir, format, filepath.Join(dir, "parse-errors.log"), out))
+`, runAs, state, format, filepath.Join(dir, "parse-errors.log"), out))
 	plug := fmt.Sprintf("active = yes\ndirection = out\npath = %s\ntype = always\nargs = --config %s\nformat = %s\n", bin, cfg, format)
 	a := auditdtest.Start(t, auditdtest.Options{Plugins: map[string]string{"audisp-enrich.conf": plug}})
 
@@ -106,6 +113,7 @@ path = %q
 	key := "T1059.004_test"
 	a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "dir="+work, "-k", key)
 	time.Sleep(300 * time.Millisecond) // let auditd start the plugin
+	checkPluginProcess(t, bin, runAs)
 	args := []string{"plain", "with space", `q"uote`, "tab\there", "ünï"}
 	cmd := exec.Command(prog, args...)
 	cmd.Dir = work
@@ -159,6 +167,56 @@ path = %q
 		t.Errorf("plugin logged parse errors:\n%s", pe)
 	}
 	validateFile(t, out)
+}
+
+// checkPluginProcess reads /proc/PID/status of the plugin auditd started:
+// the user it runs as, no capabilities when unprivileged, no_new_privs,
+// and SIGTERM/SIGHUP not ignored (auditd starts plugins with them ignored).
+func checkPluginProcess(t *testing.T, bin, runAs string) {
+	t.Helper()
+	var status string
+	auditdtest.WaitFor(5*time.Second, func() bool {
+		out, _ := exec.Command("pgrep", "-f", "^"+bin).Output()
+		pids := strings.Fields(string(out))
+		if len(pids) != 1 {
+			return false
+		}
+		b, err := os.ReadFile("/proc/" + pids[0] + "/status")
+		status = string(b)
+		return err == nil && (runAs == "root" || !strings.Contains(status, "Uid:\t0\t"))
+	})
+	if status == "" {
+		t.Fatalf("plugin process %s not found", bin)
+	}
+	field := func(name string) string {
+		for _, l := range strings.Split(status, "\n") {
+			if v, ok := strings.CutPrefix(l, name+":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		return ""
+	}
+	if field("NoNewPrivs") != "1" {
+		t.Errorf("NoNewPrivs = %q, want 1", field("NoNewPrivs"))
+	}
+	var ign uint64
+	fmt.Sscanf(field("SigIgn"), "%x", &ign)
+	if ign&(1<<(1-1)) != 0 || ign&(1<<(15-1)) != 0 {
+		t.Errorf("SigIgn = %s: SIGHUP or SIGTERM still ignored", field("SigIgn"))
+	}
+	if runAs == "root" {
+		return
+	}
+	want := "65534"
+	if uid := strings.Fields(field("Uid")); len(uid) != 4 || uid[0] != want || uid[1] != want || uid[2] != want || uid[3] != want {
+		t.Errorf("Uid = %q, want all %s (%s)", field("Uid"), want, runAs)
+	}
+	for _, c := range []string{"CapEff", "CapPrm", "CapInh", "CapAmb"} {
+		if v := field(c); strings.Trim(v, "0") != "" {
+			t.Errorf("%s = %s, want 0", c, v)
+		}
+	}
+	t.Logf("plugin runs as %s: Uid %s, CapEff %s, NoNewPrivs %s", runAs, field("Uid"), field("CapEff"), field("NoNewPrivs"))
 }
 
 func findEvent(t *testing.T, path, exe string) *doc {

@@ -309,6 +309,10 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 	} else {
 		log.Warn("cannot write pid file; `audisp-enrich stats` will need [status] listen", "err", err)
 	}
+	if err := DropPrivileges(cfg.User, cfg.StateDir, log); err != nil {
+		p.Close(context.Background())
+		return err
+	}
 	status := newStatus(p, stats, cfg, log)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
