@@ -178,7 +178,8 @@ type bootResult struct {
 	Console  string            // ttyS0: kernel log and /init's messages
 	Files    map[string]string // sections sent over ttyS1, by name
 	Done     bool              // the guest reached the end of its output
-	Duration time.Duration
+	Duration time.Duration     // wall time from QEMU's start to its exit
+	CPU      time.Duration     // QEMU's user+system CPU time (less sensitive to host load)
 }
 
 // boot runs QEMU with software emulation until the guest powers off or
@@ -194,12 +195,15 @@ func boot(ctx context.Context, dir, kernel, initrd string, timeout time.Duration
 		"-nic", "none", "-monitor", "none",
 		"-serial", "file:"+console, "-serial", "file:"+out,
 		"-kernel", kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 audit=1 audit_backlog_limit=8192 ima_hash=sha256 loglevel=4")
+		"-append", "console=ttyS0 panic=-1 audit=1 audit_backlog_limit=8192 ima_hash=sha256 loglevel=4 "+os.Getenv(envAppend))
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	start := time.Now()
 	err := cmd.Run()
 	res := &bootResult{Duration: time.Since(start)}
+	if cmd.ProcessState != nil {
+		res.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
 	c, _ := os.ReadFile(console)
 	res.Console = string(c)
 	o, _ := os.ReadFile(out)

@@ -25,6 +25,7 @@ const (
 	envKernel = "AUDISP_IMA_KERNEL" // path of a bzImage/vmlinuz with CONFIG_IMA=y
 	envCache  = "AUDISP_IMA_CACHE"  // cache directory instead of CacheDir
 	envKeep   = "AUDISP_IMA_KEEP"   // keep the work directory even when the test passes
+	envAppend = "AUDISP_IMA_APPEND" // extra kernel command line arguments
 )
 
 // hostTool is a program the test runs on the host and the Debian package

@@ -64,7 +64,8 @@ func TestIMA(t *testing.T) {
 	if err != nil {
 		t.Fatalf("guest run failed: %v (console in %s)", err, work)
 	}
-	t.Logf("timing: host preparation %v, guest boot-to-poweroff %v", prep.Round(time.Millisecond), res.Duration.Round(time.Millisecond))
+	t.Logf("timing: host preparation %v, guest boot-to-poweroff %v (QEMU CPU time %v)",
+		prep.Round(time.Millisecond), res.Duration.Round(time.Millisecond), res.CPU.Round(time.Millisecond))
 	if !res.Done {
 		t.Fatalf("the guest did not send its results (console in %s/console.log)", work)
 	}

@@ -32,8 +32,8 @@ type scenario struct {
 	Tags []string
 	// Blocklist names the blocklist that must match the first hash.
 	Blocklist string
-	// Hunt names the hunting rule that must match.
-	Hunt string
+	// Hunt names exactly the hunting rules that must match.
+	Hunt []string
 	// Technique, TechniqueName, Tactic: the ATT&CK tagging expected.
 	Technique, TechniqueName, Tactic string
 }
@@ -43,8 +43,13 @@ func scenarios(g *guestFiles) []scenario {
 	return []scenario{
 		{ID: "s1", Title: "a fresh binary", Path: "/opt/imatest/fresh", Hashes: []string{sha256hex(g.fresh)}},
 		{ID: "s2", Title: "a blocklisted binary run from /dev/shm", Path: "/dev/shm/dropper",
-			Hashes: []string{sha256hex(g.dropper)}, Blocklist: testBlocklist, Hunt: tempDirHuntRule,
-			Tags: []string{"blocklist:" + testBlocklist, "hunt:" + tempDirHuntRule}},
+			Hashes: []string{sha256hex(g.dropper)}, Blocklist: testBlocklist,
+			// Built-in rules (enrich/hunt/defaults.toml): exec_from_temp_dir
+			// (tag exec_from_temp, T1105) and blocklisted_hash (tag known_bad).
+			Hunt: []string{tempDirHuntRule, "blocklisted_hash"},
+			Tags: []string{"blocklist:" + testBlocklist, "hunt:" + tempDirHuntRule, "exec_from_temp",
+				"hunt:blocklisted_hash", "known_bad"},
+			Technique: "T1105", TechniqueName: "Ingress Tool Transfer", Tactic: "Command and Control"},
 		{ID: "s3", Title: "a script run through its interpreter", Path: "/opt/imatest/script.sh", Interpreter: "/bin/busybox",
 			Hashes: []string{sha256hex(g.script), sha256hex(g.busybox)}},
 		{ID: "s4", Title: "a path with a space", Path: "/opt/imatest/with space/hello world",
@@ -104,8 +109,8 @@ func checkRaw(t *testing.T, name, source string, recs []rawRecord, scs []scenari
 	}
 }
 
-// Names the guest's plugin config gives to the test's blocklist and the
-// hunting rule scenario 2 must trigger.
+// The name the guest's plugin config gives to the test's blocklist, and the
+// built-in hunting rule for executions from temporary directories.
 const (
 	testBlocklist   = "imatest"
 	tempDirHuntRule = "exec_from_temp_dir"
