@@ -120,6 +120,18 @@ type stats struct {
 // StateDir/vt.db, restores the pending queue and budget, points vt-go at
 // cfg.Host (a process-wide setting) and starts the worker. emit receives
 // verdict documents from the worker goroutine.
+//
+// Only one Enricher may use a StateDir at a time (vt.db is locked; New
+// gives up after a second): on reload, Close the old one before calling
+// New. Metrics are registered in metrics.Default by New and removed by Close.
+//
+// A verdict document is an *audit.Event with Kind audit.KindVerdict, the ID
+// of the first event that went on as pending, Enrichment.VirusTotal set to
+// the outcome (hit, not_found, error, or skipped/queue_full when the hash
+// was evicted), Enrichment.Hashes holding the looked-up file hash, and
+// Enrichment.Related listing the ids of the events that went on as pending
+// (at most 256; a warning counts the rest). No document is emitted when
+// every event got its answer within max_wait.
 func New(cfg Config, emit enrich.Emitter, logger *slog.Logger) (*Enricher, error) {
 	return newEnricher(cfg, emit, logger, defaultTuning)
 }

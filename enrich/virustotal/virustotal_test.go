@@ -338,15 +338,15 @@ func TestTransientFailuresRetry(t *testing.T) {
 	})
 	t.Run("backoff spaces retries", func(t *testing.T) {
 		h := newHarness(t, nil)
-		h.tune.backoffBase, h.tune.backoffMax = 100*time.Millisecond, 100*time.Millisecond
+		h.tune.backoffBase, h.tune.backoffMax = 600*time.Millisecond, 600*time.Millisecond
 		h.restart()
 		x := sha(8)
 		h.fake.set(x, apiError(500, "InternalError", "boom"))
 		h.enrich(ev(1, fh256(x)))
 		h.fake.waitRequests(t, 1)
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 		if n := len(h.fake.requests()); n != 1 {
-			t.Fatalf("%d requests within 50ms of a failure, want 1 (backoff 100ms)", n)
+			t.Fatalf("%d requests within 100ms of a failure, want 1 (backoff 600ms)", n)
 		}
 	})
 }
@@ -573,13 +573,13 @@ func TestMaxWait(t *testing.T) {
 	t.Run("slow answer", func(t *testing.T) {
 		h := newHarness(t, func(c *Config) { c.MaxWait = 50 * time.Millisecond })
 		x := sha(1)
-		h.fake.set(x, reply{status: 200, body: fileReply(x, 1).body, delay: 300 * time.Millisecond})
+		h.fake.set(x, reply{status: 200, body: fileReply(x, 1).body, delay: 1500 * time.Millisecond})
 		start := time.Now()
 		e := ev(1, fh256(x))
 		if r := h.enrich(e); r.Status != StatusPending {
 			t.Fatalf("%+v, want pending", r)
 		}
-		if el := time.Since(start); el < 40*time.Millisecond || el > 250*time.Millisecond {
+		if el := time.Since(start); el < 40*time.Millisecond || el > 800*time.Millisecond {
 			t.Fatalf("waited %v, want about 50ms", el)
 		}
 		if d := h.verdict(); !reflect.DeepEqual(d.Related, []string{e.ID.String()}) {
@@ -589,7 +589,7 @@ func TestMaxWait(t *testing.T) {
 	t.Run("context deadline bounds the wait", func(t *testing.T) {
 		h := newHarness(t, func(c *Config) { c.MaxWait = 5 * time.Second })
 		x := sha(1)
-		h.fake.set(x, reply{status: 200, body: fileReply(x, 1).body, delay: time.Second})
+		h.fake.set(x, reply{status: 200, body: fileReply(x, 1).body, delay: 2 * time.Second})
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -597,7 +597,7 @@ func TestMaxWait(t *testing.T) {
 		if err := h.e.Enrich(ctx, e); err != nil || e.VirusTotal.Status != StatusPending {
 			t.Fatalf("%v %+v", err, e.VirusTotal)
 		}
-		if el := time.Since(start); el > 200*time.Millisecond {
+		if el := time.Since(start); el > time.Second {
 			t.Fatalf("Enrich held the event %v past its context", el)
 		}
 	})
