@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"slices"
+	"strings"
 )
 
 // The index keeps one table per digest algorithm. A table is an ordered
@@ -135,9 +136,10 @@ var algoNames = [numAlgos]string{"md5", "sha1", "sha256", "sha512"}
 
 var algoBytes = [numAlgos]int{16, 20, 32, 64}
 
+// algoByName maps md5, sha1, sha256 or sha512, in any case, to its algo.
 func algoByName(s string) (int, bool) {
 	for a, n := range algoNames {
-		if n == s {
+		if strings.EqualFold(n, s) {
 			return a, true
 		}
 	}
@@ -275,7 +277,7 @@ var unhex = func() (t [256]byte) {
 
 // parseDigest decodes s, a hex digest of 32, 40, 64 or 128 digits (any
 // case), optionally prefixed by "md5:", "sha1:", "sha256:" or "sha512:"
-// (lower case) whose length must then match. It reports false for anything
+// (any case) whose length must then match. It reports false for anything
 // else.
 func parseDigest[S []byte | string](s S, d *digest) bool {
 	hexs := s

@@ -141,7 +141,7 @@ func TestParseDigest(t *testing.T) {
 		{strings.ToUpper(aSHA1), algoSHA1, true},
 		{"sha256:" + aSHA256, algoSHA256, true},
 		{"sha512:" + aSHA512, algoSHA512, true},
-		{"SHA256:" + aSHA256, 0, false}, // list prefixes are lower case
+		{"SHA256:" + aSHA256, algoSHA256, true},
 		{"md5:" + aSHA1, 0, false},
 		{"sha224:" + aSHA256[:56], 0, false},
 		{aSHA256[:62] + "g0", 0, false},
