@@ -1,0 +1,170 @@
+package plugin_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// captureLines returns the bundled real-auditd capture.
+func captureLines(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/capture.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+}
+
+type plugProc struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   string
+}
+
+// startPlugin runs the binary in plugin mode with a config writing to a file.
+func startPlugin(t *testing.T, extra string) *plugProc {
+	t.Helper()
+	dir := t.TempDir()
+	bin := buildPlugin(t, dir)
+	out := filepath.Join(dir, "events.json")
+	cfg := filepath.Join(dir, "config.toml")
+	writeFile(t, cfg, fmt.Sprintf("user = \"root\"\nstate_dir = %q\n[log]\nsyslog = false\n[status]\ninterval = \"0s\"\n[[sink]]\ntype = \"file\"\n[sink.file]\npath = %q\n%s", dir, out, extra))
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Env = []string{} // auditd gives plugins an empty environment
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return &plugProc{cmd: cmd, stdin: stdin, out: out}
+}
+
+func countLines(t *testing.T, path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	n := 0
+	for sc.Scan() {
+		n++
+	}
+	return n
+}
+
+// expectedEvents is what replay makes of the same input.
+func expectedEvents(t *testing.T) int {
+	t.Helper()
+	dir := t.TempDir()
+	bin := buildPlugin(t, dir)
+	out, err := exec.Command(bin, "replay", "testdata/capture.log").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(out), "\n")
+}
+
+// TestShutdownOnEOFAndSIGTERM: stdin EOF and SIGTERM both flush every event
+// and exit within a second.
+func TestShutdownOnEOFAndSIGTERM(t *testing.T) {
+	lines := captureLines(t)
+	want := expectedEvents(t)
+	for _, how := range []string{"eof", "sigterm"} {
+		t.Run(how, func(t *testing.T) {
+			p := startPlugin(t, "")
+			if _, err := io.WriteString(p.stdin, strings.Join(lines, "\n")+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond) // let the reader take the input
+			start := time.Now()
+			if how == "eof" {
+				p.stdin.Close()
+			} else {
+				_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			}
+			err := p.cmd.Wait()
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("exit: %v", err)
+			}
+			if took > time.Second {
+				t.Errorf("exit took %s, want within 1s", took)
+			}
+			if got := countLines(t, p.out); got != want {
+				t.Errorf("%d events written, want %d (as replay)", got, want)
+			}
+			validateFile(t, p.out)
+			t.Logf("%s: exited in %s with %d events", how, took.Round(time.Millisecond), want)
+		})
+	}
+}
+
+// TestSIGHUPReloadKeepsEvents: a SIGHUP with a changed config (a second
+// file sink) loses no event: everything before and after lands in the
+// first file, and the second file gets what came after the reload.
+func TestSIGHUPReloadKeepsEvents(t *testing.T) {
+	lines := captureLines(t)
+	want := expectedEvents(t)
+	p := startPlugin(t, "")
+	half := len(lines) / 2
+	// Cut at an event boundary so both halves hold whole events.
+	for half < len(lines) && !strings.Contains(lines[half], "type=EOE") {
+		half++
+	}
+	half++
+	if _, err := io.WriteString(p.stdin, strings.Join(lines[:half], "\n")+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	cfg := p.cmd.Args[2]
+	b, _ := os.ReadFile(cfg)
+	second := filepath.Join(filepath.Dir(p.out), "second.json")
+	writeFile(t, cfg, string(b)+fmt.Sprintf("[[sink]]\nname = \"second\"\ntype = \"file\"\n[sink.file]\npath = %q\n", second))
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(500 * time.Millisecond)
+	if _, err := io.WriteString(p.stdin, strings.Join(lines[half:], "\n")+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	p.stdin.Close()
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := countLines(t, p.out); got != want {
+		t.Errorf("first sink has %d events, want %d", got, want)
+	}
+	if n := countLines(t, second); n == 0 || n >= want {
+		t.Errorf("second sink has %d events, want some but fewer than %d", n, want)
+	}
+	validateFile(t, p.out)
+	validateFile(t, second)
+}
+
+// TestBadConfigNamesFileAndLine: the plugin refuses a broken config with an
+// error naming file and line.
+func TestBadConfigNamesFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildPlugin(t, dir)
+	cfg := filepath.Join(dir, "bad.toml")
+	writeFile(t, cfg, "[input]\nformat = \"string\"\nmax_lines = 3\n")
+	out, err := exec.Command(bin, "check-config", cfg).CombinedOutput()
+	if err == nil {
+		t.Fatal("check-config accepted an unknown key")
+	}
+	if !strings.Contains(string(out), cfg+":3:") || !strings.Contains(string(out), "max_lines") {
+		t.Errorf("error %q does not name %s:3 and the key", out, cfg)
+	}
+}
