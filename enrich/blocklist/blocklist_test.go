@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/audisp-enrich/audisp-enrich/enrich/hashes"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
@@ -404,5 +405,49 @@ func TestValidate(t *testing.T) {
 				t.Error("New accepted an invalid config")
 			}
 		})
+	}
+}
+
+// TestAfterHashesEnricher runs the two enrichers in pipeline order on
+// INTEGRITY_RULE records as the parser hands them over.
+func TestAfterHashesEnricher(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ReloadInterval = 0
+	cfg.Lists = []ListConfig{
+		{Name: "threatfox", Path: "testdata/threatfox.csv", Format: FormatThreatFox},
+		{Name: "ours", Path: "testdata/plain.txt"},
+	}
+	bl, err := New(cfg, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bl.Close()
+	integrity := func(file, hash string) *audit.Record {
+		return &audit.Record{Type: "INTEGRITY_RULE", NestedFrom: -1, Fields: []audit.Field{
+			{Name: "file", Raw: `"` + file + `"`, Value: file, Enc: audit.Quoted},
+			{Name: "hash", Raw: `"` + hash + `"`, Value: hash, Enc: audit.Quoted},
+		}}
+	}
+	ev := &audit.Event{Records: []*audit.Record{
+		integrity("/tmp/.x/mirai", "sha256:"+strings.ToUpper(aSHA256)),
+		integrity("/usr/bin/true", "sha256:"+gSHA256),
+		integrity("/usr/lib/old", aSHA1), // legacy bare SHA-1
+	}}
+	if err := hashes.New().Enrich(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := bl.Enrich(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	want := []audit.ListHit{
+		{List: "threatfox", Label: "Mirai", Hash: aSHA256},
+		{List: "ours", Label: "dropper stage 1", Hash: aSHA256},
+		{List: "ours", Label: "Mirai", Hash: aSHA1},
+	}
+	if !reflect.DeepEqual(ev.Blocklist, want) {
+		t.Errorf("Blocklist = %+v\nwant %+v", ev.Blocklist, want)
+	}
+	if !reflect.DeepEqual(ev.Tags, []string{"blocklist:threatfox", "blocklist:ours"}) || ev.Severity != SeverityHit {
+		t.Errorf("tags %q severity %d", ev.Tags, ev.Severity)
 	}
 }
