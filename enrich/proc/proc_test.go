@@ -187,7 +187,7 @@ func TestProcFallbackOwnParent(t *testing.T) {
 		t.Fatalf("no parent for ppid %d", ppid)
 	}
 	// Compare with what ps reports for the same pid.
-	out, err := exec.Command("ps", "-o", "args=", "-p", strconv.Itoa(ppid)).Output()
+	out, err := exec.Command("ps", "-ww", "-o", "args=", "-p", strconv.Itoa(ppid)).Output()
 	if err != nil {
 		t.Fatalf("ps (procps) is needed for this test: %v", err)
 	}
