@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -198,7 +199,9 @@ func TestProcFallbackOwnParent(t *testing.T) {
 		}
 		args += a
 	}
-	if got := string(out); got != args+"\n" {
+	// The table keeps at most maxArgsBytes of a command line; ps shows all.
+	got := strings.TrimSuffix(string(out), "\n")
+	if args == "" || (got != args && (len(got) < maxArgsBytes || !strings.HasPrefix(got, args))) {
 		t.Errorf("parent args %q, ps says %q", args, got)
 	}
 	if !filepath.IsAbs(ev.Parent.Executable) {
