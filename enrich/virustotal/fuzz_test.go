@@ -9,6 +9,8 @@ import (
 	"time"
 
 	vt "github.com/VirusTotal/vt-go"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
 
 // FuzzFileObject feeds API answers to the verdict extraction the way vt-go
@@ -71,4 +73,21 @@ func abs(n int) int {
 		return -(n + 1)
 	}
 	return n
+}
+
+// FuzzPickHash checks the hash choice against a plain restatement: the
+// result is always a valid lower-case digest of the algorithm it claims.
+func FuzzPickHash(f *testing.F) {
+	f.Add("sha256", eicar, "md5", "44D88612FEA8A8F36DE82E1278ABB02F")
+	f.Add("sha1", strings.Repeat("\x10", 40), "SHA256", strings.Repeat("G", 64))
+	f.Fuzz(func(t *testing.T, a1, h1, a2, h2 string) {
+		fh, ok := pickHash([]audit.FileHash{{Algo: a1, Hex: h1}, {Algo: a2, Hex: h2}})
+		if !ok {
+			return
+		}
+		want := map[string]int{"md5": 32, "sha1": 40, "sha256": 64}[fh.Algo]
+		if len(fh.Hex) != want || !validHex(fh.Hex) {
+			t.Fatalf("picked %+v", fh)
+		}
+	})
 }

@@ -412,16 +412,19 @@ func (e *Enricher) emitDoc(doc *audit.Event) {
 // md5 (lower-cased), and false when there is none.
 func pickHash(hs []audit.FileHash) (audit.FileHash, bool) {
 	rank := func(h audit.FileHash) int {
-		x := strings.ToLower(h.Hex)
+		var r, n int
 		switch {
-		case strings.EqualFold(h.Algo, "sha256") && len(x) == 64 && validHex(x):
-			return 3
-		case strings.EqualFold(h.Algo, "sha1") && len(x) == 40 && validHex(x):
-			return 2
-		case strings.EqualFold(h.Algo, "md5") && len(x) == 32 && validHex(x):
-			return 1
+		case strings.EqualFold(h.Algo, "sha256"):
+			r, n = 3, 64
+		case strings.EqualFold(h.Algo, "sha1"):
+			r, n = 2, 40
+		case strings.EqualFold(h.Algo, "md5"):
+			r, n = 1, 32
 		}
-		return 0
+		if len(h.Hex) != n || !anyCaseHex(h.Hex) {
+			return 0
+		}
+		return r
 	}
 	best, br := -1, 0
 	for i := range hs {
@@ -436,6 +439,19 @@ func pickHash(hs []audit.FileHash) (audit.FileHash, bool) {
 	fh.Hex = strings.ToLower(fh.Hex)
 	fh.Algo = strings.ToLower(fh.Algo)
 	return fh, true
+}
+
+func anyCaseHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= '0' && c <= '9' {
+			continue
+		}
+		if c |= 0x20; c < 'a' || c > 'f' { // 0x20 folds A-F to a-f
+			return false
+		}
+	}
+	return true
 }
 
 // Close stops the worker (aborting a request in flight), writes the
