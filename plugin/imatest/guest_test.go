@@ -114,9 +114,7 @@ func newGuestFiles() (*guestFiles, error) {
 }
 
 // buildTree lays out the guest's root file system. plugin is the static
-// audisp-enrich binary, or nil to install a shell wrapper that captures
-// auditd's raw string stream with cat instead; config is the plugin's
-// config file.
+// audisp-enrich binary and config its config file.
 func buildTree(g *guestFiles, plugin, config []byte) (fsTree, error) {
 	t := fsTree{}
 	for _, d := range []string{"proc", "sys", "dev", "tmp", "run", "root", "etc/audit/plugins.d",
@@ -148,14 +146,8 @@ func buildTree(g *guestFiles, plugin, config []byte) (fsTree, error) {
 
 	// The plugin: root:root 0750 as packaged; its output directory belongs
 	// to the service user so that it can still write after dropping root.
-	if plugin != nil {
-		t.file("usr/sbin/audisp-enrich", 0o750, plugin)
-	} else {
-		t.file("usr/sbin/audisp-enrich", 0o750, []byte("#!/bin/sh\nexec cat > /var/log/audisp-enrich/raw.log\n"))
-	}
-	if config != nil {
-		t.file(guestConfig, 0o640, config)
-	}
+	t.file("usr/sbin/audisp-enrich", 0o750, plugin)
+	t.file(guestConfig, 0o640, config)
 	t.file(guestBlocklist, 0o644, guestBlocklistFile(g))
 	t.mkdirAll("var/log/audisp-enrich")
 	t["var/log/audisp-enrich"].uid, t["var/log/audisp-enrich"].gid = serviceUID, serviceUID

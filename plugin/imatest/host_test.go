@@ -97,29 +97,44 @@ func guestKernel(t *testing.T) string {
 	unlock := lockFile(t, filepath.Join(dir, ".lock"))
 	defer unlock()
 
-	pkg := kernelPackage(t)
-	kdir := filepath.Join(dir, pkg)
-	vmlinuz := filepath.Join(kdir, "vmlinuz")
-	if _, err := os.Stat(vmlinuz); err == nil {
-		return vmlinuz
+	for attempt := 0; ; attempt++ {
+		pkg := kernelPackage(t)
+		vmlinuz := filepath.Join(dir, pkg, "vmlinuz")
+		if _, err := os.Stat(vmlinuz); err == nil {
+			return vmlinuz
+		}
+		t.Logf("downloading %s into %s (once; later runs use the cache)", pkg, dir)
+		cmd := exec.Command("apt-get", "download", pkg)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			extractDownloaded(t, dir, pkg)
+			return vmlinuz
+		}
+		if attempt > 0 {
+			t.Fatalf("apt-get download %s (after apt-get update): %v\n%s", pkg, err, out)
+		}
+		// Stale package lists name a version the mirror no longer has.
+		t.Logf("apt-get download %s: %v\n%s\nrunning apt-get update and retrying", pkg, err, out)
+		if out, err := aptGet("update"); err != nil {
+			t.Fatalf("apt-get update: %v\n%s", err, out)
+		}
 	}
-	t.Logf("downloading %s into %s (once; later runs use the cache)", pkg, dir)
-	cmd := exec.Command("apt-get", "download", pkg)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("apt-get download %s: %v\n%s", pkg, err, out)
-	}
+}
+
+// extractDownloaded extracts the kernel from the .deb that apt-get download
+// left in dir into dir/pkg, then deletes the .deb.
+func extractDownloaded(t *testing.T, dir, pkg string) {
 	debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
 	if len(debs) == 0 {
 		t.Fatalf("apt-get download %s left no .deb in %s", pkg, dir)
 	}
-	if err := extractKernel(debs[0], kdir); err != nil {
+	if err := extractKernel(debs[0], filepath.Join(dir, pkg)); err != nil {
 		t.Fatalf("extract kernel from %s: %v", debs[0], err)
 	}
 	for _, d := range debs {
 		os.Remove(d) // only vmlinuz and config are kept (about 8 MB instead of 70)
 	}
-	return vmlinuz
 }
 
 // kernelPackage names the versioned package linux-image-amd64 depends on,
@@ -245,11 +260,8 @@ func moduleRoot(t *testing.T) string {
 }
 
 // buildPlugin builds cmd/audisp-enrich as a static binary into dir and
-// returns its path, or "" when the command does not exist in this tree.
+// returns its path.
 func buildPlugin(t *testing.T, root, dir string) string {
-	if m, _ := filepath.Glob(filepath.Join(root, "plugin", "cmd", "audisp-enrich", "*.go")); len(m) == 0 {
-		return ""
-	}
 	out := filepath.Join(dir, "audisp-enrich")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./plugin/cmd/audisp-enrich")
 	cmd.Dir = root

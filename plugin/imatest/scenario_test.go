@@ -69,7 +69,7 @@ func scenarios(g *guestFiles) []scenario {
 }
 
 // checkRaw checks the kernel's and auditd's side of every scenario on the
-// string records auditd wrote (audit.log) or handed to the plugin.
+// string records auditd wrote to audit.log, independently of the plugin.
 func checkRaw(t *testing.T, name, source string, recs []rawRecord, scs []scenario) {
 	for _, sc := range scs {
 		t.Run(name+"/"+sc.ID, func(t *testing.T) {
@@ -137,6 +137,9 @@ func checkPluginProcess(t *testing.T, facts map[string]string) {
 			if facts["s8."+c] != "0000000000000000" {
 				t.Errorf("s8: plugin %s = %s, want 0000000000000000", c, facts["s8."+c])
 			}
+		}
+		if facts["s8.NoNewPrivs"] != "1" {
+			t.Errorf("s8: plugin NoNewPrivs = %q, want 1", facts["s8.NoNewPrivs"])
 		}
 	})
 }

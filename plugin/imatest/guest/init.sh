@@ -40,7 +40,6 @@ finish() {
 	{
 		send_file facts.txt $OUT/facts.txt
 		send_file events.jsonl /var/log/audisp-enrich/events.jsonl
-		send_file raw.log /var/log/audisp-enrich/raw.log
 		send_file syslog /var/log/messages
 		send_file parse-errors.log /var/log/audisp-enrich/parse-errors.log
 		send_file auditd.stderr $OUT/auditd.stderr
@@ -56,7 +55,9 @@ die() {
 	finish
 }
 
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
 fact "kernel=$(uname -r)"
+fact "uptime.init=$(uptime_s)"
 
 # The plugin logs to syslog (auditd gives plugins no stderr of their own).
 syslogd -n -O /var/log/messages &
@@ -64,10 +65,8 @@ syslogd -n -O /var/log/messages &
 # auditd in the foreground of a background job, so that its stderr (and the
 # plugins', which inherit it) lands in a file. It loads no rules by itself.
 auditd -n > $OUT/auditd.stderr 2>&1 &
-# (Without a plugin binary the host installs a wrapper that execs cat.)
-plugin_pid() { pidof audisp-enrich || pidof cat; }
 i=0
-until plugin_pid > /dev/null; do
+until pidof audisp-enrich > /dev/null; do
 	i=$((i + 1))
 	[ $i -gt 100 ] && die "audisp-enrich did not start within 10 s"
 	sleep 0.1
@@ -82,6 +81,7 @@ auditctl -w /opt/imatest/userprog -p x -k imatest_user || die "auditctl -w userp
 # every rule goes in this single write. Nothing is audited before it.
 echo "audit func=BPRM_CHECK mask=MAY_EXEC" > /sys/kernel/security/ima/policy || die "IMA policy write"
 fact "ima_policy=written"
+fact "uptime.ready=$(uptime_s)"
 
 run() { # NAME PROGRAM [ARGS]
 	n=$1
@@ -110,8 +110,10 @@ fact "s7.rc=$?"
 sha256sum /bin/busybox /opt/imatest/fresh /opt/imatest/script.sh /opt/imatest/b64dec /opt/imatest/userprog /dev/shm/dropper "/opt/imatest/with space/hello world" |
 	sed 's/^/sha256 /' >> $OUT/facts.txt
 
+fact "uptime.scenarios_done=$(uptime_s)"
+
 # 8: the plugin as the kernel sees it.
-P=$(plugin_pid)
+P=$(pidof audisp-enrich)
 fact "s8.pid=$P"
 if [ -n "$P" ]; then
 	grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/$P/status |
@@ -124,14 +126,15 @@ sleep 0.5
 A=$(pidof auditd)
 kill $A
 i=0
-while [ -n "$(pidof auditd audisp-enrich cat)" ]; do
+while [ -n "$(pidof auditd audisp-enrich)" ]; do
 	i=$((i + 1))
 	if [ $i -gt 100 ]; then
 		fact "stop=timeout"
-		kill -9 $(pidof auditd audisp-enrich cat) 2>/dev/null
+		kill -9 $(pidof auditd audisp-enrich) 2>/dev/null
 		break
 	fi
 	sleep 0.1
 done
 fact "stop_ds=$i"
+fact "uptime.stopped=$(uptime_s)"
 finish
