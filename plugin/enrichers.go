@@ -2,6 +2,8 @@ package plugin
 
 import (
 	"log/slog"
+	"os"
+	"slices"
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/enrich"
@@ -23,10 +25,10 @@ type enrichers struct {
 
 // buildEnrichers builds the chain in dependency order: hashes and the
 // process table first, then ATT&CK tags, blocklists, the hunting rules
-// (they read the parent, the keys and the blocklist result), and
-// VirusTotal last (it needs the allowlist result and the severity for its
-// priority). Hunting rules on VirusTotal verdicts see cached verdicts only
-// when max_wait is 0.
+// (they read the parent, the keys and the blocklist result), VirusTotal
+// (it needs the allowlist result, and the severity for its priority), and
+// last the hunting rules that test a verdict (they see verdicts that were
+// cached or arrived within max_wait).
 func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger) (*enrichers, error) {
 	e := &enrichers{}
 	if c.Hashes.Enabled {
@@ -54,8 +56,21 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger)
 		e.blocklist = b
 		e.chain = append(e.chain, b)
 	}
+	// Hunting rules run before VirusTotal, so that the hashes they flag
+	// are looked up first; the rules that test a VirusTotal verdict run
+	// after it, as a second pass.
+	var vtRules []string
+	if c.Hunt.Enabled && c.VirusTotal.Enabled {
+		var err error
+		if vtRules, err = verdictRules(c.Hunt); err != nil {
+			e.close()
+			return nil, err
+		}
+	}
 	if c.Hunt.Enabled {
-		h, err := hunt.New(c.Hunt)
+		hc := c.Hunt
+		hc.Disable = append(slices.Clone(hc.Disable), vtRules...)
+		h, err := hunt.New(hc)
 		if err != nil {
 			e.close()
 			return nil, err
@@ -71,8 +86,75 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger)
 		e.vt = v
 		e.chain = append(e.chain, v)
 	}
+	if len(vtRules) > 0 {
+		all, err := hunt.New(c.Hunt)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		hc := c.Hunt
+		for _, name := range all.Rules() {
+			if !slices.Contains(vtRules, name) {
+				hc.Disable = append(hc.Disable, name)
+			}
+		}
+		hc.Disable = slices.Compact(slices.Sorted(slices.Values(hc.Disable)))
+		h, err := hunt.New(hc)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.chain = append(e.chain, renamed{h, "hunt_virustotal"})
+	}
 	return e, nil
 }
+
+// verdictRules names the enabled hunting rules that test a VirusTotal
+// verdict (vt_malicious_min), in the order built-in, inline, rules file,
+// where a later rule of the same name replaces an earlier one.
+func verdictRules(c hunt.Config) ([]string, error) {
+	byName := map[string]hunt.RuleConfig{}
+	add := func(rs []hunt.RuleConfig) {
+		for _, r := range rs {
+			byName[r.Name] = r
+		}
+	}
+	if c.UseDefaults {
+		rs, err := hunt.ParseRules("built-in rules", hunt.DefaultRules())
+		if err != nil {
+			return nil, err
+		}
+		add(rs)
+	}
+	add(c.Rules)
+	if c.RulesFile != "" {
+		data, err := os.ReadFile(c.RulesFile)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := hunt.ParseRules(c.RulesFile, data)
+		if err != nil {
+			return nil, err
+		}
+		add(rs)
+	}
+	var out []string
+	for name, r := range byName {
+		if r.VTMaliciousMin > 0 && !slices.Contains(c.Disable, name) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// renamed gives an enricher another name (for logs, warnings and metrics).
+type renamed struct {
+	enrich.Enricher
+	name string
+}
+
+func (r renamed) Name() string { return r.name }
 
 // reload re-reads the hash lists (SIGHUP).
 func (e *enrichers) reload(log *slog.Logger) {
