@@ -476,6 +476,7 @@ func (d *disk) dropOldest() (drop, error) {
 	}
 	d.retry = slices.DeleteFunc(d.retry, func(it *diskItem) bool { return it.seg == seg })
 	seg.done = seg.count
+	d.count -= n
 	return drop{n, ReasonDropOldest}, d.removeSeg(seg)
 }
 

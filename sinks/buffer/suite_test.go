@@ -313,7 +313,13 @@ func RunSuite(t *testing.T, typ string, durable bool) {
 					t.Fatalf("Bytes %d above max_bytes %d", b.Bytes(), cfg.MaxBytes)
 				}
 			}
+			if l := b.Len(); l > 0 && l+h.drops.get(policy) != n {
+				t.Fatalf("Len %d + dropped %d != appended %d", l, h.drops.get(policy), n)
+			}
 			got := values(t, readAll(t, b, true))
+			if b.Len() != 0 {
+				t.Fatalf("Len %d after reading and acking everything", b.Len())
+			}
 			dropped := h.drops.get(policy)
 			if len(got)+dropped != n {
 				t.Fatalf("delivered %d + dropped %d != appended %d", len(got), dropped, n)
