@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,21 +94,37 @@ type Config struct {
 	// only). Default 8 MiB.
 	FsyncBytes int `toml:"fsync_bytes"`
 	// Dir is the spool directory of this sink (disk only). It must not be
-	// shared with another sink; the runtime sets it to a directory under
-	// the state directory named after the sink when it is empty.
+	// shared with another sink (Open locks it); when it is empty the
+	// runtime sets it to SpoolDir(state directory, sink name).
 	Dir string `toml:"dir"`
 }
 
-// DefaultConfig returns a disk buffer with every default filled in except
-// Dir.
+// DefaultConfig returns a disk buffer with the defaults filled in, except
+// MaxBytes and MaxEvents, which stay 0 so that they take the default of
+// whichever type the config file ends up choosing, and Dir (see SpoolDir).
 func DefaultConfig() Config {
 	return Config{
 		Type:          TypeDisk,
-		MaxBytes:      DefaultDiskMaxBytes,
 		WhenFull:      DropOldest,
 		FsyncInterval: DefaultFsyncInterval,
 		FsyncBytes:    DefaultFsyncBytes,
 	}
+}
+
+// SpoolDir is the default Dir for a sink: <stateDir>/spool/<sink>, with
+// every byte of the name outside [A-Za-z0-9._-] replaced by '_'.
+func SpoolDir(stateDir, sink string) string {
+	b := []byte(sink)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	name := string(b)
+	if name == "" || strings.Trim(name, ".") == "" {
+		name = "_" + name
+	}
+	return filepath.Join(stateDir, "spool", name)
 }
 
 // Validate reports the first invalid option. It accepts zero values that

@@ -106,6 +106,31 @@ func TestAckSet(t *testing.T) {
 	}
 }
 
+func TestSpoolDir(t *testing.T) {
+	for name, want := range map[string]string{
+		"kafka-main": "/var/lib/ae/spool/kafka-main",
+		"../etc":     "/var/lib/ae/spool/.._etc",
+		"..":         "/var/lib/ae/spool/_..",
+		"":           "/var/lib/ae/spool/_",
+		"a b/c":      "/var/lib/ae/spool/a_b_c",
+	} {
+		if got := SpoolDir("/var/lib/ae", name); got != want {
+			t.Errorf("SpoolDir(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
+func TestConfigDefaultsPerType(t *testing.T) {
+	c := DefaultConfig()
+	c.Type = TypeMemory // as a config file would override it
+	if d := c.withDefaults(); d.MaxBytes != DefaultMemoryMaxBytes || d.MaxEvents != DefaultMemoryMaxEvents {
+		t.Fatalf("memory defaults %+v", d)
+	}
+	if d := DefaultConfig().withDefaults(); d.MaxBytes != DefaultDiskMaxBytes || d.MaxEvents != 0 {
+		t.Fatalf("disk defaults %+v", d)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	good := DefaultConfig()
 	if err := good.Validate(); err != nil {
