@@ -20,16 +20,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
@@ -103,18 +102,27 @@ func event(seq int, node, kind string, pad int, types ...string) sinks.Message {
 	recs := make([]map[string]any, 0, len(types))
 	for i, ty := range types {
 		f := map[string]any{"syscall": "59", "exe": "/usr/bin/bash", "key": "T1059.004_shell"}
+		enc := "bqq"
 		if i == 0 && pad > 0 {
 			f["cmdline"] = strings.Repeat("x", pad)
+			enc += "q"
 		}
-		recs = append(recs, map[string]any{"type": ty, "fields": f})
+		recs = append(recs, map[string]any{"type": ty, "fields": f, "enc": enc})
 	}
 	doc := map[string]any{
 		"schema_version": 1,
 		"kind":           kind,
 		"@timestamp":     "2026-11-25T14:36:40.123Z",
-		"event":          map[string]any{"id": id, "serial": seq, "outcome": "success", "timed_out": false},
+		"event":          map[string]any{"id": id, "serial": seq, "outcome": "success", "severity": 3},
 		"records":        recs,
 		"tags":           []string{"T1059.004_shell"},
+	}
+	switch kind {
+	case "alert":
+		doc["alert"] = map[string]any{"sink": "kafka", "reason": "test", "count": 1}
+	case "verdict":
+		doc["virustotal"] = map[string]any{"status": "hit", "malicious": 3}
+		doc["related"] = map[string]any{"events": []string{id}}
 	}
 	if node != "" {
 		doc["host"] = map[string]any{"name": node}
@@ -192,44 +200,21 @@ func kcat(t testing.TB, addr, topic string, extra ...string) []consumed {
 	return msgs
 }
 
-// schemaPath is where the lead keeps the JSON Schema of the event document.
-func schemaPath() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "docs", "schema", "event.schema.json")
-}
-
-var (
-	schemaOnce sync.Once
-	schema     *jsonschema.Schema
-	schemaErr  error
-)
-
-// validateEvent checks that payload is one event document: against the
-// project's JSON Schema when docs/schema/event.schema.json exists, and in any
-// case that it is a JSON object with the fields this test sent.
+// validateEvent checks that payload is one event document, valid against
+// docs/schema/event.schema.json (plugin/audit/audittest), and returns it
+// decoded.
 func validateEvent(t testing.TB, payload string) map[string]any {
 	t.Helper()
 	var doc map[string]any
 	if err := json.Unmarshal([]byte(payload), &doc); err != nil {
 		t.Fatalf("payload is not a JSON object: %v: %.200q", err, payload)
 	}
-	schemaOnce.Do(func() {
-		if _, err := os.Stat(schemaPath()); err != nil {
-			return
-		}
-		schema, schemaErr = jsonschema.NewCompiler().Compile(schemaPath())
-	})
-	if schemaErr != nil {
-		t.Fatalf("compile %s: %v", schemaPath(), schemaErr)
+	sch, err := audittest.Schema()
+	if err != nil {
+		t.Fatalf("event schema: %v", err)
 	}
-	if schema != nil {
-		inst, err := jsonschema.UnmarshalJSON(strings.NewReader(payload))
-		if err != nil {
-			t.Fatalf("payload: %v", err)
-		}
-		if err := schema.Validate(inst); err != nil {
-			t.Fatalf("payload does not match %s: %v", schemaPath(), err)
-		}
+	if err := audittest.ValidateDocument(sch, []byte(payload)); err != nil {
+		t.Fatalf("payload is not a valid event document: %v\n%.300s", err, payload)
 	}
 	for _, f := range []string{"schema_version", "kind", "@timestamp", "event", "records"} {
 		if _, ok := doc[f]; !ok {
