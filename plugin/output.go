@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -52,6 +53,9 @@ type output struct {
 	buf   []byte
 	log   *slog.Logger
 	host  string
+	// needMeta is set when some sink routes or filters on the metadata;
+	// otherwise it is not computed.
+	needMeta bool
 }
 
 // buildOutput opens every sink. onDrop is told about documents a network
@@ -78,6 +82,10 @@ func buildOutput(cfg *conf.Config, reg *metrics.Registry, log *slog.Logger, onDr
 				return nil, err
 			}
 			d = r
+			o.needMeta = true
+		}
+		if !reflect.DeepEqual(sc.Filter, sinks.Filter{}) {
+			o.needMeta = true
 		}
 		o.sinks = append(o.sinks, &sinkOut{
 			name: sc.Name, encoding: sc.Encoding, d: d, filter: sc.Filter,
@@ -90,7 +98,10 @@ func buildOutput(cfg *conf.Config, reg *metrics.Registry, log *slog.Logger, onDr
 // publish encodes ev and hands it to every sink.
 func (o *output) publish(ev *audit.Event) {
 	var jsonDoc, packed []byte
-	meta := metaOf(ev)
+	var meta sinks.Meta
+	if o.needMeta {
+		meta = metaOf(ev)
+	}
 	for _, s := range o.sinks {
 		if !s.filter.Match(meta) {
 			continue
@@ -360,6 +371,7 @@ func (s *runnerSink) stop(ctx context.Context) {
 type direct struct {
 	s       sinks.Sink
 	batch   []sinks.Message
+	arena   []byte // holds the batch's values
 	log     *slog.Logger
 	failed  *metrics.Counter
 	started bool
@@ -371,8 +383,11 @@ func newDirect(s sinks.Sink, log *slog.Logger) *direct {
 }
 
 func (d *direct) publish(m sinks.Message) {
-	// The value buffer is reused by the encoder: copy it.
-	m.Value = append([]byte(nil), m.Value...)
+	// The value buffer is reused by the encoder: copy it into the arena
+	// (if the arena grows, earlier values keep the old array alive).
+	start := len(d.arena)
+	d.arena = append(d.arena, m.Value...)
+	m.Value = d.arena[start:len(d.arena):len(d.arena)]
 	d.batch = append(d.batch, m)
 	if len(d.batch) >= 512 {
 		d.flush()
@@ -403,6 +418,7 @@ func (d *direct) flush() {
 	}
 	clear(d.batch)
 	d.batch = d.batch[:0]
+	d.arena = d.arena[:0]
 }
 
 func (d *direct) reopen() {

@@ -126,60 +126,88 @@ func appendHits(b []byte, name string, hits []ListHit) []byte {
 
 // appendThreat writes the ECS threat.* fields. ECS keeps parallel arrays:
 // technique.* holds the techniques (the parent of a sub-technique),
-// technique.subtechnique.* the sub-techniques, tactic.* the tactics.
+// technique.subtechnique.* the sub-techniques, tactic.* the tactics; each
+// id appears once, in first-seen order. The columns are built in stack
+// arrays, so a usual event allocates nothing here.
 func appendThreat(b []byte, ts []Technique) []byte {
-	var tech, sub, tac [3][]string // id, name, reference
-	add := func(dst *[3][]string, id, name, ref string) {
-		if containsStr(dst[0], id) {
-			return
-		}
-		dst[0] = append(dst[0], id)
-		dst[1] = append(dst[1], name)
-		dst[2] = append(dst[2], ref)
-	}
-	for _, t := range ts {
+	var techBuf, subBuf, tacBuf [16]threatEntry
+	tech, sub, tac := techBuf[:0], subBuf[:0], tacBuf[:0]
+	for i := range ts {
+		t := &ts[i]
 		if t.ParentID != "" {
-			add(&tech, t.ParentID, t.Parent, techniqueURL(t.ParentID))
-			add(&sub, t.ID, t.Name, t.Reference)
+			tech = addEntry(tech, t.ParentID, t.Parent, "")
+			sub = addEntry(sub, t.ID, t.Name, t.Reference)
 		} else {
-			add(&tech, t.ID, t.Name, t.Reference)
+			tech = addEntry(tech, t.ID, t.Name, t.Reference)
 		}
 		for _, ta := range t.Tactics {
-			add(&tac, ta.ID, ta.Name, ta.Reference)
+			tac = addEntry(tac, ta.ID, ta.Name, ta.Reference)
 		}
 	}
 	b = append(b, `,"threat":{"framework":"MITRE ATT&CK","technique":{`...)
-	b = appendTriple(b, tech)
-	if len(sub[0]) > 0 {
+	b = appendEntries(b, tech)
+	if len(sub) > 0 {
 		b = append(b, `,"subtechnique":{`...)
-		b = appendTriple(b, sub)
+		b = appendEntries(b, sub)
 		b = append(b, '}')
 	}
 	b = append(b, '}')
-	if len(tac[0]) > 0 {
+	if len(tac) > 0 {
 		b = append(b, `,"tactic":{`...)
-		b = appendTriple(b, tac)
+		b = appendEntries(b, tac)
 		b = append(b, '}')
 	}
 	return append(b, '}')
 }
 
-func appendTriple(b []byte, t [3][]string) []byte {
-	b = append(b, `"id":`...)
-	b = appendStrs(b, t[0])
-	b = append(b, `,"name":`...)
-	b = appendStrs(b, t[1])
-	b = append(b, `,"reference":`...)
-	return appendStrs(b, t[2])
-}
+type threatEntry struct{ id, name, url string }
 
-// techniqueURL is the ATT&CK page of a technique id (T1059 or T1059.004).
-func techniqueURL(id string) string {
-	u := "https://attack.mitre.org/techniques/"
-	for i := 0; i < len(id); i++ {
-		if id[i] == '.' {
-			return u + id[:i] + "/" + id[i+1:] + "/"
+func addEntry(es []threatEntry, id, name, url string) []threatEntry {
+	for i := range es {
+		if es[i].id == id {
+			return es
 		}
 	}
-	return u + id + "/"
+	return append(es, threatEntry{id, name, url})
+}
+
+// appendEntries writes "id":[...],"name":[...],"reference":[...]. An empty
+// url means the technique page of the id.
+func appendEntries(b []byte, es []threatEntry) []byte {
+	for part, key := range [...]string{`"id":[`, `,"name":[`, `,"reference":[`} {
+		b = append(b, key...)
+		for i := range es {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			switch e := &es[i]; {
+			case part == 0:
+				b = appendStr(b, e.id)
+			case part == 1:
+				b = appendStr(b, e.name)
+			case e.url == "":
+				b = appendTechniqueURL(b, e.id)
+			default:
+				b = appendStr(b, e.url)
+			}
+		}
+		b = append(b, ']')
+	}
+	return b
+}
+
+// appendTechniqueURL writes the ATT&CK page of a technique id (T1059 or
+// T1059.004) as a JSON string.
+func appendTechniqueURL(b []byte, id string) []byte {
+	b = append(b, `"https://attack.mitre.org/techniques/`...)
+	for i := 0; i < len(id); i++ {
+		if id[i] == '.' {
+			b = append(b, id[:i]...)
+			b = append(b, '/')
+			b = append(b, id[i+1:]...)
+			return append(b, `/"`...)
+		}
+	}
+	b = append(b, id...)
+	return append(b, `/"`...)
 }
