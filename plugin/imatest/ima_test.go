@@ -22,7 +22,7 @@ func TestIMA(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv(envKeep) != "" {
-			t.Logf("console log, plugin stderr and guest output kept in %s", work)
+			t.Logf("console log, plugin log (syslog), audit.log and guest output kept in %s", work)
 			return
 		}
 		os.RemoveAll(work)
@@ -78,6 +78,9 @@ func TestIMA(t *testing.T) {
 		}
 	}
 
+	if facts["stop"] == "timeout" {
+		t.Errorf("auditd or the plugin did not exit within 10 s of SIGTERM to auditd; both were killed")
+	}
 	t.Logf("guest uptime (s): /init %s, auditd+plugin+rules+policy ready %s, scenarios done %s, auditd and plugin stopped %s",
 		facts["uptime.init"], facts["uptime.ready"], facts["uptime.scenarios_done"], facts["uptime.stopped"])
 

@@ -62,8 +62,9 @@ fact "uptime.init=$(uptime_s)"
 # The plugin logs to syslog (auditd gives plugins no stderr of their own).
 syslogd -n -O /var/log/messages &
 
-# auditd in the foreground of a background job, so that its stderr (and the
-# plugins', which inherit it) lands in a file. It loads no rules by itself.
+# auditd in the foreground of a background job, so that its own start-up
+# errors land in a file (it connects the plugins' stderr to /dev/null). It
+# loads no rules by itself.
 auditd -n > $OUT/auditd.stderr 2>&1 &
 i=0
 until pidof audisp-enrich > /dev/null; do
@@ -121,7 +122,8 @@ if [ -n "$P" ]; then
 	fact "s8.user=$(stat -c %U /proc/$P)"
 fi
 
-# Let the last records reach auditd, then stop it; it closes the plugin's stdin, and the plugin flushes and exits.
+# Let the last records reach auditd, then stop it: it closes the plugin's
+# stdin, and the plugin flushes its sink and exits.
 sleep 0.5
 A=$(pidof auditd)
 kill $A
