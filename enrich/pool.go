@@ -20,12 +20,17 @@ import (
 //
 // An enricher error, or a call that takes longer than the timeout, becomes
 // a warning on the event and is counted; the event always goes on.
+//
+// After the enrichers, the worker calls encode (when set) so that encoding
+// runs in parallel too; its result reaches out with the event. The bytes
+// belong to the pool and are reused once out returns.
 type Pool struct {
 	chain   []Enricher
 	timeout time.Duration
 	jobs    chan *job
 	order   chan *job
-	out     func(*audit.Event)
+	encode  Encoder
+	out     func(ev *audit.Event, encoded []byte)
 	wg      sync.WaitGroup
 	done    chan struct{}
 	free    sync.Pool
@@ -39,14 +44,20 @@ type enricherStats struct {
 
 type job struct {
 	ev   *audit.Event
+	buf  []byte
 	done chan struct{}
 }
 
+// Encoder encodes an enriched event on worker w (0 <= w < workers), appending
+// to dst. Each worker calls it with its own w, so per-worker state needs no
+// locks.
+type Encoder func(w int, ev *audit.Event, dst []byte) []byte
+
 // NewPool starts workers goroutines and the ordered emitter. out is called
-// from a single goroutine, in submission order.
-func NewPool(chain []Enricher, workers, queue int, timeout time.Duration, reg *metrics.Registry, out func(*audit.Event)) *Pool {
+// from a single goroutine, in submission order. encode may be nil.
+func NewPool(chain []Enricher, workers, queue int, timeout time.Duration, reg *metrics.Registry, encode Encoder, out func(ev *audit.Event, encoded []byte)) *Pool {
 	p := &Pool{
-		chain: chain, timeout: timeout, out: out,
+		chain: chain, timeout: timeout, out: out, encode: encode,
 		jobs:  make(chan *job, queue),
 		order: make(chan *job, queue),
 		done:  make(chan struct{}),
@@ -61,9 +72,9 @@ func NewPool(chain []Enricher, workers, queue int, timeout time.Duration, reg *m
 			latency: reg.Histogram("audisp_enrich_enricher_seconds", l, "Enricher call latency.", 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1),
 		})
 	}
-	for range max(workers, 1) {
+	for w := range max(workers, 1) {
 		p.wg.Add(1)
-		go p.work()
+		go p.work(w)
 	}
 	go p.emit()
 	return p
@@ -85,11 +96,15 @@ func (p *Pool) Close() {
 	<-p.done
 }
 
-func (p *Pool) work() {
+func (p *Pool) work(w int) {
 	defer p.wg.Done()
 	ctx := context.Background()
 	for j := range p.jobs {
 		p.run(ctx, j.ev)
+		j.buf = j.buf[:0]
+		if p.encode != nil {
+			j.buf = p.encode(w, j.ev, j.buf)
+		}
 		j.done <- struct{}{}
 	}
 }
@@ -120,9 +135,11 @@ func (p *Pool) emit() {
 	defer close(p.done)
 	for j := range p.order {
 		<-j.done
-		ev := j.ev
+		p.out(j.ev, j.buf)
 		j.ev = nil
+		if cap(j.buf) > 1<<20 {
+			j.buf = nil // don't keep a huge buffer for every job
+		}
 		p.free.Put(j)
-		p.out(ev)
 	}
 }

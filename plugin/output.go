@@ -49,8 +49,6 @@ type sinkOut struct {
 // sink. It runs on the single emitting goroutine, so it needs no locks.
 type output struct {
 	sinks []*sinkOut
-	json  audit.JSONEncoder
-	buf   []byte
 	log   *slog.Logger
 	host  string
 	// needMeta is set when some sink routes or filters on the metadata;
@@ -95,9 +93,21 @@ func buildOutput(cfg *conf.Config, reg *metrics.Registry, log *slog.Logger, onDr
 	return o, nil
 }
 
-// publish encodes ev and hands it to every sink.
-func (o *output) publish(ev *audit.Event) {
-	var jsonDoc, packed []byte
+// wantsJSON reports whether some sink needs the JSON document (json and
+// msgpack encodings), so that the pool's workers encode it in parallel.
+func (o *output) wantsJSON() bool {
+	for _, s := range o.sinks {
+		if s.encoding != "audit" {
+			return true
+		}
+	}
+	return false
+}
+
+// publish hands ev to every sink, in the encoding each wants; jsonDoc is
+// the JSON document the pool's worker encoded (nil when no sink wants it).
+func (o *output) publish(ev *audit.Event, jsonDoc []byte) {
+	var packed []byte
 	var meta sinks.Meta
 	if o.needMeta {
 		meta = metaOf(ev)
@@ -110,10 +120,6 @@ func (o *output) publish(ev *audit.Event) {
 		switch s.encoding {
 		case "msgpack":
 			if packed == nil {
-				if jsonDoc == nil {
-					o.buf = o.json.Append(o.buf[:0], ev)
-					jsonDoc = o.buf
-				}
 				var err error
 				packed, err = jsonToMsgpack(jsonDoc)
 				if err != nil {
@@ -125,10 +131,6 @@ func (o *output) publish(ev *audit.Event) {
 		case "audit":
 			v = auditText(ev, o.host)
 		default:
-			if jsonDoc == nil {
-				o.buf = o.json.Append(o.buf[:0], ev)
-				jsonDoc = o.buf
-			}
 			v = jsonDoc
 		}
 		s.events.Inc()

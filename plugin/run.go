@@ -92,7 +92,17 @@ func (p *Pipeline) build(cfg *conf.Config) error {
 		out.stop(context.Background())
 		return err
 	}
-	pool := enrich.NewPool(enr.chain, cfg.Enrich.Workers, cfg.Enrich.Queue, cfg.Enrich.Timeout, p.reg, p.deliver)
+	encoders := make([]audit.JSONEncoder, cfg.Enrich.Workers)
+	var encode enrich.Encoder
+	if out.wantsJSON() {
+		encode = func(w int, ev *audit.Event, dst []byte) []byte {
+			if ev.Kind == flushKind {
+				return dst
+			}
+			return encoders[w].Append(dst, ev)
+		}
+	}
+	pool := enrich.NewPool(enr.chain, cfg.Enrich.Workers, cfg.Enrich.Queue, cfg.Enrich.Timeout, p.reg, encode, p.deliver)
 	p.mu.Lock()
 	p.out, p.enr, p.pool = out, enr, pool
 	p.mu.Unlock()
@@ -158,13 +168,13 @@ func (p *Pipeline) submit(ev *audit.Event) {
 }
 
 // deliver runs on the pool's emitting goroutine.
-func (p *Pipeline) deliver(ev *audit.Event) {
+func (p *Pipeline) deliver(ev *audit.Event, jsonDoc []byte) {
 	if ev.Kind == flushKind {
 		p.out.flush()
 		return
 	}
 	p.events.Inc()
-	p.out.publish(ev)
+	p.out.publish(ev, jsonDoc)
 	if ev.Kind == audit.KindAudit && !ev.TimedOut {
 		p.latency.Observe(time.Since(ev.ID.Time()).Seconds())
 	}
