@@ -11,6 +11,23 @@
 // messages retried by the runner arrive after later ones. An event larger
 // than max_message_bytes is replaced by a flagged, truncated variant and is
 // never dropped.
+//
+// Wiring: cfg := kafka.DefaultConfig(), decode the sink's TOML table into
+// it, cfg.Validate(), then kafka.New(name, cfg, logger) and hand the *Sink to
+// the runner. A minimal table:
+//
+//	brokers = ["10.0.0.5:9093"]
+//	topic = "audit.{kind}"
+//	tls = true
+//	tls_ca = "/etc/audisp-enrich/kafka-ca.pem"
+//	sasl_mechanism = "SCRAM-SHA-512"
+//	sasl_user = "audisp"
+//	sasl_password = "..."
+//
+// Metrics (label sink="NAME"): kafka_messages_delivered_total,
+// kafka_messages_failed_total, kafka_messages_truncated_total,
+// kafka_bytes_delivered_total, kafka_connects_total,
+// kafka_connect_errors_total.
 package kafka
 
 import (
@@ -315,7 +332,7 @@ wait:
 // 1 s) even when every broker is down; then it returns an error and the
 // producer is abandoned, finishing in the background. Messages not yet
 // acknowledged stay in the runner's buffer. Metrics of the sink are
-// unregistered.
+// unregistered; a closed Sink is not used again (a reload makes a new one).
 func (s *Sink) Close(ctx context.Context) error {
 	defer func() {
 		for _, n := range []string{"kafka_messages_delivered_total", "kafka_messages_failed_total",

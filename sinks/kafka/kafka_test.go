@@ -275,7 +275,7 @@ func TestBrokerRestart(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
-	var down time.Time
+	var down time.Time // written before restarted is sent, read after
 	restarted := make(chan *kfake.Cluster, 1)
 	writes := 0
 	for i := 0; i < total; i += batchSize {
@@ -284,9 +284,12 @@ func TestBrokerRestart(t *testing.T) {
 			batch = append(batch, event(j, fmt.Sprintf("n%d", j%4), "audit", 300))
 		}
 		if i == total/3 {
-			c.Close() // every broker down, mid-stream
-			down = time.Now()
+			// Every broker goes down while the next Writes are in
+			// flight, and comes back on the same port 1.5 s later.
 			go func() {
+				time.Sleep(3 * time.Millisecond)
+				c.Close()
+				down = time.Now()
 				time.Sleep(1500 * time.Millisecond)
 				c2, err := kfake.NewCluster(opts...)
 				if err != nil {
