@@ -2,7 +2,9 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -380,5 +382,34 @@ func TestCloseBrokersDown(t *testing.T) {
 	}
 	if err := s2.Write(context.Background(), []sinks.Message{event(4, "a", "audit", 0)}); err != sinks.ErrNotConnected {
 		t.Fatalf("Write before a successful Connect = %v, want ErrNotConnected", err)
+	}
+}
+
+// TestPartialDelivery: messages for a topic that does not exist fail while
+// the others are delivered; Write names exactly the delivered ones, and the
+// next Write asks for a reconnect.
+func TestPartialDelivery(t *testing.T) {
+	_, addr := startCluster(t, kfake.SeedTopics(1, "audit"))
+	cfg := testConfig(addr, "{kind}")
+	s, _ := newSink(t, cfg)
+	batch := []sinks.Message{event(0, "a", "audit", 0), event(1, "a", "alert", 0), event(2, "a", "audit", 0), event(3, "a", "alert", 0)}
+	err := s.Write(context.Background(), batch)
+	var pe *sinks.PartialError
+	if !errors.As(err, &pe) {
+		t.Fatalf("Write = %v, want a *sinks.PartialError", err)
+	}
+	slices.Sort(pe.Delivered)
+	if !slices.Equal(pe.Delivered, []int{0, 2}) {
+		t.Fatalf("delivered %v, want [0 2] (%v)", pe.Delivered, pe.Err)
+	}
+	if err := s.Write(context.Background(), batch[:1]); !errors.Is(err, sinks.ErrNotConnected) {
+		t.Fatalf("Write after a failure = %v, want ErrNotConnected", err)
+	}
+	got := kcat(t, addr, "audit")
+	if len(got) != 2 {
+		t.Fatalf("kcat read %d, want 2", len(got))
+	}
+	if s.st.failed.Value() != 2 || s.st.delivered.Value() != 2 {
+		t.Fatalf("counters: delivered %d failed %d", s.st.delivered.Value(), s.st.failed.Value())
 	}
 }

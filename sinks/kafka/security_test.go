@@ -70,6 +70,19 @@ func TestTLS(t *testing.T) {
 		t.Logf("%s: Connect failed after %s: %v", name, time.Since(start), err)
 		_ = s.Close(context.Background())
 	}
+
+	// tls_insecure_skip_verify connects despite an unknown CA, with a
+	// warning.
+	insecure := cfg
+	insecure.TLSCA = p.otherCAFile
+	insecure.TLSInsecureSkipVerify = true
+	is, logs := newSink(t, insecure)
+	if err := is.Write(context.Background(), batch[:1]); err != nil {
+		t.Fatalf("Write with verification off: %v", err)
+	}
+	if !strings.Contains(logs.String(), "verification is disabled") {
+		t.Fatalf("no warning about tls_insecure_skip_verify in %q", logs)
+	}
 }
 
 // TestSASL authenticates with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (the
