@@ -127,7 +127,7 @@ func (s *Sink) Name() string { return s.name }
 // is done.
 func (s *Sink) Connect(ctx context.Context) error {
 	if s.prod != nil {
-		s.closeProducer(ctx)
+		_ = s.closeProducer(ctx) // logged there; its messages are retried by the runner
 	}
 	if s.cfg.TLSInsecureSkipVerify {
 		s.log.Warn("kafka TLS certificate verification is disabled (tls_insecure_skip_verify)")
@@ -157,8 +157,7 @@ func (s *Sink) Connect(ctx context.Context) error {
 		return fmt.Errorf("kafka sink %s: connect to %v: %w", s.name, s.cfg.Brokers, m.err)
 	}
 	s.st.connects.Inc()
-	p := m.p
-	s.prod = p
+	s.prod = m.p
 	s.log.Info("kafka producer connected", "brokers", s.cfg.Brokers)
 	return nil
 }
