@@ -221,6 +221,9 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 		}
 		if i >= len(s) || s[i] != '=' || i == start {
 			irregular = true // a token that is not name=value
+			if i == start {
+				i++ // "=x", or 0x1D in the tail: step over it or loop forever
+			}
 			continue
 		}
 		name := s[start:i]
