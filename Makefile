@@ -56,3 +56,40 @@ profile: ## CPU and allocation profiles of the pipeline benchmark (cpu.prof, mem
 
 clean: ## remove build output
 	rm -rf bin dist cpu.prof mem.prof plugin.test
+
+# --- packaging (packaging/, docs/packaging.md) ---
+NFPM_VERSION := v2.44.0
+NFPM := build/tools/nfpm
+PKG_VERSION ?= 0.1.0
+PKG_RELEASE ?= 1
+PKG_STAGE := build/pkg
+DEB := dist/audisp-enrich_$(PKG_VERSION)_amd64.deb
+RPM := dist/audisp-enrich-$(PKG_VERSION)-$(PKG_RELEASE).x86_64.rpm
+
+.PHONY: package lint-packages
+
+$(NFPM):
+	GOBIN=$(CURDIR)/build/tools CGO_ENABLED=0 $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+package: build $(NFPM) ## build the .deb and .rpm into dist/ (nfpm, packaging/nfpm.yaml)
+	./$(BIN) check-config packaging/config.toml
+	rm -rf $(PKG_STAGE) && mkdir -p $(PKG_STAGE)/scripts/deb $(PKG_STAGE)/scripts/rpm dist
+	cp $(BIN) $(PKG_STAGE)/audisp-enrich
+	for m in audisp-enrich.8 audisp-enrich.conf.5; do gzip -9n < packaging/man/$$m > $(PKG_STAGE)/$$m.gz; done
+	gzip -9n < packaging/changelog > $(PKG_STAGE)/changelog.gz
+	for s in packaging/scripts/deb/* packaging/scripts/rpm/*; do \
+	  out=$(PKG_STAGE)/scripts/$${s#packaging/scripts/}; \
+	  awk '/^#include common.sh$$/ { while ((getline l < "packaging/scripts/common.sh") > 0) print l; next } { print }' $$s > $$out; \
+	  sh -n $$out; chmod 0755 $$out; \
+	done
+	grep -v -e '^license:' -e '^changelog:' packaging/nfpm.yaml > $(PKG_STAGE)/nfpm-deb.yaml
+	rm -f $(DEB) $(RPM)
+	PKG_VERSION=$(PKG_VERSION) PKG_RELEASE=$(PKG_RELEASE) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) \
+	  $(NFPM) package --config $(PKG_STAGE)/nfpm-deb.yaml --packager deb --target $(DEB)
+	PKG_VERSION=$(PKG_VERSION) PKG_RELEASE=$(PKG_RELEASE) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) \
+	  $(NFPM) package --config packaging/nfpm.yaml --packager rpm --target $(RPM)
+
+lint-packages: package ## lintian and rpmlint on the packages (fail on any lintian error/warning, rpmlint error)
+	lintian --fail-on error,warning --display-info $(DEB)
+	mkdir -p build/rpmlint-bin && cp packaging/rpmlint-cpio build/rpmlint-bin/cpio
+	PATH=$(CURDIR)/build/rpmlint-bin:$$PATH rpmlint -c packaging/rpmlint.toml $(RPM)
