@@ -1,0 +1,328 @@
+package plugin
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+// trickle returns at most 1..7 bytes per Read, like a pipe under load.
+type trickle struct {
+	r io.Reader
+	n int
+}
+
+func (t *trickle) Read(p []byte) (int, error) {
+	t.n = t.n%7 + 1
+	if len(p) > t.n {
+		p = p[:t.n]
+	}
+	return t.r.Read(p)
+}
+
+type readResult struct {
+	lines  []string
+	errs   []*InputError
+	stats  *InputStats
+	err    error
+	reader *Reader
+}
+
+func (r *readResult) count(reason string) uint64 { return r.stats.Errors[reason].Value() }
+
+// readAll runs a Reader over in and collects what it hands out.
+func readAll(t testing.TB, in io.Reader, framing string, maxLine int) *readResult {
+	t.Helper()
+	res := &readResult{stats: NewInputStats(&metrics.Registry{})}
+	rd, err := NewReader(in, framing, maxLine, res.stats, func(e *InputError) { res.errs = append(res.errs, e) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.reader = rd
+	ch := make(chan []string, 4)
+	done := make(chan error, 1)
+	go func() { done <- rd.RunBlocking(ch); close(ch) }()
+	for b := range ch {
+		res.lines = append(res.lines, b...)
+	}
+	res.err = <-done
+	return res
+}
+
+// fixtureLines reads the audit fixtures of plugin/audit/testdata.
+func fixtureLines(t testing.TB) []string {
+	logs, _ := filepath.Glob("audit/testdata/*.log")
+	var lines []string
+	for _, p := range logs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if l != "" {
+				lines = append(lines, l)
+			}
+		}
+	}
+	if len(lines) < 20 {
+		t.Fatalf("only %d fixture lines", len(lines))
+	}
+	return lines
+}
+
+func TestNewReaderFraming(t *testing.T) {
+	if _, err := NewReader(strings.NewReader(""), "json", 0, NewInputStats(&metrics.Registry{}), func(*InputError) {}); err == nil || !strings.Contains(err.Error(), "json") {
+		t.Errorf("unknown framing accepted or not named: %v", err)
+	}
+}
+
+func TestStringFramingPartialReads(t *testing.T) {
+	lines := fixtureLines(t)
+	in := strings.Join(lines, "\n") + "\n\n" // a blank line is skipped
+	res := readAll(t, &trickle{r: strings.NewReader(in)}, FramingString, 64<<10)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if len(res.lines) != len(lines) {
+		t.Fatalf("%d lines, want %d", len(res.lines), len(lines))
+	}
+	for i := range lines {
+		if res.lines[i] != lines[i] {
+			t.Fatalf("line %d: %q, want %q", i, res.lines[i], lines[i])
+		}
+	}
+	if got := res.stats.Lines.Value(); got != uint64(len(lines)) {
+		t.Errorf("lines counter %d", got)
+	}
+	if got := res.stats.Bytes.Value(); got != uint64(len(in)) {
+		t.Errorf("bytes counter %d, want %d", got, len(in))
+	}
+	if len(res.errs) != 0 {
+		t.Errorf("errors on clean input: %v", res.errs[0])
+	}
+}
+
+func TestStringFramingLimits(t *testing.T) {
+	ok1 := "type=EOE msg=audit(1.000:1): "
+	ok2 := "type=EOE msg=audit(1.000:2): "
+	ok3 := "type=EOE msg=audit(1.000:3):"
+	long1 := "type=SYSCALL msg=audit(1.000:9): a0=" + strings.Repeat("A", 5000)   // over 1024, inside the buffer
+	long2 := "type=SYSCALL msg=audit(1.000:9): a0=" + strings.Repeat("B", 100000) // over the buffer too
+	exact := "type=X msg=audit(1.000:4): a=" + strings.Repeat("C", 1024-len("type=X msg=audit(1.000:4): a="))
+	nul := "type=SYSCALL msg=audit(1.000:5): comm=\"a\x00b\""
+	bad := "type=SYSCALL msg=audit(1.000:6): comm=\"\xff\xfe\""
+	in := ok1 + "\n" + long1 + "\n" + ok2 + "\n" + long2 + "\n" + exact + "\n" + nul + "\n" + bad + "\n" + ok3 // last line: no newline
+	res := readAll(t, &trickle{r: strings.NewReader(in)}, FramingString, 1024)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	want := []string{ok1, ok2, exact, nul, bad, ok3}
+	if strings.Join(res.lines, "|") != strings.Join(want, "|") {
+		t.Fatalf("lines:\n%q\nwant\n%q", res.lines, want)
+	}
+	for reason, n := range map[string]uint64{"too_long": 2, "nul_byte": 1, "invalid_utf8": 1, "bad_frame": 0} {
+		if got := res.count(reason); got != n {
+			t.Errorf("%s counted %d, want %d", reason, got, n)
+		}
+	}
+	if len(res.errs) != 4 {
+		t.Fatalf("%d error reports, want 4", len(res.errs))
+	}
+	wantOff := []int64{int64(len(ok1) + 1), int64(len(ok1) + len(long1) + len(ok2) + 3)}
+	for i, e := range res.errs[:2] {
+		if e.Reason != "too_long" || e.Offset != wantOff[i] || len(e.Raw) == 0 || len(e.Raw) > 4096 {
+			t.Errorf("too_long report %d: reason %s offset %d (want %d) raw %d bytes", i, e.Reason, e.Offset, wantOff[i], len(e.Raw))
+		}
+		if !strings.Contains(e.Error(), "too_long") || !strings.Contains(e.Error(), fmt.Sprint(e.Offset)) {
+			t.Errorf("error text %q names neither reason nor offset", e.Error())
+		}
+	}
+	if !bytes.HasPrefix(res.errs[0].Raw, []byte("type=SYSCALL msg=audit(1.000:9)")) {
+		t.Errorf("too_long raw does not start with the line: %q", res.errs[0].Raw[:40])
+	}
+	if res.errs[2].Reason != "nul_byte" || res.errs[3].Reason != "invalid_utf8" {
+		t.Errorf("reports %s, %s", res.errs[2].Reason, res.errs[3].Reason)
+	}
+	if got := res.stats.Bytes.Value(); got != uint64(len(in)) {
+		t.Errorf("bytes counter %d, want %d (skipped bytes count too)", got, len(in))
+	}
+}
+
+// frame builds one dispatcher frame; fixed pads the data area to 8970 bytes.
+func frame(ver, typ uint32, payload string, fixed bool) []byte {
+	var h [16]byte
+	binary.LittleEndian.PutUint32(h[0:], ver)
+	binary.LittleEndian.PutUint32(h[4:], 16)
+	binary.LittleEndian.PutUint32(h[8:], typ)
+	binary.LittleEndian.PutUint32(h[12:], uint32(len(payload)))
+	b := append(h[:], payload...)
+	if fixed {
+		b = append(b, make([]byte, maxAuditMessage-len(payload))...)
+	}
+	return b
+}
+
+type binFrame struct {
+	ver, typ uint32
+	payload  string
+	want     string
+}
+
+var binFrames = []binFrame{
+	{0, 1300, "audit(1700000000.100:500): arch=c000003e syscall=59 success=yes exit=0 key=(null)",
+		"type=SYSCALL msg=audit(1700000000.100:500): arch=c000003e syscall=59 success=yes exit=0 key=(null)"},
+	{1, 1309, "type=EXECVE msg=audit(1700000000.100:500): argc=2 a0=\"ls\" a1=\"-l\"",
+		"type=EXECVE msg=audit(1700000000.100:500): argc=2 a0=\"ls\" a1=\"-l\""},
+	{1, 1300, "node=web1 type=SYSCALL msg=audit(1.000:7): arch=c000003e key=(null)\x1dARCH=x86_64 UID=\"root\"",
+		"node=web1 type=SYSCALL msg=audit(1.000:7): arch=c000003e key=(null)\x1dARCH=x86_64 UID=\"root\""},
+	{0, 1420, "audit(1731000000.000:42): ipe_op=EXECUTE", "type=UNKNOWN[1420] msg=audit(1731000000.000:42): ipe_op=EXECUTE"},
+	// VER0 is printed with %.*s: the text ends at a NUL; newlines become spaces
+	{0, 1327, "audit(1.000:8): proctitle=\"a\"\x00junk", "type=PROCTITLE msg=audit(1.000:8): proctitle=\"a\""},
+	{1, 1320, "type=EOE msg=audit(1.000:8): a=1\nb=2\n", "type=EOE msg=audit(1.000:8): a=1 b=2"},
+	{0, 1320, "audit(1.000:9): ", "type=EOE msg=audit(1.000:9): "},
+}
+
+func binStream(fixed bool) ([]byte, []string) {
+	var in []byte
+	var want []string
+	for _, f := range binFrames {
+		in = append(in, frame(f.ver, f.typ, f.payload, fixed)...)
+		want = append(want, f.want)
+	}
+	return in, want
+}
+
+func TestBinaryFraming(t *testing.T) {
+	for _, tc := range []struct {
+		name, framing string
+		fixed         bool
+		settled       string
+	}{
+		{"fixed", FramingBinaryFixed, true, FramingBinaryFixed},
+		{"exact", FramingBinaryExact, false, FramingBinaryExact},
+		{"auto-fixed", FramingBinaryAuto, true, FramingBinaryFixed},
+		{"auto-exact", FramingBinaryAuto, false, FramingBinaryExact},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in, want := binStream(tc.fixed)
+			for _, tr := range []bool{false, true} {
+				var r io.Reader = bytes.NewReader(in)
+				if tr {
+					r = &trickle{r: r}
+				}
+				res := readAll(t, r, tc.framing, 64<<10)
+				if res.err != nil {
+					t.Fatal(res.err)
+				}
+				if strings.Join(res.lines, "\n") != strings.Join(want, "\n") {
+					t.Fatalf("trickle=%v lines:\n%q\nwant\n%q", tr, res.lines, want)
+				}
+				if len(res.errs) != 0 {
+					t.Errorf("trickle=%v: error %v %q", tr, res.errs[0], res.errs[0].Raw)
+				}
+				if res.reader.Framing() != tc.settled {
+					t.Errorf("framing settled on %s, want %s", res.reader.Framing(), tc.settled)
+				}
+				if got := res.stats.Bytes.Value(); got != uint64(len(in)) {
+					t.Errorf("bytes counter %d, want %d", got, len(in))
+				}
+			}
+		})
+	}
+}
+
+func TestBinaryTruncatedAndGarbage(t *testing.T) {
+	a := frame(1, 1300, "type=SYSCALL msg=audit(1.000:1): a=1", false)
+	b := frame(1, 1327, "type=PROCTITLE msg=audit(1.000:1): proctitle=\"x\"", false)
+	garbage := []byte("\x00\x00garbage between frames \xff\xff\xff\xff\x10\x00\x00\x00")
+	cases := []struct {
+		name    string
+		in      []byte
+		framing string
+		want    []string
+		bad     uint64
+	}{
+		{"garbage between exact frames", append(append(append([]byte{}, a...), garbage...), b...), FramingBinaryExact,
+			[]string{"type=SYSCALL msg=audit(1.000:1): a=1", "type=PROCTITLE msg=audit(1.000:1): proctitle=\"x\""}, 1},
+		{"garbage before the first frame", append(append([]byte{}, garbage...), a...), FramingBinaryAuto,
+			[]string{"type=SYSCALL msg=audit(1.000:1): a=1"}, 1},
+		{"truncated payload at EOF", append(append([]byte{}, a...), b[:len(b)-5]...), FramingBinaryExact,
+			[]string{"type=SYSCALL msg=audit(1.000:1): a=1"}, 1},
+		{"truncated header at EOF", append(append([]byte{}, a...), b[:7]...), FramingBinaryExact,
+			[]string{"type=SYSCALL msg=audit(1.000:1): a=1"}, 1},
+		{"truncated fixed padding at EOF", frame(1, 1300, "type=SYSCALL msg=audit(1.000:1): a=1", true)[:100], FramingBinaryFixed,
+			[]string{"type=SYSCALL msg=audit(1.000:1): a=1"}, 0},
+		{"oversized size field", append(append(frame(1, 1300, "", false)[:12], 0xff, 0xff, 0, 0), a...), FramingBinaryExact,
+			[]string{"type=SYSCALL msg=audit(1.000:1): a=1"}, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			done := make(chan *readResult, 1)
+			go func() { done <- readAll(t, &trickle{r: bytes.NewReader(c.in)}, c.framing, 64<<10) }()
+			var res *readResult
+			select {
+			case res = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("reader did not finish")
+			}
+			if res.err != nil {
+				t.Fatalf("error %v", res.err)
+			}
+			if strings.Join(res.lines, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("lines %q, want %q", res.lines, c.want)
+			}
+			if got := res.count("bad_frame"); got != c.bad {
+				t.Errorf("bad_frame counted %d, want %d", got, c.bad)
+			}
+			for _, e := range res.errs {
+				if e.Reason != "bad_frame" || len(e.Raw) == 0 {
+					t.Errorf("report %+v", e)
+				}
+			}
+		})
+	}
+}
+
+// FuzzFraming: binary framing over arbitrary bytes never panics, always
+// ends, and hands out lines without newlines; the string framing too.
+func FuzzFraming(f *testing.F) {
+	in, _ := binStream(false)
+	f.Add(in)
+	fixed, _ := binStream(true)
+	f.Add(fixed[:9100])
+	f.Add(append([]byte("garbage"), in...))
+	f.Add(frame(0, 1300, "audit(1.000:1): a", false)[:20])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, framing := range []string{FramingBinaryAuto, FramingBinaryExact, FramingBinaryFixed, FramingString} {
+			done := make(chan *readResult, 1)
+			go func() { done <- readAll(t, bytes.NewReader(data), framing, 1024) }()
+			var res *readResult
+			select {
+			case res = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s: reader did not finish on %d bytes", framing, len(data))
+			}
+			if res.err != nil {
+				t.Fatalf("%s: %v", framing, res.err)
+			}
+			total := 0
+			for _, l := range res.lines {
+				if strings.IndexByte(l, '\n') >= 0 || l == "" {
+					t.Fatalf("%s: bad line %q", framing, l)
+				}
+				total += len(l)
+			}
+			if framing != FramingBinaryAuto && framing != FramingBinaryFixed && framing != FramingBinaryExact && total > len(data) {
+				t.Fatalf("%s: %d bytes of lines from %d bytes", framing, total, len(data))
+			}
+		}
+	})
+}
