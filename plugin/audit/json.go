@@ -459,7 +459,7 @@ func containsStr(xs []string, s string) bool {
 }
 
 func isDigits(s string) bool {
-	if s == "" || len(s) > 18 {
+	if s == "" || len(s) > 18 || (s[0] == '0' && len(s) > 1) { // "00" is not a JSON number
 		return false
 	}
 	for i := 0; i < len(s); i++ {
