@@ -49,7 +49,7 @@ func smallHostile() map[string]string {
 		"forged-gs.log": "type=SYSCALL msg=audit(1700000000.001:1): arch=c000003e syscall=59 comm=\"x" + gs + "UID=\\\"root\\\"\" exe=\"/tmp/a" + gs + "AUID=root\" key=(null)" + gs + "ARCH=x86_64 UID=\"alice\"\n" +
 			"type=EOE msg=audit(1700000000.001:1): \n" + event(2),
 		"specials.log": event(1, "EXECVE argc=3 a0="+hexU("line1\nline2")+" a1="+hexU("<14>1 - - [x=\"y\\\"]\u00ef\u00bb\u00bf BOM]")+" a2="+hexU("tab\there\r\x7f\x1b[31m")) + event(2),
-		"garbage.log": "not an audit line\n" + "type=SYSCALL msg=audit(1700000000.001:1\n" + "node=only\n" + "type=\n" + event(1) + "\x00\x00\x00\n" + event(2),
+		"garbage.log":  "not an audit line\n" + "type=SYSCALL msg=audit(1700000000.001:1\n" + "node=only\n" + "type=\n" + event(1) + "\x00\x00\x00\n" + event(2),
 	}
 }
 
