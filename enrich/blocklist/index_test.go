@@ -239,6 +239,7 @@ func BenchmarkLoad1M(b *testing.B) {
 //     decoding included), which is what Enrich does per hash and list;
 //   - present, absent: the table probe alone, from decoded digests; absent
 //     ones are fresh random digests, as most executed files' are.
+//
 // A present digest costs one memory access to the table, so its figure is
 // bounded below by the machine's memory latency; an absent one is mostly
 // answered by the in-cache filter.
