@@ -52,8 +52,11 @@ ae_remove_plugin() {
 ae_reload_auditd() {
 	pids=$(pidof auditd 2>/dev/null || true)
 	[ -n "$pids" ] || return 0
-	if command -v auditctl >/dev/null 2>&1 && auditctl --signal reload >/dev/null 2>&1; then
-		return 0
+	# "--signal reload" needs audit >= 3.1, "--signal HUP" audit 3.0.
+	if command -v auditctl >/dev/null 2>&1; then
+		if auditctl --signal reload >/dev/null 2>&1 || auditctl --signal HUP >/dev/null 2>&1; then
+			return 0
+		fi
 	fi
 	# audit 2.x has no "auditctl --signal": SIGHUP is auditd's reload.
 	# shellcheck disable=SC2086
