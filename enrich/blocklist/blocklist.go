@@ -133,7 +133,7 @@ func (e *Enricher) unregisterMetrics() {
 func (e *Enricher) Name() string { return "blocklist" }
 
 // Enrich looks up every entry of ev.Hashes in every list, in list order. A
-// block list hit appends a ListHit (list name, label, lower-case hex digest)
+// block list hit appends a ListHit (list name, label, the digest as in ev.Hashes)
 // to ev.Blocklist, adds the tag blocklist:<name> and raises ev.Severity to
 // at least SeverityHit; an allow list hit appends to ev.Allowlisted. A hash
 // on both kinds of list gets both. Identical hits are recorded once. Hashes
