@@ -62,3 +62,12 @@ func TestFileHashIsHex(t *testing.T) {
 	pl := replay(t, []byte(in))
 	validate(t, pl.out)
 }
+
+// process.title is written with appendJoined, which assumes valid UTF-8:
+// a PROCTITLE with a byte that is not UTF-8 puts raw invalid UTF-8 into the
+// document (json.go appendSummary, "title"). Found by FuzzJSONEncoder.
+func TestProcessTitleIsValidUTF8(t *testing.T) {
+	in := "type=SYSCALL msg=audit(1.000:9): pid=1 exe=\"/bin/x\"\ntype=PROCTITLE msg=audit(1.000:9): proctitle=61C2\n"
+	pl := replay(t, []byte(in))
+	validate(t, pl.out)
+}
