@@ -71,3 +71,21 @@ func TestProcessTitleIsValidUTF8(t *testing.T) {
 	pl := replay(t, []byte(in))
 	validate(t, pl.out)
 }
+
+// execveArgs sizes argv by the highest aN index it sees, not by what is
+// present: one continuation EXECVE record (no argc=) with a16000000[0]=41
+// allocates 1.6 GB and yields 16 million empty arguments (summary.go
+// execveArgs, parts := make([][]string, argc)). A gap in the indices must
+// not cost memory proportional to the index.
+func TestExecveSparseIndexBounded(t *testing.T) {
+	var p Parser
+	r, err := p.Parse("type=EXECVE msg=audit(1.000:1): a1000000[0]=41")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s Summary
+	Summarize(&Event{Records: []*Record{r}}, &s)
+	if len(s.Args) > 1000 {
+		t.Errorf("%d arguments from one 40-byte record", len(s.Args))
+	}
+}
