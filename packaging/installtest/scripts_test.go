@@ -1,0 +1,84 @@
+package installtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+)
+
+// TestScriptsPluginDir runs the built rpm %post and %preun (the deb
+// scripts share their plugins.d code, scripts/common.sh) in a private
+// mount namespace whose /etc and /usr/share are overlays, so that the
+// audit 2.x layout (/etc/audisp/plugins.d only) and an audit 2.x → 3.x
+// leftover can be set up without touching the machine. No auditd may run
+// meanwhile: the shared auditd lock is held.
+func TestScriptsPluginDir(t *testing.T) {
+	requireRoot(t)
+	requireTool(t, "unshare", "util-linux")
+	pk := buildPackages(t)
+	auditdtest.Lock(t)
+	if out, _ := exec.Command("pgrep", "-x", "auditd").Output(); len(out) > 0 {
+		t.Fatalf("an auditd runs (pid %s); the scripts would signal it", strings.TrimSpace(string(out)))
+	}
+	post := filepath.Join(pk.root, "build/pkg/scripts/rpm/post")
+	preun := filepath.Join(pk.root, "build/pkg/scripts/rpm/preun")
+	tmpl := filepath.Join(pk.root, "packaging/audisp-enrich.plugin.conf")
+
+	cases := []struct {
+		name, setup, check string
+	}{{
+		name:  "audit 2.x",
+		setup: `rm -rf /etc/audit/plugins.d; mkdir -p /etc/audisp/plugins.d`,
+		check: `test -f /etc/audisp/plugins.d/audisp-enrich.conf || fail "not in /etc/audisp/plugins.d"
+			test ! -e /etc/audit/plugins.d || fail "/etc/audit/plugins.d created"
+			test "$(stat -c '%a %U %G' /etc/audisp/plugins.d/audisp-enrich.conf)" = "640 root root" || fail "mode/owner $(stat -c '%a %U %G' /etc/audisp/plugins.d/audisp-enrich.conf)"
+			grep -qx 'active = yes' /etc/audisp/plugins.d/audisp-enrich.conf || fail "not active"
+			ls -A /etc/audisp/plugins.d | grep -q '^\.' && fail "temp file left"`,
+	}, {
+		name: "audit 3.x with a 2.x leftover",
+		setup: `mkdir -p /etc/audit/plugins.d /etc/audisp/plugins.d
+			cp "$TMPL" /etc/audisp/plugins.d/audisp-enrich.conf`,
+		check: `test -f /etc/audit/plugins.d/audisp-enrich.conf || fail "not in /etc/audit/plugins.d"
+			test ! -e /etc/audisp/plugins.d/audisp-enrich.conf || fail "2.x leftover kept"`,
+	}, {
+		name:  "no audit directory",
+		setup: `rm -rf /etc/audit/plugins.d /etc/audisp`,
+		check: `test "$(stat -c '%a' /etc/audit/plugins.d)" = 750 || fail "plugins.d not created 0750"
+			test -f /etc/audit/plugins.d/audisp-enrich.conf || fail "not installed"`,
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			script := `set -e
+fail() { echo "FAIL: $*"; exit 1; }
+mount --make-rprivate /
+for d in etc usr/share; do
+	mkdir -p "$DIR/$d/u" "$DIR/$d/w"
+	mount -t overlay overlay -o "lowerdir=/$d,upperdir=$DIR/$d/u,workdir=$DIR/$d/w" "/$d"
+done
+mkdir -p /usr/share/audisp-enrich/plugins.d
+cp "$TMPL" /usr/share/audisp-enrich/plugins.d/audisp-enrich.conf
+` + c.setup + `
+sh "$POST" 1
+` + c.check + `
+sh "$PREUN" 0
+test ! -e /etc/audit/plugins.d/audisp-enrich.conf || fail "preun left /etc/audit/plugins.d/audisp-enrich.conf"
+test ! -e /etc/audisp/plugins.d/audisp-enrich.conf || fail "preun left /etc/audisp/plugins.d/audisp-enrich.conf"
+echo OK
+`
+			cmd := exec.Command("unshare", "-m", "sh", "-c", script)
+			cmd.Env = append(os.Environ(), "DIR="+dir, "TMPL="+tmpl, "POST="+post, "PREUN="+preun)
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.HasSuffix(string(out), "OK\n") {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		})
+	}
+	if _, err := os.Lstat(pluginConf2); err == nil {
+		t.Errorf("%s exists on the real /etc after the namespaced runs", pluginConf2)
+	}
+}
