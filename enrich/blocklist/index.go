@@ -33,10 +33,22 @@ type key[K any] interface {
 	top() uint32 // the first four bytes, big-endian
 }
 
-func (a md5Key) compare(b md5Key) int       { return bytes.Compare(a[:], b[:]) }
-func (a sha1Key) compare(b sha1Key) int     { return bytes.Compare(a[:], b[:]) }
-func (a sha256Key) compare(b sha256Key) int { return bytes.Compare(a[:], b[:]) }
-func (a sha512Key) compare(b sha512Key) int { return bytes.Compare(a[:], b[:]) }
+func (a md5Key) compare(b md5Key) int       { return compareKeys(a[:], b[:]) }
+func (a sha1Key) compare(b sha1Key) int     { return compareKeys(a[:], b[:]) }
+func (a sha256Key) compare(b sha256Key) int { return compareKeys(a[:], b[:]) }
+func (a sha512Key) compare(b sha512Key) int { return compareKeys(a[:], b[:]) }
+
+// compareKeys orders two keys of at least 8 bytes; the first eight decide
+// almost always.
+func compareKeys(a, b []byte) int {
+	if x, y := binary.BigEndian.Uint64(a), binary.BigEndian.Uint64(b); x != y {
+		if x < y {
+			return -1
+		}
+		return 1
+	}
+	return bytes.Compare(a[8:], b[8:])
+}
 func (a md5Key) top() uint32                { return binary.BigEndian.Uint32(a[:4]) }
 func (a sha1Key) top() uint32               { return binary.BigEndian.Uint32(a[:4]) }
 func (a sha256Key) top() uint32             { return binary.BigEndian.Uint32(a[:4]) }
@@ -143,10 +155,10 @@ func (t *table[K]) find(k K) (uint32, bool) {
 		if e.label == freeSlot {
 			return 0, false
 		}
-		switch c := e.k.compare(k); {
-		case c == 0:
+		if e.k == k {
 			return e.label, true
-		case c > 0:
+		}
+		if e.k.compare(k) > 0 {
 			return 0, false
 		}
 	}
