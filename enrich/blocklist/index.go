@@ -49,6 +49,7 @@ func compareKeys(a, b []byte) int {
 	}
 	return bytes.Compare(a[8:], b[8:])
 }
+
 func (a md5Key) top() uint32    { return binary.BigEndian.Uint32(a[:4]) }
 func (a sha1Key) top() uint32   { return binary.BigEndian.Uint32(a[:4]) }
 func (a sha256Key) top() uint32 { return binary.BigEndian.Uint32(a[:4]) }
