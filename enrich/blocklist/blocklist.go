@@ -4,7 +4,8 @@
 // Lists are files in one of four formats (see ListConfig.Format); md5,
 // sha1, sha256 and sha512 digests may be mixed in one list. Each list is
 // held in a compact index (an ordered open-addressing table of fixed-size
-// keys with interned labels; about 45 bytes per sha256 entry) that is
+// keys with interned labels and a small filter; about 47 bytes per sha256
+// entry) that is
 // replaced as a whole, with an atomic pointer swap, when the file changes
 // (polled every Config.ReloadInterval) or when Reload is called (SIGHUP).
 // Lookups never wait for a reload. While a list reloads, its old and new
