@@ -5,11 +5,10 @@
 // sha1, sha256 and sha512 digests may be mixed in one list. Each list is
 // held in a compact index (an ordered open-addressing table of fixed-size
 // keys with interned labels and a small filter; about 47 bytes per sha256
-// entry) that is
-// replaced as a whole, with an atomic pointer swap, when the file changes
-// (polled every Config.ReloadInterval) or when Reload is called (SIGHUP).
-// Lookups never wait for a reload. While a list reloads, its old and new
-// index are both in memory.
+// entry) that is replaced as a whole, with an atomic pointer swap, when the
+// file changes (polled every Config.ReloadInterval) or when Reload is called
+// (SIGHUP). Lookups never wait for a reload. While a list reloads, its old
+// and new index are both in memory.
 //
 // A file with any malformed line is rejected as a whole: the list keeps its
 // previous index, the error names file:line, it is logged and counted in
