@@ -326,3 +326,19 @@ func FuzzFraming(f *testing.F) {
 		}
 	})
 }
+
+// TestBinaryAutoFullFirstFrame: with auditd <= 4.1.0 a first record of
+// exactly 8970 bytes has no padding, so it looks like an exact frame; the
+// reader must still read the padded frames that follow without errors.
+func TestBinaryAutoFullFirstFrame(t *testing.T) {
+	head := "type=EXECVE msg=audit(1.000:1): argc=1 a0="
+	full := head + strings.Repeat("41", (maxAuditMessage-len(head))/2)
+	full += strings.Repeat("B", maxAuditMessage-len(full))
+	in := frame(1, 1309, full, true)
+	in = append(in, frame(1, 1327, "type=PROCTITLE msg=audit(1.000:1): proctitle=\"x\"", true)...)
+	in = append(in, frame(1, 1320, "type=EOE msg=audit(1.000:1): ", true)...)
+	res := readAll(t, bytes.NewReader(in), FramingBinaryAuto, 64<<10)
+	if len(res.lines) != 3 || res.count("bad_frame") != 0 {
+		t.Errorf("%d lines, %d bad frames (framing settled on %s); want 3 lines and no errors", len(res.lines), res.count("bad_frame"), res.reader.Framing())
+	}
+}
