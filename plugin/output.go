@@ -163,9 +163,7 @@ func metaOf(ev *audit.Event) sinks.Meta {
 		if !containsString(m.Types, r.Type) {
 			m.Types = append(m.Types, r.Type)
 		}
-		if k, ok := r.Get("key"); ok && !audit.IsSentinel(k) {
-			m.Keys = audit.SplitKeys(k, m.Keys)
-		}
+		m.Keys = audit.RecordKeys(r, m.Keys)
 	}
 	for _, t := range ev.Techniques {
 		m.Techniques = append(m.Techniques, t.ID)

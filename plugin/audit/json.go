@@ -2,6 +2,7 @@ package audit
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -22,7 +23,9 @@ type JSONEncoder struct {
 	tsSec   int64
 	tsBuf   []byte
 	escaped []string
-	names   []string
+	keys    []string // keys of the record's fields object
+	ikeys   []string // keys of its enriched object
+	nkeys   []string // keys of a nested msg object
 }
 
 // Append appends the JSON document for ev, followed by a newline, to b.
@@ -36,7 +39,14 @@ func (e *JSONEncoder) Append(b []byte, ev *Event) []byte {
 	b = append(b, `","@timestamp":"`...)
 	b = e.appendTimestamp(b, ev.ID)
 	b = append(b, `","event":{"id":`...)
-	b = appendStr(b, ev.ID.String())
+	e.escaped = e.escaped[:0]
+	if isPlainASCII(ev.ID.Node) {
+		b = append(b, '"')
+		b = ev.ID.Append(b)
+		b = append(b, '"')
+	} else {
+		b = e.appendVal(b, ev.ID.String(), "event.id", "")
+	}
 	b = append(b, `,"serial":`...)
 	b = strconv.AppendUint(b, uint64(ev.ID.Serial), 10)
 	if s.Outcome != "" {
@@ -61,18 +71,19 @@ func (e *JSONEncoder) Append(b []byte, ev *Event) []byte {
 	b = append(b, '}')
 	if ev.ID.Node != "" {
 		b = append(b, `,"host":{"name":`...)
-		b = appendStr(b, ev.ID.Node)
+		b = e.appendVal(b, ev.ID.Node, "host.name", "")
 		b = append(b, '}')
 	}
+	docEscaped := len(e.escaped)
 	b = append(b, `,"records":[`...)
 	for i, r := range ev.Records {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = e.appendRecord(b, r)
+		b = e.appendRecord(b, r, docEscaped)
 	}
+	e.escaped = e.escaped[:docEscaped]
 	b = append(b, ']')
-	e.escaped = e.escaped[:0]
 	b = e.appendSummary(b, ev, s)
 	b = e.appendEnrichment(b, ev)
 	if len(e.escaped) > 0 {
@@ -93,10 +104,12 @@ func (e *JSONEncoder) appendTimestamp(b []byte, id EventID) []byte {
 	return b
 }
 
-func (e *JSONEncoder) appendRecord(b []byte, r *Record) []byte {
-	e.escaped = e.escaped[:0]
+// appendRecord writes one record; its escaped paths are listed in the
+// record and kept out of the document's list (which ends at docEscaped).
+func (e *JSONEncoder) appendRecord(b []byte, r *Record, docEscaped int) []byte {
+	e.escaped = e.escaped[:docEscaped]
 	b = append(b, `{"type":`...)
-	b = appendStr(b, r.Type)
+	b = e.appendVal(b, r.Type, "type", "")
 	if r.TypeNum == 0 || TypeName(r.TypeNum) != r.Type {
 		if r.TypeNum != 0 {
 			b = append(b, `,"type_num":`...)
@@ -108,8 +121,9 @@ func (e *JSONEncoder) appendRecord(b []byte, r *Record) []byte {
 	if r.NestedFrom >= 0 {
 		outer, nested = r.Fields[:r.NestedFrom], r.Fields[r.NestedFrom:]
 	}
+	e.keys = objectKeys(outer, e.keys)
 	b = append(b, `,"fields":{`...)
-	b = e.appendFields(b, outer, nested, "fields.")
+	b = e.appendFields(b, outer, e.keys, nested, "fields.", true)
 	b = append(b, '}')
 	// raw: the wire form of every value that decoding changed beyond
 	// removing plain double quotes.
@@ -123,7 +137,7 @@ func (e *JSONEncoder) appendRecord(b []byte, r *Record) []byte {
 			} else {
 				b = append(b, ',')
 			}
-			b = e.appendKey(b, f.Name, i, outer)
+			b = e.appendKey(b, e.keys[i])
 			b = e.appendVal(b, f.Raw, "raw.", f.Name)
 		}
 	}
@@ -136,8 +150,9 @@ func (e *JSONEncoder) appendRecord(b []byte, r *Record) []byte {
 	}
 	b = append(b, '"')
 	if len(r.Interp) > 0 {
+		e.ikeys = objectKeys(r.Interp, e.ikeys)
 		b = append(b, `,"enriched":{`...)
-		b = e.appendFields(b, r.Interp, nil, "enriched.")
+		b = e.appendFields(b, r.Interp, e.ikeys, nil, "enriched.", false)
 		b = append(b, `},"enriched_enc":"`...)
 		for i := range r.Interp {
 			b = append(b, "bqhs"[r.Interp[i].Enc])
@@ -192,28 +207,30 @@ func (e *JSONEncoder) appendRecord(b []byte, r *Record) []byte {
 		b = append(b, `,"line":`...)
 		b = e.appendVal(b, r.Line, "line", "")
 	}
-	if len(e.escaped) > 0 {
+	if len(e.escaped) > docEscaped {
 		b = append(b, `,"escaped":`...)
-		b = appendStrs(b, e.escaped)
+		b = appendStrs(b, e.escaped[docEscaped:])
 	}
 	return append(b, '}')
 }
 
-// appendFields writes name:value pairs; a msg field with nested fields
-// becomes an object.
-func (e *JSONEncoder) appendFields(b []byte, fs, nested []Field, path string) []byte {
+// appendFields writes name:value pairs under the keys objectKeys chose; a
+// msg field with nested fields becomes an object. With nulls, bare
+// sentinels are written as null (their wire form goes to "raw").
+func (e *JSONEncoder) appendFields(b []byte, fs []Field, keys []string, nested []Field, path string, nulls bool) []byte {
 	for i := range fs {
 		f := &fs[i]
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = e.appendKey(b, f.Name, i, fs)
+		b = e.appendKey(b, keys[i])
 		switch {
 		case f.Enc == SingleQuoted && f.Name == "msg" && len(nested) > 0:
+			e.nkeys = objectKeys(nested, e.nkeys)
 			b = append(b, '{')
-			b = e.appendFields(b, nested, nil, "fields.msg.")
+			b = e.appendFields(b, nested, e.nkeys, nil, "fields.msg.", true)
 			b = append(b, '}')
-		case f.Enc == Bare && IsSentinel(f.Value):
+		case nulls && f.Enc == Bare && IsSentinel(f.Value):
 			b = append(b, "null"...)
 		default:
 			b = e.appendVal(b, f.Value, path, f.Name)
@@ -222,23 +239,51 @@ func (e *JSONEncoder) appendFields(b []byte, fs, nested []Field, path string) []
 	return b
 }
 
-// appendKey writes the key of fs[i], renamed "name~N" when an earlier key
-// of the same object equals it ignoring case.
-func (e *JSONEncoder) appendKey(b []byte, name string, i int, fs []Field) []byte {
-	dup := 0
-	for j := 0; j < i; j++ {
-		if len(fs[j].Name) == len(name) && equalFold(fs[j].Name, name) {
-			dup++
+// appendKey writes an object key and the colon.
+func (e *JSONEncoder) appendKey(b []byte, key string) []byte {
+	b = e.appendVal(b, key, "keys.", key)
+	return append(b, ':')
+}
+
+// objectKeys returns the JSON keys of an object of fields: each field's
+// name, except that a name equal (ignoring case) to an earlier key becomes
+// "name~N", with the smallest N >= 2 that equals no other key of the object
+// ignoring case. Keys are therefore unique ignoring case.
+func objectKeys(fs []Field, dst []string) []string {
+	dst = dst[:0]
+	for i := range fs {
+		name := fs[i].Name
+		if !foldIn(dst, name) {
+			dst = append(dst, name)
+			continue
+		}
+		for n := 2; ; n++ {
+			cand := name + "~" + strconv.Itoa(n)
+			if !foldIn(dst, cand) && !foldInFields(fs[i+1:], cand) {
+				dst = append(dst, cand)
+				break
+			}
 		}
 	}
-	b = appendStr(b, name)
-	if dup > 0 {
-		b = b[:len(b)-1]
-		b = append(b, '~')
-		b = strconv.AppendInt(b, int64(dup+1), 10)
-		b = append(b, '"')
+	return dst
+}
+
+func foldIn(keys []string, name string) bool {
+	for _, k := range keys {
+		if len(k) == len(name) && equalFold(k, name) {
+			return true
+		}
 	}
-	return append(b, ':')
+	return false
+}
+
+func foldInFields(fs []Field, name string) bool {
+	for i := range fs {
+		if len(fs[i].Name) == len(name) && equalFold(fs[i].Name, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func equalFold(a, b string) bool {
@@ -307,7 +352,7 @@ func (e *JSONEncoder) appendSummary(b []byte, ev *Event, s *Summary) []byte {
 		if len(s.Title) > 0 {
 			sep()
 			b = append(b, `"title":`...)
-			b = appendJoined(b, s.Title)
+			b = e.appendJoined(b, s.Title, "process.title")
 		}
 		if s.Cwd != "" {
 			sep()
@@ -438,7 +483,13 @@ func appendIDName(b []byte, _ string, id, name string) []byte {
 	return b
 }
 
-func appendJoined(b []byte, parts []string) []byte {
+// appendJoined writes parts joined by spaces as one JSON string.
+func (e *JSONEncoder) appendJoined(b []byte, parts []string, path string) []byte {
+	for _, p := range parts {
+		if !utf8.ValidString(p) {
+			return e.appendVal(b, strings.Join(parts, " "), path, "")
+		}
+	}
 	b = append(b, '"')
 	for i, p := range parts {
 		if i > 0 {
@@ -456,6 +507,16 @@ func containsStr(xs []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// isPlainASCII reports whether s needs no JSON escaping at all.
+func isPlainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func isDigits(s string) bool {

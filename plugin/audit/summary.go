@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -26,6 +28,20 @@ type Summary struct {
 	Keys      []string
 	Hashes    [3]string // sha256, sha1, md5 from INTEGRITY_RULE
 	Sha512    string
+	haveIMA   bool
+}
+
+// RecordKeys appends the rule keys that matched record r. A CONFIG_CHANGE
+// record's key is the key of the rule being changed, not a match, so it
+// gives none.
+func RecordKeys(r *Record, dst []string) []string {
+	if r.TypeNum == 1305 {
+		return dst
+	}
+	if k, ok := r.Get("key"); ok && !IsSentinel(k) {
+		return SplitKeys(k, dst)
+	}
+	return dst
 }
 
 // IsSentinel reports whether v is one of the placeholder values audit uses
@@ -46,16 +62,21 @@ func Summarize(ev *Event, s *Summary) {
 	for _, r := range ev.Records {
 		switch r.TypeNum {
 		case TypeSyscall, TypeIntegrityRule:
-			s.fromTask(r)
+			// SYSCALL describes the process after execve; an integrity
+			// record before it describes the caller, so SYSCALL wins.
+			s.fromTask(r, r.TypeNum == TypeSyscall)
 			if v, ok := r.Get("success"); ok {
 				s.Outcome = outcome(v)
 			}
-			if r.TypeNum == TypeIntegrityRule {
-				if f, ok := r.Get("file"); ok && !IsSentinel(f) {
-					s.FilePath = f
-				}
+			// The first integrity record of an exec is the file executed
+			// (a script), later ones its interpreter: the first one wins.
+			if r.TypeNum == TypeIntegrityRule && !s.haveIMA {
 				if h, ok := r.Get("hash"); ok {
+					s.haveIMA = true
 					s.setHash(h)
+					if f, ok := r.Get("file"); ok && !IsSentinel(f) {
+						s.FilePath = f
+					}
 				}
 			}
 			if v, ok := r.GetInterp("SYSCALL"); ok {
@@ -81,15 +102,13 @@ func Summarize(ev *Event, s *Summary) {
 			}
 		default:
 			if IsUserSpace(r.TypeNum) || r.TypeNum == 1804 || r.TypeNum == 1800 || r.TypeNum == 1801 {
-				s.fromTask(r)
+				s.fromTask(r, false)
 				if v, ok := r.Get("res"); ok && s.Outcome == "" {
 					s.Outcome = outcome(v)
 				}
 			}
 		}
-		if k, ok := r.Get("key"); ok && !IsSentinel(k) {
-			keys = SplitKeys(k, keys)
-		}
+		keys = RecordKeys(r, keys)
 	}
 	if len(execve) > 0 {
 		args = execveArgs(execve, args)
@@ -97,9 +116,11 @@ func Summarize(ev *Event, s *Summary) {
 	s.Args, s.Title, s.Keys = args, title, keys
 }
 
-func (s *Summary) fromTask(r *Record) {
+// fromTask takes the task fields of r: all of them when override, else
+// only those not known yet.
+func (s *Summary) fromTask(r *Record, override bool) {
 	set := func(dst *string, name string) {
-		if *dst == "" {
+		if *dst == "" || override {
 			if v, ok := r.Get(name); ok && !IsSentinel(v) {
 				*dst = v
 			}
@@ -112,19 +133,23 @@ func (s *Summary) fromTask(r *Record) {
 	set(&s.UID, "uid")
 	set(&s.EUID, "euid")
 	set(&s.AUID, "auid")
-	if s.UName == "" {
-		s.UName, _ = r.GetInterp("UID")
+	setInterp := func(dst *string, name string) {
+		if *dst == "" || override {
+			if v, ok := r.GetInterp(name); ok {
+				*dst = v
+			}
+		}
 	}
-	if s.EUName == "" {
-		s.EUName, _ = r.GetInterp("EUID")
-	}
-	if s.AUName == "" {
-		s.AUName, _ = r.GetInterp("AUID")
-	}
+	setInterp(&s.UName, "UID")
+	setInterp(&s.EUName, "EUID")
+	setInterp(&s.AUName, "AUID")
 }
 
 func (s *Summary) setHash(h string) {
 	algo, hex, ok := strings.Cut(h, ":")
+	if !isLowerHex(hex) && !isLowerHex(h) {
+		return // not a digest: it stays in the record, not in file.hash
+	}
 	if !ok {
 		hex, algo = h, ""
 		switch len(h) {
@@ -242,12 +267,31 @@ func execveArgs(recs []*Record, dst []string) []string {
 	if argc < 0 || argc > maxIdx+1 {
 		argc = maxIdx + 1
 	}
+	// Indices are contiguous in kernel output. Hostile input may name a
+	// huge index: then the arguments present are kept in index order and
+	// the gaps dropped, so memory follows the input, not the index.
+	if argc > 2*len(chunks)+16 {
+		slices.SortStableFunc(chunks, func(a, b chunk) int { return cmp.Or(cmp.Compare(a.idx, b.idx), cmp.Compare(a.part, b.part)) })
+		for i := 0; i < len(chunks); {
+			j := i
+			var sb strings.Builder
+			for ; j < len(chunks) && chunks[j].idx == chunks[i].idx; j++ {
+				sb.WriteString(chunks[j].v)
+			}
+			dst = append(dst, sb.String())
+			i = j
+		}
+		return dst
+	}
 	parts := make([][]string, argc)
 	for _, c := range chunks {
 		if c.idx >= argc {
 			continue
 		}
 		p := max(c.part, 0)
+		if p > len(chunks) {
+			continue
+		}
 		for len(parts[c.idx]) <= p {
 			parts[c.idx] = append(parts[c.idx], "")
 		}
@@ -273,4 +317,16 @@ func argIndex(name string) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
+}
+
+func isLowerHex(s string) bool {
+	if len(s) < 32 || len(s)%2 != 0 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
