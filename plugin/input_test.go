@@ -342,3 +342,47 @@ func TestBinaryAutoFullFirstFrame(t *testing.T) {
 		t.Errorf("%d lines, %d bad frames (framing settled on %s); want 3 lines and no errors", len(res.lines), res.count("bad_frame"), res.reader.Framing())
 	}
 }
+
+// TestRunNeverBlocks: in plugin mode a full queue drops the batch and
+// counts it; the reader keeps reading auditd's stream.
+func TestRunNeverBlocks(t *testing.T) {
+	lines := fixtureLines(t)
+	in := strings.Join(lines, "\n") + "\n"
+	stats := NewInputStats(&metrics.Registry{})
+	var reports []*InputError
+	rd, err := NewReader(strings.NewReader(in), FramingString, 64<<10, stats, func(e *InputError) { reports = append(reports, e) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := make(chan []string) // nobody receives
+	done := make(chan error, 1)
+	go func() { done <- rd.Run(full) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run blocked on a full queue")
+	}
+	if got := stats.Dropped.Value(); got != uint64(len(lines)) {
+		t.Errorf("dropped %d, want %d", got, len(lines))
+	}
+	if len(reports) == 0 || reports[0].Reason != "queue_full" || !bytes.Contains(reports[0].Raw, []byte("dropped")) {
+		t.Errorf("reports %v", reports)
+	}
+	// With room, Run delivers and tracks the queue depth.
+	stats = NewInputStats(&metrics.Registry{})
+	rd, _ = NewReader(strings.NewReader(in), FramingString, 64<<10, stats, func(e *InputError) { t.Errorf("report %v", e) })
+	roomy := make(chan []string, 1024)
+	if err := rd.Run(roomy); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for len(roomy) > 0 {
+		n += len(<-roomy)
+	}
+	if n != len(lines) || stats.Dropped.Value() != 0 || stats.QueueLen.Value() != int64(n) || stats.QueueHigh.Value() < int64(n) {
+		t.Errorf("delivered %d of %d, dropped %d, queue %d high %d", n, len(lines), stats.Dropped.Value(), stats.QueueLen.Value(), stats.QueueHigh.Value())
+	}
+}
