@@ -25,8 +25,9 @@ vet: ## go vet and gofmt check
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-test: vet build ## run every test: unit, fuzz seeds, real auditd, rsyslog, Kafka (kfake + kcat), IMA under QEMU
+test: vet build ## run every test: unit, fuzz seeds, real auditd, rsyslog, Kafka (kfake + kcat), IMA under QEMU, packages
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) lint-packages
 	$(MAKE) fuzz FUZZTIME=5s
 
 test-ima: ## real IMA end to end: Debian's kernel under QEMU (TCG), auditd and the plugin in the guest
