@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 
@@ -168,6 +167,7 @@ func metaOf(ev *audit.Event) sinks.Meta {
 	for _, t := range ev.Techniques {
 		m.Techniques = append(m.Techniques, t.ID)
 	}
+	m.Tags = ev.Tags
 	return m
 }
 
@@ -339,7 +339,7 @@ func newRunnerSink(cfg *conf.Config, sc *conf.SinkConfig, reg *metrics.Registry,
 	}
 	bc := sc.Buffer
 	if bc.Dir == "" {
-		bc.Dir = filepath.Join(cfg.StateDir, "buffer", sc.Name)
+		bc.Dir = buffer.SpoolDir(cfg.StateDir, sc.Name)
 	}
 	r, err := sinks.NewRunner(s, sc.Delivery, buffer.Opener(bc, sc.Name, log), sinks.RunnerOptions{Metrics: reg, Logger: log, OnDrop: onDrop})
 	if err != nil {

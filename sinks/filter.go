@@ -25,6 +25,9 @@ type Filter struct {
 	// Techniques passes events tagged with one of these ATT&CK ids; an id
 	// also matches its sub-techniques ("T1059" matches "T1059.004").
 	Techniques []string `toml:"techniques"`
+	// Tags passes events carrying at least one of these tags (rule keys,
+	// hunt:<rule>, blocklist:<list>, ima:* and the hunting rules' tags).
+	Tags []string `toml:"tags"`
 	// Nodes passes events from these nodes (the node= name).
 	Nodes []string `toml:"nodes"`
 	// MinSeverity passes events whose severity is at least this (0 none,
@@ -41,7 +44,7 @@ func (f *Filter) Validate() error {
 			return fmt.Errorf("filter kinds: %q is not one of %s", k, strings.Join(filterKinds, ", "))
 		}
 	}
-	for name, l := range map[string][]string{"types": f.Types, "keys": f.Keys, "techniques": f.Techniques, "nodes": f.Nodes} {
+	for name, l := range map[string][]string{"types": f.Types, "keys": f.Keys, "techniques": f.Techniques, "nodes": f.Nodes, "tags": f.Tags} {
 		if slices.Contains(l, "") {
 			return fmt.Errorf("filter %s: empty entry", name)
 		}
@@ -78,6 +81,9 @@ func (f *Filter) Match(m Meta) bool {
 		return false
 	}
 	if len(f.Keys) > 0 && !anyIn(m.Keys, f.Keys) {
+		return false
+	}
+	if len(f.Tags) > 0 && !anyIn(m.Tags, f.Tags) && !anyIn(m.Keys, f.Tags) {
 		return false
 	}
 	if len(f.Techniques) > 0 && !slices.ContainsFunc(m.Techniques, func(t string) bool {

@@ -28,8 +28,10 @@ type Meta struct {
 	Types      []string
 	Keys       []string
 	Techniques []string
-	Severity   int
-	Kind       string
+	// Tags are the event's tags besides its keys (hunting, blocklist, IMA).
+	Tags     []string
+	Severity int
+	Kind     string
 }
 
 // Sink delivers messages to one destination.
