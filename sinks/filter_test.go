@@ -58,25 +58,25 @@ func TestFilterValidate(t *testing.T) {
 }
 
 func TestFilterTags(t *testing.T) {
-	f := &Filter{Tags: []string{"hunt:exec_from_temp_dir", "T1059_x"}}
+	f := &sinks.Filter{Tags: []string{"hunt:exec_from_temp_dir", "T1059_x"}}
 	if err := f.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
-		m    Meta
+		m    sinks.Meta
 		want bool
 	}{
-		{Meta{Tags: []string{"hunt:exec_from_temp_dir"}}, true},
-		{Meta{Keys: []string{"T1059_x"}}, true}, // keys are tags too
-		{Meta{Tags: []string{"blocklist:x"}, Keys: []string{"other"}}, false},
-		{Meta{Kind: "alert"}, true}, // content criteria apply to audit documents only
+		{sinks.Meta{Tags: []string{"hunt:exec_from_temp_dir"}}, true},
+		{sinks.Meta{Keys: []string{"T1059_x"}}, true}, // keys are tags too
+		{sinks.Meta{Tags: []string{"blocklist:x"}, Keys: []string{"other"}}, false},
+		{sinks.Meta{Kind: "alert"}, true}, // content criteria apply to audit documents only
 	}
 	for _, c := range cases {
 		if got := f.Match(c.m); got != c.want {
 			t.Errorf("Match(%+v) = %v, want %v", c.m, got, c.want)
 		}
 	}
-	if err := (&Filter{Tags: []string{""}}).Validate(); err == nil {
+	if err := (&sinks.Filter{Tags: []string{""}}).Validate(); err == nil {
 		t.Error("empty tag accepted")
 	}
 }
