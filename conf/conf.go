@@ -267,41 +267,43 @@ func Parse(name string, data []byte) (*Config, error) {
 // errors name a line.
 func (c *Config) Validate(data []byte) error {
 	var errs []error
-	at := func(section string, err error) {
+	// at reports err at the line of key (a dotted path such as
+	// "input.format"), or of its table when the key is not written.
+	at := func(key string, err error) {
 		if err != nil {
-			errs = append(errs, fmt.Errorf("line %d: %w", sectionLine(data, section), err))
+			errs = append(errs, fmt.Errorf("line %d: %w", pathLine(data, key), err))
 		}
 	}
 	switch c.Input.Format {
 	case "string", "binary", "binary-fixed", "binary-exact":
 	default:
-		at("input", fmt.Errorf("input.format %q: want string, binary, binary-fixed or binary-exact", c.Input.Format))
+		at("input.format", fmt.Errorf("input.format %q: want string, binary, binary-fixed or binary-exact", c.Input.Format))
 	}
 	if c.Input.MaxLineBytes < 16<<10 || c.Input.MaxLineBytes > 16<<20 {
-		at("input", fmt.Errorf("input.max_line_bytes %d: want 16384..16777216", c.Input.MaxLineBytes))
+		at("input.max_line_bytes", fmt.Errorf("input.max_line_bytes %d: want 16384..16777216", c.Input.MaxLineBytes))
 	}
 	if c.Input.QueueBatches < 1 {
-		at("input", fmt.Errorf("input.queue_batches must be at least 1"))
+		at("input.queue_batches", fmt.Errorf("input.queue_batches must be at least 1"))
 	}
 	if c.Reassembly.EOETimeout <= 0 || c.Reassembly.EOETimeout > time.Minute {
-		at("reassembly", fmt.Errorf("reassembly.eoe_timeout %s: want (0, 1m]", c.Reassembly.EOETimeout))
+		at("reassembly.eoe_timeout", fmt.Errorf("reassembly.eoe_timeout %s: want (0, 1m]", c.Reassembly.EOETimeout))
 	}
 	if c.Reassembly.MaxInFlight < 1 {
-		at("reassembly", fmt.Errorf("reassembly.max_in_flight must be at least 1"))
+		at("reassembly.max_in_flight", fmt.Errorf("reassembly.max_in_flight must be at least 1"))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		at("log", fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
+		at("log.level", fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
 	}
 	if c.Enrich.Workers < 1 || c.Enrich.Workers > 256 {
-		at("enrich", fmt.Errorf("enrich.workers %d: want 1..256", c.Enrich.Workers))
+		at("enrich.workers", fmt.Errorf("enrich.workers %d: want 1..256", c.Enrich.Workers))
 	}
 	if c.Enrich.Queue < 1 {
-		at("enrich", fmt.Errorf("enrich.queue must be at least 1"))
+		at("enrich.queue", fmt.Errorf("enrich.queue must be at least 1"))
 	}
 	if c.Enrich.Timeout <= 0 {
-		at("enrich", fmt.Errorf("enrich.timeout must be positive"))
+		at("enrich.timeout", fmt.Errorf("enrich.timeout must be positive"))
 	}
 	at("enrich.attack", c.Enrich.Attack.Validate())
 	at("enrich.proc", c.Enrich.Proc.Validate())
@@ -398,6 +400,22 @@ func lineAt(lines []int, i int) int {
 	return 0
 }
 
+// pathLine finds the line where a dotted key path is set: as a dotted key
+// ("input.format = "), as a key under its table header, or else the table
+// header itself; 0 when none is written.
+func pathLine(data []byte, path string) int {
+	k := toml.Key(strings.Split(path, "."))
+	if n := keyLine(data, k); n > 0 {
+		return n
+	}
+	for i := len(k) - 1; i >= 1; i-- {
+		if n := sectionLine(data, strings.Join(k[:i], ".")); n > 0 {
+			return n
+		}
+	}
+	return 0
+}
+
 // sectionLine finds the line of a [section] header; 0 when absent.
 func sectionLine(data []byte, section string) int {
 	for i, l := range strings.Split(string(data), "\n") {
@@ -412,6 +430,13 @@ func sectionLine(data []byte, section string) int {
 // table header when there is one.
 func keyLine(data []byte, k toml.Key) int {
 	lines := strings.Split(string(data), "\n")
+	dotted := strings.Join(k, ".")
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, dotted) && strings.HasPrefix(strings.TrimSpace(l[len(dotted):]), "=") {
+			return i + 1
+		}
+	}
 	from := 0
 	if len(k) > 1 {
 		if n := sectionLine(data, strings.Join(k[:len(k)-1], ".")); n > 0 {

@@ -1,0 +1,51 @@
+package conf
+
+import (
+	"strings"
+	"testing"
+)
+
+// exampleBlocks returns the commented "--- example: NAME ---" blocks of
+// the example config, uncommented.
+func exampleBlocks(t *testing.T) map[string]string {
+	t.Helper()
+	blocks := map[string]string{}
+	name := ""
+	var cur []string
+	for _, l := range strings.Split(string(Example), "\n") {
+		switch {
+		case strings.HasPrefix(l, "# --- example: "):
+			name = strings.TrimSuffix(strings.TrimPrefix(l, "# --- example: "), " ---")
+			cur = nil
+		case l == "# --- end ---":
+			blocks[name] = strings.Join(cur, "\n") + "\n"
+			name = ""
+		case name != "":
+			if strings.HasPrefix(l, "# # ") || strings.HasPrefix(l, "#  ") {
+				continue // prose inside the block
+			}
+			cur = append(cur, strings.TrimPrefix(l, "# "))
+		}
+	}
+	return blocks
+}
+
+// TestExampleBlocksParse: every commented example in the printed default
+// config is valid once uncommented, so the documentation cannot drift from
+// the code.
+func TestExampleBlocksParse(t *testing.T) {
+	blocks := exampleBlocks(t)
+	for _, want := range []string{"blocklist", "hunt rule", "file sink", "kafka sink", "syslog sink", "remote auditd sink"} {
+		if blocks[want] == "" {
+			t.Errorf("example block %q missing", want)
+		}
+	}
+	for name, b := range blocks {
+		// Sections that open a new table must come after the base config;
+		// the blocklist and hunt examples extend tables of the base.
+		cfg := string(Example) + "\n" + b
+		if _, err := Parse("example+"+name, []byte(cfg)); err != nil {
+			t.Errorf("example %q does not parse: %v\n%s", name, err, b)
+		}
+	}
+}
