@@ -1,0 +1,116 @@
+package plugin
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/audisp-enrich/audisp-enrich/conf"
+)
+
+// TestMsgpackCarriesTheJSONModel: a msgpack sink receives exactly the
+// documents a JSON sink receives, in the same order.
+func TestMsgpackCarriesTheJSONModel(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := conf.Parse("t.toml", []byte(fmt.Sprintf(`state_dir = %q
+[log]
+syslog = false
+[[sink]]
+name = "j"
+type = "file"
+[sink.file]
+path = %q
+[[sink]]
+name = "m"
+type = "file"
+encoding = "msgpack"
+[sink.file]
+path = %q
+`, dir, filepath.Join(dir, "e.json"), filepath.Join(dir, "e.msgpack"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Replay(context.Background(), cfg, slog.New(slog.DiscardHandler), []string{"testdata/capture.log"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	jf, err := os.Open(filepath.Join(dir, "e.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jf.Close()
+	mb, err := os.ReadFile(filepath.Join(dir, "e.msgpack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file sink ends each message with a newline; msgpack values are
+	// self-delimiting, so the decoder skips that byte between values.
+	dec := msgpack.NewDecoder(bytes.NewReader(mb))
+	sc := bufio.NewScanner(jf)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	n := 0
+	for sc.Scan() {
+		var fromJSON any
+		if err := json.Unmarshal(sc.Bytes(), &fromJSON); err != nil {
+			t.Fatal(err)
+		}
+		var fromMsgpack any
+		if err := dec.Decode(&fromMsgpack); err != nil {
+			t.Fatalf("document %d: msgpack: %v", n, err)
+		}
+		if b, err := dec.Buffered().(io.ByteReader).ReadByte(); err != nil || b != '\n' {
+			t.Fatalf("document %d: no newline after msgpack value", n)
+		}
+		if !reflect.DeepEqual(normalize(fromJSON), normalize(fromMsgpack)) {
+			t.Fatalf("document %d differs:\njson    %v\nmsgpack %v", n, fromJSON, fromMsgpack)
+		}
+		n++
+	}
+	if err := dec.Decode(new(any)); !errors.Is(err, io.EOF) {
+		t.Errorf("extra msgpack data after %d documents: %v", n, err)
+	}
+	if n != 234 {
+		t.Errorf("%d documents, want 234", n)
+	}
+}
+
+// normalize makes numbers comparable (JSON decodes float64, msgpack int64).
+func normalize(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalize(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalize(e)
+		}
+	case int64:
+		return float64(x)
+	case int8:
+		return float64(x)
+	case int16:
+		return float64(x)
+	case int32:
+		return float64(x)
+	case uint8:
+		return float64(x)
+	case uint16:
+		return float64(x)
+	case uint32:
+		return float64(x)
+	case uint64:
+		return float64(x)
+	}
+	return v
+}
