@@ -893,3 +893,94 @@ backoff_max = "200ms"
 	}
 	t.Logf("status line: %s", status)
 }
+
+// TestMetricsAfterReload: a SIGHUP reload rebuilds the enrichers and the
+// sinks; the exposition must still be valid Prometheus text afterwards
+// (no series twice, each family contiguous) and the figures must go on
+// counting.
+func TestMetricsAfterReload(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildPlugin(t, dir)
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	block := filepath.Join(dir, "block.txt")
+	writeFile(t, block, testDigests[0]+"\n")
+	cfg := filepath.Join(dir, "config.toml")
+	writeFile(t, cfg, fmt.Sprintf(`user = "root"
+state_dir = %[1]q
+[log]
+syslog = false
+[status]
+interval = "0s"
+listen = %[2]q
+[enrich.blocklist]
+[[enrich.blocklist.lists]]
+name = "local"
+path = %[3]q
+[[sink]]
+name = "events"
+type = "file"
+[sink.file]
+path = %[4]q
+[[sink]]
+name = "kafka"
+type = "kafka"
+[sink.kafka]
+brokers = ["127.0.0.1:%[5]d"]
+dial_timeout = "200ms"
+[sink.buffer]
+type = "memory"
+`, dir, listen, block, filepath.Join(dir, "events.json"), freePort(t)))
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Env = []string{}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := captureLines(t)
+	half := len(lines) / 2
+	if _, err := io.WriteString(stdin, strings.Join(lines[:half], "\n")+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	if !auditdtest.WaitFor(5*time.Second, func() bool {
+		s, err := scrapeURL(listen)
+		return err == nil && strings.Contains(s, fmt.Sprintf("audisp_enrich_input_records_total %d\n", half))
+	}) {
+		t.Fatalf("plugin did not read the first half; stderr:\n%s", stderr.String())
+	}
+	before := scrapeProm(t, listen)
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	if !auditdtest.WaitFor(5*time.Second, func() bool { return strings.Contains(stderr.String(), "SIGHUP: config reloaded") }) {
+		t.Fatalf("no reload; stderr:\n%s", stderr.String())
+	}
+	if _, err := io.WriteString(stdin, strings.Join(lines[half:], "\n")+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	auditdtest.WaitFor(5*time.Second, func() bool {
+		text, _ = scrapeURL(listen)
+		return strings.Contains(text, fmt.Sprintf("audisp_enrich_input_records_total %d\n", len(lines)))
+	})
+	after := parseProm(t, text) // reports duplicate series and split families
+	for _, name := range []string{"audisp_enrich_events_total", "audisp_enrich_input_records_total"} {
+		if b, a := before.must(t, name), after.must(t, name); a <= b {
+			t.Errorf("%s went from %g to %g across the reload", name, b, a)
+		}
+	}
+	for _, e := range []string{"attack", "hashes", "proc", "hunt", "blocklist"} {
+		if b, a := before.must(t, "audisp_enrich_enricher_calls_total", "enricher", e), after.must(t, "audisp_enrich_enricher_calls_total", "enricher", e); a <= b {
+			t.Errorf("enricher %s calls went from %g to %g across the reload", e, b, a)
+		}
+	}
+	after.must(t, "audisp_enrich_sink_queued", "sink", "kafka")
+	after.must(t, "blocklist_entries", "list", "local", "kind", "block")
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v", err)
+	}
+}
