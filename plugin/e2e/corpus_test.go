@@ -1,0 +1,228 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
+)
+
+// inEvent is one audit event of the input: its id ("SEC.MSEC:SERIAL", the
+// event id without the node) and its record lines, in input order.
+type inEvent struct {
+	id    string
+	lines []string
+}
+
+var stampRE = regexp.MustCompile(`msg=audit\((\d+)\.(\d{3}):(\d+)\)`)
+
+// capturePath is the bundled real-auditd capture (1791 records, 234 events).
+func capturePath(t testing.TB) string {
+	t.Helper()
+	root, err := audittest.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, "plugin", "testdata", "capture.log")
+}
+
+// loadEvents reads an audit log and groups its records by event, ordered by
+// the first record of each event.
+func loadEvents(t testing.TB, path string) []inEvent {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var evs []inEvent
+	index := map[string]int{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		m := stampRE.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("%s:%d: no msg=audit(...) stamp: %.100q", path, n, line)
+		}
+		id := m[1] + "." + m[2] + ":" + m[3]
+		i, ok := index[id]
+		if !ok {
+			i = len(evs)
+			index[id] = i
+			evs = append(evs, inEvent{id: id})
+		}
+		evs[i].lines = append(evs[i].lines, line)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// replicate returns n copies of base with distinct ids: copy k has every
+// serial raised by k·10000 and every time by k·3 s (the capture's serials
+// are below 10000 and it spans under 3 s), so ids stay unique and time
+// moves forward. Copy 0 is base itself.
+func replicate(t testing.TB, base []inEvent, n int) []inEvent {
+	t.Helper()
+	out := make([]inEvent, 0, len(base)*n)
+	for k := 0; k < n; k++ {
+		for _, ev := range base {
+			var ne inEvent
+			for _, l := range ev.lines {
+				nl := stampRE.ReplaceAllStringFunc(l, func(s string) string {
+					m := stampRE.FindStringSubmatch(s)
+					sec, _ := strconv.ParseInt(m[1], 10, 64)
+					serial, _ := strconv.ParseInt(m[3], 10, 64)
+					if serial >= 10000 {
+						t.Fatalf("serial %d too large to replicate", serial)
+					}
+					return fmt.Sprintf("msg=audit(%d.%s:%d)", sec+int64(3*k), m[2], serial+int64(10000*k))
+				})
+				ne.lines = append(ne.lines, nl)
+			}
+			m := stampRE.FindStringSubmatch(ne.lines[0])
+			ne.id = m[1] + "." + m[2] + ":" + m[3]
+			out = append(out, ne)
+		}
+	}
+	return out
+}
+
+// writeLog writes events as an audit log (one record per line).
+func writeLog(t testing.TB, path string, evs []inEvent) {
+	t.Helper()
+	var b bytes.Buffer
+	for _, ev := range evs {
+		for _, l := range ev.lines {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func idsOf(evs []inEvent) []string {
+	ids := make([]string, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.id
+	}
+	return ids
+}
+
+// received is what one destination got: how often each event id arrived,
+// and the documents of other kinds (alerts, verdicts).
+type received struct {
+	count  map[string]int
+	alerts []alertDoc
+	docs   int
+}
+
+type alertDoc struct {
+	Sink   string `json:"sink"`
+	Reason string `json:"reason"`
+	Count  uint64 `json:"count"`
+}
+
+// parseDocs reads JSON documents, one per element, validates each against
+// the event schema (when validate is set) and counts event ids. The id is
+// taken without its node part: "NODE:SEC.MSEC:SERIAL" → "SEC.MSEC:SERIAL".
+func parseDocs(t testing.TB, what string, docs [][]byte, validate bool) received {
+	t.Helper()
+	if validate {
+		audittest.ValidateJSONLines(t, bytes.Join(docs, []byte("\n")))
+	}
+	r := received{count: map[string]int{}}
+	for i, d := range docs {
+		var doc struct {
+			Kind  string `json:"kind"`
+			Event struct {
+				ID string `json:"id"`
+			} `json:"event"`
+			Alert *alertDoc `json:"alert"`
+		}
+		if err := json.Unmarshal(d, &doc); err != nil {
+			t.Fatalf("%s: document %d is not JSON: %v: %.200q", what, i+1, err, d)
+		}
+		r.docs++
+		switch doc.Kind {
+		case "audit":
+			r.count[stripNode(doc.Event.ID)]++
+		case "alert":
+			if doc.Alert == nil {
+				t.Fatalf("%s: alert document without alert: %.300s", what, d)
+			}
+			r.alerts = append(r.alerts, *doc.Alert)
+		}
+	}
+	return r
+}
+
+func stripNode(id string) string {
+	i := strings.LastIndexByte(id, ':')
+	if i < 0 {
+		return id
+	}
+	j := strings.LastIndexByte(id[:i], ':')
+	return id[j+1:]
+}
+
+// tally compares what arrived against the input ids.
+type tally struct {
+	input, unique, missing, dups, unexpected int
+	missingIDs                               []string
+}
+
+func (t tally) String() string {
+	return fmt.Sprintf("input %d events, %d arrived (unique), %d missing, %d duplicates, %d unexpected",
+		t.input, t.unique, t.missing, t.dups, t.unexpected)
+}
+
+func count(want []string, got map[string]int) tally {
+	r := tally{input: len(want)}
+	in := make(map[string]bool, len(want))
+	for _, id := range want {
+		in[id] = true
+		switch n := got[id]; {
+		case n == 0:
+			r.missing++
+			if len(r.missingIDs) < 10 {
+				r.missingIDs = append(r.missingIDs, id)
+			}
+		default:
+			r.unique++
+			r.dups += n - 1
+		}
+	}
+	for id := range got {
+		if !in[id] {
+			r.unexpected++
+		}
+	}
+	return r
+}
+
+// positions returns the input positions (indexes into want) of the ids
+// that arrived, sorted.
+func positions(want []string, got map[string]int) []int {
+	var p []int
+	for i, id := range want {
+		if got[id] > 0 {
+			p = append(p, i)
+		}
+	}
+	sort.Ints(p)
+	return p
+}
