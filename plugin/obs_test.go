@@ -895,7 +895,7 @@ backoff_max = "200ms"
 }
 
 // TestMetricsAfterReload: a SIGHUP reload rebuilds the enrichers and the
-// sinks; the exposition must still be valid Prometheus text afterwards
+// sinks (file, kafka, syslog and remote, all to closed ports); the exposition must still be valid Prometheus text afterwards
 // (no series twice, each family contiguous) and the figures must go on
 // counting.
 func TestMetricsAfterReload(t *testing.T) {
@@ -927,6 +927,21 @@ type = "kafka"
 [sink.kafka]
 brokers = ["127.0.0.1:%[5]d"]
 dial_timeout = "200ms"
+[sink.buffer]
+type = "memory"
+[[sink]]
+name = "syslog"
+type = "syslog"
+[sink.syslog]
+address = "127.0.0.1:%[5]d"
+transport = "udp"
+[sink.buffer]
+type = "memory"
+[[sink]]
+name = "remote"
+type = "remote"
+[sink.remote]
+address = "127.0.0.1:%[5]d"
 [sink.buffer]
 type = "memory"
 `, dir, listen, block, filepath.Join(dir, "events.json"), freePort(t)))
@@ -977,7 +992,9 @@ type = "memory"
 			t.Errorf("enricher %s calls went from %g to %g across the reload", e, b, a)
 		}
 	}
-	after.must(t, "audisp_enrich_sink_queued", "sink", "kafka")
+	for _, sink := range []string{"kafka", "syslog", "remote"} {
+		after.must(t, "audisp_enrich_sink_queued", "sink", sink)
+	}
 	after.must(t, "blocklist_entries", "list", "local", "kind", "block")
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {
