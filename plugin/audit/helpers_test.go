@@ -183,6 +183,15 @@ func rebuildLines(doc []byte) ([]string, error) {
 	}
 	ev, _ := get(v, "event")
 	id := getStr(ev, "id")
+	if top, ok := get(v, "escaped"); ok {
+		for _, p := range top.([]any) {
+			if p == "event.id" {
+				if id, err = unescapeHH(id); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	j := strings.LastIndexByte(id, ':')
 	k := strings.LastIndexByte(id[:j], ':')
 	node, stamp := id[:k], id[k+1:]
@@ -213,7 +222,10 @@ func rebuildLines(doc []byte) ([]string, error) {
 		if node != "" {
 			b.WriteString("node=" + node + " ")
 		}
-		typ := getStr(rv, "type")
+		typ, err := val("type", getStr(rv, "type"))
+		if err != nil {
+			return nil, err
+		}
 		fmt.Fprintf(&b, "type=%s msg=audit(%s):", typ, stamp)
 		raw, _ := get(rv, "raw")
 		rawObj, _ := raw.([]kv)
