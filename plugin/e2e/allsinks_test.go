@@ -34,8 +34,8 @@ func (s *sinkSet) configure(cfg *config, topic, prog string) {
 // arrived exactly once in each, with schema-valid JSON documents.
 func (s *sinkSet) check(t *testing.T, want []string, topic, prog string) {
 	t.Helper()
-	kafka := parseDocs(t, "kafka", kcat(t, s.br.addr, topic), true)
-	syslog := parseDocs(t, "syslog", s.rs.docs(prog), true)
+	kafka := parseDocs(t, "kafka", kcat(t, s.br.addr, topic), 1)
+	syslog := parseDocs(t, "syslog", s.rs.docs(prog), 1)
 	remote := remoteStamps(t, s.coll.LogFile, s.host)
 	for _, c := range []struct {
 		name string
