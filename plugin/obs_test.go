@@ -1001,3 +1001,55 @@ type = "memory"
 		t.Errorf("exit: %v", err)
 	}
 }
+
+// TestStatsFreshStateDir: on the first start the state directory does not
+// exist yet; the plugin still writes its pid file there, so that `stats`
+// works without a listener (through the SIGUSR1 state dump), and removes
+// it on exit.
+func TestStatsFreshStateDir(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildPlugin(t, dir)
+	state := filepath.Join(dir, "fresh", "state")
+	cfg := filepath.Join(dir, "config.toml")
+	writeFile(t, cfg, fmt.Sprintf("user = \"root\"\nstate_dir = %q\n[log]\nsyslog = false\n[status]\ninterval = \"0s\"\n[[sink]]\ntype = \"file\"\n[sink.file]\npath = %q\n",
+		state, filepath.Join(dir, "events.json")))
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Env = []string{}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := captureLines(t)
+	if _, err := io.WriteString(stdin, strings.Join(lines, "\n")+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(state, "audisp-enrich.pid")
+	if !auditdtest.WaitFor(3*time.Second, func() bool { _, err := os.Stat(pidFile); return err == nil }) {
+		t.Fatalf("no pid file in a fresh state dir; stderr:\n%s", stderr.String())
+	}
+	var dump stateDump
+	auditdtest.WaitFor(5*time.Second, func() bool {
+		st, err := exec.Command(bin, "stats", "--config", cfg).Output()
+		if err != nil || json.Unmarshal(st, &dump) != nil {
+			return false
+		}
+		v, _ := dump.value("audisp_enrich_input_records_total")
+		return int(v) == len(lines)
+	})
+	if v, _ := dump.value("audisp_enrich_input_records_total"); int(v) != len(lines) || dump.PID != cmd.Process.Pid {
+		t.Errorf("stats: pid %d records %g, want pid %d records %d", dump.PID, v, cmd.Process.Pid, len(lines))
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file left after exit: %v", err)
+	}
+}

@@ -314,6 +314,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 		defer ln.Close()
 	}
 	pidFile := filepath.Join(cfg.StateDir, PidFileName)
+	_ = os.MkdirAll(cfg.StateDir, 0o750) // DropPrivileges comes later, and makes none for root
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err == nil {
 		defer os.Remove(pidFile)
 	} else {
