@@ -121,7 +121,13 @@ func (e *JSONEncoder) appendRecord(b []byte, r *Record, docEscaped int) []byte {
 	if r.NestedFrom >= 0 {
 		outer, nested = r.Fields[:r.NestedFrom], r.Fields[r.NestedFrom:]
 	}
-	e.keys = objectKeys(outer, e.keys)
+	// Keys of the fields, nested msg and enriched objects; a rename keeps
+	// the line so that the wire names stay recoverable.
+	var r1, r2, r3 bool
+	e.keys, r1 = objectKeys(outer, e.keys)
+	e.nkeys, r2 = objectKeys(nested, e.nkeys)
+	e.ikeys, r3 = objectKeys(r.Interp, e.ikeys)
+	keepLine := r.Irregular || r1 || r2 || r3
 	b = append(b, `,"fields":{`...)
 	b = e.appendFields(b, outer, e.keys, nested, "fields.", true)
 	b = append(b, '}')
@@ -150,7 +156,6 @@ func (e *JSONEncoder) appendRecord(b []byte, r *Record, docEscaped int) []byte {
 	}
 	b = append(b, '"')
 	if len(r.Interp) > 0 {
-		e.ikeys = objectKeys(r.Interp, e.ikeys)
 		b = append(b, `,"enriched":{`...)
 		b = e.appendFields(b, r.Interp, e.ikeys, nil, "enriched.", false)
 		b = append(b, `},"enriched_enc":"`...)
@@ -203,7 +208,7 @@ func (e *JSONEncoder) appendRecord(b []byte, r *Record, docEscaped int) []byte {
 			}
 		}
 	}
-	if r.Irregular {
+	if keepLine {
 		b = append(b, `,"line":`...)
 		b = e.appendVal(b, r.Line, "line", "")
 	}
@@ -226,7 +231,6 @@ func (e *JSONEncoder) appendFields(b []byte, fs []Field, keys []string, nested [
 		b = e.appendKey(b, keys[i])
 		switch {
 		case f.Enc == SingleQuoted && f.Name == "msg" && len(nested) > 0:
-			e.nkeys = objectKeys(nested, e.nkeys)
 			b = append(b, '{')
 			b = e.appendFields(b, nested, e.nkeys, nil, "fields.msg.", true)
 			b = append(b, '}')
@@ -246,54 +250,96 @@ func (e *JSONEncoder) appendKey(b []byte, key string) []byte {
 }
 
 // objectKeys returns the JSON keys of an object of fields: each field's
-// name, except that a name equal (ignoring case) to an earlier key becomes
-// "name~N", with the smallest N >= 2 that equals no other key of the object
-// ignoring case. Keys are therefore unique ignoring case.
-func objectKeys(fs []Field, dst []string) []string {
+// name, except that a name equal (ignoring case, in the Unicode sense) to an
+// earlier key becomes "name~N", with the smallest N >= 2 that equals no
+// other name or key of the object. renamed reports whether that happened;
+// the encoder then keeps the record's line, so the wire names stay
+// recoverable. Cost is linear in the number of fields.
+func objectKeys(fs []Field, dst []string) (keys []string, renamed bool) {
 	dst = dst[:0]
+	// A 256-bit filter of the folded names seen so far: only a name whose
+	// bit is already set needs a real check.
+	var seen [4]uint64
+	var used, all map[string]bool // built at the first real collision
 	for i := range fs {
 		name := fs[i].Name
-		if !foldIn(dst, name) {
+		h := foldHash(name)
+		bit := &seen[h>>6&3]
+		if *bit&(1<<(h&63)) == 0 {
+			*bit |= 1 << (h & 63)
+			dst = append(dst, name)
+			if used != nil {
+				used[fold(name)] = true
+			}
+			continue
+		}
+		if used == nil {
+			if !foldIn(dst, name) {
+				dst = append(dst, name)
+				continue
+			}
+			used, all = make(map[string]bool, len(fs)), make(map[string]bool, len(fs))
+			for _, k := range dst {
+				used[fold(k)] = true
+			}
+			for j := range fs {
+				all[fold(fs[j].Name)] = true
+			}
+		} else if !used[fold(name)] {
+			used[fold(name)] = true
 			dst = append(dst, name)
 			continue
 		}
+		renamed = true
 		for n := 2; ; n++ {
 			cand := name + "~" + strconv.Itoa(n)
-			if !foldIn(dst, cand) && !foldInFields(fs[i+1:], cand) {
+			if f := fold(cand); !used[f] && !all[f] {
+				used[f] = true
 				dst = append(dst, cand)
 				break
 			}
 		}
 	}
-	return dst
+	return dst, renamed
+}
+
+// fold maps a name to its case-folded form (ASCII fast path).
+func fold(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || (c >= 'A' && c <= 'Z') {
+			return strings.ToLower(strings.ToUpper(s))
+		}
+	}
+	return s
+}
+
+// foldHash hashes the folded form of a name (FNV-1a).
+func foldHash(s string) uint32 {
+	f := s
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			f = fold(s)
+			break
+		}
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(f); i++ {
+		c := f[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return h
 }
 
 func foldIn(keys []string, name string) bool {
 	for _, k := range keys {
-		if len(k) == len(name) && equalFold(k, name) {
+		if strings.EqualFold(k, name) {
 			return true
 		}
 	}
 	return false
-}
-
-func foldInFields(fs []Field, name string) bool {
-	for i := range fs {
-		if len(fs[i].Name) == len(name) && equalFold(fs[i].Name, name) {
-			return true
-		}
-	}
-	return false
-}
-
-func equalFold(a, b string) bool {
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if x != y && x|0x20 != y|0x20 {
-			return false
-		}
-	}
-	return true
 }
 
 // appendVal writes s as a JSON string; if s is not valid UTF-8 it is written
