@@ -220,3 +220,64 @@ func TestRealAuditdAllSinks(t *testing.T) {
 		}
 	}
 }
+
+// TestRealAuditdOutage runs the plugin under a real auditd while its only
+// sink, Kafka, is down, with an exec load on a scoped rule (short: 2000
+// execs as fast as they go; full: 100 execs/s for at least 2 minutes).
+// auditd must never report a full plugin queue (its state report after
+// SIGCONT, and its syslog when it can be captured), the plugin must drop
+// no input, and once the broker is up every audited exec must arrive.
+func TestRealAuditdOutage(t *testing.T) {
+	dir := t.TempDir()
+	br := newBroker(t, "auditd-outage")
+	cfg := newConfig(t, dir)
+	cfg.add(kafkaSink("kafka", br.addr, "auditd-outage", ""))
+	u := startUnderAuditd(t, cfg, "e2e_outage", nil)
+	p := &plugin{t: t, listen: cfg.listen}
+	n, rate, down := pick(2000, 12000), pick(0, 100), pick(time.Duration(0), 125*time.Second)
+	start := time.Now()
+	u.execs(t, n, rate)
+	execTime := time.Since(start)
+	ids := u.waitLogged(t, n)
+	if d := down - time.Since(start); d > 0 {
+		time.Sleep(d)
+	}
+	queued := p.value("audisp_enrich_sink_queued", `sink="kafka"`)
+	t.Logf("%d execs in %s (%.0f/s) with the broker down; after %s down the kafka sink holds %.0f documents",
+		len(ids), execTime.Round(time.Millisecond), float64(len(ids))/execTime.Seconds(), time.Since(start).Round(time.Second), queued)
+	if queued < float64(len(ids)) {
+		t.Errorf("kafka sink queued %.0f documents with the broker down, want at least the %d execs", queued, len(ids))
+	}
+	u.checkAuditd(t)
+	st := auditdState(t, u.a.PID)
+	for _, l := range strings.Split(st, "\n") {
+		if strings.Contains(l, "plugin queue") {
+			t.Logf("auditd state: %s", strings.TrimSpace(l))
+		}
+	}
+	br.start()
+	upAt := time.Now()
+	var got map[string]int
+	ok := waitFor(pick(60*time.Second, 3*time.Minute), func() bool {
+		if p.value("audisp_enrich_sink_queued", `sink="kafka"`) > 0 {
+			return false
+		}
+		got = parseDocs(t, "kafka", kcat(t, br.addr, "auditd-outage"), 0).count
+		return count(ids, got).missing == 0
+	})
+	t.Logf("backlog delivered %s after the broker came back (ok=%v)", time.Since(upAt).Round(time.Millisecond), ok)
+	if d := p.value("audisp_enrich_input_dropped_records_total"); d != 0 {
+		t.Errorf("the plugin dropped %v input records", d)
+	}
+	if d := p.value("audisp_enrich_sink_dropped_total"); d != 0 {
+		t.Errorf("the kafka buffer dropped %v documents", d)
+	}
+	u.checkAuditd(t)
+	u.a.Stop()
+	got = parseDocs(t, "kafka", kcat(t, br.addr, "auditd-outage"), pick(10, 50)).count
+	tl := count(ids, got)
+	t.Logf("kafka (kcat): %s", tl)
+	if tl.missing > 0 {
+		t.Errorf("%d of %d audited execs lost, e.g. %v; plugin log:\n%s", tl.missing, tl.input, tl.missingIDs, u.log())
+	}
+}

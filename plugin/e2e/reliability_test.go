@@ -47,7 +47,7 @@ func (r *rig) feedFor(d time.Duration, rate int) int {
 }
 
 // feedRest writes the remaining events at rate.
-func (r *rig) feedRest(rate int) { r.feedFor(time.Duration(len(r.evs)) * time.Hour, rate) }
+func (r *rig) feedRest(rate int) { r.feedFor(time.Duration(len(r.evs))*time.Hour, rate) }
 
 // drained waits until the sink acknowledged everything it was given and
 // its buffer is empty, and returns how long that took.
