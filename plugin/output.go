@@ -137,6 +137,17 @@ func (o *output) publish(ev *audit.Event, jsonDoc []byte) {
 	}
 }
 
+// sinkStats returns the delivery figures of every buffered sink.
+func (o *output) sinkStats() []sinks.RunnerStats {
+	var out []sinks.RunnerStats
+	for _, s := range o.sinks {
+		if r, ok := s.d.(*runnerSink); ok {
+			out = append(out, r.r.Stats())
+		}
+	}
+	return out
+}
+
 func (o *output) flush() {
 	for _, s := range o.sinks {
 		s.d.flush()

@@ -22,6 +22,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
 // ShutdownGrace is how long shutdown may take after EOF or SIGTERM.
@@ -229,6 +230,16 @@ func (p *Pipeline) Close(ctx context.Context) {
 	p.out.stop(ctx)
 	p.enr.close()
 	p.errlog.close()
+}
+
+// SinkStats returns the delivery figures of the buffered sinks.
+func (p *Pipeline) SinkStats() []sinks.RunnerStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.out == nil {
+		return nil
+	}
+	return p.out.sinkStats()
 }
 
 // Stats returns the reassembler counters.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
 // status writes the periodic report and the SIGUSR1 state dump.
@@ -55,6 +56,16 @@ func (s *status) report(kind string) {
 		"evicted", st.Evicted, "timed_out", st.TimedOut, "in_flight", st.InFlight,
 		"queue", s.in.QueueLen.Value(), "queue_high", s.in.QueueHigh.Value(),
 		"input_dropped", s.in.Dropped.Value(), "uptime", time.Since(s.start).Round(time.Second).String())
+	for _, st := range s.p.SinkStats() {
+		var dropped uint64
+		for _, n := range st.Dropped {
+			dropped += n
+		}
+		s.log.Info("sink status", "report", kind, "sink", st.Sink, "connected", st.Connected,
+			"queued", st.Queued, "in_flight", st.InFlight, "acked", st.Acked, "retried", st.Retried,
+			"dropped", dropped, "buffer_bytes", st.BufferBytes, "oldest_age", st.OldestAge.Round(time.Millisecond).String(),
+			"last_error", st.LastError)
+	}
 }
 
 // dump writes every metric to STATE_DIR/state.json (SIGUSR1) and logs a report.
@@ -71,10 +82,11 @@ func (s *status) dump() {
 		Value float64 `json:"value"`
 	}
 	doc := struct {
-		Time    string `json:"time"`
-		PID     int    `json:"pid"`
-		Metrics []kv   `json:"metrics"`
-	}{Time: time.Now().UTC().Format(time.RFC3339), PID: os.Getpid()}
+		Time    string              `json:"time"`
+		PID     int                 `json:"pid"`
+		Sinks   []sinks.RunnerStats `json:"sinks"`
+		Metrics []kv                `json:"metrics"`
+	}{Time: time.Now().UTC().Format(time.RFC3339), PID: os.Getpid(), Sinks: s.p.SinkStats()}
 	for _, k := range keys {
 		doc.Metrics = append(doc.Metrics, kv{k, snap[k]})
 	}
