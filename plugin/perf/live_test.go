@@ -50,7 +50,9 @@ type LiveRate struct {
 // stays fast; AUDISP_ENRICH_LIVE_RATES (e.g. "100,300,1000") and
 // AUDISP_ENRICH_LIVE_SECONDS (e.g. 60) give the published measurement
 // (plugin/perf/live-cost.sh). AUDISP_ENRICH_PERF_OUT names a JSON file for
-// the results (and NAME.dat with the same figures as columns). It asserts that both plugins delivered ≥ 95% of the execs.
+// the results (and NAME.dat with the same figures as columns).
+// AUDISP_ENRICH_LIVE_PROC_FALLBACK=false turns the proc table's /proc
+// fallback off (it is on in plugin mode by default), to see its share. It asserts that both plugins delivered ≥ 95% of the execs.
 func TestLiveCost(t *testing.T) {
 	if err := auditdtest.Available(); err != nil {
 		t.Skipf("kernel audit unreachable: %v", err)
@@ -111,6 +113,8 @@ syslog = false
 [status]
 interval = "0s"
 listen = "127.0.0.1:%d"
+[enrich.proc]
+proc_fallback = %v
 [enrich.hunt]
 enabled = true
 [enrich.blocklist]
@@ -123,7 +127,7 @@ type = "file"
 [sink.file]
 path = %q
 max_bytes = 0
-`, state, port, block, events))
+`, state, port, os.Getenv("AUDISP_ENRICH_LIVE_PROC_FALLBACK") != "false", block, events))
 	lcfg := filepath.Join(dir, "laurel.toml")
 	writeFile(t, lcfg, fmt.Sprintf("directory = %q\n[auditlog]\nfile = \"audit.log\"\nsize = 1000000000\n", laurelDir))
 	plug := func(path, args string) string {
@@ -172,8 +176,13 @@ max_bytes = 0
 		r.LostBefore = statusField("lost")
 		r.LoadBefore, _ = LoadAvg()
 		start := time.Now()
-		out, err := exec.Command(load, "-rate", fmt.Sprint(rate), "-duration", fmt.Sprintf("%ds", seconds), "-cmd", prog).Output()
-		if err != nil {
+		// execload exits 1 when over 1% of the starts were missed (a busy
+		// machine); the figures then stand for the achieved rate, which is
+		// reported.
+		out, err := exec.Command(load, "-rate", fmt.Sprint(rate), "-duration", fmt.Sprintf("%ds", seconds), "-cmd", prog, "-workers", "64").Output()
+		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 1 && len(out) > 0 {
+			t.Logf("execload at %v/s missed more than 1%% of the starts: %s", rate, bytes.TrimSpace(out))
+		} else if err != nil {
 			t.Fatalf("execload at %v/s: %v: %s", rate, err, out)
 		}
 		var lr struct {
@@ -239,7 +248,7 @@ max_bytes = 0
 }
 
 // goBuild builds pkg (relative to the module root) into dir/name.
-func goBuild(t *testing.T, dir, name, pkg string) string {
+func goBuild(t testing.TB, dir, name, pkg string) string {
 	t.Helper()
 	out := filepath.Join(dir, name)
 	cmd := exec.Command("go", "build", "-o", out, pkg)
@@ -251,7 +260,7 @@ func goBuild(t *testing.T, dir, name, pkg string) string {
 	return out
 }
 
-func writeFile(t *testing.T, path, s string) {
+func writeFile(t testing.TB, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
@@ -269,7 +278,7 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
