@@ -140,3 +140,28 @@ func TestNonASCIICaseDuplicates(t *testing.T) {
 		}
 	}
 }
+
+// In stream time the reassembler expires events only when one record moves
+// the clock by 0.5 s or more at once (reassemble.go Push, "advanced"). With
+// records every 100 ms, as in any busy audit.log replay, an event without
+// EOE (an INTEGRITY_RULE without syscall context, any event of a log
+// written to disk, where auditd leaves out EOE) never times out: it waits
+// for eviction or the final flush.
+func TestStreamTimeoutWithSteadyRecords(t *testing.T) {
+	var p Parser
+	var col collector
+	r := NewReassembler(ReassemblerConfig{StreamTime: true, Timeout: 2 * time.Second}, col.emit)
+	r.Push(rec(t, &p, "", "INTEGRITY_RULE", 100, 0, 1))
+	for i := 1; i <= 100; i++ { // one PROCTITLE-closed event every 100 ms for 10 s
+		r.Push(rec(t, &p, "", "PROCTITLE", 100+int64(i/10), (i%10)*100, 1+i))
+	}
+	for _, ev := range col.evs {
+		if ev.ID.Serial == 1 {
+			if !ev.TimedOut {
+				t.Error("serial 1 closed but not flagged timed_out")
+			}
+			return
+		}
+	}
+	t.Errorf("after 10 s of stream time the event of serial 1 is still open (in flight: %d)", r.Stats().InFlight)
+}
