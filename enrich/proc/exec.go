@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
@@ -99,7 +100,13 @@ func Argv(ev *audit.Event, limit int) []string {
 	if limit <= 0 {
 		limit = maxArgs
 	}
-	var args []string
+	n := 0
+	for _, r := range ev.Records {
+		if r.Type == "EXECVE" {
+			n += len(r.Fields)
+		}
+	}
+	args := make([]string, 0, min(n, limit))
 	var pieces map[int]*strings.Builder
 	for _, r := range ev.Records {
 		if r.Type != "EXECVE" {
@@ -186,29 +193,25 @@ func ownArgs(argv []string) []string {
 	for _, a := range argv {
 		total += len(a)
 	}
-	if total > maxArgsBytes {
-		total = maxArgsBytes
-	}
-	var b strings.Builder
-	b.Grow(total)
-	ends := make([]int, 0, len(argv))
+	total = min(total, maxArgsBytes)
+	// One buffer for every byte and one slice: two allocations. The
+	// buffer never grows (its capacity is the bounded total), so the
+	// strings made from it stay valid.
+	buf := make([]byte, 0, total)
+	out := make([]string, 0, len(argv))
 	for _, a := range argv {
-		room := maxArgsBytes - b.Len()
-		if room <= 0 {
+		room := total - len(buf)
+		if room <= 0 && len(a) > 0 {
 			break
 		}
-		if len(a) > room {
-			a = a[:room]
+		a = a[:min(len(a), room)]
+		start := len(buf)
+		buf = append(buf, a...)
+		if len(a) == 0 {
+			out = append(out, "")
+			continue
 		}
-		b.WriteString(a)
-		ends = append(ends, b.Len())
-	}
-	s := b.String()
-	out := make([]string, len(ends))
-	start := 0
-	for i, e := range ends {
-		out[i] = s[start:e]
-		start = e
+		out = append(out, unsafe.String(&buf[start], len(a)))
 	}
 	return out
 }

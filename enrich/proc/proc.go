@@ -199,11 +199,20 @@ func (t *Table) recordExec(ev *audit.Event, sc *audit.Record, at int64) {
 		return
 	}
 	ppid, _ := strconv.Atoi(field(sc, "ppid"))
+	// One copy holds exe, uid and auid, so the entry does not pin the
+	// event's lines.
+	exe, uid, auid := field(sc, "exe"), field(sc, "uid"), field(sc, "auid")
+	var sb strings.Builder
+	sb.Grow(len(exe) + len(uid) + len(auid))
+	sb.WriteString(exe)
+	sb.WriteString(uid)
+	sb.WriteString(auid)
+	own := sb.String()
 	t.Record(pid, Image{
-		Exe:        strings.Clone(field(sc, "exe")),
+		Exe:        own[:len(exe)],
 		Args:       ownArgs(Argv(ev, maxArgs)),
-		UID:        strings.Clone(field(sc, "uid")),
-		AUID:       strings.Clone(field(sc, "auid")),
+		UID:        own[len(exe) : len(exe)+len(uid)],
+		AUID:       own[len(exe)+len(uid):],
 		PPID:       ppid,
 		StartMilli: at,
 		Source:     SourceExec,
