@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
@@ -57,7 +58,8 @@ func readAll(t testing.TB, in io.Reader, framing string, maxLine int) *readResul
 	return res
 }
 
-// fixtureLines reads the audit fixtures of plugin/audit/testdata.
+// fixtureLines reads the clean lines (valid UTF-8, no NUL) of the audit
+// fixtures of plugin/audit/testdata.
 func fixtureLines(t testing.TB) []string {
 	logs, _ := filepath.Glob("audit/testdata/*.log")
 	var lines []string
@@ -67,7 +69,7 @@ func fixtureLines(t testing.TB) []string {
 			t.Fatal(err)
 		}
 		for _, l := range strings.Split(string(b), "\n") {
-			if l != "" {
+			if l != "" && utf8.ValidString(l) && strings.IndexByte(l, 0) < 0 {
 				lines = append(lines, l)
 			}
 		}
