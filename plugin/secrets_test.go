@@ -92,18 +92,18 @@ func assertTreeHasNoSecret(t *testing.T, dir string, skip ...string) int {
 	return n
 }
 
-// fakeVT answers every request like VirusTotal's API v3 does on failure:
+// vtErrorServer answers every request like VirusTotal's API v3 does on failure:
 // the given status with an error document {"error":{"code","message"}}
 // (application/json). The message echoes the x-apikey header, as a
 // hostile or buggy proxy might, so the plugin must redact what it logs.
-type fakeVT struct {
+type vtErrorServer struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
 	keys []string // x-apikey of each request
 }
 
-func newFakeVT(t *testing.T, status int) *fakeVT {
-	f := &fakeVT{}
+func newVTErrorServer(t *testing.T, status int) *vtErrorServer {
+	f := &vtErrorServer{}
 	code := map[int]string{
 		401: "WrongCredentialsError",
 		429: "QuotaExceededError",
@@ -123,7 +123,7 @@ func newFakeVT(t *testing.T, status int) *fakeVT {
 	return f
 }
 
-func (f *fakeVT) requests() []string {
+func (f *vtErrorServer) requests() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.keys...)
@@ -192,9 +192,9 @@ func runSecrets(t *testing.T, bin, input string, nLines int, kafkaAddr string, r
 		t.Fatal(err)
 	}
 	host := "http://127.0.0.1:1"
-	var fake *fakeVT
+	var fake *vtErrorServer
 	if r.vt != 0 {
-		fake = newFakeVT(t, r.vt)
+		fake = newVTErrorServer(t, r.vt)
 		host = fake.srv.URL
 	}
 	keyFile := filepath.Join(dir, "vt.key")
