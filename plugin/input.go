@@ -271,6 +271,9 @@ func (rd *Reader) skipPadding(h header) error {
 	if rd.framing == FramingBinaryAuto {
 		next, err := rd.r.Peek(headerSize)
 		switch {
+		case pad == 0:
+			// A full data area tells the layouts apart no better than a
+			// header does: decide on a later, shorter frame.
 		case len(next) == headerSize && parseHeader(next).valid():
 			rd.framing = FramingBinaryExact
 		case pad > 0 && len(next) > 0:

@@ -261,6 +261,7 @@ func objectKeys(fs []Field, dst []string) (keys []string, renamed bool) {
 	// bit is already set needs a real check.
 	var seen [4]uint64
 	var used, all map[string]bool // built at the first real collision
+	var next map[string]int       // next suffix to try, per folded name
 	for i := range fs {
 		name := fs[i].Name
 		h := foldHash(name)
@@ -291,10 +292,15 @@ func objectKeys(fs []Field, dst []string) (keys []string, renamed bool) {
 			continue
 		}
 		renamed = true
-		for n := 2; ; n++ {
+		if next == nil {
+			next = map[string]int{}
+		}
+		base := fold(name)
+		for n := max(next[base], 2); ; n++ {
 			cand := name + "~" + strconv.Itoa(n)
 			if f := fold(cand); !used[f] && !all[f] {
 				used[f] = true
+				next[base] = n + 1
 				dst = append(dst, cand)
 				break
 			}

@@ -54,17 +54,18 @@ type serialTrack struct {
 // that called Push, Maintain or Flush. Records of one event keep their
 // arrival order. A Reassembler is not safe for concurrent use.
 type Reassembler struct {
-	cfg   ReassemblerConfig
-	emit  func(*Event)
-	open  map[eventKey]*pending
-	head  *pending // oldest
-	tail  *pending // newest
-	now   int64    // current time in the clock of cfg
-	nodes map[string]*serialTrack
-	free  []*pending
-	evs   []Event
-	recs  []*Record
-	stats ReassemblerStats
+	cfg        ReassemblerConfig
+	emit       func(*Event)
+	open       map[eventKey]*pending
+	head       *pending // oldest
+	tail       *pending // newest
+	now        int64    // current time in the clock of cfg
+	lastExpire int64    // stream time of the last expiry pass
+	nodes      map[string]*serialTrack
+	free       []*pending
+	evs        []Event
+	recs       []*Record
+	stats      ReassemblerStats
 }
 
 // NewReassembler returns a reassembler that passes each finished event to emit.
@@ -93,9 +94,11 @@ func (r *Reassembler) Push(rec *Record) {
 	if r.cfg.StreamTime {
 		t := rec.Sec*1e9 + int64(rec.Msec)*1e6
 		if t > r.now {
-			advanced := t-r.now >= int64(time.Second/2)
 			r.now = t
-			if advanced {
+			// Expire at most every half second of stream time, however
+			// small the steps between records are.
+			if t-r.lastExpire >= int64(time.Second/2) {
+				r.lastExpire = t
 				r.expire()
 			}
 		}
