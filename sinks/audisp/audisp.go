@@ -308,6 +308,13 @@ func (s *Sink) exchange(ctx context.Context, typ uint32, payload []byte) (reply,
 	case r := <-cn.replies:
 		return s.handle(r, seq)
 	case <-cn.done:
+		// The reader may have queued our reply before it stopped (an
+		// ACK followed at once by ENDING): take the reply first.
+		select {
+		case r := <-cn.replies:
+			return s.handle(r, seq)
+		default:
+		}
 		return reply{}, s.lost(cn)
 	case <-t.C:
 		s.m.timeouts.Inc()
