@@ -1053,3 +1053,49 @@ func TestStatsFreshStateDir(t *testing.T) {
 		t.Errorf("pid file left after exit: %v", err)
 	}
 }
+
+// TestMetricsLabelEscaping: a sink name is free text in the config; in the
+// exposition it must be a valid, escaped label value (or the config must
+// refuse it), never break the Prometheus text.
+func TestMetricsLabelEscaping(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildPlugin(t, dir)
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg := filepath.Join(dir, "config.toml")
+	writeFile(t, cfg, fmt.Sprintf(`user = "root"
+state_dir = %q
+[log]
+syslog = false
+[status]
+interval = "0s"
+listen = %q
+[[sink]]
+name = 'ev"il\name'
+type = "file"
+[sink.file]
+path = %q
+`, dir, listen, filepath.Join(dir, "events.json")))
+	if out, err := exec.Command(bin, "check-config", cfg).CombinedOutput(); err != nil {
+		t.Skipf("the config refuses the sink name, which is fine: %s", out)
+	}
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Env = []string{}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	var text string
+	if !auditdtest.WaitFor(5*time.Second, func() bool { text, err = scrapeURL(listen); return err == nil }) {
+		t.Fatalf("scrape: %v", err)
+	}
+	m := parseProm(t, text)
+	if _, ok := m.get("audisp_enrich_sink_published_total", "sink", `ev\"il\\name`); !ok {
+		t.Errorf(`no audisp_enrich_sink_published_total{sink="ev\"il\\name"}; sink series: %q`, m.labelValues("audisp_enrich_sink_published_total", "sink"))
+	}
+	stdin.Close()
+	_ = cmd.Wait()
+}
