@@ -215,9 +215,12 @@ func Parse(name string, data []byte) (*Config, error) {
 	}{Config: Defaults()}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
 	if err != nil {
-		return nil, posErr(name, err)
+		return nil, posErr(name, data, err)
 	}
 	cfg := raw.Config
+	if !md.IsDefined("enrich", "virustotal", "state_dir") {
+		cfg.Enrich.VirusTotal.StateDir = cfg.StateDir
+	}
 	sinkLines := headerLines(data, "[[sink]]")
 	for i, p := range raw.Sink {
 		var head struct {
@@ -373,13 +376,30 @@ func (c *Config) Validate(data []byte) error {
 	return errors.Join(errs...)
 }
 
-// posErr adds file:line to a toml error.
-func posErr(name string, err error) error {
+// posErr adds file:line to a toml error. When the line sets a secret
+// (a password or an API key), the parser's message is not repeated: it may
+// quote the secret itself.
+func posErr(name string, data []byte, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
+		if isSecretLine(data, pe.Position.Line) {
+			return fmt.Errorf("%s:%d: syntax error in the value of a secret (quote it as a TOML string)", name, pe.Position.Line)
+		}
 		return fmt.Errorf("%s:%d: %s", name, pe.Position.Line, pe.Message)
 	}
 	return fmt.Errorf("%s: %w", name, err)
+}
+
+// isSecretLine reports whether the 1-based line n of data sets a key whose
+// value is a secret.
+func isSecretLine(data []byte, n int) bool {
+	lines := strings.Split(string(data), "\n")
+	if n < 1 || n > len(lines) {
+		return false
+	}
+	key, _, _ := strings.Cut(lines[n-1], "=")
+	key = strings.ToLower(key)
+	return strings.Contains(key, "password") || strings.Contains(key, "api_key") || strings.Contains(key, "secret")
 }
 
 // headerLines returns the 1-based lines where header (e.g. "[[sink]]") starts.

@@ -64,7 +64,7 @@ func NewPool(chain []Enricher, workers, queue int, timeout time.Duration, reg *m
 	}
 	p.free.New = func() any { return &job{done: make(chan struct{}, 1)} }
 	for _, e := range chain {
-		l := `enricher="` + e.Name() + `"`
+		l := metrics.Label("enricher", e.Name())
 		p.stats = append(p.stats, enricherStats{
 			calls:   reg.Counter("audisp_enrich_enricher_calls_total", l, "Enricher calls."),
 			errors:  reg.Counter("audisp_enrich_enricher_errors_total", l, "Enricher calls that returned an error."),

@@ -979,7 +979,10 @@ type = "memory"
 	var text string
 	auditdtest.WaitFor(5*time.Second, func() bool {
 		text, _ = scrapeURL(listen)
-		return strings.Contains(text, fmt.Sprintf("audisp_enrich_input_records_total %d\n", len(lines)))
+		// Input is counted when read, events when the pipeline is done
+		// with them: wait for both.
+		return strings.Contains(text, fmt.Sprintf("audisp_enrich_input_records_total %d\n", len(lines))) &&
+			!strings.Contains(text, fmt.Sprintf("audisp_enrich_events_total %g\n", before.must(t, "audisp_enrich_events_total")))
 	})
 	after := parseProm(t, text) // reports duplicate series and split families
 	for _, name := range []string{"audisp_enrich_events_total", "audisp_enrich_input_records_total"} {

@@ -86,7 +86,7 @@ func buildOutput(cfg *conf.Config, reg *metrics.Registry, log *slog.Logger, onDr
 		}
 		o.sinks = append(o.sinks, &sinkOut{
 			name: sc.Name, encoding: sc.Encoding, d: d, filter: sc.Filter,
-			events: reg.Counter("audisp_enrich_sink_published_total", `sink="`+sc.Name+`"`, "Documents handed to the sink's buffer."),
+			events: reg.Counter("audisp_enrich_sink_published_total", metrics.Label("sink", sc.Name), "Documents handed to the sink's buffer."),
 		})
 	}
 	return o, nil
@@ -390,7 +390,7 @@ type direct struct {
 
 func newDirect(s sinks.Sink, log *slog.Logger) *direct {
 	return &direct{s: s, log: log,
-		failed: metrics.Default.Counter("audisp_enrich_sink_dropped_total", `sink="`+s.Name()+`",reason="write_error"`, "Documents a sink could not deliver, by reason.")}
+		failed: metrics.Default.Counter("audisp_enrich_sink_dropped_total", metrics.Label("sink", s.Name())+`,reason="write_error"`, "Documents a sink could not deliver, by reason.")}
 }
 
 func (d *direct) publish(m sinks.Message) {

@@ -116,12 +116,16 @@ func (f emitterFunc) Emit(ev *audit.Event) { f(ev) }
 
 // emitDocument takes verdict and alert documents from enrichers; they join
 // the ordered stream like events.
+//
+// The lock is held across Submit so that a pool is never closed under a
+// submitter; Submit only waits for the pool, which drains on its own.
+// Documents that arrive while no pool runs (shutdown) are dropped: the
+// VirusTotal queue keeps their hashes for the next start.
 func (p *Pipeline) emitDocument(ev *audit.Event) {
 	p.mu.Lock()
-	pool := p.pool
-	p.mu.Unlock()
-	if pool != nil {
-		pool.Submit(ev)
+	defer p.mu.Unlock()
+	if p.pool != nil {
+		p.pool.Submit(ev)
 	}
 }
 
@@ -164,6 +168,8 @@ func (p *Pipeline) Maintain(now time.Time) {
 	p.inFlight.Set(int64(p.reasm.Stats().InFlight))
 }
 
+// submit runs on the reading goroutine, which is the only one that closes
+// or replaces the pool, so it needs no lock.
 func (p *Pipeline) submit(ev *audit.Event) {
 	p.pool.Submit(ev)
 }
@@ -194,7 +200,7 @@ const flushKind audit.Kind = 255
 // Reload applies a new config: in-flight reassembly is kept; the enrichers
 // and sinks are rebuilt after the old pool has delivered everything.
 func (p *Pipeline) Reload(cfg *conf.Config) error {
-	p.pool.Close()
+	p.closePool()
 	p.out.stop(context.Background())
 	p.enr.close()
 	if err := p.build(cfg); err != nil {
@@ -216,20 +222,28 @@ func (p *Pipeline) Reopen() {
 }
 
 // Close flushes reassembly, drains the pool and stops the sinks within ctx.
+//
+// Order: the events still open are flushed into the pool, the pool drains
+// (every enricher, VirusTotal included, sees them: their hashes are cached
+// or queued in its state), then the sinks stop and the enrichers close.
 func (p *Pipeline) Close(ctx context.Context) {
 	p.reasm.Flush()
-	if p.enr.vt != nil {
-		_ = p.enr.vt.Close()
-		p.enr.vt = nil
-	}
+	p.closePool()
+	p.out.stop(ctx)
+	p.enr.close()
+	p.errlog.close()
+}
+
+// closePool detaches the pool (so enrichers' documents are no longer
+// taken) and waits until it delivered every submitted event.
+func (p *Pipeline) closePool() {
 	p.mu.Lock()
 	pool := p.pool
 	p.pool = nil
 	p.mu.Unlock()
-	pool.Close()
-	p.out.stop(ctx)
-	p.enr.close()
-	p.errlog.close()
+	if pool != nil {
+		pool.Close()
+	}
 }
 
 // SinkStats returns the delivery figures of the buffered sinks.

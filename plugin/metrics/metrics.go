@@ -105,38 +105,81 @@ type Registry struct {
 // Default is the registry the program exposes.
 var Default = &Registry{}
 
-// Counter registers and returns a counter. labels is a Prometheus label set
-// such as `sink="kafka",reason="full"`, or "".
+// Counter returns the counter called name with labels, registering it on
+// first use; a later call with the same name and labels (a reload
+// rebuilding a stage) gets the same counter, so a series never repeats and
+// counts continue. labels is a Prometheus label set such as
+// `sink="kafka",reason="full"` (build values with Label), or "".
 func (r *Registry) Counter(name, labels, help string) *Counter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.find(name, labels); e != nil && e.c != nil {
+		return e.c
+	}
 	c := &Counter{}
-	r.add(entry{name: name, labels: labels, help: help, c: c})
+	r.put(entry{name: name, labels: labels, help: help, c: c})
 	return c
 }
 
-// Gauge registers and returns a gauge.
+// Gauge returns the gauge called name with labels, registering it on first use.
 func (r *Registry) Gauge(name, labels, help string) *Gauge {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.find(name, labels); e != nil && e.g != nil {
+		return e.g
+	}
 	g := &Gauge{}
-	r.add(entry{name: name, labels: labels, help: help, g: g})
+	r.put(entry{name: name, labels: labels, help: help, g: g})
 	return g
 }
 
-// Func registers a gauge whose value is read from f at scrape time.
+// Func registers a gauge whose value is read from f at scrape time; a later
+// registration of the same name and labels replaces f.
 func (r *Registry) Func(name, labels, help string, f func() float64) {
-	r.add(entry{name: name, labels: labels, help: help, f: f})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.put(entry{name: name, labels: labels, help: help, f: f})
 }
 
-// Histogram registers and returns a histogram.
+// Histogram returns the histogram called name with labels, registering it
+// on first use (the bounds of the first registration stay).
 func (r *Registry) Histogram(name, labels, help string, bounds ...float64) *Histogram {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.find(name, labels); e != nil && e.h != nil {
+		return e.h
+	}
 	h := NewHistogram(bounds...)
-	r.add(entry{name: name, labels: labels, help: help, h: h})
+	r.put(entry{name: name, labels: labels, help: help, h: h})
 	return h
 }
 
-func (r *Registry) add(e entry) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// find returns the entry of name and labels; r.mu must be held.
+func (r *Registry) find(name, labels string) *entry {
+	for i := range r.entries {
+		if r.entries[i].name == name && r.entries[i].labels == labels {
+			return &r.entries[i]
+		}
+	}
+	return nil
+}
+
+// put adds e, replacing an entry of the same name and labels; r.mu must be held.
+func (r *Registry) put(e entry) {
+	if old := r.find(e.name, e.labels); old != nil {
+		*old = e
+		return
+	}
 	r.entries = append(r.entries, e)
 }
+
+// Label renders one Prometheus label, escaping the value (backslash,
+// double quote and newline) as the text format requires.
+func Label(name, value string) string {
+	return name + `="` + labelEscaper.Replace(value) + `"`
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
 // Unregister removes every metric whose label set contains sub (used when a
 // reload replaces a sink or enricher).

@@ -143,7 +143,7 @@ func New(name string, cfg Config) (*Sink, error) {
 		return nil, fmt.Errorf("sink %s: %w", name, err)
 	}
 	s := &Sink{name: name, cfg: cfg, seq: 1, log: slog.With("sink", name, "address", cfg.Address)}
-	l := `sink="` + name + `"`
+	l := metrics.Label("sink", name)
 	c := func(n, help string) *metrics.Counter { return metrics.Default.Counter("audisp_remote_"+n, l, help) }
 	s.m = sinkMetrics{
 		lines:      c("lines_acked_total", "Record lines acknowledged by the collector."),

@@ -63,7 +63,7 @@ func New(name string, cfg Config) (*Sink, error) {
 		}
 		s.tlsCfg = tc
 	}
-	l := `sink="` + name + `"`
+	l := metrics.Label("sink", name)
 	s.sent = metrics.Default.Counter("syslog_messages_sent_total", l, "Syslog records written.")
 	s.bytes = metrics.Default.Counter("syslog_bytes_sent_total", l, "Syslog bytes written, framing included.")
 	s.truncated = metrics.Default.Counter("syslog_messages_truncated_total", l, "Syslog records cut to max_message_bytes.")

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -112,6 +113,7 @@ func plugMode(cfgPath string, stdin io.Reader, stderr io.Writer) int {
 		return 1
 	}
 	log := plugin.NewLogger(cfg.Log.Level, cfg.Log.Syslog)
+	slog.SetDefault(log) // packages that log through slog.Default reach syslog too
 	if err := plugin.Live(cfg, path, log, stdin); err != nil {
 		log.Error("fatal", "err", err)
 		return 1
@@ -128,6 +130,7 @@ func replay(cfgPath string, files []string, stdin io.Reader, stderr io.Writer) i
 	// /proc describes this host now, not the host and time of the log.
 	cfg.Enrich.Proc.ProcFallback = false
 	log := plugin.NewLogger(cfg.Log.Level, false)
+	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := plugin.Replay(ctx, cfg, log, files, stdin); err != nil {
