@@ -99,21 +99,6 @@ func replicate(t testing.TB, base []inEvent, n int) []inEvent {
 	return out
 }
 
-// writeLog writes events as an audit log (one record per line).
-func writeLog(t testing.TB, path string, evs []inEvent) {
-	t.Helper()
-	var b bytes.Buffer
-	for _, ev := range evs {
-		for _, l := range ev.lines {
-			b.WriteString(l)
-			b.WriteByte('\n')
-		}
-	}
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func idsOf(evs []inEvent) []string {
 	ids := make([]string, len(evs))
 	for i, ev := range evs {
@@ -123,11 +108,10 @@ func idsOf(evs []inEvent) []string {
 }
 
 // received is what one destination got: how often each event id arrived,
-// and the documents of other kinds (alerts, verdicts).
+// and the alert documents.
 type received struct {
 	count  map[string]int
 	alerts []alertDoc
-	docs   int
 }
 
 type alertDoc struct {
@@ -147,7 +131,6 @@ func parseDocs(t testing.TB, what string, docs [][]byte, validateEvery int) rece
 	var sample [][]byte
 	r := received{count: map[string]int{}}
 	for i, d := range docs {
-		r.docs++
 		if id, ok := fastAuditID(d); ok {
 			r.count[stripNode(id)]++
 			if validateEvery > 0 && i%validateEvery == 0 {

@@ -274,19 +274,14 @@ func (p *plugin) feed(evs []inEvent) error {
 }
 
 // feedPaced writes evs at about rate events per second, in slices of
-// 10 ms, and returns how many it wrote. It stops early when stop is closed
-// (after a whole slice, so only whole events are written).
-func (p *plugin) feedPaced(evs []inEvent, rate int, stop <-chan struct{}) (int, error) {
+// 10 ms (whole events), and returns how many it wrote before the first
+// failed write.
+func (p *plugin) feedPaced(evs []inEvent, rate int) (int, error) {
 	const tick = 10 * time.Millisecond
 	per := max(rate*int(tick)/int(time.Second), 1)
 	start := time.Now()
 	n := 0
 	for n < len(evs) {
-		select {
-		case <-stop:
-			return n, nil
-		default:
-		}
 		end := min(n+per, len(evs))
 		if err := p.feed(evs[n:end]); err != nil {
 			return n, err

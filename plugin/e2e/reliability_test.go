@@ -38,7 +38,7 @@ func (r *rig) start() { r.p = startPlugin(r.t, r.cfg, r.cfgPath, r.logPath) }
 func (r *rig) feedFor(d time.Duration, rate int) int {
 	r.t.Helper()
 	n := min(r.fed+int(d.Seconds()*float64(rate)), len(r.evs))
-	w, err := r.p.feedPaced(r.evs[r.fed:n], rate, nil)
+	w, err := r.p.feedPaced(r.evs[r.fed:n], rate)
 	r.fed += w
 	if err != nil {
 		r.t.Fatalf("feeding the plugin: %v; log:\n%s", err, r.p.logTail())
@@ -319,7 +319,7 @@ func TestCrash(t *testing.T) {
 		}
 		fed := make(chan int, 1)
 		go func() {
-			n, _ := r.p.feedPaced(r.evs[r.fed:], rate, nil)
+			n, _ := r.p.feedPaced(r.evs[r.fed:], rate)
 			fed <- n
 		}()
 		time.Sleep(phase + time.Duration(k%3)*3*time.Millisecond)
