@@ -21,9 +21,11 @@ import (
 )
 
 // BenchmarkEndToEnd measures events/s from an audit log on stdin through
-// `audisp-enrich replay` (every local enricher on) into a real receiver,
-// timed from the start of the process to the arrival of the last document
-// at the receiver:
+// audisp-enrich in plugin mode (every local enricher on) into a real
+// receiver, timed from the start of the process to the arrival of the last
+// document at the receiver. stdin stays open until then: `replay` (and
+// plugin mode at EOF) exits after a short grace period and leaves what the
+// network sinks have not sent yet in their buffers. The sinks:
 //
 //   - kafka-disk, kafka-memory: a kfake broker (in this process) on
 //     loopback, the Kafka sink with its disk (default) or memory buffer; a
@@ -107,10 +109,10 @@ topic = "audit"
 				var got atomic.Int64
 				stop := consumeCount(b, addr, "audit", &got)
 				start := time.Now()
-				cmd := startReplay(b, bin, cfg, corpus)
+				cmd := startPlugin(b, bin, cfg, corpus)
 				last := waitCount(b, &got, want, 120*time.Second)
 				el := last.Sub(start)
-				waitCmd(b, cmd)
+				cmd.stop(b)
 				stop()
 				if n := kcatCount(b, addr, "audit"); n != want {
 					b.Errorf("kcat counted %d messages, want %d", n, want)
@@ -137,7 +139,7 @@ framing = "octet-counting"
 max_message_bytes = 1048576
 `, port)))
 			start := time.Now()
-			cmd := startReplay(b, bin, cfg, corpus)
+			cmd := startPlugin(b, bin, cfg, corpus)
 			var got atomic.Int64
 			done := make(chan struct{})
 			go func() {
@@ -146,7 +148,7 @@ max_message_bytes = 1048576
 			}()
 			last := waitCount(b, &got, want, 125*time.Second)
 			<-done
-			waitCmd(b, cmd)
+			cmd.stop(b)
 			report(b, want, records, last.Sub(start))
 		}
 	})
@@ -169,7 +171,7 @@ max_message_bytes = 1048576
 			addr := c.ListenAddrs()[0]
 			scl := filepath.Join(root, "usr", "share", "syslog-ng", "include", "scl")
 			conf := fmt.Sprintf(`@version: 3.38
-options { stats(freq(0)); keep-hostname(yes); };
+options { stats-freq(0); keep-hostname(yes); };
 @include "%s/linux-audit/linux-audit.conf"
 source s_audit { linux-audit(filename(%q) follow-freq(1) log-fetch-limit(1000) log-iw-size(100000)); };
 destination d_kafka {
@@ -195,11 +197,16 @@ log { source(s_audit); destination(d_kafka); };
 			}
 			exited := make(chan struct{})
 			go func() { _ = cmd.Wait(); close(exited) }()
+			// syslog-ng never ends a file source, and it drops the records its
+			// parsers reject, so the run ends when nothing new has arrived
+			// for 5 s; the delivered share is reported.
 			deadline := time.Now().Add(120 * time.Second)
 			var last time.Time
-			for {
-				if n := got.Load(); n >= records {
-					last = time.Now()
+			var n int64
+			for time.Now().Before(deadline) {
+				if c := got.Load(); c != n {
+					n, last = c, time.Now()
+				} else if n > 0 && time.Since(last) > 5*time.Second || n >= records {
 					break
 				}
 				select {
@@ -207,20 +214,30 @@ log { source(s_audit); destination(d_kafka); };
 					b.Fatalf("syslog-ng exited after %d of %d messages: %s", got.Load(), records, stderr.String())
 				default:
 				}
-				if time.Now().After(deadline) {
-					b.Fatalf("syslog-ng: %d of %d messages in 120 s: %s", got.Load(), records, stderr.String())
-				}
 				time.Sleep(5 * time.Millisecond)
+			}
+			if n == 0 {
+				b.Fatalf("syslog-ng delivered nothing in 120 s: %s", stderr.String())
+			}
+			if n < records {
+				b.Logf("syslog-ng delivered %d of %d records (%.1f%%); stderr: %s", n, records, 100*float64(n)/float64(records), tail(stderr.String(), 2000))
 			}
 			_ = cmd.Process.Signal(os.Interrupt)
 			<-exited
 			stop()
 			c.Close()
 			el := last.Sub(start)
-			b.ReportMetric(float64(records)/el.Seconds(), "records/s")
-			b.ReportMetric(0, "events/s")
+			b.ReportMetric(float64(n)/el.Seconds(), "records/s")
+			b.ReportMetric(100*float64(n)/float64(records), "%delivered")
 		}
 	})
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
 }
 
 // report sets the benchmark's figures for one run of the corpus.
@@ -287,6 +304,51 @@ func tailCount(path string, want int64, got *atomic.Int64, deadline time.Time) {
 func replay(b testing.TB, bin, cfg, corpus string) {
 	cmd := startReplay(b, bin, cfg, corpus)
 	waitCmd(b, cmd)
+}
+
+// pluginCmd is audisp-enrich in plugin mode, fed the corpus on stdin.
+type pluginCmd struct {
+	*exec.Cmd
+	stdin  io.WriteCloser
+	fed    chan error
+	stderr *bytes.Buffer
+}
+
+// startPlugin starts plugin mode and copies corpus into its stdin, which
+// stays open until stop.
+func startPlugin(b testing.TB, bin, cfg, corpus string) *pluginCmd {
+	f, err := os.Open(corpus)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config", cfg)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	p := &pluginCmd{Cmd: cmd, stdin: in, fed: make(chan error, 1), stderr: &stderr}
+	go func() {
+		_, err := io.Copy(in, f)
+		f.Close()
+		p.fed <- err
+	}()
+	return p
+}
+
+// stop closes stdin (EOF: the plugin shuts down) and waits for the exit.
+func (p *pluginCmd) stop(b testing.TB) {
+	if err := <-p.fed; err != nil {
+		b.Errorf("feeding the plugin: %v", err)
+	}
+	p.stdin.Close()
+	if err := p.Wait(); err != nil {
+		b.Fatalf("%v: %v\n%s", p.Args, err, p.stderr)
+	}
 }
 
 type replayCmd struct {
