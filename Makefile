@@ -10,7 +10,7 @@ CORPUS_EXECS ?= 28000
 FUZZTIME ?= 30s
 TEST_TIMEOUT ?= 40m
 
-.PHONY: help build run test test-ima fuzz bench corpus profile vet clean
+.PHONY: help build run test test-ima fuzz bench corpus profile vet clean reliability
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test: vet build ## run every test: unit, fuzz seeds, real auditd, rsyslog, Kafka
 
 test-ima: ## real IMA end to end: Debian's kernel under QEMU (TCG), auditd and the plugin in the guest
 	$(GO) test -count=1 -v -timeout 10m ./plugin/imatest/
+
+reliability: ## long reliability runs (2 min outages, 15 restarts, 10 kills, real auditd outage); figures in docs/reliability.md
+	AUDISP_RELIABILITY_FULL=1 $(GO) test -count=1 -v -timeout 40m -run 'TestOutage|TestRestart|TestCrash|TestFullBuffer|TestBlockedStop|TestRealAuditd' ./plugin/e2e/
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \

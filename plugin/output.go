@@ -9,6 +9,8 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -160,9 +162,31 @@ func (o *output) reopen() {
 	}
 }
 
+// stop delivers what the sinks can before ctx is done, all sinks at once,
+// then closes them. Must not run while publish does.
 func (o *output) stop(ctx context.Context) {
+	var wg sync.WaitGroup
 	for _, s := range o.sinks {
-		s.d.stop(ctx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.d.stop(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+// abortBuffered closes the buffered sinks at once (their buffers too), so
+// that a publish blocked on a full buffer (when_full = block) returns. It
+// is safe to call while publish runs; undelivered documents stay in disk
+// buffers.
+func (o *output) abortBuffered() {
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, s := range o.sinks {
+		if r, ok := s.d.(*runnerSink); ok {
+			r.stop(expired)
+		}
 	}
 }
 
@@ -370,7 +394,36 @@ func (s *runnerSink) flush() {}
 
 func (s *runnerSink) reopen() {}
 
+// stopSlack is the part of a shutdown deadline kept for closing the sink.
+const stopSlack = 200 * time.Millisecond
+
+// stopStall is how long a shutdown without a deadline (replay) waits for a
+// sink that acknowledges nothing before it gives up; what is left stays in
+// a disk buffer for the next start.
+const stopStall = 10 * time.Second
+
+// stop waits until the sink acknowledged everything queued, or ctx is
+// nearly done, or (without a deadline) it made no progress for stopStall;
+// then it stops the runner.
 func (s *runnerSink) stop(ctx context.Context) {
+	deadline, hasDeadline := ctx.Deadline()
+	lastAcked, lastProgress := s.r.Stats().Acked, time.Now()
+	for ctx.Err() == nil {
+		st := s.r.Stats()
+		if st.Queued == 0 {
+			break
+		}
+		if hasDeadline && time.Until(deadline) < stopSlack {
+			break
+		}
+		if st.Acked != lastAcked {
+			lastAcked, lastProgress = st.Acked, time.Now()
+		} else if !hasDeadline && time.Since(lastProgress) > stopStall {
+			s.log.Warn("sink makes no progress; leaving the rest in its buffer", "sink", s.r.Name(), "queued", st.Queued)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err := s.r.Stop(ctx); err != nil {
 		s.log.Warn("sink stopped with undelivered documents left in its buffer", "sink", s.r.Name(), "err", err)
 	}

@@ -199,9 +199,15 @@ const flushKind audit.Kind = 255
 
 // Reload applies a new config: in-flight reassembly is kept; the enrichers
 // and sinks are rebuilt after the old pool has delivered everything.
+//
+// The old sinks get ShutdownGrace to deliver what they hold; the rest
+// stays in their disk buffers, which the new sinks of the same name reopen
+// (a memory buffer's rest is lost and counted).
 func (p *Pipeline) Reload(cfg *conf.Config) error {
 	p.closePool()
-	p.out.stop(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	p.out.stop(ctx)
+	cancel()
 	p.enr.close()
 	if err := p.build(cfg); err != nil {
 		// Keep running on the previous config.
@@ -226,9 +232,23 @@ func (p *Pipeline) Reopen() {
 // Order: the events still open are flushed into the pool, the pool drains
 // (every enricher, VirusTotal included, sees them: their hashes are cached
 // or queued in its state), then the sinks stop and the enrichers close.
+//
+// If ctx ends while the pool still waits on a sink whose full buffer
+// blocks (when_full = "block"), the buffered sinks are closed first so
+// that shutdown finishes; their undelivered documents stay on disk.
 func (p *Pipeline) Close(ctx context.Context) {
 	p.reasm.Flush()
-	p.closePool()
+	drained := make(chan struct{})
+	go func() {
+		p.closePool()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		p.out.abortBuffered()
+		<-drained
+	}
 	p.out.stop(ctx)
 	p.enr.close()
 	p.errlog.close()
@@ -266,7 +286,9 @@ func Replay(ctx context.Context, cfg *conf.Config, log *slog.Logger, files []str
 	if err != nil {
 		return err
 	}
-	defer p.Close(context.Background())
+	// Replay waits for the sinks to deliver (until interrupted, or until a
+	// sink stalls; see runnerSink.stop).
+	defer p.Close(ctx)
 	if len(files) == 0 {
 		files = []string{"-"}
 	}

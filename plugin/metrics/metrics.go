@@ -233,8 +233,10 @@ func (r *Registry) WritePrometheus(w io.Writer) error {
 				}
 				fmt.Fprintf(&b, "%s_bucket%s %d\n", e.name, braces(join(e.labels, `le="`+le+`"`)), acc)
 			}
+			// _count is the +Inf bucket, so that the two always agree
+			// even while observations are being added.
 			fmt.Fprintf(&b, "%s_sum%s %g\n", e.name, braces(e.labels), math.Float64frombits(e.h.sum.Load()))
-			fmt.Fprintf(&b, "%s_count%s %d\n", e.name, braces(e.labels), e.h.n.Load())
+			fmt.Fprintf(&b, "%s_count%s %d\n", e.name, braces(e.labels), acc)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
