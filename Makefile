@@ -10,7 +10,7 @@ CORPUS_EXECS ?= 28000
 FUZZTIME ?= 30s
 TEST_TIMEOUT ?= 40m
 
-.PHONY: help build run test test-ima fuzz bench corpus profile vet clean reliability
+.PHONY: help build run test test-ima fuzz bench corpus profile vet clean reliability bench-peers live-cost bench-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ vet: ## go vet and gofmt check
 test: vet build ## run every test: unit, fuzz seeds, real auditd, rsyslog, Kafka (kfake + kcat), IMA under QEMU, packages
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) lint-packages
-	$(MAKE) fuzz FUZZTIME=5s
+	$(MAKE) fuzz FUZZTIME=2000x
 
 test-ima: ## real IMA end to end: Debian's kernel under QEMU (TCG), auditd and the plugin in the guest
 	$(GO) test -count=1 -v -timeout 10m ./plugin/imatest/
@@ -36,7 +36,7 @@ test-ima: ## real IMA end to end: Debian's kernel under QEMU (TCG), auditd and t
 reliability: ## long reliability runs (2 min outages, 15 restarts, 10 kills, real auditd outage); figures in docs/reliability.md
 	AUDISP_RELIABILITY_FULL=1 $(GO) test -count=1 -v -timeout 40m -run 'TestOutage|TestRestart|TestCrash|TestFullBuffer|TestBlockedStop|TestRealAuditd' ./plugin/e2e/
 
-fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s; a count like 2000x runs that many inputs)
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
@@ -53,10 +53,20 @@ bench: ## benchmarks (parse+reassemble+encode on one core over the corpus, enric
 	AUDISP_ENRICH_CORPUS=$(CORPUS) GOMAXPROCS=1 $(GO) test -run='^$$' -bench=. -benchmem -count=1 ./plugin/ ./plugin/audit/
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./enrich/... ./sinks/...
 
-profile: ## CPU and allocation profiles of the pipeline benchmark (cpu.prof, mem.prof)
+profile: ## CPU and allocation profiles (pipeline, replay, live) into build/perf/profile
 	@test -s $(CORPUS) || $(MAKE) corpus
-	AUDISP_ENRICH_CORPUS=$(CORPUS) GOMAXPROCS=1 $(GO) test -run='^$$' -bench=BenchmarkPipeline -benchmem -cpuprofile cpu.prof -memprofile mem.prof ./plugin/
-	$(GO) tool pprof -top -nodecount=15 cpu.prof | head -25
+	CORPUS=$(CORPUS) plugin/perf/profile.sh
+
+bench-peers: build ## laurel vs go-libaudit vs audisp-enrich on the corpus (docs/performance.md)
+	@test -s $(CORPUS) || $(MAKE) corpus
+	CORPUS=$(CORPUS) plugin/perf/peers.sh
+
+live-cost: ## CPU share under a real auditd at 100/300/1000 exec/s, next to laurel
+	plugin/perf/live-cost.sh
+
+bench-e2e: ## stdin -> Kafka (kfake) / rsyslog / syslog-ng events/s
+	@test -s $(CORPUS) || $(MAKE) corpus
+	CORPUS=$(CORPUS) plugin/perf/e2e.sh
 
 clean: ## remove build output
 	rm -rf bin dist cpu.prof mem.prof plugin.test

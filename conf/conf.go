@@ -170,7 +170,7 @@ func Defaults() Config {
 		Log:    LogConfig{Level: "info", Syslog: true, ParseErrorRate: 10},
 		Status: StatusConfig{Interval: 5 * time.Minute},
 		Enrich: EnrichConfig{
-			Workers: 2, Queue: 4096, Timeout: 100 * time.Millisecond,
+			Workers: 2, Queue: 512, Timeout: 100 * time.Millisecond,
 			Hashes:     HashesConfig{Enabled: true},
 			Attack:     attack.DefaultConfig(),
 			Proc:       proc.DefaultConfig(),

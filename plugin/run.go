@@ -25,6 +25,10 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
+// FlushInterval bounds how long a document waits in a local sink's batch
+// (stdout, file) in plugin mode.
+const FlushInterval = 50 * time.Millisecond
+
 // ShutdownGrace is how long shutdown may take after EOF or SIGTERM.
 const ShutdownGrace = 900 * time.Millisecond
 
@@ -374,6 +378,11 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 	status := newStatus(p, stats, cfg, log)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	// Local sinks are flushed at most every FlushInterval while events
+	// come in (one write per batch of events instead of one per event).
+	flush := time.NewTicker(FlushInterval)
+	defer flush.Stop()
+	dirty := false
 	log.Info("audisp-enrich started", "input", cfg.Input.Format, "sinks", len(cfg.Sinks), "config", cfg.File)
 	for {
 		select {
@@ -387,8 +396,11 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 			for _, l := range batch {
 				p.Handle(l)
 			}
-			if len(lines) == 0 {
+			dirty = true
+		case <-flush.C:
+			if dirty {
 				p.Idle()
+				dirty = false
 			}
 		case now := <-tick.C:
 			p.Maintain(now)
