@@ -131,7 +131,7 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 				deprecatedTotal.Add(ki.deprecated)
 			}
 			// One allocation per key at most, however many techniques.
-			ev.Techniques = slices.Grow(ev.Techniques, len(ki.techs))
+			ev.Techniques = slices.Grow(ev.Techniques, len(ki.techs)+1) // +1: room for a hunting rule's technique
 			for i := range ki.techs {
 				if !hasTechnique(ev.Techniques, ki.techs[i].ID) {
 					ev.Techniques = append(ev.Techniques, ki.techs[i])

@@ -97,16 +97,23 @@ func taskRecord(ev *audit.Event) *audit.Record {
 // below limit are returned (limit <= 0 means 64), which also bounds the
 // memory a forged argument index can claim.
 func Argv(ev *audit.Event, limit int) []string {
+	return appendArgv(nil, ev, limit)
+}
+
+// appendArgv is Argv appending to args (which may be a caller's stack array).
+func appendArgv(args []string, ev *audit.Event, limit int) []string {
 	if limit <= 0 {
 		limit = maxArgs
 	}
-	n := 0
-	for _, r := range ev.Records {
-		if r.Type == "EXECVE" {
-			n += len(r.Fields)
+	if args == nil {
+		n := 0
+		for _, r := range ev.Records {
+			if r.Type == "EXECVE" {
+				n += len(r.Fields)
+			}
 		}
+		args = make([]string, 0, min(n, limit))
 	}
-	args := make([]string, 0, min(n, limit))
 	var pieces map[int]*strings.Builder
 	for _, r := range ev.Records {
 		if r.Type != "EXECVE" {
@@ -183,35 +190,51 @@ func pieceValue(f *audit.Field) string {
 // ownArgs copies argv into memory of its own, bounded by maxArgs and
 // maxArgsBytes, so that a table entry does not pin a whole event's lines.
 func ownArgs(argv []string) []string {
-	if len(argv) == 0 {
-		return nil
-	}
+	_, args := ownCopy(nil, argv)
+	return args
+}
+
+// ownCopy copies fields and argv (bounded by maxArgs and maxArgsBytes) into
+// one buffer of its own, so that a table entry does not pin a whole
+// event's lines: two allocations, the buffer and the argument slice.
+func ownCopy(fields []string, argv []string) ([]string, []string) {
 	if len(argv) > maxArgs {
 		argv = argv[:maxArgs]
 	}
-	total := 0
-	for _, a := range argv {
-		total += len(a)
+	total, argBytes := 0, 0
+	for _, f := range fields {
+		total += len(f)
 	}
-	total = min(total, maxArgsBytes)
-	// One buffer for every byte and one slice: two allocations. The
-	// buffer never grows (its capacity is the bounded total), so the
+	for _, a := range argv {
+		argBytes += len(a)
+	}
+	total += min(argBytes, maxArgsBytes)
+	// The buffer never grows (its capacity is the bounded total), so the
 	// strings made from it stay valid.
 	buf := make([]byte, 0, total)
+	own := func(v string) string {
+		if v == "" {
+			return ""
+		}
+		start := len(buf)
+		buf = append(buf, v...)
+		return unsafe.String(&buf[start], len(v))
+	}
+	for i, f := range fields {
+		fields[i] = own(f)
+	}
+	if len(argv) == 0 {
+		return fields, nil
+	}
 	out := make([]string, 0, len(argv))
+	room := maxArgsBytes
 	for _, a := range argv {
-		room := total - len(buf)
 		if room <= 0 && len(a) > 0 {
 			break
 		}
 		a = a[:min(len(a), room)]
-		start := len(buf)
-		buf = append(buf, a...)
-		if len(a) == 0 {
-			out = append(out, "")
-			continue
-		}
-		out = append(out, unsafe.String(&buf[start], len(a)))
+		room -= len(a)
+		out = append(out, own(a))
 	}
-	return out
+	return fields, out
 }

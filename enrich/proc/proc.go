@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,20 +198,16 @@ func (t *Table) recordExec(ev *audit.Event, sc *audit.Record, at int64) {
 		return
 	}
 	ppid, _ := strconv.Atoi(field(sc, "ppid"))
-	// One copy holds exe, uid and auid, so the entry does not pin the
-	// event's lines.
-	exe, uid, auid := field(sc, "exe"), field(sc, "uid"), field(sc, "auid")
-	var sb strings.Builder
-	sb.Grow(len(exe) + len(uid) + len(auid))
-	sb.WriteString(exe)
-	sb.WriteString(uid)
-	sb.WriteString(auid)
-	own := sb.String()
+	// One buffer holds exe, uid, auid and argv, so the entry does not pin
+	// the event's lines.
+	var stack [16]string
+	f := [3]string{field(sc, "exe"), field(sc, "uid"), field(sc, "auid")}
+	_, args := ownCopy(f[:], appendArgv(stack[:0], ev, maxArgs))
 	t.Record(pid, Image{
-		Exe:        own[:len(exe)],
-		Args:       ownArgs(Argv(ev, maxArgs)),
-		UID:        own[len(exe) : len(exe)+len(uid)],
-		AUID:       own[len(exe)+len(uid):],
+		Exe:        f[0],
+		Args:       args,
+		UID:        f[1],
+		AUID:       f[2],
 		PPID:       ppid,
 		StartMilli: at,
 		Source:     SourceExec,

@@ -203,6 +203,9 @@ func (e *Enrichment) AddTag(t string) {
 			return
 		}
 	}
+	if e.Tags == nil {
+		e.Tags = make([]string, 0, 4) // one allocation for the usual few tags
+	}
 	e.Tags = append(e.Tags, t)
 }
 
