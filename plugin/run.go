@@ -355,7 +355,11 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 	}
 	lines := make(chan []string, cfg.Input.QueueBatches)
 	readErr := make(chan error, 1)
-	go func() { readErr <- rd.Run(lines); close(lines) }()
+	readerDone := make(chan struct{})
+	go func() { readErr <- rd.Run(lines); close(lines); close(readerDone) }()
+	finished := make(chan struct{})
+	defer close(finished)
+	go shutdownWatchdog(p, readerDone, finished, log)
 
 	if cfg.Status.Listen != "" {
 		ln, err := serveMetrics(cfg.Status.Listen, log)
@@ -432,6 +436,42 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 				status.dump()
 			}
 		}
+	}
+}
+
+// shutdownWatchdog makes shutdown finish even when the main loop is stuck
+// handing events to a sink whose full buffer blocks (when_full = "block"):
+// once stdin is closed or SIGTERM/SIGINT arrived, it waits ShutdownGrace
+// for Live to finish, then closes the buffered sinks, which unblocks the
+// pipeline (what they could not take is counted as dropped, reason
+// "closed"). auditd waits for a stopping plugin without a timeout, so this
+// must never hang.
+func shutdownWatchdog(p *Pipeline, readerDone, finished <-chan struct{}, log *slog.Logger) {
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(term)
+	select {
+	case <-term:
+	case <-readerDone:
+	case <-finished:
+		return
+	}
+	select {
+	case <-finished:
+		return
+	case <-time.After(ShutdownGrace):
+	}
+	log.Warn("shutdown blocked by a full sink buffer (when_full = block); closing the buffered sinks")
+	p.abortBuffered()
+}
+
+// abortBuffered closes the buffered sinks of the current output.
+func (p *Pipeline) abortBuffered() {
+	p.mu.Lock()
+	out := p.out
+	p.mu.Unlock()
+	if out != nil {
+		out.abortBuffered()
 	}
 }
 
