@@ -1,7 +1,6 @@
 package blocklist
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"slices"
@@ -15,17 +14,22 @@ import (
 // usually its neighbour or two: one or two cache misses on a table of any
 // size. A bit filter over the leading key bits, small enough to stay in
 // cache, answers most lookups of absent digests without reading the slots.
+//
+// A key is the digest's first 64 bits (fpKey), not the whole digest: a
+// slot is 12 bytes, so a 1M-entry table (15 MB) stays in a server's last
+// level cache and a hit costs a cache access, not a memory access. Two
+// different digests agree on 64 bits with probability 2^-64, so with n
+// listed digests a lookup reports a false hit with probability n·2^-64
+// (about 5e-14 for a million entries); duplicates are merged the same way.
+//
 // Each key has a uint32 label number; labels are interned, so a 1M-entry
 // list of one malware family stores the family name once. The table has 1.25
-// slots per key, so with the filter a sha256 entry costs about 47 bytes. An
-// index never changes after build, so any number of goroutines may read it.
+// slots per key, so with the filter an entry costs about 17 bytes whatever
+// the algorithm. An index never changes after build, so any number of
+// goroutines may read it.
 
-type (
-	md5Key    [16]byte
-	sha1Key   [20]byte
-	sha256Key [32]byte
-	sha512Key [64]byte
-)
+// fpKey is the first eight bytes of a digest.
+type fpKey [8]byte
 
 type key[K any] interface {
 	comparable
@@ -33,27 +37,11 @@ type key[K any] interface {
 	top() uint32 // the first four bytes, big-endian
 }
 
-func (a md5Key) compare(b md5Key) int       { return compareKeys(a[:], b[:]) }
-func (a sha1Key) compare(b sha1Key) int     { return compareKeys(a[:], b[:]) }
-func (a sha256Key) compare(b sha256Key) int { return compareKeys(a[:], b[:]) }
-func (a sha512Key) compare(b sha512Key) int { return compareKeys(a[:], b[:]) }
-
-// compareKeys orders two keys of at least 8 bytes; the first eight decide
-// almost always.
-func compareKeys(a, b []byte) int {
-	if x, y := binary.BigEndian.Uint64(a), binary.BigEndian.Uint64(b); x != y {
-		if x < y {
-			return -1
-		}
-		return 1
-	}
-	return bytes.Compare(a[8:], b[8:])
+func (a fpKey) compare(b fpKey) int {
+	return cmp.Compare(binary.BigEndian.Uint64(a[:]), binary.BigEndian.Uint64(b[:]))
 }
 
-func (a md5Key) top() uint32    { return binary.BigEndian.Uint32(a[:4]) }
-func (a sha1Key) top() uint32   { return binary.BigEndian.Uint32(a[:4]) }
-func (a sha256Key) top() uint32 { return binary.BigEndian.Uint32(a[:4]) }
-func (a sha512Key) top() uint32 { return binary.BigEndian.Uint32(a[:4]) }
+func (a fpKey) top() uint32 { return binary.BigEndian.Uint32(a[:4]) }
 
 type entry[K key[K]] struct {
 	k     K
@@ -197,29 +185,13 @@ type digest struct {
 
 // index is one loaded list. Label 0 is the empty label.
 type index struct {
-	md5    table[md5Key]
-	sha1   table[sha1Key]
-	sha256 table[sha256Key]
-	sha512 table[sha512Key]
+	tables [numAlgos]table[fpKey] // by algo
 	labels []string
 }
 
 // lookup returns the label of d and whether d is in the index.
 func (ix *index) lookup(d *digest) (string, bool) {
-	var (
-		l  uint32
-		ok bool
-	)
-	switch d.algo {
-	case algoMD5:
-		l, ok = ix.md5.find(md5Key(d.b[:16]))
-	case algoSHA1:
-		l, ok = ix.sha1.find(sha1Key(d.b[:20]))
-	case algoSHA256:
-		l, ok = ix.sha256.find(sha256Key(d.b[:32]))
-	case algoSHA512:
-		l, ok = ix.sha512.find(sha512Key(d.b[:64]))
-	}
+	l, ok := ix.tables[d.algo].find(fpKey(d.b[:8]))
 	if !ok {
 		return "", false
 	}
@@ -228,7 +200,11 @@ func (ix *index) lookup(d *digest) (string, bool) {
 
 // counts returns the number of unique digests per algorithm.
 func (ix *index) counts() [numAlgos]int {
-	return [numAlgos]int{ix.md5.n, ix.sha1.n, ix.sha256.n, ix.sha512.n}
+	var c [numAlgos]int
+	for a := range ix.tables {
+		c[a] = ix.tables[a].n
+	}
+	return c
 }
 
 func (ix *index) len() int {
@@ -241,10 +217,7 @@ func (ix *index) len() int {
 
 // builder collects entries while a file is parsed.
 type builder struct {
-	md5      []entry[md5Key]
-	sha1     []entry[sha1Key]
-	sha256   []entry[sha256Key]
-	sha512   []entry[sha512Key]
+	ents     [numAlgos][]entry[fpKey] // by algo
 	labels   []string
 	labelIdx map[string]uint32
 	// lineHint, when positive, is the expected number of digest lines; the
@@ -269,36 +242,22 @@ func (b *builder) label(s []byte) uint32 {
 	return i
 }
 
-func hinted[K key[K]](s []entry[K], hint *int) []entry[K] {
-	if s == nil && *hint > 0 {
+func (b *builder) add(d *digest, label uint32) {
+	s := b.ents[d.algo]
+	if s == nil && b.lineHint > 0 {
 		// Room for the free slots buildTable adds, and for the few keys
 		// that spill past the last home slot.
-		s = make([]entry[K], 0, *hint+*hint/loadSlack+*hint/256+64)
-		*hint = 0
+		h := b.lineHint
+		s = make([]entry[fpKey], 0, h+h/loadSlack+h/256+64)
+		b.lineHint = 0
 	}
-	return s
-}
-
-func (b *builder) add(d *digest, label uint32) {
-	switch d.algo {
-	case algoMD5:
-		b.md5 = append(hinted(b.md5, &b.lineHint), entry[md5Key]{md5Key(d.b[:16]), label})
-	case algoSHA1:
-		b.sha1 = append(hinted(b.sha1, &b.lineHint), entry[sha1Key]{sha1Key(d.b[:20]), label})
-	case algoSHA256:
-		b.sha256 = append(hinted(b.sha256, &b.lineHint), entry[sha256Key]{sha256Key(d.b[:32]), label})
-	case algoSHA512:
-		b.sha512 = append(hinted(b.sha512, &b.lineHint), entry[sha512Key]{sha512Key(d.b[:64]), label})
-	}
+	b.ents[d.algo] = append(s, entry[fpKey]{fpKey(d.b[:8]), label})
 }
 
 func (b *builder) build() *index {
-	ix := &index{
-		md5:    buildTable(b.md5),
-		sha1:   buildTable(b.sha1),
-		sha256: buildTable(b.sha256),
-		sha512: buildTable(b.sha512),
-		labels: slices.Clip(b.labels),
+	ix := &index{labels: slices.Clip(b.labels)}
+	for a := range b.ents {
+		ix.tables[a] = buildTable(b.ents[a])
 	}
 	*b = builder{}
 	return ix
