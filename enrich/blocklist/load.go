@@ -251,11 +251,11 @@ const (
 	tfMalwareName = 7
 )
 
-func parseBazaar(lr *lineReader, b *builder) error {
-	var (
-		f [][]byte
-		d digest
-	)
+// quotedRows calls row for every data line of an abuse.ch export: comment
+// and blank lines are skipped, every other line must be double-quoted
+// fields, at least minFields of them. An error from row stops the file.
+func quotedRows(lr *lineReader, minFields int, row func(f [][]byte) error) error {
+	var f [][]byte
 	for {
 		line, err := lr.next()
 		if err == io.EOF {
@@ -271,9 +271,18 @@ func parseBazaar(lr *lineReader, b *builder) error {
 		if f, ok = splitQuoted(trimSpace(line), f[:0]); !ok {
 			return lr.errorf("not a row of double-quoted fields")
 		}
-		if len(f) < mbFields {
-			return lr.errorf("row has %d fields, want %d", len(f), mbFields)
+		if len(f) < minFields {
+			return lr.errorf("row has %d fields, want at least %d", len(f), minFields)
 		}
+		if err := row(f); err != nil {
+			return err
+		}
+	}
+}
+
+func parseBazaar(lr *lineReader, b *builder) error {
+	var d digest
+	return quotedRows(lr, mbFields, func(f [][]byte) error {
 		label := f[len(f)-mbSigFromEnd]
 		if isNA(label) {
 			label = nil
@@ -292,35 +301,16 @@ func parseBazaar(lr *lineReader, b *builder) error {
 			}
 			b.add(&d, li)
 		}
-	}
+		return nil
+	})
 }
 
 // ThreatFox CSV columns (formats.md E): first_seen_utc, ioc_id, ioc_value,
 // ioc_type, threat_type, fk_malware, malware_alias, malware_printable, then
 // columns that vary between dumps, which are not used.
 func parseThreatFox(lr *lineReader, b *builder) error {
-	var (
-		f [][]byte
-		d digest
-	)
-	for {
-		line, err := lr.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(trimSpace(line)) == 0 || line[0] == '#' {
-			continue
-		}
-		var ok bool
-		if f, ok = splitQuoted(trimSpace(line), f[:0]); !ok {
-			return lr.errorf("not a row of double-quoted fields")
-		}
-		if len(f) < tfMinFields {
-			return lr.errorf("row has %d fields, want at least %d", len(f), tfMinFields)
-		}
+	var d digest
+	return quotedRows(lr, tfMinFields, func(f [][]byte) error {
 		var algo int
 		switch string(f[tfType]) {
 		case "sha256_hash":
@@ -330,7 +320,7 @@ func parseThreatFox(lr *lineReader, b *builder) error {
 		case "sha1_hash":
 			algo = algoSHA1
 		default:
-			continue // ip:port, domain, url...
+			return nil // ip:port, domain, url...
 		}
 		v := trimSpace(f[tfValue])
 		if !parseDigest(v, &d) || d.algo != algo {
@@ -344,7 +334,8 @@ func parseThreatFox(lr *lineReader, b *builder) error {
 			label = nil
 		}
 		b.add(&d, b.label(label))
-	}
+		return nil
+	})
 }
 
 func parseCSV(r io.Reader, name string, lc *ListConfig, b *builder) error {

@@ -179,7 +179,7 @@ func TestMalformed(t *testing.T) {
 		{"plain CRLF line count", ListConfig{}, "# x\r\n" + aMD5 + "\r\nbad\r\n", 3, "hex digest"},
 		{"plain long line", ListConfig{}, aMD5 + "\n" + aMD5 + " " + strings.Repeat("x", maxLine) + "\n", 2, "line longer than"},
 		{"bazaar unquoted", ListConfig{Format: FormatMalwareBazaar}, mbHead + mbRow + "2026-10-05, abc\n", 3, "double-quoted"},
-		{"bazaar short row", ListConfig{Format: FormatMalwareBazaar}, mbHead + `"2026-10-05 00:38:02", "` + aSHA256 + `", "n/a"` + "\n", 2, "row has 3 fields, want 14"},
+		{"bazaar short row", ListConfig{Format: FormatMalwareBazaar}, mbHead + `"2026-10-05 00:38:02", "` + aSHA256 + `", "n/a"` + "\n", 2, "row has 3 fields, want at least 14"},
 		{"bazaar bad sha256", ListConfig{Format: FormatMalwareBazaar}, mbRow + strings.Replace(mbRow, aSHA256, aSHA256[:60], 1), 2, "column 2"},
 		{"bazaar sha256 n/a", ListConfig{Format: FormatMalwareBazaar}, strings.Replace(mbRow, aSHA256, "n/a", 1), 1, "not a sha256 digest"},
 		{"bazaar md5 column holds sha1", ListConfig{Format: FormatMalwareBazaar}, strings.Replace(mbRow, aMD5, aSHA1, 1), 1, "column 3"},
