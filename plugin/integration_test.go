@@ -201,7 +201,9 @@ func checkPluginProcess(t *testing.T, bin, runAs string) {
 	}
 	var ign uint64
 	fmt.Sscanf(field("SigIgn"), "%x", &ign)
-	if ign&(1<<(1-1)) != 0 || ign&(1<<(15-1)) != 0 {
+	// Bit n-1 of SigIgn is signal n: SIGHUP is 1, SIGTERM 15.
+	const sighupBit, sigtermBit = 1 << 0, 1 << 14
+	if ign&sighupBit != 0 || ign&sigtermBit != 0 {
 		t.Errorf("SigIgn = %s: SIGHUP or SIGTERM still ignored", field("SigIgn"))
 	}
 	if runAs == "root" {

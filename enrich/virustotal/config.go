@@ -226,12 +226,3 @@ func (r redactor) str(s string) string {
 	}
 	return s
 }
-
-// err flattens err into a redacted error. The result does not unwrap:
-// classification happens before errors cross this boundary.
-func (r redactor) err(err error) error {
-	if err == nil {
-		return nil
-	}
-	return errors.New(r.str(err.Error()))
-}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // DBFile is the name of the state database inside Config.StateDir.
@@ -79,7 +80,7 @@ func openStore(dir string, log *slog.Logger) (*store, error) {
 		return bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	}
 	db, err := open()
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("virustotal: %s is locked by another process", path)
 	}
 	if err != nil {

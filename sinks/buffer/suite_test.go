@@ -21,8 +21,6 @@ import (
 // implementations also run the reopen and crash cases, which look at the
 // spool files in cfg.Dir.
 
-type opener func(t *testing.T, cfg Config, opts Options) (Buffer, error)
-
 func TestMemorySuite(t *testing.T) {
 	RunSuite(t, TypeMemory, false)
 }
