@@ -21,8 +21,11 @@ build: ## build bin/audisp-enrich (static)
 run: build ## replay the bundled real-auditd capture through the default pipeline, JSON to stdout
 	./$(BIN) replay $(CAPTURE)
 
-vet: ## go vet and gofmt check
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+vet: ## go vet, staticcheck (pinned) and gofmt check
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 test: vet build ## run every test: unit, fuzz seeds, real auditd, rsyslog, Kafka (kfake + kcat), IMA under QEMU, packages
