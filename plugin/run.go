@@ -316,7 +316,7 @@ func replayFile(ctx context.Context, p *Pipeline, name string, stdin io.Reader, 
 	if err != nil {
 		return err
 	}
-	ch := make(chan []string, 64)
+	ch := make(chan []string, 4)
 	errc := make(chan error, 1)
 	go func() { errc <- rd.RunBlocking(ch); close(ch) }()
 	for batch := range ch {
