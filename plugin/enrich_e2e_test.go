@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
 )
 
 // Hashes of the scenario (made-up digests, each 64 hex).
@@ -118,7 +120,7 @@ path = %q
 	io.WriteString(stdin, imaExec(1, "/tmp/loader", hashBlocked)+imaExec(2, "/usr/local/bin/tool", hashUnknown)+imaExec(3, "/dev/shm/dropper", hashVTOnly))
 
 	var docs []map[string]any
-	ok := waitFor(15*time.Second, func() bool {
+	ok := auditdtest.WaitFor(15*time.Second, func() bool {
 		docs = readDocs(t, out)
 		return len(docs) >= 6 // three events and a verdict for each pending hash
 	})
@@ -244,15 +246,4 @@ func hasTag(d map[string]any, tag string) bool {
 
 func hasTechnique(d map[string]any, id string) bool {
 	return strings.Contains(fmt.Sprint(dig(d, "threat", "technique")), id)
-}
-
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return cond()
 }

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -194,7 +196,7 @@ func (o *output) abortBuffered() {
 func metaOf(ev *audit.Event) sinks.Meta {
 	m := sinks.Meta{Node: ev.ID.Node, Severity: ev.Severity, Kind: ev.Kind.String()}
 	for _, r := range ev.Records {
-		if !containsString(m.Types, r.Type) {
+		if !slices.Contains(m.Types, r.Type) {
 			m.Types = append(m.Types, r.Type)
 		}
 		m.Keys = audit.RecordKeys(r, m.Keys)
@@ -204,15 +206,6 @@ func metaOf(ev *audit.Event) sinks.Meta {
 	}
 	m.Tags = ev.Tags
 	return m
-}
-
-func containsString(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // jsonToMsgpack re-encodes a JSON document as msgpack, so that both
@@ -472,7 +465,7 @@ func (d *direct) flush() {
 	err := d.s.Write(ctx, d.batch)
 	if err != nil {
 		d.log.Error("sink write failed, retrying once", "sink", d.s.Name(), "err", err)
-		if pe, ok := err.(*sinks.PartialError); ok {
+		if pe := (*sinks.PartialError)(nil); errors.As(err, &pe) {
 			d.batch = d.batch[len(pe.Delivered):]
 		}
 		if err = d.s.Write(ctx, d.batch); err != nil {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -26,6 +27,7 @@ type JSONEncoder struct {
 	keys    []string // keys of the record's fields object
 	ikeys   []string // keys of its enriched object
 	nkeys   []string // keys of a nested msg object
+	argv    []string // scratch for a PROCTITLE's argv
 }
 
 // Append appends the JSON document for ev, followed by a newline, to b.
@@ -168,22 +170,12 @@ func (e *JSONEncoder) appendRecord(b []byte, r *Record, docEscaped int) []byte {
 	case TypeProctitle:
 		if v, ok := r.Get("proctitle"); ok {
 			b = append(b, `,"argv":[`...)
-			for i := 0; v != ""; i++ {
-				a := v
-				for j := 0; j < len(v); j++ {
-					if v[j] == 0 {
-						a = v[:j]
-						break
-					}
-				}
+			e.argv = SplitNUL(v, e.argv[:0])
+			for i, a := range e.argv {
 				if i > 0 {
 					b = append(b, ',')
 				}
 				b = e.appendVal(b, a, "argv", "")
-				if len(a) == len(v) {
-					break
-				}
-				v = v[len(a)+1:]
 			}
 			b = append(b, ']')
 		}
@@ -431,7 +423,7 @@ func (e *JSONEncoder) appendSummary(b []byte, ev *Event, s *Summary) []byte {
 		b = append(b, `,"user":{`...)
 		n := 0
 		if s.UID != "" {
-			b = appendIDName(b, "", s.UID, s.UName)
+			b = appendIDName(b, s.UID, s.UName)
 			n++
 		}
 		if s.AUID != "" && !IsUnsetID(s.AUID) {
@@ -439,7 +431,7 @@ func (e *JSONEncoder) appendSummary(b []byte, ev *Event, s *Summary) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `"audit":{`...)
-			b = appendIDName(b, "", s.AUID, s.AUName)
+			b = appendIDName(b, s.AUID, s.AUName)
 			b = append(b, '}')
 			n++
 		}
@@ -448,7 +440,7 @@ func (e *JSONEncoder) appendSummary(b []byte, ev *Event, s *Summary) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `"effective":{`...)
-			b = appendIDName(b, "", s.EUID, s.EUName)
+			b = appendIDName(b, s.EUID, s.EUName)
 			b = append(b, '}')
 		}
 		b = append(b, '}')
@@ -499,7 +491,7 @@ func (e *JSONEncoder) appendSummary(b []byte, ev *Event, s *Summary) []byte {
 			b = e.appendVal(b, k, "tags", "")
 		}
 		for _, t := range ev.Tags {
-			if containsStr(s.Keys, t) {
+			if slices.Contains(s.Keys, t) {
 				continue
 			}
 			if n > 0 {
@@ -525,7 +517,7 @@ func processName(s *Summary) string {
 	return s.Comm
 }
 
-func appendIDName(b []byte, _ string, id, name string) []byte {
+func appendIDName(b []byte, id, name string) []byte {
 	b = append(b, `"id":`...)
 	b = appendStr(b, id)
 	if name != "" {
@@ -550,15 +542,6 @@ func (e *JSONEncoder) appendJoined(b []byte, parts []string, path string) []byte
 		b = appendStrBody(b, p)
 	}
 	return append(b, '"')
-}
-
-func containsStr(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // isPlainASCII reports whether s needs no JSON escaping at all.
