@@ -21,9 +21,16 @@ import (
 // An enricher error, or a call that takes longer than the timeout, becomes
 // a warning on the event and is counted; the event always goes on.
 //
-// After the enrichers, the worker calls encode (when set) so that encoding
-// runs in parallel too; its result reaches out with the event. The bytes
-// belong to the pool and are reused once out returns.
+// Before the enrichers, the worker summarises an audit event once
+// (ev.Summary) for every enricher and the encoder; it clears it again
+// before the event leaves. After the enrichers, the worker calls encode
+// (when set) so that encoding runs in parallel too; its result reaches out
+// with the event. The bytes belong to the pool and are reused once out
+// returns.
+//
+// Metrics: each worker tallies its calls, errors, slow calls and latencies
+// locally and adds them to the shared metrics every flushEvery calls and
+// whenever the queue is empty, so workers do not contend on them.
 type Pool struct {
 	chain   []Enricher
 	timeout time.Duration
@@ -96,38 +103,81 @@ func (p *Pool) Close() {
 	<-p.done
 }
 
+// flushEvery bounds how many enricher calls a worker tallies before it adds
+// them to the shared metrics; it also flushes whenever the queue is empty,
+// so figures lag only while events stream in.
+const flushEvery = 256
+
+// tally is one worker's unflushed figures for one enricher.
+type tally struct {
+	calls, errors, slow uint64
+	latency             *metrics.Tally
+}
+
 func (p *Pool) work(w int) {
 	defer p.wg.Done()
 	ctx := context.Background()
+	// The event's fields are extracted once, here, for every enricher and
+	// the encoder (audit.Event.Summary); sum is reused for each job.
+	var sum audit.Summary
+	tallies := make([]tally, len(p.chain))
+	for i := range tallies {
+		tallies[i].latency = p.stats[i].latency.NewTally()
+	}
+	defer p.flush(tallies)
 	for j := range p.jobs {
-		p.run(ctx, j.ev)
+		if j.ev.Kind == audit.KindAudit {
+			audit.Summarize(j.ev, &sum)
+			j.ev.Summary = &sum
+			p.run(ctx, j.ev, tallies)
+		}
 		j.buf = j.buf[:0]
 		if p.encode != nil {
 			j.buf = p.encode(w, j.ev, j.buf)
 		}
+		j.ev.Summary = nil
 		j.done <- struct{}{}
+		if len(tallies) > 0 && (tallies[0].calls >= flushEvery || len(p.jobs) == 0) {
+			p.flush(tallies)
+		}
 	}
 }
 
-func (p *Pool) run(ctx context.Context, ev *audit.Event) {
-	if ev.Kind != audit.KindAudit {
-		return
-	}
+// run passes ev through the chain, timing each call: one clock reading
+// per enricher, each call's end being the next one's start.
+func (p *Pool) run(ctx context.Context, ev *audit.Event, tallies []tally) {
+	start := time.Now()
 	for i, e := range p.chain {
-		st := &p.stats[i]
-		start := time.Now()
+		t := &tallies[i]
 		err := e.Enrich(ctx, ev)
-		d := time.Since(start)
-		st.calls.Inc()
-		st.latency.Observe(d.Seconds())
+		end := time.Now()
+		d := end.Sub(start)
+		start = end
+		t.calls++
+		t.latency.Observe(d.Seconds())
 		if err != nil {
-			st.errors.Inc()
+			t.errors++
 			ev.Warnings = append(ev.Warnings, e.Name()+": "+err.Error())
 		}
 		if d > p.timeout {
-			st.slow.Inc()
+			t.slow++
 			ev.Warnings = append(ev.Warnings, fmt.Sprintf("%s: took %s (timeout %s)", e.Name(), d.Round(time.Microsecond), p.timeout))
 		}
+	}
+}
+
+// flush adds a worker's tallies to the shared metrics and resets them.
+func (p *Pool) flush(tallies []tally) {
+	for i := range tallies {
+		t, st := &tallies[i], &p.stats[i]
+		if t.calls == 0 {
+			continue
+		}
+		st.calls.Add(t.calls)
+		st.errors.Add(t.errors)
+		st.slow.Add(t.slow)
+		t.latency.Flush()
+		t.calls, t.errors, t.slow = 0, 0, 0
 	}
 }
 

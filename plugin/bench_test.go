@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
@@ -81,6 +83,7 @@ max_bytes = 0
 			}
 			log := slog.New(slog.DiscardHandler)
 			b.ReportAllocs()
+			cpu0 := cpuTime()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				p, err := NewPipeline(cfg, log, &metrics.Registry{}, true)
@@ -94,6 +97,14 @@ max_bytes = 0
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(len(lines)*b.N)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric((cpuTime()-cpu0).Seconds()*1e6/float64(len(lines)*b.N), "cpu-µs/record")
 		})
 	}
+}
+
+// cpuTime is the process's user plus system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -99,44 +99,36 @@ func (e *Enricher) Name() string { return "attack" }
 // added or removed, not of a rule that matched. Documents other than audit
 // events (verdicts, alerts) are left alone, as is everything when the
 // Enricher is disabled. Enrich never blocks and never fails; once a key has
-// been seen it allocates only to grow ev.Techniques.
+// been seen it allocates only when a second key adds techniques (the first
+// key's resolved slice is shared, read-only, by every event that has it).
 func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	if !e.enabled || ev == nil || ev.Kind != audit.KindAudit {
 		return nil
 	}
-	for _, rec := range ev.Records {
-		if rec == nil || rec.Type == "CONFIG_CHANGE" {
+	for _, k := range audit.SummaryOf(ev).Keys {
+		k = strings.TrimSpace(k)
+		if k == "" || k == "(null)" {
 			continue
 		}
-		v, ok := rec.Get("key")
-		if !ok {
+		ki := e.lookupKey(k)
+		if ki.unknown > 0 {
+			unknownTotal.Add(ki.unknown)
+		}
+		if ki.deprecated > 0 {
+			deprecatedTotal.Add(ki.deprecated)
+		}
+		if len(ev.Techniques) == 0 {
+			// The usual case shares the key's resolved slice; its
+			// capacity is its length, so a later append copies it.
+			ev.Techniques = ki.techs
+			techniquesTotal.Add(uint64(len(ki.techs)))
 			continue
 		}
-		for v != "" {
-			k := v
-			if j := strings.IndexByte(v, KeySeparator); j >= 0 {
-				k, v = v[:j], v[j+1:]
-			} else {
-				v = ""
-			}
-			k = strings.TrimSpace(k)
-			if k == "" || k == "(null)" {
-				continue
-			}
-			ki := e.lookupKey(k)
-			if ki.unknown > 0 {
-				unknownTotal.Add(ki.unknown)
-			}
-			if ki.deprecated > 0 {
-				deprecatedTotal.Add(ki.deprecated)
-			}
-			// One allocation per key at most, however many techniques.
-			ev.Techniques = slices.Grow(ev.Techniques, len(ki.techs)+1) // +1: room for a hunting rule's technique
-			for i := range ki.techs {
-				if !hasTechnique(ev.Techniques, ki.techs[i].ID) {
-					ev.Techniques = append(ev.Techniques, ki.techs[i])
-					techniquesTotal.Inc()
-				}
+		ev.Techniques = slices.Grow(ev.Techniques, len(ki.techs))
+		for i := range ki.techs {
+			if !hasTechnique(ev.Techniques, ki.techs[i].ID) {
+				ev.Techniques = append(ev.Techniques, ki.techs[i])
+				techniquesTotal.Inc()
 			}
 		}
 	}

@@ -388,17 +388,28 @@ func TestEnrichCacheBound(t *testing.T) {
 	}
 }
 
-// Once a key is cached, Enrich allocates nothing but ev.Techniques.
+// Once a key is cached, Enrich allocates nothing for an event whose keys
+// name techniques through one key, and one slice when a second key adds
+// more. The summary is set as the pool sets it.
 func TestEnrichAllocations(t *testing.T) {
 	e := newEnricher(t, DefaultConfig())
-	ev := eventWithKeys("T1548.001_12\x01recon", "(null)")
-	runEnrich(t, e, ev)
-	n := testing.AllocsPerRun(200, func() {
-		ev.Techniques = ev.Techniques[:0]
-		_ = e.Enrich(context.Background(), ev)
-	})
-	if n != 0 {
-		t.Errorf("Enrich allocates %.1f times per event with a warm cache and room in ev.Techniques", n)
+	for _, c := range []struct {
+		keys []string
+		want float64
+	}{
+		{[]string{"T1548.001_12", "(null)"}, 0},
+		{[]string{"T1548.001_12\x01recon", "(null)"}, 1},
+	} {
+		ev := eventWithKeys(c.keys...)
+		ev.Summary = audit.SummaryOf(ev)
+		runEnrich(t, e, ev)
+		n := testing.AllocsPerRun(200, func() {
+			ev.Techniques = nil
+			_ = e.Enrich(context.Background(), ev)
+		})
+		if n != c.want {
+			t.Errorf("keys %q: Enrich allocates %.1f times per event with a warm cache, want %.0f", c.keys, n, c.want)
+		}
 	}
 }
 

@@ -42,9 +42,11 @@ type facts struct {
 }
 
 // extract fills f from ev. needFiles says whether any rule tests files.
+// Keys, uid, user name and cwd come from the event's summary (computed once
+// per event by the pool, see audit.SummaryOf).
 func (f *facts) extract(ev *audit.Event, needFiles bool) {
+	sum := audit.SummaryOf(ev)
 	var sc, ir *audit.Record
-	cwd := ""
 	for _, r := range ev.Records {
 		switch r.Type {
 		case "SYSCALL":
@@ -55,14 +57,15 @@ func (f *facts) extract(ev *audit.Event, needFiles bool) {
 			if _, ok := r.Get("file"); ok && ir == nil {
 				ir = r
 			}
-		case "CWD":
-			cwd, _ = r.Get("cwd")
-		}
-		if k, ok := r.Get("key"); ok {
-			f.addKeys(k)
 		}
 	}
-	task := sc
+	for _, k := range sum.Keys {
+		if f.nkeys == maxKeys {
+			break
+		}
+		f.keys[f.nkeys] = k
+		f.nkeys++
+	}
 	if sc != nil {
 		f.addExe(known(sc, "exe"))
 		f.exec = proc.ExecRecord(ev) != nil
@@ -70,7 +73,6 @@ func (f *facts) extract(ev *audit.Event, needFiles bool) {
 		// IMA measurements on their own: with the usual BPRM_CHECK policy
 		// their files are the programs being executed (the exe field is
 		// the image being replaced).
-		task = ir
 		f.exec = true
 	}
 	if f.exec && ir != nil {
@@ -80,21 +82,19 @@ func (f *facts) extract(ev *audit.Event, needFiles bool) {
 			}
 		}
 	}
-	if task != nil {
-		if v, ok := task.Get("uid"); ok {
-			if n, ok := parseUint32(v); ok {
-				f.uid, f.hasUID = n, true
-			}
+	if sc != nil || ir != nil {
+		if n, ok := parseUint32(sum.UID); ok {
+			f.uid, f.hasUID = n, true
 		}
-		f.userName, _ = task.GetInterp("UID")
+		f.userName = sum.UName
 	}
 	if needFiles {
 		for _, r := range ev.Records {
 			switch r.Type {
 			case "PATH":
-				f.addFile(known(r, "name"), cwd)
+				f.addFile(known(r, "name"), sum.Cwd)
 			case "INTEGRITY_RULE":
-				f.addFile(known(r, "file"), cwd)
+				f.addFile(known(r, "file"), sum.Cwd)
 			}
 		}
 	}
@@ -142,22 +142,6 @@ func (f *facts) addFile(p, cwd string) {
 	}
 	f.files[f.nfiles] = p
 	f.nfiles++
-}
-
-// addKeys adds the keys of a key field: several keys of one rule are
-// joined by 0x01; "(null)" means none.
-func (f *facts) addKeys(v string) {
-	if v == "(null)" || v == "" {
-		return
-	}
-	for v != "" && f.nkeys < maxKeys {
-		k, rest, _ := strings.Cut(v, "\x01")
-		if k != "" {
-			f.keys[f.nkeys] = k
-			f.nkeys++
-		}
-		v = rest
-	}
 }
 
 func parseUint32(s string) (uint32, bool) {

@@ -6,23 +6,10 @@ import (
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit/recordtest"
 )
 
-// rec builds a record from name/value pairs; names starting with "@" go to
-// the ENRICHED part.
-func rec(typ string, kv ...string) *audit.Record {
-	r := &audit.Record{Type: typ, NestedFrom: -1}
-	for i := 0; i+1 < len(kv); i += 2 {
-		f := audit.Field{Name: kv[i], Raw: kv[i+1], Value: kv[i+1]}
-		if f.Name[0] == '@' {
-			f.Name = f.Name[1:]
-			r.Interp = append(r.Interp, f)
-			continue
-		}
-		r.Fields = append(r.Fields, f)
-	}
-	return r
-}
+var rec = recordtest.Record
 
 // ev describes a test event.
 type ev struct {

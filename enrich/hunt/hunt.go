@@ -165,17 +165,35 @@ func (e *Enricher) Rules() []string {
 }
 
 // Enrich matches ev against every rule and records the hits (see the
-// package doc). It never fails and does not allocate unless a rule matches
-// or a rule tests files and the event has relative PATH names.
+// package doc). It never fails. It allocates nothing for an event no rule
+// matches (unless a rule tests files and the event has relative PATH
+// names), and usually once for an event that matches: ev.Hunt, and the
+// tags and techniques it grows, share one block (see hitBlock).
 func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	var f facts
 	f.extract(ev, e.needFiles)
-	mEvents.Inc()
+	var matched [8]*rule
+	hits, techs := matched[:0], 0
 	for _, r := range e.rules {
-		if !r.match(&f, e) {
-			continue
+		if r.match(&f, e) {
+			hits = append(hits, r)
+			if r.tech != nil {
+				techs++
+			}
 		}
-		mHits.Inc()
+	}
+	mEvents.Inc()
+	if len(hits) == 0 {
+		return nil
+	}
+	mHits.Add(uint64(len(hits)))
+	blk := new(hitBlock)
+	ev.Hunt = blk.hits[:0]
+	ev.Tags = append(blk.tags[:0], ev.Tags...)
+	if techs > 0 {
+		ev.Techniques = append(blk.techs[:0], ev.Techniques...)
+	}
+	for _, r := range hits {
 		ev.Hunt = append(ev.Hunt, audit.HuntHit{Rule: r.name, Severity: r.severity, Tags: r.tags})
 		ev.AddTag(r.tag)
 		for _, t := range r.tags {
@@ -189,6 +207,15 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 		}
 	}
 	return nil
+}
+
+// hitBlock is the memory Enrich takes for a matching event: room for the
+// usual number of hits, tags and techniques in one allocation (append
+// grows past it like any slice).
+type hitBlock struct {
+	hits  [2]audit.HuntHit
+	tags  [6]string
+	techs [3]audit.Technique
 }
 
 // match reports whether every condition of r holds for f. Cheap conditions

@@ -1,7 +1,6 @@
 package proc
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 
@@ -40,65 +39,28 @@ func TestExecRecord(t *testing.T) {
 	}
 }
 
-func TestArgv(t *testing.T) {
-	hexf := func(name, v string) audit.Field { return audit.Field{Name: name, Raw: v, Value: v, Enc: audit.Hex} }
-	// A long argument split into hex pieces, continued in a second EXECVE
-	// record without argc, as the kernel does.
-	r1 := rec("EXECVE", "argc", "4", "a0", "prog", "a1_len", "12")
-	r1.Fields = append(r1.Fields, hexf("a1[0]", "hello "))
-	r2 := rec("EXECVE")
-	r2.Fields = append(r2.Fields, audit.Field{Name: "a1[1]", Raw: "776F726C64", Value: "776F726C64"}) // left undecoded
-	r2.Fields = append(r2.Fields, hexf("a2", "a b"), audit.Field{Name: "a3", Value: "-x"})
-	ev := &audit.Event{Records: []*audit.Record{rec("SYSCALL"), r1, r2}}
-	want := []string{"prog", "hello world", "a b", "-x"}
-	if got := Argv(ev, 0); !reflect.DeepEqual(got, want) {
-		t.Fatalf("Argv = %q, want %q", got, want)
-	}
-	if got := Argv(ev, 2); !reflect.DeepEqual(got, want[:2]) {
-		t.Fatalf("Argv limit 2 = %q", got)
-	}
-	// A forged huge index does not allocate a huge slice.
-	big := &audit.Event{Records: []*audit.Record{rec("EXECVE", "a999999", "x", "a0", "y")}}
-	if got := Argv(big, 0); !reflect.DeepEqual(got, []string{"y"}) {
-		t.Fatalf("Argv with forged index = %q", got)
-	}
-}
-
-func TestArgIndex(t *testing.T) {
-	for _, c := range []struct {
-		in        string
-		idx       int
-		piece, ok bool
-	}{
-		{"a0", 0, false, true}, {"a12", 12, false, true}, {"a3[0]", 3, true, true},
-		{"argc", 0, false, false}, {"a1_len", 0, false, false}, {"a", 0, false, false},
-		{"b1", 0, false, false}, {"a1x", 0, false, false}, {"a1234567", 0, false, false},
-	} {
-		idx, piece, ok := argIndex(c.in)
-		if idx != c.idx || piece != c.piece || ok != c.ok {
-			t.Errorf("argIndex(%q) = %d %v %v", c.in, idx, piece, ok)
-		}
-	}
-}
-
-func TestOwnArgsBounds(t *testing.T) {
+func TestOwnCopyBounds(t *testing.T) {
 	many := make([]string, 100)
 	for i := range many {
 		many[i] = "x"
 	}
-	if got := ownArgs(many); len(got) != maxArgs {
-		t.Errorf("ownArgs kept %d args, want %d", len(got), maxArgs)
+	if _, got := ownCopy(nil, many); len(got) != maxArgs {
+		t.Errorf("ownCopy kept %d args, want %d", len(got), maxArgs)
 	}
 	long := []string{"a", strings.Repeat("b", 5000), "c"}
-	got := ownArgs(long)
+	_, got := ownCopy(nil, long)
 	total := 0
 	for _, a := range got {
 		total += len(a)
 	}
 	if total != maxArgsBytes || len(got) != 2 || got[0] != "a" {
-		t.Errorf("ownArgs kept %d bytes in %d args", total, len(got))
+		t.Errorf("ownCopy kept %d bytes in %d args", total, len(got))
 	}
-	if ownArgs(nil) != nil {
-		t.Error("ownArgs(nil) != nil")
+	if _, got := ownCopy(nil, nil); got != nil {
+		t.Error("ownCopy(nil, nil) args != nil")
+	}
+	f := []string{"/usr/bin/x", "1000"}
+	if fields, _ := ownCopy(f, []string{"x"}); fields[0] != "/usr/bin/x" || fields[1] != "1000" {
+		t.Errorf("ownCopy fields = %q", fields)
 	}
 }

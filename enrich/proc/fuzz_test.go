@@ -15,29 +15,30 @@ func FuzzParseStat(f *testing.F) {
 	})
 }
 
-// FuzzArgv feeds EXECVE records whose field names and values come from the
-// input ("name=value" pairs separated by spaces).
-func FuzzArgv(f *testing.F) {
-	f.Add("argc=3 a0=ls a1_len=4 a1[0]=6162 a1[1]=6364 a2=x")
-	f.Add("a999999=x a0=y")
-	f.Add("a0[=x a[1]=y a01=z")
+// FuzzOwnCopy checks the bounds a table entry keeps of any argv: the input
+// is split into arguments at NUL bytes.
+func FuzzOwnCopy(f *testing.F) {
+	f.Add("ls\x00-l\x00/tmp")
+	f.Add(strings.Repeat("x\x00", 100))
+	f.Add(strings.Repeat("y", 5000) + "\x00z")
 	f.Fuzz(func(t *testing.T, s string) {
-		r := &audit.Record{Type: "EXECVE"}
-		for _, kv := range strings.Fields(s) {
-			k, v, _ := strings.Cut(kv, "=")
-			r.Fields = append(r.Fields, audit.Field{Name: k, Raw: v, Value: v})
+		args := audit.SplitNUL(s, nil)
+		fields, own := ownCopy([]string{s}, args)
+		if fields[0] != s {
+			t.Fatalf("field changed: %q", fields[0])
 		}
-		args := Argv(&audit.Event{Records: []*audit.Record{r}}, 0)
-		if len(args) > maxArgs {
-			t.Fatalf("%d args beyond the limit", len(args))
+		if len(own) > maxArgs {
+			t.Fatalf("%d args beyond the limit", len(own))
 		}
-		own := ownArgs(args)
 		n := 0
-		for _, a := range own {
+		for i, a := range own {
 			n += len(a)
+			if !strings.HasPrefix(args[i], a) {
+				t.Fatalf("arg %d %q is not a prefix of %q", i, a, args[i])
+			}
 		}
 		if n > maxArgsBytes {
-			t.Fatalf("ownArgs kept %d bytes", n)
+			t.Fatalf("ownCopy kept %d bytes", n)
 		}
 	})
 }

@@ -130,7 +130,7 @@ type Table struct {
 	now func() time.Time
 
 	mu  sync.Mutex
-	lru *simplelru.LRU[int, *entry]
+	lru *simplelru.LRU[int, entry] // entries by value: one allocation per new pid
 
 	execs, evictions, fromTable, fromProc, unknown, procErrs atomic.Uint64
 }
@@ -143,7 +143,7 @@ func New(cfg Config) (*Table, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l, err := simplelru.NewLRU[int, *entry](cfg.MaxEntries, nil)
+	l, err := simplelru.NewLRU[int, entry](cfg.MaxEntries, nil)
 	if err != nil {
 		return nil, fmt.Errorf("proc: %w", err)
 	}
@@ -165,16 +165,15 @@ func (t *Table) Name() string { return "proc" }
 // error, if any, is a /proc read failure or ctx ending while waiting for a
 // /proc reader slot.
 func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
-	task := taskRecord(ev)
-	if task == nil {
+	if ev.Kind != audit.KindAudit {
 		return nil
 	}
+	sum := audit.SummaryOf(ev)
 	at := ev.ID.Sec*1000 + int64(ev.ID.Msec)
-	if sc := ExecRecord(ev); sc != nil {
-		t.recordExec(ev, sc, at)
+	if ExecRecord(ev) != nil {
+		t.recordExec(sum, at)
 	}
-	v, _ := task.Get("ppid")
-	ppid, err := strconv.Atoi(v)
+	ppid, err := strconv.Atoi(sum.PPID)
 	if err != nil || ppid <= 0 {
 		return nil
 	}
@@ -191,18 +190,18 @@ func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
 	return err
 }
 
-// recordExec stores the new image of the pid that exec'd.
-func (t *Table) recordExec(ev *audit.Event, sc *audit.Record, at int64) {
-	pid, err := strconv.Atoi(field(sc, "pid"))
+// recordExec stores the new image of the pid that exec'd, from the exec
+// event's summary.
+func (t *Table) recordExec(sum *audit.Summary, at int64) {
+	pid, err := strconv.Atoi(sum.PID)
 	if err != nil || pid <= 0 {
 		return
 	}
-	ppid, _ := strconv.Atoi(field(sc, "ppid"))
+	ppid, _ := strconv.Atoi(sum.PPID)
 	// One buffer holds exe, uid, auid and argv, so the entry does not pin
 	// the event's lines.
-	var stack [16]string
-	f := [3]string{field(sc, "exe"), field(sc, "uid"), field(sc, "auid")}
-	_, args := ownCopy(f[:], appendArgv(stack[:0], ev, maxArgs))
+	f := [3]string{sum.Exe, sum.UID, sum.AUID}
+	_, args := ownCopy(f[:], sum.Args)
 	t.Record(pid, Image{
 		Exe:        f[0],
 		Args:       args,
@@ -216,18 +215,13 @@ func (t *Table) recordExec(ev *audit.Event, sc *audit.Record, at int64) {
 	mExecs.Inc()
 }
 
-func field(r *audit.Record, name string) string {
-	v, _ := r.Get(name)
-	return v
-}
-
 // Record stores img as an image of pid. The table keeps the two latest
 // images of each pid by StartMilli, whatever order they are recorded in.
 // img's strings and Args must not be modified afterwards.
 func (t *Table) Record(pid int, img Image) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e := &entry{img: [2]Image{img}, n: 1}
+	e := entry{img: [2]Image{img}, n: 1}
 	if old, ok := t.lru.Peek(pid); ok && old.n > 0 {
 		e.n = 2
 		switch {
@@ -335,7 +329,7 @@ func (t *Table) storeProc(pid int, img Image) {
 	if old, ok := t.lru.Peek(pid); ok && old.n > 0 {
 		return
 	}
-	if t.lru.Add(pid, &entry{img: [2]Image{img}, n: 1}) {
+	if t.lru.Add(pid, entry{img: [2]Image{img}, n: 1}) {
 		t.evictions.Add(1)
 		mEvictions.Inc()
 	}
@@ -348,7 +342,7 @@ func (t *Table) storeMiss(pid int) {
 	if old, ok := t.lru.Peek(pid); ok && old.n > 0 {
 		return
 	}
-	if t.lru.Add(pid, &entry{expires: t.now().Add(missTTL).UnixMilli()}) {
+	if t.lru.Add(pid, entry{expires: t.now().Add(missTTL).UnixMilli()}) {
 		t.evictions.Add(1)
 		mEvictions.Inc()
 	}

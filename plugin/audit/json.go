@@ -28,12 +28,16 @@ type JSONEncoder struct {
 	ikeys   []string // keys of its enriched object
 	nkeys   []string // keys of a nested msg object
 	argv    []string // scratch for a PROCTITLE's argv
+	threat  threatCache
 }
 
 // Append appends the JSON document for ev, followed by a newline, to b.
 func (e *JSONEncoder) Append(b []byte, ev *Event) []byte {
-	Summarize(ev, &e.sum)
-	s := &e.sum
+	s := ev.Summary
+	if s == nil {
+		Summarize(ev, &e.sum)
+		s = &e.sum
+	}
 	b = append(b, `{"schema_version":`...)
 	b = strconv.AppendInt(b, SchemaVersion, 10)
 	b = append(b, `,"kind":"`...)

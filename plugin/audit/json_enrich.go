@@ -1,12 +1,15 @@
 package audit
 
-import "strconv"
+import (
+	"slices"
+	"strconv"
+)
 
 // appendEnrichment writes what the enrichers added: threat (ECS), hashes,
 // blocklist, allowlisted, virustotal, hunt, related, alert, warnings.
 func (e *JSONEncoder) appendEnrichment(b []byte, ev *Event) []byte {
 	if len(ev.Techniques) > 0 {
-		b = appendThreat(b, ev.Techniques)
+		b = e.threat.append(b, ev.Techniques)
 	}
 	if len(ev.Hashes) > 0 {
 		b = append(b, `,"hashes":[`...)
@@ -122,6 +125,49 @@ func appendHits(b []byte, name string, hits []ListHit) []byte {
 		b = append(b, '}')
 	}
 	return append(b, ']')
+}
+
+// threatCache remembers the threat objects rendered for the latest
+// technique lists, keyed by their ids. A hit is checked field by field
+// against the list it was rendered from, so the output is exactly what
+// appendThreat writes; the check is cheap because equal strings from the
+// embedded catalog share their bytes (Go compares their pointers first).
+// It holds at most maxThreatCache lists.
+type threatCache struct {
+	m   map[string]renderedThreat
+	key []byte
+}
+
+type renderedThreat struct {
+	ts   []Technique
+	json []byte
+}
+
+const maxThreatCache = 256
+
+func (c *threatCache) append(b []byte, ts []Technique) []byte {
+	c.key = c.key[:0]
+	for i := range ts {
+		c.key = append(c.key, ts[i].ID...)
+		c.key = append(c.key, ',')
+	}
+	if r, ok := c.m[string(c.key)]; ok && slices.EqualFunc(r.ts, ts, sameTechnique) {
+		return append(b, r.json...)
+	}
+	start := len(b)
+	b = appendThreat(b, ts)
+	if c.m == nil || len(c.m) >= maxThreatCache {
+		c.m = make(map[string]renderedThreat)
+	}
+	c.m[string(c.key)] = renderedThreat{ts: slices.Clone(ts), json: slices.Clone(b[start:])}
+	return b
+}
+
+// sameTechnique reports whether a and b render the same threat entries
+// (Source is not rendered).
+func sameTechnique(a, b Technique) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Reference == b.Reference &&
+		a.ParentID == b.ParentID && a.Parent == b.Parent && slices.Equal(a.Tactics, b.Tactics)
 }
 
 // appendThreat writes the ECS threat.* fields. ECS keeps parallel arrays:

@@ -161,6 +161,11 @@ type Event struct {
 	// Evicted is set when the event was closed early because too many events
 	// were in flight.
 	Evicted bool
+	// Summary, when not nil, is the event's summary, computed once by the
+	// enrichment pool's worker for its enrichers and its encoder (see
+	// SummaryOf). It is the worker's scratch: the pool clears it before
+	// the event leaves, so it is never set on an event a sink sees.
+	Summary *Summary
 
 	Enrichment
 }
@@ -170,7 +175,8 @@ type Event struct {
 type Enrichment struct {
 	// Tags are free-form labels (keys, hunting tags, tamper tags).
 	Tags []string
-	// Techniques are ATT&CK techniques found for the event.
+	// Techniques are ATT&CK techniques found for the event. The slice may
+	// be shared with other events: append to it, never write its elements.
 	Techniques []Technique
 	// Hashes are file hashes taken from INTEGRITY_RULE records.
 	Hashes []FileHash

@@ -53,6 +53,17 @@ func IsSentinel(v string) bool {
 // IsUnsetID reports whether an id field holds the unset value (-1).
 func IsUnsetID(v string) bool { return v == "4294967295" || v == "-1" }
 
+// SummaryOf returns ev.Summary when the pool set it, else a new summary of
+// ev (an allocation: enrichers called outside the pool, as in tests).
+func SummaryOf(ev *Event) *Summary {
+	if ev.Summary != nil {
+		return ev.Summary
+	}
+	s := new(Summary)
+	Summarize(ev, s)
+	return s
+}
+
 // Summarize fills s from ev's records. args is scratch space reused for
 // s.Args and s.Title; pass the previous s.Args[:0] to avoid allocating.
 func Summarize(ev *Event, s *Summary) {
@@ -60,6 +71,9 @@ func Summarize(ev *Event, s *Summary) {
 	*s = Summary{}
 	var execve []*Record
 	for _, r := range ev.Records {
+		if r == nil {
+			continue
+		}
 		switch r.TypeNum {
 		case TypeSyscall, TypeIntegrityRule:
 			// SYSCALL describes the process after execve; an integrity

@@ -1,0 +1,37 @@
+package metrics
+
+import (
+	"math"
+	"testing"
+)
+
+// A tally reaches its histogram only at Flush, with the same buckets, count
+// and sum as direct observations.
+func TestTallyFlush(t *testing.T) {
+	direct, batched := NewHistogram(1, 10, 100), NewHistogram(1, 10, 100)
+	tally := batched.NewTally()
+	values := []float64{0.5, 1, 2, 50, 500, 7}
+	for _, v := range values {
+		direct.Observe(v)
+		tally.Observe(v)
+	}
+	if batched.Count() != 0 || tally.Pending() != uint64(len(values)) {
+		t.Fatalf("before Flush: histogram count %d, pending %d", batched.Count(), tally.Pending())
+	}
+	tally.Flush()
+	tally.Flush() // a second flush adds nothing
+	if batched.Count() != direct.Count() || tally.Pending() != 0 {
+		t.Fatalf("after Flush: count %d want %d, pending %d", batched.Count(), direct.Count(), tally.Pending())
+	}
+	for i := range direct.counts {
+		if a, b := direct.counts[i].Load(), batched.counts[i].Load(); a != b {
+			t.Errorf("bucket %d: %d, want %d", i, b, a)
+		}
+	}
+	if a, b := math.Float64frombits(direct.sum.Load()), math.Float64frombits(batched.sum.Load()); a != b {
+		t.Errorf("sum %v, want %v", b, a)
+	}
+	if q := batched.Quantile(0.5); q != 10 {
+		t.Errorf("median bucket %v, want 10", q)
+	}
+}
