@@ -250,6 +250,12 @@ func Parse(name string, data []byte) (*Config, error) {
 		sc.Line = lineAt(sinkLines, i)
 		cfg.Sinks = append(cfg.Sinks, sc)
 	}
+	if len(cfg.Sinks) == 0 && len(sinkLines) == 0 && name != "(built-in config)" {
+		// Without a [[sink]], events go to stdout as JSON Lines, as with
+		// the built-in config, rather than nowhere.
+		cfg.Sinks = Builtin().Sinks
+		cfg.Sinks[0].Line = 0
+	}
 	if und := md.Undecoded(); len(und) > 0 {
 		var msgs []string
 		for _, k := range und {

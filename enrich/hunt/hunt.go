@@ -215,7 +215,7 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 type hitBlock struct {
 	hits  [2]audit.HuntHit
 	tags  [6]string
-	techs [3]audit.Technique
+	techs [2]audit.Technique
 }
 
 // match reports whether every condition of r holds for f. Cheap conditions

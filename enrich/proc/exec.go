@@ -70,10 +70,11 @@ func syscallRecord(ev *audit.Event) *audit.Record {
 	return nil
 }
 
-// ownCopy copies fields and argv (bounded by maxArgs and maxArgsBytes) into
-// one buffer of its own, so that a table entry does not pin a whole
-// event's lines: two allocations, the buffer and the argument slice.
-func ownCopy(fields []string, argv []string) ([]string, []string) {
+// ownCopy copies fields (in place) and argv, bounded by maxArgs and
+// maxArgsBytes, into one buffer of its own, so that a table entry does not
+// pin a whole event's lines. The copied arguments are appended to args
+// (which may have room of its own), and the result is returned.
+func ownCopy(fields []string, argv []string, args []string) []string {
 	if len(argv) > maxArgs {
 		argv = argv[:maxArgs]
 	}
@@ -99,10 +100,6 @@ func ownCopy(fields []string, argv []string) ([]string, []string) {
 	for i, f := range fields {
 		fields[i] = own(f)
 	}
-	if len(argv) == 0 {
-		return fields, nil
-	}
-	out := make([]string, 0, len(argv))
 	room := maxArgsBytes
 	for _, a := range argv {
 		if room <= 0 && len(a) > 0 {
@@ -110,7 +107,7 @@ func ownCopy(fields []string, argv []string) ([]string, []string) {
 		}
 		a = a[:min(len(a), room)]
 		room -= len(a)
-		out = append(out, own(a))
+		args = append(args, own(a))
 	}
-	return fields, out
+	return args
 }

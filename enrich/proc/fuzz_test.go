@@ -23,7 +23,8 @@ func FuzzOwnCopy(f *testing.F) {
 	f.Add(strings.Repeat("y", 5000) + "\x00z")
 	f.Fuzz(func(t *testing.T, s string) {
 		args := audit.SplitNUL(s, nil)
-		fields, own := ownCopy([]string{s}, args)
+		fields := []string{s}
+		own := ownCopy(fields, args, nil)
 		if fields[0] != s {
 			t.Fatalf("field changed: %q", fields[0])
 		}

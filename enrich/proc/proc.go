@@ -20,10 +20,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/audisp-enrich/audisp-enrich/enrich"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
@@ -36,7 +33,9 @@ type Config struct {
 	// New builds a table either way.
 	Enabled bool `toml:"enabled"`
 	// MaxEntries bounds the number of pids held (default 16384, 1..16777216).
-	// The least recently used pid is evicted first.
+	// The least recently used pid is evicted first; a table of 8192
+	// entries or more is split by pid into 8 shards of an eighth each,
+	// and each evicts its own least recently used pid.
 	MaxEntries int `toml:"max_entries"`
 	// ProcFallback reads /proc/<ppid> for parents the table does not know
 	// (default true). Turn it off when replaying logs from another time or
@@ -85,9 +84,34 @@ type Image struct {
 // entry is what the table holds for one pid: up to two images, newest
 // first, or a cached miss.
 type entry struct {
-	img     [2]Image
+	img     [2]*stored
 	n       int   // images held (0 for a cached miss)
 	expires int64 // unix ms after which a cached miss is forgotten
+}
+
+// stored is an image as the table holds it: immutable once stored. Its
+// Process is the Parent that the events of its children get (shared by
+// all of them); the rest is what lookups need.
+type stored struct {
+	parent     audit.Process
+	auid       string
+	ppid       int
+	startMilli int64
+	source     Source
+}
+
+// newStored wraps img, an image of pid.
+func newStored(pid int, img Image) *stored {
+	return &stored{
+		parent: audit.Process{PID: pid, Executable: img.Exe, Args: img.Args, UID: img.UID, StartSec: img.StartMilli / 1000},
+		auid:   img.AUID, ppid: img.PPID, startMilli: img.StartMilli, source: img.Source,
+	}
+}
+
+// image returns s as an Image.
+func (s *stored) image() Image {
+	return Image{Exe: s.parent.Executable, Args: s.parent.Args, UID: s.parent.UID, AUID: s.auid,
+		PPID: s.ppid, StartMilli: s.startMilli, Source: s.source}
 }
 
 // missTTL is how long "no such process in /proc" is remembered. Pids are
@@ -129,10 +153,31 @@ type Table struct {
 	sem chan struct{}
 	now func() time.Time
 
-	mu  sync.Mutex
-	lru *simplelru.LRU[int, entry] // entries by value: one allocation per new pid
+	// shards split the pids (by pid modulo their number), each with its
+	// own lock and LRU, so that workers seldom wait on, or move the cache
+	// line of, one another's lock. A small table has one shard.
+	shards []shard
 
-	execs, evictions, fromTable, fromProc, unknown, procErrs atomic.Uint64
+	execs, evictions, fromTable, fromProc, unknown, procErrs metrics.Counter
+}
+
+// shard is one lock and LRU of a Table, padded to its own cache lines.
+type shard struct {
+	mu  sync.Mutex
+	lru *pidLRU
+	_   [48]byte
+}
+
+// maxShards is the number of shards of a table of at least
+// minShardEntries*maxShards entries; smaller tables have one.
+const (
+	maxShards       = 8
+	minShardEntries = 1024
+)
+
+// shardOf returns the shard of pid.
+func (t *Table) shardOf(pid int) *shard {
+	return &t.shards[uint(pid)%uint(len(t.shards))]
 }
 
 var _ enrich.Enricher = (*Table)(nil)
@@ -143,12 +188,18 @@ func New(cfg Config) (*Table, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l, err := simplelru.NewLRU[int, entry](cfg.MaxEntries, nil)
-	if err != nil {
-		return nil, fmt.Errorf("proc: %w", err)
+	t := &Table{now: time.Now, sem: make(chan struct{}, maxProcReaders)}
+	n := 1
+	if cfg.MaxEntries >= minShardEntries*maxShards {
+		n = maxShards
 	}
-	t := &Table{lru: l, now: time.Now, sem: make(chan struct{}, maxProcReaders)}
+	t.shards = make([]shard, n)
+	for i := range t.shards {
+		// The shards' capacities add up to MaxEntries.
+		t.shards[i].lru = newPidLRU((cfg.MaxEntries + n - 1 - i) / n)
+	}
 	if cfg.ProcFallback {
+		var err error
 		if t.fs, err = newProcFS("/proc"); err != nil {
 			return nil, fmt.Errorf("proc: proc_fallback: %w", err)
 		}
@@ -177,15 +228,9 @@ func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
 	if err != nil || ppid <= 0 {
 		return nil
 	}
-	img, ok, err := t.parent(ctx, ppid, at)
-	if ok {
-		ev.Parent = &audit.Process{
-			PID:        ppid,
-			Executable: img.Exe,
-			Args:       img.Args,
-			UID:        img.UID,
-			StartSec:   img.StartMilli / 1000,
-		}
+	img, err := t.parent(ctx, ppid, at)
+	if img != nil {
+		ev.Parent = &img.parent
 	}
 	return err
 }
@@ -197,21 +242,19 @@ func (t *Table) recordExec(sum *audit.Summary, at int64) {
 	if err != nil || pid <= 0 {
 		return
 	}
-	ppid, _ := strconv.Atoi(sum.PPID)
+	s := &stored{startMilli: at, source: SourceExec}
+	s.ppid, _ = strconv.Atoi(sum.PPID)
 	// One buffer holds exe, uid, auid and argv, so the entry does not pin
 	// the event's lines.
 	f := [3]string{sum.Exe, sum.UID, sum.AUID}
-	_, args := ownCopy(f[:], sum.Args)
-	t.Record(pid, Image{
-		Exe:        f[0],
-		Args:       args,
-		UID:        f[1],
-		AUID:       f[2],
-		PPID:       ppid,
-		StartMilli: at,
-		Source:     SourceExec,
-	})
-	t.execs.Add(1)
+	args := ownCopy(f[:], sum.Args, make([]string, 0, min(len(sum.Args), maxArgs)))
+	if len(args) == 0 {
+		args = nil
+	}
+	s.parent = audit.Process{PID: pid, Executable: f[0], Args: args, UID: f[1], StartSec: at / 1000}
+	s.auid = f[2]
+	t.store(pid, s)
+	t.execs.Inc()
 	mExecs.Inc()
 }
 
@@ -219,22 +262,27 @@ func (t *Table) recordExec(sum *audit.Summary, at int64) {
 // images of each pid by StartMilli, whatever order they are recorded in.
 // img's strings and Args must not be modified afterwards.
 func (t *Table) Record(pid int, img Image) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e := entry{img: [2]Image{img}, n: 1}
-	if old, ok := t.lru.Peek(pid); ok && old.n > 0 {
+	t.store(pid, newStored(pid, img))
+}
+
+func (t *Table) store(pid int, img *stored) {
+	sh := t.shardOf(pid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := entry{img: [2]*stored{img}, n: 1}
+	if old, ok := sh.lru.Peek(pid); ok && old.n > 0 {
 		e.n = 2
 		switch {
-		case img.StartMilli >= old.img[0].StartMilli:
+		case img.startMilli >= old.img[0].startMilli:
 			e.img[1] = old.img[0]
-		case old.n == 1 || img.StartMilli >= old.img[1].StartMilli:
-			e.img = [2]Image{old.img[0], img}
+		case old.n == 1 || img.startMilli >= old.img[1].startMilli:
+			e.img = [2]*stored{old.img[0], img}
 		default: // older than both: keep the two we have
 			e.img = old.img
 		}
 	}
-	if t.lru.Add(pid, e) {
-		t.evictions.Add(1)
+	if sh.lru.Add(pid, e) {
+		t.evictions.Inc()
 		mEvictions.Inc()
 	}
 }
@@ -243,7 +291,10 @@ func (t *Table) Record(pid int, img Image) {
 // latest one when at is 0), from the table only.
 func (t *Table) Lookup(pid int, at int64) (Image, bool) {
 	img, st := t.lookup(pid, at)
-	return img, st == found
+	if st != found {
+		return Image{}, false
+	}
+	return img.image(), true
 }
 
 type lookupState uint8
@@ -255,116 +306,124 @@ const (
 	tooNew                       // every image held started after the time
 )
 
-func (t *Table) lookup(pid int, at int64) (Image, lookupState) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.lru.Get(pid)
+func (t *Table) lookup(pid int, at int64) (*stored, lookupState) {
+	sh := t.shardOf(pid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.lru.Get(pid)
 	if !ok {
-		return Image{}, absent
+		return nil, absent
 	}
 	if e.n == 0 {
 		if t.now().UnixMilli() < e.expires {
-			return Image{}, knownMiss
+			return nil, knownMiss
 		}
-		t.lru.Remove(pid)
-		return Image{}, absent
+		sh.lru.Remove(pid)
+		return nil, absent
 	}
-	for i := 0; i < e.n; i++ {
-		img := e.img[i]
+	for _, img := range e.img[:e.n] {
 		slack := int64(0)
-		if img.Source == SourceProc {
+		if img.source == SourceProc {
 			slack = procSlack
 		}
-		if at == 0 || img.StartMilli-slack <= at {
+		if at == 0 || img.startMilli-slack <= at {
 			return img, found
 		}
 	}
-	return Image{}, tooNew
+	return nil, tooNew
 }
 
 // parent finds the image of ppid at time at: in the table, else in /proc.
-func (t *Table) parent(ctx context.Context, ppid int, at int64) (Image, bool, error) {
+// It returns nil when the parent is unknown.
+func (t *Table) parent(ctx context.Context, ppid int, at int64) (*stored, error) {
 	img, st := t.lookup(ppid, at)
 	switch {
 	case st == found:
 		t.count(&t.fromTable, mFromTable)
-		return img, true, nil
+		return img, nil
 	case st != absent || t.fs == nil:
 		t.count(&t.unknown, mUnknown)
-		return Image{}, false, nil
+		return nil, nil
 	}
 	select {
 	case t.sem <- struct{}{}:
 	case <-ctx.Done():
 		t.count(&t.unknown, mUnknown)
-		return Image{}, false, fmt.Errorf("proc: waiting to read /proc/%d: %w", ppid, ctx.Err())
+		return nil, fmt.Errorf("proc: waiting to read /proc/%d: %w", ppid, ctx.Err())
 	}
-	img, err := t.fs.read(ppid)
+	read, err := t.fs.read(ppid)
 	<-t.sem
 	switch {
 	case errors.Is(err, errGone):
 		t.storeMiss(ppid)
 		t.count(&t.unknown, mUnknown)
-		return Image{}, false, nil
+		return nil, nil
 	case err != nil:
 		t.count(&t.unknown, mUnknown)
 		t.count(&t.procErrs, mProcErrs)
-		return Image{}, false, fmt.Errorf("proc: %w", err)
+		return nil, fmt.Errorf("proc: %w", err)
 	}
+	img = newStored(ppid, read)
 	t.storeProc(ppid, img)
-	if img.StartMilli-procSlack > at {
+	if img.startMilli-procSlack > at {
 		// The pid now belongs to a process younger than the event.
 		t.count(&t.unknown, mUnknown)
-		return Image{}, false, nil
+		return nil, nil
 	}
 	t.count(&t.fromProc, mFromProc)
-	return img, true, nil
+	return img, nil
 }
 
 // storeProc caches an image read from /proc unless an exec image of the pid
 // was recorded meanwhile (exec images are more precise).
-func (t *Table) storeProc(pid int, img Image) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if old, ok := t.lru.Peek(pid); ok && old.n > 0 {
+func (t *Table) storeProc(pid int, img *stored) {
+	sh := t.shardOf(pid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old, ok := sh.lru.Peek(pid); ok && old.n > 0 {
 		return
 	}
-	if t.lru.Add(pid, entry{img: [2]Image{img}, n: 1}) {
-		t.evictions.Add(1)
+	if sh.lru.Add(pid, entry{img: [2]*stored{img}, n: 1}) {
+		t.evictions.Inc()
 		mEvictions.Inc()
 	}
 }
 
 // storeMiss caches that pid is not in /proc, unless it was recorded meanwhile.
 func (t *Table) storeMiss(pid int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if old, ok := t.lru.Peek(pid); ok && old.n > 0 {
+	sh := t.shardOf(pid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old, ok := sh.lru.Peek(pid); ok && old.n > 0 {
 		return
 	}
-	if t.lru.Add(pid, entry{expires: t.now().Add(missTTL).UnixMilli()}) {
-		t.evictions.Add(1)
+	if sh.lru.Add(pid, entry{expires: t.now().Add(missTTL).UnixMilli()}) {
+		t.evictions.Inc()
 		mEvictions.Inc()
 	}
 }
 
-func (t *Table) count(own *atomic.Uint64, global *metrics.Counter) {
-	own.Add(1)
+func (t *Table) count(own, global *metrics.Counter) {
+	own.Inc()
 	global.Inc()
 }
 
 // Stats returns the table's counts.
 func (t *Table) Stats() Stats {
-	t.mu.Lock()
-	n := t.lru.Len()
-	t.mu.Unlock()
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		n += sh.lru.Len()
+		sh.mu.Unlock()
+	}
 	return Stats{
 		Len:       n,
-		Execs:     t.execs.Load(),
-		Evictions: t.evictions.Load(),
-		FromTable: t.fromTable.Load(),
-		FromProc:  t.fromProc.Load(),
-		Unknown:   t.unknown.Load(),
-		ProcErrs:  t.procErrs.Load(),
+		Execs:     t.execs.Value(),
+		Evictions: t.evictions.Value(),
+		FromTable: t.fromTable.Value(),
+		FromProc:  t.fromProc.Value(),
+		Unknown:   t.unknown.Value(),
+		ProcErrs:  t.procErrs.Value(),
 	}
 }

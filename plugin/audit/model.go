@@ -188,7 +188,9 @@ type Enrichment struct {
 	VirusTotal *VTResult
 	// Hunt holds the hunting rules that matched.
 	Hunt []HuntHit
-	// Parent is the parent process when known.
+	// Parent is the parent process when known. It may be shared with other
+	// events (the process table hands every child the same value): never
+	// modify it.
 	Parent *Process
 	// Severity is the highest severity any enricher assigned (0 none,
 	// 1 low, 2 medium, 3 high, 4 critical).

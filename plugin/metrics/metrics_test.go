@@ -35,3 +35,24 @@ func TestTallyFlush(t *testing.T) {
 		t.Errorf("median bucket %v, want 10", q)
 	}
 }
+
+// Increments from many goroutines (spread over the cells) all count.
+func TestCounterConcurrent(t *testing.T) {
+	var c Counter
+	done := make(chan struct{})
+	for g := 0; g < 16; g++ {
+		go func() {
+			for i := 0; i < 1000; i++ {
+				c.Inc()
+			}
+			c.Add(5)
+			done <- struct{}{}
+		}()
+	}
+	for g := 0; g < 16; g++ {
+		<-done
+	}
+	if got := c.Value(); got != 16*1005 {
+		t.Errorf("Value = %d, want %d", got, 16*1005)
+	}
+}

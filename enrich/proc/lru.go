@@ -1,0 +1,121 @@
+package proc
+
+// pidLRU is a fixed-capacity map from pid to entry that evicts the least
+// recently used pid. It holds no pointers of its own: the slots live in one
+// slice, linked by index, and the index is a map of integers, so the
+// garbage collector scans only the entries' images. Not safe for
+// concurrent use (the Table locks around it).
+type pidLRU struct {
+	index      map[int]int32 // pid → slot
+	slots      []lruSlot
+	head, tail int32 // most and least recently used slot; -1 when empty
+	free       int32 // a removed slot to reuse (linked by next); -1 none
+	capacity   int
+}
+
+type lruSlot struct {
+	pid        int
+	prev, next int32
+	e          entry
+}
+
+func newPidLRU(capacity int) *pidLRU {
+	return &pidLRU{index: make(map[int]int32), head: -1, tail: -1, free: -1, capacity: capacity}
+}
+
+// Len returns the number of pids held.
+func (l *pidLRU) Len() int { return len(l.index) }
+
+// Peek returns the entry of pid without marking it used.
+func (l *pidLRU) Peek(pid int) (entry, bool) {
+	i, ok := l.index[pid]
+	if !ok {
+		return entry{}, false
+	}
+	return l.slots[i].e, true
+}
+
+// Get returns the entry of pid and marks it most recently used.
+func (l *pidLRU) Get(pid int) (entry, bool) {
+	i, ok := l.index[pid]
+	if !ok {
+		return entry{}, false
+	}
+	l.toFront(i)
+	return l.slots[i].e, true
+}
+
+// Add sets the entry of pid and marks it most recently used. It reports
+// whether another pid was evicted to make room.
+func (l *pidLRU) Add(pid int, e entry) (evicted bool) {
+	if i, ok := l.index[pid]; ok {
+		l.slots[i].e = e
+		l.toFront(i)
+		return false
+	}
+	var i int32
+	switch {
+	case len(l.index) >= l.capacity:
+		i = l.tail
+		delete(l.index, l.slots[i].pid)
+		l.unlink(i)
+		evicted = true
+	case l.free >= 0:
+		i = l.free
+		l.free = l.slots[i].next
+	default:
+		l.slots = append(l.slots, lruSlot{})
+		i = int32(len(l.slots) - 1)
+	}
+	l.slots[i] = lruSlot{pid: pid, prev: -1, next: -1, e: e}
+	l.index[pid] = i
+	l.pushFront(i)
+	return evicted
+}
+
+// Remove forgets pid.
+func (l *pidLRU) Remove(pid int) {
+	i, ok := l.index[pid]
+	if !ok {
+		return
+	}
+	delete(l.index, pid)
+	l.unlink(i)
+	l.slots[i] = lruSlot{prev: -1, next: l.free} // drops the images
+	l.free = i
+}
+
+func (l *pidLRU) toFront(i int32) {
+	if l.head == i {
+		return
+	}
+	l.unlink(i)
+	l.pushFront(i)
+}
+
+func (l *pidLRU) pushFront(i int32) {
+	s := &l.slots[i]
+	s.prev, s.next = -1, l.head
+	if l.head >= 0 {
+		l.slots[l.head].prev = i
+	}
+	l.head = i
+	if l.tail < 0 {
+		l.tail = i
+	}
+}
+
+func (l *pidLRU) unlink(i int32) {
+	s := &l.slots[i]
+	if s.prev >= 0 {
+		l.slots[s.prev].next = s.next
+	} else {
+		l.head = s.next
+	}
+	if s.next >= 0 {
+		l.slots[s.next].prev = s.prev
+	} else {
+		l.tail = s.prev
+	}
+	s.prev, s.next = -1, -1
+}

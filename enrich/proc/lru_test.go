@@ -1,0 +1,91 @@
+package proc
+
+import "testing"
+
+// pidLRU evicts the least recently used pid: Get and Add mark use, Peek
+// does not; removed slots are reused.
+func TestPidLRU(t *testing.T) {
+	l := newPidLRU(3)
+	e := func(ms int64) entry { return entry{expires: ms} }
+	for pid := 1; pid <= 3; pid++ {
+		if l.Add(pid, e(int64(pid))) {
+			t.Fatalf("eviction while filling (pid %d)", pid)
+		}
+	}
+	l.Get(1)  // order now 1, 3, 2 (most recent first)
+	l.Peek(2) // no change
+	if !l.Add(4, e(4)) {
+		t.Fatal("no eviction when full")
+	}
+	if _, ok := l.Peek(2); ok {
+		t.Error("pid 2 (least recently used) not evicted")
+	}
+	if got, ok := l.Peek(1); !ok || got.expires != 1 {
+		t.Errorf("pid 1 = %v %v", got, ok)
+	}
+	if l.Add(3, e(33)) { // update in place
+		t.Error("update evicted")
+	}
+	if got, _ := l.Get(3); got.expires != 33 {
+		t.Errorf("updated pid 3 = %v", got)
+	}
+	l.Remove(1)
+	l.Remove(99)
+	if l.Len() != 2 {
+		t.Fatalf("Len %d after Remove, want 2", l.Len())
+	}
+	slots := len(l.slots)
+	if l.Add(5, e(5)) || len(l.slots) != slots {
+		t.Errorf("removed slot not reused: %d slots, was %d", len(l.slots), slots)
+	}
+	// Order is 5, 3, 4: adding two more evicts 4, then 3.
+	l.Add(6, e(6))
+	if _, ok := l.Peek(4); ok {
+		t.Error("pid 4 not evicted")
+	}
+	l.Add(7, e(7))
+	if _, ok := l.Peek(3); ok {
+		t.Error("pid 3 not evicted")
+	}
+	for _, pid := range []int{5, 6, 7} {
+		if _, ok := l.Peek(pid); !ok {
+			t.Errorf("pid %d missing", pid)
+		}
+	}
+	// One slot left: the list stays consistent when head == tail.
+	one := newPidLRU(1)
+	one.Add(1, e(1))
+	one.Add(2, e(2))
+	one.Remove(2)
+	one.Add(3, e(3))
+	if got, ok := one.Get(3); !ok || got.expires != 3 || one.Len() != 1 {
+		t.Errorf("capacity 1: %v %v len %d", got, ok, one.Len())
+	}
+}
+
+// A sharded table holds at most MaxEntries pids in all, and evicts one pid
+// per pid recorded beyond that when the pids spread over the shards.
+func TestShardedBound(t *testing.T) {
+	const size = minShardEntries * maxShards
+	tb, err := New(Config{Enabled: true, MaxEntries: size + 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tb.shards) != maxShards {
+		t.Fatalf("%d shards, want %d", len(tb.shards), maxShards)
+	}
+	const n = 3 * size
+	for pid := 1; pid <= n; pid++ {
+		tb.Record(pid, Image{Exe: "/x", StartMilli: int64(pid)})
+	}
+	st := tb.Stats()
+	if st.Len != size+3 || st.Evictions != n-(size+3) {
+		t.Errorf("Len %d (want %d), Evictions %d (want %d)", st.Len, size+3, st.Evictions, n-(size+3))
+	}
+	// The most recent pids are all there.
+	for pid := n - 100; pid <= n; pid++ {
+		if _, ok := tb.Lookup(pid, 0); !ok {
+			t.Fatalf("recent pid %d evicted", pid)
+		}
+	}
+}
