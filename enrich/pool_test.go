@@ -68,7 +68,7 @@ func TestPoolKeepsOrder(t *testing.T) {
 			if wantWarn != hasWarn {
 				t.Errorf("event %d: warnings %v", ev.ID.Serial, ev.Warnings)
 			}
-			if ev.ID.Serial == 3 && !strings.Contains(strings.Join(ev.Warnings, ";"), "slow: took") {
+			if w := strings.Join(ev.Warnings, ";"); ev.ID.Serial == 3 && !strings.Contains(w, "slow: took") && !strings.Contains(w, "enrichers took") {
 				t.Errorf("slow call not reported: %v", ev.Warnings)
 			}
 		})
@@ -91,7 +91,56 @@ func TestPoolKeepsOrder(t *testing.T) {
 	if snap[`audisp_enrich_enricher_errors_total{enricher="jitter"}`] != float64((n+6)/7) {
 		t.Errorf("error counter = %v", snap[`audisp_enrich_enricher_errors_total{enricher="jitter"}`])
 	}
-	if snap[`audisp_enrich_enricher_slow_total{enricher="slow"}`] < 1 {
-		t.Errorf("slow counter = %v", snap[`audisp_enrich_enricher_slow_total{enricher="slow"}`])
+}
+
+// slowPair is slow for serials 3 and 4.
+type slowPair struct{}
+
+func (slowPair) Name() string { return "slow" }
+
+func (slowPair) Enrich(_ context.Context, ev *audit.Event) error {
+	if ev.ID.Serial == 3 || ev.ID.Serial == 4 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// TestPoolTiming: one event in latencySample has each call timed; an
+// untimed slow event gets a chain warning and makes the next event timed,
+// which names the slow enricher and counts it.
+func TestPoolTiming(t *testing.T) {
+	reg := &metrics.Registry{}
+	warnings := map[uint32]string{}
+	p := NewPool([]Enricher{slowPair{}}, 1, 4, time.Millisecond, reg, nil, func(ev *audit.Event, _ []byte) {
+		warnings[ev.ID.Serial] = strings.Join(ev.Warnings, ";")
+	})
+	const n = 4 * latencySample
+	for i := 0; i < n; i++ {
+		p.Submit(&audit.Event{ID: audit.EventID{Serial: uint32(i)}})
+	}
+	p.Close()
+	// Serial 3 is the 4th event: not sampled.
+	if w := warnings[3]; !strings.Contains(w, "enrichers took") {
+		t.Errorf("event 3: warnings %q, want the chain warning", w)
+	}
+	if w := warnings[4]; !strings.Contains(w, "slow: took") {
+		t.Errorf("event 4: warnings %q, want the slow enricher named", w)
+	}
+	for s, w := range warnings {
+		if s != 3 && s != 4 && w != "" {
+			t.Errorf("event %d: unexpected warnings %q", s, w)
+		}
+	}
+	snap := reg.Snapshot()
+	if got := snap[`audisp_enrich_enricher_slow_total{enricher="slow"}`]; got != 1 {
+		t.Errorf("slow counter = %v, want 1 (event 4)", got)
+	}
+	if got := snap[`audisp_enrich_enricher_calls_total{enricher="slow"}`]; got != n {
+		t.Errorf("calls = %v, want %d", got, n)
+	}
+	// Timed: every latencySample-th event, plus event 4 and event 5 (after
+	// the slow event 4).
+	if got, want := snap[`audisp_enrich_enricher_seconds{enricher="slow"}_count`], float64(n/latencySample+2); got != want {
+		t.Errorf("latency samples = %v, want %v", got, want)
 	}
 }

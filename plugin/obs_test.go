@@ -477,8 +477,9 @@ path = %q
 		if c := m.must(t, "audisp_enrich_enricher_calls_total", "enricher", e); c != evs {
 			t.Errorf("enricher %s: %g calls, want one per event (%g)", e, c, evs)
 		}
-		if c := m.must(t, "audisp_enrich_enricher_seconds_count", "enricher", e); c != evs {
-			t.Errorf("enricher %s: latency histogram counted %g, want %g", e, c, evs)
+		// The latency of one call in 8 per worker is sampled.
+		if c := m.must(t, "audisp_enrich_enricher_seconds_count", "enricher", e); c < 1 || c > evs {
+			t.Errorf("enricher %s: latency histogram counted %g, want 1..%g (sampled)", e, c, evs)
 		}
 		if c := m.must(t, "audisp_enrich_enricher_errors_total", "enricher", e); c != 0 {
 			t.Errorf("enricher %s: %g errors", e, c)

@@ -4,7 +4,6 @@ import (
 	"path"
 	"strings"
 
-	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
 
@@ -68,7 +67,7 @@ func (f *facts) extract(ev *audit.Event, needFiles bool) {
 	}
 	if sc != nil {
 		f.addExe(known(sc, "exe"))
-		f.exec = proc.ExecRecord(ev) != nil
+		f.exec = sum.Exec
 	} else if ir != nil {
 		// IMA measurements on their own: with the usual BPRM_CHECK policy
 		// their files are the programs being executed (the exe field is

@@ -1,10 +1,6 @@
 package proc
 
-import (
-	"unsafe"
-
-	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
-)
+import "unsafe"
 
 // Limits on what one table entry keeps of an argv, so that a table of
 // MaxEntries entries stays small whatever the command lines are.
@@ -12,63 +8,6 @@ const (
 	maxArgs      = 64
 	maxArgsBytes = 4096
 )
-
-// execSyscalls maps an audit arch (the SYSCALL record's arch= field) to its
-// execve and execveat numbers.
-var execSyscalls = map[string][2]string{
-	"c000003e": {"59", "322"},  // x86_64
-	"40000003": {"11", "358"},  // i386
-	"c00000b7": {"221", "281"}, // aarch64
-	"c00000f3": {"221", "281"}, // riscv64
-	"40000028": {"11", "387"},  // arm (EABI)
-}
-
-// ExecRecord returns the SYSCALL record of ev when ev is a successful execve
-// or execveat, and nil otherwise.
-//
-// The syscall is recognised by its number for the record's arch (x86_64 59
-// and 322, i386, aarch64, riscv64, arm), by the ENRICHED SYSCALL name, or,
-// for an arch not in the table, by the presence of an EXECVE record.
-func ExecRecord(ev *audit.Event) *audit.Record {
-	sc := syscallRecord(ev)
-	if sc == nil {
-		return nil
-	}
-	if ok, _ := sc.Get("success"); ok != "yes" {
-		return nil
-	}
-	if name, ok := sc.GetInterp("SYSCALL"); ok {
-		return pick(sc, name == "execve" || name == "execveat")
-	}
-	nr, _ := sc.Get("syscall")
-	arch, _ := sc.Get("arch")
-	if nums, ok := execSyscalls[arch]; ok {
-		return pick(sc, nr == nums[0] || nr == nums[1])
-	}
-	for _, r := range ev.Records {
-		if r.Type == "EXECVE" {
-			return sc
-		}
-	}
-	return nil
-}
-
-func pick(r *audit.Record, ok bool) *audit.Record {
-	if ok {
-		return r
-	}
-	return nil
-}
-
-// syscallRecord returns the first SYSCALL record of ev, or nil.
-func syscallRecord(ev *audit.Event) *audit.Record {
-	for _, r := range ev.Records {
-		if r.Type == "SYSCALL" {
-			return r
-		}
-	}
-	return nil
-}
 
 // ownCopy copies fields (in place) and argv, bounded by maxArgs and
 // maxArgsBytes, into one buffer of its own, so that a table entry does not

@@ -3,41 +3,7 @@ package proc
 import (
 	"strings"
 	"testing"
-
-	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
-
-func TestExecRecord(t *testing.T) {
-	cases := []struct {
-		name string
-		sc   *audit.Record
-		more []*audit.Record
-		want bool
-	}{
-		{"x86_64 execve", rec("SYSCALL", "arch", "c000003e", "syscall", "59", "success", "yes"), nil, true},
-		{"x86_64 execveat", rec("SYSCALL", "arch", "c000003e", "syscall", "322", "success", "yes"), nil, true},
-		{"x86_64 open", rec("SYSCALL", "arch", "c000003e", "syscall", "2", "success", "yes"), nil, false},
-		{"x86_64 failed execve", rec("SYSCALL", "arch", "c000003e", "syscall", "59", "success", "no"), nil, false},
-		{"i386 execve", rec("SYSCALL", "arch", "40000003", "syscall", "11", "success", "yes"), nil, true},
-		{"i386 59 is not execve", rec("SYSCALL", "arch", "40000003", "syscall", "59", "success", "yes"), nil, false},
-		{"aarch64 execve", rec("SYSCALL", "arch", "c00000b7", "syscall", "221", "success", "yes"), nil, true},
-		{"enriched name wins", rec("SYSCALL", "arch", "ffff", "syscall", "1", "success", "yes", "@SYSCALL", "execve"), nil, true},
-		{"enriched other name", rec("SYSCALL", "arch", "c000003e", "syscall", "59", "success", "yes", "@SYSCALL", "open"), nil, false},
-		{"unknown arch with EXECVE", rec("SYSCALL", "arch", "ffff", "syscall", "1", "success", "yes"), []*audit.Record{rec("EXECVE", "argc", "1", "a0", "x")}, true},
-		{"unknown arch without EXECVE", rec("SYSCALL", "arch", "ffff", "syscall", "1", "success", "yes"), nil, false},
-		{"no SYSCALL", nil, []*audit.Record{rec("EXECVE", "argc", "1", "a0", "x")}, false},
-	}
-	for _, c := range cases {
-		ev := &audit.Event{}
-		if c.sc != nil {
-			ev.Records = append(ev.Records, c.sc)
-		}
-		ev.Records = append(ev.Records, c.more...)
-		if got := ExecRecord(ev) != nil; got != c.want {
-			t.Errorf("%s: ExecRecord = %v, want %v", c.name, got, c.want)
-		}
-	}
-}
 
 func TestOwnCopyBounds(t *testing.T) {
 	many := make([]string, 100)

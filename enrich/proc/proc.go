@@ -221,7 +221,7 @@ func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
 	}
 	sum := audit.SummaryOf(ev)
 	at := ev.ID.Sec*1000 + int64(ev.ID.Msec)
-	if ExecRecord(ev) != nil {
+	if sum.Exec {
 		t.recordExec(sum, at)
 	}
 	ppid, err := strconv.Atoi(sum.PPID)

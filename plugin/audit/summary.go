@@ -28,7 +28,9 @@ type Summary struct {
 	Keys      []string
 	Hashes    [3]string // sha256, sha1, md5 from INTEGRITY_RULE
 	Sha512    string
-	haveIMA   bool
+	// Exec is set for a successful execve or execveat (see isExec).
+	Exec    bool
+	haveIMA bool
 }
 
 // RecordKeys appends the rule keys that matched record r. A CONFIG_CHANGE
@@ -70,12 +72,16 @@ func Summarize(ev *Event, s *Summary) {
 	args, title, keys := s.Args[:0], s.Title[:0], s.Keys[:0]
 	*s = Summary{}
 	var execve []*Record
+	var sc *Record // the first SYSCALL record
 	for _, r := range ev.Records {
 		if r == nil {
 			continue
 		}
 		switch r.TypeNum {
 		case TypeSyscall, TypeIntegrityRule:
+			if sc == nil && r.TypeNum == TypeSyscall {
+				sc = r
+			}
 			// SYSCALL describes the process after execve; an integrity
 			// record before it describes the caller, so SYSCALL wins.
 			s.fromTask(r, r.TypeNum == TypeSyscall)
@@ -128,6 +134,37 @@ func Summarize(ev *Event, s *Summary) {
 		args = execveArgs(execve, args)
 	}
 	s.Args, s.Title, s.Keys = args, title, keys
+	s.Exec = sc != nil && isExec(sc, len(execve) > 0)
+}
+
+// execSyscalls maps an audit arch (the SYSCALL record's arch= field) to its
+// execve and execveat numbers.
+var execSyscalls = map[string][2]string{
+	"c000003e": {"59", "322"},  // x86_64
+	"40000003": {"11", "358"},  // i386
+	"c00000b7": {"221", "281"}, // aarch64
+	"c00000f3": {"221", "281"}, // riscv64
+	"40000028": {"11", "387"},  // arm (EABI)
+}
+
+// isExec reports whether the SYSCALL record sc is a successful execve or
+// execveat. The syscall is recognised by the ENRICHED SYSCALL name, by its
+// number for the record's arch (x86_64 59 and 322, i386, aarch64, riscv64,
+// arm), or, for an arch not in the table, by the event having an EXECVE
+// record.
+func isExec(sc *Record, hasExecve bool) bool {
+	if ok, _ := sc.Get("success"); ok != "yes" {
+		return false
+	}
+	if name, ok := sc.GetInterp("SYSCALL"); ok {
+		return name == "execve" || name == "execveat"
+	}
+	nr, _ := sc.Get("syscall")
+	arch, _ := sc.Get("arch")
+	if nums, ok := execSyscalls[arch]; ok {
+		return nr == nums[0] || nr == nums[1]
+	}
+	return hasExecve
 }
 
 // fromTask takes the task fields of r: all of them when override, else
