@@ -41,7 +41,14 @@ type Config struct {
 	// root. "root" keeps root (not recommended).
 	User string `toml:"user"`
 	// StateDir holds buffers and caches.
-	StateDir   string           `toml:"state_dir"`
+	StateDir string `toml:"state_dir"`
+	// MaxProcs is how many cores plugin mode runs Go code on at once (Go's
+	// GOMAXPROCS), read at start. 1 (the default) costs the least CPU at
+	// auditd's rates, since goroutines then hand events to each other
+	// without waking other cores, and one core handles far more than
+	// auditd delivers; 0 means every core. Replay always uses every core,
+	// and a GOMAXPROCS environment variable wins over this.
+	MaxProcs   int              `toml:"max_procs"`
 	Input      InputConfig      `toml:"input"`
 	Reassembly ReassemblyConfig `toml:"reassembly"`
 	Log        LogConfig        `toml:"log"`
@@ -66,6 +73,13 @@ type InputConfig struct {
 	// pipeline, in batches of up to 256 records. When it is full the
 	// reader drops the batch and counts it rather than stall auditd.
 	QueueBatches int `toml:"queue_batches"`
+	// Coalesce is how long the reader waits before reading again after a
+	// short read (under 32 KiB), so that records auditd writes one by one
+	// are read, parsed and handed on in batches: at low rates at most one
+	// read per Coalesce, which costs far less CPU than one per record, for
+	// at most Coalesce of extra latency. Reads of 32 KiB or more (high
+	// rates) are followed at once. 0 reads as soon as data arrives.
+	Coalesce time.Duration `toml:"coalesce"`
 }
 
 // ReassemblyConfig configures event reassembly.
@@ -163,7 +177,8 @@ func Defaults() Config {
 	return Config{
 		User:     "audisp-enrich",
 		StateDir: "/var/lib/audisp-enrich",
-		Input:    InputConfig{Format: "string", MaxLineBytes: 64 << 10, QueueBatches: 1024},
+		MaxProcs: 1,
+		Input:    InputConfig{Format: "string", MaxLineBytes: 64 << 10, QueueBatches: 1024, Coalesce: 5 * time.Millisecond},
 		Reassembly: ReassemblyConfig{
 			EOETimeout: 2 * time.Second, MaxInFlight: 4096,
 		},
@@ -291,8 +306,14 @@ func (c *Config) Validate(data []byte) error {
 	if c.Input.MaxLineBytes < 16<<10 || c.Input.MaxLineBytes > 16<<20 {
 		at("input.max_line_bytes", fmt.Errorf("input.max_line_bytes %d: want 16384..16777216", c.Input.MaxLineBytes))
 	}
+	if c.MaxProcs < 0 || c.MaxProcs > 1024 {
+		at("max_procs", fmt.Errorf("max_procs %d: want 0..1024", c.MaxProcs))
+	}
 	if c.Input.QueueBatches < 1 {
 		at("input.queue_batches", fmt.Errorf("input.queue_batches must be at least 1"))
+	}
+	if c.Input.Coalesce < 0 || c.Input.Coalesce > 100*time.Millisecond {
+		at("input.coalesce", fmt.Errorf("input.coalesce %s: want 0..100ms", c.Input.Coalesce))
 	}
 	if c.Reassembly.EOETimeout <= 0 || c.Reassembly.EOETimeout > time.Minute {
 		at("reassembly.eoe_timeout", fmt.Errorf("reassembly.eoe_timeout %s: want (0, 1m]", c.Reassembly.EOETimeout))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 	"unicode/utf8"
 	"unsafe"
 
@@ -99,6 +100,38 @@ func NewReader(r io.Reader, framing string, maxLine int, stats *InputStats, onEr
 		r:       bufio.NewReaderSize(r, max(maxLine+1, 2*(headerSize+maxAuditMessage))),
 		framing: framing, maxLine: maxLine, stats: stats, onError: onError,
 	}, nil
+}
+
+// coalescingReader delays the read that follows a short one (see
+// conf.InputConfig.Coalesce): while data trickles in, the pipe collects it
+// for delay and one read takes it all, instead of a wake-up and a read per
+// record. A read of at least shortRead bytes is followed at once, so high
+// rates are read as fast as they come and the pipe (64 KiB) never waits
+// on the delay for long.
+type coalescingReader struct {
+	r         io.Reader
+	delay     time.Duration
+	lastShort bool
+}
+
+const shortRead = 32 << 10
+
+// NewCoalescingReader returns r delaying reads after short ones by delay;
+// r itself when delay is 0.
+func NewCoalescingReader(r io.Reader, delay time.Duration) io.Reader {
+	if delay <= 0 {
+		return r
+	}
+	return &coalescingReader{r: r, delay: delay}
+}
+
+func (c *coalescingReader) Read(p []byte) (int, error) {
+	if c.lastShort {
+		time.Sleep(c.delay)
+	}
+	n, err := c.r.Read(p)
+	c.lastShort = n < shortRead
+	return n, err
 }
 
 // Framing returns the framing in use; after the first binary frame, auto

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -341,13 +342,16 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 	signal.Ignore(syscall.SIGPIPE)
+	if cfg.MaxProcs > 0 && os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(cfg.MaxProcs)
+	}
 
 	p, err := NewPipeline(cfg, log, metrics.Default, false)
 	if err != nil {
 		return err
 	}
 	stats := NewInputStats(metrics.Default)
-	rd, err := NewReader(in, cfg.Input.Format, cfg.Input.MaxLineBytes, stats, func(e *InputError) {
+	rd, err := NewReader(NewCoalescingReader(in, cfg.Input.Coalesce), cfg.Input.Format, cfg.Input.MaxLineBytes, stats, func(e *InputError) {
 		p.errlog.report(e.Reason, e.Error(), string(e.Raw))
 	})
 	if err != nil {
