@@ -629,11 +629,17 @@ func appendStrOK(b []byte, s string) ([]byte, bool) {
 
 // appendStrBodyASCII JSON-escapes s in one pass when it is pure ASCII; it
 // reports false (having written a partial result) at the first byte >= 0x80.
+// Runs of 8 bytes that need no escaping are skipped 8 at a time.
 func appendStrBodyASCII(b []byte, s string) ([]byte, bool) {
 	start := 0
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s); {
+		if i+8 <= len(s) && !escape8(load8(s, i)) {
+			i += 8
+			continue
+		}
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < 0x7f {
+		if plainASCII[c] {
+			i++
 			continue
 		}
 		if c >= 0x80 {
@@ -641,9 +647,40 @@ func appendStrBodyASCII(b []byte, s string) ([]byte, bool) {
 		}
 		b = append(b, s[start:i]...)
 		b = appendByte(b, c)
-		start = i + 1
+		i++
+		start = i
 	}
 	return append(b, s[start:]...), true
+}
+
+// plainASCII marks the bytes appendStrBodyASCII copies as they are.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// load8 returns s[i:i+8] as a little-endian word (one load on the usual
+// platforms).
+func load8(s string, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// escape8 reports whether any byte of x needs more than a copy in a JSON
+// string from appendStrBodyASCII: a control byte (< 0x20), '"', '\\', DEL,
+// or a byte >= 0x80. Byte-parallel tests: a byte below n makes
+// (x - n*ones) &^ x set its high bit, and a zero byte of x^(c*ones) marks c.
+func escape8(x uint64) bool {
+	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
+	return (x&highs)|((x-0x20*ones)&^x&highs)|zero(x^('"'*ones))|zero(x^('\\'*ones))|zero(x^(0x7f*ones)) != 0
 }
 
 // appendStrBody JSON-escapes valid UTF-8 s.
