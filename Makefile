@@ -10,7 +10,7 @@ CORPUS_EXECS ?= 28000
 FUZZTIME ?= 30s
 TEST_TIMEOUT ?= 40m
 
-.PHONY: help build run test test-ima fuzz bench corpus profile vet clean reliability bench-peers live-cost bench-e2e
+.PHONY: help build run test test-ima fuzz bench corpus profile vet clean reliability bench-peers bench-ratio live-cost bench-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,10 @@ profile: ## CPU and allocation profiles (pipeline, replay, live) into build/perf
 bench-peers: build ## laurel vs go-libaudit vs audisp-enrich on the corpus (docs/performance.md)
 	@test -s $(CORPUS) || $(MAKE) corpus
 	CORPUS=$(CORPUS) plugin/perf/peers.sh
+
+bench-ratio: ## all enrichers on vs none, alternating pairs (issue 3's 80% target; PROCS=1 for one core)
+	@test -s $(CORPUS) || $(MAKE) corpus
+	CORPUS=$(CORPUS) plugin/perf/ratio.sh
 
 live-cost: ## CPU share under a real auditd at 100/300/1000 exec/s, next to laurel
 	plugin/perf/live-cost.sh

@@ -62,8 +62,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	writeFile(b, block, bl.String())
 	enrichCfg := func(state, sink string) string {
+		// max_procs = 0: the capacity of the whole machine, not the
+		// one-core default that keeps the live cost low.
 		return fmt.Sprintf(`user = "root"
 state_dir = %q
+max_procs = 0
 [log]
 syslog = false
 [enrich.hunt]

@@ -1,0 +1,38 @@
+#!/bin/bash
+# plugin/perf/ratio.sh: enrichment cost (`make bench-ratio`), issue 3's target
+# "all enrichers on >= 80% of the throughput without enrichment".
+# Runs BenchmarkReplay (plugin: parse, reassemble, enrichment pool, JSON,
+# file sink on /dev/null) RUNS times; each run measures bare then enriched
+# in one process, so each pair shares the machine's state. Prints every
+# pair's ratio, the median of the pairs, and the medians of records/s and
+# of CPU µs per record. PROCS sets GOMAXPROCS (default: every core).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+CORPUS=${CORPUS:-/var/tmp/audisp-enrich-corpus.log}
+RUNS=${RUNS:-16}
+BENCHTIME=${BENCHTIME:-5x}
+OUT=${OUT:-build/perf}
+GO=${GO:-go}
+test -s "$CORPUS" || { echo "ratio.sh: $CORPUS missing (make corpus)" >&2; exit 1; }
+mkdir -p "$OUT"
+"$GO" test -c -o "$OUT/plugin.test" ./plugin/
+: > "$OUT/ratio.txt"
+for i in $(seq "$RUNS"); do
+	(cd plugin && ${PROCS:+env GOMAXPROCS=$PROCS} AUDISP_ENRICH_CORPUS="$CORPUS" "$OUT/plugin.test" \
+		-test.run '^$' -test.bench '^BenchmarkReplay$' -test.benchtime "$BENCHTIME" 2>/dev/null |
+		grep -E '^BenchmarkReplay/(bare|enriched)' >> "$OUT/ratio.txt") || true
+	echo "run $i/$RUNS done" >&2
+done
+awk -v procs="${PROCS:-all}" '
+	{ for (i = 1; i <= NF; i++) { if ($i == "records/s") r = $(i-1); if ($i == "cpu-µs/record") c = $(i-1) }
+	  if ($1 ~ /bare/) { nb++; b[nb] = r; cb[nb] = c } else { ne++; e[ne] = r; ce[ne] = c } }
+	function median(a, n,   i, j, t, s) { for (i = 1; i <= n; i++) s[i] = a[i]
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (s[j] < s[i]) { t = s[i]; s[i] = s[j]; s[j] = t }
+		return n % 2 ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2 }
+	END { n = nb < ne ? nb : ne
+		if (n == 0) { print "ratio.sh: no results" > "/dev/stderr"; exit 1 }
+		for (i = 1; i <= n; i++) { p[i] = e[i] / b[i]; printf "pair %d: bare %d enriched %d records/s, ratio %.3f\n", i, b[i], e[i], p[i] }
+		printf "GOMAXPROCS=%s, %d pairs: median pair ratio %.3f (target >= 0.80)\n", procs, n, median(p, n)
+		printf "median records/s: bare %d, enriched %d (ratio %.3f)\n", median(b, n), median(e, n), median(e, n) / median(b, n)
+		printf "median CPU µs/record: bare %.3f, enriched %.3f (bare/enriched %.3f)\n", median(cb, n), median(ce, n), median(cb, n) / median(ce, n) }
+' "$OUT/ratio.txt" | tee "$OUT/ratio.md"
