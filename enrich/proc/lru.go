@@ -48,12 +48,28 @@ func (l *pidLRU) Get(pid int) (entry, bool) {
 // Add sets the entry of pid and marks it most recently used. It reports
 // whether another pid was evicted to make room.
 func (l *pidLRU) Add(pid int, e entry) (evicted bool) {
-	if i, ok := l.index[pid]; ok {
+	return l.Update(pid, func(entry, bool) (entry, bool) { return e, true })
+}
+
+// Update sets the entry of pid to what f returns, given the current entry
+// (and whether there is one), with one index lookup; f returning false
+// leaves the table as it was. A set entry is marked most recently used.
+// Update reports whether another pid was evicted to make room.
+func (l *pidLRU) Update(pid int, f func(old entry, ok bool) (entry, bool)) (evicted bool) {
+	i, ok := l.index[pid]
+	var old entry
+	if ok {
+		old = l.slots[i].e
+	}
+	e, set := f(old, ok)
+	if !set {
+		return false
+	}
+	if ok {
 		l.slots[i].e = e
 		l.toFront(i)
 		return false
 	}
-	var i int32
 	switch {
 	case len(l.index) >= l.capacity:
 		i = l.tail

@@ -89,3 +89,36 @@ func TestShardedBound(t *testing.T) {
 		}
 	}
 }
+
+// Update sees the current entry, and leaves the table alone when told to.
+func TestPidLRUUpdate(t *testing.T) {
+	l := newPidLRU(2)
+	l.Add(1, entry{expires: 1})
+	l.Add(2, entry{expires: 2}) // order: 2, 1
+	if l.Update(3, func(old entry, ok bool) (entry, bool) {
+		if ok {
+			t.Errorf("pid 3 found: %v", old)
+		}
+		return entry{}, false
+	}) || l.Len() != 2 {
+		t.Fatalf("a declined update changed the table (len %d)", l.Len())
+	}
+	if _, ok := l.Peek(1); !ok {
+		t.Fatal("a declined update evicted pid 1")
+	}
+	l.Update(1, func(old entry, ok bool) (entry, bool) {
+		if !ok || old.expires != 1 {
+			t.Errorf("pid 1: %v %v", old, ok)
+		}
+		return entry{expires: old.expires + 10}, true
+	}) // order: 1, 2
+	if got, _ := l.Peek(1); got.expires != 11 {
+		t.Errorf("pid 1 = %v after update", got)
+	}
+	if !l.Update(4, func(entry, bool) (entry, bool) { return entry{expires: 4}, true }) {
+		t.Error("no eviction when full")
+	}
+	if _, ok := l.Peek(2); ok {
+		t.Error("pid 2 (least recently used) kept")
+	}
+}

@@ -98,6 +98,7 @@ type stored struct {
 	ppid       int
 	startMilli int64
 	source     Source
+	argv       [4]string // room for a short argv (parent.Args)
 }
 
 // newStored wraps img, an image of pid.
@@ -247,7 +248,11 @@ func (t *Table) recordExec(sum *audit.Summary, at int64) {
 	// One buffer holds exe, uid, auid and argv, so the entry does not pin
 	// the event's lines.
 	f := [3]string{sum.Exe, sum.UID, sum.AUID}
-	args := ownCopy(f[:], sum.Args, make([]string, 0, min(len(sum.Args), maxArgs)))
+	room := s.argv[:0]
+	if len(sum.Args) > len(s.argv) {
+		room = make([]string, 0, min(len(sum.Args), maxArgs))
+	}
+	args := ownCopy(f[:], sum.Args, room)
 	if len(args) == 0 {
 		args = nil
 	}
@@ -269,22 +274,29 @@ func (t *Table) store(pid int, img *stored) {
 	sh := t.shardOf(pid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := entry{img: [2]*stored{img}, n: 1}
-	if old, ok := sh.lru.Peek(pid); ok && old.n > 0 {
-		e.n = 2
-		switch {
-		case img.startMilli >= old.img[0].startMilli:
-			e.img[1] = old.img[0]
-		case old.n == 1 || img.startMilli >= old.img[1].startMilli:
-			e.img = [2]*stored{old.img[0], img}
-		default: // older than both: keep the two we have
-			e.img = old.img
-		}
-	}
-	if sh.lru.Add(pid, e) {
+	if sh.lru.Update(pid, func(old entry, ok bool) (entry, bool) { return withImage(old, ok, img), true }) {
 		t.evictions.Inc()
 		mEvictions.Inc()
 	}
+}
+
+// withImage returns the entry of a pid once img is recorded: the two
+// latest images by start time.
+func withImage(old entry, ok bool, img *stored) entry {
+	e := entry{img: [2]*stored{img}, n: 1}
+	if !ok || old.n == 0 {
+		return e
+	}
+	e.n = 2
+	switch {
+	case img.startMilli >= old.img[0].startMilli:
+		e.img[1] = old.img[0]
+	case old.n == 1 || img.startMilli >= old.img[1].startMilli:
+		e.img = [2]*stored{old.img[0], img}
+	default: // older than both: keep the two we have
+		e.img = old.img
+	}
+	return e
 }
 
 // Lookup returns the image pid was running at unix millisecond at (the
@@ -380,10 +392,9 @@ func (t *Table) storeProc(pid int, img *stored) {
 	sh := t.shardOf(pid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if old, ok := sh.lru.Peek(pid); ok && old.n > 0 {
-		return
-	}
-	if sh.lru.Add(pid, entry{img: [2]*stored{img}, n: 1}) {
+	if sh.lru.Update(pid, func(old entry, ok bool) (entry, bool) {
+		return entry{img: [2]*stored{img}, n: 1}, !ok || old.n == 0
+	}) {
 		t.evictions.Inc()
 		mEvictions.Inc()
 	}
@@ -394,10 +405,10 @@ func (t *Table) storeMiss(pid int) {
 	sh := t.shardOf(pid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if old, ok := sh.lru.Peek(pid); ok && old.n > 0 {
-		return
-	}
-	if sh.lru.Add(pid, entry{expires: t.now().Add(missTTL).UnixMilli()}) {
+	expires := t.now().Add(missTTL).UnixMilli()
+	if sh.lru.Update(pid, func(old entry, ok bool) (entry, bool) {
+		return entry{expires: expires}, !ok || old.n == 0
+	}) {
 		t.evictions.Inc()
 		mEvictions.Inc()
 	}

@@ -15,10 +15,11 @@ OUT=${OUT:-build/perf}
 GO=${GO:-go}
 test -s "$CORPUS" || { echo "ratio.sh: $CORPUS missing (make corpus)" >&2; exit 1; }
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 "$GO" test -c -o "$OUT/plugin.test" ./plugin/
 : > "$OUT/ratio.txt"
 for i in $(seq "$RUNS"); do
-	(cd plugin && ${PROCS:+env GOMAXPROCS=$PROCS} AUDISP_ENRICH_CORPUS="$CORPUS" "$OUT/plugin.test" \
+	(cd plugin && env ${PROCS:+GOMAXPROCS=$PROCS} AUDISP_ENRICH_CORPUS="$CORPUS" "$OUT/plugin.test" \
 		-test.run '^$' -test.bench '^BenchmarkReplay$' -test.benchtime "$BENCHTIME" 2>/dev/null |
 		grep -E '^BenchmarkReplay/(bare|enriched)' >> "$OUT/ratio.txt") || true
 	echo "run $i/$RUNS done" >&2
