@@ -178,7 +178,7 @@ func Defaults() Config {
 		User:     "audisp-enrich",
 		StateDir: "/var/lib/audisp-enrich",
 		MaxProcs: 1,
-		Input:    InputConfig{Format: "string", MaxLineBytes: 64 << 10, QueueBatches: 1024, Coalesce: 5 * time.Millisecond},
+		Input:    InputConfig{Format: "string", MaxLineBytes: 64 << 10, QueueBatches: 1024, Coalesce: 20 * time.Millisecond},
 		Reassembly: ReassemblyConfig{
 			EOETimeout: 2 * time.Second, MaxInFlight: 4096,
 		},
