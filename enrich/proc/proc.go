@@ -98,7 +98,7 @@ type stored struct {
 	ppid       int
 	startMilli int64
 	source     Source
-	argv       [4]string // room for a short argv (parent.Args)
+	argv       [6]string // room for a short argv (parent.Args)
 }
 
 // newStored wraps img, an image of pid.
