@@ -104,34 +104,48 @@ func NewReader(r io.Reader, framing string, maxLine int, stats *InputStats, onEr
 
 // coalescingReader delays the read that follows a short one (see
 // conf.InputConfig.Coalesce): while data trickles in, the pipe collects it
-// for delay and one read takes it all, instead of a wake-up and a read per
-// record. A read of at least shortRead bytes is followed at once, so high
-// rates are read as fast as they come and the pipe (64 KiB) never waits
-// on the delay for long.
+// and one read takes it all, instead of a wake-up and a read per record.
+// The delay is delay at most, and never longer than the pipe would take to
+// collect shortRead bytes at the rate the last read saw, so a fast writer
+// never finds the pipe (64 KiB) full because of it. A read of shortRead
+// bytes or more is followed at once.
 type coalescingReader struct {
-	r         io.Reader
-	delay     time.Duration
-	lastShort bool
+	r     io.Reader
+	delay time.Duration
+	wait  time.Duration // before the next read
+	last  time.Time     // when the last read returned
 }
 
 const shortRead = 32 << 10
 
-// NewCoalescingReader returns r delaying reads after short ones by delay;
-// r itself when delay is 0.
+// NewCoalescingReader returns r delaying reads after short ones by up to
+// delay; r itself when delay is 0.
 func NewCoalescingReader(r io.Reader, delay time.Duration) io.Reader {
 	if delay <= 0 {
 		return r
 	}
-	return &coalescingReader{r: r, delay: delay}
+	return &coalescingReader{r: r, delay: delay, last: time.Now()}
 }
 
 func (c *coalescingReader) Read(p []byte) (int, error) {
-	if c.lastShort {
-		time.Sleep(c.delay)
+	if c.wait > 0 {
+		time.Sleep(c.wait)
 	}
 	n, err := c.r.Read(p)
-	c.lastShort = n < shortRead
+	now := time.Now()
+	c.wait = coalesceWait(c.delay, n, now.Sub(c.last))
+	c.last = now
 	return n, err
+}
+
+// coalesceWait is the wait before the next read after a read of n bytes
+// that came in over dt: none after a long read or none at all, else delay,
+// cut to the time the pipe takes to collect shortRead bytes at n/dt.
+func coalesceWait(delay time.Duration, n int, dt time.Duration) time.Duration {
+	if n <= 0 || n >= shortRead {
+		return 0
+	}
+	return min(delay, time.Duration(float64(dt)*shortRead/float64(n)))
 }
 
 // Framing returns the framing in use; after the first binary frame, auto

@@ -388,3 +388,66 @@ func TestRunNeverBlocks(t *testing.T) {
 		t.Errorf("delivered %d of %d, dropped %d, queue %d high %d", n, len(lines), stats.Dropped.Value(), stats.QueueLen.Value(), stats.QueueHigh.Value())
 	}
 }
+
+// The wait after a short read is the configured delay while data trickles
+// in, and shorter when the rate would fill half the pipe sooner.
+func TestCoalesceWait(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		n    int
+		dt   time.Duration
+		want time.Duration
+	}{
+		{0, 100 * ms, 0},             // nothing read (EOF)
+		{shortRead, ms, 0},           // a long read: read on at once
+		{1 << 10, 100 * ms, 20 * ms}, // a trickle: the full delay
+		{16 << 10, ms, 2 * ms},       // 16 KiB in 1 ms: 32 KiB in 2 ms
+		{8 << 10, 10 * ms, 20 * ms},  // 32 KiB would take 40 ms
+		{31 << 10, 31 * ms, 20 * ms}, // 1 KiB/ms: 32 ms, capped
+		{4 << 10, 500 * time.Microsecond, 4 * ms},
+	} {
+		if got := coalesceWait(20*ms, c.n, c.dt); got != c.want {
+			t.Errorf("coalesceWait(20ms, %d, %s) = %s, want %s", c.n, c.dt, got, c.want)
+		}
+	}
+}
+
+// A trickle through a coalescing reader arrives whole, in far fewer reads
+// than writes.
+func TestCoalescingReaderTrickle(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	const writes = 60
+	go func() {
+		for i := 0; i < writes; i++ {
+			fmt.Fprintf(pw, "type=SYSCALL msg=audit(1.000:%d): x=%d\n", i, i)
+			time.Sleep(time.Millisecond)
+		}
+		pw.Close()
+	}()
+	cr := &countingReader{r: pr}
+	data, err := io.ReadAll(NewCoalescingReader(cr, 20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(data, []byte("\n")); n != writes {
+		t.Fatalf("%d lines arrived, want %d", n, writes)
+	}
+	// About 60 ms of writes in 20 ms steps: a handful of reads, not 60.
+	if cr.reads > writes/4 {
+		t.Errorf("%d reads for %d writes", cr.reads, writes)
+	}
+}
+
+type countingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
+}
