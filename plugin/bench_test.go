@@ -35,7 +35,8 @@ func benchLines(b *testing.B) []string {
 // BenchmarkReplay runs the corpus through the whole pipeline (parse,
 // reassemble, enrichment pool, JSON encode, a file sink on /dev/null),
 // bare and with every local enricher on (hashes, proc table, ATT&CK,
-// a 1000-entry blocklist, hunting rules). One op is the whole corpus.
+// a 1000-entry blocklist, hunting rules). One op is the whole corpus
+// through a new pipeline; building it is not timed.
 func BenchmarkReplay(b *testing.B) {
 	lines := benchLines(b)
 	dir := b.TempDir()
@@ -83,21 +84,28 @@ max_bytes = 0
 			}
 			log := slog.New(slog.DiscardHandler)
 			b.ReportAllocs()
-			cpu0 := cpuTime()
+			// Building the pipeline (compiling the hunting rules, loading
+			// the list) is set-up, not throughput: only feeding the corpus
+			// and closing (draining the pool and the sink) are timed.
+			var cpu time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
+				b.StopTimer()
 				p, err := NewPipeline(cfg, log, &metrics.Registry{}, true)
 				if err != nil {
 					b.Fatal(err)
 				}
+				cpu0 := cpuTime()
+				b.StartTimer()
 				for _, l := range lines {
 					p.Handle(l)
 				}
 				p.Close(b.Context())
+				cpu += cpuTime() - cpu0
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(len(lines)*b.N)/b.Elapsed().Seconds(), "records/s")
-			b.ReportMetric((cpuTime()-cpu0).Seconds()*1e6/float64(len(lines)*b.N), "cpu-µs/record")
+			b.ReportMetric(cpu.Seconds()*1e6/float64(len(lines)*b.N), "cpu-µs/record")
 		})
 	}
 }
