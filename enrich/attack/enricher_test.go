@@ -392,6 +392,9 @@ func TestEnrichCacheBound(t *testing.T) {
 // name techniques through one key, and one slice when a second key adds
 // more. The summary is set as the pool sets it.
 func TestEnrichAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
 	e := newEnricher(t, DefaultConfig())
 	for _, c := range []struct {
 		keys []string
