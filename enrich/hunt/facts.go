@@ -25,6 +25,7 @@ type facts struct {
 	// for a lone INTEGRITY_RULE measurement, its files. Clean paths.
 	exes     [maxExes]string
 	nexes    int
+	exeInfo  [maxExes]exeFacts // filled on first use (see exe)
 	uid      uint32
 	hasUID   bool
 	userName string // ENRICHED UID name, "" when the record has none
@@ -105,6 +106,24 @@ func (f *facts) extract(ev *audit.Event, needFiles bool) {
 	if vt := ev.VirusTotal; vt != nil && vt.VTVerdict != nil {
 		f.vtMalicious = vt.Malicious
 	}
+}
+
+// exeFacts are the rule-independent tests of one executable, computed
+// once per event rather than once per rule.
+type exeFacts struct {
+	done                   bool
+	base                   string
+	inTemp, hidden, system bool
+}
+
+// exe returns the facts of f.exes[i].
+func (f *facts) exe(i int, e *Enricher) *exeFacts {
+	x := &f.exeInfo[i]
+	if !x.done {
+		p := f.exes[i]
+		*x = exeFacts{done: true, base: path.Base(p), inTemp: e.temp.under(p), hidden: hidden(p), system: e.system.under(p)}
+	}
+	return x
 }
 
 // known returns the decoded field, or "" when absent or "(null)".

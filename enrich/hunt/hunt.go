@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path"
 	"slices"
 
 	"github.com/audisp-enrich/audisp-enrich/enrich"
@@ -260,12 +259,13 @@ func (r *rule) matchExes(f *facts, e *Enricher) bool {
 	if f.nexes == 0 {
 		return !r.exeInTemp && !r.exeHidden && !r.exeOutside && r.exeName.empty() && r.exe.empty()
 	}
-	for _, x := range f.exes[:f.nexes] {
+	for i, x := range f.exes[:f.nexes] {
+		xf := f.exe(i, e)
 		switch {
-		case !r.exeName.empty() && !r.exeName.match(path.Base(x)),
-			r.exeInTemp && !e.temp.under(x),
-			r.exeHidden && !hidden(x),
-			r.exeOutside && e.system.under(x),
+		case !r.exeName.empty() && !r.exeName.match(xf.base),
+			r.exeInTemp && !xf.inTemp,
+			r.exeHidden && !xf.hidden,
+			r.exeOutside && xf.system,
 			!r.exe.empty() && !r.exe.match(x),
 			!r.exeNot.empty() && r.exeNot.match(x):
 			continue
