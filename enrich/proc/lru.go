@@ -26,15 +26,6 @@ func newPidLRU(capacity int) *pidLRU {
 // Len returns the number of pids held.
 func (l *pidLRU) Len() int { return len(l.index) }
 
-// Peek returns the entry of pid without marking it used.
-func (l *pidLRU) Peek(pid int) (entry, bool) {
-	i, ok := l.index[pid]
-	if !ok {
-		return entry{}, false
-	}
-	return l.slots[i].e, true
-}
-
 // Get returns the entry of pid and marks it most recently used.
 func (l *pidLRU) Get(pid int) (entry, bool) {
 	i, ok := l.index[pid]
@@ -43,12 +34,6 @@ func (l *pidLRU) Get(pid int) (entry, bool) {
 	}
 	l.toFront(i)
 	return l.slots[i].e, true
-}
-
-// Add sets the entry of pid and marks it most recently used. It reports
-// whether another pid was evicted to make room.
-func (l *pidLRU) Add(pid int, e entry) (evicted bool) {
-	return l.Update(pid, func(entry, bool) (entry, bool) { return e, true })
 }
 
 // Update sets the entry of pid to what f returns, given the current entry

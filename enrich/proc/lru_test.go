@@ -2,28 +2,42 @@ package proc
 
 import "testing"
 
+// add sets the entry of pid, reporting an eviction.
+func (l *pidLRU) add(pid int, e entry) bool {
+	return l.Update(pid, func(entry, bool) (entry, bool) { return e, true })
+}
+
+// peek returns the entry of pid without marking it used.
+func (l *pidLRU) peek(pid int) (entry, bool) {
+	i, ok := l.index[pid]
+	if !ok {
+		return entry{}, false
+	}
+	return l.slots[i].e, true
+}
+
 // pidLRU evicts the least recently used pid: Get and Add mark use, Peek
 // does not; removed slots are reused.
 func TestPidLRU(t *testing.T) {
 	l := newPidLRU(3)
 	e := func(ms int64) entry { return entry{expires: ms} }
 	for pid := 1; pid <= 3; pid++ {
-		if l.Add(pid, e(int64(pid))) {
+		if l.add(pid, e(int64(pid))) {
 			t.Fatalf("eviction while filling (pid %d)", pid)
 		}
 	}
 	l.Get(1)  // order now 1, 3, 2 (most recent first)
-	l.Peek(2) // no change
-	if !l.Add(4, e(4)) {
+	l.peek(2) // no change
+	if !l.add(4, e(4)) {
 		t.Fatal("no eviction when full")
 	}
-	if _, ok := l.Peek(2); ok {
+	if _, ok := l.peek(2); ok {
 		t.Error("pid 2 (least recently used) not evicted")
 	}
-	if got, ok := l.Peek(1); !ok || got.expires != 1 {
+	if got, ok := l.peek(1); !ok || got.expires != 1 {
 		t.Errorf("pid 1 = %v %v", got, ok)
 	}
-	if l.Add(3, e(33)) { // update in place
+	if l.add(3, e(33)) { // update in place
 		t.Error("update evicted")
 	}
 	if got, _ := l.Get(3); got.expires != 33 {
@@ -35,29 +49,29 @@ func TestPidLRU(t *testing.T) {
 		t.Fatalf("Len %d after Remove, want 2", l.Len())
 	}
 	slots := len(l.slots)
-	if l.Add(5, e(5)) || len(l.slots) != slots {
+	if l.add(5, e(5)) || len(l.slots) != slots {
 		t.Errorf("removed slot not reused: %d slots, was %d", len(l.slots), slots)
 	}
 	// Order is 5, 3, 4: adding two more evicts 4, then 3.
-	l.Add(6, e(6))
-	if _, ok := l.Peek(4); ok {
+	l.add(6, e(6))
+	if _, ok := l.peek(4); ok {
 		t.Error("pid 4 not evicted")
 	}
-	l.Add(7, e(7))
-	if _, ok := l.Peek(3); ok {
+	l.add(7, e(7))
+	if _, ok := l.peek(3); ok {
 		t.Error("pid 3 not evicted")
 	}
 	for _, pid := range []int{5, 6, 7} {
-		if _, ok := l.Peek(pid); !ok {
+		if _, ok := l.peek(pid); !ok {
 			t.Errorf("pid %d missing", pid)
 		}
 	}
 	// One slot left: the list stays consistent when head == tail.
 	one := newPidLRU(1)
-	one.Add(1, e(1))
-	one.Add(2, e(2))
+	one.add(1, e(1))
+	one.add(2, e(2))
 	one.Remove(2)
-	one.Add(3, e(3))
+	one.add(3, e(3))
 	if got, ok := one.Get(3); !ok || got.expires != 3 || one.Len() != 1 {
 		t.Errorf("capacity 1: %v %v len %d", got, ok, one.Len())
 	}
@@ -93,8 +107,8 @@ func TestShardedBound(t *testing.T) {
 // Update sees the current entry, and leaves the table alone when told to.
 func TestPidLRUUpdate(t *testing.T) {
 	l := newPidLRU(2)
-	l.Add(1, entry{expires: 1})
-	l.Add(2, entry{expires: 2}) // order: 2, 1
+	l.add(1, entry{expires: 1})
+	l.add(2, entry{expires: 2}) // order: 2, 1
 	if l.Update(3, func(old entry, ok bool) (entry, bool) {
 		if ok {
 			t.Errorf("pid 3 found: %v", old)
@@ -103,7 +117,7 @@ func TestPidLRUUpdate(t *testing.T) {
 	}) || l.Len() != 2 {
 		t.Fatalf("a declined update changed the table (len %d)", l.Len())
 	}
-	if _, ok := l.Peek(1); !ok {
+	if _, ok := l.peek(1); !ok {
 		t.Fatal("a declined update evicted pid 1")
 	}
 	l.Update(1, func(old entry, ok bool) (entry, bool) {
@@ -112,13 +126,13 @@ func TestPidLRUUpdate(t *testing.T) {
 		}
 		return entry{expires: old.expires + 10}, true
 	}) // order: 1, 2
-	if got, _ := l.Peek(1); got.expires != 11 {
+	if got, _ := l.peek(1); got.expires != 11 {
 		t.Errorf("pid 1 = %v after update", got)
 	}
 	if !l.Update(4, func(entry, bool) (entry, bool) { return entry{expires: 4}, true }) {
 		t.Error("no eviction when full")
 	}
-	if _, ok := l.Peek(2); ok {
+	if _, ok := l.peek(2); ok {
 		t.Error("pid 2 (least recently used) kept")
 	}
 }

@@ -116,9 +116,6 @@ func (t *Tally) Observe(v float64) {
 	t.n++
 }
 
-// Pending returns the number of observations not flushed yet.
-func (t *Tally) Pending() uint64 { return t.n }
-
 // Flush adds the tally to its histogram and empties it.
 func (t *Tally) Flush() {
 	if t.n == 0 {

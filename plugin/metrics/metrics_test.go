@@ -15,13 +15,13 @@ func TestTallyFlush(t *testing.T) {
 		direct.Observe(v)
 		tally.Observe(v)
 	}
-	if batched.Count() != 0 || tally.Pending() != uint64(len(values)) {
-		t.Fatalf("before Flush: histogram count %d, pending %d", batched.Count(), tally.Pending())
+	if batched.Count() != 0 || tally.n != uint64(len(values)) {
+		t.Fatalf("before Flush: histogram count %d, pending %d", batched.Count(), tally.n)
 	}
 	tally.Flush()
 	tally.Flush() // a second flush adds nothing
-	if batched.Count() != direct.Count() || tally.Pending() != 0 {
-		t.Fatalf("after Flush: count %d want %d, pending %d", batched.Count(), direct.Count(), tally.Pending())
+	if batched.Count() != direct.Count() || tally.n != 0 {
+		t.Fatalf("after Flush: count %d want %d, pending %d", batched.Count(), direct.Count(), tally.n)
 	}
 	for i := range direct.counts {
 		if a, b := direct.counts[i].Load(), batched.counts[i].Load(); a != b {
