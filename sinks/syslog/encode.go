@@ -1,6 +1,8 @@
 package syslog
 
 import (
+	"bytes"
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"time"
@@ -297,12 +299,39 @@ func mustEscape(c byte, strict bool) bool {
 // escapedLen is the length appendEscaped would produce without a limit.
 func escapedLen(msg []byte, strict bool) int {
 	n := len(msg)
-	for _, c := range msg {
-		if mustEscape(c, strict) {
+	for i := plainRun(msg, strict); i < len(msg); i++ {
+		if mustEscape(msg[i], strict) {
 			n += 5
 		}
 	}
 	return n
+}
+
+// plainRun returns the length of the leading run of msg that needs no
+// escaping. A JSON document has none to escape, so the whole of it is
+// checked 8 bytes at a time (strict) or with one IndexByte.
+func plainRun(msg []byte, strict bool) int {
+	if !strict {
+		if i := bytes.IndexByte(msg, 0); i >= 0 {
+			return i
+		}
+		return len(msg)
+	}
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(msg); i += 8 {
+		x := binary.LittleEndian.Uint64(msg[i:])
+		// A byte below 0x20 (a tab too: the byte loop sorts it out) or
+		// a DEL stops the fast scan.
+		del := x ^ 0x7f*ones
+		if (x-0x20*ones)&^x&highs|(del-ones)&^del&highs != 0 {
+			break
+		}
+	}
+	for i < len(msg) && !mustEscape(msg[i], strict) {
+		i++
+	}
+	return i
 }
 
 // appendEscaped appends msg with control bytes escaped, stopping before
@@ -311,10 +340,7 @@ func escapedLen(msg []byte, strict bool) int {
 func appendEscaped(b []byte, msg []byte, strict bool, limit int) []byte {
 	room := limit
 	for len(msg) > 0 {
-		n := 0 // length of the run of bytes copied as they are
-		for n < len(msg) && !mustEscape(msg[n], strict) {
-			n++
-		}
+		n := plainRun(msg, strict) // the run of bytes copied as they are
 		if n > room {
 			return append(b, msg[:runeCut(msg, room)]...)
 		}
