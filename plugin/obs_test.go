@@ -2,12 +2,10 @@ package plugin_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/audisp-enrich/audisp-enrich/plugin"
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
 )
 
@@ -251,17 +250,10 @@ func (p *promText) labelValues(name, label string) []string {
 	return out
 }
 
-// scrapeURL fetches /metrics from a "HOST:PORT" or "unix:PATH" listener.
+// scrapeURL fetches /metrics from a "HOST:PORT" or "unix:PATH" listener
+// and checks that it is Prometheus text.
 func scrapeURL(listen string) (string, error) {
-	client := &http.Client{Timeout: 2 * time.Second}
-	url := "http://" + listen + "/metrics"
-	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
-		client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", path)
-		}}
-		url = "http://unix/metrics"
-	}
-	resp, err := client.Get(url)
+	resp, err := plugin.GetMetrics(listen)
 	if err != nil {
 		return "", err
 	}
@@ -270,11 +262,8 @@ func scrapeURL(listen string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
-		return "", fmt.Errorf("GET %s: Content-Type %q, want text/plain", url, ct)
+		return "", fmt.Errorf("GET /metrics on %s: Content-Type %q, want text/plain", listen, ct)
 	}
 	return string(b), nil
 }

@@ -144,6 +144,18 @@ func PrintStats(cfg *conf.Config, w io.Writer) error {
 const PidFileName = "audisp-enrich.pid"
 
 func scrape(listen string, w io.Writer) error {
+	resp, err := getMetrics(listen)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// getMetrics fetches /metrics from a "HOST:PORT" or "unix:PATH" listener;
+// a status other than 200 is an error. The caller closes the body.
+func getMetrics(listen string) (*http.Response, error) {
 	client := &http.Client{Timeout: 2 * time.Second}
 	url := "http://" + listen + "/metrics"
 	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
@@ -154,9 +166,11 @@ func scrape(listen string, w io.Writer) error {
 	}
 	resp, err := client.Get(url)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer resp.Body.Close()
-	_, err = io.Copy(w, resp.Body)
-	return err
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return resp, nil
 }
