@@ -129,7 +129,7 @@ func (p *Pool) work(w int) {
 	defer p.flush(tallies)
 	n, timeNext := 0, false
 	for j := range p.jobs {
-		if j.ev.Kind == audit.KindAudit {
+		if j.ev.Kind == audit.KindAudit && (len(p.chain) > 0 || p.encode != nil) {
 			audit.Summarize(j.ev, &sum)
 			j.ev.Summary = &sum
 			n++

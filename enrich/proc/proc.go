@@ -222,11 +222,14 @@ func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
 	}
 	sum := audit.SummaryOf(ev)
 	at := ev.ID.Sec*1000 + int64(ev.ID.Msec)
-	if sum.Exec {
-		t.recordExec(sum, at)
-	}
 	ppid, err := strconv.Atoi(sum.PPID)
-	if err != nil || ppid <= 0 {
+	if err != nil {
+		ppid = 0
+	}
+	if sum.Exec {
+		t.recordExec(sum, ppid, at)
+	}
+	if ppid <= 0 {
 		return nil
 	}
 	img, err := t.parent(ctx, ppid, at)
@@ -237,14 +240,13 @@ func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
 }
 
 // recordExec stores the new image of the pid that exec'd, from the exec
-// event's summary.
-func (t *Table) recordExec(sum *audit.Summary, at int64) {
+// event's summary (ppid already parsed from it).
+func (t *Table) recordExec(sum *audit.Summary, ppid int, at int64) {
 	pid, err := strconv.Atoi(sum.PID)
 	if err != nil || pid <= 0 {
 		return
 	}
-	s := &stored{startMilli: at, source: SourceExec}
-	s.ppid, _ = strconv.Atoi(sum.PPID)
+	s := &stored{ppid: ppid, startMilli: at, source: SourceExec}
 	// One buffer holds exe, uid, auid and argv, so the entry does not pin
 	// the event's lines.
 	f := [3]string{sum.Exe, sum.UID, sum.AUID}
