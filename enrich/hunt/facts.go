@@ -25,7 +25,7 @@ type facts struct {
 	// for a lone INTEGRITY_RULE measurement, its files. Clean paths.
 	exes     [maxExes]string
 	nexes    int
-	exeInfo  [maxExes]exeFacts // filled on first use (see exe)
+	exeInfo  [maxExes]exeFacts // the facts of exes[i]
 	uid      uint32
 	hasUID   bool
 	userName string // ENRICHED UID name, "" when the record has none
@@ -41,10 +41,10 @@ type facts struct {
 	vtMalicious int64
 }
 
-// extract fills f from ev. needFiles says whether any rule tests files.
-// Keys, uid, user name and cwd come from the event's summary (computed once
-// per event by the pool, see audit.SummaryOf).
-func (f *facts) extract(ev *audit.Event, needFiles bool) {
+// extract fills f from ev for e's rules (e.needFiles says whether any
+// tests files). Keys, uid, user name and cwd come from the event's summary
+// (computed once per event by the pool, see audit.SummaryOf).
+func (f *facts) extract(ev *audit.Event, e *Enricher) {
 	sum := audit.SummaryOf(ev)
 	var sc, ir *audit.Record
 	for _, r := range ev.Records {
@@ -67,7 +67,7 @@ func (f *facts) extract(ev *audit.Event, needFiles bool) {
 		f.nkeys++
 	}
 	if sc != nil {
-		f.addExe(known(sc, "exe"))
+		f.addExe(known(sc, "exe"), e)
 		f.exec = sum.Exec
 	} else if ir != nil {
 		// IMA measurements on their own: with the usual BPRM_CHECK policy
@@ -78,7 +78,7 @@ func (f *facts) extract(ev *audit.Event, needFiles bool) {
 	if f.exec && ir != nil {
 		for _, r := range ev.Records {
 			if r.Type == "INTEGRITY_RULE" {
-				f.addExe(known(r, "file"))
+				f.addExe(known(r, "file"), e)
 			}
 		}
 	}
@@ -88,7 +88,7 @@ func (f *facts) extract(ev *audit.Event, needFiles bool) {
 		}
 		f.userName = sum.UName
 	}
-	if needFiles {
+	if e.needFiles {
 		for _, r := range ev.Records {
 			switch r.Type {
 			case "PATH":
@@ -109,21 +109,10 @@ func (f *facts) extract(ev *audit.Event, needFiles bool) {
 }
 
 // exeFacts are the rule-independent tests of one executable, computed
-// once per event rather than once per rule.
+// once per executable path (see exeCache) rather than once per rule.
 type exeFacts struct {
-	done                   bool
 	base                   string
 	inTemp, hidden, system bool
-}
-
-// exe returns the facts of f.exes[i].
-func (f *facts) exe(i int, e *Enricher) *exeFacts {
-	x := &f.exeInfo[i]
-	if !x.done {
-		p := f.exes[i]
-		*x = exeFacts{done: true, base: path.Base(p), inTemp: e.temp.under(p), hidden: hidden(p), system: e.system.under(p)}
-	}
-	return x
 }
 
 // known returns the decoded field, or "" when absent or "(null)".
@@ -135,17 +124,17 @@ func known(r *audit.Record, name string) string {
 	return v
 }
 
-func (f *facts) addExe(p string) {
+func (f *facts) addExe(p string, e *Enricher) {
 	if p == "" || p[0] != '/' || f.nexes == maxExes {
 		return
 	}
-	p = path.Clean(p)
+	p, xf := e.exes.lookup(p, e)
 	for _, x := range f.exes[:f.nexes] {
 		if x == p {
 			return
 		}
 	}
-	f.exes[f.nexes] = p
+	f.exes[f.nexes], f.exeInfo[f.nexes] = p, xf
 	f.nexes++
 }
 

@@ -50,6 +50,7 @@ type Enricher struct {
 	temp      dirSet
 	system    dirSet
 	needFiles bool
+	exes      *exeCache
 }
 
 var _ enrich.Enricher = (*Enricher)(nil)
@@ -101,7 +102,7 @@ func newEnricher(cfg Config, lookupUser func(string) (uint32, bool)) (*Enricher,
 			return nil, fmt.Errorf("hunt: disable: no rule named %q", n)
 		}
 	}
-	e := &Enricher{rules: set.rules, temp: newDirSet(cfg.TempDirs), system: newDirSet(cfg.SystemDirs)}
+	e := &Enricher{rules: set.rules, temp: newDirSet(cfg.TempDirs), system: newDirSet(cfg.SystemDirs), exes: newExeCache()}
 	for _, r := range e.rules {
 		e.needFiles = e.needFiles || r.needFiles
 	}
@@ -170,7 +171,7 @@ func (e *Enricher) Rules() []string {
 // tags and techniques it grows, share one block (see hitBlock).
 func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	var f facts
-	f.extract(ev, e.needFiles)
+	f.extract(ev, e)
 	var matched [8]*rule
 	hits, techs := matched[:0], 0
 	for _, r := range e.rules {
@@ -228,7 +229,7 @@ func (r *rule) match(f *facts, e *Enricher) bool {
 			return false
 		}
 	}
-	if r.hasExeConds && !r.matchExes(f, e) {
+	if r.hasExeConds && !r.matchExes(f) {
 		return false
 	}
 	if !r.acct.empty() && !r.acct.match(f) {
@@ -255,12 +256,12 @@ func (r *rule) match(f *facts, e *Enricher) bool {
 
 // matchExes reports whether one executable of f meets all of r's exe
 // conditions. With no executable known only exe_not can hold.
-func (r *rule) matchExes(f *facts, e *Enricher) bool {
+func (r *rule) matchExes(f *facts) bool {
 	if f.nexes == 0 {
 		return !r.exeInTemp && !r.exeHidden && !r.exeOutside && r.exeName.empty() && r.exe.empty()
 	}
 	for i, x := range f.exes[:f.nexes] {
-		xf := f.exe(i, e)
+		xf := &f.exeInfo[i]
 		switch {
 		case !r.exeName.empty() && !r.exeName.match(xf.base),
 			r.exeInTemp && !xf.inTemp,

@@ -2,11 +2,12 @@ package proc
 
 // pidLRU is a fixed-capacity map from pid to entry that evicts the least
 // recently used pid. It holds no pointers of its own: the slots live in one
-// slice, linked by index, and the index is a map of integers, so the
-// garbage collector scans only the entries' images. Not safe for
+// slice, linked by index, and the index is a pidIndex, so the garbage
+// collector scans only the entries' images. Pids outside 1..MaxInt32 (no
+// kernel makes them) are never stored: Update ignores them. Not safe for
 // concurrent use (the Table locks around it).
 type pidLRU struct {
-	index      map[int]int32 // pid → slot
+	index      pidIndex // pid → slot
 	slots      []lruSlot
 	head, tail int32 // most and least recently used slot; -1 when empty
 	free       int32 // a removed slot to reuse (linked by next); -1 none
@@ -20,15 +21,15 @@ type lruSlot struct {
 }
 
 func newPidLRU(capacity int) *pidLRU {
-	return &pidLRU{index: make(map[int]int32), head: -1, tail: -1, free: -1, capacity: capacity}
+	return &pidLRU{index: newPidIndex(capacity), head: -1, tail: -1, free: -1, capacity: capacity}
 }
 
 // Len returns the number of pids held.
-func (l *pidLRU) Len() int { return len(l.index) }
+func (l *pidLRU) Len() int { return l.index.n }
 
 // Get returns the entry of pid and marks it most recently used.
 func (l *pidLRU) Get(pid int) (entry, bool) {
-	i, ok := l.index[pid]
+	i, ok := l.index.get(pid)
 	if !ok {
 		return entry{}, false
 	}
@@ -41,7 +42,10 @@ func (l *pidLRU) Get(pid int) (entry, bool) {
 // leaves the table as it was. A set entry is marked most recently used.
 // Update reports whether another pid was evicted to make room.
 func (l *pidLRU) Update(pid int, f func(old entry, ok bool) (entry, bool)) (evicted bool) {
-	i, ok := l.index[pid]
+	if !validPid(pid) {
+		return false
+	}
+	i, ok := l.index.get(pid)
 	var old entry
 	if ok {
 		old = l.slots[i].e
@@ -56,9 +60,9 @@ func (l *pidLRU) Update(pid int, f func(old entry, ok bool) (entry, bool)) (evic
 		return false
 	}
 	switch {
-	case len(l.index) >= l.capacity:
+	case l.index.n >= l.capacity:
 		i = l.tail
-		delete(l.index, l.slots[i].pid)
+		l.index.remove(l.slots[i].pid)
 		l.unlink(i)
 		evicted = true
 	case l.free >= 0:
@@ -69,18 +73,18 @@ func (l *pidLRU) Update(pid int, f func(old entry, ok bool) (entry, bool)) (evic
 		i = int32(len(l.slots) - 1)
 	}
 	l.slots[i] = lruSlot{pid: pid, prev: -1, next: -1, e: e}
-	l.index[pid] = i
+	l.index.put(pid, i)
 	l.pushFront(i)
 	return evicted
 }
 
 // Remove forgets pid.
 func (l *pidLRU) Remove(pid int) {
-	i, ok := l.index[pid]
+	i, ok := l.index.get(pid)
 	if !ok {
 		return
 	}
-	delete(l.index, pid)
+	l.index.remove(pid)
 	l.unlink(i)
 	l.slots[i] = lruSlot{prev: -1, next: l.free} // drops the images
 	l.free = i

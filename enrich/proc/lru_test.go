@@ -9,7 +9,7 @@ func (l *pidLRU) add(pid int, e entry) bool {
 
 // peek returns the entry of pid without marking it used.
 func (l *pidLRU) peek(pid int) (entry, bool) {
-	i, ok := l.index[pid]
+	i, ok := l.index.get(pid)
 	if !ok {
 		return entry{}, false
 	}
