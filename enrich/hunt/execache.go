@@ -13,9 +13,9 @@ import (
 const exeCacheSize = 1024
 
 // exeCache remembers, for recently seen executable paths as the record
-// wrote them, the clean path and its rule-independent facts (exeFacts), so
-// that an exec of a known program costs a hash and a compare instead of a
-// path.Clean and three directory tests. It is direct-mapped and lock-free:
+// wrote them, the clean path and its facts (exeFacts), so that an exec of
+// a known program costs a hash and a compare instead of a path.Clean,
+// three directory tests and every rule's exe conditions. It is direct-mapped and lock-free:
 // each cell holds an immutable entry that a lookup reads with one atomic
 // load and a miss replaces. Safe for concurrent use; entries own their
 // strings, so they pin no event's lines.
@@ -44,6 +44,11 @@ func (c *exeCache) lookup(raw string, e *Enricher) (string, exeFacts) {
 	x := &exeEntry{raw: raw, clean: clean, facts: exeFacts{
 		base: path.Base(clean), inTemp: e.temp.under(clean), hidden: hidden(clean), system: e.system.under(clean),
 	}}
+	for i, r := range e.rules[:min(len(e.rules), 64)] {
+		if r.hasExeConds && r.exeHolds(clean, &x.facts) {
+			x.facts.rules |= 1 << i
+		}
+	}
 	cell.Store(x)
 	return x.clean, x.facts
 }

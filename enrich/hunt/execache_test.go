@@ -3,6 +3,7 @@ package hunt
 import (
 	"fmt"
 	"path"
+	"slices"
 	"sync"
 	"testing"
 	"unsafe"
@@ -45,6 +46,11 @@ func TestExeCacheMatchesDirect(t *testing.T) {
 					clean, got := e.exes.lookup(raw, e)
 					want := path.Clean(raw)
 					wantFacts := exeFacts{base: path.Base(want), inTemp: e.temp.under(want), hidden: hidden(want), system: e.system.under(want)}
+					for i, r := range e.rules {
+						if r.hasExeConds && r.exeHolds(want, &wantFacts) {
+							wantFacts.rules |= 1 << i
+						}
+					}
 					if clean != want || got != wantFacts {
 						t.Errorf("lookup(%q) = %q %+v, want %q %+v", raw, clean, got, want, wantFacts)
 						return
@@ -67,5 +73,31 @@ func TestExeCacheMatchesDirect(t *testing.T) {
 	}
 	if clean, _ := e.exes.lookup("/tmp/owned/prog", e); clean != "/tmp/owned/prog" {
 		t.Errorf("after the caller's change: %q", clean)
+	}
+}
+
+// Rules past the 64 whose exe answers the cache carries are matched
+// directly, with the same result; a cached executable matches the same
+// rules the second time.
+func TestManyRulesExeConditions(t *testing.T) {
+	var rules []RuleConfig
+	for i := range 70 {
+		rules = append(rules, RuleConfig{Name: fmt.Sprintf("r%d", i), Severity: "low", Exec: true,
+			ExeName: []string{fmt.Sprintf("prog%d", i)}})
+	}
+	// One rule every executable under /opt meets, after the 64th.
+	rules = append(rules, RuleConfig{Name: "opt", Severity: "low", Exec: true, Exe: []string{"/opt/*"}})
+	e := mustEnricher(t, only(rules...))
+	for _, i := range []int{0, 63, 64, 69} {
+		for range 2 {
+			got := hits(t, e, ev{exe: fmt.Sprintf("/opt/prog%d", i)}.build())
+			want := []string{fmt.Sprintf("r%d", i), "opt"}
+			if !slices.Equal(got, want) {
+				t.Errorf("/opt/prog%d: hits %q, want %q", i, got, want)
+			}
+		}
+	}
+	if got := hits(t, e, ev{exe: "/usr/bin/prog70"}.build()); len(got) != 0 {
+		t.Errorf("/usr/bin/prog70: hits %q", got)
 	}
 }

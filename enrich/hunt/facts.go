@@ -108,11 +108,14 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) {
 	}
 }
 
-// exeFacts are the rule-independent tests of one executable, computed
-// once per executable path (see exeCache) rather than once per rule.
+// exeFacts are the tests of one executable, computed once per executable
+// path (see exeCache) rather than once per rule and event.
 type exeFacts struct {
 	base                   string
 	inTemp, hidden, system bool
+	// rules has bit i set when the i-th rule (i < 64) has exe conditions
+	// and this executable meets them all (see rule.exeHolds).
+	rules uint64
 }
 
 // known returns the decoded field, or "" when absent or "(null)".

@@ -174,8 +174,8 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	f.extract(ev, e)
 	var matched [8]*rule
 	hits, techs := matched[:0], 0
-	for _, r := range e.rules {
-		if r.match(&f, e) {
+	for i, r := range e.rules {
+		if r.match(&f, e, i) {
 			hits = append(hits, r)
 			if r.tech != nil {
 				techs++
@@ -218,9 +218,9 @@ type hitBlock struct {
 	techs [2]audit.Technique
 }
 
-// match reports whether every condition of r holds for f. Cheap conditions
-// come first.
-func (r *rule) match(f *facts, e *Enricher) bool {
+// match reports whether every condition of r, the i-th of e's rules, holds
+// for f. Cheap conditions come first.
+func (r *rule) match(f *facts, e *Enricher, i int) bool {
 	if r.exec && !f.exec {
 		return false
 	}
@@ -229,7 +229,7 @@ func (r *rule) match(f *facts, e *Enricher) bool {
 			return false
 		}
 	}
-	if r.hasExeConds && !r.matchExes(f) {
+	if r.hasExeConds && !r.matchExes(f, i) {
 		return false
 	}
 	if !r.acct.empty() && !r.acct.match(f) {
@@ -255,25 +255,30 @@ func (r *rule) match(f *facts, e *Enricher) bool {
 }
 
 // matchExes reports whether one executable of f meets all of r's exe
-// conditions. With no executable known only exe_not can hold.
-func (r *rule) matchExes(f *facts) bool {
+// conditions (r is the i-th rule: the executable's facts carry the answer
+// for the first 64 rules). With no executable known only exe_not can hold.
+func (r *rule) matchExes(f *facts, i int) bool {
 	if f.nexes == 0 {
 		return !r.exeInTemp && !r.exeHidden && !r.exeOutside && r.exeName.empty() && r.exe.empty()
 	}
-	for i, x := range f.exes[:f.nexes] {
-		xf := &f.exeInfo[i]
-		switch {
-		case !r.exeName.empty() && !r.exeName.match(xf.base),
-			r.exeInTemp && !xf.inTemp,
-			r.exeHidden && !xf.hidden,
-			r.exeOutside && xf.system,
-			!r.exe.empty() && !r.exe.match(x),
-			!r.exeNot.empty() && r.exeNot.match(x):
-			continue
+	for j, x := range f.exes[:f.nexes] {
+		xf := &f.exeInfo[j]
+		if i < 64 && xf.rules&(1<<i) != 0 || i >= 64 && r.exeHolds(x, xf) {
+			return true
 		}
-		return true
 	}
 	return false
+}
+
+// exeHolds reports whether the executable x, with facts xf, meets all of
+// r's exe conditions.
+func (r *rule) exeHolds(x string, xf *exeFacts) bool {
+	return (r.exeName.empty() || r.exeName.match(xf.base)) &&
+		(!r.exeInTemp || xf.inTemp) &&
+		(!r.exeHidden || xf.hidden) &&
+		(!r.exeOutside || !xf.system) &&
+		(r.exe.empty() || r.exe.match(x)) &&
+		(r.exeNot.empty() || !r.exeNot.match(x))
 }
 
 func anyOf(ss []string, pred func(string) bool) bool {

@@ -20,8 +20,10 @@ type lruSlot struct {
 	e          entry
 }
 
-func newPidLRU(capacity int) *pidLRU {
-	return &pidLRU{index: newPidIndex(capacity), head: -1, tail: -1, free: -1, capacity: capacity}
+// newPidLRU returns an empty LRU for capacity pids that are all congruent
+// modulo stride (a power of two; see newPidIndex).
+func newPidLRU(capacity, stride int) *pidLRU {
+	return &pidLRU{index: newPidIndex(capacity, stride), head: -1, tail: -1, free: -1, capacity: capacity}
 }
 
 // Len returns the number of pids held.

@@ -19,7 +19,7 @@ func (l *pidLRU) peek(pid int) (entry, bool) {
 // pidLRU evicts the least recently used pid: Get and Add mark use, Peek
 // does not; removed slots are reused.
 func TestPidLRU(t *testing.T) {
-	l := newPidLRU(3)
+	l := newPidLRU(3, 1)
 	e := func(ms int64) entry { return entry{expires: ms} }
 	for pid := 1; pid <= 3; pid++ {
 		if l.add(pid, e(int64(pid))) {
@@ -67,7 +67,7 @@ func TestPidLRU(t *testing.T) {
 		}
 	}
 	// One slot left: the list stays consistent when head == tail.
-	one := newPidLRU(1)
+	one := newPidLRU(1, 1)
 	one.add(1, e(1))
 	one.add(2, e(2))
 	one.Remove(2)
@@ -106,7 +106,7 @@ func TestShardedBound(t *testing.T) {
 
 // Update sees the current entry, and leaves the table alone when told to.
 func TestPidLRUUpdate(t *testing.T) {
-	l := newPidLRU(2)
+	l := newPidLRU(2, 1)
 	l.add(1, entry{expires: 1})
 	l.add(2, entry{expires: 2}) // order: 2, 1
 	if l.Update(3, func(old entry, ok bool) (entry, bool) {

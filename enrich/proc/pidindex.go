@@ -16,9 +16,9 @@ import (
 // adding past it. Only valid pids (see validPid) are stored. Not safe for
 // concurrent use.
 type pidIndex struct {
-	cells []pidCell
-	shift uint // 32 - log2(len(cells))
-	n     int
+	cells  []pidCell
+	stride uint // log2 of the spacing of the pids this index sees
+	n      int
 }
 
 // pidCell is one cell; pid 0 marks it empty.
@@ -32,19 +32,24 @@ type pidCell struct {
 // carry, are never stored.
 func validPid(pid int) bool { return pid > 0 && pid <= math.MaxInt32 }
 
-func newPidIndex(capacity int) pidIndex {
+// newPidIndex returns an index for capacity pids that are all congruent
+// modulo stride (a power of two: the number of table shards).
+func newPidIndex(capacity, stride int) pidIndex {
 	size := 8
 	for size < 2*capacity {
 		size <<= 1
 	}
-	return pidIndex{cells: make([]pidCell, size), shift: uint(32 - bits.TrailingZeros(uint(size)))}
+	return pidIndex{cells: make([]pidCell, size), stride: uint(bits.TrailingZeros(uint(stride)))}
 }
 
-// home is the cell where pid's probe starts. Pids come from a counter and
-// a sharded table sees every 8th of them, so they are spread by Fibonacci
-// hashing (the top bits of a multiplicative hash).
+// home is the cell where pid's probe starts: the pid itself, over the
+// stride, modulo the size. The kernel hands pids out in increasing order,
+// so the pids a table holds are mostly one recent run: they fill
+// neighbouring cells without colliding (the table has twice as many cells
+// as pids), an exec and the eviction it causes touch cache lines that the
+// last execs touched, and a lookup rarely probes past its home.
 func (x *pidIndex) home(pid int32) int {
-	return int((uint32(pid) * 0x9E3779B1) >> x.shift)
+	return int(uint32(pid)>>x.stride) & (len(x.cells) - 1)
 }
 
 // find returns the cell holding pid, or the empty cell where its probe

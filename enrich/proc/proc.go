@@ -197,7 +197,7 @@ func New(cfg Config) (*Table, error) {
 	t.shards = make([]shard, n)
 	for i := range t.shards {
 		// The shards' capacities add up to MaxEntries.
-		t.shards[i].lru = newPidLRU((cfg.MaxEntries + n - 1 - i) / n)
+		t.shards[i].lru = newPidLRU((cfg.MaxEntries+n-1-i)/n, n)
 	}
 	if cfg.ProcFallback {
 		var err error
