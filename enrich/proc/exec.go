@@ -10,10 +10,11 @@ const (
 )
 
 // ownCopy copies fields (in place) and argv, bounded by maxArgs and
-// maxArgsBytes, into one buffer of its own, so that a table entry does not
-// pin a whole event's lines. The copied arguments are appended to args
-// (which may have room of its own), and the result is returned.
-func ownCopy(fields []string, argv []string, args []string) []string {
+// maxArgsBytes, into one buffer, so that a table entry does not pin a whole
+// event's lines: text when they fit in it (the entry's own room), else a
+// new one. The copied arguments are appended to args (which may have room
+// of its own), and the result is returned.
+func ownCopy(fields []string, argv []string, args []string, text []byte) []string {
 	if len(argv) > maxArgs {
 		argv = argv[:maxArgs]
 	}
@@ -25,9 +26,12 @@ func ownCopy(fields []string, argv []string, args []string) []string {
 		argBytes += len(a)
 	}
 	total += min(argBytes, maxArgsBytes)
-	// The buffer never grows (its capacity is the bounded total), so the
-	// strings made from it stay valid.
-	buf := make([]byte, 0, total)
+	// The buffer never grows (its capacity is at least the bounded total),
+	// so the strings made from it stay valid.
+	buf := text[:0:len(text)]
+	if total > len(text) {
+		buf = make([]byte, 0, total)
+	}
 	own := func(v string) string {
 		if v == "" {
 			return ""

@@ -24,7 +24,7 @@ func FuzzOwnCopy(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		args := audit.SplitNUL(s, nil)
 		fields := []string{s}
-		own := ownCopy(fields, args, nil)
+		own := ownCopy(fields, args, nil, nil)
 		if fields[0] != s {
 			t.Fatalf("field changed: %q", fields[0])
 		}

@@ -99,7 +99,13 @@ type stored struct {
 	startMilli int64
 	source     Source
 	argv       [6]string // room for a short argv (parent.Args)
+	// text is room for the bytes of parent's strings and auid when they
+	// fit (the usual exec), so that an exec costs one allocation.
+	text [textRoom]byte
 }
+
+// textRoom makes stored 320 bytes, a size class of Go's allocator.
+const textRoom = 112
 
 // newStored wraps img, an image of pid.
 func newStored(pid int, img Image) *stored {
@@ -254,7 +260,7 @@ func (t *Table) recordExec(sum *audit.Summary, ppid int, at int64) {
 	if len(sum.Args) > len(s.argv) {
 		room = make([]string, 0, min(len(sum.Args), maxArgs))
 	}
-	args := ownCopy(f[:], sum.Args, room)
+	args := ownCopy(f[:], sum.Args, room, s.text[:])
 	if len(args) == 0 {
 		args = nil
 	}

@@ -56,8 +56,8 @@ const slabBytes = 16 << 10
 type Parser struct {
 	recs   []Record
 	fields []Field
+	run    int // where the fields of the record being parsed start in fields
 	buf    []byte
-	tmp    []Field
 }
 
 // Parse parses one line (without its newline) into a Record. It returns a
@@ -104,7 +104,7 @@ func (p *Parser) Parse(line string) (*Record, error) {
 			r.Irregular = true
 		}
 	}
-	p.tmp = p.tmp[:0]
+	p.run = len(p.fields)
 	tail, irregular := p.parseFields(rest, r.TypeNum, false)
 	r.Irregular = r.Irregular || irregular
 	if IsUserSpace(r.TypeNum) {
@@ -112,7 +112,7 @@ func (p *Parser) Parse(line string) (*Record, error) {
 	}
 	r.Fields = p.commit()
 	if tail >= 0 {
-		p.tmp = p.tmp[:0]
+		p.run = len(p.fields)
 		if _, irr := p.parseFields(rest[tail+1:], 0, true); irr {
 			r.Irregular = true
 		}
@@ -129,18 +129,26 @@ func (p *Parser) newRecord() *Record {
 	return &p.recs[len(p.recs)-1]
 }
 
-// commit moves the scratch fields into the field slab.
+// addField appends f to the run of fields being parsed. Fields are parsed
+// straight into the slab; when it is full, the run so far moves to a new
+// slab (the records before it keep the old one).
+func (p *Parser) addField(f Field) {
+	if len(p.fields) == cap(p.fields) {
+		n := len(p.fields) - p.run
+		slab := make([]Field, n, max(slabFields, 2*n))
+		copy(slab, p.fields[p.run:])
+		p.fields, p.run = slab, 0
+	}
+	p.fields = append(p.fields, f)
+}
+
+// commit ends the run of fields being parsed and returns it (nil when
+// empty), capped so that appending to it cannot touch the next record's.
 func (p *Parser) commit() []Field {
-	n := len(p.tmp)
-	if n == 0 {
+	if len(p.fields) == p.run {
 		return nil
 	}
-	if cap(p.fields)-len(p.fields) < n {
-		p.fields = make([]Field, 0, max(slabFields, n))
-	}
-	start := len(p.fields)
-	p.fields = append(p.fields, p.tmp...)
-	return p.fields[start : start+n : start+n]
+	return p.fields[p.run:len(p.fields):len(p.fields)]
 }
 
 // alloc returns n bytes from the byte slab.
@@ -188,7 +196,8 @@ func parseStamp(s string) (sec int64, msec uint16, serial uint32, rest string, o
 	return sec, uint16(ms), uint32(ser), s[i+2:], true
 }
 
-// parseFields parses name=value pairs from s into p.tmp. It stops at a
+// parseFields parses name=value pairs from s into the run of fields being
+// parsed (see addField). It stops at a
 // 0x1D byte found between fields and returns its offset (-1 when none).
 // interp selects the rules of the ENRICHED tail.
 func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregular bool) {
@@ -276,7 +285,7 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 				}
 			}
 		}
-		p.tmp = append(p.tmp, f)
+		p.addField(f)
 	}
 	return -1, irregular
 }
@@ -299,13 +308,13 @@ func (p *Parser) shouldDecodeHex(name string, typ uint16, interp bool) bool {
 // fields appended after the outer ones. It returns the index of the first
 // nested field, or -1.
 func (p *Parser) expandNested() int {
-	for k := range p.tmp {
-		f := p.tmp[k]
+	for k := p.run; k < len(p.fields); k++ {
+		f := p.fields[k]
 		if f.Name == "msg" && f.Enc == SingleQuoted {
-			from := len(p.tmp)
+			from := len(p.fields) - p.run
 			inner := strings.TrimSpace(f.Value)
-			p.parseFields(inner, 0, false)
-			if len(p.tmp) == from {
+			p.parseFields(inner, 0, false) // may move the run to a new slab
+			if len(p.fields)-p.run == from {
 				return -1
 			}
 			return from

@@ -203,6 +203,77 @@ func TestParseRecordsStayValid(t *testing.T) {
 	}
 }
 
+// Records whose fields straddle the end of a field slab (plain fields, a
+// user-space record's nested msg fields, an ENRICHED tail, one record
+// larger than a slab) keep every field, and appending to one record's
+// fields never changes the next record's.
+func TestParseFieldsAcrossSlabs(t *testing.T) {
+	var p Parser
+	type want struct {
+		r      *Record
+		n      int
+		nested int
+		interp int
+	}
+	var got []want
+	for i := 0; i < 2*slabFields; i++ {
+		n := 1 + i%13
+		var b strings.Builder
+		switch i % 3 {
+		case 0:
+			b.WriteString("type=SYSCALL msg=audit(1.000:" + itoa(i) + "):")
+			for k := 0; k < n; k++ {
+				b.WriteString(" f" + itoa(k) + "=" + itoa(i))
+			}
+			b.WriteString("\x1dUID=\"root\" AUID=\"u" + itoa(i) + "\"")
+			got = append(got, want{n: n, nested: -1, interp: 2})
+		case 1:
+			b.WriteString("type=USER_CMD msg=audit(1.000:" + itoa(i) + "): pid=1 msg='")
+			for k := 0; k < n; k++ {
+				b.WriteString(" f" + itoa(k) + "=" + itoa(i))
+			}
+			b.WriteString("'")
+			got = append(got, want{n: 2 + n, nested: 2})
+		default:
+			b.WriteString("type=EXECVE msg=audit(1.000:" + itoa(i) + "): argc=" + itoa(n))
+			for k := 0; k < n; k++ {
+				b.WriteString(" f" + itoa(k) + "=" + itoa(i))
+			}
+			got = append(got, want{n: 1 + n, nested: -1})
+		}
+		if i == slabFields+7 { // one record bigger than a whole slab
+			b.Reset()
+			b.WriteString("type=EXECVE msg=audit(1.000:" + itoa(i) + "): argc=1")
+			for k := 0; k < slabFields+100; k++ {
+				b.WriteString(" f" + itoa(k) + "=" + itoa(i))
+			}
+			got[len(got)-1] = want{n: slabFields + 101, nested: -1}
+		}
+		r, err := p.Parse(b.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[len(got)-1].r = r
+	}
+	for i, w := range got {
+		r := w.r
+		if len(r.Fields) != w.n || r.NestedFrom != w.nested || len(r.Interp) != w.interp || cap(r.Fields) != len(r.Fields) {
+			t.Fatalf("record %d: %d fields (cap %d), nested from %d, %d interp; want %d, %d, %d",
+				i, len(r.Fields), cap(r.Fields), r.NestedFrom, len(r.Interp), w.n, w.nested, w.interp)
+		}
+		for _, f := range r.Fields {
+			if f.Name[0] == 'f' && f.Value != itoa(i) {
+				t.Fatalf("record %d: field %s=%q", i, f.Name, f.Value)
+			}
+		}
+		if w.interp > 0 {
+			if v, _ := r.GetInterp("AUID"); v != "u"+itoa(i) {
+				t.Fatalf("record %d: AUID %q", i, v)
+			}
+		}
+	}
+}
+
 func itoa(i int) string {
 	if i == 0 {
 		return "0"
