@@ -188,7 +188,9 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	}
 	mHits.Add(uint64(len(hits)))
 	blk := new(hitBlock)
-	ev.Hunt = blk.hits[:0]
+	// An earlier pass (the rules that wait for VirusTotal run after it)
+	// may have left hits, tags and techniques: they are kept, in front.
+	ev.Hunt = append(blk.hits[:0], ev.Hunt...)
 	ev.Tags = append(blk.tags[:0], ev.Tags...)
 	if techs > 0 {
 		ev.Techniques = append(blk.techs[:0], ev.Techniques...)

@@ -331,3 +331,22 @@ func TestHiddenAndUnder(t *testing.T) {
 		}
 	}
 }
+
+// A second pass over the same event (the chain runs the rules that test a
+// VirusTotal verdict after the lookup) adds its hits after the first
+// pass's, which it keeps.
+func TestSecondPassKeepsEarlierHits(t *testing.T) {
+	first := mustEnricher(t, only(RuleConfig{Name: "temp", Severity: "medium", Exec: true, ExeInTemp: true, Tags: []string{"a"}}))
+	second := mustEnricher(t, only(RuleConfig{Name: "vt", Severity: "high", VTMaliciousMin: 5, Tags: []string{"b"}}))
+	event := ev{exe: "/tmp/x/run", vt: 9}.build()
+	hits(t, first, event)
+	if got := hits(t, second, event); !slices.Equal(got, []string{"temp", "vt"}) {
+		t.Errorf("hits after both passes: %q, want [temp vt]", got)
+	}
+	if want := []string{"hunt:temp", "a", "hunt:vt", "b"}; !slices.Equal(event.Tags, want) {
+		t.Errorf("tags %q, want %q", event.Tags, want)
+	}
+	if event.Severity != 3 {
+		t.Errorf("severity %d, want 3 (high)", event.Severity)
+	}
+}
