@@ -167,7 +167,8 @@ func (e *Enricher) Rules() []string {
 // Enrich matches ev against every rule and records the hits (see the
 // package doc). It never fails. It allocates nothing for an event no rule
 // matches (unless a rule tests files and the event has relative PATH
-// names), and usually once for an event that matches: ev.Hunt, and the
+// names, or its executable is not in the executable cache yet: see
+// exeCache), and usually once for an event that matches: ev.Hunt, and the
 // tags and techniques it grows, share one block (see hitBlock).
 func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	var f facts

@@ -3,6 +3,7 @@ package proc
 import (
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
@@ -15,16 +16,27 @@ func FuzzParseStat(f *testing.F) {
 	})
 }
 
-// FuzzOwnCopy checks the bounds a table entry keeps of any argv: the input
-// is split into arguments at NUL bytes.
+// FuzzOwnCopy checks the bounds a table entry keeps of any argv (the input
+// is split into arguments at NUL bytes), with and without an entry's own
+// room for the bytes, and that the copies share nothing with the input.
 func FuzzOwnCopy(f *testing.F) {
-	f.Add("ls\x00-l\x00/tmp")
-	f.Add(strings.Repeat("x\x00", 100))
-	f.Add(strings.Repeat("y", 5000) + "\x00z")
-	f.Fuzz(func(t *testing.T, s string) {
-		args := audit.SplitNUL(s, nil)
-		fields := []string{s}
-		own := ownCopy(fields, args, nil, nil)
+	f.Add("ls\x00-l\x00/tmp", true)
+	f.Add(strings.Repeat("x\x00", 100), false)
+	f.Add(strings.Repeat("y", 5000)+"\x00z", true)
+	f.Fuzz(func(t *testing.T, s string, room bool) {
+		src := []byte(s)
+		line := unsafe.String(unsafe.SliceData(src), len(src)) // the event's line, overwritten below
+		args := audit.SplitNUL(line, nil)
+		fields := []string{line}
+		var text []byte
+		if room {
+			text = make([]byte, textRoom)
+		}
+		own := ownCopy(fields, args, nil, text)
+		args = audit.SplitNUL(s, nil) // what the copies must equal
+		for i := range src {
+			src[i] = '#'
+		}
 		if fields[0] != s {
 			t.Fatalf("field changed: %q", fields[0])
 		}

@@ -6,11 +6,18 @@ import (
 )
 
 // pidIndex maps pids to LRU slot numbers: an open-addressing hash table
-// with linear probing, one 8-byte cell per pid, never more than half full.
-// A lookup usually touches one cache line (a Go map touches two or three),
-// and the proc table looks pids up twice per exec event. Removal shifts the
-// rest of the probe run back instead of leaving tombstones, so lookups stay
-// short however long the table churns.
+// with Robin Hood linear probing, one 8-byte cell per pid, never more than
+// half full. A lookup usually touches one cache line (a Go map touches two
+// or three), and the proc table looks pids up twice per exec event.
+//
+// Robin Hood order (along a probe run, no pid is further from its home
+// cell than the pid after it, give or take the run's start) bounds the
+// work by displacement, not by the length of a run of full cells: a lookup
+// for an absent pid stops at the first pid closer to its home than the
+// probe is, and removal shifts back only the displaced pids after the
+// freed cell (no tombstones). With pids homed by value (see home), a
+// machine that execs in a tight loop fills one long run of cells with every
+// pid at its home, and an eviction or a miss still costs one or two cells.
 //
 // It holds at most the capacity it was made for; callers evict before
 // adding past it. Only valid pids (see validPid) are stored. Not safe for
@@ -46,21 +53,27 @@ func newPidIndex(capacity, stride int) pidIndex {
 // stride, modulo the size. The kernel hands pids out in increasing order,
 // so the pids a table holds are mostly one recent run: they fill
 // neighbouring cells without colliding (the table has twice as many cells
-// as pids), an exec and the eviction it causes touch cache lines that the
-// last execs touched, and a lookup rarely probes past its home.
+// as pids), and an exec and the eviction it causes touch cache lines that
+// the last execs touched.
 func (x *pidIndex) home(pid int32) int {
 	return int(uint32(pid)>>x.stride) & (len(x.cells) - 1)
 }
 
-// find returns the cell holding pid, or the empty cell where its probe
-// ends, and whether pid is there.
+// dist is how far cell i is from the home of the pid it holds.
+func (x *pidIndex) dist(i int) int {
+	return (i - x.home(x.cells[i].pid)) & (len(x.cells) - 1)
+}
+
+// find returns the cell holding pid and true, or false when pid is absent.
 func (x *pidIndex) find(pid int32) (int, bool) {
 	mask := len(x.cells) - 1
-	for i := x.home(pid); ; i = (i + 1) & mask {
-		switch x.cells[i].pid {
-		case pid:
+	for i, d := x.home(pid), 0; ; i, d = (i+1)&mask, d+1 {
+		switch c := x.cells[i].pid; {
+		case c == pid:
 			return i, true
-		case 0:
+		case c == 0 || x.dist(i) < d:
+			// An empty cell, or a pid nearer its home than pid would be
+			// here: Robin Hood order puts pid before it.
 			return i, false
 		}
 	}
@@ -72,24 +85,41 @@ func (x *pidIndex) get(pid int) (int32, bool) {
 		return 0, false
 	}
 	i, ok := x.find(int32(pid))
-	return x.cells[i].slot, ok
+	if !ok {
+		return 0, false
+	}
+	return x.cells[i].slot, true
 }
 
 // put sets the slot of pid (a valid pid). Adding a pid to an index that
 // holds its capacity already is a bug of the caller and panics.
 func (x *pidIndex) put(pid int, slot int32) {
-	i, ok := x.find(int32(pid))
-	if !ok {
-		if 2*(x.n+1) > len(x.cells) {
-			panic("proc: pidIndex over capacity")
-		}
-		x.n++
+	if i, ok := x.find(int32(pid)); ok {
+		x.cells[i].slot = slot
+		return
 	}
-	x.cells[i] = pidCell{pid: int32(pid), slot: slot}
+	if 2*(x.n+1) > len(x.cells) {
+		panic("proc: pidIndex over capacity")
+	}
+	x.n++
+	// Walk from pid's home; take the cell of the first pid nearer its home
+	// than the walker, and carry that pid on (Robin Hood insertion).
+	mask := len(x.cells) - 1
+	cur := pidCell{pid: int32(pid), slot: slot}
+	for i, d := x.home(cur.pid), 0; ; i, d = (i+1)&mask, d+1 {
+		if x.cells[i].pid == 0 {
+			x.cells[i] = cur
+			return
+		}
+		if cd := x.dist(i); cd < d {
+			x.cells[i], cur = cur, x.cells[i]
+			d = cd
+		}
+	}
 }
 
-// remove forgets pid, then moves back the cells after it in the probe run
-// whose home lies at or before the freed cell (backward-shift deletion).
+// remove forgets pid, then moves each displaced pid of the run after it
+// back one cell, up to an empty cell or a pid at its home.
 func (x *pidIndex) remove(pid int) {
 	if !validPid(pid) {
 		return
@@ -100,14 +130,9 @@ func (x *pidIndex) remove(pid int) {
 	}
 	x.n--
 	mask := len(x.cells) - 1
-	for j := (i + 1) & mask; x.cells[j].pid != 0; j = (j + 1) & mask {
-		// The cell at j may move to i if its probe passes i: its home is
-		// cyclically outside (i, j].
-		h := x.home(x.cells[j].pid)
-		if (j-h)&mask >= (j-i)&mask {
-			x.cells[i] = x.cells[j]
-			i = j
-		}
+	for j := (i + 1) & mask; x.cells[j].pid != 0 && x.dist(j) > 0; j = (j + 1) & mask {
+		x.cells[i] = x.cells[j]
+		i = j
 	}
 	x.cells[i] = pidCell{}
 }

@@ -48,6 +48,9 @@ func TestPidIndexMatchesMap(t *testing.T) {
 				if x.n != len(ref) {
 					t.Fatalf("op %d: n = %d, want %d", op, x.n, len(ref))
 				}
+				if op%997 == 0 {
+					checkRobinHood(t, &x)
+				}
 			}
 			for pid, want := range ref {
 				if got, ok := x.get(pid); !ok || got != want {
@@ -57,15 +60,113 @@ func TestPidIndexMatchesMap(t *testing.T) {
 		})
 	}
 	x := newPidIndex(4, 1)
-	for _, pid := range []int{0, -1, math.MaxInt32 + 1} {
+	tooBig := int64(math.MaxInt32) + 1
+	for _, pid := range []int{0, -1, int(tooBig)} {
 		if _, ok := x.get(pid); ok {
 			t.Errorf("get(%d) found", pid)
 		}
 		x.remove(pid) // no-op, no panic
 	}
 	l := newPidLRU(2, 1)
-	if l.add(0, entry{}) || l.add(-5, entry{}) || l.add(math.MaxInt32+1, entry{}) || l.Len() != 0 {
+	if l.add(0, entry{}) || l.add(-5, entry{}) || l.add(int(tooBig), entry{}) || l.Len() != 0 {
 		t.Errorf("invalid pids stored: len %d", l.Len())
+	}
+}
+
+// checkRobinHood checks the index's invariants: n counts the full cells,
+// and along a probe run no pid is more than one cell further from its home
+// than the pid before it (a displaced pid never follows an empty cell).
+func checkRobinHood(t *testing.T, x *pidIndex) {
+	t.Helper()
+	full := 0
+	for i, c := range x.cells {
+		if c.pid == 0 {
+			continue
+		}
+		full++
+		if d := x.dist(i); d > 0 {
+			prev := (i - 1) & (len(x.cells) - 1)
+			if x.cells[prev].pid == 0 || x.dist(prev) < d-1 {
+				t.Fatalf("cell %d (pid %d) is %d from home after cell %d (pid %d)", i, c.pid, d, prev, x.cells[prev].pid)
+			}
+		}
+	}
+	if full != x.n {
+		t.Fatalf("%d full cells, n = %d", full, x.n)
+	}
+}
+
+// longestDisplacedRun is the most consecutive cells holding pids away from
+// their homes: what a removal shifts back, and about what a lookup for an
+// absent pid reads, at the most.
+func longestDisplacedRun(x *pidIndex) int {
+	longest, run := 0, 0
+	for i := 0; i < 2*len(x.cells); i++ { // twice round: runs wrap
+		j := i & (len(x.cells) - 1)
+		if x.cells[j].pid != 0 && x.dist(j) > 0 {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	return min(longest, len(x.cells))
+}
+
+// A machine that execs in a tight loop hands out every pid in turn: the
+// table holds one long run of full cells, each pid at its home. Evicting the
+// oldest and adding the next, as the LRU does on every exec, must keep the
+// work per operation small, not proportional to the run (the first version
+// scanned the whole run on every eviction).
+func TestPidIndexDenseChurn(t *testing.T) {
+	for _, stride := range []int{1, 8} {
+		const capacity = 2048
+		x := newPidIndex(capacity, stride)
+		pid := func(k int) int { return 3 + stride*k }
+		for k := 0; k < capacity; k++ {
+			x.put(pid(k), int32(k))
+		}
+		for k := capacity; k < 20*capacity; k++ {
+			x.remove(pid(k - capacity))
+			x.put(pid(k), int32(k))
+			if _, ok := x.get(pid(k - capacity)); ok {
+				t.Fatalf("stride %d: evicted pid %d still found", stride, pid(k-capacity))
+			}
+		}
+		checkRobinHood(t, &x)
+		if run := longestDisplacedRun(&x); run > 0 {
+			t.Errorf("stride %d: %d consecutive displaced cells after dense churn, want 0", stride, run)
+		}
+		// A pid that is not held but shares the home of a held one (an old
+		// parent, a /proc fallback) is found absent within two cells, not
+		// at the end of the run.
+		for k := 19 * capacity; k < 20*capacity; k += 97 {
+			absent := pid(k) + stride*len(x.cells)
+			home := x.home(int32(absent))
+			i, ok := x.find(int32(absent))
+			if ok || (i-home)&(len(x.cells)-1) > 1 {
+				t.Fatalf("stride %d: absent pid %d (home %d) probed to cell %d (found %v)", stride, absent, home, i, ok)
+			}
+		}
+		// Old parents that stay (hot in the LRU) among the churn: their
+		// cells are taken by new pids whose home they hold, which get
+		// displaced one cell each, never in long runs.
+		held := make([]int, 0, capacity) // LRU order, oldest first
+		for k := 19 * capacity; k < 20*capacity; k++ {
+			held = append(held, pid(k))
+		}
+		for k := 20 * capacity; k < 40*capacity; k++ {
+			if k%64 == 0 { // a parent used again: it moves to the back
+				held = append(held[1:], held[0])
+			}
+			x.remove(held[0])
+			held = append(held[1:], pid(k))
+			x.put(pid(k), int32(k))
+		}
+		checkRobinHood(t, &x)
+		if run := longestDisplacedRun(&x); run > 4 {
+			t.Errorf("stride %d: %d consecutive displaced cells with long-lived pids, want <= 4", stride, run)
+		}
 	}
 }
 

@@ -235,7 +235,7 @@ func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
 	if sum.Exec {
 		t.recordExec(sum, ppid, at)
 	}
-	if ppid <= 0 {
+	if !validPid(ppid) {
 		return nil
 	}
 	img, err := t.parent(ctx, ppid, at)
@@ -249,7 +249,7 @@ func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
 // event's summary (ppid already parsed from it).
 func (t *Table) recordExec(sum *audit.Summary, ppid int, at int64) {
 	pid, err := strconv.Atoi(sum.PID)
-	if err != nil || pid <= 0 {
+	if err != nil || !validPid(pid) {
 		return
 	}
 	s := &stored{ppid: ppid, startMilli: at, source: SourceExec}
