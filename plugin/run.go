@@ -351,7 +351,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 		return err
 	}
 	stats := NewInputStats(metrics.Default)
-	rd, err := NewReader(NewCoalescingReader(in, cfg.Input.Coalesce), cfg.Input.Format, cfg.Input.MaxLineBytes, stats, func(e *InputError) {
+	rd, err := NewReader(NewCoalescingReader(newReadyReader(in, cfg.Input.Coalesce), cfg.Input.Coalesce), cfg.Input.Format, cfg.Input.MaxLineBytes, stats, func(e *InputError) {
 		p.errlog.report(e.Reason, e.Error(), string(e.Raw))
 	})
 	if err != nil {
