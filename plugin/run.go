@@ -396,6 +396,12 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 	flush := time.NewTicker(FlushInterval)
 	defer flush.Stop()
 	dirty, flushed := false, time.Now()
+	flushIfDue := func(now time.Time) {
+		if dirty && now.Sub(flushed) >= FlushInterval {
+			p.Idle()
+			dirty, flushed = false, now
+		}
+	}
 	log.Info("audisp-enrich started", "input", cfg.Input.Format, "sinks", len(cfg.Sinks), "config", cfg.File)
 	for {
 		select {
@@ -410,15 +416,9 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 				p.Handle(l)
 			}
 			dirty = true
-			if now := time.Now(); now.Sub(flushed) >= FlushInterval {
-				p.Idle()
-				dirty, flushed = false, now
-			}
+			flushIfDue(time.Now())
 		case now := <-flush.C:
-			if dirty && now.Sub(flushed) >= FlushInterval {
-				p.Idle()
-				dirty, flushed = false, now
-			}
+			flushIfDue(now)
 		case now := <-tick.C:
 			p.Maintain(now)
 			p.Idle()
