@@ -11,7 +11,6 @@ package syslog
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -73,31 +72,9 @@ func New(name string, cfg Config) (*Sink, error) {
 }
 
 func loadTLS(c *Config) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName}
-	if tc.ServerName == "" {
-		host, _, err := net.SplitHostPort(c.Address)
-		if err != nil {
-			return nil, fmt.Errorf("syslog: address %q: %w", c.Address, err)
-		}
-		tc.ServerName = host
-	}
-	if c.TLSCA != "" {
-		pem, err := os.ReadFile(c.TLSCA)
-		if err != nil {
-			return nil, fmt.Errorf("syslog: tls_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("syslog: tls_ca %s: no PEM certificate found", c.TLSCA)
-		}
-		tc.RootCAs = pool
-	}
-	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("syslog: tls_cert/tls_key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	tc, err := sinks.ClientTLS(c.Address, c.TLSCA, c.TLSCert, c.TLSKey, c.TLSServerName)
+	if err != nil {
+		return nil, fmt.Errorf("syslog: %w", err)
 	}
 	return tc, nil
 }
