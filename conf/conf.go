@@ -22,6 +22,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 	"github.com/audisp-enrich/audisp-enrich/sinks/audisp"
 	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
+	"github.com/audisp-enrich/audisp-enrich/sinks/gelf"
 	"github.com/audisp-enrich/audisp-enrich/sinks/kafka"
 	"github.com/audisp-enrich/audisp-enrich/sinks/syslog"
 )
@@ -140,11 +141,23 @@ type HashesConfig struct {
 type SinkConfig struct {
 	// Name identifies the sink in logs and metrics (default: the type).
 	Name string `toml:"name"`
-	// Type is stdout, file, kafka, syslog or remote.
+	// Type is stdout, file, kafka, syslog, gelf or remote.
 	Type string `toml:"type"`
 	// Encoding is json (default), msgpack, or audit (text lines; the
-	// remote sink always uses audit).
+	// remote sink always uses audit, the gelf sink json).
 	Encoding string `toml:"encoding"`
+	// Profile is the document of the json and msgpack encodings: "full"
+	// (default; the lossless document, docs/schema/event.schema.json) or
+	// "ecs" (Elastic Common Schema names, about a third of the size,
+	// docs/schema/ecs.schema.json). The audit encoding has no profile.
+	Profile string `toml:"profile"`
+	// Original adds the raw audit records as event.original to ecs
+	// documents (which are then lossless). ecs profile only.
+	Original bool `toml:"original"`
+	// References adds the ATT&CK names and URLs (threat.*.name,
+	// threat.*.reference) to ecs documents, which otherwise carry only
+	// the ids. ecs profile only.
+	References bool `toml:"references"`
 	// Filter selects the documents this sink gets (all by default).
 	Filter sinks.Filter `toml:"filter"`
 	// Buffer is the sink's own buffer (network sinks; disk by default).
@@ -155,6 +168,7 @@ type SinkConfig struct {
 	Kafka    *kafka.Config      `toml:"kafka"`
 	Syslog   *syslog.Config     `toml:"syslog"`
 	Remote   *audisp.Config     `toml:"remote"`
+	Gelf     *gelf.Config       `toml:"gelf"`
 
 	// Line is the line of the [[sink]] header, for error messages.
 	Line int `toml:"-"`
@@ -243,7 +257,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 		// First read the type to start from that sink type's defaults.
 		_ = md.PrimitiveDecode(p, &head)
-		sc := SinkConfig{Type: head.Type, Encoding: "json", Buffer: buffer.DefaultConfig(), Delivery: sinks.DefaultRunnerConfig()}
+		sc := SinkConfig{Type: head.Type, Encoding: "json", Profile: "full", Buffer: buffer.DefaultConfig(), Delivery: sinks.DefaultRunnerConfig()}
 		switch head.Type {
 		case "file":
 			fc := DefaultFileConfig()
@@ -254,6 +268,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		case "syslog":
 			yc := syslog.DefaultConfig()
 			sc.Syslog = &yc
+		case "gelf":
+			gc := gelf.DefaultConfig()
+			sc.Gelf = &gc
 		case "remote":
 			rc := audisp.DefaultConfig()
 			sc.Remote = &rc
@@ -360,6 +377,12 @@ func (c *Config) Validate(data []byte) error {
 		default:
 			bad(fmt.Errorf("encoding %q: want json, msgpack or audit", s.Encoding))
 		}
+		switch {
+		case s.Profile != "full" && s.Profile != "ecs":
+			bad(fmt.Errorf("profile %q: want full or ecs", s.Profile))
+		case s.Profile != "ecs" && (s.Original || s.References):
+			bad(errors.New("original and references apply to the ecs profile only (set profile = \"ecs\")"))
+		}
 		if err := s.Filter.Validate(); err != nil {
 			bad(err)
 		}
@@ -396,8 +419,17 @@ func (c *Config) Validate(data []byte) error {
 			} else if err := s.Syslog.Validate(); err != nil {
 				bad(err)
 			}
+		case "gelf":
+			if s.Gelf == nil {
+				bad(errors.New("gelf sink needs a [sink.gelf] table"))
+			} else if err := s.Gelf.Validate(); err != nil {
+				bad(err)
+			}
+			if s.Encoding != "json" {
+				bad(fmt.Errorf("gelf sink flattens JSON documents; encoding must be \"json\", not %q", s.Encoding))
+			}
 		default:
-			bad(fmt.Errorf("unknown type %q: want stdout, file, kafka, syslog or remote", s.Type))
+			bad(fmt.Errorf("unknown type %q: want stdout, file, kafka, syslog, gelf or remote", s.Type))
 		}
 	}
 	return errors.Join(errs...)

@@ -22,7 +22,9 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 	"github.com/audisp-enrich/audisp-enrich/sinks/audisp"
 	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
+	"github.com/audisp-enrich/audisp-enrich/sinks/ecs"
 	"github.com/audisp-enrich/audisp-enrich/sinks/file"
+	"github.com/audisp-enrich/audisp-enrich/sinks/gelf"
 	"github.com/audisp-enrich/audisp-enrich/sinks/kafka"
 	"github.com/audisp-enrich/audisp-enrich/sinks/syslog"
 )
@@ -39,21 +41,33 @@ type deliverer interface {
 	reopen()
 }
 
-// sinkOut is one configured sink with its encoding and filter.
+// sinkOut is one configured sink with its encoding, profile and filter.
 type sinkOut struct {
 	name     string
 	encoding string
-	filter   sinks.Filter
-	d        deliverer
-	events   *metrics.Counter
+	// variant is the index of the sink's ecs document in output.variants,
+	// -1 for the full profile.
+	variant int
+	filter  sinks.Filter
+	d       deliverer
+	events  *metrics.Counter
+}
+
+// variant is one distinct ecs document the sinks want, with the buffers
+// of its encodings for the event being published (reused across events).
+type variant struct {
+	opts         ecs.Options
+	doc, packed  []byte
+	encoded, bad bool
 }
 
 // output encodes each event once per encoding in use and hands it to every
 // sink. It runs on the single emitting goroutine, so it needs no locks.
 type output struct {
-	sinks []*sinkOut
-	log   *slog.Logger
-	host  string
+	sinks    []*sinkOut
+	variants []variant
+	log      *slog.Logger
+	host     string
 	// needMeta is set when some sink routes or filters on the metadata;
 	// otherwise it is not computed.
 	needMeta bool
@@ -89,18 +103,35 @@ func buildOutput(cfg *conf.Config, reg *metrics.Registry, log *slog.Logger, onDr
 			o.needMeta = true
 		}
 		o.sinks = append(o.sinks, &sinkOut{
-			name: sc.Name, encoding: sc.Encoding, d: d, filter: sc.Filter,
+			name: sc.Name, encoding: sc.Encoding, variant: o.variantOf(sc), d: d, filter: sc.Filter,
 			events: reg.Counter("audisp_enrich_sink_published_total", metrics.Label("sink", sc.Name), "Documents handed to the sink's buffer."),
 		})
 	}
 	return o, nil
 }
 
-// wantsJSON reports whether some sink needs the JSON document (json and
-// msgpack encodings), so that the pool's workers encode it in parallel.
+// variantOf returns the index in o.variants of the ecs document sink sc
+// wants (adding it), or -1 for the full profile and the audit encoding.
+func (o *output) variantOf(sc *conf.SinkConfig) int {
+	if sc.Profile != "ecs" || sc.Encoding == "audit" {
+		return -1
+	}
+	opts := ecs.Options{Original: sc.Original, References: sc.References, Host: o.host}
+	for i := range o.variants {
+		if o.variants[i].opts == opts {
+			return i
+		}
+	}
+	o.variants = append(o.variants, variant{opts: opts})
+	return len(o.variants) - 1
+}
+
+// wantsJSON reports whether some sink needs the full JSON document (json
+// and msgpack encodings of the full profile), so that the pool's workers
+// encode it in parallel.
 func (o *output) wantsJSON() bool {
 	for _, s := range o.sinks {
-		if s.encoding != "audit" {
+		if s.encoding != "audit" && s.variant < 0 {
 			return true
 		}
 	}
@@ -115,13 +146,23 @@ func (o *output) publish(ev *audit.Event, jsonDoc []byte) {
 	if o.needMeta {
 		meta = metaOf(ev)
 	}
+	for i := range o.variants {
+		o.variants[i].encoded = false
+	}
 	for _, s := range o.sinks {
 		if !s.filter.Match(meta) {
 			continue
 		}
 		var v []byte
-		switch s.encoding {
-		case "msgpack":
+		switch {
+		case s.encoding == "audit":
+			v = auditText(ev, o.host)
+		case s.variant >= 0:
+			v = o.ecsDoc(ev, s.variant, s.encoding == "msgpack")
+			if v == nil {
+				continue
+			}
+		case s.encoding == "msgpack":
 			if packed == nil {
 				var err error
 				packed, err = jsonToMsgpack(jsonDoc)
@@ -131,14 +172,39 @@ func (o *output) publish(ev *audit.Event, jsonDoc []byte) {
 				}
 			}
 			v = packed
-		case "audit":
-			v = auditText(ev, o.host)
 		default:
 			v = jsonDoc
 		}
 		s.events.Inc()
 		s.d.publish(sinks.Message{Value: v, Meta: meta})
 	}
+}
+
+// ecsDoc returns variant i's ecs document of ev (msgpack when packed),
+// encoding it once per event; nil when msgpack encoding failed (logged).
+func (o *output) ecsDoc(ev *audit.Event, i int, packed bool) []byte {
+	vr := &o.variants[i]
+	if !vr.encoded {
+		vr.encoded, vr.bad = true, false
+		vr.doc = ecs.Encode(vr.doc[:0], ev, vr.opts)
+		vr.packed = vr.packed[:0]
+	}
+	if !packed {
+		return vr.doc
+	}
+	if len(vr.packed) == 0 && !vr.bad {
+		p, err := jsonToMsgpack(vr.doc)
+		if err != nil {
+			vr.bad = true
+			o.log.Error("msgpack encoding failed", "event", ev.ID.String(), "err", err)
+			return nil
+		}
+		vr.packed = p
+	}
+	if vr.bad {
+		return nil
+	}
+	return vr.packed
 }
 
 // sinkStats returns the delivery figures of every buffered sink.
@@ -359,6 +425,8 @@ func newRunnerSink(cfg *conf.Config, sc *conf.SinkConfig, reg *metrics.Registry,
 		s, err = syslog.New(sc.Name, *sc.Syslog)
 	case "remote":
 		s, err = audisp.New(sc.Name, *sc.Remote)
+	case "gelf":
+		s, err = gelf.New(sc.Name, *sc.Gelf)
 	default:
 		err = fmt.Errorf("unknown sink type %q", sc.Type)
 	}
