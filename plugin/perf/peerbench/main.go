@@ -143,7 +143,7 @@ func main1(corpus string, runs int, enrichBin, auparse, laurel, work, out string
 	if records == 0 {
 		return fmt.Errorf("%s: empty corpus (make corpus)", corpus)
 	}
-	enrichCfg, err := writeConfigs(work)
+	enrichCfg, ecsCfg, err := writeConfigs(work)
 	if err != nil {
 		return err
 	}
@@ -151,6 +151,7 @@ func main1(corpus string, runs int, enrichBin, auparse, laurel, work, out string
 		{"laurel", []string{laurel, "--config", filepath.Join(work, "laurel.toml")}},
 		{"go-libaudit", []string{auparse, "-format", "json", "-i", "-in", "-"}},
 		{"audisp-enrich", []string{enrichBin, "replay", "--config", enrichCfg}},
+		{"audisp-enrich ecs", []string{enrichBin, "replay", "--config", ecsCfg}},
 	}
 	rep := report{
 		Time: time.Now().UTC().Format(time.RFC3339), Corpus: corpus, Records: records, Bytes: size,
@@ -200,17 +201,24 @@ func main1(corpus string, runs int, enrichBin, auparse, laurel, work, out string
 	}
 	rep.Results = sums
 	rep.FloorKB = selfHWM()
-	la, gl, ae := sums[0], sums[1], sums[2]
+	la, gl, ae, ec := sums[0], sums[1], sums[2], sums[3]
 	rep.Ratios["records_per_s_vs_laurel"] = ae.RecordsPerS / la.RecordsPerS
 	rep.Ratios["records_per_s_vs_go-libaudit"] = ae.RecordsPerS / gl.RecordsPerS
 	rep.Ratios["cpu_vs_laurel"] = ae.CPU / la.CPU
 	rep.Ratios["cpu_vs_go-libaudit"] = ae.CPU / gl.CPU
 	rep.Ratios["rss_vs_laurel"] = ae.MaxRSSMiB / la.MaxRSSMiB
 	rep.Ratios["rss_vs_go-libaudit"] = ae.MaxRSSMiB / gl.MaxRSSMiB
+	rep.Ratios["ecs_cpu_vs_laurel"] = ec.CPU / la.CPU
+	rep.Ratios["ecs_records_per_s_vs_laurel"] = ec.RecordsPerS / la.RecordsPerS
+	rep.Ratios["ecs_bytes_vs_full"] = float64(ec.OutBytes) / float64(ae.OutBytes)
+	rep.Ratios["ecs_bytes_vs_laurel"] = float64(ec.OutBytes) / float64(la.OutBytes)
 	rep.Targets = []target{
 		{"records/s vs laurel", rep.Ratios["records_per_s_vs_laurel"], ">= 5", rep.Ratios["records_per_s_vs_laurel"] >= 5},
 		{"CPU seconds vs laurel", rep.Ratios["cpu_vs_laurel"], "<= 0.333", rep.Ratios["cpu_vs_laurel"] <= 1.0/3},
 		{"peak RSS vs laurel", rep.Ratios["rss_vs_laurel"], "<= 2", rep.Ratios["rss_vs_laurel"] <= 2},
+		{"ecs profile: CPU seconds vs laurel", rep.Ratios["ecs_cpu_vs_laurel"], "<= 0.333", rep.Ratios["ecs_cpu_vs_laurel"] <= 1.0/3},
+		{"ecs profile: output bytes vs full", rep.Ratios["ecs_bytes_vs_full"], "<= 0.333", rep.Ratios["ecs_bytes_vs_full"] <= 1.0/3},
+		{"ecs profile: output bytes vs laurel", rep.Ratios["ecs_bytes_vs_laurel"], "< 1", rep.Ratios["ecs_bytes_vs_laurel"] < 1},
 	}
 	j, _ := json.MarshalIndent(rep, "", "  ")
 	if err := os.WriteFile(filepath.Join(out, "peers.json"), append(j, '\n'), 0o644); err != nil {
@@ -232,11 +240,12 @@ func main1(corpus string, runs int, enrichBin, auparse, laurel, work, out string
 
 // writeConfigs writes laurel's config (JSON to stdout, default enrichment)
 // and audisp-enrich's (every local enricher on, a 1000-entry blocklist,
-// JSON to stdout) into dir and returns the latter's path.
-func writeConfigs(dir string) (string, error) {
+// JSON to stdout), once with the full and once with the ecs profile, into
+// dir and returns the paths of the latter two.
+func writeConfigs(dir string) (full, ecs string, err error) {
 	lc := fmt.Sprintf("directory = %q\n[auditlog]\nfile = \"-\"\n", dir)
 	if err := os.WriteFile(filepath.Join(dir, "laurel.toml"), []byte(lc), 0o644); err != nil {
-		return "", err
+		return "", "", err
 	}
 	var bl bytes.Buffer
 	for i := 0; i < 1000; i++ {
@@ -244,7 +253,7 @@ func writeConfigs(dir string) (string, error) {
 	}
 	list := filepath.Join(dir, "blocklist.txt")
 	if err := os.WriteFile(list, bl.Bytes(), 0o644); err != nil {
-		return "", err
+		return "", "", err
 	}
 	ec := fmt.Sprintf(`user = "root"
 state_dir = %q
@@ -270,8 +279,12 @@ name = "stdout"
 type = "stdout"
 encoding = "json"
 `, dir, list)
-	path := filepath.Join(dir, "audisp-enrich.toml")
-	return path, os.WriteFile(path, []byte(ec), 0o644)
+	full = filepath.Join(dir, "audisp-enrich.toml")
+	if err := os.WriteFile(full, []byte(ec), 0o644); err != nil {
+		return "", "", err
+	}
+	ecs = filepath.Join(dir, "audisp-enrich-ecs.toml")
+	return full, ecs, os.WriteFile(ecs, []byte(ec+"profile = \"ecs\"\n"), 0o644)
 }
 
 // countLines returns the number of non-empty lines and the size of path.
@@ -430,6 +443,9 @@ func markdown(r *report) string {
 	fmt.Fprintf(&b, "| records/s | %.2f× | %.2f× |\n", r.Ratios["records_per_s_vs_laurel"], r.Ratios["records_per_s_vs_go-libaudit"])
 	fmt.Fprintf(&b, "| CPU seconds | %.2f | %.2f |\n", r.Ratios["cpu_vs_laurel"], r.Ratios["cpu_vs_go-libaudit"])
 	fmt.Fprintf(&b, "| peak RSS | %.2f | %.2f |\n", r.Ratios["rss_vs_laurel"], r.Ratios["rss_vs_go-libaudit"])
+	fmt.Fprintf(&b, "| ecs profile: records/s | %.2f× | |\n", r.Ratios["ecs_records_per_s_vs_laurel"])
+	fmt.Fprintf(&b, "| ecs profile: CPU seconds | %.2f | |\n", r.Ratios["ecs_cpu_vs_laurel"])
+	fmt.Fprintf(&b, "| ecs profile: output bytes | %.2f | |\n", r.Ratios["ecs_bytes_vs_laurel"])
 	b.WriteString("\n| target | measured | want | met |\n|---|---:|---|---|\n")
 	for _, t := range r.Targets {
 		met := "yes"
