@@ -55,6 +55,10 @@ func BenchmarkReplayGELF(b *testing.B) {
 		}
 	}()
 	dir := b.TempDir()
+	bufType := os.Getenv("GELF_BENCH_BUFFER")
+	if bufType == "" {
+		bufType = "disk"
+	}
 	cfg, err := conf.Parse("bench.toml", []byte(fmt.Sprintf(`state_dir = %q
 [log]
 syslog = false
@@ -66,7 +70,9 @@ type = "gelf"
 profile = "ecs"
 [sink.gelf]
 address = %q
-`, dir, conn.LocalAddr().String())))
+[sink.buffer]
+type = %q
+`, dir, conn.LocalAddr().String(), bufType)))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -100,14 +100,19 @@ type encoder struct {
 	fields []byte
 	name   []byte
 	path   []byte
+	join   []byte
 	slots  [][]byte
-	used   map[string]int
+	used   map[uint64]usedName // names written, by hash (no allocation per field)
 	ts     string
 	nflds  int
 }
 
+// usedName is a field name already written: where it is in fields, and
+// how many times it was asked for.
+type usedName struct{ start, end, n int }
+
 func newEncoder(t *template, host string) *encoder {
-	return &encoder{tmpl: t, host: host, slots: make([][]byte, t.slots), used: map[string]int{}}
+	return &encoder{tmpl: t, host: host, slots: make([][]byte, t.slots), used: map[uint64]usedName{}}
 }
 
 // encode returns the GELF message for doc (a JSON object) with host
@@ -293,7 +298,8 @@ func (e *encoder) array(b []byte, p *parser, depth, pathLen, keep int) ([]byte, 
 		p.i++
 		return b, nil
 	}
-	var joined []byte
+	joined := e.join[:0] // arrays of scalars hold no arrays: no recursion while joining
+	defer func() { e.join = joined[:0] }()
 	for n := 0; ; n++ {
 		p.skipWS()
 		if nested {
@@ -323,7 +329,7 @@ func (e *encoder) array(b []byte, p *parser, depth, pathLen, keep int) ([]byte, 
 			p.i++
 		case ']':
 			p.i++
-			if !nested && joined != nil {
+			if !nested && len(joined) > 0 {
 				b = e.field(b, e.path[:pathLen], joined, kindJoined, keep)
 			}
 			return b, nil
@@ -412,14 +418,15 @@ func (e *encoder) field(b []byte, path, v []byte, kind, keep int) []byte {
 	if string(b[nameStart:]) == "id" {
 		b = append(b[:nameStart], "_id"...)
 	}
-	name := string(b[nameStart:])
-	if n := e.used[name]; n > 0 {
-		e.used[name] = n + 1
+	h := hashName(b[nameStart:])
+	if u, ok := e.used[h]; ok && bytes.Equal(b[u.start:u.end], b[nameStart:]) {
+		u.n++
+		e.used[h] = u
 		b = append(b, '_')
-		b = strconv.AppendInt(b, int64(n+1), 10)
-		e.used[string(b[nameStart:])] = 1
-	} else {
-		e.used[name] = 1
+		b = strconv.AppendInt(b, int64(u.n), 10)
+		e.used[hashName(b[nameStart:])] = usedName{nameStart, len(b), 1}
+	} else if !ok {
+		e.used[h] = usedName{nameStart, len(b), 1}
 	}
 	b = append(b, '"', ':')
 	switch kind {
@@ -431,6 +438,16 @@ func (e *encoder) field(b []byte, path, v []byte, kind, keep int) []byte {
 		b = append(b, '"')
 	}
 	return b
+}
+
+// hashName is FNV-1a of a field name. Two different names with one hash
+// (a 64-bit collision) are both written unsuffixed.
+func hashName(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	return h
 }
 
 // body is a scalar's text inside a JSON string: a string without its

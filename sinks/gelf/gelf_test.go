@@ -454,6 +454,10 @@ func TestShortMessage(t *testing.T) {
 	if err := json.Unmarshal(msg, &m); err != nil || m.Short != "audit event" {
 		t.Errorf("empty template result: %q, %v", m.Short, err)
 	}
+	msg, _, _ = e.encode([]byte(`{"a.b":1,"a":{"b":2},"a_b":3,"id":4,"a~b":5}`), "", 6, -1)
+	if want := `,"level":6,"_a_b":1,"_a_b_2":2,"_a_b_3":3,"__id":4,"_a_b_4":5}`; !bytes.HasSuffix(msg, []byte(want)) {
+		t.Errorf("colliding names: %s, want suffix %s", msg, want)
+	}
 	for _, bad := range []string{"{", "{}", "text only", "{a b}"} {
 		if _, err := parseTemplate(bad); err == nil {
 			t.Errorf("template %q accepted", bad)
