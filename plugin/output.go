@@ -20,10 +20,10 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
-	"github.com/audisp-enrich/audisp-enrich/sinks/audisp"
 	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
 	"github.com/audisp-enrich/audisp-enrich/sinks/file"
 	"github.com/audisp-enrich/audisp-enrich/sinks/kafka"
+	"github.com/audisp-enrich/audisp-enrich/sinks/remote"
 	"github.com/audisp-enrich/audisp-enrich/sinks/syslog"
 )
 
@@ -259,7 +259,7 @@ func auditText(ev *audit.Event, host string) []byte {
 	}
 	if ev.Kind != audit.KindAudit {
 		// Verdicts and alerts have no records: send one user-space style line.
-		return []byte(audisp.FormatRecordLine(node, fmt.Sprintf("type=USER msg=audit(%d.%03d:%d): msg='audisp-enrich %s'",
+		return []byte(remote.FormatRecordLine(node, fmt.Sprintf("type=USER msg=audit(%d.%03d:%d): msg='audisp-enrich %s'",
 			ev.ID.Sec, ev.ID.Msec, ev.ID.Serial, ev.Kind), enrichFields(ev, -1)) + "\n")
 	}
 	main := 0
@@ -278,7 +278,7 @@ func auditText(ev *audit.Event, host string) []byte {
 		if r.TypeNum == audit.TypeIntegrityRule {
 			extra = append(extra, enrichFields(ev, i)...)
 		}
-		b = append(b, audisp.FormatRecordLine(node, r.Line, extra)...)
+		b = append(b, remote.FormatRecordLine(node, r.Line, extra)...)
 		b = append(b, '\n')
 	}
 	return b
@@ -358,7 +358,7 @@ func newRunnerSink(cfg *conf.Config, sc *conf.SinkConfig, reg *metrics.Registry,
 	case "syslog":
 		s, err = syslog.New(sc.Name, *sc.Syslog)
 	case "remote":
-		s, err = audisp.New(sc.Name, *sc.Remote)
+		s, err = remote.New(sc.Name, *sc.Remote)
 	default:
 		err = fmt.Errorf("unknown sink type %q", sc.Type)
 	}

@@ -1,4 +1,4 @@
-// Package audisp is the remote-auditd sink: it speaks the audisp-remote
+// Package remote is the remote-auditd sink: it speaks the audisp-remote
 // "managed" protocol to an auditd that has tcp_listen_port set, so the
 // collector logs every record in its own audit.log where ausearch finds it.
 //
@@ -8,7 +8,7 @@
 // sequence number, after writing the line to its log. EOE lines are not
 // sent, as audisp-remote does not send them. Delivery is at least once: a
 // line whose acknowledgement was lost is sent again after reconnecting.
-package audisp
+package remote
 
 import (
 	"bytes"
