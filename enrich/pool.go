@@ -52,9 +52,10 @@ type enricherStats struct {
 }
 
 type job struct {
-	ev   *audit.Event
-	buf  []byte
-	done chan struct{}
+	ev      *audit.Event
+	barrier func() // set for a Barrier, which has no event
+	buf     []byte
+	done    chan struct{}
 }
 
 // Encoder encodes an enriched event on worker w (0 <= w < workers), appending
@@ -95,6 +96,17 @@ func (p *Pool) Submit(ev *audit.Event) {
 	j.ev = ev
 	p.order <- j
 	p.jobs <- j
+}
+
+// Barrier makes the emitting goroutine call f once every event submitted
+// before it has been passed to out, and before any event submitted after
+// it. It does not wait for f. The runtime uses it to flush batched output
+// where out runs. Like Submit, it must not be called after Close.
+func (p *Pool) Barrier(f func()) {
+	j := p.free.Get().(*job)
+	j.barrier = f
+	j.done <- struct{}{}
+	p.order <- j
 }
 
 // Close waits until every submitted event has been passed to out.
@@ -212,6 +224,12 @@ func (p *Pool) emit() {
 	defer close(p.done)
 	for j := range p.order {
 		<-j.done
+		if j.barrier != nil {
+			j.barrier()
+			j.barrier = nil
+			p.free.Put(j)
+			continue
+		}
 		p.out(j.ev, j.buf)
 		j.ev = nil
 		if cap(j.buf) > 1<<20 {

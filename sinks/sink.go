@@ -66,3 +66,23 @@ func (e *PartialError) Error() string {
 }
 
 func (e *PartialError) Unwrap() error { return e.Err }
+
+// SplitDelivered splits a batch that Write answered with a *PartialError:
+// delivered holds the messages at the indexes it names (indexes out of
+// range and repeated ones are ignored), rest the others, in batch order.
+func SplitDelivered(batch []Message, indexes []int) (delivered, rest []Message) {
+	ok := make([]bool, len(batch))
+	for _, i := range indexes {
+		if i >= 0 && i < len(batch) && !ok[i] {
+			ok[i] = true
+			delivered = append(delivered, batch[i])
+		}
+	}
+	rest = make([]Message, 0, len(batch)-len(delivered))
+	for i := range batch {
+		if !ok[i] {
+			rest = append(rest, batch[i])
+		}
+	}
+	return delivered, rest
+}

@@ -137,14 +137,19 @@ type reply struct {
 
 var errEnding = errors.New("collector sent ENDING (shutting down)")
 
-// New validates cfg and returns an unconnected sink.
-func New(name string, cfg Config) (*Sink, error) {
+// New validates cfg and returns an unconnected sink. Its metrics (label
+// sink="NAME") are registered in reg (nil: metrics.Default); a sink of the
+// same name continues them.
+func New(name string, cfg Config, reg *metrics.Registry) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sink %s: %w", name, err)
 	}
 	s := &Sink{name: name, cfg: cfg, seq: 1, log: slog.With("sink", name, "address", cfg.Address)}
 	l := metrics.Label("sink", name)
-	c := func(n, help string) *metrics.Counter { return metrics.Default.Counter("audisp_remote_"+n, l, help) }
+	if reg == nil {
+		reg = metrics.Default
+	}
+	c := func(n, help string) *metrics.Counter { return reg.Counter("audisp_enrich_remote_"+n, l, help) }
 	s.m = sinkMetrics{
 		lines:      c("lines_acked_total", "Record lines acknowledged by the collector."),
 		bytes:      c("bytes_acked_total", "Payload bytes acknowledged by the collector."),

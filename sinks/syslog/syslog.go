@@ -45,8 +45,9 @@ type Sink struct {
 var _ sinks.Sink = (*Sink)(nil)
 
 // New validates cfg (filling in defaults), loads the TLS files and returns
-// an unconnected sink.
-func New(name string, cfg Config) (*Sink, error) {
+// an unconnected sink. Its metrics (label sink="NAME") are registered in
+// reg (nil: metrics.Default); a sink of the same name continues them.
+func New(name string, cfg Config, reg *metrics.Registry) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sink %s: %w", name, err)
 	}
@@ -63,12 +64,15 @@ func New(name string, cfg Config) (*Sink, error) {
 		}
 		s.tlsCfg = tc
 	}
+	if reg == nil {
+		reg = metrics.Default
+	}
 	l := metrics.Label("sink", name)
-	s.sent = metrics.Default.Counter("syslog_messages_sent_total", l, "Syslog records written.")
-	s.bytes = metrics.Default.Counter("syslog_bytes_sent_total", l, "Syslog bytes written, framing included.")
-	s.truncated = metrics.Default.Counter("syslog_messages_truncated_total", l, "Syslog records cut to max_message_bytes.")
-	s.errs = metrics.Default.Counter("syslog_write_errors_total", l, "Failed syslog dials and writes.")
-	s.connects = metrics.Default.Counter("syslog_connects_total", l, "Successful syslog connects.")
+	s.sent = reg.Counter("audisp_enrich_syslog_messages_sent_total", l, "Syslog records written.")
+	s.bytes = reg.Counter("audisp_enrich_syslog_bytes_sent_total", l, "Syslog bytes written, framing included.")
+	s.truncated = reg.Counter("audisp_enrich_syslog_messages_truncated_total", l, "Syslog records cut to max_message_bytes.")
+	s.errs = reg.Counter("audisp_enrich_syslog_write_errors_total", l, "Failed syslog dials and writes.")
+	s.connects = reg.Counter("audisp_enrich_syslog_connects_total", l, "Successful syslog connects.")
 	return s, nil
 }
 
