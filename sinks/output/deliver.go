@@ -39,6 +39,7 @@ func isLocal(typ string) bool { return typ == "stdout" || typ == "file" }
 
 // newSink builds the Sink of a network sink (kafka, syslog, remote). It
 // reads what the sink needs (TLS files, passwords) but connects to nothing.
+// The sinks' errors name the sink.
 func newSink(sc *conf.SinkConfig, reg *metrics.Registry, log *slog.Logger) (sinks.Sink, error) {
 	var s sinks.Sink
 	var err error
@@ -50,12 +51,9 @@ func newSink(sc *conf.SinkConfig, reg *metrics.Registry, log *slog.Logger) (sink
 	case "remote":
 		s, err = remote.New(sc.Name, *sc.Remote, reg)
 	default:
-		err = fmt.Errorf("unknown sink type %q", sc.Type)
+		err = fmt.Errorf("sink %s: unknown sink type %q", sc.Name, sc.Type)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
-	}
-	return s, nil
+	return s, err
 }
 
 // newLocalSink builds the Sink of a stdout or file sink.
