@@ -119,7 +119,7 @@ func (s *Sink) Write(_ context.Context, batch []sinks.Message) error {
 	for i, m := range batch {
 		if s.path != "" && s.maxBytes > 0 && s.size > 0 && s.size+int64(len(m.Value)) > s.maxBytes {
 			if err := s.rotate(); err != nil {
-				return &sinks.PartialError{Delivered: seq(i), Err: err}
+				return sinks.DeliveredFirst(i, err)
 			}
 		}
 		n, err := s.w.Write(m.Value)
@@ -129,21 +129,13 @@ func (s *Sink) Write(_ context.Context, batch []sinks.Message) error {
 		}
 		s.size += int64(n)
 		if err != nil {
-			return &sinks.PartialError{Delivered: seq(i), Err: err}
+			return sinks.DeliveredFirst(i, err)
 		}
 	}
 	if err := s.w.Flush(); err != nil {
 		return err
 	}
 	return nil
-}
-
-func seq(n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = i
-	}
-	return out
 }
 
 // rotate renames path to path.1 (shifting older ones) and opens a new file.

@@ -419,14 +419,7 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
 					s.resumeSeq, s.resumeVal, s.resumeN = m.Seq, bytes.Clone(m.Value), j
 				}
 				err = fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err)
-				if i == 0 {
-					return err
-				}
-				p := &sinks.PartialError{Err: err}
-				for k := 0; k < i; k++ {
-					p.Delivered = append(p.Delivered, k)
-				}
-				return p
+				return sinks.DeliveredFirst(i, err)
 			}
 			s.m.lines.Inc()
 			s.m.bytes.Add(uint64(len(lines[j])))

@@ -11,7 +11,6 @@ package syslog
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -77,31 +76,17 @@ func New(name string, cfg Config, reg *metrics.Registry) (*Sink, error) {
 }
 
 func loadTLS(c *Config) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName}
-	if tc.ServerName == "" {
+	name := c.TLSServerName
+	if name == "" {
 		host, _, err := net.SplitHostPort(c.Address)
 		if err != nil {
 			return nil, fmt.Errorf("syslog: address %q: %w", c.Address, err)
 		}
-		tc.ServerName = host
+		name = host
 	}
-	if c.TLSCA != "" {
-		pem, err := os.ReadFile(c.TLSCA)
-		if err != nil {
-			return nil, fmt.Errorf("syslog: tls_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("syslog: tls_ca %s: no PEM certificate found", c.TLSCA)
-		}
-		tc.RootCAs = pool
-	}
-	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("syslog: tls_cert/tls_key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	tc, err := sinks.ClientTLS(sinks.TLSFiles{CA: c.TLSCA, Cert: c.TLSCert, Key: c.TLSKey, ServerName: name})
+	if err != nil {
+		return nil, fmt.Errorf("syslog: %w", err)
 	}
 	return tc, nil
 }
@@ -180,14 +165,7 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
 			s.log.Warn("syslog write failed", "err", err)
 			s.drop()
 			err = fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err)
-			if i == 0 {
-				return err
-			}
-			p := &sinks.PartialError{Err: err}
-			for j := 0; j < i; j++ {
-				p.Delivered = append(p.Delivered, j)
-			}
-			return p
+			return sinks.DeliveredFirst(i, err)
 		}
 	}
 	return nil
