@@ -18,8 +18,11 @@ import (
 // enrichers in chain order on one worker. Submit blocks when Queue events
 // are in the pool, which is the pool's bound.
 //
-// An enricher error, or a call that takes longer than the timeout, becomes
-// a warning on the event and is counted; the event always goes on.
+// Deadline: each audit event's chain runs under a context whose deadline
+// is the timeout after the chain started, so an enricher that may wait
+// (VirusTotal's max_wait) stops waiting by then. An enricher error, or a
+// call that takes longer than the timeout, becomes a warning on the event
+// and is counted; the event always goes on.
 //
 // Before the enrichers, the worker summarises an audit event once
 // (ev.Summary) for every enricher and the encoder; it clears it again
@@ -145,7 +148,9 @@ func (p *Pool) work(w int) {
 			audit.Summarize(j.ev, &sum)
 			j.ev.Summary = &sum
 			n++
-			timeNext = p.run(ctx, j.ev, tallies, timeNext || n%latencySample == 0)
+			cctx, cancel := context.WithTimeout(ctx, p.timeout)
+			timeNext = p.run(cctx, j.ev, tallies, timeNext || n%latencySample == 0)
+			cancel()
 		}
 		j.buf = j.buf[:0]
 		if p.encode != nil {
