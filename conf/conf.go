@@ -20,10 +20,10 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
-	"github.com/audisp-enrich/audisp-enrich/sinks/audisp"
 	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
 	"github.com/audisp-enrich/audisp-enrich/sinks/gelf"
 	"github.com/audisp-enrich/audisp-enrich/sinks/kafka"
+	"github.com/audisp-enrich/audisp-enrich/sinks/remote"
 	"github.com/audisp-enrich/audisp-enrich/sinks/syslog"
 )
 
@@ -167,7 +167,7 @@ type SinkConfig struct {
 	File     *FileConfig        `toml:"file"`
 	Kafka    *kafka.Config      `toml:"kafka"`
 	Syslog   *syslog.Config     `toml:"syslog"`
-	Remote   *audisp.Config     `toml:"remote"`
+	Remote   *remote.Config     `toml:"remote"`
 	Gelf     *gelf.Config       `toml:"gelf"`
 
 	// Line is the line of the [[sink]] header, for error messages.
@@ -272,7 +272,7 @@ func Parse(name string, data []byte) (*Config, error) {
 			gc := gelf.DefaultConfig()
 			sc.Gelf = &gc
 		case "remote":
-			rc := audisp.DefaultConfig()
+			rc := remote.DefaultConfig()
 			sc.Remote = &rc
 			sc.Encoding = "audit"
 		}

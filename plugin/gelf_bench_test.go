@@ -76,7 +76,7 @@ type = %q
 	if err != nil {
 		b.Fatal(err)
 	}
-	sent := metrics.Default.Counter("gelf_messages_sent_total", metrics.Label("sink", "gelf-bench"), "")
+	sent := metrics.Default.Counter("audisp_enrich_gelf_messages_sent_total", metrics.Label("sink", "gelf-bench"), "")
 	var events, lost int64
 	var busy time.Duration
 	for b.Loop() {

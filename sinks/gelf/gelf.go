@@ -66,8 +66,9 @@ type Sink struct {
 var _ sinks.Sink = (*Sink)(nil)
 
 // New validates cfg (filling in defaults), loads the TLS files and returns
-// an unconnected sink.
-func New(name string, cfg Config) (*Sink, error) {
+// an unconnected sink. Its metrics (label sink="NAME") are registered in
+// reg (nil: metrics.Default); a sink of the same name continues them.
+func New(name string, cfg Config, reg *metrics.Registry) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sink %s: %w", name, err)
 	}
@@ -83,7 +84,9 @@ func New(name string, cfg Config) (*Sink, error) {
 		msgID: rand.Uint64(),
 	}
 	if cfg.Transport == "tls" {
-		if s.tlsCfg, err = sinks.ClientTLS(cfg.Address, cfg.TLSCA, cfg.TLSCert, cfg.TLSKey, cfg.TLSServerName); err != nil {
+		// An empty server name is left to the dialer: the host of address.
+		files := sinks.TLSFiles{CA: cfg.TLSCA, Cert: cfg.TLSCert, Key: cfg.TLSKey, ServerName: cfg.TLSServerName}
+		if s.tlsCfg, err = sinks.ClientTLS(files); err != nil {
 			return nil, fmt.Errorf("sink %s: gelf: %w", name, err)
 		}
 	}
@@ -93,14 +96,17 @@ func New(name string, cfg Config) (*Sink, error) {
 	case "zlib":
 		s.zl, _ = zlib.NewWriterLevel(&s.zbuf, zlib.BestSpeed)
 	}
+	if reg == nil {
+		reg = metrics.Default
+	}
 	l := metrics.Label("sink", name)
-	s.sent = metrics.Default.Counter("gelf_messages_sent_total", l, "GELF messages written.")
-	s.bytes = metrics.Default.Counter("gelf_bytes_sent_total", l, "GELF bytes written (compressed, chunk headers and framing included).")
-	s.chunks = metrics.Default.Counter("gelf_chunks_sent_total", l, "GELF UDP chunks written (messages sent in more than one datagram).")
-	s.truncated = metrics.Default.Counter("gelf_messages_truncated_total", l, "GELF messages cut to fit 128 UDP chunks (marked _truncated).")
-	s.bad = metrics.Default.Counter("gelf_bad_documents_total", l, "Documents that were not one JSON object and were dropped.")
-	s.errs = metrics.Default.Counter("gelf_write_errors_total", l, "Failed GELF dials and writes.")
-	s.connects = metrics.Default.Counter("gelf_connects_total", l, "Successful GELF connects.")
+	s.sent = reg.Counter("audisp_enrich_gelf_messages_sent_total", l, "GELF messages written.")
+	s.bytes = reg.Counter("audisp_enrich_gelf_bytes_sent_total", l, "GELF bytes written (compressed, chunk headers and framing included).")
+	s.chunks = reg.Counter("audisp_enrich_gelf_chunks_sent_total", l, "GELF UDP chunks written (messages sent in more than one datagram).")
+	s.truncated = reg.Counter("audisp_enrich_gelf_messages_truncated_total", l, "GELF messages cut to fit 128 UDP chunks (marked _truncated).")
+	s.bad = reg.Counter("audisp_enrich_gelf_bad_documents_total", l, "Documents that were not one JSON object and were dropped.")
+	s.errs = reg.Counter("audisp_enrich_gelf_write_errors_total", l, "Failed GELF dials and writes.")
+	s.connects = reg.Counter("audisp_enrich_gelf_connects_total", l, "Successful GELF connects.")
 	return s, nil
 }
 
@@ -166,15 +172,7 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
 			s.errs.Inc()
 			s.log.Warn("gelf write failed", "err", err)
 			s.drop()
-			err = fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err)
-			if i == 0 {
-				return err
-			}
-			p := &sinks.PartialError{Err: err}
-			for j := 0; j < i; j++ {
-				p.Delivered = append(p.Delivered, j)
-			}
-			return p
+			return sinks.DeliveredFirst(i, fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err))
 		}
 	}
 	return nil

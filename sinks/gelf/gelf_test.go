@@ -358,7 +358,7 @@ func checkMessage(t *testing.T, m *gelf.Message, sent sinks.Message, host string
 }
 
 func newSink(t testing.TB, cfg Config) *Sink {
-	s, err := New(t.Name(), cfg)
+	s, err := New(t.Name(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
