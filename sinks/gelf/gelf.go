@@ -18,19 +18,17 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
-	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zlib"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
+	"github.com/audisp-enrich/audisp-enrich/sinks/netconn"
 	"github.com/audisp-enrich/audisp-enrich/sinks/syslog"
 )
 
@@ -52,8 +50,7 @@ type Sink struct {
 	log    *slog.Logger
 	enc    *encoder
 
-	conn   net.Conn
-	closed chan struct{} // closed by the reader when a stream peer hangs up
+	conn   *netconn.Conn
 	zbuf   bytes.Buffer
 	gz     *gzip.Writer
 	zl     *zlib.Writer
@@ -117,37 +114,15 @@ func (s *Sink) Name() string { return s.name }
 // handshake is done here, so certificate errors surface from Connect.
 func (s *Sink) Connect(ctx context.Context) error {
 	s.drop()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
-	defer cancel()
-	var d net.Dialer
-	var conn net.Conn
-	var err error
-	switch s.cfg.Transport {
-	case "tls":
-		td := tls.Dialer{NetDialer: &d, Config: s.tlsCfg}
-		conn, err = td.DialContext(ctx, "tcp", s.cfg.Address)
-	default:
-		conn, err = d.DialContext(ctx, s.cfg.Transport, s.cfg.Address)
-	}
+	conn, err := netconn.Dial(ctx, s.cfg.Transport, s.cfg.Address, s.tlsCfg, s.cfg.WriteTimeout)
 	if err != nil {
 		s.errs.Inc()
 		return fmt.Errorf("sink %s: dial %s %s: %w", s.name, s.cfg.Transport, s.cfg.Address, err)
 	}
 	s.conn = conn
-	if s.cfg.Transport != "udp" {
-		s.closed = make(chan struct{})
-		go watch(conn, s.closed)
-	}
 	s.connects.Inc()
 	s.log.Info("gelf connected")
 	return nil
-}
-
-// watch reads (and discards) whatever the peer sends until the connection
-// ends, then closes done. GELF inputs never send data.
-func watch(conn net.Conn, done chan struct{}) {
-	_, _ = io.Copy(io.Discard, conn)
-	close(done)
 }
 
 // Write sends each message of the batch, in order. It returns nil when
@@ -160,32 +135,17 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
 	if s.conn == nil {
 		return sinks.ErrNotConnected
 	}
-	conn := s.conn
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
-	for i := range batch {
-		err := ctx.Err()
-		if err == nil {
-			err = s.writeOne(ctx, &batch[i])
-		}
-		if err != nil {
-			s.errs.Inc()
-			s.log.Warn("gelf write failed", "err", err)
-			s.drop()
-			return sinks.DeliveredFirst(i, fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err))
-		}
+	n, err := s.conn.Each(ctx, batch, func(m *sinks.Message) error { return s.writeOne(ctx, m) })
+	if err != nil {
+		s.errs.Inc()
+		s.log.Warn("gelf write failed", "err", err)
+		s.drop()
+		return sinks.DeliveredFirst(n, fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err))
 	}
 	return nil
 }
 
 func (s *Sink) writeOne(ctx context.Context, m *sinks.Message) error {
-	if s.closed != nil {
-		select {
-		case <-s.closed:
-			return errors.New("peer closed the connection")
-		default:
-		}
-	}
 	level := syslog.MapSeverity(m.Meta.Severity)
 	msg, _, err := s.enc.encode(m.Value, m.Meta.Node, level, -1)
 	if err != nil {
@@ -193,16 +153,9 @@ func (s *Sink) writeOne(ctx context.Context, m *sinks.Message) error {
 		s.log.Error("gelf: document dropped: not one JSON object", "seq", m.Seq, "bytes", len(m.Value), "err", err)
 		return nil
 	}
-	deadline := time.Now().Add(s.cfg.WriteTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if err := s.conn.SetWriteDeadline(deadline); err != nil {
-		return err
-	}
 	if s.cfg.Transport != "udp" {
 		s.frame = append(append(s.frame[:0], msg...), 0)
-		n, err := s.conn.Write(s.frame)
+		n, err := s.conn.Write(ctx, s.frame)
 		if err != nil {
 			return err
 		}
@@ -216,7 +169,7 @@ func (s *Sink) writeOne(ctx context.Context, m *sinks.Message) error {
 			return err
 		}
 	}
-	return s.sendUDP(payload)
+	return s.sendUDP(ctx, payload)
 }
 
 // compress returns msg compressed as configured (msg itself for none).
@@ -282,9 +235,9 @@ func (s *Sink) truncate(m *sinks.Message, level, origBytes int) ([]byte, error) 
 
 // sendUDP writes payload as one datagram, or as chunks when it is larger
 // than chunk_size.
-func (s *Sink) sendUDP(payload []byte) error {
+func (s *Sink) sendUDP(ctx context.Context, payload []byte) error {
 	if len(payload) <= s.cfg.ChunkSize {
-		n, err := s.conn.Write(payload)
+		n, err := s.conn.Write(ctx, payload)
 		if err != nil {
 			return err
 		}
@@ -301,7 +254,7 @@ func (s *Sink) sendUDP(payload []byte) error {
 		s.frame = binary.BigEndian.AppendUint64(s.frame, s.msgID)
 		s.frame = append(s.frame, byte(seq), byte(count))
 		s.frame = append(s.frame, part...)
-		n, err := s.conn.Write(s.frame)
+		n, err := s.conn.Write(ctx, s.frame)
 		if err != nil {
 			return err
 		}
@@ -316,7 +269,7 @@ func (s *Sink) sendUDP(payload []byte) error {
 func (s *Sink) drop() {
 	if s.conn != nil {
 		_ = s.conn.Close()
-		s.conn, s.closed = nil, nil
+		s.conn = nil
 	}
 }
 

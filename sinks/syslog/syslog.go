@@ -11,9 +11,7 @@ package syslog
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
+	"github.com/audisp-enrich/audisp-enrich/sinks/netconn"
 )
 
 // Sink sends messages to one syslog collector. It implements sinks.Sink;
@@ -34,9 +33,8 @@ type Sink struct {
 	tlsCfg *tls.Config
 	log    *slog.Logger
 
-	conn   net.Conn
-	closed chan struct{} // closed by the reader when a stream peer hangs up
-	buf    []byte
+	conn *netconn.Conn
+	buf  []byte
 
 	sent, bytes, truncated, errs, connects *metrics.Counter
 }
@@ -98,47 +96,15 @@ func (s *Sink) Name() string { return s.name }
 // the handshake is done here, so certificate errors surface from Connect.
 func (s *Sink) Connect(ctx context.Context) error {
 	s.drop()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
-	defer cancel()
-	var (
-		conn net.Conn
-		err  error
-		d    net.Dialer
-	)
-	switch s.cfg.Transport {
-	case "tls":
-		td := tls.Dialer{NetDialer: &d, Config: s.tlsCfg}
-		conn, err = td.DialContext(ctx, "tcp", s.cfg.Address)
-	case "unix":
-		conn, err = d.DialContext(ctx, "unixgram", s.cfg.Address)
-	case "unix_stream":
-		conn, err = d.DialContext(ctx, "unix", s.cfg.Address)
-	default:
-		conn, err = d.DialContext(ctx, s.cfg.Transport, s.cfg.Address)
-	}
+	conn, err := netconn.Dial(ctx, s.cfg.Transport, s.cfg.Address, s.tlsCfg, s.cfg.WriteTimeout)
 	if err != nil {
 		s.errs.Inc()
 		return fmt.Errorf("sink %s: dial %s %s: %w", s.name, s.cfg.Transport, s.cfg.Address, err)
 	}
 	s.conn = conn
-	if s.stream() {
-		s.closed = make(chan struct{})
-		go watch(conn, s.closed)
-	}
 	s.connects.Inc()
 	s.log.Info("syslog connected")
 	return nil
-}
-
-// watch reads (and discards) whatever the peer sends until the connection
-// ends, then closes done. Syslog servers never send data.
-func watch(conn net.Conn, done chan struct{}) {
-	_, _ = io.Copy(io.Discard, conn)
-	close(done)
-}
-
-func (s *Sink) stream() bool {
-	return s.cfg.Transport == "tcp" || s.cfg.Transport == "tls" || s.cfg.Transport == "unix_stream"
 }
 
 // Write sends each message of the batch as one record, in order. It returns
@@ -152,47 +118,24 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
 	if s.conn == nil {
 		return sinks.ErrNotConnected
 	}
-	conn := s.conn
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
-	for i := range batch {
-		err := ctx.Err()
-		if err == nil {
-			err = s.writeOne(ctx, &batch[i])
-		}
-		if err != nil {
-			s.errs.Inc()
-			s.log.Warn("syslog write failed", "err", err)
-			s.drop()
-			err = fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err)
-			return sinks.DeliveredFirst(i, err)
-		}
+	n, err := s.conn.Each(ctx, batch, func(m *sinks.Message) error { return s.writeOne(ctx, m) })
+	if err != nil {
+		s.errs.Inc()
+		s.log.Warn("syslog write failed", "err", err)
+		s.drop()
+		return sinks.DeliveredFirst(n, fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err))
 	}
 	return nil
 }
 
 func (s *Sink) writeOne(ctx context.Context, m *sinks.Message) error {
-	if s.closed != nil {
-		select {
-		case <-s.closed:
-			return errors.New("peer closed the connection")
-		default:
-		}
-	}
 	var trunc bool
 	s.buf, trunc = Encode(s.buf[:0], &s.opts, &Record{Time: time.Now(), Meta: m.Meta, Msg: m.Value})
 	if trunc {
 		s.truncated.Inc()
 		s.log.Warn("syslog message truncated", "seq", m.Seq, "bytes", len(m.Value), "max_message_bytes", s.cfg.MaxMessageBytes)
 	}
-	deadline := time.Now().Add(s.cfg.WriteTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if err := s.conn.SetWriteDeadline(deadline); err != nil {
-		return err
-	}
-	n, err := s.conn.Write(s.buf)
+	n, err := s.conn.Write(ctx, s.buf)
 	if err != nil {
 		return err
 	}
@@ -205,7 +148,7 @@ func (s *Sink) writeOne(ctx context.Context, m *sinks.Message) error {
 func (s *Sink) drop() {
 	if s.conn != nil {
 		_ = s.conn.Close()
-		s.conn, s.closed = nil, nil
+		s.conn = nil
 	}
 }
 
