@@ -50,14 +50,14 @@ type Sink struct {
 	log    *slog.Logger
 	enc    *encoder
 
-	conn   *netconn.Conn
-	zbuf   bytes.Buffer
-	gz     *gzip.Writer
-	zl     *zlib.Writer
-	frame  []byte
-	msgID  uint64
+	link  netconn.Link
+	zbuf  bytes.Buffer
+	gz    *gzip.Writer
+	zl    *zlib.Writer
+	frame []byte
+	msgID uint64
 
-	sent, bytes, chunks, truncated, bad, errs, connects *metrics.Counter
+	sent, bytes, chunks, truncated, bad *metrics.Counter
 }
 
 var _ sinks.Sink = (*Sink)(nil)
@@ -102,28 +102,20 @@ func New(name string, cfg Config, reg *metrics.Registry) (*Sink, error) {
 	s.chunks = reg.Counter("audisp_enrich_gelf_chunks_sent_total", l, "GELF UDP chunks written (messages sent in more than one datagram).")
 	s.truncated = reg.Counter("audisp_enrich_gelf_messages_truncated_total", l, "GELF messages cut to fit 128 UDP chunks (marked _truncated).")
 	s.bad = reg.Counter("audisp_enrich_gelf_bad_documents_total", l, "Documents that were not one JSON object and were dropped.")
-	s.errs = reg.Counter("audisp_enrich_gelf_write_errors_total", l, "Failed GELF dials and writes.")
-	s.connects = reg.Counter("audisp_enrich_gelf_connects_total", l, "Successful GELF connects.")
+	s.link = netconn.Link{
+		Name: name, Transport: cfg.Transport, Address: cfg.Address, TLS: s.tlsCfg, Timeout: cfg.WriteTimeout, Log: s.log,
+		Errs:     reg.Counter("audisp_enrich_gelf_write_errors_total", l, "Failed GELF dials and writes."),
+		Connects: reg.Counter("audisp_enrich_gelf_connects_total", l, "Successful GELF connects."),
+	}
 	return s, nil
 }
 
 // Name returns the sink name given to New.
 func (s *Sink) Name() string { return s.name }
 
-// Connect dials the input (closing any previous connection). For tls the
+// Connect dials (closing any previous connection). For tls the
 // handshake is done here, so certificate errors surface from Connect.
-func (s *Sink) Connect(ctx context.Context) error {
-	s.drop()
-	conn, err := netconn.Dial(ctx, s.cfg.Transport, s.cfg.Address, s.tlsCfg, s.cfg.WriteTimeout)
-	if err != nil {
-		s.errs.Inc()
-		return fmt.Errorf("sink %s: dial %s %s: %w", s.name, s.cfg.Transport, s.cfg.Address, err)
-	}
-	s.conn = conn
-	s.connects.Inc()
-	s.log.Info("gelf connected")
-	return nil
-}
+func (s *Sink) Connect(ctx context.Context) error { return s.link.Connect(ctx) }
 
 // Write sends each message of the batch, in order. It returns nil when
 // all were written (a document that is not a JSON object is counted,
@@ -132,20 +124,10 @@ func (s *Sink) Connect(ctx context.Context) error {
 // written first); the connection is then closed and the runner must
 // Connect again. Each write is bounded by write_timeout and by ctx.
 func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
-	if s.conn == nil {
-		return sinks.ErrNotConnected
-	}
-	n, err := s.conn.Each(ctx, batch, func(m *sinks.Message) error { return s.writeOne(ctx, m) })
-	if err != nil {
-		s.errs.Inc()
-		s.log.Warn("gelf write failed", "err", err)
-		s.drop()
-		return sinks.DeliveredFirst(n, fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err))
-	}
-	return nil
+	return s.link.Write(ctx, batch, s.writeOne)
 }
 
-func (s *Sink) writeOne(ctx context.Context, m *sinks.Message) error {
+func (s *Sink) writeOne(ctx context.Context, conn *netconn.Conn, m *sinks.Message) error {
 	level := syslog.MapSeverity(m.Meta.Severity)
 	msg, _, err := s.enc.encode(m.Value, m.Meta.Node, level, -1)
 	if err != nil {
@@ -155,7 +137,7 @@ func (s *Sink) writeOne(ctx context.Context, m *sinks.Message) error {
 	}
 	if s.cfg.Transport != "udp" {
 		s.frame = append(append(s.frame[:0], msg...), 0)
-		n, err := s.conn.Write(ctx, s.frame)
+		n, err := conn.Write(ctx, s.frame)
 		if err != nil {
 			return err
 		}
@@ -169,7 +151,7 @@ func (s *Sink) writeOne(ctx context.Context, m *sinks.Message) error {
 			return err
 		}
 	}
-	return s.sendUDP(ctx, payload)
+	return s.sendUDP(ctx, conn, payload)
 }
 
 // compress returns msg compressed as configured (msg itself for none).
@@ -235,9 +217,9 @@ func (s *Sink) truncate(m *sinks.Message, level, origBytes int) ([]byte, error) 
 
 // sendUDP writes payload as one datagram, or as chunks when it is larger
 // than chunk_size.
-func (s *Sink) sendUDP(ctx context.Context, payload []byte) error {
+func (s *Sink) sendUDP(ctx context.Context, conn *netconn.Conn, payload []byte) error {
 	if len(payload) <= s.cfg.ChunkSize {
-		n, err := s.conn.Write(ctx, payload)
+		n, err := conn.Write(ctx, payload)
 		if err != nil {
 			return err
 		}
@@ -254,7 +236,7 @@ func (s *Sink) sendUDP(ctx context.Context, payload []byte) error {
 		s.frame = binary.BigEndian.AppendUint64(s.frame, s.msgID)
 		s.frame = append(s.frame, byte(seq), byte(count))
 		s.frame = append(s.frame, part...)
-		n, err := s.conn.Write(ctx, s.frame)
+		n, err := conn.Write(ctx, s.frame)
 		if err != nil {
 			return err
 		}
@@ -265,16 +247,8 @@ func (s *Sink) sendUDP(ctx context.Context, payload []byte) error {
 	return nil
 }
 
-// drop closes the current connection, if any.
-func (s *Sink) drop() {
-	if s.conn != nil {
-		_ = s.conn.Close()
-		s.conn = nil
-	}
-}
-
 // Close closes the connection. The sink can be connected again.
 func (s *Sink) Close(context.Context) error {
-	s.drop()
+	s.link.Close()
 	return nil
 }

@@ -8,10 +8,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
@@ -108,3 +111,62 @@ func (c *Conn) Write(ctx context.Context, p []byte) (int, error) {
 
 // Close closes the connection.
 func (c *Conn) Close() error { return c.conn.Close() }
+
+// Link is the connection of one sink with the bookkeeping such sinks
+// share: dial errors and connects counted, the connection dropped after a
+// failed write so that the runner reconnects. Set its fields before the
+// first Connect; like the sink, it is driven by one goroutine.
+type Link struct {
+	Name      string // the sink's name, for errors
+	Transport string
+	Address   string
+	TLS       *tls.Config // transport tls
+	Timeout   time.Duration
+	Log       *slog.Logger
+	// Errs counts failed dials and writes, Connects successful dials.
+	Errs, Connects *metrics.Counter
+
+	conn *Conn
+}
+
+// Connect dials (closing any previous connection).
+func (l *Link) Connect(ctx context.Context) error {
+	l.Close()
+	conn, err := Dial(ctx, l.Transport, l.Address, l.TLS, l.Timeout)
+	if err != nil {
+		l.Errs.Inc()
+		return fmt.Errorf("sink %s: dial %s %s: %w", l.Name, l.Transport, l.Address, err)
+	}
+	l.conn = conn
+	l.Connects.Inc()
+	l.Log.Info("connected")
+	return nil
+}
+
+// Write calls send for each message of batch in order (see Conn.Each). It
+// returns nil when send took them all, and otherwise an error wrapping
+// sinks.ErrNotConnected (a *sinks.PartialError when some were sent first),
+// after closing the connection; sinks.ErrNotConnected alone when there is
+// no connection.
+func (l *Link) Write(ctx context.Context, batch []sinks.Message, send func(ctx context.Context, c *Conn, m *sinks.Message) error) error {
+	if l.conn == nil {
+		return sinks.ErrNotConnected
+	}
+	c := l.conn
+	n, err := c.Each(ctx, batch, func(m *sinks.Message) error { return send(ctx, c, m) })
+	if err != nil {
+		l.Errs.Inc()
+		l.Log.Warn("write failed", "err", err)
+		l.Close()
+		return sinks.DeliveredFirst(n, fmt.Errorf("sink %s: %w: %w", l.Name, sinks.ErrNotConnected, err))
+	}
+	return nil
+}
+
+// Close closes the connection, if any; Connect may follow.
+func (l *Link) Close() {
+	if l.conn != nil {
+		_ = l.conn.Close()
+		l.conn = nil
+	}
+}

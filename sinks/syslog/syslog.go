@@ -33,10 +33,10 @@ type Sink struct {
 	tlsCfg *tls.Config
 	log    *slog.Logger
 
-	conn *netconn.Conn
+	link netconn.Link
 	buf  []byte
 
-	sent, bytes, truncated, errs, connects *metrics.Counter
+	sent, bytes, truncated *metrics.Counter
 }
 
 var _ sinks.Sink = (*Sink)(nil)
@@ -68,8 +68,11 @@ func New(name string, cfg Config, reg *metrics.Registry) (*Sink, error) {
 	s.sent = reg.Counter("audisp_enrich_syslog_messages_sent_total", l, "Syslog records written.")
 	s.bytes = reg.Counter("audisp_enrich_syslog_bytes_sent_total", l, "Syslog bytes written, framing included.")
 	s.truncated = reg.Counter("audisp_enrich_syslog_messages_truncated_total", l, "Syslog records cut to max_message_bytes.")
-	s.errs = reg.Counter("audisp_enrich_syslog_write_errors_total", l, "Failed syslog dials and writes.")
-	s.connects = reg.Counter("audisp_enrich_syslog_connects_total", l, "Successful syslog connects.")
+	s.link = netconn.Link{
+		Name: name, Transport: cfg.Transport, Address: cfg.Address, TLS: s.tlsCfg, Timeout: cfg.WriteTimeout, Log: s.log,
+		Errs:     reg.Counter("audisp_enrich_syslog_write_errors_total", l, "Failed syslog dials and writes."),
+		Connects: reg.Counter("audisp_enrich_syslog_connects_total", l, "Successful syslog connects."),
+	}
 	return s, nil
 }
 
@@ -92,20 +95,9 @@ func loadTLS(c *Config) (*tls.Config, error) {
 // Name returns the sink name given to New.
 func (s *Sink) Name() string { return s.name }
 
-// Connect dials the collector (closing any previous connection). For tls
-// the handshake is done here, so certificate errors surface from Connect.
-func (s *Sink) Connect(ctx context.Context) error {
-	s.drop()
-	conn, err := netconn.Dial(ctx, s.cfg.Transport, s.cfg.Address, s.tlsCfg, s.cfg.WriteTimeout)
-	if err != nil {
-		s.errs.Inc()
-		return fmt.Errorf("sink %s: dial %s %s: %w", s.name, s.cfg.Transport, s.cfg.Address, err)
-	}
-	s.conn = conn
-	s.connects.Inc()
-	s.log.Info("syslog connected")
-	return nil
-}
+// Connect dials (closing any previous connection). For tls the
+// handshake is done here, so certificate errors surface from Connect.
+func (s *Sink) Connect(ctx context.Context) error { return s.link.Connect(ctx) }
 
 // Write sends each message of the batch as one record, in order. It returns
 // nil when all were written, and otherwise an error wrapping
@@ -115,27 +107,17 @@ func (s *Sink) Connect(ctx context.Context) error {
 // syslog has no acknowledgements. Each write is bounded by write_timeout
 // and by ctx.
 func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
-	if s.conn == nil {
-		return sinks.ErrNotConnected
-	}
-	n, err := s.conn.Each(ctx, batch, func(m *sinks.Message) error { return s.writeOne(ctx, m) })
-	if err != nil {
-		s.errs.Inc()
-		s.log.Warn("syslog write failed", "err", err)
-		s.drop()
-		return sinks.DeliveredFirst(n, fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err))
-	}
-	return nil
+	return s.link.Write(ctx, batch, s.writeOne)
 }
 
-func (s *Sink) writeOne(ctx context.Context, m *sinks.Message) error {
+func (s *Sink) writeOne(ctx context.Context, conn *netconn.Conn, m *sinks.Message) error {
 	var trunc bool
 	s.buf, trunc = Encode(s.buf[:0], &s.opts, &Record{Time: time.Now(), Meta: m.Meta, Msg: m.Value})
 	if trunc {
 		s.truncated.Inc()
 		s.log.Warn("syslog message truncated", "seq", m.Seq, "bytes", len(m.Value), "max_message_bytes", s.cfg.MaxMessageBytes)
 	}
-	n, err := s.conn.Write(ctx, s.buf)
+	n, err := conn.Write(ctx, s.buf)
 	if err != nil {
 		return err
 	}
@@ -144,16 +126,8 @@ func (s *Sink) writeOne(ctx context.Context, m *sinks.Message) error {
 	return nil
 }
 
-// drop closes the current connection, if any.
-func (s *Sink) drop() {
-	if s.conn != nil {
-		_ = s.conn.Close()
-		s.conn = nil
-	}
-}
-
 // Close closes the connection. The sink can be connected again.
 func (s *Sink) Close(context.Context) error {
-	s.drop()
+	s.link.Close()
 	return nil
 }
