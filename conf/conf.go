@@ -148,7 +148,7 @@ type SinkConfig struct {
 	Encoding string `toml:"encoding"`
 	// Profile is the document of the json and msgpack encodings: "full"
 	// (default; the lossless document, docs/schema/event.schema.json) or
-	// "ecs" (Elastic Common Schema names, about a third of the size,
+	// "ecs" (Elastic Common Schema names, about a quarter of the size,
 	// docs/schema/ecs.schema.json). The audit encoding has no profile.
 	Profile string `toml:"profile"`
 	// Original adds the raw audit records as event.original to ecs

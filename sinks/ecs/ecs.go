@@ -2,7 +2,7 @@
 // the enrichment of an event in Elastic Common Schema (ECS 9.x) names, with
 // what ECS has no field for under the one custom namespace audisp_enrich.*.
 // The records themselves are left out (they are in event.original when
-// Options.Original is set), which makes the document about a third of the
+// Options.Original is set), which makes the document about a quarter of the
 // size of the full, lossless one. docs/schema/ecs.schema.json is its JSON
 // Schema, docs/schema.md describes every field.
 //
