@@ -24,11 +24,11 @@ import (
 
 // Process-wide counters (all Enricher values add to the same ones).
 var (
-	techniquesTotal = metrics.Default.Counter("attack_techniques_total", "",
+	techniquesTotal = metrics.Default.Counter("audisp_enrich_attack_techniques_total", "",
 		"ATT&CK techniques attached to events from rule keys.")
-	unknownTotal = metrics.Default.Counter("attack_unknown_ids_total", "",
+	unknownTotal = metrics.Default.Counter("audisp_enrich_attack_unknown_ids_total", "",
 		"Technique ids in rule keys that the embedded ATT&CK catalog does not hold (not tagged).")
-	deprecatedTotal = metrics.Default.Counter("attack_deprecated_ids_total", "",
+	deprecatedTotal = metrics.Default.Counter("audisp_enrich_attack_deprecated_ids_total", "",
 		"Deprecated ATT&CK technique ids in rule keys (tagged as they are).")
 )
 

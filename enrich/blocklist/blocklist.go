@@ -13,7 +13,7 @@
 //
 // A file with any malformed line is rejected as a whole: the list keeps its
 // previous index, the error names file:line, it is logged and counted in
-// blocklist_load_errors_total. Lines that are merely not about file hashes
+// audisp_enrich_blocklist_load_errors_total. Lines that are merely not about file hashes
 // (ThreatFox IOCs of other types, empty or n/a CSV cells, comments) are
 // skipped, not errors.
 //
@@ -66,10 +66,10 @@ type list struct {
 }
 
 const (
-	mHits       = "blocklist_hits_total"
-	mLoadErrors = "blocklist_load_errors_total"
-	mLoads      = "blocklist_loads_total"
-	mEntries    = "blocklist_entries"
+	mHits       = "audisp_enrich_blocklist_hits_total"
+	mLoadErrors = "audisp_enrich_blocklist_load_errors_total"
+	mLoads      = "audisp_enrich_blocklist_loads_total"
+	mEntries    = "audisp_enrich_blocklist_entries"
 )
 
 // New validates cfg, loads every list and, when cfg.ReloadInterval is

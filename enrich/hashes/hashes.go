@@ -45,16 +45,16 @@ const (
 )
 
 var (
-	extractedTotal = metrics.Default.Counter("hashes_extracted_total", "",
+	extractedTotal = metrics.Default.Counter("audisp_enrich_hashes_extracted_total", "",
 		"File hashes taken from INTEGRITY_RULE records.")
-	invalidTotal = metrics.Default.Counter("hashes_invalid_total", "",
+	invalidTotal = metrics.Default.Counter("audisp_enrich_hashes_invalid_total", "",
 		"INTEGRITY_RULE records whose hash= value could not be parsed.")
 	tamperTotal = map[string]*metrics.Counter{}
 )
 
 func init() {
 	for _, t := range []string{tagOpenWriters, tagToMToU, tagDataFailure, tagMetaFailure} {
-		tamperTotal[t] = metrics.Default.Counter("ima_tamper_total", `tag="`+t+`"`,
+		tamperTotal[t] = metrics.Default.Counter("audisp_enrich_ima_tamper_total", `tag="`+t+`"`,
 			"IMA tamper signals seen (invalid_pcr causes, appraisal failures), by tag.")
 	}
 }

@@ -183,7 +183,7 @@ func TestEnrichInvalidHash(t *testing.T) {
 		t.Errorf("Hashes = %+v, want the one good record", ev.Hashes)
 	}
 	if got := invalidTotal.Value() - before; got != 2 {
-		t.Errorf("hashes_invalid_total grew by %d, want 2", got)
+		t.Errorf("audisp_enrich_hashes_invalid_total grew by %d, want 2", got)
 	}
 }
 
