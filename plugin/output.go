@@ -369,7 +369,7 @@ func newRunnerSink(cfg *conf.Config, sc *conf.SinkConfig, reg *metrics.Registry,
 	if bc.Dir == "" {
 		bc.Dir = buffer.SpoolDir(cfg.StateDir, sc.Name)
 	}
-	r, err := sinks.NewRunner(s, sc.Delivery, buffer.Opener(bc, sc.Name, log), sinks.RunnerOptions{Metrics: reg, Logger: log, OnDrop: onDrop})
+	r, err := sinks.NewRunner(s, sc.Delivery, buffer.Opener(bc, buffer.Options{Name: sc.Name, Logger: log, Metrics: reg}), sinks.RunnerOptions{Metrics: reg, Logger: log, OnDrop: onDrop})
 	if err != nil {
 		return nil, err
 	}
