@@ -34,9 +34,9 @@ import (
 // fails: disk full, no inodes, quota, I/O error), they are kept in a
 // bounded memory fallback, in order after everything on disk; the reader
 // delivers them from memory once it reached the end of the spool, and
-// every append and every tick of the sync goroutine tries to move them to
+// every tick of the sync goroutine (FsyncInterval) tries to move them to
 // disk again, so the buffer resumes on its own as soon as the fault
-// clears. Each failure is counted and logged with its cause (faults).
+// clears; appends meanwhile go straight to memory. Each failure is counted and logged with its cause (faults).
 //
 // Sequence numbers: every record has one, assigned once. A sequence number
 // that is done (acknowledged, or dropped after it was assigned) is in
@@ -456,7 +456,9 @@ type appendState struct {
 func (d *disk) Append(msgs ...sinks.Message) error {
 	d.mu.Lock()
 	st := appendState{buf: d.scratch[:0]}
-	st.drops = d.drain(st.drops) // what waits in memory goes first
+	if !d.faulty {
+		st.drops = d.drain(st.drops) // what waits in memory goes first
+	}
 	for i := range msgs {
 		if d.closed {
 			st.drops = append(st.drops, drop{len(msgs) - i, ReasonClosed})
