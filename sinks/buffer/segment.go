@@ -58,8 +58,8 @@ type segReader struct {
 	seg    *segment
 	f      *os.File
 	buf    []byte
-	bufOff int64 // file offset of buf[0]
-	off    int64 // next read position
+	bufOff int64  // file offset of buf[0]
+	off    int64  // next read position
 	expect uint64 // the sequence number after the last record returned
 }
 
