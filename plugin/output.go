@@ -116,8 +116,8 @@ func (o *output) publish(ev *audit.Event, jsonDoc []byte) {
 		meta = metaOf(ev)
 	}
 	for _, s := range o.sinks {
-		if !s.filter.Match(meta) {
-			continue
+		if !s.filter.Match(meta) || (ev.Alert != nil && ev.Alert.Sink == s.name) {
+			continue // an alert never goes to the sink whose loss it reports
 		}
 		var v []byte
 		switch s.encoding {

@@ -51,6 +51,8 @@ type Pipeline struct {
 	enr  *enrichers
 	out  *output
 
+	alerts *sinks.Alerts // coalesces sinks' loss reports into alert documents
+
 	parsed   *metrics.Counter
 	badLines map[string]*metrics.Counter
 	events   *metrics.Counter
@@ -82,6 +84,7 @@ func NewPipeline(cfg *conf.Config, log *slog.Logger, reg *metrics.Registry, stre
 	reg.Func("audisp_enrich_reassembler_evicted_total", "", "Events closed early because too many were in flight.", func() float64 { return float64(p.reasm.Stats().Evicted) })
 	reg.Func("audisp_enrich_reassembler_timed_out_total", "", "Events closed by the end-of-event timeout.", func() float64 { return float64(p.reasm.Stats().TimedOut) })
 	reg.Func("audisp_enrich_lost_hint_total", "", "Serials never seen (gaps); a hint, the kernel lost counter is authoritative.", func() float64 { return float64(p.reasm.LostHint()) })
+	p.alerts = sinks.NewAlerts(time.Second, p.alert)
 	if err := p.build(cfg); err != nil {
 		errlog.close()
 		return nil, err
@@ -91,7 +94,7 @@ func NewPipeline(cfg *conf.Config, log *slog.Logger, reg *metrics.Registry, stre
 
 // build creates the enrichers, the sinks and the pool for cfg.
 func (p *Pipeline) build(cfg *conf.Config) error {
-	out, err := buildOutput(cfg, p.reg, p.log, p.alert)
+	out, err := buildOutput(cfg, p.reg, p.log, p.alerts.Add)
 	if err != nil {
 		return err
 	}
@@ -136,19 +139,24 @@ func (p *Pipeline) emitDocument(ev *audit.Event) {
 	}
 }
 
-// alert emits a KindAlert document when a sink's buffer dropped documents,
-// so the loss reaches the SIEM as well as the log. Runners call it from
-// their own goroutine, at most once per second per reason.
-func (p *Pipeline) alert(sink string, n int, reason string) {
+// alert logs a sink's coalesced loss report (at most one per sink per
+// second, see sinks.Alerts) and emits it as a KindAlert document, which
+// output.publish keeps out of the sink it is about.
+func (p *Pipeline) alert(rep sinks.AlertReport) {
+	p.logAlert(rep)
 	now := time.Now()
 	p.emitDocument(&audit.Event{
 		Kind: audit.KindAlert,
 		ID:   audit.EventID{Sec: now.Unix(), Msec: uint16(now.Nanosecond() / 1e6)},
 		Enrichment: audit.Enrichment{
 			Severity: 3,
-			Alert:    &audit.Alert{Sink: sink, Reason: reason, Count: uint64(n)},
+			Alert:    &audit.Alert{Sink: rep.Sink, Reason: rep.Reasons(), Count: rep.Count()},
 		},
 	})
+}
+
+func (p *Pipeline) logAlert(rep sinks.AlertReport) {
+	p.log.Warn("sink lost documents", "sink", rep.Sink, "count", rep.Count(), "by_reason", rep.Detail(), "total", rep.Total)
 }
 
 // Handle parses one line and pushes it into reassembly. Bad lines are
@@ -257,6 +265,9 @@ func (p *Pipeline) Close(ctx context.Context) {
 		<-drained
 	}
 	p.out.stop(ctx)
+	for _, rep := range p.alerts.Close() { // too late for documents
+		p.logAlert(rep)
+	}
 	p.enr.close()
 	p.errlog.close()
 }
