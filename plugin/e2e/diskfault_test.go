@@ -50,7 +50,7 @@ func diskFault(t *testing.T, fault string) {
 	bufCfg := "max_bytes = 1073741824\nfallback_bytes = 1048576\n"
 	if fault == "inodes" {
 		opts = "size=64m,nr_inodes=4096"
-		bufCfg = "max_bytes = 8388608\n" // 1 MiB segments: several new ones are due
+		bufCfg = "max_bytes = 16777216\n" // 2 MiB segments: several new ones are due
 		before = pick(1500, 3000)
 		evs = evs[:before+after]
 		ids = ids[:before+after]
