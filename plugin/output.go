@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -347,6 +348,11 @@ func enrichFields(ev *audit.Event, rec int) [][2]string {
 type runnerSink struct {
 	r   *sinks.Runner
 	log *slog.Logger
+	reg *metrics.Registry
+	// unsent counts documents published after the runner stopped (still
+	// queued in the pipeline at shutdown, e.g. behind a full "block"
+	// buffer) since stop last logged them.
+	unsent atomic.Uint64
 }
 
 func newRunnerSink(cfg *conf.Config, sc *conf.SinkConfig, reg *metrics.Registry, log *slog.Logger, onDrop func(string, int, string)) (*runnerSink, error) {
@@ -374,13 +380,17 @@ func newRunnerSink(cfg *conf.Config, sc *conf.SinkConfig, reg *metrics.Registry,
 		return nil, err
 	}
 	r.Start()
-	return &runnerSink{r: r, log: log}, nil
+	return &runnerSink{r: r, log: log, reg: reg}, nil
 }
 
 func (s *runnerSink) publish(m sinks.Message) {
 	m.Value = append([]byte(nil), m.Value...)
-	// Drops are counted, logged and reported by the buffer.
-	_ = s.r.Append(m)
+	// Drops are counted, logged and reported by the buffer, except those
+	// after the runner stopped: its figures and alerts are gone by then.
+	if err := s.r.Append(m); errors.Is(err, buffer.ErrClosed) {
+		s.unsent.Add(1)
+		s.reg.Counter("audisp_enrich_sink_dropped_total", metrics.Label("sink", s.r.Name())+`,reason="shutdown"`, "Messages lost, by reason.").Inc()
+	}
 }
 
 func (s *runnerSink) flush() {}
@@ -419,6 +429,9 @@ func (s *runnerSink) stop(ctx context.Context) {
 	}
 	if err := s.r.Stop(ctx); err != nil {
 		s.log.Warn("sink stopped with undelivered documents left in its buffer", "sink", s.r.Name(), "err", err)
+	}
+	if n := s.unsent.Swap(0); n > 0 {
+		s.log.Error("documents still queued at shutdown were lost", "sink", s.r.Name(), "count", n, "reason", "shutdown")
 	}
 }
 

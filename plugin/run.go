@@ -503,6 +503,12 @@ func shutdown(p *Pipeline, st *status, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	p.Close(ctx)
+	// Records the main loop never took (shutdown by signal while the
+	// pipeline was held up) are lost: count them under their own name.
+	if n := st.in.QueueLen.Value(); n > 0 {
+		p.reg.Counter("audisp_enrich_input_unprocessed_records_total", "", "Records still queued for the pipeline at shutdown, never processed.").Add(uint64(n))
+		log.Error("records still queued at shutdown were not processed", "count", n, "reason", "shutdown")
+	}
 	st.report("final")
 	return nil
 }
