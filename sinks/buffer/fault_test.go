@@ -181,6 +181,27 @@ func appendRange(t *testing.T, b Buffer, from, to int) {
 	}
 }
 
+// resumeAndRestart checks the recovery from a cleared fault without a
+// reopen: the memory fallback reaches the disk, messages from..to are
+// appended, and after a restart messages 0..to are delivered exactly once
+// with no drop. It returns the reopened buffer and the deliveries.
+func resumeAndRestart(t *testing.T, b Buffer, cfg Config, dr *drops, from, to int) (Buffer, *tally) {
+	t.Helper()
+	waitFallbackEmpty(t, b)
+	appendRange(t, b, from, to)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = openFault(t, cfg, dr, nil)
+	ty := &tally{}
+	ty.drain(t, b)
+	ty.check(t, span(0, to), nil)
+	if dr.m != nil {
+		t.Fatalf("drops %v", dr.m)
+	}
+	return b, ty
+}
+
 // TestDiskFaultENOSPC: the file system fills up under a buffer with no
 // reader. The messages wait in the memory fallback, are written to disk as
 // soon as space returns (no reopen), and survive a restart: nothing lost,
@@ -202,18 +223,7 @@ func TestDiskFaultENOSPC(t *testing.T) {
 		t.Fatalf("Len %d drops %v while the disk was full, want 1000 and none", b.Len(), dr.m)
 	}
 	os.Remove(filler)
-	waitFallbackEmpty(t, b)
-	appendRange(t, b, 1000, 1100)
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b = openFault(t, cfg, dr, nil)
-	var ty tally
-	ty.drain(t, b)
-	ty.check(t, span(0, 1100), nil)
-	if dr.m != nil {
-		t.Fatalf("drops %v", dr.m)
-	}
+	b, ty := resumeAndRestart(t, b, cfg, dr, 1000, 1100)
 
 	// Full again; a reader now drains from memory what the disk cannot take.
 	filler = fillBlocks(t, fs)
@@ -294,18 +304,7 @@ func TestDiskFaultInodes(t *testing.T) {
 	for _, h := range hogs {
 		os.Remove(h)
 	}
-	waitFallbackEmpty(t, b)
-	appendRange(t, b, 600, 700)
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b = openFault(t, cfg, dr, nil)
-	var ty tally
-	ty.drain(t, b)
-	ty.check(t, span(0, 700), nil)
-	if dr.m != nil {
-		t.Fatalf("drops %v", dr.m)
-	}
+	resumeAndRestart(t, b, cfg, dr, 600, 700)
 	t.Logf("sent 700, delivered 700, dropped 0, duplicates 0; %d held in memory at the peak; faults create/ENOSPC %d",
 		inMem, d.faults.count(OpCreate, "ENOSPC"))
 }
