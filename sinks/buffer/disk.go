@@ -23,8 +23,8 @@ import (
 // Appends are written to the head segment with one write(2) per Append
 // call under the lock, so they survive a process kill at once; a sync
 // goroutine fdatasyncs the head at most every FsyncInterval (sooner when
-// FsyncBytes are pending) and then rewrites the ack marker if acks
-// changed. A segment file is deleted once every record in it was acked
+// FsyncBytes are pending) and then rewrites the ack marker if acks or the
+// next sequence number changed. A segment file is deleted once every record in it was acked
 // (or dropped) and the reader has passed it; the head too, once it is
 // fully acknowledged and either holds a quarter of a segment or the spool
 // is failing, so that a file system smaller than one segment still frees
@@ -62,6 +62,7 @@ type disk struct {
 	dirDirty  bool
 	acks      ackSet
 	acksDirty bool
+	marked    uint64 // the next sequence number in the marker last written
 	closed    bool
 	scratch   []byte
 
@@ -1037,9 +1038,10 @@ func (d *disk) sync() error {
 	dirDirty := d.dirDirty
 	d.dirDirty = false
 	var marker []byte
-	if d.acksDirty {
+	if d.acksDirty || d.marked != d.nextSeq {
 		marker = encodeMarker(d.nextSeq, &d.acks)
 		d.acksDirty = false
+		d.marked = d.nextSeq
 	}
 	d.mu.Unlock()
 	var errs []error
@@ -1077,6 +1079,7 @@ func (d *disk) sync() error {
 			errs = append(errs, err)
 			d.mu.Lock()
 			d.acksDirty = true
+			d.marked = 0
 			d.mu.Unlock()
 		}
 	}
