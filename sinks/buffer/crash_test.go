@@ -1,5 +1,7 @@
 package buffer
 
+// The crash hook of the suite lives here, out of the production code.
+
 // crash simulates a process kill for tests: nothing more is written (no
 // final sync, no marker, no shutdown accounting), the files and the lock
 // are released. Data already written stays in the page cache, as it would
