@@ -1014,8 +1014,8 @@ func (d *disk) syncLoop() {
 		}
 		d.mu.Lock()
 		drops := d.drain(nil)
-		if len(drops) > 0 || len(d.fb) == 0 {
-			d.data.wake()
+		if len(drops) > 0 {
+			d.space.wake() // drop_oldest made room
 		}
 		d.mu.Unlock()
 		report(&d.opts, &d.dlog, drops)
