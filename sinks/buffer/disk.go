@@ -1014,9 +1014,6 @@ func (d *disk) syncLoop() {
 		}
 		d.mu.Lock()
 		drops := d.drain(nil)
-		if len(drops) > 0 {
-			d.space.wake() // drop_oldest made room
-		}
 		d.mu.Unlock()
 		report(&d.opts, &d.dlog, drops)
 		_ = d.sync() // failures are counted and logged by sync
