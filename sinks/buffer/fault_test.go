@@ -506,3 +506,48 @@ func (s *syncBuf) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestDiskFaultEMFILE: the process has no file descriptor left when the
+// first segment is due (a rotation reuses the descriptor of the segment it
+// closes). Creation fails with EMFILE (counted and named), the messages
+// wait in memory, and the buffer resumes once descriptors are available
+// again, without a reopen.
+func TestDiskFaultEMFILE(t *testing.T) {
+	if testing.Short() {
+		t.Skip("disk-fault test: skipped under -short")
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	dr := &drops{}
+	cfg := faultCfg(t.TempDir())
+	cfg.MaxBytes = 128 << 10 // 16 KiB segments
+	b := openFault(t, cfg, dr, nil)
+	low := lim
+	low.Cur = 64
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Skipf("cannot lower RLIMIT_NOFILE: %v", err)
+	}
+	var hogs []*os.File // take every descriptor left under the limit
+	for {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			break
+		}
+		hogs = append(hogs, f)
+	}
+	appendRange(t, b, 0, 400)
+	for _, f := range hogs {
+		f.Close()
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	d := b.(*disk)
+	if d.faults.count(OpCreate, "EMFILE") == 0 {
+		t.Fatal("no create/EMFILE fault counted with no descriptor left")
+	}
+	resumeAndRestart(t, b, cfg, dr, 400, 450)
+	t.Logf("sent 450, delivered 450, dropped 0, duplicates 0; faults create/EMFILE %d", d.faults.count(OpCreate, "EMFILE"))
+}
