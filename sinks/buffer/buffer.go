@@ -13,7 +13,11 @@
 // The disk buffer adds: whatever was not acknowledged is read again after a
 // restart or crash; appended data survives a process kill at once (it is
 // written to the file before Append returns) and a host crash once fsynced
-// (at most FsyncInterval or FsyncBytes later).
+// (at most FsyncInterval or FsyncBytes later). When the spool cannot be
+// written (disk full, no inodes, I/O errors), records wait in a bounded
+// memory fallback and the buffer resumes on its own once the fault clears;
+// each fault is counted and logged with its cause. Losses to damage found
+// on disk are counted by the sequence numbers missing, not per region.
 package buffer
 
 import (
