@@ -14,6 +14,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/sinks/ecs"
 )
 
@@ -25,11 +26,11 @@ func events(t testing.TB, path string) []*audit.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, err := attack.New(attack.DefaultConfig())
+	at, err := attack.New(attack.DefaultConfig(), &metrics.Registry{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hu, err := hunt.New(hunt.DefaultConfig())
+	hu, err := hunt.New(hunt.DefaultConfig(), &metrics.Registry{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -546,7 +546,7 @@ func TestDownAndBack(t *testing.T) {
 	bc.Dir = t.TempDir()
 	rc := sinks.DefaultRunnerConfig()
 	rc.BackoffMin, rc.BackoffMax = 20*time.Millisecond, 200*time.Millisecond
-	run, err := sinks.NewRunner(s, rc, buffer.Opener(bc, "gelf-down", nil), sinks.RunnerOptions{})
+	run, err := sinks.NewRunner(s, rc, buffer.Opener(bc, buffer.Options{Name: "gelf-down"}), sinks.RunnerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
