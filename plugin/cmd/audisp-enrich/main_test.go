@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -72,5 +74,34 @@ func TestVersion(t *testing.T) {
 	code, out, errs := call(t, "--version")
 	if code != 0 || out != "audisp-enrich dev\n" || errs != "" {
 		t.Errorf("--version: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+// TestCheckConfigMessages: every problem of a bad file is one line on
+// stderr, "audisp-enrich: FILE:LINE:COL: message"; a good file prints
+// "FILE: ok" on stdout.
+func TestCheckConfigMessages(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.toml")
+	if err := os.WriteFile(good, []byte("[log]\nlevel = \"warn\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := call(t, "check-config", good); code != 0 || out != good+": ok\n" || errs != "" {
+		t.Errorf("good: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(bad, []byte("[log]\nlevle = \"warn\"\n[input]\nformat = \"strng\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := call(t, "check-config", bad)
+	want := "audisp-enrich: " + bad + ":2:1: unknown key \"log.levle\" (did you mean \"level\"?)\n" +
+		"audisp-enrich: " + bad + ":4:10: input.format \"strng\": want string, binary, binary-fixed or binary-exact (did you mean \"string\"?)\n"
+	if code != 1 || out != "" || errs != want {
+		t.Errorf("bad: exit %d, stdout %q, stderr\n%s\nwant\n%s", code, out, errs, want)
+	}
+	missing := filepath.Join(dir, "missing.toml")
+	code, _, errs = call(t, "check-config", missing)
+	if code != 1 || errs != "audisp-enrich: "+missing+": no such file or directory\n" {
+		t.Errorf("missing: exit %d, stderr %q", code, errs)
 	}
 }
