@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/plugin"
@@ -202,6 +203,12 @@ func plugMode(cfgPath string, stdin io.Reader, stderr io.Writer) int {
 }
 
 func replay(cfgPath string, files []string, stdin io.Reader, stderr io.Writer) int {
+	if len(files) == 0 && isTerminal(stdin) {
+		fail(stderr, errors.New("replay: no FILE given and stdin is a terminal: name audit logs "+
+			"(audisp-enrich replay /var/log/audit/audit.log) or pipe records in (ausearch --raw | audisp-enrich replay); "+
+			"FILE - reads the terminal"))
+		return 2
+	}
 	cfg, _, err := loadConfig(cfgPath, false)
 	if err != nil {
 		fail(stderr, err)
@@ -213,11 +220,28 @@ func replay(cfgPath string, files []string, stdin io.Reader, stderr io.Writer) i
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := plugin.Replay(ctx, cfg, log, files, stdin); err != nil {
-		fail(stderr, err)
+	opt := plugin.ReplayOptions{Stdin: stdin, Warn: func(err error) { fail(stderr, err) }}
+	if isTerminal(stderr) {
+		opt.Progress = stderr
+	}
+	if err := plugin.Replay(ctx, cfg, log, files, opt); err != nil {
+		if !errors.Is(err, plugin.ErrFilesFailed) { // those were reported one by one
+			fail(stderr, err)
+		}
 		return 1
 	}
 	return 0
+}
+
+// isTerminal reports whether v is an *os.File open on a terminal.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	if !ok {
+		return false
+	}
+	var t syscall.Termios
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
+	return errno == 0
 }
 
 func stats(cfgPath string, stdout, stderr io.Writer) int {

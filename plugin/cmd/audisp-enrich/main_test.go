@@ -1,7 +1,18 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"regexp"
+	"syscall"
+	"time"
+	"unsafe"
+
 	"bytes"
+	"github.com/audisp-enrich/audisp-enrich/plugin"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,5 +114,189 @@ func TestCheckConfigMessages(t *testing.T) {
 	code, _, errs = call(t, "check-config", missing)
 	if code != 1 || errs != "audisp-enrich: "+missing+": no such file or directory\n" {
 		t.Errorf("missing: exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestMain lets tests run the command in a child process: the test binary
+// is the command when AUDISP_ENRICH_TEST_MAIN=1.
+func TestMain(m *testing.M) {
+	if os.Getenv("AUDISP_ENRICH_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// child returns the command line as a child process.
+func child(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "AUDISP_ENRICH_TEST_MAIN=1")
+	return cmd
+}
+
+const capture = "../../testdata/capture.log"
+
+// quietConfig writes a config that logs only warnings, so stderr holds
+// only what the command itself reports.
+func quietConfig(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "quiet.toml")
+	if err := os.WriteFile(path, []byte("[log]\nlevel = \"warn\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func replayOut(t *testing.T, stdin *os.File, args ...string) (int, []byte, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := child(ctx, append([]string{"replay", "--config", quietConfig(t)}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), out.Bytes(), errb.String()
+}
+
+// TestReplayBadFiles: a missing file, a directory and a broken gzip file
+// are each reported as "audisp-enrich: FILE: reason" while the good file
+// after them is still replayed in full; the exit status is 1.
+func TestReplayBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	missing, adir, badgz := filepath.Join(dir, "missing.log"), filepath.Join(dir, "adir"), filepath.Join(dir, "bad.log.gz")
+	if err := os.Mkdir(adir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(badgz, []byte{0x1f, 0x8b, 0, 0, 0}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, want, errs := replayOut(t, nil, capture)
+	if code != 0 || errs != "" || bytes.Count(want, []byte("\n")) < 100 {
+		t.Fatalf("capture alone: exit %d, %d lines, stderr %q", code, bytes.Count(want, []byte("\n")), errs)
+	}
+	code, out, errs := replayOut(t, nil, missing, adir, badgz, capture)
+	wantErr := "audisp-enrich: " + missing + ": no such file or directory\n" +
+		"audisp-enrich: " + adir + ": is a directory; replay reads log files (such as " + adir + "/audit.log*)\n" +
+		"audisp-enrich: " + badgz + ": unexpected EOF\n"
+	if code != 1 || errs != wantErr {
+		t.Errorf("exit %d, stderr\n%s\nwant 1 and\n%s", code, errs, wantErr)
+	}
+	if !bytes.Equal(out, want) {
+		t.Errorf("the good file after the bad ones gave %d bytes, alone %d", len(out), len(want))
+	}
+}
+
+// TestReplayStdin: with no FILE, stdin is read when it is not a terminal
+// (a file, /dev/null, which is a character device but no terminal).
+func TestReplayStdin(t *testing.T) {
+	f, err := os.Open(capture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, want, _ := replayOut(t, nil, capture)
+	if code, out, errs := replayOut(t, f); code != 0 || errs != "" || !bytes.Equal(out, want) {
+		t.Errorf("stdin file: exit %d, %d bytes (want %d), stderr %q", code, len(out), len(want), errs)
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if code, out, errs := replayOut(t, null); code != 0 || len(out) != 0 || errs != "" {
+		t.Errorf("stdin /dev/null: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+// openPTY opens a pseudo-terminal pair.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	var unlock int32
+	var n uint32
+	if err := ioctl(m, syscall.TIOCSPTLCK, unsafe.Pointer(&unlock)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ioctl(m, syscall.TIOCGPTN, unsafe.Pointer(&n)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+func ioctl(f *os.File, req uintptr, arg unsafe.Pointer) error {
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), req, uintptr(arg)); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// readAll reads the terminal's output until the slave side is closed.
+func readAll(m *os.File) <-chan string {
+	ch := make(chan string, 1)
+	go func() {
+		var b bytes.Buffer
+		_, _ = io.Copy(&b, m) // ends with EIO once no process holds the slave
+		ch <- b.String()
+	}()
+	return ch
+}
+
+// TestReplayTerminalHint: with no FILE and stdin a terminal, replay prints
+// a hint and exits 2 instead of waiting for input.
+func TestReplayTerminalHint(t *testing.T) {
+	_, s := openPTY(t)
+	code, out, errs := replayOut(t, s)
+	if code != 2 || len(out) != 0 || !strings.HasPrefix(errs, "audisp-enrich: replay: no FILE given and stdin is a terminal") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+// TestReplayProgress: with stderr on a terminal, a file over
+// ProgressMinBytes gets a progress line ending with its final figures; a
+// small one gets none.
+func TestReplayProgress(t *testing.T) {
+	data, err := os.ReadFile(capture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(t.TempDir(), "big.log")
+	whole := bytes.Repeat(data, plugin.ProgressMinBytes/len(data)+2)
+	if err := os.WriteFile(big, whole, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		file     string
+		progress bool
+	}{{big, true}, {capture, false}} {
+		m, s := openPTY(t)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := child(ctx, "replay", "--config", quietConfig(t), tc.file)
+		cmd.Stdout, cmd.Stderr = io.Discard, s
+		got := readAll(m)
+		err := cmd.Run()
+		s.Close()
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		term := <-got
+		total := fmt.Sprintf("%.1f MiB", float64(len(whole))/(1<<20))
+		final := regexp.MustCompile(`\r` + regexp.QuoteMeta(big) + `: ` + total + ` of ` + total + ` \(100%\), [0-9]+ records/s, [1-9][0-9]* events out\x1b\[K\r?\n$`)
+		if tc.progress && !final.MatchString(term) {
+			t.Errorf("%s: terminal got %q; want a progress line ending in %s", tc.file, term, final)
+		}
+		if !tc.progress && term != "" {
+			t.Errorf("%s: terminal got %q, want nothing", tc.file, term)
+		}
 	}
 }
