@@ -18,8 +18,11 @@ help: ## list the targets
 build: ## build bin/audisp-enrich (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./plugin/cmd/audisp-enrich
 
-run: build ## replay the bundled real-auditd capture through the default pipeline, JSON to stdout
-	./$(BIN) replay $(CAPTURE)
+# make run: stdout carries only the JSON Lines (no command echo; the build's
+# output goes to stderr); on a terminal, replay adds a summary on stderr.
+run: ## replay the bundled real-auditd capture: JSON Lines on stdout, a summary on stderr (terminal)
+	@$(MAKE) -s build >&2
+	@./$(BIN) replay $(CAPTURE)
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

@@ -223,6 +223,14 @@ func replay(cfgPath string, files []string, stdin io.Reader, stderr io.Writer) i
 	opt := plugin.ReplayOptions{Stdin: stdin, Warn: func(err error) { fail(stderr, err) }}
 	if isTerminal(stderr) {
 		opt.Progress = stderr
+		// The stdout sink writes to os.Stdout: pass what it writes
+		// through a pipe that counts the documents for the summary.
+		sum, done, err := summarizeStdout()
+		if err != nil {
+			fail(stderr, err)
+			return 1
+		}
+		defer func() { done(); sum.write(stderr) }()
 	}
 	if err := plugin.Replay(ctx, cfg, log, files, opt); err != nil {
 		if !errors.Is(err, plugin.ErrFilesFailed) { // those were reported one by one
@@ -231,6 +239,31 @@ func replay(cfgPath string, files []string, stdin io.Reader, stderr io.Writer) i
 		return 1
 	}
 	return 0
+}
+
+// summarizeStdout replaces os.Stdout by a pipe whose reader copies to the
+// real stdout and counts the documents; done closes the pipe, waits for
+// the copy and restores os.Stdout.
+func summarizeStdout() (*summary, func(), error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	real, sum := os.Stdout, newSummary()
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		if sum.copy(real, r) != nil {
+			_, _ = io.Copy(io.Discard, r) // stdout is gone; do not block the sink
+		}
+	}()
+	os.Stdout = w
+	return sum, func() {
+		w.Close()
+		<-copied
+		r.Close()
+		os.Stdout = real
+	}, nil
 }
 
 // isTerminal reports whether v is an *os.File open on a terminal.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -263,7 +264,7 @@ func TestReplayTerminalHint(t *testing.T) {
 
 // TestReplayProgress: with stderr on a terminal, a file over
 // ProgressMinBytes gets a progress line ending with its final figures; a
-// small one gets none.
+// small one gets none. The summary follows either way.
 func TestReplayProgress(t *testing.T) {
 	data, err := os.ReadFile(capture)
 	if err != nil {
@@ -289,7 +290,10 @@ func TestReplayProgress(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.file, err)
 		}
-		term := <-got
+		term, sum, _ := strings.Cut(<-got, "audisp-enrich: summary of the ")
+		if !strings.Contains(sum, "documents on stdout:") {
+			t.Errorf("%s: no summary on the terminal: %q", tc.file, sum)
+		}
 		total := fmt.Sprintf("%.1f MiB", float64(len(whole))/(1<<20))
 		final := regexp.MustCompile(`\r` + regexp.QuoteMeta(big) + `: ` + total + ` of ` + total + ` \(100%\), [0-9]+ records/s, [1-9][0-9]* events out\x1b\[K\r?\n$`)
 		if tc.progress && !final.MatchString(term) {
@@ -298,5 +302,88 @@ func TestReplayProgress(t *testing.T) {
 		if !tc.progress && term != "" {
 			t.Errorf("%s: terminal got %q, want nothing", tc.file, term)
 		}
+	}
+}
+
+// TestReplaySummary: with stderr on a terminal, replay writes the same
+// stdout as without one and then a summary of those documents on stderr.
+func TestReplaySummary(t *testing.T) {
+	_, want, _ := replayOut(t, nil, capture)
+	m, s := openPTY(t)
+	cmd := child(context.Background(), "replay", "--config", quietConfig(t), capture)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, s
+	got := readAll(m)
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	term := strings.ReplaceAll(<-got, "\r\n", "\n")
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Errorf("stdout differs on a terminal: %d bytes, %d without", out.Len(), len(want))
+	}
+	sum := newSummary()
+	for _, l := range bytes.SplitAfter(want, []byte("\n")) {
+		sum.add(l)
+	}
+	var b strings.Builder
+	sum.write(&b)
+	if term != b.String() || sum.docs != bytes.Count(want, []byte("\n")) || sum.events == 0 {
+		t.Errorf("terminal:\n%s\nwant the summary of %d documents:\n%s", term, bytes.Count(want, []byte("\n")), b.String())
+	}
+}
+
+// TestSummaryCounts: the summary counts each field of the documents.
+func TestSummaryCounts(t *testing.T) {
+	s := newSummary()
+	for _, d := range []string{
+		`{"kind":"audit","process":{"pid":2,"parent":{"pid":1}},"hashes":[{"hex":"aa"},{"hex":"bb"}],"blocklist":[{"list":"demo","hash":"aa"}],` +
+			`"threat":{"technique":{"id":["T1574"],"subtechnique":{"id":["T1574.006"]}}},"hunt":[{"rule":"blocklisted_hash"},{"rule":"exec_from_temp_dir"}]}`,
+		`{"kind":"audit","hashes":[{"hex":"aa"}],"threat":{"technique":{"id":["T1140"]}},"hunt":[{"rule":"exec_from_temp_dir"}]}`,
+		`{"kind":"verdict","virustotal":{"status":"hit","malicious":12}}`,
+		`not json`,
+	} {
+		s.add([]byte(d + "\n"))
+	}
+	var b strings.Builder
+	s.write(&b)
+	want := `audisp-enrich: summary of the 3 documents on stdout:
+  events 2, with a parent process 1
+  hashes seen 3 (2 distinct)
+  blocklist hits 1: demo 1
+  verdicts 1 (malicious 1)
+  techniques 2: T1140 1, T1574.006 1
+  hunting hits 3: exec_from_temp_dir 2, blocklisted_hash 1
+`
+	if b.String() != want {
+		t.Errorf("summary:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// TestMakeRun: `make run` writes only JSON documents on stdout (no make
+// command echo, no build output).
+func TestMakeRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary with make")
+	}
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	cmd := exec.Command("make", "run")
+	cmd.Dir = filepath.Join("..", "..", "..")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("make run: %v\n%s", err, errb.Bytes())
+	}
+	lines := bytes.Split(bytes.TrimSuffix(out, []byte("\n")), []byte("\n"))
+	for i, l := range lines {
+		if !json.Valid(l) || l[0] != '{' {
+			t.Fatalf("stdout line %d is not a JSON document: %.200q", i+1, l)
+		}
+	}
+	if len(lines) < 100 {
+		t.Errorf("make run printed %d documents", len(lines))
 	}
 }
