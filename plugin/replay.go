@@ -65,10 +65,31 @@ func Replay(ctx context.Context, cfg *conf.Config, log *slog.Logger, files []str
 			}
 		}
 	}
+	p.settleLookups(ctx)
 	if failed {
 		return ErrFilesFailed
 	}
 	return nil
+}
+
+// SettleTimeout bounds how long replay waits at the end for VirusTotal
+// lookups (see settleLookups).
+const SettleTimeout = 2 * time.Second
+
+// settleLookups waits, at most SettleTimeout, until the VirusTotal
+// enricher has looked up every queued hash, so that the verdict documents
+// it can get at once are written before the pipeline closes. The events
+// still in the pool reach VirusTotal within the first polls.
+func (p *Pipeline) settleLookups(ctx context.Context) {
+	p.mu.Lock()
+	enr := p.enr
+	p.mu.Unlock()
+	if enr == nil || enr.vt == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, SettleTimeout)
+	defer cancel()
+	enr.vt.Settle(ctx)
 }
 
 // replayFile runs one file; its error reads "NAME: reason".
