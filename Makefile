@@ -4,13 +4,13 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/audisp-enrich
-CAPTURE := plugin/testdata/capture.log
+DEMO := plugin/testdata/demo
 CORPUS ?= /var/tmp/audisp-enrich-corpus.log
 CORPUS_EXECS ?= 28000
 FUZZTIME ?= 30s
 TEST_TIMEOUT ?= 40m
 
-.PHONY: help build run test test-ima fuzz bench corpus profile vet clean reliability bench-peers bench-ratio live-cost bench-e2e
+.PHONY: help build run demo-capture test test-ima fuzz bench corpus profile vet clean reliability bench-peers bench-ratio live-cost bench-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,9 +20,13 @@ build: ## build bin/audisp-enrich (static)
 
 # make run: stdout carries only the JSON Lines (no command echo; the build's
 # output goes to stderr); on a terminal, replay adds a summary on stderr.
-run: ## replay the bundled real-auditd capture: JSON Lines on stdout, a summary on stderr (terminal)
+run: ## replay the demo capture (real IMA and auditd) with the demo config: JSON Lines on stdout, a summary on stderr (terminal)
 	@$(MAKE) -s build >&2
-	@./$(BIN) replay $(CAPTURE)
+	@rm -rf build/demo-state && mkdir -p build/demo-state
+	@./$(BIN) replay --config $(DEMO)/config.toml $(DEMO)/capture.log
+
+demo-capture: ## regenerate $(DEMO) (capture, blocklist, VirusTotal answers) with real IMA under QEMU (root)
+	DEMO_CAPTURE_OUT=$(CURDIR)/$(DEMO) $(GO) test -count=1 -v -timeout 10m -run TestDemoCapture ./plugin/imatest/
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

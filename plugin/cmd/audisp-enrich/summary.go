@@ -110,11 +110,14 @@ func (s *summary) add(line []byte) {
 	for _, b := range d.Blocklist {
 		s.blocklist[b.List]++
 	}
-	ids := d.Threat.Technique.ID
-	if sub := d.Threat.Technique.Subtechnique.ID; len(sub) > 0 {
-		ids = sub // a sub-technique names its technique too; count the precise one
+	// A sub-technique's technique is listed too; count the precise one.
+	subs := d.Threat.Technique.Subtechnique.ID
+	for _, id := range d.Threat.Technique.ID {
+		if !slices.ContainsFunc(subs, func(sub string) bool { return strings.HasPrefix(sub, id+".") }) {
+			s.techniques[id]++
+		}
 	}
-	for _, id := range ids {
+	for _, id := range subs {
 		s.techniques[id]++
 	}
 	for _, h := range d.Hunt {
