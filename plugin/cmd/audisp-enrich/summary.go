@@ -103,9 +103,11 @@ func (s *summary) add(line []byte) {
 	if d.Process.Parent != nil {
 		s.withParent++
 	}
-	for _, h := range d.Hashes {
-		s.hashCount++
-		s.hashes[h.Hex] = true
+	if d.Kind == "audit" { // a verdict repeats the hash it is about
+		for _, h := range d.Hashes {
+			s.hashCount++
+			s.hashes[h.Hex] = true
+		}
 	}
 	for _, b := range d.Blocklist {
 		s.blocklist[b.List]++
