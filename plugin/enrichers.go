@@ -13,6 +13,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 // enrichers is the configured enricher chain plus what must be reloaded or
@@ -21,6 +22,7 @@ type enrichers struct {
 	chain     []enrich.Enricher
 	blocklist *blocklist.Enricher
 	vt        *virustotal.Enricher
+	vtAt      int // vt's index in chain
 }
 
 // buildEnrichers builds the chain in dependency order: hashes and the
@@ -29,27 +31,33 @@ type enrichers struct {
 // (it needs the allowlist result, and the severity for its priority), and
 // last the hunting rules that test a verdict (they see verdicts that were
 // cached or arrived within max_wait).
-func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger) (*enrichers, error) {
+//
+// VirusTotal: with vt set, that running enricher takes its place in the
+// chain (a reload that kept its settings); with vtLater, the place is left
+// for openVT (a reload that changed them: only one enricher may hold
+// vt.db, so the new one opens after the old one closed); otherwise a new
+// one is started.
+func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry, vt *virustotal.Enricher, vtLater bool) (*enrichers, error) {
 	e := &enrichers{}
 	if c.Hashes.Enabled {
-		e.chain = append(e.chain, hashes.New())
+		e.chain = append(e.chain, hashes.New(reg))
 	}
 	if c.Proc.Enabled {
-		t, err := proc.New(c.Proc)
+		t, err := proc.New(c.Proc, reg)
 		if err != nil {
 			return nil, err
 		}
 		e.chain = append(e.chain, t)
 	}
 	if c.Attack.Enabled {
-		a, err := attack.New(c.Attack)
+		a, err := attack.New(c.Attack, reg)
 		if err != nil {
 			return nil, err
 		}
 		e.chain = append(e.chain, a)
 	}
 	if c.Blocklist.Enabled && len(c.Blocklist.Lists) > 0 {
-		b, err := blocklist.New(c.Blocklist, log)
+		b, err := blocklist.New(c.Blocklist, log, reg)
 		if err != nil {
 			return nil, err
 		}
@@ -70,7 +78,7 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger)
 	if c.Hunt.Enabled {
 		hc := c.Hunt
 		hc.Disable = append(slices.Clone(hc.Disable), vtRules...)
-		h, err := hunt.New(hc)
+		h, err := hunt.New(hc, reg)
 		if err != nil {
 			e.close()
 			return nil, err
@@ -78,16 +86,22 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger)
 		e.chain = append(e.chain, h)
 	}
 	if c.VirusTotal.Enabled {
-		v, err := virustotal.New(c.VirusTotal, emit, log)
-		if err != nil {
-			e.close()
-			return nil, err
+		switch {
+		case vt != nil:
+			e.vt = vt
+		case !vtLater:
+			v, err := virustotal.New(c.VirusTotal, emit, log, reg)
+			if err != nil {
+				e.close()
+				return nil, err
+			}
+			e.vt = v
 		}
-		e.vt = v
-		e.chain = append(e.chain, v)
+		e.vtAt = len(e.chain)
+		e.chain = append(e.chain, e.vt) // nil until openVT when vtLater
 	}
 	if len(vtRules) > 0 {
-		all, err := hunt.New(c.Hunt)
+		all, err := hunt.New(c.Hunt, reg)
 		if err != nil {
 			e.close()
 			return nil, err
@@ -99,7 +113,7 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger)
 			}
 		}
 		hc.Disable = slices.Compact(slices.Sorted(slices.Values(hc.Disable)))
-		h, err := hunt.New(hc)
+		h, err := hunt.New(hc, reg)
 		if err != nil {
 			e.close()
 			return nil, err
@@ -165,10 +179,38 @@ func (e *enrichers) reload(log *slog.Logger) {
 	}
 }
 
-func (e *enrichers) close() {
+// openVT starts the VirusTotal enricher whose place buildEnrichers left
+// (vtLater) with c; if that fails it tries the previous settings prev,
+// and if that fails too the chain goes on without VirusTotal. Each
+// failure is logged.
+func (e *enrichers) openVT(c, prev *virustotal.Config, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry) {
+	if !c.Enabled {
+		return
+	}
+	v, err := virustotal.New(*c, emit, log, reg)
+	if err != nil && prev.Enabled {
+		log.Error("reload: virustotal could not start with the new settings; starting it with the previous ones", "err", err)
+		v, err = virustotal.New(*prev, emit, log, reg)
+	}
+	if err != nil {
+		log.Error("reload: virustotal could not start; running without it", "err", err)
+		e.chain = slices.Delete(e.chain, e.vtAt, e.vtAt+1)
+		return
+	}
+	e.vt = v
+	e.chain[e.vtAt] = v
+}
+
+// closeVT closes the VirusTotal enricher (before a new one opens vt.db).
+func (e *enrichers) closeVT() {
 	if e.vt != nil {
 		_ = e.vt.Close()
+		e.vt = nil
 	}
+}
+
+func (e *enrichers) close() {
+	e.closeVT()
 	if e.blocklist != nil {
 		_ = e.blocklist.Close()
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 // TestAnswersFile: with answers_file, a listed hash gets its stored
@@ -44,7 +45,7 @@ func TestAnswersFileErrors(t *testing.T) {
 	} {
 		c := DefaultConfig()
 		c.Enabled, c.AnswersFile, c.StateDir = true, file, t.TempDir()
-		if _, err := New(c, &collector{ch: make(chan *audit.Event, 1)}, nil); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := New(c, &collector{ch: make(chan *audit.Event, 1)}, nil, &metrics.Registry{}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", file, err, want)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/audisp-enrich/audisp-enrich/enrich"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
@@ -376,7 +377,7 @@ func TestBudgetEnforced(t *testing.T) {
 	if n := len(h.fake.requests()); n != 2 {
 		t.Fatalf("%d requests in the first minute, want 2", n)
 	}
-	snap := metrics.Default.Snapshot()
+	snap := h.reg.Snapshot()
 	if snap[`audisp_enrich_vt_budget_remaining{window="minute"}`] != 0 ||
 		snap[`audisp_enrich_vt_budget_remaining{window="day"}`] != 1 ||
 		snap[`audisp_enrich_vt_queue_depth`] != 1 {
@@ -631,7 +632,7 @@ func TestSkips(t *testing.T) {
 		t.Fatal("skip counters")
 	}
 
-	off, err := New(DefaultConfig(), nil, nil) // disabled by default
+	off, err := New(DefaultConfig(), nil, nil, nil) // disabled by default
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -737,22 +738,36 @@ func TestDamagedState(t *testing.T) {
 
 func TestSecondInstanceRefused(t *testing.T) {
 	h := newHarness(t, nil)
-	_, err := newEnricher(h.cfg, h.out, h.logger(), h.tune)
+	_, err := newEnricher(h.cfg, h.out, h.logger(), h.tune, nil)
 	if err == nil || !strings.Contains(err.Error(), "locked by another process") {
 		t.Fatalf("second enricher on the same state dir: %v", err)
 	}
 }
 
-func TestMetricsUnregisteredOnClose(t *testing.T) {
+// TestCloseKeepsCounters: Close removes the gauges read from the closed
+// enricher and keeps the counters, which an enricher built later with the
+// same registry (a reload that changed [enrich.virustotal]) continues.
+func TestCloseKeepsCounters(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, ok := metrics.Default.Snapshot()[`audisp_enrich_vt_queue_depth`]; !ok {
+	h.enrich(ev(1, fh256(sha(1))))
+	if _, ok := h.reg.Snapshot()[`audisp_enrich_vt_queue_depth`]; !ok {
 		t.Fatal("queue depth not registered")
 	}
 	h.e.Close()
-	for k := range metrics.Default.Snapshot() {
-		if strings.HasPrefix(k, "audisp_enrich_vt_") {
+	snap := h.reg.Snapshot()
+	for k := range snap {
+		if strings.HasPrefix(k, "audisp_enrich_vt_queue_depth") || strings.HasPrefix(k, "audisp_enrich_vt_budget_remaining") {
 			t.Fatalf("%s still registered after Close", k)
 		}
+	}
+	miss := snap[`audisp_enrich_vt_cache_total{result="miss"}`]
+	if miss != 1 {
+		t.Fatalf("cache misses %g after Close, want the 1 counted", miss)
+	}
+	h.start()
+	h.enrich(ev(2, fh256(sha(2))))
+	if got := h.reg.Snapshot()[`audisp_enrich_vt_cache_total{result="miss"}`]; got != 2 {
+		t.Fatalf("cache misses %g after a new enricher, want 2 (continued)", got)
 	}
 }
 
@@ -903,14 +918,14 @@ func TestSecretsNeverLeak(t *testing.T) {
 	bad.APIKey, bad.APIKeyFile = "", filepath.Join(t.TempDir(), "key")
 	os.WriteFile(bad.APIKeyFile, []byte(k+"\n"), 0o666)
 	os.Chmod(bad.APIKeyFile, 0o666)
-	if _, err := New(bad, h.out, h.logger()); err == nil {
+	if _, err := New(bad, h.out, h.logger(), nil); err == nil {
 		t.Fatal("world-writable key file accepted")
 	} else {
 		texts = append(texts, err.Error())
 	}
 	bad.APIKeyFile = ""
 	bad.APIKey = k + " " + k
-	if _, err := New(bad, h.out, h.logger()); err == nil {
+	if _, err := New(bad, h.out, h.logger(), nil); err == nil {
 		t.Fatal("key with a space accepted")
 	} else {
 		texts = append(texts, err.Error())
@@ -934,5 +949,29 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	if h.fake.apikeys[0] != k {
 		t.Error("the key was not sent in X-Apikey")
+	}
+}
+
+// TestPoolDeadlineCapsMaxWait: in the enrichment pool, an uncached lookup
+// holds its event no longer than the pool's timeout, whatever max_wait
+// says (docs/configuration.md: enrich.timeout caps max_wait). The pool
+// used to pass a context without a deadline, so the event waited for the
+// slow answer.
+func TestPoolDeadlineCapsMaxWait(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxWait = 5 * time.Second })
+	x := sha(1)
+	h.fake.set(x, reply{status: 200, body: fileReply(x, 1).body, delay: 2 * time.Second})
+	out := make(chan *audit.Event, 1)
+	p := enrich.NewPool([]enrich.Enricher{h.e}, 1, 4, 80*time.Millisecond, &metrics.Registry{}, nil,
+		func(ev *audit.Event, _ []byte) { out <- ev })
+	defer p.Close()
+	start := time.Now()
+	p.Submit(ev(1, fh256(x)))
+	got := <-out
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("the event waited %v in the pool; want about the pool's 80ms timeout", el)
+	}
+	if got.VirusTotal == nil || got.VirusTotal.Status != StatusPending {
+		t.Fatalf("status %+v, want pending", got.VirusTotal)
 	}
 }
