@@ -83,7 +83,7 @@ type = %q
 		got.Store(0)
 		sent0 := sent.Value()
 		start := time.Now()
-		if err := Replay(context.Background(), cfg, slog.New(slog.DiscardHandler), []string{path}, nil); err != nil {
+		if err := Replay(context.Background(), cfg, slog.New(slog.DiscardHandler), []string{path}, ReplayOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		for n := int64(-1); n != got.Load(); time.Sleep(100 * time.Millisecond) {

@@ -65,7 +65,7 @@ func TestProfiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Replay(context.Background(), cfg, slog.New(slog.DiscardHandler), []string{"testdata/capture.log"}, nil); err != nil {
+	if err := Replay(context.Background(), cfg, slog.New(slog.DiscardHandler), []string{"testdata/capture.log"}, ReplayOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	read := func(name string) []byte {
