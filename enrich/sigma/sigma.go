@@ -1,0 +1,192 @@
+// Package sigma evaluates Sigma rules (https://sigmahq.io) on every event:
+// rules whose logsource is product linux with service auditd, or category
+// process_creation, file_event or network_connection. docs/sigma.md
+// describes the supported language and the field mapping.
+//
+// Rules are compiled into matchers over lower-cased strings once, at load;
+// a rule that uses something the engine does not implement, or that is
+// malformed, is reported (Problem) and skipped while the others load.
+//
+// A matching rule adds a SigmaHit to ev.Sigma, the tags "sigma:<id>" and
+// "sigma_level:<level>" to ev.Tags (so that sink filters can select on
+// them), its ATT&CK technique tags to ev.Techniques (Source "sigma:<id>"),
+// and raises ev.Severity to its level (low 1 ... critical 4). Each rule
+// adds at most one hit per event; hits come in rule load order.
+package sigma
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+var (
+	mEvents  = metrics.Default.Counter("audisp_enrich_sigma_events_total", "", "Events matched against the Sigma rules.")
+	mHits    = metrics.Default.Counter("audisp_enrich_sigma_hits_total", "", "Sigma rule matches.")
+	mSkipped = metrics.Default.Counter("audisp_enrich_sigma_rules_skipped_total", "", "Sigma rules not loaded (unsupported or invalid), counted at every load.")
+	mReloads = metrics.Default.Counter("audisp_enrich_sigma_reloads_total", "", "Sigma rule reloads.")
+)
+
+// Config configures the Sigma rules ([enrich.sigma] in the config file).
+type Config struct {
+	// Rules lists rule files and directories (walked for *.yml and
+	// *.yaml). Empty (the default) turns the enricher off.
+	Rules []string `toml:"rules"`
+}
+
+// DefaultConfig returns the defaults: no rules.
+func DefaultConfig() Config { return Config{} }
+
+// Validate checks the option itself; the rules are checked by Load.
+func (c *Config) Validate() error {
+	for _, p := range c.Rules {
+		if p == "" {
+			return errors.New("sigma: rules: empty path")
+		}
+	}
+	return nil
+}
+
+// Enricher is the "sigma" enricher. Enrich is safe for concurrent use,
+// also with Reload: each event sees one whole rule set.
+type Enricher struct {
+	cfg Config
+	log *slog.Logger
+	set atomic.Pointer[Set]
+}
+
+var _ enrich.Enricher = (*Enricher)(nil)
+
+// New loads the configured rules and logs every rule it skips. The error
+// is non-nil only when a configured path cannot be read.
+func New(cfg Config, log *slog.Logger) (*Enricher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := Load(cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	e := &Enricher{cfg: cfg, log: log}
+	e.install(s)
+	return e, nil
+}
+
+// Reload loads the rules again. A file whose rules are now malformed or
+// unreadable keeps the rules it had; on error (a configured path is gone)
+// the whole previous set stays.
+func (e *Enricher) Reload() error {
+	s, err := loadWith(e.cfg.Rules, e.set.Load())
+	if err != nil {
+		return err
+	}
+	mReloads.Inc()
+	e.install(s)
+	return nil
+}
+
+func (e *Enricher) install(s *Set) {
+	for _, p := range s.Problems {
+		e.log.Warn("sigma: rule skipped", "file", p.File, "line", p.Line, "unsupported", p.Unsupported, "reason", p.Reason)
+	}
+	mSkipped.Add(uint64(len(s.Problems)))
+	e.log.Info("sigma: rules loaded", "loaded", fmt.Sprint(s.Loaded), "skipped", fmt.Sprint(s.Skipped))
+	e.set.Store(s)
+}
+
+// Set returns the rule set in use.
+func (e *Enricher) Set() *Set { return e.set.Load() }
+
+// Name returns "sigma".
+func (e *Enricher) Name() string { return "sigma" }
+
+// Enrich evaluates every rule on ev and records the matches (see the
+// package doc). It never fails.
+func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
+	mEvents.Inc()
+	var buf [8]*Rule
+	hits := e.set.Load().match(ev, buf[:0])
+	if len(hits) == 0 {
+		return nil
+	}
+	mHits.Add(uint64(len(hits)))
+	for _, r := range hits {
+		ev.Sigma = append(ev.Sigma, audit.SigmaHit{ID: r.ID, Title: r.Title, Level: r.Level, Author: r.Author, Tags: r.Tags})
+		for _, t := range r.hitTags {
+			ev.AddTag(t)
+		}
+		ev.Severity = max(ev.Severity, r.severity)
+		ev.Techniques = append(ev.Techniques, r.techs...)
+	}
+	return nil
+}
+
+// match appends the rules of s that match ev to dst.
+func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
+	if ev.Kind != audit.KindAudit {
+		return dst
+	}
+	sum := audit.SummaryOf(ev)
+	if rs := s.byKind[kindAuditd]; len(rs) > 0 {
+		a := auditCtx{ev: ev, s: sum}
+		for _, r := range rs {
+			if r.evalRecords(&a) {
+				dst = append(dst, r)
+			}
+		}
+	}
+	if rs := s.byKind[kindProcess]; len(rs) > 0 && sum.Exec {
+		var d doc
+		d.setProcess(sum, ev.Parent)
+		for _, r := range rs {
+			if r.evalDoc(&d) {
+				dst = append(dst, r)
+			}
+		}
+	}
+	if sum.Outcome != "success" {
+		return dst
+	}
+	if rs := s.byKind[kindFile]; len(rs) > 0 {
+		var fbuf [4]string
+		files := createdFiles(ev, sum, fbuf[:0])
+		docs := make([]doc, len(files))
+		for i := range docs {
+			docs[i].setProcess(sum, ev.Parent)
+			docs[i].set(fTargetFilename, files[i])
+		}
+		dst = matchAny(rs, docs, dst)
+	}
+	if rs := s.byKind[kindNetwork]; len(rs) > 0 && isConnect(ev, sum) {
+		var abuf [2][2]string
+		addrs := destinations(ev, abuf[:0])
+		docs := make([]doc, len(addrs))
+		for i := range docs {
+			docs[i].setProcess(sum, ev.Parent)
+			docs[i].set(fInitiated, "true")
+			docs[i].set(fDestinationIP, addrs[i][0])
+			docs[i].set(fDestinationPort, addrs[i][1])
+		}
+		dst = matchAny(rs, docs, dst)
+	}
+	return dst
+}
+
+// matchAny appends each rule that matches one of docs to dst.
+func matchAny(rules []*Rule, docs []doc, dst []*Rule) []*Rule {
+	for _, r := range rules {
+		for i := range docs {
+			if r.evalDoc(&docs[i]) {
+				dst = append(dst, r)
+				break
+			}
+		}
+	}
+	return dst
+}
