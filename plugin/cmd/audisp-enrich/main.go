@@ -71,7 +71,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprint(stderr, "usage: audisp-enrich check-config FILE\n")
 			return 2
 		}
-		if _, err := conf.Load(path); err != nil {
+		cfg, err := conf.Load(path)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		if err := checkSigma(cfg.Enrich.Sigma, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
