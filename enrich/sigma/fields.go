@@ -62,11 +62,12 @@ type doc struct {
 	vals [numFields]string
 	low  [numFields]string
 	has  uint32
+	sc   *scratch
 }
 
 func (d *doc) set(f fieldID, v string) {
 	d.vals[f] = v
-	d.low[f] = strings.ToLower(v)
+	d.low[f] = d.sc.lower(v)
 	d.has |= 1 << f
 }
 
@@ -76,8 +77,16 @@ func (d *doc) get(f fieldID) (string, string, bool) {
 	return d.vals[f], d.low[f], d.has&(1<<f) != 0
 }
 
-// setProcess fills the process fields from the event summary and parent.
-// It allocates the joined command lines.
+// fieldValues yields the lower-cased values of the anchor fields (for
+// the anchor index).
+func (d *doc) fieldValues(yield func(field, v string)) {
+	if _, low, ok := d.get(fImage); ok {
+		yield(fieldNames[fImage], low)
+	}
+}
+
+// setProcess fills the process fields from the event summary and parent;
+// the joined command lines and lower-case forms go to d.sc.
 func (d *doc) setProcess(s *audit.Summary, parent *audit.Process) {
 	set := func(f fieldID, v string) {
 		if v != "" {
@@ -86,13 +95,13 @@ func (d *doc) setProcess(s *audit.Summary, parent *audit.Process) {
 	}
 	set(fImage, s.Exe)
 	if args := s.Args; len(args) > 0 {
-		set(fCommandLine, strings.Join(args, " "))
+		set(fCommandLine, d.sc.join(args))
 	} else if len(s.Title) > 0 {
-		set(fCommandLine, strings.Join(s.Title, " "))
+		set(fCommandLine, d.sc.join(s.Title))
 	}
 	if parent != nil {
 		set(fParentImage, parent.Executable)
-		set(fParentCommandLine, strings.Join(parent.Args, " "))
+		set(fParentCommandLine, d.sc.join(parent.Args))
 	}
 	if s.UName != "" {
 		set(fUser, s.UName)

@@ -48,6 +48,7 @@ type fileRules struct {
 // Set is a loaded set of rules. It is immutable after Load.
 type Set struct {
 	byKind [numKinds][]*Rule
+	idx    [numKinds]*index
 	files  map[string]*fileRules
 	order  []string // files in load order
 	// Loaded and Skipped count rules per logsource.
@@ -111,6 +112,9 @@ func loadWith(paths []string, prev *Set) (*Set, error) {
 		s.Problems = append(s.Problems, fr.problems...)
 		s.files[f] = fr
 		s.order = append(s.order, f)
+	}
+	for k := range numKinds {
+		s.idx[k] = newIndex(s.byKind[k])
 	}
 	return s, nil
 }

@@ -3,6 +3,7 @@ package sigma
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -46,18 +47,29 @@ const (
 
 var kindNames = [numKinds]string{"auditd", "process_creation", "file_event", "network_connection"}
 
-// selection is one search identifier: an OR of field maps (each an AND of
-// field conditions), or a keyword search.
+// selection is one search identifier: an OR of field maps, or a keyword
+// search.
 type selection struct {
-	maps [][]fieldCond
+	maps []fieldMap
 	kw   *keywords
+}
+
+// fieldMap is an AND of field conditions. For auditd rules, a map whose
+// type key lists plain record type names holds them as numbers in types
+// (the key is then not among conds), and mask has their typeBit, so that
+// events without such records are passed over at once.
+type fieldMap struct {
+	conds []fieldCond
+	types []uint16
+	mask  uint64
 }
 
 // keywords is a keyword search: any (or, with all, every) value found
 // anywhere in the document.
 type keywords struct {
-	vals []value
-	all  bool
+	vals  []value
+	all   bool
+	plain bool // every value is a case-insensitive contains without NUL
 }
 
 // fieldCond is one key of a field map.
@@ -275,7 +287,7 @@ func (r *Rule) compileSelection(n *yaml.Node) (selection, error) {
 			return selection{kw: kw}, err
 		}
 		m, err := r.compileMap(n)
-		return selection{maps: [][]fieldCond{m}}, err
+		return selection{maps: []fieldMap{m}}, err
 	case yaml.SequenceNode:
 		if len(n.Content) == 0 {
 			return selection{}, errAt(n, "empty search identifier")
@@ -339,7 +351,11 @@ func (r *Rule) compileKeywords(n *yaml.Node) (*keywords, error) {
 	if m.all && len(vals) > 64 {
 		return nil, unsupportedAt(list, "more than 64 keywords with all")
 	}
-	return &keywords{vals: vals, all: m.all}, nil
+	kw := &keywords{vals: vals, all: m.all, plain: true}
+	for _, v := range vals {
+		kw.plain = kw.plain && v.op == opContains && !v.cased && !strings.Contains(v.s, "\x00")
+	}
+	return kw, nil
 }
 
 // scalars returns the scalar texts of n (a scalar or a list of them) and
@@ -371,9 +387,9 @@ func scalars(n *yaml.Node) ([]string, bool, error) {
 }
 
 // compileMap compiles a field map (an AND of field conditions).
-func (r *Rule) compileMap(n *yaml.Node) ([]fieldCond, error) {
+func (r *Rule) compileMap(n *yaml.Node) (fieldMap, error) {
 	if len(n.Content) == 0 {
-		return nil, errAt(n, "empty map")
+		return fieldMap{}, errAt(n, "empty map")
 	}
 	var conds []fieldCond
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -381,30 +397,30 @@ func (r *Rule) compileMap(n *yaml.Node) ([]fieldCond, error) {
 		parts := strings.Split(key.Value, "|")
 		c := fieldCond{name: parts[0]}
 		if c.name == "" {
-			return nil, errAt(key, "a keyword search must be its own search identifier")
+			return fieldMap{}, errAt(key, "a keyword search must be its own search identifier")
 		}
 		if r.kind == kindAuditd {
 			c.interp = c.name != strings.ToLower(c.name)
 		} else {
 			fid, ok := lookupField(r.kind, c.name)
 			if !ok {
-				return nil, unsupportedAt(key, "field %s is not mapped for %s (see docs/sigma.md)", c.name, kindNames[r.kind])
+				return fieldMap{}, unsupportedAt(key, "field %s is not mapped for %s (see docs/sigma.md)", c.name, kindNames[r.kind])
 			}
 			c.fid = fid
 		}
 		m, err := parseModifiers(parts[1:])
 		if err != nil {
-			return nil, &ruleError{line: key.Line, err: err}
+			return fieldMap{}, &ruleError{line: key.Line, err: err}
 		}
 		c.all, c.neq = m.all, m.neq
 		raw, null, err := scalars(val)
 		if err != nil {
-			return nil, err
+			return fieldMap{}, err
 		}
 		switch {
 		case m.exists:
 			if len(raw) != 1 || (raw[0] != "true" && raw[0] != "false") {
-				return nil, errAt(val, "exists needs true or false")
+				return fieldMap{}, errAt(val, "exists needs true or false")
 			}
 			c.exists = 1
 			if raw[0] == "false" {
@@ -412,12 +428,12 @@ func (r *Rule) compileMap(n *yaml.Node) ([]fieldCond, error) {
 			}
 		case null:
 			if len(parts) > 1 {
-				return nil, errAt(val, "null takes no modifiers")
+				return fieldMap{}, errAt(val, "null takes no modifiers")
 			}
 			c.null = true
 		default:
 			if c.vals, err = compileValues(m, raw); err != nil {
-				return nil, &ruleError{line: val.Line, err: err}
+				return fieldMap{}, &ruleError{line: val.Line, err: err}
 			}
 			for i := range c.vals {
 				c.lower = c.lower || c.vals[i].needsLower()
@@ -425,15 +441,44 @@ func (r *Rule) compileMap(n *yaml.Node) ([]fieldCond, error) {
 		}
 		conds = append(conds, c)
 	}
-	// Test the record type first: it rules most records out cheaply.
-	for i := range conds {
-		if conds[i].name == "type" && r.kind == kindAuditd {
-			conds[0], conds[i] = conds[i], conds[0]
+	fm := fieldMap{conds: conds}
+	if r.kind == kindAuditd {
+		fm.takeTypes()
+	}
+	return fm, nil
+}
+
+// takeTypes moves a type key of plain, known record type names into
+// m.types. Any other type key stays a condition, tested first.
+func (m *fieldMap) takeTypes() {
+	i := slices.IndexFunc(m.conds, func(c fieldCond) bool { return c.name == "type" })
+	if i < 0 {
+		return
+	}
+	c := m.conds[i]
+	var types []uint16
+	for _, v := range c.vals {
+		n := audit.TypeNumber(strings.ToUpper(v.s))
+		if v.op != opEq || v.cased || n == 0 {
+			types = nil
 			break
 		}
+		types = append(types, n)
 	}
-	return conds, nil
+	if types == nil || c.neq || c.all || c.exists != 0 || c.null {
+		m.conds[0], m.conds[i] = m.conds[i], m.conds[0]
+		return
+	}
+	m.types = types
+	for _, t := range types {
+		m.mask |= typeBit(t)
+	}
+	m.conds = slices.Delete(m.conds, i, i+1)
 }
+
+// typeBit is the bit of record type t in type masks. Types share bits,
+// so a mask only rules out: records are still checked against types.
+func typeBit(t uint16) uint64 { return 1 << (t % 64) }
 
 // isUnsupported reports whether err says a rule uses a feature the engine
 // does not implement (rather than being malformed).

@@ -127,25 +127,37 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	return nil
 }
 
-// match appends the rules of s that match ev to dst.
+// match appends the rules of s that match ev to dst, in load order per
+// kind (auditd, process_creation, file_event, network_connection).
 func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 	if ev.Kind != audit.KindAudit {
 		return dst
 	}
 	sum := audit.SummaryOf(ev)
-	if rs := s.byKind[kindAuditd]; len(rs) > 0 {
-		a := auditCtx{ev: ev, s: sum}
-		for _, r := range rs {
-			if r.evalRecords(&a) {
+	var cbuf [256]int
+	a := auditCtxPool.Get().(*auditCtx)
+	a.ev, a.s, a.types, a.joined, a.arena = ev, sum, 0, false, a.arena[:0]
+	defer func() {
+		a.ev, a.s, a.text = nil, nil, ""
+		auditCtxPool.Put(a)
+	}()
+	if x := s.idx[kindAuditd]; x != nil && len(x.rules) > 0 {
+		for _, r := range ev.Records {
+			if r != nil {
+				a.types |= typeBit(r.TypeNum)
+			}
+		}
+		for _, i := range x.candidates(cbuf[:0], a.fieldValues) {
+			if r := x.rules[i]; r.evalRecords(a) {
 				dst = append(dst, r)
 			}
 		}
 	}
-	if rs := s.byKind[kindProcess]; len(rs) > 0 && sum.Exec {
-		var d doc
+	if x := s.idx[kindProcess]; x != nil && len(x.rules) > 0 && sum.Exec {
+		d := doc{sc: &a.scratch}
 		d.setProcess(sum, ev.Parent)
-		for _, r := range rs {
-			if r.evalDoc(&d) {
+		for _, i := range x.candidates(cbuf[:0], d.fieldValues) {
+			if r := x.rules[i]; r.evalDoc(&d) {
 				dst = append(dst, r)
 			}
 		}
@@ -158,6 +170,7 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 		files := createdFiles(ev, sum, fbuf[:0])
 		docs := make([]doc, len(files))
 		for i := range docs {
+			docs[i].sc = &a.scratch
 			docs[i].setProcess(sum, ev.Parent)
 			docs[i].set(fTargetFilename, files[i])
 		}
@@ -168,6 +181,7 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 		addrs := destinations(ev, abuf[:0])
 		docs := make([]doc, len(addrs))
 		for i := range docs {
+			docs[i].sc = &a.scratch
 			docs[i].setProcess(sum, ev.Parent)
 			docs[i].set(fInitiated, "true")
 			docs[i].set(fDestinationIP, addrs[i][0])

@@ -41,12 +41,23 @@ type value struct {
 	num   float64
 }
 
-// match reports whether the field text (s, and low = its lower-case form)
-// matches v.
+// match reports whether the field text s matches v. low is s in lower
+// case, or "" when the caller did not compute it (then s is not empty and
+// v does not need it: see needsLower).
 func (v *value) match(s, low string) bool {
 	t := low
 	if v.cased {
 		t = s
+	} else if low == "" && s != "" {
+		// Not lowered: equality, prefix and suffix fold as they compare.
+		switch v.op {
+		case opEq:
+			return len(s) == len(v.s) && equalLower(s, v.s)
+		case opPrefix:
+			return len(s) >= len(v.s) && equalLower(s[:len(v.s)], v.s)
+		case opSuffix:
+			return len(s) >= len(v.s) && equalLower(s[len(s)-len(v.s):], v.s)
+		}
 	}
 	switch v.op {
 	case opEq:
@@ -84,9 +95,27 @@ func (v *value) match(s, low string) bool {
 	}
 }
 
-// needsLower reports whether match reads the lower-cased text.
+// needsLower reports whether match needs the lower-cased text.
 func (v *value) needsLower() bool {
-	return !v.cased && v.op <= opGlob && v.op != opAny
+	return !v.cased && (v.op == opContains || v.op == opGlob)
+}
+
+// equalLower reports whether s equals the lower-case text low when
+// lower-cased.
+func equalLower(s, low string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf || low[i] >= utf8.RuneSelf {
+			return strings.ToLower(s[i:]) == low[i:]
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != low[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // globTok is a piece of a wildcard pattern: literal text, or the wildcard
