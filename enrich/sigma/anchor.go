@@ -26,8 +26,8 @@ func isAnchorField(f string) bool {
 	return false
 }
 
-// pathFields have their base name taken as anchor key.
-var pathFields = map[string]bool{"Image": true, "exe": true}
+// isPathField reports whether f has its base name taken as anchor key.
+func isPathField(f string) bool { return f == "Image" || f == "exe" }
 
 // anchors returns a set of anchors at least one of which the event has
 // whenever r matches, or nil when the rule has no such set.
@@ -105,7 +105,7 @@ func (c *fieldCond) anchors() []anchor {
 	if !isAnchorField(c.name) || c.neq || c.all || c.null || c.exists != 0 || len(c.vals) == 0 {
 		return nil
 	}
-	base := pathFields[c.name]
+	base := isPathField(c.name)
 	out := make([]anchor, 0, len(c.vals))
 	for _, v := range c.vals {
 		key := strings.ToLower(v.s)
@@ -148,25 +148,27 @@ func newIndex(rules []*Rule) *index {
 	return x
 }
 
-// candidates appends to dst the positions of the rules an event may
-// match, in ascending order without repeats: the rules without anchors
-// and those with an anchor among the (field, lower-cased value) pairs
-// values yields.
-func (x *index) candidates(dst []int, values func(yield func(field, v string))) []int {
-	dst = append(dst, x.free...)
-	n := len(dst)
-	if len(x.byAnchor) > 0 {
-		values(func(f, v string) {
-			base := pathFields[f]
-			if base {
-				v = v[strings.LastIndexByte(v, '/')+1:]
-			}
-			dst = append(dst, x.byAnchor[anchor{field: f, base: base, key: v}]...)
-		})
+// candidates returns the positions of the rules an event may match, in
+// ascending order without repeats: the rules without anchors and those
+// with an anchor among the (field, lower-cased value) pairs values
+// yields. The slice is a.cand, valid until the next call.
+func (x *index) candidates(a *auditCtx, values func(yield func(field, v string))) []int {
+	if len(x.byAnchor) == 0 {
+		return x.free
 	}
-	if len(dst) > n {
-		slices.Sort(dst)
-		dst = slices.Compact(dst)
+	a.cand = append(a.cand[:0], x.free...)
+	values(func(f, v string) {
+		base := isPathField(f)
+		if base {
+			v = v[strings.LastIndexByte(v, '/')+1:]
+		}
+		if l, ok := x.byAnchor[anchor{field: f, base: base, key: v}]; ok {
+			a.cand = append(a.cand, l...)
+		}
+	})
+	if len(a.cand) > len(x.free) {
+		slices.Sort(a.cand)
+		a.cand = slices.Compact(a.cand)
 	}
-	return dst
+	return a.cand
 }

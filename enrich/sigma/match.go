@@ -123,6 +123,7 @@ type auditCtx struct {
 	types  uint64 // typeBit of each of the event's record types
 	text   string // every value, lower-cased, built on first use
 	joined bool   // text is built
+	cand   []int  // candidate rules (index.candidates)
 	scratch
 }
 

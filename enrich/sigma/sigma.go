@@ -134,7 +134,6 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 		return dst
 	}
 	sum := audit.SummaryOf(ev)
-	var cbuf [256]int
 	a := auditCtxPool.Get().(*auditCtx)
 	a.ev, a.s, a.types, a.joined, a.arena = ev, sum, 0, false, a.arena[:0]
 	defer func() {
@@ -147,7 +146,7 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 				a.types |= typeBit(r.TypeNum)
 			}
 		}
-		for _, i := range x.candidates(cbuf[:0], a.fieldValues) {
+		for _, i := range x.candidates(a, a.fieldValues) {
 			if r := x.rules[i]; r.evalRecords(a) {
 				dst = append(dst, r)
 			}
@@ -156,7 +155,7 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 	if x := s.idx[kindProcess]; x != nil && len(x.rules) > 0 && sum.Exec {
 		d := doc{sc: &a.scratch}
 		d.setProcess(sum, ev.Parent)
-		for _, i := range x.candidates(cbuf[:0], d.fieldValues) {
+		for _, i := range x.candidates(a, d.fieldValues) {
 			if r := x.rules[i]; r.evalDoc(&d) {
 				dst = append(dst, r)
 			}
