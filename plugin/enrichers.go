@@ -183,6 +183,9 @@ func (e *enrichers) reload(log *slog.Logger) {
 }
 
 func (e *enrichers) close() {
+	if e.sigma != nil {
+		_ = e.sigma.Close()
+	}
 	if e.vt != nil {
 		_ = e.vt.Close()
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"gopkg.in/yaml.v3"
 )
@@ -55,6 +56,7 @@ type Set struct {
 	Loaded, Skipped map[string]int
 	// Problems lists the rules not loaded, in file order.
 	Problems []Problem
+	stamp    string // the rule files as loaded (see stamp)
 }
 
 // Rules returns the loaded rules in file order.
@@ -80,11 +82,12 @@ func Load(paths []string) (*Set, error) {
 // loadWith is Load that keeps, for every broken file, the rules prev
 // loaded from it (hot reload).
 func loadWith(paths []string, prev *Set) (*Set, error) {
+	st := stamp(paths)
 	files, err := ruleFiles(paths)
 	if err != nil {
 		return nil, err
 	}
-	s := &Set{files: map[string]*fileRules{}, Loaded: map[string]int{}, Skipped: map[string]int{}}
+	s := &Set{files: map[string]*fileRules{}, Loaded: map[string]int{}, Skipped: map[string]int{}, stamp: st}
 	ids := map[string]*Rule{}
 	for _, f := range files {
 		fr := loadFile(f)
@@ -148,6 +151,30 @@ func ruleFiles(paths []string) ([]string, error) {
 		out = append(out, found...)
 	}
 	return slices.Compact(out), nil
+}
+
+// stamp describes the rule files under paths (name, size, mtime, inode),
+// so that a change shows as a different stamp. It is taken before the
+// files are read: a change during a load shows at the next comparison.
+func stamp(paths []string) string {
+	files, err := ruleFiles(paths)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var b strings.Builder
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			fmt.Fprintf(&b, "%s ?\n", f)
+			continue
+		}
+		var ino uint64
+		if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+			ino = sys.Ino
+		}
+		fmt.Fprintf(&b, "%s %d %d %d\n", f, fi.Size(), fi.ModTime().UnixNano(), ino)
+	}
+	return b.String()
 }
 
 // loadFile reads and compiles the rules of one file (one per YAML

@@ -19,7 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/enrich"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
@@ -38,17 +40,25 @@ type Config struct {
 	// Rules lists rule files and directories (walked for *.yml and
 	// *.yaml). Empty (the default) turns the enricher off.
 	Rules []string `toml:"rules"`
+	// ReloadInterval is how often the rule files are checked for changes
+	// (a file added, removed, or changed in size, mtime or inode); a change
+	// reloads the rules. 0 turns the polling off (SIGHUP still reloads).
+	// Default 10s.
+	ReloadInterval time.Duration `toml:"reload_interval"`
 }
 
-// DefaultConfig returns the defaults: no rules.
-func DefaultConfig() Config { return Config{} }
+// DefaultConfig returns the defaults: no rules, polled every 10 s.
+func DefaultConfig() Config { return Config{ReloadInterval: 10 * time.Second} }
 
-// Validate checks the option itself; the rules are checked by Load.
+// Validate checks the options themselves; the rules are checked by Load.
 func (c *Config) Validate() error {
 	for _, p := range c.Rules {
 		if p == "" {
 			return errors.New("sigma: rules: empty path")
 		}
+	}
+	if c.ReloadInterval < 0 {
+		return fmt.Errorf("sigma: reload_interval %v is negative", c.ReloadInterval)
 	}
 	return nil
 }
@@ -56,9 +66,13 @@ func (c *Config) Validate() error {
 // Enricher is the "sigma" enricher. Enrich is safe for concurrent use,
 // also with Reload: each event sees one whole rule set.
 type Enricher struct {
-	cfg Config
-	log *slog.Logger
-	set atomic.Pointer[Set]
+	cfg      Config
+	log      *slog.Logger
+	set      atomic.Pointer[Set]
+	reloadMu sync.Mutex // serializes Reload and the poller
+	stop     chan struct{}
+	done     chan struct{}
+	closed   sync.Once
 }
 
 var _ enrich.Enricher = (*Enricher)(nil)
@@ -75,6 +89,10 @@ func New(cfg Config, log *slog.Logger) (*Enricher, error) {
 	}
 	e := &Enricher{cfg: cfg, log: log}
 	e.install(s)
+	if cfg.ReloadInterval > 0 && len(cfg.Rules) > 0 {
+		e.stop, e.done = make(chan struct{}), make(chan struct{})
+		go e.watch(cfg.ReloadInterval)
+	}
 	return e, nil
 }
 
@@ -82,6 +100,8 @@ func New(cfg Config, log *slog.Logger) (*Enricher, error) {
 // unreadable keeps the rules it had; on error (a configured path is gone)
 // the whole previous set stays.
 func (e *Enricher) Reload() error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
 	s, err := loadWith(e.cfg.Rules, e.set.Load())
 	if err != nil {
 		return err
@@ -89,6 +109,39 @@ func (e *Enricher) Reload() error {
 	mReloads.Inc()
 	e.install(s)
 	return nil
+}
+
+// Close stops the poller. The enricher keeps matching with the rules it
+// holds. Close may be called more than once.
+func (e *Enricher) Close() error {
+	e.closed.Do(func() {
+		if e.stop != nil {
+			close(e.stop)
+			<-e.done
+		}
+	})
+	return nil
+}
+
+// watch reloads the rules when their files change, every interval until
+// Close.
+func (e *Enricher) watch(interval time.Duration) {
+	defer close(e.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			if stamp(e.cfg.Rules) == e.set.Load().stamp {
+				continue
+			}
+			if err := e.Reload(); err != nil {
+				e.log.Error("sigma: reload failed; previous rules stay in use", "err", err)
+			}
+		}
+	}
 }
 
 func (e *Enricher) install(s *Set) {
