@@ -37,7 +37,8 @@ func countHits(t *testing.T, s *Set, name string, evs []*audit.Event) []string {
 }
 
 // TestFalsePositives replays benign captures (plugin/testdata/capture.log
-// and, when present, the corpus of make corpus) with every SigmaHQ Linux
+// and, when present and not -short, the corpus of make corpus) with every
+// SigmaHQ Linux
 // rule loaded and counts the matches per rule. The captures hold only
 // benign activity, so no rule of level high or critical may fire.
 func TestFalsePositives(t *testing.T) {
@@ -46,7 +47,7 @@ func TestFalsePositives(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := []string{benchCorpus()}
-	if c := "/var/tmp/audisp-enrich-corpus.log"; os.Getenv("AUDISP_ENRICH_CORPUS") == "" {
+	if c := "/var/tmp/audisp-enrich-corpus.log"; os.Getenv("AUDISP_ENRICH_CORPUS") == "" && !testing.Short() {
 		if _, err := os.Stat(c); err == nil {
 			logs = append(logs, c)
 		}

@@ -79,3 +79,29 @@ func TestHotReload(t *testing.T) {
 		t.Errorf("after a failed Reload: %v", got)
 	}
 }
+
+// TestEnrichDuringReload: events are enriched while the rules are
+// reloaded (run with -race); each event sees one whole rule set.
+func TestEnrichDuringReload(t *testing.T) {
+	e := newTestEnricher(t, rule("c1", "auditd", "    sel:\n        a0: curl\n    condition: sel\n"))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 50 {
+			if err := e.Reload(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+			if got := matched(t, e, eventOf(t, execCurl)); !slices.Equal(got, []string{"c1"}) {
+				t.Fatalf("matched %v", got)
+			}
+		}
+	}
+}

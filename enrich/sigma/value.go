@@ -261,6 +261,9 @@ type modifiers struct {
 	cmp    op // opLT..opGTE, or 0
 }
 
+// numericOps are the numeric comparison modifiers.
+var numericOps = map[string]op{"lt": opLT, "lte": opLTE, "gt": opGT, "gte": opGTE}
+
 // errUnsupported marks a rule feature this engine does not implement.
 var errUnsupported = errors.New("unsupported")
 
@@ -295,14 +298,8 @@ func parseModifiers(mods []string) (modifiers, error) {
 			m.reFlag += name
 		case "cidr":
 			m.cidr = true
-		case "lt":
-			m.cmp = opLT
-		case "lte":
-			m.cmp = opLTE
-		case "gt":
-			m.cmp = opGT
-		case "gte":
-			m.cmp = opGTE
+		case "lt", "lte", "gt", "gte":
+			m.cmp = numericOps[name]
 		case "base64", "base64offset", "windash":
 			m.chain = append(m.chain, name)
 		case "utf16", "utf16le", "utf16be", "wide", "expand", "fieldref",
