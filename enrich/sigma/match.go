@@ -162,10 +162,21 @@ func (sel *selection) matchRecords(a *auditCtx) bool {
 
 // fieldValues yields the lower-cased values of the anchor fields in
 // every record (for the anchor index; each string is valid during the
-// yield only).
+// yield only). The kernel's PATH, CWD, SOCKADDR and PROCTITLE records
+// carry none of them and are passed over; of an EXECVE record only a0 is
+// read.
 func (a *auditCtx) fieldValues(yield func(field, v string)) {
 	for _, r := range a.ev.Records {
 		if r == nil {
+			continue
+		}
+		switch r.TypeNum {
+		case 1302, 1307, 1306, audit.TypeProctitle: // PATH, CWD, SOCKADDR
+			continue
+		case 1309: // EXECVE
+			if v, ok := r.Get("a0"); ok {
+				yield("a0", a.lower(v))
+			}
 			continue
 		}
 		for _, fs := range [2][]audit.Field{r.Fields, r.Interp} {
