@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 // readEvents parses and reassembles an auditd log (string format).
@@ -55,7 +56,10 @@ func BenchmarkSigmaCorpus(b *testing.B) {
 	for _, ev := range evs {
 		ev.Summary = audit.SummaryOf(ev)
 	}
-	e := &Enricher{log: quietLog()}
+	e, err := New(Config{}, quietLog(), &metrics.Registry{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	e.set.Store(s)
 	ctx := context.Background()
 	b.ReportAllocs()

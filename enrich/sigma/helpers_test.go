@@ -48,7 +48,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 // newTestEnricher loads rules (YAML texts) and fails on any problem.
 func newTestEnricher(t testing.TB, rules ...string) *Enricher {
 	t.Helper()
-	e, err := New(Config{Rules: []string{ruleDir(t, rules...)}}, quietLog())
+	e, err := New(Config{Rules: []string{ruleDir(t, rules...)}}, quietLog(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func ruleIDs(s *Set) []string {
 // removed file's rules go; Reload (SIGHUP) does the same at once.
 func TestHotReload(t *testing.T) {
 	dir := ruleDir(t, rule("r1", "auditd", "    sel:\n        a0: curl\n    condition: sel\n"))
-	e, err := New(Config{Rules: []string{dir}, ReloadInterval: 20 * time.Millisecond}, quietLog())
+	e, err := New(Config{Rules: []string{dir}, ReloadInterval: 20 * time.Millisecond}, quietLog(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

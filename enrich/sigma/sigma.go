@@ -28,13 +28,6 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
-var (
-	mEvents  = metrics.Default.Counter("audisp_enrich_sigma_events_total", "", "Events matched against the Sigma rules.")
-	mHits    = metrics.Default.Counter("audisp_enrich_sigma_hits_total", "", "Sigma rule matches.")
-	mSkipped = metrics.Default.Counter("audisp_enrich_sigma_rules_skipped_total", "", "Sigma rules not loaded (unsupported or invalid), counted at every load.")
-	mReloads = metrics.Default.Counter("audisp_enrich_sigma_reloads_total", "", "Sigma rule reloads.")
-)
-
 // Config configures the Sigma rules ([enrich.sigma] in the config file).
 type Config struct {
 	// Rules lists rule files and directories (walked for *.yml and
@@ -73,13 +66,17 @@ type Enricher struct {
 	stop     chan struct{}
 	done     chan struct{}
 	closed   sync.Once
+
+	events, hits, skipped, reloads *metrics.Counter
 }
 
 var _ enrich.Enricher = (*Enricher)(nil)
 
 // New loads the configured rules and logs every rule it skips. The error
-// is non-nil only when a configured path cannot be read.
-func New(cfg Config, log *slog.Logger) (*Enricher, error) {
+// is non-nil only when a configured path cannot be read. Its counters are
+// registered in reg (nil: metrics.Default); enrichers built later with the
+// same registry (a reload) add to the same ones.
+func New(cfg Config, log *slog.Logger, reg *metrics.Registry) (*Enricher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -87,7 +84,15 @@ func New(cfg Config, log *slog.Logger) (*Enricher, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Enricher{cfg: cfg, log: log}
+	if reg == nil {
+		reg = metrics.Default
+	}
+	e := &Enricher{cfg: cfg, log: log,
+		events:  reg.Counter("audisp_enrich_sigma_events_total", "", "Events matched against the Sigma rules."),
+		hits:    reg.Counter("audisp_enrich_sigma_hits_total", "", "Sigma rule matches."),
+		skipped: reg.Counter("audisp_enrich_sigma_rules_skipped_total", "", "Sigma rules not loaded (unsupported or invalid), counted at every load."),
+		reloads: reg.Counter("audisp_enrich_sigma_reloads_total", "", "Sigma rule reloads."),
+	}
 	e.install(s)
 	if cfg.ReloadInterval > 0 && len(cfg.Rules) > 0 {
 		e.stop, e.done = make(chan struct{}), make(chan struct{})
@@ -106,7 +111,7 @@ func (e *Enricher) Reload() error {
 	if err != nil {
 		return err
 	}
-	mReloads.Inc()
+	e.reloads.Inc()
 	e.install(s)
 	return nil
 }
@@ -148,7 +153,7 @@ func (e *Enricher) install(s *Set) {
 	for _, p := range s.Problems {
 		e.log.Warn("sigma: rule skipped", "file", p.File, "line", p.Line, "unsupported", p.Unsupported, "reason", p.Reason)
 	}
-	mSkipped.Add(uint64(len(s.Problems)))
+	e.skipped.Add(uint64(len(s.Problems)))
 	e.log.Info("sigma: rules loaded", "loaded", fmt.Sprint(s.Loaded), "skipped", fmt.Sprint(s.Skipped))
 	e.set.Store(s)
 }
@@ -162,13 +167,13 @@ func (e *Enricher) Name() string { return "sigma" }
 // Enrich evaluates every rule on ev and records the matches (see the
 // package doc). It never fails.
 func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
-	mEvents.Inc()
+	e.events.Inc()
 	var buf [8]*Rule
 	hits := e.set.Load().match(ev, buf[:0])
 	if len(hits) == 0 {
 		return nil
 	}
-	mHits.Add(uint64(len(hits)))
+	e.hits.Add(uint64(len(hits)))
 	for _, r := range hits {
 		ev.Sigma = append(ev.Sigma, audit.SigmaHit{ID: r.ID, Title: r.Title, Level: r.Level, Author: r.Author, Tags: r.Tags})
 		for _, t := range r.hitTags {
