@@ -188,6 +188,8 @@ type Enrichment struct {
 	VirusTotal *VTResult
 	// Hunt holds the hunting rules that matched.
 	Hunt []HuntHit
+	// Sigma holds the Sigma rules that matched.
+	Sigma []SigmaHit
 	// Parent is the parent process when known. It may be shared with other
 	// events (the process table hands every child the same value): never
 	// modify it.
@@ -293,4 +295,14 @@ type Alert struct {
 	Sink   string
 	Reason string
 	Count  uint64
+}
+
+// SigmaHit is a Sigma rule that matched. Tags may be shared with other
+// hits of the same rule: never modify them.
+type SigmaHit struct {
+	ID     string
+	Title  string
+	Level  string
+	Author string
+	Tags   []string
 }
