@@ -3,8 +3,8 @@ package audit
 import "time"
 
 // DefaultHold is how long, by default, an event that looks complete by the
-// single-record or last-record rule waits on the wall clock for more
-// records of its own before it is emitted (see Reassembler).
+// single-record or last-record rule waits for more records of its own
+// before it is emitted (see Reassembler).
 const DefaultHold = 50 * time.Millisecond
 
 // ReassemblerConfig bounds the reassembler.
@@ -14,8 +14,7 @@ type ReassemblerConfig struct {
 	// so that a record of it arriving later is flagged late.
 	Timeout time.Duration
 	// Hold is how long an event that looks complete waits for more of its
-	// records on the wall clock (default DefaultHold). With StreamTime the
-	// wait ends instead at the first record stamped later.
+	// records (default DefaultHold), on the same clock as Timeout.
 	Hold time.Duration
 	// MaxInFlight is the most events held open at once; past it the oldest
 	// is closed early and counted as evicted (default 4096). Four times
@@ -111,12 +110,12 @@ type nodeTrack struct {
 //     treats as last (IsLastRecord: user-space, daemon, PROCTITLE, ...), or
 //     by the last-record rule on a node whose stream has shown no EOE yet
 //     (audit.log does not keep EOE records). Such an event is held: it is
-//     emitted once Hold passed on the wall clock without another record of
-//     it, or, with StreamTime, at the first record stamped later than the
-//     hold began. A record of it that arrives in the meantime ends the
-//     hold; on a node whose stream carries EOE, the event then waits for
-//     its EOE, since a kernel that writes EOE ends every multi-record
-//     event with one;
+//     emitted once Hold passed without another record of it (wall clock:
+//     at the first Maintain after that; StreamTime: at the first record
+//     stamped at least Hold later, or Flush). A record of it that arrives
+//     in the meantime ends the hold; on a node whose stream carries EOE,
+//     the event then waits for its EOE, since a kernel that writes EOE
+//     ends every multi-record event with one;
 //   - after Timeout without new records (TimedOut is set);
 //   - when more than MaxInFlight events are open or held (a held one is
 //     emitted first; else the oldest open one, with Evicted and TimedOut).
@@ -181,8 +180,7 @@ func (r *Reassembler) Push(rec *Record) {
 		t := rec.Sec*1e9 + int64(rec.Msec)*1e6
 		if t > r.now {
 			r.now = t
-			// A later stamp ends the holds begun before it.
-			r.release(t - 1)
+			r.release(t - int64(r.cfg.Hold))
 			// Expire at most every half second of stream time, however
 			// small the steps between records are.
 			if t-r.lastExpire >= int64(time.Second/2) {

@@ -40,8 +40,8 @@ func types(ev *Event) string {
 
 // TestReassembleClose checks which record types end an event by
 // themselves (auparse's audit_is_last_record) and which wait for EOE: a
-// lone record of a last type is held until a record stamped later
-// arrives (replay), the others stay open.
+// lone record of a last type is held until a record stamped DefaultHold
+// later arrives (replay), the others stay open.
 func TestReassembleClose(t *testing.T) {
 	cases := []struct {
 		typ    string
@@ -64,11 +64,11 @@ func TestReassembleClose(t *testing.T) {
 		if len(col.evs) != 0 {
 			t.Errorf("%s: emitted before any later record", c.typ)
 		}
-		r.Push(rec(t, &p, "", "SYSCALL", 100, 0, 2)) // same millisecond: the hold goes on
+		r.Push(rec(t, &p, "", "SYSCALL", 100, 49, 2)) // 49 ms later: the hold goes on
 		if len(col.evs) != 0 {
-			t.Errorf("%s: emitted at a record of the same millisecond", c.typ)
+			t.Errorf("%s: emitted before the hold ended", c.typ)
 		}
-		r.Push(rec(t, &p, "", "SYSCALL", 100, 1, 3))
+		r.Push(rec(t, &p, "", "SYSCALL", 100, 50, 3))
 		if got := len(col.evs) == 1; got != c.closes {
 			t.Errorf("%s: closed=%v, want %v", c.typ, got, c.closes)
 		}
@@ -311,7 +311,7 @@ func TestReassembleUserMessageWithKernelRecords(t *testing.T) {
 				c = newWall(r)
 			}
 			r.Push(rec(t, &p, "", first, 100, 7, 50))
-			r.Push(rec(t, &p, "", "SYSCALL", 100, 7, 51)) // another event, same millisecond
+			r.Push(rec(t, &p, "", "SYSCALL", 100, 30, 51)) // another event, within the hold
 			if wall {
 				c.tick(r, DefaultHold/2)
 			}
@@ -321,7 +321,7 @@ func TestReassembleUserMessageWithKernelRecords(t *testing.T) {
 			if wall {
 				c.tick(r, time.Second)
 			} else {
-				r.Push(rec(t, &p, "", "SYSCALL", 100, 9, 52))
+				r.Push(rec(t, &p, "", "SYSCALL", 100, 60, 52))
 			}
 			if len(col.evs) != 1 {
 				t.Fatalf("%s (wall %v): %d events, want 1", first, wall, len(col.evs))
@@ -365,21 +365,21 @@ func TestReassembleEOEStreamWaitsForEOE(t *testing.T) {
 	var p Parser
 	var col collector
 	r := NewReassembler(ReassemblerConfig{StreamTime: true}, col.emit)
-	// node a: no EOE so far; PROCTITLE ends the event at the next later record.
+	// node a: no EOE so far; PROCTITLE ends the event after the hold.
 	r.Push(rec(t, &p, "a", "SYSCALL", 100, 0, 1))
 	r.Push(rec(t, &p, "a", "PROCTITLE", 100, 0, 1))
-	r.Push(rec(t, &p, "a", "SYSCALL", 100, 1, 2))
+	r.Push(rec(t, &p, "a", "SYSCALL", 100, 50, 2))
 	if len(col.evs) != 1 || types(col.evs[0]) != "SYSCALL,PROCTITLE" {
 		t.Fatalf("no-EOE stream: %d events", len(col.evs))
 	}
 	// node b carries EOE: PROCTITLE first, then more records, then EOE.
-	r.Push(rec(t, &p, "b", "SYSCALL", 100, 1, 1))
-	r.Push(rec(t, &p, "b", "EOE", 100, 1, 1))
-	r.Push(rec(t, &p, "b", "SYSCALL", 100, 2, 2))
-	r.Push(rec(t, &p, "b", "PROCTITLE", 100, 2, 2))
-	r.Push(rec(t, &p, "b", "SYSCALL", 100, 9, 3)) // later stamp: no hold to end
-	r.Push(rec(t, &p, "b", "PATH", 100, 2, 2))
-	r.Push(rec(t, &p, "b", "EOE", 100, 2, 2))
+	r.Push(rec(t, &p, "b", "SYSCALL", 100, 50, 1))
+	r.Push(rec(t, &p, "b", "EOE", 100, 50, 1))
+	r.Push(rec(t, &p, "b", "SYSCALL", 100, 60, 2))
+	r.Push(rec(t, &p, "b", "PROCTITLE", 100, 60, 2))
+	r.Push(rec(t, &p, "b", "SYSCALL", 100, 900, 3)) // far later: no hold to end
+	r.Push(rec(t, &p, "b", "PATH", 100, 60, 2))
+	r.Push(rec(t, &p, "b", "EOE", 100, 60, 2))
 	got := []string{}
 	for _, ev := range col.evs {
 		got = append(got, ev.ID.Node+":"+types(ev))
