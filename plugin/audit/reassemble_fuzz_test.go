@@ -110,8 +110,8 @@ func FuzzReassemble(f *testing.F) {
 		}
 
 		emitted := map[EventID]time.Duration{} // when the last document of an id was emitted
-		plain := map[EventID]int{}              // documents not late
-		allowed := map[EventID]int{}            // ids forgotten, then seen again
+		plain := map[EventID]int{}             // documents not late
+		allowed := map[EventID]int{}           // ids forgotten, then seen again
 		var clock time.Duration
 		inDocs := map[*Record]int{}
 		r := NewReassembler(ReassemblerConfig{Timeout: timeout, MaxInFlight: maxInFlight, StreamTime: !wall}, func(ev *Event) {
