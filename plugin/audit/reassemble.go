@@ -144,6 +144,7 @@ type Reassembler struct {
 	lastName   string
 	wall       func() int64 // the wall clock in unix nanoseconds (tests replace it)
 	free       []*pending
+	pslab      []pending // where new pending entries come from
 	evs        []Event
 	recs       []*Record
 	stats      ReassemblerStats
@@ -332,7 +333,11 @@ func (r *Reassembler) newPending(k eventKey) *pending {
 		p = r.free[n-1]
 		r.free = r.free[:n-1]
 	} else {
-		p = &pending{}
+		if len(r.pslab) == cap(r.pslab) {
+			r.pslab = make([]pending, 0, 128)
+		}
+		r.pslab = r.pslab[:len(r.pslab)+1]
+		p = &r.pslab[len(r.pslab)-1]
 	}
 	p.key = k
 	r.m[k] = p

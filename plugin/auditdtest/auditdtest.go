@@ -48,6 +48,12 @@ type Options struct {
 	Plugins map[string]string
 	// PluginDir, when set, is used as plugin_dir instead of DIR/plugins.d.
 	PluginDir string
+	// Root, when set, is a root file system made by Chroot: auditd runs
+	// chrooted there (in its own mount namespace, with /proc mounted),
+	// against the host kernel. Dir and LogFile are host paths inside Root;
+	// paths in Conf and Plugins are as seen inside Root (see TempDir).
+	// PluginDir must be empty.
+	Root string
 }
 
 // Available reports whether kernel audit is reachable (auditctl -s works).
@@ -65,17 +71,7 @@ func Available() error {
 // Lock takes the shared auditd lock for the rest of the test.
 func Lock(t testing.TB) {
 	t.Helper()
-	f, err := os.OpenFile(LockPath, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatalf("open lock: %v", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatalf("flock: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	})
+	t.Cleanup(flockFile(t, LockPath))
 }
 
 // Start locks, checks that no auditd runs, writes a config dir and starts
@@ -91,24 +87,26 @@ func Start(t testing.TB, o Options) *Auditd {
 	if out, _ := exec.Command("pgrep", "-x", "auditd").Output(); len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("an auditd not started by this test is running (pid %s); refusing to touch it", bytes.TrimSpace(out))
 	}
-	dir := t.TempDir()
+	dir, inner := TempDir(t, o.Root)
 	a := &Auditd{Dir: dir, LogFile: filepath.Join(dir, "audit.log"), t: t, enabled: EnabledFlag(t)}
 	pdir := o.PluginDir
 	if pdir == "" {
-		pdir = filepath.Join(dir, "plugins.d")
-		if err := os.MkdirAll(pdir, 0o750); err != nil {
+		pdir = filepath.Join(inner, "plugins.d")
+		if err := os.MkdirAll(filepath.Join(dir, "plugins.d"), 0o750); err != nil {
 			t.Fatal(err)
 		}
+	} else if o.Root != "" {
+		t.Fatal("auditdtest: PluginDir with Root")
 	}
 	for name, content := range o.Plugins {
-		if err := os.WriteFile(filepath.Join(pdir, name), []byte(content), 0o640); err != nil {
+		if err := os.WriteFile(filepath.Join(o.Root+pdir, name), []byte(content), 0o640); err != nil {
 			t.Fatal(err)
 		}
 	}
 	conf := map[string]string{
 		"local_events":            "yes",
 		"write_logs":              "yes",
-		"log_file":                a.LogFile,
+		"log_file":                filepath.Join(inner, "audit.log"),
 		"log_group":               "root",
 		"log_format":              "ENRICHED",
 		"flush":                   "INCREMENTAL_ASYNC",
@@ -151,9 +149,16 @@ func Start(t testing.TB, o Options) *Auditd {
 	}
 	// In -f mode auditd 3.x writes events to stderr instead of log_file, so
 	// it runs as a daemon; its PID comes from its pid file.
-	_ = os.Remove(PidFile)
+	pidFile := o.Root + PidFile
+	_ = os.Remove(pidFile)
 	a.Stderr = &bytes.Buffer{}
 	cmd := exec.Command("auditd", "-c", dir)
+	if o.Root != "" {
+		// The mount namespace keeps /proc of the root off the host's
+		// mount table; it ends with the last process in it.
+		cmd = exec.Command("unshare", "--mount", "--propagation", "private", "chroot", o.Root,
+			"/bin/sh", "-c", `mount -t proc proc /proc && exec /usr/sbin/auditd -c "$0"`, inner)
+	}
 	cmd.Stdout = a.Stderr
 	cmd.Stderr = a.Stderr
 	if err := cmd.Run(); err != nil {
@@ -162,7 +167,7 @@ func Start(t testing.TB, o Options) *Auditd {
 	t.Cleanup(a.Stop)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if b, err := os.ReadFile(PidFile); err == nil {
+		if b, err := os.ReadFile(pidFile); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
 				a.PID = pid
 				if conf["local_events"] != "yes" || statusField("pid") == strconv.Itoa(pid) {

@@ -40,3 +40,44 @@ func TestStartLogsScopedRule(t *testing.T) {
 		t.Fatalf("rule left behind: %s", out)
 	}
 }
+
+// TestChrootAuditd4 runs Debian's auditd 4.x from a debootstrap root
+// against the host kernel: the scoped rule's event reaches its log.
+func TestChrootAuditd4(t *testing.T) {
+	if testing.Short() {
+		t.Skip("makes or reuses a debootstrap root per suite: skipped with -short")
+	}
+	for _, s := range Suites4 {
+		t.Run(s.Name, func(t *testing.T) {
+			if err := Available(); err != nil {
+				t.Skipf("kernel audit unreachable: %v", err)
+			}
+			root := Chroot(t, s)
+			a := Start(t, Options{Root: root})
+			dir := t.TempDir()
+			a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "dir="+dir, "-k", "auditdtest_chroot")
+			bin := dir + "/true"
+			data, err := os.ReadFile("/bin/true")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(bin, data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := exec.Command(bin).Run(); err != nil {
+				t.Fatal(err)
+			}
+			ok := WaitFor(5*time.Second, func() bool {
+				b, _ := os.ReadFile(a.LogFile)
+				return strings.Contains(string(b), `key="auditdtest_chroot"`)
+			})
+			b, _ := os.ReadFile(a.LogFile)
+			if !ok {
+				t.Fatalf("no event with our key in %s:\n%s", a.LogFile, b)
+			}
+			if !strings.Contains(string(b), "ver="+s.Auditd) {
+				t.Errorf("DAEMON_START of %s does not name ver=%s:\n%.600s", a.LogFile, s.Auditd, b)
+			}
+		})
+	}
+}
