@@ -76,8 +76,14 @@ func NewPipeline(cfg *conf.Config, log *slog.Logger, reg *metrics.Registry, stre
 	for _, r := range []string{"no_type", "no_msg", "bad_timestamp", "truncated", "other"} {
 		p.badLines[r] = reg.Counter("audisp_enrich_parse_errors_total", `reason="`+r+`"`, "Lines that are not audit records, by reason.")
 	}
+	hold := audit.DefaultHold
+	if !streamTime {
+		// The rest of an event may wait in the pipe for input.coalesce
+		// after the reader took its first record: hold longer than that.
+		hold = max(hold, cfg.Input.Coalesce+30*time.Millisecond)
+	}
 	p.reasm = audit.NewReassembler(audit.ReassemblerConfig{
-		Timeout: cfg.Reassembly.EOETimeout, MaxInFlight: cfg.Reassembly.MaxInFlight, StreamTime: streamTime,
+		Timeout: cfg.Reassembly.EOETimeout, MaxInFlight: cfg.Reassembly.MaxInFlight, StreamTime: streamTime, Hold: hold,
 	}, p.submit)
 	reg.Func("audisp_enrich_reassembler_evicted_total", "", "Events closed early because too many were in flight.", func() float64 { return float64(p.reasm.Stats().Evicted) })
 	reg.Func("audisp_enrich_reassembler_timed_out_total", "", "Events closed by the end-of-event timeout.", func() float64 { return float64(p.reasm.Stats().TimedOut) })
