@@ -25,8 +25,12 @@ import (
 // LockPath is the lock file shared by every test that runs an auditd.
 const LockPath = "/tmp/audisp-enrich-auditd.lock"
 
-// PidFile is where auditd writes its process id.
-const PidFile = "/run/auditd.pid"
+// PidFile is where auditd up to 4.1 writes its process id; PidFile42 is
+// where auditd 4.2 and later write it.
+const (
+	PidFile   = "/run/auditd.pid"
+	PidFile42 = "/run/audit/auditd.pid"
+)
 
 // Auditd is a running auditd started by a test.
 type Auditd struct {
@@ -37,6 +41,8 @@ type Auditd struct {
 	t       testing.TB
 	rules   [][]string
 	enabled string
+	syslog  *msgLog  // what a chrooted auditd logged to its /dev/log
+	pidFile []string // where this auditd writes its pid
 	stopped bool
 }
 
@@ -149,8 +155,14 @@ func Start(t testing.TB, o Options) *Auditd {
 	}
 	// In -f mode auditd 3.x writes events to stderr instead of log_file, so
 	// it runs as a daemon; its PID comes from its pid file.
-	pidFile := o.Root + PidFile
-	_ = os.Remove(pidFile)
+	pidFiles := []string{o.Root + PidFile, o.Root + PidFile42}
+	for _, f := range pidFiles {
+		_ = os.Remove(f)
+	}
+	a.pidFile = pidFiles
+	if o.Root != "" {
+		a.syslog = catchSyslog(t, filepath.Join(o.Root, "dev", "log"))
+	}
 	a.Stderr = &bytes.Buffer{}
 	cmd := exec.Command("auditd", "-c", dir)
 	if o.Root != "" {
@@ -167,16 +179,14 @@ func Start(t testing.TB, o Options) *Auditd {
 	t.Cleanup(a.Stop)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if b, err := os.ReadFile(pidFile); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
-				a.PID = pid
-				if conf["local_events"] != "yes" || statusField("pid") == strconv.Itoa(pid) {
-					break
-				}
+		if pid := readPid(pidFiles); pid > 0 {
+			a.PID = pid
+			if conf["local_events"] != "yes" || statusField("pid") == strconv.Itoa(pid) {
+				break
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("auditd did not start within 10s; output:\n%s", a.Stderr)
+			t.Fatalf("auditd did not start within 10s; output:\n%s%s", a.Stderr, a.syslog)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -187,6 +197,18 @@ func Start(t testing.TB, o Options) *Auditd {
 		t.Fatalf("auditctl -e 1: %v: %s", err, out)
 	}
 	return a
+}
+
+// readPid returns the process id in the first of files that holds one, or 0.
+func readPid(files []string) int {
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				return pid
+			}
+		}
+	}
+	return 0
 }
 
 // AddRule runs `auditctl ARGS...` (an -a or -w rule) and registers the
@@ -219,6 +241,10 @@ func (a *Auditd) Stop() {
 		}
 	}
 	a.rules = nil
+	if a.PID == 0 {
+		// Start failed after auditd forked: stop the one it started.
+		a.PID = readPid(a.pidFile)
+	}
 	if a.PID > 0 {
 		_ = syscall.Kill(a.PID, syscall.SIGTERM)
 		if !WaitFor(10*time.Second, func() bool { return syscall.Kill(a.PID, 0) != nil }) {

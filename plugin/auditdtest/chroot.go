@@ -3,10 +3,12 @@ package auditdtest
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -158,4 +160,57 @@ func clipOut(b []byte) string {
 		b = b[len(b)-3000:]
 	}
 	return fmt.Sprintf("%s", b)
+}
+
+// msgLog collects syslog messages; it is safe for concurrent use and
+// prints as "" when nil or empty.
+type msgLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (m *msgLog) String() string {
+	if m == nil {
+		return ""
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.buf.Len() == 0 {
+		return ""
+	}
+	return "syslog:\n" + m.buf.String()
+}
+
+// catchSyslog receives the datagrams sent to path (a root's /dev/log, where
+// nothing listens) until the test ends, so that what a chrooted auditd
+// logs can be shown when it fails.
+func catchSyslog(t testing.TB, path string) *msgLog {
+	m := &msgLog{}
+	_ = os.Remove(path)
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Logf("cannot listen on %s (auditd's messages will not be shown): %v", path, err)
+		return m
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b := make([]byte, 8192)
+		for {
+			n, err := conn.Read(b)
+			if err != nil {
+				return
+			}
+			m.mu.Lock()
+			m.buf.Write(b[:n])
+			m.buf.WriteByte('\n')
+			m.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+		os.Remove(path)
+	})
+	return m
 }
