@@ -2,7 +2,6 @@ package auditdtest
 
 import (
 	"bytes"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -159,7 +158,7 @@ func clipOut(b []byte) string {
 	if len(b) > 3000 {
 		b = b[len(b)-3000:]
 	}
-	return fmt.Sprintf("%s", b)
+	return string(b)
 }
 
 // msgLog collects syslog messages; it is safe for concurrent use and
