@@ -13,32 +13,7 @@ import (
 // leaves no rule behind.
 func TestStartLogsScopedRule(t *testing.T) {
 	a := Start(t, Options{})
-	dir := t.TempDir()
-	a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "dir="+dir, "-k", "auditdtest_self")
-	bin := dir + "/true"
-	data, err := os.ReadFile("/bin/true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := exec.Command(bin).Run(); err != nil {
-		t.Fatal(err)
-	}
-	ok := WaitFor(5*time.Second, func() bool {
-		b, _ := os.ReadFile(a.LogFile)
-		return strings.Contains(string(b), `key="auditdtest_self"`)
-	})
-	if !ok {
-		b, _ := os.ReadFile(a.LogFile)
-		t.Fatalf("no event with our key in %s:\n%s", a.LogFile, b)
-	}
-	a.Stop()
-	out, _ := exec.Command("auditctl", "-l").Output()
-	if strings.Contains(string(out), "auditdtest_self") {
-		t.Fatalf("rule left behind: %s", out)
-	}
+	checkScopedRule(t, a, "auditdtest_self")
 }
 
 // TestChrootAuditd4 runs Debian's auditd 4.x from a debootstrap root
@@ -52,35 +27,46 @@ func TestChrootAuditd4(t *testing.T) {
 			if err := Available(); err != nil {
 				t.Skipf("kernel audit unreachable: %v", err)
 			}
-			root := Chroot(t, s)
-			a := Start(t, Options{Root: root})
-			dir := t.TempDir()
-			a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "dir="+dir, "-k", "auditdtest_chroot")
-			bin := dir + "/true"
-			data, err := os.ReadFile("/bin/true")
-			if err != nil {
-				t.Fatal(err)
+			a := Start(t, Options{Root: Chroot(t, s)})
+			log := checkScopedRule(t, a, "auditdtest_chroot")
+			if !strings.Contains(log, "ver="+s.Auditd) {
+				t.Errorf("DAEMON_START of %s does not name ver=%s:\n%.600s", a.LogFile, s.Auditd, log)
 			}
-			if err := os.WriteFile(bin, data, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := exec.Command(bin).Run(); err != nil {
-				t.Fatal(err)
-			}
-			ok := WaitFor(5*time.Second, func() bool {
-				b, _ := os.ReadFile(a.LogFile)
-				return strings.Contains(string(b), `key="auditdtest_chroot"`)
-			})
-			b, _ := os.ReadFile(a.LogFile)
-			if !ok {
-				t.Fatalf("no event with our key in %s:\n%s", a.LogFile, b)
-			}
-			if !strings.Contains(string(b), "ver="+s.Auditd) {
-				t.Errorf("DAEMON_START of %s does not name ver=%s:\n%.600s", a.LogFile, s.Auditd, b)
-			}
-			// Stop before the rule's directory goes: the kernel drops a
-			// dir= rule with its directory.
-			a.Stop()
 		})
 	}
+}
+
+// checkScopedRule adds an execve rule scoped to a temp dir with key, runs a
+// program there, waits for the event in a's log, stops a (before the
+// directory goes: the kernel drops a dir= rule with its directory) and
+// checks that no rule is left. It returns the log.
+func checkScopedRule(t *testing.T, a *Auditd, key string) string {
+	t.Helper()
+	dir := t.TempDir()
+	a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "dir="+dir, "-k", key)
+	bin := dir + "/true"
+	data, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command(bin).Run(); err != nil {
+		t.Fatal(err)
+	}
+	ok := WaitFor(5*time.Second, func() bool {
+		b, _ := os.ReadFile(a.LogFile)
+		return strings.Contains(string(b), `key="`+key+`"`)
+	})
+	b, _ := os.ReadFile(a.LogFile)
+	if !ok {
+		t.Fatalf("no event with our key in %s:\n%s", a.LogFile, b)
+	}
+	a.Stop()
+	out, _ := exec.Command("auditctl", "-l").Output()
+	if strings.Contains(string(out), key) {
+		t.Fatalf("rule left behind: %s", out)
+	}
+	return string(b)
 }
