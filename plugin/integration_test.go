@@ -143,13 +143,36 @@ path = %q
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
+	// A user message (auditctl -m) from a process whose sendto is audited.
+	// Kernels that attach the sender's syscall records to a user message
+	// (seen with stacked LSMs: MAC_TASK_CONTEXTS) give them its stamp and
+	// serial, then EOE; others give the SYSCALL event its own serial.
+	// Either way the message's event id has exactly one document, with
+	// every record of that id, and a lone USER record is not held back.
+	sender := filepath.Join(work, "auditctl")
+	copyFile(t, "/sbin/auditctl", sender, 0o755)
+	a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "sendto", "-S", "sendmsg", "-F", "exe="+sender, "-k", "ae_user_msg")
+	if o, err := exec.Command(sender, "-m", "audisp-enrich test message").CombinedOutput(); err != nil {
+		t.Fatalf("auditctl -m: %v: %s", err, o)
+	}
 	var found *doc
+	var userMsg []*doc
 	auditdtest.WaitFor(10*time.Second, func() bool {
 		found = findEvent(t, out, prog)
-		return found != nil
+		userMsg = userMessageDocs(t, out, sender)
+		return found != nil && len(userMsg) > 0
 	})
 	// Stopping auditd closes the plugin's stdin: it must flush and exit.
 	a.Stop()
+	if userMsg = userMessageDocs(t, out, sender); len(userMsg) != 1 {
+		t.Errorf("%d documents for the user message's event id, want 1: %+v", len(userMsg), userMsg)
+	} else {
+		logged := loggedRecords(t, a.LogFile, strings.TrimPrefix(userMsg[0].Event.ID, ":"))
+		if got := len(userMsg[0].Records); got != logged {
+			t.Errorf("user message event %s: %d records in its document, auditd logged %d", userMsg[0].Event.ID, got, logged)
+		}
+		t.Logf("user message event %s: one document with %v", userMsg[0].Event.ID, recordTypes(userMsg[0]))
+	}
 	if found == nil {
 		found = findEvent(t, out, prog)
 	}
@@ -177,10 +200,7 @@ path = %q
 	if !contains(found.Threat.Technique.Subtechnique.ID, "T1059.004") || !contains(found.Threat.Technique.ID, "T1059") {
 		t.Errorf("threat = %+v, want T1059 / T1059.004", found.Threat)
 	}
-	types := map[string]bool{}
-	for _, r := range found.Records {
-		types[r.Type] = true
-	}
+	types := recordTypes(found)
 	for _, tname := range []string{"SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"} {
 		if !types[tname] {
 			t.Errorf("event %s lacks a %s record (has %v)", found.Event.ID, tname, types)
@@ -245,23 +265,71 @@ func checkPluginProcess(t *testing.T, bin, runAs string) {
 }
 
 func findEvent(t *testing.T, path, exe string) *doc {
+	for _, d := range decodeLines[*doc](t, path) {
+		if d.Process.Executable == exe {
+			return d
+		}
+	}
+	return nil
+}
+
+// userMessageDocs returns the documents whose event id is that of the
+// USER record sent by exe.
+func userMessageDocs(t *testing.T, path, exe string) []*doc {
+	docs := decodeLines[*doc](t, path)
+	id := ""
+	for _, d := range docs {
+		for _, r := range d.Records {
+			if msg, _ := r.Fields["msg"].(map[string]any); r.Type == "USER" && msg["exe"] == exe {
+				id = d.Event.ID
+			}
+		}
+	}
+	var same []*doc
+	for _, d := range docs {
+		if id != "" && d.Event.ID == id {
+			same = append(same, d)
+		}
+	}
+	return same
+}
+
+// loggedRecords counts the records of event SEC.MSEC:SERIAL in an audit.log.
+func loggedRecords(t *testing.T, log, id string) int {
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "msg=audit("+id+")")
+}
+
+func recordTypes(d *doc) map[string]bool {
+	types := map[string]bool{}
+	for _, r := range d.Records {
+		types[r.Type] = true
+	}
+	return types
+}
+
+// decodeLines decodes each line of the JSON Lines file at path into a T
+// (nothing when the file is absent).
+func decodeLines[T any](t *testing.T, path string) []T {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
+	var docs []T
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
-		var d doc
+		var d T
 		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
 			t.Fatalf("invalid JSON line: %v\n%s", err, sc.Text())
 		}
-		if d.Process.Executable == exe {
-			return &d
-		}
+		docs = append(docs, d)
 	}
-	return nil
+	return docs
 }
 
 func writeFile(t *testing.T, path, content string) {
