@@ -1,6 +1,9 @@
 package audit
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // DefaultHold is how long, by default, an event that looks complete by the
 // single-record or last-record rule waits for more records of its own
@@ -95,6 +98,7 @@ func (l *list) remove(p *pending) {
 }
 
 type nodeTrack struct {
+	name    string // a copy of the node name, for the keys of remembered ids
 	max     uint32
 	seen    bool
 	missing int64
@@ -206,6 +210,8 @@ func (r *Reassembler) Push(rec *Record) {
 	switch {
 	case p == nil:
 		r.trackSerial(rec)
+		// The remembered key must not keep the record's line alive.
+		k.node = r.node(rec.Node).name
 		p = r.newPending(k)
 		p.ev = r.newEvent(k, rec)
 	case p.state == done:
@@ -394,8 +400,8 @@ func (r *Reassembler) node(name string) *nodeTrack {
 	}
 	t := r.nodes[name]
 	if t == nil {
-		t = &nodeTrack{}
-		r.nodes[name] = t
+		t = &nodeTrack{name: strings.Clone(name)}
+		r.nodes[t.name] = t
 	}
 	r.lastNode, r.lastName = t, name
 	return t
