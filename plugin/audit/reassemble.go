@@ -222,20 +222,24 @@ func (r *Reassembler) Push(rec *Record) {
 	default:
 		first = false
 		p.ev.Records = append(p.ev.Records, rec)
-		r.listOf(p).remove(p)
 		if p.ev.Late {
 			r.stats.Late++
 		}
 	}
+	st, l, last := open, &r.open, r.clock()
 	if IsLastRecord(rec.TypeNum) && (first || !r.node(rec.Node).eoe) {
-		p.state = held
-		p.last = r.holdStart()
-		r.held.pushBack(p)
-	} else {
-		p.state = open
-		p.last = r.clock()
-		r.open.pushBack(p)
+		st, l, last = held, &r.held, r.holdStart()
 	}
+	// Records of one event mostly come in a row: their entry is then the
+	// tail of its list already.
+	if first || p.state != st || l.tail != p {
+		if !first {
+			r.listOf(p).remove(p)
+		}
+		p.state = st
+		l.pushBack(p)
+	}
+	p.last = last
 	if n := r.open.n + r.held.n; n > r.cfg.MaxInFlight {
 		if r.held.n > 0 {
 			r.close(r.held.head)
