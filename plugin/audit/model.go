@@ -161,6 +161,9 @@ type Event struct {
 	// Evicted is set when the event was closed early because too many events
 	// were in flight.
 	Evicted bool
+	// Late is set when these records arrived after their event had been
+	// emitted: an earlier document has the same ID and the other records.
+	Late bool
 	// Summary, when not nil, is the event's summary, computed once by the
 	// enrichment pool's worker for its enrichers and its encoder (see
 	// SummaryOf). It is the worker's scratch: the pool clears it before
