@@ -6,7 +6,7 @@ import (
 )
 
 // appendEnrichment writes what the enrichers added: threat (ECS), hashes,
-// blocklist, allowlisted, virustotal, hunt, related, alert, warnings.
+// blocklist, allowlisted, virustotal, hunt, sigma, related, alert, warnings.
 func (e *JSONEncoder) appendEnrichment(b []byte, ev *Event) []byte {
 	if len(ev.Techniques) > 0 {
 		b = e.threat.append(b, ev.Techniques)
@@ -33,6 +33,7 @@ func (e *JSONEncoder) appendEnrichment(b []byte, ev *Event) []byte {
 		b, e.escaped = appendVirusTotal(b, v, e.escaped)
 	}
 	b = appendHunt(b, ev.Hunt, true)
+	b = appendSigma(b, ev.Sigma)
 	if len(ev.Related) > 0 {
 		b = append(b, `,"related":{"events":`...)
 		b = appendStrs(b, ev.Related)
@@ -272,6 +273,38 @@ func appendHunt(b []byte, hunt []HuntHit, tags bool) []byte {
 		b = append(b, `,"severity":`...)
 		b = strconv.AppendInt(b, int64(h.Severity), 10)
 		if tags && len(h.Tags) > 0 {
+			b = append(b, `,"tags":`...)
+			b = appendStrs(b, h.Tags)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	return b
+}
+
+// appendSigma writes `,"sigma":[...]` when a Sigma rule matched.
+func appendSigma(b []byte, sigma []SigmaHit) []byte {
+	if len(sigma) == 0 {
+		return b
+	}
+	b = append(b, `,"sigma":[`...)
+	for i, h := range sigma {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		b = appendStr(b, h.ID)
+		b = append(b, `,"title":`...)
+		b = appendStr(b, h.Title)
+		if h.Level != "" {
+			b = append(b, `,"level":`...)
+			b = appendStr(b, h.Level)
+		}
+		if h.Author != "" {
+			b = append(b, `,"author":`...)
+			b = appendStr(b, h.Author)
+		}
+		if len(h.Tags) > 0 {
 			b = append(b, `,"tags":`...)
 			b = appendStrs(b, h.Tags)
 		}

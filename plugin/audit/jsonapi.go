@@ -41,3 +41,7 @@ func AppendHunt(b []byte, hunt []HuntHit, tags bool) []byte { return appendHunt(
 // AppendHits appends `,"NAME":[{"list","label","hash"}...]` (nothing when
 // hits is empty).
 func AppendHits(b []byte, name string, hits []ListHit) []byte { return appendHits(b, name, hits) }
+
+// AppendSigma appends `,"sigma":[{"id","title","level","author","tags"}...]`
+// (nothing when sigma is empty).
+func AppendSigma(b []byte, sigma []SigmaHit) []byte { return appendSigma(b, sigma) }

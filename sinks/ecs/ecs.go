@@ -479,6 +479,7 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary) {
 		w.sep = true
 	}
 	w.b = audit.AppendHunt(w.b, ev.Hunt, false) // the rules' tags are in tags
+	w.b = audit.AppendSigma(w.b, ev.Sigma)
 	w.b = audit.AppendHits(w.b, "blocklist", ev.Blocklist)
 	w.b = audit.AppendHits(w.b, "allowlisted", ev.Allowlisted)
 	if ev.VirusTotal != nil {
