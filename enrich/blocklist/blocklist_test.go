@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -251,10 +252,9 @@ func TestReloadOnChange(t *testing.T) {
 	if len(blocked(t, e, "md5", bMD5)) != 0 {
 		t.Error("entries of the old file survived the reload")
 	}
-	// The poller may also have caught the truncated file (a valid, empty list).
-	if metric(mLoads, "poll", "block") < loads+1 {
-		t.Errorf("loads = %v, want at least %v", metric(mLoads, "poll", "block"), loads+1)
-	}
+	// The poller may also have caught the truncated file (a valid, empty
+	// list). load counts after the swap, so wait for the count too.
+	waitFor(t, fmt.Sprintf("loads to reach %v", loads+1), func() bool { return metric(mLoads, "poll", "block") >= loads+1 })
 
 	// A deleted file keeps the index; the poller logs it once.
 	if err := os.Remove(path); err != nil {
@@ -409,7 +409,8 @@ func TestValidate(t *testing.T) {
 }
 
 // TestAfterHashesEnricher runs the two enrichers in pipeline order on
-// INTEGRITY_RULE records as the parser hands them over.
+// INTEGRITY_RULE records as the parser hands them over: every digest of
+// Event.Hashes is looked up, whatever its spelling on the record.
 func TestAfterHashesEnricher(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ReloadInterval = 0
@@ -432,9 +433,15 @@ func TestAfterHashesEnricher(t *testing.T) {
 		integrity("/tmp/.x/mirai", "sha256:"+strings.ToUpper(aSHA256)),
 		integrity("/usr/bin/true", "sha256:"+gSHA256),
 		integrity("/usr/lib/old", aSHA1), // legacy bare SHA-1
+		integrity("/tmp/short", "sha256:"+aSHA256[:62]),
+		integrity("/usr/lib/upper", "SHA512:"+strings.ToUpper(aSHA512)),
 	}}
-	if err := hashes.New().Enrich(context.Background(), ev); err != nil {
-		t.Fatal(err)
+	// The 62-digit value is not a digest: a warning, and not in Hashes.
+	if err := hashes.New().Enrich(context.Background(), ev); err == nil || !strings.Contains(err.Error(), "record 3") {
+		t.Fatalf("hashes: %v, want an error for record 3", err)
+	}
+	if len(ev.Hashes) != 4 {
+		t.Fatalf("Hashes = %+v, want the 4 digests", ev.Hashes)
 	}
 	if err := bl.Enrich(context.Background(), ev); err != nil {
 		t.Fatal(err)
@@ -443,6 +450,7 @@ func TestAfterHashesEnricher(t *testing.T) {
 		{List: "threatfox", Label: "Mirai", Hash: aSHA256},
 		{List: "ours", Label: "dropper stage 1", Hash: aSHA256},
 		{List: "ours", Label: "Mirai", Hash: aSHA1},
+		{List: "ours", Label: "Mirai", Hash: aSHA512},
 	}
 	if !reflect.DeepEqual(ev.Blocklist, want) {
 		t.Errorf("Blocklist = %+v\nwant %+v", ev.Blocklist, want)

@@ -136,6 +136,9 @@ func TestIndexAgainstMap(t *testing.T) {
 	}
 }
 
+// algoBytes is the digest size of each list algorithm.
+var algoBytes = [numAlgos]int{16, 20, 32, 64}
+
 func TestParseDigest(t *testing.T) {
 	tests := []struct {
 		in   string
