@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // Hashes of the scenario (made-up digests, each 64 hex).
@@ -120,7 +120,7 @@ path = %q
 	io.WriteString(stdin, imaExec(1, "/tmp/loader", hashBlocked)+imaExec(2, "/usr/local/bin/tool", hashUnknown)+imaExec(3, "/dev/shm/dropper", hashVTOnly))
 
 	var docs []map[string]any
-	ok := auditdtest.WaitFor(15*time.Second, func() bool {
+	ok := testsupport.Until(15*time.Second, func() bool {
 		docs = readDocs(t, out)
 		return len(docs) >= 6 // three events and a verdict for each pending hash
 	})

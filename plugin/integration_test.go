@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // buildPlugin builds the binary into dir with the mode auditd demands of
@@ -121,7 +122,7 @@ path = %q
 		t.Fatal(err)
 	}
 	var found *doc
-	auditdtest.WaitFor(10*time.Second, func() bool {
+	testsupport.Until(10*time.Second, func() bool {
 		found = findEvent(t, out, prog)
 		return found != nil
 	})
@@ -175,7 +176,7 @@ path = %q
 func checkPluginProcess(t *testing.T, bin, runAs string) {
 	t.Helper()
 	var status string
-	auditdtest.WaitFor(5*time.Second, func() bool {
+	testsupport.Until(5*time.Second, func() bool {
 		out, _ := exec.Command("pgrep", "-f", "^"+bin).Output()
 		pids := strings.Fields(string(out))
 		if len(pids) != 1 {

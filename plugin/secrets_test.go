@@ -19,7 +19,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // The secrets of these tests. Each has a distinctive core, so that a cut
@@ -215,7 +215,7 @@ func runSecrets(t *testing.T, bin, input string, nLines int, kafkaAddr string, r
 	}
 	listen := ""
 	if r.mode == "plugin" {
-		listen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		listen = fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t, "tcp"))
 	}
 	out := filepath.Join(dir, "events.json")
 	parseErrs := filepath.Join(dir, "parse-errors.log")
@@ -277,11 +277,11 @@ type = "disk"
 [sink.delivery]
 backoff_min = "50ms"
 backoff_max = "200ms"
-`, state, parseErrs, listen, keyLine, host, out, freePort(t), kfakeUser, secretSASL, kafkaAddr))
+`, state, parseErrs, listen, keyLine, host, out, testsupport.FreePort(t, "tcp"), kfakeUser, secretSASL, kafkaAddr))
 
 	// The log line that shows the VirusTotal failure was met.
 	vtFailure := map[int]string{0: "virustotal: lookup failed", 401: "API KEY WAS REJECTED", 429: "quota exceeded", 500: "virustotal: lookup failed"}[r.vt]
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testsupport.SyncBuffer
 	var extra [][2]string // other captured text: name, content
 	args := []string{"--config", cfg}
 	if r.mode == "replay" {
@@ -309,7 +309,7 @@ backoff_max = "200ms"
 	}
 	// Let the failures happen: the SASL handshake fails, and VirusTotal
 	// answers (or is found unreachable).
-	if !auditdtest.WaitFor(10*time.Second, func() bool {
+	if !testsupport.Until(10*time.Second, func() bool {
 		s := stderr.String()
 		return strings.Contains(s, "sink=kafka-sasl") && strings.Contains(s, "sink=kafka-down") && strings.Contains(s, vtFailure)
 	}) {
@@ -318,7 +318,7 @@ backoff_max = "200ms"
 	if r.mode == "plugin" {
 		_ = cmd.Process.Signal(syscall.SIGUSR1)
 		statePath := filepath.Join(state, "state.json")
-		if !auditdtest.WaitFor(3*time.Second, func() bool { _, err := os.Stat(statePath); return err == nil }) {
+		if !testsupport.Until(3*time.Second, func() bool { _, err := os.Stat(statePath); return err == nil }) {
 			t.Errorf("no state dump after SIGUSR1")
 		}
 		st, err := exec.Command(bin, "stats", "--config", cfg).CombinedOutput()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
@@ -37,7 +38,7 @@ func TestFanoutDeadSinkDoesNotHoldUpOthers(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("publishing %d took %v with a dead sink", n, d)
 	}
-	waitFor(t, "the live sink", func() bool { return len(live.delivered()) == n })
+	testsupport.WaitFor(t, 5*time.Second, "the live sink", func() bool { return len(live.delivered()) == n })
 	for i, v := range live.delivered() {
 		if v != fmt.Sprintf("s1-%05d", i) {
 			t.Fatalf("live sink got %q at %d", v, i)
@@ -85,7 +86,7 @@ func TestFanoutFiltersAndMeta(t *testing.T) {
 	if !slices.Equal(asked, []int{0, 2, 0, 1, 2, 0, 2}) {
 		t.Fatalf("msgFor called for %v; filtered sinks must not be encoded for", asked)
 	}
-	waitFor(t, "deliveries", func() bool { return len(all.delivered()) == 3 && len(alerts.delivered()) == 1 })
+	testsupport.WaitFor(t, 5*time.Second, "deliveries", func() bool { return len(all.delivered()) == 3 && len(alerts.delivered()) == 1 })
 	if !slices.Equal(alerts.delivered(), []string{"alert"}) || len(skip.delivered()) != 0 {
 		t.Fatalf("alerts %v skip %v", alerts.delivered(), skip.delivered())
 	}

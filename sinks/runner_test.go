@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
 )
@@ -164,28 +165,17 @@ func appendValues(t *testing.T, r *sinks.Runner, vals []string) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestRunnerDeliversInOrderAndAcks(t *testing.T) {
 	s := newSetup(t)
 	sink := &testSink{name: "ok"}
 	r := s.runner(t, sink, fastConfig())
 	r.Start()
 	appendValues(t, r, values(0, 100))
-	waitFor(t, "100 deliveries", func() bool { return len(sink.delivered()) == 100 })
+	testsupport.WaitFor(t, 5*time.Second, "100 deliveries", func() bool { return len(sink.delivered()) == 100 })
 	if !slices.Equal(sink.delivered(), values(0, 100)) {
 		t.Fatalf("order: %v", sink.delivered())
 	}
-	waitFor(t, "acks", func() bool { st := r.Stats(); return st.Acked == 100 && st.Queued == 0 && st.InFlight == 0 })
+	testsupport.WaitFor(t, 5*time.Second, "acks", func() bool { st := r.Stats(); return st.Acked == 100 && st.Queued == 0 && st.InFlight == 0 })
 	st := r.Stats()
 	if !st.Connected || st.Retried != 0 || st.OldestAge != 0 {
 		t.Fatalf("stats %+v", st)
@@ -207,7 +197,7 @@ func TestRunnerRetriesFailedWrites(t *testing.T) {
 	r := s.runner(t, sink, fastConfig())
 	appendValues(t, r, values(0, 10))
 	r.Start()
-	waitFor(t, "delivery", func() bool { return len(sink.delivered()) == 10 })
+	testsupport.WaitFor(t, 5*time.Second, "delivery", func() bool { return len(sink.delivered()) == 10 })
 	if !slices.Equal(sink.delivered(), values(0, 10)) {
 		t.Fatalf("got %v", sink.delivered())
 	}
@@ -239,13 +229,13 @@ func TestRunnerPartialErrorRetriesOnlyTheRest(t *testing.T) {
 	r := s.runner(t, sink, fastConfig())
 	appendValues(t, r, values(0, 10))
 	r.Start()
-	waitFor(t, "delivery", func() bool { return len(sink.delivered()) == 10 })
+	testsupport.WaitFor(t, 5*time.Second, "delivery", func() bool { return len(sink.delivered()) == 10 })
 	got := sink.delivered()
 	slices.Sort(got)
 	if !slices.Equal(got, values(0, 10)) {
 		t.Fatalf("each message once: %v", sink.delivered())
 	}
-	waitFor(t, "acks", func() bool { return r.Stats().Acked == 10 })
+	testsupport.WaitFor(t, 5*time.Second, "acks", func() bool { return r.Stats().Acked == 10 })
 	if st := r.Stats(); st.Retried != 5 {
 		t.Fatalf("retried %d, want the 5 odd ones", st.Retried)
 	}
@@ -267,7 +257,7 @@ func TestRunnerReconnectsOnErrNotConnected(t *testing.T) {
 	r := s.runner(t, sink, fastConfig())
 	appendValues(t, r, values(0, 5))
 	r.Start()
-	waitFor(t, "delivery", func() bool { return len(sink.delivered()) == 5 })
+	testsupport.WaitFor(t, 5*time.Second, "delivery", func() bool { return len(sink.delivered()) == 5 })
 	sink.mu.Lock()
 	connects, closes, overlaps := sink.connects, sink.closes, sink.overlaps
 	sink.mu.Unlock()
@@ -297,7 +287,7 @@ func TestRunnerStopWithHungSinkKeepsSpool(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("2000 appends took %v with a hung sink", d)
 	}
-	waitFor(t, "a write in flight", func() bool { return r.Stats().InFlight > 0 })
+	testsupport.WaitFor(t, 5*time.Second, "a write in flight", func() bool { return r.Stats().InFlight > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	start = time.Now()
@@ -406,7 +396,7 @@ func TestRunnerLingerFillsBatches(t *testing.T) {
 		r.Append(sinks.Message{Value: []byte(v)})
 		time.Sleep(5 * time.Millisecond)
 	}
-	waitFor(t, "delivery", func() bool { return len(sink.delivered()) == 10 })
+	testsupport.WaitFor(t, 5*time.Second, "delivery", func() bool { return len(sink.delivered()) == 10 })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(sizes) > 2 {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // TestStartLogsScopedRule proves the helper drives a real auditd: a rule
@@ -26,7 +28,7 @@ func TestStartLogsScopedRule(t *testing.T) {
 	if err := exec.Command(bin).Run(); err != nil {
 		t.Fatal(err)
 	}
-	ok := WaitFor(5*time.Second, func() bool {
+	ok := testsupport.Until(5*time.Second, func() bool {
 		b, _ := os.ReadFile(a.LogFile)
 		return strings.Contains(string(b), `key="auditdtest_self"`)
 	})

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // full selects the long reliability runs (make reliability).
@@ -52,7 +51,7 @@ func TestMain(m *testing.M) {
 func pluginBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
-		root, err := audittest.ModuleRoot()
+		root, err := testsupport.ModuleRoot()
 		if err != nil {
 			binErr = err
 			return
@@ -80,17 +79,6 @@ func pluginBinary(t testing.TB) string {
 	return binPath
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // config is a plugin config under construction.
 type config struct {
 	state, listen string
@@ -101,7 +89,7 @@ type config struct {
 // the state dir), logs to stderr, metrics on a free loopback port, /proc
 // lookups off (the input is not from this host).
 func newConfig(t testing.TB, dir string) *config {
-	return &config{state: filepath.Join(dir, "state"), listen: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	return &config{state: filepath.Join(dir, "state"), listen: fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t, "tcp"))}
 }
 
 func (c *config) add(sink string) *config {
@@ -432,18 +420,4 @@ func runReplay(t testing.TB, cfgPath string, files ...string) (string, time.Dura
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
 	return string(out), time.Since(start)
-}
-
-// waitFor polls cond every 100 ms until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // underAuditd is the plugin running under a real local auditd, with a
@@ -47,7 +48,7 @@ func startUnderAuditd(t *testing.T, cfg *config, key string, conf map[string]str
 	}
 	plug := fmt.Sprintf("active = yes\ndirection = out\npath = %s\ntype = always\nformat = string\n", wrapper)
 	u.a = auditdtest.Start(t, auditdtest.Options{Conf: conf, Plugins: map[string]string{"audisp-enrich.conf": plug}})
-	if !auditdtest.WaitFor(15*time.Second, func() bool { _, err := scrapeMetrics(cfg.listen); return err == nil }) {
+	if !testsupport.Until(15*time.Second, func() bool { _, err := scrapeMetrics(cfg.listen); return err == nil }) {
 		t.Fatalf("the plugin auditd started does not serve metrics; log:\n%s", u.log())
 	}
 	u.work = t.TempDir()
@@ -128,7 +129,7 @@ func (u *underAuditd) waitLogged(t *testing.T, n int) []string {
 	t.Helper()
 	var ids []string
 	last, since := -1, time.Now()
-	waitFor(60*time.Second, func() bool {
+	testsupport.Until(60*time.Second, func() bool {
 		ids = u.localIDs(t)
 		if len(ids) != last {
 			last, since = len(ids), time.Now()
@@ -204,7 +205,7 @@ func TestRealAuditdAllSinks(t *testing.T) {
 	br.start()
 	rs := newRsyslog(t, "")
 	rs.start()
-	port := freePort(t)
+	port := testsupport.FreePort(t, "tcp")
 	cfg := newConfig(t, dir)
 	cfg.add(kafkaSink("kafka", br.addr, "live", "")).
 		add(syslogSink("ae-live", rs.addr(), "")).
@@ -219,7 +220,7 @@ func TestRealAuditdAllSinks(t *testing.T) {
 	t.Logf("%d execs audited in %s", len(ids), time.Since(start).Round(time.Millisecond))
 	host, _ := os.Hostname()
 	var kafka, syslog, remote map[string]int
-	ok := waitFor(60*time.Second, func() bool {
+	ok := testsupport.Until(60*time.Second, func() bool {
 		kafka = parseDocs(t, "kafka", kcat(t, br.addr, "live"), 0).count
 		syslog = parseDocs(t, "syslog", rs.docs("ae-live"), 0).count
 		remote = remoteStamps(t, u.a.LogFile, host)
@@ -283,7 +284,7 @@ func TestRealAuditdOutage(t *testing.T) {
 	br.start()
 	upAt := time.Now()
 	var got map[string]int
-	ok := waitFor(pick(60*time.Second, 3*time.Minute), func() bool {
+	ok := testsupport.Until(pick(60*time.Second, 3*time.Minute), func() bool {
 		if p.value("audisp_enrich_sink_queued", `sink="kafka"`) > 0 {
 			return false
 		}

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // rig is the plugin in plugin mode with its stdin fed by the test, its
@@ -55,7 +57,7 @@ func (r *rig) drained(sink string, d time.Duration) time.Duration {
 	r.t.Helper()
 	start := time.Now()
 	l := []string{`sink="` + sink + `"`}
-	ok := waitFor(d, func() bool {
+	ok := testsupport.Until(d, func() bool {
 		text, err := r.p.scrape()
 		return err == nil && metric(text, "audisp_enrich_sink_queued", l...) == 0 &&
 			metric(text, "audisp_enrich_sink_published_total", l...) > 0
@@ -148,7 +150,7 @@ func outage(t *testing.T, victim string) {
 	drainDone := make(chan struct{})
 	go func() {
 		defer close(drainDone)
-		if waitFor(pick(60*time.Second, 5*time.Minute), func() bool {
+		if testsupport.Until(pick(60*time.Second, 5*time.Minute), func() bool {
 			text, err := r.p.scrape()
 			return err == nil && metric(text, "audisp_enrich_sink_queued", sl) < float64(rate)/10
 		}) {
@@ -258,7 +260,7 @@ func TestRestart(t *testing.T) {
 		br.start()
 		// Let the new process start delivering the backlog, then stop it
 		// in the middle of that.
-		waitFor(10*time.Second, func() bool { return r.p.value("audisp_enrich_sink_acked_total", `sink="kafka"`) > 0 })
+		testsupport.Until(10*time.Second, func() bool { return r.p.value("audisp_enrich_sink_acked_total", `sink="kafka"`) > 0 })
 		restart("delivering the backlog")
 	}
 	r.feedRest(rate)
@@ -415,7 +417,7 @@ kinds = ["audit"]
 	if policy == "block" {
 		// The pipeline stalls: published stops short of the input.
 		var last float64 = -1
-		waitFor(10*time.Second, func() bool {
+		testsupport.Until(10*time.Second, func() bool {
 			time.Sleep(500 * time.Millisecond)
 			v := published()
 			stable := v == last
@@ -450,7 +452,7 @@ kinds = ["audit"]
 			}
 		}
 	}
-	waitFor(5*time.Second, func() bool { readAlerts(); return alertSum >= uint64(dropped) })
+	testsupport.Until(5*time.Second, func() bool { readAlerts(); return alertSum >= uint64(dropped) })
 	t.Logf("%d alert documents in the file sink, counting %d dropped documents", len(alerts), alertSum)
 
 	br.start()

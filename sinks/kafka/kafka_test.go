@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
@@ -264,7 +265,7 @@ func checkTruncated(t *testing.T, c consumed, orig sinks.Message, max int) {
 // the same port; with the runner's retries nothing is lost.
 func TestBrokerRestart(t *testing.T) {
 	const topic, total, batchSize = "restart", 3000, 100
-	port, dir := freePort(t), t.TempDir()
+	port, dir := testsupport.FreePort(t, "tcp"), t.TempDir()
 	opts := []kfake.Opt{kfake.Ports(port), kfake.DataDir(dir), kfake.SeedTopics(2, topic)}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
