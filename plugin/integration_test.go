@@ -70,6 +70,7 @@ type doc struct {
 // plugins.d formats and checks that a real kernel exec event comes out
 // whole, with argv that forced hex encoding decoded.
 func TestIntegrationRealAuditd(t *testing.T) {
+	testsupport.SkipShort(t, "runs the plugin under a real auditd (root, kernel audit), three builds")
 	if err := auditdtest.Available(); err != nil {
 		t.Skipf("kernel audit unreachable: %v", err)
 	}

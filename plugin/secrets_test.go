@@ -180,6 +180,11 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}
 	for _, r := range runs {
 		t.Run(fmt.Sprintf("%s-vt%d-key_%s", r.mode, r.vt, r.keySrc), func(t *testing.T) {
+			if r.mode == "replay" && (r.vt != 401 || r.keySrc != "file") {
+				// One replay run and the four plugin runs still cover both
+				// modes, every key source and every VirusTotal failure.
+				testsupport.SkipShort(t, "the other replay runs wait out VirusTotal timeouts")
+			}
 			runSecrets(t, bin, input, len(lines), kafkaAddr, r)
 		})
 	}

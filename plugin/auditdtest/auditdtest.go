@@ -86,6 +86,7 @@ func Lock(t testing.TB) {
 // by PID and restores the enabled flag.
 func Start(t testing.TB, o Options) *Auditd {
 	t.Helper()
+	testsupport.SkipShort(t, "starts a real auditd (root, kernel audit)")
 	if err := Available(); err != nil {
 		t.Skipf("kernel audit unreachable, skipping real-auditd test: %v", err)
 	}

@@ -95,6 +95,7 @@ func startSinkSet(t *testing.T, topics ...string) *sinkSet {
 // through plugin mode (the capture written to the plugin's stdin, as
 // auditd would, then EOF), and finds every event in every destination.
 func TestAllSinks(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	s := startSinkSet(t, "replay", "plugin")
 	base := loadEvents(t, capturePath(t))
 	if len(base) != 234 {

@@ -114,6 +114,7 @@ type rsyslogd struct {
 // unixSocket is set, an imuxsock input on that path feeds the same file.
 func newRsyslog(t testing.TB, unixSocket string) *rsyslogd {
 	t.Helper()
+	testsupport.SkipShort(t, "starts a real rsyslogd")
 	dir := t.TempDir()
 	r := &rsyslogd{t: t, dir: dir, out: filepath.Join(dir, "messages.log"), port: testsupport.FreePort(t, "tcp")}
 	var c strings.Builder

@@ -200,6 +200,7 @@ func (u *underAuditd) checkAuditd(t *testing.T) {
 // this is how plugin mode under a real auditd reaches a real remote
 // collector. Every audited exec must reach all three destinations.
 func TestRealAuditdAllSinks(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	dir := t.TempDir()
 	br := newBroker(t, "live")
 	br.start()
@@ -254,6 +255,7 @@ func TestRealAuditdAllSinks(t *testing.T) {
 // SIGCONT, and its syslog when it can be captured), the plugin must drop
 // no input, and once the broker is up every audited exec must arrive.
 func TestRealAuditdOutage(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	dir := t.TempDir()
 	br := newBroker(t, "auditd-outage")
 	cfg := newConfig(t, dir)

@@ -88,6 +88,7 @@ type outagePeer interface {
 //     sink knowing. That loss is measured and must stay below one second
 //     of traffic; Kafka, up throughout, must lose nothing.
 func TestOutage(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	t.Run("kafka", func(t *testing.T) { outage(t, "kafka") })
 	t.Run("syslog", func(t *testing.T) { outage(t, "syslog") })
 }
@@ -226,6 +227,7 @@ func (r *rig) auditdStop() time.Duration {
 // from the batch in flight at each stop, so there are at most batch_size
 // (500) per restart. Short: 3 restarts at 1000 events/s; full: 15.
 func TestRestart(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	rate := pick(1000, 1000)
 	cycles := pick(1, 5)
 	phase := 700 * time.Millisecond
@@ -296,6 +298,7 @@ func TestRestart(t *testing.T) {
 // the plugin while Kafka is down, with a backlog in the spool. Short: 2
 // kills; full: 10.
 func TestCrash(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	rate := 1000
 	kills := pick(2, 10)
 	phase := 1500 * time.Millisecond
@@ -386,6 +389,7 @@ func TestCrash(t *testing.T) {
 // (kind alert) reach a second sink (a file) and their counts add up to the
 // drops.
 func TestFullBuffer(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	for _, policy := range []string{"drop_oldest", "drop_newest", "block"} {
 		t.Run(policy, func(t *testing.T) { fullBuffer(t, policy) })
 	}
@@ -522,6 +526,7 @@ kinds = ["audit"]
 // down. auditd waits for the plugin with no timeout, so the plugin must
 // still exit within its shutdown grace (about 1 s).
 func TestBlockedStop(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	evs := replicate(t, loadEvents(t, capturePath(t)), 4)
 	dir := t.TempDir()
 	br := newBroker(t, "blocked")

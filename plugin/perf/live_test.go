@@ -54,6 +54,7 @@ type LiveRate struct {
 // AUDISP_ENRICH_LIVE_PROC_FALLBACK=false turns the proc table's /proc
 // fallback off (it is on in plugin mode by default), to see its share. It asserts that both plugins delivered ≥ 95% of the execs.
 func TestLiveCost(t *testing.T) {
+	testsupport.SkipShort(t, "a real auditd under exec load for minutes; root")
 	if err := auditdtest.Available(); err != nil {
 		t.Skipf("kernel audit unreachable: %v", err)
 	}

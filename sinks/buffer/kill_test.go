@@ -47,7 +47,12 @@ func TestDiskSurvivesKill9(t *testing.T) {
 			}
 			close(lines)
 		}()
-		kill := time.After(time.Duration(100+rand.IntN(300)) * time.Millisecond)
+		// The kill comes at a random moment once the child has appended 100
+		// messages: a timer started with the child would, on a busy machine
+		// (or under -race), fire before the child got going.
+		var kill <-chan time.Time
+		armed := false
+		stuck := time.After(30 * time.Second)
 	read:
 		for {
 			select {
@@ -60,12 +65,19 @@ func TestDiskSurvivesKill9(t *testing.T) {
 				switch kind {
 				case "A":
 					appended = v
+					if !armed && appended >= 100 {
+						armed = true
+						kill = time.After(time.Duration(rand.IntN(300)) * time.Millisecond)
+					}
 				case "K":
 					acked[v] = true
 				}
 			case <-kill:
 				cmd.Process.Signal(syscall.SIGKILL)
 				kill = nil
+			case <-stuck:
+				cmd.Process.Signal(syscall.SIGKILL) // appended stays < 100: reported below
+				stuck = nil
 			}
 		}
 		cmd.Wait()

@@ -151,6 +151,7 @@ func (c consumed) header(k string) (string, bool) {
 // (security settings).
 func kcat(t testing.TB, addr, topic string, extra ...string) []consumed {
 	t.Helper()
+	testsupport.SkipShort(t, "reads back with kcat, the independent Kafka consumer")
 	path, err := exec.LookPath("kcat")
 	if err != nil {
 		t.Fatalf("kcat is required as the independent Kafka consumer (Debian package kcat): %v", err)
