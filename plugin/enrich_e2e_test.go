@@ -75,7 +75,7 @@ func TestEnrichmentEndToEnd(t *testing.T) {
 	var requests atomic.Int32
 	vt := fakeVTFiles(t, &requests)
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	list := filepath.Join(dir, "block.txt")
 	writeFile(t, list, "# test blocklist\n"+hashBlocked+"  evil-loader\n")
 	keyFile := filepath.Join(dir, "vt.key")

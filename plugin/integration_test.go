@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -16,24 +15,8 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
-// buildPlugin builds the binary into dir with the mode auditd demands of
-// plugins (root-owned, 0750).
-func buildPlugin(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "audisp-enrich")
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(file))
-	cmd := exec.Command("go", "build", "-o", bin, "./plugin/cmd/audisp-enrich")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	if err := os.Chmod(bin, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
+// TestMain removes the plugin binary testsupport.PluginBinary built.
+func TestMain(m *testing.M) { testsupport.Main(m) }
 
 type doc struct {
 	Event struct {
@@ -87,7 +70,7 @@ func runAuditdCase(t *testing.T, format, runAs string) {
 			t.Fatal(err)
 		}
 	}
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	state := filepath.Join(dir, "state")
 	out := filepath.Join(state, "events.json")
 	cfg := filepath.Join(dir, "config.toml")

@@ -348,7 +348,7 @@ func TestMetricsMatchRealAuditd(t *testing.T) {
 		t.Skipf("kernel audit unreachable: %v", err)
 	}
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	state := filepath.Join(dir, "state")
 	if err := os.Mkdir(state, 0o750); err != nil {
 		t.Fatal(err)
@@ -601,7 +601,7 @@ var testDigests = []string{
 // main figures.
 func TestMetricsCoverage(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	state := filepath.Join(dir, "state")
 	if err := os.Mkdir(state, 0o750); err != nil {
 		t.Fatal(err)
@@ -861,7 +861,7 @@ backoff_max = "200ms"
 // counting.
 func TestMetricsAfterReload(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t, "tcp"))
 	block := filepath.Join(dir, "block.txt")
 	writeFile(t, block, testDigests[0]+"\n")
@@ -972,7 +972,7 @@ type = "memory"
 // it on exit.
 func TestStatsFreshStateDir(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	state := filepath.Join(dir, "fresh", "state")
 	cfg := filepath.Join(dir, "config.toml")
 	writeFile(t, cfg, fmt.Sprintf("user = \"root\"\nstate_dir = %q\n[log]\nsyslog = false\n[status]\ninterval = \"0s\"\n[[sink]]\ntype = \"file\"\n[sink.file]\npath = %q\n",
@@ -1023,7 +1023,7 @@ func TestStatsFreshStateDir(t *testing.T) {
 // refuse it), never break the Prometheus text.
 func TestMetricsLabelEscaping(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t, "tcp"))
 	cfg := filepath.Join(dir, "config.toml")
 	writeFile(t, cfg, fmt.Sprintf(`user = "root"

@@ -161,7 +161,7 @@ type secretsRun struct {
 // neither secret in any of them.
 func TestSecretsNeverLogged(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	input := filepath.Join(dir, "input.log")
 	lines := secretsInput(t)
 	writeFile(t, input, strings.Join(lines, "\n")+"\n")
@@ -382,7 +382,7 @@ backoff_max = "200ms"
 // print-default-config prints no key from the environment.
 func TestSecretsNotInConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	sink := func(extra string) string {
 		return fmt.Sprintf(`[[sink]]
 type = "kafka"

@@ -43,7 +43,7 @@ func startUnderAuditd(t *testing.T, cfg *config, key string, conf map[string]str
 	// auditd starts the plugin with stderr closed: log through a shell
 	// that redirects it.
 	wrapper := filepath.Join(u.dir, "plugin.sh")
-	if err := os.WriteFile(wrapper, []byte(fmt.Sprintf("#!/bin/sh\nexec %s --config %s 2>>%s\n", pluginBinary(t), cfgPath, filepath.Join(u.dir, "plugin.log"))), 0o750); err != nil {
+	if err := os.WriteFile(wrapper, []byte(fmt.Sprintf("#!/bin/sh\nexec %s --config %s 2>>%s\n", testsupport.PluginBinary(t), cfgPath, filepath.Join(u.dir, "plugin.log"))), 0o750); err != nil {
 		t.Fatal(err)
 	}
 	plug := fmt.Sprintf("active = yes\ndirection = out\npath = %s\ntype = always\nformat = string\n", wrapper)

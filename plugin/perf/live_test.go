@@ -252,11 +252,8 @@ max_bytes = 0
 func goBuild(t testing.TB, dir, name, pkg string) string {
 	t.Helper()
 	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = filepath.Join("..", "..")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	if err := testsupport.GoBuild(out, pkg); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -157,4 +158,66 @@ func SharedDir(t testing.TB, sub string) string {
 		t.Skipf("the shared checkout is absent (%v): this test reads %s, which lives next to the repository, not in it", err, p)
 	}
 	return p
+}
+
+// GoBuild builds the main package pkg (relative to the module root, such as
+// "./plugin/cmd/audisp-enrich") as a static binary (CGO_ENABLED=0) at out,
+// with the extra go build flags. The error holds go build's output.
+func GoBuild(out, pkg string, flags ...string) error {
+	root, err := ModuleRoot()
+	if err != nil {
+		return err
+	}
+	args := append(append([]string{"build"}, flags...), "-o", out, pkg)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("CGO_ENABLED=0 go %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	return nil
+}
+
+var plugin struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// PluginBinary returns the audisp-enrich binary, built once per test
+// process (GoBuild of ./plugin/cmd/audisp-enrich), with the mode auditd
+// demands of plugins (0750, owned by the user running the tests) in a
+// directory every user can traverse (a service user must reach it). A
+// package whose tests call it runs them through Main, which removes it.
+func PluginBinary(t testing.TB) string {
+	t.Helper()
+	plugin.once.Do(func() {
+		if plugin.dir, plugin.err = os.MkdirTemp("", "audisp-enrich-test-bin-"); plugin.err != nil {
+			return
+		}
+		if plugin.err = os.Chmod(plugin.dir, 0o755); plugin.err != nil {
+			return
+		}
+		path := filepath.Join(plugin.dir, "audisp-enrich")
+		if plugin.err = GoBuild(path, "./plugin/cmd/audisp-enrich"); plugin.err != nil {
+			return
+		}
+		if plugin.err = os.Chmod(path, 0o750); plugin.err == nil {
+			plugin.path = path
+		}
+	})
+	if plugin.err != nil {
+		t.Fatalf("building the plugin: %v", plugin.err)
+	}
+	return plugin.path
+}
+
+// Main runs the tests of a package (call it from TestMain) and then removes
+// the binary PluginBinary built, if any.
+func Main(m *testing.M) {
+	code := m.Run()
+	if plugin.dir != "" {
+		os.RemoveAll(plugin.dir)
+	}
+	os.Exit(code)
 }
