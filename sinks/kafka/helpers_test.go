@@ -61,7 +61,7 @@ func testConfig(addr, topic string) Config {
 func newSink(t testing.TB, cfg Config) (*Sink, *testsupport.SyncBuffer) {
 	t.Helper()
 	logs := &testsupport.SyncBuffer{}
-	s, err := New(t.Name(), cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	s, err := New(t.Name(), cfg, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
