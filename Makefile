@@ -42,8 +42,9 @@ test: vet tidy-check build ## run every test: unit, fuzz seeds, real auditd, rsy
 test-ima: ## real IMA end to end: Debian's kernel under QEMU (TCG), auditd and the plugin in the guest
 	$(GO) test -count=1 -v -timeout 10m ./plugin/imatest/
 
-reliability: ## long reliability runs (2 min outages, 15 restarts, 10 kills, real auditd outage); figures in docs/reliability.md
-	AUDISP_RELIABILITY_FULL=1 $(GO) test -count=1 -v -timeout 40m -run 'TestOutage|TestRestart|TestCrash|TestFullBuffer|TestBlockedStop|TestRealAuditd' ./plugin/e2e/
+reliability: ## long reliability runs (2 min outages, 15 restarts, 10 kills, real auditd outage, disk faults on tmpfs); figures in docs/reliability.md
+	AUDISP_RELIABILITY_FULL=1 $(GO) test -count=1 -v -timeout 40m -run 'TestOutage|TestRestart|TestCrash|TestFullBuffer|TestBlockedStop|TestRealAuditd|TestDiskFault' ./plugin/e2e/
+	$(GO) test -count=1 -v -run 'TestDiskFault' ./sinks/buffer/
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s; a count like 2000x runs that many inputs)
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -60,6 +60,8 @@ type Pipeline struct {
 	enr     *enrichers
 	out     *output.Stage
 
+	alerts *sinks.Alerts // coalesces sinks' loss reports into alert documents
+
 	parsed   *metrics.Counter
 	badLines map[string]*metrics.Counter
 	events   *metrics.Counter
@@ -91,6 +93,7 @@ func NewPipeline(cfg *conf.Config, log *slog.Logger, reg *metrics.Registry, stre
 	reg.Func("audisp_enrich_reassembler_evicted_total", "", "Events closed early because too many were in flight.", func() float64 { return float64(p.reasm.Stats().Evicted) })
 	reg.Func("audisp_enrich_reassembler_timed_out_total", "", "Events closed by the end-of-event timeout.", func() float64 { return float64(p.reasm.Stats().TimedOut) })
 	reg.Func("audisp_enrich_lost_hint_total", "", "Serials never seen (gaps); a hint, the kernel lost counter is authoritative.", func() float64 { return float64(p.reasm.LostHint()) })
+	p.alerts = sinks.NewAlerts(time.Second, p.alert)
 	if err := p.build(cfg); err != nil {
 		errlog.close()
 		return nil, err
@@ -104,7 +107,7 @@ func (p *Pipeline) build(cfg *conf.Config) error {
 	if err != nil {
 		return err
 	}
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, nil, false)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, nil, false)
 	if err != nil {
 		out.Discard()
 		return err
@@ -118,7 +121,7 @@ func (p *Pipeline) build(cfg *conf.Config) error {
 }
 
 func (p *Pipeline) outputOptions() output.Options {
-	return output.Options{Metrics: p.reg, Logger: p.log, OnDrop: p.alert}
+	return output.Options{Metrics: p.reg, Logger: p.log, OnDrop: p.alerts.Add}
 }
 
 // newPool starts the enrichment pool that runs enr and hands its documents
@@ -157,19 +160,24 @@ func (p *Pipeline) emitDocument(ev *audit.Event) {
 // maxHeld bounds the documents kept while a reload swaps pools.
 const maxHeld = 4096
 
-// alert emits a KindAlert document when a sink's buffer dropped documents,
-// so the loss reaches the SIEM as well as the log. Runners call it from
-// their own goroutine, at most once per second per reason.
-func (p *Pipeline) alert(sink string, n int, reason string) {
+// alert logs a sink's coalesced loss report (at most one per sink per
+// second, see sinks.Alerts) and emits it as a KindAlert document, which
+// the output stage keeps out of the sink it is about.
+func (p *Pipeline) alert(rep sinks.AlertReport) {
+	p.logAlert(rep)
 	now := time.Now()
 	p.emitDocument(&audit.Event{
 		Kind: audit.KindAlert,
 		ID:   audit.EventID{Sec: now.Unix(), Msec: uint16(now.Nanosecond() / 1e6)},
 		Enrichment: audit.Enrichment{
 			Severity: 3,
-			Alert:    &audit.Alert{Sink: sink, Reason: reason, Count: uint64(n)},
+			Alert:    &audit.Alert{Sink: rep.Sink, Reason: rep.Reasons(), Count: rep.Count()},
 		},
 	})
+}
+
+func (p *Pipeline) logAlert(rep sinks.AlertReport) {
+	p.log.Warn("sink lost documents", "sink", rep.Sink, "count", rep.Count(), "by_reason", rep.Detail(), "total", rep.Total)
 }
 
 // Handle parses one line and pushes it into reassembly. Bad lines are
@@ -242,7 +250,7 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	if keepVT {
 		vt = p.enr.vt
 	}
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, vt, !keepVT)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, !keepVT)
 	if err != nil {
 		out.Discard()
 		return err
@@ -256,7 +264,7 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 		p.enr.vt = nil // now enr's
 	} else {
 		p.enr.closeVT()
-		enr.openVT(&cfg.Enrich.VirusTotal, &p.cfg.Enrich.VirusTotal, emitterFunc(p.emitDocument), p.log)
+		enr.openVT(&cfg.Enrich.VirusTotal, &p.cfg.Enrich.VirusTotal, emitterFunc(p.emitDocument), p.log, p.reg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	out.Start(ctx, p.out)
@@ -304,6 +312,9 @@ func (p *Pipeline) Close(ctx context.Context) {
 		<-drained
 	}
 	p.out.Stop(ctx)
+	for _, rep := range p.alerts.Close() { // too late for documents
+		p.logAlert(rep)
+	}
 	p.enr.close()
 	p.errlog.close()
 }
@@ -540,6 +551,12 @@ func shutdown(p *Pipeline, st *status, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	p.Close(ctx)
+	// Records the main loop never took (shutdown by signal while the
+	// pipeline was held up) are lost: count them under their own name.
+	if n := st.in.QueueLen.Value(); n > 0 {
+		p.reg.Counter("audisp_enrich_input_unprocessed_records_total", "", "Records still queued for the pipeline at shutdown, never processed.").Add(uint64(n))
+		log.Error("records still queued at shutdown were not processed", "count", n, "reason", "shutdown")
+	}
 	st.report("final")
 	return nil
 }

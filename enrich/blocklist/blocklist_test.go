@@ -44,7 +44,7 @@ func TestEnrichBlockAndAllow(t *testing.T) {
 		{Name: "known", Path: "testdata/sha256sum.txt", Kind: KindAllow},
 	}
 	log, _ := testLogger()
-	e, err := New(cfg, log)
+	e, err := New(cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestDisabledAndEmpty(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Enabled = false
 	cfg.Lists = []ListConfig{{Name: "missing", Path: "/nonexistent/list"}}
-	e, err := New(cfg, discard)
+	e, err := New(cfg, discard, nil)
 	if err != nil {
 		t.Fatalf("disabled enricher must not load lists: %v", err)
 	}
@@ -134,7 +134,7 @@ func TestNewErrors(t *testing.T) {
 		{Name: "ok", Path: "testdata/plain.txt"},
 		{Name: "missing", Path: filepath.Join(dir, "missing.txt")},
 	}
-	_, err := New(cfg, discard)
+	_, err := New(cfg, discard, nil)
 	if err == nil {
 		t.Fatal("New with a broken and a missing list succeeded")
 	}
@@ -183,7 +183,7 @@ func TestReloadOnChange(t *testing.T) {
 	cfg.ReloadInterval = 10 * time.Millisecond
 	cfg.Lists = []ListConfig{{Name: "poll", Path: path}}
 	log, logs := testLogger()
-	e, err := New(cfg, log)
+	e, err := New(cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestReloadExplicitAndClose(t *testing.T) {
 		{Name: "sighup", Path: path, Format: FormatCSV, Column: "md5", LabelColumn: "family", Header: true},
 		{Name: "static", Path: "testdata/bazaar_sha256.txt"},
 	}
-	e, err := New(cfg, discard)
+	e, err := New(cfg, discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +290,7 @@ func TestEnrichDuringReload(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ReloadInterval = time.Millisecond
 	cfg.Lists = []ListConfig{{Name: "race", Path: path}}
-	e, err := New(cfg, slog.New(slog.NewTextHandler(&testsupport.SyncBuffer{}, nil)))
+	e, err := New(cfg, slog.New(slog.NewTextHandler(&testsupport.SyncBuffer{}, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +372,7 @@ func TestValidate(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.error) {
 				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.error)
 			}
-			if _, nerr := New(c, discard); nerr == nil {
+			if _, nerr := New(c, discard, nil); nerr == nil {
 				t.Error("New accepted an invalid config")
 			}
 		})
@@ -389,7 +389,7 @@ func TestAfterHashesEnricher(t *testing.T) {
 		{Name: "threatfox", Path: "testdata/threatfox.csv", Format: FormatThreatFox},
 		{Name: "ours", Path: "testdata/plain.txt"},
 	}
-	bl, err := New(cfg, discard)
+	bl, err := New(cfg, discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +408,7 @@ func TestAfterHashesEnricher(t *testing.T) {
 		integrity("/usr/lib/upper", "SHA512:"+strings.ToUpper(aSHA512)),
 	}}
 	// The 62-digit value is not a digest: a warning, and not in Hashes.
-	if err := hashes.New().Enrich(context.Background(), ev); err == nil || !strings.Contains(err.Error(), "record 3") {
+	if err := hashes.New(nil).Enrich(context.Background(), ev); err == nil || !strings.Contains(err.Error(), "record 3") {
 		t.Fatalf("hashes: %v, want an error for record 3", err)
 	}
 	if len(ev.Hashes) != 4 {

@@ -6,7 +6,8 @@
 // file.hash also uses: "algo:hex" or the legacy bare hex of old kernels,
 // upper case normalised to lower) and the decoded file= value, and appends
 // an audit.FileHash to Event.Hashes. A value ParseDigest refuses is counted
-// in hashes_invalid_total and becomes a warning on the event. The blocklist and VirusTotal enrichers read Event.Hashes, so
+// in audisp_enrich_hashes_invalid_total and becomes a warning on the
+// event. The blocklist and VirusTotal enrichers read Event.Hashes, so
 // this enricher must run before them.
 //
 // Tamper signals become tags and raise Event.Severity:
@@ -46,21 +47,6 @@ const (
 	SeverityMetaFailure = 3
 )
 
-var (
-	extractedTotal = metrics.Default.Counter("hashes_extracted_total", "",
-		"File hashes taken from INTEGRITY_RULE records.")
-	invalidTotal = metrics.Default.Counter("hashes_invalid_total", "",
-		"INTEGRITY_RULE records whose hash= value could not be parsed.")
-	tamperTotal = map[string]*metrics.Counter{}
-)
-
-func init() {
-	for _, t := range []string{tagOpenWriters, tagToMToU, tagDataFailure, tagMetaFailure} {
-		tamperTotal[t] = metrics.Default.Counter("ima_tamper_total", `tag="`+t+`"`,
-			"IMA tamper signals seen (invalid_pcr causes, appraisal failures), by tag.")
-	}
-}
-
 const (
 	tagOpenWriters = "ima:open_writers"
 	tagToMToU      = "ima:tomtou"
@@ -70,10 +56,31 @@ const (
 
 // Enricher fills Event.Hashes and the IMA tamper tags. It holds no state and
 // is safe for concurrent use.
-type Enricher struct{}
+type Enricher struct {
+	extracted, invalid *metrics.Counter
+	tamper             map[string]*metrics.Counter
+}
 
-// New returns the hash enricher.
-func New() *Enricher { return &Enricher{} }
+// New returns the hash enricher. Its counters are registered in reg (nil:
+// metrics.Default); enrichers built later with the same registry (a
+// reload) continue them.
+func New(reg *metrics.Registry) *Enricher {
+	if reg == nil {
+		reg = metrics.Default
+	}
+	e := &Enricher{
+		extracted: reg.Counter("audisp_enrich_hashes_extracted_total", "",
+			"File hashes taken from INTEGRITY_RULE records."),
+		invalid: reg.Counter("audisp_enrich_hashes_invalid_total", "",
+			"INTEGRITY_RULE records whose hash= value could not be parsed."),
+		tamper: map[string]*metrics.Counter{},
+	}
+	for _, t := range []string{tagOpenWriters, tagToMToU, tagDataFailure, tagMetaFailure} {
+		e.tamper[t] = reg.Counter("audisp_enrich_ima_tamper_total", `tag="`+t+`"`,
+			"IMA tamper signals seen (invalid_pcr causes, appraisal failures), by tag.")
+	}
+	return e
+}
 
 // Name returns "hashes".
 func (*Enricher) Name() string { return "hashes" }
@@ -88,12 +95,12 @@ func (*Enricher) Name() string { return "hashes" }
 // The summary's file.hash is the digest of the first INTEGRITY_RULE with a
 // hash=, read by the same parser, so when set it is always one of
 // Event.Hashes.
-func (*Enricher) Enrich(_ context.Context, ev *audit.Event) error {
+func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	var errs []error
 	for i, rec := range ev.Records {
 		switch rec.Type {
 		case "INTEGRITY_RULE":
-			if err := addHash(ev, i, rec); err != nil {
+			if err := e.addHash(ev, i, rec); err != nil {
 				errs = append(errs, err)
 			}
 		case "INTEGRITY_PCR":
@@ -104,33 +111,33 @@ func (*Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 			cause, _ := rec.Get("cause")
 			switch {
 			case strings.EqualFold(cause, "open_writers"):
-				tamper(ev, tagOpenWriters, SeverityOpenWriters)
+				e.tamperTag(ev, tagOpenWriters, SeverityOpenWriters)
 			case strings.EqualFold(cause, "ToMToU"):
-				tamper(ev, tagToMToU, SeverityToMToU)
+				e.tamperTag(ev, tagToMToU, SeverityToMToU)
 			}
 		case "INTEGRITY_DATA", "INTEGRITY_METADATA":
 			if res, _ := rec.Get("res"); res != "0" {
 				continue
 			}
 			if rec.Type == "INTEGRITY_DATA" {
-				tamper(ev, tagDataFailure, SeverityDataFailure)
+				e.tamperTag(ev, tagDataFailure, SeverityDataFailure)
 			} else {
-				tamper(ev, tagMetaFailure, SeverityMetaFailure)
+				e.tamperTag(ev, tagMetaFailure, SeverityMetaFailure)
 			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func tamper(ev *audit.Event, tag string, sev int) {
-	tamperTotal[tag].Inc()
+func (e *Enricher) tamperTag(ev *audit.Event, tag string, sev int) {
+	e.tamper[tag].Inc()
 	ev.AddTag(tag)
 	if ev.Severity < sev {
 		ev.Severity = sev
 	}
 }
 
-func addHash(ev *audit.Event, idx int, rec *audit.Record) error {
+func (e *Enricher) addHash(ev *audit.Event, idx int, rec *audit.Record) error {
 	var hf *audit.Field
 	for i := range rec.Fields {
 		if rec.Fields[i].Name == "hash" {
@@ -143,7 +150,7 @@ func addHash(ev *audit.Event, idx int, rec *audit.Record) error {
 	}
 	algo, hex, ok := audit.ParseDigest(hf.Value)
 	if !ok {
-		invalidTotal.Inc()
+		e.invalid.Inc()
 		return fmt.Errorf("hashes: record %d (%s): not a digest: hash=%.80q", idx, rec.Type, hf.Raw)
 	}
 	path, _ := rec.Get("file")
@@ -153,7 +160,7 @@ func addHash(ev *audit.Event, idx int, rec *audit.Record) error {
 			return nil
 		}
 	}
-	extractedTotal.Inc()
+	e.extracted.Inc()
 	ev.Hashes = append(ev.Hashes, h)
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
@@ -227,6 +228,7 @@ type harness struct {
 	out  *collector
 	cfg  Config
 	tune tuning
+	reg  *metrics.Registry // the enricher's; a restart gets a new one, as a new process would
 	e    *Enricher
 }
 
@@ -234,7 +236,7 @@ type harness struct {
 // mod adjusts the config first.
 func newHarness(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, fake: newFake(t, testKey), logs: &testsupport.SyncBuffer{},
+	h := &harness{t: t, fake: newFake(t, testKey), logs: &testsupport.SyncBuffer{}, reg: &metrics.Registry{},
 		out: &collector{ch: make(chan *audit.Event, 1000)},
 		clk: newClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))}
 	h.cfg = DefaultConfig()
@@ -259,7 +261,7 @@ func (h *harness) logger() *slog.Logger {
 
 func (h *harness) start() {
 	h.t.Helper()
-	e, err := newEnricher(h.cfg, h.out, h.logger(), h.tune)
+	e, err := newEnricher(h.cfg, h.out, h.logger(), h.tune, h.reg)
 	if err != nil {
 		h.t.Fatalf("newEnricher: %v", err)
 	}
@@ -272,6 +274,7 @@ func (h *harness) restart() {
 	if err := h.e.Close(); err != nil {
 		h.t.Fatalf("Close: %v", err)
 	}
+	h.reg = &metrics.Registry{}
 	h.start()
 }
 
