@@ -38,7 +38,7 @@ vet: ## go vet, staticcheck (pinned) and gofmt check
 tidy-check: ## fail when `go mod tidy` would change go.mod or go.sum (prints the diff)
 	$(GO) mod tidy -diff
 
-check: vet tidy-check ## the fast loop, no root or services, under 3 min: vet, staticcheck, gofmt, tidy, go test -short -race
+check: vet tidy-check ## the fast loop (no root or services; target under 3 min): vet, staticcheck, gofmt, tidy, go test -short -race
 	$(GO) test -short -race -count=1 -timeout 10m ./...
 
 test: vet tidy-check build ## run every test: unit, fuzz seeds, real auditd, rsyslog, Kafka (kfake + kcat), IMA under QEMU, packages
