@@ -123,7 +123,8 @@ func (c RunnerConfig) withDefaults() RunnerConfig {
 // RunnerOptions are the runtime parts of a Runner.
 type RunnerOptions struct {
 	// Metrics is where the per-sink figures are registered; nil means
-	// metrics.Default. They are unregistered by Stop.
+	// metrics.Default. Stop keeps them (a runner of the same name built
+	// later continues them); Runner.Unregister removes them.
 	Metrics *metrics.Registry
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
