@@ -348,11 +348,11 @@ func TestRunnerStopWithDeadDestination(t *testing.T) {
 		t.Fatalf("spool holds %d, want 50", b.Len())
 	}
 	// Stop keeps the series (a sink of the same name continues them);
-	// Unregister removes every one.
+	// UnregisterLabel removes every one.
 	if _, ok := s.reg.Snapshot()[`audisp_enrich_sink_acked_total{sink="dead"}`]; !ok {
 		t.Fatal("Stop removed the sink's counters")
 	}
-	r.Unregister()
+	s.reg.UnregisterLabel(`sink="dead"`)
 	if len(s.reg.Snapshot()) != 0 {
 		t.Fatalf("metrics left after Unregister: %v", s.reg.Snapshot())
 	}
