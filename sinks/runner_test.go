@@ -383,7 +383,7 @@ func TestRunnerHandoverKeepsBufferAndCounters(t *testing.T) {
 		t.Fatalf("second sink got %d messages, want %v..%v in order", len(got), want[0], want[len(want)-1])
 	}
 	// The runner acks after Write returned, so the counter may lag the sink.
-	waitFor(t, "sink_acked_total = 200 after handover", func() bool {
+	testsupport.WaitFor(t, 5*time.Second, "sink_acked_total = 200 after handover", func() bool {
 		return s.reg.Snapshot()[`audisp_enrich_sink_acked_total{sink="h"}`] == 200
 	})
 	if _, err := r.Handover(ctx, &testSink{name: "other"}, fastConfig()); err == nil {
