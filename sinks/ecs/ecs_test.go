@@ -15,6 +15,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks/ecs"
 )
 
@@ -62,7 +63,7 @@ func events(t testing.TB, path string) []*audit.Event {
 // inputs are the bundled capture from a real auditd, the golden-test logs
 // and, when present, the corpus from make corpus.
 func inputs(t *testing.T) []string {
-	root, err := audittest.ModuleRoot()
+	root, err := testsupport.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func lossless(t *testing.T, out []byte, evs []*audit.Event) {
 // TestExecDocument checks the fields of one exec event from the real
 // capture against the records it came from.
 func TestExecDocument(t *testing.T) {
-	root, _ := audittest.ModuleRoot()
+	root, _ := testsupport.ModuleRoot()
 	for _, ev := range events(t, filepath.Join(root, "plugin/testdata/capture.log")) {
 		s := audit.SummaryOf(ev)
 		if !s.Exec || len(ev.Techniques) == 0 {
@@ -305,7 +306,7 @@ func TestECSCheckCatches(t *testing.T) {
 // the full one and below laurel's 1.4 KB per event. The size with
 // original = true is logged (docs/performance.md quotes it).
 func TestSize(t *testing.T) {
-	root, _ := audittest.ModuleRoot()
+	root, _ := testsupport.ModuleRoot()
 	evs := events(t, filepath.Join(root, "plugin/testdata/capture.log"))
 	var enc audit.JSONEncoder
 	var full, small, orig []byte
@@ -355,7 +356,7 @@ func FuzzEncode(f *testing.F) {
 func BenchmarkEncode(b *testing.B) {
 	path := "/var/tmp/audisp-enrich-corpus.log"
 	if _, err := os.Stat(path); err != nil {
-		root, _ := audittest.ModuleRoot()
+		root, _ := testsupport.ModuleRoot()
 		path = filepath.Join(root, "plugin/testdata/capture.log")
 	}
 	evs := events(b, path)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks/ecs"
 )
 
@@ -18,7 +19,7 @@ import (
 // and a type that takes the value for the others.
 func TestIndexTemplate(t *testing.T) {
 	fields := audittest.ECSFieldsOrSkip(t)
-	root, _ := audittest.ModuleRoot()
+	root, _ := testsupport.ModuleRoot()
 	data, err := os.ReadFile(filepath.Join(root, "docs/ecs-index-template.json"))
 	if err != nil {
 		t.Fatal(err)

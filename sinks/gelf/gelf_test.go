@@ -30,7 +30,7 @@ import (
 	"gopkg.in/Graylog2/go-gelf.v2/gelf"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
-	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
 	"github.com/audisp-enrich/audisp-enrich/sinks/ecs"
@@ -189,7 +189,7 @@ func (r *tcpReceiver) stop() {
 // metadata: the golden full documents of plugin/audit and the ecs
 // documents of the bundled capture.
 func docs(t testing.TB) []sinks.Message {
-	root, err := audittest.ModuleRoot()
+	root, err := testsupport.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

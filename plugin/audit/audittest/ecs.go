@@ -11,12 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// ECSFieldsPath is Elastic's own field list (ECS 9.x ecs_flat.yml),
-// relative to the module root. It lives in the shared directory beside
-// the repository and is never copied into it.
-const ECSFieldsPath = "../shared/ecs/ecs_flat.yml"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
+)
 
 // ECSField is what ecs_flat.yml says about one field.
 type ECSField struct {
@@ -25,14 +22,9 @@ type ECSField struct {
 	Allowed []string // allowed_values names, if any
 }
 
-// ECSFields reads ecs_flat.yml. It returns an error wrapping
-// os.ErrNotExist when the shared directory is absent.
-func ECSFields() (map[string]ECSField, error) {
-	root, err := ModuleRoot()
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(filepath.Join(root, ECSFieldsPath))
+// ECSFields reads Elastic's own field list (ECS 9.x ecs_flat.yml) at path.
+func ECSFields(path string) (map[string]ECSField, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -40,14 +32,12 @@ func ECSFields() (map[string]ECSField, error) {
 	return parseECSFlat(f.Name(), bufio.NewScanner(f))
 }
 
-// ECSFieldsOrSkip is ECSFields for tests: it skips t when the shared
-// directory is absent and fails it on any other error.
+// ECSFieldsOrSkip reads ecs_flat.yml from the shared checkout beside the
+// repository (never copied into it): it skips t when the checkout is
+// absent and fails it on any other error.
 func ECSFieldsOrSkip(t testing.TB) map[string]ECSField {
 	t.Helper()
-	fs, err := ECSFields()
-	if os.IsNotExist(err) {
-		t.Skipf("ECS check skipped: %s is absent (it comes from the shared directory beside the repository): %v", ECSFieldsPath, err)
-	}
+	fs, err := ECSFields(filepath.Join(testsupport.SharedDir(t, "ecs"), "ecs_flat.yml"))
 	if err != nil {
 		t.Fatalf("ECS field list: %v", err)
 	}
