@@ -20,6 +20,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/blocklist"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
+	"github.com/audisp-enrich/audisp-enrich/enrich/sigma"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
@@ -131,6 +132,7 @@ type EnrichConfig struct {
 	Proc       proc.Config       `toml:"proc"`
 	Blocklist  blocklist.Config  `toml:"blocklist"`
 	Hunt       hunt.Config       `toml:"hunt"`
+	Sigma      sigma.Config      `toml:"sigma"`
 	VirusTotal virustotal.Config `toml:"virustotal"`
 }
 
@@ -194,6 +196,7 @@ func Defaults() Config {
 			Proc:       proc.DefaultConfig(),
 			Blocklist:  blocklist.DefaultConfig(),
 			Hunt:       hunt.DefaultConfig(),
+			Sigma:      sigma.DefaultConfig(),
 			VirusTotal: virustotal.DefaultConfig(),
 		},
 	}
@@ -339,6 +342,7 @@ func (c *Config) validate(r *report) {
 	at("enrich.proc", c.Enrich.Proc.Validate())
 	at("enrich.blocklist", c.Enrich.Blocklist.Validate())
 	at("enrich.hunt", c.Enrich.Hunt.Validate())
+	at("enrich.sigma", c.Enrich.Sigma.Validate())
 	if c.Enrich.VirusTotal.Enabled {
 		at("enrich.virustotal", c.Enrich.VirusTotal.Validate())
 	}

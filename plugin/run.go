@@ -84,11 +84,18 @@ func NewPipeline(cfg *conf.Config, log *slog.Logger, reg *metrics.Registry, stre
 	for _, r := range []string{"no_type", "no_msg", "bad_timestamp", "truncated", "other"} {
 		p.badLines[r] = reg.Counter("audisp_enrich_parse_errors_total", `reason="`+r+`"`, "Lines that are not audit records, by reason.")
 	}
+	hold := audit.DefaultHold
+	if !streamTime {
+		// The rest of an event may wait in the pipe for input.coalesce
+		// after the reader took its first record: hold longer than that.
+		hold = max(hold, cfg.Input.Coalesce+30*time.Millisecond)
+	}
 	p.reasm = audit.NewReassembler(audit.ReassemblerConfig{
-		Timeout: cfg.Reassembly.EOETimeout, MaxInFlight: cfg.Reassembly.MaxInFlight, StreamTime: streamTime,
+		Timeout: cfg.Reassembly.EOETimeout, MaxInFlight: cfg.Reassembly.MaxInFlight, StreamTime: streamTime, Hold: hold,
 	}, p.submit)
 	reg.Func("audisp_enrich_reassembler_evicted_total", "", "Events closed early because too many were in flight.", func() float64 { return float64(p.reasm.Stats().Evicted) })
 	reg.Func("audisp_enrich_reassembler_timed_out_total", "", "Events closed by the end-of-event timeout.", func() float64 { return float64(p.reasm.Stats().TimedOut) })
+	reg.Func("audisp_enrich_reassembler_late_records_total", "", "Records that arrived after their event was emitted (in documents flagged event.late).", func() float64 { return float64(p.reasm.Stats().Late) })
 	reg.Func("audisp_enrich_lost_hint_total", "", "Serials never seen (gaps); a hint, the kernel lost counter is authoritative.", func() float64 { return float64(p.reasm.LostHint()) })
 	p.alerts = sinks.NewAlerts(time.Second, p.alert)
 	if err := p.build(cfg); err != nil {
@@ -195,10 +202,12 @@ func (p *Pipeline) Handle(line string) {
 	p.reasm.Push(rec)
 }
 
-// Maintain closes timed-out events (live mode) and flushes idle batches.
-func (p *Pipeline) Maintain(now time.Time) {
-	p.reasm.Maintain(now)
+// Maintain emits the held and timed-out events that are due (live mode)
+// and reports whether it emitted any.
+func (p *Pipeline) Maintain(now time.Time) bool {
+	n := p.reasm.Maintain(now)
 	p.inFlight.Set(int64(p.reasm.Stats().InFlight))
+	return n > 0
 }
 
 // submit runs on the reading goroutine, which is the only one that closes
@@ -424,9 +433,13 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 			dirty = true
 			flushIfDue(time.Now())
 		case now := <-flush.C:
+			// Events held for more of their records (audit.DefaultHold)
+			// are emitted here, and flushed at once.
+			if p.Maintain(now) {
+				dirty, flushed = true, time.Time{}
+			}
 			flushIfDue(now)
 		case now := <-tick.C:
-			p.Maintain(now)
 			p.Idle()
 			status.tick(now)
 		case s := <-sigs:

@@ -148,7 +148,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if path == "" {
 			return usageError(stderr, cmd, errors.New("check-config needs a FILE"))
 		}
-		if _, err := conf.Load(path); err != nil {
+		cfg, err := conf.Load(path)
+		if err != nil {
+			fail(stderr, err)
+			return 1
+		}
+		if err := checkSigma(cfg.Enrich.Sigma, stdout, stderr); err != nil {
 			fail(stderr, err)
 			return 1
 		}
