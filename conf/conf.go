@@ -50,8 +50,9 @@ type Config struct {
 	// GOMAXPROCS), read at start. 1 (the default) costs the least CPU at
 	// auditd's rates, since goroutines then hand events to each other
 	// without waking other cores, and one core handles far more than
-	// auditd delivers; 0 means every core. Replay always uses every core,
-	// and a GOMAXPROCS environment variable wins over this.
+	// auditd delivers; 0 means every core. Replay does not read it: it
+	// runs on one core (see docs/performance.md), and a GOMAXPROCS
+	// environment variable wins over both.
 	MaxProcs   int              `toml:"max_procs"`
 	Input      InputConfig      `toml:"input"`
 	Reassembly ReassemblyConfig `toml:"reassembly"`
