@@ -204,7 +204,12 @@ func (x *index) candidates(a *auditCtx, values func(yield func(field, v string))
 	if x.lits == nil || len(a.cand) == 0 {
 		return a.cand
 	}
-	a.found = append(a.found[:0], make([]uint64, x.lits.words())...)
+	if n := x.lits.words(); cap(a.found) < n {
+		a.found = make([]uint64, n)
+	} else {
+		a.found = a.found[:n]
+		clear(a.found)
+	}
 	scan(x.lits, a.found)
 	return slices.DeleteFunc(a.cand, func(i int) bool {
 		need := x.need[i]

@@ -197,10 +197,10 @@ func (a *auditCtx) scanLiterals(m *acMatcher, found []uint64) {
 		if r == nil {
 			continue
 		}
-		m.scanText(0, r.Type, found, a.lower)
+		m.scanText(0, r.Type, found, &a.scratch)
 		for _, fs := range [2][]audit.Field{r.Fields, r.Interp} {
 			for i := range fs {
-				m.scanText(0, fs[i].Value, found, a.lower)
+				m.scanText(0, fs[i].Value, found, &a.scratch)
 			}
 		}
 	}
@@ -208,9 +208,9 @@ func (a *auditCtx) scanLiterals(m *acMatcher, found []uint64) {
 		st := int32(0)
 		for i, arg := range args {
 			if i > 0 {
-				st = m.scanText(st, " ", found, a.lower)
+				st = m.scanText(st, " ", found, &a.scratch)
 			}
-			st = m.scanText(st, arg, found, a.lower)
+			st = m.scanText(st, arg, found, &a.scratch)
 		}
 	}
 }

@@ -101,11 +101,14 @@ var literalNeeds = needs[string]{
 type acMatcher struct {
 	class  [256]uint8 // byte -> class; 0: a byte no literal has
 	nclass int
-	delta  []int32 // next state: delta[state*nclass+class]
-	out    []int32 // the literal ending at a state, or -1
-	hit    []int32 // the state itself or nearest suffix state ending a literal, or -1
-	link   []int32 // for a state ending a literal: the next such state among its suffixes, or -1
-	nlits  int
+	// delta[s+class] is the state after state s (states are numbered
+	// in multiples of nclass), negated when that state ends a literal
+	// itself or through a suffix (hit). The root is 0 and ends none.
+	delta []int32
+	out   []int32 // by state number / nclass: the literal ending there, or -1
+	hit   []int32 // the state itself or nearest suffix state ending a literal, or -1
+	link  []int32 // for a state ending a literal: the next such state among its suffixes, or -1
+	nlits int
 }
 
 // newACMatcher builds the matcher for lits (literal i is bit i of the
@@ -182,6 +185,13 @@ func newACMatcher(lits []string) *acMatcher {
 			}
 		}
 	}
+	for k, t := range m.delta {
+		if m.hit[t] >= 0 {
+			m.delta[k] = -t * int32(m.nclass)
+		} else {
+			m.delta[k] = t * int32(m.nclass)
+		}
+	}
 	return m
 }
 
@@ -198,22 +208,25 @@ func (m *acMatcher) scan(st int32, s string, found []uint64, all bool) (int32, b
 		if c >= utf8.RuneSelf && !all {
 			return st, false
 		}
-		st = m.delta[int(st)*m.nclass+int(m.class[c])]
-		for h := m.hit[st]; h >= 0; h = m.link[h] {
-			id := m.out[h]
-			found[id>>6] |= 1 << (id & 63)
+		st = m.delta[st+int32(m.class[c])]
+		if st < 0 {
+			st = -st
+			for h := m.hit[int(st)/m.nclass]; h >= 0; h = m.link[h] {
+				id := m.out[h]
+				found[id>>6] |= 1 << (id & 63)
+			}
 		}
 	}
 	return st, true
 }
 
 // scanText scans s from state st (see scan), through lower's copy of s
-// when s is not ASCII: ASCII case scan folds itself, but other letters
+// when s is not ASCII (in sc): ASCII case scan folds itself, but other letters
 // may lower-case to ASCII ones.
-func (m *acMatcher) scanText(st int32, s string, found []uint64, lower func(string) string) int32 {
+func (m *acMatcher) scanText(st int32, s string, found []uint64, sc *scratch) int32 {
 	if next, ok := m.scan(st, s, found, false); ok {
 		return next
 	}
-	next, _ := m.scan(st, lower(s), found, true)
+	next, _ := m.scan(st, sc.lower(s), found, true)
 	return next
 }
