@@ -120,9 +120,9 @@ func allConds(m []fieldCond, test func(c *fieldCond) bool) bool {
 type auditCtx struct {
 	ev     *audit.Event
 	s      *audit.Summary
-	types  uint64 // typeBit of each of the event's record types
-	text   string // every value, lower-cased, built on first use
-	joined bool   // text is built
+	types  uint64   // typeBit of each of the event's record types
+	text   string   // every value, lower-cased, built on first use
+	joined bool     // text is built
 	cand   []int    // candidate rules (index.candidates)
 	found  []uint64 // literals found (index.candidates)
 	scratch
