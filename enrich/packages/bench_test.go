@@ -1,0 +1,106 @@
+package packages
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"testing"
+)
+
+// BenchmarkReadDpkg reads this machine's dpkg database (status and every
+// md5sums file).
+func BenchmarkReadDpkg(b *testing.B) {
+	needDpkg(b)
+	for b.Loop() {
+		db, _, err := readDpkg("/")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(len(db.files)), "files")
+	}
+}
+
+// BenchmarkPlan reads the database and plans an index of two files (the
+// work of a refresh that hashes nothing).
+func BenchmarkPlan(b *testing.B) {
+	needDpkg(b)
+	cfg := testConfig(b, "/usr/bin/ls", "/usr/bin/env")
+	for b.Loop() {
+		db, _, err := readDpkg("/")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, errs := makePlan(cfg, db); len(errs) > 0 {
+			b.Fatal(errs)
+		}
+	}
+}
+
+// benchSnapshot indexes every file of this machine's dpkg database with
+// made-up digests (the lookup cost depends on the number of files, not on
+// their content) and returns it with a listed path and its digest.
+func benchSnapshot(b *testing.B) (*snapshot, []entry) {
+	needDpkg(b)
+	db, _, err := readDpkg("/")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := resolver{root: "/", cache: map[string]string{}}
+	aliases := map[string]string{}
+	es := make([]entry, 0, len(db.files))
+	for i, f := range db.files {
+		dir, base := path.Split(f.Path)
+		dir = path.Clean(dir)
+		if c := r.dir(dir, 0); c != dir {
+			aliases[dir] = c
+			dir = c
+		}
+		es = append(es, entry{path: path.Join(dir, base), pkg: f.Pkg,
+			sha256: uint64(i)*0x9e3779b97f4a7c15 + 1, sha1: uint64(i)*0xbf58476d1ce4e5b9 + 1})
+	}
+	return newSnapshot(db, es, nil, aliases, 0), es
+}
+
+// BenchmarkLookup judges digests against an index of every dpkg file of
+// this machine (about 100,000): package (canonical path), package through
+// a merged-/usr alias, relocated, unowned.
+func BenchmarkLookup(b *testing.B) {
+	s, es := benchSnapshot(b)
+	b.ReportMetric(float64(s.liveBytes())/float64(len(s.files)), "live-bytes/file")
+	var e *entry
+	for i := range es {
+		if strings.HasPrefix(es[i].path, "/usr/bin/") {
+			e = &es[i]
+			break
+		}
+	}
+	if e == nil {
+		b.Skip("no file in /usr/bin")
+	}
+	hex256 := fmt.Sprintf("%016x", e.sha256) + strings.Repeat("0", 48)
+	cases := []struct{ name, path, want string }{
+		{"package", e.path, StatusPackage},
+		{"alias", strings.TrimPrefix(e.path, "/usr"), StatusPackage},
+		{"relocated", "/tmp/.x/httpd", StatusRelocated},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if v := s.lookup(c.path, hex256, true); v.status != c.want {
+					b.Fatalf("%s: %+v", c.path, v)
+				}
+			}
+		})
+	}
+	b.Run("unowned", func(b *testing.B) {
+		s.complete = true
+		other := strings.Repeat("f", 64)
+		b.ReportAllocs()
+		for b.Loop() {
+			if v := s.lookup("/tmp/.x/httpd", other, true); v.status != StatusUnowned {
+				b.Fatalf("%+v", v)
+			}
+		}
+	})
+}
