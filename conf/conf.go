@@ -17,6 +17,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/attack"
 	"github.com/audisp-enrich/audisp-enrich/enrich/blocklist"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
@@ -127,6 +128,7 @@ type EnrichConfig struct {
 	Attack     attack.Config     `toml:"attack"`
 	Proc       proc.Config       `toml:"proc"`
 	Blocklist  blocklist.Config  `toml:"blocklist"`
+	Packages   packages.Config   `toml:"packages"`
 	Hunt       hunt.Config       `toml:"hunt"`
 	VirusTotal virustotal.Config `toml:"virustotal"`
 }
@@ -190,6 +192,7 @@ func Defaults() Config {
 			Attack:     attack.DefaultConfig(),
 			Proc:       proc.DefaultConfig(),
 			Blocklist:  blocklist.DefaultConfig(),
+			Packages:   packages.DefaultConfig(),
 			Hunt:       hunt.DefaultConfig(),
 			VirusTotal: virustotal.DefaultConfig(),
 		},
@@ -235,6 +238,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg := raw.Config
 	if !md.IsDefined("enrich", "virustotal", "state_dir") {
 		cfg.Enrich.VirusTotal.StateDir = cfg.StateDir
+	}
+	if !md.IsDefined("enrich", "packages", "state_dir") {
+		cfg.Enrich.Packages.StateDir = cfg.StateDir
 	}
 	sinkLines := headerLines(data, "[[sink]]")
 	for i, p := range raw.Sink {
@@ -338,6 +344,9 @@ func (c *Config) Validate(data []byte) error {
 	at("enrich.attack", c.Enrich.Attack.Validate())
 	at("enrich.proc", c.Enrich.Proc.Validate())
 	at("enrich.blocklist", c.Enrich.Blocklist.Validate())
+	if c.Enrich.Packages.Enabled {
+		at("enrich.packages", c.Enrich.Packages.Validate())
+	}
 	at("enrich.hunt", c.Enrich.Hunt.Validate())
 	if c.Enrich.VirusTotal.Enabled {
 		at("enrich.virustotal", c.Enrich.VirusTotal.Validate())

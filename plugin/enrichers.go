@@ -1,9 +1,12 @@
 package plugin
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/enrich"
@@ -11,6 +14,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/blocklist"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hashes"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 )
@@ -20,13 +24,15 @@ import (
 type enrichers struct {
 	chain     []enrich.Enricher
 	blocklist *blocklist.Enricher
+	packages  *packages.Enricher
 	vt        *virustotal.Enricher
 }
 
 // buildEnrichers builds the chain in dependency order: hashes and the
-// process table first, then ATT&CK tags, blocklists, the hunting rules
-// (they read the parent, the keys and the blocklist result), VirusTotal
-// (it needs the allowlist result, and the severity for its priority), and
+// process table first, then ATT&CK tags, blocklists, package trust, the
+// hunting rules (they read the parent, the keys, the blocklist result and
+// the package status), VirusTotal (it needs the allowlist result and the
+// package status, and the severity for its priority), and
 // last the hunting rules that test a verdict (they see verdicts that were
 // cached or arrived within max_wait).
 func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger) (*enrichers, error) {
@@ -55,6 +61,10 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger)
 		}
 		e.blocklist = b
 		e.chain = append(e.chain, b)
+	}
+	if c.Packages.Enabled {
+		e.packages = packages.New(c.Packages, log)
+		e.chain = append(e.chain, e.packages)
 	}
 	// Hunting rules run before VirusTotal, so that the hashes they flag
 	// are looked up first; the rules that test a VirusTotal verdict run
@@ -172,4 +182,44 @@ func (e *enrichers) close() {
 	if e.blocklist != nil {
 		_ = e.blocklist.Close()
 	}
+	if e.packages != nil {
+		e.packages.Close()
+	}
+}
+
+// waitPackages lets the package index finish (hashing at full speed)
+// before replay judges events, so a replayed log gets the answers the live
+// plugin gives; with stderr on a terminal it shows a progress line. It does
+// nothing when the enricher is off, and only logs when the package database
+// cannot be read. Plugin mode never calls it.
+func (e *enrichers) waitPackages(ctx context.Context, log *slog.Logger) error {
+	if e.packages == nil {
+		return nil
+	}
+	var progress func(done, total int)
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		last := time.Now()
+		progress = func(done, total int) {
+			if done == total || time.Since(last) > 200*time.Millisecond {
+				last = time.Now()
+				fmt.Fprintf(os.Stderr, "\rpackages: hashing package files %d/%d", done, total)
+				if done == total {
+					fmt.Fprintln(os.Stderr)
+				}
+			}
+		}
+	}
+	start := time.Now()
+	if err := e.packages.Index().Wait(ctx, progress); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		// No package database: events say unindexed, as in plugin mode.
+		log.Error("packages: no index for this replay", "err", err)
+		return nil
+	}
+	st := e.packages.Index().Stats()
+	log.Info("packages: index ready", "files", st.Files, "hashed", st.Hashed, "reused", st.Reused,
+		"modified", st.Modified, "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }

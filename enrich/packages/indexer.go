@@ -58,6 +58,8 @@ type Index struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	ready  chan struct{} // closed when the first complete snapshot is out
+	broken chan struct{} // closed when the first database read failed
+	dbErr  error         // why; written before broken is closed
 	full   atomic.Bool   // hash at full speed (replay)
 
 	hashed, bytesHashed, reused atomic.Int64
@@ -70,7 +72,7 @@ type Index struct {
 // OpenIndex starts the index goroutine. It returns at once; lookups say
 // unindexed until the first snapshot is out.
 func OpenIndex(cfg Config, log *slog.Logger) *Index {
-	x := &Index{cfg: cfg, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}), ready: make(chan struct{})}
+	x := &Index{cfg: cfg, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}), ready: make(chan struct{}), broken: make(chan struct{})}
 	x.ctx, x.cancel = context.WithCancel(context.Background())
 	go x.run()
 	return x
@@ -83,7 +85,8 @@ func (x *Index) Close() {
 	<-x.done
 }
 
-// Wait hashes at full speed until the index is complete or ctx is done;
+// Wait hashes at full speed until the index is complete, the package
+// database could not be read (the error says why) or ctx is done;
 // progress, when not nil, is called from the index goroutine after each
 // file hashed. It is for replay, which judges events only after the index
 // is built.
@@ -97,6 +100,8 @@ func (x *Index) Wait(ctx context.Context, progress func(done, total int)) error 
 	select {
 	case <-x.ready:
 		return nil
+	case <-x.broken:
+		return x.dbErr
 	case <-x.done:
 		return errors.New("packages: index stopped before it was complete")
 	case <-ctx.Done():
@@ -146,6 +151,10 @@ func (x *Index) run() {
 			d, errs, err := readDB(x.cfg)
 			switch {
 			case err != nil:
+				if db == nil && logOnce {
+					x.dbErr = err
+					close(x.broken)
+				}
 				if logOnce {
 					x.log.Error("packages: cannot read the package database; every hash stays unindexed", "err", err)
 					logOnce = false

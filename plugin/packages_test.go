@@ -1,0 +1,137 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/conf"
+)
+
+// TestReplayPackageTrust replays IMA measurements of real files of this
+// machine through the whole pipeline with the package index on (limited to
+// two coreutils binaries): ls's real digest is package; a copy of env
+// under another name is relocated, with the hunting rule, tag and T1036.003;
+// ls's digest on env's path is modified, with T1554. Replay builds the
+// index before it judges, so no event says unindexed.
+func TestReplayPackageTrust(t *testing.T) {
+	if _, err := os.Stat("/var/lib/dpkg/status"); err != nil {
+		t.Skip("no dpkg database on this machine:", err)
+	}
+	dir := t.TempDir()
+	sum := func(p string) string {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256(data)
+		return hex.EncodeToString(h[:])
+	}
+	ls, env := sum("/usr/bin/ls"), sum("/usr/bin/env")
+	copyDir := filepath.Join(dir, ".x")
+	if err := os.Mkdir(copyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile("/usr/bin/env")
+	httpd := filepath.Join(copyDir, "httpd")
+	if err := os.WriteFile(httpd, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	for i, m := range []struct{ file, hash string }{{"/usr/bin/ls", ls}, {httpd, env}, {"/usr/bin/env", ls}} {
+		fmt.Fprintf(&log, `type=INTEGRITY_RULE msg=audit(1764900000.%03d:%d): file="%s" hash="sha256:%s" ppid=1 pid=%d auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=1 comm="bash" exe="/usr/bin/bash" res=1`+"\n",
+			i, 100+i, m.file, m.hash, 4000+i)
+	}
+	in := filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(in, log.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.jsonl")
+	cfg, err := conf.Parse("packages.toml", []byte(fmt.Sprintf(`
+state_dir = %q
+[log]
+syslog = false
+[enrich.proc]
+enabled = false
+[enrich.packages]
+enabled = true
+paths = ["/usr/bin/ls", "/usr/bin/env"]
+[[sink]]
+type = "file"
+[sink.file]
+path = %q
+`, dir, out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Replay(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), []string{in}, nil); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validateDocs(t, raw)
+	type doc struct {
+		Event   struct{ Serial int }
+		Package struct {
+			Status, Manager, Name string
+			OriginalPath          string `json:"original_path"`
+		}
+		Tags   []string
+		Hunt   []struct{ Rule string }
+		Threat struct {
+			Technique struct {
+				ID           []string
+				Subtechnique struct{ ID []string }
+			}
+		}
+	}
+	got := map[int]doc{}
+	for _, l := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		var d doc
+		if err := json.Unmarshal(l, &d); err != nil {
+			t.Fatal(err)
+		}
+		got[d.Event.Serial] = d
+	}
+	checks := []struct {
+		serial         int
+		status, orig   string
+		tag, rule, tid string
+	}{
+		{100, "package", "", "", "", ""},
+		{101, "relocated", "/usr/bin/env", "package:relocated", "package_file_relocated", "T1036.003"},
+		{102, "modified", "", "package:modified", "package_file_modified", "T1554"},
+	}
+	for _, c := range checks {
+		d, ok := got[c.serial]
+		if !ok {
+			t.Fatalf("no document for serial %d in\n%s", c.serial, raw)
+		}
+		p := d.Package
+		if p.Status != c.status || p.Manager != "dpkg" || p.Name != "coreutils" || p.OriginalPath != c.orig {
+			t.Errorf("serial %d: package %+v, want %s (original %q) of coreutils", c.serial, p, c.status, c.orig)
+		}
+		if c.tag == "" {
+			if slices.ContainsFunc(d.Tags, func(s string) bool { return strings.HasPrefix(s, "package:") }) {
+				t.Errorf("serial %d: tags %v", c.serial, d.Tags)
+			}
+			continue
+		}
+		ids := append(d.Threat.Technique.ID, d.Threat.Technique.Subtechnique.ID...)
+		if !slices.Contains(d.Tags, c.tag) || !slices.Contains(d.Tags, "hunt:"+c.rule) || !slices.Contains(ids, c.tid) {
+			t.Errorf("serial %d: tags %v, techniques %v; want %s, hunt:%s, %s", c.serial, d.Tags, ids, c.tag, c.rule, c.tid)
+		}
+	}
+}
