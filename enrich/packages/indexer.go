@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -510,12 +511,52 @@ func (r *resolver) dir(d string, depth int) string {
 	return c
 }
 
+// Inspect reports the state of the persisted index against the package
+// database now, without hashing anything: what a running plugin (or the
+// next start) holds and what it still has to hash. LastRefresh is when
+// packages.idx was last written.
+func Inspect(cfg Config) (Stats, error) {
+	db, _, err := readDB(cfg)
+	if err != nil {
+		return Stats{}, err
+	}
+	p, errs := makePlan(cfg, db)
+	if len(errs) > 0 {
+		return Stats{}, errors.Join(errs...)
+	}
+	st := Stats{Manager: db.manager, Packages: len(db.pkgs), Files: len(p.entries), Owned: len(p.owned),
+		Pending: len(p.todo), Reused: int64(len(p.entries) - len(p.todo)), Complete: len(p.todo) == 0}
+	for _, e := range p.entries {
+		if e.flags&flagModified != 0 {
+			st.Modified++
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(cfg.StateDir, StoreFile)); err == nil {
+		st.LastRefresh = fi.ModTime()
+	}
+	return st, nil
+}
+
 // String renders the stats as the lines of "packages status".
 func (st Stats) String() string {
 	last := "never"
 	if !st.LastRefresh.IsZero() {
 		last = st.LastRefresh.UTC().Format(time.RFC3339)
 	}
-	return fmt.Sprintf("manager:        %s\npackages:       %d\nindexed files:  %d (executables and libraries)\nother files:    %d (known by path)\nhashed:         %d files, %d bytes (this run)\nreused:         %d files (persisted hashes)\npending:        %d\nmodified:       %d\nunreadable:     %d\nlive index:     %d bytes\ncomplete:       %t\nlast refresh:   %s\n",
-		st.Manager, st.Packages, st.Files, st.Owned, st.Hashed, st.BytesHashed, st.Reused, st.Pending, st.Modified, st.Unreadable, st.LiveBytes, st.Complete, last)
+	var b strings.Builder
+	fmt.Fprintf(&b, "manager:       %s\npackages:      %d\nindexed files: %d (executables and libraries)\nother files:   %d (package files known by path)\n",
+		st.Manager, st.Packages, st.Files, st.Owned)
+	fmt.Fprintf(&b, "hashed:        %d files (persisted hashes that match the files)\npending:       %d files to hash\nmodified:      %d files fail the package database's digest\n",
+		st.Reused+st.Hashed, st.Pending, st.Modified)
+	if st.Hashed > 0 || st.BytesHashed > 0 {
+		fmt.Fprintf(&b, "hashed now:    %d files, %d bytes (this process)\n", st.Hashed, st.BytesHashed)
+	}
+	if st.Unreadable > 0 {
+		fmt.Fprintf(&b, "unreadable:    %d files\n", st.Unreadable)
+	}
+	if st.LiveBytes > 0 {
+		fmt.Fprintf(&b, "live index:    %d bytes\n", st.LiveBytes)
+	}
+	fmt.Fprintf(&b, "complete:      %t\nlast refresh:  %s\n", st.Complete, last)
+	return b.String()
 }

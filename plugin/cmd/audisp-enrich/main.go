@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/plugin"
 )
 
@@ -27,6 +28,7 @@ const usage = `Usage:
   audisp-enrich check-config FILE               validate a config file
   audisp-enrich print-default-config            print the documented default config
   audisp-enrich stats [--config FILE]           print the live figures of the running plugin
+  audisp-enrich packages status [--config FILE] print the state of the package index
   audisp-enrich --version | --help
 
 Plugin mode reads ` + conf.DefaultPath + ` when it exists and --config is not given.
@@ -40,6 +42,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := ""
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd == "packages" {
+		if len(args) == 0 || args[0] != "status" {
+			fmt.Fprint(stderr, "usage: audisp-enrich packages status [--config FILE]\n")
+			return 2
+		}
+		cmd, args = "packages status", args[1:]
 	}
 	fs := flag.NewFlagSet("audisp-enrich", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -82,6 +91,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "stats":
 		return stats(*cfgPath, stdout, stderr)
+	case "packages status":
+		return packagesStatus(*cfgPath, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -150,5 +161,28 @@ func stats(cfgPath string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "audisp-enrich:", err)
 		return 1
 	}
+	return 0
+}
+
+// packagesStatus prints the state of the package index: the persisted
+// hashes checked against the package database now (nothing is hashed).
+// Exit status 1 when the index is off or the database cannot be read.
+func packagesStatus(cfgPath string, stdout, stderr io.Writer) int {
+	cfg, _, err := loadConfig(cfgPath, true)
+	if err != nil {
+		fmt.Fprintln(stderr, "audisp-enrich:", err)
+		return 1
+	}
+	pc := cfg.Enrich.Packages
+	if !pc.Enabled {
+		fmt.Fprintln(stderr, "audisp-enrich: the package index is off ([enrich.packages] enabled = false)")
+		return 1
+	}
+	st, err := packages.Inspect(pc)
+	if err != nil {
+		fmt.Fprintln(stderr, "audisp-enrich:", err)
+		return 1
+	}
+	fmt.Fprint(stdout, st.String())
 	return 0
 }
