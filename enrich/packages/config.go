@@ -14,7 +14,7 @@ type Config struct {
 	// shipped config turns it on.
 	Enabled bool `toml:"enabled"`
 	// Manager is the package database to read: "auto" (default: dpkg when
-	// ROOT/var/lib/dpkg/status exists) or "dpkg".
+	// ROOT/var/lib/dpkg/status exists, else rpm), "dpkg" or "rpm".
 	Manager string `toml:"manager"`
 	// Root is the file system the database and files are read from
 	// (default "/"): another root serves a container image or a test tree.
@@ -45,9 +45,9 @@ func DefaultConfig() Config {
 // Validate reports the first invalid option.
 func (c *Config) Validate() error {
 	switch c.Manager {
-	case "auto", "dpkg":
+	case "auto", "dpkg", "rpm":
 	default:
-		return fmt.Errorf("packages: manager %q: want auto or dpkg", c.Manager)
+		return fmt.Errorf("packages: manager %q: want auto, dpkg or rpm", c.Manager)
 	}
 	if !strings.HasPrefix(c.Root, "/") {
 		return fmt.Errorf("packages: root %q: not an absolute path", c.Root)

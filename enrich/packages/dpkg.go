@@ -172,7 +172,7 @@ func readDpkg(root string) (db *database, errs []error, err error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	db = &database{manager: "dpkg", digest: digestMD5}
+	db = &database{manager: "dpkg"}
 	var pkgs []dpkgPackage
 	errs, bad, err := parseDpkgStatus(statusPath, f, func(p dpkgPackage) {
 		if p.HasFiles {
@@ -198,7 +198,7 @@ func readDpkg(root string) (db *database, errs []error, err error) {
 		es, bad, rerr := parseMD5Sums(mf.Name(), mf, func(path string, sum [16]byte) {
 			var d [32]byte
 			copy(d[:], sum[:])
-			db.files = append(db.files, ownedFile{Path: path, Pkg: pi, Digest: d})
+			db.files = append(db.files, ownedFile{Path: path, Pkg: pi, Algo: digestMD5, Digest: d})
 		})
 		mf.Close()
 		errs = append(errs, es...)

@@ -36,10 +36,11 @@ const (
 type pkgInfo struct{ Name, Version string }
 
 // ownedFile is one file a package database lists, with the database's
-// digest of it (MD5 in the first 16 bytes, or SHA-256).
+// digest of it (MD5 in the first 16 bytes, or SHA-256, by Algo).
 type ownedFile struct {
 	Path   string
 	Pkg    int32
+	Algo   digestAlgo
 	Digest [32]byte
 }
 
@@ -47,7 +48,6 @@ type ownedFile struct {
 // files they own.
 type database struct {
 	manager  string // dpkg | rpm
-	digest   digestAlgo
 	pkgs     []pkgInfo
 	files    []ownedFile
 	badLines int

@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -143,7 +144,7 @@ func (x *Index) run() {
 	defer t.Stop()
 	var (
 		db      *database
-		stamp   [2]fileKey
+		stamp   [8]fileKey
 		dbRead  int64
 		logOnce = true
 	)
@@ -190,10 +191,12 @@ func lowerPriority() {
 	_, _, _ = unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), ioprioClassIdle<<ioprioClassShift)
 }
 
-// dbFiles are the files whose change means the package database changed.
+// dbFiles are the files whose change means the package database changed
+// (for rpm: the database files and sqlite's write-ahead logs).
 var dbFiles = map[string][]string{
 	"dpkg": {"var/lib/dpkg/status", "var/lib/dpkg/updates"},
-	"rpm":  {"var/lib/rpm", "usr/lib/sysimage/rpm"},
+	"rpm": append(slices.Clone(rpmDBFiles), "var/lib/rpm/rpmdb.sqlite-wal",
+		"usr/lib/sysimage/rpm/rpmdb.sqlite-wal"),
 }
 
 // managerOf returns the package manager cfg selects.
@@ -208,7 +211,7 @@ func managerOf(cfg Config) string {
 }
 
 // dbStamp returns the keys of the database's files (zero for a missing one).
-func (x *Index) dbStamp() (st [2]fileKey) {
+func (x *Index) dbStamp() (st [8]fileKey) {
 	for i, f := range dbFiles[managerOf(x.cfg)] {
 		if fi, err := os.Stat(filepath.Join(x.cfg.Root, f)); err == nil {
 			st[i] = keyOf(fi)
@@ -233,7 +236,7 @@ func readDB(cfg Config) (*database, []error, error) {
 	case "dpkg":
 		return readDpkg(cfg.Root)
 	default:
-		return nil, nil, fmt.Errorf("packages: the %s database is not supported", m)
+		return readRPM(cfg.Root)
 	}
 }
 
@@ -255,7 +258,7 @@ type plan struct {
 	store   map[string]hashed // persisted hashes of the current entries
 	dirty   bool              // store differs from the file
 	todo    []int             // entries to hash
-	digests [][32]byte        // database digest of entries[i]
+	src     []*ownedFile      // the database's record of entries[i]
 	unread  int
 }
 
@@ -297,23 +300,23 @@ func makePlan(cfg Config, db *database) (*plan, []error) {
 		e := entry{path: cpath, pkg: f.Pkg, flags: flagPending}
 		if h, ok := stored[cpath]; ok && h.Key == k {
 			p.store[cpath] = h
-			e.flags = verdictFlags(db, &h, &f.Digest)
+			e.flags = verdictFlags(f, &h)
 			e.sha256, e.sha1 = binary.BigEndian.Uint64(h.SHA256[:]), binary.BigEndian.Uint64(h.SHA1[:])
 		} else {
 			p.todo = append(p.todo, len(p.entries))
 		}
 		p.entries = append(p.entries, e)
 		p.keys = append(p.keys, k)
-		p.digests = append(p.digests, f.Digest)
+		p.src = append(p.src, f)
 	}
 	p.dirty = len(p.store) != len(stored)
 	return p, errs
 }
 
 // verdictFlags compares a file's own digests with the database's.
-func verdictFlags(db *database, h *hashed, want *[32]byte) uint32 {
-	ok := db.digest == digestMD5 && [16]byte(want[:16]) == h.MD5 ||
-		db.digest == digestSHA256 && *want == h.SHA256
+func verdictFlags(f *ownedFile, h *hashed) uint32 {
+	ok := f.Algo == digestMD5 && [16]byte(f.Digest[:16]) == h.MD5 ||
+		f.Algo == digestSHA256 && f.Digest == h.SHA256
 	if ok {
 		return 0
 	}
@@ -347,7 +350,7 @@ func (x *Index) refresh(db *database, dbRead int64) {
 		case err == nil:
 			p.store[e.path] = h
 			p.dirty = true
-			e.flags = verdictFlags(db, &h, &p.digests[i])
+			e.flags = verdictFlags(p.src[i], &h)
 			e.sha256, e.sha1 = binary.BigEndian.Uint64(h.SHA256[:]), binary.BigEndian.Uint64(h.SHA1[:])
 		case errors.Is(err, errChanged):
 			// It changed while it was read: left pending for the next

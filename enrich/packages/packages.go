@@ -6,11 +6,14 @@
 //
 // # Index
 //
-// dpkg keeps only MD5 digests, and the kernel logs SHA-256 (or SHA-1). An
+// The database is dpkg's (status and info/*.md5sums) or rpm's (sqlite, ndb
+// or Berkeley DB, read with go-rpmdb). dpkg keeps only MD5 digests, rpm
+// SHA-256 (MD5 for old packages), and the kernel logs SHA-256 or SHA-1. An
 // Index therefore hashes each executable (any execute bit) and shared
 // library (*.so, *.so.N) that a package owns, once, with MD5, SHA-1 and
-// SHA-256, and keeps the SHA digests of the files whose MD5 is the one
-// dpkg recorded; a file whose MD5 already differs is marked modified.
+// SHA-256, and keeps the SHA digests of the files whose digest is the one
+// the database recorded; a file whose digest already differs is marked
+// modified.
 // Directory symlinks are resolved inside the root, so on a merged-/usr
 // system /bin/ls (as dpkg lists it) and /usr/bin/ls (as the kernel logs
 // it) are one entry. Hashing runs in one goroutine on a thread with nice 19
