@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
 
 // TestReplayPackageTrust replays IMA measurements of real files of this
@@ -134,4 +137,126 @@ path = %q
 			t.Errorf("serial %d: tags %v, techniques %v; want %s, hunt:%s, %s", c.serial, d.Tags, ids, c.tag, c.rule, c.tid)
 		}
 	}
+}
+
+// BenchmarkPackageShare measures how many of the distinct executables run
+// in the bundled capture (and in the generated corpus, when
+// AUDISP_ENRICH_CORPUS names it), and of the files in /usr/bin and
+// /usr/sbin of this machine, the package index vouches for, and so need no
+// VirusTotal lookup. The captures hold no IMA records (the host kernel has
+// no IMA), so each distinct file of their execve events (exe= and PATH
+// names) that still exists is hashed (SHA-256) on this machine, where the
+// captures were made, and judged like an INTEGRITY_RULE hash. Run it once:
+//
+//	go test -run '^$' -bench PackageShare -benchtime 1x ./plugin/
+func BenchmarkPackageShare(b *testing.B) {
+	if _, err := os.Stat("/var/lib/dpkg/status"); err != nil {
+		b.Skip("no dpkg database on this machine:", err)
+	}
+	logs := map[string]string{"capture": filepath.Join("testdata", "capture.log"), "usr-bin-sbin": ""}
+	if c := os.Getenv("AUDISP_ENRICH_CORPUS"); c != "" {
+		logs["corpus"] = c
+	}
+	for b.Loop() {
+		for name, path := range logs {
+			exes := machinePaths(b, "/usr/bin", "/usr/sbin")
+			if path != "" {
+				exes = execPaths(b, path)
+			}
+			cfg := packages.DefaultConfig()
+			cfg.Enabled, cfg.StateDir, cfg.Paths = true, b.TempDir(), exes
+			e := packages.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err := e.Index().Wait(context.Background(), nil); err != nil {
+				b.Fatal(err)
+			}
+			status := map[string]int{}
+			seen := map[string]bool{}
+			for _, p := range exes {
+				data, err := os.ReadFile(p)
+				if err != nil {
+					status["gone"]++
+					continue
+				}
+				h := sha256.Sum256(data)
+				hx := hex.EncodeToString(h[:])
+				if seen[hx] {
+					continue
+				}
+				seen[hx] = true
+				ev := &audit.Event{Enrichment: audit.Enrichment{Hashes: []audit.FileHash{{Path: p, Algo: "sha256", Hex: hx}}}}
+				if err := e.Enrich(context.Background(), ev); err != nil {
+					b.Fatal(err)
+				}
+				status[ev.Package.Status]++
+			}
+			e.Close()
+			b.ReportMetric(float64(len(exes)), name+"-exe-paths")
+			b.ReportMetric(float64(len(seen)), name+"-distinct-hashes")
+			b.ReportMetric(float64(status[packages.StatusPackage])/float64(len(seen)), name+"-package-share")
+			b.Logf("%s: %d distinct exe paths, %d distinct hashes, by status %v", name, len(exes), len(seen), status)
+		}
+	}
+}
+
+// execPaths returns the distinct files of the successful execve events of
+// an audit log: the SYSCALL exe= and the PATH names (the program and its
+// loader, which IMA measures too).
+func execPaths(b *testing.B, path string) []string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var p audit.Parser
+	execs := map[uint32]bool{}
+	names := map[uint32][]string{}
+	for _, l := range strings.Split(string(data), "\n") {
+		r, err := p.Parse(l)
+		if err != nil {
+			continue
+		}
+		switch r.Type {
+		case "SYSCALL":
+			sc, _ := r.Get("syscall")
+			ok, _ := r.Get("success")
+			exe, _ := r.Get("exe")
+			if (sc == "59" || sc == "322") && ok == "yes" {
+				execs[r.Serial] = true
+				names[r.Serial] = append(names[r.Serial], exe)
+			}
+		case "PATH":
+			n, _ := r.Get("name")
+			names[r.Serial] = append(names[r.Serial], n)
+		}
+	}
+	set := map[string]bool{}
+	for serial := range execs {
+		for _, n := range names[serial] {
+			// The kernel measures the file a symlink points to.
+			if real, err := filepath.EvalSymlinks(n); err == nil && strings.HasPrefix(n, "/") {
+				set[real] = true
+			} else if strings.HasPrefix(n, "/") {
+				set[filepath.Clean(n)] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// machinePaths returns the files directly in dirs, symlinks resolved.
+func machinePaths(b *testing.B, dirs ...string) []string {
+	var out []string
+	for _, d := range dirs {
+		es, err := os.ReadDir(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range es {
+			if e.Type().IsRegular() {
+				out = append(out, filepath.Join(d, e.Name()))
+			} else if real, err := filepath.EvalSymlinks(filepath.Join(d, e.Name())); err == nil {
+				out = append(out, real) // what IMA measures for a symlink
+			}
+		}
+	}
+	return out
 }

@@ -110,6 +110,9 @@ func digestTable(refs []digestRef) (keyIndex, []uint32) {
 	return newKeyIndex(keys), files
 }
 
+// ownedBytes is the part of liveBytes that the owned, not indexed files take.
+func (s *snapshot) ownedBytes() int { return 8*len(s.owned.keys) + 4*len(s.owned.starts) }
+
 // liveBytes is the memory the snapshot's per-file tables take.
 func (s *snapshot) liveBytes() int {
 	n := 8*len(s.files) + 4*(len(s.by256)+len(s.by1)) + len(s.names)

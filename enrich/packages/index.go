@@ -69,7 +69,8 @@ const (
 
 // keyIndex is a sorted set of 64-bit keys (hashes, so spread evenly) with a
 // table of where each run of leading bits starts: a lookup reads one start
-// and scans about two keys. It costs 8 bytes per key plus 2 for the table.
+// and scans about four keys. It costs 8 bytes per key plus 1 to 2 for the
+// table.
 type keyIndex struct {
 	keys   []uint64
 	starts []uint32 // starts[b]: first key whose top bits are >= b; one extra at the end
@@ -78,7 +79,7 @@ type keyIndex struct {
 
 func newKeyIndex(sorted []uint64) keyIndex {
 	bits := uint(1)
-	for 1<<bits < len(sorted)/2 {
+	for 1<<bits < len(sorted)/4 {
 		bits++
 	}
 	x := keyIndex{keys: sorted, shift: 64 - bits, starts: make([]uint32, 1<<bits+1)}
@@ -111,9 +112,9 @@ func (x *keyIndex) find(k uint64) (int, bool) {
 //
 // Per indexed file it holds a 64-bit path key, an 8-byte fileRec, an 8-byte
 // prefix of its SHA-256 and of its SHA-1 each with a 4-byte file index,
-// about 6 bytes of bucket tables, and the path (directory index, length
-// and base name) in names: about 46 bytes plus the base name. Owned files
-// that are not executables or libraries cost about 10 bytes (a path key).
+// about 4 bytes of bucket tables, and the path (directory index, length
+// and base name) in names: about 44 bytes plus the base name. Owned files
+// that are not executables or libraries cost about 9 bytes (a path key).
 type snapshot struct {
 	seed    maphash.Seed
 	paths   keyIndex  // path keys of the indexed files
