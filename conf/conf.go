@@ -21,9 +21,9 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
-	"github.com/audisp-enrich/audisp-enrich/sinks/audisp"
 	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
 	"github.com/audisp-enrich/audisp-enrich/sinks/kafka"
+	"github.com/audisp-enrich/audisp-enrich/sinks/remote"
 	"github.com/audisp-enrich/audisp-enrich/sinks/syslog"
 )
 
@@ -156,7 +156,7 @@ type SinkConfig struct {
 	File     *FileConfig        `toml:"file"`
 	Kafka    *kafka.Config      `toml:"kafka"`
 	Syslog   *syslog.Config     `toml:"syslog"`
-	Remote   *audisp.Config     `toml:"remote"`
+	Remote   *remote.Config     `toml:"remote"`
 
 	// Line is the line of the [[sink]] header, for error messages.
 	Line int `toml:"-"`
@@ -261,7 +261,7 @@ func Parse(name string, data []byte) (*Config, error) {
 			yc := syslog.DefaultConfig()
 			sc.Syslog = &yc
 		case "remote":
-			rc := audisp.DefaultConfig()
+			rc := remote.DefaultConfig()
 			sc.Remote = &rc
 			sc.Encoding = "audit"
 		}

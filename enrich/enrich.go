@@ -15,8 +15,9 @@ import (
 // owned by the caller for the duration of the call; the enricher may write
 // only its own Enrichment fields.
 //
-// Enrich must return before ctx is done (the pool gives each enricher its own
-// timeout). A non-nil error becomes a warning on the event; it never drops
+// Enrich must return before ctx is done: the pool runs each event's chain
+// under a deadline (enrich.timeout after the chain started); an enricher
+// that waits for something (VirusTotal's max_wait) waits no longer. A non-nil error becomes a warning on the event; it never drops
 // the event. Network I/O must not happen on this path: enrichers that need it
 // (VirusTotal) queue the work and report a pending status instead.
 type Enricher interface {

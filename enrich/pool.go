@@ -18,8 +18,11 @@ import (
 // enrichers in chain order on one worker. Submit blocks when Queue events
 // are in the pool, which is the pool's bound.
 //
-// An enricher error, or a call that takes longer than the timeout, becomes
-// a warning on the event and is counted; the event always goes on.
+// Deadline: each audit event's chain runs under a context whose deadline
+// is the timeout after the chain started, so an enricher that may wait
+// (VirusTotal's max_wait) stops waiting by then. An enricher error, or a
+// call that takes longer than the timeout, becomes a warning on the event
+// and is counted; the event always goes on.
 //
 // Before the enrichers, the worker summarises an audit event once
 // (ev.Summary) for every enricher and the encoder; it clears it again
@@ -52,9 +55,10 @@ type enricherStats struct {
 }
 
 type job struct {
-	ev   *audit.Event
-	buf  []byte
-	done chan struct{}
+	ev      *audit.Event
+	barrier func() // set for a Barrier, which has no event
+	buf     []byte
+	done    chan struct{}
 }
 
 // Encoder encodes an enriched event on worker w (0 <= w < workers), appending
@@ -97,6 +101,17 @@ func (p *Pool) Submit(ev *audit.Event) {
 	p.jobs <- j
 }
 
+// Barrier makes the emitting goroutine call f once every event submitted
+// before it has been passed to out, and before any event submitted after
+// it. It does not wait for f. The runtime uses it to flush batched output
+// where out runs. Like Submit, it must not be called after Close.
+func (p *Pool) Barrier(f func()) {
+	j := p.free.Get().(*job)
+	j.barrier = f
+	j.done <- struct{}{}
+	p.order <- j
+}
+
 // Close waits until every submitted event has been passed to out.
 func (p *Pool) Close() {
 	close(p.jobs)
@@ -133,7 +148,9 @@ func (p *Pool) work(w int) {
 			audit.Summarize(j.ev, &sum)
 			j.ev.Summary = &sum
 			n++
-			timeNext = p.run(ctx, j.ev, tallies, timeNext || n%latencySample == 0)
+			cctx, cancel := context.WithTimeout(ctx, p.timeout)
+			timeNext = p.run(cctx, j.ev, tallies, timeNext || n%latencySample == 0)
+			cancel()
 		}
 		j.buf = j.buf[:0]
 		if p.encode != nil {
@@ -212,6 +229,12 @@ func (p *Pool) emit() {
 	defer close(p.done)
 	for j := range p.order {
 		<-j.done
+		if j.barrier != nil {
+			j.barrier()
+			j.barrier = nil
+			p.free.Put(j)
+			continue
+		}
 		p.out(j.ev, j.buf)
 		j.ev = nil
 		if cap(j.buf) > 1<<20 {

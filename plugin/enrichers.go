@@ -26,6 +26,7 @@ type enrichers struct {
 	blocklist *blocklist.Enricher
 	packages  *packages.Enricher
 	vt        *virustotal.Enricher
+	vtAt      int // vt's index in chain
 }
 
 // buildEnrichers builds the chain in dependency order: hashes and the
@@ -35,7 +36,13 @@ type enrichers struct {
 // package status, and the severity for its priority), and
 // last the hunting rules that test a verdict (they see verdicts that were
 // cached or arrived within max_wait).
-func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger) (*enrichers, error) {
+//
+// VirusTotal: with vt set, that running enricher takes its place in the
+// chain (a reload that kept its settings); with vtLater, the place is left
+// for openVT (a reload that changed them: only one enricher may hold
+// vt.db, so the new one opens after the old one closed); otherwise a new
+// one is started.
+func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger, vt *virustotal.Enricher, vtLater bool) (*enrichers, error) {
 	e := &enrichers{}
 	if c.Hashes.Enabled {
 		e.chain = append(e.chain, hashes.New())
@@ -88,13 +95,19 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger)
 		e.chain = append(e.chain, h)
 	}
 	if c.VirusTotal.Enabled {
-		v, err := virustotal.New(c.VirusTotal, emit, log)
-		if err != nil {
-			e.close()
-			return nil, err
+		switch {
+		case vt != nil:
+			e.vt = vt
+		case !vtLater:
+			v, err := virustotal.New(c.VirusTotal, emit, log)
+			if err != nil {
+				e.close()
+				return nil, err
+			}
+			e.vt = v
 		}
-		e.vt = v
-		e.chain = append(e.chain, v)
+		e.vtAt = len(e.chain)
+		e.chain = append(e.chain, e.vt) // nil until openVT when vtLater
 	}
 	if len(vtRules) > 0 {
 		all, err := hunt.New(c.Hunt)
@@ -175,10 +188,38 @@ func (e *enrichers) reload(log *slog.Logger) {
 	}
 }
 
-func (e *enrichers) close() {
+// openVT starts the VirusTotal enricher whose place buildEnrichers left
+// (vtLater) with c; if that fails it tries the previous settings prev,
+// and if that fails too the chain goes on without VirusTotal. Each
+// failure is logged.
+func (e *enrichers) openVT(c, prev *virustotal.Config, emit enrich.Emitter, log *slog.Logger) {
+	if !c.Enabled {
+		return
+	}
+	v, err := virustotal.New(*c, emit, log)
+	if err != nil && prev.Enabled {
+		log.Error("reload: virustotal could not start with the new settings; starting it with the previous ones", "err", err)
+		v, err = virustotal.New(*prev, emit, log)
+	}
+	if err != nil {
+		log.Error("reload: virustotal could not start; running without it", "err", err)
+		e.chain = slices.Delete(e.chain, e.vtAt, e.vtAt+1)
+		return
+	}
+	e.vt = v
+	e.chain[e.vtAt] = v
+}
+
+// closeVT closes the VirusTotal enricher (before a new one opens vt.db).
+func (e *enrichers) closeVT() {
 	if e.vt != nil {
 		_ = e.vt.Close()
+		e.vt = nil
 	}
+}
+
+func (e *enrichers) close() {
+	e.closeVT()
 	if e.blocklist != nil {
 		_ = e.blocklist.Close()
 	}

@@ -817,7 +817,7 @@ backoff_max = "200ms"
 	for _, name := range []string{"audisp_enrich_sink_queued", "audisp_enrich_sink_in_flight", "audisp_enrich_sink_acked_total",
 		"audisp_enrich_sink_retried_total", "audisp_enrich_sink_oldest_age_seconds", "audisp_enrich_sink_connected",
 		"audisp_enrich_sink_buffer_bytes", "audisp_enrich_sink_reconnects_total", "audisp_enrich_sink_published_total",
-		"kafka_connect_errors_total", "kafka_messages_delivered_total"} {
+		"audisp_enrich_kafka_connect_errors_total", "audisp_enrich_kafka_messages_delivered_total"} {
 		m.must(t, name, "sink", "kafka")
 	}
 	final := scrapeProm(t, listen)
@@ -841,8 +841,8 @@ backoff_max = "200ms"
 	if age := final.must(t, "audisp_enrich_sink_oldest_age_seconds", "sink", "kafka"); age <= 0 {
 		t.Errorf("oldest age %g, want > 0 with a queue", age)
 	}
-	if ce := final.must(t, "kafka_connect_errors_total", "sink", "kafka"); ce < 1 {
-		t.Errorf("kafka_connect_errors_total = %g, want at least 1", ce)
+	if ce := final.must(t, "audisp_enrich_kafka_connect_errors_total", "sink", "kafka"); ce < 1 {
+		t.Errorf("audisp_enrich_kafka_connect_errors_total = %g, want at least 1", ce)
 	}
 
 	// `stats` scrapes the unix socket.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strconv"
 	"sync"
@@ -21,9 +22,11 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/enrich"
+	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
+	"github.com/audisp-enrich/audisp-enrich/sinks/output"
 )
 
 // FlushInterval is how often, at most, plugin mode flushes the local
@@ -46,10 +49,16 @@ type Pipeline struct {
 	reasm  *audit.Reassembler
 	errlog *errorLog
 
-	mu   sync.Mutex // guards pool, enr and out across reloads
+	// mu guards pool and held. pool and out are replaced only by the
+	// reading goroutine (Reload, Close), so it reads them without mu.
+	mu   sync.Mutex
 	pool *enrich.Pool
-	enr  *enrichers
-	out  *output
+	// held keeps the documents enrichers emit while a reload swaps pools
+	// (holding); the new pool takes them first.
+	held    []*audit.Event
+	holding bool
+	enr     *enrichers
+	out     *output.Stage
 
 	parsed   *metrics.Counter
 	badLines map[string]*metrics.Counter
@@ -91,30 +100,32 @@ func NewPipeline(cfg *conf.Config, log *slog.Logger, reg *metrics.Registry, stre
 
 // build creates the enrichers, the sinks and the pool for cfg.
 func (p *Pipeline) build(cfg *conf.Config) error {
-	out, err := buildOutput(cfg, p.reg, p.log, p.alert)
+	out, err := output.New(cfg, cfg.Enrich.Workers, p.outputOptions())
 	if err != nil {
 		return err
 	}
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, nil, false)
 	if err != nil {
-		out.stop(context.Background())
+		out.Discard()
 		return err
 	}
-	encoders := make([]audit.JSONEncoder, cfg.Enrich.Workers)
-	var encode enrich.Encoder
-	if out.wantsJSON() {
-		encode = func(w int, ev *audit.Event, dst []byte) []byte {
-			if ev.Kind == flushKind {
-				return dst
-			}
-			return encoders[w].Append(dst, ev)
-		}
-	}
-	pool := enrich.NewPool(enr.chain, cfg.Enrich.Workers, cfg.Enrich.Queue, cfg.Enrich.Timeout, p.reg, encode, p.deliver)
+	out.Start(context.Background(), nil)
+	pool := p.newPool(cfg, enr, out)
 	p.mu.Lock()
 	p.out, p.enr, p.pool = out, enr, pool
 	p.mu.Unlock()
 	return nil
+}
+
+func (p *Pipeline) outputOptions() output.Options {
+	return output.Options{Metrics: p.reg, Logger: p.log, OnDrop: p.alert}
+}
+
+// newPool starts the enrichment pool that runs enr and hands its documents
+// to out; the workers encode them for out.
+func (p *Pipeline) newPool(cfg *conf.Config, enr *enrichers, out *output.Stage) *enrich.Pool {
+	return enrich.NewPool(enr.chain, cfg.Enrich.Workers, cfg.Enrich.Queue, cfg.Enrich.Timeout, p.reg, out.Encode,
+		func(ev *audit.Event, doc []byte) { p.deliver(out, ev, doc) })
 }
 
 type emitterFunc func(*audit.Event)
@@ -126,15 +137,25 @@ func (f emitterFunc) Emit(ev *audit.Event) { f(ev) }
 //
 // The lock is held across Submit so that a pool is never closed under a
 // submitter; Submit only waits for the pool, which drains on its own.
-// Documents that arrive while no pool runs (shutdown) are dropped: the
-// VirusTotal queue keeps their hashes for the next start.
+// Documents that arrive while a reload swaps pools wait for the new pool
+// (at most maxHeld; more are dropped and logged). Those that arrive when
+// no pool runs (shutdown) are dropped: the VirusTotal queue keeps their
+// hashes for the next start.
 func (p *Pipeline) emitDocument(ev *audit.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.pool != nil {
+	switch {
+	case p.pool != nil:
 		p.pool.Submit(ev)
+	case p.holding && len(p.held) < maxHeld:
+		p.held = append(p.held, ev)
+	case p.holding:
+		p.log.Error("reload: too many documents emitted while the pools were swapped; dropped one", "kind", ev.Kind.String(), "event", ev.ID.String())
 	}
 }
+
+// maxHeld bounds the documents kept while a reload swaps pools.
+const maxHeld = 4096
 
 // alert emits a KindAlert document when a sink's buffer dropped documents,
 // so the loss reaches the SIEM as well as the log. Runners call it from
@@ -182,55 +203,81 @@ func (p *Pipeline) submit(ev *audit.Event) {
 }
 
 // deliver runs on the pool's emitting goroutine.
-func (p *Pipeline) deliver(ev *audit.Event, jsonDoc []byte) {
-	if ev.Kind == flushKind {
-		p.out.flush()
-		return
-	}
+func (p *Pipeline) deliver(out *output.Stage, ev *audit.Event, doc []byte) {
 	p.events.Inc()
-	p.out.publish(ev, jsonDoc)
+	out.Deliver(ev, doc)
 	if ev.Kind == audit.KindAudit && !ev.TimedOut {
 		p.latency.Observe(time.Since(ev.ID.Time()).Seconds())
 	}
 }
 
 // Idle flushes batched output; the driver calls it when input pauses.
+// The flush runs on the pool's emitting goroutine, after the documents
+// submitted so far (the output stage belongs to that goroutine).
 func (p *Pipeline) Idle() {
-	// The output belongs to the emitting goroutine; an empty event would
-	// be wasteful, so flush through a no-op document.
-	p.pool.Submit(&audit.Event{Kind: flushKind})
+	p.pool.Barrier(p.out.Flush)
 }
 
-// flushKind marks the internal flush request that Idle submits.
-const flushKind audit.Kind = 255
-
-// Reload applies a new config: in-flight reassembly is kept; the enrichers
-// and sinks are rebuilt after the old pool has delivered everything.
+// Reload applies a new config; in-flight reassembly is kept. The new
+// sinks and enrichers are built first, beside the running ones; if any
+// fails to build, the running pipeline stays untouched and the error says
+// why. Otherwise the running pool delivers everything it holds, the new
+// pool and output stage take over (sinks whose settings did not change
+// keep running, changed ones take over their buffers: see
+// output.Stage.Prepare), and the old enrichers and the sinks that are gone
+// are stopped (those get ShutdownGrace to deliver; the rest stays in their
+// disk buffers). Counters continue across reloads.
 //
-// The old sinks get ShutdownGrace to deliver what they hold; the rest
-// stays in their disk buffers, which the new sinks of the same name reopen
-// (a memory buffer's rest is lost and counted).
+// The VirusTotal enricher is kept when its settings did not change. When
+// they did, it is replaced after the swap (only one may hold vt.db); if
+// the new one cannot start, the old settings are started again, and if
+// that fails too the pipeline runs without VirusTotal (logged).
 func (p *Pipeline) Reload(cfg *conf.Config) error {
-	p.closePool()
-	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
-	p.out.stop(ctx)
-	cancel()
-	p.enr.close()
-	if err := p.build(cfg); err != nil {
-		// Keep running on the previous config.
-		if err2 := p.build(p.cfg); err2 != nil {
-			return fmt.Errorf("reload failed (%v) and the previous config could not be rebuilt: %w", err, err2)
-		}
+	out, err := p.out.Prepare(cfg, cfg.Enrich.Workers)
+	if err != nil {
 		return err
 	}
-	p.cfg = cfg
+	keepVT := reflect.DeepEqual(p.cfg.Enrich.VirusTotal, cfg.Enrich.VirusTotal)
+	var vt *virustotal.Enricher
+	if keepVT {
+		vt = p.enr.vt
+	}
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, vt, !keepVT)
+	if err != nil {
+		out.Discard()
+		return err
+	}
+	p.mu.Lock()
+	old := p.pool
+	p.pool, p.holding = nil, true
+	p.mu.Unlock()
+	old.Close()
+	if keepVT {
+		p.enr.vt = nil // now enr's
+	} else {
+		p.enr.closeVT()
+		enr.openVT(&cfg.Enrich.VirusTotal, &p.cfg.Enrich.VirusTotal, emitterFunc(p.emitDocument), p.log)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	out.Start(ctx, p.out)
+	cancel()
+	oldEnr := p.enr
+	pool := p.newPool(cfg, enr, out)
+	p.mu.Lock()
+	p.out, p.enr, p.cfg = out, enr, cfg
+	for _, ev := range p.held {
+		pool.Submit(ev)
+	}
+	p.pool, p.held, p.holding = pool, nil, false
+	p.mu.Unlock()
+	oldEnr.close()
 	return nil
 }
 
 // Reopen reopens file sinks and reloads hash lists (SIGHUP without a
 // config change).
 func (p *Pipeline) Reopen() {
-	p.out.reopen()
+	p.out.Reopen()
 	p.enr.reload(p.log)
 }
 
@@ -253,10 +300,10 @@ func (p *Pipeline) Close(ctx context.Context) {
 	select {
 	case <-drained:
 	case <-ctx.Done():
-		p.out.abortBuffered()
+		p.out.Abort()
 		<-drained
 	}
-	p.out.stop(ctx)
+	p.out.Stop(ctx)
 	p.enr.close()
 	p.errlog.close()
 }
@@ -276,11 +323,12 @@ func (p *Pipeline) closePool() {
 // SinkStats returns the delivery figures of the buffered sinks.
 func (p *Pipeline) SinkStats() []sinks.RunnerStats {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.out == nil {
+	out := p.out
+	p.mu.Unlock()
+	if out == nil {
 		return nil
 	}
-	return p.out.sinkStats()
+	return out.Stats()
 }
 
 // Stats returns the reassembler counters.
@@ -487,7 +535,7 @@ func (p *Pipeline) abortBuffered() {
 	out := p.out
 	p.mu.Unlock()
 	if out != nil {
-		out.abortBuffered()
+		out.Abort()
 	}
 }
 

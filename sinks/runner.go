@@ -154,21 +154,25 @@ type RunnerStats struct {
 	LastError   string        `json:"last_error,omitempty"`
 }
 
-// Runner owns one Sink and its Buffer and moves messages from the buffer
-// into the sink: it batches, writes, acks what was delivered, retries the
-// rest with backoff and reconnects when the sink says it lost its
-// connection. Append never waits for the sink.
+// Runner owns one Sink and moves messages from the sink's Buffer into it:
+// it batches, writes, acks what was delivered, retries the rest with
+// backoff and reconnects when the sink says it lost its connection.
+// Append never waits for the sink.
 //
 // One goroutine calls the sink, so the Sink contract (never two calls at
 // once) holds. Delivery order is buffer order, except that messages that
 // failed are retried before newer ones are written.
+//
+// The buffer, the per-sink metrics and the drop reports outlive a Runner:
+// Handover gives them to a Runner over a new Sink (a reload that changed
+// the sink's settings), so that nothing queued is lost and no counter
+// starts again from zero. Metrics are registered once per sink name, in
+// NewRunner; a Runner of the same name built later (after a restart of the
+// pipeline in the same process) gets the same series.
 type Runner struct {
+	*lane
 	sink Sink
-	name string
 	cfg  RunnerConfig
-	opts RunnerOptions
-	log  *slog.Logger
-	buf  Buffer
 
 	cancel  context.CancelFunc
 	ctx     context.Context
@@ -176,6 +180,15 @@ type Runner struct {
 	start   sync.Once
 	stop    sync.Once
 	stopErr error
+}
+
+// lane is what the Runners of one sink share across Handover: the buffer,
+// the metrics and the drop reports.
+type lane struct {
+	name string
+	opts RunnerOptions
+	log  *slog.Logger
+	buf  Buffer
 
 	labels     string
 	registered []string
@@ -191,6 +204,8 @@ type Runner struct {
 	pendDrops map[string]int
 	dropKick  chan struct{}
 	dropDone  chan struct{}
+	dropStop  context.CancelFunc
+	dropCtx   context.Context
 }
 
 // NewRunner builds the runner for sink. open opens its buffer; it receives
@@ -206,48 +221,78 @@ func NewRunner(sink Sink, cfg RunnerConfig, open func(onDrop func(n int, reason 
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	r := &Runner{
-		sink:      sink,
+	l := &lane{
 		name:      sink.Name(),
-		cfg:       cfg.withDefaults(),
 		opts:      opts,
 		log:       opts.Logger.With("sink", sink.Name()),
-		done:      make(chan struct{}),
 		labels:    `sink="` + escapeLabel(sink.Name()) + `"`,
 		dropped:   map[string]*metrics.Counter{},
 		pendDrops: map[string]int{},
 		dropKick:  make(chan struct{}, 1),
 		dropDone:  make(chan struct{}),
 	}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
-	reg := opts.Metrics
-	r.acked = reg.Counter(r.metric("audisp_enrich_sink_acked_total"), r.labels, "Messages the sink acknowledged.")
-	r.retried = reg.Counter(r.metric("audisp_enrich_sink_retried_total"), r.labels, "Messages written again after a failed write.")
-	r.reconnects = reg.Counter(r.metric("audisp_enrich_sink_reconnects_total"), r.labels, "Connections re-established after the sink lost one.")
-	r.inFlight = reg.Gauge(r.metric("audisp_enrich_sink_in_flight"), r.labels, "Messages handed to the sink and not yet acknowledged.")
-	r.connected = reg.Gauge(r.metric("audisp_enrich_sink_connected"), r.labels, "1 while the sink is connected.")
-	go r.dropLoop()
-	buf, err := open(r.onDrop)
+	l.dropCtx, l.dropStop = context.WithCancel(context.Background())
+	go l.dropLoop()
+	buf, err := open(l.onDrop)
 	if err != nil {
-		r.cancel()
-		<-r.dropDone
-		r.unregister()
-		return nil, fmt.Errorf("sink %s: buffer: %w", r.name, err)
+		l.dropStop()
+		<-l.dropDone
+		return nil, fmt.Errorf("sink %s: buffer: %w", l.name, err)
 	}
-	r.buf = buf
-	reg.Func(r.metric("audisp_enrich_sink_queued"), r.labels, "Messages in the buffer not yet acknowledged, in flight included.", func() float64 { return float64(buf.Len()) })
-	reg.Func(r.metric("audisp_enrich_sink_buffer_bytes"), r.labels, "Bytes the sink's buffer holds (memory or spool files).", func() float64 { return float64(buf.Bytes()) })
-	reg.Func(r.metric("audisp_enrich_sink_oldest_age_seconds"), r.labels, "Age of the oldest unacknowledged message.", func() float64 { return buf.OldestAge().Seconds() })
-	return r, nil
+	l.buf = buf
+	reg := opts.Metrics
+	l.acked = reg.Counter(l.metric("audisp_enrich_sink_acked_total"), l.labels, "Messages the sink acknowledged.")
+	l.retried = reg.Counter(l.metric("audisp_enrich_sink_retried_total"), l.labels, "Messages written again after a failed write.")
+	l.reconnects = reg.Counter(l.metric("audisp_enrich_sink_reconnects_total"), l.labels, "Connections re-established after the sink lost one.")
+	l.inFlight = reg.Gauge(l.metric("audisp_enrich_sink_in_flight"), l.labels, "Messages handed to the sink and not yet acknowledged.")
+	l.connected = reg.Gauge(l.metric("audisp_enrich_sink_connected"), l.labels, "1 while the sink is connected.")
+	reg.Func(l.metric("audisp_enrich_sink_queued"), l.labels, "Messages in the buffer not yet acknowledged, in flight included.", func() float64 { return float64(buf.Len()) })
+	reg.Func(l.metric("audisp_enrich_sink_buffer_bytes"), l.labels, "Bytes the sink's buffer holds (memory or spool files).", func() float64 { return float64(buf.Bytes()) })
+	reg.Func(l.metric("audisp_enrich_sink_oldest_age_seconds"), l.labels, "Age of the oldest unacknowledged message.", func() float64 { return buf.OldestAge().Seconds() })
+	return newRunner(l, sink, cfg), nil
 }
 
-// metric remembers a registered name for unregister.
-func (r *Runner) metric(name string) string {
-	r.registered = append(r.registered, name)
+func newRunner(l *lane, sink Sink, cfg RunnerConfig) *Runner {
+	r := &Runner{lane: l, sink: sink, cfg: cfg.withDefaults(), done: make(chan struct{})}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	return r
+}
+
+// Handover stops r's delivery within ctx (the write in progress is
+// cancelled and its messages go back to the buffer; r's sink is closed)
+// and returns an unstarted Runner that delivers the same buffer to sink,
+// with cfg. sink must have r's name. The buffer stays open, the metrics
+// and the drop reports carry on; r must not be used afterwards. A sink
+// that does not return from Write or Close before ctx is done is
+// abandoned, as by Stop, and its batch is given back when Write returns.
+func (r *Runner) Handover(ctx context.Context, sink Sink, cfg RunnerConfig) (*Runner, error) {
+	if sink.Name() != r.name {
+		return nil, fmt.Errorf("sink %s: handover to a sink named %s", r.name, sink.Name())
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sink %s: %w", r.name, err)
+	}
+	var err error
+	r.stop.Do(func() {
+		r.stopErr = r.halt(ctx)
+		err = r.stopErr
+	})
+	if err != nil {
+		r.log.Warn("sink handed over with a write still in progress", "err", err)
+	}
+	return newRunner(r.lane, sink, cfg), nil
+}
+
+// metric remembers a registered name for Unregister.
+func (l *lane) metric(name string) string {
+	l.registered = append(l.registered, name)
 	return name
 }
 
-func (r *Runner) unregister() {
+// Unregister removes the sink's series from the registry; the runtime
+// calls it after Stop when a reload removed the sink. Stop alone keeps
+// them, so that a sink of the same name continues its counts.
+func (r *Runner) Unregister() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, n := range r.registered {
@@ -278,39 +323,42 @@ func (r *Runner) Start() {
 // not acknowledged. If the sink does not return from Write or Close before
 // ctx is done, Stop still closes the buffer and returns an error; the
 // stuck call is abandoned. Calling Stop again returns the first result.
+// The metrics stay registered (see Unregister).
 func (r *Runner) Stop(ctx context.Context) error {
 	r.stop.Do(func() {
-		r.start.Do(func() { close(r.done) }) // never started
-		r.cancel()
-		var errs []error
-		loopDone := false
-		select {
-		case <-r.done:
-			loopDone = true
-		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("sink %s: still writing at shutdown; abandoned", r.name))
-		}
-		if loopDone {
-			closed := make(chan error, 1)
-			go func() { closed <- r.sink.Close(ctx) }()
-			select {
-			case err := <-closed:
-				if err != nil {
-					errs = append(errs, fmt.Errorf("sink %s: close: %w", r.name, err))
-				}
-			case <-ctx.Done():
-				errs = append(errs, fmt.Errorf("sink %s: close did not finish in time", r.name))
-			}
-		}
+		errs := []error{r.halt(ctx)}
 		if err := r.buf.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("sink %s: buffer: %w", r.name, err))
 		}
-		r.connected.Set(0)
+		r.dropStop()
 		<-r.dropDone
-		r.unregister()
 		r.stopErr = errors.Join(errs...)
 	})
 	return r.stopErr
+}
+
+// halt ends the delivery loop and closes the sink, within ctx.
+func (r *Runner) halt(ctx context.Context) error {
+	r.start.Do(func() { close(r.done) }) // never started
+	r.cancel()
+	var errs []error
+	select {
+	case <-r.done:
+		closed := make(chan error, 1)
+		go func() { closed <- r.sink.Close(ctx) }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				errs = append(errs, fmt.Errorf("sink %s: close: %w", r.name, err))
+			}
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("sink %s: close did not finish in time", r.name))
+		}
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("sink %s: still writing at shutdown; abandoned", r.name))
+	}
+	r.connected.Set(0)
+	return errors.Join(errs...)
 }
 
 // Stats returns a snapshot of the sink's figures.
@@ -337,7 +385,7 @@ func (r *Runner) Stats() RunnerStats {
 }
 
 // onDrop is the buffer's drop callback: count now, alert later.
-func (r *Runner) onDrop(n int, reason string) {
+func (r *lane) onDrop(n int, reason string) {
 	r.mu.Lock()
 	c, ok := r.dropped[reason]
 	if !ok {
@@ -354,11 +402,11 @@ func (r *Runner) onDrop(n int, reason string) {
 }
 
 // dropLoop hands coalesced drop reports to OnDrop, at most once a second.
-func (r *Runner) dropLoop() {
+func (r *lane) dropLoop() {
 	defer close(r.dropDone)
 	for {
 		select {
-		case <-r.ctx.Done():
+		case <-r.dropCtx.Done():
 			return
 		case <-r.dropKick:
 		}
@@ -372,14 +420,14 @@ func (r *Runner) dropLoop() {
 			}
 		}
 		select {
-		case <-r.ctx.Done():
+		case <-r.dropCtx.Done():
 			return
 		case <-time.After(time.Second):
 		}
 	}
 }
 
-func (r *Runner) setErr(err error) {
+func (r *lane) setErr(err error) {
 	r.mu.Lock()
 	r.lastErr = err.Error()
 	r.mu.Unlock()
@@ -511,23 +559,10 @@ func (r *Runner) ack(msgs []Message) {
 
 // ackSome acks the delivered indexes of pending and returns the rest.
 func (r *Runner) ackSome(pending []Message, delivered []int) []Message {
-	ok := make([]bool, len(pending))
-	var seqs []uint64
-	for _, i := range delivered {
-		if i >= 0 && i < len(pending) && !ok[i] {
-			ok[i] = true
-			seqs = append(seqs, pending[i].Seq)
-		}
-	}
-	r.buf.Ack(seqs...)
-	r.acked.Add(uint64(len(seqs)))
-	r.inFlight.Add(-int64(len(seqs)))
-	rest := make([]Message, 0, len(pending)-len(seqs))
-	for i := range pending {
-		if !ok[i] {
-			rest = append(rest, pending[i])
-		}
-	}
+	done, rest := SplitDelivered(pending, delivered)
+	r.buf.Ack(seqsOf(done)...)
+	r.acked.Add(uint64(len(done)))
+	r.inFlight.Add(-int64(len(done)))
 	return rest
 }
 

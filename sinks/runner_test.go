@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -346,11 +347,56 @@ func TestRunnerStopWithDeadDestination(t *testing.T) {
 	if b.Len() != 50 {
 		t.Fatalf("spool holds %d, want 50", b.Len())
 	}
-	if s.reg.Snapshot()[`audisp_enrich_sink_acked_total{sink="dead"}`] != 0 {
-		t.Fatal("metrics not unregistered at Stop")
+	// Stop keeps the series (a sink of the same name continues them);
+	// Unregister removes every one.
+	if _, ok := s.reg.Snapshot()[`audisp_enrich_sink_acked_total{sink="dead"}`]; !ok {
+		t.Fatal("Stop removed the sink's counters")
 	}
+	r.Unregister()
 	if len(s.reg.Snapshot()) != 0 {
-		t.Fatalf("metrics left after Stop: %v", s.reg.Snapshot())
+		t.Fatalf("metrics left after Unregister: %v", s.reg.Snapshot())
+	}
+}
+
+// Handover moves the buffer, the counters and the drop reports to a
+// runner over a new sink: nothing queued is lost or sent twice, and
+// sink_acked_total goes on from where it was.
+func TestRunnerHandoverKeepsBufferAndCounters(t *testing.T) {
+	s := newSetup(t)
+	var down atomic.Bool
+	first := &testSink{name: "h", behave: func(int, []sinks.Message) error {
+		if down.Load() {
+			return errors.New("down")
+		}
+		return nil
+	}}
+	r := s.runner(t, first, fastConfig())
+	r.Start()
+	appendValues(t, r, values(0, 100))
+	waitFor(t, "first delivery", func() bool { return len(first.delivered()) == 100 })
+	// The first sink stops acknowledging; what is queued meanwhile must
+	// reach the second sink.
+	down.Store(true)
+	appendValues(t, r, values(100, 150))
+	second := &testSink{name: "h"}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	r2, err := r.Handover(ctx, second, fastConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r2.Stop(context.Background()) })
+	r2.Start()
+	appendValues(t, r2, values(150, 200))
+	waitFor(t, "second delivery", func() bool { return len(second.delivered()) == 100 })
+	if got, want := second.delivered(), values(100, 200); !slices.Equal(got, want) {
+		t.Fatalf("second sink got %d messages, want %v..%v in order", len(got), want[0], want[len(want)-1])
+	}
+	if n := s.reg.Snapshot()[`audisp_enrich_sink_acked_total{sink="h"}`]; n != 200 {
+		t.Fatalf("sink_acked_total = %v after handover, want 200", n)
+	}
+	if _, err := r.Handover(ctx, &testSink{name: "other"}, fastConfig()); err == nil {
+		t.Fatal("handover to a sink of another name was accepted")
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package sinks defines the Sink contract and what all sinks share: the
-// per-sink buffer, the runner that moves messages from the buffer into the
-// sink with retries, and the fan-out.
+// per-sink Buffer contract, the runner that moves messages from the buffer
+// into the sink with retries, and the document filter. The output stage
+// (filter, encoding, hand-off) is package sinks/output.
 package sinks
 
 import (
@@ -36,13 +37,24 @@ type Meta struct {
 
 // Sink delivers messages to one destination.
 //
-// The runner calls Connect first, then Write repeatedly, then Close; never
-// two of these at once. Write returns nil when every message of the batch
-// was delivered and acknowledged by the destination, a *PartialError when
-// only some were, ErrNotConnected when the connection is gone (the runner
-// calls Connect again with backoff), and any other error when the whole
-// batch should be retried. Write and Connect must return soon after ctx is
-// done.
+// Order of calls: Connect, then Write any number of times, then Close;
+// never two calls at once (one goroutine drives a sink). Connect may follow
+// Close: after Write returns ErrNotConnected the runner closes the sink
+// and connects it again, so a sink must keep its configuration and its
+// metrics across Close and be ready for another Connect. Write after Close
+// without a new Connect returns an error. Close may be called twice.
+//
+// Write returns nil when every message of the batch was delivered and
+// acknowledged by the destination, a *PartialError when only some were,
+// ErrNotConnected when the connection is gone (the runner closes the sink
+// and calls Connect again with backoff), and any other error when the
+// whole batch should be retried. Write and Connect must return soon after
+// ctx is done. sinks/sinktest checks all of this against a real peer.
+//
+// Metrics: a sink registers its series once, in its constructor, in the
+// registry its caller gives it, named audisp_enrich_<type>_* with the
+// label sink="NAME"; a sink of the same name built later (a reload)
+// continues the same series.
 type Sink interface {
 	Name() string
 	Connect(ctx context.Context) error
@@ -66,3 +78,23 @@ func (e *PartialError) Error() string {
 }
 
 func (e *PartialError) Unwrap() error { return e.Err }
+
+// SplitDelivered splits a batch that Write answered with a *PartialError:
+// delivered holds the messages at the indexes it names (indexes out of
+// range and repeated ones are ignored), rest the others, in batch order.
+func SplitDelivered(batch []Message, indexes []int) (delivered, rest []Message) {
+	ok := make([]bool, len(batch))
+	for _, i := range indexes {
+		if i >= 0 && i < len(batch) && !ok[i] {
+			ok[i] = true
+			delivered = append(delivered, batch[i])
+		}
+	}
+	rest = make([]Message, 0, len(batch)-len(delivered))
+	for i := range batch {
+		if !ok[i] {
+			rest = append(rest, batch[i])
+		}
+	}
+	return delivered, rest
+}

@@ -97,11 +97,10 @@ func New(cfg Config, logger *slog.Logger) (*Enricher, error) {
 		}
 		e.lists = append(e.lists, l)
 	}
-	e.registerMetrics()
 	if err := errors.Join(errs...); err != nil {
-		e.unregisterMetrics()
 		return nil, err
 	}
+	e.registerMetrics()
 	if cfg.ReloadInterval > 0 && len(e.lists) > 0 {
 		e.stop, e.done = make(chan struct{}), make(chan struct{})
 		go e.watch(cfg.ReloadInterval)
@@ -118,14 +117,6 @@ func (e *Enricher) registerMetrics() {
 		if ix := l.idx.Load(); ix != nil {
 			l.loads.Inc()
 			l.entries.Set(int64(ix.len()))
-		}
-	}
-}
-
-func (e *Enricher) unregisterMetrics() {
-	for _, l := range e.lists {
-		for _, m := range []string{mHits, mLoadErrors, mLoads, mEntries} {
-			metrics.Default.Unregister(m, l.labels)
 		}
 	}
 }
@@ -200,17 +191,16 @@ func (e *Enricher) Reload() error {
 	return errors.Join(errs...)
 }
 
-// Close stops the poller and unregisters the metrics. The enricher keeps
-// matching with the indexes it holds. Close may be called more than once.
-// Metrics are registered by list name, so when a new configuration replaces
-// an enricher, Close the old one before New builds its successor.
+// Close stops the poller. The enricher keeps matching with the indexes it
+// holds. Close may be called more than once. Metrics are registered by
+// list name and stay registered: an enricher that a reload builds beside
+// this one (before this one is closed) continues the same series.
 func (e *Enricher) Close() error {
 	e.closed.Do(func() {
 		if e.stop != nil {
 			close(e.stop)
 			<-e.done
 		}
-		e.unregisterMetrics()
 	})
 	return nil
 }

@@ -42,8 +42,8 @@ type Config struct {
 	// Timeout bounds one HTTP request, headers and body included. Default 20s.
 	Timeout time.Duration `toml:"timeout"`
 	// MaxWait is how long Enrich may hold an event waiting for a lookup that
-	// is not cached (it never waits longer than the pool's per-enricher
-	// timeout either). Default 0: never wait; the event leaves with status
+	// is not cached (it never waits past ctx's deadline either, which the
+	// pool sets to enrich.timeout after the chain started). Default 0: never wait; the event leaves with status
 	// "pending" and a verdict document follows.
 	MaxWait time.Duration `toml:"max_wait"`
 	// PerMinute, PerDay and PerMonth are the request budgets. The minute

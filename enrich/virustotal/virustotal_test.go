@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/audisp-enrich/audisp-enrich/enrich"
 	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
@@ -942,5 +943,29 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	if h.fake.apikeys[0] != k {
 		t.Error("the key was not sent in X-Apikey")
+	}
+}
+
+// TestPoolDeadlineCapsMaxWait: in the enrichment pool, an uncached lookup
+// holds its event no longer than the pool's timeout, whatever max_wait
+// says (docs/configuration.md: enrich.timeout caps max_wait). The pool
+// used to pass a context without a deadline, so the event waited for the
+// slow answer.
+func TestPoolDeadlineCapsMaxWait(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxWait = 5 * time.Second })
+	x := sha(1)
+	h.fake.set(x, reply{status: 200, body: fileReply(x, 1).body, delay: 2 * time.Second})
+	out := make(chan *audit.Event, 1)
+	p := enrich.NewPool([]enrich.Enricher{h.e}, 1, 4, 80*time.Millisecond, &metrics.Registry{}, nil,
+		func(ev *audit.Event, _ []byte) { out <- ev })
+	defer p.Close()
+	start := time.Now()
+	p.Submit(ev(1, fh256(x)))
+	got := <-out
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("the event waited %v in the pool; want about the pool's 80ms timeout", el)
+	}
+	if got.VirusTotal == nil || got.VirusTotal.Status != StatusPending {
+		t.Fatalf("status %+v, want pending", got.VirusTotal)
 	}
 }

@@ -812,17 +812,3 @@ func (d *disk) closeFiles() {
 	d.rr.close()
 	d.lock.Close() // releases the flock
 }
-
-// crash simulates a process kill for tests: nothing more is written, the
-// files and the lock are released. Data already written stays in the page
-// cache, as it would after kill -9.
-func (d *disk) crash() {
-	d.mu.Lock()
-	d.closed = true
-	d.data.wake()
-	d.space.wake()
-	d.mu.Unlock()
-	close(d.stop)
-	d.loopWG.Wait()
-	d.closeFiles()
-}

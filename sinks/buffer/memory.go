@@ -278,6 +278,3 @@ func (b *memory) Close() error {
 	b.space.wake()
 	return nil
 }
-
-// crash simulates a process kill (test hook shared with the disk buffer).
-func (b *memory) crash() { _ = b.Close() }

@@ -21,7 +21,7 @@ import (
 //
 // Write returns after every message reached the kernel (write(2)); it does
 // not fsync. Reopen may be called from any goroutine (SIGHUP); the other
-// methods follow the sinks.Sink contract.
+// methods follow the sinks.Sink contract (Connect may follow Close).
 type Sink struct {
 	name     string
 	path     string // "" for a stream
@@ -57,13 +57,15 @@ func NewStream(name string, w *os.File) *Sink {
 // Name returns the sink name.
 func (s *Sink) Name() string { return s.name }
 
-// Connect opens the file (creating its directory) for appending.
-func (s *Sink) Connect(context.Context) error {
+// Connect opens the file (creating its directory) for appending; after
+// Close it opens it again (a stream is used again).
+func (s *Sink) Connect(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("file sink: closed")
-	}
+	s.closed = false
 	if s.path == "" || s.f != nil {
 		return nil
 	}
@@ -117,7 +119,7 @@ func (s *Sink) Write(_ context.Context, batch []sinks.Message) error {
 	for i, m := range batch {
 		if s.path != "" && s.maxBytes > 0 && s.size > 0 && s.size+int64(len(m.Value)) > s.maxBytes {
 			if err := s.rotate(); err != nil {
-				return &sinks.PartialError{Delivered: seq(i), Err: err}
+				return sinks.DeliveredFirst(i, err)
 			}
 		}
 		n, err := s.w.Write(m.Value)
@@ -127,21 +129,13 @@ func (s *Sink) Write(_ context.Context, batch []sinks.Message) error {
 		}
 		s.size += int64(n)
 		if err != nil {
-			return &sinks.PartialError{Delivered: seq(i), Err: err}
+			return sinks.DeliveredFirst(i, err)
 		}
 	}
 	if err := s.w.Flush(); err != nil {
 		return err
 	}
 	return nil
-}
-
-func seq(n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = i
-	}
-	return out
 }
 
 // rotate renames path to path.1 (shifting older ones) and opens a new file.
@@ -161,6 +155,7 @@ func (s *Sink) rotate() error {
 }
 
 // Close flushes and closes the file (a stream is flushed, not closed).
+// Write fails until Connect is called again.
 func (s *Sink) Close(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -176,6 +171,7 @@ func (s *Sink) Close(context.Context) error {
 		if cerr := s.f.Close(); err == nil {
 			err = cerr
 		}
+		s.f, s.w = nil, nil
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/sinks"
+	"github.com/audisp-enrich/audisp-enrich/sinks/sinktest"
 )
 
 func msgs(from, n int) []sinks.Message {
@@ -87,4 +89,20 @@ func TestRotateAndReopen(t *testing.T) {
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
 		t.Errorf("mode %v, want 0640", st.Mode().Perm())
 	}
+}
+
+// TestConformance runs the sinks.Sink conformance suite against the file
+// sink, reading the file back.
+func TestConformance(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.json")
+	sinktest.Run(t, func(t *testing.T) sinks.Sink {
+		s, err := NewFile("conformance", path, 0, 1, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, func(t *testing.T) [][]byte {
+		b, _ := os.ReadFile(path)
+		return bytes.Split(b, []byte("\n"))
+	})
 }

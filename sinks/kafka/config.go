@@ -2,15 +2,15 @@ package kafka
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
 // Config configures one Kafka sink. The zero value is not usable; start from
@@ -315,28 +315,6 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 }
 
 func (c *Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         c.TLSServerName,
-		InsecureSkipVerify: c.TLSInsecureSkipVerify, //nolint:gosec // opt-in, documented as test only
-	}
-	if c.TLSCA != "" {
-		pem, err := os.ReadFile(c.TLSCA)
-		if err != nil {
-			return nil, fmt.Errorf("tls_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls_ca: %s holds no PEM certificate", c.TLSCA)
-		}
-		tc.RootCAs = pool
-	}
-	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("tls_cert, tls_key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return sinks.ClientTLS(sinks.TLSFiles{CA: c.TLSCA, Cert: c.TLSCert, Key: c.TLSKey,
+		ServerName: c.TLSServerName, InsecureSkipVerify: c.TLSInsecureSkipVerify})
 }

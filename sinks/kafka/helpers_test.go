@@ -79,7 +79,7 @@ func (l *logBuffer) String() string {
 func newSink(t testing.TB, cfg Config) (*Sink, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
-	s, err := New(t.Name(), cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	s, err := New(t.Name(), cfg, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

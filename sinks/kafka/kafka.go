@@ -13,7 +13,7 @@
 // never dropped.
 //
 // Wiring: cfg := kafka.DefaultConfig(), decode the sink's TOML table into
-// it, cfg.Validate(), then kafka.New(name, cfg, logger) and hand the *Sink to
+// it, cfg.Validate(), then kafka.New(name, cfg, registry, logger) and hand the *Sink to
 // the runner. A minimal table:
 //
 //	brokers = ["10.0.0.5:9093"]
@@ -24,10 +24,14 @@
 //	sasl_user = "audisp"
 //	sasl_password = "..."
 //
-// Metrics (label sink="NAME"): kafka_messages_delivered_total,
-// kafka_messages_failed_total, kafka_messages_truncated_total,
-// kafka_bytes_delivered_total, kafka_connects_total,
-// kafka_connect_errors_total.
+// Metrics (label sink="NAME", registered once by New in the caller's
+// registry and kept across Close and Connect):
+// audisp_enrich_kafka_messages_delivered_total,
+// audisp_enrich_kafka_messages_failed_total,
+// audisp_enrich_kafka_messages_truncated_total,
+// audisp_enrich_kafka_bytes_delivered_total,
+// audisp_enrich_kafka_connects_total,
+// audisp_enrich_kafka_connect_errors_total.
 package kafka
 
 import (
@@ -87,8 +91,9 @@ type stats struct {
 
 // New returns an unconnected Kafka sink named name (used in logs and as the
 // sink label of its metrics). cfg must pass Validate; TLS files are read
-// here. log may be nil for slog.Default.
-func New(name string, cfg Config, log *slog.Logger) (*Sink, error) {
+// here. Metrics are registered in reg (nil: metrics.Default); a sink of the
+// same name continues them. log may be nil for slog.Default.
+func New(name string, cfg Config, reg *metrics.Registry, log *slog.Logger) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka sink %s: %w", name, err)
 	}
@@ -107,14 +112,17 @@ func New(name string, cfg Config, log *slog.Logger) (*Sink, error) {
 		b:    builder{topic: topic, key: cfg.Key, headers: cfg.Headers, maxBytes: cfg.MaxMessageBytes},
 		log:  log.With("sink", name, "type", "kafka"),
 	}
-	s.st.labels = fmt.Sprintf("sink=%q", name)
-	r := metrics.Default
-	s.st.delivered = r.Counter("kafka_messages_delivered_total", s.st.labels, "Messages acknowledged by Kafka.")
-	s.st.failed = r.Counter("kafka_messages_failed_total", s.st.labels, "Message send attempts that failed (the runner retries them).")
-	s.st.truncated = r.Counter("kafka_messages_truncated_total", s.st.labels, "Messages sent as a truncated variant because they were too large.")
-	s.st.bytes = r.Counter("kafka_bytes_delivered_total", s.st.labels, "Value bytes acknowledged by Kafka.")
-	s.st.connects = r.Counter("kafka_connects_total", s.st.labels, "Producers created.")
-	s.st.connectErrs = r.Counter("kafka_connect_errors_total", s.st.labels, "Failed attempts to create a producer.")
+	s.st.labels = metrics.Label("sink", name)
+	r := reg
+	if r == nil {
+		r = metrics.Default
+	}
+	s.st.delivered = r.Counter("audisp_enrich_kafka_messages_delivered_total", s.st.labels, "Messages acknowledged by Kafka.")
+	s.st.failed = r.Counter("audisp_enrich_kafka_messages_failed_total", s.st.labels, "Message send attempts that failed (the runner retries them).")
+	s.st.truncated = r.Counter("audisp_enrich_kafka_messages_truncated_total", s.st.labels, "Messages sent as a truncated variant because they were too large.")
+	s.st.bytes = r.Counter("audisp_enrich_kafka_bytes_delivered_total", s.st.labels, "Value bytes acknowledged by Kafka.")
+	s.st.connects = r.Counter("audisp_enrich_kafka_connects_total", s.st.labels, "Producers created.")
+	s.st.connectErrs = r.Counter("audisp_enrich_kafka_connect_errors_total", s.st.labels, "Failed attempts to create a producer.")
 	return s, nil
 }
 
@@ -330,15 +338,10 @@ wait:
 // Close shuts the producer down. It returns within close_timeout (at most
 // 1 s) even when every broker is down; then it returns an error and the
 // producer is abandoned, finishing in the background. Messages not yet
-// acknowledged stay in the runner's buffer. Metrics of the sink are
-// unregistered; a closed Sink is not used again (a reload makes a new one).
+// acknowledged stay in the runner's buffer. Connect may follow (the runner
+// closes a sink that lost its connection and connects it again); the
+// metrics stay registered.
 func (s *Sink) Close(ctx context.Context) error {
-	defer func() {
-		for _, n := range []string{"kafka_messages_delivered_total", "kafka_messages_failed_total",
-			"kafka_messages_truncated_total", "kafka_bytes_delivered_total", "kafka_connects_total", "kafka_connect_errors_total"} {
-			metrics.Default.Unregister(n, s.st.labels)
-		}
-	}()
 	if s.prod == nil {
 		return nil
 	}

@@ -341,7 +341,7 @@ func TestCloseBrokersDown(t *testing.T) {
 	cfg := testConfig(addr, topic)
 	cfg.RetryMax = 10
 	cfg.RetryBackoff = 500 * time.Millisecond
-	s, err := New(t.Name(), cfg, nil)
+	s, err := New(t.Name(), cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestCloseBrokersDown(t *testing.T) {
 	t.Logf("Close returned after %s: %v", time.Since(start), cerr)
 
 	// Connect with no broker fails and returns when its ctx ends.
-	s2, err := New(t.Name()+"2", cfg, nil)
+	s2, err := New(t.Name()+"2", cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

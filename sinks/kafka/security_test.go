@@ -56,7 +56,7 @@ func TestTLS(t *testing.T) {
 		c := cfg
 		mod(&c)
 		c.DialTimeout = time.Second
-		s, err := New(t.Name()+name, c, nil)
+		s, err := New(t.Name()+name, c, nil, nil)
 		if err != nil {
 			t.Fatalf("%s: New: %v", name, err)
 		}
@@ -110,7 +110,7 @@ func TestSASL(t *testing.T) {
 			wrong := cfg
 			wrong.SASLPassword = "wrong-" + Secret(pass)
 			wrong.DialTimeout = time.Second
-			ws, err := New(t.Name()+"wrong", wrong, nil)
+			ws, err := New(t.Name()+"wrong", wrong, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

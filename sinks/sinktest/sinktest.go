@@ -7,8 +7,9 @@
 //
 // The suite checks the Sink contract: Connect, Write of batches of several
 // sizes with every message arriving at the peer, Close, a second Close,
-// Write after Close failing, reconnecting after Close, and cancelled
-// contexts being honoured. Message values carry unique ids, so Read may
+// Write after Close failing, Connect after Close (the runner does that
+// after a lost connection) delivering again, and cancelled contexts being
+// honoured. Message values carry unique ids, so Read may
 // return everything the peer received since the test began, in any order.
 package sinktest
 
@@ -159,13 +160,22 @@ func (s Suite) Run(t *testing.T) {
 }
 
 // write calls Write, accepting partial deliveries and retrying the rest
-// the way the runner does, for at most the timeout.
+// the way the runner does (reconnecting after ErrNotConnected), for at
+// most the timeout.
 func (s Suite) write(t *testing.T, sink sinks.Sink, ctx context.Context, ms []sinks.Message) {
 	t.Helper()
 	for ctx.Err() == nil {
 		err := sink.Write(ctx, ms)
 		if err == nil {
 			return
+		}
+		if errors.Is(err, sinks.ErrNotConnected) {
+			// As the runner does: close, connect again, retry the batch.
+			_ = sink.Close(ctx)
+			if err := sink.Connect(ctx); err != nil {
+				t.Fatalf("Connect after ErrNotConnected: %v", err)
+			}
+			continue
 		}
 		var pe *sinks.PartialError
 		if !errors.As(err, &pe) {

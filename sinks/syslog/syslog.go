@@ -11,7 +11,6 @@ package syslog
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -45,8 +44,9 @@ type Sink struct {
 var _ sinks.Sink = (*Sink)(nil)
 
 // New validates cfg (filling in defaults), loads the TLS files and returns
-// an unconnected sink.
-func New(name string, cfg Config) (*Sink, error) {
+// an unconnected sink. Its metrics (label sink="NAME") are registered in
+// reg (nil: metrics.Default); a sink of the same name continues them.
+func New(name string, cfg Config, reg *metrics.Registry) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sink %s: %w", name, err)
 	}
@@ -63,41 +63,30 @@ func New(name string, cfg Config) (*Sink, error) {
 		}
 		s.tlsCfg = tc
 	}
+	if reg == nil {
+		reg = metrics.Default
+	}
 	l := metrics.Label("sink", name)
-	s.sent = metrics.Default.Counter("syslog_messages_sent_total", l, "Syslog records written.")
-	s.bytes = metrics.Default.Counter("syslog_bytes_sent_total", l, "Syslog bytes written, framing included.")
-	s.truncated = metrics.Default.Counter("syslog_messages_truncated_total", l, "Syslog records cut to max_message_bytes.")
-	s.errs = metrics.Default.Counter("syslog_write_errors_total", l, "Failed syslog dials and writes.")
-	s.connects = metrics.Default.Counter("syslog_connects_total", l, "Successful syslog connects.")
+	s.sent = reg.Counter("audisp_enrich_syslog_messages_sent_total", l, "Syslog records written.")
+	s.bytes = reg.Counter("audisp_enrich_syslog_bytes_sent_total", l, "Syslog bytes written, framing included.")
+	s.truncated = reg.Counter("audisp_enrich_syslog_messages_truncated_total", l, "Syslog records cut to max_message_bytes.")
+	s.errs = reg.Counter("audisp_enrich_syslog_write_errors_total", l, "Failed syslog dials and writes.")
+	s.connects = reg.Counter("audisp_enrich_syslog_connects_total", l, "Successful syslog connects.")
 	return s, nil
 }
 
 func loadTLS(c *Config) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName}
-	if tc.ServerName == "" {
+	name := c.TLSServerName
+	if name == "" {
 		host, _, err := net.SplitHostPort(c.Address)
 		if err != nil {
 			return nil, fmt.Errorf("syslog: address %q: %w", c.Address, err)
 		}
-		tc.ServerName = host
+		name = host
 	}
-	if c.TLSCA != "" {
-		pem, err := os.ReadFile(c.TLSCA)
-		if err != nil {
-			return nil, fmt.Errorf("syslog: tls_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("syslog: tls_ca %s: no PEM certificate found", c.TLSCA)
-		}
-		tc.RootCAs = pool
-	}
-	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("syslog: tls_cert/tls_key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	tc, err := sinks.ClientTLS(sinks.TLSFiles{CA: c.TLSCA, Cert: c.TLSCert, Key: c.TLSKey, ServerName: name})
+	if err != nil {
+		return nil, fmt.Errorf("syslog: %w", err)
 	}
 	return tc, nil
 }
@@ -176,14 +165,7 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
 			s.log.Warn("syslog write failed", "err", err)
 			s.drop()
 			err = fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err)
-			if i == 0 {
-				return err
-			}
-			p := &sinks.PartialError{Err: err}
-			for j := 0; j < i; j++ {
-				p.Delivered = append(p.Delivered, j)
-			}
-			return p
+			return sinks.DeliveredFirst(i, err)
 		}
 	}
 	return nil

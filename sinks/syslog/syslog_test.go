@@ -59,7 +59,7 @@ func TestTransports(t *testing.T) {
 			cfg.Hostname = "sender.test"
 			cfg.Facility = "local3"
 			cfg.MaxMessageBytes = 1024
-			s, err := New("t-"+tc.name, cfg)
+			s, err := New("t-"+tc.name, cfg, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,7 +181,7 @@ func TestReconnect(t *testing.T) {
 	dir := t.TempDir()
 	in := rsyslogInputs{tcp: freePort(t, "tcp")}
 	rs := startRsyslogIn(t, dir, in)
-	s, err := New("t-reconnect", Config{Transport: "tcp", Address: fmt.Sprint("127.0.0.1:", in.tcp), WriteTimeout: time.Second})
+	s, err := New("t-reconnect", Config{Transport: "tcp", Address: fmt.Sprint("127.0.0.1:", in.tcp), WriteTimeout: time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestReconnect(t *testing.T) {
 }
 
 func TestWriteNotConnected(t *testing.T) {
-	s, err := New("t-nc", Config{Transport: "udp", Address: "127.0.0.1:9"})
+	s, err := New("t-nc", Config{Transport: "udp", Address: "127.0.0.1:9"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestTLSBadCA(t *testing.T) {
 	other := makeCerts(t)
 	in := rsyslogInputs{tls: freePort(t, "tcp"), certs: certs}
 	startRsyslog(t, in)
-	s, err := New("t-badca", Config{Transport: "tls", Address: fmt.Sprint("127.0.0.1:", in.tls), TLSCA: other.ca, TLSServerName: "localhost"})
+	s, err := New("t-badca", Config{Transport: "tls", Address: fmt.Sprint("127.0.0.1:", in.tls), TLSCA: other.ca, TLSServerName: "localhost"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func tail(s string) string {
 func BenchmarkTCP(b *testing.B) {
 	in := rsyslogInputs{tcp: freePort(b, "tcp")}
 	rs := startRsyslog(b, in)
-	s, err := New("bench", Config{Transport: "tcp", Address: fmt.Sprint("127.0.0.1:", in.tcp)})
+	s, err := New("bench", Config{Transport: "tcp", Address: fmt.Sprint("127.0.0.1:", in.tcp)}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

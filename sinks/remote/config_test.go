@@ -1,4 +1,4 @@
-package audisp
+package remote
 
 import (
 	"strings"

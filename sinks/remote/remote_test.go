@@ -1,4 +1,4 @@
-package audisp
+package remote
 
 import (
 	"context"
@@ -99,7 +99,7 @@ func newSink(t testing.TB, port int, mod func(*Config)) *Sink {
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := New(t.Name(), cfg)
+	s, err := New(t.Name(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

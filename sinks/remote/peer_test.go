@@ -1,4 +1,4 @@
-package audisp
+package remote
 
 import (
 	"context"
@@ -107,7 +107,7 @@ func TestMismatchResumeEnding(t *testing.T) {
 		}
 		return TypeAck, f.h.Seq, false
 	})
-	s, err := New("peer", Config{Address: p.l.Addr().String(), AckTimeout: time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	s, err := New("peer", Config{Address: p.l.Addr().String(), AckTimeout: time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: 100 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestMismatchResumeEnding(t *testing.T) {
 }
 
 func TestPayloads(t *testing.T) {
-	s, err := New("payloads", Config{Address: "127.0.0.1:1"})
+	s, err := New("payloads", Config{Address: "127.0.0.1:1"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-// Package audisp is the remote-auditd sink: it speaks the audisp-remote
+// Package remote is the remote-auditd sink: it speaks the audisp-remote
 // "managed" protocol to an auditd that has tcp_listen_port set, so the
 // collector logs every record in its own audit.log where ausearch finds it.
 //
@@ -8,7 +8,7 @@
 // sequence number, after writing the line to its log. EOE lines are not
 // sent, as audisp-remote does not send them. Delivery is at least once: a
 // line whose acknowledgement was lost is sent again after reconnecting.
-package audisp
+package remote
 
 import (
 	"bytes"
@@ -137,14 +137,19 @@ type reply struct {
 
 var errEnding = errors.New("collector sent ENDING (shutting down)")
 
-// New validates cfg and returns an unconnected sink.
-func New(name string, cfg Config) (*Sink, error) {
+// New validates cfg and returns an unconnected sink. Its metrics (label
+// sink="NAME") are registered in reg (nil: metrics.Default); a sink of the
+// same name continues them.
+func New(name string, cfg Config, reg *metrics.Registry) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sink %s: %w", name, err)
 	}
 	s := &Sink{name: name, cfg: cfg, seq: 1, log: slog.With("sink", name, "address", cfg.Address)}
 	l := metrics.Label("sink", name)
-	c := func(n, help string) *metrics.Counter { return metrics.Default.Counter("audisp_remote_"+n, l, help) }
+	if reg == nil {
+		reg = metrics.Default
+	}
+	c := func(n, help string) *metrics.Counter { return reg.Counter("audisp_enrich_remote_"+n, l, help) }
 	s.m = sinkMetrics{
 		lines:      c("lines_acked_total", "Record lines acknowledged by the collector."),
 		bytes:      c("bytes_acked_total", "Payload bytes acknowledged by the collector."),
@@ -414,14 +419,7 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
 					s.resumeSeq, s.resumeVal, s.resumeN = m.Seq, bytes.Clone(m.Value), j
 				}
 				err = fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err)
-				if i == 0 {
-					return err
-				}
-				p := &sinks.PartialError{Err: err}
-				for k := 0; k < i; k++ {
-					p.Delivered = append(p.Delivered, k)
-				}
-				return p
+				return sinks.DeliveredFirst(i, err)
 			}
 			s.m.lines.Inc()
 			s.m.bytes.Add(uint64(len(lines[j])))

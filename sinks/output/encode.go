@@ -1,0 +1,186 @@
+package output
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/audisp-enrich/audisp-enrich/conf"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/sinks/remote"
+)
+
+// Encoder renders one document (an audit event, a verdict or an alert) in
+// a sink's format, appending it to dst. Each enrichment worker owns its
+// own Encoder, so an Encoder need not be safe for concurrent use; it may
+// keep scratch space between calls. A nil or empty result means the
+// document could not be encoded: the sinks that wanted it skip it (logged).
+type Encoder interface {
+	Append(dst []byte, ev *audit.Event) []byte
+}
+
+// encoderKey names the encoder a sink uses. Sinks with the same key share
+// one encoding of each document. This is the one place that maps a sink's
+// settings to its encoder: a per-sink profile (the shape of the document)
+// adds itself here and in newEncoder.
+func encoderKey(sc *conf.SinkConfig) string {
+	return sc.Encoding
+}
+
+// newEncoder returns a new Encoder for key (see encoderKey). host names the
+// origin in the audit text of events that have no node= of their own.
+func newEncoder(key, host string) Encoder {
+	switch key {
+	case "msgpack":
+		return &msgpackEncoder{}
+	case "audit":
+		return auditTextEncoder{host: host}
+	default:
+		return &audit.JSONEncoder{}
+	}
+}
+
+// msgpackEncoder writes the JSON document's model as msgpack (maps with
+// sorted keys), so that both encodings carry exactly the same model.
+type msgpackEncoder struct {
+	json audit.JSONEncoder
+	doc  []byte
+	out  bytes.Buffer
+}
+
+func (e *msgpackEncoder) Append(dst []byte, ev *audit.Event) []byte {
+	e.doc = e.json.Append(e.doc[:0], ev)
+	dec := json.NewDecoder(bytes.NewReader(e.doc))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return dst
+	}
+	e.out.Reset()
+	enc := msgpack.NewEncoder(&e.out)
+	enc.SetSortMapKeys(true)
+	if err := enc.Encode(numbers(v)); err != nil {
+		return dst
+	}
+	return append(dst, e.out.Bytes()...)
+}
+
+// numbers turns json.Number into int64 (or float64) for msgpack.
+func numbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = numbers(e)
+		}
+	}
+	return v
+}
+
+// auditTextEncoder renders an event as audit text lines, one per record
+// with node= set (the local host name when the stream had none, so that
+// the collector knows the origin). What enrichers found is appended as
+// enrich_* fields: event-wide findings on the first SYSCALL record (or the
+// first record), hash findings on the INTEGRITY_RULE record they belong to.
+type auditTextEncoder struct{ host string }
+
+func (e auditTextEncoder) Append(b []byte, ev *audit.Event) []byte {
+	node := ev.ID.Node
+	if node == "" {
+		node = e.host
+	}
+	if ev.Kind != audit.KindAudit {
+		// Verdicts and alerts have no records: send one user-space style line.
+		b = append(b, remote.FormatRecordLine(node, fmt.Sprintf("type=USER msg=audit(%d.%03d:%d): msg='audisp-enrich %s'",
+			ev.ID.Sec, ev.ID.Msec, ev.ID.Serial, ev.Kind), enrichFields(ev, -1))...)
+		return append(b, '\n')
+	}
+	main := 0
+	for i, r := range ev.Records {
+		if r.TypeNum == audit.TypeSyscall {
+			main = i
+			break
+		}
+	}
+	for i, r := range ev.Records {
+		var extra [][2]string
+		if i == main {
+			extra = enrichFields(ev, -1)
+		}
+		if r.TypeNum == audit.TypeIntegrityRule {
+			extra = append(extra, enrichFields(ev, i)...)
+		}
+		b = append(b, remote.FormatRecordLine(node, r.Line, extra)...)
+		b = append(b, '\n')
+	}
+	return b
+}
+
+// enrichFields lists the enrich_* fields for the audit text form: the
+// event-wide ones (rec < 0) or those of the hashes taken from record rec.
+func enrichFields(ev *audit.Event, rec int) [][2]string {
+	var out [][2]string
+	add := func(k, v string) {
+		if v != "" {
+			out = append(out, [2]string{k, v})
+		}
+	}
+	if rec < 0 {
+		var ids []string
+		for _, t := range ev.Techniques {
+			ids = append(ids, t.ID)
+		}
+		add("enrich_technique", strings.Join(ids, ","))
+		var rules []string
+		for _, h := range ev.Hunt {
+			rules = append(rules, h.Rule)
+		}
+		add("enrich_hunt", strings.Join(rules, ","))
+		if ev.Severity > 0 {
+			add("enrich_severity", fmt.Sprint(ev.Severity))
+		}
+		if ev.Parent != nil {
+			add("enrich_parent_exe", ev.Parent.Executable)
+		}
+		if len(ev.Related) > 0 {
+			add("enrich_related", strings.Join(ev.Related, ","))
+		}
+		if ev.Alert != nil {
+			add("enrich_alert", fmt.Sprintf("%s:%s:%d", ev.Alert.Sink, ev.Alert.Reason, ev.Alert.Count))
+		}
+		if ev.Kind == audit.KindAudit {
+			return out
+		}
+	}
+	for _, h := range ev.Hashes {
+		if rec >= 0 && h.Record != rec {
+			continue
+		}
+		add("enrich_hash", h.Algo+":"+h.Hex)
+		for _, l := range ev.Blocklist {
+			if l.Hash == h.Hex {
+				add("enrich_blocklist", l.List+":"+l.Label)
+			}
+		}
+	}
+	if v := ev.VirusTotal; v != nil && (rec >= 0 || ev.Kind == audit.KindVerdict) {
+		s := v.Status
+		if v.VTVerdict != nil {
+			s += fmt.Sprintf(":%d/%d", v.Malicious, v.Malicious+v.Suspicious+v.Harmless+v.Undetected)
+		}
+		add("enrich_vt", s)
+	}
+	return out
+}
