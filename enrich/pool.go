@@ -147,10 +147,12 @@ func (p *Pool) work(w int) {
 		if j.ev.Kind == audit.KindAudit && (len(p.chain) > 0 || p.encode != nil) {
 			audit.Summarize(j.ev, &sum)
 			j.ev.Summary = &sum
-			n++
-			cctx, cancel := context.WithTimeout(ctx, p.timeout)
-			timeNext = p.run(cctx, j.ev, tallies, timeNext || n%latencySample == 0)
-			cancel()
+			if len(p.chain) > 0 {
+				n++
+				cctx, cancel := context.WithTimeout(ctx, p.timeout)
+				timeNext = p.run(cctx, j.ev, tallies, timeNext || n%latencySample == 0)
+				cancel()
+			}
 		}
 		j.buf = j.buf[:0]
 		if p.encode != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 // enrichers is the configured enricher chain plus what must be reloaded or
@@ -42,27 +43,27 @@ type enrichers struct {
 // for openVT (a reload that changed them: only one enricher may hold
 // vt.db, so the new one opens after the old one closed); otherwise a new
 // one is started.
-func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger, vt *virustotal.Enricher, vtLater bool) (*enrichers, error) {
+func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry, vt *virustotal.Enricher, vtLater bool) (*enrichers, error) {
 	e := &enrichers{}
 	if c.Hashes.Enabled {
-		e.chain = append(e.chain, hashes.New())
+		e.chain = append(e.chain, hashes.New(reg))
 	}
 	if c.Proc.Enabled {
-		t, err := proc.New(c.Proc)
+		t, err := proc.New(c.Proc, reg)
 		if err != nil {
 			return nil, err
 		}
 		e.chain = append(e.chain, t)
 	}
 	if c.Attack.Enabled {
-		a, err := attack.New(c.Attack)
+		a, err := attack.New(c.Attack, reg)
 		if err != nil {
 			return nil, err
 		}
 		e.chain = append(e.chain, a)
 	}
 	if c.Blocklist.Enabled && len(c.Blocklist.Lists) > 0 {
-		b, err := blocklist.New(c.Blocklist, log)
+		b, err := blocklist.New(c.Blocklist, log, reg)
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +88,7 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 	if c.Hunt.Enabled {
 		hc := c.Hunt
 		hc.Disable = append(slices.Clone(hc.Disable), vtRules...)
-		h, err := hunt.New(hc)
+		h, err := hunt.New(hc, reg)
 		if err != nil {
 			e.close()
 			return nil, err
@@ -99,7 +100,7 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 		case vt != nil:
 			e.vt = vt
 		case !vtLater:
-			v, err := virustotal.New(c.VirusTotal, emit, log)
+			v, err := virustotal.New(c.VirusTotal, emit, log, reg)
 			if err != nil {
 				e.close()
 				return nil, err
@@ -110,7 +111,7 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 		e.chain = append(e.chain, e.vt) // nil until openVT when vtLater
 	}
 	if len(vtRules) > 0 {
-		all, err := hunt.New(c.Hunt)
+		all, err := hunt.New(c.Hunt, reg)
 		if err != nil {
 			e.close()
 			return nil, err
@@ -122,7 +123,7 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 			}
 		}
 		hc.Disable = slices.Compact(slices.Sorted(slices.Values(hc.Disable)))
-		h, err := hunt.New(hc)
+		h, err := hunt.New(hc, reg)
 		if err != nil {
 			e.close()
 			return nil, err
@@ -192,14 +193,14 @@ func (e *enrichers) reload(log *slog.Logger) {
 // (vtLater) with c; if that fails it tries the previous settings prev,
 // and if that fails too the chain goes on without VirusTotal. Each
 // failure is logged.
-func (e *enrichers) openVT(c, prev *virustotal.Config, emit enrich.Emitter, log *slog.Logger) {
+func (e *enrichers) openVT(c, prev *virustotal.Config, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry) {
 	if !c.Enabled {
 		return
 	}
-	v, err := virustotal.New(*c, emit, log)
+	v, err := virustotal.New(*c, emit, log, reg)
 	if err != nil && prev.Enabled {
 		log.Error("reload: virustotal could not start with the new settings; starting it with the previous ones", "err", err)
-		v, err = virustotal.New(*prev, emit, log)
+		v, err = virustotal.New(*prev, emit, log, reg)
 	}
 	if err != nil {
 		log.Error("reload: virustotal could not start; running without it", "err", err)

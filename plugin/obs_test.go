@@ -502,8 +502,8 @@ path = %q
 	if tagged != execs {
 		t.Errorf("%d exec events of %s in the output, want %d", tagged, prog, execs)
 	}
-	if at := m.must(t, "attack_techniques_total"); at < execs {
-		t.Errorf("attack_techniques_total = %g, want at least %d", at, execs)
+	if at := m.must(t, "audisp_enrich_attack_techniques_total"); at < execs {
+		t.Errorf("audisp_enrich_attack_techniques_total = %g, want at least %d", at, execs)
 	}
 	if pe, _ := os.ReadFile(parseErrs); len(pe) > 0 {
 		t.Errorf("parse-error log is not empty:\n%s", pe)
@@ -766,25 +766,25 @@ backoff_max = "200ms"
 		}
 	}
 	// Enricher-specific hits and misses.
-	for _, name := range []string{"attack_techniques_total", "attack_unknown_ids_total", "attack_deprecated_ids_total",
-		"hashes_extracted_total", "hashes_invalid_total", "audisp_enrich_hunt_events_total", "audisp_enrich_hunt_hits_total",
+	for _, name := range []string{"audisp_enrich_attack_techniques_total", "audisp_enrich_attack_unknown_ids_total", "audisp_enrich_attack_deprecated_ids_total",
+		"audisp_enrich_hashes_extracted_total", "audisp_enrich_hashes_invalid_total", "audisp_enrich_hunt_events_total", "audisp_enrich_hunt_hits_total",
 		"audisp_enrich_proc_execs_total", "audisp_enrich_proc_evictions_total"} {
 		m.must(t, name)
 	}
 	for _, r := range []string{"table", "proc", "unknown"} {
 		m.must(t, "audisp_enrich_proc_parent_lookups_total", "result", r)
 	}
-	if h := m.must(t, "hashes_extracted_total"); int(h) != len(testDigests) {
-		t.Errorf("hashes_extracted_total = %g, want %d", h, len(testDigests))
+	if h := m.must(t, "audisp_enrich_hashes_extracted_total"); int(h) != len(testDigests) {
+		t.Errorf("audisp_enrich_hashes_extracted_total = %g, want %d", h, len(testDigests))
 	}
-	if h := m.must(t, "blocklist_hits_total", "list", "local", "kind", "block"); h != 1 {
-		t.Errorf("blocklist_hits_total = %g, want 1", h)
+	if h := m.must(t, "audisp_enrich_blocklist_hits_total", "list", "local", "kind", "block"); h != 1 {
+		t.Errorf("audisp_enrich_blocklist_hits_total = %g, want 1", h)
 	}
-	if n := m.must(t, "blocklist_entries", "list", "local", "kind", "block"); n != 1 {
-		t.Errorf("blocklist_entries = %g, want 1", n)
+	if n := m.must(t, "audisp_enrich_blocklist_entries", "list", "local", "kind", "block"); n != 1 {
+		t.Errorf("audisp_enrich_blocklist_entries = %g, want 1", n)
 	}
-	m.must(t, "blocklist_loads_total", "list", "local", "kind", "block")
-	m.must(t, "blocklist_load_errors_total", "list", "local", "kind", "block")
+	m.must(t, "audisp_enrich_blocklist_loads_total", "list", "local", "kind", "block")
+	m.must(t, "audisp_enrich_blocklist_load_errors_total", "list", "local", "kind", "block")
 
 	// VirusTotal: budget left per window, the pending queue (every digest:
 	// the host never answers, and a block hit, unlike an allow hit, is
@@ -988,7 +988,7 @@ type = "memory"
 	for _, sink := range []string{"kafka", "syslog", "remote"} {
 		after.must(t, "audisp_enrich_sink_queued", "sink", sink)
 	}
-	after.must(t, "blocklist_entries", "list", "local", "kind", "block")
+	after.must(t, "audisp_enrich_blocklist_entries", "list", "local", "kind", "block")
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exit: %v", err)

@@ -104,7 +104,7 @@ func (p *Pipeline) build(cfg *conf.Config) error {
 	if err != nil {
 		return err
 	}
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, nil, false)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, nil, false)
 	if err != nil {
 		out.Discard()
 		return err
@@ -242,7 +242,7 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	if keepVT {
 		vt = p.enr.vt
 	}
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, vt, !keepVT)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, !keepVT)
 	if err != nil {
 		out.Discard()
 		return err
@@ -256,7 +256,7 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 		p.enr.vt = nil // now enr's
 	} else {
 		p.enr.closeVT()
-		enr.openVT(&cfg.Enrich.VirusTotal, &p.cfg.Enrich.VirusTotal, emitterFunc(p.emitDocument), p.log)
+		enr.openVT(&cfg.Enrich.VirusTotal, &p.cfg.Enrich.VirusTotal, emitterFunc(p.emitDocument), p.log, p.reg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	out.Start(ctx, p.out)

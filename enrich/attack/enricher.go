@@ -22,16 +22,6 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
-// Process-wide counters (all Enricher values add to the same ones).
-var (
-	techniquesTotal = metrics.Default.Counter("attack_techniques_total", "",
-		"ATT&CK techniques attached to events from rule keys.")
-	unknownTotal = metrics.Default.Counter("attack_unknown_ids_total", "",
-		"Technique ids in rule keys that the embedded ATT&CK catalog does not hold (not tagged).")
-	deprecatedTotal = metrics.Default.Counter("attack_deprecated_ids_total", "",
-		"Deprecated ATT&CK technique ids in rule keys (tagged as they are).")
-)
-
 // maxCachedKeys bounds the per-key cache. Rule sets have a few hundred
 // keys; keys past the bound are resolved again on every event.
 const maxCachedKeys = 1024
@@ -49,6 +39,8 @@ type Enricher struct {
 	// writers hold mu and publish a new map.
 	cache atomic.Pointer[map[string]*keyInfo]
 	mu    sync.Mutex
+
+	techniquesTotal, unknownTotal, deprecatedTotal *metrics.Counter
 }
 
 // keyInfo is what one key resolves to.
@@ -61,12 +53,24 @@ type keyInfo struct {
 
 var _ enrich.Enricher = (*Enricher)(nil)
 
-// New validates cfg and returns an Enricher for it.
-func New(cfg Config) (*Enricher, error) {
+// New validates cfg and returns an Enricher for it. Its counters are
+// registered in reg (nil: metrics.Default); enrichers built later with the
+// same registry (a reload) continue them.
+func New(cfg Config, reg *metrics.Registry) (*Enricher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Enricher{enabled: cfg.Enabled, keyMap: map[string][]int32{}}
+	if reg == nil {
+		reg = metrics.Default
+	}
+	e := &Enricher{enabled: cfg.Enabled, keyMap: map[string][]int32{},
+		techniquesTotal: reg.Counter("audisp_enrich_attack_techniques_total", "",
+			"ATT&CK techniques attached to events from rule keys."),
+		unknownTotal: reg.Counter("audisp_enrich_attack_unknown_ids_total", "",
+			"Technique ids in rule keys that the embedded ATT&CK catalog does not hold (not tagged)."),
+		deprecatedTotal: reg.Counter("audisp_enrich_attack_deprecated_ids_total", "",
+			"Deprecated ATT&CK technique ids in rule keys (tagged as they are)."),
+	}
 	for k, ids := range mergeKeyMap(cfg.KeyMap) {
 		var idx []int32
 		for _, id := range ids {
@@ -112,23 +116,23 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 		}
 		ki := e.lookupKey(k)
 		if ki.unknown > 0 {
-			unknownTotal.Add(ki.unknown)
+			e.unknownTotal.Add(ki.unknown)
 		}
 		if ki.deprecated > 0 {
-			deprecatedTotal.Add(ki.deprecated)
+			e.deprecatedTotal.Add(ki.deprecated)
 		}
 		if len(ev.Techniques) == 0 {
 			// The usual case shares the key's resolved slice; its
 			// capacity is its length, so a later append copies it.
 			ev.Techniques = ki.techs
-			techniquesTotal.Add(uint64(len(ki.techs)))
+			e.techniquesTotal.Add(uint64(len(ki.techs)))
 			continue
 		}
 		ev.Techniques = slices.Grow(ev.Techniques, len(ki.techs))
 		for i := range ki.techs {
 			if !hasTechnique(ev.Techniques, ki.techs[i].ID) {
 				ev.Techniques = append(ev.Techniques, ki.techs[i])
-				techniquesTotal.Inc()
+				e.techniquesTotal.Inc()
 			}
 		}
 	}

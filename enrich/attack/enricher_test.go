@@ -83,7 +83,7 @@ func eventWithKeys(keys ...string) *audit.Event {
 
 func newEnricher(t testing.TB, cfg Config) *Enricher {
 	t.Helper()
-	e, err := New(cfg)
+	e, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestEnrichCounters(t *testing.T) {
 	defer slog.SetDefault(old)
 
 	e := newEnricher(t, DefaultConfig())
-	u0, d0, t0 := unknownTotal.Value(), deprecatedTotal.Value(), techniquesTotal.Value()
+	u0, d0, t0 := e.unknownTotal.Value(), e.deprecatedTotal.Value(), e.techniquesTotal.Value()
 	for range 3 {
 		runEnrich(t, e, eventWithKeys("T9999_1\x01T1043\x01T1059_T8888"))
 	}
@@ -236,13 +236,13 @@ func TestEnrichCounters(t *testing.T) {
 			t.Errorf("log has %q %d times, want once:\n%s", s, n, logs)
 		}
 	}
-	if got := unknownTotal.Value() - u0; got != 6 {
+	if got := e.unknownTotal.Value() - u0; got != 6 {
 		t.Errorf("unknown ids counted %d, want 6", got)
 	}
-	if got := deprecatedTotal.Value() - d0; got != 3 {
+	if got := e.deprecatedTotal.Value() - d0; got != 3 {
 		t.Errorf("deprecated ids counted %d, want 3", got)
 	}
-	if got := techniquesTotal.Value() - t0; got != 6 {
+	if got := e.techniquesTotal.Value() - t0; got != 6 {
 		t.Errorf("techniques counted %d, want 6 (T1043 and T1059, three times)", got)
 	}
 }
@@ -297,7 +297,7 @@ func TestConfigValidate(t *testing.T) {
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("Validate(%q) = %v, want error containing %q", c.keyMap, err, c.want)
 		}
-		if _, nerr := New(cfg); (nerr == nil) != (err == nil) {
+		if _, nerr := New(cfg, nil); (nerr == nil) != (err == nil) {
 			t.Errorf("New(%q) = %v, Validate = %v", c.keyMap, nerr, err)
 		}
 	}

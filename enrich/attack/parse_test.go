@@ -134,7 +134,7 @@ func FuzzParseKey(f *testing.F) {
 	for _, k := range messyKeys(f) {
 		f.Add(k)
 	}
-	e, err := New(DefaultConfig())
+	e, err := New(DefaultConfig(), nil)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -13,7 +13,7 @@
 //
 // A file with any malformed line is rejected as a whole: the list keeps its
 // previous index, the error names file:line, it is logged and counted in
-// blocklist_load_errors_total. Lines that are merely not about file hashes
+// audisp_enrich_blocklist_load_errors_total. Lines that are merely not about file hashes
 // (ThreatFox IOCs of other types, empty or n/a CSV cells, comments) are
 // skipped, not errors.
 //
@@ -66,10 +66,10 @@ type list struct {
 }
 
 const (
-	mHits       = "blocklist_hits_total"
-	mLoadErrors = "blocklist_load_errors_total"
-	mLoads      = "blocklist_loads_total"
-	mEntries    = "blocklist_entries"
+	mHits       = "audisp_enrich_blocklist_hits_total"
+	mLoadErrors = "audisp_enrich_blocklist_load_errors_total"
+	mLoads      = "audisp_enrich_blocklist_loads_total"
+	mEntries    = "audisp_enrich_blocklist_entries"
 )
 
 // New validates cfg, loads every list and, when cfg.ReloadInterval is
@@ -77,8 +77,10 @@ const (
 // list fails to load, New returns an error naming each failing file (with
 // its line for a malformed line) and starts nothing. With cfg.Enabled false
 // it returns an enricher that matches nothing. A nil logger means
-// slog.Default().
-func New(cfg Config, logger *slog.Logger) (*Enricher, error) {
+// slog.Default(). The lists' series are registered in reg (nil:
+// metrics.Default) by list name; an enricher built later with the same
+// registry (a reload) continues them.
+func New(cfg Config, logger *slog.Logger, reg *metrics.Registry) (*Enricher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -100,7 +102,7 @@ func New(cfg Config, logger *slog.Logger) (*Enricher, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	e.registerMetrics()
+	e.registerMetrics(reg)
 	if cfg.ReloadInterval > 0 && len(e.lists) > 0 {
 		e.stop, e.done = make(chan struct{}), make(chan struct{})
 		go e.watch(cfg.ReloadInterval)
@@ -108,12 +110,16 @@ func New(cfg Config, logger *slog.Logger) (*Enricher, error) {
 	return e, nil
 }
 
-func (e *Enricher) registerMetrics() {
+// registerMetrics registers the lists' series in reg (nil: metrics.Default).
+func (e *Enricher) registerMetrics(reg *metrics.Registry) {
+	if reg == nil {
+		reg = metrics.Default
+	}
 	for _, l := range e.lists {
-		l.hits = metrics.Default.Counter(mHits, l.labels, "Event hashes found in a block or allow list.")
-		l.loadErrors = metrics.Default.Counter(mLoadErrors, l.labels, "List loads that failed; the list kept its previous index.")
-		l.loads = metrics.Default.Counter(mLoads, l.labels, "List loads that succeeded.")
-		l.entries = metrics.Default.Gauge(mEntries, l.labels, "Unique digests in the list's current index.")
+		l.hits = reg.Counter(mHits, l.labels, "Event hashes found in a block or allow list.")
+		l.loadErrors = reg.Counter(mLoadErrors, l.labels, "List loads that failed; the list kept its previous index.")
+		l.loads = reg.Counter(mLoads, l.labels, "List loads that succeeded.")
+		l.entries = reg.Gauge(mEntries, l.labels, "Unique digests in the list's current index.")
 		if ix := l.idx.Load(); ix != nil {
 			l.loads.Inc()
 			l.entries.Set(int64(ix.len()))

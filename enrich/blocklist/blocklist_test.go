@@ -61,7 +61,7 @@ func TestEnrichBlockAndAllow(t *testing.T) {
 		{Name: "known", Path: "testdata/sha256sum.txt", Kind: KindAllow},
 	}
 	log, _ := testLogger()
-	e, err := New(cfg, log)
+	e, err := New(cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestDisabledAndEmpty(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Enabled = false
 	cfg.Lists = []ListConfig{{Name: "missing", Path: "/nonexistent/list"}}
-	e, err := New(cfg, discard)
+	e, err := New(cfg, discard, nil)
 	if err != nil {
 		t.Fatalf("disabled enricher must not load lists: %v", err)
 	}
@@ -151,7 +151,7 @@ func TestNewErrors(t *testing.T) {
 		{Name: "ok", Path: "testdata/plain.txt"},
 		{Name: "missing", Path: filepath.Join(dir, "missing.txt")},
 	}
-	_, err := New(cfg, discard)
+	_, err := New(cfg, discard, nil)
 	if err == nil {
 		t.Fatal("New with a broken and a missing list succeeded")
 	}
@@ -211,7 +211,7 @@ func TestReloadOnChange(t *testing.T) {
 	cfg.ReloadInterval = 10 * time.Millisecond
 	cfg.Lists = []ListConfig{{Name: "poll", Path: path}}
 	log, logs := testLogger()
-	e, err := New(cfg, log)
+	e, err := New(cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestReloadExplicitAndClose(t *testing.T) {
 		{Name: "sighup", Path: path, Format: FormatCSV, Column: "md5", LabelColumn: "family", Header: true},
 		{Name: "static", Path: "testdata/bazaar_sha256.txt"},
 	}
-	e, err := New(cfg, discard)
+	e, err := New(cfg, discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestEnrichDuringReload(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ReloadInterval = time.Millisecond
 	cfg.Lists = []ListConfig{{Name: "race", Path: path}}
-	e, err := New(cfg, slog.New(slog.NewTextHandler(&syncBuffer{}, nil)))
+	e, err := New(cfg, slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +401,7 @@ func TestValidate(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.error) {
 				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.error)
 			}
-			if _, nerr := New(c, discard); nerr == nil {
+			if _, nerr := New(c, discard, nil); nerr == nil {
 				t.Error("New accepted an invalid config")
 			}
 		})
@@ -417,7 +417,7 @@ func TestAfterHashesEnricher(t *testing.T) {
 		{Name: "threatfox", Path: "testdata/threatfox.csv", Format: FormatThreatFox},
 		{Name: "ours", Path: "testdata/plain.txt"},
 	}
-	bl, err := New(cfg, discard)
+	bl, err := New(cfg, discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +433,7 @@ func TestAfterHashesEnricher(t *testing.T) {
 		integrity("/usr/bin/true", "sha256:"+gSHA256),
 		integrity("/usr/lib/old", aSHA1), // legacy bare SHA-1
 	}}
-	if err := hashes.New().Enrich(context.Background(), ev); err != nil {
+	if err := hashes.New(nil).Enrich(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
 	if err := bl.Enrich(context.Background(), ev); err != nil {

@@ -44,21 +44,6 @@ const (
 	SeverityMetaFailure = 3
 )
 
-var (
-	extractedTotal = metrics.Default.Counter("hashes_extracted_total", "",
-		"File hashes taken from INTEGRITY_RULE records.")
-	invalidTotal = metrics.Default.Counter("hashes_invalid_total", "",
-		"INTEGRITY_RULE records whose hash= value could not be parsed.")
-	tamperTotal = map[string]*metrics.Counter{}
-)
-
-func init() {
-	for _, t := range []string{tagOpenWriters, tagToMToU, tagDataFailure, tagMetaFailure} {
-		tamperTotal[t] = metrics.Default.Counter("ima_tamper_total", `tag="`+t+`"`,
-			"IMA tamper signals seen (invalid_pcr causes, appraisal failures), by tag.")
-	}
-}
-
 const (
 	tagOpenWriters = "ima:open_writers"
 	tagToMToU      = "ima:tomtou"
@@ -68,10 +53,31 @@ const (
 
 // Enricher fills Event.Hashes and the IMA tamper tags. It holds no state and
 // is safe for concurrent use.
-type Enricher struct{}
+type Enricher struct {
+	extracted, invalid *metrics.Counter
+	tamper             map[string]*metrics.Counter
+}
 
-// New returns the hash enricher.
-func New() *Enricher { return &Enricher{} }
+// New returns the hash enricher. Its counters are registered in reg (nil:
+// metrics.Default); enrichers built later with the same registry (a
+// reload) continue them.
+func New(reg *metrics.Registry) *Enricher {
+	if reg == nil {
+		reg = metrics.Default
+	}
+	e := &Enricher{
+		extracted: reg.Counter("audisp_enrich_hashes_extracted_total", "",
+			"File hashes taken from INTEGRITY_RULE records."),
+		invalid: reg.Counter("audisp_enrich_hashes_invalid_total", "",
+			"INTEGRITY_RULE records whose hash= value could not be parsed."),
+		tamper: map[string]*metrics.Counter{},
+	}
+	for _, t := range []string{tagOpenWriters, tagToMToU, tagDataFailure, tagMetaFailure} {
+		e.tamper[t] = reg.Counter("audisp_enrich_ima_tamper_total", `tag="`+t+`"`,
+			"IMA tamper signals seen (invalid_pcr causes, appraisal failures), by tag.")
+	}
+	return e
+}
 
 // Name returns "hashes".
 func (*Enricher) Name() string { return "hashes" }
@@ -82,12 +88,12 @@ func (*Enricher) Name() string { return "hashes" }
 // the package comment. Records without hash= (policy-load lines) are
 // ignored. A hash= value that cannot be parsed is counted and reported in the
 // returned error (one line per record); the other records are still handled.
-func (*Enricher) Enrich(_ context.Context, ev *audit.Event) error {
+func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	var errs []error
 	for i, rec := range ev.Records {
 		switch rec.Type {
 		case "INTEGRITY_RULE":
-			if err := addHash(ev, i, rec); err != nil {
+			if err := e.addHash(ev, i, rec); err != nil {
 				errs = append(errs, err)
 			}
 		case "INTEGRITY_PCR":
@@ -98,33 +104,33 @@ func (*Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 			cause, _ := rec.Get("cause")
 			switch {
 			case strings.EqualFold(cause, "open_writers"):
-				tamper(ev, tagOpenWriters, SeverityOpenWriters)
+				e.tamperTag(ev, tagOpenWriters, SeverityOpenWriters)
 			case strings.EqualFold(cause, "ToMToU"):
-				tamper(ev, tagToMToU, SeverityToMToU)
+				e.tamperTag(ev, tagToMToU, SeverityToMToU)
 			}
 		case "INTEGRITY_DATA", "INTEGRITY_METADATA":
 			if res, _ := rec.Get("res"); res != "0" {
 				continue
 			}
 			if rec.Type == "INTEGRITY_DATA" {
-				tamper(ev, tagDataFailure, SeverityDataFailure)
+				e.tamperTag(ev, tagDataFailure, SeverityDataFailure)
 			} else {
-				tamper(ev, tagMetaFailure, SeverityMetaFailure)
+				e.tamperTag(ev, tagMetaFailure, SeverityMetaFailure)
 			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func tamper(ev *audit.Event, tag string, sev int) {
-	tamperTotal[tag].Inc()
+func (e *Enricher) tamperTag(ev *audit.Event, tag string, sev int) {
+	e.tamper[tag].Inc()
 	ev.AddTag(tag)
 	if ev.Severity < sev {
 		ev.Severity = sev
 	}
 }
 
-func addHash(ev *audit.Event, idx int, rec *audit.Record) error {
+func (e *Enricher) addHash(ev *audit.Event, idx int, rec *audit.Record) error {
 	var hf *audit.Field
 	for i := range rec.Fields {
 		if rec.Fields[i].Name == "hash" {
@@ -142,7 +148,7 @@ func addHash(ev *audit.Event, idx int, rec *audit.Record) error {
 		algo, hex, ok = ParseHash(hf.Raw)
 	}
 	if !ok {
-		invalidTotal.Inc()
+		e.invalid.Inc()
 		return fmt.Errorf("hashes: record %d (%s): unparsable hash=%.80q", idx, rec.Type, hf.Raw)
 	}
 	path, _ := rec.Get("file")
@@ -152,7 +158,7 @@ func addHash(ev *audit.Event, idx int, rec *audit.Record) error {
 			return nil
 		}
 	}
-	extractedTotal.Inc()
+	e.extracted.Inc()
 	ev.Hashes = append(ev.Hashes, h)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 // field builds a field the way the parser leaves it: quoted values lose their
@@ -129,7 +130,7 @@ func TestEnrichIntegrityRule(t *testing.T) {
 		// Same digest, different path: kept.
 		rec("INTEGRITY_RULE", `file="/usr/bin/umount" hash="sha1:`+sha1Mount+`"`),
 	}}
-	if err := New().Enrich(context.Background(), ev); err != nil {
+	if err := New(nil).Enrich(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
 	want := []audit.FileHash{
@@ -153,7 +154,7 @@ func TestEnrichHashMisreadAsHex(t *testing.T) {
 	ev := &audit.Event{Records: []*audit.Record{
 		rec("INTEGRITY_RULE", `file="/usr/lib64/ld-2.17.so"`, hexField("hash", strings.ToUpper(d), "\x68\x1b\xd8")),
 	}}
-	if err := New().Enrich(context.Background(), ev); err != nil {
+	if err := New(nil).Enrich(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
 	if len(ev.Hashes) != 1 || ev.Hashes[0].Hex != d || ev.Hashes[0].Algo != "sha1" {
@@ -163,13 +164,14 @@ func TestEnrichHashMisreadAsHex(t *testing.T) {
 
 func TestEnrichInvalidHash(t *testing.T) {
 	const good = "sha256:654897e5d6ff41bffac650f7f545975757380ae0bf1bb5459c0dc054cb342084"
-	before := invalidTotal.Value()
+	e := New(&metrics.Registry{})
+	before := e.invalid.Value()
 	ev := &audit.Event{Records: []*audit.Record{
 		rec("INTEGRITY_RULE", `file="/bin/a" hash="sha256:abc"`),
 		rec("INTEGRITY_RULE", `file="/bin/b" hash="`+good+`"`),
 		rec("INTEGRITY_RULE", `file="/bin/c" hash="crc32:deadbeef"`),
 	}}
-	err := New().Enrich(context.Background(), ev)
+	err := e.Enrich(context.Background(), ev)
 	if err == nil {
 		t.Fatal("want an error for the bad hash values")
 	}
@@ -182,8 +184,8 @@ func TestEnrichInvalidHash(t *testing.T) {
 	if len(ev.Hashes) != 1 || ev.Hashes[0].Path != "/bin/b" || ev.Hashes[0].Record != 1 {
 		t.Errorf("Hashes = %+v, want the one good record", ev.Hashes)
 	}
-	if got := invalidTotal.Value() - before; got != 2 {
-		t.Errorf("hashes_invalid_total grew by %d, want 2", got)
+	if got := e.invalid.Value() - before; got != 2 {
+		t.Errorf("audisp_enrich_hashes_invalid_total grew by %d, want 2", got)
 	}
 }
 
@@ -244,7 +246,7 @@ func TestEnrichTamper(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ev := &audit.Event{Records: tt.recs}
-			if err := New().Enrich(context.Background(), ev); err != nil {
+			if err := New(nil).Enrich(context.Background(), ev); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(ev.Tags, tt.tags) || ev.Severity != tt.severity {
@@ -261,7 +263,7 @@ func TestEnrichKeepsHigherSeverity(t *testing.T) {
 	ev := &audit.Event{Records: []*audit.Record{rec("INTEGRITY_PCR", `op=invalid_pcr cause=open_writers`)}}
 	ev.Severity = 4
 	ev.Tags = []string{"hunt:x"}
-	if err := New().Enrich(context.Background(), ev); err != nil {
+	if err := New(nil).Enrich(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
 	if ev.Severity != 4 || !reflect.DeepEqual(ev.Tags, []string{"hunt:x", "ima:open_writers"}) {

@@ -14,7 +14,7 @@ import (
 // goroutines at once, and keeps no reference to the caller's string.
 func TestExeCacheMatchesDirect(t *testing.T) {
 	e, err := New(Config{UseDefaults: true, TempDirs: []string{"/tmp", "/var/tmp", "/dev/shm"},
-		SystemDirs: []string{"/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/lib/*"}})
+		SystemDirs: []string{"/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/lib/*"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func testUsers(name string) (uint32, bool) {
 
 func mustEnricher(t testing.TB, cfg Config) *Enricher {
 	t.Helper()
-	e, err := newEnricher(cfg, testUsers)
+	e, err := newEnricher(cfg, testUsers, nil)
 	if err != nil {
 		t.Fatalf("newEnricher: %v", err)
 	}

@@ -38,11 +38,6 @@ const DefaultRulesName = "builtin:defaults.toml"
 // DefaultRules returns the text of the built-in rules.
 func DefaultRules() []byte { return slices.Clone(defaultRules) }
 
-var (
-	mEvents = metrics.Default.Counter("audisp_enrich_hunt_events_total", "", "Events matched against the hunting rules.")
-	mHits   = metrics.Default.Counter("audisp_enrich_hunt_hits_total", "", "Hunting rule matches.")
-)
-
 // Enricher is the "hunt" enricher. It is immutable after New and safe for
 // concurrent use.
 type Enricher struct {
@@ -51,18 +46,22 @@ type Enricher struct {
 	system    dirSet
 	needFiles bool
 	exes      *exeCache
+	events    *metrics.Counter
+	hits      *metrics.Counter
 }
 
 var _ enrich.Enricher = (*Enricher)(nil)
 
 // New compiles the rules cfg selects. Every error names the rule, and the
-// file and line for rules from a file (*RuleError).
-func New(cfg Config) (*Enricher, error) {
-	return newEnricher(cfg, localUID)
+// file and line for rules from a file (*RuleError). Its counters are
+// registered in reg (nil: metrics.Default); enrichers built later with the
+// same registry (a reload, the VirusTotal pass) add to the same ones.
+func New(cfg Config, reg *metrics.Registry) (*Enricher, error) {
+	return newEnricher(cfg, localUID, reg)
 }
 
 // newEnricher is New with the user name resolver given.
-func newEnricher(cfg Config, lookupUser func(string) (uint32, bool)) (*Enricher, error) {
+func newEnricher(cfg Config, lookupUser func(string) (uint32, bool), reg *metrics.Registry) (*Enricher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -102,7 +101,12 @@ func newEnricher(cfg Config, lookupUser func(string) (uint32, bool)) (*Enricher,
 			return nil, fmt.Errorf("hunt: disable: no rule named %q", n)
 		}
 	}
-	e := &Enricher{rules: set.rules, temp: newDirSet(cfg.TempDirs), system: newDirSet(cfg.SystemDirs), exes: newExeCache()}
+	if reg == nil {
+		reg = metrics.Default
+	}
+	e := &Enricher{rules: set.rules, temp: newDirSet(cfg.TempDirs), system: newDirSet(cfg.SystemDirs), exes: newExeCache(),
+		events: reg.Counter("audisp_enrich_hunt_events_total", "", "Events matched against the hunting rules."),
+		hits:   reg.Counter("audisp_enrich_hunt_hits_total", "", "Hunting rule matches.")}
 	for _, r := range e.rules {
 		e.needFiles = e.needFiles || r.needFiles
 	}
@@ -183,11 +187,11 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 			}
 		}
 	}
-	mEvents.Inc()
+	e.events.Inc()
 	if len(hits) == 0 {
 		return nil
 	}
-	mHits.Add(uint64(len(hits)))
+	e.hits.Add(uint64(len(hits)))
 	blk := new(hitBlock)
 	// An earlier pass (the rules that wait for VirusTotal run after it)
 	// may have left hits, tags and techniques: they are kept, in front.

@@ -212,7 +212,7 @@ func TestDefaultsResolveLocalUsers(t *testing.T) {
 		t.Fatalf("this test needs the www-data account (Debian base-passwd): %v", err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
-	e, err := New(DefaultConfig())
+	e, err := New(DefaultConfig(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestOverrideAndDisable(t *testing.T) {
 		t.Errorf("disabled rule matched: %q", got)
 	}
 	cfg.Disable = []string{"no_such_rule"}
-	if _, err := newEnricher(cfg, testUsers); err == nil || err.Error() != `hunt: disable: no rule named "no_such_rule"` {
+	if _, err := newEnricher(cfg, testUsers, nil); err == nil || err.Error() != `hunt: disable: no rule named "no_such_rule"` {
 		t.Errorf("disable unknown: %v", err)
 	}
 }
@@ -305,7 +305,7 @@ func TestConfigValidate(t *testing.T) {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
-		if _, err := New(bad); err == nil {
+		if _, err := New(bad, nil); err == nil {
 			t.Errorf("New(%+v) succeeded", bad)
 		}
 	}

@@ -50,7 +50,7 @@ func TestRulesFile(t *testing.T) {
 		t.Errorf("override: hunt %+v, %d rules, want the %d built-in ones", event.Hunt, len(e.Rules()), len(builtin))
 	}
 	cfg.RulesFile = filepath.Join(dir, "missing.toml")
-	if _, err := newEnricher(cfg, testUsers); err == nil || !strings.Contains(err.Error(), "missing.toml") {
+	if _, err := newEnricher(cfg, testUsers, nil); err == nil || !strings.Contains(err.Error(), "missing.toml") {
 		t.Errorf("missing file: %v", err)
 	}
 }
@@ -76,7 +76,7 @@ func TestLoadErrors(t *testing.T) {
 		}
 		cfg := DefaultConfig()
 		cfg.RulesFile = "testdata/" + c.file
-		if _, err := New(cfg); err == nil || !strings.HasPrefix(err.Error(), c.want) {
+		if _, err := New(cfg, nil); err == nil || !strings.HasPrefix(err.Error(), c.want) {
 			t.Errorf("New with %s: %v", c.file, err)
 		}
 	}
@@ -121,11 +121,11 @@ func TestLoadErrors(t *testing.T) {
 
 	// Inline rules name the rule and its position in the config.
 	cfg := only(RuleConfig{Name: "a", Severity: "low", Exec: true}, RuleConfig{Name: "b", Severity: "low"})
-	if _, err := newEnricher(cfg, testUsers); err == nil || err.Error() != `hunt: rule "b": no condition: a rule must set at least one` {
+	if _, err := newEnricher(cfg, testUsers, nil); err == nil || err.Error() != `hunt: rule "b": no condition: a rule must set at least one` {
 		t.Errorf("inline: %v", err)
 	}
 	cfg = only(RuleConfig{Name: "a", Severity: "low", Exec: true}, RuleConfig{Name: "a", Severity: "low", Exec: true})
-	if _, err := newEnricher(cfg, testUsers); err == nil || err.Error() != `hunt: rule "a": duplicate name (rule #1 has it too)` {
+	if _, err := newEnricher(cfg, testUsers, nil); err == nil || err.Error() != `hunt: rule "a": duplicate name (rule #1 has it too)` {
 		t.Errorf("inline duplicate: %v", err)
 	}
 }
@@ -169,7 +169,7 @@ func FuzzLoadRules(f *testing.F) {
 			return
 		}
 		cfg := only(rcs...)
-		e, err := newEnricher(cfg, testUsers)
+		e, err := newEnricher(cfg, testUsers, nil)
 		if err != nil {
 			t.Fatalf("ParseRules accepted rules New rejects: %v", err)
 		}

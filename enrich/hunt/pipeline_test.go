@@ -52,7 +52,7 @@ type=EOE msg=audit(1764081006.000:50):
 // TestScenariosThroughParser runs real audit lines through the module's
 // parser and reassembler, then the proc and hunt enrichers in pool order.
 func TestScenariosThroughParser(t *testing.T) {
-	tb, err := proc.New(proc.Config{Enabled: true, MaxEntries: 64})
+	tb, err := proc.New(proc.Config{Enabled: true, MaxEntries: 64}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

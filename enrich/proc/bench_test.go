@@ -8,7 +8,7 @@ import (
 // BenchmarkEnrich records an exec and finds its parent in the table (the
 // steady state: parents are known, /proc is not read).
 func BenchmarkEnrich(b *testing.B) {
-	tb, err := New(Config{Enabled: true, MaxEntries: 16384})
+	tb, err := New(Config{Enabled: true, MaxEntries: 16384}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func TestPidLRU(t *testing.T) {
 // per pid recorded beyond that when the pids spread over the shards.
 func TestShardedBound(t *testing.T) {
 	const size = minShardEntries * maxShards
-	tb, err := New(Config{Enabled: true, MaxEntries: size + 3})
+	tb, err := New(Config{Enabled: true, MaxEntries: size + 3}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

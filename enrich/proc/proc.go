@@ -144,14 +144,25 @@ type Stats struct {
 	ProcErrs  uint64 // /proc reads that failed for another reason than exit
 }
 
-var (
-	mExecs     = metrics.Default.Counter("audisp_enrich_proc_execs_total", "", "Exec events recorded in the process table.")
-	mEvictions = metrics.Default.Counter("audisp_enrich_proc_evictions_total", "", "Pids evicted from the process table for room.")
-	mFromTable = metrics.Default.Counter("audisp_enrich_proc_parent_lookups_total", `result="table"`, "Parent lookups by outcome.")
-	mFromProc  = metrics.Default.Counter("audisp_enrich_proc_parent_lookups_total", `result="proc"`, "Parent lookups by outcome.")
-	mUnknown   = metrics.Default.Counter("audisp_enrich_proc_parent_lookups_total", `result="unknown"`, "Parent lookups by outcome.")
-	mProcErrs  = metrics.Default.Counter("audisp_enrich_proc_read_errors_total", "", "Reads of /proc that failed for another reason than the process having exited.")
-)
+// shared are the registry's counters of the "proc" enricher; every Table
+// built with the same registry adds to them (a reload continues them).
+type shared struct {
+	execs, evictions, fromTable, fromProc, unknown, procErrs *metrics.Counter
+}
+
+func sharedCounters(reg *metrics.Registry) shared {
+	if reg == nil {
+		reg = metrics.Default
+	}
+	return shared{
+		execs:     reg.Counter("audisp_enrich_proc_execs_total", "", "Exec events recorded in the process table."),
+		evictions: reg.Counter("audisp_enrich_proc_evictions_total", "", "Pids evicted from the process table for room."),
+		fromTable: reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="table"`, "Parent lookups by outcome."),
+		fromProc:  reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="proc"`, "Parent lookups by outcome."),
+		unknown:   reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="unknown"`, "Parent lookups by outcome."),
+		procErrs:  reg.Counter("audisp_enrich_proc_read_errors_total", "", "Reads of /proc that failed for another reason than the process having exited."),
+	}
+}
 
 // Table is the process table and the "proc" enricher. It is safe for
 // concurrent use.
@@ -166,6 +177,7 @@ type Table struct {
 	shards []shard
 
 	execs, evictions, fromTable, fromProc, unknown, procErrs metrics.Counter
+	m                                                        shared
 }
 
 // shard is one lock and LRU of a Table, padded to its own cache lines.
@@ -190,12 +202,14 @@ func (t *Table) shardOf(pid int) *shard {
 var _ enrich.Enricher = (*Table)(nil)
 
 // New returns an empty table. With ProcFallback it reads the boot time from
-// /proc/stat and fails when it cannot.
-func New(cfg Config) (*Table, error) {
+// /proc/stat and fails when it cannot. Its counters are registered in reg
+// (nil: metrics.Default); tables built later with the same registry (a
+// reload) continue them.
+func New(cfg Config, reg *metrics.Registry) (*Table, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Table{now: time.Now, sem: make(chan struct{}, maxProcReaders)}
+	t := &Table{now: time.Now, sem: make(chan struct{}, maxProcReaders), m: sharedCounters(reg)}
 	n := 1
 	if cfg.MaxEntries >= minShardEntries*maxShards {
 		n = maxShards
@@ -268,7 +282,7 @@ func (t *Table) recordExec(sum *audit.Summary, ppid int, at int64) {
 	s.auid = f[2]
 	t.store(pid, s)
 	t.execs.Inc()
-	mExecs.Inc()
+	t.m.execs.Inc()
 }
 
 // Record stores img as an image of pid. The table keeps the two latest
@@ -284,7 +298,7 @@ func (t *Table) store(pid int, img *stored) {
 	defer sh.mu.Unlock()
 	if sh.lru.Update(pid, func(old entry, ok bool) (entry, bool) { return withImage(old, ok, img), true }) {
 		t.evictions.Inc()
-		mEvictions.Inc()
+		t.m.evictions.Inc()
 	}
 }
 
@@ -359,16 +373,16 @@ func (t *Table) parent(ctx context.Context, ppid int, at int64) (*stored, error)
 	img, st := t.lookup(ppid, at)
 	switch {
 	case st == found:
-		t.count(&t.fromTable, mFromTable)
+		t.count(&t.fromTable, t.m.fromTable)
 		return img, nil
 	case st != absent || t.fs == nil:
-		t.count(&t.unknown, mUnknown)
+		t.count(&t.unknown, t.m.unknown)
 		return nil, nil
 	}
 	select {
 	case t.sem <- struct{}{}:
 	case <-ctx.Done():
-		t.count(&t.unknown, mUnknown)
+		t.count(&t.unknown, t.m.unknown)
 		return nil, fmt.Errorf("proc: waiting to read /proc/%d: %w", ppid, ctx.Err())
 	}
 	read, err := t.fs.read(ppid)
@@ -376,21 +390,21 @@ func (t *Table) parent(ctx context.Context, ppid int, at int64) (*stored, error)
 	switch {
 	case errors.Is(err, errGone):
 		t.storeMiss(ppid)
-		t.count(&t.unknown, mUnknown)
+		t.count(&t.unknown, t.m.unknown)
 		return nil, nil
 	case err != nil:
-		t.count(&t.unknown, mUnknown)
-		t.count(&t.procErrs, mProcErrs)
+		t.count(&t.unknown, t.m.unknown)
+		t.count(&t.procErrs, t.m.procErrs)
 		return nil, fmt.Errorf("proc: %w", err)
 	}
 	img = newStored(ppid, read)
 	t.storeProc(ppid, img)
 	if img.startMilli-procSlack > at {
 		// The pid now belongs to a process younger than the event.
-		t.count(&t.unknown, mUnknown)
+		t.count(&t.unknown, t.m.unknown)
 		return nil, nil
 	}
-	t.count(&t.fromProc, mFromProc)
+	t.count(&t.fromProc, t.m.fromProc)
 	return img, nil
 }
 
@@ -404,7 +418,7 @@ func (t *Table) storeProc(pid int, img *stored) {
 		return entry{img: [2]*stored{img}, n: 1}, !ok || old.n == 0
 	}) {
 		t.evictions.Inc()
-		mEvictions.Inc()
+		t.m.evictions.Inc()
 	}
 }
 
@@ -418,7 +432,7 @@ func (t *Table) storeMiss(pid int) {
 		return entry{expires: expires}, !ok || old.n == 0
 	}) {
 		t.evictions.Inc()
-		mEvictions.Inc()
+		t.m.evictions.Inc()
 	}
 }
 

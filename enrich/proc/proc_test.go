@@ -37,7 +37,7 @@ func execEvent(ms int64, pid, ppid int, exe string, args ...string) *audit.Event
 
 func newTable(t *testing.T, max int, fallback bool) *Table {
 	t.Helper()
-	tb, err := New(Config{Enabled: true, MaxEntries: max, ProcFallback: fallback})
+	tb, err := New(Config{Enabled: true, MaxEntries: max, ProcFallback: fallback}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil {
 			t.Errorf("max_entries %d accepted", n)
 		}
-		if _, err := New(c); err == nil {
+		if _, err := New(c, nil); err == nil {
 			t.Errorf("New with max_entries %d succeeded", n)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 // The tests in this package share vt-go's package-global host and must not
@@ -245,6 +246,7 @@ type harness struct {
 	out  *collector
 	cfg  Config
 	tune tuning
+	reg  *metrics.Registry // the enricher's; a restart gets a new one, as a new process would
 	e    *Enricher
 }
 
@@ -252,7 +254,7 @@ type harness struct {
 // mod adjusts the config first.
 func newHarness(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, fake: newFake(t, testKey), logs: &syncBuffer{},
+	h := &harness{t: t, fake: newFake(t, testKey), logs: &syncBuffer{}, reg: &metrics.Registry{},
 		out: &collector{ch: make(chan *audit.Event, 1000)},
 		clk: newClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))}
 	h.cfg = DefaultConfig()
@@ -277,7 +279,7 @@ func (h *harness) logger() *slog.Logger {
 
 func (h *harness) start() {
 	h.t.Helper()
-	e, err := newEnricher(h.cfg, h.out, h.logger(), h.tune)
+	e, err := newEnricher(h.cfg, h.out, h.logger(), h.tune, h.reg)
 	if err != nil {
 		h.t.Fatalf("newEnricher: %v", err)
 	}
@@ -290,6 +292,7 @@ func (h *harness) restart() {
 	if err := h.e.Close(); err != nil {
 		h.t.Fatalf("Close: %v", err)
 	}
+	h.reg = &metrics.Registry{}
 	h.start()
 }
 

@@ -103,6 +103,7 @@ type Enricher struct {
 	closeErr error
 
 	m      stats
+	reg    *metrics.Registry
 	unregs [][2]string
 }
 
@@ -125,7 +126,8 @@ type stats struct {
 //
 // Only one Enricher may use a StateDir at a time (vt.db is locked; New
 // gives up after a second): on reload, Close the old one before calling
-// New. Metrics are registered in metrics.Default by New and removed by Close.
+// New. Metrics are registered in reg (nil: metrics.Default) by New; Close
+// removes the gauges read from this enricher and keeps the counters.
 //
 // A verdict document is an *audit.Event with Kind audit.KindVerdict, the ID
 // of the first event that went on as pending, Enrichment.VirusTotal set to
@@ -134,11 +136,11 @@ type stats struct {
 // Enrichment.Related listing the ids of the events that went on as pending
 // (at most 256; a warning counts the rest). No document is emitted when
 // every event got its answer within max_wait.
-func New(cfg Config, emit enrich.Emitter, logger *slog.Logger) (*Enricher, error) {
-	return newEnricher(cfg, emit, logger, defaultTuning)
+func New(cfg Config, emit enrich.Emitter, logger *slog.Logger, reg *metrics.Registry) (*Enricher, error) {
+	return newEnricher(cfg, emit, logger, defaultTuning, reg)
 }
 
-func newEnricher(cfg Config, emit enrich.Emitter, logger *slog.Logger, tune tuning) (*Enricher, error) {
+func newEnricher(cfg Config, emit enrich.Emitter, logger *slog.Logger, tune tuning, reg *metrics.Registry) (*Enricher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -180,7 +182,7 @@ func newEnricher(cfg Config, emit enrich.Emitter, logger *slog.Logger, tune tuni
 	e.client, e.tr = newClient(key, cfg.Timeout, e.ctx)
 	e.wake = make(chan struct{}, 1)
 	e.done = make(chan struct{})
-	e.registerMetrics()
+	e.registerMetrics(reg)
 	now := e.tune.now()
 	e.bmu.Lock()
 	e.setOver(now)
@@ -474,7 +476,7 @@ func (e *Enricher) Close() error {
 		<-e.done
 		e.closeErr = e.st.close()
 		for _, u := range e.unregs {
-			metrics.Default.Unregister(u[0], u[1])
+			e.reg.Unregister(u[0], u[1])
 		}
 	})
 	return e.closeErr
@@ -490,29 +492,28 @@ func (e *Enricher) setOver(now time.Time) {
 	e.overUntil.Store(n)
 }
 
-func (e *Enricher) registerMetrics() {
-	reg := metrics.Default
+// registerMetrics registers the counters (kept after Close, so that an
+// enricher built later with the same registry continues them) and the
+// gauges read from this enricher (removed by Close).
+func (e *Enricher) registerMetrics(reg *metrics.Registry) {
+	if reg == nil {
+		reg = metrics.Default
+	}
+	e.reg = reg
 	e.m.lookups = make(map[outcome]*metrics.Counter)
 	for _, o := range outcomes {
 		l := fmt.Sprintf(`outcome=%q`, string(o))
 		e.m.lookups[o] = reg.Counter("audisp_enrich_vt_lookups_total", l, "VirusTotal API requests by outcome.")
-		e.unregs = append(e.unregs, [2]string{"audisp_enrich_vt_lookups_total", l})
 	}
 	e.m.skipped = make(map[string]*metrics.Counter)
 	for _, r := range []string{ReasonAllowlisted, ReasonPackage, ReasonDisabled, ReasonNoHash, ReasonQueueFull} {
 		l := fmt.Sprintf(`reason=%q`, r)
 		e.m.skipped[r] = reg.Counter("audisp_enrich_vt_skipped_total", l, "Events whose hash was not looked up, by reason.")
-		e.unregs = append(e.unregs, [2]string{"audisp_enrich_vt_skipped_total", l})
 	}
 	e.m.cacheHit = reg.Counter("audisp_enrich_vt_cache_total", `result="hit"`, "VirusTotal cache look-ups by result.")
 	e.m.cacheMiss = reg.Counter("audisp_enrich_vt_cache_total", `result="miss"`, "VirusTotal cache look-ups by result.")
 	e.m.verdicts = reg.Counter("audisp_enrich_vt_verdicts_total", "", "Verdict documents emitted.")
 	e.m.storeErrs = reg.Counter("audisp_enrich_vt_store_errors_total", "", "vt.db read or write failures.")
-	e.unregs = append(e.unregs,
-		[2]string{"audisp_enrich_vt_cache_total", `result="hit"`},
-		[2]string{"audisp_enrich_vt_cache_total", `result="miss"`},
-		[2]string{"audisp_enrich_vt_verdicts_total", ""},
-		[2]string{"audisp_enrich_vt_store_errors_total", ""})
 	for i, w := range []string{"minute", "day", "month"} {
 		l := fmt.Sprintf(`window=%q`, w)
 		reg.Func("audisp_enrich_vt_budget_remaining", l, "VirusTotal requests left in the window (-1: no limit).", func() float64 {

@@ -378,7 +378,7 @@ func TestBudgetEnforced(t *testing.T) {
 	if n := len(h.fake.requests()); n != 2 {
 		t.Fatalf("%d requests in the first minute, want 2", n)
 	}
-	snap := metrics.Default.Snapshot()
+	snap := h.reg.Snapshot()
 	if snap[`audisp_enrich_vt_budget_remaining{window="minute"}`] != 0 ||
 		snap[`audisp_enrich_vt_budget_remaining{window="day"}`] != 1 ||
 		snap[`audisp_enrich_vt_queue_depth`] != 1 {
@@ -640,7 +640,7 @@ func TestSkips(t *testing.T) {
 		t.Fatal("skip counters")
 	}
 
-	off, err := New(DefaultConfig(), nil, nil) // disabled by default
+	off, err := New(DefaultConfig(), nil, nil, nil) // disabled by default
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -746,22 +746,36 @@ func TestDamagedState(t *testing.T) {
 
 func TestSecondInstanceRefused(t *testing.T) {
 	h := newHarness(t, nil)
-	_, err := newEnricher(h.cfg, h.out, h.logger(), h.tune)
+	_, err := newEnricher(h.cfg, h.out, h.logger(), h.tune, nil)
 	if err == nil || !strings.Contains(err.Error(), "locked by another process") {
 		t.Fatalf("second enricher on the same state dir: %v", err)
 	}
 }
 
-func TestMetricsUnregisteredOnClose(t *testing.T) {
+// TestCloseKeepsCounters: Close removes the gauges read from the closed
+// enricher and keeps the counters, which an enricher built later with the
+// same registry (a reload that changed [enrich.virustotal]) continues.
+func TestCloseKeepsCounters(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, ok := metrics.Default.Snapshot()[`audisp_enrich_vt_queue_depth`]; !ok {
+	h.enrich(ev(1, fh256(sha(1))))
+	if _, ok := h.reg.Snapshot()[`audisp_enrich_vt_queue_depth`]; !ok {
 		t.Fatal("queue depth not registered")
 	}
 	h.e.Close()
-	for k := range metrics.Default.Snapshot() {
-		if strings.HasPrefix(k, "audisp_enrich_vt_") {
+	snap := h.reg.Snapshot()
+	for k := range snap {
+		if strings.HasPrefix(k, "audisp_enrich_vt_queue_depth") || strings.HasPrefix(k, "audisp_enrich_vt_budget_remaining") {
 			t.Fatalf("%s still registered after Close", k)
 		}
+	}
+	miss := snap[`audisp_enrich_vt_cache_total{result="miss"}`]
+	if miss != 1 {
+		t.Fatalf("cache misses %g after Close, want the 1 counted", miss)
+	}
+	h.start()
+	h.enrich(ev(2, fh256(sha(2))))
+	if got := h.reg.Snapshot()[`audisp_enrich_vt_cache_total{result="miss"}`]; got != 2 {
+		t.Fatalf("cache misses %g after a new enricher, want 2 (continued)", got)
 	}
 }
 
@@ -912,14 +926,14 @@ func TestSecretsNeverLeak(t *testing.T) {
 	bad.APIKey, bad.APIKeyFile = "", filepath.Join(t.TempDir(), "key")
 	os.WriteFile(bad.APIKeyFile, []byte(k+"\n"), 0o666)
 	os.Chmod(bad.APIKeyFile, 0o666)
-	if _, err := New(bad, h.out, h.logger()); err == nil {
+	if _, err := New(bad, h.out, h.logger(), nil); err == nil {
 		t.Fatal("world-writable key file accepted")
 	} else {
 		texts = append(texts, err.Error())
 	}
 	bad.APIKeyFile = ""
 	bad.APIKey = k + " " + k
-	if _, err := New(bad, h.out, h.logger()); err == nil {
+	if _, err := New(bad, h.out, h.logger(), nil); err == nil {
 		t.Fatal("key with a space accepted")
 	} else {
 		texts = append(texts, err.Error())
