@@ -71,7 +71,7 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 		e.chain = append(e.chain, b)
 	}
 	if c.Packages.Enabled {
-		e.packages = packages.New(c.Packages, log)
+		e.packages = packages.New(c.Packages, log, reg)
 		e.chain = append(e.chain, e.packages)
 	}
 	// Hunting rules run before VirusTotal, so that the hashes they flag

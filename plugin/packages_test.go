@@ -19,6 +19,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 // TestReplayPackageTrust replays IMA measurements of real files of this
@@ -165,7 +166,7 @@ func BenchmarkPackageShare(b *testing.B) {
 			}
 			cfg := packages.DefaultConfig()
 			cfg.Enabled, cfg.StateDir, cfg.Paths = true, b.TempDir(), exes
-			e := packages.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			e := packages.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), &metrics.Registry{})
 			if err := e.Index().Wait(context.Background(), nil); err != nil {
 				b.Fatal(err)
 			}

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 // BenchmarkReadDpkg reads this machine's dpkg database (status and every
@@ -123,7 +125,7 @@ func BenchmarkIndexMachine(b *testing.B) {
 		var ru0, ru1 syscall.Rusage
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 		start := time.Now()
-		e := New(cfg, testLog(b))
+		e := New(cfg, testLog(b), &metrics.Registry{})
 		if err := e.Index().Wait(context.Background(), nil); err != nil {
 			b.Fatal(err)
 		}
@@ -135,7 +137,7 @@ func BenchmarkIndexMachine(b *testing.B) {
 		cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
 
 		start = time.Now()
-		e2 := New(cfg, testLog(b))
+		e2 := New(cfg, testLog(b), &metrics.Registry{})
 		if err := e2.Index().Wait(context.Background(), nil); err != nil {
 			b.Fatal(err)
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 // owner asks dpkg-query which package owns p and its version.
@@ -86,7 +88,7 @@ func TestRealDpkgPackageAndRelocated(t *testing.T) {
 func TestRestartRehashesNothing(t *testing.T) {
 	needDpkg(t)
 	cfg := testConfig(t, "/usr/bin/ls", "/usr/bin/env", "/usr/bin/cat", "/usr/lib/x86_64-linux-gnu/libc.so.6")
-	e := New(cfg, testLog(t))
+	e := New(cfg, testLog(t), &metrics.Registry{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := e.Index().Wait(ctx, nil); err != nil {
@@ -114,7 +116,7 @@ func TestUnindexedWhileHashing(t *testing.T) {
 	needDpkg(t)
 	cfg := testConfig(t, "/usr/bin/ls")
 	cfg.RateMB = 0.0001 // 100 bytes/s: ls takes hours
-	e := New(cfg, testLog(t))
+	e := New(cfg, testLog(t), &metrics.Registry{})
 	t.Cleanup(e.Close)
 	s256, _ := fileSHA(t, "/usr/bin/ls")
 	other := filepath.Join(t.TempDir(), "x")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/enrich/hashes"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 func testLog(t testing.TB) *slog.Logger {
@@ -51,7 +52,7 @@ func needDpkg(t testing.TB) {
 // complete.
 func openEnricher(t testing.TB, cfg Config) *Enricher {
 	t.Helper()
-	e := New(cfg, testLog(t))
+	e := New(cfg, testLog(t), &metrics.Registry{})
 	t.Cleanup(e.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -85,7 +86,7 @@ func judge(t testing.TB, e *Enricher, file, algo, hexDigest string) *audit.Event
 		t.Fatal(err)
 	}
 	ev := &audit.Event{Records: []*audit.Record{rec}}
-	if err := hashes.New().Enrich(context.Background(), ev); err != nil {
+	if err := hashes.New(&metrics.Registry{}).Enrich(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Enrich(context.Background(), ev); err != nil {

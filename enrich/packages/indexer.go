@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 // Stats describe the index (packages status, /metrics).
@@ -53,6 +55,7 @@ type Stats struct {
 type Index struct {
 	cfg  Config
 	log  *slog.Logger
+	m    *indexMetrics
 	cur  atomic.Pointer[snapshot]
 	kick chan struct{}
 
@@ -71,10 +74,10 @@ type Index struct {
 	progress                    atomic.Pointer[func(done, total int)]
 }
 
-// OpenIndex starts the index goroutine. It returns at once; lookups say
-// unindexed until the first snapshot is out.
-func OpenIndex(cfg Config, log *slog.Logger) *Index {
-	x := &Index{cfg: cfg, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}), ready: make(chan struct{}), broken: make(chan struct{})}
+// OpenIndex starts the index goroutine, with its metrics in reg. It
+// returns at once; lookups say unindexed until the first snapshot is out.
+func OpenIndex(cfg Config, log *slog.Logger, reg *metrics.Registry) *Index {
+	x := &Index{cfg: cfg, log: log, m: newIndexMetrics(reg), kick: make(chan struct{}, 1), done: make(chan struct{}), ready: make(chan struct{}), broken: make(chan struct{})}
 	x.ctx, x.cancel = context.WithCancel(context.Background())
 	go x.run()
 	return x
@@ -165,7 +168,7 @@ func (x *Index) run() {
 				for _, e := range errs {
 					x.log.Warn("packages: bad line in the package database", "err", e)
 				}
-				badLines.Add(uint64(d.badLines))
+				x.m.badLines.Add(uint64(d.badLines))
 				db, stamp, dbRead, logOnce = d, st, time.Now().UnixNano(), true
 			}
 		}
@@ -428,7 +431,7 @@ func (x *Index) hashFile(p string, k fileKey, lim *limiter) (hashed, error) {
 			d.Write(buf[:n])
 		}
 		x.bytesHashed.Add(int64(n))
-		bytesHashed.Add(uint64(n))
+		x.m.bytesHashed.Add(uint64(n))
 		if err == io.EOF {
 			break
 		}
@@ -451,7 +454,7 @@ func (x *Index) hashFile(p string, k fileKey, lim *limiter) (hashed, error) {
 	hs[1].Sum(h.SHA1[:0])
 	hs[2].Sum(h.SHA256[:0])
 	x.hashed.Add(1)
-	filesHashed.Inc()
+	x.m.filesHashed.Inc()
 	return h, nil
 }
 

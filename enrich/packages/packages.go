@@ -58,51 +58,61 @@ import (
 // Name is the enricher's name.
 const Name = "packages"
 
-var (
-	lookups     = map[string]*metrics.Counter{}
-	filesHashed = metrics.Default.Counter("audisp_enrich_packages_files_hashed_total", "",
-		"Package files hashed for the package index (persisted hashes are not hashed again).")
-	bytesHashed = metrics.Default.Counter("audisp_enrich_packages_bytes_hashed_total", "",
-		"Bytes read to hash package files.")
-	badLines = metrics.Default.Counter("audisp_enrich_packages_bad_lines_total", "",
-		"Lines of the package database that could not be read.")
-	gFiles    = metrics.Default.Gauge("audisp_enrich_packages_index_files", "", "Executables and libraries in the package index.")
-	gPending  = metrics.Default.Gauge("audisp_enrich_packages_pending_files", "", "Package files waiting to be hashed.")
-	gModified = metrics.Default.Gauge("audisp_enrich_packages_modified_files", "", "Package files whose content fails the package database's digest.")
-	gLive     = metrics.Default.Gauge("audisp_enrich_packages_index_bytes", "", "Memory of the live package index's per-file tables.")
-	gRefresh  = metrics.Default.Gauge("audisp_enrich_packages_last_refresh_seconds", "", "Unix time of the last package index refresh.")
-)
+// indexMetrics are the index's counters and gauges.
+type indexMetrics struct {
+	filesHashed, bytesHashed, badLines *metrics.Counter
+	files, pending, modified, live     *metrics.Gauge
+	refresh                            *metrics.Gauge
+}
 
-func init() {
-	for _, s := range []string{StatusPackage, StatusModified, StatusRelocated, StatusUnowned, StatusUnindexed} {
-		lookups[s] = metrics.Default.Counter("audisp_enrich_packages_lookups_total", `status="`+s+`"`,
-			"Event hashes judged against the package index, by status.")
+func newIndexMetrics(reg *metrics.Registry) *indexMetrics {
+	return &indexMetrics{
+		filesHashed: reg.Counter("audisp_enrich_packages_files_hashed_total", "",
+			"Package files hashed for the package index (persisted hashes are not hashed again)."),
+		bytesHashed: reg.Counter("audisp_enrich_packages_bytes_hashed_total", "", "Bytes read to hash package files."),
+		badLines:    reg.Counter("audisp_enrich_packages_bad_lines_total", "", "Lines of the package database that could not be read."),
+		files:       reg.Gauge("audisp_enrich_packages_index_files", "", "Executables and libraries in the package index."),
+		pending:     reg.Gauge("audisp_enrich_packages_pending_files", "", "Package files waiting to be hashed."),
+		modified:    reg.Gauge("audisp_enrich_packages_modified_files", "", "Package files whose content fails the package database's digest."),
+		live:        reg.Gauge("audisp_enrich_packages_index_bytes", "", "Memory of the live package index's per-file tables."),
+		refresh:     reg.Gauge("audisp_enrich_packages_last_refresh_seconds", "", "Unix time of the last package index refresh."),
 	}
 }
 
 func (x *Index) updateGauges() {
 	st := x.Stats()
-	gFiles.Set(int64(st.Files))
-	gPending.Set(int64(st.Pending))
-	gModified.Set(int64(st.Modified))
-	gLive.Set(int64(st.LiveBytes))
+	x.m.files.Set(int64(st.Files))
+	x.m.pending.Set(int64(st.Pending))
+	x.m.modified.Set(int64(st.Modified))
+	x.m.live.Set(int64(st.LiveBytes))
 	if !st.LastRefresh.IsZero() {
-		gRefresh.Set(st.LastRefresh.Unix())
+		x.m.refresh.Set(st.LastRefresh.Unix())
 	}
 }
 
 // Enricher sets ev.Package. It is safe for concurrent use.
 type Enricher struct {
-	idx  *Index
-	none *audit.PackageResult // before the first snapshot
+	idx     *Index
+	none    *audit.PackageResult // before the first snapshot
+	lookups map[string]*metrics.Counter
 }
 
 var _ enrich.Enricher = (*Enricher)(nil)
 
-// New starts the index (see OpenIndex) and returns the enricher. Close
-// stops the index.
-func New(cfg Config, log *slog.Logger) *Enricher {
-	return &Enricher{idx: OpenIndex(cfg, log), none: &audit.PackageResult{Status: StatusUnindexed}}
+// New starts the index (see OpenIndex) and returns the enricher. Its
+// metrics are registered in reg (nil: metrics.Default). Close stops the
+// index.
+func New(cfg Config, log *slog.Logger, reg *metrics.Registry) *Enricher {
+	if reg == nil {
+		reg = metrics.Default
+	}
+	e := &Enricher{idx: OpenIndex(cfg, log, reg), none: &audit.PackageResult{Status: StatusUnindexed},
+		lookups: map[string]*metrics.Counter{}}
+	for _, s := range []string{StatusPackage, StatusModified, StatusRelocated, StatusUnowned, StatusUnindexed} {
+		e.lookups[s] = reg.Counter("audisp_enrich_packages_lookups_total", `status="`+s+`"`,
+			"Event hashes judged against the package index, by status.")
+	}
+	return e
 }
 
 // Name returns "packages".
@@ -133,7 +143,7 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	}
 	s := e.idx.cur.Load()
 	if s == nil {
-		lookups[StatusUnindexed].Inc()
+		e.lookups[StatusUnindexed].Inc()
 		ev.Package = e.none
 		return nil
 	}
@@ -142,7 +152,7 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 		v.status = StatusUnindexed
 	}
 	if r := s.result(v); r != nil {
-		lookups[r.Status].Inc()
+		e.lookups[r.Status].Inc()
 		ev.Package = r
 	}
 	return nil
