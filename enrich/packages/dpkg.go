@@ -159,10 +159,51 @@ func parseMD5Sums(name string, r io.Reader, fn func(path string, md5 [16]byte)) 
 	return errs, bad, nil
 }
 
+// diversion is one dpkg diversion: files listed at From by any package but
+// Owner are installed at To.
+type diversion struct{ To, Owner string }
+
+// parseDiversions reads dpkg's diversions file: records of three lines,
+// the diverted path, where it is diverted to, and the package that owns
+// the diversion (":" for a local one). A last, incomplete record is
+// reported as a *LineError.
+func parseDiversions(name string, r io.Reader) (map[string]diversion, []error, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4<<10), 1<<20)
+	m := map[string]diversion{}
+	var rec []string
+	line := 0
+	var errs []error
+	for sc.Scan() {
+		line++
+		rec = append(rec, sc.Text())
+		if len(rec) < 3 {
+			continue
+		}
+		if !strings.HasPrefix(rec[0], "/") || !strings.HasPrefix(rec[1], "/") || rec[2] == "" {
+			errs = append(errs, &LineError{File: name, Line: line - 2, Err: fmt.Errorf("not a diversion: %.60q", rec)})
+		} else {
+			m[rec[0]] = diversion{To: rec[1], Owner: rec[2]}
+		}
+		rec = rec[:0]
+	}
+	if err := sc.Err(); err != nil {
+		return m, errs, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(rec) > 0 {
+		errs = append(errs, &LineError{File: name, Line: line - len(rec) + 1, Err: errors.New("incomplete diversion record at the end")})
+	}
+	if len(errs) > maxLineErrors {
+		errs = errs[:maxLineErrors]
+	}
+	return m, errs, nil
+}
+
 // readDpkg reads the dpkg database under root: the package list from
 // var/lib/dpkg/status and each package's files with their MD5 from
 // var/lib/dpkg/info/<name>[:<arch>].md5sums. Packages without an md5sums
-// file own no file here. Line errors are returned in errs (the database is
+// file own no file here. A file another package diverted (dpkg-divert,
+// var/lib/dpkg/diversions) is taken at the path it was diverted to. Line errors are returned in errs (the database is
 // still used); err is set only when the status file cannot be read.
 func readDpkg(root string) (db *database, errs []error, err error) {
 	admin := filepath.Join(root, "var/lib/dpkg")
@@ -183,6 +224,17 @@ func readDpkg(root string) (db *database, errs []error, err error) {
 		return nil, errs, err
 	}
 	db.badLines += bad
+	var divs map[string]diversion
+	if df, err := os.Open(filepath.Join(admin, "diversions")); err == nil {
+		var es []error
+		divs, es, err = parseDiversions(df.Name(), df)
+		df.Close()
+		errs = append(errs, es...)
+		db.badLines += len(es)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, p := range pkgs {
 		pi := int32(len(db.pkgs))
 		db.pkgs = append(db.pkgs, pkgInfo{Name: p.Name, Version: p.Version})
@@ -196,6 +248,9 @@ func readDpkg(root string) (db *database, errs []error, err error) {
 			continue
 		}
 		es, bad, rerr := parseMD5Sums(mf.Name(), mf, func(path string, sum [16]byte) {
+			if d, ok := divs[path]; ok && d.Owner != p.Name {
+				path = d.To
+			}
 			var d [32]byte
 			copy(d[:], sum[:])
 			db.files = append(db.files, ownedFile{Path: path, Pkg: pi, Algo: digestMD5, Digest: d})

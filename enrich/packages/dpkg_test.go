@@ -156,37 +156,8 @@ func TestScratchDebModified(t *testing.T) {
 	const pkg = "audisp-enrich-pkgtrust-scratch"
 	dir := "/usr/lib/" + pkg
 	bin := dir + "/tool"
-	tree := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(tree, "DEBIAN"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(tree, dir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile("/usr/bin/true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A binary of its own (so it is not also a copy of true) that still runs.
-	data = append(data, []byte("audisp-enrich scratch package\n")...)
-	if err := os.WriteFile(filepath.Join(tree, bin), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	control := "Package: " + pkg + "\nVersion: 1.0-1\nArchitecture: all\nMaintainer: audisp-enrich tests <root@localhost>\nDescription: scratch package of the audisp-enrich package index tests\n"
-	if err := os.WriteFile(filepath.Join(tree, "DEBIAN/control"), []byte(control), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("md5sum", strings.TrimPrefix(bin, "/"))
-	cmd.Dir = tree
-	md5sums, err := cmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(tree, "DEBIAN/md5sums"), md5sums, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	deb := filepath.Join(t.TempDir(), pkg+".deb")
-	run(t, "dpkg-deb", "--root-owner-group", "--build", tree, deb)
+	data := scratchBinary(t)
+	deb := buildScratchDeb(t, pkg, bin, data)
 	run(t, "dpkg", "-i", deb)
 	t.Cleanup(func() { run(t, "dpkg", "-P", pkg) })
 
@@ -219,6 +190,86 @@ func TestScratchDebModified(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantPackage(t, judge(t, e, cp, "sha256", m256), StatusUnowned, "", "")
+}
+
+// scratchBinary returns a real binary of its own (true with a trailer,
+// so it is not also a copy of true) that still runs.
+func scratchBinary(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile("/usr/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(data, []byte("audisp-enrich scratch package\n")...)
+}
+
+// buildScratchDeb builds, with dpkg-deb, a package pkg holding data at bin.
+func buildScratchDeb(t *testing.T, pkg, bin string, data []byte) string {
+	t.Helper()
+	tree := t.TempDir()
+	for _, d := range []string{"DEBIAN", filepath.Dir(bin)} {
+		if err := os.MkdirAll(filepath.Join(tree, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tree, bin), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	control := "Package: " + pkg + "\nVersion: 1.0-1\nArchitecture: all\nMaintainer: audisp-enrich tests <root@localhost>\nDescription: scratch package of the audisp-enrich package index tests\n"
+	if err := os.WriteFile(filepath.Join(tree, "DEBIAN/control"), []byte(control), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("md5sum", strings.TrimPrefix(bin, "/"))
+	cmd.Dir = tree
+	md5sums, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "DEBIAN/md5sums"), md5sums, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deb := filepath.Join(t.TempDir(), pkg+".deb")
+	run(t, "dpkg-deb", "--root-owner-group", "--build", tree, deb)
+	return deb
+}
+
+// TestScratchDebDiverted diverts the path of a scratch package's file
+// (dpkg-divert --local) before installing it, so dpkg installs it at the
+// diverted path, and puts a local file of its own at the original path, as
+// an administrator replacing a packaged file does: the package's file is
+// package at its diverted path, and the local file is unowned, not
+// modified.
+func TestScratchDebDiverted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("installs a package into the system (skipped with -short)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("installing a package needs root")
+	}
+	needDpkg(t)
+	const pkg = "audisp-enrich-pkgtrust-diverted"
+	dir := "/usr/lib/" + pkg
+	bin, moved := dir+"/tool", dir+"/tool.distrib"
+	data := scratchBinary(t)
+	deb := buildScratchDeb(t, pkg, bin, append(data, "diverted\n"...))
+	run(t, "dpkg-divert", "--local", "--divert", moved, "--no-rename", "--add", bin)
+	t.Cleanup(func() { run(t, "dpkg-divert", "--local", "--no-rename", "--remove", bin) })
+	run(t, "dpkg", "-i", deb)
+	t.Cleanup(func() { run(t, "dpkg", "-P", pkg) })
+	local := append(data, "local version\n"...)
+	if err := os.WriteFile(bin, local, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(bin) })
+
+	e := openEnricher(t, testConfig(t, dir))
+	m256, _ := fileSHA(t, moved)
+	wantPackage(t, judge(t, e, moved, "sha256", m256), StatusPackage, pkg, "")
+	l256, _ := fileSHA(t, bin)
+	wantPackage(t, judge(t, e, bin, "sha256", l256), StatusUnowned, "", "")
+	if st := e.Index().Stats(); st.Modified != 0 || st.Files != 1 {
+		t.Fatalf("stats %+v, want 1 file, none modified", st)
+	}
 }
 
 // run runs a command, retrying while another dpkg holds its lock.

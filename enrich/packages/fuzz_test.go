@@ -96,3 +96,20 @@ func FuzzStore(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDiversions(f *testing.F) {
+	f.Add([]byte("/usr/bin/pg_config\n/usr/bin/pg_config.libpq-dev\npostgresql-common\n/usr/share/dict/words\n/usr/share/dict/words.pre\n:\n"))
+	f.Add([]byte("relative\n/x\npkg\n/a\n/b\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, errs, err := parseDiversions("diversions", bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		checkLineErrors(t, "diversions", data, errs, len(errs))
+		for from, d := range m {
+			if from == "" || from[0] != '/' || d.To == "" || d.To[0] != '/' || d.Owner == "" {
+				t.Fatalf("diversion %q -> %+v", from, d)
+			}
+		}
+	})
+}
