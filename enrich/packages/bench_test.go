@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
@@ -162,3 +163,25 @@ func BenchmarkIndexMachine(b *testing.B) {
 }
 
 func maxRSS(ru syscall.Rusage) int64 { return ru.Maxrss }
+
+// BenchmarkEnrich runs the whole Enrich call (hash choice, lookup, shared
+// result) for an event with one SHA-256 of a package file at its path.
+func BenchmarkEnrich(b *testing.B) {
+	s, es := benchSnapshot(b)
+	e := &Enricher{idx: &Index{}, lookups: map[string]*metrics.Counter{}}
+	for _, st := range []string{StatusPackage, StatusModified, StatusRelocated, StatusUnowned, StatusUnindexed} {
+		e.lookups[st] = (&metrics.Registry{}).Counter("x", "", "")
+	}
+	e.idx.cur.Store(s)
+	f := es[len(es)/2]
+	ev := &audit.Event{}
+	ev.Hashes = []audit.FileHash{{Path: f.path, Algo: "sha256", Hex: fmt.Sprintf("%016x", f.sha256) + strings.Repeat("0", 48)}}
+	b.ReportAllocs()
+	for b.Loop() {
+		ev.Package = nil
+		_ = e.Enrich(context.Background(), ev)
+		if ev.Package == nil || ev.Package.Status != StatusPackage {
+			b.Fatalf("%+v", ev.Package)
+		}
+	}
+}
