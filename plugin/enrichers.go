@@ -265,3 +265,14 @@ func (e *enrichers) waitPackages(ctx context.Context, log *slog.Logger) error {
 		"modified", st.Modified, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
+
+// packageStats returns the package index's figures for the status report;
+// false when the enricher is off.
+func (p *Pipeline) packageStats() (packages.Stats, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.enr == nil || p.enr.packages == nil {
+		return packages.Stats{}, false
+	}
+	return p.enr.packages.Index().Stats(), true
+}

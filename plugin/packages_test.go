@@ -261,3 +261,53 @@ func machinePaths(b *testing.B, dirs ...string) []string {
 	}
 	return out
 }
+
+// TestStatusReportPackages checks the status report's package index line
+// for a pipeline whose index (one coreutils binary of this machine) is
+// built.
+func TestStatusReportPackages(t *testing.T) {
+	if _, err := os.Stat("/var/lib/dpkg/status"); err != nil {
+		t.Skip("no dpkg database on this machine:", err)
+	}
+	dir := t.TempDir()
+	cfg, err := conf.Parse("packages.toml", []byte(fmt.Sprintf(`
+state_dir = %q
+[log]
+syslog = false
+[enrich.proc]
+enabled = false
+[enrich.packages]
+enabled = true
+paths = ["/usr/bin/ls"]
+[[sink]]
+type = "file"
+[sink.file]
+path = %q
+`, dir, filepath.Join(dir, "out.jsonl"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	reg := &metrics.Registry{}
+	p, err := NewPipeline(cfg, log, reg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if err := p.enr.waitPackages(context.Background(), log); err != nil {
+		t.Fatal(err)
+	}
+	newStatus(p, NewInputStats(reg), cfg, log).report("periodic")
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `msg="packages status"`) {
+			line = l
+		}
+	}
+	for _, want := range []string{"report=periodic", "files=1 ", "hashed=1 ", "pending=0 ", "modified=0 ", "last_refresh=20"} {
+		if !strings.Contains(line, want) {
+			t.Fatalf("want %q in the packages status line %q\nlogs:\n%s", want, line, logs.String())
+		}
+	}
+}
