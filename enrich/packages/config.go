@@ -30,7 +30,9 @@ type Config struct {
 	RateMB float64 `toml:"rate_mb"`
 	// Refresh is how often the package database's files are checked for
 	// changes (installs, upgrades); a change re-reads the database and
-	// hashes what changed. Default 1m.
+	// hashes what changed. A package file changed outside the package
+	// manager is found when an event's hash does not match it (the
+	// re-check asks for a refresh). Default 1m.
 	Refresh time.Duration `toml:"refresh"`
 	// StateDir holds packages.idx, the persisted hashes. Default: the
 	// top-level state_dir.

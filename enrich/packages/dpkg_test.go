@@ -142,9 +142,10 @@ func TestUnindexedWhileHashing(t *testing.T) {
 }
 
 // TestScratchDebModified builds a small .deb holding a real binary with
-// dpkg-deb, installs it into this system, and checks package for its
-// file, then modified after the file is changed outside dpkg (before and
-// after the index refreshed); the package is purged afterwards.
+// dpkg-deb, installs it into this system while an index runs, and checks
+// that the index follows the install (package for its file), then modified
+// after the file is changed outside dpkg (before and after the index
+// refreshed); the package is purged afterwards.
 func TestScratchDebModified(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs a package into the system (skipped with -short)")
@@ -158,12 +159,24 @@ func TestScratchDebModified(t *testing.T) {
 	bin := dir + "/tool"
 	data := scratchBinary(t)
 	deb := buildScratchDeb(t, pkg, bin, data)
+
+	// The index follows the install: dpkg's status file changes, the
+	// database is read again and the new file hashed.
+	cfg := testConfig(t, dir)
+	cfg.Refresh = time.Second
+	e := openEnricher(t, cfg)
+	if st := e.Index().Stats(); st.Files != 0 {
+		t.Fatalf("before the install: %+v", st)
+	}
 	run(t, "dpkg", "-i", deb)
 	t.Cleanup(func() { run(t, "dpkg", "-P", pkg) })
-
-	cfg := testConfig(t, dir)
-	cfg.Refresh = time.Hour // refreshes below come from the re-check only
-	e := openEnricher(t, cfg)
+	deadline := time.Now().Add(time.Minute)
+	for st := e.Index().Stats(); st.Files != 1 || st.Pending != 0; st = e.Index().Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the index did not take the installed package: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	s256, _ := fileSHA(t, bin)
 	wantPackage(t, judge(t, e, bin, "sha256", s256), StatusPackage, pkg, "")
 
@@ -172,10 +185,11 @@ func TestScratchDebModified(t *testing.T) {
 		t.Fatal(err)
 	}
 	m256, _ := fileSHA(t, bin)
-	// The index still holds the old state: the re-check sees the file
-	// changed while dpkg's database did not, and asks for a refresh.
+	// The index still holds the old state (dpkg's database did not
+	// change, so no tick refreshes it): the re-check sees the file changed
+	// while the database did not, and asks for a refresh.
 	wantPackage(t, judge(t, e, bin, "sha256", m256), StatusModified, pkg, "")
-	deadline := time.Now().Add(time.Minute)
+	deadline = time.Now().Add(time.Minute)
 	for e.Index().Stats().Modified != 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("refresh did not mark the file modified: %+v", e.Index().Stats())

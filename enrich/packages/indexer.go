@@ -151,7 +151,12 @@ func (x *Index) run() {
 		dbRead  int64
 		logOnce = true
 	)
+	// A refresh (a stat of every package file, and hashing what changed)
+	// runs at the start, when the database changed, and when asked for
+	// (Refresh); otherwise a tick costs a few stats of the database files.
+	kicked := true
 	for {
+		changed := false
 		if st := x.dbStamp(); db == nil || st != stamp {
 			d, errs, err := readDB(x.cfg)
 			switch {
@@ -169,17 +174,19 @@ func (x *Index) run() {
 					x.log.Warn("packages: bad line in the package database", "err", e)
 				}
 				x.m.badLines.Add(uint64(d.badLines))
-				db, stamp, dbRead, logOnce = d, st, time.Now().UnixNano(), true
+				db, stamp, dbRead, logOnce, changed = d, st, time.Now().UnixNano(), true, true
 			}
 		}
-		if db != nil {
+		if db != nil && (changed || kicked) {
 			x.refresh(db, dbRead)
 		}
+		kicked = false
 		select {
 		case <-x.ctx.Done():
 			return
 		case <-t.C:
 		case <-x.kick:
+			kicked = true
 		}
 	}
 }
