@@ -5,27 +5,40 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 )
 
-// nfpm returns the pinned nfpm of the Makefile (build/tools/nfpm), building
-// it with make when it is missing.
-func nfpm(t *testing.T) string {
+// nfpm returns the command that runs the Makefile's pinned nfpm:
+// build/tools/nfpm when make built it, else "go run" of the same version
+// (through the build cache, so tests running at the same time as make do
+// not write the same file).
+func nfpm(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(root, "build/tools/nfpm")
-	if _, err := os.Stat(bin); err != nil {
-		cmd := exec.Command("make", "build/tools/nfpm")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("make build/tools/nfpm: %v\n%s", err, out)
-		}
+	if bin := filepath.Join(root, "build/tools/nfpm"); fileExists(bin) {
+		return exec.Command(bin, args...)
 	}
-	return bin
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^NFPM_VERSION := (\S+)$`).FindSubmatch(mk)
+	if m == nil {
+		t.Fatal("no NFPM_VERSION in the Makefile")
+	}
+	cmd := exec.Command("go", append([]string{"run", "github.com/goreleaser/nfpm/v2/cmd/nfpm@" + string(m[1])}, args...)...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	return cmd
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // TestRPMDatabase builds a real .rpm with nfpm holding two real binaries
@@ -82,7 +95,7 @@ contents:
 		t.Fatal(err)
 	}
 	rpmFile := filepath.Join(work, "pkgtrust.rpm")
-	if out, err := exec.Command(nfpm(t), "package", "--config", filepath.Join(work, "nfpm.yaml"),
+	if out, err := nfpm(t, "package", "--config", filepath.Join(work, "nfpm.yaml"),
 		"--packager", "rpm", "--target", rpmFile).CombinedOutput(); err != nil {
 		t.Fatalf("nfpm: %v\n%s", err, out)
 	}
