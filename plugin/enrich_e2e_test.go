@@ -1,8 +1,6 @@
 package plugin_test
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -204,22 +202,7 @@ path = %q
 }
 
 func readDocs(t *testing.T, path string) []map[string]any {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var d map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
-			t.Fatalf("bad JSON: %v", err)
-		}
-		out = append(out, d)
-	}
-	return out
+	return decodeLines[map[string]any](t, path)
 }
 
 func dig(d map[string]any, path ...string) any {

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
 	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
+	"github.com/audisp-enrich/audisp-enrich/enrich/sigma"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
@@ -26,6 +28,7 @@ type enrichers struct {
 	chain     []enrich.Enricher
 	blocklist *blocklist.Enricher
 	packages  *packages.Enricher
+	sigma     *sigma.Enricher
 	vt        *virustotal.Enricher
 	vtAt      int // vt's index in chain
 }
@@ -33,8 +36,9 @@ type enrichers struct {
 // buildEnrichers builds the chain in dependency order: hashes and the
 // process table first, then ATT&CK tags, blocklists, package trust, the
 // hunting rules (they read the parent, the keys, the blocklist result and
-// the package status), VirusTotal (it needs the allowlist result and the
-// package status, and the severity for its priority), and
+// the package status), the Sigma rules (they read the parent), VirusTotal
+// (it needs the allowlist result and the package status, and the severity
+// for its priority), and
 // last the hunting rules that test a verdict (they see verdicts that were
 // cached or arrived within max_wait).
 //
@@ -94,6 +98,15 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 			return nil, err
 		}
 		e.chain = append(e.chain, h)
+	}
+	if len(c.Sigma.Rules) > 0 {
+		s, err := sigma.New(c.Sigma, log, reg)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.sigma = s
+		e.chain = append(e.chain, s)
 	}
 	if c.VirusTotal.Enabled {
 		switch {
@@ -180,8 +193,13 @@ type renamed struct {
 
 func (r renamed) Name() string { return r.name }
 
-// reload re-reads the hash lists (SIGHUP).
+// reload re-reads the hash lists and the Sigma rules (SIGHUP).
 func (e *enrichers) reload(log *slog.Logger) {
+	if e.sigma != nil {
+		if err := e.sigma.Reload(); err != nil {
+			log.Error("sigma reload failed; previous rules stay in use", "err", err)
+		}
+	}
 	if e.blocklist != nil {
 		if err := e.blocklist.Reload(); err != nil {
 			log.Error("blocklist reload failed; previous lists stay in use", "err", err)
@@ -220,6 +238,9 @@ func (e *enrichers) closeVT() {
 }
 
 func (e *enrichers) close() {
+	if e.sigma != nil {
+		_ = e.sigma.Close()
+	}
 	e.closeVT()
 	if e.blocklist != nil {
 		_ = e.blocklist.Close()
@@ -231,28 +252,28 @@ func (e *enrichers) close() {
 
 // waitPackages lets the package index finish (hashing at full speed)
 // before replay judges events, so a replayed log gets the answers the live
-// plugin gives; with stderr on a terminal it shows a progress line. It does
-// nothing when the enricher is off, and only logs when the package database
-// cannot be read. Plugin mode never calls it.
-func (e *enrichers) waitPackages(ctx context.Context, log *slog.Logger) error {
+// plugin gives; with progress set (a terminal) it writes a progress line
+// there. It does nothing when the enricher is off, and only logs when the
+// package database cannot be read. Plugin mode never calls it.
+func (e *enrichers) waitPackages(ctx context.Context, log *slog.Logger, progress io.Writer) error {
 	if e.packages == nil {
 		return nil
 	}
-	var progress func(done, total int)
-	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+	var show func(done, total int)
+	if progress != nil {
 		last := time.Now()
-		progress = func(done, total int) {
-			if done == total || time.Since(last) > 200*time.Millisecond {
+		show = func(done, total int) {
+			if done == total || time.Since(last) > 250*time.Millisecond {
 				last = time.Now()
-				fmt.Fprintf(os.Stderr, "\rpackages: hashing package files %d/%d", done, total)
+				fmt.Fprintf(progress, "\rpackages: hashing package files %d/%d", done, total)
 				if done == total {
-					fmt.Fprintln(os.Stderr)
+					fmt.Fprintln(progress)
 				}
 			}
 		}
 	}
 	start := time.Now()
-	if err := e.packages.Index().Wait(ctx, progress); err != nil {
+	if err := e.packages.Index().Wait(ctx, show); err != nil {
 		if ctx.Err() != nil {
 			return err
 		}

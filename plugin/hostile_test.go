@@ -99,7 +99,7 @@ func replayHostile(t *testing.T, path string) *replayResult {
 	cfg := hostileConfig(t, dir)
 	before := heapInuse()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := Replay(context.Background(), cfg, log, []string{path}, nil); err != nil {
+	if err := Replay(context.Background(), cfg, log, []string{path}, ReplayOptions{}); err != nil {
 		t.Fatalf("Replay: %v", err)
 	}
 	res := &replayResult{heapDelta: heapInuse() - before, counters: metrics.Default.Snapshot()}

@@ -1,6 +1,7 @@
 package plugin_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -59,7 +60,9 @@ path = %q
 	if strings.Contains(after, "last refresh:  never") {
 		t.Fatalf("no refresh time after the index was written:\n%s", after)
 	}
-	if out, err := exec.Command(bin, "packages", "list").CombinedOutput(); err == nil || !strings.Contains(string(out), "usage") {
-		t.Fatalf("packages list: %v\n%s", err, out)
+	out, err := exec.Command(bin, "packages", "list").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "Usage: audisp-enrich packages status") {
+		t.Fatalf("packages list: %v, want a usage error (exit status 2)\n%s", err, out)
 	}
 }

@@ -78,7 +78,7 @@ path = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Replay(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), []string{in}, nil); err != nil {
+	if err := Replay(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), []string{in}, ReplayOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(out)
@@ -295,7 +295,7 @@ path = %q
 		t.Fatal(err)
 	}
 	defer p.Close(context.Background())
-	if err := p.enr.waitPackages(context.Background(), log); err != nil {
+	if err := p.enr.waitPackages(context.Background(), log, nil); err != nil {
 		t.Fatal(err)
 	}
 	newStatus(p, NewInputStats(reg), cfg, log).report("periodic")

@@ -130,8 +130,9 @@ type RunnerOptions struct {
 	// OnDrop is told about lost messages (already counted and logged at
 	// ERROR by the buffer) so that the runtime can emit an alert event.
 	// Reports are coalesced per reason and delivered from a goroutine of
-	// the runner at most once per second, so OnDrop may publish to the
-	// fan-out, this sink included, without recursing. May be nil.
+	// the runner at most once per second, so OnDrop may publish without
+	// recursing; the runtime passes them through Alerts, and the alert
+	// documents go to every sink except this one. May be nil.
 	OnDrop func(sink string, n int, reason string)
 }
 

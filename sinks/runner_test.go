@@ -133,7 +133,7 @@ func newSetup(t *testing.T) *setup {
 
 func (s *setup) runner(t *testing.T, sink sinks.Sink, cfg sinks.RunnerConfig) *sinks.Runner {
 	t.Helper()
-	r, err := sinks.NewRunner(sink, cfg, buffer.Opener(s.bcfg, sink.Name(), nil), sinks.RunnerOptions{
+	r, err := sinks.NewRunner(sink, cfg, buffer.Opener(s.bcfg, buffer.Options{Name: sink.Name()}), sinks.RunnerOptions{
 		Metrics: s.reg,
 		OnDrop:  func(sink string, n int, reason string) { s.drops <- fmt.Sprintf("%s:%d:%s", sink, n, reason) },
 	})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -547,6 +548,20 @@ func TestBlockedStop(t *testing.T) {
 	select {
 	case <-r.p.exited:
 		t.Logf("blocked plugin (%.0f of %d published) exited %s after EOF", pub, len(evs), time.Since(start).Round(time.Millisecond))
+		// What was still queued in the pipeline is counted under its own
+		// reason and logged at exit.
+		m := regexp.MustCompile(`documents still queued at shutdown were lost" sink=kafka count=([0-9]+) reason=shutdown`).FindStringSubmatch(readFile(t, r.p.log))
+		if m == nil {
+			t.Errorf("no log line counts the documents still queued at shutdown; log:\n%s", r.p.logTail())
+		} else {
+			t.Logf("%s documents still queued at shutdown, counted as shutdown", m[1])
+		}
+		if f := regexp.MustCompile(`records still queued at shutdown were not processed" count=([0-9]+)`).FindStringSubmatch(readFile(t, r.p.log)); f != nil {
+			t.Logf("%s input records still queued at shutdown, counted", f[1])
+		}
+		if f := regexp.MustCompile(`report=final .*`).FindString(readFile(t, r.p.log)); f != "" {
+			t.Logf("final status: %s", f)
+		}
 	case <-time.After(5 * time.Second):
 		// Ask the Go runtime for its goroutine dump (SIGQUIT) to show
 		// where shutdown waits.

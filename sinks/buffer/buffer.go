@@ -13,7 +13,11 @@
 // The disk buffer adds: whatever was not acknowledged is read again after a
 // restart or crash; appended data survives a process kill at once (it is
 // written to the file before Append returns) and a host crash once fsynced
-// (at most FsyncInterval or FsyncBytes later).
+// (at most FsyncInterval or FsyncBytes later). When the spool cannot be
+// written (disk full, no inodes, I/O errors), records wait in a bounded
+// memory fallback and the buffer resumes on its own once the fault clears;
+// each fault is counted and logged with its cause. Losses to damage found
+// on disk are counted by the sequence numbers missing, not per region.
 package buffer
 
 import (
@@ -22,9 +26,9 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
@@ -55,10 +59,11 @@ const (
 	ReasonDropOldest = "drop_oldest" // evicted to make room
 	ReasonDropNewest = "drop_newest" // rejected because the buffer was full
 	ReasonTooLarge   = "too_large"   // a single message larger than the buffer
-	ReasonCorrupt    = "corrupt"     // a damaged record found on disk (counted per damaged region)
-	ReasonTornTail   = "torn_tail"   // an incomplete last record after a crash
-	ReasonIOError    = "io_error"    // the spool could not be written
-	ReasonClosed     = "closed"      // appended after Close
+	ReasonCorrupt    = "corrupt"     // records lost to damage found on disk, counted by missing sequence numbers
+	ReasonTornTail   = "torn_tail"   // records lost to an incomplete end of the newest segment after a crash
+	ReasonIOError    = "io_error"    // the spool could not take the records and the memory fallback was full
+	ReasonClosed     = "closed"      // appended after Close (e.g. queued upstream when a blocked buffer was closed at shutdown)
+	ReasonShutdown   = "shutdown"    // held only in the memory fallback of a disk buffer when it closed
 )
 
 // ErrClosed is returned by Append and ReadBatch after Close.
@@ -71,6 +76,7 @@ const (
 	DefaultDiskMaxBytes    = 1 << 30
 	DefaultFsyncInterval   = 200 * time.Millisecond
 	DefaultFsyncBytes      = 8 << 20
+	DefaultFallbackBytes   = 16 << 20
 )
 
 // Config configures one sink's buffer (the `[sink.buffer]` table).
@@ -93,6 +99,10 @@ type Config struct {
 	// FsyncBytes forces a sync once this many bytes are unsynced (disk
 	// only). Default 8 MiB.
 	FsyncBytes int `toml:"fsync_bytes"`
+	// FallbackBytes bounds the memory a disk buffer uses for records the
+	// spool cannot take (disk full, no inodes, I/O errors) until it can
+	// again (disk only). 0 means the default, 16 MiB.
+	FallbackBytes int64 `toml:"fallback_bytes"`
 	// Dir is the spool directory of this sink (disk only). It must not be
 	// shared with another sink (Open locks it); when it is empty the
 	// runtime sets it to SpoolDir(state directory, sink name).
@@ -155,6 +165,9 @@ func (c *Config) Validate() error {
 	if c.FsyncInterval > time.Minute {
 		return fmt.Errorf("buffer fsync_interval %v: must be at most 1m", c.FsyncInterval)
 	}
+	if c.FallbackBytes < 0 {
+		return fmt.Errorf("buffer fallback_bytes %d: must not be negative", c.FallbackBytes)
+	}
 	if c.FsyncBytes < 0 {
 		return fmt.Errorf("buffer fsync_bytes %d: must not be negative", c.FsyncBytes)
 	}
@@ -184,6 +197,9 @@ func (c Config) withDefaults() Config {
 	if c.FsyncBytes == 0 {
 		c.FsyncBytes = DefaultFsyncBytes
 	}
+	if c.FallbackBytes == 0 {
+		c.FallbackBytes = DefaultFallbackBytes
+	}
 	return c
 }
 
@@ -197,9 +213,13 @@ type Options struct {
 	// it must not append to the same buffer synchronously (that could
 	// recurse on a full buffer). May be nil.
 	OnDrop func(n int, reason string)
-	// Logger receives ERROR lines for drops and corruption; nil means
-	// slog.Default().
+	// Logger receives ERROR lines for drops, corruption and spool I/O
+	// errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics, when set, receives the disk buffer's own figures
+	// (audisp_enrich_buffer_faults_total, audisp_enrich_buffer_fallback_*),
+	// unregistered by Close.
+	Metrics *metrics.Registry
 }
 
 // Open opens the buffer cfg describes. For a disk buffer it creates
@@ -220,11 +240,12 @@ func Open(cfg Config, opts Options) (Buffer, error) {
 	return openDisk(cfg, opts)
 }
 
-// Opener returns a function that opens the buffer cfg describes with the
-// given drop callback, in the shape sinks.NewRunner takes.
-func Opener(cfg Config, name string, logger *slog.Logger) func(onDrop func(n int, reason string)) (sinks.Buffer, error) {
+// Opener returns a function that opens the buffer cfg describes with opts
+// and the given drop callback, in the shape sinks.NewRunner takes.
+func Opener(cfg Config, opts Options) func(onDrop func(n int, reason string)) (sinks.Buffer, error) {
 	return func(onDrop func(n int, reason string)) (sinks.Buffer, error) {
-		return Open(cfg, Options{Name: name, OnDrop: onDrop, Logger: logger})
+		opts.OnDrop = onDrop
+		return Open(cfg, opts)
 	}
 }
 
@@ -251,38 +272,18 @@ func report(opts *Options, log *dropLog, drops []drop) {
 // dropLog writes the ERROR line for drops: the first drop of a reason at
 // once, later ones summed into at most one line per second per reason, and
 // the rest at Close, so a full buffer cannot flood the log.
-type dropLog struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-	pend map[string]int
-}
+type dropLog struct{ rl rateLog }
 
 func (l *dropLog) add(log *slog.Logger, d drop) {
-	l.mu.Lock()
-	if l.last == nil {
-		l.last, l.pend = map[string]time.Time{}, map[string]int{}
+	if n, due := l.rl.note(d.reason, d.n); due {
+		log.Error("buffer dropped messages", "count", n, "reason", d.reason)
 	}
-	n := l.pend[d.reason] + d.n
-	if time.Since(l.last[d.reason]) < time.Second {
-		l.pend[d.reason] = n
-		l.mu.Unlock()
-		return
-	}
-	l.pend[d.reason] = 0
-	l.last[d.reason] = time.Now()
-	l.mu.Unlock()
-	log.Error("buffer dropped messages", "count", n, "reason", d.reason)
 }
 
 // flush logs what add held back.
 func (l *dropLog) flush(log *slog.Logger) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for reason, n := range l.pend {
-		if n > 0 {
-			log.Error("buffer dropped messages", "count", n, "reason", reason)
-			l.pend[reason] = 0
-		}
+	for reason, n := range l.rl.pending() {
+		log.Error("buffer dropped messages", "count", n, "reason", reason)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
@@ -22,51 +23,81 @@ import (
 // Appends are written to the head segment with one write(2) per Append
 // call under the lock, so they survive a process kill at once; a sync
 // goroutine fdatasyncs the head at most every FsyncInterval (sooner when
-// FsyncBytes are pending) and then rewrites the ack marker if acks
-// changed. A segment file is deleted once every record in it was acked
-// (or dropped) and the reader has passed it.
+// FsyncBytes are pending) and then rewrites the ack marker if acks or the
+// next sequence number changed. A segment file is deleted once every record in it was acked
+// (or dropped) and the reader has passed it; the head too, once it is
+// fully acknowledged and either holds a quarter of a segment or the spool
+// is failing, so that a file system smaller than one segment still frees
+// its space.
+//
+// When the spool cannot take records (a write or a segment creation
+// fails: disk full, no inodes, quota, I/O error), they are kept in a
+// bounded memory fallback, in order after everything on disk; the reader
+// delivers them from memory once it reached the end of the spool, and
+// every tick of the sync goroutine (FsyncInterval) tries to move them to
+// disk again, so the buffer resumes on its own as soon as the fault
+// clears; appends meanwhile go straight to memory. Each failure is counted and logged with its cause (faults).
+//
+// Sequence numbers: every record has one, assigned once. A sequence number
+// that is done (acknowledged, or dropped after it was assigned) is in
+// acks until no segment at or below it remains, so after a restart the
+// numbers neither on disk nor in acks are exactly the records lost to
+// damage; recovery counts them (see scan).
 type disk struct {
 	cfg      Config
 	opts     Options
 	dlog     dropLog
+	faults   *faults
 	dir      string
 	segBytes int64
 	lock     *os.File // flock held while open
 
 	mu        sync.Mutex
-	segs      []*segment // ordered by first; the last is the head
-	head      *os.File   // head segment, opened for append
+	segs      []*segment // ordered by first; may be empty
+	head      *os.File   // the last segment, open for append; nil when sealed or not yet created
 	nextSeq   uint64
 	used      int64 // sum of segment sizes
-	count     int   // records not done
+	count     int   // records not done, memory fallback included
 	unsynced  int64
 	dirDirty  bool
 	acks      ackSet
 	acksDirty bool
+	marked    uint64 // the next sequence number in the marker last written
 	closed    bool
 	scratch   []byte
 
-	rseg     *segment // segment being read
+	fb      [][]byte // memory fallback: encoded records, seqs ascending, all above the spool's
+	fbBytes int64
+	faulty  bool // the last spool write or segment creation failed
+
+	rseg     *segment // segment being read; nil when there is none
 	rr       *segReader
 	inflight map[uint64]*diskItem
 	retry    []*diskItem // nacked, sorted by seq
 	data     waiter
 	space    waiter
 
-	kick   chan struct{}
-	stop   chan struct{}
-	loopWG sync.WaitGroup
-	fsyncs atomic.Uint64 // fdatasync/fsync calls, for measurements
+	kick    chan struct{}
+	stop    chan struct{}
+	loopWG  sync.WaitGroup
+	fsyncs  atomic.Uint64 // fdatasync/fsync calls, for measurements
+	fbTotal *metrics.Counter
 }
 
 type diskItem struct {
 	msg  sinks.Message
 	size int
 	at   time.Time
-	seg  *segment
+	seg  *segment // nil: read from the memory fallback, on no disk
 }
 
-const maxSegBytes = 32 << 20
+// Segment size bounds: a segment is at most max_bytes/8, maxSegBytes and
+// an eighth of the space the spool can use (free space plus its own), but
+// not below minSegBytes.
+const (
+	maxSegBytes = 32 << 20
+	minSegBytes = 16 << 10
+)
 
 func openDisk(cfg Config, opts Options) (*disk, error) {
 	if cfg.Dir == "" {
@@ -85,15 +116,26 @@ func openDisk(cfg Config, opts Options) (*disk, error) {
 	}
 	d := &disk{
 		cfg: cfg, opts: opts, dir: cfg.Dir, lock: lock,
-		segBytes: min(max(cfg.MaxBytes/8, 1), maxSegBytes),
+		faults:   newFaults(opts.Name, opts.Metrics, opts.Logger),
 		inflight: map[uint64]*diskItem{},
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
+		fbTotal:  &metrics.Counter{},
 	}
+	d.segBytes = d.segLimit()
 	drops, err := d.recover()
 	if err != nil {
 		d.closeFiles()
 		return nil, err
+	}
+	if reg := opts.Metrics; reg != nil {
+		l := metrics.Label("sink", opts.Name)
+		d.fbTotal = reg.Counter("audisp_enrich_buffer_fallback_total", l, "Records a disk buffer kept in memory because the spool could not take them.")
+		reg.Func("audisp_enrich_buffer_fallback_messages", l, "Records a disk buffer holds in memory only (spool unavailable).", func() float64 {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return float64(len(d.fb))
+		})
 	}
 	report(&d.opts, &d.dlog, drops)
 	d.loopWG.Add(1)
@@ -101,20 +143,35 @@ func openDisk(cfg Config, opts Options) (*disk, error) {
 	return d, nil
 }
 
-// recover loads the marker, scans every segment, truncates a torn tail,
-// deletes finished segments and opens the head for appending.
+// segLimit is the size at which the head is sealed, from max_bytes and the
+// space the file system has for the spool.
+func (d *disk) segLimit() int64 {
+	n := min(max(d.cfg.MaxBytes/8, minSegBytes), maxSegBytes)
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(d.dir, &st); err == nil {
+		space := int64(st.Bavail)*int64(st.Bsize) + d.used
+		n = min(n, max(space/8, minSegBytes))
+	}
+	return n
+}
+
+// recover loads the marker, scans every segment, truncates a damaged tail
+// of the newest one, counts what damage lost, deletes finished segments
+// and reopens the newest for appending when it has room.
 func (d *disk) recover() ([]drop, error) {
 	log := d.opts.Logger
 	var drops []drop
 	markerNext := uint64(0)
-	if b, err := os.ReadFile(filepath.Join(d.dir, "acks")); err == nil {
+	markerFile := filepath.Join(d.dir, "acks")
+	markerProblem := ""
+	if b, err := os.ReadFile(markerFile); err == nil {
 		if markerNext, d.acks, err = decodeMarker(b); err != nil {
-			// Losing acks only means sending again: duplicates, not loss.
-			log.Error("ack marker damaged; unacknowledged state lost, messages will be sent again",
-				"file", filepath.Join(d.dir, "acks"), "err", err)
+			markerProblem = "damaged"
 			markerNext, d.acks = 0, ackSet{}
 		}
-	} else if !os.IsNotExist(err) {
+	} else if os.IsNotExist(err) {
+		markerProblem = "missing"
+	} else {
 		return nil, fmt.Errorf("disk buffer: %w", err)
 	}
 	entries, err := os.ReadDir(d.dir)
@@ -134,18 +191,20 @@ func (d *disk) recover() ([]drop, error) {
 	}
 	d.nextSeq = markerNext
 	for i, seg := range d.segs {
+		var bound uint64
 		last := i == len(d.segs)-1
-		dd, err := d.scan(seg, last)
+		if !last {
+			bound = d.segs[i+1].first
+		}
+		dd, err := d.scan(seg, last, bound, markerNext)
 		if err != nil {
 			return nil, err
 		}
 		drops = append(drops, dd...)
 	}
-	// Delete what is finished, except the last segment, which names the
-	// next seq.
 	kept := d.segs[:0]
-	for i, seg := range d.segs {
-		if i < len(d.segs)-1 && seg.done == seg.count {
+	for _, seg := range d.segs {
+		if seg.done == seg.count {
 			if err := os.Remove(seg.path); err != nil {
 				return nil, fmt.Errorf("disk buffer: %w", err)
 			}
@@ -159,21 +218,21 @@ func (d *disk) recover() ([]drop, error) {
 		d.used += seg.size
 		d.count += seg.count - seg.done
 	}
-	if len(d.segs) > 0 {
-		if h := d.segs[len(d.segs)-1]; h.size < d.segBytes {
+	if markerProblem != "" && d.count > 0 {
+		// Losing acks only means sending again: duplicates, not loss.
+		log.Warn("ack marker "+markerProblem+"; every message in the spool will be sent again, those already delivered as duplicates",
+			"file", markerFile, "messages", d.count)
+	}
+	if n := len(d.segs); n > 0 {
+		if h := d.segs[n-1]; h.size < d.segBytes {
 			f, err := os.OpenFile(h.path, os.O_WRONLY|os.O_APPEND, 0o600)
 			if err != nil {
 				return nil, fmt.Errorf("disk buffer: %w", err)
 			}
 			d.head = f
 		}
+		d.rseg = d.segs[0]
 	}
-	if d.head == nil {
-		if err := d.createHead(); err != nil {
-			return nil, err
-		}
-	}
-	d.rseg = d.segs[0]
 	d.acksDirty = true
 	if d.count > 0 {
 		log.Info("disk buffer recovered", "dir", d.dir, "messages", d.count, "bytes", d.used, "segments", len(d.segs))
@@ -192,9 +251,12 @@ func cmpU64(a, b uint64) int {
 }
 
 // scan reads one segment at open: counts records, marks acked ones done,
-// records damaged regions, and truncates a damaged tail of the last
-// segment.
-func (d *disk) scan(seg *segment, last bool) ([]drop, error) {
+// remembers damaged regions, truncates a damaged tail of the last segment,
+// and counts the records lost: sequence numbers missing between records,
+// or between the last record and bound (the next segment's first; for the
+// last segment the marker's next sequence number), that are not done.
+// Damage at the end of the last segment counts at least one record.
+func (d *disk) scan(seg *segment, last bool, bound, markerNext uint64) ([]drop, error) {
 	log := d.opts.Logger
 	var drops []drop
 	st, err := os.Stat(seg.path)
@@ -218,40 +280,55 @@ func (d *disk) scan(seg *segment, last bool) ([]drop, error) {
 		}
 		log.Error("spool segment header damaged; reading records anyway", "file", seg.path)
 	}
+	expect := seg.first // the next sequence number if nothing is missing
 	for {
 		rec, from, skipped, incomplete, err := r.next(seg.size)
 		if err != nil {
 			return nil, fmt.Errorf("disk buffer: read %s: %w", seg.path, err)
 		}
-		if skipped > 0 && rec == nil && last {
-			// Damage at the end of the file being appended to: cut it off
-			// so that appends continue after the last good record.
+		if skipped > 0 && rec == nil {
+			// Damage at the end of the segment, nothing valid after it.
 			reason := ReasonCorrupt
-			if incomplete || d.allZero(r, from, seg.size) {
+			if last && (incomplete || d.allZero(r, from, seg.size)) {
 				reason = ReasonTornTail
 			}
-			log.Error("spool tail damaged; truncating", "file", seg.path, "offset", from,
-				"bytes", skipped, "reason", reason)
-			drops = append(drops, drop{1, reason})
-			if err := os.Truncate(seg.path, from); err != nil {
-				return nil, fmt.Errorf("disk buffer: %w", err)
+			end := bound
+			if last {
+				end = max(markerNext, expect)
 			}
-			seg.size = from
-			d.dirDirty = true // makes the sync loop fsync the directory too
+			n := d.lost(expect, end)
+			if last {
+				n = max(n, 1) // the damaged bytes held at least part of one record
+			}
+			log.Error("spool segment end damaged", "file", seg.path, "offset", from,
+				"bytes", skipped, "lost", n, "reason", reason)
+			drops = append(drops, drop{n, reason})
+			if last {
+				// Cut it off so that appends continue after the last good record.
+				if err := os.Truncate(seg.path, from); err != nil {
+					return nil, fmt.Errorf("disk buffer: %w", err)
+				}
+				seg.size = from
+				d.dirDirty = true // makes the sync loop fsync the directory too
+			} else {
+				seg.skip(from, skipped)
+			}
+			expect = end
 			break
-		}
-		if skipped > 0 {
-			log.Error("spool record damaged; skipping it", "file", seg.path, "offset", from, "bytes", skipped)
-			drops = append(drops, drop{1, ReasonCorrupt})
-			if seg.skips == nil {
-				seg.skips = map[int64]int64{}
-			}
-			seg.skips[from] = from + skipped
 		}
 		if rec == nil {
 			break
 		}
 		seq := recSeq(rec)
+		if n := d.lost(expect, seq); skipped > 0 || n > 0 {
+			log.Error("spool records damaged or missing", "file", seg.path, "offset", from,
+				"bytes", skipped, "lost", n)
+			drops = append(drops, drop{n, ReasonCorrupt})
+			if skipped > 0 {
+				seg.skip(from, skipped)
+			}
+		}
+		expect = max(expect, seq+1)
 		if seg.count == 0 {
 			seg.firstTime = recTime(rec)
 		}
@@ -263,10 +340,34 @@ func (d *disk) scan(seg *segment, last bool) ([]drop, error) {
 			d.nextSeq = seq + 1
 		}
 	}
+	switch {
+	case !last && expect < bound:
+		// Sequence numbers between this segment and the next, with no
+		// damaged bytes to show for them: a segment file was removed.
+		if n := d.lost(expect, bound); n > 0 {
+			log.Error("spool records missing between segments", "file", seg.path, "next_first", bound, "lost", n)
+			drops = append(drops, drop{n, ReasonCorrupt})
+		}
+	case last && expect < markerNext:
+		// Numbered before the marker was written, neither on disk nor
+		// done: records the process held in memory only when it died.
+		if n := d.lost(expect, markerNext); n > 0 {
+			log.Error("spool records held in memory were lost when the process died", "file", seg.path, "lost", n)
+			drops = append(drops, drop{n, ReasonShutdown})
+		}
+	}
 	if seg.first > d.nextSeq {
 		d.nextSeq = seg.first
 	}
 	return drops, nil
+}
+
+// lost is the number of sequence numbers in [lo, hi) that are not done.
+func (d *disk) lost(lo, hi uint64) int {
+	if hi <= lo {
+		return 0
+	}
+	return int(hi - lo - d.acks.countIn(lo, hi))
 }
 
 func (d *disk) allZero(r *segReader, from, to int64) bool {
@@ -282,14 +383,23 @@ func (d *disk) rewriteHeader(seg *segment) error {
 	return nil
 }
 
-// createHead starts a new head segment named after nextSeq.
-func (d *disk) createHead() error {
-	seg := newSegment(d.dir, d.nextSeq)
+// createHead starts a new head segment whose first record is first. An
+// empty last segment named at or above first is replaced.
+func (d *disk) createHead(first uint64) error {
+	if n := len(d.segs); n > 0 && d.segs[n-1].first >= first {
+		if err := d.removeSeg(d.segs[n-1]); err != nil {
+			return err
+		}
+	}
+	d.segBytes = d.segLimit()
+	seg := newSegment(d.dir, first)
 	f, err := os.OpenFile(seg.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
 	if err != nil {
+		d.faults.add(OpCreate, seg.path, err)
 		return fmt.Errorf("disk buffer: %w", err)
 	}
 	if _, err := f.Write([]byte(segMagic)); err != nil {
+		d.faults.add(OpCreate, seg.path, err)
 		f.Close()
 		os.Remove(seg.path)
 		return fmt.Errorf("disk buffer: %w", err)
@@ -303,20 +413,32 @@ func (d *disk) createHead() error {
 	return nil
 }
 
-// rotate seals the head (synced, so sealed segments are always durable)
-// and starts a new one.
-func (d *disk) rotate() error {
+// seal syncs and closes the head, so that sealed segments are durable; the
+// next write creates a new one.
+func (d *disk) seal() {
+	if d.head == nil {
+		return
+	}
 	if err := d.head.Sync(); err != nil {
-		return fmt.Errorf("disk buffer: sync %s: %w", d.headSeg().path, err)
+		d.faults.add(OpRotate, d.headSeg().path, err)
 	}
 	d.fsyncs.Add(1)
 	d.head.Close()
 	d.head = nil
 	d.unsynced = 0
-	return d.createHead()
 }
 
 func (d *disk) headSeg() *segment { return d.segs[len(d.segs)-1] }
+
+// headFill returns the size and record count of the segment the next write
+// goes to (a new one when there is no open head).
+func (d *disk) headFill() (int64, int) {
+	if d.head == nil {
+		return int64(len(segMagic)), 0
+	}
+	h := d.headSeg()
+	return h.size, h.count
+}
 
 // full reports whether adding n bytes holding k records would exceed a
 // limit.
@@ -335,6 +457,9 @@ type appendState struct {
 func (d *disk) Append(msgs ...sinks.Message) error {
 	d.mu.Lock()
 	st := appendState{buf: d.scratch[:0]}
+	if !d.faulty {
+		st.drops = d.drain(st.drops) // what waits in memory goes first
+	}
 	for i := range msgs {
 		if d.closed {
 			st.drops = append(st.drops, drop{len(msgs) - i, ReasonClosed})
@@ -374,14 +499,10 @@ func (d *disk) appendOne(m *sinks.Message, st *appendState) {
 			st.err = fmt.Errorf("message of %d bytes exceeds buffer max_bytes %d", n, d.cfg.MaxBytes)
 			return
 		}
-		if h := d.headSeg(); h.size+int64(start)+n > d.segBytes && h.count+st.pending > 0 {
+		if size, k := d.headFill(); size+int64(start)+n > d.segBytes && k+st.pending > 0 {
 			st.buf = st.buf[:start]
 			d.flush(st)
-			if err := d.rotate(); err != nil {
-				st.drops = appendDrop(st.drops, ReasonIOError)
-				st.err = err
-				return
-			}
+			d.seal()
 			continue
 		}
 		if !d.full(int64(len(st.buf)), st.pending+1) {
@@ -419,31 +540,112 @@ func (d *disk) appendOne(m *sinks.Message, st *appendState) {
 	}
 }
 
-// flush writes the records collected in st.
+// flush writes the records collected in st to the spool, or to the memory
+// fallback when the spool cannot take them or the fallback is not empty.
 func (d *disk) flush(st *appendState) {
 	if len(st.buf) == 0 {
 		return
 	}
-	if err := d.write(st.buf, st.pending); err != nil {
-		st.drops = append(st.drops, drop{st.pending, ReasonIOError})
-		st.err = err
+	if len(d.fb) > 0 || d.write(st.buf, st.pending) != nil {
+		if dropped := d.toFallback(st.buf); dropped > 0 {
+			st.drops = append(st.drops, drop{dropped, ReasonIOError})
+			st.err = errors.New("disk buffer: spool unavailable and memory fallback full")
+		}
 	}
+	d.count += st.pending
 	st.buf, st.pending = st.buf[:0], 0
 }
 
-// write appends n encoded records to the head. On failure it cuts the file
-// back so that no partial record stays in the middle of the segment.
+// toFallback keeps copies of the records in buf in memory while they fit
+// in FallbackBytes. The rest are dropped and marked done; it returns how
+// many. The caller counts all of them in d.count.
+func (d *disk) toFallback(buf []byte) int {
+	dropped := 0
+	for len(buf) > 0 {
+		n, _ := recordAt(buf)
+		rec := buf[:n]
+		buf = buf[n:]
+		if d.fbBytes+int64(n) > d.cfg.FallbackBytes {
+			dropped++
+			d.acks.add(recSeq(rec))
+			d.acksDirty = true
+			d.count--
+			continue
+		}
+		d.fb = append(d.fb, bytes.Clone(rec))
+		d.fbBytes += int64(n)
+		d.fbTotal.Inc()
+	}
+	return dropped
+}
+
+// drain moves records from the memory fallback to the spool, oldest first,
+// while the spool takes them, and returns drops to report (drop_oldest
+// making room on disk for them).
+func (d *disk) drain(drops []drop) []drop {
+	d.reclaimHead()
+	for len(d.fb) > 0 && !d.closed {
+		size, k := d.headFill()
+		var buf []byte
+		i := 0
+		for ; i < len(d.fb); i++ {
+			r := d.fb[i]
+			if i > 0 && size+int64(len(buf)+len(r)) > d.segBytes {
+				break
+			}
+			buf = append(buf, r...)
+		}
+		if k > 0 && size+int64(len(buf)) > d.segBytes {
+			d.seal()
+			continue
+		}
+		if d.full(int64(len(buf)), 0) {
+			if d.cfg.WhenFull != DropOldest {
+				return drops // wait in memory for acks to free room
+			}
+			dd, err := d.dropOldest()
+			if err != nil {
+				return drops
+			}
+			drops = append(drops, dd)
+			continue
+		}
+		if d.write(buf, i) != nil {
+			return drops
+		}
+		for _, r := range d.fb[:i] {
+			d.fbBytes -= int64(len(r))
+		}
+		d.fb = slices.Delete(d.fb, 0, i)
+	}
+	return drops
+}
+
+// write appends n encoded records to the head, creating it when there is
+// none. On failure it cuts the file back so that no partial record stays
+// in the middle of the segment; when that fails too, the head is sealed
+// and the next write starts a new one (the partial record is then found
+// at open, with no sequence number missing).
 func (d *disk) write(buf []byte, n int) error {
+	if d.head == nil {
+		if err := d.createHead(recSeq(buf)); err != nil {
+			d.faulty = true
+			return err
+		}
+	}
 	h := d.headSeg()
 	if _, err := d.head.Write(buf); err != nil {
+		d.faults.add(OpWrite, h.path, err)
+		d.faulty = true
 		if terr := d.head.Truncate(h.size); terr != nil {
-			// The head may now hold a partial record; start a new one.
-			d.opts.Logger.Error("spool write failed and could not be undone", "file", h.path, "err", terr)
-			if rerr := d.rotate(); rerr != nil {
-				d.opts.Logger.Error("spool rotation failed", "err", rerr)
-			}
+			d.faults.add(OpWrite, h.path, terr)
+			d.seal()
 		}
 		return fmt.Errorf("disk buffer: write %s: %w", h.path, err)
+	}
+	if d.faulty {
+		d.faulty = false
+		d.opts.Logger.Info("spool writable again", "file", h.path, "in_memory", len(d.fb))
 	}
 	if h.count == 0 {
 		h.firstTime = recTime(buf)
@@ -451,21 +653,28 @@ func (d *disk) write(buf []byte, n int) error {
 	h.size += int64(len(buf))
 	h.count += n
 	d.used += int64(len(buf))
-	d.count += n
 	d.unsynced += int64(len(buf))
 	return nil
 }
 
 // dropOldest deletes the oldest segment (sealing the head first when it is
-// the only one) and returns the drop to report.
+// the only one), or when no segment holds records the oldest record of the
+// memory fallback, and returns the drop to report.
 func (d *disk) dropOldest() (drop, error) {
-	if len(d.segs) == 1 {
-		if d.headSeg().count == 0 {
+	if len(d.segs) == 1 && d.segs[0].count > d.segs[0].done {
+		d.seal()
+	}
+	if len(d.segs) == 0 || d.segs[0].count == d.segs[0].done && len(d.segs) == 1 {
+		if len(d.fb) == 0 {
 			return drop{}, errors.New("disk buffer: no room even when empty")
 		}
-		if err := d.rotate(); err != nil {
-			return drop{}, err
-		}
+		r := d.fb[0]
+		d.fb = d.fb[1:]
+		d.fbBytes -= int64(len(r))
+		d.acks.add(recSeq(r))
+		d.acksDirty = true
+		d.count--
+		return drop{1, ReasonDropOldest}, nil
 	}
 	seg := d.segs[0]
 	n := seg.count - seg.done
@@ -480,43 +689,73 @@ func (d *disk) dropOldest() (drop, error) {
 	return drop{n, ReasonDropOldest}, d.removeSeg(seg)
 }
 
-// removeSeg deletes a finished segment and forgets its acks.
+// removeSeg deletes a segment whose records are all done (closing it first
+// when it is the head) and forgets the acks below the oldest remaining.
 func (d *disk) removeSeg(seg *segment) error {
 	i := slices.Index(d.segs, seg)
-	if i < 0 || i == len(d.segs)-1 {
+	if i < 0 {
 		return nil
+	}
+	if i == len(d.segs)-1 && d.head != nil {
+		d.head.Close()
+		d.head = nil
+		d.unsynced = 0
 	}
 	if d.rseg == seg {
 		d.rr.close()
 		d.rr = nil
-		d.rseg = d.segs[i+1]
+		d.rseg = nil
+		if i+1 < len(d.segs) {
+			d.rseg = d.segs[i+1]
+		}
 	}
 	d.segs = slices.Delete(d.segs, i, i+1)
 	d.used -= seg.size
 	d.count -= seg.count - seg.done
 	d.dirDirty = true
-	if d.acks.pruneBelow(d.segs[0].first) {
-		d.acksDirty = true
+	if len(d.segs) > 0 {
+		if d.acks.pruneBelow(d.segs[0].first) {
+			d.acksDirty = true
+		}
 	}
 	d.space.wake()
 	if err := os.Remove(seg.path); err != nil {
+		d.faults.add(OpRemove, seg.path, err)
 		return fmt.Errorf("disk buffer: %w", err)
 	}
 	return nil
 }
 
-// reap deletes finished segments the reader has passed.
+// reap deletes finished segments the reader has passed, then the head
+// when reclaimHead says so.
 func (d *disk) reap() {
+	if d.rseg == nil {
+		return
+	}
 	for _, seg := range slices.Clone(d.segs) {
 		if seg.first >= d.rseg.first {
-			return
+			break
 		}
 		if seg.done == seg.count {
-			if err := d.removeSeg(seg); err != nil {
-				d.opts.Logger.Error("spool segment not removed", "err", err)
-			}
+			_ = d.removeSeg(seg) // counted and logged by removeSeg
 		}
 	}
+	d.reclaimHead()
+}
+
+// reclaimHead deletes the only segment once all its records are done and
+// it holds a quarter of a segment, is sealed, or the spool is failing (so
+// a full file system gets its space back). The next write starts a new
+// segment.
+func (d *disk) reclaimHead() {
+	if len(d.segs) != 1 {
+		return
+	}
+	h := d.segs[0]
+	if h.count == 0 || h.done != h.count || !(d.head == nil || d.faulty || h.size >= d.segBytes/4) {
+		return
+	}
+	_ = d.removeSeg(h) // counted and logged by removeSeg
 }
 
 func (d *disk) ReadBatch(ctx context.Context, max, maxBytes int) ([]sinks.Message, error) {
@@ -583,11 +822,18 @@ func (d *disk) ReadBatch(ctx context.Context, max, maxBytes int) ([]sinks.Messag
 	}
 }
 
-// readNext returns the next unacked record after the read position, or nil
-// at the end of the head.
+// readNext returns the next unacked record after the read position: from
+// the spool, then, past its end, from the memory fallback. It returns nil
+// when there is nothing more.
 func (d *disk) readNext() (*diskItem, []drop, error) {
 	var drops []drop
 	for {
+		if d.rseg == nil {
+			if len(d.segs) == 0 {
+				return d.readFallback(), drops, nil
+			}
+			d.rseg = d.segs[0]
+		}
 		seg := d.rseg
 		if d.rr == nil {
 			r, err := openSegReader(seg)
@@ -600,17 +846,24 @@ func (d *disk) readNext() (*diskItem, []drop, error) {
 		if err != nil {
 			return nil, drops, fmt.Errorf("disk buffer: read %s: %w", seg.path, err)
 		}
-		if skipped > 0 {
-			if end, ok := seg.skips[from]; !ok || end != from+skipped {
-				d.opts.Logger.Error("spool record damaged; skipping it", "file", seg.path, "offset", from, "bytes", skipped)
-				drops = append(drops, drop{1, ReasonCorrupt})
-				if seg.skips == nil {
-					seg.skips = map[int64]int64{}
-				}
-				seg.skips[from] = from + skipped
+		if skipped > 0 && !seg.skipped(from, skipped) {
+			// Damage that appeared after open: count the sequence numbers
+			// it hides, up to the next record or the next segment.
+			end := d.rr.expect + 1
+			switch i := slices.Index(d.segs, seg); {
+			case rec != nil:
+				end = recSeq(rec)
+			case i+1 < len(d.segs):
+				end = d.segs[i+1].first
 			}
+			n := max(d.lost(d.rr.expect, end), 1)
+			d.opts.Logger.Error("spool records damaged; skipping them", "file", seg.path, "offset", from, "bytes", skipped, "lost", n)
+			drops = append(drops, drop{n, ReasonCorrupt})
+			seg.skip(from, skipped)
+			d.discount(seg, n)
 		}
 		if rec != nil {
+			d.rr.expect = recSeq(rec) + 1
 			if d.acks.contains(recSeq(rec)) {
 				continue // acked before a restart; counted done at open
 			}
@@ -618,14 +871,13 @@ func (d *disk) readNext() (*diskItem, []drop, error) {
 			if err != nil {
 				d.opts.Logger.Error("spool record undecodable; skipping it", "file", seg.path, "seq", recSeq(rec))
 				drops = append(drops, drop{1, ReasonCorrupt})
-				seg.done++
-				d.count--
+				d.discount(seg, 1)
 				continue
 			}
 			return &diskItem{msg: m, size: msgSize(&m), at: recTime(rec), seg: seg}, drops, nil
 		}
 		if seg == d.headSeg() {
-			return nil, drops, nil
+			return d.readFallback(), drops, nil
 		}
 		i := slices.Index(d.segs, seg)
 		d.rr.close()
@@ -633,6 +885,30 @@ func (d *disk) readNext() (*diskItem, []drop, error) {
 		d.rseg = d.segs[i+1]
 		d.reap()
 	}
+}
+
+// discount marks n records of seg done that the reader found lost.
+func (d *disk) discount(seg *segment, n int) {
+	n = min(n, seg.count-seg.done)
+	seg.done += n
+	d.count -= n
+}
+
+// readFallback takes the oldest record of the memory fallback, or nil.
+func (d *disk) readFallback() *diskItem {
+	for len(d.fb) > 0 {
+		r := d.fb[0]
+		d.fb = d.fb[1:]
+		d.fbBytes -= int64(len(r))
+		m, err := decodeRecord(r)
+		if err != nil { // cannot happen: we encoded it
+			d.opts.Logger.Error("memory fallback record undecodable; dropping it", "seq", recSeq(r))
+			d.count--
+			continue
+		}
+		return &diskItem{msg: m, size: msgSize(&m), at: recTime(r)}
+	}
+	return nil
 }
 
 func (d *disk) Ack(seqs ...uint64) {
@@ -647,7 +923,9 @@ func (d *disk) Ack(seqs ...uint64) {
 			continue
 		}
 		delete(d.inflight, s)
-		it.seg.done++
+		if it.seg != nil {
+			it.seg.done++
+		}
 		d.count--
 		d.acks.add(s)
 		d.acksDirty = true
@@ -674,10 +952,11 @@ func (d *disk) Len() int {
 	return d.count
 }
 
+// Bytes is the size of the spool files plus the memory fallback.
 func (d *disk) Bytes() int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.used
+	return d.used + d.fbBytes
 }
 
 // OldestAge is exact for messages read since Open; for the rest it uses
@@ -700,12 +979,21 @@ func (d *disk) OldestAge() time.Duration {
 	for _, it := range d.retry {
 		older(it.at)
 	}
-	if d.rr != nil && d.rr.off < d.rseg.size {
-		if w, err := d.rr.window(d.rr.off, recHeader, d.rseg.size); err == nil && len(w) >= recHeader {
+	seg := d.rseg
+	if seg == nil && len(d.segs) > 0 {
+		seg = d.segs[0]
+	}
+	switch {
+	case seg == nil:
+	case d.rr != nil && d.rr.off < seg.size:
+		if w, err := d.rr.window(d.rr.off, recHeader, seg.size); err == nil && len(w) >= recHeader {
 			older(recTime(w))
 		}
-	} else if d.rr == nil && d.rseg.count > 0 {
-		older(d.rseg.firstTime)
+	case d.rr == nil && seg.count > 0:
+		older(seg.firstTime)
+	}
+	if len(d.fb) > 0 {
+		older(recTime(d.fb[0]))
 	}
 	if oldest.IsZero() {
 		return 0
@@ -724,53 +1012,84 @@ func (d *disk) syncLoop() {
 		case <-t.C:
 		case <-d.kick:
 		}
-		if err := d.sync(); err != nil {
-			d.opts.Logger.Error("spool sync failed; data since the last sync may be lost on a host crash", "dir", d.dir, "err", err)
-		}
+		d.mu.Lock()
+		drops := d.drain(nil)
+		d.mu.Unlock()
+		report(&d.opts, &d.dlog, drops)
+		_ = d.sync() // failures are counted and logged by sync
 	}
 }
 
 // sync makes appended data, directory changes and acks durable, in that
-// order.
+// order. Each failure is counted and logged with its cause (faults); what
+// failed is tried again at the next call.
 func (d *disk) sync() error {
 	d.mu.Lock()
 	f := d.head
+	var path string
+	if f != nil {
+		path = d.headSeg().path
+	}
 	dirty := d.unsynced > 0
 	d.unsynced = 0
 	dirDirty := d.dirDirty
 	d.dirDirty = false
 	var marker []byte
-	if d.acksDirty {
+	if d.acksDirty || d.marked != d.nextSeq {
 		marker = encodeMarker(d.nextSeq, &d.acks)
 		d.acksDirty = false
+		d.marked = d.nextSeq
 	}
 	d.mu.Unlock()
 	var errs []error
 	if dirty && f != nil {
 		if err := fdatasync(f); err != nil {
 			d.mu.Lock()
-			rotated := d.head != f // rotate synced and closed it
+			rotated := d.head != f // sealed (synced) and closed meanwhile
+			if !rotated {
+				d.unsynced++
+			}
 			d.mu.Unlock()
 			if !rotated {
+				d.faults.add(OpSync, path, err)
 				errs = append(errs, err)
 			}
 		}
 		d.fsyncs.Add(1)
 	}
 	if dirDirty {
-		if dir, err := os.Open(d.dir); err == nil {
-			errs = append(errs, dir.Sync())
-			dir.Close()
-			d.fsyncs.Add(1)
-		} else {
+		err := syncDir(d.dir)
+		d.fsyncs.Add(1)
+		if err != nil {
+			d.faults.add(OpSync, d.dir, err)
 			errs = append(errs, err)
+			d.mu.Lock()
+			d.dirDirty = true
+			d.mu.Unlock()
 		}
 	}
 	if marker != nil {
-		errs = append(errs, writeMarker(d.dir, marker))
+		err := writeMarker(d.dir, marker)
 		d.fsyncs.Add(1)
+		if err != nil {
+			d.faults.add(OpMarker, filepath.Join(d.dir, "acks"), err)
+			errs = append(errs, err)
+			d.mu.Lock()
+			d.acksDirty = true
+			d.marked = 0
+			d.mu.Unlock()
+		}
 	}
 	return errors.Join(errs...)
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 func fdatasync(f *os.File) error {
@@ -785,23 +1104,57 @@ func fdatasync(f *os.File) error {
 	return serr
 }
 
-// Close stops the sync goroutine, syncs everything and releases the
-// directory. What is not acked stays for the next Open.
+// Close stops the sync goroutine, moves what it can from memory to the
+// spool, syncs everything and releases the directory. What is not acked
+// stays for the next Open, except records held only in memory (the spool
+// could not take them): those are counted as dropped (shutdown) and marked
+// done, so that the next Open does not count them again.
 func (d *disk) Close() error {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		return nil
 	}
+	drops := d.drain(nil)
 	d.closed = true
+	lost := 0
+	for _, r := range d.fb {
+		d.acks.add(recSeq(r))
+		lost++
+	}
+	d.fb, d.fbBytes = nil, 0
+	for _, it := range d.inflight {
+		if it.seg == nil {
+			d.acks.add(it.msg.Seq)
+			lost++
+		}
+	}
+	for _, it := range d.retry {
+		if it.seg == nil {
+			d.acks.add(it.msg.Seq)
+			lost++
+		}
+	}
+	if lost > 0 {
+		d.acksDirty = true
+		d.count -= lost
+		drops = append(drops, drop{lost, ReasonShutdown})
+	}
 	d.data.wake()
 	d.space.wake()
 	d.mu.Unlock()
 	close(d.stop)
 	d.loopWG.Wait()
+	report(&d.opts, &d.dlog, drops)
 	err := d.sync()
 	d.closeFiles()
 	d.dlog.flush(d.opts.Logger)
+	d.faults.close()
+	if reg := d.opts.Metrics; reg != nil {
+		l := metrics.Label("sink", d.opts.Name)
+		reg.Unregister("audisp_enrich_buffer_fallback_total", l)
+		reg.Unregister("audisp_enrich_buffer_fallback_messages", l)
+	}
 	return err
 }
 

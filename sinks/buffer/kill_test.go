@@ -47,7 +47,10 @@ func TestDiskSurvivesKill9(t *testing.T) {
 			}
 			close(lines)
 		}()
-		kill := time.After(time.Duration(100+rand.IntN(300)) * time.Millisecond)
+		// The kill comes at a random moment once the child appended at
+		// least 100 messages (its start can take long on a loaded host).
+		var kill <-chan time.Time
+		armed, giveUp := false, time.After(time.Minute)
 	read:
 		for {
 			select {
@@ -60,12 +63,19 @@ func TestDiskSurvivesKill9(t *testing.T) {
 				switch kind {
 				case "A":
 					appended = v
+					if !armed && appended >= 100 {
+						armed = true
+						kill = time.After(time.Duration(rand.IntN(300)) * time.Millisecond)
+					}
 				case "K":
 					acked[v] = true
 				}
 			case <-kill:
 				cmd.Process.Signal(syscall.SIGKILL)
 				kill = nil
+			case <-giveUp:
+				cmd.Process.Signal(syscall.SIGKILL)
+				giveUp = nil
 			}
 		}
 		cmd.Wait()

@@ -44,6 +44,16 @@ func (s *ackSet) add(seq uint64) {
 	}
 }
 
+// countIn returns how many seqs in [lo, hi) the set holds.
+func (s *ackSet) countIn(lo, hi uint64) uint64 {
+	var n uint64
+	i := sort.Search(len(s.r), func(i int) bool { return s.r[i].hi > lo })
+	for ; i < len(s.r) && s.r[i].lo < hi; i++ {
+		n += min(s.r[i].hi, hi) - max(s.r[i].lo, lo)
+	}
+	return n
+}
+
 // pruneBelow forgets every seq below lo. It reports whether anything
 // changed.
 func (s *ackSet) pruneBelow(lo uint64) bool {

@@ -100,6 +100,20 @@ func TestAckSet(t *testing.T) {
 			t.Errorf("contains(%d) = %v", q, !in)
 		}
 	}
+	// countIn against counting with contains, for every interval in 0..15.
+	for lo := uint64(0); lo < 15; lo++ {
+		for hi := lo; hi <= 15; hi++ {
+			var n uint64
+			for q := lo; q < hi; q++ {
+				if s.contains(q) {
+					n++
+				}
+			}
+			if got := s.countIn(lo, hi); got != n {
+				t.Errorf("countIn(%d, %d) = %d, want %d", lo, hi, got, n)
+			}
+		}
+	}
 	s.pruneBelow(4)
 	if !reflect.DeepEqual(s.r, []seqRange{{4, 6}, {8, 11}, {12, 13}}) {
 		t.Fatalf("after prune %v", s.r)

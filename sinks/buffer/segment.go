@@ -23,6 +23,20 @@ type segment struct {
 	skips map[int64]int64
 }
 
+// skip remembers the damaged region [from, from+n) as counted.
+func (s *segment) skip(from, n int64) {
+	if s.skips == nil {
+		s.skips = map[int64]int64{}
+	}
+	s.skips[from] = from + n
+}
+
+// skipped reports whether the damaged region [from, from+n) was counted.
+func (s *segment) skipped(from, n int64) bool {
+	end, ok := s.skips[from]
+	return ok && end == from+n
+}
+
 func segName(first uint64) string { return fmt.Sprintf("%020d.seg", first) }
 
 func parseSegName(name string) (uint64, bool) {
@@ -44,8 +58,9 @@ type segReader struct {
 	seg    *segment
 	f      *os.File
 	buf    []byte
-	bufOff int64 // file offset of buf[0]
-	off    int64 // next read position
+	bufOff int64  // file offset of buf[0]
+	off    int64  // next read position
+	expect uint64 // the sequence number after the last record returned
 }
 
 const readWindow = 256 << 10
@@ -55,7 +70,7 @@ func openSegReader(seg *segment) (*segReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &segReader{seg: seg, f: f, off: int64(len(segMagic))}, nil
+	return &segReader{seg: seg, f: f, off: int64(len(segMagic)), expect: seg.first}, nil
 }
 
 func (r *segReader) close() {

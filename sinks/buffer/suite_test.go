@@ -507,8 +507,6 @@ func RunSuite(t *testing.T, typ string, durable bool) {
 		return
 	}
 
-	crash := func(b Buffer) { b.(interface{ crash() }).crash() }
-
 	t.Run("ReopenAfterClose", func(t *testing.T) {
 		h := newH(t)
 		b := h.open(h.cfg())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
@@ -70,6 +71,11 @@ func newLocalSink(sc *conf.SinkConfig) (sinks.Sink, error) {
 type runnerSink struct {
 	r   *sinks.Runner
 	log *slog.Logger
+	reg *metrics.Registry
+	// unsent counts documents published after the runner stopped (still
+	// queued in the pipeline at shutdown, e.g. behind a full "block"
+	// buffer) since stop last logged them.
+	unsent atomic.Uint64
 	// next, when set, is the sink that replaces r's at Start (a reload
 	// that changed this sink's settings; the buffer is handed over).
 	next sinks.Sink
@@ -83,17 +89,21 @@ func openRunner(stateDir string, sc *conf.SinkConfig, s sinks.Sink, opts Options
 	if bc.Dir == "" {
 		bc.Dir = buffer.SpoolDir(stateDir, sc.Name)
 	}
-	r, err := sinks.NewRunner(s, sc.Delivery, buffer.Opener(bc, sc.Name, opts.Logger), sinks.RunnerOptions{Metrics: opts.Metrics, Logger: opts.Logger, OnDrop: opts.OnDrop})
+	r, err := sinks.NewRunner(s, sc.Delivery, buffer.Opener(bc, buffer.Options{Name: sc.Name, Logger: opts.Logger, Metrics: opts.Metrics}), sinks.RunnerOptions{Metrics: opts.Metrics, Logger: opts.Logger, OnDrop: opts.OnDrop})
 	if err != nil {
 		return nil, err
 	}
-	return &runnerSink{r: r, log: opts.Logger}, nil
+	return &runnerSink{r: r, log: opts.Logger, reg: opts.Metrics}, nil
 }
 
 func (s *runnerSink) publish(m sinks.Message) {
 	m.Value = append([]byte(nil), m.Value...)
-	// Drops are counted, logged and reported by the buffer.
-	_ = s.r.Append(m)
+	// Drops are counted, logged and reported by the buffer, except those
+	// after the runner stopped: its figures and alerts are gone by then.
+	if err := s.r.Append(m); errors.Is(err, buffer.ErrClosed) {
+		s.unsent.Add(1)
+		s.reg.Counter("audisp_enrich_sink_dropped_total", metrics.Label("sink", s.r.Name())+`,reason="shutdown"`, "Messages lost, by reason.").Inc()
+	}
 }
 
 func (s *runnerSink) flush() {}
@@ -132,6 +142,9 @@ func (s *runnerSink) stop(ctx context.Context) {
 	}
 	if err := s.r.Stop(ctx); err != nil {
 		s.log.Warn("sink stopped with undelivered documents left in its buffer", "sink", s.r.Name(), "err", err)
+	}
+	if n := s.unsent.Swap(0); n > 0 {
+		s.log.Error("documents still queued at shutdown were lost", "sink", s.r.Name(), "count", n, "reason", "shutdown")
 	}
 }
 

@@ -296,8 +296,8 @@ func (s *Stage) Deliver(ev *audit.Event, encoded []byte) {
 		meta = metaOf(ev)
 	}
 	for _, l := range s.lanes {
-		if !l.sc.Filter.Match(meta) {
-			continue
+		if !l.sc.Filter.Match(meta) || (ev.Alert != nil && ev.Alert.Sink == l.sc.Name) {
+			continue // an alert never goes to the sink whose loss it reports
 		}
 		v := s.parts[l.enc]
 		if len(v) == 0 {
