@@ -10,10 +10,10 @@ CORPUS_EXECS ?= 28000
 FUZZTIME ?= 30s
 TEST_TIMEOUT ?= 40m
 
-.PHONY: help build run demo-capture test test-ima fuzz bench corpus profile vet clean reliability bench-peers bench-ratio live-cost bench-e2e
+.PHONY: help build run demo-capture check test tidy-check test-ima fuzz bench corpus profile vet clean reliability bench-peers bench-ratio live-cost bench-e2e
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[A-Za-z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build bin/audisp-enrich (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./plugin/cmd/audisp-enrich
@@ -35,7 +35,13 @@ vet: ## go vet, staticcheck (pinned) and gofmt check
 	$(GO) run $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-test: vet build ## run every test: unit, fuzz seeds, real auditd, rsyslog, Kafka (kfake + kcat), IMA under QEMU, packages
+tidy-check: ## fail when `go mod tidy` would change go.mod or go.sum (prints the diff)
+	$(GO) mod tidy -diff
+
+check: vet tidy-check ## the fast loop (no root or services; target under 3 min): vet, staticcheck, gofmt, tidy, go test -short -race
+	$(GO) test -short -race -count=1 -timeout 10m ./...
+
+test: vet tidy-check build ## run every test: unit, fuzz seeds, real auditd, rsyslog, Kafka (kfake + kcat), IMA under QEMU, packages
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) lint-packages
 	$(MAKE) fuzz FUZZTIME=2000x

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // Hashes of the scenario (made-up digests, each 64 hex).
@@ -73,7 +73,7 @@ func TestEnrichmentEndToEnd(t *testing.T) {
 	var requests atomic.Int32
 	vt := fakeVTFiles(t, &requests)
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	list := filepath.Join(dir, "block.txt")
 	writeFile(t, list, "# test blocklist\n"+hashBlocked+"  evil-loader\n")
 	keyFile := filepath.Join(dir, "vt.key")
@@ -118,7 +118,7 @@ path = %q
 	io.WriteString(stdin, imaExec(1, "/tmp/loader", hashBlocked)+imaExec(2, "/usr/local/bin/tool", hashUnknown)+imaExec(3, "/dev/shm/dropper", hashVTOnly))
 
 	var docs []map[string]any
-	ok := auditdtest.WaitFor(15*time.Second, func() bool {
+	ok := testsupport.Until(15*time.Second, func() bool {
 		docs = readDocs(t, out)
 		return len(docs) >= 6 // three events and a verdict for each pending hash
 	})

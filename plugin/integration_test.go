@@ -8,32 +8,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
-// buildPlugin builds the binary into dir with the mode auditd demands of
-// plugins (root-owned, 0750).
-func buildPlugin(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "audisp-enrich")
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(file))
-	cmd := exec.Command("go", "build", "-o", bin, "./plugin/cmd/audisp-enrich")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	if err := os.Chmod(bin, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
+// TestMain removes the plugin binary testsupport.PluginBinary built.
+func TestMain(m *testing.M) { testsupport.Main(m) }
 
 type doc struct {
 	Event struct {
@@ -73,6 +57,7 @@ type doc struct {
 // run from a debootstrap root against the host kernel (auditdtest.Chroot;
 // skipped with -short, or with the reason when a root cannot be made).
 func TestIntegrationRealAuditd(t *testing.T) {
+	testsupport.SkipShort(t, "runs the plugin under a real auditd (root, kernel audit), three builds")
 	if err := auditdtest.Available(); err != nil {
 		t.Skipf("kernel audit unreachable: %v", err)
 	}
@@ -82,9 +67,6 @@ func TestIntegrationRealAuditd(t *testing.T) {
 	for _, s := range auditdtest.Suites4 {
 		for _, format := range []string{"string", "binary"} {
 			t.Run("auditd-"+s.Auditd+"-"+format, func(t *testing.T) {
-				if testing.Short() {
-					t.Skip("auditd 4.x runs from a debootstrap root (made once, minutes): skipped with -short")
-				}
 				runAuditdCase(t, format, "root", auditdtest.Chroot(t, s))
 			})
 		}
@@ -101,7 +83,7 @@ func runAuditdCase(t *testing.T, format, runAs, root string) {
 			t.Fatal(err)
 		}
 	}
-	buildPlugin(t, dir)
+	copyFile(t, testsupport.PluginBinary(t), filepath.Join(dir, "audisp-enrich"), 0o750)
 	bin := filepath.Join(inner, "audisp-enrich")
 	state := filepath.Join(inner, "state")
 	out := filepath.Join(dir, "state", "events.json")
@@ -157,7 +139,7 @@ path = %q
 	}
 	var found *doc
 	var userMsg []*doc
-	auditdtest.WaitFor(10*time.Second, func() bool {
+	testsupport.Until(10*time.Second, func() bool {
 		found = findEvent(t, out, prog)
 		userMsg = userMessageDocs(t, out, sender)
 		return found != nil && len(userMsg) > 0
@@ -218,7 +200,7 @@ path = %q
 func checkPluginProcess(t *testing.T, bin, runAs string) {
 	t.Helper()
 	var status string
-	auditdtest.WaitFor(5*time.Second, func() bool {
+	testsupport.Until(5*time.Second, func() bool {
 		out, _ := exec.Command("pgrep", "-f", "^"+bin).Output()
 		pids := strings.Fields(string(out))
 		if len(pids) != 1 {

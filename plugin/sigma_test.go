@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // sigmaWorkerRule matches the worker executions of testdata/capture.log.
@@ -32,7 +34,7 @@ detection:
 // schema, and a sink filter on the tag sigma:<id> passes exactly them.
 func TestSigmaReplay(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	rules := filepath.Join(dir, "rules")
 	if err := os.Mkdir(rules, 0o755); err != nil {
 		t.Fatal(err)
@@ -95,7 +97,7 @@ path = %q
 // config error.
 func TestSigmaCheckConfig(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	rules := filepath.Join(dir, "rules")
 	if err := os.Mkdir(rules, 0o755); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // countHits evaluates every rule of s on evs and logs the matches per
@@ -64,9 +65,7 @@ func TestFalsePositives(t *testing.T) {
 // apt-cache queries, systemctl status, tar, ps) and counts the matches
 // per rule. No rule of level high or critical may fire.
 func TestAdminFalsePositives(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real auditd: skipped with -short")
-	}
+	testsupport.SkipShort(t, "starts a real auditd (root, kernel audit)")
 	s, err := Load(sharedRules(t))
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +101,7 @@ ps aux > /dev/null && id && uname -r && ls -la > /dev/null
 		t.Fatalf("admin script: %v\n%s", err, out)
 	}
 	var evs []*audit.Event
-	auditdtest.WaitFor(10*time.Second, func() bool {
+	testsupport.Until(10*time.Second, func() bool {
 		evs = readEvents(t, a.LogFile)
 		for _, ev := range evs {
 			if s := audit.SummaryOf(ev); s.Exec && filepath.Base(s.Exe) == "ls" {

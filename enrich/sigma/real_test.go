@@ -12,6 +12,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // realCase runs a stand-in for the command a rule describes (a copy of
@@ -102,9 +103,7 @@ func ruleFile(t *testing.T, dirs []string, name string) string {
 // execve rule scoped to the work directories, then evaluates the case's
 // rule on the captured events: it must match the hit and not the miss.
 func TestRealEvents(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real auditd: skipped with -short")
-	}
+	testsupport.SkipShort(t, "starts a real auditd (root, kernel audit)")
 	dirs := sharedRules(t)
 	a := auditdtest.Start(t, auditdtest.Options{})
 	work, err := os.MkdirTemp("/var/tmp", "sigmarun")
@@ -159,7 +158,7 @@ func TestRealEvents(t *testing.T) {
 		return nil
 	}
 	last := realCases[len(realCases)-1]
-	if !auditdtest.WaitFor(15*time.Second, func() bool {
+	if !testsupport.Until(15*time.Second, func() bool {
 		evs = readEvents(t, a.LogFile)
 		return find(paths[len(paths)-1].miss, last.miss) != nil
 	}) {

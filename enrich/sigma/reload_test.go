@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 func ruleIDs(s *Set) []string {
@@ -30,7 +30,7 @@ func TestHotReload(t *testing.T) {
 	defer e.Close()
 	waitIDs := func(want ...string) {
 		t.Helper()
-		if !auditdtest.WaitFor(5*time.Second, func() bool { return slices.Equal(ruleIDs(e.Set()), want) }) {
+		if !testsupport.Until(5*time.Second, func() bool { return slices.Equal(ruleIDs(e.Set()), want) }) {
 			t.Fatalf("rules %v, want %v", ruleIDs(e.Set()), want)
 		}
 	}
@@ -44,7 +44,7 @@ func TestHotReload(t *testing.T) {
 	if err := os.WriteFile(second, []byte("title: [broken\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if !auditdtest.WaitFor(5*time.Second, func() bool { return len(e.Set().Problems) == 1 }) {
+	if !testsupport.Until(5*time.Second, func() bool { return len(e.Set().Problems) == 1 }) {
 		t.Fatalf("problems %v", e.Set().Problems)
 	}
 	if got := ruleIDs(e.Set()); !slices.Equal(got, []string{"r1", "r2"}) {

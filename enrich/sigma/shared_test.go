@@ -5,13 +5,15 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // sharedRules returns the SigmaHQ Linux rule directories under ../shared,
 // or skips the test when they are absent.
 func sharedRules(t testing.TB) []string {
 	t.Helper()
-	base := filepath.Join("..", "..", "..", "shared", "sigma")
+	base := testsupport.SharedDir(t, "sigma")
 	dirs := []string{filepath.Join(base, "rules", "linux"), filepath.Join(base, "rules-threat-hunting", "linux")}
 	for _, d := range dirs {
 		if _, err := os.Stat(d); err != nil {

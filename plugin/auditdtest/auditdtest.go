@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // LockPath is the lock file shared by every test that runs an auditd.
@@ -86,6 +88,7 @@ func Lock(t testing.TB) {
 // by PID and restores the enabled flag.
 func Start(t testing.TB, o Options) *Auditd {
 	t.Helper()
+	testsupport.SkipShort(t, "starts a real auditd (root, kernel audit)")
 	if err := Available(); err != nil {
 		t.Skipf("kernel audit unreachable, skipping real-auditd test: %v", err)
 	}
@@ -247,9 +250,9 @@ func (a *Auditd) Stop() {
 	}
 	if a.PID > 0 {
 		_ = syscall.Kill(a.PID, syscall.SIGTERM)
-		if !WaitFor(10*time.Second, func() bool { return syscall.Kill(a.PID, 0) != nil }) {
+		if !testsupport.Until(10*time.Second, func() bool { return syscall.Kill(a.PID, 0) != nil }) {
 			_ = syscall.Kill(a.PID, syscall.SIGKILL)
-			WaitFor(5*time.Second, func() bool { return syscall.Kill(a.PID, 0) != nil })
+			testsupport.Until(5*time.Second, func() bool { return syscall.Kill(a.PID, 0) != nil })
 		}
 	}
 	if a.enabled != "" {
@@ -279,16 +282,4 @@ func statusField(name string) string {
 		}
 	}
 	return ""
-}
-
-// WaitFor polls cond every 50 ms until it is true or d passes.
-func WaitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return cond()
 }

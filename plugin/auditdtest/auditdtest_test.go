@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // TestStartLogsScopedRule proves the helper drives a real auditd: a rule
@@ -19,9 +21,7 @@ func TestStartLogsScopedRule(t *testing.T) {
 // TestChrootAuditd4 runs Debian's auditd 4.x from a debootstrap root
 // against the host kernel: the scoped rule's event reaches its log.
 func TestChrootAuditd4(t *testing.T) {
-	if testing.Short() {
-		t.Skip("makes or reuses a debootstrap root per suite: skipped with -short")
-	}
+	testsupport.SkipShort(t, "makes or reuses a debootstrap root per suite")
 	for _, s := range Suites4 {
 		t.Run(s.Name, func(t *testing.T) {
 			if err := Available(); err != nil {
@@ -55,7 +55,7 @@ func checkScopedRule(t *testing.T, a *Auditd, key string) string {
 	if err := exec.Command(bin).Run(); err != nil {
 		t.Fatal(err)
 	}
-	ok := WaitFor(5*time.Second, func() bool {
+	ok := testsupport.Until(5*time.Second, func() bool {
 		b, _ := os.ReadFile(a.LogFile)
 		return strings.Contains(string(b), `key="`+key+`"`)
 	})

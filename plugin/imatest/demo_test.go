@@ -89,7 +89,7 @@ func TestDemoCapture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plugin, err := os.ReadFile(buildPlugin(t, root, work))
+	plugin, err := os.ReadFile(buildPlugin(t, work))
 	if err != nil {
 		t.Fatal(err)
 	}

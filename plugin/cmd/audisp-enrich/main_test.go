@@ -14,11 +14,13 @@ import (
 	"unsafe"
 
 	"bytes"
-	"github.com/audisp-enrich/audisp-enrich/plugin"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // call runs the command line with empty stdin and returns its exit status,
@@ -366,9 +368,7 @@ func TestSummaryCounts(t *testing.T) {
 // TestMakeRun: `make run` writes only JSON documents on stdout (no make
 // command echo, no build output).
 func TestMakeRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary with make")
-	}
+	testsupport.SkipShort(t, "builds the binary with make")
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("no make")
 	}
