@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // TestPackagesStatusCommand runs "audisp-enrich packages status" before and
@@ -19,7 +21,7 @@ func TestPackagesStatusCommand(t *testing.T) {
 		t.Skip("no dpkg database on this machine:", err)
 	}
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	cfg := filepath.Join(dir, "config.toml")
 	writeFile(t, cfg, fmt.Sprintf(`state_dir = %q
 [log]
