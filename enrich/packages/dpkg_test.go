@@ -177,6 +177,10 @@ func TestScratchDebModified(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// dpkg may touch its database once more after the last read (it
+	// empties updates/): two ticks let the index read the final state, so
+	// the re-check below does not see an install in progress.
+	time.Sleep(2 * cfg.Refresh)
 	s256, _ := fileSHA(t, bin)
 	wantPackage(t, judge(t, e, bin, "sha256", s256), StatusPackage, pkg, "")
 
