@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -225,6 +226,14 @@ func plugMode(cfgPath string, stdin io.Reader, stderr io.Writer) int {
 	return 0
 }
 
+// replayProcs is how many cores replay runs Go code on (GOMAXPROCS) unless
+// the GOMAXPROCS environment variable says otherwise. One: measured on two
+// cores (docs/performance.md, issue 20), a second core did not make replay
+// clearly faster, cost as much CPU or more, and made every page fault of
+// the growing heap a TLB shootdown on the other core. max_procs is plugin
+// mode's setting and does not apply here.
+const replayProcs = 1
+
 func replay(cfgPath string, files []string, stdin io.Reader, stderr io.Writer) int {
 	if len(files) == 0 && isTerminal(stdin) {
 		fail(stderr, errors.New("replay: no FILE given and stdin is a terminal: name audit logs "+
@@ -239,6 +248,9 @@ func replay(cfgPath string, files []string, stdin io.Reader, stderr io.Writer) i
 	}
 	// /proc describes this host now, not the host and time of the log.
 	cfg.Enrich.Proc.ProcFallback = false
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(replayProcs)
+	}
 	log := plugin.NewLogger(cfg.Log.Level, false)
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
