@@ -19,6 +19,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/attack"
 	"github.com/audisp-enrich/audisp-enrich/enrich/blocklist"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/sigma"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
@@ -132,6 +133,7 @@ type EnrichConfig struct {
 	Attack     attack.Config     `toml:"attack"`
 	Proc       proc.Config       `toml:"proc"`
 	Blocklist  blocklist.Config  `toml:"blocklist"`
+	Packages   packages.Config   `toml:"packages"`
 	Hunt       hunt.Config       `toml:"hunt"`
 	Sigma      sigma.Config      `toml:"sigma"`
 	VirusTotal virustotal.Config `toml:"virustotal"`
@@ -209,6 +211,7 @@ func Defaults() Config {
 			Attack:     attack.DefaultConfig(),
 			Proc:       proc.DefaultConfig(),
 			Blocklist:  blocklist.DefaultConfig(),
+			Packages:   packages.DefaultConfig(),
 			Hunt:       hunt.DefaultConfig(),
 			Sigma:      sigma.DefaultConfig(),
 			VirusTotal: virustotal.DefaultConfig(),
@@ -265,6 +268,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	r.fields(top, "", reflect.ValueOf(&cfg).Elem())
 	if !md.IsDefined("enrich", "virustotal", "state_dir") {
 		cfg.Enrich.VirusTotal.StateDir = cfg.StateDir
+	}
+	if !md.IsDefined("enrich", "packages", "state_dir") {
+		cfg.Enrich.Packages.StateDir = cfg.StateDir
 	}
 	var ps []toml.Primitive
 	if hasSinks && md.PrimitiveDecode(sinkTables, &ps) != nil {
@@ -358,6 +364,9 @@ func (c *Config) validate(r *report) {
 	at("enrich.attack", c.Enrich.Attack.Validate())
 	at("enrich.proc", c.Enrich.Proc.Validate())
 	at("enrich.blocklist", c.Enrich.Blocklist.Validate())
+	if c.Enrich.Packages.Enabled {
+		at("enrich.packages", c.Enrich.Packages.Validate())
+	}
 	at("enrich.hunt", c.Enrich.Hunt.Validate())
 	at("enrich.sigma", c.Enrich.Sigma.Validate())
 	if c.Enrich.VirusTotal.Enabled {

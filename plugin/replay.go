@@ -49,6 +49,9 @@ func Replay(ctx context.Context, cfg *conf.Config, log *slog.Logger, files []str
 	// Replay waits for the sinks to deliver (until interrupted, or until a
 	// sink stalls; see runnerSink.stop).
 	defer p.Close(ctx)
+	if err := p.enr.waitPackages(ctx, log, opt.Progress); err != nil {
+		return err
+	}
 	if len(files) == 0 {
 		files = []string{"-"}
 	}

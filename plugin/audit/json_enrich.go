@@ -6,7 +6,8 @@ import (
 )
 
 // appendEnrichment writes what the enrichers added: threat (ECS), hashes,
-// blocklist, allowlisted, virustotal, hunt, sigma, related, alert, warnings.
+// blocklist, allowlisted, package, virustotal, hunt, sigma, related, alert,
+// warnings.
 func (e *JSONEncoder) appendEnrichment(b []byte, ev *Event) []byte {
 	if len(ev.Techniques) > 0 {
 		b = e.threat.append(b, ev.Techniques)
@@ -29,6 +30,20 @@ func (e *JSONEncoder) appendEnrichment(b []byte, ev *Event) []byte {
 	}
 	b = appendHits(b, "blocklist", ev.Blocklist)
 	b = appendHits(b, "allowlisted", ev.Allowlisted)
+	if p := ev.Package; p != nil {
+		b = append(b, `,"package":{"status":`...)
+		b = appendStr(b, p.Status)
+		for _, kv := range [...][2]string{{"manager", p.Manager}, {"name", p.Name}, {"version", p.Version}, {"original_path", p.OriginalPath}} {
+			if kv[1] == "" {
+				continue
+			}
+			b = append(b, ',', '"')
+			b = append(b, kv[0]...)
+			b = append(b, '"', ':')
+			b = e.appendVal(b, kv[1], "package.", kv[0])
+		}
+		b = append(b, '}')
+	}
 	if v := ev.VirusTotal; v != nil {
 		b, e.escaped = appendVirusTotal(b, v, e.escaped)
 	}

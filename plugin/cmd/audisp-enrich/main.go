@@ -18,6 +18,7 @@ import (
 	"unsafe"
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/plugin"
 )
 
@@ -30,10 +31,18 @@ const usage = `Usage:
   audisp-enrich check-config FILE               validate a config file
   audisp-enrich print-default-config            print the documented default config
   audisp-enrich stats [--config FILE]           print the live figures of the running plugin
+  audisp-enrich packages status [--config FILE] print the state of the package index
   audisp-enrich help [COMMAND]                  print this summary or a command's usage
   audisp-enrich --version | --help
 
 Plugin mode reads ` + conf.DefaultPath + ` when it exists and --config is not given.
+`
+
+const packagesUsage = `Usage: audisp-enrich packages status [--config FILE]
+
+Prints the state of the package index ([enrich.packages]): the persisted
+hashes checked against the package database now, without hashing anything.
+Exit status 1 when the index is off or the database cannot be read.
 `
 
 // command is one command of the command line.
@@ -68,6 +77,8 @@ Prints the built-in config, every key with its default and meaning.
 
 Prints the live figures of the plugin running with that config.
 `},
+	"packages status": {0, packagesUsage},
+	"packages":        {0, packagesUsage},
 	"help": {1, `Usage: audisp-enrich help [COMMAND]
 
 Prints the command summary, or the usage of COMMAND.
@@ -109,6 +120,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := ""
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd == "packages" && len(args) > 0 && args[0] == "status" {
+		cmd, args = "packages status", args[1:]
 	}
 	c, ok := commands[cmd]
 	if !ok {
@@ -164,6 +178,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "stats":
 		return stats(*cfgPath, stdout, stderr)
+	case "packages":
+		return usageError(stderr, cmd, errors.New(`packages: the only command is "packages status"`))
+	case "packages status":
+		return packagesStatus(*cfgPath, stdout, stderr)
 	default: // help
 		if fs.NArg() == 0 {
 			fmt.Fprint(stdout, usage)
@@ -304,5 +322,28 @@ func stats(cfgPath string, stdout, stderr io.Writer) int {
 		fail(stderr, err)
 		return 1
 	}
+	return 0
+}
+
+// packagesStatus prints the state of the package index: the persisted
+// hashes checked against the package database now (nothing is hashed).
+// Exit status 1 when the index is off or the database cannot be read.
+func packagesStatus(cfgPath string, stdout, stderr io.Writer) int {
+	cfg, _, err := loadConfig(cfgPath, true)
+	if err != nil {
+		fail(stderr, err)
+		return 1
+	}
+	pc := cfg.Enrich.Packages
+	if !pc.Enabled {
+		fail(stderr, errors.New("the package index is off ([enrich.packages] enabled = false)"))
+		return 1
+	}
+	st, err := packages.Inspect(pc)
+	if err != nil {
+		fail(stderr, err)
+		return 1
+	}
+	fmt.Fprint(stdout, st.String())
 	return 0
 }
