@@ -482,6 +482,15 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary) {
 	w.b = audit.AppendSigma(w.b, ev.Sigma)
 	w.b = audit.AppendHits(w.b, "blocklist", ev.Blocklist)
 	w.b = audit.AppendHits(w.b, "allowlisted", ev.Allowlisted)
+	if p := ev.Package; p != nil {
+		w.open("package")
+		w.str("status", p.Status, "")
+		w.str("manager", p.Manager, "")
+		w.str("name", p.Name, "audisp_enrich.package.name")
+		w.str("version", p.Version, "audisp_enrich.package.version")
+		w.str("original_path", p.OriginalPath, "audisp_enrich.package.original_path")
+		w.close()
+	}
 	if ev.VirusTotal != nil {
 		mark := len(w.esc)
 		w.b, w.esc = audit.AppendVirusTotal(w.b, ev.VirusTotal, w.esc)

@@ -246,6 +246,7 @@ func TestEnrichmentDocuments(t *testing.T) {
 	sha := strings.Repeat("ab", 32)
 	ev.Hashes = []audit.FileHash{{Path: "/tmp/x", Algo: "sha256", Hex: sha}, {Path: "/bin/sh", Algo: "sha256", Hex: strings.Repeat("cd", 32)}}
 	ev.Blocklist = []audit.ListHit{{List: "mb", Label: "Mirai", Hash: sha}}
+	ev.Package = &audit.PackageResult{Status: "relocated", Manager: "dpkg", Name: "coreutils", Version: "9.1-1", OriginalPath: "/usr/bin/env"}
 	ev.Hunt = []audit.HuntHit{{Rule: "exec_from_temp", Severity: 3, Tags: []string{"hunt:temp"}}}
 	ev.Sigma = []audit.SigmaHit{{ID: "5e3b6f2c-0000-4000-8000-000000000001", Title: "Shell from tmp", Level: "high", Tags: []string{"attack.t1059.004"}}}
 	ev.VirusTotal = &audit.VTResult{Status: "hit", Hash: sha, VTVerdict: &audit.VTVerdict{Malicious: 40, ThreatLabel: "bad\xffname"}}
@@ -268,7 +269,8 @@ func TestEnrichmentDocuments(t *testing.T) {
 		{`"kind":"alert"`, `"severity":4`, `"parent":{"pid":1,"executable":"/usr/bin/bash","name":"bash","args":["bash","-i"]}`,
 			`"related":{"hash":["` + sha + `","` + strings.Repeat("cd", 32) + `"],"user":["root","alice"]}`,
 			`"audit_user":{"id":"1000","name":"alice"}`, `"blocklist":[{"list":"mb","label":"Mirai","hash":"` + sha + `"}]`,
-			`"hunt":[{"rule":"exec_from_temp","severity":3}]`, `"sigma":[{"id":"5e3b6f2c-0000-4000-8000-000000000001","title":"Shell from tmp","level":"high","tags":["attack.t1059.004"]}]`, `"executable":"/tmp/x\\xff"`,
+			`"hunt":[{"rule":"exec_from_temp","severity":3}]`,
+			`"package":{"status":"relocated","manager":"dpkg","name":"coreutils","version":"9.1-1","original_path":"/usr/bin/env"}`, `"sigma":[{"id":"5e3b6f2c-0000-4000-8000-000000000001","title":"Shell from tmp","level":"high","tags":["attack.t1059.004"]}]`, `"executable":"/tmp/x\\xff"`,
 			`"escaped":["process.executable","process.name","audisp_enrich.virustotal.threat_label"]`, `"tags":["T1059.004_x","blocklist:mb"]`},
 		{`"kind":"enrichment"`, `"host":{"name":"h1"}`, `"related_events":["h1:1700000000.100:5"]`, `"virustotal":{"status":"not_found"`},
 		{`"kind":"pipeline_error"`, `"host":{"name":"local"}`, `"alert":{"sink":"kafka","reason":"buffer_full","count":12}`},
