@@ -16,6 +16,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/enrich/attack"
 	"github.com/audisp-enrich/audisp-enrich/enrich/blocklist"
+	"github.com/audisp-enrich/audisp-enrich/enrich/fleet"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
@@ -54,7 +55,10 @@ type Config struct {
 	Log        LogConfig        `toml:"log"`
 	Status     StatusConfig     `toml:"status"`
 	Enrich     EnrichConfig     `toml:"enrich"`
-	Sinks      []SinkConfig     `toml:"-"`
+	// Verdicts configures the fleet verdict service (`audisp-enrich
+	// verdicts`); plugin mode ignores it. See docs/fleet.md.
+	Verdicts fleet.ServiceConfig `toml:"verdicts"`
+	Sinks    []SinkConfig        `toml:"-"`
 
 	// File is the path the config was read from ("" for the built-in one).
 	File string `toml:"-"`
@@ -193,6 +197,7 @@ func Defaults() Config {
 			Hunt:       hunt.DefaultConfig(),
 			VirusTotal: virustotal.DefaultConfig(),
 		},
+		Verdicts: fleet.DefaultServiceConfig(),
 	}
 }
 
@@ -341,6 +346,9 @@ func (c *Config) Validate(data []byte) error {
 	at("enrich.hunt", c.Enrich.Hunt.Validate())
 	if c.Enrich.VirusTotal.Enabled {
 		at("enrich.virustotal", c.Enrich.VirusTotal.Validate())
+	}
+	if len(c.Verdicts.Brokers) > 0 {
+		at("verdicts", c.Verdicts.Validate())
 	}
 	names := map[string]bool{}
 	for i := range c.Sinks {

@@ -27,6 +27,8 @@ const usage = `Usage:
   audisp-enrich check-config FILE               validate a config file
   audisp-enrich print-default-config            print the documented default config
   audisp-enrich stats [--config FILE]           print the live figures of the running plugin
+  audisp-enrich verdicts --config FILE [init]   fleet verdict service (init: create its topics and exit)
+  audisp-enrich verdicts keygen FILE            write a verdict signing key, print its public key
   audisp-enrich --version | --help
 
 Plugin mode reads ` + conf.DefaultPath + ` when it exists and --config is not given.
@@ -82,6 +84,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "stats":
 		return stats(*cfgPath, stdout, stderr)
+	case "verdicts":
+		return verdicts(*cfgPath, fs.Args(), stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
