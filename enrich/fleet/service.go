@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -73,6 +74,9 @@ func (c *ServiceConfig) Validate() error {
 // serviceNode names the service in the verdict documents it asks for.
 const serviceNode = "audisp-enrich-verdicts"
 
+// produceBuffer bounds the verdicts waiting for the producer.
+const produceBuffer = 4096
+
 // maxWeight caps one sighting's count as a queue weight.
 const maxWeight = 1 << 20
 
@@ -96,6 +100,7 @@ type Service struct {
 
 	client sarama.Client
 	prod   sarama.AsyncProducer
+	feed   *feeder
 	group  sarama.ConsumerGroup
 	vt     *virustotal.Enricher
 	fol    *follower
@@ -103,6 +108,7 @@ type Service struct {
 
 	lagMu sync.Mutex
 	lag   map[int32]int64
+	owned atomic.Int64 // sightings partitions claimed in the current session
 
 	m       serviceStats
 	wg      sync.WaitGroup
@@ -155,6 +161,8 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	}
 	s.m.produced = reg.Counter("audisp_enrich_fleet_verdicts_produced_total", "", "Verdicts acknowledged by the brokers.")
 	s.m.produceErr = reg.Counter("audisp_enrich_fleet_verdicts_produce_errors_total", "", "Verdicts not produced (buffer full or refused); produced again on the next sighting.")
+	reg.Func("audisp_enrich_fleet_partitions", "", "Sightings partitions this instance owns in the consumer group.",
+		func() float64 { return float64(s.owned.Load()) })
 	reg.Func("audisp_enrich_fleet_lag", "", "Sightings not yet consumed on the partitions this instance owns.", s.totalLag)
 
 	sc, err := cfg.sarama()
@@ -176,6 +184,7 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	if s.prod, err = sarama.NewAsyncProducerFromClient(s.client); err != nil {
 		return nil, fmt.Errorf("verdicts: %w", err)
 	}
+	s.feed = newFeeder(s.prod, produceBuffer)
 	s.wg.Add(1)
 	go s.acks()
 	pub := s.priv.Public().(ed25519.PublicKey)
@@ -222,9 +231,13 @@ func (s *Service) Run(ctx context.Context) error {
 
 type groupHandler struct{ s *Service }
 
-func (groupHandler) Setup(sarama.ConsumerGroupSession) error { return nil }
+func (h groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	h.s.owned.Store(int64(len(sess.Claims()[h.s.cfg.SightingsTopic])))
+	return nil
+}
 
 func (h groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	h.s.owned.Store(0)
 	h.s.lagMu.Lock()
 	clear(h.s.lag)
 	h.s.lagMu.Unlock()
@@ -342,9 +355,7 @@ func VerdictOf(res *audit.VTResult) Verdict {
 // the next sighting of the hash produces it again from the cache.
 func (s *Service) produce(key string, raw []byte) {
 	msg := &sarama.ProducerMessage{Topic: s.cfg.VerdictsTopic, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(raw)}
-	select {
-	case s.prod.Input() <- msg:
-	default:
+	if !s.feed.offer(msg) {
 		s.m.produceErr.Inc()
 		s.known.Remove(key)
 	}
@@ -398,7 +409,10 @@ func (s *Service) Close() error {
 		if s.fol != nil {
 			s.fol.close()
 		}
-		if s.prod != nil {
+		switch {
+		case s.feed != nil:
+			s.feed.close()
+		case s.prod != nil:
 			s.prod.AsyncClose()
 		}
 		s.wg.Wait()
@@ -448,14 +462,19 @@ func EnsureTopics(cfg ServiceConfig, log *slog.Logger) ([]string, error) {
 			log.Info("verdicts: created topic", "topic", t.name, "partitions", cfg.Partitions)
 		}
 	}
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: cfg.VerdictsTopic})
+	res, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: cfg.VerdictsTopic}}, sarama.DescribeConfigsOptions{})
+	if err == nil && len(res) == 1 && res[0].ErrorCode != sarama.ErrNoError {
+		err = res[0].ErrorCode
+	}
 	if err != nil {
 		log.Warn("verdicts: cannot read the verdicts topic's config", "topic", cfg.VerdictsTopic, "err", err)
 	}
-	for _, e := range entries {
-		if e.Name == "cleanup.policy" && e.Value != "compact" {
-			log.Warn("verdicts: the verdicts topic is not compacted; hosts will read every verdict ever produced at start",
-				"topic", cfg.VerdictsTopic, "cleanup.policy", e.Value)
+	for _, r := range res {
+		for _, e := range r.Configs {
+			if e.Name == "cleanup.policy" && e.Value != "compact" {
+				log.Warn("verdicts: the verdicts topic is not compacted; hosts read every verdict ever produced at start",
+					"topic", cfg.VerdictsTopic, "cleanup.policy", e.Value)
+			}
 		}
 	}
 	return created, nil

@@ -212,8 +212,9 @@ func TestServiceOneLookupPerHash(t *testing.T) {
 		}
 	}
 	dir1, dir2 := t.TempDir(), t.TempDir()
-	_, reg1, stop1 := w.startService(dir1)
-	_, reg2, _ := w.startService(dir2)
+	s1, _, stop1 := w.startService(dir1)
+	s2, reg2, _ := w.startService(dir2)
+	settle(t, s1, s2)
 	r := w.readVerdicts()
 
 	var recs []*kgo.Record
@@ -244,7 +245,7 @@ func TestServiceOneLookupPerHash(t *testing.T) {
 	// Restart instance 1 and sight everything again: all answered from
 	// the caches and the topic, no request.
 	stop1()
-	_, reg1, _ = w.startService(dir1)
+	_, reg1, _ := w.startService(dir1)
 	before := sumSightings(reg2)
 	var again []*kgo.Record // kgo records are not reusable
 	for _, h := range hashes {
@@ -314,5 +315,44 @@ func TestForgedVerdictsIgnored(t *testing.T) {
 	sort.Strings(keys)
 	if len(keys) != 1 || keys[0] != good {
 		t.Errorf("accepted verdicts for %v, want only %s", keys, good)
+	}
+}
+
+// TestEnsureTopics: `verdicts init` creates both topics, the verdicts one
+// compacted, and a second run creates nothing.
+func TestEnsureTopics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Kafka broker; skipped under -short")
+	}
+	w := newWorld(t)
+	cfg := w.serviceConfig()
+	created, err := EnsureTopics(cfg, quietLog())
+	if err != nil || len(created) != 2 {
+		t.Fatalf("created %v, %v; want both topics", created, err)
+	}
+	if again, err := EnsureTopics(cfg, quietLog()); err != nil || len(again) != 0 {
+		t.Fatalf("second run created %v, %v; want nothing", again, err)
+	}
+	sc, err := cfg.sarama()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sarama.NewClusterAdmin(cfg.Brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	res, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: cfg.VerdictsTopic}}, sarama.DescribeConfigsOptions{})
+	if err != nil || len(res) != 1 {
+		t.Fatalf("describe: %v", err)
+	}
+	policy := ""
+	for _, e := range res[0].Configs {
+		if e.Name == "cleanup.policy" {
+			policy = e.Value
+		}
+	}
+	if policy != "compact" {
+		t.Errorf("verdicts topic cleanup.policy %q, want compact", policy)
 	}
 }

@@ -76,3 +76,7 @@ func (c *Config) TTL(res *audit.VTResult) time.Duration {
 	}
 	return 0
 }
+
+// MaxWaiters is the most event ids a verdict document lists; further
+// events are counted in its warning.
+const MaxWaiters = maxWaiters
