@@ -133,6 +133,9 @@ type EnrichConfig struct {
 	Blocklist  blocklist.Config  `toml:"blocklist"`
 	Hunt       hunt.Config       `toml:"hunt"`
 	VirusTotal virustotal.Config `toml:"virustotal"`
+	// Fleet takes VirusTotal verdicts from the fleet's verdict service
+	// over Kafka instead of looking hashes up (docs/fleet.md).
+	Fleet fleet.HostConfig `toml:"fleet"`
 }
 
 // HashesConfig switches the IMA hash extraction.
@@ -196,6 +199,7 @@ func Defaults() Config {
 			Blocklist:  blocklist.DefaultConfig(),
 			Hunt:       hunt.DefaultConfig(),
 			VirusTotal: virustotal.DefaultConfig(),
+			Fleet:      fleet.DefaultHostConfig(),
 		},
 		Verdicts: fleet.DefaultServiceConfig(),
 	}
@@ -346,6 +350,12 @@ func (c *Config) Validate(data []byte) error {
 	at("enrich.hunt", c.Enrich.Hunt.Validate())
 	if c.Enrich.VirusTotal.Enabled {
 		at("enrich.virustotal", c.Enrich.VirusTotal.Validate())
+	}
+	if c.Enrich.Fleet.Enabled {
+		at("enrich.fleet", c.Enrich.Fleet.Validate())
+		if c.Enrich.VirusTotal.Enabled {
+			at("enrich.fleet", errors.New("enrich.fleet and enrich.virustotal are both enabled; a fleet host holds no VirusTotal key: enable one"))
+		}
 	}
 	if len(c.Verdicts.Brokers) > 0 {
 		at("verdicts", c.Verdicts.Validate())

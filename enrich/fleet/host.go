@@ -21,6 +21,8 @@ import (
 // HostConfig configures a host's side of the fleet exchange. A host needs
 // no VirusTotal key: it reads verdicts and writes sightings.
 type HostConfig struct {
+	// Enabled turns the fleet exchange on in place of [enrich.virustotal].
+	Enabled bool `toml:"enabled"`
 	Conn
 	SightingsTopic string `toml:"sightings_topic"`
 	VerdictsTopic  string `toml:"verdicts_topic"`
