@@ -171,9 +171,8 @@ func NewHost(cfg HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics
 		h.client.Close()
 		return nil, err
 	}
-	h.feed = newFeeder(h.prod, cfg.Buffer)
-	h.wg.Add(2)
-	go h.acks()
+	h.feed = newFeeder(h.prod, cfg.Buffer, h.m.sent.Inc, h.failed)
+	h.wg.Add(1)
 	go h.sweep()
 	return h, nil
 }
@@ -273,26 +272,9 @@ func (h *Host) unsighted(msg *sarama.ProducerMessage) {
 	h.mu.Unlock()
 }
 
-func (h *Host) acks() {
-	defer h.wg.Done()
-	succ, errs := h.prod.Successes(), h.prod.Errors()
-	for succ != nil || errs != nil {
-		select {
-		case _, ok := <-succ:
-			if !ok {
-				succ = nil
-				continue
-			}
-			h.m.sent.Inc()
-		case pe, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			h.unsighted(pe.Msg)
-			h.log.Warn("fleet: a sighting was not delivered; it is sent again", "err", pe.Err)
-		}
-	}
+func (h *Host) failed(pe *sarama.ProducerError) {
+	h.unsighted(pe.Msg)
+	h.log.Warn("fleet: a sighting was not delivered; it is sent again", "err", pe.Err)
 }
 
 // sweep sends the sightings that are due without a new event: hashes met

@@ -184,9 +184,7 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	if s.prod, err = sarama.NewAsyncProducerFromClient(s.client); err != nil {
 		return nil, fmt.Errorf("verdicts: %w", err)
 	}
-	s.feed = newFeeder(s.prod, produceBuffer)
-	s.wg.Add(1)
-	go s.acks()
+	s.feed = newFeeder(s.prod, produceBuffer, s.m.produced.Inc, s.failed)
 	pub := s.priv.Public().(ed25519.PublicKey)
 	if s.fol, err = startFollower(s.client, cfg.VerdictsTopic, pub, reg, s.log, s.fromTopic); err != nil {
 		return nil, err
@@ -361,29 +359,12 @@ func (s *Service) produce(key string, raw []byte) {
 	}
 }
 
-func (s *Service) acks() {
-	defer s.wg.Done()
-	succ, errs := s.prod.Successes(), s.prod.Errors()
-	for succ != nil || errs != nil {
-		select {
-		case _, ok := <-succ:
-			if !ok {
-				succ = nil
-				continue
-			}
-			s.m.produced.Inc()
-		case pe, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			s.m.produceErr.Inc()
-			if k, err := pe.Msg.Key.Encode(); err == nil {
-				s.known.Remove(string(k))
-			}
-			s.log.Warn("verdicts: producing a verdict failed; it is produced again on the next sighting", "err", pe.Err)
-		}
+func (s *Service) failed(pe *sarama.ProducerError) {
+	s.m.produceErr.Inc()
+	if k, err := pe.Msg.Key.Encode(); err == nil {
+		s.known.Remove(string(k))
 	}
+	s.log.Warn("verdicts: producing a verdict failed; it is produced again on the next sighting", "err", pe.Err)
 }
 
 // fromTopic records a verified verdict read back from the topic.

@@ -37,12 +37,7 @@ func (e *Enricher) Request(fh audit.FileHash, id audit.EventID, weight int) (*au
 	if it != nil {
 		return nil, time.Time{}
 	}
-	if c, ok, err := e.st.entry(h, now); err != nil {
-		e.m.storeErrs.Inc()
-		e.log.Warn("virustotal: disk cache read failed", "hash", h, "err", err)
-	} else if ok {
-		e.lru.Add(h, c)
-		e.m.cacheHit.Inc()
+	if c, ok := e.fromDisk(h, now); ok {
 		return c.result(h), time.Unix(0, c.Expires)
 	}
 	e.m.cacheMiss.Inc()

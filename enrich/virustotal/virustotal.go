@@ -268,12 +268,7 @@ func (e *Enricher) Enrich(ctx context.Context, ev *audit.Event) error {
 	}
 	e.mu.Unlock()
 	if it == nil {
-		if c, ok, err := e.st.entry(h, now); err != nil {
-			e.m.storeErrs.Inc()
-			e.log.Warn("virustotal: disk cache read failed", "hash", h, "err", err)
-		} else if ok {
-			e.lru.Add(h, c)
-			e.m.cacheHit.Inc()
+		if c, ok := e.fromDisk(h, now); ok {
 			ev.VirusTotal = c.result(h)
 			return nil
 		}
@@ -314,6 +309,22 @@ func (e *Enricher) Enrich(ctx context.Context, ev *audit.Event) error {
 	}
 	ev.VirusTotal = e.pending(h, now)
 	return nil
+}
+
+// fromDisk answers h from vt.db when it holds a live entry, which it then
+// also puts in the memory cache; a read failure is counted and logged.
+func (e *Enricher) fromDisk(h string, now time.Time) (cacheEntry, bool) {
+	c, ok, err := e.st.entry(h, now)
+	if err != nil {
+		e.m.storeErrs.Inc()
+		e.log.Warn("virustotal: disk cache read failed", "hash", h, "err", err)
+		return c, false
+	}
+	if ok {
+		e.lru.Add(h, c)
+		e.m.cacheHit.Inc()
+	}
+	return c, ok
 }
 
 func (e *Enricher) skip(h, reason string) *audit.VTResult {
