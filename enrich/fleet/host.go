@@ -2,8 +2,8 @@ package fleet
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -82,9 +82,9 @@ type Host struct {
 	emit enrich.Emitter
 
 	client sarama.Client
-	prod   sarama.AsyncProducer
 	feed   *feeder
 	fol    *follower
+	ready  chan struct{} // closed once connected and the verdicts topic was read
 	cache  *lru.Cache[string, Verdict]
 
 	mu   sync.Mutex
@@ -113,8 +113,9 @@ type hostStats struct {
 	skipped             map[string]*metrics.Counter
 }
 
-// NewHost connects, starts reading the verdicts topic from the beginning
-// and returns at once; hashes met before the topic is read are held
+// NewHost validates cfg and returns at once; in the background it
+// connects (retrying while the brokers are away) and reads the verdicts
+// topic from the beginning. Hashes met before the topic is read are held
 // pending, and sighted only if the topic had no verdict for them.
 func NewHost(cfg HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry) (*Host, error) {
 	if err := cfg.Validate(); err != nil {
@@ -131,7 +132,7 @@ func NewHost(cfg HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics
 	}
 	pub, _ := ParsePublicKey(cfg.VerdictPublicKey)
 	h := &Host{cfg: cfg, name: cfg.HostName, log: log.With("enricher", "fleet"), emit: emit,
-		pend: map[string]*pending{}, stop: make(chan struct{})}
+		pend: map[string]*pending{}, stop: make(chan struct{}), ready: make(chan struct{})}
 	if h.name == "" {
 		h.name, _ = os.Hostname()
 	}
@@ -159,22 +160,59 @@ func NewHost(cfg HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics
 		return nil, err
 	}
 	sc.ChannelBufferSize = cfg.Buffer
-	if h.client, err = sarama.NewClient(cfg.Brokers, sc); err != nil {
-		return nil, fmt.Errorf("fleet: %w", err)
-	}
-	if h.prod, err = sarama.NewAsyncProducerFromClient(h.client); err != nil {
-		h.client.Close()
-		return nil, fmt.Errorf("fleet: %w", err)
-	}
-	if h.fol, err = startFollower(h.client, cfg.VerdictsTopic, pub, reg, h.log, h.verdict); err != nil {
-		h.prod.AsyncClose()
-		h.client.Close()
-		return nil, err
-	}
-	h.feed = newFeeder(h.prod, cfg.Buffer, h.m.sent.Inc, h.failed)
-	h.wg.Add(1)
+	h.wg.Add(2)
+	go h.connect(sc, pub, reg)
 	go h.sweep()
 	return h, nil
+}
+
+// connect reaches the brokers (retrying with backoff, so that a host
+// starts and enriches while Kafka is away), then starts the producer and
+// the follower, and closes h.ready once the verdicts topic has been read.
+// h.client, h.feed and h.fol are set before h.ready is closed and are
+// read only after it.
+func (h *Host) connect(sc *sarama.Config, pub ed25519.PublicKey, reg *metrics.Registry) {
+	defer h.wg.Done()
+	wait := time.Second
+	for {
+		err := h.start(sc, pub, reg)
+		if err == nil {
+			break
+		}
+		h.log.Warn("fleet: cannot reach the brokers; events go on as pending, retrying", "err", err, "retry_in", wait)
+		select {
+		case <-h.stop:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+	select {
+	case <-h.fol.caughtUp:
+		close(h.ready)
+	case <-h.stop:
+	}
+}
+
+func (h *Host) start(sc *sarama.Config, pub ed25519.PublicKey, reg *metrics.Registry) error {
+	client, err := sarama.NewClient(h.cfg.Brokers, sc)
+	if err != nil {
+		return err
+	}
+	prod, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		client.Close()
+		return err
+	}
+	fol, err := startFollower(client, h.cfg.VerdictsTopic, pub, reg, h.log, h.verdict)
+	if err != nil {
+		prod.AsyncClose()
+		client.Close()
+		return err
+	}
+	h.client, h.fol = client, fol
+	h.feed = newFeeder(prod, h.cfg.Buffer, h.m.sent.Inc, h.failed)
+	return nil
 }
 
 // Name returns "virustotal": the host enricher takes that enricher's place
@@ -237,7 +275,7 @@ func (h *Host) skip(hash, reason string) *audit.VTResult {
 // must be held.
 func (h *Host) dueLocked(p *pending, now time.Time) *sarama.ProducerMessage {
 	select {
-	case <-h.fol.caughtUp:
+	case <-h.ready:
 	default:
 		return nil
 	}
@@ -284,7 +322,7 @@ func (h *Host) sweep() {
 	defer h.wg.Done()
 	t := time.NewTicker(min(h.cfg.Interval/4, time.Minute))
 	defer t.Stop()
-	caught := h.fol.caughtUp
+	caught := h.ready
 	for {
 		select {
 		case <-h.stop:
@@ -343,15 +381,19 @@ func result(hash string, v *Verdict) *audit.VTResult {
 	return r
 }
 
-// Close stops following the topic and flushes the sightings the producer
-// holds (bounded by the connection's timeouts when the brokers are away).
+// Close stops connecting, following the topic and sweeping, and flushes
+// the sightings the producer holds (bounded by the connection's timeouts
+// when the brokers are away).
 func (h *Host) Close() error {
 	var err error
 	h.closed.Do(func() {
 		close(h.stop)
+		h.wg.Wait()
+		if h.client == nil {
+			return
+		}
 		h.fol.close()
 		h.feed.close()
-		h.wg.Wait()
 		err = h.client.Close()
 	})
 	return err

@@ -33,9 +33,9 @@ type world struct {
 	priv    ed25519.PrivateKey
 }
 
-func newWorld(t testing.TB) *world {
+func newWorld(t testing.TB, opts ...kfake.Opt) *world {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
 	if err != nil {
 		t.Fatalf("start kfake: %v", err)
 	}

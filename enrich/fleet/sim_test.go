@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
@@ -46,6 +48,18 @@ type simHost struct {
 
 func (w *world) startHost(name string) *simHost {
 	w.t.Helper()
+	s := w.newHost(name)
+	select {
+	case <-s.h.ready:
+	case <-time.After(10 * time.Second):
+		w.t.Fatalf("%s did not read the verdicts topic within 10s", name)
+	}
+	return s
+}
+
+// newHost starts a host and returns without waiting for the brokers.
+func (w *world) newHost(name string) *simHost {
+	w.t.Helper()
 	hc := DefaultHostConfig()
 	hc.Conn = w.conn()
 	hc.VerdictPublicKey = base64.StdEncoding.EncodeToString(w.pub)
@@ -57,11 +71,6 @@ func (w *world) startHost(name string) *simHost {
 	}
 	s.h = h
 	w.t.Cleanup(func() { _ = h.Close() })
-	select {
-	case <-h.fol.caughtUp:
-	case <-time.After(10 * time.Second):
-		w.t.Fatalf("%s did not read the verdicts topic within 10s", name)
-	}
 	return s
 }
 
@@ -191,5 +200,47 @@ func settle(t testing.TB, s1, s2 *Service) {
 			t.Fatalf("the consumer group did not settle: %d and %d partitions", s1.owned.Load(), s2.owned.Load())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHostStartsWithoutKafka: a host whose brokers are away starts at
+// once, marks events pending without blocking, and once the broker and the
+// service come up it sights the hash and emits the verdict document.
+func TestHostStartsWithoutKafka(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Kafka broker; skipped under -short")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	w := &world{t: t, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	dead := newWorld(t) // keys and VirusTotal fake; its own broker is not used by the host
+	w.fake, w.keyFile, w.pub, w.priv = dead.fake, dead.keyFile, dead.pub, dead.priv
+	h := hashN(7)
+	w.fake.Set(h, vtfake.FileReply(h, 2))
+
+	host := w.newHost("lonely")
+	start := time.Now()
+	if r := host.enrich(t, 1, h); r.Status != virustotal.StatusPending {
+		t.Fatalf("got %+v, want pending", r)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("Enrich took %v with the brokers away", d)
+	}
+	up := newWorld(t, kfake.Ports(port))
+	up.fake, up.keyFile, up.pub, up.priv = w.fake, w.keyFile, w.pub, w.priv
+	up.startService(t.TempDir())
+	deadline := time.Now().Add(30 * time.Second)
+	for host.out.count() == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	host.out.mu.Lock()
+	doc := host.out.got[h]
+	host.out.mu.Unlock()
+	if doc == nil || doc.VirusTotal.Status != virustotal.StatusHit || doc.VirusTotal.Malicious != 2 {
+		t.Fatalf("verdict document %+v, want a hit with 2 malicious", doc)
 	}
 }
