@@ -8,7 +8,9 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/fleet"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
+	"github.com/audisp-enrich/audisp-enrich/enrich/sigma"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
@@ -132,6 +135,7 @@ type EnrichConfig struct {
 	Proc       proc.Config       `toml:"proc"`
 	Blocklist  blocklist.Config  `toml:"blocklist"`
 	Hunt       hunt.Config       `toml:"hunt"`
+	Sigma      sigma.Config      `toml:"sigma"`
 	VirusTotal virustotal.Config `toml:"virustotal"`
 	// Fleet takes VirusTotal verdicts from the fleet's verdict service
 	// over Kafka instead of looking hashes up (docs/fleet.md).
@@ -198,6 +202,7 @@ func Defaults() Config {
 			Proc:       proc.DefaultConfig(),
 			Blocklist:  blocklist.DefaultConfig(),
 			Hunt:       hunt.DefaultConfig(),
+			Sigma:      sigma.DefaultConfig(),
 			VirusTotal: virustotal.DefaultConfig(),
 			Fleet:      fleet.DefaultHostConfig(),
 		},
@@ -210,10 +215,15 @@ func DefaultFileConfig() FileConfig {
 	return FileConfig{MaxBytes: 100 << 20, Keep: 5, Mode: 0o640}
 }
 
-// Load reads and validates the config at path.
+// Load reads and validates the config at path. A file that cannot be read
+// gives "PATH: reason"; a file with problems gives an *Error.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s: %w", path, pe.Err)
+		}
 		return nil, err
 	}
 	return Parse(path, data)
@@ -228,90 +238,86 @@ func Builtin() *Config {
 	return c
 }
 
-// Parse decodes and validates data; name is used in error messages.
+const builtinName = "(built-in config)"
+
+// Parse decodes and validates data; name is used in error messages. Every
+// problem is reported, not only the first (a TOML syntax error ends the
+// file, though): the error is an *Error.
 func Parse(name string, data []byte) (*Config, error) {
 	if name == "" {
-		name = "(built-in config)"
+		name = builtinName
 	}
-	raw := struct {
-		Config
-		Sink []toml.Primitive `toml:"sink"`
-	}{Config: Defaults()}
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
+	var top map[string]toml.Primitive
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&top)
 	if err != nil {
-		return nil, posErr(name, data, err)
+		return nil, &Error{File: name, Problems: []Problem{syntaxProblem(data, err)}}
 	}
-	cfg := raw.Config
+	r := &report{md: md, loc: locate(data)}
+	cfg := Defaults()
+	sinkTables, hasSinks := top["sink"]
+	delete(top, "sink") // [[sink]] tables are decoded below, each from its type's defaults
+	r.fields(top, "", reflect.ValueOf(&cfg).Elem())
 	if !md.IsDefined("enrich", "virustotal", "state_dir") {
 		cfg.Enrich.VirusTotal.StateDir = cfg.StateDir
 	}
-	sinkLines := headerLines(data, "[[sink]]")
-	for i, p := range raw.Sink {
+	var ps []toml.Primitive
+	if hasSinks && md.PrimitiveDecode(sinkTables, &ps) != nil {
+		r.add("sink", true, "sink: want [[sink]] tables")
+	}
+	for i, p := range ps {
+		path := fmt.Sprintf("sink[%d]", i)
 		var head struct {
 			Type string `toml:"type"`
 		}
-		// First read the type to start from that sink type's defaults.
-		_ = md.PrimitiveDecode(p, &head)
-		sc := SinkConfig{Type: head.Type, Encoding: "json", Buffer: buffer.DefaultConfig(), Delivery: sinks.DefaultRunnerConfig()}
-		switch head.Type {
-		case "file":
-			fc := DefaultFileConfig()
-			sc.File = &fc
-		case "kafka":
-			kc := kafka.DefaultConfig()
-			sc.Kafka = &kc
-		case "syslog":
-			yc := syslog.DefaultConfig()
-			sc.Syslog = &yc
-		case "remote":
-			rc := remote.DefaultConfig()
-			sc.Remote = &rc
-			sc.Encoding = "audit"
-		}
-		if err := md.PrimitiveDecode(p, &sc); err != nil {
-			return nil, fmt.Errorf("%s:%d: [[sink]] #%d: %v", name, lineAt(sinkLines, i), i+1, err)
-		}
-		sc.Line = lineAt(sinkLines, i)
+		_ = md.PrimitiveDecode(p, &head) // a bad type is reported by r.table
+		sc := newSink(head.Type)
+		r.table(p, path, reflect.ValueOf(&sc).Elem())
+		sc.Line = r.loc[path].Line
 		cfg.Sinks = append(cfg.Sinks, sc)
 	}
-	if len(cfg.Sinks) == 0 && len(sinkLines) == 0 && name != "(built-in config)" {
+	if !hasSinks && name != builtinName {
 		// Without a [[sink]], events go to stdout as JSON Lines, as with
 		// the built-in config, rather than nowhere.
 		cfg.Sinks = Builtin().Sinks
 		cfg.Sinks[0].Line = 0
 	}
-	if und := md.Undecoded(); len(und) > 0 {
-		var msgs []string
-		for _, k := range und {
-			msgs = append(msgs, fmt.Sprintf("%s:%d: unknown key %q", name, keyLine(data, k), k.String()))
-		}
-		return nil, errors.New(strings.Join(msgs, "\n"))
-	}
-	if name != "(built-in config)" {
+	if name != builtinName {
 		cfg.File = name
 	}
-	if err := cfg.Validate(data); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	cfg.validate(r)
+	if err := r.err(name); err != nil {
+		return nil, err
 	}
 	return &cfg, nil
 }
 
-// Validate checks every section; data (the file text, may be nil) lets
-// errors name a line.
-func (c *Config) Validate(data []byte) error {
-	var errs []error
-	// at reports err at the line of key (a dotted path such as
-	// "input.format"), or of its table when the key is not written.
-	at := func(key string, err error) {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("line %d: %w", pathLine(data, key), err))
-		}
+// newSink returns a sink of type typ with that type's defaults.
+func newSink(typ string) SinkConfig {
+	sc := SinkConfig{Type: typ, Encoding: "json", Buffer: buffer.DefaultConfig(), Delivery: sinks.DefaultRunnerConfig()}
+	switch typ {
+	case "file":
+		fc := DefaultFileConfig()
+		sc.File = &fc
+	case "kafka":
+		kc := kafka.DefaultConfig()
+		sc.Kafka = &kc
+	case "syslog":
+		yc := syslog.DefaultConfig()
+		sc.Syslog = &yc
+	case "remote":
+		rc := remote.DefaultConfig()
+		sc.Remote = &rc
+		sc.Encoding = "audit"
 	}
-	switch c.Input.Format {
-	case "string", "binary", "binary-fixed", "binary-exact":
-	default:
-		at("input.format", fmt.Errorf("input.format %q: want string, binary, binary-fixed or binary-exact", c.Input.Format))
-	}
+	return sc
+}
+
+// validate checks every section and adds each problem to r.
+func (c *Config) validate(r *report) {
+	// at reports err at key (a dotted path such as "input.format"), or at
+	// the key of key's table its message starts with (see report.check).
+	at := r.check
+	at("input.format", oneOf("input.format", c.Input.Format, "string", "binary", "binary-fixed", "binary-exact"))
 	if c.Input.MaxLineBytes < 16<<10 || c.Input.MaxLineBytes > 16<<20 {
 		at("input.max_line_bytes", fmt.Errorf("input.max_line_bytes %d: want 16384..16777216", c.Input.MaxLineBytes))
 	}
@@ -330,11 +336,7 @@ func (c *Config) Validate(data []byte) error {
 	if c.Reassembly.MaxInFlight < 1 {
 		at("reassembly.max_in_flight", fmt.Errorf("reassembly.max_in_flight must be at least 1"))
 	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		at("log.level", fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
-	}
+	at("log.level", oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error"))
 	if c.Enrich.Workers < 1 || c.Enrich.Workers > 256 {
 		at("enrich.workers", fmt.Errorf("enrich.workers %d: want 1..256", c.Enrich.Workers))
 	}
@@ -348,6 +350,7 @@ func (c *Config) Validate(data []byte) error {
 	at("enrich.proc", c.Enrich.Proc.Validate())
 	at("enrich.blocklist", c.Enrich.Blocklist.Validate())
 	at("enrich.hunt", c.Enrich.Hunt.Validate())
+	at("enrich.sigma", c.Enrich.Sigma.Validate())
 	if c.Enrich.VirusTotal.Enabled {
 		at("enrich.virustotal", c.Enrich.VirusTotal.Validate())
 	}
@@ -363,160 +366,57 @@ func (c *Config) Validate(data []byte) error {
 	names := map[string]bool{}
 	for i := range c.Sinks {
 		s := &c.Sinks[i]
-		bad := func(err error) {
-			errs = append(errs, fmt.Errorf("line %d: [[sink]] #%d (%s): %w", s.Line, i+1, s.Type, err))
+		path := fmt.Sprintf("sink[%d]", i)
+		// bad reports err at key of this sink (see report.check).
+		bad := func(key string, err error) {
+			if err != nil {
+				at(join(path, key), fmt.Errorf("%s: %w", path, err))
+			}
 		}
 		if s.Name == "" {
 			s.Name = s.Type
 		}
 		if names[s.Name] {
-			bad(fmt.Errorf("duplicate sink name %q (set name = ...)", s.Name))
+			bad("name", fmt.Errorf("duplicate sink name %q (set name = ...)", s.Name))
 		}
 		names[s.Name] = true
-		switch s.Encoding {
-		case "json", "msgpack", "audit":
-		default:
-			bad(fmt.Errorf("encoding %q: want json, msgpack or audit", s.Encoding))
-		}
-		if err := s.Filter.Validate(); err != nil {
-			bad(err)
-		}
-		if err := s.Buffer.Validate(); err != nil {
-			bad(err)
-		}
-		if err := s.Delivery.Validate(); err != nil {
-			bad(err)
-		}
+		bad("encoding", oneOf("encoding", s.Encoding, "json", "msgpack", "audit"))
+		bad("filter", s.Filter.Validate())
+		bad("buffer", s.Buffer.Validate())
+		bad("delivery", s.Delivery.Validate())
 		switch s.Type {
 		case "stdout":
 		case "remote":
-			if s.Remote == nil {
-				bad(errors.New("remote sink needs a [sink.remote] table"))
-			} else if err := s.Remote.Validate(); err != nil {
-				bad(err)
-			}
+			bad("remote", s.Remote.Validate())
 			if s.Encoding != "audit" {
-				bad(fmt.Errorf("remote sink sends audit text; encoding must be \"audit\", not %q", s.Encoding))
+				bad("encoding", fmt.Errorf("remote sink sends audit text; encoding must be \"audit\", not %q", s.Encoding))
 			}
 		case "file":
-			if s.File == nil || s.File.Path == "" {
-				bad(errors.New("file sink needs [sink.file] path"))
+			if s.File.Path == "" {
+				bad("file.path", errors.New("file sink needs [sink.file] path"))
 			}
 		case "kafka":
-			if s.Kafka == nil {
-				bad(errors.New("kafka sink needs a [sink.kafka] table"))
-			} else if err := s.Kafka.Validate(); err != nil {
-				bad(err)
-			}
+			bad("kafka", s.Kafka.Validate())
 		case "syslog":
-			if s.Syslog == nil {
-				bad(errors.New("syslog sink needs a [sink.syslog] table"))
-			} else if err := s.Syslog.Validate(); err != nil {
-				bad(err)
-			}
+			bad("syslog", s.Syslog.Validate())
 		default:
-			bad(fmt.Errorf("unknown type %q: want stdout, file, kafka, syslog or remote", s.Type))
+			at(path+".type", oneOf(path+".type", s.Type, "stdout", "file", "kafka", "syslog", "remote"))
 		}
 	}
-	return errors.Join(errs...)
 }
 
-// posErr adds file:line to a toml error. When the line sets a secret
+// syntaxProblem places a TOML syntax error. When its line sets a secret
 // (a password or an API key), the parser's message is not repeated: it may
 // quote the secret itself.
-func posErr(name string, data []byte, err error) error {
+func syntaxProblem(data []byte, err error) Problem {
 	var pe toml.ParseError
-	if errors.As(err, &pe) {
-		if isSecretLine(data, pe.Position.Line) {
-			return fmt.Errorf("%s:%d: syntax error in the value of a secret (quote it as a TOML string)", name, pe.Position.Line)
-		}
-		return fmt.Errorf("%s:%d: %s", name, pe.Position.Line, pe.Message)
+	if !errors.As(err, &pe) {
+		return Problem{Msg: err.Error()}
 	}
-	return fmt.Errorf("%s: %w", name, err)
-}
-
-// isSecretLine reports whether the 1-based line n of data sets a key whose
-// value is a secret.
-func isSecretLine(data []byte, n int) bool {
 	lines := strings.Split(string(data), "\n")
-	if n < 1 || n > len(lines) {
-		return false
+	p := Problem{Line: pe.Position.Line, Col: max(pe.Position.Col, 1), Msg: pe.Message}
+	if n := p.Line; n >= 1 && n <= len(lines) && isSecret(strings.SplitN(lines[n-1], "=", 2)[0]) {
+		p.Msg = "syntax error in the value of a secret (quote it as a TOML string)"
 	}
-	key, _, _ := strings.Cut(lines[n-1], "=")
-	key = strings.ToLower(key)
-	return strings.Contains(key, "password") || strings.Contains(key, "api_key") || strings.Contains(key, "secret")
-}
-
-// headerLines returns the 1-based lines where header (e.g. "[[sink]]") starts.
-func headerLines(data []byte, header string) []int {
-	var out []int
-	for i, l := range strings.Split(string(data), "\n") {
-		if strings.TrimSpace(l) == header {
-			out = append(out, i+1)
-		}
-	}
-	return out
-}
-
-func lineAt(lines []int, i int) int {
-	if i < len(lines) {
-		return lines[i]
-	}
-	return 0
-}
-
-// pathLine finds the line where a dotted key path is set: as a dotted key
-// ("input.format = "), as a key under its table header, or else the table
-// header itself; 0 when none is written.
-func pathLine(data []byte, path string) int {
-	k := toml.Key(strings.Split(path, "."))
-	if n := keyLine(data, k); n > 0 {
-		return n
-	}
-	for i := len(k) - 1; i >= 1; i-- {
-		if n := sectionLine(data, strings.Join(k[:i], ".")); n > 0 {
-			return n
-		}
-	}
-	return 0
-}
-
-// sectionLine finds the line of a [section] header; 0 when absent.
-func sectionLine(data []byte, section string) int {
-	for i, l := range strings.Split(string(data), "\n") {
-		if strings.TrimSpace(l) == "["+section+"]" {
-			return i + 1
-		}
-	}
-	return 0
-}
-
-// keyLine finds the line where the last part of key is set, after its
-// table header when there is one.
-func keyLine(data []byte, k toml.Key) int {
-	lines := strings.Split(string(data), "\n")
-	dotted := strings.Join(k, ".")
-	for i, l := range lines {
-		l = strings.TrimSpace(l)
-		if strings.HasPrefix(l, dotted) && strings.HasPrefix(strings.TrimSpace(l[len(dotted):]), "=") {
-			return i + 1
-		}
-	}
-	from := 0
-	if len(k) > 1 {
-		if n := sectionLine(data, strings.Join(k[:len(k)-1], ".")); n > 0 {
-			from = n - 1
-		}
-	}
-	last := k[len(k)-1]
-	for i := from; i < len(lines); i++ {
-		l := strings.TrimSpace(lines[i])
-		if strings.HasPrefix(l, last) && strings.HasPrefix(strings.TrimSpace(l[len(last):]), "=") {
-			return i + 1
-		}
-		if strings.TrimSpace(l) == "["+strings.Join(k, ".")+"]" {
-			return i + 1
-		}
-	}
-	return 0
+	return p
 }

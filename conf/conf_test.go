@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,13 +47,6 @@ func TestPackagedConfigParses(t *testing.T) {
 	}
 }
 
-func TestLoadMissingFile(t *testing.T) {
-	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
-	if err == nil || !strings.Contains(err.Error(), "nope.toml") {
-		t.Errorf("missing file: %v", err)
-	}
-}
-
 func TestValidSmallConfig(t *testing.T) {
 	data := []byte(`
 [input]
@@ -80,14 +73,15 @@ path = "/tmp/x.jsonl"
 	}
 }
 
-var lineRef = regexp.MustCompile(`(:|line )([0-9]+)\b`)
+var placed = regexp.MustCompile(`^[0-9]+:[0-9]+: `)
 
 // TestInvalidConfigs loads every testdata/invalid/*.toml. Each file starts
-// with "# want: <substring>"; the error must contain it, name the file, and
-// name a line (file:N or "line N", N > 0). A "# line: N" header pins N.
+// with one "# want: LINE:COL: message" line per problem (or "# want:
+// message" for one without a place), in order: the error must be exactly
+// those lines, each as FILE:LINE:COL: message.
 func TestInvalidConfigs(t *testing.T) {
 	files, _ := filepath.Glob("testdata/invalid/*.toml")
-	if len(files) < 10 {
+	if len(files) < 20 {
 		t.Fatalf("only %d invalid configs", len(files))
 	}
 	for _, path := range files {
@@ -96,43 +90,96 @@ func TestInvalidConfigs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, wantLine := "", 0
+			var want []string
 			sc := bufio.NewScanner(bytes.NewReader(data))
 			for sc.Scan() {
-				l := sc.Text()
-				if s, ok := strings.CutPrefix(l, "# want: "); ok {
-					want = strings.TrimSpace(s)
-				} else if s, ok := strings.CutPrefix(l, "# line: "); ok {
-					wantLine, _ = strconv.Atoi(s)
-				} else if !strings.HasPrefix(l, "# want:") {
+				w, ok := strings.CutPrefix(sc.Text(), "# want: ")
+				if !ok {
 					break
 				}
+				if placed.MatchString(w) {
+					want = append(want, path+":"+w)
+				} else {
+					want = append(want, path+": "+w)
+				}
 			}
-			if !bytes.HasPrefix(data, []byte("# want:")) {
+			if len(want) == 0 {
 				t.Fatal("no # want: header")
 			}
 			_, err = Load(path)
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			msg := err.Error()
-			if !strings.Contains(msg, want) {
-				t.Errorf("error %q does not contain %q", msg, want)
+			if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, want) {
+				t.Errorf("error:\n%s\nwant:\n%s", err, strings.Join(want, "\n"))
 			}
-			if !strings.Contains(msg, path) {
-				t.Errorf("error %q does not name the file %s", msg, path)
-			}
-			m := lineRef.FindStringSubmatch(msg)
-			if m == nil {
-				t.Fatalf("error %q names no line", msg)
-			}
-			n, _ := strconv.Atoi(m[2])
-			if n < 2 || n > bytes.Count(data, []byte("\n"))+1 {
-				t.Errorf("error %q names line %d; the file has the header on line 1 and %d lines", msg, n, bytes.Count(data, []byte("\n")))
-			}
-			if wantLine > 0 && n != wantLine {
-				t.Errorf("error %q names line %d, want %d", msg, n, wantLine)
+			if _, ok := err.(*Error); !ok {
+				t.Errorf("error is a %T, not an *Error", err)
 			}
 		})
+	}
+}
+
+// TestLoadUnreadable: a file that cannot be read gives "PATH: reason".
+func TestLoadUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Load(filepath.Join(dir, "nope.toml"))
+	if err == nil || err.Error() != filepath.Join(dir, "nope.toml")+": no such file or directory" {
+		t.Errorf("missing file: %v", err)
+	}
+	_, err = Load(dir)
+	if err == nil || err.Error() != dir+": is a directory" {
+		t.Errorf("directory: %v", err)
+	}
+}
+
+// TestClosest: typos get a suggestion, unrelated words none.
+func TestClosest(t *testing.T) {
+	for _, tc := range []struct{ word, want string }{
+		{"levle", "level"}, {"fromat", "format"}, {"strng", "string"}, {"jsno", "json"},
+		{"FORMAT", "format"}, {"carrier-pigeon", ""}, {"xml", ""}, {"tcp", ""},
+	} {
+		if got := closest(tc.word, []string{"level", "format", "string", "json", "udp"}); got != tc.want {
+			t.Errorf("closest(%q) = %q, want %q", tc.word, got, tc.want)
+		}
+	}
+}
+
+// TestLocate: keys are placed under their table, array elements by index,
+// dotted keys and keys after multi-line values at their own line.
+func TestLocate(t *testing.T) {
+	data := []byte(`top = 1
+[a]
+b.c = """x
+y = 2
+"""
+list = [
+  "z", # ]
+]
+d = 'q'
+[[s]]
+t = 1
+[[s]]
+t = {u = 1}
+[s.v]
+w = "#"
+`)
+	loc := locate(data)
+	for path, want := range map[string]pos{
+		"top": {1, 1, 1, 7}, "a": {2, 1, 2, 1}, "a.b.c": {3, 1, 3, 7}, "a.list": {6, 1, 6, 8}, "a.d": {9, 1, 9, 5},
+		"s[0]": {10, 1, 10, 1}, "s[0].t": {11, 1, 11, 5}, "s[1].t": {13, 1, 13, 5}, "s[1].v": {14, 1, 14, 1}, "s[1].v.w": {15, 1, 15, 5},
+	} {
+		if got := loc[path]; got != want {
+			t.Errorf("%s at %+v, want %+v", path, got, want)
+		}
+	}
+	if _, ok := loc["a.y"]; ok {
+		t.Error("a key inside a multi-line string was recorded")
+	}
+	if p, _ := loc.at("s[1].t.u"); p.Line != 13 {
+		t.Errorf("inline table key at %+v, want line 13", p)
+	}
+	if p, _ := loc.at("s[1].file.path"); p.Line != 12 {
+		t.Errorf("missing key of s[1] at %+v, want its header, line 12", p)
 	}
 }

@@ -19,7 +19,7 @@ brokers = ["127.0.0.1:9092"]
 verdict_public_key = "nI3zfmZw1JMAAEXys0HQzEVysiyQwjSLlYtjotM8L+U="
 `
 	_, err := Parse("both.toml", []byte(cfg))
-	if err == nil || !strings.Contains(err.Error(), "enable one") || !strings.Contains(err.Error(), "line 5") {
+	if err == nil || !strings.Contains(err.Error(), "enable one") || !strings.Contains(err.Error(), "both.toml:5:") {
 		t.Fatalf("got %v, want the exclusivity error at line 5", err)
 	}
 	_, err = Parse("badkey.toml", []byte("[enrich.fleet]\nenabled = true\nbrokers = [\"a:1\"]\nverdict_public_key = \"xx\"\n"))

@@ -1,8 +1,6 @@
 package plugin_test
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // Hashes of the scenario (made-up digests, each 64 hex).
@@ -75,7 +73,7 @@ func TestEnrichmentEndToEnd(t *testing.T) {
 	var requests atomic.Int32
 	vt := fakeVTFiles(t, &requests)
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	list := filepath.Join(dir, "block.txt")
 	writeFile(t, list, "# test blocklist\n"+hashBlocked+"  evil-loader\n")
 	keyFile := filepath.Join(dir, "vt.key")
@@ -120,7 +118,7 @@ path = %q
 	io.WriteString(stdin, imaExec(1, "/tmp/loader", hashBlocked)+imaExec(2, "/usr/local/bin/tool", hashUnknown)+imaExec(3, "/dev/shm/dropper", hashVTOnly))
 
 	var docs []map[string]any
-	ok := auditdtest.WaitFor(15*time.Second, func() bool {
+	ok := testsupport.Until(15*time.Second, func() bool {
 		docs = readDocs(t, out)
 		return len(docs) >= 6 // three events and a verdict for each pending hash
 	})
@@ -204,22 +202,7 @@ path = %q
 }
 
 func readDocs(t *testing.T, path string) []map[string]any {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var d map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
-			t.Fatalf("bad JSON: %v", err)
-		}
-		out = append(out, d)
-	}
-	return out
+	return decodeLines[map[string]any](t, path)
 }
 
 func dig(d map[string]any, path ...string) any {

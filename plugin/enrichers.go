@@ -13,6 +13,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/hashes"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
+	"github.com/audisp-enrich/audisp-enrich/enrich/sigma"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
@@ -22,6 +23,7 @@ import (
 type enrichers struct {
 	chain     []enrich.Enricher
 	blocklist *blocklist.Enricher
+	sigma     *sigma.Enricher
 	vt        *virustotal.Enricher
 	vtAt      int         // vt's index in chain
 	fleet     *fleet.Host // in vt's place when [enrich.fleet] is on
@@ -29,8 +31,9 @@ type enrichers struct {
 
 // buildEnrichers builds the chain in dependency order: hashes and the
 // process table first, then ATT&CK tags, blocklists, the hunting rules
-// (they read the parent, the keys and the blocklist result), VirusTotal
-// (it needs the allowlist result, and the severity for its priority), and
+// (they read the parent, the keys and the blocklist result), the Sigma
+// rules (they read the parent), VirusTotal (it needs the allowlist
+// result, and the severity for its priority), and
 // last the hunting rules that test a verdict (they see verdicts that were
 // cached or arrived within max_wait).
 //
@@ -86,6 +89,15 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 			return nil, err
 		}
 		e.chain = append(e.chain, h)
+	}
+	if len(c.Sigma.Rules) > 0 {
+		s, err := sigma.New(c.Sigma, log, reg)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.sigma = s
+		e.chain = append(e.chain, s)
 	}
 	if c.VirusTotal.Enabled {
 		switch {
@@ -181,8 +193,13 @@ type renamed struct {
 
 func (r renamed) Name() string { return r.name }
 
-// reload re-reads the hash lists (SIGHUP).
+// reload re-reads the hash lists and the Sigma rules (SIGHUP).
 func (e *enrichers) reload(log *slog.Logger) {
+	if e.sigma != nil {
+		if err := e.sigma.Reload(); err != nil {
+			log.Error("sigma reload failed; previous rules stay in use", "err", err)
+		}
+	}
 	if e.blocklist != nil {
 		if err := e.blocklist.Reload(); err != nil {
 			log.Error("blocklist reload failed; previous lists stay in use", "err", err)
@@ -221,6 +238,9 @@ func (e *enrichers) closeVT() {
 }
 
 func (e *enrichers) close() {
+	if e.sigma != nil {
+		_ = e.sigma.Close()
+	}
 	e.closeVT()
 	if e.fleet != nil {
 		_ = e.fleet.Close()

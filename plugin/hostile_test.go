@@ -18,6 +18,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 var updateHostile = flag.Bool("update-hostile", false, "rewrite the small files of testdata/hostile")
@@ -99,7 +100,7 @@ func replayHostile(t *testing.T, path string) *replayResult {
 	cfg := hostileConfig(t, dir)
 	before := heapInuse()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := Replay(context.Background(), cfg, log, []string{path}, nil); err != nil {
+	if err := Replay(context.Background(), cfg, log, []string{path}, ReplayOptions{}); err != nil {
 		t.Fatalf("Replay: %v", err)
 	}
 	res := &replayResult{heapDelta: heapInuse() - before, counters: metrics.Default.Snapshot()}
@@ -284,6 +285,7 @@ func TestHostileCorpus(t *testing.T) {
 		res.doc(t, 8)
 	})
 	t.Run("100k-execve-args", func(t *testing.T) {
+		testsupport.SkipShort(t, "100000 arguments in one event: half a minute under -race")
 		p := filepath.Join(big, "args.log")
 		const n = 100000
 		var b strings.Builder

@@ -2,37 +2,22 @@ package plugin_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
-// buildPlugin builds the binary into dir with the mode auditd demands of
-// plugins (root-owned, 0750).
-func buildPlugin(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "audisp-enrich")
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(file))
-	cmd := exec.Command("go", "build", "-o", bin, "./plugin/cmd/audisp-enrich")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	if err := os.Chmod(bin, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
+// TestMain removes the plugin binary testsupport.PluginBinary built.
+func TestMain(m *testing.M) { testsupport.Main(m) }
 
 type doc struct {
 	Event struct {
@@ -67,29 +52,43 @@ type doc struct {
 
 // TestIntegrationRealAuditd runs the plugin under a real auditd in both
 // plugins.d formats and checks that a real kernel exec event comes out
-// whole, with argv that forced hex encoding decoded.
+// whole, with argv that forced hex encoding decoded: the host's auditd
+// (Debian 12: 3.0.9), then Debian trixie's 4.0.2 and sid's 4.2.1, each
+// run from a debootstrap root against the host kernel (auditdtest.Chroot;
+// skipped with -short, or with the reason when a root cannot be made).
 func TestIntegrationRealAuditd(t *testing.T) {
+	testsupport.SkipShort(t, "runs the plugin under a real auditd (root, kernel audit), three builds")
 	if err := auditdtest.Available(); err != nil {
 		t.Skipf("kernel audit unreachable: %v", err)
 	}
 	for _, c := range []struct{ format, user string }{{"string", "root"}, {"binary", "root"}, {"string", "nobody"}} {
-		t.Run(c.format+"-"+c.user, func(t *testing.T) { runAuditdCase(t, c.format, c.user) })
+		t.Run(c.format+"-"+c.user, func(t *testing.T) { runAuditdCase(t, c.format, c.user, "") })
+	}
+	for _, s := range auditdtest.Suites4 {
+		for _, format := range []string{"string", "binary"} {
+			t.Run("auditd-"+s.Auditd+"-"+format, func(t *testing.T) {
+				runAuditdCase(t, format, "root", auditdtest.Chroot(t, s))
+			})
+		}
 	}
 }
 
-func runAuditdCase(t *testing.T, format, runAs string) {
-	dir := t.TempDir()
+// runAuditdCase runs one case; root, when not empty, is the root file
+// system auditd and the plugin run in (paths in their configs are inside it).
+func runAuditdCase(t *testing.T, format, runAs, root string) {
+	dir, inner := auditdtest.TempDir(t, root)
 	// The service user must be able to reach the state dir it gets.
 	for d := dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	bin := buildPlugin(t, dir)
-	state := filepath.Join(dir, "state")
-	out := filepath.Join(state, "events.json")
-	cfg := filepath.Join(dir, "config.toml")
-	writeFile(t, cfg, fmt.Sprintf(`user = %q
+	copyFile(t, testsupport.PluginBinary(t), filepath.Join(dir, "audisp-enrich"), 0o750)
+	bin := filepath.Join(inner, "audisp-enrich")
+	state := filepath.Join(inner, "state")
+	out := filepath.Join(dir, "state", "events.json")
+	cfg := filepath.Join(inner, "config.toml")
+	writeFile(t, filepath.Join(dir, "config.toml"), fmt.Sprintf(`user = %q
 state_dir = %q
 [input]
 format = %q
@@ -103,9 +102,15 @@ interval = "0s"
 type = "file"
 [sink.file]
 path = %q
-`, runAs, state, format, filepath.Join(dir, "parse-errors.log"), out))
+`, runAs, state, format, filepath.Join(inner, "parse-errors.log"), filepath.Join(state, "events.json")))
 	plug := fmt.Sprintf("active = yes\ndirection = out\npath = %s\ntype = always\nargs = --config %s\nformat = %s\n", bin, cfg, format)
-	a := auditdtest.Start(t, auditdtest.Options{Plugins: map[string]string{"audisp-enrich.conf": plug}})
+	a := auditdtest.Start(t, auditdtest.Options{Root: root, Plugins: map[string]string{"audisp-enrich.conf": plug}})
+	if root != "" {
+		log, _ := os.ReadFile(a.LogFile)
+		if i := bytes.Index(log, []byte(" ver=")); i >= 0 {
+			t.Logf("auditd from %s: DAEMON_START ...%.20s", root, log[i:])
+		}
+	}
 
 	work := t.TempDir()
 	prog := filepath.Join(work, "prog")
@@ -120,13 +125,36 @@ path = %q
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
+	// A user message (auditctl -m) from a process whose sendto is audited.
+	// Kernels that attach the sender's syscall records to a user message
+	// (seen with stacked LSMs: MAC_TASK_CONTEXTS) give them its stamp and
+	// serial, then EOE; others give the SYSCALL event its own serial.
+	// Either way the message's event id has exactly one document, with
+	// every record of that id, and a lone USER record is not held back.
+	sender := filepath.Join(work, "auditctl")
+	copyFile(t, "/sbin/auditctl", sender, 0o755)
+	a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "sendto", "-S", "sendmsg", "-F", "exe="+sender, "-k", "ae_user_msg")
+	if o, err := exec.Command(sender, "-m", "audisp-enrich test message").CombinedOutput(); err != nil {
+		t.Fatalf("auditctl -m: %v: %s", err, o)
+	}
 	var found *doc
-	auditdtest.WaitFor(10*time.Second, func() bool {
+	var userMsg []*doc
+	testsupport.Until(10*time.Second, func() bool {
 		found = findEvent(t, out, prog)
-		return found != nil
+		userMsg = userMessageDocs(t, out, sender)
+		return found != nil && len(userMsg) > 0
 	})
 	// Stopping auditd closes the plugin's stdin: it must flush and exit.
 	a.Stop()
+	if userMsg = userMessageDocs(t, out, sender); len(userMsg) != 1 {
+		t.Errorf("%d documents for the user message's event id, want 1: %+v", len(userMsg), userMsg)
+	} else {
+		logged := loggedRecords(t, a.LogFile, strings.TrimPrefix(userMsg[0].Event.ID, ":"))
+		if got := len(userMsg[0].Records); got != logged {
+			t.Errorf("user message event %s: %d records in its document, auditd logged %d", userMsg[0].Event.ID, got, logged)
+		}
+		t.Logf("user message event %s: one document with %v", userMsg[0].Event.ID, recordTypes(userMsg[0]))
+	}
 	if found == nil {
 		found = findEvent(t, out, prog)
 	}
@@ -154,10 +182,7 @@ path = %q
 	if !contains(found.Threat.Technique.Subtechnique.ID, "T1059.004") || !contains(found.Threat.Technique.ID, "T1059") {
 		t.Errorf("threat = %+v, want T1059 / T1059.004", found.Threat)
 	}
-	types := map[string]bool{}
-	for _, r := range found.Records {
-		types[r.Type] = true
-	}
+	types := recordTypes(found)
 	for _, tname := range []string{"SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"} {
 		if !types[tname] {
 			t.Errorf("event %s lacks a %s record (has %v)", found.Event.ID, tname, types)
@@ -175,7 +200,7 @@ path = %q
 func checkPluginProcess(t *testing.T, bin, runAs string) {
 	t.Helper()
 	var status string
-	auditdtest.WaitFor(5*time.Second, func() bool {
+	testsupport.Until(5*time.Second, func() bool {
 		out, _ := exec.Command("pgrep", "-f", "^"+bin).Output()
 		pids := strings.Fields(string(out))
 		if len(pids) != 1 {
@@ -222,23 +247,71 @@ func checkPluginProcess(t *testing.T, bin, runAs string) {
 }
 
 func findEvent(t *testing.T, path, exe string) *doc {
+	for _, d := range decodeLines[*doc](t, path) {
+		if d.Process.Executable == exe {
+			return d
+		}
+	}
+	return nil
+}
+
+// userMessageDocs returns the documents whose event id is that of the
+// USER record sent by exe.
+func userMessageDocs(t *testing.T, path, exe string) []*doc {
+	docs := decodeLines[*doc](t, path)
+	id := ""
+	for _, d := range docs {
+		for _, r := range d.Records {
+			if msg, _ := r.Fields["msg"].(map[string]any); r.Type == "USER" && msg["exe"] == exe {
+				id = d.Event.ID
+			}
+		}
+	}
+	var same []*doc
+	for _, d := range docs {
+		if id != "" && d.Event.ID == id {
+			same = append(same, d)
+		}
+	}
+	return same
+}
+
+// loggedRecords counts the records of event SEC.MSEC:SERIAL in an audit.log.
+func loggedRecords(t *testing.T, log, id string) int {
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "msg=audit("+id+")")
+}
+
+func recordTypes(d *doc) map[string]bool {
+	types := map[string]bool{}
+	for _, r := range d.Records {
+		types[r.Type] = true
+	}
+	return types
+}
+
+// decodeLines decodes each line of the JSON Lines file at path into a T
+// (nothing when the file is absent).
+func decodeLines[T any](t *testing.T, path string) []T {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
+	var docs []T
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
-		var d doc
+		var d T
 		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
 			t.Fatalf("invalid JSON line: %v\n%s", err, sc.Text())
 		}
-		if d.Process.Executable == exe {
-			return &d
-		}
+		docs = append(docs, d)
 	}
-	return nil
+	return docs
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // captureLines returns the bundled real-auditd capture.
@@ -33,7 +35,7 @@ type plugProc struct {
 func startPlugin(t *testing.T, extra string) *plugProc {
 	t.Helper()
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	out := filepath.Join(dir, "events.json")
 	cfg := filepath.Join(dir, "config.toml")
 	writeFile(t, cfg, fmt.Sprintf("user = \"root\"\nstate_dir = %q\n[log]\nsyslog = false\n[status]\ninterval = \"0s\"\n[[sink]]\ntype = \"file\"\n[sink.file]\npath = %q\n%s", dir, out, extra))
@@ -69,8 +71,7 @@ func countLines(t *testing.T, path string) int {
 // expectedEvents is what replay makes of the same input.
 func expectedEvents(t *testing.T) int {
 	t.Helper()
-	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	out, err := exec.Command(bin, "replay", "testdata/capture.log").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +158,7 @@ func TestSIGHUPReloadKeepsEvents(t *testing.T) {
 // error naming file and line.
 func TestBadConfigNamesFileAndLine(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	cfg := filepath.Join(dir, "bad.toml")
 	writeFile(t, cfg, "[input]\nformat = \"string\"\nmax_lines = 3\n")
 	out, err := exec.Command(bin, "check-config", cfg).CombinedOutput()

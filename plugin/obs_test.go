@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,13 +12,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin"
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // promText is a parsed Prometheus text exposition.
@@ -277,17 +276,6 @@ func scrapeProm(t *testing.T, listen string) *promText {
 	return parseProm(t, s)
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // auditLogCounts counts what auditd sent its plugins, from its own log:
 // the records, and the distinct events (by audit(SEC.MSEC:SERIAL)). auditd
 // does not log EOE records but dispatches them; the kernel ends every
@@ -355,18 +343,19 @@ func (d *stateDump) value(name string) (float64, bool) {
 // through the listener and, with a config without listener, through the
 // SIGUSR1 state dump.
 func TestMetricsMatchRealAuditd(t *testing.T) {
+	testsupport.SkipShort(t, "compares /metrics with a real auditd's own counts (root, kernel audit)")
 	if err := auditdtest.Available(); err != nil {
 		t.Skipf("kernel audit unreachable: %v", err)
 	}
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	state := filepath.Join(dir, "state")
 	if err := os.Mkdir(state, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "events.json")
 	parseErrs := filepath.Join(dir, "parse-errors.log")
-	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	listen := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t, "tcp"))
 	body := func(listen string) string {
 		return fmt.Sprintf(`user = "root"
 state_dir = %q
@@ -392,7 +381,7 @@ path = %q
 
 	plug := fmt.Sprintf("active = yes\ndirection = out\npath = %s\ntype = always\nargs = --config %s\nformat = string\n", bin, cfg)
 	a := auditdtest.Start(t, auditdtest.Options{Plugins: map[string]string{"audisp-enrich.conf": plug}})
-	if !auditdtest.WaitFor(10*time.Second, func() bool { _, err := scrapeURL(listen); return err == nil }) {
+	if !testsupport.Until(10*time.Second, func() bool { _, err := scrapeURL(listen); return err == nil }) {
 		t.Fatalf("metrics listener %s never answered", listen)
 	}
 
@@ -410,7 +399,7 @@ path = %q
 	// Wait until the plugin has seen and emitted everything auditd logged.
 	var m *promText
 	var logRecords, logEvents, outLines int
-	settled := auditdtest.WaitFor(15*time.Second, func() bool {
+	settled := testsupport.Until(15*time.Second, func() bool {
 		s, err := scrapeURL(listen)
 		if err != nil {
 			return false
@@ -578,7 +567,7 @@ path = %q
 	// When auditd stops, the plugin exits and removes its pid file, and
 	// `stats` says that no plugin runs.
 	a.Stop()
-	if !auditdtest.WaitFor(5*time.Second, func() bool { return syscall.Kill(pid, 0) != nil }) {
+	if !testsupport.Until(5*time.Second, func() bool { return syscall.Kill(pid, 0) != nil }) {
 		t.Fatalf("plugin pid %d still runs after auditd stopped", pid)
 	}
 	if _, err := os.Stat(filepath.Join(state, "audisp-enrich.pid")); !os.IsNotExist(err) {
@@ -588,24 +577,6 @@ path = %q
 	if err == nil || !strings.Contains(string(st), "no running plugin") {
 		t.Errorf("stats with no plugin running: err %v, output %q; want a 'no running plugin' error", err, st)
 	}
-}
-
-// lockedBuffer collects a child's stderr while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // imaEvent is a single-record IMA measurement event with a sha256 digest.
@@ -630,7 +601,7 @@ var testDigests = []string{
 // main figures.
 func TestMetricsCoverage(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	state := filepath.Join(dir, "state")
 	if err := os.Mkdir(state, 0o750); err != nil {
 		t.Fatal(err)
@@ -684,7 +655,7 @@ max_events = 50
 [sink.delivery]
 backoff_min = "50ms"
 backoff_max = "200ms"
-`, state, filepath.Join(dir, "parse-errors.log"), sock, block, keyFile, out, freePort(t)))
+`, state, filepath.Join(dir, "parse-errors.log"), sock, block, keyFile, out, testsupport.FreePort(t, "tcp")))
 
 	cmd := exec.Command(bin, "--config", cfg)
 	cmd.Env = []string{}
@@ -692,7 +663,7 @@ backoff_max = "200ms"
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr testsupport.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -711,7 +682,7 @@ backoff_max = "200ms"
 	}
 	listen := "unix:" + sock
 	var m *promText
-	ok := auditdtest.WaitFor(10*time.Second, func() bool {
+	ok := testsupport.Until(10*time.Second, func() bool {
 		s, err := scrapeURL(listen)
 		if err != nil {
 			return false
@@ -857,7 +828,7 @@ backoff_max = "200ms"
 
 	// The periodic status line carries the main figures.
 	var status string
-	auditdtest.WaitFor(3*time.Second, func() bool {
+	testsupport.Until(3*time.Second, func() bool {
 		for _, l := range strings.Split(stderr.String(), "\n") {
 			if strings.Contains(l, "msg=status") && strings.Contains(l, "report=periodic") && strings.Contains(l, fmt.Sprintf("records=%d ", len(lines))) {
 				status = l
@@ -890,8 +861,8 @@ backoff_max = "200ms"
 // counting.
 func TestMetricsAfterReload(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
-	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	bin := testsupport.PluginBinary(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t, "tcp"))
 	block := filepath.Join(dir, "block.txt")
 	writeFile(t, block, testDigests[0]+"\n")
 	cfg := filepath.Join(dir, "config.toml")
@@ -934,14 +905,14 @@ type = "remote"
 address = "127.0.0.1:%[5]d"
 [sink.buffer]
 type = "memory"
-`, dir, listen, block, filepath.Join(dir, "events.json"), freePort(t)))
+`, dir, listen, block, filepath.Join(dir, "events.json"), testsupport.FreePort(t, "tcp")))
 	cmd := exec.Command(bin, "--config", cfg)
 	cmd.Env = []string{}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr testsupport.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -952,7 +923,7 @@ type = "memory"
 	if _, err := io.WriteString(stdin, strings.Join(lines[:half], "\n")+"\n"); err != nil {
 		t.Fatal(err)
 	}
-	if !auditdtest.WaitFor(5*time.Second, func() bool {
+	if !testsupport.Until(5*time.Second, func() bool {
 		s, err := scrapeURL(listen)
 		return err == nil && strings.Contains(s, fmt.Sprintf("audisp_enrich_input_records_total %d\n", half))
 	}) {
@@ -960,14 +931,14 @@ type = "memory"
 	}
 	before := scrapeProm(t, listen)
 	_ = cmd.Process.Signal(syscall.SIGHUP)
-	if !auditdtest.WaitFor(5*time.Second, func() bool { return strings.Contains(stderr.String(), "SIGHUP: config reloaded") }) {
+	if !testsupport.Until(5*time.Second, func() bool { return strings.Contains(stderr.String(), "SIGHUP: config reloaded") }) {
 		t.Fatalf("no reload; stderr:\n%s", stderr.String())
 	}
 	if _, err := io.WriteString(stdin, strings.Join(lines[half:], "\n")+"\n"); err != nil {
 		t.Fatal(err)
 	}
 	var text string
-	auditdtest.WaitFor(5*time.Second, func() bool {
+	testsupport.Until(5*time.Second, func() bool {
 		text, _ = scrapeURL(listen)
 		// Input is counted when read, events when the pipeline is done
 		// with them: wait for both.
@@ -1001,7 +972,7 @@ type = "memory"
 // it on exit.
 func TestStatsFreshStateDir(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	state := filepath.Join(dir, "fresh", "state")
 	cfg := filepath.Join(dir, "config.toml")
 	writeFile(t, cfg, fmt.Sprintf("user = \"root\"\nstate_dir = %q\n[log]\nsyslog = false\n[status]\ninterval = \"0s\"\n[[sink]]\ntype = \"file\"\n[sink.file]\npath = %q\n",
@@ -1012,7 +983,7 @@ func TestStatsFreshStateDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr testsupport.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -1023,11 +994,11 @@ func TestStatsFreshStateDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	pidFile := filepath.Join(state, "audisp-enrich.pid")
-	if !auditdtest.WaitFor(3*time.Second, func() bool { _, err := os.Stat(pidFile); return err == nil }) {
+	if !testsupport.Until(3*time.Second, func() bool { _, err := os.Stat(pidFile); return err == nil }) {
 		t.Fatalf("no pid file in a fresh state dir; stderr:\n%s", stderr.String())
 	}
 	var dump stateDump
-	auditdtest.WaitFor(5*time.Second, func() bool {
+	testsupport.Until(5*time.Second, func() bool {
 		st, err := exec.Command(bin, "stats", "--config", cfg).Output()
 		if err != nil || json.Unmarshal(st, &dump) != nil {
 			return false
@@ -1052,8 +1023,8 @@ func TestStatsFreshStateDir(t *testing.T) {
 // refuse it), never break the Prometheus text.
 func TestMetricsLabelEscaping(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
-	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	bin := testsupport.PluginBinary(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t, "tcp"))
 	cfg := filepath.Join(dir, "config.toml")
 	writeFile(t, cfg, fmt.Sprintf(`user = "root"
 state_dir = %q
@@ -1082,7 +1053,7 @@ path = %q
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	var text string
-	if !auditdtest.WaitFor(5*time.Second, func() bool { text, err = scrapeURL(listen); return err == nil }) {
+	if !testsupport.Until(5*time.Second, func() bool { text, err = scrapeURL(listen); return err == nil }) {
 		t.Fatalf("scrape: %v", err)
 	}
 	m := parseProm(t, text)

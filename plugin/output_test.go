@@ -41,7 +41,7 @@ path = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Replay(context.Background(), cfg, slog.New(slog.DiscardHandler), []string{"testdata/capture.log"}, nil); err != nil {
+	if err := Replay(context.Background(), cfg, slog.New(slog.DiscardHandler), []string{"testdata/capture.log"}, ReplayOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	jf, err := os.Open(filepath.Join(dir, "e.json"))

@@ -264,7 +264,7 @@ func replayCount(t *testing.T) int {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "events.json")
 	cfg := parseConfig(t, fmt.Sprintf("state_dir = %q\n[log]\nsyslog = false\n[[sink]]\ntype = \"file\"\n[sink.file]\npath = %q\n", dir, out))
-	if err := Replay(context.Background(), cfg, slog.New(slog.DiscardHandler), []string{"testdata/capture.log"}, nil); err != nil {
+	if err := Replay(context.Background(), cfg, slog.New(slog.DiscardHandler), []string{"testdata/capture.log"}, ReplayOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return countDocs(t, out)

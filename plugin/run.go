@@ -4,10 +4,7 @@
 package plugin
 
 import (
-	"bufio"
-	"compress/gzip"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -87,11 +84,18 @@ func NewPipeline(cfg *conf.Config, log *slog.Logger, reg *metrics.Registry, stre
 	for _, r := range []string{"no_type", "no_msg", "bad_timestamp", "truncated", "other"} {
 		p.badLines[r] = reg.Counter("audisp_enrich_parse_errors_total", `reason="`+r+`"`, "Lines that are not audit records, by reason.")
 	}
+	hold := audit.DefaultHold
+	if !streamTime {
+		// The rest of an event may wait in the pipe for input.coalesce
+		// after the reader took its first record: hold longer than that.
+		hold = max(hold, cfg.Input.Coalesce+30*time.Millisecond)
+	}
 	p.reasm = audit.NewReassembler(audit.ReassemblerConfig{
-		Timeout: cfg.Reassembly.EOETimeout, MaxInFlight: cfg.Reassembly.MaxInFlight, StreamTime: streamTime,
+		Timeout: cfg.Reassembly.EOETimeout, MaxInFlight: cfg.Reassembly.MaxInFlight, StreamTime: streamTime, Hold: hold,
 	}, p.submit)
 	reg.Func("audisp_enrich_reassembler_evicted_total", "", "Events closed early because too many were in flight.", func() float64 { return float64(p.reasm.Stats().Evicted) })
 	reg.Func("audisp_enrich_reassembler_timed_out_total", "", "Events closed by the end-of-event timeout.", func() float64 { return float64(p.reasm.Stats().TimedOut) })
+	reg.Func("audisp_enrich_reassembler_late_records_total", "", "Records that arrived after their event was emitted (in documents flagged event.late).", func() float64 { return float64(p.reasm.Stats().Late) })
 	reg.Func("audisp_enrich_lost_hint_total", "", "Serials never seen (gaps); a hint, the kernel lost counter is authoritative.", func() float64 { return float64(p.reasm.LostHint()) })
 	p.alerts = sinks.NewAlerts(time.Second, p.alert)
 	if err := p.build(cfg); err != nil {
@@ -198,10 +202,12 @@ func (p *Pipeline) Handle(line string) {
 	p.reasm.Push(rec)
 }
 
-// Maintain closes timed-out events (live mode) and flushes idle batches.
-func (p *Pipeline) Maintain(now time.Time) {
-	p.reasm.Maintain(now)
+// Maintain emits the held and timed-out events that are due (live mode)
+// and reports whether it emitted any.
+func (p *Pipeline) Maintain(now time.Time) bool {
+	n := p.reasm.Maintain(now)
 	p.inFlight.Set(int64(p.reasm.Stats().InFlight))
+	return n > 0
 }
 
 // submit runs on the reading goroutine, which is the only one that closes
@@ -345,56 +351,6 @@ func (p *Pipeline) SinkStats() []sinks.RunnerStats {
 // Stats returns the reassembler counters.
 func (p *Pipeline) Stats() audit.ReassemblerStats { return p.reasm.Stats() }
 
-// Replay runs audit.log files (plain or gzip; "-" is stdin) through the
-// pipeline with record-time semantics, then flushes.
-func Replay(ctx context.Context, cfg *conf.Config, log *slog.Logger, files []string, stdin io.Reader) error {
-	p, err := NewPipeline(cfg, log, metrics.Default, true)
-	if err != nil {
-		return err
-	}
-	// Replay waits for the sinks to deliver (until interrupted, or until a
-	// sink stalls; see runnerSink.stop).
-	defer p.Close(ctx)
-	if len(files) == 0 {
-		files = []string{"-"}
-	}
-	for _, f := range files {
-		if err := replayFile(ctx, p, f, stdin, cfg.Input.MaxLineBytes); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func replayFile(ctx context.Context, p *Pipeline, name string, stdin io.Reader, maxLine int) error {
-	r, closeFn, err := openLog(name, stdin)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	rd, err := NewReader(r, FramingString, maxLine, NewInputStats(metrics.Default), func(e *InputError) {
-		p.errlog.report(e.Reason, fmt.Sprintf("%s: %s", name, e.Error()), string(e.Raw))
-	})
-	if err != nil {
-		return err
-	}
-	ch := make(chan []string, 4)
-	errc := make(chan error, 1)
-	go func() { errc <- rd.RunBlocking(ch); close(ch) }()
-	for batch := range ch {
-		for _, l := range batch {
-			p.Handle(l)
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
-	if err := <-errc; err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	return nil
-}
-
 // Live runs plugin mode: it reads auditd's stream from in until EOF or a
 // stop signal, with SIGHUP reloading cfgPath and SIGUSR1 dumping state.
 func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) error {
@@ -477,9 +433,13 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 			dirty = true
 			flushIfDue(time.Now())
 		case now := <-flush.C:
+			// Events held for more of their records (audit.DefaultHold)
+			// are emitted here, and flushed at once.
+			if p.Maintain(now) {
+				dirty, flushed = true, time.Time{}
+			}
 			flushIfDue(now)
 		case now := <-tick.C:
-			p.Maintain(now)
 			p.Idle()
 			status.tick(now)
 		case s := <-sigs:
@@ -559,28 +519,4 @@ func shutdown(p *Pipeline, st *status, log *slog.Logger) error {
 	}
 	st.report("final")
 	return nil
-}
-
-// openLog opens an audit log for replay: "-" is stdin; a gzip file is
-// recognised by its magic bytes, whatever its name.
-func openLog(name string, stdin io.Reader) (io.Reader, func(), error) {
-	var r io.Reader = stdin
-	closeFn := func() {}
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, nil, err
-		}
-		r, closeFn = f, func() { f.Close() }
-	}
-	br := bufio.NewReaderSize(r, 64<<10)
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			closeFn()
-			return nil, nil, fmt.Errorf("%s: %w", name, err)
-		}
-		return zr, closeFn, nil
-	}
-	return br, closeFn, nil
 }

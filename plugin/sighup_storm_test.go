@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // TestSIGHUPStorm: 50 SIGHUPs while the capture streams in, each one
@@ -23,13 +23,11 @@ import (
 // published = acked + queued + dropped holds at the end while
 // sink_acked_total never falls between scrapes.
 func TestSIGHUPStorm(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the plugin and streams the capture; skipped with -short")
-	}
+	testsupport.SkipShort(t, "50 reloads while the capture streams through the plugin binary; long")
 	lines := captureLines(t)
 	want := expectedEvents(t)
 	dir := t.TempDir()
-	bin := buildPlugin(t, dir)
+	bin := testsupport.PluginBinary(t)
 	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +41,7 @@ func TestSIGHUPStorm(t *testing.T) {
 			}
 		}
 	}()
-	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	listen := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t, "tcp"))
 	out := filepath.Join(dir, "events.json")
 	cfgPath := filepath.Join(dir, "config.toml")
 	config := func(i int) string {
@@ -81,13 +79,13 @@ app_name = "storm%d"
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr testsupport.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	if !auditdtest.WaitFor(5*time.Second, func() bool { _, err := scrapeURL(listen); return err == nil }) {
+	if !testsupport.Until(5*time.Second, func() bool { _, err := scrapeURL(listen); return err == nil }) {
 		t.Fatalf("no /metrics; stderr:\n%s", stderr.String())
 	}
 
@@ -119,7 +117,7 @@ app_name = "storm%d"
 	// Wait until every event reached the file and the network sink's
 	// buffer is empty, then check the books.
 	var p *promText
-	if !auditdtest.WaitFor(15*time.Second, func() bool {
+	if !testsupport.Until(15*time.Second, func() bool {
 		s, err := scrapeURL(listen)
 		if err != nil {
 			return false

@@ -53,7 +53,7 @@ func (s *status) report(kind string) {
 	s.log.Info("status", "report", kind,
 		"records", s.in.Lines.Value(), "events", s.p.events.Value(),
 		"parse_errors", parseErrs, "lost_hint", s.p.reasm.LostHint(),
-		"evicted", st.Evicted, "timed_out", st.TimedOut, "in_flight", st.InFlight,
+		"evicted", st.Evicted, "timed_out", st.TimedOut, "late", st.Late, "in_flight", st.InFlight,
 		"queue", s.in.QueueLen.Value(), "queue_high", s.in.QueueHigh.Value(),
 		"input_dropped", s.in.Dropped.Value(), "uptime", time.Since(s.start).Round(time.Second).String())
 	for _, st := range s.p.SinkStats() {

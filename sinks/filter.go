@@ -26,7 +26,8 @@ type Filter struct {
 	// also matches its sub-techniques ("T1059" matches "T1059.004").
 	Techniques []string `toml:"techniques"`
 	// Tags passes events carrying at least one of these tags (rule keys,
-	// hunt:<rule>, blocklist:<list>, ima:* and the hunting rules' tags).
+	// hunt:<rule>, blocklist:<list>, ima:*, the hunting rules' tags, sigma:<id> and
+	// sigma_level:<level>).
 	Tags []string `toml:"tags"`
 	// Nodes passes events from these nodes (the node= name).
 	Nodes []string `toml:"nodes"`

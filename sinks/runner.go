@@ -123,7 +123,9 @@ func (c RunnerConfig) withDefaults() RunnerConfig {
 // RunnerOptions are the runtime parts of a Runner.
 type RunnerOptions struct {
 	// Metrics is where the per-sink figures are registered; nil means
-	// metrics.Default. They are unregistered by Stop.
+	// metrics.Default. Stop keeps them (a runner of the same name built
+	// later continues them); the runtime removes them with
+	// Registry.UnregisterLabel when a reload removed the sink.
 	Metrics *metrics.Registry
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
@@ -192,7 +194,6 @@ type lane struct {
 	buf  Buffer
 
 	labels     string
-	registered []string
 	acked      *metrics.Counter
 	retried    *metrics.Counter
 	reconnects *metrics.Counter
@@ -242,14 +243,14 @@ func NewRunner(sink Sink, cfg RunnerConfig, open func(onDrop func(n int, reason 
 	}
 	l.buf = buf
 	reg := opts.Metrics
-	l.acked = reg.Counter(l.metric("audisp_enrich_sink_acked_total"), l.labels, "Messages the sink acknowledged.")
-	l.retried = reg.Counter(l.metric("audisp_enrich_sink_retried_total"), l.labels, "Messages written again after a failed write.")
-	l.reconnects = reg.Counter(l.metric("audisp_enrich_sink_reconnects_total"), l.labels, "Connections re-established after the sink lost one.")
-	l.inFlight = reg.Gauge(l.metric("audisp_enrich_sink_in_flight"), l.labels, "Messages handed to the sink and not yet acknowledged.")
-	l.connected = reg.Gauge(l.metric("audisp_enrich_sink_connected"), l.labels, "1 while the sink is connected.")
-	reg.Func(l.metric("audisp_enrich_sink_queued"), l.labels, "Messages in the buffer not yet acknowledged, in flight included.", func() float64 { return float64(buf.Len()) })
-	reg.Func(l.metric("audisp_enrich_sink_buffer_bytes"), l.labels, "Bytes the sink's buffer holds (memory or spool files).", func() float64 { return float64(buf.Bytes()) })
-	reg.Func(l.metric("audisp_enrich_sink_oldest_age_seconds"), l.labels, "Age of the oldest unacknowledged message.", func() float64 { return buf.OldestAge().Seconds() })
+	l.acked = reg.Counter("audisp_enrich_sink_acked_total", l.labels, "Messages the sink acknowledged.")
+	l.retried = reg.Counter("audisp_enrich_sink_retried_total", l.labels, "Messages written again after a failed write.")
+	l.reconnects = reg.Counter("audisp_enrich_sink_reconnects_total", l.labels, "Connections re-established after the sink lost one.")
+	l.inFlight = reg.Gauge("audisp_enrich_sink_in_flight", l.labels, "Messages handed to the sink and not yet acknowledged.")
+	l.connected = reg.Gauge("audisp_enrich_sink_connected", l.labels, "1 while the sink is connected.")
+	reg.Func("audisp_enrich_sink_queued", l.labels, "Messages in the buffer not yet acknowledged, in flight included.", func() float64 { return float64(buf.Len()) })
+	reg.Func("audisp_enrich_sink_buffer_bytes", l.labels, "Bytes the sink's buffer holds (memory or spool files).", func() float64 { return float64(buf.Bytes()) })
+	reg.Func("audisp_enrich_sink_oldest_age_seconds", l.labels, "Age of the oldest unacknowledged message.", func() float64 { return buf.OldestAge().Seconds() })
 	return newRunner(l, sink, cfg), nil
 }
 
@@ -284,26 +285,6 @@ func (r *Runner) Handover(ctx context.Context, sink Sink, cfg RunnerConfig) (*Ru
 	return newRunner(r.lane, sink, cfg), nil
 }
 
-// metric remembers a registered name for Unregister.
-func (l *lane) metric(name string) string {
-	l.registered = append(l.registered, name)
-	return name
-}
-
-// Unregister removes the sink's series from the registry; the runtime
-// calls it after Stop when a reload removed the sink. Stop alone keeps
-// them, so that a sink of the same name continues its counts.
-func (r *Runner) Unregister() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, n := range r.registered {
-		r.opts.Metrics.Unregister(n, r.labels)
-	}
-	for reason := range r.dropped {
-		r.opts.Metrics.Unregister("audisp_enrich_sink_dropped_total", r.labels+`,reason="`+escapeLabel(reason)+`"`)
-	}
-}
-
 func escapeLabel(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
@@ -324,7 +305,7 @@ func (r *Runner) Start() {
 // not acknowledged. If the sink does not return from Write or Close before
 // ctx is done, Stop still closes the buffer and returns an error; the
 // stuck call is abandoned. Calling Stop again returns the first result.
-// The metrics stay registered (see Unregister).
+// The metrics stay registered (see RunnerOptions.Metrics).
 func (r *Runner) Stop(ctx context.Context) error {
 	r.stop.Do(func() {
 		errs := []error{r.halt(ctx)}

@@ -9,10 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
-)
 
-// rulesDir holds the two public rule sets (../shared/rules seen from here).
-const rulesDir = "../../../shared/rules"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
+)
 
 // ruleKeys returns the distinct keys that an auditctl rule file sets, in
 // file order: the word after -k and the value of -F key=. Lines are split
@@ -20,10 +19,11 @@ const rulesDir = "../../../shared/rules"
 // Commented lines are skipped.
 func ruleKeys(t *testing.T, name string) []string {
 	t.Helper()
-	path := filepath.Join(rulesDir, name)
-	f, err := os.Open(path)
+	// The two public rule sets live in ../shared/rules; without the shared
+	// checkout the test skips.
+	f, err := os.Open(filepath.Join(testsupport.SharedDir(t, "rules"), name))
 	if err != nil {
-		t.Fatalf("rule set missing (%v): this test needs the shared checkout next to the repo, at %s", err, rulesDir)
+		t.Fatalf("rule set missing from the shared checkout: %v", err)
 	}
 	defer f.Close()
 	var keys []string

@@ -1,9 +1,9 @@
 package blocklist
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,28 +16,11 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/hashes"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
-// syncBuffer is a log sink safe for the poller goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func testLogger() (*slog.Logger, *syncBuffer) {
-	var b syncBuffer
+func testLogger() (*slog.Logger, *testsupport.SyncBuffer) {
+	var b testsupport.SyncBuffer
 	return slog.New(slog.NewTextHandler(&b, nil)), &b
 }
 
@@ -193,17 +176,6 @@ func blocked(t *testing.T, e *Enricher, algo, hex string) []audit.ListHit {
 	return ev.Blocklist
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestReloadOnChange(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "list.txt")
 	writeAtomic(t, path, aSHA256+" first\n")
@@ -222,7 +194,7 @@ func TestReloadOnChange(t *testing.T) {
 
 	// A changed file is picked up by the poller.
 	writeAtomic(t, path, aSHA256+" second\n"+bMD5+" new\n")
-	waitFor(t, "the new md5 entry", func() bool { return len(blocked(t, e, "md5", bMD5)) == 1 })
+	testsupport.WaitFor(t, 5*time.Second, "the new md5 entry", func() bool { return len(blocked(t, e, "md5", bMD5)) == 1 })
 	if hits := blocked(t, e, "sha256", aSHA256); len(hits) != 1 || hits[0].Label != "second" {
 		t.Errorf("after reload: %+v", hits)
 	}
@@ -231,7 +203,7 @@ func TestReloadOnChange(t *testing.T) {
 	// A broken file keeps the previous index, logs file:line once, counts.
 	errs := metric(mLoadErrors, "poll", "block")
 	writeAtomic(t, path, cSHA256+" third\nthis is not a digest\n")
-	waitFor(t, "a load error", func() bool { return metric(mLoadErrors, "poll", "block") > errs })
+	testsupport.WaitFor(t, 5*time.Second, "a load error", func() bool { return metric(mLoadErrors, "poll", "block") > errs })
 	time.Sleep(50 * time.Millisecond) // several more polls of the same broken file
 	if got := metric(mLoadErrors, "poll", "block") - errs; got != 1 {
 		t.Errorf("load errors grew by %v for one broken file, want 1", got)
@@ -247,21 +219,20 @@ func TestReloadOnChange(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cSHA256+" fixed\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the fixed file", func() bool { return len(blocked(t, e, "sha256", cSHA256)) == 1 })
+	testsupport.WaitFor(t, 5*time.Second, "the fixed file", func() bool { return len(blocked(t, e, "sha256", cSHA256)) == 1 })
 	if len(blocked(t, e, "md5", bMD5)) != 0 {
 		t.Error("entries of the old file survived the reload")
 	}
-	// The poller may also have caught the truncated file (a valid, empty list).
-	if metric(mLoads, "poll", "block") < loads+1 {
-		t.Errorf("loads = %v, want at least %v", metric(mLoads, "poll", "block"), loads+1)
-	}
+	// The poller may also have caught the truncated file (a valid, empty
+	// list). load counts after the swap, so wait for the count too.
+	testsupport.WaitFor(t, 5*time.Second, fmt.Sprintf("loads to reach %v", loads+1), func() bool { return metric(mLoads, "poll", "block") >= loads+1 })
 
 	// A deleted file keeps the index; the poller logs it once.
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
 	errs = metric(mLoadErrors, "poll", "block")
-	waitFor(t, "the missing-file error", func() bool { return metric(mLoadErrors, "poll", "block") > errs })
+	testsupport.WaitFor(t, 5*time.Second, "the missing-file error", func() bool { return metric(mLoadErrors, "poll", "block") > errs })
 	time.Sleep(50 * time.Millisecond)
 	if got := metric(mLoadErrors, "poll", "block") - errs; got != 1 {
 		t.Errorf("missing file counted %v times, want 1", got)
@@ -270,7 +241,7 @@ func TestReloadOnChange(t *testing.T) {
 		t.Error("a deleted file dropped the index")
 	}
 	writeAtomic(t, path, dSHA256+"\n")
-	waitFor(t, "the restored file", func() bool { return len(blocked(t, e, "sha256", dSHA256)) == 1 })
+	testsupport.WaitFor(t, 5*time.Second, "the restored file", func() bool { return len(blocked(t, e, "sha256", dSHA256)) == 1 })
 }
 
 func TestReloadExplicitAndClose(t *testing.T) {
@@ -319,7 +290,7 @@ func TestEnrichDuringReload(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ReloadInterval = time.Millisecond
 	cfg.Lists = []ListConfig{{Name: "race", Path: path}}
-	e, err := New(cfg, slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), nil)
+	e, err := New(cfg, slog.New(slog.NewTextHandler(&testsupport.SyncBuffer{}, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +380,8 @@ func TestValidate(t *testing.T) {
 }
 
 // TestAfterHashesEnricher runs the two enrichers in pipeline order on
-// INTEGRITY_RULE records as the parser hands them over.
+// INTEGRITY_RULE records as the parser hands them over: every digest of
+// Event.Hashes is looked up, whatever its spelling on the record.
 func TestAfterHashesEnricher(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ReloadInterval = 0
@@ -432,9 +404,15 @@ func TestAfterHashesEnricher(t *testing.T) {
 		integrity("/tmp/.x/mirai", "sha256:"+strings.ToUpper(aSHA256)),
 		integrity("/usr/bin/true", "sha256:"+gSHA256),
 		integrity("/usr/lib/old", aSHA1), // legacy bare SHA-1
+		integrity("/tmp/short", "sha256:"+aSHA256[:62]),
+		integrity("/usr/lib/upper", "SHA512:"+strings.ToUpper(aSHA512)),
 	}}
-	if err := hashes.New(nil).Enrich(context.Background(), ev); err != nil {
-		t.Fatal(err)
+	// The 62-digit value is not a digest: a warning, and not in Hashes.
+	if err := hashes.New(nil).Enrich(context.Background(), ev); err == nil || !strings.Contains(err.Error(), "record 3") {
+		t.Fatalf("hashes: %v, want an error for record 3", err)
+	}
+	if len(ev.Hashes) != 4 {
+		t.Fatalf("Hashes = %+v, want the 4 digests", ev.Hashes)
 	}
 	if err := bl.Enrich(context.Background(), ev); err != nil {
 		t.Fatal(err)
@@ -443,6 +421,7 @@ func TestAfterHashesEnricher(t *testing.T) {
 		{List: "threatfox", Label: "Mirai", Hash: aSHA256},
 		{List: "ours", Label: "dropper stage 1", Hash: aSHA256},
 		{List: "ours", Label: "Mirai", Hash: aSHA1},
+		{List: "ours", Label: "Mirai", Hash: aSHA512},
 	}
 	if !reflect.DeepEqual(ev.Blocklist, want) {
 		t.Errorf("Blocklist = %+v\nwant %+v", ev.Blocklist, want)

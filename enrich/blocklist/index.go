@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"slices"
 	"strings"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
 
 // The index keeps one table per digest algorithm. A table is an ordered
@@ -165,8 +167,6 @@ const (
 
 var algoNames = [numAlgos]string{"md5", "sha1", "sha256", "sha512"}
 
-var algoBytes = [numAlgos]int{16, 20, 32, 64}
-
 // algoByName maps md5, sha1, sha256 or sha512, in any case, to its algo.
 func algoByName(s string) (int, bool) {
 	for a, n := range algoNames {
@@ -263,10 +263,8 @@ func (b *builder) build() *index {
 	return ix
 }
 
+// unhex maps a hex digit of either case to its value.
 var unhex = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xff
-	}
 	for c := '0'; c <= '9'; c++ {
 		t[c] = byte(c - '0')
 	}
@@ -277,43 +275,23 @@ var unhex = func() (t [256]byte) {
 	return t
 }()
 
-// parseDigest decodes s, a hex digest of 32, 40, 64 or 128 digits (any
-// case), optionally prefixed by "md5:", "sha1:", "sha256:" or "sha512:"
-// (any case) whose length must then match. It reports false for anything
-// else.
+// listAlgo maps the algorithms the lists hold to theirs.
+var listAlgo = [...]int{audit.MD5: algoMD5, audit.SHA1: algoSHA1, audit.SHA256: algoSHA256, audit.SHA512: algoSHA512,
+	audit.NoDigest: -1, audit.SHA224: -1, audit.SHA384: -1}
+
+// parseDigest decodes s, a digest as audit.SplitDigest defines it (bare hex
+// whose length gives the algorithm, or "algo:hex"; either case) of one of
+// the algorithms the lists hold: md5, sha1, sha256, sha512. It reports
+// false for anything else, sha224 and sha384 included.
 func parseDigest[S []byte | string](s S, d *digest) bool {
-	hexs := s
-	switch len(s) {
-	case 32:
-		d.algo = algoMD5
-	case 40:
-		d.algo = algoSHA1
-	case 64:
-		d.algo = algoSHA256
-	case 128:
-		d.algo = algoSHA512
-	default:
-		// "sha512:" is the longest prefix.
-		i := 0
-		for i < len(s) && i < 8 && s[i] != ':' {
-			i++
-		}
-		if i == len(s) || s[i] != ':' {
-			return false
-		}
-		a, ok := algoByName(string(s[:i]))
-		if !ok || len(s)-i-1 != 2*algoBytes[a] {
-			return false
-		}
-		d.algo = a
-		hexs = s[i+1:]
+	a, hexs, ok := audit.SplitDigest(s)
+	if !ok || listAlgo[a] < 0 {
+		return false
 	}
+	d.algo = listAlgo[a]
 	dst := d.b[:len(hexs)/2]
-	var bad byte
 	for i := range dst {
-		hi, lo := unhex[hexs[2*i]], unhex[hexs[2*i+1]]
-		bad |= hi | lo
-		dst[i] = hi<<4 | lo
+		dst[i] = unhex[hexs[2*i]]<<4 | unhex[hexs[2*i+1]]
 	}
-	return bad&0xf0 == 0
+	return true
 }

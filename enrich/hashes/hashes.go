@@ -1,10 +1,13 @@
 // Package hashes takes file digests out of IMA integrity records and turns
 // IMA tamper signals into tags.
 //
-// For every INTEGRITY_RULE record of an event it reads hash= (either
-// "algo:hex" or the legacy bare hex of old kernels, whose length gives the
-// algorithm) and the decoded file= value, and appends an audit.FileHash to
-// Event.Hashes. The blocklist and VirusTotal enrichers read Event.Hashes, so
+// For every INTEGRITY_RULE record of an event it reads hash= with
+// audit.ParseDigest (the one definition of a digest, which the summary's
+// file.hash also uses: "algo:hex" or the legacy bare hex of old kernels,
+// upper case normalised to lower) and the decoded file= value, and appends
+// an audit.FileHash to Event.Hashes. A value ParseDigest refuses is counted
+// in audisp_enrich_hashes_invalid_total and becomes a warning on the
+// event. The blocklist and VirusTotal enrichers read Event.Hashes, so
 // this enricher must run before them.
 //
 // Tamper signals become tags and raise Event.Severity:
@@ -86,8 +89,12 @@ func (*Enricher) Name() string { return "hashes" }
 // hash (identical path/algorithm/digest triples once, the first record
 // wins), in record order, and adds the tamper tags and severity described in
 // the package comment. Records without hash= (policy-load lines) are
-// ignored. A hash= value that cannot be parsed is counted and reported in the
-// returned error (one line per record); the other records are still handled.
+// ignored. A hash= value that is not a digest (audit.ParseDigest) is counted
+// and reported in the returned error, which the pool turns into a warning on
+// the event (one line per record); the other records are still handled.
+// The summary's file.hash is the digest of the first INTEGRITY_RULE with a
+// hash=, read by the same parser, so when set it is always one of
+// Event.Hashes.
 func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	var errs []error
 	for i, rec := range ev.Records {
@@ -141,15 +148,10 @@ func (e *Enricher) addHash(ev *audit.Event, idx int, rec *audit.Record) error {
 	if hf == nil {
 		return nil
 	}
-	algo, hex, ok := ParseHash(hf.Value)
-	if !ok && hf.Enc == audit.Hex {
-		// A parser that took the bare legacy digest for an untrusted
-		// hex-encoded string: the digest is the raw text.
-		algo, hex, ok = ParseHash(hf.Raw)
-	}
+	algo, hex, ok := audit.ParseDigest(hf.Value)
 	if !ok {
 		e.invalid.Inc()
-		return fmt.Errorf("hashes: record %d (%s): unparsable hash=%.80q", idx, rec.Type, hf.Raw)
+		return fmt.Errorf("hashes: record %d (%s): not a digest: hash=%.80q", idx, rec.Type, hf.Raw)
 	}
 	path, _ := rec.Get("file")
 	h := audit.FileHash{Path: path, Algo: algo, Hex: hex, Record: idx}

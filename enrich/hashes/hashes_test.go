@@ -1,10 +1,10 @@
 package hashes
 
 import (
-	"bufio"
 	"context"
-	"os"
+	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,76 +36,6 @@ func rec(typ, line string, extra ...audit.Field) *audit.Record {
 	}
 	r.Fields = append(r.Fields, extra...)
 	return r
-}
-
-type hashCase struct {
-	algo, value string
-}
-
-func readHashCases(t testing.TB) []hashCase {
-	t.Helper()
-	f, err := os.Open("testdata/hash_values.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var cs []hashCase
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		algo, value, _ := strings.Cut(line, " ")
-		cs = append(cs, hashCase{algo, value})
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(cs) < 10 {
-		t.Fatalf("only %d cases in testdata/hash_values.txt", len(cs))
-	}
-	return cs
-}
-
-func TestParseHashFile(t *testing.T) {
-	for _, c := range readHashCases(t) {
-		algo, hex, ok := ParseHash(c.value)
-		if c.algo == "-" {
-			if ok || algo != "" || hex != "" {
-				t.Errorf("ParseHash(%q) = %q, %q, %v; want invalid", c.value, algo, hex, ok)
-			}
-			continue
-		}
-		want := strings.ToLower(c.value[strings.IndexByte(c.value, ':')+1:])
-		if !ok || algo != c.algo || hex != want {
-			t.Errorf("ParseHash(%q) = %q, %q, %v; want %q, %q", c.value, algo, hex, ok, c.algo, want)
-		}
-	}
-}
-
-func TestParseHashForms(t *testing.T) {
-	const h = "654897e5d6ff41bffac650f7f545975757380ae0bf1bb5459c0dc054cb342084"
-	tests := []struct {
-		in        string
-		algo, hex string
-		ok        bool
-	}{
-		{"SHA256:" + strings.ToUpper(h), "sha256", h, true},
-		{"  sha256:" + h + " ", "sha256", h, true},
-		{"sha256:" + h + "00", "", "", false},
-		{"sha256:" + h[:63] + "Z", "", "", false},
-		{"sha256:sha256:" + h[:57], "", "", false},
-		{"md5:" + h[:32], "md5", h[:32], true},
-		{h[:56], "", "", false}, // bare 56 hex: ambiguous, not a legacy form
-		{"", "", "", false},
-	}
-	for _, tt := range tests {
-		algo, hex, ok := ParseHash(tt.in)
-		if algo != tt.algo || hex != tt.hex || ok != tt.ok {
-			t.Errorf("ParseHash(%q) = %q, %q, %v; want %q, %q, %v", tt.in, algo, hex, ok, tt.algo, tt.hex, tt.ok)
-		}
-	}
 }
 
 func TestEnrichIntegrityRule(t *testing.T) {
@@ -144,21 +74,6 @@ func TestEnrichIntegrityRule(t *testing.T) {
 	}
 	if len(ev.Tags) != 0 || ev.Severity != 0 {
 		t.Errorf("tags %v severity %d, want none", ev.Tags, ev.Severity)
-	}
-}
-
-func TestEnrichHashMisreadAsHex(t *testing.T) {
-	// If a parser decoded an unquoted bare digest as an untrusted hex
-	// string, the digest is still recovered from the raw text.
-	const d = "681bd8955812d5d452d4fea378051f9fe7e8007e"
-	ev := &audit.Event{Records: []*audit.Record{
-		rec("INTEGRITY_RULE", `file="/usr/lib64/ld-2.17.so"`, hexField("hash", strings.ToUpper(d), "\x68\x1b\xd8")),
-	}}
-	if err := New(nil).Enrich(context.Background(), ev); err != nil {
-		t.Fatal(err)
-	}
-	if len(ev.Hashes) != 1 || ev.Hashes[0].Hex != d || ev.Hashes[0].Algo != "sha1" {
-		t.Fatalf("Hashes = %+v", ev.Hashes)
 	}
 }
 
@@ -271,33 +186,74 @@ func TestEnrichKeepsHigherSeverity(t *testing.T) {
 	}
 }
 
-func FuzzParseHash(f *testing.F) {
-	for _, c := range readHashCases(f) {
-		f.Add(c.value)
+// TestFileHashIsOneOfHashes parses INTEGRITY_RULE lines as the pipeline
+// does, runs the enricher and encodes the document: file.hash.* must be one
+// of hashes[] for every spelling, and a value that is not a digest must be
+// in neither, with a warning (the returned error) and a count.
+func TestFileHashIsOneOfHashes(t *testing.T) {
+	const h = "654897e5d6ff41bffac650f7f545975757380ae0bf1bb5459c0dc054cb342084"
+	tests := []struct {
+		value     string // hash= as written on the line
+		algo, hex string // "" when the value is not a digest
+		inFile    bool   // file.hash carries it (sha224/sha384 have no field)
+	}{
+		{"sha256:" + h, "sha256", h, true},
+		{`"sha256:` + h + `"`, "sha256", h, true},
+		{"SHA256:" + h, "sha256", h, true},                  // upper-case prefix: file.hash was empty
+		{"sha256:" + strings.ToUpper(h), "sha256", h, true}, // upper-case hex: file.hash was empty
+		{"Sha1:" + strings.ToUpper(h[:40]), "sha1", h[:40], true},
+		{strings.ToUpper(h[:32]), "md5", h[:32], true}, // legacy bare md5
+		{h + h, "sha512", h + h, true},                 // legacy bare sha512
+		{"sha384:" + h + h[:32], "sha384", h + h[:32], false},
+		{"sha256:" + h[:62], "", "", false}, // 62 digits: was in file.hash, not in hashes[]
+		{"sha256:" + h + "00", "", "", false},
+		{"sha1:" + h, "", "", false},
+		{"sha256:" + h[:63] + "g", "", "", false},
+		{h[:56], "", "", false}, // bare 56 digits: not a legacy form
+		{`" sha256:` + h + `"`, "", "", false},
+		{"crc32:deadbeef", "", "", false},
 	}
-	f.Fuzz(func(t *testing.T, v string) {
-		algo, hex, ok := ParseHash(v)
-		if !ok {
-			if algo != "" || hex != "" {
-				t.Fatalf("not ok but returned %q %q", algo, hex)
+	for _, tt := range tests {
+		line := `type=INTEGRITY_RULE msg=audit(1764000000.000:7): file="/usr/bin/x" hash=` + tt.value + ` ppid=1 pid=2 auid=0 uid=0 comm="x" exe="/usr/bin/x"`
+		var p audit.Parser
+		r, err := p.Parse(line)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		ev := &audit.Event{Records: []*audit.Record{r}}
+		e := New(&metrics.Registry{})
+		err = e.Enrich(context.Background(), ev)
+		want := uint64(0)
+		if tt.algo == "" {
+			want = 1
+		}
+		if grew := e.invalid.Value(); (err != nil) != (want == 1) || grew != want {
+			t.Errorf("hash=%s: Enrich error %v, audisp_enrich_hashes_invalid_total grew by %d", tt.value, err, grew)
+		}
+		var enc audit.JSONEncoder
+		var doc struct {
+			File struct {
+				Hash map[string]string `json:"hash"`
+			} `json:"file"`
+			Hashes []struct{ Algo, Hex string } `json:"hashes"`
+		}
+		if err := json.Unmarshal(enc.Append(nil, ev), &doc); err != nil {
+			t.Fatal(err)
+		}
+		for algo, hex := range doc.File.Hash {
+			if !slices.Contains(doc.Hashes, struct{ Algo, Hex string }{algo, hex}) {
+				t.Errorf("hash=%s: file.hash.%s=%s is not in hashes[] %v", tt.value, algo, hex, doc.Hashes)
 			}
-			return
 		}
-		if digestLen[algo] != len(hex) {
-			t.Fatalf("%q: algo %s with %d hex digits", v, algo, len(hex))
-		}
-		for i := 0; i < len(hex); i++ {
-			if c := hex[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				t.Fatalf("%q: digest %q is not lower-case hex", v, hex)
+		switch {
+		case tt.algo == "":
+			if len(doc.File.Hash) != 0 || len(doc.Hashes) != 0 {
+				t.Errorf("hash=%s is not a digest but file.hash=%v hashes=%v", tt.value, doc.File.Hash, doc.Hashes)
 			}
+		case len(doc.Hashes) != 1 || doc.Hashes[0].Algo != tt.algo || doc.Hashes[0].Hex != tt.hex:
+			t.Errorf("hash=%s: hashes=%v, want %s:%s", tt.value, doc.Hashes, tt.algo, tt.hex)
+		case tt.inFile != (doc.File.Hash[tt.algo] == tt.hex):
+			t.Errorf("hash=%s: file.hash=%v", tt.value, doc.File.Hash)
 		}
-		if !strings.Contains(strings.ToLower(v), hex) {
-			t.Fatalf("%q: digest %q not taken from the input", v, hex)
-		}
-		// The canonical form parses back to the same result.
-		a2, h2, ok2 := ParseHash(algo + ":" + hex)
-		if !ok2 || a2 != algo || h2 != hex {
-			t.Fatalf("%q: canonical form %s:%s reparses as %q %q %v", v, algo, hex, a2, h2, ok2)
-		}
-	})
+	}
 }

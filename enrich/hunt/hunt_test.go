@@ -128,7 +128,9 @@ func TestDefaultRules(t *testing.T) {
 		// Executions from temp dirs (kaiten.bin; Rocke's miners in /tmp,
 		// /var/tmp, /dev/shm).
 		{"IMA: kaiten.bin from /tmp", ev{syscall: "ima", exe: "/tmp/kaiten.bin", uid: 0, user: "root"}, []string{"exec_from_temp_dir"}},
-		{"miner java in /var/tmp", ev{exe: "/var/tmp/java", uid: 998, user: "archive"}, []string{"exec_from_temp_dir"}},
+		{"miner java in /var/tmp", ev{exe: "/var/tmp/java", uid: 998, user: "archive"}, []string{"exec_from_temp_dir", "legit_name_in_temp"}},
+		{"python3.11 in /dev/shm", ev{exe: "/dev/shm/python3.11", uid: 0, user: "root"}, []string{"exec_from_temp_dir", "legit_name_in_temp"}},
+		{"java outside temp dirs", ev{exe: "/opt/jdk/bin/java", uid: 998, user: "archive"}, nil},
 		{"kworkerds in /dev/shm", ev{exe: "/dev/shm/kworkerds", uid: 0, user: "root"}, []string{"exec_from_temp_dir", "masqueraded_system_utility"}},
 		{"reading a /tmp file is no exec", ev{syscall: "2", exe: "/usr/bin/cat", paths: []string{"/tmp/x"}, user: "alice", uid: 1000}, nil},
 		{"ordinary ls", ev{exe: "/usr/bin/ls", uid: 1000, user: "alice", parent: "/usr/bin/bash"}, nil},
@@ -348,5 +350,34 @@ func TestSecondPassKeepsEarlierHits(t *testing.T) {
 	}
 	if event.Severity != 3 {
 		t.Errorf("severity %d, want 3 (high)", event.Severity)
+	}
+}
+
+// TestDefaultTechniques: the ATT&CK labels of the built-in rules. A run
+// from a temporary directory names no technique by itself (it is not
+// Ingress Tool Transfer); a payload named like a legitimate program there
+// is T1036.005, as ATT&CK's example of a miner saved as /var/tmp/java.
+func TestDefaultTechniques(t *testing.T) {
+	e := mustEnricher(t, DefaultConfig())
+	for _, c := range []struct {
+		ev   ev
+		want []string // technique ids, in rule order
+	}{
+		{ev{exe: "/tmp/kaiten.bin", uid: 0, user: "root"}, nil},
+		{ev{exe: "/var/tmp/java", uid: 998, user: "archive"}, []string{"T1036.005"}},
+		{ev{exe: "/dev/shm/kworkerds", uid: 0, user: "root"}, []string{"T1036.005"}},
+		{ev{exe: "/usr/bin/curl", uid: 33, user: "www-data"}, []string{"T1105"}},
+	} {
+		event := c.ev.build()
+		if err := e.Enrich(context.Background(), event); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, tech := range event.Techniques {
+			ids = append(ids, tech.ID)
+		}
+		if !slices.Equal(ids, c.want) {
+			t.Errorf("%s: techniques %v, want %v", c.ev.exe, ids, c.want)
+		}
 	}
 }

@@ -42,7 +42,7 @@ func TestRulesFile(t *testing.T) {
 	e = mustEnricher(t, cfg)
 	event := ev{syscall: "ima", exe: "/usr/bin/x", blocked: true}.build()
 	hits(t, e, event)
-	if len(event.Hunt) != 1 || event.Hunt[0].Severity != 1 || len(e.Rules()) != 10 {
+	if len(event.Hunt) != 1 || event.Hunt[0].Severity != 1 || len(e.Rules()) != 11 {
 		t.Errorf("override: hunt %+v, %d rules", event.Hunt, len(e.Rules()))
 	}
 	cfg.RulesFile = filepath.Join(dir, "missing.toml")

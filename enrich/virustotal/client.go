@@ -1,11 +1,17 @@
 package virustotal
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,8 +60,8 @@ func (b *releaseBody) Close() error {
 	return err
 }
 
-func newClient(key string, timeout time.Duration, ctx context.Context) (*vt.Client, *transport) {
-	tr := &transport{base: http.DefaultTransport.(*http.Transport).Clone(), ctx: ctx}
+func newClient(key string, timeout time.Duration, ctx context.Context, base http.RoundTripper) (*vt.Client, *transport) {
+	tr := &transport{base: base, ctx: ctx}
 	c := vt.NewClient(key, vt.WithHTTPClient(&http.Client{Timeout: timeout, Transport: tr}))
 	c.Agent = "audisp-enrich"
 	return c, tr
@@ -168,4 +174,40 @@ func validHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// answerTransport answers file lookups from Config.AnswersFile, in
+// process: GET .../files/{sha256} gets 200 and the stored answer, or 404
+// with a NotFoundError, as the API would send them.
+type answerTransport map[string]json.RawMessage
+
+// loadAnswers reads an answers file: a JSON object of SHA-256 -> answer.
+func loadAnswers(path string) (answerTransport, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("virustotal: answers_file: %w", err)
+	}
+	var a answerTransport
+	if err := json.Unmarshal(data, &a); err != nil {
+		return nil, fmt.Errorf("virustotal: answers_file %s: %w", path, err)
+	}
+	for h := range a {
+		if len(h) != 64 || strings.ToLower(h) != h {
+			return nil, fmt.Errorf("virustotal: answers_file %s: key %q is not a lower-case SHA-256", path, h)
+		}
+	}
+	return a, nil
+}
+
+func (a answerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	status, body := http.StatusNotFound, []byte(`{"error": {"code": "NotFoundError", "message": "not in answers_file"}}`)
+	if b, ok := a[path.Base(r.URL.Path)]; ok && path.Base(path.Dir(r.URL.Path)) == "files" {
+		status, body = http.StatusOK, b
+	}
+	return &http.Response{
+		StatusCode: status, Status: http.StatusText(status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:  http.Header{"Content-Type": []string{"application/json"}},
+		Body:    io.NopCloser(bytes.NewReader(body)),
+		Request: r, ContentLength: int64(len(body)),
+	}, nil
 }

@@ -39,6 +39,13 @@ type Config struct {
 	// "http://" host is accepted for tests and local proxies. vt-go keeps the
 	// host in a package-global, so all enrichers in one process share it.
 	Host string `toml:"host"`
+	// AnswersFile, when set, answers lookups from this JSON file instead
+	// of the API: an object whose keys are lower-case SHA-256 digests and
+	// whose values are the API's answer for that file (GET
+	// /api/v3/files/{id}: {"data": {...}}). Other hashes are "not found".
+	// Nothing goes over the network and no API key is needed: for demos
+	// and offline replays (the bundled demo uses it).
+	AnswersFile string `toml:"answers_file"`
 	// Timeout bounds one HTTP request, headers and body included. Default 20s.
 	Timeout time.Duration `toml:"timeout"`
 	// MaxWait is how long Enrich may hold an event waiting for a lookup that
@@ -94,6 +101,9 @@ func DefaultConfig() Config {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("virustotal: "+format, a...)) }
+	if c.AnswersFile != "" && (c.APIKey != "" || c.APIKeyFile != "") {
+		bad("answers_file answers every lookup; api_key and api_key_file must not be set with it")
+	}
 	if c.APIKey != "" && c.APIKeyFile != "" {
 		bad("api_key and api_key_file are both set; use one")
 	}

@@ -1,7 +1,6 @@
 package virustotal
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal/vtfake"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // The tests in this package share vt-go's package-global host and must not
@@ -67,24 +67,6 @@ func (c *fakeClock) Set(t time.Time) {
 	c.base, c.start = t, time.Now()
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // collector is the test's Emitter.
 type collector struct {
 	mu   sync.Mutex
@@ -110,7 +92,7 @@ type harness struct {
 	t    testing.TB
 	fake *vtfake.Server
 	clk  *fakeClock
-	logs *syncBuffer
+	logs *testsupport.SyncBuffer
 	out  *collector
 	cfg  Config
 	tune tuning
@@ -122,7 +104,7 @@ type harness struct {
 // mod adjusts the config first.
 func newHarness(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, fake: vtfake.New(t, testKey), logs: &syncBuffer{}, reg: &metrics.Registry{},
+	h := &harness{t: t, fake: vtfake.New(t, testKey), logs: &testsupport.SyncBuffer{}, reg: &metrics.Registry{},
 		out: &collector{ch: make(chan *audit.Event, 1000)},
 		clk: newClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))}
 	h.cfg = DefaultConfig()

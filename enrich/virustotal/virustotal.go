@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -152,8 +153,15 @@ func newEnricher(cfg Config, emit enrich.Emitter, logger *slog.Logger, tune tuni
 	if emit == nil {
 		return nil, fmt.Errorf("virustotal: New needs an Emitter for verdict documents")
 	}
-	key, err := loadKey(&cfg, e.log)
-	if err != nil {
+	key, base := "", http.DefaultTransport.(*http.Transport).Clone()
+	var answers answerTransport
+	var err error
+	if cfg.AnswersFile != "" {
+		if answers, err = loadAnswers(cfg.AnswersFile); err != nil {
+			return nil, err
+		}
+		key = "answers-file" // never sent anywhere
+	} else if key, err = loadKey(&cfg, e.log); err != nil {
 		return nil, err
 	}
 	e.red = newRedactor(key)
@@ -177,7 +185,11 @@ func newEnricher(cfg Config, emit enrich.Emitter, logger *slog.Logger, tune tuni
 	}
 	vt.SetHost(host)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.client, e.tr = newClient(key, cfg.Timeout, e.ctx)
+	if answers != nil {
+		e.client, e.tr = newClient(key, cfg.Timeout, e.ctx, answers)
+	} else {
+		e.client, e.tr = newClient(key, cfg.Timeout, e.ctx, base)
+	}
 	e.wake = make(chan struct{}, 1)
 	e.done = make(chan struct{})
 	e.registerMetrics(reg)
@@ -555,4 +567,32 @@ func (e *Enricher) registerMetrics(reg *metrics.Registry) {
 func (e *Enricher) marshalBudget() []byte {
 	b, _ := json.Marshal(&e.b) // plain data: cannot fail
 	return b
+}
+
+// Settle waits until no hash waits for a lookup (each was looked up and its
+// verdict document handed to the Emitter), or until ctx ends: a hash the
+// budget holds back keeps it waiting. Replay calls it before closing, so
+// that verdicts that can come at once are part of its output.
+func (e *Enricher) Settle(ctx context.Context) {
+	if e.cancel == nil {
+		return
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	empty := 0
+	for empty < 2 { // twice in a row: the last verdict document was handed on
+		e.mu.Lock()
+		n := len(e.q.items)
+		e.mu.Unlock()
+		if n == 0 {
+			empty++
+		} else {
+			empty = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 func TestHitVerdictAndCache(t *testing.T) {
@@ -829,7 +830,7 @@ func TestKeySources(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(EnvAPIKey, tc.env)
-			logs := &syncBuffer{}
+			logs := &testsupport.SyncBuffer{}
 			key, err := loadKey(&tc.cfg, slog.New(slog.NewTextHandler(logs, nil)))
 			if tc.want != "" {
 				if err != nil || key != tc.want {
@@ -906,7 +907,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	cfg := h.cfg
 	texts = append(texts, fmt.Sprintf("%v %+v %s", cfg, cfg, cfg))
-	cl := &syncBuffer{}
+	cl := &testsupport.SyncBuffer{}
 	slog.New(slog.NewJSONHandler(cl, nil)).Info("config", "cfg", cfg)
 	texts = append(texts, cl.String())
 	// Errors from New and the key loader.

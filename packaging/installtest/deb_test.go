@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // TestDeb installs the .deb with dpkg, checks its files, modes, conffile,
@@ -25,6 +26,7 @@ import (
 // checks that an admin's "active = no" survives the upgrade. Without
 // kernel audit only the auditd part is left out.
 func TestDeb(t *testing.T) {
+	testsupport.SkipShort(t, "builds and installs the .deb with dpkg, starts a real auditd; root")
 	requireRoot(t)
 	requireTool(t, "dpkg", "dpkg")
 	if out, err := exec.Command("dpkg-query", "-W", "-f", "${db:Status-Status}", "auditd").Output(); err != nil || string(out) != "installed" {
@@ -64,7 +66,7 @@ func TestDeb(t *testing.T) {
 		// Upgrade (reinstall): a new binary inode, so auditd's reload
 		// restarts the plugin.
 		run(t, "dpkg", "-i", pk.deb)
-		if !auditdtest.WaitFor(10*time.Second, func() bool {
+		if !testsupport.Until(10*time.Second, func() bool {
 			p := pluginPIDs(ad.PID)
 			return len(p) == 1 && p[0] != pid
 		}) {
@@ -80,7 +82,7 @@ func TestDeb(t *testing.T) {
 		t.Errorf("the upgrade did not keep active = no:\n%s", b)
 	}
 	if ad != nil {
-		if !auditdtest.WaitFor(10*time.Second, func() bool { return len(pluginPIDs(ad.PID)) == 0 }) {
+		if !testsupport.Until(10*time.Second, func() bool { return len(pluginPIDs(ad.PID)) == 0 }) {
 			t.Errorf("plugin still runs after active = no and the upgrade's reload: %v", pluginPIDs(ad.PID))
 		}
 	}
@@ -92,7 +94,7 @@ func TestDeb(t *testing.T) {
 		// remove (not purge): prerm deactivates the plugin and reloads
 		// auditd, which stops it.
 		run(t, "dpkg", "-r", pkgName)
-		if !auditdtest.WaitFor(10*time.Second, func() bool { return len(pluginPIDs(ad.PID)) == 0 }) {
+		if !testsupport.Until(10*time.Second, func() bool { return len(pluginPIDs(ad.PID)) == 0 }) {
 			t.Errorf("plugin %d still runs 10s after dpkg -r", pid)
 		}
 		ad.Stop()
@@ -223,7 +225,7 @@ func checkAccount(t *testing.T) {
 func checkPluginRuns(t *testing.T, ad *auditdtest.Auditd) int {
 	t.Helper()
 	var pids []int
-	if !auditdtest.WaitFor(10*time.Second, func() bool { pids = pluginPIDs(ad.PID); return len(pids) > 0 }) {
+	if !testsupport.Until(10*time.Second, func() bool { pids = pluginPIDs(ad.PID); return len(pids) > 0 }) {
 		t.Fatalf("auditd (pid %d) did not start %s within 10s of dpkg -i; auditd said:\n%s", ad.PID, binPath, ad.Stderr)
 	}
 	if len(pids) != 1 {
@@ -241,7 +243,7 @@ func checkPluginRuns(t *testing.T, ad *auditdtest.Auditd) int {
 	}
 	var st map[string]string
 	// The plugin drops privileges once its files are open.
-	ok := auditdtest.WaitFor(10*time.Second, func() bool {
+	ok := testsupport.Until(10*time.Second, func() bool {
 		var err error
 		st, err = procStatus(pid)
 		return err == nil && st["Uid"] == want["Uid"]
@@ -297,7 +299,7 @@ func checkEnrichedOutput(t *testing.T, ad *auditdtest.Auditd) {
 	run(t, exe)
 
 	var found *event
-	ok := auditdtest.WaitFor(15*time.Second, func() bool {
+	ok := testsupport.Until(15*time.Second, func() bool {
 		f, err := os.Open(eventsFile)
 		if err != nil {
 			return false

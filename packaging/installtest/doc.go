@@ -4,5 +4,7 @@
 // trace; the .rpm is inspected with rpm and installed into a --root
 // directory. The tests need root, dpkg, rpm and Debian's auditd package,
 // and they change the machine (a disposable test machine or CI runner):
-// every test purges what it installed, also when it fails.
+// every test purges what it installed, also when it fails. Under
+// go test -short those tests skip; what stays is cheap: the packaged
+// config loads, and `make help` lists every Makefile target.
 package installtest

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // rpmEntry is one line of `rpm -qlvp`: permissions, owner, group.
@@ -17,6 +19,7 @@ type rpmEntry struct {
 // changelog, license) and installs it into a --root directory without
 // scripts, then checks what landed there, and that nothing landed in /.
 func TestRPM(t *testing.T) {
+	testsupport.SkipShort(t, "builds the .rpm and installs it into an rpm database; root")
 	requireRoot(t)
 	requireTool(t, "rpm", "rpm")
 	pk := buildPackages(t)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // TestScriptsPluginDir runs the built rpm %post and %preun (the deb
@@ -17,6 +18,7 @@ import (
 // leftover can be set up without touching the machine. No auditd may run
 // meanwhile: the shared auditd lock is held.
 func TestScriptsPluginDir(t *testing.T) {
+	testsupport.SkipShort(t, "runs the maintainer scripts against a real auditd; root")
 	requireRoot(t)
 	requireTool(t, "unshare", "util-linux")
 	pk := buildPackages(t)

@@ -14,7 +14,8 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden.jsonl from th
 // TestGolden replays every testdata/*.log fixture through Parser,
 // Reassembler (stream time) and JSONEncoder, compares the documents with
 // testdata/NAME.golden.jsonl, validates each against the JSON Schema, and
-// checks that the original lines can be rebuilt from the documents.
+// checks that the original lines can be rebuilt from the documents and
+// that an event id has two documents only when the later one is late.
 func TestGolden(t *testing.T) {
 	logs, err := filepath.Glob("testdata/*.log")
 	if err != nil || len(logs) == 0 {
@@ -58,6 +59,7 @@ func TestGolden(t *testing.T) {
 				}
 			}
 			checkRebuild(t, in, pl.out)
+			checkOneDocPerID(t, pl.evs)
 		})
 	}
 }
@@ -92,5 +94,18 @@ func checkRebuild(t *testing.T, in, out []byte) {
 		if n > 0 {
 			t.Errorf("input line not rebuilt from any document:\n%q", l)
 		}
+	}
+}
+
+// checkOneDocPerID asserts that no two events share an id unless the
+// later ones are flagged late.
+func checkOneDocPerID(t *testing.T, evs []*Event) {
+	t.Helper()
+	seen := map[EventID]bool{}
+	for _, ev := range evs {
+		if seen[ev.ID] != ev.Late {
+			t.Errorf("event %s: late %v, but a document of its id came before: %v", ev.ID, ev.Late, seen[ev.ID])
+		}
+		seen[ev.ID] = true
 	}
 }

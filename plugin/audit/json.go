@@ -66,6 +66,9 @@ func (e *JSONEncoder) Append(b []byte, ev *Event) []byte {
 	if ev.Evicted {
 		b = append(b, `,"evicted":true`...)
 	}
+	if ev.Late {
+		b = append(b, `,"late":true`...)
+	}
 	if s.Syscall != "" {
 		b = append(b, `,"action":`...)
 		b = appendStr(b, s.Syscall)

@@ -6,7 +6,7 @@ import (
 )
 
 // appendEnrichment writes what the enrichers added: threat (ECS), hashes,
-// blocklist, allowlisted, virustotal, hunt, related, alert, warnings.
+// blocklist, allowlisted, virustotal, hunt, sigma, related, alert, warnings.
 func (e *JSONEncoder) appendEnrichment(b []byte, ev *Event) []byte {
 	if len(ev.Techniques) > 0 {
 		b = e.threat.append(b, ev.Techniques)
@@ -74,6 +74,32 @@ func (e *JSONEncoder) appendEnrichment(b []byte, ev *Event) []byte {
 			b = appendStr(b, h.Rule)
 			b = append(b, `,"severity":`...)
 			b = strconv.AppendInt(b, int64(h.Severity), 10)
+			if len(h.Tags) > 0 {
+				b = append(b, `,"tags":`...)
+				b = appendStrs(b, h.Tags)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if len(ev.Sigma) > 0 {
+		b = append(b, `,"sigma":[`...)
+		for i, h := range ev.Sigma {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"id":`...)
+			b = appendStr(b, h.ID)
+			b = append(b, `,"title":`...)
+			b = appendStr(b, h.Title)
+			if h.Level != "" {
+				b = append(b, `,"level":`...)
+				b = appendStr(b, h.Level)
+			}
+			if h.Author != "" {
+				b = append(b, `,"author":`...)
+				b = appendStr(b, h.Author)
+			}
 			if len(h.Tags) > 0 {
 				b = append(b, `,"tags":`...)
 				b = appendStrs(b, h.Tags)

@@ -161,6 +161,9 @@ type Event struct {
 	// Evicted is set when the event was closed early because too many events
 	// were in flight.
 	Evicted bool
+	// Late is set when these records arrived after their event had been
+	// emitted: an earlier document has the same ID and the other records.
+	Late bool
 	// Summary, when not nil, is the event's summary, computed once by the
 	// enrichment pool's worker for its enrichers and its encoder (see
 	// SummaryOf). It is the worker's scratch: the pool clears it before
@@ -188,6 +191,8 @@ type Enrichment struct {
 	VirusTotal *VTResult
 	// Hunt holds the hunting rules that matched.
 	Hunt []HuntHit
+	// Sigma holds the Sigma rules that matched.
+	Sigma []SigmaHit
 	// Parent is the parent process when known. It may be shared with other
 	// events (the process table hands every child the same value): never
 	// modify it.
@@ -293,4 +298,14 @@ type Alert struct {
 	Sink   string
 	Reason string
 	Count  uint64
+}
+
+// SigmaHit is a Sigma rule that matched. Tags may be shared with other
+// hits of the same rule: never modify them.
+type SigmaHit struct {
+	ID     string
+	Title  string
+	Level  string
+	Author string
+	Tags   []string
 }

@@ -62,7 +62,9 @@ type Parser struct {
 
 // Parse parses one line (without its newline) into a Record. It returns a
 // *ParseError when the line has no usable record header (type, msg=audit(...)).
-// Text after the header that is not name=value is kept: the record is
+// The header's stamp may lack the colon after its closing parenthesis
+// (auditd 2.x daemon records); such a record is marked Irregular. Text
+// after the header that is not name=value is kept: the record is
 // marked Irregular and its Line is kept by the encoders.
 func (p *Parser) Parse(line string) (*Record, error) {
 	s := line
@@ -89,7 +91,7 @@ func (p *Parser) Parse(line string) (*Record, error) {
 		return nil, perr("no_msg", "expected msg=audit( after type=%s", clip(typ))
 	}
 	s = s[10:]
-	sec, msec, serial, rest, ok := parseStamp(s)
+	sec, msec, serial, rest, colon, ok := parseStamp(s)
 	if !ok {
 		return nil, perr("bad_timestamp", "malformed audit(SEC.MSEC:SERIAL): stamp")
 	}
@@ -97,6 +99,8 @@ func (p *Parser) Parse(line string) (*Record, error) {
 	r.Node, r.Type, r.Sec, r.Msec, r.Serial, r.Line = node, typ, sec, msec, serial, line
 	r.TypeNum = TypeNumber(typ)
 	r.NestedFrom = -1
+	// Without the colon the line cannot be rebuilt from its parts: keep it.
+	r.Irregular = !colon
 	if rest != "" {
 		if rest[0] == ' ' {
 			rest = rest[1:]
@@ -161,7 +165,9 @@ func (p *Parser) alloc(n int) []byte {
 	return p.buf[start : start+n : start+n]
 }
 
-func parseStamp(s string) (sec int64, msec uint16, serial uint32, rest string, ok bool) {
+// parseStamp parses "SEC.MSEC:SERIAL)" and the colon after it; colon
+// says whether the colon was there.
+func parseStamp(s string) (sec int64, msec uint16, serial uint32, rest string, colon, ok bool) {
 	i := 0
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' && i < 19 {
 		sec = sec*10 + int64(s[i]-'0')
@@ -187,13 +193,20 @@ func parseStamp(s string) (sec int64, msec uint16, serial uint32, rest string, o
 		ser = ser*10 + uint64(s[i]-'0')
 		i++
 	}
-	if i == j || ser > 1<<32-1 || i+1 >= len(s) {
+	if i == j || ser > 1<<32-1 || i >= len(s) || s[i] != ')' {
 		return
 	}
-	if s[i] != ')' || s[i+1] != ':' {
+	i++
+	if i < len(s) && s[i] == ':' {
+		return sec, uint16(ms), uint32(ser), s[i+1:], true, true
+	}
+	// auditd 2.x writes some of its own DAEMON_* records without the colon
+	// ("msg=audit(1490239800.477:34) config changed, auid=0 ..."), and
+	// ausearch reads them: accept a space or the end of the line instead.
+	if i < len(s) && s[i] != ' ' {
 		return
 	}
-	return sec, uint16(ms), uint32(ser), s[i+2:], true
+	return sec, uint16(ms), uint32(ser), s[i:], false, true
 }
 
 // parseFields parses name=value pairs from s into the run of fields being

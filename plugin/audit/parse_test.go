@@ -29,6 +29,10 @@ func TestParseHeader(t *testing.T) {
 		{"type=SYSCALL msg=audit(1.000:1): a=1 junk b=2", "", "SYSCALL", 1300, 1, 0, 1, 2, 0, true},
 		{"type=SYSCALL msg=audit(1.000:1): a=1 ", "", "SYSCALL", 1300, 1, 0, 1, 1, 0, true},
 		{"type=SYSCALL msg=audit(1.000:1):a=1", "", "SYSCALL", 1300, 1, 0, 1, 1, 0, true},
+		// auditd 2.x daemon records: no colon after the stamp, free text, then fields
+		{"type=DAEMON_CONFIG msg=audit(1490239800.477:34) config changed, auid=0 pid=1512 subj=system_u:system_r:auditd_t:s0 res=success", "", "DAEMON_CONFIG", 1203, 1490239800, 477, 34, 4, 0, true},
+		{"type=DAEMON_END msg=audit(1490239800.477:35) a=1", "", "DAEMON_END", 1201, 1490239800, 477, 35, 1, 0, true},
+		{"type=DAEMON_END msg=audit(1490239800.477:35)", "", "DAEMON_END", 1201, 1490239800, 477, 35, 0, 0, true},
 	}
 	var p Parser
 	for _, c := range cases {
@@ -63,7 +67,8 @@ func TestParseErrors(t *testing.T) {
 		{"type=SYSCALL msg=audit(.000:1): a=1", "bad_timestamp"},
 		{"type=SYSCALL msg=audit(1.000:): a=1", "bad_timestamp"},
 		{"type=SYSCALL msg=audit(1.000:4294967296): a=1", "bad_timestamp"},
-		{"type=SYSCALL msg=audit(1.000:1) a=1", "bad_timestamp"},
+		{"type=SYSCALL msg=audit(1.000:1)a=1", "bad_timestamp"},
+		{"type=SYSCALL msg=audit(1.000:1);", "bad_timestamp"},
 		{"type=SYSCALL msg=audit(1.000:1", "bad_timestamp"},
 		{"type=SYSCALL msg=audit(12345678901234567890.000:1): a=1", "bad_timestamp"},
 	}

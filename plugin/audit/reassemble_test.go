@@ -38,8 +38,10 @@ func types(ev *Event) string {
 	return s
 }
 
-// TestReassembleClose checks which record types close an event by
-// themselves (auparse's audit_is_last_record) and which wait for EOE.
+// TestReassembleClose checks which record types end an event by
+// themselves (auparse's audit_is_last_record) and which wait for EOE: a
+// lone record of a last type is held until a record stamped DefaultHold
+// later arrives (replay), the others stay open.
 func TestReassembleClose(t *testing.T) {
 	cases := []struct {
 		typ    string
@@ -59,10 +61,18 @@ func TestReassembleClose(t *testing.T) {
 		var col collector
 		r := NewReassembler(ReassemblerConfig{StreamTime: true}, col.emit)
 		r.Push(rec(t, &p, "", c.typ, 100, 0, 1))
+		if len(col.evs) != 0 {
+			t.Errorf("%s: emitted before any later record", c.typ)
+		}
+		r.Push(rec(t, &p, "", "SYSCALL", 100, 49, 2)) // 49 ms later: the hold goes on
+		if len(col.evs) != 0 {
+			t.Errorf("%s: emitted before the hold ended", c.typ)
+		}
+		r.Push(rec(t, &p, "", "SYSCALL", 100, 50, 3))
 		if got := len(col.evs) == 1; got != c.closes {
 			t.Errorf("%s: closed=%v, want %v", c.typ, got, c.closes)
 		}
-		if c.closes && col.evs[0].TimedOut {
+		if c.closes && len(col.evs) == 1 && col.evs[0].TimedOut {
 			t.Errorf("%s: closed by type but flagged timed_out", c.typ)
 		}
 	}
@@ -73,7 +83,7 @@ func TestReassembleEOEAndOrder(t *testing.T) {
 	var col collector
 	r := NewReassembler(ReassemblerConfig{StreamTime: true}, col.emit)
 	// INTEGRITY_RULE + SYSCALL + EXECVE + CWD + PATH + PROCTITLE + EOE:
-	// PROCTITLE closes, EOE afterwards is stray.
+	// PROCTITLE would end it (no EOE seen yet), EOE ends it first.
 	for _, typ := range []string{"INTEGRITY_RULE", "SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE", "EOE"} {
 		r.Push(rec(t, &p, "", typ, 100, 5, 13))
 	}
@@ -88,6 +98,7 @@ func TestReassembleEOEAndOrder(t *testing.T) {
 	r.Push(rec(t, &p, "", "EOE", 102, 0, 21))
 	r.Push(rec(t, &p, "", "PATH", 102, 0, 20))
 	r.Push(rec(t, &p, "", "EOE", 102, 0, 20))
+	r.Push(rec(t, &p, "", "EOE", 102, 0, 20)) // stray
 	want := []string{
 		"INTEGRITY_RULE,SYSCALL,EXECVE,CWD,PATH,PROCTITLE",
 		"LOGIN,SYSCALL",
@@ -97,7 +108,7 @@ func TestReassembleEOEAndOrder(t *testing.T) {
 		t.Fatalf("%d events, want %d", len(col.evs), len(want))
 	}
 	for i, w := range want {
-		if got := types(col.evs[i]); got != w || col.evs[i].TimedOut || col.evs[i].Evicted {
+		if got := types(col.evs[i]); got != w || col.evs[i].TimedOut || col.evs[i].Evicted || col.evs[i].Late {
 			t.Errorf("event %d: %s (timed out %v), want %s", i, got, col.evs[i].TimedOut, w)
 		}
 	}
@@ -105,8 +116,8 @@ func TestReassembleEOEAndOrder(t *testing.T) {
 		t.Errorf("close order: serials %d, %d", col.evs[2].ID.Serial, col.evs[3].ID.Serial)
 	}
 	st := r.Stats()
-	if st.StrayEOE != 1 || st.Events != 4 || st.Records != 16 || st.InFlight != 0 {
-		t.Errorf("stats %+v: want StrayEOE 1, Events 4, Records 16, InFlight 0", st)
+	if st.StrayEOE != 1 || st.Events != 4 || st.Records != 17 || st.InFlight != 0 || st.Late != 0 {
+		t.Errorf("stats %+v: want StrayEOE 1, Events 4, Records 17, InFlight 0, Late 0", st)
 	}
 }
 
@@ -266,5 +277,157 @@ func TestReassembleLostHint(t *testing.T) {
 	}
 	if got := r4.LostHint(); got != 2000 {
 		t.Errorf("lost hint %d, want 2000", got)
+	}
+}
+
+// wallClock is a fake wall clock for a wall-time reassembler.
+type wallClock struct{ now time.Time }
+
+func newWall(r *Reassembler) *wallClock {
+	c := &wallClock{now: time.Unix(1700000000, 0)}
+	r.wall = func() int64 { return c.now.UnixNano() }
+	r.Maintain(c.now)
+	return c
+}
+
+// tick advances the clock by d and calls Maintain.
+func (c *wallClock) tick(r *Reassembler, d time.Duration) int {
+	c.now = c.now.Add(d)
+	return r.Maintain(c.now)
+}
+
+// TestReassembleUserMessageWithKernelRecords: a user-space message to which
+// the kernel attached the sender's syscall records (same stamp and serial,
+// then EOE) is one event, in replay and live, even when records of
+// another event come between.
+func TestReassembleUserMessageWithKernelRecords(t *testing.T) {
+	for _, first := range []string{"SERVICE_START", "USER_LOGIN", "CRED_ACQ", "USER_CMD", "DAEMON_CONFIG"} {
+		for _, wall := range []bool{false, true} {
+			var p Parser
+			var col collector
+			r := NewReassembler(ReassemblerConfig{StreamTime: !wall}, col.emit)
+			var c *wallClock
+			if wall {
+				c = newWall(r)
+			}
+			r.Push(rec(t, &p, "", first, 100, 7, 50))
+			r.Push(rec(t, &p, "", "SYSCALL", 100, 30, 51)) // another event, within the hold
+			if wall {
+				c.tick(r, DefaultHold/2)
+			}
+			for _, typ := range []string{"SYSCALL", "SOCKADDR", "MAC_TASK_CONTEXTS", "UNKNOWN[1420]", "PROCTITLE", "EOE"} {
+				r.Push(rec(t, &p, "", typ, 100, 7, 50))
+			}
+			if wall {
+				c.tick(r, time.Second)
+			} else {
+				r.Push(rec(t, &p, "", "SYSCALL", 100, 60, 52))
+			}
+			if len(col.evs) != 1 {
+				t.Fatalf("%s (wall %v): %d events, want 1", first, wall, len(col.evs))
+			}
+			want := first + ",SYSCALL,SOCKADDR,MAC_TASK_CONTEXTS,UNKNOWN[1420],PROCTITLE"
+			if ev := col.evs[0]; types(ev) != want || ev.TimedOut || ev.Late || ev.ID.Serial != 50 {
+				t.Errorf("%s (wall %v): serial %d %s timed out %v late %v, want %s", first, wall, ev.ID.Serial, types(ev), ev.TimedOut, ev.Late, want)
+			}
+		}
+	}
+}
+
+// TestReassembleReordered: records of one event in another order
+// (PROCTITLE, PATH, SYSCALL, EOE) are one event.
+func TestReassembleReordered(t *testing.T) {
+	for _, wall := range []bool{false, true} {
+		var p Parser
+		var col collector
+		r := NewReassembler(ReassemblerConfig{StreamTime: !wall}, col.emit)
+		var c *wallClock
+		if wall {
+			c = newWall(r)
+		}
+		for _, typ := range []string{"PROCTITLE", "PATH", "SYSCALL", "EOE"} {
+			r.Push(rec(t, &p, "", typ, 200, 1, 9))
+			if wall {
+				c.tick(r, DefaultHold/3)
+			}
+		}
+		r.Flush()
+		if len(col.evs) != 1 || types(col.evs[0]) != "PROCTITLE,PATH,SYSCALL" || col.evs[0].TimedOut {
+			t.Fatalf("wall %v: %d events, first %s", wall, len(col.evs), types(col.evs[0]))
+		}
+	}
+}
+
+// TestReassembleEOEStreamWaitsForEOE: once a node's stream has shown EOE,
+// a last-record type inside a multi-record event does not end it; on a
+// stream without EOE (audit.log) it does, after the hold.
+func TestReassembleEOEStreamWaitsForEOE(t *testing.T) {
+	var p Parser
+	var col collector
+	r := NewReassembler(ReassemblerConfig{StreamTime: true}, col.emit)
+	// node a: no EOE so far; PROCTITLE ends the event after the hold.
+	r.Push(rec(t, &p, "a", "SYSCALL", 100, 0, 1))
+	r.Push(rec(t, &p, "a", "PROCTITLE", 100, 0, 1))
+	r.Push(rec(t, &p, "a", "SYSCALL", 100, 50, 2))
+	if len(col.evs) != 1 || types(col.evs[0]) != "SYSCALL,PROCTITLE" {
+		t.Fatalf("no-EOE stream: %d events", len(col.evs))
+	}
+	// node b carries EOE: PROCTITLE first, then more records, then EOE.
+	r.Push(rec(t, &p, "b", "SYSCALL", 100, 50, 1))
+	r.Push(rec(t, &p, "b", "EOE", 100, 50, 1))
+	r.Push(rec(t, &p, "b", "SYSCALL", 100, 60, 2))
+	r.Push(rec(t, &p, "b", "PROCTITLE", 100, 60, 2))
+	r.Push(rec(t, &p, "b", "SYSCALL", 100, 900, 3)) // far later: no hold to end
+	r.Push(rec(t, &p, "b", "PATH", 100, 60, 2))
+	r.Push(rec(t, &p, "b", "EOE", 100, 60, 2))
+	got := []string{}
+	for _, ev := range col.evs {
+		got = append(got, ev.ID.Node+":"+types(ev))
+	}
+	want := "[a:SYSCALL,PROCTITLE b:SYSCALL b:SYSCALL,PROCTITLE,PATH]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("events %v, want %s", got, want)
+	}
+}
+
+// TestReassembleHoldAndLate: live, a lone record is emitted once the hold
+// passed; a record of it arriving later is its own document flagged late,
+// counted, and joined by the records that follow it.
+func TestReassembleHoldAndLate(t *testing.T) {
+	var p Parser
+	var col collector
+	r := NewReassembler(ReassemblerConfig{Timeout: 2 * time.Second}, col.emit)
+	c := newWall(r)
+	r.Push(rec(t, &p, "", "USER_LOGIN", 100, 0, 70))
+	if n := c.tick(r, DefaultHold-time.Millisecond); n != 0 || len(col.evs) != 0 {
+		t.Fatalf("emitted %d before the hold ended", n)
+	}
+	if n := c.tick(r, time.Millisecond); n != 1 || len(col.evs) != 1 || col.evs[0].Late || col.evs[0].TimedOut {
+		t.Fatalf("after the hold: Maintain emitted %d, %d events", n, len(col.evs))
+	}
+	for _, typ := range []string{"SYSCALL", "SOCKADDR", "PROCTITLE", "EOE"} {
+		r.Push(rec(t, &p, "", typ, 100, 0, 70))
+	}
+	if len(col.evs) != 2 || !col.evs[1].Late || types(col.evs[1]) != "SYSCALL,SOCKADDR,PROCTITLE" || col.evs[1].ID != col.evs[0].ID {
+		t.Fatalf("late records: %d events, last %s late %v", len(col.evs), types(col.evs[len(col.evs)-1]), col.evs[len(col.evs)-1].Late)
+	}
+	if st := r.Stats(); st.Late != 3 || st.Events != 2 || st.StrayEOE != 0 {
+		t.Errorf("stats %+v: want Late 3, Events 2", st)
+	}
+	// Past the timeout the id is forgotten: a record of it is a new event.
+	c.tick(r, 2*time.Second)
+	r.Push(rec(t, &p, "", "USER_LOGIN", 100, 0, 70))
+	c.tick(r, time.Second)
+	if len(col.evs) != 3 || col.evs[2].Late {
+		t.Fatalf("after the timeout: %d events, late %v", len(col.evs), col.evs[len(col.evs)-1].Late)
+	}
+	// The memory of emitted ids is bounded: 4×MaxInFlight.
+	r2 := NewReassembler(ReassemblerConfig{StreamTime: true, MaxInFlight: 2}, col.emit)
+	for s := 1; s <= 20; s++ {
+		r2.Push(rec(t, &p, "", "SYSCALL", 100, 0, s))
+		r2.Push(rec(t, &p, "", "EOE", 100, 0, s))
+	}
+	if n := len(r2.m); n != 8 || r2.done.n != 8 {
+		t.Errorf("%d ids remembered (%d done), want 8", n, r2.done.n)
 	}
 }

@@ -26,8 +26,12 @@ type Summary struct {
 	FilePath  string
 	Syscall   string
 	Keys      []string
-	Hashes    [3]string // sha256, sha1, md5 from INTEGRITY_RULE
-	Sha512    string
+	// Hashes (sha256, sha1, md5) and Sha512 hold the digest of the first
+	// INTEGRITY_RULE with a hash=, lower case, when ParseDigest accepts it;
+	// at most one of them is set. The hashes enricher puts the same digest
+	// first in Event.Hashes.
+	Hashes [3]string
+	Sha512 string
 	// Exec is set for a successful execve or execveat (see isExec).
 	Exec    bool
 	haveIMA bool
@@ -196,32 +200,23 @@ func (s *Summary) fromTask(r *Record, override bool) {
 	setInterp(&s.AUName, "AUID")
 }
 
+// setHash puts the digest h into file.hash when ParseDigest accepts it
+// (sha224 and sha384 have no file.hash field and stay in hashes[] only);
+// anything else stays in the record.
 func (s *Summary) setHash(h string) {
-	algo, hex, ok := strings.Cut(h, ":")
-	if !isLowerHex(hex) && !isLowerHex(h) {
-		return // not a digest: it stays in the record, not in file.hash
-	}
+	algo, hex, ok := SplitDigest(h)
 	if !ok {
-		hex, algo = h, ""
-		switch len(h) {
-		case 32:
-			algo = "md5"
-		case 40:
-			algo = "sha1"
-		case 64:
-			algo = "sha256"
-		case 128:
-			algo = "sha512"
-		}
+		return
 	}
+	hex = strings.ToLower(hex)
 	switch algo {
-	case "sha256":
+	case SHA256:
 		s.Hashes[0] = hex
-	case "sha1":
+	case SHA1:
 		s.Hashes[1] = hex
-	case "md5":
+	case MD5:
 		s.Hashes[2] = hex
-	case "sha512":
+	case SHA512:
 		s.Sha512 = hex
 	}
 }
@@ -368,16 +363,4 @@ func argIndex(name string) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
-}
-
-func isLowerHex(s string) bool {
-	if len(s) < 32 || len(s)%2 != 0 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

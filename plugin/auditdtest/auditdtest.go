@@ -20,13 +20,19 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // LockPath is the lock file shared by every test that runs an auditd.
 const LockPath = "/tmp/audisp-enrich-auditd.lock"
 
-// PidFile is where auditd writes its process id.
-const PidFile = "/run/auditd.pid"
+// PidFile is where auditd up to 4.1 writes its process id; PidFile42 is
+// where auditd 4.2 and later write it.
+const (
+	PidFile   = "/run/auditd.pid"
+	PidFile42 = "/run/audit/auditd.pid"
+)
 
 // Auditd is a running auditd started by a test.
 type Auditd struct {
@@ -37,6 +43,8 @@ type Auditd struct {
 	t       testing.TB
 	rules   [][]string
 	enabled string
+	syslog  *msgLog  // what a chrooted auditd logged to its /dev/log
+	pidFile []string // where this auditd writes its pid
 	stopped bool
 }
 
@@ -48,6 +56,12 @@ type Options struct {
 	Plugins map[string]string
 	// PluginDir, when set, is used as plugin_dir instead of DIR/plugins.d.
 	PluginDir string
+	// Root, when set, is a root file system made by Chroot: auditd runs
+	// chrooted there (in its own mount namespace, with /proc mounted),
+	// against the host kernel. Dir and LogFile are host paths inside Root;
+	// paths in Conf and Plugins are as seen inside Root (see TempDir).
+	// PluginDir must be empty.
+	Root string
 }
 
 // Available reports whether kernel audit is reachable (auditctl -s works).
@@ -65,17 +79,7 @@ func Available() error {
 // Lock takes the shared auditd lock for the rest of the test.
 func Lock(t testing.TB) {
 	t.Helper()
-	f, err := os.OpenFile(LockPath, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatalf("open lock: %v", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatalf("flock: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	})
+	t.Cleanup(flockFile(t, LockPath))
 }
 
 // Start locks, checks that no auditd runs, writes a config dir and starts
@@ -84,6 +88,7 @@ func Lock(t testing.TB) {
 // by PID and restores the enabled flag.
 func Start(t testing.TB, o Options) *Auditd {
 	t.Helper()
+	testsupport.SkipShort(t, "starts a real auditd (root, kernel audit)")
 	if err := Available(); err != nil {
 		t.Skipf("kernel audit unreachable, skipping real-auditd test: %v", err)
 	}
@@ -91,24 +96,26 @@ func Start(t testing.TB, o Options) *Auditd {
 	if out, _ := exec.Command("pgrep", "-x", "auditd").Output(); len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("an auditd not started by this test is running (pid %s); refusing to touch it", bytes.TrimSpace(out))
 	}
-	dir := t.TempDir()
+	dir, inner := TempDir(t, o.Root)
 	a := &Auditd{Dir: dir, LogFile: filepath.Join(dir, "audit.log"), t: t, enabled: EnabledFlag(t)}
 	pdir := o.PluginDir
 	if pdir == "" {
-		pdir = filepath.Join(dir, "plugins.d")
-		if err := os.MkdirAll(pdir, 0o750); err != nil {
+		pdir = filepath.Join(inner, "plugins.d")
+		if err := os.MkdirAll(filepath.Join(dir, "plugins.d"), 0o750); err != nil {
 			t.Fatal(err)
 		}
+	} else if o.Root != "" {
+		t.Fatal("auditdtest: PluginDir with Root")
 	}
 	for name, content := range o.Plugins {
-		if err := os.WriteFile(filepath.Join(pdir, name), []byte(content), 0o640); err != nil {
+		if err := os.WriteFile(filepath.Join(o.Root+pdir, name), []byte(content), 0o640); err != nil {
 			t.Fatal(err)
 		}
 	}
 	conf := map[string]string{
 		"local_events":            "yes",
 		"write_logs":              "yes",
-		"log_file":                a.LogFile,
+		"log_file":                filepath.Join(inner, "audit.log"),
 		"log_group":               "root",
 		"log_format":              "ENRICHED",
 		"flush":                   "INCREMENTAL_ASYNC",
@@ -151,9 +158,22 @@ func Start(t testing.TB, o Options) *Auditd {
 	}
 	// In -f mode auditd 3.x writes events to stderr instead of log_file, so
 	// it runs as a daemon; its PID comes from its pid file.
-	_ = os.Remove(PidFile)
+	pidFiles := []string{o.Root + PidFile, o.Root + PidFile42}
+	for _, f := range pidFiles {
+		_ = os.Remove(f)
+	}
+	a.pidFile = pidFiles
+	if o.Root != "" {
+		a.syslog = catchSyslog(t, filepath.Join(o.Root, "dev", "log"))
+	}
 	a.Stderr = &bytes.Buffer{}
 	cmd := exec.Command("auditd", "-c", dir)
+	if o.Root != "" {
+		// The mount namespace keeps /proc of the root off the host's
+		// mount table; it ends with the last process in it.
+		cmd = exec.Command("unshare", "--mount", "--propagation", "private", "chroot", o.Root,
+			"/bin/sh", "-c", `mount -t proc proc /proc && exec /usr/sbin/auditd -c "$0"`, inner)
+	}
 	cmd.Stdout = a.Stderr
 	cmd.Stderr = a.Stderr
 	if err := cmd.Run(); err != nil {
@@ -162,16 +182,14 @@ func Start(t testing.TB, o Options) *Auditd {
 	t.Cleanup(a.Stop)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if b, err := os.ReadFile(PidFile); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
-				a.PID = pid
-				if conf["local_events"] != "yes" || statusField("pid") == strconv.Itoa(pid) {
-					break
-				}
+		if pid := readPid(pidFiles); pid > 0 {
+			a.PID = pid
+			if conf["local_events"] != "yes" || statusField("pid") == strconv.Itoa(pid) {
+				break
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("auditd did not start within 10s; output:\n%s", a.Stderr)
+			t.Fatalf("auditd did not start within 10s; output:\n%s%s", a.Stderr, a.syslog)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -182,6 +200,18 @@ func Start(t testing.TB, o Options) *Auditd {
 		t.Fatalf("auditctl -e 1: %v: %s", err, out)
 	}
 	return a
+}
+
+// readPid returns the process id in the first of files that holds one, or 0.
+func readPid(files []string) int {
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				return pid
+			}
+		}
+	}
+	return 0
 }
 
 // AddRule runs `auditctl ARGS...` (an -a or -w rule) and registers the
@@ -214,11 +244,15 @@ func (a *Auditd) Stop() {
 		}
 	}
 	a.rules = nil
+	if a.PID == 0 {
+		// Start failed after auditd forked: stop the one it started.
+		a.PID = readPid(a.pidFile)
+	}
 	if a.PID > 0 {
 		_ = syscall.Kill(a.PID, syscall.SIGTERM)
-		if !WaitFor(10*time.Second, func() bool { return syscall.Kill(a.PID, 0) != nil }) {
+		if !testsupport.Until(10*time.Second, func() bool { return syscall.Kill(a.PID, 0) != nil }) {
 			_ = syscall.Kill(a.PID, syscall.SIGKILL)
-			WaitFor(5*time.Second, func() bool { return syscall.Kill(a.PID, 0) != nil })
+			testsupport.Until(5*time.Second, func() bool { return syscall.Kill(a.PID, 0) != nil })
 		}
 	}
 	if a.enabled != "" {
@@ -248,16 +282,4 @@ func statusField(name string) string {
 		}
 	}
 	return ""
-}
-
-// WaitFor polls cond every 50 ms until it is true or d passes.
-func WaitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return cond()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // sinkSet is the three network sinks at once: Kafka (kfake), syslog
@@ -68,7 +69,7 @@ func (s *sinkSet) check(t *testing.T, want []string, topic, prog string) {
 // a second, local auditd (see TestRealAuditdAllSinks for that).
 func startSinkSet(t *testing.T, topics ...string) *sinkSet {
 	t.Helper()
-	port := freePort(t)
+	port := testsupport.FreePort(t, "tcp")
 	coll := auditdtest.Start(t, auditdtest.Options{Conf: map[string]string{
 		"local_events":     "no",
 		"tcp_listen_port":  fmt.Sprint(port),
@@ -76,7 +77,7 @@ func startSinkSet(t *testing.T, topics ...string) *sinkSet {
 		"tcp_max_per_addr": "2",
 		"freq":             "1",
 	}})
-	if !auditdtest.WaitFor(10*time.Second, func() bool { return listening(port) }) {
+	if !testsupport.Until(10*time.Second, func() bool { return testsupport.Listening("tcp", port) }) {
 		t.Fatalf("collector auditd is not listening on %d: %s", port, coll.Stderr)
 	}
 	s := &sinkSet{coll: coll, remote: fmt.Sprintf("127.0.0.1:%d", port), br: newBroker(t, topics...), rs: newRsyslog(t, "")}
@@ -94,6 +95,7 @@ func startSinkSet(t *testing.T, topics ...string) *sinkSet {
 // through plugin mode (the capture written to the plugin's stdin, as
 // auditd would, then EOF), and finds every event in every destination.
 func TestAllSinks(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	s := startSinkSet(t, "replay", "plugin")
 	base := loadEvents(t, capturePath(t))
 	if len(base) != 234 {

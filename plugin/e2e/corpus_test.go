@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // inEvent is one audit event of the input: its id ("SEC.MSEC:SERIAL", the
@@ -28,7 +29,7 @@ var stampRE = regexp.MustCompile(`msg=audit\((\d+)\.(\d{3}):(\d+)\)`)
 // capturePath is the bundled real-auditd capture (1791 records, 234 events).
 func capturePath(t testing.TB) string {
 	t.Helper()
-	root, err := audittest.ModuleRoot()
+	root, err := testsupport.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // TestDiskFault runs the plugin with its state dir on a small tmpfs the
@@ -29,6 +31,7 @@ import (
 // with its cause, and the alert documents (kept out of the Kafka sink)
 // add up to the drops.
 func TestDiskFault(t *testing.T) {
+	testsupport.SkipShort(t, "real peers and the plugin binary on a tmpfs (root); long")
 	t.Run("full", func(t *testing.T) { diskFault(t, "full") })
 	t.Run("inodes", func(t *testing.T) { diskFault(t, "inodes") })
 }

@@ -5,19 +5,17 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // full selects the long reliability runs (make reliability).
@@ -31,65 +29,7 @@ func pick[T any](short, long T) T {
 	return short
 }
 
-var (
-	binOnce sync.Once
-	binDir  string
-	binPath string
-	binErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// pluginBinary builds the binary once per test process, the way the
-// package is built (static), root-owned with mode 0750 as auditd demands
-// of plugins, in a directory every user can traverse.
-func pluginBinary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		root, err := audittest.ModuleRoot()
-		if err != nil {
-			binErr = err
-			return
-		}
-		binDir, binErr = os.MkdirTemp("", "audisp-enrich-e2e-bin-")
-		if binErr != nil {
-			return
-		}
-		if binErr = os.Chmod(binDir, 0o755); binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "audisp-enrich")
-		cmd := exec.Command("go", "build", "-o", binPath, "./plugin/cmd/audisp-enrich")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		binErr = os.Chmod(binPath, 0o750)
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func TestMain(m *testing.M) { testsupport.Main(m) }
 
 // config is a plugin config under construction.
 type config struct {
@@ -101,7 +41,7 @@ type config struct {
 // the state dir), logs to stderr, metrics on a free loopback port, /proc
 // lookups off (the input is not from this host).
 func newConfig(t testing.TB, dir string) *config {
-	return &config{state: filepath.Join(dir, "state"), listen: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	return &config{state: filepath.Join(dir, "state"), listen: fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t, "tcp"))}
 }
 
 func (c *config) add(sink string) *config {
@@ -219,7 +159,7 @@ func startPlugin(t testing.TB, cfg *config, cfgPath, logPath string) *plugin {
 	}
 	defer lf.Close()
 	p := &plugin{t: t, log: logPath, listen: cfg.listen, exited: make(chan struct{})}
-	p.cmd = exec.Command(pluginBinary(t), "--config", cfgPath)
+	p.cmd = exec.Command(testsupport.PluginBinary(t), "--config", cfgPath)
 	p.cmd.Stderr = lf
 	p.cmd.Stdout = lf
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
@@ -426,24 +366,10 @@ func (p *plugin) waitMetric(d time.Duration, name string, labels []string, cond 
 func runReplay(t testing.TB, cfgPath string, files ...string) (string, time.Duration) {
 	t.Helper()
 	start := time.Now()
-	cmd := exec.Command(pluginBinary(t), append([]string{"replay", "--config", cfgPath}, files...)...)
+	cmd := exec.Command(testsupport.PluginBinary(t), append([]string{"replay", "--config", cfgPath}, files...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
 	return string(out), time.Since(start)
-}
-
-// waitFor polls cond every 100 ms until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

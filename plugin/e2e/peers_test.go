@@ -16,7 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // broker is a one-broker kfake cluster on a fixed loopback port with its
@@ -33,7 +33,7 @@ type broker struct {
 // call start to run it.
 func newBroker(t testing.TB, topics ...string) *broker {
 	t.Helper()
-	port := freePort(t)
+	port := testsupport.FreePort(t, "tcp")
 	b := &broker{t: t, addr: "127.0.0.1:" + strconv.Itoa(port),
 		opts: []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(t.TempDir()), kfake.SeedTopics(1, topics...)}}
 	t.Cleanup(b.stop)
@@ -114,8 +114,9 @@ type rsyslogd struct {
 // unixSocket is set, an imuxsock input on that path feeds the same file.
 func newRsyslog(t testing.TB, unixSocket string) *rsyslogd {
 	t.Helper()
+	testsupport.SkipShort(t, "starts a real rsyslogd")
 	dir := t.TempDir()
-	r := &rsyslogd{t: t, dir: dir, out: filepath.Join(dir, "messages.log"), port: freePort(t)}
+	r := &rsyslogd{t: t, dir: dir, out: filepath.Join(dir, "messages.log"), port: testsupport.FreePort(t, "tcp")}
 	var c strings.Builder
 	fmt.Fprintf(&c, "global(workDirectory=%q maxMessageSize=\"256k\")\n", dir)
 	fmt.Fprintf(&c, "module(load=\"imptcp\")\ninput(type=\"imptcp\" address=\"127.0.0.1\" port=\"%d\" ruleset=\"r\")\n", r.port)
@@ -158,7 +159,7 @@ func (r *rsyslogd) start() {
 	r.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, exited chan struct{}) { _ = cmd.Wait(); close(exited) }(r.cmd, r.exited)
 	deadline := time.Now().Add(10 * time.Second)
-	for !listening(r.port) {
+	for !testsupport.Listening("tcp", r.port) {
 		select {
 		case <-r.exited:
 			r.t.Fatalf("rsyslogd exited at startup: %s", r.stderr.String())
@@ -209,21 +210,6 @@ func (r *rsyslogd) lines() []string {
 	return out
 }
 
-// listening reports whether a loopback TCP port is in LISTEN state, read
-// from /proc/net so the probe sends nothing to the peer.
-func listening(port int) bool {
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, _ := os.ReadFile(f)
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			fs := strings.Fields(line)
-			if len(fs) > 3 && strings.HasSuffix(fs[1], fmt.Sprintf(":%04X", port)) && fs[3] == "0A" {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // remoteStamps runs `ausearch -if LOG --node NODE --raw` on a collector
 // log and returns, per event stamp ("SEC.MSEC:SERIAL"), how many times the
 // event from node was logged: a duplicate delivery logs the same record
@@ -271,7 +257,7 @@ func auditdState(t testing.TB, pid int) string {
 		t.Fatalf("SIGCONT to auditd %d: %v", pid, err)
 	}
 	var b []byte
-	ok := auditdtest.WaitFor(5*time.Second, func() bool {
+	ok := testsupport.Until(5*time.Second, func() bool {
 		st, err := os.Stat(path)
 		if err != nil || (before != nil && !st.ModTime().After(before.ModTime()) && st.Size() == before.Size()) {
 			return false
@@ -300,7 +286,7 @@ func devLog(t testing.TB) *rsyslogd {
 	}
 	r := newRsyslog(t, sock)
 	r.start()
-	if !auditdtest.WaitFor(5*time.Second, func() bool { _, err := os.Stat(sock); return err == nil }) {
+	if !testsupport.Until(5*time.Second, func() bool { _, err := os.Stat(sock); return err == nil }) {
 		t.Fatalf("rsyslogd did not create %s: %s", sock, r.stderr.String())
 	}
 	t.Cleanup(func() {

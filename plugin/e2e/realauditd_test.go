@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // underAuditd is the plugin running under a real local auditd, with a
@@ -42,12 +43,12 @@ func startUnderAuditd(t *testing.T, cfg *config, key string, conf map[string]str
 	// auditd starts the plugin with stderr closed: log through a shell
 	// that redirects it.
 	wrapper := filepath.Join(u.dir, "plugin.sh")
-	if err := os.WriteFile(wrapper, []byte(fmt.Sprintf("#!/bin/sh\nexec %s --config %s 2>>%s\n", pluginBinary(t), cfgPath, filepath.Join(u.dir, "plugin.log"))), 0o750); err != nil {
+	if err := os.WriteFile(wrapper, []byte(fmt.Sprintf("#!/bin/sh\nexec %s --config %s 2>>%s\n", testsupport.PluginBinary(t), cfgPath, filepath.Join(u.dir, "plugin.log"))), 0o750); err != nil {
 		t.Fatal(err)
 	}
 	plug := fmt.Sprintf("active = yes\ndirection = out\npath = %s\ntype = always\nformat = string\n", wrapper)
 	u.a = auditdtest.Start(t, auditdtest.Options{Conf: conf, Plugins: map[string]string{"audisp-enrich.conf": plug}})
-	if !auditdtest.WaitFor(15*time.Second, func() bool { _, err := scrapeMetrics(cfg.listen); return err == nil }) {
+	if !testsupport.Until(15*time.Second, func() bool { _, err := scrapeMetrics(cfg.listen); return err == nil }) {
 		t.Fatalf("the plugin auditd started does not serve metrics; log:\n%s", u.log())
 	}
 	u.work = t.TempDir()
@@ -128,7 +129,7 @@ func (u *underAuditd) waitLogged(t *testing.T, n int) []string {
 	t.Helper()
 	var ids []string
 	last, since := -1, time.Now()
-	waitFor(60*time.Second, func() bool {
+	testsupport.Until(60*time.Second, func() bool {
 		ids = u.localIDs(t)
 		if len(ids) != last {
 			last, since = len(ids), time.Now()
@@ -199,12 +200,13 @@ func (u *underAuditd) checkAuditd(t *testing.T) {
 // this is how plugin mode under a real auditd reaches a real remote
 // collector. Every audited exec must reach all three destinations.
 func TestRealAuditdAllSinks(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	dir := t.TempDir()
 	br := newBroker(t, "live")
 	br.start()
 	rs := newRsyslog(t, "")
 	rs.start()
-	port := freePort(t)
+	port := testsupport.FreePort(t, "tcp")
 	cfg := newConfig(t, dir)
 	cfg.add(kafkaSink("kafka", br.addr, "live", "")).
 		add(syslogSink("ae-live", rs.addr(), "")).
@@ -219,7 +221,7 @@ func TestRealAuditdAllSinks(t *testing.T) {
 	t.Logf("%d execs audited in %s", len(ids), time.Since(start).Round(time.Millisecond))
 	host, _ := os.Hostname()
 	var kafka, syslog, remote map[string]int
-	ok := waitFor(60*time.Second, func() bool {
+	ok := testsupport.Until(60*time.Second, func() bool {
 		kafka = parseDocs(t, "kafka", kcat(t, br.addr, "live"), 0).count
 		syslog = parseDocs(t, "syslog", rs.docs("ae-live"), 0).count
 		remote = remoteStamps(t, u.a.LogFile, host)
@@ -253,6 +255,7 @@ func TestRealAuditdAllSinks(t *testing.T) {
 // SIGCONT, and its syslog when it can be captured), the plugin must drop
 // no input, and once the broker is up every audited exec must arrive.
 func TestRealAuditdOutage(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	dir := t.TempDir()
 	br := newBroker(t, "auditd-outage")
 	cfg := newConfig(t, dir)
@@ -283,7 +286,7 @@ func TestRealAuditdOutage(t *testing.T) {
 	br.start()
 	upAt := time.Now()
 	var got map[string]int
-	ok := waitFor(pick(60*time.Second, 3*time.Minute), func() bool {
+	ok := testsupport.Until(pick(60*time.Second, 3*time.Minute), func() bool {
 		if p.value("audisp_enrich_sink_queued", `sink="kafka"`) > 0 {
 			return false
 		}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // rig is the plugin in plugin mode with its stdin fed by the test, its
@@ -56,7 +58,7 @@ func (r *rig) drained(sink string, d time.Duration) time.Duration {
 	r.t.Helper()
 	start := time.Now()
 	l := []string{`sink="` + sink + `"`}
-	ok := waitFor(d, func() bool {
+	ok := testsupport.Until(d, func() bool {
 		text, err := r.p.scrape()
 		return err == nil && metric(text, "audisp_enrich_sink_queued", l...) == 0 &&
 			metric(text, "audisp_enrich_sink_published_total", l...) > 0
@@ -87,6 +89,7 @@ type outagePeer interface {
 //     sink knowing. That loss is measured and must stay below one second
 //     of traffic; Kafka, up throughout, must lose nothing.
 func TestOutage(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	t.Run("kafka", func(t *testing.T) { outage(t, "kafka") })
 	t.Run("syslog", func(t *testing.T) { outage(t, "syslog") })
 }
@@ -149,7 +152,7 @@ func outage(t *testing.T, victim string) {
 	drainDone := make(chan struct{})
 	go func() {
 		defer close(drainDone)
-		if waitFor(pick(60*time.Second, 5*time.Minute), func() bool {
+		if testsupport.Until(pick(60*time.Second, 5*time.Minute), func() bool {
 			text, err := r.p.scrape()
 			return err == nil && metric(text, "audisp_enrich_sink_queued", sl) < float64(rate)/10
 		}) {
@@ -225,6 +228,7 @@ func (r *rig) auditdStop() time.Duration {
 // from the batch in flight at each stop, so there are at most batch_size
 // (500) per restart. Short: 3 restarts at 1000 events/s; full: 15.
 func TestRestart(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	rate := pick(1000, 1000)
 	cycles := pick(1, 5)
 	phase := 700 * time.Millisecond
@@ -259,7 +263,7 @@ func TestRestart(t *testing.T) {
 		br.start()
 		// Let the new process start delivering the backlog, then stop it
 		// in the middle of that.
-		waitFor(10*time.Second, func() bool { return r.p.value("audisp_enrich_sink_acked_total", `sink="kafka"`) > 0 })
+		testsupport.Until(10*time.Second, func() bool { return r.p.value("audisp_enrich_sink_acked_total", `sink="kafka"`) > 0 })
 		restart("delivering the backlog")
 	}
 	r.feedRest(rate)
@@ -295,6 +299,7 @@ func TestRestart(t *testing.T) {
 // the plugin while Kafka is down, with a backlog in the spool. Short: 2
 // kills; full: 10.
 func TestCrash(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	rate := 1000
 	kills := pick(2, 10)
 	phase := 1500 * time.Millisecond
@@ -385,6 +390,7 @@ func TestCrash(t *testing.T) {
 // (kind alert) reach a second sink (a file) and their counts add up to the
 // drops.
 func TestFullBuffer(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	for _, policy := range []string{"drop_oldest", "drop_newest", "block"} {
 		t.Run(policy, func(t *testing.T) { fullBuffer(t, policy) })
 	}
@@ -416,7 +422,7 @@ kinds = ["audit"]
 	if policy == "block" {
 		// The pipeline stalls: published stops short of the input.
 		var last float64 = -1
-		waitFor(10*time.Second, func() bool {
+		testsupport.Until(10*time.Second, func() bool {
 			time.Sleep(500 * time.Millisecond)
 			v := published()
 			stable := v == last
@@ -451,7 +457,7 @@ kinds = ["audit"]
 			}
 		}
 	}
-	waitFor(5*time.Second, func() bool { readAlerts(); return alertSum >= uint64(dropped) })
+	testsupport.Until(5*time.Second, func() bool { readAlerts(); return alertSum >= uint64(dropped) })
 	t.Logf("%d alert documents in the file sink, counting %d dropped documents", len(alerts), alertSum)
 
 	br.start()
@@ -521,6 +527,7 @@ kinds = ["audit"]
 // down. auditd waits for the plugin with no timeout, so the plugin must
 // still exit within its shutdown grace (about 1 s).
 func TestBlockedStop(t *testing.T) {
+	testsupport.SkipShort(t, "real peers (rsyslogd, kfake + kcat, auditd) and the plugin binary; long")
 	evs := replicate(t, loadEvents(t, capturePath(t)), 4)
 	dir := t.TempDir()
 	br := newBroker(t, "blocked")

@@ -42,8 +42,6 @@ const (
 // of code, then msg. Different messages give different files, so every
 // scenario execs bytes whose SHA-256 is known before the guest boots.
 func tinyELF(msg string) []byte {
-	const base = 0x400000
-	const hdrs = 64 + 56
 	code := []byte{
 		0xb8, 1, 0, 0, 0, // mov eax, 1 (write)
 		0xbf, 1, 0, 0, 0, // mov edi, 1 (stdout)
@@ -55,7 +53,20 @@ func tinyELF(msg string) []byte {
 		0x0f, 0x05, // syscall
 	}
 	binary.LittleEndian.PutUint32(code[18:], uint32(len(msg)))
-	size := uint64(hdrs + len(code) + len(msg))
+	return elfImage(append(code, msg...))
+}
+
+// elfBase is where elfImage loads the file; its code starts at
+// elfBase+elfHeaders.
+const (
+	elfBase    = 0x400000
+	elfHeaders = 64 + 56
+)
+
+// elfImage wraps body (code first, then its data) in an ELF header and
+// one read+execute PT_LOAD segment that maps the whole file at elfBase.
+func elfImage(body []byte) []byte {
+	size := uint64(elfHeaders + len(body))
 	var b bytes.Buffer
 	b.Write([]byte{0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	le := binary.LittleEndian
@@ -70,12 +81,11 @@ func tinyELF(msg string) []byte {
 		POffset, PVaddr, PPaddr, PFilesz, PMemsz uint64
 		PAlign                                   uint64
 	}{
-		Type: 2, Machine: 62, Version: 1, Entry: base + hdrs, Phoff: 64,
+		Type: 2, Machine: 62, Version: 1, Entry: elfBase + elfHeaders, Phoff: 64,
 		Ehsize: 64, Phentsize: 56, Phnum: 1,
-		PType: 1, PFlags: 5, PVaddr: base, PPaddr: base, PFilesz: size, PMemsz: size, PAlign: 0x1000,
+		PType: 1, PFlags: 5, PVaddr: elfBase, PPaddr: elfBase, PFilesz: size, PMemsz: size, PAlign: 0x1000,
 	})
-	b.Write(code)
-	b.WriteString(msg)
+	b.Write(body)
 	return b.Bytes()
 }
 

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // CacheDir holds the extracted kernel between runs, outside the repository.
@@ -261,13 +263,10 @@ func moduleRoot(t *testing.T) string {
 
 // buildPlugin builds cmd/audisp-enrich as a static binary into dir and
 // returns its path.
-func buildPlugin(t *testing.T, root, dir string) string {
+func buildPlugin(t *testing.T, dir string) string {
 	out := filepath.Join(dir, "audisp-enrich")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./plugin/cmd/audisp-enrich")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("CGO_ENABLED=0 go build ./plugin/cmd/audisp-enrich: %v\n%s", err, b)
+	if err := testsupport.GoBuild(out, "./plugin/cmd/audisp-enrich", "-trimpath"); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

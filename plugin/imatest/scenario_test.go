@@ -45,11 +45,11 @@ func scenarios(g *guestFiles) []scenario {
 		{ID: "s2", Title: "a blocklisted binary run from /dev/shm", Path: "/dev/shm/dropper",
 			Hashes: []string{sha256hex(g.dropper)}, Blocklist: testBlocklist,
 			// Built-in rules (enrich/hunt/defaults.toml): exec_from_temp_dir
-			// (tag exec_from_temp, T1105) and blocklisted_hash (tag known_bad).
+			// (tag exec_from_temp, no technique: the place alone is none) and
+			// blocklisted_hash (tag known_bad); so no threat.
 			Hunt: []string{tempDirHuntRule, "blocklisted_hash"},
 			Tags: []string{"blocklist:" + testBlocklist, "hunt:" + tempDirHuntRule, "exec_from_temp",
-				"hunt:blocklisted_hash", "known_bad"},
-			Technique: "T1105", TechniqueName: "Ingress Tool Transfer", Tactic: "Command and Control"},
+				"hunt:blocklisted_hash", "known_bad"}},
 		{ID: "s3", Title: "a script run through its interpreter", Path: "/opt/imatest/script.sh", Interpreter: "/bin/busybox",
 			Hashes: []string{sha256hex(g.script), sha256hex(g.busybox)}},
 		{ID: "s4", Title: "a path with a space", Path: "/opt/imatest/with space/hello world",

@@ -251,14 +251,32 @@ func Label(name, value string) string {
 
 var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
-// Unregister removes every metric whose label set contains sub (used when a
-// reload replaces a sink or enricher).
+// Unregister removes the metric called name with exactly labels.
 func (r *Registry) Unregister(name, labels string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	kept := r.entries[:0]
 	for _, e := range r.entries {
 		if e.name == name && e.labels == labels {
+			continue
+		}
+		kept = append(kept, e)
+	}
+	r.entries = kept
+}
+
+// UnregisterLabel removes every metric whose label set holds label, one
+// pair as Label renders it (`sink="kafka"`): all the series of a sink that
+// a reload removed, whoever registered them.
+func (r *Registry) UnregisterLabel(label string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	kept := r.entries[:0]
+	for _, e := range r.entries {
+		// Quotes inside values are escaped, so a match at a pair
+		// boundary is the pair itself.
+		if e.labels == label || strings.HasPrefix(e.labels, label+",") ||
+			strings.HasSuffix(e.labels, ","+label) || strings.Contains(e.labels, ","+label+",") {
 			continue
 		}
 		kept = append(kept, e)

@@ -56,3 +56,23 @@ func TestCounterConcurrent(t *testing.T) {
 		t.Errorf("Value = %d, want %d", got, 16*1005)
 	}
 }
+
+// TestUnregisterLabel removes every series carrying the pair, wherever it
+// stands in the label set, and nothing else.
+func TestUnregisterLabel(t *testing.T) {
+	r := &Registry{}
+	r.Counter("a_total", `sink="a"`, "")
+	r.Counter("b_total", `sink="a",reason="x"`, "")
+	r.Gauge("c", `x="1",sink="a"`, "")
+	r.Func("d", `x="1",sink="a",y="2"`, "", func() float64 { return 1 })
+	r.Counter("a_total", `sink="ab"`, "")
+	r.Counter("e_total", Label("k", `sink="a"`), "")
+	r.UnregisterLabel(Label("sink", "a"))
+	snap := r.Snapshot()
+	if len(snap) != 2 {
+		t.Fatalf("left %v, want only sink=\"ab\" and the escaped value", snap)
+	}
+	if _, ok := snap[`a_total{sink="ab"}`]; !ok {
+		t.Fatalf("removed the series of another sink: %v", snap)
+	}
+}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // BenchmarkEndToEnd measures events/s from an audit log on stdin through
@@ -142,7 +144,7 @@ topic = "audit"
 		for i := 0; i < b.N; i++ {
 			state := filepath.Join(b.TempDir(), "state")
 			mustMkdir(b, state)
-			port := freePort(b)
+			port := testsupport.FreePort(b, "tcp")
 			out := startRsyslog(b, state, port)
 			cfg := filepath.Join(state, "c.toml")
 			writeFile(b, cfg, enrichCfg(state, fmt.Sprintf(`[[sink]]

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // liveKey is the audit rule key of the live-cost load; only execs of the
@@ -54,6 +54,7 @@ type LiveRate struct {
 // AUDISP_ENRICH_LIVE_PROC_FALLBACK=false turns the proc table's /proc
 // fallback off (it is on in plugin mode by default), to see its share. It asserts that both plugins delivered ≥ 95% of the execs.
 func TestLiveCost(t *testing.T) {
+	testsupport.SkipShort(t, "a real auditd under exec load for minutes; root")
 	if err := auditdtest.Available(); err != nil {
 		t.Skipf("kernel audit unreachable: %v", err)
 	}
@@ -90,7 +91,7 @@ func TestLiveCost(t *testing.T) {
 	prog := filepath.Join(work, "true")
 	copyFile(t, "/bin/true", prog)
 
-	port := freePort(t)
+	port := testsupport.FreePort(t, "tcp")
 	state := filepath.Join(dir, "state")
 	laurelDir := filepath.Join(dir, "laurel")
 	for _, d := range []string{state, laurelDir} {
@@ -141,7 +142,7 @@ max_bytes = 0
 	a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "dir="+work, "-k", liveKey)
 
 	pids := map[string]int{"auditd": a.PID}
-	if !auditdtest.WaitFor(10*time.Second, func() bool {
+	if !testsupport.Until(10*time.Second, func() bool {
 		for _, name := range []string{"audisp-enrich", "laurel"} {
 			pid := childNamed(a.PID, name)
 			if pid == 0 {
@@ -154,7 +155,7 @@ max_bytes = 0
 		t.Fatalf("plugins not started by auditd (found %v)", pids)
 	}
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
-	if !auditdtest.WaitFor(10*time.Second, func() bool { _, err := scrape(metricsURL); return err == nil }) {
+	if !testsupport.Until(10*time.Second, func() bool { _, err := scrape(metricsURL); return err == nil }) {
 		t.Fatalf("metrics listener %s not up", metricsURL)
 	}
 
@@ -212,7 +213,7 @@ max_bytes = 0
 		r.LatencyP50, r.LatencyP99 = Quantile(delta, 0.5), Quantile(delta, 0.99)
 		r.LatencyN = delta[len(delta)-1].Count
 		// Laurel flushes its file lazily; wait for both to catch up.
-		auditdtest.WaitFor(10*time.Second, func() bool {
+		testsupport.Until(10*time.Second, func() bool {
 			return countKey(t, events)-evBefore >= lr.Started && countKey(t, filepath.Join(laurelDir, "audit.log"))-laBefore >= lr.Started
 		})
 		r.Events["audisp-enrich"] = countKey(t, events) - evBefore
@@ -251,11 +252,8 @@ max_bytes = 0
 func goBuild(t testing.TB, dir, name, pkg string) string {
 	t.Helper()
 	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = filepath.Join("..", "..")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	if err := testsupport.GoBuild(out, pkg); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -276,16 +274,6 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // childNamed returns the pid of parent's child whose comm is name, or 0.

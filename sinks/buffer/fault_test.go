@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
@@ -31,9 +32,7 @@ import (
 // root.
 func mountTmpfs(t *testing.T, opts string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("disk-fault test on a tmpfs: skipped under -short")
-	}
+	testsupport.SkipShort(t, "mounts a tmpfs for a disk-fault test (root)")
 	dir := filepath.Join(t.TempDir(), "fs")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -513,9 +512,7 @@ func (s *syncBuf) String() string {
 // wait in memory, and the buffer resumes once descriptors are available
 // again, without a reopen.
 func TestDiskFaultEMFILE(t *testing.T) {
-	if testing.Short() {
-		t.Skip("disk-fault test: skipped under -short")
-	}
+	testsupport.SkipShort(t, "lowers the process descriptor limit to make segment creation fail (disk-fault test)")
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)

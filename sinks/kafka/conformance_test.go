@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 	"github.com/audisp-enrich/audisp-enrich/sinks/sinktest"
 )
@@ -15,6 +16,7 @@ import (
 // TestConformance runs the sinks.Sink conformance suite against a kfake
 // broker, reading back with kcat.
 func TestConformance(t *testing.T) {
+	testsupport.SkipShort(t, "reads back with kcat, the independent Kafka consumer")
 	const topic = "sinktest"
 	_, addr := startCluster(t, kfake.SeedTopics(1, topic))
 	cfg := testConfig(addr, topic)

@@ -21,7 +21,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
@@ -57,28 +57,10 @@ func testConfig(addr, topic string) Config {
 	return c
 }
 
-// logBuffer collects log output of a sink (to check for secrets).
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // newSink builds and connects a sink, closing it when the test ends.
-func newSink(t testing.TB, cfg Config) (*Sink, *logBuffer) {
+func newSink(t testing.TB, cfg Config) (*Sink, *testsupport.SyncBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testsupport.SyncBuffer{}
 	s, err := New(t.Name(), cfg, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -169,6 +151,7 @@ func (c consumed) header(k string) (string, bool) {
 // (security settings).
 func kcat(t testing.TB, addr, topic string, extra ...string) []consumed {
 	t.Helper()
+	testsupport.SkipShort(t, "reads back with kcat, the independent Kafka consumer")
 	path, err := exec.LookPath("kcat")
 	if err != nil {
 		t.Fatalf("kcat is required as the independent Kafka consumer (Debian package kcat): %v", err)
@@ -277,17 +260,6 @@ func deliver(ctx context.Context, t testing.TB, s *Sink, batch []sinks.Message) 
 		}
 	}
 	return writes
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // pki is a throw-away CA with a server and a client certificate, written

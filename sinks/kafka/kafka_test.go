@@ -12,12 +12,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
 // TestProduceCodecs produces with every compression codec and checks every
 // message, key and header as kcat reads them.
 func TestProduceCodecs(t *testing.T) {
+	testsupport.SkipShort(t, "reads back with kcat, the independent Kafka consumer")
 	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
 		t.Run(codec, func(t *testing.T) {
 			const topic, n = "audit", 300
@@ -87,6 +89,7 @@ func TestProduceCodecs(t *testing.T) {
 // TestProduceOrderWithinPartition checks that one node's events keep their
 // order.
 func TestProduceOrderWithinPartition(t *testing.T) {
+	testsupport.SkipShort(t, "reads back with kcat, the independent Kafka consumer")
 	const topic, n = "ordered", 1000
 	_, addr := startCluster(t, kfake.SeedTopics(2, topic))
 	s, _ := newSink(t, testConfig(addr, topic))
@@ -116,6 +119,7 @@ func TestProduceOrderWithinPartition(t *testing.T) {
 
 // TestKeyModes checks key = event_id and key = none.
 func TestKeyModes(t *testing.T) {
+	testsupport.SkipShort(t, "reads back with kcat, the independent Kafka consumer")
 	for _, mode := range []string{KeyEventID, KeyNone} {
 		t.Run(mode, func(t *testing.T) {
 			const topic = "keys"
@@ -155,6 +159,7 @@ func TestKeyModes(t *testing.T) {
 // TestTemplatedTopics routes by node, kind and first record type, with
 // illegal characters sanitised.
 func TestTemplatedTopics(t *testing.T) {
+	testsupport.SkipShort(t, "reads back with kcat, the independent Kafka consumer")
 	_, addr := startCluster(t, kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1))
 	cfg := testConfig(addr, "audit.{node}.{kind}-{type}")
 	s, _ := newSink(t, cfg)
@@ -193,6 +198,7 @@ func TestTemplatedTopics(t *testing.T) {
 // TestOversizedTruncated sends events larger than max_message_bytes and
 // checks the flagged, truncated variant arrives instead.
 func TestOversizedTruncated(t *testing.T) {
+	testsupport.SkipShort(t, "reads back with kcat, the independent Kafka consumer")
 	const topic = "big"
 	_, addr := startCluster(t, kfake.SeedTopics(1, topic))
 	cfg := testConfig(addr, topic)
@@ -219,6 +225,7 @@ func TestOversizedTruncated(t *testing.T) {
 // TestBrokerLimitTruncated: the broker's message.max.bytes is below
 // max_message_bytes; the rejected event goes out again truncated.
 func TestBrokerLimitTruncated(t *testing.T) {
+	testsupport.SkipShort(t, "reads back with kcat, the independent Kafka consumer")
 	const topic = "brokerlimit"
 	_, addr := startCluster(t, kfake.SeedTopics(1, topic),
 		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "3000"}))
@@ -263,8 +270,9 @@ func checkTruncated(t *testing.T, c consumed, orig sinks.Message, max int) {
 // TestBrokerRestart stops the only broker mid-stream and starts it again on
 // the same port; with the runner's retries nothing is lost.
 func TestBrokerRestart(t *testing.T) {
+	testsupport.SkipShort(t, "reads back with kcat, the independent Kafka consumer")
 	const topic, total, batchSize = "restart", 3000, 100
-	port, dir := freePort(t), t.TempDir()
+	port, dir := testsupport.FreePort(t, "tcp"), t.TempDir()
 	opts := []kfake.Opt{kfake.Ports(port), kfake.DataDir(dir), kfake.SeedTopics(2, topic)}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
@@ -389,6 +397,7 @@ func TestCloseBrokersDown(t *testing.T) {
 // the others are delivered; Write names exactly the delivered ones, and the
 // next Write asks for a reconnect.
 func TestPartialDelivery(t *testing.T) {
+	testsupport.SkipShort(t, "reads back with kcat, the independent Kafka consumer")
 	_, addr := startCluster(t, kfake.SeedTopics(1, "audit"))
 	cfg := testConfig(addr, "{kind}")
 	s, _ := newSink(t, cfg)

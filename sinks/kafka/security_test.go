@@ -14,12 +14,14 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
 // TestTLS produces over mutual TLS (CA file, client certificate, server
 // name override) and consumes over TLS with kcat.
 func TestTLS(t *testing.T) {
+	testsupport.SkipShort(t, "reads back with kcat, the independent Kafka consumer")
 	p := newPKI(t)
 	const topic = "tls"
 	_, addr := startCluster(t, kfake.SeedTopics(1, topic), kfake.TLS(p.serverTLS))

@@ -222,10 +222,7 @@ func (s *Stage) Start(ctx context.Context, prev *Stage) {
 			wg.Go(func() {
 				l.d.stop(ctx)
 				if s.lane(l.sc.Name) == nil {
-					unregister(s.opts.Metrics, &l.sc)
-					if r, ok := l.d.(*runnerSink); ok {
-						r.r.Unregister()
-					}
+					s.opts.Metrics.UnregisterLabel(metrics.Label("sink", l.sc.Name))
 				}
 			})
 		}
@@ -249,16 +246,6 @@ func (s *Stage) Start(ctx context.Context, prev *Stage) {
 		if r, ok := l.d.(*runnerSink); ok {
 			r.r.Start()
 		}
-	}
-}
-
-// unregister removes the stage-level series of a sink that a reload removed.
-func unregister(reg *metrics.Registry, sc *conf.SinkConfig) {
-	l := metrics.Label("sink", sc.Name)
-	reg.Unregister("audisp_enrich_sink_published_total", l)
-	if isLocal(sc.Type) {
-		reg.Unregister("audisp_enrich_sink_acked_total", l)
-		reg.Unregister("audisp_enrich_sink_dropped_total", l+`,reason="write_error"`)
 	}
 }
 

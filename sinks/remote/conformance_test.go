@@ -10,6 +10,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 	"github.com/audisp-enrich/audisp-enrich/sinks/sinktest"
 )
@@ -18,13 +19,11 @@ import (
 // auditd collector (plugin/auditdtest), reading back its audit.log. Each
 // message is one audit event whose rule key is the suite's id.
 func TestConformance(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts auditd; skipped with -short")
-	}
+	testsupport.SkipShort(t, "starts a real auditd collector (root, kernel audit)")
 	if err := auditdtest.Available(); err != nil {
 		t.Skip(err)
 	}
-	port := freePort(t)
+	port := testsupport.FreePort(t, "tcp")
 	// The suite connects again right after Close; auditd may not have
 	// reaped the previous connection yet.
 	a := collector(t, port, map[string]string{"tcp_max_per_addr": "16"})

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/auditdtest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
@@ -33,32 +33,11 @@ func collector(t testing.TB, port int, conf map[string]string) *auditdtest.Audit
 		c[k] = v
 	}
 	a := auditdtest.Start(t, auditdtest.Options{Conf: c})
-	if !auditdtest.WaitFor(10*time.Second, func() bool { return listening(port) }) {
+	if !testsupport.Until(10*time.Second, func() bool { return testsupport.Listening("tcp", port) }) {
 		log, _ := os.ReadFile(a.LogFile)
 		t.Fatalf("auditd is not listening on %d; output: %s\nlog:\n%s", port, a.Stderr, log)
 	}
 	return a
-}
-
-func listening(port int) bool {
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, _ := os.ReadFile(f)
-		if strings.Contains(string(b), fmt.Sprintf(":%04X 00000000000000000000000000000000:0000 0A", port)) ||
-			strings.Contains(string(b), fmt.Sprintf(":%04X 00000000:0000 0A", port)) {
-			return true
-		}
-	}
-	return false
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // event renders the records of one audit event the way the lead's encoder
@@ -110,7 +89,7 @@ func newSink(t testing.TB, port int, mod func(*Config)) *Sink {
 // TestRemoteAuditd sends enriched events to a stock auditd collector and
 // finds them, with their enrichment fields, with ausearch in its log.
 func TestRemoteAuditd(t *testing.T) {
-	port := freePort(t)
+	port := testsupport.FreePort(t, "tcp")
 	a := collector(t, port, nil)
 	s := newSink(t, port, nil)
 	ctx := context.Background()
@@ -154,7 +133,7 @@ func TestRemoteAuditd(t *testing.T) {
 // heartbeats the connection survives the idle time, without them it does
 // not (the next write has to reconnect).
 func TestHeartbeat(t *testing.T) {
-	port := freePort(t)
+	port := testsupport.FreePort(t, "tcp")
 	collector(t, port, map[string]string{"tcp_client_max_idle": "1", "tcp_max_per_addr": "2"})
 	ctx := context.Background()
 	hb := newSink(t, port, func(c *Config) { c.HeartbeatInterval = 300 * time.Millisecond })
@@ -232,7 +211,7 @@ func events(from, to int, key string) []sinks.Message {
 // meanwhile fail and are retried with backoff, and arrive once a new
 // auditd listens on the same port.
 func TestCollectorRestart(t *testing.T) {
-	port := freePort(t)
+	port := testsupport.FreePort(t, "tcp")
 	s := newSink(t, port, nil)
 	ctx := context.Background()
 	t.Run("first", func(t *testing.T) {
@@ -242,7 +221,7 @@ func TestCollectorRestart(t *testing.T) {
 			t.Fatalf("first collector: want 5 events:\n%s", out)
 		}
 		a.Stop()
-		if !auditdtest.WaitFor(5*time.Second, func() bool { return !listening(port) }) {
+		if !testsupport.Until(5*time.Second, func() bool { return !testsupport.Listening("tcp", port) }) {
 			t.Fatal("auditd still listening after Stop")
 		}
 		err := s.Write(ctx, events(6, 10, "restart_key"))
@@ -290,7 +269,7 @@ func TestDiskLowFull(t *testing.T) {
 			t.Errorf("umount %s: %v: %s", dir, err, out)
 		}
 	})
-	port := freePort(t)
+	port := testsupport.FreePort(t, "tcp")
 	log := dir + "/audit.log"
 	// space_left is in MiB, so a 1 MiB disk is always "low".
 	collector(t, port, map[string]string{"log_file": log, "space_left": "75", "admin_space_left": "50",
@@ -354,7 +333,7 @@ func TestDiskLowFull(t *testing.T) {
 // real auditd collector on loopback (one frame in flight, so this is the
 // round-trip rate), 10 events of 4 lines per Write.
 func BenchmarkRemoteAuditd(b *testing.B) {
-	port := freePort(b)
+	port := testsupport.FreePort(b, "tcp")
 	collector(b, port, map[string]string{"flush": "NONE"})
 	s := newSink(b, port, nil)
 	ctx := context.Background()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 	"github.com/audisp-enrich/audisp-enrich/sinks/sinktest"
 )
@@ -15,10 +16,8 @@ import (
 // TestConformance runs the sinks.Sink conformance suite against a real
 // rsyslogd (TCP input), reading back what it wrote to its file.
 func TestConformance(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts rsyslogd; skipped with -short")
-	}
-	in := rsyslogInputs{tcp: freePort(t, "tcp")}
+	testsupport.SkipShort(t, "starts a real rsyslogd")
+	in := rsyslogInputs{tcp: testsupport.FreePort(t, "tcp")}
 	r := startRsyslog(t, in)
 	cfg := Config{Transport: "tcp", Address: fmt.Sprint("127.0.0.1:", in.tcp), WriteTimeout: 5 * time.Second}
 	sinktest.Run(t, func(t *testing.T) sinks.Sink {

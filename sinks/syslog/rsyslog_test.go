@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // rsyslog is a real rsyslogd started by a test on loopback.
@@ -49,6 +51,7 @@ func startRsyslog(t testing.TB, in rsyslogInputs) *rsyslog {
 
 func startRsyslogIn(t testing.TB, dir string, in rsyslogInputs) *rsyslog {
 	t.Helper()
+	testsupport.SkipShort(t, "starts a real rsyslogd")
 	bin, err := exec.LookPath("rsyslogd")
 	if err != nil {
 		bin = "/usr/sbin/rsyslogd"
@@ -106,9 +109,9 @@ template(name="parsed" type="string" string="%syslogfacility%|%syslogseverity%|%
 	go func() { _ = r.cmd.Wait(); close(exited) }()
 	t.Cleanup(func() { r.stop(exited) })
 	ready := func() bool {
-		return (in.udp == 0 || bound("udp", in.udp)) &&
-			(in.tcp == 0 || bound("tcp", in.tcp)) &&
-			(in.tls == 0 || bound("tcp", in.tls)) &&
+		return (in.udp == 0 || testsupport.Listening("udp", in.udp)) &&
+			(in.tcp == 0 || testsupport.Listening("tcp", in.tcp)) &&
+			(in.tls == 0 || testsupport.Listening("tcp", in.tls)) &&
 			(in.unix == "" || exists(in.unix)) &&
 			(in.unixStream == "" || exists(in.unixStream))
 	}
@@ -147,42 +150,6 @@ func (r *rsyslog) stop(exited chan struct{}) {
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-// bound reports whether 127.0.0.1:port is bound (udp) or listening (tcp),
-// read from /proc/net so the probe does not send anything to rsyslog.
-func bound(proto string, port int) bool {
-	b, err := os.ReadFile("/proc/net/" + proto)
-	if err != nil {
-		return false
-	}
-	want := fmt.Sprintf("0100007F:%04X", port)
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) > 3 && f[1] == want && (proto == "udp" || f[3] == "0A") {
-			return true
-		}
-	}
-	return false
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t testing.TB, proto string) int {
-	t.Helper()
-	if proto == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // lines waits until pred holds for the lines of file (or 10 s pass) and
 // returns them.

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
@@ -33,7 +34,7 @@ func TestTransports(t *testing.T) {
 	certs := makeCerts(t)
 	dir := t.TempDir()
 	in := rsyslogInputs{
-		udp: freePort(t, "udp"), tcp: freePort(t, "tcp"), tls: freePort(t, "tcp"),
+		udp: testsupport.FreePort(t, "udp"), tcp: testsupport.FreePort(t, "tcp"), tls: testsupport.FreePort(t, "tcp"),
 		unix: filepath.Join(dir, "log.sock"), unixStream: filepath.Join(dir, "stream.sock"),
 		tlsAuth: "x509/certvalid", certs: certs,
 	}
@@ -179,7 +180,7 @@ func TestTransports(t *testing.T) {
 // reconnect), comes back on the same port, and delivery resumes.
 func TestReconnect(t *testing.T) {
 	dir := t.TempDir()
-	in := rsyslogInputs{tcp: freePort(t, "tcp")}
+	in := rsyslogInputs{tcp: testsupport.FreePort(t, "tcp")}
 	rs := startRsyslogIn(t, dir, in)
 	s, err := New("t-reconnect", Config{Transport: "tcp", Address: fmt.Sprint("127.0.0.1:", in.tcp), WriteTimeout: time.Second}, nil)
 	if err != nil {
@@ -232,7 +233,7 @@ func TestWriteNotConnected(t *testing.T) {
 func TestTLSBadCA(t *testing.T) {
 	certs := makeCerts(t)
 	other := makeCerts(t)
-	in := rsyslogInputs{tls: freePort(t, "tcp"), certs: certs}
+	in := rsyslogInputs{tls: testsupport.FreePort(t, "tcp"), certs: certs}
 	startRsyslog(t, in)
 	s, err := New("t-badca", Config{Transport: "tls", Address: fmt.Sprint("127.0.0.1:", in.tls), TLSCA: other.ca, TLSServerName: "localhost"}, nil)
 	if err != nil {
@@ -269,7 +270,7 @@ func tail(s string) string {
 // with octet counting, 100 messages of ~1.8 KB per Write, and checks that
 // they all arrived.
 func BenchmarkTCP(b *testing.B) {
-	in := rsyslogInputs{tcp: freePort(b, "tcp")}
+	in := rsyslogInputs{tcp: testsupport.FreePort(b, "tcp")}
 	rs := startRsyslog(b, in)
 	s, err := New("bench", Config{Transport: "tcp", Address: fmt.Sprint("127.0.0.1:", in.tcp)}, nil)
 	if err != nil {

@@ -6,23 +6,27 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
-// src is ../shared/attack seen from this directory (enrich/attack/gen).
-const src = "../../../../shared/attack"
-
-func needSource(t *testing.T) {
+// source returns ../shared/attack (the reduced MITRE data files), or skips
+// the test when the shared checkout is absent. Files missing from a present
+// checkout fail the test.
+func source(t *testing.T) string {
 	t.Helper()
+	src := testsupport.SharedDir(t, "attack")
 	for _, f := range []string{"SOURCE.md", "enterprise-techniques.tsv", "enterprise-tactics.tsv"} {
 		if _, err := os.Stat(filepath.Join(src, f)); err != nil {
-			t.Fatalf("ATT&CK data files missing (%v): this test needs the shared checkout next to the repo, at %s", err, src)
+			t.Fatalf("ATT&CK data file missing from the shared checkout: %v", err)
 		}
 	}
+	return src
 }
 
 // The committed catalog_gen.go is what the generator makes from the data.
 func TestCommittedCatalogIsCurrent(t *testing.T) {
-	needSource(t)
+	src := source(t)
 	got, err := Generate(src)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +56,7 @@ func TestCommittedCatalogIsCurrent(t *testing.T) {
 // that edited files are not rejected for their hash.
 func copySource(t *testing.T, name string, edit func(string) string) string {
 	t.Helper()
-	needSource(t)
+	src := source(t)
 	dir := t.TempDir()
 	for _, f := range []string{"SOURCE.md", "enterprise-techniques.tsv", "enterprise-tactics.tsv"} {
 		b, err := os.ReadFile(filepath.Join(src, f))
@@ -117,7 +121,7 @@ func TestGenerateRejectsBadData(t *testing.T) {
 
 // A data file that does not match the hash SOURCE.md lists is rejected.
 func TestGenerateChecksHash(t *testing.T) {
-	needSource(t)
+	src := source(t)
 	dir := t.TempDir()
 	for _, f := range []string{"SOURCE.md", "enterprise-techniques.tsv", "enterprise-tactics.tsv"} {
 		b, err := os.ReadFile(filepath.Join(src, f))

@@ -4,8 +4,8 @@
 // ignoring case, no duplicate keys).
 //
 // It is a small non-test package so that tests of any package (the
-// pipeline, integration, IMA, sinks) can call it. It imports nothing of
-// this module.
+// pipeline, integration, IMA, sinks) can call it. Of this module it imports
+// only plugin/testsupport (the module root).
 package audittest
 
 import (
@@ -23,6 +23,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // SchemaPath is the schema file relative to the module root.
@@ -34,29 +36,10 @@ var (
 	loadErr error
 )
 
-// ModuleRoot returns the directory holding go.mod, found by walking up
-// from the working directory (go test runs in the package directory).
-func ModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // Schema returns the compiled event schema (compiled once per process).
 func Schema() (*jsonschema.Schema, error) {
 	once.Do(func() {
-		root, err := ModuleRoot()
+		root, err := testsupport.ModuleRoot()
 		if err != nil {
 			loadErr = err
 			return

@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"unsafe"
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/plugin"
@@ -29,35 +31,111 @@ const usage = `Usage:
   audisp-enrich stats [--config FILE]           print the live figures of the running plugin
   audisp-enrich verdicts --config FILE [init]   fleet verdict service (init: create its topics and exit)
   audisp-enrich verdicts keygen FILE            write a verdict signing key, print its public key
+  audisp-enrich help [COMMAND]                  print this summary or a command's usage
   audisp-enrich --version | --help
 
 Plugin mode reads ` + conf.DefaultPath + ` when it exists and --config is not given.
 `
 
+// command is one command of the command line.
+type command struct {
+	// maxArgs is how many arguments it takes after its flags (-1: any).
+	maxArgs int
+	// usage is printed by "help COMMAND" and "COMMAND --help" (on stdout)
+	// and after a usage error (on stderr).
+	usage string
+}
+
+// commands are the commands; "" is plugin mode, whose usage is the summary.
+var commands = map[string]command{
+	"": {0, usage},
+	"replay": {-1, `Usage: audisp-enrich replay [--config FILE] [FILE...]
+
+Runs audit.log files (plain or gzip) through the pipeline and writes what the
+config's sinks write (the built-in config: JSON Lines on stdout). No FILE, or
+-, reads stdin. A file that cannot be read is reported and skipped; the exit
+status is then 1. On a terminal, long files show a progress line on stderr.
+`},
+	"check-config": {1, `Usage: audisp-enrich check-config FILE
+
+Loads and validates FILE and prints "FILE: ok", or every problem found as
+FILE:LINE:COL: message (exit status 1).
+`},
+	"print-default-config": {0, `Usage: audisp-enrich print-default-config
+
+Prints the built-in config, every key with its default and meaning.
+`},
+	"stats": {0, `Usage: audisp-enrich stats [--config FILE]
+
+Prints the live figures of the plugin running with that config.
+`},
+	"verdicts": {-1, verdictsUsage},
+	"help": {1, `Usage: audisp-enrich help [COMMAND]
+
+Prints the command summary, or the usage of COMMAND.
+`},
+}
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
+// fail writes err to stderr with the program name before each of its
+// lines (a config error has one line per problem).
+func fail(stderr io.Writer, err error) {
+	for _, l := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+		fmt.Fprintf(stderr, "%s: %s\n", progName, l)
+	}
+}
+
+// usageError reports a usage error and the command's usage on stderr and
+// returns exit status 2.
+func usageError(stderr io.Writer, cmd string, err error) int {
+	fail(stderr, err)
+	fmt.Fprint(stderr, usageOf(cmd))
+	return 2
+}
+
+func usageOf(cmd string) string {
+	if c, ok := commands[cmd]; ok {
+		return c.usage
+	}
+	return usage
+}
+
+const progName = "audisp-enrich"
+
+// run is the whole command line: it returns the exit status (0 success,
+// 1 runtime or config error, 2 usage error).
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := ""
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
-	fs := flag.NewFlagSet("audisp-enrich", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	c, ok := commands[cmd]
+	if !ok {
+		return usageError(stderr, "", fmt.Errorf("unknown command %q", cmd))
+	}
+	fs := flag.NewFlagSet(progName, flag.ContinueOnError)
+	// The flag package would print its message and the usage itself, to
+	// one writer; run prints them where they belong.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	cfgPath := fs.String("config", "", "config file")
 	showVersion := fs.Bool("version", false, "print the version")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
+			fmt.Fprint(stdout, usageOf(cmd))
 			return 0
 		}
-		return 2
+		return usageError(stderr, cmd, err)
 	}
 	if *showVersion {
-		fmt.Fprintf(stdout, "audisp-enrich %s\n", version)
+		fmt.Fprintf(stdout, "%s %s\n", progName, version)
 		return 0
+	}
+	if c.maxArgs >= 0 && fs.NArg() > c.maxArgs {
+		return usageError(stderr, cmd, fmt.Errorf("unexpected argument %q", fs.Arg(c.maxArgs)))
 	}
 	switch cmd {
 	case "":
@@ -69,12 +147,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if fs.NArg() == 1 {
 			path = fs.Arg(0)
 		}
-		if path == "" || fs.NArg() > 1 {
-			fmt.Fprint(stderr, "usage: audisp-enrich check-config FILE\n")
-			return 2
+		if path == "" {
+			return usageError(stderr, cmd, errors.New("check-config needs a FILE"))
 		}
-		if _, err := conf.Load(path); err != nil {
-			fmt.Fprintln(stderr, err)
+		cfg, err := conf.Load(path)
+		if err != nil {
+			fail(stderr, err)
+			return 1
+		}
+		if err := checkSigma(cfg.Enrich.Sigma, stdout, stderr); err != nil {
+			fail(stderr, err)
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", path)
@@ -86,12 +168,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return stats(*cfgPath, stdout, stderr)
 	case "verdicts":
 		return verdicts(*cfgPath, fs.Args(), stdout, stderr)
-	case "help":
-		fmt.Fprint(stdout, usage)
+	default: // help
+		if fs.NArg() == 0 {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		h, ok := commands[fs.Arg(0)]
+		if !ok {
+			return usageError(stderr, "", fmt.Errorf("help: unknown command %q", fs.Arg(0)))
+		}
+		fmt.Fprint(stdout, h.usage)
 		return 0
-	default:
-		fmt.Fprintf(stderr, "audisp-enrich: unknown command %q\n%s", cmd, usage)
-		return 2
 	}
 }
 
@@ -113,7 +200,7 @@ func loadConfig(path string, useDefaultPath bool) (*conf.Config, string, error) 
 func plugMode(cfgPath string, stdin io.Reader, stderr io.Writer) int {
 	cfg, path, err := loadConfig(cfgPath, true)
 	if err != nil {
-		fmt.Fprintln(stderr, "audisp-enrich:", err)
+		fail(stderr, err)
 		return 1
 	}
 	log := plugin.NewLogger(cfg.Log.Level, cfg.Log.Syslog)
@@ -126,9 +213,15 @@ func plugMode(cfgPath string, stdin io.Reader, stderr io.Writer) int {
 }
 
 func replay(cfgPath string, files []string, stdin io.Reader, stderr io.Writer) int {
+	if len(files) == 0 && isTerminal(stdin) {
+		fail(stderr, errors.New("replay: no FILE given and stdin is a terminal: name audit logs "+
+			"(audisp-enrich replay /var/log/audit/audit.log) or pipe records in (ausearch --raw | audisp-enrich replay); "+
+			"FILE - reads the terminal"))
+		return 2
+	}
 	cfg, _, err := loadConfig(cfgPath, false)
 	if err != nil {
-		fmt.Fprintln(stderr, "audisp-enrich:", err)
+		fail(stderr, err)
 		return 1
 	}
 	// /proc describes this host now, not the host and time of the log.
@@ -137,21 +230,71 @@ func replay(cfgPath string, files []string, stdin io.Reader, stderr io.Writer) i
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := plugin.Replay(ctx, cfg, log, files, stdin); err != nil {
-		fmt.Fprintln(stderr, "audisp-enrich:", err)
+	opt := plugin.ReplayOptions{Stdin: stdin, Warn: func(err error) { fail(stderr, err) }}
+	if isTerminal(stderr) {
+		opt.Progress = stderr
+		// The stdout sink writes to os.Stdout: pass what it writes
+		// through a pipe that counts the documents for the summary.
+		sum, done, err := summarizeStdout()
+		if err != nil {
+			fail(stderr, err)
+			return 1
+		}
+		defer func() { done(); sum.write(stderr) }()
+	}
+	if err := plugin.Replay(ctx, cfg, log, files, opt); err != nil {
+		if !errors.Is(err, plugin.ErrFilesFailed) { // those were reported one by one
+			fail(stderr, err)
+		}
 		return 1
 	}
 	return 0
 }
 
+// summarizeStdout replaces os.Stdout by a pipe whose reader copies to the
+// real stdout and counts the documents; done closes the pipe, waits for
+// the copy and restores os.Stdout.
+func summarizeStdout() (*summary, func(), error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	real, sum := os.Stdout, newSummary()
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		if sum.copy(real, r) != nil {
+			_, _ = io.Copy(io.Discard, r) // stdout is gone; do not block the sink
+		}
+	}()
+	os.Stdout = w
+	return sum, func() {
+		w.Close()
+		<-copied
+		r.Close()
+		os.Stdout = real
+	}, nil
+}
+
+// isTerminal reports whether v is an *os.File open on a terminal.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	if !ok {
+		return false
+	}
+	var t syscall.Termios
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
+	return errno == 0
+}
+
 func stats(cfgPath string, stdout, stderr io.Writer) int {
 	cfg, _, err := loadConfig(cfgPath, true)
 	if err != nil {
-		fmt.Fprintln(stderr, "audisp-enrich:", err)
+		fail(stderr, err)
 		return 1
 	}
 	if err := plugin.PrintStats(cfg, stdout); err != nil {
-		fmt.Fprintln(stderr, "audisp-enrich:", err)
+		fail(stderr, err)
 		return 1
 	}
 	return 0

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,7 +16,14 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
-const verdictsUsage = "usage: audisp-enrich verdicts --config FILE [init] | audisp-enrich verdicts keygen FILE\n"
+const verdictsUsage = `Usage: audisp-enrich verdicts --config FILE [init]
+       audisp-enrich verdicts keygen FILE
+
+Runs the fleet verdict service of the config's [verdicts] table, with the
+VirusTotal key and budgets of [enrich.virustotal]; init only creates the
+missing topics. keygen writes a new signing key to FILE (mode 0600) and
+prints the verdict_public_key line for the hosts. See docs/fleet.md.
+`
 
 // verdicts runs the fleet verdict service, creates its topics (init) or
 // writes a signing key (keygen). --config may come before or after init.
@@ -26,31 +34,32 @@ func verdicts(cfgPath string, args []string, stdout, stderr io.Writer) int {
 	}
 	if sub == "keygen" {
 		if len(args) != 1 {
-			fmt.Fprint(stderr, verdictsUsage)
-			return 2
+			return usageError(stderr, "verdicts", errors.New("keygen needs one FILE"))
 		}
 		pub, err := fleet.GenerateKey(args[0])
 		if err != nil {
-			fmt.Fprintln(stderr, "audisp-enrich:", err)
+			fail(stderr, err)
 			return 1
 		}
 		fmt.Fprintf(stdout, "verdict_public_key = %q\n", pub)
 		return 0
 	}
 	fs := flag.NewFlagSet("verdicts", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	p := fs.String("config", cfgPath, "config file")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || (sub != "" && sub != "init") || *p == "" {
-		fmt.Fprint(stderr, verdictsUsage)
-		return 2
+	if err := fs.Parse(args); err != nil {
+		return usageError(stderr, "verdicts", err)
+	}
+	if fs.NArg() > 0 || (sub != "" && sub != "init") || *p == "" {
+		return usageError(stderr, "verdicts", errors.New("want --config FILE and at most init"))
 	}
 	cfg, _, err := loadConfig(*p, false)
 	if err != nil {
-		fmt.Fprintln(stderr, "audisp-enrich:", err)
+		fail(stderr, err)
 		return 1
 	}
 	if len(cfg.Verdicts.Brokers) == 0 {
-		fmt.Fprintf(stderr, "audisp-enrich: %s: [verdicts] brokers is empty\n", *p)
+		fail(stderr, fmt.Errorf("%s: [verdicts] brokers is empty", *p))
 		return 1
 	}
 	log := plugin.NewLogger(cfg.Log.Level, cfg.Log.Syslog)
@@ -58,7 +67,7 @@ func verdicts(cfgPath string, args []string, stdout, stderr io.Writer) int {
 	if sub == "init" {
 		created, err := fleet.EnsureTopics(cfg.Verdicts, log)
 		if err != nil {
-			fmt.Fprintln(stderr, "audisp-enrich:", err)
+			fail(stderr, err)
 			return 1
 		}
 		fmt.Fprintf(stdout, "created topics: %v\n", created)

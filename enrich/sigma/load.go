@@ -1,0 +1,255 @@
+package sigma
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Problem is a rule that was not loaded: where it is and why.
+type Problem struct {
+	File string
+	Line int // 0 when the whole file is affected
+	// Logsource is the rule's logsource as counted in Set.Skipped.
+	Logsource string
+	// Unsupported is set when the rule is well-formed but uses something
+	// this engine does not evaluate (a logsource, a modifier, a field);
+	// otherwise the rule is malformed.
+	Unsupported bool
+	Reason      string
+}
+
+func (p Problem) String() string {
+	reason := p.Reason // an unsupported feature's reason starts with "unsupported: "
+	if !p.Unsupported {
+		reason = "invalid: " + reason
+	}
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, reason)
+	}
+	return fmt.Sprintf("%s: %s", p.File, reason)
+}
+
+// fileRules is what one rule file gave.
+type fileRules struct {
+	rules    []*Rule
+	problems []Problem
+	broken   bool // a malformed rule or unreadable file: reload keeps the previous rules
+}
+
+// Set is a loaded set of rules. It is immutable after Load.
+type Set struct {
+	byKind [numKinds][]*Rule
+	idx    [numKinds]*index
+	files  map[string]*fileRules
+	order  []string // files in load order
+	// Loaded and Skipped count rules per logsource.
+	Loaded, Skipped map[string]int
+	// Problems lists the rules not loaded, in file order.
+	Problems []Problem
+	stamp    string // the rule files as loaded (see stamp)
+}
+
+// Rules returns the loaded rules in file order.
+func (s *Set) Rules() []*Rule {
+	var out []*Rule
+	for _, f := range s.order {
+		out = append(out, s.files[f].rules...)
+	}
+	return out
+}
+
+// maxRuleFile bounds the size of one rule file.
+const maxRuleFile = 1 << 20
+
+// Load loads the rule files and directories in paths (directories are
+// walked for *.yml and *.yaml files, in lexical order). A rule that
+// cannot be loaded becomes a Problem and the others load; the error is
+// non-nil only when a configured path cannot be read at all.
+func Load(paths []string) (*Set, error) {
+	return loadWith(paths, nil)
+}
+
+// loadWith is Load that keeps, for every broken file, the rules prev
+// loaded from it (hot reload).
+func loadWith(paths []string, prev *Set) (*Set, error) {
+	st := stamp(paths)
+	files, err := ruleFiles(paths)
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{files: map[string]*fileRules{}, Loaded: map[string]int{}, Skipped: map[string]int{}, stamp: st}
+	ids := map[string]*Rule{}
+	for _, f := range files {
+		fr := loadFile(f)
+		if fr.broken && prev != nil {
+			if old, ok := prev.files[f]; ok {
+				fr.rules = old.rules
+			}
+		}
+		kept := fr.rules[:0:0]
+		for _, r := range fr.rules {
+			if o, dup := ids[r.ID]; dup {
+				fr.problems = append(fr.problems, Problem{File: f, Line: r.Line, Logsource: r.Logsource,
+					Reason: fmt.Sprintf("duplicate id %s (also %s:%d)", r.ID, o.File, o.Line)})
+				continue
+			}
+			ids[r.ID] = r
+			kept = append(kept, r)
+			s.byKind[r.kind] = append(s.byKind[r.kind], r)
+			s.Loaded[r.Logsource]++
+		}
+		fr.rules = kept
+		for _, p := range fr.problems {
+			s.Skipped[p.Logsource]++
+		}
+		s.Problems = append(s.Problems, fr.problems...)
+		s.files[f] = fr
+		s.order = append(s.order, f)
+	}
+	for k := range numKinds {
+		s.idx[k] = newIndex(s.byKind[k])
+	}
+	return s, nil
+}
+
+// ruleFiles expands paths into rule files.
+func ruleFiles(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("sigma: rules: %w", err)
+		}
+		if !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		var found []string
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && (strings.HasSuffix(path, ".yml") || strings.HasSuffix(path, ".yaml")) {
+				found = append(found, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sigma: rules: %w", err)
+		}
+		slices.Sort(found)
+		out = append(out, found...)
+	}
+	return slices.Compact(out), nil
+}
+
+// stamp describes the rule files under paths (name, size, mtime, inode),
+// so that a change shows as a different stamp. It is taken before the
+// files are read: a change during a load shows at the next comparison.
+func stamp(paths []string) string {
+	files, err := ruleFiles(paths)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var b strings.Builder
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			fmt.Fprintf(&b, "%s ?\n", f)
+			continue
+		}
+		var ino uint64
+		if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+			ino = sys.Ino
+		}
+		fmt.Fprintf(&b, "%s %d %d %d\n", f, fi.Size(), fi.ModTime().UnixNano(), ino)
+	}
+	return b.String()
+}
+
+// loadFile reads and compiles the rules of one file (one per YAML
+// document).
+func loadFile(path string) *fileRules {
+	fr := &fileRules{}
+	data, err := readLimited(path)
+	if err != nil {
+		fr.broken = true
+		fr.problems = append(fr.problems, Problem{File: path, Logsource: "none", Reason: err.Error()})
+		return fr
+	}
+	rules, problems := parseRules(path, data)
+	fr.rules = rules
+	fr.problems = problems
+	for _, p := range problems {
+		fr.broken = fr.broken || !p.Unsupported
+	}
+	return fr
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxRuleFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxRuleFile {
+		return nil, fmt.Errorf("larger than %d bytes", maxRuleFile)
+	}
+	return data, nil
+}
+
+// parseRules compiles the YAML documents of data; name is the file name
+// the problems carry.
+func parseRules(name string, data []byte) ([]*Rule, []Problem) {
+	var rules []*Rule
+	var problems []Problem
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			// A YAML syntax error ends the file: the decoder cannot resync.
+			problems = append(problems, Problem{File: name, Line: yamlLine(err), Logsource: "none", Reason: err.Error()})
+			break
+		}
+		r, ls, err := compileRule(name, &doc)
+		if err != nil {
+			p := Problem{File: name, Line: doc.Line, Logsource: ls, Unsupported: isUnsupported(err), Reason: err.Error()}
+			var re *ruleError
+			if errors.As(err, &re) && re.line > 0 {
+				p.Line = re.line
+			}
+			problems = append(problems, p)
+			continue
+		}
+		rules = append(rules, r)
+	}
+	return rules, problems
+}
+
+// yamlLine extracts the line number of a yaml.v3 syntax error ("yaml:
+// line N: ..."), or 0.
+func yamlLine(err error) int {
+	var n int
+	if _, e := fmt.Sscanf(strings.TrimPrefix(err.Error(), "yaml: "), "line %d:", &n); e != nil {
+		return 0
+	}
+	return n
+}

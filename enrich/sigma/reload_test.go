@@ -1,0 +1,107 @@
+package sigma
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
+)
+
+func ruleIDs(s *Set) []string {
+	var ids []string
+	for _, r := range s.Rules() {
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+// TestHotReload: a rule file added to a watched directory is loaded; a
+// file that turns malformed keeps the rules it had (and is reported); a
+// removed file's rules go; Reload (SIGHUP) does the same at once.
+func TestHotReload(t *testing.T) {
+	dir := ruleDir(t, rule("r1", "auditd", "    sel:\n        a0: curl\n    condition: sel\n"))
+	e, err := New(Config{Rules: []string{dir}, ReloadInterval: 20 * time.Millisecond}, quietLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	waitIDs := func(want ...string) {
+		t.Helper()
+		if !testsupport.Until(5*time.Second, func() bool { return slices.Equal(ruleIDs(e.Set()), want) }) {
+			t.Fatalf("rules %v, want %v", ruleIDs(e.Set()), want)
+		}
+	}
+	waitIDs("r1")
+	second := filepath.Join(dir, "second.yml")
+	if err := os.WriteFile(second, []byte(rule("r2", "process_creation", "    sel:\n        Image|endswith: /curl\n    condition: sel\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitIDs("r1", "r2")
+	// Broken: r2's file keeps r2, and the problem is reported.
+	if err := os.WriteFile(second, []byte("title: [broken\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !testsupport.Until(5*time.Second, func() bool { return len(e.Set().Problems) == 1 }) {
+		t.Fatalf("problems %v", e.Set().Problems)
+	}
+	if got := ruleIDs(e.Set()); !slices.Equal(got, []string{"r1", "r2"}) {
+		t.Errorf("after breaking second.yml: %v, want r1 and r2 kept", got)
+	}
+	if p := e.Set().Problems[0]; p.File != second || p.Line != 1 {
+		t.Errorf("problem %+v", p)
+	}
+	if err := os.Remove(second); err != nil {
+		t.Fatal(err)
+	}
+	waitIDs("r1")
+	// Reload without the poller, as SIGHUP does.
+	e.Close()
+	if err := os.WriteFile(second, []byte(rule("r3", "auditd", "    sel:\n        a0: wget\n    condition: sel\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ruleIDs(e.Set()); !slices.Equal(got, []string{"r1", "r3"}) {
+		t.Errorf("after Reload: %v", got)
+	}
+	// A rules path that disappeared keeps the whole previous set.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(); err == nil {
+		t.Error("Reload of a missing directory succeeded")
+	}
+	if got := ruleIDs(e.Set()); !slices.Equal(got, []string{"r1", "r3"}) {
+		t.Errorf("after a failed Reload: %v", got)
+	}
+}
+
+// TestEnrichDuringReload: events are enriched while the rules are
+// reloaded (run with -race); each event sees one whole rule set.
+func TestEnrichDuringReload(t *testing.T) {
+	e := newTestEnricher(t, rule("c1", "auditd", "    sel:\n        a0: curl\n    condition: sel\n"))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 50 {
+			if err := e.Reload(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+			if got := matched(t, e, eventOf(t, execCurl)); !slices.Equal(got, []string{"c1"}) {
+				t.Fatalf("matched %v", got)
+			}
+		}
+	}
+}

@@ -1,0 +1,485 @@
+package sigma
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich/attack"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+)
+
+// Rule is one compiled Sigma rule. It is immutable after compilation.
+type Rule struct {
+	ID     string
+	Title  string
+	Level  string // informational, low, medium, high, critical, or ""
+	Author string
+	Tags   []string
+	// File and Line say where the rule starts.
+	File string
+	Line int
+	// Logsource is the logsource the rule was selected by: "auditd",
+	// "process_creation", "file_event" or "network_connection".
+	Logsource string
+
+	kind     kind
+	sels     []selection
+	cond     *node
+	severity int
+	techs    []audit.Technique
+	hitTags  []string // "sigma:<id>", "sigma_level:<level>"
+}
+
+// kind is the kind of document a rule is evaluated on.
+type kind uint8
+
+const (
+	kindAuditd kind = iota
+	kindProcess
+	kindFile
+	kindNetwork
+	numKinds
+)
+
+var kindNames = [numKinds]string{"auditd", "process_creation", "file_event", "network_connection"}
+
+// selection is one search identifier: an OR of field maps, or a keyword
+// search.
+type selection struct {
+	maps []fieldMap
+	kw   *keywords
+}
+
+// fieldMap is an AND of field conditions. For auditd rules, a map whose
+// type key lists plain record type names holds them as numbers in types
+// (the key is then not among conds), and mask has their typeBit, so that
+// events without such records are passed over at once.
+type fieldMap struct {
+	conds []fieldCond
+	types []uint16
+	mask  uint64
+}
+
+// keywords is a keyword search: any (or, with all, every) value found
+// anywhere in the document.
+type keywords struct {
+	vals  []value
+	all   bool
+	plain bool // every value is a case-insensitive contains without NUL
+}
+
+// fieldCond is one key of a field map.
+type fieldCond struct {
+	name   string
+	fid    fieldID // for the mapped categories
+	interp bool    // auditd: an ENRICHED (upper-case) field name
+	vals   []value
+	all    bool // every value must match (else any)
+	neq    bool // the result is negated
+	exists int8 // 1: the field must exist, -1: must not, 0: no test
+	null   bool // the field must be absent or empty
+	lower  bool // some value reads the lower-cased text
+}
+
+// levels maps Sigma levels to event severities.
+var levels = map[string]int{"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+// ruleError is a problem with one rule, at a line of its file.
+type ruleError struct {
+	line int
+	err  error
+}
+
+func (e *ruleError) Error() string { return e.err.Error() }
+func (e *ruleError) Unwrap() error { return e.err }
+
+func errAt(n *yaml.Node, format string, args ...any) error {
+	return &ruleError{line: n.Line, err: fmt.Errorf(format, args...)}
+}
+
+func unsupportedAt(n *yaml.Node, format string, args ...any) error {
+	return &ruleError{line: n.Line, err: unsupported(format, args...)}
+}
+
+// mapGet returns the value node of key in the mapping m, or nil.
+func mapGet(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// scalar returns the text of a scalar node (empty for other nodes).
+func scalar(n *yaml.Node) string {
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return ""
+	}
+	return n.Value
+}
+
+// logsourceOf returns the kind doc selects and its name for counts; ok is
+// false when this engine does not evaluate that logsource.
+func logsourceOf(ls *yaml.Node) (k kind, name string, ok bool) {
+	product := strings.ToLower(scalar(mapGet(ls, "product")))
+	service := strings.ToLower(scalar(mapGet(ls, "service")))
+	category := strings.ToLower(scalar(mapGet(ls, "category")))
+	if product == "linux" && service == "auditd" && category == "" {
+		return kindAuditd, kindNames[kindAuditd], true
+	}
+	if product == "linux" && service == "" {
+		for k := kindProcess; k < numKinds; k++ {
+			if category == kindNames[k] {
+				return k, kindNames[k], true
+			}
+		}
+	}
+	var parts []string
+	for _, kv := range [][2]string{{"product", product}, {"service", service}, {"category", category}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+":"+kv[1])
+		}
+	}
+	if len(parts) == 0 {
+		return 0, "none", false
+	}
+	return 0, strings.Join(parts, " "), false
+}
+
+// compileRule compiles one YAML document. The returned logsource name is
+// set even when the rule is not compiled, for the counts.
+func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	if doc.Kind != yaml.MappingNode {
+		return nil, "none", errAt(doc, "a rule must be a YAML mapping")
+	}
+	for _, k := range []string{"action", "correlation", "filter"} {
+		if n := mapGet(doc, k); n != nil {
+			return nil, "none", unsupportedAt(n, "%s documents (rule collections, correlations, filters)", k)
+		}
+	}
+	ls := mapGet(doc, "logsource")
+	if ls == nil || ls.Kind != yaml.MappingNode {
+		return nil, "none", errAt(doc, "no logsource mapping")
+	}
+	k, lsName, ok := logsourceOf(ls)
+	if !ok {
+		return nil, lsName, unsupportedAt(ls, "logsource %s (only product linux with service auditd or category process_creation, file_event, network_connection)", lsName)
+	}
+	r := &Rule{File: file, Line: doc.Line, Logsource: lsName, kind: k}
+	r.ID = scalar(mapGet(doc, "id"))
+	r.Title = scalar(mapGet(doc, "title"))
+	if r.Title == "" {
+		return nil, lsName, errAt(doc, "no title")
+	}
+	if r.ID == "" {
+		return nil, lsName, errAt(doc, "no id")
+	}
+	r.Author = scalar(mapGet(doc, "author"))
+	if lv := mapGet(doc, "level"); lv != nil {
+		r.Level = strings.ToLower(scalar(lv))
+		sev, ok := levels[r.Level]
+		if !ok {
+			return nil, lsName, errAt(lv, "level %q is not one of informational, low, medium, high, critical", lv.Value)
+		}
+		r.severity = sev
+	}
+	if tags := mapGet(doc, "tags"); tags != nil {
+		if tags.Kind != yaml.SequenceNode {
+			return nil, lsName, errAt(tags, "tags must be a list")
+		}
+		for _, t := range tags.Content {
+			tag := strings.ToLower(scalar(t))
+			if tag == "" {
+				return nil, lsName, errAt(t, "empty tag")
+			}
+			r.Tags = append(r.Tags, tag)
+			if id, ok := strings.CutPrefix(tag, "attack.t"); ok {
+				if tech, ok := attack.Lookup("T" + id); ok {
+					tech.Source = "sigma:" + r.ID
+					r.techs = append(r.techs, tech)
+				}
+			}
+		}
+	}
+	r.hitTags = []string{"sigma:" + r.ID}
+	if r.Level != "" {
+		r.hitTags = append(r.hitTags, "sigma_level:"+r.Level)
+	}
+	det := mapGet(doc, "detection")
+	if det == nil || det.Kind != yaml.MappingNode {
+		return nil, lsName, errAt(doc, "no detection mapping")
+	}
+	if err := r.compileDetection(det); err != nil {
+		return nil, lsName, err
+	}
+	return r, lsName, nil
+}
+
+// compileDetection compiles the search identifiers and the condition.
+func (r *Rule) compileDetection(det *yaml.Node) error {
+	var names []string
+	var cond *yaml.Node
+	for i := 0; i+1 < len(det.Content); i += 2 {
+		key, val := det.Content[i], det.Content[i+1]
+		switch key.Value {
+		case "condition":
+			cond = val
+			continue
+		case "timeframe":
+			return unsupportedAt(key, "timeframe")
+		}
+		if len(names) == maxSelections {
+			return unsupportedAt(key, "more than %d search identifiers", maxSelections)
+		}
+		sel, err := r.compileSelection(val)
+		if err != nil {
+			return err
+		}
+		names = append(names, key.Value)
+		r.sels = append(r.sels, sel)
+	}
+	if cond == nil {
+		return errAt(det, "no condition")
+	}
+	var conds []string
+	switch cond.Kind {
+	case yaml.ScalarNode:
+		conds = []string{cond.Value}
+	case yaml.SequenceNode:
+		for _, c := range cond.Content {
+			if c.Kind != yaml.ScalarNode {
+				return errAt(c, "condition list entries must be strings")
+			}
+			conds = append(conds, c.Value)
+		}
+	default:
+		return errAt(cond, "condition must be a string or a list of strings")
+	}
+	or := &node{kind: nodeOr}
+	for _, c := range conds {
+		n, err := parseCondition(c, names)
+		if err != nil {
+			return &ruleError{line: cond.Line, err: err}
+		}
+		or.kids = append(or.kids, n)
+	}
+	r.cond = or
+	if len(or.kids) == 1 {
+		r.cond = or.kids[0]
+	}
+	return nil
+}
+
+// compileSelection compiles the value of one search identifier.
+func (r *Rule) compileSelection(n *yaml.Node) (selection, error) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		if len(n.Content) >= 2 && strings.HasPrefix(n.Content[0].Value, "|") {
+			kw, err := r.compileKeywords(n)
+			return selection{kw: kw}, err
+		}
+		m, err := r.compileMap(n)
+		return selection{maps: []fieldMap{m}}, err
+	case yaml.SequenceNode:
+		if len(n.Content) == 0 {
+			return selection{}, errAt(n, "empty search identifier")
+		}
+		if n.Content[0].Kind == yaml.MappingNode {
+			var sel selection
+			for _, c := range n.Content {
+				if c.Kind != yaml.MappingNode {
+					return sel, errAt(c, "a list of maps holds a non-map entry")
+				}
+				m, err := r.compileMap(c)
+				if err != nil {
+					return sel, err
+				}
+				sel.maps = append(sel.maps, m)
+			}
+			return sel, nil
+		}
+		kw, err := r.compileKeywords(n)
+		return selection{kw: kw}, err
+	case yaml.ScalarNode:
+		kw, err := r.compileKeywords(n)
+		return selection{kw: kw}, err
+	}
+	return selection{}, errAt(n, "a search identifier must be a map, a list or a string")
+}
+
+// compileKeywords compiles a keyword list, or the map {'|mods': list}.
+func (r *Rule) compileKeywords(n *yaml.Node) (*keywords, error) {
+	var mods []string
+	list := n
+	if n.Kind == yaml.MappingNode {
+		if len(n.Content) != 2 {
+			return nil, errAt(n, "a keyword map must have exactly one key")
+		}
+		mods = strings.Split(n.Content[0].Value, "|")[1:]
+		list = n.Content[1]
+	}
+	raw, null, err := scalars(list)
+	if err != nil {
+		return nil, err
+	}
+	if null {
+		return nil, errAt(list, "null is not a keyword")
+	}
+	m, err := parseModifiers(mods)
+	if err != nil {
+		return nil, &ruleError{line: n.Line, err: err}
+	}
+	if m.exists || m.neq {
+		return nil, errAt(n, "exists and neq need a field")
+	}
+	if m.wrap == "" && !m.re && !m.cidr && m.cmp == 0 {
+		// A keyword is found anywhere in a value.
+		m.wrap = "contains"
+	}
+	vals, err := compileValues(m, raw)
+	if err != nil {
+		return nil, &ruleError{line: list.Line, err: err}
+	}
+	if m.all && len(vals) > 64 {
+		return nil, unsupportedAt(list, "more than 64 keywords with all")
+	}
+	kw := &keywords{vals: vals, all: m.all, plain: true}
+	for _, v := range vals {
+		kw.plain = kw.plain && v.op == opContains && !v.cased && !strings.Contains(v.s, "\x00")
+	}
+	return kw, nil
+}
+
+// scalars returns the scalar texts of n (a scalar or a list of them) and
+// whether n is the null value.
+func scalars(n *yaml.Node) ([]string, bool, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return nil, true, nil
+		}
+		return []string{n.Value}, false, nil
+	case yaml.SequenceNode:
+		if len(n.Content) == 0 {
+			return nil, false, errAt(n, "empty value list")
+		}
+		out := make([]string, 0, len(n.Content))
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return nil, false, errAt(c, "a value list may hold only strings and numbers")
+			}
+			if c.Tag == "!!null" {
+				return nil, false, errAt(c, "null cannot be part of a value list")
+			}
+			out = append(out, c.Value)
+		}
+		return out, false, nil
+	}
+	return nil, false, errAt(n, "a value must be a string, a number or a list of them")
+}
+
+// compileMap compiles a field map (an AND of field conditions).
+func (r *Rule) compileMap(n *yaml.Node) (fieldMap, error) {
+	if len(n.Content) == 0 {
+		return fieldMap{}, errAt(n, "empty map")
+	}
+	var conds []fieldCond
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		parts := strings.Split(key.Value, "|")
+		c := fieldCond{name: parts[0]}
+		if c.name == "" {
+			return fieldMap{}, errAt(key, "a keyword search must be its own search identifier")
+		}
+		if r.kind == kindAuditd {
+			c.interp = c.name != strings.ToLower(c.name)
+		} else {
+			fid, ok := lookupField(r.kind, c.name)
+			if !ok {
+				return fieldMap{}, unsupportedAt(key, "field %s is not mapped for %s (see docs/sigma.md)", c.name, kindNames[r.kind])
+			}
+			c.fid = fid
+		}
+		m, err := parseModifiers(parts[1:])
+		if err != nil {
+			return fieldMap{}, &ruleError{line: key.Line, err: err}
+		}
+		c.all, c.neq = m.all, m.neq
+		raw, null, err := scalars(val)
+		if err != nil {
+			return fieldMap{}, err
+		}
+		switch {
+		case m.exists:
+			if len(raw) != 1 || (raw[0] != "true" && raw[0] != "false") {
+				return fieldMap{}, errAt(val, "exists needs true or false")
+			}
+			c.exists = 1
+			if raw[0] == "false" {
+				c.exists = -1
+			}
+		case null:
+			if len(parts) > 1 {
+				return fieldMap{}, errAt(val, "null takes no modifiers")
+			}
+			c.null = true
+		default:
+			if c.vals, err = compileValues(m, raw); err != nil {
+				return fieldMap{}, &ruleError{line: val.Line, err: err}
+			}
+			for i := range c.vals {
+				c.lower = c.lower || c.vals[i].needsLower()
+			}
+		}
+		conds = append(conds, c)
+	}
+	fm := fieldMap{conds: conds}
+	if r.kind == kindAuditd {
+		fm.takeTypes()
+	}
+	return fm, nil
+}
+
+// takeTypes moves a type key of plain, known record type names into
+// m.types. Any other type key stays a condition, tested first.
+func (m *fieldMap) takeTypes() {
+	i := slices.IndexFunc(m.conds, func(c fieldCond) bool { return c.name == "type" })
+	if i < 0 {
+		return
+	}
+	c := m.conds[i]
+	var types []uint16
+	for _, v := range c.vals {
+		n := audit.TypeNumber(strings.ToUpper(v.s))
+		if v.op != opEq || v.cased || n == 0 {
+			types = nil
+			break
+		}
+		types = append(types, n)
+	}
+	if types == nil || c.neq || c.all || c.exists != 0 || c.null {
+		m.conds[0], m.conds[i] = m.conds[i], m.conds[0]
+		return
+	}
+	m.types = types
+	for _, t := range types {
+		m.mask |= typeBit(t)
+	}
+	m.conds = slices.Delete(m.conds, i, i+1)
+}
+
+// typeBit is the bit of record type t in type masks. Types share bits,
+// so a mask only rules out: records are still checked against types.
+func typeBit(t uint16) uint64 { return 1 << (t % 64) }
+
+// isUnsupported reports whether err says a rule uses a feature the engine
+// does not implement (rather than being malformed).
+func isUnsupported(err error) bool { return errors.Is(err, errUnsupported) }

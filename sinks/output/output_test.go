@@ -1,0 +1,144 @@
+package output
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/conf"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+// udpPeer counts the datagrams a real UDP socket receives.
+func udpPeer(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var n atomic.Int64
+	go func() {
+		buf := make([]byte, 1<<16)
+		for {
+			if _, _, err := c.ReadFrom(buf); err != nil {
+				return
+			}
+			n.Add(1)
+		}
+	}()
+	return c.LocalAddr().String(), &n
+}
+
+func stageConfig(t *testing.T, dir, udp, appName string, extra bool) *conf.Config {
+	t.Helper()
+	text := fmt.Sprintf(`state_dir = %q
+[log]
+syslog = false
+[[sink]]
+name = "file"
+type = "file"
+[sink.file]
+path = %q
+[[sink]]
+name = "udp"
+type = "syslog"
+[sink.buffer]
+type = "memory"
+[sink.syslog]
+transport = "udp"
+address = %q
+app_name = %q
+`, dir, filepath.Join(dir, "events.json"), udp, appName)
+	if extra {
+		text += fmt.Sprintf("[[sink]]\nname = \"extra\"\ntype = \"syslog\"\n[sink.buffer]\ntype = \"memory\"\n[sink.syslog]\ntransport = \"udp\"\naddress = %q\n", udp)
+	}
+	cfg, err := conf.Parse("stage.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func publish(s *Stage, from, to int) {
+	var buf []byte
+	for i := from; i < to; i++ {
+		ev := &audit.Event{Kind: audit.KindAudit, ID: audit.EventID{Sec: 1700000000, Serial: uint32(i)}}
+		buf = s.Encode(0, ev, buf[:0])
+		s.Deliver(ev, buf)
+	}
+	s.Flush()
+}
+
+// TestReloadKeepsHandsOverAndRemoves: Prepare keeps an unchanged sink as it
+// runs, gives a changed network sink's buffer to its new Sink (every
+// document reaches the peer, counters continue), and Start stops a
+// removed sink and removes its series. A Prepare that fails leaves the
+// running stage as it was.
+func TestReloadKeepsHandsOverAndRemoves(t *testing.T) {
+	dir := t.TempDir()
+	udp, got := udpPeer(t)
+	reg := &metrics.Registry{}
+	opts := Options{Metrics: reg, Logger: slog.New(slog.DiscardHandler)}
+	s1, err := New(stageConfig(t, dir, udp, "one", true), 1, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1.Start(context.Background(), nil)
+	publish(s1, 0, 30)
+
+	// A changed sink whose TLS file is missing: Prepare fails, s1 runs on.
+	bad := stageConfig(t, dir, udp, "one", true)
+	bad.Sinks[1].Syslog.Transport = "tls"
+	bad.Sinks[1].Syslog.TLSCA = filepath.Join(dir, "missing-ca.pem")
+	if _, err := s1.Prepare(bad, 1); err == nil || !strings.Contains(err.Error(), "missing-ca.pem") {
+		t.Fatalf("Prepare with a missing TLS file: %v", err)
+	}
+
+	s2, err := s1.Prepare(stageConfig(t, dir, udp, "two", false), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.lane("file").d != s1.lane("file").d {
+		t.Error("the unchanged file sink was rebuilt")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s2.Start(ctx, s1)
+	publish(s2, 30, 50)
+	// 30 to "udp" and 30 to "extra" before, 20 to "udp" after.
+	deadline := time.Now().Add(5 * time.Second)
+	for got.Load() < 80 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := got.Load(); n != 80 {
+		t.Errorf("the peer got %d datagrams, want 80", n)
+	}
+	snap := reg.Snapshot()
+	for _, name := range []string{"audisp_enrich_sink_published_total", "audisp_enrich_sink_acked_total"} {
+		if v := snap[name+`{sink="udp"}`]; v != 50 {
+			t.Errorf("%s{sink=\"udp\"} = %g after the handover, want 50", name, v)
+		}
+	}
+	for k := range snap {
+		if strings.Contains(k, `sink="extra"`) {
+			t.Errorf("series of the removed sink still registered: %s", k)
+		}
+	}
+	s2.Stop(ctx)
+	b, err := os.ReadFile(filepath.Join(dir, "events.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n"); n != 50 {
+		t.Errorf("the kept file sink has %d documents, want 50", n)
+	}
+}
