@@ -20,11 +20,13 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/blocklist"
 	"github.com/audisp-enrich/audisp-enrich/enrich/fleet"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/sigma"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
+	"github.com/audisp-enrich/audisp-enrich/sinks/gelf"
 	"github.com/audisp-enrich/audisp-enrich/sinks/kafka"
 	"github.com/audisp-enrich/audisp-enrich/sinks/remote"
 	"github.com/audisp-enrich/audisp-enrich/sinks/syslog"
@@ -50,8 +52,9 @@ type Config struct {
 	// GOMAXPROCS), read at start. 1 (the default) costs the least CPU at
 	// auditd's rates, since goroutines then hand events to each other
 	// without waking other cores, and one core handles far more than
-	// auditd delivers; 0 means every core. Replay always uses every core,
-	// and a GOMAXPROCS environment variable wins over this.
+	// auditd delivers; 0 means every core. Replay does not read it: it
+	// runs on one core (see docs/performance.md), and a GOMAXPROCS
+	// environment variable wins over both.
 	MaxProcs   int              `toml:"max_procs"`
 	Input      InputConfig      `toml:"input"`
 	Reassembly ReassemblyConfig `toml:"reassembly"`
@@ -134,6 +137,7 @@ type EnrichConfig struct {
 	Attack     attack.Config     `toml:"attack"`
 	Proc       proc.Config       `toml:"proc"`
 	Blocklist  blocklist.Config  `toml:"blocklist"`
+	Packages   packages.Config   `toml:"packages"`
 	Hunt       hunt.Config       `toml:"hunt"`
 	Sigma      sigma.Config      `toml:"sigma"`
 	VirusTotal virustotal.Config `toml:"virustotal"`
@@ -151,11 +155,23 @@ type HashesConfig struct {
 type SinkConfig struct {
 	// Name identifies the sink in logs and metrics (default: the type).
 	Name string `toml:"name"`
-	// Type is stdout, file, kafka, syslog or remote.
+	// Type is stdout, file, kafka, syslog, gelf or remote.
 	Type string `toml:"type"`
 	// Encoding is json (default), msgpack, or audit (text lines; the
-	// remote sink always uses audit).
+	// remote sink always uses audit, the gelf sink json).
 	Encoding string `toml:"encoding"`
+	// Profile is the document of the json and msgpack encodings: "full"
+	// (default; the lossless document, docs/schema/event.schema.json) or
+	// "ecs" (Elastic Common Schema names, about a quarter of the size,
+	// docs/schema/ecs.schema.json). The audit encoding has no profile.
+	Profile string `toml:"profile"`
+	// Original adds the raw audit records as event.original to ecs
+	// documents (which are then lossless). ecs profile only.
+	Original bool `toml:"original"`
+	// References adds the ATT&CK names and URLs (threat.*.name,
+	// threat.*.reference) to ecs documents, which otherwise carry only
+	// the ids. ecs profile only.
+	References bool `toml:"references"`
 	// Filter selects the documents this sink gets (all by default).
 	Filter sinks.Filter `toml:"filter"`
 	// Buffer is the sink's own buffer (network sinks; disk by default).
@@ -166,6 +182,7 @@ type SinkConfig struct {
 	Kafka    *kafka.Config      `toml:"kafka"`
 	Syslog   *syslog.Config     `toml:"syslog"`
 	Remote   *remote.Config     `toml:"remote"`
+	Gelf     *gelf.Config       `toml:"gelf"`
 
 	// Line is the line of the [[sink]] header, for error messages.
 	Line int `toml:"-"`
@@ -201,6 +218,7 @@ func Defaults() Config {
 			Attack:     attack.DefaultConfig(),
 			Proc:       proc.DefaultConfig(),
 			Blocklist:  blocklist.DefaultConfig(),
+			Packages:   packages.DefaultConfig(),
 			Hunt:       hunt.DefaultConfig(),
 			Sigma:      sigma.DefaultConfig(),
 			VirusTotal: virustotal.DefaultConfig(),
@@ -260,6 +278,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	if !md.IsDefined("enrich", "virustotal", "state_dir") {
 		cfg.Enrich.VirusTotal.StateDir = cfg.StateDir
 	}
+	if !md.IsDefined("enrich", "packages", "state_dir") {
+		cfg.Enrich.Packages.StateDir = cfg.StateDir
+	}
 	var ps []toml.Primitive
 	if hasSinks && md.PrimitiveDecode(sinkTables, &ps) != nil {
 		r.add("sink", true, "sink: want [[sink]] tables")
@@ -293,7 +314,7 @@ func Parse(name string, data []byte) (*Config, error) {
 
 // newSink returns a sink of type typ with that type's defaults.
 func newSink(typ string) SinkConfig {
-	sc := SinkConfig{Type: typ, Encoding: "json", Buffer: buffer.DefaultConfig(), Delivery: sinks.DefaultRunnerConfig()}
+	sc := SinkConfig{Type: typ, Encoding: "json", Profile: "full", Buffer: buffer.DefaultConfig(), Delivery: sinks.DefaultRunnerConfig()}
 	switch typ {
 	case "file":
 		fc := DefaultFileConfig()
@@ -304,6 +325,9 @@ func newSink(typ string) SinkConfig {
 	case "syslog":
 		yc := syslog.DefaultConfig()
 		sc.Syslog = &yc
+	case "gelf":
+		gc := gelf.DefaultConfig()
+		sc.Gelf = &gc
 	case "remote":
 		rc := remote.DefaultConfig()
 		sc.Remote = &rc
@@ -349,6 +373,9 @@ func (c *Config) validate(r *report) {
 	at("enrich.attack", c.Enrich.Attack.Validate())
 	at("enrich.proc", c.Enrich.Proc.Validate())
 	at("enrich.blocklist", c.Enrich.Blocklist.Validate())
+	if c.Enrich.Packages.Enabled {
+		at("enrich.packages", c.Enrich.Packages.Validate())
+	}
 	at("enrich.hunt", c.Enrich.Hunt.Validate())
 	at("enrich.sigma", c.Enrich.Sigma.Validate())
 	if c.Enrich.VirusTotal.Enabled {
@@ -384,6 +411,10 @@ func (c *Config) validate(r *report) {
 		bad("filter", s.Filter.Validate())
 		bad("buffer", s.Buffer.Validate())
 		bad("delivery", s.Delivery.Validate())
+		bad("profile", oneOf("profile", s.Profile, "full", "ecs"))
+		if s.Profile != "ecs" && (s.Original || s.References) {
+			bad("original", errors.New("original and references apply to the ecs profile only (set profile = \"ecs\")"))
+		}
 		switch s.Type {
 		case "stdout":
 		case "remote":
@@ -399,8 +430,13 @@ func (c *Config) validate(r *report) {
 			bad("kafka", s.Kafka.Validate())
 		case "syslog":
 			bad("syslog", s.Syslog.Validate())
+		case "gelf":
+			bad("gelf", s.Gelf.Validate())
+			if s.Encoding != "json" {
+				bad("encoding", fmt.Errorf("gelf sink flattens JSON documents; encoding must be \"json\", not %q", s.Encoding))
+			}
 		default:
-			at(path+".type", oneOf(path+".type", s.Type, "stdout", "file", "kafka", "syslog", "remote"))
+			at(path+".type", oneOf(path+".type", s.Type, "stdout", "file", "kafka", "syslog", "gelf", "remote"))
 		}
 	}
 }

@@ -1,9 +1,13 @@
 package plugin
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/enrich"
@@ -12,6 +16,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/fleet"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hashes"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/sigma"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
@@ -23,6 +28,7 @@ import (
 type enrichers struct {
 	chain     []enrich.Enricher
 	blocklist *blocklist.Enricher
+	packages  *packages.Enricher
 	sigma     *sigma.Enricher
 	vt        *virustotal.Enricher
 	vtAt      int         // vt's index in chain
@@ -30,10 +36,11 @@ type enrichers struct {
 }
 
 // buildEnrichers builds the chain in dependency order: hashes and the
-// process table first, then ATT&CK tags, blocklists, the hunting rules
-// (they read the parent, the keys and the blocklist result), the Sigma
-// rules (they read the parent), VirusTotal (it needs the allowlist
-// result, and the severity for its priority), and
+// process table first, then ATT&CK tags, blocklists, package trust, the
+// hunting rules (they read the parent, the keys, the blocklist result and
+// the package status), the Sigma rules (they read the parent), VirusTotal
+// (it needs the allowlist result and the package status, and the severity
+// for its priority), and
 // last the hunting rules that test a verdict (they see verdicts that were
 // cached or arrived within max_wait).
 //
@@ -68,6 +75,10 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 		}
 		e.blocklist = b
 		e.chain = append(e.chain, b)
+	}
+	if c.Packages.Enabled {
+		e.packages = packages.New(c.Packages, log, reg)
+		e.chain = append(e.chain, e.packages)
 	}
 	// Hunting rules run before VirusTotal, so that the hashes they flag
 	// are looked up first; the rules that test a VirusTotal verdict run
@@ -248,4 +259,55 @@ func (e *enrichers) close() {
 	if e.blocklist != nil {
 		_ = e.blocklist.Close()
 	}
+	if e.packages != nil {
+		e.packages.Close()
+	}
+}
+
+// waitPackages lets the package index finish (hashing at full speed)
+// before replay judges events, so a replayed log gets the answers the live
+// plugin gives; with progress set (a terminal) it writes a progress line
+// there. It does nothing when the enricher is off, and only logs when the
+// package database cannot be read. Plugin mode never calls it.
+func (e *enrichers) waitPackages(ctx context.Context, log *slog.Logger, progress io.Writer) error {
+	if e.packages == nil {
+		return nil
+	}
+	var show func(done, total int)
+	if progress != nil {
+		last := time.Now()
+		show = func(done, total int) {
+			if done == total || time.Since(last) > 250*time.Millisecond {
+				last = time.Now()
+				fmt.Fprintf(progress, "\rpackages: hashing package files %d/%d", done, total)
+				if done == total {
+					fmt.Fprintln(progress)
+				}
+			}
+		}
+	}
+	start := time.Now()
+	if err := e.packages.Index().Wait(ctx, show); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		// No package database: events say unindexed, as in plugin mode.
+		log.Error("packages: no index for this replay", "err", err)
+		return nil
+	}
+	st := e.packages.Index().Stats()
+	log.Info("packages: index ready", "files", st.Files, "hashed", st.Hashed, "reused", st.Reused,
+		"modified", st.Modified, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// packageStats returns the package index's figures for the status report;
+// false when the enricher is off.
+func (p *Pipeline) packageStats() (packages.Stats, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.enr == nil || p.enr.packages == nil {
+		return packages.Stats{}, false
+	}
+	return p.enr.packages.Index().Stats(), true
 }

@@ -44,12 +44,21 @@ path = %q
 	if err := Replay(context.Background(), cfg, slog.New(slog.DiscardHandler), []string{"testdata/capture.log"}, ReplayOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	jf, err := os.Open(filepath.Join(dir, "e.json"))
+	if n := sameDocuments(t, filepath.Join(dir, "e.json"), filepath.Join(dir, "e.msgpack")); n != 234 {
+		t.Errorf("%d documents, want 234", n)
+	}
+}
+
+// sameDocuments checks that the msgpack file holds exactly the documents
+// of the JSON Lines file, in order, and returns their number.
+func sameDocuments(t *testing.T, jsonPath, msgpackPath string) int {
+	t.Helper()
+	jf, err := os.Open(jsonPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer jf.Close()
-	mb, err := os.ReadFile(filepath.Join(dir, "e.msgpack"))
+	mb, err := os.ReadFile(msgpackPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,9 +88,7 @@ path = %q
 	if err := dec.Decode(new(any)); !errors.Is(err, io.EOF) {
 		t.Errorf("extra msgpack data after %d documents: %v", n, err)
 	}
-	if n != 234 {
-		t.Errorf("%d documents, want 234", n)
-	}
+	return n
 }
 
 // normalize makes numbers comparable (JSON decodes float64, msgpack int64).

@@ -49,6 +49,9 @@ func Replay(ctx context.Context, cfg *conf.Config, log *slog.Logger, files []str
 	// Replay waits for the sinks to deliver (until interrupted, or until a
 	// sink stalls; see runnerSink.stop).
 	defer p.Close(ctx)
+	if err := p.enr.waitPackages(ctx, log, opt.Progress); err != nil {
+		return err
+	}
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
@@ -78,17 +81,26 @@ const SettleTimeout = 2 * time.Second
 
 // settleLookups waits, at most SettleTimeout, until the VirusTotal
 // enricher has looked up every queued hash, so that the verdict documents
-// it can get at once are written before the pipeline closes. The events
-// still in the pool reach VirusTotal within the first polls.
+// it can get at once are written before the pipeline closes. It first
+// waits for a pool barrier, so every event submitted so far has passed
+// VirusTotal (and queued its hashes) before the queue is watched; on a
+// busy machine the pool may still hold events when the input ends.
 func (p *Pipeline) settleLookups(ctx context.Context) {
 	p.mu.Lock()
-	enr := p.enr
+	enr, pool := p.enr, p.pool
 	p.mu.Unlock()
 	if enr == nil || enr.vt == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, SettleTimeout)
 	defer cancel()
+	passed := make(chan struct{})
+	pool.Barrier(func() { close(passed) })
+	select {
+	case <-passed:
+	case <-ctx.Done():
+		return
+	}
 	enr.vt.Settle(ctx)
 }
 

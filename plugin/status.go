@@ -56,6 +56,14 @@ func (s *status) report(kind string) {
 		"evicted", st.Evicted, "timed_out", st.TimedOut, "late", st.Late, "in_flight", st.InFlight,
 		"queue", s.in.QueueLen.Value(), "queue_high", s.in.QueueHigh.Value(),
 		"input_dropped", s.in.Dropped.Value(), "uptime", time.Since(s.start).Round(time.Second).String())
+	if ps, ok := s.p.packageStats(); ok {
+		last := ""
+		if !ps.LastRefresh.IsZero() {
+			last = ps.LastRefresh.UTC().Format(time.RFC3339)
+		}
+		s.log.Info("packages status", "report", kind, "files", ps.Files, "hashed", ps.Reused+ps.Hashed,
+			"pending", ps.Pending, "modified", ps.Modified, "live_bytes", ps.LiveBytes, "last_refresh", last)
+	}
 	for _, st := range s.p.SinkStats() {
 		var dropped uint64
 		for _, n := range st.Dropped {

@@ -156,6 +156,10 @@ type RuleConfig struct {
 	// (one condition; 0 leaves VirusTotal out).
 	Blocklisted    bool `toml:"blocklisted"`
 	VTMaliciousMin int  `toml:"vt_malicious_min"`
+	// PackageStatus: the package database's status of the event's hash
+	// (the packages enricher's package.status) is one of these: package,
+	// modified, relocated, unowned, unindexed.
+	PackageStatus []string `toml:"package_status"`
 }
 
 // severities maps the severity names to Event.Severity values.

@@ -39,6 +39,7 @@ type facts struct {
 
 	blocklisted bool
 	vtMalicious int64
+	pkgStatus   string // ev.Package.Status, "" when none
 }
 
 // extract fills f from ev for e's rules (e.needFiles says whether any
@@ -103,6 +104,9 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) {
 		f.parentBase = path.Base(f.parentExe)
 	}
 	f.blocklisted = len(ev.Blocklist) > 0
+	if p := ev.Package; p != nil {
+		f.pkgStatus = p.Status
+	}
 	if vt := ev.VirusTotal; vt != nil && vt.VTVerdict != nil {
 		f.vtMalicious = vt.Malicious
 	}

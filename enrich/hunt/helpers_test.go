@@ -22,11 +22,12 @@ type ev struct {
 	paths   []string
 	parent  string // parent executable
 	blocked bool
-	vt      int64 // VirusTotal malicious count; -1 for a pending lookup
+	vt      int64  // VirusTotal malicious count; -1 for a pending lookup
+	pkg     string // package status from the packages enricher
 }
 
 // build turns e into an audit.Event as the parser and the earlier
-// enrichers (proc, blocklist, virustotal) would leave it.
+// enrichers (proc, blocklist, packages, virustotal) would leave it.
 func (e ev) build() *audit.Event {
 	out := &audit.Event{ID: audit.EventID{Sec: 1764081400, Msec: 123, Serial: 42}}
 	uid := strconv.Itoa(e.uid)
@@ -72,6 +73,9 @@ func (e ev) build() *audit.Event {
 	}
 	if e.blocked {
 		out.Blocklist = []audit.ListHit{{List: "malwarebazaar", Label: "Mirai", Hash: "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"}}
+	}
+	if e.pkg != "" {
+		out.Package = &audit.PackageResult{Status: e.pkg, Manager: "dpkg", Name: "coreutils", Version: "9.1-1"}
 	}
 	switch {
 	case e.vt > 0:

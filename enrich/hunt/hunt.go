@@ -11,9 +11,9 @@
 // inline rules, then the rules file (a rule that replaces another keeps that
 // one's place).
 //
-// Parent conditions use ev.Parent and verdict conditions use ev.Blocklist
-// and ev.VirusTotal, so the hunt enricher must run after proc, blocklist and
-// virustotal.
+// Parent conditions use ev.Parent, verdict conditions use ev.Blocklist and
+// ev.VirusTotal, and package_status uses ev.Package, so the hunt enricher
+// must run after proc, blocklist, packages and virustotal.
 package hunt
 
 import (
@@ -229,6 +229,9 @@ type hitBlock struct {
 // for f. Cheap conditions come first.
 func (r *rule) match(f *facts, e *Enricher, i int) bool {
 	if r.exec && !f.exec {
+		return false
+	}
+	if len(r.pkgStatus) > 0 && !slices.Contains(r.pkgStatus, f.pkgStatus) {
 		return false
 	}
 	if r.blocklisted || r.vtMin > 0 {

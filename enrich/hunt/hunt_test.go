@@ -101,6 +101,9 @@ func TestConditionKinds(t *testing.T) {
 		{"vt below", RuleConfig{VTMaliciousMin: 3}, ev{syscall: "ima", exe: "/usr/bin/x", vt: 2}, false},
 		{"vt pending", RuleConfig{VTMaliciousMin: 1}, ev{syscall: "ima", exe: "/usr/bin/x", vt: -1}, false},
 		{"blocklisted or vt", RuleConfig{Blocklisted: true, VTMaliciousMin: 3}, ev{syscall: "ima", exe: "/usr/bin/x", vt: 9}, true},
+		{"package status", RuleConfig{PackageStatus: []string{"modified", "relocated"}}, ev{syscall: "ima", exe: "/usr/bin/x", pkg: "relocated"}, true},
+		{"package status other", RuleConfig{PackageStatus: []string{"modified"}}, ev{syscall: "ima", exe: "/usr/bin/x", pkg: "package"}, false},
+		{"package status none", RuleConfig{PackageStatus: []string{"unowned"}}, ev{syscall: "ima", exe: "/usr/bin/x"}, false},
 
 		{"all conditions must hold", RuleConfig{Exec: true, ExeInTemp: true, Users: []string{"www-data"}}, ev{exe: "/tmp/x", uid: 1000, user: "alice"}, false},
 		{"all conditions hold", RuleConfig{Exec: true, ExeInTemp: true, Users: []string{"www-data"}}, ev{exe: "/tmp/x", uid: 33, user: "www-data"}, true},
@@ -176,6 +179,13 @@ func TestDefaultRules(t *testing.T) {
 		{"VirusTotal malicious", ev{syscall: "ima", exe: "/usr/local/bin/tool", uid: 0, vt: 41}, []string{"virustotal_malicious"}},
 		{"VirusTotal 2 engines", ev{syscall: "ima", exe: "/usr/local/bin/tool", uid: 0, vt: 2}, nil},
 		{"VirusTotal pending", ev{syscall: "ima", exe: "/usr/local/bin/tool", uid: 0, vt: -1}, nil},
+
+		// Package trust: a trojaned system binary, a renamed utility.
+		{"modified sshd", ev{syscall: "ima", exe: "/usr/sbin/sshd", uid: 0, user: "root", pkg: "modified"}, []string{"package_file_modified"}},
+		{"nc copied to /tmp/.x/httpd", ev{syscall: "ima", exe: "/tmp/.x/httpd", uid: 33, user: "www-data", pkg: "relocated"},
+			[]string{"exec_from_temp_dir", "legit_name_in_temp", "exec_from_hidden_path", "package_file_relocated"}},
+		{"package ls", ev{syscall: "ima", exe: "/usr/bin/ls", uid: 0, user: "root", pkg: "package"}, nil},
+		{"unowned tool", ev{syscall: "ima", exe: "/usr/local/bin/tool", uid: 0, user: "root", pkg: "unowned"}, nil},
 	}
 	covered := map[string]bool{}
 	for _, c := range cases {

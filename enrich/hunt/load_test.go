@@ -42,8 +42,12 @@ func TestRulesFile(t *testing.T) {
 	e = mustEnricher(t, cfg)
 	event := ev{syscall: "ima", exe: "/usr/bin/x", blocked: true}.build()
 	hits(t, e, event)
-	if len(event.Hunt) != 1 || event.Hunt[0].Severity != 1 || len(e.Rules()) != 11 {
-		t.Errorf("override: hunt %+v, %d rules", event.Hunt, len(e.Rules()))
+	builtin, err := ParseRules(DefaultRulesName, DefaultRules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(event.Hunt) != 1 || event.Hunt[0].Severity != 1 || len(e.Rules()) != len(builtin) {
+		t.Errorf("override: hunt %+v, %d rules, want the %d built-in ones", event.Hunt, len(e.Rules()), len(builtin))
 	}
 	cfg.RulesFile = filepath.Join(dir, "missing.toml")
 	if _, err := newEnricher(cfg, testUsers, nil); err == nil || !strings.Contains(err.Error(), "missing.toml") {
@@ -94,6 +98,7 @@ func TestLoadErrors(t *testing.T) {
 		{`severity = "low"` + "\nexec = true\ntechnique = 'T9999'", `technique "T9999": not an ATT&CK technique id`},
 		{`severity = "low"` + "\nexec = true\ntags = ['a b']", `tags: "a b": empty or contains white space`},
 		{`severity = "low"` + "\nvt_malicious_min = -1", "vt_malicious_min -1: must be 0 or more"},
+		{`severity = "low"` + "\npackage_status = ['trusted']", `package_status: "trusted": want one of package, modified, relocated, unowned, unindexed`},
 	} {
 		_, err := ParseRules("r.toml", []byte(head+c.body+"\n"))
 		want := `r.toml:6: rule "bad": ` + c.want

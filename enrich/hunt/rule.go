@@ -6,10 +6,12 @@ import (
 	"os/user"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/audisp-enrich/audisp-enrich/enrich/attack"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
 
@@ -179,9 +181,14 @@ type rule struct {
 	acct                               account
 	blocklisted                        bool
 	vtMin                              int64
-	needFiles                          bool // a file condition is set
-	hasExeConds                        bool // an exe condition is set
+	pkgStatus                          []string // package_status
+	needFiles                          bool     // a file condition is set
+	hasExeConds                        bool     // an exe condition is set
 }
+
+// packageStatuses are the values of audit.PackageResult.Status.
+var packageStatuses = []string{packages.StatusPackage, packages.StatusModified, packages.StatusRelocated,
+	packages.StatusUnowned, packages.StatusUnindexed}
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
@@ -239,14 +246,18 @@ func compileRule(rc *RuleConfig, lookupUser func(string) (uint32, bool)) (*rule,
 		return nil, fmt.Errorf("vt_malicious_min %d: must be 0 or more", rc.VTMaliciousMin)
 	}
 	r.vtMin = int64(rc.VTMaliciousMin)
+	for _, st := range rc.PackageStatus {
+		if !slices.Contains(packageStatuses, st) {
+			return nil, fmt.Errorf("package_status: %q: want one of %s", st, strings.Join(packageStatuses, ", "))
+		}
+	}
+	r.pkgStatus = slices.Clone(rc.PackageStatus)
 	r.needFiles = !r.file.empty() || r.fileInTemp || r.fileHidden
-	r.hasExeConds = !r.exe.empty() || !r.exeNot.empty() || !r.exeName.empty() || r.exeInTemp ||
-		r.exeHidden || r.exeOutside
 	r.hasExeConds = !r.exe.empty() || !r.exeNot.empty() || !r.exeName.empty() || r.exeInTemp ||
 		r.exeHidden || r.exeOutside
 	if !r.exec && r.exe.empty() && r.exeNot.empty() && r.exeName.empty() && !r.exeInTemp &&
 		!r.exeHidden && !r.exeOutside && !r.needFiles && r.acct.empty() && r.parent.empty() &&
-		r.parentName.empty() && r.key.empty() && !r.blocklisted && r.vtMin == 0 {
+		r.parentName.empty() && r.key.empty() && !r.blocklisted && r.vtMin == 0 && len(r.pkgStatus) == 0 {
 		return nil, errors.New("no condition: a rule must set at least one")
 	}
 	return r, nil

@@ -26,3 +26,19 @@ func BenchmarkEnrich(b *testing.B) {
 		b.Fatalf("parent %+v", ev.Parent)
 	}
 }
+
+// BenchmarkNewTable builds a table of the default size and records 500
+// execs (a machine's live processes): its B/op is what the table reserves
+// before the pids it holds call for more.
+func BenchmarkNewTable(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		tb, err := New(Config{Enabled: true, MaxEntries: 16384}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for pid := 1000; pid < 1500; pid++ {
+			tb.Record(pid, Image{Exe: "/usr/bin/true", StartMilli: 1, Source: SourceExec})
+		}
+	}
+}

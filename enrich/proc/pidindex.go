@@ -19,14 +19,20 @@ import (
 // machine that execs in a tight loop fills one long run of cells with every
 // pid at its home, and an eviction or a miss still costs one or two cells.
 //
-// It holds at most the capacity it was made for; callers evict before
-// adding past it. Only valid pids (see validPid) are stored. Not safe for
-// concurrent use.
+// It starts small (minCells) and doubles when an add would make it more
+// than half full, so its memory follows the pids held, up to twice the
+// capacity it was made for (rounded up to a power of two). It holds at
+// most that capacity; callers evict before adding past it. Only valid pids
+// (see validPid) are stored. Not safe for concurrent use.
 type pidIndex struct {
-	cells  []pidCell
-	stride uint // log2 of the spacing of the pids this index sees
-	n      int
+	cells    []pidCell
+	maxCells int  // the size that holds the capacity at most half full
+	stride   uint // log2 of the spacing of the pids this index sees
+	n        int
 }
+
+// minCells is the size of a new index (128 bytes: two cache lines).
+const minCells = 16
 
 // pidCell is one cell; pid 0 marks it empty.
 type pidCell struct {
@@ -42,11 +48,11 @@ func validPid(pid int) bool { return pid > 0 && pid <= math.MaxInt32 }
 // newPidIndex returns an index for capacity pids that are all congruent
 // modulo stride (a power of two: the number of table shards).
 func newPidIndex(capacity, stride int) pidIndex {
-	size := 8
+	size := minCells
 	for size < 2*capacity {
 		size <<= 1
 	}
-	return pidIndex{cells: make([]pidCell, size), stride: uint(bits.TrailingZeros(uint(stride)))}
+	return pidIndex{cells: make([]pidCell, minCells), maxCells: size, stride: uint(bits.TrailingZeros(uint(stride)))}
 }
 
 // home is the cell where pid's probe starts: the pid itself, over the
@@ -99,13 +105,31 @@ func (x *pidIndex) put(pid int, slot int32) {
 		return
 	}
 	if 2*(x.n+1) > len(x.cells) {
-		panic("proc: pidIndex over capacity")
+		if len(x.cells) >= x.maxCells {
+			panic("proc: pidIndex over capacity")
+		}
+		x.grow()
 	}
 	x.n++
+	x.insert(pidCell{pid: int32(pid), slot: slot})
+}
+
+// grow doubles the cells and puts every pid back in Robin Hood order.
+func (x *pidIndex) grow() {
+	old := x.cells
+	x.cells = make([]pidCell, 2*len(old))
+	for _, c := range old {
+		if c.pid != 0 {
+			x.insert(c)
+		}
+	}
+}
+
+// insert stores cur, a pid not held, in an index with room for it.
+func (x *pidIndex) insert(cur pidCell) {
 	// Walk from pid's home; take the cell of the first pid nearer its home
 	// than the walker, and carry that pid on (Robin Hood insertion).
 	mask := len(x.cells) - 1
-	cur := pidCell{pid: int32(pid), slot: slot}
 	for i, d := x.home(cur.pid), 0; ; i, d = (i+1)&mask, d+1 {
 		if x.cells[i].pid == 0 {
 			x.cells[i] = cur

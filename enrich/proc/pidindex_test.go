@@ -183,3 +183,39 @@ func BenchmarkPidIndex(b *testing.B) {
 		}
 	}
 }
+
+// An index starts at minCells and doubles as pids arrive, to exactly the
+// size its capacity needs at most half full, keeping every pid; past the
+// capacity, put panics (the LRU evicts first).
+func TestPidIndexGrows(t *testing.T) {
+	const capacity, stride = 2048, 8
+	x := newPidIndex(capacity, stride)
+	if len(x.cells) != minCells {
+		t.Fatalf("new index has %d cells, want %d", len(x.cells), minCells)
+	}
+	pid := func(k int) int { return 5 + stride*k }
+	for k := 0; k < capacity; k++ {
+		x.put(pid(k), int32(k))
+		if 2*x.n > len(x.cells) {
+			t.Fatalf("%d pids in %d cells: more than half full", x.n, len(x.cells))
+		}
+		if k == 99 && len(x.cells) != 256 {
+			t.Fatalf("100 pids in %d cells, want 256", len(x.cells))
+		}
+	}
+	if len(x.cells) != 2*capacity {
+		t.Fatalf("full index has %d cells, want %d", len(x.cells), 2*capacity)
+	}
+	checkRobinHood(t, &x)
+	for k := 0; k < capacity; k++ {
+		if got, ok := x.get(pid(k)); !ok || got != int32(k) {
+			t.Fatalf("get(%d) = %d %v after growth, want %d", pid(k), got, ok, k)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("put past capacity did not panic")
+		}
+	}()
+	x.put(pid(capacity), 0)
+}

@@ -32,38 +32,51 @@ func isPathField(f string) bool { return f == "Image" || f == "exe" }
 // anchors returns a set of anchors at least one of which the event has
 // whenever r matches, or nil when the rule has no such set.
 func (r *Rule) anchors() []anchor {
-	return r.nodeAnchors(r.cond)
+	return needs[anchor]{cond: (*fieldCond).anchors, rank: func(as []anchor) int { return -len(as) }}.rule(r)
 }
 
-func (r *Rule) nodeAnchors(n *node) []anchor {
-	switch n.kind {
+// needs finds, for a rule, a set of facts (anchors, literals) at least
+// one of which the event has whenever the rule matches; nil means no such
+// set is known. cond gives the set of one field condition and kw that of
+// a keyword selection (nil: none); rank orders two sets by how much they
+// prune (higher is better).
+type needs[T any] struct {
+	cond func(*fieldCond) []T
+	kw   func(*keywords) []T
+	rank func([]T) int
+}
+
+func (n needs[T]) rule(r *Rule) []T { return n.node(r, r.cond) }
+
+func (n needs[T]) node(r *Rule, x *node) []T {
+	switch x.kind {
 	case nodeSel:
-		return r.sels[n.sel].anchors()
+		return n.sel(&r.sels[x.sel])
 	case nodeAnd, nodeAllOf:
-		var best []anchor
-		each := func(as []anchor) {
-			if as != nil && (best == nil || len(as) < len(best)) {
+		var best []T
+		each := func(as []T) {
+			if as != nil && (best == nil || n.rank(as) > n.rank(best)) {
 				best = as
 			}
 		}
-		for _, k := range n.kids {
-			each(r.nodeAnchors(k))
+		for _, k := range x.kids {
+			each(n.node(r, k))
 		}
-		for _, i := range n.sels {
-			each(r.sels[i].anchors())
+		for _, i := range x.sels {
+			each(n.sel(&r.sels[i]))
 		}
 		return best
 	case nodeOr, nodeOneOf:
-		var all []anchor
-		for _, k := range n.kids {
-			as := r.nodeAnchors(k)
+		var all []T
+		for _, k := range x.kids {
+			as := n.node(r, k)
 			if as == nil {
 				return nil
 			}
 			all = append(all, as...)
 		}
-		for _, i := range n.sels {
-			as := r.sels[i].anchors()
+		for _, i := range x.sels {
+			as := n.sel(&r.sels[i])
 			if as == nil {
 				return nil
 			}
@@ -71,33 +84,35 @@ func (r *Rule) nodeAnchors(n *node) []anchor {
 		}
 		return all
 	}
-	return nil // not: no anchor
+	return nil // not: no set
 }
 
-// anchors of a selection: one per map (any map may match).
-func (sel *selection) anchors() []anchor {
-	if sel.kw != nil || len(sel.maps) == 0 {
-		return nil
-	}
-	var out []anchor
-	for i := range sel.maps {
-		as := sel.maps[i].anchors()
-		if as == nil {
+// sel gives the set of a selection: the union of its maps' sets (any map
+// may match), each map's being the best of its conditions' sets.
+func (n needs[T]) sel(sel *selection) []T {
+	if sel.kw != nil {
+		if n.kw == nil {
 			return nil
 		}
-		out = append(out, as...)
+		return n.kw(sel.kw)
+	}
+	if len(sel.maps) == 0 {
+		return nil
+	}
+	var out []T
+	for i := range sel.maps {
+		var best []T
+		for j := range sel.maps[i].conds {
+			if as := n.cond(&sel.maps[i].conds[j]); as != nil && (best == nil || n.rank(as) > n.rank(best)) {
+				best = as
+			}
+		}
+		if best == nil {
+			return nil
+		}
+		out = append(out, best...)
 	}
 	return out
-}
-
-// anchors of a map: those of its first anchorable condition.
-func (m *fieldMap) anchors() []anchor {
-	for i := range m.conds {
-		if as := m.conds[i].anchors(); as != nil {
-			return as
-		}
-	}
-	return nil
 }
 
 // anchors of a condition whose every value gives an exact key.
@@ -124,26 +139,42 @@ func (c *fieldCond) anchors() []anchor {
 	return out
 }
 
-// index holds the rules of one kind by anchor.
+// index holds the rules of one kind by anchor, and their literal
+// prefilter.
 type index struct {
 	rules    []*Rule
 	byAnchor map[anchor][]int // rule positions, ascending
 	free     []int            // positions of rules without anchors
+	lits     *acMatcher       // all literals of the rules' sets, or nil
+	need     [][]int32        // per rule: ids of its literal set, or nil
 }
 
 func newIndex(rules []*Rule) *index {
-	x := &index{rules: rules, byAnchor: map[anchor][]int{}}
+	x := &index{rules: rules, byAnchor: map[anchor][]int{}, need: make([][]int32, len(rules))}
+	ids := map[string]int32{}
+	var lits []string
 	for i, r := range rules {
 		as := r.anchors()
 		if as == nil {
 			x.free = append(x.free, i)
-			continue
 		}
 		for _, a := range as {
 			if l := x.byAnchor[a]; len(l) == 0 || l[len(l)-1] != i {
 				x.byAnchor[a] = append(l, i)
 			}
 		}
+		for _, l := range literalNeeds.rule(r) {
+			id, ok := ids[l]
+			if !ok {
+				id = int32(len(lits))
+				ids[l] = id
+				lits = append(lits, l)
+			}
+			x.need[i] = append(x.need[i], id)
+		}
+	}
+	if len(lits) > 0 {
+		x.lits = newACMatcher(lits)
 	}
 	return x
 }
@@ -151,24 +182,45 @@ func newIndex(rules []*Rule) *index {
 // candidates returns the positions of the rules an event may match, in
 // ascending order without repeats: the rules without anchors and those
 // with an anchor among the (field, lower-cased value) pairs values
-// yields. The slice is a.cand, valid until the next call.
-func (x *index) candidates(a *auditCtx, values func(yield func(field, v string))) []int {
-	if len(x.byAnchor) == 0 {
-		return x.free
-	}
+// yields, less those with a literal set of which scan finds nothing.
+// The slice is a.cand, valid until the next call.
+func (x *index) candidates(a *auditCtx, values func(yield func(field, v string)), scan func(m *acMatcher, found []uint64)) []int {
 	a.cand = append(a.cand[:0], x.free...)
-	values(func(f, v string) {
-		base := isPathField(f)
-		if base {
-			v = v[strings.LastIndexByte(v, '/')+1:]
+	if len(x.byAnchor) > 0 {
+		values(func(f, v string) {
+			base := isPathField(f)
+			if base {
+				v = v[strings.LastIndexByte(v, '/')+1:]
+			}
+			if l, ok := x.byAnchor[anchor{field: f, base: base, key: v}]; ok {
+				a.cand = append(a.cand, l...)
+			}
+		})
+		if len(a.cand) > len(x.free) {
+			slices.Sort(a.cand)
+			a.cand = slices.Compact(a.cand)
 		}
-		if l, ok := x.byAnchor[anchor{field: f, base: base, key: v}]; ok {
-			a.cand = append(a.cand, l...)
-		}
-	})
-	if len(a.cand) > len(x.free) {
-		slices.Sort(a.cand)
-		a.cand = slices.Compact(a.cand)
 	}
-	return a.cand
+	if x.lits == nil || len(a.cand) == 0 {
+		return a.cand
+	}
+	if n := x.lits.words(); cap(a.found) < n {
+		a.found = make([]uint64, n)
+	} else {
+		a.found = a.found[:n]
+		clear(a.found)
+	}
+	scan(x.lits, a.found)
+	return slices.DeleteFunc(a.cand, func(i int) bool {
+		need := x.need[i]
+		if need == nil {
+			return false
+		}
+		for _, id := range need {
+			if a.found[id>>6]&(1<<(id&63)) != 0 {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -85,6 +85,16 @@ func (d *doc) fieldValues(yield func(field, v string)) {
 	}
 }
 
+// scanLiterals scans the lower-cased text of every field for the
+// literals of m.
+func (d *doc) scanLiterals(m *acMatcher, found []uint64) {
+	for f := range numFields {
+		if d.has&(1<<f) != 0 {
+			m.scan(0, d.low[f], found, true)
+		}
+	}
+}
+
 // setProcess fills the process fields from the event summary and parent;
 // the joined command lines and lower-case forms go to d.sc.
 func (d *doc) setProcess(s *audit.Summary, parent *audit.Process) {

@@ -120,10 +120,11 @@ func allConds(m []fieldCond, test func(c *fieldCond) bool) bool {
 type auditCtx struct {
 	ev     *audit.Event
 	s      *audit.Summary
-	types  uint64 // typeBit of each of the event's record types
-	text   string // every value, lower-cased, built on first use
-	joined bool   // text is built
-	cand   []int  // candidate rules (index.candidates)
+	types  uint64   // typeBit of each of the event's record types
+	text   string   // every value, lower-cased, built on first use
+	joined bool     // text is built
+	cand   []int    // candidate rules (index.candidates)
+	found  []uint64 // literals found (index.candidates)
 	scratch
 }
 
@@ -185,6 +186,31 @@ func (a *auditCtx) fieldValues(yield func(field, v string)) {
 					yield(fs[i].Name, a.lower(fs[i].Value))
 				}
 			}
+		}
+	}
+}
+
+// scanLiterals scans the text of every value a rule may read (record
+// types, field values, the command line) for the literals of m.
+func (a *auditCtx) scanLiterals(m *acMatcher, found []uint64) {
+	for _, r := range a.ev.Records {
+		if r == nil {
+			continue
+		}
+		m.scanText(0, r.Type, found, &a.scratch)
+		for _, fs := range [2][]audit.Field{r.Fields, r.Interp} {
+			for i := range fs {
+				m.scanText(0, fs[i].Value, found, &a.scratch)
+			}
+		}
+	}
+	if args := a.s.Args; len(args) > 1 {
+		st := int32(0)
+		for i, arg := range args {
+			if i > 0 {
+				st = m.scanText(st, " ", found, &a.scratch)
+			}
+			st = m.scanText(st, arg, found, &a.scratch)
 		}
 	}
 }

@@ -204,7 +204,7 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 				a.types |= typeBit(r.TypeNum)
 			}
 		}
-		for _, i := range x.candidates(a, a.fieldValues) {
+		for _, i := range x.candidates(a, a.fieldValues, a.scanLiterals) {
 			if r := x.rules[i]; r.evalRecords(a) {
 				dst = append(dst, r)
 			}
@@ -213,7 +213,7 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 	if x := s.idx[kindProcess]; x != nil && len(x.rules) > 0 && sum.Exec {
 		d := doc{sc: &a.scratch}
 		d.setProcess(sum, ev.Parent)
-		for _, i := range x.candidates(a, d.fieldValues) {
+		for _, i := range x.candidates(a, d.fieldValues, d.scanLiterals) {
 			if r := x.rules[i]; r.evalDoc(&d) {
 				dst = append(dst, r)
 			}

@@ -28,6 +28,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/audisp-enrich/audisp-enrich/enrich"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
@@ -44,6 +45,7 @@ const (
 // Values of audit.VTResult.Reason.
 const (
 	ReasonAllowlisted = "allowlisted" // a local allow list matched (skipped)
+	ReasonPackage     = "package"     // the package database vouches for the file (skipped)
 	ReasonDisabled    = "disabled"    // lookups are off, the key was rejected, or the enricher is closed (skipped)
 	ReasonNoHash      = "no_hash"     // no md5, sha1 or sha256 among the hashes (skipped)
 	ReasonQueueFull   = "queue_full"  // the pending queue is full of hashes as urgent (skipped)
@@ -253,6 +255,12 @@ func (e *Enricher) Enrich(ctx context.Context, ev *audit.Event) error {
 	h := fh.Hex
 	if len(ev.Allowlisted) > 0 {
 		ev.VirusTotal = e.skip(h, ReasonAllowlisted)
+		return nil
+	}
+	// The packages enricher judged the first sha256 (else sha1), which is
+	// the hash picked here whenever the event has one.
+	if p := ev.Package; p != nil && p.Status == packages.StatusPackage {
+		ev.VirusTotal = e.skip(h, ReasonPackage)
 		return nil
 	}
 	if !e.cfg.Enabled || e.ctx.Err() != nil { // off, or closed
@@ -537,7 +545,7 @@ func (e *Enricher) registerMetrics(reg *metrics.Registry) {
 		e.m.lookups[o] = reg.Counter("audisp_enrich_vt_lookups_total", l, "VirusTotal API requests by outcome.")
 	}
 	e.m.skipped = make(map[string]*metrics.Counter)
-	for _, r := range []string{ReasonAllowlisted, ReasonDisabled, ReasonNoHash, ReasonQueueFull} {
+	for _, r := range []string{ReasonAllowlisted, ReasonPackage, ReasonDisabled, ReasonNoHash, ReasonQueueFull} {
 		l := fmt.Sprintf(`reason=%q`, r)
 		e.m.skipped[r] = reg.Counter("audisp_enrich_vt_skipped_total", l, "Events whose hash was not looked up, by reason.")
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/enrich"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
@@ -615,6 +616,13 @@ func TestSkips(t *testing.T) {
 	if r := h.enrich(e); r.Status != StatusSkipped || r.Reason != ReasonAllowlisted || r.Hash != sha(1) {
 		t.Fatalf("allowlisted: %+v", r)
 	}
+	// A file the package database vouches for is not looked up; the
+	// other package statuses are.
+	e = ev(3, fh256(sha(3)))
+	e.Package = &audit.PackageResult{Status: packages.StatusPackage, Manager: "dpkg", Name: "coreutils"}
+	if r := h.enrich(e); r.Status != StatusSkipped || r.Reason != ReasonPackage || r.Hash != sha(3) {
+		t.Fatalf("package: %+v", r)
+	}
 	// sha1 beats md5; upper case is folded.
 	md5 := strings.Repeat("A", 32)
 	sha1 := strings.Repeat("B", 40)
@@ -625,7 +633,7 @@ func TestSkips(t *testing.T) {
 	if reqs := h.fake.WaitRequests(t, 1); reqs[0] != strings.ToLower(sha1) {
 		t.Fatalf("requested %v", reqs)
 	}
-	if h.e.m.skipped[ReasonAllowlisted].Value() != 1 || h.e.m.skipped[ReasonNoHash].Value() != 1 {
+	if h.e.m.skipped[ReasonAllowlisted].Value() != 1 || h.e.m.skipped[ReasonNoHash].Value() != 1 || h.e.m.skipped[ReasonPackage].Value() != 1 {
 		t.Fatal("skip counters")
 	}
 

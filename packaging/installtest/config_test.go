@@ -10,7 +10,8 @@ import (
 )
 
 // TestPackagedConfig checks the packaged default: it loads, has exactly
-// the local file sink, ATT&CK and hunting on, VirusTotal off; and the
+// the local file sink, ATT&CK, hunting and package trust on, VirusTotal
+// off; and the
 // commented Kafka, syslog and remote examples are valid once uncommented.
 func TestPackagedConfig(t *testing.T) {
 	path := filepath.Join(repoRoot(t), "packaging", "config.toml")
@@ -22,8 +23,9 @@ func TestPackagedConfig(t *testing.T) {
 		c.Sinks[0].File.MaxBytes <= 0 || c.Sinks[0].File.Keep < 1 || c.Sinks[0].File.Mode != 0o640 {
 		t.Errorf("sinks %+v: want one rotated file sink to %s, mode 0640", c.Sinks, eventsFile)
 	}
-	if !c.Enrich.Attack.Enabled || !c.Enrich.Hunt.Enabled || c.Enrich.VirusTotal.Enabled {
-		t.Errorf("attack %v hunt %v virustotal %v: want on, on, off", c.Enrich.Attack.Enabled, c.Enrich.Hunt.Enabled, c.Enrich.VirusTotal.Enabled)
+	if !c.Enrich.Attack.Enabled || !c.Enrich.Hunt.Enabled || !c.Enrich.Packages.Enabled || c.Enrich.VirusTotal.Enabled {
+		t.Errorf("attack %v hunt %v packages %v virustotal %v: want on, on, on, off", c.Enrich.Attack.Enabled,
+			c.Enrich.Hunt.Enabled, c.Enrich.Packages.Enabled, c.Enrich.VirusTotal.Enabled)
 	}
 	if c.User != serviceUser || c.StateDir != stateDir || c.Input.Format != "string" {
 		t.Errorf("user %q state_dir %q format %q", c.User, c.StateDir, c.Input.Format)

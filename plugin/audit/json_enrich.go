@@ -6,7 +6,8 @@ import (
 )
 
 // appendEnrichment writes what the enrichers added: threat (ECS), hashes,
-// blocklist, allowlisted, virustotal, hunt, sigma, related, alert, warnings.
+// blocklist, allowlisted, package, virustotal, hunt, sigma, related, alert,
+// warnings.
 func (e *JSONEncoder) appendEnrichment(b []byte, ev *Event) []byte {
 	if len(ev.Techniques) > 0 {
 		b = e.threat.append(b, ev.Techniques)
@@ -29,85 +30,25 @@ func (e *JSONEncoder) appendEnrichment(b []byte, ev *Event) []byte {
 	}
 	b = appendHits(b, "blocklist", ev.Blocklist)
 	b = appendHits(b, "allowlisted", ev.Allowlisted)
-	if v := ev.VirusTotal; v != nil {
-		b = append(b, `,"virustotal":{"status":`...)
-		b = appendStr(b, v.Status)
-		if v.Reason != "" {
-			b = append(b, `,"reason":`...)
-			b = appendStr(b, v.Reason)
-		}
-		if v.Hash != "" {
-			b = append(b, `,"hash":`...)
-			b = appendStr(b, v.Hash)
-		}
-		if d := v.VTVerdict; d != nil {
-			for _, kv := range [...]struct {
-				k string
-				v int64
-			}{{"malicious", d.Malicious}, {"suspicious", d.Suspicious}, {"harmless", d.Harmless},
-				{"undetected", d.Undetected}, {"reputation", d.Reputation},
-				{"first_submission_date", d.FirstSubmission}, {"last_analysis_date", d.LastAnalysis}} {
-				b = append(b, ',', '"')
-				b = append(b, kv.k...)
-				b = append(b, '"', ':')
-				b = strconv.AppendInt(b, kv.v, 10)
+	if p := ev.Package; p != nil {
+		b = append(b, `,"package":{"status":`...)
+		b = appendStr(b, p.Status)
+		for _, kv := range [...][2]string{{"manager", p.Manager}, {"name", p.Name}, {"version", p.Version}, {"original_path", p.OriginalPath}} {
+			if kv[1] == "" {
+				continue
 			}
-			for _, kv := range [...][2]string{{"threat_label", d.ThreatLabel}, {"meaningful_name", d.MeaningfulName}, {"link", d.Link}} {
-				if kv[1] == "" {
-					continue
-				}
-				b = append(b, ',', '"')
-				b = append(b, kv[0]...)
-				b = append(b, '"', ':')
-				b = e.appendVal(b, kv[1], "virustotal.", kv[0])
-			}
+			b = append(b, ',', '"')
+			b = append(b, kv[0]...)
+			b = append(b, '"', ':')
+			b = e.appendVal(b, kv[1], "package.", kv[0])
 		}
 		b = append(b, '}')
 	}
-	if len(ev.Hunt) > 0 {
-		b = append(b, `,"hunt":[`...)
-		for i, h := range ev.Hunt {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"rule":`...)
-			b = appendStr(b, h.Rule)
-			b = append(b, `,"severity":`...)
-			b = strconv.AppendInt(b, int64(h.Severity), 10)
-			if len(h.Tags) > 0 {
-				b = append(b, `,"tags":`...)
-				b = appendStrs(b, h.Tags)
-			}
-			b = append(b, '}')
-		}
-		b = append(b, ']')
+	if v := ev.VirusTotal; v != nil {
+		b, e.escaped = appendVirusTotal(b, v, e.escaped)
 	}
-	if len(ev.Sigma) > 0 {
-		b = append(b, `,"sigma":[`...)
-		for i, h := range ev.Sigma {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"id":`...)
-			b = appendStr(b, h.ID)
-			b = append(b, `,"title":`...)
-			b = appendStr(b, h.Title)
-			if h.Level != "" {
-				b = append(b, `,"level":`...)
-				b = appendStr(b, h.Level)
-			}
-			if h.Author != "" {
-				b = append(b, `,"author":`...)
-				b = appendStr(b, h.Author)
-			}
-			if len(h.Tags) > 0 {
-				b = append(b, `,"tags":`...)
-				b = appendStrs(b, h.Tags)
-			}
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
+	b = appendHunt(b, ev.Hunt, true)
+	b = appendSigma(b, ev.Sigma)
 	if len(ev.Related) > 0 {
 		b = append(b, `,"related":{"events":`...)
 		b = appendStrs(b, ev.Related)
@@ -181,7 +122,7 @@ func (c *threatCache) append(b []byte, ts []Technique) []byte {
 		return append(b, r.json...)
 	}
 	start := len(b)
-	b = appendThreat(b, ts)
+	b = appendThreat(b, ts, 3)
 	if c.m == nil || len(c.m) >= maxThreatCache {
 		c.m = make(map[string]renderedThreat)
 	}
@@ -199,9 +140,11 @@ func sameTechnique(a, b Technique) bool {
 // appendThreat writes the ECS threat.* fields. ECS keeps parallel arrays:
 // technique.* holds the techniques (the parent of a sub-technique),
 // technique.subtechnique.* the sub-techniques, tactic.* the tactics; each
-// id appears once, in first-seen order. The columns are built in stack
-// arrays, so a usual event allocates nothing here.
-func appendThreat(b []byte, ts []Technique) []byte {
+// id appears once, in first-seen order. cols is the number of columns
+// written: 1 ids, 2 ids and names, 3 ids, names and reference URLs. The
+// columns are built in stack arrays, so a usual event allocates nothing
+// here.
+func appendThreat(b []byte, ts []Technique, cols int) []byte {
 	var techBuf, subBuf, tacBuf [16]threatEntry
 	tech, sub, tac := techBuf[:0], subBuf[:0], tacBuf[:0]
 	for i := range ts {
@@ -217,16 +160,16 @@ func appendThreat(b []byte, ts []Technique) []byte {
 		}
 	}
 	b = append(b, `,"threat":{"framework":"MITRE ATT&CK","technique":{`...)
-	b = appendEntries(b, tech)
+	b = appendEntries(b, tech, cols)
 	if len(sub) > 0 {
 		b = append(b, `,"subtechnique":{`...)
-		b = appendEntries(b, sub)
+		b = appendEntries(b, sub, cols)
 		b = append(b, '}')
 	}
 	b = append(b, '}')
 	if len(tac) > 0 {
 		b = append(b, `,"tactic":{`...)
-		b = appendEntries(b, tac)
+		b = appendEntries(b, tac, cols)
 		b = append(b, '}')
 	}
 	return append(b, '}')
@@ -243,10 +186,13 @@ func addEntry(es []threatEntry, id, name, url string) []threatEntry {
 	return append(es, threatEntry{id, name, url})
 }
 
-// appendEntries writes "id":[...],"name":[...],"reference":[...]. An empty
-// url means the technique page of the id.
-func appendEntries(b []byte, es []threatEntry) []byte {
+// appendEntries writes the first cols of "id":[...], "name":[...] and
+// "reference":[...]. An empty url means the technique page of the id.
+func appendEntries(b []byte, es []threatEntry, cols int) []byte {
 	for part, key := range [...]string{`"id":[`, `,"name":[`, `,"reference":[`} {
+		if part == cols {
+			break
+		}
 		b = append(b, key...)
 		for i := range es {
 			if i > 0 {
@@ -282,4 +228,103 @@ func appendTechniqueURL(b []byte, id string) []byte {
 	}
 	b = append(b, id...)
 	return append(b, `/"`...)
+}
+
+// appendVirusTotal writes `,"virustotal":{...}`; paths of values written
+// in the escaped form are appended to escaped.
+func appendVirusTotal(b []byte, v *VTResult, escaped []string) ([]byte, []string) {
+	b = append(b, `,"virustotal":{"status":`...)
+	b = appendStr(b, v.Status)
+	if v.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendStr(b, v.Reason)
+	}
+	if v.Hash != "" {
+		b = append(b, `,"hash":`...)
+		b = appendStr(b, v.Hash)
+	}
+	if d := v.VTVerdict; d != nil {
+		for _, kv := range [...]struct {
+			k string
+			v int64
+		}{{"malicious", d.Malicious}, {"suspicious", d.Suspicious}, {"harmless", d.Harmless},
+			{"undetected", d.Undetected}, {"reputation", d.Reputation},
+			{"first_submission_date", d.FirstSubmission}, {"last_analysis_date", d.LastAnalysis}} {
+			b = append(b, ',', '"')
+			b = append(b, kv.k...)
+			b = append(b, '"', ':')
+			b = strconv.AppendInt(b, kv.v, 10)
+		}
+		for _, kv := range [...][2]string{{"threat_label", d.ThreatLabel}, {"meaningful_name", d.MeaningfulName}, {"link", d.Link}} {
+			if kv[1] == "" {
+				continue
+			}
+			b = append(b, ',', '"')
+			b = append(b, kv[0]...)
+			b = append(b, '"', ':')
+			var ok bool
+			if b, ok = appendStrOK(b, kv[1]); !ok {
+				escaped = append(escaped, "virustotal."+kv[0])
+			}
+		}
+	}
+	b = append(b, '}')
+	return b, escaped
+}
+
+// appendHunt writes `,"hunt":[...]` when a hunting rule matched, each
+// rule's tags only when tags is set.
+func appendHunt(b []byte, hunt []HuntHit, tags bool) []byte {
+	if len(hunt) == 0 {
+		return b
+	}
+	b = append(b, `,"hunt":[`...)
+	for i, h := range hunt {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"rule":`...)
+		b = appendStr(b, h.Rule)
+		b = append(b, `,"severity":`...)
+		b = strconv.AppendInt(b, int64(h.Severity), 10)
+		if tags && len(h.Tags) > 0 {
+			b = append(b, `,"tags":`...)
+			b = appendStrs(b, h.Tags)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	return b
+}
+
+// appendSigma writes `,"sigma":[...]` when a Sigma rule matched.
+func appendSigma(b []byte, sigma []SigmaHit) []byte {
+	if len(sigma) == 0 {
+		return b
+	}
+	b = append(b, `,"sigma":[`...)
+	for i, h := range sigma {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		b = appendStr(b, h.ID)
+		b = append(b, `,"title":`...)
+		b = appendStr(b, h.Title)
+		if h.Level != "" {
+			b = append(b, `,"level":`...)
+			b = appendStr(b, h.Level)
+		}
+		if h.Author != "" {
+			b = append(b, `,"author":`...)
+			b = appendStr(b, h.Author)
+		}
+		if len(h.Tags) > 0 {
+			b = append(b, `,"tags":`...)
+			b = appendStrs(b, h.Tags)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	return b
 }

@@ -187,6 +187,10 @@ type Enrichment struct {
 	Blocklist []ListHit
 	// Allowlisted names the allow lists that matched a hash.
 	Allowlisted []ListHit
+	// Package is what the package database says about the event's first
+	// SHA-256 (else SHA-1) hash. It may be shared with other events: never
+	// modify it.
+	Package *PackageResult
 	// VirusTotal is the lookup outcome for the event's primary hash.
 	VirusTotal *VTResult
 	// Hunt holds the hunting rules that matched.
@@ -275,6 +279,15 @@ type VTVerdict struct {
 	FirstSubmission int64 // unix seconds
 	LastAnalysis    int64 // unix seconds
 	Link            string
+}
+
+// PackageResult is the package database's answer for a file hash.
+type PackageResult struct {
+	Status       string // package | modified | relocated | unowned | unindexed
+	Manager      string // dpkg | rpm
+	Name         string // the owning package ("" for unowned, unindexed without owner)
+	Version      string
+	OriginalPath string // relocated: the package's path with this content
 }
 
 // HuntHit is a hunting rule that matched.

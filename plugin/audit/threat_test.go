@@ -19,7 +19,7 @@ func TestThreatCacheExact(t *testing.T) {
 	var c threatCache
 	for i, ts := range [][]Technique{{shell}, {shell}, {renamed}, {moved}, {shell, transfer}, {transfer, shell}, {shell}} {
 		got := c.append(nil, ts)
-		want := appendThreat(nil, ts)
+		want := appendThreat(nil, ts, 3)
 		if !bytes.Equal(got, want) {
 			t.Errorf("list %d: cached %s\nwant %s", i, got, want)
 		}

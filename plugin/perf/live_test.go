@@ -29,6 +29,8 @@ type LiveRate struct {
 	Achieved    float64            `json:"achieved_exec_per_s"`
 	Window      float64            `json:"window_s"`
 	CPUPercent  map[string]float64 `json:"cpu_percent_of_one_core"`
+	PeakRSSKiB  map[string]int64   `json:"peak_rss_kib"` // VmHWM at the window's end (since start)
+	MinFlt      map[string]int64   `json:"minor_faults"` // over the window
 	Events      map[string]int64   `json:"events_out"`
 	LatencyP50  float64            `json:"latency_p50_le_s"`
 	LatencyP99  float64            `json:"latency_p99_le_s"`
@@ -43,7 +45,8 @@ type LiveRate struct {
 // TestLiveCost runs audisp-enrich and laurel side by side as plugins of one
 // real auditd, drives an exec load at fixed rates, and measures each
 // plugin's (and auditd's) CPU share of one core from /proc/PID/stat
-// (utime+stime over the window: laurel's published method), and the
+// (utime+stime over the window: laurel's published method), their peak RSS
+// (VmHWM) and minor page faults over the window (ProcMem), and the
 // plugin's event latency histogram scraped from its metrics listener.
 //
 // By default it runs one short step (1000 exec/s for 5 s) so the suite
@@ -162,17 +165,21 @@ max_bytes = 0
 	var results []LiveRate
 	for _, rate := range rates {
 		r := LiveRate{Rate: rate, CPUPercent: map[string]float64{}, Events: map[string]int64{},
+			PeakRSSKiB: map[string]int64{}, MinFlt: map[string]int64{},
 			Description: "CPU share = (utime+stime delta from /proc/PID/stat) / window wall time; window = load duration + 2 s drain"}
 		evBefore := countKey(t, events)
 		laBefore := countKey(t, filepath.Join(laurelDir, "audit.log"))
 		h0 := histogram(t, metricsURL)
-		cpu0 := map[string]time.Duration{}
+		cpu0, flt0 := map[string]time.Duration{}, map[string]int64{}
 		for name, pid := range pids {
 			c, err := ProcCPU(pid)
 			if err != nil {
 				t.Fatalf("%s pid %d: %v", name, pid, err)
 			}
 			cpu0[name] = c
+			if _, flt0[name], err = ProcMem(pid); err != nil {
+				t.Fatalf("%s pid %d: %v", name, pid, err)
+			}
 		}
 		r.LostBefore = statusField("lost")
 		r.LoadBefore, _ = LoadAvg()
@@ -201,6 +208,11 @@ max_bytes = 0
 				t.Fatalf("%s pid %d: %v", name, pid, err)
 			}
 			r.CPUPercent[name] = 100 * (c - cpu0[name]).Seconds() / r.Window
+			hwm, flt, err := ProcMem(pid)
+			if err != nil {
+				t.Fatalf("%s pid %d: %v", name, pid, err)
+			}
+			r.PeakRSSKiB[name], r.MinFlt[name] = hwm, flt-flt0[name]
 		}
 		r.LoadAfter, _ = LoadAvg()
 		r.LostAfter = statusField("lost")
@@ -218,8 +230,9 @@ max_bytes = 0
 		})
 		r.Events["audisp-enrich"] = countKey(t, events) - evBefore
 		r.Events["laurel"] = countKey(t, filepath.Join(laurelDir, "audit.log")) - laBefore
-		t.Logf("%5.0f exec/s (achieved %.0f, %d execs): CPU %% of one core: audisp-enrich %.2f, laurel %.2f, auditd %.2f; events audisp-enrich %d laurel %d; latency p50 <= %gs p99 <= %gs (%v obs); kernel lost %s -> %s; load %.2f -> %.2f",
+		t.Logf("%5.0f exec/s (achieved %.0f, %d execs): CPU %% of one core: audisp-enrich %.2f, laurel %.2f, auditd %.2f; peak RSS KiB audisp-enrich %d laurel %d; minor faults audisp-enrich %d laurel %d; events audisp-enrich %d laurel %d; latency p50 <= %gs p99 <= %gs (%v obs); kernel lost %s -> %s; load %.2f -> %.2f",
 			rate, lr.Achieved, lr.Started, r.CPUPercent["audisp-enrich"], r.CPUPercent["laurel"], r.CPUPercent["auditd"],
+			r.PeakRSSKiB["audisp-enrich"], r.PeakRSSKiB["laurel"], r.MinFlt["audisp-enrich"], r.MinFlt["laurel"],
 			r.Events["audisp-enrich"], r.Events["laurel"], r.LatencyP50, r.LatencyP99, r.LatencyN, r.LostBefore, r.LostAfter, r.LoadBefore[0], r.LoadAfter[0])
 		for name, n := range r.Events {
 			if float64(n) < 0.95*float64(lr.Started) {
@@ -238,9 +251,10 @@ max_bytes = 0
 		}
 		// The same figures as columns, for gnuplot (live-cost.sh).
 		var dat strings.Builder
-		dat.WriteString("# rate audisp-enrich% laurel% auditd% p50_s p99_s\n")
+		dat.WriteString("# rate audisp-enrich% laurel% auditd% p50_s p99_s audisp-enrich_peak_rss_kib laurel_peak_rss_kib\n")
 		for _, r := range results {
-			fmt.Fprintf(&dat, "%g %.3f %.3f %.3f %g %g\n", r.Rate, r.CPUPercent["audisp-enrich"], r.CPUPercent["laurel"], r.CPUPercent["auditd"], r.LatencyP50, r.LatencyP99)
+			fmt.Fprintf(&dat, "%g %.3f %.3f %.3f %g %g %d %d\n", r.Rate, r.CPUPercent["audisp-enrich"], r.CPUPercent["laurel"], r.CPUPercent["auditd"], r.LatencyP50, r.LatencyP99,
+				r.PeakRSSKiB["audisp-enrich"], r.PeakRSSKiB["laurel"])
 		}
 		if err := os.WriteFile(strings.TrimSuffix(path, ".json")+".dat", []byte(dat.String()), 0o644); err != nil {
 			t.Fatal(err)

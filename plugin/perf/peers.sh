@@ -5,6 +5,7 @@
 # audisp-enrich over CORPUS, alternating, RUNS rounds. Needs: laurel and
 # gnuplot-nox (Debian), the Go proxy for go-libaudit, bin/audisp-enrich
 # (make build) and the corpus (make corpus). Results: OUT/peers.{md,json,png}.
+# PROCS=1,2 also runs audisp-enrich with GOMAXPROCS=1 and =2 in the same rounds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-/var/tmp/audisp-enrich-corpus.log}
@@ -12,6 +13,7 @@ RUNS=${RUNS:-5}
 OUT=${OUT:-build/perf}
 PEERS_DIR=${PEERS_DIR:-/var/tmp/audisp-enrich-peers}
 GO=${GO:-go}
+PROCS=${PROCS:-}
 GOLIBAUDIT_VERSION=v2.6.2
 
 command -v laurel >/dev/null || { echo "peers.sh: laurel not installed (apt-get install laurel)" >&2; exit 1; }
@@ -31,4 +33,4 @@ if ! "$PEERS_DIR/auparse" -h 2>&1 | grep -q -- '-format'; then
 fi
 "$GO" build -o "$OUT/peerbench" ./plugin/perf/peerbench
 "$OUT/peerbench" -corpus "$CORPUS" -runs "$RUNS" -enrich bin/audisp-enrich \
-	-auparse "$PEERS_DIR/auparse" -laurel laurel -work "$PEERS_DIR" -out "$OUT"
+	-auparse "$PEERS_DIR/auparse" -laurel laurel -work "$PEERS_DIR" -out "$OUT" -procs "$PROCS"

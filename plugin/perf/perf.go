@@ -51,15 +51,11 @@ func ProcCPU(pid int) (time.Duration, error) {
 // name (field 2) may hold spaces and parentheses, so the fields are counted
 // from the last ')'.
 func parseStatCPU(line string) (time.Duration, error) {
-	i := strings.LastIndexByte(line, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("stat: no ')' in %q", line)
+	f, err := statFields(line)
+	if err != nil {
+		return 0, err
 	}
-	f := strings.Fields(line[i+1:])
 	// f[0] is field 3 (state); utime is field 14, stime field 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("stat: %d fields after the command name, want at least 13", len(f))
-	}
 	ut, err := strconv.ParseUint(f[11], 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("stat: utime %q: %v", f[11], err)
@@ -69,6 +65,62 @@ func parseStatCPU(line string) (time.Duration, error) {
 		return 0, fmt.Errorf("stat: stime %q: %v", f[12], err)
 	}
 	return time.Duration(ut+st) * time.Second / ClockTicks, nil
+}
+
+// ProcMem returns pid's peak resident set size in KiB (VmHWM of
+// /proc/PID/status) and the minor page faults it has taken so far (minflt,
+// field 10 of /proc/PID/stat). Both are counts: unlike CPU shares they hold
+// up on a loaded machine.
+func ProcMem(pid int) (peakKiB, minflt int64, err error) {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	if peakKiB, err = parseStatusHWM(string(st)); err != nil {
+		return 0, 0, err
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	f, err := statFields(string(b))
+	if err != nil {
+		return 0, 0, err
+	}
+	// f[0] is field 3 (state); minflt is field 10.
+	if minflt, err = strconv.ParseInt(f[7], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("stat: minflt %q: %v", f[7], err)
+	}
+	return peakKiB, minflt, nil
+}
+
+// parseStatusHWM reads the VmHWM line ("VmHWM:    5512 kB") of a
+// /proc/PID/status text.
+func parseStatusHWM(status string) (int64, error) {
+	for l := range strings.Lines(status) {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("status: VmHWM %q: %v", strings.TrimSpace(v), err)
+			}
+			return kb, nil
+		}
+	}
+	return 0, fmt.Errorf("status: no VmHWM line")
+}
+
+// statFields returns the fields of a /proc/PID/stat line after the command
+// name, from field 3 (state) on, at least 13 of them (to stime).
+func statFields(line string) ([]string, error) {
+	i := strings.LastIndexByte(line, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("stat: no ')' in %q", line)
+	}
+	f := strings.Fields(line[i+1:])
+	if len(f) < 13 {
+		return nil, fmt.Errorf("stat: %d fields after the command name, want at least 13", len(f))
+	}
+	return f, nil
 }
 
 // LoadAvg returns the 1, 5 and 15 minute load averages from /proc/loadavg.

@@ -3,7 +3,9 @@ package perf
 import (
 	"bytes"
 	"math"
+	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +85,42 @@ func TestProcCPU(t *testing.T) {
 func TestProcCPUMissing(t *testing.T) {
 	if _, err := ProcCPU(1 << 30); err == nil {
 		t.Error("no error for a pid that does not exist")
+	}
+}
+
+// ProcMem follows this process's own peak RSS and minor faults as it
+// touches 64 MiB of fresh memory, and fails for a pid that does not exist
+// and for a status text without VmHWM.
+func TestProcMem(t *testing.T) {
+	hwm0, flt0, err := ProcMem(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := make([]byte, 64<<20)
+	for i := 0; i < len(mem); i += 4096 {
+		mem[i] = 1
+	}
+	hwm1, flt1, err := ProcMem(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.KeepAlive(mem)
+	if hwm1 < hwm0+32<<10 {
+		t.Errorf("peak RSS %d KiB -> %d KiB after touching 64 MiB", hwm0, hwm1)
+	}
+	if flt1 <= flt0 {
+		t.Errorf("minor faults %d -> %d after touching 64 MiB", flt0, flt1)
+	}
+	if _, _, err := ProcMem(1 << 30); err == nil {
+		t.Error("no error for a pid that does not exist")
+	}
+	if kb, err := parseStatusHWM("Name:\tx\nVmHWM:\t    5512 kB\nVmRSS:\t 100 kB\n"); err != nil || kb != 5512 {
+		t.Errorf("parseStatusHWM = %d, %v; want 5512", kb, err)
+	}
+	for _, bad := range []string{"", "Name:\tx\n", "VmHWM:\t lots kB\n"} {
+		if _, err := parseStatusHWM(bad); err == nil {
+			t.Errorf("parseStatusHWM(%q): no error", bad)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
 	"github.com/audisp-enrich/audisp-enrich/sinks/file"
+	"github.com/audisp-enrich/audisp-enrich/sinks/gelf"
 	"github.com/audisp-enrich/audisp-enrich/sinks/kafka"
 	"github.com/audisp-enrich/audisp-enrich/sinks/remote"
 	"github.com/audisp-enrich/audisp-enrich/sinks/syslog"
@@ -38,7 +39,7 @@ type deliverer interface {
 // goroutine (stdout, file) rather than through a runner and its buffer.
 func isLocal(typ string) bool { return typ == "stdout" || typ == "file" }
 
-// newSink builds the Sink of a network sink (kafka, syslog, remote). It
+// newSink builds the Sink of a network sink (kafka, syslog, gelf, remote). It
 // reads what the sink needs (TLS files, passwords) but connects to nothing.
 // The sinks' errors name the sink.
 func newSink(sc *conf.SinkConfig, reg *metrics.Registry, log *slog.Logger) (sinks.Sink, error) {
@@ -51,6 +52,8 @@ func newSink(sc *conf.SinkConfig, reg *metrics.Registry, log *slog.Logger) (sink
 		s, err = syslog.New(sc.Name, *sc.Syslog, reg)
 	case "remote":
 		s, err = remote.New(sc.Name, *sc.Remote, reg)
+	case "gelf":
+		s, err = gelf.New(sc.Name, *sc.Gelf, reg)
 	default:
 		err = fmt.Errorf("sink %s: unknown sink type %q", sc.Name, sc.Type)
 	}

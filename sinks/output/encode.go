@@ -10,6 +10,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/sinks/ecs"
 	"github.com/audisp-enrich/audisp-enrich/sinks/remote"
 )
 
@@ -24,29 +25,51 @@ type Encoder interface {
 
 // encoderKey names the encoder a sink uses. Sinks with the same key share
 // one encoding of each document. This is the one place that maps a sink's
-// settings to its encoder: a per-sink profile (the shape of the document)
-// adds itself here and in newEncoder.
+// settings to its encoder: the encoding, then for the ecs profile its
+// options ("json/ecs/o1r0"). The audit text has no profile.
 func encoderKey(sc *conf.SinkConfig) string {
-	return sc.Encoding
+	if sc.Encoding == "audit" || sc.Profile != "ecs" {
+		return sc.Encoding
+	}
+	return fmt.Sprintf("%s/ecs/o%dr%d", sc.Encoding, b2i(sc.Original), b2i(sc.References))
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // newEncoder returns a new Encoder for key (see encoderKey). host names the
-// origin in the audit text of events that have no node= of their own.
+// origin in the audit text, and is host.name in ecs documents, of events
+// that have no node= of their own.
 func newEncoder(key, host string) Encoder {
-	switch key {
+	enc, profile, _ := strings.Cut(key, "/")
+	var doc Encoder = &audit.JSONEncoder{}
+	if strings.HasPrefix(profile, "ecs/") {
+		doc = ecsEncoder{ecs.Options{Original: strings.Contains(profile, "o1"), References: strings.Contains(profile, "r1"), Host: host}}
+	}
+	switch enc {
 	case "msgpack":
-		return &msgpackEncoder{}
+		return &msgpackEncoder{json: doc}
 	case "audit":
 		return auditTextEncoder{host: host}
 	default:
-		return &audit.JSONEncoder{}
+		return doc
 	}
 }
 
-// msgpackEncoder writes the JSON document's model as msgpack (maps with
-// sorted keys), so that both encodings carry exactly the same model.
+// ecsEncoder writes the ecs profile (sinks/ecs).
+type ecsEncoder struct{ opts ecs.Options }
+
+func (e ecsEncoder) Append(dst []byte, ev *audit.Event) []byte { return ecs.Encode(dst, ev, e.opts) }
+
+// msgpackEncoder writes the JSON document's model (full or ecs profile) as
+// msgpack (maps with sorted keys), so that both encodings carry exactly the
+// same model.
 type msgpackEncoder struct {
-	json audit.JSONEncoder
+	json Encoder
 	doc  []byte
 	out  bytes.Buffer
 }

@@ -11,9 +11,7 @@ package syslog
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
+	"github.com/audisp-enrich/audisp-enrich/sinks/netconn"
 )
 
 // Sink sends messages to one syslog collector. It implements sinks.Sink;
@@ -34,11 +33,10 @@ type Sink struct {
 	tlsCfg *tls.Config
 	log    *slog.Logger
 
-	conn   net.Conn
-	closed chan struct{} // closed by the reader when a stream peer hangs up
-	buf    []byte
+	link netconn.Link
+	buf  []byte
 
-	sent, bytes, truncated, errs, connects *metrics.Counter
+	sent, bytes, truncated *metrics.Counter
 }
 
 var _ sinks.Sink = (*Sink)(nil)
@@ -70,8 +68,11 @@ func New(name string, cfg Config, reg *metrics.Registry) (*Sink, error) {
 	s.sent = reg.Counter("audisp_enrich_syslog_messages_sent_total", l, "Syslog records written.")
 	s.bytes = reg.Counter("audisp_enrich_syslog_bytes_sent_total", l, "Syslog bytes written, framing included.")
 	s.truncated = reg.Counter("audisp_enrich_syslog_messages_truncated_total", l, "Syslog records cut to max_message_bytes.")
-	s.errs = reg.Counter("audisp_enrich_syslog_write_errors_total", l, "Failed syslog dials and writes.")
-	s.connects = reg.Counter("audisp_enrich_syslog_connects_total", l, "Successful syslog connects.")
+	s.link = netconn.Link{
+		Name: name, Transport: cfg.Transport, Address: cfg.Address, TLS: s.tlsCfg, Timeout: cfg.WriteTimeout, Log: s.log,
+		Errs:     reg.Counter("audisp_enrich_syslog_write_errors_total", l, "Failed syslog dials and writes."),
+		Connects: reg.Counter("audisp_enrich_syslog_connects_total", l, "Successful syslog connects."),
+	}
 	return s, nil
 }
 
@@ -94,52 +95,9 @@ func loadTLS(c *Config) (*tls.Config, error) {
 // Name returns the sink name given to New.
 func (s *Sink) Name() string { return s.name }
 
-// Connect dials the collector (closing any previous connection). For tls
-// the handshake is done here, so certificate errors surface from Connect.
-func (s *Sink) Connect(ctx context.Context) error {
-	s.drop()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
-	defer cancel()
-	var (
-		conn net.Conn
-		err  error
-		d    net.Dialer
-	)
-	switch s.cfg.Transport {
-	case "tls":
-		td := tls.Dialer{NetDialer: &d, Config: s.tlsCfg}
-		conn, err = td.DialContext(ctx, "tcp", s.cfg.Address)
-	case "unix":
-		conn, err = d.DialContext(ctx, "unixgram", s.cfg.Address)
-	case "unix_stream":
-		conn, err = d.DialContext(ctx, "unix", s.cfg.Address)
-	default:
-		conn, err = d.DialContext(ctx, s.cfg.Transport, s.cfg.Address)
-	}
-	if err != nil {
-		s.errs.Inc()
-		return fmt.Errorf("sink %s: dial %s %s: %w", s.name, s.cfg.Transport, s.cfg.Address, err)
-	}
-	s.conn = conn
-	if s.stream() {
-		s.closed = make(chan struct{})
-		go watch(conn, s.closed)
-	}
-	s.connects.Inc()
-	s.log.Info("syslog connected")
-	return nil
-}
-
-// watch reads (and discards) whatever the peer sends until the connection
-// ends, then closes done. Syslog servers never send data.
-func watch(conn net.Conn, done chan struct{}) {
-	_, _ = io.Copy(io.Discard, conn)
-	close(done)
-}
-
-func (s *Sink) stream() bool {
-	return s.cfg.Transport == "tcp" || s.cfg.Transport == "tls" || s.cfg.Transport == "unix_stream"
-}
+// Connect dials (closing any previous connection). For tls the
+// handshake is done here, so certificate errors surface from Connect.
+func (s *Sink) Connect(ctx context.Context) error { return s.link.Connect(ctx) }
 
 // Write sends each message of the batch as one record, in order. It returns
 // nil when all were written, and otherwise an error wrapping
@@ -149,50 +107,17 @@ func (s *Sink) stream() bool {
 // syslog has no acknowledgements. Each write is bounded by write_timeout
 // and by ctx.
 func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
-	if s.conn == nil {
-		return sinks.ErrNotConnected
-	}
-	conn := s.conn
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
-	for i := range batch {
-		err := ctx.Err()
-		if err == nil {
-			err = s.writeOne(ctx, &batch[i])
-		}
-		if err != nil {
-			s.errs.Inc()
-			s.log.Warn("syslog write failed", "err", err)
-			s.drop()
-			err = fmt.Errorf("sink %s: %w: %w", s.name, sinks.ErrNotConnected, err)
-			return sinks.DeliveredFirst(i, err)
-		}
-	}
-	return nil
+	return s.link.Write(ctx, batch, s.writeOne)
 }
 
-func (s *Sink) writeOne(ctx context.Context, m *sinks.Message) error {
-	if s.closed != nil {
-		select {
-		case <-s.closed:
-			return errors.New("peer closed the connection")
-		default:
-		}
-	}
+func (s *Sink) writeOne(ctx context.Context, conn *netconn.Conn, m *sinks.Message) error {
 	var trunc bool
 	s.buf, trunc = Encode(s.buf[:0], &s.opts, &Record{Time: time.Now(), Meta: m.Meta, Msg: m.Value})
 	if trunc {
 		s.truncated.Inc()
 		s.log.Warn("syslog message truncated", "seq", m.Seq, "bytes", len(m.Value), "max_message_bytes", s.cfg.MaxMessageBytes)
 	}
-	deadline := time.Now().Add(s.cfg.WriteTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if err := s.conn.SetWriteDeadline(deadline); err != nil {
-		return err
-	}
-	n, err := s.conn.Write(s.buf)
+	n, err := conn.Write(ctx, s.buf)
 	if err != nil {
 		return err
 	}
@@ -201,16 +126,8 @@ func (s *Sink) writeOne(ctx context.Context, m *sinks.Message) error {
 	return nil
 }
 
-// drop closes the current connection, if any.
-func (s *Sink) drop() {
-	if s.conn != nil {
-		_ = s.conn.Close()
-		s.conn, s.closed = nil, nil
-	}
-}
-
 // Close closes the connection. The sink can be connected again.
 func (s *Sink) Close(context.Context) error {
-	s.drop()
+	s.link.Close()
 	return nil
 }

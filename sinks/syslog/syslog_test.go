@@ -215,7 +215,7 @@ func TestReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLines(t, rs2.raw, func(ls []string) bool { return count(ls, `{"r":2}`) == 1 })
-	if got := s.connects.Value(); got != 2 {
+	if got := s.link.Connects.Value(); got != 2 {
 		t.Errorf("connects = %d, want 2", got)
 	}
 }

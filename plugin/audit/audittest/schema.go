@@ -27,31 +27,42 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
-// SchemaPath is the schema file relative to the module root.
+// SchemaPath is the schema of the full profile, relative to the module root.
 const SchemaPath = "docs/schema/event.schema.json"
 
+// ECSSchemaPath is the schema of the ecs profile, relative to the module root.
+const ECSSchemaPath = "docs/schema/ecs.schema.json"
+
 var (
-	once    sync.Once
-	schema  *jsonschema.Schema
-	loadErr error
+	mu      sync.Mutex
+	schemas = map[string]*jsonschema.Schema{}
 )
 
 // Schema returns the compiled event schema (compiled once per process).
-func Schema() (*jsonschema.Schema, error) {
-	once.Do(func() {
-		root, err := testsupport.ModuleRoot()
-		if err != nil {
-			loadErr = err
-			return
-		}
-		path := filepath.Join(root, SchemaPath)
-		if _, err := os.Stat(path); err != nil {
-			loadErr = fmt.Errorf("JSON Schema missing: %w", err)
-			return
-		}
-		schema, loadErr = jsonschema.NewCompiler().Compile(path)
-	})
-	return schema, loadErr
+func Schema() (*jsonschema.Schema, error) { return SchemaAt(SchemaPath) }
+
+// SchemaAt returns the compiled schema at rel, a path relative to the
+// module root (compiled once per process).
+func SchemaAt(rel string) (*jsonschema.Schema, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if s, ok := schemas[rel]; ok {
+		return s, nil
+	}
+	root, err := testsupport.ModuleRoot()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(root, rel)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("JSON Schema missing: %w", err)
+	}
+	s, err := jsonschema.NewCompiler().Compile(path)
+	if err != nil {
+		return nil, err
+	}
+	schemas[rel] = s
+	return s, nil
 }
 
 // ValidateJSONLines checks every non-empty line of data as one document:
@@ -61,7 +72,14 @@ func Schema() (*jsonschema.Schema, error) {
 // that cannot be loaded is fatal.
 func ValidateJSONLines(t testing.TB, data []byte) {
 	t.Helper()
-	sch, err := Schema()
+	ValidateJSONLinesAt(t, SchemaPath, data)
+}
+
+// ValidateJSONLinesAt is ValidateJSONLines against the schema at rel
+// (relative to the module root).
+func ValidateJSONLinesAt(t testing.TB, rel string, data []byte) {
+	t.Helper()
+	sch, err := SchemaAt(rel)
 	if err != nil {
 		t.Fatalf("audittest: %v", err)
 	}

@@ -12,11 +12,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"unsafe"
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/plugin"
 )
 
@@ -31,10 +33,18 @@ const usage = `Usage:
   audisp-enrich stats [--config FILE]           print the live figures of the running plugin
   audisp-enrich verdicts --config FILE [init]   fleet verdict service (init: create its topics and exit)
   audisp-enrich verdicts keygen FILE            write a verdict signing key, print its public key
+  audisp-enrich packages status [--config FILE] print the state of the package index
   audisp-enrich help [COMMAND]                  print this summary or a command's usage
   audisp-enrich --version | --help
 
 Plugin mode reads ` + conf.DefaultPath + ` when it exists and --config is not given.
+`
+
+const packagesUsage = `Usage: audisp-enrich packages status [--config FILE]
+
+Prints the state of the package index ([enrich.packages]): the persisted
+hashes checked against the package database now, without hashing anything.
+Exit status 1 when the index is off or the database cannot be read.
 `
 
 // command is one command of the command line.
@@ -69,7 +79,9 @@ Prints the built-in config, every key with its default and meaning.
 
 Prints the live figures of the plugin running with that config.
 `},
-	"verdicts": {-1, verdictsUsage},
+	"verdicts":        {-1, verdictsUsage},
+	"packages status": {0, packagesUsage},
+	"packages":        {0, packagesUsage},
 	"help": {1, `Usage: audisp-enrich help [COMMAND]
 
 Prints the command summary, or the usage of COMMAND.
@@ -111,6 +123,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := ""
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd == "packages" && len(args) > 0 && args[0] == "status" {
+		cmd, args = "packages status", args[1:]
 	}
 	c, ok := commands[cmd]
 	if !ok {
@@ -168,6 +183,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return stats(*cfgPath, stdout, stderr)
 	case "verdicts":
 		return verdicts(*cfgPath, fs.Args(), stdout, stderr)
+	case "packages":
+		return usageError(stderr, cmd, errors.New(`packages: the only command is "packages status"`))
+	case "packages status":
+		return packagesStatus(*cfgPath, stdout, stderr)
 	default: // help
 		if fs.NArg() == 0 {
 			fmt.Fprint(stdout, usage)
@@ -212,6 +231,14 @@ func plugMode(cfgPath string, stdin io.Reader, stderr io.Writer) int {
 	return 0
 }
 
+// replayProcs is how many cores replay runs Go code on (GOMAXPROCS) unless
+// the GOMAXPROCS environment variable says otherwise. One: measured on two
+// cores (docs/performance.md, issue 20), a second core did not make replay
+// clearly faster, cost as much CPU or more, and made every page fault of
+// the growing heap a TLB shootdown on the other core. max_procs is plugin
+// mode's setting and does not apply here.
+const replayProcs = 1
+
 func replay(cfgPath string, files []string, stdin io.Reader, stderr io.Writer) int {
 	if len(files) == 0 && isTerminal(stdin) {
 		fail(stderr, errors.New("replay: no FILE given and stdin is a terminal: name audit logs "+
@@ -226,6 +253,9 @@ func replay(cfgPath string, files []string, stdin io.Reader, stderr io.Writer) i
 	}
 	// /proc describes this host now, not the host and time of the log.
 	cfg.Enrich.Proc.ProcFallback = false
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(replayProcs)
+	}
 	log := plugin.NewLogger(cfg.Log.Level, false)
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -297,5 +327,28 @@ func stats(cfgPath string, stdout, stderr io.Writer) int {
 		fail(stderr, err)
 		return 1
 	}
+	return 0
+}
+
+// packagesStatus prints the state of the package index: the persisted
+// hashes checked against the package database now (nothing is hashed).
+// Exit status 1 when the index is off or the database cannot be read.
+func packagesStatus(cfgPath string, stdout, stderr io.Writer) int {
+	cfg, _, err := loadConfig(cfgPath, true)
+	if err != nil {
+		fail(stderr, err)
+		return 1
+	}
+	pc := cfg.Enrich.Packages
+	if !pc.Enabled {
+		fail(stderr, errors.New("the package index is off ([enrich.packages] enabled = false)"))
+		return 1
+	}
+	st, err := packages.Inspect(pc)
+	if err != nil {
+		fail(stderr, err)
+		return 1
+	}
+	fmt.Fprint(stdout, st.String())
 	return 0
 }

@@ -374,6 +374,11 @@ func TestMakeRun(t *testing.T) {
 	}
 	cmd := exec.Command("make", "run")
 	cmd.Dir = filepath.Join("..", "..", "..")
+	// As a user types it: under `make test` the parent make's MAKELEVEL
+	// would make this one print "Entering directory" lines on stdout.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "MAKELEVEL=") || strings.HasPrefix(kv, "MAKEFLAGS=") || strings.HasPrefix(kv, "MFLAGS=")
+	})
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	out, err := cmd.Output()

@@ -5,6 +5,7 @@
 //
 //	peerbench [-corpus FILE] [-runs 5] [-enrich bin/audisp-enrich]
 //	          [-auparse PATH] [-laurel laurel] [-work DIR] [-out DIR]
+//	          [-procs 1,2]
 //
 // The tools, each reading the corpus on stdin and writing JSON Lines to
 // stdout (/dev/null in timed runs):
@@ -13,18 +14,25 @@
 //   - audisp-enrich replay --config WORK/audisp-enrich.toml with every local
 //     enricher on (hashes, ATT&CK, proc table without /proc fallback,
 //     hunting rules, a 1000-entry blocklist); VirusTotal needs the network
-//     and stays off.
+//     and stays off;
+//   - with -procs, audisp-enrich again once per listed core count, with
+//     GOMAXPROCS set in its environment (named "audisp-enrich GOMAXPROCS=N"),
+//     to compare one core with two in the same rounds.
 //
 // Each tool first runs once with its output counted (a check that it read
 // the whole corpus, and a warm-up of the page cache); then come -runs
 // rounds, each running every tool once, in an order rotated per round so
 // no tool always goes first. Wall time is measured around fork and wait;
-// CPU (user+sys) and peak RSS come from the child's wait4 rusage. The load
+// CPU (user+sys), peak RSS and minor page faults (ru_minflt: fresh pages
+// the kernel had to map, each a fault and, with a second thread running on
+// another core, often a TLB shootdown) come from the child's wait4 rusage.
+// Faults and RSS are counts, robust under load; wall and CPU are not. The load
 // average is recorded before and after each round. Results go to
 // OUT/peers.json and OUT/peers.md, and a chart to OUT/peers.png (gnuplot).
 //
-// Targets (issue 6), checked in the same run: audisp-enrich records/s ≥ 5×
-// laurel's, its CPU seconds ≤ 1/3 of laurel's, its peak RSS ≤ 2× laurel's.
+// Targets (issues 6 and 20), checked in the same run for the default
+// "audisp-enrich" (no GOMAXPROCS set): records/s ≥ 5× laurel's, CPU seconds
+// ≤ 1/3 of laurel's, peak RSS ≤ 3× laurel's.
 // Misses are printed; the exit status is 0 unless a tool fails.
 package main
 
@@ -39,6 +47,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,6 +59,7 @@ import (
 type tool struct {
 	Name string   `json:"name"`
 	Argv []string `json:"argv"`
+	Env  []string `json:"env,omitempty"` // added to the environment
 }
 
 // run is one timed run of one tool.
@@ -59,6 +69,7 @@ type run struct {
 	User     float64 `json:"user_s"`
 	Sys      float64 `json:"sys_s"`
 	MaxRSSKB int64   `json:"max_rss_kb"`
+	MinFlt   int64   `json:"minor_faults"`
 }
 
 // summary is the median of a tool's runs.
@@ -69,6 +80,8 @@ type summary struct {
 	Wall        float64 `json:"median_wall_s"`
 	CPU         float64 `json:"median_cpu_s"`
 	MaxRSSMiB   float64 `json:"median_max_rss_mib"`
+	MinFlt      float64 `json:"median_minor_faults"`
+	FaultsPer   float64 `json:"minor_faults_per_100k_records"`
 	RecordsPerS float64 `json:"records_per_s"`
 	RecordsCPU  float64 `json:"records_per_cpu_s"`
 	Runs        []run   `json:"runs"`
@@ -107,14 +120,27 @@ func main() {
 	work := flag.String("work", "/var/tmp/audisp-enrich-peers", "scratch dir for the tools' configs")
 	out := flag.String("out", "build/perf", "output dir for peers.json, peers.md, peers.png")
 	chart := flag.Bool("chart", true, "draw OUT/peers.png with gnuplot")
+	procs := flag.String("procs", "", "comma-separated core counts: also run audisp-enrich with GOMAXPROCS set to each")
 	flag.Parse()
-	if err := main1(*corpus, *runs, *enrichBin, *auparse, *laurel, *work, *out, *chart); err != nil {
+	var cores []int
+	for f := range strings.SplitSeq(*procs, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "peerbench: -procs %q: want core counts such as 1,2\n", *procs)
+			os.Exit(2)
+		}
+		cores = append(cores, n)
+	}
+	if err := main1(*corpus, *runs, *enrichBin, *auparse, *laurel, *work, *out, *chart, cores); err != nil {
 		fmt.Fprintln(os.Stderr, "peerbench:", err)
 		os.Exit(1)
 	}
 }
 
-func main1(corpus string, runs int, enrichBin, auparse, laurel, work, out string, chart bool) error {
+func main1(corpus string, runs int, enrichBin, auparse, laurel, work, out string, chart bool, cores []int) error {
 	if runs < 1 {
 		return errors.New("-runs must be at least 1")
 	}
@@ -143,14 +169,19 @@ func main1(corpus string, runs int, enrichBin, auparse, laurel, work, out string
 	if records == 0 {
 		return fmt.Errorf("%s: empty corpus (make corpus)", corpus)
 	}
-	enrichCfg, err := writeConfigs(work)
+	enrichCfg, ecsCfg, err := writeConfigs(work)
 	if err != nil {
 		return err
 	}
 	tools := []tool{
-		{"laurel", []string{laurel, "--config", filepath.Join(work, "laurel.toml")}},
-		{"go-libaudit", []string{auparse, "-format", "json", "-i", "-in", "-"}},
-		{"audisp-enrich", []string{enrichBin, "replay", "--config", enrichCfg}},
+		{Name: "laurel", Argv: []string{laurel, "--config", filepath.Join(work, "laurel.toml")}},
+		{Name: "go-libaudit", Argv: []string{auparse, "-format", "json", "-i", "-in", "-"}},
+		{Name: "audisp-enrich", Argv: []string{enrichBin, "replay", "--config", enrichCfg}},
+		{Name: "audisp-enrich ecs", Argv: []string{enrichBin, "replay", "--config", ecsCfg}},
+	}
+	for _, n := range cores {
+		tools = append(tools, tool{Name: fmt.Sprintf("audisp-enrich GOMAXPROCS=%d", n), Argv: tools[2].Argv,
+			Env: []string{fmt.Sprintf("GOMAXPROCS=%d", n)}})
 	}
 	rep := report{
 		Time: time.Now().UTC().Format(time.RFC3339), Corpus: corpus, Records: records, Bytes: size,
@@ -181,36 +212,47 @@ func main1(corpus string, runs int, enrichBin, auparse, laurel, work, out string
 			}
 			res.Round = r
 			sums[i].Runs = append(sums[i].Runs, res)
-			fmt.Fprintf(os.Stderr, "round %d %-13s wall %.3fs cpu %.3fs rss %d KiB\n", r, tools[i].Name, res.Wall, res.User+res.Sys, res.MaxRSSKB)
+			fmt.Fprintf(os.Stderr, "round %d %-13s wall %.3fs cpu %.3fs rss %d KiB minflt %d\n", r, tools[i].Name, res.Wall, res.User+res.Sys, res.MaxRSSKB, res.MinFlt)
 		}
 		after, _ := perf.LoadAvg()
 		rep.Load = append(rep.Load, [2][3]float64{before, after})
 	}
 	for i := range sums {
-		var wall, cpu, rss []float64
+		var wall, cpu, rss, flt []float64
 		for _, r := range sums[i].Runs {
 			wall = append(wall, r.Wall)
 			cpu = append(cpu, r.User+r.Sys)
 			rss = append(rss, float64(r.MaxRSSKB)/1024)
+			flt = append(flt, float64(r.MinFlt))
 		}
 		s := &sums[i]
-		s.Wall, s.CPU, s.MaxRSSMiB = perf.Median(wall), perf.Median(cpu), perf.Median(rss)
+		s.Wall, s.CPU, s.MaxRSSMiB, s.MinFlt = perf.Median(wall), perf.Median(cpu), perf.Median(rss), perf.Median(flt)
+		s.FaultsPer = s.MinFlt * 1e5 / float64(records)
 		s.RecordsPerS = float64(records) / s.Wall
 		s.RecordsCPU = float64(records) / s.CPU
 	}
 	rep.Results = sums
 	rep.FloorKB = selfHWM()
-	la, gl, ae := sums[0], sums[1], sums[2]
+	la, gl, ae, ec := sums[0], sums[1], sums[2], sums[3]
 	rep.Ratios["records_per_s_vs_laurel"] = ae.RecordsPerS / la.RecordsPerS
 	rep.Ratios["records_per_s_vs_go-libaudit"] = ae.RecordsPerS / gl.RecordsPerS
 	rep.Ratios["cpu_vs_laurel"] = ae.CPU / la.CPU
 	rep.Ratios["cpu_vs_go-libaudit"] = ae.CPU / gl.CPU
 	rep.Ratios["rss_vs_laurel"] = ae.MaxRSSMiB / la.MaxRSSMiB
 	rep.Ratios["rss_vs_go-libaudit"] = ae.MaxRSSMiB / gl.MaxRSSMiB
+	rep.Ratios["faults_vs_laurel"] = ae.MinFlt / la.MinFlt
+	rep.Ratios["faults_vs_go-libaudit"] = ae.MinFlt / gl.MinFlt
+	rep.Ratios["ecs_cpu_vs_laurel"] = ec.CPU / la.CPU
+	rep.Ratios["ecs_records_per_s_vs_laurel"] = ec.RecordsPerS / la.RecordsPerS
+	rep.Ratios["ecs_bytes_vs_full"] = float64(ec.OutBytes) / float64(ae.OutBytes)
+	rep.Ratios["ecs_bytes_vs_laurel"] = float64(ec.OutBytes) / float64(la.OutBytes)
 	rep.Targets = []target{
 		{"records/s vs laurel", rep.Ratios["records_per_s_vs_laurel"], ">= 5", rep.Ratios["records_per_s_vs_laurel"] >= 5},
 		{"CPU seconds vs laurel", rep.Ratios["cpu_vs_laurel"], "<= 0.333", rep.Ratios["cpu_vs_laurel"] <= 1.0/3},
-		{"peak RSS vs laurel", rep.Ratios["rss_vs_laurel"], "<= 2", rep.Ratios["rss_vs_laurel"] <= 2},
+		{"peak RSS vs laurel", rep.Ratios["rss_vs_laurel"], "<= 3", rep.Ratios["rss_vs_laurel"] <= 3},
+		{"ecs profile: CPU seconds vs laurel", rep.Ratios["ecs_cpu_vs_laurel"], "<= 0.333", rep.Ratios["ecs_cpu_vs_laurel"] <= 1.0/3},
+		{"ecs profile: output bytes vs full", rep.Ratios["ecs_bytes_vs_full"], "<= 0.333", rep.Ratios["ecs_bytes_vs_full"] <= 1.0/3},
+		{"ecs profile: output bytes vs laurel", rep.Ratios["ecs_bytes_vs_laurel"], "< 1", rep.Ratios["ecs_bytes_vs_laurel"] < 1},
 	}
 	j, _ := json.MarshalIndent(rep, "", "  ")
 	if err := os.WriteFile(filepath.Join(out, "peers.json"), append(j, '\n'), 0o644); err != nil {
@@ -232,11 +274,12 @@ func main1(corpus string, runs int, enrichBin, auparse, laurel, work, out string
 
 // writeConfigs writes laurel's config (JSON to stdout, default enrichment)
 // and audisp-enrich's (every local enricher on, a 1000-entry blocklist,
-// JSON to stdout) into dir and returns the latter's path.
-func writeConfigs(dir string) (string, error) {
+// JSON to stdout), once with the full and once with the ecs profile, into
+// dir and returns the paths of the latter two.
+func writeConfigs(dir string) (full, ecs string, err error) {
 	lc := fmt.Sprintf("directory = %q\n[auditlog]\nfile = \"-\"\n", dir)
 	if err := os.WriteFile(filepath.Join(dir, "laurel.toml"), []byte(lc), 0o644); err != nil {
-		return "", err
+		return "", "", err
 	}
 	var bl bytes.Buffer
 	for i := 0; i < 1000; i++ {
@@ -244,7 +287,7 @@ func writeConfigs(dir string) (string, error) {
 	}
 	list := filepath.Join(dir, "blocklist.txt")
 	if err := os.WriteFile(list, bl.Bytes(), 0o644); err != nil {
-		return "", err
+		return "", "", err
 	}
 	ec := fmt.Sprintf(`user = "root"
 state_dir = %q
@@ -270,8 +313,12 @@ name = "stdout"
 type = "stdout"
 encoding = "json"
 `, dir, list)
-	path := filepath.Join(dir, "audisp-enrich.toml")
-	return path, os.WriteFile(path, []byte(ec), 0o644)
+	full = filepath.Join(dir, "audisp-enrich.toml")
+	if err := os.WriteFile(full, []byte(ec), 0o644); err != nil {
+		return "", "", err
+	}
+	ecs = filepath.Join(dir, "audisp-enrich-ecs.toml")
+	return full, ecs, os.WriteFile(ecs, []byte(ec+"profile = \"ecs\"\n"), 0o644)
 }
 
 // countLines returns the number of non-empty lines and the size of path.
@@ -317,6 +364,9 @@ func countOutput(t tool, corpus string) (lines, size int64, err error) {
 	defer in.Close()
 	cmd := exec.Command(t.Argv[0], t.Argv[1:]...)
 	cmd.Stdin = in
+	if len(t.Env) > 0 {
+		cmd.Env = append(os.Environ(), t.Env...)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -355,6 +405,9 @@ func timedRun(t tool, corpus string) (run, error) {
 	defer null.Close()
 	cmd := exec.Command(t.Argv[0], t.Argv[1:]...)
 	cmd.Stdin, cmd.Stdout = in, null
+	if len(t.Env) > 0 {
+		cmd.Env = append(os.Environ(), t.Env...)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -371,6 +424,7 @@ func timedRun(t tool, corpus string) (run, error) {
 		User:     time.Duration(ru.Utime.Nano()).Seconds(),
 		Sys:      time.Duration(ru.Stime.Nano()).Seconds(),
 		MaxRSSKB: ru.Maxrss, // kilobytes on Linux
+		MinFlt:   ru.Minflt,
 	}, nil
 }
 
@@ -421,15 +475,19 @@ func markdown(r *report) string {
 	if n := len(r.Load); n > 0 {
 		fmt.Fprintf(&b, "Load average (1 min) before the first round %.2f, after the last %.2f.\n", r.Load[0][0][0], r.Load[n-1][1][0])
 	}
-	b.WriteString("\n| tool | median wall s | median CPU s (user+sys) | median peak RSS MiB | records/s (wall) | records per CPU-second | JSON lines out |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\n| tool | median wall s | median CPU s (user+sys) | median peak RSS MiB | median minor faults | faults per 100k records | records/s (wall) | records per CPU-second | JSON lines out |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Results {
-		fmt.Fprintf(&b, "| %s | %.3f | %.3f | %.1f | %.0f | %.0f | %d |\n", s.Tool, s.Wall, s.CPU, s.MaxRSSMiB, s.RecordsPerS, s.RecordsCPU, s.Events)
+		fmt.Fprintf(&b, "| %s | %.3f | %.3f | %.1f | %.0f | %.0f | %.0f | %.0f | %d |\n", s.Tool, s.Wall, s.CPU, s.MaxRSSMiB, s.MinFlt, s.FaultsPer, s.RecordsPerS, s.RecordsCPU, s.Events)
 	}
 	b.WriteString("\n| audisp-enrich ÷ peer | laurel | go-libaudit |\n|---|---:|---:|\n")
 	fmt.Fprintf(&b, "| records/s | %.2f× | %.2f× |\n", r.Ratios["records_per_s_vs_laurel"], r.Ratios["records_per_s_vs_go-libaudit"])
 	fmt.Fprintf(&b, "| CPU seconds | %.2f | %.2f |\n", r.Ratios["cpu_vs_laurel"], r.Ratios["cpu_vs_go-libaudit"])
 	fmt.Fprintf(&b, "| peak RSS | %.2f | %.2f |\n", r.Ratios["rss_vs_laurel"], r.Ratios["rss_vs_go-libaudit"])
+	fmt.Fprintf(&b, "| minor faults | %.2f | %.2f |\n", r.Ratios["faults_vs_laurel"], r.Ratios["faults_vs_go-libaudit"])
+	fmt.Fprintf(&b, "| ecs profile: records/s | %.2f× | |\n", r.Ratios["ecs_records_per_s_vs_laurel"])
+	fmt.Fprintf(&b, "| ecs profile: CPU seconds | %.2f | |\n", r.Ratios["ecs_cpu_vs_laurel"])
+	fmt.Fprintf(&b, "| ecs profile: output bytes | %.2f | |\n", r.Ratios["ecs_bytes_vs_laurel"])
 	b.WriteString("\n| target | measured | want | met |\n|---|---:|---|---|\n")
 	for _, t := range r.Targets {
 		met := "yes"

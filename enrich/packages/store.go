@@ -1,0 +1,160 @@
+package packages
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// StoreFile is the name of the persisted hashes inside Config.StateDir.
+const StoreFile = "packages.idx"
+
+const storeHeader = "# audisp-enrich package hashes v1: path size mtime_ns inode md5 sha1 sha256"
+
+// fileKey identifies one state of a file: when all four are equal the
+// content is taken to be the one hashed before.
+type fileKey struct {
+	Size, MtimeNs int64
+	Ino           uint64
+}
+
+// hashed is a file's own digests, taken when it had Key.
+type hashed struct {
+	Key    fileKey
+	MD5    [16]byte
+	SHA1   [20]byte
+	SHA256 [32]byte
+}
+
+// parseStore reads the persisted hashes: the header line, then one line
+// per file: the Go-quoted path and the fields of hashed, separated by
+// single spaces, digests in lower-case hex. Bad lines are reported as
+// *LineError (at most maxLineErrors; bad counts them all) and skipped: the
+// file is rehashed.
+func parseStore(name string, r io.Reader) (m map[string]hashed, errs []error, bad int, err error) {
+	m = make(map[string]hashed)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		b := sc.Text()
+		if line == 1 {
+			if b != storeHeader {
+				return m, []error{&LineError{File: name, Line: 1, Err: errors.New("not a package hash file (unknown header)")}}, 1, nil
+			}
+			continue
+		}
+		p, h, e := parseStoreLine(b)
+		if e != nil {
+			bad++
+			if len(errs) < maxLineErrors {
+				errs = append(errs, &LineError{File: name, Line: line, Err: e})
+			}
+			continue
+		}
+		m[p] = h
+	}
+	if err := sc.Err(); err != nil {
+		return m, errs, bad, fmt.Errorf("%s: %w", name, err)
+	}
+	return m, errs, bad, nil
+}
+
+func parseStoreLine(s string) (string, hashed, error) {
+	var h hashed
+	q, err := strconv.QuotedPrefix(s)
+	if err != nil {
+		return "", h, errors.New("path is not a quoted string")
+	}
+	p, _ := strconv.Unquote(q)
+	if len(p) == 0 || p[0] != '/' {
+		return "", h, fmt.Errorf("path %.60q is not absolute", p)
+	}
+	f := bytes.Fields([]byte(s[len(q):]))
+	if len(f) != 6 {
+		return "", h, fmt.Errorf("want 6 fields after the path, have %d", len(f))
+	}
+	var nums [3]int64
+	for i := range nums {
+		n, err := strconv.ParseInt(string(f[i]), 10, 64)
+		if err != nil || n < 0 {
+			return "", h, fmt.Errorf("field %d: %q is not a number", i+2, f[i])
+		}
+		nums[i] = n
+	}
+	h.Key = fileKey{Size: nums[0], MtimeNs: nums[1], Ino: uint64(nums[2])}
+	for i, d := range [][]byte{h.MD5[:], h.SHA1[:], h.SHA256[:]} {
+		if len(f[3+i]) != 2*len(d) {
+			return "", h, fmt.Errorf("field %d: want %d hex digits", i+5, 2*len(d))
+		}
+		if _, err := hex.Decode(d, f[3+i]); err != nil {
+			return "", h, fmt.Errorf("field %d: %w", i+5, err)
+		}
+	}
+	return p, h, nil
+}
+
+func appendStoreLine(b []byte, p string, h *hashed) []byte {
+	b = strconv.AppendQuote(b, p)
+	for _, n := range []int64{h.Key.Size, h.Key.MtimeNs, int64(h.Key.Ino)} {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, n, 10)
+	}
+	for _, d := range [][]byte{h.MD5[:], h.SHA1[:], h.SHA256[:]} {
+		b = append(b, ' ')
+		b = hex.AppendEncode(b, d)
+	}
+	return append(b, '\n')
+}
+
+// loadStore reads dir/packages.idx; a missing file is an empty store.
+func loadStore(dir string) (map[string]hashed, []error, int, error) {
+	name := filepath.Join(dir, StoreFile)
+	f, err := os.Open(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]hashed{}, nil, 0, nil
+	}
+	if err != nil {
+		return map[string]hashed{}, nil, 0, err
+	}
+	defer f.Close()
+	return parseStore(name, f)
+}
+
+// saveStore replaces dir/packages.idx with m (written to a temporary file,
+// synced and renamed, so a crash leaves the old or the new file).
+func saveStore(dir string, m map[string]hashed) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, StoreFile+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	w := bufio.NewWriterSize(tmp, 64<<10)
+	w.WriteString(storeHeader + "\n")
+	var b []byte
+	for p, h := range m {
+		b = appendStoreLine(b[:0], p, &h)
+		w.Write(b)
+	}
+	err = w.Flush()
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, StoreFile))
+}

@@ -1,0 +1,232 @@
+package sigma
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// The literal prefilter. Most string values a rule compares (equality,
+// prefix, suffix, substring, or a wildcard pattern's literal runs) must
+// occur in the lower-cased text of some field whenever the value matches.
+// At load, each rule gets a set of such literals at least one of which the
+// event holds whenever the rule matches (needs, as for anchors); per
+// event, one Aho-Corasick pass over the field values finds every literal
+// of the index at once, and a rule is evaluated only when one of its
+// literals was found. The prefilter only rules out: a rule it keeps is
+// evaluated in full.
+
+// minLiteral is the shortest literal the prefilter uses: shorter ones
+// occur in nearly every event and only cost scanning time.
+const minLiteral = 2
+
+// literal returns a lower-case ASCII text that the lower-cased field text
+// contains whenever v matches it, or "" when v has none.
+func (v *value) literal() string {
+	var s string
+	switch v.op {
+	case opEq, opPrefix, opSuffix, opContains:
+		s = v.s
+	case opGlob:
+		for _, t := range v.glob {
+			if len(t.lit) > len(s) {
+				s = t.lit
+			}
+		}
+	default:
+		return ""
+	}
+	if len(s) < minLiteral || strings.IndexByte(s, 0) >= 0 || !isASCII(s) {
+		return ""
+	}
+	if v.cased {
+		b := []byte(s)
+		lowerASCII(b)
+		s = string(b)
+	}
+	return s
+}
+
+// literals of a field condition: one per value (any value may match), or
+// the longest with all (every value must match). Negated, existence and
+// null tests have none.
+func (c *fieldCond) literals() []string {
+	if c.neq || c.null || c.exists != 0 {
+		return nil
+	}
+	return valueLiterals(c.vals, c.all)
+}
+
+// literals of a keyword selection, as for a field condition.
+func (kw *keywords) literals() []string { return valueLiterals(kw.vals, kw.all) }
+
+func valueLiterals(vals []value, all bool) []string {
+	if len(vals) == 0 {
+		return nil
+	}
+	var out []string
+	for i := range vals {
+		l := vals[i].literal()
+		if all {
+			if l != "" && (out == nil || len(l) > len(out[0])) {
+				out = []string{l}
+			}
+			continue
+		}
+		if l == "" {
+			return nil
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// literalNeeds finds a rule's literal set: the set whose shortest
+// literal is longest (short literals are found often), then the smaller.
+var literalNeeds = needs[string]{
+	cond: (*fieldCond).literals,
+	kw:   (*keywords).literals,
+	rank: func(ls []string) int {
+		short := 1 << 20
+		for _, l := range ls {
+			short = min(short, len(l))
+		}
+		return min(short, 16)<<16 - min(len(ls), 1<<16-1)
+	},
+}
+
+// acMatcher finds which of a set of lower-case ASCII literals occur in a
+// text, case-insensitively for ASCII, in one pass (Aho-Corasick, with the
+// transitions of every state precomputed over byte classes). It is
+// immutable after newACMatcher and safe for concurrent use.
+type acMatcher struct {
+	class  [256]uint8 // byte -> class; 0: a byte no literal has
+	nclass int
+	// delta[s+class] is the state after state s (states are numbered
+	// in multiples of nclass), negated when that state ends a literal
+	// itself or through a suffix (hit). The root is 0 and ends none.
+	delta []int32
+	out   []int32 // by state number / nclass: the literal ending there, or -1
+	hit   []int32 // the state itself or nearest suffix state ending a literal, or -1
+	link  []int32 // for a state ending a literal: the next such state among its suffixes, or -1
+	nlits int
+}
+
+// newACMatcher builds the matcher for lits (literal i is bit i of the
+// sets scan fills). Literals must be non-empty lower-case ASCII without
+// NUL, and distinct.
+func newACMatcher(lits []string) *acMatcher {
+	m := &acMatcher{nlits: len(lits)}
+	m.nclass = 1
+	for _, l := range lits {
+		for i := 0; i < len(l); i++ {
+			if c := l[i]; m.class[c] == 0 {
+				m.class[c] = uint8(m.nclass)
+				m.nclass++
+			}
+		}
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		m.class[c] = m.class[c+'a'-'A']
+	}
+	// The trie, with -1 for a missing child.
+	m.delta = make([]int32, m.nclass)
+	m.out = []int32{-1}
+	for i := range m.delta {
+		m.delta[i] = -1
+	}
+	for id, l := range lits {
+		s := int32(0)
+		for i := 0; i < len(l); i++ {
+			k := int(s)*m.nclass + int(m.class[l[i]])
+			if m.delta[k] < 0 {
+				m.delta[k] = int32(len(m.out))
+				m.out = append(m.out, -1)
+				for range m.nclass {
+					m.delta = append(m.delta, -1)
+				}
+			}
+			s = m.delta[k]
+		}
+		m.out[s] = int32(id)
+	}
+	n := len(m.out)
+	fail := make([]int32, n)
+	m.hit = make([]int32, n)
+	m.link = make([]int32, n)
+	// Breadth first: a state's fail and transitions are complete once all
+	// shallower states are.
+	queue := make([]int32, 0, n)
+	for c := range m.nclass {
+		if t := m.delta[c]; t < 0 {
+			m.delta[c] = 0
+		} else {
+			fail[t] = 0
+			queue = append(queue, t)
+		}
+	}
+	m.hit[0], m.link[0] = -1, -1
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		f := fail[s]
+		m.link[s] = m.hit[f]
+		if m.out[s] >= 0 {
+			m.hit[s] = s
+		} else {
+			m.hit[s] = m.hit[f]
+		}
+		for c := range m.nclass {
+			k := int(s)*m.nclass + c
+			if t := m.delta[k]; t < 0 {
+				m.delta[k] = m.delta[int(f)*m.nclass+c]
+			} else {
+				fail[t] = m.delta[int(f)*m.nclass+c]
+				queue = append(queue, t)
+			}
+		}
+	}
+	for k, t := range m.delta {
+		if m.hit[t] >= 0 {
+			m.delta[k] = -t * int32(m.nclass)
+		} else {
+			m.delta[k] = t * int32(m.nclass)
+		}
+	}
+	return m
+}
+
+// words is the size of the literal sets scan fills.
+func (m *acMatcher) words() int { return (m.nlits + 63) / 64 }
+
+// scan continues from state st over s, setting in found the bit of every
+// literal that ends in s, and returns the state reached. It stops at the
+// first non-ASCII byte and returns ok false, unless all: the caller then
+// scans the lower-cased text with all, again from st.
+func (m *acMatcher) scan(st int32, s string, found []uint64, all bool) (int32, bool) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf && !all {
+			return st, false
+		}
+		st = m.delta[st+int32(m.class[c])]
+		if st < 0 {
+			st = -st
+			for h := m.hit[int(st)/m.nclass]; h >= 0; h = m.link[h] {
+				id := m.out[h]
+				found[id>>6] |= 1 << (id & 63)
+			}
+		}
+	}
+	return st, true
+}
+
+// scanText scans s from state st (see scan), through lower's copy of s
+// when s is not ASCII (in sc): ASCII case scan folds itself, but other letters
+// may lower-case to ASCII ones.
+func (m *acMatcher) scanText(st int32, s string, found []uint64, sc *scratch) int32 {
+	if next, ok := m.scan(st, s, found, false); ok {
+		return next
+	}
+	next, _ := m.scan(st, sc.lower(s), found, true)
+	return next
+}

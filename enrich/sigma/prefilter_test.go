@@ -1,0 +1,125 @@
+package sigma
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+)
+
+// acFound returns the literals the matcher finds in text, by index.
+func acFound(lits []string, text string) []int {
+	m := newACMatcher(lits)
+	found := make([]uint64, m.words())
+	var sc scratch
+	m.scanText(0, text, found, &sc)
+	var out []int
+	for i := range lits {
+		if found[i>>6]&(1<<(i&63)) != 0 {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// containsFound is what acFound must return: the literals the lower-cased
+// text contains.
+func containsFound(lits []string, text string) []int {
+	var out []int
+	for i, l := range lits {
+		if strings.Contains(strings.ToLower(text), l) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func TestACMatcher(t *testing.T) {
+	lits := []string{"he", "she", "his", "hers", "/tmp/", "tmp", "curl", "-c", "x"}
+	for _, text := range []string{"", "ushers", "USHERS", "/usr/bin/CURL -c http://x", "/TMP/a", "hi\u212Ax", "tm", "sHe\x00his"} {
+		if got, want := acFound(lits, text), containsFound(lits, text); !slices.Equal(got, want) {
+			t.Errorf("%q: found %v, want %v", text, got, want)
+		}
+	}
+}
+
+// withoutPrefilter returns s with its literal prefilter off: every
+// candidate rule is evaluated.
+func withoutPrefilter(s *Set) *Set {
+	p := *s
+	for k, x := range s.idx {
+		if x != nil {
+			y := *x
+			y.lits = nil
+			p.idx[k] = &y
+		}
+	}
+	return &p
+}
+
+// hitIDs returns the ids of the rules s matches on ev.
+func hitIDs(s *Set, ev *audit.Event) []string {
+	var ids []string
+	for _, r := range s.match(ev, nil) {
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+// FuzzLiterals: the Aho-Corasick matcher finds exactly the literals the
+// lower-cased text contains.
+func FuzzLiterals(f *testing.F) {
+	f.Add("he,she,his,hers", "ushers")
+	f.Add("/tmp/,curl,-c", "/usr/bin/CURL -c http://x")
+	f.Add("k,ab", "\u212Aab")
+	f.Fuzz(func(t *testing.T, list, text string) {
+		var lits []string
+		for _, l := range strings.Split(strings.ToLower(list), ",") {
+			if l != "" && isASCII(l) && !strings.Contains(l, "\x00") && !slices.Contains(lits, l) {
+				lits = append(lits, l)
+			}
+		}
+		if len(lits) == 0 {
+			return
+		}
+		if got, want := acFound(lits, text), containsFound(lits, text); !slices.Equal(got, want) {
+			t.Fatalf("%q in %q: found %v, want %v", lits, text, got, want)
+		}
+	})
+}
+
+// FuzzPrefilter: with random rules and a random command line, executable,
+// and record value, the prefiltered evaluation matches exactly the rules
+// the plain evaluation matches.
+func FuzzPrefilter(f *testing.F) {
+	f.Add([]byte(rule("a", "process_creation", "    sel:\n        CommandLine|contains: 'curl '\n        Image|endswith: '/curl'\n    condition: sel\n")),
+		"curl -s http://x", "/usr/bin/curl", "x")
+	f.Add([]byte(rule("b", "auditd", "    sel:\n        type: EXECVE\n        a0|contains|all:\n            - cu\n            - rl\n    k:\n        - 'wget'\n    condition: sel or k\n")),
+		"wget x", "/usr/bin/CURL", "WGET")
+	f.Add([]byte(rule("c", "process_creation", "    sel:\n        CommandLine|cased|contains: 'Curl'\n    f:\n        Image: '/usr/bin/w*t'\n    condition: sel or f\n")),
+		"Curl", "/usr/bin/wget", "\u212A")
+	f.Add([]byte(rule("d", "auditd", "    sel:\n        comm|startswith: 'K'\n    condition: not sel\n")),
+		"\u212Aa", "/x", "\u212A")
+	f.Fuzz(func(t *testing.T, data []byte, cmd, exe, val string) {
+		rules, _ := parseRules("fuzz.yml", data)
+		s := &Set{}
+		for _, r := range rules {
+			s.byKind[r.kind] = append(s.byKind[r.kind], r)
+		}
+		for k := range s.idx {
+			s.idx[k] = newIndex(s.byKind[k])
+		}
+		ev := &audit.Event{Kind: audit.KindAudit}
+		ev.Records = []*audit.Record{
+			{Type: "SYSCALL", TypeNum: audit.TypeSyscall, Fields: []audit.Field{{Name: "syscall", Value: "59"},
+				{Name: "success", Value: "yes"}, {Name: "exe", Value: exe}, {Name: "comm", Value: val}, {Name: "a0", Value: val}}},
+			{Type: "EXECVE", TypeNum: 1309, Fields: []audit.Field{{Name: "argc", Value: "2"}, {Name: "a0", Value: cmd}, {Name: "a1", Value: val}}},
+		}
+		ev.Summary = &audit.Summary{Exec: true, Exe: exe, Args: []string{cmd, val}, Outcome: "success"}
+		ev.Parent = &audit.Process{Executable: val, Args: []string{val, cmd}}
+		if got, want := hitIDs(s, ev), hitIDs(withoutPrefilter(s), ev); !slices.Equal(got, want) {
+			t.Fatalf("prefiltered %v, plain %v", got, want)
+		}
+	})
+}

@@ -1,0 +1,523 @@
+// Package ecs encodes events as the "ecs" document profile: the summary and
+// the enrichment of an event in Elastic Common Schema (ECS 9.x) names, with
+// what ECS has no field for under the one custom namespace audisp_enrich.*.
+// The records themselves are left out (they are in event.original when
+// Options.Original is set), which makes the document about a quarter of the
+// size of the full, lossless one. docs/schema/ecs.schema.json is its JSON
+// Schema, docs/schema.md describes every field.
+//
+// Encode is a pure function of the event and the options: it reads the
+// event and writes nothing but dst, so it is safe to call from several
+// goroutines on different events (or on one event nobody modifies).
+package ecs
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+)
+
+// SchemaVersion is the version of the ecs profile
+// (docs/schema/ecs.schema.json), written as audisp_enrich.schema_version.
+// It changes only on incompatible changes.
+const SchemaVersion = 1
+
+// ECSVersion is the ECS version the profile follows (ecs.version).
+const ECSVersion = "9.5.0"
+
+// Options select what the profile writes.
+type Options struct {
+	// Original adds event.original: the event's audit records as received,
+	// one per line. The document is then lossless (the records can be
+	// parsed again from it).
+	Original bool
+	// References adds the ATT&CK catalog text of each technique and
+	// tactic: threat.*.name and threat.*.reference (the page URLs). By
+	// default only the ids are written: the rest follows from them (the
+	// index template or the SIEM can look them up).
+	References bool
+	// Host is host.name when the records carry no node= name (the local
+	// host name); empty leaves host.name out for such events.
+	Host string
+}
+
+// scratch is per-call working space, pooled so that Encode allocates
+// nothing in the steady state.
+type scratch struct {
+	sum  audit.Summary
+	esc  []string
+	line []byte
+	seen []string
+}
+
+var pool = sync.Pool{New: func() any { return new(scratch) }}
+
+// Encode appends the ecs document for ev, followed by a newline, to dst.
+// The output is valid JSON and valid UTF-8; strings that are not valid
+// UTF-8 are written in the reversible escaped form of the full document
+// and their paths listed in audisp_enrich.escaped.
+func Encode(dst []byte, ev *audit.Event, opts Options) []byte {
+	sc := pool.Get().(*scratch)
+	defer pool.Put(sc)
+	s := ev.Summary
+	if s == nil {
+		audit.Summarize(ev, &sc.sum)
+		s = &sc.sum
+	}
+	w := writer{b: dst, esc: sc.esc[:0]}
+	w.b = append(w.b, '{')
+	w.key("@timestamp")
+	w.b = append(w.b, '"')
+	w.b = ev.ID.Time().AppendFormat(w.b, "2006-01-02T15:04:05.000Z07:00")
+	w.b = append(w.b, '"')
+	w.open("ecs")
+	w.b = append(w.b, `"version":"`+ECSVersion+`"`...)
+	w.sep = true
+	w.close()
+
+	w.event(ev, s, opts, sc)
+	host := ev.ID.Node
+	if host == "" {
+		host = opts.Host
+	}
+	if host != "" {
+		w.open("host")
+		w.str("name", host, "host.name")
+		w.close()
+	}
+	w.process(ev, s)
+	w.user(s)
+	w.file(s)
+	sc.seen = w.related(ev, s, sc.seen[:0])
+	if len(ev.Techniques) > 0 {
+		w.b = audit.AppendThreat(w.b, ev.Techniques, opts.References)
+	}
+	w.tags(ev, s)
+	w.own(ev, s)
+	w.b = append(w.b, '}', '\n')
+	clear(sc.esc[:cap(sc.esc)])
+	sc.esc = w.esc[:0]
+	return w.b
+}
+
+// writer writes JSON members, keeping track of the commas and of the
+// paths of escaped strings.
+type writer struct {
+	b   []byte
+	sep bool // a member was written at this level: the next needs a comma
+	esc []string
+}
+
+func (w *writer) key(k string) {
+	if w.sep {
+		w.b = append(w.b, ',')
+	}
+	w.b = append(w.b, '"')
+	w.b = append(w.b, k...)
+	w.b = append(w.b, '"', ':')
+	w.sep = true
+}
+
+func (w *writer) open(k string) {
+	w.key(k)
+	w.b = append(w.b, '{')
+	w.sep = false
+}
+
+func (w *writer) close() {
+	w.b = append(w.b, '}')
+	w.sep = true
+}
+
+// value writes s as a JSON string, remembering path when s is escaped.
+func (w *writer) value(s, path string) {
+	var ok bool
+	if w.b, ok = audit.AppendJSONString(w.b, s); !ok {
+		w.esc = append(w.esc, path)
+	}
+}
+
+// str writes k:v unless v is empty.
+func (w *writer) str(k, v, path string) {
+	if v != "" {
+		w.key(k)
+		w.value(v, path)
+	}
+}
+
+func (w *writer) int(k string, v int64) {
+	w.key(k)
+	w.b = strconv.AppendInt(w.b, v, 10)
+}
+
+// num writes k:v for a decimal string v that is a valid JSON integer.
+func (w *writer) num(k, v string) {
+	if audit.IsJSONInt(v) {
+		w.key(k)
+		w.b = append(w.b, v...)
+	}
+}
+
+func (w *writer) strs(k string, vs []string, path string) {
+	w.key(k)
+	w.b = append(w.b, '[')
+	for i, v := range vs {
+		if i > 0 {
+			w.b = append(w.b, ',')
+		}
+		w.value(v, path)
+	}
+	w.b = append(w.b, ']')
+}
+
+func (w *writer) bool(k string, v bool) {
+	if v {
+		w.key(k)
+		w.b = append(w.b, "true"...)
+	}
+}
+
+// event writes event.*: kind, category, type, action, outcome, id,
+// severity, module and (with opts.Original) original.
+func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scratch) {
+	w.open("event")
+	kind := "event"
+	switch {
+	case ev.Kind == audit.KindVerdict:
+		kind = "enrichment"
+	case ev.Kind == audit.KindAlert:
+		kind = "pipeline_error"
+	case len(ev.Hunt) > 0 || len(ev.Blocklist) > 0:
+		kind = "alert"
+	}
+	w.str("kind", kind, "")
+	if cat, typ := category(ev, s); cat != "" {
+		w.key("category")
+		w.b = append(w.b, `["`+cat+`"]`...)
+		w.key("type")
+		w.b = append(w.b, `["`+typ+`"]`...)
+	}
+	w.key("action")
+	switch {
+	case ev.Kind != audit.KindAudit:
+		w.value(ev.Kind.String(), "")
+	case s.Syscall != "":
+		w.value(s.Syscall, "event.action")
+	case len(ev.Records) > 0:
+		w.value(strings.ToLower(ev.Records[0].Type), "event.action")
+	default:
+		w.value("audit", "")
+	}
+	w.str("outcome", s.Outcome, "")
+	w.key("id")
+	w.b = append(w.b, '"')
+	mark := len(w.b)
+	w.b = ev.ID.Append(w.b)
+	if !plain(w.b[mark:]) {
+		w.b = w.b[:mark-1]
+		w.value(ev.ID.String(), "event.id")
+	} else {
+		w.b = append(w.b, '"')
+	}
+	if ev.Severity > 0 {
+		w.int("severity", int64(ev.Severity))
+	}
+	if opts.Original && len(ev.Records) > 0 {
+		sc.line = sc.line[:0]
+		for i, r := range ev.Records {
+			if i > 0 {
+				sc.line = append(sc.line, '\n')
+			}
+			sc.line = append(sc.line, r.Line...)
+		}
+		w.key("original")
+		w.value(string(sc.line), "event.original")
+	}
+	w.close()
+}
+
+// plain reports whether b needs no JSON escaping.
+func plain(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// category returns event.category and event.type for the kinds of audit
+// event ECS has categories for, or "" when it has none.
+func category(ev *audit.Event, s *audit.Summary) (cat, typ string) {
+	if ev.Kind != audit.KindAudit {
+		return "", ""
+	}
+	if s.Exec {
+		return "process", "start"
+	}
+	for _, r := range ev.Records {
+		switch r.TypeNum {
+		case audit.TypeIntegrityRule:
+			return "file", "info"
+		case 1100, 1112: // USER_AUTH, USER_LOGIN
+			return "authentication", "info"
+		case 1305: // CONFIG_CHANGE
+			return "configuration", "change"
+		}
+	}
+	return "", ""
+}
+
+// process writes process.*: pid, executable, name, args (argv of the
+// exec, else the PROCTITLE argv), args_count, working_directory and
+// parent.* (pid from the record, executable and args from the process
+// table).
+func (w *writer) process(ev *audit.Event, s *audit.Summary) {
+	args := s.Args
+	if len(args) == 0 {
+		args = s.Title
+	}
+	name := audit.ProcessName(s)
+	p := ev.Parent
+	if s.PID == "" && s.Exe == "" && name == "" && len(args) == 0 && s.Cwd == "" && p == nil && s.PPID == "" {
+		return
+	}
+	w.open("process")
+	w.num("pid", s.PID)
+	w.str("executable", s.Exe, "process.executable")
+	w.str("name", name, "process.name")
+	if len(args) > 0 {
+		w.strs("args", args, "process.args")
+		w.int("args_count", int64(len(args)))
+	}
+	w.str("working_directory", s.Cwd, "process.working_directory")
+	if audit.IsJSONInt(s.PPID) || p != nil {
+		w.open("parent")
+		if audit.IsJSONInt(s.PPID) {
+			w.num("pid", s.PPID)
+		} else {
+			w.int("pid", int64(p.PID))
+		}
+		if p != nil {
+			w.str("executable", p.Executable, "process.parent.executable")
+			if i := strings.LastIndexByte(p.Executable, '/'); i >= 0 && i < len(p.Executable)-1 {
+				w.str("name", p.Executable[i+1:], "process.parent.name")
+			}
+			if len(p.Args) > 0 {
+				w.strs("args", p.Args, "process.parent.args")
+			}
+		}
+		w.close()
+	}
+	w.close()
+}
+
+// user writes user.id and user.name (the uid) and user.effective.* when
+// the euid differs. The login uid (auid) has no ECS field: it goes to
+// audisp_enrich.audit_user.
+func (w *writer) user(s *audit.Summary) {
+	if s.UID == "" {
+		return
+	}
+	w.open("user")
+	w.str("id", s.UID, "user.id")
+	w.str("name", s.UName, "user.name")
+	if s.EUID != "" && s.EUID != s.UID {
+		w.open("effective")
+		w.str("id", s.EUID, "user.effective.id")
+		w.str("name", s.EUName, "user.effective.name")
+		w.close()
+	}
+	w.close()
+}
+
+// file writes file.path and file.hash.* of the event's file (the first
+// integrity record of an exec, else the first PATH record). A path equal
+// to process.executable (the file an exec ran) is not written twice.
+func (w *writer) file(s *audit.Summary) {
+	path := s.FilePath
+	if path == s.Exe {
+		path = ""
+	}
+	if path == "" && s.Hashes == [3]string{} && s.Sha512 == "" {
+		return
+	}
+	w.open("file")
+	w.str("path", path, "file.path")
+	if s.Hashes != [3]string{} || s.Sha512 != "" {
+		w.open("hash")
+		w.str("sha256", s.Hashes[0], "")
+		w.str("sha1", s.Hashes[1], "")
+		w.str("md5", s.Hashes[2], "")
+		w.str("sha512", s.Sha512, "")
+		w.close()
+	}
+	w.close()
+}
+
+// related writes related.hash (every digest the event carries, each
+// once) and related.user (every user name seen, or the id when the name
+// is unknown). seen is scratch space, returned for reuse.
+func (w *writer) related(ev *audit.Event, s *audit.Summary, seen []string) []string {
+	hashes := seen
+	for _, h := range s.Hashes {
+		hashes = addOnce(hashes, h)
+	}
+	hashes = addOnce(hashes, s.Sha512)
+	for _, h := range ev.Hashes {
+		hashes = addOnce(hashes, h.Hex)
+	}
+	if ev.VirusTotal != nil {
+		hashes = addOnce(hashes, ev.VirusTotal.Hash)
+	}
+	users := hashes[len(hashes):]
+	for i, u := range [...][2]string{{s.UName, s.UID}, {s.EUName, s.EUID}, {s.AUName, s.AUID}} {
+		switch {
+		case u[1] == "" || audit.IsUnsetID(u[1]) || i == 1 && s.EUID == s.UID:
+		case u[0] != "":
+			users = addOnce(users, u[0])
+		default:
+			users = addOnce(users, u[1])
+		}
+	}
+	if len(hashes) == 0 && len(users) == 0 {
+		return hashes
+	}
+	w.open("related")
+	if len(hashes) > 0 {
+		w.strs("hash", hashes, "related.hash")
+	}
+	if len(users) > 0 {
+		w.strs("user", users, "related.user")
+	}
+	w.close()
+	return hashes[:0]
+}
+
+func addOnce(xs []string, v string) []string {
+	if v == "" {
+		return xs
+	}
+	for _, x := range xs {
+		if x == v {
+			return xs
+		}
+	}
+	return append(xs, v)
+}
+
+// tags writes the rule keys followed by the other tags, each once.
+func (w *writer) tags(ev *audit.Event, s *audit.Summary) {
+	if len(s.Keys) == 0 && len(ev.Tags) == 0 {
+		return
+	}
+	w.key("tags")
+	w.b = append(w.b, '[')
+	n := 0
+	for i, k := range s.Keys {
+		if containsBefore(s.Keys, i, k) {
+			continue
+		}
+		if n > 0 {
+			w.b = append(w.b, ',')
+		}
+		n++
+		w.value(k, "tags")
+	}
+	for _, t := range ev.Tags {
+		if containsBefore(s.Keys, len(s.Keys), t) {
+			continue
+		}
+		if n > 0 {
+			w.b = append(w.b, ',')
+		}
+		n++
+		w.value(t, "tags")
+	}
+	w.b = append(w.b, ']')
+}
+
+func containsBefore(xs []string, n int, v string) bool {
+	for _, x := range xs[:n] {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// own writes audisp_enrich.*: the facts ECS has no field for.
+func (w *writer) own(ev *audit.Event, s *audit.Summary) {
+	w.open("audisp_enrich")
+	w.int("schema_version", SchemaVersion)
+	w.int("serial", int64(ev.ID.Serial))
+	w.bool("timed_out", ev.TimedOut)
+	w.bool("evicted", ev.Evicted)
+	if s.AUID != "" && !audit.IsUnsetID(s.AUID) {
+		w.open("audit_user")
+		w.str("id", s.AUID, "audisp_enrich.audit_user.id")
+		w.str("name", s.AUName, "audisp_enrich.audit_user.name")
+		w.close()
+	}
+	if len(ev.Hashes) > 1 {
+		w.key("hashes")
+		w.b = append(w.b, '[')
+		for i, h := range ev.Hashes {
+			if i > 0 {
+				w.b = append(w.b, ',')
+			}
+			w.sep = false
+			w.b = append(w.b, '{')
+			w.str("path", h.Path, "audisp_enrich.hashes.path")
+			w.str("algo", h.Algo, "")
+			w.str("hex", h.Hex, "")
+			w.b = append(w.b, '}')
+		}
+		w.b = append(w.b, ']')
+		w.sep = true
+	}
+	w.b = audit.AppendHunt(w.b, ev.Hunt, false) // the rules' tags are in tags
+	w.b = audit.AppendSigma(w.b, ev.Sigma)
+	w.b = audit.AppendHits(w.b, "blocklist", ev.Blocklist)
+	w.b = audit.AppendHits(w.b, "allowlisted", ev.Allowlisted)
+	if ev.VirusTotal != nil {
+		mark := len(w.esc)
+		w.b, w.esc = audit.AppendVirusTotal(w.b, ev.VirusTotal, w.esc)
+		for i := mark; i < len(w.esc); i++ {
+			w.esc[i] = "audisp_enrich." + w.esc[i]
+		}
+	}
+	if len(ev.Related) > 0 {
+		w.strs("related_events", ev.Related, "")
+	}
+	if a := ev.Alert; a != nil {
+		w.open("alert")
+		w.str("sink", a.Sink, "audisp_enrich.alert.sink")
+		w.str("reason", a.Reason, "")
+		w.key("count")
+		w.b = strconv.AppendUint(w.b, a.Count, 10)
+		w.close()
+	}
+	if len(ev.Warnings) > 0 {
+		w.strs("warnings", ev.Warnings, "audisp_enrich.warnings")
+	}
+	if len(w.esc) > 0 {
+		// Paths repeat for arrays: list each once.
+		esc := w.esc
+		w.key("escaped")
+		w.b = append(w.b, '[')
+		for i, p := range esc {
+			if containsBefore(esc, i, p) {
+				continue
+			}
+			if i > 0 {
+				w.b = append(w.b, ',')
+			}
+			w.b, _ = audit.AppendJSONString(w.b, p)
+		}
+		w.b = append(w.b, ']')
+	}
+	w.close()
+}

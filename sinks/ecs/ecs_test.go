@@ -1,0 +1,387 @@
+package ecs_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich/attack"
+	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
+	"github.com/audisp-enrich/audisp-enrich/sinks/ecs"
+)
+
+// events parses, reassembles and enriches (ATT&CK from keys, built-in
+// hunting rules) every line of the audit log at path.
+func events(t testing.TB, path string) []*audit.Event {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := attack.New(attack.DefaultConfig(), &metrics.Registry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hu, err := hunt.New(hunt.DefaultConfig(), &metrics.Registry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []*audit.Event
+	r := audit.NewReassembler(audit.ReassemblerConfig{StreamTime: true}, func(ev *audit.Event) { evs = append(evs, ev) })
+	var p audit.Parser
+	for _, l := range bytes.Split(data, []byte("\n")) {
+		if len(l) == 0 {
+			continue
+		}
+		rec, err := p.Parse(string(l))
+		if err != nil {
+			continue // counted and reported by the pipeline; not this test's subject
+		}
+		r.Push(rec)
+	}
+	r.Flush()
+	for _, ev := range evs {
+		if err := at.Enrich(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := hu.Enrich(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return evs
+}
+
+// inputs are the bundled capture from a real auditd, the golden-test logs
+// and, when present, the corpus from make corpus.
+func inputs(t *testing.T) []string {
+	root, err := testsupport.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []string{filepath.Join(root, "plugin/testdata/capture.log")}
+	golden, _ := filepath.Glob(filepath.Join(root, "plugin/audit/testdata/*.log"))
+	in = append(in, golden...)
+	if c := "/var/tmp/audisp-enrich-corpus.log"; !testing.Short() {
+		if _, err := os.Stat(c); err == nil {
+			in = append(in, c)
+		} else {
+			t.Logf("corpus %s absent (make corpus): checking the bundled logs only", c)
+		}
+	}
+	return in
+}
+
+// check validates every document against ecs.schema.json and the ECS
+// field list, and returns the number of documents.
+func check(t *testing.T, fields map[string]audittest.ECSField, out []byte) int {
+	t.Helper()
+	sch, err := audittest.SchemaAt(audittest.ECSSchemaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, bad := 0, 0
+	for line := range bytes.Lines(out) {
+		n++
+		err := audittest.ValidateDocument(sch, line)
+		if err == nil {
+			err = audittest.CheckECS(fields, line, "audisp_enrich")
+		}
+		if err != nil {
+			if bad++; bad <= 5 {
+				t.Errorf("document %d: %v\n%s", n, err, line)
+			}
+		}
+	}
+	return n
+}
+
+// TestProfileOnLogs: every document of every input, with each option
+// set, is valid against the profile's schema and is ECS outside
+// audisp_enrich.*; process.ppid never appears; references only when
+// asked; event.original holds the records exactly as received.
+func TestProfileOnLogs(t *testing.T) {
+	fields := audittest.ECSFieldsOrSkip(t)
+	for _, path := range inputs(t) {
+		evs := events(t, path)
+		sets := []ecs.Options{{}, {Original: true}, {References: true, Host: "collector-1"}}
+		if len(evs) > 10000 {
+			// The corpus: one pass with every option on writes every field.
+			sets = []ecs.Options{{Original: true, References: true}}
+		}
+		for _, opts := range sets {
+			var out []byte
+			for _, ev := range evs {
+				out = ecs.Encode(out, ev, opts)
+			}
+			if n := check(t, fields, out); n != len(evs) {
+				t.Errorf("%s: %d documents for %d events", path, n, len(evs))
+			}
+			if bytes.Contains(out, []byte(`"ppid"`)) {
+				t.Errorf("%s: process.ppid written; the profile uses process.parent.pid", path)
+			}
+			if refs := bytes.Contains(out, []byte(`"reference"`)) && bytes.Contains(out, []byte(`"name":["`)); refs != opts.References && bytes.Contains(out, []byte(`"threat"`)) {
+				t.Errorf("%s: references written = %v with References = %v", path, refs, opts.References)
+			}
+			if opts.Original {
+				lossless(t, out, evs)
+			}
+		}
+	}
+}
+
+// lossless checks that event.original of each document is the event's
+// records, line for line.
+func lossless(t *testing.T, out []byte, evs []*audit.Event) {
+	t.Helper()
+	i := 0
+	for line := range bytes.Lines(out) {
+		var doc struct {
+			Event struct {
+				Original string `json:"original"`
+			} `json:"event"`
+			Own struct {
+				Escaped []string `json:"escaped"`
+			} `json:"audisp_enrich"`
+		}
+		if err := json.Unmarshal(line, &doc); err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, r := range evs[i].Records {
+			want = append(want, r.Line)
+		}
+		if !slices.Contains(doc.Own.Escaped, "event.original") && doc.Event.Original != strings.Join(want, "\n") {
+			t.Fatalf("event %d: event.original differs from the records:\n got %q\nwant %q", i, doc.Event.Original, want)
+		}
+		i++
+	}
+}
+
+// TestExecDocument checks the fields of one exec event from the real
+// capture against the records it came from.
+func TestExecDocument(t *testing.T) {
+	root, _ := testsupport.ModuleRoot()
+	for _, ev := range events(t, filepath.Join(root, "plugin/testdata/capture.log")) {
+		s := audit.SummaryOf(ev)
+		if !s.Exec || len(ev.Techniques) == 0 {
+			continue
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(ecs.Encode(nil, ev, ecs.Options{}), &doc); err != nil {
+			t.Fatal(err)
+		}
+		get := func(path string) any {
+			var v any = doc
+			for _, k := range strings.Split(path, ".") {
+				m, _ := v.(map[string]any)
+				v = m[k]
+			}
+			return v
+		}
+		for path, want := range map[string]any{
+			"event.category":     []any{"process"},
+			"event.type":         []any{"start"},
+			"event.action":       s.Syscall,
+			"process.executable": s.Exe,
+			"process.pid":        json.Number(s.PID),
+			"process.parent.pid": json.Number(s.PPID),
+			"user.id":            s.UID,
+			"threat.framework":   "MITRE ATT&CK",
+			"threat.technique.subtechnique.id": func() any {
+				var ids []any
+				for _, tq := range ev.Techniques {
+					if tq.ParentID != "" && !slices.Contains(ids, any(tq.ID)) {
+						ids = append(ids, tq.ID)
+					}
+				}
+				return ids
+			}(),
+			"audisp_enrich.serial": json.Number(json.Number(itoa(ev.ID.Serial))),
+		} {
+			got := get(path)
+			if f, ok := got.(float64); ok {
+				got = json.Number(itoa(uint32(f)))
+			}
+			gj, _ := json.Marshal(got)
+			wj, _ := json.Marshal(want)
+			if !bytes.Equal(gj, wj) {
+				t.Errorf("%s = %s, want %s", path, gj, wj)
+			}
+		}
+		args, _ := get("process.args").([]any)
+		if len(args) != len(s.Args) || get("process.args_count") != float64(len(s.Args)) {
+			t.Errorf("process.args = %v (count %v), want %q", args, get("process.args_count"), s.Args)
+		}
+		return
+	}
+	t.Fatal("the capture has no exec event with a technique")
+}
+
+func itoa(v uint32) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// TestEnrichmentDocuments covers what the logs do not: blocklist and
+// VirusTotal hits, the login uid, verdict and alert documents, strings
+// that are not UTF-8.
+func TestEnrichmentDocuments(t *testing.T) {
+	fields := audittest.ECSFieldsOrSkip(t)
+	line := `type=SYSCALL msg=audit(1700000000.100:5): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=42 auid=1000 uid=0 euid=0 comm="x" exe=2F746D702F78FF key="T1059.004_x"` + "\x1d" + `AUID="alice" UID="root" SYSCALL=execve`
+	var p audit.Parser
+	rec, err := p.Parse(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &audit.Event{ID: audit.EventID{Node: "h1", Sec: 1700000000, Msec: 100, Serial: 5}, Records: []*audit.Record{rec}}
+	sha := strings.Repeat("ab", 32)
+	ev.Hashes = []audit.FileHash{{Path: "/tmp/x", Algo: "sha256", Hex: sha}, {Path: "/bin/sh", Algo: "sha256", Hex: strings.Repeat("cd", 32)}}
+	ev.Blocklist = []audit.ListHit{{List: "mb", Label: "Mirai", Hash: sha}}
+	ev.Hunt = []audit.HuntHit{{Rule: "exec_from_temp", Severity: 3, Tags: []string{"hunt:temp"}}}
+	ev.Sigma = []audit.SigmaHit{{ID: "5e3b6f2c-0000-4000-8000-000000000001", Title: "Shell from tmp", Level: "high", Tags: []string{"attack.t1059.004"}}}
+	ev.VirusTotal = &audit.VTResult{Status: "hit", Hash: sha, VTVerdict: &audit.VTVerdict{Malicious: 40, ThreatLabel: "bad\xffname"}}
+	ev.Severity = 4
+	ev.Parent = &audit.Process{PID: 1, Executable: "/usr/bin/bash", Args: []string{"bash", "-i"}}
+	ev.AddTag("blocklist:mb")
+	out := ecs.Encode(nil, ev, ecs.Options{})
+	verdict := &audit.Event{Kind: audit.KindVerdict, ID: ev.ID}
+	verdict.VirusTotal = &audit.VTResult{Status: "not_found", Hash: sha}
+	verdict.Related = []string{ev.ID.String()}
+	out = ecs.Encode(out, verdict, ecs.Options{Host: "local"})
+	alert := &audit.Event{Kind: audit.KindAlert, ID: audit.EventID{Sec: 1700000002}}
+	alert.Alert = &audit.Alert{Sink: "kafka", Reason: "buffer_full", Count: 12}
+	out = ecs.Encode(out, alert, ecs.Options{Host: "local"})
+	if n := check(t, fields, out); n != 3 {
+		t.Fatalf("%d documents", n)
+	}
+	docs := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+	for i, want := range [][]string{
+		{`"kind":"alert"`, `"severity":4`, `"parent":{"pid":1,"executable":"/usr/bin/bash","name":"bash","args":["bash","-i"]}`,
+			`"related":{"hash":["` + sha + `","` + strings.Repeat("cd", 32) + `"],"user":["root","alice"]}`,
+			`"audit_user":{"id":"1000","name":"alice"}`, `"blocklist":[{"list":"mb","label":"Mirai","hash":"` + sha + `"}]`,
+			`"hunt":[{"rule":"exec_from_temp","severity":3}]`, `"sigma":[{"id":"5e3b6f2c-0000-4000-8000-000000000001","title":"Shell from tmp","level":"high","tags":["attack.t1059.004"]}]`, `"executable":"/tmp/x\\xff"`,
+			`"escaped":["process.executable","process.name","audisp_enrich.virustotal.threat_label"]`, `"tags":["T1059.004_x","blocklist:mb"]`},
+		{`"kind":"enrichment"`, `"host":{"name":"h1"}`, `"related_events":["h1:1700000000.100:5"]`, `"virustotal":{"status":"not_found"`},
+		{`"kind":"pipeline_error"`, `"host":{"name":"local"}`, `"alert":{"sink":"kafka","reason":"buffer_full","count":12}`},
+	} {
+		for _, w := range want {
+			if !bytes.Contains(docs[i], []byte(w)) {
+				t.Errorf("document %d lacks %s:\n%s", i, w, docs[i])
+			}
+		}
+	}
+}
+
+// TestECSCheckCatches: the ECS check must reject what is not ECS, or it
+// checks nothing.
+func TestECSCheckCatches(t *testing.T) {
+	fields := audittest.ECSFieldsOrSkip(t)
+	for name, doc := range map[string]string{
+		"unknown field":     `{"process":{"ppid":1}}`,
+		"wrong type":        `{"process":{"pid":"1"}}`,
+		"array where none":  `{"user":{"id":["1"]}}`,
+		"not allowed value": `{"event":{"kind":"audit"}}`,
+		"bad date":          `{"@timestamp":"yesterday"}`,
+		"object for a leaf": `{"user":{"name":{"x":1}}}`,
+	} {
+		if audittest.CheckECS(fields, []byte(doc), "audisp_enrich") == nil {
+			t.Errorf("%s: %s passed the ECS check", name, doc)
+		}
+	}
+	if err := audittest.CheckECS(fields, []byte(`{"process":{"pid":1,"args":["a"]},"audisp_enrich":{"anything":[1]}}`), "audisp_enrich"); err != nil {
+		t.Errorf("valid document rejected: %v", err)
+	}
+}
+
+// TestSize: on the bundled capture, the ecs document is at most a third of
+// the full one and below laurel's 1.4 KB per event. The size with
+// original = true is logged (docs/performance.md quotes it).
+func TestSize(t *testing.T) {
+	root, _ := testsupport.ModuleRoot()
+	evs := events(t, filepath.Join(root, "plugin/testdata/capture.log"))
+	var enc audit.JSONEncoder
+	var full, small, orig []byte
+	for _, ev := range evs {
+		full = enc.Append(full, ev)
+		small = ecs.Encode(small, ev, ecs.Options{})
+		orig = ecs.Encode(orig, ev, ecs.Options{Original: true})
+	}
+	n := float64(len(evs))
+	t.Logf("%d events: full %.0f B/event, ecs %.0f B/event, ecs+original %.0f B/event", len(evs), float64(len(full))/n, float64(len(small))/n, float64(len(orig))/n)
+	if 3*len(small) > len(full) {
+		t.Errorf("ecs is %d bytes, more than a third of full's %d", len(small), len(full))
+	}
+	if len(small) >= 1400*len(evs) {
+		t.Errorf("ecs is %d bytes for %d events, not below 1400 bytes per event", len(small), len(evs))
+	}
+}
+
+// FuzzEncode: any line the parser accepts gives a document that is valid
+// JSON and valid against the profile's schema.
+func FuzzEncode(f *testing.F) {
+	f.Add(`type=SYSCALL msg=audit(1700000000.100:5): arch=c000003e syscall=59 success=yes ppid=1 pid=42 auid=1000 uid=0 euid=0 exe="/bin/x" key="T1059"`)
+	f.Add(`node=h\xff type=USER_LOGIN msg=audit(1.001:2): pid=1 uid=0 msg='op=login acct="x" res=failed'`)
+	f.Add(`type=INTEGRITY_RULE msg=audit(1.001:2): file="/x" hash="sha256:` + strings.Repeat("ab", 32) + `" ppid=1 pid=2 uid=0`)
+	sch, err := audittest.SchemaAt(audittest.ECSSchemaPath)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		var p audit.Parser
+		rec, err := p.Parse(line)
+		if err != nil {
+			return
+		}
+		ev := &audit.Event{ID: audit.EventID{Node: rec.Node, Sec: rec.Sec, Msec: rec.Msec, Serial: rec.Serial}, Records: []*audit.Record{rec}}
+		for _, opts := range []ecs.Options{{}, {Original: true, References: true, Host: "h"}} {
+			doc := ecs.Encode(nil, ev, opts)
+			if err := audittest.ValidateDocument(sch, doc); err != nil {
+				t.Fatalf("%v\n%s", err, doc)
+			}
+		}
+	})
+}
+
+// BenchmarkEncode reports the bytes per event of both profiles on the
+// corpus (make corpus), or on the bundled capture when it is absent.
+func BenchmarkEncode(b *testing.B) {
+	path := "/var/tmp/audisp-enrich-corpus.log"
+	if _, err := os.Stat(path); err != nil {
+		root, _ := testsupport.ModuleRoot()
+		path = filepath.Join(root, "plugin/testdata/capture.log")
+	}
+	evs := events(b, path)
+	for _, c := range []struct {
+		name string
+		enc  func(dst []byte, ev *audit.Event) []byte
+	}{
+		{"full", func() func([]byte, *audit.Event) []byte {
+			var e audit.JSONEncoder
+			return e.Append
+		}()},
+		{"ecs", func(dst []byte, ev *audit.Event) []byte { return ecs.Encode(dst, ev, ecs.Options{}) }},
+		{"ecs+original", func(dst []byte, ev *audit.Event) []byte {
+			return ecs.Encode(dst, ev, ecs.Options{Original: true})
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var buf []byte
+			total := 0
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				buf = c.enc(buf[:0], evs[i%len(evs)])
+				total += len(buf)
+			}
+			b.ReportMetric(float64(total)/float64(b.N), "B/event")
+		})
+	}
+}
