@@ -18,6 +18,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/enrich/attack"
 	"github.com/audisp-enrich/audisp-enrich/enrich/blocklist"
+	"github.com/audisp-enrich/audisp-enrich/enrich/fleet"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
 	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
@@ -60,7 +61,10 @@ type Config struct {
 	Log        LogConfig        `toml:"log"`
 	Status     StatusConfig     `toml:"status"`
 	Enrich     EnrichConfig     `toml:"enrich"`
-	Sinks      []SinkConfig     `toml:"-"`
+	// Verdicts configures the fleet verdict service (`audisp-enrich
+	// verdicts`); plugin mode ignores it. See docs/fleet.md.
+	Verdicts fleet.ServiceConfig `toml:"verdicts"`
+	Sinks    []SinkConfig        `toml:"-"`
 
 	// File is the path the config was read from ("" for the built-in one).
 	File string `toml:"-"`
@@ -137,6 +141,9 @@ type EnrichConfig struct {
 	Hunt       hunt.Config       `toml:"hunt"`
 	Sigma      sigma.Config      `toml:"sigma"`
 	VirusTotal virustotal.Config `toml:"virustotal"`
+	// Fleet takes VirusTotal verdicts from the fleet's verdict service
+	// over Kafka instead of looking hashes up (docs/fleet.md).
+	Fleet fleet.HostConfig `toml:"fleet"`
 }
 
 // HashesConfig switches the IMA hash extraction.
@@ -215,7 +222,9 @@ func Defaults() Config {
 			Hunt:       hunt.DefaultConfig(),
 			Sigma:      sigma.DefaultConfig(),
 			VirusTotal: virustotal.DefaultConfig(),
+			Fleet:      fleet.DefaultHostConfig(),
 		},
+		Verdicts: fleet.DefaultServiceConfig(),
 	}
 }
 
@@ -371,6 +380,15 @@ func (c *Config) validate(r *report) {
 	at("enrich.sigma", c.Enrich.Sigma.Validate())
 	if c.Enrich.VirusTotal.Enabled {
 		at("enrich.virustotal", c.Enrich.VirusTotal.Validate())
+	}
+	if c.Enrich.Fleet.Enabled {
+		at("enrich.fleet", c.Enrich.Fleet.Validate())
+		if c.Enrich.VirusTotal.Enabled {
+			at("enrich.fleet", errors.New("enrich.fleet and enrich.virustotal are both enabled; a fleet host holds no VirusTotal key: enable one"))
+		}
+	}
+	if len(c.Verdicts.Brokers) > 0 {
+		at("verdicts", c.Verdicts.Validate())
 	}
 	names := map[string]bool{}
 	for i := range c.Sinks {

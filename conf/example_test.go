@@ -35,7 +35,7 @@ func exampleBlocks(t *testing.T) map[string]string {
 // the code.
 func TestExampleBlocksParse(t *testing.T) {
 	blocks := exampleBlocks(t)
-	for _, want := range []string{"blocklist", "hunt rule", "file sink", "kafka sink", "syslog sink", "gelf sink", "remote auditd sink"} {
+	for _, want := range []string{"blocklist", "hunt rule", "file sink", "kafka sink", "syslog sink", "gelf sink", "remote auditd sink", "verdict service", "fleet host"} {
 		if blocks[want] == "" {
 			t.Errorf("example block %q missing", want)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich"
 	"github.com/audisp-enrich/audisp-enrich/enrich/attack"
 	"github.com/audisp-enrich/audisp-enrich/enrich/blocklist"
+	"github.com/audisp-enrich/audisp-enrich/enrich/fleet"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hashes"
 	"github.com/audisp-enrich/audisp-enrich/enrich/hunt"
 	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
@@ -30,7 +31,8 @@ type enrichers struct {
 	packages  *packages.Enricher
 	sigma     *sigma.Enricher
 	vt        *virustotal.Enricher
-	vtAt      int // vt's index in chain
+	vtAt      int         // vt's index in chain
+	fleet     *fleet.Host // in vt's place when [enrich.fleet] is on
 }
 
 // buildEnrichers builds the chain in dependency order: hashes and the
@@ -82,7 +84,7 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 	// are looked up first; the rules that test a VirusTotal verdict run
 	// after it, as a second pass.
 	var vtRules []string
-	if c.Hunt.Enabled && c.VirusTotal.Enabled {
+	if c.Hunt.Enabled && (c.VirusTotal.Enabled || c.Fleet.Enabled) {
 		var err error
 		if vtRules, err = verdictRules(c.Hunt); err != nil {
 			e.close()
@@ -122,6 +124,15 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 		}
 		e.vtAt = len(e.chain)
 		e.chain = append(e.chain, e.vt) // nil until openVT when vtLater
+	}
+	if c.Fleet.Enabled {
+		f, err := fleet.NewHost(c.Fleet, emit, log, reg)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.fleet = f
+		e.chain = append(e.chain, f)
 	}
 	if len(vtRules) > 0 {
 		all, err := hunt.New(c.Hunt, reg)
@@ -242,6 +253,9 @@ func (e *enrichers) close() {
 		_ = e.sigma.Close()
 	}
 	e.closeVT()
+	if e.fleet != nil {
+		_ = e.fleet.Close()
+	}
 	if e.blocklist != nil {
 		_ = e.blocklist.Close()
 	}

@@ -11,6 +11,12 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
+// ServeMetrics exposes metrics.Default like plugin mode does, for the
+// other long-running commands (the fleet verdict service).
+func ServeMetrics(listen string, log *slog.Logger) (net.Listener, error) {
+	return serveMetrics(listen, log)
+}
+
 // serveMetrics exposes the registry as Prometheus text on listen
 // ("HOST:PORT", loopback recommended, or "unix:PATH"). It returns the
 // listener so the caller can close it.

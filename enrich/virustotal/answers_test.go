@@ -28,7 +28,7 @@ func TestAnswersFile(t *testing.T) {
 	if v := h.verdict().VirusTotal; v.Status != StatusNotFound {
 		t.Fatalf("unlisted hash: %+v", v)
 	}
-	if n := len(h.fake.requests()); n != 0 {
+	if n := len(h.fake.Requests()); n != 0 {
 		t.Errorf("%d requests reached the API host", n)
 	}
 }

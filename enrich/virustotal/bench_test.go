@@ -9,7 +9,7 @@ import (
 func BenchmarkEnrichCacheHit(b *testing.B) {
 	h := newHarness(b, nil)
 	x := sha(1)
-	h.fake.set(x, fileReply(x, 3))
+	h.fake.Set(x, fileReply(x, 3))
 	h.e.Enrich(context.Background(), ev(1, fh256(x)))
 	h.verdict()
 	e := ev(2, fh256(x))
@@ -57,7 +57,7 @@ func BenchmarkEnrichDiskHit(b *testing.B) {
 	h.start()
 	evs := []*struct{ x string }{{sha(1)}, {sha(2)}}
 	for i, s := range evs {
-		h.fake.set(s.x, fileReply(s.x, 0))
+		h.fake.Set(s.x, fileReply(s.x, 0))
 		h.e.Enrich(context.Background(), ev(uint32(i), fh256(s.x)))
 		h.verdict()
 	}

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal/vtfake"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
@@ -24,25 +22,13 @@ const testKey = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde
 
 const eicar = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
 
-// reply is one scripted answer of the fake API.
-type reply struct {
-	status int
-	body   string
-	ctype  string        // default application/json
-	delay  time.Duration // answer late (the request context still cancels)
-	hijack bool          // drop the connection without answering
-}
+// reply is one answer of the fake API.
+type reply = vtfake.Reply
 
-func apiError(status int, code, msg string) reply {
-	return reply{status: status, body: fmt.Sprintf(`{"error": {"code": %q, "message": %q}}`, code, msg)}
-}
-
-func fileReply(sha string, malicious int64) reply {
-	return reply{status: 200, body: fmt.Sprintf(`{"data": {"id": %q, "type": "file", "links": {"self": "x"},
-		"attributes": {"meaningful_name": "f-%s", "reputation": %d, "first_submission_date": 1600000000,
-		"last_analysis_date": 1700000000, "last_analysis_stats": {"harmless": 1, "malicious": %d,
-		"suspicious": 0, "undetected": 60, "type-unsupported": 3, "failure": 0}}}}`, sha, sha[:8], -malicious, malicious)}
-}
+var (
+	apiError  = vtfake.APIError
+	fileReply = vtfake.FileReply
+)
 
 func fixture(t testing.TB, name string) string {
 	t.Helper()
@@ -51,124 +37,6 @@ func fixture(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// fakeVT is a local fake of the v3 files endpoint, written from the
-// documented shapes (formats.md B.2). It checks X-Apikey like the real API:
-// a missing header is 401 AuthenticationRequiredError, a wrong key 401
-// WrongCredentialsError. Unknown hashes are 404 NotFoundError.
-type fakeVT struct {
-	srv *httptest.Server
-	key string
-
-	mu      sync.Mutex
-	files   map[string]reply   // steady answers by hash
-	script  map[string][]reply // answers consumed first, in order
-	all     *reply             // when set, the answer to every request
-	reqs    []string           // hashes requested, in order
-	uris    []string           // request URIs
-	apikeys []string           // X-Apikey values received
-	hit     chan string        // gets each requested hash (buffered, never blocks)
-}
-
-func newFake(t testing.TB, key string) *fakeVT {
-	f := &fakeVT{key: key, files: map[string]reply{}, script: map[string][]reply{}, hit: make(chan string, 1000)}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakeVT) serve(w http.ResponseWriter, r *http.Request) {
-	hash, ok := strings.CutPrefix(r.URL.Path, "/api/v3/files/")
-	f.mu.Lock()
-	f.reqs = append(f.reqs, hash)
-	f.uris = append(f.uris, r.URL.RequestURI())
-	f.apikeys = append(f.apikeys, r.Header.Get("X-Apikey"))
-	var rep reply
-	switch {
-	case !ok || r.Method != http.MethodGet:
-		rep = apiError(400, "BadRequestError", "bad path")
-	case r.Header.Get("X-Apikey") == "":
-		rep = apiError(401, "AuthenticationRequiredError", "X-Apikey header is missing")
-	case r.Header.Get("X-Apikey") != f.key:
-		rep = apiError(401, "WrongCredentialsError", "Wrong API key")
-	case f.all != nil:
-		rep = *f.all
-	case len(f.script[hash]) > 0:
-		rep = f.script[hash][0]
-		f.script[hash] = f.script[hash][1:]
-	default:
-		var found bool
-		if rep, found = f.files[hash]; !found {
-			rep = apiError(404, "NotFoundError", fmt.Sprintf("File %q not found", hash))
-		}
-	}
-	f.mu.Unlock()
-	select {
-	case f.hit <- hash:
-	default:
-	}
-	if rep.delay > 0 {
-		select {
-		case <-time.After(rep.delay):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if rep.hijack {
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err == nil {
-			conn.Close()
-		}
-		return
-	}
-	ct := rep.ctype
-	if ct == "" {
-		ct = "application/json"
-	}
-	w.Header().Set("Content-Type", ct)
-	w.WriteHeader(rep.status)
-	if rep.body != "" {
-		fmt.Fprint(w, rep.body)
-	}
-}
-
-func (f *fakeVT) set(hash string, r reply) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.files[hash] = r
-}
-
-func (f *fakeVT) queue(hash string, rs ...reply) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.script[hash] = append(f.script[hash], rs...)
-}
-
-func (f *fakeVT) setAll(r *reply) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.all = r
-}
-
-func (f *fakeVT) requests() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.reqs...)
-}
-
-// waitRequests waits until the fake has seen n requests and returns them.
-func (f *fakeVT) waitRequests(t testing.TB, n int) []string {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if r := f.requests(); len(r) >= n {
-			return r
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("fake VirusTotal saw %d requests, want %d", len(f.requests()), n)
-	return nil
 }
 
 // fakeClock runs at real speed from a chosen start and can jump ahead.
@@ -222,7 +90,7 @@ func (c *collector) all() []*audit.Event {
 // harness runs an Enricher against a fakeVT with a fake clock.
 type harness struct {
 	t    testing.TB
-	fake *fakeVT
+	fake *vtfake.Server
 	clk  *fakeClock
 	logs *testsupport.SyncBuffer
 	out  *collector
@@ -236,13 +104,13 @@ type harness struct {
 // mod adjusts the config first.
 func newHarness(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, fake: newFake(t, testKey), logs: &testsupport.SyncBuffer{}, reg: &metrics.Registry{},
+	h := &harness{t: t, fake: vtfake.New(t, testKey), logs: &testsupport.SyncBuffer{}, reg: &metrics.Registry{},
 		out: &collector{ch: make(chan *audit.Event, 1000)},
 		clk: newClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))}
 	h.cfg = DefaultConfig()
 	h.cfg.Enabled = true
 	h.cfg.APIKey = testKey
-	h.cfg.Host = h.fake.srv.URL
+	h.cfg.Host = h.fake.URL()
 	h.cfg.Timeout = 2 * time.Second
 	h.cfg.PerMinute, h.cfg.PerDay, h.cfg.PerMonth = 1000, 100000, 1000000
 	h.cfg.StateDir = t.TempDir()

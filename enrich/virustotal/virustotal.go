@@ -288,12 +288,7 @@ func (e *Enricher) Enrich(ctx context.Context, ev *audit.Event) error {
 	}
 	e.mu.Unlock()
 	if it == nil {
-		if c, ok, err := e.st.entry(h, now); err != nil {
-			e.m.storeErrs.Inc()
-			e.log.Warn("virustotal: disk cache read failed", "hash", h, "err", err)
-		} else if ok {
-			e.lru.Add(h, c)
-			e.m.cacheHit.Inc()
+		if c, ok := e.fromDisk(h, now); ok {
 			ev.VirusTotal = c.result(h)
 			return nil
 		}
@@ -334,6 +329,22 @@ func (e *Enricher) Enrich(ctx context.Context, ev *audit.Event) error {
 	}
 	ev.VirusTotal = e.pending(h, now)
 	return nil
+}
+
+// fromDisk answers h from vt.db when it holds a live entry, which it then
+// also puts in the memory cache; a read failure is counted and logged.
+func (e *Enricher) fromDisk(h string, now time.Time) (cacheEntry, bool) {
+	c, ok, err := e.st.entry(h, now)
+	if err != nil {
+		e.m.storeErrs.Inc()
+		e.log.Warn("virustotal: disk cache read failed", "hash", h, "err", err)
+		return c, false
+	}
+	if ok {
+		e.lru.Add(h, c)
+		e.m.cacheHit.Inc()
+	}
+	return c, ok
 }
 
 func (e *Enricher) skip(h, reason string) *audit.VTResult {
@@ -407,20 +418,32 @@ func (e *Enricher) enqueue(h string, fh audit.FileHash, id audit.EventID, prio i
 // verdictDoc builds the verdict document for a finished item, or nil when
 // no event is waiting for it. e.mu must be held.
 func verdictDoc(it *item) *audit.Event {
-	if len(it.Waiters) == 0 {
+	ids := make([]audit.EventID, len(it.Waiters))
+	for i, w := range it.Waiters {
+		ids[i] = w.audit()
+	}
+	return VerdictDocument(it.res, audit.FileHash{Path: it.File.Path, Algo: it.File.Algo, Hex: it.File.Hex}, ids, it.Extra)
+}
+
+// VerdictDocument builds the verdict document (see New) for res about
+// file, naming the events that went on as pending (waiters, the first
+// gives the document its id) and counting in a warning the extra ones
+// not listed; nil when no event waits. res is copied.
+func VerdictDocument(res *audit.VTResult, file audit.FileHash, waiters []audit.EventID, extra int) *audit.Event {
+	if len(waiters) == 0 {
 		return nil
 	}
-	res := *it.res
-	doc := &audit.Event{Kind: audit.KindVerdict, ID: it.Waiters[0].audit()}
-	doc.VirusTotal = &res
-	doc.Hashes = []audit.FileHash{{Path: it.File.Path, Algo: it.File.Algo, Hex: it.File.Hex}}
-	doc.Related = make([]string, len(it.Waiters))
-	for i, w := range it.Waiters {
-		doc.Related[i] = w.audit().String()
+	r := *res
+	doc := &audit.Event{Kind: audit.KindVerdict, ID: waiters[0]}
+	doc.VirusTotal = &r
+	doc.Hashes = []audit.FileHash{file}
+	doc.Related = make([]string, len(waiters))
+	for i, w := range waiters {
+		doc.Related[i] = w.String()
 	}
-	if it.Extra > 0 {
+	if extra > 0 {
 		doc.Warnings = append(doc.Warnings,
-			fmt.Sprintf("virustotal: %d more events waited on this hash; their ids are not listed", it.Extra))
+			fmt.Sprintf("virustotal: %d more events waited on this hash; their ids are not listed", extra))
 	}
 	return doc
 }
@@ -429,6 +452,10 @@ func (e *Enricher) emitDoc(doc *audit.Event) {
 	e.m.verdicts.Inc()
 	e.emit.Emit(doc)
 }
+
+// PickHash returns the hash an event is looked up by: the first sha256,
+// else sha1, else md5 (lower-cased), and false when there is none.
+func PickHash(hs []audit.FileHash) (audit.FileHash, bool) { return pickHash(hs) }
 
 // pickHash returns the hash to look up: the first sha256, else sha1, else
 // md5 (lower-cased), and false when there is none.

@@ -21,7 +21,7 @@ import (
 
 func TestHitVerdictAndCache(t *testing.T) {
 	h := newHarness(t, nil)
-	h.fake.set(eicar, reply{status: 200, body: fixture(t, "file_eicar.json")})
+	h.fake.Set(eicar, reply{Status: 200, Body: fixture(t, "file_eicar.json")})
 
 	e1, e2 := ev(1, fh256(eicar)), ev(2, fh256(strings.ToUpper(eicar)))
 	if r := h.enrich(e1); r.Status != StatusPending || r.Hash != eicar {
@@ -56,13 +56,11 @@ func TestHitVerdictAndCache(t *testing.T) {
 	if r.VTVerdict == d.VirusTotal.VTVerdict {
 		t.Error("events share a verdict value")
 	}
-	reqs := h.fake.requests()
+	reqs := h.fake.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("%d requests, want 1", len(reqs))
 	}
-	h.fake.mu.Lock()
-	uri, key := h.fake.uris[0], h.fake.apikeys[0]
-	h.fake.mu.Unlock()
+	uri, key := h.fake.URIs()[0], h.fake.APIKeys()[0]
 	if uri != "/api/v3/files/"+eicar || key != testKey {
 		t.Errorf("request %q with X-Apikey %q; want the key in the header only", uri, key)
 	}
@@ -75,7 +73,7 @@ func TestHitVerdictAndCache(t *testing.T) {
 func TestCleanFileHasNoThreatLabel(t *testing.T) {
 	h := newHarness(t, nil)
 	clean := strings.Repeat("1", 64)
-	h.fake.set(clean, reply{status: 200, body: fixture(t, "file_clean.json")})
+	h.fake.Set(clean, reply{Status: 200, Body: fixture(t, "file_clean.json")})
 	h.enrich(ev(1, fh256(clean)))
 	v := h.verdict().VirusTotal
 	if v.Status != StatusHit || v.Malicious != 0 || v.Undetected != 61 || v.ThreatLabel != "" || v.MeaningfulName != "ls" {
@@ -96,7 +94,7 @@ func TestNotFound(t *testing.T) {
 	if r := h.enrich(ev(2, fh256(unknown))); r.Status != StatusNotFound {
 		t.Fatalf("second event %+v, want cached not_found", r)
 	}
-	if n := len(h.fake.requests()); n != 1 || h.e.m.lookups[outNotFound].Value() != 1 {
+	if n := len(h.fake.Requests()); n != 1 || h.e.m.lookups[outNotFound].Value() != 1 {
 		t.Fatalf("%d requests, not_found=%d", n, h.e.m.lookups[outNotFound].Value())
 	}
 }
@@ -107,8 +105,8 @@ func TestCacheTTLPerClass(t *testing.T) {
 		c.TTLNotFound, c.TTLClean, c.TTLMalicious = time.Hour, 3*time.Hour, 5*time.Hour
 	})
 	mal, clean, unknown := sha(1), sha(2), sha(3)
-	h.fake.set(mal, fileReply(mal, 5))
-	h.fake.set(clean, fileReply(clean, 0))
+	h.fake.Set(mal, fileReply(mal, 5))
+	h.fake.Set(clean, fileReply(clean, 0))
 	for i, x := range []string{mal, clean, unknown} {
 		h.enrich(ev(uint32(i), fh256(x)))
 		h.verdict()
@@ -136,7 +134,7 @@ func TestCacheTTLPerClass(t *testing.T) {
 	check("after 181m", clean, StatusPending)
 	h.clk.Advance(120 * time.Minute)
 	check("after 301m", mal, StatusPending)
-	if n := len(h.fake.requests()); n != 6 {
+	if n := len(h.fake.Requests()); n != 6 {
 		t.Fatalf("%d requests, want 6 (3 + one per expiry)", n)
 	}
 }
@@ -144,7 +142,7 @@ func TestCacheTTLPerClass(t *testing.T) {
 func TestSingleflight(t *testing.T) {
 	h := newHarness(t, nil)
 	x := sha(7)
-	h.fake.set(x, reply{status: 200, body: fileReply(x, 1).body, delay: 200 * time.Millisecond})
+	h.fake.Set(x, reply{Status: 200, Body: fileReply(x, 1).Body, Delay: 200 * time.Millisecond})
 	const n = 64
 	var wg sync.WaitGroup
 	for i := range n {
@@ -169,7 +167,7 @@ func TestSingleflight(t *testing.T) {
 	if len(seen) != n {
 		t.Fatalf("related ids not distinct: %v", d.Related)
 	}
-	if got := len(h.fake.requests()); got != 1 {
+	if got := len(h.fake.Requests()); got != 1 {
 		t.Fatalf("%d requests for one hash, want 1", got)
 	}
 }
@@ -177,12 +175,12 @@ func TestSingleflight(t *testing.T) {
 func TestQuotaPausesWithoutStorm(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.PerDay = 500 })
 	a, b, c := sha(1), sha(2), sha(3)
-	h.fake.set(a, apiError(429, "QuotaExceededError", "Quota exceeded"))
-	h.fake.set(b, fileReply(b, 0))
+	h.fake.Set(a, apiError(429, "QuotaExceededError", "Quota exceeded"))
+	h.fake.Set(b, fileReply(b, 0))
 	h.enrich(ev(1, fh256(a)))
-	h.fake.waitRequests(t, 1)
+	h.fake.WaitRequests(t, 1)
 	time.Sleep(200 * time.Millisecond)
-	if n := len(h.fake.requests()); n != 1 {
+	if n := len(h.fake.Requests()); n != 1 {
 		t.Fatalf("%d requests after one 429, want 1 (pause a minute)", n)
 	}
 	if r := h.enrich(ev(2, fh256(b))); r.Status != StatusPending || r.Reason != "" {
@@ -190,9 +188,9 @@ func TestQuotaPausesWithoutStorm(t *testing.T) {
 	}
 	h.clk.Advance(61 * time.Second)
 	h.kick()
-	h.fake.waitRequests(t, 2) // a again (older, same priority): a second 429 blames the day
+	h.fake.WaitRequests(t, 2) // a again (older, same priority): a second 429 blames the day
 	time.Sleep(100 * time.Millisecond)
-	if reqs := h.fake.requests(); len(reqs) != 2 || reqs[1] != a {
+	if reqs := h.fake.Requests(); len(reqs) != 2 || reqs[1] != a {
 		t.Fatalf("requests %v, want [a a]", reqs)
 	}
 	if r := h.enrich(ev(3, fh256(c))); r.Status != StatusPending || r.Reason != ReasonOverBudget {
@@ -201,10 +199,10 @@ func TestQuotaPausesWithoutStorm(t *testing.T) {
 	h.clk.Advance(2 * time.Hour)
 	h.kick()
 	time.Sleep(100 * time.Millisecond)
-	if n := len(h.fake.requests()); n != 2 {
+	if n := len(h.fake.Requests()); n != 2 {
 		t.Fatalf("%d requests before midnight, want 2", n)
 	}
-	h.fake.set(a, fileReply(a, 0))
+	h.fake.Set(a, fileReply(a, 0))
 	h.clk.Set(time.Date(2026, 11, 26, 0, 0, 1, 0, time.UTC))
 	h.kick()
 	got := map[string]bool{}
@@ -231,27 +229,25 @@ func TestAuthFailureDisables(t *testing.T) {
 		rep  *reply // nil: use a wrong key
 	}{
 		{"401 WrongCredentialsError", nil},
-		{"401 AuthenticationRequiredError", &reply{status: 401, body: `{"error": {"code": "AuthenticationRequiredError", "message": "X-Apikey header is missing"}}`}},
-		{"403 ForbiddenError", &reply{status: 403, body: `{"error": {"code": "ForbiddenError", "message": "You are not allowed to perform the requested operation"}}`}},
-		{"403 without a body", &reply{status: 403}},
+		{"401 AuthenticationRequiredError", &reply{Status: 401, Body: `{"error": {"code": "AuthenticationRequiredError", "message": "X-Apikey header is missing"}}`}},
+		{"403 ForbiddenError", &reply{Status: 403, Body: `{"error": {"code": "ForbiddenError", "message": "You are not allowed to perform the requested operation"}}`}},
+		{"403 without a body", &reply{Status: 403}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, nil)
 			good := sha(1)
-			h.fake.set(good, fileReply(good, 3))
+			h.fake.Set(good, fileReply(good, 3))
 			h.enrich(ev(1, fh256(good)))
 			h.verdict()
 			if tc.rep == nil {
-				h.fake.mu.Lock()
-				h.fake.key = "another key"
-				h.fake.mu.Unlock()
+				h.fake.SetKey("another key")
 			} else {
-				h.fake.setAll(tc.rep)
+				h.fake.SetAll(tc.rep)
 			}
 			if r := h.enrich(ev(2, fh256(sha(2)))); r.Status != StatusPending {
 				t.Fatalf("%+v", r)
 			}
-			h.fake.waitRequests(t, 2)
+			h.fake.WaitRequests(t, 2)
 			deadline := time.Now().Add(2 * time.Second)
 			for !h.e.disabled.Load() && time.Now().Before(deadline) {
 				time.Sleep(5 * time.Millisecond)
@@ -268,7 +264,7 @@ func TestAuthFailureDisables(t *testing.T) {
 				t.Fatalf("cached verdicts still answer: %+v", r)
 			}
 			time.Sleep(100 * time.Millisecond)
-			if n := len(h.fake.requests()); n != 2 {
+			if n := len(h.fake.Requests()); n != 2 {
 				t.Fatalf("%d requests, want 2 (no lookups once disabled)", n)
 			}
 			logs := h.logs.String()
@@ -289,19 +285,19 @@ func TestTransientFailuresRetry(t *testing.T) {
 		mod  func(*Config)
 		fail reply
 	}{
-		{"500 html", nil, reply{status: 500, ctype: "text/html", body: "<html>oops</html>"}},
+		{"500 html", nil, reply{Status: 500, ContentType: "text/html", Body: "<html>oops</html>"}},
 		{"503 TransientError", nil, apiError(503, "TransientError", "try again")},
 		{"504 DeadlineExceededError", nil, apiError(504, "DeadlineExceededError", "deadline")},
-		{"502 empty", nil, reply{status: 502}},
-		{"200 not json", nil, reply{status: 200, ctype: "text/plain", body: "hello"}},
-		{"dropped connection", nil, reply{hijack: true}},
-		{"slow answer", slowTimeout, reply{status: 200, body: fileReply(sha(5), 0).body, delay: time.Second}},
+		{"502 empty", nil, reply{Status: 502}},
+		{"200 not json", nil, reply{Status: 200, ContentType: "text/plain", Body: "hello"}},
+		{"dropped connection", nil, reply{Hijack: true}},
+		{"slow answer", slowTimeout, reply{Status: 200, Body: fileReply(sha(5), 0).Body, Delay: time.Second}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.mod)
 			x := sha(5)
-			h.fake.queue(x, tc.fail, tc.fail)
-			h.fake.set(x, fileReply(x, 2))
+			h.fake.Queue(x, tc.fail, tc.fail)
+			h.fake.Set(x, fileReply(x, 2))
 			start := time.Now()
 			h.enrich(ev(1, fh256(x)))
 			d := h.verdict()
@@ -322,13 +318,13 @@ func TestTransientFailuresRetry(t *testing.T) {
 	t.Run("gives up after max attempts", func(t *testing.T) {
 		h := newHarness(t, nil)
 		x := sha(6)
-		h.fake.set(x, apiError(503, "TransientError", "down"))
+		h.fake.Set(x, apiError(503, "TransientError", "down"))
 		h.enrich(ev(1, fh256(x)))
 		d := h.verdict()
 		if d.VirusTotal.Status != StatusError || d.VirusTotal.Reason != "TransientError" {
 			t.Fatalf("verdict %+v, want error/TransientError", d.VirusTotal)
 		}
-		if n := len(h.fake.requests()); n != h.tune.maxAttempts {
+		if n := len(h.fake.Requests()); n != h.tune.maxAttempts {
 			t.Fatalf("%d requests, want %d", n, h.tune.maxAttempts)
 		}
 		if h.queueDepth() != 0 {
@@ -344,11 +340,11 @@ func TestTransientFailuresRetry(t *testing.T) {
 		h.tune.backoffBase, h.tune.backoffMax = 600*time.Millisecond, 600*time.Millisecond
 		h.restart()
 		x := sha(8)
-		h.fake.set(x, apiError(500, "InternalError", "boom"))
+		h.fake.Set(x, apiError(500, "InternalError", "boom"))
 		h.enrich(ev(1, fh256(x)))
-		h.fake.waitRequests(t, 1)
+		h.fake.WaitRequests(t, 1)
 		time.Sleep(100 * time.Millisecond)
-		if n := len(h.fake.requests()); n != 1 {
+		if n := len(h.fake.Requests()); n != 1 {
 			t.Fatalf("%d requests within 100ms of a failure, want 1 (backoff 600ms)", n)
 		}
 	})
@@ -357,13 +353,13 @@ func TestTransientFailuresRetry(t *testing.T) {
 func TestPermanentAPIError(t *testing.T) {
 	h := newHarness(t, nil)
 	x := sha(9)
-	h.fake.set(x, apiError(400, "InvalidArgumentError", "bad hash"))
+	h.fake.Set(x, apiError(400, "InvalidArgumentError", "bad hash"))
 	h.enrich(ev(1, fh256(x)))
 	d := h.verdict()
 	if d.VirusTotal.Status != StatusError || d.VirusTotal.Reason != "InvalidArgumentError" {
 		t.Fatalf("%+v", d.VirusTotal)
 	}
-	if n := len(h.fake.requests()); n != 1 {
+	if n := len(h.fake.Requests()); n != 1 {
 		t.Fatalf("%d requests, want 1 (no retry)", n)
 	}
 }
@@ -374,9 +370,9 @@ func TestBudgetEnforced(t *testing.T) {
 	for i := range 3 {
 		h.enrich(ev(uint32(i), fh256(sha(i))))
 	}
-	h.fake.waitRequests(t, 2)
+	h.fake.WaitRequests(t, 2)
 	time.Sleep(150 * time.Millisecond)
-	if n := len(h.fake.requests()); n != 2 {
+	if n := len(h.fake.Requests()); n != 2 {
 		t.Fatalf("%d requests in the first minute, want 2", n)
 	}
 	snap := h.reg.Snapshot()
@@ -387,19 +383,19 @@ func TestBudgetEnforced(t *testing.T) {
 	}
 	h.clk.Advance(61 * time.Second)
 	h.kick()
-	h.fake.waitRequests(t, 3)
+	h.fake.WaitRequests(t, 3)
 	if r := h.enrich(ev(10, fh256(sha(10)))); r.Status != StatusPending || r.Reason != ReasonOverBudget {
 		t.Fatalf("day used up: %+v, want pending/over_budget", r)
 	}
 	h.clk.Advance(5 * time.Minute)
 	h.kick()
 	time.Sleep(100 * time.Millisecond)
-	if n := len(h.fake.requests()); n != 3 {
+	if n := len(h.fake.Requests()); n != 3 {
 		t.Fatalf("%d requests with the day used up, want 3", n)
 	}
 	h.clk.Set(time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC))
 	h.kick()
-	h.fake.waitRequests(t, 4)
+	h.fake.WaitRequests(t, 4)
 }
 
 func TestBudgetWindows(t *testing.T) {
@@ -472,8 +468,8 @@ func TestBudgetWindows(t *testing.T) {
 func TestPersistenceAcrossRestart(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.PerMinute = 1 })
 	a, b, c := sha(1), sha(2), sha(3)
-	h.fake.set(a, fileReply(a, 4))
-	h.fake.set(b, fileReply(b, 0))
+	h.fake.Set(a, fileReply(a, 4))
+	h.fake.Set(b, fileReply(b, 0))
 	h.enrich(ev(1, fh256(a)))
 	h.verdict()
 	eb1, eb2, ec := ev(2, fh256(b)), ev(3, fh256(b)), ev(4, fh256(c))
@@ -486,7 +482,7 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 	}
 	h.restart()
 
-	if n := len(h.fake.requests()); n != 1 {
+	if n := len(h.fake.Requests()); n != 1 {
 		t.Fatalf("%d requests, want 1", n)
 	}
 	if r := h.enrich(ev(5, fh256(a))); r.Status != StatusHit || r.Malicious != 4 {
@@ -505,7 +501,7 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 		t.Fatalf("restored budget: minute %d day %d, want 0 and %d", m, d, h.cfg.PerDay-1)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if n := len(h.fake.requests()); n != 1 {
+	if n := len(h.fake.Requests()); n != 1 {
 		t.Fatal("a restart must not reset the minute budget")
 	}
 	h.clk.Advance(61 * time.Second)
@@ -563,7 +559,7 @@ func TestMaxWait(t *testing.T) {
 	t.Run("answer within max_wait", func(t *testing.T) {
 		h := newHarness(t, func(c *Config) { c.MaxWait = 2 * time.Second })
 		x := sha(1)
-		h.fake.set(x, fileReply(x, 1))
+		h.fake.Set(x, fileReply(x, 1))
 		if r := h.enrich(ev(1, fh256(x))); r.Status != StatusHit || r.Malicious != 1 {
 			t.Fatalf("%+v, want a hit within max_wait", r)
 		}
@@ -576,7 +572,7 @@ func TestMaxWait(t *testing.T) {
 	t.Run("slow answer", func(t *testing.T) {
 		h := newHarness(t, func(c *Config) { c.MaxWait = 50 * time.Millisecond })
 		x := sha(1)
-		h.fake.set(x, reply{status: 200, body: fileReply(x, 1).body, delay: 1500 * time.Millisecond})
+		h.fake.Set(x, reply{Status: 200, Body: fileReply(x, 1).Body, Delay: 1500 * time.Millisecond})
 		start := time.Now()
 		e := ev(1, fh256(x))
 		if r := h.enrich(e); r.Status != StatusPending {
@@ -592,7 +588,7 @@ func TestMaxWait(t *testing.T) {
 	t.Run("context deadline bounds the wait", func(t *testing.T) {
 		h := newHarness(t, func(c *Config) { c.MaxWait = 5 * time.Second })
 		x := sha(1)
-		h.fake.set(x, reply{status: 200, body: fileReply(x, 1).body, delay: 2 * time.Second})
+		h.fake.Set(x, reply{Status: 200, Body: fileReply(x, 1).Body, Delay: 2 * time.Second})
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -634,7 +630,7 @@ func TestSkips(t *testing.T) {
 	if r := h.enrich(e); r.Status != StatusPending || r.Hash != strings.ToLower(sha1) {
 		t.Fatalf("sha1 preferred: %+v", r)
 	}
-	if reqs := h.fake.waitRequests(t, 1); reqs[0] != strings.ToLower(sha1) {
+	if reqs := h.fake.WaitRequests(t, 1); reqs[0] != strings.ToLower(sha1) {
 		t.Fatalf("requested %v", reqs)
 	}
 	if h.e.m.skipped[ReasonAllowlisted].Value() != 1 || h.e.m.skipped[ReasonNoHash].Value() != 1 || h.e.m.skipped[ReasonPackage].Value() != 1 {
@@ -679,9 +675,9 @@ func TestQueueBound(t *testing.T) {
 func TestCloseIsPrompt(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Timeout = 30 * time.Second })
 	x := sha(1)
-	h.fake.set(x, reply{status: 200, body: fileReply(x, 0).body, delay: 20 * time.Second})
+	h.fake.Set(x, reply{Status: 200, Body: fileReply(x, 0).Body, Delay: 20 * time.Second})
 	h.enrich(ev(1, fh256(x)))
-	h.fake.waitRequests(t, 1)
+	h.fake.WaitRequests(t, 1)
 	start := time.Now()
 	if err := h.e.Close(); err != nil {
 		t.Fatal(err)
@@ -701,7 +697,7 @@ func TestCloseIsPrompt(t *testing.T) {
 	if err != nil || len(items) != 1 || items[0].Hash != x {
 		t.Fatalf("the aborted lookup must stay queued: %v %+v", err, items)
 	}
-	h.fake.set(x, fileReply(x, 0))
+	h.fake.Set(x, fileReply(x, 0))
 	h.start()
 	if d := h.verdict(); d.VirusTotal.Hash != x || d.Related[0] != ev(1).ID.String() {
 		t.Fatalf("%+v %v", d.VirusTotal, d.Related)
@@ -872,17 +868,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 		echo(404, "NotFoundError"),
 		echo(429, "QuotaExceededError"),
 		echo(503, "TransientError"),
-		{status: 500, ctype: "text/html", body: "<p>" + k + "</p>"},
-		{status: 502},
-		{hijack: true},
-		{status: 200, body: fileReply(sha(0), 0).body, delay: time.Second},
+		{Status: 500, ContentType: "text/html", Body: "<p>" + k + "</p>"},
+		{Status: 502},
+		{Hijack: true},
+		{Status: 200, Body: fileReply(sha(0), 0).Body, Delay: time.Second},
 		apiError(400, "Bad"+k, "code carries the key"),
 		echo(400, "InvalidArgumentError"),
 	}
 	var results []*audit.VTResult
 	for i, r := range hostile {
 		x := sha(i + 1)
-		h.fake.queue(x, r, r, r)
+		h.fake.Queue(x, r, r, r)
 		e := ev(uint32(i+1), fh256(x))
 		results = append(results, h.enrich(e))
 	}
@@ -897,7 +893,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Fatalf("%d verdicts, want %d", n, len(hostile))
 	}
 	// Last: the key is rejected, with the key echoed.
-	h.fake.setAll(&reply{status: 401, body: fmt.Sprintf(`{"error":{"code":"WrongCredentialsError","message":"bad key %s"}}`, k)})
+	h.fake.SetAll(&reply{Status: 401, Body: fmt.Sprintf(`{"error":{"code":"WrongCredentialsError","message":"bad key %s"}}`, k)})
 	h.enrich(ev(100, fh256(sha(100))))
 	deadline = time.Now().Add(5 * time.Second)
 	for !h.e.disabled.Load() && time.Now().Before(deadline) {
@@ -949,14 +945,12 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Error("the hostile answers never reached the log: the test did not exercise redaction")
 	}
 	// The key did travel, in the header.
-	h.fake.mu.Lock()
-	defer h.fake.mu.Unlock()
-	for _, u := range h.fake.uris {
+	for _, u := range h.fake.URIs() {
 		if strings.Contains(u, k) {
 			t.Errorf("key in URL %s", u)
 		}
 	}
-	if h.fake.apikeys[0] != k {
+	if h.fake.APIKeys()[0] != k {
 		t.Error("the key was not sent in X-Apikey")
 	}
 }
@@ -969,7 +963,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 func TestPoolDeadlineCapsMaxWait(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.MaxWait = 5 * time.Second })
 	x := sha(1)
-	h.fake.set(x, reply{status: 200, body: fileReply(x, 1).body, delay: 2 * time.Second})
+	h.fake.Set(x, reply{Status: 200, Body: fileReply(x, 1).Body, Delay: 2 * time.Second})
 	out := make(chan *audit.Event, 1)
 	p := enrich.NewPool([]enrich.Enricher{h.e}, 1, 4, 80*time.Millisecond, &metrics.Registry{}, nil,
 		func(ev *audit.Event, _ []byte) { out <- ev })

@@ -137,15 +137,14 @@ func (e *Enricher) lookup(it *item) outcome {
 	switch out {
 	case outFound:
 		c := verdictOf(obj, it.Hash)
-		ttl := e.cfg.TTLClean
-		if c.Malicious > 0 {
-			ttl = e.cfg.TTLMalicious
-		}
-		c.Expires = now.Add(ttl).UnixNano()
-		e.finish(it, c.result(it.Hash), &c, bud)
+		res := c.result(it.Hash)
+		c.Expires = now.Add(e.cfg.TTL(res)).UnixNano()
+		e.finish(it, res, &c, bud)
 	case outNotFound:
-		c := cacheEntry{Expires: now.Add(e.cfg.TTLNotFound).UnixNano()}
-		e.finish(it, c.result(it.Hash), &c, bud)
+		c := cacheEntry{}
+		res := c.result(it.Hash)
+		c.Expires = now.Add(e.cfg.TTL(res)).UnixNano()
+		e.finish(it, res, &c, bud)
 	case outQuota:
 		e.log.Warn("virustotal: quota exceeded; pausing lookups until the window resets",
 			"window", window, "until", until.UTC().Format(time.RFC3339), "code", reason)

@@ -318,3 +318,8 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 	return sinks.ClientTLS(sinks.TLSFiles{CA: c.TLSCA, Cert: c.TLSCert, Key: c.TLSKey,
 		ServerName: c.TLSServerName, InsecureSkipVerify: c.TLSInsecureSkipVerify})
 }
+
+// SaramaConfig returns the client configuration the sink would use (TLS,
+// SASL, version, timeouts, producer settings) for other Kafka clients of
+// the program (the fleet verdict exchange); c must be valid.
+func (c *Config) SaramaConfig() (*sarama.Config, error) { return c.saramaConfig() }

@@ -31,6 +31,8 @@ const usage = `Usage:
   audisp-enrich check-config FILE               validate a config file
   audisp-enrich print-default-config            print the documented default config
   audisp-enrich stats [--config FILE]           print the live figures of the running plugin
+  audisp-enrich verdicts --config FILE [init]   fleet verdict service (init: create its topics and exit)
+  audisp-enrich verdicts keygen FILE            write a verdict signing key, print its public key
   audisp-enrich packages status [--config FILE] print the state of the package index
   audisp-enrich help [COMMAND]                  print this summary or a command's usage
   audisp-enrich --version | --help
@@ -77,6 +79,7 @@ Prints the built-in config, every key with its default and meaning.
 
 Prints the live figures of the plugin running with that config.
 `},
+	"verdicts":        {-1, verdictsUsage},
 	"packages status": {0, packagesUsage},
 	"packages":        {0, packagesUsage},
 	"help": {1, `Usage: audisp-enrich help [COMMAND]
@@ -178,6 +181,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "stats":
 		return stats(*cfgPath, stdout, stderr)
+	case "verdicts":
+		return verdicts(*cfgPath, fs.Args(), stdout, stderr)
 	case "packages":
 		return usageError(stderr, cmd, errors.New(`packages: the only command is "packages status"`))
 	case "packages status":

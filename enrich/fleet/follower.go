@@ -1,0 +1,151 @@
+package fleet
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+// follower reads every partition of the verdicts topic from the oldest
+// offset on, verifies each message with the service's public key and hands
+// verified verdicts to its callback (one goroutine per partition, so the
+// callback must be safe for concurrent use; one key always comes from one
+// partition, in order). Rejected messages are counted by reason and
+// logged (rate limited by the counter: the first of each reason, then
+// every 1000th); a tombstone (nil value) calls the callback with a nil
+// verdict. The partitions are those of the topic at start.
+type follower struct {
+	pub  ed25519.PublicKey
+	fn   func(key string, v *Verdict, raw []byte, ts time.Time)
+	log  *slog.Logger
+	cons sarama.Consumer
+	pcs  []sarama.PartitionConsumer
+	wg   sync.WaitGroup
+
+	behind   atomic.Int64  // partitions still short of the high-water mark seen at start
+	caughtUp chan struct{} // closed when behind reaches 0
+
+	ok       *metrics.Counter
+	rejected map[error]*metrics.Counter
+}
+
+// rejectReasons are the decode errors counted as rejected verdicts.
+var rejectReasons = map[error]string{
+	ErrUnsigned:     "unsigned",
+	ErrBadSignature: "bad_signature",
+	ErrMalformed:    "malformed",
+	ErrBadKey:       "bad_key",
+}
+
+func startFollower(client sarama.Client, topic string, pub ed25519.PublicKey, reg *metrics.Registry, log *slog.Logger,
+	fn func(key string, v *Verdict, raw []byte, ts time.Time)) (*follower, error) {
+	f := &follower{pub: pub, fn: fn, log: log, caughtUp: make(chan struct{}), rejected: map[error]*metrics.Counter{}}
+	const name, help = "audisp_enrich_fleet_verdicts_read_total", "Verdict messages read from the verdicts topic, by result."
+	f.ok = reg.Counter(name, `result="ok"`, help)
+	for err, r := range rejectReasons {
+		f.rejected[err] = reg.Counter(name, metrics.Label("result", r), help)
+	}
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: verdicts topic %s: %w", topic, err)
+	}
+	if f.cons, err = sarama.NewConsumerFromClient(client); err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	f.behind.Store(int64(len(parts)))
+	if len(parts) == 0 {
+		close(f.caughtUp)
+	}
+	for _, p := range parts {
+		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err == nil {
+			var oldest int64
+			if oldest, err = client.GetOffset(topic, p, sarama.OffsetOldest); err == nil && oldest >= hwm {
+				f.partitionCaughtUp()
+				hwm = -1
+			}
+		}
+		if err != nil {
+			f.close()
+			return nil, fmt.Errorf("fleet: verdicts topic %s partition %d: %w", topic, p, err)
+		}
+		pc, err := f.cons.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			f.close()
+			return nil, fmt.Errorf("fleet: verdicts topic %s partition %d: %w", topic, p, err)
+		}
+		f.pcs = append(f.pcs, pc)
+		f.wg.Add(2)
+		go f.read(pc, hwm)
+		go f.errors(pc)
+	}
+	return f, nil
+}
+
+func (f *follower) partitionCaughtUp() {
+	if f.behind.Add(-1) == 0 {
+		close(f.caughtUp)
+	}
+}
+
+func (f *follower) read(pc sarama.PartitionConsumer, hwm int64) {
+	defer f.wg.Done()
+	for m := range pc.Messages() {
+		f.handle(m)
+		if hwm >= 0 && m.Offset+1 >= hwm {
+			f.partitionCaughtUp()
+			hwm = -1
+		}
+	}
+}
+
+func (f *follower) errors(pc sarama.PartitionConsumer) {
+	defer f.wg.Done()
+	for err := range pc.Errors() {
+		f.log.Warn("fleet: reading the verdicts topic", "partition", err.Partition, "err", err.Err)
+	}
+}
+
+func (f *follower) handle(m *sarama.ConsumerMessage) {
+	key := string(m.Key)
+	if m.Value == nil {
+		if validDigest(m.Key) {
+			f.fn(key, nil, nil, m.Timestamp)
+		}
+		return
+	}
+	v, err := DecodeVerdict(m.Key, m.Value, f.pub)
+	if err != nil {
+		for e, c := range f.rejected {
+			if errors.Is(err, e) {
+				if n := c.Value(); n%1000 == 0 {
+					f.log.Warn("fleet: ignored a verdict that does not verify", "partition", m.Partition,
+						"offset", m.Offset, "err", err, "count_before", n)
+				}
+				c.Inc()
+			}
+		}
+		return
+	}
+	f.ok.Inc()
+	f.fn(key, &v, m.Value, m.Timestamp)
+}
+
+// close stops reading and waits for the partition goroutines.
+func (f *follower) close() {
+	for _, pc := range f.pcs {
+		pc.AsyncClose()
+	}
+	f.wg.Wait()
+	if f.cons != nil {
+		_ = f.cons.Close()
+	}
+}

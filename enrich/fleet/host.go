@@ -1,0 +1,400 @@
+package fleet
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich"
+	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+// HostConfig configures a host's side of the fleet exchange. A host needs
+// no VirusTotal key: it reads verdicts and writes sightings.
+type HostConfig struct {
+	// Enabled turns the fleet exchange on in place of [enrich.virustotal].
+	Enabled bool `toml:"enabled"`
+	Conn
+	SightingsTopic string `toml:"sightings_topic"`
+	VerdictsTopic  string `toml:"verdicts_topic"`
+	// VerdictPublicKey is the service's base64 Ed25519 public key, printed
+	// by `audisp-enrich verdicts keygen`. Verdicts that do not verify with
+	// it are ignored and counted.
+	VerdictPublicKey string `toml:"verdict_public_key"`
+	// HostName names the host in its sightings; "" is the system's name.
+	HostName string `toml:"host_name"`
+	// Interval is the least time between two sightings of one hash.
+	Interval time.Duration `toml:"interval"`
+	// CacheSize bounds the verdicts kept in memory (LRU).
+	CacheSize int `toml:"cache_size"`
+	// Pending bounds the hashes waiting for a verdict; past it, new hashes
+	// get virustotal.status skipped, reason queue_full.
+	Pending int `toml:"pending"`
+	// Buffer bounds the sightings waiting for the brokers; past it they
+	// are dropped, counted, and sighted again at the next interval.
+	Buffer int `toml:"buffer"`
+}
+
+// DefaultHostConfig returns the defaults; Brokers and VerdictPublicKey are empty.
+func DefaultHostConfig() HostConfig {
+	return HostConfig{Conn: defaultConn(), SightingsTopic: DefaultSightingsTopic, VerdictsTopic: DefaultVerdictsTopic,
+		Interval: time.Hour, CacheSize: 100000, Pending: 10000, Buffer: 4096}
+}
+
+// Validate checks the options without touching the network.
+func (c *HostConfig) Validate() error {
+	var errs []error
+	if err := c.Conn.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := ParsePublicKey(c.VerdictPublicKey); err != nil {
+		errs = append(errs, err)
+	}
+	if c.SightingsTopic == "" || c.VerdictsTopic == "" {
+		errs = append(errs, errors.New("fleet: sightings_topic and verdicts_topic must be set"))
+	}
+	if c.Interval <= 0 || c.CacheSize <= 0 || c.Pending <= 0 || c.Buffer <= 0 {
+		errs = append(errs, errors.New("fleet: interval, cache_size, pending and buffer must be > 0"))
+	}
+	return errors.Join(errs...)
+}
+
+// Host is the enricher a host runs instead of virustotal.Enricher when the
+// fleet exchange is on. Enrich never blocks on the network: it answers
+// from the verdicts read from the topic or marks the event pending (as
+// the single-host enricher does) and hands a sighting to the producer's
+// bounded buffer. When the verdict arrives, the same verdict document as
+// in single-host mode (virustotal.VerdictDocument) goes to the Emitter,
+// from the follower's goroutine.
+type Host struct {
+	cfg  HostConfig
+	name string
+	log  *slog.Logger
+	emit enrich.Emitter
+
+	client sarama.Client
+	feed   *feeder
+	fol    *follower
+	ready  chan struct{} // closed once connected and the verdicts topic was read
+	cache  *lru.Cache[string, Verdict]
+
+	mu   sync.Mutex
+	pend map[string]*pending
+
+	m      hostStats
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+// pending is a hash waiting for its verdict; guarded by Host.mu.
+type pending struct {
+	file      audit.FileHash
+	waiters   []audit.EventID
+	extra     int
+	firstSeen time.Time
+	sighted   time.Time // when the last sighting was handed to the producer; zero: none
+	count     int64     // events since the last sighting
+}
+
+type hostStats struct {
+	cacheHit, cacheMiss *metrics.Counter
+	sent, dropped       *metrics.Counter
+	docs                *metrics.Counter
+	skipped             map[string]*metrics.Counter
+}
+
+// NewHost validates cfg and returns at once; in the background it
+// connects (retrying while the brokers are away) and reads the verdicts
+// topic from the beginning. Hashes met before the topic is read are held
+// pending, and sighted only if the topic had no verdict for them.
+func NewHost(cfg HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry) (*Host, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if emit == nil {
+		return nil, errors.New("fleet: NewHost needs an Emitter for verdict documents")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if reg == nil {
+		reg = metrics.Default
+	}
+	pub, _ := ParsePublicKey(cfg.VerdictPublicKey)
+	h := &Host{cfg: cfg, name: cfg.HostName, log: log.With("enricher", "fleet"), emit: emit,
+		pend: map[string]*pending{}, stop: make(chan struct{}), ready: make(chan struct{})}
+	if h.name == "" {
+		h.name, _ = os.Hostname()
+	}
+	var err error
+	if h.cache, err = lru.New[string, Verdict](cfg.CacheSize); err != nil {
+		return nil, err
+	}
+	h.m.cacheHit = reg.Counter("audisp_enrich_fleet_cache_total", `result="hit"`, "Fleet verdict cache look-ups by result.")
+	h.m.cacheMiss = reg.Counter("audisp_enrich_fleet_cache_total", `result="miss"`, "Fleet verdict cache look-ups by result.")
+	h.m.sent = reg.Counter("audisp_enrich_fleet_sightings_sent_total", "", "Sightings acknowledged by the brokers.")
+	h.m.dropped = reg.Counter("audisp_enrich_fleet_sightings_dropped_total", "", "Sightings dropped (buffer full or refused); sighted again at the next interval.")
+	h.m.docs = reg.Counter("audisp_enrich_vt_verdicts_total", "", "Verdict documents emitted.")
+	h.m.skipped = map[string]*metrics.Counter{}
+	for _, r := range []string{virustotal.ReasonAllowlisted, virustotal.ReasonNoHash, virustotal.ReasonQueueFull} {
+		h.m.skipped[r] = reg.Counter("audisp_enrich_vt_skipped_total", metrics.Label("reason", r), "Events whose hash was not looked up, by reason.")
+	}
+	reg.Func("audisp_enrich_fleet_pending", "", "Hashes waiting for a fleet verdict.", func() float64 {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return float64(len(h.pend))
+	})
+
+	sc, err := cfg.sarama()
+	if err != nil {
+		return nil, err
+	}
+	sc.ChannelBufferSize = cfg.Buffer
+	h.wg.Add(2)
+	go h.connect(sc, pub, reg)
+	go h.sweep()
+	return h, nil
+}
+
+// connect reaches the brokers (retrying with backoff, so that a host
+// starts and enriches while Kafka is away), then starts the producer and
+// the follower, and closes h.ready once the verdicts topic has been read.
+// h.client, h.feed and h.fol are set before h.ready is closed and are
+// read only after it.
+func (h *Host) connect(sc *sarama.Config, pub ed25519.PublicKey, reg *metrics.Registry) {
+	defer h.wg.Done()
+	wait := time.Second
+	for {
+		err := h.start(sc, pub, reg)
+		if err == nil {
+			break
+		}
+		h.log.Warn("fleet: cannot reach the brokers; events go on as pending, retrying", "err", err, "retry_in", wait)
+		select {
+		case <-h.stop:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+	select {
+	case <-h.fol.caughtUp:
+		close(h.ready)
+	case <-h.stop:
+	}
+}
+
+func (h *Host) start(sc *sarama.Config, pub ed25519.PublicKey, reg *metrics.Registry) error {
+	client, err := sarama.NewClient(h.cfg.Brokers, sc)
+	if err != nil {
+		return err
+	}
+	prod, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		client.Close()
+		return err
+	}
+	fol, err := startFollower(client, h.cfg.VerdictsTopic, pub, reg, h.log, h.verdict)
+	if err != nil {
+		prod.AsyncClose()
+		client.Close()
+		return err
+	}
+	h.client, h.fol = client, fol
+	h.feed = newFeeder(prod, h.cfg.Buffer, h.m.sent.Inc, h.failed)
+	return nil
+}
+
+// Name returns "virustotal": the host enricher takes that enricher's place
+// and fills the same field.
+func (h *Host) Name() string { return virustotal.Name }
+
+// Enrich sets ev.VirusTotal for the event's primary hash from the fleet's
+// verdicts, or to pending. It never blocks and never returns an error.
+func (h *Host) Enrich(_ context.Context, ev *audit.Event) error {
+	if len(ev.Hashes) == 0 {
+		return nil
+	}
+	fh, ok := virustotal.PickHash(ev.Hashes)
+	if !ok {
+		ev.VirusTotal = h.skip("", virustotal.ReasonNoHash)
+		return nil
+	}
+	if len(ev.Allowlisted) > 0 {
+		ev.VirusTotal = h.skip(fh.Hex, virustotal.ReasonAllowlisted)
+		return nil
+	}
+	now := time.Now()
+	if v, ok := h.cache.Get(fh.Hex); ok && now.Before(v.Expires()) {
+		h.m.cacheHit.Inc()
+		ev.VirusTotal = result(fh.Hex, &v)
+		return nil
+	}
+	h.m.cacheMiss.Inc()
+	h.mu.Lock()
+	p := h.pend[fh.Hex]
+	if p == nil {
+		if len(h.pend) >= h.cfg.Pending {
+			h.mu.Unlock()
+			ev.VirusTotal = h.skip(fh.Hex, virustotal.ReasonQueueFull)
+			return nil
+		}
+		p = &pending{file: fh, firstSeen: now}
+		h.pend[fh.Hex] = p
+	}
+	if len(p.waiters) < virustotal.MaxWaiters {
+		p.waiters = append(p.waiters, ev.ID)
+	} else {
+		p.extra++
+	}
+	p.count++
+	msg := h.dueLocked(p, now)
+	h.mu.Unlock()
+	h.send(msg)
+	ev.VirusTotal = &audit.VTResult{Status: virustotal.StatusPending, Hash: fh.Hex}
+	return nil
+}
+
+func (h *Host) skip(hash, reason string) *audit.VTResult {
+	h.m.skipped[reason].Inc()
+	return &audit.VTResult{Status: virustotal.StatusSkipped, Reason: reason, Hash: hash}
+}
+
+// dueLocked returns the sighting of p when one is due (the verdicts topic
+// has been read, and none was sent within the interval), or nil. h.mu
+// must be held.
+func (h *Host) dueLocked(p *pending, now time.Time) *sarama.ProducerMessage {
+	select {
+	case <-h.ready:
+	default:
+		return nil
+	}
+	if !p.sighted.IsZero() && now.Sub(p.sighted) < h.cfg.Interval {
+		return nil
+	}
+	p.sighted = now
+	s := Sighting{Algo: p.file.Algo, FirstSeen: p.firstSeen.Unix(), Host: h.name, Path: p.file.Path, Count: p.count}
+	p.count = 0
+	return &sarama.ProducerMessage{Topic: h.cfg.SightingsTopic, Key: sarama.StringEncoder(p.file.Hex), Value: sarama.ByteEncoder(EncodeSighting(s))}
+}
+
+// send hands a sighting to the producer without blocking.
+func (h *Host) send(msg *sarama.ProducerMessage) {
+	if msg == nil {
+		return
+	}
+	if !h.feed.offer(msg) {
+		h.unsighted(msg)
+	}
+}
+
+// unsighted counts a sighting that did not reach the brokers and makes
+// its hash due again.
+func (h *Host) unsighted(msg *sarama.ProducerMessage) {
+	h.m.dropped.Inc()
+	k, _ := msg.Key.Encode()
+	h.mu.Lock()
+	if p := h.pend[string(k)]; p != nil {
+		p.sighted = time.Time{}
+	}
+	h.mu.Unlock()
+}
+
+func (h *Host) failed(pe *sarama.ProducerError) {
+	h.unsighted(pe.Msg)
+	h.log.Warn("fleet: a sighting was not delivered; it is sent again", "err", pe.Err)
+}
+
+// sweep sends the sightings that are due without a new event: hashes met
+// before the verdicts topic was read, and hashes still pending an
+// interval after their last sighting (the service could not answer).
+func (h *Host) sweep() {
+	defer h.wg.Done()
+	t := time.NewTicker(min(h.cfg.Interval/4, time.Minute))
+	defer t.Stop()
+	caught := h.ready
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-caught:
+			caught = nil
+		case <-t.C:
+		}
+		now := time.Now()
+		var due []*sarama.ProducerMessage
+		h.mu.Lock()
+		for _, p := range h.pend {
+			if m := h.dueLocked(p, now); m != nil {
+				due = append(due, m)
+			}
+		}
+		h.mu.Unlock()
+		for _, m := range due {
+			h.send(m)
+		}
+	}
+}
+
+// verdict takes a verified verdict from the follower: it is cached and,
+// when events wait for it, their verdict document is emitted.
+func (h *Host) verdict(key string, v *Verdict, _ []byte, _ time.Time) {
+	if v == nil {
+		h.cache.Remove(key)
+		return
+	}
+	if !time.Now().Before(v.Expires()) {
+		return
+	}
+	h.cache.Add(key, *v)
+	h.mu.Lock()
+	p := h.pend[key]
+	delete(h.pend, key)
+	h.mu.Unlock()
+	if p == nil {
+		return
+	}
+	if doc := virustotal.VerdictDocument(result(key, v), p.file, p.waiters, p.extra); doc != nil {
+		h.m.docs.Inc()
+		h.emit.Emit(doc)
+	}
+}
+
+// result renders a verdict as the event's VirusTotal outcome.
+func result(hash string, v *Verdict) *audit.VTResult {
+	r := &audit.VTResult{Status: v.Status, Reason: v.Reason, Hash: hash}
+	if v.Status == VerdictFound {
+		r.VTVerdict = &audit.VTVerdict{Malicious: v.Malicious, Suspicious: v.Suspicious, Harmless: v.Harmless,
+			Undetected: v.Undetected, Reputation: v.Reputation, ThreatLabel: v.ThreatLabel,
+			MeaningfulName: v.MeaningfulName, FirstSubmission: v.FirstSubmission, LastAnalysis: v.LastAnalysis, Link: v.Link}
+	}
+	return r
+}
+
+// Close stops connecting, following the topic and sweeping, and flushes
+// the sightings the producer holds (bounded by the connection's timeouts
+// when the brokers are away).
+func (h *Host) Close() error {
+	var err error
+	h.closed.Do(func() {
+		close(h.stop)
+		h.wg.Wait()
+		if h.client == nil {
+			return
+		}
+		h.fol.close()
+		h.feed.close()
+		err = h.client.Close()
+	})
+	return err
+}

@@ -1,0 +1,462 @@
+package fleet
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+)
+
+// ServiceConfig configures the verdict service ([verdicts] in TOML); the
+// VirusTotal key, budgets, cache and TTLs come from [enrich.virustotal].
+type ServiceConfig struct {
+	Conn
+	// SightingsTopic is consumed in consumer group Group.
+	SightingsTopic string `toml:"sightings_topic"`
+	// VerdictsTopic receives the signed verdicts (compacted).
+	VerdictsTopic string `toml:"verdicts_topic"`
+	// Group is the consumer group the service instances share.
+	Group string `toml:"group"`
+	// SigningKeyFile holds the base64 Ed25519 seed (mode 0600), written by
+	// `audisp-enrich verdicts keygen`.
+	SigningKeyFile string `toml:"signing_key_file"`
+	// Republish is how long a verdict already on the topic is not produced
+	// again for a host that sights its hash (a host whose cache dropped it).
+	Republish time.Duration `toml:"republish"`
+	// KnownSize bounds the verdicts the service remembers from the topic.
+	KnownSize int `toml:"known_size"`
+	// Partitions and ReplicationFactor are used when the service (or
+	// `verdicts init`) creates a missing topic.
+	Partitions        int32 `toml:"partitions"`
+	ReplicationFactor int16 `toml:"replication_factor"`
+}
+
+// DefaultServiceConfig returns the defaults; Brokers and SigningKeyFile
+// are empty.
+func DefaultServiceConfig() ServiceConfig {
+	return ServiceConfig{Conn: defaultConn(), SightingsTopic: DefaultSightingsTopic, VerdictsTopic: DefaultVerdictsTopic,
+		Group: "audisp-enrich-verdicts", Republish: time.Hour, KnownSize: 1 << 20, Partitions: 12, ReplicationFactor: 3}
+}
+
+// Validate checks the options without touching files or the network.
+func (c *ServiceConfig) Validate() error {
+	var errs []error
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf("verdicts: "+f, a...)) }
+	if err := c.Conn.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("verdicts: %w", err))
+	}
+	if c.SightingsTopic == "" || c.VerdictsTopic == "" || c.SightingsTopic == c.VerdictsTopic {
+		bad("sightings_topic and verdicts_topic must be set and differ")
+	}
+	if c.Group == "" {
+		bad("group must be set")
+	}
+	if c.SigningKeyFile == "" {
+		bad("signing_key_file must be set")
+	}
+	if c.Republish <= 0 || c.KnownSize <= 0 || c.Partitions <= 0 || c.ReplicationFactor <= 0 {
+		bad("republish, known_size, partitions and replication_factor must be > 0")
+	}
+	return errors.Join(errs...)
+}
+
+// serviceNode names the service in the verdict documents it asks for.
+const serviceNode = "audisp-enrich-verdicts"
+
+// produceBuffer bounds the verdicts waiting for the producer.
+const produceBuffer = 4096
+
+// maxWeight caps one sighting's count as a queue weight.
+const maxWeight = 1 << 20
+
+// Service turns sightings into VirusTotal lookups and signed verdicts. It
+// is the only process that needs the VirusTotal key.
+//
+// Guarantees: a hash is looked up at most once per TTL by one instance
+// (its cache in vt.db, plus the verdicts it reads back from the topic,
+// which also covers hashes that moved to it in a rebalance); a sighting's
+// offset is committed once its hash is queued in vt.db or answered, so a
+// crash loses no request (the persisted queue survives restarts); verdicts
+// that could not be produced are produced again on the next sighting of
+// their hash from the cache, without a new lookup. error and skipped
+// outcomes are not published: hosts sight the hash again after their
+// interval.
+type Service struct {
+	cfg  ServiceConfig
+	vtc  virustotal.Config
+	log  *slog.Logger
+	priv ed25519.PrivateKey
+
+	client sarama.Client
+	prod   sarama.AsyncProducer
+	feed   *feeder
+	group  sarama.ConsumerGroup
+	vt     *virustotal.Enricher
+	fol    *follower
+	known  *lru.Cache[string, known]
+
+	lagMu sync.Mutex
+	lag   map[int32]int64
+	owned atomic.Int64 // sightings partitions claimed in the current session
+
+	m       serviceStats
+	wg      sync.WaitGroup
+	closeMu sync.Once
+}
+
+// known is a verdict on the topic: when it expires, its message value and
+// when it was produced.
+type known struct {
+	exp  time.Time
+	raw  []byte
+	sent time.Time
+}
+
+type serviceStats struct {
+	sightings  map[string]*metrics.Counter // by result
+	produced   *metrics.Counter
+	produceErr *metrics.Counter
+}
+
+var sightingResults = []string{"queued", "cached", "known", "republished", "unpublishable", "malformed"}
+
+// NewService reads the signing key, connects, creates missing topics,
+// starts the VirusTotal enricher (vtc must be enabled, with a key) and
+// starts following the verdicts topic. Run consumes sightings.
+func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg *metrics.Registry) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !vtc.Enabled {
+		return nil, errors.New("verdicts: [enrich.virustotal] must be enabled with the API key: the service does the lookups")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if reg == nil {
+		reg = metrics.Default
+	}
+	s := &Service{cfg: cfg, vtc: vtc, log: log.With("service", "verdicts"), lag: map[int32]int64{}}
+	var err error
+	if s.priv, err = ReadPrivateKey(cfg.SigningKeyFile); err != nil {
+		return nil, err
+	}
+	if s.known, err = lru.New[string, known](cfg.KnownSize); err != nil {
+		return nil, err
+	}
+	s.m.sightings = map[string]*metrics.Counter{}
+	for _, r := range sightingResults {
+		s.m.sightings[r] = reg.Counter("audisp_enrich_fleet_sightings_total", metrics.Label("result", r), "Sightings consumed, by what the service did.")
+	}
+	s.m.produced = reg.Counter("audisp_enrich_fleet_verdicts_produced_total", "", "Verdicts acknowledged by the brokers.")
+	s.m.produceErr = reg.Counter("audisp_enrich_fleet_verdicts_produce_errors_total", "", "Verdicts not produced (buffer full or refused); produced again on the next sighting.")
+	reg.Func("audisp_enrich_fleet_partitions", "", "Sightings partitions this instance owns in the consumer group.",
+		func() float64 { return float64(s.owned.Load()) })
+	reg.Func("audisp_enrich_fleet_lag", "", "Sightings not yet consumed on the partitions this instance owns.", s.totalLag)
+
+	sc, err := cfg.sarama()
+	if err != nil {
+		return nil, err
+	}
+	if _, err = EnsureTopics(cfg, s.log); err != nil {
+		return nil, err
+	}
+	if s.client, err = sarama.NewClient(cfg.Brokers, sc); err != nil {
+		return nil, fmt.Errorf("verdicts: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	if s.prod, err = sarama.NewAsyncProducerFromClient(s.client); err != nil {
+		return nil, fmt.Errorf("verdicts: %w", err)
+	}
+	s.feed = newFeeder(s.prod, produceBuffer, s.m.produced.Inc, s.failed)
+	pub := s.priv.Public().(ed25519.PublicKey)
+	if s.fol, err = startFollower(s.client, cfg.VerdictsTopic, pub, reg, s.log, s.fromTopic); err != nil {
+		return nil, err
+	}
+	// A sighting that comes in before the topic is read would be looked up
+	// again; the topic is small (one message per hash after compaction).
+	<-s.fol.caughtUp
+	if s.vt, err = virustotal.New(vtc, s, s.log, reg); err != nil {
+		return nil, err
+	}
+	if s.group, err = sarama.NewConsumerGroup(cfg.Brokers, cfg.Group, sc); err != nil {
+		return nil, fmt.Errorf("verdicts: %w", err)
+	}
+	ok = true
+	return s, nil
+}
+
+// Run consumes the sightings topic in the consumer group until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for err := range s.group.Errors() {
+			s.log.Warn("verdicts: consumer group", "err", err)
+		}
+	}()
+	h := groupHandler{s}
+	for ctx.Err() == nil {
+		if err := s.group.Consume(ctx, []string{s.cfg.SightingsTopic}, h); err != nil {
+			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				return nil
+			}
+			s.log.Warn("verdicts: consumer group session ended", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return nil
+}
+
+type groupHandler struct{ s *Service }
+
+func (h groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	h.s.owned.Store(int64(len(sess.Claims()[h.s.cfg.SightingsTopic])))
+	return nil
+}
+
+func (h groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	h.s.owned.Store(0)
+	h.s.lagMu.Lock()
+	clear(h.s.lag)
+	h.s.lagMu.Unlock()
+	return nil
+}
+
+func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case m, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			h.s.sighting(m)
+			sess.MarkMessage(m, "")
+			h.s.lagMu.Lock()
+			h.s.lag[m.Partition] = max(claim.HighWaterMarkOffset()-m.Offset-1, 0)
+			h.s.lagMu.Unlock()
+		case <-sess.Context().Done():
+			return nil
+		}
+	}
+}
+
+func (s *Service) totalLag() float64 {
+	s.lagMu.Lock()
+	defer s.lagMu.Unlock()
+	var n int64
+	for _, l := range s.lag {
+		n += l
+	}
+	return float64(n)
+}
+
+// sighting handles one sightings-topic message.
+func (s *Service) sighting(m *sarama.ConsumerMessage) {
+	sg, err := DecodeSighting(m.Key, m.Value)
+	if err != nil {
+		if n := s.m.sightings["malformed"].Value(); n%1000 == 0 {
+			s.log.Warn("verdicts: ignored a malformed sighting", "partition", m.Partition, "offset", m.Offset, "err", err, "count_before", n)
+		}
+		s.m.sightings["malformed"].Inc()
+		return
+	}
+	key := string(m.Key)
+	now := time.Now()
+	if k, ok := s.known.Get(key); ok && k.exp.After(now) {
+		if now.Sub(k.sent) < s.cfg.Republish {
+			s.m.sightings["known"].Inc()
+			return
+		}
+		k.sent = now
+		s.known.Add(key, k)
+		s.produce(key, k.raw)
+		s.m.sightings["republished"].Inc()
+		return
+	}
+	fh := audit.FileHash{Path: sg.Path, Algo: sg.Algo, Hex: key}
+	res, exp := s.vt.Request(fh, audit.EventID{Node: serviceNode, Sec: now.Unix()}, int(min(max(sg.Count, 1), maxWeight)))
+	if res == nil {
+		s.m.sightings["queued"].Inc()
+		return
+	}
+	if s.publish(key, res, exp) {
+		s.m.sightings["cached"].Inc()
+	} else {
+		s.m.sightings["unpublishable"].Inc()
+	}
+}
+
+// Emit receives the VirusTotal enricher's verdict documents (from its
+// worker goroutine) and publishes them.
+func (s *Service) Emit(doc *audit.Event) {
+	res := doc.VirusTotal
+	if res == nil || doc.Kind != audit.KindVerdict {
+		return
+	}
+	if !s.publish(res.Hash, res, time.Now().Add(s.vtc.TTL(res))) {
+		s.log.Info("verdicts: lookup settled without a publishable verdict; hosts will sight the hash again",
+			"hash", res.Hash, "status", res.Status, "reason", res.Reason)
+	}
+}
+
+// publish signs and produces the verdict for a cached or fresh outcome
+// expiring at exp. It returns false for outcomes that are not cached.
+func (s *Service) publish(key string, res *audit.VTResult, exp time.Time) bool {
+	ttl := s.vtc.TTL(res)
+	if ttl <= 0 {
+		return false
+	}
+	v := VerdictOf(res)
+	v.LookedUp = exp.Add(-ttl).Unix()
+	v.TTL = int64((ttl + time.Second - 1) / time.Second)
+	raw := EncodeVerdict(key, v, s.priv)
+	s.known.Add(key, known{exp: exp, raw: raw, sent: time.Now()})
+	s.produce(key, raw)
+	return true
+}
+
+// VerdictOf converts a VirusTotal outcome to a verdict (Source
+// virustotal); LookedUp and TTL are left to the caller.
+func VerdictOf(res *audit.VTResult) Verdict {
+	v := Verdict{Status: res.Status, Reason: res.Reason, Source: SourceVirusTotal}
+	if d := res.VTVerdict; d != nil {
+		v.Malicious, v.Suspicious, v.Harmless, v.Undetected = d.Malicious, d.Suspicious, d.Harmless, d.Undetected
+		v.Engines = d.Malicious + d.Suspicious + d.Harmless + d.Undetected
+		v.Reputation, v.ThreatLabel, v.MeaningfulName = d.Reputation, d.ThreatLabel, d.MeaningfulName
+		v.FirstSubmission, v.LastAnalysis, v.Link = d.FirstSubmission, d.LastAnalysis, d.Link
+	}
+	return v
+}
+
+// produce hands a verdict to the producer without blocking: when its
+// buffer is full (brokers away) the verdict is counted and forgotten, so
+// the next sighting of the hash produces it again from the cache.
+func (s *Service) produce(key string, raw []byte) {
+	msg := &sarama.ProducerMessage{Topic: s.cfg.VerdictsTopic, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(raw)}
+	if !s.feed.offer(msg) {
+		s.m.produceErr.Inc()
+		s.known.Remove(key)
+	}
+}
+
+func (s *Service) failed(pe *sarama.ProducerError) {
+	s.m.produceErr.Inc()
+	if k, err := pe.Msg.Key.Encode(); err == nil {
+		s.known.Remove(string(k))
+	}
+	s.log.Warn("verdicts: producing a verdict failed; it is produced again on the next sighting", "err", pe.Err)
+}
+
+// fromTopic records a verified verdict read back from the topic.
+func (s *Service) fromTopic(key string, v *Verdict, raw []byte, ts time.Time) {
+	if v == nil {
+		s.known.Remove(key)
+		return
+	}
+	s.known.Add(key, known{exp: v.Expires(), raw: raw, sent: ts})
+}
+
+// Close stops consuming, the lookups (the queue stays in vt.db) and the
+// producer (flushing what it holds), in that order.
+func (s *Service) Close() error {
+	var errs []error
+	s.closeMu.Do(func() {
+		if s.group != nil {
+			errs = append(errs, s.group.Close())
+		}
+		if s.vt != nil {
+			errs = append(errs, s.vt.Close())
+		}
+		if s.fol != nil {
+			s.fol.close()
+		}
+		switch {
+		case s.feed != nil:
+			s.feed.close()
+		case s.prod != nil:
+			s.prod.AsyncClose()
+		}
+		s.wg.Wait()
+		if s.client != nil {
+			errs = append(errs, s.client.Close())
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// EnsureTopics creates the sightings topic and the compacted verdicts
+// topic when they are missing and returns the names it created. An
+// existing verdicts topic whose cleanup.policy is not compact is logged.
+func EnsureTopics(cfg ServiceConfig, log *slog.Logger) ([]string, error) {
+	sc, err := cfg.sarama()
+	if err != nil {
+		return nil, err
+	}
+	admin, err := sarama.NewClusterAdmin(cfg.Brokers, sc)
+	if err != nil {
+		return nil, fmt.Errorf("verdicts: %w", err)
+	}
+	defer admin.Close()
+	have, err := admin.ListTopics()
+	if err != nil {
+		return nil, fmt.Errorf("verdicts: listing topics: %w", err)
+	}
+	compact := "compact"
+	var created []string
+	for _, t := range []struct {
+		name string
+		cfg  map[string]*string
+	}{
+		{cfg.SightingsTopic, nil},
+		{cfg.VerdictsTopic, map[string]*string{"cleanup.policy": &compact}},
+	} {
+		if _, ok := have[t.name]; ok {
+			continue
+		}
+		err := admin.CreateTopic(t.name, &sarama.TopicDetail{NumPartitions: cfg.Partitions,
+			ReplicationFactor: cfg.ReplicationFactor, ConfigEntries: t.cfg}, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			return created, fmt.Errorf("verdicts: creating topic %s: %w", t.name, err)
+		}
+		if err == nil {
+			created = append(created, t.name)
+			log.Info("verdicts: created topic", "topic", t.name, "partitions", cfg.Partitions)
+		}
+	}
+	res, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: cfg.VerdictsTopic}}, sarama.DescribeConfigsOptions{})
+	if err == nil && len(res) == 1 && res[0].ErrorCode != sarama.ErrNoError {
+		err = res[0].ErrorCode
+	}
+	if err != nil {
+		log.Warn("verdicts: cannot read the verdicts topic's config", "topic", cfg.VerdictsTopic, "err", err)
+	}
+	for _, r := range res {
+		for _, e := range r.Configs {
+			if e.Name == "cleanup.policy" && e.Value != "compact" {
+				log.Warn("verdicts: the verdicts topic is not compacted; hosts read every verdict ever produced at start",
+					"topic", cfg.VerdictsTopic, "cleanup.policy", e.Value)
+			}
+		}
+	}
+	return created, nil
+}
