@@ -4,6 +4,7 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -391,8 +392,9 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 	}
 	pidFile := filepath.Join(cfg.StateDir, PidFileName)
 	_ = os.MkdirAll(cfg.StateDir, 0o750) // DropPrivileges comes later, and makes none for root
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err == nil {
-		defer os.Remove(pidFile)
+	own := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if err := os.WriteFile(pidFile, own, 0o644); err == nil {
+		defer removeOwnPidFile(pidFile, own)
 	} else {
 		log.Warn("cannot write pid file; `audisp-enrich stats` will need [status] listen", "err", err)
 	}
@@ -519,4 +521,14 @@ func shutdown(p *Pipeline, st *status, log *slog.Logger) error {
 	}
 	st.report("final")
 	return nil
+}
+
+// removeOwnPidFile removes the pid file at exit only while it still names
+// this process: when auditd restarts the plugin (an upgrade, a reload), the
+// new process may have written its pid before the old one finished its
+// shutdown, and the old one must not remove the new one's file.
+func removeOwnPidFile(path string, own []byte) {
+	if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, own) {
+		_ = os.Remove(path)
+	}
 }
