@@ -146,7 +146,7 @@ func NewHost(cfg HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics
 	h.m.dropped = reg.Counter("audisp_enrich_fleet_sightings_dropped_total", "", "Sightings dropped (buffer full or refused); sighted again at the next interval.")
 	h.m.docs = reg.Counter("audisp_enrich_vt_verdicts_total", "", "Verdict documents emitted.")
 	h.m.skipped = map[string]*metrics.Counter{}
-	for _, r := range []string{virustotal.ReasonAllowlisted, virustotal.ReasonNoHash, virustotal.ReasonQueueFull} {
+	for _, r := range []string{virustotal.ReasonAllowlisted, virustotal.ReasonPackage, virustotal.ReasonNoHash, virustotal.ReasonQueueFull} {
 		h.m.skipped[r] = reg.Counter("audisp_enrich_vt_skipped_total", metrics.Label("reason", r), "Events whose hash was not looked up, by reason.")
 	}
 	reg.Func("audisp_enrich_fleet_pending", "", "Hashes waiting for a fleet verdict.", func() float64 {
@@ -225,13 +225,9 @@ func (h *Host) Enrich(_ context.Context, ev *audit.Event) error {
 	if len(ev.Hashes) == 0 {
 		return nil
 	}
-	fh, ok := virustotal.PickHash(ev.Hashes)
-	if !ok {
-		ev.VirusTotal = h.skip("", virustotal.ReasonNoHash)
-		return nil
-	}
-	if len(ev.Allowlisted) > 0 {
-		ev.VirusTotal = h.skip(fh.Hex, virustotal.ReasonAllowlisted)
+	fh, reason := virustotal.Choose(ev)
+	if reason != "" { // no sighting either: the fleet needs no verdict
+		ev.VirusTotal = h.skip(fh.Hex, reason)
 		return nil
 	}
 	now := time.Now()

@@ -247,20 +247,10 @@ func (e *Enricher) Enrich(ctx context.Context, ev *audit.Event) error {
 	if len(ev.Hashes) == 0 {
 		return nil
 	}
-	fh, ok := pickHash(ev.Hashes)
-	if !ok {
-		ev.VirusTotal = e.skip("", ReasonNoHash)
-		return nil
-	}
+	fh, reason := Choose(ev)
 	h := fh.Hex
-	if len(ev.Allowlisted) > 0 {
-		ev.VirusTotal = e.skip(h, ReasonAllowlisted)
-		return nil
-	}
-	// The packages enricher judged the first sha256 (else sha1), which is
-	// the hash picked here whenever the event has one.
-	if p := ev.Package; p != nil && p.Status == packages.StatusPackage {
-		ev.VirusTotal = e.skip(h, ReasonPackage)
+	if reason != "" {
+		ev.VirusTotal = e.skip(h, reason)
 		return nil
 	}
 	if !e.cfg.Enabled || e.ctx.Err() != nil { // off, or closed
@@ -453,9 +443,26 @@ func (e *Enricher) emitDoc(doc *audit.Event) {
 	e.emit.Emit(doc)
 }
 
-// PickHash returns the hash an event is looked up by: the first sha256,
-// else sha1, else md5 (lower-cased), and false when there is none.
-func PickHash(hs []audit.FileHash) (audit.FileHash, bool) { return pickHash(hs) }
+// Choose decides, for this enricher and the fleet host alike, whether an
+// event with hashes needs a verdict: it returns the hash the event is
+// looked up by (the first sha256, else sha1, else md5, lower-cased) and ""
+// when it needs one, or the reason it does not: ReasonNoHash (no usable
+// hash; fh is then empty), ReasonAllowlisted (a local allow list vouches for
+// it) or ReasonPackage (the package database does; the packages enricher
+// judged the first sha256, else sha1, which is the hash picked here
+// whenever the event has one).
+func Choose(ev *audit.Event) (fh audit.FileHash, reason string) {
+	fh, ok := pickHash(ev.Hashes)
+	switch {
+	case !ok:
+		return audit.FileHash{}, ReasonNoHash
+	case len(ev.Allowlisted) > 0:
+		return fh, ReasonAllowlisted
+	case ev.Package != nil && ev.Package.Status == packages.StatusPackage:
+		return fh, ReasonPackage
+	}
+	return fh, ""
+}
 
 // pickHash returns the hash to look up: the first sha256, else sha1, else
 // md5 (lower-cased), and false when there is none.
