@@ -80,17 +80,21 @@ func expectedEvents(t *testing.T) int {
 }
 
 // TestShutdownOnEOFAndSIGTERM: stdin EOF and SIGTERM both flush every event
-// and exit within a second.
+// and exit within a second. "sigterm-at-once" signals as soon as the last
+// line is in the pipe, as auditd does when it stops: what the plugin had
+// read or could still read is processed, not dropped as unprocessed.
 func TestShutdownOnEOFAndSIGTERM(t *testing.T) {
 	lines := captureLines(t)
 	want := expectedEvents(t)
-	for _, how := range []string{"eof", "sigterm"} {
+	for _, how := range []string{"eof", "sigterm", "sigterm-at-once"} {
 		t.Run(how, func(t *testing.T) {
 			p := startPlugin(t, "")
 			if _, err := io.WriteString(p.stdin, strings.Join(lines, "\n")+"\n"); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(300 * time.Millisecond) // let the reader take the input
+			if how != "sigterm-at-once" {
+				time.Sleep(300 * time.Millisecond) // let the reader take the input
+			}
 			start := time.Now()
 			if how == "eof" {
 				p.stdin.Close()

@@ -428,10 +428,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 				log.Info("input closed, shutting down", "err", err)
 				return shutdown(p, status, log)
 			}
-			stats.QueueLen.Add(-int64(len(batch)))
-			for _, l := range batch {
-				p.Handle(l)
-			}
+			handleBatch(p, stats, batch)
 			dirty = true
 			flushIfDue(time.Now())
 		case now := <-flush.C:
@@ -448,6 +445,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 			switch s {
 			case syscall.SIGTERM, syscall.SIGINT:
 				log.Info("signal received, shutting down", "signal", s.String())
+				drainRead(p, lines, stats, time.Now().Add(ShutdownGrace/2))
 				return shutdown(p, status, log)
 			case syscall.SIGHUP:
 				p.Reopen()
@@ -506,6 +504,40 @@ func (p *Pipeline) abortBuffered() {
 	p.mu.Unlock()
 	if out != nil {
 		out.Abort()
+	}
+}
+
+// drainRead handles the batches the reader had already queued or still
+// reads when a stop signal arrived (auditd stops its plugins with SIGTERM
+// right after it wrote the last events): it stops at EOF, after drainIdle
+// with no new batch, or at deadline. What is left (the pipeline is held up
+// by a blocking sink, or input never paused) is counted by shutdown as
+// unprocessed.
+func drainRead(p *Pipeline, lines <-chan []string, stats *InputStats, deadline time.Time) {
+	idle := time.NewTimer(drainIdle)
+	defer idle.Stop()
+	for time.Now().Before(deadline) {
+		select {
+		case batch, ok := <-lines:
+			if !ok {
+				return
+			}
+			handleBatch(p, stats, batch)
+			idle.Reset(drainIdle)
+		case <-idle.C:
+			return
+		}
+	}
+}
+
+// drainIdle is how long drainRead waits for more input after a stop signal.
+const drainIdle = 50 * time.Millisecond
+
+// handleBatch takes one batch off the input queue into the pipeline.
+func handleBatch(p *Pipeline, stats *InputStats, batch []string) {
+	stats.QueueLen.Add(-int64(len(batch)))
+	for _, l := range batch {
+		p.Handle(l)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +75,7 @@ func TestIMA(t *testing.T) {
 	}
 	facts := parseFacts(res.Files["facts.txt"])
 	if f := facts["fatal"]; f != "" {
+		logDaemons(t, res.Files)
 		t.Fatalf("guest /init gave up: %s (console in %s/console.log)", f, work)
 	}
 	for _, s := range []string{"s1", "s2", "s3", "s4", "s5", "s6", "s7"} {
@@ -85,8 +87,8 @@ func TestIMA(t *testing.T) {
 	if facts["stop"] == "timeout" {
 		t.Errorf("auditd or the plugin did not exit within 10 s of SIGTERM to auditd; both were killed")
 	}
-	t.Logf("guest uptime (s): /init %s, auditd+plugin+rules+policy ready %s, scenarios done %s, auditd and plugin stopped %s",
-		facts["uptime.init"], facts["uptime.ready"], facts["uptime.scenarios_done"], facts["uptime.stopped"])
+	t.Logf("guest uptime (s): /init %s, auditd+plugin+rules+policy ready %s (plugin process after %s00 ms, its start-up line %s00 ms later), scenarios done %s, auditd and plugin stopped %s",
+		facts["uptime.init"], facts["uptime.ready"], facts["plugin.started_after_ds"], facts["plugin.ready_after_ds"], facts["uptime.scenarios_done"], facts["uptime.stopped"])
 
 	scs := scenarios(g)
 	checkRaw(t, "auditlog", "audit.log", parseRaw(res.Files["audit.log"]), scs)
@@ -95,5 +97,23 @@ func TestIMA(t *testing.T) {
 	checkPlugin(t, docs, scs)
 	checkSchema(t, root, docs)
 	checkNoParseErrors(t, res.Files)
+	if t.Failed() {
+		logDaemons(t, res.Files)
+	}
 	t.Logf("timing: whole test %v", time.Since(start).Round(time.Millisecond))
+}
+
+// logDaemons prints what auditd and the plugin said in the guest (the
+// plugin logs to syslog; auditd's own start-up errors go to auditd.stderr),
+// so that a failure on a machine whose work directory is gone can be read
+// from the test output alone.
+func logDaemons(t *testing.T, files map[string]string) {
+	var lines []string
+	for _, l := range strings.Split(files["syslog"], "\n") {
+		if strings.Contains(l, "audisp-enrich") || strings.Contains(l, "auditd") {
+			lines = append(lines, l)
+		}
+	}
+	t.Logf("guest syslog lines of auditd and audisp-enrich:\n%s", strings.Join(lines, "\n"))
+	t.Logf("guest auditd.stderr:\n%s", files["auditd.stderr"])
 }

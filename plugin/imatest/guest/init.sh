@@ -73,6 +73,16 @@ until pidof audisp-enrich > /dev/null; do
 	sleep 0.1
 done
 fact "plugin.started_after_ds=$i"
+# A running process is not yet a plugin that dropped its privileges and
+# reads its input: wait for its start-up line (scenario 8 samples its
+# credentials, and a slow start must not be mistaken for a failed drop).
+i=0
+until grep -q "audisp-enrich started" /var/log/messages 2>/dev/null; do
+	i=$((i + 1))
+	[ $i -gt 300 ] && die "audisp-enrich did not log its start within 30 s"
+	sleep 0.1
+done
+fact "plugin.ready_after_ds=$i"
 
 auditctl -b 8192 > /dev/null || die "auditctl -b"
 auditctl -w /opt/imatest/b64dec -p x -k T1140_decode || die "auditctl -w b64dec"
