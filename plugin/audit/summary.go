@@ -364,3 +364,17 @@ func argIndex(name string) (int, bool) {
 	}
 	return n, true
 }
+
+// ProcessName is process.name: the last element of the executable path,
+// else the comm value.
+func ProcessName(s *Summary) string {
+	if s.Exe != "" {
+		for i := len(s.Exe) - 1; i >= 0; i-- {
+			if s.Exe[i] == '/' {
+				return s.Exe[i+1:]
+			}
+		}
+		return s.Exe
+	}
+	return s.Comm
+}

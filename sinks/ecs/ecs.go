@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/sinks/encode"
 )
 
 // SchemaVersion is the version of the ecs profile
@@ -92,7 +93,7 @@ func Encode(dst []byte, ev *audit.Event, opts Options) []byte {
 	w.file(s)
 	sc.seen = w.related(ev, s, sc.seen[:0])
 	if len(ev.Techniques) > 0 {
-		w.b = audit.AppendThreat(w.b, ev.Techniques, opts.References)
+		w.b = encode.AppendThreat(w.b, ev.Techniques, opts.References)
 	}
 	w.tags(ev, s)
 	w.own(ev, s)
@@ -134,7 +135,7 @@ func (w *writer) close() {
 // value writes s as a JSON string, remembering path when s is escaped.
 func (w *writer) value(s, path string) {
 	var ok bool
-	if w.b, ok = audit.AppendJSONString(w.b, s); !ok {
+	if w.b, ok = encode.AppendJSONString(w.b, s); !ok {
 		w.esc = append(w.esc, path)
 	}
 }
@@ -154,7 +155,7 @@ func (w *writer) int(k string, v int64) {
 
 // num writes k:v for a decimal string v that is a valid JSON integer.
 func (w *writer) num(k, v string) {
-	if audit.IsJSONInt(v) {
+	if encode.IsJSONInt(v) {
 		w.key(k)
 		w.b = append(w.b, v...)
 	}
@@ -293,9 +294,9 @@ func (w *writer) process(ev *audit.Event, s *audit.Summary) {
 		w.int("args_count", int64(len(args)))
 	}
 	w.str("working_directory", s.Cwd, "process.working_directory")
-	if audit.IsJSONInt(s.PPID) || p != nil {
+	if encode.IsJSONInt(s.PPID) || p != nil {
 		w.open("parent")
-		if audit.IsJSONInt(s.PPID) {
+		if encode.IsJSONInt(s.PPID) {
 			w.num("pid", s.PPID)
 		} else {
 			w.int("pid", int64(p.PID))
@@ -478,10 +479,10 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary) {
 		w.b = append(w.b, ']')
 		w.sep = true
 	}
-	w.b = audit.AppendHunt(w.b, ev.Hunt, false) // the rules' tags are in tags
-	w.b = audit.AppendSigma(w.b, ev.Sigma)
-	w.b = audit.AppendHits(w.b, "blocklist", ev.Blocklist)
-	w.b = audit.AppendHits(w.b, "allowlisted", ev.Allowlisted)
+	w.b = encode.AppendHunt(w.b, ev.Hunt, false) // the rules' tags are in tags
+	w.b = encode.AppendSigma(w.b, ev.Sigma)
+	w.b = encode.AppendHits(w.b, "blocklist", ev.Blocklist)
+	w.b = encode.AppendHits(w.b, "allowlisted", ev.Allowlisted)
 	if p := ev.Package; p != nil {
 		w.open("package")
 		w.str("status", p.Status, "")
@@ -493,7 +494,7 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary) {
 	}
 	if ev.VirusTotal != nil {
 		mark := len(w.esc)
-		w.b, w.esc = audit.AppendVirusTotal(w.b, ev.VirusTotal, w.esc)
+		w.b, w.esc = encode.AppendVirusTotal(w.b, ev.VirusTotal, w.esc)
 		for i := mark; i < len(w.esc); i++ {
 			w.esc[i] = "audisp_enrich." + w.esc[i]
 		}
@@ -524,7 +525,7 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary) {
 			if i > 0 {
 				w.b = append(w.b, ',')
 			}
-			w.b, _ = audit.AppendJSONString(w.b, p)
+			w.b, _ = encode.AppendJSONString(w.b, p)
 		}
 		w.b = append(w.b, ']')
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks/ecs"
+	"github.com/audisp-enrich/audisp-enrich/sinks/encode"
 )
 
 // events parses, reassembles and enriches (ATT&CK from keys, built-in
@@ -310,7 +311,7 @@ func TestECSCheckCatches(t *testing.T) {
 func TestSize(t *testing.T) {
 	root, _ := testsupport.ModuleRoot()
 	evs := events(t, filepath.Join(root, "plugin/testdata/capture.log"))
-	var enc audit.JSONEncoder
+	var enc encode.JSONEncoder
 	var full, small, orig []byte
 	for _, ev := range evs {
 		full = enc.Append(full, ev)
@@ -367,7 +368,7 @@ func BenchmarkEncode(b *testing.B) {
 		enc  func(dst []byte, ev *audit.Event) []byte
 	}{
 		{"full", func() func([]byte, *audit.Event) []byte {
-			var e audit.JSONEncoder
+			var e encode.JSONEncoder
 			return e.Append
 		}()},
 		{"ecs", func(dst []byte, ev *audit.Event) []byte { return ecs.Encode(dst, ev, ecs.Options{}) }},

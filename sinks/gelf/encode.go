@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/sinks/encode"
 )
 
 // Flattening rule (docs/configuration.md, "GELF"): every scalar of the
@@ -143,7 +143,7 @@ func (e *encoder) encode(doc []byte, host string, level int, keep int) ([]byte, 
 		return nil, 0, p.errf("trailing data after the document")
 	}
 	b := append(e.out[:0], `{"version":"1.1","host":`...)
-	b, _ = audit.AppendJSONString(b, host)
+	b, _ = encode.AppendJSONString(b, host)
 	b = append(b, `,"short_message":"`...)
 	b = e.short(b)
 	b = append(b, `","timestamp":`...)

@@ -28,6 +28,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
+	"github.com/audisp-enrich/audisp-enrich/sinks/encode"
 )
 
 // Options are the runtime parts of a Stage.
@@ -48,8 +49,8 @@ type Stage struct {
 	lanes []*lane
 	// keys are the encoders in use (see encoderKey); lane.enc indexes it.
 	keys []string
-	// workers holds one Encoder per key for each enrichment worker.
-	workers [][]Encoder
+	// workers holds one encode.Encoder per key for each enrichment worker.
+	workers [][]encode.Encoder
 	// needMeta is set when some sink routes or filters on the metadata;
 	// otherwise it is not computed.
 	needMeta bool
@@ -146,7 +147,7 @@ func prepare(cfg *conf.Config, workers int, opts Options, prev *Stage) (*Stage, 
 		st.lanes = append(st.lanes, l)
 	}
 	host, _ := os.Hostname()
-	st.workers = make([][]Encoder, max(workers, 1))
+	st.workers = make([][]encode.Encoder, max(workers, 1))
 	for w := range st.workers {
 		for _, k := range st.keys {
 			st.workers[w] = append(st.workers[w], newEncoder(k, host))

@@ -1,6 +1,7 @@
-package audit
+package encode
 
 import (
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +21,7 @@ const SchemaVersion = 1
 // values that are not valid UTF-8 are escaped reversibly and their paths
 // listed in the record's "escaped" array (see docs/schema.md).
 type JSONEncoder struct {
-	sum     Summary
+	sum     audit.Summary
 	tsSec   int64
 	tsBuf   []byte
 	escaped []string
@@ -32,10 +33,10 @@ type JSONEncoder struct {
 }
 
 // Append appends the JSON document for ev, followed by a newline, to b.
-func (e *JSONEncoder) Append(b []byte, ev *Event) []byte {
+func (e *JSONEncoder) Append(b []byte, ev *audit.Event) []byte {
 	s := ev.Summary
 	if s == nil {
-		Summarize(ev, &e.sum)
+		audit.Summarize(ev, &e.sum)
 		s = &e.sum
 	}
 	b = append(b, `{"schema_version":`...)
@@ -103,7 +104,7 @@ func (e *JSONEncoder) Append(b []byte, ev *Event) []byte {
 	return b
 }
 
-func (e *JSONEncoder) appendTimestamp(b []byte, id EventID) []byte {
+func (e *JSONEncoder) appendTimestamp(b []byte, id audit.EventID) []byte {
 	if id.Sec != e.tsSec || len(e.tsBuf) == 0 {
 		e.tsSec = id.Sec
 		e.tsBuf = id.Time().AppendFormat(e.tsBuf[:0], "2006-01-02T15:04:05")
@@ -115,18 +116,18 @@ func (e *JSONEncoder) appendTimestamp(b []byte, id EventID) []byte {
 
 // appendRecord writes one record; its escaped paths are listed in the
 // record and kept out of the document's list (which ends at docEscaped).
-func (e *JSONEncoder) appendRecord(b []byte, r *Record, docEscaped int) []byte {
+func (e *JSONEncoder) appendRecord(b []byte, r *audit.Record, docEscaped int) []byte {
 	e.escaped = e.escaped[:docEscaped]
 	b = append(b, `{"type":`...)
 	b = e.appendVal(b, r.Type, "type", "")
-	if r.TypeNum == 0 || TypeName(r.TypeNum) != r.Type {
+	if r.TypeNum == 0 || audit.TypeName(r.TypeNum) != r.Type {
 		if r.TypeNum != 0 {
 			b = append(b, `,"type_num":`...)
 			b = strconv.AppendUint(b, uint64(r.TypeNum), 10)
 		}
 	}
 	outer := r.Fields
-	var nested []Field
+	var nested []audit.Field
 	if r.NestedFrom >= 0 {
 		outer, nested = r.Fields[:r.NestedFrom], r.Fields[r.NestedFrom:]
 	}
@@ -145,7 +146,7 @@ func (e *JSONEncoder) appendRecord(b []byte, r *Record, docEscaped int) []byte {
 	first := true
 	for i := range r.Fields[:len(outer)] {
 		f := &r.Fields[i]
-		if f.Enc == Hex || f.Enc == SingleQuoted || (f.Enc == Bare && IsSentinel(f.Value)) {
+		if f.Enc == audit.Hex || f.Enc == audit.SingleQuoted || (f.Enc == audit.Bare && audit.IsSentinel(f.Value)) {
 			if first {
 				b = append(b, `,"raw":{`...)
 				first = false
@@ -174,10 +175,10 @@ func (e *JSONEncoder) appendRecord(b []byte, r *Record, docEscaped int) []byte {
 		b = append(b, '"')
 	}
 	switch r.TypeNum {
-	case TypeProctitle:
+	case audit.TypeProctitle:
 		if v, ok := r.Get("proctitle"); ok {
 			b = append(b, `,"argv":[`...)
-			e.argv = SplitNUL(v, e.argv[:0])
+			e.argv = audit.SplitNUL(v, e.argv[:0])
 			for i, a := range e.argv {
 				if i > 0 {
 					b = append(b, ',')
@@ -188,7 +189,7 @@ func (e *JSONEncoder) appendRecord(b []byte, r *Record, docEscaped int) []byte {
 		}
 	case 1306: // SOCKADDR
 		if v, ok := r.Get("saddr"); ok {
-			if sa, ok := DecodeSockaddr(v); ok {
+			if sa, ok := audit.DecodeSockaddr(v); ok {
 				b = append(b, `,"sockaddr":{"family":`...)
 				b = appendStr(b, sa.Family)
 				if sa.Address != "" {
@@ -221,7 +222,7 @@ func (e *JSONEncoder) appendRecord(b []byte, r *Record, docEscaped int) []byte {
 // appendFields writes name:value pairs under the keys objectKeys chose; a
 // msg field with nested fields becomes an object. With nulls, bare
 // sentinels are written as null (their wire form goes to "raw").
-func (e *JSONEncoder) appendFields(b []byte, fs []Field, keys []string, nested []Field, path string, nulls bool) []byte {
+func (e *JSONEncoder) appendFields(b []byte, fs []audit.Field, keys []string, nested []audit.Field, path string, nulls bool) []byte {
 	for i := range fs {
 		f := &fs[i]
 		if i > 0 {
@@ -229,11 +230,11 @@ func (e *JSONEncoder) appendFields(b []byte, fs []Field, keys []string, nested [
 		}
 		b = e.appendKey(b, keys[i])
 		switch {
-		case f.Enc == SingleQuoted && f.Name == "msg" && len(nested) > 0:
+		case f.Enc == audit.SingleQuoted && f.Name == "msg" && len(nested) > 0:
 			b = append(b, '{')
 			b = e.appendFields(b, nested, e.nkeys, nil, "fields.msg.", true)
 			b = append(b, '}')
-		case nulls && f.Enc == Bare && IsSentinel(f.Value):
+		case nulls && f.Enc == audit.Bare && audit.IsSentinel(f.Value):
 			b = append(b, "null"...)
 		default:
 			b = e.appendVal(b, f.Value, path, f.Name)
@@ -254,7 +255,7 @@ func (e *JSONEncoder) appendKey(b []byte, key string) []byte {
 // other name or key of the object. renamed reports whether that happened;
 // the encoder then keeps the record's line, so the wire names stay
 // recoverable. Cost is linear in the number of fields.
-func objectKeys(fs []Field, dst []string) (keys []string, renamed bool) {
+func objectKeys(fs []audit.Field, dst []string) (keys []string, renamed bool) {
 	dst = dst[:0]
 	// A 256-bit filter of the folded names seen so far: only a name whose
 	// bit is already set needs a real check.
@@ -357,7 +358,7 @@ func (e *JSONEncoder) appendVal(b []byte, s, path, name string) []byte {
 	return b
 }
 
-func (e *JSONEncoder) appendSummary(b []byte, ev *Event, s *Summary) []byte {
+func (e *JSONEncoder) appendSummary(b []byte, ev *audit.Event, s *audit.Summary) []byte {
 	if s.PID != "" || s.Exe != "" || len(s.Args) > 0 || s.Cwd != "" || ev.Parent != nil {
 		b = append(b, `,"process":{`...)
 		n := 0
@@ -382,7 +383,7 @@ func (e *JSONEncoder) appendSummary(b []byte, ev *Event, s *Summary) []byte {
 			b = append(b, `"executable":`...)
 			b = e.appendVal(b, s.Exe, "process.executable", "")
 		}
-		if name := processName(s); name != "" {
+		if name := audit.ProcessName(s); name != "" {
 			sep()
 			b = append(b, `"name":`...)
 			b = e.appendVal(b, name, "process.name", "")
@@ -433,7 +434,7 @@ func (e *JSONEncoder) appendSummary(b []byte, ev *Event, s *Summary) []byte {
 			b = appendIDName(b, s.UID, s.UName)
 			n++
 		}
-		if s.AUID != "" && !IsUnsetID(s.AUID) {
+		if s.AUID != "" && !audit.IsUnsetID(s.AUID) {
 			if n > 0 {
 				b = append(b, ',')
 			}
@@ -510,18 +511,6 @@ func (e *JSONEncoder) appendSummary(b []byte, ev *Event, s *Summary) []byte {
 		b = append(b, ']')
 	}
 	return b
-}
-
-func processName(s *Summary) string {
-	if s.Exe != "" {
-		for i := len(s.Exe) - 1; i >= 0; i-- {
-			if s.Exe[i] == '/' {
-				return s.Exe[i+1:]
-			}
-		}
-		return s.Exe
-	}
-	return s.Comm
 }
 
 func appendIDName(b []byte, id, name string) []byte {

@@ -1,6 +1,7 @@
-package audit
+package encode
 
 import (
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"slices"
 	"strconv"
 )
@@ -8,7 +9,7 @@ import (
 // appendEnrichment writes what the enrichers added: threat (ECS), hashes,
 // blocklist, allowlisted, package, virustotal, hunt, sigma, related, alert,
 // warnings.
-func (e *JSONEncoder) appendEnrichment(b []byte, ev *Event) []byte {
+func (e *JSONEncoder) appendEnrichment(b []byte, ev *audit.Event) []byte {
 	if len(ev.Techniques) > 0 {
 		b = e.threat.append(b, ev.Techniques)
 	}
@@ -70,7 +71,7 @@ func (e *JSONEncoder) appendEnrichment(b []byte, ev *Event) []byte {
 	return b
 }
 
-func appendHits(b []byte, name string, hits []ListHit) []byte {
+func appendHits(b []byte, name string, hits []audit.ListHit) []byte {
 	if len(hits) == 0 {
 		return b
 	}
@@ -106,13 +107,13 @@ type threatCache struct {
 }
 
 type renderedThreat struct {
-	ts   []Technique
+	ts   []audit.Technique
 	json []byte
 }
 
 const maxThreatCache = 256
 
-func (c *threatCache) append(b []byte, ts []Technique) []byte {
+func (c *threatCache) append(b []byte, ts []audit.Technique) []byte {
 	c.key = c.key[:0]
 	for i := range ts {
 		c.key = append(c.key, ts[i].ID...)
@@ -132,7 +133,7 @@ func (c *threatCache) append(b []byte, ts []Technique) []byte {
 
 // sameTechnique reports whether a and b render the same threat entries
 // (Source is not rendered).
-func sameTechnique(a, b Technique) bool {
+func sameTechnique(a, b audit.Technique) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.Reference == b.Reference &&
 		a.ParentID == b.ParentID && a.Parent == b.Parent && slices.Equal(a.Tactics, b.Tactics)
 }
@@ -144,7 +145,7 @@ func sameTechnique(a, b Technique) bool {
 // written: 1 ids, 2 ids and names, 3 ids, names and reference URLs. The
 // columns are built in stack arrays, so a usual event allocates nothing
 // here.
-func appendThreat(b []byte, ts []Technique, cols int) []byte {
+func appendThreat(b []byte, ts []audit.Technique, cols int) []byte {
 	var techBuf, subBuf, tacBuf [16]threatEntry
 	tech, sub, tac := techBuf[:0], subBuf[:0], tacBuf[:0]
 	for i := range ts {
@@ -232,7 +233,7 @@ func appendTechniqueURL(b []byte, id string) []byte {
 
 // appendVirusTotal writes `,"virustotal":{...}`; paths of values written
 // in the escaped form are appended to escaped.
-func appendVirusTotal(b []byte, v *VTResult, escaped []string) ([]byte, []string) {
+func appendVirusTotal(b []byte, v *audit.VTResult, escaped []string) ([]byte, []string) {
 	b = append(b, `,"virustotal":{"status":`...)
 	b = appendStr(b, v.Status)
 	if v.Reason != "" {
@@ -274,7 +275,7 @@ func appendVirusTotal(b []byte, v *VTResult, escaped []string) ([]byte, []string
 
 // appendHunt writes `,"hunt":[...]` when a hunting rule matched, each
 // rule's tags only when tags is set.
-func appendHunt(b []byte, hunt []HuntHit, tags bool) []byte {
+func appendHunt(b []byte, hunt []audit.HuntHit, tags bool) []byte {
 	if len(hunt) == 0 {
 		return b
 	}
@@ -298,7 +299,7 @@ func appendHunt(b []byte, hunt []HuntHit, tags bool) []byte {
 }
 
 // appendSigma writes `,"sigma":[...]` when a Sigma rule matched.
-func appendSigma(b []byte, sigma []SigmaHit) []byte {
+func appendSigma(b []byte, sigma []audit.SigmaHit) []byte {
 	if len(sigma) == 0 {
 		return b
 	}

@@ -1,4 +1,4 @@
-package audit
+package encode
 
 import (
 	"math/rand/v2"

@@ -1,4 +1,4 @@
-package output
+package encode
 
 import (
 	"bytes"
@@ -8,9 +8,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
-	"github.com/audisp-enrich/audisp-enrich/sinks/ecs"
 	"github.com/audisp-enrich/audisp-enrich/sinks/remote"
 )
 
@@ -23,59 +21,17 @@ type Encoder interface {
 	Append(dst []byte, ev *audit.Event) []byte
 }
 
-// encoderKey names the encoder a sink uses. Sinks with the same key share
-// one encoding of each document. This is the one place that maps a sink's
-// settings to its encoder: the encoding, then for the ecs profile its
-// options ("json/ecs/o1r0"). The audit text has no profile.
-func encoderKey(sc *conf.SinkConfig) string {
-	if sc.Encoding == "audit" || sc.Profile != "ecs" {
-		return sc.Encoding
-	}
-	return fmt.Sprintf("%s/ecs/o%dr%d", sc.Encoding, b2i(sc.Original), b2i(sc.References))
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// newEncoder returns a new Encoder for key (see encoderKey). host names the
-// origin in the audit text, and is host.name in ecs documents, of events
-// that have no node= of their own.
-func newEncoder(key, host string) Encoder {
-	enc, profile, _ := strings.Cut(key, "/")
-	var doc Encoder = &audit.JSONEncoder{}
-	if strings.HasPrefix(profile, "ecs/") {
-		doc = ecsEncoder{ecs.Options{Original: strings.Contains(profile, "o1"), References: strings.Contains(profile, "r1"), Host: host}}
-	}
-	switch enc {
-	case "msgpack":
-		return &msgpackEncoder{json: doc}
-	case "audit":
-		return auditTextEncoder{host: host}
-	default:
-		return doc
-	}
-}
-
-// ecsEncoder writes the ecs profile (sinks/ecs).
-type ecsEncoder struct{ opts ecs.Options }
-
-func (e ecsEncoder) Append(dst []byte, ev *audit.Event) []byte { return ecs.Encode(dst, ev, e.opts) }
-
-// msgpackEncoder writes the JSON document's model (full or ecs profile) as
+// Msgpack writes the JSON document's model (full or ecs profile) as
 // msgpack (maps with sorted keys), so that both encodings carry exactly the
 // same model.
-type msgpackEncoder struct {
-	json Encoder
+type Msgpack struct {
+	JSON Encoder
 	doc  []byte
 	out  bytes.Buffer
 }
 
-func (e *msgpackEncoder) Append(dst []byte, ev *audit.Event) []byte {
-	e.doc = e.json.Append(e.doc[:0], ev)
+func (e *Msgpack) Append(dst []byte, ev *audit.Event) []byte {
+	e.doc = e.JSON.Append(e.doc[:0], ev)
 	dec := json.NewDecoder(bytes.NewReader(e.doc))
 	dec.UseNumber()
 	var v any
@@ -112,17 +68,17 @@ func numbers(v any) any {
 	return v
 }
 
-// auditTextEncoder renders an event as audit text lines, one per record
+// AuditText renders an event as audit text lines, one per record
 // with node= set (the local host name when the stream had none, so that
 // the collector knows the origin). What enrichers found is appended as
 // enrich_* fields: event-wide findings on the first SYSCALL record (or the
 // first record), hash findings on the INTEGRITY_RULE record they belong to.
-type auditTextEncoder struct{ host string }
+type AuditText struct{ Host string }
 
-func (e auditTextEncoder) Append(b []byte, ev *audit.Event) []byte {
+func (e AuditText) Append(b []byte, ev *audit.Event) []byte {
 	node := ev.ID.Node
 	if node == "" {
-		node = e.host
+		node = e.Host
 	}
 	if ev.Kind != audit.KindAudit {
 		// Verdicts and alerts have no records: send one user-space style line.

@@ -1,10 +1,11 @@
-package audit
+package encode
 
 import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,20 +13,20 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
 )
 
-// pipeline is Parser + Reassembler + JSONEncoder as the plugin wires them,
+// pipeline is audit.Parser + audit.Reassembler + JSONEncoder as the plugin wires them,
 // collecting documents and parse errors.
 type pipeline struct {
-	p    Parser
-	r    *Reassembler
+	p    audit.Parser
+	r    *audit.Reassembler
 	enc  JSONEncoder
 	out  []byte
-	evs  []*Event
+	evs  []*audit.Event
 	errs []error
 }
 
-func newPipeline(cfg ReassemblerConfig) *pipeline {
+func newPipeline(cfg audit.ReassemblerConfig) *pipeline {
 	pl := &pipeline{}
-	pl.r = NewReassembler(cfg, func(ev *Event) {
+	pl.r = audit.NewReassembler(cfg, func(ev *audit.Event) {
 		pl.evs = append(pl.evs, ev)
 		pl.out = pl.enc.Append(pl.out, ev)
 	})
@@ -45,7 +46,7 @@ func (pl *pipeline) line(l string) {
 // pipeline and flushes it.
 func replay(t testing.TB, data []byte) *pipeline {
 	t.Helper()
-	pl := newPipeline(ReassemblerConfig{StreamTime: true})
+	pl := newPipeline(audit.ReassemblerConfig{StreamTime: true})
 	for _, l := range bytes.Split(data, []byte("\n")) {
 		if len(l) > 0 {
 			pl.line(string(l))

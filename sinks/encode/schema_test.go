@@ -1,6 +1,7 @@
-package audit
+package encode
 
 import (
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"strings"
 	"testing"
 
@@ -14,29 +15,29 @@ func TestSchemaEnrichedDocuments(t *testing.T) {
 		"node=h1 type=INTEGRITY_RULE msg=audit(1700000000.100:5): file=\"/tmp/\xffx\" hash=\"sha256:ab9edcf9b6c13845f1e8617c2d2da3451c65ccaa74b66139b3e760c66accf015\" pid=2\n"+
 		"node=h1 type=EOE msg=audit(1700000000.100:5): \n"))
 	ev := pl.evs[0]
-	ev.Techniques = []Technique{
+	ev.Techniques = []audit.Technique{
 		{ID: "T1059.004", Name: "Unix Shell", Reference: "https://attack.mitre.org/techniques/T1059/004/", ParentID: "T1059", Parent: "Command and Scripting Interpreter",
-			Tactics: []Tactic{{ID: "TA0002", Name: "Execution", Reference: "https://attack.mitre.org/tactics/TA0002/"}}, Source: "key:T1059.004_x"},
+			Tactics: []audit.Tactic{{ID: "TA0002", Name: "Execution", Reference: "https://attack.mitre.org/tactics/TA0002/"}}, Source: "key:T1059.004_x"},
 		{ID: "T1105", Name: "Ingress Tool Transfer", Reference: "https://attack.mitre.org/techniques/T1105/"},
 	}
-	ev.Hashes = []FileHash{{Path: "/tmp/\xffx", Algo: "sha256", Hex: "ab9edcf9b6c13845f1e8617c2d2da3451c65ccaa74b66139b3e760c66accf015", Record: 1}}
-	ev.Blocklist = []ListHit{{List: "bazaar", Label: "Mirai", Hash: "ab9e"}}
-	ev.Allowlisted = []ListHit{{List: "nsrl", Hash: "ab9e"}}
-	ev.VirusTotal = &VTResult{Status: "hit", Hash: "ab9e", VTVerdict: &VTVerdict{Malicious: 40, Undetected: 20, ThreatLabel: "trojan.\xffmirai", Link: "https://www.virustotal.com/gui/file/ab9e"}}
-	ev.Hunt = []HuntHit{{Rule: "shell_from_tmp", Severity: 3, Tags: []string{"hunt:tmp"}}}
-	ev.Parent = &Process{PID: 1, Executable: "/sbin/init", Args: []string{"init"}}
+	ev.Hashes = []audit.FileHash{{Path: "/tmp/\xffx", Algo: "sha256", Hex: "ab9edcf9b6c13845f1e8617c2d2da3451c65ccaa74b66139b3e760c66accf015", Record: 1}}
+	ev.Blocklist = []audit.ListHit{{List: "bazaar", Label: "Mirai", Hash: "ab9e"}}
+	ev.Allowlisted = []audit.ListHit{{List: "nsrl", Hash: "ab9e"}}
+	ev.VirusTotal = &audit.VTResult{Status: "hit", Hash: "ab9e", VTVerdict: &audit.VTVerdict{Malicious: 40, Undetected: 20, ThreatLabel: "trojan.\xffmirai", Link: "https://www.virustotal.com/gui/file/ab9e"}}
+	ev.Hunt = []audit.HuntHit{{Rule: "shell_from_tmp", Severity: 3, Tags: []string{"hunt:tmp"}}}
+	ev.Parent = &audit.Process{PID: 1, Executable: "/sbin/init", Args: []string{"init"}}
 	ev.Severity = 4
 	ev.Tags = []string{"T1059.004_x", "ima:measured"}
 	ev.Warnings = []string{"virustotal: budget exhausted"}
 	var enc JSONEncoder
 	out := enc.Append(nil, ev)
-	verdict := &Event{Kind: KindVerdict, ID: ev.ID}
-	verdict.VirusTotal = &VTResult{Status: "not_found", Hash: "ab9e"}
+	verdict := &audit.Event{Kind: audit.KindVerdict, ID: ev.ID}
+	verdict.VirusTotal = &audit.VTResult{Status: "not_found", Hash: "ab9e"}
 	verdict.Hashes = ev.Hashes
 	verdict.Related = []string{ev.ID.String(), "h1:1700000001.000:6"}
 	out = enc.Append(out, verdict)
-	alert := &Event{Kind: KindAlert, ID: EventID{Sec: 1700000002}}
-	alert.Alert = &Alert{Sink: "kafka", Reason: "buffer_full", Count: 12}
+	alert := &audit.Event{Kind: audit.KindAlert, ID: audit.EventID{Sec: 1700000002}}
+	alert.Alert = &audit.Alert{Sink: "kafka", Reason: "buffer_full", Count: 12}
 	out = enc.Append(out, alert)
 	validate(t, out)
 	docs := splitDocs(out)

@@ -1,23 +1,28 @@
-package audit
+package encode
 
 import (
 	"bytes"
 	"flag"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden.jsonl from the current encoder")
+var update = flag.Bool("update", false, "rewrite the *.golden.jsonl fixtures from the current encoder")
 
-// TestGolden replays every testdata/*.log fixture through Parser,
-// Reassembler (stream time) and JSONEncoder, compares the documents with
-// testdata/NAME.golden.jsonl, validates each against the JSON Schema, and
+// fixtures holds the parser's fixtures (NAME.log) and the documents the
+// full profile writes for them (NAME.golden.jsonl).
+const fixtures = "../../plugin/audit/testdata"
+
+// TestGolden replays every fixtures/*.log file through audit.Parser,
+// audit.Reassembler (stream time) and JSONEncoder, compares the documents with
+// NAME.golden.jsonl beside it, validates each against the JSON Schema, and
 // checks that the original lines can be rebuilt from the documents and
 // that an event id has two documents only when the later one is late.
 func TestGolden(t *testing.T) {
-	logs, err := filepath.Glob("testdata/*.log")
+	logs, err := filepath.Glob(filepath.Join(fixtures, "*.log"))
 	if err != nil || len(logs) == 0 {
 		t.Fatalf("no fixtures: %v", err)
 	}
@@ -99,9 +104,9 @@ func checkRebuild(t *testing.T, in, out []byte) {
 
 // checkOneDocPerID asserts that no two events share an id unless the
 // later ones are flagged late.
-func checkOneDocPerID(t *testing.T, evs []*Event) {
+func checkOneDocPerID(t *testing.T, evs []*audit.Event) {
 	t.Helper()
-	seen := map[EventID]bool{}
+	seen := map[audit.EventID]bool{}
 	for _, ev := range evs {
 		if seen[ev.ID] != ev.Late {
 			t.Errorf("event %s: late %v, but a document of its id came before: %v", ev.ID, ev.Late, seen[ev.ID])

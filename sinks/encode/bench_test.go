@@ -1,7 +1,8 @@
-package audit
+package encode
 
 import (
 	"bytes"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -13,7 +14,7 @@ import (
 func corpusLines(b *testing.B) []string {
 	path := os.Getenv("AUDISP_ENRICH_CORPUS")
 	if path == "" {
-		path = filepath.Join("..", "testdata", "capture.log")
+		path = filepath.Join("..", "..", "plugin", "testdata", "capture.log")
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -55,8 +56,8 @@ func BenchmarkPipeline(b *testing.B) {
 	flt0 := minorFaults()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		var p Parser
-		r := NewReassembler(ReassemblerConfig{StreamTime: true}, func(ev *Event) {
+		var p audit.Parser
+		r := audit.NewReassembler(audit.ReassemblerConfig{StreamTime: true}, func(ev *audit.Event) {
 			out = enc.Append(out[:0], ev)
 			events++
 		})

@@ -1,0 +1,72 @@
+package encode
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
+)
+
+// fixtureLines returns every line of the parser's fixtures
+// (plugin/audit/testdata/*.log), the fuzz seeds.
+func fixtureLines(f *testing.F) []string {
+	logs, _ := filepath.Glob(filepath.Join(fixtures, "*.log"))
+	var lines []string
+	for _, p := range logs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if l != "" {
+				lines = append(lines, l)
+			}
+		}
+	}
+	if len(lines) == 0 {
+		f.Fatal("no seed lines in " + fixtures + "/*.log")
+	}
+	return lines
+}
+
+// checkDoc asserts the encoder's guarantees on one document.
+func checkDoc(t *testing.T, doc []byte) {
+	t.Helper()
+	if !utf8.Valid(doc) {
+		t.Fatalf("not valid UTF-8: %q", doc)
+	}
+	if !json.Valid(doc) {
+		t.Fatalf("not valid JSON: %s", doc)
+	}
+	if err := audittest.CheckKeys(doc); err != nil {
+		t.Fatalf("%v: %s", err, doc)
+	}
+}
+
+// FuzzJSONEncoder: events built from fuzzed lines through the reassembler
+// (small bounds, stream time) all encode to one valid JSON line each.
+func FuzzJSONEncoder(f *testing.F) {
+	lines := fixtureLines(f)
+	for i := 0; i < len(lines); i += 3 {
+		f.Add(strings.Join(lines[i:min(i+6, len(lines))], "\n"))
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		pl := newPipeline(audit.ReassemblerConfig{StreamTime: true, MaxInFlight: 4})
+		for _, l := range strings.Split(input, "\n") {
+			pl.line(l)
+		}
+		pl.r.Flush()
+		docs := splitDocs(pl.out)
+		if len(docs) != len(pl.evs) {
+			t.Fatalf("%d documents for %d events", len(docs), len(pl.evs))
+		}
+		for _, d := range docs {
+			checkDoc(t, d)
+		}
+	})
+}
