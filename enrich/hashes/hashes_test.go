@@ -231,7 +231,7 @@ func TestFileHashIsOneOfHashes(t *testing.T) {
 		if grew := e.invalid.Value(); (err != nil) != (want == 1) || grew != want {
 			t.Errorf("hash=%s: Enrich error %v, audisp_enrich_hashes_invalid_total grew by %d", tt.value, err, grew)
 		}
-		var enc encode.JSONEncoder
+		var enc encode.Full
 		var doc struct {
 			File struct {
 				Hash map[string]string `json:"hash"`

@@ -146,7 +146,7 @@ func TestHitOutput(t *testing.T) {
 	if !slices.Contains(ev.Tags, "sigma:o1") || !slices.Contains(ev.Tags, "sigma_level:high") {
 		t.Errorf("tags %v", ev.Tags)
 	}
-	var enc encode.JSONEncoder
+	var enc encode.Full
 	out := string(enc.Append(nil, ev))
 	for _, want := range []string{`"sigma":[{"id":"o1","title":"Test o1","level":"high","author":"Tester","tags":["attack.execution","attack.t1059.004"]}]`,
 		`"T1059.004"`} {

@@ -12,7 +12,6 @@
 package ecs
 
 import (
-	"strconv"
 	"strings"
 	"sync"
 
@@ -55,11 +54,22 @@ type scratch struct {
 
 var pool = sync.Pool{New: func() any { return new(scratch) }}
 
-// Encode appends the ecs document for ev, followed by a newline, to dst.
-// The output is valid JSON and valid UTF-8; strings that are not valid
-// UTF-8 are written in the reversible escaped form of the full document
-// and their paths listed in audisp_enrich.escaped.
+// Encode appends the ecs document for ev as JSON, followed by a newline,
+// to dst.
 func Encode(dst []byte, ev *audit.Event, opts Options) []byte {
+	var w encode.Writer
+	w.Reset(encode.JSON, dst)
+	Write(&w, ev, opts)
+	w.End()
+	return w.B
+}
+
+// Write writes the ecs document for ev to ew, in its format (JSON or
+// msgpack). The output is valid JSON (or msgpack) and valid UTF-8;
+// strings that are not valid UTF-8 are written in the reversible escaped
+// form of the full document and their paths listed in
+// audisp_enrich.escaped.
+func Write(ew *encode.Writer, ev *audit.Event, opts Options) {
 	sc := pool.Get().(*scratch)
 	defer pool.Put(sc)
 	s := ev.Summary
@@ -67,15 +77,13 @@ func Encode(dst []byte, ev *audit.Event, opts Options) []byte {
 		audit.Summarize(ev, &sc.sum)
 		s = &sc.sum
 	}
-	w := writer{b: dst, esc: sc.esc[:0]}
-	w.b = append(w.b, '{')
-	w.key("@timestamp")
-	w.b = append(w.b, '"')
-	w.b = ev.ID.Time().AppendFormat(w.b, "2006-01-02T15:04:05.000Z07:00")
-	w.b = append(w.b, '"')
+	w := writer{Writer: ew, esc: sc.esc[:0]}
+	w.Open()
+	w.Key("@timestamp")
+	var ts [40]byte
+	w.Plain(ev.ID.Time().AppendFormat(ts[:0], "2006-01-02T15:04:05.000Z07:00"))
 	w.open("ecs")
-	w.b = append(w.b, `"version":"`+ECSVersion+`"`...)
-	w.sep = true
+	w.str("version", ECSVersion, "")
 	w.close()
 
 	w.event(ev, s, opts, sc)
@@ -93,49 +101,32 @@ func Encode(dst []byte, ev *audit.Event, opts Options) []byte {
 	w.file(s)
 	sc.seen = w.related(ev, s, sc.seen[:0])
 	if len(ev.Techniques) > 0 {
-		w.b = encode.AppendThreat(w.b, ev.Techniques, opts.References)
+		encode.Threat(w.Writer, ev.Techniques, opts.References)
 	}
 	w.tags(ev, s)
 	w.own(ev, s)
-	w.b = append(w.b, '}', '\n')
+	w.Close()
 	clear(sc.esc[:cap(sc.esc)])
 	sc.esc = w.esc[:0]
-	return w.b
 }
 
-// writer writes JSON members, keeping track of the commas and of the
-// paths of escaped strings.
+// writer writes the members of the profile to the shared Writer,
+// keeping track of the paths of escaped strings.
 type writer struct {
-	b   []byte
-	sep bool // a member was written at this level: the next needs a comma
+	*encode.Writer
 	esc []string
 }
 
-func (w *writer) key(k string) {
-	if w.sep {
-		w.b = append(w.b, ',')
-	}
-	w.b = append(w.b, '"')
-	w.b = append(w.b, k...)
-	w.b = append(w.b, '"', ':')
-	w.sep = true
-}
-
 func (w *writer) open(k string) {
-	w.key(k)
-	w.b = append(w.b, '{')
-	w.sep = false
+	w.Key(k)
+	w.Open()
 }
 
-func (w *writer) close() {
-	w.b = append(w.b, '}')
-	w.sep = true
-}
+func (w *writer) close() { w.Close() }
 
-// value writes s as a JSON string, remembering path when s is escaped.
+// value writes s as a string, remembering path when s is escaped.
 func (w *writer) value(s, path string) {
-	var ok bool
-	if w.b, ok = encode.AppendJSONString(w.b, s); !ok {
+	if !w.Str(s) {
 		w.esc = append(w.esc, path)
 	}
 }
@@ -143,40 +134,37 @@ func (w *writer) value(s, path string) {
 // str writes k:v unless v is empty.
 func (w *writer) str(k, v, path string) {
 	if v != "" {
-		w.key(k)
+		w.Key(k)
 		w.value(v, path)
 	}
 }
 
 func (w *writer) int(k string, v int64) {
-	w.key(k)
-	w.b = strconv.AppendInt(w.b, v, 10)
+	w.Key(k)
+	w.Int(v)
 }
 
 // num writes k:v for a decimal string v that is a valid JSON integer.
 func (w *writer) num(k, v string) {
 	if encode.IsJSONInt(v) {
-		w.key(k)
-		w.b = append(w.b, v...)
+		w.Key(k)
+		w.Digits(v)
 	}
 }
 
 func (w *writer) strs(k string, vs []string, path string) {
-	w.key(k)
-	w.b = append(w.b, '[')
-	for i, v := range vs {
-		if i > 0 {
-			w.b = append(w.b, ',')
-		}
+	w.Key(k)
+	w.OpenArray()
+	for _, v := range vs {
 		w.value(v, path)
 	}
-	w.b = append(w.b, ']')
+	w.CloseArray()
 }
 
 func (w *writer) bool(k string, v bool) {
 	if v {
-		w.key(k)
-		w.b = append(w.b, "true"...)
+		w.Key(k)
+		w.Bool(true)
 	}
 }
 
@@ -195,12 +183,10 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 	}
 	w.str("kind", kind, "")
 	if cat, typ := category(ev, s); cat != "" {
-		w.key("category")
-		w.b = append(w.b, `["`+cat+`"]`...)
-		w.key("type")
-		w.b = append(w.b, `["`+typ+`"]`...)
+		w.strs("category", []string{cat}, "")
+		w.strs("type", []string{typ}, "")
 	}
-	w.key("action")
+	w.Key("action")
 	switch {
 	case ev.Kind != audit.KindAudit:
 		w.value(ev.Kind.String(), "")
@@ -212,15 +198,12 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 		w.value("audit", "")
 	}
 	w.str("outcome", s.Outcome, "")
-	w.key("id")
-	w.b = append(w.b, '"')
-	mark := len(w.b)
-	w.b = ev.ID.Append(w.b)
-	if !plain(w.b[mark:]) {
-		w.b = w.b[:mark-1]
-		w.value(ev.ID.String(), "event.id")
+	w.Key("id")
+	sc.line = ev.ID.Append(sc.line[:0])
+	if plain(sc.line) {
+		w.Plain(sc.line)
 	} else {
-		w.b = append(w.b, '"')
+		w.value(ev.ID.String(), "event.id")
 	}
 	if ev.Severity > 0 {
 		w.int("severity", int64(ev.Severity))
@@ -233,7 +216,7 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 			}
 			sc.line = append(sc.line, r.Line...)
 		}
-		w.key("original")
+		w.Key("original")
 		w.value(string(sc.line), "event.original")
 	}
 	w.close()
@@ -414,30 +397,19 @@ func (w *writer) tags(ev *audit.Event, s *audit.Summary) {
 	if len(s.Keys) == 0 && len(ev.Tags) == 0 {
 		return
 	}
-	w.key("tags")
-	w.b = append(w.b, '[')
-	n := 0
+	w.Key("tags")
+	w.OpenArray()
 	for i, k := range s.Keys {
-		if containsBefore(s.Keys, i, k) {
-			continue
+		if !containsBefore(s.Keys, i, k) {
+			w.value(k, "tags")
 		}
-		if n > 0 {
-			w.b = append(w.b, ',')
-		}
-		n++
-		w.value(k, "tags")
 	}
 	for _, t := range ev.Tags {
-		if containsBefore(s.Keys, len(s.Keys), t) {
-			continue
+		if !containsBefore(s.Keys, len(s.Keys), t) {
+			w.value(t, "tags")
 		}
-		if n > 0 {
-			w.b = append(w.b, ',')
-		}
-		n++
-		w.value(t, "tags")
 	}
-	w.b = append(w.b, ']')
+	w.CloseArray()
 }
 
 func containsBefore(xs []string, n int, v string) bool {
@@ -463,26 +435,21 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary) {
 		w.close()
 	}
 	if len(ev.Hashes) > 1 {
-		w.key("hashes")
-		w.b = append(w.b, '[')
-		for i, h := range ev.Hashes {
-			if i > 0 {
-				w.b = append(w.b, ',')
-			}
-			w.sep = false
-			w.b = append(w.b, '{')
+		w.Key("hashes")
+		w.OpenArray()
+		for _, h := range ev.Hashes {
+			w.Open()
 			w.str("path", h.Path, "audisp_enrich.hashes.path")
 			w.str("algo", h.Algo, "")
 			w.str("hex", h.Hex, "")
-			w.b = append(w.b, '}')
+			w.Close()
 		}
-		w.b = append(w.b, ']')
-		w.sep = true
+		w.CloseArray()
 	}
-	w.b = encode.AppendHunt(w.b, ev.Hunt, false) // the rules' tags are in tags
-	w.b = encode.AppendSigma(w.b, ev.Sigma)
-	w.b = encode.AppendHits(w.b, "blocklist", ev.Blocklist)
-	w.b = encode.AppendHits(w.b, "allowlisted", ev.Allowlisted)
+	encode.Hunt(w.Writer, ev.Hunt, false) // the rules' tags are in tags
+	encode.Sigma(w.Writer, ev.Sigma)
+	encode.Hits(w.Writer, "blocklist", ev.Blocklist)
+	encode.Hits(w.Writer, "allowlisted", ev.Allowlisted)
 	if p := ev.Package; p != nil {
 		w.open("package")
 		w.str("status", p.Status, "")
@@ -494,7 +461,7 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary) {
 	}
 	if ev.VirusTotal != nil {
 		mark := len(w.esc)
-		w.b, w.esc = encode.AppendVirusTotal(w.b, ev.VirusTotal, w.esc)
+		w.esc = encode.VirusTotal(w.Writer, ev.VirusTotal, w.esc)
 		for i := mark; i < len(w.esc); i++ {
 			w.esc[i] = "audisp_enrich." + w.esc[i]
 		}
@@ -506,8 +473,8 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary) {
 		w.open("alert")
 		w.str("sink", a.Sink, "audisp_enrich.alert.sink")
 		w.str("reason", a.Reason, "")
-		w.key("count")
-		w.b = strconv.AppendUint(w.b, a.Count, 10)
+		w.Key("count")
+		w.Uint(a.Count)
 		w.close()
 	}
 	if len(ev.Warnings) > 0 {
@@ -516,18 +483,14 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary) {
 	if len(w.esc) > 0 {
 		// Paths repeat for arrays: list each once.
 		esc := w.esc
-		w.key("escaped")
-		w.b = append(w.b, '[')
+		w.Key("escaped")
+		w.OpenArray()
 		for i, p := range esc {
-			if containsBefore(esc, i, p) {
-				continue
+			if !containsBefore(esc, i, p) {
+				w.Str(p)
 			}
-			if i > 0 {
-				w.b = append(w.b, ',')
-			}
-			w.b, _ = encode.AppendJSONString(w.b, p)
 		}
-		w.b = append(w.b, ']')
+		w.CloseArray()
 	}
 	w.close()
 }

@@ -311,7 +311,7 @@ func TestECSCheckCatches(t *testing.T) {
 func TestSize(t *testing.T) {
 	root, _ := testsupport.ModuleRoot()
 	evs := events(t, filepath.Join(root, "plugin/testdata/capture.log"))
-	var enc encode.JSONEncoder
+	var enc encode.Full
 	var full, small, orig []byte
 	for _, ev := range evs {
 		full = enc.Append(full, ev)
@@ -368,7 +368,7 @@ func BenchmarkEncode(b *testing.B) {
 		enc  func(dst []byte, ev *audit.Event) []byte
 	}{
 		{"full", func() func([]byte, *audit.Event) []byte {
-			var e encode.JSONEncoder
+			var e encode.Full
 			return e.Append
 		}()},
 		{"ecs", func(dst []byte, ev *audit.Event) []byte { return ecs.Encode(dst, ev, ecs.Options{}) }},

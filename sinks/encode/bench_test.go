@@ -50,7 +50,7 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	b.SetBytes(size)
 	b.ReportAllocs()
-	var enc JSONEncoder
+	var enc Full
 	out := make([]byte, 0, 1<<20)
 	events := 0
 	flt0 := minorFaults()

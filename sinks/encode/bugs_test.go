@@ -49,7 +49,7 @@ func TestFileHashIsHex(t *testing.T) {
 	validate(t, pl.out)
 }
 
-// process.title is written with appendJoined, which assumes valid UTF-8:
+// process.title is written with Writer.Joined, which assumes valid UTF-8:
 // a PROCTITLE with a byte that is not UTF-8 puts raw invalid UTF-8 into the
 // document (json.go appendSummary, "title"). Found by FuzzJSONEncoder.
 func TestProcessTitleIsValidUTF8(t *testing.T) {
@@ -72,7 +72,7 @@ func TestManyRepeatedNamesEncodeFast(t *testing.T) {
 	}
 	done := make(chan []byte, 1)
 	go func() {
-		var e JSONEncoder
+		var e Full
 		done <- e.Append(nil, &audit.Event{Records: []*audit.Record{r}})
 	}()
 	select {

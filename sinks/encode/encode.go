@@ -1,12 +1,8 @@
 package encode
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
-
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/sinks/remote"
@@ -19,53 +15,6 @@ import (
 // document could not be encoded: the sinks that wanted it skip it (logged).
 type Encoder interface {
 	Append(dst []byte, ev *audit.Event) []byte
-}
-
-// Msgpack writes the JSON document's model (full or ecs profile) as
-// msgpack (maps with sorted keys), so that both encodings carry exactly the
-// same model.
-type Msgpack struct {
-	JSON Encoder
-	doc  []byte
-	out  bytes.Buffer
-}
-
-func (e *Msgpack) Append(dst []byte, ev *audit.Event) []byte {
-	e.doc = e.JSON.Append(e.doc[:0], ev)
-	dec := json.NewDecoder(bytes.NewReader(e.doc))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return dst
-	}
-	e.out.Reset()
-	enc := msgpack.NewEncoder(&e.out)
-	enc.SetSortMapKeys(true)
-	if err := enc.Encode(numbers(v)); err != nil {
-		return dst
-	}
-	return append(dst, e.out.Bytes()...)
-}
-
-// numbers turns json.Number into int64 (or float64) for msgpack.
-func numbers(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
-	case map[string]any:
-		for k, e := range x {
-			x[k] = numbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = numbers(e)
-		}
-	}
-	return v
 }
 
 // AuditText renders an event as audit text lines, one per record

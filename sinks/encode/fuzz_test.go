@@ -49,7 +49,8 @@ func checkDoc(t *testing.T, doc []byte) {
 }
 
 // FuzzJSONEncoder: events built from fuzzed lines through the reassembler
-// (small bounds, stream time) all encode to one valid JSON line each.
+// (small bounds, stream time) all encode to one valid JSON line each, and
+// to msgpack that decodes to the same data.
 func FuzzJSONEncoder(f *testing.F) {
 	lines := fixtureLines(f)
 	for i := 0; i < len(lines); i += 3 {
@@ -65,8 +66,13 @@ func FuzzJSONEncoder(f *testing.F) {
 		if len(docs) != len(pl.evs) {
 			t.Fatalf("%d documents for %d events", len(docs), len(pl.evs))
 		}
-		for _, d := range docs {
+		var mp Full
+		mp.Format = Msgpack
+		for i, d := range docs {
 			checkDoc(t, d)
+			if err := audittest.SameDocument(d, mp.Append(nil, pl.evs[i])); err != nil {
+				t.Fatalf("%v\n%s", err, d)
+			}
 		}
 	})
 }

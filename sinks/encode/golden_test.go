@@ -17,7 +17,7 @@ var update = flag.Bool("update", false, "rewrite the *.golden.jsonl fixtures fro
 const fixtures = "../../plugin/audit/testdata"
 
 // TestGolden replays every fixtures/*.log file through audit.Parser,
-// audit.Reassembler (stream time) and JSONEncoder, compares the documents with
+// audit.Reassembler (stream time) and Full, compares the documents with
 // NAME.golden.jsonl beside it, validates each against the JSON Schema, and
 // checks that the original lines can be rebuilt from the documents and
 // that an event id has two documents only when the later one is late.

@@ -13,12 +13,12 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
 )
 
-// pipeline is audit.Parser + audit.Reassembler + JSONEncoder as the plugin wires them,
+// pipeline is audit.Parser + audit.Reassembler + Full as the plugin wires them,
 // collecting documents and parse errors.
 type pipeline struct {
 	p    audit.Parser
 	r    *audit.Reassembler
-	enc  JSONEncoder
+	enc  Full
 	out  []byte
 	evs  []*audit.Event
 	errs []error

@@ -1,130 +1,153 @@
 package encode
 
 import (
-	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
 
 // SchemaVersion is the version of the output document schema
 // (docs/schema/event.schema.json). It changes only on incompatible changes.
 const SchemaVersion = 1
 
-// JSONEncoder writes events as one JSON object per line. It reuses its
-// scratch space, so encoding allocates nothing in the steady state. A
-// JSONEncoder is not safe for concurrent use.
+// Full writes events as the full (lossless) profile, in JSON (one object
+// per line) or msgpack: one walk of the event model over a Writer, so
+// both formats carry the same fields. It reuses its scratch space, so
+// encoding allocates nothing in the steady state. A Full is not safe for
+// concurrent use. The zero value writes JSON.
 //
-// Guarantees: the output is valid JSON and valid UTF-8; no object has two
-// keys that differ only by case (a repeated name gets a "~N" suffix);
-// values that are not valid UTF-8 are escaped reversibly and their paths
-// listed in the record's "escaped" array (see docs/schema.md).
-type JSONEncoder struct {
+// Guarantees: the output is valid JSON (or msgpack) and valid UTF-8; no
+// object has two keys that differ only by case (a repeated name gets a
+// "~N" suffix); values that are not valid UTF-8 are escaped reversibly
+// and their paths listed in the record's "escaped" array (see
+// docs/schema.md). Decoded, a msgpack document is the same data as the
+// JSON document of the same event.
+type Full struct {
+	// Format is JSON (the zero value) or Msgpack.
+	Format  Format
+	w       Writer
 	sum     audit.Summary
 	tsSec   int64
 	tsBuf   []byte
+	idBuf   []byte
 	escaped []string
 	keys    []string // keys of the record's fields object
 	ikeys   []string // keys of its enriched object
 	nkeys   []string // keys of a nested msg object
 	argv    []string // scratch for a PROCTITLE's argv
+	letters []byte   // scratch for the enc strings
 	threat  threatCache
 }
 
-// Append appends the JSON document for ev, followed by a newline, to b.
-func (e *JSONEncoder) Append(b []byte, ev *audit.Event) []byte {
+// Append appends the document for ev to b (a JSON document is followed by
+// a newline).
+func (e *Full) Append(b []byte, ev *audit.Event) []byte {
+	w := &e.w
+	w.Reset(e.Format, b)
+	e.escaped = e.escaped[:0]
+	e.write(w, ev)
+	w.End()
+	b, w.B = w.B, nil
+	return b
+}
+
+// write walks the event model: identity, records, summary, enrichment.
+func (e *Full) write(w *Writer, ev *audit.Event) {
 	s := ev.Summary
 	if s == nil {
 		audit.Summarize(ev, &e.sum)
 		s = &e.sum
 	}
-	b = append(b, `{"schema_version":`...)
-	b = strconv.AppendInt(b, SchemaVersion, 10)
-	b = append(b, `,"kind":"`...)
-	b = append(b, ev.Kind.String()...)
-	b = append(b, `","@timestamp":"`...)
-	b = e.appendTimestamp(b, ev.ID)
-	b = append(b, `","event":{"id":`...)
-	e.escaped = e.escaped[:0]
+	w.Open()
+	w.Key("schema_version")
+	w.Int(SchemaVersion)
+	w.Key("kind")
+	w.Str(ev.Kind.String())
+	w.Key("@timestamp")
+	w.Plain(e.timestamp(ev.ID))
+	w.Key("event")
+	w.Open()
+	w.Key("id")
 	if isPlainASCII(ev.ID.Node) {
-		b = append(b, '"')
-		b = ev.ID.Append(b)
-		b = append(b, '"')
+		e.idBuf = ev.ID.Append(e.idBuf[:0])
+		w.Plain(e.idBuf)
 	} else {
-		b = e.appendVal(b, ev.ID.String(), "event.id", "")
+		e.val(w, ev.ID.String(), "event.id", "")
 	}
-	b = append(b, `,"serial":`...)
-	b = strconv.AppendUint(b, uint64(ev.ID.Serial), 10)
+	w.Key("serial")
+	w.Uint(uint64(ev.ID.Serial))
 	if s.Outcome != "" {
-		b = append(b, `,"outcome":"`...)
-		b = append(b, s.Outcome...)
-		b = append(b, '"')
+		w.Key("outcome")
+		w.Str(s.Outcome)
 	}
-	if ev.TimedOut {
-		b = append(b, `,"timed_out":true`...)
-	}
-	if ev.Evicted {
-		b = append(b, `,"evicted":true`...)
-	}
-	if ev.Late {
-		b = append(b, `,"late":true`...)
-	}
+	e.flag(w, "timed_out", ev.TimedOut)
+	e.flag(w, "evicted", ev.Evicted)
+	e.flag(w, "late", ev.Late)
 	if s.Syscall != "" {
-		b = append(b, `,"action":`...)
-		b = appendStr(b, s.Syscall)
+		w.Key("action")
+		w.Str(s.Syscall)
 	}
 	if ev.Severity > 0 {
-		b = append(b, `,"severity":`...)
-		b = strconv.AppendInt(b, int64(ev.Severity), 10)
+		w.Key("severity")
+		w.Int(int64(ev.Severity))
 	}
-	b = append(b, '}')
+	w.Close()
 	if ev.ID.Node != "" {
-		b = append(b, `,"host":{"name":`...)
-		b = e.appendVal(b, ev.ID.Node, "host.name", "")
-		b = append(b, '}')
+		w.Key("host")
+		w.Open()
+		w.Key("name")
+		e.val(w, ev.ID.Node, "host.name", "")
+		w.Close()
 	}
 	docEscaped := len(e.escaped)
-	b = append(b, `,"records":[`...)
-	for i, r := range ev.Records {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = e.appendRecord(b, r, docEscaped)
+	w.Key("records")
+	w.OpenArray()
+	for _, r := range ev.Records {
+		e.record(w, r, docEscaped)
 	}
 	e.escaped = e.escaped[:docEscaped]
-	b = append(b, ']')
-	b = e.appendSummary(b, ev, s)
-	b = e.appendEnrichment(b, ev)
+	w.CloseArray()
+	e.summary(w, ev, s)
+	e.enrichment(w, ev)
 	if len(e.escaped) > 0 {
-		b = append(b, `,"escaped":`...)
-		b = appendStrs(b, e.escaped)
+		w.Key("escaped")
+		w.Strs(e.escaped)
 	}
-	b = append(b, '}', '\n')
-	return b
+	w.Close()
 }
 
-func (e *JSONEncoder) appendTimestamp(b []byte, id audit.EventID) []byte {
+// flag writes k:true when v is set.
+func (e *Full) flag(w *Writer, k string, v bool) {
+	if v {
+		w.Key(k)
+		w.Bool(true)
+	}
+}
+
+// timestamp is @timestamp: UTC, milliseconds, "Z".
+func (e *Full) timestamp(id audit.EventID) []byte {
 	if id.Sec != e.tsSec || len(e.tsBuf) == 0 {
 		e.tsSec = id.Sec
-		e.tsBuf = id.Time().AppendFormat(e.tsBuf[:0], "2006-01-02T15:04:05")
+		e.tsBuf = id.Time().AppendFormat(e.tsBuf[:0], "2006-01-02T15:04:05.000Z")
 	}
-	b = append(b, e.tsBuf...)
-	b = append(b, '.', byte('0'+id.Msec/100), byte('0'+id.Msec/10%10), byte('0'+id.Msec%10), 'Z')
-	return b
+	n := len(e.tsBuf) - 4
+	e.tsBuf[n], e.tsBuf[n+1], e.tsBuf[n+2] = byte('0'+id.Msec/100), byte('0'+id.Msec/10%10), byte('0'+id.Msec%10)
+	return e.tsBuf
 }
 
-// appendRecord writes one record; its escaped paths are listed in the
-// record and kept out of the document's list (which ends at docEscaped).
-func (e *JSONEncoder) appendRecord(b []byte, r *audit.Record, docEscaped int) []byte {
+// record writes one record; its escaped paths are listed in the record
+// and kept out of the document's list (which ends at docEscaped).
+func (e *Full) record(w *Writer, r *audit.Record, docEscaped int) {
 	e.escaped = e.escaped[:docEscaped]
-	b = append(b, `{"type":`...)
-	b = e.appendVal(b, r.Type, "type", "")
-	if r.TypeNum == 0 || audit.TypeName(r.TypeNum) != r.Type {
-		if r.TypeNum != 0 {
-			b = append(b, `,"type_num":`...)
-			b = strconv.AppendUint(b, uint64(r.TypeNum), 10)
-		}
+	w.Open()
+	w.Key("type")
+	e.val(w, r.Type, "type", "")
+	if r.TypeNum != 0 && audit.TypeName(r.TypeNum) != r.Type {
+		w.Key("type_num")
+		w.Uint(uint64(r.TypeNum))
 	}
 	outer := r.Fields
 	var nested []audit.Field
@@ -138,115 +161,118 @@ func (e *JSONEncoder) appendRecord(b []byte, r *audit.Record, docEscaped int) []
 	e.nkeys, r2 = objectKeys(nested, e.nkeys)
 	e.ikeys, r3 = objectKeys(r.Interp, e.ikeys)
 	keepLine := r.Irregular || r1 || r2 || r3
-	b = append(b, `,"fields":{`...)
-	b = e.appendFields(b, outer, e.keys, nested, "fields.", true)
-	b = append(b, '}')
+	w.Key("fields")
+	w.Open()
+	e.fields(w, outer, e.keys, nested, "fields.", true)
+	w.Close()
 	// raw: the wire form of every value that decoding changed beyond
 	// removing plain double quotes.
 	first := true
-	for i := range r.Fields[:len(outer)] {
-		f := &r.Fields[i]
+	for i := range outer {
+		f := &outer[i]
 		if f.Enc == audit.Hex || f.Enc == audit.SingleQuoted || (f.Enc == audit.Bare && audit.IsSentinel(f.Value)) {
 			if first {
-				b = append(b, `,"raw":{`...)
+				w.Key("raw")
+				w.Open()
 				first = false
-			} else {
-				b = append(b, ',')
 			}
-			b = e.appendKey(b, e.keys[i])
-			b = e.appendVal(b, f.Raw, "raw.", f.Name)
+			e.key(w, e.keys[i])
+			e.val(w, f.Raw, "raw.", f.Name)
 		}
 	}
 	if !first {
-		b = append(b, '}')
+		w.Close()
 	}
-	b = append(b, `,"enc":"`...)
-	for i := range outer {
-		b = append(b, "bqhs"[outer[i].Enc])
-	}
-	b = append(b, '"')
+	w.Key("enc")
+	w.Plain(e.encLetters(outer))
 	if len(r.Interp) > 0 {
-		b = append(b, `,"enriched":{`...)
-		b = e.appendFields(b, r.Interp, e.ikeys, nil, "enriched.", false)
-		b = append(b, `},"enriched_enc":"`...)
-		for i := range r.Interp {
-			b = append(b, "bqhs"[r.Interp[i].Enc])
-		}
-		b = append(b, '"')
+		w.Key("enriched")
+		w.Open()
+		e.fields(w, r.Interp, e.ikeys, nil, "enriched.", false)
+		w.Close()
+		w.Key("enriched_enc")
+		w.Plain(e.encLetters(r.Interp))
 	}
 	switch r.TypeNum {
 	case audit.TypeProctitle:
 		if v, ok := r.Get("proctitle"); ok {
-			b = append(b, `,"argv":[`...)
+			w.Key("argv")
+			w.OpenArray()
 			e.argv = audit.SplitNUL(v, e.argv[:0])
-			for i, a := range e.argv {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = e.appendVal(b, a, "argv", "")
+			for _, a := range e.argv {
+				e.val(w, a, "argv", "")
 			}
-			b = append(b, ']')
+			w.CloseArray()
 		}
 	case 1306: // SOCKADDR
 		if v, ok := r.Get("saddr"); ok {
 			if sa, ok := audit.DecodeSockaddr(v); ok {
-				b = append(b, `,"sockaddr":{"family":`...)
-				b = appendStr(b, sa.Family)
+				w.Key("sockaddr")
+				w.Open()
+				w.Key("family")
+				w.Str(sa.Family)
 				if sa.Address != "" {
-					b = append(b, `,"address":`...)
-					b = appendStr(b, sa.Address)
+					w.Key("address")
+					w.Str(sa.Address)
 				}
 				if sa.Port >= 0 {
-					b = append(b, `,"port":`...)
-					b = strconv.AppendInt(b, int64(sa.Port), 10)
+					w.Key("port")
+					w.Int(int64(sa.Port))
 				}
 				if sa.Path != "" {
-					b = append(b, `,"path":`...)
-					b = e.appendVal(b, sa.Path, "sockaddr.path", "")
+					w.Key("path")
+					e.val(w, sa.Path, "sockaddr.path", "")
 				}
-				b = append(b, '}')
+				w.Close()
 			}
 		}
 	}
 	if keepLine {
-		b = append(b, `,"line":`...)
-		b = e.appendVal(b, r.Line, "line", "")
+		w.Key("line")
+		e.val(w, r.Line, "line", "")
 	}
 	if len(e.escaped) > docEscaped {
-		b = append(b, `,"escaped":`...)
-		b = appendStrs(b, e.escaped[docEscaped:])
+		w.Key("escaped")
+		w.Strs(e.escaped[docEscaped:])
 	}
-	return append(b, '}')
+	w.Close()
 }
 
-// appendFields writes name:value pairs under the keys objectKeys chose; a
-// msg field with nested fields becomes an object. With nulls, bare
-// sentinels are written as null (their wire form goes to "raw").
-func (e *JSONEncoder) appendFields(b []byte, fs []audit.Field, keys []string, nested []audit.Field, path string, nulls bool) []byte {
+// encLetters is the enc string of fs: one letter per field (b bare, q
+// quoted, h hex, s single-quoted).
+func (e *Full) encLetters(fs []audit.Field) []byte {
+	e.letters = e.letters[:0]
+	for i := range fs {
+		e.letters = append(e.letters, "bqhs"[fs[i].Enc])
+	}
+	return e.letters
+}
+
+// fields writes name:value pairs under the keys objectKeys chose; a msg
+// field with nested fields becomes an object. With nulls, bare sentinels
+// are written as null (their wire form goes to "raw").
+func (e *Full) fields(w *Writer, fs []audit.Field, keys []string, nested []audit.Field, path string, nulls bool) {
 	for i := range fs {
 		f := &fs[i]
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = e.appendKey(b, keys[i])
+		e.key(w, keys[i])
 		switch {
 		case f.Enc == audit.SingleQuoted && f.Name == "msg" && len(nested) > 0:
-			b = append(b, '{')
-			b = e.appendFields(b, nested, e.nkeys, nil, "fields.msg.", true)
-			b = append(b, '}')
+			w.Open()
+			e.fields(w, nested, e.nkeys, nil, "fields.msg.", true)
+			w.Close()
 		case nulls && f.Enc == audit.Bare && audit.IsSentinel(f.Value):
-			b = append(b, "null"...)
+			w.Null()
 		default:
-			b = e.appendVal(b, f.Value, path, f.Name)
+			e.val(w, f.Value, path, f.Name)
 		}
 	}
-	return b
 }
 
-// appendKey writes an object key and the colon.
-func (e *JSONEncoder) appendKey(b []byte, key string) []byte {
-	b = e.appendVal(b, key, "keys.", key)
-	return append(b, ':')
+// key writes an object key taken from the input.
+func (e *Full) key(w *Writer, key string) {
+	if !w.FieldKey(key) {
+		e.escaped = append(e.escaped, "keys."+key)
+	}
 }
 
 // objectKeys returns the JSON keys of an object of fields: each field's
@@ -349,195 +375,139 @@ func foldIn(keys []string, name string) bool {
 }
 
 // appendVal writes s as a JSON string; if s is not valid UTF-8 it is written
-// in the escaped form and path is remembered for the "escaped" list.
-func (e *JSONEncoder) appendVal(b []byte, s, path, name string) []byte {
-	b, ok := appendStrOK(b, s)
-	if !ok {
+
+// val writes s as a string; if s is not valid UTF-8 it is written in the
+// escaped form and path+name is remembered for the "escaped" list.
+func (e *Full) val(w *Writer, s, path, name string) {
+	if !w.Str(s) {
 		e.escaped = append(e.escaped, path+name)
 	}
-	return b
 }
 
-func (e *JSONEncoder) appendSummary(b []byte, ev *audit.Event, s *audit.Summary) []byte {
+// summary writes the ECS-named summary: process, user, file, tags.
+func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 	if s.PID != "" || s.Exe != "" || len(s.Args) > 0 || s.Cwd != "" || ev.Parent != nil {
-		b = append(b, `,"process":{`...)
-		n := 0
-		sep := func() {
-			if n > 0 {
-				b = append(b, ',')
-			}
-			n++
-		}
+		w.Key("process")
+		w.Open()
 		if isDigits(s.PID) {
-			sep()
-			b = append(b, `"pid":`...)
-			b = append(b, s.PID...)
+			w.Key("pid")
+			w.Digits(s.PID)
 		}
 		if isDigits(s.PPID) {
-			sep()
-			b = append(b, `"ppid":`...)
-			b = append(b, s.PPID...)
+			w.Key("ppid")
+			w.Digits(s.PPID)
 		}
 		if s.Exe != "" {
-			sep()
-			b = append(b, `"executable":`...)
-			b = e.appendVal(b, s.Exe, "process.executable", "")
+			w.Key("executable")
+			e.val(w, s.Exe, "process.executable", "")
 		}
 		if name := audit.ProcessName(s); name != "" {
-			sep()
-			b = append(b, `"name":`...)
-			b = e.appendVal(b, name, "process.name", "")
+			w.Key("name")
+			e.val(w, name, "process.name", "")
 		}
 		if len(s.Args) > 0 {
-			sep()
-			b = append(b, `"args":[`...)
-			for i, a := range s.Args {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = e.appendVal(b, a, "process.args", "")
+			w.Key("args")
+			w.OpenArray()
+			for _, a := range s.Args {
+				e.val(w, a, "process.args", "")
 			}
-			b = append(b, ']')
-			b = append(b, `,"args_count":`...)
-			b = strconv.AppendInt(b, int64(len(s.Args)), 10)
+			w.CloseArray()
+			w.Key("args_count")
+			w.Int(int64(len(s.Args)))
 		}
 		if len(s.Title) > 0 {
-			sep()
-			b = append(b, `"title":`...)
-			b = e.appendJoined(b, s.Title, "process.title")
+			w.Key("title")
+			if !w.Joined(s.Title) {
+				e.escaped = append(e.escaped, "process.title")
+			}
 		}
 		if s.Cwd != "" {
-			sep()
-			b = append(b, `"working_directory":`...)
-			b = e.appendVal(b, s.Cwd, "process.working_directory", "")
+			w.Key("working_directory")
+			e.val(w, s.Cwd, "process.working_directory", "")
 		}
 		if p := ev.Parent; p != nil {
-			sep()
-			b = append(b, `"parent":{"pid":`...)
-			b = strconv.AppendInt(b, int64(p.PID), 10)
+			w.Key("parent")
+			w.Open()
+			w.Key("pid")
+			w.Int(int64(p.PID))
 			if p.Executable != "" {
-				b = append(b, `,"executable":`...)
-				b = appendStr(b, p.Executable)
+				w.Key("executable")
+				w.Str(p.Executable)
 			}
 			if len(p.Args) > 0 {
-				b = append(b, `,"args":`...)
-				b = appendStrs(b, p.Args)
+				w.Key("args")
+				w.Strs(p.Args)
 			}
-			b = append(b, '}')
+			w.Close()
 		}
-		b = append(b, '}')
+		w.Close()
 	}
 	if s.UID != "" || s.AUID != "" {
-		b = append(b, `,"user":{`...)
-		n := 0
+		w.Key("user")
+		w.Open()
 		if s.UID != "" {
-			b = appendIDName(b, s.UID, s.UName)
-			n++
+			idName(w, s.UID, s.UName)
 		}
 		if s.AUID != "" && !audit.IsUnsetID(s.AUID) {
-			if n > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `"audit":{`...)
-			b = appendIDName(b, s.AUID, s.AUName)
-			b = append(b, '}')
-			n++
+			w.Key("audit")
+			w.Open()
+			idName(w, s.AUID, s.AUName)
+			w.Close()
 		}
 		if s.EUID != "" && s.EUID != s.UID {
-			if n > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `"effective":{`...)
-			b = appendIDName(b, s.EUID, s.EUName)
-			b = append(b, '}')
+			w.Key("effective")
+			w.Open()
+			idName(w, s.EUID, s.EUName)
+			w.Close()
 		}
-		b = append(b, '}')
+		w.Close()
 	}
 	if s.FilePath != "" || s.Hashes != [3]string{} || s.Sha512 != "" {
-		b = append(b, `,"file":{`...)
-		n := 0
+		w.Key("file")
+		w.Open()
 		if s.FilePath != "" {
-			b = append(b, `"path":`...)
-			b = e.appendVal(b, s.FilePath, "file.path", "")
-			n++
+			w.Key("path")
+			e.val(w, s.FilePath, "file.path", "")
 		}
 		if s.Hashes != [3]string{} || s.Sha512 != "" {
-			if n > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `"hash":{`...)
-			m := 0
+			w.Key("hash")
+			w.Open()
 			for i, algo := range [...]string{"sha256", "sha1", "md5", "sha512"} {
 				v := s.Sha512
 				if i < 3 {
 					v = s.Hashes[i]
 				}
-				if v == "" {
-					continue
+				if v != "" {
+					w.Key(algo)
+					w.Str(v)
 				}
-				if m > 0 {
-					b = append(b, ',')
-				}
-				m++
-				b = append(b, '"')
-				b = append(b, algo...)
-				b = append(b, `":`...)
-				b = appendStr(b, v)
 			}
-			b = append(b, '}')
+			w.Close()
 		}
-		b = append(b, '}')
+		w.Close()
 	}
 	if len(s.Keys) > 0 || len(ev.Tags) > 0 {
-		b = append(b, `,"tags":[`...)
-		n := 0
+		w.Key("tags")
+		w.OpenArray()
 		for _, k := range s.Keys {
-			if n > 0 {
-				b = append(b, ',')
-			}
-			n++
-			b = e.appendVal(b, k, "tags", "")
+			e.val(w, k, "tags", "")
 		}
 		for _, t := range ev.Tags {
-			if slices.Contains(s.Keys, t) {
-				continue
+			if !slices.Contains(s.Keys, t) {
+				e.val(w, t, "tags", "")
 			}
-			if n > 0 {
-				b = append(b, ',')
-			}
-			n++
-			b = e.appendVal(b, t, "tags", "")
 		}
-		b = append(b, ']')
+		w.CloseArray()
 	}
-	return b
 }
 
-func appendIDName(b []byte, id, name string) []byte {
-	b = append(b, `"id":`...)
-	b = appendStr(b, id)
+func idName(w *Writer, id, name string) {
+	w.Key("id")
+	w.Str(id)
 	if name != "" {
-		b = append(b, `,"name":`...)
-		b = appendStr(b, name)
+		w.Key("name")
+		w.Str(name)
 	}
-	return b
-}
-
-// appendJoined writes parts joined by spaces as one JSON string.
-func (e *JSONEncoder) appendJoined(b []byte, parts []string, path string) []byte {
-	for _, p := range parts {
-		if !utf8.ValidString(p) {
-			return e.appendVal(b, strings.Join(parts, " "), path, "")
-		}
-	}
-	b = append(b, '"')
-	for i, p := range parts {
-		if i > 0 {
-			b = append(b, ' ')
-		}
-		b = appendStrBody(b, p)
-	}
-	return append(b, '"')
 }
 
 // isPlainASCII reports whether s needs no JSON escaping at all.
@@ -560,23 +530,6 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-func appendStrs(b []byte, xs []string) []byte {
-	b = append(b, '[')
-	for i, x := range xs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendStr(b, x)
-	}
-	return append(b, ']')
-}
-
-// appendStr writes s as a JSON string (escaped form when not valid UTF-8).
-func appendStr(b []byte, s string) []byte {
-	b, _ = appendStrOK(b, s)
-	return b
 }
 
 const hexdigits = "0123456789abcdef"

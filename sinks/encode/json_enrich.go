@@ -1,134 +1,140 @@
 package encode
 
 import (
-	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"slices"
-	"strconv"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
 
-// appendEnrichment writes what the enrichers added: threat (ECS), hashes,
+// enrichment writes what the enrichers added: threat (ECS), hashes,
 // blocklist, allowlisted, package, virustotal, hunt, sigma, related, alert,
 // warnings.
-func (e *JSONEncoder) appendEnrichment(b []byte, ev *audit.Event) []byte {
+func (e *Full) enrichment(w *Writer, ev *audit.Event) {
 	if len(ev.Techniques) > 0 {
-		b = e.threat.append(b, ev.Techniques)
+		e.threat.write(w, ev.Techniques)
 	}
 	if len(ev.Hashes) > 0 {
-		b = append(b, `,"hashes":[`...)
-		for i, h := range ev.Hashes {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"path":`...)
-			b = e.appendVal(b, h.Path, "hashes.path", "")
-			b = append(b, `,"algo":`...)
-			b = appendStr(b, h.Algo)
-			b = append(b, `,"hex":`...)
-			b = appendStr(b, h.Hex)
-			b = append(b, '}')
+		w.Key("hashes")
+		w.OpenArray()
+		for _, h := range ev.Hashes {
+			w.Open()
+			w.Key("path")
+			e.val(w, h.Path, "hashes.path", "")
+			w.Key("algo")
+			w.Str(h.Algo)
+			w.Key("hex")
+			w.Str(h.Hex)
+			w.Close()
 		}
-		b = append(b, ']')
+		w.CloseArray()
 	}
-	b = appendHits(b, "blocklist", ev.Blocklist)
-	b = appendHits(b, "allowlisted", ev.Allowlisted)
+	Hits(w, "blocklist", ev.Blocklist)
+	Hits(w, "allowlisted", ev.Allowlisted)
 	if p := ev.Package; p != nil {
-		b = append(b, `,"package":{"status":`...)
-		b = appendStr(b, p.Status)
+		w.Key("package")
+		w.Open()
+		w.Key("status")
+		w.Str(p.Status)
 		for _, kv := range [...][2]string{{"manager", p.Manager}, {"name", p.Name}, {"version", p.Version}, {"original_path", p.OriginalPath}} {
-			if kv[1] == "" {
-				continue
+			if kv[1] != "" {
+				w.Key(kv[0])
+				e.val(w, kv[1], "package.", kv[0])
 			}
-			b = append(b, ',', '"')
-			b = append(b, kv[0]...)
-			b = append(b, '"', ':')
-			b = e.appendVal(b, kv[1], "package.", kv[0])
 		}
-		b = append(b, '}')
+		w.Close()
 	}
 	if v := ev.VirusTotal; v != nil {
-		b, e.escaped = appendVirusTotal(b, v, e.escaped)
+		e.escaped = VirusTotal(w, v, e.escaped)
 	}
-	b = appendHunt(b, ev.Hunt, true)
-	b = appendSigma(b, ev.Sigma)
+	Hunt(w, ev.Hunt, true)
+	Sigma(w, ev.Sigma)
 	if len(ev.Related) > 0 {
-		b = append(b, `,"related":{"events":`...)
-		b = appendStrs(b, ev.Related)
-		b = append(b, '}')
+		w.Key("related")
+		w.Open()
+		w.Key("events")
+		w.Strs(ev.Related)
+		w.Close()
 	}
 	if a := ev.Alert; a != nil {
-		b = append(b, `,"alert":{"sink":`...)
-		b = appendStr(b, a.Sink)
-		b = append(b, `,"reason":`...)
-		b = appendStr(b, a.Reason)
-		b = append(b, `,"count":`...)
-		b = strconv.AppendUint(b, a.Count, 10)
-		b = append(b, '}')
+		w.Key("alert")
+		w.Open()
+		w.Key("sink")
+		w.Str(a.Sink)
+		w.Key("reason")
+		w.Str(a.Reason)
+		w.Key("count")
+		w.Uint(a.Count)
+		w.Close()
 	}
 	if len(ev.Warnings) > 0 {
-		b = append(b, `,"warnings":`...)
-		b = appendStrs(b, ev.Warnings)
+		w.Key("warnings")
+		w.Strs(ev.Warnings)
 	}
-	return b
 }
 
-func appendHits(b []byte, name string, hits []audit.ListHit) []byte {
+// Hits writes the member name: [{"list","label","hash"}...] (nothing when
+// hits is empty).
+func Hits(w *Writer, name string, hits []audit.ListHit) {
 	if len(hits) == 0 {
-		return b
+		return
 	}
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, `":[`...)
-	for i, h := range hits {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"list":`...)
-		b = appendStr(b, h.List)
+	w.Key(name)
+	w.OpenArray()
+	for _, h := range hits {
+		w.Open()
+		w.Key("list")
+		w.Str(h.List)
 		if h.Label != "" {
-			b = append(b, `,"label":`...)
-			b = appendStr(b, h.Label)
+			w.Key("label")
+			w.Str(h.Label)
 		}
-		b = append(b, `,"hash":`...)
-		b = appendStr(b, h.Hash)
-		b = append(b, '}')
+		w.Key("hash")
+		w.Str(h.Hash)
+		w.Close()
 	}
-	return append(b, ']')
+	w.CloseArray()
 }
 
 // threatCache remembers the threat objects rendered for the latest
 // technique lists, keyed by their ids. A hit is checked field by field
 // against the list it was rendered from, so the output is exactly what
-// appendThreat writes; the check is cheap because equal strings from the
+// Threat writes; the check is cheap because equal strings from the
 // embedded catalog share their bytes (Go compares their pointers first).
-// It holds at most maxThreatCache lists.
+// It holds at most maxThreatCache lists, rendered in one format.
 type threatCache struct {
-	m   map[string]renderedThreat
-	key []byte
+	m      map[string]renderedThreat
+	format Format
+	key    []byte
 }
 
 type renderedThreat struct {
-	ts   []audit.Technique
-	json []byte
+	ts  []audit.Technique
+	doc []byte // the value of "threat"
 }
 
 const maxThreatCache = 256
 
-func (c *threatCache) append(b []byte, ts []audit.Technique) []byte {
+// write writes the member "threat" for ts, as Threat(w, ts, true) does.
+func (c *threatCache) write(w *Writer, ts []audit.Technique) {
 	c.key = c.key[:0]
 	for i := range ts {
 		c.key = append(c.key, ts[i].ID...)
 		c.key = append(c.key, ',')
 	}
-	if r, ok := c.m[string(c.key)]; ok && slices.EqualFunc(r.ts, ts, sameTechnique) {
-		return append(b, r.json...)
+	if c.format != w.Format() {
+		c.m, c.format = nil, w.Format()
 	}
-	start := len(b)
-	b = appendThreat(b, ts, 3)
+	w.Key("threat")
+	if r, ok := c.m[string(c.key)]; ok && slices.EqualFunc(r.ts, ts, sameTechnique) {
+		w.Raw(r.doc)
+		return
+	}
+	start := len(w.B)
+	threatValue(w, ts, 3)
 	if c.m == nil || len(c.m) >= maxThreatCache {
 		c.m = make(map[string]renderedThreat)
 	}
-	c.m[string(c.key)] = renderedThreat{ts: slices.Clone(ts), json: slices.Clone(b[start:])}
-	return b
+	c.m[string(c.key)] = renderedThreat{ts: slices.Clone(ts), doc: slices.Clone(w.B[start:])}
 }
 
 // sameTechnique reports whether a and b render the same threat entries
@@ -138,14 +144,25 @@ func sameTechnique(a, b audit.Technique) bool {
 		a.ParentID == b.ParentID && a.Parent == b.Parent && slices.Equal(a.Tactics, b.Tactics)
 }
 
-// appendThreat writes the ECS threat.* fields. ECS keeps parallel arrays:
+// Threat writes the member "threat": the ECS threat.* columns of ts, with
+// the names and reference URLs only when details is set.
+func Threat(w *Writer, ts []audit.Technique, details bool) {
+	w.Key("threat")
+	if details {
+		threatValue(w, ts, 3)
+	} else {
+		threatValue(w, ts, 1)
+	}
+}
+
+// threatValue writes the ECS threat.* object. ECS keeps parallel arrays:
 // technique.* holds the techniques (the parent of a sub-technique),
 // technique.subtechnique.* the sub-techniques, tactic.* the tactics; each
 // id appears once, in first-seen order. cols is the number of columns
 // written: 1 ids, 2 ids and names, 3 ids, names and reference URLs. The
 // columns are built in stack arrays, so a usual event allocates nothing
 // here.
-func appendThreat(b []byte, ts []audit.Technique, cols int) []byte {
+func threatValue(w *Writer, ts []audit.Technique, cols int) {
 	var techBuf, subBuf, tacBuf [16]threatEntry
 	tech, sub, tac := techBuf[:0], subBuf[:0], tacBuf[:0]
 	for i := range ts {
@@ -160,20 +177,26 @@ func appendThreat(b []byte, ts []audit.Technique, cols int) []byte {
 			tac = addEntry(tac, ta.ID, ta.Name, ta.Reference)
 		}
 	}
-	b = append(b, `,"threat":{"framework":"MITRE ATT&CK","technique":{`...)
-	b = appendEntries(b, tech, cols)
+	w.Open()
+	w.Key("framework")
+	w.Str("MITRE ATT&CK")
+	w.Key("technique")
+	w.Open()
+	entries(w, tech, cols)
 	if len(sub) > 0 {
-		b = append(b, `,"subtechnique":{`...)
-		b = appendEntries(b, sub, cols)
-		b = append(b, '}')
+		w.Key("subtechnique")
+		w.Open()
+		entries(w, sub, cols)
+		w.Close()
 	}
-	b = append(b, '}')
+	w.Close()
 	if len(tac) > 0 {
-		b = append(b, `,"tactic":{`...)
-		b = appendEntries(b, tac, cols)
-		b = append(b, '}')
+		w.Key("tactic")
+		w.Open()
+		entries(w, tac, cols)
+		w.Close()
 	}
-	return append(b, '}')
+	w.Close()
 }
 
 type threatEntry struct{ id, name, url string }
@@ -187,62 +210,63 @@ func addEntry(es []threatEntry, id, name, url string) []threatEntry {
 	return append(es, threatEntry{id, name, url})
 }
 
-// appendEntries writes the first cols of "id":[...], "name":[...] and
+// entries writes the first cols of "id":[...], "name":[...] and
 // "reference":[...]. An empty url means the technique page of the id.
-func appendEntries(b []byte, es []threatEntry, cols int) []byte {
-	for part, key := range [...]string{`"id":[`, `,"name":[`, `,"reference":[`} {
+func entries(w *Writer, es []threatEntry, cols int) {
+	for part, key := range [...]string{"id", "name", "reference"} {
 		if part == cols {
 			break
 		}
-		b = append(b, key...)
+		w.Key(key)
+		w.OpenArray()
 		for i := range es {
-			if i > 0 {
-				b = append(b, ',')
-			}
 			switch e := &es[i]; {
 			case part == 0:
-				b = appendStr(b, e.id)
+				w.Str(e.id)
 			case part == 1:
-				b = appendStr(b, e.name)
+				w.Str(e.name)
 			case e.url == "":
-				b = appendTechniqueURL(b, e.id)
+				var buf [96]byte
+				w.Plain(techniqueURL(buf[:0], e.id)) // ids are plain ASCII
 			default:
-				b = appendStr(b, e.url)
+				w.Str(e.url)
 			}
 		}
-		b = append(b, ']')
+		w.CloseArray()
 	}
-	return b
 }
 
-// appendTechniqueURL writes the ATT&CK page of a technique id (T1059 or
-// T1059.004) as a JSON string.
-func appendTechniqueURL(b []byte, id string) []byte {
-	b = append(b, `"https://attack.mitre.org/techniques/`...)
+// techniqueURL appends the ATT&CK page of a technique id (T1059 or
+// T1059.004).
+func techniqueURL(b []byte, id string) []byte {
+	b = append(b, "https://attack.mitre.org/techniques/"...)
 	for i := 0; i < len(id); i++ {
 		if id[i] == '.' {
 			b = append(b, id[:i]...)
 			b = append(b, '/')
 			b = append(b, id[i+1:]...)
-			return append(b, `/"`...)
+			return append(b, '/')
 		}
 	}
 	b = append(b, id...)
-	return append(b, `/"`...)
+	return append(b, '/')
 }
 
-// appendVirusTotal writes `,"virustotal":{...}`; paths of values written
-// in the escaped form are appended to escaped.
-func appendVirusTotal(b []byte, v *audit.VTResult, escaped []string) ([]byte, []string) {
-	b = append(b, `,"virustotal":{"status":`...)
-	b = appendStr(b, v.Status)
+// VirusTotal writes the member "virustotal"; paths of values written in
+// the escaped form (relative to the virustotal object's parent) are
+// appended to escaped.
+func VirusTotal(w *Writer, v *audit.VTResult, escaped []string) []string {
+	w.Key("virustotal")
+	w.Open()
+	w.Key("status")
+	w.Str(v.Status)
 	if v.Reason != "" {
-		b = append(b, `,"reason":`...)
-		b = appendStr(b, v.Reason)
+		w.Key("reason")
+		w.Str(v.Reason)
 	}
 	if v.Hash != "" {
-		b = append(b, `,"hash":`...)
-		b = appendStr(b, v.Hash)
+		w.Key("hash")
+		w.Str(v.Hash)
 	}
 	if d := v.VTVerdict; d != nil {
 		for _, kv := range [...]struct {
@@ -251,81 +275,72 @@ func appendVirusTotal(b []byte, v *audit.VTResult, escaped []string) ([]byte, []
 		}{{"malicious", d.Malicious}, {"suspicious", d.Suspicious}, {"harmless", d.Harmless},
 			{"undetected", d.Undetected}, {"reputation", d.Reputation},
 			{"first_submission_date", d.FirstSubmission}, {"last_analysis_date", d.LastAnalysis}} {
-			b = append(b, ',', '"')
-			b = append(b, kv.k...)
-			b = append(b, '"', ':')
-			b = strconv.AppendInt(b, kv.v, 10)
+			w.Key(kv.k)
+			w.Int(kv.v)
 		}
 		for _, kv := range [...][2]string{{"threat_label", d.ThreatLabel}, {"meaningful_name", d.MeaningfulName}, {"link", d.Link}} {
 			if kv[1] == "" {
 				continue
 			}
-			b = append(b, ',', '"')
-			b = append(b, kv[0]...)
-			b = append(b, '"', ':')
-			var ok bool
-			if b, ok = appendStrOK(b, kv[1]); !ok {
+			w.Key(kv[0])
+			if !w.Str(kv[1]) {
 				escaped = append(escaped, "virustotal."+kv[0])
 			}
 		}
 	}
-	b = append(b, '}')
-	return b, escaped
+	w.Close()
+	return escaped
 }
 
-// appendHunt writes `,"hunt":[...]` when a hunting rule matched, each
-// rule's tags only when tags is set.
-func appendHunt(b []byte, hunt []audit.HuntHit, tags bool) []byte {
+// Hunt writes the member "hunt" when a hunting rule matched, each rule's
+// tags only when tags is set.
+func Hunt(w *Writer, hunt []audit.HuntHit, tags bool) {
 	if len(hunt) == 0 {
-		return b
+		return
 	}
-	b = append(b, `,"hunt":[`...)
-	for i, h := range hunt {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"rule":`...)
-		b = appendStr(b, h.Rule)
-		b = append(b, `,"severity":`...)
-		b = strconv.AppendInt(b, int64(h.Severity), 10)
+	w.Key("hunt")
+	w.OpenArray()
+	for _, h := range hunt {
+		w.Open()
+		w.Key("rule")
+		w.Str(h.Rule)
+		w.Key("severity")
+		w.Int(int64(h.Severity))
 		if tags && len(h.Tags) > 0 {
-			b = append(b, `,"tags":`...)
-			b = appendStrs(b, h.Tags)
+			w.Key("tags")
+			w.Strs(h.Tags)
 		}
-		b = append(b, '}')
+		w.Close()
 	}
-	b = append(b, ']')
-	return b
+	w.CloseArray()
 }
 
-// appendSigma writes `,"sigma":[...]` when a Sigma rule matched.
-func appendSigma(b []byte, sigma []audit.SigmaHit) []byte {
+// Sigma writes the member "sigma" when a Sigma rule matched.
+func Sigma(w *Writer, sigma []audit.SigmaHit) {
 	if len(sigma) == 0 {
-		return b
+		return
 	}
-	b = append(b, `,"sigma":[`...)
-	for i, h := range sigma {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"id":`...)
-		b = appendStr(b, h.ID)
-		b = append(b, `,"title":`...)
-		b = appendStr(b, h.Title)
+	w.Key("sigma")
+	w.OpenArray()
+	for _, h := range sigma {
+		w.Open()
+		w.Key("id")
+		w.Str(h.ID)
+		w.Key("title")
+		w.Str(h.Title)
 		if h.Level != "" {
-			b = append(b, `,"level":`...)
-			b = appendStr(b, h.Level)
+			w.Key("level")
+			w.Str(h.Level)
 		}
 		if h.Author != "" {
-			b = append(b, `,"author":`...)
-			b = appendStr(b, h.Author)
+			w.Key("author")
+			w.Str(h.Author)
 		}
 		if len(h.Tags) > 0 {
-			b = append(b, `,"tags":`...)
-			b = appendStrs(b, h.Tags)
+			w.Key("tags")
+			w.Strs(h.Tags)
 		}
-		b = append(b, '}')
+		w.Close()
 	}
-	b = append(b, ']')
-	return b
+	w.CloseArray()
 }

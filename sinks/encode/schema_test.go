@@ -29,7 +29,7 @@ func TestSchemaEnrichedDocuments(t *testing.T) {
 	ev.Severity = 4
 	ev.Tags = []string{"T1059.004_x", "ima:measured"}
 	ev.Warnings = []string{"virustotal: budget exhausted"}
-	var enc JSONEncoder
+	var enc Full
 	out := enc.Append(nil, ev)
 	verdict := &audit.Event{Kind: audit.KindVerdict, ID: ev.ID}
 	verdict.VirusTotal = &audit.VTResult{Status: "not_found", Hash: "ab9e"}

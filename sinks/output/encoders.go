@@ -33,21 +33,30 @@ func b2i(b bool) int {
 // that have no node= of their own.
 func newEncoder(key, host string) encode.Encoder {
 	enc, profile, _ := strings.Cut(key, "/")
-	var doc encode.Encoder = &encode.JSONEncoder{}
-	if strings.HasPrefix(profile, "ecs/") {
-		doc = ecsEncoder{ecs.Options{Original: strings.Contains(profile, "o1"), References: strings.Contains(profile, "r1"), Host: host}}
-	}
+	format := encode.JSON
 	switch enc {
-	case "msgpack":
-		return &encode.Msgpack{JSON: doc}
 	case "audit":
 		return encode.AuditText{Host: host}
-	default:
-		return doc
+	case "msgpack":
+		format = encode.Msgpack
 	}
+	if strings.HasPrefix(profile, "ecs/") {
+		return &ecsEncoder{opts: ecs.Options{Original: strings.Contains(profile, "o1"), References: strings.Contains(profile, "r1"), Host: host}, format: format}
+	}
+	return &encode.Full{Format: format}
 }
 
-// ecsEncoder writes the ecs profile (sinks/ecs).
-type ecsEncoder struct{ opts ecs.Options }
+// ecsEncoder writes the ecs profile (sinks/ecs) in JSON or msgpack.
+type ecsEncoder struct {
+	opts   ecs.Options
+	format encode.Format
+	w      encode.Writer
+}
 
-func (e ecsEncoder) Append(dst []byte, ev *audit.Event) []byte { return ecs.Encode(dst, ev, e.opts) }
+func (e *ecsEncoder) Append(dst []byte, ev *audit.Event) []byte {
+	e.w.Reset(e.format, dst)
+	ecs.Write(&e.w, ev, e.opts)
+	e.w.End()
+	dst, e.w.B = e.w.B, nil
+	return dst
+}
