@@ -2,6 +2,7 @@ package encode
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -46,11 +47,18 @@ type Writer struct {
 	at     [maxDepth]int    // msgpack: offset of each open container's header
 	n      [maxDepth]uint32 // msgpack: values in each open container
 	tmp    []byte           // msgpack: scratch for escaped strings
+	start  int              // where the document began in B
+	last   int              // size of the previous document
 }
 
-// Reset starts a new document in format f, appended to b.
+// Reset starts a new document in format f, appended to b. When b has
+// less room than the previous document took, it is grown once to that
+// size first (a fresh buffer is then not grown step by step).
 func (w *Writer) Reset(f Format, b []byte) {
-	w.B, w.format, w.sep, w.depth = b, f, false, 0
+	if cap(b)-len(b) < w.last {
+		b = slices.Grow(b, w.last)
+	}
+	w.B, w.format, w.sep, w.depth, w.start = b, f, false, 0, len(b)
 }
 
 // Format is the format being written.
@@ -62,6 +70,7 @@ func (w *Writer) End() {
 	if w.format == JSON {
 		w.B = append(w.B, '\n')
 	}
+	w.last = len(w.B) - w.start
 }
 
 // value starts a value: the comma before it (JSON) or one more value in
