@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
 )
 
 // fixtureLines returns every line of testdata/*.log, the fuzz seeds.

@@ -105,4 +105,3 @@ func keysOf(v any) []string {
 	}
 	return ks
 }
-
