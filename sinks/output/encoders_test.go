@@ -2,10 +2,10 @@ package output
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -77,7 +77,7 @@ func enrichedEvents(t *testing.T) []*audit.Event {
 	ev.Warnings = []string{"virustotal: budget exhausted", long}
 	many := make([]string, 70000)
 	for i := range many {
-		many[i] = fmt.Sprint(i)
+		many[i] = strconv.Itoa(i)
 	}
 	wide := &audit.Event{ID: audit.EventID{Sec: 1700000001, Serial: 6}}
 	wide.Tags, wide.Warnings = many[:17], many
@@ -116,9 +116,10 @@ func encoderInputs(t *testing.T) map[string][]*audit.Event {
 // encoding/json), they are the same data, field for field, number for
 // number (audittest.SameDocument).
 func TestMsgpackIsTheJSONDocument(t *testing.T) {
+	inputs := encoderInputs(t)
 	for _, profile := range []string{"", "/ecs/o0r0", "/ecs/o1r1"} {
 		jenc, menc := newEncoder("json"+profile, "local-host"), newEncoder("msgpack"+profile, "local-host")
-		for name, evs := range encoderInputs(t) {
+		for name, evs := range inputs {
 			for i, ev := range evs {
 				j := jenc.Append(nil, ev)
 				if err := audittest.SameDocument(j, menc.Append(nil, ev)); err != nil {
@@ -139,11 +140,12 @@ func TestMsgpackIndependentReader(t *testing.T) {
 		t.Skipf("needs %s with the msgpack module (Debian package python3-msgpack, installed by .ci/run): %v", python, err)
 	}
 	dir := t.TempDir()
+	inputs := encoderInputs(t)
 	n := 0
 	for _, profile := range []string{"", "/ecs/o1r1"} {
 		var jb, mb []byte
 		jenc, menc := newEncoder("json"+profile, "local-host"), newEncoder("msgpack"+profile, "local-host")
-		for _, evs := range encoderInputs(t) {
+		for _, evs := range inputs {
 			for _, ev := range evs {
 				jb = jenc.Append(jb, ev)
 				mb = menc.Append(mb, ev)
