@@ -25,6 +25,7 @@ import (
 type Sink struct {
 	name     string
 	path     string // "" for a stream
+	binary   bool   // every message is followed by a newline (SetBinary)
 	maxBytes int64
 	keep     int
 	mode     os.FileMode
@@ -53,6 +54,12 @@ func NewFile(name, path string, maxBytes int64, keep int, mode os.FileMode) (*Si
 func NewStream(name string, w *os.File) *Sink {
 	return &Sink{name: name, f: w, w: bufio.NewWriterSize(w, 256<<10)}
 }
+
+// SetBinary makes Write follow every message with a newline, also one
+// whose last byte is a newline: a binary message (msgpack) may end in 0x0a
+// by chance, and a reader splits the file at the newline after each one.
+// Call it before the first Write.
+func (s *Sink) SetBinary() { s.binary = true }
 
 // Name returns the sink name.
 func (s *Sink) Name() string { return s.name }
@@ -98,7 +105,8 @@ func (s *Sink) Reopen() {
 	s.mu.Unlock()
 }
 
-// Write writes every message followed by a newline (unless it ends in one).
+// Write writes every message followed by a newline (unless it ends in one
+// and the sink is not binary).
 func (s *Sink) Write(_ context.Context, batch []sinks.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -123,7 +131,7 @@ func (s *Sink) Write(_ context.Context, batch []sinks.Message) error {
 			}
 		}
 		n, err := s.w.Write(m.Value)
-		if err == nil && (len(m.Value) == 0 || m.Value[len(m.Value)-1] != '\n') {
+		if err == nil && (s.binary || len(m.Value) == 0 || m.Value[len(m.Value)-1] != '\n') {
 			err = s.w.WriteByte('\n')
 			n++
 		}

@@ -60,12 +60,23 @@ func newSink(sc *conf.SinkConfig, reg *metrics.Registry, log *slog.Logger) (sink
 	return s, err
 }
 
-// newLocalSink builds the Sink of a stdout or file sink.
+// newLocalSink builds the Sink of a stdout or file sink. msgpack
+// documents are binary: each is followed by a newline whatever its last
+// byte.
 func newLocalSink(sc *conf.SinkConfig) (sinks.Sink, error) {
+	var f *file.Sink
 	if sc.Type == "stdout" {
-		return file.NewStream(sc.Name, os.Stdout), nil
+		f = file.NewStream(sc.Name, os.Stdout)
+	} else {
+		var err error
+		if f, err = file.NewFile(sc.Name, sc.File.Path, sc.File.MaxBytes, sc.File.Keep, os.FileMode(sc.File.Mode)); err != nil {
+			return nil, err
+		}
 	}
-	return file.NewFile(sc.Name, sc.File.Path, sc.File.MaxBytes, sc.File.Keep, os.FileMode(sc.File.Mode))
+	if sc.Encoding == "msgpack" {
+		f.SetBinary()
+	}
+	return f, nil
 }
 
 // runnerSink delivers through a sinks.Runner: its own buffer (disk by

@@ -2,6 +2,11 @@ package output
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,8 +14,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 // logEvents parses and reassembles the audit log at path into events.
@@ -181,5 +190,72 @@ print(n)
 	}
 	if n == 0 {
 		t.Fatal("no events")
+	}
+}
+
+// TestMsgpackFileFraming: a file sink with msgpack follows every document
+// with exactly one newline, also a document whose last byte is 0x0a (the
+// ecs document of an event with serial 10 ends in the msgpack integer
+// 10); the file then reads as value, newline, value, newline, and each
+// value is the JSON sink's document.
+func TestMsgpackFileFraming(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := conf.Parse("t.toml", []byte(fmt.Sprintf(`state_dir = %q
+[log]
+syslog = false
+[[sink]]
+name = "j"
+type = "file"
+profile = "ecs"
+[sink.file]
+path = %q
+[[sink]]
+name = "m"
+type = "file"
+profile = "ecs"
+encoding = "msgpack"
+[sink.file]
+path = %q
+`, dir, filepath.Join(dir, "j"), filepath.Join(dir, "m"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, 1, Options{Metrics: &metrics.Registry{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(context.Background(), nil)
+	publish(s, 0, 20)
+	s.Stop(context.Background())
+	if enc := newEncoder("msgpack/ecs/o0r0", ""); !bytes.HasSuffix(enc.Append(nil, &audit.Event{ID: audit.EventID{Sec: 1700000000, Serial: 10}}), []byte{'\n'}) {
+		t.Fatal("the ecs msgpack document of serial 10 no longer ends in 0x0a: this test checks nothing")
+	}
+	js, err := os.ReadFile(filepath.Join(dir, "j"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp, err := os.ReadFile(filepath.Join(dir, "m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := msgpack.NewDecoder(bytes.NewReader(mp))
+	lines := bytes.Split(bytes.TrimSuffix(js, []byte{'\n'}), []byte{'\n'})
+	for i, l := range lines {
+		raw, err := dec.DecodeRaw()
+		if err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+		if b, err := dec.Buffered().(io.ByteReader).ReadByte(); err != nil || b != '\n' {
+			t.Fatalf("document %d: %q, then %q (%v), not a newline", i, raw, b, err)
+		}
+		if err := audittest.SameDocument(l, raw); err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+	}
+	if len(lines) != 20 {
+		t.Errorf("%d documents, want 20", len(lines))
+	}
+	if err := dec.Decode(new(any)); !errors.Is(err, io.EOF) {
+		t.Errorf("data after 20 documents: %v", err)
 	}
 }
