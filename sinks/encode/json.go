@@ -176,8 +176,7 @@ func (e *Full) record(w *Writer, r *audit.Record, docEscaped int) {
 				w.Open()
 				first = false
 			}
-			e.key(w, e.keys[i])
-			e.val(w, f.Raw, "raw.", f.Name)
+			e.member(w, e.keys[i], f.Raw, "raw.", f.Name)
 		}
 	}
 	if !first {
@@ -254,17 +253,30 @@ func (e *Full) encLetters(fs []audit.Field) []byte {
 func (e *Full) fields(w *Writer, fs []audit.Field, keys []string, nested []audit.Field, path string, nulls bool) {
 	for i := range fs {
 		f := &fs[i]
-		e.key(w, keys[i])
 		switch {
 		case f.Enc == audit.SingleQuoted && f.Name == "msg" && len(nested) > 0:
+			e.key(w, keys[i])
 			w.Open()
 			e.fields(w, nested, e.nkeys, nil, "fields.msg.", true)
 			w.Close()
 		case nulls && f.Enc == audit.Bare && audit.IsSentinel(f.Value):
+			e.key(w, keys[i])
 			w.Null()
 		default:
-			e.val(w, f.Value, path, f.Name)
+			e.member(w, keys[i], f.Value, path, f.Name)
 		}
+	}
+}
+
+// member writes key:value, both from the input, remembering the paths
+// of escaped ones ("keys."+key, path+name).
+func (e *Full) member(w *Writer, key, value, path, name string) {
+	keyOK, valOK := w.Member(key, value)
+	if !keyOK {
+		e.escaped = append(e.escaped, "keys."+key)
+	}
+	if !valOK {
+		e.escaped = append(e.escaped, path+name)
 	}
 }
 

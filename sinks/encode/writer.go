@@ -94,12 +94,13 @@ func (w *Writer) Key(k string) {
 		w.B = append(w.B, k...)
 		return
 	}
+	b := w.B
 	if w.sep {
-		w.B = append(w.B, ',')
+		b = append(b, ',')
 	}
-	w.B = append(w.B, '"')
-	w.B = append(w.B, k...)
-	w.B = append(w.B, '"', ':')
+	b = append(b, '"')
+	b = append(b, k...)
+	w.B = append(b, '"', ':')
 	w.sep = false
 }
 
@@ -119,15 +120,39 @@ func (w *Writer) FieldKey(k string) bool {
 	return ok
 }
 
+// Member writes an object member whose name and value both come from the
+// input: FieldKey(k) then Str(v) in one call (the records' fields, the
+// hot loop of the full profile). keyOK and valOK are their results.
+func (w *Writer) Member(k, v string) (keyOK, valOK bool) {
+	if w.format == Msgpack {
+		w.n[w.depth]++
+		keyOK = w.mpStr(k)
+		return keyOK, w.mpStr(v)
+	}
+	if w.sep {
+		w.B = append(w.B, ',')
+	}
+	w.sep = true
+	b, keyOK := appendStrOK(w.B, k)
+	b = append(b, ':')
+	w.B, valOK = appendStrOK(b, v)
+	return keyOK, valOK
+}
+
 // Str writes a string; it reports false when s was not valid UTF-8 and
 // was written in the escaped form.
 func (w *Writer) Str(s string) bool {
-	w.value()
 	if w.format == Msgpack {
+		w.n[w.depth]++
 		return w.mpStr(s)
 	}
-	var ok bool
-	w.B, ok = appendStrOK(w.B, s)
+	b := w.B
+	if w.sep {
+		b = append(b, ',')
+	}
+	w.sep = true
+	b, ok := appendStrOK(b, s)
+	w.B = b
 	return ok
 }
 
@@ -277,14 +302,18 @@ func (w *Writer) OpenArray() { w.open(0x90, '[') }
 func (w *Writer) CloseArray() { w.close(0x90, 0xdc, ']') }
 
 func (w *Writer) open(fix, json byte) {
-	w.value()
 	if w.format == Msgpack {
+		w.n[w.depth]++
 		w.depth++
 		w.at[w.depth], w.n[w.depth] = len(w.B), 0
 		w.B = append(w.B, fix) // the count is filled in by close
 		return
 	}
-	w.B = append(w.B, json)
+	if w.sep {
+		w.B = append(w.B, ',', json)
+	} else {
+		w.B = append(w.B, json)
+	}
 	w.sep = false
 }
 
