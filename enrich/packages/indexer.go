@@ -395,6 +395,8 @@ func (x *Index) refresh(db *database, dbRead int64) {
 		case <-x.ready:
 		default:
 			close(x.ready)
+			x.log.Info("packages: index complete", "manager", s.manager, "files", len(s.files),
+				"hashed", len(p.todo), "reused", len(p.entries)-len(p.todo), "modified", x.modified.Load(), "unreadable", p.unread)
 		}
 	}
 }
