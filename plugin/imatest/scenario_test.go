@@ -88,8 +88,8 @@ func scenarios(g *guestFiles) []scenario {
 		// The copy has the same content as s9's file: the events differ by path.
 		{ID: "s10", Title: "a package's binary copied and renamed", Path: guestRelocated,
 			Hashes: []string{sha256hex(g.pkgNC)}, Package: guestPkg("relocated", guestPkgNC),
-			Hunt: []string{tempDirHuntRule, "package_file_relocated"},
-			Tags: []string{"hunt:" + tempDirHuntRule, "exec_from_temp", "hunt:package_file_relocated", "package:relocated"},
+			Hunt:      []string{tempDirHuntRule, "package_file_relocated"},
+			Tags:      []string{"hunt:" + tempDirHuntRule, "exec_from_temp", "hunt:package_file_relocated", "package:relocated"},
 			Technique: "T1036.003", TechniqueName: "Rename Legitimate Utilities", Tactic: "Defense Evasion"},
 		{ID: "s11", Title: "a package's binary changed in place", Path: guestPkgED,
 			Hashes: []string{sha256hex(g.pkgEDv2)}, Package: guestPkg("modified", ""),
