@@ -247,4 +247,3 @@ func wantAt(t *testing.T, d map[string]any, path string, want any) {
 		t.Errorf("%s = %s, want %s", path, gj, wj)
 	}
 }
-

@@ -174,4 +174,3 @@ func TestCgroupFromProc(t *testing.T) {
 		t.Error("an empty file gave a cgroup")
 	}
 }
-
