@@ -247,3 +247,75 @@ func wantAt(t *testing.T, d map[string]any, path string, want any) {
 		t.Errorf("%s = %s, want %s", path, gj, wj)
 	}
 }
+
+// TestParentForSigmaOnDemo replays the demo capture (real IMA and auditd
+// in a guest) with a Sigma rule on ParentImage and ParentCommandLine: the
+// guest's pid 1 never execs in the capture, so its children's parent comes
+// from pid 1's own earlier events (learnt running image), and the Sigma
+// fields read that parent. Before, none of pid 1's children had a parent.
+func TestParentForSigmaOnDemo(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	if err := os.Mkdir(rules, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(rules, "init-child.yml"), `title: Download tool started by the init shell
+id: 5b0c2f9e-0000-4000-8000-000000000018
+author: audisp-enrich tests
+level: medium
+logsource:
+    product: linux
+    category: process_creation
+detection:
+    selection:
+        Image|endswith: '/wget'
+        ParentImage|endswith: '/busybox'
+        ParentCommandLine|contains: ' /init'
+    condition: selection
+`)
+	out := filepath.Join(dir, "all.json")
+	cfg := filepath.Join(dir, "config.toml")
+	writeFile(t, cfg, fmt.Sprintf(`[log]
+syslog = false
+[enrich.sigma]
+rules = [%q]
+[[sink]]
+type = "file"
+[sink.file]
+path = %q
+`, rules, out))
+	if b, err := exec.Command(testsupport.PluginBinary(t), "replay", "--config", cfg, "testdata/demo/capture.log").CombinedOutput(); err != nil {
+		t.Fatalf("replay: %v\n%s", err, b)
+	}
+	validateFile(t, out)
+	matched, children, withParent := 0, 0, 0
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range bytes.Lines(b) {
+		var d map[string]any
+		if err := json.Unmarshal(line, &d); err != nil {
+			t.Fatal(err)
+		}
+		if d["sigma"] != nil {
+			matched++
+			wantAt(t, d, "process.executable", "/usr/bin/wget")
+			wantAt(t, d, "process.parent.executable", "/bin/busybox")
+		}
+		// pid 1's exec children after its first event (IMA and the
+		// scenario's commands).
+		if at(d, "process.ppid") == float64(1) && at(d, "process.executable") != "/sbin/auditd" && at(d, "process.executable") != "/sbin/auditctl" {
+			children++
+			if at(d, "process.parent.executable") == "/bin/busybox" {
+				withParent++
+			}
+		}
+	}
+	if matched != 1 {
+		t.Errorf("%d events matched the ParentImage rule, want 1 (wget)", matched)
+	}
+	if children == 0 || withParent != children {
+		t.Errorf("%d of pid 1's %d children have their parent", withParent, children)
+	}
+}
