@@ -206,14 +206,12 @@ func makeCgroup(t *testing.T, root, rel string) string {
 	return p
 }
 
-// docFor returns the document of the exec of exe with argument arg.
+// docFor returns the document of the exec of exe with argument arg. The
+// file may be being written: only whole lines are read.
 func docFor(t *testing.T, path, exe, arg string) map[string]any {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
+	b, _ := os.ReadFile(path)
 	for line := range bytes.Lines(b) {
-		if !bytes.Contains(line, []byte(exe)) {
+		if !bytes.HasSuffix(line, []byte("\n")) || !bytes.Contains(line, []byte(exe)) {
 			continue
 		}
 		var d map[string]any
@@ -229,14 +227,7 @@ func docFor(t *testing.T, path, exe, arg string) map[string]any {
 }
 
 // at returns the value at the dotted path of d, or nil.
-func at(d map[string]any, path string) any {
-	var v any = d
-	for _, k := range strings.Split(path, ".") {
-		m, _ := v.(map[string]any)
-		v = m[k]
-	}
-	return v
-}
+func at(d map[string]any, path string) any { return dig(d, strings.Split(path, ".")...) }
 
 func wantAt(t *testing.T, d map[string]any, path string, want any) {
 	t.Helper()
@@ -289,15 +280,7 @@ path = %q
 	}
 	validateFile(t, out)
 	matched, children, withParent := 0, 0, 0
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range bytes.Lines(b) {
-		var d map[string]any
-		if err := json.Unmarshal(line, &d); err != nil {
-			t.Fatal(err)
-		}
+	for _, d := range readDocs(t, out) {
 		if d["sigma"] != nil {
 			matched++
 			wantAt(t, d, "process.executable", "/usr/bin/wget")
