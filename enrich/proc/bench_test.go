@@ -2,6 +2,7 @@ package proc
 
 import (
 	"context"
+	"os"
 	"runtime"
 	"strconv"
 	"testing"
@@ -122,5 +123,18 @@ func BenchmarkEnrichSyscall(b *testing.B) {
 	}
 	if len(ev.Ancestry) != 2 {
 		b.Fatalf("ancestry %v", ev.Ancestry)
+	}
+}
+
+// BenchmarkCgroupRead reads and interns this process's /proc/<pid>/cgroup:
+// what each image the table learns costs in plugin mode with cgroup on.
+func BenchmarkCgroupRead(b *testing.B) {
+	c := newCgroupCache()
+	pid := os.Getpid()
+	b.ReportAllocs()
+	for b.Loop() {
+		if c.read("/proc", pid) == nil {
+			b.Fatal("no cgroup read")
+		}
 	}
 }
