@@ -13,7 +13,8 @@ import (
 
 // TestProcessContext: the process table's context (parent command line,
 // ancestry, container, Kubernetes pod, systemd unit, user unit) in ECS
-// names, valid against the schema and Elastic's field list.
+// names, valid against the schema and Elastic's field list, and mapped by
+// the index template.
 func TestProcessContext(t *testing.T) {
 	fields := audittest.ECSFieldsOrSkip(t)
 	line := `type=SYSCALL msg=audit(1700000000.100:7): arch=c000003e syscall=59 success=yes exit=0 ppid=20 pid=42 auid=1000 uid=0 comm="curl" exe="/usr/bin/curl"`
@@ -22,6 +23,7 @@ func TestProcessContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mapped := templateMappings(t)
 	id := strings.Repeat("0f", 32)
 	bash := &audit.Process{PID: 20, Executable: "/usr/bin/bash", Args: []string{"bash", "-c", "curl x\xff"}}
 	nginx := &audit.Process{PID: 10, Executable: "/usr/sbin/nginx"}
@@ -60,6 +62,7 @@ func TestProcessContext(t *testing.T) {
 		if n := check(t, fields, out); n != 1 {
 			t.Fatalf("%s: %d documents", c.name, n)
 		}
+		checkMapped(t, mapped, out)
 		var doc map[string]any
 		if err := json.Unmarshal(out, &doc); err != nil {
 			t.Fatal(err)
