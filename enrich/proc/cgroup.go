@@ -101,7 +101,7 @@ var scopePrefixes = [...]struct{ prefix, runtime string }{
 //	/kubepods/<qos>/pod<uid>/<id>                    Kubernetes, cgroupfs driver (runtime unknown)
 //
 // A path with none of these shapes has no container. The result's strings
-// are owned (they share no memory with path's backing array beyond path).
+// are substrings of path.
 func ParseCgroupPath(path string) audit.Cgroup {
 	cg := audit.Cgroup{Path: path}
 	var prev string
@@ -114,12 +114,8 @@ func ParseCgroupPath(path string) audit.Cgroup {
 			continue
 		}
 		switch {
-		case c == "kubepods" || strings.HasPrefix(c, "kubepods-") || c == "kubepods.slice":
+		case strings.HasPrefix(c, "kubepods") || kube && strings.HasPrefix(c, "pod"):
 			kube = true
-			if uid, ok := podUID(c); ok {
-				cg.PodUID = uid
-			}
-		case kube && strings.HasPrefix(c, "pod"):
 			if uid, ok := podUID(c); ok {
 				cg.PodUID = uid
 			}
