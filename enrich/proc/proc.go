@@ -200,7 +200,7 @@ func sharedCounters(reg *metrics.Registry) shared {
 // concurrent use.
 type Table struct {
 	fs       *procFS      // nil without ProcFallback
-	cgroups  *cgroupCache // nil without ProcFallback and Cgroup
+	cgroups  *cgroupCache // nil unless ProcFallback and Cgroup
 	ancestry int          // Config.Ancestry
 	sem      chan struct{}
 	now      func() time.Time
