@@ -361,7 +361,7 @@ func (e *encoder) indexed(b []byte, p *parser, depth, pathLen, keep int) ([]byte
 // array indexes removed.
 func (e *encoder) slot(path []byte, v []byte, kind int) {
 	key := path
-	if bytes.ContainsAny(path, "0123456789") {
+	if hasDigit(path) {
 		key = stripIndexes(e.name[:0], path)
 		e.name = key
 	}
@@ -373,6 +373,15 @@ func (e *encoder) slot(path []byte, v []byte, kind int) {
 		e.slots[n] = append(e.slots[n], ',')
 	}
 	e.slots[n] = append(e.slots[n], body(v, kind)...)
+}
+
+func hasDigit(b []byte) bool {
+	for _, c := range b {
+		if c >= '0' && c <= '9' {
+			return true
+		}
+	}
+	return false
 }
 
 // stripIndexes removes the path elements that are all digits (array
