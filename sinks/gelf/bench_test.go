@@ -41,7 +41,7 @@ func BenchmarkWrite(b *testing.B) {
 			}
 		}
 	}()
-	for _, c := range []string{"gzip", "zlib", "none"} {
+	for _, c := range []string{"auto", "gzip", "zlib", "none"} {
 		b.Run(c, func(b *testing.B) {
 			s, err := New("bench-"+c, Config{Address: conn.LocalAddr().String(), Compression: c}, nil)
 			if err != nil {
