@@ -465,6 +465,33 @@ func TestAutoCompression(t *testing.T) {
 	}
 }
 
+// TestUDPOverIPv6: the batched UDP writes (sendmmsg through
+// golang.org/x/net/ipv4) work on an IPv6 socket too.
+func TestUDPOverIPv6(t *testing.T) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer conn.Close()
+	s := newSink(t, Config{Address: conn.LocalAddr().String(), Host: "h"})
+	ctx := context.Background()
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if err := s.Write(ctx, []sinks.Message{{Value: []byte(`{"a":1}`)}, {Value: []byte(`{"b":2}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for _, want := range []string{`"_a":1}`, `"_b":2}`} {
+		n, err := conn.Read(buf)
+		if err != nil || !bytes.HasSuffix(buf[:n], []byte(want)) {
+			t.Fatalf("got %q, %v; want a message ending %s", buf[:n], err, want)
+		}
+	}
+}
+
 // TestTCPFields: the same over TCP and TLS.
 func TestTCPFields(t *testing.T) {
 	ms := docs(t)
