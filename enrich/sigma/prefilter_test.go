@@ -101,6 +101,10 @@ func FuzzPrefilter(f *testing.F) {
 		"Curl", "/usr/bin/wget", "\u212A")
 	f.Add([]byte(rule("d", "auditd", "    sel:\n        comm|startswith: 'K'\n    condition: not sel\n")),
 		"\u212Aa", "/x", "\u212A")
+	f.Add([]byte(rule("e", "auditd", "    sel:\n        type: PATH\n    k:\n        - 'init'\n    z:\n        - '0'\n    condition: sel and k and not z\n")),
+		"git init", "/usr/bin/git", "0")
+	f.Add([]byte(rule("f", "auditd", "    sel:\n        type: EXECVE\n    k:\n        - 'x y'\n    condition: sel and k\n")),
+		"x", "/usr/bin/git", "y")
 	f.Fuzz(func(t *testing.T, data []byte, cmd, exe, val string) {
 		rules, _ := parseRules("fuzz.yml", data)
 		s := &Set{}
@@ -115,6 +119,8 @@ func FuzzPrefilter(f *testing.F) {
 			{Type: "SYSCALL", TypeNum: audit.TypeSyscall, Fields: []audit.Field{{Name: "syscall", Value: "59"},
 				{Name: "success", Value: "yes"}, {Name: "exe", Value: exe}, {Name: "comm", Value: val}, {Name: "a0", Value: val}}},
 			{Type: "EXECVE", TypeNum: 1309, Fields: []audit.Field{{Name: "argc", Value: "2"}, {Name: "a0", Value: cmd}, {Name: "a1", Value: val}}},
+			{Type: "PATH", TypeNum: 1302, Fields: []audit.Field{{Name: "name", Value: exe}, {Name: "inode", Value: val}, {Name: "nametype", Value: cmd}},
+				Interp: []audit.Field{{Name: "OUID", Value: val}}},
 		}
 		ev.Summary = &audit.Summary{Exec: true, Exe: exe, Args: []string{cmd, val}, Outcome: "success"}
 		ev.Parent = &audit.Process{Executable: val, Args: []string{val, cmd}}
