@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	mathbits "math/bits"
 	"slices"
 	"strings"
 )
@@ -168,12 +169,13 @@ type index struct {
 	anchored bool                              // some rule has anchors
 	free     []int                             // positions of rules without anchors
 	lits     *acMatcher                        // all literals of the rules' sets, or nil
-	need     [][]int32                         // per rule: ids of its literal set, or nil
+	byLit    [][]int32                         // by literal id: the positions of the rules whose set holds it
+	filtered []uint64                          // bit i: rule i has a literal set
 	scope    scope                             // service: auditd: the values the rules read
 }
 
 func newIndex(rules []*Rule) *index {
-	x := &index{rules: rules, need: make([][]int32, len(rules)), scope: scopeOf(rules)}
+	x := &index{rules: rules, filtered: make([]uint64, (len(rules)+63)/64), scope: scopeOf(rules)}
 	ids := map[string]int32{}
 	var lits []string
 	for i, r := range rules {
@@ -198,8 +200,12 @@ func newIndex(rules []*Rule) *index {
 				id = int32(len(lits))
 				ids[l] = id
 				lits = append(lits, l)
+				x.byLit = append(x.byLit, nil)
 			}
-			x.need[i] = append(x.need[i], id)
+			if rs := x.byLit[id]; len(rs) == 0 || rs[len(rs)-1] != int32(i) {
+				x.byLit[id] = append(rs, int32(i))
+			}
+			x.filtered[i>>6] |= 1 << (i & 63)
 		}
 	}
 	if len(lits) > 0 {
@@ -241,18 +247,22 @@ func (x *index) candidates(a *auditCtx, w walker) []int {
 	if found == nil {
 		return a.cand
 	}
-	return slices.DeleteFunc(a.cand, func(i int) bool {
-		need := x.need[i]
-		if need == nil {
-			return false
-		}
-		for _, id := range need {
-			if found[id>>6]&(1<<(id&63)) != 0 {
-				return false
+	// keep: the rules without a literal set, and those with a literal found
+	keep := append(a.keep[:0], x.filtered...)
+	for i := range keep {
+		keep[i] = ^keep[i]
+	}
+	for w, bits := range found {
+		for bits != 0 {
+			id := w<<6 | mathbits.TrailingZeros64(bits)
+			bits &= bits - 1
+			for _, i := range x.byLit[id] {
+				keep[i>>6] |= 1 << (i & 63)
 			}
 		}
-		return true
-	})
+	}
+	a.keep = keep
+	return slices.DeleteFunc(a.cand, func(i int) bool { return keep[i>>6]&(1<<(i&63)) == 0 })
 }
 
 // anchor adds to a.cand the rules of x anchored on the anchor field f

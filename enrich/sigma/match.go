@@ -128,12 +128,14 @@ func allConds(m []fieldCond, test func(c *fieldCond) bool) bool {
 // its evaluation. Its buffers come from a pool and are reused event
 // after event.
 type auditCtx struct {
-	ev    *audit.Event
-	s     *audit.Summary
-	types uint64   // typeBit of each of the event's record types
-	cand  []int    // candidate rules (index.candidates)
-	found []uint64 // literals found (index.candidates)
-	doc   doc      // the process document (mapped categories)
+	ev      *audit.Event
+	s       *audit.Summary
+	types   uint64   // typeBit of each of the event's record types
+	execves int      // the number of EXECVE records
+	cand    []int    // candidate rules (index.candidates)
+	found   []uint64 // literals found (index.candidates)
+	keep    []uint64 // rules kept by the literals (index.candidates)
+	doc     doc      // the process document (mapped categories)
 	scratch
 }
 

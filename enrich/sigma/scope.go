@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
@@ -119,6 +120,14 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 		if found != nil && sc.typeField {
 			m.scanText(0, r.Type, found, &a.scratch)
 		}
+		// The command line of the event's one EXECVE record holds every
+		// argument when their numbers agree: its scan covers theirs.
+		args := false
+		if whole && r.TypeNum == 1309 && !cmdline && len(a.s.Args) > 1 {
+			cmdline = true
+			a.scanArgs(m, a.s.Args, found)
+			args = a.execves == 1 && argFields(r) == len(a.s.Args)
+		}
 		anch := anchors && anchorRecord(r.TypeNum)
 		for _, fs := range [2][]audit.Field{r.Fields, r.Interp} {
 			for i := range fs {
@@ -126,7 +135,7 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 				if !whole && !sc.names.has(f.Name) {
 					continue
 				}
-				if found != nil {
+				if found != nil && !(args && isArgName(f.Name)) {
 					m.scanText(0, f.Value, found, &a.scratch)
 				}
 				if anch {
@@ -136,11 +145,38 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 				}
 			}
 		}
-		if whole && r.TypeNum == 1309 && !cmdline && len(a.s.Args) > 1 {
-			cmdline = true
-			a.scanArgs(m, a.s.Args, found)
+	}
+}
+
+// isArgName reports whether an EXECVE field called n is an argument
+// (a0, a1, ...).
+func isArgName(n string) bool {
+	if len(n) < 2 || n[0] != 'a' {
+		return false
+	}
+	for i := 1; i < len(n); i++ {
+		if n[i] < '0' || n[i] > '9' {
+			return false
 		}
 	}
+	return true
+}
+
+// argFields counts the argument fields of an EXECVE record, or returns
+// -1 when the record has chunks of long arguments (a1[0]), which the
+// summary joins (audit.Summary.Args).
+func argFields(r *audit.Record) int {
+	n := 0
+	for i := range r.Fields {
+		name := r.Fields[i].Name
+		if strings.IndexByte(name, '[') >= 0 {
+			return -1
+		}
+		if isArgName(name) {
+			n++
+		}
+	}
+	return n
 }
 
 // scanArgs scans args joined by spaces (the command line) for the

@@ -193,7 +193,7 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 	}
 	sum := audit.SummaryOf(ev)
 	a := auditCtxPool.Get().(*auditCtx)
-	a.ev, a.s, a.types, a.arena = ev, sum, 0, a.arena[:0]
+	a.ev, a.s, a.types, a.execves, a.arena = ev, sum, 0, 0, a.arena[:0]
 	defer func() {
 		a.ev, a.s = nil, nil
 		a.doc.reset(nil)
@@ -203,6 +203,9 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 		for _, r := range ev.Records {
 			if r != nil {
 				a.types |= typeBit(r.TypeNum)
+				if r.TypeNum == 1309 {
+					a.execves++
+				}
 			}
 		}
 		for _, i := range x.candidates(a, a) {
