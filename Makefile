@@ -9,6 +9,9 @@ CORPUS ?= /var/tmp/audisp-enrich-corpus.log
 CORPUS_EXECS ?= 28000
 FUZZTIME ?= 30s
 TEST_TIMEOUT ?= 40m
+# SIGMA_RULES: Sigma rules that bench-ratio's enriched pipeline and live-cost's plugin load ([enrich.sigma]):
+# "shared" for SigmaHQ's Linux rules in ../shared/sigma, or comma-separated files and directories (docs/sigma.md).
+export AUDISP_ENRICH_SIGMA_RULES = $(SIGMA_RULES)
 
 .PHONY: help build run demo-capture check test tidy-check test-ima fuzz bench corpus profile vet clean reliability bench-peers bench-ratio live-cost bench-e2e
 

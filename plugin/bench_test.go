@@ -14,6 +14,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 func benchLines(b *testing.B) []string {
@@ -99,6 +100,9 @@ type = "file"
 path = "/dev/null"
 max_bytes = 0
 `, dir, enriched, enriched, enriched, enriched, enriched, list, enriched, pkgState)
+			if enriched {
+				cfgText += testsupport.SigmaSection(b)
+			}
 			cfg, err := conf.Parse("bench.toml", []byte(cfgText))
 			if err != nil {
 				b.Fatal(err)
