@@ -48,7 +48,7 @@ const (
 	// 100 KiB each); more are left to the garbage collector. Records in
 	// flight (reader batches, reassembly, the enrichment queue) fill
 	// about 20 slabs with the default queue of 512 events.
-	maxFreeSlabs = 64
+	maxFreeSlabs = 32
 )
 
 // slab holds records and their fields for one parser.
