@@ -63,6 +63,8 @@ type Record struct {
 	// Irregular is set when Line cannot be rebuilt from the parsed parts
 	// (unusual spacing, text that is not name=value); encoders then keep Line.
 	Irregular bool
+
+	slab *slab // the Parser slab that holds this record; nil once released
 }
 
 // Get returns the decoded value of the first field called name.
@@ -149,8 +151,9 @@ func (k Kind) String() string {
 // Event is one reassembled audit event plus what the enrichers added.
 //
 // The reassembler creates events; after it hands one over, exactly one
-// goroutine at a time owns it (an enricher, then the encoder), so Event
-// needs no locking.
+// goroutine at a time owns it (an enricher, then the encoder, then the
+// output stage, which releases it: see Release), so Event needs no
+// locking.
 type Event struct {
 	Kind    Kind
 	ID      EventID
