@@ -7,10 +7,15 @@ BIN := bin/audisp-enrich
 DEMO := plugin/testdata/demo
 CORPUS ?= /var/tmp/audisp-enrich-corpus.log
 CORPUS_EXECS ?= 28000
+CORPUS_MIXED ?= /var/tmp/audisp-enrich-corpus-mixed.log
+CORPUS_MIXED_EXECS ?= 9500
 FUZZTIME ?= 30s
 TEST_TIMEOUT ?= 40m
+# SIGMA_RULES: Sigma rules that bench-ratio's enriched pipeline and live-cost's plugin load ([enrich.sigma]):
+# "shared" for SigmaHQ's Linux rules in ../shared/sigma, or comma-separated files and directories (docs/sigma.md).
+export AUDISP_ENRICH_SIGMA_RULES = $(SIGMA_RULES)
 
-.PHONY: help build run demo-capture check test tidy-check test-ima fuzz bench corpus profile vet clean reliability bench-peers bench-ratio live-cost bench-e2e
+.PHONY: help build run demo-capture check test tidy-check test-ima fuzz bench corpus corpus-mixed profile vet clean reliability bench-peers bench-ratio live-cost bench-e2e
 
 help: ## list the targets
 	@grep -E '^[A-Za-z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -65,6 +70,9 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s; a count like 2000
 corpus: ## capture a ~200k-record corpus from a real auditd (root; kernel audit) into $(CORPUS)
 	CORPUS_OUT=$(CORPUS) CORPUS_EXECS=$(CORPUS_EXECS) $(GO) test -count=1 -timeout 30m -run TestGenerateCorpus -v ./plugin/
 
+corpus-mixed: ## capture the second corpus (hex-encoded arguments, env runs, five kinds of file writes; root) into $(CORPUS_MIXED)
+	CORPUS_OUT=$(CORPUS_MIXED) CORPUS_KIND=mixed CORPUS_EXECS=$(CORPUS_MIXED_EXECS) $(GO) test -count=1 -timeout 30m -run TestGenerateCorpus -v ./plugin/
+
 bench: ## benchmarks (parse+reassemble+encode on one core over the corpus, enrichers, buffers, sinks)
 	@test -s $(CORPUS) || $(MAKE) corpus
 	AUDISP_ENRICH_CORPUS=$(CORPUS) GOMAXPROCS=1 $(GO) test -run='^$$' -bench=. -benchmem -count=1 ./plugin/ ./sinks/encode/ ./sinks/output/
@@ -78,9 +86,9 @@ bench-peers: build ## laurel vs go-libaudit vs audisp-enrich on the corpus (docs
 	@test -s $(CORPUS) || $(MAKE) corpus
 	CORPUS=$(CORPUS) plugin/perf/peers.sh
 
-bench-ratio: ## all enrichers on vs none, alternating pairs (issue 3's 80% target; PROCS=1 for one core)
+bench-ratio: ## all enrichers on vs none, alternating pairs (issue 3's 80% target; PROCS=1 for one core; IMA=1 adds IMA hashes)
 	@test -s $(CORPUS) || $(MAKE) corpus
-	CORPUS=$(CORPUS) plugin/perf/ratio.sh
+	CORPUS=$(CORPUS) IMA=$(IMA) plugin/perf/ratio.sh
 
 live-cost: ## CPU share under a real auditd at 100/300/1000 exec/s, next to laurel
 	plugin/perf/live-cost.sh

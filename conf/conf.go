@@ -129,7 +129,8 @@ type StatusConfig struct {
 type EnrichConfig struct {
 	// Workers is the number of enrichment goroutines.
 	Workers int `toml:"workers"`
-	// Queue bounds the events waiting for enrichment.
+	// Queue bounds the events in the enrichment pool (waiting, being
+	// enriched, or encoded and waiting for their turn to be delivered).
 	Queue int `toml:"queue"`
 	// Timeout bounds each enricher call.
 	Timeout    time.Duration     `toml:"timeout"`
@@ -213,7 +214,7 @@ func Defaults() Config {
 		Log:    LogConfig{Level: "info", Syslog: true, ParseErrorRate: 10},
 		Status: StatusConfig{Interval: 5 * time.Minute},
 		Enrich: EnrichConfig{
-			Workers: 2, Queue: 512, Timeout: 100 * time.Millisecond,
+			Workers: 2, Queue: 64, Timeout: 100 * time.Millisecond,
 			Hashes:     HashesConfig{Enabled: true},
 			Attack:     attack.DefaultConfig(),
 			Proc:       proc.DefaultConfig(),

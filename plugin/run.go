@@ -217,13 +217,16 @@ func (p *Pipeline) submit(ev *audit.Event) {
 	p.pool.Submit(ev)
 }
 
-// deliver runs on the pool's emitting goroutine.
+// deliver runs on the pool's emitting goroutine. It is the event's last
+// owner: once the sinks have their copies, it releases the event's
+// records to the parser (audit.Event.Release).
 func (p *Pipeline) deliver(out *output.Stage, ev *audit.Event, doc []byte) {
 	p.events.Inc()
 	out.Deliver(ev, doc)
 	if ev.Kind == audit.KindAudit && !ev.TimedOut {
 		p.latency.Observe(time.Since(ev.ID.Time()).Seconds())
 	}
+	ev.Release()
 }
 
 // Idle flushes batched output; the driver calls it when input pauses.

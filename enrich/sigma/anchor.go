@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	mathbits "math/bits"
 	"slices"
 	"strings"
 )
@@ -10,24 +11,40 @@ import (
 // name. Rules are indexed by their anchors, so that an event is evaluated
 // only against the rules whose anchors it has, plus the rules without one.
 type anchor struct {
-	field string // auditd field name, or the mapped field name
-	base  bool   // key is the base name of the field's path
+	field int // anchorField of the auditd or mapped field name
 	key   string
 }
 
-// isAnchorField reports whether anchors are taken from field f: fields
-// with a single, short value whose exact value or base name rules name
-// often. Of the mapped categories only Image is used (doc.fieldValues).
-func isAnchorField(f string) bool {
+// anchorField returns the number of field f among the fields anchors are
+// taken from, or -1: fields with a single, short value whose exact value
+// or base name rules name often. Of the mapped categories only Image is
+// used (doc.walk).
+func anchorField(f string) int {
 	switch f {
-	case "Image", "a0", "comm", "exe", "SYSCALL", "key":
-		return true
+	case "a0":
+		return 0
+	case "comm":
+		return 1
+	case "SYSCALL":
+		return 2
+	case "key":
+		return 3
+	case "exe":
+		return 4
+	case "Image":
+		return anchorImage
 	}
-	return false
+	return -1
 }
 
-// isPathField reports whether f has its base name taken as anchor key.
-func isPathField(f string) bool { return f == "Image" || f == "exe" }
+const (
+	anchorImage     = 5
+	numAnchorFields = 6
+)
+
+// isPathField reports whether the anchor field numbered f has its base
+// name taken as anchor key (exe, Image).
+func isPathField(f int) bool { return f >= 4 }
 
 // anchors returns a set of anchors at least one of which the event has
 // whenever r matches, or nil when the rule has no such set.
@@ -43,6 +60,7 @@ func (r *Rule) anchors() []anchor {
 type needs[T any] struct {
 	cond func(*fieldCond) []T
 	kw   func(*keywords) []T
+	fmap func(*fieldMap) []T // the set of a map as a whole (nil: none)
 	rank func([]T) int
 }
 
@@ -102,6 +120,9 @@ func (n needs[T]) sel(sel *selection) []T {
 	var out []T
 	for i := range sel.maps {
 		var best []T
+		if n.fmap != nil {
+			best = n.fmap(&sel.maps[i])
+		}
 		for j := range sel.maps[i].conds {
 			if as := n.cond(&sel.maps[i].conds[j]); as != nil && (best == nil || n.rank(as) > n.rank(best)) {
 				best = as
@@ -117,10 +138,11 @@ func (n needs[T]) sel(sel *selection) []T {
 
 // anchors of a condition whose every value gives an exact key.
 func (c *fieldCond) anchors() []anchor {
-	if !isAnchorField(c.name) || c.neq || c.all || c.null || c.exists != 0 || len(c.vals) == 0 {
+	af := anchorField(c.name)
+	if af < 0 || c.neq || c.all || c.null || c.exists != 0 || len(c.vals) == 0 {
 		return nil
 	}
-	base := isPathField(c.name)
+	base := isPathField(af)
 	out := make([]anchor, 0, len(c.vals))
 	for _, v := range c.vals {
 		key := strings.ToLower(v.s)
@@ -134,7 +156,7 @@ func (c *fieldCond) anchors() []anchor {
 		default:
 			return nil
 		}
-		out = append(out, anchor{field: c.name, base: base, key: key})
+		out = append(out, anchor{field: af, key: key})
 	}
 	return out
 }
@@ -143,14 +165,17 @@ func (c *fieldCond) anchors() []anchor {
 // prefilter.
 type index struct {
 	rules    []*Rule
-	byAnchor map[anchor][]int // rule positions, ascending
-	free     []int            // positions of rules without anchors
-	lits     *acMatcher       // all literals of the rules' sets, or nil
-	need     [][]int32        // per rule: ids of its literal set, or nil
+	byAnchor [numAnchorFields]map[string][]int // by field and key: rule positions, ascending
+	anchored bool                              // some rule has anchors
+	free     []int                             // positions of rules without anchors
+	lits     *acMatcher                        // all literals of the rules' sets, or nil
+	byLit    [][]int32                         // by literal id: the positions of the rules whose set holds it
+	filtered []uint64                          // bit i: rule i has a literal set
+	scope    scope                             // service: auditd: the values the rules read
 }
 
 func newIndex(rules []*Rule) *index {
-	x := &index{rules: rules, byAnchor: map[anchor][]int{}, need: make([][]int32, len(rules))}
+	x := &index{rules: rules, filtered: make([]uint64, (len(rules)+63)/64), scope: scopeOf(rules)}
 	ids := map[string]int32{}
 	var lits []string
 	for i, r := range rules {
@@ -159,9 +184,15 @@ func newIndex(rules []*Rule) *index {
 			x.free = append(x.free, i)
 		}
 		for _, a := range as {
-			if l := x.byAnchor[a]; len(l) == 0 || l[len(l)-1] != i {
-				x.byAnchor[a] = append(l, i)
+			m := x.byAnchor[a.field]
+			if m == nil {
+				m = map[string][]int{}
+				x.byAnchor[a.field] = m
 			}
+			if l := m[a.key]; len(l) == 0 || l[len(l)-1] != i {
+				m[a.key] = append(l, i)
+			}
+			x.anchored = true
 		}
 		for _, l := range literalNeeds.rule(r) {
 			id, ok := ids[l]
@@ -169,8 +200,12 @@ func newIndex(rules []*Rule) *index {
 				id = int32(len(lits))
 				ids[l] = id
 				lits = append(lits, l)
+				x.byLit = append(x.byLit, nil)
 			}
-			x.need[i] = append(x.need[i], id)
+			if rs := x.byLit[id]; len(rs) == 0 || rs[len(rs)-1] != int32(i) {
+				x.byLit[id] = append(rs, int32(i))
+			}
+			x.filtered[i>>6] |= 1 << (i & 63)
 		}
 	}
 	if len(lits) > 0 {
@@ -179,48 +214,68 @@ func newIndex(rules []*Rule) *index {
 	return x
 }
 
+// walker is an event as one kind of rules reads it.
+type walker interface {
+	// walk visits the event once: it passes every anchor field value
+	// (lower-cased) to a.anchor and, when found is not nil, scans every
+	// value a rule of x may read for the literals of x.lits into found.
+	walk(x *index, a *auditCtx, found []uint64)
+}
+
 // candidates returns the positions of the rules an event may match, in
 // ascending order without repeats: the rules without anchors and those
-// with an anchor among the (field, lower-cased value) pairs values
-// yields, less those with a literal set of which scan finds nothing.
-// The slice is a.cand, valid until the next call.
-func (x *index) candidates(a *auditCtx, values func(yield func(field, v string)), scan func(m *acMatcher, found []uint64)) []int {
+// with an anchor among the (field, value) pairs w passes to a.anchor,
+// less those with a literal set of which w finds nothing. The slice is
+// a.cand, valid until the next call.
+func (x *index) candidates(a *auditCtx, w walker) []int {
 	a.cand = append(a.cand[:0], x.free...)
-	if len(x.byAnchor) > 0 {
-		values(func(f, v string) {
-			base := isPathField(f)
-			if base {
-				v = v[strings.LastIndexByte(v, '/')+1:]
-			}
-			if l, ok := x.byAnchor[anchor{field: f, base: base, key: v}]; ok {
-				a.cand = append(a.cand, l...)
-			}
-		})
-		if len(a.cand) > len(x.free) {
-			slices.Sort(a.cand)
-			a.cand = slices.Compact(a.cand)
+	var found []uint64
+	if x.lits != nil {
+		if n := x.lits.words(); cap(a.found) < n {
+			a.found = make([]uint64, n)
+		} else {
+			a.found = a.found[:n]
+			clear(a.found)
 		}
+		found = a.found
 	}
-	if x.lits == nil || len(a.cand) == 0 {
+	w.walk(x, a, found)
+	if len(a.cand) > len(x.free) {
+		slices.Sort(a.cand)
+		a.cand = slices.Compact(a.cand)
+	}
+	if found == nil {
 		return a.cand
 	}
-	if n := x.lits.words(); cap(a.found) < n {
-		a.found = make([]uint64, n)
-	} else {
-		a.found = a.found[:n]
-		clear(a.found)
+	// keep: the rules without a literal set, and those with a literal found
+	keep := append(a.keep[:0], x.filtered...)
+	for i := range keep {
+		keep[i] = ^keep[i]
 	}
-	scan(x.lits, a.found)
-	return slices.DeleteFunc(a.cand, func(i int) bool {
-		need := x.need[i]
-		if need == nil {
-			return false
-		}
-		for _, id := range need {
-			if a.found[id>>6]&(1<<(id&63)) != 0 {
-				return false
+	for w, bits := range found {
+		for bits != 0 {
+			id := w<<6 | mathbits.TrailingZeros64(bits)
+			bits &= bits - 1
+			for _, i := range x.byLit[id] {
+				keep[i>>6] |= 1 << (i & 63)
 			}
 		}
-		return true
-	})
+	}
+	a.keep = keep
+	return slices.DeleteFunc(a.cand, func(i int) bool { return keep[i>>6]&(1<<(i&63)) == 0 })
+}
+
+// anchor adds to a.cand the rules of x anchored on the anchor field f
+// having the lower-cased value v.
+func (a *auditCtx) anchor(x *index, f int, v string) {
+	m := x.byAnchor[f]
+	if m == nil {
+		return
+	}
+	if isPathField(f) {
+		v = v[strings.LastIndexByte(v, '/')+1:]
+	}
+	if l, ok := m[v]; ok {
+		a.cand = append(a.cand, l...)
+	}
 }

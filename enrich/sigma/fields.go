@@ -56,73 +56,108 @@ func lookupField(k kind, name string) (fieldID, bool) {
 }
 
 // doc is the document a process_creation, file_event or
-// network_connection rule is evaluated on: field texts and their
-// lower-case forms, computed once per event.
+// network_connection rule is evaluated on. Field texts are taken as
+// they are; the command lines are joined and the lower-case forms
+// computed only when a rule reads them.
 type doc struct {
-	vals [numFields]string
-	low  [numFields]string
-	has  uint32
-	sc   *scratch
+	vals    [numFields]string
+	low     [numFields]string
+	has     uint32      // fields the event has
+	lowered uint32      // fields whose low is computed
+	cmd     [2][]string // CommandLine and ParentCommandLine as arguments, joined on first use
+	joined  uint8       // bit i: cmd[i] is joined into vals
+	sc      *scratch
 }
 
+// reset empties d for a new document whose memory is sc.
+func (d *doc) reset(sc *scratch) { *d = doc{sc: sc} }
+
+// set sets field f to v; an empty v leaves the field absent.
 func (d *doc) set(f fieldID, v string) {
-	d.vals[f] = v
-	d.low[f] = d.sc.lower(v)
-	d.has |= 1 << f
-}
-
-// get returns the text of field f, its lower-case form and whether the
-// event has it.
-func (d *doc) get(f fieldID) (string, string, bool) {
-	return d.vals[f], d.low[f], d.has&(1<<f) != 0
-}
-
-// fieldValues yields the lower-cased values of the anchor fields (for
-// the anchor index).
-func (d *doc) fieldValues(yield func(field, v string)) {
-	if _, low, ok := d.get(fImage); ok {
-		yield(fieldNames[fImage], low)
+	if v != "" {
+		d.vals[f] = v
+		d.has |= 1 << f
 	}
 }
 
-// scanLiterals scans the lower-cased text of every field for the
-// literals of m.
-func (d *doc) scanLiterals(m *acMatcher, found []uint64) {
+// cmdFields are the fields whose text is d.cmd[i] joined by spaces.
+var cmdFields = [2]fieldID{fCommandLine, fParentCommandLine}
+
+// setArgs sets the command line field cmdFields[i] to args joined by
+// spaces, absent when that is empty.
+func (d *doc) setArgs(i int, args []string) {
+	if len(args) > 1 || len(args) == 1 && args[0] != "" {
+		d.cmd[i] = args
+		d.has |= 1 << cmdFields[i]
+	}
+}
+
+// get returns the text of field f, its lower-case form when needLow (else
+// possibly ""), and whether the event has it.
+func (d *doc) get(f fieldID, needLow bool) (string, string, bool) {
+	bit := uint32(1) << f
+	if d.has&bit == 0 {
+		return "", "", false
+	}
+	for i, cf := range cmdFields {
+		if f == cf && d.joined&(1<<i) == 0 {
+			d.joined |= 1 << i
+			d.vals[f] = d.sc.join(d.cmd[i])
+		}
+	}
+	if needLow && d.lowered&bit == 0 {
+		d.lowered |= bit
+		d.low[f] = d.sc.lower(d.vals[f])
+	}
+	return d.vals[f], d.low[f], true
+}
+
+// walk implements walker for the mapped categories: the anchor is the
+// Image, the literals are scanned in every field.
+func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
+	if x.byAnchor[anchorImage] != nil {
+		if _, low, ok := d.get(fImage, true); ok {
+			a.anchor(x, anchorImage, low)
+		}
+	}
+	if found == nil {
+		return
+	}
 	for f := range numFields {
-		if d.has&(1<<f) != 0 {
-			m.scan(0, d.low[f], found, true)
+		switch {
+		case d.has&(1<<f) == 0:
+		case f == fCommandLine && d.joined&1 == 0:
+			d.sc.scanArgs(x.lits, d.cmd[0], found)
+		case f == fParentCommandLine && d.joined&2 == 0:
+			d.sc.scanArgs(x.lits, d.cmd[1], found)
+		default:
+			x.lits.scanText(0, d.vals[f], found, d.sc)
 		}
 	}
 }
 
-// setProcess fills the process fields from the event summary and parent;
-// the joined command lines and lower-case forms go to d.sc.
+// setProcess fills the process fields from the event summary and parent.
 func (d *doc) setProcess(s *audit.Summary, parent *audit.Process) {
-	set := func(f fieldID, v string) {
-		if v != "" {
-			d.set(f, v)
-		}
-	}
-	set(fImage, s.Exe)
-	if args := s.Args; len(args) > 0 {
-		set(fCommandLine, d.sc.join(args))
-	} else if len(s.Title) > 0 {
-		set(fCommandLine, d.sc.join(s.Title))
+	d.set(fImage, s.Exe)
+	if len(s.Args) > 0 {
+		d.setArgs(0, s.Args)
+	} else {
+		d.setArgs(0, s.Title)
 	}
 	if parent != nil {
-		set(fParentImage, parent.Executable)
-		set(fParentCommandLine, d.sc.join(parent.Args))
+		d.set(fParentImage, parent.Executable)
+		d.setArgs(1, parent.Args)
 	}
 	if s.UName != "" {
-		set(fUser, s.UName)
+		d.set(fUser, s.UName)
 	} else {
-		set(fUser, s.UID)
+		d.set(fUser, s.UID)
 	}
-	set(fCurrentDirectory, s.Cwd)
-	set(fProcessID, s.PID)
-	set(fParentProcessID, s.PPID)
+	d.set(fCurrentDirectory, s.Cwd)
+	d.set(fProcessID, s.PID)
+	d.set(fParentProcessID, s.PPID)
 	if !audit.IsUnsetID(s.AUID) {
-		set(fLogonID, s.AUID)
+		d.set(fLogonID, s.AUID)
 	}
 }
 

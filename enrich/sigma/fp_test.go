@@ -19,16 +19,20 @@ import (
 func countHits(t *testing.T, s *Set, name string, evs []*audit.Event) []string {
 	t.Helper()
 	counts := map[*Rule]int{}
+	examples := map[*Rule][]string{} // the first command lines a rule fired on
 	for _, ev := range evs {
 		for _, r := range s.match(ev, nil) {
 			counts[r]++
+			if len(examples[r]) < 2 {
+				examples[r] = append(examples[r], strings.Join(audit.SummaryOf(ev).Args, " "))
+			}
 		}
 	}
 	t.Logf("%s: %d events", name, len(evs))
 	var high []string
 	for _, r := range s.Rules() {
 		if n := counts[r]; n > 0 {
-			t.Logf("  %6d %-8s %s %s", n, r.Level, r.ID, r.Title)
+			t.Logf("  %6d %-8s %s %s (on %q)", n, r.Level, r.ID, r.Title, examples[r])
 			if r.severity >= 3 {
 				high = append(high, r.Title)
 			}

@@ -69,6 +69,15 @@ func (sc *scratch) join(parts []string) string {
 	return sc.view(start)
 }
 
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 func lowerASCII(b []byte) {
 	for i, c := range b {
 		if 'A' <= c && c <= 'Z' {
@@ -92,14 +101,14 @@ func (sel *selection) matchDoc(d *doc) bool {
 	if sel.kw != nil {
 		return sel.kw.match(nil, func(yield func(v, low string) bool) {
 			for f := range numFields {
-				if v, low, ok := d.get(f); ok && !yield(v, low) {
+				if v, low, ok := d.get(f, true); ok && !yield(v, low) {
 					return
 				}
 			}
 		})
 	}
 	for i := range sel.maps {
-		if allConds(sel.maps[i].conds, func(c *fieldCond) bool { return c.test(d.get(c.fid)) }) {
+		if allConds(sel.maps[i].conds, func(c *fieldCond) bool { return c.test(d.get(c.fid, c.lower)) }) {
 			return true
 		}
 	}
@@ -115,34 +124,41 @@ func allConds(m []fieldCond, test func(c *fieldCond) bool) bool {
 	return true
 }
 
-// auditCtx is an event seen by service: auditd rules. Its buffers come
-// from a pool and are reused event after event.
+// auditCtx is an event seen by service: auditd rules, and the memory of
+// its evaluation. Its buffers come from a pool and are reused event
+// after event.
 type auditCtx struct {
-	ev     *audit.Event
-	s      *audit.Summary
-	types  uint64   // typeBit of each of the event's record types
-	text   string   // every value, lower-cased, built on first use
-	joined bool     // text is built
-	cand   []int    // candidate rules (index.candidates)
-	found  []uint64 // literals found (index.candidates)
+	ev      *audit.Event
+	s       *audit.Summary
+	types   uint64   // typeBit of each of the event's record types
+	execves int      // the number of EXECVE records
+	cand    []int    // candidate rules (index.candidates)
+	found   []uint64 // literals found (index.candidates)
+	keep    []uint64 // rules kept by the literals (index.candidates)
+	doc     doc      // the process document (mapped categories)
 	scratch
 }
 
 var auditCtxPool = sync.Pool{New: func() any { return new(auditCtx) }}
 
-// matchRecords reports whether selection sel holds for the event: one
-// record satisfies one of its maps, or its keywords are found among the
-// field values of all records and the command line.
-func (sel *selection) matchRecords(a *auditCtx) bool {
+// matchRecords reports whether selection sel holds for recs: one record
+// satisfies one of its maps, or its keywords are found among the values
+// of one record (see recordValues).
+func (sel *selection) matchRecords(a *auditCtx, recs []*audit.Record) bool {
 	if sel.kw != nil {
-		return sel.kw.matchText(a)
+		for _, r := range recs {
+			if r != nil && sel.kw.match(&a.scratch, a.recordValues(r)) {
+				return true
+			}
+		}
+		return false
 	}
 	for i := range sel.maps {
 		m := &sel.maps[i]
 		if m.types != nil && m.mask&a.types == 0 {
 			continue
 		}
-		for _, r := range a.ev.Records {
+		for _, r := range recs {
 			if r == nil || m.types != nil && !slices.Contains(m.types, r.TypeNum) {
 				continue
 			}
@@ -161,67 +177,11 @@ func (sel *selection) matchRecords(a *auditCtx) bool {
 	return false
 }
 
-// fieldValues yields the lower-cased values of the anchor fields in
-// every record (for the anchor index; each string is valid during the
-// yield only). The kernel's PATH, CWD, SOCKADDR and PROCTITLE records
-// carry none of them and are passed over; of an EXECVE record only a0 is
-// read.
-func (a *auditCtx) fieldValues(yield func(field, v string)) {
-	for _, r := range a.ev.Records {
-		if r == nil {
-			continue
-		}
-		switch r.TypeNum {
-		case 1302, 1307, 1306, audit.TypeProctitle: // PATH, CWD, SOCKADDR
-			continue
-		case 1309: // EXECVE
-			if v, ok := r.Get("a0"); ok {
-				yield("a0", a.lower(v))
-			}
-			continue
-		}
-		for _, fs := range [2][]audit.Field{r.Fields, r.Interp} {
-			for i := range fs {
-				if isAnchorField(fs[i].Name) {
-					yield(fs[i].Name, a.lower(fs[i].Value))
-				}
-			}
-		}
-	}
-}
-
-// scanLiterals scans the text of every value a rule may read (record
-// types, field values, the command line) for the literals of m.
-func (a *auditCtx) scanLiterals(m *acMatcher, found []uint64) {
-	for _, r := range a.ev.Records {
-		if r == nil {
-			continue
-		}
-		m.scanText(0, r.Type, found, &a.scratch)
-		for _, fs := range [2][]audit.Field{r.Fields, r.Interp} {
-			for i := range fs {
-				m.scanText(0, fs[i].Value, found, &a.scratch)
-			}
-		}
-	}
-	if args := a.s.Args; len(args) > 1 {
-		st := int32(0)
-		for i, arg := range args {
-			if i > 0 {
-				st = m.scanText(st, " ", found, &a.scratch)
-			}
-			st = m.scanText(st, arg, found, &a.scratch)
-		}
-	}
-}
-
-// values yields every field value of every record, then the command line
-// (the EXECVE arguments joined by spaces) when the event has one.
-func (a *auditCtx) values(yield func(v, low string) bool) {
-	for _, r := range a.ev.Records {
-		if r == nil {
-			continue
-		}
+// recordValues yields every field value of r (raw and ENRICHED), then,
+// for an EXECVE record, the command line (the arguments joined by
+// spaces) when there are two arguments or more.
+func (a *auditCtx) recordValues(r *audit.Record) func(yield func(v, low string) bool) {
+	return func(yield func(v, low string) bool) {
 		for _, fs := range [2][]audit.Field{r.Fields, r.Interp} {
 			for i := range fs {
 				if !yield(fs[i].Value, "") {
@@ -229,56 +189,10 @@ func (a *auditCtx) values(yield func(v, low string) bool) {
 				}
 			}
 		}
-	}
-	if len(a.s.Args) > 1 {
-		yield(a.join(a.s.Args), "")
-	}
-}
-
-// lowText returns what values yields, lower-cased and joined by NUL bytes
-// (which no keyword holds), built once per event.
-func (a *auditCtx) lowText() string {
-	if !a.joined {
-		a.joined = true
-		start := len(a.arena)
-		a.values(func(v, _ string) bool {
-			if i := len(a.arena); isASCII(v) {
-				a.arena = append(a.arena, v...)
-				lowerASCII(a.arena[i:])
-			} else {
-				a.arena = append(a.arena, strings.ToLower(v)...)
-			}
-			a.arena = append(a.arena, 0)
-			return true
-		})
-		a.text = a.view(start)
-	}
-	return a.text
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
+		if r.TypeNum == 1309 && len(a.s.Args) > 1 {
+			yield(a.join(a.s.Args), "")
 		}
 	}
-	return true
-}
-
-// matchText is match over the event's values. Keywords that are plain
-// case-insensitive substrings (the usual ones) are searched in lowText
-// at once; others are tested value by value.
-func (kw *keywords) matchText(a *auditCtx) bool {
-	if !kw.plain {
-		return kw.match(&a.scratch, a.values)
-	}
-	text := a.lowText()
-	for i := range kw.vals {
-		if strings.Contains(text, kw.vals[i].s) != kw.all {
-			return !kw.all
-		}
-	}
-	return kw.all
 }
 
 // match reports whether any keyword (every keyword, with all) is found in
@@ -311,10 +225,27 @@ func (kw *keywords) match(l *scratch, each func(yield func(v, low string) bool))
 	return done
 }
 
-// eval reports whether rule r matches the event.
+// evalRecords reports whether rule r matches the event. The selections
+// of a rule without keywords may hold on different records; a rule with
+// keywords (perRecord) matches when one record, of one of its recTypes,
+// satisfies the whole condition: the specification searches keywords in
+// one log message, and auditd writes each record as its own line.
 func (r *Rule) evalRecords(a *auditCtx) bool {
-	var st evalState
-	return r.cond.eval(&st, func(i int) bool { return r.sels[i].matchRecords(a) })
+	if !r.perRecord {
+		var st evalState
+		return r.cond.eval(&st, func(i int) bool { return r.sels[i].matchRecords(a, a.ev.Records) })
+	}
+	for k, rec := range a.ev.Records {
+		if rec == nil || r.recTypes != nil && !slices.Contains(r.recTypes, rec.TypeNum) {
+			continue
+		}
+		one := a.ev.Records[k : k+1]
+		var st evalState
+		if r.cond.eval(&st, func(i int) bool { return r.sels[i].matchRecords(a, one) }) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Rule) evalDoc(d *doc) bool {

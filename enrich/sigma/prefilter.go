@@ -1,6 +1,8 @@
 package sigma
 
 import (
+	"regexp/syntax"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -19,9 +21,9 @@ import (
 // occur in nearly every event and only cost scanning time.
 const minLiteral = 2
 
-// literal returns a lower-case ASCII text that the lower-cased field text
-// contains whenever v matches it, or "" when v has none.
-func (v *value) literal() string {
+// literals returns lower-case ASCII texts one of which the lower-cased
+// field text contains whenever v matches it, or nil when v has none.
+func (v *value) literals() []string {
 	var s string
 	switch v.op {
 	case opEq, opPrefix, opSuffix, opContains:
@@ -32,23 +34,30 @@ func (v *value) literal() string {
 				s = t.lit
 			}
 		}
+	case opRe:
+		return v.reLits
 	default:
-		return ""
+		return nil
 	}
-	if len(s) < minLiteral || strings.IndexByte(s, 0) >= 0 || !isASCII(s) {
-		return ""
+	if !usableLiteral(s) {
+		return nil
 	}
 	if v.cased {
 		b := []byte(s)
 		lowerASCII(b)
 		s = string(b)
 	}
-	return s
+	return []string{s}
 }
 
-// literals of a field condition: one per value (any value may match), or
-// the longest with all (every value must match). Negated, existence and
-// null tests have none.
+// usableLiteral reports whether the prefilter can look for s.
+func usableLiteral(s string) bool {
+	return len(s) >= minLiteral && strings.IndexByte(s, 0) < 0 && isASCII(s)
+}
+
+// literals of a field condition: the union of its values' sets (any
+// value may match), or the best one with all (every value must match).
+// Negated, existence and null tests have none.
 func (c *fieldCond) literals() []string {
 	if c.neq || c.null || c.exists != 0 {
 		return nil
@@ -65,17 +74,128 @@ func valueLiterals(vals []value, all bool) []string {
 	}
 	var out []string
 	for i := range vals {
-		l := vals[i].literal()
+		ls := vals[i].literals()
 		if all {
-			if l != "" && (out == nil || len(l) > len(out[0])) {
-				out = []string{l}
+			if ls != nil && (out == nil || literalRank(ls) > literalRank(out)) {
+				out = ls
 			}
 			continue
 		}
-		if l == "" {
+		if ls == nil {
 			return nil
 		}
-		out = append(out, l)
+		out = append(out, ls...)
+	}
+	return out
+}
+
+// maxReAlternatives bounds the literals taken from one regular expression.
+const maxReAlternatives = 16
+
+// reLiterals returns lower-case literals one of which every text the
+// regular expression matches contains, or nil when none is known. Case
+// folding is ASCII only, so a case-insensitive expression whose literal
+// holds k or s (which fold to the Kelvin sign and the long s) gives none.
+func reLiterals(re *syntax.Regexp) []string {
+	ls, _ := reNeeds(re.Simplify())
+	for _, l := range ls {
+		if !usableLiteral(l) {
+			return nil
+		}
+	}
+	return ls
+}
+
+// reNeeds returns a literal set of re (nil: none) and whether re matches
+// exactly the texts of the set, so that a concatenation may extend them.
+func reNeeds(re *syntax.Regexp) ([]string, bool) {
+	switch re.Op {
+	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText,
+		syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return []string{""}, true
+	case syntax.OpLiteral:
+		l := strings.ToLower(string(re.Rune))
+		if re.Flags&syntax.FoldCase != 0 && strings.ContainsAny(l, "ks") {
+			return nil, false
+		}
+		return []string{l}, true
+	case syntax.OpCharClass:
+		var set []string
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
+				if len(set) == 4 || r >= utf8.RuneSelf || r == 'k' || r == 'K' || r == 's' || r == 'S' {
+					return nil, false
+				}
+				if l := strings.ToLower(string(r)); !slices.Contains(set, l) {
+					set = append(set, l)
+				}
+			}
+		}
+		return set, set != nil
+	case syntax.OpCapture:
+		return reNeeds(re.Sub[0])
+	case syntax.OpPlus:
+		ls, _ := reNeeds(re.Sub[0])
+		return ls, false
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			ls, _ := reNeeds(re.Sub[0])
+			return ls, false
+		}
+	case syntax.OpAlternate:
+		var all []string
+		exact := true
+		for _, sub := range re.Sub {
+			ls, e := reNeeds(sub)
+			if ls == nil {
+				return nil, false
+			}
+			all = append(all, ls...)
+			exact = exact && e
+		}
+		return all, exact
+	case syntax.OpConcat:
+		var best, run []string
+		consider := func(ls []string) {
+			if ls != nil && slices.IndexFunc(ls, func(l string) bool { return !usableLiteral(l) }) < 0 &&
+				(best == nil || literalRank(ls) > literalRank(best)) {
+				best = ls
+			}
+		}
+		exact := true
+		for i, sub := range re.Sub {
+			ls, e := reNeeds(sub)
+			switch {
+			case e && run != nil && len(run)*len(ls) <= maxReAlternatives:
+				run = product(run, ls)
+			case e:
+				// a new run: the concatenation is no longer one run
+				exact = exact && i == 0
+				consider(run)
+				run = ls
+			default:
+				exact = false
+				consider(run)
+				run = nil
+				consider(ls)
+			}
+		}
+		if exact {
+			return run, true
+		}
+		consider(run)
+		return best, false
+	}
+	return nil, false
+}
+
+// product returns every a followed by every b.
+func product(a, b []string) []string {
+	out := make([]string, 0, len(a)*len(b))
+	for _, x := range a {
+		for _, y := range b {
+			out = append(out, x+y)
+		}
 	}
 	return out
 }
@@ -85,13 +205,17 @@ func valueLiterals(vals []value, all bool) []string {
 var literalNeeds = needs[string]{
 	cond: (*fieldCond).literals,
 	kw:   (*keywords).literals,
-	rank: func(ls []string) int {
-		short := 1 << 20
-		for _, l := range ls {
-			short = min(short, len(l))
-		}
-		return min(short, 16)<<16 - min(len(ls), 1<<16-1)
-	},
+	rank: literalRank,
+}
+
+// literalRank orders literal sets: the set whose shortest literal is
+// longest (short literals are found often), then the smaller.
+func literalRank(ls []string) int {
+	short := 1 << 20
+	for _, l := range ls {
+		short = min(short, len(l))
+	}
+	return min(short, 16)<<16 - min(len(ls), 1<<16-1)
 }
 
 // acMatcher finds which of a set of lower-case ASCII literals occur in a

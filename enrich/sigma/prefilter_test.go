@@ -1,6 +1,8 @@
 package sigma
 
 import (
+	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"testing"
@@ -101,6 +103,12 @@ func FuzzPrefilter(f *testing.F) {
 		"Curl", "/usr/bin/wget", "\u212A")
 	f.Add([]byte(rule("d", "auditd", "    sel:\n        comm|startswith: 'K'\n    condition: not sel\n")),
 		"\u212Aa", "/x", "\u212A")
+	f.Add([]byte(rule("e", "auditd", "    sel:\n        type: PATH\n    k:\n        - 'init'\n    z:\n        - '0'\n    condition: sel and k and not z\n")),
+		"git init", "/usr/bin/git", "0")
+	f.Add([]byte(rule("g", "process_creation", "    sel:\n        CommandLine|re: '-(W|R) [0-9a-f]{2}'\n    condition: sel\n")),
+		"pnscan -W 0a", "/usr/bin/pnscan", "-R ff")
+	f.Add([]byte(rule("f", "auditd", "    sel:\n        type: EXECVE\n    k:\n        - 'x y'\n    condition: sel and k\n")),
+		"x", "/usr/bin/git", "y")
 	f.Fuzz(func(t *testing.T, data []byte, cmd, exe, val string) {
 		rules, _ := parseRules("fuzz.yml", data)
 		s := &Set{}
@@ -115,11 +123,68 @@ func FuzzPrefilter(f *testing.F) {
 			{Type: "SYSCALL", TypeNum: audit.TypeSyscall, Fields: []audit.Field{{Name: "syscall", Value: "59"},
 				{Name: "success", Value: "yes"}, {Name: "exe", Value: exe}, {Name: "comm", Value: val}, {Name: "a0", Value: val}}},
 			{Type: "EXECVE", TypeNum: 1309, Fields: []audit.Field{{Name: "argc", Value: "2"}, {Name: "a0", Value: cmd}, {Name: "a1", Value: val}}},
+			{Type: "PATH", TypeNum: 1302, Fields: []audit.Field{{Name: "name", Value: exe}, {Name: "inode", Value: val}, {Name: "nametype", Value: cmd}},
+				Interp: []audit.Field{{Name: "OUID", Value: val}}},
 		}
 		ev.Summary = &audit.Summary{Exec: true, Exe: exe, Args: []string{cmd, val}, Outcome: "success"}
 		ev.Parent = &audit.Process{Executable: val, Args: []string{val, cmd}}
 		if got, want := hitIDs(s, ev), hitIDs(withoutPrefilter(s), ev); !slices.Equal(got, want) {
 			t.Fatalf("prefiltered %v, plain %v", got, want)
+		}
+	})
+}
+
+func reLits(t testing.TB, expr string) []string {
+	tree, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reLiterals(tree)
+}
+
+// TestReLiterals: the literals taken from regular expressions.
+func TestReLiterals(t *testing.T) {
+	for _, c := range []struct {
+		re   string
+		want []string
+	}{
+		{`-(W|R)\s?(\s|"|')([0-9a-fA-F]{2}\s?){2,20}`, []string{"-r", "-w"}}, // SigmaHQ's Pnscan
+		{`^/usr/bin/curl$`, []string{"/usr/bin/curl"}},
+		{`(?i)/TMP/[^/]+\.py`, []string{"/tmp/"}},
+		{`(?i)base64 -d`, nil}, // k and s fold to non-ASCII letters
+		{`a|bc`, nil},          // "a" is too short
+		{`x*yz`, []string{"yz"}},
+		{`(ab|cd)(ef|gh)`, []string{"abef", "abgh", "cdef", "cdgh"}},
+		{`[0-9]+`, nil},
+	} {
+		if got := reLits(t, c.re); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.re, got, c.want)
+		}
+	}
+}
+
+// FuzzReLiterals: whenever a regular expression matches a text, the
+// lower-cased text contains one of its literals.
+func FuzzReLiterals(f *testing.F) {
+	f.Add(`-(W|R)\s?(\s|"|')`, `pnscan -W "0a 0b"`)
+	f.Add(`(?i)su(do)?`, "\u017fudo")
+	f.Add(`(?i)[k]ill`, "\u212aill")
+	f.Add(`ab(c|d)+e`, "xxabdde")
+	f.Fuzz(func(t *testing.T, expr, text string) {
+		re, err := regexp.Compile(expr)
+		if err != nil || !re.MatchString(text) {
+			return
+		}
+		tree, err := syntax.Parse(expr, syntax.Perl)
+		if err != nil {
+			return
+		}
+		ls := reLiterals(tree)
+		if ls == nil {
+			return
+		}
+		if !slices.ContainsFunc(ls, func(l string) bool { return strings.Contains(strings.ToLower(text), l) }) {
+			t.Fatalf("%q matches %q, which holds none of %q", expr, text, ls)
 		}
 	})
 }

@@ -26,12 +26,17 @@ type Rule struct {
 	// "process_creation", "file_event" or "network_connection".
 	Logsource string
 
-	kind     kind
-	sels     []selection
-	cond     *node
-	severity int
-	techs    []audit.Technique
-	hitTags  []string // "sigma:<id>", "sigma_level:<level>"
+	kind kind
+	sels []selection
+	cond *node
+	// perRecord: a service: auditd rule with a keyword search matches
+	// when one record satisfies its whole condition (see evalRecords);
+	// recTypes are the types that record may have (nil: any).
+	perRecord bool
+	recTypes  []uint16
+	severity  int
+	techs     []audit.Technique
+	hitTags   []string // "sigma:<id>", "sigma_level:<level>"
 }
 
 // kind is the kind of document a rule is evaluated on.
@@ -65,11 +70,10 @@ type fieldMap struct {
 }
 
 // keywords is a keyword search: any (or, with all, every) value found
-// anywhere in the document.
+// anywhere in the document (for service: auditd, in one record).
 type keywords struct {
-	vals  []value
-	all   bool
-	plain bool // every value is a case-insensitive contains without NUL
+	vals []value
+	all  bool
 }
 
 // fieldCond is one key of a field map.
@@ -220,6 +224,12 @@ func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
 	if err := r.compileDetection(det); err != nil {
 		return nil, lsName, err
 	}
+	if r.kind == kindAuditd {
+		r.perRecord = slices.ContainsFunc(r.sels, func(s selection) bool { return s.kw != nil })
+		if r.perRecord {
+			r.recTypes = recordTypeNeeds.rule(r)
+		}
+	}
 	return r, lsName, nil
 }
 
@@ -351,11 +361,7 @@ func (r *Rule) compileKeywords(n *yaml.Node) (*keywords, error) {
 	if m.all && len(vals) > 64 {
 		return nil, unsupportedAt(list, "more than 64 keywords with all")
 	}
-	kw := &keywords{vals: vals, all: m.all, plain: true}
-	for _, v := range vals {
-		kw.plain = kw.plain && v.op == opContains && !v.cased && !strings.Contains(v.s, "\x00")
-	}
-	return kw, nil
+	return &keywords{vals: vals, all: m.all}, nil
 }
 
 // scalars returns the scalar texts of n (a scalar or a list of them) and

@@ -193,28 +193,33 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 	}
 	sum := audit.SummaryOf(ev)
 	a := auditCtxPool.Get().(*auditCtx)
-	a.ev, a.s, a.types, a.joined, a.arena = ev, sum, 0, false, a.arena[:0]
+	a.ev, a.s, a.types, a.execves, a.arena = ev, sum, 0, 0, a.arena[:0]
 	defer func() {
-		a.ev, a.s, a.text = nil, nil, ""
+		a.ev, a.s = nil, nil
+		a.doc.reset(nil)
 		auditCtxPool.Put(a)
 	}()
 	if x := s.idx[kindAuditd]; x != nil && len(x.rules) > 0 {
 		for _, r := range ev.Records {
 			if r != nil {
 				a.types |= typeBit(r.TypeNum)
+				if r.TypeNum == 1309 {
+					a.execves++
+				}
 			}
 		}
-		for _, i := range x.candidates(a, a.fieldValues, a.scanLiterals) {
+		for _, i := range x.candidates(a, a) {
 			if r := x.rules[i]; r.evalRecords(a) {
 				dst = append(dst, r)
 			}
 		}
 	}
 	if x := s.idx[kindProcess]; x != nil && len(x.rules) > 0 && sum.Exec {
-		d := doc{sc: &a.scratch}
+		d := &a.doc
+		d.reset(&a.scratch)
 		d.setProcess(sum, ev.Parent)
-		for _, i := range x.candidates(a, d.fieldValues, d.scanLiterals) {
-			if r := x.rules[i]; r.evalDoc(&d) {
+		for _, i := range x.candidates(a, d) {
+			if r := x.rules[i]; r.evalDoc(d) {
 				dst = append(dst, r)
 			}
 		}
@@ -227,7 +232,7 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 		files := createdFiles(ev, sum, fbuf[:0])
 		docs := make([]doc, len(files))
 		for i := range docs {
-			docs[i].sc = &a.scratch
+			docs[i].reset(&a.scratch)
 			docs[i].setProcess(sum, ev.Parent)
 			docs[i].set(fTargetFilename, files[i])
 		}
@@ -238,7 +243,7 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 		addrs := destinations(ev, abuf[:0])
 		docs := make([]doc, len(addrs))
 		for i := range docs {
-			docs[i].sc = &a.scratch
+			docs[i].reset(&a.scratch)
 			docs[i].setProcess(sum, ev.Parent)
 			docs[i].set(fInitiated, "true")
 			docs[i].set(fDestinationIP, addrs[i][0])

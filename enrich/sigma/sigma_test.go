@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -31,7 +32,7 @@ func TestAuditdRecordFields(t *testing.T) {
 		rule("a6", "auditd", "    sel:\n        UID: ROOT\n        EUID: www-data\n    condition: sel\n"),
 		rule("a7", "auditd", "    sel:\n        type: CWD\n        cwd|cased: /home/alice\n    condition: sel\n"),
 		rule("a8", "auditd", "    sel:\n        type: CWD\n        cwd: /home/alice\n    condition: sel\n"),
-		// keyword search across records and the command line
+		// keyword search in one record (with an EXECVE record's command line)
 		rule("a9", "auditd", "    keywords:\n        - '-o /tmp/x'\n    condition: keywords\n"),
 		rule("a10", "auditd", "    keywords:\n        '|all':\n            - curl\n            - 198.51.100\n    condition: keywords\n"),
 		rule("a11", "auditd", "    keywords:\n        '|all':\n            - curl\n            - wget\n    condition: keywords\n"),
@@ -40,11 +41,50 @@ func TestAuditdRecordFields(t *testing.T) {
 		rule("a14", "auditd", "    sel:\n        type: EXECVE\n        a4|exists: true\n    condition: sel\n"),
 		rule("a15", "auditd", "    sel:\n        type: SYSCALL\n        euid|lt: 100\n        pid|gte: 4243\n    condition: sel\n"),
 		rule("a16", "auditd", "    sel:\n        type: SYSCALL\n        euid|gt: 33\n    condition: sel\n"),
+		// "-o" is in the EXECVE record, "alice" in SYSCALL and CWD: no one record has both
+		rule("a17", "auditd", "    keywords:\n        '|all':\n            - '-o'\n            - alice\n    condition: keywords\n"),
 	)
 	got := matched(t, e, eventOf(t, execCurl))
 	want := []string{"a1", "a3", "a4", "a5", "a6", "a8", "a9", "a10", "a12", "a13", "a15"}
 	if !slices.Equal(got, want) {
 		t.Errorf("matched %v, want %v", got, want)
+	}
+}
+
+// TestKeywordsOneRecord: a keyword search reads one log message, which
+// for auditd is one record, so a rule pairing type: EXECVE with keywords
+// looks for them in the EXECVE record (SigmaHQ's System Shutdown/Reboot
+// shape: "git init" has "init" in EXECVE and "0" only in SYSCALL's exit).
+func TestKeywordsOneRecord(t *testing.T) {
+	shutdown := rule("s1", "auditd", "    execve:\n        type: EXECVE\n    init:\n        - init\n        - telinit\n"+
+		"    level:\n        - 0\n        - 6\n    condition: execve and init and level\n")
+	// keywords with a not: truncate -s without a size file
+	pad := rule("s2", "auditd", "    execve:\n        type: EXECVE\n    kw:\n        '|all':\n            - truncate\n            - '-s'\n"+
+		"    f:\n        - '--reference'\n    condition: execve and kw and not f\n")
+	e := newTestEnricher(t, shutdown, pad)
+	exec := func(args ...string) *audit.Event {
+		text := `type=SYSCALL msg=audit(1795618621.766:300): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=0 items=1 ppid=1 pid=1000 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=1 comm="x" exe="/usr/bin/x" key=(null)
+type=EXECVE msg=audit(1795618621.766:300): argc=` + strconv.Itoa(len(args))
+		for i, a := range args {
+			text += " a" + strconv.Itoa(i) + `="` + a + `"`
+		}
+		ev := eventOf(t, text)
+		ev.Summary = audit.SummaryOf(ev)
+		return ev
+	}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"git", "init"}, nil},
+		{[]string{"init", "0"}, []string{"s1"}},
+		{[]string{"telinit", "6"}, []string{"s1"}},
+		{[]string{"truncate", "-s", "+8M", "/bin/x"}, []string{"s2"}},
+		{[]string{"truncate", "--reference", "a", "-s", "+8M", "/bin/x"}, nil},
+	} {
+		if got := matched(t, e, exec(c.args...)); !slices.Equal(got, c.want) {
+			t.Errorf("%q: matched %v, want %v", c.args, got, c.want)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -32,13 +33,14 @@ const (
 // value is one compiled Sigma value. Strings are stored lower-cased
 // unless cased is set, and compared with the field's lower-cased text.
 type value struct {
-	op    op
-	s     string
-	glob  []globTok
-	cased bool
-	re    *regexp.Regexp
-	pfx   netip.Prefix
-	num   float64
+	op     op
+	s      string
+	glob   []globTok
+	cased  bool
+	re     *regexp.Regexp
+	reLits []string // literals one of which every match contains (prefilter)
+	pfx    netip.Prefix
+	num    float64
 }
 
 // match reports whether the field text s matches v. low is s in lower
@@ -337,7 +339,11 @@ func compileValues(m modifiers, raw []string) ([]value, error) {
 			if err != nil {
 				return nil, fmt.Errorf("re %q: %v", r, err)
 			}
-			out = append(out, value{op: opRe, re: re})
+			v := value{op: opRe, re: re}
+			if tree, err := syntax.Parse(flags+r, syntax.Perl); err == nil {
+				v.reLits = reLiterals(tree)
+			}
+			out = append(out, v)
 		case m.cidr:
 			p, err := netip.ParsePrefix(r)
 			if err != nil {

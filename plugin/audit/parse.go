@@ -42,22 +42,20 @@ func isUntrusted(name string) bool {
 	return false
 }
 
-const slabRecords = 256
-const slabFields = 4096
-const slabBytes = 16 << 10
-
 // Parser turns lines of auditd's string format into Records.
 //
-// It hands out Records, Fields and decoded bytes from slabs it never
-// reuses, so parsing costs far less than one allocation per record and a
-// Record stays valid for as long as it is referenced. Field strings point
-// into the line, which therefore must not change after Parse. A Parser is
-// not safe for concurrent use.
+// It hands out Records and their Fields from slabs, so parsing costs far
+// less than one allocation per record; a slab is reused once all of its
+// records have been released (see Event.Release and the ownership rule in
+// slab.go), and left to the garbage collector otherwise. Field strings
+// point into the line, which therefore must not change after Parse, or
+// into decoded bytes that are never reused. A Parser is not safe for
+// concurrent use; releases may come from any goroutine.
 type Parser struct {
-	recs   []Record
-	fields []Field
-	run    int // where the fields of the record being parsed start in fields
-	buf    []byte
+	cur  *slab     // where the record being parsed and its fields go
+	run  int       // where the fields of the record being parsed start in cur.fields
+	free *slabList // released slabs, shared with every slab of this parser
+	buf  []byte
 }
 
 // Parse parses one line (without its newline) into a Record. It returns a
@@ -95,74 +93,34 @@ func (p *Parser) Parse(line string) (*Record, error) {
 	if !ok {
 		return nil, perr("bad_timestamp", "malformed audit(SEC.MSEC:SERIAL): stamp")
 	}
-	r := p.newRecord()
-	r.Node, r.Type, r.Sec, r.Msec, r.Serial, r.Line = node, typ, sec, msec, serial, line
-	r.TypeNum = TypeNumber(typ)
-	r.NestedFrom = -1
+	typeNum := TypeNumber(typ)
 	// Without the colon the line cannot be rebuilt from its parts: keep it.
-	r.Irregular = !colon
+	irregular := !colon
 	if rest != "" {
 		if rest[0] == ' ' {
 			rest = rest[1:]
 		} else {
-			r.Irregular = true
+			irregular = true
 		}
 	}
-	p.run = len(p.fields)
-	tail, irregular := p.parseFields(rest, r.TypeNum, false)
-	r.Irregular = r.Irregular || irregular
-	if IsUserSpace(r.TypeNum) {
-		r.NestedFrom = p.expandNested()
+	p.begin()
+	tail, irr := p.parseFields(rest, typeNum, false)
+	irregular = irregular || irr
+	nested := -1
+	if IsUserSpace(typeNum) {
+		nested = p.expandNested()
 	}
-	r.Fields = p.commit()
+	n := len(p.cur.fields) - p.run
 	if tail >= 0 {
-		p.run = len(p.fields)
 		if _, irr := p.parseFields(rest[tail+1:], 0, true); irr {
-			r.Irregular = true
+			irregular = true
 		}
-		r.Interp = p.commit()
 	}
+	r := p.newRecord()
+	*r = Record{Node: node, Type: typ, TypeNum: typeNum, Sec: sec, Msec: msec, Serial: serial, Line: line,
+		NestedFrom: nested, Irregular: irregular,
+		Fields: p.fields(0, n), Interp: p.fields(n, len(p.cur.fields)-p.run), slab: p.cur}
 	return r, nil
-}
-
-func (p *Parser) newRecord() *Record {
-	if len(p.recs) == cap(p.recs) {
-		p.recs = make([]Record, 0, slabRecords)
-	}
-	p.recs = p.recs[:len(p.recs)+1]
-	return &p.recs[len(p.recs)-1]
-}
-
-// addField appends f to the run of fields being parsed. Fields are parsed
-// straight into the slab; when it is full, the run so far moves to a new
-// slab (the records before it keep the old one).
-func (p *Parser) addField(f Field) {
-	if len(p.fields) == cap(p.fields) {
-		n := len(p.fields) - p.run
-		slab := make([]Field, n, max(slabFields, 2*n))
-		copy(slab, p.fields[p.run:])
-		p.fields, p.run = slab, 0
-	}
-	p.fields = append(p.fields, f)
-}
-
-// commit ends the run of fields being parsed and returns it (nil when
-// empty), capped so that appending to it cannot touch the next record's.
-func (p *Parser) commit() []Field {
-	if len(p.fields) == p.run {
-		return nil
-	}
-	return p.fields[p.run:len(p.fields):len(p.fields)]
-}
-
-// alloc returns n bytes from the byte slab.
-func (p *Parser) alloc(n int) []byte {
-	if cap(p.buf)-len(p.buf) < n {
-		p.buf = make([]byte, 0, max(slabBytes, n))
-	}
-	start := len(p.buf)
-	p.buf = p.buf[:start+n]
-	return p.buf[start : start+n : start+n]
 }
 
 // parseStamp parses "SEC.MSEC:SERIAL)" and the colon after it; colon
@@ -321,13 +279,13 @@ func (p *Parser) shouldDecodeHex(name string, typ uint16, interp bool) bool {
 // fields appended after the outer ones. It returns the index of the first
 // nested field, or -1.
 func (p *Parser) expandNested() int {
-	for k := p.run; k < len(p.fields); k++ {
-		f := p.fields[k]
+	for k := p.run; k < len(p.cur.fields); k++ {
+		f := p.cur.fields[k]
 		if f.Name == "msg" && f.Enc == SingleQuoted {
-			from := len(p.fields) - p.run
+			from := len(p.cur.fields) - p.run
 			inner := strings.TrimSpace(f.Value)
 			p.parseFields(inner, 0, false) // may move the run to a new slab
-			if len(p.fields)-p.run == from {
+			if len(p.cur.fields)-p.run == from {
 				return -1
 			}
 			return from

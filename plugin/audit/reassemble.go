@@ -176,8 +176,10 @@ func (r *Reassembler) Stats() ReassemblerStats {
 	return s
 }
 
-// Push adds one record. In stream-time mode it may close events whose time
-// has passed; with wall time, call Maintain periodically.
+// Push adds one record and takes it over: the record joins an event, or
+// is released at once when no event keeps it (EOE). In stream-time mode
+// Push may close events whose time has passed; with wall time, call
+// Maintain periodically.
 func (r *Reassembler) Push(rec *Record) {
 	r.stats.Records++
 	k := eventKey{rec.Node, rec.Sec, rec.Msec, rec.Serial}
@@ -204,6 +206,7 @@ func (r *Reassembler) Push(rec *Record) {
 			// such an EOE too.
 			r.stats.StrayEOE++
 		}
+		rec.release()
 		return
 	}
 	first := true

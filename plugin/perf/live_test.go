@@ -131,7 +131,7 @@ type = "file"
 [sink.file]
 path = %q
 max_bytes = 0
-`, state, port, os.Getenv("AUDISP_ENRICH_LIVE_PROC_FALLBACK") != "false", block, events))
+`, state, port, os.Getenv("AUDISP_ENRICH_LIVE_PROC_FALLBACK") != "false", block, events)+testsupport.SigmaSection(t))
 	lcfg := filepath.Join(dir, "laurel.toml")
 	writeFile(t, lcfg, fmt.Sprintf("directory = %q\n[auditlog]\nfile = \"audit.log\"\nsize = 1000000000\n", laurelDir))
 	plug := func(path, args string) string {

@@ -221,3 +221,32 @@ func Main(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// SigmaSection returns an [enrich.sigma] config section that loads the
+// rules $AUDISP_ENRICH_SIGMA_RULES names (comma-separated files or
+// directories; "shared": SigmaHQ's Linux rules in ../shared/sigma), with
+// polling off, or "" when the variable is empty. The benchmarks of the
+// whole pipeline use it (make bench-ratio and live-cost SIGMA_RULES=...).
+func SigmaSection(t testing.TB) string {
+	t.Helper()
+	v := os.Getenv("AUDISP_ENRICH_SIGMA_RULES")
+	if v == "" {
+		return ""
+	}
+	var paths []string
+	if v == "shared" {
+		base := SharedDir(t, "sigma")
+		paths = []string{filepath.Join(base, "rules", "linux"), filepath.Join(base, "rules-threat-hunting", "linux")}
+	} else {
+		paths = strings.Split(v, ",")
+	}
+	quoted := make([]string, len(paths))
+	for i, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		quoted[i] = fmt.Sprintf("%q", abs)
+	}
+	return "[enrich.sigma]\nrules = [" + strings.Join(quoted, ", ") + "]\nreload_interval = \"0s\"\n"
+}

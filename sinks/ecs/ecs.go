@@ -14,6 +14,8 @@ package ecs
 import (
 	"strings"
 	"sync"
+	"time"
+	"unsafe"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/sinks/encode"
@@ -50,6 +52,10 @@ type scratch struct {
 	esc  []string
 	line []byte
 	seen []string
+	// The @timestamp up to the milliseconds ("2006-01-02T15:04:05.") of
+	// second tsSec: events come in bursts within one second.
+	tsSec    int64
+	tsPrefix []byte
 }
 
 var pool = sync.Pool{New: func() any { return new(scratch) }}
@@ -81,7 +87,7 @@ func Write(ew *encode.Writer, ev *audit.Event, opts Options) {
 	w.Open()
 	w.Key("@timestamp")
 	var ts [40]byte
-	w.Plain(ev.ID.Time().AppendFormat(ts[:0], "2006-01-02T15:04:05.000Z07:00"))
+	w.Plain(sc.timestamp(ts[:0], ev.ID))
 	w.open("ecs")
 	w.str("version", ECSVersion, "")
 	w.close()
@@ -97,6 +103,7 @@ func Write(ew *encode.Writer, ev *audit.Event, opts Options) {
 		w.close()
 	}
 	w.process(ev, s)
+	w.processContext(ev)
 	w.user(s)
 	w.file(s)
 	sc.seen = w.related(ev, s, sc.seen[:0])
@@ -108,6 +115,21 @@ func Write(ew *encode.Writer, ev *audit.Event, opts Options) {
 	w.Close()
 	clear(sc.esc[:cap(sc.esc)])
 	sc.esc = w.esc[:0]
+}
+
+// timestamp appends id's time as RFC 3339 in UTC with milliseconds
+// ("2006-01-02T15:04:05.000Z"), formatting the part up to the second
+// only when the second changes.
+func (sc *scratch) timestamp(b []byte, id audit.EventID) []byte {
+	if id.Msec >= 1000 { // not from the parser; let time normalise it
+		return id.Time().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	}
+	if sc.tsPrefix == nil || sc.tsSec != id.Sec {
+		sc.tsSec = id.Sec
+		sc.tsPrefix = time.Unix(id.Sec, 0).UTC().AppendFormat(sc.tsPrefix[:0], "2006-01-02T15:04:05.")
+	}
+	b = append(b, sc.tsPrefix...)
+	return append(b, byte('0'+id.Msec/100), byte('0'+id.Msec/10%10), byte('0'+id.Msec%10), 'Z')
 }
 
 // writer writes the members of the profile to the shared Writer,
@@ -217,7 +239,8 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 			sc.line = append(sc.line, r.Line...)
 		}
 		w.Key("original")
-		w.value(string(sc.line), "event.original")
+		// sc.line is not touched until value returns: no copy needed.
+		w.value(unsafe.String(unsafe.SliceData(sc.line), len(sc.line)), "event.original")
 	}
 	w.close()
 }
@@ -292,6 +315,7 @@ func (w *writer) process(ev *audit.Event, s *audit.Summary) {
 			if len(p.Args) > 0 {
 				w.strs("args", p.Args, "process.parent.args")
 			}
+			w.commandLine(p.Args, "process.parent.command_line")
 		}
 		w.close()
 	}
@@ -446,6 +470,7 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary) {
 		}
 		w.CloseArray()
 	}
+	w.ownProcessContext(ev)
 	encode.Hunt(w.Writer, ev.Hunt, false) // the rules' tags are in tags
 	encode.Sigma(w.Writer, ev.Sigma)
 	encode.Hits(w.Writer, "blocklist", ev.Blocklist)

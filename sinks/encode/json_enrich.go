@@ -48,6 +48,7 @@ func (e *Full) enrichment(w *Writer, ev *audit.Event) {
 	}
 	Hunt(w, ev.Hunt, true)
 	Sigma(w, ev.Sigma)
+	e.processContext(w, ev)
 	if len(ev.Related) > 0 {
 		w.Key("related")
 		w.Open()

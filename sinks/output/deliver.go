@@ -162,15 +162,23 @@ func (s *runnerSink) stop(ctx context.Context) {
 	}
 }
 
-// localBatch is how many documents a local sink batches before it writes.
-const localBatch = 512
+// localBatch is how many documents a local sink batches before it writes,
+// and localBatchBytes how many bytes: whichever comes first. The byte bound
+// keeps the batch's arena at one fixed size, so that batching holds no
+// more than that in memory (the arena no longer grows by doubling, which
+// kept every outgrown array alive until the flush).
+const (
+	localBatch      = 512
+	localBatchBytes = 256 << 10
+)
 
 // localAttempts is how often a local sink tries a batch (reconnecting in
 // between when the sink asks for it) before the rest is dropped.
 const localAttempts = 3
 
 // direct delivers to a local sink (stdout, file) from the publishing
-// goroutine, in batches of up to localBatch documents, flushed at the
+// goroutine, in batches of up to localBatch documents or localBatchBytes
+// bytes (a larger document goes alone), flushed at the
 // latest when the input pauses. It keeps the Sink contract the way the
 // runner does: Connect before the first Write and again after
 // ErrNotConnected, delivered messages of a *PartialError acknowledged and
@@ -181,7 +189,7 @@ const localAttempts = 3
 type direct struct {
 	s         sinks.Sink
 	batch     []sinks.Message
-	arena     []byte // holds the batch's values
+	arena     []byte // holds the batch's values; localBatchBytes unless a document is larger
 	log       *slog.Logger
 	acked     *metrics.Counter
 	failed    *metrics.Counter
@@ -197,8 +205,14 @@ func newDirect(s sinks.Sink, reg *metrics.Registry, log *slog.Logger) *direct {
 }
 
 func (d *direct) publish(m sinks.Message) {
-	// The value buffer is reused by the encoder: copy it into the arena
-	// (if the arena grows, earlier values keep the old array alive).
+	// The value buffer is reused by the encoder: copy it into the arena,
+	// flushing first when it would not fit.
+	if len(d.arena)+len(m.Value) > cap(d.arena) {
+		d.flush()
+		if cap(d.arena) < max(localBatchBytes, len(m.Value)) {
+			d.arena = make([]byte, 0, max(localBatchBytes, len(m.Value)))
+		}
+	}
 	start := len(d.arena)
 	d.arena = append(d.arena, m.Value...)
 	m.Value = d.arena[start:len(d.arena):len(d.arena)]
@@ -247,6 +261,9 @@ func (d *direct) flush() {
 	clear(d.batch)
 	d.batch = d.batch[:0]
 	d.arena = d.arena[:0]
+	if cap(d.arena) > localBatchBytes {
+		d.arena = nil // made for one large document
+	}
 }
 
 func (d *direct) reopen() {

@@ -142,3 +142,45 @@ func TestReloadKeepsHandsOverAndRemoves(t *testing.T) {
 		t.Errorf("the kept file sink has %d documents, want 50", n)
 	}
 }
+
+// TestLocalBatchArenaBounded: a file sink batches documents in an arena of
+// localBatchBytes that never grows for ordinary documents (a document
+// larger than it gets an arena of its own, dropped after its write), and
+// the file gets every document, whole and in order.
+func TestLocalBatchArenaBounded(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.json")
+	cfg, err := conf.Parse("stage.toml", []byte(fmt.Sprintf("state_dir = %q\n[log]\nsyslog = false\n[[sink]]\ntype = \"file\"\n[sink.file]\npath = %q\n", dir, path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, 1, Options{Metrics: &metrics.Registry{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(context.Background(), nil)
+	d := s.lanes[0].d.(*direct)
+	var buf []byte
+	var want strings.Builder
+	for i := range 400 {
+		size := 100 + i*37%9000
+		if i == 200 {
+			size = 3 * localBatchBytes
+		}
+		ev := &audit.Event{Kind: audit.KindAudit, ID: audit.EventID{Sec: 1700000000, Serial: uint32(i)}, Enrichment: audit.Enrichment{Warnings: []string{strings.Repeat("w", size)}}}
+		buf = s.Encode(0, ev, buf[:0])
+		want.Write(buf)
+		s.Deliver(ev, buf)
+		if i != 200 && cap(d.arena) != localBatchBytes {
+			t.Fatalf("document %d (%d bytes): arena of %d bytes, want %d", i, len(buf), cap(d.arena), localBatchBytes)
+		}
+	}
+	s.Stop(context.Background())
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want.String() {
+		t.Errorf("the file differs from the documents delivered (%d bytes, want %d)", len(got), want.Len())
+	}
+}

@@ -1,0 +1,58 @@
+package encode
+
+import "github.com/audisp-enrich/audisp-enrich/plugin/audit"
+
+// processContext writes the process context the process table found
+// beyond process.parent: ancestry (when more than the parent is known),
+// container, systemd and cgroup.
+func (e *Full) processContext(w *Writer, ev *audit.Event) {
+	if len(ev.Ancestry) > 1 {
+		w.Key("ancestry")
+		w.OpenArray()
+		for _, p := range ev.Ancestry {
+			w.Open()
+			w.Key("pid")
+			w.Int(int64(p.PID))
+			if p.Executable != "" {
+				w.Key("executable")
+				e.val(w, p.Executable, "ancestry.executable", "")
+			}
+			w.Close()
+		}
+		w.CloseArray()
+	}
+	cg := ev.Cgroup
+	if cg == nil {
+		return
+	}
+	if cg.ContainerID != "" {
+		w.Key("container")
+		w.Open()
+		w.Key("id")
+		w.Str(cg.ContainerID)
+		if cg.Runtime != "" {
+			w.Key("runtime")
+			w.Str(cg.Runtime)
+		}
+		if cg.PodUID != "" {
+			w.Key("pod_uid")
+			w.Str(cg.PodUID)
+		}
+		w.Close()
+	}
+	if cg.Unit != "" {
+		w.Key("systemd")
+		w.Open()
+		w.Key("unit")
+		e.val(w, cg.Unit, "systemd.unit", "")
+		if cg.UserOf != "" {
+			w.Key("user_id")
+			w.Str(cg.UserOf)
+		}
+		w.Close()
+	}
+	if cg.Path != "" {
+		w.Key("cgroup")
+		e.val(w, cg.Path, "cgroup", "")
+	}
+}
