@@ -293,13 +293,27 @@ func (w *Writer) Raw(v []byte) {
 func (w *Writer) Open() { w.open(0x80, '{') }
 
 // Close ends the innermost object.
-func (w *Writer) Close() { w.close(0x80, 0xde, '}') }
+func (w *Writer) Close() {
+	if w.format == Msgpack {
+		w.close(0x80, 0xde)
+		return
+	}
+	w.B = append(w.B, '}')
+	w.sep = true
+}
 
 // OpenArray starts an array; CloseArray ends it.
 func (w *Writer) OpenArray() { w.open(0x90, '[') }
 
 // CloseArray ends the innermost array.
-func (w *Writer) CloseArray() { w.close(0x90, 0xdc, ']') }
+func (w *Writer) CloseArray() {
+	if w.format == Msgpack {
+		w.close(0x90, 0xdc)
+		return
+	}
+	w.B = append(w.B, ']')
+	w.sep = true
+}
 
 func (w *Writer) open(fix, json byte) {
 	if w.format == Msgpack {
@@ -317,15 +331,10 @@ func (w *Writer) open(fix, json byte) {
 	w.sep = false
 }
 
-// close fills in the msgpack header of the container: one byte (fixmap,
+// close (msgpack) fills in the msgpack header of the container: one byte (fixmap,
 // fixarray) when it holds fewer than 16 values, else the 16- or 32-bit
 // form, for which the contents move up by 2 or 4 bytes.
-func (w *Writer) close(fix, x16, json byte) {
-	if w.format == JSON {
-		w.B = append(w.B, json)
-		w.sep = true
-		return
-	}
+func (w *Writer) close(fix, x16 byte) {
 	at, n := w.at[w.depth], w.n[w.depth]
 	w.depth--
 	if n < 16 {
