@@ -211,7 +211,7 @@ func (h *Host) start(sc *sarama.Config, pub ed25519.PublicKey, reg *metrics.Regi
 		return err
 	}
 	h.client, h.fol = client, fol
-	h.feed = newFeeder(prod, h.cfg.Buffer, h.m.sent.Inc, h.failed)
+	h.feed = newFeeder(prod, h.cfg.Buffer, func(*sarama.ProducerMessage) { h.m.sent.Inc() }, h.failed)
 	return nil
 }
 

@@ -112,6 +112,8 @@ type Service struct {
 
 	m       serviceStats
 	wg      sync.WaitGroup
+	stop    chan struct{}  // closed by Close: Run ends its session
+	running sync.WaitGroup // Run, until its last session was released
 	closeMu sync.Once
 }
 
@@ -127,9 +129,16 @@ type serviceStats struct {
 	sightings  map[string]*metrics.Counter // by result
 	produced   *metrics.Counter
 	produceErr *metrics.Counter
+	handedOff  *metrics.Counter
+	handoffErr *metrics.Counter
 }
 
 var sightingResults = []string{"queued", "cached", "known", "republished", "unpublishable", "malformed"}
+
+// boundaryWait bounds what a session boundary waits for: reading the
+// verdicts topic up to its end at the start of a session, and the
+// acknowledgement of the verdicts and handed-off sightings at its end.
+const boundaryWait = 15 * time.Second
 
 // NewService reads the signing key, connects, creates missing topics,
 // starts the VirusTotal enricher (vtc must be enabled, with a key) and
@@ -147,7 +156,7 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	if reg == nil {
 		reg = metrics.Default
 	}
-	s := &Service{cfg: cfg, vtc: vtc, log: log.With("service", "verdicts"), lag: map[int32]int64{}}
+	s := &Service{cfg: cfg, vtc: vtc, log: log.With("service", "verdicts"), lag: map[int32]int64{}, stop: make(chan struct{})}
 	var err error
 	if s.priv, err = ReadPrivateKey(cfg.SigningKeyFile); err != nil {
 		return nil, err
@@ -161,6 +170,8 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	}
 	s.m.produced = reg.Counter("audisp_enrich_fleet_verdicts_produced_total", "", "Verdicts acknowledged by the brokers.")
 	s.m.produceErr = reg.Counter("audisp_enrich_fleet_verdicts_produce_errors_total", "", "Verdicts not produced (buffer full or refused); produced again on the next sighting.")
+	s.m.handedOff = reg.Counter("audisp_enrich_fleet_handed_off_total", "", "Queued hashes handed back to the consumer group as sightings at a session boundary.")
+	s.m.handoffErr = reg.Counter("audisp_enrich_fleet_handoff_errors_total", "", "Hand-off sightings not produced; the hash stays queued here and is handed off at the next session boundary.")
 	reg.Func("audisp_enrich_fleet_partitions", "", "Sightings partitions this instance owns in the consumer group.",
 		func() float64 { return float64(s.owned.Load()) })
 	reg.Func("audisp_enrich_fleet_lag", "", "Sightings not yet consumed on the partitions this instance owns.", s.totalLag)
@@ -184,7 +195,7 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	if s.prod, err = sarama.NewAsyncProducerFromClient(s.client); err != nil {
 		return nil, fmt.Errorf("verdicts: %w", err)
 	}
-	s.feed = newFeeder(s.prod, produceBuffer, s.m.produced.Inc, s.failed)
+	s.feed = newFeeder(s.prod, produceBuffer, s.acked, s.failed)
 	pub := s.priv.Public().(ed25519.PublicKey)
 	if s.fol, err = startFollower(s.client, cfg.VerdictsTopic, pub, reg, s.log, s.fromTopic); err != nil {
 		return nil, err
@@ -192,7 +203,10 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	// A sighting that comes in before the topic is read would be looked up
 	// again; the topic is small (one message per hash after compaction).
 	<-s.fol.caughtUp
-	if s.vt, err = virustotal.New(vtc, s, s.log, reg); err != nil {
+	// Held until the first session starts: hashes restored from vt.db are
+	// handed to the group then, not looked up here (another instance may
+	// own them now).
+	if s.vt, err = virustotal.NewHeld(vtc, s, s.log, reg); err != nil {
 		return nil, err
 	}
 	if s.group, err = sarama.NewConsumerGroup(cfg.Brokers, cfg.Group, sc); err != nil {
@@ -202,8 +216,27 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	return s, nil
 }
 
-// Run consumes the sightings topic in the consumer group until ctx ends.
+// Run consumes the sightings topic in the consumer group until ctx ends
+// or Close is called; either way its last session is released (its
+// queue handed off, its offsets committed) before the instance leaves the
+// group. Call it once.
 func (s *Service) Run(ctx context.Context) error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	s.running.Add(1)
+	defer s.running.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -229,17 +262,72 @@ func (s *Service) Run(ctx context.Context) error {
 
 type groupHandler struct{ s *Service }
 
+// Setup starts a session. Lookups are held between sessions; before they
+// resume, the instance reads the verdicts topic up to its current end
+// (so every verdict the previous owners of its partitions produced is
+// known) and hands off whatever its queue still holds (restored from
+// vt.db, or left by a failed hand-off): those hashes come back as
+// sightings to whichever instance owns them now.
 func (h groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
-	h.s.owned.Store(int64(len(sess.Claims()[h.s.cfg.SightingsTopic])))
+	s := h.s
+	ctx, cancel := context.WithTimeout(sess.Context(), boundaryWait)
+	defer cancel()
+	if err := s.fol.reach(ctx); err != nil {
+		s.log.Warn("verdicts: the verdicts topic was not read to its end before the session; a hash whose verdict was not read yet can be looked up again", "err", err)
+	}
+	s.handOff(ctx)
+	s.owned.Store(int64(len(sess.Claims()[s.cfg.SightingsTopic])))
+	s.vt.Resume()
 	return nil
 }
 
+// Cleanup ends a session (a rebalance, or Run ending): it waits for the
+// lookup in flight, hands every queued hash back to the group as a
+// sighting, and waits until the brokers acknowledged those sightings and
+// the verdicts produced so far. Only then does sarama commit the offsets
+// and rejoin, so the next owner of a partition finds each hash either on
+// the verdicts topic or in a sighting after the committed offset, and no
+// hash is looked up by two instances.
 func (h groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
-	h.s.owned.Store(0)
-	h.s.lagMu.Lock()
-	clear(h.s.lag)
-	h.s.lagMu.Unlock()
+	s := h.s
+	s.vt.Hold()
+	s.owned.Store(0)
+	s.lagMu.Lock()
+	clear(s.lag)
+	s.lagMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), boundaryWait)
+	defer cancel()
+	s.handOff(ctx)
 	return nil
+}
+
+// handOff takes every queued hash out of the held enricher and produces
+// it as a sighting (carrying its queue weight as the count), then waits
+// for the brokers' acknowledgements. A hash whose sighting cannot be
+// produced goes back into the queue, to be handed off at the next
+// session boundary.
+func (s *Service) handOff(ctx context.Context) {
+	ws := s.vt.Withdraw()
+	for _, w := range ws {
+		sg := Sighting{Algo: w.File.Algo, FirstSeen: time.Now().Unix(), Host: serviceNode, Path: w.File.Path, Count: int64(max(w.Weight, 1))}
+		msg := &sarama.ProducerMessage{Topic: s.cfg.SightingsTopic, Key: sarama.StringEncoder(w.File.Hex),
+			Value: sarama.ByteEncoder(EncodeSighting(sg)), Metadata: w}
+		if !s.feed.offer(msg) {
+			s.requeue(w)
+		}
+	}
+	if err := s.feed.flush(ctx); err != nil {
+		s.log.Warn("verdicts: the brokers did not acknowledge every verdict and hand-off in time", "err", err)
+	}
+	if len(ws) > 0 {
+		s.log.Info("verdicts: handed queued hashes back to the consumer group", "count", len(ws))
+	}
+}
+
+// requeue puts a hash whose hand-off failed back into the local queue.
+func (s *Service) requeue(w virustotal.Withdrawn) {
+	s.m.handoffErr.Inc()
+	s.vt.Request(w.File, audit.EventID{Node: serviceNode, Sec: time.Now().Unix()}, w.Weight)
 }
 
 func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
@@ -359,7 +447,20 @@ func (s *Service) produce(key string, raw []byte) {
 	}
 }
 
+func (s *Service) acked(m *sarama.ProducerMessage) {
+	if _, ok := m.Metadata.(virustotal.Withdrawn); ok {
+		s.m.handedOff.Inc()
+	} else {
+		s.m.produced.Inc()
+	}
+}
+
 func (s *Service) failed(pe *sarama.ProducerError) {
+	if w, ok := pe.Msg.Metadata.(virustotal.Withdrawn); ok {
+		s.requeue(w)
+		s.log.Warn("verdicts: handing a queued hash back to the consumer group failed; it stays queued here", "hash", w.File.Hex, "err", pe.Err)
+		return
+	}
 	s.m.produceErr.Inc()
 	if k, err := pe.Msg.Key.Encode(); err == nil {
 		s.known.Remove(string(k))
@@ -376,11 +477,14 @@ func (s *Service) fromTopic(key string, v *Verdict, raw []byte, ts time.Time) {
 	s.known.Add(key, known{exp: v.Expires(), raw: raw, sent: ts})
 }
 
-// Close stops consuming, the lookups (the queue stays in vt.db) and the
-// producer (flushing what it holds), in that order.
+// Close ends Run's session (handing the queue off, see Cleanup) and
+// leaves the group, then stops the lookups (what is still queued stays in
+// vt.db) and the producer (flushing what it holds), in that order.
 func (s *Service) Close() error {
 	var errs []error
 	s.closeMu.Do(func() {
+		close(s.stop)
+		s.running.Wait()
 		if s.group != nil {
 			errs = append(errs, s.group.Close())
 		}

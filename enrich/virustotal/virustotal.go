@@ -62,6 +62,7 @@ type tuning struct {
 	backoffMax  time.Duration
 	maxAttempts int           // transient failures before a hash gets status "error"
 	flushEvery  time.Duration // how often the queue is written to vt.db when it changed
+	held        bool          // start held (NewHeld)
 }
 
 var defaultTuning = tuning{
@@ -96,6 +97,8 @@ type Enricher struct {
 	overUntil atomic.Int64 // unix nanos; new hashes are over budget before it
 
 	disabled atomic.Bool // the key was rejected
+	held     atomic.Bool // Hold: no lookup starts until Resume
+	lookMu   sync.Mutex  // held by the worker while it picks and looks up a hash
 	wake     chan struct{}
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -199,6 +202,7 @@ func newEnricher(cfg Config, emit enrich.Emitter, logger *slog.Logger, tune tuni
 	e.bmu.Lock()
 	e.setOver(now)
 	e.bmu.Unlock()
+	e.held.Store(tune.held)
 	go e.run()
 	return e, nil
 }
