@@ -27,6 +27,7 @@ const vtKey = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 // world is one kfake broker, the VirusTotal fake and a signing key.
 type world struct {
 	t       testing.TB
+	kf      *kfake.Cluster
 	addr    string
 	fake    *vtfake.Server
 	keyFile string
@@ -41,7 +42,7 @@ func newWorld(t testing.TB, opts ...kfake.Opt) *world {
 		t.Fatalf("start kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
-	w := &world{t: t, addr: c.ListenAddrs()[0], fake: vtfake.New(t, vtKey), keyFile: filepath.Join(t.TempDir(), "signing.key")}
+	w := &world{t: t, kf: c, addr: c.ListenAddrs()[0], fake: vtfake.New(t, vtKey), keyFile: filepath.Join(t.TempDir(), "signing.key")}
 	pubText, err := GenerateKey(w.keyFile)
 	if err != nil {
 		t.Fatal(err)

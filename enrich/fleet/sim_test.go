@@ -57,13 +57,18 @@ func (w *world) startHost(name string) *simHost {
 	return s
 }
 
-// newHost starts a host and returns without waiting for the brokers.
-func (w *world) newHost(name string) *simHost {
+// newHost starts a host (sightings spooled in memory) and returns without
+// waiting for the brokers.
+func (w *world) newHost(name string) *simHost { return w.newHostIn(name, "") }
+
+// newHostIn is newHost with the sightings spool on disk under stateDir.
+func (w *world) newHostIn(name, stateDir string) *simHost {
 	w.t.Helper()
 	hc := DefaultHostConfig()
 	hc.Conn = w.conn()
 	hc.VerdictPublicKey = base64.StdEncoding.EncodeToString(w.pub)
 	hc.HostName = name
+	hc.StateDir = stateDir
 	s := &simHost{name: name, reg: &metrics.Registry{}, out: &docs{got: map[string]*audit.Event{}}}
 	h, err := NewHost(hc, s.out, quietLog(), s.reg)
 	if err != nil {

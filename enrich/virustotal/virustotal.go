@@ -176,7 +176,7 @@ func newEnricher(cfg Config, emit enrich.Emitter, logger *slog.Logger, tune tuni
 	if e.st, err = openStore(cfg.StateDir, e.log); err != nil {
 		return nil, err
 	}
-	e.b = budget{perMin: cfg.PerMinute, perDay: cfg.PerDay, perMonth: cfg.PerMonth}
+	e.b = budget{perMin: cfg.PerMinute, perDay: cfg.PerDay, perMonth: cfg.PerMonth, pace: cfg.Pace}
 	if err := e.st.loadBudget(&e.b); err != nil {
 		e.log.Error("virustotal: stored budget unreadable; counting from zero", "err", err)
 	}
