@@ -227,11 +227,12 @@ func TestReloadOnChange(t *testing.T) {
 	// list). load counts after the swap, so wait for the count too.
 	testsupport.WaitFor(t, 5*time.Second, fmt.Sprintf("loads to reach %v", loads+1), func() bool { return metric(mLoads, "poll", "block") >= loads+1 })
 
-	// A deleted file keeps the index; the poller logs it once.
+	// A deleted file keeps the index; the poller logs it once. The count is
+	// taken before the removal: the poller may see it at once.
+	errs = metric(mLoadErrors, "poll", "block")
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	errs = metric(mLoadErrors, "poll", "block")
 	testsupport.WaitFor(t, 5*time.Second, "the missing-file error", func() bool { return metric(mLoadErrors, "poll", "block") > errs })
 	time.Sleep(50 * time.Millisecond)
 	if got := metric(mLoadErrors, "poll", "block") - errs; got != 1 {

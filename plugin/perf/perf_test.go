@@ -180,12 +180,14 @@ func TestScrapeHistogram(t *testing.T) {
 func TestExecload(t *testing.T) {
 	testsupport.SkipShort(t, "execs at a fixed rate for a second: a busy machine misses the rate")
 	bin := goBuild(t, t.TempDir(), "execload", "./plugin/perf/execload")
-	out, err := exec.Command(bin, "-rate", "200", "-duration", "1s").Output()
+	// A low rate: this checks the generator and its report, not the
+	// machine (a CI simulation at load 21 reached 79 of 200 execs/s).
+	out, err := exec.Command(bin, "-rate", "20", "-duration", "1s").Output()
 	if err != nil {
 		t.Fatalf("execload: %v: %s", err, out)
 	}
 	s := string(out)
-	if !strings.Contains(s, `"rate":200`) || !strings.Contains(s, `"failed":0`) {
+	if !strings.Contains(s, `"rate":20,`) || !strings.Contains(s, `"failed":0`) {
 		t.Fatalf("report %s", s)
 	}
 	if out, err := exec.Command(bin, "-rate", "0").CombinedOutput(); err == nil {
