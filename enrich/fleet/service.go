@@ -97,6 +97,7 @@ type Service struct {
 	vtc  virustotal.Config
 	log  *slog.Logger
 	priv ed25519.PrivateKey
+	loc  Local
 
 	client sarama.Client
 	prod   sarama.AsyncProducer
@@ -133,7 +134,7 @@ type serviceStats struct {
 	handoffErr *metrics.Counter
 }
 
-var sightingResults = []string{"queued", "cached", "known", "republished", "unpublishable", "malformed"}
+var sightingResults = []string{"queued", "cached", "known", "republished", "unpublishable", "malformed", "local"}
 
 // boundaryWait bounds what a session boundary waits for: reading the
 // verdicts topic up to its end at the start of a session, and the
@@ -142,8 +143,10 @@ const boundaryWait = 15 * time.Second
 
 // NewService reads the signing key, connects, creates missing topics,
 // starts the VirusTotal enricher (vtc must be enabled, with a key) and
-// starts following the verdicts topic. Run consumes sightings.
-func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg *metrics.Registry) (*Service, error) {
+// starts following the verdicts topic. Run consumes sightings. loc's
+// judges are asked before any lookup (see Local); the caller closes them
+// after the service.
+func NewService(cfg ServiceConfig, vtc virustotal.Config, loc Local, log *slog.Logger, reg *metrics.Registry) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -156,7 +159,7 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	if reg == nil {
 		reg = metrics.Default
 	}
-	s := &Service{cfg: cfg, vtc: vtc, log: log.With("service", "verdicts"), lag: map[int32]int64{}, stop: make(chan struct{})}
+	s := &Service{cfg: cfg, vtc: vtc, loc: loc, log: log.With("service", "verdicts"), lag: map[int32]int64{}, stop: make(chan struct{})}
 	var err error
 	if s.priv, err = ReadPrivateKey(cfg.SigningKeyFile); err != nil {
 		return nil, err
@@ -379,6 +382,13 @@ func (s *Service) sighting(m *sarama.ConsumerMessage) {
 		s.known.Add(key, k)
 		s.produce(key, k.raw)
 		s.m.sightings["republished"].Inc()
+		return
+	}
+	if v, ok := s.loc.judge(key, sg, s.vtc.TTLClean); ok {
+		raw := EncodeVerdict(key, v, s.priv)
+		s.known.Add(key, known{exp: v.Expires(), raw: raw, sent: now})
+		s.produce(key, raw)
+		s.m.sightings["local"].Inc()
 		return
 	}
 	fh := audit.FileHash{Path: sg.Path, Algo: sg.Algo, Hex: key}

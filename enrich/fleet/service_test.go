@@ -33,6 +33,7 @@ type world struct {
 	keyFile string
 	pub     ed25519.PublicKey
 	priv    ed25519.PrivateKey
+	local   Local // the services' local verdict sources
 }
 
 func newWorld(t testing.TB, opts ...kfake.Opt) *world {
@@ -87,7 +88,7 @@ func (w *world) vtConfig(stateDir string) virustotal.Config {
 func (w *world) startService(stateDir string) (s *Service, reg *metrics.Registry, stop func()) {
 	w.t.Helper()
 	reg = &metrics.Registry{}
-	s, err := NewService(w.serviceConfig(), w.vtConfig(stateDir), quietLog(), reg)
+	s, err := NewService(w.serviceConfig(), w.vtConfig(stateDir), w.local, quietLog(), reg)
 	if err != nil {
 		w.t.Fatal(err)
 	}
