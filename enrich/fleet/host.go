@@ -105,8 +105,9 @@ type Host struct {
 	ready  chan struct{} // closed once connected and the verdicts topic was read
 	cache  *lru.Cache[string, Verdict]
 
-	mu   sync.Mutex
-	pend map[string]*pending
+	mu       sync.Mutex
+	pend     map[string]*pending
+	emitting int // verdict documents taken out of pend and not yet handed to the Emitter
 
 	m      hostStats
 	stop   chan struct{}
@@ -391,6 +392,9 @@ func (h *Host) verdict(key string, v *Verdict, _ []byte, _ time.Time) {
 	h.mu.Lock()
 	p := h.pend[key]
 	delete(h.pend, key)
+	if p != nil {
+		h.emitting++
+	}
 	h.mu.Unlock()
 	if p == nil {
 		return
@@ -398,6 +402,30 @@ func (h *Host) verdict(key string, v *Verdict, _ []byte, _ time.Time) {
 	if doc := virustotal.VerdictDocument(result(key, v), p.file, p.waiters, p.extra); doc != nil {
 		h.m.docs.Inc()
 		h.emit.Emit(doc)
+	}
+	h.mu.Lock()
+	h.emitting--
+	h.mu.Unlock()
+}
+
+// Settle waits until no hash waits for a verdict (each got its verdict
+// document, handed to the Emitter), or until ctx ends. Replay calls it before closing, so that
+// the verdicts the fleet can give at once are part of its output.
+func (h *Host) Settle(ctx context.Context) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		h.mu.Lock()
+		n := len(h.pend) + h.emitting
+		h.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

@@ -97,9 +97,9 @@ func (e *Enricher) Hold() {
 	if e.cancel == nil {
 		return
 	}
+	e.lookMu.Lock() // waits for the lookup in flight; the worker reads held under lookMu
 	e.held.Store(true)
-	e.lookMu.Lock()
-	e.lookMu.Unlock() //nolint:staticcheck // an empty critical section: waits for the lookup in flight
+	e.lookMu.Unlock()
 }
 
 // Resume lets the worker look hashes up again after Hold.
