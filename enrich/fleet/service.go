@@ -83,11 +83,16 @@ const maxWeight = 1 << 20
 // Service turns sightings into VirusTotal lookups and signed verdicts. It
 // is the only process that needs the VirusTotal key.
 //
-// Guarantees: a hash is looked up at most once per TTL by one instance
-// (its cache in vt.db, plus the verdicts it reads back from the topic,
-// which also covers hashes that moved to it in a rebalance); a sighting's
-// offset is committed once its hash is queued in vt.db or answered, so a
-// crash loses no request (the persisted queue survives restarts); verdicts
+// Guarantees: a hash is looked up at most once per TTL across the
+// instances: an instance looks a hash up only while it owns the hash's
+// sightings partition, hands its queue back to the group as sightings at
+// every session boundary (see Setup and Cleanup), and knows every verdict
+// on the topic before a session starts (its cache in vt.db covers its own
+// earlier lookups). The exception is a lookup on the wire when its
+// instance is killed: the next owner looks the hash up again. A
+// sighting's offset is committed once its hash is queued in vt.db or
+// answered, so a crash loses no request (the persisted queue survives
+// restarts and is handed off at the next session start); verdicts
 // that could not be produced are produced again on the next sighting of
 // their hash from the cache, without a new lookup. error and skipped
 // outcomes are not published: hosts sight the hash again after their
