@@ -285,6 +285,7 @@ func (h groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 	}
 	s.handOff(ctx)
 	s.owned.Store(int64(len(sess.Claims()[s.cfg.SightingsTopic])))
+	s.log.Info("verdicts: session started", "generation", sess.GenerationID(), "partitions", sess.Claims()[s.cfg.SightingsTopic])
 	s.vt.Resume()
 	return nil
 }
@@ -299,6 +300,7 @@ func (h groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 func (h groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	s := h.s
 	s.vt.Hold()
+	s.log.Info("verdicts: session ended", "generation", sess.GenerationID())
 	s.owned.Store(0)
 	s.lagMu.Lock()
 	clear(s.lag)
@@ -416,6 +418,7 @@ func (s *Service) Emit(doc *audit.Event) {
 	if res == nil || doc.Kind != audit.KindVerdict {
 		return
 	}
+	s.log.Debug("verdicts: looked up", "hash", res.Hash, "status", res.Status)
 	if !s.publish(res.Hash, res, time.Now().Add(s.vtc.TTL(res))) {
 		s.log.Info("verdicts: lookup settled without a publishable verdict; hosts will sight the hash again",
 			"hash", res.Hash, "status", res.Status, "reason", res.Reason)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -57,7 +58,12 @@ func newWorld(t testing.TB, opts ...kfake.Opt) *world {
 	return w
 }
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLog() *slog.Logger {
+	if os.Getenv("FLEET_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 func (w *world) conn() Conn {
 	c := defaultConn()
@@ -88,7 +94,7 @@ func (w *world) vtConfig(stateDir string) virustotal.Config {
 func (w *world) startService(stateDir string) (s *Service, reg *metrics.Registry, stop func()) {
 	w.t.Helper()
 	reg = &metrics.Registry{}
-	s, err := NewService(w.serviceConfig(), w.vtConfig(stateDir), w.local, quietLog(), reg)
+	s, err := NewService(w.serviceConfig(), w.vtConfig(stateDir), w.local, quietLog().With("dir", filepath.Base(stateDir)), reg)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -281,7 +287,14 @@ func TestServiceOneLookupPerHash(t *testing.T) {
 	reqs := w.fake.Requests()
 	t.Logf("%d VirusTotal requests for %d hashes; %d queued hashes handed off at session boundaries", len(reqs), n, handed)
 	if len(reqs) != n || distinct(reqs) != n {
-		t.Fatalf("VirusTotal got %d requests for %d distinct hashes, want %d", len(reqs), distinct(reqs), n)
+		seen, twice := map[string]int{}, []string{}
+		for i, h := range reqs {
+			if k, ok := seen[h]; ok {
+				twice = append(twice, fmt.Sprintf("%s (requests %d and %d)", h[56:], k, i))
+			}
+			seen[h] = i
+		}
+		t.Fatalf("VirusTotal got %d requests for %d distinct hashes, want %d; again: %v", len(reqs), distinct(reqs), n, twice)
 	}
 	if handed < 10 {
 		t.Errorf("%d hashes were handed off, want at least the 10 left in vt.db", handed)

@@ -188,7 +188,7 @@ func newEnricher(cfg Config, emit enrich.Emitter, logger *slog.Logger, tune tuni
 	if host == "" {
 		host = DefaultHost
 	}
-	vt.SetHost(host)
+	setHost(host)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if answers != nil {
 		e.client, e.tr = newClient(key, cfg.Timeout, e.ctx, answers)
@@ -205,6 +205,26 @@ func newEnricher(cfg Config, emit enrich.Emitter, logger *slog.Logger, tune tuni
 	e.held.Store(tune.held)
 	go e.run()
 	return e, nil
+}
+
+// hostMu guards hostSet, the host last given to vt-go, whose SetHost
+// writes a process-wide variable that its requests read unguarded.
+var (
+	hostMu  sync.Mutex
+	hostSet string
+)
+
+// setHost points vt-go at host, writing only when it changes: enrichers
+// built while others run (a reload, or the verdict service's instances in
+// one test process) then do not race the running ones' requests. One
+// process talks to one VirusTotal host.
+func setHost(host string) {
+	hostMu.Lock()
+	defer hostMu.Unlock()
+	if host != hostSet {
+		vt.SetHost(host)
+		hostSet = host
+	}
 }
 
 func (e *Enricher) restoreQueue() {
