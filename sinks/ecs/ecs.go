@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
+	"unsafe"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
@@ -50,6 +52,10 @@ type scratch struct {
 	esc  []string
 	line []byte
 	seen []string
+	// The @timestamp up to the milliseconds ("2006-01-02T15:04:05.") of
+	// second tsSec: events come in bursts within one second.
+	tsSec    int64
+	tsPrefix []byte
 }
 
 var pool = sync.Pool{New: func() any { return new(scratch) }}
@@ -70,7 +76,7 @@ func Encode(dst []byte, ev *audit.Event, opts Options) []byte {
 	w.b = append(w.b, '{')
 	w.key("@timestamp")
 	w.b = append(w.b, '"')
-	w.b = ev.ID.Time().AppendFormat(w.b, "2006-01-02T15:04:05.000Z07:00")
+	w.b = sc.timestamp(w.b, ev.ID)
 	w.b = append(w.b, '"')
 	w.open("ecs")
 	w.b = append(w.b, `"version":"`+ECSVersion+`"`...)
@@ -100,6 +106,21 @@ func Encode(dst []byte, ev *audit.Event, opts Options) []byte {
 	clear(sc.esc[:cap(sc.esc)])
 	sc.esc = w.esc[:0]
 	return w.b
+}
+
+// timestamp appends id's time as RFC 3339 in UTC with milliseconds
+// ("2006-01-02T15:04:05.000Z"), formatting the part up to the second
+// only when the second changes.
+func (sc *scratch) timestamp(b []byte, id audit.EventID) []byte {
+	if id.Msec >= 1000 { // not from the parser; let time normalise it
+		return id.Time().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	}
+	if sc.tsPrefix == nil || sc.tsSec != id.Sec {
+		sc.tsSec = id.Sec
+		sc.tsPrefix = time.Unix(id.Sec, 0).UTC().AppendFormat(sc.tsPrefix[:0], "2006-01-02T15:04:05.")
+	}
+	b = append(b, sc.tsPrefix...)
+	return append(b, byte('0'+id.Msec/100), byte('0'+id.Msec/10%10), byte('0'+id.Msec%10), 'Z')
 }
 
 // writer writes JSON members, keeping track of the commas and of the
@@ -195,9 +216,9 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 	w.str("kind", kind, "")
 	if cat, typ := category(ev, s); cat != "" {
 		w.key("category")
-		w.b = append(w.b, `["`+cat+`"]`...)
+		w.b = append(append(append(w.b, '[', '"'), cat...), '"', ']')
 		w.key("type")
-		w.b = append(w.b, `["`+typ+`"]`...)
+		w.b = append(append(append(w.b, '[', '"'), typ...), '"', ']')
 	}
 	w.key("action")
 	switch {
@@ -233,7 +254,8 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 			sc.line = append(sc.line, r.Line...)
 		}
 		w.key("original")
-		w.value(string(sc.line), "event.original")
+		// sc.line is not touched until value returns: no copy needed.
+		w.value(unsafe.String(unsafe.SliceData(sc.line), len(sc.line)), "event.original")
 	}
 	w.close()
 }

@@ -16,8 +16,13 @@ type Config struct {
 	// uncompressed message per frame, ended by a NUL byte) or "tls" (the
 	// same over TLS).
 	Transport string `toml:"transport"`
-	// Compression is "gzip" (default for udp), "zlib" or "none". tcp and
-	// tls take only "none" (Graylog's TCP input does not decompress).
+	// Compression is "auto" (default for udp), "gzip", "zlib" or "none".
+	// "auto" sends a message that fits one datagram as plain JSON and
+	// gzip-compresses a larger one, so that it needs fewer chunks: GELF
+	// UDP inputs tell plain, gzip and zlib datagrams apart by their first
+	// bytes, and compressing a small message costs more CPU than all the
+	// rest of its sending. "gzip" and "zlib" compress every message. tcp
+	// and tls take only "none" (Graylog's TCP input does not decompress).
 	Compression string `toml:"compression"`
 	// ChunkSize is the largest UDP datagram, chunk header included.
 	// Default 1420 (fits an Ethernet MTU; Graylog's own clients use it);
@@ -69,7 +74,7 @@ func (c *Config) Validate() error {
 	if c.Compression == "" {
 		c.Compression = "none"
 		if c.Transport == "udp" {
-			c.Compression = "gzip"
+			c.Compression = "auto"
 		}
 	}
 	if c.ChunkSize == 0 {
@@ -95,9 +100,9 @@ func (c *Config) Validate() error {
 		return errors.New("gelf: address is required")
 	}
 	switch c.Compression {
-	case "gzip", "zlib", "none":
+	case "auto", "gzip", "zlib", "none":
 	default:
-		return fmt.Errorf("gelf: compression %q: want gzip, zlib or none", c.Compression)
+		return fmt.Errorf("gelf: compression %q: want auto, gzip, zlib or none", c.Compression)
 	}
 	if c.Transport != "udp" && c.Compression != "none" {
 		return fmt.Errorf("gelf: compression %q: the %s transport sends uncompressed frames (want none)", c.Compression, c.Transport)

@@ -105,6 +105,9 @@ type encoder struct {
 	used   map[uint64]usedName // names written, by hash (no allocation per field)
 	ts     string
 	nflds  int
+	// indexes is how many array indexes e.path holds now: only then
+	// can a template slot's path differ from e.path.
+	indexes int
 }
 
 // usedName is a field name already written: where it is in fields, and
@@ -128,7 +131,7 @@ func (e *encoder) encode(doc []byte, host string, level int, keep int) ([]byte, 
 		e.slots[i] = e.slots[i][:0]
 	}
 	clear(e.used)
-	e.ts, e.nflds, e.path = "", 0, e.path[:0]
+	e.ts, e.nflds, e.path, e.indexes = "", 0, e.path[:0], 0
 	p := parser{s: doc}
 	p.skipWS()
 	if p.peek() != '{' {
@@ -342,6 +345,8 @@ func (e *encoder) array(b []byte, p *parser, depth, pathLen, keep int) ([]byte, 
 // indexed flattens one element of an array of objects. Names carry the
 // index; template slots use the path without it.
 func (e *encoder) indexed(b []byte, p *parser, depth, pathLen, keep int) ([]byte, error) {
+	e.indexes++
+	defer func() { e.indexes-- }()
 	full := len(e.path)
 	if p.peek() == '{' || p.peek() == '[' {
 		return e.value(b, p, depth, full, keep)
@@ -361,7 +366,7 @@ func (e *encoder) indexed(b []byte, p *parser, depth, pathLen, keep int) ([]byte
 // array indexes removed.
 func (e *encoder) slot(path []byte, v []byte, kind int) {
 	key := path
-	if bytes.ContainsAny(path, "0123456789") {
+	if e.indexes > 0 {
 		key = stripIndexes(e.name[:0], path)
 		e.name = key
 	}
@@ -405,20 +410,18 @@ func (e *encoder) field(b []byte, path, v []byte, kind, keep int) []byte {
 	}
 	b = append(b, `,"_`...)
 	nameStart := len(b)
+	h := uint64(fnvOffset)
 	for _, c := range path {
-		switch {
-		case c == '.':
-			b = append(b, '_')
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-			b = append(b, c)
-		default:
-			b = append(b, '_')
+		if !nameByte[c] {
+			c = '_'
 		}
+		b = append(b, c)
+		h = (h ^ uint64(c)) * fnvPrime
 	}
 	if string(b[nameStart:]) == "id" {
 		b = append(b[:nameStart], "_id"...)
+		h = hashName(b[nameStart:])
 	}
-	h := hashName(b[nameStart:])
 	if u, ok := e.used[h]; ok && bytes.Equal(b[u.start:u.end], b[nameStart:]) {
 		u.n++
 		e.used[h] = u
@@ -443,12 +446,26 @@ func (e *encoder) field(b []byte, path, v []byte, kind, keep int) []byte {
 // hashName is FNV-1a of a field name. Two different names with one hash
 // (a 64-bit collision) are both written unsuffixed.
 func hashName(b []byte) uint64 {
-	h := uint64(14695981039346656037)
+	h := uint64(fnvOffset)
 	for _, c := range b {
-		h = (h ^ uint64(c)) * 1099511628211
+		h = (h ^ uint64(c)) * fnvPrime
 	}
 	return h
 }
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// nameByte marks the bytes a GELF field name keeps; field writes every
+// other byte (the path's dots included) as '_'.
+var nameByte = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+	}
+	return t
+}()
 
 // body is a scalar's text inside a JSON string: a string without its
 // quotes (still escaped), other scalars as written.

@@ -1,6 +1,7 @@
 // Package gelf is the GELF sink: it sends each document as one GELF 1.1
-// message to a Graylog GELF input over udp (chunked, gzip or zlib
-// compressed), tcp (NUL-terminated frames) or tls.
+// message to a Graylog GELF input over udp (plain or gzip or zlib
+// compressed, chunked when larger than a datagram, several datagrams per
+// sendmmsg(2) call), tcp (NUL-terminated frames) or tls.
 //
 // The document (JSON, either profile) is flattened into "_"-prefixed
 // additional fields by the rule in encode.go; short_message comes from a
@@ -51,6 +52,7 @@ type Sink struct {
 	enc    *encoder
 
 	link  netconn.Link
+	q     datagramQueue
 	zbuf  bytes.Buffer
 	gz    *gzip.Writer
 	zl    *zlib.Writer
@@ -88,7 +90,7 @@ func New(name string, cfg Config, reg *metrics.Registry) (*Sink, error) {
 		}
 	}
 	switch cfg.Compression {
-	case "gzip":
+	case "gzip", "auto":
 		s.gz, _ = gzip.NewWriterLevel(&s.zbuf, gzip.BestSpeed)
 	case "zlib":
 		s.zl, _ = zlib.NewWriterLevel(&s.zbuf, zlib.BestSpeed)
@@ -123,35 +125,127 @@ func (s *Sink) Connect(ctx context.Context) error { return s.link.Connect(ctx) }
 // wrapping sinks.ErrNotConnected (a *sinks.PartialError when some were
 // written first); the connection is then closed and the runner must
 // Connect again. Each write is bounded by write_timeout and by ctx.
+//
+// Over udp the datagrams of up to udpBatch messages' worth go to the
+// kernel in one sendmmsg(2) call; nothing waits for more messages than
+// the batch holds, so batching adds no delay.
 func (s *Sink) Write(ctx context.Context, batch []sinks.Message) error {
-	return s.link.Write(ctx, batch, s.writeOne)
+	if s.cfg.Transport == "udp" {
+		return s.link.WriteAll(ctx, batch, s.writeUDP)
+	}
+	return s.link.Write(ctx, batch, s.writeStream)
 }
 
-func (s *Sink) writeOne(ctx context.Context, conn *netconn.Conn, m *sinks.Message) error {
-	level := syslog.MapSeverity(m.Meta.Severity)
-	msg, _, err := s.enc.encode(m.Value, m.Meta.Node, level, -1)
+// writeStream sends one message over tcp or tls, NUL-terminated.
+func (s *Sink) writeStream(ctx context.Context, conn *netconn.Conn, m *sinks.Message) error {
+	msg, ok := s.encode(m)
+	if !ok {
+		return nil
+	}
+	s.frame = append(append(s.frame[:0], msg...), 0)
+	n, err := conn.Write(ctx, s.frame)
+	if err != nil {
+		return err
+	}
+	s.sent.Inc()
+	s.bytes.Add(uint64(n))
+	return nil
+}
+
+// encode returns m's GELF message (valid until the next call), or false
+// for a document that is not one JSON object (counted and logged).
+func (s *Sink) encode(m *sinks.Message) ([]byte, bool) {
+	msg, _, err := s.enc.encode(m.Value, m.Meta.Node, syslog.MapSeverity(m.Meta.Severity), -1)
 	if err != nil {
 		s.bad.Inc()
 		s.log.Error("gelf: document dropped: not one JSON object", "seq", m.Seq, "bytes", len(m.Value), "err", err)
-		return nil
+		return nil, false
 	}
-	if s.cfg.Transport != "udp" {
-		s.frame = append(append(s.frame[:0], msg...), 0)
-		n, err := conn.Write(ctx, s.frame)
-		if err != nil {
-			return err
+	return msg, true
+}
+
+// udpBatch is how many datagrams are queued before they are sent with
+// one system call.
+const udpBatch = 64
+
+// writeUDP turns the messages of batch into datagrams (compressed,
+// truncated or chunked as needed), queues them and sends the queue with
+// sendmmsg(2) whenever it holds udpBatch datagrams, and at the end. It
+// returns how many messages, from the first, were sent whole.
+func (s *Sink) writeUDP(ctx context.Context, conn *netconn.Conn, batch []sinks.Message) (int, error) {
+	s.q.reset()
+	flushed := 0 // messages before s.q's first are sent
+	flush := func() error {
+		n, err := conn.WriteDatagrams(ctx, s.q.datagrams())
+		msgs, bytes, chunks := s.q.sent(n)
+		flushed += msgs
+		s.sent.Add(uint64(msgs))
+		s.bytes.Add(uint64(bytes))
+		s.chunks.Add(uint64(chunks))
+		s.q.reset()
+		return err
+	}
+	for i := range batch {
+		if err := ctx.Err(); err != nil {
+			if ferr := flush(); ferr != nil {
+				return flushed, ferr
+			}
+			return flushed, err
 		}
-		s.sent.Inc()
-		s.bytes.Add(uint64(n))
+		if err := s.queueUDP(&batch[i]); err != nil {
+			if ferr := flush(); ferr != nil {
+				return flushed, ferr
+			}
+			return flushed, err
+		}
+		if s.q.count() >= udpBatch {
+			if err := flush(); err != nil {
+				return flushed, err
+			}
+		}
+	}
+	return flushed, flush()
+}
+
+// queueUDP queues m's datagrams: one datagram when the (compressed)
+// message fits chunk_size, else its chunks; a message too big for 128
+// chunks is truncated first. A document that is not one JSON object
+// queues nothing (it counts as sent: retrying it would not help).
+func (s *Sink) queueUDP(m *sinks.Message) error {
+	msg, ok := s.encode(m)
+	if !ok {
+		s.q.endMessage(false)
 		return nil
 	}
-	payload := s.compress(msg)
+	payload := msg
+	if s.cfg.Compression != "auto" || len(msg) > s.cfg.ChunkSize {
+		payload = s.compress(msg)
+	}
 	if len(payload) > maxChunks*(s.cfg.ChunkSize-chunkHeader) {
+		var err error
+		level := syslog.MapSeverity(m.Meta.Severity)
 		if payload, err = s.truncate(m, level, len(msg)); err != nil {
 			return err
 		}
 	}
-	return s.sendUDP(ctx, conn, payload)
+	if len(payload) <= s.cfg.ChunkSize {
+		s.q.add(payload)
+		s.q.endMessage(false)
+		return nil
+	}
+	data := s.cfg.ChunkSize - chunkHeader
+	count := (len(payload) + data - 1) / data
+	s.msgID++
+	var hdr [chunkHeader]byte
+	hdr[0], hdr[1] = 0x1e, 0x0f
+	binary.BigEndian.PutUint64(hdr[2:10], s.msgID)
+	hdr[11] = byte(count)
+	for seq := 0; seq < count; seq++ {
+		hdr[10] = byte(seq)
+		s.q.add(hdr[:], payload[seq*data:min((seq+1)*data, len(payload))])
+	}
+	s.q.endMessage(true)
+	return nil
 }
 
 // compress returns msg compressed as configured (msg itself for none).
@@ -213,38 +307,6 @@ func (s *Sink) truncate(m *sinks.Message, level, origBytes int) ([]byte, error) 
 	s.truncated.Inc()
 	s.log.Warn("gelf message truncated to fit 128 chunks", "seq", m.Seq, "bytes", origBytes, "fields_kept", lo, "fields", total)
 	return p, nil
-}
-
-// sendUDP writes payload as one datagram, or as chunks when it is larger
-// than chunk_size.
-func (s *Sink) sendUDP(ctx context.Context, conn *netconn.Conn, payload []byte) error {
-	if len(payload) <= s.cfg.ChunkSize {
-		n, err := conn.Write(ctx, payload)
-		if err != nil {
-			return err
-		}
-		s.sent.Inc()
-		s.bytes.Add(uint64(n))
-		return nil
-	}
-	data := s.cfg.ChunkSize - chunkHeader
-	count := (len(payload) + data - 1) / data
-	s.msgID++
-	for seq := 0; seq < count; seq++ {
-		part := payload[seq*data : min((seq+1)*data, len(payload))]
-		s.frame = append(s.frame[:0], 0x1e, 0x0f)
-		s.frame = binary.BigEndian.AppendUint64(s.frame, s.msgID)
-		s.frame = append(s.frame, byte(seq), byte(count))
-		s.frame = append(s.frame, part...)
-		n, err := conn.Write(ctx, s.frame)
-		if err != nil {
-			return err
-		}
-		s.bytes.Add(uint64(n))
-		s.chunks.Inc()
-	}
-	s.sent.Inc()
-	return nil
 }
 
 // Close closes the connection. The sink can be connected again.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -395,7 +396,7 @@ func TestUDPFields(t *testing.T) {
 	for _, c := range []struct {
 		compression string
 		chunk       int
-	}{{"gzip", 0}, {"zlib", 0}, {"gzip", 200}, {"zlib", 200}, {"none", 300}} {
+	}{{"gzip", 0}, {"zlib", 0}, {"gzip", 200}, {"zlib", 200}, {"none", 300}, {"auto", 0}, {"auto", 300}} {
 		t.Run(fmt.Sprint(c.compression, c.chunk), func(t *testing.T) {
 			r, addr := udpReceiver(t)
 			s := newSink(t, Config{Address: addr, Compression: c.compression, ChunkSize: c.chunk, Host: "local"})
@@ -407,6 +408,87 @@ func TestUDPFields(t *testing.T) {
 				t.Errorf("no message was chunked at chunk_size %d", c.chunk)
 			}
 		})
+	}
+}
+
+// TestAutoCompression: with compression "auto" a message that fits one
+// datagram goes as plain JSON and a larger one gzip-compressed (in one
+// datagram or in chunks), as read from the socket.
+func TestAutoCompression(t *testing.T) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	small := sinks.Message{Value: []byte(`{"event":{"action":"execve"}}`)}
+	// 3 KB of audit-like words in a fixed pseudo-random order: more than
+	// one datagram of the default chunk_size plain, about 650 bytes
+	// compressed (one datagram), still several chunks at chunk_size 200.
+	rnd := mathrand.New(mathrand.NewPCG(1, 2))
+	words := []string{"type=EXECVE", "argc=3", "a0=/bin/sh", "a1=-c", "cwd=/tmp", "uid=0", "pid=4242", "exe=/usr/bin/x"}
+	var text []byte
+	for len(text) < 3000 {
+		text = append(append(text, words[rnd.IntN(len(words))]...), ' ')
+	}
+	big := sinks.Message{Value: []byte(`{"event":{"original":"` + string(text) + `"}}`)}
+	for _, c := range []struct {
+		chunk int
+		first []byte // leading bytes of the first datagram of big
+	}{{0, []byte{0x1f, 0x8b}}, {200, []byte{0x1e, 0x0f}}} {
+		s := newSink(t, Config{Address: conn.LocalAddr().String(), ChunkSize: c.chunk})
+		ctx := context.Background()
+		if err := s.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Write(ctx, []sinks.Message{small, big}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close(ctx)
+		buf := make([]byte, 65536)
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil || buf[0] != '{' {
+			t.Fatalf("chunk_size %d: small message: %q, %v; want plain JSON", c.chunk, buf[:min(n, 20)], err)
+		}
+		n, err = conn.Read(buf)
+		if err != nil || !bytes.HasPrefix(buf[:n], c.first) {
+			t.Fatalf("chunk_size %d: big message starts %x, %v; want %x", c.chunk, buf[:min(n, 4)], err, c.first)
+		}
+		if c.chunk > 0 && buf[12] != 0x1f { // the first chunk carries the gzip header
+			t.Errorf("chunk_size %d: first chunk's data starts %x, want gzip", c.chunk, buf[12:14])
+		}
+		for c.chunk > 0 && buf[10] != buf[11]-1 { // read up to the last chunk
+			if _, err := conn.Read(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestUDPOverIPv6: the batched UDP writes (sendmmsg through
+// golang.org/x/net/ipv4) work on an IPv6 socket too.
+func TestUDPOverIPv6(t *testing.T) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer conn.Close()
+	s := newSink(t, Config{Address: conn.LocalAddr().String(), Host: "h"})
+	ctx := context.Background()
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if err := s.Write(ctx, []sinks.Message{{Value: []byte(`{"a":1}`)}, {Value: []byte(`{"b":2}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for _, want := range []string{`"_a":1}`, `"_b":2}`} {
+		n, err := conn.Read(buf)
+		if err != nil || !bytes.HasSuffix(buf[:n], []byte(want)) {
+			t.Fatalf("got %q, %v; want a message ending %s", buf[:n], err, want)
+		}
 	}
 }
 
@@ -592,7 +674,7 @@ func TestDownAndBack(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	c := Config{Address: "h:12201"}
-	if err := c.Validate(); err != nil || c.Compression != "gzip" || c.ChunkSize != 1420 || c.ShortMessage != DefaultTemplate {
+	if err := c.Validate(); err != nil || c.Compression != "auto" || c.ChunkSize != 1420 || c.ShortMessage != DefaultTemplate {
 		t.Errorf("defaults: %+v, %v", c, err)
 	}
 	for name, bad := range map[string]Config{

@@ -14,6 +14,8 @@ import (
 	"net"
 	"time"
 
+	"golang.org/x/net/ipv4"
+
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
@@ -25,6 +27,8 @@ type Conn struct {
 	conn    net.Conn
 	closed  chan struct{} // stream transports: closed when the peer hangs up
 	timeout time.Duration
+	batch   *ipv4.PacketConn // udp: sendmmsg(2) for WriteDatagrams
+	msgs    []ipv4.Message
 }
 
 // Dial connects to address over transport: "udp", "tcp", "tls" (tcp with
@@ -52,6 +56,9 @@ func Dial(ctx context.Context, transport, address string, tlsCfg *tls.Config, ti
 		return nil, err
 	}
 	c := &Conn{conn: conn, timeout: timeout}
+	if uc, ok := conn.(*net.UDPConn); ok {
+		c.batch = ipv4.NewPacketConn(uc)
+	}
 	if transport == "tcp" || transport == "tls" || transport == "unix_stream" {
 		c.closed = make(chan struct{})
 		go watch(conn, c.closed)
@@ -72,11 +79,8 @@ var errPeerClosed = errors.New("peer closed the connection")
 // Each calls send for each message of batch, in order, stopping at the
 // first error (or when ctx is done, or when a stream peer has hung up
 // before a message). It returns how many messages send took, and the
-// error. While it runs, ctx being done interrupts a blocked Write.
+// error.
 func (c *Conn) Each(ctx context.Context, batch []sinks.Message, send func(m *sinks.Message) error) (int, error) {
-	conn := c.conn
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
 	for i := range batch {
 		err := ctx.Err()
 		if err == nil && c.closed != nil {
@@ -107,6 +111,53 @@ func (c *Conn) Write(ctx context.Context, p []byte) (int, error) {
 		return 0, err
 	}
 	return c.conn.Write(p)
+}
+
+// WriteDatagrams sends each element of dgrams as one datagram, in order,
+// with as few sendmmsg(2) calls as the kernel allows (one system call
+// for up to len(dgrams) datagrams instead of one each), all under one
+// deadline as for Write. It returns how many datagrams were sent: all of
+// them when the error is nil, the ones before the failure otherwise. Only
+// for udp connections; others get an error.
+func (c *Conn) WriteDatagrams(ctx context.Context, dgrams [][]byte) (int, error) {
+	if c.batch == nil {
+		return 0, errors.New("netconn: WriteDatagrams on a connection that is not udp")
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(c.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := c.conn.SetWriteDeadline(deadline); err != nil {
+		return 0, err
+	}
+	if cap(c.msgs) < len(dgrams) {
+		c.msgs = make([]ipv4.Message, len(dgrams))
+		for i := range c.msgs {
+			c.msgs[i].Buffers = make([][]byte, 1)
+		}
+	}
+	msgs := c.msgs[:len(dgrams)]
+	for i, d := range dgrams {
+		msgs[i].Buffers[0] = d
+	}
+	sent := 0
+	for sent < len(msgs) {
+		n, err := c.batch.WriteBatch(msgs[sent:], 0)
+		sent += n
+		if err != nil {
+			return sent, err
+		}
+		if n == 0 { // not expected from sendmmsg without an error; do not spin
+			return sent, io.ErrShortWrite
+		}
+	}
+	for i := range msgs {
+		msgs[i].Buffers[0] = nil // do not keep the caller's bytes reachable
+	}
+	return sent, nil
 }
 
 // Close closes the connection.
@@ -149,11 +200,24 @@ func (l *Link) Connect(ctx context.Context) error {
 // after closing the connection; sinks.ErrNotConnected alone when there is
 // no connection.
 func (l *Link) Write(ctx context.Context, batch []sinks.Message, send func(ctx context.Context, c *Conn, m *sinks.Message) error) error {
+	return l.WriteAll(ctx, batch, func(ctx context.Context, c *Conn, batch []sinks.Message) (int, error) {
+		return c.Each(ctx, batch, func(m *sinks.Message) error { return send(ctx, c, m) })
+	})
+}
+
+// WriteAll is Write for a sink that sends a batch its own way (several
+// messages per system call): write returns how many messages of batch,
+// from the first, were delivered, and the error that stopped it. The
+// errors and the reconnect are those of Write. While write runs, ctx
+// being done interrupts a blocked write on the connection.
+func (l *Link) WriteAll(ctx context.Context, batch []sinks.Message, write func(ctx context.Context, c *Conn, batch []sinks.Message) (int, error)) error {
 	if l.conn == nil {
 		return sinks.ErrNotConnected
 	}
 	c := l.conn
-	n, err := c.Each(ctx, batch, func(m *sinks.Message) error { return send(ctx, c, m) })
+	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetWriteDeadline(time.Unix(1, 0)) })
+	n, err := write(ctx, c, batch)
+	stop()
 	if err != nil {
 		l.Errs.Inc()
 		l.Log.Warn("write failed", "err", err)
