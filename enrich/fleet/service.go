@@ -114,7 +114,10 @@ type Service struct {
 
 	lagMu sync.Mutex
 	lag   map[int32]int64
-	owned atomic.Int64 // sightings partitions claimed in the current session
+
+	partMu sync.Mutex
+	part   map[string]int32 // queued hash -> the sightings partition it was consumed from
+	owned  atomic.Int64     // sightings partitions claimed in the current session
 
 	m       serviceStats
 	wg      sync.WaitGroup
@@ -164,7 +167,7 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, loc Local, log *slog.L
 	if reg == nil {
 		reg = metrics.Default
 	}
-	s := &Service{cfg: cfg, vtc: vtc, loc: loc, log: log.With("service", "verdicts"), lag: map[int32]int64{}, stop: make(chan struct{})}
+	s := &Service{cfg: cfg, vtc: vtc, loc: loc, log: log.With("service", "verdicts"), lag: map[int32]int64{}, part: map[string]int32{}, stop: make(chan struct{})}
 	var err error
 	if s.priv, err = ReadPrivateKey(cfg.SigningKeyFile); err != nil {
 		return nil, err
@@ -187,6 +190,9 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, loc Local, log *slog.L
 	sc, err := cfg.sarama()
 	if err != nil {
 		return nil, err
+	}
+	sc.Producer.Partitioner = func(topic string) sarama.Partitioner {
+		return sightingPartitioner{sarama.NewHashPartitioner(topic)}
 	}
 	if _, err = EnsureTopics(cfg, s.log); err != nil {
 		return nil, err
@@ -320,10 +326,11 @@ func (s *Service) handOff(ctx context.Context) {
 	ws := s.vt.Withdraw()
 	for _, w := range ws {
 		sg := Sighting{Algo: w.File.Algo, FirstSeen: time.Now().Unix(), Host: serviceNode, Path: w.File.Path, Count: int64(max(w.Weight, 1))}
+		ho := handoff{w: w, partition: s.takePartition(w.File.Hex)}
 		msg := &sarama.ProducerMessage{Topic: s.cfg.SightingsTopic, Key: sarama.StringEncoder(w.File.Hex),
-			Value: sarama.ByteEncoder(EncodeSighting(sg)), Metadata: w}
+			Value: sarama.ByteEncoder(EncodeSighting(sg)), Metadata: ho}
 		if !s.feed.offer(msg) {
-			s.requeue(w)
+			s.requeue(ho)
 		}
 	}
 	if err := s.feed.flush(ctx); err != nil {
@@ -335,9 +342,54 @@ func (s *Service) handOff(ctx context.Context) {
 }
 
 // requeue puts a hash whose hand-off failed back into the local queue.
-func (s *Service) requeue(w virustotal.Withdrawn) {
+func (s *Service) requeue(ho handoff) {
 	s.m.handoffErr.Inc()
-	s.vt.Request(w.File, audit.EventID{Node: serviceNode, Sec: time.Now().Unix()}, w.Weight)
+	if ho.partition >= 0 {
+		s.setPartition(ho.w.File.Hex, ho.partition)
+	}
+	s.vt.Request(ho.w.File, audit.EventID{Node: serviceNode, Sec: time.Now().Unix()}, ho.w.Weight)
+}
+
+// handoff is the Metadata of a hand-off sighting: the hash withdrawn from
+// the queue and the sightings partition it was queued from (-1: unknown,
+// restored from vt.db).
+type handoff struct {
+	w         virustotal.Withdrawn
+	partition int32
+}
+
+// sightingPartitioner sends a hand-off sighting back to the partition its
+// hash was consumed from, whatever partitioner the hosts' clients use (the
+// hash's owner is the owner of that partition), and every other message
+// (verdicts, hand-offs of hashes restored from vt.db) by the key's hash
+// as the hosts' sarama producers do.
+type sightingPartitioner struct{ sarama.Partitioner }
+
+func (p sightingPartitioner) Partition(m *sarama.ProducerMessage, n int32) (int32, error) {
+	if ho, ok := m.Metadata.(handoff); ok && ho.partition >= 0 && ho.partition < n {
+		return ho.partition, nil
+	}
+	return p.Partitioner.Partition(m, n)
+}
+
+// setPartition remembers the sightings partition a queued hash came from.
+func (s *Service) setPartition(hash string, p int32) {
+	s.partMu.Lock()
+	s.part[hash] = p
+	s.partMu.Unlock()
+}
+
+// takePartition forgets and returns the partition a queued hash came
+// from, or -1.
+func (s *Service) takePartition(hash string) int32 {
+	s.partMu.Lock()
+	defer s.partMu.Unlock()
+	p, ok := s.part[hash]
+	if !ok {
+		return -1
+	}
+	delete(s.part, hash)
+	return p
 }
 
 func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
@@ -401,6 +453,7 @@ func (s *Service) sighting(m *sarama.ConsumerMessage) {
 	fh := audit.FileHash{Path: sg.Path, Algo: sg.Algo, Hex: key}
 	res, exp := s.vt.Request(fh, audit.EventID{Node: serviceNode, Sec: now.Unix()}, int(min(max(sg.Count, 1), maxWeight)))
 	if res == nil {
+		s.setPartition(key, m.Partition)
 		s.m.sightings["queued"].Inc()
 		return
 	}
@@ -418,6 +471,7 @@ func (s *Service) Emit(doc *audit.Event) {
 	if res == nil || doc.Kind != audit.KindVerdict {
 		return
 	}
+	s.takePartition(res.Hash)
 	s.log.Debug("verdicts: looked up", "hash", res.Hash, "status", res.Status)
 	if !s.publish(res.Hash, res, time.Now().Add(s.vtc.TTL(res))) {
 		s.log.Info("verdicts: lookup settled without a publishable verdict; hosts will sight the hash again",
@@ -466,7 +520,7 @@ func (s *Service) produce(key string, raw []byte) {
 }
 
 func (s *Service) acked(m *sarama.ProducerMessage) {
-	if _, ok := m.Metadata.(virustotal.Withdrawn); ok {
+	if _, ok := m.Metadata.(handoff); ok {
 		s.m.handedOff.Inc()
 	} else {
 		s.m.produced.Inc()
@@ -474,9 +528,9 @@ func (s *Service) acked(m *sarama.ProducerMessage) {
 }
 
 func (s *Service) failed(pe *sarama.ProducerError) {
-	if w, ok := pe.Msg.Metadata.(virustotal.Withdrawn); ok {
-		s.requeue(w)
-		s.log.Warn("verdicts: handing a queued hash back to the consumer group failed; it stays queued here", "hash", w.File.Hex, "err", pe.Err)
+	if ho, ok := pe.Msg.Metadata.(handoff); ok {
+		s.requeue(ho)
+		s.log.Warn("verdicts: handing a queued hash back to the consumer group failed; it stays queued here", "hash", ho.w.File.Hex, "err", pe.Err)
 		return
 	}
 	s.m.produceErr.Inc()
