@@ -78,9 +78,9 @@ bench-peers: build ## laurel vs go-libaudit vs audisp-enrich on the corpus (docs
 	@test -s $(CORPUS) || $(MAKE) corpus
 	CORPUS=$(CORPUS) plugin/perf/peers.sh
 
-bench-ratio: ## all enrichers on vs none, alternating pairs (issue 3's 80% target; PROCS=1 for one core)
+bench-ratio: ## all enrichers on vs none, alternating pairs (issue 3's 80% target; PROCS=1 for one core; IMA=1 adds IMA hashes)
 	@test -s $(CORPUS) || $(MAKE) corpus
-	CORPUS=$(CORPUS) plugin/perf/ratio.sh
+	CORPUS=$(CORPUS) IMA=$(IMA) plugin/perf/ratio.sh
 
 live-cost: ## CPU share under a real auditd at 100/300/1000 exec/s, next to laurel
 	plugin/perf/live-cost.sh

@@ -2,10 +2,12 @@ package plugin
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -35,11 +37,25 @@ func benchLines(b *testing.B) []string {
 // BenchmarkReplay runs the corpus through the whole pipeline (parse,
 // reassemble, enrichment pool, JSON encode, a file sink on /dev/null),
 // bare and with every local enricher on (hashes, proc table, ATT&CK,
-// a 1000-entry blocklist, hunting rules). One op is the whole corpus
-// through a new pipeline; building it is not timed.
+// a 1000-entry blocklist, hunting rules, package trust over this machine's
+// /usr/bin and /usr/sbin). One op is the whole corpus through a new
+// pipeline; building it, and waiting for its package index, is not timed.
+//
+// With AUDISP_ENRICH_BENCH_IMA=1 every exec event gets an INTEGRITY_RULE
+// record first (withIMA): the generated corpus is captured without an IMA
+// policy, so otherwise the hash enrichers have nothing to judge.
+// AUDISP_ENRICH_BENCH_STATE names a directory that keeps the package
+// index's hashes between runs (default: a new one per run).
 func BenchmarkReplay(b *testing.B) {
 	lines := benchLines(b)
+	if os.Getenv("AUDISP_ENRICH_BENCH_IMA") == "1" {
+		lines = withIMA(b, lines)
+	}
 	dir := b.TempDir()
+	pkgState := os.Getenv("AUDISP_ENRICH_BENCH_STATE")
+	if pkgState == "" {
+		pkgState = dir
+	}
 	list := filepath.Join(dir, "block.txt")
 	var lb bytes.Buffer
 	for i := 0; i < 1000; i++ {
@@ -72,12 +88,17 @@ reload_interval = "0s"
 [[enrich.blocklist.lists]]
 name = "bench"
 path = %q
+[enrich.packages]
+enabled = %v
+paths = ["/usr/bin", "/usr/sbin"]
+rate_mb = 0.0
+state_dir = %q
 [[sink]]
 type = "file"
 [sink.file]
 path = "/dev/null"
 max_bytes = 0
-`, dir, enriched, enriched, enriched, enriched, enriched, list)
+`, dir, enriched, enriched, enriched, enriched, enriched, list, enriched, pkgState)
 			cfg, err := conf.Parse("bench.toml", []byte(cfgText))
 			if err != nil {
 				b.Fatal(err)
@@ -96,6 +117,9 @@ max_bytes = 0
 				if err != nil {
 					b.Fatal(err)
 				}
+				if err := p.enr.waitPackages(b.Context(), log, nil); err != nil {
+					b.Fatal(err)
+				}
 				cpu0, flt0 := cpuTime(), minorFaults()
 				b.StartTimer()
 				for _, l := range lines {
@@ -111,6 +135,48 @@ max_bytes = 0
 			b.ReportMetric(float64(faults)*1e5/float64(len(lines)*b.N), "minflt/100k-records")
 		})
 	}
+}
+
+// withIMA returns lines with an INTEGRITY_RULE record added to every exec
+// event (before its EXECVE record), as the kernel logs one under IMA's
+// audit policy: 7 events in 8 carry the real SHA-256 of an executable a
+// package of this machine installed (round robin over common /usr/bin
+// programs: "package" on a Debian host), the 8th a hash no package has
+// ("unowned").
+func withIMA(b *testing.B, lines []string) []string {
+	type exe struct{ path, sha string }
+	var exes []exe
+	for _, n := range []string{"ls", "cat", "env", "true", "sleep", "date", "id", "head", "tail", "sort",
+		"wc", "tr", "cut", "grep", "sed", "gzip", "tar", "bash", "dash", "uname"} {
+		p, err := filepath.EvalSymlinks("/usr/bin/" + n)
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		exes = append(exes, exe{p, fmt.Sprintf("%x", sha256.Sum256(data))})
+	}
+	if len(exes) == 0 {
+		b.Fatal("withIMA: none of the usual programs is in /usr/bin")
+	}
+	out := make([]string, 0, len(lines)+len(lines)/8)
+	n := 0
+	for _, l := range lines {
+		if rest, ok := strings.CutPrefix(l, "type=EXECVE msg=audit("); ok {
+			stamp, _, _ := strings.Cut(rest, ")")
+			e := exes[n%len(exes)]
+			if n%8 == 7 {
+				e = exe{"/tmp/worker", fmt.Sprintf("%x", sha256.Sum256([]byte(stamp)))}
+			}
+			n++
+			out = append(out, fmt.Sprintf(`type=INTEGRITY_RULE msg=audit(%s): file=%q hash="sha256:%s" ppid=1 pid=2 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm="worker" exe=%q subj=unconfined res=1`,
+				stamp, e.path, e.sha, e.path))
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // minorFaults is the process's minor page faults so far (getrusage

@@ -3,6 +3,8 @@ package packages
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 )
 
 // owner asks dpkg-query which package owns p and its version.
@@ -88,21 +91,37 @@ func TestRealDpkgPackageAndRelocated(t *testing.T) {
 func TestRestartRehashesNothing(t *testing.T) {
 	needDpkg(t)
 	cfg := testConfig(t, "/usr/bin/ls", "/usr/bin/env", "/usr/bin/cat", "/usr/lib/x86_64-linux-gnu/libc.so.6")
-	e := New(cfg, testLog(t), &metrics.Registry{})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := e.Index().Wait(ctx, nil); err != nil {
-		t.Fatal(err)
+	// start runs an index to completion and returns its stats and what it
+	// logged.
+	start := func() (*Enricher, Stats, string) {
+		var log testsupport.SyncBuffer
+		e := New(cfg, slog.New(slog.NewTextHandler(&log, nil)), &metrics.Registry{})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := e.Index().Wait(ctx, nil); err != nil {
+			e.Close()
+			t.Fatal(err)
+		}
+		return e, e.Index().Stats(), log.String()
 	}
-	first := e.Index().Stats()
+	e, first, log := start()
 	e.Close()
 	if first.Hashed == 0 || first.Hashed != int64(first.Files) {
 		t.Fatalf("first run: %+v, want every indexed file hashed", first)
 	}
-	e2 := openEnricher(t, cfg)
-	st := e2.Index().Stats()
+	// The line the IMA guest waits for, once, with the run's figures.
+	want := fmt.Sprintf(`msg="packages: index complete" manager=dpkg files=%d hashed=%d reused=0 modified=0`, first.Files, first.Files)
+	if strings.Count(log, "index complete") != 1 || !strings.Contains(log, want) {
+		t.Errorf("first run logged %q, want one line with %q", log, want)
+	}
+	e2, st, log := start()
+	t.Cleanup(e2.Close)
 	if st.Hashed != 0 || st.Reused != int64(first.Files) || st.Files != first.Files {
 		t.Fatalf("after restart: %+v, want 0 hashed and %d reused", st, first.Files)
+	}
+	want = fmt.Sprintf(`msg="packages: index complete" manager=dpkg files=%d hashed=0 reused=%d`, first.Files, first.Files)
+	if !strings.Contains(log, want) {
+		t.Errorf("after restart logged %q, want %q", log, want)
 	}
 	s256, _ := fileSHA(t, "/usr/bin/cat")
 	name, _ := owner(t, "/usr/bin/cat")

@@ -394,6 +394,10 @@ func (x *Index) refresh(db *database, dbRead int64) {
 		select {
 		case <-x.ready:
 		default:
+			// Logged before Wait returns: the line means the index is
+			// complete (the IMA guest test waits for it).
+			x.log.Info("packages: index complete", "manager", s.manager, "files", len(s.files),
+				"hashed", len(p.todo), "reused", len(p.entries)-len(p.todo), "modified", x.modified.Load(), "unreadable", p.unread)
 			close(x.ready)
 		}
 	}

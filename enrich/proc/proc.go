@@ -1,8 +1,12 @@
 // Package proc keeps a bounded process table fed by exec events and sets the
-// parent process of every event from it.
+// process context of every event from it: the parent, the chain of
+// ancestors, and the container and systemd unit of the process.
 //
 // The table maps a pid to the program images it ran, learnt from successful
-// execve/execveat events (SYSCALL + EXECVE records). A pid keeps its number
+// execve/execveat events (SYSCALL + EXECVE records) and, for processes whose
+// exec the table did not see (started before the plugin, or not audited),
+// from any other event of theirs that has a SYSCALL record (its exe and
+// PROCTITLE). A pid keeps its number
 // across exec, so each exec replaces the image of its pid; the image before
 // it is kept too, so that an event stamped before the exec, but enriched
 // after it (the pool runs events in parallel), still finds the parent as it
@@ -12,12 +16,18 @@
 //
 // The parent is best-effort: the table cannot see exits, and a child's event
 // enriched before its parent's exec event falls back to /proc.
+//
+// Container and unit come from /proc/<pid>/cgroup, read once per image the
+// table learns (with proc_fallback and cgroup on); when the process is gone
+// by then, the event takes its parent's (a fork inherits the cgroup).
+// Parsed cgroup files are shared by every image with the same content.
 package proc
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -41,17 +51,28 @@ type Config struct {
 	// (default true). Turn it off when replaying logs from another time or
 	// host, where /proc describes unrelated processes.
 	ProcFallback bool `toml:"proc_fallback"`
+	// Ancestry is how many ancestors an event lists, parent first
+	// (default 4, 0..16; 0 lists none, 1 only the parent). Each is a
+	// table lookup (with the /proc fallback) per event.
+	Ancestry int `toml:"ancestry"`
+	// Cgroup reads /proc/<pid>/cgroup for each image the table learns, for
+	// the container and systemd unit (default true). It needs
+	// ProcFallback: both describe this host now.
+	Cgroup bool `toml:"cgroup"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{Enabled: true, MaxEntries: 16384, ProcFallback: true}
+	return Config{Enabled: true, MaxEntries: 16384, ProcFallback: true, Ancestry: 4, Cgroup: true}
 }
 
 // Validate reports the first invalid option.
 func (c *Config) Validate() error {
 	if c.MaxEntries < 1 || c.MaxEntries > 1<<24 {
 		return fmt.Errorf("proc: max_entries %d out of range 1..16777216", c.MaxEntries)
+	}
+	if c.Ancestry < 0 || c.Ancestry > maxAncestry {
+		return fmt.Errorf("proc: ancestry %d out of range 0..%d", c.Ancestry, maxAncestry)
 	}
 	return nil
 }
@@ -65,7 +86,14 @@ const (
 	// SourceProc is an image read from /proc; its StartMilli is the process
 	// start (fork) to one second, and its AUID is empty.
 	SourceProc
+	// SourceSyscall is an image seen in another event than an exec: its
+	// StartMilli is that event's time and its Args the PROCTITLE argv,
+	// which the kernel cuts at 128 bytes.
+	SourceSyscall
 )
+
+// maxAncestry bounds Config.Ancestry.
+const maxAncestry = 16
 
 // Image is a program a pid ran. All strings are owned (they do not pin the
 // event they came from); Args must not be modified.
@@ -98,21 +126,25 @@ type stored struct {
 	ppid       int
 	startMilli int64
 	source     Source
-	argv       [6]string // room for a short argv (parent.Args)
+	cg         *audit.Cgroup     // nil when not read; shared by images of one cgroup
+	self       [1]*audit.Process // &parent: the ancestry of a parent without known ancestors
+	argv       [6]string         // room for a short argv (parent.Args)
 	// text is room for the bytes of parent's strings and auid when they
 	// fit (the usual exec), so that an exec costs one allocation.
 	text [textRoom]byte
 }
 
 // textRoom makes stored 320 bytes, a size class of Go's allocator.
-const textRoom = 112
+const textRoom = 96
 
 // newStored wraps img, an image of pid.
 func newStored(pid int, img Image) *stored {
-	return &stored{
+	s := &stored{
 		parent: audit.Process{PID: pid, Executable: img.Exe, Args: img.Args, UID: img.UID, StartSec: img.StartMilli / 1000},
 		auid:   img.AUID, ppid: img.PPID, startMilli: img.StartMilli, source: img.Source,
 	}
+	s.self[0] = &s.parent
+	return s
 }
 
 // image returns s as an Image.
@@ -167,9 +199,11 @@ func sharedCounters(reg *metrics.Registry) shared {
 // Table is the process table and the "proc" enricher. It is safe for
 // concurrent use.
 type Table struct {
-	fs  *procFS // nil without ProcFallback
-	sem chan struct{}
-	now func() time.Time
+	fs       *procFS      // nil without ProcFallback
+	cgroups  *cgroupCache // nil unless ProcFallback and Cgroup
+	ancestry int          // Config.Ancestry
+	sem      chan struct{}
+	now      func() time.Time
 
 	// shards split the pids (by pid modulo their number), each with its
 	// own lock and LRU, so that workers seldom wait on, or move the cache
@@ -209,7 +243,7 @@ func New(cfg Config, reg *metrics.Registry) (*Table, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Table{now: time.Now, sem: make(chan struct{}, maxProcReaders), m: sharedCounters(reg)}
+	t := &Table{now: time.Now, sem: make(chan struct{}, maxProcReaders), m: sharedCounters(reg), ancestry: cfg.Ancestry}
 	n := 1
 	if cfg.MaxEntries >= minShardEntries*maxShards {
 		n = maxShards
@@ -224,6 +258,9 @@ func New(cfg Config, reg *metrics.Registry) (*Table, error) {
 		if t.fs, err = newProcFS("/proc"); err != nil {
 			return nil, fmt.Errorf("proc: proc_fallback: %w", err)
 		}
+		if cfg.Cgroup {
+			t.cgroups = newCgroupCache()
+		}
 	}
 	return t, nil
 }
@@ -231,11 +268,16 @@ func New(cfg Config, reg *metrics.Registry) (*Table, error) {
 // Name returns "proc".
 func (t *Table) Name() string { return "proc" }
 
-// Enrich records ev's exec, if it is one, then sets ev.Parent from the
-// parent pid of ev's SYSCALL (or INTEGRITY_RULE) record as it was at the
-// event's time. It leaves ev.Parent nil when the parent is unknown. The
-// error, if any, is a /proc read failure or ctx ending while waiting for a
-// /proc reader slot.
+// Enrich records ev's process image (the new one of an exec; for another
+// event with a SYSCALL record, the running one when the table does not hold
+// it yet), then sets, as they were at the event's time:
+//   - ev.Parent, from the parent pid of ev's SYSCALL (or INTEGRITY_RULE)
+//     record; nil when the parent is unknown;
+//   - ev.Ancestry, the parent and its known ancestors, at most ancestry;
+//   - ev.Cgroup, the process's cgroup facts, else its parent's.
+//
+// The error, if any, is a /proc read failure or ctx ending while waiting
+// for a /proc reader slot; what was found before it is set.
 func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
 	if ev.Kind != audit.KindAudit {
 		return nil
@@ -246,43 +288,97 @@ func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
 	if err != nil {
 		ppid = 0
 	}
-	if sum.Exec {
-		t.recordExec(sum, ppid, at)
+	if self := t.learn(sum, ppid, at); self != nil {
+		ev.Cgroup = self.cg
 	}
 	if !validPid(ppid) {
 		return nil
 	}
 	img, err := t.parent(ctx, ppid, at)
-	if img != nil {
-		ev.Parent = &img.parent
+	if img == nil {
+		return err
+	}
+	ev.Parent = &img.parent
+	if ev.Cgroup == nil {
+		ev.Cgroup = img.cg
+	}
+	if t.ancestry > 0 {
+		var aerr error
+		ev.Ancestry, aerr = t.ancestors(ctx, img, at)
+		err = errors.Join(err, aerr)
 	}
 	return err
 }
 
-// recordExec stores the new image of the pid that exec'd, from the exec
-// event's summary (ppid already parsed from it).
-func (t *Table) recordExec(sum *audit.Summary, ppid int, at int64) {
+// learn stores the image of the event's process and returns it: the new
+// image of an exec; for any other event with an executable (a SYSCALL
+// record), the table's image of the pid at the event's time when it runs
+// that executable, else the running image read from the event (its exe
+// and PROCTITLE). It returns nil for events without a process.
+func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *stored {
+	if sum.Exe == "" {
+		return nil
+	}
 	pid, err := strconv.Atoi(sum.PID)
 	if err != nil || !validPid(pid) {
-		return
+		return nil
 	}
-	s := &stored{ppid: ppid, startMilli: at, source: SourceExec}
+	src, argv := SourceExec, sum.Args
+	if !sum.Exec {
+		if img, st := t.lookup(pid, at); st == found && img.parent.Executable == sum.Exe {
+			return img
+		}
+		src, argv = SourceSyscall, sum.Title
+	}
+	s := &stored{ppid: ppid, startMilli: at, source: src}
+	s.self[0] = &s.parent
 	// One buffer holds exe, uid, auid and argv, so the entry does not pin
 	// the event's lines.
 	f := [3]string{sum.Exe, sum.UID, sum.AUID}
 	room := s.argv[:0]
-	if len(sum.Args) > len(s.argv) {
-		room = make([]string, 0, min(len(sum.Args), maxArgs))
+	if len(argv) > len(s.argv) {
+		room = make([]string, 0, min(len(argv), maxArgs))
 	}
-	args := ownCopy(f[:], sum.Args, room, s.text[:])
+	args := ownCopy(f[:], argv, room, s.text[:])
 	if len(args) == 0 {
 		args = nil
 	}
 	s.parent = audit.Process{PID: pid, Executable: f[0], Args: args, UID: f[1], StartSec: at / 1000}
 	s.auid = f[2]
+	if t.cgroups != nil {
+		s.cg = t.cgroups.read(t.fs.root, pid)
+	}
 	t.store(pid, s)
-	t.execs.Inc()
-	t.m.execs.Inc()
+	if src == SourceExec {
+		t.execs.Inc()
+		t.m.execs.Inc()
+	}
+	return s
+}
+
+// ancestors returns parent and its ancestors at time at, parent first, at
+// most t.ancestry, stopping at the first unknown one (or a pid already in
+// the chain: pids are reused). A chain of the parent alone is the parent's
+// own one-element slice; a longer one is one allocation.
+func (t *Table) ancestors(ctx context.Context, parent *stored, at int64) ([]*audit.Process, error) {
+	if t.ancestry == 1 || !validPid(parent.ppid) {
+		return parent.self[:], nil
+	}
+	chain := make([]*audit.Process, 1, t.ancestry)
+	chain[0] = &parent.parent
+	var err error
+	for cur := parent; len(chain) < t.ancestry && validPid(cur.ppid); {
+		var next *stored
+		if next, _, err = t.find(ctx, cur.ppid, at); next == nil {
+			break
+		}
+		if slices.ContainsFunc(chain, func(p *audit.Process) bool { return p.PID == next.parent.PID }) {
+			break
+		}
+		chain = append(chain, &next.parent)
+		cur = next
+	}
+	return chain, err
 }
 
 // Record stores img as an image of pid. The table keeps the two latest
@@ -367,45 +463,58 @@ func (t *Table) lookup(pid int, at int64) (*stored, lookupState) {
 	return nil, tooNew
 }
 
-// parent finds the image of ppid at time at: in the table, else in /proc.
-// It returns nil when the parent is unknown.
+// parent finds the image of ppid at time at (see find) and counts the
+// outcome. It returns nil when the parent is unknown.
 func (t *Table) parent(ctx context.Context, ppid int, at int64) (*stored, error) {
-	img, st := t.lookup(ppid, at)
+	img, src, err := t.find(ctx, ppid, at)
+	switch {
+	case img == nil:
+		t.count(&t.unknown, t.m.unknown)
+	case src == SourceProc:
+		t.count(&t.fromProc, t.m.fromProc)
+	default:
+		t.count(&t.fromTable, t.m.fromTable)
+	}
+	return img, err
+}
+
+// find returns the image of pid at time at, in the table, else in /proc
+// (then cached, with its cgroup facts), and whether it was read from /proc
+// now (SourceProc) or found in the table (0). It returns nil when the
+// process is unknown.
+func (t *Table) find(ctx context.Context, pid int, at int64) (*stored, Source, error) {
+	img, st := t.lookup(pid, at)
 	switch {
 	case st == found:
-		t.count(&t.fromTable, t.m.fromTable)
-		return img, nil
+		return img, 0, nil
 	case st != absent || t.fs == nil:
-		t.count(&t.unknown, t.m.unknown)
-		return nil, nil
+		return nil, 0, nil
 	}
 	select {
 	case t.sem <- struct{}{}:
 	case <-ctx.Done():
-		t.count(&t.unknown, t.m.unknown)
-		return nil, fmt.Errorf("proc: waiting to read /proc/%d: %w", ppid, ctx.Err())
+		return nil, 0, fmt.Errorf("proc: waiting to read /proc/%d: %w", pid, ctx.Err())
 	}
-	read, err := t.fs.read(ppid)
+	read, err := t.fs.read(pid)
 	<-t.sem
 	switch {
 	case errors.Is(err, errGone):
-		t.storeMiss(ppid)
-		t.count(&t.unknown, t.m.unknown)
-		return nil, nil
+		t.storeMiss(pid)
+		return nil, 0, nil
 	case err != nil:
-		t.count(&t.unknown, t.m.unknown)
 		t.count(&t.procErrs, t.m.procErrs)
-		return nil, fmt.Errorf("proc: %w", err)
+		return nil, 0, fmt.Errorf("proc: %w", err)
 	}
-	img = newStored(ppid, read)
-	t.storeProc(ppid, img)
+	img = newStored(pid, read)
+	if t.cgroups != nil {
+		img.cg = t.cgroups.read(t.fs.root, pid)
+	}
+	t.storeProc(pid, img)
 	if img.startMilli-procSlack > at {
 		// The pid now belongs to a process younger than the event.
-		t.count(&t.unknown, t.m.unknown)
-		return nil, nil
+		return nil, 0, nil
 	}
-	t.count(&t.fromProc, t.m.fromProc)
-	return img, nil
+	return img, SourceProc, nil
 }
 
 // storeProc caches an image read from /proc unless an exec image of the pid

@@ -258,8 +258,11 @@ func TestFailedExecNotRecorded(t *testing.T) {
 	ev := execEvent(1000, 50, 1, "/usr/bin/x", "x")
 	ev.Records[0].Fields[2].Value = "no"
 	enrichOK(t, tb, ev)
-	if _, ok := tb.Lookup(50, 0); ok {
-		t.Error("failed execve recorded")
+	// A failed execve's exe is the caller's running image: it is learnt
+	// as such, not as an exec.
+	img, ok := tb.Lookup(50, 0)
+	if !ok || img.Source != SourceSyscall || img.StartMilli != 1000 || tb.Stats().Execs != 0 {
+		t.Errorf("failed execve: image %+v %v, execs %d; want the running image, no exec", img, ok, tb.Stats().Execs)
 	}
 }
 

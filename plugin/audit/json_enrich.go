@@ -49,6 +49,7 @@ func (e *JSONEncoder) appendEnrichment(b []byte, ev *Event) []byte {
 	}
 	b = appendHunt(b, ev.Hunt, true)
 	b = appendSigma(b, ev.Sigma)
+	b = e.appendProcessContext(b, ev)
 	if len(ev.Related) > 0 {
 		b = append(b, `,"related":{"events":`...)
 		b = appendStrs(b, ev.Related)

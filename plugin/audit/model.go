@@ -201,6 +201,15 @@ type Enrichment struct {
 	// events (the process table hands every child the same value): never
 	// modify it.
 	Parent *Process
+	// Ancestry is the chain of ancestors when known, parent first (so
+	// Ancestry[0] == Parent), at most [enrich.proc] ancestry long. It
+	// stops at the first ancestor the process table does not know. The
+	// elements may be shared with other events: never modify them.
+	Ancestry []*Process
+	// Cgroup is what the process's /proc/<pid>/cgroup says: its container
+	// and systemd unit. It may be shared with other events: never modify
+	// it.
+	Cgroup *Cgroup
 	// Severity is the highest severity any enricher assigned (0 none,
 	// 1 low, 2 medium, 3 high, 4 critical).
 	Severity int
@@ -304,6 +313,17 @@ type Process struct {
 	Args       []string
 	UID        string
 	StartSec   int64
+}
+
+// Cgroup is what a process's cgroup membership says about it (see
+// enrich/proc.ParseCgroupFile). Fields are "" when unknown.
+type Cgroup struct {
+	Path        string // the cgroup path the facts below came from (v2, else name=systemd)
+	ContainerID string // 64 hex digits
+	Runtime     string // docker | containerd | cri-o | podman, "" when the path does not say
+	PodUID      string // the Kubernetes pod's uid
+	Unit        string // the systemd unit: the deepest *.service of the path
+	UserOf      string // the uid whose user manager (user@UID.service) runs Unit, "" for system units
 }
 
 // Alert describes a loss inside audisp-enrich.

@@ -72,6 +72,7 @@ type doc struct {
 		Algo string `json:"algo"`
 		Hex  string `json:"hex"`
 	} `json:"hashes"`
+	Package pkgVerdict `json:"package"`
 
 	line []byte
 }
@@ -95,11 +96,12 @@ func parseDocs(t *testing.T, s string) []doc {
 }
 
 // docWithHash returns the audit document whose first IMA hash (hashes[],
-// in record order) is h, and how many documents have it first.
-func docWithHash(docs []doc, h string) (doc, int) {
+// in record order) is h of the file at path p, and how many documents have
+// it first.
+func docWithHash(docs []doc, h, p string) (doc, int) {
 	n, at := 0, -1
 	for i, d := range docs {
-		if d.Kind == "audit" && len(d.Hashes) > 0 && d.Hashes[0].Hex == h {
+		if d.Kind == "audit" && len(d.Hashes) > 0 && d.Hashes[0].Hex == h && d.Hashes[0].Path == p {
 			if at < 0 {
 				at = i
 			}
@@ -129,9 +131,9 @@ func checkPlugin(t *testing.T, docs []doc, scs []scenario) {
 	seenIDs := map[string]string{}
 	for _, sc := range scs {
 		t.Run("plugin/"+sc.ID, func(t *testing.T) {
-			d, n := docWithHash(docs, sc.Hashes[0])
+			d, n := docWithHash(docs, sc.Hashes[0], sc.Path)
 			if n == 0 {
-				t.Fatalf("%s: %s: no audit document whose hashes[] starts with %s", sc.ID, sc.Title, sc.Hashes[0])
+				t.Fatalf("%s: %s: no audit document whose hashes[] starts with %s of %s", sc.ID, sc.Title, sc.Hashes[0], sc.Path)
 			}
 			if n > 1 {
 				t.Errorf("%s: %d documents carry %s, want 1", sc.ID, n, sc.Hashes[0])
@@ -238,6 +240,15 @@ func checkPlugin(t *testing.T, docs []doc, scs []scenario) {
 			} else if len(d.Threat.Technique.ID) > 0 {
 				t.Errorf("%s: unexpected threat %+v", sc.ID, d.Threat)
 			}
+			// Package trust: the guest's dpkg database owns only the files
+			// of scenarios 9-11; every other file is unowned.
+			wantPkg := sc.Package
+			if wantPkg.Status == "" {
+				wantPkg = pkgVerdict{Status: "unowned", Manager: "dpkg"}
+			}
+			if d.Package != wantPkg {
+				t.Errorf("%s: package %+v, want %+v", sc.ID, d.Package, wantPkg)
+			}
 			if sc.UIDName != "" {
 				got := fmt.Sprintf("user %s(%s) audit %s(%s)", d.User.Name, d.User.ID, d.User.Audit.Name, d.User.Audit.ID)
 				want := fmt.Sprintf("user %s(%s) audit %s(%s)", sc.UIDName, sc.UID, sc.AUIDName, sc.AUID)
@@ -245,7 +256,7 @@ func checkPlugin(t *testing.T, docs []doc, scs []scenario) {
 					t.Errorf("%s: %s, want %s", sc.ID, got, want)
 				}
 			}
-			t.Logf("%s event %s: file.path %q sha256 %s tags %q", sc.ID, d.Event.ID, d.File.Path, strings.Join(listed, " + "), d.Tags)
+			t.Logf("%s event %s: file.path %q sha256 %s tags %q package %+v", sc.ID, d.Event.ID, d.File.Path, strings.Join(listed, " + "), d.Tags, d.Package)
 		})
 	}
 }

@@ -104,6 +104,9 @@ type guestFiles struct {
 	helloV2  []byte // s5 the same path after the guest rewrote it
 	b64dec   []byte // s6 /opt/imatest/b64dec, watched with -k T1140_decode
 	userprog []byte // s7 /opt/imatest/userprog, run as bob with alice's login uid
+	pkgNC    []byte // s9 guestPkgNC as its package installed it, s10 a copy at guestRelocated
+	pkgED    []byte // guestPkgED as its package installed it
+	pkgEDv2  []byte // s11 /payload/imatest-ed-v2, written over guestPkgED by /init
 }
 
 func newGuestFiles() (*guestFiles, error) {
@@ -120,6 +123,9 @@ func newGuestFiles() (*guestFiles, error) {
 		helloV2:  tinyELF("imatest s5: hello again, the content changed\n"),
 		b64dec:   tinyELF("imatest s6: pretend to decode base64\n"),
 		userprog: tinyELF("imatest s7: run by bob, logged in as alice\n"),
+		pkgNC:    tinyELF("imatest s9/s10: a package's netcat\n"),
+		pkgED:    tinyELF("imatest: a package's editor\n"),
+		pkgEDv2:  tinyELF("imatest s11: a package's editor, changed in place\n"),
 	}, nil
 }
 
@@ -172,6 +178,7 @@ func buildTree(g *guestFiles, plugin, config []byte) (fsTree, error) {
 	t.file("payload/hello-v2", 0o644, g.helloV2)
 	t.file("opt/imatest/b64dec", 0o755, g.b64dec)
 	t.file("opt/imatest/userprog", 0o755, g.userprog)
+	t.file("payload/imatest-ed-v2", 0o644, g.pkgEDv2)
 	return t, nil
 }
 

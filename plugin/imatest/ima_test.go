@@ -54,6 +54,9 @@ func TestIMA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := addGuestPackage(tree, work, g); err != nil {
+		t.Fatalf("the guest's dpkg database: %v", err)
+	}
 	initrd := filepath.Join(work, "initramfs.cpio.gz")
 	if err := tree.writeInitramfs(initrd); err != nil {
 		t.Fatal(err)
@@ -78,7 +81,7 @@ func TestIMA(t *testing.T) {
 		logDaemons(t, res.Files)
 		t.Fatalf("guest /init gave up: %s (console in %s/console.log)", f, work)
 	}
-	for _, s := range []string{"s1", "s2", "s3", "s4", "s5", "s6", "s7"} {
+	for _, s := range []string{"s1", "s2", "s3", "s4", "s5", "s6", "s7", "s9", "s10", "s11"} {
 		if facts[s+".rc"] != "0" {
 			t.Errorf("%s exited %q in the guest (console in %s/console.log)", s, facts[s+".rc"], work)
 		}
@@ -87,8 +90,8 @@ func TestIMA(t *testing.T) {
 	if facts["stop"] == "timeout" {
 		t.Errorf("auditd or the plugin did not exit within 10 s of SIGTERM to auditd; both were killed")
 	}
-	t.Logf("guest uptime (s): /init %s, auditd+plugin+rules+policy ready %s (plugin process after %s00 ms, its start-up line %s00 ms later), scenarios done %s, auditd and plugin stopped %s",
-		facts["uptime.init"], facts["uptime.ready"], facts["plugin.started_after_ds"], facts["plugin.ready_after_ds"], facts["uptime.scenarios_done"], facts["uptime.stopped"])
+	t.Logf("guest uptime (s): /init %s, auditd+plugin+rules+policy ready %s (plugin process after %s00 ms, its start-up line %s00 ms later, package index complete %s00 ms later), scenarios done %s, auditd and plugin stopped %s",
+		facts["uptime.init"], facts["uptime.ready"], facts["plugin.started_after_ds"], facts["plugin.ready_after_ds"], facts["packages.ready_after_ds"], facts["uptime.scenarios_done"], facts["uptime.stopped"])
 
 	scs := scenarios(g)
 	checkRaw(t, "auditlog", "audit.log", parseRaw(res.Files["audit.log"]), scs)

@@ -51,12 +51,13 @@ func parseRaw(s string) []rawRecord {
 type rawEvent []rawRecord
 
 // rawEventWithHash returns the event holding an INTEGRITY_RULE record whose
-// hash is sha256:hex. Kernel serials are unique within one boot; auditd's
-// own records (DAEMON_*) use another serial space and never carry hashes.
-func rawEventWithHash(recs []rawRecord, hex string) rawEvent {
+// hash is sha256:hex and whose file= field is file (as logged: quoted, or
+// hex). Kernel serials are unique within one boot; auditd's own records
+// (DAEMON_*) use another serial space and never carry hashes.
+func rawEventWithHash(recs []rawRecord, hex, file string) rawEvent {
 	serial := ""
 	for _, r := range recs {
-		if r.Type == "INTEGRITY_RULE" && r.Fields["hash"] == `"sha256:`+hex+`"` {
+		if r.Type == "INTEGRITY_RULE" && r.Fields["hash"] == `"sha256:`+hex+`"` && r.Fields["file"] == file {
 			serial = r.Serial
 			break
 		}

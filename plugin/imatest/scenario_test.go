@@ -36,6 +36,24 @@ type scenario struct {
 	Hunt []string
 	// Technique, TechniqueName, Tactic: the ATT&CK tagging expected.
 	Technique, TechniqueName, Tactic string
+	// Package is the package-trust verdict (the document's package object)
+	// expected; the zero value means unowned (by dpkg's database: no owner,
+	// no original path).
+	Package pkgVerdict
+}
+
+// pkgVerdict is the part of the document's package object the checks read.
+type pkgVerdict struct {
+	Status       string `json:"status"`
+	Manager      string `json:"manager"`
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	OriginalPath string `json:"original_path"`
+}
+
+// guestPkg is the verdict for a file of the guest's package.
+func guestPkg(status, orig string) pkgVerdict {
+	return pkgVerdict{Status: status, Manager: "dpkg", Name: guestPkgName, Version: guestPkgVersion, OriginalPath: orig}
 }
 
 // scenarios returns the table for the files in g.
@@ -65,6 +83,18 @@ func scenarios(g *guestFiles) []scenario {
 			// key map maps it to T1078.003.
 			Key: testKey, Tags: []string{testKey},
 			Technique: testKeyTechID, TechniqueName: "Local Accounts", Tactic: "Initial Access"},
+		{ID: "s9", Title: "a package's binary where it installed it", Path: guestPkgNC,
+			Hashes: []string{sha256hex(g.pkgNC)}, Package: guestPkg("package", "")},
+		// The copy has the same content as s9's file: the events differ by path.
+		{ID: "s10", Title: "a package's binary copied and renamed", Path: guestRelocated,
+			Hashes: []string{sha256hex(g.pkgNC)}, Package: guestPkg("relocated", guestPkgNC),
+			Hunt:      []string{tempDirHuntRule, "package_file_relocated"},
+			Tags:      []string{"hunt:" + tempDirHuntRule, "exec_from_temp", "hunt:package_file_relocated", "package:relocated"},
+			Technique: "T1036.003", TechniqueName: "Rename Legitimate Utilities", Tactic: "Defense Evasion"},
+		{ID: "s11", Title: "a package's binary changed in place", Path: guestPkgED,
+			Hashes: []string{sha256hex(g.pkgEDv2)}, Package: guestPkg("modified", ""),
+			Hunt: []string{"package_file_modified"}, Tags: []string{"hunt:package_file_modified", "package:modified"},
+			Technique: "T1554", TechniqueName: "Compromise Host Software Binary", Tactic: "Persistence"},
 	}
 }
 
@@ -73,9 +103,13 @@ func scenarios(g *guestFiles) []scenario {
 func checkRaw(t *testing.T, name, source string, recs []rawRecord, scs []scenario) {
 	for _, sc := range scs {
 		t.Run(name+"/"+sc.ID, func(t *testing.T) {
-			ev := rawEventWithHash(recs, sc.Hashes[0])
+			wantFile := `"` + sc.Path + `"`
+			if sc.HexPath {
+				wantFile = strings.ToUpper(hex.EncodeToString([]byte(sc.Path)))
+			}
+			ev := rawEventWithHash(recs, sc.Hashes[0], wantFile)
 			if ev == nil {
-				t.Fatalf("%s: %s: no INTEGRITY_RULE with sha256:%s in %s", sc.ID, sc.Title, sc.Hashes[0], source)
+				t.Fatalf("%s: %s: no INTEGRITY_RULE with sha256:%s and file=%s in %s", sc.ID, sc.Title, sc.Hashes[0], wantFile, source)
 			}
 			if got := ev.hashes(); !slices.Equal(got, sc.Hashes) {
 				t.Errorf("%s: INTEGRITY_RULE hashes %v, want %v (serial %s)", sc.ID, got, sc.Hashes, ev[0].Serial)
@@ -86,10 +120,6 @@ func checkRaw(t *testing.T, name, source string, recs []rawRecord, scs []scenari
 				}
 			}
 			ir, _ := ev.first("INTEGRITY_RULE")
-			wantFile := `"` + sc.Path + `"`
-			if sc.HexPath {
-				wantFile = strings.ToUpper(hex.EncodeToString([]byte(sc.Path)))
-			}
 			if ir.Fields["file"] != wantFile {
 				t.Errorf("%s: file=%s, want %s", sc.ID, ir.Fields["file"], wantFile)
 			}

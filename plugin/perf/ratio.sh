@@ -6,6 +6,9 @@
 # in one process, so each pair shares the machine's state. Prints every
 # pair's ratio, the median of the pairs, and the medians of records/s and
 # of CPU µs per record. PROCS sets GOMAXPROCS (default: every core).
+# IMA=1 adds an INTEGRITY_RULE record to every exec event (BenchmarkReplay's
+# withIMA), so that the hash enrichers (package trust, blocklist) judge
+# hashes; the package index's hashes are kept in $OUT/packages-state.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-/var/tmp/audisp-enrich-corpus.log}
@@ -14,17 +17,18 @@ BENCHTIME=${BENCHTIME:-5x}
 OUT=${OUT:-build/perf}
 GO=${GO:-go}
 test -s "$CORPUS" || { echo "ratio.sh: $CORPUS missing (make corpus)" >&2; exit 1; }
-mkdir -p "$OUT"
+mkdir -p "$OUT/packages-state"
 OUT=$(cd "$OUT" && pwd)
 "$GO" test -c -o "$OUT/plugin.test" ./plugin/
 : > "$OUT/ratio.txt"
 for i in $(seq "$RUNS"); do
-	(cd plugin && env ${PROCS:+GOMAXPROCS=$PROCS} AUDISP_ENRICH_CORPUS="$CORPUS" "$OUT/plugin.test" \
+	(cd plugin && env ${PROCS:+GOMAXPROCS=$PROCS} ${IMA:+AUDISP_ENRICH_BENCH_IMA=$IMA} \
+		AUDISP_ENRICH_BENCH_STATE="$OUT/packages-state" AUDISP_ENRICH_CORPUS="$CORPUS" "$OUT/plugin.test" \
 		-test.run '^$' -test.bench '^BenchmarkReplay$' -test.benchtime "$BENCHTIME" 2>/dev/null |
 		grep -E '^BenchmarkReplay/(bare|enriched)' >> "$OUT/ratio.txt") || true
 	echo "run $i/$RUNS done" >&2
 done
-awk -v procs="${PROCS:-all}" '
+awk -v procs="${PROCS:-all}" -v ima="$([ -n "${IMA:-}" ] && echo added || echo none)" '
 	{ for (i = 1; i <= NF; i++) { if ($i == "records/s") r = $(i-1); if ($i == "cpu-µs/record") c = $(i-1) }
 	  if ($1 ~ /bare/) { nb++; b[nb] = r; cb[nb] = c } else { ne++; e[ne] = r; ce[ne] = c } }
 	function median(a, n,   i, j, t, s) { for (i = 1; i <= n; i++) s[i] = a[i]
@@ -33,7 +37,7 @@ awk -v procs="${PROCS:-all}" '
 	END { n = nb < ne ? nb : ne
 		if (n == 0) { print "ratio.sh: no results" > "/dev/stderr"; exit 1 }
 		for (i = 1; i <= n; i++) { p[i] = e[i] / b[i]; printf "pair %d: bare %d enriched %d records/s, ratio %.3f\n", i, b[i], e[i], p[i] }
-		printf "GOMAXPROCS=%s, %d pairs: median pair ratio %.3f (target >= 0.80)\n", procs, n, median(p, n)
+		printf "GOMAXPROCS=%s, IMA records %s, %d pairs: median pair ratio %.3f (target >= 0.80)\n", procs, ima, n, median(p, n)
 		printf "median records/s: bare %d, enriched %d (ratio %.3f)\n", median(b, n), median(e, n), median(e, n) / median(b, n)
 		printf "median CPU µs/record: bare %.3f, enriched %.3f (bare/enriched %.3f)\n", median(cb, n), median(ce, n), median(cb, n) / median(ce, n) }
 ' "$OUT/ratio.txt" | tee "$OUT/ratio.md"

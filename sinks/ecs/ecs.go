@@ -94,6 +94,7 @@ func Encode(dst []byte, ev *audit.Event, opts Options) []byte {
 		w.close()
 	}
 	w.process(ev, s)
+	w.processContext(ev)
 	w.user(s)
 	w.file(s)
 	sc.seen = w.related(ev, s, sc.seen[:0])
@@ -330,6 +331,7 @@ func (w *writer) process(ev *audit.Event, s *audit.Summary) {
 			if len(p.Args) > 0 {
 				w.strs("args", p.Args, "process.parent.args")
 			}
+			w.commandLine(p.Args, "process.parent.command_line")
 		}
 		w.close()
 	}
@@ -500,6 +502,7 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary) {
 		w.b = append(w.b, ']')
 		w.sep = true
 	}
+	w.ownProcessContext(ev)
 	w.b = audit.AppendHunt(w.b, ev.Hunt, false) // the rules' tags are in tags
 	w.b = audit.AppendSigma(w.b, ev.Sigma)
 	w.b = audit.AppendHits(w.b, "blocklist", ev.Blocklist)

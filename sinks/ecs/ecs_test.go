@@ -267,7 +267,7 @@ func TestEnrichmentDocuments(t *testing.T) {
 	}
 	docs := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
 	for i, want := range [][]string{
-		{`"kind":"alert"`, `"severity":4`, `"parent":{"pid":1,"executable":"/usr/bin/bash","name":"bash","args":["bash","-i"]}`,
+		{`"kind":"alert"`, `"severity":4`, `"parent":{"pid":1,"executable":"/usr/bin/bash","name":"bash","args":["bash","-i"],"command_line":"bash -i"}`,
 			`"related":{"hash":["` + sha + `","` + strings.Repeat("cd", 32) + `"],"user":["root","alice"]}`,
 			`"audit_user":{"id":"1000","name":"alice"}`, `"blocklist":[{"list":"mb","label":"Mirai","hash":"` + sha + `"}]`,
 			`"hunt":[{"rule":"exec_from_temp","severity":3}]`,

@@ -20,6 +20,36 @@ import (
 func TestIndexTemplate(t *testing.T) {
 	fields := audittest.ECSFieldsOrSkip(t)
 	root, _ := testsupport.ModuleRoot()
+	mapped := templateMappings(t)
+	for path, typ := range mapped {
+		if strings.HasPrefix(path, "audisp_enrich.") {
+			continue
+		}
+		if f, ok := fields[path]; !ok || f.Type != typ {
+			t.Errorf("template maps %s as %s; ECS says %q", path, typ, f.Type)
+		}
+	}
+	// Every leaf of every document of the capture, with all options.
+	used := map[string]bool{}
+	for _, ev := range events(t, filepath.Join(root, "plugin/testdata/capture.log")) {
+		for _, opts := range []ecs.Options{{}, {Original: true, References: true, Host: "h"}} {
+			for path := range checkMapped(t, mapped, ecs.Encode(nil, ev, opts)) {
+				used[path] = true
+			}
+		}
+	}
+	for _, p := range []string{"process.parent.pid", "threat.technique.subtechnique.id", "event.original", "audisp_enrich.hunt.rule"} {
+		if !used[p] {
+			t.Errorf("the capture never wrote %s: the check above missed it", p)
+		}
+	}
+}
+
+// templateMappings returns the leaf fields docs/ecs-index-template.json
+// maps, with their types; it checks that the mapping is strict.
+func templateMappings(t *testing.T) map[string]string {
+	t.Helper()
+	root, _ := testsupport.ModuleRoot()
 	data, err := os.ReadFile(filepath.Join(root, "docs/ecs-index-template.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -51,41 +81,32 @@ func TestIndexTemplate(t *testing.T) {
 	if tpl.Template.Mappings.Dynamic != "strict" {
 		t.Errorf("dynamic = %q, want strict", tpl.Template.Mappings.Dynamic)
 	}
-	for path, typ := range mapped {
-		if strings.HasPrefix(path, "audisp_enrich.") {
-			continue
-		}
-		if f, ok := fields[path]; !ok || f.Type != typ {
-			t.Errorf("template maps %s as %s; ECS says %q", path, typ, f.Type)
-		}
+	return mapped
+}
+
+// checkMapped fails the test when a leaf of the document doc is not in
+// mapped or has another JSON type than its mapping, and returns the leaf
+// paths.
+func checkMapped(t *testing.T, mapped map[string]string, doc []byte) map[string]bool {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var d map[string]any
+	if err := dec.Decode(&d); err != nil {
+		t.Fatal(err)
 	}
-	// Every leaf of every document of the capture, with all options.
 	used := map[string]bool{}
-	for _, ev := range events(t, filepath.Join(root, "plugin/testdata/capture.log")) {
-		for _, opts := range []ecs.Options{{}, {Original: true, References: true, Host: "h"}} {
-			dec := json.NewDecoder(bytes.NewReader(ecs.Encode(nil, ev, opts)))
-			dec.UseNumber()
-			var doc map[string]any
-			if err := dec.Decode(&doc); err != nil {
-				t.Fatal(err)
-			}
-			leaves("", doc, func(path string, v any) {
-				used[path] = true
-				typ, ok := mapped[path]
-				if !ok {
-					t.Fatalf("%s is written but not mapped", path)
-				}
-				if _, isNum := v.(json.Number); isNum != (typ == "long") && typ != "date" {
-					t.Fatalf("%s = %v is mapped as %s", path, v, typ)
-				}
-			})
+	leaves("", d, func(path string, v any) {
+		used[path] = true
+		typ, ok := mapped[path]
+		if !ok {
+			t.Fatalf("%s is written but not mapped", path)
 		}
-	}
-	for _, p := range []string{"process.parent.pid", "threat.technique.subtechnique.id", "event.original", "audisp_enrich.hunt.rule"} {
-		if !used[p] {
-			t.Errorf("the capture never wrote %s: the check above missed it", p)
+		if _, isNum := v.(json.Number); isNum != (typ == "long") && typ != "date" {
+			t.Fatalf("%s = %v is mapped as %s", path, v, typ)
 		}
-	}
+	})
+	return used
 }
 
 func leaves(prefix string, v any, f func(string, any)) {

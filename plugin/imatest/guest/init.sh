@@ -73,16 +73,24 @@ until pidof audisp-enrich > /dev/null; do
 	sleep 0.1
 done
 fact "plugin.started_after_ds=$i"
+# wait_log PATTERN FACT WHAT: wait up to 30 s for the plugin to log
+# PATTERN to syslog, and record how many tenths of a second that took.
+wait_log() {
+	i=0
+	until grep -q "$1" /var/log/messages 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 300 ] && die "audisp-enrich did not $3 within 30 s"
+		sleep 0.1
+	done
+	fact "$2=$i"
+}
 # A running process is not yet a plugin that dropped its privileges and
 # reads its input: wait for its start-up line (scenario 8 samples its
 # credentials, and a slow start must not be mistaken for a failed drop).
-i=0
-until grep -q "audisp-enrich started" /var/log/messages 2>/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 300 ] && die "audisp-enrich did not log its start within 30 s"
-	sleep 0.1
-done
-fact "plugin.ready_after_ds=$i"
+wait_log "audisp-enrich started" plugin.ready_after_ds "log its start"
+# The package index (the guest's dpkg database holds imatest-tools) must be
+# complete before the scenarios: until then every hash is "unindexed".
+wait_log "packages: index complete" packages.ready_after_ds "complete its package index"
 
 auditctl -b 8192 > /dev/null || die "auditctl -b"
 auditctl -w /opt/imatest/b64dec -p x -k T1140_decode || die "auditctl -w b64dec"
@@ -116,9 +124,17 @@ run s6 /opt/imatest/b64dec
 # busybox su execs the -s "shell" directly, with bob's uid and groups.
 (echo 1000 > /proc/self/loginuid && su -s /opt/imatest/userprog bob)
 fact "s7.rc=$?"
+# 9-11: package trust. imatest-tools (dpkg database in the initramfs) owns
+# /usr/bin/imatest-nc and /usr/bin/imatest-ed.
+run s9 /usr/bin/imatest-nc
+cp /usr/bin/imatest-nc /tmp/imatest-httpd
+run s10 /tmp/imatest-httpd
+cat /payload/imatest-ed-v2 > /usr/bin/imatest-ed
+run s11 /usr/bin/imatest-ed
 
 # The guest's own view of the hashes, for the failure report.
-sha256sum /bin/busybox /opt/imatest/fresh /opt/imatest/script.sh /opt/imatest/b64dec /opt/imatest/userprog /dev/shm/dropper "/opt/imatest/with space/hello world" |
+sha256sum /bin/busybox /opt/imatest/fresh /opt/imatest/script.sh /opt/imatest/b64dec /opt/imatest/userprog /dev/shm/dropper "/opt/imatest/with space/hello world" \
+	/usr/bin/imatest-nc /tmp/imatest-httpd /usr/bin/imatest-ed |
 	sed 's/^/sha256 /' >> $OUT/facts.txt
 
 fact "uptime.scenarios_done=$(uptime_s)"

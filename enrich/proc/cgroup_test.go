@@ -1,0 +1,179 @@
+package proc
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+)
+
+const (
+	hexA = "8e7f5a1c3b2d4e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7"
+	hexB = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	podU = "6f3c9b1e-2a4d-4c8b-9e7f-1a2b3c4d5e6f"
+)
+
+// TestParseCgroupPath covers the path shapes container runtimes and
+// systemd make, on cgroup v1 and v2.
+func TestParseCgroupPath(t *testing.T) {
+	podUnderscore := strings.ReplaceAll(podU, "-", "_")
+	for _, c := range []struct {
+		path string
+		want audit.Cgroup // Path is filled in from path
+	}{
+		// Docker, systemd driver (v1 and v2) and cgroupfs driver (v1).
+		{"/system.slice/docker-" + hexA + ".scope", audit.Cgroup{ContainerID: hexA, Runtime: "docker"}},
+		{"/docker/" + hexA, audit.Cgroup{ContainerID: hexA, Runtime: "docker"}},
+		// Podman: root (machine.slice, with its inner "container" cgroup),
+		// rootless (under the user manager), cgroupfs driver; conmon is not
+		// in the container.
+		{"/machine.slice/libpod-" + hexA + ".scope", audit.Cgroup{ContainerID: hexA, Runtime: "podman"}},
+		{"/machine.slice/libpod-" + hexA + ".scope/container", audit.Cgroup{ContainerID: hexA, Runtime: "podman"}},
+		{"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + hexA + ".scope",
+			audit.Cgroup{ContainerID: hexA, Runtime: "podman", Unit: "user@1000.service"}},
+		{"/libpod_parent/libpod-" + hexA, audit.Cgroup{ContainerID: hexA, Runtime: "podman"}},
+		{"/machine.slice/libpod-conmon-" + hexA + ".scope", audit.Cgroup{}},
+		// Kubernetes, systemd driver: containerd, CRI-O (and its conmon),
+		// Docker; guaranteed pods have no QoS slice.
+		{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnderscore + ".slice/cri-containerd-" + hexA + ".scope",
+			audit.Cgroup{ContainerID: hexA, Runtime: "containerd", PodUID: podU}},
+		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + podUnderscore + ".slice/crio-" + hexB + ".scope",
+			audit.Cgroup{ContainerID: hexB, Runtime: "cri-o", PodUID: podU}},
+		{"/kubepods.slice/kubepods-pod" + podUnderscore + ".slice/crio-" + hexB + ".scope",
+			audit.Cgroup{ContainerID: hexB, Runtime: "cri-o", PodUID: podU}},
+		{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnderscore + ".slice/crio-conmon-" + hexB + ".scope", audit.Cgroup{}},
+		{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnderscore + ".slice/docker-" + hexA + ".scope",
+			audit.Cgroup{ContainerID: hexA, Runtime: "docker", PodUID: podU}},
+		// Kubernetes, cgroupfs driver: the runtime is not in the path.
+		{"/kubepods/burstable/pod" + podU + "/" + hexA, audit.Cgroup{ContainerID: hexA, PodUID: podU}},
+		{"/kubepods/pod" + podU + "/" + hexB, audit.Cgroup{ContainerID: hexB, PodUID: podU}},
+		// The pod's own cgroup (no container yet) is no container.
+		{"/kubepods/burstable/pod" + podU, audit.Cgroup{}},
+		// systemd units: system services, template instances, escaped
+		// names, user units under the user manager, the manager itself,
+		// login sessions (scopes are not services).
+		{"/system.slice/nginx.service", audit.Cgroup{Unit: "nginx.service"}},
+		{"/system.slice/system-getty.slice/getty@tty1.service", audit.Cgroup{Unit: "getty@tty1.service"}},
+		{`/system.slice/systemd-fsck@dev-disk-by\x2duuid-1234.service`, audit.Cgroup{Unit: `systemd-fsck@dev-disk-by\x2duuid-1234.service`}},
+		{"/system.slice/containerd.service", audit.Cgroup{Unit: "containerd.service"}},
+		{"/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service", audit.Cgroup{Unit: "foo.service", UserOf: "1000"}},
+		{"/user.slice/user-1000.slice/user@1000.service/session.slice/dbus.service", audit.Cgroup{Unit: "dbus.service", UserOf: "1000"}},
+		{"/user.slice/user-1000.slice/user@1000.service/init.scope", audit.Cgroup{Unit: "user@1000.service"}},
+		{"/user.slice/user-1000.slice/session-3.scope", audit.Cgroup{}},
+		{"/init.scope", audit.Cgroup{}},
+		// A service inside a container.
+		{"/system.slice/docker-" + hexA + ".scope/system.slice/nginx.service", audit.Cgroup{ContainerID: hexA, Runtime: "docker", Unit: "nginx.service"}},
+		// Not containers: a short id, upper-case hex, a 64-hex name
+		// outside a runtime's parent.
+		{"/docker/" + hexA[:12], audit.Cgroup{}},
+		{"/docker/" + strings.ToUpper(hexA), audit.Cgroup{}},
+		{"/somewhere/" + hexA, audit.Cgroup{}},
+		{"/", audit.Cgroup{}},
+		{"", audit.Cgroup{}},
+	} {
+		c.want.Path = c.path
+		if got := ParseCgroupPath(c.path); got != c.want {
+			t.Errorf("ParseCgroupPath(%q)\n got %+v\nwant %+v", c.path, got, c.want)
+		}
+	}
+}
+
+// TestParseCgroupFile reads whole files: hybrid v1 (docker's cgroupfs
+// driver shows the container only in controller lines), pure v2, and the
+// unit taken from the v2 line before the name=systemd one.
+func TestParseCgroupFile(t *testing.T) {
+	for _, c := range []struct {
+		name, file string
+		want       audit.Cgroup
+	}{
+		{"v1 cgroupfs docker", "12:memory:/docker/" + hexA + "\n11:pids:/docker/" + hexA + "\n1:name=systemd:/docker/" + hexA + "\n0::/\n",
+			audit.Cgroup{Path: "/docker/" + hexA, ContainerID: hexA, Runtime: "docker"}},
+		{"v1 controllers only", "3:memory:/docker/" + hexA + "\n0::/system.slice/containerd.service\n",
+			audit.Cgroup{Path: "/docker/" + hexA, ContainerID: hexA, Runtime: "docker", Unit: "containerd.service"}},
+		{"v2 docker", "0::/system.slice/docker-" + hexA + ".scope\n",
+			audit.Cgroup{Path: "/system.slice/docker-" + hexA + ".scope", ContainerID: hexA, Runtime: "docker"}},
+		{"v1 systemd unit", "9:name=systemd:/system.slice/cron.service\n8:pids:/system.slice/cron.service\n0::/\n",
+			audit.Cgroup{Path: "/system.slice/cron.service", Unit: "cron.service"}},
+		{"colon in path", "0::/a:b/nginx.service", audit.Cgroup{Path: "/a:b/nginx.service", Unit: "nginx.service"}},
+		{"root only", "0::/\n", audit.Cgroup{Path: "/"}},
+		{"garbage", "no colons here\n:\n", audit.Cgroup{}},
+		{"empty", "", audit.Cgroup{}},
+	} {
+		if got := ParseCgroupFile([]byte(c.file)); got != c.want {
+			t.Errorf("%s:\n got %+v\nwant %+v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestParseOwnCgroupFile parses this machine's /proc/self/cgroup: a real
+// file of the running kernel. Its paths are the facts to find: the unit is
+// the deepest *.service of the v2 (else name=systemd) path, if any.
+func TestParseOwnCgroupFile(t *testing.T) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skipf("no /proc/self/cgroup: %v", err)
+	}
+	t.Logf("/proc/self/cgroup:\n%s", b)
+	got := ParseCgroupFile(b)
+	var v2, sd string
+	for _, line := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			v2 = p
+		} else if _, p, ok := strings.Cut(line, ":name=systemd:"); ok {
+			sd = p
+		}
+	}
+	want := v2
+	if want == "" {
+		want = sd
+	}
+	if got.Path == "" || (got.ContainerID == "" && got.Path != want) {
+		t.Fatalf("parsed %+v, want path %q", got, want)
+	}
+	wantUnit := ""
+	for _, p := range []string{v2, sd} {
+		for _, c := range strings.Split(p, "/") {
+			if strings.HasSuffix(c, ".service") {
+				wantUnit = c
+			}
+		}
+		if wantUnit != "" {
+			break
+		}
+	}
+	if got.Unit != wantUnit {
+		t.Errorf("unit %q, want %q", got.Unit, wantUnit)
+	}
+}
+
+// FuzzParseCgroupFile checks that any file parses without panicking, that
+// an id found is 64 lower-case hex digits and its path names it, that a
+// unit found is a *.service component of the path, and that parsing a file
+// made of the path found again gives the same facts.
+func FuzzParseCgroupFile(f *testing.F) {
+	f.Add([]byte("0::/system.slice/docker-" + hexA + ".scope\n"))
+	f.Add([]byte("12:memory:/docker/" + hexA + "\n0::/system.slice/containerd.service\n"))
+	f.Add([]byte("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + strings.ReplaceAll(podU, "-", "_") + ".slice/cri-containerd-" + hexA + ".scope"))
+	f.Add([]byte("0::/kubepods/burstable/pod" + podU + "/" + hexA))
+	f.Add([]byte("0::/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service"))
+	f.Add([]byte("::\n0:\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cg := ParseCgroupFile(b)
+		if cg.ContainerID != "" && (!isHex64(cg.ContainerID) || !strings.Contains(cg.Path, cg.ContainerID)) {
+			t.Fatalf("container %q from path %q", cg.ContainerID, cg.Path)
+		}
+		if cg.Unit != "" && (!strings.HasSuffix(cg.Unit, ".service") || !strings.Contains(string(b), cg.Unit)) {
+			t.Fatalf("unit %q not in the file", cg.Unit)
+		}
+		if cg.PodUID != "" && cg.ContainerID == "" {
+			t.Fatalf("pod %q without a container", cg.PodUID)
+		}
+		if cg.ContainerID != "" || cg.Unit != "" {
+			again := ParseCgroupPath(cg.Path)
+			if cg.ContainerID != "" && again.ContainerID != cg.ContainerID {
+				t.Fatalf("path %q parsed again: %+v, first %+v", cg.Path, again, cg)
+			}
+		}
+	})
+}
