@@ -282,6 +282,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	if !md.IsDefined("enrich", "packages", "state_dir") {
 		cfg.Enrich.Packages.StateDir = cfg.StateDir
 	}
+	if !md.IsDefined("enrich", "fleet", "state_dir") {
+		cfg.Enrich.Fleet.StateDir = cfg.StateDir
+	}
 	var ps []toml.Primitive
 	if hasSinks && md.PrimitiveDecode(sinkTables, &ps) != nil {
 		r.add("sink", true, "sink: want [[sink]] tables")

@@ -68,6 +68,9 @@ func Replay(ctx context.Context, cfg *conf.Config, log *slog.Logger, files []str
 			}
 		}
 	}
+	// The events still open or held (a lone record at the end of the
+	// input) go to the pool now, so that their lookups are settled too.
+	p.reasm.Flush()
 	p.settleLookups(ctx)
 	if failed {
 		return ErrFilesFailed
@@ -76,23 +79,34 @@ func Replay(ctx context.Context, cfg *conf.Config, log *slog.Logger, files []str
 }
 
 // SettleTimeout bounds how long replay waits at the end for VirusTotal
-// lookups (see settleLookups).
-const SettleTimeout = 2 * time.Second
+// lookups (see settleLookups); FleetSettleTimeout for the fleet's
+// verdicts, which make a round trip through Kafka and the verdict service.
+const (
+	SettleTimeout      = 2 * time.Second
+	FleetSettleTimeout = 15 * time.Second
+)
 
-// settleLookups waits, at most SettleTimeout, until the VirusTotal
-// enricher has looked up every queued hash, so that the verdict documents
-// it can get at once are written before the pipeline closes. It first
-// waits for a pool barrier, so every event submitted so far has passed
-// VirusTotal (and queued its hashes) before the queue is watched; on a
-// busy machine the pool may still hold events when the input ends.
+// settleLookups waits, at most SettleTimeout (FleetSettleTimeout with
+// [enrich.fleet]), until the VirusTotal enricher has looked up every
+// queued hash, or the fleet host has the verdict of every pending hash, so
+// that the verdict documents that can come at once are written before the
+// pipeline closes. It first waits for a pool barrier, so every event
+// submitted so far has passed VirusTotal (and queued its hashes) before
+// the queue is watched; on a busy machine the pool may still hold events
+// when the input ends.
 func (p *Pipeline) settleLookups(ctx context.Context) {
 	p.mu.Lock()
 	enr, pool := p.enr, p.pool
 	p.mu.Unlock()
-	if enr == nil || enr.vt == nil {
+	if enr == nil || (enr.vt == nil && enr.fleet == nil) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, SettleTimeout)
+	var s interface{ Settle(context.Context) } = enr.vt
+	timeout := SettleTimeout
+	if enr.vt == nil {
+		s, timeout = enr.fleet, FleetSettleTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	passed := make(chan struct{})
 	pool.Barrier(func() { close(passed) })
@@ -101,7 +115,7 @@ func (p *Pipeline) settleLookups(ctx context.Context) {
 	case <-ctx.Done():
 		return
 	}
-	enr.vt.Settle(ctx)
+	s.Settle(ctx)
 }
 
 // replayFile runs one file; its error reads "NAME: reason".

@@ -1,7 +1,10 @@
 package fleet
 
 import (
+	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -14,14 +17,15 @@ import (
 type feeder struct {
 	prod sarama.AsyncProducer
 
-	mu     sync.Mutex
-	q      chan *sarama.ProducerMessage
-	closed bool
-	done   chan struct{} // closed when the queue is drained into the producer
-	acked  chan struct{} // closed when the producer's result channels are drained
+	mu      sync.Mutex
+	q       chan *sarama.ProducerMessage
+	waiting atomic.Int64 // offered and not yet reported
+	closed  bool
+	done    chan struct{} // closed when the queue is drained into the producer
+	acked   chan struct{} // closed when the producer's result channels are drained
 }
 
-func newFeeder(prod sarama.AsyncProducer, size int, ok func(), fail func(*sarama.ProducerError)) *feeder {
+func newFeeder(prod sarama.AsyncProducer, size int, ok func(*sarama.ProducerMessage), fail func(*sarama.ProducerError)) *feeder {
 	f := &feeder{prod: prod, q: make(chan *sarama.ProducerMessage, size), done: make(chan struct{}), acked: make(chan struct{})}
 	go func() {
 		defer close(f.done)
@@ -34,18 +38,20 @@ func newFeeder(prod sarama.AsyncProducer, size int, ok func(), fail func(*sarama
 		succ, errs := prod.Successes(), prod.Errors()
 		for succ != nil || errs != nil {
 			select {
-			case _, more := <-succ:
+			case m, more := <-succ:
 				if !more {
 					succ = nil
 					continue
 				}
-				ok()
+				ok(m)
+				f.waiting.Add(-1)
 			case pe, more := <-errs:
 				if !more {
 					errs = nil
 					continue
 				}
 				fail(pe)
+				f.waiting.Add(-1)
 			}
 		}
 	}()
@@ -59,12 +65,29 @@ func (f *feeder) offer(m *sarama.ProducerMessage) bool {
 	if f.closed {
 		return false
 	}
+	f.waiting.Add(1) // before the send: the result may be reported at once
 	select {
 	case f.q <- m:
 		return true
 	default:
+		f.waiting.Add(-1)
 		return false
 	}
+}
+
+// flush waits until every message offered before it was acknowledged or
+// reported failed, or until ctx ends (its error is returned then).
+func (f *feeder) flush(ctx context.Context) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for f.waiting.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // close hands the queued messages to the producer, closes it and waits

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -23,12 +24,15 @@ import (
 // every 1000th); a tombstone (nil value) calls the callback with a nil
 // verdict. The partitions are those of the topic at start.
 type follower struct {
-	pub  ed25519.PublicKey
-	fn   func(key string, v *Verdict, raw []byte, ts time.Time)
-	log  *slog.Logger
-	cons sarama.Consumer
-	pcs  []sarama.PartitionConsumer
-	wg   sync.WaitGroup
+	client sarama.Client
+	topic  string
+	next   map[int32]*atomic.Int64 // per partition: the offset after the last message handled
+	pub    ed25519.PublicKey
+	fn     func(key string, v *Verdict, raw []byte, ts time.Time)
+	log    *slog.Logger
+	cons   sarama.Consumer
+	pcs    []sarama.PartitionConsumer
+	wg     sync.WaitGroup
 
 	behind   atomic.Int64  // partitions still short of the high-water mark seen at start
 	caughtUp chan struct{} // closed when behind reaches 0
@@ -47,7 +51,7 @@ var rejectReasons = map[error]string{
 
 func startFollower(client sarama.Client, topic string, pub ed25519.PublicKey, reg *metrics.Registry, log *slog.Logger,
 	fn func(key string, v *Verdict, raw []byte, ts time.Time)) (*follower, error) {
-	f := &follower{pub: pub, fn: fn, log: log, caughtUp: make(chan struct{}), rejected: map[error]*metrics.Counter{}}
+	f := &follower{client: client, topic: topic, next: map[int32]*atomic.Int64{}, pub: pub, fn: fn, log: log, caughtUp: make(chan struct{}), rejected: map[error]*metrics.Counter{}}
 	const name, help = "audisp_enrich_fleet_verdicts_read_total", "Verdict messages read from the verdicts topic, by result."
 	f.ok = reg.Counter(name, `result="ok"`, help)
 	for err, r := range rejectReasons {
@@ -59,6 +63,9 @@ func startFollower(client sarama.Client, topic string, pub ed25519.PublicKey, re
 	}
 	if f.cons, err = sarama.NewConsumerFromClient(client); err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	for _, p := range parts {
+		f.next[p] = new(atomic.Int64)
 	}
 	f.behind.Store(int64(len(parts)))
 	if len(parts) == 0 {
@@ -100,6 +107,7 @@ func (f *follower) read(pc sarama.PartitionConsumer, hwm int64) {
 	defer f.wg.Done()
 	for m := range pc.Messages() {
 		f.handle(m)
+		f.next[m.Partition].Store(m.Offset + 1)
 		if hwm >= 0 && m.Offset+1 >= hwm {
 			f.partitionCaughtUp()
 			hwm = -1
@@ -137,6 +145,44 @@ func (f *follower) handle(m *sarama.ConsumerMessage) {
 	}
 	f.ok.Inc()
 	f.fn(key, &v, m.Value, m.Timestamp)
+}
+
+// reach waits until every verdict acknowledged by the brokers before it
+// was called has been handed to the callback: it takes each partition's
+// high-water mark and waits until the messages below it were read (or no
+// longer exist). It returns ctx's error when ctx ends first.
+func (f *follower) reach(ctx context.Context) error {
+	want := make(map[int32]int64, len(f.next))
+	for p := range f.next {
+		hwm, err := f.client.GetOffset(f.topic, p, sarama.OffsetNewest)
+		var oldest int64
+		if err == nil {
+			oldest, err = f.client.GetOffset(f.topic, p, sarama.OffsetOldest)
+		}
+		if err != nil {
+			return fmt.Errorf("fleet: verdicts topic %s partition %d: %w", f.topic, p, err)
+		}
+		if oldest < hwm {
+			want[p] = hwm
+		}
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		for p, hwm := range want {
+			if f.next[p].Load() >= hwm {
+				delete(want, p)
+			}
+		}
+		if len(want) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // close stops reading and waits for the partition goroutines.

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"crypto/ed25519"
+	"strings"
 	"testing"
 )
 
@@ -37,6 +38,19 @@ func FuzzDecodeSighting(f *testing.F) {
 		}
 		if s2, err := DecodeSighting(key, EncodeSighting(s)); err != nil || s2 != s {
 			t.Fatalf("round trip: %+v, %v; want %+v", s2, err, s)
+		}
+	})
+}
+
+func FuzzParseOSReleaseID(f *testing.F) {
+	f.Add([]byte("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nID=debian\n"))
+	f.Add([]byte("ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\n"))
+	f.Add([]byte("ID='opensuse-leap'\n"))
+	f.Add([]byte("ID=\"\nID=Bad Value\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id := parseOSReleaseID(b)
+		if strings.TrimLeft(id, "abcdefghijklmnopqrstuvwxyz0123456789._-") != "" {
+			t.Fatalf("ID %q has characters os-release(5) does not allow", id)
 		}
 	})
 }

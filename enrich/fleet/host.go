@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -16,6 +17,9 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/sinks"
+	"github.com/audisp-enrich/audisp-enrich/sinks/buffer"
+	"github.com/audisp-enrich/audisp-enrich/sinks/kafka"
 )
 
 // HostConfig configures a host's side of the fleet exchange. A host needs
@@ -39,15 +43,27 @@ type HostConfig struct {
 	// Pending bounds the hashes waiting for a verdict; past it, new hashes
 	// get virustotal.status skipped, reason queue_full.
 	Pending int `toml:"pending"`
-	// Buffer bounds the sightings waiting for the brokers; past it they
-	// are dropped, counted, and sighted again at the next interval.
+	// Buffer bounds the sightings waiting for the brokers (in the spool);
+	// past it the oldest are dropped, counted, and their hashes sighted
+	// again at the next interval while they stay pending.
 	Buffer int `toml:"buffer"`
+	// SpoolBytes bounds the spool's size on disk.
+	SpoolBytes int64 `toml:"spool_bytes"`
+	// StateDir holds the sightings spool (StateDir/spool/fleet-sightings),
+	// so that sightings wait on disk while the brokers are away and
+	// survive a restart. "" keeps them in memory. Defaults to the global
+	// state_dir.
+	StateDir string `toml:"state_dir"`
 }
+
+// SpoolName names the sightings spool (its directory under the state
+// directory, and the sink label of its delivery metrics).
+const SpoolName = "fleet-sightings"
 
 // DefaultHostConfig returns the defaults; Brokers and VerdictPublicKey are empty.
 func DefaultHostConfig() HostConfig {
 	return HostConfig{Conn: defaultConn(), SightingsTopic: DefaultSightingsTopic, VerdictsTopic: DefaultVerdictsTopic,
-		Interval: time.Hour, CacheSize: 100000, Pending: 10000, Buffer: 4096}
+		Interval: time.Hour, CacheSize: 100000, Pending: 10000, Buffer: 65536, SpoolBytes: 16 << 20}
 }
 
 // Validate checks the options without touching the network.
@@ -62,8 +78,8 @@ func (c *HostConfig) Validate() error {
 	if c.SightingsTopic == "" || c.VerdictsTopic == "" {
 		errs = append(errs, errors.New("fleet: sightings_topic and verdicts_topic must be set"))
 	}
-	if c.Interval <= 0 || c.CacheSize <= 0 || c.Pending <= 0 || c.Buffer <= 0 {
-		errs = append(errs, errors.New("fleet: interval, cache_size, pending and buffer must be > 0"))
+	if c.Interval <= 0 || c.CacheSize <= 0 || c.Pending <= 0 || c.Buffer <= 0 || c.SpoolBytes < 1<<20 {
+		errs = append(errs, errors.New("fleet: interval, cache_size, pending and buffer must be > 0, spool_bytes at least 1 MiB"))
 	}
 	return errors.Join(errs...)
 }
@@ -71,10 +87,12 @@ func (c *HostConfig) Validate() error {
 // Host is the enricher a host runs instead of virustotal.Enricher when the
 // fleet exchange is on. Enrich never blocks on the network: it answers
 // from the verdicts read from the topic or marks the event pending (as
-// the single-host enricher does) and hands a sighting to the producer's
-// bounded buffer. When the verdict arrives, the same verdict document as
-// in single-host mode (virustotal.VerdictDocument) goes to the Emitter,
-// from the follower's goroutine.
+// the single-host enricher does) and appends a sighting to a bounded spool
+// (the disk buffer of sinks/buffer, delivered by a sinks.Runner over the
+// Kafka sink, like any sink's), where it waits while the brokers are away
+// and survives a restart. When the verdict arrives, the same verdict
+// document as in single-host mode (virustotal.VerdictDocument) goes to the
+// Emitter, from the follower's goroutine.
 type Host struct {
 	cfg  HostConfig
 	name string
@@ -82,13 +100,14 @@ type Host struct {
 	emit enrich.Emitter
 
 	client sarama.Client
-	feed   *feeder
+	spool  *sinks.Runner
 	fol    *follower
 	ready  chan struct{} // closed once connected and the verdicts topic was read
 	cache  *lru.Cache[string, Verdict]
 
-	mu   sync.Mutex
-	pend map[string]*pending
+	mu       sync.Mutex
+	pend     map[string]*pending
+	emitting int // verdict documents taken out of pend and not yet handed to the Emitter
 
 	m      hostStats
 	stop   chan struct{}
@@ -108,7 +127,7 @@ type pending struct {
 
 type hostStats struct {
 	cacheHit, cacheMiss *metrics.Counter
-	sent, dropped       *metrics.Counter
+	dropped             *metrics.Counter
 	docs                *metrics.Counter
 	skipped             map[string]*metrics.Counter
 }
@@ -142,8 +161,7 @@ func NewHost(cfg HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics
 	}
 	h.m.cacheHit = reg.Counter("audisp_enrich_fleet_cache_total", `result="hit"`, "Fleet verdict cache look-ups by result.")
 	h.m.cacheMiss = reg.Counter("audisp_enrich_fleet_cache_total", `result="miss"`, "Fleet verdict cache look-ups by result.")
-	h.m.sent = reg.Counter("audisp_enrich_fleet_sightings_sent_total", "", "Sightings acknowledged by the brokers.")
-	h.m.dropped = reg.Counter("audisp_enrich_fleet_sightings_dropped_total", "", "Sightings dropped (buffer full or refused); sighted again at the next interval.")
+	h.m.dropped = reg.Counter("audisp_enrich_fleet_sightings_dropped_total", "", "Sightings lost (spool full or damaged, or appended after close); sighted again at the next interval while pending.")
 	h.m.docs = reg.Counter("audisp_enrich_vt_verdicts_total", "", "Verdict documents emitted.")
 	h.m.skipped = map[string]*metrics.Counter{}
 	for _, r := range []string{virustotal.ReasonAllowlisted, virustotal.ReasonPackage, virustotal.ReasonNoHash, virustotal.ReasonQueueFull} {
@@ -159,18 +177,53 @@ func NewHost(cfg HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics
 	if err != nil {
 		return nil, err
 	}
-	sc.ChannelBufferSize = cfg.Buffer
+	if h.spool, err = openSpool(cfg, reg, h.log, func(n int) { h.m.dropped.Add(uint64(n)) }); err != nil {
+		return nil, err
+	}
+	reg.Func("audisp_enrich_fleet_sightings_sent_total", "", "Sightings acknowledged by the brokers.",
+		func() float64 { return float64(h.spool.Stats().Acked) })
+	h.spool.Start()
 	h.wg.Add(2)
 	go h.connect(sc, pub, reg)
 	go h.sweep()
 	return h, nil
 }
 
+// openSpool opens the sightings spool: a disk buffer under
+// cfg.StateDir (a memory one when it is ""), holding at most cfg.Buffer
+// sightings and cfg.SpoolBytes bytes (the oldest are dropped past that,
+// reported to dropped), delivered to the sightings topic by a Runner over
+// the Kafka sink. The digest travels as the message's Meta.Node, which the
+// sink's key = "node" turns into the message key (so a hash always lands
+// on one partition).
+func openSpool(cfg HostConfig, reg *metrics.Registry, log *slog.Logger, dropped func(n int)) (*sinks.Runner, error) {
+	kc := cfg.sinkConfig()
+	kc.Topic, kc.Key, kc.Headers = cfg.SightingsTopic, kafka.KeyNode, false
+	sink, err := kafka.New(SpoolName, kc, reg, log)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	bc := buffer.DefaultConfig()
+	bc.MaxEvents, bc.MaxBytes, bc.WhenFull = cfg.Buffer, cfg.SpoolBytes, buffer.DropOldest
+	if cfg.StateDir == "" {
+		bc.Type = buffer.TypeMemory
+	} else {
+		bc.Dir = buffer.SpoolDir(cfg.StateDir, SpoolName)
+	}
+	rc := sinks.DefaultRunnerConfig()
+	rc.BackoffMax = 5 * time.Second
+	r, err := sinks.NewRunner(sink, rc, buffer.Opener(bc, buffer.Options{Name: SpoolName, Logger: log, Metrics: reg}),
+		sinks.RunnerOptions{Metrics: reg, Logger: log, OnDrop: func(_ string, n int, _ string) { dropped(n) }})
+	if err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	return r, nil
+}
+
 // connect reaches the brokers (retrying with backoff, so that a host
-// starts and enriches while Kafka is away), then starts the producer and
-// the follower, and closes h.ready once the verdicts topic has been read.
-// h.client, h.feed and h.fol are set before h.ready is closed and are
-// read only after it.
+// starts and enriches while Kafka is away), then starts the follower, and
+// closes h.ready once the verdicts topic has been read. h.client and h.fol
+// are set before h.ready is closed and are read only after it.
 func (h *Host) connect(sc *sarama.Config, pub ed25519.PublicKey, reg *metrics.Registry) {
 	defer h.wg.Done()
 	wait := time.Second
@@ -199,19 +252,12 @@ func (h *Host) start(sc *sarama.Config, pub ed25519.PublicKey, reg *metrics.Regi
 	if err != nil {
 		return err
 	}
-	prod, err := sarama.NewAsyncProducerFromClient(client)
-	if err != nil {
-		client.Close()
-		return err
-	}
 	fol, err := startFollower(client, h.cfg.VerdictsTopic, pub, reg, h.log, h.verdict)
 	if err != nil {
-		prod.AsyncClose()
 		client.Close()
 		return err
 	}
 	h.client, h.fol = client, fol
-	h.feed = newFeeder(prod, h.cfg.Buffer, h.m.sent.Inc, h.failed)
 	return nil
 }
 
@@ -269,7 +315,7 @@ func (h *Host) skip(hash, reason string) *audit.VTResult {
 // dueLocked returns the sighting of p when one is due (the verdicts topic
 // has been read, and none was sent within the interval), or nil. h.mu
 // must be held.
-func (h *Host) dueLocked(p *pending, now time.Time) *sarama.ProducerMessage {
+func (h *Host) dueLocked(p *pending, now time.Time) *sinks.Message {
 	select {
 	case <-h.ready:
 	default:
@@ -281,34 +327,24 @@ func (h *Host) dueLocked(p *pending, now time.Time) *sarama.ProducerMessage {
 	p.sighted = now
 	s := Sighting{Algo: p.file.Algo, FirstSeen: p.firstSeen.Unix(), Host: h.name, Path: p.file.Path, Count: p.count}
 	p.count = 0
-	return &sarama.ProducerMessage{Topic: h.cfg.SightingsTopic, Key: sarama.StringEncoder(p.file.Hex), Value: sarama.ByteEncoder(EncodeSighting(s))}
+	return &sinks.Message{Value: EncodeSighting(s), Meta: sinks.Meta{Node: p.file.Hex}}
 }
 
-// send hands a sighting to the producer without blocking.
-func (h *Host) send(msg *sarama.ProducerMessage) {
+// send appends a sighting to the spool without waiting for the brokers.
+// A sighting the spool refuses (closed) is counted and its hash made due
+// again.
+func (h *Host) send(msg *sinks.Message) {
 	if msg == nil {
 		return
 	}
-	if !h.feed.offer(msg) {
-		h.unsighted(msg)
+	if err := h.spool.Append(*msg); err != nil {
+		h.m.dropped.Inc()
+		h.mu.Lock()
+		if p := h.pend[msg.Meta.Node]; p != nil {
+			p.sighted = time.Time{}
+		}
+		h.mu.Unlock()
 	}
-}
-
-// unsighted counts a sighting that did not reach the brokers and makes
-// its hash due again.
-func (h *Host) unsighted(msg *sarama.ProducerMessage) {
-	h.m.dropped.Inc()
-	k, _ := msg.Key.Encode()
-	h.mu.Lock()
-	if p := h.pend[string(k)]; p != nil {
-		p.sighted = time.Time{}
-	}
-	h.mu.Unlock()
-}
-
-func (h *Host) failed(pe *sarama.ProducerError) {
-	h.unsighted(pe.Msg)
-	h.log.Warn("fleet: a sighting was not delivered; it is sent again", "err", pe.Err)
 }
 
 // sweep sends the sightings that are due without a new event: hashes met
@@ -328,7 +364,7 @@ func (h *Host) sweep() {
 		case <-t.C:
 		}
 		now := time.Now()
-		var due []*sarama.ProducerMessage
+		var due []*sinks.Message
 		h.mu.Lock()
 		for _, p := range h.pend {
 			if m := h.dueLocked(p, now); m != nil {
@@ -356,6 +392,9 @@ func (h *Host) verdict(key string, v *Verdict, _ []byte, _ time.Time) {
 	h.mu.Lock()
 	p := h.pend[key]
 	delete(h.pend, key)
+	if p != nil {
+		h.emitting++
+	}
 	h.mu.Unlock()
 	if p == nil {
 		return
@@ -363,6 +402,30 @@ func (h *Host) verdict(key string, v *Verdict, _ []byte, _ time.Time) {
 	if doc := virustotal.VerdictDocument(result(key, v), p.file, p.waiters, p.extra); doc != nil {
 		h.m.docs.Inc()
 		h.emit.Emit(doc)
+	}
+	h.mu.Lock()
+	h.emitting--
+	h.mu.Unlock()
+}
+
+// Settle waits until no hash waits for a verdict (each got its verdict
+// document, handed to the Emitter), or until ctx ends. Replay calls it before closing, so that
+// the verdicts the fleet can give at once are part of its output.
+func (h *Host) Settle(ctx context.Context) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		h.mu.Lock()
+		n := len(h.pend) + h.emitting
+		h.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 
@@ -377,20 +440,22 @@ func result(hash string, v *Verdict) *audit.VTResult {
 	return r
 }
 
-// Close stops connecting, following the topic and sweeping, and flushes
-// the sightings the producer holds (bounded by the connection's timeouts
-// when the brokers are away).
+// Close stops connecting, following the topic and sweeping, and stops
+// the spool's delivery (within about a second when the brokers are away);
+// what was not delivered stays in the disk spool for the next start.
 func (h *Host) Close() error {
-	var err error
+	var errs []error
 	h.closed.Do(func() {
 		close(h.stop)
 		h.wg.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		errs = append(errs, h.spool.Stop(ctx))
 		if h.client == nil {
 			return
 		}
 		h.fol.close()
-		h.feed.close()
-		err = h.client.Close()
+		errs = append(errs, h.client.Close())
 	})
-	return err
+	return errors.Join(errs...)
 }

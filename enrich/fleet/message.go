@@ -18,6 +18,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 )
 
 // Default topic names.
@@ -44,23 +46,30 @@ type Sighting struct {
 	Count     int64  `json:"count"` // executions seen since the host's previous sighting of the hash
 }
 
-// Verdict sources.
+// Verdict sources: SourceVirusTotal, or a local source of the service,
+// SourcePackage + the distribution ("package:debian") or SourceAllowlist +
+// the list's name ("allowlist:corp").
 const (
 	SourceVirusTotal = "virustotal"
+	SourcePackage    = "package:"
+	SourceAllowlist  = "allowlist:"
 )
 
-// Verdict statuses (the same words as virustotal.StatusHit/StatusNotFound/StatusError).
+// Verdict statuses (the same words as virustotal.StatusHit/StatusNotFound/
+// StatusError/StatusSkipped). A skipped verdict comes from a local source;
+// its Reason is virustotal.ReasonPackage or virustotal.ReasonAllowlisted.
 const (
 	VerdictFound    = "hit"
 	VerdictNotFound = "not_found"
 	VerdictError    = "error"
+	VerdictSkipped  = "skipped"
 )
 
 // Verdict is the signed value of a verdicts-topic message; the key is the
 // digest. LookedUp + TTL is when the verdict expires: hosts treat an
 // expired verdict as unknown and sight the hash again.
 type Verdict struct {
-	Status          string `json:"status"` // hit | not_found | error
+	Status          string `json:"status"` // hit | not_found | error | skipped
 	Reason          string `json:"reason,omitempty"`
 	Malicious       int64  `json:"malicious"`
 	Suspicious      int64  `json:"suspicious"`
@@ -75,7 +84,7 @@ type Verdict struct {
 	Link            string `json:"link,omitempty"`
 	LookedUp        int64  `json:"looked_up"`   // unix seconds of the lookup
 	TTL             int64  `json:"ttl_seconds"` // how long the verdict holds
-	Source          string `json:"source"`      // virustotal | blocklist:<name> | package
+	Source          string `json:"source"`      // virustotal | package:<distro> | allowlist:<name>
 }
 
 // Expires returns when v stops holding.
@@ -184,8 +193,9 @@ func DecodeVerdict(key, value []byte, pub ed25519.PublicKey) (Verdict, error) {
 	if err := strictJSON(env.Verdict, &v); err != nil {
 		return Verdict{}, err
 	}
-	switch v.Status {
-	case VerdictFound, VerdictNotFound, VerdictError:
+	switch {
+	case v.Status == VerdictFound, v.Status == VerdictNotFound, v.Status == VerdictError:
+	case v.Status == VerdictSkipped && (v.Reason == virustotal.ReasonPackage || v.Reason == virustotal.ReasonAllowlisted):
 	default:
 		return Verdict{}, fmt.Errorf("%w: status %q", ErrMalformed, v.Status)
 	}

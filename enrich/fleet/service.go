@@ -83,11 +83,16 @@ const maxWeight = 1 << 20
 // Service turns sightings into VirusTotal lookups and signed verdicts. It
 // is the only process that needs the VirusTotal key.
 //
-// Guarantees: a hash is looked up at most once per TTL by one instance
-// (its cache in vt.db, plus the verdicts it reads back from the topic,
-// which also covers hashes that moved to it in a rebalance); a sighting's
-// offset is committed once its hash is queued in vt.db or answered, so a
-// crash loses no request (the persisted queue survives restarts); verdicts
+// Guarantees: a hash is looked up at most once per TTL across the
+// instances: an instance looks a hash up only while it owns the hash's
+// sightings partition, hands its queue back to the group as sightings at
+// every session boundary (see Setup and Cleanup), and knows every verdict
+// on the topic before a session starts (its cache in vt.db covers its own
+// earlier lookups). The exception is a lookup on the wire when its
+// instance is killed: the next owner looks the hash up again. A
+// sighting's offset is committed once its hash is queued in vt.db or
+// answered, so a crash loses no request (the persisted queue survives
+// restarts and is handed off at the next session start); verdicts
 // that could not be produced are produced again on the next sighting of
 // their hash from the cache, without a new lookup. error and skipped
 // outcomes are not published: hosts sight the hash again after their
@@ -97,6 +102,7 @@ type Service struct {
 	vtc  virustotal.Config
 	log  *slog.Logger
 	priv ed25519.PrivateKey
+	loc  Local
 
 	client sarama.Client
 	prod   sarama.AsyncProducer
@@ -108,10 +114,15 @@ type Service struct {
 
 	lagMu sync.Mutex
 	lag   map[int32]int64
-	owned atomic.Int64 // sightings partitions claimed in the current session
+
+	partMu sync.Mutex
+	part   map[string]int32 // queued hash -> the sightings partition it was consumed from
+	owned  atomic.Int64     // sightings partitions claimed in the current session
 
 	m       serviceStats
 	wg      sync.WaitGroup
+	stop    chan struct{}  // closed by Close: Run ends its session
+	running sync.WaitGroup // Run, until its last session was released
 	closeMu sync.Once
 }
 
@@ -127,14 +138,23 @@ type serviceStats struct {
 	sightings  map[string]*metrics.Counter // by result
 	produced   *metrics.Counter
 	produceErr *metrics.Counter
+	handedOff  *metrics.Counter
+	handoffErr *metrics.Counter
 }
 
-var sightingResults = []string{"queued", "cached", "known", "republished", "unpublishable", "malformed"}
+var sightingResults = []string{"queued", "cached", "known", "republished", "unpublishable", "malformed", "local"}
+
+// boundaryWait bounds what a session boundary waits for: reading the
+// verdicts topic up to its end at the start of a session, and the
+// acknowledgement of the verdicts and handed-off sightings at its end.
+const boundaryWait = 15 * time.Second
 
 // NewService reads the signing key, connects, creates missing topics,
 // starts the VirusTotal enricher (vtc must be enabled, with a key) and
-// starts following the verdicts topic. Run consumes sightings.
-func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg *metrics.Registry) (*Service, error) {
+// starts following the verdicts topic. Run consumes sightings. loc's
+// judges are asked before any lookup (see Local); the caller closes them
+// after the service.
+func NewService(cfg ServiceConfig, vtc virustotal.Config, loc Local, log *slog.Logger, reg *metrics.Registry) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -147,7 +167,7 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	if reg == nil {
 		reg = metrics.Default
 	}
-	s := &Service{cfg: cfg, vtc: vtc, log: log.With("service", "verdicts"), lag: map[int32]int64{}}
+	s := &Service{cfg: cfg, vtc: vtc, loc: loc, log: log.With("service", "verdicts"), lag: map[int32]int64{}, part: map[string]int32{}, stop: make(chan struct{})}
 	var err error
 	if s.priv, err = ReadPrivateKey(cfg.SigningKeyFile); err != nil {
 		return nil, err
@@ -161,6 +181,8 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	}
 	s.m.produced = reg.Counter("audisp_enrich_fleet_verdicts_produced_total", "", "Verdicts acknowledged by the brokers.")
 	s.m.produceErr = reg.Counter("audisp_enrich_fleet_verdicts_produce_errors_total", "", "Verdicts not produced (buffer full or refused); produced again on the next sighting.")
+	s.m.handedOff = reg.Counter("audisp_enrich_fleet_handed_off_total", "", "Queued hashes handed back to the consumer group as sightings at a session boundary.")
+	s.m.handoffErr = reg.Counter("audisp_enrich_fleet_handoff_errors_total", "", "Hand-off sightings not produced; the hash stays queued here and is handed off at the next session boundary.")
 	reg.Func("audisp_enrich_fleet_partitions", "", "Sightings partitions this instance owns in the consumer group.",
 		func() float64 { return float64(s.owned.Load()) })
 	reg.Func("audisp_enrich_fleet_lag", "", "Sightings not yet consumed on the partitions this instance owns.", s.totalLag)
@@ -168,6 +190,9 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	sc, err := cfg.sarama()
 	if err != nil {
 		return nil, err
+	}
+	sc.Producer.Partitioner = func(topic string) sarama.Partitioner {
+		return sightingPartitioner{sarama.NewHashPartitioner(topic)}
 	}
 	if _, err = EnsureTopics(cfg, s.log); err != nil {
 		return nil, err
@@ -184,7 +209,7 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	if s.prod, err = sarama.NewAsyncProducerFromClient(s.client); err != nil {
 		return nil, fmt.Errorf("verdicts: %w", err)
 	}
-	s.feed = newFeeder(s.prod, produceBuffer, s.m.produced.Inc, s.failed)
+	s.feed = newFeeder(s.prod, produceBuffer, s.acked, s.failed)
 	pub := s.priv.Public().(ed25519.PublicKey)
 	if s.fol, err = startFollower(s.client, cfg.VerdictsTopic, pub, reg, s.log, s.fromTopic); err != nil {
 		return nil, err
@@ -192,7 +217,10 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	// A sighting that comes in before the topic is read would be looked up
 	// again; the topic is small (one message per hash after compaction).
 	<-s.fol.caughtUp
-	if s.vt, err = virustotal.New(vtc, s, s.log, reg); err != nil {
+	// Held until the first session starts: hashes restored from vt.db are
+	// handed to the group then, not looked up here (another instance may
+	// own them now).
+	if s.vt, err = virustotal.NewHeld(vtc, s, s.log, reg); err != nil {
 		return nil, err
 	}
 	if s.group, err = sarama.NewConsumerGroup(cfg.Brokers, cfg.Group, sc); err != nil {
@@ -202,8 +230,27 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, log *slog.Logger, reg 
 	return s, nil
 }
 
-// Run consumes the sightings topic in the consumer group until ctx ends.
+// Run consumes the sightings topic in the consumer group until ctx ends
+// or Close is called; either way its last session is released (its
+// queue handed off, its offsets committed) before the instance leaves the
+// group. Call it once.
 func (s *Service) Run(ctx context.Context) error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	s.running.Add(1)
+	defer s.running.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -229,17 +276,120 @@ func (s *Service) Run(ctx context.Context) error {
 
 type groupHandler struct{ s *Service }
 
+// Setup starts a session. Lookups are held between sessions; before they
+// resume, the instance reads the verdicts topic up to its current end
+// (so every verdict the previous owners of its partitions produced is
+// known) and hands off whatever its queue still holds (restored from
+// vt.db, or left by a failed hand-off): those hashes come back as
+// sightings to whichever instance owns them now.
 func (h groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
-	h.s.owned.Store(int64(len(sess.Claims()[h.s.cfg.SightingsTopic])))
+	s := h.s
+	ctx, cancel := context.WithTimeout(sess.Context(), boundaryWait)
+	defer cancel()
+	if err := s.fol.reach(ctx); err != nil {
+		s.log.Warn("verdicts: the verdicts topic was not read to its end before the session; a hash whose verdict was not read yet can be looked up again", "err", err)
+	}
+	s.handOff(ctx)
+	s.owned.Store(int64(len(sess.Claims()[s.cfg.SightingsTopic])))
+	s.log.Info("verdicts: session started", "generation", sess.GenerationID(), "partitions", sess.Claims()[s.cfg.SightingsTopic])
+	s.vt.Resume()
 	return nil
 }
 
+// Cleanup ends a session (a rebalance, or Run ending): it waits for the
+// lookup in flight, hands every queued hash back to the group as a
+// sighting, and waits until the brokers acknowledged those sightings and
+// the verdicts produced so far. Only then does sarama commit the offsets
+// and rejoin, so the next owner of a partition finds each hash either on
+// the verdicts topic or in a sighting after the committed offset, and no
+// hash is looked up by two instances.
 func (h groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
-	h.s.owned.Store(0)
-	h.s.lagMu.Lock()
-	clear(h.s.lag)
-	h.s.lagMu.Unlock()
+	s := h.s
+	s.vt.Hold()
+	s.log.Info("verdicts: session ended", "generation", sess.GenerationID())
+	s.owned.Store(0)
+	s.lagMu.Lock()
+	clear(s.lag)
+	s.lagMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), boundaryWait)
+	defer cancel()
+	s.handOff(ctx)
 	return nil
+}
+
+// handOff takes every queued hash out of the held enricher and produces
+// it as a sighting (carrying its queue weight as the count), then waits
+// for the brokers' acknowledgements. A hash whose sighting cannot be
+// produced goes back into the queue, to be handed off at the next
+// session boundary.
+func (s *Service) handOff(ctx context.Context) {
+	ws := s.vt.Withdraw()
+	for _, w := range ws {
+		sg := Sighting{Algo: w.File.Algo, FirstSeen: time.Now().Unix(), Host: serviceNode, Path: w.File.Path, Count: int64(max(w.Weight, 1))}
+		ho := handoff{w: w, partition: s.takePartition(w.File.Hex)}
+		msg := &sarama.ProducerMessage{Topic: s.cfg.SightingsTopic, Key: sarama.StringEncoder(w.File.Hex),
+			Value: sarama.ByteEncoder(EncodeSighting(sg)), Metadata: ho}
+		if !s.feed.offer(msg) {
+			s.requeue(ho)
+		}
+	}
+	if err := s.feed.flush(ctx); err != nil {
+		s.log.Warn("verdicts: the brokers did not acknowledge every verdict and hand-off in time", "err", err)
+	}
+	if len(ws) > 0 {
+		s.log.Info("verdicts: handed queued hashes back to the consumer group", "count", len(ws))
+	}
+}
+
+// requeue puts a hash whose hand-off failed back into the local queue.
+func (s *Service) requeue(ho handoff) {
+	s.m.handoffErr.Inc()
+	if ho.partition >= 0 {
+		s.setPartition(ho.w.File.Hex, ho.partition)
+	}
+	s.vt.Request(ho.w.File, audit.EventID{Node: serviceNode, Sec: time.Now().Unix()}, ho.w.Weight)
+}
+
+// handoff is the Metadata of a hand-off sighting: the hash withdrawn from
+// the queue and the sightings partition it was queued from (-1: unknown,
+// restored from vt.db).
+type handoff struct {
+	w         virustotal.Withdrawn
+	partition int32
+}
+
+// sightingPartitioner sends a hand-off sighting back to the partition its
+// hash was consumed from, whatever partitioner the hosts' clients use (the
+// hash's owner is the owner of that partition), and every other message
+// (verdicts, hand-offs of hashes restored from vt.db) by the key's hash
+// as the hosts' sarama producers do.
+type sightingPartitioner struct{ sarama.Partitioner }
+
+func (p sightingPartitioner) Partition(m *sarama.ProducerMessage, n int32) (int32, error) {
+	if ho, ok := m.Metadata.(handoff); ok && ho.partition >= 0 && ho.partition < n {
+		return ho.partition, nil
+	}
+	return p.Partitioner.Partition(m, n)
+}
+
+// setPartition remembers the sightings partition a queued hash came from.
+func (s *Service) setPartition(hash string, p int32) {
+	s.partMu.Lock()
+	s.part[hash] = p
+	s.partMu.Unlock()
+}
+
+// takePartition forgets and returns the partition a queued hash came
+// from, or -1.
+func (s *Service) takePartition(hash string) int32 {
+	s.partMu.Lock()
+	defer s.partMu.Unlock()
+	p, ok := s.part[hash]
+	if !ok {
+		return -1
+	}
+	delete(s.part, hash)
+	return p
 }
 
 func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
@@ -293,9 +443,17 @@ func (s *Service) sighting(m *sarama.ConsumerMessage) {
 		s.m.sightings["republished"].Inc()
 		return
 	}
+	if v, ok := s.loc.judge(key, sg, s.vtc.TTLClean); ok {
+		raw := EncodeVerdict(key, v, s.priv)
+		s.known.Add(key, known{exp: v.Expires(), raw: raw, sent: now})
+		s.produce(key, raw)
+		s.m.sightings["local"].Inc()
+		return
+	}
 	fh := audit.FileHash{Path: sg.Path, Algo: sg.Algo, Hex: key}
 	res, exp := s.vt.Request(fh, audit.EventID{Node: serviceNode, Sec: now.Unix()}, int(min(max(sg.Count, 1), maxWeight)))
 	if res == nil {
+		s.setPartition(key, m.Partition)
 		s.m.sightings["queued"].Inc()
 		return
 	}
@@ -313,6 +471,8 @@ func (s *Service) Emit(doc *audit.Event) {
 	if res == nil || doc.Kind != audit.KindVerdict {
 		return
 	}
+	s.takePartition(res.Hash)
+	s.log.Debug("verdicts: looked up", "hash", res.Hash, "status", res.Status)
 	if !s.publish(res.Hash, res, time.Now().Add(s.vtc.TTL(res))) {
 		s.log.Info("verdicts: lookup settled without a publishable verdict; hosts will sight the hash again",
 			"hash", res.Hash, "status", res.Status, "reason", res.Reason)
@@ -359,7 +519,20 @@ func (s *Service) produce(key string, raw []byte) {
 	}
 }
 
+func (s *Service) acked(m *sarama.ProducerMessage) {
+	if _, ok := m.Metadata.(handoff); ok {
+		s.m.handedOff.Inc()
+	} else {
+		s.m.produced.Inc()
+	}
+}
+
 func (s *Service) failed(pe *sarama.ProducerError) {
+	if ho, ok := pe.Msg.Metadata.(handoff); ok {
+		s.requeue(ho)
+		s.log.Warn("verdicts: handing a queued hash back to the consumer group failed; it stays queued here", "hash", ho.w.File.Hex, "err", pe.Err)
+		return
+	}
 	s.m.produceErr.Inc()
 	if k, err := pe.Msg.Key.Encode(); err == nil {
 		s.known.Remove(string(k))
@@ -376,11 +549,14 @@ func (s *Service) fromTopic(key string, v *Verdict, raw []byte, ts time.Time) {
 	s.known.Add(key, known{exp: v.Expires(), raw: raw, sent: ts})
 }
 
-// Close stops consuming, the lookups (the queue stays in vt.db) and the
-// producer (flushing what it holds), in that order.
+// Close ends Run's session (handing the queue off, see Cleanup) and
+// leaves the group, then stops the lookups (what is still queued stays in
+// vt.db) and the producer (flushing what it holds), in that order.
 func (s *Service) Close() error {
 	var errs []error
 	s.closeMu.Do(func() {
+		close(s.stop)
+		s.running.Wait()
 		if s.group != nil {
 			errs = append(errs, s.group.Close())
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal/vtfake"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
@@ -26,11 +28,13 @@ const vtKey = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 // world is one kfake broker, the VirusTotal fake and a signing key.
 type world struct {
 	t       testing.TB
+	kf      *kfake.Cluster
 	addr    string
 	fake    *vtfake.Server
 	keyFile string
 	pub     ed25519.PublicKey
 	priv    ed25519.PrivateKey
+	local   Local // the services' local verdict sources
 }
 
 func newWorld(t testing.TB, opts ...kfake.Opt) *world {
@@ -40,7 +44,7 @@ func newWorld(t testing.TB, opts ...kfake.Opt) *world {
 		t.Fatalf("start kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
-	w := &world{t: t, addr: c.ListenAddrs()[0], fake: vtfake.New(t, vtKey), keyFile: filepath.Join(t.TempDir(), "signing.key")}
+	w := &world{t: t, kf: c, addr: c.ListenAddrs()[0], fake: vtfake.New(t, vtKey), keyFile: filepath.Join(t.TempDir(), "signing.key")}
 	pubText, err := GenerateKey(w.keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +58,12 @@ func newWorld(t testing.TB, opts ...kfake.Opt) *world {
 	return w
 }
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLog() *slog.Logger {
+	if os.Getenv("FLEET_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 func (w *world) conn() Conn {
 	c := defaultConn()
@@ -71,16 +80,21 @@ func (w *world) serviceConfig() ServiceConfig {
 	return sc
 }
 
-// startService starts a service instance with its own state directory
-// and consumes until the test ends or stop is called.
-func (w *world) startService(stateDir string) (s *Service, reg *metrics.Registry, stop func()) {
-	w.t.Helper()
+// vtConfig is the service's [enrich.virustotal]: the fake, no budget limit.
+func (w *world) vtConfig(stateDir string) virustotal.Config {
 	vc := virustotal.DefaultConfig()
 	vc.Enabled, vc.APIKey, vc.Host, vc.StateDir = true, vtKey, w.fake.URL(), stateDir
 	vc.PerMinute, vc.PerDay, vc.PerMonth = 0, 0, 0
 	vc.Timeout = 2 * time.Second
+	return vc
+}
+
+// startService starts a service instance with its own state directory
+// and consumes until the test ends or stop is called.
+func (w *world) startService(stateDir string) (s *Service, reg *metrics.Registry, stop func()) {
+	w.t.Helper()
 	reg = &metrics.Registry{}
-	s, err := NewService(w.serviceConfig(), vc, quietLog(), reg)
+	s, err := NewService(w.serviceConfig(), w.vtConfig(stateDir), w.local, quietLog().With("dir", filepath.Base(stateDir)), reg)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -194,9 +208,17 @@ func distinct(xs []string) int {
 
 // TestServiceOneLookupPerHash: two service instances share a consumer
 // group; 40 hashes sighted by 5 hosts each (200 sightings) cost exactly 40
-// VirusTotal requests, every hash gets one signed verdict with the
-// answer's counts, and a restarted instance (same state dir) asks nothing
-// again when the hashes are sighted anew.
+// VirusTotal requests, and every hash gets one signed verdict with the
+// answer's counts, although
+//   - instance 1 starts with 10 of the hashes in its vt.db queue (left by
+//     an instance that died before looking them up),
+//   - the sightings start while the group is still forming, and
+//   - instance 1 is stopped and started again while the sightings flow and
+//     the lookups (25 ms each) are under way: two more rebalances, each
+//     with hashes queued, in flight and sighted on both sides.
+//
+// Then a restarted instance (same state dir) asks nothing again when the
+// hashes are sighted anew.
 func TestServiceOneLookupPerHash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Kafka broker and two service instances; skipped under -short")
@@ -207,23 +229,44 @@ func TestServiceOneLookupPerHash(t *testing.T) {
 	for i := range n {
 		h := hashN(i)
 		hashes = append(hashes, h)
-		if i%4 != 0 { // every 4th is unknown to VirusTotal
-			w.fake.Set(h, vtfake.FileReply(h, int64(i%3)))
+		rep := vtfake.APIError(404, "NotFoundError", "not found") // every 4th is unknown to VirusTotal
+		if i%4 != 0 {
+			rep = vtfake.FileReply(h, int64(i%3))
 		}
+		rep.Delay = 25 * time.Millisecond
+		w.fake.Set(h, rep)
 	}
 	dir1, dir2 := t.TempDir(), t.TempDir()
-	s1, _, stop1 := w.startService(dir1)
-	s2, reg2, _ := w.startService(dir2)
-	settle(t, s1, s2)
-	r := w.readVerdicts()
-
-	var recs []*kgo.Record
-	for host := range 5 {
-		for _, h := range hashes {
-			recs = append(recs, sightingRecord(h, fmt.Sprintf("host%d", host)))
-		}
+	w.leftQueue(dir1, hashes[:10])
+	if _, err := EnsureTopics(w.serviceConfig(), quietLog()); err != nil {
+		t.Fatal(err)
 	}
-	w.produce(DefaultSightingsTopic, recs...)
+	r := w.readVerdicts()
+	regs := []*metrics.Registry{}
+	_, reg1, stop1 := w.startService(dir1)
+	_, reg2, _ := w.startService(dir2)
+	regs = append(regs, reg1, reg2)
+
+	produced := make(chan struct{})
+	go func() { // 5 hosts sight every hash, over about a second
+		defer close(produced)
+		for host := range 5 {
+			for half := range 2 {
+				var recs []*kgo.Record
+				for _, h := range hashes[half*n/2 : (half+1)*n/2] {
+					recs = append(recs, sightingRecord(h, fmt.Sprintf("host%d", host)))
+				}
+				w.produce(DefaultSightingsTopic, recs...)
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}()
+	time.Sleep(400 * time.Millisecond)
+	stop1() // hands its queue off; the group rebalances
+	_, reg1, stop1 = w.startService(dir1)
+	regs = append(regs, reg1)
+	<-produced
+
 	got := r.wait(t, hashes, 30*time.Second)
 	for i, h := range hashes {
 		v := got[h]
@@ -237,15 +280,30 @@ func TestServiceOneLookupPerHash(t *testing.T) {
 			t.Errorf("%s: verdict %+v lacks source, ttl or lookup time", h, v)
 		}
 	}
+	var handed uint64
+	for _, reg := range regs {
+		handed += reg.Counter("audisp_enrich_fleet_handed_off_total", "", "").Value()
+	}
 	reqs := w.fake.Requests()
+	t.Logf("%d VirusTotal requests for %d hashes; %d queued hashes handed off at session boundaries", len(reqs), n, handed)
 	if len(reqs) != n || distinct(reqs) != n {
-		t.Fatalf("VirusTotal got %d requests for %d distinct hashes, want %d", len(reqs), distinct(reqs), n)
+		seen, twice := map[string]int{}, []string{}
+		for i, h := range reqs {
+			if k, ok := seen[h]; ok {
+				twice = append(twice, fmt.Sprintf("%s (requests %d and %d)", h[56:], k, i))
+			}
+			seen[h] = i
+		}
+		t.Fatalf("VirusTotal got %d requests for %d distinct hashes, want %d; again: %v", len(reqs), distinct(reqs), n, twice)
+	}
+	if handed < 10 {
+		t.Errorf("%d hashes were handed off, want at least the 10 left in vt.db", handed)
 	}
 
 	// Restart instance 1 and sight everything again: all answered from
 	// the caches and the topic, no request.
 	stop1()
-	_, reg1, _ := w.startService(dir1)
+	_, reg1, _ = w.startService(dir1)
 	before := sumSightings(reg2)
 	var again []*kgo.Record // kgo records are not reusable
 	for _, h := range hashes {
@@ -263,6 +321,28 @@ func TestServiceOneLookupPerHash(t *testing.T) {
 		t.Errorf("after a restart and new sightings VirusTotal got %d requests, want still %d", len(reqs), n)
 	}
 }
+
+// leftQueue leaves hashes queued in dir's vt.db, as an instance that died
+// before looking them up does.
+func (w *world) leftQueue(dir string, hashes []string) {
+	w.t.Helper()
+	e, err := virustotal.NewHeld(w.vtConfig(dir), nopEmitter{}, quietLog(), &metrics.Registry{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, h := range hashes {
+		if res, _ := e.Request(audit.FileHash{Path: "/usr/bin/" + h[:6], Algo: "sha256", Hex: h}, audit.EventID{Node: "dead"}, 1); res != nil {
+			w.t.Fatalf("%s: %+v, want queued", h, res)
+		}
+	}
+	if err := e.Close(); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+type nopEmitter struct{}
+
+func (nopEmitter) Emit(*audit.Event) {}
 
 func sumSightings(reg *metrics.Registry) uint64 {
 	var n uint64

@@ -11,6 +11,7 @@ import "time"
 // window the UTC calendar month.
 type budget struct {
 	perMin, perDay, perMonth int
+	pace                     bool // spread the day budget evenly (Config.Pace)
 
 	Recent      []int64 `json:"recent"`       // unix nanos of requests in the last minute
 	Day         int64   `json:"day"`          // UTC day number (days since the epoch)
@@ -19,6 +20,7 @@ type budget struct {
 	MonthN      int     `json:"month_n"`      // requests charged that month
 	PausedUntil int64   `json:"paused_until"` // unix nanos; no request before
 	Strikes     int     `json:"strikes"`      // consecutive 429 answers
+	Last        int64   `json:"last"`         // unix nanos of the last request charged
 }
 
 func dayOf(t time.Time) int64 { return t.Unix() / 86400 }
@@ -49,6 +51,7 @@ func (b *budget) roll(now time.Time) {
 			b.Recent[i] = n
 		}
 	}
+	b.Last = min(b.Last, n)
 	if lim := nextMonth(now).UnixNano(); b.PausedUntil > lim {
 		b.PausedUntil = lim
 	}
@@ -85,6 +88,11 @@ func (b *budget) next(now time.Time) time.Time {
 	if b.perMin > 0 && len(b.Recent) >= b.perMin {
 		later(time.Unix(0, b.Recent[len(b.Recent)-b.perMin]).Add(time.Minute))
 	}
+	if b.pace && b.perDay > 0 && b.DayN < b.perDay && b.Last > 0 && dayOf(time.Unix(0, b.Last)) == b.Day {
+		// The requests left today, spread from the last one to midnight.
+		last := time.Unix(0, b.Last)
+		later(last.Add(nextMidnight(last).Sub(last) / time.Duration(b.perDay-b.DayN+1)))
+	}
 	return t
 }
 
@@ -112,6 +120,7 @@ func (b *budget) overUntil(now time.Time) time.Time {
 func (b *budget) charge(now time.Time) {
 	b.roll(now)
 	b.Recent = append(b.Recent, now.UnixNano())
+	b.Last = now.UnixNano()
 	b.DayN++
 	b.MonthN++
 }

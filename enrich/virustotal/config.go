@@ -59,6 +59,12 @@ type Config struct {
 	PerMinute int `toml:"per_minute"`
 	PerDay    int `toml:"per_day"`
 	PerMonth  int `toml:"per_month"`
+	// Pace spreads the day budget evenly over the rest of the UTC day:
+	// after a request, the next waits at least (time to midnight) /
+	// (requests left today), so a burst cannot spend the day in its first
+	// hours and leave later (possibly more urgent) hashes waiting for
+	// midnight. Meant for the fleet verdict service. Default false.
+	Pace bool `toml:"pace"`
 	// CacheSize is the number of verdicts kept in memory (LRU). The disk
 	// cache in StateDir holds every verdict until its TTL expires. Default 65536.
 	CacheSize int `toml:"cache_size"`

@@ -62,6 +62,7 @@ type tuning struct {
 	backoffMax  time.Duration
 	maxAttempts int           // transient failures before a hash gets status "error"
 	flushEvery  time.Duration // how often the queue is written to vt.db when it changed
+	held        bool          // start held (NewHeld)
 }
 
 var defaultTuning = tuning{
@@ -96,6 +97,8 @@ type Enricher struct {
 	overUntil atomic.Int64 // unix nanos; new hashes are over budget before it
 
 	disabled atomic.Bool // the key was rejected
+	held     atomic.Bool // Hold: no lookup starts until Resume
+	lookMu   sync.Mutex  // held by the worker while it picks and looks up a hash
 	wake     chan struct{}
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -173,7 +176,7 @@ func newEnricher(cfg Config, emit enrich.Emitter, logger *slog.Logger, tune tuni
 	if e.st, err = openStore(cfg.StateDir, e.log); err != nil {
 		return nil, err
 	}
-	e.b = budget{perMin: cfg.PerMinute, perDay: cfg.PerDay, perMonth: cfg.PerMonth}
+	e.b = budget{perMin: cfg.PerMinute, perDay: cfg.PerDay, perMonth: cfg.PerMonth, pace: cfg.Pace}
 	if err := e.st.loadBudget(&e.b); err != nil {
 		e.log.Error("virustotal: stored budget unreadable; counting from zero", "err", err)
 	}
@@ -185,7 +188,7 @@ func newEnricher(cfg Config, emit enrich.Emitter, logger *slog.Logger, tune tuni
 	if host == "" {
 		host = DefaultHost
 	}
-	vt.SetHost(host)
+	setHost(host)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if answers != nil {
 		e.client, e.tr = newClient(key, cfg.Timeout, e.ctx, answers)
@@ -199,8 +202,29 @@ func newEnricher(cfg Config, emit enrich.Emitter, logger *slog.Logger, tune tuni
 	e.bmu.Lock()
 	e.setOver(now)
 	e.bmu.Unlock()
+	e.held.Store(tune.held)
 	go e.run()
 	return e, nil
+}
+
+// hostMu guards hostSet, the host last given to vt-go, whose SetHost
+// writes a process-wide variable that its requests read unguarded.
+var (
+	hostMu  sync.Mutex
+	hostSet string
+)
+
+// setHost points vt-go at host, writing only when it changes: enrichers
+// built while others run (a reload, or the verdict service's instances in
+// one test process) then do not race the running ones' requests. One
+// process talks to one VirusTotal host.
+func setHost(host string) {
+	hostMu.Lock()
+	defer hostMu.Unlock()
+	if host != hostSet {
+		vt.SetHost(host)
+		hostSet = host
+	}
 }
 
 func (e *Enricher) restoreQueue() {

@@ -39,7 +39,9 @@ func (e *Enricher) run() {
 			lastPurge = time.Now()
 		}
 		sleep := time.Duration(-1) // until woken
-		if !e.disabled.Load() {
+		// Hold waits for lookMu: no lookup starts or runs while held.
+		e.lookMu.Lock()
+		if !e.disabled.Load() && !e.held.Load() {
 			now := e.tune.now()
 			e.bmu.Lock()
 			at := e.b.next(now)
@@ -56,7 +58,9 @@ func (e *Enricher) run() {
 			e.mu.Unlock()
 			switch {
 			case it != nil && ready:
-				if e.lookup(it) == outTransient {
+				out := e.lookup(it)
+				e.lookMu.Unlock()
+				if out == outTransient {
 					fails++
 					notBefore = e.tune.now().Add(backoff(e.tune, fails))
 				} else {
@@ -67,6 +71,7 @@ func (e *Enricher) run() {
 				sleep = at.Sub(now)
 			}
 		}
+		e.lookMu.Unlock()
 		var timer *time.Timer
 		var fire <-chan time.Time
 		if sleep >= 0 {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit/audittest"
 	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks/ecs"
@@ -37,8 +38,16 @@ func TestIndexTemplate(t *testing.T) {
 				used[path] = true
 			}
 		}
+		// The capture is replayed without package trust: give each
+		// event the fullest package answer (relocated) so that its
+		// fields are checked too.
+		withPkg := *ev
+		withPkg.Package = &audit.PackageResult{Status: "relocated", Manager: "dpkg", Name: "coreutils", Version: "9.1-1", OriginalPath: "/usr/bin/ls"}
+		for path := range checkMapped(t, mapped, ecs.Encode(nil, &withPkg, ecs.Options{})) {
+			used[path] = true
+		}
 	}
-	for _, p := range []string{"process.parent.pid", "threat.technique.subtechnique.id", "event.original", "audisp_enrich.hunt.rule"} {
+	for _, p := range []string{"process.parent.pid", "threat.technique.subtechnique.id", "event.original", "audisp_enrich.hunt.rule", "audisp_enrich.package.original_path"} {
 		if !used[p] {
 			t.Errorf("the capture never wrote %s: the check above missed it", p)
 		}

@@ -11,7 +11,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/audisp-enrich/audisp-enrich/enrich/blocklist"
 	"github.com/audisp-enrich/audisp-enrich/enrich/fleet"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/plugin"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
@@ -81,7 +83,13 @@ func verdicts(cfgPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		defer ln.Close()
 	}
-	svc, err := fleet.NewService(cfg.Verdicts, cfg.Enrich.VirusTotal, log, metrics.Default)
+	loc, closeLocal, err := localSources(cfg.Enrich.Packages, cfg.Enrich.Blocklist, log)
+	if err != nil {
+		log.Error("fatal", "err", err)
+		return 1
+	}
+	defer closeLocal()
+	svc, err := fleet.NewService(cfg.Verdicts, cfg.Enrich.VirusTotal, loc, log, metrics.Default)
 	if err != nil {
 		log.Error("fatal", "err", err)
 		return 1
@@ -98,4 +106,35 @@ func verdicts(cfgPath string, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// localSources builds the service's local verdict sources from the
+// config's [enrich.packages] (when enabled; its index is built in the
+// background, and hashes sighted before a path is indexed are looked up)
+// and [enrich.blocklist] allow lists (block lists are ignored here: a
+// blocked hash is looked up like any other).
+func localSources(pc packages.Config, bc blocklist.Config, log *slog.Logger) (fleet.Local, func(), error) {
+	var loc fleet.Local
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	if pc.Enabled {
+		pk := packages.New(pc, log, metrics.Default)
+		closers = append(closers, pk.Close)
+		loc.Judges = append(loc.Judges, pk)
+		loc.Distro = fleet.OSReleaseID(pc.Root, "unknown")
+	}
+	if bc.Enabled && len(bc.Lists) > 0 {
+		bl, err := blocklist.New(bc, log, metrics.Default)
+		if err != nil {
+			closeAll()
+			return loc, nil, err
+		}
+		closers = append(closers, func() { _ = bl.Close() })
+		loc.Judges = append(loc.Judges, bl)
+	}
+	return loc, closeAll, nil
 }
