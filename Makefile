@@ -75,7 +75,7 @@ corpus-mixed: ## capture the second corpus (hex-encoded arguments, env runs, fiv
 
 bench: ## benchmarks (parse+reassemble+encode on one core over the corpus, enrichers, buffers, sinks)
 	@test -s $(CORPUS) || $(MAKE) corpus
-	AUDISP_ENRICH_CORPUS=$(CORPUS) GOMAXPROCS=1 $(GO) test -run='^$$' -bench=. -benchmem -count=1 ./plugin/ ./sinks/encode/ ./sinks/output/
+	AUDISP_ENRICH_CORPUS=$(CORPUS) GOMAXPROCS=1 $(GO) test -run='^$$' -bench=. -benchmem -count=1 ./plugin/ ./sinks/encode/
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./enrich/... ./sinks/...
 
 profile: ## CPU and allocation profiles (pipeline, replay, live) into build/perf/profile
