@@ -3,48 +3,72 @@ package sinks
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 )
 
-// TLSFiles are the client TLS settings of a network sink's table (tls_ca,
-// tls_cert, tls_key, tls_server_name, tls_insecure_skip_verify).
+// TLSFiles are the client TLS settings that every TLS client table has
+// (the syslog, gelf and kafka sinks, the fleet connection): tls_ca,
+// tls_cert, tls_key and tls_server_name. Config structs embed it, so
+// the keys are declared, documented and checked (Validate) here only.
 type TLSFiles struct {
-	// CA is a PEM file of the certificates that may sign the server's;
+	// TLSCA is a PEM file of the CA certificates that verify the server;
 	// empty means the system roots.
-	CA string
-	// Cert and Key are the PEM client certificate and key (both or none).
-	Cert, Key string
-	// ServerName is checked against the server's certificate; empty
-	// leaves it to the dialer (the host dialled).
-	ServerName string
-	// InsecureSkipVerify turns certificate checks off (tests only).
-	InsecureSkipVerify bool
+	TLSCA string `toml:"tls_ca"`
+	// TLSCert and TLSKey are the PEM client certificate and key for
+	// mutual TLS; set both or neither.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// TLSServerName is the name checked in the server certificate; empty
+	// leaves it to the dialer (the host dialled) unless the sink
+	// documents another default.
+	TLSServerName string `toml:"tls_server_name"`
+}
+
+// Set reports whether any of the settings is set.
+func (f TLSFiles) Set() bool {
+	return f.TLSCA != "" || f.TLSCert != "" || f.TLSKey != "" || f.TLSServerName != ""
+}
+
+// Validate checks the settings of a table whose TLS is on or off
+// (enabled): tls_cert and tls_key go together, and no tls_* key is set
+// when TLS is off. need says what turns TLS on, for the message
+// ("transport tls, not udp", "tls = true"). It returns the first problem.
+func (f TLSFiles) Validate(enabled bool, need string) error {
+	if !enabled && f.Set() {
+		return fmt.Errorf("tls_* options need %s", need)
+	}
+	if (f.TLSCert == "") != (f.TLSKey == "") {
+		return errors.New("tls_cert and tls_key must be set together")
+	}
+	return nil
 }
 
 // ClientTLS reads the files of f and returns a client config for TLS 1.2
-// or later. This is the one place the sinks build TLS settings, so they
-// are read once, when the sink is built: a reload that keeps the sink
-// keeps the certificates it loaded. Errors name the setting and the file.
-func ClientTLS(f TLSFiles) (*tls.Config, error) {
+// or later; insecureSkipVerify turns certificate checks off (tests only).
+// This is the one place the sinks build TLS settings, so they are read
+// once, when the sink is built: a reload that keeps the sink keeps the
+// certificates it loaded. Errors name the setting and the file.
+func ClientTLS(f TLSFiles, insecureSkipVerify bool) (*tls.Config, error) {
 	tc := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
-		ServerName:         f.ServerName,
-		InsecureSkipVerify: f.InsecureSkipVerify, //nolint:gosec // opt-in, documented as test only
+		ServerName:         f.TLSServerName,
+		InsecureSkipVerify: insecureSkipVerify, //nolint:gosec // opt-in, documented as test only
 	}
-	if f.CA != "" {
-		pem, err := os.ReadFile(f.CA)
+	if f.TLSCA != "" {
+		pem, err := os.ReadFile(f.TLSCA)
 		if err != nil {
 			return nil, fmt.Errorf("tls_ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls_ca: %s holds no PEM certificate", f.CA)
+			return nil, fmt.Errorf("tls_ca: %s holds no PEM certificate", f.TLSCA)
 		}
 		tc.RootCAs = pool
 	}
-	if f.Cert != "" || f.Key != "" {
-		cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if f.TLSCert != "" || f.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(f.TLSCert, f.TLSKey)
 		if err != nil {
 			return nil, fmt.Errorf("tls_cert, tls_key: %w", err)
 		}

@@ -13,19 +13,14 @@ import (
 // options of the Kafka sink (see sinks/kafka.Config for each), built and
 // validated by the same code.
 type Conn struct {
-	Brokers               []string      `toml:"brokers"`
-	ClientID              string        `toml:"client_id"`
-	Version               string        `toml:"version"`
-	DialTimeout           time.Duration `toml:"dial_timeout"`
-	TLS                   bool          `toml:"tls"`
-	TLSCA                 string        `toml:"tls_ca"`
-	TLSCert               string        `toml:"tls_cert"`
-	TLSKey                string        `toml:"tls_key"`
-	TLSServerName         string        `toml:"tls_server_name"`
-	TLSInsecureSkipVerify bool          `toml:"tls_insecure_skip_verify"`
-	SASLMechanism         string        `toml:"sasl_mechanism"`
-	SASLUser              string        `toml:"sasl_user"`
-	SASLPassword          kafka.Secret  `toml:"sasl_password"`
+	Brokers     []string      `toml:"brokers"`
+	ClientID    string        `toml:"client_id"`
+	Version     string        `toml:"version"`
+	DialTimeout time.Duration `toml:"dial_timeout"`
+	kafka.TLSSettings
+	SASLMechanism string       `toml:"sasl_mechanism"`
+	SASLUser      string       `toml:"sasl_user"`
+	SASLPassword  kafka.Secret `toml:"sasl_password"`
 }
 
 // defaultConn returns the Kafka sink's connection defaults.
@@ -38,8 +33,7 @@ func (c *Conn) sinkConfig() kafka.Config {
 	k := kafka.DefaultConfig()
 	k.Brokers = c.Brokers
 	k.ClientID, k.Version, k.DialTimeout = c.ClientID, c.Version, c.DialTimeout
-	k.TLS, k.TLSCA, k.TLSCert, k.TLSKey = c.TLS, c.TLSCA, c.TLSCert, c.TLSKey
-	k.TLSServerName, k.TLSInsecureSkipVerify = c.TLSServerName, c.TLSInsecureSkipVerify
+	k.TLSSettings = c.TLSSettings
 	k.SASLMechanism, k.SASLUser, k.SASLPassword = c.SASLMechanism, c.SASLUser, c.SASLPassword
 	return k
 }

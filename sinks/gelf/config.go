@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
 // Config configures one GELF sink ([sink.gelf]). Start from DefaultConfig
@@ -37,12 +39,9 @@ type Config struct {
 	// "label=path" to prefix a label) between literal text. Default
 	// DefaultTemplate.
 	ShortMessage string `toml:"short_message"`
-	// TLSCA, TLSCert, TLSKey and TLSServerName are as for the syslog sink
-	// (transport tls only).
-	TLSCA         string `toml:"tls_ca"`
-	TLSCert       string `toml:"tls_cert"`
-	TLSKey        string `toml:"tls_key"`
-	TLSServerName string `toml:"tls_server_name"`
+	// TLSFiles are tls_ca, tls_cert, tls_key and tls_server_name (tls
+	// transport only; an empty tls_server_name checks the host of Address).
+	sinks.TLSFiles
 	// WriteTimeout bounds dialing and each write. Default 5s.
 	WriteTimeout time.Duration `toml:"write_timeout"`
 }
@@ -116,11 +115,8 @@ func (c *Config) Validate() error {
 	if _, err := parseTemplate(c.ShortMessage); err != nil {
 		return fmt.Errorf("gelf: %w", err)
 	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return errors.New("gelf: tls_cert and tls_key must be set together")
-	}
-	if c.Transport != "tls" && (c.TLSCA != "" || c.TLSCert != "" || c.TLSServerName != "") {
-		return fmt.Errorf("gelf: tls_* options need transport tls, not %s", c.Transport)
+	if err := c.TLSFiles.Validate(c.Transport == "tls", "transport tls, not "+c.Transport); err != nil {
+		return fmt.Errorf("gelf: %w", err)
 	}
 	if c.WriteTimeout < 0 {
 		return fmt.Errorf("gelf: write_timeout %v is negative", c.WriteTimeout)

@@ -84,8 +84,7 @@ func New(name string, cfg Config, reg *metrics.Registry) (*Sink, error) {
 	}
 	if cfg.Transport == "tls" {
 		// An empty server name is left to the dialer: the host of address.
-		files := sinks.TLSFiles{CA: cfg.TLSCA, Cert: cfg.TLSCert, Key: cfg.TLSKey, ServerName: cfg.TLSServerName}
-		if s.tlsCfg, err = sinks.ClientTLS(files); err != nil {
+		if s.tlsCfg, err = sinks.ClientTLS(cfg.TLSFiles, false); err != nil {
 			return nil, fmt.Errorf("sink %s: gelf: %w", name, err)
 		}
 	}

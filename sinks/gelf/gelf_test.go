@@ -502,7 +502,7 @@ func TestTCPFields(t *testing.T) {
 	}
 	ca, srv := testCA(t)
 	rt := newTCPReceiver(t, srv)
-	got = send(t, newSink(t, Config{Address: rt.addr, Transport: "tls", TLSCA: ca, Host: "local"}), rt.received, ms[:10])
+	got = send(t, newSink(t, Config{Address: rt.addr, Transport: "tls", TLSFiles: sinks.TLSFiles{TLSCA: ca}, Host: "local"}), rt.received, ms[:10])
 	for i := range got {
 		checkMessage(t, got[i], ms[i], "local")
 	}
@@ -684,8 +684,10 @@ func TestConfig(t *testing.T) {
 		"compression":        {Address: "h:1", Compression: "lz4"},
 		"chunk too small":    {Address: "h:1", ChunkSize: 64},
 		"template":           {Address: "h:1", ShortMessage: "{"},
-		"tls on udp":         {Address: "h:1", TLSCA: "/ca.pem"},
-		"cert without key":   {Address: "h:1", Transport: "tls", TLSCert: "/c.pem"},
+		"tls on udp":         {Address: "h:1", TLSFiles: sinks.TLSFiles{TLSCA: "/ca.pem"}},
+		"tls key on tcp":     {Address: "h:1", Transport: "tcp", TLSFiles: sinks.TLSFiles{TLSKey: "/k.pem"}},
+		"cert without key":   {Address: "h:1", Transport: "tls", TLSFiles: sinks.TLSFiles{TLSCert: "/c.pem"}},
+		"key without cert":   {Address: "h:1", Transport: "tls", TLSFiles: sinks.TLSFiles{TLSKey: "/k.pem"}},
 	} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)

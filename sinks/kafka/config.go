@@ -13,6 +13,31 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
+// TLSSettings are the TLS keys of a Kafka connection, the sink's and the
+// fleet's (enrich/fleet.Conn embeds it too).
+type TLSSettings struct {
+	// TLS enables TLS to the brokers (system roots unless tls_ca is set).
+	TLS bool `toml:"tls"`
+	// TLSFiles are tls_ca (CA certificates to verify the brokers with),
+	// tls_cert and tls_key (mutual TLS) and tls_server_name (overrides
+	// the host name checked in the broker certificate).
+	sinks.TLSFiles
+	// TLSInsecureSkipVerify disables certificate verification. For tests
+	// only; it is logged at warning level on every connect.
+	TLSInsecureSkipVerify bool `toml:"tls_insecure_skip_verify"`
+}
+
+// validate checks the TLS keys; see sinks.TLSFiles.Validate.
+func (t *TLSSettings) validate() error {
+	if err := t.TLSFiles.Validate(t.TLS, "tls = true"); err != nil {
+		return err
+	}
+	if !t.TLS && t.TLSInsecureSkipVerify {
+		return errors.New("tls_insecure_skip_verify: needs tls = true")
+	}
+	return nil
+}
+
 // Config configures one Kafka sink. The zero value is not usable; start from
 // DefaultConfig and call Validate before New.
 type Config struct {
@@ -80,20 +105,9 @@ type Config struct {
 	// Default 800ms.
 	CloseTimeout time.Duration `toml:"close_timeout"`
 
-	// TLS enables TLS to the brokers (system roots unless tls_ca is set).
-	TLS bool `toml:"tls"`
-	// TLSCA is a PEM file of CA certificates to verify the brokers with.
-	TLSCA string `toml:"tls_ca"`
-	// TLSCert and TLSKey are PEM files of a client certificate and its key
-	// (mutual TLS); both or neither.
-	TLSCert string `toml:"tls_cert"`
-	TLSKey  string `toml:"tls_key"`
-	// TLSServerName overrides the host name checked in the broker
-	// certificate.
-	TLSServerName string `toml:"tls_server_name"`
-	// TLSInsecureSkipVerify disables certificate verification. For tests
-	// only; it is logged at warning level on every connect.
-	TLSInsecureSkipVerify bool `toml:"tls_insecure_skip_verify"`
+	// TLSSettings are tls, tls_ca, tls_cert, tls_key, tls_server_name
+	// and tls_insecure_skip_verify.
+	TLSSettings
 
 	// SASLMechanism is "" (no SASL), "PLAIN", "SCRAM-SHA-256" or
 	// "SCRAM-SHA-512". PLAIN sends the password in clear; use it with TLS.
@@ -234,11 +248,8 @@ func (c *Config) Validate() error {
 	if c.CloseTimeout <= 0 || c.CloseTimeout > time.Second {
 		bad("close_timeout: %s is not in (0, 1s]", c.CloseTimeout)
 	}
-	if !c.TLS && (c.TLSCA != "" || c.TLSCert != "" || c.TLSKey != "" || c.TLSServerName != "" || c.TLSInsecureSkipVerify) {
-		bad("tls: tls_* options are set but tls = false")
-	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		bad("tls_cert, tls_key: set both or neither")
+	if err := c.TLSSettings.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.SASLMechanism {
 	case "":
@@ -315,8 +326,7 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 }
 
 func (c *Config) tlsConfig() (*tls.Config, error) {
-	return sinks.ClientTLS(sinks.TLSFiles{CA: c.TLSCA, Cert: c.TLSCert, Key: c.TLSKey,
-		ServerName: c.TLSServerName, InsecureSkipVerify: c.TLSInsecureSkipVerify})
+	return sinks.ClientTLS(c.TLSFiles, c.TLSInsecureSkipVerify)
 }
 
 // SaramaConfig returns the client configuration the sink would use (TLS,

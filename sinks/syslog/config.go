@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
 // Config configures one syslog sink. The zero value is not usable; start
@@ -47,16 +49,10 @@ type Config struct {
 	// 2048), 8192 for tcp, tls and unix_stream (RFC 5425 §4.3.1 SHOULD,
 	// and rsyslog's default maxMessageSize). Minimum 480.
 	MaxMessageBytes int `toml:"max_message_bytes"`
-	// TLSCA is a PEM file of CAs that verify the server (tls transport).
-	// Empty: the system roots.
-	TLSCA string `toml:"tls_ca"`
-	// TLSCert and TLSKey are the PEM client certificate and key for
-	// mutual TLS; set both or neither.
-	TLSCert string `toml:"tls_cert"`
-	TLSKey  string `toml:"tls_key"`
-	// TLSServerName is the name checked in the server certificate.
-	// Default: the host part of Address.
-	TLSServerName string `toml:"tls_server_name"`
+	// TLSFiles are tls_ca, tls_cert, tls_key and tls_server_name (tls
+	// transport only). tls_server_name defaults to the host part of
+	// Address.
+	sinks.TLSFiles
 	// WriteTimeout bounds dialing and each write. Default 5s.
 	WriteTimeout time.Duration `toml:"write_timeout"`
 }
@@ -189,11 +185,8 @@ func (c *Config) Validate() error {
 	if c.MaxMessageBytes < MinMessageBytes {
 		return fmt.Errorf("syslog: max_message_bytes %d is below the minimum %d", c.MaxMessageBytes, MinMessageBytes)
 	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return errors.New("syslog: tls_cert and tls_key must be set together")
-	}
-	if c.Transport != "tls" && (c.TLSCA != "" || c.TLSCert != "" || c.TLSServerName != "") {
-		return fmt.Errorf("syslog: tls_* options need transport tls, not %s", c.Transport)
+	if err := c.TLSFiles.Validate(c.Transport == "tls", "transport tls, not "+c.Transport); err != nil {
+		return fmt.Errorf("syslog: %w", err)
 	}
 	if c.WriteTimeout < 0 {
 		return fmt.Errorf("syslog: write_timeout %v is negative", c.WriteTimeout)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
 func TestConfigTOML(t *testing.T) {
@@ -50,12 +52,23 @@ write_timeout = "2s"`, &c)
 		"app":       {Address: "a:1", AppName: "has space"},
 		"3164 app":  {Address: "a:1", Format: "rfc3164", AppName: "a/b"},
 		"max":       {Address: "a:1", MaxMessageBytes: 100},
-		"cert":      {Transport: "tls", Address: "a:1", TLSCert: "c.pem"},
-		"tls opts":  {Address: "a:1", TLSCA: "ca.pem"},
+		"cert":      {Transport: "tls", Address: "a:1", TLSFiles: sinks.TLSFiles{TLSCert: "c.pem"}},
+		"key":       {Transport: "tls", Address: "a:1", TLSFiles: sinks.TLSFiles{TLSKey: "k.pem"}},
+		"tls opts":  {Address: "a:1", TLSFiles: sinks.TLSFiles{TLSCA: "ca.pem"}},
+		"tls key":   {Address: "a:1", TLSFiles: sinks.TLSFiles{TLSKey: "k.pem"}},
 		"address":   {Transport: "tcp"},
 	} {
 		if err := bad.Validate(); err == nil || !strings.HasPrefix(err.Error(), "syslog: ") {
 			t.Errorf("%s: got %v, want an error", name, err)
 		}
+	}
+	// tls_key counts as a tls_* option like the others.
+	k := Config{Address: "a:1", TLSFiles: sinks.TLSFiles{TLSCert: "c.pem", TLSKey: "k.pem"}}
+	if err := k.Validate(); err == nil || err.Error() != "syslog: tls_* options need transport tls, not tcp" {
+		t.Errorf("tls files on tcp: %v", err)
+	}
+	k.TLSCert = ""
+	if err := k.Validate(); err == nil || err.Error() != "syslog: tls_* options need transport tls, not tcp" {
+		t.Errorf("tls_key on tcp: %v", err)
 	}
 }

@@ -85,7 +85,9 @@ func loadTLS(c *Config) (*tls.Config, error) {
 		}
 		name = host
 	}
-	tc, err := sinks.ClientTLS(sinks.TLSFiles{CA: c.TLSCA, Cert: c.TLSCert, Key: c.TLSKey, ServerName: name})
+	files := c.TLSFiles
+	files.TLSServerName = name
+	tc, err := sinks.ClientTLS(files, false)
 	if err != nil {
 		return nil, fmt.Errorf("syslog: %w", err)
 	}

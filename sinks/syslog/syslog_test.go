@@ -49,8 +49,8 @@ func TestTransports(t *testing.T) {
 		{"tcplf", Config{Transport: "tcp", Framing: "lf", Address: fmt.Sprint("127.0.0.1:", in.tcp)}},
 		{"tcp3164lf", Config{Transport: "tcp", Framing: "lf", Format: "rfc3164", Address: fmt.Sprint("127.0.0.1:", in.tcp)}},
 		{"tcp3164octet", Config{Transport: "tcp", Format: "rfc3164", Address: fmt.Sprint("127.0.0.1:", in.tcp)}},
-		{"tls", Config{Transport: "tls", Address: fmt.Sprint("127.0.0.1:", in.tls), TLSCA: certs.ca,
-			TLSCert: certs.clientCert, TLSKey: certs.clientKey, TLSServerName: "localhost"}},
+		{"tls", Config{Transport: "tls", Address: fmt.Sprint("127.0.0.1:", in.tls), TLSFiles: sinks.TLSFiles{TLSCA: certs.ca,
+			TLSCert: certs.clientCert, TLSKey: certs.clientKey, TLSServerName: "localhost"}}},
 		{"unix", Config{Transport: "unix", Address: in.unix}},
 		{"unixstream", Config{Transport: "unix_stream", Framing: "lf", Address: in.unixStream}},
 	}
@@ -235,7 +235,7 @@ func TestTLSBadCA(t *testing.T) {
 	other := makeCerts(t)
 	in := rsyslogInputs{tls: testsupport.FreePort(t, "tcp"), certs: certs}
 	startRsyslog(t, in)
-	s, err := New("t-badca", Config{Transport: "tls", Address: fmt.Sprint("127.0.0.1:", in.tls), TLSCA: other.ca, TLSServerName: "localhost"}, nil)
+	s, err := New("t-badca", Config{Transport: "tls", Address: fmt.Sprint("127.0.0.1:", in.tls), TLSFiles: sinks.TLSFiles{TLSCA: other.ca, TLSServerName: "localhost"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
