@@ -273,6 +273,12 @@ func (e *encoder) value(b []byte, p *parser, depth, pathLen, keep int) ([]byte, 
 	case '[':
 		return e.array(b, p, depth+1, pathLen, keep)
 	}
+	return e.scalar(b, p, e.path[:pathLen], e.path[:pathLen], keep)
+}
+
+// scalar writes the scalar at p as the field named by name (null writes
+// nothing) and records it for the template slot at slotPath.
+func (e *encoder) scalar(b []byte, p *parser, slotPath, name []byte, keep int) ([]byte, error) {
 	v, kind, err := p.scalar()
 	if err != nil {
 		return nil, err
@@ -280,8 +286,8 @@ func (e *encoder) value(b []byte, p *parser, depth, pathLen, keep int) ([]byte, 
 	if kind == kindNull {
 		return b, nil
 	}
-	e.slot(e.path[:pathLen], v, kind)
-	return e.field(b, e.path[:pathLen], v, kind, keep), nil
+	e.slot(slotPath, v, kind)
+	return e.field(b, name, v, kind, keep), nil
 }
 
 // array flattens the array at p: scalars joined into one string, or each
@@ -351,15 +357,7 @@ func (e *encoder) indexed(b []byte, p *parser, depth, pathLen, keep int) ([]byte
 	if p.peek() == '{' || p.peek() == '[' {
 		return e.value(b, p, depth, full, keep)
 	}
-	v, kind, err := p.scalar()
-	if err != nil {
-		return nil, err
-	}
-	if kind == kindNull {
-		return b, nil
-	}
-	e.slot(e.path[:pathLen], v, kind)
-	return e.field(b, e.path[:full], v, kind, keep), nil
+	return e.scalar(b, p, e.path[:pathLen], e.path[:full], keep)
 }
 
 // slot records v for the template placeholder whose path is path with
