@@ -79,17 +79,11 @@ func (e *Full) write(w *Writer, ev *audit.Event) {
 	}
 	w.Key("serial")
 	w.Uint(uint64(ev.ID.Serial))
-	if s.Outcome != "" {
-		w.Key("outcome")
-		w.Str(s.Outcome)
-	}
+	w.OptStr("outcome", s.Outcome)
 	e.flag(w, "timed_out", ev.TimedOut)
 	e.flag(w, "evicted", ev.Evicted)
 	e.flag(w, "late", ev.Late)
-	if s.Syscall != "" {
-		w.Key("action")
-		w.Str(s.Syscall)
-	}
+	w.OptStr("action", s.Syscall)
 	if ev.Severity > 0 {
 		w.Key("severity")
 		w.Int(int64(ev.Severity))
@@ -210,10 +204,7 @@ func (e *Full) record(w *Writer, r *audit.Record, docEscaped int) {
 				w.Open()
 				w.Key("family")
 				w.Str(sa.Family)
-				if sa.Address != "" {
-					w.Key("address")
-					w.Str(sa.Address)
-				}
+				w.OptStr("address", sa.Address)
 				if sa.Port >= 0 {
 					w.Key("port")
 					w.Int(int64(sa.Port))
@@ -442,10 +433,7 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 			w.Open()
 			w.Key("pid")
 			w.Int(int64(p.PID))
-			if p.Executable != "" {
-				w.Key("executable")
-				w.Str(p.Executable)
-			}
+			w.OptStr("executable", p.Executable)
 			if len(p.Args) > 0 {
 				w.Key("args")
 				w.Strs(p.Args)
@@ -516,10 +504,7 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 func idName(w *Writer, id, name string) {
 	w.Key("id")
 	w.Str(id)
-	if name != "" {
-		w.Key("name")
-		w.Str(name)
-	}
+	w.OptStr("name", name)
 }
 
 // isPlainASCII reports whether s needs no JSON escaping at all.

@@ -85,10 +85,7 @@ func Hits(w *Writer, name string, hits []audit.ListHit) {
 		w.Open()
 		w.Key("list")
 		w.Str(h.List)
-		if h.Label != "" {
-			w.Key("label")
-			w.Str(h.Label)
-		}
+		w.OptStr("label", h.Label)
 		w.Key("hash")
 		w.Str(h.Hash)
 		w.Close()
@@ -261,14 +258,8 @@ func VirusTotal(w *Writer, v *audit.VTResult, escaped []string) []string {
 	w.Open()
 	w.Key("status")
 	w.Str(v.Status)
-	if v.Reason != "" {
-		w.Key("reason")
-		w.Str(v.Reason)
-	}
-	if v.Hash != "" {
-		w.Key("hash")
-		w.Str(v.Hash)
-	}
+	w.OptStr("reason", v.Reason)
+	w.OptStr("hash", v.Hash)
 	if d := v.VTVerdict; d != nil {
 		for _, kv := range [...]struct {
 			k string
@@ -329,14 +320,8 @@ func Sigma(w *Writer, sigma []audit.SigmaHit) {
 		w.Str(h.ID)
 		w.Key("title")
 		w.Str(h.Title)
-		if h.Level != "" {
-			w.Key("level")
-			w.Str(h.Level)
-		}
-		if h.Author != "" {
-			w.Key("author")
-			w.Str(h.Author)
-		}
+		w.OptStr("level", h.Level)
+		w.OptStr("author", h.Author)
 		if len(h.Tags) > 0 {
 			w.Key("tags")
 			w.Strs(h.Tags)

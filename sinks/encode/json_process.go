@@ -30,14 +30,8 @@ func (e *Full) processContext(w *Writer, ev *audit.Event) {
 		w.Open()
 		w.Key("id")
 		w.Str(cg.ContainerID)
-		if cg.Runtime != "" {
-			w.Key("runtime")
-			w.Str(cg.Runtime)
-		}
-		if cg.PodUID != "" {
-			w.Key("pod_uid")
-			w.Str(cg.PodUID)
-		}
+		w.OptStr("runtime", cg.Runtime)
+		w.OptStr("pod_uid", cg.PodUID)
 		w.Close()
 	}
 	if cg.Unit != "" {
@@ -45,10 +39,7 @@ func (e *Full) processContext(w *Writer, ev *audit.Event) {
 		w.Open()
 		w.Key("unit")
 		e.val(w, cg.Unit, "systemd.unit", "")
-		if cg.UserOf != "" {
-			w.Key("user_id")
-			w.Str(cg.UserOf)
-		}
+		w.OptStr("user_id", cg.UserOf)
 		w.Close()
 	}
 	if cg.Path != "" {

@@ -156,6 +156,15 @@ func (w *Writer) Str(s string) bool {
 	return ok
 }
 
+// OptStr writes the member k with the string v, or nothing when v is
+// empty (the form of every optional string member of the documents).
+func (w *Writer) OptStr(k, v string) {
+	if v != "" {
+		w.Key(k)
+		w.Str(v)
+	}
+}
+
 // Plain writes b as a string; b is plain ASCII (no quote, backslash or
 // control byte), such as a formatted time or an event id.
 func (w *Writer) Plain(b []byte) {
