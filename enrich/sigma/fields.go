@@ -126,6 +126,8 @@ func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
 	for f := range numFields {
 		switch {
 		case d.has&(1<<f) == 0:
+		case f == fImage && a.exeShared, f == fCommandLine && a.cmdShared:
+			// scanned with the records (auditCtx.walk)
 		case f == fCommandLine && d.joined&1 == 0:
 			d.sc.scanArgs(x.lits, d.cmd[0], found)
 		case f == fParentCommandLine && d.joined&2 == 0:

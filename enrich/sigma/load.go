@@ -119,6 +119,7 @@ func loadWith(paths []string, prev *Set) (*Set, error) {
 	for k := range numKinds {
 		s.idx[k] = newIndex(s.byKind[k])
 	}
+	shareLiterals(s.idx[kindAuditd], s.idx[kindProcess])
 	return s, nil
 }
 

@@ -133,9 +133,17 @@ type auditCtx struct {
 	types   uint64   // typeBit of each of the event's record types
 	execves int      // the number of EXECVE records
 	cand    []int    // candidate rules (index.candidates)
+	bits    []uint64 // candidate rules as a set (index.candidates)
 	found   []uint64 // literals found (index.candidates)
 	keep    []uint64 // rules kept by the literals (index.candidates)
 	doc     doc      // the process document (mapped categories)
+	// With one automaton for service: auditd and process_creation
+	// (shareLiterals), the texts both read are scanned once into shared,
+	// which index.candidates adds to the facts found for either kind;
+	// exeShared and cmdShared say that the Image and the CommandLine
+	// are among them.
+	shared               []uint64
+	exeShared, cmdShared bool
 	scratch
 }
 

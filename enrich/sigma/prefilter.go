@@ -200,12 +200,39 @@ func product(a, b []string) []string {
 	return out
 }
 
-// literalNeeds finds a rule's literal set: the set whose shortest
-// literal is longest (short literals are found often), then the smaller.
+// literalNeeds finds a rule's fact set: literals, and for a service:
+// auditd field map that has no literal, the record types it names (see
+// typeFact), ranked below any literal set.
 var literalNeeds = needs[string]{
 	cond: (*fieldCond).literals,
 	kw:   (*keywords).literals,
-	rank: literalRank,
+	fmap: func(m *fieldMap) []string {
+		var out []string
+		for _, t := range m.types {
+			out = append(out, typeFactKey(t))
+		}
+		return out
+	},
+	rank: func(fs []string) int {
+		for _, f := range fs {
+			if _, ok := typeOfFact(f); ok {
+				return -len(fs)
+			}
+		}
+		return literalRank(fs)
+	},
+}
+
+// typeFactKey is the fact "the event has a record of type t" among the
+// literals: it starts with NUL, which no literal holds.
+func typeFactKey(t uint16) string { return string([]byte{0, byte(t >> 8), byte(t)}) }
+
+// typeOfFact returns the record type of a fact made by typeFactKey.
+func typeOfFact(f string) (uint16, bool) {
+	if len(f) == 3 && f[0] == 0 {
+		return uint16(f[1])<<8 | uint16(f[2]), true
+	}
+	return 0, false
 }
 
 // literalRank orders literal sets: the set whose shortest literal is

@@ -116,6 +116,9 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 		if r == nil {
 			continue
 		}
+		if found != nil && x.typeFacts != nil {
+			x.setType(r.TypeNum, found)
+		}
 		whole := found != nil && sc.whole(r.TypeNum)
 		if found != nil && sc.typeField {
 			m.scanText(0, r.Type, found, &a.scratch)
@@ -125,7 +128,11 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 		args := false
 		if whole && r.TypeNum == 1309 && !cmdline && len(a.s.Args) > 1 {
 			cmdline = true
-			a.scanArgs(m, a.s.Args, found)
+			dst := found
+			if len(a.shared) > 0 {
+				dst, a.cmdShared = a.shared, true
+			}
+			a.scanArgs(m, a.s.Args, dst)
 			args = a.execves == 1 && argFields(r) == len(a.s.Args)
 		}
 		anch := anchors && anchorRecord(r.TypeNum)
@@ -136,7 +143,11 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 					continue
 				}
 				if found != nil && !(args && isArgName(f.Name)) {
-					m.scanText(0, f.Value, found, &a.scratch)
+					dst := found
+					if len(a.shared) > 0 && !a.exeShared && f.Name == "exe" && f.Value == a.s.Exe {
+						dst, a.exeShared = a.shared, true
+					}
+					m.scanText(0, f.Value, dst, &a.scratch)
 				}
 				if anch {
 					if af := anchorField(f.Name); af >= 0 && (r.TypeNum != 1309 || af == 0) && x.byAnchor[af] != nil {
