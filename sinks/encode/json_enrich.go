@@ -47,7 +47,7 @@ func (e *Full) enrichment(w *Writer, ev *audit.Event) {
 		e.escaped = VirusTotal(w, v, e.escaped)
 	}
 	Hunt(w, ev.Hunt, true)
-	Sigma(w, ev.Sigma)
+	e.sigma.write(w, ev.Sigma)
 	e.processContext(w, ev)
 	if len(ev.Related) > 0 {
 		w.Key("related")
@@ -326,6 +326,29 @@ func Sigma(w *Writer, sigma []audit.SigmaHit) {
 		return
 	}
 	w.Key("sigma")
+	sigmaValue(w, sigma)
+}
+
+// sigmaCache renders "sigma" through a renderCache: a rule's hit holds
+// the rule's own strings, event after event, so a match appends the bytes
+// rendered for the first event with the same rules.
+type sigmaCache struct{ renderCache[audit.SigmaHit] }
+
+// write writes the member "sigma" as Sigma does.
+func (c *sigmaCache) write(w *Writer, sigma []audit.SigmaHit) {
+	if len(sigma) == 0 {
+		return
+	}
+	c.renderCache.write(w, "sigma", sigma, func(h *audit.SigmaHit) string { return h.ID }, sameSigmaHit, sigmaValue)
+}
+
+// sameSigmaHit reports whether a and b render the same sigma entry.
+func sameSigmaHit(a, b audit.SigmaHit) bool {
+	return a.ID == b.ID && a.Title == b.Title && a.Level == b.Level && a.Author == b.Author && slices.Equal(a.Tags, b.Tags)
+}
+
+// sigmaValue writes the value of "sigma": one object per hit.
+func sigmaValue(w *Writer, sigma []audit.SigmaHit) {
 	w.OpenArray()
 	for _, h := range sigma {
 		w.Open()
