@@ -133,7 +133,7 @@ func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
 		case f == fParentCommandLine && d.joined&2 == 0:
 			d.sc.scanArgs(x.lits, d.cmd[1], found)
 		default:
-			x.lits.scanText(0, d.vals[f], found, d.sc)
+			d.sc.memo.scan(x.lits, d.vals[f], found, d.sc)
 		}
 	}
 }

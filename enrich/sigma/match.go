@@ -29,7 +29,10 @@ func (c *fieldCond) test(v, low string, ok bool) bool {
 // stay valid until the scratch is reset (appending may move the arena,
 // but never changes bytes already written, and the old array lives as
 // long as a string points into it); nothing keeps them past the event.
-type scratch struct{ arena []byte }
+type scratch struct {
+	arena []byte
+	memo  textMemo // the literals of texts scanned in earlier events
+}
 
 // lower returns s in lower case: s itself when it has no upper-case
 // letter, else a copy in the arena (or a new string for non-ASCII text).

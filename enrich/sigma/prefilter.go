@@ -1,6 +1,8 @@
 package sigma
 
 import (
+	"hash/maphash"
+	mathbits "math/bits"
 	"regexp/syntax"
 	"slices"
 	"strings"
@@ -380,4 +382,74 @@ func (m *acMatcher) scanText(st int32, s string, found []uint64, sc *scratch) in
 	}
 	next, _ := m.scan(st, sc.lower(s), found, true)
 	return next
+}
+
+// textMemo remembers which literals of an automaton the texts scanned
+// lately hold, so that a text seen again (the same executable, path,
+// directory or key, event after event) is not scanned again. It keeps
+// copies of the texts, never the event's strings, and forgets everything
+// when the automaton changes (a reload). One goroutine uses it at a time.
+type textMemo struct {
+	m     *acMatcher
+	seed  maphash.Seed
+	tmp   []uint64
+	slots []memoSlot
+}
+
+type memoSlot struct {
+	text []byte // empty: no text
+	n    int    // literals found
+	ids  [memoIDs]int32
+}
+
+const (
+	memoSlots = 512 // a power of two
+	memoIDs   = 6   // a text holding more literals is not remembered
+	memoMin   = 16  // shorter texts are scanned: hashing costs about as much
+)
+
+// scan sets in found the literals of m that s holds, as m.scanText(0, s,
+// found, sc) does, from the memo when s is in it.
+func (t *textMemo) scan(m *acMatcher, s string, found []uint64, sc *scratch) {
+	if len(s) < memoMin {
+		m.scanText(0, s, found, sc)
+		return
+	}
+	if t.m != m {
+		if t.slots == nil {
+			t.slots, t.seed = make([]memoSlot, memoSlots), maphash.MakeSeed()
+		}
+		for i := range t.slots {
+			t.slots[i].text = t.slots[i].text[:0]
+		}
+		t.m = m
+	}
+	e := &t.slots[maphash.String(t.seed, s)&(memoSlots-1)]
+	if string(e.text) == s {
+		for _, id := range e.ids[:e.n] {
+			found[id>>6] |= 1 << (id & 63)
+		}
+		return
+	}
+	t.tmp = append(t.tmp[:0], make([]uint64, m.words())...)
+	m.scanText(0, s, t.tmp, sc)
+	e.text, e.n = e.text[:0], 0
+	for w, bits := range t.tmp {
+		found[w] |= bits
+		for ; bits != 0; bits &= bits - 1 {
+			if e.n == memoIDs {
+				e.n = -1
+				break
+			}
+			if e.n >= 0 {
+				e.ids[e.n] = int32(w<<6 | mathbits.TrailingZeros64(bits))
+				e.n++
+			}
+		}
+	}
+	if e.n >= 0 {
+		e.text = append(e.text, s...)
+	} else {
+		e.n = 0
+	}
 }

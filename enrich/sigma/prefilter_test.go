@@ -226,3 +226,27 @@ func FuzzSharedPrefilter(f *testing.F) {
 		}
 	})
 }
+
+// TestTextMemo: the memo finds exactly the literals a scan finds, for
+// texts seen again, texts holding more literals than a slot remembers,
+// non-ASCII texts, and after the automaton changes (a reload).
+func TestTextMemo(t *testing.T) {
+	lits := []string{"/tmp/", "tmp", "/usr/bin/", "bin", "usr", "/b", "in/", "sr/", "r/b", "u", "kelvin"}
+	other := newACMatcher([]string{"/tmp/", "worker"})
+	texts := []string{"/tmp/TestGenerateCorpus1939/003/worker", "/usr/bin/bash-with-a-long-name", "short",
+		"/usr/bin/tmp/usr/bin/r/bin/", "/TMP/\u212aELVIN-and-more-than-16", "/tmp/TestGenerateCorpus1939/003/worker"}
+	var sc scratch
+	for _, m := range []*acMatcher{newACMatcher(lits), other, newACMatcher(lits)} {
+		for round := range 3 {
+			for i, text := range texts {
+				want := make([]uint64, m.words())
+				m.scanText(0, text, want, &sc)
+				got := make([]uint64, m.words())
+				sc.memo.scan(m, text, got, &sc)
+				if !slices.Equal(got, want) {
+					t.Errorf("round %d text %d %q: memo found %b, scan %b", round, i, text, got, want)
+				}
+			}
+		}
+	}
+}

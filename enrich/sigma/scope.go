@@ -147,7 +147,7 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 					if len(a.shared) > 0 && !a.exeShared && f.Name == "exe" && f.Value == a.s.Exe {
 						dst, a.exeShared = a.shared, true
 					}
-					m.scanText(0, f.Value, dst, &a.scratch)
+					a.memo.scan(m, f.Value, dst, &a.scratch)
 				}
 				if anch {
 					if af := anchorField(f.Name); af >= 0 && (r.TypeNum != 1309 || af == 0) && x.byAnchor[af] != nil {
