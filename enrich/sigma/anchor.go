@@ -279,7 +279,7 @@ func shareLiterals(xs ...*index) {
 // walker is an event as one kind of rules reads it.
 type walker interface {
 	// walk visits the event once: it passes every anchor field value
-	// (lower-cased) to a.anchor and, when found is not nil, scans every
+	// to a.anchor and, when found is not nil, scans every
 	// value a rule of x may read for the literals of x.lits into found
 	// and sets the type facts of the event's records.
 	walk(x *index, a *auditCtx, found []uint64)
@@ -347,7 +347,8 @@ func (x *index) setType(t uint16, found []uint64) {
 }
 
 // anchor adds to the candidates the rules of x anchored on the anchor
-// field f having the lower-cased value v.
+// field f having the value v (lower-cased here: of a path, only the base
+// name is).
 func (a *auditCtx) anchor(x *index, f int, v string) {
 	m := x.byAnchor[f]
 	if m == nil {
@@ -356,7 +357,7 @@ func (a *auditCtx) anchor(x *index, f int, v string) {
 	if isPathField(f) {
 		v = v[strings.LastIndexByte(v, '/')+1:]
 	}
-	for _, i := range m[v] {
+	for _, i := range m[a.lower(v)] {
 		a.bits[i>>6] |= 1 << (i & 63)
 	}
 }

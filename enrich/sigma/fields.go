@@ -116,8 +116,8 @@ func (d *doc) get(f fieldID, needLow bool) (string, string, bool) {
 // Image, the literals are scanned in every field.
 func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
 	if x.byAnchor[anchorImage] != nil {
-		if _, low, ok := d.get(fImage, true); ok {
-			a.anchor(x, anchorImage, low)
+		if v, _, ok := d.get(fImage, false); ok {
+			a.anchor(x, anchorImage, v)
 		}
 	}
 	if found == nil {

@@ -151,7 +151,7 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 				}
 				if anch {
 					if af := anchorField(f.Name); af >= 0 && (r.TypeNum != 1309 || af == 0) && x.byAnchor[af] != nil {
-						a.anchor(x, af, a.lower(f.Value))
+						a.anchor(x, af, f.Value)
 					}
 				}
 			}
