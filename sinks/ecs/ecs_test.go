@@ -142,20 +142,23 @@ func TestProfileOnLogs(t *testing.T) {
 	}
 }
 
+// originalDoc is what a document says about its original lines.
+type originalDoc struct {
+	Event struct {
+		Original string `json:"original"`
+	} `json:"event"`
+	Own struct {
+		Escaped []string `json:"escaped"`
+	} `json:"audisp_enrich"`
+}
+
 // lossless checks that event.original of each document is the event's
 // records, line for line.
 func lossless(t *testing.T, out []byte, evs []*audit.Event) {
 	t.Helper()
 	i := 0
 	for line := range bytes.Lines(out) {
-		var doc struct {
-			Event struct {
-				Original string `json:"original"`
-			} `json:"event"`
-			Own struct {
-				Escaped []string `json:"escaped"`
-			} `json:"audisp_enrich"`
-		}
+		var doc originalDoc
 		if err := json.Unmarshal(line, &doc); err != nil {
 			t.Fatal(err)
 		}
@@ -209,14 +212,7 @@ func TestOriginalRebuildsInput(t *testing.T) {
 		}
 		got := 0
 		for i, ev := range events(t, path) {
-			var doc struct {
-				Event struct {
-					Original string `json:"original"`
-				} `json:"event"`
-				Own struct {
-					Escaped []string `json:"escaped"`
-				} `json:"audisp_enrich"`
-			}
+			var doc originalDoc
 			if err := json.Unmarshal(ecs.Encode(nil, ev, ecs.Options{Original: true}), &doc); err != nil {
 				t.Fatal(err)
 			}

@@ -191,36 +191,14 @@ func TestLocalBatchArenaBounded(t *testing.T) {
 // exists).
 func TestFilterOnLists(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := conf.Parse("stage.toml", []byte(fmt.Sprintf(`state_dir = %q
-[log]
-syslog = false
-[[sink]]
-name = "all"
-type = "file"
-[sink.file]
-path = %q
-[[sink]]
-name = "exec"
-type = "file"
-[sink.file]
-path = %q
-[sink.filter]
-types = ["EXECVE"]
-[[sink]]
-name = "key"
-type = "file"
-[sink.file]
-path = %q
-[sink.filter]
-keys = ["k1"]
-[[sink]]
-name = "tech"
-type = "file"
-[sink.file]
-path = %q
-[sink.filter]
-techniques = ["T1059"]
-`, dir, filepath.Join(dir, "all"), filepath.Join(dir, "exec"), filepath.Join(dir, "key"), filepath.Join(dir, "tech"))))
+	toml := fmt.Sprintf("state_dir = %q\n[log]\nsyslog = false\n", dir)
+	for _, sk := range [][2]string{{"all", ""}, {"exec", `types = ["EXECVE"]`}, {"key", `keys = ["k1"]`}, {"tech", `techniques = ["T1059"]`}} {
+		toml += fmt.Sprintf("[[sink]]\nname = %q\ntype = \"file\"\n[sink.file]\npath = %q\n", sk[0], filepath.Join(dir, sk[0]))
+		if sk[1] != "" {
+			toml += "[sink.filter]\n" + sk[1] + "\n"
+		}
+	}
+	cfg, err := conf.Parse("stage.toml", []byte(toml))
 	if err != nil {
 		t.Fatal(err)
 	}
