@@ -20,7 +20,7 @@ import (
 // their JSON form, true and false become the strings "true" and "false",
 // null is left out. "@timestamp" becomes the GELF timestamp instead of a
 // field. "_id" (which GELF reserves) is written "__id", and a name already
-// used gets "_2", "_3", ... appended.
+// used gets "_2", "_3", ... appended: the first such name not used either.
 
 // maxShort caps short_message (bytes of its JSON string body).
 const maxShort = 1024
@@ -493,14 +493,20 @@ func (e *encoder) field(b []byte, path, v []byte, kind, keep int) []byte {
 	if u := e.used.find(h); u.gen != e.used.gen {
 		e.used.add(h, usedName{nameStart, len(b), 1})
 	} else if bytes.Equal(b[u.start:u.end], b[nameStart:]) {
-		u.n++
-		b = append(b, '_')
-		b = strconv.AppendInt(b, int64(u.n), 10)
-		h2 := hashName(b[nameStart:])
-		if v := e.used.find(h2); v.gen == e.used.gen {
-			v.usedName = usedName{nameStart, len(b), 1}
-		} else {
-			e.used.add(h2, usedName{nameStart, len(b), 1})
+		// Taken: the first of name_2, name_3, ... that is not taken either.
+		base := len(b)
+		for {
+			u.n++
+			b = strconv.AppendInt(append(b[:base], '_'), int64(u.n), 10)
+			h2 := hashName(b[nameStart:])
+			v := e.used.find(h2)
+			if v.gen != e.used.gen {
+				e.used.add(h2, usedName{nameStart, len(b), 1})
+				break
+			}
+			if !bytes.Equal(b[v.start:v.end], b[nameStart:]) {
+				break // another name with this hash: written as is
+			}
 		}
 	}
 	b = append(b, '"', ':')

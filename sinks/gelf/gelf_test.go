@@ -565,6 +565,10 @@ func TestShortMessage(t *testing.T) {
 	if want := `,"level":6,"_a_b":1,"_a_b_2":2,"_a_b_3":3,"__id":4,"_a_b_4":5}`; !bytes.HasSuffix(msg, []byte(want)) {
 		t.Errorf("colliding names: %s, want suffix %s", msg, want)
 	}
+	msg, _, _ = e.encode([]byte(`{"a_b_2":0,"a.b":1,"a_b":2}`), "", 6, -1)
+	if want := `,"level":6,"_a_b_2":0,"_a_b":1,"_a_b_3":2}`; !bytes.HasSuffix(msg, []byte(want)) {
+		t.Errorf("suffix already taken: %s, want suffix %s", msg, want)
+	}
 	// Past the name set's first growth (48 names) colliding names are
 	// still found, in every message after it too.
 	var many bytes.Buffer
@@ -739,7 +743,7 @@ func TestConfig(t *testing.T) {
 // valid additional field names.
 func FuzzEncode(f *testing.F) {
 	for _, s := range []string{`{"a":1}`, `{"@timestamp":"2023-11-14T22:13:20.100Z","event":{"action":"x"},"id":"y","l":[1,"a",true,null],"o":[{"k":[{"z":1}]}],"u":"\u00e9\ud83d\ude00"}`,
-		`{"a\"b":{"c d":-1.5e3}}`, `[]`, `{"a":}`, `{"x":"` + strings.Repeat(`\"`, 700) + `"}`} {
+		`{"a\"b":{"c d":-1.5e3}}`, `{"a_b_2":0,"a.b":1,"a_b":2}`, `[]`, `{"a":}`, `{"x":"` + strings.Repeat(`\"`, 700) + `"}`} {
 		f.Add([]byte(s))
 	}
 	tmpl, err := parseTemplate(DefaultTemplate + " {x} {a}")
@@ -767,10 +771,38 @@ func FuzzEncode(f *testing.F) {
 				t.Fatalf("field name %q", k)
 			}
 		}
+		if k := duplicateKey(msg); k != "" {
+			t.Fatalf("field %q written twice: %s", k, msg)
+		}
 		if m.Short == "" || len(m.Short) > maxShort*6 {
 			t.Fatalf("short_message %q", m.Short)
 		}
 	})
+}
+
+// duplicateKey returns a member name that the JSON object msg holds
+// twice, or "".
+func duplicateKey(msg []byte) string {
+	d := json.NewDecoder(bytes.NewReader(msg))
+	seen := map[string]bool{}
+	if _, err := d.Token(); err != nil { // {
+		return ""
+	}
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		if seen[k.(string)] {
+			return k.(string)
+		}
+		seen[k.(string)] = true
+		var v json.RawMessage
+		if err := d.Decode(&v); err != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 // FuzzTemplate: any template is refused or renders a short_message that
