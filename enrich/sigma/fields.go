@@ -129,11 +129,11 @@ func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
 		case f == fImage && a.exeShared, f == fCommandLine && a.cmdShared:
 			// scanned with the records (auditCtx.walk)
 		case f == fCommandLine && d.joined&1 == 0:
-			d.sc.scanArgs(x.lits, d.cmd[0], found)
+			d.sc.memo.scan(x.lits, found, d.sc, d.cmd[0]...)
 		case f == fParentCommandLine && d.joined&2 == 0:
-			d.sc.scanArgs(x.lits, d.cmd[1], found)
+			d.sc.memo.scan(x.lits, found, d.sc, d.cmd[1]...)
 		default:
-			d.sc.memo.scan(x.lits, d.vals[f], found, d.sc)
+			d.sc.memo.scan(x.lits, found, d.sc, d.vals[f])
 		}
 	}
 }

@@ -386,9 +386,10 @@ func (m *acMatcher) scanText(st int32, s string, found []uint64, sc *scratch) in
 
 // textMemo remembers which literals of an automaton the texts scanned
 // lately hold, so that a text seen again (the same executable, path,
-// directory or key, event after event) is not scanned again. It keeps
-// copies of the texts, never the event's strings, and forgets everything
-// when the automaton changes (a reload). One goroutine uses it at a time.
+// directory, key or command line, event after event) is not scanned
+// again. It keeps copies of the texts, never the event's strings, and
+// forgets everything when the automaton changes (a reload). One goroutine
+// uses it at a time.
 type textMemo struct {
 	m     *acMatcher
 	seed  maphash.Seed
@@ -408,11 +409,16 @@ const (
 	memoMin   = 16  // shorter texts are scanned: hashing costs about as much
 )
 
-// scan sets in found the literals of m that s holds, as m.scanText(0, s,
-// found, sc) does, from the memo when s is in it.
-func (t *textMemo) scan(m *acMatcher, s string, found []uint64, sc *scratch) {
-	if len(s) < memoMin {
-		m.scanText(0, s, found, sc)
+// scan sets in found the literals of m that the text parts joined by
+// spaces holds, as sc.scanArgs(m, parts, found) does, from the memo when
+// that text is in it.
+func (t *textMemo) scan(m *acMatcher, found []uint64, sc *scratch, parts ...string) {
+	n := len(parts) - 1
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n < memoMin {
+		sc.scanArgs(m, parts, found)
 		return
 	}
 	if t.m != m {
@@ -424,32 +430,70 @@ func (t *textMemo) scan(m *acMatcher, s string, found []uint64, sc *scratch) {
 		}
 		t.m = m
 	}
-	e := &t.slots[maphash.String(t.seed, s)&(memoSlots-1)]
-	if string(e.text) == s {
+	var h uint64
+	if len(parts) == 1 {
+		h = maphash.String(t.seed, parts[0])
+	} else {
+		var mh maphash.Hash
+		mh.SetSeed(t.seed)
+		for i, p := range parts {
+			if i > 0 {
+				mh.WriteByte(' ')
+			}
+			mh.WriteString(p)
+		}
+		h = mh.Sum64()
+	}
+	e := &t.slots[h&(memoSlots-1)]
+	if e.holds(parts) {
 		for _, id := range e.ids[:e.n] {
 			found[id>>6] |= 1 << (id & 63)
 		}
 		return
 	}
 	t.tmp = append(t.tmp[:0], make([]uint64, m.words())...)
-	m.scanText(0, s, t.tmp, sc)
+	sc.scanArgs(m, parts, t.tmp)
 	e.text, e.n = e.text[:0], 0
 	for w, bits := range t.tmp {
 		found[w] |= bits
-		for ; bits != 0; bits &= bits - 1 {
+		for ; bits != 0 && e.n >= 0; bits &= bits - 1 {
 			if e.n == memoIDs {
 				e.n = -1
 				break
 			}
-			if e.n >= 0 {
-				e.ids[e.n] = int32(w<<6 | mathbits.TrailingZeros64(bits))
-				e.n++
-			}
+			e.ids[e.n] = int32(w<<6 | mathbits.TrailingZeros64(bits))
+			e.n++
 		}
 	}
-	if e.n >= 0 {
-		e.text = append(e.text, s...)
-	} else {
+	if e.n < 0 {
 		e.n = 0
+		return
 	}
+	for i, p := range parts {
+		if i > 0 {
+			e.text = append(e.text, ' ')
+		}
+		e.text = append(e.text, p...)
+	}
+}
+
+// holds reports whether the slot holds the text parts joined by spaces.
+func (e *memoSlot) holds(parts []string) bool {
+	t := e.text
+	if len(t) == 0 {
+		return false
+	}
+	for i, p := range parts {
+		if i > 0 {
+			if len(t) == 0 || t[0] != ' ' {
+				return false
+			}
+			t = t[1:]
+		}
+		if len(t) < len(p) || string(t[:len(p)]) != p {
+			return false
+		}
+		t = t[len(p):]
+	}
+	return len(t) == 0
 }

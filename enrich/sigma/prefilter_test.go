@@ -233,7 +233,7 @@ func FuzzSharedPrefilter(f *testing.F) {
 func TestTextMemo(t *testing.T) {
 	lits := []string{"/tmp/", "tmp", "/usr/bin/", "bin", "usr", "/b", "in/", "sr/", "r/b", "u", "kelvin"}
 	other := newACMatcher([]string{"/tmp/", "worker"})
-	texts := []string{"/tmp/TestGenerateCorpus1939/003/worker", "/usr/bin/bash-with-a-long-name", "short",
+	texts := []string{"/tmp/TestGenerateCorpus1939/003/worker", "/usr/bin/bash-with-a-long-name", "short", "/tmp/x -c usr/bin r/b in/x",
 		"/usr/bin/tmp/usr/bin/r/bin/", "/TMP/\u212aELVIN-and-more-than-16", "/tmp/TestGenerateCorpus1939/003/worker"}
 	var sc scratch
 	for _, m := range []*acMatcher{newACMatcher(lits), other, newACMatcher(lits)} {
@@ -242,9 +242,21 @@ func TestTextMemo(t *testing.T) {
 				want := make([]uint64, m.words())
 				m.scanText(0, text, want, &sc)
 				got := make([]uint64, m.words())
-				sc.memo.scan(m, text, got, &sc)
+				sc.memo.scan(m, got, &sc, text)
 				if !slices.Equal(got, want) {
 					t.Errorf("round %d text %d %q: memo found %b, scan %b", round, i, text, got, want)
+				}
+				// The same text as a command line: its words joined by spaces.
+				words := strings.Split(text, " ")
+				if len(words) == 1 {
+					words = []string{text[:len(text)/2], text[len(text)/2:]}
+					want = make([]uint64, m.words())
+					sc.scanArgs(m, words, want)
+				}
+				got = make([]uint64, m.words())
+				sc.memo.scan(m, got, &sc, words...)
+				if !slices.Equal(got, want) {
+					t.Errorf("round %d words %q: memo found %b, scan %b", round, words, got, want)
 				}
 			}
 		}

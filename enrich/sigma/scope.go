@@ -132,7 +132,7 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 			if len(a.shared) > 0 {
 				dst, a.cmdShared = a.shared, true
 			}
-			a.scanArgs(m, a.s.Args, dst)
+			a.memo.scan(m, dst, &a.scratch, a.s.Args...)
 			args = a.execves == 1 && argFields(r) == len(a.s.Args)
 		}
 		anch := anchors && anchorRecord(r.TypeNum)
@@ -147,7 +147,7 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 					if len(a.shared) > 0 && !a.exeShared && f.Name == "exe" && f.Value == a.s.Exe {
 						dst, a.exeShared = a.shared, true
 					}
-					a.memo.scan(m, f.Value, dst, &a.scratch)
+					a.memo.scan(m, dst, &a.scratch, f.Value)
 				}
 				if anch {
 					if af := anchorField(f.Name); af >= 0 && (r.TypeNum != 1309 || af == 0) && x.byAnchor[af] != nil {
