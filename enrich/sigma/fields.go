@@ -113,7 +113,7 @@ func (d *doc) get(f fieldID, needLow bool) (string, string, bool) {
 }
 
 // walk implements walker for the mapped categories: the anchor is the
-// Image, the literals are scanned in every field.
+// Image, the literals are scanned in every field a rule of x may read.
 func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
 	if x.byAnchor[anchorImage] != nil {
 		if v, _, ok := d.get(fImage, false); ok {
@@ -125,7 +125,8 @@ func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
 	}
 	for f := range numFields {
 		switch {
-		case d.has&(1<<f) == 0:
+		case d.has&x.scope.docFields&(1<<f) == 0:
+			// absent, or no rule reads it
 		case f == fImage && a.exeShared, f == fCommandLine && a.cmdShared:
 			// scanned with the records (auditCtx.walk)
 		case f == fCommandLine && d.joined&1 == 0:

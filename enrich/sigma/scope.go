@@ -48,9 +48,10 @@ func (s *nameSet) has(n string) bool {
 	return false
 }
 
-// scope is what the service: auditd rules of an index read.
+// scope is what the rules of an index read.
 type scope struct {
-	names     nameSet  // fields named by field maps
+	docFields uint32   // mapped categories: bit f: a rule may read field f
+	names     nameSet  // service: auditd: fields named by field maps
 	typeField bool     // some condition compares "type" as a field
 	kwAll     bool     // some keyword search may read any record
 	kwTypes   []uint16 // else: the types of the records keyword searches read
@@ -62,6 +63,17 @@ func scopeOf(rules []*Rule) scope {
 	var sc scope
 	for _, r := range rules {
 		if r.kind != kindAuditd {
+			// A keyword search reads every field of the document.
+			for i := range r.sels {
+				if r.sels[i].kw != nil {
+					sc.docFields = 1<<numFields - 1
+				}
+				for j := range r.sels[i].maps {
+					for _, c := range r.sels[i].maps[j].conds {
+						sc.docFields |= 1 << c.fid
+					}
+				}
+			}
 			continue
 		}
 		for i := range r.sels {
