@@ -164,6 +164,7 @@ func (c *fieldCond) anchors() []anchor {
 type index struct {
 	rules    []*Rule
 	byAnchor [numAnchorFields]map[string][]int // by field and key: rule positions, ascending
+	maxKey   [numAnchorFields]int              // by field: the length of its longest key
 	anchored bool                              // some rule has anchors
 	free     []uint64                          // bit i: rule i has no anchors
 	// The prefilter's facts are numbered: the literals of lits first,
@@ -204,6 +205,7 @@ func newIndex(rules []*Rule) *index {
 			if l := m[a.key]; len(l) == 0 || l[len(l)-1] != i {
 				m[a.key] = append(l, i)
 			}
+			x.maxKey[a.field] = max(x.maxKey[a.field], len(a.key))
 			x.anchored = true
 		}
 		for _, l := range literalNeeds.rule(r) {
@@ -356,6 +358,9 @@ func (a *auditCtx) anchor(x *index, f int, v string) {
 	}
 	if isPathField(f) {
 		v = v[strings.LastIndexByte(v, '/')+1:]
+	}
+	if len(v) > x.maxKey[f] && isASCII(v) {
+		return // longer than every key, also in lower case
 	}
 	for _, i := range m[a.lower(v)] {
 		a.bits[i>>6] |= 1 << (i & 63)
