@@ -130,8 +130,9 @@ func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
 		case f == fImage && a.exeShared, f == fCommandLine && a.cmdShared:
 			// scanned with the records (auditCtx.walk)
 		case f == fCommandLine && d.joined&1 == 0:
-			d.sc.memo.scan(x.lits, found, d.sc, d.cmd[0]...)
+			d.sc.scanArgs(x.lits, d.cmd[0], found)
 		case f == fParentCommandLine && d.joined&2 == 0:
+			// the same for every child of a process: remembered
 			d.sc.memo.scan(x.lits, found, d.sc, d.cmd[1]...)
 		default:
 			d.sc.memo.scan(x.lits, found, d.sc, d.vals[f])

@@ -144,7 +144,7 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 			if len(a.shared) > 0 {
 				dst, a.cmdShared = a.shared, true
 			}
-			a.memo.scan(m, dst, &a.scratch, a.s.Args...)
+			a.scanArgs(m, a.s.Args, dst)
 			args = a.execves == 1 && argFields(r) == len(a.s.Args)
 		}
 		anch := anchors && anchorRecord(r.TypeNum)
