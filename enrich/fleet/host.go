@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/audisp-enrich/audisp-enrich/enrich"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
@@ -38,7 +37,8 @@ type HostConfig struct {
 	HostName string `toml:"host_name"`
 	// Interval is the least time between two sightings of one hash.
 	Interval time.Duration `toml:"interval"`
-	// CacheSize bounds the verdicts kept in memory (LRU).
+	// CacheSize bounds the verdicts kept in memory (CLOCK, an approximate
+	// LRU; about 20 bytes a verdict, see verdictCache).
 	CacheSize int `toml:"cache_size"`
 	// Pending bounds the hashes waiting for a verdict; past it, new hashes
 	// get virustotal.status skipped, reason queue_full.
@@ -103,7 +103,7 @@ type Host struct {
 	spool  *sinks.Runner
 	fol    *follower
 	ready  chan struct{} // closed once connected and the verdicts topic was read
-	cache  *lru.Cache[string, Verdict]
+	cache  *verdictCache
 
 	mu       sync.Mutex
 	pend     map[string]*pending
@@ -155,10 +155,7 @@ func NewHost(cfg HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics
 	if h.name == "" {
 		h.name, _ = os.Hostname()
 	}
-	var err error
-	if h.cache, err = lru.New[string, Verdict](cfg.CacheSize); err != nil {
-		return nil, err
-	}
+	h.cache = newVerdictCache(cfg.CacheSize)
 	h.m.cacheHit = reg.Counter("audisp_enrich_fleet_cache_total", `result="hit"`, "Fleet verdict cache look-ups by result.")
 	h.m.cacheMiss = reg.Counter("audisp_enrich_fleet_cache_total", `result="miss"`, "Fleet verdict cache look-ups by result.")
 	h.m.dropped = reg.Counter("audisp_enrich_fleet_sightings_dropped_total", "", "Sightings lost (spool full or damaged, or appended after close); sighted again at the next interval while pending.")
@@ -167,6 +164,7 @@ func NewHost(cfg HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics
 	for _, r := range []string{virustotal.ReasonAllowlisted, virustotal.ReasonPackage, virustotal.ReasonNoHash, virustotal.ReasonQueueFull} {
 		h.m.skipped[r] = reg.Counter("audisp_enrich_vt_skipped_total", metrics.Label("reason", r), "Events whose hash was not looked up, by reason.")
 	}
+	reg.Func("audisp_enrich_fleet_cached", "", "Fleet verdicts in the host's cache.", func() float64 { return float64(h.cache.len()) })
 	reg.Func("audisp_enrich_fleet_pending", "", "Hashes waiting for a fleet verdict.", func() float64 {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -277,9 +275,9 @@ func (h *Host) Enrich(_ context.Context, ev *audit.Event) error {
 		return nil
 	}
 	now := time.Now()
-	if v, ok := h.cache.Get(fh.Hex); ok && now.Before(v.Expires()) {
+	if r, ok := h.cache.get(fh.Hex, now); ok {
 		h.m.cacheHit.Inc()
-		ev.VirusTotal = result(fh.Hex, &v)
+		ev.VirusTotal = r
 		return nil
 	}
 	h.m.cacheMiss.Inc()
@@ -382,15 +380,16 @@ func (h *Host) sweep() {
 // when events wait for it, their verdict document is emitted.
 func (h *Host) verdict(key string, v *Verdict, _ []byte, _ time.Time) {
 	if v == nil {
-		h.cache.Remove(key)
+		h.cache.remove(key)
 		return
 	}
-	if !time.Now().Before(v.Expires()) {
+	now := time.Now()
+	if !now.Before(v.Expires()) {
 		return
 	}
-	h.cache.Add(key, *v)
 	h.mu.Lock()
 	p := h.pend[key]
+	h.cache.put(key, v, p != nil, now)
 	delete(h.pend, key)
 	if p != nil {
 		h.emitting++

@@ -1,0 +1,470 @@
+package fleet
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"math"
+	"math/bits"
+	"sync"
+	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+)
+
+// verdictCache is the host's bounded cache of fleet verdicts, built to
+// hold about 100k verdicts in under 2 MiB. It keeps what an event's
+// virustotal field shows (result) and nothing else: the source, the
+// engine total, the lookup time and the names of skipped verdicts are in
+// the verdict document only, and the Link of a hit is rebuilt from the
+// digest.
+//
+// Layout: an open-addressed table (linear probing, deletion by backward
+// shift, no tombstones) of 12-byte slots in two arrays, tags and words.
+// The tag is a keyed 64-bit MAC of the digest (AES-128 CBC-MAC over the
+// raw digest, one random key per digest length, drawn when the cache is
+// made and never leaving the process), so an attacker who cannot read the
+// process memory cannot aim a file at another file's tag; an accidental
+// tag collision has probability about n/2^64 per look-up of an unknown
+// digest (docs/fleet.md). The word packs a CLOCK reference bit, the
+// entry's kind and either the whole verdict (statuses other than hit:
+// status, reason, expiry in 16-second units) or the index of a 24-byte
+// hit record (counts, reputation, dates, expiry and the ids of the threat
+// label and meaningful name in reference-counted string tables). A
+// verdict whose values do not fit (a count over 255, a reputation outside
+// int16, a date outside uint32, a link that is not the digest's page, an
+// unusual reason, more than 65535 distinct labels) is kept whole in a side map: every verdict comes back
+// exactly as result renders it.
+//
+// Expiry is rounded down to 16 s (a verdict stops being served up to 16 s
+// early, and one that expires within 16 s is not kept) and clamped 17
+// years after the cache was made. Eviction is CLOCK, an approximation of
+// LRU: a hit sets the entry's bit; when the cache is full the hand clears
+// set bits and evicts the first entry without one, or an expired one.
+// The table grows by doubling up to cap/0.9 slots, so a full cache runs at
+// load 0.9.
+//
+// All methods are safe for concurrent use (one mutex).
+type verdictCache struct {
+	mu    sync.Mutex
+	mac   [3]cipher.Block // per digest length: md5, sha1, sha256
+	base  int64           // unix seconds; expiries count 16 s units from here
+	cap   int
+	n     int
+	hand  int
+	tags  []uint64 // 0: empty slot
+	words []uint32
+	recs  []hitRec
+	free  uint32 // head of the free records list, index+1; 0: none
+	names  strtab // meaningful names of hits
+	labels strtab // threat labels of hits (ids up to 65535, else the hit is whole)
+	whole map[uint64]wholeEntry
+}
+
+const (
+	loadNum, loadDen = 9, 10  // the table's load at capacity
+	minSlots         = 64     // the table's first size
+	expUnit          = 16     // seconds per expiry unit
+	expBits          = 25     // bits of a plain entry's expiry
+	maxExp           = 1<<expBits - 1
+	refBit           = 1 << 31 // CLOCK reference bit of a word
+	kindShift        = 29      // bits 29-30: the kind
+	payload          = 1<<kindShift - 1
+)
+
+// Entry kinds (bits 29-30 of a word).
+const (
+	kindPlain = iota // bits 27-28 status, 25-26 reason, 0-24 expiry
+	kindHit          // bits 0-28: index of a hitRec
+	kindWhole        // in the whole map, by tag
+)
+
+// plainStatus and plainReason are the codes of a plain entry; a status or
+// reason not listed makes the entry whole.
+var (
+	plainStatus = []string{VerdictNotFound, VerdictError, VerdictSkipped}
+	plainReason = []string{"", virustotal.ReasonPackage, virustotal.ReasonAllowlisted}
+)
+
+// hitRec is a hit's details, 24 bytes. A free record holds the next free
+// one in first.
+type hitRec struct {
+	exp, first, last uint32   // expiry units; first submission and last analysis, unix seconds
+	name             uint32   // names id; bit 31: the Link is virustotal.FileLink of the digest (else "")
+	counts           [4]uint8 // malicious, suspicious, harmless, undetected
+	label            uint16   // labels id
+	rep              int16
+}
+
+const linkBit = 1 << 31
+
+// wholeEntry is a verdict the compact forms cannot hold.
+type wholeEntry struct {
+	status, reason string
+	d              audit.VTVerdict
+	exp            int64 // unix seconds
+}
+
+func newVerdictCache(capacity int) *verdictCache {
+	c := &verdictCache{cap: max(capacity, 1), base: time.Now().Unix(), whole: map[uint64]wholeEntry{}}
+	for i := range c.mac {
+		var k [16]byte
+		_, _ = rand.Read(k[:]) // crypto/rand.Read never fails (it crashes the program instead)
+		c.mac[i], _ = aes.NewCipher(k[:])
+	}
+	c.names.init()
+	c.labels.init()
+	c.resize(min(minSlots, c.maxSlots()))
+	return c
+}
+
+func (c *verdictCache) maxSlots() int { return (c.cap*loadDen + loadNum - 1) / loadNum }
+
+// tag returns the keyed tag of a digest in lower-case hex, or false when
+// it is not an md5, sha1 or sha256.
+func (c *verdictCache) tag(digest string) (uint64, bool) {
+	var d [32]byte
+	var mac cipher.Block
+	switch len(digest) {
+	case 32:
+		mac = c.mac[0]
+	case 40:
+		mac = c.mac[1]
+	case 64:
+		mac = c.mac[2]
+	default:
+		return 0, false
+	}
+	if _, err := hex.Decode(d[:], []byte(digest)); err != nil {
+		return 0, false
+	}
+	var x [16]byte
+	mac.Encrypt(x[:], d[:16])
+	for i := range x {
+		x[i] ^= d[16+i]
+	}
+	mac.Encrypt(x[:], x[:])
+	return max(binary.LittleEndian.Uint64(x[:8]), 1), true // 0 marks an empty slot
+}
+
+// home is the first slot tried for t.
+func (c *verdictCache) home(t uint64) int {
+	hi, _ := bits.Mul64(t, uint64(len(c.tags)))
+	return int(hi)
+}
+
+// find returns the slot holding t, or -1.
+func (c *verdictCache) find(t uint64) int {
+	for i := c.home(t); ; i = c.next(i) {
+		switch c.tags[i] {
+		case t:
+			return i
+		case 0:
+			return -1
+		}
+	}
+}
+
+func (c *verdictCache) next(i int) int {
+	if i++; i == len(c.tags) {
+		return 0
+	}
+	return i
+}
+
+// get returns the event's virustotal field for the digest from a live
+// cached verdict, as result renders it, and marks the entry used.
+func (c *verdictCache) get(digest string, now time.Time) (*audit.VTResult, bool) {
+	t, ok := c.tag(digest)
+	if !ok {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := c.find(t)
+	if i < 0 {
+		return nil, false
+	}
+	w := c.words[i]
+	if !c.live(t, w, now.Unix()) {
+		c.delete(i)
+		return nil, false
+	}
+	c.words[i] = w | refBit
+	r := &audit.VTResult{Hash: digest}
+	switch w >> kindShift & 3 {
+	case kindPlain:
+		r.Status, r.Reason = plainStatus[w>>27&3], plainReason[w>>25&3]
+	case kindHit:
+		h := &c.recs[w&payload]
+		r.Status = VerdictFound
+		r.VTVerdict = &audit.VTVerdict{Malicious: int64(h.counts[0]), Suspicious: int64(h.counts[1]),
+			Harmless: int64(h.counts[2]), Undetected: int64(h.counts[3]), Reputation: int64(h.rep),
+			ThreatLabel: c.labels.strs[h.label], MeaningfulName: c.names.strs[h.name&^linkBit],
+			FirstSubmission: int64(h.first), LastAnalysis: int64(h.last)}
+		if h.name&linkBit != 0 {
+			r.VTVerdict.Link = virustotal.FileLink(digest)
+		}
+	default:
+		e := c.whole[t]
+		r.Status, r.Reason = e.status, e.reason
+		if e.status == VerdictFound {
+			d := e.d
+			r.VTVerdict = &d
+		}
+	}
+	return r, true
+}
+
+// live reports whether the entry with tag t and word w holds at now.
+func (c *verdictCache) live(t uint64, w uint32, now int64) bool {
+	switch w >> kindShift & 3 {
+	case kindPlain:
+		return now < c.base+int64(w&maxExp)*expUnit
+	case kindHit:
+		return now < c.base+int64(c.recs[w&payload].exp)*expUnit
+	default:
+		return now < c.whole[t].exp
+	}
+}
+
+// units returns the expiry in 16 s units after base, rounded down and
+// clamped to limit, and false when that is not after now.
+func (c *verdictCache) units(exp, now, limit int64) (uint32, bool) {
+	u := min((exp-c.base)/expUnit, limit)
+	return uint32(u), c.base+u*expUnit > now
+}
+
+// put caches v for digest (replacing what the digest had), unless it
+// holds no longer than the next 16 s. used sets the entry's reference bit
+// at once (a verdict this host waited for).
+func (c *verdictCache) put(digest string, v *Verdict, used bool, now time.Time) {
+	t, ok := c.tag(digest)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := c.find(t); i >= 0 {
+		c.delete(i)
+	}
+	w, ok := c.pack(t, digest, v, now.Unix())
+	if !ok {
+		return
+	}
+	if used {
+		w |= refBit
+	}
+	if c.n >= c.cap {
+		c.evict(now.Unix())
+	}
+	if (c.n+1)*loadDen > len(c.tags)*loadNum && len(c.tags) < c.maxSlots() {
+		c.resize(min(2*len(c.tags), c.maxSlots()))
+	}
+	c.insert(t, w)
+}
+
+// pack stores v's payload (a hit record, strings, a whole entry) and
+// returns its word, or false when v expires within 16 s.
+func (c *verdictCache) pack(t uint64, digest string, v *Verdict, now int64) (uint32, bool) {
+	exp := v.LookedUp + v.TTL
+	st, rs := index(plainStatus, v.Status), index(plainReason, v.Reason)
+	switch {
+	case st >= 0 && rs >= 0:
+		u, ok := c.units(exp, now, maxExp)
+		return kindPlain<<kindShift | uint32(st)<<27 | uint32(rs)<<25 | u, ok
+	case v.Status == VerdictFound && fitsRecord(digest, v) && c.labels.room(v.ThreatLabel, math.MaxUint16) &&
+		c.names.room(v.MeaningfulName, linkBit-1):
+		u, ok := c.units(exp, now, math.MaxUint32)
+		if !ok {
+			return 0, false
+		}
+		h := hitRec{exp: u, first: uint32(v.FirstSubmission), last: uint32(v.LastAnalysis),
+			name: c.names.add(v.MeaningfulName), label: uint16(c.labels.add(v.ThreatLabel)), rep: int16(v.Reputation),
+			counts: [4]uint8{uint8(v.Malicious), uint8(v.Suspicious), uint8(v.Harmless), uint8(v.Undetected)}}
+		if v.Link != "" {
+			h.name |= linkBit
+		}
+		return kindHit<<kindShift | c.record(h), true
+	case exp <= now:
+		return 0, false
+	}
+	e := wholeEntry{status: v.Status, reason: v.Reason, exp: exp}
+	if v.Status == VerdictFound {
+		e.d = *result(digest, v).VTVerdict
+	}
+	c.whole[t] = e
+	return kindWhole << kindShift, true
+}
+
+// record stores h in a free record and returns its index.
+func (c *verdictCache) record(h hitRec) uint32 {
+	if c.free == 0 {
+		c.recs = append(c.recs, h)
+		return uint32(len(c.recs) - 1)
+	}
+	r := c.free - 1
+	c.free = c.recs[r].first
+	c.recs[r] = h
+	return r
+}
+
+// fitsRecord reports whether a hit record holds v exactly.
+func fitsRecord(digest string, v *Verdict) bool {
+	byte8 := func(n int64) bool { return n >= 0 && n <= math.MaxUint8 }
+	date := func(n int64) bool { return n >= 0 && n <= math.MaxUint32 }
+	return v.Reason == "" && byte8(v.Malicious) && byte8(v.Suspicious) && byte8(v.Harmless) && byte8(v.Undetected) &&
+		v.Reputation >= math.MinInt16 && v.Reputation <= math.MaxInt16 && date(v.FirstSubmission) && date(v.LastAnalysis) &&
+		(v.Link == "" || v.Link == virustotal.FileLink(digest))
+}
+
+func index(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// insert puts a new tag (not in the table) and its word in the first free
+// slot from its home; the table has room.
+func (c *verdictCache) insert(t uint64, w uint32) {
+	i := c.home(t)
+	for c.tags[i] != 0 {
+		i = c.next(i)
+	}
+	c.tags[i], c.words[i] = t, w
+	c.n++
+}
+
+// delete empties slot i, freeing its payload, and shifts back the entries
+// after it that probed past it (so that no look-up stops early).
+func (c *verdictCache) delete(i int) {
+	t, w := c.tags[i], c.words[i]
+	switch w >> kindShift & 3 {
+	case kindHit:
+		r := w & payload
+		c.labels.drop(uint32(c.recs[r].label))
+		c.names.drop(c.recs[r].name &^ linkBit)
+		c.recs[r] = hitRec{first: c.free}
+		c.free = r + 1
+	case kindWhole:
+		delete(c.whole, t)
+	}
+	c.n--
+	for j := c.next(i); c.tags[j] != 0; j = c.next(j) {
+		// The entry at j may move to i if its home is not cyclically in (i, j].
+		h := c.home(c.tags[j])
+		if (i < j && (h <= i || h > j)) || (i > j && h <= i && h > j) {
+			c.tags[i], c.words[i] = c.tags[j], c.words[j]
+			i = j
+		}
+	}
+	c.tags[i], c.words[i] = 0, 0
+}
+
+// evict removes one entry: the first the CLOCK hand finds expired or not
+// used since the hand last passed (clearing the bits it passes).
+func (c *verdictCache) evict(now int64) {
+	for {
+		c.hand %= len(c.tags)
+		t, w := c.tags[c.hand], c.words[c.hand]
+		switch {
+		case t == 0:
+		case w&refBit == 0 || !c.live(t, w, now):
+			c.delete(c.hand)
+			return
+		default:
+			c.words[c.hand] = w &^ refBit
+		}
+		c.hand++
+	}
+}
+
+// resize moves the entries to a table of size slots.
+func (c *verdictCache) resize(size int) {
+	tags, words := c.tags, c.words
+	c.tags, c.words, c.n = make([]uint64, size), make([]uint32, size), 0
+	for i, t := range tags {
+		if t != 0 {
+			c.insert(t, words[i])
+		}
+	}
+}
+
+// len returns the number of cached verdicts (expired ones included until
+// they are met).
+func (c *verdictCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// remove drops the digest's verdict (a tombstone on the topic).
+func (c *verdictCache) remove(digest string) {
+	t, ok := c.tag(digest)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := c.find(t); i >= 0 {
+		c.delete(i)
+	}
+}
+
+// strtab interns the labels or names of hit records, counting
+// references so that a string goes when its last verdict does. Id 0 is "".
+type strtab struct {
+	ids  map[string]uint32
+	strs []string
+	refs []uint32
+	free []uint32
+}
+
+func (s *strtab) init() {
+	s.ids, s.strs, s.refs = map[string]uint32{}, []string{""}, []uint32{0}
+}
+
+// room reports whether x has an id or a new one would be at most top.
+func (s *strtab) room(x string, top uint32) bool {
+	if _, ok := s.ids[x]; ok || x == "" {
+		return true
+	}
+	return len(s.free) > 0 || uint32(len(s.strs)) <= top
+}
+
+func (s *strtab) add(x string) uint32 {
+	if x == "" {
+		return 0
+	}
+	if id, ok := s.ids[x]; ok {
+		s.refs[id]++
+		return id
+	}
+	var id uint32
+	if n := len(s.free); n > 0 {
+		id, s.free = s.free[n-1], s.free[:n-1]
+		s.strs[id], s.refs[id] = x, 1
+	} else {
+		id = uint32(len(s.strs))
+		s.strs, s.refs = append(s.strs, x), append(s.refs, 1)
+	}
+	s.ids[x] = id
+	return id
+}
+
+func (s *strtab) drop(id uint32) {
+	if id == 0 {
+		return
+	}
+	if s.refs[id]--; s.refs[id] == 0 {
+		delete(s.ids, s.strs[id])
+		s.strs[id] = ""
+		s.free = append(s.free, id)
+	}
+}
