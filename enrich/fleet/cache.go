@@ -49,26 +49,26 @@ import (
 //
 // All methods are safe for concurrent use (one mutex).
 type verdictCache struct {
-	mu    sync.Mutex
-	mac   [3]cipher.Block // per digest length: md5, sha1, sha256
-	base  int64           // unix seconds; expiries count 16 s units from here
-	cap   int
-	n     int
-	hand  int
-	tags  []uint64 // 0: empty slot
-	words []uint32
-	recs  []hitRec
-	free  uint32 // head of the free records list, index+1; 0: none
+	mu     sync.Mutex
+	mac    [3]cipher.Block // per digest length: md5, sha1, sha256
+	base   int64           // unix seconds; expiries count 16 s units from here
+	cap    int
+	n      int
+	hand   int
+	tags   []uint64 // 0: empty slot
+	words  []uint32
+	recs   []hitRec
+	free   uint32 // head of the free records list, index+1; 0: none
 	names  strtab // meaningful names of hits
 	labels strtab // threat labels of hits (ids up to 65535, else the hit is whole)
-	whole map[uint64]wholeEntry
+	whole  map[uint64]wholeEntry
 }
 
 const (
-	loadNum, loadDen = 9, 10  // the table's load at capacity
-	minSlots         = 64     // the table's first size
-	expUnit          = 16     // seconds per expiry unit
-	expBits          = 25     // bits of a plain entry's expiry
+	loadNum, loadDen = 9, 10 // the table's load at capacity
+	minSlots         = 64    // the table's first size
+	expUnit          = 16    // seconds per expiry unit
+	expBits          = 25    // bits of a plain entry's expiry
 	maxExp           = 1<<expBits - 1
 	refBit           = 1 << 31 // CLOCK reference bit of a word
 	kindShift        = 29      // bits 29-30: the kind
