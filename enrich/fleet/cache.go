@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"hash/maphash"
 	"math"
 	"math/bits"
 	"sync"
@@ -22,8 +23,8 @@ import (
 // the verdict document only, and the Link of a hit is rebuilt from the
 // digest.
 //
-// Layout: an open-addressed table (linear probing, deletion by backward
-// shift, no tombstones) of 12-byte slots in two arrays, tags and words.
+// Layout: an open-addressed table (table: linear probing, deletion by
+// backward shift) of 12-byte slots, a tag and a word.
 // The tag is a keyed 64-bit MAC of the digest (AES-128 CBC-MAC over the
 // raw digest, one random key per digest length, drawn when the cache is
 // made and never leaving the process), so an attacker who cannot read the
@@ -36,8 +37,8 @@ import (
 // label and meaningful name in reference-counted string tables). A
 // verdict whose values do not fit (a count over 255, a reputation outside
 // int16, a date outside uint32, a link that is not the digest's page, an
-// unusual reason, more than 65535 distinct labels) is kept whole in a side map: every verdict comes back
-// exactly as result renders it.
+// unusual reason, more than 65535 distinct labels) is kept whole in a
+// side map: every verdict comes back exactly as result renders it.
 //
 // Expiry is rounded down to 16 s (a verdict stops being served up to 16 s
 // early, and one that expires within 16 s is not kept) and clamped 17
@@ -53,10 +54,8 @@ type verdictCache struct {
 	mac    [3]cipher.Block // per digest length: md5, sha1, sha256
 	base   int64           // unix seconds; expiries count 16 s units from here
 	cap    int
-	n      int
-	hand   int
-	tags   []uint64 // 0: empty slot
-	words  []uint32
+	hand   int   // CLOCK hand: a slot of tab
+	tab    table // tag -> word
 	recs   []hitRec
 	free   uint32 // head of the free records list, index+1; 0: none
 	names  strtab // meaningful names of hits
@@ -117,7 +116,7 @@ func newVerdictCache(capacity int) *verdictCache {
 	}
 	c.names.init()
 	c.labels.init()
-	c.resize(min(minSlots, c.maxSlots()))
+	c.tab.resize(min(minSlots, c.maxSlots()))
 	return c
 }
 
@@ -150,31 +149,6 @@ func (c *verdictCache) tag(digest string) (uint64, bool) {
 	return max(binary.LittleEndian.Uint64(x[:8]), 1), true // 0 marks an empty slot
 }
 
-// home is the first slot tried for t.
-func (c *verdictCache) home(t uint64) int {
-	hi, _ := bits.Mul64(t, uint64(len(c.tags)))
-	return int(hi)
-}
-
-// find returns the slot holding t, or -1.
-func (c *verdictCache) find(t uint64) int {
-	for i := c.home(t); ; i = c.next(i) {
-		switch c.tags[i] {
-		case t:
-			return i
-		case 0:
-			return -1
-		}
-	}
-}
-
-func (c *verdictCache) next(i int) int {
-	if i++; i == len(c.tags) {
-		return 0
-	}
-	return i
-}
-
 // get returns the event's virustotal field for the digest from a live
 // cached verdict, as result renders it, and marks the entry used.
 func (c *verdictCache) get(digest string, now time.Time) (*audit.VTResult, bool) {
@@ -184,16 +158,16 @@ func (c *verdictCache) get(digest string, now time.Time) (*audit.VTResult, bool)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	i := c.find(t)
+	i := c.tab.find(t)
 	if i < 0 {
 		return nil, false
 	}
-	w := c.words[i]
+	w := c.tab.vals[i]
 	if !c.live(t, w, now.Unix()) {
 		c.delete(i)
 		return nil, false
 	}
-	c.words[i] = w | refBit
+	c.tab.vals[i] = w | refBit
 	r := &audit.VTResult{Hash: digest}
 	switch w >> kindShift & 3 {
 	case kindPlain:
@@ -203,7 +177,7 @@ func (c *verdictCache) get(digest string, now time.Time) (*audit.VTResult, bool)
 		r.Status = VerdictFound
 		r.VTVerdict = &audit.VTVerdict{Malicious: int64(h.counts[0]), Suspicious: int64(h.counts[1]),
 			Harmless: int64(h.counts[2]), Undetected: int64(h.counts[3]), Reputation: int64(h.rep),
-			ThreatLabel: c.labels.strs[h.label], MeaningfulName: c.names.strs[h.name&^linkBit],
+			ThreatLabel: c.labels.str(uint32(h.label)), MeaningfulName: c.names.str(h.name &^ linkBit),
 			FirstSubmission: int64(h.first), LastAnalysis: int64(h.last)}
 		if h.name&linkBit != 0 {
 			r.VTVerdict.Link = virustotal.FileLink(digest)
@@ -248,7 +222,7 @@ func (c *verdictCache) put(digest string, v *Verdict, used bool, now time.Time) 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if i := c.find(t); i >= 0 {
+	if i := c.tab.find(t); i >= 0 {
 		c.delete(i)
 	}
 	w, ok := c.pack(t, digest, v, now.Unix())
@@ -258,13 +232,13 @@ func (c *verdictCache) put(digest string, v *Verdict, used bool, now time.Time) 
 	if used {
 		w |= refBit
 	}
-	if c.n >= c.cap {
+	if c.tab.n >= c.cap {
 		c.evict(now.Unix())
 	}
-	if (c.n+1)*loadDen > len(c.tags)*loadNum && len(c.tags) < c.maxSlots() {
-		c.resize(min(2*len(c.tags), c.maxSlots()))
+	if size := len(c.tab.keys); (c.tab.n+1)*loadDen > size*loadNum && size < c.maxSlots() {
+		c.tab.resize(min(2*size, c.maxSlots()))
 	}
-	c.insert(t, w)
+	c.tab.insert(t, w)
 }
 
 // pack stores v's payload (a hit record, strings, a whole entry) and
@@ -276,19 +250,14 @@ func (c *verdictCache) pack(t uint64, digest string, v *Verdict, now int64) (uin
 	case st >= 0 && rs >= 0:
 		u, ok := c.units(exp, now, maxExp)
 		return kindPlain<<kindShift | uint32(st)<<27 | uint32(rs)<<25 | u, ok
-	case v.Status == VerdictFound && fitsRecord(digest, v) && c.labels.room(v.ThreatLabel, math.MaxUint16) &&
-		c.names.room(v.MeaningfulName, linkBit-1):
+	case v.Status == VerdictFound && fitsRecord(digest, v):
 		u, ok := c.units(exp, now, math.MaxUint32)
 		if !ok {
 			return 0, false
 		}
-		h := hitRec{exp: u, first: uint32(v.FirstSubmission), last: uint32(v.LastAnalysis),
-			name: c.names.add(v.MeaningfulName), label: uint16(c.labels.add(v.ThreatLabel)), rep: int16(v.Reputation),
-			counts: [4]uint8{uint8(v.Malicious), uint8(v.Suspicious), uint8(v.Harmless), uint8(v.Undetected)}}
-		if v.Link != "" {
-			h.name |= linkBit
+		if w, ok := c.hit(v, u); ok {
+			return w, true
 		}
-		return kindHit<<kindShift | c.record(h), true
 	case exp <= now:
 		return 0, false
 	}
@@ -298,6 +267,27 @@ func (c *verdictCache) pack(t uint64, digest string, v *Verdict, now int64) (uin
 	}
 	c.whole[t] = e
 	return kindWhole << kindShift, true
+}
+
+// hit stores v, which fitsRecord, in a hit record expiring at u and
+// returns its word, or false when a string table refuses its label or
+// name (v is then kept whole).
+func (c *verdictCache) hit(v *Verdict, u uint32) (uint32, bool) {
+	label, ok := c.labels.add(v.ThreatLabel, math.MaxUint16)
+	if !ok {
+		return 0, false
+	}
+	name, ok := c.names.add(v.MeaningfulName, linkBit-1)
+	if !ok {
+		c.labels.drop(label)
+		return 0, false
+	}
+	h := hitRec{exp: u, first: uint32(v.FirstSubmission), last: uint32(v.LastAnalysis), name: name, label: uint16(label),
+		rep: int16(v.Reputation), counts: [4]uint8{uint8(v.Malicious), uint8(v.Suspicious), uint8(v.Harmless), uint8(v.Undetected)}}
+	if v.Link != "" {
+		h.name |= linkBit
+	}
+	return kindHit<<kindShift | c.record(h), true
 }
 
 // record stores h in a free record and returns its index.
@@ -330,21 +320,9 @@ func index(list []string, s string) int {
 	return -1
 }
 
-// insert puts a new tag (not in the table) and its word in the first free
-// slot from its home; the table has room.
-func (c *verdictCache) insert(t uint64, w uint32) {
-	i := c.home(t)
-	for c.tags[i] != 0 {
-		i = c.next(i)
-	}
-	c.tags[i], c.words[i] = t, w
-	c.n++
-}
-
-// delete empties slot i, freeing its payload, and shifts back the entries
-// after it that probed past it (so that no look-up stops early).
+// delete empties slot i of the table and frees its payload.
 func (c *verdictCache) delete(i int) {
-	t, w := c.tags[i], c.words[i]
+	t, w := c.tab.keys[i], c.tab.vals[i]
 	switch w >> kindShift & 3 {
 	case kindHit:
 		r := w & payload
@@ -355,44 +333,24 @@ func (c *verdictCache) delete(i int) {
 	case kindWhole:
 		delete(c.whole, t)
 	}
-	c.n--
-	for j := c.next(i); c.tags[j] != 0; j = c.next(j) {
-		// The entry at j may move to i if its home is not cyclically in (i, j].
-		h := c.home(c.tags[j])
-		if (i < j && (h <= i || h > j)) || (i > j && h <= i && h > j) {
-			c.tags[i], c.words[i] = c.tags[j], c.words[j]
-			i = j
-		}
-	}
-	c.tags[i], c.words[i] = 0, 0
+	c.tab.delete(i)
 }
 
 // evict removes one entry: the first the CLOCK hand finds expired or not
 // used since the hand last passed (clearing the bits it passes).
 func (c *verdictCache) evict(now int64) {
 	for {
-		c.hand %= len(c.tags)
-		t, w := c.tags[c.hand], c.words[c.hand]
+		c.hand %= len(c.tab.keys)
+		t, w := c.tab.keys[c.hand], c.tab.vals[c.hand]
 		switch {
 		case t == 0:
 		case w&refBit == 0 || !c.live(t, w, now):
 			c.delete(c.hand)
 			return
 		default:
-			c.words[c.hand] = w &^ refBit
+			c.tab.vals[c.hand] = w &^ refBit
 		}
 		c.hand++
-	}
-}
-
-// resize moves the entries to a table of size slots.
-func (c *verdictCache) resize(size int) {
-	tags, words := c.tags, c.words
-	c.tags, c.words, c.n = make([]uint64, size), make([]uint32, size), 0
-	for i, t := range tags {
-		if t != 0 {
-			c.insert(t, words[i])
-		}
 	}
 }
 
@@ -401,7 +359,7 @@ func (c *verdictCache) resize(size int) {
 func (c *verdictCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.n
+	return c.tab.n
 }
 
 // remove drops the digest's verdict (a tombstone on the topic).
@@ -412,59 +370,112 @@ func (c *verdictCache) remove(digest string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if i := c.find(t); i >= 0 {
+	if i := c.tab.find(t); i >= 0 {
 		c.delete(i)
 	}
 }
 
 // strtab interns the labels or names of hit records, counting
-// references so that a string goes when its last verdict does. Id 0 is "".
+// references so that a string goes when its last verdict does. Each
+// distinct string costs its bytes, a length byte or two, an 8-byte entry
+// and a 12-byte index slot (at load 0.375 to 0.75). Id 0 is "".
 type strtab struct {
-	ids  map[string]uint32
-	strs []string
-	refs []uint32
-	free []uint32
+	seed  maphash.Seed
+	index table    // seeded hash of a string -> its id
+	arena []byte   // the strings, each a uvarint length and the bytes; never changed in place
+	ents  []strEnt // by id
+	free  []uint32 // ids to reuse
+	dead  int      // arena bytes of dropped strings
 }
+
+type strEnt struct{ off, refs uint32 }
 
 func (s *strtab) init() {
-	s.ids, s.strs, s.refs = map[string]uint32{}, []string{""}, []uint32{0}
+	s.seed, s.ents = maphash.MakeSeed(), []strEnt{{}}
+	s.index.resize(16)
 }
 
-// room reports whether x has an id or a new one would be at most top.
-func (s *strtab) room(x string, top uint32) bool {
-	if _, ok := s.ids[x]; ok || x == "" {
-		return true
+// str returns the string with this id.
+func (s *strtab) str(id uint32) string {
+	if id == 0 {
+		return ""
 	}
-	return len(s.free) > 0 || uint32(len(s.strs)) <= top
+	n, k := binary.Uvarint(s.arena[s.ents[id].off:])
+	b := s.arena[s.ents[id].off+uint32(k):]
+	return string(b[:n])
 }
 
-func (s *strtab) add(x string) uint32 {
+// key is the index key of x: its seeded hash, never 0.
+func (s *strtab) key(x string) uint64 { return max(maphash.String(s.seed, x), 1) }
+
+// add returns x's id and counts one more reference to it. It fails, and
+// changes nothing, when a new id would be over top or x's hash is another
+// string's (a chance of 2^-64 a pair): the caller keeps the verdict whole.
+func (s *strtab) add(x string, top uint32) (uint32, bool) {
 	if x == "" {
-		return 0
+		return 0, true
 	}
-	if id, ok := s.ids[x]; ok {
-		s.refs[id]++
-		return id
+	k := s.key(x)
+	if i := s.index.find(k); i >= 0 {
+		id := s.index.vals[i]
+		if s.str(id) != x {
+			return 0, false
+		}
+		s.ents[id].refs++
+		return id, true
 	}
-	var id uint32
+	id := uint32(len(s.ents))
 	if n := len(s.free); n > 0 {
-		id, s.free = s.free[n-1], s.free[:n-1]
-		s.strs[id], s.refs[id] = x, 1
-	} else {
-		id = uint32(len(s.strs))
-		s.strs, s.refs = append(s.strs, x), append(s.refs, 1)
+		id = s.free[n-1]
 	}
-	s.ids[x] = id
-	return id
+	if id > top || len(s.arena)+len(x)+binary.MaxVarintLen64 > math.MaxUint32 {
+		return 0, false
+	}
+	if n := len(s.free); n > 0 {
+		s.free = s.free[:n-1]
+	} else {
+		s.ents = append(s.ents, strEnt{})
+	}
+	s.ents[id] = strEnt{off: uint32(len(s.arena)), refs: 1}
+	s.arena = binary.AppendUvarint(s.arena, uint64(len(x)))
+	s.arena = append(s.arena, x...)
+	if (s.index.n+1)*4 > len(s.index.keys)*3 {
+		s.index.resize(2 * len(s.index.keys))
+	}
+	s.index.insert(k, id)
+	return id, true
 }
 
+// drop counts one reference less to id; the last frees the string, and
+// the arena is compacted when over half of it is dropped strings.
 func (s *strtab) drop(id uint32) {
 	if id == 0 {
 		return
 	}
-	if s.refs[id]--; s.refs[id] == 0 {
-		delete(s.ids, s.strs[id])
-		s.strs[id] = ""
-		s.free = append(s.free, id)
+	if s.ents[id].refs--; s.ents[id].refs > 0 {
+		return
 	}
+	x := s.str(id)
+	s.index.delete(s.index.find(s.key(x)))
+	s.dead += (bits.Len(uint(len(x)))+6)/7 + len(x) // the uvarint length and the bytes
+	s.ents[id].off = 0
+	s.free = append(s.free, id)
+	if s.dead > 4096 && 2*s.dead > len(s.arena) {
+		s.compact()
+	}
+}
+
+// compact copies the live strings to a new arena (ids do not change).
+func (s *strtab) compact() {
+	arena := make([]byte, 0, len(s.arena)-s.dead)
+	for id := 1; id < len(s.ents); id++ {
+		if s.ents[id].refs == 0 {
+			continue
+		}
+		x := s.str(uint32(id))
+		s.ents[id].off = uint32(len(arena))
+		arena = binary.AppendUvarint(arena, uint64(len(x)))
+		arena = append(arena, x...)
+	}
+	s.arena, s.dead = arena, 0
 }

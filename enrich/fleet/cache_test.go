@@ -67,8 +67,8 @@ func TestVerdictCacheExact(t *testing.T) {
 	for k := range vs {
 		c.remove(k)
 	}
-	if c.len() != 0 || len(c.whole) != 0 || len(c.names.ids)+len(c.labels.ids) != 0 {
-		t.Errorf("after removing all: %d entries, %d whole, %d strings", c.len(), len(c.whole), len(c.names.ids)+len(c.labels.ids))
+	if c.len() != 0 || len(c.whole) != 0 || c.names.index.n+c.labels.index.n != 0 {
+		t.Errorf("after removing all: %d entries, %d whole, %d strings", c.len(), len(c.whole), c.names.index.n+c.labels.index.n)
 	}
 }
 
@@ -93,8 +93,8 @@ func TestVerdictCacheExpiry(t *testing.T) {
 	}
 	h := Verdict{Status: VerdictFound, Harmless: 1, LookedUp: now.Unix(), TTL: 3600, ThreatLabel: "l", Source: SourceVirusTotal}
 	c.put(k, &h, false, now)
-	if _, ok := c.get(k, now.Add(2*time.Hour)); ok || c.len() != 0 || len(c.names.ids)+len(c.labels.ids) != 0 {
-		t.Errorf("an expired hit was served or kept (len %d, strings %d)", c.len(), len(c.names.ids)+len(c.labels.ids))
+	if _, ok := c.get(k, now.Add(2*time.Hour)); ok || c.len() != 0 || c.names.index.n+c.labels.index.n != 0 {
+		t.Errorf("an expired hit was served or kept (len %d, strings %d)", c.len(), c.names.index.n+c.labels.index.n)
 	}
 }
 
@@ -130,16 +130,16 @@ func TestVerdictCacheModel(t *testing.T) {
 	}
 	// Every entry in the table is in the model, and findable.
 	n := 0
-	for i, tg := range c.tags {
+	for i, tg := range c.tab.keys {
 		if tg != 0 {
 			n++
-			if c.find(tg) != i {
+			if c.tab.find(tg) != i {
 				t.Fatalf("slot %d unreachable from its home", i)
 			}
 		}
 	}
-	if n < capacity/2 || n != c.len() || len(c.tags) != c.maxSlots() || unsafe.Sizeof(hitRec{}) != 24 {
-		t.Fatalf("%d tags for %d entries, %d slots (want %d)", n, c.len(), len(c.tags), c.maxSlots())
+	if n < capacity/2 || n != c.len() || len(c.tab.keys) != c.maxSlots() || unsafe.Sizeof(hitRec{}) != 24 {
+		t.Fatalf("%d tags for %d entries, %d slots (want %d)", n, c.len(), len(c.tab.keys), c.maxSlots())
 	}
 	kept := 0
 	for k, v := range model {
@@ -157,11 +157,14 @@ func TestVerdictCacheModel(t *testing.T) {
 		c.remove(k)
 	}
 	used := 0
-	for _, r := range append(c.names.refs, c.labels.refs...) {
-		used += int(r)
+	for _, e := range append(c.names.ents, c.labels.ents...) {
+		used += int(e.refs)
 	}
-	if c.len() != 0 || len(c.whole) != 0 || len(c.names.ids)+len(c.labels.ids) != 0 || used != 0 {
-		t.Fatalf("after removing all: %d entries, %d whole, %d strings, %d references", c.len(), len(c.whole), len(c.names.ids)+len(c.labels.ids), used)
+	if len(c.names.arena) > 8192 { // compacted once over half of it is dropped strings (and 4 KiB)
+		t.Errorf("names arena of %d bytes with no name left", len(c.names.arena))
+	}
+	if c.len() != 0 || len(c.whole) != 0 || c.names.index.n+c.labels.index.n != 0 || used != 0 {
+		t.Fatalf("after removing all: %d entries, %d whole, %d strings, %d references", c.len(), len(c.whole), c.names.index.n+c.labels.index.n, used)
 	}
 }
 
@@ -208,7 +211,7 @@ func randomVerdict(rng *rand.Rand, key string, now int64) Verdict {
 		v.Status = VerdictFound
 		v.Malicious, v.Suspicious, v.Harmless, v.Undetected = n()/10, n()/30, n()/10, n()
 		v.Reputation = rng.Int64N(1<<17) - 1<<16
-		v.ThreatLabel, v.MeaningfulName = pick("", "trojan.a", "miner.b"), pick("", "a.out", fmt.Sprint("n", rng.IntN(50)))
+		v.ThreatLabel, v.MeaningfulName = pick("", "trojan.a", "miner.b"), pick("", "a.out", fmt.Sprint("name-", rng.IntN(5000)))
 		v.FirstSubmission, v.LastAnalysis = rng.Int64N(math.MaxUint32+10), rng.Int64N(1<<31)
 		v.Link = pick("", virustotal.FileLink(key), virustotal.FileLink("ff"+key[2:]))
 	}
