@@ -203,7 +203,7 @@ func fleetVerdict(i, hitsPct, names int, now int64) (string, Verdict) {
 		}
 		v.MeaningfulName, v.Link = fmt.Sprintf("lib%d.so.%d", name, name%3), virustotal.FileLink(k)
 		if r%10 == 0 {
-			v.Malicious, v.Reputation, v.ThreatLabel = int64(5+i%40), -int64(i%90), fmt.Sprintf("trojan.family%d/linux", i%200)
+			v.Malicious, v.Reputation, v.ThreatLabel = int64(5+i%40), -int64(i%90), fmt.Sprintf("trojan.family%d/linux", i/100%200)
 		}
 		v.Engines = v.Malicious + v.Harmless + v.Undetected
 	case r < hitsPct+20:

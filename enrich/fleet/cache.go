@@ -45,8 +45,8 @@ import (
 // years after the cache was made. Eviction is CLOCK, an approximation of
 // LRU: a hit sets the entry's bit; when the cache is full the hand clears
 // set bits and evicts the first entry without one, or an expired one.
-// The table grows by doubling up to cap/0.9 slots, so a full cache runs at
-// load 0.9.
+// The table grows by doubling up to cap/0.95 slots, so a full cache runs
+// at load 0.95.
 //
 // All methods are safe for concurrent use (one mutex).
 type verdictCache struct {
@@ -54,20 +54,22 @@ type verdictCache struct {
 	mac    [3]cipher.Block // per digest length: md5, sha1, sha256
 	base   int64           // unix seconds; expiries count 16 s units from here
 	cap    int
-	hand   int   // CLOCK hand: a slot of tab
-	tab    table // tag -> word
-	recs   []hitRec
-	free   uint32 // head of the free records list, index+1; 0: none
-	names  strtab // meaningful names of hits
-	labels strtab // threat labels of hits (ids up to 65535, else the hit is whole)
+	hand   int        // CLOCK hand: a slot of tab
+	tab    table      // tag -> word
+	recs   [][]hitRec // chunks of recChunk records (no append slack, no copying)
+	nrecs  uint32     // records handed out so far
+	free   uint32     // head of the free records list, index+1; 0: none
+	names  strtab     // meaningful names of hits
+	labels strtab     // threat labels of hits (ids up to 65535, else the hit is whole)
 	whole  map[uint64]wholeEntry
 }
 
 const (
-	loadNum, loadDen = 9, 10 // the table's load at capacity
-	minSlots         = 64    // the table's first size
-	expUnit          = 16    // seconds per expiry unit
-	expBits          = 25    // bits of a plain entry's expiry
+	loadNum, loadDen = 19, 20 // the table's load at capacity
+	minSlots         = 64     // the table's first size
+	recChunk         = 1024   // hit records allocated at a time
+	expUnit          = 16     // seconds per expiry unit
+	expBits          = 25     // bits of a plain entry's expiry
 	maxExp           = 1<<expBits - 1
 	refBit           = 1 << 31 // CLOCK reference bit of a word
 	kindShift        = 29      // bits 29-30: the kind
@@ -91,7 +93,7 @@ var (
 // hitRec is a hit's details, 24 bytes. A free record holds the next free
 // one in first.
 type hitRec struct {
-	exp, first, last uint32   // expiry units; first submission and last analysis, unix seconds
+	exp, first, last uint32   // expiry units (up to maxExp); first submission and last analysis, unix seconds
 	name             uint32   // names id; bit 31: the Link is virustotal.FileLink of the digest (else "")
 	counts           [4]uint8 // malicious, suspicious, harmless, undetected
 	label            uint16   // labels id
@@ -104,7 +106,7 @@ const linkBit = 1 << 31
 type wholeEntry struct {
 	status, reason string
 	d              audit.VTVerdict
-	exp            int64 // unix seconds
+	exp            uint32 // expiry units
 }
 
 func newVerdictCache(capacity int) *verdictCache {
@@ -173,7 +175,7 @@ func (c *verdictCache) get(digest string, now time.Time) (*audit.VTResult, bool)
 	case kindPlain:
 		r.Status, r.Reason = plainStatus[w>>27&3], plainReason[w>>25&3]
 	case kindHit:
-		h := &c.recs[w&payload]
+		h := c.rec(w & payload)
 		r.Status = VerdictFound
 		r.VTVerdict = &audit.VTVerdict{Malicious: int64(h.counts[0]), Suspicious: int64(h.counts[1]),
 			Harmless: int64(h.counts[2]), Undetected: int64(h.counts[3]), Reputation: int64(h.rep),
@@ -195,20 +197,26 @@ func (c *verdictCache) get(digest string, now time.Time) (*audit.VTResult, bool)
 
 // live reports whether the entry with tag t and word w holds at now.
 func (c *verdictCache) live(t uint64, w uint32, now int64) bool {
+	var u uint32
 	switch w >> kindShift & 3 {
 	case kindPlain:
-		return now < c.base+int64(w&maxExp)*expUnit
+		u = w & maxExp
 	case kindHit:
-		return now < c.base+int64(c.recs[w&payload].exp)*expUnit
+		u = c.rec(w & payload).exp
 	default:
-		return now < c.whole[t].exp
+		u = c.whole[t].exp
 	}
+	return now < c.base+int64(u)*expUnit
 }
 
 // units returns the expiry in 16 s units after base, rounded down and
-// clamped to limit, and false when that is not after now.
-func (c *verdictCache) units(exp, now, limit int64) (uint32, bool) {
-	u := min((exp-c.base)/expUnit, limit)
+// clamped to maxExp, and false when that is not after now or is under
+// one unit (now may be before base when the clock was set back).
+func (c *verdictCache) units(exp, now int64) (uint32, bool) {
+	if exp-c.base < expUnit {
+		return 0, false
+	}
+	u := min((exp-c.base)/expUnit, maxExp)
 	return uint32(u), c.base+u*expUnit > now
 }
 
@@ -244,24 +252,20 @@ func (c *verdictCache) put(digest string, v *Verdict, used bool, now time.Time) 
 // pack stores v's payload (a hit record, strings, a whole entry) and
 // returns its word, or false when v expires within 16 s.
 func (c *verdictCache) pack(t uint64, digest string, v *Verdict, now int64) (uint32, bool) {
-	exp := v.LookedUp + v.TTL
+	u, ok := c.units(v.LookedUp+v.TTL, now)
+	if !ok {
+		return 0, false
+	}
 	st, rs := index(plainStatus, v.Status), index(plainReason, v.Reason)
 	switch {
 	case st >= 0 && rs >= 0:
-		u, ok := c.units(exp, now, maxExp)
-		return kindPlain<<kindShift | uint32(st)<<27 | uint32(rs)<<25 | u, ok
+		return kindPlain<<kindShift | uint32(st)<<27 | uint32(rs)<<25 | u, true
 	case v.Status == VerdictFound && fitsRecord(digest, v):
-		u, ok := c.units(exp, now, math.MaxUint32)
-		if !ok {
-			return 0, false
-		}
 		if w, ok := c.hit(v, u); ok {
 			return w, true
 		}
-	case exp <= now:
-		return 0, false
 	}
-	e := wholeEntry{status: v.Status, reason: v.Reason, exp: exp}
+	e := wholeEntry{status: v.Status, reason: v.Reason, exp: u}
 	if v.Status == VerdictFound {
 		e.d = *result(digest, v).VTVerdict
 	}
@@ -290,15 +294,21 @@ func (c *verdictCache) hit(v *Verdict, u uint32) (uint32, bool) {
 	return kindHit<<kindShift | c.record(h), true
 }
 
+func (c *verdictCache) rec(r uint32) *hitRec { return &c.recs[r/recChunk][r%recChunk] }
+
 // record stores h in a free record and returns its index.
 func (c *verdictCache) record(h hitRec) uint32 {
 	if c.free == 0 {
-		c.recs = append(c.recs, h)
-		return uint32(len(c.recs) - 1)
+		if c.nrecs%recChunk == 0 {
+			c.recs = append(c.recs, make([]hitRec, recChunk))
+		}
+		c.nrecs++
+		*c.rec(c.nrecs - 1) = h
+		return c.nrecs - 1
 	}
 	r := c.free - 1
-	c.free = c.recs[r].first
-	c.recs[r] = h
+	c.free = c.rec(r).first
+	*c.rec(r) = h
 	return r
 }
 
@@ -326,9 +336,9 @@ func (c *verdictCache) delete(i int) {
 	switch w >> kindShift & 3 {
 	case kindHit:
 		r := w & payload
-		c.labels.drop(uint32(c.recs[r].label))
-		c.names.drop(c.recs[r].name &^ linkBit)
-		c.recs[r] = hitRec{first: c.free}
+		c.labels.drop(uint32(c.rec(r).label))
+		c.names.drop(c.rec(r).name &^ linkBit)
+		*c.rec(r) = hitRec{first: c.free}
 		c.free = r + 1
 	case kindWhole:
 		delete(c.whole, t)
@@ -337,7 +347,11 @@ func (c *verdictCache) delete(i int) {
 }
 
 // evict removes one entry: the first the CLOCK hand finds expired or not
-// used since the hand last passed (clearing the bits it passes).
+// used since the hand last passed (clearing the bits it passes). The hand
+// then moves past the emptied slot, so that the insert that follows, which
+// may move entries one slot on, cannot bring an entry it passed in front
+// of it; the entry the deletion shifted into that slot waits for the next
+// round.
 func (c *verdictCache) evict(now int64) {
 	for {
 		c.hand %= len(c.tab.keys)
@@ -346,6 +360,7 @@ func (c *verdictCache) evict(now int64) {
 		case t == 0:
 		case w&refBit == 0 || !c.live(t, w, now):
 			c.delete(c.hand)
+			c.hand++
 			return
 		default:
 			c.tab.vals[c.hand] = w &^ refBit
@@ -378,7 +393,7 @@ func (c *verdictCache) remove(digest string) {
 // strtab interns the labels or names of hit records, counting
 // references so that a string goes when its last verdict does. Each
 // distinct string costs its bytes, a length byte or two, an 8-byte entry
-// and a 12-byte index slot (at load 0.375 to 0.75). Id 0 is "".
+// and a 12-byte index slot (at load 0.63 to 0.95). Id 0 is "".
 type strtab struct {
 	seed  maphash.Seed
 	index table    // seeded hash of a string -> its id
@@ -439,8 +454,8 @@ func (s *strtab) add(x string, top uint32) (uint32, bool) {
 	s.ents[id] = strEnt{off: uint32(len(s.arena)), refs: 1}
 	s.arena = binary.AppendUvarint(s.arena, uint64(len(x)))
 	s.arena = append(s.arena, x...)
-	if (s.index.n+1)*4 > len(s.index.keys)*3 {
-		s.index.resize(2 * len(s.index.keys))
+	if (s.index.n+1)*loadDen > len(s.index.keys)*loadNum {
+		s.index.resize(len(s.index.keys) * 3 / 2)
 	}
 	s.index.insert(k, id)
 	return id, true

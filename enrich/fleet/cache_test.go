@@ -49,8 +49,8 @@ func TestVerdictCacheExact(t *testing.T) {
 	if c.len() != len(vs) {
 		t.Fatalf("cached %d, want %d", c.len(), len(vs))
 	}
-	if len(c.whole) != 4 || len(c.recs) != 2 {
-		t.Errorf("%d whole entries and %d hit records, want 4 and 2", len(c.whole), len(c.recs))
+	if len(c.whole) != 4 || c.nrecs != 2 {
+		t.Errorf("%d whole entries and %d hit records, want 4 and 2", len(c.whole), c.nrecs)
 	}
 	for k, v := range vs {
 		got, ok := c.get(k, now)
@@ -169,7 +169,8 @@ func TestVerdictCacheModel(t *testing.T) {
 }
 
 // TestVerdictCacheClock: entries used since the hand last passed survive
-// the eviction of unused ones.
+// the eviction of unused ones (50 evictions: less than one turn of the
+// hand over the 106 slots).
 func TestVerdictCacheClock(t *testing.T) {
 	now := time.Now()
 	c := newVerdictCache(100)
@@ -181,7 +182,7 @@ func TestVerdictCacheClock(t *testing.T) {
 	for i := range 10 {
 		c.get(key(i), now)
 	}
-	for i := 100; i < 190; i++ {
+	for i := 100; i < 150; i++ {
 		c.put(key(i), &v, false, now)
 	}
 	for i := range 10 {
@@ -225,9 +226,9 @@ func FuzzVerdictCache(f *testing.F) {
 	f.Add("skipped", "package", int64(0), int64(0), int64(0), int64(0), int64(0), "", "coreutils 9.1-1", int64(0), int64(0), false, int64(86400))
 	f.Add("hit", "", int64(256), int64(-1), int64(0), int64(0), int64(1<<40), "", "", int64(-1), int64(1<<33), false, int64(17))
 	f.Add("error", "http 503", int64(0), int64(0), int64(0), int64(0), int64(0), "", "", int64(0), int64(0), false, int64(1<<62))
-	now := time.Now()
 	key := fmt.Sprintf("%064x", 42)
 	f.Fuzz(func(t *testing.T, status, reason string, mal, sus, harm, und, rep int64, label, name string, first, last int64, link bool, ttl int64) {
+		now := time.Now()
 		v := Verdict{Status: status, Reason: reason, Malicious: mal, Suspicious: sus, Harmless: harm, Undetected: und,
 			Reputation: rep, ThreatLabel: label, MeaningfulName: name, FirstSubmission: first, LastAnalysis: last,
 			LookedUp: now.Unix(), TTL: ttl, Source: SourceVirusTotal}
