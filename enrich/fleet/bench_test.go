@@ -235,15 +235,7 @@ func BenchmarkHostCacheMemory(b *testing.B) {
 func hostCacheMemory(b *testing.B, hitsPct, names int) {
 	const n = 100000
 	for range b.N {
-		hc := DefaultHostConfig()
-		hc.Brokers = []string{"127.0.0.1:1"} // never reached: the cache is filled directly
-		pub, _, _ := ed25519.GenerateKey(nil)
-		hc.VerdictPublicKey = base64.StdEncoding.EncodeToString(pub)
-		hc.CacheSize = n
-		h, err := NewHost(hc, &stamps{got: map[string]time.Time{}}, quietLog(), &metrics.Registry{})
-		if err != nil {
-			b.Fatal(err)
-		}
+		h := cacheHost(b, n)
 		now := time.Now().Unix()
 		keys := make([]string, n)
 		vs := make([]Verdict, n)
@@ -276,6 +268,21 @@ func hostCacheMemory(b *testing.B, hitsPct, names int) {
 	}
 }
 
+// cacheHost returns a host with a cache of size verdicts whose brokers
+// are never reached: the benchmarks fill the cache through Host.verdict.
+func cacheHost(b *testing.B, size int) *Host {
+	hc := DefaultHostConfig()
+	hc.Brokers = []string{"127.0.0.1:1"}
+	pub, _, _ := ed25519.GenerateKey(nil)
+	hc.VerdictPublicKey = base64.StdEncoding.EncodeToString(pub)
+	hc.CacheSize = size
+	h, err := NewHost(hc, &stamps{got: map[string]time.Time{}}, quietLog(), &metrics.Registry{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h
+}
+
 // rss returns the resident set size of this process in bytes.
 func rss(b *testing.B) int64 {
 	buf, err := os.ReadFile("/proc/self/statm")
@@ -298,15 +305,7 @@ func rss(b *testing.B) int64 {
 //	go test -run '^$' -bench HostCacheLookup ./enrich/fleet/
 func BenchmarkHostCacheLookup(b *testing.B) {
 	const n = 100000
-	hc := DefaultHostConfig()
-	hc.Brokers = []string{"127.0.0.1:1"}
-	pub, _, _ := ed25519.GenerateKey(nil)
-	hc.VerdictPublicKey = base64.StdEncoding.EncodeToString(pub)
-	hc.CacheSize = n
-	h, err := NewHost(hc, &stamps{got: map[string]time.Time{}}, quietLog(), &metrics.Registry{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	h := cacheHost(b, n)
 	defer h.Close()
 	now := time.Now().Unix()
 	for i := range n {

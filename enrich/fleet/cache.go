@@ -221,8 +221,9 @@ func (c *verdictCache) units(exp, now int64) (uint32, bool) {
 }
 
 // put caches v for digest (replacing what the digest had), unless it
-// holds no longer than the next 16 s. used sets the entry's reference bit
-// at once (a verdict this host waited for).
+// holds no longer than the next 16 s; a nil v only removes the digest's
+// verdict. used sets the entry's reference bit at once (a verdict this
+// host waited for).
 func (c *verdictCache) put(digest string, v *Verdict, used bool, now time.Time) {
 	t, ok := c.tag(digest)
 	if !ok {
@@ -232,6 +233,9 @@ func (c *verdictCache) put(digest string, v *Verdict, used bool, now time.Time) 
 	defer c.mu.Unlock()
 	if i := c.tab.find(t); i >= 0 {
 		c.delete(i)
+	}
+	if v == nil {
+		return
 	}
 	w, ok := c.pack(t, digest, v, now.Unix())
 	if !ok {
@@ -378,17 +382,7 @@ func (c *verdictCache) len() int {
 }
 
 // remove drops the digest's verdict (a tombstone on the topic).
-func (c *verdictCache) remove(digest string) {
-	t, ok := c.tag(digest)
-	if !ok {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if i := c.tab.find(t); i >= 0 {
-		c.delete(i)
-	}
-}
+func (c *verdictCache) remove(digest string) { c.put(digest, nil, false, time.Time{}) }
 
 // strtab interns the labels or names of hit records, counting
 // references so that a string goes when its last verdict does. Each
