@@ -32,6 +32,9 @@ func TestHostProcess(t *testing.T) {
 	if os.Getenv("FLEET_CPU_FLEET") != "off" {
 		hc := DefaultHostConfig()
 		hc.Brokers, hc.VerdictPublicKey = []string{addr}, os.Getenv("FLEET_CPU_PUB")
+		if d, err := time.ParseDuration(os.Getenv("FLEET_CPU_FETCH_WAIT")); err == nil {
+			hc.FetchWait = d
+		}
 		h, err := NewHost(hc, &stamps{got: map[string]time.Time{}}, quietLog(), &metrics.Registry{})
 		if err != nil {
 			t.Fatal(err)
@@ -53,6 +56,8 @@ func TestHostProcess(t *testing.T) {
 // cpu_%core is the child's user+system CPU over that time as a share of
 // one core. fleet=off is the same child without a Host (the idle test
 // binary). The topic holds 1,000 verdicts before the host starts.
+// FLEET_CPU_SECONDS sets the time per case, FLEET_CPU_FETCH_WAIT the
+// host's fetch_wait.
 //
 //	go test -run '^$' -bench HostFollowCPU -benchtime 1x ./enrich/fleet/
 func BenchmarkHostFollowCPU(b *testing.B) {

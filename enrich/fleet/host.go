@@ -37,6 +37,10 @@ type HostConfig struct {
 	HostName string `toml:"host_name"`
 	// Interval is the least time between two sightings of one hash.
 	Interval time.Duration `toml:"interval"`
+	// FetchWait is how long the broker may hold a fetch of the verdicts
+	// topic to gather 1 MiB: verdicts reach the host up to FetchWait
+	// late, and an idle topic costs one fetch per FetchWait.
+	FetchWait time.Duration `toml:"fetch_wait"`
 	// CacheSize bounds the verdicts kept in memory (CLOCK, an approximate
 	// LRU; about 20 bytes a verdict, see verdictCache).
 	CacheSize int `toml:"cache_size"`
@@ -56,12 +60,6 @@ type HostConfig struct {
 	StateDir string `toml:"state_dir"`
 }
 
-// The follower's fetch settings (see NewHost).
-const (
-	followWait     = 250 * time.Millisecond
-	followMinBytes = 1 << 20
-)
-
 // SpoolName names the sightings spool (its directory under the state
 // directory, and the sink label of its delivery metrics).
 const SpoolName = "fleet-sightings"
@@ -69,7 +67,7 @@ const SpoolName = "fleet-sightings"
 // DefaultHostConfig returns the defaults; Brokers and VerdictPublicKey are empty.
 func DefaultHostConfig() HostConfig {
 	return HostConfig{Conn: defaultConn(), SightingsTopic: DefaultSightingsTopic, VerdictsTopic: DefaultVerdictsTopic,
-		Interval: time.Hour, CacheSize: 100000, Pending: 10000, Buffer: 65536, SpoolBytes: 16 << 20}
+		Interval: time.Hour, FetchWait: 500 * time.Millisecond, CacheSize: 100000, Pending: 10000, Buffer: 65536, SpoolBytes: 16 << 20}
 }
 
 // Validate checks the options without touching the network.
@@ -86,6 +84,9 @@ func (c *HostConfig) Validate() error {
 	}
 	if c.Interval <= 0 || c.CacheSize <= 0 || c.Pending <= 0 || c.Buffer <= 0 || c.SpoolBytes < 1<<20 {
 		errs = append(errs, errors.New("fleet: interval, cache_size, pending and buffer must be > 0, spool_bytes at least 1 MiB"))
+	}
+	if c.FetchWait < 10*time.Millisecond || c.FetchWait > 10*time.Second {
+		errs = append(errs, errors.New("fleet: fetch_wait must be between 10ms and 10s"))
 	}
 	return errors.Join(errs...)
 }
@@ -181,12 +182,12 @@ func NewHost(cfg HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics
 	if err != nil {
 		return nil, err
 	}
-	// The follower's fetches ask the broker to wait up to followWait for
-	// followMinBytes: verdicts arrive in batches instead of one fetch
-	// round trip each (BenchmarkHostFollowCPU: 100 verdicts/s cost 5.2 %
-	// of a core with sarama's 500 ms / 1 byte, 1.4 % with these), at the
-	// price of up to followWait of added propagation latency.
-	sc.Consumer.MaxWaitTime, sc.Consumer.Fetch.Min = followWait, followMinBytes
+	// The follower's fetches ask the broker to wait up to FetchWait for
+	// 1 MiB: verdicts arrive in batches instead of one fetch round trip
+	// each (BenchmarkHostFollowCPU: 100 verdicts/s cost 5.2 % of a core
+	// with sarama's 1 byte, 1.4 % with 1 MiB), at the price of up to
+	// FetchWait of added propagation latency.
+	sc.Consumer.MaxWaitTime, sc.Consumer.Fetch.Min = cfg.FetchWait, 1<<20
 	if h.spool, err = openSpool(cfg, reg, h.log, func(n int) { h.m.dropped.Add(uint64(n)) }); err != nil {
 		return nil, err
 	}
