@@ -17,7 +17,7 @@ import (
 )
 
 // verdictCache is the host's bounded cache of fleet verdicts: about 12.6
-// bytes a verdict, 40 to 60 more for a hit. It keeps what an event's
+// bytes a verdict, 30 to 60 more for a hit. It keeps what an event's
 // virustotal field shows (result) and nothing else: the source, the
 // engine total, the lookup time and the names of skipped verdicts are in
 // the verdict document only, and the Link of a hit is rebuilt from the
