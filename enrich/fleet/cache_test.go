@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -192,6 +193,34 @@ func TestVerdictCacheClock(t *testing.T) {
 	}
 	if c.len() != 100 {
 		t.Errorf("len %d, want 100", c.len())
+	}
+}
+
+// TestVerdictCacheConcurrent: the follower's goroutines put while events
+// get (run it with -race); every verdict read is one that was put.
+func TestVerdictCacheConcurrent(t *testing.T) {
+	now := time.Now()
+	c := newVerdictCache(200)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			for range 3000 {
+				k := fmt.Sprintf("%064x", rng.IntN(400))
+				if g%2 == 0 {
+					v := Verdict{Status: VerdictFound, Harmless: 1, MeaningfulName: k[60:], LookedUp: now.Unix(), TTL: 3600, Source: SourceVirusTotal}
+					c.put(k, &v, false, now)
+				} else if r, ok := c.get(k, now); ok && r.MeaningfulName != k[60:] {
+					t.Errorf("%s: got the name %q", k, r.MeaningfulName)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if c.len() > 200 {
+		t.Errorf("%d entries over capacity", c.len())
 	}
 }
 
