@@ -82,7 +82,7 @@ profile: build ## CPU and allocation profiles (pipeline, replay, live, the binar
 	@test -s $(CORPUS) || $(MAKE) corpus
 	CORPUS=$(CORPUS) plugin/perf/profile.sh
 
-bench-peers: build ## laurel vs go-libaudit vs audisp-enrich on the corpus (docs/performance.md)
+bench-peers: build ## laurel vs go-libaudit vs audisp-enrich on CORPUS (RUNS=5, PROCS=1,2 adds one and two cores; chart if gnuplot; docs/performance.md)
 	@test -s $(CORPUS) || $(MAKE) corpus
 	CORPUS=$(CORPUS) plugin/perf/peers.sh
 
