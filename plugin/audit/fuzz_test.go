@@ -3,6 +3,7 @@ package audit
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -29,12 +30,15 @@ func fixtureLines(f *testing.F) []string {
 }
 
 // FuzzParse: the parser never panics; an error has a reason; Line is the
-// input and every field is a slice of it or decoded from hex (the
+// input and every field is a slice of it or decoded from hex; when
+// PlainText holds, every name and Bare or Quoted value is plain text (the
 // encoders' guarantees on the records are fuzzed in sinks/encode).
 func FuzzParse(f *testing.F) {
 	for _, l := range fixtureLines(f) {
 		f.Add(l)
 	}
+	f.Add(`type=USER_CMD msg=audit(1.000:1): pid=1 msg='cwd="/" cmd=6C73 x=a"b' a="q"`)
+	f.Add(`type=SYSCALL msg=audit(1.000:1): a=x"y b="open`)
 	f.Add("type=SYSCALL msg=audit(1.000:1): a=1 A=2 b=\"x\"\x1dB=3 b=4")
 	f.Add("type=USER msg=audit(1.000:1): msg='a=1 A=2 msg='x''")
 	f.Fuzz(func(t *testing.T, line string) {
@@ -52,6 +56,21 @@ func FuzzParse(f *testing.F) {
 		for _, fl := range r.Fields {
 			if fl.Enc != Hex && fl.Enc != SingleQuoted && !strings.Contains(line, fl.Raw) {
 				t.Fatalf("raw %q of %s not in the line", fl.Raw, fl.Name)
+			}
+		}
+		if r.PlainText() {
+			for _, fl := range append(slices.Clone(r.Fields), r.Interp...) {
+				texts := []string{fl.Name}
+				if fl.Enc == Bare || fl.Enc == Quoted {
+					texts = append(texts, fl.Value)
+				}
+				for _, s := range texts {
+					for i := 0; i < len(s); i++ {
+						if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+							t.Fatalf("PlainText, but %s=%q holds %q", fl.Name, fl.Value, c)
+						}
+					}
+				}
 			}
 		}
 	})

@@ -156,9 +156,10 @@ func (e *Full) record(w *Writer, r *audit.Record, docEscaped int) {
 	e.nkeys, r2 = objectKeys(nested, e.nkeys)
 	e.ikeys, r3 = objectKeys(r.Interp, e.ikeys)
 	keepLine := r.Irregular || r1 || r2 || r3
+	plain := r.PlainText()
 	w.Key("fields")
 	w.Open()
-	e.fields(w, outer, e.keys, nested, "fields.", true)
+	e.fields(w, outer, e.keys, nested, "fields.", true, plain)
 	w.Close()
 	// raw: the wire form of every value that decoding changed beyond
 	// removing plain double quotes.
@@ -171,7 +172,11 @@ func (e *Full) record(w *Writer, r *audit.Record, docEscaped int) {
 				w.Open()
 				first = false
 			}
-			e.member(w, e.keys[i], f.Raw, "raw.", f.Name)
+			if plain && f.Enc != audit.SingleQuoted {
+				w.PlainMember(e.keys[i], f.Raw) // hex digits, or a bare sentinel
+			} else {
+				e.member(w, e.keys[i], f.Raw, "raw.", f.Name)
+			}
 		}
 	}
 	if !first {
@@ -182,7 +187,7 @@ func (e *Full) record(w *Writer, r *audit.Record, docEscaped int) {
 	if len(r.Interp) > 0 {
 		w.Key("enriched")
 		w.Open()
-		e.fields(w, r.Interp, e.ikeys, nil, "enriched.", false)
+		e.fields(w, r.Interp, e.ikeys, nil, "enriched.", false, plain)
 		w.Close()
 		w.Key("enriched_enc")
 		w.Plain(e.encLetters(r.Interp))
@@ -241,19 +246,23 @@ func (e *Full) encLetters(fs []audit.Field) []byte {
 
 // fields writes name:value pairs under the keys objectKeys chose; a msg
 // field with nested fields becomes an object. With nulls, bare sentinels
-// are written as null (their wire form goes to "raw").
-func (e *Full) fields(w *Writer, fs []audit.Field, keys []string, nested []audit.Field, path string, nulls bool) {
+// are written as null (their wire form goes to "raw"). plain is the
+// record's PlainText: its names and Bare or Quoted values are copied as
+// they are.
+func (e *Full) fields(w *Writer, fs []audit.Field, keys []string, nested []audit.Field, path string, nulls, plain bool) {
 	for i := range fs {
 		f := &fs[i]
 		switch {
 		case f.Enc == audit.SingleQuoted && f.Name == "msg" && len(nested) > 0:
 			e.key(w, keys[i])
 			w.Open()
-			e.fields(w, nested, e.nkeys, nil, "fields.msg.", true)
+			e.fields(w, nested, e.nkeys, nil, "fields.msg.", true, plain)
 			w.Close()
 		case nulls && f.Enc == audit.Bare && audit.IsSentinel(f.Value):
 			e.key(w, keys[i])
 			w.Null()
+		case plain && (f.Enc == audit.Bare || f.Enc == audit.Quoted):
+			w.PlainMember(keys[i], f.Value)
 		default:
 			e.member(w, keys[i], f.Value, path, f.Name)
 		}
@@ -294,8 +303,8 @@ func objectKeys(fs []audit.Field, dst []string) (keys []string, renamed bool) {
 	var next map[string]int       // next suffix to try, per folded name
 	for i := range fs {
 		name := fs[i].Name
-		h := foldHash(name)
-		bit := &seen[h>>6&3]
+		h := foldHash(name) >> 24
+		bit := &seen[h>>6]
 		if *bit&(1<<(h&63)) == 0 {
 			*bit |= 1 << (h & 63)
 			dst = append(dst, name)
@@ -349,24 +358,39 @@ func fold(s string) string {
 	return s
 }
 
-// foldHash hashes the folded form of a name (FNV-1a).
+// foldHash hashes the folded form of a name: names equal ignoring case
+// (in the Unicode sense) hash equal. ASCII names are hashed 8 bytes at a
+// time with bit 0x20 set in every byte (so both cases of a letter agree;
+// other bytes may collide, which only costs objectKeys an exact check);
+// other names are folded first.
 func foldHash(s string) uint32 {
-	f := s
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			f = fold(s)
-			break
-		}
+	h, ascii := wordHash(s)
+	if !ascii {
+		h, _ = wordHash(fold(s))
 	}
-	h := uint32(2166136261)
-	for i := 0; i < len(f); i++ {
-		c := f[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		h = (h ^ uint32(c)) * 16777619
+	return uint32(h >> 32)
+}
+
+// wordHash mixes s's length and its 8-byte words (bit 0x20 set in each
+// byte) by multiplication, so its high bits are the well-mixed ones; ascii
+// reports that s has no byte >= 0x80.
+func wordHash(s string) (h uint64, ascii bool) {
+	const lower, prime = 0x2020202020202020, 0x9e3779b97f4a7c15 // odd: good high bits
+	var seen uint64
+	h = uint64(len(s)) * prime
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := load8(s, i)
+		seen |= x
+		h = (h ^ (x | lower)) * prime
 	}
-	return h
+	var t uint64
+	for j := i; j < len(s); j++ {
+		t |= uint64(s[j]) << (8 * (j - i))
+	}
+	seen |= t
+	h = (h ^ (t | lower)) * prime
+	return h, seen&highs == 0
 }
 
 func foldIn(keys []string, name string) bool {

@@ -139,6 +139,30 @@ func (w *Writer) Member(k, v string) (keyOK, valOK bool) {
 	return keyOK, valOK
 }
 
+// PlainMember writes an object member whose name and value are both plain
+// text (bytes 0x20 to 0x7e, no '"' or '\\', as audit.Record.PlainText
+// guarantees): copied without escaping or a UTF-8 check.
+func (w *Writer) PlainMember(k, v string) {
+	b := w.B
+	if w.format == Msgpack {
+		w.n[w.depth]++
+		b = appendStrHeader(b, len(k))
+		b = append(b, k...)
+		b = appendStrHeader(b, len(v))
+		w.B = append(b, v...)
+		return
+	}
+	if w.sep {
+		b = append(b, ',')
+	}
+	w.sep = true
+	b = append(b, '"')
+	b = append(b, k...)
+	b = append(b, '"', ':', '"')
+	b = append(b, v...)
+	w.B = append(b, '"')
+}
+
 // Str writes a string; it reports false when s was not valid UTF-8 and
 // was written in the escaped form.
 func (w *Writer) Str(s string) bool {
