@@ -39,6 +39,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(`type=USER_CMD msg=audit(1.000:1): pid=1 msg='cwd="/" cmd=6C73 x=a"b' a="q"`)
 	f.Add(`type=SYSCALL msg=audit(1.000:1): a=x"y b="open`)
+	f.Add("type=SYSCALL msg=audit(1.000:1): a=\"x\x1dy\" b=1\x1dUID=\"root\" X=a\x1db")
 	f.Add("type=SYSCALL msg=audit(1.000:1): a=1 A=2 b=\"x\"\x1dB=3 b=4")
 	f.Add("type=USER msg=audit(1.000:1): msg='a=1 A=2 msg='x''")
 	f.Fuzz(func(t *testing.T, line string) {

@@ -65,6 +65,7 @@ type Record struct {
 	Irregular bool
 
 	slab *slab // the Parser slab that holds this record; nil once released
+	gs   int   // offset in Line of the 0x1D before the ENRICHED fields, or 0
 }
 
 // Get returns the decoded value of the first field called name.

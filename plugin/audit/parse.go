@@ -111,14 +111,16 @@ func (p *Parser) Parse(line string) (*Record, error) {
 		nested = p.expandNested()
 	}
 	n := len(p.cur.fields) - p.run
+	gs := 0
 	if tail >= 0 {
+		gs = len(line) - len(rest) + tail
 		if _, irr := p.parseFields(rest[tail+1:], 0, true); irr {
 			irregular = true
 		}
 	}
 	r := p.newRecord()
 	*r = Record{Node: node, Type: typ, TypeNum: typeNum, Sec: sec, Msec: msec, Serial: serial, Line: line,
-		NestedFrom: nested, Irregular: irregular,
+		NestedFrom: nested, Irregular: irregular, gs: gs,
 		Fields: p.fields(0, n), Interp: p.fields(n, len(p.cur.fields)-p.run), slab: p.cur}
 	return r, nil
 }

@@ -10,8 +10,9 @@ import "strings"
 // nested fields' quotes.)
 //
 // How: those names and values are slices of Line outside every Quoted
-// value's quotes (a Quoted value never holds '"'), so it is enough that
-// Line has no byte outside 0x20 to 0x7e and no backslash, and that its
+// value's quotes (a Quoted value never holds '"') and apart from the 0x1D
+// that starts the ENRICHED fields, so it is enough that the rest of Line
+// has no byte outside 0x20 to 0x7e and no backslash, and that its
 // only double quotes are the two of each closed Quoted field (the spans of
 // the fields counted do not overlap: the outer and ENRICHED fields follow
 // one another, the nested ones lie inside msg='...', which is not
@@ -28,7 +29,11 @@ func (r *Record) PlainText() bool {
 			}
 		}
 	}
-	return plainBytes(r.Line) && strings.Count(r.Line, `"`) == 2*q
+	head, tail := r.Line, ""
+	if r.gs > 0 {
+		head, tail = r.Line[:r.gs], r.Line[r.gs+1:]
+	}
+	return plainBytes(head) && plainBytes(tail) && strings.Count(r.Line, `"`) == 2*q
 }
 
 // plainBytes reports that every byte of s is in 0x20 to 0x7e and none is
