@@ -44,10 +44,11 @@ func plainBytes(s string) bool {
 	for ; i+8 <= len(s); i += 8 {
 		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
 			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		// A byte below n sets its high bit in (x - n*ones) &^ x; a byte
-		// equal to c is a zero byte of x ^ c*ones. x >= 0x80 is tested first.
-		bs, del := x^('\\'*ones), x^(0x7f*ones)
-		if x&highs|(x-0x20*ones)&^x&highs|(bs-ones)&^bs&highs|(del-ones)&^del&highs != 0 {
+		// With no byte >= 0x80 (x&highs): a byte below 0x20 sets its high
+		// bit in (x - 0x20*ones) &^ x, a byte 0x7f does in x + ones, and a
+		// backslash is a zero byte of bs (exact tests, no carries).
+		bs := x ^ ('\\' * ones)
+		if (x|(x-0x20*ones)&^x|(x+ones)|(bs-ones)&^bs)&highs != 0 {
 			return false
 		}
 	}

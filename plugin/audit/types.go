@@ -57,12 +57,13 @@ var typeNames = map[string]uint16{
 	"VIRT_MIGRATE_IN": 2506, "VIRT_MIGRATE_OUT": 2507,
 }
 
-var typeNums = func() map[uint16]string {
-	m := make(map[uint16]string, len(typeNames))
+// typeNums is typeNames inverted, indexed by number (an array: TypeName
+// is asked once per record by the encoders).
+var typeNums = func() (t [3000]string) { // every auditd type number is below 3000
 	for k, v := range typeNames {
-		m[v] = k
+		t[v] = k
 	}
-	return m
+	return t
 }()
 
 // Record type numbers this package refers to by name.
@@ -94,8 +95,8 @@ func TypeNumber(name string) uint16 {
 // TypeName returns the name auditd prints for a record type number,
 // UNKNOWN[n] for numbers it has no name for.
 func TypeName(n uint16) string {
-	if s, ok := typeNums[n]; ok {
-		return s
+	if int(n) < len(typeNums) && typeNums[n] != "" {
+		return typeNums[n]
 	}
 	return "UNKNOWN[" + strconv.Itoa(int(n)) + "]"
 }
