@@ -152,11 +152,11 @@ func (e *Full) record(w *Writer, r *audit.Record, docEscaped int) {
 	// Keys of the fields, nested msg and enriched objects; a rename keeps
 	// the line so that the wire names stay recoverable.
 	var r1, r2, r3 bool
-	e.keys, r1 = objectKeys(outer, e.keys)
-	e.nkeys, r2 = objectKeys(nested, e.nkeys)
-	e.ikeys, r3 = objectKeys(r.Interp, e.ikeys)
-	keepLine := r.Irregular || r1 || r2 || r3
 	plain := r.PlainText()
+	e.keys, r1 = objectKeys(outer, e.keys, plain)
+	e.nkeys, r2 = objectKeys(nested, e.nkeys, plain)
+	e.ikeys, r3 = objectKeys(r.Interp, e.ikeys, plain)
+	keepLine := r.Irregular || r1 || r2 || r3
 	w.Key("fields")
 	w.Open()
 	e.fields(w, outer, e.keys, nested, "fields.", true, plain)
@@ -293,8 +293,10 @@ func (e *Full) key(w *Writer, key string) {
 // earlier key becomes "name~N", with the smallest N >= 2 that equals no
 // other name or key of the object. renamed reports whether that happened;
 // the encoder then keeps the record's line, so the wire names stay
-// recoverable. Cost is linear in the number of fields.
-func objectKeys(fs []audit.Field, dst []string) (keys []string, renamed bool) {
+// recoverable. Cost is linear in the number of fields. ascii says that
+// every name is ASCII (audit.Record.PlainText): the names are then hashed
+// from at most two words each (asciiHash).
+func objectKeys(fs []audit.Field, dst []string, ascii bool) (keys []string, renamed bool) {
 	dst = dst[:0]
 	// A 256-bit filter of the folded names seen so far: only a name whose
 	// bit is already set needs a real check.
@@ -303,7 +305,12 @@ func objectKeys(fs []audit.Field, dst []string) (keys []string, renamed bool) {
 	var next map[string]int       // next suffix to try, per folded name
 	for i := range fs {
 		name := fs[i].Name
-		h := foldHash(name) >> 24
+		var h uint32
+		if ascii {
+			h = uint32(asciiHash(name) >> 56)
+		} else {
+			h = foldHash(name) >> 24
+		}
 		bit := &seen[h>>6]
 		if *bit&(1<<(h&63)) == 0 {
 			*bit |= 1 << (h & 63)
@@ -391,6 +398,27 @@ func wordHash(s string) (h uint64, ascii bool) {
 	seen |= t
 	h = (h ^ (t | lower)) * prime
 	return h, seen&highs == 0
+}
+
+// asciiHash hashes an ASCII name, ignoring case, from its length and its
+// first and last 8, 4 or 2 bytes (all of it up to 16 bytes), with bit
+// 0x20 set in every byte as in wordHash; its high bits are the well-mixed
+// ones.
+func asciiHash(s string) uint64 {
+	const lower, prime = 0x2020202020202020, 0x9e3779b97f4a7c15
+	var a, b uint64
+	switch n := len(s); {
+	case n >= 8:
+		a, b = load8(s, 0), load8(s, n-8)
+	case n >= 4:
+		a, b = load4(s, 0), load4(s, n-4)
+	case n >= 2:
+		a, b = uint64(s[0])|uint64(s[1])<<8, uint64(s[n-2])|uint64(s[n-1])<<8
+	case n == 1:
+		a = uint64(s[0])
+	}
+	h := ((a | lower) ^ uint64(len(s))<<56) * prime
+	return (h ^ (b | lower)) * prime
 }
 
 func foldIn(keys []string, name string) bool {
@@ -634,6 +662,12 @@ func load8(s string, i int) uint64 {
 	_ = s[i+7]
 	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
 		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// load4 returns s[i:i+4] as a little-endian word.
+func load4(s string, i int) uint64 {
+	_ = s[i+3]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24
 }
 
 const (
