@@ -231,10 +231,10 @@ func FuzzSharedPrefilter(f *testing.F) {
 // texts seen again, texts holding more literals than a slot remembers,
 // non-ASCII texts, and after the automaton changes (a reload).
 func TestTextMemo(t *testing.T) {
-	lits := []string{"/tmp/", "tmp", "/usr/bin/", "bin", "usr", "/b", "in/", "sr/", "r/b", "u", "kelvin"}
+	lits := []string{"/tmp/", "tmp", "/usr/bin/", "bin", "usr", "/b", "in/", "sr/", "r/b", "u", "kelvin", "name -c"}
 	other := newACMatcher([]string{"/tmp/", "worker"})
 	texts := []string{"/tmp/TestGenerateCorpus1939/003/worker", "/usr/bin/bash-with-a-long-name", "short", "/tmp/x -c usr/bin r/b in/x",
-		"/usr/bin/tmp/usr/bin/r/bin/", "/TMP/\u212aELVIN-and-more-than-16", "/tmp/TestGenerateCorpus1939/003/worker"}
+		"/usr/bin/tmp/usr/bin/r/bin/", "/usr/bin/long-program-name -c x", "/opt/long-program-name -c x", "/TMP/\u212aELVIN-and-more-than-16", "/tmp/TestGenerateCorpus1939/003/worker"}
 	var sc scratch
 	for _, m := range []*acMatcher{newACMatcher(lits), other, newACMatcher(lits)} {
 		for round := range 3 {
@@ -257,6 +257,13 @@ func TestTextMemo(t *testing.T) {
 				sc.memo.scan(m, got, &sc, words...)
 				if !slices.Equal(got, want) {
 					t.Errorf("round %d words %q: memo found %b, scan %b", round, words, got, want)
+				}
+				// Its first word from the memo, the rest scanned on from
+				// the remembered state.
+				got = make([]uint64, m.words())
+				sc.scanLine(m, words, got)
+				if !slices.Equal(got, want) {
+					t.Errorf("round %d words %q: scanLine found %b, scan %b", round, words, got, want)
 				}
 			}
 		}
