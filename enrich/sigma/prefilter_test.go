@@ -269,3 +269,40 @@ func TestTextMemo(t *testing.T) {
 		}
 	}
 }
+
+// TestEuidAnchor: a rule anchored by its euid value (as SigmaHQ's Webshell
+// Remote Command Execution is) matches an exec of that user and no other,
+// and is no candidate on another user's exec, while an exec that only
+// has the SYSCALL anchor every exec has stays a candidate of the rules
+// anchored on it.
+func TestEuidAnchor(t *testing.T) {
+	rules, probs := parseRules("web.yml", []byte(rule("web", "auditd",
+		"    sel:\n        type: 'SYSCALL'\n        SYSCALL:\n            - 'execve'\n            - 'execveat'\n        euid: 33\n    condition: sel\n")))
+	if len(rules) != 1 || len(probs) != 0 {
+		t.Fatalf("rules %d, problems %v", len(rules), probs)
+	}
+	x := newIndex(rules)
+	if x.byAnchor[anchorField("euid")]["33"] == nil || x.byAnchor[anchorField("SYSCALL")] != nil {
+		t.Fatalf("the rule is not anchored on its euid alone: %v", x.byAnchor)
+	}
+	s := &Set{}
+	s.byKind[kindAuditd], s.idx[kindAuditd] = rules, x
+	for _, c := range []struct {
+		euid string
+		want bool
+	}{{"33", true}, {"0", false}, {"330", false}, {"4294967295", false}} {
+		ev := &audit.Event{Kind: audit.KindAudit}
+		ev.Records = []*audit.Record{{Type: "SYSCALL", TypeNum: audit.TypeSyscall,
+			Fields: []audit.Field{{Name: "syscall", Value: "59"}, {Name: "euid", Value: c.euid}, {Name: "exe", Value: "/usr/bin/id"}},
+			Interp: []audit.Field{{Name: "SYSCALL", Value: "execve"}, {Name: "EUID", Value: "www-data"}}}}
+		ev.Summary = &audit.Summary{Exec: true, Exe: "/usr/bin/id", Args: []string{"id"}, Outcome: "success"}
+		got, plain := hitIDs(s, ev), hitIDs(withoutPrefilter(s), ev)
+		if !slices.Equal(got, plain) || (len(got) == 1) != c.want {
+			t.Errorf("euid %s: matched %v, plain evaluation %v, want a match %v", c.euid, got, plain, c.want)
+		}
+		a := &auditCtx{ev: ev, s: ev.Summary}
+		if n := len(x.candidates(a, a)); n != 0 && !c.want {
+			t.Errorf("euid %s: %d candidates", c.euid, n)
+		}
+	}
+}
