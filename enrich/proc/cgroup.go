@@ -2,9 +2,6 @@ package proc
 
 import (
 	"bytes"
-	"errors"
-	"io"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -243,13 +240,8 @@ func newCgroupCache() *cgroupCache {
 func (c *cgroupCache) read(root string, pid int) *audit.Cgroup {
 	bp := c.bufs.Get().(*[]byte)
 	defer c.bufs.Put(bp)
-	f, err := os.Open(root + "/" + strconv.Itoa(pid) + "/cgroup")
+	n, err := readInto(root+"/"+strconv.Itoa(pid)+"/cgroup", *bp)
 	if err != nil {
-		return nil
-	}
-	n, err := io.ReadFull(f, *bp)
-	f.Close()
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil
 	}
 	return c.intern((*bp)[:n])

@@ -1,7 +1,9 @@
 package proc
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -176,4 +178,66 @@ func FuzzParseCgroupFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadInto reads procfs and regular files the way the table does (one
+// read): whole when shorter than the buffer, cut at the buffer's size, and
+// "not exist" for a process that is gone.
+func TestReadInto(t *testing.T) {
+	want, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skipf("no /proc/self/cgroup: %v", err)
+	}
+	buf := make([]byte, maxCgroupFile)
+	n, err := readInto("/proc/self/cgroup", buf)
+	if err != nil || string(buf[:n]) != string(want) {
+		t.Fatalf("readInto /proc/self/cgroup: %q, %v; want %q", buf[:n], err, want)
+	}
+	long := strings.Repeat("0123456789", 1000)
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte(long), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := readInto(path, buf[:100]); err != nil || string(buf[:n]) != long[:100] {
+		t.Errorf("cut read: %q, %v", buf[:n], err)
+	}
+	if b, err := readBounded(path, 1<<20); err != nil || string(b) != long {
+		t.Errorf("whole read: %d bytes, %v", len(b), err)
+	}
+	if _, err := readInto("/proc/0/cgroup", buf); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("gone process: %v, want not exist", err)
+	}
+}
+
+// TestCgroupReadOncePerImage: with cgroup on, the table reads the cgroup
+// file of a process once per image it learns; further events of the same
+// image (table hits) read nothing, a new exec of the pid reads again, and
+// the events carry the parsed file of the live process (this test's own).
+func TestCgroupReadOncePerImage(t *testing.T) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skipf("no /proc/self/cgroup: %v", err)
+	}
+	want := ParseCgroupFile(b)
+	if want.Path == "" {
+		t.Skipf("own cgroup file names no cgroup: %q", b)
+	}
+	tb := tableWith(t, Config{ProcFallback: true, Cgroup: true, Ancestry: 1})
+	pid := os.Getpid()
+	const t0 = 1_700_000_000_000
+	for i := range 5 {
+		ev := syscallEvent(t0+int64(i), pid, 0, "/usr/bin/self", "self")
+		enrichOK(t, tb, ev)
+		if ev.Cgroup == nil || *ev.Cgroup != want {
+			t.Fatalf("event %d: cgroup %+v, want %+v", i, ev.Cgroup, want)
+		}
+	}
+	if n := tb.Stats().CgroupReads; n != 1 {
+		t.Errorf("%d cgroup reads for five events of one image, want 1", n)
+	}
+	ev := execEvent(t0+10, pid, 0, "/usr/bin/other", "other")
+	enrichOK(t, tb, ev)
+	if n := tb.Stats().CgroupReads; n != 2 || ev.Cgroup == nil || *ev.Cgroup != want {
+		t.Errorf("after an exec: %d reads (want 2), cgroup %+v", n, ev.Cgroup)
+	}
 }

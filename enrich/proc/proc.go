@@ -174,12 +174,16 @@ type Stats struct {
 	FromProc  uint64 // parents read from /proc
 	Unknown   uint64 // parents not found
 	ProcErrs  uint64 // /proc reads that failed for another reason than exit
+	// CgroupReads counts the /proc/<pid>/cgroup files read: one per image
+	// learnt (exec or first sighting) or read from /proc, none for an
+	// event whose image the table holds.
+	CgroupReads uint64
 }
 
 // shared are the registry's counters of the "proc" enricher; every Table
 // built with the same registry adds to them (a reload continues them).
 type shared struct {
-	execs, evictions, fromTable, fromProc, unknown, procErrs *metrics.Counter
+	execs, evictions, fromTable, fromProc, unknown, procErrs, cgroupReads *metrics.Counter
 }
 
 func sharedCounters(reg *metrics.Registry) shared {
@@ -187,12 +191,13 @@ func sharedCounters(reg *metrics.Registry) shared {
 		reg = metrics.Default
 	}
 	return shared{
-		execs:     reg.Counter("audisp_enrich_proc_execs_total", "", "Exec events recorded in the process table."),
-		evictions: reg.Counter("audisp_enrich_proc_evictions_total", "", "Pids evicted from the process table for room."),
-		fromTable: reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="table"`, "Parent lookups by outcome."),
-		fromProc:  reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="proc"`, "Parent lookups by outcome."),
-		unknown:   reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="unknown"`, "Parent lookups by outcome."),
-		procErrs:  reg.Counter("audisp_enrich_proc_read_errors_total", "", "Reads of /proc that failed for another reason than the process having exited."),
+		execs:       reg.Counter("audisp_enrich_proc_execs_total", "", "Exec events recorded in the process table."),
+		evictions:   reg.Counter("audisp_enrich_proc_evictions_total", "", "Pids evicted from the process table for room."),
+		fromTable:   reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="table"`, "Parent lookups by outcome."),
+		fromProc:    reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="proc"`, "Parent lookups by outcome."),
+		unknown:     reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="unknown"`, "Parent lookups by outcome."),
+		procErrs:    reg.Counter("audisp_enrich_proc_read_errors_total", "", "Reads of /proc that failed for another reason than the process having exited."),
+		cgroupReads: reg.Counter("audisp_enrich_proc_cgroup_reads_total", "", "Files /proc/<pid>/cgroup read (one per image learnt, with [enrich.proc] cgroup on)."),
 	}
 }
 
@@ -210,8 +215,8 @@ type Table struct {
 	// line of, one another's lock. A small table has one shard.
 	shards []shard
 
-	execs, evictions, fromTable, fromProc, unknown, procErrs metrics.Counter
-	m                                                        shared
+	execs, evictions, fromTable, fromProc, unknown, procErrs, cgroupReads metrics.Counter
+	m                                                                     shared
 }
 
 // shard is one lock and LRU of a Table, padded to its own cache lines.
@@ -345,9 +350,7 @@ func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *stored {
 	}
 	s.parent = audit.Process{PID: pid, Executable: f[0], Args: args, UID: f[1], StartSec: at / 1000}
 	s.auid = f[2]
-	if t.cgroups != nil {
-		s.cg = t.cgroups.read(t.fs.root, pid)
-	}
+	s.cg = t.cgroup(pid)
 	t.store(pid, s)
 	if src == SourceExec {
 		t.execs.Inc()
@@ -506,9 +509,7 @@ func (t *Table) find(ctx context.Context, pid int, at int64) (*stored, Source, e
 		return nil, 0, fmt.Errorf("proc: %w", err)
 	}
 	img = newStored(pid, read)
-	if t.cgroups != nil {
-		img.cg = t.cgroups.read(t.fs.root, pid)
-	}
+	img.cg = t.cgroup(pid)
 	t.storeProc(pid, img)
 	if img.startMilli-procSlack > at {
 		// The pid now belongs to a process younger than the event.
@@ -545,6 +546,16 @@ func (t *Table) storeMiss(pid int) {
 	}
 }
 
+// cgroup returns the parsed cgroup file of pid (nil with cgroup off, or
+// when it cannot be read) and counts the read.
+func (t *Table) cgroup(pid int) *audit.Cgroup {
+	if t.cgroups == nil {
+		return nil
+	}
+	t.count(&t.cgroupReads, t.m.cgroupReads)
+	return t.cgroups.read(t.fs.root, pid)
+}
+
 func (t *Table) count(own, global *metrics.Counter) {
 	own.Inc()
 	global.Inc()
@@ -567,5 +578,7 @@ func (t *Table) Stats() Stats {
 		FromProc:  t.fromProc.Value(),
 		Unknown:   t.unknown.Value(),
 		ProcErrs:  t.procErrs.Value(),
+
+		CgroupReads: t.cgroupReads.Value(),
 	}
 }
