@@ -56,6 +56,9 @@ type LiveRate struct {
 // the results (and NAME.dat with the same figures as columns).
 // AUDISP_ENRICH_LIVE_PROC_FALLBACK=false turns the proc table's /proc
 // fallback off (it is on in plugin mode by default), to see its share.
+// AUDISP_ENRICH_LIVE_COALESCE sets [input] coalesce (default 20ms, the
+// config default); AUDISP_ENRICH_LIVE_BIN runs a given audisp-enrich build
+// instead of building this tree's (A/B runs).
 // The load execs TinyExit's program (AUDISP_ENRICH_LIVE_PROGRAM=true: a
 // copy of /bin/true, as before 2026-12-05 afternoon). It asserts that both
 // plugins delivered ≥ 95% of the execs.
@@ -88,7 +91,15 @@ func TestLiveCost(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bin := goBuild(t, dir, "audisp-enrich", "./plugin/cmd/audisp-enrich")
+	bin := os.Getenv("AUDISP_ENRICH_LIVE_BIN")
+	if bin == "" {
+		bin = goBuild(t, dir, "audisp-enrich", "./plugin/cmd/audisp-enrich")
+	} else {
+		// A given build (A/B runs of two versions): copied so that its
+		// process is named audisp-enrich.
+		copyFile(t, bin, filepath.Join(dir, "audisp-enrich"))
+		bin = filepath.Join(dir, "audisp-enrich")
+	}
 	load := goBuild(t, dir, "execload", "./plugin/perf/execload")
 	work := filepath.Join(dir, "work")
 	if err := os.MkdirAll(work, 0o755); err != nil {
@@ -128,6 +139,10 @@ func TestLiveCost(t *testing.T) {
 		fmt.Fprintf(&bl, "%064x live-%d\n", i*7919+1, i)
 	}
 	writeFile(t, block, bl.String())
+	coalesce := "20ms" // the default
+	if c := os.Getenv("AUDISP_ENRICH_LIVE_COALESCE"); c != "" {
+		coalesce = c
+	}
 	cfg := filepath.Join(dir, "audisp-enrich.toml")
 	writeFile(t, cfg, fmt.Sprintf(`user = "root"
 state_dir = %q
@@ -136,6 +151,8 @@ syslog = false
 [status]
 interval = "0s"
 listen = "127.0.0.1:%d"
+[input]
+coalesce = %q
 [enrich.proc]
 proc_fallback = %v
 [enrich.hunt]
@@ -150,7 +167,7 @@ type = "file"
 [sink.file]
 path = %q
 max_bytes = 0
-`, state, port, os.Getenv("AUDISP_ENRICH_LIVE_PROC_FALLBACK") != "false", block, events)+testsupport.SigmaSection(t))
+`, state, port, coalesce, os.Getenv("AUDISP_ENRICH_LIVE_PROC_FALLBACK") != "false", block, events)+testsupport.SigmaSection(t))
 	lcfg := filepath.Join(dir, "laurel.toml")
 	writeFile(t, lcfg, fmt.Sprintf("directory = %q\n[auditlog]\nfile = \"audit.log\"\nsize = 1000000000\n", laurelDir))
 	plug := func(path, args string) string {
