@@ -26,7 +26,8 @@ import (
 //
 // The events come from AUDISP_ENRICH_CORPUS (default: the bundled
 // capture), in a loop; AUDISP_ENRICH_PACED_EVENTS sets events/s (default
-// 1000) and AUDISP_ENRICH_LIVE_SECONDS the window (default 5). The pids
+// 1000), AUDISP_ENRICH_LIVE_SECONDS the window (default 5) and
+// AUDISP_ENRICH_LIVE_COALESCE [input] coalesce (default 20ms). The pids
 // of a recorded corpus are mostly gone, so the cgroup reads mostly fail as
 // they do for the short-lived processes of the live load.
 func TestPacedCost(t *testing.T) {
@@ -62,6 +63,10 @@ func TestPacedCost(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(dir, "block.txt"), bl.String())
 	out := filepath.Join(dir, "events.json")
+	coalesce := "20ms" // the default
+	if c := os.Getenv("AUDISP_ENRICH_LIVE_COALESCE"); c != "" {
+		coalesce = c
+	}
 	cfg := filepath.Join(dir, "audisp-enrich.toml")
 	writeFile(t, cfg, fmt.Sprintf(`user = "root"
 state_dir = %q
@@ -69,6 +74,8 @@ state_dir = %q
 syslog = false
 [status]
 interval = "0s"
+[input]
+coalesce = %q
 [enrich.hunt]
 enabled = true
 [enrich.blocklist]
@@ -81,7 +88,7 @@ type = "file"
 [sink.file]
 path = %q
 max_bytes = 0
-`, dir, filepath.Join(dir, "block.txt"), out))
+`, dir, coalesce, filepath.Join(dir, "block.txt"), out))
 	cmd := exec.Command(bin, "--config", cfg)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
