@@ -31,7 +31,7 @@ import (
 // FlushInterval is how often, at most, plugin mode flushes the local
 // sinks (stdout, file) while events come in. A document waits in a local
 // sink's batch for less than twice this (the last batch before a pause is
-// flushed on the second tick after the previous flush at the latest).
+// flushed FlushInterval after it at the latest).
 const FlushInterval = 50 * time.Millisecond
 
 // liveGCPercent is plugin mode's GOGC unless the GOGC environment variable
