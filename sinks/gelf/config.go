@@ -19,11 +19,11 @@ type Config struct {
 	// same over TLS).
 	Transport string `toml:"transport"`
 	// Compression is "auto" (default for udp), "gzip", "zlib" or "none".
-	// "auto" sends a message that fits one datagram as plain JSON and
-	// gzip-compresses a larger one, so that it needs fewer chunks: GELF
-	// UDP inputs tell plain, gzip and zlib datagrams apart by their first
-	// bytes, and compressing a small message costs more CPU than all the
-	// rest of its sending. "gzip" and "zlib" compress every message. tcp
+	// "auto" sends a message that fits one or two datagrams as plain JSON
+	// (two: as two chunks) and gzip-compresses a larger one, so that it
+	// needs fewer chunks: GELF UDP inputs tell plain, gzip and zlib
+	// messages apart by their first bytes, and compressing a message of
+	// one or two kilobytes costs more CPU than all the rest of its sending. "gzip" and "zlib" compress every message. tcp
 	// and tls take only "none" (Graylog's TCP input does not decompress).
 	Compression string `toml:"compression"`
 	// ChunkSize is the largest UDP datagram, chunk header included.

@@ -20,7 +20,7 @@ import (
 // their JSON form, true and false become the strings "true" and "false",
 // null is left out. "@timestamp" becomes the GELF timestamp instead of a
 // field. "_id" (which GELF reserves) is written "__id", and a name already
-// used gets "_2", "_3", ... appended.
+// used gets "_2", "_3", ... appended: the first such name not used either.
 
 // maxShort caps short_message (bytes of its JSON string body).
 const maxShort = 1024
@@ -37,7 +37,12 @@ type template struct {
 	parts []tmplPart
 	paths map[string]int // dotted path -> index into the render slots
 	slots int
+	lens  uint64 // bit n set: a path of n bytes (n < 64) is in paths; bit 63 also for longer ones
 }
+
+// mayHave reports whether a path of n bytes can be in paths: a cheap test
+// before the map lookup, which most fields of a document fail.
+func (t *template) mayHave(n int) bool { return t.lens&(1<<min(n, 63)) != 0 }
 
 type tmplPart struct {
 	lit   string
@@ -80,6 +85,7 @@ func parseTemplate(s string) (*template, error) {
 				n = t.slots
 				t.paths[path] = n
 				t.slots++
+				t.lens |= 1 << min(len(path), 63)
 			}
 			p.alts = append(p.alts, n)
 		}
@@ -102,7 +108,7 @@ type encoder struct {
 	path   []byte
 	join   []byte
 	slots  [][]byte
-	used   map[uint64]usedName // names written, by hash (no allocation per field)
+	used   nameSet // names written, by hash
 	ts     string
 	nflds  int
 	// indexes is how many array indexes e.path holds now: only then
@@ -114,8 +120,59 @@ type encoder struct {
 // how many times it was asked for.
 type usedName struct{ start, end, n int }
 
+// nameSet maps FNV-1a hashes of the names written in the current message
+// to their usedName: an open-addressing table that reset empties in
+// constant time (a slot belongs to the current message only when its gen
+// is the set's), with no allocation once it has grown to the largest
+// message's field count.
+type nameSet struct {
+	slots []nameSlot // length a power of two, at most 3/4 used
+	gen   uint32
+	n     int
+}
+
+type nameSlot struct {
+	h   uint64
+	gen uint32
+	usedName
+}
+
+func (t *nameSet) reset() {
+	t.n = 0
+	if t.gen++; t.gen == 0 || t.slots == nil { // wrapped: old gens would look current
+		t.slots = make([]nameSlot, max(len(t.slots), 64))
+		t.gen = 1
+	}
+}
+
+// find returns h's slot: in use (gen current) when h was added, else the
+// empty slot where add puts it.
+func (t *nameSet) find(h uint64) *nameSlot {
+	mask := uint64(len(t.slots) - 1)
+	i := h & mask
+	for t.slots[i].gen == t.gen && t.slots[i].h != h {
+		i = (i + 1) & mask
+	}
+	return &t.slots[i]
+}
+
+// add sets h to u (h not in the set). Slot pointers from find are
+// invalid afterwards.
+func (t *nameSet) add(h uint64, u usedName) {
+	*t.find(h) = nameSlot{h: h, gen: t.gen, usedName: u}
+	if t.n++; t.n*4 > len(t.slots)*3 {
+		old := t.slots
+		t.slots = make([]nameSlot, 2*len(old))
+		for _, s := range old {
+			if s.gen == t.gen {
+				*t.find(s.h) = s
+			}
+		}
+	}
+}
+
 func newEncoder(t *template, host string) *encoder {
-	return &encoder{tmpl: t, host: host, slots: make([][]byte, t.slots), used: map[uint64]usedName{}}
+	return &encoder{tmpl: t, host: host, slots: make([][]byte, t.slots)}
 }
 
 // encode returns the GELF message for doc (a JSON object) with host
@@ -130,7 +187,7 @@ func (e *encoder) encode(doc []byte, host string, level int, keep int) ([]byte, 
 	for i := range e.slots {
 		e.slots[i] = e.slots[i][:0]
 	}
-	clear(e.used)
+	e.used.reset()
 	e.ts, e.nflds, e.path, e.indexes = "", 0, e.path[:0], 0
 	p := parser{s: doc}
 	p.skipWS()
@@ -368,6 +425,9 @@ func (e *encoder) slot(path []byte, v []byte, kind int) {
 		key = stripIndexes(e.name[:0], path)
 		e.name = key
 	}
+	if !e.tmpl.mayHave(len(key)) {
+		return
+	}
 	n, ok := e.tmpl.paths[string(key)]
 	if !ok {
 		return
@@ -388,7 +448,7 @@ func stripIndexes(dst, path []byte) []byte {
 		} else {
 			path = nil
 		}
-		if len(el) > 0 && len(bytes.Trim(el, "0123456789")) == 0 {
+		if allDigits(el) {
 			continue
 		}
 		if len(dst) > 0 {
@@ -397,6 +457,16 @@ func stripIndexes(dst, path []byte) []byte {
 		dst = append(dst, el...)
 	}
 	return dst
+}
+
+// allDigits reports whether el is a non-empty run of ASCII digits.
+func allDigits(el []byte) bool {
+	for _, c := range el {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(el) > 0
 }
 
 // field writes one additional field, unless keep fields were written
@@ -420,14 +490,24 @@ func (e *encoder) field(b []byte, path, v []byte, kind, keep int) []byte {
 		b = append(b[:nameStart], "_id"...)
 		h = hashName(b[nameStart:])
 	}
-	if u, ok := e.used[h]; ok && bytes.Equal(b[u.start:u.end], b[nameStart:]) {
-		u.n++
-		e.used[h] = u
-		b = append(b, '_')
-		b = strconv.AppendInt(b, int64(u.n), 10)
-		e.used[hashName(b[nameStart:])] = usedName{nameStart, len(b), 1}
-	} else if !ok {
-		e.used[h] = usedName{nameStart, len(b), 1}
+	if u := e.used.find(h); u.gen != e.used.gen {
+		e.used.add(h, usedName{nameStart, len(b), 1})
+	} else if bytes.Equal(b[u.start:u.end], b[nameStart:]) {
+		// Taken: the first of name_2, name_3, ... that is not taken either.
+		base := len(b)
+		for {
+			u.n++
+			b = strconv.AppendInt(append(b[:base], '_'), int64(u.n), 10)
+			h2 := hashName(b[nameStart:])
+			v := e.used.find(h2)
+			if v.gen != e.used.gen {
+				e.used.add(h2, usedName{nameStart, len(b), 1})
+				break
+			}
+			if !bytes.Equal(b[v.start:v.end], b[nameStart:]) {
+				break // another name with this hash: written as is
+			}
+		}
 	}
 	b = append(b, '"', ':')
 	switch kind {

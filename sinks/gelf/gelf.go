@@ -163,6 +163,12 @@ func (s *Sink) encode(m *sinks.Message) ([]byte, bool) {
 	return msg, true
 }
 
+// autoPlainChunks is the most datagrams compression "auto" sends a
+// message in uncompressed; a larger message is gzip-compressed. Sending
+// a second datagram costs the sender a fraction of what compressing a
+// message of one or two kilobytes does (docs/performance.md).
+const autoPlainChunks = 2
+
 // udpBatch is how many datagrams are queued before they are sent with
 // one system call.
 const udpBatch = 64
@@ -217,7 +223,7 @@ func (s *Sink) queueUDP(m *sinks.Message) error {
 		return nil
 	}
 	payload := msg
-	if s.cfg.Compression != "auto" || len(msg) > s.cfg.ChunkSize {
+	if s.cfg.Compression != "auto" || len(msg) > autoPlainChunks*(s.cfg.ChunkSize-chunkHeader) {
 		payload = s.compress(msg)
 	}
 	if len(payload) > maxChunks*(s.cfg.ChunkSize-chunkHeader) {

@@ -412,8 +412,9 @@ func TestUDPFields(t *testing.T) {
 }
 
 // TestAutoCompression: with compression "auto" a message that fits one
-// datagram goes as plain JSON and a larger one gzip-compressed (in one
-// datagram or in chunks), as read from the socket.
+// datagram goes as plain JSON, one that fits two goes as two plain
+// chunks, and a larger one gzip-compressed (in one datagram or in
+// chunks), as read from the socket.
 func TestAutoCompression(t *testing.T) {
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -431,10 +432,34 @@ func TestAutoCompression(t *testing.T) {
 		text = append(append(text, words[rnd.IntN(len(words))]...), ' ')
 	}
 	big := sinks.Message{Value: []byte(`{"event":{"original":"` + string(text) + `"}}`)}
+	medium := sinks.Message{Value: []byte(`{"event":{"original":"` + string(text[:2000]) + `"}}`)}
 	for _, c := range []struct {
 		chunk int
 		first []byte // leading bytes of the first datagram of big
 	}{{0, []byte{0x1f, 0x8b}}, {200, []byte{0x1e, 0x0f}}} {
+		if c.chunk == 0 {
+			// medium (2.1 KB) needs two datagrams of the default 1420 bytes: plain.
+			s := newSink(t, Config{Address: conn.LocalAddr().String()})
+			ctx := context.Background()
+			if err := s.Connect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Write(ctx, []sinks.Message{medium}); err != nil {
+				t.Fatal(err)
+			}
+			s.Close(ctx)
+			buf := make([]byte, 65536)
+			for seq := byte(0); seq < 2; seq++ {
+				_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, err := conn.Read(buf)
+				if err != nil || n < 13 || buf[0] != 0x1e || buf[1] != 0x0f || buf[10] != seq || buf[11] != 2 {
+					t.Fatalf("medium message, datagram %d: %x, %v; want chunk %d of 2", seq, buf[:min(n, 14)], err, seq)
+				}
+				if seq == 0 && buf[12] != '{' {
+					t.Fatalf("medium message: first chunk's data starts %q, want plain JSON", buf[12:14])
+				}
+			}
+		}
 		s := newSink(t, Config{Address: conn.LocalAddr().String(), ChunkSize: c.chunk})
 		ctx := context.Background()
 		if err := s.Connect(ctx); err != nil {
@@ -539,6 +564,24 @@ func TestShortMessage(t *testing.T) {
 	msg, _, _ = e.encode([]byte(`{"a.b":1,"a":{"b":2},"a_b":3,"id":4,"a~b":5}`), "", 6, -1)
 	if want := `,"level":6,"_a_b":1,"_a_b_2":2,"_a_b_3":3,"__id":4,"_a_b_4":5}`; !bytes.HasSuffix(msg, []byte(want)) {
 		t.Errorf("colliding names: %s, want suffix %s", msg, want)
+	}
+	msg, _, _ = e.encode([]byte(`{"a_b_2":0,"a.b":1,"a_b":2}`), "", 6, -1)
+	if want := `,"level":6,"_a_b_2":0,"_a_b":1,"_a_b_3":2}`; !bytes.HasSuffix(msg, []byte(want)) {
+		t.Errorf("suffix already taken: %s, want suffix %s", msg, want)
+	}
+	// Past the name set's first growth (48 names) colliding names are
+	// still found, in every message after it too.
+	var many bytes.Buffer
+	many.WriteString(`{"a.b":0`)
+	for i := range 300 {
+		fmt.Fprintf(&many, `,"f%d":%d`, i, i)
+	}
+	many.WriteString(`,"a":{"b":1},"a_b":2}`)
+	for range 2 {
+		msg, _, _ = e.encode(many.Bytes(), "", 6, -1)
+		if want := `,"_f299":299,"_a_b_2":1,"_a_b_3":2}`; !bytes.HasPrefix(msg[bytes.Index(msg, []byte(`,"_a_b"`)):], []byte(`,"_a_b":0,`)) || !bytes.HasSuffix(msg, []byte(want)) {
+			t.Errorf("colliding names among 302: %s, want suffix %s", msg[max(0, len(msg)-80):], want)
+		}
 	}
 	for _, bad := range []string{"{", "{}", "text only", "{a b}"} {
 		if _, err := parseTemplate(bad); err == nil {
@@ -700,7 +743,7 @@ func TestConfig(t *testing.T) {
 // valid additional field names.
 func FuzzEncode(f *testing.F) {
 	for _, s := range []string{`{"a":1}`, `{"@timestamp":"2023-11-14T22:13:20.100Z","event":{"action":"x"},"id":"y","l":[1,"a",true,null],"o":[{"k":[{"z":1}]}],"u":"\u00e9\ud83d\ude00"}`,
-		`{"a\"b":{"c d":-1.5e3}}`, `[]`, `{"a":}`, `{"x":"` + strings.Repeat(`\"`, 700) + `"}`} {
+		`{"a\"b":{"c d":-1.5e3}}`, `{"a_b_2":0,"a.b":1,"a_b":2}`, `[]`, `{"a":}`, `{"x":"` + strings.Repeat(`\"`, 700) + `"}`} {
 		f.Add([]byte(s))
 	}
 	tmpl, err := parseTemplate(DefaultTemplate + " {x} {a}")
@@ -728,10 +771,38 @@ func FuzzEncode(f *testing.F) {
 				t.Fatalf("field name %q", k)
 			}
 		}
+		if k := duplicateKey(msg); k != "" {
+			t.Fatalf("field %q written twice: %s", k, msg)
+		}
 		if m.Short == "" || len(m.Short) > maxShort*6 {
 			t.Fatalf("short_message %q", m.Short)
 		}
 	})
+}
+
+// duplicateKey returns a member name that the JSON object msg holds
+// twice, or "".
+func duplicateKey(msg []byte) string {
+	d := json.NewDecoder(bytes.NewReader(msg))
+	seen := map[string]bool{}
+	if _, err := d.Token(); err != nil { // {
+		return ""
+	}
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		if seen[k.(string)] {
+			return k.(string)
+		}
+		seen[k.(string)] = true
+		var v json.RawMessage
+		if err := d.Decode(&v); err != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 // FuzzTemplate: any template is refused or renders a short_message that

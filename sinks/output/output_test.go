@@ -184,3 +184,67 @@ func TestLocalBatchArenaBounded(t *testing.T) {
 		t.Errorf("the file differs from the documents delivered (%d bytes, want %d)", len(got), want.Len())
 	}
 }
+
+// TestFilterOnLists: sinks filtered on record types, rule keys and
+// techniques get exactly the events that carry them, whichever other
+// sinks the stage has (the lists are collected only when such a filter
+// exists).
+func TestFilterOnLists(t *testing.T) {
+	dir := t.TempDir()
+	toml := fmt.Sprintf("state_dir = %q\n[log]\nsyslog = false\n", dir)
+	for _, sk := range [][2]string{{"all", ""}, {"exec", `types = ["EXECVE"]`}, {"key", `keys = ["k1"]`}, {"tech", `techniques = ["T1059"]`}} {
+		toml += fmt.Sprintf("[[sink]]\nname = %q\ntype = \"file\"\n[sink.file]\npath = %q\n", sk[0], filepath.Join(dir, sk[0]))
+		if sk[1] != "" {
+			toml += "[sink.filter]\n" + sk[1] + "\n"
+		}
+	}
+	cfg, err := conf.Parse("stage.toml", []byte(toml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, 1, Options{Metrics: &metrics.Registry{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(context.Background(), nil)
+	var p audit.Parser
+	event := func(serial int, techniques []audit.Technique, lines ...string) *audit.Event {
+		ev := &audit.Event{Kind: audit.KindAudit, ID: audit.EventID{Sec: 1700000000, Serial: uint32(serial)}}
+		for _, l := range lines {
+			r, err := p.Parse(fmt.Sprintf(l, serial))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev.Records = append(ev.Records, r)
+		}
+		ev.Techniques = techniques
+		return ev
+	}
+	const syscall = `type=SYSCALL msg=audit(1700000000.000:%d): arch=c000003e syscall=59 success=yes exit=0 pid=1 comm="x" key=`
+	evs := []*audit.Event{
+		event(1, nil, syscall+`"k1"`, `type=EXECVE msg=audit(1700000000.000:%d): argc=1 a0="ls"`),
+		event(2, nil, syscall+`"k2"`),
+		event(3, []audit.Technique{{ID: "T1059.004", ParentID: "T1059"}}, syscall+`(null)`),
+	}
+	var buf []byte
+	for _, ev := range evs {
+		buf = s.Encode(0, ev, buf[:0])
+		s.Deliver(ev, buf)
+	}
+	s.Stop(context.Background())
+	for name, want := range map[string][]string{"all": {`:1"`, `:2"`, `:3"`}, "exec": {`:1"`}, "key": {`:1"`}, "tech": {`:3"`}} {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(got), "\n"), "\n")
+		if len(lines) != len(want) {
+			t.Fatalf("sink %s: %d documents, want %d:\n%s", name, len(lines), len(want), got)
+		}
+		for i, id := range want {
+			if !strings.Contains(lines[i], `"id":"`) || !strings.Contains(lines[i], "1700000000.000"+id) {
+				t.Errorf("sink %s document %d is not event %s: %s", name, i, id, lines[i])
+			}
+		}
+	}
+}
