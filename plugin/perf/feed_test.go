@@ -26,7 +26,7 @@ import (
 //
 // The events come from AUDISP_ENRICH_CORPUS (default: the bundled
 // capture), in a loop; AUDISP_ENRICH_PACED_EVENTS sets events/s (default
-// 1000), AUDISP_ENRICH_LIVE_SECONDS the window (default 5) and
+// 1000), AUDISP_ENRICH_LIVE_SECONDS the window (default 3) and
 // AUDISP_ENRICH_LIVE_COALESCE [input] coalesce (default 20ms). The pids
 // of a recorded corpus are mostly gone, so the cgroup reads mostly fail as
 // they do for the short-lived processes of the live load.
@@ -46,7 +46,7 @@ func TestPacedCost(t *testing.T) {
 			t.Fatalf("AUDISP_ENRICH_PACED_EVENTS: bad value %q", s)
 		}
 	}
-	seconds := 5
+	seconds := 3
 	if s := os.Getenv("AUDISP_ENRICH_LIVE_SECONDS"); s != "" {
 		if seconds, err = strconv.Atoi(s); err != nil || seconds <= 0 {
 			t.Fatalf("AUDISP_ENRICH_LIVE_SECONDS: bad value %q", s)
