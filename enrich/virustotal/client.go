@@ -23,6 +23,11 @@ import (
 // the public GUI, whatever Config.Host says.
 const guiFile = "https://www.virustotal.com/gui/file/"
 
+// FileLink returns the VirusTotal web page of the file with this sha256
+// (lower-case hex): the Link of a hit. The fleet host's cache rebuilds
+// links with it instead of keeping them.
+func FileLink(sha256 string) string { return guiFile + sha256 }
+
 // transport ties vt-go's requests (which take no context) to the worker's
 // context, so Close aborts a request in flight, and records the HTTP status
 // of the last answer (vt-go drops it). The worker sends one request at a
@@ -156,7 +161,7 @@ func verdictOf(obj *vt.Object, hash string) cacheEntry {
 		MeaningfulName:  str("meaningful_name"),
 		FirstSubmission: num("first_submission_date"),
 		LastAnalysis:    num("last_analysis_date"),
-		Link:            guiFile + sha,
+		Link:            FileLink(sha),
 	}
 }
 
