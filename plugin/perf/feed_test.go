@@ -57,38 +57,8 @@ func TestPacedCost(t *testing.T) {
 	if bin == "" {
 		bin = goBuild(t, dir, "audisp-enrich", "./plugin/cmd/audisp-enrich")
 	}
-	var bl bytes.Buffer
-	for i := 0; i < 1000; i++ {
-		fmt.Fprintf(&bl, "%064x paced-%d\n", i*7919+1, i)
-	}
-	writeFile(t, filepath.Join(dir, "block.txt"), bl.String())
 	out := filepath.Join(dir, "events.json")
-	coalesce := "20ms" // the default
-	if c := os.Getenv("AUDISP_ENRICH_LIVE_COALESCE"); c != "" {
-		coalesce = c
-	}
-	cfg := filepath.Join(dir, "audisp-enrich.toml")
-	writeFile(t, cfg, fmt.Sprintf(`user = "root"
-state_dir = %q
-[log]
-syslog = false
-[status]
-interval = "0s"
-[input]
-coalesce = %q
-[enrich.hunt]
-enabled = true
-[enrich.blocklist]
-enabled = true
-[[enrich.blocklist.lists]]
-name = "paced"
-path = %q
-[[sink]]
-type = "file"
-[sink.file]
-path = %q
-max_bytes = 0
-`, dir, coalesce, filepath.Join(dir, "block.txt"), out))
+	cfg := pluginConfig(t, dir, dir, out, "")
 	cmd := exec.Command(bin, "--config", cfg)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -133,41 +133,7 @@ func TestLiveCost(t *testing.T) {
 		}
 	}
 	events := filepath.Join(state, "events.json")
-	block := filepath.Join(dir, "block.txt")
-	var bl bytes.Buffer
-	for i := 0; i < 1000; i++ {
-		fmt.Fprintf(&bl, "%064x live-%d\n", i*7919+1, i)
-	}
-	writeFile(t, block, bl.String())
-	coalesce := "20ms" // the default
-	if c := os.Getenv("AUDISP_ENRICH_LIVE_COALESCE"); c != "" {
-		coalesce = c
-	}
-	cfg := filepath.Join(dir, "audisp-enrich.toml")
-	writeFile(t, cfg, fmt.Sprintf(`user = "root"
-state_dir = %q
-[log]
-syslog = false
-[status]
-interval = "0s"
-listen = "127.0.0.1:%d"
-[input]
-coalesce = %q
-[enrich.proc]
-proc_fallback = %v
-[enrich.hunt]
-enabled = true
-[enrich.blocklist]
-enabled = true
-[[enrich.blocklist.lists]]
-name = "live"
-path = %q
-[[sink]]
-type = "file"
-[sink.file]
-path = %q
-max_bytes = 0
-`, state, port, coalesce, os.Getenv("AUDISP_ENRICH_LIVE_PROC_FALLBACK") != "false", block, events)+testsupport.SigmaSection(t))
+	cfg := pluginConfig(t, dir, state, events, fmt.Sprintf("listen = \"127.0.0.1:%d\"\n", port))
 	lcfg := filepath.Join(dir, "laurel.toml")
 	writeFile(t, lcfg, fmt.Sprintf("directory = %q\n[auditlog]\nfile = \"audit.log\"\nsize = 1000000000\n", laurelDir))
 	plug := func(path, args string) string {
@@ -296,6 +262,51 @@ max_bytes = 0
 			t.Fatal(err)
 		}
 	}
+}
+
+// pluginConfig writes the live-cost configuration of audisp-enrich under
+// dir and returns its path: hunting, a 1000-entry block list, [input]
+// coalesce from AUDISP_ENRICH_LIVE_COALESCE (default 20ms, the config's
+// default), the /proc fallback unless AUDISP_ENRICH_LIVE_PROC_FALLBACK is
+// "false", a file sink at events, status reports off; status adds lines to
+// [status]. TestLiveCost and TestPacedCost share it.
+func pluginConfig(t *testing.T, dir, state, events, status string) string {
+	t.Helper()
+	block := filepath.Join(dir, "block.txt")
+	var bl bytes.Buffer
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&bl, "%064x live-%d\n", i*7919+1, i)
+	}
+	writeFile(t, block, bl.String())
+	coalesce := "20ms"
+	if c := os.Getenv("AUDISP_ENRICH_LIVE_COALESCE"); c != "" {
+		coalesce = c
+	}
+	cfg := filepath.Join(dir, "audisp-enrich.toml")
+	writeFile(t, cfg, fmt.Sprintf(`user = "root"
+state_dir = %q
+[log]
+syslog = false
+[status]
+interval = "0s"
+%s[input]
+coalesce = %q
+[enrich.proc]
+proc_fallback = %v
+[enrich.hunt]
+enabled = true
+[enrich.blocklist]
+enabled = true
+[[enrich.blocklist.lists]]
+name = "live"
+path = %q
+[[sink]]
+type = "file"
+[sink.file]
+path = %q
+max_bytes = 0
+`, state, status, coalesce, os.Getenv("AUDISP_ENRICH_LIVE_PROC_FALLBACK") != "false", block, events)+testsupport.SigmaSection(t))
+	return cfg
 }
 
 // goBuild builds pkg (relative to the module root) into dir/name.
