@@ -404,7 +404,7 @@ func TestRunnerHandoverMidWriteSendsNothingTwice(t *testing.T) {
 			return nil
 		}
 		once.Do(func() { close(midWrite) })
-		time.Sleep(200 * time.Millisecond) // the write blocks; the handover cancels it
+		time.Sleep(200 * time.Millisecond)                    // the write blocks; the handover cancels it
 		return sinks.DeliveredFirst(3, sinks.ErrNotConnected) // three were on the wire (testSink records them)
 	}}
 	r := s.runner(t, first, fastConfig())
