@@ -90,13 +90,13 @@ func BenchmarkPipeline(b *testing.B) {
 }
 
 // BenchmarkFull measures the full profile's encoder alone, JSON and
-// msgpack, over the events of the corpus's first 5,000 lines (about a megabyte of records,
-// so that they stay in the caches as in the pipeline, where an event is
-// encoded soon after its lines were parsed) (parsed and
-// reassembled and summarized once, before the timer, as the enrichment
-// pool hands them over): one op encodes every event once. ns/event and
-// the output's MB/s are reported, and cpu-ns/event (process CPU time, the
-// figure to compare on a loaded machine).
+// msgpack, over the events of the corpus's first 5,000 lines, parsed,
+// reassembled and summarized before the timer as the enrichment pool hands
+// them over (about a megabyte of records: they stay in the caches, as in
+// the pipeline, where an event is encoded soon after its lines were
+// parsed). One op encodes every event once. Reported: ns/event, the
+// output's MB/s, and cpu-ns/event (process CPU time, the figure to compare
+// on a loaded machine).
 func BenchmarkFull(b *testing.B) {
 	lines := corpusLines(b)
 	lines = lines[:min(len(lines), 5000)]
