@@ -17,6 +17,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/audisp-enrich/audisp-enrich/enrich"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal/vtfake"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
@@ -235,7 +236,7 @@ func BenchmarkHostCacheMemory(b *testing.B) {
 func hostCacheMemory(b *testing.B, hitsPct, names int) {
 	const n = 100000
 	for range b.N {
-		h := cacheHost(b, n)
+		h := cacheHost(b, n, nopEmitter{})
 		now := time.Now().Unix()
 		keys := make([]string, n)
 		vs := make([]Verdict, n)
@@ -269,14 +270,15 @@ func hostCacheMemory(b *testing.B, hitsPct, names int) {
 }
 
 // cacheHost returns a host with a cache of size verdicts whose brokers
-// are never reached: the benchmarks fill the cache through Host.verdict.
-func cacheHost(b *testing.B, size int) *Host {
+// are never reached, emitting to emit: tests fill the cache through
+// Host.verdict.
+func cacheHost(b testing.TB, size int, emit enrich.Emitter) *Host {
 	hc := DefaultHostConfig()
 	hc.Brokers = []string{"127.0.0.1:1"}
 	pub, _, _ := ed25519.GenerateKey(nil)
 	hc.VerdictPublicKey = base64.StdEncoding.EncodeToString(pub)
 	hc.CacheSize = size
-	h, err := NewHost(hc, &stamps{got: map[string]time.Time{}}, quietLog(), &metrics.Registry{})
+	h, err := NewHost(hc, emit, quietLog(), &metrics.Registry{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -305,7 +307,7 @@ func rss(b *testing.B) int64 {
 //	go test -run '^$' -bench HostCacheLookup ./enrich/fleet/
 func BenchmarkHostCacheLookup(b *testing.B) {
 	const n = 100000
-	h := cacheHost(b, n)
+	h := cacheHost(b, n, nopEmitter{})
 	defer h.Close()
 	now := time.Now().Unix()
 	for i := range n {

@@ -111,6 +111,9 @@ type Host struct {
 	fol    *follower
 	ready  chan struct{} // closed once connected and the verdicts topic was read
 	cache  *verdictCache
+	// afterMiss, when set (by tests only), runs between an event's cache
+	// miss and its look-up in the pending table.
+	afterMiss func(digest string)
 
 	mu       sync.Mutex
 	pend     map[string]*pending
@@ -278,6 +281,8 @@ func (h *Host) Name() string { return virustotal.Name }
 
 // Enrich sets ev.VirusTotal for the event's primary hash from the fleet's
 // verdicts, or to pending. It never blocks and never returns an error.
+// A hash it marks pending gets its verdict document as soon as the
+// verdict is cached, however Enrich and the follower interleave.
 func (h *Host) Enrich(_ context.Context, ev *audit.Event) error {
 	if len(ev.Hashes) == 0 {
 		return nil
@@ -293,9 +298,23 @@ func (h *Host) Enrich(_ context.Context, ev *audit.Event) error {
 		ev.VirusTotal = r
 		return nil
 	}
-	h.m.cacheMiss.Inc()
+	if h.afterMiss != nil {
+		h.afterMiss(fh.Hex)
+	}
 	h.mu.Lock()
 	p := h.pend[fh.Hex]
+	if p == nil {
+		// verdict caches a verdict and takes its pending entry under
+		// h.mu: a verdict cached after the look-up above is seen here,
+		// and one cached later finds the entry made below.
+		if r, ok := h.cache.get(fh.Hex, now); ok {
+			h.mu.Unlock()
+			h.m.cacheHit.Inc()
+			ev.VirusTotal = r
+			return nil
+		}
+	}
+	h.m.cacheMiss.Inc()
 	if p == nil {
 		if len(h.pend) >= h.cfg.Pending {
 			h.mu.Unlock()
