@@ -220,11 +220,13 @@ func fleetVerdict(i, hitsPct, names int, now int64) (string, Verdict) {
 // BenchmarkHostCacheMemory measures the memory a host's verdict cache
 // holds per 100k verdicts, filled through the follower's callback
 // (Host.verdict) with fleetVerdict's mix at several shares of hits (the
-// verdicts that need a record and strings). MiB/100k is the growth of the
-// live heap, rss_MiB/100k that of the resident set (after returning freed
-// memory to the system); both include the growth steps' garbage being
-// gone. Names come from a pool of 8,000; the last case is the worst: all
-// hits, every name distinct. The target is 2 MiB per 100k.
+// verdicts that need a record in the cache's file). MiB/100k is the
+// growth of the live heap, rss_MiB/100k that of the resident set (after
+// returning freed memory to the system); both include the growth steps'
+// garbage being gone; file_MiB/100k is the size of the records file (page
+// cache, not resident memory). Names come from a pool of 8,000; the last
+// case is the worst: all hits, every name distinct. The target is
+// 2 MiB per 100k.
 //
 //	go test -run '^$' -bench HostCacheMemory -benchtime 1x ./enrich/fleet/
 func BenchmarkHostCacheMemory(b *testing.B) {
@@ -265,6 +267,7 @@ func hostCacheMemory(b *testing.B, hitsPct, names int) {
 		}
 		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "MiB/100k")
 		b.ReportMetric(float64(rss1-rss0)/(1<<20), "rss_MiB/100k")
+		b.ReportMetric(float64(h.cache.file.end)/(1<<20), "file_MiB/100k")
 		_ = h.Close()
 	}
 }
@@ -278,6 +281,7 @@ func cacheHost(b testing.TB, size int, emit enrich.Emitter) *Host {
 	pub, _, _ := ed25519.GenerateKey(nil)
 	hc.VerdictPublicKey = base64.StdEncoding.EncodeToString(pub)
 	hc.CacheSize = size
+	hc.StateDir = b.TempDir()
 	h, err := NewHost(hc, emit, quietLog(), &metrics.Registry{})
 	if err != nil {
 		b.Fatal(err)
@@ -301,8 +305,10 @@ func rss(b *testing.B) int64 {
 // BenchmarkHostCacheLookup measures what the cache adds to an event: one
 // Host.Enrich of an event whose hash has a cached verdict (the common
 // case once the fleet knows the hashes), in a cache of 100k verdicts of
-// fleetVerdict's mix with 35 % hits. miss is an unknown hash already
-// pending (the look-up, then the pending table).
+// fleetVerdict's mix with 35 % hits: cached is any cached hash, vt_hit a
+// VirusTotal hit (its record read back from the file), plain a verdict
+// held in its slot's word; miss is an unknown hash already pending (the
+// look-up, then the pending table).
 //
 //	go test -run '^$' -bench HostCacheLookup ./enrich/fleet/
 func BenchmarkHostCacheLookup(b *testing.B) {
@@ -317,13 +323,18 @@ func BenchmarkHostCacheLookup(b *testing.B) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		name string
-		off  int
-	}{{"hit", 0}, {"miss", n}} {
+		key  func(i int) int // the i-th event's verdict, as fleetVerdict's index
+	}{
+		{"cached", func(i int) int { return i * 97 }},
+		{"vt_hit", func(i int) int { return i*100 + i%35 }}, // fleetVerdict's hits: a record read from the file
+		{"plain", func(i int) int { return i*100 + 35 + i%65 }},
+		{"miss", func(i int) int { return n + i*97 }},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			evs := make([]*audit.Event, 1000)
 			for i := range evs {
 				evs[i] = &audit.Event{}
-				evs[i].Hashes = []audit.FileHash{{Path: "/opt/x", Algo: "sha256", Hex: fmt.Sprintf("%064x", 1<<40+c.off+i*97)}}
+				evs[i].Hashes = []audit.FileHash{{Path: "/opt/x", Algo: "sha256", Hex: fmt.Sprintf("%064x", 1<<40+c.key(i))}}
 				_ = h.Enrich(ctx, evs[i])
 			}
 			b.ResetTimer()
@@ -331,5 +342,38 @@ func BenchmarkHostCacheLookup(b *testing.B) {
 				_ = h.Enrich(ctx, evs[i%len(evs)])
 			}
 		})
+	}
+}
+
+// BenchmarkVerdictCacheCompact measures one compaction of the cache's
+// file (under the cache's mutex: events wait for it): 100k hits cached,
+// 60k of them removed, the 40k live records copied to a new file.
+//
+//	go test -run '^$' -bench VerdictCacheCompact -benchtime 5x ./enrich/fleet/
+func BenchmarkVerdictCacheCompact(b *testing.B) {
+	const n = 100000
+	now := time.Now()
+	for range b.N {
+		b.StopTimer()
+		c := testCache(b, n)
+		keys := make([]string, n)
+		for i := range n {
+			k, v := fleetVerdict(i, 100, 0, now.Unix())
+			keys[i] = k
+			c.put(k, &v, false, now)
+		}
+		for i := range n * 6 / 10 {
+			c.remove(keys[i])
+		}
+		live := c.file.end - c.file.dead
+		b.StartTimer()
+		c.mu.Lock()
+		c.compact(now)
+		c.mu.Unlock()
+		b.StopTimer()
+		if c.file.end != live {
+			b.Fatalf("compacted to %d bytes, want %d", c.file.end, live)
+		}
+		b.ReportMetric(float64(live)/(1<<20), "live_MiB")
 	}
 }
