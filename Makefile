@@ -78,11 +78,11 @@ bench: ## benchmarks (parse+reassemble+encode on one core over the corpus, enric
 	AUDISP_ENRICH_CORPUS=$(CORPUS) GOMAXPROCS=1 $(GO) test -run='^$$' -bench=. -benchmem -count=1 ./plugin/ ./sinks/encode/
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./enrich/... ./sinks/...
 
-profile: ## CPU and allocation profiles (pipeline, replay, live) into build/perf/profile
+profile: build ## CPU and allocation profiles (pipeline, replay, live, the binary's replay) into build/perf/profile
 	@test -s $(CORPUS) || $(MAKE) corpus
 	CORPUS=$(CORPUS) plugin/perf/profile.sh
 
-bench-peers: build ## laurel vs go-libaudit vs audisp-enrich on the corpus (docs/performance.md)
+bench-peers: build ## laurel vs go-libaudit vs audisp-enrich on CORPUS (RUNS=5, PROCS=1,2 adds one and two cores; chart if gnuplot; docs/performance.md)
 	@test -s $(CORPUS) || $(MAKE) corpus
 	CORPUS=$(CORPUS) plugin/perf/peers.sh
 

@@ -17,7 +17,9 @@ import (
 //
 // Enrich must return before ctx is done: the pool runs each event's chain
 // under a deadline (enrich.timeout after the chain started); an enricher
-// that waits for something (VirusTotal's max_wait) waits no longer. A non-nil error becomes a warning on the event; it never drops
+// that waits for something (VirusTotal's max_wait) waits no longer. ctx is
+// valid only during the call: the pool reuses it for the next event, so an
+// enricher must not keep it. A non-nil error becomes a warning on the event; it never drops
 // the event. Network I/O must not happen on this path: enrichers that need it
 // (VirusTotal) queue the work and report a pending status instead.
 type Enricher interface {

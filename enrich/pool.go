@@ -20,7 +20,9 @@ import (
 //
 // Deadline: each audit event's chain runs under a context whose deadline
 // is the timeout after the chain started, so an enricher that may wait
-// (VirusTotal's max_wait) stops waiting by then. An enricher error, or a
+// (VirusTotal's max_wait) stops waiting by then. The context is the
+// worker's own, reset for each event (see chainCtx): it costs no
+// allocation and no timer unless an enricher asks for its Done channel. An enricher error, or a
 // call that takes longer than the timeout, becomes a warning on the event
 // and is counted; the event always goes on.
 //
@@ -133,7 +135,7 @@ type tally struct {
 
 func (p *Pool) work(w int) {
 	defer p.wg.Done()
-	ctx := context.Background()
+	var ctx chainCtx
 	// The event's fields are extracted once, here, for every enricher and
 	// the encoder (audit.Event.Summary); sum is reused for each job.
 	var sum audit.Summary
@@ -149,9 +151,7 @@ func (p *Pool) work(w int) {
 			j.ev.Summary = &sum
 			if len(p.chain) > 0 {
 				n++
-				cctx, cancel := context.WithTimeout(ctx, p.timeout)
-				timeNext = p.run(cctx, j.ev, tallies, timeNext || n%latencySample == 0)
-				cancel()
+				timeNext = p.run(&ctx, j.ev, tallies, timeNext || n%latencySample == 0)
 			}
 		}
 		j.buf = j.buf[:0]
@@ -179,9 +179,11 @@ const latencySample = 8
 // when it took longer than the timeout the event gets a warning that names
 // no enricher. run reports whether the event was slow, so that the next
 // one is timed per enricher.
-func (p *Pool) run(ctx context.Context, ev *audit.Event, tallies []tally, timed bool) (slow bool) {
+func (p *Pool) run(ctx *chainCtx, ev *audit.Event, tallies []tally, timed bool) (slow bool) {
 	first := time.Now()
 	start := first
+	ctx.reset(first.Add(p.timeout))
+	defer ctx.end()
 	for i, e := range p.chain {
 		t := &tallies[i]
 		err := e.Enrich(ctx, ev)
@@ -245,3 +247,70 @@ func (p *Pool) emit() {
 		p.free.Put(j)
 	}
 }
+
+// chainCtx is a worker's context for the chain of one event at a time: the
+// pool sets its deadline before the chain (reset) and ends it after (end).
+// Its Deadline and Err are plain reads; the Done channel, and the timer
+// that closes it at the deadline, are made only when an enricher asks for
+// Done (one that waits: VirusTotal, the proc table's /proc reads), so the
+// usual event costs neither an allocation nor a timer. The guarantee is
+// context.WithTimeout's: Done is closed by the deadline and Err then
+// reports context.DeadlineExceeded. An enricher must not keep ctx after
+// its Enrich returns: the next event reuses it.
+type chainCtx struct {
+	at    time.Time
+	mu    sync.Mutex // guards done and timer (Done may be called from any goroutine)
+	done  chan struct{}
+	timer *time.Timer
+}
+
+func (c *chainCtx) reset(at time.Time) { c.at = at }
+
+// end stops the timer of a Done channel made for this event, if any.
+func (c *chainCtx) end() {
+	c.mu.Lock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.timer, c.done = nil, nil
+	c.mu.Unlock()
+}
+
+func (c *chainCtx) Deadline() (time.Time, bool) { return c.at, true }
+
+func (c *chainCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		done := make(chan struct{})
+		c.done = done
+		if d := time.Until(c.at); d > 0 {
+			c.timer = time.AfterFunc(d, func() { close(done) })
+		} else {
+			close(done) // Err may have said so already
+		}
+	}
+	return c.done
+}
+
+// Err is nil until the deadline; once Done was asked for, until it is
+// closed, so the two always agree.
+func (c *chainCtx) Err() error {
+	c.mu.Lock()
+	done := c.done
+	c.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+			return context.DeadlineExceeded
+		default:
+			return nil
+		}
+	}
+	if time.Now().Before(c.at) {
+		return nil
+	}
+	return context.DeadlineExceeded
+}
+
+func (c *chainCtx) Value(any) any { return nil }

@@ -3,6 +3,7 @@ package enrich
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -142,5 +143,76 @@ func TestPoolTiming(t *testing.T) {
 	// the slow event 4).
 	if got, want := snap[`audisp_enrich_enricher_seconds{enricher="slow"}_count`], float64(n/latencySample+2); got != want {
 		t.Errorf("latency samples = %v, want %v", got, want)
+	}
+}
+
+// waiter checks the chain context of each event: its deadline is the
+// pool's timeout after the chain started; even serials wait on Done until
+// the deadline, odd serials ask Err, then Done, after the deadline passed
+// without waiting on the channel. It records what it saw per serial.
+type waiter struct {
+	timeout time.Duration
+	seen    map[uint32]string
+}
+
+func (waiter) Name() string { return "waiter" }
+
+func (w waiter) Enrich(ctx context.Context, ev *audit.Event) error {
+	start := time.Now()
+	dl, ok := ctx.Deadline()
+	var got []string
+	if !ok || dl.Before(start.Add(-w.timeout)) || dl.After(start.Add(w.timeout)) {
+		got = append(got, "deadline "+dl.String())
+	}
+	if ctx.Err() != nil {
+		got = append(got, "err before the deadline")
+	}
+	if ev.ID.Serial%2 == 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * w.timeout):
+			got = append(got, "done not closed")
+		}
+		if time.Now().Before(dl) {
+			got = append(got, "done closed before the deadline")
+		}
+	} else {
+		time.Sleep(time.Until(dl) + time.Millisecond)
+		if ctx.Err() != context.DeadlineExceeded {
+			got = append(got, "no err after the deadline")
+		}
+		select {
+		case <-ctx.Done():
+		default:
+			got = append(got, "done open after err")
+		}
+	}
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		got = append(got, "err "+fmt.Sprint(ctx.Err()))
+	}
+	w.seen[ev.ID.Serial] = strings.Join(got, "; ")
+	return nil
+}
+
+// TestPoolDeadline: every event's chain gets its own deadline, whether the
+// enricher waits on Done or only reads Err; Done closes at the deadline, not
+// before, and Err agrees with it; the reused context starts afresh for the
+// next event.
+func TestPoolDeadline(t *testing.T) {
+	const timeout = 20 * time.Millisecond
+	w := waiter{timeout: timeout, seen: map[uint32]string{}}
+	p := NewPool([]Enricher{w}, 1, 4, timeout, &metrics.Registry{}, nil, func(*audit.Event, []byte) {})
+	const n = 6
+	for i := range n {
+		p.Submit(&audit.Event{ID: audit.EventID{Serial: uint32(i)}})
+	}
+	p.Close()
+	if len(w.seen) != n {
+		t.Fatalf("enricher saw %d events, want %d", len(w.seen), n)
+	}
+	for s, got := range w.seen {
+		if got != "" {
+			t.Errorf("event %d: %s", s, got)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package sigma
 
 import (
 	mathbits "math/bits"
-	"slices"
 	"strings"
 )
 
@@ -161,27 +160,41 @@ func (c *fieldCond) anchors() []anchor {
 	return out
 }
 
-// index holds the rules of one kind by anchor, and their literal
-// prefilter.
+// index holds the rules of one kind by anchor, and their prefilter.
 type index struct {
 	rules    []*Rule
 	byAnchor [numAnchorFields]map[string][]int // by field and key: rule positions, ascending
+	maxKey   [numAnchorFields]int              // by field: the length of its longest key
 	anchored bool                              // some rule has anchors
-	free     []int                             // positions of rules without anchors
-	lits     *acMatcher                        // all literals of the rules' sets, or nil
-	byLit    [][]int32                         // by literal id: the positions of the rules whose set holds it
-	filtered []uint64                          // bit i: rule i has a literal set
-	scope    scope                             // service: auditd: the values the rules read
+	free     []uint64                          // bit i: rule i has no anchors
+	// The prefilter's facts are numbered: the literals of lits first,
+	// then the record types of typeFacts. lits is nil when the prefilter
+	// is off.
+	lits      *acMatcher
+	litTexts  []string // the literals of lits, by fact
+	typeFacts []typeFact
+	nfacts    int
+	byLit     [][]int32 // by fact: the positions of the rules whose set holds it
+	filtered  []uint64  // bit i: rule i has a fact set
+	scope     scope     // service: auditd: the values the rules read
+}
+
+// typeFact is the fact "the event has a record of type typ" (service:
+// auditd: a field map that names only record types has no literal).
+type typeFact struct {
+	typ uint16
+	id  int32
 }
 
 func newIndex(rules []*Rule) *index {
-	x := &index{rules: rules, filtered: make([]uint64, (len(rules)+63)/64), scope: scopeOf(rules)}
+	words := (len(rules) + 63) / 64
+	x := &index{rules: rules, filtered: make([]uint64, words), free: make([]uint64, words), scope: scopeOf(rules)}
 	ids := map[string]int32{}
-	var lits []string
+	var facts []string
 	for i, r := range rules {
 		as := r.anchors()
 		if as == nil {
-			x.free = append(x.free, i)
+			x.free[i>>6] |= 1 << (i & 63)
 		}
 		for _, a := range as {
 			m := x.byAnchor[a.field]
@@ -192,14 +205,15 @@ func newIndex(rules []*Rule) *index {
 			if l := m[a.key]; len(l) == 0 || l[len(l)-1] != i {
 				m[a.key] = append(l, i)
 			}
+			x.maxKey[a.field] = max(x.maxKey[a.field], len(a.key))
 			x.anchored = true
 		}
 		for _, l := range literalNeeds.rule(r) {
 			id, ok := ids[l]
 			if !ok {
-				id = int32(len(lits))
+				id = int32(len(facts))
 				ids[l] = id
-				lits = append(lits, l)
+				facts = append(facts, l)
 				x.byLit = append(x.byLit, nil)
 			}
 			if rs := x.byLit[id]; len(rs) == 0 || rs[len(rs)-1] != int32(i) {
@@ -208,30 +222,82 @@ func newIndex(rules []*Rule) *index {
 			x.filtered[i>>6] |= 1 << (i & 63)
 		}
 	}
-	if len(lits) > 0 {
-		x.lits = newACMatcher(lits)
+	if len(facts) == 0 {
+		return x
 	}
+	// Literals first (the automaton numbers them from 0), then types.
+	var lits []string
+	byLit := make([][]int32, 0, len(facts))
+	for i, f := range facts {
+		if _, ok := typeOfFact(f); !ok {
+			lits = append(lits, f)
+			byLit = append(byLit, x.byLit[i])
+		}
+	}
+	for i, f := range facts {
+		if t, ok := typeOfFact(f); ok {
+			x.typeFacts = append(x.typeFacts, typeFact{typ: t, id: int32(len(byLit))})
+			byLit = append(byLit, x.byLit[i])
+		}
+	}
+	x.byLit, x.nfacts = byLit, len(byLit)
+	x.lits, x.litTexts = newACMatcher(lits), lits
 	return x
+}
+
+// shareLiterals gives the indexes one automaton over the literals of
+// all of them (renumbering their facts), so that a text several kinds
+// read is scanned once per event: the executable and the command line,
+// which service: auditd rules read in the records and process_creation
+// rules as Image and CommandLine (see auditCtx.walk and doc.walk).
+func shareLiterals(xs ...*index) {
+	ids := map[string]int32{}
+	var all []string
+	for _, x := range xs {
+		if x == nil || x.lits == nil {
+			return
+		}
+		for _, l := range x.litTexts {
+			if _, ok := ids[l]; !ok {
+				ids[l] = int32(len(all))
+				all = append(all, l)
+			}
+		}
+	}
+	m := newACMatcher(all)
+	for _, x := range xs {
+		byLit := make([][]int32, len(all), len(all)+len(x.typeFacts))
+		for i, l := range x.litTexts {
+			byLit[ids[l]] = x.byLit[i]
+		}
+		for j := range x.typeFacts {
+			byLit = append(byLit, x.byLit[len(x.litTexts)+j])
+			x.typeFacts[j].id = int32(len(all) + j)
+		}
+		x.byLit, x.nfacts, x.lits, x.litTexts = byLit, len(byLit), m, all
+	}
 }
 
 // walker is an event as one kind of rules reads it.
 type walker interface {
 	// walk visits the event once: it passes every anchor field value
-	// (lower-cased) to a.anchor and, when found is not nil, scans every
-	// value a rule of x may read for the literals of x.lits into found.
+	// to a.anchor and, when found is not nil, scans every
+	// value a rule of x may read for the literals of x.lits into found
+	// and sets the type facts of the event's records.
 	walk(x *index, a *auditCtx, found []uint64)
 }
 
 // candidates returns the positions of the rules an event may match, in
 // ascending order without repeats: the rules without anchors and those
 // with an anchor among the (field, value) pairs w passes to a.anchor,
-// less those with a literal set of which w finds nothing. The slice is
+// less those with a fact set of which w finds nothing. The slice is
 // a.cand, valid until the next call.
 func (x *index) candidates(a *auditCtx, w walker) []int {
-	a.cand = append(a.cand[:0], x.free...)
+	a.bits = append(a.bits[:0], x.free...)
 	var found []uint64
 	if x.lits != nil {
-		if n := x.lits.words(); cap(a.found) < n {
+		n := (x.nfacts + 63) / 64
+		if cap(a.found) < n {
 			a.found = make([]uint64, n)
 		} else {
 			a.found = a.found[:n]
@@ -240,33 +306,51 @@ func (x *index) candidates(a *auditCtx, w walker) []int {
 		found = a.found
 	}
 	w.walk(x, a, found)
-	if len(a.cand) > len(x.free) {
-		slices.Sort(a.cand)
-		a.cand = slices.Compact(a.cand)
-	}
-	if found == nil {
-		return a.cand
-	}
-	// keep: the rules without a literal set, and those with a literal found
-	keep := append(a.keep[:0], x.filtered...)
-	for i := range keep {
-		keep[i] = ^keep[i]
-	}
-	for w, bits := range found {
-		for bits != 0 {
-			id := w<<6 | mathbits.TrailingZeros64(bits)
-			bits &= bits - 1
-			for _, i := range x.byLit[id] {
-				keep[i>>6] |= 1 << (i & 63)
+	if found != nil {
+		for i, bits := range a.shared {
+			found[i] |= bits
+		}
+		// keep: the rules without a fact set, and those with a fact found
+		keep := append(a.keep[:0], x.filtered...)
+		for i := range keep {
+			keep[i] = ^keep[i]
+		}
+		for w, bits := range found {
+			for bits != 0 {
+				id := w<<6 | mathbits.TrailingZeros64(bits)
+				bits &= bits - 1
+				for _, i := range x.byLit[id] {
+					keep[i>>6] |= 1 << (i & 63)
+				}
 			}
 		}
+		for i := range keep {
+			a.bits[i] &= keep[i]
+		}
+		a.keep = keep
 	}
-	a.keep = keep
-	return slices.DeleteFunc(a.cand, func(i int) bool { return keep[i>>6]&(1<<(i&63)) == 0 })
+	a.cand = a.cand[:0]
+	for w, bits := range a.bits {
+		for bits != 0 {
+			a.cand = append(a.cand, w<<6|mathbits.TrailingZeros64(bits))
+			bits &= bits - 1
+		}
+	}
+	return a.cand
 }
 
-// anchor adds to a.cand the rules of x anchored on the anchor field f
-// having the lower-cased value v.
+// setType sets in found the fact of record type t, if x has one.
+func (x *index) setType(t uint16, found []uint64) {
+	for _, f := range x.typeFacts {
+		if f.typ == t {
+			found[f.id>>6] |= 1 << (f.id & 63)
+		}
+	}
+}
+
+// anchor adds to the candidates the rules of x anchored on the anchor
+// field f having the value v (lower-cased here: of a path, only the base
+// name is).
 func (a *auditCtx) anchor(x *index, f int, v string) {
 	m := x.byAnchor[f]
 	if m == nil {
@@ -275,7 +359,10 @@ func (a *auditCtx) anchor(x *index, f int, v string) {
 	if isPathField(f) {
 		v = v[strings.LastIndexByte(v, '/')+1:]
 	}
-	if l, ok := m[v]; ok {
-		a.cand = append(a.cand, l...)
+	if len(v) > x.maxKey[f] && isASCII(v) {
+		return // longer than every key, also in lower case
+	}
+	for _, i := range m[a.lower(v)] {
+		a.bits[i>>6] |= 1 << (i & 63)
 	}
 }

@@ -113,11 +113,11 @@ func (d *doc) get(f fieldID, needLow bool) (string, string, bool) {
 }
 
 // walk implements walker for the mapped categories: the anchor is the
-// Image, the literals are scanned in every field.
+// Image, the literals are scanned in every field a rule of x may read.
 func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
 	if x.byAnchor[anchorImage] != nil {
-		if _, low, ok := d.get(fImage, true); ok {
-			a.anchor(x, anchorImage, low)
+		if v, _, ok := d.get(fImage, false); ok {
+			a.anchor(x, anchorImage, v)
 		}
 	}
 	if found == nil {
@@ -125,13 +125,17 @@ func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
 	}
 	for f := range numFields {
 		switch {
-		case d.has&(1<<f) == 0:
+		case d.has&x.scope.docFields&(1<<f) == 0:
+			// absent, or no rule reads it
+		case f == fImage && a.exeShared, f == fCommandLine && a.cmdShared:
+			// scanned with the records (auditCtx.walk)
 		case f == fCommandLine && d.joined&1 == 0:
 			d.sc.scanArgs(x.lits, d.cmd[0], found)
 		case f == fParentCommandLine && d.joined&2 == 0:
-			d.sc.scanArgs(x.lits, d.cmd[1], found)
+			// the same for every child of a process: remembered
+			d.sc.memo.scan(x.lits, found, d.sc, d.cmd[1]...)
 		default:
-			x.lits.scanText(0, d.vals[f], found, d.sc)
+			d.sc.memo.scan(x.lits, found, d.sc, d.vals[f])
 		}
 	}
 }

@@ -116,10 +116,16 @@ func loadWith(paths []string, prev *Set) (*Set, error) {
 		s.files[f] = fr
 		s.order = append(s.order, f)
 	}
+	s.index()
+	return s, nil
+}
+
+// index builds the indexes of s.byKind.
+func (s *Set) index() {
 	for k := range numKinds {
 		s.idx[k] = newIndex(s.byKind[k])
 	}
-	return s, nil
+	shareLiterals(s.idx[kindAuditd], s.idx[kindProcess])
 }
 
 // ruleFiles expands paths into rule files.

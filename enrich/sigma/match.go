@@ -29,7 +29,10 @@ func (c *fieldCond) test(v, low string, ok bool) bool {
 // stay valid until the scratch is reset (appending may move the arena,
 // but never changes bytes already written, and the old array lives as
 // long as a string points into it); nothing keeps them past the event.
-type scratch struct{ arena []byte }
+type scratch struct {
+	arena []byte
+	memo  textMemo // the literals of texts scanned in earlier events
+}
 
 // lower returns s in lower case: s itself when it has no upper-case
 // letter, else a copy in the arena (or a new string for non-ASCII text).
@@ -133,9 +136,17 @@ type auditCtx struct {
 	types   uint64   // typeBit of each of the event's record types
 	execves int      // the number of EXECVE records
 	cand    []int    // candidate rules (index.candidates)
+	bits    []uint64 // candidate rules as a set (index.candidates)
 	found   []uint64 // literals found (index.candidates)
 	keep    []uint64 // rules kept by the literals (index.candidates)
 	doc     doc      // the process document (mapped categories)
+	// With one automaton for service: auditd and process_creation
+	// (shareLiterals), the texts both read are scanned once into shared,
+	// which index.candidates adds to the facts found for either kind;
+	// exeShared and cmdShared say that the Image and the CommandLine
+	// are among them.
+	shared               []uint64
+	exeShared, cmdShared bool
 	scratch
 }
 

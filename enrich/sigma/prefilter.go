@@ -1,6 +1,8 @@
 package sigma
 
 import (
+	"hash/maphash"
+	mathbits "math/bits"
 	"regexp/syntax"
 	"slices"
 	"strings"
@@ -200,12 +202,39 @@ func product(a, b []string) []string {
 	return out
 }
 
-// literalNeeds finds a rule's literal set: the set whose shortest
-// literal is longest (short literals are found often), then the smaller.
+// literalNeeds finds a rule's fact set: literals, and for a service:
+// auditd field map that has no literal, the record types it names (see
+// typeFact), ranked below any literal set.
 var literalNeeds = needs[string]{
 	cond: (*fieldCond).literals,
 	kw:   (*keywords).literals,
-	rank: literalRank,
+	fmap: func(m *fieldMap) []string {
+		var out []string
+		for _, t := range m.types {
+			out = append(out, typeFactKey(t))
+		}
+		return out
+	},
+	rank: func(fs []string) int {
+		for _, f := range fs {
+			if _, ok := typeOfFact(f); ok {
+				return -len(fs)
+			}
+		}
+		return literalRank(fs)
+	},
+}
+
+// typeFactKey is the fact "the event has a record of type t" among the
+// literals: it starts with NUL, which no literal holds.
+func typeFactKey(t uint16) string { return string([]byte{0, byte(t >> 8), byte(t)}) }
+
+// typeOfFact returns the record type of a fact made by typeFactKey.
+func typeOfFact(f string) (uint16, bool) {
+	if len(f) == 3 && f[0] == 0 {
+		return uint16(f[1])<<8 | uint16(f[2]), true
+	}
+	return 0, false
 }
 
 // literalRank orders literal sets: the set whose shortest literal is
@@ -353,4 +382,118 @@ func (m *acMatcher) scanText(st int32, s string, found []uint64, sc *scratch) in
 	}
 	next, _ := m.scan(st, sc.lower(s), found, true)
 	return next
+}
+
+// textMemo remembers which literals of an automaton the texts scanned
+// lately hold, so that a text seen again (the same executable, path,
+// directory, key or command line, event after event) is not scanned
+// again. It keeps copies of the texts, never the event's strings, and
+// forgets everything when the automaton changes (a reload). One goroutine
+// uses it at a time.
+type textMemo struct {
+	m     *acMatcher
+	seed  maphash.Seed
+	tmp   []uint64
+	slots []memoSlot
+}
+
+type memoSlot struct {
+	text []byte // empty: no text
+	n    int    // literals found
+	ids  [memoIDs]int32
+}
+
+const (
+	memoSlots = 512 // a power of two
+	memoIDs   = 6   // a text holding more literals is not remembered
+	memoMin   = 16  // shorter texts are scanned: hashing costs about as much
+)
+
+// scan sets in found the literals of m that the text parts joined by
+// spaces holds, as sc.scanArgs(m, parts, found) does, from the memo when
+// that text is in it.
+func (t *textMemo) scan(m *acMatcher, found []uint64, sc *scratch, parts ...string) {
+	n := len(parts) - 1
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n < memoMin {
+		sc.scanArgs(m, parts, found)
+		return
+	}
+	if t.m != m {
+		if t.slots == nil {
+			t.slots, t.seed = make([]memoSlot, memoSlots), maphash.MakeSeed()
+		}
+		for i := range t.slots {
+			t.slots[i].text = t.slots[i].text[:0]
+		}
+		t.m = m
+	}
+	var h uint64
+	if len(parts) == 1 {
+		h = maphash.String(t.seed, parts[0])
+	} else {
+		var mh maphash.Hash
+		mh.SetSeed(t.seed)
+		for i, p := range parts {
+			if i > 0 {
+				mh.WriteByte(' ')
+			}
+			mh.WriteString(p)
+		}
+		h = mh.Sum64()
+	}
+	e := &t.slots[h&(memoSlots-1)]
+	if e.holds(parts) {
+		for _, id := range e.ids[:e.n] {
+			found[id>>6] |= 1 << (id & 63)
+		}
+		return
+	}
+	t.tmp = append(t.tmp[:0], make([]uint64, m.words())...)
+	sc.scanArgs(m, parts, t.tmp)
+	e.text, e.n = e.text[:0], 0
+	for w, bits := range t.tmp {
+		found[w] |= bits
+		for ; bits != 0 && e.n >= 0; bits &= bits - 1 {
+			if e.n == memoIDs {
+				e.n = -1
+				break
+			}
+			e.ids[e.n] = int32(w<<6 | mathbits.TrailingZeros64(bits))
+			e.n++
+		}
+	}
+	if e.n < 0 {
+		e.n = 0
+		return
+	}
+	for i, p := range parts {
+		if i > 0 {
+			e.text = append(e.text, ' ')
+		}
+		e.text = append(e.text, p...)
+	}
+}
+
+// holds reports whether the slot holds the text parts joined by spaces.
+func (e *memoSlot) holds(parts []string) bool {
+	t := e.text
+	if len(t) == 0 {
+		return false
+	}
+	for i, p := range parts {
+		if i > 0 {
+			if len(t) == 0 || t[0] != ' ' {
+				return false
+			}
+			t = t[1:]
+		}
+		if len(t) < len(p) || string(t[:len(p)]) != p {
+			return false
+		}
+		t = t[len(p):]
+	}
+	return len(t) == 0
 }

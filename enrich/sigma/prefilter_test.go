@@ -188,3 +188,77 @@ func FuzzReLiterals(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSharedPrefilter: as FuzzPrefilter, with the indexes Load builds
+// (one automaton for auditd and process_creation, the executable and the
+// command line scanned once for both), on an exec event whose records
+// carry the summary's executable and arguments.
+func FuzzSharedPrefilter(f *testing.F) {
+	f.Add([]byte(rule("a", "process_creation", "    sel:\n        CommandLine|contains: 'curl '\n        Image|endswith: '/curl'\n    condition: sel\n")+
+		"---\n"+rule("b", "auditd", "    sel:\n        type: EXECVE\n    k:\n        - 'curl -s'\n    condition: sel and k\n")),
+		"curl", "-s", "/usr/bin/curl")
+	f.Add([]byte(rule("c", "auditd", "    sel:\n        exe|endswith: '/curl'\n    condition: sel\n")+
+		"---\n"+rule("d", "process_creation", "    sel:\n        Image|endswith: '/curl'\n    condition: sel\n")+
+		"---\n"+rule("e", "auditd", "    sel:\n        type: ADD_USER\n    condition: sel\n")),
+		"x", "y", "/usr/bin/CURL")
+	f.Add([]byte(rule("g", "process_creation", "    sel:\n        CommandLine|contains: 'a b'\n    condition: sel\n")+
+		"---\n"+rule("h", "auditd", "    sel:\n        a1: 'b'\n    condition: sel\n")),
+		"a", "b", "/bin/a")
+	f.Fuzz(func(t *testing.T, data []byte, arg0, arg1, exe string) {
+		rules, _ := parseRules("fuzz.yml", data)
+		s := &Set{}
+		for _, r := range rules {
+			s.byKind[r.kind] = append(s.byKind[r.kind], r)
+		}
+		s.index()
+		ev := &audit.Event{Kind: audit.KindAudit}
+		ev.Records = []*audit.Record{
+			{Type: "SYSCALL", TypeNum: audit.TypeSyscall, Fields: []audit.Field{{Name: "syscall", Value: "59"},
+				{Name: "success", Value: "yes"}, {Name: "a1", Value: arg1}, {Name: "comm", Value: arg0}, {Name: "exe", Value: exe}},
+				Interp: []audit.Field{{Name: "SYSCALL", Value: "execve"}}},
+			{Type: "EXECVE", TypeNum: 1309, Fields: []audit.Field{{Name: "argc", Value: "2"}, {Name: "a0", Value: arg0}, {Name: "a1", Value: arg1}}},
+			{Type: "CWD", TypeNum: 1307, Fields: []audit.Field{{Name: "cwd", Value: exe}}},
+		}
+		ev.Summary = &audit.Summary{Exec: true, Exe: exe, Args: []string{arg0, arg1}, Outcome: "success", Cwd: exe}
+		ev.Parent = &audit.Process{Executable: arg1, Args: []string{arg0}}
+		if got, want := hitIDs(s, ev), hitIDs(withoutPrefilter(s), ev); !slices.Equal(got, want) {
+			t.Fatalf("prefiltered %v, plain %v", got, want)
+		}
+	})
+}
+
+// TestTextMemo: the memo finds exactly the literals a scan finds, for
+// texts seen again, texts holding more literals than a slot remembers,
+// non-ASCII texts, and after the automaton changes (a reload).
+func TestTextMemo(t *testing.T) {
+	lits := []string{"/tmp/", "tmp", "/usr/bin/", "bin", "usr", "/b", "in/", "sr/", "r/b", "u", "kelvin"}
+	other := newACMatcher([]string{"/tmp/", "worker"})
+	texts := []string{"/tmp/TestGenerateCorpus1939/003/worker", "/usr/bin/bash-with-a-long-name", "short", "/tmp/x -c usr/bin r/b in/x",
+		"/usr/bin/tmp/usr/bin/r/bin/", "/TMP/\u212aELVIN-and-more-than-16", "/tmp/TestGenerateCorpus1939/003/worker"}
+	var sc scratch
+	for _, m := range []*acMatcher{newACMatcher(lits), other, newACMatcher(lits)} {
+		for round := range 3 {
+			for i, text := range texts {
+				want := make([]uint64, m.words())
+				m.scanText(0, text, want, &sc)
+				got := make([]uint64, m.words())
+				sc.memo.scan(m, got, &sc, text)
+				if !slices.Equal(got, want) {
+					t.Errorf("round %d text %d %q: memo found %b, scan %b", round, i, text, got, want)
+				}
+				// The same text as a command line: its words joined by spaces.
+				words := strings.Split(text, " ")
+				if len(words) == 1 {
+					words = []string{text[:len(text)/2], text[len(text)/2:]}
+					want = make([]uint64, m.words())
+					sc.scanArgs(m, words, want)
+				}
+				got = make([]uint64, m.words())
+				sc.memo.scan(m, got, &sc, words...)
+				if !slices.Equal(got, want) {
+					t.Errorf("round %d words %q: memo found %b, scan %b", round, words, got, want)
+				}
+			}
+		}
+	}
+}

@@ -48,9 +48,10 @@ func (s *nameSet) has(n string) bool {
 	return false
 }
 
-// scope is what the service: auditd rules of an index read.
+// scope is what the rules of an index read.
 type scope struct {
-	names     nameSet  // fields named by field maps
+	docFields uint32   // mapped categories: bit f: a rule may read field f
+	names     nameSet  // service: auditd: fields named by field maps
 	typeField bool     // some condition compares "type" as a field
 	kwAll     bool     // some keyword search may read any record
 	kwTypes   []uint16 // else: the types of the records keyword searches read
@@ -62,6 +63,17 @@ func scopeOf(rules []*Rule) scope {
 	var sc scope
 	for _, r := range rules {
 		if r.kind != kindAuditd {
+			// A keyword search reads every field of the document.
+			for i := range r.sels {
+				if r.sels[i].kw != nil {
+					sc.docFields = 1<<numFields - 1
+				}
+				for j := range r.sels[i].maps {
+					for _, c := range r.sels[i].maps[j].conds {
+						sc.docFields |= 1 << c.fid
+					}
+				}
+			}
 			continue
 		}
 		for i := range r.sels {
@@ -116,6 +128,9 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 		if r == nil {
 			continue
 		}
+		if found != nil && x.typeFacts != nil {
+			x.setType(r.TypeNum, found)
+		}
 		whole := found != nil && sc.whole(r.TypeNum)
 		if found != nil && sc.typeField {
 			m.scanText(0, r.Type, found, &a.scratch)
@@ -125,7 +140,11 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 		args := false
 		if whole && r.TypeNum == 1309 && !cmdline && len(a.s.Args) > 1 {
 			cmdline = true
-			a.scanArgs(m, a.s.Args, found)
+			dst := found
+			if len(a.shared) > 0 {
+				dst, a.cmdShared = a.shared, true
+			}
+			a.scanArgs(m, a.s.Args, dst)
 			args = a.execves == 1 && argFields(r) == len(a.s.Args)
 		}
 		anch := anchors && anchorRecord(r.TypeNum)
@@ -136,11 +155,15 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 					continue
 				}
 				if found != nil && !(args && isArgName(f.Name)) {
-					m.scanText(0, f.Value, found, &a.scratch)
+					dst := found
+					if len(a.shared) > 0 && !a.exeShared && f.Name == "exe" && f.Value == a.s.Exe {
+						dst, a.exeShared = a.shared, true
+					}
+					a.memo.scan(m, dst, &a.scratch, f.Value)
 				}
 				if anch {
 					if af := anchorField(f.Name); af >= 0 && (r.TypeNum != 1309 || af == 0) && x.byAnchor[af] != nil {
-						a.anchor(x, af, a.lower(f.Value))
+						a.anchor(x, af, f.Value)
 					}
 				}
 			}

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,6 +175,15 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 		return nil
 	}
 	e.hits.Add(uint64(len(hits)))
+	// Grow each list once for all the hits.
+	ntags, ntechs := 0, 0
+	for _, r := range hits {
+		ntags += len(r.hitTags)
+		ntechs += len(r.techs)
+	}
+	ev.Sigma = slices.Grow(ev.Sigma, len(hits))
+	ev.Tags = slices.Grow(ev.Tags, ntags)
+	ev.Techniques = slices.Grow(ev.Techniques, ntechs)
 	for _, r := range hits {
 		ev.Sigma = append(ev.Sigma, audit.SigmaHit{ID: r.ID, Title: r.Title, Level: r.Level, Author: r.Author, Tags: r.Tags})
 		for _, t := range r.hitTags {
@@ -194,12 +204,17 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 	sum := audit.SummaryOf(ev)
 	a := auditCtxPool.Get().(*auditCtx)
 	a.ev, a.s, a.types, a.execves, a.arena = ev, sum, 0, 0, a.arena[:0]
+	a.shared, a.exeShared, a.cmdShared = a.shared[:0], false, false
 	defer func() {
 		a.ev, a.s = nil, nil
 		a.doc.reset(nil)
 		auditCtxPool.Put(a)
 	}()
 	if x := s.idx[kindAuditd]; x != nil && len(x.rules) > 0 {
+		if p := s.idx[kindProcess]; x.lits != nil && p != nil && p.lits == x.lits {
+			a.shared = slices.Grow(a.shared, x.lits.words())[:x.lits.words()]
+			clear(a.shared)
+		}
 		for _, r := range ev.Records {
 			if r != nil {
 				a.types |= typeBit(r.TypeNum)

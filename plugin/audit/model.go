@@ -174,6 +174,10 @@ type Event struct {
 	Summary *Summary
 
 	Enrichment
+
+	// home is the reassembler's list the event returns to when it is
+	// released (see Release); nil for events no reassembler made.
+	home *eventList
 }
 
 // Enrichment is what enrichers attach to an event. All of it is plain data;

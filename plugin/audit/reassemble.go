@@ -151,6 +151,8 @@ type Reassembler struct {
 	pslab      []pending // where new pending entries come from
 	evs        []Event
 	recs       []*Record
+	released   *eventList // events given back by Release
+	spare      []*Event   // released events taken over, for newEvent
 	stats      ReassemblerStats
 }
 
@@ -166,7 +168,7 @@ func NewReassembler(cfg ReassemblerConfig, emit func(*Event)) *Reassembler {
 		cfg.MaxInFlight = 4096
 	}
 	return &Reassembler{cfg: cfg, emit: emit, m: make(map[eventKey]*pending), nodes: make(map[string]*nodeTrack),
-		maxDone: 4 * cfg.MaxInFlight, wall: func() int64 { return time.Now().UnixNano() }}
+		maxDone: 4 * cfg.MaxInFlight, wall: func() int64 { return time.Now().UnixNano() }, released: &eventList{}}
 }
 
 // Stats returns the counters.
@@ -357,15 +359,32 @@ func (r *Reassembler) newPending(k eventKey) *pending {
 	return p
 }
 
-// newEvent returns an event of key k holding rec, from the event and
-// record slabs.
+// newEvent returns an event of key k holding rec: a released one when
+// there is one (see Event.Release), else one from the event and record
+// slabs.
 func (r *Reassembler) newEvent(k eventKey, rec *Record) *Event {
+	if len(r.spare) == 0 {
+		r.spare = r.released.take(r.spare)
+	}
+	if n := len(r.spare); n > 0 {
+		ev := r.spare[n-1]
+		r.spare[n-1] = nil
+		r.spare = r.spare[:n-1]
+		recs := ev.Records
+		*ev = Event{ID: EventID{Node: k.node, Sec: k.sec, Msec: k.msec, Serial: k.serial}, home: r.released}
+		if cap(recs) == 0 {
+			recs = make([]*Record, 0, 8)
+		}
+		ev.Records = append(recs, rec)
+		return ev
+	}
 	if len(r.evs) == cap(r.evs) {
 		r.evs = make([]Event, 0, 128)
 	}
 	r.evs = r.evs[:len(r.evs)+1]
 	ev := &r.evs[len(r.evs)-1]
 	ev.ID = EventID{Node: k.node, Sec: k.sec, Msec: k.msec, Serial: k.serial}
+	ev.home = r.released
 	if cap(r.recs)-len(r.recs) < 8 {
 		r.recs = make([]*Record, 0, 1024)
 	}

@@ -17,7 +17,8 @@ import (
 //     event (an enrichment worker, then the output stage); the last owner,
 //     the output stage once every sink has its encoded copy, calls
 //     Event.Release. After that nothing may read the event's Records or
-//     any Field of them.
+//     any Field of them, nor the Event itself: the reassembler that made
+//     it reuses the Event for a later one.
 //   - Strings read from a record (names, values, Line, Node, Type) point
 //     into the input line or into decoded bytes, which are never reused:
 //     they stay valid after Release and may be kept. What outlives the
@@ -25,13 +26,14 @@ import (
 //     or the *Event.
 //
 // An event that is never released costs only its slab's reuse: the slab
-// is then left to the garbage collector, as every slab was before.
+// and the Event are then left to the garbage collector.
 //
 // In test binaries (testing.Testing) a slab is poisoned instead of
 // cleared when it is recycled: every string of its records and fields
 // reads ReleasedMarker, so a use after release shows in documents and
 // assertions, and the race detector reports the reader that was not
-// ordered before the release.
+// ordered before the release. A released Event is poisoned the same way
+// (its ID's node and its one tag read ReleasedMarker) until it is reused.
 
 // ReleasedMarker is what every string of a released record and its
 // fields reads in test binaries, until the slab is reused.
@@ -143,11 +145,61 @@ func (r *Record) release() {
 // the event's last owner may call it, once. Strings taken from the
 // records stay valid. Events that no Parser made (verdicts, alerts) have
 // nothing to give back.
+//
+// An event a Reassembler made goes back to it for reuse: it is cleared
+// (poisoned in test binaries), keeping only the room of its Records
+// slice. A second Release before the reuse does nothing.
 func (ev *Event) Release() {
-	for _, r := range ev.Records {
+	recs := ev.Records
+	for _, r := range recs {
 		r.release()
 	}
 	ev.Records = nil
+	if l := ev.home; l != nil {
+		clear(recs)
+		if poisonReleased {
+			*ev = Event{ID: EventID{Node: ReleasedMarker}, Enrichment: Enrichment{Tags: releasedTags}}
+		} else {
+			*ev = Event{}
+		}
+		ev.Records = recs[:0]
+		l.put(ev)
+	}
+}
+
+// releasedTags are a poisoned event's tags (full: an append copies).
+var releasedTags = []string{ReleasedMarker}
+
+// maxFreeEvents bounds the released events a reassembler keeps for reuse
+// (about 600 bytes each); more are left to the garbage collector. The
+// events in flight are bounded by the enrichment queue and the open
+// events, a few hundred in replay.
+const maxFreeEvents = 1024
+
+// eventList is a reassembler's released events: Release adds to it from
+// any goroutine; the reassembler takes them all at once when it has none
+// left (see Reassembler.newEvent).
+type eventList struct {
+	mu  sync.Mutex
+	evs []*Event
+}
+
+func (l *eventList) put(ev *Event) {
+	l.mu.Lock()
+	if len(l.evs) < maxFreeEvents {
+		l.evs = append(l.evs, ev)
+	}
+	l.mu.Unlock()
+}
+
+// take moves every event of l to the end of dst.
+func (l *eventList) take(dst []*Event) []*Event {
+	l.mu.Lock()
+	dst = append(dst, l.evs...)
+	clear(l.evs)
+	l.evs = l.evs[:0]
+	l.mu.Unlock()
+	return dst
 }
 
 // newSlab returns an empty slab: a recycled one, or a new one with room

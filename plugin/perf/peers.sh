@@ -2,9 +2,10 @@
 # plugin/perf/peers.sh: the peer benchmark (`make bench-peers`).
 # Builds go-libaudit v2.6.2 cmd/auparse in a scratch module outside the
 # repository (PEERS_DIR), builds peerbench, and runs laurel, go-libaudit and
-# audisp-enrich over CORPUS, alternating, RUNS rounds. Needs: laurel and
-# gnuplot-nox (Debian), the Go proxy for go-libaudit, bin/audisp-enrich
-# (make build) and the corpus (make corpus). Results: OUT/peers.{md,json,png}.
+# audisp-enrich over CORPUS, alternating, RUNS rounds. Needs: laurel
+# (Debian), the Go proxy for go-libaudit, bin/audisp-enrich (make build) and
+# the corpus (make corpus); gnuplot-nox for the chart (without it, the tables
+# only). Results: OUT/peers.{md,json,png}.
 # PROCS=1,2 also runs audisp-enrich with GOMAXPROCS=1 and =2 in the same rounds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,7 +18,11 @@ PROCS=${PROCS:-}
 GOLIBAUDIT_VERSION=v2.6.2
 
 command -v laurel >/dev/null || { echo "peers.sh: laurel not installed (apt-get install laurel)" >&2; exit 1; }
-command -v gnuplot >/dev/null || { echo "peers.sh: gnuplot not installed (apt-get install gnuplot-nox)" >&2; exit 1; }
+CHART=true
+if ! command -v gnuplot >/dev/null; then
+	echo "peers.sh: gnuplot not installed (apt-get install gnuplot-nox): no chart, tables only" >&2
+	CHART=false
+fi
 test -x bin/audisp-enrich || { echo "peers.sh: bin/audisp-enrich missing (make build)" >&2; exit 1; }
 test -s "$CORPUS" || { echo "peers.sh: $CORPUS missing (make corpus)" >&2; exit 1; }
 
@@ -33,4 +38,4 @@ if ! "$PEERS_DIR/auparse" -h 2>&1 | grep -q -- '-format'; then
 fi
 "$GO" build -o "$OUT/peerbench" ./plugin/perf/peerbench
 "$OUT/peerbench" -corpus "$CORPUS" -runs "$RUNS" -enrich bin/audisp-enrich \
-	-auparse "$PEERS_DIR/auparse" -laurel laurel -work "$PEERS_DIR" -out "$OUT" -procs "$PROCS"
+	-auparse "$PEERS_DIR/auparse" -laurel laurel -work "$PEERS_DIR" -out "$OUT" -procs "$PROCS" -chart="$CHART"

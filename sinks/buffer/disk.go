@@ -65,6 +65,7 @@ type disk struct {
 	marked    uint64 // the next sequence number in the marker last written
 	closed    bool
 	scratch   []byte
+	dec       decodeCache // for the reader (d.mu held)
 
 	fb      [][]byte // memory fallback: encoded records, seqs ascending, all above the spool's
 	fbBytes int64
@@ -768,7 +769,9 @@ func (d *disk) ReadBatch(ctx context.Context, max, maxBytes int) ([]sinks.Messag
 			d.mu.Unlock()
 			return nil, ErrClosed
 		}
-		var out []sinks.Message
+		// At most max, and no more than there are (the slice is returned
+		// to the caller: not grown step by step).
+		out := make([]sinks.Message, 0, min(max, d.count))
 		var drops []drop
 		size := 0
 		fits := func(n int) bool { return len(out) == 0 || (len(out) < max && size+n <= maxBytes) }
@@ -867,7 +870,7 @@ func (d *disk) readNext() (*diskItem, []drop, error) {
 			if d.acks.contains(recSeq(rec)) {
 				continue // acked before a restart; counted done at open
 			}
-			m, err := decodeRecord(rec)
+			m, err := decodeRecord(rec, &d.dec)
 			if err != nil {
 				d.opts.Logger.Error("spool record undecodable; skipping it", "file", seg.path, "seq", recSeq(rec))
 				drops = append(drops, drop{1, ReasonCorrupt})
@@ -900,7 +903,7 @@ func (d *disk) readFallback() *diskItem {
 		r := d.fb[0]
 		d.fb = d.fb[1:]
 		d.fbBytes -= int64(len(r))
-		m, err := decodeRecord(r)
+		m, err := decodeRecord(r, &d.dec)
 		if err != nil { // cannot happen: we encoded it
 			d.opts.Logger.Error("memory fallback record undecodable; dropping it", "seq", recSeq(r))
 			d.count--

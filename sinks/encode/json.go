@@ -40,6 +40,7 @@ type Full struct {
 	argv    []string // scratch for a PROCTITLE's argv
 	letters []byte   // scratch for the enc strings
 	threat  threatCache
+	sigma   sigmaCache
 }
 
 // Append appends the document for ev to b (a JSON document is followed by

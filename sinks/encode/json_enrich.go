@@ -47,7 +47,7 @@ func (e *Full) enrichment(w *Writer, ev *audit.Event) {
 		e.escaped = VirusTotal(w, v, e.escaped)
 	}
 	Hunt(w, ev.Hunt, true)
-	Sigma(w, ev.Sigma)
+	e.sigma.write(w, ev.Sigma)
 	e.processContext(w, ev)
 	if len(ev.Related) > 0 {
 		w.Key("related")
@@ -93,46 +93,59 @@ func Hits(w *Writer, name string, hits []audit.ListHit) {
 	w.CloseArray()
 }
 
-// threatCache remembers the threat objects rendered for the latest
-// technique lists, keyed by their ids. A hit is checked field by field
-// against the list it was rendered from, so the output is exactly what
-// Threat writes; the check is cheap because equal strings from the
-// embedded catalog share their bytes (Go compares their pointers first).
-// It holds at most maxThreatCache lists, rendered in one format.
-type threatCache struct {
-	m      map[string]renderedThreat
+// renderCache remembers the values rendered for the latest lists of
+// enrichments (threat techniques, Sigma hits), keyed by their ids. A hit
+// is checked element by element against the list it was rendered from, so
+// the output is exactly what rendering writes; the check is cheap because
+// equal strings from the embedded catalog or from one loaded rule share
+// their bytes (Go compares their pointers first). It holds at most
+// maxThreatCache lists, rendered in one format.
+type renderCache[T any] struct {
+	m      map[string]rendered[T]
 	format Format
 	key    []byte
 }
 
-type renderedThreat struct {
-	ts  []audit.Technique
-	doc []byte // the value of "threat"
+type rendered[T any] struct {
+	xs  []T
+	doc []byte // the value of the member
 }
 
+// maxThreatCache bounds the lists a render cache holds.
 const maxThreatCache = 256
 
-// write writes the member "threat" for ts, as Threat(w, ts, true) does.
-func (c *threatCache) write(w *Writer, ts []audit.Technique) {
+// write writes the member name for xs: the cached value when xs is the
+// same list as one rendered before (same reports equal elements), else
+// the value value renders, which it remembers under the ids of xs.
+func (c *renderCache[T]) write(w *Writer, name string, xs []T, id func(*T) string, same func(a, b T) bool, value func(*Writer, []T)) {
 	c.key = c.key[:0]
-	for i := range ts {
-		c.key = append(c.key, ts[i].ID...)
+	for i := range xs {
+		c.key = append(c.key, id(&xs[i])...)
 		c.key = append(c.key, ',')
 	}
 	if c.format != w.Format() {
 		c.m, c.format = nil, w.Format()
 	}
-	w.Key("threat")
-	if r, ok := c.m[string(c.key)]; ok && slices.EqualFunc(r.ts, ts, sameTechnique) {
+	w.Key(name)
+	if r, ok := c.m[string(c.key)]; ok && slices.EqualFunc(r.xs, xs, same) {
 		w.Raw(r.doc)
 		return
 	}
 	start := len(w.B)
-	threatValue(w, ts, 3)
+	value(w, xs)
 	if c.m == nil || len(c.m) >= maxThreatCache {
-		c.m = make(map[string]renderedThreat)
+		c.m = make(map[string]rendered[T])
 	}
-	c.m[string(c.key)] = renderedThreat{ts: slices.Clone(ts), doc: slices.Clone(w.B[start:])}
+	c.m[string(c.key)] = rendered[T]{xs: slices.Clone(xs), doc: slices.Clone(w.B[start:])}
+}
+
+// threatCache renders "threat" through a renderCache.
+type threatCache struct{ renderCache[audit.Technique] }
+
+// write writes the member "threat" for ts, as Threat(w, ts, true) does.
+func (c *threatCache) write(w *Writer, ts []audit.Technique) {
+	c.renderCache.write(w, "threat", ts, func(t *audit.Technique) string { return t.ID }, sameTechnique,
+		func(w *Writer, ts []audit.Technique) { threatValue(w, ts, 3) })
 }
 
 // sameTechnique reports whether a and b render the same threat entries
@@ -313,6 +326,29 @@ func Sigma(w *Writer, sigma []audit.SigmaHit) {
 		return
 	}
 	w.Key("sigma")
+	sigmaValue(w, sigma)
+}
+
+// sigmaCache renders "sigma" through a renderCache: a rule's hit holds
+// the rule's own strings, event after event, so a match appends the bytes
+// rendered for the first event with the same rules.
+type sigmaCache struct{ renderCache[audit.SigmaHit] }
+
+// write writes the member "sigma" as Sigma does.
+func (c *sigmaCache) write(w *Writer, sigma []audit.SigmaHit) {
+	if len(sigma) == 0 {
+		return
+	}
+	c.renderCache.write(w, "sigma", sigma, func(h *audit.SigmaHit) string { return h.ID }, sameSigmaHit, sigmaValue)
+}
+
+// sameSigmaHit reports whether a and b render the same sigma entry.
+func sameSigmaHit(a, b audit.SigmaHit) bool {
+	return a.ID == b.ID && a.Title == b.Title && a.Level == b.Level && a.Author == b.Author && slices.Equal(a.Tags, b.Tags)
+}
+
+// sigmaValue writes the value of "sigma": one object per hit.
+func sigmaValue(w *Writer, sigma []audit.SigmaHit) {
 	w.OpenArray()
 	for _, h := range sigma {
 		w.Open()

@@ -466,3 +466,32 @@ func TestDemo(t *testing.T) {
 }
 
 func lines(b []byte) int { return bytes.Count(b, []byte("\n")) }
+
+// TestReplayCPUProfile: replay --cpuprofile writes the same documents as
+// without it and leaves a CPU profile that go tool pprof reads; a profile
+// path that cannot be created fails the replay (exit 1, named on stderr)
+// before any document is written; other commands do not take the flag.
+func TestReplayCPUProfile(t *testing.T) {
+	prof := filepath.Join(t.TempDir(), "replay.prof")
+	_, want, _ := replayOut(t, nil, capture)
+	code, out, errs := replayOut(t, nil, "--cpuprofile", prof, capture)
+	if code != 0 || errs != "" || !bytes.Equal(out, want) {
+		t.Fatalf("with --cpuprofile: exit %d, stderr %q, %d bytes out (without: %d)", code, errs, len(out), len(want))
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go tool pprof reads the profile: %v", err)
+	}
+	top, err := exec.Command(goBin, "tool", "pprof", "-top", prof).CombinedOutput()
+	if err != nil || !strings.Contains(string(top), "Type: cpu") {
+		t.Fatalf("go tool pprof -top %s: %v\n%s", prof, err, top)
+	}
+	bad := filepath.Join(t.TempDir(), "missing", "replay.prof")
+	code, out, errs = replayOut(t, nil, "--cpuprofile", bad, capture)
+	if code != 1 || len(out) != 0 || !strings.Contains(errs, "--cpuprofile: open "+bad) {
+		t.Errorf("unwritable profile: exit %d, %d bytes out, stderr %q", code, len(out), errs)
+	}
+	if code, _, errs := call(t, "check-config", "--cpuprofile", prof, "x.toml"); code != 2 || !strings.Contains(errs, "cpuprofile") {
+		t.Errorf("check-config --cpuprofile: exit %d, stderr %q; want a usage error", code, errs)
+	}
+}
