@@ -306,7 +306,8 @@ func rss(b *testing.B) int64 {
 // Host.Enrich of an event whose hash has a cached verdict (the common
 // case once the fleet knows the hashes), in a cache of 100k verdicts of
 // fleetVerdict's mix with 35 % hits: cached is any cached hash, vt_hit a
-// VirusTotal hit (its record read back from the file), plain a verdict
+// VirusTotal hit (its record read back from the file, 1000 hits in turn),
+// vt_hit_hot one of 100 hits in turn (mostly in the hot records), plain a verdict
 // held in its slot's word; miss is an unknown hash already pending (the
 // look-up, then the pending table).
 //
@@ -326,7 +327,8 @@ func BenchmarkHostCacheLookup(b *testing.B) {
 		key  func(i int) int // the i-th event's verdict, as fleetVerdict's index
 	}{
 		{"cached", func(i int) int { return i * 97 }},
-		{"vt_hit", func(i int) int { return i*100 + i%35 }}, // fleetVerdict's hits: a record read from the file
+		{"vt_hit", func(i int) int { return i*100 + i%35 }},             // fleetVerdict's hits: a record read from the file
+		{"vt_hit_hot", func(i int) int { return i%100*100 + i%100%35 }}, // 100 hits over and over: from the hot records
 		{"plain", func(i int) int { return i*100 + 35 + i%65 }},
 		{"miss", func(i int) int { return n + i*97 }},
 	} {

@@ -33,8 +33,9 @@ import (
 // entry's kind and either the whole verdict (not_found, error and skipped
 // with the usual reasons: status, reason, expiry in 16-second units) or
 // the offset of a record in the cache's file (recFile: hits and unusual
-// reasons, with their expiry, read back with a pread), so that every
-// verdict comes back exactly as result renders it. When the file cannot
+// reasons, with their expiry, read back with a pread, or from the last
+// hotSize records read, kept decoded), so that every verdict comes back
+// exactly as result renders it. When the file cannot
 // be written, verdicts that need a record are not cached (counted).
 //
 // Expiry is rounded down to 16 s (a verdict stops being served up to 16 s
@@ -58,6 +59,23 @@ type verdictCache struct {
 	tab  table // tag -> word
 	file recFile
 	enc  []byte // scratch for a record body
+	// hot holds the last record read per tag%hotSize (direct-mapped, a
+	// fixed 60 KiB or so): a file executed again gets its verdict without
+	// a system call. A record never changes where it is, so an entry
+	// matches while its tag, offset and file (gen) do.
+	hot [hotSize]hotRec
+}
+
+const hotSize = 256
+
+// hotRec is a record read from the file, decoded (r.VTVerdict is only
+// non-nil as a mark: the copy to hand out is d).
+type hotRec struct {
+	tag      uint64
+	off, gen uint32
+	exp      uint32
+	r        audit.VTResult
+	d        audit.VTVerdict
 }
 
 const (
@@ -157,25 +175,38 @@ func (c *verdictCache) get(digest string, now time.Time) (*audit.VTResult, bool)
 	return r, true
 }
 
-// record reads the rendering a live record holds, or nil (a read error
-// is logged as a write error is; after close every record is a miss).
+// record returns the rendering a live record holds, from hot or read
+// from the file, or nil (a read error is logged as a write error is;
+// after close every record is a miss).
 func (c *verdictCache) record(t uint64, off uint32, digest string, now time.Time) *audit.VTResult {
-	body, _, err := c.file.read(off, t)
-	var r *audit.VTResult
-	var exp uint32
-	if err == nil {
-		r, exp, err = decodeRecord(body, digest)
-	}
-	if err != nil {
-		if err != errClosed {
-			c.file.fail(err, now)
+	h := &c.hot[t%hotSize]
+	if h.tag != t || h.off != off || h.gen != c.file.gen {
+		body, _, err := c.file.read(off, t)
+		var r *audit.VTResult
+		var exp uint32
+		if err == nil {
+			r, exp, err = decodeRecord(body, digest)
 		}
+		if err != nil {
+			if err != errClosed {
+				c.file.fail(err, now)
+			}
+			return nil
+		}
+		*h = hotRec{tag: t, off: off, gen: c.file.gen, exp: exp, r: *r}
+		if r.VTVerdict != nil {
+			h.d = *r.VTVerdict
+		}
+	}
+	if !c.live(h.exp, now.Unix()) {
 		return nil
 	}
-	if !c.live(exp, now.Unix()) {
-		return nil
+	r := h.r
+	if r.VTVerdict != nil {
+		d := h.d
+		r.VTVerdict = &d
 	}
-	return r
+	return &r
 }
 
 // live reports whether an expiry in units is after now.
@@ -335,6 +366,7 @@ func (c *verdictCache) compact(now time.Time) {
 	}
 	f.f.Close()
 	f.f, f.end, f.dead = nf, end, 0
+	f.gen++
 }
 
 // len returns the number of cached verdicts (expired ones included until

@@ -164,7 +164,8 @@ func TestVerdictCacheModel(t *testing.T) {
 
 // TestVerdictCacheCompact: once over half of the file is dead records,
 // the live ones are copied to a new file, and every verdict still comes
-// back exactly, with its reference bit.
+// back exactly, with its reference bit (also those read into the hot
+// records before, and one replaced after that).
 func TestVerdictCacheCompact(t *testing.T) {
 	now := time.Now()
 	const n = 6000
@@ -175,6 +176,11 @@ func TestVerdictCacheCompact(t *testing.T) {
 		c.put(keys[i], &vs[i], i%3 == 0, now)
 	}
 	full := c.file.end
+	for i := 0; i < n; i += 12 { // into the hot records (their bits are set already)
+		c.get(keys[i], now)
+	}
+	vs[12].Malicious, vs[12].MeaningfulName = 9, "replaced" // a hot record replaced before the compaction
+	c.put(keys[12], &vs[12], true, now)
 	for i := range n {
 		if i%4 != 0 {
 			c.remove(keys[i])

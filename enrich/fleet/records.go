@@ -43,6 +43,7 @@ type recFile struct {
 	log      *slog.Logger
 	unstored *metrics.Counter
 	f        *os.File // nil: none could be made
+	gen      uint32   // counts the files made: offsets are only meaningful within one
 	end      int64    // bytes written, a multiple of recAlign
 	dead     int64    // bytes of dead records
 	retry    time.Time
@@ -106,6 +107,7 @@ func (f *recFile) append(tag uint64, body []byte, now time.Time) (uint32, bool) 
 			f.fail(err, now)
 		} else {
 			f.f, f.end, f.dead = file, 0, 0
+			f.gen++
 		}
 	}
 	rec := binary.LittleEndian.AppendUint64(f.wbuf[:0], tag)
