@@ -106,25 +106,35 @@ func NewReader(r io.Reader, framing string, maxLine int, stats *InputStats, onEr
 // conf.InputConfig.Coalesce): while data trickles in, the pipe collects it
 // and one read takes it all, instead of a wake-up and a read per record.
 // The delay is delay at most, and never longer than the pipe would take to
-// collect shortRead bytes at the rate the last read saw, so a fast writer
-// never finds the pipe (64 KiB) full because of it. A read of shortRead
-// bytes or more is followed at once.
+// fill half its capacity at the rate the last read saw, so a fast writer
+// never finds the pipe full because of it. A read that filled the buffer
+// it was given (more may be waiting) or took half the pipe or more is
+// followed at once.
 type coalescingReader struct {
 	r     io.Reader
 	delay time.Duration
+	half  int           // half the pipe's capacity: a long read
 	wait  time.Duration // before the next read
 	last  time.Time     // when the last read returned
 }
 
-const shortRead = 32 << 10
+// defaultPipeHalf is half the kernel's default pipe capacity (64 KiB),
+// the long-read size when the reader cannot tell its pipe's.
+const defaultPipeHalf = 32 << 10
 
 // NewCoalescingReader returns r delaying reads after short ones by up to
-// delay; r itself when delay is 0.
+// delay; r itself when delay is 0. When r reports its pipe's capacity
+// (PipeSize, as plugin mode's stdin reader does), half of it is a long
+// read; otherwise 32 KiB.
 func NewCoalescingReader(r io.Reader, delay time.Duration) io.Reader {
 	if delay <= 0 {
 		return r
 	}
-	return &coalescingReader{r: r, delay: delay, last: time.Now()}
+	half := defaultPipeHalf
+	if p, ok := r.(interface{ PipeSize() int }); ok && p.PipeSize() > 0 {
+		half = p.PipeSize() / 2
+	}
+	return &coalescingReader{r: r, delay: delay, half: half, last: time.Now()}
 }
 
 func (c *coalescingReader) Read(p []byte) (int, error) {
@@ -133,19 +143,23 @@ func (c *coalescingReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	now := time.Now()
-	c.wait = coalesceWait(c.delay, n, now.Sub(c.last))
+	c.wait = 0
+	if n < len(p) {
+		c.wait = coalesceWait(c.delay, n, now.Sub(c.last), c.half)
+	}
 	c.last = now
 	return n, err
 }
 
 // coalesceWait is the wait before the next read after a read of n bytes
-// that came in over dt: none after a long read or none at all, else delay,
-// cut to the time the pipe takes to collect shortRead bytes at n/dt.
-func coalesceWait(delay time.Duration, n int, dt time.Duration) time.Duration {
-	if n <= 0 || n >= shortRead {
+// that came in over dt and did not fill its buffer: none after a long
+// read (half the pipe, half) or none at all, else delay, cut to the time
+// the pipe takes to collect half bytes at n/dt.
+func coalesceWait(delay time.Duration, n int, dt time.Duration, half int) time.Duration {
+	if n <= 0 || n >= half {
 		return 0
 	}
-	return min(delay, time.Duration(float64(dt)*shortRead/float64(n)))
+	return min(delay, time.Duration(float64(dt)*float64(half)/float64(n)))
 }
 
 // Framing returns the framing in use; after the first binary frame, auto

@@ -399,16 +399,57 @@ func TestCoalesceWait(t *testing.T) {
 		want time.Duration
 	}{
 		{0, 100 * ms, 0},             // nothing read (EOF)
-		{shortRead, ms, 0},           // a long read: read on at once
+		{defaultPipeHalf, ms, 0},     // a long read: read on at once
 		{1 << 10, 100 * ms, 20 * ms}, // a trickle: the full delay
 		{16 << 10, ms, 2 * ms},       // 16 KiB in 1 ms: 32 KiB in 2 ms
 		{8 << 10, 10 * ms, 20 * ms},  // 32 KiB would take 40 ms
 		{31 << 10, 31 * ms, 20 * ms}, // 1 KiB/ms: 32 ms, capped
 		{4 << 10, 500 * time.Microsecond, 4 * ms},
 	} {
-		if got := coalesceWait(20*ms, c.n, c.dt); got != c.want {
+		if got := coalesceWait(20*ms, c.n, c.dt, defaultPipeHalf); got != c.want {
 			t.Errorf("coalesceWait(20ms, %d, %s) = %s, want %s", c.n, c.dt, got, c.want)
 		}
+	}
+	// A 1 MiB pipe: 16 KiB in 1 ms would take 32 ms to fill half of it.
+	if got := coalesceWait(50*ms, 16<<10, ms, 512<<10); got != 32*ms {
+		t.Errorf("1 MiB pipe: %s, want 32ms", got)
+	}
+}
+
+// A read that fills the buffer it was given is followed at once, however
+// short: more is waiting in the pipe, and the reader must not fall behind
+// a writer that outruns one buffer per delay.
+func TestCoalescingReaderFullBuffer(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	data := bytes.Repeat([]byte("x"), 10_000)
+	if _, err := pw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	cr := NewCoalescingReader(pr, time.Second)
+	// A slow start: 1000 bytes over 100 ms would otherwise mean the full
+	// one-second delay after each read.
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	buf := make([]byte, 1000)
+	got := 0
+	for {
+		n, err := cr.Read(buf)
+		got += n
+		if err != nil {
+			break
+		}
+	}
+	if got != len(data) {
+		t.Fatalf("read %d of %d bytes", got, len(data))
+	}
+	// Ten full reads, then EOF after one short one: no delay at all.
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("reading a full pipe in small buffers took %s: the reader waited after full reads", d)
 	}
 }
 

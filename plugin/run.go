@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -30,8 +31,17 @@ import (
 // FlushInterval is how often, at most, plugin mode flushes the local
 // sinks (stdout, file) while events come in. A document waits in a local
 // sink's batch for less than twice this (the last batch before a pause is
-// flushed on the second tick after the previous flush at the latest).
+// flushed FlushInterval after it at the latest).
 const FlushInterval = 50 * time.Millisecond
+
+// liveGCPercent is plugin mode's GOGC unless the GOGC environment variable
+// says otherwise (replay sets its own). Plugin mode's live heap is a few
+// MB and it collects about once a second at 1000 events/s, so collecting
+// at half the heap's growth costs no measurable CPU and keeps about 1 MB
+// less resident (TestPacedCost at 1000 events/s, 20 s, two runs each:
+// peak RSS 19.1-19.3 against 20.1-20.8 MiB, CPU 6.1-6.5 % against
+// 5.6-6.5 % of a core under a load of 15-19; docs/performance.md).
+const liveGCPercent = 50
 
 // ShutdownGrace is how long shutdown may take after EOF or SIGTERM.
 const ShutdownGrace = 900 * time.Millisecond
@@ -59,6 +69,9 @@ type Pipeline struct {
 	out     *output.Stage
 
 	alerts *sinks.Alerts // coalesces sinks' loss reports into alert documents
+	// kick has a value when a document was emitted outside the input
+	// stream (emitDocument) and waits in the output stage for a flush.
+	kick chan struct{}
 
 	parsed   *metrics.Counter
 	badLines map[string]*metrics.Counter
@@ -75,7 +88,7 @@ func NewPipeline(cfg *conf.Config, log *slog.Logger, reg *metrics.Registry, stre
 		return nil, err
 	}
 	p := &Pipeline{
-		cfg: cfg, log: log, reg: reg, errlog: errlog,
+		cfg: cfg, log: log, reg: reg, errlog: errlog, kick: make(chan struct{}, 1),
 		parsed:   reg.Counter("audisp_enrich_records_parsed_total", "", "Records parsed."),
 		events:   reg.Counter("audisp_enrich_events_total", "", "Events emitted (audit, verdict and alert documents)."),
 		inFlight: reg.Gauge("audisp_enrich_events_in_flight", "", "Events being reassembled."),
@@ -155,6 +168,10 @@ func (p *Pipeline) emitDocument(ev *audit.Event) {
 	switch {
 	case p.pool != nil:
 		p.pool.Submit(ev)
+		select { // the plugin's loop flushes it (Live)
+		case p.kick <- struct{}{}:
+		default:
+		}
 	case p.holding && len(p.held) < maxHeld:
 		p.held = append(p.held, ev)
 	case p.holding:
@@ -366,6 +383,9 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 	if cfg.MaxProcs > 0 && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(cfg.MaxProcs)
 	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(liveGCPercent)
+	}
 
 	p, err := NewPipeline(cfg, log, metrics.Default, false)
 	if err != nil {
@@ -406,21 +426,44 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 		return err
 	}
 	status := newStatus(p, stats, cfg, log)
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
+	// The loop wakes only when there is work: a batch of input, a signal,
+	// a document an enricher or a sink emitted on its own (p.kick), the
+	// status interval, and the one timer below. While input flows, the
+	// reader's batches drive everything (each batch runs the due
+	// maintenance and flush), and the timer, pushed back by every batch,
+	// never fires; it fires FlushInterval after the last batch or kick to
+	// flush what the last batches left and to emit held and timed-out
+	// events, and keeps firing every FlushInterval only while events are
+	// still being reassembled. An idle plugin has no timer running but the
+	// status interval's. (Every wake-up from idle costs the process a
+	// scheduler round trip and wakes Go's monitor thread, which on this
+	// project's VM cost more CPU than the events: docs/performance.md,
+	// "#20 live".)
+	var statusC <-chan time.Time
+	if cfg.Status.Interval > 0 {
+		st := time.NewTicker(cfg.Status.Interval)
+		defer st.Stop()
+		statusC = st.C
+	}
+	wake := time.NewTimer(FlushInterval)
+	defer wake.Stop()
 	// Local sinks are flushed at most every FlushInterval while events
 	// come in (one write per batch of events instead of one per event),
-	// right after a batch when one is due: the process is awake then, and
-	// a write from an idle process wakes Go's monitor thread into 20 µs
-	// polling. The ticker flushes what the last batches left.
-	flush := time.NewTicker(FlushInterval)
-	defer flush.Stop()
-	dirty, flushed := false, time.Now()
+	// right after a batch when one is due: the process is awake then.
+	dirty, flushed, maintained := false, time.Now(), time.Now()
 	flushIfDue := func(now time.Time) {
 		if dirty && now.Sub(flushed) >= FlushInterval {
 			p.Idle()
 			dirty, flushed = false, now
 		}
+	}
+	maintain := func(now time.Time) {
+		// Events held for more of their records (audit.DefaultHold) and
+		// timed-out ones are emitted here, and flushed at once.
+		if p.Maintain(now) {
+			dirty, flushed = true, time.Time{}
+		}
+		maintained = now
 	}
 	log.Info("audisp-enrich started", "input", cfg.Input.Format, "sinks", len(cfg.Sinks), "config", cfg.File)
 	for {
@@ -433,16 +476,22 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 			}
 			handleBatch(p, stats, batch)
 			dirty = true
-			flushIfDue(time.Now())
-		case now := <-flush.C:
-			// Events held for more of their records (audit.DefaultHold)
-			// are emitted here, and flushed at once.
-			if p.Maintain(now) {
-				dirty, flushed = true, time.Time{}
+			now := time.Now()
+			if now.Sub(maintained) >= FlushInterval {
+				maintain(now)
 			}
 			flushIfDue(now)
-		case now := <-tick.C:
-			p.Idle()
+			wake.Reset(FlushInterval)
+		case <-p.kick:
+			dirty = true
+			wake.Reset(FlushInterval)
+		case now := <-wake.C:
+			maintain(now)
+			flushIfDue(now)
+			if dirty || p.reasm.Stats().InFlight > 0 {
+				wake.Reset(FlushInterval)
+			}
+		case now := <-statusC:
 			status.tick(now)
 		case s := <-sigs:
 			switch s {

@@ -508,15 +508,18 @@ func (r *Runner) deliver(ctx context.Context, batch []Message, bo *backoff) bool
 			bo.reset()
 			return true
 		}
-		if ctx.Err() != nil {
-			continue // shutting down: nack above, no error noise
-		}
+		// What the sink reports delivered is acknowledged even when the
+		// write was cut short by a stop or a handover: giving it back
+		// would send it twice.
 		var pe *PartialError
 		if errors.As(err, &pe) {
 			pending = r.ackSome(pending, pe.Delivered)
 			if len(pe.Delivered) > 0 {
 				bo.reset()
 			}
+		}
+		if ctx.Err() != nil {
+			continue // shutting down: the rest is nacked above, no error noise
 		}
 		r.retried.Add(uint64(len(pending)))
 		r.setErr(err)

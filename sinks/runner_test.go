@@ -391,6 +391,45 @@ func TestRunnerHandoverKeepsBufferAndCounters(t *testing.T) {
 	}
 }
 
+// A handover that cuts a write short: the messages the sink reports
+// delivered (a *PartialError, as netconn returns when the cancelled
+// context interrupts a batch) are acknowledged, not given back, so the
+// new sink does not send them a second time.
+func TestRunnerHandoverMidWriteSendsNothingTwice(t *testing.T) {
+	s := newSetup(t)
+	midWrite := make(chan struct{})
+	var once sync.Once
+	first := &testSink{name: "cut", behave: func(call int, batch []sinks.Message) error {
+		if call > 1 || len(batch) < 4 {
+			return nil
+		}
+		once.Do(func() { close(midWrite) })
+		time.Sleep(200 * time.Millisecond)                    // the write blocks; the handover cancels it
+		return sinks.DeliveredFirst(3, sinks.ErrNotConnected) // three were on the wire (testSink records them)
+	}}
+	r := s.runner(t, first, fastConfig())
+	appendValues(t, r, values(0, 10))
+	r.Start()
+	<-midWrite
+	second := &testSink{name: "cut"}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r2, err := r.Handover(ctx, second, fastConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r2.Stop(context.Background()) })
+	r2.Start()
+	testsupport.WaitFor(t, 5*time.Second, "the rest at the second sink", func() bool { return len(second.delivered()) >= 7 })
+	got := append(first.delivered(), second.delivered()...)
+	if want := values(0, 10); !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want each of %v once, in order", got, want)
+	}
+	testsupport.WaitFor(t, 5*time.Second, "sink_acked_total = 10", func() bool {
+		return s.reg.Snapshot()[`audisp_enrich_sink_acked_total{sink="cut"}`] == 10
+	})
+}
+
 func TestRunnerDropsAreCountedAndReported(t *testing.T) {
 	s := newSetup(t)
 	s.bcfg = buffer.Config{Type: buffer.TypeMemory, MaxEvents: 10, WhenFull: buffer.DropNewest}

@@ -3,11 +3,11 @@ package proc
 import (
 	"bytes"
 	"errors"
-	"io"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
@@ -239,20 +239,16 @@ func newCgroupCache() *cgroupCache {
 }
 
 // read returns the parsed /proc/<pid>/cgroup under root, or nil when it
-// cannot be read (the process is gone) or names no cgroup.
-func (c *cgroupCache) read(root string, pid int) *audit.Cgroup {
+// cannot be read or names no cgroup; gone reports that it could not be
+// read because the process does not exist (any more).
+func (c *cgroupCache) read(root string, pid int) (cg *audit.Cgroup, gone bool) {
 	bp := c.bufs.Get().(*[]byte)
 	defer c.bufs.Put(bp)
-	f, err := os.Open(root + "/" + strconv.Itoa(pid) + "/cgroup")
+	n, err := readInto(root+"/"+strconv.Itoa(pid)+"/cgroup", *bp)
 	if err != nil {
-		return nil
+		return nil, errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH)
 	}
-	n, err := io.ReadFull(f, *bp)
-	f.Close()
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil
-	}
-	return c.intern((*bp)[:n])
+	return c.intern((*bp)[:n]), false
 }
 
 // intern returns the shared parsed value of the file content b.

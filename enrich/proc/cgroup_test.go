@@ -1,7 +1,9 @@
 package proc
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -176,4 +178,130 @@ func FuzzParseCgroupFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadInto reads procfs and regular files the way the table does (one
+// read): whole when shorter than the buffer, cut at the buffer's size, and
+// "not exist" for a process that is gone.
+func TestReadInto(t *testing.T) {
+	want, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skipf("no /proc/self/cgroup: %v", err)
+	}
+	buf := make([]byte, maxCgroupFile)
+	n, err := readInto("/proc/self/cgroup", buf)
+	if err != nil || string(buf[:n]) != string(want) {
+		t.Fatalf("readInto /proc/self/cgroup: %q, %v; want %q", buf[:n], err, want)
+	}
+	long := strings.Repeat("0123456789", 1000)
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte(long), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := readInto(path, buf[:100]); err != nil || string(buf[:n]) != long[:100] {
+		t.Errorf("cut read: %q, %v", buf[:n], err)
+	}
+	if b, err := readBounded(path, 1<<20); err != nil || string(b) != long {
+		t.Errorf("whole read: %d bytes, %v", len(b), err)
+	}
+	if _, err := readInto("/proc/0/cgroup", buf); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("gone process: %v, want not exist", err)
+	}
+}
+
+// TestCgroupReadOncePerImage: with cgroup on, the table reads the cgroup
+// file of a process once per image it learns; further events of the same
+// image (table hits) read nothing, a new exec of the pid reads again, and
+// the events carry the parsed file of the live process (this test's own).
+func TestCgroupReadOncePerImage(t *testing.T) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skipf("no /proc/self/cgroup: %v", err)
+	}
+	want := ParseCgroupFile(b)
+	if want.Path == "" {
+		t.Skipf("own cgroup file names no cgroup: %q", b)
+	}
+	tb := tableWith(t, Config{ProcFallback: true, Cgroup: true, Ancestry: 1})
+	pid := os.Getpid()
+	const t0 = 1_700_000_000_000
+	for i := range 5 {
+		ev := syscallEvent(t0+int64(i), pid, 0, "/usr/bin/self", "self")
+		enrichOK(t, tb, ev)
+		if ev.Cgroup == nil || *ev.Cgroup != want {
+			t.Fatalf("event %d: cgroup %+v, want %+v", i, ev.Cgroup, want)
+		}
+	}
+	if n := tb.Stats().CgroupReads; n != 1 {
+		t.Errorf("%d cgroup reads for five events of one image, want 1", n)
+	}
+	ev := execEvent(t0+10, pid, 0, "/usr/bin/other", "other")
+	enrichOK(t, tb, ev)
+	if n := tb.Stats().CgroupReads; n != 2 || ev.Cgroup == nil || *ev.Cgroup != want {
+		t.Errorf("after an exec: %d reads (want 2), cgroup %+v", n, ev.Cgroup)
+	}
+}
+
+// TestExitedRemovedAfterGrace: with cgroup on, an image whose process is
+// already gone when learnt (its /proc/<pid>/cgroup does not exist) stays
+// for graveGrace of event time (children's events still find it), then
+// leaves the table; a live process (this test) stays, and a pid that got
+// a newer image meanwhile (reused) keeps it.
+func TestExitedRemovedAfterGrace(t *testing.T) {
+	if _, err := os.Stat("/proc/self/cgroup"); err != nil {
+		t.Skipf("no /proc/self/cgroup: %v", err)
+	}
+	tb := tableWith(t, Config{ProcFallback: true, Cgroup: true, Ancestry: 1})
+	const t0 = 1_700_000_000_000
+	// Pids above the kernel's pid_max (at most 2^22) never exist.
+	const gone, reused = 1<<30 + 1, 1<<30 + 2
+	self := os.Getpid()
+	enrichOK(t, tb, execEvent(t0, gone, self, "/usr/bin/short", "short"))
+	enrichOK(t, tb, execEvent(t0, reused, self, "/usr/bin/short", "short"))
+	enrichOK(t, tb, syscallEvent(t0, self, 0, "/usr/bin/self", "self"))
+	child := execEvent(t0+graveGrace-1, 1<<30+3, gone, "/usr/bin/child", "child")
+	enrichOK(t, tb, child)
+	if child.Parent == nil || child.Parent.Executable != "/usr/bin/short" {
+		t.Fatalf("within the grace: parent %+v, want the exited process", child.Parent)
+	}
+	// A newer image of the reused pid (a new process) is not removed.
+	tb.Record(reused, Image{Exe: "/usr/bin/new", StartMilli: t0 + 10, Source: SourceExec})
+	before := tb.Stats()
+	enrichOK(t, tb, syscallEvent(t0+graveGrace+5, self, 0, "/usr/bin/other", "other"))
+	if _, ok := tb.Lookup(gone, 0); ok {
+		t.Error("exited process still in the table after the grace")
+	}
+	if img, ok := tb.Lookup(reused, 0); !ok || img.Exe != "/usr/bin/new" {
+		t.Errorf("reused pid: %+v, %v; want its new image", img, ok)
+	}
+	if _, ok := tb.Lookup(self, 0); !ok {
+		t.Error("live process removed")
+	}
+	st := tb.Stats()
+	// The child (gone too) is still within its grace.
+	if got := st.Exited - before.Exited; got != 1 || st.Exited != 1 {
+		t.Errorf("exited %d (%d after the grace), want 1", st.Exited, got)
+	}
+}
+
+// TestGraveyardBound: more exits than maxGraves within the grace remove
+// the oldest early, so the table stays bounded by the graves as well.
+func TestGraveyardBound(t *testing.T) {
+	if _, err := os.Stat("/proc/self/cgroup"); err != nil {
+		t.Skipf("no /proc/self/cgroup: %v", err)
+	}
+	tb := tableWith(t, Config{ProcFallback: true, Cgroup: true, MaxEntries: 4 * maxGraves})
+	const t0 = 1_700_000_000_000
+	n := maxGraves + 100
+	for i := range n {
+		enrichOK(t, tb, execEvent(t0, 1<<30+i, 0, "/usr/bin/short", "short"))
+	}
+	st := tb.Stats()
+	if st.Exited != 100 || st.Len != maxGraves {
+		t.Errorf("after %d exits in one instant: %d removed early, %d held; want 100 and %d", n, st.Exited, st.Len, maxGraves)
+	}
+	enrichOK(t, tb, execEvent(t0+graveGrace, 1<<30+n, 0, "/usr/bin/short", "short"))
+	if st := tb.Stats(); st.Len != 1 {
+		t.Errorf("after the grace: %d held, want 1 (the last one)", st.Len)
+	}
 }

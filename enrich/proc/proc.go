@@ -15,7 +15,12 @@
 // process" are cached in the table as well.
 //
 // The parent is best-effort: the table cannot see exits, and a child's event
-// enriched before its parent's exec event falls back to /proc.
+// enriched before its parent's exec event falls back to /proc. A process
+// whose cgroup file is already gone when the table learns its image (most
+// short-lived commands, in plugin mode with cgroup on) is removed again
+// after a grace of 2 s of event time, so the table holds about the live
+// processes and the last two seconds of exits instead of filling up with
+// dead ones; other pids leave by LRU eviction only.
 //
 // Container and unit come from /proc/<pid>/cgroup, read once per image the
 // table learns (with proc_fallback and cgroup on); when the process is gone
@@ -174,12 +179,20 @@ type Stats struct {
 	FromProc  uint64 // parents read from /proc
 	Unknown   uint64 // parents not found
 	ProcErrs  uint64 // /proc reads that failed for another reason than exit
+	// CgroupReads counts the /proc/<pid>/cgroup files read: one per image
+	// learnt (exec or first sighting) or read from /proc, none for an
+	// event whose image the table holds.
+	CgroupReads uint64
+	// Exited counts the pids removed because their process had exited by
+	// the time the table learnt its image (its cgroup file was gone),
+	// graveGrace after that event.
+	Exited uint64
 }
 
 // shared are the registry's counters of the "proc" enricher; every Table
 // built with the same registry adds to them (a reload continues them).
 type shared struct {
-	execs, evictions, fromTable, fromProc, unknown, procErrs *metrics.Counter
+	execs, evictions, fromTable, fromProc, unknown, procErrs, cgroupReads, exited *metrics.Counter
 }
 
 func sharedCounters(reg *metrics.Registry) shared {
@@ -187,12 +200,14 @@ func sharedCounters(reg *metrics.Registry) shared {
 		reg = metrics.Default
 	}
 	return shared{
-		execs:     reg.Counter("audisp_enrich_proc_execs_total", "", "Exec events recorded in the process table."),
-		evictions: reg.Counter("audisp_enrich_proc_evictions_total", "", "Pids evicted from the process table for room."),
-		fromTable: reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="table"`, "Parent lookups by outcome."),
-		fromProc:  reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="proc"`, "Parent lookups by outcome."),
-		unknown:   reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="unknown"`, "Parent lookups by outcome."),
-		procErrs:  reg.Counter("audisp_enrich_proc_read_errors_total", "", "Reads of /proc that failed for another reason than the process having exited."),
+		execs:       reg.Counter("audisp_enrich_proc_execs_total", "", "Exec events recorded in the process table."),
+		evictions:   reg.Counter("audisp_enrich_proc_evictions_total", "", "Pids evicted from the process table for room."),
+		fromTable:   reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="table"`, "Parent lookups by outcome."),
+		fromProc:    reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="proc"`, "Parent lookups by outcome."),
+		unknown:     reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="unknown"`, "Parent lookups by outcome."),
+		procErrs:    reg.Counter("audisp_enrich_proc_read_errors_total", "", "Reads of /proc that failed for another reason than the process having exited."),
+		exited:      reg.Counter("audisp_enrich_proc_exited_total", "", "Pids removed from the process table because their process had exited when the table learnt it (after a grace of 2 s of event time)."),
+		cgroupReads: reg.Counter("audisp_enrich_proc_cgroup_reads_total", "", "Files /proc/<pid>/cgroup read (one per image learnt, with [enrich.proc] cgroup on)."),
 	}
 }
 
@@ -210,8 +225,10 @@ type Table struct {
 	// line of, one another's lock. A small table has one shard.
 	shards []shard
 
-	execs, evictions, fromTable, fromProc, unknown, procErrs metrics.Counter
-	m                                                        shared
+	execs, evictions, fromTable, fromProc, unknown, procErrs, cgroupReads, exited metrics.Counter
+	m                                                                             shared
+
+	graves graveyard // images of processes found gone (bury, reap)
 }
 
 // shard is one lock and LRU of a Table, padded to its own cache lines.
@@ -345,14 +362,17 @@ func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *stored {
 	}
 	s.parent = audit.Process{PID: pid, Executable: f[0], Args: args, UID: f[1], StartSec: at / 1000}
 	s.auid = f[2]
-	if t.cgroups != nil {
-		s.cg = t.cgroups.read(t.fs.root, pid)
-	}
+	cg, gone := t.cgroup(pid)
+	s.cg = cg
 	t.store(pid, s)
 	if src == SourceExec {
 		t.execs.Inc()
 		t.m.execs.Inc()
 	}
+	if gone {
+		t.bury(pid, s, at)
+	}
+	t.reap(at)
 	return s
 }
 
@@ -506,9 +526,7 @@ func (t *Table) find(ctx context.Context, pid int, at int64) (*stored, Source, e
 		return nil, 0, fmt.Errorf("proc: %w", err)
 	}
 	img = newStored(pid, read)
-	if t.cgroups != nil {
-		img.cg = t.cgroups.read(t.fs.root, pid)
-	}
+	img.cg, _ = t.cgroup(pid)
 	t.storeProc(pid, img)
 	if img.startMilli-procSlack > at {
 		// The pid now belongs to a process younger than the event.
@@ -545,6 +563,107 @@ func (t *Table) storeMiss(pid int) {
 	}
 }
 
+// cgroup returns the parsed cgroup file of pid (nil with cgroup off, or
+// when it cannot be read) and whether the process is gone, and counts the
+// read.
+func (t *Table) cgroup(pid int) (cg *audit.Cgroup, gone bool) {
+	if t.cgroups == nil {
+		return nil, false
+	}
+	t.count(&t.cgroupReads, t.m.cgroupReads)
+	return t.cgroups.read(t.fs.root, pid)
+}
+
+// graveGrace is how long, in event time, the table keeps the image of a
+// process that had already exited when the table learnt it: the events
+// that name it as their parent were logged while it lived, so they reach
+// the table within this grace unless the stream is far behind (then the
+// event times lag with it). Later events of its children name the process
+// that adopted them (the kernel reparents orphans).
+const graveGrace = 2000 // ms
+
+// maxGraves bounds the images awaiting removal: at more than maxGraves
+// per graveGrace exits, the oldest is removed early.
+const maxGraves = 8192
+
+// grave is the image of an exited process and the time of the event that
+// taught it.
+type grave struct {
+	pid int
+	img *stored
+	at  int64
+}
+
+// graveyard is a FIFO of graves, oldest first, in event time order as
+// learnt (roughly: the pool may learn slightly out of order).
+type graveyard struct {
+	mu      sync.Mutex
+	ring    []grave // grows to maxGraves
+	head, n int
+}
+
+// bury notes that the process of img (pid) had exited when img was learnt
+// from an event at unix ms at: reap removes it once graveGrace has passed.
+// This keeps the table at about the live processes plus graveGrace of
+// exits, instead of filling it with short-lived processes that no event
+// will name again (their exits are not audited, so nothing else tells).
+func (t *Table) bury(pid int, img *stored, at int64) {
+	g := &t.graves
+	g.mu.Lock()
+	var early grave
+	if g.n == maxGraves {
+		early = g.ring[g.head]
+		g.ring[g.head] = grave{}
+		g.head = (g.head + 1) % len(g.ring)
+		g.n--
+	}
+	if g.n == len(g.ring) {
+		// Grow (only while not yet maxGraves): unroll the ring into a
+		// bigger slice.
+		ring := make([]grave, min(max(2*len(g.ring), 64), maxGraves))
+		for i := range g.n {
+			ring[i] = g.ring[(g.head+i)%len(g.ring)]
+		}
+		g.ring, g.head = ring, 0
+	}
+	g.ring[(g.head+g.n)%len(g.ring)] = grave{pid: pid, img: img, at: at}
+	g.n++
+	g.mu.Unlock()
+	if early.img != nil {
+		t.forget(early)
+	}
+}
+
+// reap removes the images buried at least graveGrace before event time at.
+func (t *Table) reap(at int64) {
+	g := &t.graves
+	for {
+		g.mu.Lock()
+		if g.n == 0 || g.ring[g.head].at+graveGrace > at {
+			g.mu.Unlock()
+			return
+		}
+		d := g.ring[g.head]
+		g.ring[g.head] = grave{}
+		g.head = (g.head + 1) % len(g.ring)
+		g.n--
+		g.mu.Unlock()
+		t.forget(d)
+	}
+}
+
+// forget removes the pid of a grave unless the table learnt a newer image
+// of it meanwhile (the pid was reused).
+func (t *Table) forget(d grave) {
+	sh := t.shardOf(d.pid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e, ok := sh.lru.Get(d.pid); ok && e.n > 0 && e.img[0] == d.img {
+		sh.lru.Remove(d.pid)
+		t.count(&t.exited, t.m.exited)
+	}
+}
+
 func (t *Table) count(own, global *metrics.Counter) {
 	own.Inc()
 	global.Inc()
@@ -567,5 +686,8 @@ func (t *Table) Stats() Stats {
 		FromProc:  t.fromProc.Value(),
 		Unknown:   t.unknown.Value(),
 		ProcErrs:  t.procErrs.Value(),
+
+		CgroupReads: t.cgroupReads.Value(),
+		Exited:      t.exited.Value(),
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -122,18 +121,53 @@ func statusUID(b []byte) string {
 	return ""
 }
 
-// readBounded reads at most max bytes of a file.
+// readBounded reads at most max bytes of a file into a new buffer (see
+// readInto).
 func readBounded(name string, max int) ([]byte, error) {
-	f, err := os.Open(name)
+	buf := make([]byte, max)
+	n, err := readInto(name, buf)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	buf := make([]byte, max)
-	n, err := io.ReadFull(f, buf)
-	switch {
-	case err == nil, errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return buf[:n], nil
+	return buf[:n], nil
+}
+
+// readInto reads the start of a procfs file into buf and returns how many
+// bytes it read. It makes three system calls, open, one read and close,
+// where os.Open and io.ReadFull make nine on Linux (os.Open sets the
+// descriptor non-blocking, tries to add it to the poller, which refuses
+// regular files, and sets it back; ReadFull reads again to see the end):
+// plugin mode reads a cgroup file for each exec, and every system call
+// counts there. One read is enough: a procfs file is generated whole for
+// each read(2) (the seq_file single-record files: stat, status, cgroup;
+// cmdline copies up to the count asked), so a read that returns less than
+// asked has reached the end, and a file as long as buf is cut at its size.
+// The errors are *os.PathError, so errors.Is(err, os.ErrNotExist) tells a
+// process that is gone.
+func readInto(name string, buf []byte) (int, error) {
+	var fd int
+	var err error
+	for {
+		fd, err = syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != syscall.EINTR {
+			break
+		}
 	}
-	return nil, err
+	if err != nil {
+		return 0, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	defer syscall.Close(fd)
+	if len(buf) == 0 {
+		return 0, nil
+	}
+	for {
+		n, err := syscall.Read(fd, buf)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return 0, &os.PathError{Op: "read", Path: name, Err: err}
+		}
+		return n, nil
+	}
 }

@@ -16,8 +16,10 @@ type anchor struct {
 
 // anchorField returns the number of field f among the fields anchors are
 // taken from, or -1: fields with a single, short value whose exact value
-// or base name rules name often. Of the mapped categories only Image is
-// used (doc.walk).
+// or base name rules name. Of the mapped categories only Image is used
+// (doc.walk). euid anchors rules for a web server's user (Webshell Remote
+// Command Execution: euid 33), which would otherwise be anchored by the
+// SYSCALL execve every exec has.
 func anchorField(f string) int {
 	switch f {
 	case "a0":
@@ -28,8 +30,10 @@ func anchorField(f string) int {
 		return 2
 	case "key":
 		return 3
-	case "exe":
+	case "euid":
 		return 4
+	case "exe":
+		return 5
 	case "Image":
 		return anchorImage
 	}
@@ -37,13 +41,13 @@ func anchorField(f string) int {
 }
 
 const (
-	anchorImage     = 5
-	numAnchorFields = 6
+	anchorImage     = 6
+	numAnchorFields = 7
 )
 
 // isPathField reports whether the anchor field numbered f has its base
 // name taken as anchor key (exe, Image).
-func isPathField(f int) bool { return f >= 4 }
+func isPathField(f int) bool { return f >= 5 }
 
 // anchors returns a set of anchors at least one of which the event has
 // whenever r matches, or nil when the rule has no such set.

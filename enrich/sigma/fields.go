@@ -130,7 +130,7 @@ func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
 		case f == fImage && a.exeShared, f == fCommandLine && a.cmdShared:
 			// scanned with the records (auditCtx.walk)
 		case f == fCommandLine && d.joined&1 == 0:
-			d.sc.scanArgs(x.lits, d.cmd[0], found)
+			d.sc.scanLine(x.lits, d.cmd[0], found)
 		case f == fParentCommandLine && d.joined&2 == 0:
 			// the same for every child of a process: remembered
 			d.sc.memo.scan(x.lits, found, d.sc, d.cmd[1]...)

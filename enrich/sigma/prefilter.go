@@ -401,6 +401,7 @@ type memoSlot struct {
 	text []byte // empty: no text
 	n    int    // literals found
 	ids  [memoIDs]int32
+	st   int32 // the automaton's state after the text, from state 0
 }
 
 const (
@@ -410,16 +411,15 @@ const (
 )
 
 // scan sets in found the literals of m that the text parts joined by
-// spaces holds, as sc.scanArgs(m, parts, found) does, from the memo when
-// that text is in it.
-func (t *textMemo) scan(m *acMatcher, found []uint64, sc *scratch, parts ...string) {
+// spaces holds, and returns the state reached, as sc.scanArgs(m, parts,
+// found) does, from the memo when that text is in it.
+func (t *textMemo) scan(m *acMatcher, found []uint64, sc *scratch, parts ...string) int32 {
 	n := len(parts) - 1
 	for _, p := range parts {
 		n += len(p)
 	}
 	if n < memoMin {
-		sc.scanArgs(m, parts, found)
-		return
+		return sc.scanArgs(m, parts, found)
 	}
 	if t.m != m {
 		if t.slots == nil {
@@ -449,11 +449,11 @@ func (t *textMemo) scan(m *acMatcher, found []uint64, sc *scratch, parts ...stri
 		for _, id := range e.ids[:e.n] {
 			found[id>>6] |= 1 << (id & 63)
 		}
-		return
+		return e.st
 	}
 	t.tmp = append(t.tmp[:0], make([]uint64, m.words())...)
-	sc.scanArgs(m, parts, t.tmp)
-	e.text, e.n = e.text[:0], 0
+	st := sc.scanArgs(m, parts, t.tmp)
+	e.text, e.n, e.st = e.text[:0], 0, st
 	for w, bits := range t.tmp {
 		found[w] |= bits
 		for ; bits != 0 && e.n >= 0; bits &= bits - 1 {
@@ -467,7 +467,7 @@ func (t *textMemo) scan(m *acMatcher, found []uint64, sc *scratch, parts ...stri
 	}
 	if e.n < 0 {
 		e.n = 0
-		return
+		return st
 	}
 	for i, p := range parts {
 		if i > 0 {
@@ -475,6 +475,7 @@ func (t *textMemo) scan(m *acMatcher, found []uint64, sc *scratch, parts ...stri
 		}
 		e.text = append(e.text, p...)
 	}
+	return st
 }
 
 // holds reports whether the slot holds the text parts joined by spaces.

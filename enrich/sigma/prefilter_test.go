@@ -231,10 +231,10 @@ func FuzzSharedPrefilter(f *testing.F) {
 // texts seen again, texts holding more literals than a slot remembers,
 // non-ASCII texts, and after the automaton changes (a reload).
 func TestTextMemo(t *testing.T) {
-	lits := []string{"/tmp/", "tmp", "/usr/bin/", "bin", "usr", "/b", "in/", "sr/", "r/b", "u", "kelvin"}
+	lits := []string{"/tmp/", "tmp", "/usr/bin/", "bin", "usr", "/b", "in/", "sr/", "r/b", "u", "kelvin", "name -c"}
 	other := newACMatcher([]string{"/tmp/", "worker"})
 	texts := []string{"/tmp/TestGenerateCorpus1939/003/worker", "/usr/bin/bash-with-a-long-name", "short", "/tmp/x -c usr/bin r/b in/x",
-		"/usr/bin/tmp/usr/bin/r/bin/", "/TMP/\u212aELVIN-and-more-than-16", "/tmp/TestGenerateCorpus1939/003/worker"}
+		"/usr/bin/tmp/usr/bin/r/bin/", "/usr/bin/long-program-name -c x", "/opt/long-program-name -c x", "/TMP/\u212aELVIN-and-more-than-16", "/tmp/TestGenerateCorpus1939/003/worker"}
 	var sc scratch
 	for _, m := range []*acMatcher{newACMatcher(lits), other, newACMatcher(lits)} {
 		for round := range 3 {
@@ -258,7 +258,51 @@ func TestTextMemo(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Errorf("round %d words %q: memo found %b, scan %b", round, words, got, want)
 				}
+				// Its first word from the memo, the rest scanned on from
+				// the remembered state.
+				got = make([]uint64, m.words())
+				sc.scanLine(m, words, got)
+				if !slices.Equal(got, want) {
+					t.Errorf("round %d words %q: scanLine found %b, scan %b", round, words, got, want)
+				}
 			}
+		}
+	}
+}
+
+// TestEuidAnchor: a rule anchored by its euid value (as SigmaHQ's Webshell
+// Remote Command Execution is) matches an exec of that user and no other,
+// and is no candidate on another user's exec, while an exec that only
+// has the SYSCALL anchor every exec has stays a candidate of the rules
+// anchored on it.
+func TestEuidAnchor(t *testing.T) {
+	rules, probs := parseRules("web.yml", []byte(rule("web", "auditd",
+		"    sel:\n        type: 'SYSCALL'\n        SYSCALL:\n            - 'execve'\n            - 'execveat'\n        euid: 33\n    condition: sel\n")))
+	if len(rules) != 1 || len(probs) != 0 {
+		t.Fatalf("rules %d, problems %v", len(rules), probs)
+	}
+	x := newIndex(rules)
+	if x.byAnchor[anchorField("euid")]["33"] == nil || x.byAnchor[anchorField("SYSCALL")] != nil {
+		t.Fatalf("the rule is not anchored on its euid alone: %v", x.byAnchor)
+	}
+	s := &Set{}
+	s.byKind[kindAuditd], s.idx[kindAuditd] = rules, x
+	for _, c := range []struct {
+		euid string
+		want bool
+	}{{"33", true}, {"0", false}, {"330", false}, {"4294967295", false}} {
+		ev := &audit.Event{Kind: audit.KindAudit}
+		ev.Records = []*audit.Record{{Type: "SYSCALL", TypeNum: audit.TypeSyscall,
+			Fields: []audit.Field{{Name: "syscall", Value: "59"}, {Name: "euid", Value: c.euid}, {Name: "exe", Value: "/usr/bin/id"}},
+			Interp: []audit.Field{{Name: "SYSCALL", Value: "execve"}, {Name: "EUID", Value: "www-data"}}}}
+		ev.Summary = &audit.Summary{Exec: true, Exe: "/usr/bin/id", Args: []string{"id"}, Outcome: "success"}
+		got, plain := hitIDs(s, ev), hitIDs(withoutPrefilter(s), ev)
+		if !slices.Equal(got, plain) || (len(got) == 1) != c.want {
+			t.Errorf("euid %s: matched %v, plain evaluation %v, want a match %v", c.euid, got, plain, c.want)
+		}
+		a := &auditCtx{ev: ev, s: ev.Summary}
+		if n := len(x.candidates(a, a)); n != 0 && !c.want {
+			t.Errorf("euid %s: %d candidates", c.euid, n)
 		}
 	}
 }

@@ -144,7 +144,7 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 			if len(a.shared) > 0 {
 				dst, a.cmdShared = a.shared, true
 			}
-			a.scanArgs(m, a.s.Args, dst)
+			a.scanLine(m, a.s.Args, dst)
 			args = a.execves == 1 && argFields(r) == len(a.s.Args)
 		}
 		anch := anchors && anchorRecord(r.TypeNum)
@@ -203,13 +203,30 @@ func argFields(r *audit.Record) int {
 }
 
 // scanArgs scans args joined by spaces (the command line) for the
-// literals of m, without joining them.
-func (sc *scratch) scanArgs(m *acMatcher, args []string, found []uint64) {
+// literals of m, without joining them, and returns the state reached.
+func (sc *scratch) scanArgs(m *acMatcher, args []string, found []uint64) int32 {
 	st := int32(0)
 	for i, arg := range args {
 		if i > 0 {
 			st = m.scanText(st, " ", found, sc)
 		}
+		st = m.scanText(st, arg, found, sc)
+	}
+	return st
+}
+
+// scanLine finds what scanArgs finds in the command line args, the first
+// argument (the program's path, the same from one exec to the next)
+// through the memo: the literals it holds and the automaton's state after
+// it are remembered, and the scan goes on from that state, so literals
+// that span the first space are still found.
+func (sc *scratch) scanLine(m *acMatcher, args []string, found []uint64) {
+	if len(args) == 0 {
+		return
+	}
+	st := sc.memo.scan(m, found, sc, args[0])
+	for _, arg := range args[1:] {
+		st = m.scanText(st, " ", found, sc)
 		st = m.scanText(st, arg, found, sc)
 	}
 }

@@ -22,7 +22,7 @@ gnuplot <<GP
 set terminal png size 800,450 font ",11"
 set output "$OUT/live.png"
 set title "CPU share of one core under an exec load (${SECS} s per rate)"
-set xlabel "exec/s (/bin/true copy, scoped execve rule)"
+set xlabel "exec/s (tiny static exit program, or /bin/true with AUDISP_ENRICH_LIVE_PROGRAM=true; scoped execve rule)"
 set ylabel "% of one core (utime+stime)"
 set logscale x
 set grid

@@ -55,7 +55,13 @@ type LiveRate struct {
 // (plugin/perf/live-cost.sh). AUDISP_ENRICH_PERF_OUT names a JSON file for
 // the results (and NAME.dat with the same figures as columns).
 // AUDISP_ENRICH_LIVE_PROC_FALLBACK=false turns the proc table's /proc
-// fallback off (it is on in plugin mode by default), to see its share. It asserts that both plugins delivered ≥ 95% of the execs.
+// fallback off (it is on in plugin mode by default), to see its share.
+// AUDISP_ENRICH_LIVE_COALESCE sets [input] coalesce (default 20ms, the
+// config default); AUDISP_ENRICH_LIVE_BIN runs a given audisp-enrich build
+// instead of building this tree's (A/B runs).
+// The load execs TinyExit's program (AUDISP_ENRICH_LIVE_PROGRAM=true: a
+// copy of /bin/true, as before 2026-12-05 afternoon). It asserts that both
+// plugins delivered ≥ 95% of the execs.
 func TestLiveCost(t *testing.T) {
 	testsupport.SkipShort(t, "a real auditd under exec load for minutes; root")
 	if err := auditdtest.Available(); err != nil {
@@ -85,14 +91,38 @@ func TestLiveCost(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bin := goBuild(t, dir, "audisp-enrich", "./plugin/cmd/audisp-enrich")
+	bin := os.Getenv("AUDISP_ENRICH_LIVE_BIN")
+	if bin == "" {
+		bin = goBuild(t, dir, "audisp-enrich", "./plugin/cmd/audisp-enrich")
+	} else {
+		// A given build (A/B runs of two versions): copied so that its
+		// process is named audisp-enrich.
+		copyFile(t, bin, filepath.Join(dir, "audisp-enrich"))
+		bin = filepath.Join(dir, "audisp-enrich")
+	}
 	load := goBuild(t, dir, "execload", "./plugin/perf/execload")
 	work := filepath.Join(dir, "work")
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The program the load execs: the tiny static exit program by default
+	// (TinyExit: two cores cannot fork and exec 1000 dynamically linked
+	// /bin/true per second on this VM), a copy of /bin/true with
+	// AUDISP_ENRICH_LIVE_PROGRAM=true (the earlier rounds' figures).
 	prog := filepath.Join(work, "true")
-	copyFile(t, "/bin/true", prog)
+	tiny, terr := TinyExit()
+	switch p := os.Getenv("AUDISP_ENRICH_LIVE_PROGRAM"); {
+	case p == "true" || terr != nil:
+		copyFile(t, "/bin/true", prog)
+	case p == "" || p == "tiny":
+		writeFile(t, prog, string(tiny))
+		if err := os.Chmod(prog, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("AUDISP_ENRICH_LIVE_PROGRAM=%q: want tiny or true", p)
+	}
+	t.Logf("load program: %s (AUDISP_ENRICH_LIVE_PROGRAM=%q; tiny unless \"true\")", prog, os.Getenv("AUDISP_ENRICH_LIVE_PROGRAM"))
 
 	port := testsupport.FreePort(t, "tcp")
 	state := filepath.Join(dir, "state")
@@ -103,35 +133,7 @@ func TestLiveCost(t *testing.T) {
 		}
 	}
 	events := filepath.Join(state, "events.json")
-	block := filepath.Join(dir, "block.txt")
-	var bl bytes.Buffer
-	for i := 0; i < 1000; i++ {
-		fmt.Fprintf(&bl, "%064x live-%d\n", i*7919+1, i)
-	}
-	writeFile(t, block, bl.String())
-	cfg := filepath.Join(dir, "audisp-enrich.toml")
-	writeFile(t, cfg, fmt.Sprintf(`user = "root"
-state_dir = %q
-[log]
-syslog = false
-[status]
-interval = "0s"
-listen = "127.0.0.1:%d"
-[enrich.proc]
-proc_fallback = %v
-[enrich.hunt]
-enabled = true
-[enrich.blocklist]
-enabled = true
-[[enrich.blocklist.lists]]
-name = "live"
-path = %q
-[[sink]]
-type = "file"
-[sink.file]
-path = %q
-max_bytes = 0
-`, state, port, os.Getenv("AUDISP_ENRICH_LIVE_PROC_FALLBACK") != "false", block, events)+testsupport.SigmaSection(t))
+	cfg := pluginConfig(t, dir, state, events, fmt.Sprintf("listen = \"127.0.0.1:%d\"\n", port))
 	lcfg := filepath.Join(dir, "laurel.toml")
 	writeFile(t, lcfg, fmt.Sprintf("directory = %q\n[auditlog]\nfile = \"audit.log\"\nsize = 1000000000\n", laurelDir))
 	plug := func(path, args string) string {
@@ -260,6 +262,51 @@ max_bytes = 0
 			t.Fatal(err)
 		}
 	}
+}
+
+// pluginConfig writes the live-cost configuration of audisp-enrich under
+// dir and returns its path: hunting, a 1000-entry block list, [input]
+// coalesce from AUDISP_ENRICH_LIVE_COALESCE (default 20ms, the config's
+// default), the /proc fallback unless AUDISP_ENRICH_LIVE_PROC_FALLBACK is
+// "false", a file sink at events, status reports off; status adds lines to
+// [status]. TestLiveCost and TestPacedCost share it.
+func pluginConfig(t *testing.T, dir, state, events, status string) string {
+	t.Helper()
+	block := filepath.Join(dir, "block.txt")
+	var bl bytes.Buffer
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&bl, "%064x live-%d\n", i*7919+1, i)
+	}
+	writeFile(t, block, bl.String())
+	coalesce := "20ms"
+	if c := os.Getenv("AUDISP_ENRICH_LIVE_COALESCE"); c != "" {
+		coalesce = c
+	}
+	cfg := filepath.Join(dir, "audisp-enrich.toml")
+	writeFile(t, cfg, fmt.Sprintf(`user = "root"
+state_dir = %q
+[log]
+syslog = false
+[status]
+interval = "0s"
+%s[input]
+coalesce = %q
+[enrich.proc]
+proc_fallback = %v
+[enrich.hunt]
+enabled = true
+[enrich.blocklist]
+enabled = true
+[[enrich.blocklist.lists]]
+name = "live"
+path = %q
+[[sink]]
+type = "file"
+[sink.file]
+path = %q
+max_bytes = 0
+`, state, status, coalesce, os.Getenv("AUDISP_ENRICH_LIVE_PROC_FALLBACK") != "false", block, events)+testsupport.SigmaSection(t))
+	return cfg
 }
 
 // goBuild builds pkg (relative to the module root) into dir/name.

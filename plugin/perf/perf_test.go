@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -195,5 +196,29 @@ func TestExecload(t *testing.T) {
 	}
 	if out, err := exec.Command(bin, "-cmd", "/nonexistent/prog", "-duration", "1s").CombinedOutput(); err == nil {
 		t.Fatalf("missing program accepted: %s", out)
+	}
+}
+
+// TestTinyExit writes the tiny exit program, runs it and checks that it
+// exits 0; execload drives it as well (every start must succeed).
+func TestTinyExit(t *testing.T) {
+	b, err := TinyExit()
+	if err != nil {
+		t.Skip(err)
+	}
+	prog := filepath.Join(t.TempDir(), "exit0")
+	if err := os.WriteFile(prog, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(prog, "ignored").CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", prog, err, out)
+	}
+	if testing.Short() {
+		return
+	}
+	bin := goBuild(t, t.TempDir(), "execload", "./plugin/perf/execload")
+	out, err := exec.Command(bin, "-rate", "50", "-duration", "500ms", "-cmd", prog).Output()
+	if err != nil || !strings.Contains(string(out), `"failed":0`) {
+		t.Fatalf("execload -cmd %s: %v: %s", prog, err, out)
 	}
 }

@@ -8,7 +8,10 @@
 //
 // Encode is a pure function of the event and the options: it reads the
 // event and writes nothing but dst, so it is safe to call from several
-// goroutines on different events (or on one event nobody modifies).
+// goroutines on different events (or on one event nobody modifies). The
+// threat and sigma blocks are rendered through caches (encode.ThreatCache,
+// encode.SigmaCache) held in pooled per-call scratch: the output is the
+// same as rendering them each time.
 package ecs
 
 import (
@@ -56,6 +59,10 @@ type scratch struct {
 	// second tsSec: events come in bursts within one second.
 	tsSec    int64
 	tsPrefix []byte
+	// The rendered threat and sigma blocks of recent events (lost with
+	// the scratch when the pool drops it, and then rendered again).
+	threat encode.ThreatCache
+	sigma  encode.SigmaCache
 }
 
 var pool = sync.Pool{New: func() any { return new(scratch) }}
@@ -78,6 +85,11 @@ func Encode(dst []byte, ev *audit.Event, opts Options) []byte {
 func Write(ew *encode.Writer, ev *audit.Event, opts Options) {
 	sc := pool.Get().(*scratch)
 	defer pool.Put(sc)
+	write(ew, ev, opts, sc)
+}
+
+// write is Write with the scratch sc.
+func write(ew *encode.Writer, ev *audit.Event, opts Options, sc *scratch) {
 	s := ev.Summary
 	if s == nil {
 		audit.Summarize(ev, &sc.sum)
@@ -108,10 +120,10 @@ func Write(ew *encode.Writer, ev *audit.Event, opts Options) {
 	w.file(s)
 	sc.seen = w.related(ev, s, sc.seen[:0])
 	if len(ev.Techniques) > 0 {
-		encode.Threat(w.Writer, ev.Techniques, opts.References)
+		sc.threat.Write(w.Writer, ev.Techniques, opts.References)
 	}
 	w.tags(ev, s)
-	w.own(ev, s)
+	w.own(ev, s, sc)
 	w.Close()
 	clear(sc.esc[:cap(sc.esc)])
 	sc.esc = w.esc[:0]
@@ -446,7 +458,7 @@ func containsBefore(xs []string, n int, v string) bool {
 }
 
 // own writes audisp_enrich.*: the facts ECS has no field for.
-func (w *writer) own(ev *audit.Event, s *audit.Summary) {
+func (w *writer) own(ev *audit.Event, s *audit.Summary, sc *scratch) {
 	w.open("audisp_enrich")
 	w.int("schema_version", SchemaVersion)
 	w.int("serial", int64(ev.ID.Serial))
@@ -472,7 +484,7 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary) {
 	}
 	w.ownProcessContext(ev)
 	encode.Hunt(w.Writer, ev.Hunt, false) // the rules' tags are in tags
-	encode.Sigma(w.Writer, ev.Sigma)
+	sc.sigma.Write(w.Writer, ev.Sigma)
 	encode.Hits(w.Writer, "blocklist", ev.Blocklist)
 	encode.Hits(w.Writer, "allowlisted", ev.Allowlisted)
 	if p := ev.Package; p != nil {

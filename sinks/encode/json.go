@@ -39,8 +39,8 @@ type Full struct {
 	nkeys   []string // keys of a nested msg object
 	argv    []string // scratch for a PROCTITLE's argv
 	letters []byte   // scratch for the enc strings
-	threat  threatCache
-	sigma   sigmaCache
+	threat  ThreatCache
+	sigma   SigmaCache
 }
 
 // Append appends the document for ev to b (a JSON document is followed by

@@ -11,7 +11,7 @@ import (
 // warnings.
 func (e *Full) enrichment(w *Writer, ev *audit.Event) {
 	if len(ev.Techniques) > 0 {
-		e.threat.write(w, ev.Techniques)
+		e.threat.Write(w, ev.Techniques, true)
 	}
 	if len(ev.Hashes) > 0 {
 		w.Key("hashes")
@@ -47,7 +47,7 @@ func (e *Full) enrichment(w *Writer, ev *audit.Event) {
 		e.escaped = VirusTotal(w, v, e.escaped)
 	}
 	Hunt(w, ev.Hunt, true)
-	e.sigma.write(w, ev.Sigma)
+	e.sigma.Write(w, ev.Sigma)
 	e.processContext(w, ev)
 	if len(ev.Related) > 0 {
 		w.Key("related")
@@ -94,16 +94,17 @@ func Hits(w *Writer, name string, hits []audit.ListHit) {
 }
 
 // renderCache remembers the values rendered for the latest lists of
-// enrichments (threat techniques, Sigma hits), keyed by their ids. A hit
+// enrichments (threat techniques, Sigma hits), keyed by the format, a
+// variant byte (what the value function writes) and the lists' ids. A hit
 // is checked element by element against the list it was rendered from, so
 // the output is exactly what rendering writes; the check is cheap because
 // equal strings from the embedded catalog or from one loaded rule share
 // their bytes (Go compares their pointers first). It holds at most
-// maxThreatCache lists, rendered in one format.
+// maxThreatCache lists, of every format and variant together, so that
+// writers of both formats can share one cache.
 type renderCache[T any] struct {
-	m      map[string]rendered[T]
-	format Format
-	key    []byte
+	m   map[string]rendered[T]
+	key []byte
 }
 
 type rendered[T any] struct {
@@ -115,16 +116,14 @@ type rendered[T any] struct {
 const maxThreatCache = 256
 
 // write writes the member name for xs: the cached value when xs is the
-// same list as one rendered before (same reports equal elements), else
-// the value value renders, which it remembers under the ids of xs.
-func (c *renderCache[T]) write(w *Writer, name string, xs []T, id func(*T) string, same func(a, b T) bool, value func(*Writer, []T)) {
-	c.key = c.key[:0]
+// same list as one rendered before in w's format and the same variant
+// (same reports equal elements), else the value value renders, which it
+// remembers.
+func (c *renderCache[T]) write(w *Writer, name string, variant byte, xs []T, id func(*T) string, same func(a, b T) bool, value func(*Writer, []T)) {
+	c.key = append(c.key[:0], byte(w.Format()), variant)
 	for i := range xs {
 		c.key = append(c.key, id(&xs[i])...)
 		c.key = append(c.key, ',')
-	}
-	if c.format != w.Format() {
-		c.m, c.format = nil, w.Format()
 	}
 	w.Key(name)
 	if r, ok := c.m[string(c.key)]; ok && slices.EqualFunc(r.xs, xs, same) {
@@ -139,13 +138,21 @@ func (c *renderCache[T]) write(w *Writer, name string, xs []T, id func(*T) strin
 	c.m[string(c.key)] = rendered[T]{xs: slices.Clone(xs), doc: slices.Clone(w.B[start:])}
 }
 
-// threatCache renders "threat" through a renderCache.
-type threatCache struct{ renderCache[audit.Technique] }
+// ThreatCache writes the member "threat" as Threat does, rendering each
+// list of techniques once and appending the rendered bytes for the next
+// events with the same list. The zero value is ready; a ThreatCache is
+// not safe for concurrent use.
+type ThreatCache struct{ c renderCache[audit.Technique] }
 
-// write writes the member "threat" for ts, as Threat(w, ts, true) does.
-func (c *threatCache) write(w *Writer, ts []audit.Technique) {
-	c.renderCache.write(w, "threat", ts, func(t *audit.Technique) string { return t.ID }, sameTechnique,
-		func(w *Writer, ts []audit.Technique) { threatValue(w, ts, 3) })
+// Write writes the member "threat" for ts, as Threat(w, ts, details)
+// does.
+func (c *ThreatCache) Write(w *Writer, ts []audit.Technique, details bool) {
+	cols := 1
+	if details {
+		cols = 3
+	}
+	c.c.write(w, "threat", byte(cols), ts, func(t *audit.Technique) string { return t.ID }, sameTechnique,
+		func(w *Writer, ts []audit.Technique) { threatValue(w, ts, cols) })
 }
 
 // sameTechnique reports whether a and b render the same threat entries
@@ -329,17 +336,19 @@ func Sigma(w *Writer, sigma []audit.SigmaHit) {
 	sigmaValue(w, sigma)
 }
 
-// sigmaCache renders "sigma" through a renderCache: a rule's hit holds
-// the rule's own strings, event after event, so a match appends the bytes
-// rendered for the first event with the same rules.
-type sigmaCache struct{ renderCache[audit.SigmaHit] }
+// SigmaCache writes the member "sigma" as Sigma does, through a render
+// cache: a rule's hit holds the rule's own strings, event after event, so
+// a match appends the bytes rendered for the first event with the same
+// rules. The zero value is ready; a SigmaCache is not safe for concurrent
+// use.
+type SigmaCache struct{ c renderCache[audit.SigmaHit] }
 
-// write writes the member "sigma" as Sigma does.
-func (c *sigmaCache) write(w *Writer, sigma []audit.SigmaHit) {
+// Write writes the member "sigma" as Sigma(w, sigma) does.
+func (c *SigmaCache) Write(w *Writer, sigma []audit.SigmaHit) {
 	if len(sigma) == 0 {
 		return
 	}
-	c.renderCache.write(w, "sigma", sigma, func(h *audit.SigmaHit) string { return h.ID }, sameSigmaHit, sigmaValue)
+	c.c.write(w, "sigma", 0, sigma, func(h *audit.SigmaHit) string { return h.ID }, sameSigmaHit, sigmaValue)
 }
 
 // sameSigmaHit reports whether a and b render the same sigma entry.

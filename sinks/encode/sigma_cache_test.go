@@ -22,16 +22,16 @@ func TestSigmaCacheExact(t *testing.T) {
 	untagged.Tags, untagged.Author = nil, ""
 	retagged := tmp
 	retagged.Tags = []string{"attack.stealth", "attack.t1036.005"}
-	var c sigmaCache
+	var c SigmaCache
 	cached := func(f Format, hits []audit.SigmaHit) []byte {
 		var w Writer
 		w.Reset(f, nil)
 		w.Open()
-		c.write(&w, hits)
+		c.Write(&w, hits)
 		w.Close()
 		return w.B
 	}
-	for _, f := range []Format{JSON, Msgpack, JSON} {
+	for _, f := range []Format{JSON, Msgpack, JSON, Msgpack} {
 		for i, hits := range [][]audit.SigmaHit{{tmp}, {tmp}, {retitled}, {raised}, {untagged}, {retagged}, {folders, tmp}, {tmp, folders}, {folders, tmp}, nil} {
 			got := cached(f, hits)
 			var w Writer
@@ -50,7 +50,7 @@ func TestSigmaCacheExact(t *testing.T) {
 	for i := range 2 * maxThreatCache {
 		cached(JSON, []audit.SigmaHit{{ID: strings.Repeat("x", i+1), Title: "t"}})
 	}
-	if len(c.m) > maxThreatCache {
-		t.Errorf("cache holds %d lists, bound %d", len(c.m), maxThreatCache)
+	if len(c.c.m) > maxThreatCache {
+		t.Errorf("cache holds %d lists, bound %d", len(c.c.m), maxThreatCache)
 	}
 }

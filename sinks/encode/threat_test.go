@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// The encoder's threat cache must write what Threat writes, in both
-// formats, also when a list with the same ids but other names or tactics
-// comes next.
+// The threat cache must write what Threat writes, in both formats and
+// both column sets (one cache serves them all), also when a list with
+// the same ids but other names or tactics comes next.
 func TestThreatCacheExact(t *testing.T) {
 	shell := audit.Technique{ID: "T1059.004", Name: "Unix Shell", ParentID: "T1059", Parent: "Command and Scripting Interpreter",
 		Tactics: []audit.Tactic{{ID: "TA0002", Name: "Execution"}}}
@@ -18,25 +18,30 @@ func TestThreatCacheExact(t *testing.T) {
 	moved := shell
 	moved.Tactics = []audit.Tactic{{ID: "TA0003", Name: "Persistence"}}
 	transfer := audit.Technique{ID: "T1105", Name: "Ingress Tool Transfer", Tactics: []audit.Tactic{{ID: "TA0011", Name: "Command and Control"}}}
-	var c threatCache
-	cached := func(f Format, ts []audit.Technique) []byte {
+	var c ThreatCache
+	cachedAs := func(f Format, ts []audit.Technique, details bool) []byte {
 		var w Writer
 		w.Reset(f, nil)
 		w.Open()
-		c.write(&w, ts)
+		c.Write(&w, ts, details)
 		w.Close()
 		return w.B
 	}
+	cached := func(f Format, ts []audit.Technique) []byte { return cachedAs(f, ts, true) }
 	for _, f := range []Format{JSON, Msgpack, JSON} {
 		for i, ts := range [][]audit.Technique{{shell}, {shell}, {renamed}, {moved}, {shell, transfer}, {transfer, shell}, {shell}} {
-			got := cached(f, ts)
-			var w Writer
-			w.Reset(f, nil)
-			w.Open()
-			Threat(&w, ts, true)
-			w.Close()
-			if !bytes.Equal(got, w.B) {
-				t.Errorf("format %d list %d: cached %q\nwant %q", f, i, got, w.B)
+			for _, details := range []bool{true, false, true} {
+				for _, g := range []Format{f, 1 - f} {
+					got := cachedAs(g, ts, details)
+					var w Writer
+					w.Reset(g, nil)
+					w.Open()
+					Threat(&w, ts, details)
+					w.Close()
+					if !bytes.Equal(got, w.B) {
+						t.Errorf("format %d details %v list %d: cached %q\nwant %q", g, details, i, got, w.B)
+					}
+				}
 			}
 		}
 	}
@@ -47,7 +52,7 @@ func TestThreatCacheExact(t *testing.T) {
 	for i := range 2 * maxThreatCache {
 		cached(JSON, []audit.Technique{{ID: "T" + string(rune('A'+i%26)) + strings.Repeat("x", i/26)}})
 	}
-	if len(c.m) > maxThreatCache {
-		t.Errorf("cache holds %d lists, bound %d", len(c.m), maxThreatCache)
+	if len(c.c.m) > maxThreatCache {
+		t.Errorf("cache holds %d lists, bound %d", len(c.c.m), maxThreatCache)
 	}
 }
