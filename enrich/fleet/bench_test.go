@@ -17,6 +17,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/audisp-enrich/audisp-enrich/enrich"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal/vtfake"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
@@ -219,11 +220,13 @@ func fleetVerdict(i, hitsPct, names int, now int64) (string, Verdict) {
 // BenchmarkHostCacheMemory measures the memory a host's verdict cache
 // holds per 100k verdicts, filled through the follower's callback
 // (Host.verdict) with fleetVerdict's mix at several shares of hits (the
-// verdicts that need a record and strings). MiB/100k is the growth of the
-// live heap, rss_MiB/100k that of the resident set (after returning freed
-// memory to the system); both include the growth steps' garbage being
-// gone. Names come from a pool of 8,000; the last case is the worst: all
-// hits, every name distinct. The target is 2 MiB per 100k.
+// verdicts that need a record in the cache's file). MiB/100k is the
+// growth of the live heap, rss_MiB/100k that of the resident set (after
+// returning freed memory to the system); both include the growth steps'
+// garbage being gone; file_MiB/100k is the size of the records file (page
+// cache, not resident memory). Names come from a pool of 8,000; the last
+// case is the worst: all hits, every name distinct. The target is
+// 2 MiB per 100k.
 //
 //	go test -run '^$' -bench HostCacheMemory -benchtime 1x ./enrich/fleet/
 func BenchmarkHostCacheMemory(b *testing.B) {
@@ -235,7 +238,7 @@ func BenchmarkHostCacheMemory(b *testing.B) {
 func hostCacheMemory(b *testing.B, hitsPct, names int) {
 	const n = 100000
 	for range b.N {
-		h := cacheHost(b, n)
+		h := cacheHost(b, n, nopEmitter{})
 		now := time.Now().Unix()
 		keys := make([]string, n)
 		vs := make([]Verdict, n)
@@ -264,19 +267,22 @@ func hostCacheMemory(b *testing.B, hitsPct, names int) {
 		}
 		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "MiB/100k")
 		b.ReportMetric(float64(rss1-rss0)/(1<<20), "rss_MiB/100k")
+		b.ReportMetric(float64(h.cache.file.end)/(1<<20), "file_MiB/100k")
 		_ = h.Close()
 	}
 }
 
 // cacheHost returns a host with a cache of size verdicts whose brokers
-// are never reached: the benchmarks fill the cache through Host.verdict.
-func cacheHost(b *testing.B, size int) *Host {
+// are never reached, emitting to emit: tests fill the cache through
+// Host.verdict.
+func cacheHost(b testing.TB, size int, emit enrich.Emitter) *Host {
 	hc := DefaultHostConfig()
 	hc.Brokers = []string{"127.0.0.1:1"}
 	pub, _, _ := ed25519.GenerateKey(nil)
 	hc.VerdictPublicKey = base64.StdEncoding.EncodeToString(pub)
 	hc.CacheSize = size
-	h, err := NewHost(hc, &stamps{got: map[string]time.Time{}}, quietLog(), &metrics.Registry{})
+	hc.StateDir = b.TempDir()
+	h, err := NewHost(hc, emit, quietLog(), &metrics.Registry{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -299,13 +305,16 @@ func rss(b *testing.B) int64 {
 // BenchmarkHostCacheLookup measures what the cache adds to an event: one
 // Host.Enrich of an event whose hash has a cached verdict (the common
 // case once the fleet knows the hashes), in a cache of 100k verdicts of
-// fleetVerdict's mix with 35 % hits. miss is an unknown hash already
-// pending (the look-up, then the pending table).
+// fleetVerdict's mix with 35 % hits: cached is any cached hash, vt_hit a
+// VirusTotal hit (its record read back from the file, 1000 hits in turn),
+// vt_hit_hot one of 100 hits in turn (mostly in the hot records), plain a verdict
+// held in its slot's word; miss is an unknown hash already pending (the
+// look-up, then the pending table).
 //
 //	go test -run '^$' -bench HostCacheLookup ./enrich/fleet/
 func BenchmarkHostCacheLookup(b *testing.B) {
 	const n = 100000
-	h := cacheHost(b, n)
+	h := cacheHost(b, n, nopEmitter{})
 	defer h.Close()
 	now := time.Now().Unix()
 	for i := range n {
@@ -315,13 +324,19 @@ func BenchmarkHostCacheLookup(b *testing.B) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		name string
-		off  int
-	}{{"hit", 0}, {"miss", n}} {
+		key  func(i int) int // the i-th event's verdict, as fleetVerdict's index
+	}{
+		{"cached", func(i int) int { return i * 97 }},
+		{"vt_hit", func(i int) int { return i*100 + i%35 }},             // fleetVerdict's hits: a record read from the file
+		{"vt_hit_hot", func(i int) int { return i%100*100 + i%100%35 }}, // 100 hits over and over: from the hot records
+		{"plain", func(i int) int { return i*100 + 35 + i%65 }},
+		{"miss", func(i int) int { return n + i*97 }},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			evs := make([]*audit.Event, 1000)
 			for i := range evs {
 				evs[i] = &audit.Event{}
-				evs[i].Hashes = []audit.FileHash{{Path: "/opt/x", Algo: "sha256", Hex: fmt.Sprintf("%064x", 1<<40+c.off+i*97)}}
+				evs[i].Hashes = []audit.FileHash{{Path: "/opt/x", Algo: "sha256", Hex: fmt.Sprintf("%064x", 1<<40+c.key(i))}}
 				_ = h.Enrich(ctx, evs[i])
 			}
 			b.ResetTimer()
@@ -329,5 +344,38 @@ func BenchmarkHostCacheLookup(b *testing.B) {
 				_ = h.Enrich(ctx, evs[i%len(evs)])
 			}
 		})
+	}
+}
+
+// BenchmarkVerdictCacheCompact measures one compaction of the cache's
+// file (under the cache's mutex: events wait for it): 100k hits cached,
+// 60k of them removed, the 40k live records copied to a new file.
+//
+//	go test -run '^$' -bench VerdictCacheCompact -benchtime 5x ./enrich/fleet/
+func BenchmarkVerdictCacheCompact(b *testing.B) {
+	const n = 100000
+	now := time.Now()
+	for range b.N {
+		b.StopTimer()
+		c := testCache(b, n)
+		keys := make([]string, n)
+		for i := range n {
+			k, v := fleetVerdict(i, 100, 0, now.Unix())
+			keys[i] = k
+			c.put(k, &v, false, now)
+		}
+		for i := range n * 6 / 10 {
+			c.remove(keys[i])
+		}
+		live := c.file.end - c.file.dead
+		b.StartTimer()
+		c.mu.Lock()
+		c.compact(now)
+		c.mu.Unlock()
+		b.StopTimer()
+		if c.file.end != live {
+			b.Fatalf("compacted to %d bytes, want %d", c.file.end, live)
+		}
+		b.ReportMetric(float64(live)/(1<<20), "live_MiB")
 	}
 }

@@ -9,13 +9,13 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 // cacheVerdicts are verdicts of every shape the topic can carry, each
-// with its digest: compact (plain, hit record) and whole.
+// with its digest: in a word (plain) or in a record (hits, unusual reasons).
 func cacheVerdicts(now int64) map[string]Verdict {
 	sha := func(i int) string { return fmt.Sprintf("%064x", 0xabc000+i) }
 	md5 := fmt.Sprintf("%032x", 0x77)
@@ -42,7 +42,7 @@ func cacheVerdicts(now int64) map[string]Verdict {
 // renders it, whichever form holds it.
 func TestVerdictCacheExact(t *testing.T) {
 	now := time.Now()
-	c := newVerdictCache(100)
+	c := testCache(t, 100)
 	vs := cacheVerdicts(now.Unix())
 	for k, v := range vs {
 		c.put(k, &v, false, now)
@@ -50,8 +50,8 @@ func TestVerdictCacheExact(t *testing.T) {
 	if c.len() != len(vs) {
 		t.Fatalf("cached %d, want %d", c.len(), len(vs))
 	}
-	if len(c.whole) != 4 || c.nrecs != 2 {
-		t.Errorf("%d whole entries and %d hit records, want 4 and 2", len(c.whole), c.nrecs)
+	if n := c.records(); n != 6 {
+		t.Errorf("%d records, want 6", n)
 	}
 	for k, v := range vs {
 		got, ok := c.get(k, now)
@@ -68,8 +68,8 @@ func TestVerdictCacheExact(t *testing.T) {
 	for k := range vs {
 		c.remove(k)
 	}
-	if c.len() != 0 || len(c.whole) != 0 || c.names.index.n+c.labels.index.n != 0 {
-		t.Errorf("after removing all: %d entries, %d whole, %d strings", c.len(), len(c.whole), c.names.index.n+c.labels.index.n)
+	if c.len() != 0 || c.file.dead != c.file.end {
+		t.Errorf("after removing all: %d entries, %d of %d file bytes live", c.len(), c.file.end-c.file.dead, c.file.end)
 	}
 }
 
@@ -77,7 +77,7 @@ func TestVerdictCacheExact(t *testing.T) {
 // down to 16 s, then dropped; one expiring within 16 s is not kept.
 func TestVerdictCacheExpiry(t *testing.T) {
 	now := time.Now()
-	c := newVerdictCache(10)
+	c := testCache(t, 10)
 	k := fmt.Sprintf("%064x", 1)
 	v := Verdict{Status: VerdictNotFound, LookedUp: now.Unix(), TTL: 100, Source: SourceVirusTotal}
 	c.put(k, &v, false, now)
@@ -94,8 +94,8 @@ func TestVerdictCacheExpiry(t *testing.T) {
 	}
 	h := Verdict{Status: VerdictFound, Harmless: 1, LookedUp: now.Unix(), TTL: 3600, ThreatLabel: "l", Source: SourceVirusTotal}
 	c.put(k, &h, false, now)
-	if _, ok := c.get(k, now.Add(2*time.Hour)); ok || c.len() != 0 || c.names.index.n+c.labels.index.n != 0 {
-		t.Errorf("an expired hit was served or kept (len %d, strings %d)", c.len(), c.names.index.n+c.labels.index.n)
+	if _, ok := c.get(k, now.Add(2*time.Hour)); ok || c.len() != 0 || c.file.dead != c.file.end {
+		t.Errorf("an expired hit was served or kept (len %d, %d live file bytes)", c.len(), c.file.end-c.file.dead)
 	}
 }
 
@@ -106,7 +106,7 @@ func TestVerdictCacheExpiry(t *testing.T) {
 func TestVerdictCacheModel(t *testing.T) {
 	now := time.Now()
 	const capacity = 300
-	c := newVerdictCache(capacity)
+	c := testCache(t, capacity)
 	model := map[string]Verdict{}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for step := range 20000 {
@@ -139,7 +139,7 @@ func TestVerdictCacheModel(t *testing.T) {
 			}
 		}
 	}
-	if n < capacity/2 || n != c.len() || len(c.tab.keys) != c.maxSlots() || unsafe.Sizeof(hitRec{}) != 24 {
+	if n < capacity/2 || n != c.len() || len(c.tab.keys) != c.maxSlots() {
 		t.Fatalf("%d tags for %d entries, %d slots (want %d)", n, c.len(), len(c.tab.keys), c.maxSlots())
 	}
 	kept := 0
@@ -157,15 +157,47 @@ func TestVerdictCacheModel(t *testing.T) {
 	for k := range model {
 		c.remove(k)
 	}
-	used := 0
-	for _, e := range append(c.names.ents, c.labels.ents...) {
-		used += int(e.refs)
+	if c.len() != 0 || c.file.dead != c.file.end {
+		t.Fatalf("after removing all: %d entries, %d of %d file bytes live", c.len(), c.file.end-c.file.dead, c.file.end)
 	}
-	if len(c.names.arena) > 8192 { // compacted once over half of it is dropped strings (and 4 KiB)
-		t.Errorf("names arena of %d bytes with no name left", len(c.names.arena))
+}
+
+// TestVerdictCacheCompact: once over half of the file is dead records,
+// the live ones are copied to a new file, and every verdict still comes
+// back exactly, with its reference bit (also those read into the hot
+// records before, and one replaced after that).
+func TestVerdictCacheCompact(t *testing.T) {
+	now := time.Now()
+	const n = 6000
+	c := testCache(t, n)
+	keys, vs := make([]string, n), make([]Verdict, n)
+	for i := range n {
+		keys[i], vs[i] = fleetVerdict(i, 100, 0, now.Unix())
+		c.put(keys[i], &vs[i], i%3 == 0, now)
 	}
-	if c.len() != 0 || len(c.whole) != 0 || c.names.index.n+c.labels.index.n != 0 || used != 0 {
-		t.Fatalf("after removing all: %d entries, %d whole, %d strings, %d references", c.len(), len(c.whole), c.names.index.n+c.labels.index.n, used)
+	full := c.file.end
+	for i := 0; i < n; i += 12 { // into the hot records (their bits are set already)
+		c.get(keys[i], now)
+	}
+	vs[12].Malicious, vs[12].MeaningfulName = 9, "replaced" // a hot record replaced before the compaction
+	c.put(keys[12], &vs[12], true, now)
+	for i := range n {
+		if i%4 != 0 {
+			c.remove(keys[i])
+		}
+	}
+	c.put(keys[0], &vs[0], true, now) // a put compacts when over half is dead
+	if c.file.dead != 0 || c.file.end > full/3 || c.records() != n/4 {
+		t.Fatalf("after dropping 3/4 of %d bytes: %d bytes, %d dead, %d records", full, c.file.end, c.file.dead, c.records())
+	}
+	for i := 0; i < n; i += 4 {
+		j := c.tab.find(func() uint64 { tg, _ := c.tag(keys[i]); return tg }())
+		if used := c.tab.vals[j]&refBit != 0; used != (i%3 == 0) {
+			t.Fatalf("%d: reference bit %v after compaction", i, used)
+		}
+		if got, ok := c.get(keys[i], now); !ok || !reflect.DeepEqual(got, result(keys[i], &vs[i])) {
+			t.Fatalf("%d: got %+v (%v), want %+v", i, got, ok, result(keys[i], &vs[i]))
+		}
 	}
 }
 
@@ -174,7 +206,7 @@ func TestVerdictCacheModel(t *testing.T) {
 // hand over the 106 slots).
 func TestVerdictCacheClock(t *testing.T) {
 	now := time.Now()
-	c := newVerdictCache(100)
+	c := testCache(t, 100)
 	v := Verdict{Status: VerdictNotFound, LookedUp: now.Unix(), TTL: 3600, Source: SourceVirusTotal}
 	key := func(i int) string { return fmt.Sprintf("%064x", i) }
 	for i := range 100 {
@@ -200,7 +232,7 @@ func TestVerdictCacheClock(t *testing.T) {
 // get (run it with -race); every verdict read is one that was put.
 func TestVerdictCacheConcurrent(t *testing.T) {
 	now := time.Now()
-	c := newVerdictCache(200)
+	c := testCache(t, 200)
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)
@@ -267,7 +299,8 @@ func FuzzVerdictCache(f *testing.F) {
 		if ttl <= 0 || ttl > 1<<40 {
 			return // the decoder refuses ttl <= 0; past 2^40 s LookedUp+TTL could overflow
 		}
-		c := newVerdictCache(4)
+		c := testCache(t, 4)
+		defer c.close()
 		c.put(key, &v, false, now)
 		got, ok := c.get(key, now)
 		switch {
@@ -280,4 +313,25 @@ func FuzzVerdictCache(f *testing.F) {
 			t.Fatalf("got %+v (%v), want %+v", got, ok, want)
 		}
 	})
+}
+
+// testCache returns a cache of size verdicts with its file under a
+// temporary directory.
+func testCache(t testing.TB, size int) *verdictCache {
+	c := newVerdictCache(size, t.TempDir(), quietLog(), &metrics.Counter{})
+	t.Cleanup(c.close)
+	return c
+}
+
+// records counts the entries that are records.
+func (c *verdictCache) records() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for i, k := range c.tab.keys {
+		if k != 0 && c.tab.vals[i]>>kindShift&3 == kindRecord {
+			n++
+		}
+	}
+	return n
 }

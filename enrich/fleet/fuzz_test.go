@@ -2,8 +2,10 @@ package fleet
 
 import (
 	"crypto/ed25519"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fuzzSeed is a fixed seed, so the fuzz corpus holds verdicts that verify.
@@ -51,6 +53,37 @@ func FuzzParseOSReleaseID(f *testing.F) {
 		id := parseOSReleaseID(b)
 		if strings.TrimLeft(id, "abcdefghijklmnopqrstuvwxyz0123456789._-") != "" {
 			t.Fatalf("ID %q has characters os-release(5) does not allow", id)
+		}
+	})
+}
+
+// FuzzDecodeRecord decodes fuzzed record bodies of the verdict cache's
+// file: never a panic, and what decodes encodes to a body that decodes to
+// the same rendering and expiry.
+func FuzzDecodeRecord(f *testing.F) {
+	now := time.Now().Unix()
+	for i := range 4 {
+		k, v := fleetVerdict(i*10, 100, 0, now)
+		f.Add(encodeRecord(nil, k, &v, 77))
+	}
+	other := Verdict{Status: VerdictError, Reason: "http 503"}
+	f.Add(encodeRecord(nil, digest, &other, 1))
+	odd := Verdict{Status: VerdictFound, Malicious: -1, Reputation: 1 << 40, Link: "https://example.org/x"}
+	f.Add(encodeRecord(nil, digest, &odd, maxExp))
+	f.Add([]byte{0x80})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, exp, err := decodeRecord(b, digest)
+		if err != nil {
+			return
+		}
+		v := Verdict{Status: r.Status, Reason: r.Reason}
+		if d := r.VTVerdict; d != nil {
+			v.Malicious, v.Suspicious, v.Harmless, v.Undetected, v.Reputation = d.Malicious, d.Suspicious, d.Harmless, d.Undetected, d.Reputation
+			v.ThreatLabel, v.MeaningfulName, v.FirstSubmission, v.LastAnalysis, v.Link = d.ThreatLabel, d.MeaningfulName, d.FirstSubmission, d.LastAnalysis, d.Link
+		}
+		r2, exp2, err := decodeRecord(encodeRecord(nil, digest, &v, exp), digest)
+		if err != nil || exp2 != exp || !reflect.DeepEqual(r2, r) {
+			t.Fatalf("re-encoded: %+v %d %v; want %+v %d", r2, exp2, err, r, exp)
 		}
 	})
 }

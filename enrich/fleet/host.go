@@ -41,8 +41,9 @@ type HostConfig struct {
 	// topic to gather 1 MiB: verdicts reach the host up to FetchWait
 	// late, and an idle topic costs one fetch per FetchWait.
 	FetchWait time.Duration `toml:"fetch_wait"`
-	// CacheSize bounds the verdicts kept in memory (CLOCK, an approximate
-	// LRU; about 20 bytes a verdict, see verdictCache).
+	// CacheSize bounds the verdicts cached (CLOCK, an approximate LRU;
+	// 12.6 bytes of memory a verdict, and a hit's details in a file under
+	// StateDir, see verdictCache).
 	CacheSize int `toml:"cache_size"`
 	// Pending bounds the hashes waiting for a verdict; past it, new hashes
 	// get virustotal.status skipped, reason queue_full.
@@ -55,7 +56,9 @@ type HostConfig struct {
 	SpoolBytes int64 `toml:"spool_bytes"`
 	// StateDir holds the sightings spool (StateDir/spool/fleet-sightings),
 	// so that sightings wait on disk while the brokers are away and
-	// survive a restart. "" keeps them in memory. Defaults to the global
+	// survive a restart, and the verdict cache's file of hit details (an
+	// unlinked file, see recFile). "" keeps the sightings in memory and
+	// puts the cache's file in os.TempDir(). Defaults to the global
 	// state_dir.
 	StateDir string `toml:"state_dir"`
 }
@@ -111,6 +114,9 @@ type Host struct {
 	fol    *follower
 	ready  chan struct{} // closed once connected and the verdicts topic was read
 	cache  *verdictCache
+	// afterMiss, when set (by tests only), runs between an event's cache
+	// miss and its look-up in the pending table.
+	afterMiss func(digest string)
 
 	mu       sync.Mutex
 	pend     map[string]*pending
@@ -162,7 +168,12 @@ func NewHost(cfg HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics
 	if h.name == "" {
 		h.name, _ = os.Hostname()
 	}
-	h.cache = newVerdictCache(cfg.CacheSize)
+	dir := cfg.StateDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	h.cache = newVerdictCache(cfg.CacheSize, dir, h.log, reg.Counter("audisp_enrich_fleet_cache_unstored_total", "",
+		"Fleet verdicts not cached because the verdict cache file could not be written (read-only or full file system)."))
 	h.m.cacheHit = reg.Counter("audisp_enrich_fleet_cache_total", `result="hit"`, "Fleet verdict cache look-ups by result.")
 	h.m.cacheMiss = reg.Counter("audisp_enrich_fleet_cache_total", `result="miss"`, "Fleet verdict cache look-ups by result.")
 	h.m.dropped = reg.Counter("audisp_enrich_fleet_sightings_dropped_total", "", "Sightings lost (spool full or damaged, or appended after close); sighted again at the next interval while pending.")
@@ -278,6 +289,8 @@ func (h *Host) Name() string { return virustotal.Name }
 
 // Enrich sets ev.VirusTotal for the event's primary hash from the fleet's
 // verdicts, or to pending. It never blocks and never returns an error.
+// A hash it marks pending gets its verdict document as soon as the
+// verdict is cached, however Enrich and the follower interleave.
 func (h *Host) Enrich(_ context.Context, ev *audit.Event) error {
 	if len(ev.Hashes) == 0 {
 		return nil
@@ -293,9 +306,23 @@ func (h *Host) Enrich(_ context.Context, ev *audit.Event) error {
 		ev.VirusTotal = r
 		return nil
 	}
-	h.m.cacheMiss.Inc()
+	if h.afterMiss != nil {
+		h.afterMiss(fh.Hex)
+	}
 	h.mu.Lock()
 	p := h.pend[fh.Hex]
+	if p == nil {
+		// verdict caches a verdict and takes its pending entry under
+		// h.mu: a verdict cached after the look-up above is seen here,
+		// and one cached later finds the entry made below.
+		if r, ok := h.cache.get(fh.Hex, now); ok {
+			h.mu.Unlock()
+			h.m.cacheHit.Inc()
+			ev.VirusTotal = r
+			return nil
+		}
+	}
+	h.m.cacheMiss.Inc()
 	if p == nil {
 		if len(h.pend) >= h.cfg.Pending {
 			h.mu.Unlock()
@@ -463,6 +490,7 @@ func (h *Host) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		errs = append(errs, h.spool.Stop(ctx))
+		defer h.cache.close() // after the follower, which puts into it
 		if h.client == nil {
 			return
 		}
