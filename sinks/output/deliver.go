@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -95,27 +94,7 @@ type runnerSink struct {
 	// that changed this sink's settings; the buffer is handed over).
 	next sinks.Sink
 	cfg  sinks.RunnerConfig
-
-	// mu guards pending: documents published and not yet appended to the
-	// buffer, in order. They are appended together (one write(2) for a
-	// disk buffer instead of one per document) once groupMax wait, when
-	// the oldest has waited groupWait (timer), at flush and at stop.
-	mu      sync.Mutex
-	pending []sinks.Message
-	timer   *time.Timer
 }
-
-// groupMax and groupWait bound how many documents, and for how long, a
-// network sink's documents wait before they are appended to its buffer
-// together. A write(2) to the spool costs ~4-5 µs whatever its size up to
-// some kilobytes (docs/performance.md, #19), so appending one document at a
-// time cost a disk buffer most of its time. A process killed meanwhile
-// loses what waits (at most groupWait of documents, less than one 10 ms
-// slice of input; docs/reliability.md).
-const (
-	groupMax  = 64
-	groupWait = 2 * time.Millisecond
-)
 
 // openRunner builds the runner of a network sink and opens its buffer; it
 // is started by Stage.Start.
@@ -133,46 +112,15 @@ func openRunner(stateDir string, sc *conf.SinkConfig, s sinks.Sink, opts Options
 
 func (s *runnerSink) publish(m sinks.Message) {
 	m.Value = append([]byte(nil), m.Value...)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pending = append(s.pending, m)
-	switch {
-	case len(s.pending) >= groupMax:
-		s.appendPending()
-	case len(s.pending) == 1:
-		if s.timer == nil {
-			s.timer = time.AfterFunc(groupWait, s.flush)
-		} else {
-			s.timer.Reset(groupWait)
-		}
-	}
-}
-
-// flush appends what waits; it may run on any goroutine (the timer's).
-func (s *runnerSink) flush() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.appendPending()
-}
-
-// appendPending appends the waiting documents to the buffer (s.mu held):
-// a full buffer whose policy is "block" blocks the publisher here, as
-// before.
-func (s *runnerSink) appendPending() {
-	n := len(s.pending)
-	if n == 0 {
-		return
-	}
 	// Drops are counted, logged and reported by the buffer, except those
-	// after the runner stopped (the buffer takes all of them or none):
-	// its figures and alerts are gone by then.
-	if err := s.r.Append(s.pending...); errors.Is(err, buffer.ErrClosed) {
-		s.unsent.Add(uint64(n))
-		s.reg.Counter("audisp_enrich_sink_dropped_total", metrics.Label("sink", s.r.Name())+`,reason="shutdown"`, "Messages lost, by reason.").Add(uint64(n))
+	// after the runner stopped: its figures and alerts are gone by then.
+	if err := s.r.Append(m); errors.Is(err, buffer.ErrClosed) {
+		s.unsent.Add(1)
+		s.reg.Counter("audisp_enrich_sink_dropped_total", metrics.Label("sink", s.r.Name())+`,reason="shutdown"`, "Messages lost, by reason.").Inc()
 	}
-	clear(s.pending)
-	s.pending = s.pending[:0]
 }
+
+func (s *runnerSink) flush() {}
 
 func (s *runnerSink) reopen() {}
 
@@ -188,7 +136,6 @@ const stopStall = 10 * time.Second
 // nearly done, or (without a deadline) it made no progress for stopStall;
 // then it stops the runner.
 func (s *runnerSink) stop(ctx context.Context) {
-	s.flush()
 	deadline, hasDeadline := ctx.Deadline()
 	lastAcked, lastProgress := s.r.Stats().Acked, time.Now()
 	for ctx.Err() == nil {

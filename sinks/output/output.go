@@ -226,8 +226,7 @@ func (s *Stage) Start(ctx context.Context, prev *Stage) {
 				continue
 			}
 			if r, ok := l.d.(*runnerSink); ok && slices.ContainsFunc(handed, func(h *runnerSink) bool { return h.r == r.r }) {
-				r.flush() // what it holds goes before the new sink's documents
-				continue  // handed over below
+				continue // handed over below
 			}
 			wg.Go(func() {
 				l.d.stop(ctx)
