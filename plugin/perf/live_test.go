@@ -58,7 +58,9 @@ type LiveRate struct {
 // fallback off (it is on in plugin mode by default), to see its share.
 // AUDISP_ENRICH_LIVE_COALESCE sets [input] coalesce (default 20ms, the
 // config default); AUDISP_ENRICH_LIVE_BIN runs a given audisp-enrich build
-// instead of building this tree's (A/B runs).
+// instead of building this tree's (A/B runs). AUDISP_ENRICH_LIVE_FLEET=N
+// makes the plugin a fleet host following a verdicts topic that gets N
+// verdicts a second (liveFleet), to measure what following it costs.
 // The load execs TinyExit's program (AUDISP_ENRICH_LIVE_PROGRAM=true: a
 // copy of /bin/true, as before 2026-12-05 afternoon). It asserts that both
 // plugins delivered ≥ 95% of the execs.
@@ -134,6 +136,11 @@ func TestLiveCost(t *testing.T) {
 	}
 	events := filepath.Join(state, "events.json")
 	cfg := pluginConfig(t, dir, state, events, fmt.Sprintf("listen = \"127.0.0.1:%d\"\n", port))
+	section := liveFleet(t, dir)
+	fleetOn := section != ""
+	if fleetOn {
+		appendFile(t, cfg, section)
+	}
 	lcfg := filepath.Join(dir, "laurel.toml")
 	writeFile(t, lcfg, fmt.Sprintf("directory = %q\n[auditlog]\nfile = \"audit.log\"\nsize = 1000000000\n", laurelDir))
 	plug := func(path, args string) string {
@@ -162,6 +169,9 @@ func TestLiveCost(t *testing.T) {
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	if !testsupport.Until(10*time.Second, func() bool { _, err := scrape(metricsURL); return err == nil }) {
 		t.Fatalf("metrics listener %s not up", metricsURL)
+	}
+	if fleetOn {
+		waitFleetCached(t, metricsURL, 1000)
 	}
 
 	var results []LiveRate
@@ -317,6 +327,20 @@ func goBuild(t testing.TB, dir, name, pkg string) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+func appendFile(t testing.TB, path, s string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func writeFile(t testing.TB, path, s string) {
