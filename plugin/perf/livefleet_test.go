@@ -54,6 +54,7 @@ func liveFleet(t *testing.T, dir string) string {
 	sc := fleet.DefaultServiceConfig()
 	sc.Brokers = []string{addr}
 	sc.SigningKeyFile = keyFile
+	sc.Partitions, sc.ReplicationFactor = 4, 1 // one broker
 	if _, err := fleet.EnsureTopics(sc, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
