@@ -187,8 +187,7 @@ func TestLocalBatchArenaBounded(t *testing.T) {
 
 // TestFilterOnLists: sinks filtered on record types, rule keys and
 // techniques get exactly the events that carry them, whichever other
-// sinks the stage has (the lists are collected only when such a filter
-// exists).
+// sinks the stage has.
 func TestFilterOnLists(t *testing.T) {
 	dir := t.TempDir()
 	toml := fmt.Sprintf("state_dir = %q\n[log]\nsyslog = false\n", dir)
@@ -245,6 +244,65 @@ func TestFilterOnLists(t *testing.T) {
 			if !strings.Contains(lines[i], `"id":"`) || !strings.Contains(lines[i], "1700000000.000"+id) {
 				t.Errorf("sink %s document %d is not event %s: %s", name, i, id, lines[i])
 			}
+		}
+	}
+}
+
+// TestSyslogCarriesEventLists: a network sink with no filter still gets an
+// event's record types, rule keys and techniques (its syslog structured
+// data; Kafka's headers and topic template read the same metadata).
+func TestSyslogCarriesEventLists(t *testing.T) {
+	dir := t.TempDir()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg, err := conf.Parse("stage.toml", []byte(fmt.Sprintf(`state_dir = %q
+[log]
+syslog = false
+[[sink]]
+name = "udp"
+type = "syslog"
+[sink.buffer]
+type = "memory"
+[sink.syslog]
+transport = "udp"
+address = %q
+`, dir, c.LocalAddr().String())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, 1, Options{Metrics: &metrics.Registry{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(context.Background(), nil)
+	defer s.Stop(context.Background())
+	var p audit.Parser
+	ev := &audit.Event{Kind: audit.KindAudit, ID: audit.EventID{Sec: 1700000000, Serial: 7}}
+	ev.Techniques = []audit.Technique{{ID: "T1059.004", ParentID: "T1059"}}
+	for _, l := range []string{
+		`type=SYSCALL msg=audit(1700000000.000:7): arch=c000003e syscall=59 success=yes exit=0 pid=1 comm="x" key="k1"`,
+		`type=EXECVE msg=audit(1700000000.000:7): argc=1 a0="ls"`,
+	} {
+		r, err := p.Parse(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Records = append(ev.Records, r)
+	}
+	s.Deliver(ev, s.Encode(0, ev, nil))
+	s.Flush()
+	buf := make([]byte, 1<<16)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _, err := c.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`type="SYSCALL,EXECVE"`, `key="k1"`, `technique="T1059.004"`} {
+		if !strings.Contains(string(buf[:n]), want) {
+			t.Errorf("the syslog message lacks %s: %.300s", want, buf[:n])
 		}
 	}
 }
