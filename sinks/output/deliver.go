@@ -39,6 +39,15 @@ type deliverer interface {
 // goroutine (stdout, file) rather than through a runner and its buffer.
 func isLocal(typ string) bool { return typ == "stdout" || typ == "file" }
 
+// readsLists reports whether a sink reads the record types, rule keys and
+// techniques of an event's metadata: its filter selects on them, or it
+// writes them (kafka: headers and a topic template's {type}; syslog: the
+// structured data). GELF and remote read only node and severity.
+func readsLists(sc *conf.SinkConfig) bool {
+	f := &sc.Filter
+	return sc.Type == "kafka" || sc.Type == "syslog" || len(f.Types) > 0 || len(f.Keys) > 0 || len(f.Techniques) > 0
+}
+
 // newSink builds the Sink of a network sink (kafka, syslog, gelf, remote). It
 // reads what the sink needs (TLS files, passwords) but connects to nothing.
 // The sinks' errors name the sink.

@@ -54,7 +54,11 @@ type Stage struct {
 	// needMeta is set when some sink routes or filters on the metadata;
 	// otherwise it is not computed.
 	needMeta bool
-	parts    [][]byte // Deliver's scratch
+	// needLists is set when some sink reads the metadata's record types,
+	// keys and techniques (readsLists): collecting them costs an
+	// allocation and a pass over the records per event.
+	needLists bool
+	parts     [][]byte // Deliver's scratch
 	// built lists the lanes this stage opened that are not running yet
 	// (closed by Discard, started by Start).
 	built []*lane
@@ -137,6 +141,9 @@ func prepare(cfg *conf.Config, workers int, opts Options, prev *Stage) (*Stage, 
 		}
 		if !isLocal(sc.Type) || !reflect.DeepEqual(sc.Filter, sinks.Filter{}) {
 			st.needMeta = true
+		}
+		if readsLists(sc) {
+			st.needLists = true
 		}
 		key := encoderKey(sc)
 		l.enc = slices.Index(st.keys, key)
@@ -281,7 +288,7 @@ func (s *Stage) Deliver(ev *audit.Event, encoded []byte) {
 	}
 	var meta sinks.Meta
 	if s.needMeta {
-		meta = metaOf(ev)
+		meta = metaOf(ev, s.needLists)
 	}
 	for _, l := range s.lanes {
 		if !l.sc.Filter.Match(meta) || (ev.Alert != nil && ev.Alert.Sink == l.sc.Name) {
@@ -346,11 +353,13 @@ func (s *Stage) Abort() {
 	}
 }
 
-// metaOf collects the routing hints of an event. Besides filters, network
-// sinks read them: Kafka headers and the {type} of a topic template,
-// syslog structured data.
-func metaOf(ev *audit.Event) sinks.Meta {
+// metaOf collects the routing hints of an event; the record types, rule
+// keys and techniques only with lists (see readsLists).
+func metaOf(ev *audit.Event, lists bool) sinks.Meta {
 	m := sinks.Meta{Node: ev.ID.Node, Severity: ev.Severity, Kind: ev.Kind.String(), Tags: ev.Tags}
+	if !lists {
+		return m
+	}
 	for _, r := range ev.Records {
 		if !slices.Contains(m.Types, r.Type) {
 			m.Types = append(m.Types, r.Type)
