@@ -48,6 +48,7 @@ type Enricher struct {
 	exes      *exeCache
 	events    *metrics.Counter
 	hits      *metrics.Counter
+	memo      enrich.ListMemo[rule] // what hits add to an event's lists
 }
 
 var _ enrich.Enricher = (*Enricher)(nil)
@@ -172,8 +173,10 @@ func (e *Enricher) Rules() []string {
 // package doc). It never fails. It allocates nothing for an event no rule
 // matches (unless a rule tests files and the event has relative PATH
 // names, or its executable is not in the executable cache yet: see
-// exeCache), and usually once for an event that matches: ev.Hunt, and the
-// tags and techniques it grows, share one block (see hitBlock).
+// exeCache). For an event that matches it usually allocates nothing: the
+// lists it makes for one list of rules on the same lists are shared by
+// the events (see enrich.ListMemo); when they are made, ev.Hunt and the
+// tags and techniques it grows share one block (see hitBlock).
 func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	var f facts
 	f.extract(ev, e)
@@ -192,27 +195,32 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 		return nil
 	}
 	e.hits.Add(uint64(len(hits)))
-	blk := new(hitBlock)
-	// An earlier pass (the rules that wait for VirusTotal run after it)
-	// may have left hits, tags and techniques: they are kept, in front.
-	ev.Hunt = append(blk.hits[:0], ev.Hunt...)
-	ev.Tags = append(blk.tags[:0], ev.Tags...)
-	if techs > 0 {
-		ev.Techniques = append(blk.techs[:0], ev.Techniques...)
-	}
 	for _, r := range hits {
-		ev.Hunt = append(ev.Hunt, audit.HuntHit{Rule: r.name, Severity: r.severity, Tags: r.tags})
-		ev.AddTag(r.tag)
-		for _, t := range r.tags {
-			ev.AddTag(t)
-		}
-		if r.severity > ev.Severity {
-			ev.Severity = r.severity
-		}
-		if r.tech != nil {
-			ev.Techniques = append(ev.Techniques, *r.tech)
-		}
+		ev.Severity = max(ev.Severity, r.severity)
 	}
+	// The same rules on the same lists make the same lists: the memo
+	// hands out one shared copy (see enrich.ListMemo).
+	e.memo.Add(ev, hits, func(x *audit.Enrichment) {
+		blk := new(hitBlock)
+		// An earlier pass (the rules that wait for VirusTotal run after
+		// it) may have left hits, tags and techniques: they are kept, in
+		// front.
+		x.Hunt = append(blk.hits[:0], x.Hunt...)
+		x.Tags = append(blk.tags[:0], x.Tags...)
+		if techs > 0 {
+			x.Techniques = append(blk.techs[:0], x.Techniques...)
+		}
+		for _, r := range hits {
+			x.Hunt = append(x.Hunt, audit.HuntHit{Rule: r.name, Severity: r.severity, Tags: r.tags})
+			x.AddTag(r.tag)
+			for _, t := range r.tags {
+				x.AddTag(t)
+			}
+			if r.tech != nil {
+				x.Techniques = append(x.Techniques, *r.tech)
+			}
+		}
+	})
 	return nil
 }
 

@@ -69,6 +69,7 @@ type Enricher struct {
 	closed   sync.Once
 
 	events, hits, skipped, reloads *metrics.Counter
+	memo                           enrich.ListMemo[Rule] // what hits add to an event's lists
 }
 
 var _ enrich.Enricher = (*Enricher)(nil)
@@ -175,23 +176,29 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 		return nil
 	}
 	e.hits.Add(uint64(len(hits)))
-	// Grow each list once for all the hits.
-	ntags, ntechs := 0, 0
 	for _, r := range hits {
-		ntags += len(r.hitTags)
-		ntechs += len(r.techs)
-	}
-	ev.Sigma = slices.Grow(ev.Sigma, len(hits))
-	ev.Tags = slices.Grow(ev.Tags, ntags)
-	ev.Techniques = slices.Grow(ev.Techniques, ntechs)
-	for _, r := range hits {
-		ev.Sigma = append(ev.Sigma, audit.SigmaHit{ID: r.ID, Title: r.Title, Level: r.Level, Author: r.Author, Tags: r.Tags})
-		for _, t := range r.hitTags {
-			ev.AddTag(t)
-		}
 		ev.Severity = max(ev.Severity, r.severity)
-		ev.Techniques = append(ev.Techniques, r.techs...)
 	}
+	// The same rules on the same lists make the same lists: the memo
+	// hands out one shared copy (see enrich.ListMemo).
+	e.memo.Add(ev, hits, func(x *audit.Enrichment) {
+		// Grow each list once for all the hits.
+		ntags, ntechs := 0, 0
+		for _, r := range hits {
+			ntags += len(r.hitTags)
+			ntechs += len(r.techs)
+		}
+		x.Sigma = slices.Grow(x.Sigma, len(hits))
+		x.Tags = slices.Grow(x.Tags, ntags)
+		x.Techniques = slices.Grow(x.Techniques, ntechs)
+		for _, r := range hits {
+			x.Sigma = append(x.Sigma, audit.SigmaHit{ID: r.ID, Title: r.Title, Level: r.Level, Author: r.Author, Tags: r.Tags})
+			for _, t := range r.hitTags {
+				x.AddTag(t)
+			}
+			x.Techniques = append(x.Techniques, r.techs...)
+		}
+	})
 	return nil
 }
 

@@ -9,6 +9,7 @@ package audit
 import (
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // Encoding says how a field value appeared on the wire.
@@ -182,12 +183,24 @@ type Event struct {
 }
 
 // Enrichment is what enrichers attach to an event. All of it is plain data;
-// each enricher writes only its own fields.
+// each enricher writes only its own fields, and adds to the shared ones
+// (Tags, Techniques, Severity).
+//
+// Shared lists: Tags, Techniques, Hunt and Sigma may share their arrays
+// with other events (the ATT&CK enricher hands every event of a key the
+// same techniques; the hunting and Sigma enrichers hand the events with the
+// same hits on the same lists the same slices, see enrich.ListMemo).
+// Therefore every writer only appends to them (or replaces them whole) and
+// never writes an element in place, and a slice given to more than one
+// event has its capacity equal to its length, so that an append copies it.
+// Under this contract two lists that are the same slice (SameList) hold
+// the same elements, which memos and encoders use to skip work.
 type Enrichment struct {
-	// Tags are free-form labels (keys, hunting tags, tamper tags).
+	// Tags are free-form labels (keys, hunting tags, tamper tags). The
+	// slice may be shared with other events (see above).
 	Tags []string
 	// Techniques are ATT&CK techniques found for the event. The slice may
-	// be shared with other events: append to it, never write its elements.
+	// be shared with other events (see above).
 	Techniques []Technique
 	// Hashes are file hashes taken from INTEGRITY_RULE records.
 	Hashes []FileHash
@@ -201,9 +214,11 @@ type Enrichment struct {
 	Package *PackageResult
 	// VirusTotal is the lookup outcome for the event's primary hash.
 	VirusTotal *VTResult
-	// Hunt holds the hunting rules that matched.
+	// Hunt holds the hunting rules that matched. The slice may be shared
+	// with other events (see above).
 	Hunt []HuntHit
-	// Sigma holds the Sigma rules that matched.
+	// Sigma holds the Sigma rules that matched. The slice may be shared
+	// with other events (see above).
 	Sigma []SigmaHit
 	// Parent is the parent process when known. It may be shared with other
 	// events (the process table hands every child the same value): never
@@ -230,7 +245,15 @@ type Enrichment struct {
 	Warnings []string
 }
 
-// AddTag adds t unless it is already present.
+// SameList reports whether a and b are the same slice: the same length
+// and, unless empty, the same first element. Under Enrichment's sharing
+// contract the same slice holds the same elements.
+func SameList[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || unsafe.SliceData(a) == unsafe.SliceData(b))
+}
+
+// AddTag adds t unless it is already present (appending: the list may be
+// shared, see Enrichment).
 func (e *Enrichment) AddTag(t string) {
 	for _, x := range e.Tags {
 		if x == t {

@@ -102,9 +102,19 @@ func Hits(w *Writer, name string, hits []audit.ListHit) {
 // their bytes (Go compares their pointers first). It holds at most
 // maxThreatCache lists, of every format and variant together, so that
 // writers of both formats can share one cache.
+//
+// Before all that, a list that is the same slice (audit.SameList) as the
+// last one written, in the same format and variant, gets the last value:
+// the enrichers hand the events with the same hits one shared list, whose
+// elements audit.Enrichment's contract keeps unchanged.
 type renderCache[T any] struct {
-	m   map[string]rendered[T]
-	key []byte
+	m    map[string]rendered[T]
+	key  []byte
+	last struct {
+		src []T     // the list as given (not a copy: its identity counts)
+		fv  [2]byte // format, variant
+		doc []byte  // nil until a list was written
+	}
 }
 
 type rendered[T any] struct {
@@ -120,22 +130,30 @@ const maxThreatCache = 256
 // (same reports equal elements), else the value value renders, which it
 // remembers.
 func (c *renderCache[T]) write(w *Writer, name string, variant byte, xs []T, id func(*T) string, same func(a, b T) bool, value func(*Writer, []T)) {
-	c.key = append(c.key[:0], byte(w.Format()), variant)
+	fv := [2]byte{byte(w.Format()), variant}
+	w.Key(name)
+	if l := &c.last; l.doc != nil && l.fv == fv && audit.SameList(l.src, xs) {
+		w.Raw(l.doc)
+		return
+	}
+	c.key = append(c.key[:0], fv[:]...)
 	for i := range xs {
 		c.key = append(c.key, id(&xs[i])...)
 		c.key = append(c.key, ',')
 	}
-	w.Key(name)
-	if r, ok := c.m[string(c.key)]; ok && slices.EqualFunc(r.xs, xs, same) {
+	r, ok := c.m[string(c.key)]
+	if ok && slices.EqualFunc(r.xs, xs, same) {
 		w.Raw(r.doc)
-		return
+	} else {
+		start := len(w.B)
+		value(w, xs)
+		if c.m == nil || len(c.m) >= maxThreatCache {
+			c.m = make(map[string]rendered[T])
+		}
+		r = rendered[T]{xs: slices.Clone(xs), doc: slices.Clone(w.B[start:])}
+		c.m[string(c.key)] = r
 	}
-	start := len(w.B)
-	value(w, xs)
-	if c.m == nil || len(c.m) >= maxThreatCache {
-		c.m = make(map[string]rendered[T])
-	}
-	c.m[string(c.key)] = rendered[T]{xs: slices.Clone(xs), doc: slices.Clone(w.B[start:])}
+	c.last.src, c.last.fv, c.last.doc = xs, fv, r.doc
 }
 
 // ThreatCache writes the member "threat" as Threat does, rendering each
