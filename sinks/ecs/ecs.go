@@ -2,8 +2,9 @@
 // the enrichment of an event in Elastic Common Schema (ECS 9.x) names, with
 // what ECS has no field for under the one custom namespace audisp_enrich.*.
 // The records themselves are left out (they are in event.original when
-// Options.Original is set), which makes the document about a quarter of the
-// size of the full, lossless one. docs/schema/ecs.schema.json is its JSON
+// Options.Original is set, each stamp written once; Rebuild gives the lines
+// back), which makes the document about a quarter of the size of the full,
+// lossless one. docs/schema/ecs.schema.json is its JSON
 // Schema, docs/schema.md describes every field.
 //
 // Encode is a pure function of the event and the options: it reads the
@@ -27,16 +28,18 @@ import (
 // SchemaVersion is the version of the ecs profile
 // (docs/schema/ecs.schema.json), written as audisp_enrich.schema_version.
 // It changes only on incompatible changes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // ECSVersion is the ECS version the profile follows (ecs.version).
 const ECSVersion = "9.5.0"
 
 // Options select what the profile writes.
 type Options struct {
-	// Original adds event.original: the event's audit records as received,
-	// one per line. The document is then lossless (the records can be
-	// parsed again from it).
+	// Original adds event.original: the event's audit records one per
+	// line, the first as received and the following ones without the
+	// stamp "msg=audit(SEC.MSEC:SERIAL): " they share with it (see
+	// appendOriginal). The document is then lossless: Rebuild gives back
+	// the lines as received.
 	Original bool
 	// References adds the ATT&CK catalog text of each technique and
 	// tactic: threat.*.name and threat.*.reference (the page URLs). By
@@ -243,18 +246,93 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 		w.int("severity", int64(ev.Severity))
 	}
 	if opts.Original && len(ev.Records) > 0 {
-		sc.line = sc.line[:0]
-		for i, r := range ev.Records {
-			if i > 0 {
-				sc.line = append(sc.line, '\n')
-			}
-			sc.line = append(sc.line, r.Line...)
-		}
+		sc.line = appendOriginal(sc.line[:0], ev)
 		w.Key("original")
 		// sc.line is not touched until value returns: no copy needed.
 		w.value(unsafe.String(unsafe.SliceData(sc.line), len(sc.line)), "event.original")
 	}
 	w.close()
+}
+
+// stampPrefix starts the stamp of every audit line.
+const stampPrefix = "msg=audit("
+
+// appendOriginal appends event.original to b: the event's records one per
+// line, in arrival order, the first as received and every following one
+// as received but without the first line's stamp (see stamp) when it carries
+// the same stamp right after its header (headerLen) and the text after that
+// stamp does not itself start with "msg=audit(". Any other line is kept as
+// received. Rebuild is the inverse.
+func appendOriginal(b []byte, ev *audit.Event) []byte {
+	st := stamp(ev.Records[0].Line)
+	for i, r := range ev.Records {
+		l := r.Line
+		if i > 0 {
+			b = append(b, '\n')
+			if h := headerLen(l); st != "" && h >= 0 && strings.HasPrefix(l[h:], st) &&
+				!strings.HasPrefix(l[h+len(st):], stampPrefix) {
+				b = append(b, l[:h]...)
+				l = l[h+len(st):]
+			}
+		}
+		b = append(b, l...)
+	}
+	return b
+}
+
+// Rebuild returns the audit lines that event.original holds, as auditd
+// wrote them: original is the member's value JSON-decoded, with each \xHH
+// turned back into its byte when audisp_enrich.escaped lists
+// event.original. The first line is as received. A following line whose
+// text after its header starts with "msg=audit(" is as received too; any
+// other gets the first line's stamp back right after its header.
+func Rebuild(original string) []string {
+	lines := strings.Split(original, "\n")
+	st := stamp(lines[0])
+	for i, l := range lines[1:] {
+		if h := headerLen(l); st != "" && h >= 0 && !strings.HasPrefix(l[h:], stampPrefix) {
+			lines[i+1] = l[:h] + st + l[h:]
+		}
+	}
+	return lines
+}
+
+// stamp returns the stamp of an audit line, "msg=audit(SEC.MSEC:SERIAL): "
+// right after its header (headerLen), up to and including the space after
+// the colon; "" when the line has no such stamp (auditd 2.x daemon records
+// without the colon, a line that ends after "):").
+func stamp(l string) string {
+	h := headerLen(l)
+	if h < 0 || !strings.HasPrefix(l[h:], stampPrefix) {
+		return ""
+	}
+	k := strings.IndexByte(l[h:], ')')
+	if k < 0 || !strings.HasPrefix(l[h+k+1:], ": ") {
+		return ""
+	}
+	return l[h : h+k+3]
+}
+
+// headerLen returns the length of the header of an audit line,
+// "[node=NODE ]type=TYPE ", up to and including the space after the type
+// (NODE and TYPE hold no space: the parser ends each at the first one), or
+// -1 when l does not start with such a header.
+func headerLen(l string) int {
+	i := 0
+	if strings.HasPrefix(l, "node=") {
+		i = strings.IndexByte(l, ' ') + 1
+		if i == 0 {
+			return -1
+		}
+	}
+	if !strings.HasPrefix(l[i:], "type=") {
+		return -1
+	}
+	j := strings.IndexByte(l[i+5:], ' ')
+	if j <= 0 {
+		return -1
+	}
+	return i + 5 + j + 1
 }
 
 // plain reports whether b needs no JSON escaping.
@@ -428,24 +506,47 @@ func addOnce(xs []string, v string) []string {
 	return append(xs, v)
 }
 
-// tags writes the rule keys followed by the other tags, each once.
+// tags writes the rule keys followed by the other tags, each once,
+// without the tags "hunt:RULE" of the hunting rules that matched (their
+// names are in audisp_enrich.hunt).
 func (w *writer) tags(ev *audit.Event, s *audit.Summary) {
-	if len(s.Keys) == 0 && len(ev.Tags) == 0 {
-		return
-	}
-	w.Key("tags")
-	w.OpenArray()
+	open := false
 	for i, k := range s.Keys {
 		if !containsBefore(s.Keys, i, k) {
+			open = w.openTags(open)
 			w.value(k, "tags")
 		}
 	}
 	for _, t := range ev.Tags {
-		if !containsBefore(s.Keys, len(s.Keys), t) {
+		if !containsBefore(s.Keys, len(s.Keys), t) && !huntTag(ev.Hunt, t) {
+			open = w.openTags(open)
 			w.value(t, "tags")
 		}
 	}
-	w.CloseArray()
+	if open {
+		w.CloseArray()
+	}
+}
+
+// openTags starts the tags array unless open says it is started.
+func (w *writer) openTags(open bool) bool {
+	if !open {
+		w.Key("tags")
+		w.OpenArray()
+	}
+	return true
+}
+
+// huntTag reports whether t is the tag "hunt:RULE" of one of the hits.
+func huntTag(hits []audit.HuntHit, t string) bool {
+	if rule, ok := strings.CutPrefix(t, "hunt:"); ok {
+		for _, h := range hits {
+			if h.Rule == rule {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func containsBefore(xs []string, n int, v string) bool {
@@ -461,7 +562,6 @@ func containsBefore(xs []string, n int, v string) bool {
 func (w *writer) own(ev *audit.Event, s *audit.Summary, sc *scratch) {
 	w.open("audisp_enrich")
 	w.int("schema_version", SchemaVersion)
-	w.int("serial", int64(ev.ID.Serial))
 	w.bool("timed_out", ev.TimedOut)
 	w.bool("evicted", ev.Evicted)
 	if s.AUID != "" && !audit.IsUnsetID(s.AUID) {

@@ -1,0 +1,125 @@
+package ecs_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/sinks/ecs"
+)
+
+// eventOf parses lines (refused lines are skipped) into one event whose id
+// is the first record's, as the reassembler would group records of one
+// node and stamp; records of another stamp are put in it too, so that the
+// rule for them is exercised. It returns nil when no line is accepted.
+func eventOf(lines []string) *audit.Event {
+	var p audit.Parser
+	ev := &audit.Event{}
+	for _, l := range lines {
+		r, err := p.Parse(l)
+		if err != nil {
+			continue
+		}
+		if len(ev.Records) == 0 {
+			ev.ID = audit.EventID{Node: r.Node, Sec: r.Sec, Msec: r.Msec, Serial: r.Serial}
+		}
+		ev.Records = append(ev.Records, r)
+	}
+	if len(ev.Records) == 0 {
+		return nil
+	}
+	return ev
+}
+
+// TestOriginalFormat: event.original is the first record as received, then
+// each following record without the first line's stamp when it has that
+// stamp right after its header; a record with another stamp, one whose
+// text after the stamp starts with "msg=audit(" again, and every record
+// after a first line without a whole stamp are kept as received. Rebuild
+// gives back the lines as received in every case.
+func TestOriginalFormat(t *testing.T) {
+	const gs = "\x1d"
+	for _, c := range []struct {
+		name  string
+		lines []string
+		want  string
+	}{
+		{"exec", []string{
+			`type=SYSCALL msg=audit(1700000000.100:5): arch=c000003e syscall=59 success=yes exe="/bin/ls"` + gs + `ARCH=x86_64 SYSCALL=execve`,
+			`type=EXECVE msg=audit(1700000000.100:5): argc=2 a0="ls" a1="-l"`,
+			`type=PROCTITLE msg=audit(1700000000.100:5): proctitle=6C73002D6C`,
+		}, `type=SYSCALL msg=audit(1700000000.100:5): arch=c000003e syscall=59 success=yes exe="/bin/ls"` + gs + `ARCH=x86_64 SYSCALL=execve` +
+			"\n" + `type=EXECVE argc=2 a0="ls" a1="-l"` + "\n" + `type=PROCTITLE proctitle=6C73002D6C`},
+		{"node prefix and enrichment part", []string{
+			`node=web1 type=SYSCALL msg=audit(1.001:2): pid=3` + gs + `UID="root"`,
+			`node=web1 type=CWD msg=audit(1.001:2): cwd="/"` + gs,
+			`node= type=PATH msg=audit(1.001:2): name="/x"`,
+		}, `node=web1 type=SYSCALL msg=audit(1.001:2): pid=3` + gs + `UID="root"` + "\n" + `node=web1 type=CWD cwd="/"` + gs + "\n" + `node= type=PATH name="/x"`},
+		{"irregular spacing and empty body", []string{
+			`type=SYSCALL msg=audit(1.001:2): pid=3`,
+			`type=CWD msg=audit(1.001:2):  cwd="/"`,
+			`type=PATH msg=audit(1.001:2): `,
+		}, `type=SYSCALL msg=audit(1.001:2): pid=3` + "\n" + `type=CWD  cwd="/"` + "\n" + `type=PATH `},
+		{"another stamp is kept", []string{
+			`type=SYSCALL msg=audit(1.001:2): pid=3`,
+			`type=PATH msg=audit(1.001:3): name="/x"`,
+			`type=PATH msg=audit(01.001:2): name="/y"`,
+		}, `type=SYSCALL msg=audit(1.001:2): pid=3` + "\n" + `type=PATH msg=audit(1.001:3): name="/x"` + "\n" + `type=PATH msg=audit(01.001:2): name="/y"`},
+		{"a stamp after the stamp is kept", []string{
+			`type=SYSCALL msg=audit(1.001:2): pid=3`,
+			`type=PATH msg=audit(1.001:2): msg=audit(1.001:2): x`,
+		}, `type=SYSCALL msg=audit(1.001:2): pid=3` + "\n" + `type=PATH msg=audit(1.001:2): msg=audit(1.001:2): x`},
+		{"first line without the colon", []string{
+			`type=DAEMON_CONFIG msg=audit(1490239800.477:34) config changed, auid=0 pid=1 res=success`,
+			`type=DAEMON_CONFIG msg=audit(1490239800.477:34): auid=0`,
+		}, `type=DAEMON_CONFIG msg=audit(1490239800.477:34) config changed, auid=0 pid=1 res=success` + "\n" + `type=DAEMON_CONFIG msg=audit(1490239800.477:34): auid=0`},
+		{"user-space record, then the kernel's", []string{
+			`type=USER_AUTH msg=audit(1.001:7): pid=9 uid=0 msg='op=PAM:authentication acct="root" res=success'`,
+			`type=SYSCALL msg=audit(1.001:7): arch=c000003e syscall=44 pid=9`,
+		}, `type=USER_AUTH msg=audit(1.001:7): pid=9 uid=0 msg='op=PAM:authentication acct="root" res=success'` + "\n" + `type=SYSCALL arch=c000003e syscall=44 pid=9`},
+	} {
+		ev := eventOf(c.lines)
+		if len(ev.Records) != len(c.lines) {
+			t.Fatalf("%s: the parser refused a line", c.name)
+		}
+		doc := ecs.Encode(nil, ev, ecs.Options{Original: true})
+		if got := originalOf(t, doc); got != c.want {
+			t.Errorf("%s: event.original\n%q\nwant\n%q", c.name, got, c.want)
+		}
+		if got := rebuilt(t, doc); !slices.Equal(got, c.lines) {
+			t.Errorf("%s: rebuilt\n%q\nwant\n%q", c.name, got, c.lines)
+		}
+	}
+}
+
+// FuzzOriginalRebuild: for any lines the parser accepts, taken as one
+// event, Rebuild of the document's event.original (JSON-decoded, \xHH
+// undone) gives back exactly those lines, and the first line of
+// event.original is the first record as received.
+func FuzzOriginalRebuild(f *testing.F) {
+	f.Add("type=SYSCALL msg=audit(1.001:2): pid=3\x1dUID=\"root\"\ntype=CWD msg=audit(1.001:2): cwd=\"/\"\ntype=PATH msg=audit(1.001:2): ")
+	f.Add("node=h\xff type=SYSCALL msg=audit(1.001:2): exe=\"a\\b\"\nnode=h\xff type=PATH msg=audit(1.001:2): msg=audit(1.001:2): x\nnode= type=PATH msg=audit(1.001:2): name=\"\xfe\"")
+	f.Add("type=DAEMON_CONFIG msg=audit(1.477:34) config changed, auid=0\ntype=DAEMON_CONFIG msg=audit(1.477:34): auid=0\ntype=X msg=audit(1.477:34):")
+	f.Add("type=SYSCALL msg=audit(1.001:2): a=1\ntype=PATH msg=audit(01.001:2): b=2\ntype=PATH msg=audit(1.001:3):  c=3\r")
+	f.Fuzz(func(t *testing.T, text string) {
+		var lines []string
+		var p audit.Parser
+		for _, l := range strings.Split(text, "\n") {
+			if _, err := p.Parse(l); err == nil {
+				lines = append(lines, l)
+			}
+		}
+		ev := eventOf(lines)
+		if ev == nil {
+			return
+		}
+		doc := ecs.Encode(nil, ev, ecs.Options{Original: true})
+		if got := rebuilt(t, doc); !slices.Equal(got, lines) {
+			t.Fatalf("rebuilt\n%q\nwant\n%q\ndocument %s", got, lines, doc)
+		}
+		if first, _, _ := strings.Cut(originalOf(t, doc), "\n"); first != lines[0] {
+			t.Fatalf("first line %q, want %q", first, lines[0])
+		}
+	})
+}
