@@ -2,8 +2,8 @@
 // the enrichment of an event in Elastic Common Schema (ECS 9.x) names, with
 // what ECS has no field for under the one custom namespace audisp_enrich.*.
 // The records themselves are left out (they are in event.original when
-// Options.Original is set, each stamp written once; Rebuild gives the lines
-// back), which makes the document about a quarter of the size of the full,
+// Options.Original is set, without the stamp that event.id holds; Rebuild
+// gives the lines back), which makes the document about a quarter of the size of the full,
 // lossless one. docs/schema/ecs.schema.json is its JSON
 // Schema, docs/schema.md describes every field.
 //
@@ -36,10 +36,10 @@ const ECSVersion = "9.5.0"
 // Options select what the profile writes.
 type Options struct {
 	// Original adds event.original: the event's audit records one per
-	// line, the first as received and the following ones without the
-	// stamp "msg=audit(SEC.MSEC:SERIAL): " they share with it (see
+	// line, each without the event's stamp "msg=audit(SEC.MSEC:SERIAL): "
+	// (the stamp part of event.id) when it carries exactly that one (see
 	// appendOriginal). The document is then lossless: Rebuild gives back
-	// the lines as received.
+	// the lines as received from event.id and event.original.
 	Original bool
 	// References adds the ATT&CK catalog text of each technique and
 	// tactic: threat.*.name and threat.*.reference (the page URLs). By
@@ -246,10 +246,14 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 		w.int("severity", int64(ev.Severity))
 	}
 	if opts.Original && len(ev.Records) > 0 {
-		sc.line = appendOriginal(sc.line[:0], ev)
+		// sc.line holds event.id's text; event.original is appended after
+		// it, which leaves sc.line[:n] (and id, which points there) as is.
+		n := len(sc.line)
+		id := unsafe.String(unsafe.SliceData(sc.line), n)
+		sc.line = appendOriginal(sc.line, idStamp(id), ev)
 		w.Key("original")
 		// sc.line is not touched until value returns: no copy needed.
-		w.value(unsafe.String(unsafe.SliceData(sc.line), len(sc.line)), "event.original")
+		w.value(unsafe.String(unsafe.SliceData(sc.line[n:]), len(sc.line)-n), "event.original")
 	}
 	w.close()
 }
@@ -258,59 +262,97 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 const stampPrefix = "msg=audit("
 
 // appendOriginal appends event.original to b: the event's records one per
-// line, in arrival order, the first as received and every following one
-// as received but without the first line's stamp (see stamp) when it carries
-// the same stamp right after its header (headerLen) and the text after that
-// stamp does not itself start with "msg=audit(". Any other line is kept as
-// received. Rebuild is the inverse.
-func appendOriginal(b []byte, ev *audit.Event) []byte {
-	st := stamp(ev.Records[0].Line)
+// line, in arrival order, each as received but without the event's stamp
+// "msg=audit(" + part + "): " (part from idStamp) when it carries exactly
+// that stamp right after its header (headerLen) and the text after it does
+// not itself start with "msg=audit(". Any other line, and every line when
+// part is "", is kept as received. Rebuild is the inverse.
+func appendOriginal(b []byte, part string, ev *audit.Event) []byte {
 	for i, r := range ev.Records {
-		l := r.Line
 		if i > 0 {
 			b = append(b, '\n')
-			if h := headerLen(l); st != "" && h >= 0 && strings.HasPrefix(l[h:], st) &&
-				!strings.HasPrefix(l[h+len(st):], stampPrefix) {
-				b = append(b, l[:h]...)
-				l = l[h+len(st):]
-			}
+		}
+		l := r.Line
+		if n := stampLen(l, part); n > 0 {
+			h := headerLen(l)
+			b = append(b, l[:h]...)
+			l = l[h+n:]
 		}
 		b = append(b, l...)
 	}
 	return b
 }
 
+// stampLen returns the length of the stamp "msg=audit(" + part + "): "
+// when l has exactly that stamp right after its header and the text after
+// it does not start with "msg=audit(" again, else 0 (and always 0 when
+// part is "").
+func stampLen(l, part string) int {
+	h := headerLen(l)
+	if part == "" || h < 0 || !strings.HasPrefix(l[h:], stampPrefix) {
+		return 0
+	}
+	rest := l[h+len(stampPrefix):]
+	if !strings.HasPrefix(rest, part) || !strings.HasPrefix(rest[len(part):], "): ") ||
+		strings.HasPrefix(rest[len(part)+3:], stampPrefix) {
+		return 0
+	}
+	return len(stampPrefix) + len(part) + 3
+}
+
 // Rebuild returns the audit lines that event.original holds, as auditd
-// wrote them: original is the member's value JSON-decoded, with each \xHH
-// turned back into its byte when audisp_enrich.escaped lists
-// event.original. The first line is as received. A following line whose
-// text after its header starts with "msg=audit(" is as received too; any
-// other gets the first line's stamp back right after its header.
-func Rebuild(original string) []string {
+// wrote them. id is the document's event.id and original its
+// event.original, both JSON-decoded; in original each \xHH is turned back
+// into its byte first when audisp_enrich.escaped lists event.original (id
+// may be left in its \xHH form: only its digits are used). A line with
+// "msg=audit(" right after its header is as received; every other line
+// gets the event's stamp, "msg=audit(" + the stamp part of id (idStamp) +
+// "): ", back right after its header. When id gives no stamp part every
+// line is as received.
+func Rebuild(id, original string) []string {
 	lines := strings.Split(original, "\n")
-	st := stamp(lines[0])
-	for i, l := range lines[1:] {
-		if h := headerLen(l); st != "" && h >= 0 && !strings.HasPrefix(l[h:], stampPrefix) {
-			lines[i+1] = l[:h] + st + l[h:]
+	part := idStamp(id)
+	if part == "" {
+		return lines
+	}
+	st := stampPrefix + part + "): "
+	for i, l := range lines {
+		if h := headerLen(l); h >= 0 && !strings.HasPrefix(l[h:], stampPrefix) {
+			lines[i] = l[:h] + st + l[h:]
 		}
 	}
 	return lines
 }
 
-// stamp returns the stamp of an audit line, "msg=audit(SEC.MSEC:SERIAL): "
-// right after its header (headerLen), up to and including the space after
-// the colon; "" when the line has no such stamp (auditd 2.x daemon records
-// without the colon, a line that ends after "):").
-func stamp(l string) string {
-	h := headerLen(l)
-	if h < 0 || !strings.HasPrefix(l[h:], stampPrefix) {
+// idStamp returns the stamp part "SEC.MSEC:SERIAL" of an event.id
+// "NODE:SEC.MSEC:SERIAL": the text after its second-to-last colon (NODE
+// may hold colons), when that text is decimal digits, a dot, exactly three
+// digits, a colon and digits; "" otherwise (an id whose SEC overflowed
+// into a negative number, or that is not an event.id at all).
+func idStamp(id string) string {
+	j := strings.LastIndexByte(id, ':')
+	if j < 0 {
 		return ""
 	}
-	k := strings.IndexByte(l[h:], ')')
-	if k < 0 || !strings.HasPrefix(l[h+k+1:], ": ") {
+	i := strings.LastIndexByte(id[:j], ':')
+	if i < 0 {
 		return ""
 	}
-	return l[h : h+k+3]
+	sec, msec, ok := strings.Cut(id[i+1:j], ".")
+	if !ok || !digits(sec) || len(msec) != 3 || !digits(msec) || !digits(id[j+1:]) {
+		return ""
+	}
+	return id[i+1:]
+}
+
+// digits reports whether s is one or more decimal digits.
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // headerLen returns the length of the header of an audit line,
