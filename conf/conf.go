@@ -167,7 +167,7 @@ type SinkConfig struct {
 	// docs/schema/ecs.schema.json). The audit encoding has no profile.
 	Profile string `toml:"profile"`
 	// Original adds the audit records as event.original to ecs
-	// documents, one per line, the stamp written on the first line only
+	// documents, one per line, without the stamp that event.id holds
 	// (the documents are then lossless; sinks/ecs.Rebuild). ecs profile
 	// only.
 	Original bool `toml:"original"`
