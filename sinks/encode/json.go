@@ -41,6 +41,7 @@ type Full struct {
 	letters []byte   // scratch for the enc strings
 	threat  ThreatCache
 	sigma   SigmaCache
+	tagc    tagCache
 }
 
 // Append appends the document for ev to b (a JSON document is followed by
@@ -545,13 +546,54 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 		for _, k := range s.Keys {
 			e.val(w, k, "tags", "")
 		}
-		for _, t := range ev.Tags {
-			if !slices.Contains(s.Keys, t) {
-				e.val(w, t, "tags", "")
-			}
-		}
+		e.tags(w, ev.Tags, s.Keys)
 		w.CloseArray()
 	}
+}
+
+// tags writes the elements of tags that are not among keys (written
+// before them). The rule enrichers hand the events with the same hits one
+// shared list (audit.Enrichment), so when tags is the same slice as the
+// last list written whole, in the same format, its bytes are appended
+// again (see tagCache).
+func (e *Full) tags(w *Writer, tags, keys []string) {
+	whole := true // no tag is a key: every one is written
+	for _, t := range tags {
+		if slices.Contains(keys, t) {
+			whole = false
+			break
+		}
+	}
+	c := &e.tagc
+	if whole && c.doc != nil && c.format == w.Format() && audit.SameList(c.src, tags) {
+		w.RawValues(c.doc, len(tags))
+		for range c.escaped {
+			e.escaped = append(e.escaped, "tags")
+		}
+		return
+	}
+	sep, start, escaped := w.sep, len(w.B), len(e.escaped)
+	for _, t := range tags {
+		if whole || !slices.Contains(keys, t) {
+			e.val(w, t, "tags", "")
+		}
+	}
+	if whole && len(tags) > 0 {
+		doc := w.B[start:]
+		if w.Format() == JSON && sep {
+			doc = doc[1:] // the comma after the keys
+		}
+		c.src, c.format, c.escaped = tags, w.Format(), len(e.escaped)-escaped
+		c.doc = append(c.doc[:0], doc...)
+	}
+}
+
+// tagCache is the last list of tags a Full encoder wrote whole.
+type tagCache struct {
+	src     []string // the list as given (its identity counts)
+	format  Format
+	doc     []byte // its elements as written, in JSON without a leading comma
+	escaped int    // how many of them were escaped
 }
 
 func idName(w *Writer, id, name string) {

@@ -322,6 +322,24 @@ func (w *Writer) Raw(v []byte) {
 	w.B = append(w.B, v...)
 }
 
+// RawValues writes n consecutive values (array elements) that a Writer of
+// the same format wrote before: v holds them as written, in JSON without a
+// comma before the first.
+func (w *Writer) RawValues(v []byte, n int) {
+	if n == 0 {
+		return
+	}
+	if w.format == Msgpack {
+		w.n[w.depth] += uint32(n)
+	} else {
+		if w.sep {
+			w.B = append(w.B, ',')
+		}
+		w.sep = true
+	}
+	w.B = append(w.B, v...)
+}
+
 // Open starts an object; Close ends it.
 func (w *Writer) Open() { w.open(0x80, '{') }
 
