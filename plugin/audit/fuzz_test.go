@@ -32,7 +32,8 @@ func fixtureLines(f *testing.F) []string {
 // FuzzParse: the parser never panics; an error has a reason; Line is the
 // input and every field is a slice of it or decoded from hex; when
 // PlainText holds, every name and Bare or Quoted value is plain text (the
-// encoders' guarantees on the records are fuzzed in sinks/encode).
+// encoders' guarantees on the records are fuzzed in sinks/encode); the
+// interned names agree with the names (checkNameIDs).
 func FuzzParse(f *testing.F) {
 	for _, l := range fixtureLines(f) {
 		f.Add(l)
@@ -54,6 +55,10 @@ func FuzzParse(f *testing.F) {
 		if r.Line != line {
 			t.Fatalf("Line %q != input", r.Line)
 		}
+		if want := line[strings.Index(line, "type=")+5:]; !strings.HasPrefix(want, r.Type+" ") {
+			t.Fatalf("Type %q is not the line's", r.Type)
+		}
+		checkNameIDs(t, r)
 		for _, fl := range r.Fields {
 			if fl.Enc != Hex && fl.Enc != SingleQuoted && !strings.Contains(line, fl.Raw) {
 				t.Fatalf("raw %q of %s not in the line", fl.Raw, fl.Name)
@@ -75,4 +80,33 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkNameIDs checks what NameIDs, NameMask, GetID and GetInterpID say
+// of r against its fields' names.
+func checkNameIDs(t *testing.T, r *Record) {
+	t.Helper()
+	ids := r.NameIDs()
+	if len(ids) != len(r.Fields)+len(r.Interp) {
+		t.Fatalf("%d NameIDs for %d fields", len(ids), len(r.Fields)+len(r.Interp))
+	}
+	all := append(slices.Clone(r.Fields), r.Interp...)
+	for i, f := range all {
+		if ids[i] != LookupName(f.Name) || ids[i] != 0 && ids[i].Name() != f.Name {
+			t.Fatalf("field %d %q has NameID %d (%q)", i, f.Name, ids[i], ids[i].Name())
+		}
+		if r.NameMask()&ids[i].Bit() == 0 {
+			t.Fatalf("NameMask %x lacks the bit of %q", r.NameMask(), f.Name)
+		}
+	}
+	for id := NameID(1); id <= NameID(len(knownNames)); id++ {
+		v, ok := r.Get(id.Name())
+		if v2, ok2 := r.GetID(id); v2 != v || ok2 != ok {
+			t.Fatalf("GetID(%s) = %q %v, Get: %q %v", id.Name(), v2, ok2, v, ok)
+		}
+		v, ok = r.GetInterp(id.Name())
+		if v2, ok2 := r.GetInterpID(id); v2 != v || ok2 != ok {
+			t.Fatalf("GetInterpID(%s) = %q %v, GetInterp: %q %v", id.Name(), v2, ok2, v, ok)
+		}
+	}
 }

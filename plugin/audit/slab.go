@@ -64,6 +64,7 @@ const (
 type slab struct {
 	recs   []Record
 	fields []Field
+	ids    []NameID // the NameID of each of fields
 	handed int32
 	refs   atomic.Int32
 	free   *slabList
@@ -109,7 +110,7 @@ func (s *slab) recycle() {
 		clear(s.recs[:len(s.recs)])
 		clear(s.fields[:len(s.fields)])
 	}
-	s.recs, s.fields, s.handed = s.recs[:0], s.fields[:0], 0
+	s.recs, s.fields, s.ids, s.handed = s.recs[:0], s.fields[:0], s.ids[:0], 0
 	s.free.put(s)
 }
 
@@ -213,7 +214,8 @@ func (p *Parser) newSlab(fields int) *slab {
 			return s
 		}
 	}
-	return &slab{recs: make([]Record, 0, slabRecords), fields: make([]Field, 0, max(slabFields, fields)), free: p.free}
+	n := max(slabFields, fields)
+	return &slab{recs: make([]Record, 0, slabRecords), fields: make([]Field, 0, n), ids: make([]NameID, 0, n), free: p.free}
 }
 
 // retire hands the current slab over to the releases of its records.
@@ -236,6 +238,7 @@ func (p *Parser) begin() {
 		p.cur = p.newSlab(0)
 	}
 	p.run = len(p.cur.fields)
+	p.names = 0
 }
 
 // newRecord takes the slot of the record being parsed from the slab that
@@ -248,20 +251,24 @@ func (p *Parser) newRecord() *Record {
 	return &s.recs[len(s.recs)-1]
 }
 
-// addField appends f to the record being parsed. When the slab's fields
-// are full, the record's fields so far move to a new slab (the records
-// before it keep the old one, which is retired).
-func (p *Parser) addField(f Field) {
+// addField appends f, whose name has the NameID id, to the record being
+// parsed. When the slab's fields are full, the record's fields so far
+// move to a new slab (the records before it keep the old one, which is
+// retired).
+func (p *Parser) addField(f Field, id NameID) {
 	s := p.cur
 	if len(s.fields) == cap(s.fields) {
 		n := len(s.fields) - p.run
 		ns := p.newSlab(2 * n)
 		ns.fields = append(ns.fields, s.fields[p.run:]...)
+		ns.ids = append(ns.ids, s.ids[p.run:]...)
 		p.retire()
 		p.cur, p.run = ns, 0
 		s = ns
 	}
 	s.fields = append(s.fields, f)
+	s.ids = append(s.ids, id)
+	p.names |= id.Bit()
 }
 
 // fields returns the record's fields from index from to to of its run
@@ -273,6 +280,16 @@ func (p *Parser) fields(from, to int) []Field {
 	}
 	run := p.cur.fields[p.run:]
 	return run[from:to:to]
+}
+
+// ids returns the NameIDs of the record's fields (nil when it has none),
+// capped like fields.
+func (p *Parser) ids() []NameID {
+	run := p.cur.ids[p.run:]
+	if len(run) == 0 {
+		return nil
+	}
+	return run[:len(run):len(run)]
 }
 
 // alloc returns n bytes from the byte slab. Decoded bytes are never

@@ -1,0 +1,156 @@
+package audit
+
+// Field names interned by the parser. Each field of a record the Parser
+// makes gets the NameID of its name (0 for names outside the table), kept
+// beside the fields (Record.NameIDs), and the record a mask of the ids it
+// holds (Record.NameMask): a reader looking for a few named fields tests
+// the mask and scans one byte per field, instead of reading every field's
+// name from the line.
+
+// NameID is the number of a well-known field name; 0 stands for every
+// other name.
+type NameID uint8
+
+// nameFlagUntrusted marks a name written through the kernel's
+// untrusted-string rule: quoted when plain, upper-case hex otherwise
+// (auparse typetab.h, kernel audit_log_untrustedstring).
+const nameFlagUntrusted = 1
+
+// knownNames are the interned names; NameID i is knownNames[i-1]. The
+// first 63 (ids 1 to 63) have a bit of their own in NameMask: the names
+// of the kernel's SYSCALL, PATH, CWD, EXECVE and PROCTITLE records and
+// the ENRICHED names of SYSCALL come first. At most 255 names.
+var knownNames = [...]struct {
+	name  string
+	flags uint8
+}{
+	{"arch", 0}, {"syscall", 0}, {"success", 0}, {"exit", 0}, {"a0", 0}, {"a1", 0}, {"a2", 0}, {"a3", 0},
+	{"items", 0}, {"ppid", 0}, {"pid", 0}, {"auid", 0}, {"uid", 0}, {"gid", 0}, {"euid", 0}, {"suid", 0},
+	{"fsuid", 0}, {"egid", 0}, {"sgid", 0}, {"fsgid", 0}, {"tty", 0}, {"ses", 0},
+	{"comm", nameFlagUntrusted}, {"exe", nameFlagUntrusted}, {"subj", 0}, {"key", nameFlagUntrusted},
+	{"item", 0}, {"name", nameFlagUntrusted}, {"inode", 0}, {"dev", nameFlagUntrusted}, {"mode", 0},
+	{"ouid", 0}, {"ogid", 0}, {"rdev", 0}, {"obj", 0}, {"nametype", 0},
+	{"cwd", nameFlagUntrusted}, {"proctitle", nameFlagUntrusted}, {"argc", 0},
+	{"a4", 0}, {"a5", 0}, {"a6", 0}, {"a7", 0}, {"saddr", 0},
+	{"ARCH", 0}, {"SYSCALL", 0}, {"AUID", 0}, {"UID", 0}, {"GID", 0}, {"EUID", 0}, {"SUID", 0},
+	{"FSUID", 0}, {"EGID", 0}, {"SGID", 0}, {"FSGID", 0}, {"OUID", 0}, {"OGID", 0}, {"SADDR", 0},
+	{"msg", 0}, {"op", 0}, {"res", 0}, {"unit", 0},
+	{"acct", nameFlagUntrusted}, // 63: the last with a bit of its own
+	{"hostname", nameFlagUntrusted}, {"addr", 0}, {"terminal", nameFlagUntrusted},
+	{"path", nameFlagUntrusted}, {"file", nameFlagUntrusted}, {"watch", nameFlagUntrusted},
+	{"cmd", nameFlagUntrusted}, {"dir", nameFlagUntrusted}, {"vm", nameFlagUntrusted},
+	{"ocomm", nameFlagUntrusted}, {"grp", nameFlagUntrusted}, {"new_group", nameFlagUntrusted},
+	{"sw", nameFlagUntrusted}, {"root_dir", nameFlagUntrusted}, {"data", nameFlagUntrusted},
+	{"old_chardev", nameFlagUntrusted}, {"new_chardev", nameFlagUntrusted},
+	{"cgroup", nameFlagUntrusted},
+	{"id", 0}, {"exit_status", 0}, {"list", 0}, {"audit_enabled", 0}, {"old", 0}, {"ver", 0},
+	{"format", 0}, {"kernel", 0}, {"fe", 0}, {"fi", 0}, {"fp", 0}, {"fver", 0}, {"pa", 0}, {"pe", 0},
+	{"pi", 0}, {"pp", 0}, {"frootid", 0}, {"old_pa", 0}, {"old_pe", 0}, {"old_pi", 0}, {"old_pp", 0},
+	{"cap_fe", 0}, {"cap_fi", 0}, {"cap_fp", 0}, {"cap_fver", 0}, {"cap_frootid", 0},
+}
+
+const (
+	nameSlots  = 512 // open addressing, a power of two above twice the names
+	maxNameLen = 16  // longer names are never interned
+)
+
+var (
+	// nameSlot maps a hash slot to the id of the name found there (0:
+	// empty), probed linearly.
+	nameSlot  [nameSlots]NameID
+	nameFlags [256]uint8
+	nameTexts [256]string
+)
+
+func init() {
+	for i, n := range knownNames {
+		id := NameID(i + 1)
+		if len(n.name) > maxNameLen || int(id) != i+1 {
+			panic("audit: bad interned name " + n.name)
+		}
+		nameTexts[id], nameFlags[id] = n.name, n.flags
+		h := nameHash(n.name)
+		for nameSlot[h] != 0 {
+			h = (h + 1) & (nameSlots - 1)
+		}
+		nameSlot[h] = id
+	}
+}
+
+// nameHash hashes a name of 1 to maxNameLen bytes from its length and
+// three of its bytes.
+func nameHash(s string) uint {
+	n := len(s)
+	return (uint(s[0])*0x9d ^ uint(s[n-1])*0x3b ^ uint(s[n>>1])*0x11 ^ uint(n)*0x67) & (nameSlots - 1)
+}
+
+// LookupName returns the NameID of a field name, 0 when it is not among
+// the interned names.
+func LookupName(s string) NameID {
+	if len(s) == 0 || len(s) > maxNameLen {
+		return 0
+	}
+	for h := nameHash(s); ; h = (h + 1) & (nameSlots - 1) {
+		id := nameSlot[h]
+		if id == 0 || nameTexts[id] == s {
+			return id
+		}
+	}
+}
+
+// Name returns the field name of id ("" for 0).
+func (id NameID) Name() string { return nameTexts[id] }
+
+// Bit returns the bit of id in NameMask masks: ids 1 to 63 have their
+// own, higher ids share them (id % 64), and 0 has bit 0.
+func (id NameID) Bit() uint64 { return 1 << (id & 63) }
+
+// NameIDs returns the NameID of every field of r, those of Fields then
+// those of Interp, in their order; nil when r did not come from
+// Parser.Parse (then see LookupName). The slice belongs to the record:
+// do not change it, and do not keep it past the record's release.
+func (r *Record) NameIDs() []NameID { return r.ids }
+
+// NameMask returns the union of the Bit of every field's NameID (raw,
+// nested and ENRICHED fields alike): a field whose id's bit is not set is
+// not in r. For a record that did not come from Parser.Parse it is every
+// bit.
+func (r *Record) NameMask() uint64 {
+	if r.ids == nil && len(r.Fields)+len(r.Interp) > 0 {
+		return ^uint64(0)
+	}
+	return r.names
+}
+
+// GetID returns what Get(id.Name()) returns, for an id other than 0,
+// without reading the names of r's fields.
+func (r *Record) GetID(id NameID) (string, bool) {
+	if r.ids == nil {
+		return r.Get(id.Name())
+	}
+	if r.names&id.Bit() != 0 {
+		for i, x := range r.ids[:len(r.Fields)] {
+			if x == id {
+				return r.Fields[i].Value, true
+			}
+		}
+	}
+	return "", false
+}
+
+// GetInterpID returns what GetInterp(id.Name()) returns, for an id
+// other than 0, without reading the names of r's fields.
+func (r *Record) GetInterpID(id NameID) (string, bool) {
+	if r.ids == nil {
+		return r.GetInterp(id.Name())
+	}
+	if r.names&id.Bit() != 0 {
+		n := len(r.Fields)
+		for i, x := range r.ids[n:] {
+			if x == id {
+				return r.Interp[i].Value, true
+			}
+		}
+	}
+	return "", false
+}
