@@ -165,6 +165,14 @@ func (d *doc) setProcess(s *audit.Summary, parent *audit.Process) {
 	}
 }
 
+// The interned names of the record fields read here.
+var (
+	idNametype = audit.LookupName("nametype")
+	idName     = audit.LookupName("name")
+	idArch     = audit.LookupName("arch")
+	idSaddr    = audit.LookupName("saddr")
+)
+
 // createdFiles appends the paths of the PATH records the event's syscall
 // created (nametype=CREATE), made absolute with the CWD record when
 // relative.
@@ -173,10 +181,10 @@ func createdFiles(ev *audit.Event, s *audit.Summary, dst []string) []string {
 		if r == nil || r.TypeNum != 1302 {
 			continue
 		}
-		if nt, _ := r.Get("nametype"); nt != "CREATE" {
+		if nt, _ := r.GetID(idNametype); nt != "CREATE" {
 			continue
 		}
-		name, ok := r.Get("name")
+		name, ok := r.GetID(idName)
 		if !ok || audit.IsSentinel(name) {
 			continue
 		}
@@ -204,7 +212,7 @@ func isConnect(ev *audit.Event, s *audit.Summary) bool {
 	}
 	for _, r := range ev.Records {
 		if r != nil && r.TypeNum == audit.TypeSyscall {
-			arch, _ := r.Get("arch")
+			arch, _ := r.GetID(idArch)
 			nr, ok := connectSyscalls[arch]
 			return ok && s.Syscall == nr
 		}
@@ -219,7 +227,7 @@ func destinations(ev *audit.Event, dst [][2]string) [][2]string {
 		if r == nil || r.TypeNum != 1306 {
 			continue
 		}
-		h, ok := r.Get("saddr")
+		h, ok := r.GetID(idSaddr)
 		if !ok {
 			continue
 		}
@@ -238,6 +246,18 @@ func destinations(ev *audit.Event, dst [][2]string) [][2]string {
 func recordField(r *audit.Record, c *fieldCond) (string, bool) {
 	if c.name == "type" {
 		return r.Type, true
+	}
+	if c.id != 0 {
+		if c.interp {
+			if v, ok := r.GetInterpID(c.id); ok {
+				return v, true
+			}
+			return r.GetID(c.id)
+		}
+		if v, ok := r.GetID(c.id); ok {
+			return v, true
+		}
+		return r.GetInterpID(c.id)
 	}
 	if c.interp {
 		if v, ok := r.GetInterp(c.name); ok {

@@ -82,21 +82,25 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// checkNameIDs checks what NameIDs, NameMask, GetID and GetInterpID say
-// of r against its fields' names.
+// checkNameIDs checks what Refs, ValueAt, NameMask, GetID and
+// GetInterpID say of r against its fields.
 func checkNameIDs(t *testing.T, r *Record) {
 	t.Helper()
-	ids := r.NameIDs()
-	if len(ids) != len(r.Fields)+len(r.Interp) {
-		t.Fatalf("%d NameIDs for %d fields", len(ids), len(r.Fields)+len(r.Interp))
+	refs := r.Refs()
+	if len(refs) != len(r.Fields)+len(r.Interp) {
+		t.Fatalf("%d Refs for %d fields", len(refs), len(r.Fields)+len(r.Interp))
 	}
 	all := append(slices.Clone(r.Fields), r.Interp...)
 	for i, f := range all {
-		if ids[i] != LookupName(f.Name) || ids[i] != 0 && ids[i].Name() != f.Name {
-			t.Fatalf("field %d %q has NameID %d (%q)", i, f.Name, ids[i], ids[i].Name())
+		id := refs[i].ID()
+		if id != LookupName(f.Name) || id != 0 && id.Name() != f.Name {
+			t.Fatalf("field %d %q has NameID %d (%q)", i, f.Name, id, id.Name())
 		}
-		if r.NameMask()&ids[i].Bit() == 0 {
+		if r.NameMask()&id.Bit() == 0 {
 			t.Fatalf("NameMask %x lacks the bit of %q", r.NameMask(), f.Name)
+		}
+		if v := r.ValueAt(i); v != f.Value {
+			t.Fatalf("ValueAt(%d) = %q, field %s has %q", i, v, f.Name, f.Value)
 		}
 	}
 	for id := NameID(1); id <= NameID(len(knownNames)); id++ {

@@ -64,10 +64,10 @@ type Record struct {
 	// (unusual spacing, text that is not name=value); encoders then keep Line.
 	Irregular bool
 
-	slab  *slab    // the Parser slab that holds this record; nil once released
-	gs    int      // offset in Line of the 0x1D before the ENRICHED fields, or 0
-	ids   []NameID // the NameID of each field, Fields then Interp (see NameIDs)
-	names uint64   // see NameMask
+	slab  *slab      // the Parser slab that holds this record; nil once released
+	gs    int        // offset in Line of the 0x1D before the ENRICHED fields, or 0
+	refs  []FieldRef // of each field, Fields then Interp (see Refs)
+	names uint64     // see NameMask
 }
 
 // Get returns the decoded value of the first field called name.

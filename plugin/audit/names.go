@@ -1,11 +1,12 @@
 package audit
 
 // Field names interned by the parser. Each field of a record the Parser
-// makes gets the NameID of its name (0 for names outside the table), kept
-// beside the fields (Record.NameIDs), and the record a mask of the ids it
-// holds (Record.NameMask): a reader looking for a few named fields tests
-// the mask and scans one byte per field, instead of reading every field's
-// name from the line.
+// makes gets a FieldRef beside it (Record.Refs): the NameID of its name (0
+// for names outside the table) and where its value lies in the line; the
+// record gets a mask of the ids it holds (Record.NameMask). A reader
+// looking for a few named fields tests the mask and reads 8 bytes per
+// field, instead of every field's name from the line and its 56-byte
+// Field.
 
 // NameID is the number of a well-known field name; 0 stands for every
 // other name.
@@ -105,33 +106,61 @@ func (id NameID) Name() string { return nameTexts[id] }
 // own, higher ids share them (id % 64), and 0 has bit 0.
 func (id NameID) Bit() uint64 { return 1 << (id & 63) }
 
-// NameIDs returns the NameID of every field of r, those of Fields then
+// FieldRef is a compact reference to one field of a record the Parser
+// made: its interned name, and where its decoded value lies in the
+// record's Line when it is a slice of it (8 bytes, where a Field takes
+// 56: a reader that looks for a few fields reads far less memory).
+type FieldRef struct {
+	off uint32 // the value is Line[off:off+n]
+	n   uint16
+	id  NameID
+	far bool // the value is not a slice of Line (decoded hex, or too long): read the Field
+}
+
+// ID returns the interned name of the field.
+func (f FieldRef) ID() NameID { return f.id }
+
+// Refs returns a FieldRef for every field of r, those of Fields then
 // those of Interp, in their order; nil when r did not come from
 // Parser.Parse (then see LookupName). The slice belongs to the record:
 // do not change it, and do not keep it past the record's release.
-func (r *Record) NameIDs() []NameID { return r.ids }
+func (r *Record) Refs() []FieldRef { return r.refs }
+
+// ValueAt returns the decoded value of the field of r that Refs()[k]
+// refers to (Fields then Interp), reading the Field only when the value
+// is not a slice of Line.
+func (r *Record) ValueAt(k int) string {
+	f := r.refs[k]
+	if !f.far {
+		return r.Line[f.off : f.off+uint32(f.n)]
+	}
+	if k < len(r.Fields) {
+		return r.Fields[k].Value
+	}
+	return r.Interp[k-len(r.Fields)].Value
+}
 
 // NameMask returns the union of the Bit of every field's NameID (raw,
 // nested and ENRICHED fields alike): a field whose id's bit is not set is
 // not in r. For a record that did not come from Parser.Parse it is every
 // bit.
 func (r *Record) NameMask() uint64 {
-	if r.ids == nil && len(r.Fields)+len(r.Interp) > 0 {
+	if r.refs == nil && len(r.Fields)+len(r.Interp) > 0 {
 		return ^uint64(0)
 	}
 	return r.names
 }
 
 // GetID returns what Get(id.Name()) returns, for an id other than 0,
-// without reading the names of r's fields.
+// without reading the fields' names (nor, mostly, the fields).
 func (r *Record) GetID(id NameID) (string, bool) {
-	if r.ids == nil {
+	if r.refs == nil {
 		return r.Get(id.Name())
 	}
 	if r.names&id.Bit() != 0 {
-		for i, x := range r.ids[:len(r.Fields)] {
-			if x == id {
-				return r.Fields[i].Value, true
+		for k, f := range r.refs[:len(r.Fields)] {
+			if f.id == id {
+				return r.ValueAt(k), true
 			}
 		}
 	}
@@ -139,16 +168,17 @@ func (r *Record) GetID(id NameID) (string, bool) {
 }
 
 // GetInterpID returns what GetInterp(id.Name()) returns, for an id
-// other than 0, without reading the names of r's fields.
+// other than 0, without reading the fields' names (nor, mostly, the
+// fields).
 func (r *Record) GetInterpID(id NameID) (string, bool) {
-	if r.ids == nil {
+	if r.refs == nil {
 		return r.GetInterp(id.Name())
 	}
 	if r.names&id.Bit() != 0 {
 		n := len(r.Fields)
-		for i, x := range r.ids[n:] {
-			if x == id {
-				return r.Interp[i].Value, true
+		for k, f := range r.refs[n:] {
+			if f.id == id {
+				return r.ValueAt(n + k), true
 			}
 		}
 	}

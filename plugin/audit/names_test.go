@@ -76,7 +76,7 @@ func TestNameIDs(t *testing.T) {
 		t.Fatalf("nested cmd = %q", v)
 	}
 	hand := &Record{Fields: []Field{{Name: "exe", Value: "/bin/sh"}}}
-	if hand.NameIDs() != nil || hand.NameMask() != ^uint64(0) {
+	if hand.Refs() != nil || hand.NameMask() != ^uint64(0) {
 		t.Fatal("a record made by hand claims interned names")
 	}
 	if v, ok := hand.GetID(LookupName("exe")); v != "/bin/sh" || !ok {

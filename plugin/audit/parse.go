@@ -42,6 +42,7 @@ type Parser struct {
 	cur   *slab     // where the record being parsed and its fields go
 	run   int       // where the fields of the record being parsed start in cur.fields
 	names uint64    // NameMask of the record being parsed
+	line  string    // the line being parsed
 	free  *slabList // released slabs, shared with every slab of this parser
 	buf   []byte
 }
@@ -95,6 +96,7 @@ func (p *Parser) Parse(line string) (*Record, error) {
 		}
 	}
 	p.begin()
+	p.line = line
 	tail, irr := p.parseFields(rest, typeNum, false)
 	irregular = irregular || irr
 	nested := -1
@@ -113,7 +115,8 @@ func (p *Parser) Parse(line string) (*Record, error) {
 	*r = Record{Node: node, Type: typ, TypeNum: typeNum, Sec: sec, Msec: msec, Serial: serial, Line: line,
 		NestedFrom: nested, Irregular: irregular, gs: gs,
 		Fields: p.fields(0, n), Interp: p.fields(n, len(p.cur.fields)-p.run), slab: p.cur,
-		ids: p.ids(), names: p.names}
+		refs: p.refs(), names: p.names}
+	p.line = ""
 	return r, nil
 }
 

@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 )
 
 // Ownership of parsed records (the rule every stage follows):
@@ -64,7 +66,7 @@ const (
 type slab struct {
 	recs   []Record
 	fields []Field
-	ids    []NameID // the NameID of each of fields
+	frefs  []FieldRef // of each of fields
 	handed int32
 	refs   atomic.Int32
 	free   *slabList
@@ -110,7 +112,7 @@ func (s *slab) recycle() {
 		clear(s.recs[:len(s.recs)])
 		clear(s.fields[:len(s.fields)])
 	}
-	s.recs, s.fields, s.ids, s.handed = s.recs[:0], s.fields[:0], s.ids[:0], 0
+	s.recs, s.fields, s.frefs, s.handed = s.recs[:0], s.fields[:0], s.frefs[:0], 0
 	s.free.put(s)
 }
 
@@ -215,7 +217,7 @@ func (p *Parser) newSlab(fields int) *slab {
 		}
 	}
 	n := max(slabFields, fields)
-	return &slab{recs: make([]Record, 0, slabRecords), fields: make([]Field, 0, n), ids: make([]NameID, 0, n), free: p.free}
+	return &slab{recs: make([]Record, 0, slabRecords), fields: make([]Field, 0, n), frefs: make([]FieldRef, 0, n), free: p.free}
 }
 
 // retire hands the current slab over to the releases of its records.
@@ -252,7 +254,7 @@ func (p *Parser) newRecord() *Record {
 }
 
 // addField appends f, whose name has the NameID id, to the record being
-// parsed. When the slab's fields are full, the record's fields so far
+// parsed, with its FieldRef. When the slab's fields are full, the record's fields so far
 // move to a new slab (the records before it keep the old one, which is
 // retired).
 func (p *Parser) addField(f Field, id NameID) {
@@ -261,13 +263,13 @@ func (p *Parser) addField(f Field, id NameID) {
 		n := len(s.fields) - p.run
 		ns := p.newSlab(2 * n)
 		ns.fields = append(ns.fields, s.fields[p.run:]...)
-		ns.ids = append(ns.ids, s.ids[p.run:]...)
+		ns.frefs = append(ns.frefs, s.frefs[p.run:]...)
 		p.retire()
 		p.cur, p.run = ns, 0
 		s = ns
 	}
 	s.fields = append(s.fields, f)
-	s.ids = append(s.ids, id)
+	s.frefs = append(s.frefs, p.ref(f.Value, id))
 	p.names |= id.Bit()
 }
 
@@ -282,10 +284,25 @@ func (p *Parser) fields(from, to int) []Field {
 	return run[from:to:to]
 }
 
-// ids returns the NameIDs of the record's fields (nil when it has none),
-// capped like fields.
-func (p *Parser) ids() []NameID {
-	run := p.cur.ids[p.run:]
+// ref returns the FieldRef of a field of the line being parsed whose
+// value is v and name id: v is a slice of the line unless it was decoded.
+func (p *Parser) ref(v string, id NameID) FieldRef {
+	if v == "" {
+		return FieldRef{id: id}
+	}
+	// v lies in the line exactly when off < len(line) (a pointer below
+	// the line wraps around to a huge off).
+	off := uintptr(unsafe.Pointer(unsafe.StringData(v))) - uintptr(unsafe.Pointer(unsafe.StringData(p.line)))
+	if off >= uintptr(len(p.line)) || len(v) > math.MaxUint16 || off > math.MaxUint32 {
+		return FieldRef{id: id, far: true}
+	}
+	return FieldRef{off: uint32(off), n: uint16(len(v)), id: id}
+}
+
+// refs returns the FieldRefs of the record's fields (nil when it has
+// none), capped like fields.
+func (p *Parser) refs() []FieldRef {
+	run := p.cur.frefs[p.run:]
 	if len(run) == 0 {
 		return nil
 	}
