@@ -262,6 +262,10 @@ type acMatcher struct {
 	hit   []int32 // the state itself or nearest suffix state ending a literal, or -1
 	link  []int32 // for a state ending a literal: the next such state among its suffixes, or -1
 	nlits int
+	// starts has bit a<<8|b for the first two bytes a, b of every
+	// literal (mayHold); short: some literal has one byte.
+	starts [1 << 16 / 64]uint64
+	short  bool
 }
 
 // newACMatcher builds the matcher for lits (literal i is bit i of the
@@ -271,6 +275,12 @@ func newACMatcher(lits []string) *acMatcher {
 	m := &acMatcher{nlits: len(lits)}
 	m.nclass = 1
 	for _, l := range lits {
+		if len(l) < 2 {
+			m.short = true
+		} else {
+			b := uint(l[0])<<8 | uint(l[1])
+			m.starts[b>>6] |= 1 << (b & 63)
+		}
 		for i := 0; i < len(l); i++ {
 			if c := l[i]; m.class[c] == 0 {
 				m.class[c] = uint8(m.nclass)
@@ -346,6 +356,48 @@ func newACMatcher(lits []string) *acMatcher {
 		}
 	}
 	return m
+}
+
+// mayHold reports whether s may hold a literal of m: false when no two
+// bytes of s, in lower case, start one (every literal has two bytes or
+// more unless m.short). Non-ASCII text may: other letters lower-case to
+// ASCII ones. It reads s once, about a third of what scanning it costs.
+func (m *acMatcher) mayHold(s string) bool {
+	if m.short {
+		return true
+	}
+	for i := 0; i+1 < len(s); i++ {
+		c, d := s[i], s[i+1]
+		if c >= utf8.RuneSelf || d >= utf8.RuneSelf {
+			return true
+		}
+		if b := uint(foldASCII[c])<<8 | uint(foldASCII[d]); m.starts[b>>6]&(1<<(b&63)) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// foldASCII maps ASCII upper-case letters to lower case, other bytes to
+// themselves.
+var foldASCII = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+		if 'A' <= i && i <= 'Z' {
+			t[i] = byte(i + 'a' - 'A')
+		}
+	}
+	return t
+}()
+
+// scanValue sets in found the literals of m the text v holds, as
+// memo.scan does, skipping a short text that mayHold rules out (a text
+// long enough for the memo is looked up there instead).
+func (sc *scratch) scanValue(m *acMatcher, found []uint64, v string) {
+	if len(v) < memoMin && !m.mayHold(v) {
+		return
+	}
+	sc.memo.scan(m, found, sc, v)
 }
 
 // words is the size of the literal sets scan fills.

@@ -75,6 +75,8 @@ func FuzzLiterals(f *testing.F) {
 	f.Add("he,she,his,hers", "ushers")
 	f.Add("/tmp/,curl,-c", "/usr/bin/CURL -c http://x")
 	f.Add("k,ab", "\u212Aab")
+	f.Add("ab,cd", "xABy")
+	f.Add("ks,cd", "\u212As")
 	f.Fuzz(func(t *testing.T, list, text string) {
 		var lits []string
 		for _, l := range strings.Split(strings.ToLower(list), ",") {
@@ -85,8 +87,12 @@ func FuzzLiterals(f *testing.F) {
 		if len(lits) == 0 {
 			return
 		}
-		if got, want := acFound(lits, text), containsFound(lits, text); !slices.Equal(got, want) {
+		got, want := acFound(lits, text), containsFound(lits, text)
+		if !slices.Equal(got, want) {
 			t.Fatalf("%q in %q: found %v, want %v", lits, text, got, want)
+		}
+		if len(got) > 0 && !newACMatcher(lits).mayHold(text) {
+			t.Fatalf("mayHold rules out %q, which holds %v of %q", text, got, lits)
 		}
 	})
 }

@@ -228,7 +228,7 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 			if len(a.shared) > 0 && !a.exeShared && wv.id == idExe && wv.v == a.s.Exe {
 				dst, a.exeShared = a.shared, true
 			}
-			a.memo.scan(m, dst, &a.scratch, wv.v)
+			a.scanValue(m, dst, wv.v)
 		}
 		if wv.anchor >= 0 {
 			a.anchor(x, int(wv.anchor), wv.v)

@@ -55,7 +55,11 @@ func FuzzParse(f *testing.F) {
 		if r.Line != line {
 			t.Fatalf("Line %q != input", r.Line)
 		}
-		if want := line[strings.Index(line, "type=")+5:]; !strings.HasPrefix(want, r.Type+" ") {
+		rest := line
+		if strings.HasPrefix(rest, "node=") {
+			rest = rest[strings.IndexByte(rest, ' ')+1:]
+		}
+		if !strings.HasPrefix(rest, "type="+r.Type+" ") {
 			t.Fatalf("Type %q is not the line's", r.Type)
 		}
 		checkNameIDs(t, r)
