@@ -263,7 +263,7 @@ type acMatcher struct {
 	link  []int32 // for a state ending a literal: the next such state among its suffixes, or -1
 	nlits int
 	// starts has bit a<<8|b for the first two bytes a, b of every
-	// literal (mayHold); short: some literal has one byte.
+	// literal (scanRest); short: some literal has one byte.
 	starts [1 << 16 / 64]uint64
 	short  bool
 }
@@ -358,24 +358,44 @@ func newACMatcher(lits []string) *acMatcher {
 	return m
 }
 
-// mayHold reports whether s may hold a literal of m: false when no two
-// bytes of s, in lower case, start one (every literal has two bytes or
-// more unless m.short). Non-ASCII text may: other letters lower-case to
-// ASCII ones. It reads s once, about a third of what scanning it costs.
-func (m *acMatcher) mayHold(s string) bool {
+// scanRest sets in found the literals of m that end in s, read from
+// state st, as scanText does, but does not tell the state reached: where
+// the automaton is at its root it steps over every byte that does not
+// start, with the next one, a literal's first two bytes (starts; every
+// literal has two bytes or more unless m.short), testing a table about a
+// third as dear as a transition. Non-ASCII text is scanned as scanText
+// does.
+func (m *acMatcher) scanRest(st int32, s string, found []uint64, sc *scratch) {
 	if m.short {
-		return true
+		m.scanText(st, s, found, sc)
+		return
 	}
-	for i := 0; i+1 < len(s); i++ {
-		c, d := s[i], s[i+1]
-		if c >= utf8.RuneSelf || d >= utf8.RuneSelf {
-			return true
+	st0 := st
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			m.scanText(st0, s, found, sc) // again, in lower case
+			return
 		}
-		if b := uint(foldASCII[c])<<8 | uint(foldASCII[d]); m.starts[b>>6]&(1<<(b&63)) != 0 {
-			return true
+		if st == 0 {
+			if i+1 == len(s) {
+				return // one byte ends no literal from the root
+			}
+			if d := s[i+1]; d < utf8.RuneSelf {
+				if b := uint(foldASCII[c])<<8 | uint(foldASCII[d]); m.starts[b>>6]&(1<<(b&63)) == 0 {
+					continue // no literal starts here: the root again
+				}
+			}
+		}
+		st = m.delta[st+int32(m.class[c])]
+		if st < 0 {
+			st = -st
+			for h := m.hit[int(st)/m.nclass]; h >= 0; h = m.link[h] {
+				id := m.out[h]
+				found[id>>6] |= 1 << (id & 63)
+			}
 		}
 	}
-	return false
 }
 
 // foldASCII maps ASCII upper-case letters to lower case, other bytes to
@@ -390,11 +410,11 @@ var foldASCII = func() (t [256]byte) {
 	return t
 }()
 
-// scanValue sets in found the literals of m the text v holds, as
-// memo.scan does, skipping a short text that mayHold rules out (a text
-// long enough for the memo is looked up there instead).
+// scanValue sets in found the literals of m the text v holds: a text
+// long enough for the memo through it, a shorter one by scanRest.
 func (sc *scratch) scanValue(m *acMatcher, found []uint64, v string) {
-	if len(v) < memoMin && !m.mayHold(v) {
+	if len(v) < memoMin {
+		m.scanRest(0, v, found, sc)
 		return
 	}
 	sc.memo.scan(m, found, sc, v)

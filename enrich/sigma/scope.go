@@ -345,8 +345,15 @@ func (sc *scratch) scanLine(m *acMatcher, args []string, found []uint64) {
 		return
 	}
 	st := sc.memo.scan(m, found, sc, args[0])
-	for _, arg := range args[1:] {
-		st = m.scanText(st, " ", found, sc)
-		st = m.scanText(st, arg, found, sc)
+	if len(args) == 1 {
+		return
 	}
+	// The rest, joined, by scanRest: the state after it is not needed.
+	start := len(sc.arena)
+	for _, arg := range args[1:] {
+		sc.arena = append(sc.arena, ' ')
+		sc.arena = append(sc.arena, arg...)
+	}
+	m.scanRest(st, sc.view(start), found, sc)
+	sc.arena = sc.arena[:start]
 }
