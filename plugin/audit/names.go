@@ -59,9 +59,19 @@ var (
 	// nameSlot maps a hash slot to the id of the name found there (0:
 	// empty), probed linearly.
 	nameSlot  [nameSlots]NameID
+	nameKeys  [256]nameKey
 	nameFlags [256]uint8
 	nameTexts [256]string
 )
+
+// nameKey is a name of up to maxNameLen bytes packed into two words
+// (byte k at bits 8*(k%8) of word k/8, zeros after the name), and its
+// length: the parser packs each name while it reads it, and compares
+// words instead of calling a string comparison.
+type nameKey struct {
+	w [2]uint64
+	n int
+}
 
 func init() {
 	for i, n := range knownNames {
@@ -69,8 +79,9 @@ func init() {
 		if len(n.name) > maxNameLen || int(id) != i+1 {
 			panic("audit: bad interned name " + n.name)
 		}
-		nameTexts[id], nameFlags[id] = n.name, n.flags
-		h := nameHash(n.name)
+		w := packName(n.name)
+		nameTexts[id], nameFlags[id], nameKeys[id] = n.name, n.flags, nameKey{w: w, n: len(n.name)}
+		h := nameHash(w[0], w[1], len(n.name))
 		for nameSlot[h] != 0 {
 			h = (h + 1) & (nameSlots - 1)
 		}
@@ -78,25 +89,38 @@ func init() {
 	}
 }
 
-// nameHash hashes a name of 1 to maxNameLen bytes from its length and
-// three of its bytes.
-func nameHash(s string) uint {
-	n := len(s)
-	return (uint(s[0])*0x9d ^ uint(s[n-1])*0x3b ^ uint(s[n>>1])*0x11 ^ uint(n)*0x67) & (nameSlots - 1)
+// packName packs the first maxNameLen bytes of s as nameKey does.
+func packName(s string) (w [2]uint64) {
+	for k := 0; k < len(s) && k < maxNameLen; k++ {
+		w[k>>3] |= uint64(s[k]) << (k & 7 * 8)
+	}
+	return w
+}
+
+// nameHash hashes a packed name.
+func nameHash(w0, w1 uint64, n int) uint {
+	return uint((w0*0x9e3779b97f4a7c15 ^ w1*0xc2b2ae3d27d4eb4f ^ uint64(n)) >> (64 - 9))
+}
+
+// lookupName returns the NameID of the name of n bytes packed as w0, w1
+// (packName), 0 when it is not interned.
+func lookupName(w0, w1 uint64, n int) NameID {
+	if n == 0 || n > maxNameLen {
+		return 0
+	}
+	for h := nameHash(w0, w1, n); ; h = (h + 1) & (nameSlots - 1) {
+		id := nameSlot[h]
+		if k := &nameKeys[id]; id == 0 || k.w[0] == w0 && k.w[1] == w1 && k.n == n {
+			return id
+		}
+	}
 }
 
 // LookupName returns the NameID of a field name, 0 when it is not among
 // the interned names.
 func LookupName(s string) NameID {
-	if len(s) == 0 || len(s) > maxNameLen {
-		return 0
-	}
-	for h := nameHash(s); ; h = (h + 1) & (nameSlots - 1) {
-		id := nameSlot[h]
-		if id == 0 || nameTexts[id] == s {
-			return id
-		}
-	}
+	w := packName(s)
+	return lookupName(w[0], w[1], len(s))
 }
 
 // Name returns the field name of id ("" for 0).

@@ -259,17 +259,21 @@ func (p *Parser) newRecord() *Record {
 // retired).
 func (p *Parser) addField(f Field, id NameID) {
 	s := p.cur
-	if len(s.fields) == cap(s.fields) {
-		n := len(s.fields) - p.run
+	k := len(s.fields)
+	if k == cap(s.fields) {
+		n := k - p.run
 		ns := p.newSlab(2 * n)
 		ns.fields = append(ns.fields, s.fields[p.run:]...)
 		ns.frefs = append(ns.frefs, s.frefs[p.run:]...)
 		p.retire()
 		p.cur, p.run = ns, 0
-		s = ns
+		s, k = ns, n
 	}
-	s.fields = append(s.fields, f)
-	s.frefs = append(s.frefs, p.ref(f.Value, id))
+	// fields and frefs have the same length and capacity.
+	s.fields = s.fields[:k+1]
+	s.fields[k] = f
+	s.frefs = s.frefs[:k+1]
+	s.frefs[k] = p.ref(f.Value, id)
 	p.names |= id.Bit()
 }
 
@@ -292,7 +296,7 @@ func (p *Parser) ref(v string, id NameID) FieldRef {
 	}
 	// v lies in the line exactly when off < len(line) (a pointer below
 	// the line wraps around to a huge off).
-	off := uintptr(unsafe.Pointer(unsafe.StringData(v))) - uintptr(unsafe.Pointer(unsafe.StringData(p.line)))
+	off := uintptr(unsafe.Pointer(unsafe.StringData(v))) - p.lineAt
 	if off >= uintptr(len(p.line)) || len(v) > math.MaxUint16 || off > math.MaxUint32 {
 		return FieldRef{id: id, far: true}
 	}
