@@ -79,15 +79,6 @@ func (sc *scope) name(n string) {
 	}
 }
 
-// reads reports whether a field map may read the field f, whose name has
-// the NameID id.
-func (sc *scope) reads(id audit.NameID, f *audit.Field) bool {
-	if id != 0 {
-		return sc.ids[id>>6]&(1<<(id&63)) != 0
-	}
-	return sc.names.has(f.Name)
-}
-
 // scopeOf collects what rules read.
 func scopeOf(rules []*Rule) scope {
 	var sc scope
