@@ -247,26 +247,22 @@ func recordField(r *audit.Record, c *fieldCond) (string, bool) {
 	if c.name == "type" {
 		return r.Type, true
 	}
-	if c.id != 0 {
-		if c.interp {
-			if v, ok := r.GetInterpID(c.id); ok {
-				return v, true
-			}
-			return r.GetID(c.id)
-		}
-		if v, ok := r.GetID(c.id); ok {
-			return v, true
-		}
-		return r.GetInterpID(c.id)
-	}
-	if c.interp {
-		if v, ok := r.GetInterp(c.name); ok {
-			return v, true
-		}
-		return r.Get(c.name)
-	}
-	if v, ok := r.Get(c.name); ok {
+	if v, ok := c.get(r, c.interp); ok {
 		return v, true
 	}
-	return r.GetInterp(c.name)
+	return c.get(r, !c.interp)
+}
+
+// get returns the value of the raw (or, with interp, ENRICHED) field c
+// of r, by its interned name when it has one.
+func (c *fieldCond) get(r *audit.Record, interp bool) (string, bool) {
+	switch {
+	case c.id != 0 && interp:
+		return r.GetInterpID(c.id)
+	case c.id != 0:
+		return r.GetID(c.id)
+	case interp:
+		return r.GetInterp(c.name)
+	}
+	return r.Get(c.name)
 }

@@ -387,14 +387,7 @@ func (m *acMatcher) scanRest(st int32, s string, found []uint64, sc *scratch) {
 				}
 			}
 		}
-		st = m.delta[st+int32(m.class[c])]
-		if st < 0 {
-			st = -st
-			for h := m.hit[int(st)/m.nclass]; h >= 0; h = m.link[h] {
-				id := m.out[h]
-				found[id>>6] |= 1 << (id & 63)
-			}
-		}
+		st = m.step(st, c, found)
 	}
 }
 
@@ -433,16 +426,23 @@ func (m *acMatcher) scan(st int32, s string, found []uint64, all bool) (int32, b
 		if c >= utf8.RuneSelf && !all {
 			return st, false
 		}
-		st = m.delta[st+int32(m.class[c])]
-		if st < 0 {
-			st = -st
-			for h := m.hit[int(st)/m.nclass]; h >= 0; h = m.link[h] {
-				id := m.out[h]
-				found[id>>6] |= 1 << (id & 63)
-			}
-		}
+		st = m.step(st, c, found)
 	}
 	return st, true
+}
+
+// step returns the state after state st and byte c, setting in found the
+// bit of every literal that ends there.
+func (m *acMatcher) step(st int32, c byte, found []uint64) int32 {
+	st = m.delta[st+int32(m.class[c])]
+	if st < 0 {
+		st = -st
+		for h := m.hit[int(st)/m.nclass]; h >= 0; h = m.link[h] {
+			id := m.out[h]
+			found[id>>6] |= 1 << (id & 63)
+		}
+	}
+	return st
 }
 
 // scanText scans s from state st (see scan), through lower's copy of s
