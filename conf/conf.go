@@ -166,8 +166,10 @@ type SinkConfig struct {
 	// "ecs" (Elastic Common Schema names, about a quarter of the size,
 	// docs/schema/ecs.schema.json). The audit encoding has no profile.
 	Profile string `toml:"profile"`
-	// Original adds the raw audit records as event.original to ecs
-	// documents (which are then lossless). ecs profile only.
+	// Original adds the audit records as event.original to ecs
+	// documents, one per line, without the stamp that event.id holds
+	// (the documents are then lossless; sinks/ecs.Rebuild). ecs profile
+	// only.
 	Original bool `toml:"original"`
 	// References adds the ATT&CK names and URLs (threat.*.name,
 	// threat.*.reference) to ecs documents, which otherwise carry only

@@ -2,8 +2,9 @@
 // the enrichment of an event in Elastic Common Schema (ECS 9.x) names, with
 // what ECS has no field for under the one custom namespace audisp_enrich.*.
 // The records themselves are left out (they are in event.original when
-// Options.Original is set), which makes the document about a quarter of the
-// size of the full, lossless one. docs/schema/ecs.schema.json is its JSON
+// Options.Original is set, without the stamp that event.id holds; Rebuild
+// gives the lines back), which makes the document about a quarter of the size of the full,
+// lossless one. docs/schema/ecs.schema.json is its JSON
 // Schema, docs/schema.md describes every field.
 //
 // Encode is a pure function of the event and the options: it reads the
@@ -27,16 +28,18 @@ import (
 // SchemaVersion is the version of the ecs profile
 // (docs/schema/ecs.schema.json), written as audisp_enrich.schema_version.
 // It changes only on incompatible changes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // ECSVersion is the ECS version the profile follows (ecs.version).
 const ECSVersion = "9.5.0"
 
 // Options select what the profile writes.
 type Options struct {
-	// Original adds event.original: the event's audit records as received,
-	// one per line. The document is then lossless (the records can be
-	// parsed again from it).
+	// Original adds event.original: the event's audit records one per
+	// line, each without the event's stamp "msg=audit(SEC.MSEC:SERIAL): "
+	// (the stamp part of event.id) when it carries exactly that one (see
+	// appendOriginal). The document is then lossless: Rebuild gives back
+	// the lines as received from event.id and event.original.
 	Original bool
 	// References adds the ATT&CK catalog text of each technique and
 	// tactic: threat.*.name and threat.*.reference (the page URLs). By
@@ -243,18 +246,135 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 		w.int("severity", int64(ev.Severity))
 	}
 	if opts.Original && len(ev.Records) > 0 {
-		sc.line = sc.line[:0]
-		for i, r := range ev.Records {
-			if i > 0 {
-				sc.line = append(sc.line, '\n')
-			}
-			sc.line = append(sc.line, r.Line...)
-		}
+		// sc.line holds event.id's text; event.original is appended after
+		// it, which leaves sc.line[:n] (and id, which points there) as is.
+		n := len(sc.line)
+		id := unsafe.String(unsafe.SliceData(sc.line), n)
+		sc.line = appendOriginal(sc.line, idStamp(id), ev)
 		w.Key("original")
 		// sc.line is not touched until value returns: no copy needed.
-		w.value(unsafe.String(unsafe.SliceData(sc.line), len(sc.line)), "event.original")
+		w.value(unsafe.String(unsafe.SliceData(sc.line[n:]), len(sc.line)-n), "event.original")
 	}
 	w.close()
+}
+
+// stampPrefix starts the stamp of every audit line.
+const stampPrefix = "msg=audit("
+
+// appendOriginal appends event.original to b: the event's records one per
+// line, in arrival order, each as received but without the event's stamp
+// "msg=audit(" + part + "): " (part from idStamp) when it carries exactly
+// that stamp right after its header (headerLen) and the text after it does
+// not itself start with "msg=audit(". Any other line, and every line when
+// part is "", is kept as received. Rebuild is the inverse.
+func appendOriginal(b []byte, part string, ev *audit.Event) []byte {
+	for i, r := range ev.Records {
+		if i > 0 {
+			b = append(b, '\n')
+		}
+		l := r.Line
+		if n := stampLen(l, part); n > 0 {
+			h := headerLen(l)
+			b = append(b, l[:h]...)
+			l = l[h+n:]
+		}
+		b = append(b, l...)
+	}
+	return b
+}
+
+// stampLen returns the length of the stamp "msg=audit(" + part + "): "
+// when l has exactly that stamp right after its header and the text after
+// it does not start with "msg=audit(" again, else 0 (and always 0 when
+// part is "").
+func stampLen(l, part string) int {
+	h := headerLen(l)
+	if part == "" || h < 0 || !strings.HasPrefix(l[h:], stampPrefix) {
+		return 0
+	}
+	rest := l[h+len(stampPrefix):]
+	if !strings.HasPrefix(rest, part) || !strings.HasPrefix(rest[len(part):], "): ") ||
+		strings.HasPrefix(rest[len(part)+3:], stampPrefix) {
+		return 0
+	}
+	return len(stampPrefix) + len(part) + 3
+}
+
+// Rebuild returns the audit lines that event.original holds, as auditd
+// wrote them. id is the document's event.id and original its
+// event.original, both JSON-decoded; in original each \xHH is turned back
+// into its byte first when audisp_enrich.escaped lists event.original (id
+// may be left in its \xHH form: only its digits are used). A line with
+// "msg=audit(" right after its header is as received; every other line
+// gets the event's stamp, "msg=audit(" + the stamp part of id (idStamp) +
+// "): ", back right after its header. When id gives no stamp part every
+// line is as received.
+func Rebuild(id, original string) []string {
+	lines := strings.Split(original, "\n")
+	part := idStamp(id)
+	if part == "" {
+		return lines
+	}
+	st := stampPrefix + part + "): "
+	for i, l := range lines {
+		if h := headerLen(l); h >= 0 && !strings.HasPrefix(l[h:], stampPrefix) {
+			lines[i] = l[:h] + st + l[h:]
+		}
+	}
+	return lines
+}
+
+// idStamp returns the stamp part "SEC.MSEC:SERIAL" of an event.id
+// "NODE:SEC.MSEC:SERIAL": the text after its second-to-last colon (NODE
+// may hold colons), when that text is decimal digits, a dot, exactly three
+// digits, a colon and digits; "" otherwise (an id whose SEC overflowed
+// into a negative number, or that is not an event.id at all).
+func idStamp(id string) string {
+	j := strings.LastIndexByte(id, ':')
+	if j < 0 {
+		return ""
+	}
+	i := strings.LastIndexByte(id[:j], ':')
+	if i < 0 {
+		return ""
+	}
+	sec, msec, ok := strings.Cut(id[i+1:j], ".")
+	if !ok || !digits(sec) || len(msec) != 3 || !digits(msec) || !digits(id[j+1:]) {
+		return ""
+	}
+	return id[i+1:]
+}
+
+// digits reports whether s is one or more decimal digits.
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// headerLen returns the length of the header of an audit line,
+// "[node=NODE ]type=TYPE ", up to and including the space after the type
+// (NODE and TYPE hold no space: the parser ends each at the first one), or
+// -1 when l does not start with such a header.
+func headerLen(l string) int {
+	i := 0
+	if strings.HasPrefix(l, "node=") {
+		i = strings.IndexByte(l, ' ') + 1
+		if i == 0 {
+			return -1
+		}
+	}
+	if !strings.HasPrefix(l[i:], "type=") {
+		return -1
+	}
+	j := strings.IndexByte(l[i+5:], ' ')
+	if j <= 0 {
+		return -1
+	}
+	return i + 5 + j + 1
 }
 
 // plain reports whether b needs no JSON escaping.
@@ -428,24 +548,47 @@ func addOnce(xs []string, v string) []string {
 	return append(xs, v)
 }
 
-// tags writes the rule keys followed by the other tags, each once.
+// tags writes the rule keys followed by the other tags, each once,
+// without the tags "hunt:RULE" of the hunting rules that matched (their
+// names are in audisp_enrich.hunt).
 func (w *writer) tags(ev *audit.Event, s *audit.Summary) {
-	if len(s.Keys) == 0 && len(ev.Tags) == 0 {
-		return
-	}
-	w.Key("tags")
-	w.OpenArray()
+	open := false
 	for i, k := range s.Keys {
 		if !containsBefore(s.Keys, i, k) {
+			open = w.openTags(open)
 			w.value(k, "tags")
 		}
 	}
 	for _, t := range ev.Tags {
-		if !containsBefore(s.Keys, len(s.Keys), t) {
+		if !containsBefore(s.Keys, len(s.Keys), t) && !huntTag(ev.Hunt, t) {
+			open = w.openTags(open)
 			w.value(t, "tags")
 		}
 	}
-	w.CloseArray()
+	if open {
+		w.CloseArray()
+	}
+}
+
+// openTags starts the tags array unless open says it is started.
+func (w *writer) openTags(open bool) bool {
+	if !open {
+		w.Key("tags")
+		w.OpenArray()
+	}
+	return true
+}
+
+// huntTag reports whether t is the tag "hunt:RULE" of one of the hits.
+func huntTag(hits []audit.HuntHit, t string) bool {
+	if rule, ok := strings.CutPrefix(t, "hunt:"); ok {
+		for _, h := range hits {
+			if h.Rule == rule {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func containsBefore(xs []string, n int, v string) bool {
@@ -461,7 +604,6 @@ func containsBefore(xs []string, n int, v string) bool {
 func (w *writer) own(ev *audit.Event, s *audit.Summary, sc *scratch) {
 	w.open("audisp_enrich")
 	w.int("schema_version", SchemaVersion)
-	w.int("serial", int64(ev.ID.Serial))
 	w.bool("timed_out", ev.TimedOut)
 	w.bool("evicted", ev.Evicted)
 	if s.AUID != "" && !audit.IsUnsetID(s.AUID) {

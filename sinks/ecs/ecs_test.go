@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -145,6 +146,7 @@ func TestProfileOnLogs(t *testing.T) {
 // originalDoc is what a document says about its original lines.
 type originalDoc struct {
 	Event struct {
+		ID       string `json:"id"`
 		Original string `json:"original"`
 	} `json:"event"`
 	Own struct {
@@ -152,38 +154,60 @@ type originalDoc struct {
 	} `json:"audisp_enrich"`
 }
 
-// lossless checks that event.original of each document is the event's
-// records, line for line.
+// lossless checks that event.original of each document gives back the
+// event's records, line for line.
 func lossless(t *testing.T, out []byte, evs []*audit.Event) {
 	t.Helper()
 	i := 0
 	for line := range bytes.Lines(out) {
-		var doc originalDoc
-		if err := json.Unmarshal(line, &doc); err != nil {
-			t.Fatal(err)
-		}
 		var want []string
 		for _, r := range evs[i].Records {
 			want = append(want, r.Line)
 		}
-		if !slices.Contains(doc.Own.Escaped, "event.original") && doc.Event.Original != strings.Join(want, "\n") {
-			t.Fatalf("event %d: event.original differs from the records:\n got %q\nwant %q", i, doc.Event.Original, want)
+		got := rebuilt(t, line)
+		if !slices.Equal(got, want) {
+			t.Fatalf("event %d: event.original gives\n%q\nthe records are\n%q", i, got, want)
 		}
 		i++
 	}
 }
 
+// originalOf returns event.id and event.original of the document,
+// JSON-decoded, with each \xHH of event.original turned back into its byte
+// when audisp_enrich.escaped lists it.
+func originalOf(t testing.TB, doc []byte) (id, original string) {
+	t.Helper()
+	var d originalDoc
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(d.Own.Escaped, "event.original") {
+		return d.Event.ID, unescapeHex(d.Event.Original)
+	}
+	return d.Event.ID, d.Event.Original
+}
+
+// rebuilt returns the audit lines of the document's event.original
+// (docs/schema.md, "Rebuilding auditd's lines").
+func rebuilt(t testing.TB, doc []byte) []string {
+	t.Helper()
+	return ecs.Rebuild(originalOf(t, doc))
+}
+
 // TestOriginalRebuildsInput: with original = true the documents alone
 // give back the input, byte for byte: for each document, event.original
 // JSON-decoded (and, when audisp_enrich.escaped lists it, with each \xHH
-// turned back into its byte) split at newlines is the next run of input
-// lines of that event's node and stamp, and every input line is given
-// back exactly once, except the EOE records (auditd's end-of-event marker,
-// which carries no data: the events do not keep it) and lines the parser
-// refuses (none in these inputs). Inputs: the bundled capture, the golden
-// logs and the corpus from make corpus.
+// turned back into its byte), split at newlines, each line after the first
+// given the stamp of event.id back unless it still has one (ecs.Rebuild),
+// is the next run of input lines of that event's node and stamp, and every
+// input line is given back exactly once, except the EOE records (auditd's
+// end-of-event marker, which carries no data: the events do not keep it)
+// and lines the parser refuses (none in these inputs). No line of
+// event.original keeps the event's stamp. Inputs: the bundled capture, the
+// golden logs and the corpus from make corpus.
 func TestOriginalRebuildsInput(t *testing.T) {
 	id := regexp.MustCompile(`^(node=\S+ )?type=(\S+) msg=audit\(([^)]*)\)`)
+	kept := regexp.MustCompile(`^(node=\S+ )?type=\S+ msg=audit\(([^)]*)\): `)
 	for _, path := range inputs(t) {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -210,20 +234,23 @@ func TestOriginalRebuildsInput(t *testing.T) {
 			runs[k] = append(runs[k], string(l))
 			want++
 		}
-		got := 0
+		got, stamps, verbatim := 0, 0, 0
 		for i, ev := range events(t, path) {
-			var doc originalDoc
-			if err := json.Unmarshal(ecs.Encode(nil, ev, ecs.Options{Original: true}), &doc); err != nil {
-				t.Fatal(err)
-			}
-			orig := doc.Event.Original
-			if slices.Contains(doc.Own.Escaped, "event.original") {
-				orig = unescapeHex(orig)
-			}
-			lines := strings.Split(orig, "\n")
+			doc := ecs.Encode(nil, ev, ecs.Options{Original: true})
+			_, orig := originalOf(t, doc)
+			lines := rebuilt(t, doc)
 			m := id.FindStringSubmatch(lines[0])
 			if m == nil {
 				t.Fatalf("%s: document %d: event.original starts %q", path, i, lines[0])
+			}
+			own := fmt.Sprintf("%d.%03d:%d", ev.ID.Sec, ev.ID.Msec, ev.ID.Serial)
+			for _, l := range strings.Split(orig, "\n") {
+				if id.MatchString(l) {
+					verbatim++
+				}
+				if s := kept.FindStringSubmatch(l); s != nil && s[2] == own && !strings.HasPrefix(l[len(s[0]):], "msg=audit(") {
+					stamps++
+				}
 			}
 			k := m[1] + m[3]
 			run := runs[k]
@@ -236,7 +263,10 @@ func TestOriginalRebuildsInput(t *testing.T) {
 		if got != want {
 			t.Errorf("%s: %d lines rebuilt, the input has %d", path, got, want)
 		}
-		t.Logf("%s: %d lines rebuilt byte for byte", filepath.Base(path), got)
+		if stamps > 0 {
+			t.Errorf("%s: %d lines kept the event's stamp", path, stamps)
+		}
+		t.Logf("%s: %d lines rebuilt byte for byte, %d of them written with their stamp", filepath.Base(path), got, verbatim)
 	}
 }
 
@@ -296,7 +326,6 @@ func TestExecDocument(t *testing.T) {
 				}
 				return ids
 			}(),
-			"audisp_enrich.serial": json.Number(json.Number(itoa(ev.ID.Serial))),
 		} {
 			got := get(path)
 			if f, ok := got.(float64); ok {
@@ -307,6 +336,10 @@ func TestExecDocument(t *testing.T) {
 			if !bytes.Equal(gj, wj) {
 				t.Errorf("%s = %s, want %s", path, gj, wj)
 			}
+		}
+		// The serial is in event.id only.
+		if id, _ := get("event.id").(string); !strings.HasSuffix(id, ":"+itoa(ev.ID.Serial)) || get("audisp_enrich.serial") != nil {
+			t.Errorf("event.id %q, audisp_enrich.serial %v: want the serial %d in event.id only", id, get("audisp_enrich.serial"), ev.ID.Serial)
 		}
 		args, _ := get("process.args").([]any)
 		if len(args) != len(s.Args) || get("process.args_count") != float64(len(s.Args)) {
@@ -339,6 +372,9 @@ func TestEnrichmentDocuments(t *testing.T) {
 	ev.Blocklist = []audit.ListHit{{List: "mb", Label: "Mirai", Hash: sha}}
 	ev.Package = &audit.PackageResult{Status: "relocated", Manager: "dpkg", Name: "coreutils", Version: "9.1-1", OriginalPath: "/usr/bin/env"}
 	ev.Hunt = []audit.HuntHit{{Rule: "exec_from_temp", Severity: 3, Tags: []string{"hunt:temp"}}}
+	ev.AddTag("hunt:exec_from_temp") // as the hunt enricher adds them: the rule's name, then its tags
+	ev.AddTag("hunt:temp")
+	ev.AddTag("hunt:other_rule") // no hit of that name: kept
 	ev.Sigma = []audit.SigmaHit{{ID: "5e3b6f2c-0000-4000-8000-000000000001", Title: "Shell from tmp", Level: "high", Tags: []string{"attack.t1059.004"}}}
 	ev.VirusTotal = &audit.VTResult{Status: "hit", Hash: sha, VTVerdict: &audit.VTVerdict{Malicious: 40, ThreatLabel: "bad\xffname"}}
 	ev.Severity = 4
@@ -362,7 +398,7 @@ func TestEnrichmentDocuments(t *testing.T) {
 			`"audit_user":{"id":"1000","name":"alice"}`, `"blocklist":[{"list":"mb","label":"Mirai","hash":"` + sha + `"}]`,
 			`"hunt":[{"rule":"exec_from_temp","severity":3}]`,
 			`"package":{"status":"relocated","manager":"dpkg","name":"coreutils","version":"9.1-1","original_path":"/usr/bin/env"}`, `"sigma":[{"id":"5e3b6f2c-0000-4000-8000-000000000001","title":"Shell from tmp","level":"high","tags":["attack.t1059.004"]}]`, `"executable":"/tmp/x\\xff"`,
-			`"escaped":["process.executable","process.name","audisp_enrich.virustotal.threat_label"]`, `"tags":["T1059.004_x","blocklist:mb"]`},
+			`"escaped":["process.executable","process.name","audisp_enrich.virustotal.threat_label"]`, `"tags":["T1059.004_x","hunt:temp","hunt:other_rule","blocklist:mb"]`},
 		{`"kind":"enrichment"`, `"host":{"name":"h1"}`, `"related_events":["h1:1700000000.100:5"]`, `"virustotal":{"status":"not_found"`},
 		{`"kind":"pipeline_error"`, `"host":{"name":"local"}`, `"alert":{"sink":"kafka","reason":"buffer_full","count":12}`},
 	} {
