@@ -3,8 +3,6 @@ package sigma
 import (
 	mathbits "math/bits"
 	"strings"
-
-	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
 
 // An anchor is a fact a rule cannot match without: some field of the event
@@ -46,14 +44,6 @@ const (
 	anchorImage     = 6
 	numAnchorFields = 7
 )
-
-// anchorByID is anchorField by interned name (-1: none).
-var anchorByID = func() (t [256]int8) {
-	for id := range t {
-		t[id] = int8(anchorField(audit.NameID(id).Name()))
-	}
-	return t
-}()
 
 // isPathField reports whether the anchor field numbered f has its base
 // name taken as anchor key (exe, Image).

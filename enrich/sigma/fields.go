@@ -165,14 +165,6 @@ func (d *doc) setProcess(s *audit.Summary, parent *audit.Process) {
 	}
 }
 
-// The interned names of the record fields read here.
-var (
-	idNametype = audit.LookupName("nametype")
-	idName     = audit.LookupName("name")
-	idArch     = audit.LookupName("arch")
-	idSaddr    = audit.LookupName("saddr")
-)
-
 // createdFiles appends the paths of the PATH records the event's syscall
 // created (nametype=CREATE), made absolute with the CWD record when
 // relative.
@@ -181,10 +173,10 @@ func createdFiles(ev *audit.Event, s *audit.Summary, dst []string) []string {
 		if r == nil || r.TypeNum != 1302 {
 			continue
 		}
-		if nt, _ := r.GetID(idNametype); nt != "CREATE" {
+		if nt, _ := r.Get("nametype"); nt != "CREATE" {
 			continue
 		}
-		name, ok := r.GetID(idName)
+		name, ok := r.Get("name")
 		if !ok || audit.IsSentinel(name) {
 			continue
 		}
@@ -212,7 +204,7 @@ func isConnect(ev *audit.Event, s *audit.Summary) bool {
 	}
 	for _, r := range ev.Records {
 		if r != nil && r.TypeNum == audit.TypeSyscall {
-			arch, _ := r.GetID(idArch)
+			arch, _ := r.Get("arch")
 			nr, ok := connectSyscalls[arch]
 			return ok && s.Syscall == nr
 		}
@@ -227,7 +219,7 @@ func destinations(ev *audit.Event, dst [][2]string) [][2]string {
 		if r == nil || r.TypeNum != 1306 {
 			continue
 		}
-		h, ok := r.GetID(idSaddr)
+		h, ok := r.Get("saddr")
 		if !ok {
 			continue
 		}
@@ -247,22 +239,14 @@ func recordField(r *audit.Record, c *fieldCond) (string, bool) {
 	if c.name == "type" {
 		return r.Type, true
 	}
-	if v, ok := c.get(r, c.interp); ok {
+	if c.interp {
+		if v, ok := r.GetInterp(c.name); ok {
+			return v, true
+		}
+		return r.Get(c.name)
+	}
+	if v, ok := r.Get(c.name); ok {
 		return v, true
 	}
-	return c.get(r, !c.interp)
-}
-
-// get returns the value of the raw (or, with interp, ENRICHED) field c
-// of r, by its interned name when it has one.
-func (c *fieldCond) get(r *audit.Record, interp bool) (string, bool) {
-	switch {
-	case c.id != 0 && interp:
-		return r.GetInterpID(c.id)
-	case c.id != 0:
-		return r.GetID(c.id)
-	case interp:
-		return r.GetInterp(c.name)
-	}
-	return r.Get(c.name)
+	return r.GetInterp(c.name)
 }

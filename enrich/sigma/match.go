@@ -133,15 +133,13 @@ func allConds(m []fieldCond, test func(c *fieldCond) bool) bool {
 type auditCtx struct {
 	ev      *audit.Event
 	s       *audit.Summary
-	types   uint64    // typeBit of each of the event's record types
-	execves int       // the number of EXECVE records
-	cand    []int     // candidate rules (index.candidates)
-	bits    []uint64  // candidate rules as a set (index.candidates)
-	found   []uint64  // literals found (index.candidates)
-	keep    []uint64  // rules kept by the literals (index.candidates)
-	doc     doc       // the process document (mapped categories)
-	vals    []walkVal // the values walk looks at
-	touched byte      // what walk read to touch the values (unused)
+	types   uint64   // typeBit of each of the event's record types
+	execves int      // the number of EXECVE records
+	cand    []int    // candidate rules (index.candidates)
+	bits    []uint64 // candidate rules as a set (index.candidates)
+	found   []uint64 // literals found (index.candidates)
+	keep    []uint64 // rules kept by the literals (index.candidates)
+	doc     doc      // the process document (mapped categories)
 	// With one automaton for service: auditd and process_creation
 	// (shareLiterals), the texts both read are scanned once into shared,
 	// which index.candidates adds to the facts found for either kind;

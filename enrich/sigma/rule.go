@@ -79,9 +79,8 @@ type keywords struct {
 // fieldCond is one key of a field map.
 type fieldCond struct {
 	name   string
-	id     audit.NameID // auditd: the interned name (0: none)
-	fid    fieldID      // for the mapped categories
-	interp bool         // auditd: an ENRICHED (upper-case) field name
+	fid    fieldID // for the mapped categories
+	interp bool    // auditd: an ENRICHED (upper-case) field name
 	vals   []value
 	all    bool // every value must match (else any)
 	neq    bool // the result is negated
@@ -408,7 +407,6 @@ func (r *Rule) compileMap(n *yaml.Node) (fieldMap, error) {
 		}
 		if r.kind == kindAuditd {
 			c.interp = c.name != strings.ToLower(c.name)
-			c.id = audit.LookupName(c.name)
 		} else {
 			fid, ok := lookupField(r.kind, c.name)
 			if !ok {

@@ -50,33 +50,12 @@ func (s *nameSet) has(n string) bool {
 
 // scope is what the rules of an index read.
 type scope struct {
-	docFields uint32 // mapped categories: bit f: a rule may read field f
-	// service: auditd: the fields named by field maps, by their interned
-	// name (audit.NameID), others by name in names; mask has the
-	// NameID.Bit of both (bit 0 for names), to pass over records with
-	// none of them.
-	ids       [4]uint64
-	names     nameSet
-	mask      uint64
+	docFields uint32   // mapped categories: bit f: a rule may read field f
+	names     nameSet  // service: auditd: fields named by field maps
+	typeField bool     // some condition compares "type" as a field
 	kwAll     bool     // some keyword search may read any record
 	kwTypes   []uint16 // else: the types of the records keyword searches read
 	kwMask    uint64   // typeBit of kwTypes
-	typeField bool     // some condition compares "type" as a field
-}
-
-// name adds a field name that a field map reads. "type" is the record
-// type (recordField), never a field.
-func (sc *scope) name(n string) {
-	switch id := audit.LookupName(n); {
-	case n == "type":
-		sc.typeField = true
-	case id != 0:
-		sc.ids[id>>6] |= 1 << (id & 63)
-		sc.mask |= id.Bit()
-	default:
-		sc.names.add(n)
-		sc.mask |= audit.NameID(0).Bit()
-	}
 }
 
 // scopeOf collects what rules read.
@@ -100,7 +79,8 @@ func scopeOf(rules []*Rule) scope {
 		for i := range r.sels {
 			for j := range r.sels[i].maps {
 				for _, c := range r.sels[i].maps[j].conds {
-					sc.name(c.name)
+					sc.names.add(c.name)
+					sc.typeField = sc.typeField || c.name == "type"
 				}
 			}
 		}
@@ -140,18 +120,10 @@ func anchorRecord(t uint16) bool {
 // records keyword searches may read (with the command line for an
 // EXECVE record), the named fields of the others; anchors from the
 // anchor fields (of an EXECVE record only a0).
-//
-// The event's records and fields are seldom in the cache, so the walk
-// reads as little of them as it can, and reads it first: fields are told
-// by their interned names (audit.Record.NameIDs), a record with no named
-// field (by its NameMask) is passed over, and the values to look at are
-// gathered (a.vals) and touched in tight loops, whose loads the processor
-// overlaps, before any of them is scanned.
 func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 	sc, m := &x.scope, x.lits
 	anchors := x.anchored
 	cmdline := false
-	a.vals = a.vals[:0]
 	for _, r := range a.ev.Records {
 		if r == nil {
 			continue
@@ -163,10 +135,6 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 		if found != nil && sc.typeField {
 			m.scanText(0, r.Type, found, &a.scratch)
 		}
-		if !whole && r.NameMask()&sc.mask == 0 {
-			continue
-		}
-		refs := r.Refs()
 		// The command line of the event's one EXECVE record holds every
 		// argument when their numbers agree: its scan covers theirs.
 		args := false
@@ -180,96 +148,27 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 			args = a.execves == 1 && argFields(r) == len(a.s.Args)
 		}
 		anch := anchors && anchorRecord(r.TypeNum)
-		for k := range len(r.Fields) + len(r.Interp) {
-			id := nameAt(r, refs, k)
-			if !whole && id != 0 && sc.ids[id>>6]&(1<<(id&63)) == 0 {
-				continue
-			}
-			af := int8(-1)
-			if anch {
-				if af = anchorByID[id]; af >= 0 && (r.TypeNum == 1309 && af != 0 || x.byAnchor[af] == nil) {
-					af = -1
-				}
-			}
-			scan := found != nil && !(args && argIDs[id])
-			if !scan && af < 0 {
-				continue
-			}
-			if id == 0 {
-				name := fieldAt(r, k).Name
-				if !whole && !sc.names.has(name) {
+		for _, fs := range [2][]audit.Field{r.Fields, r.Interp} {
+			for i := range fs {
+				f := &fs[i]
+				if !whole && !sc.names.has(f.Name) {
 					continue
 				}
-				scan = scan && !(args && isArgName(name))
+				if found != nil && !(args && isArgName(f.Name)) {
+					dst := found
+					if len(a.shared) > 0 && !a.exeShared && f.Name == "exe" && f.Value == a.s.Exe {
+						dst, a.exeShared = a.shared, true
+					}
+					a.scanValue(m, dst, f.Value)
+				}
+				if anch {
+					if af := anchorField(f.Name); af >= 0 && (r.TypeNum != 1309 || af == 0) && x.byAnchor[af] != nil {
+						a.anchor(x, af, f.Value)
+					}
+				}
 			}
-			a.vals = append(a.vals, walkVal{v: valueAt(r, refs, k), id: id, scan: scan, anchor: af})
 		}
 	}
-	var t byte
-	for i := range a.vals {
-		if v := a.vals[i].v; v != "" {
-			t ^= v[0] ^ v[len(v)-1]
-		}
-	}
-	a.touched = t
-	for i := range a.vals {
-		wv := &a.vals[i]
-		if wv.scan {
-			dst := found
-			if len(a.shared) > 0 && !a.exeShared && wv.id == idExe && wv.v == a.s.Exe {
-				dst, a.exeShared = a.shared, true
-			}
-			a.scanValue(m, dst, wv.v)
-		}
-		if wv.anchor >= 0 {
-			a.anchor(x, int(wv.anchor), wv.v)
-		}
-	}
-}
-
-// walkVal is a field value auditCtx.walk looks at.
-type walkVal struct {
-	v      string
-	id     audit.NameID
-	scan   bool // its literals are looked for
-	anchor int8 // the anchor field it gives, or -1
-}
-
-// idExe is the interned name of exe.
-var idExe = audit.LookupName("exe")
-
-// argIDs tells the interned names of EXECVE arguments (a0 to a7).
-var argIDs = func() (t [256]bool) {
-	for id := range t {
-		t[id] = isArgName(audit.NameID(id).Name())
-	}
-	return t
-}()
-
-// fieldAt returns field k of r, counting Fields then Interp.
-func fieldAt(r *audit.Record, k int) *audit.Field {
-	if k < len(r.Fields) {
-		return &r.Fields[k]
-	}
-	return &r.Interp[k-len(r.Fields)]
-}
-
-// nameAt returns the interned name of field k of r (refs: r.Refs()),
-// looked up for a record the parser did not make.
-func nameAt(r *audit.Record, refs []audit.FieldRef, k int) audit.NameID {
-	if refs != nil {
-		return refs[k].ID()
-	}
-	return audit.LookupName(fieldAt(r, k).Name)
-}
-
-// valueAt returns the value of field k of r (refs: r.Refs()), read from
-// the line when the parser made r.
-func valueAt(r *audit.Record, refs []audit.FieldRef, k int) string {
-	if refs != nil {
-		return r.ValueAt(k)
-	}
-	return fieldAt(r, k).Value
 }
 
 // isArgName reports whether an EXECVE field called n is an argument
@@ -288,21 +187,11 @@ func isArgName(n string) bool {
 
 // argFields counts the argument fields of an EXECVE record, or returns
 // -1 when the record has chunks of long arguments (a1[0]), which the
-// summary joins (audit.Summary.Args). Only the names that are not
-// interned are read.
+// summary joins (audit.Summary.Args).
 func argFields(r *audit.Record) int {
 	n := 0
-	refs := r.Refs()
-	for k := range r.Fields {
-		id := nameAt(r, refs, k)
-		if argIDs[id] {
-			n++
-			continue
-		}
-		if id != 0 {
-			continue
-		}
-		name := r.Fields[k].Name
+	for i := range r.Fields {
+		name := r.Fields[i].Name
 		if strings.IndexByte(name, '[') >= 0 {
 			return -1
 		}

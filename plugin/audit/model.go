@@ -47,13 +47,9 @@ type Record struct {
 	// TypeNum is the numeric type when known (from the name table or the
 	// UNKNOWN[n] form, or the binary header); 0 when not known.
 	TypeNum uint16
-	// Beside TypeNum, in the cache line a reader looking for a few
-	// fields reads first.
-	names  uint64     // see NameMask
-	refs   []FieldRef // of each field, Fields then Interp (see Refs)
-	Sec    int64
-	Msec   uint16
-	Serial uint32
+	Sec     int64
+	Msec    uint16
+	Serial  uint32
 	// Fields are the raw-format fields in wire order. For user-space records
 	// the fields of the nested msg='...' follow the outer fields, each with
 	// Nested set in NestedFrom (index of the first nested field, or -1).

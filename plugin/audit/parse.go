@@ -29,6 +29,19 @@ func Reason(err error) string {
 	return "other"
 }
 
+// isUntrusted reports whether name is written through the untrusted-string
+// rule: quoted when plain, upper-case hex otherwise (auparse typetab.h,
+// kernel audit_log_untrustedstring). A switch compiles to a fast search.
+func isUntrusted(name string) bool {
+	switch name {
+	case "path", "comm", "exe", "file", "name", "watch", "cwd", "cmd", "acct", "dir",
+		"key", "vm", "ocomm", "grp", "new_group", "sw", "root_dir", "proctitle", "data",
+		"dev", "old_chardev", "new_chardev", "cgroup", "hostname", "terminal":
+		return true
+	}
+	return false
+}
+
 // Parser turns lines of auditd's string format into Records.
 //
 // It hands out Records and their Fields from slabs, so parsing costs far
@@ -39,13 +52,10 @@ func Reason(err error) string {
 // into decoded bytes that are never reused. A Parser is not safe for
 // concurrent use; releases may come from any goroutine.
 type Parser struct {
-	cur    *slab     // where the record being parsed and its fields go
-	run    int       // where the fields of the record being parsed start in cur.fields
-	names  uint64    // NameMask of the record being parsed
-	line   string    // the line being parsed
-	lineAt uintptr   // where its bytes are (FieldRefs are offsets from there)
-	free   *slabList // released slabs, shared with every slab of this parser
-	buf    []byte
+	cur  *slab     // where the record being parsed and its fields go
+	run  int       // where the fields of the record being parsed start in cur.fields
+	free *slabList // released slabs, shared with every slab of this parser
+	buf  []byte
 }
 
 // Parse parses one line (without its newline) into a Record. It returns a
@@ -84,9 +94,6 @@ func (p *Parser) Parse(line string) (*Record, error) {
 		return nil, perr("bad_timestamp", "malformed audit(SEC.MSEC:SERIAL): stamp")
 	}
 	typeNum := TypeNumber(typ)
-	if int(typeNum) < len(typeNums) && typeNums[typeNum] == typ {
-		typ = typeNums[typeNum] // the table's copy: readers need not touch the line
-	}
 	// Without the colon the line cannot be rebuilt from its parts: keep it.
 	irregular := !colon
 	if rest != "" {
@@ -97,7 +104,6 @@ func (p *Parser) Parse(line string) (*Record, error) {
 		}
 	}
 	p.begin()
-	p.line, p.lineAt = line, uintptr(unsafe.Pointer(unsafe.StringData(line)))
 	tail, irr := p.parseFields(rest, typeNum, false)
 	irregular = irregular || irr
 	nested := -1
@@ -115,9 +121,7 @@ func (p *Parser) Parse(line string) (*Record, error) {
 	r := p.newRecord()
 	*r = Record{Node: node, Type: typ, TypeNum: typeNum, Sec: sec, Msec: msec, Serial: serial, Line: line,
 		NestedFrom: nested, Irregular: irregular, gs: gs,
-		Fields: p.fields(0, n), Interp: p.fields(n, len(p.cur.fields)-p.run), slab: p.cur,
-		refs: p.refs(), names: p.names}
-	p.line, p.lineAt = "", 0
+		Fields: p.fields(0, n), Interp: p.fields(n, len(p.cur.fields)-p.run), slab: p.cur}
 	return r, nil
 }
 
@@ -205,17 +209,6 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 			continue
 		}
 		name := s[start:i]
-		// Its interned name: a name of up to 8 bytes packed by one
-		// 8-byte load where the line has the room (the common case, inline).
-		var id NameID
-		if n := i - start; n <= 8 && start+8 <= len(s) {
-			t := s[start : start+8]
-			w := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
-				uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
-			id = lookupName(w&(1<<(8*n)-1), 0, n)
-		} else {
-			id = LookupName(name)
-		}
 		i++
 		f := Field{Name: name}
 		vstart := i
@@ -259,27 +252,23 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 				}
 				f.Raw = s[vstart:i]
 				f.Value = f.Raw
-				if shouldDecodeHex(name, id, typ, interp) && isUpperHex(f.Raw) {
+				if p.shouldDecodeHex(name, typ, interp) && isUpperHex(f.Raw) {
 					f.Enc = Hex
 					f.Value = p.decodeHex(f.Raw)
 				}
 			}
 		}
-		p.addField(f, id)
+		p.addField(f)
 	}
 	return -1, irregular
 }
 
-// shouldDecodeHex reports whether a field called name (interned as id)
-// holds hex when its value looks like hex: the names written through the
-// untrusted-string rule (quoted when plain, upper-case hex otherwise), the
-// arguments of EXECVE, and ENRICHED uid and gid names.
-func shouldDecodeHex(name string, id NameID, typ uint16, interp bool) bool {
+func (p *Parser) shouldDecodeHex(name string, typ uint16, interp bool) bool {
 	if interp {
 		// ENRICHED uid/gid names: quoted normally, hex when they needed encoding.
 		return strings.HasSuffix(name, "ID")
 	}
-	if nameFlags[id]&nameFlagUntrusted != 0 {
+	if isUntrusted(name) {
 		return true
 	}
 	if typ == 1309 && len(name) > 1 && name[0] == 'a' && name[1] >= '0' && name[1] <= '9' {

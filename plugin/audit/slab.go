@@ -1,11 +1,9 @@
 package audit
 
 import (
-	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"unsafe"
 )
 
 // Ownership of parsed records (the rule every stage follows):
@@ -66,7 +64,6 @@ const (
 type slab struct {
 	recs   []Record
 	fields []Field
-	frefs  []FieldRef // of each of fields
 	handed int32
 	refs   atomic.Int32
 	free   *slabList
@@ -112,7 +109,7 @@ func (s *slab) recycle() {
 		clear(s.recs[:len(s.recs)])
 		clear(s.fields[:len(s.fields)])
 	}
-	s.recs, s.fields, s.frefs, s.handed = s.recs[:0], s.fields[:0], s.frefs[:0], 0
+	s.recs, s.fields, s.handed = s.recs[:0], s.fields[:0], 0
 	s.free.put(s)
 }
 
@@ -216,8 +213,7 @@ func (p *Parser) newSlab(fields int) *slab {
 			return s
 		}
 	}
-	n := max(slabFields, fields)
-	return &slab{recs: make([]Record, 0, slabRecords), fields: make([]Field, 0, n), frefs: make([]FieldRef, 0, n), free: p.free}
+	return &slab{recs: make([]Record, 0, slabRecords), fields: make([]Field, 0, max(slabFields, fields)), free: p.free}
 }
 
 // retire hands the current slab over to the releases of its records.
@@ -240,7 +236,6 @@ func (p *Parser) begin() {
 		p.cur = p.newSlab(0)
 	}
 	p.run = len(p.cur.fields)
-	p.names = 0
 }
 
 // newRecord takes the slot of the record being parsed from the slab that
@@ -253,28 +248,20 @@ func (p *Parser) newRecord() *Record {
 	return &s.recs[len(s.recs)-1]
 }
 
-// addField appends f, whose name has the NameID id, to the record being
-// parsed, with its FieldRef. When the slab's fields are full, the record's fields so far
-// move to a new slab (the records before it keep the old one, which is
-// retired).
-func (p *Parser) addField(f Field, id NameID) {
+// addField appends f to the record being parsed. When the slab's fields
+// are full, the record's fields so far move to a new slab (the records
+// before it keep the old one, which is retired).
+func (p *Parser) addField(f Field) {
 	s := p.cur
-	k := len(s.fields)
-	if k == cap(s.fields) {
-		n := k - p.run
+	if len(s.fields) == cap(s.fields) {
+		n := len(s.fields) - p.run
 		ns := p.newSlab(2 * n)
 		ns.fields = append(ns.fields, s.fields[p.run:]...)
-		ns.frefs = append(ns.frefs, s.frefs[p.run:]...)
 		p.retire()
 		p.cur, p.run = ns, 0
-		s, k = ns, n
+		s = ns
 	}
-	// fields and frefs have the same length and capacity.
-	s.fields = s.fields[:k+1]
-	s.fields[k] = f
-	s.frefs = s.frefs[:k+1]
-	s.frefs[k] = p.ref(f.Value, id)
-	p.names |= id.Bit()
+	s.fields = append(s.fields, f)
 }
 
 // fields returns the record's fields from index from to to of its run
@@ -286,31 +273,6 @@ func (p *Parser) fields(from, to int) []Field {
 	}
 	run := p.cur.fields[p.run:]
 	return run[from:to:to]
-}
-
-// ref returns the FieldRef of a field of the line being parsed whose
-// value is v and name id: v is a slice of the line unless it was decoded.
-func (p *Parser) ref(v string, id NameID) FieldRef {
-	if v == "" {
-		return FieldRef{id: id}
-	}
-	// v lies in the line exactly when off < len(line) (a pointer below
-	// the line wraps around to a huge off).
-	off := uintptr(unsafe.Pointer(unsafe.StringData(v))) - p.lineAt
-	if off >= uintptr(len(p.line)) || len(v) > math.MaxUint16 || off > math.MaxUint32 {
-		return FieldRef{id: id, far: true}
-	}
-	return FieldRef{off: uint32(off), n: uint16(len(v)), id: id}
-}
-
-// refs returns the FieldRefs of the record's fields (nil when it has
-// none), capped like fields.
-func (p *Parser) refs() []FieldRef {
-	run := p.cur.frefs[p.run:]
-	if len(run) == 0 {
-		return nil
-	}
-	return run[:len(run):len(run)]
 }
 
 // alloc returns n bytes from the byte slab. Decoded bytes are never
