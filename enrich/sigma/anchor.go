@@ -169,8 +169,13 @@ type index struct {
 	rules    []*Rule
 	byAnchor [numAnchorFields]map[string][]int // by field and key: rule positions, ascending
 	maxKey   [numAnchorFields]int              // by field: the length of its longest key
-	anchored bool                              // some rule has anchors
-	free     []uint64                          // bit i: rule i has no anchors
+	// By field, for ASCII values: bit min(len, 63) of each key's length,
+	// and the set of the keys' first bytes (a.anchor tests both before
+	// it lower-cases and looks up a value).
+	keyLens  [numAnchorFields]uint64
+	keyFirst [numAnchorFields][4]uint64
+	anchored bool     // some rule has anchors
+	free     []uint64 // bit i: rule i has no anchors
 	// The prefilter's facts are numbered: the literals of lits first,
 	// then the record types of typeFacts. lits is nil when the prefilter
 	// is off.
@@ -210,6 +215,11 @@ func newIndex(rules []*Rule) *index {
 				m[a.key] = append(l, i)
 			}
 			x.maxKey[a.field] = max(x.maxKey[a.field], len(a.key))
+			x.keyLens[a.field] |= 1 << min(len(a.key), 63)
+			if a.key != "" {
+				c := a.key[0]
+				x.keyFirst[a.field][c>>6] |= 1 << (c & 63)
+			}
 			x.anchored = true
 		}
 		for _, l := range literalNeeds.rule(r) {
@@ -363,8 +373,15 @@ func (a *auditCtx) anchor(x *index, f int, v string) {
 	if isPathField(f) {
 		v = v[strings.LastIndexByte(v, '/')+1:]
 	}
-	if len(v) > x.maxKey[f] && isASCII(v) {
-		return // longer than every key, also in lower case
+	if isASCII(v) { // its lower-case form has its length and, lower-cased, its first byte
+		if len(v) > x.maxKey[f] || x.keyLens[f]&(1<<min(len(v), 63)) == 0 {
+			return // no key of its length
+		}
+		if v != "" {
+			if c := foldASCII[v[0]]; x.keyFirst[f][c>>6]&(1<<(c&63)) == 0 {
+				return // no key starts with its first byte
+			}
+		}
 	}
 	for _, i := range m[a.lower(v)] {
 		a.bits[i>>6] |= 1 << (i & 63)

@@ -135,7 +135,7 @@ func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
 			// the same for every child of a process: remembered
 			d.sc.memo.scan(x.lits, found, d.sc, d.cmd[1]...)
 		default:
-			d.sc.memo.scan(x.lits, found, d.sc, d.vals[f])
+			d.sc.scanValue(x.lits, found, d.vals[f])
 		}
 	}
 }

@@ -262,6 +262,10 @@ type acMatcher struct {
 	hit   []int32 // the state itself or nearest suffix state ending a literal, or -1
 	link  []int32 // for a state ending a literal: the next such state among its suffixes, or -1
 	nlits int
+	// starts has bit a<<8|b for the first two bytes a, b of every
+	// literal (scanRest); short: some literal has one byte.
+	starts [1 << 16 / 64]uint64
+	short  bool
 }
 
 // newACMatcher builds the matcher for lits (literal i is bit i of the
@@ -271,6 +275,12 @@ func newACMatcher(lits []string) *acMatcher {
 	m := &acMatcher{nlits: len(lits)}
 	m.nclass = 1
 	for _, l := range lits {
+		if len(l) < 2 {
+			m.short = true
+		} else {
+			b := uint(l[0])<<8 | uint(l[1])
+			m.starts[b>>6] |= 1 << (b & 63)
+		}
 		for i := 0; i < len(l); i++ {
 			if c := l[i]; m.class[c] == 0 {
 				m.class[c] = uint8(m.nclass)
@@ -348,6 +358,61 @@ func newACMatcher(lits []string) *acMatcher {
 	return m
 }
 
+// scanRest sets in found the literals of m that end in s, read from
+// state st, as scanText does, but does not tell the state reached: where
+// the automaton is at its root it steps over every byte that does not
+// start, with the next one, a literal's first two bytes (starts; every
+// literal has two bytes or more unless m.short), testing a table about a
+// third as dear as a transition. Non-ASCII text is scanned as scanText
+// does.
+func (m *acMatcher) scanRest(st int32, s string, found []uint64, sc *scratch) {
+	if m.short {
+		m.scanText(st, s, found, sc)
+		return
+	}
+	st0 := st
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			m.scanText(st0, s, found, sc) // again, in lower case
+			return
+		}
+		if st == 0 {
+			if i+1 == len(s) {
+				return // one byte ends no literal from the root
+			}
+			if d := s[i+1]; d < utf8.RuneSelf {
+				if b := uint(foldASCII[c])<<8 | uint(foldASCII[d]); m.starts[b>>6]&(1<<(b&63)) == 0 {
+					continue // no literal starts here: the root again
+				}
+			}
+		}
+		st = m.step(st, c, found)
+	}
+}
+
+// foldASCII maps ASCII upper-case letters to lower case, other bytes to
+// themselves.
+var foldASCII = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+		if 'A' <= i && i <= 'Z' {
+			t[i] = byte(i + 'a' - 'A')
+		}
+	}
+	return t
+}()
+
+// scanValue sets in found the literals of m the text v holds: a text
+// long enough for the memo through it, a shorter one by scanRest.
+func (sc *scratch) scanValue(m *acMatcher, found []uint64, v string) {
+	if len(v) < memoMin {
+		m.scanRest(0, v, found, sc)
+		return
+	}
+	sc.memo.scan(m, found, sc, v)
+}
+
 // words is the size of the literal sets scan fills.
 func (m *acMatcher) words() int { return (m.nlits + 63) / 64 }
 
@@ -361,16 +426,23 @@ func (m *acMatcher) scan(st int32, s string, found []uint64, all bool) (int32, b
 		if c >= utf8.RuneSelf && !all {
 			return st, false
 		}
-		st = m.delta[st+int32(m.class[c])]
-		if st < 0 {
-			st = -st
-			for h := m.hit[int(st)/m.nclass]; h >= 0; h = m.link[h] {
-				id := m.out[h]
-				found[id>>6] |= 1 << (id & 63)
-			}
-		}
+		st = m.step(st, c, found)
 	}
 	return st, true
+}
+
+// step returns the state after state st and byte c, setting in found the
+// bit of every literal that ends there.
+func (m *acMatcher) step(st int32, c byte, found []uint64) int32 {
+	st = m.delta[st+int32(m.class[c])]
+	if st < 0 {
+		st = -st
+		for h := m.hit[int(st)/m.nclass]; h >= 0; h = m.link[h] {
+			id := m.out[h]
+			found[id>>6] |= 1 << (id & 63)
+		}
+	}
+	return st
 }
 
 // scanText scans s from state st (see scan), through lower's copy of s

@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"encoding/hex"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -23,6 +24,15 @@ func acFound(lits []string, text string) []int {
 		}
 	}
 	return out
+}
+
+// acSet is the literal set of m holding the literals ids.
+func acSet(m *acMatcher, ids []int) []uint64 {
+	set := make([]uint64, m.words())
+	for _, i := range ids {
+		set[i>>6] |= 1 << (i & 63)
+	}
+	return set
 }
 
 // containsFound is what acFound must return: the literals the lower-cased
@@ -75,6 +85,8 @@ func FuzzLiterals(f *testing.F) {
 	f.Add("he,she,his,hers", "ushers")
 	f.Add("/tmp/,curl,-c", "/usr/bin/CURL -c http://x")
 	f.Add("k,ab", "\u212Aab")
+	f.Add("ab,cd", "xABy")
+	f.Add("ks,cd", "\u212As")
 	f.Fuzz(func(t *testing.T, list, text string) {
 		var lits []string
 		for _, l := range strings.Split(strings.ToLower(list), ",") {
@@ -85,8 +97,16 @@ func FuzzLiterals(f *testing.F) {
 		if len(lits) == 0 {
 			return
 		}
-		if got, want := acFound(lits, text), containsFound(lits, text); !slices.Equal(got, want) {
+		got, want := acFound(lits, text), containsFound(lits, text)
+		if !slices.Equal(got, want) {
 			t.Fatalf("%q in %q: found %v, want %v", lits, text, got, want)
+		}
+		m := newACMatcher(lits)
+		rest := make([]uint64, m.words())
+		var sc scratch
+		m.scanRest(0, text, rest, &sc)
+		if !slices.Equal(rest, acSet(m, got)) {
+			t.Fatalf("scanRest found %v of %q in %q, want %v", rest, lits, text, got)
 		}
 	})
 }
@@ -211,18 +231,36 @@ func FuzzSharedPrefilter(f *testing.F) {
 			s.byKind[r.kind] = append(s.byKind[r.kind], r)
 		}
 		s.index()
-		ev := &audit.Event{Kind: audit.KindAudit}
-		ev.Records = []*audit.Record{
+		// The records made by hand and parsed (the texts hex-encoded as
+		// auditd writes them).
+		made := []*audit.Record{
 			{Type: "SYSCALL", TypeNum: audit.TypeSyscall, Fields: []audit.Field{{Name: "syscall", Value: "59"},
 				{Name: "success", Value: "yes"}, {Name: "a1", Value: arg1}, {Name: "comm", Value: arg0}, {Name: "exe", Value: exe}},
 				Interp: []audit.Field{{Name: "SYSCALL", Value: "execve"}}},
 			{Type: "EXECVE", TypeNum: 1309, Fields: []audit.Field{{Name: "argc", Value: "2"}, {Name: "a0", Value: arg0}, {Name: "a1", Value: arg1}}},
 			{Type: "CWD", TypeNum: 1307, Fields: []audit.Field{{Name: "cwd", Value: exe}}},
 		}
-		ev.Summary = &audit.Summary{Exec: true, Exe: exe, Args: []string{arg0, arg1}, Outcome: "success", Cwd: exe}
-		ev.Parent = &audit.Process{Executable: arg1, Args: []string{arg0}}
-		if got, want := hitIDs(s, ev), hitIDs(withoutPrefilter(s), ev); !slices.Equal(got, want) {
-			t.Fatalf("prefiltered %v, plain %v", got, want)
+		hx := func(v string) string { return strings.ToUpper(hex.EncodeToString([]byte(v))) }
+		var p audit.Parser
+		var parsed []*audit.Record
+		for _, line := range []string{
+			"type=SYSCALL msg=audit(1.000:1): syscall=59 success=yes a1=" + hx(arg1) + " comm=" + hx(arg0) + " exe=" + hx(exe) + "\x1dSYSCALL=execve",
+			"type=EXECVE msg=audit(1.000:1): argc=2 a0=" + hx(arg0) + " a1=" + hx(arg1),
+			"type=CWD msg=audit(1.000:1): cwd=" + hx(exe),
+		} {
+			r, err := p.Parse(line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed = append(parsed, r)
+		}
+		for _, recs := range [][]*audit.Record{made, parsed} {
+			ev := &audit.Event{Kind: audit.KindAudit, Records: recs}
+			ev.Summary = &audit.Summary{Exec: true, Exe: exe, Args: []string{arg0, arg1}, Outcome: "success", Cwd: exe}
+			ev.Parent = &audit.Process{Executable: arg1, Args: []string{arg0}}
+			if got, want := hitIDs(s, ev), hitIDs(withoutPrefilter(s), ev); !slices.Equal(got, want) {
+				t.Fatalf("prefiltered %v, plain %v (records parsed: %v)", got, want, recs[0].Line != "")
+			}
 		}
 	})
 }

@@ -159,7 +159,7 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 					if len(a.shared) > 0 && !a.exeShared && f.Name == "exe" && f.Value == a.s.Exe {
 						dst, a.exeShared = a.shared, true
 					}
-					a.memo.scan(m, dst, &a.scratch, f.Value)
+					a.scanValue(m, dst, f.Value)
 				}
 				if anch {
 					if af := anchorField(f.Name); af >= 0 && (r.TypeNum != 1309 || af == 0) && x.byAnchor[af] != nil {
@@ -225,8 +225,15 @@ func (sc *scratch) scanLine(m *acMatcher, args []string, found []uint64) {
 		return
 	}
 	st := sc.memo.scan(m, found, sc, args[0])
-	for _, arg := range args[1:] {
-		st = m.scanText(st, " ", found, sc)
-		st = m.scanText(st, arg, found, sc)
+	if len(args) == 1 {
+		return
 	}
+	// The rest, joined, by scanRest: the state after it is not needed.
+	start := len(sc.arena)
+	for _, arg := range args[1:] {
+		sc.arena = append(sc.arena, ' ')
+		sc.arena = append(sc.arena, arg...)
+	}
+	m.scanRest(st, sc.view(start), found, sc)
+	sc.arena = sc.arena[:start]
 }

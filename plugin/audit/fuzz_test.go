@@ -9,7 +9,7 @@ import (
 )
 
 // fixtureLines returns every line of testdata/*.log, the fuzz seeds.
-func fixtureLines(f *testing.F) []string {
+func fixtureLines(f testing.TB) []string {
 	logs, _ := filepath.Glob("testdata/*.log")
 	var lines []string
 	for _, p := range logs {
