@@ -23,22 +23,8 @@ import (
 
 // listsRule matches the worker executions of testdata/capture.log, with
 // two techniques, so that its hits go through the shared lists.
-const listsRule = `title: Capture worker
-id: 7c1d3e0a-0000-4000-8000-000000000002
-author: audisp-enrich tests
-level: medium
-tags:
-    - attack.execution
-    - attack.t1059.004
-    - attack.t1036
-logsource:
-    product: linux
-    category: process_creation
-detection:
-    selection:
-        Image|endswith: '/worker'
-    condition: selection
-`
+var listsRule = testsupport.SigmaRule("Capture worker", "7c1d3e0a-0000-4000-8000-000000000002", "medium",
+	[]string{"attack.execution", "attack.t1059.004", "attack.t1036"}, "Image|endswith: '/worker'")
 
 // The enrichment lists (Tags, Techniques, Hunt, Sigma) that the real
 // enrichers share between events keep audit.Enrichment's contract: every

@@ -12,22 +12,8 @@ import (
 )
 
 // sigmaWorkerRule matches the worker executions of testdata/capture.log.
-const sigmaWorkerRule = `title: Corpus worker run with a flag
-id: 5b0c2f9e-0000-4000-8000-000000000001
-author: audisp-enrich tests
-level: high
-tags:
-    - attack.execution
-    - attack.t1059.004
-logsource:
-    product: linux
-    category: process_creation
-detection:
-    selection:
-        Image|endswith: '/worker'
-        CommandLine|contains: ' --flag '
-    condition: selection
-`
+var sigmaWorkerRule = testsupport.SigmaRule("Corpus worker run with a flag", "5b0c2f9e-0000-4000-8000-000000000001", "high",
+	[]string{"attack.execution", "attack.t1059.004"}, "Image|endswith: '/worker'", "CommandLine|contains: ' --flag '")
 
 // TestSigmaReplay: with [enrich.sigma] set, replayed events carry the
 // sigma[] hits, the rule's technique and severity, valid against the

@@ -222,6 +222,27 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// SigmaRule returns the text of a Sigma rule for the module's tests
+// (author "audisp-enrich tests", logsource product linux, category
+// process_creation): its title, id, level, tags (none when empty) and a
+// single selection of the given lines, each "Field|modifier: value".
+func SigmaRule(title, id, level string, tags []string, selection ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "title: %s\nid: %s\nauthor: audisp-enrich tests\nlevel: %s\n", title, id, level)
+	if len(tags) > 0 {
+		b.WriteString("tags:\n")
+		for _, tag := range tags {
+			b.WriteString("    - " + tag + "\n")
+		}
+	}
+	b.WriteString("logsource:\n    product: linux\n    category: process_creation\ndetection:\n    selection:\n")
+	for _, l := range selection {
+		b.WriteString("        " + l + "\n")
+	}
+	b.WriteString("    condition: selection\n")
+	return b.String()
+}
+
 // SigmaSection returns an [enrich.sigma] config section that loads the
 // rules $AUDISP_ENRICH_SIGMA_RULES names (comma-separated files or
 // directories; "shared": SigmaHQ's Linux rules in ../shared/sigma), with
