@@ -9,23 +9,28 @@ const (
 	maxArgsBytes = 4096
 )
 
-// ownCopy copies fields (in place) and argv, bounded by maxArgs and
-// maxArgsBytes, into one buffer, so that a table entry does not pin a whole
-// event's lines: text when they fit in it (the entry's own room), else a
-// new one. The copied arguments are appended to args (which may have room
-// of its own), and the result is returned.
-func ownCopy(fields []string, argv []string, args []string, text []byte) []string {
-	if len(argv) > maxArgs {
-		argv = argv[:maxArgs]
-	}
+// ownSize returns how many bytes ownCopy copies of fields and argv.
+func ownSize(fields []string, argv []string) int {
 	total, argBytes := 0, 0
 	for _, f := range fields {
 		total += len(f)
 	}
-	for _, a := range argv {
+	for _, a := range argv[:min(len(argv), maxArgs)] {
 		argBytes += len(a)
 	}
-	total += min(argBytes, maxArgsBytes)
+	return total + min(argBytes, maxArgsBytes)
+}
+
+// ownCopy copies fields (in place) and argv, bounded by maxArgs and
+// maxArgsBytes, into one buffer, so that a table entry does not pin a whole
+// event's lines: text when they fit in it (the entry's own room), else a
+// new one of ownSize bytes. The copied arguments are appended to args
+// (which may have room of its own), and the result is returned.
+func ownCopy(fields []string, argv []string, args []string, text []byte) []string {
+	if len(argv) > maxArgs {
+		argv = argv[:maxArgs]
+	}
+	total := ownSize(fields, argv)
 	// The buffer never grows (its capacity is at least the bounded total),
 	// so the strings made from it stay valid.
 	buf := text[:0:len(text)]

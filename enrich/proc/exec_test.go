@@ -49,3 +49,27 @@ func TestOwnCopyBounds(t *testing.T) {
 		line = []byte("/usr/bin/tool 1000 -v")
 	}
 }
+
+// An exec's image and the copy of its strings are one allocation when exe,
+// uid, auid and argv fit in 192 bytes (the small or the large image, both
+// Go size classes), two beyond; the args, whatever their size, are the
+// same strings as the event's.
+func TestExecImageAllocations(t *testing.T) {
+	if a, b := unsafe.Sizeof(smallImage{}), unsafe.Sizeof(largeImage{}); a != 320 || b != 416 {
+		t.Errorf("image sizes %d and %d, want the size classes 320 and 416", a, b)
+	}
+	tb := newTable(t, 64, false)
+	allocs := func(arg string) float64 {
+		ev := execEvent(1_700_000_000_000, 4242, 1, "/usr/bin/bash", "bash", "-c", arg)
+		enrichOK(t, tb, ev) // the pid's first image: the LRU grows
+		n := testing.AllocsPerRun(20, func() { enrichOK(t, tb, ev) })
+		if img, ok := tb.Lookup(4242, 0); !ok || len(img.Args) != 3 || img.Args[2] != arg || img.Exe != "/usr/bin/bash" || img.UID != "1000" {
+			t.Errorf("image of %d-byte argument: %+v", len(arg), img)
+		}
+		return n
+	}
+	short, medium, long := allocs("ls -l /var/log"), allocs(strings.Repeat("m", 120)), allocs(strings.Repeat("l", 300))
+	if medium != short || long != short+1 {
+		t.Errorf("allocations per exec: short argv %v, 120 bytes %v, 300 bytes %v; want the same, the same, one more", short, medium, long)
+	}
+}

@@ -30,7 +30,7 @@ func FuzzOwnCopy(f *testing.F) {
 		fields := []string{line}
 		var text []byte
 		if room {
-			text = make([]byte, textRoom)
+			text = make([]byte, len(smallImage{}.text))
 		}
 		own := ownCopy(fields, args, nil, text)
 		args = audit.SplitNUL(s, nil) // what the copies must equal

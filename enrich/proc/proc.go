@@ -134,16 +134,25 @@ type stored struct {
 	cg         *audit.Cgroup     // nil when not read; shared by images of one cgroup
 	self       [1]*audit.Process // &parent: the ancestry of a parent without known ancestors
 	argv       [6]string         // room for a short argv (parent.Args)
-	// text is room for the bytes of parent's strings and auid when they
-	// fit (the usual exec), so that an exec costs one allocation.
-	text [textRoom]byte
 }
 
-// textRoom makes stored 416 bytes, a size class of Go's allocator, and
-// holds exe, uid, auid and argv of nearly every exec (BenchmarkReplay's
-// corpus: 96 to 174 bytes, most of them over 128), so that an exec costs
-// one allocation.
-const textRoom = 192
+// An image learnt from an event is a stored with room for the bytes of
+// parent's strings and auid right behind it, so that the usual exec costs
+// one allocation: smallImage (320 bytes, a size class of Go's allocator)
+// when they fit in 96 bytes, else largeImage (416 bytes, the next class
+// but two) when they fit in 192, else a smallImage and a buffer of their
+// own. BenchmarkReplay's corpus takes 96 to 174 bytes per exec, most of
+// them over 128; `bash -c 'ls -l /var/log'` takes under 64.
+type (
+	smallImage struct {
+		s    stored
+		text [96]byte
+	}
+	largeImage struct {
+		s    stored
+		text [192]byte
+	}
+)
 
 // newStored wraps img, an image of pid.
 func newStored(pid int, img Image) *stored {
@@ -350,16 +359,25 @@ func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *stored {
 		}
 		src, argv = SourceSyscall, sum.Title
 	}
-	s := &stored{ppid: ppid, startMilli: at, source: src}
-	s.self[0] = &s.parent
 	// One buffer holds exe, uid, auid and argv, so the entry does not pin
-	// the event's lines.
+	// the event's lines: the image's own room when they fit.
 	f := [3]string{sum.Exe, sum.UID, sum.AUID}
+	var s *stored
+	var text []byte
+	if n := ownSize(f[:], argv); n > len(smallImage{}.text) && n <= len(largeImage{}.text) {
+		img := new(largeImage)
+		s, text = &img.s, img.text[:]
+	} else {
+		img := new(smallImage)
+		s, text = &img.s, img.text[:]
+	}
+	s.ppid, s.startMilli, s.source = ppid, at, src
+	s.self[0] = &s.parent
 	room := s.argv[:0]
 	if len(argv) > len(s.argv) {
 		room = make([]string, 0, min(len(argv), maxArgs))
 	}
-	args := ownCopy(f[:], argv, room, s.text[:])
+	args := ownCopy(f[:], argv, room, text)
 	if len(args) == 0 {
 		args = nil
 	}
