@@ -60,21 +60,22 @@ func benchCorpus() string {
 // timed part only: for pipeline, the sum of a delta taken around each
 // batch's rules, so parsing, summarising and releasing are left out; at
 // GOMAXPROCS=1 the only Go code running in that window is the rules. The
-// window also holds half of each of its two getrusage calls, about 2 µs
-// per batch (30 ns per event) on the shared VM, which is measured on
-// empty windows before the loop and taken off (clock-ns/batch reports
+// window also holds half of each of its two getrusage calls, 1.4–2.5 µs
+// per batch (about 25 ns per event) on the shared VM, which is measured
+// on empty windows before the loop and taken off (clock-ns/batch reports
 // it); readings are in microseconds, which averages out over thousands
 // of batches.
+//
 // Garbage collection is kept out of both: cold collects its setup's
-// garbage before timing and allocates nothing but the first pass's hits;
-// pipeline turns the collector off and collects with the clock stopped
-// every gcBatches batches, since the parser's garbage would otherwise be
-// collected at random moments, some of them timed. That charges the rules
-// what the pipeline's collector would charge them, since the collector's
-// work follows allocation and the rules allocate next to nothing (B/op
-// and allocs/op: 0 on the corpus, since the lists of a set of hits are
-// shared between events through enrich.ListMemo, not copied). hits/event (rule matches per
-// event) shows that both variants evaluate alike.
+// garbage before timing; pipeline turns the collector off and collects
+// with the clock stopped every gcBatches batches, since the parser's
+// garbage would otherwise be collected at random moments, some of them
+// timed. That charges the rules what the pipeline's collector would,
+// since the collector's work follows allocation and the rules allocate
+// next to nothing (B/op and allocs/op: 0 on the corpus, since the lists
+// of a set of hits are shared between events through enrich.ListMemo,
+// not copied). hits/event (rule matches per event) shows that both
+// variants evaluate alike.
 func BenchmarkSigmaCorpus(b *testing.B) {
 	s, err := Load(sharedRules(b))
 	if err != nil {
