@@ -58,6 +58,42 @@ type Parser struct {
 	buf  []byte
 }
 
+// splitHeader splits line's record header, "[node=NODE ]type=TYPE ", from
+// the rest (which starts with the stamp in every line Parse accepts): NODE
+// and TYPE end at the first space. It is the one place that reads the
+// header; the error is Parse's for a line without one.
+func splitHeader(line string) (node, typ, rest string, err error) {
+	s := line
+	if strings.HasPrefix(s, "node=") {
+		i := strings.IndexByte(s, ' ')
+		if i < 0 {
+			return "", "", "", perr("truncated", "node= prefix without a record")
+		}
+		node = s[5:i]
+		s = s[i+1:]
+	}
+	if !strings.HasPrefix(s, "type=") {
+		return "", "", "", perr("no_type", "line does not start with type=")
+	}
+	s = s[5:]
+	i := strings.IndexByte(s, ' ')
+	if i <= 0 {
+		return "", "", "", perr("truncated", "no msg= after type")
+	}
+	return node, s[:i], s[i+1:], nil
+}
+
+// HeaderLen returns the length of line's record header as Parse reads it,
+// "[node=NODE ]type=TYPE " (what comes before the msg=audit( stamp), or -1
+// when line has none.
+func HeaderLen(line string) int {
+	_, _, rest, err := splitHeader(line)
+	if err != nil {
+		return -1
+	}
+	return len(line) - len(rest)
+}
+
 // Parse parses one line (without its newline) into a Record. It returns a
 // *ParseError when the line has no usable record header (type, msg=audit(...)).
 // The header's stamp may lack the colon after its closing parenthesis
@@ -65,26 +101,10 @@ type Parser struct {
 // after the header that is not name=value is kept: the record is
 // marked Irregular and its Line is kept by the encoders.
 func (p *Parser) Parse(line string) (*Record, error) {
-	s := line
-	var node string
-	if strings.HasPrefix(s, "node=") {
-		i := strings.IndexByte(s, ' ')
-		if i < 0 {
-			return nil, perr("truncated", "node= prefix without a record")
-		}
-		node = s[5:i]
-		s = s[i+1:]
+	node, typ, s, err := splitHeader(line)
+	if err != nil {
+		return nil, err
 	}
-	if !strings.HasPrefix(s, "type=") {
-		return nil, perr("no_type", "line does not start with type=")
-	}
-	s = s[5:]
-	i := strings.IndexByte(s, ' ')
-	if i <= 0 {
-		return nil, perr("truncated", "no msg= after type")
-	}
-	typ := s[:i]
-	s = s[i+1:]
 	if !strings.HasPrefix(s, "msg=audit(") {
 		return nil, perr("no_msg", "expected msg=audit( after type=%s", clip(typ))
 	}

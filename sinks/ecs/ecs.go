@@ -264,7 +264,7 @@ const stampPrefix = "msg=audit("
 // appendOriginal appends event.original to b: the event's records one per
 // line, in arrival order, each as received but without the event's stamp
 // "msg=audit(" + part + "): " (part from idStamp) when it carries exactly
-// that stamp right after its header (headerLen) and the text after it does
+// that stamp right after its header (audit.HeaderLen) and the text after it does
 // not itself start with "msg=audit(". Any other line, and every line when
 // part is "", is kept as received. Rebuild is the inverse.
 func appendOriginal(b []byte, part string, ev *audit.Event) []byte {
@@ -273,8 +273,7 @@ func appendOriginal(b []byte, part string, ev *audit.Event) []byte {
 			b = append(b, '\n')
 		}
 		l := r.Line
-		if n := stampLen(l, part); n > 0 {
-			h := headerLen(l)
+		if h, n := stampAt(l, part); n > 0 {
 			b = append(b, l[:h]...)
 			l = l[h+n:]
 		}
@@ -283,21 +282,21 @@ func appendOriginal(b []byte, part string, ev *audit.Event) []byte {
 	return b
 }
 
-// stampLen returns the length of the stamp "msg=audit(" + part + "): "
-// when l has exactly that stamp right after its header and the text after
-// it does not start with "msg=audit(" again, else 0 (and always 0 when
-// part is "").
-func stampLen(l, part string) int {
-	h := headerLen(l)
+// stampAt returns the length h of l's header (audit.HeaderLen) and the
+// length n of the stamp "msg=audit(" + part + "): " when l has exactly
+// that stamp right after its header and the text after it does not start
+// with "msg=audit(" again; else n is 0 (always when part is "").
+func stampAt(l, part string) (h, n int) {
+	h = audit.HeaderLen(l)
 	if part == "" || h < 0 || !strings.HasPrefix(l[h:], stampPrefix) {
-		return 0
+		return h, 0
 	}
 	rest := l[h+len(stampPrefix):]
 	if !strings.HasPrefix(rest, part) || !strings.HasPrefix(rest[len(part):], "): ") ||
 		strings.HasPrefix(rest[len(part)+3:], stampPrefix) {
-		return 0
+		return h, 0
 	}
-	return len(stampPrefix) + len(part) + 3
+	return h, len(stampPrefix) + len(part) + 3
 }
 
 // Rebuild returns the audit lines that event.original holds, as auditd
@@ -317,7 +316,7 @@ func Rebuild(id, original string) []string {
 	}
 	st := stampPrefix + part + "): "
 	for i, l := range lines {
-		if h := headerLen(l); h >= 0 && !strings.HasPrefix(l[h:], stampPrefix) {
+		if h := audit.HeaderLen(l); h >= 0 && !strings.HasPrefix(l[h:], stampPrefix) {
 			lines[i] = l[:h] + st + l[h:]
 		}
 	}
@@ -353,28 +352,6 @@ func digits(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// headerLen returns the length of the header of an audit line,
-// "[node=NODE ]type=TYPE ", up to and including the space after the type
-// (NODE and TYPE hold no space: the parser ends each at the first one), or
-// -1 when l does not start with such a header.
-func headerLen(l string) int {
-	i := 0
-	if strings.HasPrefix(l, "node=") {
-		i = strings.IndexByte(l, ' ') + 1
-		if i == 0 {
-			return -1
-		}
-	}
-	if !strings.HasPrefix(l[i:], "type=") {
-		return -1
-	}
-	j := strings.IndexByte(l[i+5:], ' ')
-	if j <= 0 {
-		return -1
-	}
-	return i + 5 + j + 1
 }
 
 // plain reports whether b needs no JSON escaping.

@@ -197,8 +197,8 @@ func rebuilt(t testing.TB, doc []byte) []string {
 // TestOriginalRebuildsInput: with original = true the documents alone
 // give back the input, byte for byte: for each document, event.original
 // JSON-decoded (and, when audisp_enrich.escaped lists it, with each \xHH
-// turned back into its byte), split at newlines, each line after the first
-// given the stamp of event.id back unless it still has one (ecs.Rebuild),
+// turned back into its byte), split at newlines, each line given the
+// stamp of event.id back unless it still has one (ecs.Rebuild),
 // is the next run of input lines of that event's node and stamp, and every
 // input line is given back exactly once, except the EOE records (auditd's
 // end-of-event marker, which carries no data: the events do not keep it)
