@@ -251,50 +251,27 @@ func literalRank(ls []string) int {
 // text, case-insensitively for ASCII, in one pass (Aho-Corasick, with the
 // transitions of every state precomputed over byte classes). It is
 // immutable after newACMatcher and safe for concurrent use.
-//
-// A state, as scans take and return it, is the entry of the transition
-// table that leads to it without its hit bit (acTable); the root is 0.
 type acMatcher struct {
 	class  [256]uint8 // byte -> class; 0: a byte no literal has
 	nclass int
-	// The transition table: narrow when its entries fit 15 bits (3,364
-	// states over 54 classes for SigmaHQ's rules), else wide. Exactly one
-	// is set; scan and scanRest pick it once per text.
-	narrow acTable[uint16]
-	wide   acTable[uint32]
-	out    []int32 // by state number: the literal ending there, or -1
-	hit    []int32 // the state itself or nearest suffix state ending a literal, or -1
-	link   []int32 // for a state ending a literal: the next such state among its suffixes, or -1
-	nlits  int
+	// delta[s+class] is the state after state s (states are numbered
+	// in multiples of nclass), negated when that state ends a literal
+	// itself or through a suffix (hit). The root is 0 and ends none.
+	delta []int32
+	out   []int32 // by state number / nclass: the literal ending there, or -1
+	hit   []int32 // the state itself or nearest suffix state ending a literal, or -1
+	link  []int32 // for a state ending a literal: the next such state among its suffixes, or -1
+	nlits int
 	// starts has bit a<<8|b for the first two bytes a, b of every
 	// literal (scanRest); short: some literal has one byte.
 	starts [1 << 16 / 64]uint64
 	short  bool
 }
 
-// acTable is a transition table: one row of stride entries per state (the
-// number of classes rounded up to a multiple of 1<<shift), the row of
-// state s at s*stride. An entry is the next state's row offset shifted
-// right by shift (so that it fits T's width; units entries per row), with
-// the top bit set when that state ends a literal itself or through a
-// suffix (a hit).
-type acTable[T uint16 | uint32] struct {
-	delta []T
-	shift uint8
-	units int // stride >> shift: an entry over units is a state number
-}
-
-// maxNarrowEntry is the largest entry of a narrow table.
-const maxNarrowEntry = 1<<15 - 1
-
 // newACMatcher builds the matcher for lits (literal i is bit i of the
 // sets scan fills). Literals must be non-empty lower-case ASCII without
 // NUL, and distinct.
-func newACMatcher(lits []string) *acMatcher { return buildACMatcher(lits, maxNarrowEntry) }
-
-// buildACMatcher builds the matcher for lits with a narrow table if its
-// entries fit maxNarrow, a wide one otherwise (tests force either).
-func buildACMatcher(lits []string, maxNarrow int) *acMatcher {
+func newACMatcher(lits []string) *acMatcher {
 	m := &acMatcher{nlits: len(lits)}
 	m.nclass = 1
 	for _, l := range lits {
@@ -315,23 +292,23 @@ func buildACMatcher(lits []string, maxNarrow int) *acMatcher {
 		m.class[c] = m.class[c+'a'-'A']
 	}
 	// The trie, with -1 for a missing child.
-	delta := make([]int32, m.nclass)
+	m.delta = make([]int32, m.nclass)
 	m.out = []int32{-1}
-	for i := range delta {
-		delta[i] = -1
+	for i := range m.delta {
+		m.delta[i] = -1
 	}
 	for id, l := range lits {
 		s := int32(0)
 		for i := 0; i < len(l); i++ {
 			k := int(s)*m.nclass + int(m.class[l[i]])
-			if delta[k] < 0 {
-				delta[k] = int32(len(m.out))
+			if m.delta[k] < 0 {
+				m.delta[k] = int32(len(m.out))
 				m.out = append(m.out, -1)
 				for range m.nclass {
-					delta = append(delta, -1)
+					m.delta = append(m.delta, -1)
 				}
 			}
-			s = delta[k]
+			s = m.delta[k]
 		}
 		m.out[s] = int32(id)
 	}
@@ -343,8 +320,8 @@ func buildACMatcher(lits []string, maxNarrow int) *acMatcher {
 	// shallower states are.
 	queue := make([]int32, 0, n)
 	for c := range m.nclass {
-		if t := delta[c]; t < 0 {
-			delta[c] = 0
+		if t := m.delta[c]; t < 0 {
+			m.delta[c] = 0
 		} else {
 			fail[t] = 0
 			queue = append(queue, t)
@@ -363,47 +340,22 @@ func buildACMatcher(lits []string, maxNarrow int) *acMatcher {
 		}
 		for c := range m.nclass {
 			k := int(s)*m.nclass + c
-			if t := delta[k]; t < 0 {
-				delta[k] = delta[int(f)*m.nclass+c]
+			if t := m.delta[k]; t < 0 {
+				m.delta[k] = m.delta[int(f)*m.nclass+c]
 			} else {
-				fail[t] = delta[int(f)*m.nclass+c]
+				fail[t] = m.delta[int(f)*m.nclass+c]
 				queue = append(queue, t)
 			}
 		}
 	}
-	m.layout(delta, maxNarrow)
+	for k, t := range m.delta {
+		if m.hit[t] >= 0 {
+			m.delta[k] = -t * int32(m.nclass)
+		} else {
+			m.delta[k] = t * int32(m.nclass)
+		}
+	}
 	return m
-}
-
-// layout makes the transition table of delta (by state number times
-// nclass plus class: the next state's number): narrow with the least
-// shift whose entries fit maxNarrow, else wide, unshifted.
-func (m *acMatcher) layout(delta []int32, maxNarrow int) {
-	n := len(m.out)
-	for shift := uint8(0); shift <= 8; shift++ {
-		g := 1 << shift
-		stride := (m.nclass + g - 1) / g * g
-		if (n-1)*stride>>shift <= maxNarrow {
-			m.narrow = fillTable[uint16](m, delta, shift, stride)
-			return
-		}
-	}
-	m.wide = fillTable[uint32](m, delta, 0, m.nclass)
-}
-
-func fillTable[T uint16 | uint32](m *acMatcher, delta []int32, shift uint8, stride int) acTable[T] {
-	t := acTable[T]{delta: make([]T, len(m.out)*stride), shift: shift, units: stride >> shift}
-	for s := range m.out {
-		for c := range m.nclass {
-			next := delta[s*m.nclass+c]
-			e := T(int(next) * t.units)
-			if m.hit[next] >= 0 {
-				e |= ^T(0)>>1 + 1
-			}
-			t.delta[s*stride+c] = e
-		}
-	}
-	return t
 }
 
 // scanRest sets in found the literals of m that end in s, read from
@@ -418,29 +370,16 @@ func (m *acMatcher) scanRest(st int32, s string, found []uint64, sc *scratch) {
 		m.scanText(st, s, found, sc)
 		return
 	}
-	var ok bool
-	if m.narrow.delta != nil {
-		ok = scanRest(m, &m.narrow, st, s, found)
-	} else {
-		ok = scanRest(m, &m.wide, st, s, found)
-	}
-	if !ok {
-		m.scanText(st, s, found, sc) // again, in lower case
-	}
-}
-
-// scanRest is acMatcher.scanRest over table t, up to the first non-ASCII
-// byte: it returns false there.
-func scanRest[T uint16 | uint32](m *acMatcher, t *acTable[T], st int32, s string, found []uint64) bool {
-	delta, shift := t.delta, t.shift&15
+	st0 := st
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf {
-			return false
+			m.scanText(st0, s, found, sc) // again, in lower case
+			return
 		}
 		if st == 0 {
 			if i+1 == len(s) {
-				return true // one byte ends no literal from the root
+				return // one byte ends no literal from the root
 			}
 			if d := s[i+1]; d < utf8.RuneSelf {
 				if b := uint(foldASCII[c])<<8 | uint(foldASCII[d]); m.starts[b>>6]&(1<<(b&63)) == 0 {
@@ -448,9 +387,8 @@ func scanRest[T uint16 | uint32](m *acMatcher, t *acTable[T], st int32, s string
 				}
 			}
 		}
-		st = step(m, delta[int(st)<<shift+int(m.class[c])], t.units, found)
+		st = m.step(st, c, found)
 	}
-	return true
 }
 
 // foldASCII maps ASCII upper-case letters to lower case, other bytes to
@@ -483,43 +421,28 @@ func (m *acMatcher) words() int { return (m.nlits + 63) / 64 }
 // first non-ASCII byte and returns ok false, unless all: the caller then
 // scans the lower-cased text with all, again from st.
 func (m *acMatcher) scan(st int32, s string, found []uint64, all bool) (int32, bool) {
-	if m.narrow.delta != nil {
-		return scan(m, &m.narrow, st, s, found, all)
-	}
-	return scan(m, &m.wide, st, s, found, all)
-}
-
-// scan is acMatcher.scan over table t.
-func scan[T uint16 | uint32](m *acMatcher, t *acTable[T], st int32, s string, found []uint64, all bool) (int32, bool) {
-	delta, shift := t.delta, t.shift&15
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf && !all {
 			return st, false
 		}
-		st = step(m, delta[int(st)<<shift+int(m.class[c])], t.units, found)
+		st = m.step(st, c, found)
 	}
 	return st, true
 }
 
-// step returns the state an entry e of a table with units leads to,
-// setting in found, if e is a hit, the bit of every literal that ends
-// there.
-func step[T uint16 | uint32](m *acMatcher, e T, units int, found []uint64) int32 {
-	if e > ^T(0)>>1 {
-		e &= ^T(0) >> 1
-		m.report(int(e)/units, found)
+// step returns the state after state st and byte c, setting in found the
+// bit of every literal that ends there.
+func (m *acMatcher) step(st int32, c byte, found []uint64) int32 {
+	st = m.delta[st+int32(m.class[c])]
+	if st < 0 {
+		st = -st
+		for h := m.hit[int(st)/m.nclass]; h >= 0; h = m.link[h] {
+			id := m.out[h]
+			found[id>>6] |= 1 << (id & 63)
+		}
 	}
-	return int32(e)
-}
-
-// report sets in found the bit of every literal that ends at state number
-// s (a hit).
-func (m *acMatcher) report(s int, found []uint64) {
-	for h := m.hit[s]; h >= 0; h = m.link[h] {
-		id := m.out[h]
-		found[id>>6] |= 1 << (id & 63)
-	}
+	return st
 }
 
 // scanText scans s from state st (see scan), through lower's copy of s

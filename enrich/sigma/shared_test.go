@@ -70,16 +70,4 @@ func TestSharedRulesLoad(t *testing.T) {
 	if s.Loaded["auditd"] == 0 || s.Loaded["process_creation"] == 0 {
 		t.Errorf("loaded %v", s.Loaded)
 	}
-	// The shared automaton (docs/sigma.md, Engine): its table must stay
-	// narrow, or every transition reads twice the memory.
-	m := s.idx[kindAuditd].lits
-	if m == nil || m != s.idx[kindProcess].lits {
-		t.Fatal("auditd and process_creation do not share one automaton")
-	}
-	t.Logf("automaton: %d literals, %d states, %d classes, narrow %v (shift %d, %d units a row), %d-byte table",
-		m.nlits, len(m.out), m.nclass, m.narrow.delta != nil, m.narrow.shift, m.narrow.units,
-		2*len(m.narrow.delta)+4*len(m.wide.delta))
-	if m.narrow.delta == nil {
-		t.Error("the shared automaton's table is wide")
-	}
 }
