@@ -40,7 +40,8 @@ func packagedConfig(root string) ([]byte, string, error) {
 }
 
 // guestPluginConfig lays the test's settings over the packaged default:
-// a plain blocklist holding the dropper's hash, a key map entry, the log
+// an enricher timeout fit for an emulated guest, a plain blocklist
+// holding the dropper's hash, a key map entry, the log
 // to syslog plus a parse-error file, and one file sink instead of the
 // default sinks. Everything else stays as packaged.
 func guestPluginConfig(packaged []byte) ([]byte, error) {
@@ -60,6 +61,13 @@ func guestPluginConfig(packaged []byte) ([]byte, error) {
 	log["syslog"] = true
 	log["parse_errors"] = guestParseErrors
 	enrich := table(m, "enrich")
+	// The guest runs under TCG emulation on one virtual CPU, many times
+	// slower than the host and slower still when the host is busy: the
+	// packaged 100 ms per call would time the emulator, not the plugin
+	// (a CI simulation on a loaded host once saw s11's chain take 885 ms
+	// and warn). Enricher errors still show as warnings, which the test
+	// refuses.
+	enrich["timeout"] = "5s"
 	bl := table(enrich, "blocklist")
 	bl["enabled"] = true
 	bl["lists"] = []map[string]any{{

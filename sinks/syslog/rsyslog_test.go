@@ -159,8 +159,11 @@ func waitLines(t testing.TB, file string, pred func([]string) bool) []string {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		b, _ := os.ReadFile(file)
-		lines = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-		if len(b) == 0 {
+		// Only whole lines: rsyslog may have written part of the last
+		// one (a long record reaches the file in more than one write).
+		whole := string(b[:bytes.LastIndexByte(b, '\n')+1])
+		lines = strings.Split(strings.TrimSuffix(whole, "\n"), "\n")
+		if whole == "" {
 			lines = nil
 		}
 		if pred(lines) {
