@@ -54,7 +54,13 @@ func benchCorpus() string {
 //     each event summarised as the pool's worker does, then the rules
 //     run over the batch, then the events are released as the output
 //     stage releases them, so the parser reuses their memory for the
-//     next batch. This is the variant that reflects the pipeline.
+//     next batch. It is where the pipeline's events are, but a best case
+//     for the rules' own tables, which stay in cache over the batch
+//     (in the plugin the other enrichers and the encoder run between two
+//     events), and for their lists (the events carry none from earlier
+//     enrichers, so the hits' lists always come from enrich.ListMemo).
+//     The plugin's own figure is the Sigma enricher's share of a CPU
+//     profile of plugin's BenchmarkReplay/enriched (docs/sigma.md).
 //
 // cpu-ns/event is process CPU time (getrusage, user plus system) over the
 // timed part only: for pipeline, the sum of a delta taken around each
