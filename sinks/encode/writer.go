@@ -143,19 +143,15 @@ func (w *Writer) Member(k, v string) (keyOK, valOK bool) {
 // text (bytes 0x20 to 0x7e, no '"' or '\\', as audit.Record.PlainText
 // guarantees): copied without escaping or a UTF-8 check.
 func (w *Writer) PlainMember(k, v string) {
+	w.value()
 	b := w.B
 	if w.format == Msgpack {
-		w.n[w.depth]++
 		b = appendStrHeader(b, len(k))
 		b = append(b, k...)
 		b = appendStrHeader(b, len(v))
 		w.B = append(b, v...)
 		return
 	}
-	if w.sep {
-		b = append(b, ',')
-	}
-	w.sep = true
 	b = append(b, '"')
 	b = append(b, k...)
 	b = append(b, '"', ':', '"')
@@ -329,13 +325,9 @@ func (w *Writer) RawValues(v []byte, n int) {
 	if n == 0 {
 		return
 	}
+	w.value()
 	if w.format == Msgpack {
-		w.n[w.depth] += uint32(n)
-	} else {
-		if w.sep {
-			w.B = append(w.B, ',')
-		}
-		w.sep = true
+		w.n[w.depth] += uint32(n - 1) // value counted the first
 	}
 	w.B = append(w.B, v...)
 }
