@@ -168,7 +168,6 @@ func (c *fieldCond) anchors() []anchor {
 type index struct {
 	rules    []*Rule
 	byAnchor [numAnchorFields]map[string][]int // by field and key: rule positions, ascending
-	maxKey   [numAnchorFields]int              // by field: the length of its longest key
 	// By field, for ASCII values: bit min(len, 63) of each key's length,
 	// and the set of the keys' first bytes (a.anchor tests both before
 	// it lower-cases and looks up a value).
@@ -182,7 +181,6 @@ type index struct {
 	lits      *acMatcher
 	litTexts  []string // the literals of lits, by fact
 	typeFacts []typeFact
-	nfacts    int
 	byLit     [][]int32 // by fact: the positions of the rules whose set holds it
 	filtered  []uint64  // bit i: rule i has a fact set
 	scope     scope     // service: auditd: the values the rules read
@@ -214,7 +212,6 @@ func newIndex(rules []*Rule) *index {
 			if l := m[a.key]; len(l) == 0 || l[len(l)-1] != i {
 				m[a.key] = append(l, i)
 			}
-			x.maxKey[a.field] = max(x.maxKey[a.field], len(a.key))
 			x.keyLens[a.field] |= 1 << min(len(a.key), 63)
 			if a.key != "" {
 				c := a.key[0]
@@ -254,7 +251,7 @@ func newIndex(rules []*Rule) *index {
 			byLit = append(byLit, x.byLit[i])
 		}
 	}
-	x.byLit, x.nfacts = byLit, len(byLit)
+	x.byLit = byLit
 	x.lits, x.litTexts = newACMatcher(lits), lits
 	return x
 }
@@ -288,7 +285,7 @@ func shareLiterals(xs ...*index) {
 			byLit = append(byLit, x.byLit[len(x.litTexts)+j])
 			x.typeFacts[j].id = int32(len(all) + j)
 		}
-		x.byLit, x.nfacts, x.lits, x.litTexts = byLit, len(byLit), m, all
+		x.byLit, x.lits, x.litTexts = byLit, m, all
 	}
 }
 
@@ -310,7 +307,7 @@ func (x *index) candidates(a *auditCtx, w walker) []int {
 	a.bits = append(a.bits[:0], x.free...)
 	var found []uint64
 	if x.lits != nil {
-		n := (x.nfacts + 63) / 64
+		n := (len(x.byLit) + 63) / 64
 		if cap(a.found) < n {
 			a.found = make([]uint64, n)
 		} else {
@@ -374,7 +371,7 @@ func (a *auditCtx) anchor(x *index, f int, v string) {
 		v = v[strings.LastIndexByte(v, '/')+1:]
 	}
 	if isASCII(v) { // its lower-case form has its length and, lower-cased, its first byte
-		if len(v) > x.maxKey[f] || x.keyLens[f]&(1<<min(len(v), 63)) == 0 {
+		if x.keyLens[f]&(1<<min(len(v), 63)) == 0 {
 			return // no key of its length
 		}
 		if v != "" {
