@@ -254,8 +254,8 @@ func encodeRecord(dst []byte, digest string, v *Verdict, exp uint32) []byte {
 }
 
 // decodeRecord returns the rendering and expiry units a record body holds.
+// The rendering is made by result, as for a verdict from the topic.
 func decodeRecord(b []byte, digest string) (*audit.VTResult, uint32, error) {
-	bad := errBadBody
 	failed := false
 	num := func() uint64 {
 		n, k := binary.Uvarint(b)
@@ -277,41 +277,41 @@ func decodeRecord(b []byte, digest string) (*audit.VTResult, uint32, error) {
 		return s
 	}
 	exp := num()
-	r := &audit.VTResult{Hash: digest, Status: str(), Reason: str()}
+	v := Verdict{Status: str(), Reason: str()}
 	if failed || exp > maxExp {
-		return nil, 0, bad
+		return nil, 0, errBadBody
 	}
-	if r.Status == VerdictFound {
+	if v.Status == VerdictFound {
 		var ns [7]int64
 		for i := range ns {
 			n, k := binary.Varint(b)
 			if k <= 0 {
-				return nil, 0, bad
+				return nil, 0, errBadBody
 			}
 			ns[i], b = n, b[k:]
 		}
-		d := &audit.VTVerdict{Malicious: ns[0], Suspicious: ns[1], Harmless: ns[2], Undetected: ns[3], Reputation: ns[4],
-			FirstSubmission: ns[5], LastAnalysis: ns[6], ThreatLabel: str(), MeaningfulName: str()}
+		v.Malicious, v.Suspicious, v.Harmless, v.Undetected, v.Reputation = ns[0], ns[1], ns[2], ns[3], ns[4]
+		v.FirstSubmission, v.LastAnalysis = ns[5], ns[6]
+		v.ThreatLabel, v.MeaningfulName = str(), str()
 		if failed || len(b) == 0 {
-			return nil, 0, bad
+			return nil, 0, errBadBody
 		}
 		form := b[0]
 		b = b[1:]
 		switch form {
 		case linkNone:
 		case linkDigest:
-			d.Link = virustotal.FileLink(digest)
+			v.Link = virustotal.FileLink(digest)
 		case linkOther:
-			if d.Link = str(); failed {
-				return nil, 0, bad
+			if v.Link = str(); failed {
+				return nil, 0, errBadBody
 			}
 		default:
-			return nil, 0, bad
+			return nil, 0, errBadBody
 		}
-		r.VTVerdict = d
 	}
 	if len(b) != 0 {
-		return nil, 0, bad
+		return nil, 0, errBadBody
 	}
-	return r, uint32(exp), nil
+	return result(digest, &v), uint32(exp), nil
 }

@@ -26,10 +26,11 @@ func (t *table) home(k uint64) int {
 
 // dist is how many slots past its home slot i is for key k.
 func (t *table) dist(i int, k uint64) int {
-	if d := i - t.home(k); d >= 0 {
-		return d
+	d := i - t.home(k)
+	if d < 0 {
+		d += len(t.keys)
 	}
-	return i - t.home(k) + len(t.keys)
+	return d
 }
 
 func (t *table) next(i int) int {

@@ -531,10 +531,16 @@ func (t *Table) find(ctx context.Context, pid int, at int64) (*stored, Source, e
 	case st != absent || t.fs == nil:
 		return nil, 0, nil
 	}
+	// A free slot is taken without ctx.Done, which would make the
+	// chain's deadline channel and timer for every read.
 	select {
 	case t.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, 0, fmt.Errorf("proc: waiting to read /proc/%d: %w", pid, ctx.Err())
+	default:
+		select {
+		case t.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, 0, fmt.Errorf("proc: waiting to read /proc/%d: %w", pid, ctx.Err())
+		}
 	}
 	read, err := t.fs.read(pid)
 	<-t.sem
