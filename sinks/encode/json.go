@@ -310,7 +310,7 @@ func objectKeys(fs []audit.Field, dst []string, ascii bool) (keys []string, rena
 		if ascii {
 			h = uint32(asciiHash(name) >> 56)
 		} else {
-			h = foldHash(name) >> 24
+			h = uint32(foldHash(name) >> 56)
 		}
 		bit := &seen[h>>6]
 		if *bit&(1<<(h&63)) == 0 {
@@ -367,43 +367,21 @@ func fold(s string) string {
 }
 
 // foldHash hashes the folded form of a name: names equal ignoring case
-// (in the Unicode sense) hash equal. ASCII names are hashed 8 bytes at a
-// time with bit 0x20 set in every byte (so both cases of a letter agree;
-// other bytes may collide, which only costs objectKeys an exact check);
-// other names are folded first.
-func foldHash(s string) uint32 {
-	h, ascii := wordHash(s)
-	if !ascii {
-		h, _ = wordHash(fold(s))
+// (in the Unicode sense) hash equal. An ASCII name is hashed as it is
+// (asciiHash ignores ASCII case), any other folded first.
+func foldHash(s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return asciiHash(fold(s))
+		}
 	}
-	return uint32(h >> 32)
-}
-
-// wordHash mixes s's length and its 8-byte words (bit 0x20 set in each
-// byte) by multiplication, so its high bits are the well-mixed ones; ascii
-// reports that s has no byte >= 0x80.
-func wordHash(s string) (h uint64, ascii bool) {
-	const lower, prime = 0x2020202020202020, 0x9e3779b97f4a7c15 // odd: good high bits
-	var seen uint64
-	h = uint64(len(s)) * prime
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		x := load8(s, i)
-		seen |= x
-		h = (h ^ (x | lower)) * prime
-	}
-	var t uint64
-	for j := i; j < len(s); j++ {
-		t |= uint64(s[j]) << (8 * (j - i))
-	}
-	seen |= t
-	h = (h ^ (t | lower)) * prime
-	return h, seen&highs == 0
+	return asciiHash(s)
 }
 
 // asciiHash hashes an ASCII name, ignoring case, from its length and its
 // first and last 8, 4 or 2 bytes (all of it up to 16 bytes), with bit
-// 0x20 set in every byte as in wordHash; its high bits are the well-mixed
+// 0x20 set in every byte (so both cases of a letter agree; other bytes may
+// collide, which only costs objectKeys an exact check); its high bits are the well-mixed
 // ones.
 func asciiHash(s string) uint64 {
 	const lower, prime = 0x2020202020202020, 0x9e3779b97f4a7c15
