@@ -363,6 +363,7 @@ func (r *Reassembler) newPending(k eventKey) *pending {
 // there is one (see Event.Release), else one from the event and record
 // slabs.
 func (r *Reassembler) newEvent(k eventKey, rec *Record) *Event {
+	id := EventID{Node: k.node, Sec: k.sec, Msec: k.msec, Serial: k.serial}
 	if len(r.spare) == 0 {
 		r.spare = r.released.take(r.spare)
 	}
@@ -371,7 +372,7 @@ func (r *Reassembler) newEvent(k eventKey, rec *Record) *Event {
 		r.spare[n-1] = nil
 		r.spare = r.spare[:n-1]
 		recs := ev.Records
-		*ev = Event{ID: EventID{Node: k.node, Sec: k.sec, Msec: k.msec, Serial: k.serial}, home: r.released}
+		*ev = Event{ID: id, home: r.released} // also clears a test binary's poisoned tags
 		if cap(recs) == 0 {
 			recs = make([]*Record, 0, 8)
 		}
@@ -383,8 +384,7 @@ func (r *Reassembler) newEvent(k eventKey, rec *Record) *Event {
 	}
 	r.evs = r.evs[:len(r.evs)+1]
 	ev := &r.evs[len(r.evs)-1]
-	ev.ID = EventID{Node: k.node, Sec: k.sec, Msec: k.msec, Serial: k.serial}
-	ev.home = r.released
+	ev.ID, ev.home = id, r.released
 	if cap(r.recs)-len(r.recs) < 8 {
 		r.recs = make([]*Record, 0, 1024)
 	}
