@@ -156,14 +156,14 @@ func (c *renderCache[T]) write(w *Writer, name string, variant byte, xs []T, id 
 	c.last.src, c.last.fv, c.last.doc = xs, fv, r.doc
 }
 
-// ThreatCache writes the member "threat" as Threat does, rendering each
-// list of techniques once and appending the rendered bytes for the next
+// ThreatCache writes the member "threat" (the ECS threat.* columns of a
+// list of techniques, names and reference URLs only when details is set),
+// rendering each list once and appending the rendered bytes for the next
 // events with the same list. The zero value is ready; a ThreatCache is
 // not safe for concurrent use.
 type ThreatCache struct{ c renderCache[audit.Technique] }
 
-// Write writes the member "threat" for ts, as Threat(w, ts, details)
-// does.
+// Write writes the member "threat" for ts.
 func (c *ThreatCache) Write(w *Writer, ts []audit.Technique, details bool) {
 	cols := 1
 	if details {
@@ -178,17 +178,6 @@ func (c *ThreatCache) Write(w *Writer, ts []audit.Technique, details bool) {
 func sameTechnique(a, b audit.Technique) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.Reference == b.Reference &&
 		a.ParentID == b.ParentID && a.Parent == b.Parent && slices.Equal(a.Tactics, b.Tactics)
-}
-
-// Threat writes the member "threat": the ECS threat.* columns of ts, with
-// the names and reference URLs only when details is set.
-func Threat(w *Writer, ts []audit.Technique, details bool) {
-	w.Key("threat")
-	if details {
-		threatValue(w, ts, 3)
-	} else {
-		threatValue(w, ts, 1)
-	}
 }
 
 // threatValue writes the ECS threat.* object. ECS keeps parallel arrays:
@@ -345,23 +334,14 @@ func Hunt(w *Writer, hunt []audit.HuntHit, tags bool) {
 	w.CloseArray()
 }
 
-// Sigma writes the member "sigma" when a Sigma rule matched.
-func Sigma(w *Writer, sigma []audit.SigmaHit) {
-	if len(sigma) == 0 {
-		return
-	}
-	w.Key("sigma")
-	sigmaValue(w, sigma)
-}
-
-// SigmaCache writes the member "sigma" as Sigma does, through a render
+// SigmaCache writes the member "sigma" (when a Sigma rule matched) through a render
 // cache: a rule's hit holds the rule's own strings, event after event, so
 // a match appends the bytes rendered for the first event with the same
 // rules. The zero value is ready; a SigmaCache is not safe for concurrent
 // use.
 type SigmaCache struct{ c renderCache[audit.SigmaHit] }
 
-// Write writes the member "sigma" as Sigma(w, sigma) does.
+// Write writes the member "sigma" when a Sigma rule matched.
 func (c *SigmaCache) Write(w *Writer, sigma []audit.SigmaHit) {
 	if len(sigma) == 0 {
 		return
