@@ -12,6 +12,7 @@ import (
 type anchor struct {
 	field int // anchorField of the auditd or mapped field name
 	key   string
+	types []uint16 // service: auditd: the types of the records the field is in (nil: any)
 }
 
 // anchorField returns the number of field f among the fields anchors are
@@ -21,21 +22,10 @@ type anchor struct {
 // Command Execution: euid 33), which would otherwise be anchored by the
 // SYSCALL execve every exec has.
 func anchorField(f string) int {
-	switch f {
-	case "a0":
-		return 0
-	case "comm":
-		return 1
-	case "SYSCALL":
-		return 2
-	case "key":
-		return 3
-	case "euid":
-		return 4
-	case "exe":
-		return 5
-	case "Image":
-		return anchorImage
+	for i, n := range anchorNames {
+		if n == f {
+			return i
+		}
 	}
 	return -1
 }
@@ -45,6 +35,9 @@ const (
 	numAnchorFields = 7
 )
 
+// anchorNames are the field names of the anchor fields, by number.
+var anchorNames = [numAnchorFields]string{"a0", "comm", "SYSCALL", "key", "euid", "exe", "Image"}
+
 // isPathField reports whether the anchor field numbered f has its base
 // name taken as anchor key (exe, Image).
 func isPathField(f int) bool { return f >= 5 }
@@ -52,16 +45,17 @@ func isPathField(f int) bool { return f >= 5 }
 // anchors returns a set of anchors at least one of which the event has
 // whenever r matches, or nil when the rule has no such set.
 func (r *Rule) anchors() []anchor {
-	return needs[anchor]{cond: (*fieldCond).anchors, rank: func(as []anchor) int { return -len(as) }}.rule(r)
+	return needs[anchor]{cond: func(m *fieldMap, c *fieldCond) []anchor { return c.anchors(m.types) },
+		rank: func(as []anchor) int { return -len(as) }}.rule(r)
 }
 
 // needs finds, for a rule, a set of facts (anchors, literals) at least
 // one of which the event has whenever the rule matches; nil means no such
-// set is known. cond gives the set of one field condition and kw that of
-// a keyword selection (nil: none); rank orders two sets by how much they
-// prune (higher is better).
+// set is known. cond gives the set of one field condition (of the map m)
+// and kw that of a keyword selection (nil: none); rank orders two sets by
+// how much they prune (higher is better).
 type needs[T any] struct {
-	cond func(*fieldCond) []T
+	cond func(m *fieldMap, c *fieldCond) []T
 	kw   func(*keywords) []T
 	fmap func(*fieldMap) []T // the set of a map as a whole (nil: none)
 	rank func([]T) int
@@ -127,7 +121,7 @@ func (n needs[T]) sel(sel *selection) []T {
 			best = n.fmap(&sel.maps[i])
 		}
 		for j := range sel.maps[i].conds {
-			if as := n.cond(&sel.maps[i].conds[j]); as != nil && (best == nil || n.rank(as) > n.rank(best)) {
+			if as := n.cond(&sel.maps[i], &sel.maps[i].conds[j]); as != nil && (best == nil || n.rank(as) > n.rank(best)) {
 				best = as
 			}
 		}
@@ -139,8 +133,9 @@ func (n needs[T]) sel(sel *selection) []T {
 	return out
 }
 
-// anchors of a condition whose every value gives an exact key.
-func (c *fieldCond) anchors() []anchor {
+// anchors of a condition whose every value gives an exact key, in the
+// records of types (nil: any).
+func (c *fieldCond) anchors(types []uint16) []anchor {
 	af := anchorField(c.name)
 	if af < 0 || c.neq || c.all || c.null || c.exists != 0 || len(c.vals) == 0 {
 		return nil
@@ -159,7 +154,7 @@ func (c *fieldCond) anchors() []anchor {
 		default:
 			return nil
 		}
-		out = append(out, anchor{field: af, key: key})
+		out = append(out, anchor{field: af, key: key, types: types})
 	}
 	return out
 }
@@ -183,7 +178,7 @@ type index struct {
 	typeFacts []typeFact
 	byLit     [][]int32 // by fact: the positions of the rules whose set holds it
 	filtered  []uint64  // bit i: rule i has a fact set
-	scope     scope     // service: auditd: the values the rules read
+	scope     scope     // what the walk reads for the facts and anchors
 }
 
 // typeFact is the fact "the event has a record of type typ" (service:
@@ -195,11 +190,13 @@ type typeFact struct {
 
 func newIndex(rules []*Rule) *index {
 	words := (len(rules) + 63) / 64
-	x := &index{rules: rules, filtered: make([]uint64, words), free: make([]uint64, words), scope: scopeOf(rules)}
+	x := &index{rules: rules, filtered: make([]uint64, words), free: make([]uint64, words)}
 	ids := map[string]int32{}
 	var facts []string
 	for i, r := range rules {
 		as := r.anchors()
+		fs := literalNeeds.rule(r)
+		x.scope.add(r, i, fs, as)
 		if as == nil {
 			x.free[i>>6] |= 1 << (i & 63)
 		}
@@ -219,7 +216,8 @@ func newIndex(rules []*Rule) *index {
 			}
 			x.anchored = true
 		}
-		for _, l := range literalNeeds.rule(r) {
+		for _, f := range fs {
+			l := f.key
 			id, ok := ids[l]
 			if !ok {
 				id = int32(len(facts))
@@ -233,6 +231,7 @@ func newIndex(rules []*Rule) *index {
 			x.filtered[i>>6] |= 1 << (i & 63)
 		}
 	}
+	x.scope.finish()
 	if len(facts) == 0 {
 		return x
 	}

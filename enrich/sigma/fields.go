@@ -125,8 +125,10 @@ func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
 	}
 	for f := range numFields {
 		switch {
-		case d.has&x.scope.docFields&(1<<f) == 0:
-			// absent, or no rule reads it
+		case d.has&(1<<f) == 0:
+			// absent
+		case x.scope.docScan&(1<<f) == 0 && !gated(x.scope.docGate[f], a.bits):
+			// no fact set of a candidate rule is looked for in it
 		case f == fImage && a.exeShared, f == fCommandLine && a.cmdShared:
 			// scanned with the records (auditCtx.walk)
 		case f == fCommandLine && d.joined&1 == 0:
@@ -201,6 +203,9 @@ var connectSyscalls = map[string]string{
 func isConnect(ev *audit.Event, s *audit.Summary) bool {
 	if s.Syscall == "connect" {
 		return true
+	}
+	if s.Syscall == "" || s.Syscall[0] < '0' || s.Syscall[0] > '9' {
+		return false // a name other than connect: no number to look up
 	}
 	for _, r := range ev.Records {
 		if r != nil && r.TypeNum == audit.TypeSyscall {

@@ -147,6 +147,7 @@ type auditCtx struct {
 	// are among them.
 	shared               []uint64
 	exeShared, cmdShared bool
+	later                []laterScan // auditCtx.walk: values to scan once the anchors are known
 	scratch
 }
 

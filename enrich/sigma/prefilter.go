@@ -78,7 +78,7 @@ func valueLiterals(vals []value, all bool) []string {
 	for i := range vals {
 		ls := vals[i].literals()
 		if all {
-			if ls != nil && (out == nil || literalRank(ls) > literalRank(out)) {
+			if ls != nil && (out == nil || rankOf(ls) > rankOf(out)) {
 				out = ls
 			}
 			continue
@@ -160,7 +160,7 @@ func reNeeds(re *syntax.Regexp) ([]string, bool) {
 		var best, run []string
 		consider := func(ls []string) {
 			if ls != nil && slices.IndexFunc(ls, func(l string) bool { return !usableLiteral(l) }) < 0 &&
-				(best == nil || literalRank(ls) > literalRank(best)) {
+				(best == nil || rankOf(ls) > rankOf(best)) {
 				best = ls
 			}
 		}
@@ -202,26 +202,51 @@ func product(a, b []string) []string {
 	return out
 }
 
+// A fact is a member of a rule's fact set: a literal and where it is
+// looked for, or a record type.
+type fact struct {
+	key string // the literal, or typeFactKey of the record type
+	// The literal is that of condition c of map m (read in m's records,
+	// or as the mapped field c.fid), or of a keyword search when c is nil.
+	m *fieldMap
+	c *fieldCond
+}
+
+// factsOf returns the literals ls found in the field of c (nil: by a
+// keyword search) as facts, nil when ls is nil.
+func factsOf(ls []string, m *fieldMap, c *fieldCond) []fact {
+	if ls == nil {
+		return nil
+	}
+	out := make([]fact, len(ls))
+	for i, l := range ls {
+		out[i] = fact{key: l, m: m, c: c}
+	}
+	return out
+}
+
 // literalNeeds finds a rule's fact set: literals, and for a service:
 // auditd field map that has no literal, the record types it names (see
 // typeFact), ranked below any literal set.
-var literalNeeds = needs[string]{
-	cond: (*fieldCond).literals,
-	kw:   (*keywords).literals,
-	fmap: func(m *fieldMap) []string {
-		var out []string
+var literalNeeds = needs[fact]{
+	cond: func(m *fieldMap, c *fieldCond) []fact { return factsOf(c.literals(), m, c) },
+	kw:   func(kw *keywords) []fact { return factsOf(kw.literals(), nil, nil) },
+	fmap: func(m *fieldMap) []fact {
+		var out []fact
 		for _, t := range m.types {
-			out = append(out, typeFactKey(t))
+			out = append(out, fact{key: typeFactKey(t)})
 		}
 		return out
 	},
-	rank: func(fs []string) int {
+	rank: func(fs []fact) int {
+		short := 1 << 20
 		for _, f := range fs {
-			if _, ok := typeOfFact(f); ok {
+			if _, ok := typeOfFact(f.key); ok {
 				return -len(fs)
 			}
+			short = min(short, len(f.key))
 		}
-		return literalRank(fs)
+		return literalRank(short, len(fs))
 	},
 }
 
@@ -237,14 +262,20 @@ func typeOfFact(f string) (uint16, bool) {
 	return 0, false
 }
 
-// literalRank orders literal sets: the set whose shortest literal is
-// longest (short literals are found often), then the smaller.
-func literalRank(ls []string) int {
+// literalRank orders literal sets by the length of their shortest
+// literal and their size n: the set whose shortest literal is longest
+// (short literals are found often), then the smaller.
+func literalRank(short, n int) int {
+	return min(short, 16)<<16 - min(n, 1<<16-1)
+}
+
+// rankOf is literalRank of the literal set ls.
+func rankOf(ls []string) int {
 	short := 1 << 20
 	for _, l := range ls {
 		short = min(short, len(l))
 	}
-	return min(short, 16)<<16 - min(len(ls), 1<<16-1)
+	return literalRank(short, len(ls))
 }
 
 // acMatcher finds which of a set of lower-case ASCII literals occur in a

@@ -56,14 +56,20 @@ func TestACMatcher(t *testing.T) {
 	}
 }
 
-// withoutPrefilter returns s with its literal prefilter off: every
-// candidate rule is evaluated.
+// withoutPrefilter returns s with its literal prefilter and its anchor
+// index off: every rule is evaluated on every event.
 func withoutPrefilter(s *Set) *Set {
 	p := *s
 	for k, x := range s.idx {
 		if x != nil {
 			y := *x
 			y.lits = nil
+			y.byAnchor = [numAnchorFields]map[string][]int{}
+			y.anchored = false
+			y.free = slices.Clone(x.free)
+			for i := range x.rules {
+				y.free[i>>6] |= 1 << (i & 63)
+			}
 			p.idx[k] = &y
 		}
 	}

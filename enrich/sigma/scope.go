@@ -16,113 +16,206 @@ import (
 // recordTypeNeeds finds the record types one of which the record a
 // per-record rule matches on has (nil: any type).
 var recordTypeNeeds = needs[uint16]{
-	cond: func(*fieldCond) []uint16 { return nil },
+	cond: func(*fieldMap, *fieldCond) []uint16 { return nil },
 	fmap: func(m *fieldMap) []uint16 { return m.types },
 	rank: func(ts []uint16) int { return -len(ts) },
 }
 
-// nameSet is a set of field names with a membership test that costs a
-// few byte comparisons for the names an event carries: most names are
-// ruled out by their first byte and length.
-type nameSet struct {
-	lens    [256]uint32 // by first byte: bit min(len, 31) of the names
-	byFirst [256][]string
+// A fieldRead is what the walk does with the fields of one name in the
+// records of one type.
+type fieldRead struct {
+	name   string
+	anchor int  // the anchor field it is (anchorField), or -1
+	scan   bool // scanned for literals: a rule without anchors reads it for its facts
+	// Else, when not nil: the positions of the anchored rules that read
+	// it for their facts, ascending. It is scanned only when one of them
+	// is a candidate by its anchors: the others cannot match.
+	gate []int32
+	next uint16 // the next fieldRead of the same hash slot, plus one (0: none)
 }
 
-func (s *nameSet) add(n string) {
-	if n != "" && !slices.Contains(s.byFirst[n[0]], n) {
-		s.byFirst[n[0]] = append(s.byFirst[n[0]], n)
-		s.lens[n[0]] |= 1 << min(len(n), 31)
+// reads is what the walk reads in the records of one type: the named
+// fields, found through a small hash table (nameHash), or every value
+// (whole).
+type reads struct {
+	whole    bool // a keyword search reads every value (and an EXECVE's command line)
+	typeText bool // a condition reads the record type as a text
+	fields   []fieldRead
+	slot     [256]uint16 // by nameHash: the first fieldRead, plus one (0: none)
+}
+
+// nameHash hashes a non-empty name by its first and last bytes and its
+// length.
+func nameHash(n string) uint8 {
+	return uint8(uint(n[0])*7 + uint(n[len(n)-1])*3 + uint(len(n))*29)
+}
+
+// find returns the fieldRead of the name n, or nil when no rule reads n.
+// Most names of an event are ruled out by an empty slot.
+func (rs *reads) find(n string) *fieldRead {
+	if n == "" {
+		return nil
+	}
+	for i := rs.slot[nameHash(n)]; i != 0; i = rs.fields[i-1].next {
+		if f := &rs.fields[i-1]; f.name == n {
+			return f
+		}
+	}
+	return nil
+}
+
+// field returns the fieldRead of n, added if it is not there yet.
+func (rs *reads) field(n string) *fieldRead {
+	if f := rs.find(n); f != nil {
+		return f
+	}
+	h := nameHash(n)
+	rs.fields = append(rs.fields, fieldRead{name: n, anchor: -1, next: rs.slot[h]})
+	rs.slot[h] = uint16(len(rs.fields))
+	return &rs.fields[len(rs.fields)-1]
+}
+
+// merge adds what o reads to rs.
+func (rs *reads) merge(o *reads) {
+	rs.whole = rs.whole || o.whole
+	rs.typeText = rs.typeText || o.typeText
+	for _, f := range o.fields {
+		rs.field(f.name).add(f.scan, f.gate...)
+		if f.anchor >= 0 {
+			rs.find(f.name).anchor = f.anchor
+		}
 	}
 }
 
-func (s *nameSet) has(n string) bool {
-	if n == "" || s.lens[n[0]]&(1<<min(len(n), 31)) == 0 {
-		return false
+// add makes f scanned (scan), or gated by the rules at positions gate.
+func (f *fieldRead) add(scan bool, gate ...int32) {
+	f.scan = f.scan || scan
+	if f.scan {
+		f.gate = nil
+		return
 	}
-	for _, x := range s.byFirst[n[0]] {
-		if x == n {
+	for _, i := range gate {
+		if !slices.Contains(f.gate, i) {
+			f.gate = append(f.gate, i)
+		}
+	}
+	slices.Sort(f.gate)
+}
+
+// scope is what the rules of an index read for their fact sets and
+// anchors (the literal prefilter and the anchor index). Fields no chosen
+// fact set or anchor names are not looked at: the prefilter only needs
+// to find one fact of each rule that matches, from the set newIndex chose.
+type scope struct {
+	// service: auditd: by record type (types, parallel to byType; mask
+	// has their typeBit), and for every other type.
+	types  []uint16
+	byType []reads
+	mask   uint64
+	any    reads
+	// Mapped categories: bit f of docScan: field f is scanned; else
+	// docGate[f] (nil: none) as fieldRead.gate.
+	docScan uint32
+	docGate [numFields][]int32
+}
+
+// of returns what the walk reads in records of type t.
+func (sc *scope) of(t uint16) *reads {
+	if sc.mask&typeBit(t) != 0 {
+		if i := slices.Index(sc.types, t); i >= 0 {
+			return &sc.byType[i]
+		}
+	}
+	return &sc.any
+}
+
+// typed returns the reads of type t, added if not there yet.
+func (sc *scope) typed(t uint16) *reads {
+	if i := slices.Index(sc.types, t); i >= 0 {
+		return &sc.byType[i]
+	}
+	sc.types = append(sc.types, t)
+	sc.byType = append(sc.byType, reads{})
+	sc.mask |= typeBit(t)
+	return &sc.byType[len(sc.byType)-1]
+}
+
+// each calls f with the reads of every type of types, or of any type
+// when types is nil.
+func (sc *scope) each(types []uint16, f func(*reads)) {
+	if types == nil {
+		f(&sc.any)
+	}
+	for _, t := range types {
+		f(sc.typed(t))
+	}
+}
+
+// add records what rule i reads: the fields of its fact set facts and
+// of its anchors as; free: it has no anchors (its facts are scanned in
+// every event).
+func (sc *scope) add(r *Rule, i int, facts []fact, as []anchor) {
+	gate := []int32{int32(i)}
+	if r.kind != kindAuditd {
+		for _, f := range facts {
+			switch {
+			case f.c != nil && as == nil:
+				sc.docScan |= 1 << f.c.fid
+			case f.c != nil:
+				sc.docGate[f.c.fid] = append(sc.docGate[f.c.fid], int32(i))
+			default: // a keyword search reads every field
+				sc.docScan = 1<<numFields - 1
+			}
+		}
+		return
+	}
+	for _, f := range facts {
+		switch {
+		case f.c == nil && f.m == nil:
+			if _, ok := typeOfFact(f.key); !ok { // a keyword search
+				sc.each(r.recTypes, func(rs *reads) { rs.whole = true })
+			}
+		case f.c.name == "type":
+			sc.each(f.m.types, func(rs *reads) { rs.typeText = true })
+		default:
+			sc.each(f.m.types, func(rs *reads) { rs.field(f.c.name).add(as == nil, gate...) })
+		}
+	}
+	for _, a := range as {
+		sc.each(a.types, func(rs *reads) { rs.field(anchorNames[a.field]).anchor = a.field })
+	}
+}
+
+// finish gives every type what any type reads, once every rule is added.
+func (sc *scope) finish() {
+	for i := range sc.byType {
+		sc.byType[i].merge(&sc.any)
+	}
+	for f := range sc.docGate {
+		if sc.docScan&(1<<f) != 0 {
+			sc.docGate[f] = nil
+		}
+	}
+}
+
+// gated reports whether one of the rules at positions gate is a
+// candidate (bit set in bits).
+func gated(gate []int32, bits []uint64) bool {
+	for _, i := range gate {
+		if bits[i>>6]&(1<<(i&63)) != 0 {
 			return true
 		}
 	}
 	return false
 }
 
-// scope is what the rules of an index read.
-type scope struct {
-	docFields uint32   // mapped categories: bit f: a rule may read field f
-	names     nameSet  // service: auditd: fields named by field maps
-	typeField bool     // some condition compares "type" as a field
-	kwAll     bool     // some keyword search may read any record
-	kwTypes   []uint16 // else: the types of the records keyword searches read
-	kwMask    uint64   // typeBit of kwTypes
-}
-
-// scopeOf collects what rules read.
-func scopeOf(rules []*Rule) scope {
-	var sc scope
-	for _, r := range rules {
-		if r.kind != kindAuditd {
-			// A keyword search reads every field of the document.
-			for i := range r.sels {
-				if r.sels[i].kw != nil {
-					sc.docFields = 1<<numFields - 1
-				}
-				for j := range r.sels[i].maps {
-					for _, c := range r.sels[i].maps[j].conds {
-						sc.docFields |= 1 << c.fid
-					}
-				}
-			}
-			continue
-		}
-		for i := range r.sels {
-			for j := range r.sels[i].maps {
-				for _, c := range r.sels[i].maps[j].conds {
-					sc.names.add(c.name)
-					sc.typeField = sc.typeField || c.name == "type"
-				}
-			}
-		}
-		if r.perRecord {
-			if r.recTypes == nil {
-				sc.kwAll = true
-			}
-			for _, t := range r.recTypes {
-				if !slices.Contains(sc.kwTypes, t) {
-					sc.kwTypes = append(sc.kwTypes, t)
-					sc.kwMask |= typeBit(t)
-				}
-			}
-		}
-	}
-	return sc
-}
-
-// whole reports whether keyword searches may read every value of a
-// record of type t.
-func (sc *scope) whole(t uint16) bool {
-	return sc.kwAll || sc.kwMask&typeBit(t) != 0 && slices.Contains(sc.kwTypes, t)
-}
-
-// anchorRecord reports whether records of type t may carry anchor
-// fields: the kernel's PATH, CWD, SOCKADDR and PROCTITLE records carry
-// none of them, and are passed over.
-func anchorRecord(t uint16) bool {
-	switch t {
-	case 1302, 1307, 1306, audit.TypeProctitle:
-		return false
-	}
-	return true
-}
-
 // walk implements walker for service: auditd rules: every value of the
 // records keyword searches may read (with the command line for an
-// EXECVE record), the named fields of the others; anchors from the
-// anchor fields (of an EXECVE record only a0).
+// EXECVE record), the fields of the others that the rules' fact sets or
+// anchors name (see scope); a field only anchored rules read for their
+// facts is scanned at the end, when one of those rules is a candidate.
 func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 	sc, m := &x.scope, x.lits
-	anchors := x.anchored
 	cmdline := false
 	for _, r := range a.ev.Records {
 		if r == nil {
@@ -131,44 +224,83 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 		if found != nil && x.typeFacts != nil {
 			x.setType(r.TypeNum, found)
 		}
-		whole := found != nil && sc.whole(r.TypeNum)
-		if found != nil && sc.typeField {
+		rs := sc.of(r.TypeNum)
+		whole := found != nil && rs.whole
+		if found != nil && rs.typeText {
 			m.scanText(0, r.Type, found, &a.scratch)
 		}
+		if !whole && len(rs.fields) == 0 {
+			continue
+		}
 		// The command line of the event's one EXECVE record holds every
-		// argument when their numbers agree: its scan covers theirs.
-		args := false
-		if whole && r.TypeNum == 1309 && !cmdline && len(a.s.Args) > 1 {
+		// argument when their numbers agree (and none is in chunks, a1[0]):
+		// its scan covers theirs.
+		args := whole && r.TypeNum == 1309 && !cmdline && len(a.s.Args) > 1
+		if args {
 			cmdline = true
 			dst := found
 			if len(a.shared) > 0 {
 				dst, a.cmdShared = a.shared, true
 			}
 			a.scanLine(m, a.s.Args, dst)
-			args = a.execves == 1 && argFields(r) == len(a.s.Args)
 		}
-		anch := anchors && anchorRecord(r.TypeNum)
-		for _, fs := range [2][]audit.Field{r.Fields, r.Interp} {
-			for i := range fs {
-				f := &fs[i]
-				if !whole && !sc.names.has(f.Name) {
-					continue
-				}
-				if found != nil && !(args && isArgName(f.Name)) {
-					dst := found
-					if len(a.shared) > 0 && !a.exeShared && f.Name == "exe" && f.Value == a.s.Exe {
-						dst, a.exeShared = a.shared, true
-					}
-					a.scanValue(m, dst, f.Value)
-				}
-				if anch {
-					if af := anchorField(f.Name); af >= 0 && (r.TypeNum != 1309 || af == 0) && x.byAnchor[af] != nil {
-						a.anchor(x, af, f.Value)
-					}
+		nargs, chunks := a.walkFields(x, rs, r.Fields, whole, args, found)
+		a.walkFields(x, rs, r.Interp, whole, false, found)
+		if args && (a.execves != 1 || chunks || nargs != len(a.s.Args)) {
+			for i := range r.Fields {
+				if isArgName(r.Fields[i].Name) {
+					a.scanValue(m, found, r.Fields[i].Value)
 				}
 			}
 		}
 	}
+	for _, l := range a.later {
+		if gated(l.gate, a.bits) {
+			a.scanValue(m, found, l.v)
+		}
+	}
+	clear(a.later)
+	a.later = a.later[:0]
+}
+
+// walkFields walks the fields fs of a record of which the rules read rs
+// (every value when whole), for walk. With args, it scans no argument
+// field (a0, a1, ...) but counts them (nargs), and tells whether a field
+// name holds '[' (chunks).
+func (a *auditCtx) walkFields(x *index, rs *reads, fs []audit.Field, whole, args bool, found []uint64) (nargs int, chunks bool) {
+	for i := range fs {
+		f := &fs[i]
+		fr := rs.find(f.Name)
+		if fr == nil && !whole {
+			continue
+		}
+		if fr != nil && fr.anchor >= 0 {
+			a.anchor(x, fr.anchor, f.Value)
+		}
+		switch {
+		case found == nil:
+			// anchors only
+		case args && isArgName(f.Name):
+			nargs++
+		case whole || fr.scan:
+			chunks = chunks || args && strings.IndexByte(f.Name, '[') >= 0
+			dst := found
+			if len(a.shared) > 0 && !a.exeShared && f.Name == "exe" && f.Value == a.s.Exe {
+				dst, a.exeShared = a.shared, true
+			}
+			a.scanValue(x.lits, dst, f.Value)
+		case fr.gate != nil:
+			a.later = append(a.later, laterScan{f.Value, fr.gate})
+		}
+	}
+	return nargs, chunks
+}
+
+// laterScan is a value to scan once the anchors are known, if one of the
+// rules of gate is a candidate.
+type laterScan struct {
+	v    string
+	gate []int32
 }
 
 // isArgName reports whether an EXECVE field called n is an argument
@@ -183,23 +315,6 @@ func isArgName(n string) bool {
 		}
 	}
 	return true
-}
-
-// argFields counts the argument fields of an EXECVE record, or returns
-// -1 when the record has chunks of long arguments (a1[0]), which the
-// summary joins (audit.Summary.Args).
-func argFields(r *audit.Record) int {
-	n := 0
-	for i := range r.Fields {
-		name := r.Fields[i].Name
-		if strings.IndexByte(name, '[') >= 0 {
-			return -1
-		}
-		if isArgName(name) {
-			n++
-		}
-	}
-	return n
 }
 
 // scanArgs scans args joined by spaces (the command line) for the
