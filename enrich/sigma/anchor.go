@@ -2,6 +2,7 @@ package sigma
 
 import (
 	mathbits "math/bits"
+	"slices"
 	"strings"
 )
 
@@ -252,6 +253,7 @@ func newIndex(rules []*Rule) *index {
 	}
 	x.byLit = byLit
 	x.lits, x.litTexts = newACMatcher(lits), lits
+	x.scope.number(func(l string) int32 { return int32(slices.Index(lits, l)) })
 	return x
 }
 
@@ -285,6 +287,7 @@ func shareLiterals(xs ...*index) {
 			x.typeFacts[j].id = int32(len(all) + j)
 		}
 		x.byLit, x.lits, x.litTexts = byLit, m, all
+		x.scope.number(func(l string) int32 { return ids[l] })
 	}
 }
 

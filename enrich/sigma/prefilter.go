@@ -444,6 +444,38 @@ func (sc *scratch) scanValue(m *acMatcher, found []uint64, v string) {
 	sc.memo.scan(m, found, sc, v)
 }
 
+// scanDirect sets in found the literals of lits that the text v holds:
+// those a scan of v with the automaton would find among them (in the
+// lower-cased text, see scanText), searched one by one.
+func (sc *scratch) scanDirect(lits []litRef, found []uint64, v string) {
+	if !isASCII(v) {
+		v = sc.lower(v)
+	}
+	for _, l := range lits {
+		if containsFold(v, l.text) {
+			found[l.id>>6] |= 1 << (l.id & 63)
+		}
+	}
+}
+
+// containsFold reports whether s, its ASCII letters lower-cased, holds
+// the non-empty lower-case ASCII text low.
+func containsFold(s, low string) bool {
+	for i := 0; i+len(low) <= len(s); i++ {
+		if foldASCII[s[i]] != low[0] {
+			continue
+		}
+		j := 1
+		for j < len(low) && foldASCII[s[i+j]] == low[j] {
+			j++
+		}
+		if j == len(low) {
+			return true
+		}
+	}
+	return false
+}
+
 // words is the size of the literal sets scan fills.
 func (m *acMatcher) words() int { return (m.nlits + 63) / 64 }
 

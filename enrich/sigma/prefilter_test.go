@@ -85,7 +85,8 @@ func hitIDs(s *Set, ev *audit.Event) []string {
 	return ids
 }
 
-// FuzzLiterals: the Aho-Corasick matcher finds exactly the literals the
+// FuzzLiterals: the Aho-Corasick matcher (scanText, scanRest) and the
+// search literal by literal (scanDirect) find exactly the literals the
 // lower-cased text contains.
 func FuzzLiterals(f *testing.F) {
 	f.Add("he,she,his,hers", "ushers")
@@ -113,6 +114,15 @@ func FuzzLiterals(f *testing.F) {
 		m.scanRest(0, text, rest, &sc)
 		if !slices.Equal(rest, acSet(m, got)) {
 			t.Fatalf("scanRest found %v of %q in %q, want %v", rest, lits, text, got)
+		}
+		refs := make([]litRef, len(lits))
+		for i, l := range lits {
+			refs[i] = litRef{text: l, id: int32(i)}
+		}
+		direct := make([]uint64, m.words())
+		sc.scanDirect(refs, direct, text)
+		if !slices.Equal(direct, acSet(m, got)) {
+			t.Fatalf("scanDirect found %v of %q in %q, want %v", direct, lits, text, got)
 		}
 	})
 }

@@ -32,6 +32,35 @@ type fieldRead struct {
 	// is a candidate by its anchors: the others cannot match.
 	gate []int32
 	next uint16 // the next fieldRead of the same hash slot, plus one (0: none)
+	// The literals the chosen fact sets look for in it (lits; many: more
+	// than maxDirect) and, once the automaton is built, with their
+	// numbers (direct): a value of it is searched for those alone
+	// (scanDirect) rather than scanned with the automaton.
+	lits   []string
+	many   bool
+	direct []litRef
+}
+
+// maxDirect is the most literals a field's value is searched for one by
+// one (scanDirect): beyond, the automaton's one pass is cheaper.
+const maxDirect = 4
+
+// litRef is a literal and its number in the index's automaton.
+type litRef struct {
+	text string
+	id   int32
+}
+
+// addLits adds ls to the literals looked for in f.
+func (f *fieldRead) addLits(ls ...string) {
+	for _, l := range ls {
+		if !f.many && !slices.Contains(f.lits, l) {
+			f.lits = append(f.lits, l)
+		}
+	}
+	if len(f.lits) > maxDirect {
+		f.many, f.lits = true, nil
+	}
 }
 
 // reads is what the walk reads in the records of one type: the named
@@ -80,9 +109,15 @@ func (rs *reads) merge(o *reads) {
 	rs.whole = rs.whole || o.whole
 	rs.typeText = rs.typeText || o.typeText
 	for _, f := range o.fields {
-		rs.field(f.name).add(f.scan, f.gate...)
+		g := rs.field(f.name)
+		g.add(f.scan, f.gate...)
+		g.addLits(f.lits...)
+		g.many = g.many || f.many
+		if g.many {
+			g.lits = nil
+		}
 		if f.anchor >= 0 {
-			rs.find(f.name).anchor = f.anchor
+			g.anchor = f.anchor
 		}
 	}
 }
@@ -178,7 +213,11 @@ func (sc *scope) add(r *Rule, i int, facts []fact, as []anchor) {
 		case f.c.name == "type":
 			sc.each(f.m.types, func(rs *reads) { rs.typeText = true })
 		default:
-			sc.each(f.m.types, func(rs *reads) { rs.field(f.c.name).add(as == nil, gate...) })
+			sc.each(f.m.types, func(rs *reads) {
+				fr := rs.field(f.c.name)
+				fr.add(as == nil, gate...)
+				fr.addLits(f.key)
+			})
 		}
 	}
 	for _, a := range as {
@@ -194,6 +233,26 @@ func (sc *scope) finish() {
 	for f := range sc.docGate {
 		if sc.docScan&(1<<f) != 0 {
 			sc.docGate[f] = nil
+		}
+	}
+}
+
+// number gives the fields read by name their literals' numbers in the
+// automaton (id), once it is built or renumbered.
+func (sc *scope) number(id func(string) int32) {
+	for t := -1; t < len(sc.byType); t++ {
+		rs := &sc.any
+		if t >= 0 {
+			rs = &sc.byType[t]
+		}
+		for i := range rs.fields {
+			f := &rs.fields[i]
+			f.direct = nil
+			if !f.many {
+				for _, l := range f.lits {
+					f.direct = append(f.direct, litRef{text: l, id: id(l)})
+				}
+			}
 		}
 	}
 }
@@ -255,8 +314,12 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 		}
 	}
 	for _, l := range a.later {
-		if gated(l.gate, a.bits) {
+		switch {
+		case !gated(l.f.gate, a.bits):
+		case l.f.many:
 			a.scanValue(m, found, l.v)
+		default:
+			a.scanDirect(l.f.direct, found, l.v)
 		}
 	}
 	clear(a.later)
@@ -284,13 +347,18 @@ func (a *auditCtx) walkFields(x *index, rs *reads, fs []audit.Field, whole, args
 			nargs++
 		case whole || fr.scan:
 			chunks = chunks || args && strings.IndexByte(f.Name, '[') >= 0
-			dst := found
-			if len(a.shared) > 0 && !a.exeShared && f.Name == "exe" && f.Value == a.s.Exe {
-				dst, a.exeShared = a.shared, true
+			switch {
+			case len(a.shared) > 0 && !a.exeShared && f.Name == "exe" && f.Value == a.s.Exe:
+				// for process_creation's Image too: every literal
+				a.exeShared = true
+				a.scanValue(x.lits, a.shared, f.Value)
+			case whole || fr.many:
+				a.scanValue(x.lits, found, f.Value)
+			default:
+				a.scanDirect(fr.direct, found, f.Value)
 			}
-			a.scanValue(x.lits, dst, f.Value)
 		case fr.gate != nil:
-			a.later = append(a.later, laterScan{f.Value, fr.gate})
+			a.later = append(a.later, laterScan{f.Value, fr})
 		}
 	}
 	return nargs, chunks
@@ -299,8 +367,8 @@ func (a *auditCtx) walkFields(x *index, rs *reads, fs []audit.Field, whole, args
 // laterScan is a value to scan once the anchors are known, if one of the
 // rules of gate is a candidate.
 type laterScan struct {
-	v    string
-	gate []int32
+	v string
+	f *fieldRead
 }
 
 // isArgName reports whether an EXECVE field called n is an argument
