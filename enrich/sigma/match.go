@@ -10,9 +10,10 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
 
-// test reports whether the field text v (low its lower-case form when
-// c.lower; ok whether the field is present) satisfies c.
-func (c *fieldCond) test(v, low string, ok bool) bool {
+// test reports whether the field text v (ok: the field is present)
+// satisfies c. low is v in lower case, or "" for test to compute it in
+// sc when a value needs it (see needsLower).
+func (c *fieldCond) test(v, low string, ok bool, sc *scratch) bool {
 	switch {
 	case c.exists != 0:
 		return ok == (c.exists > 0)
@@ -21,7 +22,7 @@ func (c *fieldCond) test(v, low string, ok bool) bool {
 	case !ok:
 		return false
 	}
-	return matchValues(c.vals, c.all, v, low) != c.neq
+	return matchValues(c.vals, c.all, v, low, sc) != c.neq
 }
 
 // scratch is the memory of one evaluation: lower-cased copies and joined
@@ -89,9 +90,14 @@ func lowerASCII(b []byte) {
 	}
 }
 
-// matchValues reports whether any (or, with all, every) value matches.
-func matchValues(vals []value, all bool, v, low string) bool {
+// matchValues reports whether any (or, with all, every) value matches
+// v. low is v in lower case, or "" to be computed in sc when a value
+// needs it: only then, so that a value matched earlier spares it.
+func matchValues(vals []value, all bool, v, low string, sc *scratch) bool {
 	for i := range vals {
+		if low == "" && v != "" && vals[i].needsLower() {
+			low = sc.lower(v)
+		}
 		if vals[i].match(v, low) != all {
 			return !all
 		}
@@ -111,7 +117,10 @@ func (sel *selection) matchDoc(d *doc) bool {
 		})
 	}
 	for i := range sel.maps {
-		if allConds(sel.maps[i].conds, func(c *fieldCond) bool { return c.test(d.get(c.fid, c.lower)) }) {
+		if allConds(sel.maps[i].conds, func(c *fieldCond) bool {
+			v, low, ok := d.get(c.fid, c.lower)
+			return c.test(v, low, ok, d.sc)
+		}) {
 			return true
 		}
 	}
@@ -176,11 +185,7 @@ func (sel *selection) matchRecords(a *auditCtx, recs []*audit.Record) bool {
 			}
 			if allConds(m.conds, func(c *fieldCond) bool {
 				v, ok := recordField(r, c)
-				low := ""
-				if ok && c.lower {
-					low = a.lower(v)
-				}
-				return c.test(v, low, ok)
+				return c.test(v, "", ok, &a.scratch)
 			}) {
 				return true
 			}

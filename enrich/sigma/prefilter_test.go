@@ -129,7 +129,9 @@ func FuzzLiterals(f *testing.F) {
 
 // FuzzPrefilter: with random rules and a random command line, executable,
 // and record value, the prefiltered evaluation matches exactly the rules
-// the plain evaluation matches.
+// the plain evaluation matches. Some fields are in record types where
+// the kernel does not put them (name in SYSCALL, key and a2 in PATH, an
+// ENRICHED comm), as the walk reads by record type.
 func FuzzPrefilter(f *testing.F) {
 	f.Add([]byte(rule("a", "process_creation", "    sel:\n        CommandLine|contains: 'curl '\n        Image|endswith: '/curl'\n    condition: sel\n")),
 		"curl -s http://x", "/usr/bin/curl", "x")
@@ -157,10 +159,10 @@ func FuzzPrefilter(f *testing.F) {
 		ev := &audit.Event{Kind: audit.KindAudit}
 		ev.Records = []*audit.Record{
 			{Type: "SYSCALL", TypeNum: audit.TypeSyscall, Fields: []audit.Field{{Name: "syscall", Value: "59"},
-				{Name: "success", Value: "yes"}, {Name: "exe", Value: exe}, {Name: "comm", Value: val}, {Name: "a0", Value: val}}},
+				{Name: "success", Value: "yes"}, {Name: "exe", Value: exe}, {Name: "comm", Value: val}, {Name: "a0", Value: val}, {Name: "name", Value: cmd}}},
 			{Type: "EXECVE", TypeNum: 1309, Fields: []audit.Field{{Name: "argc", Value: "2"}, {Name: "a0", Value: cmd}, {Name: "a1", Value: val}}},
-			{Type: "PATH", TypeNum: 1302, Fields: []audit.Field{{Name: "name", Value: exe}, {Name: "inode", Value: val}, {Name: "nametype", Value: cmd}},
-				Interp: []audit.Field{{Name: "OUID", Value: val}}},
+			{Type: "PATH", TypeNum: 1302, Fields: []audit.Field{{Name: "name", Value: exe}, {Name: "inode", Value: val}, {Name: "nametype", Value: cmd},
+				{Name: "key", Value: val}, {Name: "a2", Value: cmd}}, Interp: []audit.Field{{Name: "OUID", Value: val}, {Name: "comm", Value: exe}}},
 		}
 		ev.Summary = &audit.Summary{Exec: true, Exe: exe, Args: []string{cmd, val}, Outcome: "success"}
 		ev.Parent = &audit.Process{Executable: val, Args: []string{val, cmd}}
