@@ -278,6 +278,9 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 
 // matchAny appends each rule that matches one of docs to dst.
 func matchAny(rules []*Rule, docs []doc, dst []*Rule) []*Rule {
+	if len(docs) == 0 {
+		return dst
+	}
 	for _, r := range rules {
 		for i := range docs {
 			if r.evalDoc(&docs[i]) {
