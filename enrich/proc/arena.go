@@ -125,7 +125,8 @@ type writer struct {
 	pos int
 }
 
-func (w *writer) write(p []byte) {
+// write appends p (a string or a byte slice) to the chain w writes.
+func write[T string | []byte](w *writer, p T) {
 	for len(p) > 0 {
 		if w.pos == blockSize {
 			b := w.a.alloc()
@@ -135,19 +136,6 @@ func (w *writer) write(p []byte) {
 		n := copy(w.buf[w.pos:], p)
 		w.pos += n
 		p = p[n:]
-	}
-}
-
-func (w *writer) writeString(s string) {
-	for len(s) > 0 {
-		if w.pos == blockSize {
-			b := w.a.alloc()
-			le.PutUint32(w.buf, b)
-			w.buf, w.pos = w.a.block(b), linkSize
-		}
-		n := copy(w.buf[w.pos:], s)
-		w.pos += n
-		s = s[n:]
 	}
 }
 
@@ -170,15 +158,12 @@ func (a *arena) put(im *image) uint32 {
 		le.PutUint16(lens[2*i:], uint16(min(len(s), room)))
 		room -= min(len(s), room)
 	}
-	w.write(lens[:2*len(args)])
-	w.writeString(exe)
-	w.writeString(uid)
-	w.writeString(auid)
-	room = maxArgsBytes
-	for _, s := range args {
-		n := min(len(s), room)
-		w.writeString(s[:n])
-		room -= n
+	write(&w, lens[:2*len(args)])
+	write(&w, exe)
+	write(&w, uid)
+	write(&w, auid)
+	for i, s := range args {
+		write(&w, s[:le.Uint16(lens[2*i:])])
 	}
 	if im.cg != nil {
 		c := &a.cgs[b/chunkBlocks]

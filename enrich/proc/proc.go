@@ -26,6 +26,14 @@
 // table learns (with proc_fallback and cgroup on); when the process is gone
 // by then, the event takes its parent's (a fork inherits the cgroup).
 // Parsed cgroup files are shared by every image with the same content.
+//
+// Memory: the images live in a pointer-free arena per shard (see arena),
+// which the garbage collector does not scan and which gives the blocks of
+// evicted images to the next ones, so a table that has reached its size
+// allocates nothing per event. What events get (Parent, Ancestry) are
+// views: copies made once per image that is some event's parent or
+// ancestor, shared by those events, which stay valid and unchanged after
+// the table has evicted the image and reused its blocks.
 package proc
 
 import (
