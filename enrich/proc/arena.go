@@ -99,19 +99,21 @@ type image struct {
 	cg             *audit.Cgroup
 }
 
-// bounded returns im's argv cut to maxArgs arguments and maxArgsBytes
-// bytes (the argument that crosses the limit is cut, the ones after it
-// are dropped unless empty), and its exe and ids cut to their limits.
-func (im *image) bounded() (exe, uid, auid string, args []string, argBytes int) {
+// bounded returns im's exe and ids cut to their limits and its argv cut
+// to maxArgs arguments and maxArgsBytes bytes: the argument that crosses
+// the byte limit is cut, and the argv ends before the next non-empty one.
+// It puts the kept length of each argument in lens (2 bytes each) and
+// returns their sum.
+func (im *image) bounded(lens *[2 * maxArgs]byte) (exe, uid, auid string, args []string, argBytes int) {
 	exe, uid, auid = im.exe[:min(len(im.exe), maxExeBytes)], im.uid[:min(len(im.uid), maxIDBytes)], im.auid[:min(len(im.auid), maxIDBytes)]
 	args = im.args[:min(len(im.args), maxArgs)]
-	room := maxArgsBytes
 	for i, a := range args {
+		room := maxArgsBytes - argBytes
 		if room <= 0 && len(a) > 0 {
 			return exe, uid, auid, args[:i], argBytes
 		}
 		n := min(len(a), room)
-		room -= n
+		le.PutUint16(lens[2*i:], uint16(n))
 		argBytes += n
 	}
 	return exe, uid, auid, args, argBytes
@@ -141,23 +143,22 @@ func write[T string | []byte](w *writer, p T) {
 
 // put copies im, bounded, into new blocks and returns the first.
 func (a *arena) put(im *image) uint32 {
-	exe, uid, auid, args, argBytes := im.bounded()
+	var lens [2 * maxArgs]byte
+	exe, uid, auid, args, argBytes := im.bounded(&lens)
 	b := a.alloc()
 	h := a.block(b)
 	a.serial++
-	le.PutUint32(h[4:], uint32(int32(im.ppid)))
+	ppid := im.ppid
+	if !validPid(ppid) {
+		ppid = 0 // a malformed record's: no parent rather than a wrapped pid
+	}
+	le.PutUint32(h[4:], uint32(ppid))
 	le.PutUint64(h[8:], uint64(im.start))
 	le.PutUint32(h[16:], a.serial)
 	le.PutUint16(h[20:], uint16(2*len(args)+len(exe)+len(uid)+len(auid)+argBytes))
 	le.PutUint16(h[22:], uint16(len(exe)))
 	h[24], h[25], h[26], h[27] = byte(len(uid)), byte(len(auid)), byte(len(args)), byte(im.source)
 	w := writer{a: a, buf: h, pos: headSize}
-	var lens [2 * maxArgs]byte
-	room := maxArgsBytes
-	for i, s := range args {
-		le.PutUint16(lens[2*i:], uint16(min(len(s), room)))
-		room -= min(len(s), room)
-	}
 	write(&w, lens[:2*len(args)])
 	write(&w, exe)
 	write(&w, uid)

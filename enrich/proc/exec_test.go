@@ -79,9 +79,9 @@ func TestImageBounds(t *testing.T) {
 	if total := len(strings.Join(img.Args, "")); total != maxArgsBytes || len(img.Args) != 2 || img.Args[0] != "a" {
 		t.Errorf("kept %d bytes in %d args %q…", total, len(img.Args), img.Args[0])
 	}
-	tb.Record(3, Image{Exe: "/" + strings.Repeat("e", 5000), UID: strings.Repeat("1", 100), StartMilli: 1})
-	if img, _ := tb.Lookup(3, 0); len(img.Exe) != maxExeBytes || len(img.UID) != maxIDBytes || img.Args != nil {
-		t.Errorf("exe of %d bytes, uid of %d, args %q", len(img.Exe), len(img.UID), img.Args)
+	tb.Record(3, Image{Exe: "/" + strings.Repeat("e", 5000), UID: strings.Repeat("1", 100), PPID: 1 << 33, StartMilli: 1})
+	if img, _ := tb.Lookup(3, 0); len(img.Exe) != maxExeBytes || len(img.UID) != maxIDBytes || img.Args != nil || img.PPID != 0 {
+		t.Errorf("exe of %d bytes, uid of %d, args %q, ppid %d (want none for an impossible pid)", len(img.Exe), len(img.UID), img.Args, img.PPID)
 	}
 	line := []byte("/usr/bin/tool 1000 -v")
 	in := func(i, j int) string { return unsafe.String(&line[i], j-i) }
