@@ -52,8 +52,9 @@ func BenchmarkNewTable(b *testing.B) {
 // per pid (argv "bash -c <cmd>", 3 arguments, 34 bytes) and reports the
 // heap the table holds per pid (B/entry, measured after a GC), and the
 // same with a second image per pid (B/entry-2images: each pid exec'd
-// twice, the most a pid holds). Cgroup facts add a pointer per image
-// (inside the 320-byte image); their parsed values are shared, at most
+// twice, the most a pid holds). Each image is one 256-byte arena block
+// here; cgroup facts add a pointer per block of a chunk that has one
+// (an array beside the chunk); their parsed values are shared, at most
 // maxCgroups of them.
 func BenchmarkEntryCost(b *testing.B) {
 	const n = 16384

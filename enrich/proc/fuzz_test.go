@@ -16,42 +16,48 @@ func FuzzParseStat(f *testing.F) {
 	})
 }
 
-// FuzzOwnCopy checks the bounds a table entry keeps of any argv (the input
-// is split into arguments at NUL bytes), with and without an entry's own
-// room for the bytes, and that the copies share nothing with the input.
-func FuzzOwnCopy(f *testing.F) {
-	f.Add("ls\x00-l\x00/tmp", true)
-	f.Add(strings.Repeat("x\x00", 100), false)
-	f.Add(strings.Repeat("y", 5000)+"\x00z", true)
-	f.Fuzz(func(t *testing.T, s string, room bool) {
+// FuzzImage stores any argv (the input split into arguments at NUL bytes,
+// the first also as exe) in a small table, over older images of the same
+// pids, and checks what Lookup returns: the argv within its bounds, each
+// argument a prefix of the original (whole when within the bounds),
+// nothing shared with the input, which is overwritten after the call; and
+// that the arena neither leaks nor double-frees blocks.
+func FuzzImage(f *testing.F) {
+	f.Add("ls\x00-l\x00/tmp", uint8(1))
+	f.Add(strings.Repeat("x\x00", 100), uint8(2))
+	f.Add(strings.Repeat("y", 5000)+"\x00z", uint8(3))
+	f.Add(strings.Repeat("w", 300)+"\x00\x00v", uint8(9))
+	tb := newTable(f, 4, false)
+	var start int64
+	f.Fuzz(func(t *testing.T, s string, pid uint8) {
 		src := []byte(s)
 		line := unsafe.String(unsafe.SliceData(src), len(src)) // the event's line, overwritten below
-		args := audit.SplitNUL(line, nil)
-		fields := []string{line}
-		var text []byte
-		if room {
-			text = make([]byte, len(smallImage{}.text))
-		}
-		own := ownCopy(fields, args, nil, text)
-		args = audit.SplitNUL(s, nil) // what the copies must equal
+		start++
+		tb.Record(int(pid%8)+1, Image{Exe: line, UID: line[:min(len(line), 3)], Args: audit.SplitNUL(line, nil), StartMilli: start})
 		for i := range src {
 			src[i] = '#'
 		}
-		if fields[0] != s {
-			t.Fatalf("field changed: %q", fields[0])
+		img, ok := tb.Lookup(int(pid%8)+1, 0)
+		if !ok {
+			t.Fatal("image not found")
 		}
-		if len(own) > maxArgs {
-			t.Fatalf("%d args beyond the limit", len(own))
+		if img.Exe != s[:min(len(s), maxExeBytes)] || img.UID != s[:min(len(s), 3)] {
+			t.Fatalf("exe %q uid %q", img.Exe, img.UID)
 		}
-		n := 0
-		for i, a := range own {
+		args := audit.SplitNUL(s, nil) // what the copies must equal
+		if len(img.Args) > maxArgs {
+			t.Fatalf("%d args beyond the limit", len(img.Args))
+		}
+		n, whole := 0, len(args) <= maxArgs && len(strings.Join(args, "")) <= maxArgsBytes
+		for i, a := range img.Args {
 			n += len(a)
-			if !strings.HasPrefix(args[i], a) {
-				t.Fatalf("arg %d %q is not a prefix of %q", i, a, args[i])
+			if !strings.HasPrefix(args[i], a) || whole && a != args[i] {
+				t.Fatalf("arg %d %q is not %q or a prefix of it", i, a, args[i])
 			}
 		}
-		if n > maxArgsBytes {
-			t.Fatalf("ownCopy kept %d bytes", n)
+		if n > maxArgsBytes || whole && len(img.Args) != len(args) {
+			t.Fatalf("kept %d bytes in %d args of %d", n, len(img.Args), len(args))
 		}
+		checkArena(t, tb)
 	})
 }

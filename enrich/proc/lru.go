@@ -1,9 +1,10 @@
 package proc
 
 // pidLRU is a fixed-capacity map from pid to entry that evicts the least
-// recently used pid. It holds no pointers of its own: the slots live in one
-// slice, linked by index, and the index is a pidIndex, so the garbage
-// collector scans only the entries' images. Pids outside 1..MaxInt32 (no
+// recently used pid. It holds no pointers: the slots live in one slice,
+// linked by index, the index is a pidIndex, and an entry names its images
+// by block number in its shard's arena, so the garbage collector has
+// nothing to scan in it. Pids outside 1..MaxInt32 (no
 // kernel makes them) are never stored: Update ignores them. Not safe for
 // concurrent use (the Table locks around it).
 type pidLRU struct {
@@ -42,10 +43,10 @@ func (l *pidLRU) Get(pid int) (entry, bool) {
 // Update sets the entry of pid to what f returns, given the current entry
 // (and whether there is one), with one index lookup; f returning false
 // leaves the table as it was. A set entry is marked most recently used.
-// Update reports whether another pid was evicted to make room.
-func (l *pidLRU) Update(pid int, f func(old entry, ok bool) (entry, bool)) (evicted bool) {
+// Update returns the entry of the pid it evicted to make room, if any.
+func (l *pidLRU) Update(pid int, f func(old entry, ok bool) (entry, bool)) (gone entry, evicted bool) {
 	if !validPid(pid) {
-		return false
+		return entry{}, false
 	}
 	i, ok := l.index.get(pid)
 	var old entry
@@ -54,19 +55,19 @@ func (l *pidLRU) Update(pid int, f func(old entry, ok bool) (entry, bool)) (evic
 	}
 	e, set := f(old, ok)
 	if !set {
-		return false
+		return entry{}, false
 	}
 	if ok {
 		l.slots[i].e = e
 		l.toFront(i)
-		return false
+		return entry{}, false
 	}
 	switch {
 	case l.index.n >= l.capacity:
 		i = l.tail
+		gone, evicted = l.slots[i].e, true
 		l.index.remove(l.slots[i].pid)
 		l.unlink(i)
-		evicted = true
 	case l.free >= 0:
 		i = l.free
 		l.free = l.slots[i].next
@@ -77,19 +78,21 @@ func (l *pidLRU) Update(pid int, f func(old entry, ok bool) (entry, bool)) (evic
 	l.slots[i] = lruSlot{pid: pid, prev: -1, next: -1, e: e}
 	l.index.put(pid, i)
 	l.pushFront(i)
-	return evicted
+	return gone, evicted
 }
 
-// Remove forgets pid.
-func (l *pidLRU) Remove(pid int) {
+// Remove forgets pid and returns its entry.
+func (l *pidLRU) Remove(pid int) (entry, bool) {
 	i, ok := l.index.get(pid)
 	if !ok {
-		return
+		return entry{}, false
 	}
+	e := l.slots[i].e
 	l.index.remove(pid)
 	l.unlink(i)
-	l.slots[i] = lruSlot{prev: -1, next: l.free} // drops the images
+	l.slots[i] = lruSlot{prev: -1, next: l.free}
 	l.free = i
+	return e, true
 }
 
 func (l *pidLRU) toFront(i int32) {

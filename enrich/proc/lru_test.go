@@ -4,7 +4,8 @@ import "testing"
 
 // add sets the entry of pid, reporting an eviction.
 func (l *pidLRU) add(pid int, e entry) bool {
-	return l.Update(pid, func(entry, bool) (entry, bool) { return e, true })
+	_, evicted := l.Update(pid, func(entry, bool) (entry, bool) { return e, true })
+	return evicted
 }
 
 // peek returns the entry of pid without marking it used.
@@ -109,12 +110,12 @@ func TestPidLRUUpdate(t *testing.T) {
 	l := newPidLRU(2, 1)
 	l.add(1, entry{expires: 1})
 	l.add(2, entry{expires: 2}) // order: 2, 1
-	if l.Update(3, func(old entry, ok bool) (entry, bool) {
+	if _, evicted := l.Update(3, func(old entry, ok bool) (entry, bool) {
 		if ok {
 			t.Errorf("pid 3 found: %v", old)
 		}
 		return entry{}, false
-	}) || l.Len() != 2 {
+	}); evicted || l.Len() != 2 {
 		t.Fatalf("a declined update changed the table (len %d)", l.Len())
 	}
 	if _, ok := l.peek(1); !ok {
@@ -129,8 +130,12 @@ func TestPidLRUUpdate(t *testing.T) {
 	if got, _ := l.peek(1); got.expires != 11 {
 		t.Errorf("pid 1 = %v after update", got)
 	}
-	if !l.Update(4, func(entry, bool) (entry, bool) { return entry{expires: 4}, true }) {
-		t.Error("no eviction when full")
+	// The evicted entry is handed back (its images are the caller's to free).
+	if gone, evicted := l.Update(4, func(entry, bool) (entry, bool) { return entry{expires: 4}, true }); !evicted || gone.expires != 2 {
+		t.Errorf("eviction when full: %v, entry %v (want pid 2's)", evicted, gone)
+	}
+	if e, ok := l.Remove(1); !ok || e.expires != 11 {
+		t.Errorf("Remove(1) = %v %v", e, ok)
 	}
 	if _, ok := l.peek(2); ok {
 		t.Error("pid 2 (least recently used) kept")

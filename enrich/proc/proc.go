@@ -26,6 +26,14 @@
 // table learns (with proc_fallback and cgroup on); when the process is gone
 // by then, the event takes its parent's (a fork inherits the cgroup).
 // Parsed cgroup files are shared by every image with the same content.
+//
+// Memory: the images live in a pointer-free arena per shard (see arena),
+// which the garbage collector does not scan and which gives the blocks of
+// evicted images to the next ones, so a table that has reached its size
+// allocates nothing per event. What events get (Parent, Ancestry) are
+// views: copies made once per image that is some event's parent or
+// ancestor, shared by those events, which stay valid and unchanged after
+// the table has evicted the image and reused its blocks.
 package proc
 
 import (
@@ -35,6 +43,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/enrich"
@@ -100,8 +109,8 @@ const (
 // maxAncestry bounds Config.Ancestry.
 const maxAncestry = 16
 
-// Image is a program a pid ran. All strings are owned (they do not pin the
-// event they came from); Args must not be modified.
+// Image is a program a pid ran, as Record takes it and Lookup returns it.
+// The table keeps copies of its strings, bounded (see maxArgs).
 type Image struct {
 	Exe  string
 	Args []string // at most 64 arguments and 4 KiB
@@ -114,60 +123,44 @@ type Image struct {
 	Source     Source
 }
 
-// entry is what the table holds for one pid: up to two images, newest
-// first, or a cached miss.
+// entry is what the table holds for one pid: up to two images (the first
+// blocks of their chains in the shard's arena), newest first, or a cached
+// miss. It holds no pointers.
 type entry struct {
-	img     [2]*stored
+	img     [2]uint32
 	n       int   // images held (0 for a cached miss)
 	expires int64 // unix ms after which a cached miss is forgotten
 }
 
-// stored is an image as the table holds it: immutable once stored. Its
-// Process is the Parent that the events of its children get (shared by
-// all of them); the rest is what lookups need.
-type stored struct {
-	parent     audit.Process
-	auid       string
-	ppid       int
-	startMilli int64
-	source     Source
-	cg         *audit.Cgroup     // nil when not read; shared by images of one cgroup
-	self       [1]*audit.Process // &parent: the ancestry of a parent without known ancestors
-	argv       [6]string         // room for a short argv (parent.Args)
+// view is an image as events see it: its Process is the Parent (or an
+// Ancestry element) that the table hands out, made the first time the
+// image is looked up as someone's parent or ancestor and then shared by
+// every such event. Its strings are its own copies, never the arena's, so
+// a view stays valid, unchanged, for as long as anything holds it, after
+// the image is evicted and its blocks reused (the garbage collector frees
+// it). Immutable once made, except for the cached chain.
+type view struct {
+	p     audit.Process
+	self  [1]*audit.Process // &p: the ancestry of a parent without known ancestors
+	ppid  int
+	cg    *audit.Cgroup
+	argv  [6]string                        // room for a short argv (p.Args)
+	chain atomic.Pointer[[]*audit.Process] // the last ancestry built from it (see chainOf)
 }
 
-// An image learnt from an event is a stored with room for the bytes of
-// parent's strings and auid right behind it, so that the usual exec costs
-// one allocation: smallImage (320 bytes, a size class of Go's allocator)
-// when they fit in 96 bytes, else largeImage (416 bytes, the next class
-// but two) when they fit in 192, else a smallImage and a buffer of their
-// own. BenchmarkReplay's corpus takes 96 to 174 bytes per exec, most of
-// them over 128; `bash -c 'ls -l /var/log'` takes under 64.
-type (
-	smallImage struct {
-		s    stored
-		text [96]byte
+// chainOf returns c, an ancestry that starts with v, as a slice that
+// events may share: the one cached in v when it holds the same processes,
+// else a clipped copy, which it caches.
+func (v *view) chainOf(c []*audit.Process) []*audit.Process {
+	if len(c) == 1 {
+		return v.self[:]
 	}
-	largeImage struct {
-		s    stored
-		text [192]byte
+	if old := v.chain.Load(); old != nil && slices.Equal(*old, c) {
+		return *old
 	}
-)
-
-// newStored wraps img, an image of pid.
-func newStored(pid int, img Image) *stored {
-	s := &stored{
-		parent: audit.Process{PID: pid, Executable: img.Exe, Args: img.Args, UID: img.UID, StartSec: img.StartMilli / 1000},
-		auid:   img.AUID, ppid: img.PPID, startMilli: img.StartMilli, source: img.Source,
-	}
-	s.self[0] = &s.parent
-	return s
-}
-
-// image returns s as an Image.
-func (s *stored) image() Image {
-	return Image{Exe: s.parent.Executable, Args: s.parent.Args, UID: s.parent.UID, AUID: s.auid,
-		PPID: s.ppid, StartMilli: s.startMilli, Source: s.source}
+	own := slices.Clip(slices.Clone(c))
+	v.chain.Store(&own)
+	return own
 }
 
 // missTTL is how long "no such process in /proc" is remembered. Pids are
@@ -243,11 +236,15 @@ type Table struct {
 	graves graveyard // images of processes found gone (bury, reap)
 }
 
-// shard is one lock and LRU of a Table, padded to its own cache lines.
+// shard is one lock of a Table and what it guards: the LRU of the shard's
+// pids, the arena of their images and the views made of them. The padding
+// keeps one shard's lock off the cache line of the previous shard's fields.
 type shard struct {
-	mu  sync.Mutex
-	lru *pidLRU
-	_   [48]byte
+	mu    sync.Mutex
+	lru   *pidLRU
+	arena arena
+	views map[uint32]*view // by first block; made when first needed
+	_     [64]byte
 }
 
 // maxShards is the number of shards of a table of at least
@@ -305,8 +302,11 @@ func (t *Table) Name() string { return "proc" }
 //   - ev.Ancestry, the parent and its known ancestors, at most ancestry;
 //   - ev.Cgroup, the process's cgroup facts, else its parent's.
 //
-// The error, if any, is a /proc read failure or ctx ending while waiting
-// for a /proc reader slot; what was found before it is set.
+// What it sets is shared with other events and never changes: the table
+// hands out copies of its images (see view), which stay valid after the
+// images are evicted. The error, if any, is a /proc read failure or ctx
+// ending while waiting for a /proc reader slot; what was found before it
+// is set.
 func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
 	if ev.Kind != audit.KindAudit {
 		return nil
@@ -317,34 +317,32 @@ func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
 	if err != nil {
 		ppid = 0
 	}
-	if self := t.learn(sum, ppid, at); self != nil {
-		ev.Cgroup = self.cg
-	}
+	ev.Cgroup = t.learn(sum, ppid, at)
 	if !validPid(ppid) {
 		return nil
 	}
-	img, err := t.parent(ctx, ppid, at)
-	if img == nil {
+	v, err := t.parent(ctx, ppid, at)
+	if v == nil {
 		return err
 	}
-	ev.Parent = &img.parent
+	ev.Parent = &v.p
 	if ev.Cgroup == nil {
-		ev.Cgroup = img.cg
+		ev.Cgroup = v.cg
 	}
 	if t.ancestry > 0 {
 		var aerr error
-		ev.Ancestry, aerr = t.ancestors(ctx, img, at)
+		ev.Ancestry, aerr = t.ancestors(ctx, v, at)
 		err = errors.Join(err, aerr)
 	}
 	return err
 }
 
-// learn stores the image of the event's process and returns it: the new
-// image of an exec; for any other event with an executable (a SYSCALL
-// record), the table's image of the pid at the event's time when it runs
-// that executable, else the running image read from the event (its exe
-// and PROCTITLE). It returns nil for events without a process.
-func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *stored {
+// learn stores the image of the event's process and returns its cgroup
+// facts: the new image of an exec; for any other event with an executable
+// (a SYSCALL record), the table's image of the pid at the event's time
+// when it runs that executable, else the running image read from the event
+// (its exe and PROCTITLE). It returns nil for events without a process.
+func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *audit.Cgroup {
 	if sum.Exe == "" {
 		return nil
 	}
@@ -352,120 +350,167 @@ func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *stored {
 	if err != nil || !validPid(pid) {
 		return nil
 	}
-	src, argv := SourceExec, sum.Args
+	sh := t.shardOf(pid)
+	im := image{exe: sum.Exe, uid: sum.UID, auid: sum.AUID, args: sum.Args, ppid: ppid, start: at, source: SourceExec}
 	if !sum.Exec {
-		if img, st := t.lookup(pid, at); st == found && img.parent.Executable == sum.Exe {
-			return img
+		sh.mu.Lock()
+		if b, st := t.imageAt(sh, pid, at); st == found && string(sh.arena.payload(b).exe) == sum.Exe {
+			cg := sh.arena.cg(b)
+			sh.mu.Unlock()
+			return cg
 		}
-		src, argv = SourceSyscall, sum.Title
+		sh.mu.Unlock()
+		im.args, im.source = sum.Title, SourceSyscall
 	}
-	// One buffer holds exe, uid, auid and argv, so the entry does not pin
-	// the event's lines: the image's own room when they fit.
-	f := [3]string{sum.Exe, sum.UID, sum.AUID}
-	var s *stored
-	var text []byte
-	if n := ownSize(f[:], argv); n > len(smallImage{}.text) && n <= len(largeImage{}.text) {
-		img := new(largeImage)
-		s, text = &img.s, img.text[:]
-	} else {
-		img := new(smallImage)
-		s, text = &img.s, img.text[:]
-	}
-	s.ppid, s.startMilli, s.source = ppid, at, src
-	s.self[0] = &s.parent
-	room := s.argv[:0]
-	if len(argv) > len(s.argv) {
-		room = make([]string, 0, min(len(argv), maxArgs))
-	}
-	args := ownCopy(f[:], argv, room, text)
-	if len(args) == 0 {
-		args = nil
-	}
-	s.parent = audit.Process{PID: pid, Executable: f[0], Args: args, UID: f[1], StartSec: at / 1000}
-	s.auid = f[2]
-	cg, gone := t.cgroup(pid)
-	s.cg = cg
-	t.store(pid, s)
-	if src == SourceExec {
+	var gone bool
+	im.cg, gone = t.cgroup(pid)
+	sh.mu.Lock()
+	b := sh.arena.put(&im)
+	serial := sh.arena.serialOf(b)
+	t.store(sh, pid, b)
+	sh.mu.Unlock()
+	if im.source == SourceExec {
 		t.execs.Inc()
 		t.m.execs.Inc()
 	}
 	if gone {
-		t.bury(pid, s, at)
+		t.bury(pid, b, serial, at)
 	}
 	t.reap(at)
-	return s
+	return im.cg
 }
 
 // ancestors returns parent and its ancestors at time at, parent first, at
 // most t.ancestry, stopping at the first unknown one (or a pid already in
-// the chain: pids are reused). A chain of the parent alone is the parent's
-// own one-element slice; a longer one is one allocation.
-func (t *Table) ancestors(ctx context.Context, parent *stored, at int64) ([]*audit.Process, error) {
+// the chain: pids are reused). The slice is shared by the events with the
+// same chain (see view.chainOf): it costs no allocation while the chain
+// stays the same.
+func (t *Table) ancestors(ctx context.Context, parent *view, at int64) ([]*audit.Process, error) {
 	if t.ancestry == 1 || !validPid(parent.ppid) {
 		return parent.self[:], nil
 	}
-	chain := make([]*audit.Process, 1, t.ancestry)
-	chain[0] = &parent.parent
+	var buf [maxAncestry]*audit.Process
+	chain := append(buf[:0], &parent.p)
 	var err error
 	for cur := parent; len(chain) < t.ancestry && validPid(cur.ppid); {
-		var next *stored
+		var next *view
 		if next, _, err = t.find(ctx, cur.ppid, at); next == nil {
 			break
 		}
-		if slices.ContainsFunc(chain, func(p *audit.Process) bool { return p.PID == next.parent.PID }) {
+		if slices.ContainsFunc(chain, func(p *audit.Process) bool { return p.PID == next.p.PID }) {
 			break
 		}
-		chain = append(chain, &next.parent)
+		chain = append(chain, &next.p)
 		cur = next
 	}
-	return chain, err
+	return parent.chainOf(chain), err
 }
 
-// Record stores img as an image of pid. The table keeps the two latest
-// images of each pid by StartMilli, whatever order they are recorded in.
-// img's strings and Args must not be modified afterwards.
+// Record stores a copy of img as an image of pid. The table keeps the two
+// latest images of each pid by StartMilli, whatever order they are
+// recorded in.
 func (t *Table) Record(pid int, img Image) {
-	t.store(pid, newStored(pid, img))
-}
-
-func (t *Table) store(pid int, img *stored) {
+	if !validPid(pid) {
+		return
+	}
 	sh := t.shardOf(pid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.lru.Update(pid, func(old entry, ok bool) (entry, bool) { return withImage(old, ok, img), true }) {
+	t.store(sh, pid, sh.arena.put(&image{exe: img.Exe, uid: img.UID, auid: img.AUID, args: img.Args,
+		ppid: img.PPID, start: img.StartMilli, source: img.Source}))
+}
+
+// store makes the image at block b (in sh's arena) an image of pid,
+// freeing what the table no longer holds: the image it displaces (or b
+// itself, when older than both held), and the entry of an evicted pid.
+// Call with sh.mu held.
+func (t *Table) store(sh *shard, pid int, b uint32) {
+	var drop uint32
+	gone, evicted := sh.lru.Update(pid, func(old entry, ok bool) (entry, bool) {
+		var e entry
+		e, drop = withImage(&sh.arena, old, ok, b)
+		return e, true
+	})
+	sh.release(drop)
+	if evicted {
+		sh.drop(gone)
 		t.evictions.Inc()
 		t.m.evictions.Inc()
 	}
 }
 
-// withImage returns the entry of a pid once img is recorded: the two
-// latest images by start time.
-func withImage(old entry, ok bool, img *stored) entry {
-	e := entry{img: [2]*stored{img}, n: 1}
+// withImage returns the entry of a pid once the image at b is recorded
+// (the two latest images by start time) and the image it no longer holds,
+// if any.
+func withImage(a *arena, old entry, ok bool, b uint32) (entry, uint32) {
+	e := entry{img: [2]uint32{b}, n: 1}
 	if !ok || old.n == 0 {
-		return e
+		return e, 0
+	}
+	var drop uint32
+	if old.n == 2 {
+		drop = old.img[1]
 	}
 	e.n = 2
-	switch {
-	case img.startMilli >= old.img[0].startMilli:
+	switch start := a.start(b); {
+	case start >= a.start(old.img[0]):
 		e.img[1] = old.img[0]
-	case old.n == 1 || img.startMilli >= old.img[1].startMilli:
-		e.img = [2]*stored{old.img[0], img}
+	case old.n == 1 || start >= a.start(old.img[1]):
+		e.img = [2]uint32{old.img[0], b}
 	default: // older than both: keep the two we have
-		e.img = old.img
+		e.img, drop = old.img, b
 	}
-	return e
+	return e, drop
+}
+
+// release frees the image at b (none when 0) and its view. Call with
+// sh.mu held.
+func (sh *shard) release(b uint32) {
+	if b == 0 {
+		return
+	}
+	delete(sh.views, b)
+	sh.arena.release(b)
+}
+
+// drop frees the images of e, an entry no longer held.
+func (sh *shard) drop(e entry) {
+	for _, b := range e.img[:e.n] {
+		sh.release(b)
+	}
+}
+
+// view returns the view of the image of pid at b, made now if needed.
+// Call with sh.mu held.
+func (sh *shard) view(pid int, b uint32) *view {
+	if v := sh.views[b]; v != nil {
+		return v
+	}
+	v := &view{ppid: sh.arena.ppid(b), cg: sh.arena.cg(b)}
+	exe, uid, _, args := sh.arena.payload(b).strings(v.argv[:])
+	v.p = audit.Process{PID: pid, Executable: exe, Args: args, UID: uid, StartSec: sh.arena.start(b) / 1000}
+	v.self[0] = &v.p
+	if sh.views == nil {
+		sh.views = make(map[uint32]*view)
+	}
+	sh.views[b] = v
+	return v
 }
 
 // Lookup returns the image pid was running at unix millisecond at (the
 // latest one when at is 0), from the table only.
 func (t *Table) Lookup(pid int, at int64) (Image, bool) {
-	img, st := t.lookup(pid, at)
+	sh := t.shardOf(pid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	b, st := t.imageAt(sh, pid, at)
 	if st != found {
 		return Image{}, false
 	}
-	return img.image(), true
+	a := &sh.arena
+	img := Image{PPID: a.ppid(b), StartMilli: a.start(b), Source: a.source(b)}
+	img.Exe, img.UID, img.AUID, img.Args = a.payload(b).strings(nil)
+	return img, true
 }
 
 type lookupState uint8
@@ -477,58 +522,62 @@ const (
 	tooNew                       // every image held started after the time
 )
 
-func (t *Table) lookup(pid int, at int64) (*stored, lookupState) {
-	sh := t.shardOf(pid)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+// imageAt returns the first block of the image pid ran at time at. Call
+// with sh.mu held (sh is pid's shard); the block is valid while it is.
+func (t *Table) imageAt(sh *shard, pid int, at int64) (uint32, lookupState) {
 	e, ok := sh.lru.Get(pid)
 	if !ok {
-		return nil, absent
+		return 0, absent
 	}
 	if e.n == 0 {
 		if t.now().UnixMilli() < e.expires {
-			return nil, knownMiss
+			return 0, knownMiss
 		}
 		sh.lru.Remove(pid)
-		return nil, absent
+		return 0, absent
 	}
-	for _, img := range e.img[:e.n] {
+	for _, b := range e.img[:e.n] {
 		slack := int64(0)
-		if img.source == SourceProc {
+		if sh.arena.source(b) == SourceProc {
 			slack = procSlack
 		}
-		if at == 0 || img.startMilli-slack <= at {
-			return img, found
+		if at == 0 || sh.arena.start(b)-slack <= at {
+			return b, found
 		}
 	}
-	return nil, tooNew
+	return 0, tooNew
 }
 
 // parent finds the image of ppid at time at (see find) and counts the
 // outcome. It returns nil when the parent is unknown.
-func (t *Table) parent(ctx context.Context, ppid int, at int64) (*stored, error) {
-	img, src, err := t.find(ctx, ppid, at)
+func (t *Table) parent(ctx context.Context, ppid int, at int64) (*view, error) {
+	v, src, err := t.find(ctx, ppid, at)
 	switch {
-	case img == nil:
+	case v == nil:
 		t.count(&t.unknown, t.m.unknown)
 	case src == SourceProc:
 		t.count(&t.fromProc, t.m.fromProc)
 	default:
 		t.count(&t.fromTable, t.m.fromTable)
 	}
-	return img, err
+	return v, err
 }
 
-// find returns the image of pid at time at, in the table, else in /proc
-// (then cached, with its cgroup facts), and whether it was read from /proc
-// now (SourceProc) or found in the table (0). It returns nil when the
-// process is unknown.
-func (t *Table) find(ctx context.Context, pid int, at int64) (*stored, Source, error) {
-	img, st := t.lookup(pid, at)
-	switch {
-	case st == found:
-		return img, 0, nil
-	case st != absent || t.fs == nil:
+// find returns the view of the image of pid at time at, in the table, else
+// in /proc (then cached, with its cgroup facts), and whether it was read
+// from /proc now (SourceProc) or found in the table (0). It returns nil
+// when the process is unknown.
+func (t *Table) find(ctx context.Context, pid int, at int64) (*view, Source, error) {
+	sh := t.shardOf(pid)
+	sh.mu.Lock()
+	b, st := t.imageAt(sh, pid, at)
+	if st == found {
+		v := sh.view(pid, b)
+		sh.mu.Unlock()
+		return v, 0, nil
+	}
+	sh.mu.Unlock()
+	if st != absent || t.fs == nil {
 		return nil, 0, nil
 	}
 	// A free slot is taken without ctx.Done, which would make the
@@ -552,28 +601,38 @@ func (t *Table) find(ctx context.Context, pid int, at int64) (*stored, Source, e
 		t.count(&t.procErrs, t.m.procErrs)
 		return nil, 0, fmt.Errorf("proc: %w", err)
 	}
-	img = newStored(pid, read)
-	img.cg, _ = t.cgroup(pid)
-	t.storeProc(pid, img)
-	if img.startMilli-procSlack > at {
+	im := image{exe: read.Exe, uid: read.UID, auid: read.AUID, args: read.Args, ppid: read.PPID, start: read.StartMilli, source: SourceProc}
+	im.cg, _ = t.cgroup(pid)
+	v := t.storeProc(pid, &im)
+	if im.start-procSlack > at {
 		// The pid now belongs to a process younger than the event.
 		return nil, 0, nil
 	}
-	return img, SourceProc, nil
+	return v, SourceProc, nil
 }
 
-// storeProc caches an image read from /proc unless an exec image of the pid
-// was recorded meanwhile (exec images are more precise).
-func (t *Table) storeProc(pid int, img *stored) {
+// storeProc caches an image read from /proc unless an image of the pid was
+// recorded meanwhile (exec images are more precise), and returns its view.
+func (t *Table) storeProc(pid int, im *image) *view {
 	sh := t.shardOf(pid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.lru.Update(pid, func(old entry, ok bool) (entry, bool) {
-		return entry{img: [2]*stored{img}, n: 1}, !ok || old.n == 0
-	}) {
+	b := sh.arena.put(im)
+	v := sh.view(pid, b)
+	var kept bool
+	gone, evicted := sh.lru.Update(pid, func(old entry, ok bool) (entry, bool) {
+		kept = !ok || old.n == 0
+		return entry{img: [2]uint32{b}, n: 1}, kept
+	})
+	if !kept {
+		sh.release(b) // the view stays valid: it is a copy
+	}
+	if evicted {
+		sh.drop(gone)
 		t.evictions.Inc()
 		t.m.evictions.Inc()
 	}
+	return v
 }
 
 // storeMiss caches that pid is not in /proc, unless it was recorded meanwhile.
@@ -582,9 +641,11 @@ func (t *Table) storeMiss(pid int) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	expires := t.now().Add(missTTL).UnixMilli()
-	if sh.lru.Update(pid, func(old entry, ok bool) (entry, bool) {
+	gone, evicted := sh.lru.Update(pid, func(old entry, ok bool) (entry, bool) {
 		return entry{expires: expires}, !ok || old.n == 0
-	}) {
+	})
+	if evicted {
+		sh.drop(gone)
 		t.evictions.Inc()
 		t.m.evictions.Inc()
 	}
@@ -613,12 +674,14 @@ const graveGrace = 2000 // ms
 // per graveGrace exits, the oldest is removed early.
 const maxGraves = 8192
 
-// grave is the image of an exited process and the time of the event that
-// taught it.
+// grave is the image of an exited process (its first block and serial,
+// which tells it from a later image in the same block) and the time of
+// the event that taught it.
 type grave struct {
-	pid int
-	img *stored
-	at  int64
+	pid    int
+	block  uint32
+	serial uint32
+	at     int64
 }
 
 // graveyard is a FIFO of graves, oldest first, in event time order as
@@ -629,12 +692,13 @@ type graveyard struct {
 	head, n int
 }
 
-// bury notes that the process of img (pid) had exited when img was learnt
-// from an event at unix ms at: reap removes it once graveGrace has passed.
-// This keeps the table at about the live processes plus graveGrace of
-// exits, instead of filling it with short-lived processes that no event
-// will name again (their exits are not audited, so nothing else tells).
-func (t *Table) bury(pid int, img *stored, at int64) {
+// bury notes that the process of the image at block b (serial, of pid)
+// had exited when it was learnt from an event at unix ms at: reap removes
+// it once graveGrace has passed. This keeps the table at about the live
+// processes plus graveGrace of exits, instead of filling it with
+// short-lived processes that no event will name again (their exits are
+// not audited, so nothing else tells).
+func (t *Table) bury(pid int, b, serial uint32, at int64) {
 	g := &t.graves
 	g.mu.Lock()
 	var early grave
@@ -653,10 +717,10 @@ func (t *Table) bury(pid int, img *stored, at int64) {
 		}
 		g.ring, g.head = ring, 0
 	}
-	g.ring[(g.head+g.n)%len(g.ring)] = grave{pid: pid, img: img, at: at}
+	g.ring[(g.head+g.n)%len(g.ring)] = grave{pid: pid, block: b, serial: serial, at: at}
 	g.n++
 	g.mu.Unlock()
-	if early.img != nil {
+	if early.block != 0 {
 		t.forget(early)
 	}
 }
@@ -685,8 +749,9 @@ func (t *Table) forget(d grave) {
 	sh := t.shardOf(d.pid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e, ok := sh.lru.Get(d.pid); ok && e.n > 0 && e.img[0] == d.img {
+	if e, ok := sh.lru.Get(d.pid); ok && e.n > 0 && e.img[0] == d.block && sh.arena.serialOf(d.block) == d.serial {
 		sh.lru.Remove(d.pid)
+		sh.drop(e)
 		t.count(&t.exited, t.m.exited)
 	}
 }

@@ -227,7 +227,9 @@ type Enrichment struct {
 	// Ancestry is the chain of ancestors when known, parent first (so
 	// Ancestry[0] == Parent), at most [enrich.proc] ancestry long. It
 	// stops at the first ancestor the process table does not know. The
-	// elements may be shared with other events: never modify them.
+	// slice and its elements may be shared with other events (the process
+	// table hands children of one parent the same chain, clipped so that
+	// an append copies): never modify them.
 	Ancestry []*Process
 	// Cgroup is what the process's /proc/<pid>/cgroup says: its container
 	// and systemd unit. It may be shared with other events: never modify
