@@ -1,6 +1,7 @@
 package encode
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -74,5 +75,39 @@ func FuzzJSONEncoder(f *testing.F) {
 				t.Fatalf("%v\n%s", err, d)
 			}
 		}
+		// With shared enrichment lists (tags that may be among the
+		// fuzzed rule keys; threat, hunt and sigma), the caches write
+		// what an encoder without them writes.
+		cached := [2]Full{{Format: JSON}, {Format: Msgpack}}
+		for i, ev := range pl.evs {
+			l := &fuzzLists[i%len(fuzzLists)]
+			ev.Tags, ev.Techniques, ev.Hunt, ev.Sigma = l.tags, l.techniques, l.hunt, l.sigma
+			for _, c := range &cached {
+				got := c.Append(nil, ev)
+				fresh := Full{Format: c.Format}
+				if want := fresh.Append(nil, ev); !bytes.Equal(got, want) {
+					t.Fatalf("event %d, format %d: cached %q\nwant %q", i, c.Format, got, want)
+				}
+			}
+		}
 	})
+}
+
+// fuzzLists are the shared enrichment lists FuzzJSONEncoder hands its
+// events in turn (the first twice in a row).
+var fuzzLists = func() []sharedLists {
+	tags := []string{"T1059.004_corpus", "hunt:exec_from_temp_dir", "key", "bad\xff", `quote"d`}
+	ts := []audit.Technique{{ID: "T1059.004", Name: "Unix Shell", ParentID: "T1059", Parent: "Command and Scripting Interpreter"}}
+	hunt := []audit.HuntHit{{Rule: "exec_from_temp_dir", Severity: 3, Tags: []string{"exec_from_temp"}}}
+	sigma := []audit.SigmaHit{{ID: "a39d7fa7-3fbd-4dc2-97e1-d87f546b1bbc", Title: "Program Executions in Suspicious Folders", Level: "medium"}}
+	return []sharedLists{{tags, ts, hunt, sigma}, {tags, ts, hunt, sigma}, {tags[2:], ts, nil, sigma}, {nil, nil, hunt, nil}, {tags, ts, hunt, sigma}}
+}()
+
+// sharedLists are the lists of an event that enrichers may share
+// between events (audit.Enrichment).
+type sharedLists struct {
+	tags       []string
+	techniques []audit.Technique
+	hunt       []audit.HuntHit
+	sigma      []audit.SigmaHit
 }

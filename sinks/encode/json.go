@@ -42,6 +42,7 @@ type Full struct {
 	threat  ThreatCache
 	sigma   SigmaCache
 	tagc    tagCache
+	rules   ruleRun
 }
 
 // Append appends the document for ev to b (a JSON document is followed by
@@ -531,46 +532,45 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 
 // tags writes the elements of tags that are not among keys (written
 // before them). The rule enrichers hand the events with the same hits one
-// shared list (audit.Enrichment), so when tags is the same slice as the
-// last list written whole, in the same format, its bytes are appended
-// again (see tagCache).
+// shared list (audit.Enrichment), and the events of one rule key share
+// their keys, so when tags is the same slice as the last list written,
+// with equal keys, in the same format, its bytes are appended again (see
+// tagCache).
 func (e *Full) tags(w *Writer, tags, keys []string) {
-	whole := true // no tag is a key: every one is written
-	for _, t := range tags {
-		if slices.Contains(keys, t) {
-			whole = false
-			break
-		}
-	}
 	c := &e.tagc
-	if whole && c.doc != nil && c.format == w.Format() && audit.SameList(c.src, tags) {
-		w.RawValues(c.doc, len(tags))
+	if c.doc != nil && c.format == w.Format() && audit.SameList(c.src, tags) && slices.Equal(c.keys, keys) {
+		w.RawValues(c.doc, c.n)
 		for range c.escaped {
 			e.escaped = append(e.escaped, "tags")
 		}
 		return
 	}
-	sep, start, escaped := w.sep, len(w.B), len(e.escaped)
+	sep, start, escaped, n := w.sep, len(w.B), len(e.escaped), 0
 	for _, t := range tags {
-		if whole || !slices.Contains(keys, t) {
+		if !slices.Contains(keys, t) {
 			e.val(w, t, "tags", "")
+			n++
 		}
 	}
-	if whole && len(tags) > 0 {
+	if len(tags) > 0 {
 		doc := w.B[start:]
-		if w.Format() == JSON && sep {
+		if w.Format() == JSON && sep && n > 0 {
 			doc = doc[1:] // the comma after the keys
 		}
-		c.src, c.format, c.escaped = tags, w.Format(), len(e.escaped)-escaped
+		c.src, c.format, c.n, c.escaped = tags, w.Format(), n, len(e.escaped)-escaped
+		c.keys = append(c.keys[:0], keys...)
 		c.doc = append(c.doc[:0], doc...)
 	}
 }
 
-// tagCache is the last list of tags a Full encoder wrote whole.
+// tagCache is the last list of tags a Full encoder wrote, with the keys
+// written before it (the tags among them were left out).
 type tagCache struct {
 	src     []string // the list as given (its identity counts)
+	keys    []string // the keys, compared by value
 	format  Format
-	doc     []byte // its elements as written, in JSON without a leading comma
+	doc     []byte // the elements written, in JSON without a leading comma
+	n       int    // how many
 	escaped int    // how many of them were escaped
 }
 

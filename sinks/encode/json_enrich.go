@@ -9,10 +9,55 @@ import (
 // enrichment writes what the enrichers added: threat (ECS), hashes,
 // blocklist, allowlisted, package, virustotal, hunt, sigma, related, alert,
 // warnings.
+//
+// threat, hunt and sigma come from the rule enrichers' shared lists
+// (audit.Enrichment): when nothing is written between them (no hash
+// finding), they are one run of members, which e.rules appends whole for
+// the next event with the same three lists.
 func (e *Full) enrichment(w *Writer, ev *audit.Event) {
-	if len(ev.Techniques) > 0 {
-		e.threat.Write(w, ev.Techniques, true)
+	findings := len(ev.Hashes) > 0 || len(ev.Blocklist) > 0 || len(ev.Allowlisted) > 0 || ev.Package != nil || ev.VirusTotal != nil
+	if findings || !e.rules.reuse(w, ev) {
+		start, sep := len(w.B), w.sep
+		if len(ev.Techniques) > 0 {
+			e.threat.Write(w, ev.Techniques, true)
+		}
+		if findings {
+			e.hashFindings(w, ev)
+		}
+		Hunt(w, ev.Hunt, true)
+		e.sigma.Write(w, ev.Sigma)
+		if !findings {
+			e.rules.remember(w, ev, start, sep)
+		}
 	}
+	e.processContext(w, ev)
+	if len(ev.Related) > 0 {
+		w.Key("related")
+		w.Open()
+		w.Key("events")
+		w.Strs(ev.Related)
+		w.Close()
+	}
+	if a := ev.Alert; a != nil {
+		w.Key("alert")
+		w.Open()
+		w.Key("sink")
+		w.Str(a.Sink)
+		w.Key("reason")
+		w.Str(a.Reason)
+		w.Key("count")
+		w.Uint(a.Count)
+		w.Close()
+	}
+	if len(ev.Warnings) > 0 {
+		w.Key("warnings")
+		w.Strs(ev.Warnings)
+	}
+}
+
+// hashFindings writes what the hash enrichers found: hashes, blocklist,
+// allowlisted, package, virustotal.
+func (e *Full) hashFindings(w *Writer, ev *audit.Event) {
 	if len(ev.Hashes) > 0 {
 		w.Key("hashes")
 		w.OpenArray()
@@ -46,31 +91,55 @@ func (e *Full) enrichment(w *Writer, ev *audit.Event) {
 	if v := ev.VirusTotal; v != nil {
 		e.escaped = VirusTotal(w, v, e.escaped)
 	}
-	Hunt(w, ev.Hunt, true)
-	e.sigma.Write(w, ev.Sigma)
-	e.processContext(w, ev)
-	if len(ev.Related) > 0 {
-		w.Key("related")
-		w.Open()
-		w.Key("events")
-		w.Strs(ev.Related)
-		w.Close()
+}
+
+// ruleRun is the last run of the members threat, hunt and sigma a Full
+// encoder wrote (with nothing between them), kept with the three lists it
+// was written from. Under audit.Enrichment's contract a list that is the
+// same slice as one of them holds the same elements, and the run's bytes
+// depend on nothing else (their strings are never listed in "escaped"),
+// so an event with the same three lists gets the same bytes. The run
+// holds the lists themselves, so their arrays are not reused while it
+// compares against them.
+type ruleRun struct {
+	techniques []audit.Technique
+	hunt       []audit.HuntHit
+	sigma      []audit.SigmaHit
+	format     Format
+	members    int    // members in doc (0 to 3)
+	doc        []byte // as written, in JSON without the comma before the first
+	ok         bool   // a run was remembered
+}
+
+// reuse appends the remembered run when ev has its three lists, in w's
+// format, and reports whether it did.
+func (r *ruleRun) reuse(w *Writer, ev *audit.Event) bool {
+	if !r.ok || r.format != w.Format() || !audit.SameList(r.techniques, ev.Techniques) ||
+		!audit.SameList(r.hunt, ev.Hunt) || !audit.SameList(r.sigma, ev.Sigma) {
+		return false
 	}
-	if a := ev.Alert; a != nil {
-		w.Key("alert")
-		w.Open()
-		w.Key("sink")
-		w.Str(a.Sink)
-		w.Key("reason")
-		w.Str(a.Reason)
-		w.Key("count")
-		w.Uint(a.Count)
-		w.Close()
+	w.RawValues(r.doc, r.members)
+	return true
+}
+
+// remember keeps the run written for ev, which began at start in w.B
+// (sep: the Writer's comma state there).
+func (r *ruleRun) remember(w *Writer, ev *audit.Event, start int, sep bool) {
+	doc := w.B[start:]
+	if w.Format() == JSON && sep && len(doc) > 0 {
+		doc = doc[1:] // the comma before the first member
 	}
-	if len(ev.Warnings) > 0 {
-		w.Key("warnings")
-		w.Strs(ev.Warnings)
+	r.techniques, r.hunt, r.sigma, r.format = ev.Techniques, ev.Hunt, ev.Sigma, w.Format()
+	r.members = b2n(len(ev.Techniques) > 0) + b2n(len(ev.Hunt) > 0) + b2n(len(ev.Sigma) > 0)
+	r.doc = append(r.doc[:0], doc...)
+	r.ok = true
+}
+
+func b2n(b bool) int {
+	if b {
+		return 1
 	}
+	return 0
 }
 
 // Hits writes the member name: [{"list","label","hash"}...] (nothing when

@@ -11,15 +11,18 @@ import (
 
 // The full encoder's tags cache must write what writing each tag writes,
 // in both formats: a shared list again (after keys or none), a list one
-// of whose tags is a key (written once, among the keys), tags that need
-// escaping (listed under "escaped" again), a shorter slice of the same
-// array, an equal list in another array, no tags.
+// of whose tags is a key (written once, among the keys) again with equal
+// keys and with other keys, tags that need escaping (listed under
+// "escaped" again), every tag a key, a shorter slice of the same array,
+// an equal list in another array, no tags.
 func TestTagCacheExact(t *testing.T) {
 	shared := []string{"hunt:exec_from_temp_dir", "exec_from_temp", "sigma:a39d7fa7-3fbd-4dc2-97e1-d87f546b1bbc"}
 	odd := []string{`quote"d`, "bad\xff"}
 	cases := []struct{ keys, tags []string }{
 		{nil, shared}, {nil, shared}, {[]string{"T1059.004_corpus"}, shared}, {[]string{"T1059.004_corpus"}, shared},
-		{[]string{"exec_from_temp"}, shared}, {[]string{"k"}, shared}, {nil, odd}, {[]string{"k"}, odd}, {nil, odd},
+		{[]string{"exec_from_temp"}, shared}, {[]string{"exec_from_temp"}, shared}, {[]string{"k"}, shared},
+		{[]string{"exec_from_temp"}, shared}, {nil, odd}, {[]string{"k"}, odd}, {nil, odd}, {[]string{"k"}, odd},
+		{[]string{`quote"d`}, odd}, {[]string{`quote"d`}, odd}, {shared, shared}, {shared, shared}, {nil, shared},
 		{nil, shared[:2]}, {[]string{"k"}, shared[:1]}, {nil, shared[:1]}, {nil, slices.Clone(shared)}, {nil, nil},
 		{[]string{"k"}, nil}, {nil, shared},
 	}

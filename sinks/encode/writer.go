@@ -318,9 +318,10 @@ func (w *Writer) Raw(v []byte) {
 	w.B = append(w.B, v...)
 }
 
-// RawValues writes n consecutive values (array elements) that a Writer of
-// the same format wrote before: v holds them as written, in JSON without a
-// comma before the first.
+// RawValues writes n consecutive values that a Writer of the same format
+// wrote before: array elements, or object members (a name and its value
+// count as one value). v holds them as written, in JSON without a comma
+// before the first.
 func (w *Writer) RawValues(v []byte, n int) {
 	if n == 0 {
 		return
