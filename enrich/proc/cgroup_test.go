@@ -305,3 +305,26 @@ func TestGraveyardBound(t *testing.T) {
 		t.Errorf("after the grace: %d held, want 1 (the last one)", st.Len)
 	}
 }
+
+// TestGraveSerialGuardsReusedBlock: a grave names its image by block and
+// serial; when the block was freed and reused by a newer image of the same
+// pid, reaping the grave keeps the pid (the block number alone would match).
+func TestGraveSerialGuardsReusedBlock(t *testing.T) {
+	if _, err := os.Stat("/proc/self/cgroup"); err != nil {
+		t.Skipf("no /proc/self/cgroup: %v", err)
+	}
+	tb := tableWith(t, Config{ProcFallback: true, Cgroup: true, Ancestry: 1})
+	const t0 = 1_700_000_000_000
+	const gone = 1<<30 + 1 // above pid_max: never a live process, so buried
+	self := os.Getpid()
+	enrichOK(t, tb, execEvent(t0, gone, self, "/usr/bin/short", "short"))
+	// Two newer images free the buried one's block; a third takes it.
+	for i, exe := range []string{"/usr/bin/a", "/usr/bin/b", "/usr/bin/c"} {
+		tb.Record(gone, Image{Exe: exe, StartMilli: t0 + 10 + int64(i), Source: SourceExec})
+	}
+	enrichOK(t, tb, syscallEvent(t0+graveGrace+5, self, 0, "/usr/bin/other", "other"))
+	if img, ok := tb.Lookup(gone, 0); !ok || img.Exe != "/usr/bin/c" {
+		t.Errorf("pid with a newer image in the buried one's block: %+v, %v; want its newest image kept", img, ok)
+	}
+	checkArena(t, tb)
+}

@@ -3,11 +3,13 @@ package proc
 import (
 	"fmt"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"unsafe"
+	"weak"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
@@ -234,6 +236,36 @@ func TestArenaAccounting(t *testing.T) {
 		if i%100 == 0 {
 			checkArena(t, tb)
 		}
+	}
+	checkArena(t, tb)
+}
+
+// A view the table has let go is not kept alive by the ancestry chains
+// cached in other views: a linear chain of execs (each process starts the
+// next), far longer than the table, leaves the first parent's view to the
+// garbage collector once no event holds it.
+func TestEvictedViewsReleased(t *testing.T) {
+	const t0 = 1_700_000_000_000
+	tb := tableWith(t, Config{MaxEntries: 16, Ancestry: 4})
+	enrichOK(t, tb, execEvent(t0, 1000, 1, "/usr/bin/first", "f"))
+	ev := execEvent(t0+1, 1001, 1000, "/usr/bin/second", "s")
+	enrichOK(t, tb, ev)
+	if ev.Parent == nil || ev.Parent.Executable != "/usr/bin/first" {
+		t.Fatalf("parent %+v, want /usr/bin/first", ev.Parent)
+	}
+	first := weak.Make(ev.Parent) // p is a view's first field: the view itself
+	ev = nil
+	for pid := 1002; pid < 3000; pid++ {
+		e := execEvent(t0+int64(pid), pid, pid-1, "/usr/bin/link", "l")
+		enrichOK(t, tb, e)
+		if want := min(4, pid-1000); len(e.Ancestry) != want { // 1000's parent is unknown
+			t.Fatalf("pid %d: ancestry of %d, want %d", pid, len(e.Ancestry), want)
+		}
+	}
+	runtime.GC()
+	runtime.GC()
+	if first.Value() != nil {
+		t.Error("the first parent's view is still reachable after its image was evicted: cached chains keep freed views alive")
 	}
 	checkArena(t, tb)
 }

@@ -146,11 +146,18 @@ type view struct {
 	cg    *audit.Cgroup
 	argv  [6]string                        // room for a short argv (p.Args)
 	chain atomic.Pointer[[]*audit.Process] // the last ancestry built from it (see chainOf)
+	// released is set when the image is freed (shard.release), which
+	// also drops the cached chain: a view no longer in the table must not
+	// keep its ancestors' views alive, or each freed view would hold the
+	// next through its chain and memory would grow with every exec.
+	released atomic.Bool
 }
 
 // chainOf returns c, an ancestry that starts with v, as a slice that
 // events may share: the one cached in v when it holds the same processes,
-// else a clipped copy, which it caches.
+// else a clipped copy, which it caches while v is in the table. It may
+// run without the shard's lock, concurrently with release: whichever of
+// the two stores last, a released view ends with no cached chain.
 func (v *view) chainOf(c []*audit.Process) []*audit.Process {
 	if len(c) == 1 {
 		return v.self[:]
@@ -160,7 +167,16 @@ func (v *view) chainOf(c []*audit.Process) []*audit.Process {
 	}
 	own := slices.Clip(slices.Clone(c))
 	v.chain.Store(&own)
+	if v.released.Load() {
+		v.chain.Store(nil)
+	}
 	return own
+}
+
+// release marks v freed and drops its cached chain (see released).
+func (v *view) release() {
+	v.released.Store(true)
+	v.chain.Store(nil)
 }
 
 // missTTL is how long "no such process in /proc" is remembered. Pids are
@@ -354,7 +370,7 @@ func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *audit.Cgroup {
 	im := image{exe: sum.Exe, uid: sum.UID, auid: sum.AUID, args: sum.Args, ppid: ppid, start: at, source: SourceExec}
 	if !sum.Exec {
 		sh.mu.Lock()
-		if b, st := t.imageAt(sh, pid, at); st == found && string(sh.arena.payload(b).exe) == sum.Exe {
+		if b, st := t.imageAt(sh, pid, at); st == found && string(sh.arena.payload(b).exe) == sum.Exe[:min(len(sum.Exe), maxExeBytes)] {
 			cg := sh.arena.cg(b)
 			sh.mu.Unlock()
 			return cg
@@ -469,7 +485,10 @@ func (sh *shard) release(b uint32) {
 	if b == 0 {
 		return
 	}
-	delete(sh.views, b)
+	if v := sh.views[b]; v != nil {
+		v.release()
+		delete(sh.views, b)
+	}
 	sh.arena.release(b)
 }
 
