@@ -15,7 +15,7 @@ import (
 // finding), they are one run of members, which e.rules appends whole for
 // the next event with the same three lists.
 func (e *Full) enrichment(w *Writer, ev *audit.Event) {
-	findings := len(ev.Hashes) > 0 || len(ev.Blocklist) > 0 || len(ev.Allowlisted) > 0 || ev.Package != nil || ev.VirusTotal != nil
+	findings := hasHashFindings(ev)
 	if findings || !e.rules.reuse(w, ev) {
 		start, sep := len(w.B), w.sep
 		if len(ev.Techniques) > 0 {
@@ -55,8 +55,15 @@ func (e *Full) enrichment(w *Writer, ev *audit.Event) {
 	}
 }
 
+// hasHashFindings reports whether hashFindings writes anything for ev. The
+// two must agree: a member hashFindings writes that this test misses would
+// be kept in the rule run and replayed on the next event.
+func hasHashFindings(ev *audit.Event) bool {
+	return len(ev.Hashes) > 0 || len(ev.Blocklist) > 0 || len(ev.Allowlisted) > 0 || ev.Package != nil || ev.VirusTotal != nil
+}
+
 // hashFindings writes what the hash enrichers found: hashes, blocklist,
-// allowlisted, package, virustotal.
+// allowlisted, package, virustotal (see hasHashFindings).
 func (e *Full) hashFindings(w *Writer, ev *audit.Event) {
 	if len(ev.Hashes) > 0 {
 		w.Key("hashes")
