@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -17,11 +18,12 @@ func FuzzParseStat(f *testing.F) {
 }
 
 // FuzzImage stores any argv (the input split into arguments at NUL bytes,
-// the first also as exe) in a small table, over older images of the same
+// the input also as exe and, cut at 100 bytes, as uid) in a small table, over older images of the same
 // pids, and checks what Lookup returns: the argv within its bounds, each
 // argument a prefix of the original (whole when within the bounds),
 // nothing shared with the input, which is overwritten after the call; and
-// that the arena neither leaks nor double-frees blocks.
+// that the view events get reads the same image back; and that the arena
+// neither leaks nor double-frees blocks.
 func FuzzImage(f *testing.F) {
 	f.Add("ls\x00-l\x00/tmp", uint8(1))
 	f.Add(strings.Repeat("x\x00", 100), uint8(2))
@@ -33,7 +35,7 @@ func FuzzImage(f *testing.F) {
 		src := []byte(s)
 		line := unsafe.String(unsafe.SliceData(src), len(src)) // the event's line, overwritten below
 		start++
-		tb.Record(int(pid%8)+1, Image{Exe: line, UID: line[:min(len(line), 3)], Args: audit.SplitNUL(line, nil), StartMilli: start})
+		tb.Record(int(pid%8)+1, Image{Exe: line, UID: line[:min(len(line), 100)], Args: audit.SplitNUL(line, nil), StartMilli: start})
 		for i := range src {
 			src[i] = '#'
 		}
@@ -41,7 +43,7 @@ func FuzzImage(f *testing.F) {
 		if !ok {
 			t.Fatal("image not found")
 		}
-		if img.Exe != s[:min(len(s), maxExeBytes)] || img.UID != s[:min(len(s), 3)] {
+		if img.Exe != s[:min(len(s), maxExeBytes)] || img.UID != s[:min(len(s), maxIDBytes)] {
 			t.Fatalf("exe %q uid %q", img.Exe, img.UID)
 		}
 		args := audit.SplitNUL(s, nil) // what the copies must equal
@@ -57,6 +59,14 @@ func FuzzImage(f *testing.F) {
 		}
 		if n > maxArgsBytes || whole && len(img.Args) != len(args) {
 			t.Fatalf("kept %d bytes in %d args of %d", n, len(img.Args), len(args))
+		}
+		// The view events get (a parent's) reads the same image back.
+		v, _, err := tb.find(t.Context(), int(pid%8)+1, 0)
+		if err != nil || v == nil {
+			t.Fatalf("find: %v, %v", v, err)
+		}
+		if v.p.Executable != img.Exe || v.p.UID != img.UID || !slices.Equal(v.p.Args, img.Args) {
+			t.Fatalf("view %+v, image %+v", v.p, img)
 		}
 		checkArena(t, tb)
 	})
