@@ -538,7 +538,7 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 // tagCache).
 func (e *Full) tags(w *Writer, tags, keys []string) {
 	c := &e.tagc
-	if c.doc != nil && c.format == w.Format() && audit.SameList(c.src, tags) && slices.Equal(c.keys, keys) {
+	if c.ok && c.format == w.Format() && audit.SameList(c.src, tags) && slices.Equal(c.keys, keys) {
 		w.RawValues(c.doc, c.n)
 		for range c.escaped {
 			e.escaped = append(e.escaped, "tags")
@@ -557,7 +557,7 @@ func (e *Full) tags(w *Writer, tags, keys []string) {
 		if w.Format() == JSON && sep && n > 0 {
 			doc = doc[1:] // the comma after the keys
 		}
-		c.src, c.format, c.n, c.escaped = tags, w.Format(), n, len(e.escaped)-escaped
+		c.ok, c.src, c.format, c.n, c.escaped = true, tags, w.Format(), n, len(e.escaped)-escaped
 		c.keys = append(c.keys[:0], keys...)
 		c.doc = append(c.doc[:0], doc...)
 	}
@@ -566,6 +566,7 @@ func (e *Full) tags(w *Writer, tags, keys []string) {
 // tagCache is the last list of tags a Full encoder wrote, with the keys
 // written before it (the tags among them were left out).
 type tagCache struct {
+	ok      bool     // a list was written (its doc may be empty: every tag a key)
 	src     []string // the list as given (its identity counts)
 	keys    []string // the keys, compared by value
 	format  Format
