@@ -13,6 +13,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/enrich"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit/recordtest"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"github.com/audisp-enrich/audisp-enrich/sinks/output"
@@ -291,37 +292,19 @@ const pipelineBatch = 64
 // benchEncodePipeline: see BenchmarkEncodeEnriched. section indexes
 // sections' variants (0 records only, 2 the whole event).
 func benchEncodePipeline(b *testing.B, st *output.Stage, lines []string, chain []enrich.Enricher, section int) {
+	feed := recordtest.NewFeeder(lines)
 	var (
-		p    audit.Parser
-		ra   *audit.Reassembler
-		next int
-		evs  []*audit.Event
-		sum  audit.Summary
-		out  []byte
+		sum audit.Summary
+		out []byte
 	)
-	newReassembler := func() {
-		ra = audit.NewReassembler(audit.ReassemblerConfig{StreamTime: true}, func(ev *audit.Event) { evs = append(evs, ev) })
-	}
-	newReassembler()
 	clock := clockCost()
 	b.ReportAllocs()
 	spent := make([]time.Duration, 0, b.N)
 	var size, n int
 	b.ResetTimer()
 	for n < b.N {
-		for len(evs) < pipelineBatch {
-			if next == len(lines) {
-				ra.Flush()
-				newReassembler()
-				next = 0
-				continue
-			}
-			if r, err := p.Parse(lines[next]); err == nil {
-				ra.Push(r)
-			}
-			next++
-		}
-		for _, ev := range evs {
+		feed.Fill(pipelineBatch)
+		for _, ev := range feed.Events {
 			if n == b.N {
 				break
 			}
@@ -337,11 +320,11 @@ func benchEncodePipeline(b *testing.B, st *output.Stage, lines []string, chain [
 			size += len(out)
 			n++
 		}
-		for _, ev := range evs {
+		for _, ev := range feed.Events {
 			ev.Summary = nil
 			ev.Release()
 		}
-		evs = evs[:0]
+		feed.Events = feed.Events[:0]
 	}
 	reportTimes(b, "", spent)
 	b.ReportMetric(float64(size)/float64(n), "B/event")

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit/recordtest"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
@@ -150,34 +151,8 @@ func checkHits(b *testing.B, hits int) {
 }
 
 func benchPipeline(b *testing.B, e *Enricher) {
-	lines := readLines(b, benchCorpus())
-	var (
-		p    audit.Parser
-		ra   *audit.Reassembler
-		next int // next line to parse
-		evs  []*audit.Event
-		sums [2 * pipelineInFlight]audit.Summary
-	)
-	newReassembler := func() {
-		ra = audit.NewReassembler(audit.ReassemblerConfig{StreamTime: true}, func(ev *audit.Event) { evs = append(evs, ev) })
-	}
-	newReassembler()
-	// fill parses until a batch is ready, starting the corpus over at
-	// its end (with a new reassembler: the serials repeat).
-	fill := func() {
-		for len(evs) < pipelineInFlight {
-			if next == len(lines) {
-				ra.Flush()
-				newReassembler()
-				next = 0
-				continue
-			}
-			if r, err := p.Parse(lines[next]); err == nil {
-				ra.Push(r)
-			}
-			next++
-		}
-	}
+	feed := recordtest.NewFeeder(readLines(b, benchCorpus()))
+	var sums [2 * pipelineInFlight]audit.Summary
 	ctx := context.Background()
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	runtime.GC()
@@ -191,8 +166,8 @@ func benchPipeline(b *testing.B, e *Enricher) {
 		if batches%gcBatches == 0 {
 			runtime.GC()
 		}
-		fill()
-		batch := evs[:min(len(evs), b.N-done, len(sums))]
+		feed.Fill(pipelineInFlight)
+		batch := feed.Events[:min(len(feed.Events), b.N-done, len(sums))]
 		for i, ev := range batch {
 			audit.Summarize(ev, &sums[i])
 			ev.Summary = &sums[i]
@@ -210,7 +185,7 @@ func benchPipeline(b *testing.B, e *Enricher) {
 			ev.Release()
 		}
 		done += len(batch)
-		evs = append(evs[:0], evs[len(batch):]...)
+		feed.Events = append(feed.Events[:0], feed.Events[len(batch):]...)
 	}
 	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/event")
 	b.ReportMetric(float64(hits)/float64(b.N), "hits/event")

@@ -1,4 +1,5 @@
-// Package recordtest builds audit records for tests of the enrichers.
+// Package recordtest builds audit records for tests of the enrichers, and
+// events from log lines for their benchmarks (Feeder).
 package recordtest
 
 import "github.com/audisp-enrich/audisp-enrich/plugin/audit"
