@@ -538,41 +538,32 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 // tagCache).
 func (e *Full) tags(w *Writer, tags, keys []string) {
 	c := &e.tagc
-	if c.ok && c.format == w.Format() && audit.SameList(c.src, tags) && slices.Equal(c.keys, keys) {
-		w.RawValues(c.doc, c.n)
+	if audit.SameList(c.src, tags) && slices.Equal(c.keys, keys) && c.put(w) {
 		for range c.escaped {
 			e.escaped = append(e.escaped, "tags")
 		}
 		return
 	}
-	sep, start, escaped, n := w.sep, len(w.B), len(e.escaped), 0
+	m, escaped := w.mark(), len(e.escaped)
 	for _, t := range tags {
 		if !slices.Contains(keys, t) {
 			e.val(w, t, "tags", "")
-			n++
 		}
 	}
 	if len(tags) > 0 {
-		doc := w.B[start:]
-		if w.Format() == JSON && sep && n > 0 {
-			doc = doc[1:] // the comma after the keys
-		}
-		c.ok, c.src, c.format, c.n, c.escaped = true, tags, w.Format(), n, len(e.escaped)-escaped
+		c.keep(w, m)
+		c.src, c.escaped = tags, len(e.escaped)-escaped
 		c.keys = append(c.keys[:0], keys...)
-		c.doc = append(c.doc[:0], doc...)
 	}
 }
 
 // tagCache is the last list of tags a Full encoder wrote, with the keys
 // written before it (the tags among them were left out).
 type tagCache struct {
-	ok      bool     // a list was written (its doc may be empty: every tag a key)
+	span             // the elements written
 	src     []string // the list as given (its identity counts)
 	keys    []string // the keys, compared by value
-	format  Format
-	doc     []byte // the elements written, in JSON without a leading comma
-	n       int    // how many
-	escaped int    // how many of them were escaped
+	escaped int      // how many of the elements were escaped
 }
 
 func idName(w *Writer, id, name string) {

@@ -17,7 +17,7 @@ import (
 func (e *Full) enrichment(w *Writer, ev *audit.Event) {
 	findings := hasHashFindings(ev)
 	if findings || !e.rules.reuse(w, ev) {
-		start, sep := len(w.B), w.sep
+		m := w.mark()
 		if len(ev.Techniques) > 0 {
 			e.threat.Write(w, ev.Techniques, true)
 		}
@@ -27,7 +27,7 @@ func (e *Full) enrichment(w *Writer, ev *audit.Event) {
 		Hunt(w, ev.Hunt, true)
 		e.sigma.Write(w, ev.Sigma)
 		if !findings {
-			e.rules.remember(w, ev, start, sep)
+			e.rules.remember(w, ev, m)
 		}
 	}
 	e.processContext(w, ev)
@@ -109,44 +109,23 @@ func (e *Full) hashFindings(w *Writer, ev *audit.Event) {
 // holds the lists themselves, so their arrays are not reused while it
 // compares against them.
 type ruleRun struct {
+	span       // the members, as written
 	techniques []audit.Technique
 	hunt       []audit.HuntHit
 	sigma      []audit.SigmaHit
-	format     Format
-	members    int    // members in doc (0 to 3)
-	doc        []byte // as written, in JSON without the comma before the first
-	ok         bool   // a run was remembered
 }
 
 // reuse appends the remembered run when ev has its three lists, in w's
 // format, and reports whether it did.
 func (r *ruleRun) reuse(w *Writer, ev *audit.Event) bool {
-	if !r.ok || r.format != w.Format() || !audit.SameList(r.techniques, ev.Techniques) ||
-		!audit.SameList(r.hunt, ev.Hunt) || !audit.SameList(r.sigma, ev.Sigma) {
-		return false
-	}
-	w.RawValues(r.doc, r.members)
-	return true
+	return audit.SameList(r.techniques, ev.Techniques) && audit.SameList(r.hunt, ev.Hunt) &&
+		audit.SameList(r.sigma, ev.Sigma) && r.put(w)
 }
 
-// remember keeps the run written for ev, which began at start in w.B
-// (sep: the Writer's comma state there).
-func (r *ruleRun) remember(w *Writer, ev *audit.Event, start int, sep bool) {
-	doc := w.B[start:]
-	if w.Format() == JSON && sep && len(doc) > 0 {
-		doc = doc[1:] // the comma before the first member
-	}
-	r.techniques, r.hunt, r.sigma, r.format = ev.Techniques, ev.Hunt, ev.Sigma, w.Format()
-	r.members = b2n(len(ev.Techniques) > 0) + b2n(len(ev.Hunt) > 0) + b2n(len(ev.Sigma) > 0)
-	r.doc = append(r.doc[:0], doc...)
-	r.ok = true
-}
-
-func b2n(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+// remember keeps the run written for ev since m.
+func (r *ruleRun) remember(w *Writer, ev *audit.Event, m mark) {
+	r.keep(w, m)
+	r.techniques, r.hunt, r.sigma = ev.Techniques, ev.Hunt, ev.Sigma
 }
 
 // Hits writes the member name: [{"list","label","hash"}...] (nothing when

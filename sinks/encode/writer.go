@@ -321,9 +321,9 @@ func (w *Writer) Raw(v []byte) {
 // RawValues writes n consecutive values that a Writer of the same format
 // wrote before: array elements, or object members (a name and its value
 // count as one value). v holds them as written, in JSON without a comma
-// before the first.
+// before the first; empty v is no value (n matters to msgpack only).
 func (w *Writer) RawValues(v []byte, n int) {
-	if n == 0 {
+	if len(v) == 0 {
 		return
 	}
 	w.value()
@@ -473,4 +473,43 @@ func appendMsgpackInt(b []byte, v int64) []byte {
 		return append(b, 0xd2, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
 	}
 	return append(b, 0xd3, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}
+
+// mark is where a run of values began in a Writer (see span).
+type mark struct {
+	at  int    // offset in B
+	sep bool   // JSON: a comma precedes the first value
+	n   uint32 // msgpack: values in the container so far
+}
+
+// mark returns where the next value begins.
+func (w *Writer) mark() mark { return mark{len(w.B), w.sep, w.n[w.depth]} }
+
+// span is a run of values a Writer wrote, kept to be written again by a
+// Writer of the same format (RawValues): the encoders' byte caches.
+type span struct {
+	ok     bool // a run was kept (its doc may be empty: no value)
+	format Format
+	doc    []byte // as written, in JSON without the comma before the first
+	n      int    // msgpack: how many values
+}
+
+// keep sets s to the values w wrote since m, in the same container.
+func (s *span) keep(w *Writer, m mark) {
+	doc := w.B[m.at:]
+	if w.format == JSON && m.sep && len(doc) > 0 {
+		doc = doc[1:]
+	}
+	s.ok, s.format, s.n = true, w.format, int(w.n[w.depth]-m.n)
+	s.doc = append(s.doc[:0], doc...)
+}
+
+// put writes the kept run again when it was kept in w's format, and
+// reports whether it did.
+func (s *span) put(w *Writer) bool {
+	if !s.ok || s.format != w.format {
+		return false
+	}
+	w.RawValues(s.doc, s.n)
+	return true
 }
