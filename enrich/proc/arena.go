@@ -58,7 +58,6 @@ type arena struct {
 	cgs     []*[chunkBlocks]*audit.Cgroup
 	free    uint32 // first free block; 0 none
 	next    uint32 // the block after the highest handed out
-	inUse   int    // blocks holding images
 	serial  uint32 // the serial of the last image stored
 	scratch []byte // a chained image's payload, gathered (see payload)
 }
@@ -83,7 +82,6 @@ func (a *arena) alloc() uint32 {
 			a.cgs = append(a.cgs, nil)
 		}
 	}
-	a.inUse++
 	le.PutUint32(a.block(b), 0)
 	return b
 }
@@ -105,7 +103,7 @@ type image struct {
 // It puts the kept length of each argument in lens (2 bytes each) and
 // returns their sum.
 func (im *image) bounded(lens *[2 * maxArgs]byte) (exe, uid, auid string, args []string, argBytes int) {
-	exe, uid, auid = im.exe[:min(len(im.exe), maxExeBytes)], im.uid[:min(len(im.uid), maxIDBytes)], im.auid[:min(len(im.auid), maxIDBytes)]
+	exe, uid, auid = cutExe(im.exe), im.uid[:min(len(im.uid), maxIDBytes)], im.auid[:min(len(im.auid), maxIDBytes)]
 	args = im.args[:min(len(im.args), maxArgs)]
 	for i, a := range args {
 		room := maxArgsBytes - argBytes
@@ -186,7 +184,6 @@ func (a *arena) release(b uint32) {
 		next := le.Uint32(blk)
 		le.PutUint32(blk, a.free)
 		a.free = b
-		a.inUse--
 		b = next
 	}
 }
@@ -230,6 +227,21 @@ func (a *arena) payload(b uint32) fields {
 	}
 	n, exe, uid, auid := 2*int(h[26]), int(le.Uint16(h[22:])), int(h[24]), int(h[25])
 	return fields{lens: p[:n], exe: p[n : n+exe], uid: p[n+exe : n+exe+uid], auid: p[n+exe+uid : n+exe+uid+auid], args: p[n+exe+uid+auid:]}
+}
+
+// cutExe is exe as an image keeps it (at most maxExeBytes).
+func cutExe(exe string) string { return exe[:min(len(exe), maxExeBytes)] }
+
+// exeIs reports whether the image at b runs exe (as cutExe keeps it),
+// reading the exe in place when the first block holds it, so that the
+// check costs no copy of a chained image's payload.
+func (a *arena) exeIs(b uint32, exe string) bool {
+	exe = cutExe(exe)
+	h := a.block(b)
+	if off, n := headSize+2*int(h[26]), int(le.Uint16(h[22:])); off+n <= blockSize {
+		return string(h[off:off+n]) == exe
+	}
+	return string(a.payload(b).exe) == exe
 }
 
 // strings returns copies of an image's strings, made from one allocation;

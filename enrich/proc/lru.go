@@ -81,18 +81,16 @@ func (l *pidLRU) Update(pid int, f func(old entry, ok bool) (entry, bool)) (gone
 	return gone, evicted
 }
 
-// Remove forgets pid and returns its entry.
-func (l *pidLRU) Remove(pid int) (entry, bool) {
+// Remove forgets pid.
+func (l *pidLRU) Remove(pid int) {
 	i, ok := l.index.get(pid)
 	if !ok {
-		return entry{}, false
+		return
 	}
-	e := l.slots[i].e
 	l.index.remove(pid)
 	l.unlink(i)
 	l.slots[i] = lruSlot{prev: -1, next: l.free}
 	l.free = i
-	return e, true
 }
 
 func (l *pidLRU) toFront(i int32) {

@@ -370,7 +370,7 @@ func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *audit.Cgroup {
 	im := image{exe: sum.Exe, uid: sum.UID, auid: sum.AUID, args: sum.Args, ppid: ppid, start: at, source: SourceExec}
 	if !sum.Exec {
 		sh.mu.Lock()
-		if b, st := t.imageAt(sh, pid, at); st == found && string(sh.arena.payload(b).exe) == sum.Exe[:min(len(sum.Exe), maxExeBytes)] {
+		if b, st := t.imageAt(sh, pid, at); st == found && sh.arena.exeIs(b, sum.Exe) {
 			cg := sh.arena.cg(b)
 			sh.mu.Unlock()
 			return cg
