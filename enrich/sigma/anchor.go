@@ -169,7 +169,6 @@ type index struct {
 	// it lower-cases and looks up a value).
 	keyLens  [numAnchorFields]uint64
 	keyFirst [numAnchorFields][4]uint64
-	anchored bool     // some rule has anchors
 	free     []uint64 // bit i: rule i has no anchors
 	// The prefilter's facts are numbered: the literals of lits first,
 	// then the record types of typeFacts. lits is nil when the prefilter
@@ -215,7 +214,6 @@ func newIndex(rules []*Rule) *index {
 				c := a.key[0]
 				x.keyFirst[a.field][c>>6] |= 1 << (c & 63)
 			}
-			x.anchored = true
 		}
 		for _, f := range fs {
 			l := f.key
@@ -294,9 +292,11 @@ func shareLiterals(xs ...*index) {
 // walker is an event as one kind of rules reads it.
 type walker interface {
 	// walk visits the event once: it passes every anchor field value
-	// to a.anchor and, when found is not nil, scans every
-	// value a rule of x may read for the literals of x.lits into found
-	// and sets the type facts of the event's records.
+	// to a.anchor and, when found is not nil, scans the fields the
+	// chosen fact sets of x's rules name (x.scope) for the literals of
+	// x.lits into found, a field that only anchored rules name only when
+	// one of them is a candidate by its anchors, and sets the type facts
+	// of the event's records.
 	walk(x *index, a *auditCtx, found []uint64)
 }
 

@@ -113,7 +113,8 @@ func (d *doc) get(f fieldID, needLow bool) (string, string, bool) {
 }
 
 // walk implements walker for the mapped categories: the anchor is the
-// Image, the literals are scanned in every field a rule of x may read.
+// Image, the literals are scanned in every field a chosen fact set names
+// (scope.docScan), or that a candidate rule's set names (docGate).
 func (d *doc) walk(x *index, a *auditCtx, found []uint64) {
 	if x.byAnchor[anchorImage] != nil {
 		if v, _, ok := d.get(fImage, false); ok {

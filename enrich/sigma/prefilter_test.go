@@ -65,7 +65,6 @@ func withoutPrefilter(s *Set) *Set {
 			y := *x
 			y.lits = nil
 			y.byAnchor = [numAnchorFields]map[string][]int{}
-			y.anchored = false
 			y.free = slices.Clone(x.free)
 			for i := range x.rules {
 				y.free[i>>6] |= 1 << (i & 63)

@@ -32,14 +32,17 @@ type fieldRead struct {
 	// is a candidate by its anchors: the others cannot match.
 	gate []int32
 	next uint16 // the next fieldRead of the same hash slot, plus one (0: none)
-	// The literals the chosen fact sets look for in it (lits; many: more
-	// than maxDirect) and, once the automaton is built, with their
-	// numbers (direct): a value of it is searched for those alone
-	// (scanDirect) rather than scanned with the automaton.
+	// The literals the chosen fact sets look for in it (lits) and, once
+	// the automaton is built, with their numbers (direct, unless many):
+	// a value of it is searched for those alone (scanDirect) rather than
+	// scanned with the automaton.
 	lits   []string
-	many   bool
 	direct []litRef
 }
+
+// many reports whether f's values are searched with the automaton: more
+// than maxDirect literals are looked for in it.
+func (f *fieldRead) many() bool { return len(f.lits) > maxDirect }
 
 // maxDirect is the most literals a field's value is searched for one by
 // one (scanDirect): beyond, the automaton's one pass is cheaper.
@@ -54,12 +57,9 @@ type litRef struct {
 // addLits adds ls to the literals looked for in f.
 func (f *fieldRead) addLits(ls ...string) {
 	for _, l := range ls {
-		if !f.many && !slices.Contains(f.lits, l) {
+		if !slices.Contains(f.lits, l) {
 			f.lits = append(f.lits, l)
 		}
-	}
-	if len(f.lits) > maxDirect {
-		f.many, f.lits = true, nil
 	}
 }
 
@@ -112,10 +112,6 @@ func (rs *reads) merge(o *reads) {
 		g := rs.field(f.name)
 		g.add(f.scan, f.gate...)
 		g.addLits(f.lits...)
-		g.many = g.many || f.many
-		if g.many {
-			g.lits = nil
-		}
 		if f.anchor >= 0 {
 			g.anchor = f.anchor
 		}
@@ -187,8 +183,8 @@ func (sc *scope) each(types []uint16, f func(*reads)) {
 }
 
 // add records what rule i reads: the fields of its fact set facts and
-// of its anchors as; free: it has no anchors (its facts are scanned in
-// every event).
+// of its anchors as; when as is nil (no anchors) its facts are scanned in
+// every event.
 func (sc *scope) add(r *Rule, i int, facts []fact, as []anchor) {
 	gate := []int32{int32(i)}
 	if r.kind != kindAuditd {
@@ -197,7 +193,10 @@ func (sc *scope) add(r *Rule, i int, facts []fact, as []anchor) {
 			case f.c != nil && as == nil:
 				sc.docScan |= 1 << f.c.fid
 			case f.c != nil:
-				sc.docGate[f.c.fid] = append(sc.docGate[f.c.fid], int32(i))
+				// Rules come in ascending order: once each.
+				if g := sc.docGate[f.c.fid]; len(g) == 0 || g[len(g)-1] != int32(i) {
+					sc.docGate[f.c.fid] = append(g, int32(i))
+				}
 			default: // a keyword search reads every field
 				sc.docScan = 1<<numFields - 1
 			}
@@ -248,7 +247,7 @@ func (sc *scope) number(id func(string) int32) {
 		for i := range rs.fields {
 			f := &rs.fields[i]
 			f.direct = nil
-			if !f.many {
+			if !f.many() {
 				for _, l := range f.lits {
 					f.direct = append(f.direct, litRef{text: l, id: id(l)})
 				}
@@ -316,7 +315,7 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 	for _, l := range a.later {
 		switch {
 		case !gated(l.f.gate, a.bits):
-		case l.f.many:
+		case l.f.many():
 			a.scanValue(m, found, l.v)
 		default:
 			a.scanDirect(l.f.direct, found, l.v)
@@ -352,7 +351,7 @@ func (a *auditCtx) walkFields(x *index, rs *reads, fs []audit.Field, whole, args
 				// for process_creation's Image too: every literal
 				a.exeShared = true
 				a.scanValue(x.lits, a.shared, f.Value)
-			case whole || fr.many:
+			case whole || fr.many():
 				a.scanValue(x.lits, found, f.Value)
 			default:
 				a.scanDirect(fr.direct, found, f.Value)

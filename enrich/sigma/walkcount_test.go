@@ -74,7 +74,7 @@ func BenchmarkSigmaWalkCounts(b *testing.B) {
 						case rs.whole && r.TypeNum == 1309 && isArgName(f.Name):
 						case rs.whole || fr != nil && fr.scan:
 							c.scans++
-							if !rs.whole && !fr.many && !(f.Name == "exe" && f.Value == sum.Exe) {
+							if !rs.whole && !fr.many() && !(f.Name == "exe" && f.Value == sum.Exe) {
 								c.direct++
 							}
 							if len(f.Value) >= memoMin {
