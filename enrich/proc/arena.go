@@ -89,12 +89,8 @@ func (a *arena) alloc() uint32 {
 // image is what the table stores of a program image, before its strings
 // are bounded and copied into the arena.
 type image struct {
-	exe, uid, auid string
-	args           []string
-	ppid           int
-	start          int64 // unix ms
-	source         Source
-	cg             *audit.Cgroup
+	Image
+	cg *audit.Cgroup
 }
 
 // bounded returns im's exe and ids cut to their limits and its argv cut
@@ -103,8 +99,8 @@ type image struct {
 // It puts the kept length of each argument in lens (2 bytes each) and
 // returns their sum.
 func (im *image) bounded(lens *[2 * maxArgs]byte) (exe, uid, auid string, args []string, argBytes int) {
-	exe, uid, auid = cutExe(im.exe), im.uid[:min(len(im.uid), maxIDBytes)], im.auid[:min(len(im.auid), maxIDBytes)]
-	args = im.args[:min(len(im.args), maxArgs)]
+	exe, uid, auid = cutExe(im.Exe), im.UID[:min(len(im.UID), maxIDBytes)], im.AUID[:min(len(im.AUID), maxIDBytes)]
+	args = im.Args[:min(len(im.Args), maxArgs)]
 	for i, a := range args {
 		room := maxArgsBytes - argBytes
 		if room <= 0 && len(a) > 0 {
@@ -146,16 +142,16 @@ func (a *arena) put(im *image) uint32 {
 	b := a.alloc()
 	h := a.block(b)
 	a.serial++
-	ppid := im.ppid
+	ppid := im.PPID
 	if !validPid(ppid) {
 		ppid = 0 // a malformed record's: no parent rather than a wrapped pid
 	}
 	le.PutUint32(h[4:], uint32(ppid))
-	le.PutUint64(h[8:], uint64(im.start))
+	le.PutUint64(h[8:], uint64(im.StartMilli))
 	le.PutUint32(h[16:], a.serial)
 	le.PutUint16(h[20:], uint16(2*len(args)+len(exe)+len(uid)+len(auid)+argBytes))
 	le.PutUint16(h[22:], uint16(len(exe)))
-	h[24], h[25], h[26], h[27] = byte(len(uid)), byte(len(auid)), byte(len(args)), byte(im.source)
+	h[24], h[25], h[26], h[27] = byte(len(uid)), byte(len(auid)), byte(len(args)), byte(im.Source)
 	w := writer{a: a, buf: h, pos: headSize}
 	write(&w, lens[:2*len(args)])
 	write(&w, exe)

@@ -367,7 +367,7 @@ func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *audit.Cgroup {
 		return nil
 	}
 	sh := t.shardOf(pid)
-	im := image{exe: sum.Exe, uid: sum.UID, auid: sum.AUID, args: sum.Args, ppid: ppid, start: at, source: SourceExec}
+	im := image{Image: Image{Exe: sum.Exe, UID: sum.UID, AUID: sum.AUID, Args: sum.Args, PPID: ppid, StartMilli: at, Source: SourceExec}}
 	if !sum.Exec {
 		sh.mu.Lock()
 		if b, st := t.imageAt(sh, pid, at); st == found && sh.arena.exeIs(b, sum.Exe) {
@@ -376,7 +376,7 @@ func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *audit.Cgroup {
 			return cg
 		}
 		sh.mu.Unlock()
-		im.args, im.source = sum.Title, SourceSyscall
+		im.Args, im.Source = sum.Title, SourceSyscall
 	}
 	var gone bool
 	im.cg, gone = t.cgroup(pid)
@@ -385,7 +385,7 @@ func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *audit.Cgroup {
 	serial := sh.arena.serialOf(b)
 	t.store(sh, pid, b)
 	sh.mu.Unlock()
-	if im.source == SourceExec {
+	if im.Source == SourceExec {
 		t.execs.Inc()
 		t.m.execs.Inc()
 	}
@@ -432,8 +432,7 @@ func (t *Table) Record(pid int, img Image) {
 	sh := t.shardOf(pid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t.store(sh, pid, sh.arena.put(&image{exe: img.Exe, uid: img.UID, auid: img.AUID, args: img.Args,
-		ppid: img.PPID, start: img.StartMilli, source: img.Source}))
+	t.store(sh, pid, sh.arena.put(&image{Image: img}))
 }
 
 // store makes the image at block b (in sh's arena) an image of pid,
@@ -620,10 +619,10 @@ func (t *Table) find(ctx context.Context, pid int, at int64) (*view, Source, err
 		t.count(&t.procErrs, t.m.procErrs)
 		return nil, 0, fmt.Errorf("proc: %w", err)
 	}
-	im := image{exe: read.Exe, uid: read.UID, auid: read.AUID, args: read.Args, ppid: read.PPID, start: read.StartMilli, source: SourceProc}
+	im := image{Image: read} // its Source is SourceProc
 	im.cg, _ = t.cgroup(pid)
 	v := t.storeProc(pid, &im)
-	if im.start-procSlack > at {
+	if im.StartMilli-procSlack > at {
 		// The pid now belongs to a process younger than the event.
 		return nil, 0, nil
 	}
