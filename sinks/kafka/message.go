@@ -123,7 +123,8 @@ func metaHeaders(m *sinks.Meta) []sarama.RecordHeader {
 //
 //	{"truncated":true,"kind":K,"event":{"id":ID},"original_bytes":N,"head":"..."}
 //
-// kind and event are left out when unknown; head holds as many leading bytes
+// kind and event are left out when unknown (an id whose escaped form does
+// not fit is cut on a character boundary); head holds as many leading bytes
 // of value as fit (as a JSON string, cut on a character boundary), and only
 // when value is a JSON document.
 func truncatedValue(value []byte, kind string, budget int) []byte {
@@ -134,9 +135,15 @@ func truncatedValue(value []byte, kind string, budget int) []byte {
 		out = appendJSONString(out, []byte(kind), -1)
 	}
 	if id := eventID(value); id != "" {
-		out = append(out, `,"event":{"id":`...)
-		out = appendJSONString(out, []byte(id), -1)
-		out = append(out, '}')
+		// The id's escaped form may be six times its bytes (invalid
+		// UTF-8, control bytes): it is cut to leave room for the rest,
+		// `},"original_bytes":N}` with N of at most 20 digits.
+		const idOpen, rest = `,"event":{"id":`, len(`"},"original_bytes":`) + 20 + len(`}`)
+		if room := budget - len(out) - len(idOpen) - len(`"`) - rest; room > 0 {
+			out = append(out, idOpen...)
+			out = appendJSONString(out, []byte(id), room)
+			out = append(out, '}')
+		}
 	}
 	out = append(out, `,"original_bytes":`...)
 	out = strconv.AppendInt(out, int64(len(value)), 10)
