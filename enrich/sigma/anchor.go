@@ -164,18 +164,17 @@ func (c *fieldCond) anchors(types []uint16) []anchor {
 type index struct {
 	rules    []*Rule
 	byAnchor [numAnchorFields]map[string][]int // by field and key: rule positions, ascending
-	// By field, for ASCII values: bit min(len, 63) of each key's length,
-	// and the set of the keys' first bytes (a.anchor tests both before
-	// it lower-cases and looks up a value).
-	keyLens  [numAnchorFields]uint64
-	keyFirst [numAnchorFields][4]uint64
-	free     []uint64 // bit i: rule i has no anchors
+	// By field: bit keyHash of each key (a.anchor tests it before it
+	// lower-cases and looks up an ASCII value).
+	keyBits [numAnchorFields][keyBitWords]uint64
+	free    []uint64 // bit i: rule i has no anchors
 	// The prefilter's facts are numbered: the literals of lits first,
 	// then the record types of typeFacts. lits is nil when the prefilter
 	// is off.
 	lits      *acMatcher
 	litTexts  []string // the literals of lits, by fact
 	typeFacts []typeFact
+	typeMask  uint64    // the typeBit of each of their types
 	byLit     [][]int32 // by fact: the positions of the rules whose set holds it
 	filtered  []uint64  // bit i: rule i has a fact set
 	scope     scope     // what the walk reads for the facts and anchors
@@ -209,10 +208,9 @@ func newIndex(rules []*Rule) *index {
 			if l := m[a.key]; len(l) == 0 || l[len(l)-1] != i {
 				m[a.key] = append(l, i)
 			}
-			x.keyLens[a.field] |= 1 << min(len(a.key), 63)
-			if a.key != "" {
-				c := a.key[0]
-				x.keyFirst[a.field][c>>6] |= 1 << (c & 63)
+			if isASCII(a.key) {
+				h := keyHash(a.key)
+				x.keyBits[a.field][h>>6] |= 1 << (h & 63)
 			}
 		}
 		for _, f := range fs {
@@ -246,6 +244,7 @@ func newIndex(rules []*Rule) *index {
 	for i, f := range facts {
 		if t, ok := typeOfFact(f); ok {
 			x.typeFacts = append(x.typeFacts, typeFact{typ: t, id: int32(len(byLit))})
+			x.typeMask |= typeBit(t)
 			byLit = append(byLit, x.byLit[i])
 		}
 	}
@@ -361,6 +360,36 @@ func (x *index) setType(t uint16, found []uint64) {
 	}
 }
 
+// keyHash hashes a text by its length and its first and last bytes with
+// ASCII letters lower-cased, to a bit of index.keyBits: a text and its
+// lower-case form hash alike when it is ASCII.
+func keyHash(s string) uint32 {
+	x := uint32(len(s)) << 16
+	if s != "" {
+		x |= uint32(foldASCII[s[0]])<<8 | uint32(foldASCII[s[len(s)-1]])
+	}
+	return x * 0x9E3779B1 >> (32 - keyBitsLog)
+}
+
+// keyBitsLog is the log2 of the bits of a keyBits filter: with the 136
+// Image keys of SigmaHQ's process_creation rules, about one value in
+// thirty that is no key passes it by chance (the filter it replaced, by a
+// key's length and first byte, let through the Image of every exec of
+// make corpus's corpus).
+const (
+	keyBitsLog  = 12
+	keyBitWords = 1 << keyBitsLog / 64
+)
+
+// mayBeKey reports whether the value v (of a path, its base name) may be,
+// lower-cased, a key of the anchor field f: false only when it is ASCII
+// and no key has its keyHash (its lower-case form has its length and,
+// lower-cased, its first and last bytes).
+func (x *index) mayBeKey(f int, v string) bool {
+	h := keyHash(v)
+	return x.keyBits[f][h>>6]&(1<<(h&63)) != 0 || !isASCII(v)
+}
+
 // anchor adds to the candidates the rules of x anchored on the anchor
 // field f having the value v (lower-cased here: of a path, only the base
 // name is).
@@ -372,15 +401,8 @@ func (a *auditCtx) anchor(x *index, f int, v string) {
 	if isPathField(f) {
 		v = v[strings.LastIndexByte(v, '/')+1:]
 	}
-	if isASCII(v) { // its lower-case form has its length and, lower-cased, its first byte
-		if x.keyLens[f]&(1<<min(len(v), 63)) == 0 {
-			return // no key of its length
-		}
-		if v != "" {
-			if c := foldASCII[v[0]]; x.keyFirst[f][c>>6]&(1<<(c&63)) == 0 {
-				return // no key starts with its first byte
-			}
-		}
+	if !x.mayBeKey(f, v) {
+		return
 	}
 	for _, i := range m[a.lower(v)] {
 		a.bits[i>>6] |= 1 << (i & 63)

@@ -279,7 +279,7 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 		if r == nil {
 			continue
 		}
-		if found != nil && x.typeFacts != nil {
+		if found != nil && x.typeMask&typeBit(r.TypeNum) != 0 {
 			x.setType(r.TypeNum, found)
 		}
 		rs := sc.of(r.TypeNum)

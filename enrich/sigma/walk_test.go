@@ -1,8 +1,10 @@
 package sigma
 
 import (
+	"encoding/hex"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
@@ -88,5 +90,43 @@ func TestPrefilterExactOnCaptures(t *testing.T) {
 			t.Fatalf("%s: no rule matched: the comparison shows nothing", l)
 		}
 		t.Logf("%s: %d matches, the same with every rule evaluated", l, hits)
+	}
+}
+
+// TestAnchorKeyFilter: the filter an anchor value passes before the map
+// of keys is looked up (index.mayBeKey) lets through every value that
+// lower-cases to a key: the key, its upper-case forms (and the rule
+// anchored on that key, by the base name of Image, matches them, as when
+// every rule is evaluated), and a non-ASCII value whose lower-case form
+// is ASCII (the Kelvin sign lower-cases to k, so the value is two bytes
+// longer than the key it becomes). Values that cannot be the key are
+// ruled out.
+func TestAnchorKeyFilter(t *testing.T) {
+	e := newTestEnricher(t, rule("kill", "process_creation", "    sel:\n        Image|endswith: '/kill'\n    condition: sel\n"))
+	s := e.Set()
+	x := s.idx[kindProcess]
+	if x.byAnchor[anchorImage]["kill"] == nil {
+		t.Fatal("the rule is not anchored on the Image kill: the cases below show nothing")
+	}
+	for _, v := range []string{"worker", "kil", "kilt", "skill"} {
+		if x.mayBeKey(anchorImage, v) {
+			t.Errorf("%q: let through, but it cannot be the one key kill", v)
+		}
+	}
+	if !x.mayBeKey(anchorImage, "\u212Aill") {
+		t.Error("\u212Aill: ruled out, but it lower-cases to the key kill")
+	}
+	for _, v := range []string{"kill", "KILL", "Kill"} {
+		if !x.mayBeKey(anchorImage, v) {
+			t.Errorf("%q: ruled out, but it lower-cases to the key kill", v)
+		}
+		exe := "/bin/" + v
+		ev := eventOf(t, `type=SYSCALL msg=audit(1.000:1): syscall=59 success=yes comm="kill" exe=`+strings.ToUpper(hex.EncodeToString([]byte(exe)))+`
+type=EXECVE msg=audit(1.000:1): argc=1 a0="kill"`)
+		ev.Kind = audit.KindAudit
+		ev.Summary = &audit.Summary{Exec: true, Exe: exe, Args: []string{"kill"}, Outcome: "success"}
+		if got, plain := hitIDs(s, ev), hitIDs(withoutPrefilter(s), ev); !slices.Equal(got, []string{"kill"}) || !slices.Equal(plain, got) {
+			t.Errorf("Image %q: matched %v, every rule evaluated %v, want [kill]", exe, got, plain)
+		}
 	}
 }

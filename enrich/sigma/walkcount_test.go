@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
@@ -12,10 +13,12 @@ import (
 // reads, from the tables it reads them by (scope): records, fields,
 // fields looked up by name (finds), values scanned at once and their
 // bytes (memo: long enough for the text memo; direct: searched for their
-// few literals one by one), values put off until the
-// anchors are known and those then scanned, anchor lookups, and the
-// candidates and matches of each kind. It measures no time: the figures
-// show where the walk's work goes (docs/performance.md).
+// few literals one by one), values put off until the anchors are known
+// and those then scanned, anchor lookups and, of those and of the
+// process_creation Image's, the values looked up in a map of keys (the
+// filter, index.mayBeKey, let them through), and the candidates and
+// matches of each kind. It measures no time: the figures show where the
+// walk's work goes (docs/performance.md).
 func BenchmarkSigmaWalkCounts(b *testing.B) {
 	s, err := Load(sharedRules(b))
 	if err != nil {
@@ -69,6 +72,9 @@ func BenchmarkSigmaWalkCounts(b *testing.B) {
 						fr := rs.find(f.Name)
 						if fr != nil && fr.anchor >= 0 {
 							c.anchors++
+							if mapLookup(x, fr.anchor, f.Value) {
+								c.anchorMaps++
+							}
 						}
 						switch {
 						case rs.whole && r.TypeNum == 1309 && isArgName(f.Name):
@@ -93,6 +99,9 @@ func BenchmarkSigmaWalkCounts(b *testing.B) {
 			}
 			c.laterScans += float64(len(later))
 			if sum.Exec {
+				if mapLookup(p, anchorImage, sum.Exe) {
+					c.anchorMaps++
+				}
 				a.doc.reset(&a.scratch)
 				a.doc.setProcess(sum, ev.Parent)
 				cand := p.candidates(a, &a.doc)
@@ -117,7 +126,7 @@ func BenchmarkSigmaWalkCounts(b *testing.B) {
 	}{
 		{c.records, "records/event"}, {c.skipped, "records-skipped/event"}, {c.fields, "fields/event"},
 		{c.scans, "scans/event"}, {c.direct, "direct-scans/event"}, {c.bytes, "short-bytes/event"}, {c.memoBytes, "memo-bytes/event"},
-		{c.later, "later/event"}, {c.laterScans, "later-scans/event"}, {c.anchors, "anchor-lookups/event"},
+		{c.later, "later/event"}, {c.laterScans, "later-scans/event"}, {c.anchors, "anchor-lookups/event"}, {c.anchorMaps, "anchor-map-lookups/event"},
 		{c.candA, "auditd-candidates/event"}, {c.hitsA, "auditd-hits/event"},
 		{c.docScans, "doc-scans/event"}, {c.candP, "process-candidates/event"}, {c.hitsP, "process-hits/event"},
 	} {
@@ -125,8 +134,20 @@ func BenchmarkSigmaWalkCounts(b *testing.B) {
 	}
 }
 
+// mapLookup reports whether a.anchor looks the value v of the anchor
+// field f up in x's map of keys (the filter, mayBeKey, lets it through).
+func mapLookup(x *index, f int, v string) bool {
+	if x.byAnchor[f] == nil || v == "" && f == anchorImage {
+		return false
+	}
+	if isPathField(f) {
+		v = v[strings.LastIndexByte(v, '/')+1:]
+	}
+	return x.mayBeKey(f, v)
+}
+
 // walkCounts are the sums BenchmarkSigmaWalkCounts reports per event.
 type walkCounts struct {
-	events, records, skipped, fields, scans, direct, bytes, memoBytes, later, laterScans, anchors float64
-	candA, candP, hitsA, hitsP, docScans                                                          float64
+	events, records, skipped, fields, scans, direct, bytes, memoBytes, later, laterScans, anchors, anchorMaps float64
+	candA, candP, hitsA, hitsP, docScans                                                                      float64
 }
