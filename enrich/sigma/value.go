@@ -51,14 +51,27 @@ func (v *value) match(s, low string) bool {
 	if v.cased {
 		t = s
 	} else if low == "" && s != "" {
-		// Not lowered: equality, prefix and suffix fold as they compare.
+		// Not lowered: equality, prefix and suffix fold as they compare,
+		// while the bytes they compare are ASCII; a non-ASCII letter may
+		// lower-case to another length (the Kelvin sign to k), so then
+		// the text is lowered.
+		eq, ok := false, false
 		switch v.op {
 		case opEq:
-			return len(s) == len(v.s) && equalLower(s, v.s)
+			if len(s) == len(v.s) || isASCII(s) {
+				eq, ok = foldHas(s, v.s, false)
+				eq = eq && len(s) == len(v.s)
+			}
 		case opPrefix:
-			return len(s) >= len(v.s) && equalLower(s[:len(v.s)], v.s)
+			eq, ok = foldHas(s, v.s, false)
 		case opSuffix:
-			return len(s) >= len(v.s) && equalLower(s[len(s)-len(v.s):], v.s)
+			eq, ok = foldHas(s, v.s, true)
+		}
+		if ok {
+			return eq
+		}
+		if v.op == opEq || v.op == opPrefix || v.op == opSuffix {
+			t = strings.ToLower(s)
 		}
 	}
 	switch v.op {
@@ -102,22 +115,27 @@ func (v *value) needsLower() bool {
 	return !v.cased && (v.op == opContains || v.op == opGlob)
 }
 
-// equalLower reports whether s equals the lower-case text low when
-// lower-cased.
-func equalLower(s, low string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= utf8.RuneSelf || low[i] >= utf8.RuneSelf {
-			return strings.ToLower(s[i:]) == low[i:]
+// foldHas reports whether s lower-cased starts (fromEnd: ends) with the
+// lower-case text low, comparing the bytes of s from that end with ASCII
+// letters folded: ok is false when a non-ASCII byte of s is reached before
+// the answer is known, since its lower-case form may have another length.
+func foldHas(s, low string, fromEnd bool) (has, ok bool) {
+	for k := range len(low) {
+		i, j := k, k
+		if fromEnd {
+			i, j = len(s)-1-k, len(low)-1-k
 		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
+		if i < 0 || i >= len(s) {
+			return false, true // s is shorter, and ASCII
 		}
-		if c != low[i] {
-			return false
+		if s[i] >= utf8.RuneSelf {
+			return false, false
+		}
+		if foldASCII[s[i]] != low[j] {
+			return false, true
 		}
 	}
-	return true
+	return true, true
 }
 
 // globTok is a piece of a wildcard pattern: literal text, or the wildcard

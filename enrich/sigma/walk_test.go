@@ -95,12 +95,11 @@ func TestPrefilterExactOnCaptures(t *testing.T) {
 
 // TestAnchorKeyFilter: the filter an anchor value passes before the map
 // of keys is looked up (index.mayBeKey) lets through every value that
-// lower-cases to a key: the key, its upper-case forms (and the rule
-// anchored on that key, by the base name of Image, matches them, as when
-// every rule is evaluated), and a non-ASCII value whose lower-case form
-// is ASCII (the Kelvin sign lower-cases to k, so the value is two bytes
-// longer than the key it becomes). Values that cannot be the key are
-// ruled out.
+// lower-cases to a key: the key, its upper-case forms, and a non-ASCII
+// value whose lower-case form is ASCII (the Kelvin sign lower-cases to k,
+// so the value is two bytes longer than the key it becomes); and the rule
+// anchored on that key, by the base name of Image, matches each, as when
+// every rule is evaluated. Values that cannot be the key are ruled out.
 func TestAnchorKeyFilter(t *testing.T) {
 	e := newTestEnricher(t, rule("kill", "process_creation", "    sel:\n        Image|endswith: '/kill'\n    condition: sel\n"))
 	s := e.Set()
@@ -113,10 +112,7 @@ func TestAnchorKeyFilter(t *testing.T) {
 			t.Errorf("%q: let through, but it cannot be the one key kill", v)
 		}
 	}
-	if !x.mayBeKey(anchorImage, "\u212Aill") {
-		t.Error("\u212Aill: ruled out, but it lower-cases to the key kill")
-	}
-	for _, v := range []string{"kill", "KILL", "Kill"} {
+	for _, v := range []string{"kill", "KILL", "Kill", "\u212Aill"} {
 		if !x.mayBeKey(anchorImage, v) {
 			t.Errorf("%q: ruled out, but it lower-cases to the key kill", v)
 		}
