@@ -4,9 +4,13 @@ import "github.com/audisp-enrich/audisp-enrich/plugin/audit"
 
 // processContext writes the process context the process table found
 // beyond process.parent: ancestry (when more than the parent is known),
-// container, systemd and cgroup.
+// container, systemd and cgroup. The chain and the cgroup facts are
+// shared by the events of one parent (audit.Enrichment): each part is
+// written again from the bytes kept for the last event with the same
+// chain or facts (listRun).
 func (e *Full) processContext(w *Writer, ev *audit.Event) {
-	if len(ev.Ancestry) > 1 {
+	if len(ev.Ancestry) > 1 && !e.chain.put(e, ev.Ancestry) {
+		m, escaped := w.mark(), len(e.escaped)
 		w.Key("ancestry")
 		w.OpenArray()
 		for _, p := range ev.Ancestry {
@@ -20,11 +24,18 @@ func (e *Full) processContext(w *Writer, ev *audit.Event) {
 			w.Close()
 		}
 		w.CloseArray()
+		e.chain.keep(e, ev.Ancestry, m, escaped)
 	}
-	cg := ev.Cgroup
-	if cg == nil {
-		return
+	if cg := ev.Cgroup; cg != nil && !e.cgroup.put(e, one(cg)) {
+		m, escaped := w.mark(), len(e.escaped)
+		e.cgroupFacts(w, cg)
+		e.cgroup.keep(e, one(cg), m, escaped)
 	}
+}
+
+// cgroupFacts writes the members container, systemd and cgroup (each
+// when known).
+func (e *Full) cgroupFacts(w *Writer, cg *audit.Cgroup) {
 	if cg.ContainerID != "" {
 		w.Key("container")
 		w.Open()
