@@ -468,19 +468,8 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 			w.Key("working_directory")
 			e.val(w, s.Cwd, "process.working_directory", "")
 		}
-		if p := ev.Parent; p != nil && !e.parent.put(e, one(p)) {
-			m := w.mark()
-			w.Key("parent")
-			w.Open()
-			w.Key("pid")
-			w.Int(int64(p.PID))
-			w.OptStr("executable", p.Executable)
-			if len(p.Args) > 0 {
-				w.Key("args")
-				w.Strs(p.Args)
-			}
-			w.Close()
-			e.parent.keep(e, one(p), m, len(e.escaped))
+		if ev.Parent != nil {
+			e.processParent(w, ev.Parent)
 		}
 		w.Close()
 	}
@@ -537,6 +526,27 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 		e.tags(w, ev.Tags, s.Keys)
 		w.CloseArray()
 	}
+}
+
+// processParent writes the member "parent" of process: the bytes kept
+// for the last event with the same parent, else written afresh (and
+// kept).
+func (e *Full) processParent(w *Writer, p *audit.Process) {
+	if e.parent.put(e, one(p)) {
+		return
+	}
+	m := w.mark()
+	w.Key("parent")
+	w.Open()
+	w.Key("pid")
+	w.Int(int64(p.PID))
+	w.OptStr("executable", p.Executable)
+	if len(p.Args) > 0 {
+		w.Key("args")
+		w.Strs(p.Args)
+	}
+	w.Close()
+	e.parent.keep(e, one(p), m, len(e.escaped))
 }
 
 // tags writes the elements of tags that are not among keys (written

@@ -9,33 +9,43 @@ import "github.com/audisp-enrich/audisp-enrich/plugin/audit"
 // written again from the bytes kept for the last event with the same
 // chain or facts (listRun).
 func (e *Full) processContext(w *Writer, ev *audit.Event) {
-	if len(ev.Ancestry) > 1 && !e.chain.put(e, ev.Ancestry) {
-		m, escaped := w.mark(), len(e.escaped)
-		w.Key("ancestry")
-		w.OpenArray()
-		for _, p := range ev.Ancestry {
-			w.Open()
-			w.Key("pid")
-			w.Int(int64(p.PID))
-			if p.Executable != "" {
-				w.Key("executable")
-				e.val(w, p.Executable, "ancestry.executable", "")
-			}
-			w.Close()
+	if len(ev.Ancestry) > 1 {
+		e.ancestry(w, ev.Ancestry)
+	}
+	if ev.Cgroup != nil {
+		e.cgroupFacts(w, ev.Cgroup)
+	}
+}
+
+// ancestry writes the member "ancestry".
+func (e *Full) ancestry(w *Writer, chain []*audit.Process) {
+	if e.chain.put(e, chain) {
+		return
+	}
+	m, escaped := w.mark(), len(e.escaped)
+	w.Key("ancestry")
+	w.OpenArray()
+	for _, p := range chain {
+		w.Open()
+		w.Key("pid")
+		w.Int(int64(p.PID))
+		if p.Executable != "" {
+			w.Key("executable")
+			e.val(w, p.Executable, "ancestry.executable", "")
 		}
-		w.CloseArray()
-		e.chain.keep(e, ev.Ancestry, m, escaped)
+		w.Close()
 	}
-	if cg := ev.Cgroup; cg != nil && !e.cgroup.put(e, one(cg)) {
-		m, escaped := w.mark(), len(e.escaped)
-		e.cgroupFacts(w, cg)
-		e.cgroup.keep(e, one(cg), m, escaped)
-	}
+	w.CloseArray()
+	e.chain.keep(e, chain, m, escaped)
 }
 
 // cgroupFacts writes the members container, systemd and cgroup (each
 // when known).
 func (e *Full) cgroupFacts(w *Writer, cg *audit.Cgroup) {
+	if e.cgroup.put(e, one(cg)) {
+		return
+	}
+	m, escaped := w.mark(), len(e.escaped)
 	if cg.ContainerID != "" {
 		w.Key("container")
 		w.Open()
@@ -57,4 +67,5 @@ func (e *Full) cgroupFacts(w *Writer, cg *audit.Cgroup) {
 		w.Key("cgroup")
 		e.val(w, cg.Path, "cgroup", "")
 	}
+	e.cgroup.keep(e, one(cg), m, escaped)
 }
