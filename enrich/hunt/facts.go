@@ -43,9 +43,13 @@ type facts struct {
 }
 
 // extract fills f from ev for e's rules (e.needFiles says whether any
-// tests files). Keys, uid, user name and cwd come from the event's summary
-// (computed once per event by the pool, see audit.SummaryOf).
-func (f *facts) extract(ev *audit.Event, e *Enricher) {
+// tests files) and returns the rules among the first 64 that f leaves
+// possible (see Enricher.gate). It takes the facts that need no lookup
+// first (exec, verdicts, package status); when they leave no rule
+// possible, it returns without the rest (the executable cache, keys,
+// files, uid, parent). Keys, uid, user name and cwd come from the event's
+// summary (computed once per event by the pool, see audit.SummaryOf).
+func (f *facts) extract(ev *audit.Event, e *Enricher) uint64 {
 	sum := audit.SummaryOf(ev)
 	var sc, ir *audit.Record
 	for _, r := range ev.Records {
@@ -60,6 +64,25 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) {
 			}
 		}
 	}
+	if sc != nil {
+		f.exec = sum.Exec
+	} else if ir != nil {
+		// IMA measurements on their own: with the usual BPRM_CHECK policy
+		// their files are the programs being executed (the exe field is
+		// the image being replaced).
+		f.exec = true
+	}
+	f.blocklisted = len(ev.Blocklist) > 0
+	if p := ev.Package; p != nil {
+		f.pkgStatus = p.Status
+	}
+	if vt := ev.VirusTotal; vt != nil && vt.VTVerdict != nil {
+		f.vtMalicious = vt.Malicious
+	}
+	cand := e.gate.before(f)
+	if cand == 0 && len(e.rules) <= 64 {
+		return 0
+	}
 	for _, k := range sum.Keys {
 		if f.nkeys == maxKeys {
 			break
@@ -69,12 +92,6 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) {
 	}
 	if sc != nil {
 		f.addExe(known(sc, "exe"), e)
-		f.exec = sum.Exec
-	} else if ir != nil {
-		// IMA measurements on their own: with the usual BPRM_CHECK policy
-		// their files are the programs being executed (the exe field is
-		// the image being replaced).
-		f.exec = true
 	}
 	if f.exec && ir != nil {
 		for _, r := range ev.Records {
@@ -103,13 +120,7 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) {
 		f.parentExe = path.Clean(p.Executable)
 		f.parentBase = path.Base(f.parentExe)
 	}
-	f.blocklisted = len(ev.Blocklist) > 0
-	if p := ev.Package; p != nil {
-		f.pkgStatus = p.Status
-	}
-	if vt := ev.VirusTotal; vt != nil && vt.VTVerdict != nil {
-		f.vtMalicious = vt.Malicious
-	}
+	return e.gate.after(f, cand)
 }
 
 // exeFacts are the tests of one executable, computed once per executable
