@@ -126,11 +126,11 @@ type Image struct {
 
 // entry is what the table holds for one pid: up to two images (the first
 // blocks of their chains in the shard's arena), newest first, or a cached
-// miss. It holds no pointers.
+// miss. It holds no pointers, in 16 bytes.
 type entry struct {
 	img     [2]uint32
-	n       int   // images held (0 for a cached miss)
-	expires int64 // unix ms after which a cached miss is forgotten
+	n       uint8  // images held (0 for a cached miss)
+	expires uint32 // unix seconds after which a cached miss is forgotten
 }
 
 // view is an image as events see it: its Process is the Parent (or an
@@ -550,7 +550,7 @@ func (t *Table) imageAt(sh *shard, pid int, at int64) (uint32, lookupState) {
 		return 0, absent
 	}
 	if e.n == 0 {
-		if t.now().UnixMilli() < e.expires {
+		if t.now().Unix() < int64(e.expires) {
 			return 0, knownMiss
 		}
 		sh.lru.Remove(pid)
@@ -660,7 +660,7 @@ func (t *Table) storeMiss(pid int) {
 	sh := t.shardOf(pid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	expires := t.now().Add(missTTL).UnixMilli()
+	expires := uint32(t.now().Add(missTTL).Unix())
 	gone, evicted := sh.lru.Update(pid, func(old entry, ok bool) (entry, bool) {
 		return entry{expires: expires}, !ok || old.n == 0
 	})
