@@ -2,6 +2,7 @@ package proc
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
@@ -87,7 +88,9 @@ func (a *arena) alloc() uint32 {
 		if int(b/chunkBlocks) == len(a.chunks) {
 			a.chunks = append(a.chunks, new([chunkBlocks][blockSize]byte))
 			a.cgs = append(a.cgs, nil)
-			a.links = append(a.links, make([]uint32, chunkBlocks)...)
+			// Doubled as the chunks grow (append's quarter steps would
+			// copy it more often); the new links are zero.
+			a.links = slices.Grow(a.links, max(len(a.links), chunkBlocks))[:len(a.links)+chunkBlocks]
 		}
 	}
 	a.links[b] = 0
