@@ -6,28 +6,18 @@ import (
 	"testing"
 )
 
-// TestGateKeepsMatches: with every condition kind's rule and the built-in
-// rules in one enricher (so that the gate's masks mix them), each event of
-// the condition cases and of the built-in rules' scenarios gets exactly
-// the hits that matching every rule without the gate gives; the gate
-// leaves out only rules that do not match. The rules are duplicated past
-// the 64 that the gate covers, so the ungated path is checked too.
+// TestGateKeepsMatches: with the built-in rules and condition cases' rules
+// in one enricher (so that the gate's masks mix them), each event of the
+// condition cases and a few scenarios gets exactly the hits that matching
+// every rule on every fact without the gate gives; the gate leaves out
+// only rules that do not match, and extract leaves out only facts that no
+// rule left needs. Two enrichers of at most 64 rules hold the cases
+// between them; a third holds them all and more, past the 64 rules that
+// the gate covers.
 func TestGateKeepsMatches(t *testing.T) {
-	cfg := DefaultConfig()
-	for i, c := range conditionCases {
-		rc := c.rule
-		rc.Name, rc.Severity = fmt.Sprintf("case%d", i), "low"
-		cfg.Rules = append(cfg.Rules, rc)
-	}
-	for i, c := range conditionCases[:20] {
-		rc := c.rule
-		rc.Name, rc.Severity = fmt.Sprintf("late%d", i), "low"
-		cfg.Rules = append(cfg.Rules, rc)
-	}
-	e := mustEnricher(t, cfg)
-	if len(e.rules) <= 64 {
-		t.Fatalf("%d rules: want more than 64", len(e.rules))
-	}
+	half := len(conditionCases) / 2
+	sets := [][]RuleConfig{caseRules("a", conditionCases[:half]), caseRules("b", conditionCases[half:]),
+		append(caseRules("all", conditionCases), caseRules("late", conditionCases[:20])...)}
 	events := []ev{
 		{exe: "/tmp/java"}, {exe: "/opt/app/sudo"}, {exe: "/usr/bin/nc.traditional", uid: 33, user: "www-data", parent: "/usr/sbin/apache2"},
 		{syscall: "2", exe: "/usr/bin/cat", paths: []string{"/etc/shadow"}}, {syscall: "ima", exe: "/tmp/x", blocked: true},
@@ -36,28 +26,48 @@ func TestGateKeepsMatches(t *testing.T) {
 	for _, c := range conditionCases {
 		events = append(events, c.ev)
 	}
-	ungated := mustEnricher(t, cfg)
-	ungated.gate = gate{all: e.gate.all}
-	matched := 0
-	for i, x := range events {
-		var f facts
-		cand := f.extract(x.build(), ungated)
-		if cand != e.gate.all {
-			t.Fatalf("event %d: the ungated enricher ruled out rules %x", i, e.gate.all&^cand)
+	for s, rules := range sets {
+		cfg := DefaultConfig()
+		cfg.Rules = rules
+		e := mustEnricher(t, cfg)
+		if n := len(e.rules); (s < 2) != (n <= 64) {
+			t.Fatalf("set %d: %d rules", s, n)
 		}
-		var want []string
-		for j, r := range e.rules {
-			if r.match(&f, e, j) {
-				want = append(want, r.name)
+		// The reference: no rule ruled out, every fact taken.
+		ungated := mustEnricher(t, cfg)
+		all := e.gate.all
+		ungated.gate = gate{all: all, files: all, parent: all}
+		matched := 0
+		for i, x := range events {
+			var f facts
+			if cand := f.extract(x.build(), ungated); cand != all {
+				t.Fatalf("set %d, event %d: the ungated enricher ruled out rules %x", s, i, all&^cand)
 			}
+			var want []string
+			for j, r := range e.rules {
+				if r.match(&f, e, j) {
+					want = append(want, r.name)
+				}
+			}
+			got := hits(t, e, x.build())
+			if !slices.Equal(got, want) {
+				t.Errorf("set %d, event %d (%+v): hits %q, without the gate %q", s, i, x, got, want)
+			}
+			matched += len(want)
 		}
-		got := hits(t, e, x.build())
-		if !slices.Equal(got, want) {
-			t.Errorf("event %d (%+v): hits %q, without the gate %q", i, x, got, want)
+		if matched < len(events) {
+			t.Errorf("set %d: only %d hits over %d events: the cases do not exercise the rules", s, matched, len(events))
 		}
-		matched += len(want)
 	}
-	if matched < len(events) {
-		t.Errorf("only %d hits over %d events: the cases do not exercise the rules", matched, len(events))
+}
+
+// caseRules are the rules of cases, named prefix0, prefix1, ...
+func caseRules(prefix string, cases []conditionCase) []RuleConfig {
+	var rules []RuleConfig
+	for i, c := range cases {
+		rc := c.rule
+		rc.Name, rc.Severity = fmt.Sprintf("%s%d", prefix, i), "low"
+		rules = append(rules, rc)
 	}
+	return rules
 }

@@ -252,6 +252,8 @@ type gate struct {
 	verdict uint64 // rules that need a blocklist or VirusTotal verdict
 	pkg     uint64 // rules that need a package status
 	exe     uint64 // rules with exe conditions
+	files   uint64 // rules with file conditions
+	parent  uint64 // rules with parent conditions
 }
 
 func newGate(rules []*rule) gate {
@@ -270,6 +272,12 @@ func newGate(rules []*rule) gate {
 		}
 		if r.hasExeConds {
 			g.exe |= bit
+		}
+		if r.needFiles {
+			g.files |= bit
+		}
+		if !r.parent.empty() || !r.parentName.empty() {
+			g.parent |= bit
 		}
 	}
 	return g

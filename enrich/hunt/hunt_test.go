@@ -23,14 +23,18 @@ func hits(t *testing.T, e *Enricher, event *audit.Event) []string {
 	return names
 }
 
-// conditionCases are TestConditionKinds' cases: every condition kind
-// alone, matching and not.
-var conditionCases = []struct {
+// conditionCase is a rule with one kind of condition and an event that
+// it matches or not.
+type conditionCase struct {
 	name string
 	rule RuleConfig
 	ev   ev
 	want bool
-}{
+}
+
+// conditionCases are TestConditionKinds' cases: every condition kind
+// alone, matching and not.
+var conditionCases = []conditionCase{
 	{"exec yes", RuleConfig{Exec: true}, ev{exe: "/usr/bin/ls"}, true},
 	{"exec no: open", RuleConfig{Exec: true}, ev{syscall: "2", exe: "/usr/bin/ls"}, false},
 	{"exec yes: lone IMA record", RuleConfig{Exec: true}, ev{syscall: "ima", exe: "/tmp/kaiten.bin"}, true},
