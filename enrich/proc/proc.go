@@ -384,7 +384,7 @@ func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *audit.Cgroup {
 	im.cg, gone = t.cgroup(pid)
 	sh.mu.Lock()
 	b := sh.arena.put(&im)
-	serial := sh.arena.serialOf(b)
+	serial := sh.arena.serial // the image just stored
 	t.store(sh, pid, b)
 	sh.mu.Unlock()
 	if im.Source == SourceExec {
