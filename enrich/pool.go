@@ -171,8 +171,8 @@ func (p *Pool) work(w int) {
 // event in latencySample, and every event after one that was slow. The
 // other events have their whole chain timed only (two clock readings
 // instead of one per enricher, and no histogram update per enricher, which
-// is measurable at 100k events/s). At 1000 events/s a worker still
-// observes each enricher about 30 times a second.
+// is measurable at 100k events/s). At 1000 events/s the workers together
+// still time each enricher about 30 times a second.
 const latencySample = 32
 
 // run passes ev through the chain. With timed, each call is timed (one
