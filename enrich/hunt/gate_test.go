@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
 
 // TestGateKeepsMatches: with the built-in rules and condition cases' rules
@@ -33,22 +35,10 @@ func TestGateKeepsMatches(t *testing.T) {
 		if n := len(e.rules); (s < 2) != (n <= 64) {
 			t.Fatalf("set %d: %d rules", s, n)
 		}
-		// The reference: no rule ruled out, every fact taken.
-		ungated := mustEnricher(t, cfg)
-		all := e.gate.all
-		ungated.gate = gate{all: all, files: all, parent: all}
+		ungated := ungate(mustEnricher(t, cfg))
 		matched := 0
 		for i, x := range events {
-			var f facts
-			if cand := f.extract(x.build(), ungated); cand != all {
-				t.Fatalf("set %d, event %d: the ungated enricher ruled out rules %x", s, i, all&^cand)
-			}
-			var want []string
-			for j, r := range e.rules {
-				if r.match(&f, e, j) {
-					want = append(want, r.name)
-				}
-			}
+			want := ungatedHits(t, ungated, x.build())
 			got := hits(t, e, x.build())
 			if !slices.Equal(got, want) {
 				t.Errorf("set %d, event %d (%+v): hits %q, without the gate %q", s, i, x, got, want)
@@ -70,4 +60,28 @@ func caseRules(prefix string, cases []conditionCase) []RuleConfig {
 		rules = append(rules, rc)
 	}
 	return rules
+}
+
+// ungate turns e's gate off: no rule ruled out, every fact taken.
+func ungate(e *Enricher) *Enricher {
+	all := e.gate.all
+	e.gate = gate{all: all, files: all, parent: all}
+	return e
+}
+
+// ungatedHits are the names of the rules of an ungated enricher (see
+// ungate) that match event, each rule matched on every fact.
+func ungatedHits(t testing.TB, ungated *Enricher, event *audit.Event) []string {
+	t.Helper()
+	var f facts
+	if cand := f.extract(event, ungated); cand != ungated.gate.all {
+		t.Fatalf("the ungated enricher ruled out rules %x", ungated.gate.all&^cand)
+	}
+	var names []string
+	for j, r := range ungated.rules {
+		if r.match(&f, ungated, j) {
+			names = append(names, r.name)
+		}
+	}
+	return names
 }
