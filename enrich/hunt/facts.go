@@ -42,10 +42,14 @@ type facts struct {
 	pkgStatus   string // ev.Package.Status, "" when none
 }
 
-// extract fills f from ev for e's rules (e.needFiles says whether any
-// tests files). Keys, uid, user name and cwd come from the event's summary
-// (computed once per event by the pool, see audit.SummaryOf).
-func (f *facts) extract(ev *audit.Event, e *Enricher) {
+// extract fills f from ev for e's rules and returns the rules among the
+// first 64 that f leaves possible (see Enricher.gate). It takes the facts
+// that need no lookup first (exec, verdicts, package status), then the
+// executables; it stops as soon as no rule is left possible, and takes
+// the files and the parent only when a rule left tests them (or there are
+// more than 64 rules). Keys, uid, user name and cwd come from the event's
+// summary (computed once per event by the pool, see audit.SummaryOf).
+func (f *facts) extract(ev *audit.Event, e *Enricher) uint64 {
 	sum := audit.SummaryOf(ev)
 	var sc, ir *audit.Record
 	for _, r := range ev.Records {
@@ -60,21 +64,28 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) {
 			}
 		}
 	}
-	for _, k := range sum.Keys {
-		if f.nkeys == maxKeys {
-			break
-		}
-		f.keys[f.nkeys] = k
-		f.nkeys++
-	}
 	if sc != nil {
-		f.addExe(known(sc, "exe"), e)
 		f.exec = sum.Exec
 	} else if ir != nil {
 		// IMA measurements on their own: with the usual BPRM_CHECK policy
 		// their files are the programs being executed (the exe field is
 		// the image being replaced).
 		f.exec = true
+	}
+	f.blocklisted = len(ev.Blocklist) > 0
+	if p := ev.Package; p != nil {
+		f.pkgStatus = p.Status
+	}
+	if vt := ev.VirusTotal; vt != nil && vt.VTVerdict != nil {
+		f.vtMalicious = vt.Malicious
+	}
+	many := len(e.rules) > 64
+	cand := e.gate.before(f)
+	if cand == 0 && !many {
+		return 0
+	}
+	if sc != nil {
+		f.addExe(known(sc, "exe"), e)
 	}
 	if f.exec && ir != nil {
 		for _, r := range ev.Records {
@@ -83,13 +94,23 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) {
 			}
 		}
 	}
+	if cand = e.gate.after(f, cand); cand == 0 && !many {
+		return 0
+	}
+	for _, k := range sum.Keys {
+		if f.nkeys == maxKeys {
+			break
+		}
+		f.keys[f.nkeys] = k
+		f.nkeys++
+	}
 	if sc != nil || ir != nil {
 		if n, ok := parseUint32(sum.UID); ok {
 			f.uid, f.hasUID = n, true
 		}
 		f.userName = sum.UName
 	}
-	if e.needFiles {
+	if e.needFiles && (many || cand&e.gate.files != 0) {
 		for _, r := range ev.Records {
 			switch r.Type {
 			case "PATH":
@@ -99,17 +120,11 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) {
 			}
 		}
 	}
-	if p := ev.Parent; p != nil && p.Executable != "" {
+	if p := ev.Parent; p != nil && p.Executable != "" && (many || cand&e.gate.parent != 0) {
 		f.parentExe = path.Clean(p.Executable)
 		f.parentBase = path.Base(f.parentExe)
 	}
-	f.blocklisted = len(ev.Blocklist) > 0
-	if p := ev.Package; p != nil {
-		f.pkgStatus = p.Status
-	}
-	if vt := ev.VirusTotal; vt != nil && vt.VTVerdict != nil {
-		f.vtMalicious = vt.Malicious
-	}
+	return cand
 }
 
 // exeFacts are the tests of one executable, computed once per executable

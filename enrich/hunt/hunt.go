@@ -21,6 +21,7 @@ import (
 	_ "embed"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"os"
 	"slices"
 
@@ -46,6 +47,7 @@ type Enricher struct {
 	system    dirSet
 	needFiles bool
 	exes      *exeCache
+	gate      gate
 	events    *metrics.Counter
 	hits      *metrics.Counter
 	memo      enrich.ListMemo[rule] // what hits add to an event's lists
@@ -111,6 +113,7 @@ func newEnricher(cfg Config, lookupUser func(string) (uint32, bool), reg *metric
 	for _, r := range e.rules {
 		e.needFiles = e.needFiles || r.needFiles
 	}
+	e.gate = newGate(e.rules)
 	slog.Info("hunt: rules loaded", "rules", len(e.rules), "builtin", cfg.UseDefaults, "file", cfg.RulesFile)
 	return e, nil
 }
@@ -179,16 +182,23 @@ func (e *Enricher) Rules() []string {
 // tags and techniques it grows share one block (see hitBlock).
 func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	var f facts
-	f.extract(ev, e)
+	cand := f.extract(ev, e)
 	var matched [8]*rule
 	hits, techs := matched[:0], 0
-	for i, r := range e.rules {
-		if r.match(&f, e, i) {
+	try := func(i int) {
+		if r := e.rules[i]; r.match(&f, e, i) {
 			hits = append(hits, r)
 			if r.tech != nil {
 				techs++
 			}
 		}
+	}
+	// Rules in order: the first 64 that the gate leaves, then the others.
+	for ; cand != 0; cand &= cand - 1 {
+		try(bits.TrailingZeros64(cand))
+	}
+	for i := 64; i < len(e.rules); i++ {
+		try(i)
 	}
 	e.events.Inc()
 	if len(hits) == 0 {
@@ -231,6 +241,79 @@ type hitBlock struct {
 	hits  [2]audit.HuntHit
 	tags  [6]string
 	techs [2]audit.Technique
+}
+
+// gate rules out, with a few bit operations per event, those of the first
+// 64 rules (bit i for the i-th) that cannot match, so that Enrich calls
+// match only for the others: what it rules out, match would reject.
+type gate struct {
+	all     uint64 // every rule (of the first 64)
+	exec    uint64 // rules for execs only
+	verdict uint64 // rules that need a blocklist or VirusTotal verdict
+	pkg     uint64 // rules that need a package status
+	exe     uint64 // rules with exe conditions
+	files   uint64 // rules with file conditions
+	parent  uint64 // rules with parent conditions
+}
+
+func newGate(rules []*rule) gate {
+	var g gate
+	for i, r := range rules[:min(len(rules), 64)] {
+		bit := uint64(1) << i
+		g.all |= bit
+		if r.exec {
+			g.exec |= bit
+		}
+		if r.blocklisted || r.vtMin > 0 {
+			g.verdict |= bit
+		}
+		if len(r.pkgStatus) > 0 {
+			g.pkg |= bit
+		}
+		if r.hasExeConds {
+			g.exe |= bit
+		}
+		if r.needFiles {
+			g.files |= bit
+		}
+		if !r.parent.empty() || !r.parentName.empty() {
+			g.parent |= bit
+		}
+	}
+	return g
+}
+
+// before returns the rules that f's exec, verdict and package facts leave
+// possible.
+func (g *gate) before(f *facts) uint64 {
+	cand := g.all
+	if !f.exec {
+		cand &^= g.exec
+	}
+	if !f.blocklisted && f.vtMalicious == 0 {
+		// A verdict rule needs one of them (vt_malicious_min is 1 or
+		// more when set).
+		cand &^= g.verdict
+	}
+	if f.pkgStatus == "" {
+		// package_status holds statuses, never "".
+		cand &^= g.pkg
+	}
+	return cand
+}
+
+// after narrows cand to the rules whose exe conditions one of f's
+// executables meets (its facts carry the answer per rule, see
+// exeFacts.rules); without executables, match decides.
+func (g *gate) after(f *facts, cand uint64) uint64 {
+	if f.nexes == 0 {
+		return cand
+	}
+	var exes uint64
+	for j := range f.nexes {
+		exes |= f.exeInfo[j].rules
+	}
+	return cand &^ (g.exe &^ exes)
 }
 
 // match reports whether every condition of r, the i-th of e's rules, holds

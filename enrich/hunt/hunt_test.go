@@ -23,92 +23,99 @@ func hits(t *testing.T, e *Enricher, event *audit.Event) []string {
 	return names
 }
 
+// conditionCase is a rule with one kind of condition and an event that
+// it matches or not.
+type conditionCase struct {
+	name string
+	rule RuleConfig
+	ev   ev
+	want bool
+}
+
+// conditionCases are TestConditionKinds' cases: every condition kind
+// alone, matching and not.
+var conditionCases = []conditionCase{
+	{"exec yes", RuleConfig{Exec: true}, ev{exe: "/usr/bin/ls"}, true},
+	{"exec no: open", RuleConfig{Exec: true}, ev{syscall: "2", exe: "/usr/bin/ls"}, false},
+	{"exec yes: lone IMA record", RuleConfig{Exec: true}, ev{syscall: "ima", exe: "/tmp/kaiten.bin"}, true},
+
+	{"exe glob", RuleConfig{Exe: []string{"/opt/*/bin/*"}}, ev{exe: "/opt/app/bin/x"}, true},
+	{"exe glob * stops at /", RuleConfig{Exe: []string{"/opt/*"}}, ev{exe: "/opt/app/bin/x"}, false},
+	{"exe exact", RuleConfig{Exe: []string{"/usr/bin/python3"}}, ev{exe: "/usr/bin/python3"}, true},
+	{"exe regex", RuleConfig{ExeRegex: []string{`^/var/www/.*\.(php|phtml)$`}}, ev{exe: "/var/www/html/up/a.phtml"}, true},
+	{"exe regex no", RuleConfig{ExeRegex: []string{`^/var/www/`}}, ev{exe: "/usr/bin/php"}, false},
+	{"exe glob or regex", RuleConfig{Exe: []string{"/nope"}, ExeRegex: []string{`^/usr/`}}, ev{exe: "/usr/bin/php"}, true},
+	{"exe unknown", RuleConfig{ExeRegex: []string{`.*`}}, ev{exe: "(null)", syscall: "2"}, false},
+	{"exe_not excludes", RuleConfig{Exec: true, ExeNot: []string{"/usr/bin/*"}}, ev{exe: "/usr/bin/ls"}, false},
+	{"exe_not regex excludes", RuleConfig{Exec: true, ExeNotRegex: []string{`^/usr/`}}, ev{exe: "/usr/bin/ls"}, false},
+	{"exe_not passes", RuleConfig{Exec: true, ExeNot: []string{"/usr/bin/*"}}, ev{exe: "/opt/ls"}, true},
+	{"exe_name", RuleConfig{ExeName: []string{"nc.*"}}, ev{exe: "/usr/bin/nc.openbsd"}, true},
+	{"exe_name no", RuleConfig{ExeName: []string{"nc"}}, ev{exe: "/usr/bin/ncat"}, false},
+
+	{"exe_in_temp /tmp", RuleConfig{ExeInTemp: true}, ev{exe: "/tmp/x"}, true},
+	{"exe_in_temp /dev/shm deep", RuleConfig{ExeInTemp: true}, ev{exe: "/dev/shm/.a/b"}, true},
+	{"exe_in_temp /var/tmp", RuleConfig{ExeInTemp: true}, ev{exe: "/var/tmp/java"}, true},
+	{"exe_in_temp lookalike", RuleConfig{ExeInTemp: true}, ev{exe: "/tmpfoo/x"}, false},
+	{"exe_in_temp /usr/tmp", RuleConfig{ExeInTemp: true}, ev{exe: "/usr/tmp/x"}, false},
+	{"exe_in_temp unclean", RuleConfig{ExeInTemp: true}, ev{exe: "/usr/../tmp/x"}, true},
+	{"exe_hidden dir", RuleConfig{ExeHidden: true}, ev{exe: "/opt/.hidden/foo"}, true},
+	{"exe_hidden basename", RuleConfig{ExeHidden: true}, ev{exe: "/home/u/.x"}, true},
+	{"exe_hidden no", RuleConfig{ExeHidden: true}, ev{exe: "/usr/lib/x.so.1"}, false},
+	{"exe_outside_system_dirs", RuleConfig{ExeOutsideSystemDirs: true}, ev{exe: "/opt/app/sudo"}, true},
+	{"exe_outside_system_dirs in /usr/bin", RuleConfig{ExeOutsideSystemDirs: true}, ev{exe: "/usr/bin/sudo"}, false},
+	{"exe_outside_system_dirs in /usr/libexec", RuleConfig{ExeOutsideSystemDirs: true}, ev{exe: "/usr/libexec/x/y"}, false},
+	{"exe_outside_system_dirs /usr/binx", RuleConfig{ExeOutsideSystemDirs: true}, ev{exe: "/usr/binx/sudo"}, true},
+
+	{"file glob", RuleConfig{File: []string{"/etc/ld.so.preload"}}, ev{syscall: "2", exe: "/usr/bin/vi", paths: []string{"/etc/ld.so.preload"}}, true},
+	{"file relative joined to cwd", RuleConfig{File: []string{"/tmp/x/*.sh"}}, ev{syscall: "2", exe: "/usr/bin/vi", cwd: "/tmp/x", paths: []string{"./a.sh"}}, true},
+	{"file regex", RuleConfig{FileRegex: []string{`/cron`}}, ev{syscall: "2", exe: "/usr/bin/vi", paths: []string{"/etc/cron.d/x"}}, true},
+	{"file no", RuleConfig{File: []string{"/etc/*"}}, ev{syscall: "2", exe: "/usr/bin/vi", paths: []string{"/home/a/b"}}, false},
+	{"file from IMA record", RuleConfig{File: []string{"/tmp/*"}}, ev{syscall: "ima", exe: "/tmp/kaiten.bin"}, true},
+	{"file_in_temp", RuleConfig{FileInTemp: true}, ev{syscall: "2", exe: "/usr/bin/cp", paths: []string{"/usr/bin/cp", "/dev/shm/x"}}, true},
+	{"file_in_temp no", RuleConfig{FileInTemp: true}, ev{syscall: "2", exe: "/usr/bin/cp", paths: []string{"/home/a"}}, false},
+	{"file_hidden", RuleConfig{FileHidden: true}, ev{syscall: "2", exe: "/usr/bin/cp", paths: []string{"/var/www/.x/sh"}}, true},
+	{"file_hidden relative dot", RuleConfig{FileHidden: true}, ev{syscall: "2", exe: "/usr/bin/cp", cwd: "/srv", paths: []string{"./a"}}, false},
+
+	{"users by ENRICHED name", RuleConfig{Users: []string{"www-data"}}, ev{exe: "/bin/sh", uid: 33, user: "www-data"}, true},
+	{"users by local uid (RAW)", RuleConfig{Users: []string{"www-data"}}, ev{exe: "/bin/sh", uid: 33}, true},
+	{"users: name wins over uid", RuleConfig{Users: []string{"www-data"}}, ev{exe: "/bin/sh", uid: 33, user: "alice"}, false},
+	{"users no", RuleConfig{Users: []string{"www-data"}}, ev{exe: "/bin/sh", uid: 1000, user: "alice"}, false},
+	{"users unknown locally", RuleConfig{Users: []string{"svc-x"}}, ev{exe: "/bin/sh", uid: 33}, false},
+	{"uids range", RuleConfig{UIDs: []string{"1-999"}}, ev{exe: "/bin/sh", uid: 999, user: "postgres"}, true},
+	{"uids range no", RuleConfig{UIDs: []string{"1-999"}}, ev{exe: "/bin/sh", uid: 0, user: "root"}, false},
+	{"uids single", RuleConfig{UIDs: []string{"65534"}}, ev{exe: "/bin/sh", uid: 65534}, true},
+	{"users or uids", RuleConfig{Users: []string{"nginx"}, UIDs: []string{"33"}}, ev{exe: "/bin/sh", uid: 33, user: "www-data"}, true},
+
+	{"parent_exe", RuleConfig{ParentExe: []string{"/usr/sbin/*"}}, ev{exe: "/bin/sh", parent: "/usr/sbin/apache2"}, true},
+	{"parent_name", RuleConfig{ParentName: []string{"php-fpm*"}}, ev{exe: "/bin/sh", parent: "/usr/sbin/php-fpm8.2"}, true},
+	{"parent no", RuleConfig{ParentName: []string{"nginx"}}, ev{exe: "/bin/sh", parent: "/usr/bin/bash"}, false},
+	{"parent unknown", RuleConfig{ParentName: []string{"nginx"}}, ev{exe: "/bin/sh"}, false},
+
+	{"key glob", RuleConfig{Key: []string{"T1059*"}}, ev{exe: "/bin/sh", key: "T1059.004_shell"}, true},
+	{"key second of several", RuleConfig{Key: []string{"susp_shell"}}, ev{exe: "/bin/sh", key: "exec\x01susp_shell"}, true},
+	{"key none", RuleConfig{Key: []string{"*"}}, ev{exe: "/bin/sh"}, false},
+
+	{"blocklisted", RuleConfig{Blocklisted: true}, ev{syscall: "ima", exe: "/usr/bin/x", blocked: true}, true},
+	{"blocklisted no", RuleConfig{Blocklisted: true}, ev{syscall: "ima", exe: "/usr/bin/x"}, false},
+	{"vt at threshold", RuleConfig{VTMaliciousMin: 3}, ev{syscall: "ima", exe: "/usr/bin/x", vt: 3}, true},
+	{"vt below", RuleConfig{VTMaliciousMin: 3}, ev{syscall: "ima", exe: "/usr/bin/x", vt: 2}, false},
+	{"vt pending", RuleConfig{VTMaliciousMin: 1}, ev{syscall: "ima", exe: "/usr/bin/x", vt: -1}, false},
+	{"blocklisted or vt", RuleConfig{Blocklisted: true, VTMaliciousMin: 3}, ev{syscall: "ima", exe: "/usr/bin/x", vt: 9}, true},
+	{"package status", RuleConfig{PackageStatus: []string{"modified", "relocated"}}, ev{syscall: "ima", exe: "/usr/bin/x", pkg: "relocated"}, true},
+	{"package status other", RuleConfig{PackageStatus: []string{"modified"}}, ev{syscall: "ima", exe: "/usr/bin/x", pkg: "package"}, false},
+	{"package status none", RuleConfig{PackageStatus: []string{"unowned"}}, ev{syscall: "ima", exe: "/usr/bin/x"}, false},
+
+	{"all conditions must hold", RuleConfig{Exec: true, ExeInTemp: true, Users: []string{"www-data"}}, ev{exe: "/tmp/x", uid: 1000, user: "alice"}, false},
+	{"all conditions hold", RuleConfig{Exec: true, ExeInTemp: true, Users: []string{"www-data"}}, ev{exe: "/tmp/x", uid: 33, user: "www-data"}, true},
+}
+
 // TestConditionKinds checks every condition kind alone, matching and not.
 func TestConditionKinds(t *testing.T) {
 	base := func(rc RuleConfig) RuleConfig {
 		rc.Name, rc.Severity = "r", "low"
 		return rc
 	}
-	cases := []struct {
-		name string
-		rule RuleConfig
-		ev   ev
-		want bool
-	}{
-		{"exec yes", RuleConfig{Exec: true}, ev{exe: "/usr/bin/ls"}, true},
-		{"exec no: open", RuleConfig{Exec: true}, ev{syscall: "2", exe: "/usr/bin/ls"}, false},
-		{"exec yes: lone IMA record", RuleConfig{Exec: true}, ev{syscall: "ima", exe: "/tmp/kaiten.bin"}, true},
-
-		{"exe glob", RuleConfig{Exe: []string{"/opt/*/bin/*"}}, ev{exe: "/opt/app/bin/x"}, true},
-		{"exe glob * stops at /", RuleConfig{Exe: []string{"/opt/*"}}, ev{exe: "/opt/app/bin/x"}, false},
-		{"exe exact", RuleConfig{Exe: []string{"/usr/bin/python3"}}, ev{exe: "/usr/bin/python3"}, true},
-		{"exe regex", RuleConfig{ExeRegex: []string{`^/var/www/.*\.(php|phtml)$`}}, ev{exe: "/var/www/html/up/a.phtml"}, true},
-		{"exe regex no", RuleConfig{ExeRegex: []string{`^/var/www/`}}, ev{exe: "/usr/bin/php"}, false},
-		{"exe glob or regex", RuleConfig{Exe: []string{"/nope"}, ExeRegex: []string{`^/usr/`}}, ev{exe: "/usr/bin/php"}, true},
-		{"exe unknown", RuleConfig{ExeRegex: []string{`.*`}}, ev{exe: "(null)", syscall: "2"}, false},
-		{"exe_not excludes", RuleConfig{Exec: true, ExeNot: []string{"/usr/bin/*"}}, ev{exe: "/usr/bin/ls"}, false},
-		{"exe_not regex excludes", RuleConfig{Exec: true, ExeNotRegex: []string{`^/usr/`}}, ev{exe: "/usr/bin/ls"}, false},
-		{"exe_not passes", RuleConfig{Exec: true, ExeNot: []string{"/usr/bin/*"}}, ev{exe: "/opt/ls"}, true},
-		{"exe_name", RuleConfig{ExeName: []string{"nc.*"}}, ev{exe: "/usr/bin/nc.openbsd"}, true},
-		{"exe_name no", RuleConfig{ExeName: []string{"nc"}}, ev{exe: "/usr/bin/ncat"}, false},
-
-		{"exe_in_temp /tmp", RuleConfig{ExeInTemp: true}, ev{exe: "/tmp/x"}, true},
-		{"exe_in_temp /dev/shm deep", RuleConfig{ExeInTemp: true}, ev{exe: "/dev/shm/.a/b"}, true},
-		{"exe_in_temp /var/tmp", RuleConfig{ExeInTemp: true}, ev{exe: "/var/tmp/java"}, true},
-		{"exe_in_temp lookalike", RuleConfig{ExeInTemp: true}, ev{exe: "/tmpfoo/x"}, false},
-		{"exe_in_temp /usr/tmp", RuleConfig{ExeInTemp: true}, ev{exe: "/usr/tmp/x"}, false},
-		{"exe_in_temp unclean", RuleConfig{ExeInTemp: true}, ev{exe: "/usr/../tmp/x"}, true},
-		{"exe_hidden dir", RuleConfig{ExeHidden: true}, ev{exe: "/opt/.hidden/foo"}, true},
-		{"exe_hidden basename", RuleConfig{ExeHidden: true}, ev{exe: "/home/u/.x"}, true},
-		{"exe_hidden no", RuleConfig{ExeHidden: true}, ev{exe: "/usr/lib/x.so.1"}, false},
-		{"exe_outside_system_dirs", RuleConfig{ExeOutsideSystemDirs: true}, ev{exe: "/opt/app/sudo"}, true},
-		{"exe_outside_system_dirs in /usr/bin", RuleConfig{ExeOutsideSystemDirs: true}, ev{exe: "/usr/bin/sudo"}, false},
-		{"exe_outside_system_dirs in /usr/libexec", RuleConfig{ExeOutsideSystemDirs: true}, ev{exe: "/usr/libexec/x/y"}, false},
-		{"exe_outside_system_dirs /usr/binx", RuleConfig{ExeOutsideSystemDirs: true}, ev{exe: "/usr/binx/sudo"}, true},
-
-		{"file glob", RuleConfig{File: []string{"/etc/ld.so.preload"}}, ev{syscall: "2", exe: "/usr/bin/vi", paths: []string{"/etc/ld.so.preload"}}, true},
-		{"file relative joined to cwd", RuleConfig{File: []string{"/tmp/x/*.sh"}}, ev{syscall: "2", exe: "/usr/bin/vi", cwd: "/tmp/x", paths: []string{"./a.sh"}}, true},
-		{"file regex", RuleConfig{FileRegex: []string{`/cron`}}, ev{syscall: "2", exe: "/usr/bin/vi", paths: []string{"/etc/cron.d/x"}}, true},
-		{"file no", RuleConfig{File: []string{"/etc/*"}}, ev{syscall: "2", exe: "/usr/bin/vi", paths: []string{"/home/a/b"}}, false},
-		{"file from IMA record", RuleConfig{File: []string{"/tmp/*"}}, ev{syscall: "ima", exe: "/tmp/kaiten.bin"}, true},
-		{"file_in_temp", RuleConfig{FileInTemp: true}, ev{syscall: "2", exe: "/usr/bin/cp", paths: []string{"/usr/bin/cp", "/dev/shm/x"}}, true},
-		{"file_in_temp no", RuleConfig{FileInTemp: true}, ev{syscall: "2", exe: "/usr/bin/cp", paths: []string{"/home/a"}}, false},
-		{"file_hidden", RuleConfig{FileHidden: true}, ev{syscall: "2", exe: "/usr/bin/cp", paths: []string{"/var/www/.x/sh"}}, true},
-		{"file_hidden relative dot", RuleConfig{FileHidden: true}, ev{syscall: "2", exe: "/usr/bin/cp", cwd: "/srv", paths: []string{"./a"}}, false},
-
-		{"users by ENRICHED name", RuleConfig{Users: []string{"www-data"}}, ev{exe: "/bin/sh", uid: 33, user: "www-data"}, true},
-		{"users by local uid (RAW)", RuleConfig{Users: []string{"www-data"}}, ev{exe: "/bin/sh", uid: 33}, true},
-		{"users: name wins over uid", RuleConfig{Users: []string{"www-data"}}, ev{exe: "/bin/sh", uid: 33, user: "alice"}, false},
-		{"users no", RuleConfig{Users: []string{"www-data"}}, ev{exe: "/bin/sh", uid: 1000, user: "alice"}, false},
-		{"users unknown locally", RuleConfig{Users: []string{"svc-x"}}, ev{exe: "/bin/sh", uid: 33}, false},
-		{"uids range", RuleConfig{UIDs: []string{"1-999"}}, ev{exe: "/bin/sh", uid: 999, user: "postgres"}, true},
-		{"uids range no", RuleConfig{UIDs: []string{"1-999"}}, ev{exe: "/bin/sh", uid: 0, user: "root"}, false},
-		{"uids single", RuleConfig{UIDs: []string{"65534"}}, ev{exe: "/bin/sh", uid: 65534}, true},
-		{"users or uids", RuleConfig{Users: []string{"nginx"}, UIDs: []string{"33"}}, ev{exe: "/bin/sh", uid: 33, user: "www-data"}, true},
-
-		{"parent_exe", RuleConfig{ParentExe: []string{"/usr/sbin/*"}}, ev{exe: "/bin/sh", parent: "/usr/sbin/apache2"}, true},
-		{"parent_name", RuleConfig{ParentName: []string{"php-fpm*"}}, ev{exe: "/bin/sh", parent: "/usr/sbin/php-fpm8.2"}, true},
-		{"parent no", RuleConfig{ParentName: []string{"nginx"}}, ev{exe: "/bin/sh", parent: "/usr/bin/bash"}, false},
-		{"parent unknown", RuleConfig{ParentName: []string{"nginx"}}, ev{exe: "/bin/sh"}, false},
-
-		{"key glob", RuleConfig{Key: []string{"T1059*"}}, ev{exe: "/bin/sh", key: "T1059.004_shell"}, true},
-		{"key second of several", RuleConfig{Key: []string{"susp_shell"}}, ev{exe: "/bin/sh", key: "exec\x01susp_shell"}, true},
-		{"key none", RuleConfig{Key: []string{"*"}}, ev{exe: "/bin/sh"}, false},
-
-		{"blocklisted", RuleConfig{Blocklisted: true}, ev{syscall: "ima", exe: "/usr/bin/x", blocked: true}, true},
-		{"blocklisted no", RuleConfig{Blocklisted: true}, ev{syscall: "ima", exe: "/usr/bin/x"}, false},
-		{"vt at threshold", RuleConfig{VTMaliciousMin: 3}, ev{syscall: "ima", exe: "/usr/bin/x", vt: 3}, true},
-		{"vt below", RuleConfig{VTMaliciousMin: 3}, ev{syscall: "ima", exe: "/usr/bin/x", vt: 2}, false},
-		{"vt pending", RuleConfig{VTMaliciousMin: 1}, ev{syscall: "ima", exe: "/usr/bin/x", vt: -1}, false},
-		{"blocklisted or vt", RuleConfig{Blocklisted: true, VTMaliciousMin: 3}, ev{syscall: "ima", exe: "/usr/bin/x", vt: 9}, true},
-		{"package status", RuleConfig{PackageStatus: []string{"modified", "relocated"}}, ev{syscall: "ima", exe: "/usr/bin/x", pkg: "relocated"}, true},
-		{"package status other", RuleConfig{PackageStatus: []string{"modified"}}, ev{syscall: "ima", exe: "/usr/bin/x", pkg: "package"}, false},
-		{"package status none", RuleConfig{PackageStatus: []string{"unowned"}}, ev{syscall: "ima", exe: "/usr/bin/x"}, false},
-
-		{"all conditions must hold", RuleConfig{Exec: true, ExeInTemp: true, Users: []string{"www-data"}}, ev{exe: "/tmp/x", uid: 1000, user: "alice"}, false},
-		{"all conditions hold", RuleConfig{Exec: true, ExeInTemp: true, Users: []string{"www-data"}}, ev{exe: "/tmp/x", uid: 33, user: "www-data"}, true},
-	}
-	for _, c := range cases {
+	for _, c := range conditionCases {
 		t.Run(c.name, func(t *testing.T) {
 			e := mustEnricher(t, only(base(c.rule)))
 			got := len(hits(t, e, c.ev.build())) == 1

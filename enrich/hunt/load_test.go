@@ -143,8 +143,9 @@ func TestDefaultRulesParse(t *testing.T) {
 }
 
 // FuzzLoadRules feeds arbitrary rules files to the loader. Whatever it
-// accepts must compile into an enricher that can match an event; whatever
-// it rejects must be a *RuleError.
+// accepts must compile into an enricher that can match an event, with the
+// same hits as matching every rule without the gate; whatever it rejects
+// must be a *RuleError.
 func FuzzLoadRules(f *testing.F) {
 	f.Add(DefaultRules())
 	seeds, _ := filepath.Glob("testdata/*.toml")
@@ -173,11 +174,23 @@ func FuzzLoadRules(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ParseRules accepted rules New rejects: %v", err)
 		}
+		ungated, err := newEnricher(cfg, testUsers, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ungate(ungated)
 		for _, x := range events {
 			ev := x.build()
 			_ = e.Enrich(t.Context(), ev)
 			if len(ev.Hunt) > len(rcs) {
 				t.Fatalf("%d hits from %d rules", len(ev.Hunt), len(rcs))
+			}
+			var got []string
+			for _, h := range ev.Hunt {
+				got = append(got, h.Rule)
+			}
+			if want := ungatedHits(t, ungated, x.build()); !slices.Equal(got, want) {
+				t.Fatalf("hits %q, without the gate %q", got, want)
 			}
 		}
 	})

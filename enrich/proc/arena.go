@@ -2,6 +2,7 @@ package proc
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
@@ -24,28 +25,31 @@ const (
 	blockSize   = 256
 	chunkBlocks = 64
 	// headSize is the first block's header (see arena); payload follows.
-	headSize = 28
-	// linkSize is a further block's header: the number of the next block.
-	linkSize = 4
+	headSize = 24
 )
 
 // arena holds the images of one shard in memory that has no pointers, so
 // the garbage collector does not scan it: fixed-size blocks in chunks,
 // numbered from 1 (0 means none). An image is a chain of blocks: the first
-// holds a header and the start of the payload, each further block the
-// number of the next and more payload. The payload is the arguments'
-// lengths (2 bytes each), then exe, uid, auid and the arguments' bytes.
-// A freed block goes to a free list (linked through its first 4 bytes) and
-// is reused by the next image, so a table that has reached its size stops
-// allocating: the arena keeps its high-water mark, about the peak bytes of
-// the images held.
+// holds a header and the start of the payload, each further block more
+// payload. The payload is the arguments' lengths (2 bytes each), then exe,
+// uid, auid and the arguments' bytes. A freed block goes to a free list
+// and is reused by the next image, so a table that has reached its size
+// stops allocating: the arena keeps its high-water mark, about the peak
+// bytes of the images held.
+//
+// The chains and the free list are linked through links, beside the
+// blocks (4 bytes per block), not through the blocks themselves: freeing
+// an evicted image, whose blocks have long left the CPU's caches, then
+// reads and writes no block, and the blocks are touched again only when
+// the next image is written into them.
 //
 // Header of an image's first block (little endian):
 //
-//	0  next block (uint32)     16 serial (uint32)
-//	4  ppid (int32)            20 payload size (uint16)
-//	8  start, unix ms (int64)  22 exe length (uint16)
-//	24 uid length, 25 auid length, 26 argument count, 27 source (bytes)
+//	0  ppid (int32)            12 serial (uint32)
+//	4  start, unix ms (int64)  16 payload size (uint16)
+//	18 exe length (uint16)
+//	20 uid length, 21 auid length, 22 argument count, 23 source (bytes)
 //
 // Nothing outside the table points into the arena: lookups copy what they
 // hand out (see view), so a block's reuse never changes a string that an
@@ -55,7 +59,10 @@ type arena struct {
 	// cgs are the cgroup facts of the images whose first block is in the
 	// chunk of the same index, made when the first one is set: the
 	// arena's only pointers, to values shared by many images.
-	cgs     []*[chunkBlocks]*audit.Cgroup
+	cgs []*[chunkBlocks]*audit.Cgroup
+	// links holds, for each block, the next block of its image's chain,
+	// or, for a free block, the next free one (0: none).
+	links   []uint32
 	free    uint32 // first free block; 0 none
 	next    uint32 // the block after the highest handed out
 	serial  uint32 // the serial of the last image stored
@@ -66,11 +73,12 @@ var le = binary.LittleEndian
 
 func (a *arena) block(b uint32) []byte { return a.chunks[b/chunkBlocks][b%chunkBlocks][:] }
 
-// alloc returns a free block, its link cleared.
+// alloc returns a free block, its link cleared. It does not touch the
+// block.
 func (a *arena) alloc() uint32 {
 	b := a.free
 	if b != 0 {
-		a.free = le.Uint32(a.block(b))
+		a.free = a.links[b]
 	} else {
 		if a.next == 0 {
 			a.next = 1
@@ -80,9 +88,12 @@ func (a *arena) alloc() uint32 {
 		if int(b/chunkBlocks) == len(a.chunks) {
 			a.chunks = append(a.chunks, new([chunkBlocks][blockSize]byte))
 			a.cgs = append(a.cgs, nil)
+			// Doubled as the chunks grow (append's quarter steps would
+			// copy it more often); the new links are zero.
+			a.links = slices.Grow(a.links, max(len(a.links), chunkBlocks))[:len(a.links)+chunkBlocks]
 		}
 	}
-	le.PutUint32(a.block(b), 0)
+	a.links[b] = 0
 	return b
 }
 
@@ -117,7 +128,8 @@ func (im *image) bounded(lens *[2 * maxArgs]byte) (exe, uid, auid string, args [
 // them.
 type writer struct {
 	a   *arena
-	buf []byte // the current block
+	cur uint32 // the current block
+	buf []byte // its bytes
 	pos int
 }
 
@@ -126,8 +138,8 @@ func write[T string | []byte](w *writer, p T) {
 	for len(p) > 0 {
 		if w.pos == blockSize {
 			b := w.a.alloc()
-			le.PutUint32(w.buf, b)
-			w.buf, w.pos = w.a.block(b), linkSize
+			w.a.links[w.cur] = b
+			w.cur, w.buf, w.pos = b, w.a.block(b), 0
 		}
 		n := copy(w.buf[w.pos:], p)
 		w.pos += n
@@ -146,13 +158,13 @@ func (a *arena) put(im *image) uint32 {
 	if !validPid(ppid) {
 		ppid = 0 // a malformed record's: no parent rather than a wrapped pid
 	}
-	le.PutUint32(h[4:], uint32(ppid))
-	le.PutUint64(h[8:], uint64(im.StartMilli))
-	le.PutUint32(h[16:], a.serial)
-	le.PutUint16(h[20:], uint16(2*len(args)+len(exe)+len(uid)+len(auid)+argBytes))
-	le.PutUint16(h[22:], uint16(len(exe)))
-	h[24], h[25], h[26], h[27] = byte(len(uid)), byte(len(auid)), byte(len(args)), byte(im.Source)
-	w := writer{a: a, buf: h, pos: headSize}
+	le.PutUint32(h[0:], uint32(ppid))
+	le.PutUint64(h[4:], uint64(im.StartMilli))
+	le.PutUint32(h[12:], a.serial)
+	le.PutUint16(h[16:], uint16(2*len(args)+len(exe)+len(uid)+len(auid)+argBytes))
+	le.PutUint16(h[18:], uint16(len(exe)))
+	h[20], h[21], h[22], h[23] = byte(len(uid)), byte(len(auid)), byte(len(args)), byte(im.Source)
+	w := writer{a: a, cur: b, buf: h, pos: headSize}
 	write(&w, lens[:2*len(args)])
 	write(&w, exe)
 	write(&w, uid)
@@ -170,25 +182,25 @@ func (a *arena) put(im *image) uint32 {
 	return b
 }
 
-// release frees the blocks of the image that starts at b.
+// release frees the blocks of the image that starts at b, through the
+// links only (see arena).
 func (a *arena) release(b uint32) {
 	if c := a.cgs[b/chunkBlocks]; c != nil {
 		c[b%chunkBlocks] = nil
 	}
 	for b != 0 {
-		blk := a.block(b)
-		next := le.Uint32(blk)
-		le.PutUint32(blk, a.free)
+		next := a.links[b]
+		a.links[b] = a.free
 		a.free = b
 		b = next
 	}
 }
 
 // Header fields of the image that starts at b.
-func (a *arena) ppid(b uint32) int        { return int(int32(le.Uint32(a.block(b)[4:]))) }
-func (a *arena) start(b uint32) int64     { return int64(le.Uint64(a.block(b)[8:])) }
-func (a *arena) serialOf(b uint32) uint32 { return le.Uint32(a.block(b)[16:]) }
-func (a *arena) source(b uint32) Source   { return Source(a.block(b)[27]) }
+func (a *arena) ppid(b uint32) int        { return int(int32(le.Uint32(a.block(b)[0:]))) }
+func (a *arena) start(b uint32) int64     { return int64(le.Uint64(a.block(b)[4:])) }
+func (a *arena) serialOf(b uint32) uint32 { return le.Uint32(a.block(b)[12:]) }
+func (a *arena) source(b uint32) Source   { return Source(a.block(b)[23]) }
 
 func (a *arena) cg(b uint32) *audit.Cgroup {
 	if c := a.cgs[b/chunkBlocks]; c != nil {
@@ -208,20 +220,18 @@ type fields struct {
 // it fits there, else gathered into the arena's scratch buffer.
 func (a *arena) payload(b uint32) fields {
 	h := a.block(b)
-	size := int(le.Uint16(h[20:]))
+	size := int(le.Uint16(h[16:]))
 	var p []byte
 	if headSize+size <= blockSize {
 		p = h[headSize : headSize+size]
 	} else {
 		p = append(a.scratch[:0], h[headSize:]...)
-		for next := le.Uint32(h); next != 0; {
-			blk := a.block(next)
-			next = le.Uint32(blk)
-			p = append(p, blk[linkSize:min(blockSize, linkSize+size-len(p))]...)
+		for next := a.links[b]; next != 0; next = a.links[next] {
+			p = append(p, a.block(next)[:min(blockSize, size-len(p))]...)
 		}
 		a.scratch = p
 	}
-	n, exe, uid, auid := 2*int(h[26]), int(le.Uint16(h[22:])), int(h[24]), int(h[25])
+	n, exe, uid, auid := 2*int(h[22]), int(le.Uint16(h[18:])), int(h[20]), int(h[21])
 	return fields{lens: p[:n], exe: p[n : n+exe], uid: p[n+exe : n+exe+uid], auid: p[n+exe+uid : n+exe+uid+auid], args: p[n+exe+uid+auid:]}
 }
 
@@ -234,7 +244,7 @@ func cutExe(exe string) string { return exe[:min(len(exe), maxExeBytes)] }
 func (a *arena) exeIs(b uint32, exe string) bool {
 	exe = cutExe(exe)
 	h := a.block(b)
-	if off, n := headSize+2*int(h[26]), int(le.Uint16(h[22:])); off+n <= blockSize {
+	if off, n := headSize+2*int(h[22]), int(le.Uint16(h[18:])); off+n <= blockSize {
 		return string(h[off:off+n]) == exe
 	}
 	return string(a.payload(b).exe) == exe

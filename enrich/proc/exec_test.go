@@ -39,12 +39,12 @@ func checkArena(t *testing.T, tb *Table) {
 			e := sh.lru.slots[c.slot].e
 			for _, h := range e.img[:e.n] {
 				heads[h] = true
-				for b := h; b != 0; b = le.Uint32(a.block(b)) {
+				for b := h; b != 0; b = a.links[b] {
 					claim(b, fmt.Sprintf("image of pid %d", c.pid))
 				}
 			}
 		}
-		for b := a.free; b != 0; b = le.Uint32(a.block(b)) {
+		for b := a.free; b != 0; b = a.links[b] {
 			claim(b, "the free list")
 		}
 		if a.next > 0 && len(owner) != int(a.next)-1 {
@@ -213,7 +213,7 @@ func blocksPer(n int) uint32 {
 	if n <= blockSize-headSize {
 		return 1
 	}
-	return 1 + uint32((n-(blockSize-headSize)+blockSize-linkSize-1)/(blockSize-linkSize))
+	return 1 + uint32((n-(blockSize-headSize)+blockSize-1)/blockSize)
 }
 
 // Eviction, replacement by newer images, images older than both held,

@@ -1,5 +1,7 @@
 package proc
 
+import "slices"
+
 // pidLRU is a fixed-capacity map from pid to entry that evicts the least
 // recently used pid. It holds no pointers: the slots live in one slice,
 // linked by index, the index is a pidIndex, and an entry names its images
@@ -15,8 +17,10 @@ type pidLRU struct {
 	capacity   int
 }
 
+// lruSlot is one pid's slot: 28 bytes, so that the slots of a full
+// table of the default size take 448 KiB.
 type lruSlot struct {
-	pid        int
+	pid        int32
 	prev, next int32
 	e          entry
 }
@@ -66,16 +70,21 @@ func (l *pidLRU) Update(pid int, f func(old entry, ok bool) (entry, bool)) (gone
 	case l.index.n >= l.capacity:
 		i = l.tail
 		gone, evicted = l.slots[i].e, true
-		l.index.remove(l.slots[i].pid)
+		l.index.remove(int(l.slots[i].pid))
 		l.unlink(i)
 	case l.free >= 0:
 		i = l.free
 		l.free = l.slots[i].next
 	default:
+		if len(l.slots) == cap(l.slots) {
+			// Double (append grows large slices by a quarter, copying
+			// them more often), but never past the capacity.
+			l.slots = slices.Grow(l.slots, min(max(len(l.slots), 16), l.capacity-len(l.slots)))
+		}
 		l.slots = append(l.slots, lruSlot{})
 		i = int32(len(l.slots) - 1)
 	}
-	l.slots[i] = lruSlot{pid: pid, prev: -1, next: -1, e: e}
+	l.slots[i] = lruSlot{pid: int32(pid), prev: -1, next: -1, e: e}
 	l.index.put(pid, i)
 	l.pushFront(i)
 	return gone, evicted

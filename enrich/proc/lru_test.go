@@ -21,7 +21,7 @@ func (l *pidLRU) peek(pid int) (entry, bool) {
 // does not; removed slots are reused.
 func TestPidLRU(t *testing.T) {
 	l := newPidLRU(3, 1)
-	e := func(ms int64) entry { return entry{expires: ms} }
+	e := func(ms int64) entry { return entry{expires: uint32(ms)} }
 	for pid := 1; pid <= 3; pid++ {
 		if l.add(pid, e(int64(pid))) {
 			t.Fatalf("eviction while filling (pid %d)", pid)

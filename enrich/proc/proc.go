@@ -40,6 +40,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -125,11 +126,11 @@ type Image struct {
 
 // entry is what the table holds for one pid: up to two images (the first
 // blocks of their chains in the shard's arena), newest first, or a cached
-// miss. It holds no pointers.
+// miss. It holds no pointers, in 16 bytes.
 type entry struct {
 	img     [2]uint32
-	n       int   // images held (0 for a cached miss)
-	expires int64 // unix ms after which a cached miss is forgotten
+	n       uint8  // images held (0 for a cached miss)
+	expires uint32 // unix seconds after which a cached miss is forgotten
 }
 
 // view is an image as events see it: its Process is the Parent (or an
@@ -270,9 +271,10 @@ const (
 	minShardEntries = 1024
 )
 
-// shardOf returns the shard of pid.
+// shardOf returns the shard of pid (pid modulo the number of shards, a
+// power of two, so a mask rather than a division).
 func (t *Table) shardOf(pid int) *shard {
-	return &t.shards[uint(pid)%uint(len(t.shards))]
+	return &t.shards[uint(pid)&uint(len(t.shards)-1)]
 }
 
 var _ enrich.Enricher = (*Table)(nil)
@@ -382,7 +384,7 @@ func (t *Table) learn(sum *audit.Summary, ppid int, at int64) *audit.Cgroup {
 	im.cg, gone = t.cgroup(pid)
 	sh.mu.Lock()
 	b := sh.arena.put(&im)
-	serial := sh.arena.serialOf(b)
+	serial := sh.arena.serial // the image just stored
 	t.store(sh, pid, b)
 	sh.mu.Unlock()
 	if im.Source == SourceExec {
@@ -548,7 +550,7 @@ func (t *Table) imageAt(sh *shard, pid int, at int64) (uint32, lookupState) {
 		return 0, absent
 	}
 	if e.n == 0 {
-		if t.now().UnixMilli() < e.expires {
+		if t.now().Unix() < int64(e.expires) {
 			return 0, knownMiss
 		}
 		sh.lru.Remove(pid)
@@ -658,7 +660,7 @@ func (t *Table) storeMiss(pid int) {
 	sh := t.shardOf(pid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	expires := t.now().Add(missTTL).UnixMilli()
+	expires := uint32(t.now().Add(missTTL).Unix())
 	gone, evicted := sh.lru.Update(pid, func(old entry, ok bool) (entry, bool) {
 		return entry{expires: expires}, !ok || old.n == 0
 	})
@@ -708,6 +710,20 @@ type graveyard struct {
 	mu      sync.Mutex
 	ring    []grave // grows to maxGraves
 	head, n int
+	// due is the event time from which reap has work (the oldest grave's
+	// time plus graveGrace; MaxInt64 when there is none; 0 until the
+	// first reap, which then looks), so that reap takes the lock only
+	// then. Set under mu (setDue).
+	due atomic.Int64
+}
+
+// setDue sets g.due from the oldest grave. Call with g.mu held.
+func (g *graveyard) setDue() {
+	if g.n == 0 {
+		g.due.Store(math.MaxInt64)
+		return
+	}
+	g.due.Store(g.ring[g.head].at + graveGrace)
 }
 
 // bury notes that the process of the image at block b (serial, of pid)
@@ -737,6 +753,7 @@ func (t *Table) bury(pid int, b, serial uint32, at int64) {
 	}
 	g.ring[(g.head+g.n)%len(g.ring)] = grave{pid: pid, block: b, serial: serial, at: at}
 	g.n++
+	g.setDue()
 	g.mu.Unlock()
 	if early.block != 0 {
 		t.forget(early)
@@ -746,9 +763,10 @@ func (t *Table) bury(pid int, b, serial uint32, at int64) {
 // reap removes the images buried at least graveGrace before event time at.
 func (t *Table) reap(at int64) {
 	g := &t.graves
-	for {
+	for at >= g.due.Load() {
 		g.mu.Lock()
 		if g.n == 0 || g.ring[g.head].at+graveGrace > at {
+			g.setDue()
 			g.mu.Unlock()
 			return
 		}
@@ -756,6 +774,7 @@ func (t *Table) reap(at int64) {
 		g.ring[g.head] = grave{}
 		g.head = (g.head + 1) % len(g.ring)
 		g.n--
+		g.setDue()
 		g.mu.Unlock()
 		t.forget(d)
 	}

@@ -76,12 +76,14 @@ func FuzzJSONEncoder(f *testing.F) {
 			}
 		}
 		// With shared enrichment lists (tags that may be among the
-		// fuzzed rule keys; threat, hunt and sigma), the caches write
-		// what an encoder without them writes.
+		// fuzzed rule keys; threat, hunt and sigma) and process context
+		// (parent, ancestry, cgroup facts), the caches write what an
+		// encoder without them writes.
 		cached := [2]Full{{Format: JSON}, {Format: Msgpack}}
 		for i, ev := range pl.evs {
 			l := &fuzzLists[i%len(fuzzLists)]
 			ev.Tags, ev.Techniques, ev.Hunt, ev.Sigma = l.tags, l.techniques, l.hunt, l.sigma
+			ev.Parent, ev.Ancestry, ev.Cgroup = l.parent, l.ancestry, l.cgroup
 			for _, c := range &cached {
 				got := c.Append(nil, ev)
 				fresh := Full{Format: c.Format}
@@ -100,14 +102,24 @@ var fuzzLists = func() []sharedLists {
 	ts := []audit.Technique{{ID: "T1059.004", Name: "Unix Shell", ParentID: "T1059", Parent: "Command and Scripting Interpreter"}}
 	hunt := []audit.HuntHit{{Rule: "exec_from_temp_dir", Severity: 3, Tags: []string{"exec_from_temp"}}}
 	sigma := []audit.SigmaHit{{ID: "a39d7fa7-3fbd-4dc2-97e1-d87f546b1bbc", Title: "Program Executions in Suspicious Folders", Level: "medium"}}
-	return []sharedLists{{tags, ts, hunt, sigma}, {tags, ts, hunt, sigma}, {tags[2:], ts, nil, sigma}, {nil, nil, hunt, nil}, {tags, ts, hunt, sigma}}
+	bash := &audit.Process{PID: 100, Executable: "/usr/bin/bash", Args: []string{"bash", "-c", `quote"d`}}
+	odd := &audit.Process{PID: 101, Executable: "/tmp/bad\xff", Args: []string{"bad\xff"}}
+	chain := []*audit.Process{bash, odd, {PID: 1, Executable: "/usr/lib/systemd/systemd"}}
+	unit := &audit.Cgroup{Path: "/system.slice/bad\xff.service", Unit: "bad\xff.service"}
+	ctr := &audit.Cgroup{Path: "/kubepods/pod1/x", ContainerID: "ab01", Runtime: "cri-o", PodUID: "pod1"}
+	return []sharedLists{{tags, ts, hunt, sigma, bash, chain, unit}, {tags, ts, hunt, sigma, bash, chain, unit},
+		{tags[2:], ts, nil, sigma, odd, chain[1:], ctr}, {nil, nil, hunt, nil, nil, nil, nil},
+		{tags, ts, hunt, sigma, bash, chain[:2], unit}}
 }()
 
-// sharedLists are the lists of an event that enrichers may share
-// between events (audit.Enrichment).
+// sharedLists are the lists and values of an event that enrichers may
+// share between events (audit.Enrichment).
 type sharedLists struct {
 	tags       []string
 	techniques []audit.Technique
 	hunt       []audit.HuntHit
 	sigma      []audit.SigmaHit
+	parent     *audit.Process
+	ancestry   []*audit.Process
+	cgroup     *audit.Cgroup
 }

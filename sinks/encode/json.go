@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
@@ -43,6 +44,12 @@ type Full struct {
 	sigma   SigmaCache
 	tagc    tagCache
 	rules   ruleRun
+	// the process context of the last event that had one: the process
+	// table hands the children of one parent the same values
+	// (audit.Enrichment)
+	parent listRun[audit.Process]  // process.parent
+	chain  listRun[*audit.Process] // ancestry
+	cgroup listRun[audit.Cgroup]   // container, systemd, cgroup
 }
 
 // Append appends the document for ev to b (a JSON document is followed by
@@ -461,17 +468,8 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 			w.Key("working_directory")
 			e.val(w, s.Cwd, "process.working_directory", "")
 		}
-		if p := ev.Parent; p != nil {
-			w.Key("parent")
-			w.Open()
-			w.Key("pid")
-			w.Int(int64(p.PID))
-			w.OptStr("executable", p.Executable)
-			if len(p.Args) > 0 {
-				w.Key("args")
-				w.Strs(p.Args)
-			}
-			w.Close()
+		if ev.Parent != nil {
+			e.processParent(w, ev.Parent)
 		}
 		w.Close()
 	}
@@ -530,6 +528,27 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 	}
 }
 
+// processParent writes the member "parent" of process: the bytes kept
+// for the last event with the same parent, else written afresh (and
+// kept).
+func (e *Full) processParent(w *Writer, p *audit.Process) {
+	if e.parent.put(e, one(p)) {
+		return
+	}
+	m := w.mark()
+	w.Key("parent")
+	w.Open()
+	w.Key("pid")
+	w.Int(int64(p.PID))
+	w.OptStr("executable", p.Executable)
+	if len(p.Args) > 0 {
+		w.Key("args")
+		w.Strs(p.Args)
+	}
+	w.Close()
+	e.parent.keep(e, one(p), m, len(e.escaped))
+}
+
 // tags writes the elements of tags that are not among keys (written
 // before them). The rule enrichers hand the events with the same hits one
 // shared list (audit.Enrichment), and the events of one rule key share
@@ -538,10 +557,7 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 // tagCache).
 func (e *Full) tags(w *Writer, tags, keys []string) {
 	c := &e.tagc
-	if audit.SameList(c.src, tags) && slices.Equal(c.keys, keys) && c.put(w) {
-		for range c.escaped {
-			e.escaped = append(e.escaped, "tags")
-		}
+	if slices.Equal(c.keys, keys) && c.put(e, tags) {
 		return
 	}
 	m, escaped := w.mark(), len(e.escaped)
@@ -551,8 +567,7 @@ func (e *Full) tags(w *Writer, tags, keys []string) {
 		}
 	}
 	if len(tags) > 0 {
-		c.keep(w, m)
-		c.src, c.escaped = tags, len(e.escaped)-escaped
+		c.keep(e, tags, m, escaped)
 		c.keys = append(c.keys[:0], keys...)
 	}
 }
@@ -560,11 +575,45 @@ func (e *Full) tags(w *Writer, tags, keys []string) {
 // tagCache is the last list of tags a Full encoder wrote, with the keys
 // written before it (the tags among them were left out).
 type tagCache struct {
-	span             // the elements written
-	src     []string // the list as given (its identity counts)
-	keys    []string // the keys, compared by value
-	escaped int      // how many of the elements were escaped
+	listRun[string]          // the elements written
+	keys            []string // the keys, compared by value
 }
+
+// listRun is the run of values a Full encoder last wrote from a shared
+// list, kept with the list (its identity counts: audit.SameList) and the
+// paths it added to "escaped". Under audit.Enrichment's contract the same
+// slice holds the same elements, so where the values depend on the list
+// alone, the next event with the same list gets them with one copy. The
+// run holds the list, so its array is not reused while it compares
+// against it. A shared value (a *T) is the list one(p).
+type listRun[T any] struct {
+	span             // the values, as written
+	src     []T      // the list as given
+	escaped []string // the paths added to "escaped" while writing them
+}
+
+// put writes the run again, and lists its escaped paths again, when xs
+// is its list and it was kept in e's format; it reports whether it did.
+func (r *listRun[T]) put(e *Full, xs []T) bool {
+	if !audit.SameList(r.src, xs) || !r.span.put(&e.w) {
+		return false
+	}
+	e.escaped = append(e.escaped, r.escaped...)
+	return true
+}
+
+// keep sets r to the values written from xs since m; e's "escaped" list
+// was escaped long at m.
+func (r *listRun[T]) keep(e *Full, xs []T, m mark, escaped int) {
+	r.span.keep(&e.w, m)
+	r.src = xs
+	r.escaped = append(r.escaped[:0], e.escaped[escaped:]...)
+}
+
+// one is the one-element list of *p: lists made by one are the same
+// (audit.SameList) exactly when their pointers are, and a list holds
+// what it points to.
+func one[T any](p *T) []T { return unsafe.Slice(p, 1) }
 
 func idName(w *Writer, id, name string) {
 	w.Key("id")

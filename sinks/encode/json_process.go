@@ -4,27 +4,48 @@ import "github.com/audisp-enrich/audisp-enrich/plugin/audit"
 
 // processContext writes the process context the process table found
 // beyond process.parent: ancestry (when more than the parent is known),
-// container, systemd and cgroup.
+// container, systemd and cgroup. The chain and the cgroup facts are
+// shared by the events of one parent (audit.Enrichment): each part is
+// written again from the bytes kept for the last event with the same
+// chain or facts (listRun).
 func (e *Full) processContext(w *Writer, ev *audit.Event) {
 	if len(ev.Ancestry) > 1 {
-		w.Key("ancestry")
-		w.OpenArray()
-		for _, p := range ev.Ancestry {
-			w.Open()
-			w.Key("pid")
-			w.Int(int64(p.PID))
-			if p.Executable != "" {
-				w.Key("executable")
-				e.val(w, p.Executable, "ancestry.executable", "")
-			}
-			w.Close()
-		}
-		w.CloseArray()
+		e.ancestry(w, ev.Ancestry)
 	}
-	cg := ev.Cgroup
-	if cg == nil {
+	if ev.Cgroup != nil {
+		e.cgroupFacts(w, ev.Cgroup)
+	}
+}
+
+// ancestry writes the member "ancestry".
+func (e *Full) ancestry(w *Writer, chain []*audit.Process) {
+	if e.chain.put(e, chain) {
 		return
 	}
+	m, escaped := w.mark(), len(e.escaped)
+	w.Key("ancestry")
+	w.OpenArray()
+	for _, p := range chain {
+		w.Open()
+		w.Key("pid")
+		w.Int(int64(p.PID))
+		if p.Executable != "" {
+			w.Key("executable")
+			e.val(w, p.Executable, "ancestry.executable", "")
+		}
+		w.Close()
+	}
+	w.CloseArray()
+	e.chain.keep(e, chain, m, escaped)
+}
+
+// cgroupFacts writes the members container, systemd and cgroup (each
+// when known).
+func (e *Full) cgroupFacts(w *Writer, cg *audit.Cgroup) {
+	if e.cgroup.put(e, one(cg)) {
+		return
+	}
+	m, escaped := w.mark(), len(e.escaped)
 	if cg.ContainerID != "" {
 		w.Key("container")
 		w.Open()
@@ -46,4 +67,5 @@ func (e *Full) processContext(w *Writer, ev *audit.Event) {
 		w.Key("cgroup")
 		e.val(w, cg.Path, "cgroup", "")
 	}
+	e.cgroup.keep(e, one(cg), m, escaped)
 }
