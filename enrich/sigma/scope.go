@@ -93,6 +93,18 @@ func (rs *reads) find(n string) *fieldRead {
 	return nil
 }
 
+// next returns the position of the first field of fs from i on whose
+// name has a taken hash slot (len(fs): none): most names are ruled out
+// by this small loop, without the field work of walkFields around them.
+func (rs *reads) next(fs []audit.Field, i int) int {
+	for ; i < len(fs); i++ {
+		if n := fs[i].Name; n != "" && rs.slot[nameHash(n)] != 0 {
+			return i
+		}
+	}
+	return i
+}
+
 // field returns the fieldRead of n, added if it is not there yet.
 func (rs *reads) field(n string) *fieldRead {
 	if f := rs.find(n); f != nil {
@@ -330,7 +342,12 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 // field (a0, a1, ...) but counts them (nargs), and tells whether a field
 // name holds '[' (chunks).
 func (a *auditCtx) walkFields(x *index, rs *reads, fs []audit.Field, whole, args bool, found []uint64) (nargs int, chunks bool) {
-	for i := range fs {
+	for i := 0; i < len(fs); i++ {
+		if !whole {
+			if i = rs.next(fs, i); i == len(fs) {
+				break
+			}
+		}
 		f := &fs[i]
 		fr := rs.find(f.Name)
 		if fr == nil && !whole {
