@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"encoding/binary"
 	"slices"
 	"strings"
 	"sync"
@@ -73,9 +74,18 @@ func (sc *scratch) join(parts []string) string {
 	return sc.view(start)
 }
 
+// isASCII reports whether s has no byte of 0x80 or above, testing eight
+// bytes at a time.
 func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
+	b := unsafe.Slice(unsafe.StringData(s), len(s))
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if binary.LittleEndian.Uint64(b[i:])&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] >= utf8.RuneSelf {
 			return false
 		}
 	}
