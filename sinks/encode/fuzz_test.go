@@ -84,7 +84,8 @@ func FuzzJSONEncoder(f *testing.F) {
 			l := &fuzzLists[i%len(fuzzLists)]
 			ev.Tags, ev.Techniques, ev.Hunt, ev.Sigma = l.tags, l.techniques, l.hunt, l.sigma
 			ev.Parent, ev.Ancestry, ev.Cgroup = l.parent, l.ancestry, l.cgroup
-			for _, c := range &cached {
+			for k := range cached {
+				c := &cached[k]
 				got := c.Append(nil, ev)
 				fresh := Full{Format: c.Format}
 				if want := fresh.Append(nil, ev); !bytes.Equal(got, want) {

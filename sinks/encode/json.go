@@ -427,6 +427,15 @@ func (e *Full) val(w *Writer, s, path, name string) {
 	}
 }
 
+// optVal writes the member k with the value s, as val does, when s is
+// not empty.
+func (e *Full) optVal(w *Writer, k, s, path string) {
+	if s != "" {
+		w.Key(k)
+		e.val(w, s, path, "")
+	}
+}
+
 // summary writes the ECS-named summary: process, user, file, tags.
 func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 	if s.PID != "" || s.Exe != "" || len(s.Args) > 0 || s.Cwd != "" || ev.Parent != nil {
@@ -535,18 +544,22 @@ func (e *Full) processParent(w *Writer, p *audit.Process) {
 	if e.parent.put(e, one(p)) {
 		return
 	}
-	m := w.mark()
+	m, escaped := w.mark(), len(e.escaped)
 	w.Key("parent")
 	w.Open()
 	w.Key("pid")
 	w.Int(int64(p.PID))
-	w.OptStr("executable", p.Executable)
+	e.optVal(w, "executable", p.Executable, "process.parent.executable")
 	if len(p.Args) > 0 {
 		w.Key("args")
-		w.Strs(p.Args)
+		w.OpenArray()
+		for _, a := range p.Args {
+			e.val(w, a, "process.parent.args", "")
+		}
+		w.CloseArray()
 	}
 	w.Close()
-	e.parent.keep(e, one(p), m, len(e.escaped))
+	e.parent.keep(e, one(p), m, escaped)
 }
 
 // tags writes the elements of tags that are not among keys (written

@@ -50,9 +50,9 @@ func (e *Full) cgroupFacts(w *Writer, cg *audit.Cgroup) {
 		w.Key("container")
 		w.Open()
 		w.Key("id")
-		w.Str(cg.ContainerID)
-		w.OptStr("runtime", cg.Runtime)
-		w.OptStr("pod_uid", cg.PodUID)
+		e.val(w, cg.ContainerID, "container.id", "")
+		e.optVal(w, "runtime", cg.Runtime, "container.runtime")
+		e.optVal(w, "pod_uid", cg.PodUID, "container.pod_uid")
 		w.Close()
 	}
 	if cg.Unit != "" {
@@ -60,7 +60,7 @@ func (e *Full) cgroupFacts(w *Writer, cg *audit.Cgroup) {
 		w.Open()
 		w.Key("unit")
 		e.val(w, cg.Unit, "systemd.unit", "")
-		w.OptStr("user_id", cg.UserOf)
+		e.optVal(w, "user_id", cg.UserOf, "systemd.user_id")
 		w.Close()
 	}
 	if cg.Path != "" {

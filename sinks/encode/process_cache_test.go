@@ -2,6 +2,7 @@ package encode
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"slices"
@@ -95,5 +96,30 @@ func TestProcessContextCacheAfterGC(t *testing.T) {
 			t.Fatalf("event %d: cached %q\nwant %q", i, got, want)
 		}
 		runtime.GC()
+	}
+}
+
+// Every process-context value that is not UTF-8 is listed under
+// "escaped" (docs/schema.md), when written afresh and when copied from
+// the caches: the parent's executable and arguments, the chain's
+// executables, the container's and systemd's facts, the cgroup path.
+func TestProcessContextEscaped(t *testing.T) {
+	bad := "x\xff"
+	parent := &audit.Process{PID: 7, Executable: "/tmp/" + bad, Args: []string{"sh", bad}}
+	chain := []*audit.Process{parent, {PID: 1, Executable: "/sbin/" + bad}}
+	cg := &audit.Cgroup{Path: "/" + bad, ContainerID: bad, Runtime: bad, PodUID: bad, Unit: bad, UserOf: bad}
+	want := []string{"process.parent.executable", "process.parent.args", "ancestry.executable", "container.id",
+		"container.runtime", "container.pod_uid", "systemd.unit", "systemd.user_id", "cgroup"}
+	var e Full
+	for i := range 2 { // the second event is written from the caches
+		var doc struct{ Escaped []string }
+		if err := json.Unmarshal(e.Append(nil, processEvent(i, parent, chain, cg)), &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range want {
+			if !slices.Contains(doc.Escaped, p) {
+				t.Errorf("event %d: %q not under escaped: %q", i, p, doc.Escaped)
+			}
+		}
 	}
 }
