@@ -45,9 +45,10 @@ type facts struct {
 // extract fills f from ev for e's rules and returns the rules among the
 // first 64 that f leaves possible (see Enricher.gate). It takes the facts
 // that need no lookup first (exec, verdicts, package status), then the
-// executables; it stops as soon as no rule is left possible, and takes
-// the files and the parent only when a rule left tests them (or there are
-// more than 64 rules). Keys, uid, user name and cwd come from the event's
+// executables; with at most 64 rules it stops as soon as no rule is left
+// possible, and it takes the files and the parent only when a rule left
+// tests them (with more, the rules past 64, which the gate does not
+// cover, always get every fact). Keys, uid, user name and cwd come from the event's
 // summary (computed once per event by the pool, see audit.SummaryOf).
 func (f *facts) extract(ev *audit.Event, e *Enricher) uint64 {
 	sum := audit.SummaryOf(ev)

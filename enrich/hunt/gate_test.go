@@ -85,3 +85,23 @@ func ungatedHits(t testing.TB, ungated *Enricher, event *audit.Event) []string {
 	}
 	return names
 }
+
+// With more than 64 rules the gate covers the first 64 only: an event
+// that rules all of them out still gives the rules past 64 every fact
+// (here the parent and the files of a non-exec event).
+func TestGateLateRulesGetFacts(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.UseDefaults = false
+	for i := range 64 {
+		cfg.Rules = append(cfg.Rules, RuleConfig{Name: fmt.Sprintf("x%d", i), Severity: "low", Exec: true})
+	}
+	cfg.Rules = append(cfg.Rules,
+		RuleConfig{Name: "late_parent", Severity: "low", ParentName: []string{"apache2"}},
+		RuleConfig{Name: "late_file", Severity: "low", File: []string{"/etc/shadow"}})
+	x := ev{syscall: "2", exe: "/usr/bin/cat", parent: "/usr/sbin/apache2", paths: []string{"/etc/shadow"}}
+	got := hits(t, mustEnricher(t, cfg), x.build())
+	want := ungatedHits(t, ungate(mustEnricher(t, cfg)), x.build())
+	if !slices.Equal(got, want) || len(want) != 2 {
+		t.Errorf("hits %q, without the gate %q (want both late rules)", got, want)
+	}
+}

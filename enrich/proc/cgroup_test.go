@@ -328,3 +328,26 @@ func TestGraveSerialGuardsReusedBlock(t *testing.T) {
 	}
 	checkArena(t, tb)
 }
+
+// TestGraveAfterDrain: once the graveyard has emptied (its due time is
+// "never"), a grave buried later is still reaped after the grace, at the
+// next event that stores an image.
+func TestGraveAfterDrain(t *testing.T) {
+	if _, err := os.Stat("/proc/self/cgroup"); err != nil {
+		t.Skipf("no /proc/self/cgroup: %v", err)
+	}
+	tb := tableWith(t, Config{ProcFallback: true, Cgroup: true, Ancestry: 1})
+	const t0 = 1_700_000_000_000
+	self := os.Getpid()
+	enrichOK(t, tb, execEvent(t0, 1<<30+1, self, "/usr/bin/short", "short"))
+	enrichOK(t, tb, syscallEvent(t0+graveGrace+5, self, 0, "/usr/bin/other", "other"))
+	if n := tb.Stats().Exited; n != 1 {
+		t.Fatalf("first grave: %d reaped, want 1", n)
+	}
+	const t1 = t0 + 10_000
+	enrichOK(t, tb, execEvent(t1, 1<<30+2, self, "/usr/bin/short", "short"))
+	enrichOK(t, tb, syscallEvent(t1+graveGrace+5, self, 0, "/usr/bin/third", "third"))
+	if _, ok := tb.Lookup(1<<30+2, 0); ok {
+		t.Error("a grave buried after the graveyard drained was never reaped")
+	}
+}

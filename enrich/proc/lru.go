@@ -1,7 +1,5 @@
 package proc
 
-import "slices"
-
 // pidLRU is a fixed-capacity map from pid to entry that evicts the least
 // recently used pid. It holds no pointers: the slots live in one slice,
 // linked by index, the index is a pidIndex, and an entry names its images
@@ -78,8 +76,11 @@ func (l *pidLRU) Update(pid int, f func(old entry, ok bool) (entry, bool)) (gone
 	default:
 		if len(l.slots) == cap(l.slots) {
 			// Double (append grows large slices by a quarter, copying
-			// them more often), but never past the capacity.
-			l.slots = slices.Grow(l.slots, min(max(len(l.slots), 16), l.capacity-len(l.slots)))
+			// them more often, and rounds up to a size class), but never
+			// past the capacity.
+			grown := make([]lruSlot, len(l.slots), min(max(2*len(l.slots), 16), l.capacity))
+			copy(grown, l.slots)
+			l.slots = grown
 		}
 		l.slots = append(l.slots, lruSlot{})
 		i = int32(len(l.slots) - 1)

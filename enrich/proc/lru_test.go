@@ -142,3 +142,20 @@ func TestPidLRUUpdate(t *testing.T) {
 		t.Error("pid 2 (least recently used) kept")
 	}
 }
+
+// The slots grow by doubling but never past the capacity, whatever size
+// classes the runtime rounds to.
+func TestLRUSlotsBounded(t *testing.T) {
+	for _, c := range []int{1, 100, 1000, 1500, 2048, 5000} {
+		l := newPidLRU(c, 1)
+		for pid := 1; pid <= c+10; pid++ {
+			l.add(pid, entry{})
+			if cap(l.slots) > c {
+				t.Fatalf("capacity %d: %d slots allocated after %d pids", c, cap(l.slots), pid)
+			}
+		}
+		if len(l.slots) != c {
+			t.Errorf("capacity %d: %d slots in use when full", c, len(l.slots))
+		}
+	}
+}
