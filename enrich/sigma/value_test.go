@@ -1,8 +1,10 @@
 package sigma
 
 import (
+	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // TestFoldLikeLower: equality, prefix and suffix give the same answer
@@ -32,5 +34,27 @@ func TestFoldLikeLower(t *testing.T) {
 	}
 	if n < 10 {
 		t.Fatalf("only %d matches: the cases test little", n)
+	}
+}
+
+// isASCII, which tests eight bytes at a time, agrees with a byte loop at
+// every alignment and length, with one high byte at each position.
+func TestIsASCIIByWords(t *testing.T) {
+	for off := 0; off <= 8; off++ {
+		for n := 0; off+n <= 88; n++ {
+			for hi := -1; hi < n; hi++ {
+				buf := []byte(strings.Repeat("a", 96))
+				if hi >= 0 {
+					buf[off+hi] = 0x80 | byte(hi)
+				}
+				b := buf[off : off+n]
+				want := !slices.ContainsFunc(b, func(c byte) bool { return c >= 0x80 })
+				// unsafe.String keeps the offset from the buffer's
+				// (aligned) start, which a conversion would not.
+				if got := isASCII(unsafe.String(unsafe.SliceData(b), n)); got != want {
+					t.Fatalf("offset %d, length %d, high byte at %d: isASCII = %v", off, n, hi, got)
+				}
+			}
+		}
 	}
 }

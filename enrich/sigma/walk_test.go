@@ -126,3 +126,24 @@ type=EXECVE msg=audit(1.000:1): argc=1 a0="kill"`)
 		}
 	}
 }
+
+// A keyword search reads every value of the records it may match, also
+// fields no rule names: the walk's rule-out of names by hash slot is for
+// records read field by field only.
+func TestWalkKeywordReadsUnnamedFields(t *testing.T) {
+	s := newTestEnricher(t, rule("keyword", "auditd", "    keywords:\n        - 'evilword'\n    condition: keywords\n")).Set()
+	for _, c := range []struct {
+		name, text string
+		want       []string
+	}{
+		{"keyword in a field no rule names", `type=SYSCALL msg=audit(1.000:1): syscall=59 success=yes zork="an-evilword-here" comm="x"`, []string{"keyword"}},
+		{"no keyword", `type=SYSCALL msg=audit(1.000:1): syscall=59 success=yes zork="an-evil-word" comm="x"`, nil},
+	} {
+		ev := eventOf(t, c.text)
+		ev.Kind = audit.KindAudit
+		got, plain := hitIDs(s, ev), hitIDs(withoutPrefilter(s), ev)
+		if !slices.Equal(got, c.want) || !slices.Equal(plain, c.want) {
+			t.Errorf("%s: matched %v, every rule evaluated %v, want %v", c.name, got, plain, c.want)
+		}
+	}
+}
