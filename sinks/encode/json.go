@@ -427,6 +427,16 @@ func (e *Full) val(w *Writer, s, path, name string) {
 	}
 }
 
+// vals writes xs as an array, each element as val does (path listed once
+// per escaped element).
+func (e *Full) vals(w *Writer, xs []string, path string) {
+	w.OpenArray()
+	for _, x := range xs {
+		e.val(w, x, path, "")
+	}
+	w.CloseArray()
+}
+
 // optVal writes the member k with the value s, as val does, when s is
 // not empty.
 func (e *Full) optVal(w *Writer, k, s, path string) {
@@ -459,11 +469,7 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 		}
 		if len(s.Args) > 0 {
 			w.Key("args")
-			w.OpenArray()
-			for _, a := range s.Args {
-				e.val(w, a, "process.args", "")
-			}
-			w.CloseArray()
+			e.vals(w, s.Args, "process.args")
 			w.Key("args_count")
 			w.Int(int64(len(s.Args)))
 		}
@@ -552,11 +558,7 @@ func (e *Full) processParent(w *Writer, p *audit.Process) {
 	e.optVal(w, "executable", p.Executable, "process.parent.executable")
 	if len(p.Args) > 0 {
 		w.Key("args")
-		w.OpenArray()
-		for _, a := range p.Args {
-			e.val(w, a, "process.parent.args", "")
-		}
-		w.CloseArray()
+		e.vals(w, p.Args, "process.parent.args")
 	}
 	w.Close()
 	e.parent.keep(e, one(p), m, escaped)
