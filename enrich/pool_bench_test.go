@@ -36,7 +36,7 @@ func BenchmarkPoolRun(b *testing.B) {
 	n, timeNext := 0, false
 	for b.Loop() {
 		n++
-		timeNext = p.run(&ctx, ev, tallies, timeNext || n%latencySample == 0)
+		timeNext = p.run(&ctx, ev, tallies, timeNext || sampled(n))
 		if tallies[0].calls >= flushEvery {
 			p.flush(tallies)
 		}

@@ -106,7 +106,8 @@ func (slowPair) Enrich(_ context.Context, ev *audit.Event) error {
 	return nil
 }
 
-// TestPoolTiming: one event in latencySample has each call timed; an
+// TestPoolTiming: one event in latencySample, the first included, has
+// each call timed; an
 // untimed slow event gets a chain warning and makes the next event timed,
 // which names the slow enricher and counts it.
 func TestPoolTiming(t *testing.T) {
@@ -139,8 +140,8 @@ func TestPoolTiming(t *testing.T) {
 	if got := snap[`audisp_enrich_enricher_calls_total{enricher="slow"}`]; got != n {
 		t.Errorf("calls = %v, want %d", got, n)
 	}
-	// Timed: every latencySample-th event, plus event 4 and event 5 (after
-	// the slow event 4).
+	// Timed: the first event and every latencySample-th after it (serials
+	// 0, 32, 64, 96), plus event 4 and event 5 (after the slow event 4).
 	if got, want := snap[`audisp_enrich_enricher_seconds{enricher="slow"}_count`], float64(n/latencySample+2); got != want {
 		t.Errorf("latency samples = %v, want %v", got, want)
 	}

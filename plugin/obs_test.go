@@ -455,7 +455,8 @@ path = %q
 		if c := m.must(t, "audisp_enrich_enricher_calls_total", "enricher", e); c != evs {
 			t.Errorf("enricher %s: %g calls, want one per event (%g)", e, c, evs)
 		}
-		// The latency of one call in 8 per worker is sampled.
+		// The latency of each worker's first call and of one in 32 after
+		// it is sampled.
 		if c := m.must(t, "audisp_enrich_enricher_seconds_count", "enricher", e); c < 1 || c > evs {
 			t.Errorf("enricher %s: latency histogram counted %g, want 1..%g (sampled)", e, c, evs)
 		}
