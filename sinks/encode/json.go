@@ -224,10 +224,7 @@ func (e *Full) record(w *Writer, r *audit.Record, docEscaped int) {
 					w.Key("port")
 					w.Int(int64(sa.Port))
 				}
-				if sa.Path != "" {
-					w.Key("path")
-					e.val(w, sa.Path, "sockaddr.path", "")
-				}
+				e.optVal(w, "path", sa.Path, "sockaddr.path")
 				w.Close()
 			}
 		}
@@ -459,14 +456,8 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 			w.Key("ppid")
 			w.Digits(s.PPID)
 		}
-		if s.Exe != "" {
-			w.Key("executable")
-			e.val(w, s.Exe, "process.executable", "")
-		}
-		if name := audit.ProcessName(s); name != "" {
-			w.Key("name")
-			e.val(w, name, "process.name", "")
-		}
+		e.optVal(w, "executable", s.Exe, "process.executable")
+		e.optVal(w, "name", audit.ProcessName(s), "process.name")
 		if len(s.Args) > 0 {
 			w.Key("args")
 			e.vals(w, s.Args, "process.args")
@@ -479,10 +470,7 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 				e.escaped = append(e.escaped, "process.title")
 			}
 		}
-		if s.Cwd != "" {
-			w.Key("working_directory")
-			e.val(w, s.Cwd, "process.working_directory", "")
-		}
+		e.optVal(w, "working_directory", s.Cwd, "process.working_directory")
 		if ev.Parent != nil {
 			e.processParent(w, ev.Parent)
 		}
@@ -511,10 +499,7 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 	if s.FilePath != "" || s.Hashes != [3]string{} || s.Sha512 != "" {
 		w.Key("file")
 		w.Open()
-		if s.FilePath != "" {
-			w.Key("path")
-			e.val(w, s.FilePath, "file.path", "")
-		}
+		e.optVal(w, "path", s.FilePath, "file.path")
 		if s.Hashes != [3]string{} || s.Sha512 != "" {
 			w.Key("hash")
 			w.Open()

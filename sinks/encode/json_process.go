@@ -29,10 +29,7 @@ func (e *Full) ancestry(w *Writer, chain []*audit.Process) {
 		w.Open()
 		w.Key("pid")
 		w.Int(int64(p.PID))
-		if p.Executable != "" {
-			w.Key("executable")
-			e.val(w, p.Executable, "ancestry.executable", "")
-		}
+		e.optVal(w, "executable", p.Executable, "ancestry.executable")
 		w.Close()
 	}
 	w.CloseArray()
@@ -63,9 +60,6 @@ func (e *Full) cgroupFacts(w *Writer, cg *audit.Cgroup) {
 		e.optVal(w, "user_id", cg.UserOf, "systemd.user_id")
 		w.Close()
 	}
-	if cg.Path != "" {
-		w.Key("cgroup")
-		e.val(w, cg.Path, "cgroup", "")
-	}
+	e.optVal(w, "cgroup", cg.Path, "cgroup")
 	e.cgroup.keep(e, one(cg), m, escaped)
 }
