@@ -58,9 +58,10 @@ func (v *value) match(s, low string) bool {
 		eq, ok := false, false
 		switch v.op {
 		case opEq:
-			if len(s) == len(v.s) || isASCII(s) {
+			if len(s) == len(v.s) {
 				eq, ok = foldHas(s, v.s, false)
-				eq = eq && len(s) == len(v.s)
+			} else {
+				ok = isASCII(s) // keeps its length lower-cased: not equal
 			}
 		case opPrefix:
 			eq, ok = foldHas(s, v.s, false)
