@@ -86,7 +86,7 @@ bench-peers: build ## laurel vs go-libaudit vs audisp-enrich on CORPUS (RUNS=5, 
 	@test -s $(CORPUS) || $(MAKE) corpus
 	CORPUS=$(CORPUS) plugin/perf/peers.sh
 
-bench-ratio: ## all enrichers on vs none, alternating pairs (issue 3's 80% target; PROCS=1 for one core; IMA=1 adds IMA hashes)
+bench-ratio: ## all enrichers on vs none, interleaved in each run (issue 3's 80% target; PROCS=1 for one core; IMA=1 adds IMA hashes)
 	@test -s $(CORPUS) || $(MAKE) corpus
 	CORPUS=$(CORPUS) IMA=$(IMA) plugin/perf/ratio.sh
 

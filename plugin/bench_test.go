@@ -48,30 +48,110 @@ func benchLines(b *testing.B) []string {
 // AUDISP_ENRICH_BENCH_STATE names a directory that keeps the package
 // index's hashes between runs (default: a new one per run).
 func BenchmarkReplay(b *testing.B) {
-	lines := benchLines(b)
-	if os.Getenv("AUDISP_ENRICH_BENCH_IMA") == "1" {
-		lines = withIMA(b, lines)
-	}
-	dir := b.TempDir()
-	pkgState := os.Getenv("AUDISP_ENRICH_BENCH_STATE")
-	if pkgState == "" {
-		pkgState = dir
-	}
-	list := filepath.Join(dir, "block.txt")
-	var lb bytes.Buffer
-	for i := 0; i < 1000; i++ {
-		fmt.Fprintf(&lb, "%064x bench-%d\n", i*7919+1, i)
-	}
-	if err := os.WriteFile(list, lb.Bytes(), 0o644); err != nil {
-		b.Fatal(err)
-	}
+	r := newReplayBench(b)
 	for _, enriched := range []bool{false, true} {
 		name := "bare"
 		if enriched {
 			name = "enriched"
 		}
 		b.Run(name, func(b *testing.B) {
-			cfgText := fmt.Sprintf(`state_dir = %q
+			cfg := r.config(b, enriched)
+			b.ReportAllocs()
+			// Building the pipeline (compiling the hunting rules, loading
+			// the list) is set-up, not throughput: only feeding the corpus
+			// and closing (draining the pool and the sink) are timed.
+			var cpu time.Duration
+			var faults int64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				p := r.pipeline(b, cfg)
+				cpu0, flt0 := cpuTime(), minorFaults()
+				b.StartTimer()
+				r.feed(b, p)
+				cpu += cpuTime() - cpu0
+				faults += minorFaults() - flt0
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(len(r.lines)*b.N)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(cpu.Seconds()*1e6/float64(len(r.lines)*b.N), "cpu-µs/record")
+			b.ReportMetric(float64(faults)*1e5/float64(len(r.lines)*b.N), "minflt/100k-records")
+		})
+	}
+}
+
+// BenchmarkReplayRatio measures issue 3's enrichment ratio (`make
+// bench-ratio`) with BenchmarkReplay's two pipelines interleaved: each op
+// feeds the corpus once through a new bare pipeline and once through a new
+// enriched one, the bare one first in even ops and second in odd ones.
+// Both thus run in the same seconds of the machine: on a shared VM its
+// speed drifts by tens of percent from one second to the next, more than
+// the difference measured, and BenchmarkReplay's sub-benchmarks run one
+// after the other, seconds apart. Only feeding and closing are timed, as
+// in BenchmarkReplay. It reports each side's records/s and CPU µs per
+// record over all ops (bare-records/s, enriched-records/s, ...-cpu-µs/record)
+// and the ratio of the records/s (enriched ÷ bare).
+func BenchmarkReplayRatio(b *testing.B) {
+	r := newReplayBench(b)
+	cfgs := [2]*conf.Config{r.config(b, false), r.config(b, true)}
+	var took, cpu [2]time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k := range 2 {
+			side := (i + k) % 2 // 0 bare, 1 enriched
+			b.StopTimer()
+			p := r.pipeline(b, cfgs[side])
+			b.StartTimer()
+			t0, cpu0 := time.Now(), cpuTime()
+			r.feed(b, p)
+			took[side] += time.Since(t0)
+			cpu[side] += cpuTime() - cpu0
+		}
+	}
+	b.StopTimer()
+	records := float64(len(r.lines) * b.N)
+	bare, enriched := records/took[0].Seconds(), records/took[1].Seconds()
+	b.ReportMetric(bare, "bare-records/s")
+	b.ReportMetric(enriched, "enriched-records/s")
+	b.ReportMetric(cpu[0].Seconds()*1e6/records, "bare-cpu-µs/record")
+	b.ReportMetric(cpu[1].Seconds()*1e6/records, "enriched-cpu-µs/record")
+	b.ReportMetric(enriched/bare, "ratio")
+}
+
+// replayBench is the shared set-up of BenchmarkReplay and
+// BenchmarkReplayRatio: the corpus and the files the enriched
+// configuration names.
+type replayBench struct {
+	lines               []string
+	dir, list, pkgState string
+}
+
+func newReplayBench(b *testing.B) *replayBench {
+	r := &replayBench{lines: benchLines(b)}
+	if os.Getenv("AUDISP_ENRICH_BENCH_IMA") == "1" {
+		r.lines = withIMA(b, r.lines)
+	}
+	r.dir = b.TempDir()
+	r.pkgState = os.Getenv("AUDISP_ENRICH_BENCH_STATE")
+	if r.pkgState == "" {
+		r.pkgState = r.dir
+	}
+	r.list = filepath.Join(r.dir, "block.txt")
+	var lb bytes.Buffer
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&lb, "%064x bench-%d\n", i*7919+1, i)
+	}
+	if err := os.WriteFile(r.list, lb.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// config returns the bare configuration (every enricher off) or the
+// enriched one (every local enricher on, and the Sigma rules of
+// AUDISP_ENRICH_SIGMA_RULES).
+func (r *replayBench) config(b *testing.B, enriched bool) *conf.Config {
+	cfgText := fmt.Sprintf(`state_dir = %q
 [log]
 syslog = false
 [enrich.hashes]
@@ -99,46 +179,36 @@ type = "file"
 [sink.file]
 path = "/dev/null"
 max_bytes = 0
-`, dir, enriched, enriched, enriched, enriched, enriched, list, enriched, pkgState)
-			if enriched {
-				cfgText += testsupport.SigmaSection(b)
-			}
-			cfg, err := conf.Parse("bench.toml", []byte(cfgText))
-			if err != nil {
-				b.Fatal(err)
-			}
-			log := slog.New(slog.DiscardHandler)
-			b.ReportAllocs()
-			// Building the pipeline (compiling the hunting rules, loading
-			// the list) is set-up, not throughput: only feeding the corpus
-			// and closing (draining the pool and the sink) are timed.
-			var cpu time.Duration
-			var faults int64
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				p, err := NewPipeline(cfg, log, &metrics.Registry{}, true)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := p.enr.waitPackages(b.Context(), log, nil); err != nil {
-					b.Fatal(err)
-				}
-				cpu0, flt0 := cpuTime(), minorFaults()
-				b.StartTimer()
-				for _, l := range lines {
-					p.Handle(l)
-				}
-				p.Close(b.Context())
-				cpu += cpuTime() - cpu0
-				faults += minorFaults() - flt0
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(len(lines)*b.N)/b.Elapsed().Seconds(), "records/s")
-			b.ReportMetric(cpu.Seconds()*1e6/float64(len(lines)*b.N), "cpu-µs/record")
-			b.ReportMetric(float64(faults)*1e5/float64(len(lines)*b.N), "minflt/100k-records")
-		})
+`, r.dir, enriched, enriched, enriched, enriched, enriched, r.list, enriched, r.pkgState)
+	if enriched {
+		cfgText += testsupport.SigmaSection(b)
 	}
+	cfg, err := conf.Parse("bench.toml", []byte(cfgText))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cfg
+}
+
+// pipeline builds a pipeline for cfg and waits for its package index.
+func (r *replayBench) pipeline(b *testing.B, cfg *conf.Config) *Pipeline {
+	p, err := NewPipeline(cfg, slog.New(slog.DiscardHandler), &metrics.Registry{}, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.enr.waitPackages(b.Context(), slog.New(slog.DiscardHandler), nil); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// feed passes the corpus through p and closes it (draining the pool and
+// the sink).
+func (r *replayBench) feed(b *testing.B, p *Pipeline) {
+	for _, l := range r.lines {
+		p.Handle(l)
+	}
+	p.Close(b.Context())
 }
 
 // withIMA returns lines with an INTEGRITY_RULE record added to every exec
