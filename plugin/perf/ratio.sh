@@ -1,17 +1,20 @@
 #!/bin/bash
 # plugin/perf/ratio.sh: enrichment cost (`make bench-ratio`), issue 3's target
 # "all enrichers on >= 80% of the throughput without enrichment" (issue 18:
-# >= 0.75 with every SigmaHQ Linux rule loaded, SIGMA_RULES=shared).
+# >= 0.75 with every SigmaHQ Linux rule loaded: `make bench-ratio
+# SIGMA_RULES=shared`, or AUDISP_ENRICH_SIGMA_RULES=shared for the script).
 # Runs BenchmarkReplayRatio (plugin: parse, reassemble, enrichment pool,
 # JSON, file sink on /dev/null) RUNS times. Each run feeds the corpus
-# BENCHTIME times through a new bare pipeline and as often through a new
-# enriched one, interleaved (bare first, then enriched first, and so on),
-# so both sides run in the same seconds of the machine; a run's ratio is
+# BENCHTIME (default 5x) times through a new bare pipeline and as often
+# through a new enriched one, interleaved (bare first, then enriched first,
+# and so on), so both sides run in the same seconds of the machine; only
+# feeding and closing are timed (building a pipeline, and collecting what
+# building it left, are not). A run's ratio is
 # the enriched pipeline's records/s over the bare one's. Prints every
 # run's figures, the median of the runs' ratios, and the medians of
 # records/s and of CPU µs per record. PROCS sets GOMAXPROCS (default: every
-# core). IMA=1 adds an INTEGRITY_RULE record to every exec event
-# (BenchmarkReplay's withIMA), so that the hash enrichers (package trust,
+# core). IMA=1 adds an INTEGRITY_RULE record to every exec event (withIMA
+# in plugin/bench_test.go), so that the hash enrichers (package trust,
 # blocklist) judge hashes; the package index's hashes are kept in
 # $OUT/packages-state.
 set -euo pipefail
