@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,8 +40,7 @@ func benchLines(b *testing.B) []string {
 // bare and with every local enricher on (hashes, proc table, ATT&CK,
 // a 1000-entry blocklist, hunting rules, package trust over this machine's
 // /usr/bin and /usr/sbin). One op is the whole corpus through a new
-// pipeline; building it, waiting for its package index and collecting the
-// garbage building it left are not timed (replayBench.pipeline).
+// pipeline; building it, and waiting for its package index, is not timed.
 //
 // With AUDISP_ENRICH_BENCH_IMA=1 every exec event gets an INTEGRITY_RULE
 // record first (withIMA): the generated corpus is captured without an IMA
@@ -192,11 +190,7 @@ max_bytes = 0
 	return cfg
 }
 
-// pipeline builds a pipeline for cfg, waits for its package index, and
-// collects the garbage that building it left (reading the package
-// database, compiling Sigma rules: about 130 MB with every enricher on), so
-// that the feed timed next does not pay for it, nor, in
-// BenchmarkReplayRatio, for the other side's garbage.
+// pipeline builds a pipeline for cfg and waits for its package index.
 func (r *replayBench) pipeline(b *testing.B, cfg *conf.Config) *Pipeline {
 	p, err := NewPipeline(cfg, slog.New(slog.DiscardHandler), &metrics.Registry{}, true)
 	if err != nil {
@@ -205,7 +199,6 @@ func (r *replayBench) pipeline(b *testing.B, cfg *conf.Config) *Pipeline {
 	if err := p.enr.waitPackages(b.Context(), slog.New(slog.DiscardHandler), nil); err != nil {
 		b.Fatal(err)
 	}
-	runtime.GC()
 	return p
 }
 

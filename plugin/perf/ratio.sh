@@ -8,8 +8,8 @@
 # BENCHTIME (default 5x) times through a new bare pipeline and as often
 # through a new enriched one, interleaved (bare first, then enriched first,
 # and so on), so both sides run in the same seconds of the machine; only
-# feeding and closing are timed (building a pipeline, and collecting what
-# building it left, are not). A run's ratio is
+# feeding and closing are timed (building a pipeline is not). A run's
+# ratio is
 # the enriched pipeline's records/s over the bare one's. Prints every
 # run's figures, the median of the runs' ratios, and the medians of
 # records/s and of CPU µs per record. PROCS sets GOMAXPROCS (default: every
