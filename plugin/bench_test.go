@@ -90,7 +90,10 @@ func BenchmarkReplay(b *testing.B) {
 // after the other, seconds apart. Only feeding and closing are timed, as
 // in BenchmarkReplay. It reports each side's records/s and CPU µs per
 // record over all ops (bare-records/s, enriched-records/s, ...-cpu-µs/record)
-// and the ratio of the records/s (enriched ÷ bare).
+// and the ratio of the records/s (enriched ÷ bare). The two sides share one
+// garbage collector, so some of one side's garbage may be collected in the
+// other's time; forcing a collection before each feed costs both sides far
+// more (docs/performance.md, "Enrichment ratio, session 10").
 func BenchmarkReplayRatio(b *testing.B) {
 	r := newReplayBench(b)
 	cfgs := [2]*conf.Config{r.config(b, false), r.config(b, true)}
