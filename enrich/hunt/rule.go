@@ -34,7 +34,14 @@ func (e *RuleError) Error() string {
 	case e.File != "":
 		fmt.Fprintf(&b, "%s: ", e.File)
 	default:
-		b.WriteString("hunt: ")
+		// An inline rule: named by its key in the config file.
+		fmt.Fprintf(&b, "hunt: rule[%d]", e.Index)
+		if e.Rule != "" {
+			fmt.Fprintf(&b, " (%q)", e.Rule)
+		}
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+		return b.String()
 	}
 	switch {
 	case e.Rule != "":
