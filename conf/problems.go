@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -192,10 +193,23 @@ func (r *report) value(p toml.Primitive, path string, f reflect.Value) {
 			return
 		}
 	}
+	if t == durationType {
+		// The decoder reads a bare integer as nanoseconds; a duration is
+		// written as a string ("2s").
+		var v any
+		if r.md.PrimitiveDecode(p, &v) == nil {
+			if n, ok := v.(int64); ok {
+				r.add(path, true, fmt.Sprintf("%s: want a duration string such as \"2s\", got the integer %d", path, n))
+				return
+			}
+		}
+	}
 	if err := r.md.PrimitiveDecode(p, f.Addr().Interface()); err != nil {
 		r.add(path, true, path+": "+typeMsg(path, err))
 	}
 }
+
+var durationType = reflect.TypeFor[time.Duration]()
 
 var (
 	tomlPrefix   = regexp.MustCompile(`^toml: (line \d+ )?(\(last key "[^"]*"\): )?`)
