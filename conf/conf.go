@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -197,10 +198,33 @@ type FileConfig struct {
 	Path string `toml:"path"`
 	// MaxBytes rotates the file to PATH.1 ... PATH.N past this size; 0 never.
 	MaxBytes int64 `toml:"max_bytes"`
-	// Keep is how many rotated files to keep.
+	// Keep is how many rotated files to keep (at least 1).
 	Keep int `toml:"keep"`
-	// Mode is the file mode of a new file.
+	// Mode is the file mode of a new file, 0..0o777.
 	Mode int `toml:"mode"`
+}
+
+// Validate checks the options; every problem is returned, joined, each
+// message starting with its key.
+func (c *FileConfig) Validate() error {
+	var errs []error
+	if c.Path == "" {
+		errs = append(errs, errors.New("file sink needs [sink.file] path"))
+	}
+	if c.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("max_bytes %d: must not be negative (0 never rotates)", c.MaxBytes))
+	}
+	if c.Keep < 1 {
+		errs = append(errs, fmt.Errorf("keep %d: want at least 1", c.Keep))
+	}
+	if c.Mode < 0 || c.Mode > 0o777 {
+		msg := fmt.Sprintf("mode %d: want 0..0o777, a TOML octal such as 0o640", c.Mode)
+		if d := strconv.Itoa(c.Mode); c.Mode > 0 && strings.Trim(d, "01234567") == "" {
+			msg = fmt.Sprintf("mode %d: want 0..0o777 (a decimal %s is 0o%o: write it as 0o%s)", c.Mode, d, c.Mode, d)
+		}
+		errs = append(errs, errors.New(msg))
+	}
+	return errors.Join(errs...)
 }
 
 // Defaults returns the built-in defaults (what a key that is not set means).
@@ -429,9 +453,7 @@ func (c *Config) validate(r *report) {
 				bad("encoding", fmt.Errorf("remote sink sends audit text; encoding must be \"audit\", not %q", s.Encoding))
 			}
 		case "file":
-			if s.File.Path == "" {
-				bad("file.path", errors.New("file sink needs [sink.file] path"))
-			}
+			bad("file", s.File.Validate())
 		case "kafka":
 			bad("kafka", s.Kafka.Validate())
 		case "syslog":
