@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -191,6 +192,12 @@ type SinkConfig struct {
 	// Line is the line of the [[sink]] header, for error messages.
 	Line int `toml:"-"`
 }
+
+// Local reports whether the sink is written from the publishing goroutine
+// (stdout, file) rather than through a runner and its buffer (the network
+// sinks: kafka, syslog, gelf, remote), so [sink.buffer] and
+// [sink.delivery] do not apply to it.
+func (s *SinkConfig) Local() bool { return s.Type == "stdout" || s.Type == "file" }
 
 // FileConfig configures the file sink.
 type FileConfig struct {
@@ -445,6 +452,9 @@ func (c *Config) validate(r *report) {
 		if s.Profile != "ecs" && (s.Original || s.References) {
 			bad("original", errors.New("original and references apply to the ecs profile only (set profile = \"ecs\")"))
 		}
+		if slices.Contains(sinkTypes, s.Type) {
+			r.otherTables(path, s)
+		}
 		switch s.Type {
 		case "stdout":
 		case "remote":
@@ -464,7 +474,35 @@ func (c *Config) validate(r *report) {
 				bad("encoding", fmt.Errorf("gelf sink flattens JSON documents; encoding must be \"json\", not %q", s.Encoding))
 			}
 		default:
-			at(path+".type", oneOf(path+".type", s.Type, "stdout", "file", "kafka", "syslog", "gelf", "remote"))
+			at(path+".type", oneOf(path+".type", s.Type, sinkTypes...))
+		}
+	}
+}
+
+// sinkTypes are the values of a sink's type.
+var sinkTypes = []string{"stdout", "file", "kafka", "syslog", "gelf", "remote"}
+
+// otherTables reports, at its header, each table of the sink at path that
+// does not apply to its type: the table of another type ([sink.kafka] in a
+// file sink; each is set only when written, see newSink), and [sink.buffer]
+// and [sink.delivery] in a local sink.
+func (r *report) otherTables(path string, s *SinkConfig) {
+	tables := []struct {
+		key string
+		set bool
+	}{{"file", s.File != nil}, {"kafka", s.Kafka != nil}, {"syslog", s.Syslog != nil},
+		{"gelf", s.Gelf != nil}, {"remote", s.Remote != nil}}
+	for _, t := range tables {
+		if t.set && t.key != s.Type {
+			r.add(join(path, t.key), false, fmt.Sprintf("%s: [sink.%s] does not apply to a sink of type %s", path, t.key, s.Type))
+		}
+	}
+	if !s.Local() {
+		return
+	}
+	for _, key := range []string{"buffer", "delivery"} {
+		if _, ok := r.loc[join(path, key)]; ok {
+			r.add(join(path, key), false, fmt.Sprintf("%s: [sink.%s] applies to network sinks only, not to a sink of type %s", path, key, s.Type))
 		}
 	}
 }
