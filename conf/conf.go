@@ -46,9 +46,9 @@ var Example []byte
 // Config is the whole configuration.
 type Config struct {
 	// User is the account the plugin switches to after opening what needs
-	// root. "root" keeps root (not recommended).
+	// root. "root" keeps root (not recommended); "" is an error.
 	User string `toml:"user"`
-	// StateDir holds buffers and caches.
+	// StateDir holds buffers and caches; "" is an error.
 	StateDir string `toml:"state_dir"`
 	// MaxProcs is how many cores plugin mode runs Go code on at once (Go's
 	// GOMAXPROCS), read at start. 1 (the default) costs the least CPU at
@@ -378,6 +378,12 @@ func (c *Config) validate(r *report) {
 	// at reports err at key (a dotted path such as "input.format"), or at
 	// the key of key's table its message starts with (see report.check).
 	at := r.check
+	if c.User == "" {
+		at("user", errors.New(`user "": want an account name ("root" keeps root)`))
+	}
+	if c.StateDir == "" {
+		at("state_dir", errors.New("state_dir: must not be empty"))
+	}
 	at("input.format", oneOf("input.format", c.Input.Format, "string", "binary", "binary-fixed", "binary-exact"))
 	if c.Input.MaxLineBytes < 16<<10 || c.Input.MaxLineBytes > 16<<20 {
 		at("input.max_line_bytes", fmt.Errorf("input.max_line_bytes %d: want 16384..16777216", c.Input.MaxLineBytes))
