@@ -349,6 +349,23 @@ func Parse(name string, data []byte) (*Config, error) {
 	return &cfg, nil
 }
 
+// At returns err, found after loading (a file the config names cannot be
+// read), as an *Error placed in the config file the way Parse places a
+// problem (see report.check): at key, or at the key below it that err's
+// message names. It re-reads the file; when it cannot, or for the
+// built-in config, the problem has no place.
+func (c *Config) At(key string, err error) error {
+	name, data := c.File, Example
+	if name == "" {
+		name = builtinName
+	} else if data, _ = os.ReadFile(name); data == nil {
+		data = []byte{}
+	}
+	r := &report{loc: locate(data)}
+	r.check(key, err)
+	return r.err(name)
+}
+
 // newSink returns a sink of type typ with that type's defaults.
 func newSink(typ string) SinkConfig {
 	sc := SinkConfig{Type: typ, Encoding: "json", Profile: "full", Buffer: buffer.DefaultConfig(), Delivery: sinks.DefaultRunnerConfig()}
