@@ -86,11 +86,13 @@ type InputConfig struct {
 	// reader drops the batch and counts it rather than stall auditd.
 	QueueBatches int `toml:"queue_batches"`
 	// Coalesce is how long the reader waits before reading again after a
-	// short read (under 32 KiB), so that records auditd writes one by one
+	// short read (under half the stdin pipe's capacity: 512 KiB once
+	// plugin mode has enlarged it to 1 MiB, 32 KiB for a default 64 KiB
+	// pipe; plugin/input.go), so that records auditd writes one by one
 	// are read, parsed and handed on in batches: at low rates at most one
 	// read per Coalesce, which costs far less CPU than one per record, for
-	// at most Coalesce of extra latency. Reads of 32 KiB or more (high
-	// rates) are followed at once. 0 reads as soon as data arrives.
+	// at most Coalesce of extra latency. Longer reads (high rates) are
+	// followed at once. 0 reads as soon as data arrives.
 	Coalesce time.Duration `toml:"coalesce"`
 }
 
