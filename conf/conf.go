@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,9 +46,9 @@ var Example []byte
 // Config is the whole configuration.
 type Config struct {
 	// User is the account the plugin switches to after opening what needs
-	// root. "root" keeps root (not recommended).
+	// root. "root" keeps root (not recommended); "" is an error.
 	User string `toml:"user"`
-	// StateDir holds buffers and caches.
+	// StateDir holds buffers and caches; "" is an error.
 	StateDir string `toml:"state_dir"`
 	// MaxProcs is how many cores plugin mode runs Go code on at once (Go's
 	// GOMAXPROCS), read at start. 1 (the default) costs the least CPU at
@@ -84,11 +86,13 @@ type InputConfig struct {
 	// reader drops the batch and counts it rather than stall auditd.
 	QueueBatches int `toml:"queue_batches"`
 	// Coalesce is how long the reader waits before reading again after a
-	// short read (under 32 KiB), so that records auditd writes one by one
+	// short read (under half the stdin pipe's capacity: 512 KiB once
+	// plugin mode has enlarged it to 1 MiB, 32 KiB for a default 64 KiB
+	// pipe; plugin/input.go), so that records auditd writes one by one
 	// are read, parsed and handed on in batches: at low rates at most one
 	// read per Coalesce, which costs far less CPU than one per record, for
-	// at most Coalesce of extra latency. Reads of 32 KiB or more (high
-	// rates) are followed at once. 0 reads as soon as data arrives.
+	// at most Coalesce of extra latency. Longer reads (high rates) are
+	// followed at once. 0 reads as soon as data arrives.
 	Coalesce time.Duration `toml:"coalesce"`
 }
 
@@ -191,16 +195,45 @@ type SinkConfig struct {
 	Line int `toml:"-"`
 }
 
+// Local reports whether the sink is written from the publishing goroutine
+// (stdout, file) rather than through a runner and its buffer (the network
+// sinks: kafka, syslog, gelf, remote), so [sink.buffer] and
+// [sink.delivery] do not apply to it.
+func (s *SinkConfig) Local() bool { return s.Type == "stdout" || s.Type == "file" }
+
 // FileConfig configures the file sink.
 type FileConfig struct {
 	// Path of the JSON Lines file (appended; reopened on SIGHUP).
 	Path string `toml:"path"`
 	// MaxBytes rotates the file to PATH.1 ... PATH.N past this size; 0 never.
 	MaxBytes int64 `toml:"max_bytes"`
-	// Keep is how many rotated files to keep.
+	// Keep is how many rotated files to keep (at least 1).
 	Keep int `toml:"keep"`
-	// Mode is the file mode of a new file.
+	// Mode is the file mode of a new file, 0..0o777.
 	Mode int `toml:"mode"`
+}
+
+// Validate checks the options; every problem is returned, joined, each
+// message starting with its key.
+func (c *FileConfig) Validate() error {
+	var errs []error
+	if c.Path == "" {
+		errs = append(errs, errors.New("file sink needs [sink.file] path"))
+	}
+	if c.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("max_bytes %d: must not be negative (0 never rotates)", c.MaxBytes))
+	}
+	if c.Keep < 1 {
+		errs = append(errs, fmt.Errorf("keep %d: want at least 1", c.Keep))
+	}
+	if c.Mode < 0 || c.Mode > 0o777 {
+		msg := fmt.Sprintf("mode %d: want 0..0o777, a TOML octal such as 0o640", c.Mode)
+		if d := strconv.Itoa(c.Mode); c.Mode > 0 && strings.Trim(d, "01234567") == "" {
+			msg = fmt.Sprintf("mode %d: want 0..0o777 (a decimal %s is 0o%o: write it as 0o%s)", c.Mode, d, c.Mode, d)
+		}
+		errs = append(errs, errors.New(msg))
+	}
+	return errors.Join(errs...)
 }
 
 // Defaults returns the built-in defaults (what a key that is not set means).
@@ -318,6 +351,23 @@ func Parse(name string, data []byte) (*Config, error) {
 	return &cfg, nil
 }
 
+// At returns err, found after loading (a file the config names cannot be
+// read), as an *Error placed in the config file the way Parse places a
+// problem (see report.check): at key, or at the key below it that err's
+// message names. It re-reads the file; when it cannot, or for the
+// built-in config, the problem has no place.
+func (c *Config) At(key string, err error) error {
+	name, data := c.File, Example
+	if name == "" {
+		name = builtinName
+	} else if data, _ = os.ReadFile(name); data == nil {
+		data = []byte{}
+	}
+	r := &report{loc: locate(data)}
+	r.check(key, err)
+	return r.err(name)
+}
+
 // newSink returns a sink of type typ with that type's defaults.
 func newSink(typ string) SinkConfig {
 	sc := SinkConfig{Type: typ, Encoding: "json", Profile: "full", Buffer: buffer.DefaultConfig(), Delivery: sinks.DefaultRunnerConfig()}
@@ -347,6 +397,12 @@ func (c *Config) validate(r *report) {
 	// at reports err at key (a dotted path such as "input.format"), or at
 	// the key of key's table its message starts with (see report.check).
 	at := r.check
+	if c.User == "" {
+		at("user", errors.New(`user "": want an account name ("root" keeps root)`))
+	}
+	if c.StateDir == "" {
+		at("state_dir", errors.New("state_dir: must not be empty"))
+	}
 	at("input.format", oneOf("input.format", c.Input.Format, "string", "binary", "binary-fixed", "binary-exact"))
 	if c.Input.MaxLineBytes < 16<<10 || c.Input.MaxLineBytes > 16<<20 {
 		at("input.max_line_bytes", fmt.Errorf("input.max_line_bytes %d: want 16384..16777216", c.Input.MaxLineBytes))
@@ -421,6 +477,9 @@ func (c *Config) validate(r *report) {
 		if s.Profile != "ecs" && (s.Original || s.References) {
 			bad("original", errors.New("original and references apply to the ecs profile only (set profile = \"ecs\")"))
 		}
+		if slices.Contains(sinkTypes, s.Type) {
+			r.otherTables(path, s)
+		}
 		switch s.Type {
 		case "stdout":
 		case "remote":
@@ -429,9 +488,7 @@ func (c *Config) validate(r *report) {
 				bad("encoding", fmt.Errorf("remote sink sends audit text; encoding must be \"audit\", not %q", s.Encoding))
 			}
 		case "file":
-			if s.File.Path == "" {
-				bad("file.path", errors.New("file sink needs [sink.file] path"))
-			}
+			bad("file", s.File.Validate())
 		case "kafka":
 			bad("kafka", s.Kafka.Validate())
 		case "syslog":
@@ -442,7 +499,35 @@ func (c *Config) validate(r *report) {
 				bad("encoding", fmt.Errorf("gelf sink flattens JSON documents; encoding must be \"json\", not %q", s.Encoding))
 			}
 		default:
-			at(path+".type", oneOf(path+".type", s.Type, "stdout", "file", "kafka", "syslog", "gelf", "remote"))
+			at(path+".type", oneOf(path+".type", s.Type, sinkTypes...))
+		}
+	}
+}
+
+// sinkTypes are the values of a sink's type.
+var sinkTypes = []string{"stdout", "file", "kafka", "syslog", "gelf", "remote"}
+
+// otherTables reports, at its header, each table of the sink at path that
+// does not apply to its type: the table of another type ([sink.kafka] in a
+// file sink; each is set only when written, see newSink), and [sink.buffer]
+// and [sink.delivery] in a local sink.
+func (r *report) otherTables(path string, s *SinkConfig) {
+	tables := []struct {
+		key string
+		set bool
+	}{{"file", s.File != nil}, {"kafka", s.Kafka != nil}, {"syslog", s.Syslog != nil},
+		{"gelf", s.Gelf != nil}, {"remote", s.Remote != nil}}
+	for _, t := range tables {
+		if t.set && t.key != s.Type {
+			r.add(join(path, t.key), false, fmt.Sprintf("%s: [sink.%s] does not apply to a sink of type %s", path, t.key, s.Type))
+		}
+	}
+	if !s.Local() {
+		return
+	}
+	for _, key := range []string{"buffer", "delivery"} {
+		if _, ok := r.loc[join(path, key)]; ok {
+			r.add(join(path, key), false, fmt.Sprintf("%s: [sink.%s] applies to network sinks only, not to a sink of type %s", path, key, s.Type))
 		}
 	}
 }

@@ -49,3 +49,23 @@ func TestExampleBlocksParse(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleStateDirFollows: a config made from the printed default
+// config with only the top-level state_dir changed keeps every state
+// directory under it (the sections' own state_dir lines are comments).
+func TestExampleStateDirFollows(t *testing.T) {
+	data := strings.Replace(string(Example), "\nstate_dir = \"/var/lib/audisp-enrich\"\n", "\nstate_dir = \"/srv/ae\"\n", 1)
+	c, err := Parse("moved.toml", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StateDir != "/srv/ae" {
+		t.Fatalf("state_dir = %q: the example's top-level line was not replaced", c.StateDir)
+	}
+	for name, dir := range map[string]string{"virustotal": c.Enrich.VirusTotal.StateDir,
+		"packages": c.Enrich.Packages.StateDir, "fleet": c.Enrich.Fleet.StateDir} {
+		if dir != "/srv/ae" {
+			t.Errorf("[enrich.%s] state_dir = %q, want the top-level /srv/ae", name, dir)
+		}
+	}
+}

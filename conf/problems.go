@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -67,8 +68,8 @@ func (r *report) add(path string, value bool, msg string) {
 	}
 }
 
-// check records every error joined in err (errors.Join trees are walked)
-// at table. The words of a message that name keys are followed down from
+// check records every error joined in err (errors.Join trees are walked,
+// also below a wrapper, each part keeping the wrapper's words) at table. The words of a message that name keys are followed down from
 // table to the deepest key that is written ("blocklist: lists[1] ("b"):
 // kind ..." under enrich.blocklist is placed at that list's kind), and the
 // problem is placed at that key's value. A message that quotes a value and
@@ -86,6 +87,19 @@ func (r *report) check(table string, err error) {
 		return
 	}
 	msg := err.Error()
+	// A join wrapped with words before it (fmt.Errorf("x: %w",
+	// errors.Join(a, b))) is split too: "x: a" and "x: b".
+	for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			if prefix, ok := strings.CutSuffix(msg, e.Error()); ok {
+				for _, x := range j.Unwrap() {
+					r.check(table, prefixed{prefix, x})
+				}
+				return
+			}
+			break
+		}
+	}
 	path := table
 	words := strings.Fields(msg)
 	for _, w := range words[:min(8, len(words))] {
@@ -110,6 +124,15 @@ func (r *report) check(table string, err error) {
 	}
 	r.add(path, true, msg)
 }
+
+// prefixed is err with words before its message.
+type prefixed struct {
+	prefix string
+	err    error
+}
+
+func (p prefixed) Error() string { return p.prefix + p.err.Error() }
+func (p prefixed) Unwrap() error { return p.err }
 
 // enumMsg matches a message that quotes a value and lists the allowed ones.
 var enumMsg = regexp.MustCompile(`"([^"]*)":? (?:want|is not) ([^():;]+)$`)
@@ -192,10 +215,23 @@ func (r *report) value(p toml.Primitive, path string, f reflect.Value) {
 			return
 		}
 	}
+	if t == durationType {
+		// The decoder reads a bare integer as nanoseconds; a duration is
+		// written as a string ("2s").
+		var v any
+		if r.md.PrimitiveDecode(p, &v) == nil {
+			if n, ok := v.(int64); ok {
+				r.add(path, true, fmt.Sprintf("%s: want a duration string such as \"2s\", got the integer %d", path, n))
+				return
+			}
+		}
+	}
 	if err := r.md.PrimitiveDecode(p, f.Addr().Interface()); err != nil {
 		r.add(path, true, path+": "+typeMsg(path, err))
 	}
 }
+
+var durationType = reflect.TypeFor[time.Duration]()
 
 var (
 	tomlPrefix   = regexp.MustCompile(`^toml: (line \d+ )?(\(last key "[^"]*"\): )?`)

@@ -27,7 +27,7 @@ func DropPrivileges(name, stateDir string, log *slog.Logger) error {
 	if err := noNewPrivs(); err != nil {
 		return err
 	}
-	if name == "root" || name == "" {
+	if name == "root" {
 		log.Warn("running as root (user = \"root\"); a dedicated service user is recommended")
 		return nil
 	}

@@ -46,25 +46,63 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate checks the options that do not need the rules themselves: the
-// directory lists. Rules are checked by New, which compiles them.
+// Validate checks everything that does not need rules_file: the
+// directory lists, every inline rule (a *RuleError naming rule[i] and the
+// key), that inline names are unique, and that each name in disable names
+// a built-in rule (with use_defaults) or an inline one; when rules_file is
+// set, a name found in neither is left to New, which reads that file.
+// Every problem is returned, joined.
 func (c *Config) Validate() error {
+	var errs []error
 	for _, l := range []struct {
 		key  string
 		dirs []string
 	}{{"temp_dirs", c.TempDirs}, {"system_dirs", c.SystemDirs}} {
 		for _, d := range l.dirs {
 			if err := checkDir(d); err != nil {
-				return fmt.Errorf("hunt: %s: %q: %w", l.key, d, err)
+				errs = append(errs, fmt.Errorf("hunt: %s: %q: %w", l.key, d, err))
 			}
 		}
 	}
-	for _, n := range c.Disable {
-		if n == "" {
-			return errors.New("hunt: disable: empty rule name")
+	_, err := compileInline(c.Rules, nil)
+	errs = append(errs, err)
+	known := map[string]bool{}
+	if c.UseDefaults {
+		for _, r := range builtinRules() {
+			known[r.name] = true
 		}
 	}
-	return nil
+	for _, rc := range c.Rules {
+		known[rc.Name] = true
+	}
+	for _, n := range c.Disable {
+		switch {
+		case n == "":
+			errs = append(errs, errors.New("hunt: disable: empty rule name"))
+		case !known[n] && c.RulesFile == "":
+			errs = append(errs, fmt.Errorf("hunt: disable: no rule named %q", n))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// compileInline compiles the inline rules and checks that their names are
+// unique. It returns the rules that compiled and every error, joined.
+func compileInline(rcs []RuleConfig, lookupUser func(string) (uint32, bool)) ([]*rule, error) {
+	var errs []error
+	rs := make([]*rule, 0, len(rcs))
+	for i := range rcs {
+		r, err := compileRule(&rcs[i], lookupUser)
+		if err != nil {
+			errs = append(errs, &RuleError{Index: i, Rule: rcs[i].Name, Err: err})
+			continue
+		}
+		rs = append(rs, r)
+	}
+	if len(errs) == 0 {
+		errs = append(errs, checkUnique(rs, ""))
+	}
+	return rs, errors.Join(errs...)
 }
 
 func checkDir(d string) error {

@@ -24,6 +24,7 @@ import (
 	"math/bits"
 	"os"
 	"slices"
+	"sync"
 
 	"github.com/audisp-enrich/audisp-enrich/enrich"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
@@ -63,6 +64,16 @@ func New(cfg Config, reg *metrics.Registry) (*Enricher, error) {
 	return newEnricher(cfg, localUID, reg)
 }
 
+// builtinRules are the built-in rules compiled without a user name
+// resolver, once (Validate looks up their names).
+var builtinRules = sync.OnceValue(func() []*rule {
+	rs, err := parseRules(DefaultRulesName, defaultRules, nil)
+	if err != nil {
+		panic("hunt: built-in rules: " + err.Error())
+	}
+	return rs
+})
+
 // newEnricher is New with the user name resolver given.
 func newEnricher(cfg Config, lookupUser func(string) (uint32, bool), reg *metrics.Registry) (*Enricher, error) {
 	if err := cfg.Validate(); err != nil {
@@ -76,15 +87,8 @@ func newEnricher(cfg Config, lookupUser func(string) (uint32, bool), reg *metric
 		}
 		set.add(rs, DefaultRulesName)
 	}
-	inline := make([]*rule, 0, len(cfg.Rules))
-	for i := range cfg.Rules {
-		r, err := compileRule(&cfg.Rules[i], lookupUser)
-		if err != nil {
-			return nil, &RuleError{Index: i, Rule: cfg.Rules[i].Name, Err: err}
-		}
-		inline = append(inline, r)
-	}
-	if err := checkUnique(inline, ""); err != nil {
+	inline, err := compileInline(cfg.Rules, lookupUser)
+	if err != nil {
 		return nil, err
 	}
 	set.add(inline, "config")

@@ -121,11 +121,11 @@ func TestLoadErrors(t *testing.T) {
 
 	// Inline rules name the rule and its position in the config.
 	cfg := only(RuleConfig{Name: "a", Severity: "low", Exec: true}, RuleConfig{Name: "b", Severity: "low"})
-	if _, err := newEnricher(cfg, testUsers, nil); err == nil || err.Error() != `hunt: rule "b": no condition: a rule must set at least one` {
+	if _, err := newEnricher(cfg, testUsers, nil); err == nil || err.Error() != `hunt: rule[1] ("b"): no condition: a rule must set at least one` {
 		t.Errorf("inline: %v", err)
 	}
 	cfg = only(RuleConfig{Name: "a", Severity: "low", Exec: true}, RuleConfig{Name: "a", Severity: "low", Exec: true})
-	if _, err := newEnricher(cfg, testUsers, nil); err == nil || err.Error() != `hunt: rule "a": duplicate name (rule #1 has it too)` {
+	if _, err := newEnricher(cfg, testUsers, nil); err == nil || err.Error() != `hunt: rule[1] ("a"): duplicate name (rule #1 has it too)` {
 		t.Errorf("inline duplicate: %v", err)
 	}
 }

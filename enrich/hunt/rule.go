@@ -18,6 +18,8 @@ import (
 // RuleError is an invalid rule. File and Line are set when the rule came
 // from a file (Line 0 when it could not be placed); Index is the rule's
 // position (0-based) in its file or list, -1 for errors outside any rule.
+// An inline rule (no File) is named by its key in the config file,
+// "hunt: rule[INDEX] ("NAME"): ", so that conf places the error.
 type RuleError struct {
 	File  string
 	Line  int
@@ -34,7 +36,14 @@ func (e *RuleError) Error() string {
 	case e.File != "":
 		fmt.Fprintf(&b, "%s: ", e.File)
 	default:
-		b.WriteString("hunt: ")
+		// An inline rule: named by its key in the config file.
+		fmt.Fprintf(&b, "hunt: rule[%d]", e.Index)
+		if e.Rule != "" {
+			fmt.Fprintf(&b, " (%q)", e.Rule)
+		}
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+		return b.String()
 	}
 	switch {
 	case e.Rule != "":

@@ -35,10 +35,6 @@ type deliverer interface {
 	reopen()
 }
 
-// isLocal reports whether a sink type is written from the publishing
-// goroutine (stdout, file) rather than through a runner and its buffer.
-func isLocal(typ string) bool { return typ == "stdout" || typ == "file" }
-
 // readsLists reports whether a sink reads the record types, rule keys and
 // techniques of an event's metadata: its filter selects on them, or it
 // writes them (kafka: headers and a topic template's {type}; syslog: the

@@ -110,14 +110,14 @@ func prepare(cfg *conf.Config, workers int, opts Options, prev *Stage) (*Stage, 
 		switch {
 		case old != nil && sameSink(&old.sc, sc):
 			l.d = old.d
-		case isLocal(sc.Type):
+		case sc.Local():
 			s, err := newLocalSink(sc)
 			if err != nil {
 				return fail(err)
 			}
 			l.d = newDirect(s, opts.Metrics, opts.Logger)
 			st.built = append(st.built, l)
-		case old != nil && !isLocal(old.sc.Type):
+		case old != nil && !old.sc.Local():
 			s, err := newSink(sc, opts.Metrics, opts.Logger)
 			if err != nil {
 				return fail(err)
@@ -139,7 +139,7 @@ func prepare(cfg *conf.Config, workers int, opts Options, prev *Stage) (*Stage, 
 			l.d = r
 			st.built = append(st.built, l)
 		}
-		if !isLocal(sc.Type) || !reflect.DeepEqual(sc.Filter, sinks.Filter{}) {
+		if !sc.Local() || !reflect.DeepEqual(sc.Filter, sinks.Filter{}) {
 			st.needMeta = true
 		}
 		if readsLists(sc) {

@@ -61,7 +61,8 @@ func DefaultConfig() Config {
 }
 
 // Validate fills zero durations with their defaults (HeartbeatInterval
-// excepted: 0 there means off) and checks the settings.
+// excepted: 0 there means off) and checks the settings. Every problem is
+// returned, joined, each naming its key.
 func (c *Config) Validate() error {
 	d := DefaultConfig()
 	if c.AckTimeout == 0 {
@@ -76,16 +77,23 @@ func (c *Config) Validate() error {
 	if c.BackoffMax == 0 {
 		c.BackoffMax = max(d.BackoffMax, c.BackoffMin)
 	}
+	var errs []error
 	if _, _, err := net.SplitHostPort(c.Address); err != nil {
-		return fmt.Errorf("audisp: address %q: want host:port: %w", c.Address, err)
+		errs = append(errs, fmt.Errorf("audisp: address %q: want host:port: %w", c.Address, err))
 	}
-	if c.HeartbeatInterval < 0 || c.AckTimeout < 0 || c.DialTimeout < 0 || c.BackoffMin < 0 {
-		return errors.New("audisp: durations must not be negative")
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"heartbeat_interval", c.HeartbeatInterval}, {"ack_timeout", c.AckTimeout}, {"dial_timeout", c.DialTimeout},
+		{"backoff_min", c.BackoffMin}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("audisp: %s %v: must not be negative", d.key, d.v))
+		}
 	}
 	if c.BackoffMax < c.BackoffMin {
-		return fmt.Errorf("audisp: backoff_max %v is below backoff_min %v", c.BackoffMax, c.BackoffMin)
+		errs = append(errs, fmt.Errorf("audisp: backoff_max %v is below backoff_min %v", c.BackoffMax, c.BackoffMin))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Sink delivers audit record lines to a remote auditd. It implements

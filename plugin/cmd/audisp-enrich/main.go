@@ -178,7 +178,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		if err := checkSigma(cfg.Enrich.Sigma, stdout, stderr); err != nil {
-			fail(stderr, err)
+			fail(stderr, cfg.At("enrich.sigma", err))
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", path)

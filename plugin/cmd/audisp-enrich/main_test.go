@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 	"unsafe"
@@ -118,6 +119,16 @@ func TestCheckConfigMessages(t *testing.T) {
 	code, _, errs = call(t, "check-config", missing)
 	if code != 1 || errs != "audisp-enrich: "+missing+": no such file or directory\n" {
 		t.Errorf("missing: exit %d, stderr %q", code, errs)
+	}
+	// A Sigma rules path that cannot be read is placed at rules.
+	rules := filepath.Join(dir, "no-such-rules")
+	sig := filepath.Join(dir, "sigma.toml")
+	if err := os.WriteFile(sig, []byte("[log]\nlevel = \"warn\"\n[enrich.sigma]\nrules = ["+strconv.Quote(rules)+"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = call(t, "check-config", sig)
+	if want := "audisp-enrich: " + sig + ":4:9: sigma: rules: stat " + rules + ": no such file or directory\n"; code != 1 || errs != want {
+		t.Errorf("sigma: exit %d, stderr\n%s\nwant\n%s", code, errs, want)
 	}
 }
 
