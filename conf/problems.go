@@ -69,7 +69,8 @@ func (r *report) add(path string, value bool, msg string) {
 }
 
 // check records every error joined in err (errors.Join trees are walked,
-// also below a wrapper, each part keeping the wrapper's words) at table. The words of a message that name keys are followed down from
+// also below a wrapper, each part keeping the wrapper's words) at table.
+// The words of a message that name keys are followed down from
 // table to the deepest key that is written ("blocklist: lists[1] ("b"):
 // kind ..." under enrich.blocklist is placed at that list's kind), and the
 // problem is placed at that key's value. A message that quotes a value and
