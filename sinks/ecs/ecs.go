@@ -583,6 +583,7 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary, sc *scratch) {
 	w.int("schema_version", SchemaVersion)
 	w.bool("timed_out", ev.TimedOut)
 	w.bool("evicted", ev.Evicted)
+	w.bool("late", ev.Late)
 	if s.AUID != "" && !audit.IsUnsetID(s.AUID) {
 		w.open("audit_user")
 		w.str("id", s.AUID, "audisp_enrich.audit_user.id")

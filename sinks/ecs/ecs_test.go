@@ -530,3 +530,35 @@ func BenchmarkEncode(b *testing.B) {
 		})
 	}
 }
+
+// TestLifecycleFlags: audisp_enrich.timed_out, evicted and late say what
+// the event's flags say, as event.* of the full document does; late.log
+// holds late records, so the late flag is seen set.
+func TestLifecycleFlags(t *testing.T) {
+	late := 0
+	for _, path := range inputs(t) {
+		for _, ev := range events(t, path) {
+			var doc struct {
+				Own struct {
+					TimedOut bool `json:"timed_out"`
+					Evicted  bool `json:"evicted"`
+					Late     bool `json:"late"`
+				} `json:"audisp_enrich"`
+			}
+			out := ecs.Encode(nil, ev, ecs.Options{})
+			if err := json.Unmarshal(out, &doc); err != nil {
+				t.Fatalf("%s: %v\n%s", path, err, out)
+			}
+			got := [3]bool{doc.Own.TimedOut, doc.Own.Evicted, doc.Own.Late}
+			if want := [3]bool{ev.TimedOut, ev.Evicted, ev.Late}; got != want {
+				t.Errorf("%s: %s: timed_out, evicted, late = %v, want %v", path, ev.ID, got, want)
+			}
+			if ev.Late {
+				late++
+			}
+		}
+	}
+	if late == 0 {
+		t.Error("no late event in the inputs: the late flag went untested")
+	}
+}
