@@ -605,26 +605,28 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary, sc *scratch) {
 	w.ownProcessContext(ev)
 	encode.Hunt(w.Writer, ev.Hunt, false) // the rules' tags are in tags
 	sc.sigma.Write(w.Writer, ev.Sigma)
-	encode.Hits(w.Writer, "blocklist", ev.Blocklist)
-	encode.Hits(w.Writer, "allowlisted", ev.Allowlisted)
+	// From here to the loop below, paths are the full document's (the
+	// shared writers'); the loop puts them under audisp_enrich.
+	mark := len(w.esc)
+	w.esc = encode.Hits(w.Writer, "blocklist", ev.Blocklist, w.esc)
+	w.esc = encode.Hits(w.Writer, "allowlisted", ev.Allowlisted, w.esc)
 	if p := ev.Package; p != nil {
 		w.open("package")
 		w.str("status", p.Status, "")
 		w.str("manager", p.Manager, "")
-		w.str("name", p.Name, "audisp_enrich.package.name")
-		w.str("version", p.Version, "audisp_enrich.package.version")
-		w.str("original_path", p.OriginalPath, "audisp_enrich.package.original_path")
+		w.str("name", p.Name, "package.name")
+		w.str("version", p.Version, "package.version")
+		w.str("original_path", p.OriginalPath, "package.original_path")
 		w.close()
 	}
 	if ev.VirusTotal != nil {
-		mark := len(w.esc)
 		w.esc = encode.VirusTotal(w.Writer, ev.VirusTotal, w.esc)
-		for i := mark; i < len(w.esc); i++ {
-			w.esc[i] = "audisp_enrich." + w.esc[i]
-		}
+	}
+	for i := mark; i < len(w.esc); i++ {
+		w.esc[i] = "audisp_enrich." + w.esc[i]
 	}
 	if len(ev.Related) > 0 {
-		w.strs("related_events", ev.Related, "")
+		w.strs("related_events", ev.Related, "audisp_enrich.related_events")
 	}
 	if a := ev.Alert; a != nil {
 		w.open("alert")

@@ -562,3 +562,29 @@ func TestLifecycleFlags(t *testing.T) {
 		t.Error("no late event in the inputs: the late flag went untested")
 	}
 }
+
+// related_events and the lists' labels were written in the \xHH form
+// without their paths in audisp_enrich.escaped (related_events added an
+// empty path); the paths of the members shared with the full document
+// (lists, package, virustotal) are under audisp_enrich.
+func TestEnrichmentEscapedAreListed(t *testing.T) {
+	fields := audittest.ECSFieldsOrSkip(t)
+	hash := strings.Repeat("ab", 32)
+	ev := &audit.Event{Kind: audit.KindAudit, ID: audit.EventID{Sec: 1796454792, Serial: 3}}
+	ev.Summary = &audit.Summary{PID: "4242", Exe: "/tmp/worker"}
+	ev.Related = []string{"h\xffst:1796454792.000:2"}
+	ev.Blocklist = []audit.ListHit{{List: "fam", Label: "fam\xe9ly", Hash: hash}}
+	ev.Allowlisted = []audit.ListHit{{List: "ok", Label: "ok\xe9", Hash: hash}}
+	ev.Package = &audit.PackageResult{Status: "package", Manager: "dpkg", Name: "p\xe9"}
+	out := ecs.Encode(nil, ev, ecs.Options{})
+	var doc originalDoc
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"audisp_enrich.blocklist.label", "audisp_enrich.allowlisted.label",
+		"audisp_enrich.package.name", "audisp_enrich.related_events"}
+	if !slices.Equal(doc.Own.Escaped, want) {
+		t.Errorf("escaped = %q, want %q\n%s", doc.Own.Escaped, want, out)
+	}
+	check(t, fields, out)
+}

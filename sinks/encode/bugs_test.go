@@ -1,7 +1,9 @@
 package encode
 
 import (
+	"encoding/json"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,4 +109,37 @@ func TestNonASCIICaseDuplicates(t *testing.T) {
 			t.Errorf("%q: %v", in, err)
 		}
 	}
+}
+
+// escapedEnrichment is an event whose enrichment strings are not UTF-8:
+// a related event id of a node "h\xffst", list labels, a warning, a
+// package name.
+func escapedEnrichment() *audit.Event {
+	ev := &audit.Event{Kind: audit.KindAudit, ID: audit.EventID{Sec: 1796454792, Serial: 3}}
+	ev.Summary = &audit.Summary{PID: "4242", Exe: "/tmp/worker"}
+	hash := strings.Repeat("ab", 32)
+	ev.Related = []string{"h\xffst:1796454792.000:2"}
+	ev.Blocklist = []audit.ListHit{{List: "fam", Label: "fam\xe9ly", Hash: hash}}
+	ev.Allowlisted = []audit.ListHit{{List: "ok", Label: "ok\xe9", Hash: hash}}
+	ev.Package = &audit.PackageResult{Status: "package", Manager: "dpkg", Name: "p\xe9"}
+	ev.Warnings = []string{"proc: /tmp/x\xff: gone"}
+	return ev
+}
+
+// related.events, the lists' labels and the warnings were written in the
+// \xHH form without their paths in "escaped" (docs/schema.md promises
+// every escaped value's path).
+func TestEnrichmentEscapedAreListed(t *testing.T) {
+	var e Full
+	out := e.Append(nil, escapedEnrichment())
+	var doc struct{ Escaped []string }
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"related.events", "blocklist.label", "allowlisted.label", "package.name", "warnings"} {
+		if !slices.Contains(doc.Escaped, p) {
+			t.Errorf("%q not under escaped: %q\n%s", p, doc.Escaped, out)
+		}
+	}
+	validate(t, out)
 }
