@@ -397,7 +397,8 @@ func (w *writer) process(ev *audit.Event, s *audit.Summary) {
 	}
 	name := audit.ProcessName(s)
 	p := ev.Parent
-	if s.PID == "" && s.Exe == "" && name == "" && len(args) == 0 && s.Cwd == "" && p == nil && s.PPID == "" {
+	if !encode.IsJSONInt(s.PID) && s.Exe == "" && name == "" && len(args) == 0 && s.Cwd == "" && p == nil && !encode.IsJSONInt(s.PPID) {
+		// nothing to write (a pid that is not a number is left out)
 		return
 	}
 	w.open("process")

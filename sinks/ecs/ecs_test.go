@@ -588,3 +588,14 @@ func TestEnrichmentEscapedAreListed(t *testing.T) {
 	}
 	check(t, fields, out)
 }
+
+// A pid or ppid that is not a number is left out, and with nothing else
+// of the process known it opened an empty process object.
+func TestNoEmptyProcess(t *testing.T) {
+	for _, s := range []audit.Summary{{PID: "x"}, {PPID: "?x"}} {
+		ev := &audit.Event{Kind: audit.KindAudit, ID: audit.EventID{Sec: 1796454792, Serial: 3}, Summary: &s}
+		if out := ecs.Encode(nil, ev, ecs.Options{}); bytes.Contains(out, []byte(`"process"`)) {
+			t.Errorf("%+v: %s", s, out)
+		}
+	}
+}

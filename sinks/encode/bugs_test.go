@@ -143,3 +143,26 @@ func TestEnrichmentEscapedAreListed(t *testing.T) {
 	}
 	validate(t, out)
 }
+
+// process was opened only for a pid, exe, args, cwd or parent: an event
+// of a lone PROCTITLE record (a late fragment, records out of order) lost
+// process.title, one of a ppid only lost process.ppid, one of a comm only
+// lost process.name; a pid that is not a number gave an empty object.
+func TestProcessOpenedForEachMember(t *testing.T) {
+	for in, want := range map[string]string{
+		"type=PROCTITLE msg=audit(1.000:1): proctitle=\"ls -l\"\n":                       `"process":{"title":"ls -l"}`,
+		"type=SYSCALL msg=audit(1.000:1): ppid=7\ntype=EOE msg=audit(1.000:1): \n":       `"process":{"ppid":7}`,
+		"type=SYSCALL msg=audit(1.000:1): comm=\"cat\"\ntype=EOE msg=audit(1.000:1): \n": `"process":{"name":"cat"}`,
+		"type=SYSCALL msg=audit(1.000:1): pid=x\ntype=EOE msg=audit(1.000:1): \n":        ``,
+	} {
+		pl := replay(t, []byte(in))
+		got := ""
+		if _, after, ok := strings.Cut(string(pl.out), `"process":`); ok {
+			got = `"process":` + after[:strings.IndexByte(after, '}')+1]
+		}
+		if got != want {
+			t.Errorf("%q: %s, want %s\n%s", in, got, want, pl.out)
+		}
+		validate(t, pl.out)
+	}
+}
