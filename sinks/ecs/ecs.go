@@ -205,6 +205,21 @@ func (w *writer) bool(k string, v bool) {
 	}
 }
 
+// alert reports whether an audit event is an alert (ECS event.kind
+// "alert"): a hunting rule or a blocklist matched, or a Sigma rule whose
+// level gives a severity (low and above; hunting rules always have one).
+func alert(ev *audit.Event) bool {
+	if len(ev.Hunt) > 0 || len(ev.Blocklist) > 0 {
+		return true
+	}
+	for _, h := range ev.Sigma {
+		if sev, _ := audit.SigmaSeverity(h.Level); sev > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // event writes event.*: kind, category, type, action, outcome, id,
 // severity, module and (with opts.Original) original.
 func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scratch) {
@@ -215,7 +230,7 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 		kind = "enrichment"
 	case ev.Kind == audit.KindAlert:
 		kind = "pipeline_error"
-	case len(ev.Hunt) > 0 || len(ev.Blocklist) > 0:
+	case alert(ev):
 		kind = "alert"
 	}
 	w.str("kind", kind, "")

@@ -599,3 +599,23 @@ func TestNoEmptyProcess(t *testing.T) {
 		}
 	}
 }
+
+// A Sigma match makes the document an alert as a hunting hit does, when
+// its level gives a severity (low and above); informational stays an
+// event. Sigma matches never made it one.
+func TestSigmaMatchIsAlert(t *testing.T) {
+	for level, want := range map[string]string{"informational": "event", "low": "alert", "critical": "alert"} {
+		ev := &audit.Event{Kind: audit.KindAudit, ID: audit.EventID{Sec: 1796454792, Serial: 3}, Summary: &audit.Summary{PID: "1"}}
+		ev.Sigma = []audit.SigmaHit{{ID: "5b0c2f9e-0000-4000-8000-000000000001", Title: "t", Level: level}}
+		var doc struct {
+			Event struct{ Kind string } `json:"event"`
+		}
+		out := ecs.Encode(nil, ev, ecs.Options{})
+		if err := json.Unmarshal(out, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.Event.Kind != want {
+			t.Errorf("level %s: event.kind %q, want %q", level, doc.Event.Kind, want)
+		}
+	}
+}
