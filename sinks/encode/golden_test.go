@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,16 +121,7 @@ func checkOneDocPerID(t *testing.T, evs []*audit.Event) {
 // the exec event it describes. It showed process.args from PROCTITLE,
 // which only EXECVE gives.
 func TestSchemaExample(t *testing.T) {
-	md, err := os.ReadFile("../../docs/schema.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ex, _ := strings.Cut(string(md), "\n## Example\n")
-	_, ex, _ = strings.Cut(ex, "```json\n")
-	ex, _, ok := strings.Cut(ex, "```\n")
-	if !ok {
-		t.Fatal("docs/schema.md: no ```json block under ## Example")
-	}
+	ex := testsupport.DocBlock(t, "docs/schema.md", "\n## Example\n", "```json\n", "```\n")
 	var want strings.Builder
 	for l := range strings.Lines(ex) {
 		want.WriteString(strings.TrimLeft(strings.TrimSuffix(l, "\n"), " "))
