@@ -151,7 +151,7 @@ func (e *Enricher) addHash(ev *audit.Event, idx int, rec *audit.Record) error {
 	algo, hex, ok := audit.ParseDigest(hf.Value)
 	if !ok {
 		e.invalid.Inc()
-		return fmt.Errorf("hashes: record %d (%s): not a digest: hash=%.80q", idx, rec.Type, hf.Raw)
+		return fmt.Errorf("record %d (%s): not a digest: hash=%.80q", idx, rec.Type, hf.Value) // the pool adds "hashes: "
 	}
 	path, _ := rec.Get("file")
 	h := audit.FileHash{Path: path, Algo: algo, Hex: hex, Record: idx}

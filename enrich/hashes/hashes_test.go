@@ -7,7 +7,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/audisp-enrich/audisp-enrich/enrich"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/sinks/encode"
@@ -256,5 +258,25 @@ func TestFileHashIsOneOfHashes(t *testing.T) {
 		case tt.inFile != (doc.File.Hash[tt.algo] == tt.hex):
 			t.Errorf("hash=%s: file.hash=%v", tt.value, doc.File.Hash)
 		}
+	}
+}
+
+// TestNotADigestWarning: the warning the pipeline puts on the event names
+// the enricher once (the pool adds "hashes: "; the error also started
+// with it) and quotes the decoded value, not the wire text with its quotes.
+func TestNotADigestWarning(t *testing.T) {
+	var p audit.Parser
+	r, err := p.Parse("type=INTEGRITY_RULE msg=audit(1764000000.000:7): file=\"/x\" hash=\"sha256:zz\xff\" pid=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	pool := enrich.NewPool([]enrich.Enricher{New(&metrics.Registry{})}, 1, 1, time.Second, &metrics.Registry{}, nil,
+		func(ev *audit.Event, _ []byte) { warnings = ev.Warnings })
+	pool.Submit(&audit.Event{Records: []*audit.Record{r}})
+	pool.Close()
+	want := []string{`hashes: record 0 (INTEGRITY_RULE): not a digest: hash="sha256:zz\xff"`}
+	if !slices.Equal(warnings, want) {
+		t.Errorf("warnings %q, want %q", warnings, want)
 	}
 }

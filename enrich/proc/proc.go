@@ -608,7 +608,7 @@ func (t *Table) find(ctx context.Context, pid int, at int64) (*view, Source, err
 		select {
 		case t.sem <- struct{}{}:
 		case <-ctx.Done():
-			return nil, 0, fmt.Errorf("proc: waiting to read /proc/%d: %w", pid, ctx.Err())
+			return nil, 0, fmt.Errorf("waiting to read /proc/%d: %w", pid, ctx.Err())
 		}
 	}
 	read, err := t.fs.read(pid)
@@ -619,7 +619,7 @@ func (t *Table) find(ctx context.Context, pid int, at int64) (*view, Source, err
 		return nil, 0, nil
 	case err != nil:
 		t.count(&t.procErrs, t.m.procErrs)
-		return nil, 0, fmt.Errorf("proc: %w", err)
+		return nil, 0, err
 	}
 	im := image{Image: read} // its Source is SourceProc
 	im.cg, _ = t.cgroup(pid)

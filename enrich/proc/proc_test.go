@@ -326,3 +326,21 @@ func TestParseStat(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorNamesNoEnricher: the pool puts "proc: " before an enricher's
+// error (enrich.Pool), so Enrich's errors must not start with it too: a
+// read of /proc that cannot start before the deadline gave
+// "proc: proc: waiting to read /proc/N: …".
+func TestErrorNamesNoEnricher(t *testing.T) {
+	tb := newTable(t, 64, true)
+	for range cap(tb.sem) {
+		tb.sem <- struct{}{} // every /proc read slot taken
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ev := execEvent(time.Now().UnixMilli(), os.Getpid(), os.Getppid(), "/usr/bin/true", "true")
+	err := tb.Enrich(ctx, ev)
+	if err == nil || !strings.HasPrefix(err.Error(), "waiting to read /proc/") {
+		t.Errorf("Enrich: %v, want waiting to read /proc/…", err)
+	}
+}

@@ -89,9 +89,6 @@ type fieldCond struct {
 	lower  bool // some value reads the lower-cased text
 }
 
-// levels maps Sigma levels to event severities.
-var levels = map[string]int{"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
-
 // ruleError is a problem with one rule, at a line of its file.
 type ruleError struct {
 	line int
@@ -189,7 +186,7 @@ func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
 	r.Author = scalar(mapGet(doc, "author"))
 	if lv := mapGet(doc, "level"); lv != nil {
 		r.Level = strings.ToLower(scalar(lv))
-		sev, ok := levels[r.Level]
+		sev, ok := audit.SigmaSeverity(r.Level)
 		if !ok {
 			return nil, lsName, errAt(lv, "level %q is not one of informational, low, medium, high, critical", lv.Value)
 		}

@@ -33,6 +33,24 @@ func TestSummaryProcessFromSyscallNotIntegrityRule(t *testing.T) {
 	}
 }
 
+// event.action (Summary.Syscall) took the ENRICHED SYSCALL= value as is:
+// auditd writes SYSCALL=(null) (or ?) for a number it cannot name, and
+// event.action was "(null)". A sentinel falls back to the number.
+func TestSyscallSentinelFallsBackToNumber(t *testing.T) {
+	for _, name := range []string{"(null)", "?", ""} {
+		var p Parser
+		r, err := p.Parse("type=SYSCALL msg=audit(1.000:1): arch=c000003e syscall=451 success=yes exit=0 pid=5\x1dARCH=x86_64 SYSCALL=" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s Summary
+		Summarize(&Event{Records: []*Record{r}}, &s)
+		if s.Syscall != "451" {
+			t.Errorf("SYSCALL=%s: Syscall %q, want 451", name, s.Syscall)
+		}
+	}
+}
+
 // execveArgs sizes argv by the highest aN index it sees, not by what is
 // present: one continuation EXECVE record (no argc=) with a16000000[0]=41
 // allocates 1.6 GB and yields 16 million empty arguments (summary.go

@@ -375,3 +375,22 @@ type SigmaHit struct {
 	Author string
 	Tags   []string
 }
+
+// SigmaSeverity is the event severity of a Sigma rule's level (lower
+// case): informational 0, low 1, medium 2, high 3, critical 4. ok is
+// false for any other text (no level: "").
+func SigmaSeverity(level string) (severity int, ok bool) {
+	switch level {
+	case "informational":
+		return 0, true
+	case "low":
+		return 1, true
+	case "medium":
+		return 2, true
+	case "high":
+		return 3, true
+	case "critical":
+		return 4, true
+	}
+	return 0, false
+}

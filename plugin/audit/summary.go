@@ -103,9 +103,11 @@ func Summarize(ev *Event, s *Summary) {
 					}
 				}
 			}
-			if v, ok := r.GetInterp("SYSCALL"); ok {
+			// The name, else the number; a sentinel ("(null)", "?") is
+			// neither.
+			if v, ok := r.GetInterp("SYSCALL"); ok && !IsSentinel(v) {
 				s.Syscall = v
-			} else if v, ok := r.Get("syscall"); ok && r.TypeNum == TypeSyscall {
+			} else if v, ok := r.Get("syscall"); ok && r.TypeNum == TypeSyscall && !IsSentinel(v) {
 				s.Syscall = v
 			}
 		case 1309: // EXECVE

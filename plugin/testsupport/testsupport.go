@@ -144,6 +144,28 @@ func ModuleRoot() (string, error) {
 	}
 }
 
+// DocBlock returns the text of the repository's file doc (e.g.
+// "docs/schema.md") between the first open after the first after and the
+// next close, or fails t naming the file and the markers.
+func DocBlock(t testing.TB, doc, after, open, close string) string {
+	t.Helper()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(filepath.Join(root, doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, _ := strings.Cut(string(text), after)
+	_, block, _ = strings.Cut(block, open)
+	block, _, ok := strings.Cut(block, close)
+	if !ok {
+		t.Fatalf("%s: no %q … %q after %q", doc, open, close, after)
+	}
+	return block
+}
+
 // SharedDir returns the directory sub of the shared checkout (../shared
 // next to the repository: the design, Sigma rules, ECS and ATT&CK tables),
 // or skips t with a message naming the path when it is absent.

@@ -205,6 +205,21 @@ func (w *writer) bool(k string, v bool) {
 	}
 }
 
+// alert reports whether an audit event is an alert (ECS event.kind
+// "alert"): a hunting rule or a blocklist matched, or a Sigma rule whose
+// level gives a severity (low and above; hunting rules always have one).
+func alert(ev *audit.Event) bool {
+	if len(ev.Hunt) > 0 || len(ev.Blocklist) > 0 {
+		return true
+	}
+	for _, h := range ev.Sigma {
+		if sev, _ := audit.SigmaSeverity(h.Level); sev > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // event writes event.*: kind, category, type, action, outcome, id,
 // severity, module and (with opts.Original) original.
 func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scratch) {
@@ -215,7 +230,7 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 		kind = "enrichment"
 	case ev.Kind == audit.KindAlert:
 		kind = "pipeline_error"
-	case len(ev.Hunt) > 0 || len(ev.Blocklist) > 0:
+	case alert(ev):
 		kind = "alert"
 	}
 	w.str("kind", kind, "")
@@ -397,7 +412,8 @@ func (w *writer) process(ev *audit.Event, s *audit.Summary) {
 	}
 	name := audit.ProcessName(s)
 	p := ev.Parent
-	if s.PID == "" && s.Exe == "" && name == "" && len(args) == 0 && s.Cwd == "" && p == nil && s.PPID == "" {
+	if !encode.IsJSONInt(s.PID) && s.Exe == "" && name == "" && len(args) == 0 && s.Cwd == "" && p == nil && !encode.IsJSONInt(s.PPID) {
+		// nothing to write (a pid that is not a number is left out)
 		return
 	}
 	w.open("process")
@@ -583,6 +599,7 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary, sc *scratch) {
 	w.int("schema_version", SchemaVersion)
 	w.bool("timed_out", ev.TimedOut)
 	w.bool("evicted", ev.Evicted)
+	w.bool("late", ev.Late)
 	if s.AUID != "" && !audit.IsUnsetID(s.AUID) {
 		w.open("audit_user")
 		w.str("id", s.AUID, "audisp_enrich.audit_user.id")
@@ -604,26 +621,28 @@ func (w *writer) own(ev *audit.Event, s *audit.Summary, sc *scratch) {
 	w.ownProcessContext(ev)
 	encode.Hunt(w.Writer, ev.Hunt, false) // the rules' tags are in tags
 	sc.sigma.Write(w.Writer, ev.Sigma)
-	encode.Hits(w.Writer, "blocklist", ev.Blocklist)
-	encode.Hits(w.Writer, "allowlisted", ev.Allowlisted)
+	// From here to the loop below, paths are the full document's (the
+	// shared writers'); the loop puts them under audisp_enrich.
+	mark := len(w.esc)
+	w.esc = encode.Hits(w.Writer, "blocklist", ev.Blocklist, w.esc)
+	w.esc = encode.Hits(w.Writer, "allowlisted", ev.Allowlisted, w.esc)
 	if p := ev.Package; p != nil {
 		w.open("package")
 		w.str("status", p.Status, "")
 		w.str("manager", p.Manager, "")
-		w.str("name", p.Name, "audisp_enrich.package.name")
-		w.str("version", p.Version, "audisp_enrich.package.version")
-		w.str("original_path", p.OriginalPath, "audisp_enrich.package.original_path")
+		w.str("name", p.Name, "package.name")
+		w.str("version", p.Version, "package.version")
+		w.str("original_path", p.OriginalPath, "package.original_path")
 		w.close()
 	}
 	if ev.VirusTotal != nil {
-		mark := len(w.esc)
 		w.esc = encode.VirusTotal(w.Writer, ev.VirusTotal, w.esc)
-		for i := mark; i < len(w.esc); i++ {
-			w.esc[i] = "audisp_enrich." + w.esc[i]
-		}
+	}
+	for i := mark; i < len(w.esc); i++ {
+		w.esc[i] = "audisp_enrich." + w.esc[i]
 	}
 	if len(ev.Related) > 0 {
-		w.strs("related_events", ev.Related, "")
+		w.strs("related_events", ev.Related, "audisp_enrich.related_events")
 	}
 	if a := ev.Alert; a != nil {
 		w.open("alert")

@@ -530,3 +530,92 @@ func BenchmarkEncode(b *testing.B) {
 		})
 	}
 }
+
+// TestLifecycleFlags: audisp_enrich.timed_out, evicted and late say what
+// the event's flags say, as event.* of the full document does; late.log
+// holds late records, so the late flag is seen set.
+func TestLifecycleFlags(t *testing.T) {
+	late := 0
+	for _, path := range inputs(t) {
+		for _, ev := range events(t, path) {
+			var doc struct {
+				Own struct {
+					TimedOut bool `json:"timed_out"`
+					Evicted  bool `json:"evicted"`
+					Late     bool `json:"late"`
+				} `json:"audisp_enrich"`
+			}
+			out := ecs.Encode(nil, ev, ecs.Options{})
+			if err := json.Unmarshal(out, &doc); err != nil {
+				t.Fatalf("%s: %v\n%s", path, err, out)
+			}
+			got := [3]bool{doc.Own.TimedOut, doc.Own.Evicted, doc.Own.Late}
+			if want := [3]bool{ev.TimedOut, ev.Evicted, ev.Late}; got != want {
+				t.Errorf("%s: %s: timed_out, evicted, late = %v, want %v", path, ev.ID, got, want)
+			}
+			if ev.Late {
+				late++
+			}
+		}
+	}
+	if late == 0 {
+		t.Error("no late event in the inputs: the late flag went untested")
+	}
+}
+
+// related_events and the lists' labels were written in the \xHH form
+// without their paths in audisp_enrich.escaped (related_events added an
+// empty path); the paths of the members shared with the full document
+// (lists, package, virustotal) are under audisp_enrich.
+func TestEnrichmentEscapedAreListed(t *testing.T) {
+	fields := audittest.ECSFieldsOrSkip(t)
+	hash := strings.Repeat("ab", 32)
+	ev := &audit.Event{Kind: audit.KindAudit, ID: audit.EventID{Sec: 1796454792, Serial: 3}}
+	ev.Summary = &audit.Summary{PID: "4242", Exe: "/tmp/worker"}
+	ev.Related = []string{"h\xffst:1796454792.000:2"}
+	ev.Blocklist = []audit.ListHit{{List: "fam", Label: "fam\xe9ly", Hash: hash}}
+	ev.Allowlisted = []audit.ListHit{{List: "ok", Label: "ok\xe9", Hash: hash}}
+	ev.Package = &audit.PackageResult{Status: "package", Manager: "dpkg", Name: "p\xe9"}
+	out := ecs.Encode(nil, ev, ecs.Options{})
+	var doc originalDoc
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"audisp_enrich.blocklist.label", "audisp_enrich.allowlisted.label",
+		"audisp_enrich.package.name", "audisp_enrich.related_events"}
+	if !slices.Equal(doc.Own.Escaped, want) {
+		t.Errorf("escaped = %q, want %q\n%s", doc.Own.Escaped, want, out)
+	}
+	check(t, fields, out)
+}
+
+// A pid or ppid that is not a number is left out, and with nothing else
+// of the process known it opened an empty process object.
+func TestNoEmptyProcess(t *testing.T) {
+	for _, s := range []audit.Summary{{PID: "x"}, {PPID: "?x"}} {
+		ev := &audit.Event{Kind: audit.KindAudit, ID: audit.EventID{Sec: 1796454792, Serial: 3}, Summary: &s}
+		if out := ecs.Encode(nil, ev, ecs.Options{}); bytes.Contains(out, []byte(`"process"`)) {
+			t.Errorf("%+v: %s", s, out)
+		}
+	}
+}
+
+// A Sigma match makes the document an alert as a hunting hit does, when
+// its level gives a severity (low and above); informational stays an
+// event. Sigma matches never made it one.
+func TestSigmaMatchIsAlert(t *testing.T) {
+	for level, want := range map[string]string{"informational": "event", "low": "alert", "critical": "alert"} {
+		ev := &audit.Event{Kind: audit.KindAudit, ID: audit.EventID{Sec: 1796454792, Serial: 3}, Summary: &audit.Summary{PID: "1"}}
+		ev.Sigma = []audit.SigmaHit{{ID: "5b0c2f9e-0000-4000-8000-000000000001", Title: "t", Level: level}}
+		var doc struct {
+			Event struct{ Kind string } `json:"event"`
+		}
+		out := ecs.Encode(nil, ev, ecs.Options{})
+		if err := json.Unmarshal(out, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.Event.Kind != want {
+			t.Errorf("level %s: event.kind %q, want %q", level, doc.Event.Kind, want)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package ecs_test
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -186,16 +185,7 @@ func TestRebuildCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := os.ReadFile(filepath.Join(root, "docs/schema.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, block, _ := strings.Cut(string(doc), "**Rebuilding auditd's lines.**")
-	_, block, _ = strings.Cut(block, "```sh\njq -r '")
-	prog, _, ok := strings.Cut(block, "' events.json\n```")
-	if !ok {
-		t.Fatal("docs/schema.md: no ```sh block with jq -r '...' events.json after **Rebuilding auditd's lines.**")
-	}
+	prog := testsupport.DocBlock(t, "docs/schema.md", "**Rebuilding auditd's lines.**", "```sh\njq -r '", "' events.json\n```")
 	paths := []string{filepath.Join(root, "plugin/testdata/capture.log")}
 	golden, _ := filepath.Glob(filepath.Join(root, "plugin/audit/testdata/*.log"))
 	var evs []*audit.Event

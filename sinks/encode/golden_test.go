@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,5 +113,25 @@ func checkOneDocPerID(t *testing.T, evs []*audit.Event) {
 			t.Errorf("event %s: late %v, but a document of its id came before: %v", ev.ID, ev.Late, seen[ev.ID])
 		}
 		seen[ev.ID] = true
+	}
+}
+
+// TestSchemaExample: the document under "## Example" of docs/schema.md
+// (its lines joined without their indentation) is what Full writes for
+// the exec event it describes. It showed process.args from PROCTITLE,
+// which only EXECVE gives.
+func TestSchemaExample(t *testing.T) {
+	ex := testsupport.DocBlock(t, "docs/schema.md", "\n## Example\n", "```json\n", "```\n")
+	var want strings.Builder
+	for l := range strings.Lines(ex) {
+		want.WriteString(strings.TrimLeft(strings.TrimSuffix(l, "\n"), " "))
+	}
+	want.WriteByte('\n')
+	const in = "type=SYSCALL msg=audit(1795454964.804:12): arch=c000003e syscall=59 success=yes exit=0 pid=99 uid=0 tty=(none) " +
+		"comm=68656C6C6F20776F726C64 exe=2F6F70742F776974682073706163652F68656C6C6F20776F726C64 key=(null)\x1dARCH=x86_64 SYSCALL=execve UID=\"root\"\n" +
+		"type=PROCTITLE msg=audit(1795454964.804:12): proctitle=2F6F70742F776974682073706163652F68656C6C6F20776F726C64\n" +
+		"type=EOE msg=audit(1795454964.804:12): \n"
+	if got := replay(t, []byte(in)).out; string(got) != want.String() {
+		t.Errorf("docs/schema.md's example:\n%s\nFull writes:\n%s", want.String(), got)
 	}
 }

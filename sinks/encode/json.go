@@ -445,7 +445,10 @@ func (e *Full) optVal(w *Writer, k, s, path string) {
 
 // summary writes the ECS-named summary: process, user, file, tags.
 func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
-	if s.PID != "" || s.Exe != "" || len(s.Args) > 0 || s.Cwd != "" || ev.Parent != nil {
+	// process is opened when one of its members is written (never empty):
+	// an event of a lone PROCTITLE record, or of a ppid only, has one.
+	name := audit.ProcessName(s)
+	if isDigits(s.PID) || isDigits(s.PPID) || s.Exe != "" || name != "" || len(s.Args) > 0 || len(s.Title) > 0 || s.Cwd != "" || ev.Parent != nil {
 		w.Key("process")
 		w.Open()
 		if isDigits(s.PID) {
@@ -457,7 +460,7 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 			w.Digits(s.PPID)
 		}
 		e.optVal(w, "executable", s.Exe, "process.executable")
-		e.optVal(w, "name", audit.ProcessName(s), "process.name")
+		e.optVal(w, "name", name, "process.name")
 		if len(s.Args) > 0 {
 			w.Key("args")
 			e.vals(w, s.Args, "process.args")

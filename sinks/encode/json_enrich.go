@@ -35,7 +35,7 @@ func (e *Full) enrichment(w *Writer, ev *audit.Event) {
 		w.Key("related")
 		w.Open()
 		w.Key("events")
-		w.Strs(ev.Related)
+		e.vals(w, ev.Related, "related.events")
 		w.Close()
 	}
 	if a := ev.Alert; a != nil {
@@ -51,7 +51,7 @@ func (e *Full) enrichment(w *Writer, ev *audit.Event) {
 	}
 	if len(ev.Warnings) > 0 {
 		w.Key("warnings")
-		w.Strs(ev.Warnings)
+		e.vals(w, ev.Warnings, "warnings")
 	}
 }
 
@@ -80,8 +80,8 @@ func (e *Full) hashFindings(w *Writer, ev *audit.Event) {
 		}
 		w.CloseArray()
 	}
-	Hits(w, "blocklist", ev.Blocklist)
-	Hits(w, "allowlisted", ev.Allowlisted)
+	e.escaped = Hits(w, "blocklist", ev.Blocklist, e.escaped)
+	e.escaped = Hits(w, "allowlisted", ev.Allowlisted, e.escaped)
 	if p := ev.Package; p != nil {
 		w.Key("package")
 		w.Open()
@@ -129,10 +129,13 @@ func (r *ruleRun) remember(w *Writer, ev *audit.Event, m mark) {
 }
 
 // Hits writes the member name: [{"list","label","hash"}...] (nothing when
-// hits is empty).
-func Hits(w *Writer, name string, hits []audit.ListHit) {
+// hits is empty), and returns escaped with the path name+".label" added
+// once for each label written in the escaped form (a label comes from a
+// list file, whose bytes may be anything; list names and hashes are
+// checked text).
+func Hits(w *Writer, name string, hits []audit.ListHit, escaped []string) []string {
 	if len(hits) == 0 {
-		return
+		return escaped
 	}
 	w.Key(name)
 	w.OpenArray()
@@ -140,12 +143,18 @@ func Hits(w *Writer, name string, hits []audit.ListHit) {
 		w.Open()
 		w.Key("list")
 		w.Str(h.List)
-		w.OptStr("label", h.Label)
+		if h.Label != "" {
+			w.Key("label")
+			if !w.Str(h.Label) {
+				escaped = append(escaped, name+".label")
+			}
+		}
 		w.Key("hash")
 		w.Str(h.Hash)
 		w.Close()
 	}
 	w.CloseArray()
+	return escaped
 }
 
 // renderCache remembers the values rendered for the latest lists of

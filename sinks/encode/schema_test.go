@@ -81,6 +81,7 @@ func TestSchemaCatchesDrift(t *testing.T) {
 		"verdict without related": strings.Replace(good, `"audit"`, `"verdict"`, 1),
 		"case-duplicate keys":     strings.Replace(good, `"fields":{}`, `"fields":{"a":"1","A":"2"}`, 1),
 		"invalid UTF-8":           strings.Replace(good, `"EOE"`, "\"E\xffE\"", 1),
+		"hunt severity 0":         strings.Replace(good, `}]}`, `}],"hunt":[{"rule":"x","severity":0}]}`, 1),
 	}
 	for name, doc := range bad {
 		if err := audittest.ValidateDocument(sch, []byte(doc)); err == nil {
