@@ -16,7 +16,7 @@ func NewLogger(level string, useSyslog bool) *slog.Logger {
 	_ = lv.UnmarshalText([]byte(level))
 	var hs []slog.Handler
 	if useSyslog {
-		if w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "audisp-enrich"); err == nil {
+		if w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, progName); err == nil {
 			hs = append(hs, slog.NewTextHandler(&syslogWriter{w}, &slog.HandlerOptions{Level: lv}))
 		}
 	}

@@ -3,8 +3,10 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -129,10 +131,13 @@ func PrintStats(cfg *conf.Config, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: bad pid: %v", pidFile, err)
 	}
+	if err := checkPluginPid(pid); err != nil {
+		return fmt.Errorf("%s: stale (%w)", pidFile, err)
+	}
 	statePath := filepath.Join(cfg.StateDir, "state.json")
 	before, _ := os.Stat(statePath)
 	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
-		return fmt.Errorf("signal plugin pid %d: %w", pid, err)
+		return fmt.Errorf("%s: signal plugin pid %d: %w", pidFile, pid, err)
 	}
 	for i := 0; i < 40; i++ {
 		time.Sleep(50 * time.Millisecond)
@@ -147,6 +152,30 @@ func PrintStats(cfg *conf.Config, w io.Writer) error {
 	}
 	return fmt.Errorf("plugin pid %d did not write %s within 2s", pid, statePath)
 }
+
+// checkPluginPid returns an error unless pid is a running audisp-enrich,
+// so that a stale pid file whose pid was reused never makes stats signal
+// (and, SIGUSR1's default action, end) an unrelated process. It reads
+// /proc/PID/comm, the name the process was started under: anyone can read
+// it, whatever user the plugin dropped to, and it stays the same when the
+// binary is upgraded or deleted under the running plugin (its exe link
+// then ends in " (deleted)").
+func checkPluginPid(pid int) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pid %d does not exist", pid)
+		}
+		return fmt.Errorf("pid %d: %w", pid, err)
+	}
+	if strings.TrimSuffix(string(b), "\n") != progName {
+		return fmt.Errorf("pid %d is not %s", pid, progName)
+	}
+	return nil
+}
+
+// progName is the plugin's process name (its /proc/PID/comm).
+const progName = "audisp-enrich"
 
 // PidFileName is the plugin's pid file in the state dir.
 const PidFileName = "audisp-enrich.pid"
