@@ -40,7 +40,10 @@ var ErrFilesFailed = errors.New("some files could not be read")
 
 // Replay runs audit.log files (plain or gzip; "-" is stdin; none is
 // stdin) through the pipeline with record-time semantics, in order, then
-// flushes. A file that cannot be read is reported and skipped.
+// flushes. A file that cannot be read is reported and skipped. When ctx
+// is cancelled (also while the input is idle) it stops reading and
+// returns ctx.Err(): what the sinks got stays written, events not yet
+// complete are dropped.
 func Replay(ctx context.Context, cfg *conf.Config, log *slog.Logger, files []string, opt ReplayOptions) error {
 	p, err := NewPipeline(cfg, log, metrics.Default, true)
 	if err != nil {
@@ -139,14 +142,24 @@ func replayFile(ctx context.Context, p *Pipeline, name string, opt ReplayOptions
 	ch := make(chan []string, 4)
 	errc := make(chan error, 1)
 	go func() { errc <- rd.RunBlocking(ch); close(ch) }()
-	for batch := range ch {
+	// The cancel is watched while the input is idle too (a pipe or a
+	// terminal that sends nothing); the reading goroutine is then left
+	// blocked in its read, which the process's exit ends.
+	for {
+		var batch []string
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case batch, ok = <-ch:
+		}
+		if !ok {
+			break
+		}
 		for _, l := range batch {
 			p.Handle(l)
 		}
 		records.Add(uint64(len(batch)))
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 	}
 	if err := <-errc; err != nil {
 		return fmt.Errorf("%s: %w", name, err)

@@ -68,6 +68,8 @@ config's sinks write (the built-in config: JSON Lines on stdout). No FILE, or
 -, reads stdin. A file that cannot be read is reported and skipped; the exit
 status is then 1. On a terminal, long files show a progress line on stderr.
 --cpuprofile writes a CPU profile of the whole replay to OUT (go tool pprof).
+SIGINT or SIGTERM stops it, also while its input is idle: exit status 130
+(SIGINT) or 143 (SIGTERM); the documents already written stay.
 `},
 	"check-config": {1, `Usage: audisp-enrich check-config FILE
 
@@ -121,7 +123,8 @@ func usageOf(cmd string) string {
 const progName = "audisp-enrich"
 
 // run is the whole command line: it returns the exit status (0 success,
-// 1 runtime or config error, 2 usage error).
+// 1 runtime or config error, 2 usage error, 128 + signal number for a
+// replay that SIGINT or SIGTERM interrupted).
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := ""
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
@@ -289,7 +292,7 @@ func replay(cfgPath, cpuProfile string, files []string, stdin io.Reader, stderr 
 	}
 	log := plugin.NewLogger(cfg.Log.Level, false)
 	slog.SetDefault(log)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopOnSignal()
 	defer stop()
 	opt := plugin.ReplayOptions{Stdin: stdin, Warn: func(err error) { fail(stderr, err) }}
 	if isTerminal(stderr) {
@@ -303,13 +306,45 @@ func replay(cfgPath, cpuProfile string, files []string, stdin io.Reader, stderr 
 		}
 		defer func() { done(); sum.write(stderr) }()
 	}
-	if err := plugin.Replay(ctx, cfg, log, files, opt); err != nil {
+	err = plugin.Replay(ctx, cfg, log, files, opt)
+	if sig, ok := context.Cause(ctx).(interrupted); ok {
+		// What the sinks got before the signal stays written, and the
+		// summary (deferred) counts it.
+		fail(stderr, sig)
+		return 128 + int(sig.Signal)
+	}
+	if err != nil {
 		if !errors.Is(err, plugin.ErrFilesFailed) { // those were reported one by one
 			fail(stderr, err)
 		}
 		return 1
 	}
 	return 0
+}
+
+// interrupted is the cause of replay's context when SIGINT or SIGTERM
+// stopped it.
+type interrupted struct{ syscall.Signal }
+
+func (i interrupted) Error() string {
+	if i.Signal == syscall.SIGINT {
+		return "interrupted by SIGINT"
+	}
+	return "interrupted by SIGTERM"
+}
+
+// stopOnSignal returns a context that SIGINT or SIGTERM cancels with an
+// interrupted cause; stop releases the signals.
+func stopOnSignal() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		if s, ok := <-sigs; ok {
+			cancel(interrupted{s.(syscall.Signal)})
+		}
+	}()
+	return ctx, func() { signal.Stop(sigs); close(sigs); cancel(nil) }
 }
 
 // startCPUProfile starts the runtime's CPU profiler writing to path; the

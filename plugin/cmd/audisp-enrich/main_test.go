@@ -506,3 +506,57 @@ func TestReplayCPUProfile(t *testing.T) {
 		t.Errorf("check-config --cpuprofile: exit %d, stderr %q; want a usage error", code, errs)
 	}
 }
+
+// TestReplayInterrupt: SIGINT or SIGTERM stops a replay whose input is
+// idle (a pipe that stays open and sends nothing more): it exits with
+// 128 + the signal's number, says "interrupted by SIG...", and the
+// documents written before are whole JSON lines.
+func TestReplayInterrupt(t *testing.T) {
+	data, err := os.ReadFile(capture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := child(ctx, "replay", "--config", quietConfig(t))
+		var out, errb testsupport.SyncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := in.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		// The input stays open and idle from here on.
+		if !testsupport.Until(10*time.Second, func() bool { return strings.Count(out.String(), "\n") > 0 }) {
+			t.Fatalf("%v: no document from the records sent; stderr %q", sig, errb.String())
+		}
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatalf("%v: replay did not stop on an idle input", sig)
+		}
+		in.Close()
+		cancel()
+		want := "audisp-enrich: interrupted by " + map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}[sig] + "\n"
+		if code := cmd.ProcessState.ExitCode(); code != 128+int(sig) || errb.String() != want {
+			t.Errorf("%v: exit %d, stderr %q; want %d, %q", sig, code, errb.String(), 128+int(sig), want)
+		}
+		for i, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+			if !json.Valid([]byte(l)) {
+				t.Errorf("%v: document %d is not whole JSON: %.80q", sig, i+1, l)
+			}
+		}
+	}
+}
