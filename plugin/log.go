@@ -1,23 +1,27 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"log/syslog"
 	"os"
 	"strings"
+	"sync"
 )
 
 // NewLogger returns the program's logger: the local syslog (daemon
 // facility, tag audisp-enrich) when useSyslog, plus stderr when it is a
-// terminal or when syslog is unavailable or off.
+// terminal or when syslog is unavailable or off. Each syslog entry's
+// severity is its record's level (ERROR err, WARN warning, INFO info,
+// DEBUG debug), never read from the text, which can hold input.
 func NewLogger(level string, useSyslog bool) *slog.Logger {
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level))
 	var hs []slog.Handler
 	if useSyslog {
-		if w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, progName); err == nil {
-			hs = append(hs, slog.NewTextHandler(&syslogWriter{w}, &slog.HandlerOptions{Level: lv}))
+		if w, err := syslogDial(); err == nil {
+			hs = append(hs, newSyslogHandler(w, lv))
 		}
 	}
 	if len(hs) == 0 || isTerminal(os.Stderr) {
@@ -29,23 +33,61 @@ func NewLogger(level string, useSyslog bool) *slog.Logger {
 	return slog.New(fanHandler(hs))
 }
 
-type syslogWriter struct{ w *syslog.Writer }
+// syslogDial opens the local syslog; tests point it at their own socket.
+var syslogDial = func() (*syslog.Writer, error) {
+	return syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, progName)
+}
 
-// Write sends one slog line with the syslog severity of its level.
-func (s *syslogWriter) Write(p []byte) (int, error) {
-	msg := strings.TrimSuffix(string(p), "\n")
-	var err error
-	switch {
-	case strings.Contains(msg, "level=ERROR"):
-		err = s.w.Err(msg)
-	case strings.Contains(msg, "level=WARN"):
-		err = s.w.Warning(msg)
-	case strings.Contains(msg, "level=DEBUG"):
-		err = s.w.Debug(msg)
-	default:
-		err = s.w.Info(msg)
+// syslogHandler formats records as slog's text handler does and sends
+// each as one syslog entry whose severity is the record's level. The
+// handlers derived by WithAttrs and WithGroup share its buffer and lock.
+type syslogHandler struct {
+	text slog.Handler // writes into *buf
+	mu   *sync.Mutex
+	buf  *bytes.Buffer
+	w    *syslog.Writer
+}
+
+func newSyslogHandler(w *syslog.Writer, lv slog.Level) *syslogHandler {
+	buf := new(bytes.Buffer)
+	return &syslogHandler{text: slog.NewTextHandler(buf, &slog.HandlerOptions{Level: lv}), mu: new(sync.Mutex), buf: buf, w: w}
+}
+
+func (h *syslogHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.text.Enabled(ctx, l)
+}
+
+// Handle sends r with the syslog severity of r.Level.
+func (h *syslogHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.buf.Reset()
+	if err := h.text.Handle(ctx, r); err != nil {
+		return err
 	}
-	return len(p), err
+	msg := strings.TrimSuffix(h.buf.String(), "\n")
+	switch {
+	case r.Level >= slog.LevelError:
+		return h.w.Err(msg)
+	case r.Level >= slog.LevelWarn:
+		return h.w.Warning(msg)
+	case r.Level >= slog.LevelInfo:
+		return h.w.Info(msg)
+	default:
+		return h.w.Debug(msg)
+	}
+}
+
+func (h *syslogHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.text = h.text.WithAttrs(as)
+	return &c
+}
+
+func (h *syslogHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	c.text = h.text.WithGroup(name)
+	return &c
 }
 
 func isTerminal(f *os.File) bool {
