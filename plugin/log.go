@@ -33,6 +33,23 @@ func NewLogger(level string, useSyslog bool) *slog.Logger {
 	return slog.New(fanHandler(hs))
 }
 
+// SyslogStartError sends an error of plugin mode that came before its
+// logger (the config did not load) to the local syslog at err severity,
+// one entry per line of err, as "MSG err=LINE": auditd leaves the
+// plugin's stderr unusable, so syslog is where it is seen. Without
+// syslog it does nothing (the caller writes err to stderr).
+func SyslogStartError(msg string, err error) {
+	w, e := syslogDial()
+	if e != nil {
+		return
+	}
+	defer w.Close()
+	log := slog.New(newSyslogHandler(w, slog.LevelError))
+	for _, l := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+		log.Error(msg, "err", l)
+	}
+}
+
 // syslogDial opens the local syslog; tests point it at their own socket.
 var syslogDial = func() (*syslog.Writer, error) {
 	return syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, progName)

@@ -3,11 +3,14 @@ package plugin
 import (
 	"log/syslog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/conf"
 )
 
 // syslogSocket points syslogDial at a unix datagram socket of the test
@@ -61,6 +64,28 @@ func TestSyslogSeverity(t *testing.T) {
 		pri, _, _ := strings.Cut(got, ">")
 		if want := "<" + strconv.Itoa(tc.pri); pri != want || !strings.Contains(got, "rejected line") {
 			t.Errorf("entry %q: priority %s>, want %s>", got, pri, want)
+		}
+	}
+}
+
+// TestSyslogStartError: a config that does not load in plugin mode is
+// sent to syslog at err severity, one entry per problem, naming the file
+// and line.
+func TestSyslogStartError(t *testing.T) {
+	next := syslogSocket(t)
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, []byte("[log]\nlevle = \"warn\"\n[input]\nformat = \"strng\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := conf.Load(path)
+	if err == nil {
+		t.Fatal("a bad config loaded")
+	}
+	SyslogStartError("config failed to load", err)
+	for _, want := range []string{path + ":2:1: unknown key", path + ":4:10: input.format"} {
+		got := next()
+		if !strings.HasPrefix(got, "<27>") || !strings.Contains(got, "config failed to load") || !strings.Contains(got, want) {
+			t.Errorf("syslog entry %q: want <27> and %q", got, want)
 		}
 	}
 }

@@ -230,6 +230,11 @@ func plugMode(cfgPath string, stdin io.Reader, stderr io.Writer) int {
 	cfg, path, err := loadConfig(cfgPath, true)
 	if err != nil {
 		fail(stderr, err)
+		// auditd leaves the plugin's stderr unusable: say it in syslog
+		// too, unless a person runs the plugin on a terminal.
+		if !isTerminal(stderr) {
+			plugin.SyslogStartError("config failed to load", err)
+		}
 		return 1
 	}
 	log := plugin.NewLogger(cfg.Log.Level, cfg.Log.Syslog)
