@@ -16,6 +16,7 @@ import (
 // concurrent use.
 type errorLog struct {
 	mu         sync.Mutex
+	path       string // the file's path; "" logs through log instead
 	f          *os.File
 	log        *slog.Logger
 	rate       int
@@ -25,18 +26,45 @@ type errorLog struct {
 }
 
 func newErrorLog(path string, rate int, log *slog.Logger) (*errorLog, error) {
-	e := &errorLog{log: log, rate: max(rate, 1)}
+	e := &errorLog{log: log, rate: max(rate, 1), path: path}
 	if path != "" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, err
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		f, err := openErrorFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("parse-error log: %w", err)
+			return nil, err
 		}
 		e.f = f
 	}
 	return e, nil
+}
+
+func openErrorFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("parse-error log: %w", err)
+	}
+	return f, nil
+}
+
+// reopen opens the file again by its path (after log rotation moved it)
+// and writes there from now on. When that fails (the service user may
+// not create files in its directory) it keeps writing to the file it has
+// and returns the error.
+func (e *errorLog) reopen() error {
+	if e.path == "" {
+		return nil
+	}
+	f, err := openErrorFile(e.path)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	old := e.f
+	e.f = f
+	e.mu.Unlock()
+	return old.Close()
 }
 
 // report logs one rejected line or frame.

@@ -173,3 +173,60 @@ func TestBadConfigNamesFileAndLine(t *testing.T) {
 		t.Errorf("error %q does not name %s:3 and the key", out, cfg)
 	}
 }
+
+// TestSIGHUPRestartKeysAndErrorLog: a SIGHUP whose new config changes
+// settings SIGHUP does not apply logs one warning naming each of them,
+// and the parse-error log is reopened (after rotation moved it, rejected
+// lines go to a new file at its path).
+func TestSIGHUPRestartKeysAndErrorLog(t *testing.T) {
+	dir := t.TempDir()
+	bin := testsupport.PluginBinary(t)
+	errs := filepath.Join(dir, "errors.log")
+	base := fmt.Sprintf("user = \"root\"\nstate_dir = %q\n[status]\ninterval = \"0s\"\n[[sink]]\ntype = \"file\"\n[sink.file]\npath = %q\n",
+		dir, filepath.Join(dir, "events.json"))
+	cfg := filepath.Join(dir, "config.toml")
+	writeFile(t, cfg, base+fmt.Sprintf("[log]\nsyslog = false\nparse_errors = %q\n[input]\nmax_line_bytes = 65536\n", errs))
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Env = []string{}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr testsupport.SyncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	nonEmpty := func(path string) bool { b, _ := os.ReadFile(path); return len(b) > 0 }
+	if _, err := io.WriteString(stdin, "not an audit record one\n"); err != nil {
+		t.Fatal(err)
+	}
+	if !testsupport.Until(5*time.Second, func() bool { return nonEmpty(errs) }) {
+		t.Fatalf("no parse-error entry; stderr:\n%s", stderr.String())
+	}
+	if err := os.Rename(errs, errs+".1"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, cfg, base+fmt.Sprintf("[log]\nsyslog = false\nlevel = \"debug\"\nparse_errors = %q\n[input]\nmax_line_bytes = 131072\n[enrich]\nworkers = 1\n", errs))
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	if !testsupport.Until(5*time.Second, func() bool { return strings.Contains(stderr.String(), "SIGHUP: config reloaded") }) {
+		t.Fatalf("no reload; stderr:\n%s", stderr.String())
+	}
+	if want := `msg="SIGHUP: changed settings that apply only at the next start" keys=input.max_line_bytes,log.level`; strings.Count(stderr.String(), want) != 1 {
+		t.Errorf("stderr lacks one %s:\n%s", want, stderr.String())
+	}
+	if _, err := io.WriteString(stdin, "not an audit record two\n"); err != nil {
+		t.Fatal(err)
+	}
+	if !testsupport.Until(5*time.Second, func() bool { return nonEmpty(errs) }) {
+		t.Errorf("the parse-error log was not reopened at its path; stderr:\n%s", stderr.String())
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(errs); !strings.Contains(string(b), "record two") || strings.Contains(string(b), "record one") {
+		t.Errorf("reopened parse-error log holds %q", b)
+	}
+}

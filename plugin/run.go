@@ -309,10 +309,14 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	return nil
 }
 
-// Reopen reopens file sinks and reloads hash lists (SIGHUP without a
-// config change).
+// Reopen reopens file sinks and the parse-error log and reloads hash
+// lists (SIGHUP, before the config is re-read). A parse-error log that
+// cannot be reopened is logged and kept open where it was.
 func (p *Pipeline) Reopen() {
 	p.out.Reopen()
+	if err := p.errlog.reopen(); err != nil {
+		p.log.Warn("SIGHUP: parse-error log not reopened; still writing the old file", "err", err)
+	}
 	p.enr.reload(p.log)
 }
 
@@ -514,8 +518,12 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 					log.Error("SIGHUP: reload failed; keeping the running config", "err", err)
 					continue
 				}
-				cfg = ncfg
-				log.Info("SIGHUP: config reloaded", "config", cfgPath)
+				// cfg stays the config the plugin started with: the
+				// settings outside [enrich] and [[sink]] are its.
+				if keys := restartKeys(cfg, ncfg); keys != "" {
+					log.Warn("SIGHUP: changed settings that apply only at the next start", "keys", keys)
+				}
+				log.Info("SIGHUP: config reloaded ([enrich] and [[sink]] applied)", "config", cfgPath)
 			case syscall.SIGUSR1:
 				status.dump()
 			}
