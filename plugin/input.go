@@ -66,17 +66,22 @@ type InputStats struct {
 	Errors    map[string]*metrics.Counter
 	QueueLen  *metrics.Gauge
 	QueueHigh *metrics.Gauge
+	// Unprocessed counts the records still queued when plugin mode
+	// stopped on a signal, never processed (added at shutdown; registered
+	// here so that it is scraped from the start, at 0).
+	Unprocessed *metrics.Counter
 }
 
 // NewInputStats registers the input counters in reg.
 func NewInputStats(reg *metrics.Registry) *InputStats {
 	s := &InputStats{
-		Lines:     reg.Counter("audisp_enrich_input_records_total", "", "Records read from the input."),
-		Bytes:     reg.Counter("audisp_enrich_input_bytes_total", "", "Bytes read from the input."),
-		Dropped:   reg.Counter("audisp_enrich_input_dropped_records_total", "", "Records dropped because the pipeline queue was full."),
-		QueueLen:  reg.Gauge("audisp_enrich_input_queue_records", "", "Records waiting between the reader and the pipeline."),
-		QueueHigh: reg.Gauge("audisp_enrich_input_queue_high_water_records", "", "Most records ever waiting in the input queue."),
-		Errors:    map[string]*metrics.Counter{},
+		Lines:       reg.Counter("audisp_enrich_input_records_total", "", "Records read from the input."),
+		Bytes:       reg.Counter("audisp_enrich_input_bytes_total", "", "Bytes read from the input."),
+		Dropped:     reg.Counter("audisp_enrich_input_dropped_records_total", "", "Records dropped because the pipeline queue was full."),
+		QueueLen:    reg.Gauge("audisp_enrich_input_queue_records", "", "Records waiting between the reader and the pipeline."),
+		QueueHigh:   reg.Gauge("audisp_enrich_input_queue_high_water_records", "", "Most records ever waiting in the input queue."),
+		Unprocessed: reg.Counter("audisp_enrich_input_unprocessed_records_total", "", "Records still queued for the pipeline at shutdown, never processed."),
+		Errors:      map[string]*metrics.Counter{},
 	}
 	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "bad_frame"} {
 		s.Errors[r] = reg.Counter("audisp_enrich_input_errors_total", `reason="`+r+`"`, "Input lines or frames with problems, by reason.")

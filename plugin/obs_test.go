@@ -999,9 +999,10 @@ func TestStatsFreshStateDir(t *testing.T) {
 		t.Fatalf("no pid file in a fresh state dir; stderr:\n%s", stderr.String())
 	}
 	var dump stateDump
+	var raw map[string]json.RawMessage
 	testsupport.Until(5*time.Second, func() bool {
 		st, err := exec.Command(bin, "stats", "--config", cfg).Output()
-		if err != nil || json.Unmarshal(st, &dump) != nil {
+		if err != nil || json.Unmarshal(st, &dump) != nil || json.Unmarshal(st, &raw) != nil {
 			return false
 		}
 		v, _ := dump.value("audisp_enrich_input_records_total")
@@ -1009,6 +1010,14 @@ func TestStatsFreshStateDir(t *testing.T) {
 	})
 	if v, _ := dump.value("audisp_enrich_input_records_total"); int(v) != len(lines) || dump.PID != cmd.Process.Pid {
 		t.Errorf("stats: pid %d records %g, want pid %d records %d", dump.PID, v, cmd.Process.Pid, len(lines))
+	}
+	// The shutdown counter is there from the start, at 0; with only a
+	// file sink (no runner) the dump has no "sinks" field.
+	if v, ok := dump.value("audisp_enrich_input_unprocessed_records_total"); !ok || v != 0 {
+		t.Errorf("audisp_enrich_input_unprocessed_records_total = %g, %v; want 0 in the dump of a running plugin", v, ok)
+	}
+	if s, ok := raw["sinks"]; ok {
+		t.Errorf("state dump with only a file sink has \"sinks\": %s", s)
 	}
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {

@@ -608,7 +608,7 @@ func shutdown(p *Pipeline, st *status, log *slog.Logger) error {
 	// Records the main loop never took (shutdown by signal while the
 	// pipeline was held up) are lost: count them under their own name.
 	if n := st.in.QueueLen.Value(); n > 0 {
-		p.reg.Counter("audisp_enrich_input_unprocessed_records_total", "", "Records still queued for the pipeline at shutdown, never processed.").Add(uint64(n))
+		st.in.Unprocessed.Add(uint64(n))
 		log.Error("records still queued at shutdown were not processed", "count", n, "reason", "shutdown")
 	}
 	st.report("final")

@@ -94,7 +94,7 @@ func (s *status) dump() {
 	doc := struct {
 		Time    string              `json:"time"`
 		PID     int                 `json:"pid"`
-		Sinks   []sinks.RunnerStats `json:"sinks"`
+		Sinks   []sinks.RunnerStats `json:"sinks,omitempty"`
 		Metrics []kv                `json:"metrics"`
 	}{Time: time.Now().UTC().Format(time.RFC3339), PID: os.Getpid(), Sinks: s.p.SinkStats()}
 	for _, k := range keys {
