@@ -29,7 +29,8 @@ var version = "dev"
 
 const usage = `Usage:
   audisp-enrich [--config FILE]                 plugin mode: read auditd's stream on stdin
-  audisp-enrich replay [--config FILE] [FILE...] run audit.log files (plain or .gz; - is stdin)
+  audisp-enrich replay [--config FILE] [--cpuprofile OUT] [FILE...]
+                                                run audit.log files (plain or .gz; - is stdin)
   audisp-enrich check-config FILE               validate a config file
   audisp-enrich print-default-config            print the documented default config
   audisp-enrich stats [--config FILE]           print the live figures of the running plugin
@@ -87,9 +88,10 @@ Prints the live figures of the plugin running with that config.
 	"verdicts":        {-1, verdictsUsage},
 	"packages status": {0, packagesUsage},
 	"packages":        {0, packagesUsage},
-	"help": {1, `Usage: audisp-enrich help [COMMAND]
+	"help": {2, `Usage: audisp-enrich help [COMMAND]
 
-Prints the command summary, or the usage of COMMAND.
+Prints the command summary, or the usage of COMMAND (a sub-command's
+words may follow: help packages status).
 `},
 }
 
@@ -162,6 +164,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if c.maxArgs >= 0 && fs.NArg() > c.maxArgs {
 		return usageError(stderr, cmd, fmt.Errorf("unexpected argument %q", fs.Arg(c.maxArgs)))
 	}
+	if *cfgPath != "" && (cmd == "print-default-config" || cmd == "help") {
+		return usageError(stderr, cmd, fmt.Errorf("%s reads no config: --config is not allowed", cmd))
+	}
 	switch cmd {
 	case "":
 		return plugMode(*cfgPath, stdin, stderr)
@@ -202,9 +207,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprint(stdout, usage)
 			return 0
 		}
-		h, ok := commands[fs.Arg(0)]
+		name := strings.Join(fs.Args(), " ")
+		h, ok := commands[name]
 		if !ok {
-			return usageError(stderr, "", fmt.Errorf("help: unknown command %q", fs.Arg(0)))
+			return usageError(stderr, "", fmt.Errorf("help: unknown command %q", name))
 		}
 		fmt.Fprint(stdout, h.usage)
 		return 0

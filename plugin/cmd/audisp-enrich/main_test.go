@@ -55,6 +55,13 @@ func TestHelpCommand(t *testing.T) {
 		if code != 0 || out != c.usage || errs != "" || !strings.Contains(out, "audisp-enrich "+name) {
 			t.Errorf("help %s: exit %d, stdout %q, stderr %q", name, code, out, errs)
 		}
+		// A sub-command's words may also come as separate arguments.
+		if words := strings.Fields(name); len(words) > 1 {
+			code, outw, errs := call(t, append([]string{"help"}, words...)...)
+			if code != 0 || outw != out || errs != "" {
+				t.Errorf("help %v: exit %d, stdout %q, stderr %q", words, code, outw, errs)
+			}
+		}
 		code, out2, errs := call(t, name, "--help")
 		if code != 0 || out2 != out || errs != "" {
 			t.Errorf("%s --help: exit %d, stdout %q, stderr %q", name, code, out2, errs)
@@ -78,6 +85,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"check-config", "a", "b"}, "audisp-enrich: unexpected argument \"b\"\n", commands["check-config"].usage},
 		{[]string{"print-default-config", "x"}, "audisp-enrich: unexpected argument \"x\"\n", commands["print-default-config"].usage},
 		{[]string{"--config"}, "audisp-enrich: flag needs an argument: -config\n", usage},
+		{[]string{"verdicts", "bogus"}, "audisp-enrich: unknown verdicts command \"bogus\" (want init or keygen)\n", commands["verdicts"].usage},
+		{[]string{"verdicts", "init", "x"}, "audisp-enrich: unexpected argument \"x\"\n", commands["verdicts"].usage},
+		{[]string{"print-default-config", "--config", "x.toml"}, "audisp-enrich: print-default-config reads no config: --config is not allowed\n", commands["print-default-config"].usage},
+		{[]string{"help", "--config", "x.toml"}, "audisp-enrich: help reads no config: --config is not allowed\n", commands["help"].usage},
+		{[]string{"help", "replay", "x"}, "audisp-enrich: help: unknown command \"replay x\"\n", usage},
 	} {
 		code, out, errs := call(t, tc.args...)
 		if code != 2 || out != "" || errs != tc.msg+tc.wantUsage {
@@ -557,6 +569,20 @@ func TestReplayInterrupt(t *testing.T) {
 			if !json.Valid([]byte(l)) {
 				t.Errorf("%v: document %d is not whole JSON: %.80q", sig, i+1, l)
 			}
+		}
+	}
+}
+
+// TestSummaryHasEverySynopsis: the summary shows each command's
+// synopsis as its own usage states it (options included).
+func TestSummaryHasEverySynopsis(t *testing.T) {
+	for name, c := range commands {
+		if name == "" {
+			continue
+		}
+		first, _, _ := strings.Cut(strings.TrimPrefix(c.usage, "Usage: "), "\n")
+		if !strings.Contains(usage, "  "+first) {
+			t.Errorf("the summary lacks %q", first)
 		}
 	}
 }

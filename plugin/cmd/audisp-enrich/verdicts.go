@@ -52,8 +52,13 @@ func verdicts(cfgPath string, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return usageError(stderr, "verdicts", err)
 	}
-	if fs.NArg() > 0 || (sub != "" && sub != "init") || *p == "" {
-		return usageError(stderr, "verdicts", errors.New("want --config FILE and at most init"))
+	switch {
+	case sub != "" && sub != "init":
+		return usageError(stderr, "verdicts", fmt.Errorf("unknown verdicts command %q (want init or keygen)", sub))
+	case fs.NArg() > 0:
+		return usageError(stderr, "verdicts", fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	case *p == "":
+		return usageError(stderr, "verdicts", errors.New("verdicts needs --config FILE"))
 	}
 	cfg, _, err := loadConfig(*p, false)
 	if err != nil {
