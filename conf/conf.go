@@ -542,6 +542,12 @@ func syntaxProblem(data []byte, err error) Problem {
 	}
 	lines := strings.Split(string(data), "\n")
 	p := Problem{Line: pe.Position.Line, Col: max(pe.Position.Col, 1), Msg: pe.Message}
+	// When the parser stopped at a newline ("but got '\n' instead"), it
+	// has already counted it into the next line, at the column the
+	// newline has on its own line: the problem is on that line.
+	if n := p.Line; strings.Contains(p.Msg, `'\n'`) && n >= 2 && n-1 <= len(lines) && p.Col == len(lines[n-2])+1 {
+		p.Line--
+	}
 	if n := p.Line; n >= 1 && n <= len(lines) && isSecret(strings.SplitN(lines[n-1], "=", 2)[0]) {
 		p.Msg = "syntax error in the value of a secret (quote it as a TOML string)"
 	}
