@@ -53,6 +53,26 @@ func startPlugin(t *testing.T, extra string) *plugProc {
 	return &plugProc{cmd: cmd, stdin: stdin, out: out}
 }
 
+// runPlugin starts bin in plugin mode with the config cfg and an empty
+// environment (as auditd does), its stdin a pipe and its stderr kept; the
+// process is killed at the end of the test if it still runs.
+func runPlugin(t *testing.T, bin, cfg string) (*exec.Cmd, io.WriteCloser, *testsupport.SyncBuffer) {
+	t.Helper()
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Env = []string{}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(testsupport.SyncBuffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, stdin, stderr
+}
+
 func countLines(t *testing.T, path string) int {
 	f, err := os.Open(path)
 	if err != nil {
@@ -186,18 +206,7 @@ func TestSIGHUPRestartKeysAndErrorLog(t *testing.T) {
 		dir, filepath.Join(dir, "events.json"))
 	cfg := filepath.Join(dir, "config.toml")
 	writeFile(t, cfg, base+fmt.Sprintf("[log]\nsyslog = false\nparse_errors = %q\n[input]\nmax_line_bytes = 65536\n", errs))
-	cmd := exec.Command(bin, "--config", cfg)
-	cmd.Env = []string{}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr testsupport.SyncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cmd, stdin, stderr := runPlugin(t, bin, cfg)
 	nonEmpty := func(path string) bool { b, _ := os.ReadFile(path); return len(b) > 0 }
 	if _, err := io.WriteString(stdin, "not an audit record one\n"); err != nil {
 		t.Fatal(err)

@@ -658,18 +658,7 @@ backoff_min = "50ms"
 backoff_max = "200ms"
 `, state, filepath.Join(dir, "parse-errors.log"), sock, block, keyFile, out, testsupport.FreePort(t, "tcp")))
 
-	cmd := exec.Command(bin, "--config", cfg)
-	cmd.Env = []string{}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr testsupport.SyncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cmd, stdin, stderr := runPlugin(t, bin, cfg)
 
 	lines := captureLines(t)
 	now := time.Now().Unix()
@@ -907,18 +896,7 @@ address = "127.0.0.1:%[5]d"
 [sink.buffer]
 type = "memory"
 `, dir, listen, block, filepath.Join(dir, "events.json"), testsupport.FreePort(t, "tcp")))
-	cmd := exec.Command(bin, "--config", cfg)
-	cmd.Env = []string{}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr testsupport.SyncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cmd, stdin, stderr := runPlugin(t, bin, cfg)
 	lines := captureLines(t)
 	half := len(lines) / 2
 	if _, err := io.WriteString(stdin, strings.Join(lines[:half], "\n")+"\n"); err != nil {
@@ -978,18 +956,7 @@ func TestStatsFreshStateDir(t *testing.T) {
 	cfg := filepath.Join(dir, "config.toml")
 	writeFile(t, cfg, fmt.Sprintf("user = \"root\"\nstate_dir = %q\n[log]\nsyslog = false\n[status]\ninterval = \"0s\"\n[[sink]]\ntype = \"file\"\n[sink.file]\npath = %q\n",
 		state, filepath.Join(dir, "events.json")))
-	cmd := exec.Command(bin, "--config", cfg)
-	cmd.Env = []string{}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr testsupport.SyncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cmd, stdin, stderr := runPlugin(t, bin, cfg)
 	lines := captureLines(t)
 	if _, err := io.WriteString(stdin, strings.Join(lines, "\n")+"\n"); err != nil {
 		t.Fatal(err)
