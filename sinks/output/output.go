@@ -125,7 +125,9 @@ func prepare(cfg *conf.Config, workers int, opts Options, prev *Stage) (*Stage, 
 			if !reflect.DeepEqual(old.sc.Buffer, sc.Buffer) {
 				opts.Logger.Warn("reload: the sink keeps its running buffer; the new [sink.buffer] settings take effect at the next start", "sink", sc.Name)
 			}
-			l.d = &runnerSink{r: old.d.(*runnerSink).r, log: opts.Logger, next: s, cfg: sc.Delivery}
+			r := newRunnerSink(old.d.(*runnerSink).r, opts)
+			r.next, r.cfg = s, sc.Delivery
+			l.d = r
 			st.built = append(st.built, l)
 		default:
 			s, err := newSink(sc, opts.Metrics, opts.Logger)

@@ -306,3 +306,29 @@ address = %q
 		}
 	}
 }
+
+// TestHandedOverSinkAfterStop: a network sink whose settings a reload
+// changed (its buffer handed over to a new Sink) counts the documents
+// published after it stopped (an aborted shutdown) like any other sink,
+// instead of crashing.
+func TestHandedOverSinkAfterStop(t *testing.T) {
+	dir := t.TempDir()
+	udp, _ := udpPeer(t)
+	reg := &metrics.Registry{}
+	s1, err := New(stageConfig(t, dir, udp, "one", false), 1, Options{Metrics: reg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1.Start(context.Background(), nil)
+	s2, err := s1.Prepare(stageConfig(t, dir, udp, "two", false), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.Start(context.Background(), s1)
+	s2.Abort()
+	publish(s2, 0, 3)
+	s2.Stop(context.Background())
+	if v := reg.Snapshot()[`audisp_enrich_sink_dropped_total{sink="udp",reason="shutdown"}`]; v != 3 {
+		t.Errorf("dropped{shutdown} = %g after 3 documents published to the stopped sink, want 3", v)
+	}
+}
