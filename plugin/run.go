@@ -528,7 +528,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 // once stdin is closed or SIGTERM/SIGINT arrived, it waits ShutdownGrace
 // for Live to finish, then closes the buffered sinks, which unblocks the
 // pipeline (what they could not take is counted as dropped, reason
-// "closed"). auditd waits for a stopping plugin without a timeout, so this
+// "shutdown"). auditd waits for a stopping plugin without a timeout, so this
 // must never hang.
 func shutdownWatchdog(p *Pipeline, readerDone, finished <-chan struct{}, log *slog.Logger) {
 	term := make(chan os.Signal, 1)

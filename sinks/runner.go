@@ -22,7 +22,11 @@ type Buffer interface {
 	// takes ownership of the Key and Value slices. It does not block
 	// unless the buffer is full and its policy is "block". A message that
 	// could not be queued is counted and reported as a drop; the error
-	// says why.
+	// says why. The exception is a buffer that is closed (before the call
+	// or while it waited for room): Append then queues nothing more and
+	// returns buffer.ErrClosed without counting, and the caller accounts
+	// for what it could not queue (the output stage counts it as reason
+	// "shutdown"), so that the loss is counted once, where it is logged.
 	Append(msgs ...Message) error
 	// ReadBatch blocks until at least one message is available or ctx is
 	// done, then returns up to max messages holding at most maxBytes bytes

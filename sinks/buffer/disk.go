@@ -463,8 +463,7 @@ func (d *disk) Append(msgs ...sinks.Message) error {
 	}
 	for i := range msgs {
 		if d.closed {
-			st.drops = append(st.drops, drop{len(msgs) - i, ReasonClosed})
-			st.err = ErrClosed
+			st.err = ErrClosed // not a drop of the buffer's: see sinks.Buffer
 			break
 		}
 		d.appendOne(&msgs[i], &st)
@@ -525,7 +524,6 @@ func (d *disk) appendOne(m *sinks.Message, st *appendState) {
 			<-ch
 			d.mu.Lock()
 			if d.closed {
-				st.drops = appendDrop(st.drops, ReasonClosed)
 				st.err = ErrClosed
 				return
 			}

@@ -59,8 +59,7 @@ func (b *memory) Append(msgs ...sinks.Message) error {
 	b.mu.Lock()
 	for i := range msgs {
 		if b.closed {
-			drops = append(drops, drop{len(msgs) - i, ReasonClosed})
-			err = ErrClosed
+			err = ErrClosed // not a drop of the buffer's: see sinks.Buffer
 			break
 		}
 		size := msgSize(&msgs[i])
@@ -88,8 +87,7 @@ func (b *memory) Append(msgs ...sinks.Message) error {
 			break
 		}
 		if b.closed {
-			drops = append(drops, drop{len(msgs) - i, ReasonClosed})
-			err = ErrClosed
+			err = ErrClosed // not a drop of the buffer's: see sinks.Buffer
 			break
 		}
 		if rejected {

@@ -50,6 +50,19 @@ func (d *drops) get(reason string) int {
 	return d.m[reason]
 }
 
+// total is the sum of every reason's reports but except's.
+func (d *drops) total(except string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for r, k := range d.m {
+		if r != except {
+			n += k
+		}
+	}
+	return n
+}
+
 type harness struct {
 	t     *testing.T
 	typ   string
@@ -406,8 +419,8 @@ func RunSuite(t *testing.T, typ string, durable bool) {
 		case <-time.After(2 * time.Second):
 			t.Fatal("Append stayed blocked after Close")
 		}
-		if h.drops.get(ReasonClosed) != 1 {
-			t.Fatalf("closed drops %d", h.drops.get(ReasonClosed))
+		if n := h.drops.total(ReasonShutdown); n != 0 {
+			t.Fatalf("the buffer reported %d drops for the append Close ended; the caller counts it", n)
 		}
 	})
 
@@ -448,8 +461,8 @@ func RunSuite(t *testing.T, typ string, durable bool) {
 		if err := b.Append(msg(1), msg(2)); !errors.Is(err, ErrClosed) {
 			t.Fatalf("append after close: %v", err)
 		}
-		if h.drops.get(ReasonClosed) != 2 {
-			t.Fatalf("closed drops %d", h.drops.get(ReasonClosed))
+		if n := h.drops.total(""); n != 0 {
+			t.Fatalf("the buffer reported %d drops for appends after Close; the caller counts them", n)
 		}
 		if _, err := b.ReadBatch(context.Background(), 1, 1); !errors.Is(err, ErrClosed) {
 			t.Fatalf("read after close: %v", err)

@@ -332,3 +332,33 @@ func TestHandedOverSinkAfterStop(t *testing.T) {
 		t.Errorf("dropped{shutdown} = %g after 3 documents published to the stopped sink, want 3", v)
 	}
 }
+
+// TestPublishedAfterStopCountedOnce: documents published to a network
+// sink after it stopped are counted once, as reason "shutdown", and logged
+// in one line with their count; the buffer does not count them too.
+func TestPublishedAfterStopCountedOnce(t *testing.T) {
+	dir := t.TempDir()
+	udp, _ := udpPeer(t)
+	reg := &metrics.Registry{}
+	var logged strings.Builder
+	s, err := New(stageConfig(t, dir, udp, "one", false), 1, Options{Metrics: reg, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(context.Background(), nil)
+	s.Abort()
+	publish(s, 0, 5)
+	s.Stop(context.Background())
+	dropped := 0.0
+	for k, v := range reg.Snapshot() {
+		if strings.HasPrefix(k, `audisp_enrich_sink_dropped_total{sink="udp"`) {
+			dropped += v
+		}
+	}
+	if v := reg.Snapshot()[`audisp_enrich_sink_dropped_total{sink="udp",reason="shutdown"}`]; v != 5 || dropped != 5 {
+		t.Errorf("5 documents published after the stop: dropped{shutdown} = %g, all reasons = %g; want 5 and 5", v, dropped)
+	}
+	if n := strings.Count(logged.String(), "level=ERROR"); n != 1 || !strings.Contains(logged.String(), "count=5") {
+		t.Errorf("want one ERROR line with count=5, got:\n%s", logged.String())
+	}
+}
