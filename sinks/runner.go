@@ -34,9 +34,11 @@ type Buffer interface {
 	// given back by Nack come before unread ones. Returned messages are in
 	// flight until acked or nacked and are not returned again meanwhile.
 	ReadBatch(ctx context.Context, max, maxBytes int) ([]Message, error)
-	// Ack removes delivered messages. Acks may come in any order; unknown
-	// or already removed seqs are ignored.
-	Ack(seqs ...uint64)
+	// Ack removes delivered messages and returns how many it removed.
+	// Acks may come in any order; unknown or already removed seqs are
+	// ignored and not counted, among them in-flight messages that
+	// drop_oldest evicted (already counted as dropped).
+	Ack(seqs ...uint64) int
 	// Nack gives in-flight messages back to be read again.
 	Nack(seqs ...uint64)
 	// Len is the number of messages not yet acknowledged, including those
@@ -541,16 +543,17 @@ func (r *Runner) deliver(ctx context.Context, batch []Message, bo *backoff) bool
 	return isConnected
 }
 
+// ack acks msgs; acked counts only those the buffer still held, so that a
+// message evicted while in flight is counted as dropped and not also as
+// acknowledged.
 func (r *Runner) ack(msgs []Message) {
-	r.buf.Ack(seqsOf(msgs)...)
-	r.acked.Add(uint64(len(msgs)))
+	r.acked.Add(uint64(r.buf.Ack(seqsOf(msgs)...)))
 }
 
 // ackSome acks the delivered indexes of pending and returns the rest.
 func (r *Runner) ackSome(pending []Message, delivered []int) []Message {
 	done, rest := SplitDelivered(pending, delivered)
-	r.buf.Ack(seqsOf(done)...)
-	r.acked.Add(uint64(len(done)))
+	r.ack(done)
 	r.inFlight.Add(-int64(len(done)))
 	return rest
 }

@@ -912,17 +912,19 @@ func (d *disk) readFallback() *diskItem {
 	return nil
 }
 
-func (d *disk) Ack(seqs ...uint64) {
+func (d *disk) Ack(seqs ...uint64) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return
+		return 0
 	}
+	n := 0
 	for _, s := range seqs {
 		it, ok := d.inflight[s]
 		if !ok {
 			continue
 		}
+		n++
 		delete(d.inflight, s)
 		if it.seg != nil {
 			it.seg.done++
@@ -932,6 +934,7 @@ func (d *disk) Ack(seqs ...uint64) {
 		d.acksDirty = true
 	}
 	d.reap()
+	return n
 }
 
 func (d *disk) Nack(seqs ...uint64) {

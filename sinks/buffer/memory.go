@@ -218,15 +218,18 @@ func (b *memory) ReadBatch(ctx context.Context, max, maxBytes int) ([]sinks.Mess
 	}
 }
 
-func (b *memory) Ack(seqs ...uint64) {
+func (b *memory) Ack(seqs ...uint64) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	n := 0
 	for _, s := range seqs {
 		if e := b.entry(s); e != nil && e.state == memInFlight {
 			b.remove(e)
+			n++
 		}
 	}
 	b.trim()
+	return n
 }
 
 func (b *memory) Nack(seqs ...uint64) {
