@@ -52,7 +52,7 @@ type Buffer interface {
 	OldestAge() time.Duration
 	// Close releases the buffer; later calls fail or do nothing. A disk
 	// buffer syncs first and keeps what was not acknowledged for the next
-	// open.
+	// open; a memory buffer counts what it held as dropped (shutdown).
 	Close() error
 }
 

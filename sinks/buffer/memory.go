@@ -269,13 +269,24 @@ func (b *memory) OldestAge() time.Duration {
 	return 0
 }
 
-// Close discards the content; there is nothing to persist.
+// Close discards the content (there is nothing to persist): what was not
+// acknowledged, in flight included, is counted as dropped (shutdown), and
+// the buffer is empty afterwards. Closing again does nothing.
 func (b *memory) Close() error {
-	b.dlog.flush(b.opts.Logger)
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
 	b.closed = true
+	lost := b.count
+	b.q, b.retry, b.count, b.bytes = nil, nil, 0, 0
+	b.base = b.nextSeq
+	b.next = b.nextSeq
 	b.data.wake()
 	b.space.wake()
+	b.mu.Unlock()
+	report(&b.opts, &b.dlog, []drop{{lost, ReasonShutdown}})
+	b.dlog.flush(b.opts.Logger)
 	return nil
 }

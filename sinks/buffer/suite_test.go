@@ -454,6 +454,31 @@ func RunSuite(t *testing.T, typ string, durable bool) {
 		}
 	})
 
+	t.Run("CloseCountsWhatIsLost", func(t *testing.T) {
+		h := newH(t)
+		b := h.open(h.cfg())
+		appendN(t, b, 0, 10)
+		if _, err := b.ReadBatch(context.Background(), 3, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want := 10 // memory: everything not acknowledged, in flight included
+		if durable {
+			want = 0 // kept for the next open
+		}
+		if got := h.drops.get(ReasonShutdown); got != want || h.drops.total(ReasonShutdown) != 0 {
+			t.Fatalf("Close reported %d shutdown drops (%d of other reasons), want %d", got, h.drops.total(ReasonShutdown), want)
+		}
+		if !durable && (b.Len() != 0 || b.Bytes() != 0) {
+			t.Fatalf("after Close: Len %d Bytes %d, want 0 and 0", b.Len(), b.Bytes())
+		}
+		if n := b.Ack(0, 1, 2); n != 0 {
+			t.Fatalf("Ack after Close removed %d", n)
+		}
+	})
+
 	t.Run("Closed", func(t *testing.T) {
 		h := newH(t)
 		b := h.open(h.cfg())
