@@ -362,3 +362,26 @@ func TestPublishedAfterStopCountedOnce(t *testing.T) {
 		t.Errorf("want one ERROR line with count=5, got:\n%s", logged.String())
 	}
 }
+
+// TestDiscardDoesNotWaitForDelivery: discarding a stage that was never
+// started (a failed start or reload) closes a network sink with a backlog
+// at once, instead of waiting for progress its never-started runner
+// cannot make (stopStall), and the backlog of its memory buffer is counted.
+func TestDiscardDoesNotWaitForDelivery(t *testing.T) {
+	dir := t.TempDir()
+	udp, _ := udpPeer(t)
+	reg := &metrics.Registry{}
+	s, err := New(stageConfig(t, dir, udp, "one", false), 1, Options{Metrics: reg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(s, 0, 5)
+	start := time.Now()
+	s.Discard()
+	if d := time.Since(start); d > stopStall/2 {
+		t.Errorf("Discard took %v with 5 documents queued", d)
+	}
+	if v := reg.Snapshot()[`audisp_enrich_sink_dropped_total{sink="udp",reason="shutdown"}`]; v != 5 {
+		t.Errorf("dropped{shutdown} = %g, want the 5 documents the memory buffer held", v)
+	}
+}
