@@ -138,8 +138,9 @@ type RunnerOptions struct {
 	// OnDrop is told about lost messages (already counted and logged at
 	// ERROR by the buffer) so that the runtime can emit an alert event.
 	// Reports are coalesced per reason and delivered from a goroutine of
-	// the runner at most once per second, so OnDrop may publish without
-	// recursing; the runtime passes them through Alerts, and the alert
+	// the runner at most once per second (those pending when Stop ends it,
+	// the buffer's shutdown drops among them, before Stop returns), so
+	// OnDrop may publish without recursing; the runtime passes them through Alerts, and the alert
 	// documents go to every sink except this one. May be nil.
 	OnDrop func(sink string, n int, reason string)
 }
@@ -390,27 +391,35 @@ func (r *lane) onDrop(n int, reason string) {
 }
 
 // dropLoop hands coalesced drop reports to OnDrop, at most once a second.
+// When it ends (Stop) it hands over what is still pending, the drops the
+// buffer's Close reported among them.
 func (r *lane) dropLoop() {
 	defer close(r.dropDone)
+	defer r.sendDrops()
 	for {
 		select {
 		case <-r.dropCtx.Done():
 			return
 		case <-r.dropKick:
 		}
-		r.mu.Lock()
-		pend := r.pendDrops
-		r.pendDrops = map[string]int{}
-		r.mu.Unlock()
-		if r.opts.OnDrop != nil {
-			for reason, n := range pend {
-				r.opts.OnDrop(r.name, n, reason)
-			}
-		}
+		r.sendDrops()
 		select {
 		case <-r.dropCtx.Done():
 			return
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// sendDrops hands the pending drop reports to OnDrop.
+func (r *lane) sendDrops() {
+	r.mu.Lock()
+	pend := r.pendDrops
+	r.pendDrops = map[string]int{}
+	r.mu.Unlock()
+	if r.opts.OnDrop != nil {
+		for reason, n := range pend {
+			r.opts.OnDrop(r.name, n, reason)
 		}
 	}
 }

@@ -575,3 +575,31 @@ func TestRunnerEvictedInFlightNotAcked(t *testing.T) {
 		})
 	}
 }
+
+// TestRunnerStopHandsOverPendingDrops: drop reports still held back by
+// the once-a-second coalescing when the runner stops, and the drops the
+// buffer's Close reports (a memory buffer's content), reach OnDrop before
+// Stop returns.
+func TestRunnerStopHandsOverPendingDrops(t *testing.T) {
+	s := newSetup(t)
+	s.bcfg = buffer.Config{Type: buffer.TypeMemory, MaxEvents: 2, WhenFull: buffer.DropNewest}
+	r := s.runner(t, &testSink{name: "stop"}, fastConfig()) // not started: nothing drains
+	for _, v := range values(0, 5) {
+		_ = r.Append(sinks.Message{Value: []byte(v)})
+	}
+	if err := r.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for len(s.drops) > 0 {
+		var n int
+		var reason string
+		if _, err := fmt.Sscanf(strings.ReplaceAll(<-s.drops, ":", " "), "stop %d %s", &n, &reason); err != nil {
+			t.Fatal(err)
+		}
+		got[reason] += n
+	}
+	if got["drop_newest"] != 3 || got["shutdown"] != 2 || len(got) != 2 {
+		t.Errorf("OnDrop got %v by the time Stop returned, want drop_newest 3 and shutdown 2", got)
+	}
+}
