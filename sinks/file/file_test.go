@@ -33,20 +33,26 @@ func lines(t *testing.T, path string) []string {
 	return strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 }
 
+// connected returns a file sink (mode 0640) on path, connected.
+func connected(t *testing.T, path string, maxBytes int64, keep int) *Sink {
+	t.Helper()
+	s, err := NewFile("f", path, maxBytes, keep, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestRotateAndReopen: the file rotates by size to path.1..path.keep,
 // oldest dropped, every line whole; Reopen follows a file moved away
 // (logrotate), so nothing is written to the old inode afterwards.
 func TestRotateAndReopen(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "sub", "events.json")
-	s, err := NewFile("f", path, 100, 2, 0o640)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := filepath.Join(t.TempDir(), "sub", "events.json")
+	s := connected(t, path, 100, 2)
 	ctx := context.Background()
-	if err := s.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
 	// 8-9 bytes per line: 100 bytes hold 11 lines; 40 lines make 3+ files.
 	if err := s.Write(ctx, msgs(0, 40)); err != nil {
 		t.Fatal(err)
@@ -120,14 +126,8 @@ func TestWriteErrorReconnects(t *testing.T) {
 	signal.Ignore(syscall.SIGXFSZ) // EFBIG instead of the signal
 	defer signal.Reset(syscall.SIGXFSZ)
 	path := filepath.Join(t.TempDir(), "events.json")
-	s, err := NewFile("f", path, 0, 1, 0o640)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := connected(t, path, 0, 1)
 	ctx := context.Background()
-	if err := s.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
 	var old syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
 		t.Fatal(err)
@@ -138,7 +138,7 @@ func TestWriteErrorReconnects(t *testing.T) {
 		t.Skipf("cannot lower RLIMIT_FSIZE: %v", err)
 	}
 	big := sinks.Message{Value: []byte(`{"big":"` + strings.Repeat("a", 1500) + `"}`)}
-	err = s.Write(ctx, append(msgs(0, 2), big))
+	err := s.Write(ctx, append(msgs(0, 2), big))
 	if restore := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); restore != nil {
 		t.Fatal(restore)
 	}

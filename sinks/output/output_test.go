@@ -307,20 +307,33 @@ address = %q
 	}
 }
 
+// udpStage builds (does not start) the stage of stageConfig with app name
+// "one" and no extra sink, with a registry of its own and log (nil:
+// discard); config gives the same configuration with another app name.
+func udpStage(t *testing.T, log *slog.Logger) (s *Stage, reg *metrics.Registry, config func(appName string) *conf.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	udp, _ := udpPeer(t)
+	config = func(appName string) *conf.Config { return stageConfig(t, dir, udp, appName, false) }
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg = &metrics.Registry{}
+	s, err := New(config("one"), 1, Options{Metrics: reg, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, reg, config
+}
+
 // TestHandedOverSinkAfterStop: a network sink whose settings a reload
 // changed (its buffer handed over to a new Sink) counts the documents
 // published after it stopped (an aborted shutdown) like any other sink,
 // instead of crashing.
 func TestHandedOverSinkAfterStop(t *testing.T) {
-	dir := t.TempDir()
-	udp, _ := udpPeer(t)
-	reg := &metrics.Registry{}
-	s1, err := New(stageConfig(t, dir, udp, "one", false), 1, Options{Metrics: reg, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s1, reg, config := udpStage(t, nil)
 	s1.Start(context.Background(), nil)
-	s2, err := s1.Prepare(stageConfig(t, dir, udp, "two", false), 1)
+	s2, err := s1.Prepare(config("two"), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,14 +350,8 @@ func TestHandedOverSinkAfterStop(t *testing.T) {
 // sink after it stopped are counted once, as reason "shutdown", and logged
 // in one line with their count; the buffer does not count them too.
 func TestPublishedAfterStopCountedOnce(t *testing.T) {
-	dir := t.TempDir()
-	udp, _ := udpPeer(t)
-	reg := &metrics.Registry{}
 	var logged strings.Builder
-	s, err := New(stageConfig(t, dir, udp, "one", false), 1, Options{Metrics: reg, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, reg, _ := udpStage(t, slog.New(slog.NewTextHandler(&logged, nil)))
 	s.Start(context.Background(), nil)
 	s.Abort()
 	publish(s, 0, 5)
@@ -368,13 +375,7 @@ func TestPublishedAfterStopCountedOnce(t *testing.T) {
 // at once, instead of waiting for progress its never-started runner
 // cannot make (stopStall), and the backlog of its memory buffer is counted.
 func TestDiscardDoesNotWaitForDelivery(t *testing.T) {
-	dir := t.TempDir()
-	udp, _ := udpPeer(t)
-	reg := &metrics.Registry{}
-	s, err := New(stageConfig(t, dir, udp, "one", false), 1, Options{Metrics: reg, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, reg, _ := udpStage(t, nil)
 	publish(s, 0, 5)
 	start := time.Now()
 	s.Discard()
