@@ -476,7 +476,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 			if !ok {
 				err := <-readErr
 				log.Info("input closed, shutting down", "err", err)
-				return shutdown(p, status, log)
+				return shutdown(p, status, log, time.Now().Add(ShutdownGrace))
 			}
 			handleBatch(p, stats, batch)
 			dirty = true
@@ -501,8 +501,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 			switch s {
 			case syscall.SIGTERM, syscall.SIGINT:
 				log.Info("signal received, shutting down", "signal", s.String())
-				drainRead(p, lines, stats, time.Now().Add(ShutdownGrace/2))
-				return shutdown(p, status, log)
+				return stopOnSignal(p, lines, status, log)
 			case syscall.SIGHUP:
 				p.Reopen()
 				if cfgPath == "" {
@@ -536,7 +535,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 // once stdin is closed or SIGTERM/SIGINT arrived, it waits ShutdownGrace
 // for Live to finish, then closes the buffered sinks, which unblocks the
 // pipeline (what they could not take is counted as dropped, reason
-// "closed"). auditd waits for a stopping plugin without a timeout, so this
+// "shutdown"). auditd waits for a stopping plugin without a timeout, so this
 // must never hang.
 func shutdownWatchdog(p *Pipeline, readerDone, finished <-chan struct{}, log *slog.Logger) {
 	term := make(chan os.Signal, 1)
@@ -601,8 +600,20 @@ func handleBatch(p *Pipeline, stats *InputStats, batch []string) {
 	}
 }
 
-func shutdown(p *Pipeline, st *status, log *slog.Logger) error {
-	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+// stopOnSignal stops the plugin after SIGTERM or SIGINT: it takes in what
+// the reader still has (drainRead, for up to half of ShutdownGrace), then
+// shuts down by the same deadline, ShutdownGrace after the signal, so the
+// drain and the shutdown together stay within it.
+func stopOnSignal(p *Pipeline, lines <-chan []string, st *status, log *slog.Logger) error {
+	deadline := time.Now().Add(ShutdownGrace)
+	drainRead(p, lines, st.in, deadline.Add(-ShutdownGrace/2))
+	return shutdown(p, st, log, deadline)
+}
+
+// shutdown closes the pipeline by deadline (see Pipeline.Close) and logs
+// the final status.
+func shutdown(p *Pipeline, st *status, log *slog.Logger, deadline time.Time) error {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	p.Close(ctx)
 	// Records the main loop never took (shutdown by signal while the

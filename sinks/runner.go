@@ -22,7 +22,11 @@ type Buffer interface {
 	// takes ownership of the Key and Value slices. It does not block
 	// unless the buffer is full and its policy is "block". A message that
 	// could not be queued is counted and reported as a drop; the error
-	// says why.
+	// says why. The exception is a buffer that is closed (before the call
+	// or while it waited for room): Append then queues nothing more and
+	// returns buffer.ErrClosed without counting, and the caller accounts
+	// for what it could not queue (the output stage counts it as reason
+	// "shutdown"), so that the loss is counted once, where it is logged.
 	Append(msgs ...Message) error
 	// ReadBatch blocks until at least one message is available or ctx is
 	// done, then returns up to max messages holding at most maxBytes bytes
@@ -30,9 +34,11 @@ type Buffer interface {
 	// given back by Nack come before unread ones. Returned messages are in
 	// flight until acked or nacked and are not returned again meanwhile.
 	ReadBatch(ctx context.Context, max, maxBytes int) ([]Message, error)
-	// Ack removes delivered messages. Acks may come in any order; unknown
-	// or already removed seqs are ignored.
-	Ack(seqs ...uint64)
+	// Ack removes delivered messages and returns how many it removed.
+	// Acks may come in any order; unknown or already removed seqs are
+	// ignored and not counted, among them in-flight messages that
+	// drop_oldest evicted (already counted as dropped).
+	Ack(seqs ...uint64) int
 	// Nack gives in-flight messages back to be read again.
 	Nack(seqs ...uint64)
 	// Len is the number of messages not yet acknowledged, including those
@@ -46,7 +52,7 @@ type Buffer interface {
 	OldestAge() time.Duration
 	// Close releases the buffer; later calls fail or do nothing. A disk
 	// buffer syncs first and keeps what was not acknowledged for the next
-	// open.
+	// open; a memory buffer counts what it held as dropped (shutdown).
 	Close() error
 }
 
@@ -132,8 +138,9 @@ type RunnerOptions struct {
 	// OnDrop is told about lost messages (already counted and logged at
 	// ERROR by the buffer) so that the runtime can emit an alert event.
 	// Reports are coalesced per reason and delivered from a goroutine of
-	// the runner at most once per second, so OnDrop may publish without
-	// recursing; the runtime passes them through Alerts, and the alert
+	// the runner at most once per second (those pending when Stop ends it,
+	// the buffer's shutdown drops among them, before Stop returns), so
+	// OnDrop may publish without recursing; the runtime passes them through Alerts, and the alert
 	// documents go to every sink except this one. May be nil.
 	OnDrop func(sink string, n int, reason string)
 }
@@ -384,27 +391,35 @@ func (r *lane) onDrop(n int, reason string) {
 }
 
 // dropLoop hands coalesced drop reports to OnDrop, at most once a second.
+// When it ends (Stop) it hands over what is still pending, the drops the
+// buffer's Close reported among them.
 func (r *lane) dropLoop() {
 	defer close(r.dropDone)
+	defer r.sendDrops()
 	for {
 		select {
 		case <-r.dropCtx.Done():
 			return
 		case <-r.dropKick:
 		}
-		r.mu.Lock()
-		pend := r.pendDrops
-		r.pendDrops = map[string]int{}
-		r.mu.Unlock()
-		if r.opts.OnDrop != nil {
-			for reason, n := range pend {
-				r.opts.OnDrop(r.name, n, reason)
-			}
-		}
+		r.sendDrops()
 		select {
 		case <-r.dropCtx.Done():
 			return
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// sendDrops hands the pending drop reports to OnDrop.
+func (r *lane) sendDrops() {
+	r.mu.Lock()
+	pend := r.pendDrops
+	r.pendDrops = map[string]int{}
+	r.mu.Unlock()
+	if r.opts.OnDrop != nil {
+		for reason, n := range pend {
+			r.opts.OnDrop(r.name, n, reason)
 		}
 	}
 }
@@ -537,16 +552,17 @@ func (r *Runner) deliver(ctx context.Context, batch []Message, bo *backoff) bool
 	return isConnected
 }
 
+// ack acks msgs; acked counts only those the buffer still held, so that a
+// message evicted while in flight is counted as dropped and not also as
+// acknowledged.
 func (r *Runner) ack(msgs []Message) {
-	r.buf.Ack(seqsOf(msgs)...)
-	r.acked.Add(uint64(len(msgs)))
+	r.acked.Add(uint64(r.buf.Ack(seqsOf(msgs)...)))
 }
 
 // ackSome acks the delivered indexes of pending and returns the rest.
 func (r *Runner) ackSome(pending []Message, delivered []int) []Message {
 	done, rest := SplitDelivered(pending, delivered)
-	r.buf.Ack(seqsOf(done)...)
-	r.acked.Add(uint64(len(done)))
+	r.ack(done)
 	r.inFlight.Add(-int64(len(done)))
 	return rest
 }

@@ -523,3 +523,83 @@ func TestNewRunnerBufferError(t *testing.T) {
 		t.Fatalf("metrics left behind: %v", reg.Snapshot())
 	}
 }
+
+// TestRunnerEvictedInFlightNotAcked: drop_oldest evicts messages that are
+// in flight (memory: the oldest entries; disk: the oldest segment); when
+// their write then succeeds they are not counted as acknowledged too, so
+// published = acked + queued + dropped.
+func TestRunnerEvictedInFlightNotAcked(t *testing.T) {
+	for _, bcfg := range []buffer.Config{
+		{Type: buffer.TypeMemory, MaxEvents: 2},
+		{Type: buffer.TypeDisk, MaxBytes: 4096},
+	} {
+		t.Run(bcfg.Type, func(t *testing.T) {
+			s := newSetup(t)
+			s.bcfg = bcfg
+			s.bcfg.Dir = t.TempDir()
+			release := make(chan struct{})
+			sink := &testSink{name: "evict", behave: func(call int, _ []sinks.Message) error {
+				if call == 1 {
+					<-release
+				}
+				return nil
+			}}
+			cfg := fastConfig()
+			cfg.BatchSize = 2
+			r := s.runner(t, sink, cfg)
+			r.Start()
+			appendValues(t, r, values(0, 2))
+			for deadline := time.Now().Add(5 * time.Second); r.Stats().InFlight != 2; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the first batch never went in flight")
+				}
+			}
+			const published = 42
+			for _, v := range values(2, published) {
+				_ = r.Append(sinks.Message{Value: []byte(strings.Repeat(v, 25))})
+			}
+			close(release)
+			var st sinks.RunnerStats
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				st = r.Stats()
+				if st.Queued == 0 || time.Now().After(deadline) {
+					break
+				}
+			}
+			if st.Dropped["drop_oldest"] == 0 {
+				t.Fatalf("nothing was evicted: %+v", st)
+			}
+			if got := st.Acked + uint64(st.Queued) + st.Dropped["drop_oldest"]; got != published {
+				t.Errorf("acked %d + queued %d + dropped %d = %d, want %d published", st.Acked, st.Queued, st.Dropped["drop_oldest"], got, published)
+			}
+		})
+	}
+}
+
+// TestRunnerStopHandsOverPendingDrops: drop reports still held back by
+// the once-a-second coalescing when the runner stops, and the drops the
+// buffer's Close reports (a memory buffer's content), reach OnDrop before
+// Stop returns.
+func TestRunnerStopHandsOverPendingDrops(t *testing.T) {
+	s := newSetup(t)
+	s.bcfg = buffer.Config{Type: buffer.TypeMemory, MaxEvents: 2, WhenFull: buffer.DropNewest}
+	r := s.runner(t, &testSink{name: "stop"}, fastConfig()) // not started: nothing drains
+	for _, v := range values(0, 5) {
+		_ = r.Append(sinks.Message{Value: []byte(v)})
+	}
+	if err := r.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for len(s.drops) > 0 {
+		var n int
+		var reason string
+		if _, err := fmt.Sscanf(strings.ReplaceAll(<-s.drops, ":", " "), "stop %d %s", &n, &reason); err != nil {
+			t.Fatal(err)
+		}
+		got[reason] += n
+	}
+	if got["drop_newest"] != 3 || got["shutdown"] != 2 || len(got) != 2 {
+		t.Errorf("OnDrop got %v by the time Stop returned, want drop_newest 3 and shutdown 2", got)
+	}
+}

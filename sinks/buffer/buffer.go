@@ -62,11 +62,12 @@ const (
 	ReasonCorrupt    = "corrupt"     // records lost to damage found on disk, counted by missing sequence numbers
 	ReasonTornTail   = "torn_tail"   // records lost to an incomplete end of the newest segment after a crash
 	ReasonIOError    = "io_error"    // the spool could not take the records and the memory fallback was full
-	ReasonClosed     = "closed"      // appended after Close (e.g. queued upstream when a blocked buffer was closed at shutdown)
-	ReasonShutdown   = "shutdown"    // held only in the memory fallback of a disk buffer when it closed
+	ReasonShutdown   = "shutdown"    // held by a memory buffer, or only in the memory fallback of a disk buffer, when it closed
 )
 
-// ErrClosed is returned by Append and ReadBatch after Close.
+// ErrClosed is returned by Append and ReadBatch after Close. The messages
+// an Append could not queue because of it are not counted as drops: the
+// caller accounts for them (see sinks.Buffer).
 var ErrClosed = errors.New("buffer closed")
 
 // Defaults.

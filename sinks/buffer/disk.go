@@ -463,8 +463,7 @@ func (d *disk) Append(msgs ...sinks.Message) error {
 	}
 	for i := range msgs {
 		if d.closed {
-			st.drops = append(st.drops, drop{len(msgs) - i, ReasonClosed})
-			st.err = ErrClosed
+			st.err = ErrClosed // not a drop of the buffer's: see sinks.Buffer
 			break
 		}
 		d.appendOne(&msgs[i], &st)
@@ -525,7 +524,6 @@ func (d *disk) appendOne(m *sinks.Message, st *appendState) {
 			<-ch
 			d.mu.Lock()
 			if d.closed {
-				st.drops = appendDrop(st.drops, ReasonClosed)
 				st.err = ErrClosed
 				return
 			}
@@ -914,17 +912,19 @@ func (d *disk) readFallback() *diskItem {
 	return nil
 }
 
-func (d *disk) Ack(seqs ...uint64) {
+func (d *disk) Ack(seqs ...uint64) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return
+		return 0
 	}
+	n := 0
 	for _, s := range seqs {
 		it, ok := d.inflight[s]
 		if !ok {
 			continue
 		}
+		n++
 		delete(d.inflight, s)
 		if it.seg != nil {
 			it.seg.done++
@@ -934,6 +934,7 @@ func (d *disk) Ack(seqs ...uint64) {
 		d.acksDirty = true
 	}
 	d.reap()
+	return n
 }
 
 func (d *disk) Nack(seqs ...uint64) {

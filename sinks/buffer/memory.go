@@ -59,8 +59,7 @@ func (b *memory) Append(msgs ...sinks.Message) error {
 	b.mu.Lock()
 	for i := range msgs {
 		if b.closed {
-			drops = append(drops, drop{len(msgs) - i, ReasonClosed})
-			err = ErrClosed
+			err = ErrClosed // not a drop of the buffer's: see sinks.Buffer
 			break
 		}
 		size := msgSize(&msgs[i])
@@ -88,8 +87,7 @@ func (b *memory) Append(msgs ...sinks.Message) error {
 			break
 		}
 		if b.closed {
-			drops = append(drops, drop{len(msgs) - i, ReasonClosed})
-			err = ErrClosed
+			err = ErrClosed // not a drop of the buffer's: see sinks.Buffer
 			break
 		}
 		if rejected {
@@ -220,15 +218,18 @@ func (b *memory) ReadBatch(ctx context.Context, max, maxBytes int) ([]sinks.Mess
 	}
 }
 
-func (b *memory) Ack(seqs ...uint64) {
+func (b *memory) Ack(seqs ...uint64) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	n := 0
 	for _, s := range seqs {
 		if e := b.entry(s); e != nil && e.state == memInFlight {
 			b.remove(e)
+			n++
 		}
 	}
 	b.trim()
+	return n
 }
 
 func (b *memory) Nack(seqs ...uint64) {
@@ -268,13 +269,24 @@ func (b *memory) OldestAge() time.Duration {
 	return 0
 }
 
-// Close discards the content; there is nothing to persist.
+// Close discards the content (there is nothing to persist): what was not
+// acknowledged, in flight included, is counted as dropped (shutdown), and
+// the buffer is empty afterwards. Closing again does nothing.
 func (b *memory) Close() error {
-	b.dlog.flush(b.opts.Logger)
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
 	b.closed = true
+	lost := b.count
+	b.q, b.retry, b.count, b.bytes = nil, nil, 0, 0
+	b.base = b.nextSeq
+	b.next = b.nextSeq
 	b.data.wake()
 	b.space.wake()
+	b.mu.Unlock()
+	report(&b.opts, &b.dlog, []drop{{lost, ReasonShutdown}})
+	b.dlog.flush(b.opts.Logger)
 	return nil
 }

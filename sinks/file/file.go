@@ -22,6 +22,14 @@ import (
 // Write returns after every message reached the kernel (write(2)); it does
 // not fsync. Reopen may be called from any goroutine (SIGHUP); the other
 // methods follow the sinks.Sink contract (Connect may follow Close).
+//
+// A failed write (or rotation) leaves no torn document in a file: the file
+// is cut back to the end of the last document that was written whole.
+// Write then reports the documents written (a *sinks.PartialError) and
+// sinks.ErrNotConnected, and drops the file and its writer, so that the
+// caller closes the sink and the next Connect opens the file afresh. A
+// stream cannot be cut back: the part of a document it took stays there,
+// and the document is written whole again on the next attempt.
 type Sink struct {
 	name     string
 	path     string // "" for a stream
@@ -124,26 +132,74 @@ func (s *Sink) Write(_ context.Context, batch []sinks.Message) error {
 			return sinks.ErrNotConnected
 		}
 	}
+	if s.w == nil { // a stream whose writer a failure dropped
+		s.w = bufio.NewWriterSize(s.f, 256<<10)
+	}
+	// batch[from:] goes to the current file, from offset start on.
+	from, start := 0, s.size
 	for i, m := range batch {
 		if s.path != "" && s.maxBytes > 0 && s.size > 0 && s.size+int64(len(m.Value)) > s.maxBytes {
 			if err := s.rotate(); err != nil {
-				return sinks.DeliveredFirst(i, err)
+				return s.fail(from, batch[from:i], start, err)
 			}
+			from, start = i, s.size
 		}
 		n, err := s.w.Write(m.Value)
-		if err == nil && (s.binary || len(m.Value) == 0 || m.Value[len(m.Value)-1] != '\n') {
-			err = s.w.WriteByte('\n')
-			n++
-		}
 		s.size += int64(n)
+		if err == nil && s.newline(m.Value) {
+			if err = s.w.WriteByte('\n'); err == nil {
+				s.size++
+			}
+		}
 		if err != nil {
-			return sinks.DeliveredFirst(i, err)
+			return s.fail(from, batch[from:i+1], start, err)
 		}
 	}
 	if err := s.w.Flush(); err != nil {
-		return err
+		return s.fail(from, batch[from:], start, err)
 	}
 	return nil
+}
+
+// newline reports whether v is followed by a newline in the output.
+func (s *Sink) newline(v []byte) bool {
+	return s.binary || len(v) == 0 || v[len(v)-1] != '\n'
+}
+
+// fail handles a failed write: part holds the messages that went to the
+// current file from offset start on (after the from messages of the batch
+// before them), the last possibly in part. It counts the messages of part
+// whose bytes all reached the kernel, cuts a file back to the end of the
+// last of them, drops the file and writer (bufio's error is sticky), and
+// returns the error that says how many of the batch were written and
+// that the sink must be reconnected.
+func (s *Sink) fail(from int, part []sinks.Message, start int64, err error) error {
+	reached := s.size
+	if s.w != nil {
+		reached -= int64(s.w.Buffered())
+	}
+	end, whole := start, 0
+	for _, m := range part {
+		next := end + int64(len(m.Value))
+		if s.newline(m.Value) {
+			next++
+		}
+		if next > reached {
+			break
+		}
+		end, whole = next, whole+1
+	}
+	if s.path != "" && s.f != nil {
+		if reached > end {
+			if terr := s.f.Truncate(end); terr != nil {
+				err = fmt.Errorf("%w; a torn document is left at offset %d: %w", err, end, terr)
+			}
+		}
+		s.f.Close()
+		s.f = nil
+	}
+	s.w, s.size = nil, end
+	return sinks.DeliveredFirst(from+whole, fmt.Errorf("file sink %s: %w (%w)", s.name, err, sinks.ErrNotConnected))
 }
 
 // rotate renames path to path.1 (shifting older ones) and opens a new file.

@@ -3,10 +3,13 @@ package file
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/sinks"
@@ -30,20 +33,26 @@ func lines(t *testing.T, path string) []string {
 	return strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 }
 
+// connected returns a file sink (mode 0640) on path, connected.
+func connected(t *testing.T, path string, maxBytes int64, keep int) *Sink {
+	t.Helper()
+	s, err := NewFile("f", path, maxBytes, keep, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestRotateAndReopen: the file rotates by size to path.1..path.keep,
 // oldest dropped, every line whole; Reopen follows a file moved away
 // (logrotate), so nothing is written to the old inode afterwards.
 func TestRotateAndReopen(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "sub", "events.json")
-	s, err := NewFile("f", path, 100, 2, 0o640)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := filepath.Join(t.TempDir(), "sub", "events.json")
+	s := connected(t, path, 100, 2)
 	ctx := context.Background()
-	if err := s.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
 	// 8-9 bytes per line: 100 bytes hold 11 lines; 40 lines make 3+ files.
 	if err := s.Write(ctx, msgs(0, 40)); err != nil {
 		t.Fatal(err)
@@ -105,4 +114,51 @@ func TestConformance(t *testing.T) {
 		b, _ := os.ReadFile(path)
 		return bytes.Split(b, []byte("\n"))
 	})
+}
+
+// TestWriteErrorReconnects: a write the file system refuses (here the
+// process's file size limit, RLIMIT_FSIZE, a real EFBIG) reports the
+// documents written whole and ErrNotConnected, leaves no torn document in
+// the file, and once the fault is gone the sink writes again after the
+// Close and Connect its caller does on ErrNotConnected (bufio's sticky
+// error no longer disables it).
+func TestWriteErrorReconnects(t *testing.T) {
+	signal.Ignore(syscall.SIGXFSZ) // EFBIG instead of the signal
+	defer signal.Reset(syscall.SIGXFSZ)
+	path := filepath.Join(t.TempDir(), "events.json")
+	s := connected(t, path, 0, 1)
+	ctx := context.Background()
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := old
+	lim.Cur = 1000
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Skipf("cannot lower RLIMIT_FSIZE: %v", err)
+	}
+	big := sinks.Message{Value: []byte(`{"big":"` + strings.Repeat("a", 1500) + `"}`)}
+	err := s.Write(ctx, append(msgs(0, 2), big))
+	if restore := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); restore != nil {
+		t.Fatal(restore)
+	}
+	var pe *sinks.PartialError
+	if !errors.As(err, &pe) || len(pe.Delivered) != 2 || !errors.Is(err, sinks.ErrNotConnected) {
+		t.Fatalf("write over the limit: %v; want the first 2 delivered and ErrNotConnected", err)
+	}
+	if got := lines(t, path); len(got) != 2 || got[1] != `{"n":1}` {
+		t.Fatalf("after the failed write the file holds %q, want the 2 whole documents", got)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, []sinks.Message{big, msgs(2, 1)[0]}); err != nil {
+		t.Fatalf("write after the fault cleared: %v", err)
+	}
+	if got := lines(t, path); len(got) != 4 || got[2] != string(big.Value) || got[3] != `{"n":2}` {
+		t.Errorf("the file holds %d lines, want the 2 before, the big one and {\"n\":2}", len(got))
+	}
 }

@@ -112,7 +112,13 @@ func openRunner(stateDir string, sc *conf.SinkConfig, s sinks.Sink, opts Options
 	if err != nil {
 		return nil, err
 	}
-	return &runnerSink{r: r, log: opts.Logger, reg: opts.Metrics}, nil
+	return newRunnerSink(r, opts), nil
+}
+
+// newRunnerSink is the one place a runnerSink is made: every one, the
+// opened and the handed-over alike, counts and logs with opts.
+func newRunnerSink(r *sinks.Runner, opts Options) *runnerSink {
+	return &runnerSink{r: r, log: opts.Logger, reg: opts.Metrics}
 }
 
 func (s *runnerSink) publish(m sinks.Message) {

@@ -125,7 +125,9 @@ func prepare(cfg *conf.Config, workers int, opts Options, prev *Stage) (*Stage, 
 			if !reflect.DeepEqual(old.sc.Buffer, sc.Buffer) {
 				opts.Logger.Warn("reload: the sink keeps its running buffer; the new [sink.buffer] settings take effect at the next start", "sink", sc.Name)
 			}
-			l.d = &runnerSink{r: old.d.(*runnerSink).r, log: opts.Logger, next: s, cfg: sc.Delivery}
+			r := newRunnerSink(old.d.(*runnerSink).r, opts)
+			r.next, r.cfg = s, sc.Delivery
+			l.d = r
 			st.built = append(st.built, l)
 		default:
 			s, err := newSink(sc, opts.Metrics, opts.Logger)
@@ -165,14 +167,21 @@ func prepare(cfg *conf.Config, workers int, opts Options, prev *Stage) (*Stage, 
 }
 
 // Discard closes what New or Prepare built for s, which was never started;
-// the running stage Prepare was called on is not touched.
+// the running stage Prepare was called on is not touched. It does not
+// wait for delivery: a runner that never started delivers nothing, and
+// what its buffer holds stays there (disk) or is counted as lost (memory).
 func (s *Stage) Discard() {
+	ctx := context.Background()
 	for _, l := range s.built {
-		if r, ok := l.d.(*runnerSink); ok && r.next != nil {
-			_ = r.next.Close(context.Background())
-			continue
+		r, ok := l.d.(*runnerSink)
+		switch {
+		case !ok:
+			l.d.stop(ctx)
+		case r.next != nil:
+			_ = r.next.Close(ctx)
+		default:
+			_ = r.r.Stop(ctx)
 		}
-		l.d.stop(context.Background())
 	}
 	s.built = nil
 }

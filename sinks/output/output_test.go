@@ -306,3 +306,83 @@ address = %q
 		}
 	}
 }
+
+// udpStage builds (does not start) the stage of stageConfig with app name
+// "one" and no extra sink, with a registry of its own and log (nil:
+// discard); config gives the same configuration with another app name.
+func udpStage(t *testing.T, log *slog.Logger) (s *Stage, reg *metrics.Registry, config func(appName string) *conf.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	udp, _ := udpPeer(t)
+	config = func(appName string) *conf.Config { return stageConfig(t, dir, udp, appName, false) }
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg = &metrics.Registry{}
+	s, err := New(config("one"), 1, Options{Metrics: reg, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, reg, config
+}
+
+// TestHandedOverSinkAfterStop: a network sink whose settings a reload
+// changed (its buffer handed over to a new Sink) counts the documents
+// published after it stopped (an aborted shutdown) like any other sink,
+// instead of crashing.
+func TestHandedOverSinkAfterStop(t *testing.T) {
+	s1, reg, config := udpStage(t, nil)
+	s1.Start(context.Background(), nil)
+	s2, err := s1.Prepare(config("two"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.Start(context.Background(), s1)
+	s2.Abort()
+	publish(s2, 0, 3)
+	s2.Stop(context.Background())
+	if v := reg.Snapshot()[`audisp_enrich_sink_dropped_total{sink="udp",reason="shutdown"}`]; v != 3 {
+		t.Errorf("dropped{shutdown} = %g after 3 documents published to the stopped sink, want 3", v)
+	}
+}
+
+// TestPublishedAfterStopCountedOnce: documents published to a network
+// sink after it stopped are counted once, as reason "shutdown", and logged
+// in one line with their count; the buffer does not count them too.
+func TestPublishedAfterStopCountedOnce(t *testing.T) {
+	var logged strings.Builder
+	s, reg, _ := udpStage(t, slog.New(slog.NewTextHandler(&logged, nil)))
+	s.Start(context.Background(), nil)
+	s.Abort()
+	publish(s, 0, 5)
+	s.Stop(context.Background())
+	dropped := 0.0
+	for k, v := range reg.Snapshot() {
+		if strings.HasPrefix(k, `audisp_enrich_sink_dropped_total{sink="udp"`) {
+			dropped += v
+		}
+	}
+	if v := reg.Snapshot()[`audisp_enrich_sink_dropped_total{sink="udp",reason="shutdown"}`]; v != 5 || dropped != 5 {
+		t.Errorf("5 documents published after the stop: dropped{shutdown} = %g, all reasons = %g; want 5 and 5", v, dropped)
+	}
+	if n := strings.Count(logged.String(), "level=ERROR"); n != 1 || !strings.Contains(logged.String(), "count=5") {
+		t.Errorf("want one ERROR line with count=5, got:\n%s", logged.String())
+	}
+}
+
+// TestDiscardDoesNotWaitForDelivery: discarding a stage that was never
+// started (a failed start or reload) closes a network sink with a backlog
+// at once, instead of waiting for progress its never-started runner
+// cannot make (stopStall), and the backlog of its memory buffer is counted.
+func TestDiscardDoesNotWaitForDelivery(t *testing.T) {
+	s, reg, _ := udpStage(t, nil)
+	publish(s, 0, 5)
+	start := time.Now()
+	s.Discard()
+	if d := time.Since(start); d > stopStall/2 {
+		t.Errorf("Discard took %v with 5 documents queued", d)
+	}
+	if v := reg.Snapshot()[`audisp_enrich_sink_dropped_total{sink="udp",reason="shutdown"}`]; v != 5 {
+		t.Errorf("dropped{shutdown} = %g, want the 5 documents the memory buffer held", v)
+	}
+}
