@@ -272,6 +272,16 @@ func DefaultFileConfig() FileConfig {
 // Load reads and validates the config at path. A file that cannot be read
 // gives "PATH: reason"; a file with problems gives an *Error.
 func Load(path string) (*Config, error) {
+	data, err := Read(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Read reads the config file at path, with errors in Load's form ("PATH:
+// reason"), for a caller that looks at the text before Parse.
+func Read(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		var pe *fs.PathError
@@ -280,7 +290,7 @@ func Load(path string) (*Config, error) {
 		}
 		return nil, err
 	}
-	return Parse(path, data)
+	return data, nil
 }
 
 // Builtin returns the embedded example config.

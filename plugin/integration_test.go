@@ -321,6 +321,17 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
+// replaceFile replaces path with content by rename, as configuration
+// management does, so that a reader (the plugin on SIGHUP) sees the old
+// file or the new one, never one half written.
+func replaceFile(t *testing.T, path, content string) {
+	t.Helper()
+	writeFile(t, path+".new", content)
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
 	t.Helper()
 	b, err := os.ReadFile(src)

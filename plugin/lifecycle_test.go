@@ -239,3 +239,40 @@ func TestSIGHUPRestartKeysAndErrorLog(t *testing.T) {
 		t.Errorf("reopened parse-error log holds %q", b)
 	}
 }
+
+// TestSIGHUPEmptyConfigKept: a config file read empty on SIGHUP (caught
+// between the truncation and the write of an in-place rewrite) is refused
+// with one error line, and the running sinks go on; it is not taken for
+// the defaults, whose only sink is stdout (TestSIGHUPStorm once saw a
+// network sink's series start over after such a read).
+func TestSIGHUPEmptyConfigKept(t *testing.T) {
+	dir := t.TempDir()
+	bin := testsupport.PluginBinary(t)
+	out := filepath.Join(dir, "events.json")
+	cfg := filepath.Join(dir, "config.toml")
+	writeFile(t, cfg, fmt.Sprintf("user = \"root\"\nstate_dir = %q\n[log]\nsyslog = false\n[status]\ninterval = \"0s\"\n[[sink]]\ntype = \"file\"\n[sink.file]\npath = %q\n", dir, out))
+	cmd, stdin, stderr := runPlugin(t, bin, cfg)
+	lines := captureLines(t)
+	half := len(lines) / 2
+	if _, err := io.WriteString(stdin, strings.Join(lines[:half], "\n")+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, cfg, "\n")
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	if !testsupport.Until(5*time.Second, func() bool { return strings.Contains(stderr.String(), "the file is empty") }) {
+		t.Fatalf("no refusal of the empty config; stderr:\n%s", stderr.String())
+	}
+	if strings.Contains(stderr.String(), "SIGHUP: config reloaded") {
+		t.Fatalf("the empty config was applied; stderr:\n%s", stderr.String())
+	}
+	if _, err := io.WriteString(stdin, strings.Join(lines[half:], "\n")+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v; stderr:\n%s", err, stderr.String())
+	}
+	if got, want := countLines(t, out), expectedEvents(t); got != want {
+		t.Errorf("the file sink got %d documents, want %d (all of them, across the refused reload); stderr:\n%s", got, want, stderr.String())
+	}
+}

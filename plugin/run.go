@@ -6,6 +6,7 @@ package plugin
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -508,7 +509,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 					log.Info("SIGHUP: reopened files and lists (built-in config, nothing to reload)")
 					continue
 				}
-				ncfg, err := conf.Load(cfgPath)
+				ncfg, err := loadForReload(cfgPath)
 				if err != nil {
 					log.Error("SIGHUP: config not reloaded; keeping the running one", "err", err)
 					continue
@@ -634,4 +635,20 @@ func removeOwnPidFile(path string, own []byte) {
 	if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, own) {
 		_ = os.Remove(path)
 	}
+}
+
+// loadForReload reads the config file for a SIGHUP reload. An empty file
+// (blank lines at most) is refused instead of being taken for the
+// defaults, whose one sink is stdout: a file seen empty is most likely
+// being rewritten in place (between its truncation and its write), and
+// reloading it would stop every configured sink and drop its metrics.
+func loadForReload(path string) (*conf.Config, error) {
+	data, err := conf.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("%s: the file is empty (being written? replace it by rename); an empty config would leave only the stdout sink", path)
+	}
+	return conf.Parse(path, data)
 }

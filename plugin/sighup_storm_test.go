@@ -97,7 +97,7 @@ app_name = "storm%d"
 		if _, err := io.WriteString(stdin, strings.Join(lines[from:to], "\n")+"\n"); err != nil {
 			t.Fatalf("write: %v; stderr:\n%s", err, stderr.String())
 		}
-		writeFile(t, cfgPath, config(i+1))
+		replaceFile(t, cfgPath, config(i+1))
 		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
