@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -463,6 +464,7 @@ func (c *Config) validate(r *report) {
 		at("verdicts", c.Verdicts.Validate())
 	}
 	names := map[string]bool{}
+	spools := map[string]string{} // a disk spool directory -> the sink that has it
 	for i := range c.Sinks {
 		s := &c.Sinks[i]
 		path := fmt.Sprintf("sink[%d]", i)
@@ -479,6 +481,16 @@ func (c *Config) validate(r *report) {
 			bad("name", fmt.Errorf("duplicate sink name %q (set name = ...)", s.Name))
 		}
 		names[s.Name] = true
+		if !s.Local() && s.Buffer.Type != "memory" {
+			dir := s.Buffer.Dir
+			if dir == "" {
+				dir = buffer.SpoolDir(c.StateDir, s.Name)
+			}
+			if other, ok := spools[filepath.Clean(dir)]; ok {
+				bad("name", fmt.Errorf("sinks %q and %q would share the spool directory %s (each disk buffer locks its own): rename one or set buffer.dir", other, s.Name, dir))
+			}
+			spools[filepath.Clean(dir)] = s.Name
+		}
 		bad("encoding", oneOf("encoding", s.Encoding, "json", "msgpack", "audit"))
 		bad("filter", s.Filter.Validate())
 		bad("buffer", s.Buffer.Validate())
