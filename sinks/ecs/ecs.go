@@ -412,7 +412,8 @@ func (w *writer) process(ev *audit.Event, s *audit.Summary) {
 	}
 	name := audit.ProcessName(s)
 	p := ev.Parent
-	if !encode.IsJSONInt(s.PID) && s.Exe == "" && name == "" && len(args) == 0 && s.Cwd == "" && p == nil && !encode.IsJSONInt(s.PPID) {
+	ppid := encode.IsJSONInt(s.PPID)
+	if !encode.IsJSONInt(s.PID) && s.Exe == "" && name == "" && len(args) == 0 && s.Cwd == "" && p == nil && !ppid {
 		// nothing to write (a pid that is not a number is left out)
 		return
 	}
@@ -425,9 +426,9 @@ func (w *writer) process(ev *audit.Event, s *audit.Summary) {
 		w.int("args_count", int64(len(args)))
 	}
 	w.str("working_directory", s.Cwd, "process.working_directory")
-	if encode.IsJSONInt(s.PPID) || p != nil {
+	if ppid || p != nil {
 		w.open("parent")
-		if encode.IsJSONInt(s.PPID) {
+		if ppid {
 			w.num("pid", s.PPID)
 		} else {
 			w.int("pid", int64(p.PID))

@@ -448,14 +448,15 @@ func (e *Full) summary(w *Writer, ev *audit.Event, s *audit.Summary) {
 	// process is opened when one of its members is written (never empty):
 	// an event of a lone PROCTITLE record, or of a ppid only, has one.
 	name := audit.ProcessName(s)
-	if isDigits(s.PID) || isDigits(s.PPID) || s.Exe != "" || name != "" || len(s.Args) > 0 || len(s.Title) > 0 || s.Cwd != "" || ev.Parent != nil {
+	pid, ppid := isDigits(s.PID), isDigits(s.PPID)
+	if pid || ppid || s.Exe != "" || name != "" || len(s.Args) > 0 || len(s.Title) > 0 || s.Cwd != "" || ev.Parent != nil {
 		w.Key("process")
 		w.Open()
-		if isDigits(s.PID) {
+		if pid {
 			w.Key("pid")
 			w.Digits(s.PID)
 		}
-		if isDigits(s.PPID) {
+		if ppid {
 			w.Key("ppid")
 			w.Digits(s.PPID)
 		}
