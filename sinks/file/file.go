@@ -60,8 +60,11 @@ func NewFile(name, path string, maxBytes int64, keep int, mode os.FileMode) (*Si
 
 // NewStream returns a sink writing to w (standard output).
 func NewStream(name string, w *os.File) *Sink {
-	return &Sink{name: name, f: w, w: bufio.NewWriterSize(w, 256<<10)}
+	return &Sink{name: name, f: w, w: newWriter(w)}
 }
+
+// newWriter is the buffer a sink writes f through.
+func newWriter(f *os.File) *bufio.Writer { return bufio.NewWriterSize(f, 256<<10) }
 
 // SetBinary makes Write follow every message with a newline, also one
 // whose last byte is a newline: a binary message (msgpack) may end in 0x0a
@@ -101,7 +104,7 @@ func (s *Sink) open() error {
 		return fmt.Errorf("file sink %s: %w", s.name, err)
 	}
 	s.f, s.size = f, st.Size()
-	s.w = bufio.NewWriterSize(f, 256<<10)
+	s.w = newWriter(f)
 	return nil
 }
 
@@ -133,7 +136,7 @@ func (s *Sink) Write(_ context.Context, batch []sinks.Message) error {
 		}
 	}
 	if s.w == nil { // a stream whose writer a failure dropped
-		s.w = bufio.NewWriterSize(s.f, 256<<10)
+		s.w = newWriter(s.f)
 	}
 	// batch[from:] goes to the current file, from offset start on.
 	from, start := 0, s.size
