@@ -200,22 +200,36 @@ var connectSyscalls = map[string]string{
 	"40000028": "283", // arm (EABI)
 }
 
-// isConnect reports whether the event is a connect syscall.
-func isConnect(ev *audit.Event, s *audit.Summary) bool {
-	if s.Syscall == "connect" {
-		return true
-	}
-	if s.Syscall == "" || s.Syscall[0] < '0' || s.Syscall[0] > '9' {
-		return false // a name other than connect: no number to look up
+// einprogress is the exit of a non-blocking connect that the kernel goes
+// on establishing (-EINPROGRESS, 115 on every arch of connectSyscalls).
+const einprogress = "-115"
+
+// initiatedConnect reports whether the event is a connect syscall that
+// initiated a connection: one that succeeded, or a non-blocking one that
+// returned EINPROGRESS (success=no exit=-115), as curl, Go programs and
+// most daemons connect.
+func initiatedConnect(ev *audit.Event, s *audit.Summary) bool {
+	named := s.Syscall == "connect"
+	if !named && (s.Syscall == "" || s.Syscall[0] < '0' || s.Syscall[0] > '9') {
+		return false // no syscall, or a name other than connect
 	}
 	for _, r := range ev.Records {
-		if r != nil && r.TypeNum == audit.TypeSyscall {
-			arch, _ := r.Get("arch")
-			nr, ok := connectSyscalls[arch]
-			return ok && s.Syscall == nr
+		if r == nil || r.TypeNum != audit.TypeSyscall {
+			continue
 		}
+		if !named {
+			arch, _ := r.Get("arch")
+			if nr, ok := connectSyscalls[arch]; !ok || s.Syscall != nr {
+				return false
+			}
+		}
+		if s.Outcome == "success" {
+			return true
+		}
+		exit, _ := r.Get("exit")
+		return exit == einprogress
 	}
-	return false
+	return named && s.Outcome == "success"
 }
 
 // destinations appends the inet and inet6 addresses of the event's

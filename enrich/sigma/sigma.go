@@ -246,10 +246,7 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 			}
 		}
 	}
-	if sum.Outcome != "success" {
-		return dst
-	}
-	if rs := s.byKind[kindFile]; len(rs) > 0 {
+	if rs := s.byKind[kindFile]; len(rs) > 0 && sum.Outcome == "success" {
 		var fbuf [4]string
 		files := createdFiles(ev, sum, fbuf[:0])
 		docs := make([]doc, len(files))
@@ -260,7 +257,7 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 		}
 		dst = matchAny(rs, docs, dst)
 	}
-	if rs := s.byKind[kindNetwork]; len(rs) > 0 && isConnect(ev, sum) {
+	if rs := s.byKind[kindNetwork]; len(rs) > 0 && initiatedConnect(ev, sum) {
 		var abuf [2][2]string
 		addrs := destinations(ev, abuf[:0])
 		docs := make([]doc, len(addrs))

@@ -195,3 +195,31 @@ func TestHitOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestNetworkConnectInProgress: a non-blocking connect (curl, Go, most
+// daemons) returns EINPROGRESS (success=no exit=-115) and is an initiated
+// connection; a refused one (exit=-111) is not. Lines in the kernel's
+// format, ENRICHED and RAW (the syscall by its number).
+func TestNetworkConnectInProgress(t *testing.T) {
+	conn := func(serial, result, enriched string) string {
+		return `type=SYSCALL msg=audit(1796466200.000:` + serial + `): arch=c000003e syscall=42 ` + result + ` a0=5 a1=7ffee01879e0 a2=10 a3=7f534deefe70 items=0 ppid=1 pid=6001 auid=4294967295 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="curl" exe="/usr/bin/curl" key=(null)` + enriched + `
+type=SOCKADDR msg=audit(1796466200.000:` + serial + `): saddr=020003E7080808080000000000000000
+type=EOE msg=audit(1796466200.000:` + serial + `):`
+	}
+	const enriched = ` @ARCH=x86_64 @SYSCALL=connect @AUID="unset" @UID="root"`
+	e := newTestEnricher(t, rule("n1", "network_connection", "    sel:\n        Initiated: 'true'\n        DestinationIp: 8.8.8.8\n        DestinationPort: 999\n        Image: /usr/bin/curl\n    condition: sel\n"))
+	for _, c := range []struct {
+		name, serial, result, enriched string
+		want                           []string
+	}{
+		{"success", "10", "success=yes exit=0", enriched, []string{"n1"}},
+		{"EINPROGRESS", "11", "success=no exit=-115", enriched, []string{"n1"}},
+		{"EINPROGRESS raw", "12", "success=no exit=-115", "", []string{"n1"}},
+		{"refused", "13", "success=no exit=-111", enriched, nil},
+		{"refused raw", "14", "success=no exit=-111", "", nil},
+	} {
+		if got := matched(t, e, eventOf(t, conn(c.serial, c.result, c.enriched))); !slices.Equal(got, c.want) {
+			t.Errorf("%s: matched %v, want %v", c.name, got, c.want)
+		}
+	}
+}
