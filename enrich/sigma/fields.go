@@ -253,11 +253,23 @@ func destinations(ev *audit.Event, dst [][2]string) [][2]string {
 }
 
 // recordField returns the decoded value of field c of record r: "type" is
-// the record type, upper-case names are looked up among the ENRICHED
-// fields first, others among the raw fields first.
-func recordField(r *audit.Record, c *fieldCond) (string, bool) {
+// the record type; an argument aN of an EXECVE record is args[N] (the
+// summary's arguments: audit splits an argument longer than 7500 bytes
+// into chunks aN[0], aN[1], ..., and a long argv over several EXECVE
+// records, which are all one record to a field map so); upper-case names
+// are looked up among the ENRICHED fields first, others among the raw
+// fields first.
+func recordField(r *audit.Record, c *fieldCond, args []string) (string, bool) {
 	if c.name == "type" {
 		return r.Type, true
+	}
+	if r.TypeNum == 1309 {
+		if n, ok := argNumber(c.name); ok {
+			if n < len(args) {
+				return args[n], true
+			}
+			return "", false
+		}
 	}
 	if c.interp {
 		if v, ok := r.GetInterp(c.name); ok {

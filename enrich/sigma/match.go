@@ -194,7 +194,7 @@ func (sel *selection) matchRecords(a *auditCtx, recs []*audit.Record) bool {
 				continue
 			}
 			if allConds(m.conds, func(c *fieldCond) bool {
-				v, ok := recordField(r, c)
+				v, ok := recordField(r, c, a.s.Args)
 				return c.test(v, "", ok, &a.scratch)
 			}) {
 				return true

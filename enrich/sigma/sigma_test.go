@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"encoding/hex"
 	"slices"
 	"strconv"
 	"strings"
@@ -222,4 +223,110 @@ type=EOE msg=audit(1796466200.000:` + serial + `):`
 			t.Errorf("%s: matched %v, want %v", c.name, got, c.want)
 		}
 	}
+}
+
+// execveLines writes the EXECVE records of args as the kernel does
+// (kernel/auditsc.c audit_log_execve_info): a record holds about 7500
+// bytes of arguments; an argument with a space, a quote or a control
+// byte is hex-encoded; one that does not fit in what is left of the
+// record is logged as aN_len and chunks aN[0], aN[1], ..., continued in
+// the next records.
+func execveLines(id string, args ...string) string {
+	const maxLen, slack = 7500, 96
+	var out, rec strings.Builder
+	rem := maxLen
+	rec.WriteString("argc=" + strconv.Itoa(len(args)))
+	flush := func() {
+		out.WriteString("type=EXECVE msg=audit(" + id + "): " + strings.TrimPrefix(rec.String(), " ") + "\n")
+		rec.Reset()
+		rem = maxLen
+	}
+	for n, arg := range args {
+		text := `"` + arg + `"`
+		if strings.ContainsFunc(arg, func(c rune) bool { return c == '"' || c < 0x21 || c > 0x7e }) {
+			text = strings.ToUpper(hex.EncodeToString([]byte(arg)))
+		}
+		name := "a" + strconv.Itoa(n)
+		if len(text)+slack <= rem {
+			rec.WriteString(" " + name + "=" + text)
+			rem -= len(name) + 2 + len(text)
+			continue
+		}
+		// in chunks of what is left of the record (hex, since quoted
+		// text cannot be split)
+		h := strings.ToUpper(hex.EncodeToString([]byte(arg)))
+		for i := 0; len(h) > 0; i++ {
+			if slack+8 > rem {
+				flush()
+			}
+			field := " " + name + "[" + strconv.Itoa(i) + "]="
+			if i == 0 {
+				field = " " + name + "_len=" + strconv.Itoa(len(h)) + field
+			}
+			rem -= len(field)
+			take := min(len(h), rem&^1)
+			rec.WriteString(field + h[:take])
+			h, rem = h[take:], rem-take
+		}
+	}
+	flush()
+	return out.String()
+}
+
+// TestAuditdLongArguments: a field map on EXECVE sees each argument whole
+// (aN), however audit split it: an argument over 7500 bytes in chunks
+// (padding an argument is not enough to hide it), and an argv continued
+// in a second EXECVE record (a0 and a22 in one map). The prefilter finds
+// what every rule evaluated finds.
+func TestAuditdLongArguments(t *testing.T) {
+	const sys = `type=SYSCALL msg=audit(1796466200.500:30): arch=c000003e syscall=59 success=yes exit=0 a0=55d1 a1=55d2 a2=55d3 a3=0 items=2 ppid=1 pid=7000 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm="bash" exe="/usr/bin/bash" key=(null) @ARCH=x86_64 @SYSCALL=execve @AUID="root" @UID="root"
+`
+	const cwd = `type=CWD msg=audit(1796466200.500:30): cwd="/root"
+`
+	long := eventOf(t, sys+execveLines("1796466200.500:30", "bash", "-c", "echo "+strings.Repeat("A", 7600)+" PAYLOADMARK")+cwd)
+	if _, ok := long.Records[1].Get("a2"); ok {
+		t.Fatal("a2 is not in chunks: the case shows nothing")
+	}
+	argv := []string{"tar", "-czf"}
+	for range 20 {
+		argv = append(argv, "dir/"+strings.Repeat("f", 400))
+	}
+	argv = append(argv, "--exclude=secret")
+	many := eventOf(t, strings.ReplaceAll(sys, `comm="bash"`, `comm="tar"`)+execveLines("1796466200.500:30", argv...)+cwd)
+	e := newTestEnricher(t,
+		rule("l1", "auditd", "    sel:\n        type: EXECVE\n        a0: bash\n        a2|contains: PAYLOADMARK\n    condition: sel\n"),
+		rule("l2", "auditd", "    sel:\n        type: EXECVE\n        a2|startswith: 'echo AAAA'\n        a2|endswith: 'A PAYLOADMARK'\n    condition: sel\n"),
+		rule("l3", "auditd", "    sel:\n        type: EXECVE\n        a0: bash\n        a2|contains: NOTTHERE\n    condition: sel\n"),
+		rule("l4", "auditd", "    sel:\n        type: EXECVE\n        a0: tar\n        a22: '--exclude=secret'\n    condition: sel\n"),
+		rule("l5", "auditd", "    sel:\n        type: EXECVE\n        a23|exists: true\n    condition: sel\n"),
+		rule("l6", "auditd", "    sel:\n        a0: bash\n        a3: null\n    condition: sel\n"),
+	)
+	for _, c := range []struct {
+		name string
+		ev   *audit.Event
+		want []string
+	}{
+		{"chunks", long, []string{"l1", "l2", "l6"}},
+		{"two records", many, []string{"l4"}},
+	} {
+		if n := strings.Count(eventText(c.ev), "type=EXECVE"); n < 2 {
+			t.Fatalf("%s: the arguments are in %d EXECVE records: the case shows nothing", c.name, n)
+		}
+		c.ev.Summary = audit.SummaryOf(c.ev)
+		if got := matched(t, e, c.ev); !slices.Equal(got, c.want) {
+			t.Errorf("%s: matched %v, want %v", c.name, got, c.want)
+		}
+		if got, want := hitIDs(e.Set(), c.ev), hitIDs(withoutPrefilter(e.Set()), c.ev); !slices.Equal(got, want) {
+			t.Errorf("%s: prefiltered %v, every rule evaluated %v", c.name, got, want)
+		}
+	}
+}
+
+// eventText is the event's records as lines.
+func eventText(ev *audit.Event) string {
+	var b strings.Builder
+	for _, r := range ev.Records {
+		b.WriteString(r.Line + "\n")
+	}
+	return b.String()
 }
