@@ -247,9 +247,20 @@ func destinations(ev *audit.Event, dst [][2]string) [][2]string {
 		if !ok || sa.Address == "" {
 			continue
 		}
-		dst = append(dst, [2]string{sa.Address, strconv.Itoa(sa.Port)})
+		dst = append(dst, [2]string{unmap(sa.Address), strconv.Itoa(sa.Port)})
 	}
 	return dst
+}
+
+// unmap returns the IPv4 address of an IPv4-mapped IPv6 address
+// (::ffff:127.0.0.1, which a dual-stack socket connects to), else addr:
+// Sigma rules name IPv4 destinations in dotted form. netip writes a
+// mapped address, and only such, as ::ffff: and a dotted quad.
+func unmap(addr string) string {
+	if v4, ok := strings.CutPrefix(addr, "::ffff:"); ok && strings.IndexByte(v4, '.') >= 0 {
+		return v4
+	}
+	return addr
 }
 
 // recordField returns the decoded value of field c of record r: "type" is

@@ -2,6 +2,9 @@ package sigma
 
 import (
 	"encoding/hex"
+	"github.com/audisp-enrich/audisp-enrich/plugin/testsupport"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -329,4 +332,53 @@ func eventText(ev *audit.Event) string {
 		b.WriteString(r.Line + "\n")
 	}
 	return b.String()
+}
+
+// TestNetworkMappedIPv4: a dual-stack socket's connect to an IPv4 address
+// has an IPv4-mapped IPv6 SOCKADDR (::ffff:127.0.0.1); DestinationIp is
+// the IPv4 address, so that SigmaHQ's filter on 127.0.0.1 (Linux Reverse
+// Shell Indicator) and cidr values apply. A real IPv6 address stays.
+func TestNetworkMappedIPv4(t *testing.T) {
+	conn := func(serial, saddr string) *audit.Event {
+		return eventOf(t, `type=SYSCALL msg=audit(1796466200.000:`+serial+`): arch=c000003e syscall=42 success=yes exit=0 a0=3 a1=7ffee01879e0 a2=1c a3=7f534deefe70 items=0 ppid=1 pid=6002 auid=4294967295 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="bash" exe="/usr/bin/bash" key=(null) @ARCH=x86_64 @SYSCALL=connect @AUID="unset" @UID="root"
+type=SOCKADDR msg=audit(1796466200.000:`+serial+`): saddr=`+saddr+`
+type=EOE msg=audit(1796466200.000:`+serial+`):`)
+	}
+	mapped := conn("12", "0A00115C0000000000000000000000000000FFFF7F00000100000000")  // [::ffff:127.0.0.1]:4444
+	mapped8 := conn("13", "0A00115C0000000000000000000000000000FFFF0808080800000000") // [::ffff:8.8.8.8]:4444
+	v6 := conn("14", "0A00115C000000002001067C01500001000000000000000100000000")      // [2001:67c:150:1::1]:4444
+	e := newTestEnricher(t,
+		rule("m1", "network_connection", "    sel:\n        DestinationIp: 127.0.0.1\n        DestinationPort: 4444\n    condition: sel\n"),
+		rule("m2", "network_connection", "    sel:\n        DestinationIp|cidr: 127.0.0.0/8\n    condition: sel\n"),
+		rule("m3", "network_connection", "    sel:\n        DestinationIp|cidr: 2001:67c::/32\n    condition: sel\n"),
+		rule("m4", "network_connection", "    sel:\n        DestinationIp|startswith: '::ffff:'\n    condition: sel\n"),
+	)
+	for _, c := range []struct {
+		name string
+		ev   *audit.Event
+		want []string
+	}{
+		{"::ffff:127.0.0.1", mapped, []string{"m1", "m2"}},
+		{"::ffff:8.8.8.8", mapped8, nil},
+		{"2001:67c:150:1::1", v6, []string{"m3"}},
+	} {
+		if got := matched(t, e, c.ev); !slices.Equal(got, c.want) {
+			t.Errorf("%s: matched %v, want %v", c.name, got, c.want)
+		}
+	}
+	// SigmaHQ's rule: bash connecting out, but not to 127.0.0.1 or 0.0.0.0.
+	path := filepath.Join(testsupport.SharedDir(t, "sigma"), "rules", "linux", "network_connection", "net_connection_lnx_back_connect_shell_dev.yml")
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("SigmaHQ rule not found (%v): it lives in ../shared/sigma beside the repository", err)
+	}
+	s, err := Load([]string{path})
+	if err != nil || len(s.Problems) > 0 || s.Loaded["network_connection"] != 1 {
+		t.Fatalf("load %s: %v %v %v", path, err, s.Problems, s.Loaded)
+	}
+	if got := hitIDs(s, mapped); len(got) != 0 {
+		t.Errorf("bash to ::ffff:127.0.0.1 matched %v", got)
+	}
+	if got := hitIDs(s, mapped8); len(got) != 1 {
+		t.Errorf("bash to ::ffff:8.8.8.8 matched %v, want the reverse shell indicator", got)
+	}
 }
