@@ -170,8 +170,11 @@ func (d *doc) setProcess(s *audit.Summary, parent *audit.Process) {
 
 // createdFiles appends the paths of the PATH records the event's syscall
 // created (nametype=CREATE), made absolute with the CWD record when
-// relative.
+// relative to the working directory (cwdRelative); a name relative to a
+// directory descriptor stays relative, since audit does not log that
+// directory's path.
 func createdFiles(ev *audit.Event, s *audit.Summary, dst []string) []string {
+	rel := 0 // 1: relative names are to the working directory, -1: not, 0: not known yet
 	for _, r := range ev.Records {
 		if r == nil || r.TypeNum != 1302 {
 			continue
@@ -184,11 +187,60 @@ func createdFiles(ev *audit.Event, s *audit.Summary, dst []string) []string {
 			continue
 		}
 		if !strings.HasPrefix(name, "/") && s.Cwd != "" {
-			name = path.Join(s.Cwd, name)
+			if rel == 0 {
+				rel = -1
+				if cwdRelative(ev, s) {
+					rel = 1
+				}
+			}
+			if rel > 0 {
+				name = path.Join(s.Cwd, name)
+			}
 		}
 		dst = append(dst, name)
 	}
 	return dst
+}
+
+// atSyscalls are the *at syscalls that create a file, by name, with the
+// argument that holds the directory descriptor of the created name.
+var atSyscalls = map[string]string{
+	"openat": "a0", "openat2": "a0", "mkdirat": "a0", "mknodat": "a0",
+	"linkat": "a2", "symlinkat": "a1", "renameat": "a2", "renameat2": "a2",
+}
+
+// atSyscallNumbers are the numbers of atSyscalls per audit arch, for logs
+// without the ENRICHED syscall name.
+var atSyscallNumbers = map[string]map[string]string{
+	"c000003e": {"257": "openat", "437": "openat2", "258": "mkdirat", "259": "mknodat", "265": "linkat", "266": "symlinkat", "264": "renameat", "316": "renameat2"},
+	"c00000b7": {"56": "openat", "437": "openat2", "34": "mkdirat", "33": "mknodat", "37": "linkat", "36": "symlinkat", "38": "renameat", "276": "renameat2"},
+	"c00000f3": {"56": "openat", "437": "openat2", "34": "mkdirat", "33": "mknodat", "37": "linkat", "36": "symlinkat", "38": "renameat", "276": "renameat2"},
+	"40000028": {"322": "openat", "437": "openat2", "323": "mkdirat", "324": "mknodat", "330": "linkat", "331": "symlinkat", "329": "renameat", "382": "renameat2"},
+}
+
+// cwdRelative reports whether a relative name the event's syscall created
+// is relative to the working directory: the syscall is not an *at call
+// (atSyscalls), or its directory argument is AT_FDCWD (-100, logged as
+// ffffff9c, or ffffffffffffff9c when sign-extended) or not logged. An *at call by a
+// number of an arch atSyscallNumbers does not know counts as not one.
+func cwdRelative(ev *audit.Event, s *audit.Summary) bool {
+	for _, r := range ev.Records {
+		if r == nil || r.TypeNum != audit.TypeSyscall {
+			continue
+		}
+		name := s.Syscall
+		if name != "" && name[0] >= '0' && name[0] <= '9' {
+			arch, _ := r.Get("arch")
+			name = atSyscallNumbers[arch][name]
+		}
+		arg, ok := atSyscalls[name]
+		if !ok {
+			return true
+		}
+		fd, ok := r.Get(arg)
+		return !ok || fd == "ffffff9c" || fd == "ffffffffffffff9c"
+	}
+	return true
 }
 
 // connectSyscalls are the connect syscall numbers per audit arch, for

@@ -382,3 +382,46 @@ type=EOE msg=audit(1796466200.000:`+serial+`):`)
 		t.Errorf("bash to ::ffff:8.8.8.8 matched %v, want the reverse shell indicator", got)
 	}
 }
+
+// TestFileEventDirfd: a relative name is joined with the CWD record only
+// when it is relative to the working directory: a call that is not an
+// *at one (creat), or an *at call whose directory argument is AT_FDCWD
+// (logged ffffff9c, as in the demo capture, or sign-extended). GNU tar -C
+// /etc/cron.d creates with openat(3, "evil"): that name stays relative,
+// not /home/alice/evil, which was never written. linkat's and symlinkat's
+// directory of the new name is a2 and a1.
+func TestFileEventDirfd(t *testing.T) {
+	create := func(serial, syscall, args, enriched string) *audit.Event {
+		return eventOf(t, `type=SYSCALL msg=audit(1796466200.600:`+serial+`): arch=c000003e syscall=`+syscall+` success=yes exit=4 `+args+` items=2 ppid=1 pid=7100 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm="tar" exe="/usr/bin/tar" key="cron"`+enriched+`
+type=CWD msg=audit(1796466200.600:`+serial+`): cwd="/home/alice"
+type=PATH msg=audit(1796466200.600:`+serial+`): item=0 name="evil" inode=2 dev=fe:00 mode=040755 ouid=0 ogid=0 rdev=00:00 nametype=PARENT
+type=PATH msg=audit(1796466200.600:`+serial+`): item=1 name="evil" inode=3 dev=fe:00 mode=0100644 ouid=0 ogid=0 rdev=00:00 nametype=CREATE
+type=EOE msg=audit(1796466200.600:`+serial+`):`)
+	}
+	e := newTestEnricher(t,
+		rule("d1", "file_event", "    sel:\n        TargetFilename: /home/alice/evil\n    condition: sel\n"),
+		rule("d2", "file_event", "    sel:\n        TargetFilename: evil\n    condition: sel\n"),
+		rule("d3", "file_event", "    sel:\n        TargetFilename|endswith: /evil\n    condition: sel\n"),
+		rule("d4", "file_event", "    sel:\n        TargetFilename|endswith: evil\n    condition: sel\n"),
+	)
+	joined, relative := []string{"d1", "d3", "d4"}, []string{"d2", "d4"}
+	for _, c := range []struct {
+		name string
+		ev   *audit.Event
+		want []string
+	}{
+		{"openat dirfd", create("50", "257", "a0=3 a1=55d1 a2=800c1 a3=1a4", " @ARCH=x86_64 @SYSCALL=openat"), relative},
+		{"openat dirfd raw", create("51", "257", "a0=3 a1=55d1 a2=800c1 a3=1a4", ""), relative},
+		{"openat AT_FDCWD", create("52", "257", "a0=ffffff9c a1=55d1 a2=241 a3=1b6", " @ARCH=x86_64 @SYSCALL=openat"), joined},
+		{"openat AT_FDCWD sign-extended", create("53", "257", "a0=ffffffffffffff9c a1=55d1 a2=241 a3=1b6", ""), joined},
+		{"creat", create("54", "85", "a0=55d1 a1=1a4 a2=0 a3=0", " @ARCH=x86_64 @SYSCALL=creat"), joined},
+		{"linkat to dirfd", create("55", "265", "a0=ffffff9c a1=55d1 a2=3 a3=55d2", " @ARCH=x86_64 @SYSCALL=linkat"), relative},
+		{"linkat to AT_FDCWD", create("56", "265", "a0=3 a1=55d1 a2=ffffff9c a3=55d2", ""), joined},
+		{"symlinkat to dirfd", create("57", "266", "a0=55d1 a1=3 a2=55d2 a3=0", " @ARCH=x86_64 @SYSCALL=symlinkat"), relative},
+		{"mkdirat dirfd aarch64", eventOf(t, strings.Replace(eventText(create("58", "34", "a0=3 a1=55d1 a2=1ed a3=0", "")), "arch=c000003e", "arch=c00000b7", 1)), relative},
+	} {
+		if got := matched(t, e, c.ev); !slices.Equal(got, c.want) {
+			t.Errorf("%s: matched %v, want %v", c.name, got, c.want)
+		}
+	}
+}
