@@ -353,19 +353,11 @@ type=EOE msg=audit(1796466200.000:`+serial+`):`)
 		rule("m3", "network_connection", "    sel:\n        DestinationIp|cidr: 2001:67c::/32\n    condition: sel\n"),
 		rule("m4", "network_connection", "    sel:\n        DestinationIp|startswith: '::ffff:'\n    condition: sel\n"),
 	)
-	for _, c := range []struct {
-		name string
-		ev   *audit.Event
-		want []string
-	}{
+	checkMatches(t, e, []matchCase{
 		{"::ffff:127.0.0.1", mapped, []string{"m1", "m2"}},
 		{"::ffff:8.8.8.8", mapped8, nil},
 		{"2001:67c:150:1::1", v6, []string{"m3"}},
-	} {
-		if got := matched(t, e, c.ev); !slices.Equal(got, c.want) {
-			t.Errorf("%s: matched %v, want %v", c.name, got, c.want)
-		}
-	}
+	})
 	// SigmaHQ's rule: bash connecting out, but not to 127.0.0.1 or 0.0.0.0.
 	path := filepath.Join(testsupport.SharedDir(t, "sigma"), "rules", "linux", "network_connection", "net_connection_lnx_back_connect_shell_dev.yml")
 	if _, err := os.Stat(path); err != nil {
@@ -405,11 +397,7 @@ type=EOE msg=audit(1796466200.600:`+serial+`):`)
 		rule("d4", "file_event", "    sel:\n        TargetFilename|endswith: evil\n    condition: sel\n"),
 	)
 	joined, relative := []string{"d1", "d3", "d4"}, []string{"d2", "d4"}
-	for _, c := range []struct {
-		name string
-		ev   *audit.Event
-		want []string
-	}{
+	checkMatches(t, e, []matchCase{
 		{"openat dirfd", create("50", "257", "a0=3 a1=55d1 a2=800c1 a3=1a4", " @ARCH=x86_64 @SYSCALL=openat"), relative},
 		{"openat dirfd raw", create("51", "257", "a0=3 a1=55d1 a2=800c1 a3=1a4", ""), relative},
 		{"openat AT_FDCWD", create("52", "257", "a0=ffffff9c a1=55d1 a2=241 a3=1b6", " @ARCH=x86_64 @SYSCALL=openat"), joined},
@@ -419,7 +407,21 @@ type=EOE msg=audit(1796466200.600:`+serial+`):`)
 		{"linkat to AT_FDCWD", create("56", "265", "a0=3 a1=55d1 a2=ffffff9c a3=55d2", ""), joined},
 		{"symlinkat to dirfd", create("57", "266", "a0=55d1 a1=3 a2=55d2 a3=0", " @ARCH=x86_64 @SYSCALL=symlinkat"), relative},
 		{"mkdirat dirfd aarch64", eventOf(t, strings.Replace(eventText(create("58", "34", "a0=3 a1=55d1 a2=1ed a3=0", "")), "arch=c000003e", "arch=c00000b7", 1)), relative},
-	} {
+	})
+}
+
+// matchCase is an event and the ids of the rules that must match it.
+type matchCase struct {
+	name string
+	ev   *audit.Event
+	want []string
+}
+
+// checkMatches reports each case whose event e matches other rules than
+// it wants.
+func checkMatches(t *testing.T, e *Enricher, cases []matchCase) {
+	t.Helper()
+	for _, c := range cases {
 		if got := matched(t, e, c.ev); !slices.Equal(got, c.want) {
 			t.Errorf("%s: matched %v, want %v", c.name, got, c.want)
 		}
