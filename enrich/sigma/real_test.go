@@ -202,3 +202,105 @@ func describe(ev *audit.Event) string {
 	}
 	return b.String()
 }
+
+// TestRealLongArguments runs a command with an argument over 7500 bytes
+// and one with an argv longer than one record under a real auditd, and
+// checks on the captured events that audit split them (aN_len and
+// chunks; a second EXECVE record) as execveLines writes them, and that
+// field maps on EXECVE see the arguments whole, with the prefilter
+// finding what every rule evaluated finds.
+func TestRealLongArguments(t *testing.T) {
+	a := auditdtest.Start(t, auditdtest.Options{})
+	work, err := os.MkdirTemp("/var/tmp", "sigmalong")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "dir="+work, "-k", "sigmalong")
+	time.Sleep(300 * time.Millisecond)
+	truth, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(work, "true")
+	if err := os.WriteFile(path, truth, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	long := []string{"true", "-c", "echo " + strings.Repeat("A", 9000) + " PAYLOADMARK"}
+	many := []string{"true", "-czf"}
+	for range 30 {
+		many = append(many, "dir/"+strings.Repeat("f", 400))
+	}
+	many = append(many, "--exclude=secret")
+	for _, argv := range [][]string{long, many} {
+		if err := (&exec.Cmd{Path: path, Args: argv, Dir: work}).Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var evs []*audit.Event
+	find := func(argv []string) *audit.Event {
+		for _, ev := range evs {
+			if s := audit.SummaryOf(ev); s.Exec && s.Exe == path && slices.Equal(s.Args, argv) {
+				return ev
+			}
+		}
+		return nil
+	}
+	if !testsupport.Until(15*time.Second, func() bool {
+		evs = readEvents(t, a.LogFile)
+		return find(long) != nil && find(many) != nil
+	}) {
+		t.Fatalf("the commands' events never reached %s", a.LogFile)
+	}
+	a.Stop() // before work goes: removing it would drop the dir= rule
+	e := newTestEnricher(t,
+		rule("l1", "auditd", "    sel:\n        type: EXECVE\n        a0: 'true'\n        a2|contains: PAYLOADMARK\n    condition: sel\n"),
+		rule("l2", "auditd", "    sel:\n        type: EXECVE\n        a0: 'true'\n        a32: '--exclude=secret'\n    condition: sel\n"),
+	)
+	for _, c := range []struct {
+		name string
+		argv []string
+		want []string
+	}{{"long argument", long, []string{"l1"}}, {"long argv", many, []string{"l2"}}} {
+		ev := find(c.argv)
+		var lines []string
+		for _, r := range ev.Records {
+			if r.TypeNum == 1309 {
+				_, rest, _ := strings.Cut(r.Line, "): ")
+				lines = append(lines, rest)
+			}
+		}
+		if len(lines) < 2 {
+			t.Fatalf("%s: %d EXECVE records: the case shows nothing\n%s", c.name, len(lines), describe(ev))
+		}
+		var want []string
+		for _, l := range strings.Split(strings.TrimSpace(execveLines("x", c.argv...)), "\n") {
+			_, rest, _ := strings.Cut(l, "): ")
+			want = append(want, rest)
+		}
+		if !slices.Equal(lines, want) {
+			t.Errorf("%s: the kernel wrote\n%s\nexecveLines writes\n%s", c.name, shape(lines), shape(want))
+		}
+		if got := matched(t, e, ev); !slices.Equal(got, c.want) {
+			t.Errorf("%s: matched %v, want %v", c.name, got, c.want)
+		}
+		if got, want := hitIDs(e.Set(), ev), hitIDs(withoutPrefilter(e.Set()), ev); !slices.Equal(got, want) {
+			t.Errorf("%s: prefiltered %v, every rule evaluated %v", c.name, got, want)
+		}
+	}
+}
+
+// shape describes EXECVE record texts by their field names and the
+// lengths of their values, record by record.
+func shape(lines []string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString("  [")
+		for _, f := range strings.Fields(l) {
+			name, v, _ := strings.Cut(f, "=")
+			fmt.Fprintf(&b, " %s:%d", name, len(v))
+		}
+		fmt.Fprintf(&b, " ] %d bytes\n", len(l))
+	}
+	return b.String()
+}

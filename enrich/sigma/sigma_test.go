@@ -229,47 +229,61 @@ type=EOE msg=audit(1796466200.000:` + serial + `):`
 }
 
 // execveLines writes the EXECVE records of args as the kernel does
-// (kernel/auditsc.c audit_log_execve_info): a record holds about 7500
-// bytes of arguments; an argument with a space, a quote or a control
-// byte is hex-encoded; one that does not fit in what is left of the
-// record is logged as aN_len and chunks aN[0], aN[1], ..., continued in
-// the next records.
+// (kernel/auditsc.c audit_log_execve_info; TestRealLongArguments compares
+// it with a real capture): a record holds about 7500 bytes of
+// arguments; an argument with a space, a quote or a control byte is
+// hex-encoded, others quoted; one that does not fit in what is left of
+// the record with some room to spare is logged as aN_len and chunks
+// aN[0], aN[1], ..., continued in the next records (whose text starts
+// with a space after the header's).
 func execveLines(id string, args ...string) string {
-	const maxLen, slack = 7500, 96
+	const maxLen, abuf = 7500, 96
 	var out, rec strings.Builder
 	rem := maxLen
 	rec.WriteString("argc=" + strconv.Itoa(len(args)))
 	flush := func() {
-		out.WriteString("type=EXECVE msg=audit(" + id + "): " + strings.TrimPrefix(rec.String(), " ") + "\n")
+		out.WriteString("type=EXECVE msg=audit(" + id + "): " + rec.String() + "\n")
 		rec.Reset()
 		rem = maxLen
 	}
 	for n, arg := range args {
-		text := `"` + arg + `"`
-		if strings.ContainsFunc(arg, func(c rune) bool { return c == '"' || c < 0x21 || c > 0x7e }) {
-			text = strings.ToUpper(hex.EncodeToString([]byte(arg)))
+		encode := strings.ContainsFunc(arg, func(c rune) bool { return c == '"' || c < 0x21 || c > 0x7e })
+		left, full := len(arg)+2, len(arg) // bytes of the logged form left; aN_len
+		if encode {
+			left, full = 2*len(arg), 2*len(arg)
 		}
-		name := "a" + strconv.Itoa(n)
-		if len(text)+slack <= rem {
-			rec.WriteString(" " + name + "=" + text)
-			rem -= len(name) + 2 + len(text)
-			continue
-		}
-		// in chunks of what is left of the record (hex, since quoted
-		// text cannot be split)
-		h := strings.ToUpper(hex.EncodeToString([]byte(arg)))
-		for i := 0; len(h) > 0; i++ {
-			if slack+8 > rem {
+		data := arg
+		for iter := 0; iter == 0 || data != ""; {
+			if abuf+8 > rem {
 				flush()
 			}
-			field := " " + name + "[" + strconv.Itoa(i) + "]="
-			if i == 0 {
-				field = " " + name + "_len=" + strconv.Itoa(len(h)) + field
+			field := " a" + strconv.Itoa(n) + "="
+			if iter > 0 || left+abuf > rem {
+				field = " a" + strconv.Itoa(n) + "[" + strconv.Itoa(iter) + "]="
+				if iter == 0 {
+					field = " a" + strconv.Itoa(n) + "_len=" + strconv.Itoa(full) + field
+				}
+				iter++
+			} else {
+				iter = 1
 			}
+			rec.WriteString(field)
 			rem -= len(field)
-			take := min(len(h), rem&^1)
-			rec.WriteString(field + h[:take])
-			h, rem = h[take:], rem-take
+			take := len(data)
+			if encode {
+				if left > rem {
+					take = rem / 2
+				}
+				rec.WriteString(strings.ToUpper(hex.EncodeToString([]byte(data[:take]))))
+				rem, left = rem-2*take, left-2*take
+			} else {
+				if left > rem {
+					take = rem - 2
+				}
+				rec.WriteString(`"` + data[:take] + `"`)
+				rem, left = rem-take-2, left-take
+			}
+			data = data[take:]
 		}
 	}
 	flush()
