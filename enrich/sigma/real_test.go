@@ -2,11 +2,14 @@ package sigma
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -303,4 +306,77 @@ func shape(lines []string) string {
 		fmt.Fprintf(&b, " ] %d bytes\n", len(l))
 	}
 	return b.String()
+}
+
+// TestRealConnect connects this process to a listener on 127.0.0.1 under
+// a real auditd (a connect rule scoped to this pid): a non-blocking
+// connect, which the kernel logs as success=no exit=-115 (EINPROGRESS),
+// a blocking one, and one from an IPv6 socket to ::ffff:127.0.0.1. Each
+// is a network_connection to 127.0.0.1 and the listener's port.
+func TestRealConnect(t *testing.T) {
+	a := auditdtest.Start(t, auditdtest.Options{})
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "connect", "-F", "pid="+strconv.Itoa(os.Getpid()), "-k", "sigmaconn")
+	time.Sleep(300 * time.Millisecond)
+	connect := func(family int, sa syscall.Sockaddr, nonblock bool) error {
+		fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Close(fd)
+		if nonblock {
+			if err := syscall.SetNonblock(fd, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return syscall.Connect(fd, sa)
+	}
+	v4 := &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}
+	if err := connect(syscall.AF_INET, v4, true); err != syscall.EINPROGRESS {
+		t.Skipf("a non-blocking connect to 127.0.0.1 returned %v, not EINPROGRESS: the case shows nothing here", err)
+	}
+	if err := connect(syscall.AF_INET, v4, false); err != nil {
+		t.Fatal(err)
+	}
+	mapped := &syscall.SockaddrInet6{Port: port, Addr: [16]byte{10: 0xff, 11: 0xff, 12: 127, 15: 1}}
+	if err := connect(syscall.AF_INET6, mapped, false); err != nil {
+		t.Fatal(err)
+	}
+	var evs []*audit.Event
+	if !testsupport.Until(15*time.Second, func() bool {
+		evs = nil
+		for _, ev := range readEvents(t, a.LogFile) {
+			if s := audit.SummaryOf(ev); slices.Contains(s.Keys, "sigmaconn") {
+				evs = append(evs, ev)
+			}
+		}
+		return len(evs) >= 3
+	}) {
+		t.Fatalf("%d of the 3 connect events reached %s", len(evs), a.LogFile)
+	}
+	a.Stop()
+	e := newTestEnricher(t, rule("c1", "network_connection", "    sel:\n        Initiated: 'true'\n        DestinationIp: 127.0.0.1\n        DestinationPort: "+strconv.Itoa(port)+"\n    condition: sel\n"))
+	for i, want := range []string{"success=no exit=-115", "success=yes exit=0", "success=yes exit=0"} {
+		ev := evs[i]
+		if !strings.Contains(ev.Records[0].Line, want) {
+			t.Errorf("connect %d: want %s\n%s", i, want, describe(ev))
+		}
+		if got := matched(t, e, ev); !slices.Equal(got, []string{"c1"}) {
+			t.Errorf("connect %d: matched %v\n%s", i, got, describe(ev))
+		}
+	}
 }
