@@ -479,9 +479,9 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 				log.Info("input closed, shutting down", "err", err)
 				return shutdown(p, status, log, time.Now().Add(ShutdownGrace))
 			}
-			handleBatch(p, stats, batch)
-			dirty = true
 			now := time.Now()
+			handleBatch(p, stats, batch, now)
+			dirty = true
 			if now.Sub(maintained) >= FlushInterval {
 				maintain(now)
 			}
@@ -582,7 +582,7 @@ func drainRead(p *Pipeline, lines <-chan []string, stats *InputStats, deadline t
 			if !ok {
 				return
 			}
-			handleBatch(p, stats, batch)
+			handleBatch(p, stats, batch, time.Now())
 			idle.Reset(drainIdle)
 		case <-idle.C:
 			return
@@ -593,9 +593,13 @@ func drainRead(p *Pipeline, lines <-chan []string, stats *InputStats, deadline t
 // drainIdle is how long drainRead waits for more input after a stop signal.
 const drainIdle = 50 * time.Millisecond
 
-// handleBatch takes one batch off the input queue into the pipeline.
-func handleBatch(p *Pipeline, stats *InputStats, batch []string) {
+// handleBatch takes one batch off the input queue into the pipeline. now
+// is the wall clock when the batch was taken: its records are stamped with
+// it (one clock read per batch; the reassembler's clock is otherwise set
+// only by maintenance, which stops while the plugin is idle).
+func handleBatch(p *Pipeline, stats *InputStats, batch []string, now time.Time) {
 	stats.QueueLen.Add(-int64(len(batch)))
+	p.reasm.SetNow(now)
 	for _, l := range batch {
 		p.Handle(l)
 	}
