@@ -30,13 +30,22 @@ func Reason(err error) string {
 }
 
 // isUntrusted reports whether name is written through the untrusted-string
-// rule: quoted when plain, upper-case hex otherwise (auparse typetab.h,
-// kernel audit_log_untrustedstring). A switch compiles to a fast search.
+// rule: quoted when plain, upper-case hex otherwise. The names are those
+// auparse decodes (auparse/typetab.h, audit-userspace 4.x): its
+// AUPARSE_TYPE_ESCAPED names, hyphens as on the wire, the AppArmor ones
+// (compiled in WITH_APPARMOR), name and key (ESCAPED_FILE, ESCAPED_KEY),
+// proctitle (PROCTITLE) and data (TTY_DATA); and dev, which the kernel's
+// IMA records write with audit_log_untrustedstring. hostname and terminal
+// are not among them: libaudit writes them as given
+// (audit_log_user_message: "hostname=%s addr=%s terminal=%s"). A switch
+// compiles to a fast search.
 func isUntrusted(name string) bool {
 	switch name {
-	case "path", "comm", "exe", "file", "name", "watch", "cwd", "cmd", "acct", "dir",
-		"key", "vm", "ocomm", "grp", "new_group", "sw", "root_dir", "proctitle", "data",
-		"dev", "old_chardev", "new_chardev", "cgroup", "hostname", "terminal":
+	case "path", "comm", "exe", "file", "name", "watch", "cwd", "cmd", "acct", "dir", "key", "vm",
+		"old-chardev", "new-chardev", "old-disk", "new-disk", "old-fs", "new-fs", "old-net", "new-net",
+		"device", "cgroup", "old-rng", "new-rng", "ocomm", "grp", "new_group", "invalid_context",
+		"sw", "root_dir", "proctitle", "data", "dev",
+		"apparmor", "operation", "denied_mask", "info", "profile", "requested_mask":
 		return true
 	}
 	return false
