@@ -355,3 +355,24 @@ func TestHostileBinary(t *testing.T) {
 		t.Errorf("bad_frame %d, reports %v; want 2 (garbage, truncated frame)", stats.Errors["bad_frame"].Value(), reasons)
 	}
 }
+
+// TestTruncatedLastLine: a log whose last line was cut inside a quoted
+// value (auditd stopped mid-write, a log still being written) gives no
+// made-up value: the line is rejected as truncated and flagged no_newline,
+// both in the rejected-input log, and the events before it are whole.
+func TestTruncatedLastLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trunc.log")
+	cut := `type=SYSCALL msg=audit(1700000000.009:9): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=2 uid=0 comm="bash" exe="/usr/bin/ba`
+	if err := os.WriteFile(path, []byte(event(1)+cut), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := replayHostile(t, path)
+	if s := res.serials(); len(s) != 1 || s[0] != 1 {
+		t.Errorf("documents of serials %v, want only 1 (the cut line is rejected)", s)
+	}
+	if bytes.Contains(res.out, []byte(`"/usr/bin/ba"`)) {
+		t.Errorf("the cut value was written as a whole one:\n%s", res.out)
+	}
+	res.wantError(t, "truncated")
+	res.wantError(t, "no_newline")
+}

@@ -31,7 +31,7 @@ const headerSize = 16
 // InputError is a line or frame the reader could not use. It goes to the
 // parse-error log with its raw bytes; the stream stays in sync.
 type InputError struct {
-	Reason string // too_long, nul_byte, invalid_utf8, bad_frame
+	Reason string // too_long, nul_byte, invalid_utf8, no_newline, bad_frame
 	Raw    []byte // a bounded copy of the offending bytes
 	Offset int64  // byte offset in the stream
 }
@@ -83,7 +83,7 @@ func NewInputStats(reg *metrics.Registry) *InputStats {
 		Unprocessed: reg.Counter("audisp_enrich_input_unprocessed_records_total", "", "Records still queued for the pipeline at shutdown, never processed."),
 		Errors:      map[string]*metrics.Counter{},
 	}
-	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "bad_frame"} {
+	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "no_newline", "bad_frame"} {
 		s.Errors[r] = reg.Counter("audisp_enrich_input_errors_total", `reason="`+r+`"`, "Input lines or frames with problems, by reason.")
 	}
 	return s
@@ -250,11 +250,24 @@ func (rd *Reader) nextString() (string, error) {
 	rd.stats.Bytes.Add(uint64(len(b)))
 	if len(b) > 0 && b[len(b)-1] == '\n' {
 		b = b[:len(b)-1]
+	} else if len(b) > 0 {
+		// The input ended inside a line: auditd stopped mid-write, or a
+		// log is still being written. The line may be whole but for its
+		// newline, so it is flagged and still parsed (the parser rejects
+		// it as truncated when it ends inside a quoted value).
+		rd.flag("no_newline", b, rd.offset-int64(len(b)))
 	}
 	if len(b) == 0 {
 		return "", err
 	}
 	return rd.keep(b), err
+}
+
+// flag counts and reports a line that is still handed on, with a bounded
+// copy of it; off is where the line starts in the stream.
+func (rd *Reader) flag(reason string, b []byte, off int64) {
+	rd.stats.Errors[reason].Inc()
+	rd.onError(&InputError{Reason: reason, Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: off})
 }
 
 // keep copies b into the chunk slab, checks it, and returns it as a string.

@@ -130,13 +130,13 @@ func TestStringFramingLimits(t *testing.T) {
 	if strings.Join(res.lines, "|") != strings.Join(want, "|") {
 		t.Fatalf("lines:\n%q\nwant\n%q", res.lines, want)
 	}
-	for reason, n := range map[string]uint64{"too_long": 2, "nul_byte": 1, "invalid_utf8": 1, "bad_frame": 0} {
+	for reason, n := range map[string]uint64{"too_long": 2, "nul_byte": 1, "invalid_utf8": 1, "no_newline": 1, "bad_frame": 0} {
 		if got := res.count(reason); got != n {
 			t.Errorf("%s counted %d, want %d", reason, got, n)
 		}
 	}
-	if len(res.errs) != 4 {
-		t.Fatalf("%d error reports, want 4", len(res.errs))
+	if len(res.errs) != 5 {
+		t.Fatalf("%d error reports, want 5", len(res.errs))
 	}
 	wantOff := []int64{int64(len(ok1) + 1), int64(len(ok1) + len(long1) + len(ok2) + 3)}
 	for i, e := range res.errs[:2] {
@@ -152,6 +152,11 @@ func TestStringFramingLimits(t *testing.T) {
 	}
 	if res.errs[2].Reason != "nul_byte" || res.errs[3].Reason != "invalid_utf8" {
 		t.Errorf("reports %s, %s", res.errs[2].Reason, res.errs[3].Reason)
+	}
+	// The last line has no newline: the input ended inside it. It is
+	// handed on (the parser decides) but flagged, at its start.
+	if e := res.errs[4]; e.Reason != "no_newline" || e.Offset != int64(len(in)-len(ok3)) || string(e.Raw) != ok3 {
+		t.Errorf("last report: %s at %d (want no_newline at %d), raw %q", e.Reason, e.Offset, len(in)-len(ok3), e.Raw)
 	}
 	if got := res.stats.Bytes.Value(); got != uint64(len(in)) {
 		t.Errorf("bytes counter %d, want %d (skipped bytes count too)", got, len(in))

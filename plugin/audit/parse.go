@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -104,7 +105,9 @@ func HeaderLen(line string) int {
 }
 
 // Parse parses one line (without its newline) into a Record. It returns a
-// *ParseError when the line has no usable record header (type, msg=audit(...)).
+// *ParseError when the line has no usable record header (type, msg=audit(...)),
+// or when it ends inside a "...", '...' or {...} value (reason truncated:
+// the line was cut short, and the value would be made up).
 // The header's stamp may lack the colon after its closing parenthesis
 // (auditd 2.x daemon records); such a record is marked Irregular. Text
 // after the header that is not name=value is kept: the record is
@@ -133,7 +136,7 @@ func (p *Parser) Parse(line string) (*Record, error) {
 		}
 	}
 	p.begin()
-	tail, irr := p.parseFields(rest, typeNum, false)
+	tail, irr, cut := p.parseFields(rest, typeNum, false)
 	irregular = irregular || irr
 	nested := -1
 	if IsUserSpace(typeNum) {
@@ -143,9 +146,13 @@ func (p *Parser) Parse(line string) (*Record, error) {
 	gs := 0
 	if tail >= 0 {
 		gs = len(line) - len(rest) + tail
-		if _, irr := p.parseFields(rest[tail+1:], 0, true); irr {
-			irregular = true
-		}
+		_, irr, tcut := p.parseFields(rest[tail+1:], 0, true)
+		irregular = irregular || irr
+		cut = cmp.Or(cut, tcut)
+	}
+	if cut != "" {
+		p.cur.fields = p.cur.fields[:p.run] // drop the run: no record takes it
+		return nil, perr("truncated", "the value of %s opens a quote the line never closes: the line was cut short", clip(cut))
 	}
 	r := p.newRecord()
 	*r = Record{Node: node, Type: typ, TypeNum: typeNum, Sec: sec, Msec: msec, Serial: serial, Line: line,
@@ -201,8 +208,10 @@ func parseStamp(s string) (sec int64, msec uint16, serial uint32, rest string, c
 // parseFields parses name=value pairs from s into the run of fields being
 // parsed (see addField). It stops at a
 // 0x1D byte found between fields and returns its offset (-1 when none).
-// interp selects the rules of the ENRICHED tail.
-func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregular bool) {
+// interp selects the rules of the ENRICHED tail. cut names the first field
+// whose "...", '...' or {...} value is never closed: it runs to the end
+// of s, which was cut short (auditd and the kernel close every quote).
+func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregular bool, cut string) {
 	i := 0
 	first := true
 	for i < len(s) {
@@ -219,7 +228,7 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 			break
 		}
 		if s[i] == 0x1D && !interp {
-			return i, irregular || sp > 0
+			return i, irregular || sp > 0, cut
 		}
 		if (first && sp != 0) || (!first && sp != 1) {
 			irregular = true
@@ -248,6 +257,7 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 				if j < 0 {
 					i = len(s)
 					irregular = true
+					cut = cmp.Or(cut, name)
 				} else {
 					i += j + 2
 				}
@@ -259,6 +269,7 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 				if j < 0 {
 					i = len(s)
 					irregular = true
+					cut = cmp.Or(cut, name)
 				} else {
 					i = j + 1
 				}
@@ -270,6 +281,7 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 				if j < 0 {
 					i = len(s)
 					irregular = true
+					cut = cmp.Or(cut, name)
 				} else {
 					i += j + 1
 				}
@@ -289,7 +301,7 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 		}
 		p.addField(f)
 	}
-	return -1, irregular
+	return -1, irregular, cut
 }
 
 func (p *Parser) shouldDecodeHex(name string, typ uint16, interp bool) bool {
@@ -315,7 +327,10 @@ func (p *Parser) expandNested() int {
 		if f.Name == "msg" && f.Enc == SingleQuoted {
 			from := len(p.cur.fields) - p.run
 			inner := strings.TrimSpace(f.Value)
-			p.parseFields(inner, 0, false) // may move the run to a new slab
+			// May move the run to a new slab. The quotes of msg='...' are
+			// closed, so the line was not cut: an inner value that opens a
+			// quote and never closes it is kept as it is (raw.msg holds it).
+			p.parseFields(inner, 0, false)
 			if len(p.cur.fields)-p.run == from {
 				return -1
 			}

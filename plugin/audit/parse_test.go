@@ -71,6 +71,12 @@ func TestParseErrors(t *testing.T) {
 		{"type=SYSCALL msg=audit(1.000:1);", "bad_timestamp"},
 		{"type=SYSCALL msg=audit(1.000:1", "bad_timestamp"},
 		{"type=SYSCALL msg=audit(12345678901234567890.000:1): a=1", "bad_timestamp"},
+		// Cut short inside a quoted value (auditd died mid-write, a log
+		// still being written): the value would be made up.
+		{`type=SYSCALL msg=audit(1700000000.000:9): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=2 uid=0 comm="bash" exe="/usr/bin/ba`, "truncated"},
+		{`type=USER_CMD msg=audit(1.000:1): pid=1 uid=0 msg='cwd="/root" cmd=6C73 res=succ`, "truncated"},
+		{"type=SOCKADDR msg=audit(1.000:1): saddr=0200\x1dSADDR={ saddr_fam=inet laddr=1.2", "truncated"},
+		{"type=SYSCALL msg=audit(1.000:1): comm=\"a\"\x1dARCH=x86_64 UID=\"ro", "truncated"},
 	}
 	var p Parser
 	for _, c := range cases {
