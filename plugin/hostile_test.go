@@ -376,3 +376,34 @@ func TestTruncatedLastLine(t *testing.T) {
 	res.wantError(t, "truncated")
 	res.wantError(t, "no_newline")
 }
+
+// TestCRLFLog: a log with CRLF line ends (copied through a Windows tool or
+// a SIEM export) is read as auditd wrote it: the \r ends no value (the
+// outcome, the null key and the hex proctitle are read), and each line is
+// flagged crlf in the rejected-input log.
+func TestCRLFLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "crlf.log")
+	lines := []string{
+		`type=USER_LOGIN msg=audit(1700000000.100:1): pid=1 uid=0 auid=0 ses=1 msg='op=login acct="root" exe="/usr/sbin/sshd" hostname=? addr=1.2.3.4 terminal=ssh res=failed'`,
+		`type=SYSCALL msg=audit(1700000001.100:2): arch=c000003e syscall=59 success=yes exit=0 pid=5 comm="x" key=(null)`,
+		`type=PROCTITLE msg=audit(1700000001.100:2): proctitle=6C73`,
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\r\n")+"\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := replayHostile(t, path)
+	if bytes.Contains(res.out, []byte(`\r`)) {
+		t.Errorf("a \\r reached the documents:\n%s", res.out)
+	}
+	if got := res.doc(t, 1)["event"].(map[string]any)["outcome"]; got != "failure" {
+		t.Errorf("USER_LOGIN res=failed: event.outcome %v, want failure", got)
+	}
+	d := res.doc(t, 2)
+	title := d["process"].(map[string]any)["title"]
+	if field(d, 0, "key") != nil || d["tags"] != nil || title != "ls" {
+		t.Errorf("SYSCALL key %v, tags %v, process.title %v: want null, none, ls", field(d, 0, "key"), d["tags"], title)
+	}
+	if n := bytes.Count(res.errlog, []byte("reason=crlf ")); n != len(lines) {
+		t.Errorf("%d crlf entries in the rejected-input log, want %d:\n%s", n, len(lines), res.errlog)
+	}
+}

@@ -31,7 +31,7 @@ const headerSize = 16
 // InputError is a line or frame the reader could not use. It goes to the
 // parse-error log with its raw bytes; the stream stays in sync.
 type InputError struct {
-	Reason string // too_long, nul_byte, invalid_utf8, no_newline, bad_frame
+	Reason string // too_long, nul_byte, invalid_utf8, no_newline, crlf, bad_frame
 	Raw    []byte // a bounded copy of the offending bytes
 	Offset int64  // byte offset in the stream
 }
@@ -83,7 +83,7 @@ func NewInputStats(reg *metrics.Registry) *InputStats {
 		Unprocessed: reg.Counter("audisp_enrich_input_unprocessed_records_total", "", "Records still queued for the pipeline at shutdown, never processed."),
 		Errors:      map[string]*metrics.Counter{},
 	}
-	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "no_newline", "bad_frame"} {
+	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "no_newline", "crlf", "bad_frame"} {
 		s.Errors[r] = reg.Counter("audisp_enrich_input_errors_total", `reason="`+r+`"`, "Input lines or frames with problems, by reason.")
 	}
 	return s
@@ -250,6 +250,13 @@ func (rd *Reader) nextString() (string, error) {
 	rd.stats.Bytes.Add(uint64(len(b)))
 	if len(b) > 0 && b[len(b)-1] == '\n' {
 		b = b[:len(b)-1]
+		if len(b) > 0 && b[len(b)-1] == '\r' {
+			// A CRLF line end (a log that went through a Windows tool or
+			// a SIEM export; auditd writes none): the \r would end the
+			// last value. It is dropped, and the line flagged.
+			b = b[:len(b)-1]
+			rd.flag("crlf", b, rd.offset-int64(len(b))-2)
+		}
 	} else if len(b) > 0 {
 		// The input ended inside a line: auditd stopped mid-write, or a
 		// log is still being written. The line may be whole but for its

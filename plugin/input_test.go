@@ -300,6 +300,33 @@ func TestBinaryTruncatedAndGarbage(t *testing.T) {
 
 // FuzzFraming: binary framing over arbitrary bytes never panics, always
 // ends, and hands out lines without newlines; the string framing too.
+// TestStringFramingCRLF: CRLF line ends lose their \r, counted and
+// reported per line at the offset where the line starts; a \r elsewhere
+// stays.
+func TestStringFramingCRLF(t *testing.T) {
+	a := "type=EOE msg=audit(1.000:1): "
+	b := "type=SYSCALL msg=audit(1.000:2): comm=\"a\rb\" key=(null)"
+	in := a + "\r\n" + b + "\r\n" + a + "\n"
+	res := readAll(t, &trickle{r: strings.NewReader(in)}, FramingString, 1024)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if want := []string{a, b, a}; strings.Join(res.lines, "|") != strings.Join(want, "|") {
+		t.Fatalf("lines:\n%q\nwant\n%q", res.lines, want)
+	}
+	if got := res.count("crlf"); got != 2 || len(res.errs) != 2 {
+		t.Fatalf("crlf counted %d, %d reports; want 2", got, len(res.errs))
+	}
+	for i, off := range []int64{0, int64(len(a) + 2)} {
+		if e := res.errs[i]; e.Reason != "crlf" || e.Offset != off {
+			t.Errorf("report %d: %s at %d, want crlf at %d", i, e.Reason, e.Offset, off)
+		}
+	}
+	if got := res.stats.Bytes.Value(); got != uint64(len(in)) {
+		t.Errorf("bytes counter %d, want %d", got, len(in))
+	}
+}
+
 func FuzzFraming(f *testing.F) {
 	in, _ := binStream(false)
 	f.Add(in)
