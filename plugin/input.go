@@ -33,7 +33,7 @@ const headerSize = 16
 type InputError struct {
 	Reason string // too_long, nul_byte, invalid_utf8, no_newline, crlf, bad_frame
 	Raw    []byte // a bounded copy of the offending bytes
-	Offset int64  // byte offset in the stream
+	Offset int64  // byte offset in the stream where the line or frame starts (bad_frame, queue_full: where the reader was)
 }
 
 func (e *InputError) Error() string {
@@ -246,6 +246,7 @@ func (rd *Reader) nextString() (string, error) {
 		rd.onError(&InputError{Reason: "too_long", Raw: head, Offset: rd.offset - n})
 		return "", err
 	}
+	start := rd.offset // where the line starts: every report gives it
 	rd.offset += int64(len(b))
 	rd.stats.Bytes.Add(uint64(len(b)))
 	if len(b) > 0 && b[len(b)-1] == '\n' {
@@ -255,19 +256,19 @@ func (rd *Reader) nextString() (string, error) {
 			// a SIEM export; auditd writes none): the \r would end the
 			// last value. It is dropped, and the line flagged.
 			b = b[:len(b)-1]
-			rd.flag("crlf", b, rd.offset-int64(len(b))-2)
+			rd.flag("crlf", b, start)
 		}
 	} else if len(b) > 0 {
 		// The input ended inside a line: auditd stopped mid-write, or a
 		// log is still being written. The line may be whole but for its
 		// newline, so it is flagged and still parsed (the parser rejects
 		// it as truncated when it ends inside a quoted value).
-		rd.flag("no_newline", b, rd.offset-int64(len(b)))
+		rd.flag("no_newline", b, start)
 	}
 	if len(b) == 0 {
 		return "", err
 	}
-	return rd.keep(b), err
+	return rd.keep(b, start), err
 }
 
 // flag counts and reports a line that is still handed on, with a bounded
@@ -278,13 +279,12 @@ func (rd *Reader) flag(reason string, b []byte, off int64) {
 }
 
 // keep copies b into the chunk slab, checks it, and returns it as a string.
-func (rd *Reader) keep(b []byte) string {
+// off is where b's line or frame starts in the stream, for the reports.
+func (rd *Reader) keep(b []byte, off int64) string {
 	if bytes.IndexByte(b, 0) >= 0 {
-		rd.stats.Errors["nul_byte"].Inc()
-		rd.onError(&InputError{Reason: "nul_byte", Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: rd.offset})
+		rd.flag("nul_byte", b, off)
 	} else if !utf8.Valid(b) {
-		rd.stats.Errors["invalid_utf8"].Inc()
-		rd.onError(&InputError{Reason: "invalid_utf8", Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: rd.offset})
+		rd.flag("invalid_utf8", b, off)
 	}
 	rd.stats.Lines.Inc()
 	if cap(rd.chunk)-len(rd.chunk) < len(b) {
@@ -331,6 +331,7 @@ func (rd *Reader) nextFrame() (string, error) {
 		return "", nil
 	}
 	rd.resync = false
+	start := rd.offset
 	_, _ = rd.r.Discard(headerSize)
 	rd.offset += headerSize
 	payload := make([]byte, h.size)
@@ -347,7 +348,7 @@ func (rd *Reader) nextFrame() (string, error) {
 	if len(line) == 0 {
 		return "", nil
 	}
-	return rd.keep(line), nil
+	return rd.keep(line, start), nil
 }
 
 // skipPadding settles auto-detection and skips the unused part of a fixed

@@ -150,8 +150,13 @@ func TestStringFramingLimits(t *testing.T) {
 	if !bytes.HasPrefix(res.errs[0].Raw, []byte("type=SYSCALL msg=audit(1.000:9)")) {
 		t.Errorf("too_long raw does not start with the line: %q", res.errs[0].Raw[:40])
 	}
-	if res.errs[2].Reason != "nul_byte" || res.errs[3].Reason != "invalid_utf8" {
-		t.Errorf("reports %s, %s", res.errs[2].Reason, res.errs[3].Reason)
+	// Flagged lines are reported at the offset where they start, as
+	// skipped ones are.
+	if e := res.errs[2]; e.Reason != "nul_byte" || e.Offset != int64(strings.Index(in, nul)) {
+		t.Errorf("report %s at %d, want nul_byte at %d", e.Reason, e.Offset, strings.Index(in, nul))
+	}
+	if e := res.errs[3]; e.Reason != "invalid_utf8" || e.Offset != int64(strings.Index(in, bad)) {
+		t.Errorf("report %s at %d, want invalid_utf8 at %d", e.Reason, e.Offset, strings.Index(in, bad))
 	}
 	// The last line has no newline: the input ended inside it. It is
 	// handed on (the parser decides) but flagged, at its start.
@@ -175,6 +180,32 @@ func frame(ver, typ uint32, payload string, fixed bool) []byte {
 		b = append(b, make([]byte, maxAuditMessage-len(payload))...)
 	}
 	return b
+}
+
+// TestBinaryReportOffsets: a flagged frame is reported at the offset
+// where its header starts, with fixed (padded) and exact frames.
+func TestBinaryReportOffsets(t *testing.T) {
+	for _, fixed := range []bool{false, true} {
+		first := frame(1, 1300, "type=SYSCALL msg=audit(1.000:1): a=1", fixed)
+		second := frame(1, 1300, "type=SYSCALL msg=audit(1.000:2): comm=\"\xff\"", fixed)
+		in := append(append(append([]byte(nil), first...), second...), frame(1, 1300, "type=SYSCALL msg=audit(1.000:3): comm=\"a\x00\"", fixed)...)
+		framing := FramingBinaryExact
+		if fixed {
+			framing = FramingBinaryFixed
+		}
+		res := readAll(t, bytes.NewReader(in), framing, 64<<10)
+		if len(res.lines) != 3 || len(res.errs) != 2 {
+			t.Fatalf("fixed %v: %d lines, %d reports; want 3 and 2", fixed, len(res.lines), len(res.errs))
+		}
+		for i, want := range []struct {
+			reason string
+			off    int
+		}{{"invalid_utf8", len(first)}, {"nul_byte", len(first) + len(second)}} {
+			if e := res.errs[i]; e.Reason != want.reason || e.Offset != int64(want.off) {
+				t.Errorf("fixed %v: report %d: %s at %d, want %s at %d", fixed, i, e.Reason, e.Offset, want.reason, want.off)
+			}
+		}
+	}
 }
 
 type binFrame struct {
