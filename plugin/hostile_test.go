@@ -407,3 +407,23 @@ func TestCRLFLog(t *testing.T) {
 		t.Errorf("%d crlf entries in the rejected-input log, want %d:\n%s", n, len(lines), res.errlog)
 	}
 }
+
+// TestStrayEOECounted: an EOE that closes no event (its event was already
+// emitted, or all its records were rejected) is counted in
+// audisp_enrich_reassembler_stray_eoe_total.
+func TestStrayEOECounted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stray.log")
+	in := event(1) + "type=EOE msg=audit(1700000000.001:1): \n" + // event 1 again: already emitted
+		"type=SYSCALL msg=audit(1700000000.007:7): comm=\"x\" exe=\"/bin/x" + "\n" + // rejected: truncated
+		"type=EOE msg=audit(1700000000.007:7): \n" + event(2)
+	if err := os.WriteFile(path, []byte(in), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := replayHostile(t, path)
+	if got, ok := res.counters["audisp_enrich_reassembler_stray_eoe_total"]; !ok || got != 2 {
+		t.Errorf("audisp_enrich_reassembler_stray_eoe_total = %v (registered %v), want 2", got, ok)
+	}
+	if s := res.serials(); len(s) != 2 {
+		t.Errorf("documents of serials %v, want 1 and 2", s)
+	}
+}

@@ -111,6 +111,7 @@ func NewPipeline(cfg *conf.Config, log *slog.Logger, reg *metrics.Registry, stre
 	reg.Func("audisp_enrich_reassembler_evicted_total", "", "Events closed early because too many were in flight.", func() float64 { return float64(p.reasm.Stats().Evicted) })
 	reg.Func("audisp_enrich_reassembler_timed_out_total", "", "Events closed by the end-of-event timeout.", func() float64 { return float64(p.reasm.Stats().TimedOut) })
 	reg.Func("audisp_enrich_reassembler_late_records_total", "", "Records that arrived after their event was emitted (in documents flagged event.late).", func() float64 { return float64(p.reasm.Stats().Late) })
+	reg.Func("audisp_enrich_reassembler_stray_eoe_total", "", "EOE records that closed no event (its event was already emitted, or none of its records was accepted).", func() float64 { return float64(p.reasm.Stats().StrayEOE) })
 	reg.Func("audisp_enrich_lost_hint_total", "", "Serials never seen (gaps); a hint, the kernel lost counter is authoritative.", func() float64 { return float64(p.reasm.LostHint()) })
 	p.alerts = sinks.NewAlerts(time.Second, p.alert)
 	if err := p.build(cfg); err != nil {

@@ -34,7 +34,7 @@ type ReassemblerStats struct {
 	Events      uint64 // events emitted
 	TimedOut    uint64 // events closed by the timeout
 	Evicted     uint64 // events closed because MaxInFlight was reached
-	StrayEOE    uint64 // EOE records for events already closed
+	StrayEOE    uint64 // EOE records that closed nothing: their event was already emitted, or never seen
 	Late        uint64 // records that arrived after their event was emitted
 	InFlight    int    // events currently open
 	MaxInFlight int    // high-water mark of InFlight
