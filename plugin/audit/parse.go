@@ -126,8 +126,9 @@ func (p *Parser) Parse(line string) (*Record, error) {
 		return nil, perr("bad_timestamp", "malformed audit(SEC.MSEC:SERIAL): stamp")
 	}
 	typeNum := TypeNumber(typ)
-	// Without the colon the line cannot be rebuilt from its parts: keep it.
-	irregular := !colon
+	// Without the colon the line cannot be rebuilt from its parts: keep
+	// it; nor with an empty node= (the rebuild writes node= for a node).
+	irregular := !colon || (node == "" && strings.HasPrefix(line, "node="))
 	if rest != "" {
 		if rest[0] == ' ' {
 			rest = rest[1:]
@@ -147,7 +148,9 @@ func (p *Parser) Parse(line string) (*Record, error) {
 	if tail >= 0 {
 		gs = len(line) - len(rest) + tail
 		_, irr, tcut := p.parseFields(rest[tail+1:], 0, true)
-		irregular = irregular || irr
+		// A 0x1D with nothing after it: the rebuild writes one only
+		// before ENRICHED fields.
+		irregular = irregular || irr || tail+1 == len(rest)
 		cut = cmp.Or(cut, tcut)
 	}
 	if cut != "" {
