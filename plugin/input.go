@@ -314,7 +314,7 @@ func (rd *Reader) nextFrame() (string, error) {
 	if err != nil {
 		if len(hb) > 0 && errors.Is(err, io.EOF) {
 			rd.badFrame(hb, "truncated header")
-			_, _ = rd.r.Discard(len(hb))
+			rd.skip(len(hb))
 		}
 		return "", err
 	}
@@ -326,21 +326,20 @@ func (rd *Reader) nextFrame() (string, error) {
 			rd.badFrame(hb, "invalid header")
 			rd.resync = true
 		}
-		_, _ = rd.r.Discard(1)
-		rd.offset++
+		rd.skip(1)
 		return "", nil
 	}
 	rd.resync = false
 	start := rd.offset
-	_, _ = rd.r.Discard(headerSize)
-	rd.offset += headerSize
+	rd.skip(headerSize)
 	payload := make([]byte, h.size)
-	if _, err := io.ReadFull(rd.r, payload); err != nil {
-		rd.badFrame(payload, "truncated payload")
+	n, err := io.ReadFull(rd.r, payload)
+	rd.offset += int64(n)
+	rd.stats.Bytes.Add(uint64(n))
+	if err != nil {
+		rd.badFrame(payload[:n], "truncated payload")
 		return "", io.EOF
 	}
-	rd.offset += int64(h.size)
-	rd.stats.Bytes.Add(uint64(headerSize) + uint64(h.size))
 	if err := rd.skipPadding(h); err != nil && !errors.Is(err, io.EOF) {
 		return "", err
 	}
@@ -351,22 +350,42 @@ func (rd *Reader) nextFrame() (string, error) {
 	return rd.keep(line, start), nil
 }
 
+// skip discards n buffered bytes, counted as read.
+func (rd *Reader) skip(n int) {
+	n, _ = rd.r.Discard(n)
+	rd.offset += int64(n)
+	rd.stats.Bytes.Add(uint64(n))
+}
+
 // skipPadding settles auto-detection and skips the unused part of a fixed
-// 8970-byte data area.
+// 8970-byte data area. Auto-detection decides on the bytes after the
+// first frame shorter than 8970: a header right there means exact frames;
+// a header right after the rest of an 8970-byte data area, or no header
+// anywhere in it before the input ends, means fixed ones (the unused
+// area holds zeros or old text, never a header). A header elsewhere is an
+// exact stream with bytes between frames (a short or desynchronised
+// write, which auditd <= 4.1.x could make): a bad frame, and the reader
+// resynchronises on that header; detection waits for a later frame.
 func (rd *Reader) skipPadding(h header) error {
 	pad := maxAuditMessage - int(h.size)
-	if rd.framing == FramingBinaryAuto {
+	if rd.framing == FramingBinaryAuto && pad > 0 {
+		// A full data area (pad 0) tells the layouts apart no better
+		// than a header does: decide on a later, shorter frame.
 		next, err := rd.r.Peek(headerSize)
 		switch {
-		case pad == 0:
-			// A full data area tells the layouts apart no better than a
-			// header does: decide on a later, shorter frame.
 		case len(next) == headerSize && parseHeader(next).valid():
 			rd.framing = FramingBinaryExact
-		case pad > 0 && len(next) > 0:
-			rd.framing = FramingBinaryFixed
-		case err != nil:
+		case len(next) == 0:
 			return err
+		default:
+			area, _ := rd.r.Peek(pad + headerSize) // less only at the end of the input
+			if len(area) == pad+headerSize && parseHeader(area[pad:]).valid() || !headerIn(area) {
+				rd.framing = FramingBinaryFixed
+			} else {
+				rd.badFrame(next, "neither a frame header nor a padded 8970-byte data area after a frame")
+				rd.resync = true // the resynchronisation that follows is this episode
+				return nil
+			}
 		}
 	}
 	if rd.framing == FramingBinaryFixed && pad > 0 {
@@ -376,6 +395,16 @@ func (rd *Reader) skipPadding(h header) error {
 		return err
 	}
 	return nil
+}
+
+// headerIn reports whether a valid frame header starts anywhere in b.
+func headerIn(b []byte) bool {
+	for i := 0; i+headerSize <= len(b); i++ {
+		if parseHeader(b[i:]).valid() {
+			return true
+		}
+	}
+	return false
 }
 
 // frameLine turns a frame into a string-format line the way auditd's

@@ -300,6 +300,12 @@ func TestBinaryTruncatedAndGarbage(t *testing.T) {
 			[]string{"type=SYSCALL msg=audit(1.000:1): a=1"}, 0},
 		{"oversized size field", append(append(frame(1, 1300, "", false)[:12], 0xff, 0xff, 0, 0), a...), FramingBinaryExact,
 			[]string{"type=SYSCALL msg=audit(1.000:1): a=1"}, 1},
+		// Auto-detection is not misled by bytes after the first frame:
+		// they are not a fixed frame's padding (a header follows them).
+		{"garbage after the first frame, auto", append(append(append([]byte{}, a...), garbage...), b...), FramingBinaryAuto,
+			[]string{"type=SYSCALL msg=audit(1.000:1): a=1", "type=PROCTITLE msg=audit(1.000:1): proctitle=\"x\""}, 1},
+		{"truncated fixed padding at EOF, auto", frame(1, 1300, "type=SYSCALL msg=audit(1.000:1): a=1", true)[:100], FramingBinaryAuto,
+			[]string{"type=SYSCALL msg=audit(1.000:1): a=1"}, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -320,6 +326,10 @@ func TestBinaryTruncatedAndGarbage(t *testing.T) {
 			if got := res.count("bad_frame"); got != c.bad {
 				t.Errorf("bad_frame counted %d, want %d", got, c.bad)
 			}
+			// Every byte read is counted, skipped ones too.
+			if got := res.stats.Bytes.Value(); got != uint64(len(c.in)) {
+				t.Errorf("bytes counted %d, read %d", got, len(c.in))
+			}
 			for _, e := range res.errs {
 				if e.Reason != "bad_frame" || len(e.Raw) == 0 {
 					t.Errorf("report %+v", e)
@@ -329,8 +339,6 @@ func TestBinaryTruncatedAndGarbage(t *testing.T) {
 	}
 }
 
-// FuzzFraming: binary framing over arbitrary bytes never panics, always
-// ends, and hands out lines without newlines; the string framing too.
 // TestStringFramingCRLF: CRLF line ends lose their \r, counted and
 // reported per line at the offset where the line starts; a \r elsewhere
 // stays.
@@ -358,6 +366,8 @@ func TestStringFramingCRLF(t *testing.T) {
 	}
 }
 
+// FuzzFraming: binary framing over arbitrary bytes never panics, always
+// ends, and hands out lines without newlines; the string framing too.
 func FuzzFraming(f *testing.F) {
 	in, _ := binStream(false)
 	f.Add(in)
