@@ -15,7 +15,8 @@ import (
 // scripts share their plugins.d code, scripts/common.sh) in a private
 // mount namespace whose /etc and /usr/share are overlays, so that the
 // audit 2.x layout (/etc/audisp/plugins.d only) and an audit 2.x → 3.x
-// leftover can be set up without touching the machine. No auditd may run
+// leftover can be set up without touching the machine; an existing file
+// (the admin's) is kept as it is, and a 2.x leftover is moved as it is. No auditd may run
 // meanwhile: the shared auditd lock is held.
 func TestScriptsPluginDir(t *testing.T) {
 	testsupport.SkipShort(t, "runs the maintainer scripts against a real auditd; root")
@@ -46,6 +47,25 @@ func TestScriptsPluginDir(t *testing.T) {
 			cp "$TMPL" /etc/audisp/plugins.d/audisp-enrich.conf`,
 		check: `test -f /etc/audit/plugins.d/audisp-enrich.conf || fail "not in /etc/audit/plugins.d"
 			test ! -e /etc/audisp/plugins.d/audisp-enrich.conf || fail "2.x leftover kept"`,
+	}, {
+		// The admin turned the plugin off under audit 2.x; audit 3.x came.
+		name: "audit 3.x with a 2.x leftover set to active = no",
+		setup: `mkdir -p /etc/audit/plugins.d /etc/audisp/plugins.d
+			sed 's/^active = yes$/active = no/' "$TMPL" > /etc/audisp/plugins.d/audisp-enrich.conf
+			cp /etc/audisp/plugins.d/audisp-enrich.conf "$DIR/want"`,
+		check: `cmp /etc/audit/plugins.d/audisp-enrich.conf "$DIR/want" || fail "the 2.x file was not moved as it was: $(cat /etc/audit/plugins.d/audisp-enrich.conf)"
+			test ! -e /etc/audisp/plugins.d/audisp-enrich.conf || fail "2.x leftover kept"`,
+	}, {
+		// An upgrade keeps every admin edit of an existing file.
+		name: "admin edits",
+		setup: `mkdir -p /etc/audit/plugins.d
+			sed -e 's/^active = yes$/active = no/' -e 's/^format = string$/format = binary/' \
+				-e 's|^args = .*|args = --config /etc/audisp-enrich/other.toml|' "$TMPL" > /etc/audit/plugins.d/audisp-enrich.conf
+			echo '# admin' >> /etc/audit/plugins.d/audisp-enrich.conf
+			chmod 0600 /etc/audit/plugins.d/audisp-enrich.conf
+			cp /etc/audit/plugins.d/audisp-enrich.conf "$DIR/want"`,
+		check: `cmp /etc/audit/plugins.d/audisp-enrich.conf "$DIR/want" || fail "admin edits lost: $(cat /etc/audit/plugins.d/audisp-enrich.conf)"
+			test "$(stat -c '%a' /etc/audit/plugins.d/audisp-enrich.conf)" = 600 || fail "mode changed to $(stat -c '%a' /etc/audit/plugins.d/audisp-enrich.conf)"`,
 	}, {
 		name:  "no audit directory",
 		setup: `rm -rf /etc/audit/plugins.d /etc/audisp`,

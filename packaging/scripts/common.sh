@@ -18,28 +18,30 @@ ae_plugin_dir() {
 	fi
 }
 
-# ae_install_plugin writes the plugins.d file from the shipped template. An
-# existing "active = no" is kept, so an admin's choice survives upgrades.
-# The temporary name starts with a dot: auditd skips hidden files.
+# ae_install_plugin makes sure the plugins.d file exists. The file is the
+# admin's once written (active, format, args, mode, comments): an existing
+# one is never rewritten. One left in the other directory by an audit 2.x
+# to 3.x upgrade is moved, as it is, into the directory in use. Only when
+# there is none is the shipped template copied (root:root 0640). The
+# temporary name starts with a dot: auditd skips hidden files.
 ae_install_plugin() {
 	dir=$(ae_plugin_dir)
 	dest="$dir/$AE_PLUGIN_NAME"
 	tmp="$dir/.$AE_PLUGIN_NAME.tmp"
 	[ -d "$dir" ] || mkdir -p -m 0750 "$dir"
-	active=yes
-	if [ -f "$dest" ] && grep -Eq '^[[:space:]]*active[[:space:]]*=[[:space:]]*[Nn][Oo]' "$dest"; then
-		active=no
-	fi
-	sed "s/^active = yes\$/active = $active/" "$AE_PLUGIN_SRC" >"$tmp"
+	for d in /etc/audit/plugins.d /etc/audisp/plugins.d; do
+		[ "$d" != "$dir" ] && [ -f "$d/$AE_PLUGIN_NAME" ] || continue
+		if [ ! -e "$dest" ]; then
+			cp -p "$d/$AE_PLUGIN_NAME" "$tmp"
+			mv -f "$tmp" "$dest"
+		fi
+		rm -f "$d/$AE_PLUGIN_NAME"
+	done
+	[ -e "$dest" ] && return 0
+	cp "$AE_PLUGIN_SRC" "$tmp"
 	chown root:root "$tmp"
 	chmod 0640 "$tmp"
 	mv -f "$tmp" "$dest"
-	# A copy left in the other directory by an audit 2.x to 3.x upgrade.
-	for d in /etc/audit/plugins.d /etc/audisp/plugins.d; do
-		if [ "$d" != "$dir" ]; then
-			rm -f "$d/$AE_PLUGIN_NAME"
-		fi
-	done
 }
 
 # ae_remove_plugin deletes the plugins.d file wherever it is.
