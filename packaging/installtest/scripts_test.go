@@ -23,13 +23,7 @@ func TestScriptsPluginDir(t *testing.T) {
 	requireRoot(t)
 	requireTool(t, "unshare", "util-linux")
 	pk := buildPackages(t)
-	auditdtest.Lock(t)
-	if out, _ := exec.Command("pgrep", "-x", "auditd").Output(); len(out) > 0 {
-		t.Fatalf("an auditd runs (pid %s); the scripts would signal it", strings.TrimSpace(string(out)))
-	}
-	post := filepath.Join(pk.root, "build/pkg/scripts/rpm/post")
-	preun := filepath.Join(pk.root, "build/pkg/scripts/rpm/preun")
-	tmpl := filepath.Join(pk.root, "packaging/audisp-enrich.plugin.conf")
+	lockNoAuditd(t)
 
 	cases := []struct {
 		name, setup, check string
@@ -74,33 +68,94 @@ func TestScriptsPluginDir(t *testing.T) {
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			script := `set -e
+			inNamespace(t, pk, c.setup+`
+sh "$POST" 1
+`+c.check+`
+sh "$PREUN" 0
+test ! -e /etc/audit/plugins.d/audisp-enrich.conf || fail "preun left /etc/audit/plugins.d/audisp-enrich.conf"
+test ! -e /etc/audisp/plugins.d/audisp-enrich.conf || fail "preun left /etc/audisp/plugins.d/audisp-enrich.conf"`)
+		})
+	}
+	if _, err := os.Lstat(pluginConf2); err == nil {
+		t.Errorf("%s exists on the real /etc after the namespaced runs", pluginConf2)
+	}
+}
+
+// lockNoAuditd takes the shared auditd lock for the rest of the test and
+// fails when an auditd runs anyway: the scripts would signal it.
+func lockNoAuditd(t *testing.T) {
+	t.Helper()
+	auditdtest.Lock(t)
+	if out, _ := exec.Command("pgrep", "-x", "auditd").Output(); len(out) > 0 {
+		t.Fatalf("an auditd runs (pid %s); the scripts would signal it", strings.TrimSpace(string(out)))
+	}
+}
+
+// inNamespace runs body with sh in a private mount namespace whose /etc,
+// /usr/share, /var/lib and /var/log are overlays on the machine's (what
+// the scripts write goes to a temporary directory, $DIR), with the
+// plugins.d template installed, and fails the test unless it ends well.
+// body sees $TMPL (the template) and the built maintainer scripts as
+// $POST, $PREUN (rpm) and $POSTINST, $POSTRM (deb), and may call
+// fail MESSAGE.
+func inNamespace(t *testing.T, pk packages, body string) {
+	t.Helper()
+	requireTool(t, "unshare", "util-linux")
+	script := `set -e
 fail() { echo "FAIL: $*"; exit 1; }
 mount --make-rprivate /
-for d in etc usr/share; do
+for d in etc usr/share var/lib var/log; do
 	mkdir -p "$DIR/$d/u" "$DIR/$d/w"
 	mount -t overlay overlay -o "lowerdir=/$d,upperdir=$DIR/$d/u,workdir=$DIR/$d/w" "/$d"
 done
 mkdir -p /usr/share/audisp-enrich/plugins.d
 cp "$TMPL" /usr/share/audisp-enrich/plugins.d/audisp-enrich.conf
-` + c.setup + `
-sh "$POST" 1
-` + c.check + `
-sh "$PREUN" 0
-test ! -e /etc/audit/plugins.d/audisp-enrich.conf || fail "preun left /etc/audit/plugins.d/audisp-enrich.conf"
-test ! -e /etc/audisp/plugins.d/audisp-enrich.conf || fail "preun left /etc/audisp/plugins.d/audisp-enrich.conf"
+` + body + `
 echo OK
 `
-			cmd := exec.Command("unshare", "-m", "sh", "-c", script)
-			cmd.Env = append(os.Environ(), "DIR="+dir, "TMPL="+tmpl, "POST="+post, "PREUN="+preun)
-			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.HasSuffix(string(out), "OK\n") {
-				t.Fatalf("%v\n%s", err, out)
-			}
-		})
+	scripts := filepath.Join(pk.root, "build/pkg/scripts")
+	cmd := exec.Command("unshare", "-m", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "DIR="+t.TempDir(), "TMPL="+filepath.Join(pk.root, "packaging/audisp-enrich.plugin.conf"),
+		"POST="+filepath.Join(scripts, "rpm/post"), "PREUN="+filepath.Join(scripts, "rpm/preun"),
+		"POSTINST="+filepath.Join(scripts, "deb/postinst"), "POSTRM="+filepath.Join(scripts, "deb/postrm"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasSuffix(string(out), "OK\n") {
+		t.Fatalf("%v\n%s", err, out)
 	}
-	if _, err := os.Lstat(pluginConf2); err == nil {
-		t.Errorf("%s exists on the real /etc after the namespaced runs", pluginConf2)
+}
+
+// TestDebPostinst runs the built deb postinst ("configure") in a private
+// mount namespace (inNamespace) over the files the .deb unpacks, for the
+// cases the dpkg install of TestDeb does not meet: a conffile the admin
+// deleted (dpkg keeps the deletion; postinst must not fail on it) and one
+// replaced by a symlink (its target keeps its owner and mode).
+func TestDebPostinst(t *testing.T) {
+	testsupport.SkipShort(t, "runs the deb maintainer scripts; root")
+	requireRoot(t)
+	requireTool(t, "adduser", "adduser")
+	pk := buildPackages(t)
+	lockNoAuditd(t)
+	unpacked := `mkdir -p /etc/audisp-enrich /var/lib/audisp-enrich /var/log/audisp-enrich
+		cp packaging/config.toml /etc/audisp-enrich/config.toml
+		`
+	configured := `test "$(stat -c '%a %U %G' /etc/audisp-enrich)" = "750 root audisp-enrich" || fail "/etc/audisp-enrich: $(stat -c '%a %U %G' /etc/audisp-enrich)"
+		test "$(stat -c '%a %U %G' /var/lib/audisp-enrich)" = "750 audisp-enrich audisp-enrich" || fail "state dir: $(stat -c '%a %U %G' /var/lib/audisp-enrich)"
+		test -f /etc/audit/plugins.d/audisp-enrich.conf || fail "no plugins.d file"
+		`
+	for _, c := range []struct{ name, setup, check string }{{
+		name:  "conffile deleted",
+		setup: unpacked + `rm /etc/audisp-enrich/config.toml`,
+		check: configured + `test ! -e /etc/audisp-enrich/config.toml || fail "config.toml made again"`,
+	}, {
+		name: "conffile a symlink",
+		setup: unpacked + `printf 'user = "root"\n' > "$DIR/target.toml"; chmod 0600 "$DIR/target.toml"
+			ln -sf "$DIR/target.toml" /etc/audisp-enrich/config.toml`,
+		check: configured + `test "$(stat -c '%a %U %G' "$DIR/target.toml")" = "600 root root" || fail "symlink target changed: $(stat -c '%a %U %G' "$DIR/target.toml")"`,
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			inNamespace(t, pk, "cd \""+pk.root+"\"\n"+c.setup+`
+sh "$POSTINST" configure 0.1.0-1 || fail "postinst configure failed"
+`+c.check)
+		})
 	}
 }
