@@ -92,11 +92,12 @@ func lockNoAuditd(t *testing.T) {
 }
 
 // inNamespace runs body with sh in a private mount namespace whose /etc,
-// /usr/share, /var/lib and /var/log are overlays on the machine's (what
+// /usr/share, /usr/sbin, /var/lib and /var/log are overlays on the machine's (what
 // the scripts write goes to a temporary directory, $DIR), with the
 // plugins.d template installed, and fails the test unless it ends well.
 // body sees $TMPL (the template) and the built maintainer scripts as
-// $POST, $PREUN (rpm) and $POSTINST, $POSTRM (deb), and may call
+// $POST, $PREUN (rpm) and $POSTINST, $POSTRM (deb), the packaged binary as
+// $BIN, and may call
 // fail MESSAGE.
 func inNamespace(t *testing.T, pk packages, body string) {
 	t.Helper()
@@ -104,7 +105,7 @@ func inNamespace(t *testing.T, pk packages, body string) {
 	script := `set -e
 fail() { echo "FAIL: $*"; exit 1; }
 mount --make-rprivate /
-for d in etc usr/share var/lib var/log; do
+for d in etc usr/share usr/sbin var/lib var/log; do
 	mkdir -p "$DIR/$d/u" "$DIR/$d/w"
 	mount -t overlay overlay -o "lowerdir=/$d,upperdir=$DIR/$d/u,workdir=$DIR/$d/w" "/$d"
 done
@@ -117,7 +118,8 @@ echo OK
 	cmd := exec.Command("unshare", "-m", "sh", "-c", script)
 	cmd.Env = append(os.Environ(), "DIR="+t.TempDir(), "TMPL="+filepath.Join(pk.root, "packaging/audisp-enrich.plugin.conf"),
 		"POST="+filepath.Join(scripts, "rpm/post"), "PREUN="+filepath.Join(scripts, "rpm/preun"),
-		"POSTINST="+filepath.Join(scripts, "deb/postinst"), "POSTRM="+filepath.Join(scripts, "deb/postrm"))
+		"POSTINST="+filepath.Join(scripts, "deb/postinst"), "POSTRM="+filepath.Join(scripts, "deb/postrm"),
+		"BIN="+filepath.Join(pk.root, "build/installtest/audisp-enrich"))
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.HasSuffix(string(out), "OK\n") {
 		t.Fatalf("%v\n%s", err, out)
@@ -158,4 +160,26 @@ sh "$POSTINST" configure 0.1.0-1 || fail "postinst configure failed"
 `+c.check)
 		})
 	}
+}
+
+// TestManualInstallSteps follows README's "Install as an auditd plugin"
+// without the package (its step 2 block run as written) in a private
+// mount namespace (inNamespace): check-config passes, and the plugin, run
+// as auditd runs it (root, empty environment, the capture on stdin), drops
+// to the service account and writes events with exit status 0.
+func TestManualInstallSteps(t *testing.T) {
+	testsupport.SkipShort(t, "creates an account and runs the plugin in a mount namespace; root")
+	requireRoot(t)
+	requireTool(t, "useradd", "passwd")
+	pk := buildPackages(t)
+	step2 := testsupport.DocBlock(t, "README.md", "2. Create the service account", "```sh\n", "```")
+	inNamespace(t, pk, `install -o root -g root -m 0750 "$BIN" /usr/sbin/audisp-enrich
+`+step2+`
+/usr/sbin/audisp-enrich print-default-config > /etc/audisp-enrich/config.toml
+chgrp audisp-enrich /etc/audisp-enrich/config.toml && chmod 0640 /etc/audisp-enrich/config.toml
+/usr/sbin/audisp-enrich check-config /etc/audisp-enrich/config.toml || fail "check-config: exit $?"
+env -i /usr/sbin/audisp-enrich --config /etc/audisp-enrich/config.toml < "`+filepath.Join(pk.root, "plugin/testdata/capture.log")+`" > "$DIR/out" 2> "$DIR/err" ||
+	fail "plugin: exit $?: $(cat "$DIR/err")"
+grep -q 'dropped privileges.*user=audisp-enrich' "$DIR/err" || fail "no privilege drop: $(cat "$DIR/err")"
+test "$(grep -c '"@timestamp"' "$DIR/out")" -gt 10 || fail "few events: $(head -c 300 "$DIR/out")"`)
 }
