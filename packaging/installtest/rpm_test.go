@@ -134,6 +134,7 @@ func TestRPM(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCopyright(t, pk.root, cr)
+	checkCopyrightModules(t, pk.root, builtModules(t, filepath.Join(pk.root, "build/installtest/audisp-enrich")))
 	if q := run(t, "rpm", "--root", root, "-q", pkgName); !strings.HasPrefix(q, "audisp-enrich-0.1.0-1") {
 		t.Errorf("rpm --root -q: %q", q)
 	}
