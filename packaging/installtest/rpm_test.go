@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,6 +37,8 @@ func TestRPM(t *testing.T) {
 		"/usr/share/man/man8/audisp-enrich.8.gz":                {"-rw-r--r--", "root", "root"},
 		"/usr/share/man/man5/audisp-enrich.conf.5.gz":           {"-rw-r--r--", "root", "root"},
 		"/usr/share/licenses/audisp-enrich/copyright":           {"-rw-r--r--", "root", "root"},
+		"/usr/share/licenses/audisp-enrich/LICENSE":             {"-rw-r--r--", "root", "root"},
+		"/usr/share/licenses/audisp-enrich/MPL-2.0":             {"-rw-r--r--", "root", "root"},
 	}
 	got := map[string]rpmEntry{}
 	for _, l := range strings.Split(strings.TrimSpace(run(t, "rpm", "-qlvp", pk.rpm)), "\n") {
@@ -66,6 +69,14 @@ func TestRPM(t *testing.T) {
 	}
 	if lic := run(t, "rpm", "-qp", "--qf", "%{LICENSE}", pk.rpm); !strings.Contains(lic, "MIT") {
 		t.Errorf("rpm License %q", lic)
+	}
+	// RPM distributions have no /usr/share/common-licenses: the full texts
+	// the copyright file refers to are %license files of the package.
+	lf := strings.Fields(run(t, "rpm", "-qp", "--licensefiles", pk.rpm))
+	for _, l := range []string{"copyright", "LICENSE", "MPL-2.0"} {
+		if !slices.Contains(lf, "/usr/share/licenses/audisp-enrich/"+l) {
+			t.Errorf("rpm --licensefiles %v lacks %s", lf, l)
+		}
 	}
 	if chl := run(t, "rpm", "-qp", "--changelog", pk.rpm); !strings.Contains(chl, "- 0.1.0-1\n") {
 		t.Errorf("rpm changelog lacks the 0.1.0-1 entry:\n%s", chl)
@@ -132,6 +143,13 @@ func TestRPM(t *testing.T) {
 	cr, err := os.ReadFile(filepath.Join(root, "/usr/share/licenses/audisp-enrich/copyright"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for name, src := range map[string]string{"LICENSE": "LICENSE", "MPL-2.0": "packaging/licenses/MPL-2.0"} {
+		got, _ := os.ReadFile(filepath.Join(root, "/usr/share/licenses/audisp-enrich", name))
+		want, _ := os.ReadFile(filepath.Join(pk.root, src))
+		if len(want) == 0 || string(got) != string(want) {
+			t.Errorf("/usr/share/licenses/audisp-enrich/%s in the rpm root differs from %s", name, src)
+		}
 	}
 	checkCopyright(t, pk.root, cr)
 	checkCopyrightModules(t, pk.root, builtModules(t, filepath.Join(pk.root, "build/installtest/audisp-enrich")))
