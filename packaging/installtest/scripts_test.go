@@ -130,7 +130,8 @@ echo OK
 // mount namespace (inNamespace) over the files the .deb unpacks, for the
 // cases the dpkg install of TestDeb does not meet: a conffile the admin
 // deleted (dpkg keeps the deletion; postinst must not fail on it) and one
-// replaced by a symlink (its target keeps its owner and mode).
+// replaced by a symlink (its target keeps its owner and mode); and purge
+// ("postrm purge") leaves nothing and prints nothing.
 func TestDebPostinst(t *testing.T) {
 	testsupport.SkipShort(t, "runs the deb maintainer scripts; root")
 	requireRoot(t)
@@ -148,6 +149,18 @@ func TestDebPostinst(t *testing.T) {
 		name:  "conffile deleted",
 		setup: unpacked + `rm /etc/audisp-enrich/config.toml`,
 		check: configured + `test ! -e /etc/audisp-enrich/config.toml || fail "config.toml made again"`,
+	}, {
+		// Purge removes everything and says nothing (deluser's notes, as
+		// "crontab not executed" without cron, are not errors).
+		name:  "purge",
+		setup: unpacked,
+		check: configured + `sh "$POSTRM" purge > "$DIR/purge.out" 2>&1 || fail "postrm purge failed: $(cat "$DIR/purge.out")"
+			test ! -s "$DIR/purge.out" || fail "postrm purge printed: $(cat "$DIR/purge.out")"
+			! getent passwd audisp-enrich >/dev/null || fail "user left"
+			! getent group audisp-enrich >/dev/null || fail "group left"
+			for p in /etc/audisp-enrich /var/lib/audisp-enrich /var/log/audisp-enrich /etc/audit/plugins.d/audisp-enrich.conf; do
+				test ! -e "$p" || fail "$p left"
+			done`,
 	}, {
 		name: "conffile a symlink",
 		setup: unpacked + `printf 'user = "root"\n' > "$DIR/target.toml"; chmod 0600 "$DIR/target.toml"
