@@ -51,3 +51,22 @@ func TestMakeHelpListsEveryTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPkgVersion: `make package` refuses a version the changelogs and
+// man pages do not carry (its first prerequisite, check-pkg-version), so a
+// package whose changelog and --version disagree with its metadata cannot
+// be built; the defaults pass.
+func TestCheckPkgVersion(t *testing.T) {
+	requireTool(t, "make", "make")
+	root := repoRoot(t)
+	run(t, "make", "-C", root, "--no-print-directory", "check-pkg-version")
+	for _, c := range []struct{ arg, want string }{
+		{"PKG_VERSION=0.1.1", "package 0.1.1-1: packaging/changelog starts at 0.1.0-1: add an entry for 0.1.1-1"},
+		{"PKG_RELEASE=2", "package 0.1.0-2: packaging/changelog starts at 0.1.0-1: add an entry for 0.1.0-2"},
+	} {
+		out, err := exec.Command("make", "-C", root, "--no-print-directory", "package", c.arg).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("make package %s: err %v, output lacks %q:\n%s", c.arg, err, c.want, out)
+		}
+	}
+}

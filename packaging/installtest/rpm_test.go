@@ -153,6 +153,9 @@ func TestRPM(t *testing.T) {
 	}
 	checkCopyright(t, pk.root, cr)
 	checkCopyrightModules(t, pk.root, builtModules(t, filepath.Join(pk.root, "build/installtest/audisp-enrich")))
+	if v := run(t, filepath.Join(root, binPath), "--version"); v != "audisp-enrich 0.1.0-1\n" {
+		t.Errorf("the packaged binary's --version says %q, want the package version 0.1.0-1", v)
+	}
 	if q := run(t, "rpm", "--root", root, "-q", pkgName); !strings.HasPrefix(q, "audisp-enrich-0.1.0-1") {
 		t.Errorf("rpm --root -q: %q", q)
 	}
