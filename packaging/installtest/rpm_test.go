@@ -34,6 +34,9 @@ func TestRPM(t *testing.T) {
 		"/var/lib/audisp-enrich":                                {"drwxr-x---", svc, svc},
 		"/var/log/audisp-enrich":                                {"drwxr-x---", svc, svc},
 		"/usr/share/audisp-enrich/plugins.d/audisp-enrich.conf": {"-rw-r--r--", "root", "root"},
+		"/usr/share/audisp-enrich":                              {"drwxr-xr-x", "root", "root"},
+		"/usr/share/audisp-enrich/plugins.d":                    {"drwxr-xr-x", "root", "root"},
+		"/usr/share/licenses/audisp-enrich":                     {"drwxr-xr-x", "root", "root"},
 		"/usr/share/man/man8/audisp-enrich.8.gz":                {"-rw-r--r--", "root", "root"},
 		"/usr/share/man/man5/audisp-enrich.conf.5.gz":           {"-rw-r--r--", "root", "root"},
 		"/usr/share/licenses/audisp-enrich/copyright":           {"-rw-r--r--", "root", "root"},
@@ -158,6 +161,16 @@ func TestRPM(t *testing.T) {
 	}
 	if q := run(t, "rpm", "--root", root, "-q", pkgName); !strings.HasPrefix(q, "audisp-enrich-0.1.0-1") {
 		t.Errorf("rpm --root -q: %q", q)
+	}
+	// Erase (without scripts, as the install) leaves nothing of the
+	// package: every directory it uses is one it owns.
+	if out, err := exec.Command("rpm", "--root", root, "-e", "--nodeps", "--noscripts", pkgName).CombinedOutput(); err != nil {
+		t.Fatalf("rpm --root %s -e: %v\n%s", root, err, out)
+	}
+	for p := range want {
+		if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+			t.Errorf("%s is left in the rpm root after rpm -e", p)
+		}
 	}
 	// The rpm payload has absolute names: nothing may have gone to /.
 	if _, err := os.Lstat("/usr/share/licenses/audisp-enrich"); err == nil {
