@@ -106,6 +106,8 @@ NFPM := build/tools/nfpm
 PKG_VERSION ?= 0.1.0
 PKG_RELEASE ?= 1
 PKG_STAGE := build/pkg
+# docs/ files the man pages cite, shipped gzipped in /usr/share/doc/audisp-enrich/ (packaging/nfpm.yaml)
+PKG_DOCS := fleet.md schema.md sigma.md
 DEB := dist/audisp-enrich_$(PKG_VERSION)_amd64.deb
 RPM := dist/audisp-enrich-$(PKG_VERSION)-$(PKG_RELEASE).x86_64.rpm
 
@@ -133,6 +135,7 @@ package: check-pkg-version build $(NFPM) ## build the .deb and .rpm into dist/ (
 	cp $(BIN) $(PKG_STAGE)/audisp-enrich
 	for m in audisp-enrich.8 audisp-enrich.conf.5; do gzip -9n < packaging/man/$$m > $(PKG_STAGE)/$$m.gz; done
 	gzip -9n < packaging/changelog > $(PKG_STAGE)/changelog.gz
+	for d in $(PKG_DOCS); do gzip -9n < docs/$$d > $(PKG_STAGE)/$$d.gz; done
 	for s in packaging/scripts/deb/* packaging/scripts/rpm/*; do \
 	  out=$(PKG_STAGE)/scripts/$${s#packaging/scripts/}; \
 	  awk '/^#include common.sh$$/ { while ((getline l < "packaging/scripts/common.sh") > 0) print l; next } { print }' $$s > $$out; \
