@@ -29,7 +29,8 @@ func TestScriptsPluginDir(t *testing.T) {
 		name, setup, check string
 	}{{
 		name:  "audit 2.x",
-		setup: `rm -rf /etc/audit/plugins.d; mkdir -p /etc/audisp/plugins.d`,
+		setup: `rm -rf /etc/audit/plugins.d; mkdir -p /etc/audisp/plugins.d
+			sed -i '/plugin_dir/d' /etc/audit/auditd.conf 2>/dev/null || true`,
 		check: `test -f /etc/audisp/plugins.d/audisp-enrich.conf || fail "not in /etc/audisp/plugins.d"
 			test ! -e /etc/audit/plugins.d || fail "/etc/audit/plugins.d created"
 			test "$(stat -c '%a %U %G' /etc/audisp/plugins.d/audisp-enrich.conf)" = "640 root root" || fail "mode/owner $(stat -c '%a %U %G' /etc/audisp/plugins.d/audisp-enrich.conf)"
@@ -61,6 +62,25 @@ func TestScriptsPluginDir(t *testing.T) {
 		check: `cmp /etc/audit/plugins.d/audisp-enrich.conf "$DIR/want" || fail "admin edits lost: $(cat /etc/audit/plugins.d/audisp-enrich.conf)"
 			test "$(stat -c '%a' /etc/audit/plugins.d/audisp-enrich.conf)" = 600 || fail "mode changed to $(stat -c '%a' /etc/audit/plugins.d/audisp-enrich.conf)"`,
 	}, {
+		// auditd.conf's plugin_dir is where auditd looks; a file in the
+		// default directory (an earlier install) is moved there.
+		name: "plugin_dir in auditd.conf",
+		setup: `mkdir -p /etc/audit/plugins.d /etc/audit/custom.d
+			sed -i '/plugin_dir/d' /etc/audit/auditd.conf 2>/dev/null || true
+			echo 'plugin_dir = /etc/audit/custom.d//' >> /etc/audit/auditd.conf
+			sed 's/^active = yes$/active = no/' "$TMPL" > /etc/audit/plugins.d/audisp-enrich.conf`,
+		check: `grep -qx 'active = no' /etc/audit/custom.d/audisp-enrich.conf || fail "not moved to plugin_dir"
+			test ! -e /etc/audit/plugins.d/audisp-enrich.conf || fail "left in /etc/audit/plugins.d"`,
+	}, {
+		// plugin_dir names the default directory with a trailing slash:
+		// the file there is the one in use, kept.
+		name: "plugin_dir with a slash",
+		setup: `mkdir -p /etc/audit/plugins.d
+			sed -i '/plugin_dir/d' /etc/audit/auditd.conf 2>/dev/null || true
+			echo 'plugin_dir = /etc/audit/plugins.d/' >> /etc/audit/auditd.conf
+			sed 's/^active = yes$/active = no/' "$TMPL" > /etc/audit/plugins.d/audisp-enrich.conf`,
+		check: `grep -qx 'active = no' /etc/audit/plugins.d/audisp-enrich.conf || fail "file lost or rewritten"`,
+	}, {
 		name:  "no audit directory",
 		setup: `rm -rf /etc/audit/plugins.d /etc/audisp`,
 		check: `test "$(stat -c '%a' /etc/audit/plugins.d)" = 750 || fail "plugins.d not created 0750"
@@ -73,7 +93,8 @@ sh "$POST" 1
 `+c.check+`
 sh "$PREUN" 0
 test ! -e /etc/audit/plugins.d/audisp-enrich.conf || fail "preun left /etc/audit/plugins.d/audisp-enrich.conf"
-test ! -e /etc/audisp/plugins.d/audisp-enrich.conf || fail "preun left /etc/audisp/plugins.d/audisp-enrich.conf"`)
+test ! -e /etc/audisp/plugins.d/audisp-enrich.conf || fail "preun left /etc/audisp/plugins.d/audisp-enrich.conf"
+test ! -e /etc/audit/custom.d/audisp-enrich.conf || fail "preun left /etc/audit/custom.d/audisp-enrich.conf"`)
 		})
 	}
 	if _, err := os.Lstat(pluginConf2); err == nil {
