@@ -108,7 +108,7 @@ PKG_RELEASE ?= 1
 PKG_STAGE := build/pkg
 # docs/ files the man pages cite, shipped gzipped in /usr/share/doc/audisp-enrich/ (packaging/nfpm.yaml)
 PKG_DOCS := fleet.md schema.md sigma.md
-DEB := dist/audisp-enrich_$(PKG_VERSION)_amd64.deb
+DEB := dist/audisp-enrich_$(PKG_VERSION)-$(PKG_RELEASE)_amd64.deb
 RPM := dist/audisp-enrich-$(PKG_VERSION)-$(PKG_RELEASE).x86_64.rpm
 
 .PHONY: package lint-packages check-pkg-version
