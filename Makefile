@@ -142,11 +142,12 @@ package: check-pkg-version build $(NFPM) ## build the .deb and .rpm into dist/ (
 	  sh -n $$out; chmod 0755 $$out; \
 	done
 	grep -v -e '^license:' -e '^changelog:' packaging/nfpm.yaml > $(PKG_STAGE)/nfpm-deb.yaml
+	awk '{ print } /^description: \|-$$/ { getline }' packaging/nfpm.yaml > $(PKG_STAGE)/nfpm-rpm.yaml
 	rm -f $(DEB) $(RPM)
 	PKG_VERSION=$(PKG_VERSION) PKG_RELEASE=$(PKG_RELEASE) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) \
 	  $(NFPM) package --config $(PKG_STAGE)/nfpm-deb.yaml --packager deb --target $(DEB)
 	PKG_VERSION=$(PKG_VERSION) PKG_RELEASE=$(PKG_RELEASE) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) \
-	  $(NFPM) package --config packaging/nfpm.yaml --packager rpm --target $(RPM)
+	  $(NFPM) package --config $(PKG_STAGE)/nfpm-rpm.yaml --packager rpm --target $(RPM)
 
 lint-packages: package ## lintian and rpmlint on the packages (fail on any lintian error/warning, rpmlint error)
 	lintian --fail-on error,warning --display-info $(DEB)

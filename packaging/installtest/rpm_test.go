@@ -85,6 +85,14 @@ func TestRPM(t *testing.T) {
 			t.Errorf("rpm --licensefiles %v lacks %s", lf, l)
 		}
 	}
+	// %description: prose after the Summary, not the deb's synopsis line
+	// and " ." paragraph separators.
+	desc := run(t, "rpm", "-qp", "--qf", "%{DESCRIPTION}", pk.rpm)
+	summary := run(t, "rpm", "-qp", "--qf", "%{SUMMARY}", pk.rpm)
+	if !strings.HasPrefix(desc, "audisp-enrich is an auditd dispatcher") || strings.Contains(desc, summary) ||
+		slices.Contains(strings.Split(desc, "\n"), ".") || !strings.Contains(desc, "\n\nThe package installs") {
+		t.Errorf("rpm %%description (Summary %q):\n%s", summary, desc)
+	}
 	if chl := run(t, "rpm", "-qp", "--changelog", pk.rpm); !strings.Contains(chl, "- 0.1.0-1\n") {
 		t.Errorf("rpm changelog lacks the 0.1.0-1 entry:\n%s", chl)
 	}
