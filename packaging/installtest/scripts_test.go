@@ -13,22 +13,22 @@ import (
 
 // TestScriptsPluginDir runs the built rpm %post and %preun (the deb
 // scripts share their plugins.d code, scripts/common.sh) in a private
-// mount namespace whose /etc and /usr/share are overlays, so that the
-// audit 2.x layout (/etc/audisp/plugins.d only) and an audit 2.x → 3.x
-// leftover can be set up without touching the machine; an existing file
-// (the admin's) is kept as it is, and a 2.x leftover is moved as it is. No auditd may run
-// meanwhile: the shared auditd lock is held.
+// mount namespace with overlays (inNamespace), so that every layout can be
+// set up without touching the machine: audit 2.x (/etc/audisp/plugins.d
+// only), a 2.x leftover under audit 3.x (moved as it is, active = no
+// included), an existing file (the admin's: kept as it is), auditd.conf's
+// plugin_dir, and no directory at all. No auditd may run meanwhile: the
+// shared auditd lock is held.
 func TestScriptsPluginDir(t *testing.T) {
 	testsupport.SkipShort(t, "runs the maintainer scripts against a real auditd; root")
 	requireRoot(t)
-	requireTool(t, "unshare", "util-linux")
 	pk := buildPackages(t)
 	lockNoAuditd(t)
 
 	cases := []struct {
 		name, setup, check string
 	}{{
-		name:  "audit 2.x",
+		name: "audit 2.x",
 		setup: `rm -rf /etc/audit/plugins.d; mkdir -p /etc/audisp/plugins.d
 			sed -i '/plugin_dir/d' /etc/audit/auditd.conf 2>/dev/null || true`,
 		check: `test -f /etc/audisp/plugins.d/audisp-enrich.conf || fail "not in /etc/audisp/plugins.d"
