@@ -113,7 +113,7 @@ func lockNoAuditd(t *testing.T) {
 }
 
 // inNamespace runs body with sh in a private mount namespace whose /etc,
-// /usr/share, /usr/sbin, /var/lib and /var/log are overlays on the machine's (what
+// /usr and /var are overlays on the machine's (what
 // the scripts write goes to a temporary directory, $DIR), with the
 // plugins.d template installed, and fails the test unless it ends well.
 // body sees $TMPL (the template) and the built maintainer scripts as
@@ -126,7 +126,7 @@ func inNamespace(t *testing.T, pk packages, body string) {
 	script := `set -e
 fail() { echo "FAIL: $*"; exit 1; }
 mount --make-rprivate /
-for d in etc usr/share usr/sbin var/lib var/log; do
+for d in etc usr var; do
 	mkdir -p "$DIR/$d/u" "$DIR/$d/w"
 	mount -t overlay overlay -o "lowerdir=/$d,upperdir=$DIR/$d/u,workdir=$DIR/$d/w" "/$d"
 done
@@ -216,4 +216,38 @@ env -i /usr/sbin/audisp-enrich --config /etc/audisp-enrich/config.toml < "`+file
 	fail "plugin: exit $?: $(cat "$DIR/err")"
 grep -q 'dropped privileges.*user=audisp-enrich' "$DIR/err" || fail "no privilege drop: $(cat "$DIR/err")"
 test "$(grep -c '"@timestamp"' "$DIR/out")" -gt 10 || fail "few events: $(head -c 300 "$DIR/out")"`)
+}
+
+// TestDebUpgradeInNamespace installs, upgrades and purges the .deb with
+// the real dpkg in a private mount namespace (inNamespace: dpkg's
+// database and every file it writes land in the overlays), for what the
+// host install of TestDeb does not meet: an upgrade keeps every admin
+// edit of the plugins.d file, and a conffile the admin deleted stays
+// deleted while the upgrade succeeds; purge is silent and complete.
+func TestDebUpgradeInNamespace(t *testing.T) {
+	testsupport.SkipShort(t, "installs the .deb with dpkg in a mount namespace; root")
+	requireRoot(t)
+	requireTool(t, "dpkg", "dpkg")
+	pk := buildPackages(t)
+	lockNoAuditd(t)
+	inNamespace(t, pk, `DEB="`+pk.deb+`"
+P=/etc/audit/plugins.d/audisp-enrich.conf
+dpkg -i "$DEB" > "$DIR/dpkg.out" 2>&1 || fail "dpkg -i: $(cat "$DIR/dpkg.out")"
+sed -i -e 's/^format = string$/format = binary/' -e 's/^active = yes$/active = no/' "$P"
+echo '# admin' >> "$P"; chmod 0600 "$P"; cp -p "$P" "$DIR/want"
+rm /etc/audisp-enrich/config.toml
+dpkg -i "$DEB" > "$DIR/dpkg.out" 2>&1 || fail "upgrade: $(cat "$DIR/dpkg.out")"
+dpkg-query -W -f '${db:Status-Abbrev}' audisp-enrich | grep -qx 'ii ' || fail "not installed after the upgrade: $(dpkg-query -W -f '${db:Status-Abbrev}' audisp-enrich)"
+cmp "$P" "$DIR/want" || fail "the upgrade changed the plugins.d file: $(cat "$P")"
+test "$(stat -c %a "$P")" = 600 || fail "the upgrade changed its mode to $(stat -c %a "$P")"
+test ! -e /etc/audisp-enrich/config.toml || fail "the deleted conffile came back"
+dpkg --purge audisp-enrich > "$DIR/purge.out" 2>&1 || fail "purge: $(cat "$DIR/purge.out")"
+grep -v -e '^(Reading database' -e '^Removing audisp-enrich' -e '^Purging configuration files' -e '^Processing triggers' "$DIR/purge.out" && fail "purge said more"
+! getent passwd audisp-enrich > /dev/null || fail "user left"
+for p in /etc/audisp-enrich /var/lib/audisp-enrich /var/log/audisp-enrich "$P" /usr/sbin/audisp-enrich; do
+	test ! -e "$p" || fail "$p left"
+done`)
+	if installed() {
+		t.Errorf("dpkg on the machine knows %s after the namespaced run", pkgName)
+	}
 }
