@@ -31,13 +31,28 @@ const headerSize = 16
 // InputError is a line or frame the reader could not use. It goes to the
 // parse-error log with its raw bytes; the stream stays in sync.
 type InputError struct {
-	Reason string // too_long, nul_byte, invalid_utf8, bad_frame
+	Reason string // too_long, nul_byte, invalid_utf8, no_newline, crlf, bad_frame, queue_full
 	Raw    []byte // a bounded copy of the offending bytes
-	Offset int64  // byte offset in the stream
+	Offset int64  // byte offset in the stream where the line or frame starts (bad_frame, queue_full: where the reader was)
 }
 
 func (e *InputError) Error() string {
 	return fmt.Sprintf("input at byte %d: %s", e.Offset, e.Reason)
+}
+
+// FormatMismatchError is a stream whose first bytes are in the other
+// plugins.d format than the reader's framing: text lines read as binary
+// frames, or a binary frame header read as text. Nothing of such a stream
+// could be decoded, so the reader stops at once with this error instead of
+// rejecting every record.
+type FormatMismatchError struct {
+	Framing string // the reader's framing ([input] format)
+	Stream  string // what the stream holds: "string" or "binary"
+}
+
+func (e *FormatMismatchError) Error() string {
+	return fmt.Sprintf("input format mismatch: [input] format is %q but the stream is in %s format "+
+		"(the plugins.d file says format = %s); set the same format in both", e.Framing, e.Stream, e.Stream)
 }
 
 // Reader reads auditd's plugin stream and hands out lines in batches.
@@ -83,7 +98,7 @@ func NewInputStats(reg *metrics.Registry) *InputStats {
 		Unprocessed: reg.Counter("audisp_enrich_input_unprocessed_records_total", "", "Records still queued for the pipeline at shutdown, never processed."),
 		Errors:      map[string]*metrics.Counter{},
 	}
-	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "bad_frame"} {
+	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "no_newline", "crlf", "bad_frame", "format_mismatch"} {
 		s.Errors[r] = reg.Counter("audisp_enrich_input_errors_total", `reason="`+r+`"`, "Input lines or frames with problems, by reason.")
 	}
 	return s
@@ -172,7 +187,9 @@ func coalesceWait(delay time.Duration, n int, dt time.Duration, half int) time.D
 func (rd *Reader) Framing() string { return rd.framing }
 
 // Run reads until EOF or a read error and sends batches of lines to out
-// without ever blocking on it (plugin mode). It returns nil at EOF.
+// without ever blocking on it (plugin mode). It returns nil at EOF, and a
+// *FormatMismatchError (counted as format_mismatch) before reading on when
+// the stream's first bytes are in the other format.
 func (rd *Reader) Run(out chan<- []string) error { return rd.run(out, false) }
 
 // RunBlocking is Run for replay: it waits for room in out instead of
@@ -180,6 +197,9 @@ func (rd *Reader) Run(out chan<- []string) error { return rd.run(out, false) }
 func (rd *Reader) RunBlocking(out chan<- []string) error { return rd.run(out, true) }
 
 func (rd *Reader) run(out chan<- []string, block bool) error {
+	if err := rd.checkFormat(); err != nil {
+		return err
+	}
 	batch := make([]string, 0, 256)
 	flush := func() {
 		if len(batch) == 0 {
@@ -222,6 +242,26 @@ func (rd *Reader) run(out chan<- []string, block bool) error {
 	}
 }
 
+// checkFormat tells a stream in the other format apart from the first
+// bytes: string-format records begin "type=" or "node=", which is never a
+// valid binary header; a valid binary header begins with 3 NUL bytes,
+// which no text line does. Anything else is left to the framing's own
+// error handling.
+func (rd *Reader) checkFormat() error {
+	b, _ := rd.r.Peek(headerSize)
+	var stream string
+	switch {
+	case rd.framing == FramingString && len(b) == headerSize && parseHeader(b).valid():
+		stream = "binary"
+	case rd.framing != FramingString && (bytes.HasPrefix(b, []byte("type=")) || bytes.HasPrefix(b, []byte("node="))):
+		stream = "string"
+	default:
+		return nil
+	}
+	rd.stats.Errors["format_mismatch"].Inc()
+	return &FormatMismatchError{Framing: rd.framing, Stream: stream}
+}
+
 // next returns the next line ("" with nil error when a line was rejected).
 func (rd *Reader) next() (string, error) {
 	if rd.framing == FramingString {
@@ -246,25 +286,45 @@ func (rd *Reader) nextString() (string, error) {
 		rd.onError(&InputError{Reason: "too_long", Raw: head, Offset: rd.offset - n})
 		return "", err
 	}
+	start := rd.offset // where the line starts: every report gives it
 	rd.offset += int64(len(b))
 	rd.stats.Bytes.Add(uint64(len(b)))
 	if len(b) > 0 && b[len(b)-1] == '\n' {
 		b = b[:len(b)-1]
+		if len(b) > 0 && b[len(b)-1] == '\r' {
+			// A CRLF line end (a log that went through a Windows tool or
+			// a SIEM export; auditd writes none): the \r would end the
+			// last value. It is dropped, and the line flagged.
+			b = b[:len(b)-1]
+			rd.flag("crlf", b, start)
+		}
+	} else if len(b) > 0 {
+		// The input ended inside a line: auditd stopped mid-write, or a
+		// log is still being written. The line may be whole but for its
+		// newline, so it is flagged and still parsed (the parser rejects
+		// it as truncated when it ends inside a quoted value).
+		rd.flag("no_newline", b, start)
 	}
 	if len(b) == 0 {
 		return "", err
 	}
-	return rd.keep(b), err
+	return rd.keep(b, start), err
+}
+
+// flag counts and reports a line that is still handed on, with a bounded
+// copy of it; off is where the line starts in the stream.
+func (rd *Reader) flag(reason string, b []byte, off int64) {
+	rd.stats.Errors[reason].Inc()
+	rd.onError(&InputError{Reason: reason, Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: off})
 }
 
 // keep copies b into the chunk slab, checks it, and returns it as a string.
-func (rd *Reader) keep(b []byte) string {
+// off is where b's line or frame starts in the stream, for the reports.
+func (rd *Reader) keep(b []byte, off int64) string {
 	if bytes.IndexByte(b, 0) >= 0 {
-		rd.stats.Errors["nul_byte"].Inc()
-		rd.onError(&InputError{Reason: "nul_byte", Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: rd.offset})
+		rd.flag("nul_byte", b, off)
 	} else if !utf8.Valid(b) {
-		rd.stats.Errors["invalid_utf8"].Inc()
-		rd.onError(&InputError{Reason: "invalid_utf8", Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: rd.offset})
+		rd.flag("invalid_utf8", b, off)
 	}
 	rd.stats.Lines.Inc()
 	if cap(rd.chunk)-len(rd.chunk) < len(b) {
@@ -294,7 +354,7 @@ func (rd *Reader) nextFrame() (string, error) {
 	if err != nil {
 		if len(hb) > 0 && errors.Is(err, io.EOF) {
 			rd.badFrame(hb, "truncated header")
-			_, _ = rd.r.Discard(len(hb))
+			rd.skip(len(hb))
 		}
 		return "", err
 	}
@@ -306,20 +366,20 @@ func (rd *Reader) nextFrame() (string, error) {
 			rd.badFrame(hb, "invalid header")
 			rd.resync = true
 		}
-		_, _ = rd.r.Discard(1)
-		rd.offset++
+		rd.skip(1)
 		return "", nil
 	}
 	rd.resync = false
-	_, _ = rd.r.Discard(headerSize)
-	rd.offset += headerSize
+	start := rd.offset
+	rd.skip(headerSize)
 	payload := make([]byte, h.size)
-	if _, err := io.ReadFull(rd.r, payload); err != nil {
-		rd.badFrame(payload, "truncated payload")
+	n, err := io.ReadFull(rd.r, payload)
+	rd.offset += int64(n)
+	rd.stats.Bytes.Add(uint64(n))
+	if err != nil {
+		rd.badFrame(payload[:n], "truncated payload")
 		return "", io.EOF
 	}
-	rd.offset += int64(h.size)
-	rd.stats.Bytes.Add(uint64(headerSize) + uint64(h.size))
 	if err := rd.skipPadding(h); err != nil && !errors.Is(err, io.EOF) {
 		return "", err
 	}
@@ -327,25 +387,45 @@ func (rd *Reader) nextFrame() (string, error) {
 	if len(line) == 0 {
 		return "", nil
 	}
-	return rd.keep(line), nil
+	return rd.keep(line, start), nil
+}
+
+// skip discards n buffered bytes, counted as read.
+func (rd *Reader) skip(n int) {
+	n, _ = rd.r.Discard(n)
+	rd.offset += int64(n)
+	rd.stats.Bytes.Add(uint64(n))
 }
 
 // skipPadding settles auto-detection and skips the unused part of a fixed
-// 8970-byte data area.
+// 8970-byte data area. Auto-detection decides on the bytes after the
+// first frame shorter than 8970: a header right there means exact frames;
+// a header right after the rest of an 8970-byte data area, or no header
+// anywhere in it before the input ends, means fixed ones (the unused
+// area holds zeros or old text, never a header). A header elsewhere is an
+// exact stream with bytes between frames (a short or desynchronised
+// write, which auditd <= 4.1.x could make): a bad frame, and the reader
+// resynchronises on that header; detection waits for a later frame.
 func (rd *Reader) skipPadding(h header) error {
 	pad := maxAuditMessage - int(h.size)
-	if rd.framing == FramingBinaryAuto {
+	if rd.framing == FramingBinaryAuto && pad > 0 {
+		// A full data area (pad 0) tells the layouts apart no better
+		// than a header does: decide on a later, shorter frame.
 		next, err := rd.r.Peek(headerSize)
 		switch {
-		case pad == 0:
-			// A full data area tells the layouts apart no better than a
-			// header does: decide on a later, shorter frame.
 		case len(next) == headerSize && parseHeader(next).valid():
 			rd.framing = FramingBinaryExact
-		case pad > 0 && len(next) > 0:
-			rd.framing = FramingBinaryFixed
-		case err != nil:
+		case len(next) == 0:
 			return err
+		default:
+			area, _ := rd.r.Peek(pad + headerSize) // less only at the end of the input
+			if len(area) == pad+headerSize && parseHeader(area[pad:]).valid() || !headerIn(area) {
+				rd.framing = FramingBinaryFixed
+			} else {
+				rd.badFrame(next, "neither a frame header nor a padded 8970-byte data area after a frame")
+				rd.resync = true // the resynchronisation that follows is this episode
+				return nil
+			}
 		}
 	}
 	if rd.framing == FramingBinaryFixed && pad > 0 {
@@ -355,6 +435,16 @@ func (rd *Reader) skipPadding(h header) error {
 		return err
 	}
 	return nil
+}
+
+// headerIn reports whether a valid frame header starts anywhere in b.
+func headerIn(b []byte) bool {
+	for i := 0; i+headerSize <= len(b); i++ {
+		if parseHeader(b[i:]).valid() {
+			return true
+		}
+	}
+	return false
 }
 
 // frameLine turns a frame into a string-format line the way auditd's
