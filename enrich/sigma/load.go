@@ -56,6 +56,9 @@ type Set struct {
 	Loaded, Skipped map[string]int
 	// Problems lists the rules not loaded, in file order.
 	Problems []Problem
+	// Warnings lists what loaded but deserves a look (a configured
+	// directory without rule files).
+	Warnings []string
 	stamp    string // the rule files as loaded (see stamp)
 }
 
@@ -83,11 +86,14 @@ func Load(paths []string) (*Set, error) {
 // loaded from it (hot reload).
 func loadWith(paths []string, prev *Set) (*Set, error) {
 	st := stamp(paths)
-	files, err := ruleFiles(paths)
+	files, empty, err := ruleFiles(paths)
 	if err != nil {
 		return nil, err
 	}
 	s := &Set{files: map[string]*fileRules{}, Loaded: map[string]int{}, Skipped: map[string]int{}, stamp: st}
+	for _, d := range empty {
+		s.Warnings = append(s.Warnings, d+": no rule file (*.yml, *.yaml) in this directory")
+	}
 	ids := map[string]*Rule{}
 	for _, f := range files {
 		fr := loadFile(f)
@@ -128,42 +134,77 @@ func (s *Set) index() {
 	shareLiterals(s.idx[kindAuditd], s.idx[kindProcess])
 }
 
-// ruleFiles expands paths into rule files.
-func ruleFiles(paths []string) ([]string, error) {
-	var out []string
-	for _, p := range paths {
-		st, err := os.Stat(p)
+// ruleFiles expands paths into rule files, each once: a configured path
+// is resolved (EvalSymlinks) before a directory is walked, so that a link
+// to a rule directory is followed, and a file reached twice (overlapping
+// paths, or links to one file) is kept once, under the first name it was
+// reached by. Entries whose name starts with ".." are skipped: Kubernetes
+// mounts a ConfigMap as links name -> ..data/name, with ..data linking to
+// a ..<timestamp> directory, so only the links are rule files. Links
+// inside a walked directory are read as files, never followed as
+// directories. empty lists the configured directories that hold no rule
+// file.
+func ruleFiles(paths []string) (out, empty []string, err error) {
+	seen := map[string]bool{} // real paths
+	add := func(name string) {
+		real, err := filepath.EvalSymlinks(name)
 		if err != nil {
-			return nil, fmt.Errorf("sigma: rules: %w", err)
+			real = name // a dangling link: loading it reports why
+		}
+		if !seen[real] {
+			seen[real] = true
+			out = append(out, name)
+		}
+	}
+	for _, p := range paths {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sigma: rules: %w", err)
+		}
+		st, err := os.Stat(real)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sigma: rules: %w", err)
 		}
 		if !st.IsDir() {
-			out = append(out, p)
+			add(p)
 			continue
 		}
 		var found []string
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		err = filepath.WalkDir(real, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
+			if path != real && strings.HasPrefix(d.Name(), "..") {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
 			if !d.IsDir() && (strings.HasSuffix(path, ".yml") || strings.HasSuffix(path, ".yaml")) {
-				found = append(found, path)
+				rel, _ := filepath.Rel(real, path) // path is under real
+				found = append(found, filepath.Join(p, rel))
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("sigma: rules: %w", err)
+			return nil, nil, fmt.Errorf("sigma: rules: %w", err)
+		}
+		if len(found) == 0 {
+			empty = append(empty, p)
 		}
 		slices.Sort(found)
-		out = append(out, found...)
+		for _, f := range found {
+			add(f)
+		}
 	}
-	return slices.Compact(out), nil
+	return out, empty, nil
 }
 
 // stamp describes the rule files under paths (name, size, mtime, inode),
 // so that a change shows as a different stamp. It is taken before the
 // files are read: a change during a load shows at the next comparison.
 func stamp(paths []string) string {
-	files, err := ruleFiles(paths)
+	files, _, err := ruleFiles(paths)
 	if err != nil {
 		return "error: " + err.Error()
 	}

@@ -166,6 +166,9 @@ func (e *Enricher) install(s *Set) {
 	for _, p := range s.Problems {
 		e.log.Warn("sigma: rule skipped", "file", p.File, "line", p.Line, "unsupported", p.Unsupported, "reason", p.Reason)
 	}
+	for _, w := range s.Warnings {
+		e.log.Warn("sigma: " + w)
+	}
 	e.skipped.Add(uint64(len(s.Problems)))
 	e.log.Info("sigma: rules loaded", "loaded", fmt.Sprint(s.Loaded), "skipped", fmt.Sprint(s.Skipped))
 	e.set.Store(s)
