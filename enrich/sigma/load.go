@@ -83,7 +83,7 @@ func Load(paths []string) (*Set, error) {
 }
 
 // loadWith is Load that keeps, for every broken file, the rules prev
-// loaded from it (hot reload).
+// loaded from it that do not load now (hot reload, see keepPrevious).
 func loadWith(paths []string, prev *Set) (*Set, error) {
 	st := stamp(paths)
 	files, empty, err := ruleFiles(paths)
@@ -99,7 +99,7 @@ func loadWith(paths []string, prev *Set) (*Set, error) {
 		fr := loadFile(f)
 		if fr.broken && prev != nil {
 			if old, ok := prev.files[f]; ok {
-				fr.rules = old.rules
+				fr.rules = keepPrevious(fr.rules, old.rules)
 			}
 		}
 		kept := fr.rules[:0:0]
@@ -124,6 +124,32 @@ func loadWith(paths []string, prev *Set) (*Set, error) {
 	}
 	s.index()
 	return s, nil
+}
+
+// keepPrevious returns the rules of a broken file: those that load now,
+// plus the previous version of each rule that does not (by id), in the
+// previous order, then the new ones. So an edit of a rule that loads is
+// applied at once even while another document of the file stays broken;
+// a rule removed from a broken file stays until the file loads whole.
+func keepPrevious(now, prev []*Rule) []*Rule {
+	byID := make(map[string]*Rule, len(now))
+	for _, r := range now {
+		byID[r.ID] = r
+	}
+	out := make([]*Rule, 0, len(now)+len(prev))
+	for _, r := range prev {
+		if n, ok := byID[r.ID]; ok {
+			r = n
+			delete(byID, r.ID)
+		}
+		out = append(out, r)
+	}
+	for _, r := range now {
+		if byID[r.ID] == r {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // index builds the indexes of s.byKind.
@@ -276,6 +302,9 @@ func parseRules(name string, data []byte) ([]*Rule, []Problem) {
 			problems = append(problems, Problem{File: name, Line: yamlLine(err), Logsource: "none", Reason: err.Error()})
 			break
 		}
+		if emptyDoc(&doc) {
+			continue // a trailing "---", or a document of comments
+		}
 		r, ls, err := compileRule(name, &doc)
 		if err != nil {
 			p := Problem{File: name, Line: doc.Line, Logsource: ls, Unsupported: isUnsupported(err), Reason: err.Error()}
@@ -289,6 +318,15 @@ func parseRules(name string, data []byte) ([]*Rule, []Problem) {
 		rules = append(rules, r)
 	}
 	return rules, problems
+}
+
+// emptyDoc tells whether doc holds nothing (or only null).
+func emptyDoc(doc *yaml.Node) bool {
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	return doc.Kind == 0 || doc.Kind == yaml.DocumentNode && len(doc.Content) == 0 ||
+		doc.Kind == yaml.ScalarNode && doc.Tag == "!!null"
 }
 
 // yamlLine extracts the line number of a yaml.v3 syntax error ("yaml:
