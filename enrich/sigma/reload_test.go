@@ -163,3 +163,33 @@ func TestBrokenFileEdits(t *testing.T) {
 		}
 	}
 }
+
+// TestRuleWithoutID: a rule without id (optional in the specification)
+// loads under an id derived from its file name and title, which a reload
+// keeps and which differs for the same title in another file; it matches
+// and its techniques carry that id.
+func TestRuleWithoutID(t *testing.T) {
+	noID := strings.Replace(rule("x", "process_creation", "    sel:\n        Image|endswith: /curl\n    condition: sel\n"), "id: x\n", "", 1)
+	dir := ruleDir(t, noID, noID)
+	e, err := New(Config{Rules: []string{dir}}, quietLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := ruleIDs(e.Set())
+	if len(ids) != 2 || len(e.Set().Problems) > 0 || ids[0] == ids[1] || !strings.HasPrefix(ids[0], "noid-") || len(ids[0]) != len("noid-")+16 {
+		t.Fatalf("ids %v, problems %v", ids, e.Set().Problems)
+	}
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if again := ruleIDs(e.Set()); !slices.Equal(again, ids) {
+		t.Errorf("ids after a reload %v, before %v", again, ids)
+	}
+	ev := eventOf(t, execCurl)
+	if got := matched(t, e, ev); !slices.Equal(got, ids) {
+		t.Errorf("matched %v, want %v", got, ids)
+	}
+	if len(ev.Techniques) == 0 || ev.Techniques[0].Source != "sigma:"+ids[0] {
+		t.Errorf("techniques %+v", ev.Techniques)
+	}
+}

@@ -1,6 +1,8 @@
 package sigma
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -181,7 +183,7 @@ func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
 		return nil, lsName, errAt(doc, "no title")
 	}
 	if r.ID == "" {
-		return nil, lsName, errAt(doc, "no id")
+		r.ID = derivedID(file, r.Title)
 	}
 	r.Author = scalar(mapGet(doc, "author"))
 	if lv := mapGet(doc, "level"); lv != nil {
@@ -228,6 +230,15 @@ func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
 		}
 	}
 	return r, lsName, nil
+}
+
+// derivedID is the id of a rule without one (the specification makes id
+// optional): "noid-" and the first 16 hex digits of the SHA-256 of the
+// file name, a NUL and the title. It stays the same across reloads and
+// edits of the detection; renaming the file or the title changes it.
+func derivedID(file, title string) string {
+	sum := sha256.Sum256([]byte(file + "\x00" + title))
+	return "noid-" + hex.EncodeToString(sum[:8])
 }
 
 // compileDetection compiles the search identifiers and the condition.
