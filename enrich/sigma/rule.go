@@ -366,7 +366,7 @@ func (r *Rule) compileKeywords(n *yaml.Node) (*keywords, error) {
 	if err != nil {
 		return nil, &ruleError{line: list.Line, err: err}
 	}
-	if m.all && len(vals) > 64 {
+	if m.all && numValues(vals) > 64 {
 		return nil, unsupportedAt(list, "more than 64 keywords with all")
 	}
 	return &keywords{vals: vals, all: m.all}, nil

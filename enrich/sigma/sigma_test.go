@@ -195,3 +195,37 @@ func TestHitOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestExpandedValuesWithAll: with all, a value that windash or
+// base64offset expands into variants matches when one variant does, and
+// every value of the rule must match (pySigma's grouping); before, every
+// variant of every value had to match, which never happens.
+func TestExpandedValuesWithAll(t *testing.T) {
+	exec := func(args string) *audit.Event {
+		ev := eventOf(t, `type=SYSCALL msg=audit(1795618621.100:9): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=2 auid=0 uid=0 euid=0 comm="x" exe="/usr/bin/x" key=(null)
+type=EXECVE msg=audit(1795618621.100:9): `+args)
+		ev.Summary = audit.SummaryOf(ev)
+		return ev
+	}
+	e := newTestEnricher(t,
+		rule("w1", "process_creation", "    sel:\n        CommandLine|windash|contains|all: [' -i ', 'LANG']\n    condition: sel\n"),
+		rule("w2", "process_creation", "    sel:\n        CommandLine|windash|contains|all: [' -i ', 'NOPE']\n    condition: sel\n"),
+		rule("b1", "process_creation", "    sel:\n        CommandLine|base64offset|contains|all: [hello, world]\n    condition: sel\n"),
+		rule("b2", "process_creation", "    sel:\n        CommandLine|base64offset|contains|all: [hello, nope]\n    condition: sel\n"),
+		rule("k1", "auditd", "    sel:\n        type: EXECVE\n    kw:\n        '|base64offset|all': [hello, world]\n    condition: sel and kw\n"),
+		rule("k2", "auditd", "    sel:\n        type: EXECVE\n    kw:\n        '|base64offset|all': [hello, nope]\n    condition: sel and kw\n"),
+	)
+	for _, c := range []struct {
+		args string
+		want []string
+	}{
+		{`argc=4 a0="./envrun" a1="-i" a2="LANG=C.UTF-8" a3="sh"`, []string{"w1"}},
+		{`argc=4 a0="./envrun" a1="/i" a2="LANG=C.UTF-8" a3="sh"`, []string{"w1"}},
+		{`argc=3 a0="bash" a1="-c" a2="echo aGVsbG8gd29ybGQ= | base64 -d"`, []string{"b1", "k1"}},
+		{`argc=3 a0="bash" a1="-c" a2="echo aGVsbG8gbW9vbg== | base64 -d"`, nil},
+	} {
+		if got := matched(t, e, exec(c.args)); !slices.Equal(slices.Sorted(slices.Values(got)), c.want) {
+			t.Errorf("%s: matched %v, want %v", c.args, got, c.want)
+		}
+	}
+}
