@@ -458,8 +458,28 @@ func (r *Rule) compileMap(n *yaml.Node) (fieldMap, error) {
 	fm := fieldMap{conds: conds}
 	if r.kind == kindAuditd {
 		fm.takeTypes()
+		fm.hexArgs()
 	}
 	return fm, nil
+}
+
+// hexArgs makes the numeric comparisons (lt, lte, gt, gte) on a0 to a3
+// read the field as hexadecimal, as SYSCALL records write a syscall's
+// arguments, unless the map's records are EXECVE only (whose aN are the
+// command's arguments as written).
+func (m *fieldMap) hexArgs() {
+	if len(m.types) > 0 && !slices.ContainsFunc(m.types, func(t uint16) bool { return t != audit.TypeNumber("EXECVE") }) {
+		return
+	}
+	for i := range m.conds {
+		c := &m.conds[i]
+		if len(c.name) != 2 || c.name[0] != 'a' || c.name[1] < '0' || c.name[1] > '3' {
+			continue
+		}
+		for j := range c.vals {
+			c.vals[j].hex = c.vals[j].op >= opLT
+		}
+	}
 }
 
 // takeTypes moves a type key of plain, known record type names into

@@ -229,3 +229,21 @@ type=EXECVE msg=audit(1795618621.100:9): `+args)
 		}
 	}
 }
+
+// TestNumericHexArgs: lt/lte/gt/gte on a0 to a3 read SYSCALL's arguments
+// as the hexadecimal numbers audit writes (a2=80241 is 524865, a3=1a4 is
+// 420); in a map of EXECVE records they stay decimal.
+func TestNumericHexArgs(t *testing.T) {
+	ev := eventOf(t, `type=SYSCALL msg=audit(1795618621.100:11): arch=c000003e syscall=257 success=yes exit=3 a0=ffffff9c a1=55d1 a2=80241 a3=1a4 items=2 ppid=1 pid=2 auid=0 uid=0 euid=0 comm="x" exe="/usr/bin/x" key=(null) @SYSCALL=openat
+type=EXECVE msg=audit(1795618621.100:11): argc=2 a0="sleep" a1="10"`)
+	e := newTestEnricher(t,
+		rule("n1", "auditd", "    sel:\n        SYSCALL: openat\n        a2|gte: 524288\n    condition: sel\n"),
+		rule("n2", "auditd", "    sel:\n        type: SYSCALL\n        a3|gt: 400\n    condition: sel\n"),
+		rule("n3", "auditd", "    sel:\n        type: SYSCALL\n        a3|gt: 500\n    condition: sel\n"),
+		rule("n4", "auditd", "    sel:\n        type: EXECVE\n        a1|lt: 12\n    condition: sel\n"),
+		rule("n5", "auditd", "    sel:\n        exit|lt: 4\n    condition: sel\n"),
+	)
+	if got := matched(t, e, ev); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"n1", "n2", "n4", "n5"}) {
+		t.Errorf("matched %v, want n1 n2 n4 n5", got)
+	}
+}

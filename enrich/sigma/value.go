@@ -45,6 +45,7 @@ type value struct {
 	// (base64offset and windash expand a value into several): with all,
 	// every value needs one of its variants to match.
 	more bool
+	hex  bool // a numeric comparison reads the field as hexadecimal (see fieldMap.hexArgs)
 }
 
 // numValues returns how many values of the rule vals came from (see
@@ -110,7 +111,15 @@ func (v *value) match(s, low string) bool {
 		a, err := netip.ParseAddr(s)
 		return err == nil && v.pfx.Contains(a.Unmap())
 	default:
-		n, err := strconv.ParseFloat(s, 64)
+		var n float64
+		var err error
+		if v.hex {
+			var u uint64
+			u, err = strconv.ParseUint(s, 16, 64)
+			n = float64(u)
+		} else {
+			n, err = strconv.ParseFloat(s, 64)
+		}
 		if err != nil {
 			return false
 		}
