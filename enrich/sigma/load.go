@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich/attack"
 )
 
 // Problem is a rule that was not loaded: where it is and why.
@@ -56,8 +58,9 @@ type Set struct {
 	Loaded, Skipped map[string]int
 	// Problems lists the rules not loaded, in file order.
 	Problems []Problem
-	// Warnings lists what loaded but deserves a look (a configured
-	// directory without rule files).
+	// Warnings lists what loaded but deserves a look: a configured
+	// directory without rule files, an ATT&CK technique the catalog lacks
+	// (once per id, at its first rule).
 	Warnings []string
 	stamp    string // the rule files as loaded (see stamp)
 }
@@ -95,6 +98,7 @@ func loadWith(paths []string, prev *Set) (*Set, error) {
 		s.Warnings = append(s.Warnings, d+": no rule file (*.yml, *.yaml) in this directory")
 	}
 	ids := map[string]*Rule{}
+	unknown := map[string]bool{} // technique ids warned about
 	for _, f := range files {
 		fr := loadFile(f)
 		if fr.broken && prev != nil {
@@ -111,6 +115,13 @@ func loadWith(paths []string, prev *Set) (*Set, error) {
 			}
 			ids[r.ID] = r
 			kept = append(kept, r)
+			for _, id := range r.unknownTechs {
+				if !unknown[id] {
+					unknown[id] = true
+					s.Warnings = append(s.Warnings, fmt.Sprintf("%s:%d: ATT&CK technique %s is not in the bundled catalog (ATT&CK %s): kept with its id only (no name, no tactic)",
+						r.File, r.Line, id, attack.Version))
+				}
+			}
 			s.byKind[r.kind] = append(s.byKind[r.kind], r)
 			s.Loaded[r.Logsource]++
 		}

@@ -39,6 +39,22 @@ type Rule struct {
 	severity  int
 	techs     []audit.Technique
 	hitTags   []string // "sigma:<id>", "sigma_level:<level>"
+	// unknownTechs are the ids of techs the ATT&CK catalog lacks.
+	unknownTechs []string
+}
+
+// techniqueID tells whether s, after "attack.t", is a technique id:
+// four digits, and three more after a dot for a sub-technique.
+func techniqueID(s string) bool {
+	if len(s) != 4 && (len(s) != 8 || s[4] != '.') {
+		return false
+	}
+	for i := range len(s) {
+		if i != 4 && (s[i] < '0' || s[i] > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // kind is the kind of document a rule is evaluated on.
@@ -204,11 +220,20 @@ func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
 				return nil, lsName, errAt(t, "empty tag")
 			}
 			r.Tags = append(r.Tags, tag)
-			if id, ok := strings.CutPrefix(tag, "attack.t"); ok {
-				if tech, ok := attack.Lookup("T" + id); ok {
-					tech.Source = "sigma:" + r.ID
-					r.techs = append(r.techs, tech)
+			if id, ok := strings.CutPrefix(tag, "attack.t"); ok && techniqueID(id) {
+				tech, known := attack.Lookup("T" + id)
+				if !known {
+					// From a newer ATT&CK release than the catalog:
+					// kept by its id alone, and warned about at load.
+					tech = audit.Technique{ID: "T" + id}
+					tech.ParentID, _, _ = strings.Cut(tech.ID, ".")
+					if tech.ParentID == tech.ID {
+						tech.ParentID = ""
+					}
+					r.unknownTechs = append(r.unknownTechs, tech.ID)
 				}
+				tech.Source = "sigma:" + r.ID
+				r.techs = append(r.techs, tech)
 			}
 		}
 	}

@@ -247,3 +247,46 @@ type=EXECVE msg=audit(1795618621.100:11): argc=2 a0="sleep" a1="10"`)
 		t.Errorf("matched %v, want n1 n2 n4 n5", got)
 	}
 }
+
+// TestUnknownTechniques: an ATT&CK technique tag the bundled catalog lacks
+// (a newer release) becomes a technique with its id only (a sub-technique
+// with its parent's id), warned about once per id; SigmaHQ's "Disable
+// System Firewall" (attack.t1686, ATT&CK v19) gets its technique. Before,
+// such tags were dropped without a word.
+func TestUnknownTechniques(t *testing.T) {
+	tagged := func(id string, tags ...string) string {
+		r := rule(id, "process_creation", "    sel:\n        Image|endswith: /curl\n    condition: sel\n")
+		return strings.Replace(r, "    - attack.t1059.004\n", "    - "+strings.Join(tags, "\n    - ")+"\n", 1)
+	}
+	dir := ruleDir(t, tagged("u1", "attack.t1686", "attack.t1685.004", "attack.t1059.004"), tagged("u2", "attack.t1686"))
+	e, err := New(Config{Rules: []string{dir}}, quietLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := eventOf(t, execCurl)
+	if got := matched(t, e, ev); !slices.Equal(got, []string{"u1", "u2"}) {
+		t.Fatalf("matched %v", got)
+	}
+	var got []string
+	for _, tc := range ev.Techniques {
+		got = append(got, tc.ID+"/"+tc.ParentID+"/"+tc.Name+"/"+tc.Source)
+	}
+	want := []string{"T1686///sigma:u1", "T1685.004/T1685//sigma:u1", "T1059.004/T1059/Unix Shell/sigma:u1", "T1686///sigma:u2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("techniques %q, want %q", got, want)
+	}
+	w := e.Set().Warnings
+	if len(w) != 2 || !strings.Contains(w[0], "ATT&CK technique T1686 is not in the bundled catalog") || !strings.Contains(w[1], "T1685.004") {
+		t.Errorf("warnings %q, want one for T1686 and one for T1685.004", w)
+	}
+
+	s, err := Load(sharedRules(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.Rules() {
+		if r.Title == "Disable System Firewall" && !slices.ContainsFunc(r.techs, func(tc audit.Technique) bool { return tc.ID == "T1686" }) {
+			t.Errorf("%s: techniques %+v, want T1686", r.File, r.techs)
+		}
+	}
+}
