@@ -310,7 +310,13 @@ func parseRules(name string, data []byte) ([]*Rule, []Problem) {
 		}
 		if err != nil {
 			// A YAML syntax error ends the file: the decoder cannot resync.
-			problems = append(problems, Problem{File: name, Line: yamlLine(err), Logsource: "none", Reason: err.Error()})
+			line := yamlLine(err)
+			reason := err.Error()
+			if line > 0 { // the line goes in Line, corrected
+				_, rest, _ := strings.Cut(reason, fmt.Sprintf("line %d: ", line))
+				reason = "yaml: " + rest
+			}
+			problems = append(problems, Problem{File: name, Line: syntaxErrorLine(data, line), Logsource: "none", Reason: reason})
 			break
 		}
 		if emptyDoc(&doc) {
@@ -338,6 +344,50 @@ func emptyDoc(doc *yaml.Node) bool {
 	}
 	return doc.Kind == 0 || doc.Kind == yaml.DocumentNode && len(doc.Content) == 0 ||
 		doc.Kind == yaml.ScalarNode && doc.Tag == "!!null"
+}
+
+// maxLineSearch bounds the lines syntaxErrorLine tries.
+const maxLineSearch = 200
+
+// syntaxErrorLine returns the line of data (1-based) that holds the YAML
+// syntax error yaml.v3 reported at line reported. For a scanner error
+// (an unclosed quote, a tab) that is the faulty line; for a parser error
+// it is the line before the one where the construct in error starts (its
+// context, 0-based), so the faulty line may be further down. It is the
+// first line, from reported on, whose prefix of data (the lines up to it)
+// fails to parse; reported when none does within maxLineSearch lines, or
+// when reported is 0 (unknown).
+func syntaxErrorLine(data []byte, reported int) int {
+	if reported <= 0 {
+		return reported
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	end := 0 // bytes of data in the first k lines
+	for k := range min(reported-1, len(lines)) {
+		end += len(lines[k])
+	}
+	for k := reported; k <= len(lines) && k < reported+maxLineSearch; k++ {
+		end += len(lines[k-1])
+		if !parses(data[:end]) {
+			return k
+		}
+	}
+	return reported
+}
+
+// parses tells whether every YAML document of data parses.
+func parses(data []byte) bool {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
 }
 
 // yamlLine extracts the line number of a yaml.v3 syntax error ("yaml:
