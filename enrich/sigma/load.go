@@ -59,8 +59,8 @@ type Set struct {
 	// Problems lists the rules not loaded, in file order.
 	Problems []Problem
 	// Warnings lists what loaded but deserves a look: a configured
-	// directory without rule files, an ATT&CK technique the catalog lacks
-	// (once per id, at its first rule).
+	// directory without rule files, an ATT&CK technique or tactic the
+	// catalog lacks (once each, at its first rule).
 	Warnings []string
 	stamp    string // the rule files as loaded (see stamp)
 }
@@ -98,7 +98,7 @@ func loadWith(paths []string, prev *Set) (*Set, error) {
 		s.Warnings = append(s.Warnings, d+": no rule file (*.yml, *.yaml) in this directory")
 	}
 	ids := map[string]*Rule{}
-	unknown := map[string]bool{} // technique ids warned about
+	unknown := map[string]bool{} // ATT&CK tags warned about
 	for _, f := range files {
 		fr := loadFile(f)
 		if fr.broken && prev != nil {
@@ -115,11 +115,15 @@ func loadWith(paths []string, prev *Set) (*Set, error) {
 			}
 			ids[r.ID] = r
 			kept = append(kept, r)
-			for _, id := range r.unknownTechs {
-				if !unknown[id] {
-					unknown[id] = true
-					s.Warnings = append(s.Warnings, fmt.Sprintf("%s:%d: ATT&CK technique %s is not in the bundled catalog (ATT&CK %s): kept with its id only (no name, no tactic)",
-						r.File, r.Line, id, attack.Version))
+			for _, what := range r.unknownAttack {
+				if !unknown[what] {
+					unknown[what] = true
+					kept := "kept with its id only (no name, no tactic)"
+					if strings.HasPrefix(what, "tactic ") {
+						kept = "left out of threat (kept in sigma[].tags)"
+					}
+					s.Warnings = append(s.Warnings, fmt.Sprintf("%s:%d: ATT&CK %s is not in the bundled catalog (ATT&CK %s): %s",
+						r.File, r.Line, what, attack.Version, kept))
 				}
 			}
 			s.byKind[r.kind] = append(s.byKind[r.kind], r)

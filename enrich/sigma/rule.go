@@ -39,8 +39,36 @@ type Rule struct {
 	severity  int
 	techs     []audit.Technique
 	hitTags   []string // "sigma:<id>", "sigma_level:<level>"
-	// unknownTechs are the ids of techs the ATT&CK catalog lacks.
-	unknownTechs []string
+	// unknownAttack names the ATT&CK tags the catalog lacks ("technique
+	// T1686", "tactic stealth").
+	unknownAttack []string
+}
+
+// tacticName tells whether s, after "attack.", may be a tactic's short
+// name (lower-case words joined by "-"), rather than a group or software
+// id (g0032, s0002).
+func tacticName(s string) bool {
+	for i := range len(s) {
+		if (s[i] < 'a' || s[i] > 'z') && s[i] != '-' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// addTactics adds, as a technique entry without id (tactics only), the
+// tactics of the rule's tactic tags that none of its techniques has.
+func (r *Rule) addTactics(tactics []audit.Tactic) {
+	var extra []audit.Tactic
+	for _, ta := range tactics {
+		if !slices.ContainsFunc(r.techs, func(t audit.Technique) bool { return slices.Contains(t.Tactics, ta) }) &&
+			!slices.Contains(extra, ta) {
+			extra = append(extra, ta)
+		}
+	}
+	if len(extra) > 0 {
+		r.techs = append(r.techs, audit.Technique{Tactics: extra, Source: "sigma:" + r.ID})
+	}
 }
 
 // techniqueID tells whether s, after "attack.t", is a technique id:
@@ -210,6 +238,7 @@ func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
 		}
 		r.severity = sev
 	}
+	var tactics []audit.Tactic // of the tactic tags
 	if tags := mapGet(doc, "tags"); tags != nil {
 		if tags.Kind != yaml.SequenceNode {
 			return nil, lsName, errAt(tags, "tags must be a list")
@@ -230,13 +259,20 @@ func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
 					if tech.ParentID == tech.ID {
 						tech.ParentID = ""
 					}
-					r.unknownTechs = append(r.unknownTechs, tech.ID)
+					r.unknownAttack = append(r.unknownAttack, "technique "+tech.ID)
 				}
 				tech.Source = "sigma:" + r.ID
 				r.techs = append(r.techs, tech)
+			} else if name, ok := strings.CutPrefix(tag, "attack."); ok && tacticName(name) {
+				if ta, ok := attack.TacticByName(name); ok {
+					tactics = append(tactics, ta)
+				} else {
+					r.unknownAttack = append(r.unknownAttack, "tactic "+name)
+				}
 			}
 		}
 	}
+	r.addTactics(tactics)
 	r.hitTags = []string{"sigma:" + r.ID}
 	if r.Level != "" {
 		r.hitTags = append(r.hitTags, "sigma_level:"+r.Level)

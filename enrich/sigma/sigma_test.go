@@ -252,32 +252,43 @@ type=EXECVE msg=audit(1795618621.100:11): argc=2 a0="sleep" a1="10"`)
 // (a newer release) becomes a technique with its id only (a sub-technique
 // with its parent's id), warned about once per id; SigmaHQ's "Disable
 // System Firewall" (attack.t1686, ATT&CK v19) gets its technique. Before,
-// such tags were dropped without a word.
+// such tags were dropped without a word. A tactic tag that none of the
+// rule's techniques has adds an entry without id holding the tactic; an
+// unknown tactic (stealth, v19) is warned about.
 func TestUnknownTechniques(t *testing.T) {
 	tagged := func(id string, tags ...string) string {
 		r := rule(id, "process_creation", "    sel:\n        Image|endswith: /curl\n    condition: sel\n")
 		return strings.Replace(r, "    - attack.t1059.004\n", "    - "+strings.Join(tags, "\n    - ")+"\n", 1)
 	}
-	dir := ruleDir(t, tagged("u1", "attack.t1686", "attack.t1685.004", "attack.t1059.004"), tagged("u2", "attack.t1686"))
+	dir := ruleDir(t, tagged("u1", "attack.t1686", "attack.t1685.004", "attack.t1059.004"), tagged("u2", "attack.t1686"),
+		strings.Replace(tagged("u3", "attack.persistence", "attack.stealth", "attack.g0032"), "    - attack.execution\n", "", 1))
 	e, err := New(Config{Rules: []string{dir}}, quietLog(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ev := eventOf(t, execCurl)
-	if got := matched(t, e, ev); !slices.Equal(got, []string{"u1", "u2"}) {
+	if got := matched(t, e, ev); !slices.Equal(got, []string{"u1", "u2", "u3"}) {
 		t.Fatalf("matched %v", got)
 	}
 	var got []string
 	for _, tc := range ev.Techniques {
-		got = append(got, tc.ID+"/"+tc.ParentID+"/"+tc.Name+"/"+tc.Source)
+		var tactics []string
+		for _, ta := range tc.Tactics {
+			tactics = append(tactics, ta.ID)
+		}
+		got = append(got, tc.ID+"/"+tc.ParentID+"/"+tc.Name+"/"+tc.Source+"/"+strings.Join(tactics, ","))
 	}
-	want := []string{"T1686///sigma:u1", "T1685.004/T1685//sigma:u1", "T1059.004/T1059/Unix Shell/sigma:u1", "T1686///sigma:u2"}
+	// u1's execution tag is T1059.004's tactic; u2's is not in a
+	// technique of its own, nor u3's persistence.
+	want := []string{"T1686///sigma:u1/", "T1685.004/T1685//sigma:u1/", "T1059.004/T1059/Unix Shell/sigma:u1/TA0002", "T1686///sigma:u2/",
+		"///sigma:u2/TA0002", "///sigma:u3/TA0003"}
 	if !slices.Equal(got, want) {
 		t.Errorf("techniques %q, want %q", got, want)
 	}
 	w := e.Set().Warnings
-	if len(w) != 2 || !strings.Contains(w[0], "ATT&CK technique T1686 is not in the bundled catalog") || !strings.Contains(w[1], "T1685.004") {
-		t.Errorf("warnings %q, want one for T1686 and one for T1685.004", w)
+	if len(w) != 3 || !strings.Contains(w[0], "ATT&CK technique T1686 is not in the bundled catalog") || !strings.Contains(w[1], "T1685.004") ||
+		!strings.Contains(w[2], "ATT&CK tactic stealth is not in the bundled catalog") {
+		t.Errorf("warnings %q, want one for T1686, T1685.004 and the tactic stealth", w)
 	}
 
 	s, err := Load(sharedRules(t))
