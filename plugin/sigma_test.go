@@ -108,7 +108,7 @@ func TestSigmaCheckConfig(t *testing.T) {
 	if err := os.Mkdir(empty, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, cfg, fmt.Sprintf("[enrich.sigma]\nrules = [%q, %q]\n", rules, empty))
+	writeFile(t, cfg, fmt.Sprintf("user = \"root\"\n[enrich.sigma]\nrules = [%q, %q]\n", rules, empty))
 	out, err = exec.Command(bin, "check-config", cfg).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "warning: sigma: "+empty+": no rule file") {
 		t.Errorf("check-config with an empty rule directory: %v\n%s", err, out)
