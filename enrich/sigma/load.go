@@ -198,11 +198,11 @@ func ruleFiles(paths []string) (out, empty []string, err error) {
 		}
 	}
 	for _, p := range paths {
-		real, err := filepath.EvalSymlinks(p)
+		st, err := os.Stat(p)
 		if err != nil {
 			return nil, nil, fmt.Errorf("sigma: rules: %w", err)
 		}
-		st, err := os.Stat(real)
+		real, err := filepath.EvalSymlinks(p)
 		if err != nil {
 			return nil, nil, fmt.Errorf("sigma: rules: %w", err)
 		}
