@@ -128,7 +128,7 @@ func (p *Pipeline) build(cfg *conf.Config) error {
 	if err != nil {
 		return err
 	}
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, nil, false)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, nil, false, nil, nil, false)
 	if err != nil {
 		out.Discard()
 		return err
@@ -270,6 +270,12 @@ func (p *Pipeline) Idle() {
 // they did, it is replaced after the swap (only one may hold vt.db); if
 // the new one cannot start, the old settings are started again, and if
 // that fails too the pipeline runs without VirusTotal (logged).
+//
+// The process table is kept, with what it knows, when [enrich.proc] did
+// not change, and the Sigma enricher with its rules when [enrich.sigma]
+// did not (Reopen has reloaded them); a changed [enrich.sigma] loads with
+// the running rules as the previous set, so a broken rule file keeps its
+// rules across a SIGHUP as it does across a poll.
 func (p *Pipeline) Reload(cfg *conf.Config) error {
 	out, err := p.out.Prepare(cfg, cfg.Enrich.Workers)
 	if err != nil {
@@ -280,7 +286,9 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	if keepVT {
 		vt = p.enr.vt
 	}
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, !keepVT)
+	keepSigma := reflect.DeepEqual(p.cfg.Enrich.Sigma, cfg.Enrich.Sigma)
+	pt := unchanged(p.enr.proc, p.cfg.Enrich.Proc, cfg.Enrich.Proc)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, !keepVT, pt, p.enr.sigma, keepSigma)
 	if err != nil {
 		out.Discard()
 		return err
@@ -300,6 +308,9 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	out.Start(ctx, p.out)
 	cancel()
 	oldEnr := p.enr
+	if enr.sigmaKept {
+		oldEnr.sigma, enr.sigmaKept = nil, false // now enr's
+	}
 	pool := p.newPool(cfg, enr, out)
 	p.mu.Lock()
 	p.out, p.enr, p.cfg = out, enr, cfg

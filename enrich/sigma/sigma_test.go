@@ -339,6 +339,40 @@ func TestAuditdLongArguments(t *testing.T) {
 	}
 }
 
+// TestExpandedValuesWithAll: with all, a value that windash or
+// base64offset expands into variants matches when one variant does, and
+// every value of the rule must match (pySigma's grouping); before, every
+// variant of every value had to match, which never happens.
+func TestExpandedValuesWithAll(t *testing.T) {
+	exec := func(args string) *audit.Event {
+		ev := eventOf(t, `type=SYSCALL msg=audit(1795618621.100:9): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=2 auid=0 uid=0 euid=0 comm="x" exe="/usr/bin/x" key=(null)
+type=EXECVE msg=audit(1795618621.100:9): `+args)
+		ev.Summary = audit.SummaryOf(ev)
+		return ev
+	}
+	e := newTestEnricher(t,
+		rule("w1", "process_creation", "    sel:\n        CommandLine|windash|contains|all: [' -i ', 'LANG']\n    condition: sel\n"),
+		rule("w2", "process_creation", "    sel:\n        CommandLine|windash|contains|all: [' -i ', 'NOPE']\n    condition: sel\n"),
+		rule("b1", "process_creation", "    sel:\n        CommandLine|base64offset|contains|all: [hello, world]\n    condition: sel\n"),
+		rule("b2", "process_creation", "    sel:\n        CommandLine|base64offset|contains|all: [hello, nope]\n    condition: sel\n"),
+		rule("k1", "auditd", "    sel:\n        type: EXECVE\n    kw:\n        '|base64offset|all': [hello, world]\n    condition: sel and kw\n"),
+		rule("k2", "auditd", "    sel:\n        type: EXECVE\n    kw:\n        '|base64offset|all': [hello, nope]\n    condition: sel and kw\n"),
+	)
+	for _, c := range []struct {
+		args string
+		want []string
+	}{
+		{`argc=4 a0="./envrun" a1="-i" a2="LANG=C.UTF-8" a3="sh"`, []string{"w1"}},
+		{`argc=4 a0="./envrun" a1="/i" a2="LANG=C.UTF-8" a3="sh"`, []string{"w1"}},
+		{`argc=3 a0="bash" a1="-c" a2="echo aGVsbG8gd29ybGQ= | base64 -d"`, []string{"b1", "k1"}},
+		{`argc=3 a0="bash" a1="-c" a2="echo aGVsbG8gbW9vbg== | base64 -d"`, nil},
+	} {
+		if got := matched(t, e, exec(c.args)); !slices.Equal(slices.Sorted(slices.Values(got)), c.want) {
+			t.Errorf("%s: matched %v, want %v", c.args, got, c.want)
+		}
+	}
+}
+
 // eventText is the event's records as lines.
 func eventText(ev *audit.Event) string {
 	var b strings.Builder
@@ -438,6 +472,78 @@ func checkMatches(t *testing.T, e *Enricher, cases []matchCase) {
 	for _, c := range cases {
 		if got := matched(t, e, c.ev); !slices.Equal(got, c.want) {
 			t.Errorf("%s: matched %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestNumericHexArgs: lt/lte/gt/gte on a0 to a3 read SYSCALL's arguments
+// as the hexadecimal numbers audit writes (a2=80241 is 524865, a3=1a4 is
+// 420); in a map of EXECVE records they stay decimal.
+func TestNumericHexArgs(t *testing.T) {
+	ev := eventOf(t, `type=SYSCALL msg=audit(1795618621.100:11): arch=c000003e syscall=257 success=yes exit=3 a0=ffffff9c a1=55d1 a2=80241 a3=1a4 items=2 ppid=1 pid=2 auid=0 uid=0 euid=0 comm="x" exe="/usr/bin/x" key=(null) @SYSCALL=openat
+type=EXECVE msg=audit(1795618621.100:11): argc=2 a0="sleep" a1="10"`)
+	e := newTestEnricher(t,
+		rule("n1", "auditd", "    sel:\n        SYSCALL: openat\n        a2|gte: 524288\n    condition: sel\n"),
+		rule("n2", "auditd", "    sel:\n        type: SYSCALL\n        a3|gt: 400\n    condition: sel\n"),
+		rule("n3", "auditd", "    sel:\n        type: SYSCALL\n        a3|gt: 500\n    condition: sel\n"),
+		rule("n4", "auditd", "    sel:\n        type: EXECVE\n        a1|lt: 12\n    condition: sel\n"),
+		rule("n5", "auditd", "    sel:\n        exit|lt: 4\n    condition: sel\n"),
+	)
+	if got := matched(t, e, ev); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"n1", "n2", "n4", "n5"}) {
+		t.Errorf("matched %v, want n1 n2 n4 n5", got)
+	}
+}
+
+// TestUnknownTechniques: an ATT&CK technique tag the bundled catalog lacks
+// (a newer release) becomes a technique with its id only (a sub-technique
+// with its parent's id), warned about once per id; SigmaHQ's "Disable
+// System Firewall" (attack.t1686, ATT&CK v19) gets its technique. Before,
+// such tags were dropped without a word. A tactic tag that none of the
+// rule's techniques has adds an entry without id holding the tactic; an
+// unknown tactic (stealth, v19) is warned about.
+func TestUnknownTechniques(t *testing.T) {
+	tagged := func(id string, tags ...string) string {
+		r := rule(id, "process_creation", "    sel:\n        Image|endswith: /curl\n    condition: sel\n")
+		return strings.Replace(r, "    - attack.t1059.004\n", "    - "+strings.Join(tags, "\n    - ")+"\n", 1)
+	}
+	dir := ruleDir(t, tagged("u1", "attack.t1686", "attack.t1685.004", "attack.t1059.004"), tagged("u2", "attack.t1686"),
+		strings.Replace(tagged("u3", "attack.persistence", "attack.stealth", "attack.g0032"), "    - attack.execution\n", "", 1))
+	e, err := New(Config{Rules: []string{dir}}, quietLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := eventOf(t, execCurl)
+	if got := matched(t, e, ev); !slices.Equal(got, []string{"u1", "u2", "u3"}) {
+		t.Fatalf("matched %v", got)
+	}
+	var got []string
+	for _, tc := range ev.Techniques {
+		var tactics []string
+		for _, ta := range tc.Tactics {
+			tactics = append(tactics, ta.ID)
+		}
+		got = append(got, tc.ID+"/"+tc.ParentID+"/"+tc.Name+"/"+tc.Source+"/"+strings.Join(tactics, ","))
+	}
+	// u1's execution tag is T1059.004's tactic; u2's is not in a
+	// technique of its own, nor u3's persistence.
+	want := []string{"T1686///sigma:u1/", "T1685.004/T1685//sigma:u1/", "T1059.004/T1059/Unix Shell/sigma:u1/TA0002", "T1686///sigma:u2/",
+		"///sigma:u2/TA0002", "///sigma:u3/TA0003"}
+	if !slices.Equal(got, want) {
+		t.Errorf("techniques %q, want %q", got, want)
+	}
+	w := e.Set().Warnings
+	if len(w) != 3 || !strings.Contains(w[0], "ATT&CK technique T1686 is not in the bundled catalog") || !strings.Contains(w[1], "T1685.004") ||
+		!strings.Contains(w[2], "ATT&CK tactic stealth is not in the bundled catalog") {
+		t.Errorf("warnings %q, want one for T1686, T1685.004 and the tactic stealth", w)
+	}
+
+	s, err := Load(sharedRules(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.Rules() {
+		if r.Title == "Disable System Firewall" && !slices.ContainsFunc(r.techs, func(tc audit.Technique) bool { return tc.ID == "T1686" }) {
+			t.Errorf("%s: techniques %+v, want T1686", r.File, r.techs)
 		}
 	}
 }
