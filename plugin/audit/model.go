@@ -268,15 +268,18 @@ func (e *Enrichment) AddTag(t string) {
 	e.Tags = append(e.Tags, t)
 }
 
-// Technique is one ATT&CK technique or sub-technique.
+// Technique is one ATT&CK technique or sub-technique. An entry with an
+// empty ID carries tactics only (a Sigma rule's tactic tag that none of
+// its techniques names): the encoders write its tactics and no technique.
+// An ID the bundled catalog lacks comes with no Name, Reference or Tactics.
 type Technique struct {
-	ID        string   // T1059.004
+	ID        string   // T1059.004; "" for tactics only
 	Name      string   // Unix Shell
 	Reference string   // https://attack.mitre.org/techniques/T1059/004/
 	ParentID  string   // T1059 for a sub-technique, "" otherwise
 	Parent    string   // Command and Scripting Interpreter
 	Tactics   []Tactic // from the catalog
-	Source    string   // what produced it: "key:<key>", "hunt:<rule>"
+	Source    string   // what produced it: "key:<key>", "hunt:<rule>", "sigma:<id>"
 }
 
 // Tactic is an ATT&CK tactic.
