@@ -114,8 +114,11 @@ func TestVerdictCacheModel(t *testing.T) {
 		switch op := rng.IntN(10); {
 		case op < 5:
 			v := randomVerdict(rng, k, now.Unix())
-			c.put(k, &v, false, now)
-			model[k] = v
+			if c.put(k, &v, false, now) {
+				model[k] = v
+			} else if held, in := model[k]; !in || held.LookedUp <= v.LookedUp {
+				t.Fatalf("step %d: %s: put refused looked_up %d over %v %d", step, k, v.LookedUp, in, held.LookedUp)
+			}
 		case op < 9:
 			got, ok := c.get(k, now)
 			if want, in := model[k]; ok && (!in || !reflect.DeepEqual(got, result(k, &want))) {

@@ -19,16 +19,18 @@ import (
 // offset on, verifies each message with the service's public key and hands
 // verified verdicts to its callback (one goroutine per partition, so the
 // callback must be safe for concurrent use; one key always comes from one
-// partition, in order). Rejected messages are counted by reason and
-// logged (rate limited by the counter: the first of each reason, then
-// every 1000th); a tombstone (nil value) calls the callback with a nil
-// verdict. The partitions are those of the topic at start.
+// partition, in order). The callback returns false for a verdict older
+// than the one it holds for the key (result "stale"). Rejected messages
+// are counted by reason and logged (rate limited by the counter: the
+// first of each reason, then every 1000th); a tombstone (nil value) calls
+// the callback with a nil verdict. The partitions are those of the topic
+// at start.
 type follower struct {
 	client sarama.Client
 	topic  string
 	next   map[int32]*atomic.Int64 // per partition: the offset after the last message handled
 	pub    ed25519.PublicKey
-	fn     func(key string, v *Verdict, raw []byte, ts time.Time)
+	fn     func(key string, v *Verdict, raw []byte, ts time.Time) bool
 	log    *slog.Logger
 	cons   sarama.Consumer
 	pcs    []sarama.PartitionConsumer
@@ -38,6 +40,7 @@ type follower struct {
 	caughtUp chan struct{} // closed when behind reaches 0
 
 	ok       *metrics.Counter
+	stale    *metrics.Counter
 	rejected map[error]*metrics.Counter
 }
 
@@ -50,10 +53,11 @@ var rejectReasons = map[error]string{
 }
 
 func startFollower(client sarama.Client, topic string, pub ed25519.PublicKey, reg *metrics.Registry, log *slog.Logger,
-	fn func(key string, v *Verdict, raw []byte, ts time.Time)) (*follower, error) {
+	fn func(key string, v *Verdict, raw []byte, ts time.Time) bool) (*follower, error) {
 	f := &follower{client: client, topic: topic, next: map[int32]*atomic.Int64{}, pub: pub, fn: fn, log: log, caughtUp: make(chan struct{}), rejected: map[error]*metrics.Counter{}}
 	const name, help = "audisp_enrich_fleet_verdicts_read_total", "Verdict messages read from the verdicts topic, by result."
 	f.ok = reg.Counter(name, `result="ok"`, help)
+	f.stale = reg.Counter(name, `result="stale"`, help)
 	for err, r := range rejectReasons {
 		f.rejected[err] = reg.Counter(name, metrics.Label("result", r), help)
 	}
@@ -134,17 +138,29 @@ func (f *follower) handle(m *sarama.ConsumerMessage) {
 	if err != nil {
 		for e, c := range f.rejected {
 			if errors.Is(err, e) {
-				if n := c.Value(); n%1000 == 0 {
-					f.log.Warn("fleet: ignored a verdict that does not verify", "partition", m.Partition,
-						"offset", m.Offset, "err", err, "count_before", n)
-				}
-				c.Inc()
+				f.reject(c, m, "fleet: ignored a verdict that does not verify", err)
 			}
 		}
 		return
 	}
+	if !f.fn(key, &v, m.Value, m.Timestamp) {
+		f.reject(f.stale, m, "fleet: ignored a verdict older than the one held for its hash (a replay)", nil, "hash", key, "looked_up", v.LookedUp)
+		return
+	}
 	f.ok.Inc()
-	f.fn(key, &v, m.Value, m.Timestamp)
+}
+
+// reject counts a message in c and logs it when c's count before is a
+// multiple of 1000 (the first, then every 1000th).
+func (f *follower) reject(c *metrics.Counter, m *sarama.ConsumerMessage, msg string, err error, attrs ...any) {
+	if n := c.Value(); n%1000 == 0 {
+		attrs = append(attrs, "partition", m.Partition, "offset", m.Offset, "count_before", n)
+		if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		f.log.Warn(msg, attrs...)
+	}
+	c.Inc()
 }
 
 // reach waits until every verdict acknowledged by the brokers before it

@@ -42,7 +42,7 @@ type HostConfig struct {
 	// late, and an idle topic costs one fetch per FetchWait.
 	FetchWait time.Duration `toml:"fetch_wait"`
 	// CacheSize bounds the verdicts cached (CLOCK, an approximate LRU;
-	// 12.6 bytes of memory a verdict, and a hit's details in a file under
+	// 16.8 bytes of memory a verdict, and a hit's details in a file under
 	// StateDir, see verdictCache).
 	CacheSize int `toml:"cache_size"`
 	// Pending bounds the hashes waiting for a verdict; past it, new hashes
@@ -417,26 +417,31 @@ func (h *Host) sweep() {
 }
 
 // verdict takes a verified verdict from the follower: it is cached and,
-// when events wait for it, their verdict document is emitted.
-func (h *Host) verdict(key string, v *Verdict, _ []byte, _ time.Time) {
+// when events wait for it, their verdict document is emitted. It returns
+// false, changing nothing, for a verdict looked up before the one the
+// cache holds for the digest (a replay, see verdictCache.put).
+func (h *Host) verdict(key string, v *Verdict, _ []byte, _ time.Time) bool {
 	if v == nil {
 		h.cache.remove(key)
-		return
+		return true
 	}
 	now := time.Now()
 	if !now.Before(v.Expires()) {
-		return
+		return true
 	}
 	h.mu.Lock()
 	p := h.pend[key]
-	h.cache.put(key, v, p != nil, now)
+	if !h.cache.put(key, v, p != nil, now) {
+		h.mu.Unlock()
+		return false
+	}
 	delete(h.pend, key)
 	if p != nil {
 		h.emitting++
 	}
 	h.mu.Unlock()
 	if p == nil {
-		return
+		return true
 	}
 	if doc := virustotal.VerdictDocument(result(key, v), p.file, p.waiters, p.extra); doc != nil {
 		h.m.docs.Inc()
@@ -445,6 +450,7 @@ func (h *Host) verdict(key string, v *Verdict, _ []byte, _ time.Time) {
 	h.mu.Lock()
 	h.emitting--
 	h.mu.Unlock()
+	return true
 }
 
 // Settle waits until no hash waits for a verdict (each got its verdict

@@ -129,9 +129,10 @@ type Service struct {
 // known is a verdict on the topic: when it expires, its message value and
 // when it was produced.
 type known struct {
-	exp  time.Time
-	raw  []byte
-	sent time.Time
+	exp      time.Time
+	lookedUp int64
+	raw      []byte
+	sent     time.Time
 }
 
 type serviceStats struct {
@@ -445,7 +446,7 @@ func (s *Service) sighting(m *sarama.ConsumerMessage) {
 	}
 	if v, ok := s.loc.judge(key, sg, s.vtc.TTLClean); ok {
 		raw := EncodeVerdict(key, v, s.priv)
-		s.known.Add(key, known{exp: v.Expires(), raw: raw, sent: now})
+		s.known.Add(key, known{exp: v.Expires(), lookedUp: v.LookedUp, raw: raw, sent: now})
 		s.produce(key, raw)
 		s.m.sightings["local"].Inc()
 		return
@@ -490,7 +491,7 @@ func (s *Service) publish(key string, res *audit.VTResult, exp time.Time) bool {
 	v.LookedUp = exp.Add(-ttl).Unix()
 	v.TTL = int64((ttl + time.Second - 1) / time.Second)
 	raw := EncodeVerdict(key, v, s.priv)
-	s.known.Add(key, known{exp: exp, raw: raw, sent: time.Now()})
+	s.known.Add(key, known{exp: exp, lookedUp: v.LookedUp, raw: raw, sent: time.Now()})
 	s.produce(key, raw)
 	return true
 }
@@ -540,13 +541,23 @@ func (s *Service) failed(pe *sarama.ProducerError) {
 	s.log.Warn("verdicts: producing a verdict failed; it is produced again on the next sighting", "err", pe.Err)
 }
 
-// fromTopic records a verified verdict read back from the topic.
-func (s *Service) fromTopic(key string, v *Verdict, raw []byte, ts time.Time) {
+// fromTopic records a verified verdict read back from the topic. A
+// verdict looked up before the one known for the key is a replay: it
+// returns false, and the known verdict, when still live, is produced
+// again so that it stays the key's last value after compaction.
+func (s *Service) fromTopic(key string, v *Verdict, raw []byte, ts time.Time) bool {
 	if v == nil {
 		s.known.Remove(key)
-		return
+		return true
 	}
-	s.known.Add(key, known{exp: v.Expires(), raw: raw, sent: ts})
+	if k, ok := s.known.Peek(key); ok && k.lookedUp > v.LookedUp {
+		if k.exp.After(time.Now()) {
+			s.produce(key, k.raw)
+		}
+		return false
+	}
+	s.known.Add(key, known{exp: v.Expires(), lookedUp: v.LookedUp, raw: raw, sent: ts})
+	return true
 }
 
 // Close ends Run's session (handing the queue off, see Cleanup) and
