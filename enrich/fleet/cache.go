@@ -384,17 +384,6 @@ func (c *verdictCache) len() int {
 	return c.tab.n
 }
 
-// remove drops the digest's verdict (a tombstone on the topic).
-func (c *verdictCache) remove(digest string) {
-	if t, ok := c.tag(digest); ok {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if i := c.tab.find(t); i >= 0 {
-			c.delete(i)
-		}
-	}
-}
-
 // close releases the records file; the cache is not used after.
 func (c *verdictCache) close() {
 	c.mu.Lock()

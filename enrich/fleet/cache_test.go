@@ -14,6 +14,17 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
+// remove drops the digest's verdict, as eviction does.
+func (c *verdictCache) remove(digest string) {
+	if t, ok := c.tag(digest); ok {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if i := c.tab.find(t); i >= 0 {
+			c.delete(i)
+		}
+	}
+}
+
 // cacheVerdicts are verdicts of every shape the topic can carry, each
 // with its digest: in a word (plain) or in a record (hits, unusual reasons).
 func cacheVerdicts(now int64) map[string]Verdict {

@@ -22,9 +22,12 @@ import (
 // partition, in order). The callback returns false for a verdict older
 // than the one it holds for the key (result "stale"). Rejected messages
 // are counted by reason and logged (rate limited by the counter: the
-// first of each reason, then every 1000th); a tombstone (nil value) calls
-// the callback with a nil verdict. The partitions are those of the topic
-// at start.
+// first of each reason, then every 1000th). A tombstone (nil value) is
+// not signed: it is counted and logged as "unsigned" and, with a valid
+// digest key, handed to the callback with a nil verdict, whose result is
+// ignored (the callback must not drop the key's verdict for it; the
+// service produces its verdict again). The partitions are those of the
+// topic at start.
 type follower struct {
 	client sarama.Client
 	topic  string
@@ -129,6 +132,7 @@ func (f *follower) errors(pc sarama.PartitionConsumer) {
 func (f *follower) handle(m *sarama.ConsumerMessage) {
 	key := string(m.Key)
 	if m.Value == nil {
+		f.reject(f.rejected[ErrUnsigned], m, "fleet: ignored a tombstone (null value): tombstones are not signed", nil, "key", key)
 		if validDigest(m.Key) {
 			f.fn(key, nil, nil, m.Timestamp)
 		}

@@ -419,10 +419,10 @@ func (h *Host) sweep() {
 // verdict takes a verified verdict from the follower: it is cached and,
 // when events wait for it, their verdict document is emitted. It returns
 // false, changing nothing, for a verdict looked up before the one the
-// cache holds for the digest (a replay, see verdictCache.put).
+// cache holds for the digest (a replay, see verdictCache.put). A
+// tombstone (nil v) changes nothing: it is not signed.
 func (h *Host) verdict(key string, v *Verdict, _ []byte, _ time.Time) bool {
 	if v == nil {
-		h.cache.remove(key)
 		return true
 	}
 	now := time.Now()

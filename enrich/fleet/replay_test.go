@@ -91,3 +91,44 @@ func TestReplayedOlderVerdictIgnored(t *testing.T) {
 		t.Errorf("host started after the replay counted no stale verdict")
 	}
 }
+
+// TestTombstoneIgnored: a tombstone (null value) is not signed, so it
+// removes nothing: the running host keeps the verdict, host and service
+// count it as unsigned, and the service produces the verdict again so
+// that compaction, which drops the values before a tombstone, keeps it.
+func TestTombstoneIgnored(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Kafka broker, the service and 2 hosts; skipped under -short")
+	}
+	w := newWorld(t)
+	if _, err := EnsureTopics(w.serviceConfig(), quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	h2 := hashN(502)
+	bad := Verdict{Status: VerdictFound, Malicious: 40, Undetected: 30, Engines: 70, LookedUp: time.Now().Unix(), TTL: 30 * 86400, Source: SourceVirusTotal}
+	w.produce(DefaultVerdictsTopic, &kgo.Record{Key: []byte(h2), Value: EncodeVerdict(h2, bad, w.priv)})
+	s, sreg, _ := w.startService(t.TempDir())
+	reach(t, s.fol)
+	host := w.startHost("victim")
+	if r := host.enrich(t, 1, h2); r.Status != VerdictFound {
+		t.Fatalf("before the tombstone: %+v, want a hit", r)
+	}
+	w.produce(DefaultVerdictsTopic, &kgo.Record{Key: []byte(h2), Value: nil})
+	reach(t, host.h.fol)
+	if r := host.enrich(t, 2, h2); r.Status != VerdictFound {
+		t.Errorf("after the tombstone: %+v, want the hit kept", r)
+	}
+	if n := readResult(host.reg, "unsigned"); n != 1 {
+		t.Errorf("host counted %d unsigned verdicts, want 1 (the tombstone)", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.m.produced.Value() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n, u := s.m.produced.Value(), readResult(sreg, "unsigned"); n != 1 || u != 1 {
+		t.Fatalf("the service counted %d unsigned and produced %d verdicts after the tombstone, want 1 and 1", u, n)
+	}
+	if r := w.startHost("fresh").enrich(t, 3, h2); r.Status != VerdictFound {
+		t.Errorf("host started after the tombstone: %+v, want a hit", r)
+	}
+}

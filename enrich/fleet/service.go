@@ -542,18 +542,18 @@ func (s *Service) failed(pe *sarama.ProducerError) {
 }
 
 // fromTopic records a verified verdict read back from the topic. A
-// verdict looked up before the one known for the key is a replay: it
-// returns false, and the known verdict, when still live, is produced
-// again so that it stays the key's last value after compaction.
+// verdict looked up before the one known for the key is a replay, and a
+// tombstone (nil v) is not signed: for both the known verdict, when still
+// live, is produced again so that it stays the key's last value after
+// compaction, and it returns false.
 func (s *Service) fromTopic(key string, v *Verdict, raw []byte, ts time.Time) bool {
-	if v == nil {
-		s.known.Remove(key)
-		return true
-	}
-	if k, ok := s.known.Peek(key); ok && k.lookedUp > v.LookedUp {
+	if k, ok := s.known.Peek(key); ok && (v == nil || k.lookedUp > v.LookedUp) {
 		if k.exp.After(time.Now()) {
 			s.produce(key, k.raw)
 		}
+		return false
+	}
+	if v == nil {
 		return false
 	}
 	s.known.Add(key, known{exp: v.Expires(), lookedUp: v.LookedUp, raw: raw, sent: ts})
