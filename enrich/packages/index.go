@@ -111,7 +111,7 @@ func (x *keyIndex) find(k uint64) (int, bool) {
 // pointer, read by any number of goroutines without locks.
 //
 // Per indexed file it holds a 64-bit path key, an 8-byte fileRec, an 8-byte
-// prefix of its SHA-256 and of its SHA-1 each with a 4-byte file index,
+// keyed tag (tagKey) of its SHA-256 and of its SHA-1 each with a 4-byte file index,
 // about 4 bytes of bucket tables, and the path (directory index, length
 // and base name) in names: about 44 bytes plus the base name. Owned files
 // that are not executables or libraries cost about 9 bytes (a path key).
@@ -119,7 +119,7 @@ type snapshot struct {
 	seed    maphash.Seed
 	paths   keyIndex  // path keys of the indexed files
 	files   []fileRec // files[i] is the file of paths.keys[i]
-	sha256  keyIndex  // SHA-256 prefixes of the hashed, unmodified files
+	sha256  keyIndex  // SHA-256 tags of the hashed, unmodified files
 	by256   []uint32  // by256[i]: the file of sha256.keys[i]
 	sha1    keyIndex
 	by1     []uint32
@@ -147,29 +147,6 @@ type verdict struct {
 	file   int32 // the relocated original in files, else -1
 }
 
-// prefix parses the first 16 hex digits of h (either case).
-func prefix(h string) (uint64, bool) {
-	if len(h) < 16 {
-		return 0, false
-	}
-	var v uint64
-	for i := 0; i < 16; i++ {
-		c := h[i]
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c -= 'a' - 10
-		case c >= 'A' && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		v = v<<4 | uint64(c)
-	}
-	return v, true
-}
-
 // aliasKey returns the key of p's canonical path when p's directory is an
 // alias (/bin on a merged-/usr system).
 func (s *snapshot) aliasKey(p string) (uint64, bool) {
@@ -190,7 +167,7 @@ func (s *snapshot) aliasKey(p string) (uint64, bool) {
 // It does not allocate. A mismatch on an owned path is returned as
 // modified; the caller re-checks it (see Enricher.changing).
 func (s *snapshot) lookup(path string, hexDigest string, sha256 bool) verdict {
-	d, ok := prefix(hexDigest)
+	d, ok := tagKey.SumHex(hexDigest)
 	if !ok {
 		return verdict{status: "", pkg: -1, file: -1}
 	}

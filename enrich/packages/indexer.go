@@ -5,7 +5,6 @@ import (
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -311,7 +310,7 @@ func makePlan(cfg Config, db *database) (*plan, []error) {
 		if h, ok := stored[cpath]; ok && h.Key == k {
 			p.store[cpath] = h
 			e.flags = verdictFlags(f, &h)
-			e.sha256, e.sha1 = binary.BigEndian.Uint64(h.SHA256[:]), binary.BigEndian.Uint64(h.SHA1[:])
+			e.sha256, e.sha1 = tags(&h)
 		} else {
 			p.todo = append(p.todo, len(p.entries))
 		}
@@ -361,7 +360,7 @@ func (x *Index) refresh(db *database, dbRead int64) {
 			p.store[e.path] = h
 			p.dirty = true
 			e.flags = verdictFlags(p.src[i], &h)
-			e.sha256, e.sha1 = binary.BigEndian.Uint64(h.SHA256[:]), binary.BigEndian.Uint64(h.SHA1[:])
+			e.sha256, e.sha1 = tags(&h)
 		case errors.Is(err, errChanged):
 			// It changed while it was read: left pending for the next
 			// refresh, which comes soon.

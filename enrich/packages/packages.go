@@ -23,10 +23,12 @@
 // database's files are polled every Config.Refresh; a change re-reads the
 // database and hashes what changed.
 //
-// The live index keeps 8-byte prefixes of the SHA-256 and SHA-1 digests
-// and a 64-bit hash of the path: about 40 bytes per indexed file plus its
-// base name. With n indexed files, a random digest matches some prefix with
-// probability n/2^64 (2.7e-15 for 50,000 files).
+// The live index keeps 64-bit keyed tags of the SHA-256 and SHA-1 digests
+// (digesttag: a per-process secret key, so a file cannot be crafted to
+// share a package file's tag as it could its first 8 bytes) and a 64-bit
+// hash of the path: about 40 bytes per indexed file plus its base name.
+// With n indexed files, any digest that is not a package file's matches
+// some tag with probability about n/2^64 (2.7e-15 for 50,000 files).
 //
 // # Event path
 //
