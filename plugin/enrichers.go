@@ -29,6 +29,7 @@ type enrichers struct {
 	chain     []enrich.Enricher
 	blocklist *blocklist.Enricher
 	packages  *packages.Enricher
+	pkgKept   bool // packages is the running pipeline's (a reload that kept its settings); close leaves it
 	sigma     *sigma.Enricher
 	vt        *virustotal.Enricher
 	vtAt      int         // vt's index in chain
@@ -49,7 +50,12 @@ type enrichers struct {
 // for openVT (a reload that changed them: only one enricher may hold
 // vt.db, so the new one opens after the old one closed); otherwise a new
 // one is started.
-func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry, vt *virustotal.Enricher, vtLater bool) (*enrichers, error) {
+//
+// Package trust: with pk set (a reload that kept [enrich.packages]), that
+// running enricher and its index take their place in the chain;
+// otherwise a new one is started (a reload hands it the running one's
+// index to answer until its own has published, see Reload).
+func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry, vt *virustotal.Enricher, vtLater bool, pk *packages.Enricher) (*enrichers, error) {
 	e := &enrichers{}
 	if c.Hashes.Enabled {
 		e.chain = append(e.chain, hashes.New(reg))
@@ -77,7 +83,9 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 		e.chain = append(e.chain, b)
 	}
 	if c.Packages.Enabled {
-		e.packages = packages.New(c.Packages, log, reg)
+		if e.packages, e.pkgKept = pk, pk != nil; pk == nil {
+			e.packages = packages.New(c.Packages, log, reg)
+		}
 		e.chain = append(e.chain, e.packages)
 	}
 	// Hunting rules run before VirusTotal, so that the hashes they flag
@@ -259,7 +267,7 @@ func (e *enrichers) close() {
 	if e.blocklist != nil {
 		_ = e.blocklist.Close()
 	}
-	if e.packages != nil {
+	if e.packages != nil && !e.pkgKept {
 		e.packages.Close()
 	}
 }

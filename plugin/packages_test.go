@@ -311,3 +311,76 @@ path = %q
 		}
 	}
 }
+
+// TestReloadKeepsPackageIndex: a reload (SIGHUP) that keeps
+// [enrich.packages] keeps the running enricher and its index; one that
+// changes it answers from the running index until the new one has
+// published, so ls's real digest is package throughout, never unindexed
+// (found by review: every SIGHUP started the index from scratch).
+func TestReloadKeepsPackageIndex(t *testing.T) {
+	if _, err := os.Stat("/var/lib/dpkg/status"); err != nil {
+		t.Skip("no dpkg database on this machine:", err)
+	}
+	data, err := os.ReadFile("/usr/bin/ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	ls := hex.EncodeToString(sum[:])
+	dir := t.TempDir()
+	config := func(extra string) *conf.Config {
+		return parseConfig(t, fmt.Sprintf(`state_dir = %q
+[log]
+syslog = false
+[enrich.proc]
+enabled = false
+[enrich.packages]
+enabled = true
+paths = ["/usr/bin/ls"]
+%s
+[[sink]]
+type = "file"
+[sink.file]
+path = %q
+`, dir, extra, filepath.Join(dir, "out.jsonl")))
+	}
+	p, err := NewPipeline(config(""), slog.New(slog.DiscardHandler), &metrics.Registry{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if err := p.enr.packages.Index().Wait(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	judge := func(when string) {
+		t.Helper()
+		ev := &audit.Event{}
+		ev.Hashes = []audit.FileHash{{Path: "/usr/bin/ls", Algo: "sha256", Hex: ls}}
+		if err := p.enr.packages.Enrich(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Package == nil || ev.Package.Status != packages.StatusPackage {
+			t.Fatalf("%s: ls's digest judged %+v, want package", when, ev.Package)
+		}
+	}
+	judge("before the reloads")
+	running := p.enr.packages
+	if err := p.Reload(config("")); err != nil {
+		t.Fatal(err)
+	}
+	if p.enr.packages != running {
+		t.Error("a reload with the same [enrich.packages] replaced the package enricher")
+	}
+	judge("after a reload with the same settings")
+	if err := p.Reload(config("rate_mb = 5")); err != nil {
+		t.Fatal(err)
+	}
+	if p.enr.packages == running {
+		t.Fatal("a reload with other [enrich.packages] settings kept the package enricher")
+	}
+	judge("right after a reload with other settings")
+	if err := p.enr.packages.Index().Wait(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	judge("once the new index is complete")
+}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/enrich"
+	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
@@ -126,7 +127,7 @@ func (p *Pipeline) build(cfg *conf.Config) error {
 	if err != nil {
 		return err
 	}
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, nil, false)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, nil, false, nil)
 	if err != nil {
 		out.Discard()
 		return err
@@ -268,6 +269,11 @@ func (p *Pipeline) Idle() {
 // they did, it is replaced after the swap (only one may hold vt.db); if
 // the new one cannot start, the old settings are started again, and if
 // that fails too the pipeline runs without VirusTotal (logged).
+//
+// The package index is kept, whole, when [enrich.packages] did not change
+// (a SIGHUP from logrotate loses none of its hashing). When it did, the
+// new index starts beside it and the running one keeps answering until
+// the new one has published its first snapshot (packages.TakeOver).
 func (p *Pipeline) Reload(cfg *conf.Config) error {
 	out, err := p.out.Prepare(cfg, cfg.Enrich.Workers)
 	if err != nil {
@@ -278,7 +284,11 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	if keepVT {
 		vt = p.enr.vt
 	}
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, !keepVT)
+	var pk *packages.Enricher
+	if reflect.DeepEqual(p.cfg.Enrich.Packages, cfg.Enrich.Packages) {
+		pk = p.enr.packages
+	}
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, !keepVT, pk)
 	if err != nil {
 		out.Discard()
 		return err
@@ -298,6 +308,12 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	out.Start(ctx, p.out)
 	cancel()
 	oldEnr := p.enr
+	if enr.packages != nil && oldEnr.packages != nil {
+		if !enr.pkgKept {
+			enr.packages.TakeOver(oldEnr.packages)
+		}
+		oldEnr.packages, enr.pkgKept = nil, false // now enr's
+	}
 	pool := p.newPool(cfg, enr, out)
 	p.mu.Lock()
 	p.out, p.enr, p.cfg = out, enr, cfg
