@@ -202,9 +202,10 @@ func lowerPriority() {
 }
 
 // dbFiles are the files whose change means the package database changed
-// (for rpm: the database files and sqlite's write-ahead logs).
+// (for dpkg: the diversions too, which dpkg-divert changes alone; for rpm:
+// the database files and sqlite's write-ahead logs). At most 8 (dbStamp).
 var dbFiles = map[string][]string{
-	"dpkg": {"var/lib/dpkg/status", "var/lib/dpkg/updates"},
+	"dpkg": {"var/lib/dpkg/status", "var/lib/dpkg/updates", "var/lib/dpkg/diversions"},
 	"rpm": append(slices.Clone(rpmDBFiles), "var/lib/rpm/rpmdb.sqlite-wal",
 		"usr/lib/sysimage/rpm/rpmdb.sqlite-wal"),
 }
