@@ -16,7 +16,7 @@ import (
 type entry struct {
 	path   string // canonical
 	pkg    int32
-	flags  uint32 // flagPending, flagModified
+	flags  uint32 // flagPending, flagModified, flagChanging
 	sha256 uint64 // tags (tagKey) of the file's digests
 	sha1   uint64
 }

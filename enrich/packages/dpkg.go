@@ -33,6 +33,9 @@ type dpkgPackage struct {
 	// HasFiles is false for packages whose files are gone (status
 	// not-installed or config-files).
 	HasFiles bool
+	// Changing is true while dpkg replaces the package's files (status
+	// half-installed).
+	Changing bool
 }
 
 // parseDpkgStatus reads the stanzas of a dpkg status file (RFC 822 style
@@ -103,6 +106,7 @@ func parseDpkgStatus(name string, r io.Reader, fn func(dpkgPackage)) (errs []err
 			if len(f) == 3 && (f[2] == "not-installed" || f[2] == "config-files") {
 				cur.HasFiles = false
 			}
+			cur.Changing = len(f) == 3 && f[2] == "half-installed"
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -200,7 +204,9 @@ func parseDiversions(name string, r io.Reader) (map[string]diversion, []error, e
 }
 
 // readDpkg reads the dpkg database under root: the package list from
-// var/lib/dpkg/status and each package's files with their MD5 from
+// var/lib/dpkg/status, with the stanzas dpkg journals in
+// var/lib/dpkg/updates/ (files named by number, applied in order, until
+// dpkg folds them into status) replacing the package's, and each package's files with their MD5 from
 // var/lib/dpkg/info/<name>[:<arch>].md5sums. Packages without an md5sums
 // file own no file here. A file another package diverted (dpkg-divert,
 // var/lib/dpkg/diversions) is taken at the path it was diverted to. Line errors are returned in errs (the database is
@@ -215,15 +221,38 @@ func readDpkg(root string) (db *database, errs []error, err error) {
 	defer f.Close()
 	db = &database{manager: "dpkg"}
 	var pkgs []dpkgPackage
-	errs, bad, err := parseDpkgStatus(statusPath, f, func(p dpkgPackage) {
-		if p.HasFiles {
-			pkgs = append(pkgs, p)
+	at := map[string]int{} // name:arch -> index in pkgs
+	add := func(p dpkgPackage) {
+		k := p.Name + ":" + p.Arch
+		if i, ok := at[k]; ok {
+			pkgs[i] = p
+			return
 		}
-	})
+		at[k] = len(pkgs)
+		pkgs = append(pkgs, p)
+	}
+	errs, bad, err := parseDpkgStatus(statusPath, f, add)
 	if err != nil {
 		return nil, errs, err
 	}
 	db.badLines += bad
+	updates, _ := os.ReadDir(filepath.Join(admin, "updates")) // sorted by name: dpkg pads the numbers
+	for _, u := range updates {
+		if strings.Trim(u.Name(), "0123456789") != "" {
+			continue // tmp.i and the like
+		}
+		uf, err := os.Open(filepath.Join(admin, "updates", u.Name()))
+		if err != nil {
+			continue // folded into status meanwhile
+		}
+		es, bad, err := parseDpkgStatus(uf.Name(), uf, add)
+		uf.Close()
+		errs = append(errs, es...)
+		db.badLines += bad
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	var divs map[string]diversion
 	if df, err := os.Open(filepath.Join(admin, "diversions")); err == nil {
 		var es []error
@@ -236,8 +265,11 @@ func readDpkg(root string) (db *database, errs []error, err error) {
 		}
 	}
 	for _, p := range pkgs {
+		if !p.HasFiles {
+			continue
+		}
 		pi := int32(len(db.pkgs))
-		db.pkgs = append(db.pkgs, pkgInfo{Name: p.Name, Version: p.Version})
+		db.pkgs = append(db.pkgs, pkgInfo{Name: p.Name, Version: p.Version, Changing: p.Changing})
 		var mf *os.File
 		for _, n := range []string{p.Name + ":" + p.Arch, p.Name} {
 			if mf, err = os.Open(filepath.Join(admin, "info", n+".md5sums")); err == nil {

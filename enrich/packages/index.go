@@ -32,8 +32,14 @@ const (
 	digestSHA256
 )
 
-// pkgInfo is one installed package.
-type pkgInfo struct{ Name, Version string }
+// pkgInfo is one installed package. Changing is set while the package
+// manager replaces its files (dpkg state half-installed: the files on disk
+// may already be the new version's while the database still lists the old
+// digests).
+type pkgInfo struct {
+	Name, Version string
+	Changing      bool
+}
 
 // ownedFile is one file a package database lists, with the database's
 // digest of it (MD5 in the first 16 bytes, or SHA-256, by Algo).
@@ -64,7 +70,8 @@ type fileRec struct {
 const (
 	flagPending  = 1 << 31 // not hashed yet
 	flagModified = 1 << 30 // the file on disk fails the database digest
-	pkgMask      = 1<<30 - 1
+	flagChanging = 1 << 29 // fails it while its package is being replaced: unindexed
+	pkgMask      = 1<<29 - 1
 )
 
 // keyIndex is a sorted set of 64-bit keys (hashes, so spread evenly) with a
@@ -189,7 +196,7 @@ func (s *snapshot) lookup(path string, hexDigest string, sha256 bool) verdict {
 		f := &s.files[i]
 		pkg := int32(f.pkg & pkgMask)
 		switch {
-		case f.pkg&flagPending != 0:
+		case f.pkg&(flagPending|flagChanging) != 0:
 			return verdict{StatusUnindexed, pkg, -1}
 		case f.pkg&flagModified != 0:
 			return verdict{StatusModified, pkg, -1}

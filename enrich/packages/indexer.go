@@ -311,7 +311,7 @@ func makePlan(cfg Config, db *database) (*plan, []error) {
 		e := entry{path: cpath, pkg: f.Pkg, flags: flagPending}
 		if h, ok := stored[cpath]; ok && h.Key == k {
 			p.store[cpath] = h
-			e.flags = verdictFlags(f, &h)
+			e.flags = verdictFlags(db, f, &h)
 			e.sha256, e.sha1 = tags(&h)
 		} else {
 			p.todo = append(p.todo, len(p.entries))
@@ -324,12 +324,17 @@ func makePlan(cfg Config, db *database) (*plan, []error) {
 	return p, errs
 }
 
-// verdictFlags compares a file's own digests with the database's.
-func verdictFlags(f *ownedFile, h *hashed) uint32 {
+// verdictFlags compares a file's own digests with the database's: a
+// mismatch is flagModified, or flagChanging while the file's package is
+// being replaced (an upgrade in progress is not an alert).
+func verdictFlags(db *database, f *ownedFile, h *hashed) uint32 {
 	ok := f.Algo == digestMD5 && [16]byte(f.Digest[:16]) == h.MD5 ||
 		f.Algo == digestSHA256 && f.Digest == h.SHA256
 	if ok {
 		return 0
+	}
+	if db.pkgs[f.Pkg].Changing {
+		return flagChanging
 	}
 	return flagModified
 }
@@ -361,7 +366,7 @@ func (x *Index) refresh(db *database, dbRead int64) {
 		case err == nil:
 			p.store[e.path] = h
 			p.dirty = true
-			e.flags = verdictFlags(p.src[i], &h)
+			e.flags = verdictFlags(db, p.src[i], &h)
 			e.sha256, e.sha1 = tags(&h)
 		case errors.Is(err, errChanged):
 			// It changed while it was read: left pending for the next

@@ -101,3 +101,42 @@ func TestDivertNoticed(t *testing.T) {
 	eventually(t, e, "/usr/bin/div.distrib", sha256Hex(orig), StatusPackage)
 	eventually(t, e, "/usr/bin/div", sha256Hex(local), StatusUnowned)
 }
+
+// TestUpgradeInProgressUnindexed: while dpkg replaces a package's files
+// (state half-installed, in status or journalled in updates/) a file whose
+// new content fails the old digest is unindexed, not modified; once the
+// upgrade is recorded (installed, new md5sums) it is package (found by
+// review: an upgrade in progress raised package_file_modified).
+func TestUpgradeInProgressUnindexed(t *testing.T) {
+	for _, journal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("journal=%v", journal), func(t *testing.T) {
+			v1, v2 := "#!/bin/sh\necho 1.0\n", "#!/bin/sh\necho 2.0\n"
+			root := dpkgRoot(t, "installed", map[string]string{"/usr/bin/foo": v1, "/usr/bin/bar": v1 + "bar\n"})
+			cfg := testConfig(t)
+			cfg.Root, cfg.Refresh = root, time.Second
+			e := openEnricher(t, cfg)
+			wantPackage(t, judge(t, e, "/usr/bin/foo", "sha256", sha256Hex(v1)), StatusPackage, "foo", "")
+
+			stanza := "Package: foo\nStatus: install ok half-installed\nArchitecture: all\nVersion: 1.0\n\n"
+			if journal {
+				writeFile(t, filepath.Join(root, "var/lib/dpkg/updates/0000"), stanza)
+			} else {
+				writeFile(t, filepath.Join(root, "var/lib/dpkg/status"), stanza)
+			}
+			writeFile(t, filepath.Join(root, "usr/bin/foo"), v2) // unpacked, md5sums still 1.0's
+			eventually(t, e, "/usr/bin/foo", sha256Hex(v2), StatusUnindexed)
+			// Three refreshes later it still is, and the old content is
+			// not an unchanged file of the package either way.
+			time.Sleep(3 * time.Second)
+			wantPackage(t, judge(t, e, "/usr/bin/foo", "sha256", sha256Hex(v2)), StatusUnindexed, "foo", "")
+			// Another file of the package, changed by no one: still package.
+			wantPackage(t, judge(t, e, "/usr/bin/bar", "sha256", sha256Hex(v1+"bar\n")), StatusPackage, "foo", "")
+
+			writeFile(t, filepath.Join(root, "var/lib/dpkg/info/foo.md5sums"),
+				fmt.Sprintf("%x  usr/bin/foo\n%x  usr/bin/bar\n", md5.Sum([]byte(v2)), md5.Sum([]byte(v1+"bar\n"))))
+			os.Remove(filepath.Join(root, "var/lib/dpkg/updates/0000"))
+			writeFile(t, filepath.Join(root, "var/lib/dpkg/status"), strings.Replace(stanza, "half-installed", "installed", 1))
+			eventually(t, e, "/usr/bin/foo", sha256Hex(v2), StatusPackage)
+		})
+	}
+}
