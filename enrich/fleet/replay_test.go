@@ -2,11 +2,13 @@ package fleet
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal/vtfake"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
@@ -130,5 +132,92 @@ func TestTombstoneIgnored(t *testing.T) {
 	}
 	if r := w.startHost("fresh").enrich(t, 3, h2); r.Status != VerdictFound {
 		t.Errorf("host started after the tombstone: %+v, want a hit", r)
+	}
+}
+
+// TestSightingWeightIsDistinctHosts: a hash's queue priority counts the
+// distinct hosts that sighted it, not the counts they claim, so one host
+// sighting hashes with a huge count cannot evict the hashes the fleet
+// queued (found by review: count 2^40 from one host dropped 4 of the 5).
+func TestSightingWeightIsDistinctHosts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Kafka broker and the service; skipped under -short")
+	}
+	w := newWorld(t)
+	if _, err := EnsureTopics(w.serviceConfig(), quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	vc := w.vtConfig(t.TempDir())
+	vc.QueueSize, vc.PerMinute = 5, 1
+	reg := &metrics.Registry{}
+	s, err := NewService(w.serviceConfig(), vc, w.local, quietLog(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); s.Close() }()
+	go s.Run(ctx)
+	handled := func(want uint64) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var n uint64
+			for _, r := range sightingResults {
+				n += reg.Counter("audisp_enrich_fleet_sightings_total", metrics.Label("result", r), "").Value()
+			}
+			if n >= want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d sightings handled, want %d", n, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// No lookups, so that the queue is what the weights make it: the
+	// first 5 of the 6 fleet hashes fill it, each with one weight per host.
+	for deadline := time.Now().Add(15 * time.Second); s.owned.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the service claimed no sightings partition within 15 s")
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // Setup resumes lookups after it claimed them
+	s.vt.Hold()
+	fleetHashes := map[string]bool{}
+	var recs []*kgo.Record
+	for i := range 6 {
+		h := hashN(700 + i)
+		fleetHashes[h] = true
+		w.fake.Set(h, vtfake.FileReply(h, 0))
+		for j := range 20 {
+			recs = append(recs, sightingRecord(h, fmt.Sprintf("host%02d", j)))
+			recs = append(recs, sightingRecord(h, fmt.Sprintf("host%02d", j))) // a repeat adds nothing
+		}
+	}
+	w.produce(DefaultSightingsTopic, recs...)
+	handled(240)
+	var rogue []*kgo.Record
+	for i := range 5 {
+		for range 3 {
+			r := sightingRecord(hashN(900+i), "rogue")
+			sg, err := DecodeSighting(r.Key, r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sg.Count = 1 << 40
+			r.Value = EncodeSighting(sg)
+			rogue = append(rogue, r)
+		}
+	}
+	w.produce(DefaultSightingsTopic, rogue...)
+	handled(255)
+	queued := s.vt.Withdraw()
+	if len(queued) != 5 {
+		t.Fatalf("%d hashes queued, want 5: %+v", len(queued), queued)
+	}
+	for _, q := range queued {
+		if !fleetHashes[q.File.Hex] || q.Weight != 20 {
+			t.Errorf("queued %s with weight %d, want only the fleet's hashes, with weight 20 (one per host)", q.File.Hex[48:], q.Weight)
+		}
 	}
 }

@@ -77,7 +77,7 @@ const serviceNode = "audisp-enrich-verdicts"
 // produceBuffer bounds the verdicts waiting for the producer.
 const produceBuffer = 4096
 
-// maxWeight caps one sighting's count as a queue weight.
+// maxWeight caps a hand-off sighting's count as a queue weight.
 const maxWeight = 1 << 20
 
 // Service turns sightings into VirusTotal lookups and signed verdicts. It
@@ -111,6 +111,9 @@ type Service struct {
 	vt     *virustotal.Enricher
 	fol    *follower
 	known  *lru.Cache[string, known]
+	// sighted holds the recent (hash, host) pairs: a hash's queue weight
+	// counts distinct hosts (weight).
+	sighted *lru.Cache[string, struct{}]
 
 	lagMu sync.Mutex
 	lag   map[int32]int64
@@ -174,6 +177,9 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, loc Local, log *slog.L
 		return nil, err
 	}
 	if s.known, err = lru.New[string, known](cfg.KnownSize); err != nil {
+		return nil, err
+	}
+	if s.sighted, err = lru.New[string, struct{}](cfg.KnownSize); err != nil {
 		return nil, err
 	}
 	s.m.sightings = map[string]*metrics.Counter{}
@@ -452,7 +458,7 @@ func (s *Service) sighting(m *sarama.ConsumerMessage) {
 		return
 	}
 	fh := audit.FileHash{Path: sg.Path, Algo: sg.Algo, Hex: key}
-	res, exp := s.vt.Request(fh, audit.EventID{Node: serviceNode, Sec: now.Unix()}, int(min(max(sg.Count, 1), maxWeight)))
+	res, exp := s.vt.Request(fh, audit.EventID{Node: serviceNode, Sec: now.Unix()}, s.weight(key, sg))
 	if res == nil {
 		s.setPartition(key, m.Partition)
 		s.m.sightings["queued"].Inc()
@@ -463,6 +469,22 @@ func (s *Service) sighting(m *sarama.ConsumerMessage) {
 	} else {
 		s.m.sightings["unpublishable"].Inc()
 	}
+}
+
+// weight is a sighting's queue weight: 1 for a host's first sighting of
+// the hash (as far as the last known_size (hash, host) pairs tell) and 0
+// for its repeats, whatever count it claims, so that a hash's priority is
+// the number of distinct hosts that sighted it and one host cannot
+// outweigh the fleet's queued hashes. A hand-off sighting (host
+// serviceNode) carries the weight an instance gathered, up to maxWeight.
+func (s *Service) weight(key string, sg Sighting) int {
+	if sg.Host == serviceNode {
+		return int(min(max(sg.Count, 1), maxWeight))
+	}
+	if seen, _ := s.sighted.ContainsOrAdd(key+"\x00"+sg.Host, struct{}{}); seen {
+		return 0
+	}
+	return 1
 }
 
 // Emit receives the VirusTotal enricher's verdict documents (from its
