@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/edwards25519"
+
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 )
 
@@ -238,11 +240,21 @@ func validDigest(k []byte) bool {
 }
 
 // ParsePublicKey decodes a base64 Ed25519 public key (32 bytes), as
-// written by GenerateKey and set in the hosts' verdict_public_key.
+// written by GenerateKey and set in the hosts' verdict_public_key. It
+// refuses bytes that are not a point of the curve and points of small
+// order (the identity, all zeros, and the other six): signatures made
+// without any private key verify under those.
 func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 	if err != nil || len(b) != ed25519.PublicKeySize {
-		return nil, errors.New("fleet: verdict public key: want the base64 of 32 bytes")
+		return nil, errors.New("fleet: verdict_public_key: want the base64 of 32 bytes")
+	}
+	p, err := new(edwards25519.Point).SetBytes(b)
+	if err != nil {
+		return nil, errors.New("fleet: verdict_public_key: not an Ed25519 public key (not a point of the curve)")
+	}
+	if p.MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return nil, errors.New("fleet: verdict_public_key: a point of small order (a placeholder such as all zeros?), under which anyone can forge verdicts; use the key verdicts keygen printed")
 	}
 	return ed25519.PublicKey(b), nil
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"filippo.io/edwards25519"
 )
 
 const digest = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
@@ -107,5 +109,41 @@ func TestKeyFiles(t *testing.T) {
 	}
 	if _, err := ParsePublicKey(base64.StdEncoding.EncodeToString([]byte("short"))); err == nil {
 		t.Error("a 5-byte public key was accepted")
+	}
+}
+
+// TestSmallOrderKeyRefused: public keys that are points of small order
+// (placeholders under which anyone forges verdicts without a private key,
+// found by review: 15 of 64 forgeries verified under all zeros) or no
+// point at all are refused; a real key is taken. The small-order points
+// tried are all zeros (y = 0, a point of order 4) and its multiples,
+// computed, not listed by hand.
+func TestSmallOrderKeyRefused(t *testing.T) {
+	enc := func(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+	var bad []string
+	zero, err := new(edwards25519.Point).SetBytes(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := edwards25519.NewIdentityPoint()
+	for range 4 {
+		p.Add(p, zero)
+		bad = append(bad, enc(p.Bytes()))
+	}
+	for _, k := range bad {
+		if _, err := ParsePublicKey(k); err == nil || !strings.Contains(err.Error(), "small order") {
+			t.Errorf("%s: %v, want a small-order error", k, err)
+		}
+	}
+	notOnCurve := append([]byte{2}, make([]byte, 31)...) // y = 2 is no point of the curve
+	if _, err := ParsePublicKey(enc(notOnCurve)); err == nil {
+		t.Error("a non-point accepted")
+	}
+	pubText, err := GenerateKey(filepath.Join(t.TempDir(), "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParsePublicKey(pubText); err != nil {
+		t.Errorf("a real key refused: %v", err)
 	}
 }
