@@ -36,6 +36,10 @@ type Stats struct {
 	// Pending files wait for hashing; Modified files failed the package
 	// database's digest on disk; Unreadable could not be hashed.
 	Pending, Modified, Unreadable int
+	// StoreBad counts the lines of packages.idx that could not be read
+	// (Inspect): their files are hashed again and the file rewritten at
+	// the next refresh.
+	StoreBad int
 	// Hashed and BytesHashed count the hashing done by this process;
 	// Reused the files taken from the persisted hashes.
 	Hashed, BytesHashed, Reused int64
@@ -271,6 +275,9 @@ type plan struct {
 	todo    []int             // entries to hash
 	src     []*ownedFile      // the database's record of entries[i]
 	unread  int
+	// storeBad counts the lines of packages.idx that could not be read
+	// (and a failed read): the file is rewritten at the end of the refresh.
+	storeBad int
 }
 
 // makePlan resolves every file of db to its canonical path (directory
@@ -279,9 +286,11 @@ type plan struct {
 // whose persisted hashes still match their size, mtime and inode.
 func makePlan(cfg Config, db *database) (*plan, []error) {
 	p := &plan{aliases: map[string]string{}}
-	stored, errs, _, err := loadStore(cfg.StateDir)
+	stored, errs, bad, err := loadStore(cfg.StateDir)
+	p.storeBad = bad
 	if err != nil {
 		errs = append(errs, err)
+		p.storeBad++
 	}
 	p.store = make(map[string]hashed, len(stored))
 	r := resolver{root: cfg.Root, cache: map[string]string{}}
@@ -320,7 +329,7 @@ func makePlan(cfg Config, db *database) (*plan, []error) {
 		p.keys = append(p.keys, k)
 		p.src = append(p.src, f)
 	}
-	p.dirty = len(p.store) != len(stored)
+	p.dirty = len(p.store) != len(stored) || p.storeBad > 0
 	return p, errs
 }
 
@@ -351,7 +360,8 @@ func (x *Index) refresh(db *database, dbRead int64) {
 	x.reused.Store(int64(len(p.entries) - len(p.todo)))
 	x.publish(db, p, dbRead)
 	lim := limiter{start: time.Now()}
-	lastPub := time.Now()
+	lastPub, lastSave := time.Now(), time.Now()
+	hashed := 0
 	for n, i := range p.todo {
 		if x.ctx.Err() != nil {
 			break
@@ -366,6 +376,7 @@ func (x *Index) refresh(db *database, dbRead int64) {
 		case err == nil:
 			p.store[e.path] = h
 			p.dirty = true
+			hashed++
 			e.flags = verdictFlags(db, p.src[i], &h)
 			e.sha256, e.sha1 = tags(&h)
 		case errors.Is(err, errChanged):
@@ -387,12 +398,12 @@ func (x *Index) refresh(db *database, dbRead int64) {
 			x.publish(db, p, dbRead)
 			lastPub = time.Now()
 		}
-	}
-	if p.dirty && x.ctx.Err() == nil {
-		if err := saveStore(x.cfg.StateDir, p.store); err != nil {
-			x.log.Warn("packages: cannot write the persisted hashes", "dir", x.cfg.StateDir, "err", err)
+		if time.Since(lastSave) > saveEvery {
+			x.save(p) // a long first build keeps its progress across a restart
+			lastSave = time.Now()
 		}
 	}
+	x.save(p)
 	x.unreadable.Store(int64(p.unread))
 	s := x.publish(db, p, dbRead)
 	x.lastRefresh.Store(time.Now().UnixNano())
@@ -403,10 +414,27 @@ func (x *Index) refresh(db *database, dbRead int64) {
 			// Logged before Wait returns: the line means the index is
 			// complete (the IMA guest test waits for it).
 			x.log.Info("packages: index complete", "manager", s.manager, "files", len(s.files),
-				"hashed", len(p.todo), "reused", len(p.entries)-len(p.todo), "modified", x.modified.Load(), "unreadable", p.unread)
+				"hashed", hashed, "reused", len(p.entries)-len(p.todo), "modified", x.modified.Load(), "unreadable", p.unread)
 			close(x.ready)
 		}
 	}
+}
+
+// saveEvery is how often a refresh that is still hashing saves the hashes
+// taken so far.
+const saveEvery = 30 * time.Second
+
+// save writes p's hashes to packages.idx when they differ from it (not
+// after Close: a refresh cut short keeps the file as it was).
+func (x *Index) save(p *plan) {
+	if !p.dirty || x.ctx.Err() != nil {
+		return
+	}
+	if err := saveStore(x.cfg.StateDir, p.store); err != nil {
+		x.log.Warn("packages: cannot write the persisted hashes", "dir", x.cfg.StateDir, "err", err)
+		return
+	}
+	p.dirty = false
 }
 
 // publish builds and installs a snapshot of p.
@@ -545,12 +573,19 @@ func Inspect(cfg Config) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	p, errs := makePlan(cfg, db)
-	if len(errs) > 0 {
-		return Stats{}, errors.Join(errs...)
-	}
+	p, _ := makePlan(cfg, db) // store errors are counted in p.storeBad
 	st := Stats{Manager: db.manager, Packages: len(db.pkgs), Files: len(p.entries), Owned: len(p.owned),
-		Pending: len(p.todo), Reused: int64(len(p.entries) - len(p.todo)), Complete: len(p.todo) == 0}
+		Reused: int64(len(p.entries) - len(p.todo)), StoreBad: p.storeBad}
+	// A file this process cannot read is unreadable, not pending: the
+	// index would not hash it either (when it runs as the same user).
+	for _, i := range p.todo {
+		if unix.Access(filepath.Join(cfg.Root, p.entries[i].path), unix.R_OK) != nil {
+			st.Unreadable++
+		} else {
+			st.Pending++
+		}
+	}
+	st.Complete = st.Pending == 0
 	for _, e := range p.entries {
 		if e.flags&flagModified != 0 {
 			st.Modified++
@@ -578,6 +613,9 @@ func (st Stats) String() string {
 	}
 	if st.Unreadable > 0 {
 		fmt.Fprintf(&b, "unreadable:    %d files\n", st.Unreadable)
+	}
+	if st.StoreBad > 0 {
+		fmt.Fprintf(&b, "warning:       %d lines of %s unreadable; their files are hashed again and the file rewritten at the next refresh\n", st.StoreBad, StoreFile)
 	}
 	if st.LiveBytes > 0 {
 		fmt.Fprintf(&b, "live index:    %d bytes\n", st.LiveBytes)
