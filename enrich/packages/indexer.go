@@ -282,7 +282,8 @@ type plan struct {
 
 // makePlan resolves every file of db to its canonical path (directory
 // symlinks such as /bin -> usr/bin followed inside the root), keeps the
-// regular files below cfg.Paths, and takes the executables and libraries
+// regular files below cfg.Paths (the files outside are known by path
+// only, as owned), and takes the executables and libraries
 // whose persisted hashes still match their size, mtime and inode.
 func makePlan(cfg Config, db *database) (*plan, []error) {
 	p := &plan{aliases: map[string]string{}}
@@ -304,10 +305,14 @@ func makePlan(cfg Config, db *database) (*plan, []error) {
 			p.aliases[dir] = cdir
 		}
 		cpath := path.Join(cdir, base)
-		if seen[cpath] || !inPaths(cfg.Paths, cpath) && !inPaths(cfg.Paths, f.Path) {
+		if seen[cpath] {
 			continue
 		}
 		seen[cpath] = true
+		if !inPaths(cfg.Paths, cpath) && !inPaths(cfg.Paths, f.Path) {
+			p.owned = append(p.owned, cpath) // a package's, outside paths: unindexed, not unowned
+			continue
+		}
 		fi, err := os.Lstat(filepath.Join(cfg.Root, cpath))
 		if err != nil || !fi.Mode().IsRegular() {
 			continue

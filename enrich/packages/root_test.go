@@ -247,3 +247,19 @@ func TestUnreadableNotPending(t *testing.T) {
 		t.Fatalf("Inspect as nobody: want 1 pending, 1 unreadable, not complete:\n%s", out)
 	}
 }
+
+// TestOutsidePathsUnindexed: with paths set, a package's file outside
+// them is unindexed (the index does not judge it), not unowned, which
+// says no package owns it (found by review: libc.so.6 was unowned with
+// paths = /usr/bin).
+func TestOutsidePathsUnindexed(t *testing.T) {
+	lib := "\x7fELF not really\n"
+	root := dpkgRoot(t, "installed", map[string]string{"/usr/bin/foo": "#!/bin/sh\necho foo\n", "/usr/lib/libfoo.so.1": lib})
+	writeFile(t, filepath.Join(root, "usr/lib/mine.so"), "mine\n")
+	cfg := testConfig(t, "/usr/bin")
+	cfg.Root = root
+	e := openEnricher(t, cfg)
+	wantPackage(t, judge(t, e, "/usr/lib/libfoo.so.1", "sha256", sha256Hex(lib)), StatusUnindexed, "", "")
+	wantPackage(t, judge(t, e, "/usr/lib/mine.so", "sha256", sha256Hex("mine\n")), StatusUnowned, "", "")
+	wantPackage(t, judge(t, e, "/usr/bin/foo", "sha256", sha256Hex("#!/bin/sh\necho foo\n")), StatusPackage, "foo", "")
+}
