@@ -287,7 +287,7 @@ type plan struct {
 // whose persisted hashes still match their size, mtime and inode.
 func makePlan(cfg Config, db *database) (*plan, []error) {
 	p := &plan{aliases: map[string]string{}}
-	stored, errs, bad, err := loadStore(cfg.StateDir)
+	stored, errs, bad, err := loadStore(StorePath(cfg))
 	p.storeBad = bad
 	if err != nil {
 		errs = append(errs, err)
@@ -435,7 +435,7 @@ func (x *Index) save(p *plan) {
 	if !p.dirty || x.ctx.Err() != nil {
 		return
 	}
-	if err := saveStore(x.cfg.StateDir, p.store); err != nil {
+	if err := saveStore(StorePath(x.cfg), p.store); err != nil {
 		x.log.Warn("packages: cannot write the persisted hashes", "dir", x.cfg.StateDir, "err", err)
 		return
 	}
@@ -596,7 +596,7 @@ func Inspect(cfg Config) (Stats, error) {
 			st.Modified++
 		}
 	}
-	if fi, err := os.Stat(filepath.Join(cfg.StateDir, StoreFile)); err == nil {
+	if fi, err := os.Stat(StorePath(cfg)); err == nil {
 		st.LastRefresh = fi.ModTime()
 	}
 	return st, nil
@@ -620,7 +620,7 @@ func (st Stats) String() string {
 		fmt.Fprintf(&b, "unreadable:    %d files\n", st.Unreadable)
 	}
 	if st.StoreBad > 0 {
-		fmt.Fprintf(&b, "warning:       %d lines of %s unreadable; their files are hashed again and the file rewritten at the next refresh\n", st.StoreBad, StoreFile)
+		fmt.Fprintf(&b, "warning:       %d lines of the hash file unreadable; their files are hashed again and the file rewritten at the next refresh\n", st.StoreBad)
 	}
 	if st.LiveBytes > 0 {
 		fmt.Fprintf(&b, "live index:    %d bytes\n", st.LiveBytes)

@@ -152,7 +152,7 @@ func TestDamagedStoreLineRepaired(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Root = root
 	openEnricher(t, cfg).Close()
-	idx := filepath.Join(cfg.StateDir, StoreFile)
+	idx := StorePath(cfg)
 	f, err := os.OpenFile(idx, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +165,7 @@ func TestDamagedStoreLineRepaired(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Inspect with a damaged line: %v, want the stats with a warning", err)
 	}
-	if st.StoreBad != 1 || !st.Complete || !strings.Contains(st.String(), "1 lines of packages.idx unreadable") {
+	if st.StoreBad != 1 || !st.Complete || !strings.Contains(st.String(), "1 lines of the hash file unreadable") {
 		t.Fatalf("Inspect: StoreBad %d, complete %v:\n%s", st.StoreBad, st.Complete, st)
 	}
 	openEnricher(t, cfg).Close()
@@ -262,4 +262,28 @@ func TestOutsidePathsUnindexed(t *testing.T) {
 	wantPackage(t, judge(t, e, "/usr/lib/libfoo.so.1", "sha256", sha256Hex(lib)), StatusUnindexed, "", "")
 	wantPackage(t, judge(t, e, "/usr/lib/mine.so", "sha256", sha256Hex("mine\n")), StatusUnowned, "", "")
 	wantPackage(t, judge(t, e, "/usr/bin/foo", "sha256", sha256Hex("#!/bin/sh\necho foo\n")), StatusPackage, "foo", "")
+}
+
+// TestSharedStateDirKeepsEachRoot: two indexes of different roots with one
+// state directory keep a hash file each, so neither rehashes after the
+// other ran (found by review: each replaced the other's packages.idx).
+func TestSharedStateDirKeepsEachRoot(t *testing.T) {
+	state := t.TempDir()
+	a := testConfig(t)
+	a.Root, a.StateDir = dpkgRoot(t, "installed", map[string]string{"/usr/bin/a": "#!/bin/sh\necho a\n"}), state
+	b := a
+	b.Root = dpkgRoot(t, "installed", map[string]string{"/usr/bin/b": "#!/bin/sh\necho b\n"})
+	c := a
+	c.Paths = []string{"/usr/bin"}
+	if StorePath(a) == StorePath(b) || StorePath(a) == StorePath(c) {
+		t.Fatalf("one hash file for other roots or paths: %s %s %s", StorePath(a), StorePath(b), StorePath(c))
+	}
+	for i, cfg := range []Config{a, b, c, a, b, c} {
+		e := openEnricher(t, cfg)
+		st := e.Index().Stats()
+		e.Close()
+		if want := int64(1); i >= 3 && (st.Hashed != 0 || st.Reused != want) {
+			t.Errorf("run %d (%s): hashed %d, reused %d; want everything reused", i, cfg.Root, st.Hashed, st.Reused)
+		}
+	}
 }
