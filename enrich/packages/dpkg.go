@@ -264,15 +264,19 @@ func readDpkg(root string) (db *database, errs []error, err error) {
 			errs = append(errs, err)
 		}
 	}
+	bases := make([]string, 0, len(pkgs)) // per db.pkgs: the info/ file name before the extension
+	listed := map[int]string{}            // db.files index -> the path as listed, for diverted files
 	for _, p := range pkgs {
 		if !p.HasFiles {
 			continue
 		}
 		pi := int32(len(db.pkgs))
 		db.pkgs = append(db.pkgs, pkgInfo{Name: p.Name, Version: p.Version, Changing: p.Changing})
+		bases = append(bases, "")
 		var mf *os.File
 		for _, n := range []string{p.Name + ":" + p.Arch, p.Name} {
 			if mf, err = os.Open(filepath.Join(admin, "info", n+".md5sums")); err == nil {
+				bases[pi] = n
 				break
 			}
 		}
@@ -281,6 +285,7 @@ func readDpkg(root string) (db *database, errs []error, err error) {
 		}
 		es, bad, rerr := parseMD5Sums(mf.Name(), mf, func(path string, sum [16]byte) {
 			if d, ok := divs[path]; ok && d.Owner != p.Name {
+				listed[len(db.files)] = path
 				path = d.To
 			}
 			var d [32]byte
@@ -294,5 +299,89 @@ func readDpkg(root string) (db *database, errs []error, err error) {
 			errs = append(errs, rerr)
 		}
 	}
+	db.files = keepListed(db.files, func(i int, f *ownedFile) string {
+		if p, ok := listed[i]; ok {
+			return p
+		}
+		return f.Path
+	}, func(pkg int32) string { return filepath.Join(admin, "info", bases[pkg]+".list") })
 	return db, errs, nil
+}
+
+// keepListed settles the paths that more than one package's md5sums list
+// (a package took the file over with Replaces:, and the old owner's
+// md5sums still name it): dpkg records the current owner in its
+// info/<package>.list, so the listings of packages whose .list does not
+// name the path are dropped, unless no candidate's .list names it (then
+// all stay, the first wins as for any path). asListed gives a file's path
+// as the package lists it (before a diversion), list a package's .list
+// file. Only the candidates' .list files are read.
+func keepListed(files []ownedFile, asListed func(int, *ownedFile) string, list func(pkg int32) string) []ownedFile {
+	first := make(map[string]int, len(files))
+	var dups map[string][]int // path -> the files listing it, when more than one
+	for i := range files {
+		p := files[i].Path
+		j, ok := first[p]
+		if !ok {
+			first[p] = i
+			continue
+		}
+		if dups == nil {
+			dups = map[string][]int{}
+		}
+		if len(dups[p]) == 0 {
+			dups[p] = []int{j}
+		}
+		dups[p] = append(dups[p], i)
+	}
+	if len(dups) == 0 {
+		return files
+	}
+	want := map[int32]map[string]bool{} // package -> listed paths to look for in its .list
+	for _, idx := range dups {
+		for _, i := range idx {
+			f := &files[i]
+			if want[f.Pkg] == nil {
+				want[f.Pkg] = map[string]bool{}
+			}
+			want[f.Pkg][asListed(i, f)] = false
+		}
+	}
+	for pkg, paths := range want {
+		lf, err := os.Open(list(pkg))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(lf)
+		for sc.Scan() {
+			if _, ok := paths[sc.Text()]; ok {
+				paths[sc.Text()] = true
+			}
+		}
+		lf.Close()
+	}
+	drop := map[int]bool{}
+	for _, idx := range dups {
+		owners := 0
+		for _, i := range idx {
+			if want[files[i].Pkg][asListed(i, &files[i])] {
+				owners++
+			}
+		}
+		if owners == 0 {
+			continue
+		}
+		for _, i := range idx {
+			if !want[files[i].Pkg][asListed(i, &files[i])] {
+				drop[i] = true
+			}
+		}
+	}
+	out := files[:0]
+	for i := range files {
+		if !drop[i] {
+			out = append(out, files[i])
+		}
+	}
+	return out
 }

@@ -287,3 +287,28 @@ func TestSharedStateDirKeepsEachRoot(t *testing.T) {
 		}
 	}
 }
+
+// TestReplacedFileOwner: a file another package took over (Replaces:) is
+// still in the old package's md5sums; dpkg records the new owner in its
+// .list, and the index judges the file by the new owner's digest (found
+// by review: the old owner, first in status, made it modified).
+func TestReplacedFileOwner(t *testing.T) {
+	now := "#!/bin/sh\necho shared 2\n"
+	root := dpkgRoot(t, "installed", map[string]string{"/usr/bin/shared": now})
+	info := filepath.Join(root, "var/lib/dpkg/info")
+	writeFile(t, filepath.Join(root, "usr/bin/aaa"), "#!/bin/sh\necho aaa\n")
+	writeFile(t, filepath.Join(info, "aaa.md5sums"), fmt.Sprintf("%x  usr/bin/aaa\n%x  usr/bin/shared\n",
+		md5.Sum([]byte("#!/bin/sh\necho aaa\n")), md5.Sum([]byte("#!/bin/sh\necho shared 1\n"))))
+	writeFile(t, filepath.Join(info, "aaa.list"), "/.\n/usr\n/usr/bin\n/usr/bin/aaa\n")
+	status := filepath.Join(root, "var/lib/dpkg/status")
+	foo, err := os.ReadFile(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, status, "Package: aaa\nStatus: install ok installed\nArchitecture: all\nVersion: 1.0\n\n"+string(foo))
+	cfg := testConfig(t)
+	cfg.Root = root
+	e := openEnricher(t, cfg)
+	wantPackage(t, judge(t, e, "/usr/bin/shared", "sha256", sha256Hex(now)), StatusPackage, "foo", "")
+	wantPackage(t, judge(t, e, "/usr/bin/aaa", "sha256", sha256Hex("#!/bin/sh\necho aaa\n")), StatusPackage, "aaa", "")
+}
