@@ -32,7 +32,7 @@ type follower struct {
 	client sarama.Client
 	topic  string
 	next   map[int32]*atomic.Int64 // per partition: the offset after the last message handled
-	pub    ed25519.PublicKey
+	keys   verdictKeys
 	fn     func(key string, v *Verdict, raw []byte, ts time.Time) bool
 	log    *slog.Logger
 	cons   sarama.Consumer
@@ -44,7 +44,36 @@ type follower struct {
 
 	ok       *metrics.Counter
 	stale    *metrics.Counter
+	oldKey   *metrics.Counter
 	rejected map[error]*metrics.Counter
+}
+
+// verdictKeys are the public keys a follower checks signatures with:
+// verdicts signed by one of accept are taken; verdicts signed by one of
+// retired (keys rotated out) are ignored and counted as old_key, apart
+// from bad_signature, the forgery alarm.
+type verdictKeys struct {
+	accept, retired []ed25519.PublicKey
+}
+
+var errOldKey = errors.New("fleet: verdict signed by a retired key")
+
+// decode is DecodeVerdict with each accepted key in turn, and errOldKey
+// for a verdict that verifies under a retired key only.
+func (k verdictKeys) decode(key, value []byte) (Verdict, error) {
+	var v Verdict
+	err := ErrBadSignature
+	for _, pub := range k.accept {
+		if v, err = DecodeVerdict(key, value, pub); !errors.Is(err, ErrBadSignature) {
+			return v, err
+		}
+	}
+	for _, pub := range k.retired {
+		if _, e := DecodeVerdict(key, value, pub); e == nil {
+			return Verdict{}, errOldKey
+		}
+	}
+	return v, err
 }
 
 // rejectReasons are the decode errors counted as rejected verdicts.
@@ -55,12 +84,13 @@ var rejectReasons = map[error]string{
 	ErrBadKey:       "bad_key",
 }
 
-func startFollower(client sarama.Client, topic string, pub ed25519.PublicKey, reg *metrics.Registry, log *slog.Logger,
+func startFollower(client sarama.Client, topic string, keys verdictKeys, reg *metrics.Registry, log *slog.Logger,
 	fn func(key string, v *Verdict, raw []byte, ts time.Time) bool) (*follower, error) {
-	f := &follower{client: client, topic: topic, next: map[int32]*atomic.Int64{}, pub: pub, fn: fn, log: log, caughtUp: make(chan struct{}), rejected: map[error]*metrics.Counter{}}
+	f := &follower{client: client, topic: topic, next: map[int32]*atomic.Int64{}, keys: keys, fn: fn, log: log, caughtUp: make(chan struct{}), rejected: map[error]*metrics.Counter{}}
 	const name, help = "audisp_enrich_fleet_verdicts_read_total", "Verdict messages read from the verdicts topic, by result."
 	f.ok = reg.Counter(name, `result="ok"`, help)
 	f.stale = reg.Counter(name, `result="stale"`, help)
+	f.oldKey = reg.Counter(name, `result="old_key"`, help)
 	for err, r := range rejectReasons {
 		f.rejected[err] = reg.Counter(name, metrics.Label("result", r), help)
 	}
@@ -138,7 +168,11 @@ func (f *follower) handle(m *sarama.ConsumerMessage) {
 		}
 		return
 	}
-	v, err := DecodeVerdict(m.Key, m.Value, f.pub)
+	v, err := f.keys.decode(m.Key, m.Value)
+	if errors.Is(err, errOldKey) {
+		f.reject(f.oldKey, m, "fleet: ignored a verdict signed by a retired key (produced before the key rotation)", nil, "hash", key)
+		return
+	}
 	if err != nil {
 		for e, c := range f.rejected {
 			if errors.Is(err, e) {

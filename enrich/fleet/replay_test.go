@@ -2,13 +2,19 @@ package fleet
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal/vtfake"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
@@ -219,5 +225,79 @@ func TestSightingWeightIsDistinctHosts(t *testing.T) {
 		if !fleetHashes[q.File.Hex] || q.Weight != 20 {
 			t.Errorf("queued %s with weight %d, want only the fleet's hashes, with weight 20 (one per host)", q.File.Hex[48:], q.Weight)
 		}
+	}
+}
+
+// TestKeyRotation: a host takes verdicts signed by a key of
+// next_verdict_public_keys (a rotation's overlap), ignores those signed by
+// a retired key and counts them as old_key, apart from bad_signature,
+// which stays the count of verdicts no known key signed (review item 14:
+// old-key verdicts kept the forgery alarm up for good).
+func TestKeyRotation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Kafka broker; skipped under -short")
+	}
+	w := newWorld(t)
+	if _, err := EnsureTopics(w.serviceConfig(), quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	key := func() (string, ed25519.PrivateKey) {
+		f := filepath.Join(t.TempDir(), "k")
+		pub, err := GenerateKey(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv, err := ReadPrivateKey(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pub, priv
+	}
+	nextPub, next := key()
+	oldPub, old := key()
+	_, stranger := key()
+	v := Verdict{Status: VerdictFound, Harmless: 70, Engines: 70, LookedUp: time.Now().Unix(), TTL: 86400, Source: SourceVirusTotal}
+	hNext, hOld, hStranger := hashN(601), hashN(602), hashN(603)
+	w.produce(DefaultVerdictsTopic,
+		&kgo.Record{Key: []byte(hNext), Value: EncodeVerdict(hNext, v, next)},
+		&kgo.Record{Key: []byte(hOld), Value: EncodeVerdict(hOld, v, old)},
+		&kgo.Record{Key: []byte(hStranger), Value: EncodeVerdict(hStranger, v, stranger)})
+	hc := DefaultHostConfig()
+	hc.Conn = w.conn()
+	hc.VerdictPublicKey = base64.StdEncoding.EncodeToString(w.pub)
+	hc.NextVerdictPublicKeys = []string{nextPub}
+	hc.RetiredVerdictPublicKeys = []string{oldPub}
+	hc.HostName = "rotating"
+	if err := hc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := &simHost{name: "rotating", reg: &metrics.Registry{}, out: &docs{got: map[string]*audit.Event{}}}
+	h, err := NewHost(hc, s.out, quietLog(), s.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	s.h = h
+	select {
+	case <-h.ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the host did not read the verdicts topic within 10 s")
+	}
+	if r := s.enrich(t, 1, hNext); r.Status != VerdictFound {
+		t.Errorf("verdict signed by the next key: %+v, want a hit", r)
+	}
+	for _, hh := range []string{hOld, hStranger} {
+		if r := s.enrich(t, 2, hh); r.Status != virustotal.StatusPending {
+			t.Errorf("%s: %+v, want pending", hh[56:], r)
+		}
+	}
+	for result, want := range map[string]uint64{"ok": 1, "old_key": 1, "bad_signature": 1} {
+		if n := readResult(s.reg, result); n != want {
+			t.Errorf("result=%s: %d, want %d", result, n, want)
+		}
+	}
+	hc.RetiredVerdictPublicKeys = []string{base64.StdEncoding.EncodeToString(make([]byte, 32))}
+	if err := hc.Validate(); err == nil || !strings.Contains(err.Error(), "retired_verdict_public_keys[0]") {
+		t.Errorf("an all-zero retired key: %v, want an error naming retired_verdict_public_keys[0]", err)
 	}
 }

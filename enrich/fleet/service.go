@@ -218,7 +218,7 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, loc Local, log *slog.L
 	}
 	s.feed = newFeeder(s.prod, produceBuffer, s.acked, s.failed)
 	pub := s.priv.Public().(ed25519.PublicKey)
-	if s.fol, err = startFollower(s.client, cfg.VerdictsTopic, pub, reg, s.log, s.fromTopic); err != nil {
+	if s.fol, err = startFollower(s.client, cfg.VerdictsTopic, verdictKeys{accept: []ed25519.PublicKey{pub}}, reg, s.log, s.fromTopic); err != nil {
 		return nil, err
 	}
 	// A sighting that comes in before the topic is read would be looked up
