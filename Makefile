@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+LDFLAGS = -s -w -X main.version=$(VERSION)
 BIN := bin/audisp-enrich
 DEMO := plugin/testdata/demo
 CORPUS ?= /var/tmp/audisp-enrich-corpus.log
@@ -106,31 +106,48 @@ NFPM := build/tools/nfpm
 PKG_VERSION ?= 0.1.0
 PKG_RELEASE ?= 1
 PKG_STAGE := build/pkg
-DEB := dist/audisp-enrich_$(PKG_VERSION)_amd64.deb
+# docs/ files the man pages cite, shipped gzipped in /usr/share/doc/audisp-enrich/ (packaging/nfpm.yaml)
+PKG_DOCS := fleet.md schema.md sigma.md
+DEB := dist/audisp-enrich_$(PKG_VERSION)-$(PKG_RELEASE)_amd64.deb
 RPM := dist/audisp-enrich-$(PKG_VERSION)-$(PKG_RELEASE).x86_64.rpm
 
-.PHONY: package lint-packages
+.PHONY: package lint-packages check-pkg-version
+
+# The packaged binary reports the package's version (--version), not git's.
+package: VERSION = $(PKG_VERSION)-$(PKG_RELEASE)
 
 $(NFPM):
 	GOBIN=$(CURDIR)/build/tools CGO_ENABLED=0 $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 
-package: build $(NFPM) ## build the .deb and .rpm into dist/ (nfpm, packaging/nfpm.yaml)
-	./$(BIN) check-config packaging/config.toml
+check-pkg-version: ## fail unless both changelogs start at PKG_VERSION-PKG_RELEASE and the man pages say PKG_VERSION
+	@v='$(PKG_VERSION)-$(PKG_RELEASE)'; \
+	deb=$$(sed -n '1s/^audisp-enrich (\([^)]*\)).*/\1/p' packaging/changelog); \
+	rpm=$$(sed -n 's/^- semver: *//p' packaging/changelog.yml | head -n 1); \
+	[ "$$deb" = "$$v" ] || { echo "package $$v: packaging/changelog starts at $$deb: add an entry for $$v" >&2; exit 1; }; \
+	[ "$$rpm" = "$$v" ] || { echo "package $$v: packaging/changelog.yml starts at $$rpm: add an entry for $$v" >&2; exit 1; }; \
+	for m in packaging/man/audisp-enrich.8 packaging/man/audisp-enrich.conf.5; do \
+	  head -n 1 $$m | grep -qF '"audisp-enrich $(PKG_VERSION)"' || { echo "package $$v: $$m: .TH does not say audisp-enrich $(PKG_VERSION)" >&2; exit 1; }; \
+	done
+
+package: check-pkg-version build $(NFPM) ## build the .deb and .rpm into dist/ (nfpm, packaging/nfpm.yaml)
+	./$(BIN) check-config packaging/config.toml || [ $$? = 3 ] # 3: valid, but no audisp-enrich account on this (build) machine
 	rm -rf $(PKG_STAGE) && mkdir -p $(PKG_STAGE)/scripts/deb $(PKG_STAGE)/scripts/rpm dist
 	cp $(BIN) $(PKG_STAGE)/audisp-enrich
 	for m in audisp-enrich.8 audisp-enrich.conf.5; do gzip -9n < packaging/man/$$m > $(PKG_STAGE)/$$m.gz; done
 	gzip -9n < packaging/changelog > $(PKG_STAGE)/changelog.gz
+	for d in $(PKG_DOCS); do gzip -9n < docs/$$d > $(PKG_STAGE)/$$d.gz; done
 	for s in packaging/scripts/deb/* packaging/scripts/rpm/*; do \
 	  out=$(PKG_STAGE)/scripts/$${s#packaging/scripts/}; \
 	  awk '/^#include common.sh$$/ { while ((getline l < "packaging/scripts/common.sh") > 0) print l; next } { print }' $$s > $$out; \
 	  sh -n $$out; chmod 0755 $$out; \
 	done
 	grep -v -e '^license:' -e '^changelog:' packaging/nfpm.yaml > $(PKG_STAGE)/nfpm-deb.yaml
+	awk '{ print } /^description: \|-$$/ { getline }' packaging/nfpm.yaml > $(PKG_STAGE)/nfpm-rpm.yaml
 	rm -f $(DEB) $(RPM)
 	PKG_VERSION=$(PKG_VERSION) PKG_RELEASE=$(PKG_RELEASE) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) \
 	  $(NFPM) package --config $(PKG_STAGE)/nfpm-deb.yaml --packager deb --target $(DEB)
 	PKG_VERSION=$(PKG_VERSION) PKG_RELEASE=$(PKG_RELEASE) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) \
-	  $(NFPM) package --config packaging/nfpm.yaml --packager rpm --target $(RPM)
+	  $(NFPM) package --config $(PKG_STAGE)/nfpm-rpm.yaml --packager rpm --target $(RPM)
 
 lint-packages: package ## lintian and rpmlint on the packages (fail on any lintian error/warning, rpmlint error)
 	lintian --fail-on error,warning --display-info $(DEB)

@@ -278,11 +278,11 @@ func isSecret(key string) bool {
 	return strings.Contains(key, "password") || strings.Contains(key, "api_key") || strings.Contains(key, "secret")
 }
 
-// field finds the field of struct rv named name by its toml tag (the
-// decoder's rule: the exact name, else one that differs only in case),
-// looking into embedded structs.
+// field finds the field of struct rv named name by its toml tag, looking
+// into embedded structs. TOML keys are case-sensitive: a name that differs
+// from a tag only in case is not that field (the decoder would take it,
+// so "USER" would set user), and Parse reports it as an unknown key.
 func field(rv reflect.Value, name string) (reflect.Value, bool) {
-	var fold reflect.Value
 	t := rv.Type()
 	for i := range t.NumField() {
 		sf := t.Field(i)
@@ -302,11 +302,8 @@ func field(rv reflect.Value, name string) (reflect.Value, bool) {
 		if tag == name {
 			return rv.Field(i), true
 		}
-		if !fold.IsValid() && strings.EqualFold(tag, name) {
-			fold = rv.Field(i)
-		}
 	}
-	return fold, fold.IsValid()
+	return reflect.Value{}, false
 }
 
 // fieldNames lists the toml names of the fields of struct type t.

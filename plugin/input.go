@@ -31,13 +31,28 @@ const headerSize = 16
 // InputError is a line or frame the reader could not use. It goes to the
 // parse-error log with its raw bytes; the stream stays in sync.
 type InputError struct {
-	Reason string // too_long, nul_byte, invalid_utf8, bad_frame
+	Reason string // too_long, nul_byte, invalid_utf8, bad_frame, queue_full
 	Raw    []byte // a bounded copy of the offending bytes
 	Offset int64  // byte offset in the stream
 }
 
 func (e *InputError) Error() string {
 	return fmt.Sprintf("input at byte %d: %s", e.Offset, e.Reason)
+}
+
+// FormatMismatchError is a stream whose first bytes are in the other
+// plugins.d format than the reader's framing: text lines read as binary
+// frames, or a binary frame header read as text. Nothing of such a stream
+// could be decoded, so the reader stops at once with this error instead of
+// rejecting every record.
+type FormatMismatchError struct {
+	Framing string // the reader's framing ([input] format)
+	Stream  string // what the stream holds: "string" or "binary"
+}
+
+func (e *FormatMismatchError) Error() string {
+	return fmt.Sprintf("input format mismatch: [input] format is %q but the stream is in %s format "+
+		"(the plugins.d file says format = %s); set the same format in both", e.Framing, e.Stream, e.Stream)
 }
 
 // Reader reads auditd's plugin stream and hands out lines in batches.
@@ -83,7 +98,7 @@ func NewInputStats(reg *metrics.Registry) *InputStats {
 		Unprocessed: reg.Counter("audisp_enrich_input_unprocessed_records_total", "", "Records still queued for the pipeline at shutdown, never processed."),
 		Errors:      map[string]*metrics.Counter{},
 	}
-	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "bad_frame"} {
+	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "bad_frame", "format_mismatch"} {
 		s.Errors[r] = reg.Counter("audisp_enrich_input_errors_total", `reason="`+r+`"`, "Input lines or frames with problems, by reason.")
 	}
 	return s
@@ -172,7 +187,9 @@ func coalesceWait(delay time.Duration, n int, dt time.Duration, half int) time.D
 func (rd *Reader) Framing() string { return rd.framing }
 
 // Run reads until EOF or a read error and sends batches of lines to out
-// without ever blocking on it (plugin mode). It returns nil at EOF.
+// without ever blocking on it (plugin mode). It returns nil at EOF, and a
+// *FormatMismatchError (counted as format_mismatch) before reading on when
+// the stream's first bytes are in the other format.
 func (rd *Reader) Run(out chan<- []string) error { return rd.run(out, false) }
 
 // RunBlocking is Run for replay: it waits for room in out instead of
@@ -180,6 +197,9 @@ func (rd *Reader) Run(out chan<- []string) error { return rd.run(out, false) }
 func (rd *Reader) RunBlocking(out chan<- []string) error { return rd.run(out, true) }
 
 func (rd *Reader) run(out chan<- []string, block bool) error {
+	if err := rd.checkFormat(); err != nil {
+		return err
+	}
 	batch := make([]string, 0, 256)
 	flush := func() {
 		if len(batch) == 0 {
@@ -220,6 +240,26 @@ func (rd *Reader) run(out chan<- []string, block bool) error {
 			return err
 		}
 	}
+}
+
+// checkFormat tells a stream in the other format apart from the first
+// bytes: string-format records begin "type=" or "node=", which is never a
+// valid binary header; a valid binary header begins with 3 NUL bytes,
+// which no text line does. Anything else is left to the framing's own
+// error handling.
+func (rd *Reader) checkFormat() error {
+	b, _ := rd.r.Peek(headerSize)
+	var stream string
+	switch {
+	case rd.framing == FramingString && len(b) == headerSize && parseHeader(b).valid():
+		stream = "binary"
+	case rd.framing != FramingString && (bytes.HasPrefix(b, []byte("type=")) || bytes.HasPrefix(b, []byte("node="))):
+		stream = "string"
+	default:
+		return nil
+	}
+	rd.stats.Errors["format_mismatch"].Inc()
+	return &FormatMismatchError{Framing: rd.framing, Stream: stream}
 }
 
 // next returns the next line ("" with nil error when a line was rejected).

@@ -3,6 +3,7 @@ package plugin
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -293,8 +294,59 @@ func TestBinaryTruncatedAndGarbage(t *testing.T) {
 	}
 }
 
+// TestFormatMismatch: a stream in the other plugins.d format than the
+// framing stops the reader at once with a FormatMismatchError naming both
+// formats, counted as format_mismatch, and hands out nothing; a stream in
+// the right format is not taken for one.
+func TestFormatMismatch(t *testing.T) {
+	text := []byte(strings.Join(fixtureLines(t)[:5], "\n") + "\n")
+	node := []byte("node=h1 type=SYSCALL msg=audit(1.000:1): a=1\n")
+	bin, _ := binStream(false)
+	fixed, _ := binStream(true)
+	for _, c := range []struct {
+		name, framing, stream string
+		in                    []byte
+	}{
+		{"binary config, string stream", FramingBinaryAuto, "string", text},
+		{"binary-fixed config, string stream with node=", FramingBinaryFixed, "string", node},
+		{"binary-exact config, string stream", FramingBinaryExact, "string", text},
+		{"string config, binary stream", FramingString, "binary", bin},
+		{"string config, fixed binary stream", FramingString, "binary", fixed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res := readAll(t, &trickle{r: bytes.NewReader(c.in)}, c.framing, 64<<10)
+			var fm *FormatMismatchError
+			if !errors.As(res.err, &fm) {
+				t.Fatalf("err %v, want a FormatMismatchError", res.err)
+			}
+			if fm.Framing != c.framing || fm.Stream != c.stream {
+				t.Errorf("mismatch %+v, want framing %s stream %s", fm, c.framing, c.stream)
+			}
+			msg := res.err.Error()
+			if !strings.Contains(msg, `format is "`+c.framing+`"`) || !strings.Contains(msg, "format = "+c.stream) {
+				t.Errorf("message %q does not name both formats", msg)
+			}
+			if got := res.count("format_mismatch"); got != 1 {
+				t.Errorf("format_mismatch counted %d, want 1", got)
+			}
+			if len(res.lines) != 0 || res.stats.Lines.Value() != 0 {
+				t.Errorf("lines handed out: %q", res.lines)
+			}
+		})
+	}
+	for _, c := range []struct {
+		framing string
+		in      []byte
+	}{{FramingString, text}, {FramingString, node}, {FramingBinaryAuto, bin}, {FramingBinaryFixed, fixed}, {FramingString, []byte("type=X\n")}} {
+		if res := readAll(t, bytes.NewReader(c.in), c.framing, 64<<10); res.err != nil || res.count("format_mismatch") != 0 {
+			t.Errorf("%s over %.20q: err %v, format_mismatch %d", c.framing, c.in, res.err, res.count("format_mismatch"))
+		}
+	}
+}
+
 // FuzzFraming: binary framing over arbitrary bytes never panics, always
-// ends, and hands out lines without newlines; the string framing too.
+// ends (a format mismatch is an error, any other is not), and hands out
+// lines without newlines; the string framing too.
 func FuzzFraming(f *testing.F) {
 	in, _ := binStream(false)
 	f.Add(in)
@@ -312,7 +364,8 @@ func FuzzFraming(f *testing.F) {
 			case <-time.After(5 * time.Second):
 				t.Fatalf("%s: reader did not finish on %d bytes", framing, len(data))
 			}
-			if res.err != nil {
+			var fm *FormatMismatchError
+			if res.err != nil && !errors.As(res.err, &fm) {
 				t.Fatalf("%s: %v", framing, res.err)
 			}
 			total := 0

@@ -2,6 +2,7 @@ package plugin_test
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -176,6 +177,49 @@ func TestSIGHUPReloadKeepsEvents(t *testing.T) {
 	}
 	validateFile(t, p.out)
 	validateFile(t, second)
+}
+
+// TestFormatMismatchIsFatal: a plugins.d format that does not match the
+// config's [input] format (text lines into format = "binary", a binary
+// frame into format = "string") makes the plugin exit 1 with an error
+// naming both formats, instead of exiting 0 with nothing written.
+func TestFormatMismatchIsFatal(t *testing.T) {
+	bin := testsupport.PluginBinary(t)
+	text := strings.Join(captureLines(t)[:20], "\n") + "\n"
+	payload := "audit(1.000:1): arch=c000003e syscall=59 success=yes"
+	frame := binary.LittleEndian.AppendUint32(nil, 0)
+	frame = binary.LittleEndian.AppendUint32(frame, 16)
+	frame = binary.LittleEndian.AppendUint32(frame, 1300)
+	frame = binary.LittleEndian.AppendUint32(frame, uint32(len(payload)))
+	frame = append(frame, payload...)
+	for _, c := range []struct{ config, stream, in string }{
+		{"binary", "string", text},
+		{"string", "binary", string(frame)},
+	} {
+		t.Run(c.config, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "events.json")
+			cfg := filepath.Join(dir, "config.toml")
+			writeFile(t, cfg, fmt.Sprintf("user = \"root\"\nstate_dir = %q\n[input]\nformat = %q\n[log]\nsyslog = false\n"+
+				"[[sink]]\ntype = \"file\"\n[sink.file]\npath = %q\n", dir, c.config, out))
+			cmd, stdin, stderr := runPlugin(t, bin, cfg)
+			if _, err := io.WriteString(stdin, c.in); err != nil {
+				t.Fatal(err)
+			}
+			stdin.Close()
+			err := cmd.Wait()
+			if code := cmd.ProcessState.ExitCode(); code != 1 {
+				t.Errorf("exit %v (code %d), want 1", err, code)
+			}
+			want := `input format mismatch: [input] format is \"` + c.config + `\" but the stream is in ` + c.stream + ` format`
+			if !strings.Contains(stderr.String(), "level=ERROR") || !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr lacks an ERROR line with %q:\n%s", want, stderr)
+			}
+			if n := countLines(t, out); n != 0 {
+				t.Errorf("%d events written", n)
+			}
+		})
+	}
 }
 
 // TestBadConfigNamesFileAndLine: the plugin refuses a broken config with an

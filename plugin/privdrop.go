@@ -35,9 +35,9 @@ func DropPrivileges(name, stateDir string, log *slog.Logger) error {
 		log.Info("not root; keeping the current user", "uid", os.Geteuid())
 		return nil
 	}
-	u, err := user.Lookup(name)
+	u, err := ServiceUser(name)
 	if err != nil {
-		return fmt.Errorf("service user %q: %w (create it, or set user = \"root\")", name, err)
+		return err
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
@@ -72,6 +72,17 @@ func DropPrivileges(name, stateDir string, log *slog.Logger) error {
 	}
 	log.Info("dropped privileges", "user", name, "uid", uid, "gid", gid)
 	return nil
+}
+
+// ServiceUser looks up the account the plugin runs as (config key user);
+// its error says how to fix a missing one. check-config uses it to warn
+// before auditd starts a plugin that would stop here.
+func ServiceUser(name string) (*user.User, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("service user %q: %w (create it, or set user = \"root\")", name, err)
+	}
+	return u, nil
 }
 
 // noNewPrivs sets no_new_privs on every thread of the process. It needs a

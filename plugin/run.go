@@ -6,6 +6,7 @@ package plugin
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -492,6 +493,12 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 		case batch, ok := <-lines:
 			if !ok {
 				err := <-readErr
+				var mismatch *FormatMismatchError
+				if errors.As(err, &mismatch) {
+					// Fatal: auditd logs the exit and restarts the
+					// plugin up to max_restarts, each start saying why.
+					return errors.Join(err, shutdown(p, status, log, time.Now().Add(ShutdownGrace)))
+				}
 				log.Info("input closed, shutting down", "err", err)
 				return shutdown(p, status, log, time.Now().Add(ShutdownGrace))
 			}

@@ -92,7 +92,7 @@ func TestSigmaCheckConfig(t *testing.T) {
 	writeFile(t, filepath.Join(rules, "bad.yml"), strings.Replace(strings.Replace(sigmaWorkerRule, "0001", "0002", 1),
 		"condition: selection", "condition: selection and", 1))
 	cfg := filepath.Join(dir, "config.toml")
-	writeFile(t, cfg, fmt.Sprintf("[enrich.sigma]\nrules = [%q]\n", rules))
+	writeFile(t, cfg, fmt.Sprintf("user = \"root\"\n[enrich.sigma]\nrules = [%q]\n", rules))
 	out, err := exec.Command(bin, "check-config", cfg).CombinedOutput()
 	if err != nil {
 		t.Fatalf("check-config: %v\n%s", err, out)

@@ -69,7 +69,7 @@ func buildPackages(t *testing.T) packages {
 		}
 		built = packages{
 			root: root,
-			deb:  filepath.Join(root, "dist", "audisp-enrich_0.1.0_amd64.deb"),
+			deb:  filepath.Join(root, "dist", "audisp-enrich_0.1.0-1_amd64.deb"),
 			rpm:  filepath.Join(root, "dist", "audisp-enrich-0.1.0-1.x86_64.rpm"),
 		}
 		for _, p := range []string{built.deb, built.rpm} {

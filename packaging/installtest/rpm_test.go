@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,9 +34,18 @@ func TestRPM(t *testing.T) {
 		"/var/lib/audisp-enrich":                                {"drwxr-x---", svc, svc},
 		"/var/log/audisp-enrich":                                {"drwxr-x---", svc, svc},
 		"/usr/share/audisp-enrich/plugins.d/audisp-enrich.conf": {"-rw-r--r--", "root", "root"},
+		"/usr/share/audisp-enrich":                              {"drwxr-xr-x", "root", "root"},
+		"/usr/share/audisp-enrich/plugins.d":                    {"drwxr-xr-x", "root", "root"},
+		"/usr/share/licenses/audisp-enrich":                     {"drwxr-xr-x", "root", "root"},
+		"/usr/share/doc/audisp-enrich":                          {"drwxr-xr-x", "root", "root"},
+		"/usr/share/doc/audisp-enrich/fleet.md.gz":              {"-rw-r--r--", "root", "root"},
+		"/usr/share/doc/audisp-enrich/schema.md.gz":             {"-rw-r--r--", "root", "root"},
+		"/usr/share/doc/audisp-enrich/sigma.md.gz":              {"-rw-r--r--", "root", "root"},
 		"/usr/share/man/man8/audisp-enrich.8.gz":                {"-rw-r--r--", "root", "root"},
 		"/usr/share/man/man5/audisp-enrich.conf.5.gz":           {"-rw-r--r--", "root", "root"},
 		"/usr/share/licenses/audisp-enrich/copyright":           {"-rw-r--r--", "root", "root"},
+		"/usr/share/licenses/audisp-enrich/LICENSE":             {"-rw-r--r--", "root", "root"},
+		"/usr/share/licenses/audisp-enrich/MPL-2.0":             {"-rw-r--r--", "root", "root"},
 	}
 	got := map[string]rpmEntry{}
 	for _, l := range strings.Split(strings.TrimSpace(run(t, "rpm", "-qlvp", pk.rpm)), "\n") {
@@ -66,6 +76,22 @@ func TestRPM(t *testing.T) {
 	}
 	if lic := run(t, "rpm", "-qp", "--qf", "%{LICENSE}", pk.rpm); !strings.Contains(lic, "MIT") {
 		t.Errorf("rpm License %q", lic)
+	}
+	// RPM distributions have no /usr/share/common-licenses: the full texts
+	// the copyright file refers to are %license files of the package.
+	lf := strings.Fields(run(t, "rpm", "-qp", "--licensefiles", pk.rpm))
+	for _, l := range []string{"copyright", "LICENSE", "MPL-2.0"} {
+		if !slices.Contains(lf, "/usr/share/licenses/audisp-enrich/"+l) {
+			t.Errorf("rpm --licensefiles %v lacks %s", lf, l)
+		}
+	}
+	// %description: prose after the Summary, not the deb's synopsis line
+	// and " ." paragraph separators.
+	desc := run(t, "rpm", "-qp", "--qf", "%{DESCRIPTION}", pk.rpm)
+	summary := run(t, "rpm", "-qp", "--qf", "%{SUMMARY}", pk.rpm)
+	if !strings.HasPrefix(desc, "audisp-enrich is an auditd dispatcher") || strings.Contains(desc, summary) ||
+		slices.Contains(strings.Split(desc, "\n"), ".") || !strings.Contains(desc, "\n\nThe package installs") {
+		t.Errorf("rpm %%description (Summary %q):\n%s", summary, desc)
 	}
 	if chl := run(t, "rpm", "-qp", "--changelog", pk.rpm); !strings.Contains(chl, "- 0.1.0-1\n") {
 		t.Errorf("rpm changelog lacks the 0.1.0-1 entry:\n%s", chl)
@@ -133,9 +159,30 @@ func TestRPM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for name, src := range map[string]string{"LICENSE": "LICENSE", "MPL-2.0": "packaging/licenses/MPL-2.0"} {
+		got, _ := os.ReadFile(filepath.Join(root, "/usr/share/licenses/audisp-enrich", name))
+		want, _ := os.ReadFile(filepath.Join(pk.root, src))
+		if len(want) == 0 || string(got) != string(want) {
+			t.Errorf("/usr/share/licenses/audisp-enrich/%s in the rpm root differs from %s", name, src)
+		}
+	}
 	checkCopyright(t, pk.root, cr)
+	checkCopyrightModules(t, pk.root, builtModules(t, filepath.Join(pk.root, "build/installtest/audisp-enrich")))
+	if v := run(t, filepath.Join(root, binPath), "--version"); v != "audisp-enrich 0.1.0-1\n" {
+		t.Errorf("the packaged binary's --version says %q, want the package version 0.1.0-1", v)
+	}
 	if q := run(t, "rpm", "--root", root, "-q", pkgName); !strings.HasPrefix(q, "audisp-enrich-0.1.0-1") {
 		t.Errorf("rpm --root -q: %q", q)
+	}
+	// Erase (without scripts, as the install) leaves nothing of the
+	// package: every directory it uses is one it owns.
+	if out, err := exec.Command("rpm", "--root", root, "-e", "--nodeps", "--noscripts", pkgName).CombinedOutput(); err != nil {
+		t.Fatalf("rpm --root %s -e: %v\n%s", root, err, out)
+	}
+	for p := range want {
+		if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+			t.Errorf("%s is left in the rpm root after rpm -e", p)
+		}
 	}
 	// The rpm payload has absolute names: nothing may have gone to /.
 	if _, err := os.Lstat("/usr/share/licenses/audisp-enrich"); err == nil {

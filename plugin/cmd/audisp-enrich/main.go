@@ -59,6 +59,10 @@ type command struct {
 	usage string
 }
 
+// checkConfigWarning is check-config's exit status for a valid file that
+// would not run on this machine (its user does not exist).
+const checkConfigWarning = 3
+
 // commands are the commands; "" is plugin mode, whose usage is the summary.
 var commands = map[string]command{
 	"": {0, usage},
@@ -75,7 +79,9 @@ SIGINT or SIGTERM stops it, also while its input is idle: exit status 130
 	"check-config": {1, `Usage: audisp-enrich check-config FILE
 
 Loads and validates FILE and prints "FILE: ok", or every problem found as
-FILE:LINE:COL: message (exit status 1).
+FILE:LINE:COL: message (exit status 1). A valid file whose user is not an
+account on this machine gets a warning instead of "ok" (exit status 3): the
+plugin would stop at start here.
 `},
 	"print-default-config": {0, `Usage: audisp-enrich print-default-config
 
@@ -188,6 +194,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err := checkSigma(cfg.Enrich.Sigma, stdout, stderr); err != nil {
 			fail(stderr, cfg.At("enrich.sigma", err))
 			return 1
+		}
+		if cfg.User != "root" {
+			if _, err := plugin.ServiceUser(cfg.User); err != nil {
+				fail(stderr, cfg.At("user", fmt.Errorf("warning: %w: the plugin would stop at start on this machine", err)))
+				return checkConfigWarning
+			}
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", path)
 		return 0

@@ -16,6 +16,7 @@ import (
 
 	"bytes"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -107,22 +108,37 @@ func TestVersion(t *testing.T) {
 
 // TestCheckConfigMessages: every problem of a bad file is one line on
 // stderr, "audisp-enrich: FILE:LINE:COL: message"; a good file prints
-// "FILE: ok" on stdout.
+// "FILE: ok" on stdout; a good file whose user is not an account here is
+// a warning placed at the key (exit status 3, no "ok").
 func TestCheckConfigMessages(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.toml")
-	if err := os.WriteFile(good, []byte("[log]\nlevel = \"warn\"\n"), 0o600); err != nil {
+	if err := os.WriteFile(good, []byte("user = \"root\"\n[log]\nlevel = \"warn\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if code, out, errs := call(t, "check-config", good); code != 0 || out != good+": ok\n" || errs != "" {
 		t.Errorf("good: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
+	const nobody = "audisp-enrich-no-such-user"
+	if _, err := user.Lookup(nobody); err == nil {
+		t.Fatalf("user %s exists", nobody)
+	}
+	nouser := filepath.Join(dir, "nouser.toml")
+	if err := os.WriteFile(nouser, []byte("# no account\n\nuser = \""+nobody+"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := call(t, "check-config", nouser)
+	want := "audisp-enrich: " + nouser + ":3:8: warning: service user \"" + nobody + "\": user: unknown user " + nobody +
+		" (create it, or set user = \"root\"): the plugin would stop at start on this machine\n"
+	if code != 3 || out != "" || errs != want {
+		t.Errorf("no such user: exit %d, stdout %q, stderr\n%s\nwant\n%s", code, out, errs, want)
+	}
 	bad := filepath.Join(dir, "bad.toml")
 	if err := os.WriteFile(bad, []byte("[log]\nlevle = \"warn\"\n[input]\nformat = \"strng\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := call(t, "check-config", bad)
-	want := "audisp-enrich: " + bad + ":2:1: unknown key \"log.levle\" (did you mean \"level\"?)\n" +
+	code, out, errs = call(t, "check-config", bad)
+	want = "audisp-enrich: " + bad + ":2:1: unknown key \"log.levle\" (did you mean \"level\"?)\n" +
 		"audisp-enrich: " + bad + ":4:10: input.format \"strng\": want string, binary, binary-fixed or binary-exact (did you mean \"string\"?)\n"
 	if code != 1 || out != "" || errs != want {
 		t.Errorf("bad: exit %d, stdout %q, stderr\n%s\nwant\n%s", code, out, errs, want)
