@@ -270,23 +270,7 @@ func TestStatusReportPackages(t *testing.T) {
 		t.Skip("no dpkg database on this machine:", err)
 	}
 	dir := t.TempDir()
-	cfg, err := conf.Parse("packages.toml", []byte(fmt.Sprintf(`
-state_dir = %q
-[log]
-syslog = false
-[enrich.proc]
-enabled = false
-[enrich.packages]
-enabled = true
-paths = ["/usr/bin/ls"]
-[[sink]]
-type = "file"
-[sink.file]
-path = %q
-`, dir, filepath.Join(dir, "out.jsonl"))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := lsConfig(t, dir, "")
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	reg := &metrics.Registry{}
@@ -328,22 +312,7 @@ func TestReloadKeepsPackageIndex(t *testing.T) {
 	sum := sha256.Sum256(data)
 	ls := hex.EncodeToString(sum[:])
 	dir := t.TempDir()
-	config := func(extra string) *conf.Config {
-		return parseConfig(t, fmt.Sprintf(`state_dir = %q
-[log]
-syslog = false
-[enrich.proc]
-enabled = false
-[enrich.packages]
-enabled = true
-paths = ["/usr/bin/ls"]
-%s
-[[sink]]
-type = "file"
-[sink.file]
-path = %q
-`, dir, extra, filepath.Join(dir, "out.jsonl")))
-	}
+	config := func(extra string) *conf.Config { return lsConfig(t, dir, extra) }
 	p, err := NewPipeline(config(""), slog.New(slog.DiscardHandler), &metrics.Registry{}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -383,4 +352,23 @@ path = %q
 		t.Fatal(err)
 	}
 	judge("once the new index is complete")
+}
+
+// lsConfig is a config with state and output in dir and the package
+// index on for /usr/bin/ls only; extra is added to [enrich.packages].
+func lsConfig(t *testing.T, dir, extra string) *conf.Config {
+	return parseConfig(t, fmt.Sprintf(`state_dir = %q
+[log]
+syslog = false
+[enrich.proc]
+enabled = false
+[enrich.packages]
+enabled = true
+paths = ["/usr/bin/ls"]
+%s
+[[sink]]
+type = "file"
+[sink.file]
+path = %q
+`, dir, extra, filepath.Join(dir, "out.jsonl")))
 }
