@@ -1,6 +1,7 @@
 package plugin_test
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -79,4 +80,58 @@ func waitDoc(t *testing.T, path, id string, start time.Time) time.Duration {
 func readAll(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
+}
+
+// TestLiveIdleThenEvent runs plugin mode on a pipe the way auditd writes
+// to it, one record per write: after a quiet spell longer than
+// eoe_timeout, the next event, whose records come a few milliseconds
+// apart, is still one document with all its records and no flag. (The
+// reassembler's clock was once set only by maintenance, which stops while
+// the plugin is idle: the first record after the spell was stamped with
+// the time before it and timed out at once, and the rest came late.)
+func TestLiveIdleThenEvent(t *testing.T) {
+	p := startPlugin(t, "[input]\ncoalesce = \"0s\"\n[reassembly]\neoe_timeout = \"300ms\"\n")
+	event := func(serial int) []string {
+		st := fmt.Sprintf("1764950400.%03d:%d", serial%1000, serial)
+		return []string{
+			`type=SYSCALL msg=audit(` + st + `): arch=c000003e syscall=59 success=yes exit=0 a0=55d0 a1=55d1 a2=55d2 a3=0 items=1 ppid=1 pid=4242 auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3 comm="ls" exe="/usr/bin/ls" subj=unconfined key="exec"`,
+			`type=EXECVE msg=audit(` + st + `): argc=2 a0="ls" a1="-l"`,
+			`type=CWD msg=audit(` + st + `): cwd="/root"`,
+			`type=PATH msg=audit(` + st + `): item=0 name="/usr/bin/ls" inode=1 dev=fe:00 mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0`,
+			`type=PROCTITLE msg=audit(` + st + `): proctitle=6C73002D6C`,
+			`type=EOE msg=audit(` + st + `): `,
+		}
+	}
+	write := func(serial int) {
+		t.Helper()
+		for _, l := range event(serial) {
+			if _, err := io.WriteString(p.stdin, l+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	write(100)
+	waitDoc(t, p.out, ":1764950400.100:100", time.Now())
+	// Idle for twice eoe_timeout: the loop's timer stops FlushInterval
+	// after the last document, and nothing maintains the reassembler.
+	time.Sleep(600 * time.Millisecond)
+	write(101)
+	time.Sleep(600 * time.Millisecond)
+	write(102)
+	p.stdin.Close()
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	docs := decodeLines[map[string]any](t, p.out)
+	if len(docs) != 3 {
+		t.Errorf("%d documents, want 3 (one per event)", len(docs))
+	}
+	for _, d := range docs {
+		recs, _ := d["records"].([]any)
+		if len(recs) != 5 || dig(d, "event", "timed_out") != nil || dig(d, "event", "late") != nil {
+			t.Errorf("event %v: %d records, timed_out %v, late %v; want all 5 records and no flag",
+				dig(d, "event", "id"), len(recs), dig(d, "event", "timed_out"), dig(d, "event", "late"))
+		}
+	}
 }

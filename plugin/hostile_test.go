@@ -355,3 +355,75 @@ func TestHostileBinary(t *testing.T) {
 		t.Errorf("bad_frame %d, reports %v; want 2 (garbage, truncated frame)", stats.Errors["bad_frame"].Value(), reasons)
 	}
 }
+
+// TestTruncatedLastLine: a log whose last line was cut inside a quoted
+// value (auditd stopped mid-write, a log still being written) gives no
+// made-up value: the line is rejected as truncated and flagged no_newline,
+// both in the rejected-input log, and the events before it are whole.
+func TestTruncatedLastLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trunc.log")
+	cut := `type=SYSCALL msg=audit(1700000000.009:9): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=2 uid=0 comm="bash" exe="/usr/bin/ba`
+	if err := os.WriteFile(path, []byte(event(1)+cut), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := replayHostile(t, path)
+	if s := res.serials(); len(s) != 1 || s[0] != 1 {
+		t.Errorf("documents of serials %v, want only 1 (the cut line is rejected)", s)
+	}
+	if bytes.Contains(res.out, []byte(`"/usr/bin/ba"`)) {
+		t.Errorf("the cut value was written as a whole one:\n%s", res.out)
+	}
+	res.wantError(t, "truncated")
+	res.wantError(t, "no_newline")
+}
+
+// TestCRLFLog: a log with CRLF line ends (copied through a Windows tool or
+// a SIEM export) is read as auditd wrote it: the \r ends no value (the
+// outcome, the null key and the hex proctitle are read), and each line is
+// flagged crlf in the rejected-input log.
+func TestCRLFLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "crlf.log")
+	lines := []string{
+		`type=USER_LOGIN msg=audit(1700000000.100:1): pid=1 uid=0 auid=0 ses=1 msg='op=login acct="root" exe="/usr/sbin/sshd" hostname=? addr=1.2.3.4 terminal=ssh res=failed'`,
+		`type=SYSCALL msg=audit(1700000001.100:2): arch=c000003e syscall=59 success=yes exit=0 pid=5 comm="x" key=(null)`,
+		`type=PROCTITLE msg=audit(1700000001.100:2): proctitle=6C73`,
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\r\n")+"\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := replayHostile(t, path)
+	if bytes.Contains(res.out, []byte(`\r`)) {
+		t.Errorf("a \\r reached the documents:\n%s", res.out)
+	}
+	if got := res.doc(t, 1)["event"].(map[string]any)["outcome"]; got != "failure" {
+		t.Errorf("USER_LOGIN res=failed: event.outcome %v, want failure", got)
+	}
+	d := res.doc(t, 2)
+	title := d["process"].(map[string]any)["title"]
+	if field(d, 0, "key") != nil || d["tags"] != nil || title != "ls" {
+		t.Errorf("SYSCALL key %v, tags %v, process.title %v: want null, none, ls", field(d, 0, "key"), d["tags"], title)
+	}
+	if n := bytes.Count(res.errlog, []byte("reason=crlf ")); n != len(lines) {
+		t.Errorf("%d crlf entries in the rejected-input log, want %d:\n%s", n, len(lines), res.errlog)
+	}
+}
+
+// TestStrayEOECounted: an EOE that closes no event (its event was already
+// emitted, or all its records were rejected) is counted in
+// audisp_enrich_reassembler_stray_eoe_total.
+func TestStrayEOECounted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stray.log")
+	in := event(1) + "type=EOE msg=audit(1700000000.001:1): \n" + // event 1 again: already emitted
+		"type=SYSCALL msg=audit(1700000000.007:7): comm=\"x\" exe=\"/bin/x" + "\n" + // rejected: truncated
+		"type=EOE msg=audit(1700000000.007:7): \n" + event(2)
+	if err := os.WriteFile(path, []byte(in), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := replayHostile(t, path)
+	if got, ok := res.counters["audisp_enrich_reassembler_stray_eoe_total"]; !ok || got != 2 {
+		t.Errorf("audisp_enrich_reassembler_stray_eoe_total = %v (registered %v), want 2", got, ok)
+	}
+	if s := res.serials(); len(s) != 2 {
+		t.Errorf("documents of serials %v, want 1 and 2", s)
+	}
+}

@@ -31,9 +31,9 @@ const headerSize = 16
 // InputError is a line or frame the reader could not use. It goes to the
 // parse-error log with its raw bytes; the stream stays in sync.
 type InputError struct {
-	Reason string // too_long, nul_byte, invalid_utf8, bad_frame, queue_full
+	Reason string // too_long, nul_byte, invalid_utf8, no_newline, crlf, bad_frame, queue_full
 	Raw    []byte // a bounded copy of the offending bytes
-	Offset int64  // byte offset in the stream
+	Offset int64  // byte offset in the stream where the line or frame starts (bad_frame, queue_full: where the reader was)
 }
 
 func (e *InputError) Error() string {
@@ -98,7 +98,7 @@ func NewInputStats(reg *metrics.Registry) *InputStats {
 		Unprocessed: reg.Counter("audisp_enrich_input_unprocessed_records_total", "", "Records still queued for the pipeline at shutdown, never processed."),
 		Errors:      map[string]*metrics.Counter{},
 	}
-	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "bad_frame", "format_mismatch"} {
+	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "no_newline", "crlf", "bad_frame", "format_mismatch"} {
 		s.Errors[r] = reg.Counter("audisp_enrich_input_errors_total", `reason="`+r+`"`, "Input lines or frames with problems, by reason.")
 	}
 	return s
@@ -286,25 +286,45 @@ func (rd *Reader) nextString() (string, error) {
 		rd.onError(&InputError{Reason: "too_long", Raw: head, Offset: rd.offset - n})
 		return "", err
 	}
+	start := rd.offset // where the line starts: every report gives it
 	rd.offset += int64(len(b))
 	rd.stats.Bytes.Add(uint64(len(b)))
 	if len(b) > 0 && b[len(b)-1] == '\n' {
 		b = b[:len(b)-1]
+		if len(b) > 0 && b[len(b)-1] == '\r' {
+			// A CRLF line end (a log that went through a Windows tool or
+			// a SIEM export; auditd writes none): the \r would end the
+			// last value. It is dropped, and the line flagged.
+			b = b[:len(b)-1]
+			rd.flag("crlf", b, start)
+		}
+	} else if len(b) > 0 {
+		// The input ended inside a line: auditd stopped mid-write, or a
+		// log is still being written. The line may be whole but for its
+		// newline, so it is flagged and still parsed (the parser rejects
+		// it as truncated when it ends inside a quoted value).
+		rd.flag("no_newline", b, start)
 	}
 	if len(b) == 0 {
 		return "", err
 	}
-	return rd.keep(b), err
+	return rd.keep(b, start), err
+}
+
+// flag counts and reports a line that is still handed on, with a bounded
+// copy of it; off is where the line starts in the stream.
+func (rd *Reader) flag(reason string, b []byte, off int64) {
+	rd.stats.Errors[reason].Inc()
+	rd.onError(&InputError{Reason: reason, Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: off})
 }
 
 // keep copies b into the chunk slab, checks it, and returns it as a string.
-func (rd *Reader) keep(b []byte) string {
+// off is where b's line or frame starts in the stream, for the reports.
+func (rd *Reader) keep(b []byte, off int64) string {
 	if bytes.IndexByte(b, 0) >= 0 {
-		rd.stats.Errors["nul_byte"].Inc()
-		rd.onError(&InputError{Reason: "nul_byte", Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: rd.offset})
+		rd.flag("nul_byte", b, off)
 	} else if !utf8.Valid(b) {
-		rd.stats.Errors["invalid_utf8"].Inc()
-		rd.onError(&InputError{Reason: "invalid_utf8", Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: rd.offset})
+		rd.flag("invalid_utf8", b, off)
 	}
 	rd.stats.Lines.Inc()
 	if cap(rd.chunk)-len(rd.chunk) < len(b) {
@@ -334,7 +354,7 @@ func (rd *Reader) nextFrame() (string, error) {
 	if err != nil {
 		if len(hb) > 0 && errors.Is(err, io.EOF) {
 			rd.badFrame(hb, "truncated header")
-			_, _ = rd.r.Discard(len(hb))
+			rd.skip(len(hb))
 		}
 		return "", err
 	}
@@ -346,20 +366,20 @@ func (rd *Reader) nextFrame() (string, error) {
 			rd.badFrame(hb, "invalid header")
 			rd.resync = true
 		}
-		_, _ = rd.r.Discard(1)
-		rd.offset++
+		rd.skip(1)
 		return "", nil
 	}
 	rd.resync = false
-	_, _ = rd.r.Discard(headerSize)
-	rd.offset += headerSize
+	start := rd.offset
+	rd.skip(headerSize)
 	payload := make([]byte, h.size)
-	if _, err := io.ReadFull(rd.r, payload); err != nil {
-		rd.badFrame(payload, "truncated payload")
+	n, err := io.ReadFull(rd.r, payload)
+	rd.offset += int64(n)
+	rd.stats.Bytes.Add(uint64(n))
+	if err != nil {
+		rd.badFrame(payload[:n], "truncated payload")
 		return "", io.EOF
 	}
-	rd.offset += int64(h.size)
-	rd.stats.Bytes.Add(uint64(headerSize) + uint64(h.size))
 	if err := rd.skipPadding(h); err != nil && !errors.Is(err, io.EOF) {
 		return "", err
 	}
@@ -367,25 +387,45 @@ func (rd *Reader) nextFrame() (string, error) {
 	if len(line) == 0 {
 		return "", nil
 	}
-	return rd.keep(line), nil
+	return rd.keep(line, start), nil
+}
+
+// skip discards n buffered bytes, counted as read.
+func (rd *Reader) skip(n int) {
+	n, _ = rd.r.Discard(n)
+	rd.offset += int64(n)
+	rd.stats.Bytes.Add(uint64(n))
 }
 
 // skipPadding settles auto-detection and skips the unused part of a fixed
-// 8970-byte data area.
+// 8970-byte data area. Auto-detection decides on the bytes after the
+// first frame shorter than 8970: a header right there means exact frames;
+// a header right after the rest of an 8970-byte data area, or no header
+// anywhere in it before the input ends, means fixed ones (the unused
+// area holds zeros or old text, never a header). A header elsewhere is an
+// exact stream with bytes between frames (a short or desynchronised
+// write, which auditd <= 4.1.x could make): a bad frame, and the reader
+// resynchronises on that header; detection waits for a later frame.
 func (rd *Reader) skipPadding(h header) error {
 	pad := maxAuditMessage - int(h.size)
-	if rd.framing == FramingBinaryAuto {
+	if rd.framing == FramingBinaryAuto && pad > 0 {
+		// A full data area (pad 0) tells the layouts apart no better
+		// than a header does: decide on a later, shorter frame.
 		next, err := rd.r.Peek(headerSize)
 		switch {
-		case pad == 0:
-			// A full data area tells the layouts apart no better than a
-			// header does: decide on a later, shorter frame.
 		case len(next) == headerSize && parseHeader(next).valid():
 			rd.framing = FramingBinaryExact
-		case pad > 0 && len(next) > 0:
-			rd.framing = FramingBinaryFixed
-		case err != nil:
+		case len(next) == 0:
 			return err
+		default:
+			area, _ := rd.r.Peek(pad + headerSize) // less only at the end of the input
+			if len(area) == pad+headerSize && parseHeader(area[pad:]).valid() || !headerIn(area) {
+				rd.framing = FramingBinaryFixed
+			} else {
+				rd.badFrame(next, "neither a frame header nor a padded 8970-byte data area after a frame")
+				rd.resync = true // the resynchronisation that follows is this episode
+				return nil
+			}
 		}
 	}
 	if rd.framing == FramingBinaryFixed && pad > 0 {
@@ -395,6 +435,16 @@ func (rd *Reader) skipPadding(h header) error {
 		return err
 	}
 	return nil
+}
+
+// headerIn reports whether a valid frame header starts anywhere in b.
+func headerIn(b []byte) bool {
+	for i := 0; i+headerSize <= len(b); i++ {
+		if parseHeader(b[i:]).valid() {
+			return true
+		}
+	}
+	return false
 }
 
 // frameLine turns a frame into a string-format line the way auditd's

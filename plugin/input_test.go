@@ -131,13 +131,13 @@ func TestStringFramingLimits(t *testing.T) {
 	if strings.Join(res.lines, "|") != strings.Join(want, "|") {
 		t.Fatalf("lines:\n%q\nwant\n%q", res.lines, want)
 	}
-	for reason, n := range map[string]uint64{"too_long": 2, "nul_byte": 1, "invalid_utf8": 1, "bad_frame": 0} {
+	for reason, n := range map[string]uint64{"too_long": 2, "nul_byte": 1, "invalid_utf8": 1, "no_newline": 1, "bad_frame": 0} {
 		if got := res.count(reason); got != n {
 			t.Errorf("%s counted %d, want %d", reason, got, n)
 		}
 	}
-	if len(res.errs) != 4 {
-		t.Fatalf("%d error reports, want 4", len(res.errs))
+	if len(res.errs) != 5 {
+		t.Fatalf("%d error reports, want 5", len(res.errs))
 	}
 	wantOff := []int64{int64(len(ok1) + 1), int64(len(ok1) + len(long1) + len(ok2) + 3)}
 	for i, e := range res.errs[:2] {
@@ -151,8 +151,18 @@ func TestStringFramingLimits(t *testing.T) {
 	if !bytes.HasPrefix(res.errs[0].Raw, []byte("type=SYSCALL msg=audit(1.000:9)")) {
 		t.Errorf("too_long raw does not start with the line: %q", res.errs[0].Raw[:40])
 	}
-	if res.errs[2].Reason != "nul_byte" || res.errs[3].Reason != "invalid_utf8" {
-		t.Errorf("reports %s, %s", res.errs[2].Reason, res.errs[3].Reason)
+	// Flagged lines are reported at the offset where they start, as
+	// skipped ones are.
+	if e := res.errs[2]; e.Reason != "nul_byte" || e.Offset != int64(strings.Index(in, nul)) {
+		t.Errorf("report %s at %d, want nul_byte at %d", e.Reason, e.Offset, strings.Index(in, nul))
+	}
+	if e := res.errs[3]; e.Reason != "invalid_utf8" || e.Offset != int64(strings.Index(in, bad)) {
+		t.Errorf("report %s at %d, want invalid_utf8 at %d", e.Reason, e.Offset, strings.Index(in, bad))
+	}
+	// The last line has no newline: the input ended inside it. It is
+	// handed on (the parser decides) but flagged, at its start.
+	if e := res.errs[4]; e.Reason != "no_newline" || e.Offset != int64(len(in)-len(ok3)) || string(e.Raw) != ok3 {
+		t.Errorf("last report: %s at %d (want no_newline at %d), raw %q", e.Reason, e.Offset, len(in)-len(ok3), e.Raw)
 	}
 	if got := res.stats.Bytes.Value(); got != uint64(len(in)) {
 		t.Errorf("bytes counter %d, want %d (skipped bytes count too)", got, len(in))
@@ -171,6 +181,32 @@ func frame(ver, typ uint32, payload string, fixed bool) []byte {
 		b = append(b, make([]byte, maxAuditMessage-len(payload))...)
 	}
 	return b
+}
+
+// TestBinaryReportOffsets: a flagged frame is reported at the offset
+// where its header starts, with fixed (padded) and exact frames.
+func TestBinaryReportOffsets(t *testing.T) {
+	for _, fixed := range []bool{false, true} {
+		first := frame(1, 1300, "type=SYSCALL msg=audit(1.000:1): a=1", fixed)
+		second := frame(1, 1300, "type=SYSCALL msg=audit(1.000:2): comm=\"\xff\"", fixed)
+		in := append(append(append([]byte(nil), first...), second...), frame(1, 1300, "type=SYSCALL msg=audit(1.000:3): comm=\"a\x00\"", fixed)...)
+		framing := FramingBinaryExact
+		if fixed {
+			framing = FramingBinaryFixed
+		}
+		res := readAll(t, bytes.NewReader(in), framing, 64<<10)
+		if len(res.lines) != 3 || len(res.errs) != 2 {
+			t.Fatalf("fixed %v: %d lines, %d reports; want 3 and 2", fixed, len(res.lines), len(res.errs))
+		}
+		for i, want := range []struct {
+			reason string
+			off    int
+		}{{"invalid_utf8", len(first)}, {"nul_byte", len(first) + len(second)}} {
+			if e := res.errs[i]; e.Reason != want.reason || e.Offset != int64(want.off) {
+				t.Errorf("fixed %v: report %d: %s at %d, want %s at %d", fixed, i, e.Reason, e.Offset, want.reason, want.off)
+			}
+		}
+	}
 }
 
 type binFrame struct {
@@ -265,6 +301,12 @@ func TestBinaryTruncatedAndGarbage(t *testing.T) {
 			[]string{"type=SYSCALL msg=audit(1.000:1): a=1"}, 0},
 		{"oversized size field", append(append(frame(1, 1300, "", false)[:12], 0xff, 0xff, 0, 0), a...), FramingBinaryExact,
 			[]string{"type=SYSCALL msg=audit(1.000:1): a=1"}, 1},
+		// Auto-detection is not misled by bytes after the first frame:
+		// they are not a fixed frame's padding (a header follows them).
+		{"garbage after the first frame, auto", append(append(append([]byte{}, a...), garbage...), b...), FramingBinaryAuto,
+			[]string{"type=SYSCALL msg=audit(1.000:1): a=1", "type=PROCTITLE msg=audit(1.000:1): proctitle=\"x\""}, 1},
+		{"truncated fixed padding at EOF, auto", frame(1, 1300, "type=SYSCALL msg=audit(1.000:1): a=1", true)[:100], FramingBinaryAuto,
+			[]string{"type=SYSCALL msg=audit(1.000:1): a=1"}, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -285,12 +327,43 @@ func TestBinaryTruncatedAndGarbage(t *testing.T) {
 			if got := res.count("bad_frame"); got != c.bad {
 				t.Errorf("bad_frame counted %d, want %d", got, c.bad)
 			}
+			// Every byte read is counted, skipped ones too.
+			if got := res.stats.Bytes.Value(); got != uint64(len(c.in)) {
+				t.Errorf("bytes counted %d, read %d", got, len(c.in))
+			}
 			for _, e := range res.errs {
 				if e.Reason != "bad_frame" || len(e.Raw) == 0 {
 					t.Errorf("report %+v", e)
 				}
 			}
 		})
+	}
+}
+
+// TestStringFramingCRLF: CRLF line ends lose their \r, counted and
+// reported per line at the offset where the line starts; a \r elsewhere
+// stays.
+func TestStringFramingCRLF(t *testing.T) {
+	a := "type=EOE msg=audit(1.000:1): "
+	b := "type=SYSCALL msg=audit(1.000:2): comm=\"a\rb\" key=(null)"
+	in := a + "\r\n" + b + "\r\n" + a + "\n"
+	res := readAll(t, &trickle{r: strings.NewReader(in)}, FramingString, 1024)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if want := []string{a, b, a}; strings.Join(res.lines, "|") != strings.Join(want, "|") {
+		t.Fatalf("lines:\n%q\nwant\n%q", res.lines, want)
+	}
+	if got := res.count("crlf"); got != 2 || len(res.errs) != 2 {
+		t.Fatalf("crlf counted %d, %d reports; want 2", got, len(res.errs))
+	}
+	for i, off := range []int64{0, int64(len(a) + 2)} {
+		if e := res.errs[i]; e.Reason != "crlf" || e.Offset != off {
+			t.Errorf("report %d: %s at %d, want crlf at %d", i, e.Reason, e.Offset, off)
+		}
+	}
+	if got := res.stats.Bytes.Value(); got != uint64(len(in)) {
+		t.Errorf("bytes counter %d, want %d", got, len(in))
 	}
 }
 

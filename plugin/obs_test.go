@@ -701,13 +701,13 @@ backoff_max = "200ms"
 	for _, r := range []string{"no_type", "no_msg", "bad_timestamp", "truncated", "other"} {
 		m.must(t, "audisp_enrich_parse_errors_total", "reason", r)
 	}
-	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "bad_frame"} {
+	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "no_newline", "crlf", "bad_frame"} {
 		m.must(t, "audisp_enrich_input_errors_total", "reason", r)
 	}
 	for _, name := range []string{
 		"audisp_enrich_events_total", "audisp_enrich_records_parsed_total", "audisp_enrich_lost_hint_total",
 		"audisp_enrich_reassembler_evicted_total", "audisp_enrich_reassembler_timed_out_total",
-		"audisp_enrich_events_in_flight", "audisp_enrich_event_latency_seconds_count",
+		"audisp_enrich_reassembler_stray_eoe_total", "audisp_enrich_events_in_flight", "audisp_enrich_event_latency_seconds_count",
 		"audisp_enrich_input_bytes_total", "audisp_enrich_input_dropped_records_total",
 		"audisp_enrich_input_queue_records", "audisp_enrich_input_queue_high_water_records",
 	} {

@@ -113,6 +113,7 @@ func NewPipeline(cfg *conf.Config, log *slog.Logger, reg *metrics.Registry, stre
 	reg.Func("audisp_enrich_reassembler_evicted_total", "", "Events closed early because too many were in flight.", func() float64 { return float64(p.reasm.Stats().Evicted) })
 	reg.Func("audisp_enrich_reassembler_timed_out_total", "", "Events closed by the end-of-event timeout.", func() float64 { return float64(p.reasm.Stats().TimedOut) })
 	reg.Func("audisp_enrich_reassembler_late_records_total", "", "Records that arrived after their event was emitted (in documents flagged event.late).", func() float64 { return float64(p.reasm.Stats().Late) })
+	reg.Func("audisp_enrich_reassembler_stray_eoe_total", "", "EOE records that closed no event (its event was already emitted, or none of its records was accepted).", func() float64 { return float64(p.reasm.Stats().StrayEOE) })
 	reg.Func("audisp_enrich_lost_hint_total", "", "Serials never seen (gaps); a hint, the kernel lost counter is authoritative.", func() float64 { return float64(p.reasm.LostHint()) })
 	p.alerts = sinks.NewAlerts(time.Second, p.alert)
 	if err := p.build(cfg); err != nil {
@@ -502,9 +503,9 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 				log.Info("input closed, shutting down", "err", err)
 				return shutdown(p, status, log, time.Now().Add(ShutdownGrace))
 			}
-			handleBatch(p, stats, batch)
-			dirty = true
 			now := time.Now()
+			handleBatch(p, stats, batch, now)
+			dirty = true
 			if now.Sub(maintained) >= FlushInterval {
 				maintain(now)
 			}
@@ -605,7 +606,7 @@ func drainRead(p *Pipeline, lines <-chan []string, stats *InputStats, deadline t
 			if !ok {
 				return
 			}
-			handleBatch(p, stats, batch)
+			handleBatch(p, stats, batch, time.Now())
 			idle.Reset(drainIdle)
 		case <-idle.C:
 			return
@@ -616,9 +617,13 @@ func drainRead(p *Pipeline, lines <-chan []string, stats *InputStats, deadline t
 // drainIdle is how long drainRead waits for more input after a stop signal.
 const drainIdle = 50 * time.Millisecond
 
-// handleBatch takes one batch off the input queue into the pipeline.
-func handleBatch(p *Pipeline, stats *InputStats, batch []string) {
+// handleBatch takes one batch off the input queue into the pipeline. now
+// is the wall clock when the batch was taken: its records are stamped with
+// it (one clock read per batch; the reassembler's clock is otherwise set
+// only by maintenance, which stops while the plugin is idle).
+func handleBatch(p *Pipeline, stats *InputStats, batch []string, now time.Time) {
 	stats.QueueLen.Add(-int64(len(batch)))
+	p.reasm.SetNow(now)
 	for _, l := range batch {
 		p.Handle(l)
 	}

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -30,13 +31,22 @@ func Reason(err error) string {
 }
 
 // isUntrusted reports whether name is written through the untrusted-string
-// rule: quoted when plain, upper-case hex otherwise (auparse typetab.h,
-// kernel audit_log_untrustedstring). A switch compiles to a fast search.
+// rule: quoted when plain, upper-case hex otherwise. The names are those
+// auparse decodes (auparse/typetab.h, audit-userspace 4.x): its
+// AUPARSE_TYPE_ESCAPED names, hyphens as on the wire, the AppArmor ones
+// (compiled in WITH_APPARMOR), name and key (ESCAPED_FILE, ESCAPED_KEY),
+// proctitle (PROCTITLE) and data (TTY_DATA); and dev, which the kernel's
+// IMA records write with audit_log_untrustedstring. hostname and terminal
+// are not among them: libaudit writes them as given
+// (audit_log_user_message: "hostname=%s addr=%s terminal=%s"). A switch
+// compiles to a fast search.
 func isUntrusted(name string) bool {
 	switch name {
-	case "path", "comm", "exe", "file", "name", "watch", "cwd", "cmd", "acct", "dir",
-		"key", "vm", "ocomm", "grp", "new_group", "sw", "root_dir", "proctitle", "data",
-		"dev", "old_chardev", "new_chardev", "cgroup", "hostname", "terminal":
+	case "path", "comm", "exe", "file", "name", "watch", "cwd", "cmd", "acct", "dir", "key", "vm",
+		"old-chardev", "new-chardev", "old-disk", "new-disk", "old-fs", "new-fs", "old-net", "new-net",
+		"device", "cgroup", "old-rng", "new-rng", "ocomm", "grp", "new_group", "invalid_context",
+		"sw", "root_dir", "proctitle", "data", "dev",
+		"apparmor", "operation", "denied_mask", "info", "profile", "requested_mask":
 		return true
 	}
 	return false
@@ -95,7 +105,9 @@ func HeaderLen(line string) int {
 }
 
 // Parse parses one line (without its newline) into a Record. It returns a
-// *ParseError when the line has no usable record header (type, msg=audit(...)).
+// *ParseError when the line has no usable record header (type, msg=audit(...)),
+// or when it ends inside a "...", '...' or {...} value (reason truncated:
+// the line was cut short, and the value would be made up).
 // The header's stamp may lack the colon after its closing parenthesis
 // (auditd 2.x daemon records); such a record is marked Irregular. Text
 // after the header that is not name=value is kept: the record is
@@ -114,8 +126,9 @@ func (p *Parser) Parse(line string) (*Record, error) {
 		return nil, perr("bad_timestamp", "malformed audit(SEC.MSEC:SERIAL): stamp")
 	}
 	typeNum := TypeNumber(typ)
-	// Without the colon the line cannot be rebuilt from its parts: keep it.
-	irregular := !colon
+	// Without the colon the line cannot be rebuilt from its parts: keep
+	// it; nor with an empty node= (the rebuild writes node= for a node).
+	irregular := !colon || (node == "" && strings.HasPrefix(line, "node="))
 	if rest != "" {
 		if rest[0] == ' ' {
 			rest = rest[1:]
@@ -124,7 +137,7 @@ func (p *Parser) Parse(line string) (*Record, error) {
 		}
 	}
 	p.begin()
-	tail, irr := p.parseFields(rest, typeNum, false)
+	tail, irr, cut := p.parseFields(rest, typeNum, false)
 	irregular = irregular || irr
 	nested := -1
 	if IsUserSpace(typeNum) {
@@ -134,9 +147,15 @@ func (p *Parser) Parse(line string) (*Record, error) {
 	gs := 0
 	if tail >= 0 {
 		gs = len(line) - len(rest) + tail
-		if _, irr := p.parseFields(rest[tail+1:], 0, true); irr {
-			irregular = true
-		}
+		_, irr, tcut := p.parseFields(rest[tail+1:], 0, true)
+		// A 0x1D with nothing after it: the rebuild writes one only
+		// before ENRICHED fields.
+		irregular = irregular || irr || tail+1 == len(rest)
+		cut = cmp.Or(cut, tcut)
+	}
+	if cut != "" {
+		p.cur.fields = p.cur.fields[:p.run] // drop the run: no record takes it
+		return nil, perr("truncated", "the value of %s opens a quote the line never closes: the line was cut short", clip(cut))
 	}
 	r := p.newRecord()
 	*r = Record{Node: node, Type: typ, TypeNum: typeNum, Sec: sec, Msec: msec, Serial: serial, Line: line,
@@ -192,8 +211,10 @@ func parseStamp(s string) (sec int64, msec uint16, serial uint32, rest string, c
 // parseFields parses name=value pairs from s into the run of fields being
 // parsed (see addField). It stops at a
 // 0x1D byte found between fields and returns its offset (-1 when none).
-// interp selects the rules of the ENRICHED tail.
-func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregular bool) {
+// interp selects the rules of the ENRICHED tail. cut names the first field
+// whose "...", '...' or {...} value is never closed: it runs to the end
+// of s, which was cut short (auditd and the kernel close every quote).
+func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregular bool, cut string) {
 	i := 0
 	first := true
 	for i < len(s) {
@@ -210,7 +231,7 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 			break
 		}
 		if s[i] == 0x1D && !interp {
-			return i, irregular || sp > 0
+			return i, irregular || sp > 0, cut
 		}
 		if (first && sp != 0) || (!first && sp != 1) {
 			irregular = true
@@ -239,6 +260,7 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 				if j < 0 {
 					i = len(s)
 					irregular = true
+					cut = cmp.Or(cut, name)
 				} else {
 					i += j + 2
 				}
@@ -250,6 +272,7 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 				if j < 0 {
 					i = len(s)
 					irregular = true
+					cut = cmp.Or(cut, name)
 				} else {
 					i = j + 1
 				}
@@ -261,6 +284,7 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 				if j < 0 {
 					i = len(s)
 					irregular = true
+					cut = cmp.Or(cut, name)
 				} else {
 					i += j + 1
 				}
@@ -280,7 +304,7 @@ func (p *Parser) parseFields(s string, typ uint16, interp bool) (gs int, irregul
 		}
 		p.addField(f)
 	}
-	return -1, irregular
+	return -1, irregular, cut
 }
 
 func (p *Parser) shouldDecodeHex(name string, typ uint16, interp bool) bool {
@@ -306,7 +330,10 @@ func (p *Parser) expandNested() int {
 		if f.Name == "msg" && f.Enc == SingleQuoted {
 			from := len(p.cur.fields) - p.run
 			inner := strings.TrimSpace(f.Value)
-			p.parseFields(inner, 0, false) // may move the run to a new slab
+			// May move the run to a new slab. The quotes of msg='...' are
+			// closed, so the line was not cut: an inner value that opens a
+			// quote and never closes it is kept as it is (raw.msg holds it).
+			p.parseFields(inner, 0, false)
 			if len(p.cur.fields)-p.run == from {
 				return -1
 			}

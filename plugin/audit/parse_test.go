@@ -71,6 +71,12 @@ func TestParseErrors(t *testing.T) {
 		{"type=SYSCALL msg=audit(1.000:1);", "bad_timestamp"},
 		{"type=SYSCALL msg=audit(1.000:1", "bad_timestamp"},
 		{"type=SYSCALL msg=audit(12345678901234567890.000:1): a=1", "bad_timestamp"},
+		// Cut short inside a quoted value (auditd died mid-write, a log
+		// still being written): the value would be made up.
+		{`type=SYSCALL msg=audit(1700000000.000:9): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=2 uid=0 comm="bash" exe="/usr/bin/ba`, "truncated"},
+		{`type=USER_CMD msg=audit(1.000:1): pid=1 uid=0 msg='cwd="/root" cmd=6C73 res=succ`, "truncated"},
+		{"type=SOCKADDR msg=audit(1.000:1): saddr=0200\x1dSADDR={ saddr_fam=inet laddr=1.2", "truncated"},
+		{"type=SYSCALL msg=audit(1.000:1): comm=\"a\"\x1dARCH=x86_64 UID=\"ro", "truncated"},
 	}
 	var p Parser
 	for _, c := range cases {
@@ -152,6 +158,47 @@ func TestParseValues(t *testing.T) {
 		check("interp", r.Interp, c.interp)
 		if r.Irregular {
 			t.Errorf("%q: marked irregular", c.line)
+		}
+	}
+}
+
+// TestParseHexNames: the names whose hex values are decoded are auparse's
+// (auparse/typetab.h): libvirt's hyphenated device names and AppArmor's
+// profile are decoded; hostname and terminal, which libaudit writes as
+// given, are not, even when they look like hex (a host called DC01).
+func TestParseHexNames(t *testing.T) {
+	cases := []struct {
+		line, name, want string
+		enc              Encoding
+	}{
+		{`type=VIRT_RESOURCE msg=audit(1.000:20): pid=1 uid=0 auid=4294967295 ses=4294967295 msg='virt=kvm resrc=disk reason=start vm="guest" uuid=1-2 old-disk="?" new-disk=2F7661722F6C69622F6D7920696D616765732F612E71636F7732 exe="/usr/sbin/libvirtd" hostname=? addr=? terminal=? res=success'`,
+			"new-disk", "/var/lib/my images/a.qcow2", Hex},
+		{`type=VIRT_RESOURCE msg=audit(1.000:21): pid=1 uid=0 auid=4294967295 ses=4294967295 msg='virt=kvm resrc=chardev reason=start vm="guest" uuid=1-2 old-chardev="?" new-chardev=2F6465762F7474792053 exe="/usr/sbin/libvirtd" hostname=? addr=? terminal=? res=success'`,
+			"new-chardev", "/dev/tty S", Hex},
+		{`type=AVC msg=audit(1.000:23): apparmor="DENIED" operation="open" profile=2F6F70742F4D79204170702F62696E name="/etc/shadow" pid=5 comm="app" requested_mask="r" denied_mask="r" fsuid=0 ouid=0`,
+			"profile", "/opt/My App/bin", Hex},
+		{`type=USER_LOGIN msg=audit(1.000:22): pid=1 uid=0 auid=1000 ses=3 msg='op=login id=1000 exe="/usr/sbin/sshd" hostname=DC01 addr=10.1.2.3 terminal=/dev/pts/1 res=success'`,
+			"hostname", "DC01", Bare},
+		{`type=USER_LOGIN msg=audit(1.000:24): pid=1 uid=0 auid=1000 ses=3 msg='op=login id=1000 exe="/usr/sbin/sshd" hostname=? addr=? terminal=ABCD res=success'`,
+			"terminal", "ABCD", Bare},
+	}
+	var p Parser
+	for _, c := range cases {
+		r, err := p.Parse(c.line)
+		if err != nil {
+			t.Fatalf("%q: %v", c.line, err)
+		}
+		found := false
+		for _, f := range r.Fields {
+			if f.Name == c.name {
+				found = true
+				if f.Value != c.want || f.Enc != c.enc {
+					t.Errorf("%s = %q (enc %d), want %q (enc %d)", c.name, f.Value, f.Enc, c.want, c.enc)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%q: no field %s", c.line, c.name)
 		}
 	}
 }

@@ -34,7 +34,7 @@ type ReassemblerStats struct {
 	Events      uint64 // events emitted
 	TimedOut    uint64 // events closed by the timeout
 	Evicted     uint64 // events closed because MaxInFlight was reached
-	StrayEOE    uint64 // EOE records for events already closed
+	StrayEOE    uint64 // EOE records that closed nothing: their event was already emitted, or never seen
 	Late        uint64 // records that arrived after their event was emitted
 	InFlight    int    // events currently open
 	MaxInFlight int    // high-water mark of InFlight
@@ -289,10 +289,22 @@ func (r *Reassembler) holdStart() int64 {
 	return r.wall()
 }
 
+// SetNow sets the coarse clock that Push stamps records with to now
+// (wall-clock mode; a no-op with StreamTime) and ends nothing. Call it
+// before pushing records that were read at now: Push reads no clock of its
+// own for them, and a clock last set by Maintain before an idle spell
+// longer than Timeout would make the first record after it look timed out
+// at the next Maintain.
+func (r *Reassembler) SetNow(now time.Time) {
+	if !r.cfg.StreamTime {
+		r.now = now.UnixNano()
+	}
+}
+
 // Maintain ends the holds and timeouts that are due by now (wall-clock
 // mode) and returns how many events it emitted. Call it more often than
 // Hold (the plugin does every 50 ms); it also sets the coarse clock that
-// Push uses to stamp records.
+// Push uses to stamp records (see SetNow).
 func (r *Reassembler) Maintain(now time.Time) int {
 	if r.cfg.StreamTime {
 		return 0

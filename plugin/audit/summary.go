@@ -10,7 +10,12 @@ import (
 // Summary is the normalized view of an event that the encoders write with
 // Elastic Common Schema names. Its strings point into the records.
 type Summary struct {
-	Outcome   string // success | failure | ""
+	// Outcome is success, failure or "": from res= of the event's first
+	// user-space record that has one (the result of the login,
+	// authentication or command it reports), else from success= of the
+	// last SYSCALL or INTEGRITY_RULE record that has one, else from res=
+	// of the first integrity record (INTEGRITY_DATA, _METADATA, _PCR).
+	Outcome   string
 	PID, PPID string
 	Exe       string
 	Comm      string
@@ -76,7 +81,8 @@ func Summarize(ev *Event, s *Summary) {
 	args, title, keys := s.Args[:0], s.Title[:0], s.Keys[:0]
 	*s = Summary{}
 	var execve []*Record
-	var sc *Record // the first SYSCALL record
+	var sc *Record     // the first SYSCALL record
+	var userRes string // the outcome of the first user-space record's res=
 	for _, r := range ev.Records {
 		if r == nil {
 			continue
@@ -129,12 +135,26 @@ func Summarize(ev *Event, s *Summary) {
 		default:
 			if IsUserSpace(r.TypeNum) || r.TypeNum == 1804 || r.TypeNum == 1800 || r.TypeNum == 1801 {
 				s.fromTask(r, false)
-				if v, ok := r.Get("res"); ok && s.Outcome == "" {
-					s.Outcome = outcome(v)
+				if v, ok := r.Get("res"); ok {
+					switch {
+					case !IsUserSpace(r.TypeNum):
+						if s.Outcome == "" {
+							s.Outcome = outcome(v)
+						}
+					case userRes == "":
+						userRes = outcome(v)
+					}
 				}
 			}
 		}
 		keys = RecordKeys(r, keys)
+	}
+	// A user-space record's res= is the result of what it reports (a
+	// login, an authentication, a command); a SYSCALL record in the same
+	// event is the sendto that carried the message, whose success says
+	// nothing about it.
+	if userRes != "" {
+		s.Outcome = userRes
 	}
 	if len(execve) > 0 {
 		args = execveArgs(execve, args)

@@ -206,8 +206,8 @@ func rebuilt(t testing.TB, doc []byte) []string {
 // event.original keeps the event's stamp. Inputs: the bundled capture, the
 // golden logs and the corpus from make corpus.
 func TestOriginalRebuildsInput(t *testing.T) {
-	id := regexp.MustCompile(`^(node=\S+ )?type=(\S+) msg=audit\(([^)]*)\)`)
-	kept := regexp.MustCompile(`^(node=\S+ )?type=\S+ msg=audit\(([^)]*)\): `)
+	id := regexp.MustCompile(`^(node=\S* )?type=(\S+) msg=audit\(([^)]*)\)`)
+	kept := regexp.MustCompile(`^(node=\S* )?type=\S+ msg=audit\(([^)]*)\): `)
 	for _, path := range inputs(t) {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -618,4 +618,54 @@ func TestSigmaMatchIsAlert(t *testing.T) {
 			t.Errorf("level %s: event.kind %q, want %q", level, doc.Event.Kind, want)
 		}
 	}
+}
+
+// TestOutcomeOfUserMessages: in every event of the capture and the golden
+// logs that has a user-space record (USER_AUTH, USER_LOGIN, ...) with
+// res=, event.outcome is that result, also when the event's SYSCALL
+// record (the sendto that carried the message) says success=yes: a
+// failed authentication is a failure.
+func TestOutcomeOfUserMessages(t *testing.T) {
+	root, err := testsupport.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := filepath.Glob(filepath.Join(root, "plugin/audit/testdata/*.log"))
+	logs = append(logs, filepath.Join(root, "plugin/testdata/capture.log"))
+	results := map[string]string{"success": "success", "1": "success", "failed": "failure", "0": "failure"}
+	checked, disagree := 0, 0
+	for _, path := range logs {
+		for _, ev := range events(t, path) {
+			want, sys := "", ""
+			for _, r := range ev.Records {
+				if res, ok := r.Get("res"); ok && audit.IsUserSpace(r.TypeNum) && want == "" {
+					want = results[res]
+				}
+				if v, ok := r.Get("success"); ok && r.TypeNum == audit.TypeSyscall {
+					sys = v
+				}
+			}
+			if want == "" {
+				continue
+			}
+			var doc struct {
+				Event struct{ Outcome string } `json:"event"`
+			}
+			if err := json.Unmarshal(ecs.Encode(nil, ev, ecs.Options{}), &doc); err != nil {
+				t.Fatal(err)
+			}
+			if doc.Event.Outcome != want {
+				t.Errorf("%s: event %s: event.outcome %q, want %q (res= of its user-space record; SYSCALL success=%q)",
+					filepath.Base(path), ev.ID, doc.Event.Outcome, want, sys)
+			}
+			checked++
+			if sys == "yes" && want == "failure" {
+				disagree++
+			}
+		}
+	}
+	if checked == 0 || disagree == 0 {
+		t.Fatalf("%d user-space events with res=, %d of them failed with a SYSCALL success=yes: the logs no longer test the precedence", checked, disagree)
+	}
+	t.Logf("%d user-space events with res=, %d failed with a SYSCALL success=yes", checked, disagree)
 }

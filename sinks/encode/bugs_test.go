@@ -166,3 +166,23 @@ func TestProcessOpenedForEachMember(t *testing.T) {
 		validate(t, pl.out)
 	}
 }
+
+// A record with two msg='...' fields: the parser expands the first; the
+// second is its own text, not the first one's fields again.
+func TestSecondMsgIsItsOwnText(t *testing.T) {
+	in := "type=USER_CMD msg=audit(1700000000.032:132): pid=1 msg='a=1' msg='b=2'\n"
+	pl := replay(t, []byte(in))
+	var doc struct {
+		Records []struct {
+			Fields map[string]any `json:"fields"`
+		} `json:"records"`
+	}
+	if err := json.Unmarshal(pl.out, &doc); err != nil || len(doc.Records) != 1 {
+		t.Fatalf("%v: %s", err, pl.out)
+	}
+	f := doc.Records[0].Fields
+	if m, _ := f["msg"].(map[string]any); m["a"] != "1" || f["msg~2"] != "b=2" {
+		t.Errorf("fields.msg = %v, fields.msg~2 = %v; want {a: 1} and \"b=2\"", f["msg"], f["msg~2"])
+	}
+	checkRebuild(t, []byte(in), pl.out)
+}

@@ -250,8 +250,9 @@ func (e *Full) encLetters(fs []audit.Field) []byte {
 	return e.letters
 }
 
-// fields writes name:value pairs under the keys objectKeys chose; a msg
-// field with nested fields becomes an object. With nulls, bare sentinels
+// fields writes name:value pairs under the keys objectKeys chose; the
+// first single-quoted msg field, when it has nested fields, becomes an
+// object of them. With nulls, bare sentinels
 // are written as null (their wire form goes to "raw"). plain is the
 // record's PlainText: its names and Bare or Quoted values are copied as
 // they are.
@@ -264,6 +265,9 @@ func (e *Full) fields(w *Writer, fs []audit.Field, keys []string, nested []audit
 			w.Open()
 			e.fields(w, nested, e.nkeys, nil, "fields.msg.", true, plain)
 			w.Close()
+			// The parser expands the first msg='...' only: a later one
+			// is its text.
+			nested = nil
 		case nulls && f.Enc == audit.Bare && audit.IsSentinel(f.Value):
 			e.key(w, keys[i])
 			w.Null()
