@@ -3,7 +3,6 @@ module github.com/audisp-enrich/audisp-enrich
 go 1.26.8
 
 require (
-	filippo.io/edwards25519 v1.2.0
 	github.com/BurntSushi/toml v1.6.0
 	github.com/IBM/sarama v1.61.1
 	github.com/VirusTotal/vt-go v1.1.0
