@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"slices"
 	"time"
 
@@ -27,10 +28,12 @@ import (
 // closed with it.
 type enrichers struct {
 	chain     []enrich.Enricher
+	proc      *proc.Table
 	blocklist *blocklist.Enricher
 	packages  *packages.Enricher
 	pkgKept   bool // packages is the running pipeline's (a reload that kept its settings); close leaves it
 	sigma     *sigma.Enricher
+	sigmaKept bool // sigma is the running pipeline's (a reload that kept its settings); close leaves it
 	vt        *virustotal.Enricher
 	vtAt      int         // vt's index in chain
 	fleet     *fleet.Host // in vt's place when [enrich.fleet] is on
@@ -51,21 +54,33 @@ type enrichers struct {
 // vt.db, so the new one opens after the old one closed); otherwise a new
 // one is started.
 //
+// The process table: with pt set (a reload that kept [enrich.proc]), that
+// running table, and what it knows, takes its place; otherwise a new,
+// empty one is made.
+//
+// Sigma: with sg set and sgKeep (a reload that kept [enrich.sigma]), that
+// running enricher and its rules take their place; with sg set otherwise,
+// the new one loads with sg's rules as the previous set, so that a broken
+// file keeps its rules (sigma.NewAfter).
+//
 // Package trust: with pk set (a reload that kept [enrich.packages]), that
 // running enricher and its index take their place in the chain;
 // otherwise a new one is started (a reload hands it the running one's
 // index to answer until its own has published, see Reload).
-func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry, vt *virustotal.Enricher, vtLater bool, pk *packages.Enricher) (*enrichers, error) {
+func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry, vt *virustotal.Enricher, vtLater bool, pt *proc.Table, sg *sigma.Enricher, sgKeep bool, pk *packages.Enricher) (*enrichers, error) {
 	e := &enrichers{}
 	if c.Hashes.Enabled {
 		e.chain = append(e.chain, hashes.New(reg))
 	}
 	if c.Proc.Enabled {
-		t, err := proc.New(c.Proc, reg)
-		if err != nil {
-			return nil, err
+		if pt == nil {
+			var err error
+			if pt, err = proc.New(c.Proc, reg); err != nil {
+				return nil, err
+			}
 		}
-		e.chain = append(e.chain, t)
+		e.proc = pt
+		e.chain = append(e.chain, pt)
 	}
 	if c.Attack.Enabled {
 		a, err := attack.New(c.Attack, reg)
@@ -110,13 +125,15 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 		e.chain = append(e.chain, h)
 	}
 	if len(c.Sigma.Rules) > 0 {
-		s, err := sigma.New(c.Sigma, log, reg)
-		if err != nil {
-			e.close()
-			return nil, err
+		if e.sigma, e.sigmaKept = sg, sg != nil && sgKeep; !e.sigmaKept {
+			s, err := sigma.NewAfter(c.Sigma, log, reg, sg)
+			if err != nil {
+				e.close()
+				return nil, err
+			}
+			e.sigma = s
 		}
-		e.sigma = s
-		e.chain = append(e.chain, s)
+		e.chain = append(e.chain, e.sigma)
 	}
 	if c.VirusTotal.Enabled {
 		switch {
@@ -204,6 +221,18 @@ func verdictRules(c hunt.Config) ([]string, error) {
 	return out, nil
 }
 
+// unchanged returns running when its section's settings did not change
+// (old and new are deeply equal), else the zero T: a reload carries a
+// running enricher, and its state, into the new chain only when nothing
+// it was built from changed.
+func unchanged[T any](running T, old, new any) T {
+	if reflect.DeepEqual(old, new) {
+		return running
+	}
+	var zero T
+	return zero
+}
+
 // renamed gives an enricher another name (for logs, warnings and metrics).
 type renamed struct {
 	enrich.Enricher
@@ -257,7 +286,7 @@ func (e *enrichers) closeVT() {
 }
 
 func (e *enrichers) close() {
-	if e.sigma != nil {
+	if e.sigma != nil && !e.sigmaKept {
 		_ = e.sigma.Close()
 	}
 	e.closeVT()

@@ -23,7 +23,6 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/enrich"
-	"github.com/audisp-enrich/audisp-enrich/enrich/packages"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
@@ -129,7 +128,7 @@ func (p *Pipeline) build(cfg *conf.Config) error {
 	if err != nil {
 		return err
 	}
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, nil, false, nil)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, nil, false, nil, nil, false, nil)
 	if err != nil {
 		out.Discard()
 		return err
@@ -272,6 +271,12 @@ func (p *Pipeline) Idle() {
 // the new one cannot start, the old settings are started again, and if
 // that fails too the pipeline runs without VirusTotal (logged).
 //
+// The process table is kept, with what it knows, when [enrich.proc] did
+// not change, and the Sigma enricher with its rules when [enrich.sigma]
+// did not (Reopen has reloaded them); a changed [enrich.sigma] loads with
+// the running rules as the previous set, so a broken rule file keeps its
+// rules across a SIGHUP as it does across a poll.
+//
 // The package index is kept, whole, when [enrich.packages] did not change
 // (a SIGHUP from logrotate loses none of its hashing). When it did, the
 // new index starts beside it and the running one keeps answering until
@@ -286,11 +291,10 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	if keepVT {
 		vt = p.enr.vt
 	}
-	var pk *packages.Enricher
-	if reflect.DeepEqual(p.cfg.Enrich.Packages, cfg.Enrich.Packages) {
-		pk = p.enr.packages
-	}
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, !keepVT, pk)
+	keepSigma := reflect.DeepEqual(p.cfg.Enrich.Sigma, cfg.Enrich.Sigma)
+	pt := unchanged(p.enr.proc, p.cfg.Enrich.Proc, cfg.Enrich.Proc)
+	pk := unchanged(p.enr.packages, p.cfg.Enrich.Packages, cfg.Enrich.Packages)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, !keepVT, pt, p.enr.sigma, keepSigma, pk)
 	if err != nil {
 		out.Discard()
 		return err
@@ -310,6 +314,9 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	out.Start(ctx, p.out)
 	cancel()
 	oldEnr := p.enr
+	if enr.sigmaKept {
+		oldEnr.sigma, enr.sigmaKept = nil, false // now enr's
+	}
 	if enr.packages != nil && oldEnr.packages != nil {
 		if !enr.pkgKept {
 			enr.packages.TakeOver(oldEnr.packages)

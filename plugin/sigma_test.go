@@ -102,6 +102,17 @@ func TestSigmaCheckConfig(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// A directory without rule files (a wrong path, a link to an empty
+	// directory) loads, with a warning.
+	empty := filepath.Join(dir, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, cfg, fmt.Sprintf("user = \"root\"\n[enrich.sigma]\nrules = [%q, %q]\n", rules, empty))
+	out, err = exec.Command(bin, "check-config", cfg).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "warning: sigma: "+empty+": no rule file") {
+		t.Errorf("check-config with an empty rule directory: %v\n%s", err, out)
+	}
 	writeFile(t, cfg, fmt.Sprintf("[enrich.sigma]\nrules = [%q]\n", filepath.Join(dir, "missing")))
 	if out, err := exec.Command(bin, "check-config", cfg).CombinedOutput(); err == nil {
 		t.Errorf("check-config accepted a missing rule directory:\n%s", out)

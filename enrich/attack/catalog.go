@@ -50,9 +50,16 @@ var (
 	final [len(catalog)]int32
 	// byID maps a canonical id ("T1059.004") to its catalog index.
 	byID = make(map[string]int32, len(catalog))
+	// tacticByName maps a tactic's short name ("command-and-control") to
+	// the tactic.
+	tacticByName = make(map[string]audit.Tactic, len(tactics))
 )
 
 func init() {
+	for _, t := range tactics {
+		short := strings.ReplaceAll(strings.ToLower(t.name), " ", "-")
+		tacticByName[short] = audit.Tactic{ID: t.id, Name: t.name, Reference: tacticURL + t.id + "/"}
+	}
 	for i := range catalog {
 		byID[catalog[i].id] = int32(i)
 	}
@@ -121,4 +128,13 @@ func Lookup(id string) (audit.Technique, bool) {
 		return audit.Technique{}, false
 	}
 	return techs[final[i]], true
+}
+
+// TacticByName returns the tactic whose short name, as ATT&CK writes it in
+// its data and Sigma in its tags, is name ("execution",
+// "command-and-control"; lower case). ok is false for names the catalog
+// does not hold. It is safe for concurrent use.
+func TacticByName(name string) (audit.Tactic, bool) {
+	t, ok := tacticByName[name]
+	return t, ok
 }

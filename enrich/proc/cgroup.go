@@ -83,6 +83,7 @@ var scopePrefixes = [...]struct{ prefix, runtime string }{
 	{"cri-containerd-", "containerd"},
 	{"crio-", "cri-o"},
 	{"libpod-", "podman"},
+	{"nerdctl-", "containerd"}, // standalone containerd (nerdctl)
 }
 
 // ParseCgroupPath returns what one cgroup path says: the container (its
@@ -99,9 +100,15 @@ var scopePrefixes = [...]struct{ prefix, runtime string }{
 //	/kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice/cri-containerd-<id>.scope
 //	/kubepods.slice/.../crio-<id>.scope              CRI-O
 //	/kubepods/<qos>/pod<uid>/<id>                    Kubernetes, cgroupfs driver (runtime unknown)
+//	/system.slice/nerdctl-<id>.scope                 containerd (nerdctl)
+//	/system.slice/containerd.service/kubepods-<qos>-pod<uid>.slice:cri-containerd:<id>
 //
-// A path with none of these shapes has no container. The result's strings
-// are substrings of path.
+// The last is a kubelet with the systemd driver over a containerd that
+// runs runc with the cgroupfs one (SystemdCgroup off): runc makes the
+// "slice:prefix:id" name it is given below containerd's own cgroup. The
+// container's cgroup is then not the runtime's unit: the unit above it is
+// dropped. A path with none of these shapes has no container. The
+// result's strings are substrings of path.
 func ParseCgroupPath(path string) audit.Cgroup {
 	cg := audit.Cgroup{Path: path}
 	var prev string
@@ -116,7 +123,8 @@ func ParseCgroupPath(path string) audit.Cgroup {
 		switch {
 		case strings.HasPrefix(c, "kubepods") || kube && strings.HasPrefix(c, "pod"):
 			kube = true
-			if uid, ok := podUID(c); ok {
+			slice, _, _ := strings.Cut(c, ":")
+			if uid, ok := podUID(slice); ok {
 				cg.PodUID = uid
 			}
 		case strings.HasSuffix(c, ".service"):
@@ -129,6 +137,9 @@ func ParseCgroupPath(path string) audit.Cgroup {
 		}
 		if id, rt, ok := containerOf(c, prev, kube); ok {
 			cg.ContainerID, cg.Runtime = id, rt
+			if strings.IndexByte(c, ':') >= 0 {
+				cg.Unit, cg.UserOf = "", ""
+			}
 		}
 		prev = c
 	}
@@ -141,6 +152,17 @@ func ParseCgroupPath(path string) audit.Cgroup {
 // containerOf reports whether cgroup component c (below component prev)
 // is a container's, and its id and runtime.
 func containerOf(c, prev string, kube bool) (id, runtime string, ok bool) {
+	if slice, rest, found := strings.Cut(c, ":"); found && strings.HasSuffix(slice, ".slice") {
+		// slice:prefix:id, as runc names a systemd-style cgroups path
+		// with the cgroupfs driver
+		prefix, id, _ := strings.Cut(rest, ":")
+		for _, p := range scopePrefixes {
+			if p.prefix == prefix+"-" && isHex64(id) {
+				return id, p.runtime, true
+			}
+		}
+		return "", "", false
+	}
 	for _, p := range scopePrefixes {
 		if s, found := strings.CutPrefix(c, p.prefix); found {
 			s = strings.TrimSuffix(s, ".scope")
@@ -211,6 +233,19 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// isRuntime reports whether exe is a container runtime or its shim or
+// monitor (containerd-shim*, runc, crun, conmon): a process that runs
+// outside the containers whose processes it starts, so that its cgroup
+// says nothing of theirs.
+func isRuntime(exe string) bool {
+	base := exe[strings.LastIndexByte(exe, '/')+1:]
+	switch base {
+	case "runc", "crun", "conmon":
+		return true
+	}
+	return strings.HasPrefix(base, "containerd-shim")
 }
 
 // maxCgroupFile bounds how much of a /proc/<pid>/cgroup file is read

@@ -47,6 +47,23 @@ func TestParseCgroupPath(t *testing.T) {
 		{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnderscore + ".slice/crio-conmon-" + hexB + ".scope", audit.Cgroup{}},
 		{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnderscore + ".slice/docker-" + hexA + ".scope",
 			audit.Cgroup{ContainerID: hexA, Runtime: "docker", PodUID: podU}},
+		// Kubernetes, systemd driver, over containerd with runc's cgroupfs
+		// driver (SystemdCgroup off): below containerd's own cgroup, whose
+		// unit is not the container's.
+		{"/system.slice/containerd.service/kubepods-burstable-pod" + podUnderscore + ".slice:cri-containerd:" + hexA,
+			audit.Cgroup{ContainerID: hexA, Runtime: "containerd", PodUID: podU}},
+		{"/system.slice/containerd.service/kubepods-pod" + podUnderscore + ".slice:cri-containerd:" + hexB,
+			audit.Cgroup{ContainerID: hexB, Runtime: "containerd", PodUID: podU}},
+		{"/system.slice/containerd.service/kubepods-besteffort-pod" + podUnderscore + ".slice:crio:" + hexB,
+			audit.Cgroup{ContainerID: hexB, Runtime: "cri-o", PodUID: podU}},
+		{"/system.slice/containerd.service/kubepods-burstable-pod" + podUnderscore + ".slice:cri-containerd:" + hexA[:12],
+			audit.Cgroup{Unit: "containerd.service"}},
+		{"/system.slice/containerd.service/kubepods-burstable-pod" + podUnderscore + ".slice:unknown:" + hexA,
+			audit.Cgroup{Unit: "containerd.service"}},
+		{"/system.slice/containerd.service/kubepods-pod" + podUnderscore + ".slice:cri-containerd:" + hexB + "/system.slice/nginx.service",
+			audit.Cgroup{ContainerID: hexB, Runtime: "containerd", PodUID: podU, Unit: "nginx.service"}},
+		// Standalone containerd (nerdctl), systemd driver.
+		{"/system.slice/nerdctl-" + hexA + ".scope", audit.Cgroup{ContainerID: hexA, Runtime: "containerd"}},
 		// Kubernetes, cgroupfs driver: the runtime is not in the path.
 		{"/kubepods/burstable/pod" + podU + "/" + hexA, audit.Cgroup{ContainerID: hexA, PodUID: podU}},
 		{"/kubepods/pod" + podU + "/" + hexB, audit.Cgroup{ContainerID: hexB, PodUID: podU}},
@@ -158,6 +175,7 @@ func FuzzParseCgroupFile(f *testing.F) {
 	f.Add([]byte("12:memory:/docker/" + hexA + "\n0::/system.slice/containerd.service\n"))
 	f.Add([]byte("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + strings.ReplaceAll(podU, "-", "_") + ".slice/cri-containerd-" + hexA + ".scope"))
 	f.Add([]byte("0::/kubepods/burstable/pod" + podU + "/" + hexA))
+	f.Add([]byte("0::/system.slice/containerd.service/kubepods-burstable-pod" + strings.ReplaceAll(podU, "-", "_") + ".slice:cri-containerd:" + hexA))
 	f.Add([]byte("0::/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service"))
 	f.Add([]byte("::\n0:\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -131,7 +131,8 @@ func TestAncestry(t *testing.T) {
 // TestCgroupFromProc: with the /proc fallback the table reads the cgroup
 // of the live process that exec'd (this test's own process here), parses
 // it like ParseCgroupFile, and hands every image of that cgroup the same
-// value; a process gone before the read gets its parent's.
+// value; a process gone before the read gets its parent's, unless the
+// parent is a container runtime.
 func TestCgroupFromProc(t *testing.T) {
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
@@ -150,6 +151,24 @@ func TestCgroupFromProc(t *testing.T) {
 	enrichOK(t, tb, gone)
 	if gone.Cgroup != ev.Cgroup || gone.Parent == nil || gone.Parent.PID != self {
 		t.Fatalf("gone child: cgroup %p (parent's %p), parent %+v", gone.Cgroup, ev.Cgroup, gone.Parent)
+	}
+	// Unless the parent is a container runtime, shim or monitor (its
+	// image read from the event: this live process's exe there): a
+	// command it started (docker exec, kubectl exec, an entrypoint) runs
+	// in a container, not in the runtime's cgroup, so none is known.
+	for i, exe := range []string{"/usr/bin/containerd-shim-runc-v2", "/usr/bin/containerd-shim", "/usr/sbin/runc", "/usr/bin/crun", "/usr/bin/conmon", "/usr/bin/containerd", "/usr/bin/bash"} {
+		inherits := exe == "/usr/bin/containerd" || exe == "/usr/bin/bash"
+		rt := tableWith(t, Config{ProcFallback: true, Cgroup: true, Ancestry: 4})
+		p := syscallEvent(1_700_000_000_000, self, os.Getppid(), exe, "x")
+		enrichOK(t, rt, p)
+		child := execEvent(1_700_000_000_100, 1<<22+12346+i, self, "/usr/bin/cat", "cat")
+		enrichOK(t, rt, child)
+		if child.Parent == nil || child.Parent.Executable != exe {
+			t.Fatalf("%s: parent %+v", exe, child.Parent)
+		}
+		if inherits != (child.Cgroup != nil && child.Cgroup == p.Cgroup) {
+			t.Errorf("gone child of %s: cgroup %+v, parent's %+v (inherits: %v)", exe, child.Cgroup, p.Cgroup, inherits)
+		}
 	}
 	// Off: no cgroup.
 	off := tableWith(t, Config{ProcFallback: true})

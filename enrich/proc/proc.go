@@ -24,7 +24,10 @@
 //
 // Container and unit come from /proc/<pid>/cgroup, read once per image the
 // table learns (with proc_fallback and cgroup on); when the process is gone
-// by then, the event takes its parent's (a fork inherits the cgroup).
+// by then, the event takes its parent's (a fork inherits the cgroup),
+// unless the parent is a container runtime, shim or monitor (isRuntime),
+// which runs outside the container it starts the command in: then the
+// event has none.
 // Parsed cgroup files are shared by every image with the same content.
 //
 // Memory: the images live in a pointer-free arena per shard (see arena),
@@ -318,7 +321,9 @@ func (t *Table) Name() string { return "proc" }
 //   - ev.Parent, from the parent pid of ev's SYSCALL (or INTEGRITY_RULE)
 //     record; nil when the parent is unknown;
 //   - ev.Ancestry, the parent and its known ancestors, at most ancestry;
-//   - ev.Cgroup, the process's cgroup facts, else its parent's.
+//   - ev.Cgroup, the process's cgroup facts, else its parent's, unless
+//     the parent is a container runtime (isRuntime): a command it started
+//     in a container (docker exec, kubectl exec) is not in its cgroup.
 //
 // What it sets is shared with other events and never changes: the table
 // hands out copies of its images (see view), which stay valid after the
@@ -344,7 +349,7 @@ func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
 		return err
 	}
 	ev.Parent = &v.p
-	if ev.Cgroup == nil {
+	if ev.Cgroup == nil && !isRuntime(v.p.Executable) {
 		ev.Cgroup = v.cg
 	}
 	if t.ancestry > 0 {

@@ -170,8 +170,11 @@ func (d *doc) setProcess(s *audit.Summary, parent *audit.Process) {
 
 // createdFiles appends the paths of the PATH records the event's syscall
 // created (nametype=CREATE), made absolute with the CWD record when
-// relative.
+// relative to the working directory (cwdRelative); a name relative to a
+// directory descriptor stays relative, since audit does not log that
+// directory's path.
 func createdFiles(ev *audit.Event, s *audit.Summary, dst []string) []string {
+	rel := 0 // 1: relative names are to the working directory, -1: not, 0: not known yet
 	for _, r := range ev.Records {
 		if r == nil || r.TypeNum != 1302 {
 			continue
@@ -184,11 +187,60 @@ func createdFiles(ev *audit.Event, s *audit.Summary, dst []string) []string {
 			continue
 		}
 		if !strings.HasPrefix(name, "/") && s.Cwd != "" {
-			name = path.Join(s.Cwd, name)
+			if rel == 0 {
+				rel = -1
+				if cwdRelative(ev, s) {
+					rel = 1
+				}
+			}
+			if rel > 0 {
+				name = path.Join(s.Cwd, name)
+			}
 		}
 		dst = append(dst, name)
 	}
 	return dst
+}
+
+// atSyscalls are the *at syscalls that create a file, by name, with the
+// argument that holds the directory descriptor of the created name.
+var atSyscalls = map[string]string{
+	"openat": "a0", "openat2": "a0", "mkdirat": "a0", "mknodat": "a0",
+	"linkat": "a2", "symlinkat": "a1", "renameat": "a2", "renameat2": "a2",
+}
+
+// atSyscallNumbers are the numbers of atSyscalls per audit arch, for logs
+// without the ENRICHED syscall name.
+var atSyscallNumbers = map[string]map[string]string{
+	"c000003e": {"257": "openat", "437": "openat2", "258": "mkdirat", "259": "mknodat", "265": "linkat", "266": "symlinkat", "264": "renameat", "316": "renameat2"},
+	"c00000b7": {"56": "openat", "437": "openat2", "34": "mkdirat", "33": "mknodat", "37": "linkat", "36": "symlinkat", "38": "renameat", "276": "renameat2"},
+	"c00000f3": {"56": "openat", "437": "openat2", "34": "mkdirat", "33": "mknodat", "37": "linkat", "36": "symlinkat", "38": "renameat", "276": "renameat2"},
+	"40000028": {"322": "openat", "437": "openat2", "323": "mkdirat", "324": "mknodat", "330": "linkat", "331": "symlinkat", "329": "renameat", "382": "renameat2"},
+}
+
+// cwdRelative reports whether a relative name the event's syscall created
+// is relative to the working directory: the syscall is not an *at call
+// (atSyscalls), or its directory argument is AT_FDCWD (-100, logged as
+// ffffff9c, or ffffffffffffff9c when sign-extended) or not logged. An *at call by a
+// number of an arch atSyscallNumbers does not know counts as not one.
+func cwdRelative(ev *audit.Event, s *audit.Summary) bool {
+	for _, r := range ev.Records {
+		if r == nil || r.TypeNum != audit.TypeSyscall {
+			continue
+		}
+		name := s.Syscall
+		if name != "" && name[0] >= '0' && name[0] <= '9' {
+			arch, _ := r.Get("arch")
+			name = atSyscallNumbers[arch][name]
+		}
+		arg, ok := atSyscalls[name]
+		if !ok {
+			return true
+		}
+		fd, ok := r.Get(arg)
+		return !ok || fd == "ffffff9c" || fd == "ffffffffffffff9c"
+	}
+	return true
 }
 
 // connectSyscalls are the connect syscall numbers per audit arch, for
@@ -200,22 +252,36 @@ var connectSyscalls = map[string]string{
 	"40000028": "283", // arm (EABI)
 }
 
-// isConnect reports whether the event is a connect syscall.
-func isConnect(ev *audit.Event, s *audit.Summary) bool {
-	if s.Syscall == "connect" {
-		return true
-	}
-	if s.Syscall == "" || s.Syscall[0] < '0' || s.Syscall[0] > '9' {
-		return false // a name other than connect: no number to look up
+// einprogress is the exit of a non-blocking connect that the kernel goes
+// on establishing (-EINPROGRESS, 115 on every arch of connectSyscalls).
+const einprogress = "-115"
+
+// initiatedConnect reports whether the event is a connect syscall that
+// initiated a connection: one that succeeded, or a non-blocking one that
+// returned EINPROGRESS (success=no exit=-115), as curl, Go programs and
+// most daemons connect.
+func initiatedConnect(ev *audit.Event, s *audit.Summary) bool {
+	named := s.Syscall == "connect"
+	if !named && (s.Syscall == "" || s.Syscall[0] < '0' || s.Syscall[0] > '9') {
+		return false // no syscall, or a name other than connect
 	}
 	for _, r := range ev.Records {
-		if r != nil && r.TypeNum == audit.TypeSyscall {
-			arch, _ := r.Get("arch")
-			nr, ok := connectSyscalls[arch]
-			return ok && s.Syscall == nr
+		if r == nil || r.TypeNum != audit.TypeSyscall {
+			continue
 		}
+		if !named {
+			arch, _ := r.Get("arch")
+			if nr, ok := connectSyscalls[arch]; !ok || s.Syscall != nr {
+				return false
+			}
+		}
+		if s.Outcome == "success" {
+			return true
+		}
+		exit, _ := r.Get("exit")
+		return exit == einprogress
 	}
-	return false
+	return named && s.Outcome == "success"
 }
 
 // destinations appends the inet and inet6 addresses of the event's
@@ -233,17 +299,40 @@ func destinations(ev *audit.Event, dst [][2]string) [][2]string {
 		if !ok || sa.Address == "" {
 			continue
 		}
-		dst = append(dst, [2]string{sa.Address, strconv.Itoa(sa.Port)})
+		dst = append(dst, [2]string{unmap(sa.Address), strconv.Itoa(sa.Port)})
 	}
 	return dst
 }
 
+// unmap returns the IPv4 address of an IPv4-mapped IPv6 address
+// (::ffff:127.0.0.1, which a dual-stack socket connects to), else addr:
+// Sigma rules name IPv4 destinations in dotted form. netip writes a
+// mapped address, and only such, as ::ffff: and a dotted quad.
+func unmap(addr string) string {
+	if v4, ok := strings.CutPrefix(addr, "::ffff:"); ok && strings.IndexByte(v4, '.') >= 0 {
+		return v4
+	}
+	return addr
+}
+
 // recordField returns the decoded value of field c of record r: "type" is
-// the record type, upper-case names are looked up among the ENRICHED
-// fields first, others among the raw fields first.
-func recordField(r *audit.Record, c *fieldCond) (string, bool) {
+// the record type; an argument aN of an EXECVE record is args[N] (the
+// summary's arguments: audit splits an argument longer than 7500 bytes
+// into chunks aN[0], aN[1], ..., and a long argv over several EXECVE
+// records, which are all one record to a field map so); upper-case names
+// are looked up among the ENRICHED fields first, others among the raw
+// fields first.
+func recordField(r *audit.Record, c *fieldCond, args []string) (string, bool) {
 	if c.name == "type" {
 		return r.Type, true
+	}
+	if r.TypeNum == 1309 {
+		if n, ok := argNumber(c.name); ok {
+			if n < len(args) {
+				return args[n], true
+			}
+			return "", false
+		}
 	}
 	if c.interp {
 		if v, ok := r.GetInterp(c.name); ok {

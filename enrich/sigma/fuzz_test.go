@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -16,6 +17,8 @@ func FuzzParseRules(f *testing.F) {
 	f.Add([]byte(rule("x", "file_event", "    k:\n        '|all':\n            - a\n            - b\n    condition: k\n---\ntitle: t\n")))
 	f.Add([]byte("title: [unclosed\n"))
 	f.Add([]byte("action: global\n---\n"))
+	f.Add([]byte("title: a\nlogsource: {product: linux, service: auditd}\ntags: [attack.persistence, attack.t1686]\ndetection:\n  sel:\n    a2|gte: 10\n   condition: sel\n---\n"))
+	f.Add([]byte(rule("x", "process_creation", "    sel:\n        CommandLine|windash|contains|all: [' -i ', '-x']\n    condition: sel\n")))
 	ev := &audit.Event{}
 	var p audit.Parser
 	for _, l := range strings.Split(strings.TrimSpace(execCurl), "\n") {
@@ -28,7 +31,11 @@ func FuzzParseRules(f *testing.F) {
 	ev.Parent = &audit.Process{Executable: "/usr/bin/bash", Args: []string{"bash"}}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rules, problems := parseRules("fuzz.yml", data)
+		lines := bytes.Count(data, []byte("\n")) + bytes.Count(data, []byte("\r")) + 1 // yaml.v3 breaks lines at both
 		for _, pr := range problems {
+			if pr.Line > lines {
+				t.Fatalf("problem past the last line (%d): %+v", lines, pr)
+			}
 			if pr.Reason == "" {
 				t.Fatalf("problem without reason: %+v", pr)
 			}

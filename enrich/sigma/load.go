@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/audisp-enrich/audisp-enrich/enrich/attack"
 )
 
 // Problem is a rule that was not loaded: where it is and why.
@@ -56,6 +58,10 @@ type Set struct {
 	Loaded, Skipped map[string]int
 	// Problems lists the rules not loaded, in file order.
 	Problems []Problem
+	// Warnings lists what loaded but deserves a look: a configured
+	// directory without rule files, an ATT&CK technique or tactic the
+	// catalog lacks (once each, at its first rule).
+	Warnings []string
 	stamp    string // the rule files as loaded (see stamp)
 }
 
@@ -80,20 +86,24 @@ func Load(paths []string) (*Set, error) {
 }
 
 // loadWith is Load that keeps, for every broken file, the rules prev
-// loaded from it (hot reload).
+// loaded from it that do not load now (hot reload, see keepPrevious).
 func loadWith(paths []string, prev *Set) (*Set, error) {
 	st := stamp(paths)
-	files, err := ruleFiles(paths)
+	files, empty, err := ruleFiles(paths)
 	if err != nil {
 		return nil, err
 	}
 	s := &Set{files: map[string]*fileRules{}, Loaded: map[string]int{}, Skipped: map[string]int{}, stamp: st}
+	for _, d := range empty {
+		s.Warnings = append(s.Warnings, d+": no rule file (*.yml, *.yaml) in this directory")
+	}
 	ids := map[string]*Rule{}
+	unknown := map[string]bool{} // ATT&CK tags warned about
 	for _, f := range files {
 		fr := loadFile(f)
 		if fr.broken && prev != nil {
 			if old, ok := prev.files[f]; ok {
-				fr.rules = old.rules
+				fr.rules = keepPrevious(fr.rules, old.rules)
 			}
 		}
 		kept := fr.rules[:0:0]
@@ -105,6 +115,17 @@ func loadWith(paths []string, prev *Set) (*Set, error) {
 			}
 			ids[r.ID] = r
 			kept = append(kept, r)
+			for _, what := range r.unknownAttack {
+				if !unknown[what] {
+					unknown[what] = true
+					kept := "kept with its id only (no name, no tactic)"
+					if strings.HasPrefix(what, "tactic ") {
+						kept = "left out of threat (kept in sigma[].tags)"
+					}
+					s.Warnings = append(s.Warnings, fmt.Sprintf("%s:%d: ATT&CK %s is not in the bundled catalog (ATT&CK %s): %s",
+						r.File, r.Line, what, attack.Version, kept))
+				}
+			}
 			s.byKind[r.kind] = append(s.byKind[r.kind], r)
 			s.Loaded[r.Logsource]++
 		}
@@ -120,6 +141,32 @@ func loadWith(paths []string, prev *Set) (*Set, error) {
 	return s, nil
 }
 
+// keepPrevious returns the rules of a broken file: those that load now,
+// plus the previous version of each rule that does not (by id), in the
+// previous order, then the new ones. So an edit of a rule that loads is
+// applied at once even while another document of the file stays broken;
+// a rule removed from a broken file stays until the file loads whole.
+func keepPrevious(now, prev []*Rule) []*Rule {
+	byID := make(map[string]*Rule, len(now))
+	for _, r := range now {
+		byID[r.ID] = r
+	}
+	out := make([]*Rule, 0, len(now)+len(prev))
+	for _, r := range prev {
+		if n, ok := byID[r.ID]; ok {
+			r = n
+			delete(byID, r.ID)
+		}
+		out = append(out, r)
+	}
+	for _, r := range now {
+		if byID[r.ID] == r {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // index builds the indexes of s.byKind.
 func (s *Set) index() {
 	for k := range numKinds {
@@ -128,42 +175,77 @@ func (s *Set) index() {
 	shareLiterals(s.idx[kindAuditd], s.idx[kindProcess])
 }
 
-// ruleFiles expands paths into rule files.
-func ruleFiles(paths []string) ([]string, error) {
-	var out []string
+// ruleFiles expands paths into rule files, each once: a configured path
+// is resolved (EvalSymlinks) before a directory is walked, so that a link
+// to a rule directory is followed, and a file reached twice (overlapping
+// paths, or links to one file) is kept once, under the first name it was
+// reached by. Entries whose name starts with ".." are skipped: Kubernetes
+// mounts a ConfigMap as links name -> ..data/name, with ..data linking to
+// a ..<timestamp> directory, so only the links are rule files. Links
+// inside a walked directory are read as files, never followed as
+// directories. empty lists the configured directories that hold no rule
+// file.
+func ruleFiles(paths []string) (out, empty []string, err error) {
+	seen := map[string]bool{} // real paths
+	add := func(name string) {
+		real, err := filepath.EvalSymlinks(name)
+		if err != nil {
+			real = name // a dangling link: loading it reports why
+		}
+		if !seen[real] {
+			seen[real] = true
+			out = append(out, name)
+		}
+	}
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			return nil, fmt.Errorf("sigma: rules: %w", err)
+			return nil, nil, fmt.Errorf("sigma: rules: %w", err)
+		}
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sigma: rules: %w", err)
 		}
 		if !st.IsDir() {
-			out = append(out, p)
+			add(p)
 			continue
 		}
 		var found []string
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		err = filepath.WalkDir(real, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
+			if path != real && strings.HasPrefix(d.Name(), "..") {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
 			if !d.IsDir() && (strings.HasSuffix(path, ".yml") || strings.HasSuffix(path, ".yaml")) {
-				found = append(found, path)
+				rel, _ := filepath.Rel(real, path) // path is under real
+				found = append(found, filepath.Join(p, rel))
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("sigma: rules: %w", err)
+			return nil, nil, fmt.Errorf("sigma: rules: %w", err)
+		}
+		if len(found) == 0 {
+			empty = append(empty, p)
 		}
 		slices.Sort(found)
-		out = append(out, found...)
+		for _, f := range found {
+			add(f)
+		}
 	}
-	return slices.Compact(out), nil
+	return out, empty, nil
 }
 
 // stamp describes the rule files under paths (name, size, mtime, inode),
 // so that a change shows as a different stamp. It is taken before the
 // files are read: a change during a load shows at the next comparison.
 func stamp(paths []string) string {
-	files, err := ruleFiles(paths)
+	files, _, err := ruleFiles(paths)
 	if err != nil {
 		return "error: " + err.Error()
 	}
@@ -232,8 +314,17 @@ func parseRules(name string, data []byte) ([]*Rule, []Problem) {
 		}
 		if err != nil {
 			// A YAML syntax error ends the file: the decoder cannot resync.
-			problems = append(problems, Problem{File: name, Line: yamlLine(err), Logsource: "none", Reason: err.Error()})
+			line := yamlLine(err)
+			reason := err.Error()
+			if line > 0 { // the line goes in Line, corrected
+				_, rest, _ := strings.Cut(reason, fmt.Sprintf("line %d: ", line))
+				reason = "yaml: " + rest
+			}
+			problems = append(problems, Problem{File: name, Line: syntaxErrorLine(data, line), Logsource: "none", Reason: reason})
 			break
+		}
+		if emptyDoc(&doc) {
+			continue // a trailing "---", or a document of comments
 		}
 		r, ls, err := compileRule(name, &doc)
 		if err != nil {
@@ -248,6 +339,59 @@ func parseRules(name string, data []byte) ([]*Rule, []Problem) {
 		rules = append(rules, r)
 	}
 	return rules, problems
+}
+
+// emptyDoc tells whether doc holds nothing (or only null).
+func emptyDoc(doc *yaml.Node) bool {
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	return doc.Kind == 0 || doc.Kind == yaml.DocumentNode && len(doc.Content) == 0 ||
+		doc.Kind == yaml.ScalarNode && doc.Tag == "!!null"
+}
+
+// maxLineSearch bounds the lines syntaxErrorLine tries.
+const maxLineSearch = 200
+
+// syntaxErrorLine returns the line of data (1-based) that holds the YAML
+// syntax error yaml.v3 reported at line reported. For a scanner error
+// (an unclosed quote, a tab) that is the faulty line; for a parser error
+// it is the line before the one where the construct in error starts (its
+// context, 0-based), so the faulty line may be further down. It is the
+// first line, from reported on, whose prefix of data (the lines up to it)
+// fails to parse; reported when none does within maxLineSearch lines, or
+// when reported is 0 (unknown).
+func syntaxErrorLine(data []byte, reported int) int {
+	if reported <= 0 {
+		return reported
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	end := 0 // bytes of data in the first k lines
+	for k := range min(reported-1, len(lines)) {
+		end += len(lines[k])
+	}
+	for k := reported; k <= len(lines) && k < reported+maxLineSearch; k++ {
+		end += len(lines[k-1])
+		if !parses(data[:end]) {
+			return k
+		}
+	}
+	return reported
+}
+
+// parses tells whether every YAML document of data parses.
+func parses(data []byte) bool {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
 }
 
 // yamlLine extracts the line number of a yaml.v3 syntax error ("yaml:

@@ -100,16 +100,29 @@ func lowerASCII(b []byte) {
 	}
 }
 
-// matchValues reports whether any (or, with all, every) value matches
-// v. low is v in lower case, or "" to be computed in sc when a value
-// needs it: only then, so that a value matched earlier spares it.
+// matchValues reports whether any value matches v, or, with all, whether
+// every value of the rule has a variant (value.more) that matches. low is
+// v in lower case, or "" to be computed in sc when a value needs it: only
+// then, so that a value matched earlier spares it.
 func matchValues(vals []value, all bool, v, low string, sc *scratch) bool {
+	matched := false // with all: a variant of the current value matched
 	for i := range vals {
+		if matched {
+			if vals[i-1].more {
+				continue
+			}
+			matched = false
+		}
 		if low == "" && v != "" && vals[i].needsLower() {
 			low = sc.lower(v)
 		}
-		if vals[i].match(v, low) != all {
-			return !all
+		if vals[i].match(v, low) {
+			if !all {
+				return true
+			}
+			matched = true
+		} else if all && !vals[i].more {
+			return false
 		}
 	}
 	return all
@@ -194,7 +207,7 @@ func (sel *selection) matchRecords(a *auditCtx, recs []*audit.Record) bool {
 				continue
 			}
 			if allConds(m.conds, func(c *fieldCond) bool {
-				v, ok := recordField(r, c)
+				v, ok := recordField(r, c, a.s.Args)
 				return c.test(v, "", ok, &a.scratch)
 			}) {
 				return true
@@ -222,17 +235,21 @@ func (a *auditCtx) recordValues(r *audit.Record) func(yield func(v, low string) 
 	}
 }
 
-// match reports whether any keyword (every keyword, with all) is found in
-// one of the texts each yields (with their lower-case forms, or "" for l
-// to compute them).
+// match reports whether any keyword (every keyword, with all: one of its
+// variants, see value.more) is found in one of the texts each yields
+// (with their lower-case forms, or "" for l to compute them).
 func (kw *keywords) match(l *scratch, each func(yield func(v, low string) bool)) bool {
 	var found uint64 // keywords found so far (at most 64 with all)
-	want := ^uint64(0) >> (64 - min(len(kw.vals), 64))
+	want := ^uint64(0) >> (64 - min(numValues(kw.vals), 64))
 	done := false
 	each(func(v, low string) bool {
 		lowered := low != "" || l == nil
+		k := 0 // the keyword of kw.vals[i]
 		for i := range kw.vals {
-			bit := uint64(1) << (i & 63)
+			bit := uint64(1) << (k & 63)
+			if !kw.vals[i].more {
+				k++
+			}
 			if kw.all && found&bit != 0 {
 				continue
 			}

@@ -70,19 +70,35 @@ func (c *fieldCond) literals() []string {
 // literals of a keyword selection, as for a field condition.
 func (kw *keywords) literals() []string { return valueLiterals(kw.vals, kw.all) }
 
+// valueLiterals: without all, the union of every value's literals (nil
+// when one has none); with all, the best union of one rule value's
+// variants (see value.more), since each rule value must match.
 func valueLiterals(vals []value, all bool) []string {
 	if len(vals) == 0 {
 		return nil
 	}
+	if !all {
+		return variantLiterals(vals)
+	}
+	var out []string
+	for start, i := 0, 0; i < len(vals); i++ {
+		if vals[i].more {
+			continue
+		}
+		if ls := variantLiterals(vals[start : i+1]); ls != nil && (out == nil || rankOf(ls) > rankOf(out)) {
+			out = ls
+		}
+		start = i + 1
+	}
+	return out
+}
+
+// variantLiterals is the union of the literals of vals, nil when one of
+// them has none.
+func variantLiterals(vals []value) []string {
 	var out []string
 	for i := range vals {
 		ls := vals[i].literals()
-		if all {
-			if ls != nil && (out == nil || rankOf(ls) > rankOf(out)) {
-				out = ls
-			}
-			continue
-		}
 		if ls == nil {
 			return nil
 		}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -146,6 +147,10 @@ func FuzzPrefilter(f *testing.F) {
 		"pnscan -W 0a", "/usr/bin/pnscan", "-R ff")
 	f.Add([]byte(rule("f", "auditd", "    sel:\n        type: EXECVE\n    k:\n        - 'x y'\n    condition: sel and k\n")),
 		"x", "/usr/bin/git", "y")
+	f.Add([]byte(rule("h", "auditd", "    sel:\n        type: EXECVE\n        a1|contains: 'yloa'\n    condition: sel\n")),
+		"bash", "/bin/sh", "payload")
+	f.Add([]byte(rule("i", "auditd", "    sel:\n        a0: 'bash'\n    condition: sel\n")),
+		"BASH", "/bin/sh", "x")
 	f.Fuzz(func(t *testing.T, data []byte, cmd, exe, val string) {
 		rules, _ := parseRules("fuzz.yml", data)
 		s := &Set{}
@@ -167,6 +172,16 @@ func FuzzPrefilter(f *testing.F) {
 		ev.Parent = &audit.Process{Executable: val, Args: []string{val, cmd}}
 		if got, want := hitIDs(s, ev), hitIDs(withoutPrefilter(s), ev); !slices.Equal(got, want) {
 			t.Fatalf("prefiltered %v, plain %v", got, want)
+		}
+		// The arguments as audit logs long ones: a1 in two chunks, the
+		// second and a2 in a second EXECVE record.
+		half := len(val) / 2
+		ev.Records[1] = &audit.Record{Type: "EXECVE", TypeNum: 1309, Fields: []audit.Field{{Name: "argc", Value: "3"}, {Name: "a0", Value: cmd},
+			{Name: "a1_len", Value: strconv.Itoa(len(val))}, {Name: "a1[0]", Value: val[:half]}}}
+		ev.Records = slices.Insert(ev.Records, 2, &audit.Record{Type: "EXECVE", TypeNum: 1309, Fields: []audit.Field{{Name: "a1[1]", Value: val[half:]}, {Name: "a2", Value: exe}}})
+		ev.Summary.Args = []string{cmd, val, exe}
+		if got, want := hitIDs(s, ev), hitIDs(withoutPrefilter(s), ev); !slices.Equal(got, want) {
+			t.Fatalf("arguments in chunks: prefiltered %v, plain %v", got, want)
 		}
 	})
 }
@@ -259,19 +274,25 @@ func FuzzSharedPrefilter(f *testing.F) {
 		}
 		hx := func(v string) string { return strings.ToUpper(hex.EncodeToString([]byte(v))) }
 		var p audit.Parser
-		var parsed []*audit.Record
-		for _, line := range []string{
-			"type=SYSCALL msg=audit(1.000:1): syscall=59 success=yes a1=" + hx(arg1) + " comm=" + hx(arg0) + " exe=" + hx(exe) + "\x1dSYSCALL=execve",
-			"type=EXECVE msg=audit(1.000:1): argc=2 a0=" + hx(arg0) + " a1=" + hx(arg1),
-			"type=CWD msg=audit(1.000:1): cwd=" + hx(exe),
-		} {
-			r, err := p.Parse(line)
-			if err != nil {
-				t.Fatal(err)
+		parse := func(lines ...string) []*audit.Record {
+			var recs []*audit.Record
+			for _, line := range lines {
+				r, err := p.Parse(line)
+				if err != nil {
+					t.Fatal(err)
+				}
+				recs = append(recs, r)
 			}
-			parsed = append(parsed, r)
+			return recs
 		}
-		for _, recs := range [][]*audit.Record{made, parsed} {
+		sys := "type=SYSCALL msg=audit(1.000:1): syscall=59 success=yes a1=" + hx(arg1) + " comm=" + hx(arg0) + " exe=" + hx(exe) + "\x1dSYSCALL=execve"
+		cwd := "type=CWD msg=audit(1.000:1): cwd=" + hx(exe)
+		parsed := parse(sys, "type=EXECVE msg=audit(1.000:1): argc=2 a0="+hx(arg0)+" a1="+hx(arg1), cwd)
+		// a1 as audit logs a long argument: in chunks, over two records
+		h := len(arg1) / 2
+		split := parse(sys, "type=EXECVE msg=audit(1.000:1): argc=2 a0="+hx(arg0)+" a1_len="+strconv.Itoa(2*len(arg1))+" a1[0]="+hx(arg1[:h]),
+			"type=EXECVE msg=audit(1.000:1): a1[1]="+hx(arg1[h:]), cwd)
+		for _, recs := range [][]*audit.Record{made, parsed, split} {
 			ev := &audit.Event{Kind: audit.KindAudit, Records: recs}
 			ev.Summary = &audit.Summary{Exec: true, Exe: exe, Args: []string{arg0, arg1}, Outcome: "success", Cwd: exe}
 			ev.Parent = &audit.Process{Executable: arg1, Args: []string{arg0}}

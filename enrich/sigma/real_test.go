@@ -2,11 +2,14 @@ package sigma
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -201,4 +204,179 @@ func describe(ev *audit.Event) string {
 		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(r.Line, "\x1d", " "))
 	}
 	return b.String()
+}
+
+// TestRealLongArguments runs a command with an argument over 7500 bytes
+// and one with an argv longer than one record under a real auditd, and
+// checks on the captured events that audit split them (aN_len and
+// chunks; a second EXECVE record) as execveLines writes them, and that
+// field maps on EXECVE see the arguments whole, with the prefilter
+// finding what every rule evaluated finds.
+func TestRealLongArguments(t *testing.T) {
+	a := auditdtest.Start(t, auditdtest.Options{})
+	work, err := os.MkdirTemp("/var/tmp", "sigmalong")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "dir="+work, "-k", "sigmalong")
+	time.Sleep(300 * time.Millisecond)
+	truth, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(work, "true")
+	if err := os.WriteFile(path, truth, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	long := []string{"true", "-c", "echo " + strings.Repeat("A", 9000) + " PAYLOADMARK"}
+	many := []string{"true", "-czf"}
+	for range 30 {
+		many = append(many, "dir/"+strings.Repeat("f", 400))
+	}
+	many = append(many, "--exclude=secret")
+	for _, argv := range [][]string{long, many} {
+		if err := (&exec.Cmd{Path: path, Args: argv, Dir: work}).Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var evs []*audit.Event
+	find := func(argv []string) *audit.Event {
+		for _, ev := range evs {
+			if s := audit.SummaryOf(ev); s.Exec && s.Exe == path && slices.Equal(s.Args, argv) {
+				return ev
+			}
+		}
+		return nil
+	}
+	if !testsupport.Until(15*time.Second, func() bool {
+		evs = readEvents(t, a.LogFile)
+		return find(long) != nil && find(many) != nil
+	}) {
+		t.Fatalf("the commands' events never reached %s", a.LogFile)
+	}
+	a.Stop() // before work goes: removing it would drop the dir= rule
+	e := newTestEnricher(t,
+		rule("l1", "auditd", "    sel:\n        type: EXECVE\n        a0: 'true'\n        a2|contains: PAYLOADMARK\n    condition: sel\n"),
+		rule("l2", "auditd", "    sel:\n        type: EXECVE\n        a0: 'true'\n        a32: '--exclude=secret'\n    condition: sel\n"),
+	)
+	for _, c := range []struct {
+		name string
+		argv []string
+		want []string
+	}{{"long argument", long, []string{"l1"}}, {"long argv", many, []string{"l2"}}} {
+		ev := find(c.argv)
+		var lines []string
+		for _, r := range ev.Records {
+			if r.TypeNum == 1309 {
+				_, rest, _ := strings.Cut(r.Line, "): ")
+				lines = append(lines, rest)
+			}
+		}
+		if len(lines) < 2 {
+			t.Fatalf("%s: %d EXECVE records: the case shows nothing\n%s", c.name, len(lines), describe(ev))
+		}
+		var want []string
+		for _, l := range strings.Split(strings.TrimSpace(execveLines("x", c.argv...)), "\n") {
+			_, rest, _ := strings.Cut(l, "): ")
+			want = append(want, rest)
+		}
+		if !slices.Equal(lines, want) {
+			t.Errorf("%s: the kernel wrote\n%s\nexecveLines writes\n%s", c.name, shape(lines), shape(want))
+		}
+		if got := matched(t, e, ev); !slices.Equal(got, c.want) {
+			t.Errorf("%s: matched %v, want %v", c.name, got, c.want)
+		}
+		if got, want := hitIDs(e.Set(), ev), hitIDs(withoutPrefilter(e.Set()), ev); !slices.Equal(got, want) {
+			t.Errorf("%s: prefiltered %v, every rule evaluated %v", c.name, got, want)
+		}
+	}
+}
+
+// shape describes EXECVE record texts by their field names and the
+// lengths of their values, record by record.
+func shape(lines []string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString("  [")
+		for _, f := range strings.Fields(l) {
+			name, v, _ := strings.Cut(f, "=")
+			fmt.Fprintf(&b, " %s:%d", name, len(v))
+		}
+		fmt.Fprintf(&b, " ] %d bytes\n", len(l))
+	}
+	return b.String()
+}
+
+// TestRealConnect connects this process to a listener on 127.0.0.1 under
+// a real auditd (a connect rule scoped to this pid): a non-blocking
+// connect, which the kernel logs as success=no exit=-115 (EINPROGRESS),
+// a blocking one, and one from an IPv6 socket to ::ffff:127.0.0.1. Each
+// is a network_connection to 127.0.0.1 and the listener's port.
+func TestRealConnect(t *testing.T) {
+	a := auditdtest.Start(t, auditdtest.Options{})
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	a.AddRule("-a", "always,exit", "-F", "arch=b64", "-S", "connect", "-F", "pid="+strconv.Itoa(os.Getpid()), "-k", "sigmaconn")
+	time.Sleep(300 * time.Millisecond)
+	connect := func(family int, sa syscall.Sockaddr, nonblock bool) error {
+		fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Close(fd)
+		if nonblock {
+			if err := syscall.SetNonblock(fd, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return syscall.Connect(fd, sa)
+	}
+	v4 := &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}
+	if err := connect(syscall.AF_INET, v4, true); err != syscall.EINPROGRESS {
+		t.Skipf("a non-blocking connect to 127.0.0.1 returned %v, not EINPROGRESS: the case shows nothing here", err)
+	}
+	if err := connect(syscall.AF_INET, v4, false); err != nil {
+		t.Fatal(err)
+	}
+	mapped := &syscall.SockaddrInet6{Port: port, Addr: [16]byte{10: 0xff, 11: 0xff, 12: 127, 15: 1}}
+	if err := connect(syscall.AF_INET6, mapped, false); err != nil {
+		t.Fatal(err)
+	}
+	var evs []*audit.Event
+	if !testsupport.Until(15*time.Second, func() bool {
+		evs = nil
+		for _, ev := range readEvents(t, a.LogFile) {
+			if s := audit.SummaryOf(ev); slices.Contains(s.Keys, "sigmaconn") {
+				evs = append(evs, ev)
+			}
+		}
+		return len(evs) >= 3
+	}) {
+		t.Fatalf("%d of the 3 connect events reached %s", len(evs), a.LogFile)
+	}
+	a.Stop()
+	e := newTestEnricher(t, rule("c1", "network_connection", "    sel:\n        Initiated: 'true'\n        DestinationIp: 127.0.0.1\n        DestinationPort: "+strconv.Itoa(port)+"\n    condition: sel\n"))
+	for i, want := range []string{"success=no exit=-115", "success=yes exit=0", "success=yes exit=0"} {
+		ev := evs[i]
+		if !strings.Contains(ev.Records[0].Line, want) {
+			t.Errorf("connect %d: want %s\n%s", i, want, describe(ev))
+		}
+		if got := matched(t, e, ev); !slices.Equal(got, []string{"c1"}) {
+			t.Errorf("connect %d: matched %v\n%s", i, got, describe(ev))
+		}
+	}
 }

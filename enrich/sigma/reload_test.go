@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +104,92 @@ func TestEnrichDuringReload(t *testing.T) {
 				t.Fatalf("matched %v", got)
 			}
 		}
+	}
+}
+
+// TestBrokenFileEdits: an empty YAML document (a trailing "---", a
+// document of comments) is no rule and no problem; while one document of
+// a file stays broken, edits of its other rules are applied at each
+// reload, and the broken document's rule keeps its previous version.
+// Before, the empty document broke the file, and a broken file kept all
+// its previous rules, so no edit showed until a restart.
+func TestBrokenFileEdits(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "r.yml")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	titles := func(s *Set) []string {
+		var out []string
+		for _, r := range s.Rules() {
+			out = append(out, r.ID+"="+r.Title)
+		}
+		return out
+	}
+	a := func(title string) string {
+		return strings.Replace(rule("a", "process_creation", "    sel:\n        Image|endswith: /worker\n    condition: sel\n"), "Test a", title, 1)
+	}
+	b := rule("b", "auditd", "    sel:\n        a0: wget\n    condition: sel\n")
+	write(a("T1") + "---\n# nothing here\n---\n")
+	s, err := Load([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := titles(s); !slices.Equal(got, []string{"a=T1"}) || len(s.Problems) > 0 {
+		t.Fatalf("rules %v, problems %v", got, s.Problems)
+	}
+	write(a("T2") + "---\n")
+	if s, err = loadWith([]string{dir}, s); err != nil {
+		t.Fatal(err)
+	}
+	if got := titles(s); !slices.Equal(got, []string{"a=T2"}) {
+		t.Fatalf("after an edit: rules %v, problems %v", got, s.Problems)
+	}
+	write(a("T2") + "---\n" + b)
+	if s, err = loadWith([]string{dir}, s); err != nil {
+		t.Fatal(err)
+	}
+	brokenB := strings.Replace(b, "condition: sel", "condition: sel and", 1)
+	for _, title := range []string{"T3", "T4"} {
+		write(a(title) + "---\n" + brokenB)
+		if s, err = loadWith([]string{dir}, s); err != nil {
+			t.Fatal(err)
+		}
+		if got := titles(s); !slices.Equal(got, []string{"a=" + title, "b=Test b"}) || len(s.Problems) != 1 {
+			t.Fatalf("with b broken, after editing a: rules %v, problems %v", got, s.Problems)
+		}
+	}
+}
+
+// TestRuleWithoutID: a rule without id (optional in the specification)
+// loads under an id derived from its file name and title, which a reload
+// keeps and which differs for the same title in another file; it matches
+// and its techniques carry that id.
+func TestRuleWithoutID(t *testing.T) {
+	noID := strings.Replace(rule("x", "process_creation", "    sel:\n        Image|endswith: /curl\n    condition: sel\n"), "id: x\n", "", 1)
+	dir := ruleDir(t, noID, noID)
+	e, err := New(Config{Rules: []string{dir}}, quietLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := ruleIDs(e.Set())
+	if len(ids) != 2 || len(e.Set().Problems) > 0 || ids[0] == ids[1] || !strings.HasPrefix(ids[0], "noid-") || len(ids[0]) != len("noid-")+16 {
+		t.Fatalf("ids %v, problems %v", ids, e.Set().Problems)
+	}
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if again := ruleIDs(e.Set()); !slices.Equal(again, ids) {
+		t.Errorf("ids after a reload %v, before %v", again, ids)
+	}
+	ev := eventOf(t, execCurl)
+	if got := matched(t, e, ev); !slices.Equal(got, ids) {
+		t.Errorf("matched %v, want %v", got, ids)
+	}
+	if len(ev.Techniques) == 0 || ev.Techniques[0].Source != "sigma:"+ids[0] {
+		t.Errorf("techniques %+v", ev.Techniques)
 	}
 }

@@ -1,6 +1,8 @@
 package sigma
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -37,6 +39,50 @@ type Rule struct {
 	severity  int
 	techs     []audit.Technique
 	hitTags   []string // "sigma:<id>", "sigma_level:<level>"
+	// unknownAttack names the ATT&CK tags the catalog lacks ("technique
+	// T1686", "tactic stealth").
+	unknownAttack []string
+}
+
+// tacticName tells whether s, after "attack.", may be a tactic's short
+// name (lower-case words joined by "-"), rather than a group or software
+// id (g0032, s0002).
+func tacticName(s string) bool {
+	for i := range len(s) {
+		if (s[i] < 'a' || s[i] > 'z') && s[i] != '-' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// addTactics adds, as a technique entry without id (tactics only), the
+// tactics of the rule's tactic tags that none of its techniques has.
+func (r *Rule) addTactics(tactics []audit.Tactic) {
+	var extra []audit.Tactic
+	for _, ta := range tactics {
+		if !slices.ContainsFunc(r.techs, func(t audit.Technique) bool { return slices.Contains(t.Tactics, ta) }) &&
+			!slices.Contains(extra, ta) {
+			extra = append(extra, ta)
+		}
+	}
+	if len(extra) > 0 {
+		r.techs = append(r.techs, audit.Technique{Tactics: extra, Source: "sigma:" + r.ID})
+	}
+}
+
+// techniqueID tells whether s, after "attack.t", is a technique id:
+// four digits, and three more after a dot for a sub-technique.
+func techniqueID(s string) bool {
+	if len(s) != 4 && (len(s) != 8 || s[4] != '.') {
+		return false
+	}
+	for i := range len(s) {
+		if i != 4 && (s[i] < '0' || s[i] > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // kind is the kind of document a rule is evaluated on.
@@ -181,7 +227,7 @@ func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
 		return nil, lsName, errAt(doc, "no title")
 	}
 	if r.ID == "" {
-		return nil, lsName, errAt(doc, "no id")
+		r.ID = derivedID(file, r.Title)
 	}
 	r.Author = scalar(mapGet(doc, "author"))
 	if lv := mapGet(doc, "level"); lv != nil {
@@ -192,6 +238,7 @@ func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
 		}
 		r.severity = sev
 	}
+	var tactics []audit.Tactic // of the tactic tags
 	if tags := mapGet(doc, "tags"); tags != nil {
 		if tags.Kind != yaml.SequenceNode {
 			return nil, lsName, errAt(tags, "tags must be a list")
@@ -202,14 +249,30 @@ func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
 				return nil, lsName, errAt(t, "empty tag")
 			}
 			r.Tags = append(r.Tags, tag)
-			if id, ok := strings.CutPrefix(tag, "attack.t"); ok {
-				if tech, ok := attack.Lookup("T" + id); ok {
-					tech.Source = "sigma:" + r.ID
-					r.techs = append(r.techs, tech)
+			if id, ok := strings.CutPrefix(tag, "attack.t"); ok && techniqueID(id) {
+				tech, known := attack.Lookup("T" + id)
+				if !known {
+					// From a newer ATT&CK release than the catalog:
+					// kept by its id alone, and warned about at load.
+					tech = audit.Technique{ID: "T" + id}
+					tech.ParentID, _, _ = strings.Cut(tech.ID, ".")
+					if tech.ParentID == tech.ID {
+						tech.ParentID = ""
+					}
+					r.unknownAttack = append(r.unknownAttack, "technique "+tech.ID)
+				}
+				tech.Source = "sigma:" + r.ID
+				r.techs = append(r.techs, tech)
+			} else if name, ok := strings.CutPrefix(tag, "attack."); ok && tacticName(name) {
+				if ta, ok := attack.TacticByName(name); ok {
+					tactics = append(tactics, ta)
+				} else {
+					r.unknownAttack = append(r.unknownAttack, "tactic "+name)
 				}
 			}
 		}
 	}
+	r.addTactics(tactics)
 	r.hitTags = []string{"sigma:" + r.ID}
 	if r.Level != "" {
 		r.hitTags = append(r.hitTags, "sigma_level:"+r.Level)
@@ -228,6 +291,15 @@ func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
 		}
 	}
 	return r, lsName, nil
+}
+
+// derivedID is the id of a rule without one (the specification makes id
+// optional): "noid-" and the first 16 hex digits of the SHA-256 of the
+// file name, a NUL and the title. It stays the same across reloads and
+// edits of the detection; renaming the file or the title changes it.
+func derivedID(file, title string) string {
+	sum := sha256.Sum256([]byte(file + "\x00" + title))
+	return "noid-" + hex.EncodeToString(sum[:8])
 }
 
 // compileDetection compiles the search identifiers and the condition.
@@ -355,7 +427,7 @@ func (r *Rule) compileKeywords(n *yaml.Node) (*keywords, error) {
 	if err != nil {
 		return nil, &ruleError{line: list.Line, err: err}
 	}
-	if m.all && len(vals) > 64 {
+	if m.all && numValues(vals) > 64 {
 		return nil, unsupportedAt(list, "more than 64 keywords with all")
 	}
 	return &keywords{vals: vals, all: m.all}, nil
@@ -447,8 +519,28 @@ func (r *Rule) compileMap(n *yaml.Node) (fieldMap, error) {
 	fm := fieldMap{conds: conds}
 	if r.kind == kindAuditd {
 		fm.takeTypes()
+		fm.hexArgs()
 	}
 	return fm, nil
+}
+
+// hexArgs makes the numeric comparisons (lt, lte, gt, gte) on a0 to a3
+// read the field as hexadecimal, as SYSCALL records write a syscall's
+// arguments, unless the map's records are EXECVE only (whose aN are the
+// command's arguments as written).
+func (m *fieldMap) hexArgs() {
+	if len(m.types) > 0 && !slices.ContainsFunc(m.types, func(t uint16) bool { return t != audit.TypeNumber("EXECVE") }) {
+		return
+	}
+	for i := range m.conds {
+		c := &m.conds[i]
+		if len(c.name) != 2 || c.name[0] != 'a' || c.name[1] < '0' || c.name[1] > '3' {
+			continue
+		}
+		for j := range c.vals {
+			c.vals[j].hex = c.vals[j].op >= opLT
+		}
+	}
 }
 
 // takeTypes moves a type key of plain, known record type names into

@@ -8,7 +8,8 @@ import (
 )
 
 // What a service: auditd rule reads of an event. A field map reads the
-// fields it names (raw or ENRICHED, see recordField); a keyword search
+// fields it names (raw or ENRICHED, see recordField; an EXECVE record's
+// arguments aN reassembled, from the summary); a keyword search
 // reads every value of one record, and of an EXECVE record the command
 // line too (see Rule.perRecord). The per-event walk (auditCtx.walk) looks
 // only at those values, in one pass that also collects the anchors.
@@ -70,6 +71,7 @@ type reads struct {
 	whole    bool // a keyword search reads every value (and an EXECVE's command line)
 	typeText bool // a condition reads the record type as a text
 	fields   []fieldRead
+	args     []int       // the positions in fields of the argument names (a0, a1, ...)
 	slot     [256]uint16 // by nameHash: the first fieldRead, plus one (0: none)
 }
 
@@ -241,6 +243,17 @@ func (sc *scope) finish() {
 	for i := range sc.byType {
 		sc.byType[i].merge(&sc.any)
 	}
+	for t := -1; t < len(sc.byType); t++ {
+		rs := &sc.any
+		if t >= 0 {
+			rs = &sc.byType[t]
+		}
+		for i := range rs.fields {
+			if isArgName(rs.fields[i].name) {
+				rs.args = append(rs.args, i)
+			}
+		}
+	}
 	for f := range sc.docGate {
 		if sc.docScan&(1<<f) != 0 {
 			sc.docGate[f] = nil
@@ -286,7 +299,7 @@ func gated(gate []int32, bits []uint64) bool {
 // facts is scanned at the end, when one of those rules is a candidate.
 func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 	sc, m := &x.scope, x.lits
-	cmdline := false
+	cmdline, argsRead := false, false
 	for _, r := range a.ev.Records {
 		if r == nil {
 			continue
@@ -314,14 +327,19 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 			}
 			a.scanLine(m, a.s.Args, dst)
 		}
-		nargs, chunks := a.walkFields(x, rs, r.Fields, whole, args, found)
-		a.walkFields(x, rs, r.Interp, whole, false, found)
+		execve := r.TypeNum == 1309
+		nargs, chunks := a.walkFields(x, rs, r.Fields, whole, args, execve, found)
+		a.walkFields(x, rs, r.Interp, whole, false, execve, found)
 		if args && (a.execves != 1 || chunks || nargs != len(a.s.Args)) {
 			for i := range r.Fields {
 				if isArgName(r.Fields[i].Name) {
 					a.scanValue(m, found, r.Fields[i].Value)
 				}
 			}
+		}
+		if execve && !argsRead {
+			argsRead = true
+			a.walkArgs(x, rs, whole, cmdline, found)
 		}
 	}
 	for _, l := range a.later {
@@ -338,10 +356,12 @@ func (a *auditCtx) walk(x *index, _ *auditCtx, found []uint64) {
 }
 
 // walkFields walks the fields fs of a record of which the rules read rs
-// (every value when whole), for walk. With args, it scans no argument
-// field (a0, a1, ...) but counts them (nargs), and tells whether a field
-// name holds '[' (chunks).
-func (a *auditCtx) walkFields(x *index, rs *reads, fs []audit.Field, whole, args bool, found []uint64) (nargs int, chunks bool) {
+// (every value when whole), for walk. Of an EXECVE record (execve), the
+// argument fields (a0, a1, ...) are left to walkArgs, but for the scan
+// of every value (whole) keyword searches ask; with args, it scans no
+// argument field but counts them (nargs), and tells whether a field name
+// holds '[' (chunks).
+func (a *auditCtx) walkFields(x *index, rs *reads, fs []audit.Field, whole, args, execve bool, found []uint64) (nargs int, chunks bool) {
 	for i := 0; i < len(fs); i++ {
 		if !whole {
 			if i = rs.next(fs, i); i == len(fs) {
@@ -349,6 +369,16 @@ func (a *auditCtx) walkFields(x *index, rs *reads, fs []audit.Field, whole, args
 			}
 		}
 		f := &fs[i]
+		if execve && isArgName(f.Name) {
+			switch {
+			case found == nil:
+			case args:
+				nargs++
+			case whole:
+				a.scanValue(x.lits, found, f.Value)
+			}
+			continue
+		}
 		fr := rs.find(f.Name)
 		if fr == nil && !whole {
 			continue
@@ -359,8 +389,6 @@ func (a *auditCtx) walkFields(x *index, rs *reads, fs []audit.Field, whole, args
 		switch {
 		case found == nil:
 			// anchors only
-		case args && isArgName(f.Name):
-			nargs++
 		case whole || fr.scan:
 			chunks = chunks || args && strings.IndexByte(f.Name, '[') >= 0
 			switch {
@@ -380,6 +408,37 @@ func (a *auditCtx) walkFields(x *index, rs *reads, fs []audit.Field, whole, args
 	return nargs, chunks
 }
 
+// walkArgs reads, for walk, the arguments of the event's EXECVE records
+// as field maps see them (recordField: aN is the summary's argument N,
+// its chunks and records joined), once per event: the argument names
+// of rs (every value when whole). scanned: the command line, which holds
+// every argument, is scanned already.
+func (a *auditCtx) walkArgs(x *index, rs *reads, whole, scanned bool, found []uint64) {
+	for _, i := range rs.args {
+		fr := &rs.fields[i]
+		n, _ := argNumber(fr.name)
+		if n >= len(a.s.Args) {
+			continue
+		}
+		v := a.s.Args[n]
+		if fr.anchor >= 0 {
+			a.anchor(x, fr.anchor, v)
+		}
+		switch {
+		case found == nil, scanned:
+			// anchors only, or scanned with the command line
+		case whole || fr.scan:
+			if whole || fr.many() {
+				a.scanValue(x.lits, found, v)
+			} else {
+				a.scanDirect(fr.direct, found, v)
+			}
+		case fr.gate != nil:
+			a.later = append(a.later, laterScan{v, fr})
+		}
+	}
+}
+
 // laterScan is a value to scan once the anchors are known, if one of the
 // rules of gate is a candidate.
 type laterScan struct {
@@ -390,15 +449,24 @@ type laterScan struct {
 // isArgName reports whether an EXECVE field called n is an argument
 // (a0, a1, ...).
 func isArgName(n string) bool {
-	if len(n) < 2 || n[0] != 'a' {
-		return false
+	_, ok := argNumber(n)
+	return ok
+}
+
+// argNumber returns N of an EXECVE argument name aN (at most 9 digits,
+// which no argc reaches).
+func argNumber(n string) (int, bool) {
+	if len(n) < 2 || len(n) > 10 || n[0] != 'a' {
+		return 0, false
 	}
+	v := 0
 	for i := 1; i < len(n); i++ {
 		if n[i] < '0' || n[i] > '9' {
-			return false
+			return 0, false
 		}
+		v = v*10 + int(n[i]-'0')
 	}
-	return true
+	return v, true
 }
 
 // scanArgs scans args joined by spaces (the command line) for the

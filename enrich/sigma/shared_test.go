@@ -32,7 +32,7 @@ func TestSharedRulesLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := ruleFiles(dirs)
+	files, _, _ := ruleFiles(dirs)
 	total := 0
 	for _, n := range s.Loaded {
 		total += n

@@ -79,10 +79,21 @@ var _ enrich.Enricher = (*Enricher)(nil)
 // registered in reg (nil: metrics.Default); enrichers built later with the
 // same registry (a reload) add to the same ones.
 func New(cfg Config, log *slog.Logger, reg *metrics.Registry) (*Enricher, error) {
+	return NewAfter(cfg, log, reg, nil)
+}
+
+// NewAfter is New for a reload that changed the settings: a rule file
+// that is now broken keeps the rules running (the enricher being
+// replaced, nil for none) loaded from it, as Reload does.
+func NewAfter(cfg Config, log *slog.Logger, reg *metrics.Registry, running *Enricher) (*Enricher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s, err := Load(cfg.Rules)
+	var prev *Set
+	if running != nil {
+		prev = running.Set()
+	}
+	s, err := loadWith(cfg.Rules, prev)
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +165,9 @@ func (e *Enricher) watch(interval time.Duration) {
 func (e *Enricher) install(s *Set) {
 	for _, p := range s.Problems {
 		e.log.Warn("sigma: rule skipped", "file", p.File, "line", p.Line, "unsupported", p.Unsupported, "reason", p.Reason)
+	}
+	for _, w := range s.Warnings {
+		e.log.Warn("sigma: " + w)
 	}
 	e.skipped.Add(uint64(len(s.Problems)))
 	e.log.Info("sigma: rules loaded", "loaded", fmt.Sprint(s.Loaded), "skipped", fmt.Sprint(s.Skipped))
@@ -246,10 +260,7 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 			}
 		}
 	}
-	if sum.Outcome != "success" {
-		return dst
-	}
-	if rs := s.byKind[kindFile]; len(rs) > 0 {
+	if rs := s.byKind[kindFile]; len(rs) > 0 && sum.Outcome == "success" {
 		var fbuf [4]string
 		files := createdFiles(ev, sum, fbuf[:0])
 		docs := make([]doc, len(files))
@@ -260,7 +271,7 @@ func (s *Set) match(ev *audit.Event, dst []*Rule) []*Rule {
 		}
 		dst = matchAny(rs, docs, dst)
 	}
-	if rs := s.byKind[kindNetwork]; len(rs) > 0 && isConnect(ev, sum) {
+	if rs := s.byKind[kindNetwork]; len(rs) > 0 && initiatedConnect(ev, sum) {
 		var abuf [2][2]string
 		addrs := destinations(ev, abuf[:0])
 		docs := make([]doc, len(addrs))

@@ -41,6 +41,23 @@ type value struct {
 	reLits []string // literals one of which every match contains (prefilter)
 	pfx    netip.Prefix
 	num    float64
+	// more is set on every variant but the last of one value of the rule
+	// (base64offset and windash expand a value into several): with all,
+	// every value needs one of its variants to match.
+	more bool
+	hex  bool // a numeric comparison reads the field as hexadecimal (see fieldMap.hexArgs)
+}
+
+// numValues returns how many values of the rule vals came from (see
+// value.more).
+func numValues(vals []value) int {
+	n := 0
+	for i := range vals {
+		if !vals[i].more {
+			n++
+		}
+	}
+	return n
 }
 
 // match reports whether the field text s matches v. low is s in lower
@@ -94,7 +111,15 @@ func (v *value) match(s, low string) bool {
 		a, err := netip.ParseAddr(s)
 		return err == nil && v.pfx.Contains(a.Unmap())
 	default:
-		n, err := strconv.ParseFloat(s, 64)
+		var n float64
+		var err error
+		if v.hex {
+			var u uint64
+			u, err = strconv.ParseUint(s, 16, 64)
+			n = float64(u)
+		} else {
+			n, err = strconv.ParseFloat(s, 64)
+		}
 		if err != nil {
 			return false
 		}
@@ -344,7 +369,7 @@ func parseModifiers(mods []string) (modifiers, error) {
 
 // compileValues compiles the scalar values of one field (or keyword list)
 // under modifiers m. Each scalar may expand into several values
-// (base64offset, windash).
+// (base64offset, windash), which stay together, marked by value.more.
 func compileValues(m modifiers, raw []string) ([]value, error) {
 	var out []value
 	for _, r := range raw {
@@ -379,6 +404,9 @@ func compileValues(m modifiers, raw []string) ([]value, error) {
 			vs, err := stringValues(m, r)
 			if err != nil {
 				return nil, err
+			}
+			for i := range len(vs) - 1 {
+				vs[i].more = true
 			}
 			out = append(out, vs...)
 		}

@@ -147,3 +147,24 @@ func TestWalkKeywordReadsUnnamedFields(t *testing.T) {
 		}
 	}
 }
+
+// TestSyntaxErrorLine: a YAML syntax error is reported at the faulty line,
+// for parser errors (yaml.v3 names the line before the construct's start)
+// as for scanner errors, also in a later document of the file.
+func TestSyntaxErrorLine(t *testing.T) {
+	head := "title: a\nid: b\nlogsource: {product: linux, category: process_creation}\ndetection:\n  sel:\n"
+	for _, c := range []struct {
+		name, text string
+		line       int
+	}{
+		{"unclosed flow sequence", head + "    Image: [/x, /y\n  condition: sel\n", 6},
+		{"bad indent", head + "    Image: /x\n   condition: sel\n", 7},
+		{"tab", head + "\tImage: /x\n  condition: sel\n", 6},
+		{"second document", head + "    Image: /x\n  condition: sel\n---\n" + strings.Replace(head, "id: b", "id: c", 1) + "    Image: /x\n   condition: sel\n", 15},
+	} {
+		_, problems := parseRules("r.yml", []byte(c.text))
+		if len(problems) != 1 || problems[0].Line != c.line || strings.Contains(problems[0].Reason, "line") {
+			t.Errorf("%s: problems %v, want one at line %d (the reason without yaml.v3's line)", c.name, problems, c.line)
+		}
+	}
+}

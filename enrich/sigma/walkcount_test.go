@@ -55,6 +55,7 @@ func BenchmarkSigmaWalkCounts(b *testing.B) {
 			}
 			// What the walk read, from its tables.
 			var later []string
+			argsRead := false
 			for _, r := range ev.Records {
 				if r == nil {
 					continue
@@ -65,10 +66,34 @@ func BenchmarkSigmaWalkCounts(b *testing.B) {
 					c.skipped++
 					continue
 				}
+				if r.TypeNum == 1309 && !argsRead {
+					// the arguments field maps read (walkArgs), once
+					argsRead = true
+					for _, i := range rs.args {
+						fr := &rs.fields[i]
+						n, _ := argNumber(fr.name)
+						if n >= len(sum.Args) {
+							continue
+						}
+						if fr.anchor >= 0 {
+							c.anchors++
+							if mapLookup(x, fr.anchor, sum.Args[n]) {
+								c.anchorMaps++
+							}
+						}
+						if !rs.whole && fr.scan {
+							c.scans++
+							c.bytes += float64(len(sum.Args[n]))
+						}
+					}
+				}
 				for _, fs := range [2][]audit.Field{r.Fields, r.Interp} {
 					for i := range fs {
 						f := &fs[i]
 						c.fields++
+						if r.TypeNum == 1309 && isArgName(f.Name) {
+							continue // read by walkArgs, or with the command line
+						}
 						fr := rs.find(f.Name)
 						if fr != nil && fr.anchor >= 0 {
 							c.anchors++
@@ -77,7 +102,6 @@ func BenchmarkSigmaWalkCounts(b *testing.B) {
 							}
 						}
 						switch {
-						case rs.whole && r.TypeNum == 1309 && isArgName(f.Name):
 						case rs.whole || fr != nil && fr.scan:
 							c.scans++
 							if !rs.whole && !fr.many() && !(f.Name == "exe" && f.Value == sum.Exe) {

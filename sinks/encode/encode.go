@@ -68,7 +68,9 @@ func enrichFields(ev *audit.Event, rec int) [][2]string {
 	if rec < 0 {
 		var ids []string
 		for _, t := range ev.Techniques {
-			ids = append(ids, t.ID)
+			if t.ID != "" { // "": tactics only
+				ids = append(ids, t.ID)
+			}
 		}
 		add("enrich_technique", strings.Join(ids, ","))
 		var rules []string

@@ -256,10 +256,11 @@ func threatValue(w *Writer, ts []audit.Technique, cols int) {
 	tech, sub, tac := techBuf[:0], subBuf[:0], tacBuf[:0]
 	for i := range ts {
 		t := &ts[i]
-		if t.ParentID != "" {
+		switch {
+		case t.ParentID != "":
 			tech = addEntry(tech, t.ParentID, t.Parent, "")
 			sub = addEntry(sub, t.ID, t.Name, t.Reference)
-		} else {
+		case t.ID != "": // "": tactics only (a Sigma rule's tactic tags)
 			tech = addEntry(tech, t.ID, t.Name, t.Reference)
 		}
 		for _, ta := range t.Tactics {

@@ -56,3 +56,26 @@ func TestThreatCacheExact(t *testing.T) {
 		t.Errorf("cache holds %d lists, bound %d", len(c.c.m), maxThreatCache)
 	}
 }
+
+// TestThreatTacticsOnly: an entry without id (a Sigma rule's tactic tags
+// that none of its techniques has) adds its tactics to threat.tactic and
+// nothing to threat.technique.
+func TestThreatTacticsOnly(t *testing.T) {
+	transfer := audit.Technique{ID: "T1105", Name: "Ingress Tool Transfer", Tactics: []audit.Tactic{{ID: "TA0011", Name: "Command and Control"}}}
+	only := audit.Technique{Tactics: []audit.Tactic{{ID: "TA0003", Name: "Persistence"}}}
+	for _, ts := range [][]audit.Technique{{only, transfer}, {only}} {
+		var w Writer
+		w.Reset(JSON, nil)
+		w.Open()
+		Threat(&w, ts, false)
+		w.Close()
+		got := string(w.B)
+		wantTech := `"technique":{"id":["T1105"]}`
+		if len(ts) == 1 {
+			wantTech = `"technique":{"id":[]}`
+		}
+		if !strings.Contains(got, wantTech) || !strings.Contains(got, `"tactic":{"id":["TA0003"`) {
+			t.Errorf("%s: want %s and tactic TA0003", got, wantTech)
+		}
+	}
+}

@@ -376,7 +376,9 @@ func metaOf(ev *audit.Event, lists bool) sinks.Meta {
 		m.Keys = audit.RecordKeys(r, m.Keys)
 	}
 	for _, t := range ev.Techniques {
-		m.Techniques = append(m.Techniques, t.ID)
+		if t.ID != "" { // "": tactics only
+			m.Techniques = append(m.Techniques, t.ID)
+		}
 	}
 	return m
 }

@@ -11,7 +11,8 @@ import (
 
 // checkSigma loads the configured Sigma rules for check-config: every rule
 // not loaded goes to stderr (file:line: reason), then the counts per
-// logsource to stdout. Skipped rules are no error; a configured path that
+// logsource to stdout; warnings (a directory without rule files) go to
+// stderr. Skipped rules are no error; a configured path that
 // cannot be read is.
 func checkSigma(c sigma.Config, stdout, stderr io.Writer) error {
 	if len(c.Rules) == 0 {
@@ -20,6 +21,9 @@ func checkSigma(c sigma.Config, stdout, stderr io.Writer) error {
 	s, err := sigma.Load(c.Rules)
 	if err != nil {
 		return err
+	}
+	for _, w := range s.Warnings {
+		fmt.Fprintf(stderr, "%s: warning: sigma: %s\n", progName, w)
 	}
 	for _, p := range s.Problems {
 		fmt.Fprintf(stderr, "%s: %s (rule skipped)\n", progName, p)
