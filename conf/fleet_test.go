@@ -23,7 +23,17 @@ verdict_public_key = "nI3zfmZw1JMAAEXys0HQzEVysiyQwjSLlYtjotM8L+U="
 		t.Fatalf("got %v, want the exclusivity error at line 5", err)
 	}
 	_, err = Parse("badkey.toml", []byte("[enrich.fleet]\nenabled = true\nbrokers = [\"a:1\"]\nverdict_public_key = \"xx\"\n"))
-	if err == nil || !strings.Contains(err.Error(), "public key") {
-		t.Fatalf("got %v, want a public key error", err)
+	if err == nil || !strings.Contains(err.Error(), "badkey.toml:4:") || !strings.Contains(err.Error(), "verdict_public_key") {
+		t.Fatalf("got %v, want a verdict_public_key error at badkey.toml:4", err)
+	}
+}
+
+// TestFleetSmallOrderKey: an all-zero verdict_public_key (a placeholder
+// under which anyone can forge verdicts) is refused at load, naming the
+// file and line.
+func TestFleetSmallOrderKey(t *testing.T) {
+	_, err := Parse("zero.toml", []byte("[enrich.fleet]\nenabled = true\nbrokers = [\"a:1\"]\nverdict_public_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "small order") || !strings.Contains(err.Error(), "zero.toml:4:") {
+		t.Fatalf("got %v, want a small-order error at zero.toml:4", err)
 	}
 }

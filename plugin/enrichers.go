@@ -31,6 +31,7 @@ type enrichers struct {
 	proc      *proc.Table
 	blocklist *blocklist.Enricher
 	packages  *packages.Enricher
+	pkgKept   bool // packages is the running pipeline's (a reload that kept its settings); close leaves it
 	sigma     *sigma.Enricher
 	sigmaKept bool // sigma is the running pipeline's (a reload that kept its settings); close leaves it
 	vt        *virustotal.Enricher
@@ -61,7 +62,12 @@ type enrichers struct {
 // running enricher and its rules take their place; with sg set otherwise,
 // the new one loads with sg's rules as the previous set, so that a broken
 // file keeps its rules (sigma.NewAfter).
-func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry, vt *virustotal.Enricher, vtLater bool, pt *proc.Table, sg *sigma.Enricher, sgKeep bool) (*enrichers, error) {
+//
+// Package trust: with pk set (a reload that kept [enrich.packages]), that
+// running enricher and its index take their place in the chain;
+// otherwise a new one is started (a reload hands it the running one's
+// index to answer until its own has published, see Reload).
+func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry, vt *virustotal.Enricher, vtLater bool, pt *proc.Table, sg *sigma.Enricher, sgKeep bool, pk *packages.Enricher) (*enrichers, error) {
 	e := &enrichers{}
 	if c.Hashes.Enabled {
 		e.chain = append(e.chain, hashes.New(reg))
@@ -92,7 +98,9 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 		e.chain = append(e.chain, b)
 	}
 	if c.Packages.Enabled {
-		e.packages = packages.New(c.Packages, log, reg)
+		if e.packages, e.pkgKept = pk, pk != nil; pk == nil {
+			e.packages = packages.New(c.Packages, log, reg)
+		}
 		e.chain = append(e.chain, e.packages)
 	}
 	// Hunting rules run before VirusTotal, so that the hashes they flag
@@ -288,7 +296,7 @@ func (e *enrichers) close() {
 	if e.blocklist != nil {
 		_ = e.blocklist.Close()
 	}
-	if e.packages != nil {
+	if e.packages != nil && !e.pkgKept {
 		e.packages.Close()
 	}
 }

@@ -270,23 +270,7 @@ func TestStatusReportPackages(t *testing.T) {
 		t.Skip("no dpkg database on this machine:", err)
 	}
 	dir := t.TempDir()
-	cfg, err := conf.Parse("packages.toml", []byte(fmt.Sprintf(`
-state_dir = %q
-[log]
-syslog = false
-[enrich.proc]
-enabled = false
-[enrich.packages]
-enabled = true
-paths = ["/usr/bin/ls"]
-[[sink]]
-type = "file"
-[sink.file]
-path = %q
-`, dir, filepath.Join(dir, "out.jsonl"))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := lsConfig(t, dir, "")
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	reg := &metrics.Registry{}
@@ -310,4 +294,81 @@ path = %q
 			t.Fatalf("want %q in the packages status line %q\nlogs:\n%s", want, line, logs.String())
 		}
 	}
+}
+
+// TestReloadKeepsPackageIndex: a reload (SIGHUP) that keeps
+// [enrich.packages] keeps the running enricher and its index; one that
+// changes it answers from the running index until the new one has
+// published, so ls's real digest is package throughout, never unindexed
+// (found by review: every SIGHUP started the index from scratch).
+func TestReloadKeepsPackageIndex(t *testing.T) {
+	if _, err := os.Stat("/var/lib/dpkg/status"); err != nil {
+		t.Skip("no dpkg database on this machine:", err)
+	}
+	data, err := os.ReadFile("/usr/bin/ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	ls := hex.EncodeToString(sum[:])
+	dir := t.TempDir()
+	config := func(extra string) *conf.Config { return lsConfig(t, dir, extra) }
+	p, err := NewPipeline(config(""), slog.New(slog.DiscardHandler), &metrics.Registry{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if err := p.enr.packages.Index().Wait(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	judge := func(when string) {
+		t.Helper()
+		ev := &audit.Event{}
+		ev.Hashes = []audit.FileHash{{Path: "/usr/bin/ls", Algo: "sha256", Hex: ls}}
+		if err := p.enr.packages.Enrich(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Package == nil || ev.Package.Status != packages.StatusPackage {
+			t.Fatalf("%s: ls's digest judged %+v, want package", when, ev.Package)
+		}
+	}
+	judge("before the reloads")
+	running := p.enr.packages
+	if err := p.Reload(config("")); err != nil {
+		t.Fatal(err)
+	}
+	if p.enr.packages != running {
+		t.Error("a reload with the same [enrich.packages] replaced the package enricher")
+	}
+	judge("after a reload with the same settings")
+	if err := p.Reload(config("rate_mb = 5")); err != nil {
+		t.Fatal(err)
+	}
+	if p.enr.packages == running {
+		t.Fatal("a reload with other [enrich.packages] settings kept the package enricher")
+	}
+	judge("right after a reload with other settings")
+	if err := p.enr.packages.Index().Wait(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	judge("once the new index is complete")
+}
+
+// lsConfig is a config with state and output in dir and the package
+// index on for /usr/bin/ls only; extra is added to [enrich.packages].
+func lsConfig(t *testing.T, dir, extra string) *conf.Config {
+	return parseConfig(t, fmt.Sprintf(`state_dir = %q
+[log]
+syslog = false
+[enrich.proc]
+enabled = false
+[enrich.packages]
+enabled = true
+paths = ["/usr/bin/ls"]
+%s
+[[sink]]
+type = "file"
+[sink.file]
+path = %q
+`, dir, extra, filepath.Join(dir, "out.jsonl")))
 }

@@ -128,7 +128,7 @@ func (p *Pipeline) build(cfg *conf.Config) error {
 	if err != nil {
 		return err
 	}
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, nil, false, nil, nil, false)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, nil, false, nil, nil, false, nil)
 	if err != nil {
 		out.Discard()
 		return err
@@ -276,6 +276,11 @@ func (p *Pipeline) Idle() {
 // did not (Reopen has reloaded them); a changed [enrich.sigma] loads with
 // the running rules as the previous set, so a broken rule file keeps its
 // rules across a SIGHUP as it does across a poll.
+//
+// The package index is kept, whole, when [enrich.packages] did not change
+// (a SIGHUP from logrotate loses none of its hashing). When it did, the
+// new index starts beside it and the running one keeps answering until
+// the new one has published its first snapshot (packages.TakeOver).
 func (p *Pipeline) Reload(cfg *conf.Config) error {
 	out, err := p.out.Prepare(cfg, cfg.Enrich.Workers)
 	if err != nil {
@@ -288,7 +293,8 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	}
 	keepSigma := reflect.DeepEqual(p.cfg.Enrich.Sigma, cfg.Enrich.Sigma)
 	pt := unchanged(p.enr.proc, p.cfg.Enrich.Proc, cfg.Enrich.Proc)
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, !keepVT, pt, p.enr.sigma, keepSigma)
+	pk := unchanged(p.enr.packages, p.cfg.Enrich.Packages, cfg.Enrich.Packages)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, !keepVT, pt, p.enr.sigma, keepSigma, pk)
 	if err != nil {
 		out.Discard()
 		return err
@@ -310,6 +316,12 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	oldEnr := p.enr
 	if enr.sigmaKept {
 		oldEnr.sigma, enr.sigmaKept = nil, false // now enr's
+	}
+	if enr.packages != nil && oldEnr.packages != nil {
+		if !enr.pkgKept {
+			enr.packages.TakeOver(oldEnr.packages)
+		}
+		oldEnr.packages, enr.pkgKept = nil, false // now enr's
 	}
 	pool := p.newPool(cfg, enr, out)
 	p.mu.Lock()

@@ -103,6 +103,47 @@ func TestEnrichBlockAndAllow(t *testing.T) {
 	}
 }
 
+// TestPrefixIsNotAHit: a digest that shares its first 8 bytes (or all but
+// its last digit) with a listed one is on no list, allow or block (found
+// by review: the lists compared 8-byte prefixes, so a crafted file passed
+// for an allow-listed one).
+func TestPrefixIsNotAHit(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ReloadInterval = 0
+	cfg.Lists = []ListConfig{
+		{Name: "ours", Path: "testdata/plain.txt"},
+		{Name: "known", Path: "testdata/sha256sum.txt", Kind: KindAllow},
+	}
+	log, _ := testLogger()
+	e, err := New(cfg, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for _, listed := range []string{eicarSHA256, bSHA256} { // on ours, on known
+		last := "0"
+		if listed[63] == '0' {
+			last = "1"
+		}
+		for _, h := range []string{listed[:16] + strings.Repeat("0", 48), listed[:63] + last} {
+			ev := eventWith(audit.FileHash{Path: "/tmp/evil", Algo: "sha256", Hex: h})
+			if err := e.Enrich(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+			if len(ev.Blocklist) != 0 || len(ev.Allowlisted) != 0 {
+				t.Errorf("%s (a prefix of %s) hit: block %+v allow %+v", h, listed, ev.Blocklist, ev.Allowlisted)
+			}
+		}
+		ev := eventWith(audit.FileHash{Path: "/tmp/x", Algo: "sha256", Hex: listed})
+		if err := e.Enrich(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		if len(ev.Blocklist)+len(ev.Allowlisted) == 0 {
+			t.Errorf("%s itself is on no list", listed)
+		}
+	}
+}
+
 func TestDisabledAndEmpty(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Enabled = false

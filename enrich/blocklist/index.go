@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/audisp-enrich/audisp-enrich/enrich/digesttag"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
 
@@ -17,12 +18,15 @@ import (
 // size. A bit filter over the leading key bits, small enough to stay in
 // cache, answers most lookups of absent digests without reading the slots.
 //
-// A key is the digest's first 64 bits (fpKey), not the whole digest: a
-// slot is 12 bytes, so a 1M-entry table (15 MB) stays in a server's last
-// level cache and a hit costs a cache access, not a memory access. Two
-// different digests agree on 64 bits with probability 2^-64, so with n
-// listed digests a lookup reports a false hit with probability n·2^-64
-// (about 5e-14 for a million entries); duplicates are merged the same way.
+// A key is a 64-bit keyed tag of the whole digest (fpKey, digesttag with a
+// per-process secret key), not the whole digest: a slot is 12 bytes, so a
+// 1M-entry table (15 MB) stays in a server's last level cache and a hit
+// costs a cache access, not a memory access. Two different digests get
+// the same tag with probability 2^-64 however they were chosen (a raw
+// prefix would let a file be crafted to match a listed digest's first 8
+// bytes, an allow-list entry's included), so with n listed digests a
+// lookup reports a false hit with probability n·2^-64 (about 5e-14 for a
+// million entries); duplicates are merged the same way.
 //
 // Each key has a uint32 label number; labels are interned, so a 1M-entry
 // list of one malware family stores the family name once. The table has 1.25
@@ -30,8 +34,11 @@ import (
 // the algorithm. An index never changes after build, so any number of
 // goroutines may read it.
 
-// fpKey is the first eight bytes of a digest.
+// fpKey is a digest's tag (tagKey), big-endian.
 type fpKey [8]byte
+
+// tagKey keys the digest tags (per process).
+var tagKey = digesttag.New()
 
 type key[K any] interface {
 	comparable
@@ -177,10 +184,11 @@ func algoByName(s string) (int, bool) {
 	return 0, false
 }
 
-// digest is a decoded digest of any supported algorithm.
+// digest is a decoded digest of any supported algorithm, with its tag.
 type digest struct {
 	algo int
 	b    [64]byte
+	k    fpKey
 }
 
 // index is one loaded list. Label 0 is the empty label.
@@ -191,7 +199,7 @@ type index struct {
 
 // lookup returns the label of d and whether d is in the index.
 func (ix *index) lookup(d *digest) (string, bool) {
-	l, ok := ix.tables[d.algo].find(fpKey(d.b[:8]))
+	l, ok := ix.tables[d.algo].find(d.k)
 	if !ok {
 		return "", false
 	}
@@ -251,7 +259,7 @@ func (b *builder) add(d *digest, label uint32) {
 		s = make([]entry[fpKey], 0, h+h/loadSlack+h/256+64)
 		b.lineHint = 0
 	}
-	b.ents[d.algo] = append(s, entry[fpKey]{fpKey(d.b[:8]), label})
+	b.ents[d.algo] = append(s, entry[fpKey]{d.k, label})
 }
 
 func (b *builder) build() *index {
@@ -293,5 +301,9 @@ func parseDigest[S []byte | string](s S, d *digest) bool {
 	for i := range dst {
 		dst[i] = unhex[hexs[2*i]]<<4 | unhex[hexs[2*i+1]]
 	}
+	d.setKey(len(dst))
 	return true
 }
+
+// setKey sets d.k from the first n bytes of d.b, the raw digest.
+func (d *digest) setKey(n int) { binary.BigEndian.PutUint64(d.k[:], tagKey.Sum(d.b[:n])) }

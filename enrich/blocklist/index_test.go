@@ -92,7 +92,7 @@ func TestIndexAgainstMap(t *testing.T) {
 				raw[j] = byte(rng.Uint32())
 			}
 			if i%10 == 0 {
-				raw[0], raw[1], raw[2], raw[3] = 0, 0, 0, byte(i) // crowd one bucket
+				raw[0], raw[1], raw[2], raw[3] = 0, 0, 0, byte(i) // share a prefix (tags do not)
 			}
 			h := hex.EncodeToString(raw[:algoBytes[algo]])
 			if i%7 == 3 && len(present) > 0 {
@@ -266,6 +266,7 @@ func BenchmarkLookup(b *testing.B) {
 				d.b[j+k] = byte(v >> (8 * k))
 			}
 		}
+		d.setKey(32)
 		bl.add(&d, 0)
 		if i < np {
 			present = append(present, d)
@@ -281,6 +282,7 @@ func BenchmarkLookup(b *testing.B) {
 				d.b[j+k] = byte(v >> (8 * k))
 			}
 		}
+		d.setKey(32)
 		absent = append(absent, d)
 	}
 	ix := bl.build()

@@ -16,14 +16,16 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
-// verdictCache is the host's bounded cache of fleet verdicts: 12.6
+// verdictCache is the host's bounded cache of fleet verdicts: 16.8
 // bytes of memory a verdict, whatever the verdict. It keeps what an
 // event's virustotal field shows (result) and nothing else: the source,
 // the engine total, the lookup time and the names of skipped verdicts are
 // in the verdict document only.
 //
 // Layout: an open-addressed table (table: Robin Hood linear probing,
-// deletion by backward shift) of 12-byte slots, a tag and a word. The
+// deletion by backward shift) of 16-byte slots, a tag, a word and the
+// verdict's looked_up (unix seconds, clamped to 32 bits: put refuses a
+// verdict older than the one held, a replay). The
 // tag is a keyed 64-bit MAC of the digest (AES-128 CBC-MAC over the
 // raw digest, one random key per digest length, drawn when the cache is
 // made and never leaving the process), so an attacker who cannot read the
@@ -159,7 +161,7 @@ func (c *verdictCache) get(digest string, now time.Time) (*audit.VTResult, bool)
 	if i < 0 {
 		return nil, false
 	}
-	w := c.tab.vals[i]
+	w := uint32(c.tab.vals[i])
 	var r *audit.VTResult
 	switch {
 	case w>>kindShift&3 == kindRecord:
@@ -171,7 +173,7 @@ func (c *verdictCache) get(digest string, now time.Time) (*audit.VTResult, bool)
 		c.delete(i)
 		return nil, false
 	}
-	c.tab.vals[i] = w | refBit
+	c.tab.vals[i] |= refBit
 	return r, true
 }
 
@@ -225,25 +227,29 @@ func (c *verdictCache) units(exp, now int64) (uint32, bool) {
 
 // put caches v for digest (replacing what the digest had), unless it
 // holds no longer than the next 16 s or needs a record the file cannot
-// take; a nil v only removes the digest's verdict. used sets the entry's
-// reference bit at once (a verdict this host waited for).
-func (c *verdictCache) put(digest string, v *Verdict, used bool, now time.Time) {
+// take. used sets the entry's reference bit at once (a verdict this host
+// waited for). It returns false, and keeps what it holds, when v was
+// looked up before the verdict the digest holds (a replayed older
+// verdict); an equal looked_up replaces it (the service republishing).
+func (c *verdictCache) put(digest string, v *Verdict, used bool, now time.Time) bool {
 	t, ok := c.tag(digest)
 	if !ok {
-		return
+		return true
 	}
+	lu := uint64(min(max(v.LookedUp, 0), 1<<32-1))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if i := c.tab.find(t); i >= 0 {
+		if c.tab.vals[i]>>32 > lu {
+			return false
+		}
 		c.delete(i)
 	}
-	if v == nil {
-		return
-	}
-	w, ok := c.pack(t, digest, v, now)
+	w32, ok := c.pack(t, digest, v, now)
 	if !ok {
-		return
+		return true
 	}
+	w := lu<<32 | uint64(w32)
 	if used {
 		w |= refBit
 	}
@@ -255,6 +261,7 @@ func (c *verdictCache) put(digest string, v *Verdict, used bool, now time.Time) 
 	}
 	c.tab.insert(t, w)
 	c.compact(now)
+	return true
 }
 
 // pack returns v's word, writing its record when it needs one, or false
@@ -284,7 +291,7 @@ func index(list []string, s string) int {
 
 // delete empties slot i of the table; its record, if any, is dead.
 func (c *verdictCache) delete(i int) {
-	if w := c.tab.vals[i]; w>>kindShift&3 == kindRecord {
+	if w := uint32(c.tab.vals[i]); w>>kindShift&3 == kindRecord {
 		c.file.drop(w&payload, c.tab.keys[i])
 	}
 	c.tab.delete(i)
@@ -299,7 +306,7 @@ func (c *verdictCache) delete(i int) {
 func (c *verdictCache) evict(now int64) {
 	for {
 		c.hand %= len(c.tab.keys)
-		t, w := c.tab.keys[c.hand], c.tab.vals[c.hand]
+		t, w := c.tab.keys[c.hand], uint32(c.tab.vals[c.hand])
 		switch {
 		case t == 0:
 		case w&refBit == 0 || w>>kindShift&3 == kindPlain && !c.live(w&maxExp, now):
@@ -307,7 +314,7 @@ func (c *verdictCache) evict(now int64) {
 			c.hand++
 			return
 		default:
-			c.tab.vals[c.hand] = w &^ refBit
+			c.tab.vals[c.hand] &^= refBit
 		}
 		c.hand++
 	}
@@ -331,13 +338,13 @@ func (c *verdictCache) compact(now time.Time) {
 		w := bufio.NewWriterSize(nf, 64<<10)
 		err = scan(f.f, f.end, func(t uint64, off uint32, rec []byte) error {
 			i := c.tab.find(t)
-			if i < 0 || c.tab.vals[i]&^refBit != kindRecord<<kindShift|off {
+			if i < 0 || uint32(c.tab.vals[i])&^refBit != kindRecord<<kindShift|off {
 				return nil // dead
 			}
 			if _, err := w.Write(rec); err != nil {
 				return err
 			}
-			c.tab.vals[i] = c.tab.vals[i]&refBit | kindMoved<<kindShift | uint32(end/recAlign)
+			c.tab.vals[i] = c.tab.vals[i]&^(3<<kindShift|payload) | kindMoved<<kindShift | uint64(end/recAlign)
 			end += int64(len(rec))
 			return nil
 		})
@@ -376,9 +383,6 @@ func (c *verdictCache) len() int {
 	defer c.mu.Unlock()
 	return c.tab.n
 }
-
-// remove drops the digest's verdict (a tombstone on the topic).
-func (c *verdictCache) remove(digest string) { c.put(digest, nil, false, time.Time{}) }
 
 // close releases the records file; the cache is not used after.
 func (c *verdictCache) close() {

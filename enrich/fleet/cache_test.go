@@ -14,6 +14,17 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
+// remove drops the digest's verdict, as eviction does.
+func (c *verdictCache) remove(digest string) {
+	if t, ok := c.tag(digest); ok {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if i := c.tab.find(t); i >= 0 {
+			c.delete(i)
+		}
+	}
+}
+
 // cacheVerdicts are verdicts of every shape the topic can carry, each
 // with its digest: in a word (plain) or in a record (hits, unusual reasons).
 func cacheVerdicts(now int64) map[string]Verdict {
@@ -114,8 +125,11 @@ func TestVerdictCacheModel(t *testing.T) {
 		switch op := rng.IntN(10); {
 		case op < 5:
 			v := randomVerdict(rng, k, now.Unix())
-			c.put(k, &v, false, now)
-			model[k] = v
+			if c.put(k, &v, false, now) {
+				model[k] = v
+			} else if held, in := model[k]; !in || held.LookedUp <= v.LookedUp {
+				t.Fatalf("step %d: %s: put refused looked_up %d over %v %d", step, k, v.LookedUp, in, held.LookedUp)
+			}
 		case op < 9:
 			got, ok := c.get(k, now)
 			if want, in := model[k]; ok && (!in || !reflect.DeepEqual(got, result(k, &want))) {

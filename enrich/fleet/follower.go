@@ -19,16 +19,21 @@ import (
 // offset on, verifies each message with the service's public key and hands
 // verified verdicts to its callback (one goroutine per partition, so the
 // callback must be safe for concurrent use; one key always comes from one
-// partition, in order). Rejected messages are counted by reason and
-// logged (rate limited by the counter: the first of each reason, then
-// every 1000th); a tombstone (nil value) calls the callback with a nil
-// verdict. The partitions are those of the topic at start.
+// partition, in order). The callback returns false for a verdict older
+// than the one it holds for the key (result "stale"). Rejected messages
+// are counted by reason and logged (rate limited by the counter: the
+// first of each reason, then every 1000th). A tombstone (nil value) is
+// not signed: it is counted and logged as "unsigned" and, with a valid
+// digest key, handed to the callback with a nil verdict, whose result is
+// ignored (the callback must not drop the key's verdict for it; the
+// service produces its verdict again). The partitions are those of the
+// topic at start.
 type follower struct {
 	client sarama.Client
 	topic  string
 	next   map[int32]*atomic.Int64 // per partition: the offset after the last message handled
-	pub    ed25519.PublicKey
-	fn     func(key string, v *Verdict, raw []byte, ts time.Time)
+	keys   verdictKeys
+	fn     func(key string, v *Verdict, raw []byte, ts time.Time) bool
 	log    *slog.Logger
 	cons   sarama.Consumer
 	pcs    []sarama.PartitionConsumer
@@ -38,7 +43,37 @@ type follower struct {
 	caughtUp chan struct{} // closed when behind reaches 0
 
 	ok       *metrics.Counter
+	stale    *metrics.Counter
+	oldKey   *metrics.Counter
 	rejected map[error]*metrics.Counter
+}
+
+// verdictKeys are the public keys a follower checks signatures with:
+// verdicts signed by one of accept are taken; verdicts signed by one of
+// retired (keys rotated out) are ignored and counted as old_key, apart
+// from bad_signature, the forgery alarm.
+type verdictKeys struct {
+	accept, retired []ed25519.PublicKey
+}
+
+var errOldKey = errors.New("fleet: verdict signed by a retired key")
+
+// decode is DecodeVerdict with each accepted key in turn, and errOldKey
+// for a verdict that verifies under a retired key only.
+func (k verdictKeys) decode(key, value []byte) (Verdict, error) {
+	var v Verdict
+	err := ErrBadSignature
+	for _, pub := range k.accept {
+		if v, err = DecodeVerdict(key, value, pub); !errors.Is(err, ErrBadSignature) {
+			return v, err
+		}
+	}
+	for _, pub := range k.retired {
+		if _, e := DecodeVerdict(key, value, pub); e == nil {
+			return Verdict{}, errOldKey
+		}
+	}
+	return v, err
 }
 
 // rejectReasons are the decode errors counted as rejected verdicts.
@@ -49,11 +84,13 @@ var rejectReasons = map[error]string{
 	ErrBadKey:       "bad_key",
 }
 
-func startFollower(client sarama.Client, topic string, pub ed25519.PublicKey, reg *metrics.Registry, log *slog.Logger,
-	fn func(key string, v *Verdict, raw []byte, ts time.Time)) (*follower, error) {
-	f := &follower{client: client, topic: topic, next: map[int32]*atomic.Int64{}, pub: pub, fn: fn, log: log, caughtUp: make(chan struct{}), rejected: map[error]*metrics.Counter{}}
+func startFollower(client sarama.Client, topic string, keys verdictKeys, reg *metrics.Registry, log *slog.Logger,
+	fn func(key string, v *Verdict, raw []byte, ts time.Time) bool) (*follower, error) {
+	f := &follower{client: client, topic: topic, next: map[int32]*atomic.Int64{}, keys: keys, fn: fn, log: log, caughtUp: make(chan struct{}), rejected: map[error]*metrics.Counter{}}
 	const name, help = "audisp_enrich_fleet_verdicts_read_total", "Verdict messages read from the verdicts topic, by result."
 	f.ok = reg.Counter(name, `result="ok"`, help)
+	f.stale = reg.Counter(name, `result="stale"`, help)
+	f.oldKey = reg.Counter(name, `result="old_key"`, help)
 	for err, r := range rejectReasons {
 		f.rejected[err] = reg.Counter(name, metrics.Label("result", r), help)
 	}
@@ -125,26 +162,43 @@ func (f *follower) errors(pc sarama.PartitionConsumer) {
 func (f *follower) handle(m *sarama.ConsumerMessage) {
 	key := string(m.Key)
 	if m.Value == nil {
+		f.reject(f.rejected[ErrUnsigned], m, "fleet: ignored a tombstone (null value): tombstones are not signed", nil, "key", key)
 		if validDigest(m.Key) {
 			f.fn(key, nil, nil, m.Timestamp)
 		}
 		return
 	}
-	v, err := DecodeVerdict(m.Key, m.Value, f.pub)
+	v, err := f.keys.decode(m.Key, m.Value)
+	if errors.Is(err, errOldKey) {
+		f.reject(f.oldKey, m, "fleet: ignored a verdict signed by a retired key (produced before the key rotation)", nil, "hash", key)
+		return
+	}
 	if err != nil {
 		for e, c := range f.rejected {
 			if errors.Is(err, e) {
-				if n := c.Value(); n%1000 == 0 {
-					f.log.Warn("fleet: ignored a verdict that does not verify", "partition", m.Partition,
-						"offset", m.Offset, "err", err, "count_before", n)
-				}
-				c.Inc()
+				f.reject(c, m, "fleet: ignored a verdict that does not verify", err)
 			}
 		}
 		return
 	}
+	if !f.fn(key, &v, m.Value, m.Timestamp) {
+		f.reject(f.stale, m, "fleet: ignored a verdict older than the one held for its hash (a replay)", nil, "hash", key, "looked_up", v.LookedUp)
+		return
+	}
 	f.ok.Inc()
-	f.fn(key, &v, m.Value, m.Timestamp)
+}
+
+// reject counts a message in c and logs it when c's count before is a
+// multiple of 1000 (the first, then every 1000th).
+func (f *follower) reject(c *metrics.Counter, m *sarama.ConsumerMessage, msg string, err error, attrs ...any) {
+	if n := c.Value(); n%1000 == 0 {
+		attrs = append(attrs, "partition", m.Partition, "offset", m.Offset, "count_before", n)
+		if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		f.log.Warn(msg, attrs...)
+	}
+	c.Inc()
 }
 
 // reach waits until every verdict acknowledged by the brokers before it

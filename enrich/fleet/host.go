@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +32,12 @@ type HostConfig struct {
 	// by `audisp-enrich verdicts keygen`. Verdicts that do not verify with
 	// it are ignored and counted.
 	VerdictPublicKey string `toml:"verdict_public_key"`
+	// NextVerdictPublicKeys are more keys whose verdicts are taken (a key
+	// rotation: hosts get the new key here before the service switches).
+	NextVerdictPublicKeys []string `toml:"next_verdict_public_keys"`
+	// RetiredVerdictPublicKeys are keys rotated out: their verdicts are
+	// ignored and counted as old_key, not as bad_signature.
+	RetiredVerdictPublicKeys []string `toml:"retired_verdict_public_keys"`
 	// HostName names the host in its sightings; "" is the system's name.
 	HostName string `toml:"host_name"`
 	// Interval is the least time between two sightings of one hash.
@@ -42,7 +47,7 @@ type HostConfig struct {
 	// late, and an idle topic costs one fetch per FetchWait.
 	FetchWait time.Duration `toml:"fetch_wait"`
 	// CacheSize bounds the verdicts cached (CLOCK, an approximate LRU;
-	// 12.6 bytes of memory a verdict, and a hit's details in a file under
+	// 16.8 bytes of memory a verdict, and a hit's details in a file under
 	// StateDir, see verdictCache).
 	CacheSize int `toml:"cache_size"`
 	// Pending bounds the hashes waiting for a verdict; past it, new hashes
@@ -79,7 +84,7 @@ func (c *HostConfig) Validate() error {
 	if err := c.Conn.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := ParsePublicKey(c.VerdictPublicKey); err != nil {
+	if _, err := c.keys(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.SightingsTopic == "" || c.VerdictsTopic == "" {
@@ -92,6 +97,30 @@ func (c *HostConfig) Validate() error {
 		errs = append(errs, errors.New("fleet: fetch_wait must be between 10ms and 10s"))
 	}
 	return errors.Join(errs...)
+}
+
+// keys parses the verdict keys: verdict_public_key and the next ones
+// accepted, the retired ones counted apart.
+func (c *HostConfig) keys() (verdictKeys, error) {
+	var k verdictKeys
+	for i, s := range append([]string{c.VerdictPublicKey}, c.NextVerdictPublicKeys...) {
+		pub, err := ParsePublicKey(s)
+		if err != nil {
+			if i > 0 {
+				err = fmt.Errorf("next_verdict_public_keys[%d]: %w", i-1, err)
+			}
+			return k, err
+		}
+		k.accept = append(k.accept, pub)
+	}
+	for i, s := range c.RetiredVerdictPublicKeys {
+		pub, err := ParsePublicKey(s)
+		if err != nil {
+			return k, fmt.Errorf("retired_verdict_public_keys[%d]: %w", i, err)
+		}
+		k.retired = append(k.retired, pub)
+	}
+	return k, nil
 }
 
 // Host is the enricher a host runs instead of virustotal.Enricher when the
@@ -162,7 +191,7 @@ func NewHost(cfg HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics
 	if reg == nil {
 		reg = metrics.Default
 	}
-	pub, _ := ParsePublicKey(cfg.VerdictPublicKey)
+	pub, _ := cfg.keys()
 	h := &Host{cfg: cfg, name: cfg.HostName, log: log.With("enricher", "fleet"), emit: emit,
 		pend: map[string]*pending{}, stop: make(chan struct{}), ready: make(chan struct{})}
 	if h.name == "" {
@@ -246,7 +275,7 @@ func openSpool(cfg HostConfig, reg *metrics.Registry, log *slog.Logger, dropped 
 // starts and enriches while Kafka is away), then starts the follower, and
 // closes h.ready once the verdicts topic has been read. h.client and h.fol
 // are set before h.ready is closed and are read only after it.
-func (h *Host) connect(sc *sarama.Config, pub ed25519.PublicKey, reg *metrics.Registry) {
+func (h *Host) connect(sc *sarama.Config, pub verdictKeys, reg *metrics.Registry) {
 	defer h.wg.Done()
 	wait := time.Second
 	for {
@@ -269,7 +298,7 @@ func (h *Host) connect(sc *sarama.Config, pub ed25519.PublicKey, reg *metrics.Re
 	}
 }
 
-func (h *Host) start(sc *sarama.Config, pub ed25519.PublicKey, reg *metrics.Registry) error {
+func (h *Host) start(sc *sarama.Config, pub verdictKeys, reg *metrics.Registry) error {
 	client, err := sarama.NewClient(h.cfg.Brokers, sc)
 	if err != nil {
 		return err
@@ -417,26 +446,31 @@ func (h *Host) sweep() {
 }
 
 // verdict takes a verified verdict from the follower: it is cached and,
-// when events wait for it, their verdict document is emitted.
-func (h *Host) verdict(key string, v *Verdict, _ []byte, _ time.Time) {
+// when events wait for it, their verdict document is emitted. It returns
+// false, changing nothing, for a verdict looked up before the one the
+// cache holds for the digest (a replay, see verdictCache.put). A
+// tombstone (nil v) changes nothing: it is not signed.
+func (h *Host) verdict(key string, v *Verdict, _ []byte, _ time.Time) bool {
 	if v == nil {
-		h.cache.remove(key)
-		return
+		return true
 	}
 	now := time.Now()
 	if !now.Before(v.Expires()) {
-		return
+		return true
 	}
 	h.mu.Lock()
 	p := h.pend[key]
-	h.cache.put(key, v, p != nil, now)
+	if !h.cache.put(key, v, p != nil, now) {
+		h.mu.Unlock()
+		return false
+	}
 	delete(h.pend, key)
 	if p != nil {
 		h.emitting++
 	}
 	h.mu.Unlock()
 	if p == nil {
-		return
+		return true
 	}
 	if doc := virustotal.VerdictDocument(result(key, v), p.file, p.waiters, p.extra); doc != nil {
 		h.m.docs.Inc()
@@ -445,6 +479,7 @@ func (h *Host) verdict(key string, v *Verdict, _ []byte, _ time.Time) {
 	h.mu.Lock()
 	h.emitting--
 	h.mu.Unlock()
+	return true
 }
 
 // Settle waits until no hash waits for a verdict (each got its verdict

@@ -10,11 +10,14 @@ package fleet
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"strings"
 	"time"
@@ -238,13 +241,70 @@ func validDigest(k []byte) bool {
 }
 
 // ParsePublicKey decodes a base64 Ed25519 public key (32 bytes), as
-// written by GenerateKey and set in the hosts' verdict_public_key.
+// written by GenerateKey and set in the hosts' verdict_public_key. It
+// refuses bytes that are not a point of the curve and points of small
+// order (the identity, all zeros, and the other six): signatures made
+// without any private key verify under those.
 func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 	if err != nil || len(b) != ed25519.PublicKeySize {
-		return nil, errors.New("fleet: verdict public key: want the base64 of 32 bytes")
+		return nil, errors.New("fleet: verdict_public_key: want the base64 of 32 bytes")
+	}
+	switch onCurve, small := checkPoint(b); {
+	case !onCurve:
+		return nil, errors.New("fleet: verdict_public_key: not an Ed25519 public key (not a point of the curve)")
+	case small:
+		return nil, errors.New("fleet: verdict_public_key: a point of small order (a placeholder such as all zeros?), under which anyone can forge verdicts; use the key verdicts keygen printed")
 	}
 	return ed25519.PublicKey(b), nil
+}
+
+// checkPoint reports whether the encoded Edwards point b (y little-endian,
+// the top bit x's sign) is on edwards25519, and whether it is of small
+// order. The curve equation -x² + y² = 1 + d·x²·y² gives x² = (y²-1) /
+// (d·y²+1), which must be a square mod p = 2^255-19. The order test maps
+// the point to its Montgomery u = (1+y)/(1-y) and runs X25519 on it: a
+// clamped scalar is a multiple of the cofactor 8, so the result is all
+// zeros (crypto/ecdh's error) exactly for points of small order. Only for
+// configuration (math/big).
+func checkPoint(b []byte) (onCurve, small bool) {
+	p := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+	be := make([]byte, 32)
+	for i := range be {
+		be[i] = b[31-i]
+	}
+	be[0] &= 0x7f
+	y := new(big.Int).Mod(new(big.Int).SetBytes(be), p)
+	one := big.NewInt(1)
+	mod := func(x *big.Int) *big.Int { return x.Mod(x, p) }
+	inv := func(x *big.Int) *big.Int { return new(big.Int).ModInverse(x, p) }
+	d := mod(new(big.Int).Mul(big.NewInt(-121665), inv(big.NewInt(121666))))
+	y2 := mod(new(big.Int).Mul(y, y))
+	num := mod(new(big.Int).Sub(y2, one))
+	den := mod(new(big.Int).Add(new(big.Int).Mul(d, y2), one))
+	x2 := mod(new(big.Int).Mul(num, inv(den))) // den is never 0: -1/d is not a square
+	if x2.Sign() != 0 && big.Jacobi(x2, p) != 1 {
+		return false, false
+	}
+	den = mod(new(big.Int).Sub(one, y))
+	if den.Sign() == 0 {
+		return true, true // y = 1: the identity
+	}
+	u := mod(new(big.Int).Mul(new(big.Int).Add(one, y), inv(den)))
+	ub := u.FillBytes(make([]byte, 32))
+	for i, j := 0, 31; i < j; i, j = i+1, j-1 {
+		ub[i], ub[j] = ub[j], ub[i]
+	}
+	pub, err := ecdh.X25519().NewPublicKey(ub)
+	if err != nil {
+		return true, true
+	}
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return true, true
+	}
+	_, err = priv.ECDH(pub)
+	return true, err != nil
 }
 
 // ReadPrivateKey reads the service's signing key: a file holding the

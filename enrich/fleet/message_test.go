@@ -109,3 +109,47 @@ func TestKeyFiles(t *testing.T) {
 		t.Error("a 5-byte public key was accepted")
 	}
 }
+
+// TestSmallOrderKeyRefused: public keys that are points of small order
+// (placeholders under which anyone forges verdicts without a private key,
+// found by review: 15 of 64 forgeries verified under all zeros) or no
+// point at all are refused; real keys are taken. The small-order points
+// tried: y = 0 (all zeros, order 4) with either sign of x, the identity
+// (y = 1) also written non-canonically (y = p+1), and y = -1 (order 2).
+func TestSmallOrderKeyRefused(t *testing.T) {
+	enc := func(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+	le := func(first byte, last byte) []byte { // first byte, 0xff between, last byte
+		b := make([]byte, 32)
+		for i := range b {
+			b[i] = 0xff
+		}
+		b[0], b[31] = first, last
+		return b
+	}
+	zeroNeg := make([]byte, 32)
+	zeroNeg[31] = 0x80
+	identity := make([]byte, 32)
+	identity[0] = 1
+	for _, k := range [][]byte{make([]byte, 32), zeroNeg, identity, le(0xee, 0x7f), le(0xec, 0x7f)} {
+		if _, err := ParsePublicKey(enc(k)); err == nil || !strings.Contains(err.Error(), "small order") {
+			t.Errorf("%x: %v, want a small-order error", k, err)
+		}
+	}
+	notOnCurve := append([]byte{2}, make([]byte, 31)...) // y = 2 is no point of the curve
+	if _, err := ParsePublicKey(enc(notOnCurve)); err == nil || !strings.Contains(err.Error(), "not a point") {
+		t.Errorf("y = 2: %v, want not a point of the curve", err)
+	}
+	for range 20 {
+		pubText, err := GenerateKey(filepath.Join(t.TempDir(), "k"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParsePublicKey(pubText); err != nil {
+			t.Errorf("a real key %s refused: %v", pubText, err)
+		}
+	}
+	// The example key of the docs and example.toml is a real point.
+	if _, err := ParsePublicKey("nI3zfmZw1JMAAEXys0HQzEVysiyQwjSLlYtjotM8L+U="); err != nil {
+		t.Errorf("the documented example key: %v", err)
+	}
+}

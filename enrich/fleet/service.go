@@ -77,7 +77,7 @@ const serviceNode = "audisp-enrich-verdicts"
 // produceBuffer bounds the verdicts waiting for the producer.
 const produceBuffer = 4096
 
-// maxWeight caps one sighting's count as a queue weight.
+// maxWeight caps a hand-off sighting's count as a queue weight.
 const maxWeight = 1 << 20
 
 // Service turns sightings into VirusTotal lookups and signed verdicts. It
@@ -111,6 +111,9 @@ type Service struct {
 	vt     *virustotal.Enricher
 	fol    *follower
 	known  *lru.Cache[string, known]
+	// sighted holds the recent (hash, host) pairs: a hash's queue weight
+	// counts distinct hosts (weight).
+	sighted *lru.Cache[string, struct{}]
 
 	lagMu sync.Mutex
 	lag   map[int32]int64
@@ -129,9 +132,10 @@ type Service struct {
 // known is a verdict on the topic: when it expires, its message value and
 // when it was produced.
 type known struct {
-	exp  time.Time
-	raw  []byte
-	sent time.Time
+	exp      time.Time
+	lookedUp int64
+	raw      []byte
+	sent     time.Time
 }
 
 type serviceStats struct {
@@ -175,6 +179,9 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, loc Local, log *slog.L
 	if s.known, err = lru.New[string, known](cfg.KnownSize); err != nil {
 		return nil, err
 	}
+	if s.sighted, err = lru.New[string, struct{}](cfg.KnownSize); err != nil {
+		return nil, err
+	}
 	s.m.sightings = map[string]*metrics.Counter{}
 	for _, r := range sightingResults {
 		s.m.sightings[r] = reg.Counter("audisp_enrich_fleet_sightings_total", metrics.Label("result", r), "Sightings consumed, by what the service did.")
@@ -211,7 +218,7 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, loc Local, log *slog.L
 	}
 	s.feed = newFeeder(s.prod, produceBuffer, s.acked, s.failed)
 	pub := s.priv.Public().(ed25519.PublicKey)
-	if s.fol, err = startFollower(s.client, cfg.VerdictsTopic, pub, reg, s.log, s.fromTopic); err != nil {
+	if s.fol, err = startFollower(s.client, cfg.VerdictsTopic, verdictKeys{accept: []ed25519.PublicKey{pub}}, reg, s.log, s.fromTopic); err != nil {
 		return nil, err
 	}
 	// A sighting that comes in before the topic is read would be looked up
@@ -445,13 +452,13 @@ func (s *Service) sighting(m *sarama.ConsumerMessage) {
 	}
 	if v, ok := s.loc.judge(key, sg, s.vtc.TTLClean); ok {
 		raw := EncodeVerdict(key, v, s.priv)
-		s.known.Add(key, known{exp: v.Expires(), raw: raw, sent: now})
+		s.known.Add(key, known{exp: v.Expires(), lookedUp: v.LookedUp, raw: raw, sent: now})
 		s.produce(key, raw)
 		s.m.sightings["local"].Inc()
 		return
 	}
 	fh := audit.FileHash{Path: sg.Path, Algo: sg.Algo, Hex: key}
-	res, exp := s.vt.Request(fh, audit.EventID{Node: serviceNode, Sec: now.Unix()}, int(min(max(sg.Count, 1), maxWeight)))
+	res, exp := s.vt.Request(fh, audit.EventID{Node: serviceNode, Sec: now.Unix()}, s.weight(key, sg))
 	if res == nil {
 		s.setPartition(key, m.Partition)
 		s.m.sightings["queued"].Inc()
@@ -462,6 +469,22 @@ func (s *Service) sighting(m *sarama.ConsumerMessage) {
 	} else {
 		s.m.sightings["unpublishable"].Inc()
 	}
+}
+
+// weight is a sighting's queue weight: 1 for a host's first sighting of
+// the hash (as far as the last known_size (hash, host) pairs tell) and 0
+// for its repeats, whatever count it claims, so that a hash's priority is
+// the number of distinct hosts that sighted it and one host cannot
+// outweigh the fleet's queued hashes. A hand-off sighting (host
+// serviceNode) carries the weight an instance gathered, up to maxWeight.
+func (s *Service) weight(key string, sg Sighting) int {
+	if sg.Host == serviceNode {
+		return int(min(max(sg.Count, 1), maxWeight))
+	}
+	if seen, _ := s.sighted.ContainsOrAdd(key+"\x00"+sg.Host, struct{}{}); seen {
+		return 0
+	}
+	return 1
 }
 
 // Emit receives the VirusTotal enricher's verdict documents (from its
@@ -490,7 +513,7 @@ func (s *Service) publish(key string, res *audit.VTResult, exp time.Time) bool {
 	v.LookedUp = exp.Add(-ttl).Unix()
 	v.TTL = int64((ttl + time.Second - 1) / time.Second)
 	raw := EncodeVerdict(key, v, s.priv)
-	s.known.Add(key, known{exp: exp, raw: raw, sent: time.Now()})
+	s.known.Add(key, known{exp: exp, lookedUp: v.LookedUp, raw: raw, sent: time.Now()})
 	s.produce(key, raw)
 	return true
 }
@@ -540,13 +563,23 @@ func (s *Service) failed(pe *sarama.ProducerError) {
 	s.log.Warn("verdicts: producing a verdict failed; it is produced again on the next sighting", "err", pe.Err)
 }
 
-// fromTopic records a verified verdict read back from the topic.
-func (s *Service) fromTopic(key string, v *Verdict, raw []byte, ts time.Time) {
-	if v == nil {
-		s.known.Remove(key)
-		return
+// fromTopic records a verified verdict read back from the topic. A
+// verdict looked up before the one known for the key is a replay, and a
+// tombstone (nil v) is not signed: for both the known verdict, when still
+// live, is produced again so that it stays the key's last value after
+// compaction, and it returns false.
+func (s *Service) fromTopic(key string, v *Verdict, raw []byte, ts time.Time) bool {
+	if k, ok := s.known.Peek(key); ok && (v == nil || k.lookedUp > v.LookedUp) {
+		if k.exp.After(time.Now()) {
+			s.produce(key, k.raw)
+		}
+		return false
 	}
-	s.known.Add(key, known{exp: v.Expires(), raw: raw, sent: ts})
+	if v == nil {
+		return false
+	}
+	s.known.Add(key, known{exp: v.Expires(), lookedUp: v.LookedUp, raw: raw, sent: ts})
+	return true
 }
 
 // Close ends Run's session (handing the queue off, see Cleanup) and

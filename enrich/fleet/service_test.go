@@ -156,12 +156,13 @@ func (w *world) readVerdicts() *verdictReader {
 		w.t.Fatal(err)
 	}
 	r := &verdictReader{got: map[string]Verdict{}, reg: &metrics.Registry{}}
-	r.f, err = startFollower(cl, DefaultVerdictsTopic, w.pub, r.reg, quietLog(), func(k string, v *Verdict, _ []byte, _ time.Time) {
+	r.f, err = startFollower(cl, DefaultVerdictsTopic, verdictKeys{accept: []ed25519.PublicKey{w.pub}}, r.reg, quietLog(), func(k string, v *Verdict, _ []byte, _ time.Time) bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if v != nil {
 			r.got[k] = *v
 		}
+		return true
 	})
 	if err != nil {
 		w.t.Fatal(err)

@@ -3,7 +3,7 @@ package fleet
 import "math/bits"
 
 // table is an open-addressed hash table from uint64 keys (0 is no key) to
-// uint32 values, in two arrays (12 bytes a slot), with Robin Hood linear
+// uint64 values, in two arrays (16 bytes a slot), with Robin Hood linear
 // probing: an insert takes the slot of an entry closer to its home than
 // the new one is to its own (and carries that entry on), so a look-up
 // stops at an empty slot or at an entry closer to its home than the key
@@ -14,7 +14,7 @@ import "math/bits"
 // Not safe for concurrent use; the caller keeps the load under 1.
 type table struct {
 	keys []uint64
-	vals []uint32
+	vals []uint64
 	n    int
 }
 
@@ -54,7 +54,7 @@ func (t *table) find(k uint64) int {
 
 // insert adds k, which the table does not hold, with value v. The table
 // must have a free slot. Entries after k's home may move one slot on.
-func (t *table) insert(k uint64, v uint32) {
+func (t *table) insert(k uint64, v uint64) {
 	t.n++
 	for i, d := t.home(k), 0; ; i, d = t.next(i), d+1 {
 		x := t.keys[i]
@@ -84,7 +84,7 @@ func (t *table) delete(i int) {
 // resize moves the entries to a table of size slots (at least n+1).
 func (t *table) resize(size int) {
 	keys, vals := t.keys, t.vals
-	t.keys, t.vals, t.n = make([]uint64, size), make([]uint32, size), 0
+	t.keys, t.vals, t.n = make([]uint64, size), make([]uint64, size), 0
 	for i, k := range keys {
 		if k != 0 {
 			t.insert(k, vals[i])

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/audisp-enrich/audisp-enrich/enrich/digesttag"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 )
 
@@ -15,10 +16,16 @@ import (
 type entry struct {
 	path   string // canonical
 	pkg    int32
-	flags  uint32 // flagPending, flagModified
-	sha256 uint64
+	flags  uint32 // flagPending, flagModified, flagChanging
+	sha256 uint64 // tags (tagKey) of the file's digests
 	sha1   uint64
 }
+
+// tagKey keys the digest tags of the live index (per process).
+var tagKey = digesttag.New()
+
+// tags returns h's SHA-256 and SHA-1 tags.
+func tags(h *hashed) (uint64, uint64) { return tagKey.Sum(h.SHA256[:]), tagKey.Sum(h.SHA1[:]) }
 
 // isLibrary reports whether a base name is a shared library's (lib.so,
 // lib.so.6, lib.so.6.0.1).

@@ -33,6 +33,9 @@ type dpkgPackage struct {
 	// HasFiles is false for packages whose files are gone (status
 	// not-installed or config-files).
 	HasFiles bool
+	// Changing is true while dpkg replaces the package's files (status
+	// half-installed).
+	Changing bool
 }
 
 // parseDpkgStatus reads the stanzas of a dpkg status file (RFC 822 style
@@ -103,6 +106,7 @@ func parseDpkgStatus(name string, r io.Reader, fn func(dpkgPackage)) (errs []err
 			if len(f) == 3 && (f[2] == "not-installed" || f[2] == "config-files") {
 				cur.HasFiles = false
 			}
+			cur.Changing = len(f) == 3 && f[2] == "half-installed"
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -200,7 +204,9 @@ func parseDiversions(name string, r io.Reader) (map[string]diversion, []error, e
 }
 
 // readDpkg reads the dpkg database under root: the package list from
-// var/lib/dpkg/status and each package's files with their MD5 from
+// var/lib/dpkg/status, with the stanzas dpkg journals in
+// var/lib/dpkg/updates/ (files named by number, applied in order, until
+// dpkg folds them into status) replacing the package's, and each package's files with their MD5 from
 // var/lib/dpkg/info/<name>[:<arch>].md5sums. Packages without an md5sums
 // file own no file here. A file another package diverted (dpkg-divert,
 // var/lib/dpkg/diversions) is taken at the path it was diverted to. Line errors are returned in errs (the database is
@@ -215,15 +221,38 @@ func readDpkg(root string) (db *database, errs []error, err error) {
 	defer f.Close()
 	db = &database{manager: "dpkg"}
 	var pkgs []dpkgPackage
-	errs, bad, err := parseDpkgStatus(statusPath, f, func(p dpkgPackage) {
-		if p.HasFiles {
-			pkgs = append(pkgs, p)
+	at := map[string]int{} // name:arch -> index in pkgs
+	add := func(p dpkgPackage) {
+		k := p.Name + ":" + p.Arch
+		if i, ok := at[k]; ok {
+			pkgs[i] = p
+			return
 		}
-	})
+		at[k] = len(pkgs)
+		pkgs = append(pkgs, p)
+	}
+	errs, bad, err := parseDpkgStatus(statusPath, f, add)
 	if err != nil {
 		return nil, errs, err
 	}
 	db.badLines += bad
+	updates, _ := os.ReadDir(filepath.Join(admin, "updates")) // sorted by name: dpkg pads the numbers
+	for _, u := range updates {
+		if strings.Trim(u.Name(), "0123456789") != "" {
+			continue // tmp.i and the like
+		}
+		uf, err := os.Open(filepath.Join(admin, "updates", u.Name()))
+		if err != nil {
+			continue // folded into status meanwhile
+		}
+		es, bad, err := parseDpkgStatus(uf.Name(), uf, add)
+		uf.Close()
+		errs = append(errs, es...)
+		db.badLines += bad
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	var divs map[string]diversion
 	if df, err := os.Open(filepath.Join(admin, "diversions")); err == nil {
 		var es []error
@@ -235,12 +264,19 @@ func readDpkg(root string) (db *database, errs []error, err error) {
 			errs = append(errs, err)
 		}
 	}
+	bases := make([]string, 0, len(pkgs)) // per db.pkgs: the info/ file name before the extension
+	listed := map[int]string{}            // db.files index -> the path as listed, for diverted files
 	for _, p := range pkgs {
+		if !p.HasFiles {
+			continue
+		}
 		pi := int32(len(db.pkgs))
-		db.pkgs = append(db.pkgs, pkgInfo{Name: p.Name, Version: p.Version})
+		db.pkgs = append(db.pkgs, pkgInfo{Name: p.Name, Version: p.Version, Changing: p.Changing})
+		bases = append(bases, "")
 		var mf *os.File
 		for _, n := range []string{p.Name + ":" + p.Arch, p.Name} {
 			if mf, err = os.Open(filepath.Join(admin, "info", n+".md5sums")); err == nil {
+				bases[pi] = n
 				break
 			}
 		}
@@ -249,6 +285,7 @@ func readDpkg(root string) (db *database, errs []error, err error) {
 		}
 		es, bad, rerr := parseMD5Sums(mf.Name(), mf, func(path string, sum [16]byte) {
 			if d, ok := divs[path]; ok && d.Owner != p.Name {
+				listed[len(db.files)] = path
 				path = d.To
 			}
 			var d [32]byte
@@ -262,5 +299,89 @@ func readDpkg(root string) (db *database, errs []error, err error) {
 			errs = append(errs, rerr)
 		}
 	}
+	db.files = keepListed(db.files, func(i int, f *ownedFile) string {
+		if p, ok := listed[i]; ok {
+			return p
+		}
+		return f.Path
+	}, func(pkg int32) string { return filepath.Join(admin, "info", bases[pkg]+".list") })
 	return db, errs, nil
+}
+
+// keepListed settles the paths that more than one package's md5sums list
+// (a package took the file over with Replaces:, and the old owner's
+// md5sums still name it): dpkg records the current owner in its
+// info/<package>.list, so the listings of packages whose .list does not
+// name the path are dropped, unless no candidate's .list names it (then
+// all stay, the first wins as for any path). asListed gives a file's path
+// as the package lists it (before a diversion), list a package's .list
+// file. Only the candidates' .list files are read.
+func keepListed(files []ownedFile, asListed func(int, *ownedFile) string, list func(pkg int32) string) []ownedFile {
+	first := make(map[string]int, len(files))
+	var dups map[string][]int // path -> the files listing it, when more than one
+	for i := range files {
+		p := files[i].Path
+		j, ok := first[p]
+		if !ok {
+			first[p] = i
+			continue
+		}
+		if dups == nil {
+			dups = map[string][]int{}
+		}
+		if len(dups[p]) == 0 {
+			dups[p] = []int{j}
+		}
+		dups[p] = append(dups[p], i)
+	}
+	if len(dups) == 0 {
+		return files
+	}
+	want := map[int32]map[string]bool{} // package -> listed paths to look for in its .list
+	for _, idx := range dups {
+		for _, i := range idx {
+			f := &files[i]
+			if want[f.Pkg] == nil {
+				want[f.Pkg] = map[string]bool{}
+			}
+			want[f.Pkg][asListed(i, f)] = false
+		}
+	}
+	for pkg, paths := range want {
+		lf, err := os.Open(list(pkg))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(lf)
+		for sc.Scan() {
+			if _, ok := paths[sc.Text()]; ok {
+				paths[sc.Text()] = true
+			}
+		}
+		lf.Close()
+	}
+	drop := map[int]bool{}
+	for _, idx := range dups {
+		owners := 0
+		for _, i := range idx {
+			if want[files[i].Pkg][asListed(i, &files[i])] {
+				owners++
+			}
+		}
+		if owners == 0 {
+			continue
+		}
+		for _, i := range idx {
+			if !want[files[i].Pkg][asListed(i, &files[i])] {
+				drop[i] = true
+			}
+		}
+	}
+	out := files[:0]
+	for i := range files {
+		if !drop[i] {
+			out = append(out, files[i])
+		}
+	}
+	return out
 }

@@ -85,6 +85,34 @@ func TestRealDpkgPackageAndRelocated(t *testing.T) {
 	}
 }
 
+// TestDigestPrefixIsNotAMatch: a digest that shares its first 8 bytes
+// (or more) with a package file's, but not the rest, is not that file:
+// modified on the file's path, unowned elsewhere (not package, not
+// relocated), for SHA-256 and SHA-1 (found by review: the index compared
+// 8-byte prefixes, so a crafted file passed for a package's).
+func TestDigestPrefixIsNotAMatch(t *testing.T) {
+	needDpkg(t)
+	const p = "/usr/bin/ls"
+	e := openEnricher(t, testConfig(t, p))
+	name, _ := owner(t, p)
+	s256, s1 := fileSHA(t, p)
+	flip := func(h string) string { // the same first 62 or 38 digits, another last one
+		last := "0"
+		if h[len(h)-1] == '0' {
+			last = "1"
+		}
+		return h[:len(h)-1] + last
+	}
+	other := filepath.Join(t.TempDir(), "evil")
+	for _, c := range []struct{ algo, real string }{{"sha256", s256}, {"sha1", s1}} {
+		for _, d := range []string{c.real[:16] + strings.Repeat("0", len(c.real)-16), flip(c.real)} {
+			wantPackage(t, judge(t, e, p, c.algo, d), StatusModified, name, "")
+			wantPackage(t, judge(t, e, other, c.algo, d), StatusUnowned, "", "")
+		}
+		wantPackage(t, judge(t, e, p, c.algo, c.real), StatusPackage, name, "")
+	}
+}
+
 // TestRestartRehashesNothing builds an index, stops it and opens another
 // on the same state directory: every file comes from the persisted
 // hashes, none is hashed again, and the answers are the same.

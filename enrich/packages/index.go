@@ -32,8 +32,14 @@ const (
 	digestSHA256
 )
 
-// pkgInfo is one installed package.
-type pkgInfo struct{ Name, Version string }
+// pkgInfo is one installed package. Changing is set while the package
+// manager replaces its files (dpkg state half-installed: the files on disk
+// may already be the new version's while the database still lists the old
+// digests).
+type pkgInfo struct {
+	Name, Version string
+	Changing      bool
+}
 
 // ownedFile is one file a package database lists, with the database's
 // digest of it (MD5 in the first 16 bytes, or SHA-256, by Algo).
@@ -64,7 +70,8 @@ type fileRec struct {
 const (
 	flagPending  = 1 << 31 // not hashed yet
 	flagModified = 1 << 30 // the file on disk fails the database digest
-	pkgMask      = 1<<30 - 1
+	flagChanging = 1 << 29 // fails it while its package is being replaced: unindexed
+	pkgMask      = 1<<29 - 1
 )
 
 // keyIndex is a sorted set of 64-bit keys (hashes, so spread evenly) with a
@@ -111,7 +118,7 @@ func (x *keyIndex) find(k uint64) (int, bool) {
 // pointer, read by any number of goroutines without locks.
 //
 // Per indexed file it holds a 64-bit path key, an 8-byte fileRec, an 8-byte
-// prefix of its SHA-256 and of its SHA-1 each with a 4-byte file index,
+// keyed tag (tagKey) of its SHA-256 and of its SHA-1 each with a 4-byte file index,
 // about 4 bytes of bucket tables, and the path (directory index, length
 // and base name) in names: about 44 bytes plus the base name. Owned files
 // that are not executables or libraries cost about 9 bytes (a path key).
@@ -119,7 +126,7 @@ type snapshot struct {
 	seed    maphash.Seed
 	paths   keyIndex  // path keys of the indexed files
 	files   []fileRec // files[i] is the file of paths.keys[i]
-	sha256  keyIndex  // SHA-256 prefixes of the hashed, unmodified files
+	sha256  keyIndex  // SHA-256 tags of the hashed, unmodified files
 	by256   []uint32  // by256[i]: the file of sha256.keys[i]
 	sha1    keyIndex
 	by1     []uint32
@@ -147,29 +154,6 @@ type verdict struct {
 	file   int32 // the relocated original in files, else -1
 }
 
-// prefix parses the first 16 hex digits of h (either case).
-func prefix(h string) (uint64, bool) {
-	if len(h) < 16 {
-		return 0, false
-	}
-	var v uint64
-	for i := 0; i < 16; i++ {
-		c := h[i]
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c -= 'a' - 10
-		case c >= 'A' && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		v = v<<4 | uint64(c)
-	}
-	return v, true
-}
-
 // aliasKey returns the key of p's canonical path when p's directory is an
 // alias (/bin on a merged-/usr system).
 func (s *snapshot) aliasKey(p string) (uint64, bool) {
@@ -190,7 +174,7 @@ func (s *snapshot) aliasKey(p string) (uint64, bool) {
 // It does not allocate. A mismatch on an owned path is returned as
 // modified; the caller re-checks it (see Enricher.changing).
 func (s *snapshot) lookup(path string, hexDigest string, sha256 bool) verdict {
-	d, ok := prefix(hexDigest)
+	d, ok := tagKey.SumHex(hexDigest)
 	if !ok {
 		return verdict{status: "", pkg: -1, file: -1}
 	}
@@ -212,7 +196,7 @@ func (s *snapshot) lookup(path string, hexDigest string, sha256 bool) verdict {
 		f := &s.files[i]
 		pkg := int32(f.pkg & pkgMask)
 		switch {
-		case f.pkg&flagPending != 0:
+		case f.pkg&(flagPending|flagChanging) != 0:
 			return verdict{StatusUnindexed, pkg, -1}
 		case f.pkg&flagModified != 0:
 			return verdict{StatusModified, pkg, -1}

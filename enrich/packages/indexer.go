@@ -5,7 +5,6 @@ import (
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -37,6 +36,10 @@ type Stats struct {
 	// Pending files wait for hashing; Modified files failed the package
 	// database's digest on disk; Unreadable could not be hashed.
 	Pending, Modified, Unreadable int
+	// StoreBad counts the lines of packages.idx that could not be read
+	// (Inspect): their files are hashed again and the file rewritten at
+	// the next refresh.
+	StoreBad int
 	// Hashed and BytesHashed count the hashing done by this process;
 	// Reused the files taken from the persisted hashes.
 	Hashed, BytesHashed, Reused int64
@@ -63,6 +66,7 @@ type Index struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	ready  chan struct{} // closed when the first complete snapshot is out
+	first  chan struct{} // closed when the first snapshot is out
 	broken chan struct{} // closed when the first database read failed
 	dbErr  error         // why; written before broken is closed
 	full   atomic.Bool   // hash at full speed (replay)
@@ -77,7 +81,7 @@ type Index struct {
 // OpenIndex starts the index goroutine, with its metrics in reg. It
 // returns at once; lookups say unindexed until the first snapshot is out.
 func OpenIndex(cfg Config, log *slog.Logger, reg *metrics.Registry) *Index {
-	x := &Index{cfg: cfg, log: log, m: newIndexMetrics(reg), kick: make(chan struct{}, 1), done: make(chan struct{}), ready: make(chan struct{}), broken: make(chan struct{})}
+	x := &Index{cfg: cfg, log: log, m: newIndexMetrics(reg), kick: make(chan struct{}, 1), done: make(chan struct{}), ready: make(chan struct{}), first: make(chan struct{}), broken: make(chan struct{})}
 	x.ctx, x.cancel = context.WithCancel(context.Background())
 	go x.run()
 	return x
@@ -202,9 +206,10 @@ func lowerPriority() {
 }
 
 // dbFiles are the files whose change means the package database changed
-// (for rpm: the database files and sqlite's write-ahead logs).
+// (for dpkg: the diversions too, which dpkg-divert changes alone; for rpm:
+// the database files and sqlite's write-ahead logs). At most 8 (dbStamp).
 var dbFiles = map[string][]string{
-	"dpkg": {"var/lib/dpkg/status", "var/lib/dpkg/updates"},
+	"dpkg": {"var/lib/dpkg/status", "var/lib/dpkg/updates", "var/lib/dpkg/diversions"},
 	"rpm": append(slices.Clone(rpmDBFiles), "var/lib/rpm/rpmdb.sqlite-wal",
 		"usr/lib/sysimage/rpm/rpmdb.sqlite-wal"),
 }
@@ -270,17 +275,23 @@ type plan struct {
 	todo    []int             // entries to hash
 	src     []*ownedFile      // the database's record of entries[i]
 	unread  int
+	// storeBad counts the lines of packages.idx that could not be read
+	// (and a failed read): the file is rewritten at the end of the refresh.
+	storeBad int
 }
 
 // makePlan resolves every file of db to its canonical path (directory
 // symlinks such as /bin -> usr/bin followed inside the root), keeps the
-// regular files below cfg.Paths, and takes the executables and libraries
+// regular files below cfg.Paths (the files outside are known by path
+// only, as owned), and takes the executables and libraries
 // whose persisted hashes still match their size, mtime and inode.
 func makePlan(cfg Config, db *database) (*plan, []error) {
 	p := &plan{aliases: map[string]string{}}
-	stored, errs, _, err := loadStore(cfg.StateDir)
+	stored, errs, bad, err := loadStore(StorePath(cfg))
+	p.storeBad = bad
 	if err != nil {
 		errs = append(errs, err)
+		p.storeBad++
 	}
 	p.store = make(map[string]hashed, len(stored))
 	r := resolver{root: cfg.Root, cache: map[string]string{}}
@@ -294,10 +305,14 @@ func makePlan(cfg Config, db *database) (*plan, []error) {
 			p.aliases[dir] = cdir
 		}
 		cpath := path.Join(cdir, base)
-		if seen[cpath] || !inPaths(cfg.Paths, cpath) && !inPaths(cfg.Paths, f.Path) {
+		if seen[cpath] {
 			continue
 		}
 		seen[cpath] = true
+		if !inPaths(cfg.Paths, cpath) && !inPaths(cfg.Paths, f.Path) {
+			p.owned = append(p.owned, cpath) // a package's, outside paths: unindexed, not unowned
+			continue
+		}
 		fi, err := os.Lstat(filepath.Join(cfg.Root, cpath))
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
@@ -310,8 +325,8 @@ func makePlan(cfg Config, db *database) (*plan, []error) {
 		e := entry{path: cpath, pkg: f.Pkg, flags: flagPending}
 		if h, ok := stored[cpath]; ok && h.Key == k {
 			p.store[cpath] = h
-			e.flags = verdictFlags(f, &h)
-			e.sha256, e.sha1 = binary.BigEndian.Uint64(h.SHA256[:]), binary.BigEndian.Uint64(h.SHA1[:])
+			e.flags = verdictFlags(db, f, &h)
+			e.sha256, e.sha1 = tags(&h)
 		} else {
 			p.todo = append(p.todo, len(p.entries))
 		}
@@ -319,16 +334,21 @@ func makePlan(cfg Config, db *database) (*plan, []error) {
 		p.keys = append(p.keys, k)
 		p.src = append(p.src, f)
 	}
-	p.dirty = len(p.store) != len(stored)
+	p.dirty = len(p.store) != len(stored) || p.storeBad > 0
 	return p, errs
 }
 
-// verdictFlags compares a file's own digests with the database's.
-func verdictFlags(f *ownedFile, h *hashed) uint32 {
+// verdictFlags compares a file's own digests with the database's: a
+// mismatch is flagModified, or flagChanging while the file's package is
+// being replaced (an upgrade in progress is not an alert).
+func verdictFlags(db *database, f *ownedFile, h *hashed) uint32 {
 	ok := f.Algo == digestMD5 && [16]byte(f.Digest[:16]) == h.MD5 ||
 		f.Algo == digestSHA256 && f.Digest == h.SHA256
 	if ok {
 		return 0
+	}
+	if db.pkgs[f.Pkg].Changing {
+		return flagChanging
 	}
 	return flagModified
 }
@@ -345,7 +365,8 @@ func (x *Index) refresh(db *database, dbRead int64) {
 	x.reused.Store(int64(len(p.entries) - len(p.todo)))
 	x.publish(db, p, dbRead)
 	lim := limiter{start: time.Now()}
-	lastPub := time.Now()
+	lastPub, lastSave := time.Now(), time.Now()
+	hashed := 0
 	for n, i := range p.todo {
 		if x.ctx.Err() != nil {
 			break
@@ -360,8 +381,9 @@ func (x *Index) refresh(db *database, dbRead int64) {
 		case err == nil:
 			p.store[e.path] = h
 			p.dirty = true
-			e.flags = verdictFlags(p.src[i], &h)
-			e.sha256, e.sha1 = binary.BigEndian.Uint64(h.SHA256[:]), binary.BigEndian.Uint64(h.SHA1[:])
+			hashed++
+			e.flags = verdictFlags(db, p.src[i], &h)
+			e.sha256, e.sha1 = tags(&h)
 		case errors.Is(err, errChanged):
 			// It changed while it was read: left pending for the next
 			// refresh, which comes soon.
@@ -381,12 +403,12 @@ func (x *Index) refresh(db *database, dbRead int64) {
 			x.publish(db, p, dbRead)
 			lastPub = time.Now()
 		}
-	}
-	if p.dirty && x.ctx.Err() == nil {
-		if err := saveStore(x.cfg.StateDir, p.store); err != nil {
-			x.log.Warn("packages: cannot write the persisted hashes", "dir", x.cfg.StateDir, "err", err)
+		if time.Since(lastSave) > saveEvery {
+			x.save(p) // a long first build keeps its progress across a restart
+			lastSave = time.Now()
 		}
 	}
+	x.save(p)
 	x.unreadable.Store(int64(p.unread))
 	s := x.publish(db, p, dbRead)
 	x.lastRefresh.Store(time.Now().UnixNano())
@@ -397,10 +419,27 @@ func (x *Index) refresh(db *database, dbRead int64) {
 			// Logged before Wait returns: the line means the index is
 			// complete (the IMA guest test waits for it).
 			x.log.Info("packages: index complete", "manager", s.manager, "files", len(s.files),
-				"hashed", len(p.todo), "reused", len(p.entries)-len(p.todo), "modified", x.modified.Load(), "unreadable", p.unread)
+				"hashed", hashed, "reused", len(p.entries)-len(p.todo), "modified", x.modified.Load(), "unreadable", p.unread)
 			close(x.ready)
 		}
 	}
+}
+
+// saveEvery is how often a refresh that is still hashing saves the hashes
+// taken so far.
+const saveEvery = 30 * time.Second
+
+// save writes p's hashes to packages.idx when they differ from it (not
+// after Close: a refresh cut short keeps the file as it was).
+func (x *Index) save(p *plan) {
+	if !p.dirty || x.ctx.Err() != nil {
+		return
+	}
+	if err := saveStore(StorePath(x.cfg), p.store); err != nil {
+		x.log.Warn("packages: cannot write the persisted hashes", "dir", x.cfg.StateDir, "err", err)
+		return
+	}
+	p.dirty = false
 }
 
 // publish builds and installs a snapshot of p.
@@ -418,7 +457,9 @@ func (x *Index) publish(db *database, p *plan, dbRead int64) *snapshot {
 	s := newSnapshot(db, es, p.owned, p.aliases, dbRead)
 	s.builtAt = time.Now().UnixNano()
 	x.modified.Store(int64(mod))
-	x.cur.Store(s)
+	if x.cur.Swap(s) == nil {
+		close(x.first)
+	}
 	x.updateGauges()
 	return s
 }
@@ -537,18 +578,25 @@ func Inspect(cfg Config) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	p, errs := makePlan(cfg, db)
-	if len(errs) > 0 {
-		return Stats{}, errors.Join(errs...)
-	}
+	p, _ := makePlan(cfg, db) // store errors are counted in p.storeBad
 	st := Stats{Manager: db.manager, Packages: len(db.pkgs), Files: len(p.entries), Owned: len(p.owned),
-		Pending: len(p.todo), Reused: int64(len(p.entries) - len(p.todo)), Complete: len(p.todo) == 0}
+		Reused: int64(len(p.entries) - len(p.todo)), StoreBad: p.storeBad}
+	// A file this process cannot read is unreadable, not pending: the
+	// index would not hash it either (when it runs as the same user).
+	for _, i := range p.todo {
+		if unix.Access(filepath.Join(cfg.Root, p.entries[i].path), unix.R_OK) != nil {
+			st.Unreadable++
+		} else {
+			st.Pending++
+		}
+	}
+	st.Complete = st.Pending == 0
 	for _, e := range p.entries {
 		if e.flags&flagModified != 0 {
 			st.Modified++
 		}
 	}
-	if fi, err := os.Stat(filepath.Join(cfg.StateDir, StoreFile)); err == nil {
+	if fi, err := os.Stat(StorePath(cfg)); err == nil {
 		st.LastRefresh = fi.ModTime()
 	}
 	return st, nil
@@ -570,6 +618,9 @@ func (st Stats) String() string {
 	}
 	if st.Unreadable > 0 {
 		fmt.Fprintf(&b, "unreadable:    %d files\n", st.Unreadable)
+	}
+	if st.StoreBad > 0 {
+		fmt.Fprintf(&b, "warning:       %d lines of the hash file unreadable; their files are hashed again and the file rewritten at the next refresh\n", st.StoreBad)
 	}
 	if st.LiveBytes > 0 {
 		fmt.Fprintf(&b, "live index:    %d bytes\n", st.LiveBytes)

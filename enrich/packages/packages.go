@@ -23,10 +23,12 @@
 // database's files are polled every Config.Refresh; a change re-reads the
 // database and hashes what changed.
 //
-// The live index keeps 8-byte prefixes of the SHA-256 and SHA-1 digests
-// and a 64-bit hash of the path: about 40 bytes per indexed file plus its
-// base name. With n indexed files, a random digest matches some prefix with
-// probability n/2^64 (2.7e-15 for 50,000 files).
+// The live index keeps 64-bit keyed tags of the SHA-256 and SHA-1 digests
+// (digesttag: a per-process secret key, so a file cannot be crafted to
+// share a package file's tag as it could its first 8 bytes) and a 64-bit
+// hash of the path: about 40 bytes per indexed file plus its base name.
+// With n indexed files, any digest that is not a package file's matches
+// some tag with probability about n/2^64 (2.7e-15 for 50,000 files).
 //
 // # Event path
 //
@@ -47,6 +49,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -93,7 +96,8 @@ func (x *Index) updateGauges() {
 // Enricher sets ev.Package. It is safe for concurrent use.
 type Enricher struct {
 	idx     *Index
-	none    *audit.PackageResult // before the first snapshot
+	prev    atomic.Pointer[Index] // answers until idx has a snapshot (TakeOver)
+	none    *audit.PackageResult  // before the first snapshot
 	lookups map[string]*metrics.Counter
 }
 
@@ -121,8 +125,34 @@ func (*Enricher) Name() string { return Name }
 // Index returns the enricher's index.
 func (e *Enricher) Index() *Index { return e.idx }
 
-// Close stops the index.
-func (e *Enricher) Close() { e.idx.Close() }
+// Close stops the index (and the one it took over, if that still runs).
+func (e *Enricher) Close() {
+	if p := e.prev.Swap(nil); p != nil {
+		p.Close()
+	}
+	e.idx.Close()
+}
+
+// TakeOver makes e own old's index, which answers e's lookups until e's
+// own index has published its first snapshot and is then closed (or when
+// e is closed first), so that a reload that changed the settings never
+// leaves lookups without an index. The caller must not close old after.
+// A reload that keeps the settings keeps the running enricher instead.
+func (e *Enricher) TakeOver(old *Enricher) {
+	if old == nil || old == e {
+		return
+	}
+	e.prev.Store(old.idx)
+	go func() {
+		select {
+		case <-e.idx.first:
+		case <-e.idx.done:
+		}
+		if p := e.prev.Swap(nil); p != nil {
+			p.Close()
+		}
+	}()
+}
 
 // Enrich sets ev.Package for the event's first SHA-256 hash, else its first
 // SHA-1; events without either are left alone. It never returns an error.
@@ -141,14 +171,20 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	if fh == nil {
 		return nil
 	}
-	s := e.idx.cur.Load()
+	x := e.idx
+	s := x.cur.Load()
+	if s == nil {
+		if x = e.prev.Load(); x != nil {
+			s = x.cur.Load()
+		}
+	}
 	if s == nil {
 		e.lookups[StatusUnindexed].Inc()
 		ev.Package = e.none
 		return nil
 	}
 	v := s.lookup(fh.Path, fh.Hex, len(fh.Hex) == 64)
-	if v.status == StatusModified && e.changing(s, fh.Path) {
+	if v.status == StatusModified && changing(x, s, fh.Path) {
 		v.status = StatusUnindexed
 	}
 	if r := s.result(v); r != nil {
@@ -160,12 +196,12 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 
 const ctimeSlack = time.Second
 
-// changing re-checks a modified verdict (see the package comment): it
-// reports whether the file changed after the snapshot was built while the
-// package database changed after it was read. Either change asks the index
-// for a refresh.
-func (e *Enricher) changing(s *snapshot, p string) bool {
-	fi, err := os.Lstat(filepath.Join(e.idx.cfg.Root, p))
+// changing re-checks a modified verdict of x's snapshot s (see the
+// package comment): it reports whether the file changed after the snapshot
+// was built while the package database changed after it was read. Either
+// change asks the index for a refresh.
+func changing(x *Index, s *snapshot, p string) bool {
+	fi, err := os.Lstat(filepath.Join(x.cfg.Root, p))
 	if err != nil {
 		return false
 	}
@@ -176,6 +212,6 @@ func (e *Enricher) changing(s *snapshot, p string) bool {
 	if !ok || time.Unix(st.Ctim.Unix()).UnixNano() <= s.builtAt-int64(ctimeSlack) {
 		return false
 	}
-	e.idx.Refresh()
-	return e.idx.dbChangedSince(s.dbRead)
+	x.Refresh()
+	return x.dbChangedSince(s.dbRead)
 }

@@ -3,6 +3,7 @@ package packages
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,10 +11,26 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
-// StoreFile is the name of the persisted hashes inside Config.StateDir.
+// StoreFile is the name of the persisted hashes inside Config.StateDir
+// for the whole of root "/"; see StorePath.
 const StoreFile = "packages.idx"
+
+// StorePath is the file of cfg's persisted hashes: StoreFile in StateDir
+// for root "/" without paths, else packages-<16 hex digits>.idx, named
+// after a hash of the root and paths, so that processes indexing other
+// roots or paths with one state directory (the plugin and a verdict
+// service on a golden image) keep a file each instead of replacing each
+// other's.
+func StorePath(cfg Config) string {
+	if cfg.Root == "/" && len(cfg.Paths) == 0 {
+		return filepath.Join(cfg.StateDir, StoreFile)
+	}
+	h := sha256.Sum256([]byte(strings.Join(append([]string{cfg.Root}, cfg.Paths...), "\x00")))
+	return filepath.Join(cfg.StateDir, fmt.Sprintf("packages-%x.idx", h[:8]))
+}
 
 const storeHeader = "# audisp-enrich package hashes v1: path size mtime_ns inode md5 sha1 sha256"
 
@@ -114,9 +131,8 @@ func appendStoreLine(b []byte, p string, h *hashed) []byte {
 	return append(b, '\n')
 }
 
-// loadStore reads dir/packages.idx; a missing file is an empty store.
-func loadStore(dir string) (map[string]hashed, []error, int, error) {
-	name := filepath.Join(dir, StoreFile)
+// loadStore reads the file name; a missing file is an empty store.
+func loadStore(name string) (map[string]hashed, []error, int, error) {
 	f, err := os.Open(name)
 	if errors.Is(err, os.ErrNotExist) {
 		return map[string]hashed{}, nil, 0, nil
@@ -128,13 +144,14 @@ func loadStore(dir string) (map[string]hashed, []error, int, error) {
 	return parseStore(name, f)
 }
 
-// saveStore replaces dir/packages.idx with m (written to a temporary file,
+// saveStore replaces the file name with m (written to a temporary file,
 // synced and renamed, so a crash leaves the old or the new file).
-func saveStore(dir string, m map[string]hashed) error {
+func saveStore(name string, m map[string]hashed) error {
+	dir := filepath.Dir(name)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, StoreFile+".tmp*")
+	tmp, err := os.CreateTemp(dir, filepath.Base(name)+".tmp*")
 	if err != nil {
 		return err
 	}
@@ -156,5 +173,5 @@ func saveStore(dir string, m map[string]hashed) error {
 	if err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, StoreFile))
+	return os.Rename(tmp.Name(), name)
 }

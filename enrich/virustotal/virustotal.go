@@ -416,8 +416,11 @@ func (e *Enricher) enqueue(h string, fh audit.FileHash, id audit.EventID, prio i
 	}
 	e.mu.Unlock()
 	if evicted != nil {
+		// Logged the first time, then every 1000th queue_full skip.
+		if n := e.m.skipped[ReasonQueueFull].Value(); n%1000 == 0 {
+			e.log.Warn("virustotal: pending queue full; dropped a less urgent hash", "dropped", evicted.Hash, "queued", h, "queue_full_before", n)
+		}
 		e.m.skipped[ReasonQueueFull].Inc()
-		e.log.Warn("virustotal: pending queue full; dropped a less urgent hash", "dropped", evicted.Hash, "queued", h)
 		if doc != nil {
 			e.emitDoc(doc)
 		}
