@@ -68,7 +68,8 @@ func fakeVTFiles(t *testing.T, requests *atomic.Int32) *httptest.Server {
 // TestEnrichmentEndToEnd runs the plugin binary on IMA exec events: a
 // blocklisted hash, an unknown hash and a hash only the (fake) VirusTotal
 // knows. Events leave at once with their tags and a pending status; the
-// verdict document follows; everything validates against the schema.
+// verdict document follows, judged by the hunting rules that test a
+// verdict; everything validates against the schema.
 func TestEnrichmentEndToEnd(t *testing.T) {
 	var requests atomic.Int32
 	vt := fakeVTFiles(t, &requests)
@@ -190,6 +191,16 @@ path = %q
 	if dig(v, "virustotal", "status") != "hit" ||
 		fmt.Sprint(dig(v, "virustotal", "malicious")) != "41" || dig(v, "virustotal", "threat_label") != "trojan.e2e/test" {
 		t.Errorf("verdict %v", v["virustotal"])
+	}
+	// The verdict came after its event left as pending (max_wait 0): the
+	// built-in virustotal_malicious rule judges the verdict document.
+	if !strings.Contains(fmt.Sprint(v["hunt"]), "virustotal_malicious") || fmt.Sprint(dig(v, "event", "severity")) != "3" || !hasTag(v, "hunt:virustotal_malicious") {
+		t.Errorf("verdict not judged by virustotal_malicious: hunt %v severity %v tags %v", v["hunt"], dig(v, "event", "severity"), v["tags"])
+	}
+	for _, d := range verdicts {
+		if dig(d, "virustotal", "hash") != hashVTOnly && d["hunt"] != nil {
+			t.Errorf("not_found verdict got hunting hits: %v", d["hunt"])
+		}
 	}
 	related := fmt.Sprint(dig(v, "related", "events"))
 	if !strings.Contains(related, fmt.Sprint(dig(byHash[hashVTOnly], "event", "id"))) {

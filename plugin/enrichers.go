@@ -21,6 +21,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/proc"
 	"github.com/audisp-enrich/audisp-enrich/enrich/sigma"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
+	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
@@ -36,6 +37,10 @@ type enrichers struct {
 	sigmaKept bool // sigma is the running pipeline's (a reload that kept its settings); close leaves it
 	vt        *virustotal.Enricher
 	vtAt      int         // vt's index in chain
+	// verdicts is the hunting pass of the rules that test a verdict (nil
+	// when there are none); it also judges the verdict documents
+	// VirusTotal and the fleet emit (judgeVerdict).
+	verdicts enrich.Enricher
 	fleet     *fleet.Host // in vt's place when [enrich.fleet] is on
 }
 
@@ -177,9 +182,25 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 			e.close()
 			return nil, err
 		}
-		e.chain = append(e.chain, renamed{h, "hunt_virustotal"})
+		e.verdicts = renamed{h, "hunt_virustotal"}
+		e.chain = append(e.chain, e.verdicts)
 	}
 	return e, nil
+}
+
+// judgeVerdict runs the rules that test a verdict over a verdict document
+// (audit.KindVerdict), so that a verdict that arrived after its events
+// were sent (max_wait) still raises its hunting hits and severity. The
+// document carries the verdict and the hash but no records: a rule that
+// also tests the event (its executable, user, parent, keys) cannot match
+// here; it matches only verdicts that arrive within max_wait or come from
+// the cache. Other documents are left alone.
+func (e *enrichers) judgeVerdict(ev *audit.Event) {
+	if e.verdicts == nil || ev.Kind != audit.KindVerdict {
+		return
+	}
+	// The hunt enricher neither blocks nor fails (its Enrich returns nil).
+	_ = e.verdicts.Enrich(context.Background(), ev)
 }
 
 // verdictRules names the enabled hunting rules that test a VirusTotal

@@ -157,7 +157,8 @@ type emitterFunc func(*audit.Event)
 func (f emitterFunc) Emit(ev *audit.Event) { f(ev) }
 
 // emitDocument takes verdict and alert documents from enrichers; they join
-// the ordered stream like events.
+// the ordered stream like events. A verdict document first goes through
+// the hunting rules that test a verdict (enrichers.judgeVerdict).
 //
 // The lock is held across Submit so that a pool is never closed under a
 // submitter; Submit only waits for the pool, which drains on its own.
@@ -168,6 +169,9 @@ func (f emitterFunc) Emit(ev *audit.Event) { f(ev) }
 func (p *Pipeline) emitDocument(ev *audit.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.enr != nil {
+		p.enr.judgeVerdict(ev)
+	}
 	switch {
 	case p.pool != nil:
 		p.pool.Submit(ev)

@@ -205,7 +205,7 @@ func (w *writer) bool(k string, v bool) {
 	}
 }
 
-// alert reports whether an audit event is an alert (ECS event.kind
+// alert reports whether an audit event or a verdict document is an alert (ECS event.kind
 // "alert"): a hunting rule or a blocklist matched, or a Sigma rule whose
 // level gives a severity (low and above; hunting rules always have one).
 func alert(ev *audit.Event) bool {
@@ -226,12 +226,12 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 	w.open("event")
 	kind := "event"
 	switch {
-	case ev.Kind == audit.KindVerdict:
-		kind = "enrichment"
 	case ev.Kind == audit.KindAlert:
 		kind = "pipeline_error"
-	case alert(ev):
+	case alert(ev): // a verdict document too, when a verdict rule matched
 		kind = "alert"
+	case ev.Kind == audit.KindVerdict:
+		kind = "enrichment"
 	}
 	w.str("kind", kind, "")
 	if cat, typ := category(ev, s); cat != "" {

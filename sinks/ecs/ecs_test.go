@@ -669,3 +669,32 @@ func TestOutcomeOfUserMessages(t *testing.T) {
 	}
 	t.Logf("%d user-space events with res=, %d failed with a SYSCALL success=yes", checked, disagree)
 }
+
+// A verdict document that a hunting rule judged (virustotal_malicious on a
+// late verdict) is an alert with its severity; without a hit it stays an
+// enrichment.
+func TestJudgedVerdictIsAlert(t *testing.T) {
+	for _, hit := range []bool{false, true} {
+		ev := &audit.Event{Kind: audit.KindVerdict, ID: audit.EventID{Sec: 1796454792, Serial: 3}}
+		ev.VirusTotal = &audit.VTResult{Status: "hit", Hash: strings.Repeat("ab", 32)}
+		ev.Related = []string{ev.ID.String()}
+		want, sev := "enrichment", 0
+		if hit {
+			ev.Hunt = []audit.HuntHit{{Rule: "virustotal_malicious", Severity: 3}}
+			ev.Severity = 3
+			want, sev = "alert", 3
+		}
+		var doc struct {
+			Event struct {
+				Kind     string
+				Severity int
+			} `json:"event"`
+		}
+		if err := json.Unmarshal(ecs.Encode(nil, ev, ecs.Options{}), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.Event.Kind != want || doc.Event.Severity != sev {
+			t.Errorf("hit %v: event %+v, want kind %q severity %d", hit, doc.Event, want, sev)
+		}
+	}
+}
