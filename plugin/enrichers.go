@@ -36,12 +36,12 @@ type enrichers struct {
 	sigma     *sigma.Enricher
 	sigmaKept bool // sigma is the running pipeline's (a reload that kept its settings); close leaves it
 	vt        *virustotal.Enricher
-	vtAt      int         // vt's index in chain
+	vtAt      int // vt's index in chain
 	// verdicts is the hunting pass of the rules that test a verdict (nil
 	// when there are none); it also judges the verdict documents
 	// VirusTotal and the fleet emit (judgeVerdict).
 	verdicts enrich.Enricher
-	fleet     *fleet.Host // in vt's place when [enrich.fleet] is on
+	fleet    *fleet.Host // in vt's place when [enrich.fleet] is on
 }
 
 // buildEnrichers builds the chain in dependency order: hashes and the
