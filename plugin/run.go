@@ -270,8 +270,8 @@ func (p *Pipeline) Idle() {
 // are stopped (those get ShutdownGrace to deliver; the rest stays in their
 // disk buffers). Counters continue across reloads.
 //
-// The VirusTotal enricher is kept when its settings did not change. When
-// they did, it is replaced after the swap (only one may hold vt.db); if
+// The VirusTotal enricher is kept when its settings did not change and
+// VirusTotal did not reject its key. Otherwise it is replaced after the swap (only one may hold vt.db); if
 // the new one cannot start, the old settings are started again, and if
 // that fails too the pipeline runs without VirusTotal (logged).
 //
@@ -290,7 +290,11 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	if err != nil {
 		return err
 	}
-	keepVT := reflect.DeepEqual(p.cfg.Enrich.VirusTotal, cfg.Enrich.VirusTotal)
+	// A running enricher whose key was rejected is not kept: the new one
+	// reads the key again (api_key_file, the environment), so a SIGHUP
+	// after the key was fixed brings lookups back.
+	keepVT := reflect.DeepEqual(p.cfg.Enrich.VirusTotal, cfg.Enrich.VirusTotal) &&
+		(p.enr.vt == nil || !p.enr.vt.Disabled())
 	var vt *virustotal.Enricher
 	if keepVT {
 		vt = p.enr.vt

@@ -465,6 +465,11 @@ func VerdictDocument(res *audit.VTResult, file audit.FileHash, waiters []audit.E
 	return doc
 }
 
+// Disabled reports whether VirusTotal rejected the key (401/403): the
+// enricher looks nothing up any more. A reload must replace such an
+// enricher, which reads the key again, rather than keep it.
+func (e *Enricher) Disabled() bool { return e.disabled.Load() }
+
 func (e *Enricher) emitDoc(doc *audit.Event) {
 	e.m.verdicts.Inc()
 	e.emit.Emit(doc)

@@ -158,7 +158,7 @@ func (e *Enricher) lookup(it *item) outcome {
 		e.requeue(it, false, bud)
 		if e.disabled.CompareAndSwap(false, true) {
 			e.log.Error("virustotal: THE API KEY WAS REJECTED; lookups are disabled until the key is fixed "+
-				"and the plugin restarted; events get virustotal status skipped, reason disabled",
+				"and the plugin restarted or reloaded (SIGHUP re-reads the key); events get virustotal status skipped, reason disabled",
 				"code", reason, "http_status", status)
 		}
 	case outTransient:
