@@ -126,7 +126,9 @@ func (b *budget) charge(now time.Time) {
 }
 
 // refund takes back the day and month charge of a request that VirusTotal
-// did not count (no answer, or a 429). The minute slot stays used, which
+// did not count (a 429, or a request that never left: the connection
+// could not be made). A request that timed out after it was sent is not
+// refunded: VirusTotal may have counted it. The minute slot stays used, which
 // also spaces out retries.
 func (b *budget) refund(now time.Time) {
 	b.roll(now)
@@ -141,28 +143,38 @@ func (b *budget) refund(now time.Time) {
 // answered records a non-429 answer: the quota is not exhausted.
 func (b *budget) answered() { b.Strikes = 0 }
 
-// quotaExceeded records a 429 and returns the pause it imposes and which
-// window it is blamed on. VirusTotal does not say which quota ran out, so
-// the first 429 pauses for a minute, a second one in a row blames the day
-// (until 00:00 UTC) and a third the month (until the 1st).
+// maxQuotaBackoff caps the pause after 429 answers that the plugin's own
+// counts do not explain.
+const maxQuotaBackoff = time.Hour
+
+// quotaExceeded records a 429 (its request already refunded) and returns
+// the pause it imposes and the window it is blamed on. VirusTotal does not
+// say which quota ran out, so the plugin's own counts decide: when this
+// request used the last one of the month, the day or the minute (with the
+// configured limits), that window ran out and lookups wait for it to
+// reset. Otherwise the quota was taken by another user of the key (a
+// second host, the web interface) or the 429 was passing: lookups back
+// off, a minute after the first 429 in a row, doubling with each further
+// one, at most maxQuotaBackoff. Strike counts never blame the day or the
+// month on their own.
 func (b *budget) quotaExceeded(now time.Time) (time.Time, string) {
 	b.roll(now)
 	b.Strikes++
 	var until time.Time
 	var window string
 	switch {
-	case b.Strikes == 1:
-		until, window = now.Add(time.Minute), "minute"
-	case b.Strikes == 2:
-		until, window = nextMidnight(now), "day"
-		if b.perDay > 0 {
-			b.DayN = b.perDay
-		}
-	default:
+	case b.perMonth > 0 && b.MonthN+1 >= b.perMonth:
 		until, window = nextMonth(now), "month"
-		if b.perMonth > 0 {
-			b.MonthN = b.perMonth
+	case b.perDay > 0 && b.DayN+1 >= b.perDay:
+		until, window = nextMidnight(now), "day"
+	case b.perMin > 0 && len(b.Recent) >= b.perMin:
+		until, window = time.Unix(0, b.Recent[len(b.Recent)-b.perMin]).Add(time.Minute), "minute"
+	default:
+		d := time.Minute
+		for i := 1; i < b.Strikes && d < maxQuotaBackoff; i++ {
+			d *= 2
 		}
+		until, window = now.Add(min(d, maxQuotaBackoff)), "unknown"
 	}
 	b.PausedUntil = until.UnixNano()
 	return until, window

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path"
@@ -121,6 +122,15 @@ func classify(err error, status int) (outcome, string) {
 		return outTransient, "bad_response"
 	}
 	return outError, "http_" + strconv.Itoa(status)
+}
+
+// notSent reports whether a request failed before it reached VirusTotal
+// (no connection could be made: the name did not resolve, the dial
+// failed), so VirusTotal cannot have counted it against the quota.
+func notSent(err error) bool {
+	var dns *net.DNSError
+	var op *net.OpError
+	return errors.As(err, &dns) || errors.As(err, &op) && op.Op == "dial"
 }
 
 func byStatus(status int) outcome {

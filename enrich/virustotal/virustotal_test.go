@@ -2,8 +2,10 @@ package virustotal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -172,11 +174,16 @@ func TestSingleflight(t *testing.T) {
 	}
 }
 
+// TestQuotaPausesWithoutStorm: a 429 the plugin's own counts do not
+// explain (the day budget is far from used: another user of the key took
+// the quota) pauses a minute, a second one in a row two minutes, and never
+// the rest of the day; the 429s are not counted against the day.
 func TestQuotaPausesWithoutStorm(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.PerDay = 500 })
 	a, b, c := sha(1), sha(2), sha(3)
 	h.fake.Set(a, apiError(429, "QuotaExceededError", "Quota exceeded"))
 	h.fake.Set(b, fileReply(b, 0))
+	h.fake.Set(c, fileReply(c, 0))
 	h.enrich(ev(1, fh256(a)))
 	h.fake.WaitRequests(t, 1)
 	time.Sleep(200 * time.Millisecond)
@@ -188,29 +195,29 @@ func TestQuotaPausesWithoutStorm(t *testing.T) {
 	}
 	h.clk.Advance(61 * time.Second)
 	h.kick()
-	h.fake.WaitRequests(t, 2) // a again (older, same priority): a second 429 blames the day
+	h.fake.WaitRequests(t, 2) // a again (older, same priority): a second 429, two minutes
 	time.Sleep(100 * time.Millisecond)
 	if reqs := h.fake.Requests(); len(reqs) != 2 || reqs[1] != a {
 		t.Fatalf("requests %v, want [a a]", reqs)
 	}
 	if r := h.enrich(ev(3, fh256(c))); r.Status != StatusPending || r.Reason != ReasonOverBudget {
-		t.Fatalf("after the day is exhausted: %+v, want pending/over_budget", r)
+		t.Fatalf("during the longer pause: %+v, want pending/over_budget", r)
 	}
-	h.clk.Advance(2 * time.Hour)
+	h.clk.Advance(61 * time.Second)
 	h.kick()
 	time.Sleep(100 * time.Millisecond)
 	if n := len(h.fake.Requests()); n != 2 {
-		t.Fatalf("%d requests before midnight, want 2", n)
+		t.Fatalf("%d requests one minute into a two-minute pause, want 2", n)
 	}
 	h.fake.Set(a, fileReply(a, 0))
-	h.clk.Set(time.Date(2026, 11, 26, 0, 0, 1, 0, time.UTC))
+	h.clk.Advance(61 * time.Second) // 10:03, the same day
 	h.kick()
 	got := map[string]bool{}
 	for range 3 {
 		got[h.verdict().VirusTotal.Hash] = true
 	}
 	if !got[a] || !got[b] || !got[c] {
-		t.Fatalf("verdicts after the reset: %v", got)
+		t.Fatalf("verdicts after the pause: %v", got)
 	}
 	if q := h.e.m.lookups[outQuota].Value(); q != 2 {
 		t.Fatalf("quota outcomes %d, want 2", q)
@@ -220,6 +227,29 @@ func TestQuotaPausesWithoutStorm(t *testing.T) {
 	h.e.bmu.Unlock()
 	if strikes != 0 || dayN != 3 {
 		t.Fatalf("after success: strikes %d day count %d, want 0 and 3", strikes, dayN)
+	}
+}
+
+// TestTimeoutIsCharged: a request that timed out after it was sent stays
+// counted in the day and month (VirusTotal may have counted it); one whose
+// connection could not be made is refunded.
+func TestTimeoutIsCharged(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Timeout = 100 * time.Millisecond })
+	a := sha(1)
+	h.fake.Queue(a, reply{Status: 200, Body: fileReply(a, 0).Body, Delay: time.Second})
+	h.fake.Set(a, fileReply(a, 0))
+	h.enrich(ev(1, fh256(a)))
+	if v := h.verdict(); v.VirusTotal.Status != StatusHit {
+		t.Fatalf("verdict %+v, want a hit after the retry", v.VirusTotal)
+	}
+	h.e.bmu.Lock()
+	dayN, monthN := h.e.b.DayN, h.e.b.MonthN
+	h.e.bmu.Unlock()
+	if dayN != 2 || monthN != 2 {
+		t.Fatalf("day %d month %d after a timeout and a hit, want 2 and 2", dayN, monthN)
+	}
+	if notSent(context.DeadlineExceeded) || !notSent(&net.OpError{Op: "dial", Err: errors.New("refused")}) {
+		t.Fatal("notSent: a timeout is not a request that never left; a failed dial is")
 	}
 }
 
@@ -441,15 +471,46 @@ func TestBudgetWindows(t *testing.T) {
 	if got := b2.next(mid); !got.Equal(mid) {
 		t.Fatalf("after a refund: next %v", got)
 	}
-	// 429s: minute, then the day, then the month.
-	b3 := budget{perDay: 500, perMonth: 15500}
-	u1, w1 := b3.quotaExceeded(mid)
-	u2, w2 := b3.quotaExceeded(u1)
-	u3, w3 := b3.quotaExceeded(u2)
-	if w1 != "minute" || !u1.Equal(mid.Add(time.Minute)) || w2 != "day" ||
-		!u2.Equal(time.Date(2026, 2, 15, 0, 0, 0, 0, time.UTC)) || w3 != "month" ||
-		!u3.Equal(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)) {
-		t.Fatalf("429 pauses: %v %s, %v %s, %v %s", u1, w1, u2, w2, u3, w3)
+	// 429s that the plugin's own counts do not explain (another user of
+	// the key): a minute, doubling, capped at an hour; never the day or
+	// the month, and the counts stay as they were.
+	b3 := budget{perMin: 4, perDay: 500, perMonth: 15500}
+	when := mid
+	for i, want := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute,
+		16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour} {
+		u, w := b3.quotaExceeded(when)
+		if w != "unknown" || !u.Equal(when.Add(want)) {
+			t.Fatalf("429 number %d: pause until %v (%s), want %v", i+1, u, w, when.Add(want))
+		}
+		when = u
+	}
+	if b3.DayN != 0 || b3.MonthN != 0 {
+		t.Fatalf("429s changed the counts: day %d month %d", b3.DayN, b3.MonthN)
+	}
+	// The plugin's counts say which window ran out: this request used the
+	// day's last one (the 429 refunded it), then the month's, then the
+	// minute's.
+	bd := budget{perDay: 3, perMonth: 100}
+	for range 3 {
+		bd.charge(mid)
+	}
+	bd.refund(mid)
+	if u, w := bd.quotaExceeded(mid); w != "day" || !u.Equal(time.Date(2026, 2, 15, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("day used up: %v %s", u, w)
+	}
+	bm := budget{perDay: 100, perMonth: 2}
+	bm.charge(mid)
+	bm.charge(mid)
+	bm.refund(mid)
+	if u, w := bm.quotaExceeded(mid); w != "month" || !u.Equal(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("month used up: %v %s", u, w)
+	}
+	bn := budget{perMin: 2, perDay: 100}
+	bn.charge(mid)
+	bn.charge(mid.Add(10 * time.Second))
+	bn.refund(mid.Add(10 * time.Second))
+	if u, w := bn.quotaExceeded(mid.Add(10 * time.Second)); w != "minute" || !u.Equal(mid.Add(time.Minute)) {
+		t.Fatalf("minute used up: %v %s", u, w)
 	}
 	b3.answered()
 	if b3.Strikes != 0 {

@@ -127,7 +127,7 @@ func (e *Enricher) lookup(it *item) outcome {
 	var until time.Time
 	var window string
 	e.bmu.Lock()
-	if status == 0 || out == outQuota {
+	if out == outQuota || status == 0 && notSent(err) {
 		e.b.refund(now)
 	}
 	if out == outQuota {
@@ -151,7 +151,7 @@ func (e *Enricher) lookup(it *item) outcome {
 		c.Expires = now.Add(e.cfg.TTL(res)).UnixNano()
 		e.finish(it, res, &c, bud)
 	case outQuota:
-		e.log.Warn("virustotal: quota exceeded; pausing lookups until the window resets",
+		e.log.Warn("virustotal: quota exceeded; pausing lookups (window: the one this plugin's counts used up, or unknown: another user of the key, backing off up to an hour)",
 			"window", window, "until", until.UTC().Format(time.RFC3339), "code", reason)
 		e.requeue(it, false, bud)
 	case outAuth:
