@@ -176,8 +176,9 @@ func TestDefaultRules(t *testing.T) {
 		{"nginx (as root) runs sh", ev{exe: "/usr/bin/dash", uid: 0, user: "root", parent: "/usr/sbin/nginx"}, []string{"web_server_spawns_shell"}},
 		{"php-fpm runs sh", ev{exe: "/usr/bin/dash", uid: 1001, user: "app", parent: "/usr/sbin/php-fpm8.2"}, []string{"web_server_spawns_shell"}},
 		{"broker runs ls", ev{exe: "/usr/bin/ls", uid: 120, user: "rabbitmq", parent: "/usr/lib/erlang/erts-13.2/bin/beam.smp"}, []string{"server_spawns_discovery"}},
-		// OTP >= 19: beam.smp -> erl_child_setup -> /bin/sh -c "ls" (sh execs
-		// its last command), so ls's parent is erl_child_setup.
+		// OTP >= 19: a port program spawned as "ls" runs as beam.smp ->
+		// erl_child_setup -> ls (/bin/sh -c execs it), so ls's parent is
+		// erl_child_setup (observed with OTP 25, Debian 12).
 		{"broker (OTP 19+) runs ls", ev{exe: "/usr/bin/ls", uid: 120, user: "rabbitmq", parent: "/usr/lib/erlang/erts-13.2/bin/erl_child_setup"}, []string{"server_spawns_discovery"}},
 		{"broker (OTP 19+) runs id", ev{exe: "/usr/bin/id", uid: 120, user: "rabbitmq", parent: "/usr/lib/erlang/erts-13.2/bin/erl_child_setup"}, []string{"server_spawns_discovery"}},
 		{"broker (OTP 19+) runs its port program", ev{exe: "/usr/lib/erlang/erts-13.2/bin/inet_gethost", uid: 120, user: "rabbitmq", parent: "/usr/lib/erlang/erts-13.2/bin/erl_child_setup"}, nil},
