@@ -251,12 +251,12 @@ func TestConfigKeyMap(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.KeyMap = map[string][]string{
 		"Recon":       {"T1016"},              // replaces the built-in entry
-		"delete":      {},                     // removes it
+		"power":       {},                     // removes it
 		"my_key":      {"t1059.004", "T1002"}, // adds one; revoked id allowed
 		"T1105_extra": {"T1071"},              // adds to an id in the key
 	}
 	e := newEnricher(t, cfg)
-	ev := eventWithKeys("recon\x01delete\x01My_Key\x01T1105_extra\x01susp_shell")
+	ev := eventWithKeys("recon\x01power\x01My_Key\x01T1105_extra\x01susp_shell")
 	runEnrich(t, e, ev)
 	want := []string{
 		"T1016<key:recon",

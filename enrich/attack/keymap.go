@@ -9,13 +9,19 @@ import "strings"
 // activity or watch routine operations (sysctl, mount, time, login, session,
 // network_connect_4, software_mgmt, docker, the filebeat and CrowdStrike
 // agent keys, the failed-access keys ...) are deliberately left out: a wrong
-// tag costs an analyst more than a missing one. Keys are matched without
-// regard to letter case.
+// tag costs an analyst more than a missing one. For that reason these keys
+// are left out too, although the rule sets name a technique for them:
+// auditlog (-p wra: every ausearch or aureport read would be "Clear Linux
+// or Mac System Logs"), perm_mod (every chmod/chown by a user),
+// Data_Compressed (every tar and gzip), string_search (every grep) and
+// delete (every rename, so every mv and editor save, would be "File
+// Deletion"). A site that wants them adds them with [enrich.attack]
+// key_map. The keys kept watch files whose change, or tools whose use, is
+// the technique whoever does it (an admin editing sudoers still modifies
+// sudo's policy). Keys are matched without regard to letter case.
 var defaultKeyMap = map[string][]string{
-	// Self-auditing: writes to the audit logs, the audit and audisp
-	// configuration, and running auditctl/auditd/ausearch are how an
-	// intruder blinds or scrubs the audit trail.
-	"auditlog":     {"T1070.002"}, // Clear Linux or Mac System Logs
+	// Self-auditing: changes to the audit and audisp configuration and
+	// running auditctl/auditd are how an intruder blinds the audit trail.
 	"auditconfig":  {"T1562.012"}, // Disable or Modify Linux Audit System
 	"audispconfig": {"T1562.012"},
 	"audittools":   {"T1562.012"},
@@ -61,17 +67,12 @@ var defaultKeyMap = map[string][]string{
 	"mac_policy": {"T1562.001"}, // Disable or Modify Tools
 	// shutdown, poweroff, reboot, halt.
 	"power": {"T1529"}, // System Shutdown/Reboot
-	// chmod/chown/xattr syscalls by users.
-	"perm_mod": {"T1222.002"}, // Linux and Mac File and Directory Permissions Modification
 
 	// whoami, id, hostname, uname, reads of /etc/issue and /etc/hostname.
 	"recon": {"T1082", "T1033"}, // System Information Discovery; System Owner/User Discovery
 	// wget, curl, nc, scp, ftp, socat, tftp...: mostly tools that pull
 	// files onto the host.
 	"susp_activity": {"T1105"}, // Ingress Tool Transfer
-	// zip, gzip, tar, bzip2...; the rule set names it after T1002 Data
-	// Compressed, which ATT&CK revoked in favour of T1560.
-	"Data_Compressed": {"T1560"}, // Archive Collected Data
 	// dbus-send, gdbus and pkexec: the rule set's comments tie them to
 	// CVE-2021-3560 and CVE-2021-4034 (bfuzzy1 keys the same as T1068).
 	"dbus_send":  {"T1068"}, // Exploitation for Privilege Escalation
@@ -99,9 +100,6 @@ var defaultKeyMap = map[string][]string{
 	"soft_chef":      {"T1072"},
 	"soft_salt":      {"T1072"},
 	"soft_otter":     {"T1072"},
-	// grep, rg, ag, ack...: the rule set's comment says T1081 Credentials
-	// in Files, revoked in favour of T1552.001.
-	"string_search": {"T1552.001"}, // Credentials In Files
 	// QEMU, VirtualBox, virt-manager.
 	"qemu":               {"T1564.006"}, // Run Virtual Instance
 	"qemu-img":           {"T1564.006"},
@@ -112,8 +110,6 @@ var defaultKeyMap = map[string][]string{
 	"virt-manager":       {"T1564.006"},
 	// msgget/msgctl, sem*, shm*: named after the technique.
 	"Inter-Process_Communication": {"T1559"}, // Inter-Process Communication
-	// unlink/rmdir/rename by users.
-	"delete": {"T1070.004"}, // File Deletion
 }
 
 // DefaultKeyMap returns a copy of the built-in key → technique map that

@@ -79,7 +79,7 @@ var (
 	// built-in key map should give it (nil: none). Keys are lower case.
 	expectNoID = map[string][]string{
 		// Self-auditing (both sets).
-		"auditlog":     {"T1070.002"},
+		"auditlog":     nil, // routine activity: left out (keymap.go)
 		"auditconfig":  {"T1562.012"},
 		"audispconfig": {"T1562.012"},
 		"audittools":   {"T1562.012"},
@@ -127,10 +127,10 @@ var (
 		"priv_esc":              {"T1548"},
 		"power":                 {"T1529"},
 		"session":               nil,
-		"perm_mod":              {"T1222.002"},
+		"perm_mod":              nil, // routine activity: left out (keymap.go)
 		"recon":                 {"T1082", "T1033"},
 		"susp_activity":         {"T1105"},
-		"data_compressed":       {"T1560"},
+		"data_compressed":       nil, // routine activity: left out (keymap.go)
 		"sbin_susp":             nil,
 		"dbus_send":             {"T1068"},
 		"gdubs_call":            {"T1068"},
@@ -155,7 +155,7 @@ var (
 		"soft_chef":                   {"T1072"},
 		"soft_salt":                   {"T1072"},
 		"soft_otter":                  {"T1072"},
-		"string_search":               {"T1552.001"},
+		"string_search":               nil, // routine activity: left out (keymap.go)
 		"falcon_sensor_update":        nil,
 		"falcon_sensor":               nil,
 		"falcon_agent":                nil,
@@ -171,7 +171,7 @@ var (
 		"kubelet":                     nil,
 		"inter-process_communication": {"T1559"},
 		"rootcmd":                     nil,
-		"delete":                      {"T1070.004"},
+		"delete":                      nil, // routine activity: left out (keymap.go)
 		"file_access":                 nil,
 		"file_creation":               nil,
 		"file_modification":           nil,
