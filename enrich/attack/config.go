@@ -15,19 +15,22 @@ import (
 //	[attack.key_map]
 //	recon = ["T1082", "T1033"]   # replaces the built-in entry for "recon"
 //	my_key = ["T1059.004"]       # adds a key
-//	delete = []                  # removes the built-in entry for "delete"
+//	power = []                   # removes the built-in entry for "power"
+//	T1071 = ["T1556.003"]        # replaces the id written in the key "T1071"
 type Config struct {
 	// Enabled switches tagging on. Default true. When false, Enrich does
 	// nothing.
 	Enabled bool `toml:"enabled"`
-	// KeyMap maps audit keys that carry no technique id to technique ids.
-	// It is laid over the built-in map (see DefaultKeyMap): an entry
-	// replaces the built-in entry for the same key, an empty list removes
-	// it. Keys are compared without regard to letter case or surrounding
-	// white space. Ids must be in the embedded catalog (revoked ids are
-	// accepted and stand for their replacement). Ids written in a key
-	// itself ("T1548.001_12") are found without any entry here; an entry
-	// for such a key adds to them. Default: empty (built-in map only).
+	// KeyMap maps audit keys to technique ids. It is laid over the
+	// built-in map (see DefaultKeyMap): an entry replaces the built-in
+	// entry for the same key. Keys are compared, whole, without regard to
+	// letter case or surrounding white space. Ids must be in the embedded
+	// catalog (revoked ids are accepted and stand for their replacement).
+	// Ids written in a key itself ("T1548.001_12") are found without any
+	// entry here; an entry for exactly that key replaces them, so that a
+	// wrong id in a rule set can be corrected ("T1071" = ["T1556.003"]) or
+	// dropped (an empty list: the key gets no technique). Default: empty
+	// (built-in map only).
 	KeyMap map[string][]string `toml:"key_map"`
 }
 
@@ -65,4 +68,27 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Warnings lists the KeyMap entries that change nothing, for check-config:
+// an empty list for a key that carries no technique id and has no built-in
+// entry. Each names the key.
+func (c *Config) Warnings() []string {
+	var out []string
+	builtin := mergeKeyMap(nil)
+	for k, ids := range c.KeyMap {
+		n := normKey(k)
+		if len(ids) > 0 {
+			continue
+		}
+		if start, _ := scanID(n, 0); start >= 0 {
+			continue
+		}
+		if _, ok := builtin[n]; ok {
+			continue
+		}
+		out = append(out, fmt.Sprintf("attack: key_map[%q] = [] changes nothing: the key carries no technique id and has no built-in entry", k))
+	}
+	slices.Sort(out)
+	return out
 }

@@ -82,9 +82,7 @@ func New(cfg Config, reg *metrics.Registry) (*Enricher, error) {
 			}
 			idx = appendUnique(idx, final[i])
 		}
-		if len(idx) > 0 {
-			e.keyMap[k] = idx
-		}
+		e.keyMap[k] = idx // nil: the key gets no technique
 	}
 	e.cache.Store(&map[string]*keyInfo{})
 	return e, nil
@@ -162,11 +160,31 @@ func (e *Enricher) lookupKey(key string) *keyInfo {
 	return ki
 }
 
-// resolve works out the techniques of key: ids written in it first, then
-// the key map entry. Unknown and deprecated ids are logged here, so once
-// per distinct key while the cache has room.
+// resolve works out the techniques of key: the key map entry for exactly
+// this key (letter case aside) when there is one, in place of the ids
+// written in the key; else those ids. Unknown and deprecated ids are logged
+// here, so once per distinct key while the cache has room.
 func (e *Enricher) resolve(key string) *keyInfo {
 	ki := &keyInfo{key: key}
+	idx, mapped := e.keyMap[normKey(key)]
+	if !mapped {
+		idx = e.parseIDs(key, ki)
+	}
+	if len(idx) > 0 {
+		src := "key:" + key
+		ki.techs = make([]audit.Technique, len(idx))
+		for j, c := range idx {
+			ki.techs[j] = techs[c]
+			ki.techs[j].Source = src
+		}
+	}
+	return ki
+}
+
+// parseIDs returns the catalog entries of the technique ids written in key
+// (revoked ids as their replacement), counting unknown and deprecated ones
+// in ki.
+func (e *Enricher) parseIDs(key string, ki *keyInfo) []int32 {
 	var idx []int32
 	for i := 0; ; {
 		start, end := scanID(key, i)
@@ -193,18 +211,7 @@ func (e *Enricher) resolve(key string) *keyInfo {
 		}
 		idx = appendUnique(idx, final[c])
 	}
-	for _, c := range e.keyMap[normKey(key)] {
-		idx = appendUnique(idx, c)
-	}
-	if len(idx) > 0 {
-		src := "key:" + key
-		ki.techs = make([]audit.Technique, len(idx))
-		for j, c := range idx {
-			ki.techs[j] = techs[c]
-			ki.techs[j].Source = src
-		}
-	}
-	return ki
+	return idx
 }
 
 func appendUnique(s []int32, v int32) []int32 {

@@ -253,16 +253,21 @@ func TestConfigKeyMap(t *testing.T) {
 		"Recon":       {"T1016"},              // replaces the built-in entry
 		"power":       {},                     // removes it
 		"my_key":      {"t1059.004", "T1002"}, // adds one; revoked id allowed
-		"T1105_extra": {"T1071"},              // adds to an id in the key
+		"T1105_extra": {"T1071"},              // replaces the id in the key
+		"T1071":       {"T1556.003"},          // corrects a wrong id (bfuzzy1's /etc/pam.d/ watch)
+		"T1078.001_1": {},                     // drops the id in the key
 	}
 	e := newEnricher(t, cfg)
-	ev := eventWithKeys("recon\x01power\x01My_Key\x01T1105_extra\x01susp_shell")
+	ev := eventWithKeys("recon\x01power\x01My_Key\x01T1105_extra\x01susp_shell\x01t1071\x01T1078.001_1\x01T1078.001_2")
 	runEnrich(t, e, ev)
 	want := []string{
 		"T1016<key:recon",
 		"T1059.004<key:My_Key", "T1560<key:My_Key",
-		"T1105<key:T1105_extra", "T1071<key:T1105_extra",
+		"T1071<key:T1105_extra",
 		// susp_shell keeps its built-in T1059.004, already there from My_Key.
+		"T1556.003<key:t1071",
+		// T1078.001_1 gets nothing; T1078.001_2, not in the map, its own id.
+		"T1078.001<key:T1078.001_2",
 	}
 	if got := idSources(ev); !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)
@@ -435,5 +440,20 @@ func BenchmarkEnrich(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestKeyMapWarnings: check-config is told about key_map entries that
+// change nothing, and only about those.
+func TestKeyMapWarnings(t *testing.T) {
+	cfg := Config{KeyMap: map[string][]string{
+		"no_such_key": {},            // nothing to remove: warned
+		"power":       {},            // removes a built-in entry
+		"T1078.001_1": {},            // drops an id in the key
+		"my_key":      {"T1059.004"}, // adds
+	}}
+	want := []string{`attack: key_map["no_such_key"] = [] changes nothing: the key carries no technique id and has no built-in entry`}
+	if got := cfg.Warnings(); !reflect.DeepEqual(got, want) {
+		t.Errorf("warnings %q, want %q", got, want)
 	}
 }

@@ -126,19 +126,16 @@ func DefaultKeyMap() map[string][]string {
 func normKey(k string) string { return strings.ToLower(strings.TrimSpace(k)) }
 
 // mergeKeyMap lays over on top of the defaults and returns the result keyed
-// by normKey: an entry of over replaces the default entry for the same key,
-// and an empty list removes it.
+// by normKey: an entry of over replaces the default entry for the same key.
+// An empty list stays, empty: the key then gets no technique, not even the
+// ids written in it (see Config.KeyMap).
 func mergeKeyMap(over map[string][]string) map[string][]string {
 	m := make(map[string][]string, len(defaultKeyMap)+len(over))
 	for k, v := range defaultKeyMap {
 		m[normKey(k)] = v
 	}
 	for k, v := range over {
-		if len(v) == 0 {
-			delete(m, normKey(k))
-		} else {
-			m[normKey(k)] = v
-		}
+		m[normKey(k)] = v
 	}
 	return m
 }

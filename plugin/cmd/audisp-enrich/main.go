@@ -195,11 +195,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fail(stderr, cfg.At("enrich.sigma", err))
 			return 1
 		}
+		warned := false
 		if cfg.User != "root" {
 			if _, err := plugin.ServiceUser(cfg.User); err != nil {
 				fail(stderr, cfg.At("user", fmt.Errorf("warning: %w: the plugin would stop at start on this machine", err)))
-				return checkConfigWarning
+				warned = true
 			}
+		}
+		for _, w := range cfg.Enrich.Attack.Warnings() {
+			fail(stderr, cfg.At("enrich.attack.key_map", errors.New("warning: "+w)))
+			warned = true
+		}
+		if warned {
+			return checkConfigWarning
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", path)
 		return 0

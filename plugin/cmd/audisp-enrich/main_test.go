@@ -148,6 +148,15 @@ func TestCheckConfigMessages(t *testing.T) {
 	if code != 1 || errs != "audisp-enrich: "+missing+": no such file or directory\n" {
 		t.Errorf("missing: exit %d, stderr %q", code, errs)
 	}
+	// A key_map entry that changes nothing is a warning placed at key_map.
+	km := filepath.Join(dir, "keymap.toml")
+	if err := os.WriteFile(km, []byte("user = \"root\"\n[enrich.attack]\nkey_map = { no_such_key = [], T1071 = [\"T1556.003\"] }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = call(t, "check-config", km)
+	if want := "audisp-enrich: " + km + ":3:11: warning: attack: key_map[\"no_such_key\"] = [] changes nothing: the key carries no technique id and has no built-in entry\n"; code != 3 || out != "" || errs != want {
+		t.Errorf("key_map: exit %d, stdout %q, stderr\n%s\nwant\n%s", code, out, errs, want)
+	}
 	// A Sigma rules path that cannot be read is placed at rules.
 	rules := filepath.Join(dir, "no-such-rules")
 	sig := filepath.Join(dir, "sigma.toml")
