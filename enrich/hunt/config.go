@@ -33,14 +33,23 @@ type Config struct {
 	// /usr/lib*, /lib*). Each may be a path.Match pattern; a path is in one
 	// when it lies anywhere below a directory the pattern matches.
 	SystemDirs []string `toml:"system_dirs"`
+	// IMAAloneIsExec makes an event that has IMA measurements
+	// (INTEGRITY_RULE) but no SYSCALL record an execution of the measured
+	// files (default true). That holds only when the IMA audit policy
+	// covers executions alone (func=BPRM_CHECK); with a policy that also
+	// measures reads or mappings (ima_policy=tcb, FILE_CHECK, MMAP_CHECK) a
+	// root "less /tmp/x" would count as running /tmp/x: set it false there,
+	// and exec rules match SYSCALL executions only.
+	IMAAloneIsExec bool `toml:"ima_alone_is_exec"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		Enabled:     true,
-		UseDefaults: true,
-		TempDirs:    []string{"/tmp", "/var/tmp", "/dev/shm"},
+		Enabled:        true,
+		UseDefaults:    true,
+		TempDirs:       []string{"/tmp", "/var/tmp", "/dev/shm"},
+		IMAAloneIsExec: true,
 		SystemDirs: []string{"/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin",
 			"/usr/local/sbin", "/usr/lib*", "/lib*"},
 	}

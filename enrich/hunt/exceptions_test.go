@@ -51,3 +51,30 @@ func TestBuiltinExceptions(t *testing.T) {
 		}
 	}
 }
+
+// TestIMAAloneIsExec: a lone IMA measurement is an execution only while
+// ima_alone_is_exec holds (a BPRM_CHECK-only policy); with it off (a policy
+// that measures reads, as ima_policy=tcb does for root) a root less of
+// /tmp/report.txt or vim of /root/bin/ps (review fp.log 103, 104) raises
+// nothing, and a SYSCALL execution still does.
+func TestIMAAloneIsExec(t *testing.T) {
+	on := mustEnricher(t, DefaultConfig())
+	cfg := DefaultConfig()
+	cfg.IMAAloneIsExec = false
+	off := mustEnricher(t, cfg)
+	for _, tc := range []struct {
+		e       ev
+		on, off []string
+	}{
+		{ev{syscall: "ima", exe: "/tmp/report.txt"}, []string{"exec_from_temp_dir"}, nil},
+		{ev{syscall: "ima", exe: "/root/bin/ps"}, []string{"masqueraded_system_utility"}, nil},
+		{ev{exe: "/tmp/x"}, []string{"exec_from_temp_dir"}, []string{"exec_from_temp_dir"}},
+	} {
+		if got := hits(t, on, tc.e.build()); !slices.Equal(got, tc.on) {
+			t.Errorf("%s, ima_alone_is_exec on: %q, want %q", tc.e.exe, got, tc.on)
+		}
+		if got := hits(t, off, tc.e.build()); !slices.Equal(got, tc.off) {
+			t.Errorf("%s, ima_alone_is_exec off: %q, want %q", tc.e.exe, got, tc.off)
+		}
+	}
+}

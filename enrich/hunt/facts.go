@@ -68,10 +68,11 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) uint64 {
 	if sc != nil {
 		f.exec = sum.Exec
 	} else if ir != nil {
-		// IMA measurements on their own: with the usual BPRM_CHECK policy
+		// IMA measurements on their own: with a BPRM_CHECK-only policy
 		// their files are the programs being executed (the exe field is
-		// the image being replaced).
-		f.exec = true
+		// the image being replaced); Config.IMAAloneIsExec says whether
+		// the policy is one.
+		f.exec = e.imaExec
 	}
 	f.blocklisted = len(ev.Blocklist) > 0
 	if p := ev.Package; p != nil {

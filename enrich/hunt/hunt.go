@@ -47,6 +47,7 @@ type Enricher struct {
 	temp      dirSet
 	system    dirSet
 	needFiles bool
+	imaExec   bool // Config.IMAAloneIsExec
 	exes      *exeCache
 	gate      gate
 	events    *metrics.Counter
@@ -112,8 +113,9 @@ func newEnricher(cfg Config, lookupUser func(string) (uint32, bool), reg *metric
 		reg = metrics.Default
 	}
 	e := &Enricher{rules: set.rules, temp: newDirSet(cfg.TempDirs), system: newDirSet(cfg.SystemDirs), exes: newExeCache(),
-		events: reg.Counter("audisp_enrich_hunt_events_total", "", "Events matched against the hunting rules."),
-		hits:   reg.Counter("audisp_enrich_hunt_hits_total", "", "Hunting rule matches.")}
+		imaExec: cfg.IMAAloneIsExec,
+		events:  reg.Counter("audisp_enrich_hunt_events_total", "", "Events matched against the hunting rules."),
+		hits:    reg.Counter("audisp_enrich_hunt_hits_total", "", "Hunting rule matches.")}
 	for _, r := range e.rules {
 		e.needFiles = e.needFiles || r.needFiles
 	}
