@@ -89,7 +89,7 @@ func TestScenariosThroughParser(t *testing.T) {
 		10: nil,
 		11: {"hunt:exec_from_temp_dir", "exec_from_temp"},
 		20: nil,
-		21: {"hunt:service_account_network_tool", "service_account", "network_tool", "hunt:web_server_spawns_shell", "web_server_child"},
+		21: {"hunt:service_account_netcat", "service_account", "network_tool", "hunt:web_server_spawns_shell", "web_server_child"},
 		30: {"hunt:masqueraded_system_utility", "masquerading"},
 		// bash is a system utility name but in /usr/bin; the script is
 		// outside but not so named: no single executable meets both.
