@@ -304,14 +304,17 @@ func makePlan(cfg Config, db *database) (*plan, []error) {
 			p.aliases[dir] = cdir
 		}
 		cpath := path.Join(cdir, base)
-		if seen[cpath] {
-			continue
-		}
-		seen[cpath] = true
+		// The paths test comes first: on merged /usr one file may be
+		// listed as /usr/bin/x by one package and /bin/x by another, and
+		// the listing inside paths must index it whatever the order.
 		if !inPaths(cfg.Paths, cpath) && !inPaths(cfg.Paths, f.Path) {
 			p.owned = append(p.owned, cpath) // a package's, outside paths: unindexed, not unowned
 			continue
 		}
+		if seen[cpath] {
+			continue
+		}
+		seen[cpath] = true
 		fi, err := os.Lstat(filepath.Join(cfg.Root, cpath))
 		if err != nil || !fi.Mode().IsRegular() {
 			continue

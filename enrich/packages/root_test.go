@@ -358,3 +358,42 @@ func TestTakeOverUntilComplete(t *testing.T) {
 		wantPackage(t, judge(t, e, p, "sha256", sha256Hex(content)), StatusPackage, "foo", "")
 	}
 }
+
+// TestAliasInsidePathsAnyOrder: on merged /usr one file listed as
+// /usr/bin/x by one package (outside paths = /bin) and as /bin/x by
+// another (inside) is indexed whichever package comes first in status
+// (found by review: with the outside listing first the file was marked
+// seen, the inside one skipped, and both names were unindexed).
+func TestAliasInsidePathsAnyOrder(t *testing.T) {
+	content := "#!/bin/sh\necho x\n"
+	stanza := func(name, version string) string {
+		return "Package: " + name + "\nStatus: install ok installed\nArchitecture: all\nVersion: " + version + "\n\n"
+	}
+	for _, order := range [][2]string{{"aold", "bnew"}, {"bnew", "aold"}} {
+		t.Run(order[0]+"-first", func(t *testing.T) {
+			root := t.TempDir()
+			info := filepath.Join(root, "var/lib/dpkg/info")
+			if err := os.MkdirAll(filepath.Join(root, "var/lib/dpkg/updates"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(root, "usr/bin/x"), content)
+			if err := os.Symlink("usr/bin", filepath.Join(root, "bin")); err != nil {
+				t.Fatal(err)
+			}
+			sum := fmt.Sprintf("%x", md5.Sum([]byte(content)))
+			writeFile(t, filepath.Join(info, "aold.md5sums"), sum+"  usr/bin/x\n")
+			writeFile(t, filepath.Join(info, "aold.list"), "/usr/bin/x\n")
+			writeFile(t, filepath.Join(info, "bnew.md5sums"), sum+"  bin/x\n")
+			writeFile(t, filepath.Join(info, "bnew.list"), "/bin/x\n")
+			versions := map[string]string{"aold": "1.0", "bnew": "2.0"}
+			writeFile(t, filepath.Join(root, "var/lib/dpkg/status"),
+				stanza(order[0], versions[order[0]])+stanza(order[1], versions[order[1]]))
+			cfg := testConfig(t, "/bin")
+			cfg.Root = root
+			e := openEnricher(t, cfg)
+			for _, p := range []string{"/bin/x", "/usr/bin/x"} {
+				wantPackage(t, judge(t, e, p, "sha256", sha256Hex(content)), StatusPackage, "bnew", "")
+			}
+		})
+	}
+}
