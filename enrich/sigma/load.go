@@ -142,25 +142,43 @@ func loadWith(paths []string, prev *Set) (*Set, error) {
 }
 
 // keepPrevious returns the rules of a broken file: those that load now,
-// plus the previous version of each rule that does not (by id), in the
-// previous order, then the new ones. So an edit of a rule that loads is
-// applied at once even while another document of the file stays broken;
-// a rule removed from a broken file stays until the file loads whole.
+// plus the previous version of each rule that does not, in the previous
+// order, then the new ones. A previous rule loads now when a rule with its
+// id does or, for a rule without an id (whose derived id changes with its
+// title), when another rule that loads now, not the version of a previous
+// rule by id, comes from its document (Rule.doc, its position among the
+// file's non-empty documents). So an edit of a rule that loads, its title
+// included, is applied at once even while another document of the file
+// stays broken; a rule removed from a broken file stays until the file
+// loads whole.
 func keepPrevious(now, prev []*Rule) []*Rule {
 	byID := make(map[string]*Rule, len(now))
+	byDoc := make(map[int]*Rule, len(now))
 	for _, r := range now {
 		byID[r.ID] = r
+		byDoc[r.doc] = r
+	}
+	next := make([]*Rule, len(prev)) // prev[i]'s version now, or nil
+	used := make(map[*Rule]bool, len(now))
+	for i, r := range prev {
+		if n, ok := byID[r.ID]; ok {
+			next[i], used[n] = n, true
+		}
+	}
+	for i, r := range prev {
+		if n, ok := byDoc[r.doc]; ok && r.derived && next[i] == nil && !used[n] {
+			next[i], used[n] = n, true
+		}
 	}
 	out := make([]*Rule, 0, len(now)+len(prev))
-	for _, r := range prev {
-		if n, ok := byID[r.ID]; ok {
-			r = n
-			delete(byID, r.ID)
+	for i, r := range prev {
+		if next[i] != nil {
+			r = next[i]
 		}
 		out = append(out, r)
 	}
 	for _, r := range now {
-		if byID[r.ID] == r {
+		if !used[r] {
 			out = append(out, r)
 		}
 	}
@@ -306,7 +324,7 @@ func parseRules(name string, data []byte) ([]*Rule, []Problem) {
 	var rules []*Rule
 	var problems []Problem
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
+	for n := 0; ; n++ {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
@@ -324,7 +342,8 @@ func parseRules(name string, data []byte) ([]*Rule, []Problem) {
 			break
 		}
 		if emptyDoc(&doc) {
-			continue // a trailing "---", or a document of comments
+			n--
+			continue // a trailing "---", or a document of comments: not counted in Rule.doc
 		}
 		r, ls, err := compileRule(name, &doc)
 		if err != nil {
@@ -336,6 +355,7 @@ func parseRules(name string, data []byte) ([]*Rule, []Problem) {
 			problems = append(problems, p)
 			continue
 		}
+		r.doc = n
 		rules = append(rules, r)
 	}
 	return rules, problems

@@ -29,8 +29,12 @@ type Rule struct {
 	Logsource string
 
 	kind kind
-	sels []selection
-	cond *node
+	// doc is the rule's position among the non-empty YAML documents of
+	// its file (0-based); derived says its id is derivedID's.
+	doc     int
+	derived bool
+	sels    []selection
+	cond    *node
 	// perRecord: a service: auditd rule with a keyword search matches
 	// when one record satisfies its whole condition (see evalRecords);
 	// recTypes are the types that record may have (nil: any).
@@ -231,7 +235,7 @@ func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
 		return nil, lsName, errAt(doc, "no title")
 	}
 	if r.ID == "" {
-		r.ID = derivedID(file, r.Title)
+		r.ID, r.derived = derivedID(file, r.Title), true
 	}
 	r.Author = scalar(mapGet(doc, "author"))
 	if lv := mapGet(doc, "level"); lv != nil {
