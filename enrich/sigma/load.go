@@ -338,7 +338,7 @@ func parseRules(name string, data []byte) ([]*Rule, []Problem) {
 				_, rest, _ := strings.Cut(reason, fmt.Sprintf("line %d: ", line))
 				reason = "yaml: " + rest
 			}
-			problems = append(problems, Problem{File: name, Line: syntaxErrorLine(data, line), Logsource: "none", Reason: reason})
+			problems = append(problems, Problem{File: name, Line: syntaxErrorLine(data, line, err.Error()), Logsource: "none", Reason: reason})
 			break
 		}
 		if emptyDoc(&doc) {
@@ -374,14 +374,17 @@ func emptyDoc(doc *yaml.Node) bool {
 const maxLineSearch = 200
 
 // syntaxErrorLine returns the line of data (1-based) that holds the YAML
-// syntax error yaml.v3 reported at line reported. For a scanner error
-// (an unclosed quote, a tab) that is the faulty line; for a parser error
-// it is the line before the one where the construct in error starts (its
-// context, 0-based), so the faulty line may be further down. It is the
-// first line, from reported on, whose prefix of data (the lines up to it)
-// fails to parse; reported when none does within maxLineSearch lines, or
-// when reported is 0 (unknown).
-func syntaxErrorLine(data []byte, reported int) int {
+// syntax error msg that yaml.v3 reported at line reported. For a scanner
+// error (an unclosed quote, a tab) that is the faulty line; for a parser
+// error it is the line before the one where the construct in error starts
+// (its context, 0-based), so the faulty line may be further down. The
+// prefixes of data through line k = reported, reported+1, ... are parsed
+// until one fails with msg itself (or maxLineSearch lines were tried); the
+// line is the one after the last prefix before it that parses. A prefix
+// that cuts a valid construct (a flow list or a quoted scalar over several
+// lines) fails with another error, so the construct is read whole. It
+// returns reported when that is 0 (unknown).
+func syntaxErrorLine(data []byte, reported int, msg string) int {
 	if reported <= 0 {
 		return reported
 	}
@@ -390,26 +393,31 @@ func syntaxErrorLine(data []byte, reported int) int {
 	for k := range min(reported-1, len(lines)) {
 		end += len(lines[k])
 	}
+	last := reported - 1 // the last line whose prefix parses
 	for k := reported; k <= len(lines) && k < reported+maxLineSearch; k++ {
 		end += len(lines[k-1])
-		if !parses(data[:end]) {
-			return k
+		err := parseError(data[:end])
+		if err == nil {
+			last = k
+		} else if err.Error() == msg {
+			break
 		}
 	}
-	return reported
+	return last + 1
 }
 
-// parses tells whether every YAML document of data parses.
-func parses(data []byte) bool {
+// parseError returns the first error of the YAML documents of data, or
+// nil when they all parse.
+func parseError(data []byte) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
-			return true
+			return nil
 		}
 		if err != nil {
-			return false
+			return err
 		}
 	}
 }
