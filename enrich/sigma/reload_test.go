@@ -19,6 +19,23 @@ func ruleIDs(s *Set) []string {
 	return ids
 }
 
+// titles lists s's rules as id=title.
+func titles(s *Set) []string {
+	var out []string
+	for _, r := range s.Rules() {
+		out = append(out, r.ID+"="+r.Title)
+	}
+	return out
+}
+
+// writeRules writes text to the rule file f.
+func writeRules(t *testing.T, f, text string) {
+	t.Helper()
+	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestHotReload: a rule file added to a watched directory is loaded; a
 // file that turns malformed keeps the rules it had (and is reported); a
 // removed file's rules go; Reload (SIGHUP) does the same at once.
@@ -116,19 +133,7 @@ func TestEnrichDuringReload(t *testing.T) {
 func TestBrokenFileEdits(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "r.yml")
-	write := func(text string) {
-		t.Helper()
-		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	titles := func(s *Set) []string {
-		var out []string
-		for _, r := range s.Rules() {
-			out = append(out, r.ID+"="+r.Title)
-		}
-		return out
-	}
+	write := func(text string) { writeRules(t, f, text) }
 	a := func(title string) string {
 		return strings.Replace(rule("a", "process_creation", "    sel:\n        Image|endswith: /worker\n    condition: sel\n"), "Test a", title, 1)
 	}
@@ -201,12 +206,7 @@ func TestRuleWithoutID(t *testing.T) {
 func TestBrokenFileEditsNoID(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "r.yml")
-	write := func(text string) {
-		t.Helper()
-		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(text string) { writeRules(t, f, text) }
 	worker := func(title string) string {
 		return strings.Replace(strings.Replace(rule("w", "process_creation", "    sel:\n        Image|endswith: /worker\n    condition: sel\n"),
 			"id: w\n", "", 1), "Test w", title, 1)
@@ -227,11 +227,7 @@ func TestBrokenFileEditsNoID(t *testing.T) {
 		if s, err = loadWith([]string{dir}, s); err != nil {
 			t.Fatal(err)
 		}
-		var got []string
-		for _, r := range s.Rules() {
-			got = append(got, r.ID+"="+r.Title)
-		}
-		if want := []string{step.want, "b=Test b"}; !slices.Equal(got, want) || len(s.Problems) != 1 {
+		if got, want := titles(s), []string{step.want, "b=Test b"}; !slices.Equal(got, want) || len(s.Problems) != 1 {
 			t.Fatalf("rules %v, want %v; problems %v", got, want, s.Problems)
 		}
 	}
