@@ -471,6 +471,48 @@ func TestBinaryAutoFullFirstFrame(t *testing.T) {
 	}
 }
 
+// TestBinaryAutoFirstFrameNotHeld: in format = binary the first record is
+// handed out as soon as its frame is in, with either layout; detection
+// does not wait for the next record (on a quiet system it may come much
+// later, or never before the plugin stops).
+func TestBinaryAutoFirstFrameNotHeld(t *testing.T) {
+	for _, fixed := range []bool{true, false} {
+		pr, pw := io.Pipe()
+		stats := NewInputStats(&metrics.Registry{})
+		rd, err := NewReader(pr, FramingBinaryAuto, 64<<10, stats, func(e *InputError) { t.Errorf("fixed=%v: report %v", fixed, e) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make(chan []string, 4)
+		done := make(chan error, 1)
+		go func() { done <- rd.Run(out) }()
+		first := frame(0, 1300, "audit(1.000:1): arch=c000003e syscall=59", fixed)
+		go func() { _, _ = pw.Write(first) }()
+		var got []string
+		select {
+		case got = <-out:
+		case <-time.After(3 * time.Second):
+			t.Fatalf("fixed=%v: first frame not handed out after 3s (framing %s)", fixed, rd.Framing())
+		}
+		second := frame(1, 1320, "type=EOE msg=audit(1.000:1): ", fixed)
+		go func() { _, _ = pw.Write(second); pw.Close() }()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		for len(out) > 0 {
+			got = append(got, <-out...)
+		}
+		want := []string{"type=SYSCALL msg=audit(1.000:1): arch=c000003e syscall=59", "type=EOE msg=audit(1.000:1): "}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("fixed=%v: lines %q, want %q", fixed, got, want)
+		}
+		settled := map[bool]string{true: FramingBinaryFixed, false: FramingBinaryExact}[fixed]
+		if rd.Framing() != settled || stats.Bytes.Value() != uint64(len(first)+len(second)) {
+			t.Errorf("fixed=%v: settled on %s, %d bytes counted; want %s, %d", fixed, rd.Framing(), stats.Bytes.Value(), settled, len(first)+len(second))
+		}
+	}
+}
+
 // TestRunNeverBlocks: in plugin mode a full queue drops the batch and
 // counts it; the reader keeps reading auditd's stream.
 func TestRunNeverBlocks(t *testing.T) {
