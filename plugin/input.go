@@ -37,7 +37,22 @@ type InputError struct {
 }
 
 func (e *InputError) Error() string {
+	if what, ok := streamFlags[e.Reason]; ok {
+		return fmt.Sprintf("input at byte %d: %s: %s", e.Offset, e.Reason, what)
+	}
 	return fmt.Sprintf("input at byte %d: %s", e.Offset, e.Reason)
+}
+
+// streamFlags are the reasons of lines that are repaired and processed,
+// not rejected, and concern the stream rather than the line (how its
+// lines end, where it ends), with what they mean. A Reader reports each
+// for the first such line only and counts every one; the error log gives
+// them their own wording and no share of the rejected-input rate.
+var streamFlags = map[string]string{
+	"crlf": "the lines end in CRLF: the \r is dropped and the lines are processed " +
+		"(reported for the first such line of the stream, every one counted in input_errors_total)",
+	"no_newline": "the input ended inside a line without its newline: the line is processed " +
+		"(rejected as truncated if it ends inside a quoted value)",
 }
 
 // FormatMismatchError is a stream whose first bytes are in the other
@@ -74,6 +89,7 @@ type Reader struct {
 	// undecided is the fixed layout's padding after the last frame
 	// while auto-detection waits for the bytes after it (skipPadding).
 	undecided int
+	flagged   map[string]bool // the stream flags reported already
 }
 
 // InputStats are the reader's counters.
@@ -315,9 +331,19 @@ func (rd *Reader) nextString() (string, error) {
 }
 
 // flag counts and reports a line that is still handed on, with a bounded
-// copy of it; off is where the line starts in the stream.
+// copy of it; off is where the line starts in the stream. A stream flag
+// (streamFlags) is reported for its first line only.
 func (rd *Reader) flag(reason string, b []byte, off int64) {
 	rd.stats.Errors[reason].Inc()
+	if _, ok := streamFlags[reason]; ok {
+		if rd.flagged[reason] {
+			return
+		}
+		if rd.flagged == nil {
+			rd.flagged = map[string]bool{}
+		}
+		rd.flagged[reason] = true
+	}
 	rd.onError(&InputError{Reason: reason, Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: off})
 }
 
