@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -426,5 +427,36 @@ func TestStrayEOECounted(t *testing.T) {
 	}
 	if s := res.serials(); len(s) != 2 {
 		t.Errorf("documents of serials %v, want 1 and 2", s)
+	}
+}
+
+// TestReplayBinaryFile: replay of a binary plugin stream (a file of
+// dispatcher frames) says the file is not an audit.log text file, without
+// the plugin's advice about [input] format (replay reads text only), and
+// goes on with the next file.
+func TestReplayBinaryFile(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin.dat")
+	text := filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(bin, frame(0, 1300, "audit(1700000000.001:1): arch=c000003e syscall=59", true), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(text, []byte(event(2)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := hostileConfig(t, dir)
+	var warned []error
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	err := Replay(context.Background(), cfg, log, []string{bin, text}, ReplayOptions{Warn: func(e error) { warned = append(warned, e) }})
+	if !errors.Is(err, ErrFilesFailed) || len(warned) != 1 {
+		t.Fatalf("Replay: %v, warnings %v; want ErrFilesFailed and one warning", err, warned)
+	}
+	msg := warned[0].Error()
+	if !strings.HasPrefix(msg, bin+": not an audit.log text file") || strings.Contains(msg, "[input]") {
+		t.Errorf("warning %q, want %q without advice about [input] format", msg, bin+": not an audit.log text file ...")
+	}
+	out, _ := os.ReadFile(filepath.Join(dir, "out.jsonl"))
+	if n := bytes.Count(out, []byte("\n")); n != 1 {
+		t.Errorf("%d documents, want 1 (the text file's event):\n%s", n, out)
 	}
 }
