@@ -37,3 +37,12 @@ func TestFleetSmallOrderKey(t *testing.T) {
 		t.Fatalf("got %v, want a small-order error at zero.toml:4", err)
 	}
 }
+
+// TestVerdictsRetiredKey: a bad key in [verdicts]
+// retired_verdict_public_keys is refused at load, naming the file and line.
+func TestVerdictsRetiredKey(t *testing.T) {
+	_, err := Parse("svc.toml", []byte("[verdicts]\nbrokers = [\"a:1\"]\nsigning_key_file = \"/k\"\nretired_verdict_public_keys = [\"xx\"]\n"))
+	if err == nil || !strings.Contains(err.Error(), "svc.toml:4:") || !strings.Contains(err.Error(), "retired_verdict_public_keys[0]") {
+		t.Fatalf("got %v, want a retired_verdict_public_keys[0] error at svc.toml:4", err)
+	}
+}

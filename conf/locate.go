@@ -51,7 +51,14 @@ func locate(data []byte) locator {
 				path += "[" + strconv.Itoa(n) + "]"
 			}
 			table = path
-			if _, ok := loc[path]; !ok {
+			// The tables the header defines implicitly ([a.b] defines
+			// a) are placed at it too, when not written before.
+			for i := 1; i < len(keys); i++ {
+				if p := resolve(keys[:i], arrays); !has(loc, p) {
+					loc[p] = pos{line, col, line, col}
+				}
+			}
+			if !has(loc, path) {
 				loc[path] = pos{line, col, line, col}
 			}
 			s.skipLine()
@@ -74,6 +81,12 @@ func locate(data []byte) locator {
 		}
 	}
 	return loc
+}
+
+// has reports whether loc places path.
+func has(loc locator, path string) bool {
+	_, ok := loc[path]
+	return ok
 }
 
 // resolve turns header keys into a path, naming the last element of each

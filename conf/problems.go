@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -105,13 +104,11 @@ func (r *report) check(table string, err error) {
 	words := strings.Fields(msg)
 	for _, w := range words[:min(8, len(words))] {
 		w = strings.Trim(w, ":,()")
-		if i := strings.IndexByte(w, '['); i > 0 {
-			if _, err := strconv.Atoi(strings.Trim(w[i:], "[]")); err != nil {
-				w = w[:i]
-			}
-		}
+		key, _, indexed := strings.Cut(w, "[")
 		if _, ok := r.loc[join(path, w)]; ok && w != "" {
-			path = join(path, w)
+			path = join(path, w) // a key, or an element of an array of tables
+		} else if _, ok := r.loc[join(path, key)]; ok && indexed && key != "" {
+			path = join(path, key) // an element of an array of values: at its key
 		}
 	}
 	if m := enumMsg.FindStringSubmatch(msg); m != nil {

@@ -12,8 +12,8 @@ import (
 
 // errorLog records rejected input with its raw bytes, rate limited: at most
 // rate entries per second, the rest only counted (and the count of the
-// suppressed ones reported with the next logged entry). Safe for
-// concurrent use.
+// suppressed ones reported with the next logged entry); stream flags
+// (see report) are outside the rate. Safe for concurrent use.
 type errorLog struct {
 	mu         sync.Mutex
 	path       string // the file's path; "" logs through log instead
@@ -67,30 +67,40 @@ func (e *errorLog) reopen() error {
 	return old.Close()
 }
 
-// report logs one rejected line or frame.
+// report logs one rejected line or frame. A stream flag (a line that was
+// repaired and processed, reported once per stream: see streamFlags) is
+// logged as "flagged input" and takes no share of the rate, so that it
+// never suppresses a rejection; suppressed_before is then 0.
 func (e *errorLog) report(reason, msg, raw string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	now := time.Now().Unix()
-	if now != e.window {
-		e.window, e.inWindow = now, 0
+	_, flag := streamFlags[reason]
+	suppressed := 0
+	if !flag {
+		now := time.Now().Unix()
+		if now != e.window {
+			e.window, e.inWindow = now, 0
+		}
+		if e.inWindow >= e.rate {
+			e.suppressed++
+			return
+		}
+		e.inWindow++
+		suppressed, e.suppressed = e.suppressed, 0
 	}
-	if e.inWindow >= e.rate {
-		e.suppressed++
-		return
-	}
-	e.inWindow++
 	if len(raw) > 4096 {
 		raw = raw[:4096]
 	}
-	suppressed := e.suppressed
-	e.suppressed = 0
 	if e.f != nil {
 		fmt.Fprintf(e.f, "%s reason=%s suppressed_before=%d msg=%s raw=%s\n",
 			time.Now().UTC().Format(time.RFC3339Nano), reason, suppressed, strconv.Quote(msg), strconv.Quote(raw))
 		return
 	}
-	e.log.Warn("rejected input", "reason", reason, "err", msg, "raw", raw, "suppressed_before", suppressed)
+	what := "rejected input"
+	if flag {
+		what = "flagged input"
+	}
+	e.log.Warn(what, "reason", reason, "err", msg, "raw", raw, "suppressed_before", suppressed)
 }
 
 func (e *errorLog) close() {

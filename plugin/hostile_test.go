@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -379,8 +380,9 @@ func TestTruncatedLastLine(t *testing.T) {
 
 // TestCRLFLog: a log with CRLF line ends (copied through a Windows tool or
 // a SIEM export) is read as auditd wrote it: the \r ends no value (the
-// outcome, the null key and the hex proctitle are read), and each line is
-// flagged crlf in the rejected-input log.
+// outcome, the null key and the hex proctitle are read), and the file is
+// flagged crlf once in the rejected-input log, saying its lines are
+// processed.
 func TestCRLFLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "crlf.log")
 	lines := []string{
@@ -403,8 +405,8 @@ func TestCRLFLog(t *testing.T) {
 	if field(d, 0, "key") != nil || d["tags"] != nil || title != "ls" {
 		t.Errorf("SYSCALL key %v, tags %v, process.title %v: want null, none, ls", field(d, 0, "key"), d["tags"], title)
 	}
-	if n := bytes.Count(res.errlog, []byte("reason=crlf ")); n != len(lines) {
-		t.Errorf("%d crlf entries in the rejected-input log, want %d:\n%s", n, len(lines), res.errlog)
+	if n := bytes.Count(res.errlog, []byte("reason=crlf ")); n != 1 || !bytes.Contains(res.errlog, []byte("lines are processed")) {
+		t.Errorf("%d crlf entries in the rejected-input log, want 1 saying the lines are processed:\n%s", n, res.errlog)
 	}
 }
 
@@ -425,5 +427,36 @@ func TestStrayEOECounted(t *testing.T) {
 	}
 	if s := res.serials(); len(s) != 2 {
 		t.Errorf("documents of serials %v, want 1 and 2", s)
+	}
+}
+
+// TestReplayBinaryFile: replay of a binary plugin stream (a file of
+// dispatcher frames) says the file is not an audit.log text file, without
+// the plugin's advice about [input] format (replay reads text only), and
+// goes on with the next file.
+func TestReplayBinaryFile(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin.dat")
+	text := filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(bin, frame(0, 1300, "audit(1700000000.001:1): arch=c000003e syscall=59", true), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(text, []byte(event(2)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := hostileConfig(t, dir)
+	var warned []error
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	err := Replay(context.Background(), cfg, log, []string{bin, text}, ReplayOptions{Warn: func(e error) { warned = append(warned, e) }})
+	if !errors.Is(err, ErrFilesFailed) || len(warned) != 1 {
+		t.Fatalf("Replay: %v, warnings %v; want ErrFilesFailed and one warning", err, warned)
+	}
+	msg := warned[0].Error()
+	if !strings.HasPrefix(msg, bin+": not an audit.log text file") || strings.Contains(msg, "[input]") {
+		t.Errorf("warning %q, want %q without advice about [input] format", msg, bin+": not an audit.log text file ...")
+	}
+	out, _ := os.ReadFile(filepath.Join(dir, "out.jsonl"))
+	if n := bytes.Count(out, []byte("\n")); n != 1 {
+		t.Errorf("%d documents, want 1 (the text file's event):\n%s", n, out)
 	}
 }

@@ -37,7 +37,22 @@ type InputError struct {
 }
 
 func (e *InputError) Error() string {
+	if what, ok := streamFlags[e.Reason]; ok {
+		return fmt.Sprintf("input at byte %d: %s: %s", e.Offset, e.Reason, what)
+	}
 	return fmt.Sprintf("input at byte %d: %s", e.Offset, e.Reason)
+}
+
+// streamFlags are the reasons of lines that are repaired and processed,
+// not rejected, and concern the stream rather than the line (how its
+// lines end, where it ends), with what they mean. A Reader reports each
+// for the first such line only and counts every one; the error log gives
+// them their own wording and no share of the rejected-input rate.
+var streamFlags = map[string]string{
+	"crlf": "the lines end in CRLF: the \r is dropped and the lines are processed " +
+		"(reported for the first such line of the stream, every one counted in input_errors_total)",
+	"no_newline": "the input ended inside a line without its newline: the line is processed " +
+		"(rejected as truncated if it ends inside a quoted value)",
 }
 
 // FormatMismatchError is a stream whose first bytes are in the other
@@ -71,6 +86,10 @@ type Reader struct {
 	onError func(*InputError)
 	stats   *InputStats
 	resync  bool
+	// undecided is the fixed layout's padding after the last frame
+	// while auto-detection waits for the bytes after it (skipPadding).
+	undecided int
+	flagged   map[string]bool // the stream flags reported already
 }
 
 // InputStats are the reader's counters.
@@ -312,9 +331,19 @@ func (rd *Reader) nextString() (string, error) {
 }
 
 // flag counts and reports a line that is still handed on, with a bounded
-// copy of it; off is where the line starts in the stream.
+// copy of it; off is where the line starts in the stream. A stream flag
+// (streamFlags) is reported for its first line only.
 func (rd *Reader) flag(reason string, b []byte, off int64) {
 	rd.stats.Errors[reason].Inc()
+	if _, ok := streamFlags[reason]; ok {
+		if rd.flagged[reason] {
+			return
+		}
+		if rd.flagged == nil {
+			rd.flagged = map[string]bool{}
+		}
+		rd.flagged[reason] = true
+	}
 	rd.onError(&InputError{Reason: reason, Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: off})
 }
 
@@ -350,6 +379,12 @@ func (h header) valid() bool {
 }
 
 func (rd *Reader) nextFrame() (string, error) {
+	if pad := rd.undecided; pad > 0 {
+		rd.undecided = 0
+		if err := rd.settle(pad); err != nil {
+			return "", err
+		}
+	}
 	hb, err := rd.r.Peek(headerSize)
 	if err != nil {
 		if len(hb) > 0 && errors.Is(err, io.EOF) {
@@ -390,11 +425,13 @@ func (rd *Reader) nextFrame() (string, error) {
 	return rd.keep(line, start), nil
 }
 
-// skip discards n buffered bytes, counted as read.
-func (rd *Reader) skip(n int) {
-	n, _ = rd.r.Discard(n)
+// skip discards n bytes, counted as read; the error is Discard's (io.EOF
+// when the input ends first).
+func (rd *Reader) skip(n int) error {
+	n, err := rd.r.Discard(n)
 	rd.offset += int64(n)
 	rd.stats.Bytes.Add(uint64(n))
+	return err
 }
 
 // skipPadding settles auto-detection and skips the unused part of a fixed
@@ -406,35 +443,58 @@ func (rd *Reader) skip(n int) {
 // exact stream with bytes between frames (a short or desynchronised
 // write, which auditd <= 4.1.x could make): a bad frame, and the reader
 // resynchronises on that header; detection waits for a later frame.
+//
+// Detection never holds the frame it follows: when nothing after the
+// frame has been read yet, the frame is handed out and the decision is
+// taken on the next call (settle), since in an exact stream the next
+// bytes come only with the next record. A fixed frame's data area comes
+// in the same write as its header, so waiting for it waits for no later
+// record; bytes past it are looked at only when already read.
 func (rd *Reader) skipPadding(h header) error {
 	pad := maxAuditMessage - int(h.size)
 	if rd.framing == FramingBinaryAuto && pad > 0 {
 		// A full data area (pad 0) tells the layouts apart no better
 		// than a header does: decide on a later, shorter frame.
-		next, err := rd.r.Peek(headerSize)
-		switch {
-		case len(next) == headerSize && parseHeader(next).valid():
-			rd.framing = FramingBinaryExact
-		case len(next) == 0:
-			return err
-		default:
-			area, _ := rd.r.Peek(pad + headerSize) // less only at the end of the input
-			if len(area) == pad+headerSize && parseHeader(area[pad:]).valid() || !headerIn(area) {
-				rd.framing = FramingBinaryFixed
-			} else {
-				rd.badFrame(next, "neither a frame header nor a padded 8970-byte data area after a frame")
-				rd.resync = true // the resynchronisation that follows is this episode
-				return nil
-			}
+		if rd.r.Buffered() == 0 {
+			rd.undecided = pad
+			return nil
 		}
+		return rd.settle(pad)
 	}
-	if rd.framing == FramingBinaryFixed && pad > 0 {
-		n, err := rd.r.Discard(pad)
-		rd.offset += int64(n)
-		rd.stats.Bytes.Add(uint64(n))
+	return rd.discardPadding(pad)
+}
+
+// settle decides auto-detection on the bytes after a frame whose data
+// area would have pad unused bytes in the fixed layout, then skips them
+// if the layout is fixed (see skipPadding).
+func (rd *Reader) settle(pad int) error {
+	next, err := rd.r.Peek(headerSize)
+	switch {
+	case len(next) == headerSize && parseHeader(next).valid():
+		rd.framing = FramingBinaryExact
+		return nil
+	case len(next) == 0:
 		return err
 	}
+	area, _ := rd.r.Peek(min(rd.r.Buffered(), pad+headerSize))
+	if len(area) < pad && !headerIn(area) {
+		area, _ = rd.r.Peek(pad) // the rest of a fixed data area; less only at the end of the input
+	}
+	if len(area) == pad+headerSize && parseHeader(area[pad:]).valid() || !headerIn(area) {
+		rd.framing = FramingBinaryFixed
+		return rd.discardPadding(pad)
+	}
+	rd.badFrame(next, "neither a frame header nor a padded 8970-byte data area after a frame")
+	rd.resync = true // the resynchronisation that follows is this episode
 	return nil
+}
+
+// discardPadding skips a fixed frame's pad unused bytes, counted as read.
+func (rd *Reader) discardPadding(pad int) error {
+	if rd.framing != FramingBinaryFixed || pad <= 0 {
+		return nil
+	}
+	return rd.skip(pad)
 }
 
 // headerIn reports whether a valid frame header starts anywhere in b.

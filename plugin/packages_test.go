@@ -298,8 +298,8 @@ func TestStatusReportPackages(t *testing.T) {
 
 // TestReloadKeepsPackageIndex: a reload (SIGHUP) that keeps
 // [enrich.packages] keeps the running enricher and its index; one that
-// changes it answers from the running index until the new one has
-// published, so ls's real digest is package throughout, never unindexed
+// changes it answers from the running index until the new one is
+// complete (packages.TestTakeOverUntilComplete), so ls's real digest is package throughout, never unindexed
 // (found by review: every SIGHUP started the index from scratch).
 func TestReloadKeepsPackageIndex(t *testing.T) {
 	if _, err := os.Stat("/var/lib/dpkg/status"); err != nil {

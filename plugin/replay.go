@@ -162,6 +162,12 @@ func replayFile(ctx context.Context, p *Pipeline, name string, opt ReplayOptions
 		records.Add(uint64(len(batch)))
 	}
 	if err := <-errc; err != nil {
+		// [input] format does not apply to replay, which reads text only:
+		// its own words instead of the plugin's advice.
+		if fm := (*FormatMismatchError)(nil); errors.As(err, &fm) {
+			return fmt.Errorf("%s: not an audit.log text file: it begins with a binary audit dispatcher frame "+
+				"(a plugin stream of plugins.d format = binary); replay reads text logs only", name)
+		}
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil

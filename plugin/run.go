@@ -284,7 +284,7 @@ func (p *Pipeline) Idle() {
 // The package index is kept, whole, when [enrich.packages] did not change
 // (a SIGHUP from logrotate loses none of its hashing). When it did, the
 // new index starts beside it and the running one keeps answering until
-// the new one has published its first snapshot (packages.TakeOver).
+// the new one is complete (packages.TakeOver).
 func (p *Pipeline) Reload(cfg *conf.Config) error {
 	out, err := p.out.Prepare(cfg, cfg.Enrich.Workers)
 	if err != nil {

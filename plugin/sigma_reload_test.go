@@ -56,6 +56,7 @@ func TestSIGHUPKeepsSigmaRulesAndProcTable(t *testing.T) {
 				t.Fatal("the process table learnt nothing from the capture")
 			}
 			must(t, os.WriteFile(rule, []byte("title: broken\nid: x\n  bad: [\n"), 0o644))
+			running, table := p.enr.sigma, p.enr.proc
 			p.Reopen()
 			if err := p.Reload(next); err != nil {
 				t.Fatal(err)
@@ -66,6 +67,12 @@ func TestSIGHUPKeepsSigmaRulesAndProcTable(t *testing.T) {
 			}
 			if len(ids) != 1 || ids[0] != id {
 				t.Errorf("rules after the SIGHUP %v, want the broken file's previous rule %s", ids, id)
+			}
+			if change == "" && p.enr.sigma != running {
+				t.Error("[enrich.sigma] unchanged, but the SIGHUP replaced the running Sigma enricher")
+			}
+			if p.enr.proc != table {
+				t.Error("[enrich.proc] unchanged, but the SIGHUP replaced the process table")
 			}
 			if n := p.enr.proc.Stats().Len; n < known {
 				t.Errorf("process table holds %d pids after the SIGHUP, %d before", n, known)

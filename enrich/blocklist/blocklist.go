@@ -3,9 +3,11 @@
 //
 // Lists are files in one of four formats (see ListConfig.Format); md5,
 // sha1, sha256 and sha512 digests may be mixed in one list. Each list is
-// held in a compact index (an ordered open-addressing table of 64-bit digest
-// prefixes with interned labels and a small filter; about 17 bytes per entry,
-// false-hit probability n·2^-64 per lookup, see index.go) that is replaced
+// held in a compact index (an ordered open-addressing table of 64-bit keyed
+// tags of the whole digest, under a per-process random key, with interned
+// labels and a small filter; about 17 bytes per entry, false-hit
+// probability n·2^-64 per lookup however the digest was chosen, see
+// index.go) that is replaced
 // as a whole, with an atomic pointer swap, when the
 // file changes (polled every Config.ReloadInterval) or when Reload is called
 // (SIGHUP). Lookups never wait for a reload. While a list reloads, its old

@@ -58,6 +58,19 @@ type verdictKeys struct {
 
 var errOldKey = errors.New("fleet: verdict signed by a retired key")
 
+// retiredKeys parses retired_verdict_public_keys (hosts' and the service's).
+func retiredKeys(ss []string) ([]ed25519.PublicKey, error) {
+	ks := make([]ed25519.PublicKey, 0, len(ss))
+	for i, s := range ss {
+		pub, err := ParsePublicKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("retired_verdict_public_keys[%d]: %w", i, err)
+		}
+		ks = append(ks, pub)
+	}
+	return ks, nil
+}
+
 // decode is DecodeVerdict with each accepted key in turn, and errOldKey
 // for a verdict that verifies under a retired key only.
 func (k verdictKeys) decode(key, value []byte) (Verdict, error) {

@@ -113,14 +113,9 @@ func (c *HostConfig) keys() (verdictKeys, error) {
 		}
 		k.accept = append(k.accept, pub)
 	}
-	for i, s := range c.RetiredVerdictPublicKeys {
-		pub, err := ParsePublicKey(s)
-		if err != nil {
-			return k, fmt.Errorf("retired_verdict_public_keys[%d]: %w", i, err)
-		}
-		k.retired = append(k.retired, pub)
-	}
-	return k, nil
+	var err error
+	k.retired, err = retiredKeys(c.RetiredVerdictPublicKeys)
+	return k, err
 }
 
 // Host is the enricher a host runs instead of virustotal.Enricher when the

@@ -31,6 +31,11 @@ type ServiceConfig struct {
 	// SigningKeyFile holds the base64 Ed25519 seed (mode 0600), written by
 	// `audisp-enrich verdicts keygen`.
 	SigningKeyFile string `toml:"signing_key_file"`
+	// RetiredVerdictPublicKeys are the public keys of signing keys
+	// rotated out: the service's own follower ignores the verdicts they
+	// signed (still on the compacted topic) and counts them as old_key,
+	// not as bad_signature. Hosts have the same key.
+	RetiredVerdictPublicKeys []string `toml:"retired_verdict_public_keys"`
 	// Republish is how long a verdict already on the topic is not produced
 	// again for a host that sights its hash (a host whose cache dropped it).
 	Republish time.Duration `toml:"republish"`
@@ -64,6 +69,9 @@ func (c *ServiceConfig) Validate() error {
 	}
 	if c.SigningKeyFile == "" {
 		bad("signing_key_file must be set")
+	}
+	if _, err := retiredKeys(c.RetiredVerdictPublicKeys); err != nil {
+		bad("%w", err)
 	}
 	if c.Republish <= 0 || c.KnownSize <= 0 || c.Partitions <= 0 || c.ReplicationFactor <= 0 {
 		bad("republish, known_size, partitions and replication_factor must be > 0")
@@ -217,8 +225,13 @@ func NewService(cfg ServiceConfig, vtc virustotal.Config, loc Local, log *slog.L
 		return nil, fmt.Errorf("verdicts: %w", err)
 	}
 	s.feed = newFeeder(s.prod, produceBuffer, s.acked, s.failed)
-	pub := s.priv.Public().(ed25519.PublicKey)
-	if s.fol, err = startFollower(s.client, cfg.VerdictsTopic, verdictKeys{accept: []ed25519.PublicKey{pub}}, reg, s.log, s.fromTopic); err != nil {
+	// Only the service's own key is accepted: a verdict it knows is
+	// republished as it is on the topic, so it must carry the current key.
+	keys := verdictKeys{accept: []ed25519.PublicKey{s.priv.Public().(ed25519.PublicKey)}}
+	if keys.retired, err = retiredKeys(cfg.RetiredVerdictPublicKeys); err != nil {
+		return nil, err
+	}
+	if s.fol, err = startFollower(s.client, cfg.VerdictsTopic, keys, reg, s.log, s.fromTopic); err != nil {
 		return nil, err
 	}
 	// A sighting that comes in before the topic is read would be looked up

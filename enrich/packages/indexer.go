@@ -66,7 +66,6 @@ type Index struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	ready  chan struct{} // closed when the first complete snapshot is out
-	first  chan struct{} // closed when the first snapshot is out
 	broken chan struct{} // closed when the first database read failed
 	dbErr  error         // why; written before broken is closed
 	full   atomic.Bool   // hash at full speed (replay)
@@ -81,7 +80,7 @@ type Index struct {
 // OpenIndex starts the index goroutine, with its metrics in reg. It
 // returns at once; lookups say unindexed until the first snapshot is out.
 func OpenIndex(cfg Config, log *slog.Logger, reg *metrics.Registry) *Index {
-	x := &Index{cfg: cfg, log: log, m: newIndexMetrics(reg), kick: make(chan struct{}, 1), done: make(chan struct{}), ready: make(chan struct{}), first: make(chan struct{}), broken: make(chan struct{})}
+	x := &Index{cfg: cfg, log: log, m: newIndexMetrics(reg), kick: make(chan struct{}, 1), done: make(chan struct{}), ready: make(chan struct{}), broken: make(chan struct{})}
 	x.ctx, x.cancel = context.WithCancel(context.Background())
 	go x.run()
 	return x
@@ -305,14 +304,17 @@ func makePlan(cfg Config, db *database) (*plan, []error) {
 			p.aliases[dir] = cdir
 		}
 		cpath := path.Join(cdir, base)
-		if seen[cpath] {
-			continue
-		}
-		seen[cpath] = true
+		// The paths test comes first: on merged /usr one file may be
+		// listed as /usr/bin/x by one package and /bin/x by another, and
+		// the listing inside paths must index it whatever the order.
 		if !inPaths(cfg.Paths, cpath) && !inPaths(cfg.Paths, f.Path) {
 			p.owned = append(p.owned, cpath) // a package's, outside paths: unindexed, not unowned
 			continue
 		}
+		if seen[cpath] {
+			continue
+		}
+		seen[cpath] = true
 		fi, err := os.Lstat(filepath.Join(cfg.Root, cpath))
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
@@ -457,9 +459,7 @@ func (x *Index) publish(db *database, p *plan, dbRead int64) *snapshot {
 	s := newSnapshot(db, es, p.owned, p.aliases, dbRead)
 	s.builtAt = time.Now().UnixNano()
 	x.modified.Store(int64(mod))
-	if x.cur.Swap(s) == nil {
-		close(x.first)
-	}
+	x.cur.Store(s)
 	x.updateGauges()
 	return s
 }

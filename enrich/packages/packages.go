@@ -96,8 +96,8 @@ func (x *Index) updateGauges() {
 // Enricher sets ev.Package. It is safe for concurrent use.
 type Enricher struct {
 	idx     *Index
-	prev    atomic.Pointer[Index] // answers until idx has a snapshot (TakeOver)
-	none    *audit.PackageResult  // before the first snapshot
+	prev    atomic.Pointer[Enricher] // answers until idx is complete (TakeOver)
+	none    *audit.PackageResult     // before the first snapshot
 	lookups map[string]*metrics.Counter
 }
 
@@ -133,19 +133,21 @@ func (e *Enricher) Close() {
 	e.idx.Close()
 }
 
-// TakeOver makes e own old's index, which answers e's lookups until e's
-// own index has published its first snapshot and is then closed (or when
-// e is closed first), so that a reload that changed the settings never
-// leaves lookups without an index. The caller must not close old after.
-// A reload that keeps the settings keeps the running enricher instead.
+// TakeOver makes e own old, which answers all of e's lookups until e's
+// own index is complete (every file hashed, so no known-good binary is
+// unindexed in the hand-over) and is then closed, or until e's index stops
+// or e is closed. A reload that changed the settings thus keeps the
+// previous settings' answers while the new index hashes, never a
+// half-built index. The caller must not close old after. A reload that
+// keeps the settings keeps the running enricher instead.
 func (e *Enricher) TakeOver(old *Enricher) {
 	if old == nil || old == e {
 		return
 	}
-	e.prev.Store(old.idx)
+	e.prev.Store(old)
 	go func() {
 		select {
-		case <-e.idx.first:
+		case <-e.idx.ready:
 		case <-e.idx.done:
 		}
 		if p := e.prev.Swap(nil); p != nil {
@@ -156,7 +158,7 @@ func (e *Enricher) TakeOver(old *Enricher) {
 
 // Enrich sets ev.Package for the event's first SHA-256 hash, else its first
 // SHA-1; events without either are left alone. It never returns an error.
-func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
+func (e *Enricher) Enrich(ctx context.Context, ev *audit.Event) error {
 	var fh *audit.FileHash
 	for i := range ev.Hashes {
 		h := &ev.Hashes[i]
@@ -171,13 +173,11 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	if fh == nil {
 		return nil
 	}
+	if p := e.prev.Load(); p != nil {
+		return p.Enrich(ctx, ev)
+	}
 	x := e.idx
 	s := x.cur.Load()
-	if s == nil {
-		if x = e.prev.Load(); x != nil {
-			s = x.cur.Load()
-		}
-	}
 	if s == nil {
 		e.lookups[StatusUnindexed].Inc()
 		ev.Package = e.none

@@ -1,6 +1,7 @@
 package packages
 
 import (
+	"context"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 )
 
 // dpkgRoot makes a root with a dpkg database of one package, foo 1.0 in
@@ -311,4 +314,86 @@ func TestReplacedFileOwner(t *testing.T) {
 	e := openEnricher(t, cfg)
 	wantPackage(t, judge(t, e, "/usr/bin/shared", "sha256", sha256Hex(now)), StatusPackage, "foo", "")
 	wantPackage(t, judge(t, e, "/usr/bin/aaa", "sha256", sha256Hex("#!/bin/sh\necho aaa\n")), StatusPackage, "aaa", "")
+}
+
+// TestTakeOverUntilComplete: a reload that changes the settings (here
+// paths, so a new hash file) keeps the running index answering until the
+// new one has hashed everything, then closes it (found by review: the
+// hand-over came at the new index's first snapshot, published before any
+// hashing, so every binary was unindexed for a whole rehash).
+func TestTakeOverUntilComplete(t *testing.T) {
+	files := map[string]string{}
+	for _, n := range []string{"a", "b", "c"} {
+		files["/usr/bin/big"+n] = "#!/bin/sh\n" + strings.Repeat("#", 1<<20) + n
+	}
+	root := dpkgRoot(t, "installed", files)
+	a := testConfig(t)
+	a.Root = root
+	old := openEnricher(t, a)
+	b := a
+	b.Paths, b.RateMB = []string{"/usr/bin"}, 1 // 3 MiB: about 3 s of hashing
+	e := New(b, testLog(t), &metrics.Registry{})
+	t.Cleanup(e.Close)
+	e.TakeOver(old)
+	for e.Index().cur.Load() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := e.Index().Stats(); st.Complete {
+		t.Fatalf("the new index is complete at once (%+v): the test proves nothing", st)
+	}
+	for p, content := range files {
+		wantPackage(t, judge(t, e, p, "sha256", sha256Hex(content)), StatusPackage, "foo", "")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.Index().Wait(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-old.Index().done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the previous index still runs 10 s after the new one is complete")
+	}
+	for p, content := range files {
+		wantPackage(t, judge(t, e, p, "sha256", sha256Hex(content)), StatusPackage, "foo", "")
+	}
+}
+
+// TestAliasInsidePathsAnyOrder: on merged /usr one file listed as
+// /usr/bin/x by one package (outside paths = /bin) and as /bin/x by
+// another (inside) is indexed whichever package comes first in status
+// (found by review: with the outside listing first the file was marked
+// seen, the inside one skipped, and both names were unindexed).
+func TestAliasInsidePathsAnyOrder(t *testing.T) {
+	content := "#!/bin/sh\necho x\n"
+	stanza := func(name, version string) string {
+		return "Package: " + name + "\nStatus: install ok installed\nArchitecture: all\nVersion: " + version + "\n\n"
+	}
+	for _, order := range [][2]string{{"aold", "bnew"}, {"bnew", "aold"}} {
+		t.Run(order[0]+"-first", func(t *testing.T) {
+			root := t.TempDir()
+			info := filepath.Join(root, "var/lib/dpkg/info")
+			if err := os.MkdirAll(filepath.Join(root, "var/lib/dpkg/updates"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(root, "usr/bin/x"), content)
+			if err := os.Symlink("usr/bin", filepath.Join(root, "bin")); err != nil {
+				t.Fatal(err)
+			}
+			sum := fmt.Sprintf("%x", md5.Sum([]byte(content)))
+			writeFile(t, filepath.Join(info, "aold.md5sums"), sum+"  usr/bin/x\n")
+			writeFile(t, filepath.Join(info, "aold.list"), "/usr/bin/x\n")
+			writeFile(t, filepath.Join(info, "bnew.md5sums"), sum+"  bin/x\n")
+			writeFile(t, filepath.Join(info, "bnew.list"), "/bin/x\n")
+			versions := map[string]string{"aold": "1.0", "bnew": "2.0"}
+			writeFile(t, filepath.Join(root, "var/lib/dpkg/status"),
+				stanza(order[0], versions[order[0]])+stanza(order[1], versions[order[1]]))
+			cfg := testConfig(t, "/bin")
+			cfg.Root = root
+			e := openEnricher(t, cfg)
+			for _, p := range []string{"/bin/x", "/usr/bin/x"} {
+				wantPackage(t, judge(t, e, p, "sha256", sha256Hex(content)), StatusPackage, "bnew", "")
+			}
+		})
+	}
 }

@@ -142,25 +142,43 @@ func loadWith(paths []string, prev *Set) (*Set, error) {
 }
 
 // keepPrevious returns the rules of a broken file: those that load now,
-// plus the previous version of each rule that does not (by id), in the
-// previous order, then the new ones. So an edit of a rule that loads is
-// applied at once even while another document of the file stays broken;
-// a rule removed from a broken file stays until the file loads whole.
+// plus the previous version of each rule that does not, in the previous
+// order, then the new ones. A previous rule loads now when a rule with its
+// id does or, for a rule without an id (whose derived id changes with its
+// title), when another rule that loads now, not the version of a previous
+// rule by id, comes from its document (Rule.doc, its position among the
+// file's non-empty documents). So an edit of a rule that loads, its title
+// included, is applied at once even while another document of the file
+// stays broken; a rule removed from a broken file stays until the file
+// loads whole.
 func keepPrevious(now, prev []*Rule) []*Rule {
 	byID := make(map[string]*Rule, len(now))
+	byDoc := make(map[int]*Rule, len(now))
 	for _, r := range now {
 		byID[r.ID] = r
+		byDoc[r.doc] = r
+	}
+	next := make([]*Rule, len(prev)) // prev[i]'s version now, or nil
+	used := make(map[*Rule]bool, len(now))
+	for i, r := range prev {
+		if n, ok := byID[r.ID]; ok {
+			next[i], used[n] = n, true
+		}
+	}
+	for i, r := range prev {
+		if n, ok := byDoc[r.doc]; ok && r.derived && next[i] == nil && !used[n] {
+			next[i], used[n] = n, true
+		}
 	}
 	out := make([]*Rule, 0, len(now)+len(prev))
-	for _, r := range prev {
-		if n, ok := byID[r.ID]; ok {
-			r = n
-			delete(byID, r.ID)
+	for i, r := range prev {
+		if next[i] != nil {
+			r = next[i]
 		}
 		out = append(out, r)
 	}
 	for _, r := range now {
-		if byID[r.ID] == r {
+		if !used[r] {
 			out = append(out, r)
 		}
 	}
@@ -306,7 +324,7 @@ func parseRules(name string, data []byte) ([]*Rule, []Problem) {
 	var rules []*Rule
 	var problems []Problem
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
+	for n := 0; ; n++ {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
@@ -320,11 +338,12 @@ func parseRules(name string, data []byte) ([]*Rule, []Problem) {
 				_, rest, _ := strings.Cut(reason, fmt.Sprintf("line %d: ", line))
 				reason = "yaml: " + rest
 			}
-			problems = append(problems, Problem{File: name, Line: syntaxErrorLine(data, line), Logsource: "none", Reason: reason})
+			problems = append(problems, Problem{File: name, Line: syntaxErrorLine(data, line, err.Error()), Logsource: "none", Reason: reason})
 			break
 		}
 		if emptyDoc(&doc) {
-			continue // a trailing "---", or a document of comments
+			n--
+			continue // a trailing "---", or a document of comments: not counted in Rule.doc
 		}
 		r, ls, err := compileRule(name, &doc)
 		if err != nil {
@@ -336,6 +355,7 @@ func parseRules(name string, data []byte) ([]*Rule, []Problem) {
 			problems = append(problems, p)
 			continue
 		}
+		r.doc = n
 		rules = append(rules, r)
 	}
 	return rules, problems
@@ -354,14 +374,17 @@ func emptyDoc(doc *yaml.Node) bool {
 const maxLineSearch = 200
 
 // syntaxErrorLine returns the line of data (1-based) that holds the YAML
-// syntax error yaml.v3 reported at line reported. For a scanner error
-// (an unclosed quote, a tab) that is the faulty line; for a parser error
-// it is the line before the one where the construct in error starts (its
-// context, 0-based), so the faulty line may be further down. It is the
-// first line, from reported on, whose prefix of data (the lines up to it)
-// fails to parse; reported when none does within maxLineSearch lines, or
-// when reported is 0 (unknown).
-func syntaxErrorLine(data []byte, reported int) int {
+// syntax error msg that yaml.v3 reported at line reported. For a scanner
+// error (an unclosed quote, a tab) that is the faulty line; for a parser
+// error it is the line before the one where the construct in error starts
+// (its context, 0-based), so the faulty line may be further down. The
+// prefixes of data through line k = reported, reported+1, ... are parsed
+// until one fails with msg itself (or maxLineSearch lines were tried); the
+// line is the one after the last prefix before it that parses. A prefix
+// that cuts a valid construct (a flow list or a quoted scalar over several
+// lines) fails with another error, so the construct is read whole. It
+// returns reported when that is 0 (unknown).
+func syntaxErrorLine(data []byte, reported int, msg string) int {
 	if reported <= 0 {
 		return reported
 	}
@@ -370,26 +393,31 @@ func syntaxErrorLine(data []byte, reported int) int {
 	for k := range min(reported-1, len(lines)) {
 		end += len(lines[k])
 	}
+	last := reported - 1 // the last line whose prefix parses
 	for k := reported; k <= len(lines) && k < reported+maxLineSearch; k++ {
 		end += len(lines[k-1])
-		if !parses(data[:end]) {
-			return k
+		err := parseError(data[:end])
+		if err == nil {
+			last = k
+		} else if err.Error() == msg {
+			break
 		}
 	}
-	return reported
+	return last + 1
 }
 
-// parses tells whether every YAML document of data parses.
-func parses(data []byte) bool {
+// parseError returns the first error of the YAML documents of data, or
+// nil when they all parse.
+func parseError(data []byte) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
-			return true
+			return nil
 		}
 		if err != nil {
-			return false
+			return err
 		}
 	}
 }

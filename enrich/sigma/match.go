@@ -13,8 +13,10 @@ import (
 
 // test reports whether the field text v (ok: the field is present)
 // satisfies c. low is v in lower case, or "" for test to compute it in
-// sc when a value needs it (see needsLower).
-func (c *fieldCond) test(v, low string, ok bool, sc *scratch) bool {
+// sc when a value needs it (see needsLower). hex says that v is a field
+// of a record other than EXECVE, whose a0 to a3 numeric comparisons read
+// as hexadecimal (see fieldMap.hexArgs).
+func (c *fieldCond) test(v, low string, ok, hex bool, sc *scratch) bool {
 	switch {
 	case c.exists != 0:
 		return ok == (c.exists > 0)
@@ -23,7 +25,11 @@ func (c *fieldCond) test(v, low string, ok bool, sc *scratch) bool {
 	case !ok:
 		return false
 	}
-	return matchValues(c.vals, c.all, v, low, sc) != c.neq
+	vals := c.vals
+	if hex && c.hexVals != nil {
+		vals = c.hexVals
+	}
+	return matchValues(vals, c.all, v, low, sc) != c.neq
 }
 
 // scratch is the memory of one evaluation: lower-cased copies and joined
@@ -142,7 +148,7 @@ func (sel *selection) matchDoc(d *doc) bool {
 	for i := range sel.maps {
 		if allConds(sel.maps[i].conds, func(c *fieldCond) bool {
 			v, low, ok := d.get(c.fid, c.lower)
-			return c.test(v, low, ok, d.sc)
+			return c.test(v, low, ok, false, d.sc)
 		}) {
 			return true
 		}
@@ -208,7 +214,7 @@ func (sel *selection) matchRecords(a *auditCtx, recs []*audit.Record) bool {
 			}
 			if allConds(m.conds, func(c *fieldCond) bool {
 				v, ok := recordField(r, c, a.s.Args)
-				return c.test(v, "", ok, &a.scratch)
+				return c.test(v, "", ok, r.TypeNum != 1309, &a.scratch)
 			}) {
 				return true
 			}

@@ -19,6 +19,23 @@ func ruleIDs(s *Set) []string {
 	return ids
 }
 
+// titles lists s's rules as id=title.
+func titles(s *Set) []string {
+	var out []string
+	for _, r := range s.Rules() {
+		out = append(out, r.ID+"="+r.Title)
+	}
+	return out
+}
+
+// writeRules writes text to the rule file f.
+func writeRules(t *testing.T, f, text string) {
+	t.Helper()
+	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestHotReload: a rule file added to a watched directory is loaded; a
 // file that turns malformed keeps the rules it had (and is reported); a
 // removed file's rules go; Reload (SIGHUP) does the same at once.
@@ -116,19 +133,7 @@ func TestEnrichDuringReload(t *testing.T) {
 func TestBrokenFileEdits(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "r.yml")
-	write := func(text string) {
-		t.Helper()
-		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	titles := func(s *Set) []string {
-		var out []string
-		for _, r := range s.Rules() {
-			out = append(out, r.ID+"="+r.Title)
-		}
-		return out
-	}
+	write := func(text string) { writeRules(t, f, text) }
 	a := func(title string) string {
 		return strings.Replace(rule("a", "process_creation", "    sel:\n        Image|endswith: /worker\n    condition: sel\n"), "Test a", title, 1)
 	}
@@ -191,5 +196,39 @@ func TestRuleWithoutID(t *testing.T) {
 	}
 	if len(ev.Techniques) == 0 || ev.Techniques[0].Source != "sigma:"+ids[0] {
 		t.Errorf("techniques %+v", ev.Techniques)
+	}
+}
+
+// TestBrokenFileEditsNoID: while one document of a file stays broken, a
+// rule without id whose title is edited (so its derived id changes), or
+// that is given an id, replaces its previous version, which the document's
+// position identifies; before, both versions ran until the file was fixed.
+func TestBrokenFileEditsNoID(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "r.yml")
+	write := func(text string) { writeRules(t, f, text) }
+	worker := func(title string) string {
+		return strings.Replace(strings.Replace(rule("w", "process_creation", "    sel:\n        Image|endswith: /worker\n    condition: sel\n"),
+			"id: w\n", "", 1), "Test w", title, 1)
+	}
+	b := rule("b", "auditd", "    sel:\n        a0: wget\n    condition: sel\n")
+	brokenB := strings.Replace(b, "condition: sel", "condition: sel and", 1)
+	write(worker("Worker v1") + "---\n# comments only\n---\n" + b)
+	s, err := Load([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct{ text, want string }{
+		{worker("Worker v2") + "---\n" + brokenB, derivedID(f, "Worker v2") + "=Worker v2"},
+		{worker("Worker v3") + "---\n" + brokenB, derivedID(f, "Worker v3") + "=Worker v3"},
+		{"id: w\n" + worker("Worker v4") + "---\n" + brokenB, "w=Worker v4"},
+	} {
+		write(step.text)
+		if s, err = loadWith([]string{dir}, s); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := titles(s), []string{step.want, "b=Test b"}; !slices.Equal(got, want) || len(s.Problems) != 1 {
+			t.Fatalf("rules %v, want %v; problems %v", got, want, s.Problems)
+		}
 	}
 }

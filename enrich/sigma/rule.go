@@ -29,8 +29,12 @@ type Rule struct {
 	Logsource string
 
 	kind kind
-	sels []selection
-	cond *node
+	// doc is the rule's position among the non-empty YAML documents of
+	// its file (0-based); derived says its id is derivedID's.
+	doc     int
+	derived bool
+	sels    []selection
+	cond    *node
 	// perRecord: a service: auditd rule with a keyword search matches
 	// when one record satisfies its whole condition (see evalRecords);
 	// recTypes are the types that record may have (nil: any).
@@ -128,11 +132,15 @@ type fieldCond struct {
 	fid    fieldID // for the mapped categories
 	interp bool    // auditd: an ENRICHED (upper-case) field name
 	vals   []value
-	all    bool // every value must match (else any)
-	neq    bool // the result is negated
-	exists int8 // 1: the field must exist, -1: must not, 0: no test
-	null   bool // the field must be absent or empty
-	lower  bool // some value reads the lower-cased text
+	// hexVals is vals reading numeric comparisons as hexadecimal, for
+	// a0 to a3 of a record other than EXECVE (see fieldMap.hexArgs); nil
+	// for other fields and when no value compares numbers.
+	hexVals []value
+	all     bool // every value must match (else any)
+	neq     bool // the result is negated
+	exists  int8 // 1: the field must exist, -1: must not, 0: no test
+	null    bool // the field must be absent or empty
+	lower   bool // some value reads the lower-cased text
 }
 
 // ruleError is a problem with one rule, at a line of its file.
@@ -227,7 +235,7 @@ func compileRule(file string, doc *yaml.Node) (*Rule, string, error) {
 		return nil, lsName, errAt(doc, "no title")
 	}
 	if r.ID == "" {
-		r.ID = derivedID(file, r.Title)
+		r.ID, r.derived = derivedID(file, r.Title), true
 	}
 	r.Author = scalar(mapGet(doc, "author"))
 	if lv := mapGet(doc, "level"); lv != nil {
@@ -524,21 +532,22 @@ func (r *Rule) compileMap(n *yaml.Node) (fieldMap, error) {
 	return fm, nil
 }
 
-// hexArgs makes the numeric comparisons (lt, lte, gt, gte) on a0 to a3
-// read the field as hexadecimal, as SYSCALL records write a syscall's
-// arguments, unless the map's records are EXECVE only (whose aN are the
-// command's arguments as written).
+// hexArgs gives the conditions on a0 to a3 with numeric comparisons (lt,
+// lte, gt, gte) the variant hexVals that reads the field as hexadecimal,
+// as SYSCALL records write a syscall's arguments. Which one a record uses
+// is decided per record as it is matched: EXECVE records, whose aN are the
+// command's arguments as written, read them as decimal (see
+// fieldCond.test).
 func (m *fieldMap) hexArgs() {
-	if len(m.types) > 0 && !slices.ContainsFunc(m.types, func(t uint16) bool { return t != audit.TypeNumber("EXECVE") }) {
-		return
-	}
 	for i := range m.conds {
 		c := &m.conds[i]
-		if len(c.name) != 2 || c.name[0] != 'a' || c.name[1] < '0' || c.name[1] > '3' {
+		if len(c.name) != 2 || c.name[0] != 'a' || c.name[1] < '0' || c.name[1] > '3' ||
+			!slices.ContainsFunc(c.vals, func(v value) bool { return v.op >= opLT }) {
 			continue
 		}
-		for j := range c.vals {
-			c.vals[j].hex = c.vals[j].op >= opLT
+		c.hexVals = slices.Clone(c.vals)
+		for j := range c.hexVals {
+			c.hexVals[j].hex = c.hexVals[j].op >= opLT
 		}
 	}
 }

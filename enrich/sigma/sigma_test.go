@@ -478,7 +478,9 @@ func checkMatches(t *testing.T, e *Enricher, cases []matchCase) {
 
 // TestNumericHexArgs: lt/lte/gt/gte on a0 to a3 read SYSCALL's arguments
 // as the hexadecimal numbers audit writes (a2=80241 is 524865, a3=1a4 is
-// 420); in a map of EXECVE records they stay decimal.
+// 420); on EXECVE records they stay decimal, decided per record, so a map
+// without a type, or typed SYSCALL and EXECVE, reads `sleep 10`'s a1 as
+// 10, not 0x10 (n6 holds, n7 does not).
 func TestNumericHexArgs(t *testing.T) {
 	ev := eventOf(t, `type=SYSCALL msg=audit(1795618621.100:11): arch=c000003e syscall=257 success=yes exit=3 a0=ffffff9c a1=55d1 a2=80241 a3=1a4 items=2 ppid=1 pid=2 auid=0 uid=0 euid=0 comm="x" exe="/usr/bin/x" key=(null) @SYSCALL=openat
 type=EXECVE msg=audit(1795618621.100:11): argc=2 a0="sleep" a1="10"`)
@@ -488,9 +490,12 @@ type=EXECVE msg=audit(1795618621.100:11): argc=2 a0="sleep" a1="10"`)
 		rule("n3", "auditd", "    sel:\n        type: SYSCALL\n        a3|gt: 500\n    condition: sel\n"),
 		rule("n4", "auditd", "    sel:\n        type: EXECVE\n        a1|lt: 12\n    condition: sel\n"),
 		rule("n5", "auditd", "    sel:\n        exit|lt: 4\n    condition: sel\n"),
+		rule("n6", "auditd", "    sel:\n        a1|lt: 12\n    condition: sel\n"),
+		rule("n7", "auditd", "    sel:\n        a1|gte: 15\n        a1|lt: 100\n    condition: sel\n"),
+		rule("n8", "auditd", "    sel:\n        type: [SYSCALL, EXECVE]\n        a1|lt: 12\n    condition: sel\n"),
 	)
-	if got := matched(t, e, ev); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"n1", "n2", "n4", "n5"}) {
-		t.Errorf("matched %v, want n1 n2 n4 n5", got)
+	if got := matched(t, e, ev); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"n1", "n2", "n4", "n5", "n6", "n8"}) {
+		t.Errorf("matched %v, want n1 n2 n4 n5 n6 n8", got)
 	}
 }
 

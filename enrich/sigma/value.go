@@ -45,7 +45,7 @@ type value struct {
 	// (base64offset and windash expand a value into several): with all,
 	// every value needs one of its variants to match.
 	more bool
-	hex  bool // a numeric comparison reads the field as hexadecimal (see fieldMap.hexArgs)
+	hex  bool // a numeric comparison reads the field as hexadecimal (see fieldCond.hexVals)
 }
 
 // numValues returns how many values of the rule vals came from (see

@@ -150,7 +150,9 @@ func TestWalkKeywordReadsUnnamedFields(t *testing.T) {
 
 // TestSyntaxErrorLine: a YAML syntax error is reported at the faulty line,
 // for parser errors (yaml.v3 names the line before the construct's start)
-// as for scanner errors, also in a later document of the file.
+// as for scanner errors, also in a later document of the file, and after
+// a valid flow list or quoted scalar over several lines (whose cut prefix
+// fails too: before, its first line was blamed).
 func TestSyntaxErrorLine(t *testing.T) {
 	head := "title: a\nid: b\nlogsource: {product: linux, category: process_creation}\ndetection:\n  sel:\n"
 	for _, c := range []struct {
@@ -161,6 +163,10 @@ func TestSyntaxErrorLine(t *testing.T) {
 		{"bad indent", head + "    Image: /x\n   condition: sel\n", 7},
 		{"tab", head + "\tImage: /x\n  condition: sel\n", 6},
 		{"second document", head + "    Image: /x\n  condition: sel\n---\n" + strings.Replace(head, "id: b", "id: c", 1) + "    Image: /x\n   condition: sel\n", 15},
+		{"after a flow list over two lines", head + "    Image: [/x,\n      /y]\n   condition: sel\n", 8},
+		{"after a quoted scalar over two lines", head + "    Image: '/x\n      y'\n   condition: sel\n", 8},
+		{"after a flow list further down", head + "    Image: /x\n  condition: sel\nfalsepositives: [a,\n  b]\nlevel: high\n bad: x\n", 11},
+		{"unclosed quote closed far below", head + "    Image: '/x\n  condition: sel\nfalsepositives: [a,\n  b]\nlevel: high\ndescription: it's\n", 6},
 	} {
 		_, problems := parseRules("r.yml", []byte(c.text))
 		if len(problems) != 1 || problems[0].Line != c.line || strings.Contains(problems[0].Reason, "line") {

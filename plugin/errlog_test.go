@@ -1,0 +1,57 @@
+package plugin
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestErrorLogStreamFlags: a stream flag (crlf, no_newline: the line was
+// processed) is logged as flagged, not rejected, and takes no share of
+// parse_error_rate, so the rejections of the same second are logged;
+// rejections over the rate are still suppressed and counted, with the
+// main log and with a parse-error file.
+func TestErrorLogStreamFlags(t *testing.T) {
+	for _, toFile := range []bool{false, true} {
+		var buf bytes.Buffer
+		path := ""
+		if toFile {
+			path = filepath.Join(t.TempDir(), "errors.log")
+		}
+		e, err := newErrorLog(path, 1, slog.New(slog.NewTextHandler(&buf, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.report("crlf", (&InputError{Reason: "crlf"}).Error(), "type=EOE msg=audit(1.000:1): ")
+		e.report("no_newline", (&InputError{Reason: "no_newline", Offset: 9}).Error(), "type=EOE")
+		e.report("truncated", "line 3: value cut", "type=SYSCALL a=\"x")
+		e.report("too_long", "line 4", "xxxx") // over the rate of 1: suppressed
+		e.close()
+		out := buf.String()
+		if toFile {
+			b, _ := os.ReadFile(path)
+			out = string(b)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 3 {
+			t.Fatalf("file=%v: %d entries, want 3 (crlf, no_newline, truncated):\n%s", toFile, len(lines), out)
+		}
+		for i, want := range []string{"reason=crlf ", "reason=no_newline ", "reason=truncated "} {
+			if !strings.Contains(lines[i], want) {
+				t.Errorf("file=%v: entry %d %q lacks %s", toFile, i, lines[i], want)
+			}
+		}
+		if !strings.Contains(lines[0], "the lines are processed") || !strings.Contains(lines[1], "the line is processed") {
+			t.Errorf("file=%v: the flags do not say the lines are processed:\n%s", toFile, out)
+		}
+		if !toFile && (!strings.Contains(lines[0], `msg="flagged input"`) || !strings.Contains(lines[2], `msg="rejected input"`)) {
+			t.Errorf("flag or rejection worded wrongly:\n%s", out)
+		}
+		if e.suppressed != 1 {
+			t.Errorf("file=%v: %d suppressed, want 1 (too_long)", toFile, e.suppressed)
+		}
+	}
+}
