@@ -291,7 +291,7 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 		return err
 	}
 	// A running enricher whose key was rejected is not kept: the new one
-	// reads the key again (api_key_file, the environment), so a SIGHUP
+	// reads the key again (a fixed api_key_file), so a SIGHUP
 	// after the key was fixed brings lookups back.
 	keepVT := reflect.DeepEqual(p.cfg.Enrich.VirusTotal, cfg.Enrich.VirusTotal) &&
 		(p.enr.vt == nil || !p.enr.vt.Disabled())
