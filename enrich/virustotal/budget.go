@@ -96,13 +96,15 @@ func (b *budget) next(now time.Time) time.Time {
 	return t
 }
 
-// overUntil returns the end of a day-or-longer block (exhausted day or
-// month, or a 429 pause past the minute), or the zero time when lookups
-// are only held up by the minute window, if at all.
+// overUntil returns the end of a block longer than the minute window
+// (exhausted day or month, or a 429 pause ending more than a minute from
+// now: the day or month a 429 was blamed on, or a backoff past its first
+// minute), or the zero time when lookups are only held up by the minute
+// window, if at all.
 func (b *budget) overUntil(now time.Time) time.Time {
 	b.roll(now)
 	var t time.Time
-	if p := time.Unix(0, b.PausedUntil); b.Strikes >= 2 && p.After(now) {
+	if p := time.Unix(0, b.PausedUntil); p.Sub(now) > time.Minute {
 		t = p
 	}
 	if b.perDay > 0 && b.DayN >= b.perDay {

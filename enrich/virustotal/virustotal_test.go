@@ -498,6 +498,9 @@ func TestBudgetWindows(t *testing.T) {
 	if u, w := bd.quotaExceeded(mid); w != "day" || !u.Equal(time.Date(2026, 2, 15, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("day used up: %v %s", u, w)
 	}
+	if got := bd.overUntil(mid); !got.Equal(time.Date(2026, 2, 15, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("a 429 blamed on the day: overUntil %v, want midnight", got)
+	}
 	bm := budget{perDay: 100, perMonth: 2}
 	bm.charge(mid)
 	bm.charge(mid)
