@@ -71,7 +71,7 @@ type reads struct {
 	whole    bool // a keyword search reads every value (and an EXECVE's command line)
 	typeText bool // a condition reads the record type as a text
 	fields   []fieldRead
-	args     []int       // the positions in fields of the argument names (a0, a1, ...)
+	args     []argRead   // the argument names (a0, a1, ...) among fields
 	slot     [256]uint16 // by nameHash: the first fieldRead, plus one (0: none)
 }
 
@@ -249,8 +249,8 @@ func (sc *scope) finish() {
 			rs = &sc.byType[t]
 		}
 		for i := range rs.fields {
-			if isArgName(rs.fields[i].name) {
-				rs.args = append(rs.args, i)
+			if n, ok := argNumber(rs.fields[i].name); ok {
+				rs.args = append(rs.args, argRead{i, n})
 			}
 		}
 	}
@@ -414,13 +414,11 @@ func (a *auditCtx) walkFields(x *index, rs *reads, fs []audit.Field, whole, args
 // of rs (every value when whole). scanned: the command line, which holds
 // every argument, is scanned already.
 func (a *auditCtx) walkArgs(x *index, rs *reads, whole, scanned bool, found []uint64) {
-	for _, i := range rs.args {
-		fr := &rs.fields[i]
-		n, _ := argNumber(fr.name)
-		if n >= len(a.s.Args) {
+	for _, ar := range rs.args {
+		if ar.n >= len(a.s.Args) {
 			continue
 		}
-		v := a.s.Args[n]
+		fr, v := &rs.fields[ar.at], a.s.Args[ar.n]
 		if fr.anchor >= 0 {
 			a.anchor(x, fr.anchor, v)
 		}
@@ -438,6 +436,10 @@ func (a *auditCtx) walkArgs(x *index, rs *reads, whole, scanned bool, found []ui
 		}
 	}
 }
+
+// argRead is an argument name of reads.fields: its position there, and
+// the argument's number N of aN.
+type argRead struct{ at, n int }
 
 // laterScan is a value to scan once the anchors are known, if one of the
 // rules of gate is a candidate.

@@ -69,9 +69,8 @@ func BenchmarkSigmaWalkCounts(b *testing.B) {
 				if r.TypeNum == 1309 && !argsRead {
 					// the arguments field maps read (walkArgs), once
 					argsRead = true
-					for _, i := range rs.args {
-						fr := &rs.fields[i]
-						n, _ := argNumber(fr.name)
+					for _, ar := range rs.args {
+						fr, n := &rs.fields[ar.at], ar.n
 						if n >= len(sum.Args) {
 							continue
 						}
