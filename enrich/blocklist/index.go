@@ -271,18 +271,6 @@ func (b *builder) build() *index {
 	return ix
 }
 
-// unhex maps a hex digit of either case to its value.
-var unhex = func() (t [256]byte) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = byte(c - '0')
-	}
-	for c := 'a'; c <= 'f'; c++ {
-		t[c] = byte(c - 'a' + 10)
-		t[c-'a'+'A'] = byte(c - 'a' + 10)
-	}
-	return t
-}()
-
 // listAlgo maps the algorithms the lists hold to theirs.
 var listAlgo = [...]int{audit.MD5: algoMD5, audit.SHA1: algoSHA1, audit.SHA256: algoSHA256, audit.SHA512: algoSHA512,
 	audit.NoDigest: -1, audit.SHA224: -1, audit.SHA384: -1}
@@ -296,12 +284,12 @@ func parseDigest[S []byte | string](s S, d *digest) bool {
 	if !ok || listAlgo[a] < 0 {
 		return false
 	}
-	d.algo = listAlgo[a]
-	dst := d.b[:len(hexs)/2]
-	for i := range dst {
-		dst[i] = unhex[hexs[2*i]]<<4 | unhex[hexs[2*i+1]]
+	n, ok := digesttag.Decode(d.b[:], hexs)
+	if !ok {
+		return false
 	}
-	d.setKey(len(dst))
+	d.algo = listAlgo[a]
+	d.setKey(n)
 	return true
 }
 

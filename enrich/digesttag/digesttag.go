@@ -76,7 +76,18 @@ func round(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
 // does not allocate. SumHex(hex(d)) == Sum(d).
 func (k Key) SumHex(s string) (uint64, bool) {
 	var b [MaxLen]byte
-	if len(s)%2 != 0 || len(s) > 2*MaxLen {
+	n, ok := Decode(b[:], s)
+	if !ok {
+		return 0, false
+	}
+	return k.Sum(b[:n]), true
+}
+
+// Decode writes the bytes of the hex digits s (either case) to dst and
+// returns how many, or false when s is not an even number of hex digits
+// or dst is too short. It does not allocate.
+func Decode[S ~string | ~[]byte](dst []byte, s S) (int, bool) {
+	if len(s)%2 != 0 || len(s) > 2*len(dst) {
 		return 0, false
 	}
 	for i := range len(s) / 2 {
@@ -84,9 +95,9 @@ func (k Key) SumHex(s string) (uint64, bool) {
 		if hi|lo > 0xf {
 			return 0, false
 		}
-		b[i] = hi<<4 | lo
+		dst[i] = hi<<4 | lo
 	}
-	return k.Sum(b[:len(s)/2]), true
+	return len(s) / 2, true
 }
 
 // unhex maps a hex digit of either case to its value, anything else to 0xff.
