@@ -231,7 +231,6 @@ func checkPluginRuns(t *testing.T, ad *auditdtest.Auditd) int {
 	if len(pids) != 1 {
 		t.Fatalf("%d plugin processes under auditd: %v", len(pids), pids)
 	}
-	pid := pids[0]
 	pw := passwdEntry(serviceUser)
 	want := map[string]string{
 		"Uid":        strings.Repeat(pw[2]+"\t", 3) + pw[2],
@@ -242,14 +241,19 @@ func checkPluginRuns(t *testing.T, ad *auditdtest.Auditd) int {
 		"NoNewPrivs": "1",
 	}
 	var st map[string]string
-	// The plugin drops privileges once its files are open.
+	// The plugin drops privileges once its files are open. A process that
+	// auditd replaced meanwhile is one that exited (auditd restarts
+	// plugins up to max_restarts): a failure, reported with what auditd
+	// printed.
+	pid := pids[0]
 	ok := testsupport.Until(10*time.Second, func() bool {
 		var err error
 		st, err = procStatus(pid)
 		return err == nil && st["Uid"] == want["Uid"]
 	})
 	if !ok {
-		t.Fatalf("plugin %d still runs as Uid %q after 10s; want %q", pid, st["Uid"], want["Uid"])
+		t.Fatalf("plugin %d does not run as Uid %q after 10s (status Uid %q; empty: it exited); plugin processes under auditd now: %v; auditd said:\n%s",
+			pid, want["Uid"], st["Uid"], pluginPIDs(ad.PID), ad.Stderr)
 	}
 	t.Logf("plugin pid %d: Uid %s, CapEff %s, NoNewPrivs %s", pid, st["Uid"], st["CapEff"], st["NoNewPrivs"])
 	for k, v := range want {
