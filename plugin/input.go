@@ -124,9 +124,9 @@ func (b *Batch) add(line string, n int64) {
 	b.Lines = append(b.Lines, line)
 }
 
-// numbers walks the line numbers of b in order: the i-th call returns the
-// number of Lines[i-1] (0 when the stream has no lines). It allocates
-// nothing.
+// numbers walks the line numbers of a batch: successive calls of number
+// return those of Lines[0], Lines[1], … (0 when the stream has no
+// lines). It allocates nothing.
 type numbers struct {
 	b    *Batch
 	next int64
