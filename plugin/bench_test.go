@@ -209,7 +209,7 @@ func (r *replayBench) pipeline(b *testing.B, cfg *conf.Config) *Pipeline {
 // the sink).
 func (r *replayBench) feed(b *testing.B, p *Pipeline) {
 	for _, l := range r.lines {
-		p.Handle(l)
+		p.handle(l, inputPos{})
 	}
 	p.Close(b.Context())
 }

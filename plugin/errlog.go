@@ -67,11 +67,21 @@ func (e *errorLog) reopen() error {
 	return old.Close()
 }
 
-// report logs one rejected line or frame. A stream flag (a line that was
-// repaired and processed, reported once per stream: see streamFlags) is
-// logged as "flagged input" and takes no share of the rate, so that it
-// never suppresses a rejection; suppressed_before is then 0.
-func (e *errorLog) report(reason, msg, raw string) {
+// inputPos is where a line was read: file is the path replay was given
+// ("-" for stdin; "" in plugin mode), line its 1-based number in that
+// file (after decompression) or in plugin mode's stream since the start;
+// 0 when not known (binary frames are not lines).
+type inputPos struct {
+	file string
+	line int64
+}
+
+// report logs one rejected line or frame, with its position (file= and
+// line=, each when known). A stream flag (a line that was repaired and
+// processed, reported once per stream: see streamFlags) is logged as
+// "flagged input" and takes no share of the rate, so that it never
+// suppresses a rejection; suppressed_before is then 0.
+func (e *errorLog) report(reason, msg, raw string, at inputPos) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	_, flag := streamFlags[reason]
@@ -92,15 +102,29 @@ func (e *errorLog) report(reason, msg, raw string) {
 		raw = raw[:4096]
 	}
 	if e.f != nil {
-		fmt.Fprintf(e.f, "%s reason=%s suppressed_before=%d msg=%s raw=%s\n",
-			time.Now().UTC().Format(time.RFC3339Nano), reason, suppressed, strconv.Quote(msg), strconv.Quote(raw))
+		pos := ""
+		if at.file != "" {
+			pos += "file=" + strconv.Quote(at.file) + " "
+		}
+		if at.line > 0 {
+			pos += "line=" + strconv.FormatInt(at.line, 10) + " "
+		}
+		fmt.Fprintf(e.f, "%s %sreason=%s suppressed_before=%d msg=%s raw=%s\n",
+			time.Now().UTC().Format(time.RFC3339Nano), pos, reason, suppressed, strconv.Quote(msg), strconv.Quote(raw))
 		return
 	}
 	what := "rejected input"
 	if flag {
 		what = "flagged input"
 	}
-	e.log.Warn(what, "reason", reason, "err", msg, "raw", raw, "suppressed_before", suppressed)
+	args := make([]any, 0, 12)
+	if at.file != "" {
+		args = append(args, "file", at.file)
+	}
+	if at.line > 0 {
+		args = append(args, "line", at.line)
+	}
+	e.log.Warn(what, append(args, "reason", reason, "err", msg, "raw", raw, "suppressed_before", suppressed)...)
 }
 
 func (e *errorLog) close() {

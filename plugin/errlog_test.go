@@ -13,7 +13,8 @@ import (
 // processed) is logged as flagged, not rejected, and takes no share of
 // parse_error_rate, so the rejections of the same second are logged;
 // rejections over the rate are still suppressed and counted, with the
-// main log and with a parse-error file.
+// main log and with a parse-error file. Every entry gives the line's
+// position: file= (replay) and line=, each when known.
 func TestErrorLogStreamFlags(t *testing.T) {
 	for _, toFile := range []bool{false, true} {
 		var buf bytes.Buffer
@@ -25,10 +26,10 @@ func TestErrorLogStreamFlags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.report("crlf", (&InputError{Reason: "crlf"}).Error(), "type=EOE msg=audit(1.000:1): ")
-		e.report("no_newline", (&InputError{Reason: "no_newline", Offset: 9}).Error(), "type=EOE")
-		e.report("truncated", "line 3: value cut", "type=SYSCALL a=\"x")
-		e.report("too_long", "line 4", "xxxx") // over the rate of 1: suppressed
+		e.report("crlf", (&InputError{Reason: "crlf"}).Error(), "type=EOE msg=audit(1.000:1): ", inputPos{file: "a b.log", line: 1})
+		e.report("no_newline", (&InputError{Reason: "no_newline", Offset: 9}).Error(), "type=EOE", inputPos{file: "-", line: 2})
+		e.report("truncated", "value cut", "type=SYSCALL a=\"x", inputPos{line: 3})
+		e.report("too_long", "line 4", "xxxx", inputPos{line: 4}) // over the rate of 1: suppressed
 		e.close()
 		out := buf.String()
 		if toFile {
@@ -43,6 +44,19 @@ func TestErrorLogStreamFlags(t *testing.T) {
 			if !strings.Contains(lines[i], want) {
 				t.Errorf("file=%v: entry %d %q lacks %s", toFile, i, lines[i], want)
 			}
+		}
+		// The position: file= as given (quoted when it has to be: slog
+		// quotes only then, the file always), line= when known.
+		for i, want := range []string{`file="a b.log" line=1 `, "file=- line=2 ", "line=3 "} {
+			if toFile && i == 1 {
+				want = `file="-" line=2 `
+			}
+			if !strings.Contains(lines[i], want) {
+				t.Errorf("file=%v: entry %d %q lacks %s", toFile, i, lines[i], want)
+			}
+		}
+		if strings.Contains(lines[2], "file=") {
+			t.Errorf("file=%v: plugin mode's entry names a file: %s", toFile, lines[2])
 		}
 		if !strings.Contains(lines[0], "the lines are processed") || !strings.Contains(lines[1], "the line is processed") {
 			t.Errorf("file=%v: the flags do not say the lines are processed:\n%s", toFile, out)

@@ -339,12 +339,10 @@ func TestHostileBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := make(chan []string, 8)
+	ch := make(chan Batch, 8)
 	go func() { _ = rd.RunBlocking(ch); close(ch) }()
 	for b := range ch {
-		for _, l := range b {
-			p.Handle(l)
-		}
+		p.handleBatch(b, "bin.dat")
 	}
 	p.Close(context.Background())
 	out, _ := os.ReadFile(filepath.Join(dir, "out.jsonl"))

@@ -34,6 +34,7 @@ type InputError struct {
 	Reason string // too_long, nul_byte, invalid_utf8, no_newline, crlf, bad_frame, queue_full
 	Raw    []byte // a bounded copy of the offending bytes
 	Offset int64  // byte offset in the stream where the line or frame starts (bad_frame, queue_full: where the reader was)
+	Line   int64  // 1-based number of the line in the stream (string framing); 0 for frames and queue_full
 }
 
 func (e *InputError) Error() string {
@@ -70,7 +71,8 @@ func (e *FormatMismatchError) Error() string {
 		"(the plugins.d file says format = %s); set the same format in both", e.Framing, e.Stream, e.Stream)
 }
 
-// Reader reads auditd's plugin stream and hands out lines in batches.
+// Reader reads auditd's plugin stream and hands out lines in batches,
+// with their line numbers in the stream (see Batch).
 //
 // It only reads, frames and copies; it never waits on parsing, enrichment
 // or sinks: Run sends each batch with a non-blocking send and counts the
@@ -90,6 +92,60 @@ type Reader struct {
 	// while auto-detection waits for the bytes after it (skipPadding).
 	undecided int
 	flagged   map[string]bool // the stream flags reported already
+	line      int64           // lines read so far (string framing), the current one included
+}
+
+// Batch is a run of lines the reader hands out, in stream order, with
+// their line numbers in the stream: Lines[0] is line First, and each
+// next one the line after, but where gaps says lines the reader did not
+// hand out (rejected or empty) came between. Binary frames are not lines:
+// First is then 0, and so are the numbers.
+type Batch struct {
+	Lines []string
+	First int64
+	gaps  []gap // nil unless lines were skipped inside the batch
+	last  int64 // the number of the last line added
+}
+
+// gap is lines lines the reader skipped right before Lines[before].
+type gap struct {
+	before int
+	lines  int64
+}
+
+// add appends line, whose number in the stream is n (0: not a line).
+func (b *Batch) add(line string, n int64) {
+	if len(b.Lines) == 0 {
+		b.First = n
+	} else if n > b.last+1 {
+		b.gaps = append(b.gaps, gap{before: len(b.Lines), lines: n - b.last - 1})
+	}
+	b.last = n
+	b.Lines = append(b.Lines, line)
+}
+
+// numbers walks the line numbers of a batch: successive calls of number
+// return those of Lines[0], Lines[1], … (0 when the stream has no
+// lines). It allocates nothing.
+type numbers struct {
+	b    *Batch
+	next int64
+	i, g int
+}
+
+func (b *Batch) numbers() numbers { return numbers{b: b, next: b.First} }
+
+func (w *numbers) number() int64 {
+	if w.g < len(w.b.gaps) && w.b.gaps[w.g].before == w.i {
+		w.next += w.b.gaps[w.g].lines
+		w.g++
+	}
+	n := w.next
+	w.i++
+	if n > 0 {
+		w.next++
+	}
+	return n
 }
 
 // InputStats are the reader's counters.
@@ -209,45 +265,46 @@ func (rd *Reader) Framing() string { return rd.framing }
 // without ever blocking on it (plugin mode). It returns nil at EOF, and a
 // *FormatMismatchError (counted as format_mismatch) before reading on when
 // the stream's first bytes are in the other format.
-func (rd *Reader) Run(out chan<- []string) error { return rd.run(out, false) }
+func (rd *Reader) Run(out chan<- Batch) error { return rd.run(out, false) }
 
 // RunBlocking is Run for replay: it waits for room in out instead of
 // dropping, since a file can wait.
-func (rd *Reader) RunBlocking(out chan<- []string) error { return rd.run(out, true) }
+func (rd *Reader) RunBlocking(out chan<- Batch) error { return rd.run(out, true) }
 
-func (rd *Reader) run(out chan<- []string, block bool) error {
+func (rd *Reader) run(out chan<- Batch, block bool) error {
 	if err := rd.checkFormat(); err != nil {
 		return err
 	}
-	batch := make([]string, 0, 256)
+	batch := Batch{Lines: make([]string, 0, 256)}
 	flush := func() {
-		if len(batch) == 0 {
+		n := len(batch.Lines)
+		if n == 0 {
 			return
 		}
 		if block {
 			out <- batch
-			batch = make([]string, 0, 256)
+			batch = Batch{Lines: make([]string, 0, 256)}
 			return
 		}
 		select {
 		case out <- batch:
-			n := rd.stats.QueueLen.Value() + int64(len(batch))
-			rd.stats.QueueLen.Set(n)
-			if n > rd.stats.QueueHigh.Value() {
-				rd.stats.QueueHigh.Set(n)
+			q := rd.stats.QueueLen.Value() + int64(n)
+			rd.stats.QueueLen.Set(q)
+			if q > rd.stats.QueueHigh.Value() {
+				rd.stats.QueueHigh.Set(q)
 			}
 		default:
-			rd.stats.Dropped.Add(uint64(len(batch)))
+			rd.stats.Dropped.Add(uint64(n))
 			rd.onError(&InputError{Reason: "queue_full", Offset: rd.offset,
-				Raw: []byte(fmt.Sprintf("pipeline queue full: dropped %d records", len(batch)))})
+				Raw: []byte(fmt.Sprintf("pipeline queue full: dropped %d records", n))})
 		}
-		batch = make([]string, 0, 256)
+		batch = Batch{Lines: make([]string, 0, 256)}
 	}
 	for {
 		line, err := rd.next()
 		if line != "" {
-			batch = append(batch, line)
-			if len(batch) == cap(batch) || rd.r.Buffered() == 0 {
+			batch.add(line, rd.line)
+			if len(batch.Lines) == cap(batch.Lines) || rd.r.Buffered() == 0 {
 				flush()
 			}
 		}
@@ -300,14 +357,18 @@ func (rd *Reader) nextString() (string, error) {
 			n += int64(len(b))
 		}
 		rd.offset += n
+		rd.line++
 		rd.stats.Bytes.Add(uint64(n))
 		rd.stats.Errors["too_long"].Inc()
-		rd.onError(&InputError{Reason: "too_long", Raw: head, Offset: rd.offset - n})
+		rd.onError(&InputError{Reason: "too_long", Raw: head, Offset: rd.offset - n, Line: rd.line})
 		return "", err
 	}
 	start := rd.offset // where the line starts: every report gives it
 	rd.offset += int64(len(b))
 	rd.stats.Bytes.Add(uint64(len(b)))
+	if len(b) > 0 {
+		rd.line++
+	}
 	if len(b) > 0 && b[len(b)-1] == '\n' {
 		b = b[:len(b)-1]
 		if len(b) > 0 && b[len(b)-1] == '\r' {
@@ -331,7 +392,8 @@ func (rd *Reader) nextString() (string, error) {
 }
 
 // flag counts and reports a line that is still handed on, with a bounded
-// copy of it; off is where the line starts in the stream. A stream flag
+// copy of it; off is where the line starts in the stream, and its number
+// is the current line's (0 for a frame). A stream flag
 // (streamFlags) is reported for its first line only.
 func (rd *Reader) flag(reason string, b []byte, off int64) {
 	rd.stats.Errors[reason].Inc()
@@ -344,7 +406,7 @@ func (rd *Reader) flag(reason string, b []byte, off int64) {
 		}
 		rd.flagged[reason] = true
 	}
-	rd.onError(&InputError{Reason: reason, Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: off})
+	rd.onError(&InputError{Reason: reason, Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: off, Line: rd.line})
 }
 
 // keep copies b into the chunk slab, checks it, and returns it as a string.

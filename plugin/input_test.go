@@ -31,11 +31,12 @@ func (t *trickle) Read(p []byte) (int, error) {
 }
 
 type readResult struct {
-	lines  []string
-	errs   []*InputError
-	stats  *InputStats
-	err    error
-	reader *Reader
+	lines   []string
+	numbers []int64 // the line number of each of lines
+	errs    []*InputError
+	stats   *InputStats
+	err     error
+	reader  *Reader
 }
 
 func (r *readResult) count(reason string) uint64 { return r.stats.Errors[reason].Value() }
@@ -49,11 +50,15 @@ func readAll(t testing.TB, in io.Reader, framing string, maxLine int) *readResul
 		t.Fatal(err)
 	}
 	res.reader = rd
-	ch := make(chan []string, 4)
+	ch := make(chan Batch, 4)
 	done := make(chan error, 1)
 	go func() { done <- rd.RunBlocking(ch); close(ch) }()
 	for b := range ch {
-		res.lines = append(res.lines, b...)
+		res.lines = append(res.lines, b.Lines...)
+		nums := b.numbers()
+		for range b.Lines {
+			res.numbers = append(res.numbers, nums.number())
+		}
 	}
 	res.err = <-done
 	return res
@@ -481,14 +486,15 @@ func TestBinaryAutoFirstFrameNotHeld(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := make(chan []string, 4)
+		out := make(chan Batch, 4)
 		done := make(chan error, 1)
 		go func() { done <- rd.Run(out) }()
 		first := frame(0, 1300, "audit(1.000:1): arch=c000003e syscall=59", fixed)
 		go func() { _, _ = pw.Write(first) }()
 		var got []string
 		select {
-		case got = <-out:
+		case b := <-out:
+			got = b.Lines
 		case <-time.After(3 * time.Second):
 			t.Fatalf("fixed=%v: first frame not handed out after 3s (framing %s)", fixed, rd.Framing())
 		}
@@ -498,7 +504,7 @@ func TestBinaryAutoFirstFrameNotHeld(t *testing.T) {
 			t.Fatal(err)
 		}
 		for len(out) > 0 {
-			got = append(got, <-out...)
+			got = append(got, (<-out).Lines...)
 		}
 		want := []string{"type=SYSCALL msg=audit(1.000:1): arch=c000003e syscall=59", "type=EOE msg=audit(1.000:1): "}
 		if strings.Join(got, "|") != strings.Join(want, "|") {
@@ -522,7 +528,7 @@ func TestRunNeverBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	full := make(chan []string) // nobody receives
+	full := make(chan Batch) // nobody receives
 	done := make(chan error, 1)
 	go func() { done <- rd.Run(full) }()
 	select {
@@ -542,13 +548,13 @@ func TestRunNeverBlocks(t *testing.T) {
 	// With room, Run delivers and tracks the queue depth.
 	stats = NewInputStats(&metrics.Registry{})
 	rd, _ = NewReader(strings.NewReader(in), FramingString, 64<<10, stats, func(e *InputError) { t.Errorf("report %v", e) })
-	roomy := make(chan []string, 1024)
+	roomy := make(chan Batch, 1024)
 	if err := rd.Run(roomy); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for len(roomy) > 0 {
-		n += len(<-roomy)
+		n += len((<-roomy).Lines)
 	}
 	if n != len(lines) || stats.Dropped.Value() != 0 || stats.QueueLen.Value() != int64(n) || stats.QueueHigh.Value() < int64(n) {
 		t.Errorf("delivered %d of %d, dropped %d, queue %d high %d", n, len(lines), stats.Dropped.Value(), stats.QueueLen.Value(), stats.QueueHigh.Value())

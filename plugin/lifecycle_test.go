@@ -320,3 +320,47 @@ func TestSIGHUPEmptyConfigKept(t *testing.T) {
 		t.Errorf("the file sink got %d documents, want %d (all of them, across the refused reload); stderr:\n%s", got, want, stderr.String())
 	}
 }
+
+// TestPluginRejectedLineNumber: plugin mode logs a rejected line with its
+// number in the stream since the start (line=), counted across reads and
+// batches, and names no file.
+func TestPluginRejectedLineNumber(t *testing.T) {
+	dir := t.TempDir()
+	bin := testsupport.PluginBinary(t)
+	cfg := filepath.Join(dir, "config.toml")
+	writeFile(t, cfg, fmt.Sprintf("user = \"root\"\nstate_dir = %q\n[log]\nsyslog = false\n[status]\ninterval = \"0s\"\n"+
+		"[[sink]]\ntype = \"file\"\n[sink.file]\npath = %q\n", dir, filepath.Join(dir, "events.json")))
+	cmd, stdin, stderr := runPlugin(t, bin, cfg)
+	good := captureLines(t)[:10]
+	if _, err := io.WriteString(stdin, strings.Join(good, "\n")+"\n"); err != nil { // lines 1-10
+		t.Fatal(err)
+	}
+	if !testsupport.Until(5*time.Second, func() bool { return countLines(t, filepath.Join(dir, "events.json")) > 0 }) {
+		t.Fatalf("the first lines made no event; stderr:\n%s", stderr.String())
+	}
+	// Line 11 rejected, 12 empty (skipped), 13 rejected.
+	if _, err := io.WriteString(stdin, "not an audit record\n\ntype=SYSCALL msg=audit(1.000:1): exe=\"/bin/x\n"); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if !strings.Contains(l, `msg="rejected input"`) {
+			continue
+		}
+		if strings.Contains(l, " file=") {
+			t.Errorf("plugin mode names a file: %s", l)
+		}
+		for _, f := range strings.Fields(l) {
+			if strings.HasPrefix(f, "line=") || strings.HasPrefix(f, "reason=") {
+				got = append(got, f)
+			}
+		}
+	}
+	if want := "line=11 reason=no_type line=13 reason=truncated"; strings.Join(got, " ") != want {
+		t.Errorf("rejected input logged as %q, want %q; stderr:\n%s", strings.Join(got, " "), want, stderr.String())
+	}
+}

@@ -181,7 +181,7 @@ address = %q
 				t.Fatal(err)
 			}
 			for _, l := range first {
-				p.Handle(l)
+				p.handle(l, inputPos{})
 			}
 			p.Idle()
 			acked := waitAcked(t, p, reg, "udp")
@@ -194,7 +194,7 @@ address = %q
 				t.Fatalf("reload error %v, want one naming %s", err, tc.wantErr)
 			}
 			for _, l := range second {
-				p.Handle(l)
+				p.handle(l, inputPos{})
 			}
 			p.Idle()
 			if after := waitAcked(t, p, reg, "udp"); after < acked {

@@ -121,7 +121,8 @@ func (p *Pipeline) settleLookups(ctx context.Context) {
 	s.Settle(ctx)
 }
 
-// replayFile runs one file; its error reads "NAME: reason".
+// replayFile runs one file; its error reads "NAME: reason". Each line it
+// rejects is logged with file=NAME and its line= number in the file.
 func replayFile(ctx context.Context, p *Pipeline, name string, opt ReplayOptions, maxLine int) error {
 	r, size, closeFn, err := openLog(name, opt.Stdin)
 	if err != nil {
@@ -129,7 +130,7 @@ func replayFile(ctx context.Context, p *Pipeline, name string, opt ReplayOptions
 	}
 	defer closeFn()
 	rd, err := NewReader(r, FramingString, maxLine, NewInputStats(metrics.Default), func(e *InputError) {
-		p.errlog.report(e.Reason, fmt.Sprintf("%s: %s", name, e.Error()), string(e.Raw))
+		p.errlog.report(e.Reason, e.Error(), string(e.Raw), inputPos{file: name, line: e.Line})
 	})
 	if err != nil {
 		return err
@@ -139,14 +140,14 @@ func replayFile(ctx context.Context, p *Pipeline, name string, opt ReplayOptions
 		stop := showProgress(opt.Progress, name, size, &records, p.events)
 		defer stop()
 	}
-	ch := make(chan []string, 4)
+	ch := make(chan Batch, 4)
 	errc := make(chan error, 1)
 	go func() { errc <- rd.RunBlocking(ch); close(ch) }()
 	// The cancel is watched while the input is idle too (a pipe or a
 	// terminal that sends nothing); the reading goroutine is then left
 	// blocked in its read, which the process's exit ends.
 	for {
-		var batch []string
+		var batch Batch
 		var ok bool
 		select {
 		case <-ctx.Done():
@@ -156,10 +157,8 @@ func replayFile(ctx context.Context, p *Pipeline, name string, opt ReplayOptions
 		if !ok {
 			break
 		}
-		for _, l := range batch {
-			p.Handle(l)
-		}
-		records.Add(uint64(len(batch)))
+		p.handleBatch(batch, name)
+		records.Add(uint64(len(batch.Lines)))
 	}
 	if err := <-errc; err != nil {
 		// [input] format does not apply to replay, which reads text only:

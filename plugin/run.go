@@ -209,9 +209,10 @@ func (p *Pipeline) logAlert(rep sinks.AlertReport) {
 	p.log.Warn("sink lost documents", "sink", rep.Sink, "count", rep.Count(), "by_reason", rep.Detail(), "total", rep.Total)
 }
 
-// Handle parses one line and pushes it into reassembly. Bad lines are
-// counted and logged; they never stop the stream.
-func (p *Pipeline) Handle(line string) {
+// handle parses one line and pushes it into reassembly. Bad lines are
+// counted and logged with at, where the line was read; they never stop
+// the stream.
+func (p *Pipeline) handle(line string, at inputPos) {
 	rec, err := p.parser.Parse(line)
 	if err != nil {
 		reason := audit.Reason(err)
@@ -220,11 +221,21 @@ func (p *Pipeline) Handle(line string) {
 			c = p.badLines["other"]
 		}
 		c.Inc()
-		p.errlog.report(reason, err.Error(), line)
+		p.errlog.report(reason, err.Error(), line, at)
 		return
 	}
 	p.parsed.Inc()
 	p.reasm.Push(rec)
+}
+
+// handleBatch passes a batch of the reader's lines to handle in order,
+// each with its position: file (as replay was given it; "" in plugin
+// mode) and its line number from the batch.
+func (p *Pipeline) handleBatch(b Batch, file string) {
+	nums := b.numbers()
+	for _, l := range b.Lines {
+		p.handle(l, inputPos{file: file, line: nums.number()})
+	}
 }
 
 // Maintain emits the held and timed-out events that are due (live mode)
@@ -431,12 +442,12 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 	}
 	stats := NewInputStats(metrics.Default)
 	rd, err := NewReader(NewCoalescingReader(newReadyReader(in, cfg.Input.Coalesce), cfg.Input.Coalesce), cfg.Input.Format, cfg.Input.MaxLineBytes, stats, func(e *InputError) {
-		p.errlog.report(e.Reason, e.Error(), string(e.Raw))
+		p.errlog.report(e.Reason, e.Error(), string(e.Raw), inputPos{line: e.Line})
 	})
 	if err != nil {
 		return err
 	}
-	lines := make(chan []string, cfg.Input.QueueBatches)
+	lines := make(chan Batch, cfg.Input.QueueBatches)
 	readErr := make(chan error, 1)
 	readerDone := make(chan struct{})
 	go func() { readErr <- rd.Run(lines); close(lines); close(readerDone) }()
@@ -519,7 +530,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 				return shutdown(p, status, log, time.Now().Add(ShutdownGrace))
 			}
 			now := time.Now()
-			handleBatch(p, stats, batch, now)
+			takeBatch(p, stats, batch, now)
 			dirty = true
 			if now.Sub(maintained) >= FlushInterval {
 				maintain(now)
@@ -612,7 +623,7 @@ func (p *Pipeline) abortBuffered() {
 // with no new batch, or at deadline. What is left (the pipeline is held up
 // by a blocking sink, or input never paused) is counted by shutdown as
 // unprocessed.
-func drainRead(p *Pipeline, lines <-chan []string, stats *InputStats, deadline time.Time) {
+func drainRead(p *Pipeline, lines <-chan Batch, stats *InputStats, deadline time.Time) {
 	idle := time.NewTimer(drainIdle)
 	defer idle.Stop()
 	for time.Now().Before(deadline) {
@@ -621,7 +632,7 @@ func drainRead(p *Pipeline, lines <-chan []string, stats *InputStats, deadline t
 			if !ok {
 				return
 			}
-			handleBatch(p, stats, batch, time.Now())
+			takeBatch(p, stats, batch, time.Now())
 			idle.Reset(drainIdle)
 		case <-idle.C:
 			return
@@ -632,23 +643,21 @@ func drainRead(p *Pipeline, lines <-chan []string, stats *InputStats, deadline t
 // drainIdle is how long drainRead waits for more input after a stop signal.
 const drainIdle = 50 * time.Millisecond
 
-// handleBatch takes one batch off the input queue into the pipeline. now
+// takeBatch takes one batch off the input queue into the pipeline. now
 // is the wall clock when the batch was taken: its records are stamped with
 // it (one clock read per batch; the reassembler's clock is otherwise set
 // only by maintenance, which stops while the plugin is idle).
-func handleBatch(p *Pipeline, stats *InputStats, batch []string, now time.Time) {
-	stats.QueueLen.Add(-int64(len(batch)))
+func takeBatch(p *Pipeline, stats *InputStats, batch Batch, now time.Time) {
+	stats.QueueLen.Add(-int64(len(batch.Lines)))
 	p.reasm.SetNow(now)
-	for _, l := range batch {
-		p.Handle(l)
-	}
+	p.handleBatch(batch, "")
 }
 
 // stopOnSignal stops the plugin after SIGTERM or SIGINT: it takes in what
 // the reader still has (drainRead, for up to half of ShutdownGrace), then
 // shuts down by the same deadline, ShutdownGrace after the signal, so the
 // drain and the shutdown together stay within it.
-func stopOnSignal(p *Pipeline, lines <-chan []string, st *status, log *slog.Logger) error {
+func stopOnSignal(p *Pipeline, lines <-chan Batch, st *status, log *slog.Logger) error {
 	deadline := time.Now().Add(ShutdownGrace)
 	drainRead(p, lines, st.in, deadline.Add(-ShutdownGrace/2))
 	return shutdown(p, st, log, deadline)

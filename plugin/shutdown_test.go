@@ -41,7 +41,7 @@ address = %q
 		t.Fatal(err)
 	}
 	stats := NewInputStats(reg)
-	lines := make(chan []string)
+	lines := make(chan Batch)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -49,7 +49,7 @@ address = %q
 			line := fmt.Sprintf("type=DAEMON_END msg=audit(1795618623.899:%d): op=terminate auid=0 uid=0 ses=4294967295 pid=14189 res=success", i)
 			stats.QueueLen.Add(1)
 			select {
-			case lines <- []string{line}:
+			case lines <- Batch{Lines: []string{line}, First: int64(i)}:
 			case <-done:
 				return
 			}

@@ -48,7 +48,7 @@ func TestSIGHUPKeepsSigmaRulesAndProcTable(t *testing.T) {
 				p.Close(ctx)
 			}()
 			for _, l := range first {
-				p.Handle(l)
+				p.handle(l, inputPos{})
 			}
 			p.Idle()
 			known := p.enr.proc.Stats().Len

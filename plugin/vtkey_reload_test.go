@@ -57,7 +57,7 @@ path = %q
 	}
 	defer p.Close(context.Background())
 	for _, l := range imaLines(1, "/usr/local/bin/one", strings.Repeat("1", 64)) {
-		p.Handle(l)
+		p.handle(l, inputPos{})
 	}
 	p.Idle()
 	fake.WaitRequests(t, 1)
@@ -69,7 +69,7 @@ path = %q
 		t.Fatal(err)
 	}
 	for _, l := range imaLines(2, "/usr/local/bin/two", strings.Repeat("2", 64)) {
-		p.Handle(l)
+		p.handle(l, inputPos{})
 	}
 	p.Idle()
 	if !testsupport.Until(5*time.Second, func() bool { return slices.Contains(fake.APIKeys(), good) }) {
