@@ -143,7 +143,8 @@ func checkDir(d string) error {
 // meets all of them. The user is the SYSCALL (or INTEGRITY_RULE) uid, by
 // its ENRICHED name when the record has one. Files are PATH names (relative
 // ones joined to the CWD) and INTEGRITY_RULE files. Keys are the records'
-// key fields. The parent is the one the proc enricher found.
+// key fields. The parent and the ancestors are the ones the proc enricher
+// found.
 type RuleConfig struct {
 	// Name identifies the rule; it becomes the tag "hunt:<name>". Letters,
 	// digits, '_', '-' and '.'; required.
@@ -196,6 +197,23 @@ type RuleConfig struct {
 	// these globs, or its base name one of these name globs (one condition).
 	ParentExe  []string `toml:"parent_exe"`
 	ParentName []string `toml:"parent_name"`
+	// AncestorExe and AncestorName: one of the first AncestorDepth
+	// ancestors (the parent is the first, its parent the second, ...) has
+	// an executable path that matches one of these globs, or a base name
+	// that matches one of these name globs (one condition). It is a
+	// condition of its own: with parent_* as well, both must hold, each on
+	// its own ancestor or on the same one (the parent). The ancestors are
+	// those the proc enricher found (ev.Ancestry, [enrich.proc] ancestry
+	// long at most, stopping at the first unknown one); with ancestry = 0
+	// the parent alone. An ancestor whose executable is unknown matches
+	// nothing, but counts towards the depth; a shorter chain is tested as
+	// far as it goes, and an event without a known parent never matches.
+	AncestorExe  []string `toml:"ancestor_exe"`
+	AncestorName []string `toml:"ancestor_name"`
+	// AncestorDepth is how many ancestors ancestor_exe and ancestor_name
+	// look at, 1..16 (0 or left out: 2, the parent and the grandparent).
+	// It needs ancestor_exe or ancestor_name.
+	AncestorDepth int `toml:"ancestor_depth"`
 	// Key: some audit key of the event matches one of these globs.
 	Key []string `toml:"key"`
 	// Blocklisted and VTMaliciousMin: a hash of the event is on a

@@ -24,6 +24,7 @@ func TestGateKeepsMatches(t *testing.T) {
 		{exe: "/tmp/java"}, {exe: "/opt/app/sudo"}, {exe: "/usr/bin/nc.traditional", uid: 33, user: "www-data", parent: "/usr/sbin/apache2"},
 		{syscall: "2", exe: "/usr/bin/cat", paths: []string{"/etc/shadow"}}, {syscall: "ima", exe: "/tmp/x", blocked: true},
 		{syscall: "ima", exe: "/usr/bin/x", pkg: "modified", vt: 5},
+		{exe: "/usr/bin/ls", uid: 120, user: "rabbitmq", parent: "/bin/sh", ancestors: []string{"/usr/lib/erlang/erts-13.2/bin/erl_child_setup"}},
 	}
 	for _, c := range conditionCases {
 		events = append(events, c.ev)
@@ -65,7 +66,7 @@ func caseRules(prefix string, cases []conditionCase) []RuleConfig {
 // ungate turns e's gate off: no rule ruled out, every fact taken.
 func ungate(e *Enricher) *Enricher {
 	all := e.gate.all
-	e.gate = gate{all: all, files: all, parent: all}
+	e.gate = gate{all: all, files: all, parent: all, ancestry: all}
 	return e
 }
 
@@ -88,7 +89,7 @@ func ungatedHits(t testing.TB, ungated *Enricher, event *audit.Event) []string {
 
 // With more than 64 rules the gate covers the first 64 only: an event
 // that rules all of them out still gives the rules past 64 every fact
-// (here the parent and the files of a non-exec event).
+// (here the parent, the ancestors and the files of a non-exec event).
 func TestGateLateRulesGetFacts(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.UseDefaults = false
@@ -96,12 +97,13 @@ func TestGateLateRulesGetFacts(t *testing.T) {
 		cfg.Rules = append(cfg.Rules, RuleConfig{Name: fmt.Sprintf("x%d", i), Severity: "low", Exec: true})
 	}
 	cfg.Rules = append(cfg.Rules,
-		RuleConfig{Name: "late_parent", Severity: "low", ParentName: []string{"apache2"}},
-		RuleConfig{Name: "late_file", Severity: "low", File: []string{"/etc/shadow"}})
-	x := ev{syscall: "2", exe: "/usr/bin/cat", parent: "/usr/sbin/apache2", paths: []string{"/etc/shadow"}}
+		RuleConfig{Name: "late_parent", Severity: "low", ParentName: []string{"sh"}},
+		RuleConfig{Name: "late_file", Severity: "low", File: []string{"/etc/shadow"}},
+		RuleConfig{Name: "late_ancestor", Severity: "low", AncestorName: []string{"apache2"}})
+	x := ev{syscall: "2", exe: "/usr/bin/cat", parent: "/bin/sh", ancestors: []string{"/usr/sbin/apache2"}, paths: []string{"/etc/shadow"}}
 	got := hits(t, mustEnricher(t, cfg), x.build())
 	want := ungatedHits(t, ungate(mustEnricher(t, cfg)), x.build())
-	if !slices.Equal(got, want) || len(want) != 2 {
-		t.Errorf("hits %q, without the gate %q (want both late rules)", got, want)
+	if !slices.Equal(got, want) || len(want) != 3 {
+		t.Errorf("hits %q, without the gate %q (want the three late rules)", got, want)
 	}
 }

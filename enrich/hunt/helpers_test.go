@@ -21,9 +21,15 @@ type ev struct {
 	cwd     string
 	paths   []string
 	parent  string // parent executable
-	blocked bool
-	vt      int64  // VirusTotal malicious count; -1 for a pending lookup
-	pkg     string // package status from the packages enricher
+	// ancestors are the executables of the parent's ancestors, its
+	// parent first ("" for one whose executable is unknown). With parent
+	// set, Ancestry is the parent followed by these, as the proc enricher
+	// sets it with [enrich.proc] ancestry >= 1, unless noAncestry.
+	ancestors  []string
+	noAncestry bool // leave Ancestry nil, as with [enrich.proc] ancestry = 0
+	blocked    bool
+	vt         int64  // VirusTotal malicious count; -1 for a pending lookup
+	pkg        string // package status from the packages enricher
 }
 
 // build turns e into an audit.Event as the parser and the earlier
@@ -70,6 +76,12 @@ func (e ev) build() *audit.Event {
 	}
 	if e.parent != "" {
 		out.Parent = &audit.Process{PID: 1943, Executable: e.parent, Args: []string{filepath.Base(e.parent)}, UID: "0"}
+		if !e.noAncestry {
+			out.Ancestry = []*audit.Process{out.Parent}
+			for i, a := range e.ancestors {
+				out.Ancestry = append(out.Ancestry, &audit.Process{PID: 1900 - i, Executable: a, UID: "0"})
+			}
+		}
 	}
 	if e.blocked {
 		out.Blocklist = []audit.ListHit{{List: "malwarebazaar", Label: "Mirai", Hash: "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"}}

@@ -11,7 +11,8 @@
 // inline rules, then the rules file (a rule that replaces another keeps that
 // one's place).
 //
-// Parent conditions use ev.Parent, verdict conditions use ev.Blocklist and
+// Parent conditions use ev.Parent, ancestor conditions ev.Ancestry (or
+// ev.Parent without it), verdict conditions use ev.Blocklist and
 // ev.VirusTotal, and package_status uses ev.Package, so the hunt enricher
 // must run after proc, blocklist, packages and virustotal.
 package hunt
@@ -47,6 +48,7 @@ type Enricher struct {
 	temp      dirSet
 	system    dirSet
 	needFiles bool
+	ancDepth  int  // the deepest ancestor condition (0: none)
 	imaExec   bool // Config.IMAAloneIsExec
 	exes      *exeCache
 	gate      gate
@@ -118,6 +120,7 @@ func newEnricher(cfg Config, lookupUser func(string) (uint32, bool), reg *metric
 		hits:    reg.Counter("audisp_enrich_hunt_hits_total", "", "Hunting rule matches.")}
 	for _, r := range e.rules {
 		e.needFiles = e.needFiles || r.needFiles
+		e.ancDepth = max(e.ancDepth, r.ancDepth)
 	}
 	e.gate = newGate(e.rules)
 	slog.Info("hunt: rules loaded", "rules", len(e.rules), "builtin", cfg.UseDefaults, "file", cfg.RulesFile)
@@ -253,13 +256,14 @@ type hitBlock struct {
 // 64 rules (bit i for the i-th) that cannot match, so that Enrich calls
 // match only for the others: what it rules out, match would reject.
 type gate struct {
-	all     uint64 // every rule (of the first 64)
-	exec    uint64 // rules for execs only
-	verdict uint64 // rules that need a blocklist or VirusTotal verdict
-	pkg     uint64 // rules that need a package status
-	exe     uint64 // rules with exe conditions
-	files   uint64 // rules with file conditions
-	parent  uint64 // rules with parent conditions
+	all      uint64 // every rule (of the first 64)
+	exec     uint64 // rules for execs only
+	verdict  uint64 // rules that need a blocklist or VirusTotal verdict
+	pkg      uint64 // rules that need a package status
+	exe      uint64 // rules with exe conditions
+	files    uint64 // rules with file conditions
+	parent   uint64 // rules with parent conditions
+	ancestry uint64 // rules with ancestor conditions
 }
 
 func newGate(rules []*rule) gate {
@@ -284,6 +288,9 @@ func newGate(rules []*rule) gate {
 		}
 		if !r.parent.empty() || !r.parentName.empty() {
 			g.parent |= bit
+		}
+		if r.ancDepth > 0 {
+			g.ancestry |= bit
 		}
 	}
 	return g
@@ -347,6 +354,9 @@ func (r *rule) match(f *facts, e *Enricher, i int) bool {
 			return false
 		}
 	}
+	if r.ancDepth > 0 && !r.matchAncestors(f) {
+		return false
+	}
 	if !r.key.empty() && !anyOf(f.keys[:f.nkeys], r.key.match) {
 		return false
 	}
@@ -386,6 +396,18 @@ func (r *rule) exeHolds(x string, xf *exeFacts) bool {
 		(!r.exeOutside || !xf.system) &&
 		(r.exe.empty() || r.exe.match(x)) &&
 		(r.exeNot.empty() || !r.exeNot.match(x))
+}
+
+// matchAncestors reports whether one of the first r.ancDepth ancestors of
+// f has a known executable that meets r's ancestor condition.
+func (r *rule) matchAncestors(f *facts) bool {
+	for i := range min(r.ancDepth, f.nanc) {
+		x := f.ancExes[i]
+		if x != "" && (r.ancestor.match(x) || r.ancestorName.match(f.ancBases[i])) {
+			return true
+		}
+	}
+	return false
 }
 
 func anyOf(ss []string, pred func(string) bool) bool {

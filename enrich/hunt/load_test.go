@@ -91,6 +91,12 @@ func TestLoadErrors(t *testing.T) {
 		{`severity = "low"` + "\nexe_name = ['bin/sh']", `exe_name: "bin/sh": a name cannot contain '/'`},
 		{`severity = "low"` + "\nparent_name = ['']", "parent_name: empty pattern"},
 		{`severity = "low"` + "\nfile_regex = ['']", "file_regex: empty regex"},
+		{`severity = "low"` + "\nancestor_name = ['sbin/nginx']", `ancestor_name: "sbin/nginx": a name cannot contain '/'`},
+		{`severity = "low"` + "\nancestor_exe = ['']", "ancestor_exe: empty pattern"},
+		{`severity = "low"` + "\nancestor_name = ['nginx']\nancestor_depth = 17", "ancestor_depth 17: want 1..16"},
+		{`severity = "low"` + "\nancestor_exe = ['/usr/sbin/*']\nancestor_depth = -1", "ancestor_depth -1: want 1..16"},
+		{`severity = "low"` + "\nexec = true\nancestor_depth = 3", "ancestor_depth 3: needs ancestor_exe or ancestor_name"},
+		{`severity = "low"` + "\nparent_name = ['sh']\nancestor_depth = 2", "ancestor_depth 2: needs ancestor_exe or ancestor_name"},
 		{`severity = "low"` + "\nuids = ['999-1']", `uids: "999-1": want "N" or "N-M" with N <= M`},
 		{`severity = "low"` + "\nuids = ['x']", `uids: "x"`},
 		{`severity = "low"` + "\nuids = ['4294967296']", `uids: "4294967296"`},
@@ -124,6 +130,10 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := newEnricher(cfg, testUsers, nil); err == nil || err.Error() != `hunt: rule[1] ("b"): no condition: a rule must set at least one` {
 		t.Errorf("inline: %v", err)
 	}
+	cfg = only(RuleConfig{Name: "a", Severity: "low", Exec: true}, RuleConfig{Name: "b", Severity: "low", Exec: true, AncestorDepth: 4})
+	if _, err := newEnricher(cfg, testUsers, nil); err == nil || err.Error() != `hunt: rule[1] ("b"): ancestor_depth 4: needs ancestor_exe or ancestor_name` {
+		t.Errorf("inline ancestor_depth: %v", err)
+	}
 	cfg = only(RuleConfig{Name: "a", Severity: "low", Exec: true}, RuleConfig{Name: "a", Severity: "low", Exec: true})
 	if _, err := newEnricher(cfg, testUsers, nil); err == nil || err.Error() != `hunt: rule[1] ("a"): duplicate name (rule #1 has it too)` {
 		t.Errorf("inline duplicate: %v", err)
@@ -148,6 +158,8 @@ func TestDefaultRulesParse(t *testing.T) {
 // must be a *RuleError.
 func FuzzLoadRules(f *testing.F) {
 	f.Add(DefaultRules())
+	f.Add([]byte("[[rule]]\nname = \"a\"\nseverity = \"low\"\nancestor_name = [\"beam.*\"]\nancestor_depth = 3\n" +
+		"[[rule]]\nname = \"b\"\nseverity = \"low\"\nparent_name = [\"sh\"]\nancestor_exe = [\"/usr/sbin/*\"]\n"))
 	seeds, _ := filepath.Glob("testdata/*.toml")
 	for _, s := range seeds {
 		b, err := os.ReadFile(s)
@@ -159,6 +171,8 @@ func FuzzLoadRules(f *testing.F) {
 	events := []ev{
 		{exe: "/tmp/x", uid: 33, user: "www-data", parent: "/usr/sbin/nginx", key: "a\x01b", paths: []string{"./y", "/etc/z"}},
 		{syscall: "ima", exe: "/dev/shm/.k", blocked: true, vt: 5},
+		{exe: "/usr/bin/ls", uid: 120, parent: "/bin/sh", ancestors: []string{"", "/usr/lib/erlang/erts-13.2/bin/beam.smp"}},
+		{exe: "/usr/bin/id", parent: "/usr/sbin/nginx", noAncestry: true},
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rcs, err := ParseRules("f.toml", data)

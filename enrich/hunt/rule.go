@@ -1,6 +1,7 @@
 package hunt
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os/user"
@@ -184,6 +185,8 @@ type rule struct {
 	exec                               bool
 	exe, exeNot, exeName, file, parent matcher
 	parentName                         matcher
+	ancestor, ancestorName             matcher
+	ancDepth                           int // ancestor_depth; 0: no ancestor condition
 	key                                matcher
 	exeInTemp, exeHidden, exeOutside   bool
 	fileInTemp, fileHidden             bool
@@ -243,12 +246,17 @@ func compileRule(rc *RuleConfig, lookupUser func(string) (uint32, bool)) (*rule,
 		r.file.addRegexes("file_regex", rc.FileRegex),
 		r.parent.addGlobs("parent_exe", rc.ParentExe, false),
 		r.parentName.addGlobs("parent_name", rc.ParentName, true),
+		r.ancestor.addGlobs("ancestor_exe", rc.AncestorExe, false),
+		r.ancestorName.addGlobs("ancestor_name", rc.AncestorName, true),
 		r.key.addGlobs("key", rc.Key, false),
 	}
 	if err := errors.Join(steps...); err != nil {
 		return nil, err
 	}
 	if err := r.compileAccount(rc, lookupUser); err != nil {
+		return nil, err
+	}
+	if err := r.compileAncestorDepth(rc); err != nil {
 		return nil, err
 	}
 	if rc.VTMaliciousMin < 0 {
@@ -266,7 +274,7 @@ func compileRule(rc *RuleConfig, lookupUser func(string) (uint32, bool)) (*rule,
 		r.exeHidden || r.exeOutside
 	if !r.exec && r.exe.empty() && r.exeNot.empty() && r.exeName.empty() && !r.exeInTemp &&
 		!r.exeHidden && !r.exeOutside && !r.needFiles && r.acct.empty() && r.parent.empty() &&
-		r.parentName.empty() && r.key.empty() && !r.blocklisted && r.vtMin == 0 && len(r.pkgStatus) == 0 {
+		r.parentName.empty() && r.ancDepth == 0 && r.key.empty() && !r.blocklisted && r.vtMin == 0 && len(r.pkgStatus) == 0 {
 		return nil, errors.New("no condition: a rule must set at least one")
 	}
 	return r, nil
@@ -293,6 +301,28 @@ func (r *rule) compileAccount(rc *RuleConfig, lookupUser func(string) (uint32, b
 			return fmt.Errorf("uids: %q: %w", s, err)
 		}
 		r.acct.uids = append(r.acct.uids, ur)
+	}
+	return nil
+}
+
+// Bounds of ancestor_depth: the default, and the most [enrich.proc]
+// ancestry lets an event carry.
+const (
+	defaultAncestorDepth = 2
+	maxAncestorDepth     = 16
+)
+
+// compileAncestorDepth sets r.ancDepth from ancestor_depth when r has an
+// ancestor condition; a depth without one, or out of range, is an error.
+func (r *rule) compileAncestorDepth(rc *RuleConfig) error {
+	has := !r.ancestor.empty() || !r.ancestorName.empty()
+	switch {
+	case rc.AncestorDepth < 0 || rc.AncestorDepth > maxAncestorDepth:
+		return fmt.Errorf("ancestor_depth %d: want 1..%d", rc.AncestorDepth, maxAncestorDepth)
+	case rc.AncestorDepth != 0 && !has:
+		return fmt.Errorf("ancestor_depth %d: needs ancestor_exe or ancestor_name", rc.AncestorDepth)
+	case has:
+		r.ancDepth = cmp.Or(rc.AncestorDepth, defaultAncestorDepth)
 	}
 	return nil
 }
