@@ -36,11 +36,12 @@ type facts struct {
 	nkeys  int
 
 	parentExe, parentBase string
-	// ancExes and ancBases are the executables (clean paths) and base
-	// names of the first nanc ancestors, parent first, "" for an ancestor
-	// whose executable is unknown; at most Enricher.ancDepth of them.
-	ancExes, ancBases [maxAncestorDepth]string
-	nanc              int
+	// ancestry is ev.Ancestry (parent first); without it ([enrich.proc]
+	// ancestry = 0), ancParent is ev.Parent. The ancestor conditions test
+	// them as they are (see rule.matchAncestors): only the rules that get
+	// that far pay for a path.
+	ancestry  []*audit.Process
+	ancParent *audit.Process
 
 	blocklisted bool
 	vtMalicious int64
@@ -51,12 +52,12 @@ type facts struct {
 // first 64 that f leaves possible (see Enricher.gate). It takes the facts
 // that need no lookup first (exec, verdicts, package status), then the
 // executables; with at most 64 rules it stops as soon as no rule is left
-// possible, and it takes the files, the parent and the ancestors (as many
-// as the deepest ancestor condition looks at) only when a rule left tests
-// them (with more, the rules past 64, which the gate does not cover,
-// always get every fact). Keys, uid, user name and cwd come from the
-// event's summary (computed once per event by the pool, see
-// audit.SummaryOf).
+// possible, and it takes the files and the parent only when a rule left
+// tests them (with more, the rules past 64, which the gate does not
+// cover, always get every fact). Keys, uid, user name and cwd come from the event's
+// summary (computed once per event by the pool, see audit.SummaryOf). The
+// ancestry is always taken: it is a slice and a pointer of the event, and
+// the ancestor conditions read its paths as they match.
 func (f *facts) extract(ev *audit.Event, e *Enricher) uint64 {
 	sum := audit.SummaryOf(ev)
 	var sc, ir *audit.Record
@@ -133,33 +134,8 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) uint64 {
 		f.parentExe = path.Clean(p.Executable)
 		f.parentBase = path.Base(f.parentExe)
 	}
-	if e.ancDepth > 0 && (many || cand&e.gate.ancestry != 0) {
-		f.addAncestors(ev, e.ancDepth)
-	}
+	f.ancestry, f.ancParent = ev.Ancestry, ev.Parent
 	return cand
-}
-
-// addAncestors takes the first depth ancestors of ev: ev.Ancestry, or
-// without it ([enrich.proc] ancestry = 0) ev.Parent alone.
-func (f *facts) addAncestors(ev *audit.Event, depth int) {
-	if len(ev.Ancestry) == 0 {
-		if ev.Parent != nil {
-			f.addAncestor(ev.Parent)
-		}
-		return
-	}
-	for _, p := range ev.Ancestry[:min(depth, len(ev.Ancestry), maxAncestorDepth)] {
-		f.addAncestor(p)
-	}
-}
-
-// addAncestor appends p, "" when its executable is unknown.
-func (f *facts) addAncestor(p *audit.Process) {
-	if p != nil && p.Executable != "" {
-		f.ancExes[f.nanc] = path.Clean(p.Executable)
-		f.ancBases[f.nanc] = path.Base(f.ancExes[f.nanc])
-	}
-	f.nanc++
 }
 
 // exeFacts are the tests of one executable, computed once per executable

@@ -66,7 +66,7 @@ func caseRules(prefix string, cases []conditionCase) []RuleConfig {
 // ungate turns e's gate off: no rule ruled out, every fact taken.
 func ungate(e *Enricher) *Enricher {
 	all := e.gate.all
-	e.gate = gate{all: all, files: all, parent: all, ancestry: all}
+	e.gate = gate{all: all, files: all, parent: all}
 	return e
 }
 

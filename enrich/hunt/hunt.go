@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"math/bits"
 	"os"
+	"path"
 	"slices"
 	"sync"
 
@@ -48,7 +49,6 @@ type Enricher struct {
 	temp      dirSet
 	system    dirSet
 	needFiles bool
-	ancDepth  int  // the deepest ancestor condition (0: none)
 	imaExec   bool // Config.IMAAloneIsExec
 	exes      *exeCache
 	gate      gate
@@ -120,7 +120,6 @@ func newEnricher(cfg Config, lookupUser func(string) (uint32, bool), reg *metric
 		hits:    reg.Counter("audisp_enrich_hunt_hits_total", "", "Hunting rule matches.")}
 	for _, r := range e.rules {
 		e.needFiles = e.needFiles || r.needFiles
-		e.ancDepth = max(e.ancDepth, r.ancDepth)
 	}
 	e.gate = newGate(e.rules)
 	slog.Info("hunt: rules loaded", "rules", len(e.rules), "builtin", cfg.UseDefaults, "file", cfg.RulesFile)
@@ -256,14 +255,13 @@ type hitBlock struct {
 // 64 rules (bit i for the i-th) that cannot match, so that Enrich calls
 // match only for the others: what it rules out, match would reject.
 type gate struct {
-	all      uint64 // every rule (of the first 64)
-	exec     uint64 // rules for execs only
-	verdict  uint64 // rules that need a blocklist or VirusTotal verdict
-	pkg      uint64 // rules that need a package status
-	exe      uint64 // rules with exe conditions
-	files    uint64 // rules with file conditions
-	parent   uint64 // rules with parent conditions
-	ancestry uint64 // rules with ancestor conditions
+	all     uint64 // every rule (of the first 64)
+	exec    uint64 // rules for execs only
+	verdict uint64 // rules that need a blocklist or VirusTotal verdict
+	pkg     uint64 // rules that need a package status
+	exe     uint64 // rules with exe conditions
+	files   uint64 // rules with file conditions
+	parent  uint64 // rules with parent conditions
 }
 
 func newGate(rules []*rule) gate {
@@ -288,9 +286,6 @@ func newGate(rules []*rule) gate {
 		}
 		if !r.parent.empty() || !r.parentName.empty() {
 			g.parent |= bit
-		}
-		if r.ancDepth > 0 {
-			g.ancestry |= bit
 		}
 	}
 	return g
@@ -399,15 +394,27 @@ func (r *rule) exeHolds(x string, xf *exeFacts) bool {
 }
 
 // matchAncestors reports whether one of the first r.ancDepth ancestors of
-// f has a known executable that meets r's ancestor condition.
+// f (f.ancestry, else the parent alone) meets r's ancestor condition.
 func (r *rule) matchAncestors(f *facts) bool {
-	for i := range min(r.ancDepth, f.nanc) {
-		x := f.ancExes[i]
-		if x != "" && (r.ancestor.match(x) || r.ancestorName.match(f.ancBases[i])) {
+	if len(f.ancestry) == 0 {
+		return r.ancestorHolds(f.ancParent)
+	}
+	for _, p := range f.ancestry[:min(r.ancDepth, len(f.ancestry))] {
+		if r.ancestorHolds(p) {
 			return true
 		}
 	}
 	return false
+}
+
+// ancestorHolds reports whether p's executable is known and its clean
+// path or its base name meets r's ancestor condition.
+func (r *rule) ancestorHolds(p *audit.Process) bool {
+	if p == nil || p.Executable == "" {
+		return false
+	}
+	x := path.Clean(p.Executable)
+	return r.ancestor.match(x) || r.ancestorName.match(path.Base(x))
 }
 
 func anyOf(ss []string, pred func(string) bool) bool {
