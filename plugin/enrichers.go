@@ -46,8 +46,9 @@ type enrichers struct {
 
 // buildEnrichers builds the chain in dependency order: hashes and the
 // process table first, then ATT&CK tags, blocklists, package trust, the
-// hunting rules (they read the parent, the keys, the blocklist result and
-// the package status), the Sigma rules (they read the parent), VirusTotal
+// hunting rules (they read the parent and ancestors, the keys, the
+// blocklist result and the package status), the Sigma rules (they read
+// the parent), VirusTotal
 // (it needs the allowlist result and the package status, and the severity
 // for its priority), and
 // last the hunting rules that test a verdict (they see verdicts that were
