@@ -24,7 +24,7 @@ func TestGateKeepsMatches(t *testing.T) {
 		{exe: "/tmp/java"}, {exe: "/opt/app/sudo"}, {exe: "/usr/bin/nc.traditional", uid: 33, user: "www-data", parent: "/usr/sbin/apache2"},
 		{syscall: "2", exe: "/usr/bin/cat", paths: []string{"/etc/shadow"}}, {syscall: "ima", exe: "/tmp/x", blocked: true},
 		{syscall: "ima", exe: "/usr/bin/x", pkg: "modified", vt: 5},
-		{exe: "/usr/bin/ls", uid: 120, user: "rabbitmq", parent: "/bin/sh", ancestors: []string{"/usr/lib/erlang/erts-13.2/bin/erl_child_setup"}},
+		{exe: "/usr/bin/ls", uid: 120, user: "rabbitmq", parent: "/bin/sh", ancestors: []string{"/bin/sh", "/usr/lib/erlang/erts-13.2/bin/erl_child_setup"}},
 	}
 	for _, c := range conditionCases {
 		events = append(events, c.ev)

@@ -227,13 +227,18 @@ func TestDefaultRules(t *testing.T) {
 		{"nginx runs find", ev{exe: "/usr/bin/find", uid: 1001, user: "app", parent: "/usr/sbin/nginx"}, []string{"server_spawns_discovery"}},
 		{"bash runs sh", ev{exe: "/usr/bin/dash", uid: 1000, user: "alice", parent: "/usr/bin/bash"}, nil},
 		{"nginx runs logrotate", ev{exe: "/usr/sbin/logrotate", uid: 0, user: "root", parent: "/usr/sbin/nginx"}, nil},
-		// os:cmd: erl_child_setup -> sh -> ls, the shell does not exec
-		// (OTP < 19: beam.smp -> sh -> id).
-		{"broker os:cmd runs ls", ev{exe: "/usr/bin/ls", uid: 120, user: "rabbitmq", parent: "/usr/bin/dash",
+		// os:cmd: erl_child_setup runs sh -c "/bin/sh -s unix:cmd", and
+		// dash forks even a single -c command: erl_child_setup -> sh ->
+		// sh -> ls (one shell with bash as /bin/sh; OTP < 19: beam.smp
+		// -> sh -> sh -> id).
+		{"broker os:cmd runs ls (dash)", ev{exe: "/usr/bin/ls", uid: 120, user: "rabbitmq", parent: "/usr/bin/dash",
+			ancestors: []string{"/usr/bin/dash", "/usr/lib/erlang/erts-13.2/bin/erl_child_setup", "/usr/lib/erlang/erts-13.2/bin/beam.smp"}},
+			[]string{"server_spawns_discovery"}},
+		{"broker os:cmd runs ls (bash as sh)", ev{exe: "/usr/bin/ls", uid: 120, user: "rabbitmq", parent: "/usr/bin/bash",
 			ancestors: []string{"/usr/lib/erlang/erts-13.2/bin/erl_child_setup", "/usr/lib/erlang/erts-13.2/bin/beam.smp"}},
 			[]string{"server_spawns_discovery"}},
 		{"old broker os:cmd runs id", ev{exe: "/usr/bin/id", uid: 120, user: "rabbitmq", parent: "/bin/sh",
-			ancestors: []string{"/usr/lib/erlang/erts-9.3/bin/beam.smp"}}, []string{"server_spawns_user_discovery"}},
+			ancestors: []string{"/bin/sh", "/usr/lib/erlang/erts-9.3/bin/beam.smp"}}, []string{"server_spawns_user_discovery"}},
 		{"php-fpm's shell runs uname", ev{exe: "/usr/bin/uname", uid: 1001, user: "app", parent: "/usr/bin/dash",
 			ancestors: []string{"/usr/sbin/php-fpm8.2", "/usr/sbin/php-fpm8.2"}}, []string{"server_spawns_system_discovery"}},
 		{"nginx's bash runs whoami", ev{exe: "/usr/bin/whoami", uid: 1001, user: "app", parent: "/usr/bin/bash",
@@ -248,8 +253,8 @@ func TestDefaultRules(t *testing.T) {
 			ancestors: []string{"/usr/bin/login", "/usr/lib/systemd/systemd"}}, nil},
 		{"tmux shell runs uname", ev{exe: "/usr/bin/uname", uid: 1000, user: "alice", parent: "/usr/bin/bash",
 			ancestors: []string{"/usr/bin/tmux"}}, nil},
-		{"shell in a shell under nginx: past ancestor_depth", ev{exe: "/usr/bin/ls", uid: 1001, user: "app", parent: "/usr/bin/dash",
-			ancestors: []string{"/usr/bin/bash", "/usr/sbin/nginx"}}, nil},
+		{"three shells under nginx: past ancestor_depth", ev{exe: "/usr/bin/ls", uid: 1001, user: "app", parent: "/usr/bin/dash",
+			ancestors: []string{"/usr/bin/bash", "/usr/bin/bash", "/usr/sbin/nginx"}}, nil},
 		{"python under nginx runs ls", ev{exe: "/usr/bin/ls", uid: 1001, user: "app", parent: "/usr/bin/python3.11",
 			ancestors: []string{"/usr/sbin/nginx"}}, nil},
 
