@@ -348,8 +348,11 @@ func (rd *Reader) next() (string, error) {
 
 func (rd *Reader) nextString() (string, error) {
 	b, err := rd.r.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) || (err == nil && len(b) > rd.maxLine+1) {
-		// Over the limit: report a bounded head and skip to the newline.
+	// Over the limit: a line longer than the buffer, a line whose text
+	// before its newline is, or a last line without newline that is.
+	if errors.Is(err, bufio.ErrBufferFull) || (err == nil && len(b) > rd.maxLine+1) ||
+		(errors.Is(err, io.EOF) && len(b) > rd.maxLine) {
+		// Report a bounded head and skip to the newline.
 		head := append([]byte(nil), b[:min(len(b), 4096)]...)
 		n := int64(len(b))
 		for errors.Is(err, bufio.ErrBufferFull) {

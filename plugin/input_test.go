@@ -664,3 +664,33 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.reads++
 	return c.r.Read(p)
 }
+
+// TestReaderLastLineTooLong: a last line without newline is held to the
+// same limit as the others (it was flagged no_newline and parsed
+// whatever its length, up to the read buffer's size); one of exactly
+// the limit is still handed out.
+func TestReaderLastLineTooLong(t *testing.T) {
+	const limit = 1024
+	head := "type=SYSCALL msg=audit(1.000:9): a0="
+	for _, c := range []struct {
+		size   int
+		reason string
+	}{{limit + 1, "too_long"}, {5000, "too_long"}, {limit, "no_newline"}} {
+		last := head + strings.Repeat("x", c.size-len(head))
+		ok := "type=EOE msg=audit(1.000:8):"
+		res := readAll(t, strings.NewReader(ok+"\n"+last), FramingString, limit)
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		want := []string{ok}
+		if c.reason == "no_newline" {
+			want = append(want, last)
+		}
+		if strings.Join(res.lines, "|") != strings.Join(want, "|") {
+			t.Errorf("last line of %d bytes: handed out %d lines, want %d", c.size, len(res.lines), len(want))
+		}
+		if len(res.errs) != 1 || res.errs[0].Reason != c.reason || res.errs[0].Line != 2 || res.errs[0].Offset != int64(len(ok)+1) {
+			t.Errorf("last line of %d bytes: reports %v, want one %s at line 2, offset %d", c.size, res.errs, c.reason, len(ok)+1)
+		}
+	}
+}
