@@ -547,8 +547,11 @@ func TestRunnerEvictedInFlightNotAcked(t *testing.T) {
 			cfg := fastConfig()
 			cfg.BatchSize = 2
 			r := s.runner(t, sink, cfg)
-			r.Start()
+			// Both before the start, so that the first batch holds both
+			// (appended after it, the runner may take the first alone, and
+			// that batch blocks with one in flight).
 			appendValues(t, r, values(0, 2))
+			r.Start()
 			for deadline := time.Now().Add(5 * time.Second); r.Stats().InFlight != 2; time.Sleep(time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatal("the first batch never went in flight")

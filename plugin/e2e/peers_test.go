@@ -111,7 +111,9 @@ type rsyslogd struct {
 
 // newRsyslog writes a config for an imptcp input on a free port (octet
 // counting and LF framing) and a file output; start runs it. When
-// unixSocket is set, an imuxsock input on that path feeds the same file.
+// unixSocket is set, an imuxsock input on that path feeds the same file,
+// and each record is written as "PROGRAM[PID]|MSG", PID being the
+// sender's process id as the socket's credentials give it.
 func newRsyslog(t testing.TB, unixSocket string) *rsyslogd {
 	t.Helper()
 	testsupport.SkipShort(t, "starts a real rsyslogd")
@@ -120,11 +122,13 @@ func newRsyslog(t testing.TB, unixSocket string) *rsyslogd {
 	var c strings.Builder
 	fmt.Fprintf(&c, "global(workDirectory=%q maxMessageSize=\"256k\")\n", dir)
 	fmt.Fprintf(&c, "module(load=\"imptcp\")\ninput(type=\"imptcp\" address=\"127.0.0.1\" port=\"%d\" ruleset=\"r\")\n", r.port)
+	format := "%programname%|%msg%\\n"
 	if unixSocket != "" {
 		c.WriteString("module(load=\"imuxsock\" sysSock.use=\"off\")\n")
-		fmt.Fprintf(&c, "input(type=\"imuxsock\" socket=%q ruleset=\"r\")\n", unixSocket)
+		fmt.Fprintf(&c, "input(type=\"imuxsock\" socket=%q ruleset=\"r\" usePIDFromSystem=\"on\")\n", unixSocket)
+		format = "%programname%[%procid%]|%msg%\\n"
 	}
-	c.WriteString(`template(name="m" type="string" string="%programname%|%msg%\n")` + "\n")
+	fmt.Fprintf(&c, "template(name=\"m\" type=\"string\" string=\"%s\")\n", format)
 	fmt.Fprintf(&c, "ruleset(name=\"r\") {\n action(type=\"omfile\" file=%q template=\"m\")\n}\n", r.out)
 	r.conf = filepath.Join(dir, "rsyslog.conf")
 	if err := os.WriteFile(r.conf, []byte(c.String()), 0o600); err != nil {
@@ -275,8 +279,9 @@ func auditdState(t testing.TB, pid int) string {
 // test, for as long as the test runs, so that what auditd logs (it logs
 // only to syslog) can be read. It returns nil when /dev/log already exists
 // (a system logger owns it; the test then cannot read auditd's messages).
-// Call it only while holding the auditd lock (after auditdtest.Start), so
-// that no other test's auditd logs into it.
+// Records are "PROGRAM[PID]|MSG": the capture starts before the test's
+// auditd (to have its start), while another test's auditd may still run
+// and log into it, so a test keeps the lines of its own auditd's PID.
 func devLog(t testing.TB) *rsyslogd {
 	t.Helper()
 	const sock = "/dev/log"

@@ -175,14 +175,18 @@ func (u *underAuditd) checkAuditd(t *testing.T) {
 	if u.syslog == nil {
 		return
 	}
+	// Only this test's auditd: the capture starts before it, while
+	// another test's auditd may still run (see devLog).
 	var auditdLines []string
+	own := fmt.Sprintf("auditd[%d]|", u.a.PID)
 	for _, l := range u.syslog.lines() {
-		if strings.HasPrefix(l, "auditd|") {
+		if strings.HasPrefix(l, own) {
 			auditdLines = append(auditdLines, l)
 		}
 	}
 	if len(auditdLines) == 0 {
-		t.Errorf("auditd's syslog capture holds no auditd message (not even its start); the check below would prove nothing")
+		t.Errorf("auditd's syslog capture holds no message of auditd %d (not even its start); the check below would prove nothing:\n%s",
+			u.a.PID, strings.Join(u.syslog.lines(), "\n"))
 	}
 	for _, l := range auditdLines {
 		if strings.Contains(l, "queue to plugins is full") || strings.Contains(l, "suspending event passing to plugins") {
