@@ -34,7 +34,7 @@ type InputError struct {
 	Reason string // too_long, nul_byte, invalid_utf8, no_newline, crlf, bad_frame, queue_full
 	Raw    []byte // a bounded copy of the offending bytes
 	Offset int64  // byte offset in the stream where the line or frame starts (bad_frame, queue_full: where the reader was)
-	Line   int64  // 1-based number of the line in the stream (string framing); 0 for frames and queue_full
+	Line   int64  // 1-based number of the line in the stream (string framing; queue_full: the dropped batch's first); 0 for frames
 }
 
 func (e *InputError) Error() string {
@@ -295,8 +295,11 @@ func (rd *Reader) run(out chan<- Batch, block bool) error {
 			}
 		default:
 			rd.stats.Dropped.Add(uint64(n))
-			rd.onError(&InputError{Reason: "queue_full", Offset: rd.offset,
-				Raw: []byte(fmt.Sprintf("pipeline queue full: dropped %d records", n))})
+			what := fmt.Sprintf("pipeline queue full: dropped %d records", n)
+			if batch.First > 0 {
+				what += fmt.Sprintf(" (lines %d to %d)", batch.First, batch.last)
+			}
+			rd.onError(&InputError{Reason: "queue_full", Offset: rd.offset, Line: batch.First, Raw: []byte(what)})
 		}
 		batch = Batch{Lines: make([]string, 0, 256)}
 	}

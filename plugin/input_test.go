@@ -545,6 +545,19 @@ func TestRunNeverBlocks(t *testing.T) {
 	if len(reports) == 0 || reports[0].Reason != "queue_full" || !bytes.Contains(reports[0].Raw, []byte("dropped")) {
 		t.Errorf("reports %v", reports)
 	}
+	// Each drop names the lines it lost: the batches follow each other.
+	next := int64(1)
+	for _, e := range reports {
+		var n, from, to int64
+		if _, err := fmt.Sscanf(string(e.Raw), "pipeline queue full: dropped %d records (lines %d to %d)", &n, &from, &to); err != nil ||
+			e.Line != next || from != next || to != from+n-1 {
+			t.Fatalf("queue_full report %q at line %d, want the lines from %d (err %v)", e.Raw, e.Line, next, err)
+		}
+		next = to + 1
+	}
+	if next != int64(len(lines))+1 {
+		t.Errorf("the drops name lines 1 to %d, want 1 to %d", next-1, len(lines))
+	}
 	// With room, Run delivers and tracks the queue depth.
 	stats = NewInputStats(&metrics.Registry{})
 	rd, _ = NewReader(strings.NewReader(in), FramingString, 64<<10, stats, func(e *InputError) { t.Errorf("report %v", e) })
