@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"os"
@@ -256,6 +257,7 @@ func TestRealLongArguments(t *testing.T) {
 		t.Fatalf("the commands' events never reached %s", a.LogFile)
 	}
 	a.Stop() // before work goes: removing it would drop the dir= rule
+	evs = readEvents(t, a.LogFile) // whole now: read while auditd wrote, an event may have lacked its last records
 	e := newTestEnricher(t,
 		rule("l1", "auditd", "    sel:\n        type: EXECVE\n        a0: 'true'\n        a2|contains: PAYLOADMARK\n    condition: sel\n"),
 		rule("l2", "auditd", "    sel:\n        type: EXECVE\n        a0: 'true'\n        a32: '--exclude=secret'\n    condition: sel\n"),
@@ -356,19 +358,25 @@ func TestRealConnect(t *testing.T) {
 	if err := connect(syscall.AF_INET6, mapped, false); err != nil {
 		t.Fatal(err)
 	}
+	// The events, in the order of their serials. The log is read again
+	// once auditd has stopped: read while auditd writes, the last event
+	// may lack its later records, and an event held for its EOE comes out
+	// of readEvents after the complete ones.
 	var evs []*audit.Event
-	if !testsupport.Until(15*time.Second, func() bool {
+	keyed := func() {
 		evs = nil
 		for _, ev := range readEvents(t, a.LogFile) {
 			if s := audit.SummaryOf(ev); slices.Contains(s.Keys, "sigmaconn") {
 				evs = append(evs, ev)
 			}
 		}
-		return len(evs) >= 3
-	}) {
+		slices.SortFunc(evs, func(x, y *audit.Event) int { return cmp.Compare(x.ID.Serial, y.ID.Serial) })
+	}
+	if !testsupport.Until(15*time.Second, func() bool { keyed(); return len(evs) >= 3 }) {
 		t.Fatalf("%d of the 3 connect events reached %s", len(evs), a.LogFile)
 	}
 	a.Stop()
+	keyed()
 	e := newTestEnricher(t, rule("c1", "network_connection", "    sel:\n        Initiated: 'true'\n        DestinationIp: 127.0.0.1\n        DestinationPort: "+strconv.Itoa(port)+"\n    condition: sel\n"))
 	for i, want := range []string{"success=no exit=-115", "success=yes exit=0", "success=yes exit=0"} {
 		ev := evs[i]
