@@ -256,7 +256,7 @@ func TestRealLongArguments(t *testing.T) {
 	}) {
 		t.Fatalf("the commands' events never reached %s", a.LogFile)
 	}
-	a.Stop() // before work goes: removing it would drop the dir= rule
+	a.Stop()                       // before work goes: removing it would drop the dir= rule
 	evs = readEvents(t, a.LogFile) // whole now: read while auditd wrote, an event may have lacked its last records
 	e := newTestEnricher(t,
 		rule("l1", "auditd", "    sel:\n        type: EXECVE\n        a0: 'true'\n        a2|contains: PAYLOADMARK\n    condition: sel\n"),
