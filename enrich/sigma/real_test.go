@@ -256,8 +256,10 @@ func TestRealLongArguments(t *testing.T) {
 	}) {
 		t.Fatalf("the commands' events never reached %s", a.LogFile)
 	}
-	a.Stop()                       // before work goes: removing it would drop the dir= rule
-	evs = readEvents(t, a.LogFile) // whole now: read while auditd wrote, an event may have lacked its last records
+	a.Stop() // before work goes: removing it would drop the dir= rule
+	// Whole now: read while auditd wrote, an event may have lacked its
+	// last records.
+	evs = readEvents(t, a.LogFile)
 	e := newTestEnricher(t,
 		rule("l1", "auditd", "    sel:\n        type: EXECVE\n        a0: 'true'\n        a2|contains: PAYLOADMARK\n    condition: sel\n"),
 		rule("l2", "auditd", "    sel:\n        type: EXECVE\n        a0: 'true'\n        a32: '--exclude=secret'\n    condition: sel\n"),
