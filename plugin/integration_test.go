@@ -199,19 +199,6 @@ path = %q
 func checkPluginProcess(t *testing.T, bin, runAs string) {
 	t.Helper()
 	var status string
-	testsupport.Until(5*time.Second, func() bool {
-		out, _ := exec.Command("pgrep", "-f", "^"+bin).Output()
-		pids := strings.Fields(string(out))
-		if len(pids) != 1 {
-			return false
-		}
-		b, err := os.ReadFile("/proc/" + pids[0] + "/status")
-		status = string(b)
-		return err == nil && (runAs == "root" || !strings.Contains(status, "Uid:\t0\t"))
-	})
-	if status == "" {
-		t.Fatalf("plugin process %s not found", bin)
-	}
 	field := func(name string) string {
 		for _, l := range strings.Split(status, "\n") {
 			if v, ok := strings.CutPrefix(l, name+":"); ok {
@@ -220,14 +207,35 @@ func checkPluginProcess(t *testing.T, bin, runAs string) {
 		}
 		return ""
 	}
+	// Bit n-1 of SigIgn is signal n: SIGHUP is 1, SIGTERM 15.
+	const sighupBit, sigtermBit = 1 << 0, 1 << 14
+	ignored := func() uint64 {
+		var ign uint64
+		fmt.Sscanf(field("SigIgn"), "%x", &ign)
+		return ign & (sighupBit | sigtermBit)
+	}
+	// Until the plugin has set itself up (it takes the signals, sets
+	// no_new_privs and drops privileges only after its pipeline and
+	// files are ready: about 0.1 s on an idle machine, seconds on a
+	// loaded one); the checks below then say what is still wrong.
+	testsupport.Until(15*time.Second, func() bool {
+		out, _ := exec.Command("pgrep", "-f", "^"+bin).Output()
+		pids := strings.Fields(string(out))
+		if len(pids) != 1 {
+			return false
+		}
+		b, err := os.ReadFile("/proc/" + pids[0] + "/status")
+		status = string(b)
+		return err == nil && field("NoNewPrivs") == "1" && ignored() == 0 &&
+			(runAs == "root" || !strings.Contains(status, "Uid:\t0\t"))
+	})
+	if status == "" {
+		t.Fatalf("plugin process %s not found", bin)
+	}
 	if field("NoNewPrivs") != "1" {
 		t.Errorf("NoNewPrivs = %q, want 1", field("NoNewPrivs"))
 	}
-	var ign uint64
-	fmt.Sscanf(field("SigIgn"), "%x", &ign)
-	// Bit n-1 of SigIgn is signal n: SIGHUP is 1, SIGTERM 15.
-	const sighupBit, sigtermBit = 1 << 0, 1 << 14
-	if ign&sighupBit != 0 || ign&sigtermBit != 0 {
+	if ignored() != 0 {
 		t.Errorf("SigIgn = %s: SIGHUP or SIGTERM still ignored", field("SigIgn"))
 	}
 	if runAs == "root" {

@@ -64,7 +64,9 @@ address = %q
 	if q := reg.Snapshot()[`audisp_enrich_sink_queued{sink="down"}`]; q == 0 {
 		t.Fatal("the sink had nothing left to deliver; the test needs a backlog")
 	}
-	if took > ShutdownGrace+100*time.Millisecond {
+	// A margin for a loaded machine's wake-ups; the regression this
+	// guards against took about 1.35 s.
+	if took > ShutdownGrace+300*time.Millisecond {
 		t.Errorf("the stop took %v, want within ShutdownGrace (%v)", took, ShutdownGrace)
 	}
 }

@@ -79,7 +79,9 @@ func TestKafkaOutageAtHosts(t *testing.T) {
 			}
 		}
 	}
-	if slowest > 100*time.Millisecond {
+	// Enrich never waits for the broker (whose dial and request timeouts
+	// are seconds); a spool write may take a while on a loaded machine.
+	if slowest > time.Second {
 		t.Errorf("the slowest Enrich during the outage took %v", slowest)
 	}
 	for _, s := range []*simHost{a, b} {

@@ -573,9 +573,9 @@ func RunSuite(t *testing.T, typ string, durable bool) {
 		appendN(t, b, 0, 100)
 		batch, _ := b.ReadBatch(context.Background(), 30, 1<<20)
 		b.Ack(seqs(batch[:20])...)
-		time.Sleep(60 * time.Millisecond) // at least one sync of the acks
-		b.Ack(seqs(batch[20:25])...)      // may or may not reach the marker
-		appendN(t, b, 100, 110)           // written, maybe not synced
+		waitMarker(t, h.dir, seqs(batch[:20])) // the sync loop wrote them
+		b.Ack(seqs(batch[20:25])...)           // may or may not reach the marker
+		appendN(t, b, 100, 110)                // written, maybe not synced
 		crash(b)
 		b = h.open(h.cfg())
 		got := values(t, readAll(t, b, true))
@@ -736,4 +736,23 @@ func RunSuite(t *testing.T, typ string, durable bool) {
 			t.Fatalf("%d syncs for 2000 appends in %s at a 100ms interval, want 1 to %d", n, el, most)
 		}
 	})
+}
+
+// waitMarker waits until the ack marker in dir holds every seq of acked:
+// a sync of the loop (every FsyncInterval, each taking a while on a busy
+// disk) has made them durable.
+func waitMarker(t *testing.T, dir string, acked []uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "acks")); err == nil {
+			if _, acks, err := decodeMarker(b); err == nil && !slices.ContainsFunc(acked, func(s uint64) bool { return !acks.contains(s) }) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the marker in %s never held the acks %v", dir, acked)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
