@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,7 +77,7 @@ path = %q
 		cgroup, arg string
 		check       func(t *testing.T, d map[string]any, e map[string]any)
 	}{
-		{makeCgroup(t, hier, filepath.Join(filepath.Base(top), "system.slice", "docker-"+id+".scope")), "1.5",
+		{makeCgroup(t, hier, filepath.Join(filepath.Base(top), "system.slice", "docker-"+id+".scope")), "60.5",
 			func(t *testing.T, d, e map[string]any) {
 				wantAt(t, d, "container.id", id)
 				wantAt(t, d, "container.runtime", "docker")
@@ -84,7 +85,7 @@ path = %q
 				wantAt(t, e, "container.runtime", "docker")
 				wantAt(t, d, "systemd", nil)
 			}},
-		{makeCgroup(t, hier, filepath.Join(filepath.Base(top), "system.slice", unit)), "1.6",
+		{makeCgroup(t, hier, filepath.Join(filepath.Base(top), "system.slice", unit)), "60.6",
 			func(t *testing.T, d, e map[string]any) {
 				wantAt(t, d, "systemd.unit", unit)
 				wantAt(t, e, "service.name", unit)
@@ -98,20 +99,28 @@ path = %q
 	for _, c := range cases {
 		script := child + " " + c.arg + "; exit 0"
 		// An unaudited /bin/sh moves itself into the cgroup, then execs
-		// the audited shell, which forks the child.
+		// the audited shell, which forks the child. The child sleeps
+		// until its documents are out (the plugin reads its cgroup while
+		// it runs, which a loaded machine may delay by seconds); then
+		// its process group is killed.
 		cmd := exec.Command("/bin/sh", "-c", `echo $$ > "$1/cgroup.procs" && exec "$2" -c "$3"`, "sh", c.cgroup, psh, script)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v: %s", c.cgroup, err, out)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
 		var d, e map[string]any
-		testsupport.Until(10*time.Second, func() bool {
+		testsupport.Until(20*time.Second, func() bool {
 			d = docFor(t, full, child, c.arg)
 			e = docFor(t, ecs, child, c.arg)
 			return d != nil && e != nil
 		})
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
 		if d == nil || e == nil {
 			b, _ := os.ReadFile(full)
-			t.Fatalf("no document for %s %s in the output:\n%s", child, c.arg, tail(b))
+			t.Fatalf("no document for %s %s in the output (the shell said %q):\n%s", child, c.arg, out.String(), tail(b))
 		}
 		t.Logf("%s: parent %v, ancestry %v, container %v, systemd %v, cgroup %v", c.cgroup, at(d, "process.parent"), d["ancestry"], d["container"], d["systemd"], d["cgroup"])
 		wantAt(t, d, "process.parent.executable", psh)
