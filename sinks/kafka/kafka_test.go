@@ -287,6 +287,7 @@ func TestBrokerRestart(t *testing.T) {
 	defer cancel()
 	var down time.Time // written before restarted is sent, read after
 	restarted := make(chan *kfake.Cluster, 1)
+	closed := make(chan struct{})
 	writes := 0
 	for i := 0; i < total; i += batchSize {
 		var batch []sinks.Message
@@ -300,6 +301,7 @@ func TestBrokerRestart(t *testing.T) {
 				time.Sleep(3 * time.Millisecond)
 				c.Close()
 				down = time.Now()
+				close(closed)
 				time.Sleep(1500 * time.Millisecond)
 				c2, err := kfake.NewCluster(opts...)
 				if err != nil {
@@ -309,6 +311,11 @@ func TestBrokerRestart(t *testing.T) {
 			}()
 		}
 		writes += deliver(ctx, t, s, batch)
+		if i == total/3 {
+			// The batches after the one in flight at the close come
+			// after it, however the goroutines were scheduled.
+			<-closed
+		}
 	}
 	c2 := <-restarted
 	if c2 == nil {
