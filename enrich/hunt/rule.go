@@ -305,20 +305,17 @@ func (r *rule) compileAccount(rc *RuleConfig, lookupUser func(string) (uint32, b
 	return nil
 }
 
-// Bounds of ancestor_depth: the default, and the most [enrich.proc]
-// ancestry lets an event carry.
-const (
-	defaultAncestorDepth = 2
-	maxAncestorDepth     = 16
-)
+// defaultAncestorDepth is ancestor_depth when left out (at most
+// audit.MaxAncestry, the most ancestors an event carries).
+const defaultAncestorDepth = 2
 
 // compileAncestorDepth sets r.ancDepth from ancestor_depth when r has an
 // ancestor condition; a depth without one, or out of range, is an error.
 func (r *rule) compileAncestorDepth(rc *RuleConfig) error {
 	has := !r.ancestor.empty() || !r.ancestorName.empty()
 	switch {
-	case rc.AncestorDepth < 0 || rc.AncestorDepth > maxAncestorDepth:
-		return fmt.Errorf("ancestor_depth %d: want 1..%d", rc.AncestorDepth, maxAncestorDepth)
+	case rc.AncestorDepth < 0 || rc.AncestorDepth > audit.MaxAncestry:
+		return fmt.Errorf("ancestor_depth %d: want 1..%d", rc.AncestorDepth, audit.MaxAncestry)
 	case rc.AncestorDepth != 0 && !has:
 		return fmt.Errorf("ancestor_depth %d: needs ancestor_exe or ancestor_name", rc.AncestorDepth)
 	case has:

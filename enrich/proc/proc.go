@@ -89,8 +89,8 @@ func (c *Config) Validate() error {
 	if c.MaxEntries < 1 || c.MaxEntries > 1<<24 {
 		return fmt.Errorf("proc: max_entries %d out of range 1..16777216", c.MaxEntries)
 	}
-	if c.Ancestry < 0 || c.Ancestry > maxAncestry {
-		return fmt.Errorf("proc: ancestry %d out of range 0..%d", c.Ancestry, maxAncestry)
+	if c.Ancestry < 0 || c.Ancestry > audit.MaxAncestry {
+		return fmt.Errorf("proc: ancestry %d out of range 0..%d", c.Ancestry, audit.MaxAncestry)
 	}
 	return nil
 }
@@ -109,9 +109,6 @@ const (
 	// which the kernel cuts at 128 bytes.
 	SourceSyscall
 )
-
-// maxAncestry bounds Config.Ancestry.
-const maxAncestry = 16
 
 // Image is a program a pid ran, as Record takes it and Lookup returns it.
 // The table keeps copies of its strings, bounded (see maxArgs).
@@ -412,7 +409,7 @@ func (t *Table) ancestors(ctx context.Context, parent *view, at int64) ([]*audit
 	if t.ancestry == 1 || !validPid(parent.ppid) {
 		return parent.self[:], nil
 	}
-	var buf [maxAncestry]*audit.Process
+	var buf [audit.MaxAncestry]*audit.Process
 	chain := append(buf[:0], &parent.p)
 	var err error
 	for cur := parent; len(chain) < t.ancestry && validPid(cur.ppid); {

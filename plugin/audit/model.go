@@ -225,7 +225,8 @@ type Enrichment struct {
 	// modify it.
 	Parent *Process
 	// Ancestry is the chain of ancestors when known, parent first (so
-	// Ancestry[0] == Parent), at most [enrich.proc] ancestry long. It
+	// Ancestry[0] == Parent), at most [enrich.proc] ancestry (at most
+	// MaxAncestry) long. It
 	// stops at the first ancestor the process table does not know. The
 	// slice and its elements may be shared with other events (the process
 	// table hands children of one parent the same chain, clipped so that
@@ -341,6 +342,10 @@ type HuntHit struct {
 	Severity int
 	Tags     []string
 }
+
+// MaxAncestry is the most ancestors an event lists (Event.Ancestry):
+// the bound of [enrich.proc] ancestry, and of what rules may ask of it.
+const MaxAncestry = 16
 
 // Process is process context from the process table.
 type Process struct {
