@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -20,6 +21,10 @@ const prSetNoNewPrivs = 38
 // setuid. Leaving uid 0 clears every capability (CapEff, CapPrm become 0),
 // and no_new_privs is set so that nothing executed later can regain them.
 // With name "root" it only sets no_new_privs and stays root.
+//
+// The pipeline's goroutines already run while it walks stateDir (the
+// package index may be saving packages.idx), so files may come and go
+// during the walk: see ownStateDir.
 //
 // Call it after everything that needs root is open (stdin, listeners,
 // buffers, key files) and before reading events.
@@ -42,22 +47,7 @@ func DropPrivileges(name, stateDir string, log *slog.Logger) error {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	if stateDir != "" {
-		if err := os.MkdirAll(stateDir, 0o750); err != nil {
-			return err
-		}
-		err := filepath.WalkDir(stateDir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if err := os.Lchown(p, uid, gid); err != nil {
-				return err
-			}
-			if d.IsDir() {
-				return os.Chmod(p, 0o750)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := ownStateDir(stateDir, uid, gid); err != nil {
 			return fmt.Errorf("state dir %s: %w", stateDir, err)
 		}
 	}
@@ -92,4 +82,29 @@ func noNewPrivs() error {
 		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS) on all threads: %w (build with CGO_ENABLED=0)", e)
 	}
 	return nil
+}
+
+// ownStateDir gives stateDir and everything in it to uid:gid, with
+// directories at mode 0750 (made if missing). An entry removed or renamed
+// while the walk runs (a temporary file of a store being replaced) is
+// skipped: it needs no owner. A file created after the walk read its
+// directory keeps root as owner until the next start; the service user can
+// still replace it (the directory is its own), and a store it cannot read is
+// rebuilt, as a missing one is.
+func ownStateDir(stateDir string, uid, gid int) error {
+	if err := os.MkdirAll(stateDir, 0o750); err != nil {
+		return err
+	}
+	return filepath.WalkDir(stateDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil {
+			err = os.Lchown(p, uid, gid)
+		}
+		if err == nil && d.IsDir() {
+			err = os.Chmod(p, 0o750)
+		}
+		if errors.Is(err, fs.ErrNotExist) && p != stateDir {
+			return nil
+		}
+		return err
+	})
 }
