@@ -125,7 +125,7 @@ func BenchmarkEncodeEnriched(b *testing.B) {
 	lines := benchLines(b)
 	cfg := encodeChainConfig(b)
 	log := slog.New(slog.DiscardHandler)
-	enr, err := buildEnrichers(&cfg.Enrich, nil, log, &metrics.Registry{}, nil, false, nil, nil, false, nil)
+	enr, err := buildEnrichers(&cfg.Enrich, nil, log, &metrics.Registry{}, nil, false, nil, false, nil, nil, false, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

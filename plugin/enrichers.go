@@ -40,8 +40,10 @@ type enrichers struct {
 	// verdicts is the hunting pass of the rules that test a verdict (nil
 	// when there are none); it also judges the verdict documents
 	// VirusTotal and the fleet emit (judgeVerdict).
-	verdicts enrich.Enricher
-	fleet    *fleet.Host // in vt's place when [enrich.fleet] is on
+	verdicts  enrich.Enricher
+	fleet     *fleet.Host // in vt's place when [enrich.fleet] is on
+	fleetKept bool        // fleet is the running pipeline's (a reload that kept its settings); close leaves it
+	fleetAt   int         // fleet's index in chain
 }
 
 // buildEnrichers builds the chain in dependency order: hashes and the
@@ -60,6 +62,10 @@ type enrichers struct {
 // vt.db, so the new one opens after the old one closed); otherwise a new
 // one is started.
 //
+// The fleet host: as VirusTotal, with fl set the running host takes its
+// place; with flLater the place is left for openFleet (only one host may
+// hold the sightings spool's lock); otherwise a new one is started.
+//
 // The process table: with pt set (a reload that kept [enrich.proc]), that
 // running table, and what it knows, takes its place; otherwise a new,
 // empty one is made.
@@ -73,7 +79,7 @@ type enrichers struct {
 // running enricher and its index take their place in the chain;
 // otherwise a new one is started (a reload hands it the running one's
 // index to answer until its own has published, see Reload).
-func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry, vt *virustotal.Enricher, vtLater bool, pt *proc.Table, sg *sigma.Enricher, sgKeep bool, pk *packages.Enricher) (*enrichers, error) {
+func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry, vt *virustotal.Enricher, vtLater bool, fl *fleet.Host, flLater bool, pt *proc.Table, sg *sigma.Enricher, sgKeep bool, pk *packages.Enricher) (*enrichers, error) {
 	e := &enrichers{}
 	if c.Hashes.Enabled {
 		e.chain = append(e.chain, hashes.New(reg))
@@ -157,13 +163,19 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 		e.chain = append(e.chain, e.vt) // nil until openVT when vtLater
 	}
 	if c.Fleet.Enabled {
-		f, err := fleet.NewHost(c.Fleet, emit, log, reg)
-		if err != nil {
-			e.close()
-			return nil, err
+		switch {
+		case fl != nil:
+			e.fleet, e.fleetKept = fl, true
+		case !flLater:
+			f, err := fleet.NewHost(c.Fleet, emit, log, reg)
+			if err != nil {
+				e.close()
+				return nil, err
+			}
+			e.fleet = f
 		}
-		e.fleet = f
-		e.chain = append(e.chain, f)
+		e.fleetAt = len(e.chain)
+		e.chain = append(e.chain, e.fleet) // nil until openFleet when flLater
 	}
 	if len(vtRules) > 0 {
 		all, err := hunt.New(c.Hunt, reg)
@@ -307,14 +319,43 @@ func (e *enrichers) closeVT() {
 	}
 }
 
+// openFleet starts the fleet host whose place buildEnrichers left
+// (flLater) with c; if that fails it tries the previous settings prev,
+// and if that fails too the chain goes on without the fleet (events get
+// no virustotal field). Each failure is logged.
+func (e *enrichers) openFleet(c, prev *fleet.HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry) {
+	if !c.Enabled {
+		return
+	}
+	f, err := fleet.NewHost(*c, emit, log, reg)
+	if err != nil && prev.Enabled {
+		log.Error("reload: fleet could not start with the new settings; starting it with the previous ones", "err", err)
+		f, err = fleet.NewHost(*prev, emit, log, reg)
+	}
+	if err != nil {
+		log.Error("reload: fleet could not start; running without it", "err", err)
+		e.chain = slices.Delete(e.chain, e.fleetAt, e.fleetAt+1)
+		return
+	}
+	e.fleet = f
+	e.chain[e.fleetAt] = f
+}
+
+// closeFleet closes the fleet host unless it is the running pipeline's
+// (fleetKept); a reload calls it before a new host takes the spool's lock.
+func (e *enrichers) closeFleet() {
+	if e.fleet != nil && !e.fleetKept {
+		_ = e.fleet.Close()
+		e.fleet = nil
+	}
+}
+
 func (e *enrichers) close() {
 	if e.sigma != nil && !e.sigmaKept {
 		_ = e.sigma.Close()
 	}
 	e.closeVT()
-	if e.fleet != nil {
-		_ = e.fleet.Close()
-	}
+	e.closeFleet()
 	if e.blocklist != nil {
 		_ = e.blocklist.Close()
 	}

@@ -66,7 +66,7 @@ reload_interval = "0s"
 			t.Fatal("an enricher this test needs is off by default")
 		}
 	}
-	enr, err := buildEnrichers(&cfg.Enrich, nil, slog.New(slog.DiscardHandler), &metrics.Registry{}, nil, false, nil, nil, false, nil)
+	enr, err := buildEnrichers(&cfg.Enrich, nil, slog.New(slog.DiscardHandler), &metrics.Registry{}, nil, false, nil, false, nil, nil, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

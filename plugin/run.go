@@ -23,6 +23,7 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/enrich"
+	"github.com/audisp-enrich/audisp-enrich/enrich/fleet"
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
@@ -128,7 +129,7 @@ func (p *Pipeline) build(cfg *conf.Config) error {
 	if err != nil {
 		return err
 	}
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, nil, false, nil, nil, false, nil)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, nil, false, nil, false, nil, nil, false, nil)
 	if err != nil {
 		out.Discard()
 		return err
@@ -286,6 +287,14 @@ func (p *Pipeline) Idle() {
 // the new one cannot start, the old settings are started again, and if
 // that fails too the pipeline runs without VirusTotal (logged).
 //
+// The fleet host is kept, with the verdicts it cached and the hashes it
+// holds pending, when [enrich.fleet] did not change. Otherwise it is
+// replaced after the swap as VirusTotal is (only one may hold the
+// sightings spool's lock; what the old one did not deliver stays in the
+// spool for the new one): if the new one cannot start, the old settings
+// are started again, and if that fails too the pipeline runs without the
+// fleet (logged).
+//
 // The process table is kept, with what it knows, when [enrich.proc] did
 // not change, and the Sigma enricher with its rules when [enrich.sigma]
 // did not (Reopen has reloaded them); a changed [enrich.sigma] loads with
@@ -310,10 +319,15 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	if keepVT {
 		vt = p.enr.vt
 	}
+	keepFleet := reflect.DeepEqual(p.cfg.Enrich.Fleet, cfg.Enrich.Fleet)
+	var fl *fleet.Host
+	if keepFleet {
+		fl = p.enr.fleet
+	}
 	keepSigma := reflect.DeepEqual(p.cfg.Enrich.Sigma, cfg.Enrich.Sigma)
 	pt := unchanged(p.enr.proc, p.cfg.Enrich.Proc, cfg.Enrich.Proc)
 	pk := unchanged(p.enr.packages, p.cfg.Enrich.Packages, cfg.Enrich.Packages)
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, !keepVT, pt, p.enr.sigma, keepSigma, pk)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, !keepVT, fl, !keepFleet, pt, p.enr.sigma, keepSigma, pk)
 	if err != nil {
 		out.Discard()
 		return err
@@ -329,12 +343,19 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 		p.enr.closeVT()
 		enr.openVT(&cfg.Enrich.VirusTotal, &p.cfg.Enrich.VirusTotal, emitterFunc(p.emitDocument), p.log, p.reg)
 	}
+	if !keepFleet {
+		p.enr.closeFleet()
+		enr.openFleet(&cfg.Enrich.Fleet, &p.cfg.Enrich.Fleet, emitterFunc(p.emitDocument), p.log, p.reg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	out.Start(ctx, p.out)
 	cancel()
 	oldEnr := p.enr
 	if enr.sigmaKept {
 		oldEnr.sigma, enr.sigmaKept = nil, false // now enr's
+	}
+	if enr.fleetKept {
+		oldEnr.fleet, enr.fleetKept = nil, false // now enr's
 	}
 	if enr.packages != nil && oldEnr.packages != nil {
 		if !enr.pkgKept {
