@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // prSetNoNewPrivs is PR_SET_NO_NEW_PRIVS from linux/prctl.h.
@@ -85,26 +87,95 @@ func noNewPrivs() error {
 }
 
 // ownStateDir gives stateDir and everything in it to uid:gid, with
-// directories at mode 0750 (made if missing). An entry removed or renamed
-// while the walk runs (a temporary file of a store being replaced) is
-// skipped: it needs no owner. A file created after the walk read its
-// directory keeps root as owner until the next start; the service user can
-// still replace it (the directory is its own), and a store it cannot read is
-// rebuilt, as a missing one is.
+// directories at mode 0750 (stateDir made if missing).
+//
+// stateDir is root's configuration and trusted: a symbolic link to the real
+// directory is resolved first, and the directories above it must not be
+// writable by the service user. The entries under it are not trusted: the
+// service user owns them (since the last start) and may swap any of them for
+// a symbolic link while the walk runs. So no entry is ever reached by path:
+// each is opened through its parent directory's descriptor without following
+// a link (openat O_PATH|O_NOFOLLOW), examined through its own descriptor and
+// changed through it. A symbolic link is chowned itself and never followed,
+// a directory is descended only when the entry opened is one, and a
+// non-directory with more than one hard link is left alone (its other name
+// may be outside stateDir). Nothing outside stateDir changes owner or mode,
+// however the entries change during the walk.
+//
+// An entry removed or renamed while the walk runs (a temporary file of a
+// store being replaced) is skipped: it needs no owner. A file created after
+// the walk read its directory keeps root as owner until the next start; the
+// service user can still replace it (the directory is its own), and a store
+// it cannot read is rebuilt, as a missing one is.
 func ownStateDir(stateDir string, uid, gid int) error {
 	if err := os.MkdirAll(stateDir, 0o750); err != nil {
 		return err
 	}
-	return filepath.WalkDir(stateDir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil {
-			err = os.Lchown(p, uid, gid)
-		}
-		if err == nil && d.IsDir() {
-			err = os.Chmod(p, 0o750)
-		}
-		if errors.Is(err, fs.ErrNotExist) && p != stateDir {
-			return nil
-		}
+	dir, err := filepath.EvalSymlinks(stateDir)
+	if err != nil {
 		return err
-	})
+	}
+	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	return ownDir(d, uid, gid)
+}
+
+// ownDir gives the open directory d and everything in it to uid:gid,
+// directories at mode 0750, and closes d. Entries that vanish are skipped;
+// ENOENT is returned only when d itself was removed before it was read.
+func ownDir(d *os.File, uid, gid int) error {
+	defer d.Close()
+	fd := int(d.Fd())
+	if err := unix.Fchown(fd, uid, gid); err != nil {
+		return &fs.PathError{Op: "fchown", Path: d.Name(), Err: err}
+	}
+	if err := unix.Fchmod(fd, 0o750); err != nil {
+		return &fs.PathError{Op: "fchmod", Path: d.Name(), Err: err}
+	}
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := ownEntry(fd, d.Name(), name, uid, gid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// ownEntry gives the entry name of the directory open as dirfd (whose path,
+// for errors, is dir) to uid:gid, descending into it when it is a directory.
+// It never follows a symbolic link and leaves a non-directory with more than
+// one hard link alone.
+func ownEntry(dirfd int, dir, name string, uid, gid int) error {
+	path := filepath.Join(dir, name)
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "openat", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return &fs.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		// Reopen the very directory examined, readable, to descend.
+		sub, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			return &fs.PathError{Op: "openat", Path: path, Err: err}
+		}
+		return ownDir(os.NewFile(uintptr(sub), path), uid, gid)
+	}
+	defer unix.Close(fd)
+	if st.Nlink > 1 {
+		return nil
+	}
+	if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
+		return &fs.PathError{Op: "fchownat", Path: path, Err: err}
+	}
+	return nil
 }

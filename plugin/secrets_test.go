@@ -209,9 +209,9 @@ func runSecrets(t *testing.T, bin, input string, nLines int, kafkaAddr string, r
 	case "config":
 		keyLine = fmt.Sprintf("api_key = %q", secretVTKey)
 	case "file":
-		// 0640: readable by the group, so the plugin warns about the file
+		// 0644: readable by others, so the plugin warns about the file
 		// (naming it, not its content).
-		if err := os.WriteFile(keyFile, []byte(secretVTKey+"\n"), 0o640); err != nil {
+		if err := os.WriteFile(keyFile, []byte(secretVTKey+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		keyLine = fmt.Sprintf("api_key_file = %q", keyFile)
@@ -355,8 +355,8 @@ backoff_max = "200ms"
 			}
 		}
 	}
-	if r.keySrc == "file" && !strings.Contains(logs, "readable by group or others") {
-		t.Errorf("no warning about the group-readable key file:\n%s", logs)
+	if r.keySrc == "file" && !strings.Contains(logs, "readable by others") {
+		t.Errorf("no warning about the world-readable key file:\n%s", logs)
 	}
 	docs := stdout.String()
 	if n := strings.Count(docs, "\n"); n < 234 {

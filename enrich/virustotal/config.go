@@ -32,8 +32,11 @@ type Config struct {
 	// config file ends up in backups and bug reports.
 	APIKey string `toml:"api_key"`
 	// APIKeyFile is a file holding only the key (surrounding whitespace is
-	// ignored). A file readable by group or others is used with a warning;
-	// a group- or world-writable one is refused.
+	// ignored). A group- or world-writable file is refused; one readable by
+	// others is used with a warning. Group-readable is right: the plugin
+	// reads the file again on a reload, after it switched to the service
+	// user, so the file is root's with the service user's group, mode 0640
+	// (0600 only when the plugin stays root).
 	APIKeyFile string `toml:"api_key_file"`
 	// Host is the API base URL, "https://www.virustotal.com" by default; an
 	// "http://" host is accepted for tests and local proxies. vt-go keeps the
@@ -186,6 +189,10 @@ func loadKey(c *Config, log *slog.Logger) (string, error) {
 	return key, nil
 }
 
+// keyFileMode says how api_key_file should be protected. Not 0600 root:root:
+// a reload reads the file again as the service user.
+const keyFileMode = "make it root's, group the service user's, mode 0640 (0600 only with user = \"root\")"
+
 // maxKeyFile bounds what is read from api_key_file.
 const maxKeyFile = 4096
 
@@ -204,10 +211,10 @@ func readKeyFile(path string, log *slog.Logger) (string, error) {
 	}
 	perm := st.Mode().Perm()
 	if perm&0o022 != 0 {
-		return "", fmt.Errorf("virustotal: api_key_file %s: refusing a group- or world-writable key file (mode %04o); chmod 0600 it", path, perm)
+		return "", fmt.Errorf("virustotal: api_key_file %s: refusing a group- or world-writable key file (mode %04o); %s", path, perm, keyFileMode)
 	}
-	if perm&0o077 != 0 {
-		log.Warn("virustotal: API key file is readable by group or others; chmod 0600 it",
+	if perm&0o004 != 0 {
+		log.Warn("virustotal: API key file is readable by others; "+keyFileMode,
 			"file", path, "mode", fmt.Sprintf("%04o", perm))
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))

@@ -889,7 +889,9 @@ func TestKeySources(t *testing.T) {
 		{name: "config", cfg: Config{APIKey: " k1 "}, want: "k1"},
 		{name: "file 0600", cfg: Config{APIKeyFile: file("a", 0o600, "k2\n")}, want: "k2"},
 		{name: "file 0400", cfg: Config{APIKeyFile: file("b", 0o400, "k3")}, want: "k3"},
+		{name: "file 0640", cfg: Config{APIKeyFile: file("h", 0o640, "k11\n")}, want: "k11"},
 		{name: "file 0644 warns", cfg: Config{APIKeyFile: file("c", 0o644, "k4\n")}, want: "k4", warning: true},
+		{name: "file 0604 warns", cfg: Config{APIKeyFile: file("i", 0o604, "k12\n")}, want: "k12", warning: true},
 		{name: "file 0664 refused", cfg: Config{APIKeyFile: file("d", 0o664, "k5")}, errHas: "group- or world-writable"},
 		{name: "file 0606 refused", cfg: Config{APIKeyFile: file("e", 0o606, "k5")}, errHas: "group- or world-writable"},
 		{name: "missing file", cfg: Config{APIKeyFile: filepath.Join(dir, "nope")}, errHas: "no such file"},
@@ -911,7 +913,7 @@ func TestKeySources(t *testing.T) {
 			} else if err == nil || !strings.Contains(err.Error(), tc.errHas) {
 				t.Fatalf("err %v, want one containing %q", err, tc.errHas)
 			}
-			if got := strings.Contains(logs.String(), "readable by group or others"); got != tc.warning {
+			if got := strings.Contains(logs.String(), "readable by others; make it root's, group the service user's, mode 0640"); got != tc.warning {
 				t.Fatalf("warning logged %v, want %v: %s", got, tc.warning, logs.String())
 			}
 		})
