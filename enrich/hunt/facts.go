@@ -35,6 +35,9 @@ type facts struct {
 	keys   [maxKeys]string
 	nkeys  int
 
+	// parentExe is the parent's clean executable path, parentBase its
+	// base name, or, when the process table knows no executable for the
+	// parent, its comm (parentExe then ""); both "" without a parent.
 	parentExe, parentBase string
 	// ancestry is ev.Ancestry (parent first); without it ([enrich.proc]
 	// ancestry = 0), ancParent is ev.Parent. The ancestor conditions test
@@ -130,9 +133,13 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) uint64 {
 			}
 		}
 	}
-	if p := ev.Parent; p != nil && p.Executable != "" && (many || cand&e.gate.parent != 0) {
-		f.parentExe = path.Clean(p.Executable)
-		f.parentBase = path.Base(f.parentExe)
+	if p := ev.Parent; p != nil && (many || cand&e.gate.parent != 0) {
+		if p.Executable != "" {
+			f.parentExe = path.Clean(p.Executable)
+			f.parentBase = path.Base(f.parentExe)
+		} else {
+			f.parentBase = p.Comm
+		}
 	}
 	f.ancestry, f.ancParent = ev.Ancestry, ev.Parent
 	return cand

@@ -13,12 +13,13 @@ import (
 // condition cases and a few scenarios gets exactly the hits that matching
 // every rule on every fact without the gate gives; the gate leaves out
 // only rules that do not match, and extract leaves out only facts that no
-// rule left needs. Two enrichers of at most 64 rules hold the cases
-// between them; a third holds them all and more, past the 64 rules that
+// rule left needs. Three enrichers of at most 64 rules hold the cases
+// between them; a fourth holds them all and more, past the 64 rules that
 // the gate covers.
 func TestGateKeepsMatches(t *testing.T) {
-	half := len(conditionCases) / 2
-	sets := [][]RuleConfig{caseRules("a", conditionCases[:half]), caseRules("b", conditionCases[half:]),
+	third := (len(conditionCases) + 2) / 3
+	sets := [][]RuleConfig{caseRules("a", conditionCases[:third]), caseRules("b", conditionCases[third:2*third]),
+		caseRules("c", conditionCases[2*third:]),
 		append(caseRules("all", conditionCases), caseRules("late", conditionCases[:20])...)}
 	events := []ev{
 		{exe: "/tmp/java"}, {exe: "/opt/app/sudo"}, {exe: "/usr/bin/nc.traditional", uid: 33, user: "www-data", parent: "/usr/sbin/apache2"},
@@ -33,7 +34,7 @@ func TestGateKeepsMatches(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.Rules = rules
 		e := mustEnricher(t, cfg)
-		if n := len(e.rules); (s < 2) != (n <= 64) {
+		if n := len(e.rules); (s < 3) != (n <= 64) {
 			t.Fatalf("set %d: %d rules", s, n)
 		}
 		ungated := ungate(mustEnricher(t, cfg))

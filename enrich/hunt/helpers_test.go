@@ -3,6 +3,7 @@ package hunt
 import (
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
@@ -20,9 +21,12 @@ type ev struct {
 	key     string
 	cwd     string
 	paths   []string
-	parent  string // parent executable
+	// parent is the parent executable, or "comm:NAME" for a parent known
+	// by its comm only (see process).
+	parent string
 	// ancestors are the executables of the parent's ancestors, its
-	// parent first ("" for one whose executable is unknown). With parent
+	// parent first ("" for one whose executable is unknown, "comm:NAME"
+	// for one known by its comm only). With parent
 	// set, Ancestry is the parent followed by these, as the proc enricher
 	// sets it with [enrich.proc] ancestry >= 1, unless noAncestry.
 	ancestors  []string
@@ -75,11 +79,12 @@ func (e ev) build() *audit.Event {
 		out.Records = append(out.Records, rec("PROCTITLE", "proctitle", filepath.Base(e.exe)))
 	}
 	if e.parent != "" {
-		out.Parent = &audit.Process{PID: 1943, Executable: e.parent, Args: []string{filepath.Base(e.parent)}, UID: "0"}
+		out.Parent = process(1943, e.parent)
+		out.Parent.Args = []string{filepath.Base(e.parent)}
 		if !e.noAncestry {
 			out.Ancestry = []*audit.Process{out.Parent}
 			for i, a := range e.ancestors {
-				out.Ancestry = append(out.Ancestry, &audit.Process{PID: 1900 - i, Executable: a, UID: "0"})
+				out.Ancestry = append(out.Ancestry, process(1900-i, a))
 			}
 		}
 	}
@@ -96,6 +101,16 @@ func (e ev) build() *audit.Event {
 		out.VirusTotal = &audit.VTResult{Status: "pending"}
 	}
 	return out
+}
+
+// process is the process table's image of pid running exe, or, for
+// "comm:NAME", of a process whose executable it could not read (another
+// user's, from /proc after the privilege drop), known by its comm NAME.
+func process(pid int, exe string) *audit.Process {
+	if comm, ok := strings.CutPrefix(exe, "comm:"); ok {
+		return &audit.Process{PID: pid, Comm: comm, UID: "0"}
+	}
+	return &audit.Process{PID: pid, Executable: exe, UID: "0"}
 }
 
 // testUsers stands in for /etc/passwd so results do not depend on the host.

@@ -12,7 +12,10 @@
 // one's place).
 //
 // Parent conditions use ev.Parent, ancestor conditions ev.Ancestry (or
-// ev.Parent without it), verdict conditions use ev.Blocklist and
+// ev.Parent without it); for a process whose executable the process table
+// could not read (another user's, read from /proc after the privilege
+// drop), the name conditions test its comm and the path conditions fail.
+// Verdict conditions use ev.Blocklist and
 // ev.VirusTotal, and package_status uses ev.Package, so the hunt enricher
 // must run after proc, blocklist, packages and virustotal.
 package hunt
@@ -345,7 +348,7 @@ func (r *rule) match(f *facts, e *Enricher, i int) bool {
 		return false
 	}
 	if !r.parent.empty() || !r.parentName.empty() {
-		if f.parentExe == "" || !(r.parent.match(f.parentExe) || r.parentName.match(f.parentBase)) {
+		if !(f.parentExe != "" && r.parent.match(f.parentExe) || f.parentBase != "" && r.parentName.match(f.parentBase)) {
 			return false
 		}
 	}
@@ -408,10 +411,14 @@ func (r *rule) matchAncestors(f *facts) bool {
 }
 
 // ancestorHolds reports whether p's executable is known and its clean
-// path or its base name meets r's ancestor condition.
+// path or its base name meets r's ancestor condition, or, when only p's
+// comm is known, whether that meets the name condition.
 func (r *rule) ancestorHolds(p *audit.Process) bool {
-	if p == nil || p.Executable == "" {
+	if p == nil {
 		return false
+	}
+	if p.Executable == "" {
+		return p.Comm != "" && r.ancestorName.match(p.Comm)
 	}
 	x := path.Clean(p.Executable)
 	return r.ancestor.match(x) || r.ancestorName.match(path.Base(x))

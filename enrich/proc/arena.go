@@ -26,6 +26,9 @@ const (
 	chunkBlocks = 64
 	// headSize is the first block's header (see arena); payload follows.
 	headSize = 24
+	// commFlag, in the source byte of the header, marks an image whose exe
+	// slot holds its Comm (see arena).
+	commFlag = 0x80
 )
 
 // arena holds the images of one shard in memory that has no pointers, so
@@ -50,6 +53,9 @@ const (
 //	4  start, unix ms (int64)  16 payload size (uint16)
 //	18 exe length (uint16)
 //	20 uid length, 21 auid length, 22 argument count, 23 source (bytes)
+//
+// The source byte's top bit (commFlag) says that the exe of the payload is
+// the image's Comm: an image without Exe keeps its Comm there.
 //
 // Nothing outside the table points into the arena: lookups copy what they
 // hand out (see view), so a block's reuse never changes a string that an
@@ -104,13 +110,18 @@ type image struct {
 	cg *audit.Cgroup
 }
 
-// bounded returns im's exe and ids cut to their limits and its argv cut
+// bounded returns im's exe (its Comm when it has no Exe) and ids cut to
+// their limits and its argv cut
 // to maxArgs arguments and maxArgsBytes bytes: the argument that crosses
 // the byte limit is cut, and the argv ends before the next non-empty one.
 // It puts the kept length of each argument in lens (2 bytes each) and
 // returns their sum.
 func (im *image) bounded(lens *[2 * maxArgs]byte) (exe, uid, auid string, args []string, argBytes int) {
-	exe, uid, auid = cutExe(im.Exe), im.UID[:min(len(im.UID), maxIDBytes)], im.AUID[:min(len(im.AUID), maxIDBytes)]
+	exe = im.Exe
+	if exe == "" {
+		exe = im.Comm
+	}
+	exe, uid, auid = cutExe(exe), im.UID[:min(len(im.UID), maxIDBytes)], im.AUID[:min(len(im.AUID), maxIDBytes)]
 	args = im.Args[:min(len(im.Args), maxArgs)]
 	for i, a := range args {
 		room := maxArgsBytes - argBytes
@@ -163,7 +174,11 @@ func (a *arena) put(im *image) uint32 {
 	le.PutUint32(h[12:], a.serial)
 	le.PutUint16(h[16:], uint16(2*len(args)+len(exe)+len(uid)+len(auid)+argBytes))
 	le.PutUint16(h[18:], uint16(len(exe)))
-	h[20], h[21], h[22], h[23] = byte(len(uid)), byte(len(auid)), byte(len(args)), byte(im.Source)
+	src := byte(im.Source)
+	if im.Exe == "" && im.Comm != "" {
+		src |= commFlag
+	}
+	h[20], h[21], h[22], h[23] = byte(len(uid)), byte(len(auid)), byte(len(args)), src
 	w := writer{a: a, cur: b, buf: h, pos: headSize}
 	write(&w, lens[:2*len(args)])
 	write(&w, exe)
@@ -200,7 +215,10 @@ func (a *arena) release(b uint32) {
 func (a *arena) ppid(b uint32) int        { return int(int32(le.Uint32(a.block(b)[0:]))) }
 func (a *arena) start(b uint32) int64     { return int64(le.Uint64(a.block(b)[4:])) }
 func (a *arena) serialOf(b uint32) uint32 { return le.Uint32(a.block(b)[12:]) }
-func (a *arena) source(b uint32) Source   { return Source(a.block(b)[23]) }
+func (a *arena) source(b uint32) Source   { return Source(a.block(b)[23] &^ commFlag) }
+
+// named reports whether the exe of the image at b is its Comm (commFlag).
+func (a *arena) named(b uint32) bool { return a.block(b)[23]&commFlag != 0 }
 
 func (a *arena) cg(b uint32) *audit.Cgroup {
 	if c := a.cgs[b/chunkBlocks]; c != nil {
@@ -240,10 +258,14 @@ func cutExe(exe string) string { return exe[:min(len(exe), maxExeBytes)] }
 
 // exeIs reports whether the image at b runs exe (as cutExe keeps it),
 // reading the exe in place when the first block holds it, so that the
-// check costs no copy of a chained image's payload.
+// check costs no copy of a chained image's payload. An image that knows
+// only its Comm runs no known exe.
 func (a *arena) exeIs(b uint32, exe string) bool {
 	exe = cutExe(exe)
 	h := a.block(b)
+	if h[23]&commFlag != 0 {
+		return false
+	}
 	if off, n := headSize+2*int(h[22]), int(le.Uint16(h[18:])); off+n <= blockSize {
 		return string(h[off:off+n]) == exe
 	}

@@ -235,17 +235,18 @@ func isDigits(s string) bool {
 	return true
 }
 
-// isRuntime reports whether exe is a container runtime or its shim or
-// monitor (containerd-shim*, runc, crun, conmon): a process that runs
-// outside the containers whose processes it starts, so that its cgroup
-// says nothing of theirs.
-func isRuntime(exe string) bool {
-	base := exe[strings.LastIndexByte(exe, '/')+1:]
-	switch base {
+// isRuntime reports whether the program called name (an executable's base
+// name, or a comm: "containerd-shim" is the kernel's 15 bytes of
+// containerd-shim-runc-v2) is a container runtime or its shim or monitor
+// (containerd-shim*, runc, crun, conmon): a process that runs outside the
+// containers whose processes it starts, so that its cgroup says nothing of
+// theirs.
+func isRuntime(name string) bool {
+	switch name {
 	case "runc", "crun", "conmon":
 		return true
 	}
-	return strings.HasPrefix(base, "containerd-shim")
+	return strings.HasPrefix(name, "containerd-shim")
 }
 
 // maxCgroupFile bounds how much of a /proc/<pid>/cgroup file is read

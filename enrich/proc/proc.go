@@ -12,7 +12,12 @@
 // after it (the pool runs events in parallel), still finds the parent as it
 // was at the event's time. Processes started before the plugin are read from
 // /proc/<pid> on a table miss (when enabled); that result and "no such
-// process" are cached in the table as well.
+// process" are cached in the table as well. The kernel lets a reader
+// without ptrace access to a process (the plugin, once it runs as its
+// service user, to every other user's process) read its stat, cmdline and
+// status but not its exe link: such an image has the process's comm
+// instead of an executable (Image.Comm, audit.Process.Comm), until an
+// event of the process names its executable.
 //
 // The parent is best-effort: the table cannot see exits, and a child's event
 // enriched before its parent's exec event falls back to /proc. A process
@@ -67,7 +72,9 @@ type Config struct {
 	MaxEntries int `toml:"max_entries"`
 	// ProcFallback reads /proc/<ppid> for parents the table does not know
 	// (default true). Turn it off when replaying logs from another time or
-	// host, where /proc describes unrelated processes.
+	// host, where /proc describes unrelated processes. A process whose
+	// executable cannot be read there is known by its comm (see
+	// procFS.read).
 	ProcFallback bool `toml:"proc_fallback"`
 	// Ancestry is how many ancestors an event lists, parent first
 	// (default 4, 0..16; 0 lists none, 1 only the parent). Each is a
@@ -113,7 +120,11 @@ const (
 // Image is a program a pid ran, as Record takes it and Lookup returns it.
 // The table keeps copies of its strings, bounded (see maxArgs).
 type Image struct {
-	Exe  string
+	Exe string
+	// Comm is the kernel's name of the process, kept only when Exe is
+	// unknown: an image read from /proc whose exe link could not be read
+	// (see procFS.read).
+	Comm string
 	Args []string // at most 64 arguments and 4 KiB
 	UID  string   // numeric, as logged
 	AUID string   // numeric, as logged
@@ -201,6 +212,10 @@ type Stats struct {
 	FromProc  uint64 // parents read from /proc
 	Unknown   uint64 // parents not found
 	ProcErrs  uint64 // /proc reads that failed for another reason than exit
+	// ExeUnreadable counts the processes read from /proc whose exe link
+	// was refused (another user's, once the plugin has dropped its
+	// privileges): their images have a Comm instead of an Exe.
+	ExeUnreadable uint64
 	// CgroupReads counts the /proc/<pid>/cgroup files read: one per image
 	// learnt (exec or first sighting) or read from /proc, none for an
 	// event whose image the table holds.
@@ -214,7 +229,7 @@ type Stats struct {
 // shared are the registry's counters of the "proc" enricher; every Table
 // built with the same registry adds to them (a reload continues them).
 type shared struct {
-	execs, evictions, fromTable, fromProc, unknown, procErrs, cgroupReads, exited *metrics.Counter
+	execs, evictions, fromTable, fromProc, unknown, procErrs, exeUnreadable, cgroupReads, exited *metrics.Counter
 }
 
 func sharedCounters(reg *metrics.Registry) shared {
@@ -222,14 +237,15 @@ func sharedCounters(reg *metrics.Registry) shared {
 		reg = metrics.Default
 	}
 	return shared{
-		execs:       reg.Counter("audisp_enrich_proc_execs_total", "", "Exec events recorded in the process table."),
-		evictions:   reg.Counter("audisp_enrich_proc_evictions_total", "", "Pids evicted from the process table for room."),
-		fromTable:   reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="table"`, "Parent lookups by outcome."),
-		fromProc:    reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="proc"`, "Parent lookups by outcome."),
-		unknown:     reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="unknown"`, "Parent lookups by outcome."),
-		procErrs:    reg.Counter("audisp_enrich_proc_read_errors_total", "", "Reads of /proc that failed for another reason than the process having exited."),
-		exited:      reg.Counter("audisp_enrich_proc_exited_total", "", "Pids removed from the process table because their process had exited when the table learnt it (after a grace of 2 s of event time)."),
-		cgroupReads: reg.Counter("audisp_enrich_proc_cgroup_reads_total", "", "Files /proc/<pid>/cgroup read (one per image learnt, with [enrich.proc] cgroup on)."),
+		execs:         reg.Counter("audisp_enrich_proc_execs_total", "", "Exec events recorded in the process table."),
+		evictions:     reg.Counter("audisp_enrich_proc_evictions_total", "", "Pids evicted from the process table for room."),
+		fromTable:     reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="table"`, "Parent lookups by outcome."),
+		fromProc:      reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="proc"`, "Parent lookups by outcome."),
+		unknown:       reg.Counter("audisp_enrich_proc_parent_lookups_total", `result="unknown"`, "Parent lookups by outcome."),
+		procErrs:      reg.Counter("audisp_enrich_proc_read_errors_total", "", "Reads of /proc that failed for another reason than the process having exited."),
+		exeUnreadable: reg.Counter("audisp_enrich_proc_exe_unreadable_total", "", "Processes read from /proc whose executable (the exe link) could not be read, mostly other users' processes once the plugin runs as its service user; the process table keeps their name (comm) instead."),
+		exited:        reg.Counter("audisp_enrich_proc_exited_total", "", "Pids removed from the process table because their process had exited when the table learnt it (after a grace of 2 s of event time)."),
+		cgroupReads:   reg.Counter("audisp_enrich_proc_cgroup_reads_total", "", "Files /proc/<pid>/cgroup read (one per image learnt, with [enrich.proc] cgroup on)."),
 	}
 }
 
@@ -247,8 +263,8 @@ type Table struct {
 	// line of, one another's lock. A small table has one shard.
 	shards []shard
 
-	execs, evictions, fromTable, fromProc, unknown, procErrs, cgroupReads, exited metrics.Counter
-	m                                                                             shared
+	execs, evictions, fromTable, fromProc, unknown, procErrs, exeUnreadable, cgroupReads, exited metrics.Counter
+	m                                                                                            shared
 
 	graves graveyard // images of processes found gone (bury, reap)
 }
@@ -346,7 +362,7 @@ func (t *Table) Enrich(ctx context.Context, ev *audit.Event) error {
 		return err
 	}
 	ev.Parent = &v.p
-	if ev.Cgroup == nil && !isRuntime(v.p.Executable) {
+	if ev.Cgroup == nil && !isRuntime(v.p.Name()) {
 		ev.Cgroup = v.cg
 	}
 	if t.ancestry > 0 {
@@ -511,6 +527,9 @@ func (sh *shard) view(pid int, b uint32) *view {
 	v := &view{ppid: sh.arena.ppid(b), cg: sh.arena.cg(b)}
 	exe, uid, _, args := sh.arena.payload(b).strings(v.argv[:])
 	v.p = audit.Process{PID: pid, Executable: exe, Args: args, UID: uid, StartSec: sh.arena.start(b) / 1000}
+	if sh.arena.named(b) {
+		v.p.Executable, v.p.Comm = "", exe
+	}
 	v.self[0] = &v.p
 	if sh.views == nil {
 		sh.views = make(map[uint32]*view)
@@ -532,6 +551,9 @@ func (t *Table) Lookup(pid int, at int64) (Image, bool) {
 	a := &sh.arena
 	img := Image{PPID: a.ppid(b), StartMilli: a.start(b), Source: a.source(b)}
 	img.Exe, img.UID, img.AUID, img.Args = a.payload(b).strings(nil)
+	if a.named(b) {
+		img.Exe, img.Comm = "", img.Exe
+	}
 	return img, true
 }
 
@@ -613,7 +635,7 @@ func (t *Table) find(ctx context.Context, pid int, at int64) (*view, Source, err
 			return nil, 0, fmt.Errorf("waiting to read /proc/%d: %w", pid, ctx.Err())
 		}
 	}
-	read, err := t.fs.read(pid)
+	read, unreadable, err := t.fs.read(pid)
 	<-t.sem
 	switch {
 	case errors.Is(err, errGone):
@@ -622,6 +644,8 @@ func (t *Table) find(ctx context.Context, pid int, at int64) (*view, Source, err
 	case err != nil:
 		t.count(&t.procErrs, t.m.procErrs)
 		return nil, 0, err
+	case unreadable:
+		t.count(&t.exeUnreadable, t.m.exeUnreadable)
 	}
 	im := image{Image: read} // its Source is SourceProc
 	im.cg, _ = t.cgroup(pid)
@@ -817,6 +841,8 @@ func (t *Table) Stats() Stats {
 		FromProc:  t.fromProc.Value(),
 		Unknown:   t.unknown.Value(),
 		ProcErrs:  t.procErrs.Value(),
+
+		ExeUnreadable: t.exeUnreadable.Value(),
 
 		CgroupReads: t.cgroupReads.Value(),
 		Exited:      t.exited.Value(),

@@ -316,12 +316,13 @@ func TestConfigValidate(t *testing.T) {
 
 func TestParseStat(t *testing.T) {
 	line := "1234 (a b) c) S 77 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 5678 1000 100 rest\n"
-	ppid, start, err := parseStat([]byte(line))
-	if err != nil || ppid != 77 || start != 5678 {
-		t.Fatalf("parseStat = %d %d %v; want 77 5678", ppid, start, err)
+	comm, ppid, start, err := parseStat([]byte(line))
+	if err != nil || string(comm) != "a b) c" || ppid != 77 || start != 5678 {
+		t.Fatalf("parseStat = %q %d %d %v; want \"a b) c\" 77 5678", comm, ppid, start, err)
 	}
-	for _, bad := range []string{"", "1 (x) S 1 2", "1 (x) S z 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0"} {
-		if _, _, err := parseStat([]byte(bad)); err == nil {
+	for _, bad := range []string{"", "1 (x) S 1 2", "1 (x) S z 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0",
+		"1 )x( S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 3 0 0"} {
+		if _, _, _, err := parseStat([]byte(bad)); err == nil {
 			t.Errorf("parseStat(%q) succeeded", bad)
 		}
 	}

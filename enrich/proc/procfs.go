@@ -16,7 +16,7 @@ const clockTicks = 100
 
 // procFS reads process facts from a procfs mount. Each read is bounded in
 // bytes: exe is a readlink, cmdline is cut at maxArgsBytes, stat and status
-// at 4 KiB.
+// at 4 KiB (comm, in stat, at 15 bytes by the kernel).
 type procFS struct {
 	root      string // "/proc"
 	bootMilli int64  // boot time, unix milliseconds (btime of /proc/stat)
@@ -45,23 +45,34 @@ var errGone = errors.New("no such process")
 // read returns the image of the live process pid. StartMilli is the process
 // start (its fork, not its last exec) with one-second precision, since btime
 // has whole seconds.
-func (p *procFS) read(pid int) (Image, error) {
+//
+// When the exe link cannot be read, the image has no Exe but the comm of
+// /proc/<pid>/stat as Comm, and unreadable reports whether the link was
+// there but refused (any error but "does not exist"): the kernel lets only
+// a reader with ptrace access to the process read it, so once the plugin
+// runs as its service user, without capabilities, every other user's
+// process is such a one, while its stat, cmdline and status stay
+// readable. A kernel thread (no exe link) and a process that exits during
+// the read have no Exe either, but are not unreadable.
+func (p *procFS) read(pid int) (img Image, unreadable bool, err error) {
 	dir := p.root + "/" + strconv.Itoa(pid)
 	stat, err := readBounded(dir+"/stat", 4096)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
-			return Image{}, errGone
+			return Image{}, false, errGone
 		}
-		return Image{}, err
+		return Image{}, false, err
 	}
-	ppid, start, err := parseStat(stat)
+	comm, ppid, start, err := parseStat(stat)
 	if err != nil {
-		return Image{}, fmt.Errorf("%s/stat: %w", dir, err)
+		return Image{}, false, fmt.Errorf("%s/stat: %w", dir, err)
 	}
-	img := Image{PPID: ppid, StartMilli: p.bootMilli + start*1000/clockTicks, Source: SourceProc}
-	// A kernel thread has no exe and an empty cmdline; both are then "".
+	img = Image{PPID: ppid, StartMilli: p.bootMilli + start*1000/clockTicks, Source: SourceProc}
+	// A kernel thread has no exe and an empty cmdline; Args is then nil.
 	if exe, err := os.Readlink(dir + "/exe"); err == nil {
 		img.Exe = exe
+	} else {
+		img.Comm, unreadable = string(comm), !errors.Is(err, os.ErrNotExist)
 	}
 	if cmd, err := readBounded(dir+"/cmdline", maxArgsBytes); err == nil {
 		img.Args = splitCmdline(cmd)
@@ -69,31 +80,34 @@ func (p *procFS) read(pid int) (Image, error) {
 	if status, err := readBounded(dir+"/status", 4096); err == nil {
 		img.UID = statusUID(status)
 	}
-	return img, nil
+	return img, unreadable, nil
 }
 
-// parseStat returns ppid (field 4) and starttime (field 22, clock ticks since
-// boot) of a /proc/<pid>/stat line. comm (field 2) may hold spaces and
-// parentheses, so the fields are counted from the last ')'.
-func parseStat(b []byte) (ppid int, start int64, err error) {
+// parseStat returns comm (field 2, a slice of b), ppid (field 4) and
+// starttime (field 22, clock ticks since boot) of a /proc/<pid>/stat line.
+// comm is in parentheses and may hold spaces and parentheses itself, so it
+// runs from the first '(' to the last ')', and the other fields are counted
+// from that last ')'.
+func parseStat(b []byte) (comm []byte, ppid int, start int64, err error) {
 	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, errors.New("no ')' after comm")
+	first := bytes.IndexByte(b, '(')
+	if i < 0 || first < 0 || first > i {
+		return nil, 0, 0, errors.New("no comm in parentheses")
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state), so field n is f[n-3].
 	if len(f) < 20 {
-		return 0, 0, fmt.Errorf("%d fields after comm, want at least 20", len(f))
+		return nil, 0, 0, fmt.Errorf("%d fields after comm, want at least 20", len(f))
 	}
 	ppid, err = strconv.Atoi(f[1])
 	if err != nil {
-		return 0, 0, fmt.Errorf("ppid: %w", err)
+		return nil, 0, 0, fmt.Errorf("ppid: %w", err)
 	}
 	start, err = strconv.ParseInt(f[19], 10, 64)
 	if err != nil {
-		return 0, 0, fmt.Errorf("starttime: %w", err)
+		return nil, 0, 0, fmt.Errorf("starttime: %w", err)
 	}
-	return ppid, start, nil
+	return b[first+1 : i], ppid, start, nil
 }
 
 // splitCmdline splits a NUL-separated /proc/<pid>/cmdline into owned strings.

@@ -8,6 +8,7 @@ package audit
 
 import (
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -349,11 +350,27 @@ const MaxAncestry = 16
 
 // Process is process context from the process table.
 type Process struct {
-	PID        int
+	PID int
+	// Executable is the path of the program, "" when unknown: a process
+	// read from /proc whose exe link could not be read (another user's
+	// process once the plugin runs as its service user; a kernel thread).
 	Executable string
-	Args       []string
-	UID        string
-	StartSec   int64
+	// Comm is the kernel's name of the process (/proc/<pid>/stat comm, at
+	// most 15 bytes, which the process may change itself), set only when
+	// Executable is unknown; it is no path.
+	Comm     string
+	Args     []string
+	UID      string
+	StartSec int64
+}
+
+// Name returns the process's name: the last element of its executable
+// when known, else its comm ("" when neither is).
+func (p *Process) Name() string {
+	if p.Executable == "" {
+		return p.Comm
+	}
+	return p.Executable[strings.LastIndexByte(p.Executable, '/')+1:]
 }
 
 // Cgroup is what a process's cgroup membership says about it (see

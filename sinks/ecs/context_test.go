@@ -55,6 +55,16 @@ func TestProcessContext(t *testing.T) {
 			"service.name":                  "foo.service",
 			"audisp_enrich.service_user_id": "1000",
 		}, []string{"ancestry", "container", "command_line"}},
+		{"parent without executable: name from its comm", func(ev *audit.Event) {
+			fpm := &audit.Process{PID: 20, Comm: "php-fpm8.2", Args: []string{"php-fpm: pool www"}}
+			ev.Parent = fpm
+			ev.Ancestry = []*audit.Process{fpm, nginx}
+		}, map[string]any{
+			"process.parent.name":         "php-fpm8.2",
+			"process.parent.executable":   nil, // unknown: not made up
+			"process.parent.command_line": "php-fpm: pool www",
+			"audisp_enrich.ancestry":      []any{"", "/usr/sbin/nginx"},
+		}, []string{"comm"}},
 	} {
 		ev := &audit.Event{ID: audit.EventID{Sec: 1700000000, Msec: 100, Serial: 7}, Records: []*audit.Record{rec}}
 		c.set(ev)

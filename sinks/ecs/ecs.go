@@ -403,8 +403,8 @@ func category(ev *audit.Event, s *audit.Summary) (cat, typ string) {
 
 // process writes process.*: pid, executable, name, args (argv of the
 // exec, else the PROCTITLE argv), args_count, working_directory and
-// parent.* (pid from the record, executable and args from the process
-// table).
+// parent.* (pid from the record, executable, name and args from the
+// process table; name is the comm when the executable is unknown).
 func (w *writer) process(ev *audit.Event, s *audit.Summary) {
 	args := s.Args
 	if len(args) == 0 {
@@ -435,9 +435,7 @@ func (w *writer) process(ev *audit.Event, s *audit.Summary) {
 		}
 		if p != nil {
 			w.str("executable", p.Executable, "process.parent.executable")
-			if i := strings.LastIndexByte(p.Executable, '/'); i >= 0 && i < len(p.Executable)-1 {
-				w.str("name", p.Executable[i+1:], "process.parent.name")
-			}
+			w.str("name", p.Name(), "process.parent.name")
 			if len(p.Args) > 0 {
 				w.strs("args", p.Args, "process.parent.args")
 			}

@@ -549,6 +549,7 @@ func (e *Full) processParent(w *Writer, p *audit.Process) {
 	w.Key("pid")
 	w.Int(int64(p.PID))
 	e.optVal(w, "executable", p.Executable, "process.parent.executable")
+	e.optVal(w, "comm", p.Comm, "process.parent.comm")
 	if len(p.Args) > 0 {
 		w.Key("args")
 		e.vals(w, p.Args, "process.parent.args")

@@ -30,6 +30,7 @@ func (e *Full) ancestry(w *Writer, chain []*audit.Process) {
 		w.Key("pid")
 		w.Int(int64(p.PID))
 		e.optVal(w, "executable", p.Executable, "ancestry.executable")
+		e.optVal(w, "comm", p.Comm, "ancestry.comm")
 		w.Close()
 	}
 	w.CloseArray()

@@ -34,7 +34,9 @@ func TestProcessContextCacheExact(t *testing.T) {
 	sh := &audit.Process{PID: 101, Executable: "/usr/bin/sh", Args: []string{"sh", `quote"d`}}
 	odd := &audit.Process{PID: 102, Executable: "/tmp/bad\xff", Args: []string{"bad\xff"}}
 	initp := &audit.Process{PID: 1, Executable: "/usr/lib/systemd/systemd"}
+	fpm := &audit.Process{PID: 103, Comm: "php-fpm8.2", Args: []string{"php-fpm: pool www"}} // executable unknown
 	chain := []*audit.Process{bash, sh, initp}
+	fpmChain := []*audit.Process{sh, fpm, initp}
 	chain2 := []*audit.Process{bash, odd, initp}
 	oddChain := []*audit.Process{odd, odd, initp}
 	unit := &audit.Cgroup{Path: "/system.slice/cron.service", Unit: "cron.service"}
@@ -51,6 +53,7 @@ func TestProcessContextCacheExact(t *testing.T) {
 		{bash, chain2, unit}, {bash, chain[:2], ctr}, {bash, chain[:2], ctr}, {bash, chain, ctr}, {odd, oddChain, oddUnit},
 		{odd, oddChain, oddUnit}, {odd, oddChain[:1], &audit.Cgroup{}}, {odd, oddChain[:1], &audit.Cgroup{}}, {nil, nil, nil},
 		{bash, slices.Clone(chain), unit}, {bash, nil, nil}, {bash, chain, unit},
+		{fpm, fpmChain[1:], unit}, {fpm, fpmChain[1:], unit}, {sh, fpmChain, unit},
 	}
 	cached := Full{}
 	for _, f := range []Format{JSON, Msgpack, JSON} {
@@ -106,9 +109,9 @@ func TestProcessContextCacheAfterGC(t *testing.T) {
 func TestProcessContextEscaped(t *testing.T) {
 	bad := "x\xff"
 	parent := &audit.Process{PID: 7, Executable: "/tmp/" + bad, Args: []string{"sh", bad}}
-	chain := []*audit.Process{parent, {PID: 1, Executable: "/sbin/" + bad}}
+	chain := []*audit.Process{parent, {PID: 1, Executable: "/sbin/" + bad}, {PID: 2, Comm: bad}}
 	cg := &audit.Cgroup{Path: "/" + bad, ContainerID: bad, Runtime: bad, PodUID: bad, Unit: bad, UserOf: bad}
-	want := []string{"process.parent.executable", "process.parent.args", "ancestry.executable", "container.id",
+	want := []string{"process.parent.executable", "process.parent.args", "ancestry.executable", "ancestry.comm", "container.id",
 		"container.runtime", "container.pod_uid", "systemd.unit", "systemd.user_id", "cgroup"}
 	var e Full
 	for i := range 2 { // the second event is written from the caches
@@ -121,5 +124,35 @@ func TestProcessContextEscaped(t *testing.T) {
 				t.Errorf("event %d: %q not under escaped: %q", i, p, doc.Escaped)
 			}
 		}
+	}
+}
+
+// A process the table knows without executable (its /proc/<pid>/exe was
+// refused) is written with its comm, never as an executable, as parent
+// and in the ancestry, valid against the schema.
+func TestProcessWithoutExecutable(t *testing.T) {
+	fpm := &audit.Process{PID: 500, Comm: "php-fpm8.2", Args: []string{"php-fpm: pool www"}, UID: "33"}
+	master := &audit.Process{PID: 499, Comm: "php-fpm8.2\xff"}
+	var e Full
+	doc := e.Append(nil, processEvent(0, fpm, []*audit.Process{fpm, master}, nil))
+	validate(t, doc)
+	var got struct {
+		Process struct {
+			Parent map[string]any
+		}
+		Ancestry []map[string]any
+		Escaped  []string
+	}
+	if err := json.Unmarshal(doc, &got); err != nil {
+		t.Fatal(err)
+	}
+	if p := got.Process.Parent; p["comm"] != "php-fpm8.2" || p["executable"] != nil || p["pid"] != 500.0 {
+		t.Errorf("process.parent = %v, want pid 500, comm php-fpm8.2, no executable", p)
+	}
+	if len(got.Ancestry) != 2 || got.Ancestry[1]["comm"] == nil || got.Ancestry[1]["executable"] != nil {
+		t.Errorf("ancestry = %v, want the master by its comm, without executable", got.Ancestry)
+	}
+	if !slices.Equal(got.Escaped, []string{"ancestry.comm"}) {
+		t.Errorf("escaped %q, want [ancestry.comm]", got.Escaped)
 	}
 }
