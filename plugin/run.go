@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -436,6 +437,17 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 		debug.SetGCPercent(liveGCPercent)
 	}
 
+	// What may wait for a previous plugin still shutting down (the status
+	// address, the disk buffers' locks in NewPipeline: startWait) comes
+	// before the reader starts, so that the pipe and auditd's queue hold
+	// the events meanwhile and the plugin's own queue drops none.
+	if cfg.Status.Listen != "" {
+		ln, err := openStatus(cfg.Status.Listen, log)
+		if err != nil {
+			return err
+		}
+		defer ln.close()
+	}
 	p, err := NewPipeline(cfg, log, metrics.Default, false)
 	if err != nil {
 		return err
@@ -445,6 +457,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 		p.errlog.report(e.Reason, e.Error(), string(e.Raw), inputPos{line: e.Line})
 	})
 	if err != nil {
+		abandon(p)
 		return err
 	}
 	lines := make(chan Batch, cfg.Input.QueueBatches)
@@ -455,13 +468,6 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 	defer close(finished)
 	go shutdownWatchdog(p, readerDone, finished, log)
 
-	if cfg.Status.Listen != "" {
-		ln, err := serveMetrics(cfg.Status.Listen, log)
-		if err != nil {
-			return err
-		}
-		defer ln.Close()
-	}
 	pidFile := filepath.Join(cfg.StateDir, PidFileName)
 	_ = os.MkdirAll(cfg.StateDir, 0o750) // DropPrivileges comes later, and makes none for root
 	own := []byte(strconv.Itoa(os.Getpid()) + "\n")
@@ -471,7 +477,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 		log.Warn("cannot write pid file; `audisp-enrich stats` will need [status] listen", "err", err)
 	}
 	if err := DropPrivileges(cfg.User, cfg.StateDir, log); err != nil {
-		p.Close(context.Background())
+		abandon(p)
 		return err
 	}
 	status := newStatus(p, stats, cfg, log)
@@ -677,6 +683,88 @@ func shutdown(p *Pipeline, st *status, log *slog.Logger, deadline time.Time) err
 	}
 	st.report("final")
 	return nil
+}
+
+// startWait is how long plugin mode waits at start for its status address
+// while another process holds it, trying every startRetry: auditd may
+// start the plugin while the previous one still shuts down (for up to
+// ShutdownGrace) with the address open. The disk buffers wait for their
+// locks as long (buffer.Open).
+const (
+	startWait  = 3 * time.Second
+	startRetry = 200 * time.Millisecond
+)
+
+// statusListener is plugin mode's [status] listener (serveMetrics).
+type statusListener struct {
+	ln   net.Listener
+	path string      // a unix socket's path; "" for TCP
+	sock os.FileInfo // the socket file this listener made
+}
+
+// openStatus opens the [status] listener. While its address is in use it
+// tries again every startRetry for up to startWait (logged once). If the
+// address is still in use then, it logs an error and returns nil: the
+// plugin runs without the listener, since delivering events matters more
+// than serving their figures (as with the pid file). Any other failure is
+// returned: a start-up error.
+func openStatus(listen string, log *slog.Logger) (*statusListener, error) {
+	deadline := time.Now().Add(startWait)
+	for try := 0; ; try++ {
+		ln, err := serveMetrics(listen, log)
+		switch {
+		case err == nil:
+			return newStatusListener(ln), nil
+		case !errors.Is(err, syscall.EADDRINUSE):
+			return nil, err
+		case !time.Now().Before(deadline):
+			log.Error("status listener not opened: its address is still in use; running without it", "listen", listen, "waited", startWait, "err", err)
+			return nil, nil
+		case try == 0:
+			log.Info("status address in use (a previous plugin still shutting down?); waiting for it", "listen", listen, "wait", startWait)
+		}
+		time.Sleep(startRetry)
+	}
+}
+
+// newStatusListener takes ln over. A unix socket's file is not removed by
+// ln's Close but by close, which checks that it is still this one's.
+func newStatusListener(ln net.Listener) *statusListener {
+	s := &statusListener{ln: ln}
+	if u, ok := ln.(*net.UnixListener); ok {
+		u.SetUnlinkOnClose(false)
+		s.path = u.Addr().String()
+		s.sock, _ = os.Stat(s.path) // nil for an abstract socket: nothing to remove
+	}
+	return s
+}
+
+// close closes the listener. A unix socket's file is removed only while it
+// is still the one this listener made: a plugin started before this one
+// finished its shutdown has replaced it with its own (serveMetrics removes
+// a stale one), which must stay (as with removeOwnPidFile). Safe on nil
+// (no listener).
+func (s *statusListener) close() {
+	if s == nil {
+		return
+	}
+	s.ln.Close()
+	if s.sock == nil {
+		return
+	}
+	if fi, err := os.Stat(s.path); err == nil && os.SameFile(fi, s.sock) {
+		_ = os.Remove(s.path)
+	}
+}
+
+// abandon closes p when plugin mode stops before its main loop ran (a
+// fatal start-up error), so that its background work (sinks delivering a
+// disk buffer's backlog, the package index saving its file) stops cleanly
+// before the process exits; it takes ShutdownGrace at most, as shutdown.
+func abandon(p *Pipeline) {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	p.Close(ctx)
 }
 
 // removeOwnPidFile removes the pid file at exit only while it still names
