@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -437,6 +438,9 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 		debug.SetGCPercent(liveGCPercent)
 	}
 
+	if err := makeOutputDirs(cfg, log); err != nil {
+		return err
+	}
 	// What may wait for a previous plugin still shutting down (the status
 	// address, the disk buffers' locks in NewPipeline: startWait) comes
 	// before the reader starts, so that the pipe and auditd's queue hold
@@ -755,6 +759,78 @@ func (s *statusListener) close() {
 	if fi, err := os.Stat(s.path); err == nil && os.SameFile(fi, s.sock) {
 		_ = os.Remove(s.path)
 	}
+}
+
+// makeOutputDirs makes the missing directories of the files plugin mode
+// writes outside its state directory (DropPrivileges makes that one and
+// gives it to the service user): those of the file sinks and of the
+// parse-error log. It runs before anything opens them, as root, since a
+// file sink opens its file at its first write, after the privilege drop,
+// and the service user may not create directories where they go
+// (/var/log). A directory it makes (with every missing parent, mode 0750)
+// goes to the service user, so that the sink can create, rotate and reopen
+// its file there; one that already exists is left as it is: it is the
+// administrator's. A directory that cannot be made is logged and left to
+// its user: a file sink reports its failure when it writes, and the
+// parse-error log fails the start (newErrorLog). Its error is the service
+// user's lookup (which DropPrivileges would fail on too).
+func makeOutputDirs(cfg *conf.Config, log *slog.Logger) error {
+	uid, gid, err := serviceIDs(cfg.User)
+	if err != nil {
+		return err
+	}
+	var files []string
+	for i := range cfg.Sinks {
+		if sc := &cfg.Sinks[i]; sc.Type == "file" && sc.File != nil {
+			files = append(files, sc.File.Path)
+		}
+	}
+	if cfg.Log.ParseErrors != "" {
+		files = append(files, cfg.Log.ParseErrors)
+	}
+	for _, f := range files {
+		if err := makeDir(filepath.Dir(f), uid, gid); err != nil {
+			log.Warn("cannot make the directory of an output file", "file", f, "err", err)
+		}
+	}
+	return nil
+}
+
+// serviceIDs returns the uid and gid DropPrivileges switches to, or -1, -1
+// when the plugin keeps its user (user = "root", or not started as root).
+func serviceIDs(name string) (uid, gid int, err error) {
+	if name == "root" || os.Geteuid() != 0 {
+		return -1, -1, nil
+	}
+	u, err := ServiceUser(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid, nil
+}
+
+// makeDir makes dir and its missing parents at mode 0750 and gives each
+// one it made to uid:gid (none when uid is -1). Directories that exist
+// (also one made by another process meanwhile) are left as they are.
+func makeDir(dir string, uid, gid int) error {
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := makeDir(filepath.Dir(dir), uid, gid); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	if uid < 0 {
+		return nil
+	}
+	return os.Lchown(dir, uid, gid)
 }
 
 // abandon closes p when plugin mode stops before its main loop ran (a

@@ -89,3 +89,82 @@ address = "127.0.0.1:1"
 		t.Fatalf("the sink's disk buffer is still open after Live returned: %v", err)
 	}
 }
+
+// TestMakeOutputDirs: the missing directories of file sinks and of the
+// parse-error log are made before the privilege drop and given to the
+// service user; directories that exist keep their owner and mode.
+func TestMakeOutputDirs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	const nobody = 65534
+	dir := t.TempDir()
+	admin := filepath.Join(dir, "admin")
+	if err := os.Mkdir(admin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := conf.Parse("dirs.toml", []byte(`user = "nobody"
+state_dir = "`+dir+`/state"
+[log]
+parse_errors = "`+dir+`/errors/rejected.log"
+[[sink]]
+name = "deep"
+type = "file"
+[sink.file]
+path = "`+dir+`/logs/a/b/events.json"
+[[sink]]
+name = "existing"
+type = "file"
+[sink.file]
+path = "`+admin+`/events.json"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged testsupport.SyncBuffer
+	if err := makeOutputDirs(cfg, slog.New(slog.NewTextHandler(&logged, nil))); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"logs", "logs/a", "logs/a/b", "errors"} {
+		st := stat(t, filepath.Join(dir, d))
+		if st.Uid != nobody || st.Gid != nobody || st.Mode&0o7777 != 0o750 {
+			t.Errorf("%s: uid %d gid %d mode %o, want the service user's (%d), 0750", d, st.Uid, st.Gid, st.Mode&0o7777, nobody)
+		}
+	}
+	for _, d := range []string{dir, admin} {
+		if st := stat(t, d); st.Uid != 0 || st.Gid != 0 {
+			t.Errorf("%s existed and was given away: uid %d gid %d", d, st.Uid, st.Gid)
+		}
+	}
+	if st := stat(t, admin); st.Mode&0o7777 != 0o755 {
+		t.Errorf("%s existed and its mode changed to %o", admin, st.Mode&0o7777)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
+		t.Error("the state directory was made here; it is DropPrivileges' to make")
+	}
+	if logged.String() != "" {
+		t.Errorf("logged:\n%s", logged.String())
+	}
+
+	// A directory that cannot be made is logged, and the start goes on.
+	blocker := filepath.Join(dir, "file")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Sinks[0].File.Path = filepath.Join(blocker, "sub", "events.json")
+	if err := makeOutputDirs(cfg, slog.New(slog.NewTextHandler(&logged, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logged.String(), "cannot make the directory of an output file") || !strings.Contains(logged.String(), blocker) {
+		t.Errorf("the failure was not logged with the file:\n%s", logged.String())
+	}
+}
+
+func stat(t *testing.T, path string) *syscall.Stat_t {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return &st
+}
