@@ -25,6 +25,11 @@ type errorLog struct {
 	suppressed int
 }
 
+// newErrorLog returns the rejected-input log writing to path ("": to log),
+// at most rate entries a second. It makes path's directory when it is
+// missing (replay, as the user running it); plugin mode has made it before
+// (makeOutputDirs), for the service user, who must create the file again
+// after log rotation (reopen).
 func newErrorLog(path string, rate int, log *slog.Logger) (*errorLog, error) {
 	e := &errorLog{log: log, rate: max(rate, 1), path: path}
 	if path != "" {

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -457,6 +459,20 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 		debug.SetGCPercent(liveGCPercent)
 	}
 
+	if err := makeOutputDirs(cfg, log); err != nil {
+		return err
+	}
+	// What may wait for a previous plugin still shutting down (the status
+	// address, the disk buffers' locks in NewPipeline: startWait) comes
+	// before the reader starts, so that the pipe and auditd's queue hold
+	// the events meanwhile and the plugin's own queue drops none.
+	if cfg.Status.Listen != "" {
+		ln, err := openStatus(cfg.Status.Listen, log)
+		if err != nil {
+			return err
+		}
+		defer ln.close()
+	}
 	p, err := NewPipeline(cfg, log, metrics.Default, false)
 	if err != nil {
 		return err
@@ -466,6 +482,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 		p.errlog.report(e.Reason, e.Error(), string(e.Raw), inputPos{line: e.Line})
 	})
 	if err != nil {
+		abandon(p)
 		return err
 	}
 	lines := make(chan Batch, cfg.Input.QueueBatches)
@@ -476,13 +493,6 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 	defer close(finished)
 	go shutdownWatchdog(p, readerDone, finished, log)
 
-	if cfg.Status.Listen != "" {
-		ln, err := serveMetrics(cfg.Status.Listen, log)
-		if err != nil {
-			return err
-		}
-		defer ln.Close()
-	}
 	pidFile := filepath.Join(cfg.StateDir, PidFileName)
 	_ = os.MkdirAll(cfg.StateDir, 0o750) // DropPrivileges comes later, and makes none for root
 	own := []byte(strconv.Itoa(os.Getpid()) + "\n")
@@ -492,7 +502,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 		log.Warn("cannot write pid file; `audisp-enrich stats` will need [status] listen", "err", err)
 	}
 	if err := DropPrivileges(cfg.User, cfg.StateDir, log); err != nil {
-		p.Close(context.Background())
+		abandon(p)
 		return err
 	}
 	status := newStatus(p, stats, cfg, log)
@@ -698,6 +708,160 @@ func shutdown(p *Pipeline, st *status, log *slog.Logger, deadline time.Time) err
 	}
 	st.report("final")
 	return nil
+}
+
+// startWait is how long plugin mode waits at start for its status address
+// while another process holds it, trying every startRetry: auditd may
+// start the plugin while the previous one still shuts down (for up to
+// ShutdownGrace) with the address open. The disk buffers wait for their
+// locks as long (buffer.Open).
+const (
+	startWait  = 3 * time.Second
+	startRetry = 200 * time.Millisecond
+)
+
+// statusListener is plugin mode's [status] listener (serveMetrics).
+type statusListener struct {
+	ln   net.Listener
+	path string      // a unix socket's path; "" for TCP
+	sock os.FileInfo // the socket file this listener made
+}
+
+// openStatus opens the [status] listener. While its address is in use it
+// tries again every startRetry for up to startWait (logged once). If the
+// address is still in use then, it logs an error and returns nil: the
+// plugin runs without the listener, since delivering events matters more
+// than serving their figures (as with the pid file). Any other failure is
+// returned: a start-up error.
+func openStatus(listen string, log *slog.Logger) (*statusListener, error) {
+	deadline := time.Now().Add(startWait)
+	for try := 0; ; try++ {
+		ln, err := serveMetrics(listen, log)
+		switch {
+		case err == nil:
+			return newStatusListener(ln), nil
+		case !errors.Is(err, syscall.EADDRINUSE):
+			return nil, err
+		case !time.Now().Before(deadline):
+			log.Error("status listener not opened: its address is still in use; running without it", "listen", listen, "waited", startWait, "err", err)
+			return nil, nil
+		case try == 0:
+			log.Info("status address in use (a previous plugin still shutting down?); waiting for it", "listen", listen, "wait", startWait)
+		}
+		time.Sleep(startRetry)
+	}
+}
+
+// newStatusListener takes ln over. A unix socket's file is not removed by
+// ln's Close but by close, which checks that it is still this one's.
+func newStatusListener(ln net.Listener) *statusListener {
+	s := &statusListener{ln: ln}
+	if u, ok := ln.(*net.UnixListener); ok {
+		u.SetUnlinkOnClose(false)
+		s.path = u.Addr().String()
+		s.sock, _ = os.Stat(s.path) // nil for an abstract socket: nothing to remove
+	}
+	return s
+}
+
+// close closes the listener. A unix socket's file is removed only while it
+// is still the one this listener made: a plugin started before this one
+// finished its shutdown has replaced it with its own (serveMetrics removes
+// a stale one), which must stay (as with removeOwnPidFile). Safe on nil
+// (no listener).
+func (s *statusListener) close() {
+	if s == nil {
+		return
+	}
+	s.ln.Close()
+	if s.sock == nil {
+		return
+	}
+	if fi, err := os.Stat(s.path); err == nil && os.SameFile(fi, s.sock) {
+		_ = os.Remove(s.path)
+	}
+}
+
+// makeOutputDirs makes the missing directories of the files plugin mode
+// writes outside its state directory (DropPrivileges makes that one and
+// gives it to the service user): those of the file sinks and of the
+// parse-error log. It runs before anything opens them, as root, since a
+// file sink opens its file at its first write, after the privilege drop,
+// and the service user may not create directories where they go
+// (/var/log). A directory it makes (with every missing parent, mode 0750)
+// goes to the service user, so that the sink can create, rotate and reopen
+// its file there; one that already exists is left as it is: it is the
+// administrator's. A directory that cannot be made is logged and left to
+// its user: a file sink reports its failure when it writes, and the
+// parse-error log fails the start (newErrorLog). Its error is the service
+// user's lookup (which DropPrivileges would fail on too).
+func makeOutputDirs(cfg *conf.Config, log *slog.Logger) error {
+	uid, gid, err := serviceIDs(cfg.User)
+	if err != nil {
+		return err
+	}
+	var files []string
+	for i := range cfg.Sinks {
+		if sc := &cfg.Sinks[i]; sc.Type == "file" && sc.File != nil {
+			files = append(files, sc.File.Path)
+		}
+	}
+	if cfg.Log.ParseErrors != "" {
+		files = append(files, cfg.Log.ParseErrors)
+	}
+	for _, f := range files {
+		if err := makeDir(filepath.Dir(f), uid, gid); err != nil {
+			log.Warn("cannot make the directory of an output file", "file", f, "err", err)
+		}
+	}
+	return nil
+}
+
+// serviceIDs returns the uid and gid DropPrivileges switches to, or -1, -1
+// when the plugin keeps its user (user = "root", or not started as root).
+func serviceIDs(name string) (uid, gid int, err error) {
+	if name == "root" || os.Geteuid() != 0 {
+		return -1, -1, nil
+	}
+	u, err := ServiceUser(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid, nil
+}
+
+// makeDir makes dir and its missing parents at mode 0750 and gives each
+// one it made to uid:gid (none when uid is -1). Directories that exist
+// (also one made by another process meanwhile) are left as they are.
+func makeDir(dir string, uid, gid int) error {
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := makeDir(filepath.Dir(dir), uid, gid); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	if uid < 0 {
+		return nil
+	}
+	return os.Lchown(dir, uid, gid)
+}
+
+// abandon closes p when plugin mode stops before its main loop ran (a
+// fatal start-up error), so that its background work (sinks delivering a
+// disk buffer's backlog, the package index saving its file) stops cleanly
+// before the process exits; it takes ShutdownGrace at most, as shutdown.
+func abandon(p *Pipeline) {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	p.Close(ctx)
 }
 
 // removeOwnPidFile removes the pid file at exit only while it still names

@@ -215,7 +215,8 @@ type Options struct {
 	// recurse on a full buffer). May be nil.
 	OnDrop func(n int, reason string)
 	// Logger receives ERROR lines for drops, corruption and spool I/O
-	// errors; nil means slog.Default().
+	// errors, and an INFO line when Open waits for a disk buffer's lock;
+	// nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics, when set, receives the disk buffer's own figures
 	// (audisp_enrich_buffer_faults_total, audisp_enrich_buffer_fallback_*),
@@ -225,7 +226,10 @@ type Options struct {
 
 // Open opens the buffer cfg describes. For a disk buffer it creates
 // cfg.Dir if needed, takes an exclusive lock on it and recovers what a
-// previous run left.
+// previous run left. While another open file holds that lock (a previous
+// plugin still shutting down, or another process), Open waits for it, for
+// up to 3 s (trying five times a second), and then fails with an error
+// that names the directory and says it waited.
 func Open(cfg Config, opts Options) (Buffer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

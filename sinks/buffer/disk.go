@@ -100,6 +100,19 @@ const (
 	minSegBytes = 16 << 10
 )
 
+// Waiting for the spool's lock: auditd may start the plugin again while the
+// previous one still shuts down (for up to plugin.ShutdownGrace, 0.9 s) and
+// holds the lock, so openDisk tries again every lockRetry for up to
+// lockWait before it gives up.
+const (
+	lockWait  = 3 * time.Second
+	lockRetry = 200 * time.Millisecond
+)
+
+// openDisk opens the spool in cfg.Dir (see Open). When another open file
+// holds the spool's lock (another process, or another Open in this one),
+// it waits for up to lockWait (logged once) and then fails with an error
+// that names the directory.
 func openDisk(cfg Config, opts Options) (*disk, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("disk buffer: dir is empty")
@@ -107,13 +120,9 @@ func openDisk(cfg Config, opts Options) (*disk, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("disk buffer: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(cfg.Dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := lockSpool(cfg.Dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("disk buffer: %w", err)
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("disk buffer %s: in use by another process: %w", cfg.Dir, err)
+		return nil, err
 	}
 	d := &disk{
 		cfg: cfg, opts: opts, dir: cfg.Dir, lock: lock,
@@ -142,6 +151,32 @@ func openDisk(cfg Config, opts Options) (*disk, error) {
 	d.loopWG.Add(1)
 	go d.syncLoop()
 	return d, nil
+}
+
+// lockSpool opens dir's lock file and takes its exclusive lock, waiting
+// for it as openDisk says.
+func lockSpool(dir string, opts Options) (*os.File, error) {
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("disk buffer: %w", err)
+	}
+	deadline := time.Now().Add(lockWait)
+	for try := 0; ; try++ {
+		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		switch {
+		case err == nil:
+			return lock, nil
+		case !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR):
+			lock.Close()
+			return nil, fmt.Errorf("disk buffer %s: lock: %w", dir, err)
+		case !time.Now().Before(deadline):
+			lock.Close()
+			return nil, fmt.Errorf("disk buffer %s: in use by another process (still locked after waiting %v): %w", dir, lockWait, err)
+		case try == 0:
+			opts.Logger.Info("disk buffer in use by another process (a previous plugin still shutting down?); waiting for its lock", "dir", dir, "wait", lockWait)
+		}
+		time.Sleep(lockRetry)
+	}
 }
 
 // segLimit is the size at which the head is sealed, from max_bytes and the

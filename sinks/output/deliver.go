@@ -196,7 +196,11 @@ const localAttempts = 3
 // only the rest retried. Unlike the runner it does not retry forever
 // (local writes do not wait on a network, and holding the batch would hold
 // up the pipeline): after localAttempts tries what is left is dropped,
-// counted (reason write_error) and logged.
+// counted (reason write_error) and logged, once per failure: a sink that
+// keeps failing (a file it may not create) logs the first flush that drops
+// documents as an error and the first one that writes again with the count
+// dropped in between, as a network sink logs its reconnection, instead of a
+// line per flush.
 type direct struct {
 	s         sinks.Sink
 	batch     []sinks.Message
@@ -205,6 +209,10 @@ type direct struct {
 	acked     *metrics.Counter
 	failed    *metrics.Counter
 	connected bool
+	// failing is set from a flush that dropped documents to the next one
+	// that dropped none; lost counts the documents dropped meanwhile.
+	failing bool
+	lost    uint64
 }
 
 func newDirect(s sinks.Sink, reg *metrics.Registry, log *slog.Logger) *direct {
@@ -263,17 +271,33 @@ func (d *direct) flush() {
 			_ = d.s.Close(ctx)
 			d.connected = false
 		}
-		d.log.Warn("sink write failed; retrying", "sink", d.s.Name(), "pending", len(pending), "err", err)
+		if !d.failing {
+			d.log.Warn("sink write failed; retrying", "sink", d.s.Name(), "pending", len(pending), "err", err)
+		}
 	}
-	if len(pending) > 0 {
-		d.failed.Add(uint64(len(pending)))
-		d.log.Error("sink write failed; documents dropped", "sink", d.s.Name(), "count", len(pending), "err", err)
-	}
+	d.account(len(pending), err)
 	clear(d.batch)
 	d.batch = d.batch[:0]
 	d.arena = d.arena[:0]
 	if cap(d.arena) > localBatchBytes {
 		d.arena = nil // made for one large document
+	}
+}
+
+// account counts the dropped documents of a flush, dropped of them for
+// err, and logs when the sink starts or stops dropping.
+func (d *direct) account(dropped int, err error) {
+	switch {
+	case dropped > 0:
+		d.failed.Add(uint64(dropped))
+		d.lost += uint64(dropped)
+		if !d.failing {
+			d.failing = true
+			d.log.Error("sink write failed; documents dropped (until it writes again, logged then)", "sink", d.s.Name(), "count", dropped, "err", err)
+		}
+	case d.failing:
+		d.log.Info("sink writes again", "sink", d.s.Name(), "dropped", d.lost)
+		d.failing, d.lost = false, 0
 	}
 }
 

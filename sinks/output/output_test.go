@@ -15,6 +15,8 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/sinks"
+	"github.com/audisp-enrich/audisp-enrich/sinks/file"
 )
 
 // udpPeer counts the datagrams a real UDP socket receives.
@@ -387,5 +389,49 @@ func TestDiscardDoesNotWaitForDelivery(t *testing.T) {
 	}
 	if v := reg.Snapshot()[`audisp_enrich_sink_dropped_total{sink="udp",reason="shutdown"}`]; v != 5 {
 		t.Errorf("dropped{shutdown} = %g, want the 5 documents the memory buffer held", v)
+	}
+}
+
+// TestDirectLogsFailureOnce: a local sink that cannot open its file drops
+// every flush's documents (counted) but logs that once, as an error with
+// its cause, and once more when it writes again, with the count dropped
+// meanwhile; not a line per flush.
+func TestDirectLogsFailureOnce(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "logs") // a file where the sink's directory should be
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := file.NewFile("events", filepath.Join(blocker, "events.json"), 0, 1, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	reg := &metrics.Registry{}
+	d := newDirect(s, reg, slog.New(slog.NewTextHandler(&logged, nil)))
+	flushes := func(n int) {
+		for i := range n {
+			d.publish(sinks.Message{Value: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+			d.flush()
+		}
+	}
+	flushes(5)
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	flushes(2)
+	d.stop(context.Background())
+
+	lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+	if len(lines) != 2 ||
+		!strings.Contains(lines[0], `level=ERROR msg="sink write failed; documents dropped`) || !strings.Contains(lines[0], "not a directory") ||
+		!strings.Contains(lines[1], `level=INFO msg="sink writes again" sink=events dropped=5`) {
+		t.Errorf("want one error with its cause, then one line saying it writes again after 5 dropped; logged:\n%s", logged.String())
+	}
+	if got := d.failed.Value(); got != 5 {
+		t.Errorf("write_error drops %d, want 5", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(blocker, "events.json")); strings.Count(string(b), "\n") != 2 {
+		t.Errorf("the file has %q, want the 2 documents after it could be made", b)
 	}
 }
