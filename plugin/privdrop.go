@@ -34,20 +34,17 @@ func DropPrivileges(name, stateDir string, log *slog.Logger) error {
 	if err := noNewPrivs(); err != nil {
 		return err
 	}
-	if name == "root" {
+	uid, gid, err := serviceIDs(name)
+	switch {
+	case err != nil:
+		return err
+	case name == "root":
 		log.Warn("running as root (user = \"root\"); a dedicated service user is recommended")
 		return nil
-	}
-	if os.Geteuid() != 0 {
+	case uid < 0:
 		log.Info("not root; keeping the current user", "uid", os.Geteuid())
 		return nil
 	}
-	u, err := ServiceUser(name)
-	if err != nil {
-		return err
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	if stateDir != "" {
 		if err := ownStateDir(stateDir, uid, gid); err != nil {
 			return fmt.Errorf("state dir %s: %w", stateDir, err)
@@ -64,6 +61,21 @@ func DropPrivileges(name, stateDir string, log *slog.Logger) error {
 	}
 	log.Info("dropped privileges", "user", name, "uid", uid, "gid", gid)
 	return nil
+}
+
+// serviceIDs returns the uid and gid DropPrivileges switches to, or -1, -1
+// when the plugin keeps its user (user = "root", or not started as root).
+func serviceIDs(name string) (uid, gid int, err error) {
+	if name == "root" || os.Geteuid() != 0 {
+		return -1, -1, nil
+	}
+	u, err := ServiceUser(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid, nil
 }
 
 // ServiceUser looks up the account the plugin runs as (config key user);

@@ -817,21 +817,6 @@ func makeOutputDirs(cfg *conf.Config, log *slog.Logger) error {
 	return nil
 }
 
-// serviceIDs returns the uid and gid DropPrivileges switches to, or -1, -1
-// when the plugin keeps its user (user = "root", or not started as root).
-func serviceIDs(name string) (uid, gid int, err error) {
-	if name == "root" || os.Geteuid() != 0 {
-		return -1, -1, nil
-	}
-	u, err := ServiceUser(name)
-	if err != nil {
-		return 0, 0, err
-	}
-	uid, _ = strconv.Atoi(u.Uid)
-	gid, _ = strconv.Atoi(u.Gid)
-	return uid, gid, nil
-}
-
 // makeDir makes dir and its missing parents at mode 0750 and gives each
 // one it made to uid:gid (none when uid is -1). Directories that exist
 // (also one made by another process meanwhile) are left as they are.
