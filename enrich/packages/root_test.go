@@ -397,3 +397,40 @@ func TestAliasInsidePathsAnyOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreTakesDirOwner: the store written by root (the plugin's package
+// index saves it before the plugin switches to its service user) belongs
+// to its directory's owner, so that the service user can read it at its
+// next refresh; in a root-owned directory it stays root's.
+func TestStoreTakesDirOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	const nobody = 65534
+	for _, c := range []struct {
+		name     string
+		dirOwner int
+	}{{"service user's dir", nobody}, {"root's dir", 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.Chown(dir, c.dirOwner, c.dirOwner); err != nil {
+				t.Fatal(err)
+			}
+			name := filepath.Join(dir, StoreFile)
+			if err := saveStore(name, map[string]hashed{"/usr/bin/true": {}}); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != c.dirOwner || int(st.Gid) != c.dirOwner {
+				t.Fatalf("store owned by %d:%d, want %d:%d (its directory's)", st.Uid, st.Gid, c.dirOwner, c.dirOwner)
+			}
+			m, _, bad, err := loadStore(name)
+			if err != nil || bad != 0 || len(m) != 1 {
+				t.Fatalf("read back: %d entries, %d bad, err %v", len(m), bad, err)
+			}
+		})
+	}
+}

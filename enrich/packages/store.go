@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // StoreFile is the name of the persisted hashes inside Config.StateDir
@@ -145,7 +146,8 @@ func loadStore(name string) (map[string]hashed, []error, int, error) {
 }
 
 // saveStore replaces the file name with m (written to a temporary file,
-// synced and renamed, so a crash leaves the old or the new file).
+// synced and renamed, so a crash leaves the old or the new file). Written
+// by root, the file gets its directory's owner (see ownLikeDir).
 func saveStore(name string, m map[string]hashed) error {
 	dir := filepath.Dir(name)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -156,6 +158,10 @@ func saveStore(name string, m map[string]hashed) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
+	if err := ownLikeDir(tmp, dir); err != nil {
+		tmp.Close()
+		return err
+	}
 	w := bufio.NewWriterSize(tmp, 64<<10)
 	w.WriteString(storeHeader + "\n")
 	var b []byte
@@ -174,4 +180,25 @@ func saveStore(name string, m map[string]hashed) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), name)
+}
+
+// ownLikeDir gives f its directory's owner when this process is root. The
+// plugin's package index starts before the plugin switches to its service
+// user and may save the store meanwhile, after the switch's walk of the
+// state directory has passed: without this the store would stay root's
+// 0600 file, which the service user could not read at its next refresh
+// (all hashes lost, every file hashed again).
+func ownLikeDir(f *os.File, dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 && st.Gid == 0 {
+		return nil
+	}
+	return f.Chown(int(st.Uid), int(st.Gid))
 }

@@ -115,7 +115,8 @@ func decodeMarker(b []byte) (next uint64, s ackSet, err error) {
 	return next, s, nil
 }
 
-// writeMarker replaces the marker atomically: temp file, fsync, rename.
+// writeMarker replaces the marker atomically: temp file, fsync, rename;
+// a failed write removes its temp file.
 func writeMarker(dir string, data []byte) error {
 	tmp := filepath.Join(dir, "acks.tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -130,6 +131,10 @@ func writeMarker(dir string, data []byte) error {
 		err = cerr
 	}
 	if err != nil {
+		// Not left behind: one written by root before the plugin's switch
+		// to its service user would stay root's, and the service user
+		// could not open it again.
+		_ = os.Remove(tmp)
 		return fmt.Errorf("write ack marker: %w", err)
 	}
 	return os.Rename(tmp, filepath.Join(dir, "acks"))
