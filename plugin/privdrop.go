@@ -116,9 +116,9 @@ func noNewPrivs() error {
 //
 // An entry removed or renamed while the walk runs (a temporary file of a
 // store being replaced) is skipped: it needs no owner. A file created after
-// the walk read its directory keeps root as owner until the next start; the
-// service user can still replace it (the directory is its own), and a store
-// it cannot read is rebuilt, as a missing one is.
+// the walk read its directory keeps root as owner until the next start
+// (the package index's store takes its directory's owner itself); the
+// service user can still replace it (the directory is its own).
 func ownStateDir(stateDir string, uid, gid int) error {
 	if err := os.MkdirAll(stateDir, 0o750); err != nil {
 		return err
