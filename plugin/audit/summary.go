@@ -14,7 +14,8 @@ type Summary struct {
 	// user-space record that has one (the result of the login,
 	// authentication or command it reports), else from success= of the
 	// last SYSCALL or INTEGRITY_RULE record that has one, else from res=
-	// of the first integrity record (INTEGRITY_DATA, _METADATA, _PCR).
+	// of the first integrity record (INTEGRITY_*, 1800-1807: IMA policy
+	// rules, appraisal and measurement failures) that has one.
 	Outcome   string
 	PID, PPID string
 	Exe       string
@@ -83,6 +84,7 @@ func Summarize(ev *Event, s *Summary) {
 	var execve []*Record
 	var sc *Record     // the first SYSCALL record
 	var userRes string // the outcome of the first user-space record's res=
+	integ := false     // an integrity record without success= was seen
 	for _, r := range ev.Records {
 		if r == nil {
 			continue
@@ -97,6 +99,8 @@ func Summarize(ev *Event, s *Summary) {
 			s.fromTask(r, r.TypeNum == TypeSyscall)
 			if v, ok := r.Get("success"); ok {
 				s.Outcome = outcome(v)
+			} else if r.TypeNum == TypeIntegrityRule {
+				integ = true
 			}
 			// The first integrity record of an exec is the file executed
 			// (a script), later ones its interpreter: the first one wins.
@@ -133,17 +137,15 @@ func Summarize(ev *Event, s *Summary) {
 				title = SplitNUL(v, title)
 			}
 		default:
-			if IsUserSpace(r.TypeNum) || r.TypeNum == 1804 || r.TypeNum == 1800 || r.TypeNum == 1801 {
+			if IsUserSpace(r.TypeNum) {
 				s.fromTask(r, false)
-				if v, ok := r.Get("res"); ok {
-					switch {
-					case !IsUserSpace(r.TypeNum):
-						if s.Outcome == "" {
-							s.Outcome = outcome(v)
-						}
-					case userRes == "":
-						userRes = outcome(v)
-					}
+				if v, ok := r.Get("res"); ok && userRes == "" {
+					userRes = outcome(v)
+				}
+			} else if isIntegrity(r.TypeNum) {
+				integ = true
+				if r.TypeNum == 1804 || r.TypeNum == 1800 || r.TypeNum == 1801 { // PCR, DATA, METADATA
+					s.fromTask(r, false)
 				}
 			}
 		}
@@ -153,14 +155,35 @@ func Summarize(ev *Event, s *Summary) {
 	// login, an authentication, a command); a SYSCALL record in the same
 	// event is the sendto that carried the message, whose success says
 	// nothing about it.
-	if userRes != "" {
+	switch {
+	case userRes != "":
 		s.Outcome = userRes
+	case s.Outcome == "" && integ:
+		s.Outcome = integrityRes(ev)
 	}
 	if len(execve) > 0 {
 		args = execveArgs(execve, args)
 	}
 	s.Args, s.Title, s.Keys = args, title, keys
 	s.Exec = sc != nil && isExec(sc, len(execve) > 0)
+}
+
+// isIntegrity reports whether t is an integrity (IMA, EVM) record type,
+// INTEGRITY_DATA 1800 to INTEGRITY_POLICY_RULE 1807.
+func isIntegrity(t uint16) bool { return t >= 1800 && t <= 1807 }
+
+// integrityRes is the outcome of res= of ev's first integrity record that
+// has one ("" when none has). Summarize asks for it only when nothing else
+// gave an outcome, so that the records of other events cost no search.
+func integrityRes(ev *Event) string {
+	for _, r := range ev.Records {
+		if r != nil && isIntegrity(r.TypeNum) {
+			if v, ok := r.Get("res"); ok {
+				return outcome(v)
+			}
+		}
+	}
+	return ""
 }
 
 // execSyscalls maps an audit arch (the SYSCALL record's arch= field) to its
