@@ -54,3 +54,51 @@ func TestIntegrityPolicyOutcome(t *testing.T) {
 		}
 	}
 }
+
+// The Android logcat lines (Samsung SM-A300FU, arm): the kernel's records
+// with their types as decimal numbers.
+const (
+	androidAVC     = `type=1400 msg=audit(1450655510.655:205): avc:  denied  { ioctl } for  pid=5654 comm=".test.thalitest" path="/sys/kernel/debug/tracing/trace_marker" dev="debugfs" ino=2064 scontext=u:r:untrusted_app:s0 tcontext=u:object_r:debugfs:s0 tclass=file permissive=0`
+	androidSyscall = `type=1300 msg=audit(1450655510.655:205): arch=40000028 syscall=54 per=800000 success=no exit=-13 a0=7 a1=5451 a2=3 a3=be9fdd58 items=0 ppid=314 ppcomm=main pid=5654 auid=4294967295 uid=10326 gid=10326 euid=10326 suid=10326 fsuid=10326 egid=10326 sgid=10326 fsgid=10326 ses=4294967295 tty=(none) comm=".test.thalitest" exe="/system/bin/app_process32" subj=u:r:untrusted_app:s0 key=(null)`
+	androidEOE     = `type=1320 msg=audit(1450655510.655:205): `
+)
+
+// TestNumericTypes: type=1300 and type=1320 became records of unknown
+// type "1300" and "1320": EOE did not close the event (it timed out) and
+// SYSCALL gave no summary. A decimal type is the numbered type, as
+// UNKNOWN[1300] is, and Type keeps the text as sent.
+func TestNumericTypes(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		num  uint16
+	}{
+		{"1300", 1300}, {"1320", 1320}, {"1400", 1400}, {"01300", 1300}, {"UNKNOWN[1300]", 1300},
+		{"99999", 0}, {"0", 0}, {"13x0", 0}, {"1300]", 0}, {"", 0}, {"SYSCALL", 1300},
+	} {
+		if got := TypeNumber(c.name); got != c.num {
+			t.Errorf("TypeNumber(%q) = %d, want %d", c.name, got, c.num)
+		}
+	}
+	var p Parser
+	var col collector
+	r := NewReassembler(ReassemblerConfig{StreamTime: true}, col.emit)
+	for _, l := range []string{androidAVC, androidSyscall, androidEOE} {
+		rec, err := p.Parse(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Push(rec)
+	}
+	if len(col.evs) != 1 {
+		t.Fatalf("EOE (type=1320) did not close the event: %d events emitted before the flush", len(col.evs))
+	}
+	ev := col.evs[0]
+	if ev.TimedOut || types(ev) != "1400,1300" || ev.Records[1].TypeNum != TypeSyscall {
+		t.Errorf("event %s timed_out=%v, type numbers %d,%d", types(ev), ev.TimedOut, ev.Records[0].TypeNum, ev.Records[1].TypeNum)
+	}
+	var s Summary
+	Summarize(ev, &s)
+	if s.PID != "5654" || s.Exe != "/system/bin/app_process32" || s.Syscall != "54" || s.Outcome != "failure" {
+		t.Errorf("summary pid %q exe %q syscall %q outcome %q; want 5654, /system/bin/app_process32, 54, failure", s.PID, s.Exe, s.Syscall, s.Outcome)
+	}
+}
