@@ -102,3 +102,95 @@ func TestNumericTypes(t *testing.T) {
 		t.Errorf("summary pid %q exe %q syscall %q outcome %q; want 5654, /system/bin/app_process32, 54, failure", s.PID, s.Exe, s.Syscall, s.Outcome)
 	}
 }
+
+// SELinux lines: RHEL 7 (nginx, named), a postfix AVC with two
+// permissions, dbus and systemd USER_AVCs (CentOS 7, Fedora, RHEL 8
+// ENRICHED), an AppArmor AVC (laurel).
+const (
+	avcNginx       = `type=AVC msg=audit(1677601548.669:1599): avc:  denied  { name_bind } for  pid=26808 comm="nginx" src=12345 scontext=system_u:system_r:httpd_t:s0 tcontext=system_u:object_r:unreserved_port_t:s0 tclass=tcp_socket permissive=0`
+	avcPostfix     = `type=AVC msg=audit(1170021493.977:293): avc:  denied  { read write } for  pid=13010 comm="pickup" name="maildrop" dev=hda7 ino=14911367 scontext=system_u:system_r:postfix_pickup_t:s0 tcontext=system_u:object_r:postfix_spool_maildrop_t:s0 tclass=dir`
+	avcNginxSC     = `type=SYSCALL msg=audit(1677601548.669:1599): arch=c000003e syscall=49 success=no exit=-13 a0=8 a1=55b9ec900ab0 a2=10 a3=7ffe401a8bb0 items=0 ppid=1 pid=26808 auid=4294967295 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="nginx" exe="/usr/sbin/nginx" subj=system_u:system_r:httpd_t:s0 key=(null)`
+	userAVCDbus    = "type=USER_AVC msg=audit(1641131903.482:81): pid=901 uid=81 auid=4294967295 ses=4294967295 subj=system_u:system_r:system_dbusd_t:s0-s0:c0.c1023 msg='avc:  denied  { send_msg } for msgtype=method_return dest=:1.21 spid=944 tpid=2299 scontext=system_u:system_r:systemd_logind_t:s0 tcontext=system_u:system_r:cloud_init_t:s0 tclass=dbus permissive=0  exe=\"/usr/bin/dbus-daemon\" sauid=81 hostname=? addr=? terminal=?'\x1dUID=\"dbus\" AUID=\"unset\" SAUID=\"dbus\""
+	userAVCSystemd = `type=USER_AVC msg=audit(1442602150.292:763): pid=1 uid=0 auid=4294967295 ses=4294967295 subj=system_u:system_r:init_t:s0 msg='avc:  denied  { start } for auid=n/a uid=0 gid=0 path="/run/systemd/system/session-4.scope" cmdline="/usr/lib/systemd/systemd-logind" scontext=system_u:system_r:systemd_logind_t:s0 tcontext=system_u:object_r:systemd_unit_file_t:s0 tclass=service  exe="/usr/lib/systemd/systemd" sauid=0 hostname=? addr=? terminal=?'`
+	userAVCHexPerm = `type=USER_AVC msg=audit(1470087122.008:24063): pid=693 uid=81 auid=4294967295 ses=4294967295 subj=system_u:system_r:system_dbusd_t:s0-s0:c0.c1023 msg='avc:  denied  { 0x2 } for msgtype=signal interface=org.freedesktop.login1.Manager member=SessionNew dest=org.freedesktop.DBus spid=691 tpid=720 scontext=system_u:system_r:systemd_logind_t:s0 tcontext=system_u:system_r:modemmanager_t:s0 tclass=(null)  exe="/usr/bin/dbus-daemon" sauid=81 hostname=? addr=? terminal=?'`
+	userAVCNotice  = `type=USER_AVC msg=audit(1515971856.024:10): pid=1 uid=0 auid=4294967295 ses=4294967295 subj=system_u:system_r:init_t:s0 msg='avc:  received setenforce notice (enforcing=0)  exe="/usr/lib/systemd/systemd" sauid=0 hostname=? addr=? terminal=?'`
+	avcAppArmor    = `type=AVC msg=audit(1634728455.294:53732): apparmor="STATUS" operation="profile_replace" info="same as current profile, skipping" profile="unconfined" name="snap-update-ns.amazon-ssm-agent" pid=3981295 comm="apparmor_parser"`
+)
+
+// TestAVCDecision: the decision and the permissions of an SELinux AVC
+// ("avc:  denied  { name_bind } for ...") were not fields: they survived
+// only in the line (kernel AVC) or raw.msg (USER_AVC). They are now the
+// fields seresult and seperms, auparse's names: first among the fields of
+// a kernel AVC, which stays irregular (its line rebuilds it), and first
+// among the nested fields of a USER_AVC, whose raw.msg rebuilds it.
+func TestAVCDecision(t *testing.T) {
+	cases := []struct {
+		name, line        string
+		result, perms     string // "" for no field
+		nested, irregular bool
+	}{
+		{"kernel AVC", avcNginx, "denied", "name_bind", false, true},
+		{"two permissions", avcPostfix, "denied", "read write", false, true},
+		{"Android type=1400", androidAVC, "denied", "ioctl", false, true},
+		{"granted", strings.Replace(avcNginx, "denied", "granted", 1), "granted", "name_bind", false, true},
+		{"dbus USER_AVC, ENRICHED", userAVCDbus, "denied", "send_msg", true, false},
+		{"systemd USER_AVC", userAVCSystemd, "denied", "start", true, false},
+		{"USER_AVC, permission by number", userAVCHexPerm, "denied", "0x2", true, false},
+		{"USER_AVC notice", userAVCNotice, "", "", true, false},
+		{"AppArmor AVC", avcAppArmor, "", "", false, false},
+	}
+	for _, c := range cases {
+		var p Parser
+		r, err := p.Parse(c.line)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if r.Irregular != c.irregular {
+			t.Errorf("%s: irregular %v, want %v", c.name, r.Irregular, c.irregular)
+		}
+		res, hasRes := r.Get("seresult")
+		perms, hasPerms := r.Get("seperms")
+		if res != c.result || perms != c.perms || hasRes != (c.result != "") || hasPerms != (c.perms != "") {
+			t.Errorf("%s: seresult %q (%v) seperms %q (%v); want %q, %q", c.name, res, hasRes, perms, hasPerms, c.result, c.perms)
+			continue
+		}
+		if c.result == "" {
+			continue
+		}
+		// where: first of their run, never among the outer fields of a
+		// USER_AVC (which the rebuild writes from their enc letters)
+		first := 0
+		if c.nested {
+			first = r.NestedFrom
+		}
+		if first < 0 || r.Fields[first].Name != "seresult" || r.Fields[first+1].Name != "seperms" {
+			t.Errorf("%s: fields %v: seresult and seperms are not first of the run at %d", c.name, r.Fields, first)
+		}
+	}
+}
+
+// TestAVCOutcome: the outcome of an event comes from its SELinux decision
+// only when nothing else gives one: the SYSCALL of the denied call wins;
+// a denial is a failure only when the policy was enforced (permissive=0).
+func TestAVCOutcome(t *testing.T) {
+	cases := []struct {
+		name  string
+		lines []string
+		want  string
+	}{
+		{"AVC and its SYSCALL", []string{avcNginx, avcNginxSC}, "failure"},
+		{"AVC, SYSCALL success=yes (permissive)", []string{strings.Replace(avcNginx, "permissive=0", "permissive=1", 1), strings.Replace(avcNginxSC, "success=no exit=-13", "success=yes exit=0", 1)}, "success"},
+		{"enforced AVC alone", []string{avcNginx}, "failure"},
+		{"permissive AVC alone", []string{strings.Replace(avcNginx, "permissive=0", "permissive=1", 1)}, ""},
+		{"AVC without permissive=", []string{avcPostfix}, ""},
+		{"granted", []string{strings.Replace(avcNginx, "denied", "granted", 1)}, "success"},
+		{"enforced dbus USER_AVC", []string{userAVCDbus}, "failure"},
+		{"USER_AVC without permissive=", []string{userAVCSystemd}, ""},
+		{"USER_AVC notice", []string{userAVCNotice}, ""},
+	}
+	for _, c := range cases {
+		if got := summarizeLines(t, c.lines...).Outcome; got != c.want {
+			t.Errorf("%s: outcome %q, want %q", c.name, got, c.want)
+		}
+	}
+}

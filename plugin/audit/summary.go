@@ -15,7 +15,9 @@ type Summary struct {
 	// authentication or command it reports), else from success= of the
 	// last SYSCALL or INTEGRITY_RULE record that has one, else from res=
 	// of the first integrity record (INTEGRITY_*, 1800-1807: IMA policy
-	// rules, appraisal and measurement failures) that has one.
+	// rules, appraisal and measurement failures) that has one, else from
+	// the SELinux decision of the first AVC or USER_AVC record that has
+	// one (see avcOutcome).
 	Outcome   string
 	PID, PPID string
 	Exe       string
@@ -85,6 +87,7 @@ func Summarize(ev *Event, s *Summary) {
 	var sc *Record     // the first SYSCALL record
 	var userRes string // the outcome of the first user-space record's res=
 	integ := false     // an integrity record without success= was seen
+	avc := false       // an AVC or USER_AVC record was seen
 	for _, r := range ev.Records {
 		if r == nil {
 			continue
@@ -138,10 +141,13 @@ func Summarize(ev *Event, s *Summary) {
 			}
 		default:
 			if IsUserSpace(r.TypeNum) {
+				avc = avc || r.TypeNum == TypeUserAVC
 				s.fromTask(r, false)
 				if v, ok := r.Get("res"); ok && userRes == "" {
 					userRes = outcome(v)
 				}
+			} else if r.TypeNum == TypeAVC {
+				avc = true
 			} else if isIntegrity(r.TypeNum) {
 				integ = true
 				if r.TypeNum == 1804 || r.TypeNum == 1800 || r.TypeNum == 1801 { // PCR, DATA, METADATA
@@ -155,11 +161,14 @@ func Summarize(ev *Event, s *Summary) {
 	// login, an authentication, a command); a SYSCALL record in the same
 	// event is the sendto that carried the message, whose success says
 	// nothing about it.
-	switch {
-	case userRes != "":
+	if userRes != "" {
 		s.Outcome = userRes
-	case s.Outcome == "" && integ:
+	}
+	if s.Outcome == "" && integ {
 		s.Outcome = integrityRes(ev)
+	}
+	if s.Outcome == "" && avc {
+		s.Outcome = avcOutcome(ev)
 	}
 	if len(execve) > 0 {
 		args = execveArgs(execve, args)
@@ -181,6 +190,31 @@ func integrityRes(ev *Event) string {
 			if v, ok := r.Get("res"); ok {
 				return outcome(v)
 			}
+		}
+	}
+	return ""
+}
+
+// avcOutcome is the outcome of the SELinux decision (seresult, see
+// Parser.avcDecision) of ev's first AVC or USER_AVC record that has one:
+// granted is success, denied is failure when the record says the policy
+// was enforced (permissive=0). A denial in permissive mode was let through
+// and one without permissive= does not say: both give "". Summarize asks
+// for it only when nothing else gave an outcome: a SYSCALL record's
+// success= says what became of the denied call.
+func avcOutcome(ev *Event) string {
+	for _, r := range ev.Records {
+		if r == nil || (r.TypeNum != TypeAVC && r.TypeNum != TypeUserAVC) {
+			continue
+		}
+		switch v, _ := r.Get("seresult"); v {
+		case "granted":
+			return "success"
+		case "denied":
+			if p, _ := r.Get("permissive"); p == "0" {
+				return "failure"
+			}
+			return ""
 		}
 	}
 	return ""

@@ -69,12 +69,14 @@ var typeNums = func() (t [3000]string) { // every auditd type number is below 30
 // Record type numbers this package refers to by name.
 const (
 	TypeLogin             = 1006
+	TypeUserAVC           = 1107
 	TypeDaemonFirst       = 1200
 	TypeDaemonLast        = 1299
 	TypeSyscall           = 1300
 	TypePath              = 1302
 	TypeEOE               = 1320
 	TypeProctitle         = 1327
+	TypeAVC               = 1400
 	TypeIntegrityData     = 1800
 	TypeIntegrityMetadata = 1801
 	TypeIntegrityPCR      = 1804

@@ -698,3 +698,50 @@ func TestJudgedVerdictIsAlert(t *testing.T) {
 		}
 	}
 }
+
+// TestForeignOutcomes: on other machines' lines (sinks/encode's
+// testdata/foreign.log: SELinux AVC and USER_AVC, Android's numbered
+// types, IMA policy records, a big-endian SOCKADDR) the documents are
+// ECS, event.original gives back the records, and event.outcome is: the
+// denied call's result where a SYSCALL record has one, else a USER_AVC's
+// enforced denial; the res= of an IMA policy rule; none for a denial that
+// does not say it was enforced.
+func TestForeignOutcomes(t *testing.T) {
+	fields := audittest.ECSFieldsOrSkip(t)
+	root, err := testsupport.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := events(t, filepath.Join(root, "sinks/encode/testdata/foreign.log"))
+	var out []byte
+	got := map[string]string{}
+	for _, ev := range evs {
+		doc := ecs.Encode(nil, ev, ecs.Options{Original: true})
+		out = append(out, doc...)
+		var d struct {
+			Event struct{ ID, Outcome string } `json:"event"`
+		}
+		if err := json.Unmarshal(doc, &d); err != nil {
+			t.Fatal(err)
+		}
+		got[d.Event.ID] = d.Event.Outcome
+	}
+	if n := check(t, fields, out); n != len(evs) {
+		t.Errorf("%d documents for %d events", n, len(evs))
+	}
+	lossless(t, out, evs)
+	for id, want := range map[string]string{
+		":1677601548.669:1599": "failure", // AVC name_bind, SYSCALL bind success=no
+		":1450655510.655:205":  "failure", // Android: AVC ioctl, SYSCALL success=no
+		":1641131903.482:81":   "failure", // dbus USER_AVC, permissive=0
+		":1442602150.292:763":  "",        // systemd USER_AVC without permissive=
+		":1170021493.977:293":  "",        // AVC without permissive=
+		":1515971856.024:10":   "",        // setenforce notice
+		":1585509232.084:289":  "success", // IMA policy rule res=1
+		":1708028025.033:10":   "success", // ppc64 bind
+	} {
+		if o, ok := got[id]; !ok || o != want {
+			t.Errorf("event %s: event.outcome %q (present %v), want %q", id, o, ok, want)
+		}
+	}
+}
