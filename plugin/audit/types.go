@@ -112,6 +112,17 @@ func TypeName(n uint16) string {
 	return "UNKNOWN[" + strconv.Itoa(int(n)) + "]"
 }
 
+// CanonicalType returns the name auditd prints for r's type number
+// (SYSCALL for a record sent as type=1300 or type=UNKNOWN[1300]), or r.Type
+// as sent when the number has no name or is not known. It allocates
+// nothing.
+func (r *Record) CanonicalType() string {
+	if int(r.TypeNum) < len(typeNums) && typeNums[r.TypeNum] != "" {
+		return typeNums[r.TypeNum]
+	}
+	return r.Type
+}
+
 // IsLastRecord reports whether a record of this type completes its event,
 // by auparse's rule (audit_is_last_record in audit-userspace common.c):
 // PROCTITLE, EOE, 1007-1299, USER, KERNEL, >= 2100 and 1406-1419. LOGIN and
