@@ -745,3 +745,29 @@ func TestForeignOutcomes(t *testing.T) {
 		}
 	}
 }
+
+// TestActionOfNumberedType: without a syscall, event.action is the first
+// record type's name: an AVC sent as type=1400 (Android's logcat) is
+// "avc", not "1400".
+func TestActionOfNumberedType(t *testing.T) {
+	var p audit.Parser
+	for line, want := range map[string]string{
+		`type=1400 msg=audit(1450655510.655:205): avc:  denied  { ioctl } for  pid=5654 comm=".test.thalitest" path="/sys/kernel/debug/tracing/trace_marker" dev="debugfs" ino=2064 scontext=u:r:untrusted_app:s0 tcontext=u:object_r:debugfs:s0 tclass=file permissive=0`: "avc",
+		`type=UNKNOWN[1420] msg=audit(1731000000.000:42): ipe_op=EXECUTE`: "unknown[1420]",
+	} {
+		rec, err := p.Parse(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := &audit.Event{ID: audit.EventID{Sec: rec.Sec, Msec: rec.Msec, Serial: rec.Serial}, Records: []*audit.Record{rec}}
+		var d struct {
+			Event struct{ Action string } `json:"event"`
+		}
+		if err := json.Unmarshal(ecs.Encode(nil, ev, ecs.Options{}), &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Event.Action != want {
+			t.Errorf("%.30s…: event.action %q, want %q", line, d.Event.Action, want)
+		}
+	}
+}
