@@ -150,7 +150,7 @@ func Summarize(ev *Event, s *Summary) {
 				avc = true
 			} else if isIntegrity(r.TypeNum) {
 				integ = true
-				if r.TypeNum == 1804 || r.TypeNum == 1800 || r.TypeNum == 1801 { // PCR, DATA, METADATA
+				if r.TypeNum == TypeIntegrityPCR || r.TypeNum == TypeIntegrityData || r.TypeNum == TypeIntegrityMetadata {
 					s.fromTask(r, false)
 				}
 			}
