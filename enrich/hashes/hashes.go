@@ -98,12 +98,12 @@ func (*Enricher) Name() string { return "hashes" }
 func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 	var errs []error
 	for i, rec := range ev.Records {
-		switch rec.Type {
-		case "INTEGRITY_RULE":
+		switch rec.TypeNum {
+		case audit.TypeIntegrityRule:
 			if err := e.addHash(ev, i, rec); err != nil {
 				errs = append(errs, err)
 			}
-		case "INTEGRITY_PCR":
+		case audit.TypeIntegrityPCR:
 			op, _ := rec.Get("op")
 			if op != "invalid_pcr" {
 				continue
@@ -115,11 +115,11 @@ func (e *Enricher) Enrich(_ context.Context, ev *audit.Event) error {
 			case strings.EqualFold(cause, "ToMToU"):
 				e.tamperTag(ev, tagToMToU, SeverityToMToU)
 			}
-		case "INTEGRITY_DATA", "INTEGRITY_METADATA":
+		case audit.TypeIntegrityData, audit.TypeIntegrityMetadata:
 			if res, _ := rec.Get("res"); res != "0" {
 				continue
 			}
-			if rec.Type == "INTEGRITY_DATA" {
+			if rec.TypeNum == audit.TypeIntegrityData {
 				e.tamperTag(ev, tagDataFailure, SeverityDataFailure)
 			} else {
 				e.tamperTag(ev, tagMetaFailure, SeverityMetaFailure)

@@ -32,13 +32,32 @@ func hexField(name, raw, decoded string) audit.Field {
 
 // rec builds a record from "name=raw" words (raw values must not contain spaces).
 func rec(typ, line string, extra ...audit.Field) *audit.Record {
-	r := &audit.Record{Type: typ, Line: "type=" + typ + " " + line, NestedFrom: -1}
+	r := &audit.Record{Type: typ, TypeNum: audit.TypeNumber(typ), Line: "type=" + typ + " " + line, NestedFrom: -1}
 	for _, w := range strings.Fields(line) {
 		name, raw, _ := strings.Cut(w, "=")
 		r.Fields = append(r.Fields, field(name, raw))
 	}
 	r.Fields = append(r.Fields, extra...)
 	return r
+}
+
+// A record whose type is written as its number (type=1805, as Android's
+// logcat writes the kernel's records; or UNKNOWN[1805]) is the numbered
+// type: the enricher compared type names and took no hash from it.
+func TestEnrichNumericType(t *testing.T) {
+	const sha1Mount = "28cf7810e3b4d891dba68f0ccd4f30c5736f2c5c"
+	for _, typ := range []string{"1805", "UNKNOWN[1805]"} {
+		ev := &audit.Event{Records: []*audit.Record{
+			rec(typ, `file="/usr/bin/mount" hash="`+sha1Mount+`" ppid=12301 pid=12417 comm="Fd-IMA.sh" exe="/usr/bin/bash"`),
+		}}
+		if err := New(nil).Enrich(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		want := []audit.FileHash{{Path: "/usr/bin/mount", Algo: "sha1", Hex: sha1Mount}}
+		if !reflect.DeepEqual(ev.Hashes, want) {
+			t.Errorf("type=%s: Hashes = %+v, want %+v", typ, ev.Hashes, want)
+		}
+	}
 }
 
 func TestEnrichIntegrityRule(t *testing.T) {

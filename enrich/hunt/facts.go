@@ -65,12 +65,12 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) uint64 {
 	sum := audit.SummaryOf(ev)
 	var sc, ir *audit.Record
 	for _, r := range ev.Records {
-		switch r.Type {
-		case "SYSCALL":
+		switch r.TypeNum {
+		case audit.TypeSyscall:
 			if sc == nil {
 				sc = r
 			}
-		case "INTEGRITY_RULE":
+		case audit.TypeIntegrityRule:
 			if _, ok := r.Get("file"); ok && ir == nil {
 				ir = r
 			}
@@ -102,7 +102,7 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) uint64 {
 	}
 	if f.exec && ir != nil {
 		for _, r := range ev.Records {
-			if r.Type == "INTEGRITY_RULE" {
+			if r.TypeNum == audit.TypeIntegrityRule {
 				f.addExe(known(r, "file"), e)
 			}
 		}
@@ -125,10 +125,10 @@ func (f *facts) extract(ev *audit.Event, e *Enricher) uint64 {
 	}
 	if e.needFiles && (many || cand&e.gate.files != 0) {
 		for _, r := range ev.Records {
-			switch r.Type {
-			case "PATH":
+			switch r.TypeNum {
+			case audit.TypePath:
 				f.addFile(known(r, "name"), sum.Cwd)
-			case "INTEGRITY_RULE":
+			case audit.TypeIntegrityRule:
 				f.addFile(known(r, "file"), sum.Cwd)
 			}
 		}

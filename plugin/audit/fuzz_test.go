@@ -42,6 +42,16 @@ func FuzzParse(f *testing.F) {
 	f.Add("type=SYSCALL msg=audit(1.000:1): a=\"x\x1dy\" b=1\x1dUID=\"root\" X=a\x1db")
 	f.Add("type=SYSCALL msg=audit(1.000:1): a=1 A=2 b=\"x\"\x1dB=3 b=4")
 	f.Add("type=USER msg=audit(1.000:1): msg='a=1 A=2 msg='x''")
+	// foreign lines: SELinux decisions (kernel, user space, numbered
+	// type), cut or odd ones, a decimal type (foreign_test.go)
+	for _, l := range []string{avcNginx, avcPostfix, androidAVC, androidSyscall, androidEOE, userAVCDbus, userAVCHexPerm, userAVCNotice, avcAppArmor} {
+		f.Add(l)
+	}
+	f.Add("type=AVC msg=audit(1.000:1): avc:  denied  { read")
+	f.Add("type=AVC msg=audit(1.000:1): avc:denied{}for a=1")
+	f.Add("type=AVC msg=audit(1.000:1): avc: granted {  } for seresult=x seperms={y}")
+	f.Add("type=USER_AVC msg=audit(1.000:1): pid=1 msg='avc:  denied  { a=b } for'")
+	f.Add("type=1107 msg=audit(1.000:1): msg='avc:  denied  }{ x'")
 	f.Fuzz(func(t *testing.T, line string) {
 		var p Parser
 		r, err := p.Parse(line)

@@ -137,11 +137,16 @@ func (p *Parser) Parse(line string) (*Record, error) {
 		}
 	}
 	p.begin()
+	if typeNum == TypeAVC && p.avcDecision(rest) {
+		// seresult and seperms are not name=value on the wire: the
+		// line is what rebuilds the record.
+		irregular = true
+	}
 	tail, irr, cut := p.parseFields(rest, typeNum, false)
 	irregular = irregular || irr
 	nested := -1
 	if IsUserSpace(typeNum) {
-		nested = p.expandNested()
+		nested = p.expandNested(typeNum)
 	}
 	n := len(p.cur.fields) - p.run
 	gs := 0
@@ -321,15 +326,19 @@ func (p *Parser) shouldDecodeHex(name string, typ uint16, interp bool) bool {
 	return false
 }
 
-// expandNested parses the msg='...' value of a user-space record into
-// fields appended after the outer ones. It returns the index of the first
-// nested field, or -1.
-func (p *Parser) expandNested() int {
+// expandNested parses the msg='...' value of a user-space record of type
+// typ into fields appended after the outer ones (for USER_AVC, after the
+// fields of its SELinux decision, see avcDecision). It returns the index
+// of the first nested field, or -1.
+func (p *Parser) expandNested(typ uint16) int {
 	for k := p.run; k < len(p.cur.fields); k++ {
 		f := p.cur.fields[k]
 		if f.Name == "msg" && f.Enc == SingleQuoted {
 			from := len(p.cur.fields) - p.run
 			inner := strings.TrimSpace(f.Value)
+			if typ == TypeUserAVC {
+				p.avcDecision(inner) // may move the run to a new slab
+			}
 			// May move the run to a new slab. The quotes of msg='...' are
 			// closed, so the line was not cut: an inner value that opens a
 			// quote and never closes it is kept as it is (raw.msg holds it).
@@ -341,6 +350,38 @@ func (p *Parser) expandNested() int {
 		}
 	}
 	return -1
+}
+
+// avcDecision adds to the run the fields that auparse names seresult and
+// seperms, when s starts with the text SELinux writes before the fields of
+// an AVC or USER_AVC, "avc:  denied  { read write } for ": seresult is the
+// decision, denied or granted, and seperms the permissions between the
+// braces as written (the kernel separates several by single spaces), when
+// there are braces. Both point into s. Any other text ("avc:  received
+// setenforce notice") adds nothing. It reports whether it added fields.
+// The words themselves are still skipped by parseFields, as text that is
+// not name=value.
+func (p *Parser) avcDecision(s string) bool {
+	s, ok := strings.CutPrefix(s, "avc:")
+	if !ok {
+		return false
+	}
+	s = strings.TrimLeft(s, " ")
+	result, rest, _ := strings.Cut(s, " ")
+	if result != "denied" && result != "granted" {
+		return false
+	}
+	p.addField(Field{Name: "seresult", Raw: result, Value: result})
+	rest = strings.TrimLeft(rest, " ")
+	if len(rest) == 0 || rest[0] != '{' {
+		return true
+	}
+	if end := strings.IndexByte(rest, '}'); end > 0 {
+		if perms := strings.Trim(rest[1:end], " "); perms != "" {
+			p.addField(Field{Name: "seperms", Raw: perms, Value: perms})
+		}
+	}
+	return true
 }
 
 // closingSingle finds the quote that ends a '...' value: the last ' before

@@ -16,6 +16,15 @@ type Sockaddr struct {
 
 // DecodeSockaddr decodes the hex saddr field of a SOCKADDR record (a raw
 // struct sockaddr). ok is false when the value is not hex or too short.
+//
+// sa_family is in the byte order of the machine that logged the record,
+// which may not be this one (a log of s390x or ppc64 replayed on x86_64).
+// Every family is below 256, so one of its two bytes is 0: a first byte 0
+// and a second one not 0 is a big-endian record, anything else is read as
+// little-endian (AF_UNSPEC, 0000, is the same both ways). Ports and
+// addresses are in network order on every machine. The other host-order
+// fields (netlink's nl_pid and nl_groups, the inet6 scope id) are not
+// decoded.
 func DecodeSockaddr(hexval string) (Sockaddr, bool) {
 	if len(hexval) < 4 || len(hexval)%2 != 0 {
 		return Sockaddr{}, false
@@ -31,6 +40,9 @@ func DecodeSockaddr(hexval string) (Sockaddr, bool) {
 	}
 	sa := Sockaddr{Port: -1}
 	fam := binary.LittleEndian.Uint16(b)
+	if b[0] == 0 && b[1] != 0 {
+		fam = binary.BigEndian.Uint16(b)
+	}
 	switch fam {
 	case 1:
 		sa.Family = "unix"

@@ -14,7 +14,10 @@ type Summary struct {
 	// user-space record that has one (the result of the login,
 	// authentication or command it reports), else from success= of the
 	// last SYSCALL or INTEGRITY_RULE record that has one, else from res=
-	// of the first integrity record (INTEGRITY_DATA, _METADATA, _PCR).
+	// of the first integrity record (INTEGRITY_*, 1800-1807: IMA policy
+	// rules, appraisal and measurement failures) that has one, else from
+	// the SELinux decision of the first AVC or USER_AVC record that has
+	// one (see avcOutcome).
 	Outcome   string
 	PID, PPID string
 	Exe       string
@@ -83,6 +86,8 @@ func Summarize(ev *Event, s *Summary) {
 	var execve []*Record
 	var sc *Record     // the first SYSCALL record
 	var userRes string // the outcome of the first user-space record's res=
+	integ := false     // an integrity record without success= was seen
+	avc := false       // an AVC or USER_AVC record was seen
 	for _, r := range ev.Records {
 		if r == nil {
 			continue
@@ -97,6 +102,8 @@ func Summarize(ev *Event, s *Summary) {
 			s.fromTask(r, r.TypeNum == TypeSyscall)
 			if v, ok := r.Get("success"); ok {
 				s.Outcome = outcome(v)
+			} else if r.TypeNum == TypeIntegrityRule {
+				integ = true
 			}
 			// The first integrity record of an exec is the file executed
 			// (a script), later ones its interpreter: the first one wins.
@@ -133,17 +140,18 @@ func Summarize(ev *Event, s *Summary) {
 				title = SplitNUL(v, title)
 			}
 		default:
-			if IsUserSpace(r.TypeNum) || r.TypeNum == 1804 || r.TypeNum == 1800 || r.TypeNum == 1801 {
+			if IsUserSpace(r.TypeNum) {
+				avc = avc || r.TypeNum == TypeUserAVC
 				s.fromTask(r, false)
-				if v, ok := r.Get("res"); ok {
-					switch {
-					case !IsUserSpace(r.TypeNum):
-						if s.Outcome == "" {
-							s.Outcome = outcome(v)
-						}
-					case userRes == "":
-						userRes = outcome(v)
-					}
+				if v, ok := r.Get("res"); ok && userRes == "" {
+					userRes = outcome(v)
+				}
+			} else if r.TypeNum == TypeAVC {
+				avc = true
+			} else if isIntegrity(r.TypeNum) {
+				integ = true
+				if r.TypeNum == TypeIntegrityPCR || r.TypeNum == TypeIntegrityData || r.TypeNum == TypeIntegrityMetadata {
+					s.fromTask(r, false)
 				}
 			}
 		}
@@ -156,11 +164,60 @@ func Summarize(ev *Event, s *Summary) {
 	if userRes != "" {
 		s.Outcome = userRes
 	}
+	if s.Outcome == "" && integ {
+		s.Outcome = integrityRes(ev)
+	}
+	if s.Outcome == "" && avc {
+		s.Outcome = avcOutcome(ev)
+	}
 	if len(execve) > 0 {
 		args = execveArgs(execve, args)
 	}
 	s.Args, s.Title, s.Keys = args, title, keys
 	s.Exec = sc != nil && isExec(sc, len(execve) > 0)
+}
+
+// isIntegrity reports whether t is an integrity (IMA, EVM) record type,
+// INTEGRITY_DATA 1800 to INTEGRITY_POLICY_RULE 1807.
+func isIntegrity(t uint16) bool { return t >= 1800 && t <= 1807 }
+
+// integrityRes is the outcome of res= of ev's first integrity record that
+// has one ("" when none has). Summarize asks for it only when nothing else
+// gave an outcome, so that the records of other events cost no search.
+func integrityRes(ev *Event) string {
+	for _, r := range ev.Records {
+		if r != nil && isIntegrity(r.TypeNum) {
+			if v, ok := r.Get("res"); ok {
+				return outcome(v)
+			}
+		}
+	}
+	return ""
+}
+
+// avcOutcome is the outcome of the SELinux decision (seresult, see
+// Parser.avcDecision) of ev's first AVC or USER_AVC record that has one:
+// granted is success, denied is failure when the record says the policy
+// was enforced (permissive=0). A denial in permissive mode was let through
+// and one without permissive= does not say: both give "". Summarize asks
+// for it only when nothing else gave an outcome: a SYSCALL record's
+// success= says what became of the denied call.
+func avcOutcome(ev *Event) string {
+	for _, r := range ev.Records {
+		if r == nil || (r.TypeNum != TypeAVC && r.TypeNum != TypeUserAVC) {
+			continue
+		}
+		switch v, _ := r.Get("seresult"); v {
+		case "granted":
+			return "success"
+		case "denied":
+			if p, _ := r.Get("permissive"); p == "0" {
+				return "failure"
+			}
+			return ""
+		}
+	}
+	return ""
 }
 
 // execSyscalls maps an audit arch (the SYSCALL record's arch= field) to its

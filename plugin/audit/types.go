@@ -68,26 +68,37 @@ var typeNums = func() (t [3000]string) { // every auditd type number is below 30
 
 // Record type numbers this package refers to by name.
 const (
-	TypeLogin         = 1006
-	TypeDaemonFirst   = 1200
-	TypeDaemonLast    = 1299
-	TypeSyscall       = 1300
-	TypeEOE           = 1320
-	TypeProctitle     = 1327
-	TypeIntegrityRule = 1805
+	TypeLogin             = 1006
+	TypeUserAVC           = 1107
+	TypeDaemonFirst       = 1200
+	TypeDaemonLast        = 1299
+	TypeSyscall           = 1300
+	TypePath              = 1302
+	TypeEOE               = 1320
+	TypeProctitle         = 1327
+	TypeAVC               = 1400
+	TypeIntegrityData     = 1800
+	TypeIntegrityMetadata = 1801
+	TypeIntegrityPCR      = 1804
+	TypeIntegrityRule     = 1805
 )
 
 // TypeNumber returns the number of a record type name, including the
-// UNKNOWN[n] form; 0 when the name is not known.
+// UNKNOWN[n] form and the bare decimal number (type=1300, as Android's
+// logcat writes the kernel's records); 0 when the name is not known. Only
+// a name the table lacks pays for the number forms.
 func TypeNumber(name string) uint16 {
 	if n, ok := typeNames[name]; ok {
 		return n
 	}
+	num := name
 	if len(name) > 9 && name[:8] == "UNKNOWN[" && name[len(name)-1] == ']' {
-		n, err := strconv.ParseUint(name[8:len(name)-1], 10, 16)
-		if err == nil {
-			return uint16(n)
-		}
+		num = name[8 : len(name)-1]
+	} else if name == "" || name[0] < '0' || name[0] > '9' {
+		return 0
+	}
+	if n, err := strconv.ParseUint(num, 10, 16); err == nil {
+		return uint16(n)
 	}
 	return 0
 }
@@ -99,6 +110,17 @@ func TypeName(n uint16) string {
 		return typeNums[n]
 	}
 	return "UNKNOWN[" + strconv.Itoa(int(n)) + "]"
+}
+
+// CanonicalType returns the name auditd prints for r's type number
+// (SYSCALL for a record sent as type=1300 or type=UNKNOWN[1300]), or r.Type
+// as sent when the number has no name or is not known. It allocates
+// nothing.
+func (r *Record) CanonicalType() string {
+	if int(r.TypeNum) < len(typeNums) && typeNums[r.TypeNum] != "" {
+		return typeNums[r.TypeNum]
+	}
+	return r.Type
 }
 
 // IsLastRecord reports whether a record of this type completes its event,

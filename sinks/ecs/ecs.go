@@ -245,7 +245,7 @@ func (w *writer) event(ev *audit.Event, s *audit.Summary, opts Options, sc *scra
 	case s.Syscall != "":
 		w.value(s.Syscall, "event.action")
 	case len(ev.Records) > 0:
-		w.value(strings.ToLower(ev.Records[0].Type), "event.action")
+		w.value(strings.ToLower(ev.Records[0].CanonicalType()), "event.action")
 	default:
 		w.value("audit", "")
 	}

@@ -698,3 +698,76 @@ func TestJudgedVerdictIsAlert(t *testing.T) {
 		}
 	}
 }
+
+// TestForeignOutcomes: on other machines' lines (sinks/encode's
+// testdata/foreign.log: SELinux AVC and USER_AVC, Android's numbered
+// types, IMA policy records, a big-endian SOCKADDR) the documents are
+// ECS, event.original gives back the records, and event.outcome is: the
+// denied call's result where a SYSCALL record has one, else a USER_AVC's
+// enforced denial; the res= of an IMA policy rule; none for a denial that
+// does not say it was enforced.
+func TestForeignOutcomes(t *testing.T) {
+	fields := audittest.ECSFieldsOrSkip(t)
+	root, err := testsupport.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := events(t, filepath.Join(root, "sinks/encode/testdata/foreign.log"))
+	var out []byte
+	got := map[string]string{}
+	for _, ev := range evs {
+		doc := ecs.Encode(nil, ev, ecs.Options{Original: true})
+		out = append(out, doc...)
+		var d struct {
+			Event struct{ ID, Outcome string } `json:"event"`
+		}
+		if err := json.Unmarshal(doc, &d); err != nil {
+			t.Fatal(err)
+		}
+		got[d.Event.ID] = d.Event.Outcome
+	}
+	if n := check(t, fields, out); n != len(evs) {
+		t.Errorf("%d documents for %d events", n, len(evs))
+	}
+	lossless(t, out, evs)
+	for id, want := range map[string]string{
+		":1677601548.669:1599": "failure", // AVC name_bind, SYSCALL bind success=no
+		":1450655510.655:205":  "failure", // Android: AVC ioctl, SYSCALL success=no
+		":1641131903.482:81":   "failure", // dbus USER_AVC, permissive=0
+		":1442602150.292:763":  "",        // systemd USER_AVC without permissive=
+		":1170021493.977:293":  "",        // AVC without permissive=
+		":1515971856.024:10":   "",        // setenforce notice
+		":1585509232.084:289":  "success", // IMA policy rule res=1
+		":1708028025.033:10":   "success", // ppc64 bind
+	} {
+		if o, ok := got[id]; !ok || o != want {
+			t.Errorf("event %s: event.outcome %q (present %v), want %q", id, o, ok, want)
+		}
+	}
+}
+
+// TestActionOfNumberedType: without a syscall, event.action is the first
+// record type's name: an AVC sent as type=1400 (Android's logcat) is
+// "avc", not "1400".
+func TestActionOfNumberedType(t *testing.T) {
+	var p audit.Parser
+	for line, want := range map[string]string{
+		`type=1400 msg=audit(1450655510.655:205): avc:  denied  { ioctl } for  pid=5654 comm=".test.thalitest" path="/sys/kernel/debug/tracing/trace_marker" dev="debugfs" ino=2064 scontext=u:r:untrusted_app:s0 tcontext=u:object_r:debugfs:s0 tclass=file permissive=0`: "avc",
+		`type=UNKNOWN[1420] msg=audit(1731000000.000:42): ipe_op=EXECUTE`: "unknown[1420]",
+	} {
+		rec, err := p.Parse(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := &audit.Event{ID: audit.EventID{Sec: rec.Sec, Msec: rec.Msec, Serial: rec.Serial}, Records: []*audit.Record{rec}}
+		var d struct {
+			Event struct{ Action string } `json:"event"`
+		}
+		if err := json.Unmarshal(ecs.Encode(nil, ev, ecs.Options{}), &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Event.Action != want {
+			t.Errorf("%.30s…: event.action %q, want %q", line, d.Event.Action, want)
+		}
+	}
+}

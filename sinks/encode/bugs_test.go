@@ -3,6 +3,7 @@ package encode
 import (
 	"encoding/json"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -185,4 +186,45 @@ func TestSecondMsgIsItsOwnText(t *testing.T) {
 		t.Errorf("fields.msg = %v, fields.msg~2 = %v; want {a: 1} and \"b=2\"", f["msg"], f["msg~2"])
 	}
 	checkRebuild(t, []byte(in), pl.out)
+}
+
+// Lines of other people's machines (testdata/foreign.log: a ppc64 bind,
+// Android logcat's numbered types, SELinux AVC and USER_AVC records, IMA
+// policy records; sources in the test below) gave a big-endian SOCKADDR
+// family 512, lost the SELinux decision, left type=1320 open and IMA
+// policy events without an outcome. The documents carry them now, stay
+// valid, and still rebuild every line byte for byte.
+func TestForeignLines(t *testing.T) {
+	// laurel src/testdata record-bind-ipv4-bigendian.txt and
+	// line-broken-avc-info.txt; an Android logcat capture (Samsung
+	// SM-A300FU); CentOS 7 SELinux notes (nginx, named); laurel's
+	// line-anom-abend.txt neighbour (postfix, { read write }); dbus and
+	// systemd USER_AVCs from CentOS 7, Fedora and RHEL 8; the DARPA
+	// Fd-IMA README (RHEL 7).
+	in, err := os.ReadFile("testdata/foreign.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := replay(t, in)
+	for _, e := range pl.errs {
+		t.Errorf("line rejected: %v", e)
+	}
+	validate(t, pl.out)
+	checkRebuild(t, in, pl.out)
+	out := string(pl.out)
+	for _, want := range []string{
+		`"sockaddr":{"family":"inet","address":"0.0.0.0","port":55555}`,
+		`{"type":"1320"`, // not kept: EOE closes the event
+		`{"type":"1300","type_num":1300,`,
+		`"fields":{"seresult":"denied","seperms":"name_bind","pid":"26808",`,
+		`"fields":{"seresult":"denied","seperms":"read write","pid":"13010",`,
+		`"msg":{"seresult":"denied","seperms":"send_msg","msgtype":"method_return",`,
+		`"event":{"id":":1585509232.084:289","serial":289,"outcome":"success"`,
+		`"event":{"id":":1450655510.655:205","serial":205,"outcome":"failure","action":"54"}`,
+	} {
+		if strings.Contains(out, want) == (want != `{"type":"1320"`) {
+			continue
+		}
+		t.Errorf("documents (not) holding %s:\n%s", want, out)
+	}
 }

@@ -57,6 +57,16 @@ func FuzzJSONEncoder(f *testing.F) {
 	for i := 0; i < len(lines); i += 3 {
 		f.Add(strings.Join(lines[i:min(i+6, len(lines))], "\n"))
 	}
+	// other machines' lines: big-endian SOCKADDR, numbered types, SELinux
+	// decisions, IMA policy records (TestForeignLines)
+	foreign, err := os.ReadFile("testdata/foreign.log")
+	if err != nil {
+		f.Fatal(err)
+	}
+	lines = strings.Split(strings.TrimSpace(string(foreign)), "\n")
+	for i := 0; i < len(lines); i += 4 {
+		f.Add(strings.Join(lines[i:min(i+4, len(lines))], "\n"))
+	}
 	f.Fuzz(func(t *testing.T, input string) {
 		pl := newPipeline(audit.ReassemblerConfig{StreamTime: true, MaxInFlight: 4})
 		for _, l := range strings.Split(input, "\n") {

@@ -362,7 +362,8 @@ func (s *Stage) Abort() {
 	}
 }
 
-// metaOf collects the routing hints of an event; the record types, rule
+// metaOf collects the routing hints of an event; the record types (by
+// name: a record sent as type=1300 or UNKNOWN[1300] is a SYSCALL), rule
 // keys and techniques only with lists (see readsLists).
 func metaOf(ev *audit.Event, lists bool) sinks.Meta {
 	m := sinks.Meta{Node: ev.ID.Node, Severity: ev.Severity, Kind: ev.Kind.String(), Tags: ev.Tags}
@@ -370,8 +371,8 @@ func metaOf(ev *audit.Event, lists bool) sinks.Meta {
 		return m
 	}
 	for _, r := range ev.Records {
-		if !slices.Contains(m.Types, r.Type) {
-			m.Types = append(m.Types, r.Type)
+		if t := r.CanonicalType(); !slices.Contains(m.Types, t) {
+			m.Types = append(m.Types, t)
 		}
 		m.Keys = audit.RecordKeys(r, m.Keys)
 	}
