@@ -437,7 +437,7 @@ func TestAfterHashesEnricher(t *testing.T) {
 	}
 	defer bl.Close()
 	integrity := func(file, hash string) *audit.Record {
-		return &audit.Record{Type: "INTEGRITY_RULE", NestedFrom: -1, Fields: []audit.Field{
+		return &audit.Record{Type: "INTEGRITY_RULE", TypeNum: audit.TypeIntegrityRule, NestedFrom: -1, Fields: []audit.Field{
 			{Name: "file", Raw: `"` + file + `"`, Value: file, Enc: audit.Quoted},
 			{Name: "hash", Raw: `"` + hash + `"`, Value: hash, Enc: audit.Quoted},
 		}}
