@@ -79,6 +79,7 @@ type Pipeline struct {
 	kick chan struct{}
 
 	parsed   *metrics.Counter
+	records  uint64 // lines parsed into records by this pipeline (handle's goroutine)
 	badLines map[string]*metrics.Counter
 	events   *metrics.Counter
 	inFlight *metrics.Gauge
@@ -228,7 +229,22 @@ func (p *Pipeline) handle(line string, at inputPos) {
 		return
 	}
 	p.parsed.Inc()
+	p.records++
 	p.reasm.Push(rec)
+}
+
+// inputError takes a reader's report (see InputError) to the error log:
+// counted only when Silent, else logged as flagged or rejected input,
+// with file (replay's name of the file; "" in plugin mode) and its line.
+func (p *Pipeline) inputError(e *InputError, file string) {
+	switch {
+	case e.Silent:
+		p.errlog.count(e.Reason, e.Flagged)
+	case e.Flagged:
+		p.errlog.flag(e.Reason, e.Error(), string(e.Raw), inputPos{file: file, line: e.Line})
+	default:
+		p.errlog.report(e.Reason, e.Error(), string(e.Raw), inputPos{file: file, line: e.Line})
+	}
 }
 
 // handleBatch passes a batch of the reader's lines to handle in order,
@@ -479,7 +495,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 	}
 	stats := NewInputStats(metrics.Default)
 	rd, err := NewReader(NewCoalescingReader(newReadyReader(in, cfg.Input.Coalesce), cfg.Input.Coalesce), cfg.Input.Format, cfg.Input.MaxLineBytes, stats, func(e *InputError) {
-		p.errlog.report(e.Reason, e.Error(), string(e.Raw), inputPos{line: e.Line})
+		p.inputError(e, "")
 	})
 	if err != nil {
 		abandon(p)
