@@ -116,7 +116,8 @@ type LogConfig struct {
 	// ParseErrors is a file that receives every rejected line with its raw
 	// bytes (rate limited); "" sends them to the main log.
 	ParseErrors string `toml:"parse_errors"`
-	// ParseErrorRate is the most rejected lines logged per second; the rest
+	// ParseErrorRate is the most rejected lines logged per second, and
+	// the most flagged lines (processed all the same); the rest
 	// are counted.
 	ParseErrorRate int `toml:"parse_error_rate"`
 }

@@ -28,27 +28,43 @@ const maxAuditMessage = 8970
 
 const headerSize = 16
 
-// InputError is a line or frame the reader could not use. It goes to the
-// parse-error log with its raw bytes; the stream stays in sync.
+// InputError is a line or frame the reader could not use, or one it
+// hands on all the same but flags (Flagged). It goes to the parse-error
+// log with its raw bytes; the stream stays in sync.
 type InputError struct {
-	Reason string // too_long, nul_byte, invalid_utf8, no_newline, crlf, bad_frame, queue_full
+	Reason string // too_long, nul_byte, invalid_utf8, no_newline, crlf, empty, bad_frame, queue_full
 	Raw    []byte // a bounded copy of the offending bytes
 	Offset int64  // byte offset in the stream where the line or frame starts (bad_frame, queue_full: where the reader was)
 	Line   int64  // 1-based number of the line in the stream (string framing; queue_full: the dropped batch's first); 0 for frames
+	// Flagged is set when the line or frame is processed all the same:
+	// it is no rejection (invalid_utf8, crlf, no_newline, and nul_byte
+	// when a record is left to parse).
+	Flagged bool
+	// Silent is set when the problem is only to be counted, not logged:
+	// an empty line, or a stream flag after its stream's first line.
+	// Raw is then nil.
+	Silent bool
+	// Detail, when not "", says more than the reason (what a nul_byte
+	// line lost).
+	Detail string
 }
 
 func (e *InputError) Error() string {
 	if what, ok := streamFlags[e.Reason]; ok {
 		return fmt.Sprintf("input at byte %d: %s: %s", e.Offset, e.Reason, what)
 	}
-	return fmt.Sprintf("input at byte %d: %s", e.Offset, e.Reason)
+	msg := fmt.Sprintf("input at byte %d: %s", e.Offset, e.Reason)
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	return msg
 }
 
 // streamFlags are the reasons of lines that are repaired and processed,
 // not rejected, and concern the stream rather than the line (how its
 // lines end, where it ends), with what they mean. A Reader reports each
-// for the first such line only and counts every one; the error log gives
-// them their own wording and no share of the rejected-input rate.
+// for the first such line only and counts every one (the others reach
+// onError as Silent); the error log gives them no share of its rates.
 var streamFlags = map[string]string{
 	"crlf": "the lines end in CRLF: the \r is dropped and the lines are processed " +
 		"(reported for the first such line of the stream, every one counted in input_errors_total)",
@@ -173,7 +189,7 @@ func NewInputStats(reg *metrics.Registry) *InputStats {
 		Unprocessed: reg.Counter("audisp_enrich_input_unprocessed_records_total", "", "Records still queued for the pipeline at shutdown, never processed."),
 		Errors:      map[string]*metrics.Counter{},
 	}
-	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "no_newline", "crlf", "bad_frame", "format_mismatch"} {
+	for _, r := range []string{"too_long", "nul_byte", "invalid_utf8", "no_newline", "crlf", "empty", "bad_frame", "format_mismatch"} {
 		s.Errors[r] = reg.Counter("audisp_enrich_input_errors_total", `reason="`+r+`"`, "Input lines or frames with problems, by reason.")
 	}
 	return s
@@ -372,7 +388,8 @@ func (rd *Reader) nextString() (string, error) {
 	start := rd.offset // where the line starts: every report gives it
 	rd.offset += int64(len(b))
 	rd.stats.Bytes.Add(uint64(len(b)))
-	if len(b) > 0 {
+	read := len(b) > 0 // a line, not the end of the input
+	if read {
 		rd.line++
 	}
 	if len(b) > 0 && b[len(b)-1] == '\n' {
@@ -382,29 +399,95 @@ func (rd *Reader) nextString() (string, error) {
 			// a SIEM export; auditd writes none): the \r would end the
 			// last value. It is dropped, and the line flagged.
 			b = b[:len(b)-1]
-			rd.flag("crlf", b, start)
+			rd.flag("crlf", "", b, start)
 		}
 	} else if len(b) > 0 {
 		// The input ended inside a line: auditd stopped mid-write, or a
 		// log is still being written. The line may be whole but for its
 		// newline, so it is flagged and still parsed (the parser rejects
 		// it as truncated when it ends inside a quoted value).
-		rd.flag("no_newline", b, start)
+		rd.flag("no_newline", "", b, start)
 	}
 	if len(b) == 0 {
+		if read {
+			// A blank line: nothing to parse, counted (so that lines
+			// read add up), not logged.
+			rd.stats.Errors["empty"].Inc()
+			rd.onError(&InputError{Reason: "empty", Offset: start, Line: rd.line, Silent: true})
+		}
 		return "", err
 	}
-	return rd.keep(b, start), err
+	if bytes.IndexByte(b, 0) >= 0 {
+		if b = rd.afterNULs(b, start); b == nil {
+			return "", err
+		}
+	} else if !utf8.Valid(b) {
+		rd.flag("invalid_utf8", invalidUTF8, b, start)
+	}
+	return rd.keep(b), err
+}
+
+// afterNULs returns the part of a line holding NUL bytes that is to be
+// parsed, or nil when none is (the line is rejected). Such a line is
+// what a power loss leaves in audit.log: the blocks not yet written when
+// it struck read as NULs, and the next auditd start appends after them,
+// on the same line. The part parsed is the last record in the line that
+// begins the line or right after a NUL (with "type=" or "node="): it is
+// flagged nul_byte once, saying how many bytes were skipped before it,
+// and may still hold NULs of its own (a value that holds one). A line
+// without such a record is rejected as nul_byte, and only so: the parser
+// never sees it. off is where the line starts in the stream.
+func (rd *Reader) afterNULs(b []byte, off int64) []byte {
+	at := -1
+	if isRecordStart(b) {
+		at = 0
+	}
+	for i := bytes.IndexByte(b, 0); i >= 0; {
+		j := i + 1
+		if isRecordStart(b[j:]) {
+			at = j
+		}
+		n := bytes.IndexByte(b[j:], 0)
+		if n < 0 {
+			break
+		}
+		i = j + n
+	}
+	switch {
+	case at < 0:
+		rd.stats.Errors["nul_byte"].Inc()
+		rd.onError(&InputError{Reason: "nul_byte", Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: off, Line: rd.line,
+			Detail: "no record in the line (none begins it or follows a NUL byte): the line is skipped"})
+		return nil
+	case at == 0:
+		rd.flag("nul_byte", "NUL bytes inside the record: the line is processed as it is", b, off)
+		return b
+	}
+	rest := b[at:]
+	rd.flag("nul_byte", fmt.Sprintf("skipped %d bytes (%d of them NUL) before the record that follows them: the record is processed",
+		at, bytes.Count(b[:at], []byte{0})), rest, off)
+	return rest
+}
+
+// invalidUTF8 is what an invalid_utf8 flag says.
+const invalidUTF8 = "not valid UTF-8: the line is processed all the same"
+
+// isRecordStart reports whether b begins like a string-format record.
+func isRecordStart(b []byte) bool {
+	return bytes.HasPrefix(b, []byte("type=")) || bytes.HasPrefix(b, []byte("node="))
 }
 
 // flag counts and reports a line that is still handed on, with a bounded
-// copy of it; off is where the line starts in the stream, and its number
-// is the current line's (0 for a frame). A stream flag
-// (streamFlags) is reported for its first line only.
-func (rd *Reader) flag(reason string, b []byte, off int64) {
+// copy of b (the line, or what of it is handed on) and detail, saying
+// how it is processed; off is where the line starts in the stream, and
+// its number is the current line's (0 for a frame). A stream flag
+// (streamFlags, which says it all) is reported for its first line only;
+// the others reach onError as Silent.
+func (rd *Reader) flag(reason, detail string, b []byte, off int64) {
 	rd.stats.Errors[reason].Inc()
 	if _, ok := streamFlags[reason]; ok {
 		if rd.flagged[reason] {
+			rd.onError(&InputError{Reason: reason, Offset: off, Line: rd.line, Flagged: true, Silent: true})
 			return
 		}
 		if rd.flagged == nil {
@@ -412,17 +495,12 @@ func (rd *Reader) flag(reason string, b []byte, off int64) {
 		}
 		rd.flagged[reason] = true
 	}
-	rd.onError(&InputError{Reason: reason, Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: off, Line: rd.line})
+	rd.onError(&InputError{Reason: reason, Raw: append([]byte(nil), b[:min(len(b), 4096)]...), Offset: off, Line: rd.line, Flagged: true, Detail: detail})
 }
 
-// keep copies b into the chunk slab, checks it, and returns it as a string.
-// off is where b's line or frame starts in the stream, for the reports.
-func (rd *Reader) keep(b []byte, off int64) string {
-	if bytes.IndexByte(b, 0) >= 0 {
-		rd.flag("nul_byte", b, off)
-	} else if !utf8.Valid(b) {
-		rd.flag("invalid_utf8", b, off)
-	}
+// keep copies b into the chunk slab, counts it as a record, and returns
+// it as a string.
+func (rd *Reader) keep(b []byte) string {
 	rd.stats.Lines.Inc()
 	if cap(rd.chunk)-len(rd.chunk) < len(b) {
 		rd.chunk = make([]byte, 0, max(256<<10, len(b)))
@@ -490,7 +568,12 @@ func (rd *Reader) nextFrame() (string, error) {
 	if len(line) == 0 {
 		return "", nil
 	}
-	return rd.keep(line, start), nil
+	if bytes.IndexByte(line, 0) >= 0 {
+		rd.flag("nul_byte", "NUL bytes inside the record: the frame is processed as it is", line, start)
+	} else if !utf8.Valid(line) {
+		rd.flag("invalid_utf8", invalidUTF8, line, start)
+	}
+	return rd.keep(line), nil
 }
 
 // skip discards n bytes, counted as read; the error is Discard's (io.EOF

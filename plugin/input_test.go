@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,8 +33,9 @@ func (t *trickle) Read(p []byte) (int, error) {
 
 type readResult struct {
 	lines   []string
-	numbers []int64 // the line number of each of lines
-	errs    []*InputError
+	numbers []int64       // the line number of each of lines
+	errs    []*InputError // the reports to be logged
+	silent  []*InputError // the reports to be counted only
 	stats   *InputStats
 	err     error
 	reader  *Reader
@@ -45,7 +47,13 @@ func (r *readResult) count(reason string) uint64 { return r.stats.Errors[reason]
 func readAll(t testing.TB, in io.Reader, framing string, maxLine int) *readResult {
 	t.Helper()
 	res := &readResult{stats: NewInputStats(&metrics.Registry{})}
-	rd, err := NewReader(in, framing, maxLine, res.stats, func(e *InputError) { res.errs = append(res.errs, e) })
+	rd, err := NewReader(in, framing, maxLine, res.stats, func(e *InputError) {
+		if e.Silent {
+			res.silent = append(res.silent, e)
+			return
+		}
+		res.errs = append(res.errs, e)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,8 +367,11 @@ func TestStringFramingCRLF(t *testing.T) {
 	if want := []string{a, b, a}; strings.Join(res.lines, "|") != strings.Join(want, "|") {
 		t.Fatalf("lines:\n%q\nwant\n%q", res.lines, want)
 	}
-	if got := res.count("crlf"); got != 2 || len(res.errs) != 1 {
-		t.Fatalf("crlf counted %d, %d reports; want 2 and 1", got, len(res.errs))
+	if got := res.count("crlf"); got != 2 || len(res.errs) != 1 || len(res.silent) != 1 {
+		t.Fatalf("crlf counted %d, %d reports, %d silent; want 2, 1 and 1 (the second line's, counted only)", got, len(res.errs), len(res.silent))
+	}
+	if e := res.silent[0]; e.Reason != "crlf" || !e.Flagged || e.Line != 2 {
+		t.Errorf("second crlf line reported as %+v, want flagged crlf of line 2", e)
 	}
 	if e := res.errs[0]; e.Reason != "crlf" || e.Offset != 0 {
 		t.Errorf("report: %s at %d, want crlf at 0", e.Reason, e.Offset)
@@ -422,7 +433,8 @@ func TestFormatMismatch(t *testing.T) {
 
 // FuzzFraming: binary framing over arbitrary bytes never panics, always
 // ends (a format mismatch is an error, any other is not), and hands out
-// lines without newlines; the string framing too.
+// lines without newlines; the string framing too, and there every line
+// read is handed out or reported rejected (flagged ones are handed out).
 func FuzzFraming(f *testing.F) {
 	in, _ := binStream(false)
 	f.Add(in)
@@ -430,6 +442,7 @@ func FuzzFraming(f *testing.F) {
 	f.Add(fixed[:9100])
 	f.Add(append([]byte("garbage"), in...))
 	f.Add(frame(0, 1300, "audit(1.000:1): a", false)[:20])
+	f.Add([]byte("type=EOE msg=audit(1.000:1): \n\x00\x00node=h type=EOE\n\n\x00\x00\r\ntype=X\x00y"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, framing := range []string{FramingBinaryAuto, FramingBinaryExact, FramingBinaryFixed, FramingString} {
 			done := make(chan *readResult, 1)
@@ -453,6 +466,17 @@ func FuzzFraming(f *testing.F) {
 			}
 			if framing != FramingBinaryAuto && framing != FramingBinaryFixed && framing != FramingBinaryExact && total > len(data) {
 				t.Fatalf("%s: %d bytes of lines from %d bytes", framing, total, len(data))
+			}
+			if framing == FramingString && res.err == nil {
+				rejected := 0
+				for _, e := range append(res.errs, res.silent...) {
+					if !e.Flagged {
+						rejected++
+					}
+				}
+				if res.reader.line != int64(len(res.lines)+rejected) {
+					t.Fatalf("%d lines read, %d handed out, %d rejected", res.reader.line, len(res.lines), rejected)
+				}
 			}
 		}
 	})
@@ -710,6 +734,76 @@ func TestReaderLastLineTooLong(t *testing.T) {
 		}
 		if len(res.errs) != 1 || res.errs[0].Reason != c.reason || res.errs[0].Line != 2 || res.errs[0].Offset != int64(len(ok)+1) {
 			t.Errorf("last line of %d bytes: reports %v, want one %s at line 2, offset %d", c.size, res.errs, c.reason, len(ok)+1)
+		}
+	}
+}
+
+// TestStringFramingNULs: a line holding NUL bytes (what a power loss
+// leaves in audit.log) hands on its last record that begins the line or
+// follows a NUL, flagged nul_byte once with the bytes skipped before it;
+// a line without one is rejected as nul_byte, once, and handed on never.
+func TestStringFramingNULs(t *testing.T) {
+	rec := "node=web type=DAEMON_START msg=audit(1682690151.869:4366): op=start"
+	for _, c := range []struct {
+		name, line, want string // want "": rejected
+		detail           string
+	}{
+		{"NULs then a record", strings.Repeat("\x00", 3000) + rec, rec, "skipped 3000 bytes (3000 of them NUL)"},
+		{"a record cut by NULs, then one", "type=SYSCALL msg=audit(1.000:1): sysc\x00\x00" + rec, rec, "skipped 39 bytes (2 of them NUL)"},
+		{"the last of two", "\x00type=EOE msg=audit(1.000:1): \x00" + rec, rec, "skipped 31 bytes (2 of them NUL)"},
+		{"a NUL inside a value", `type=SYSCALL msg=audit(1.000:1): comm="a` + "\x00" + `b"`, `type=SYSCALL msg=audit(1.000:1): comm="a` + "\x00" + `b"`, "NUL bytes inside the record"},
+		{"NULs only", strings.Repeat("\x00", 100), "", "no record in the line"},
+		{"no record after the NULs", "garbage\x00\x00more type=X", "", "no record in the line"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := "type=EOE msg=audit(1.000:9): \n" + c.line + "\ntype=EOE msg=audit(1.000:10): \n"
+			res := readAll(t, &trickle{r: strings.NewReader(in)}, FramingString, 8192)
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			want := []string{"type=EOE msg=audit(1.000:9): "}
+			nums := []int64{1, 3}
+			if c.want != "" {
+				want = append(want, c.want)
+				nums = []int64{1, 2, 3}
+			}
+			want = append(want, "type=EOE msg=audit(1.000:10): ")
+			if !slices.Equal(res.lines, want) || !slices.Equal(res.numbers, nums) {
+				t.Fatalf("lines %q numbered %v, want %q numbered %v", res.lines, res.numbers, want, nums)
+			}
+			if len(res.errs) != 1 || res.count("nul_byte") != 1 {
+				t.Fatalf("%d reports, nul_byte counted %d; want 1 and 1", len(res.errs), res.count("nul_byte"))
+			}
+			e := res.errs[0]
+			if e.Reason != "nul_byte" || e.Line != 2 || e.Offset != int64(strings.Index(in, c.line)) ||
+				e.Flagged != (c.want != "") || !strings.Contains(e.Error(), c.detail) {
+				t.Errorf("report %+v (%s), want nul_byte of line 2 at %d, flagged %v, saying %q", e, e.Error(), strings.Index(in, c.line), c.want != "", c.detail)
+			}
+		})
+	}
+}
+
+// TestStringFramingEmpty: an empty line is not handed on, but counted as
+// empty and reported to be counted only (Silent), with its number; the
+// end of the input is no empty line.
+func TestStringFramingEmpty(t *testing.T) {
+	in := "\ntype=EOE msg=audit(1.000:1): \n\n\r\ntype=EOE msg=audit(1.000:2): \n"
+	res := readAll(t, strings.NewReader(in), FramingString, 1024)
+	if len(res.lines) != 2 || res.count("empty") != 3 {
+		t.Fatalf("%d lines, empty counted %d; want 2 and 3", len(res.lines), res.count("empty"))
+	}
+	var lines []int64
+	for _, e := range res.silent {
+		if e.Reason == "empty" {
+			lines = append(lines, e.Line)
+		}
+	}
+	if !slices.Equal(lines, []int64{1, 3, 4}) {
+		t.Errorf("empty lines reported at %v, want 1 3 4", lines)
+	}
+	for _, e := range res.errs {
+		if e.Reason == "empty" {
+			t.Errorf("an empty line reported to be logged: %+v", e)
 		}
 	}
 }

@@ -830,7 +830,7 @@ backoff_max = "200ms"
 	if status == "" {
 		t.Errorf("no periodic status line with records=%d in stderr:\n%s", len(lines), stderr.String())
 	}
-	for _, f := range []string{"records=", "events=", "parse_errors=2 ", "lost_hint=", "evicted=", "timed_out=", "in_flight=", "queue=", "queue_high=", "input_dropped=", "uptime="} {
+	for _, f := range []string{"records=", "events=", "parse_errors=2 ", "rejected=2 ", "flagged=0 ", "lost_hint=", "evicted=", "timed_out=", "in_flight=", "queue=", "queue_high=", "input_dropped=", "uptime="} {
 		if status != "" && !strings.Contains(status, f) {
 			t.Errorf("status line lacks %s: %s", f, status)
 		}

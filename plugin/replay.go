@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"bufio"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +32,21 @@ type ReplayOptions struct {
 	// file larger than ProgressMinBytes, rewritten in place about four
 	// times a second and left with its final figures.
 	Progress io.Writer
+	// Counts, when not nil, is given the run's input figures at the end
+	// (also of an interrupted run), once the pipeline is closed; when
+	// nil, replay logs them (INFO "replay input").
+	Counts func(ReplayCounts)
+}
+
+// ReplayCounts are what replay made of its input: every line read is
+// parsed into a record or rejected, so Lines = Records + the sum of
+// Rejected (of the files read to their end: an interrupted run stops
+// counting lines where its last file was). Flagged lines were processed
+// all the same, each also counted as a record or rejected.
+type ReplayCounts struct {
+	Lines   int64
+	Records uint64
+	Tally
 }
 
 // ProgressMinBytes is the size from which a file gets a progress line.
@@ -50,8 +68,13 @@ func Replay(ctx context.Context, cfg *conf.Config, log *slog.Logger, files []str
 		return err
 	}
 	// Replay waits for the sinks to deliver (until interrupted, or until a
-	// sink stalls; see runnerSink.stop).
-	defer p.Close(ctx)
+	// sink stalls; see runnerSink.stop). Closing reports what the error
+	// log suppressed last; the counts follow.
+	var lines int64
+	defer func() {
+		p.Close(ctx)
+		reportCounts(ReplayCounts{Lines: lines, Records: p.records, Tally: p.errlog.tally()}, opt, log)
+	}()
 	if err := p.enr.waitPackages(ctx, log, opt.Progress); err != nil {
 		return err
 	}
@@ -60,7 +83,7 @@ func Replay(ctx context.Context, cfg *conf.Config, log *slog.Logger, files []str
 	}
 	failed := false
 	for _, f := range files {
-		err := replayFile(ctx, p, f, opt, cfg.Input.MaxLineBytes)
+		err := replayFile(ctx, p, f, opt, cfg.Input.MaxLineBytes, &lines)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -121,16 +144,52 @@ func (p *Pipeline) settleLookups(ctx context.Context) {
 	s.Settle(ctx)
 }
 
+// reportCounts gives c to opt.Counts, or logs it.
+func reportCounts(c ReplayCounts, opt ReplayOptions, log *slog.Logger) {
+	if opt.Counts != nil {
+		opt.Counts(c)
+		return
+	}
+	log.Info("replay input", "lines", c.Lines, "records", c.Records,
+		"rejected", ByCount(c.Rejected), "flagged", ByCount(c.Flagged))
+}
+
+// ByCount writes the counts of m as "total: name n, name n", the largest
+// first ("0" when there are none).
+func ByCount[N int | uint64](m map[string]N) string {
+	var total N
+	names := make([]string, 0, len(m))
+	for k, n := range m {
+		names = append(names, k)
+		total += n
+	}
+	if total == 0 {
+		return "0"
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if m[a] != m[b] {
+			return cmp.Compare(m[b], m[a])
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return fmt.Sprintf("%d: %s", total, strings.Join(parts, ", "))
+}
+
 // replayFile runs one file; its error reads "NAME: reason". Each line it
-// rejects is logged with file=NAME and its line= number in the file.
-func replayFile(ctx context.Context, p *Pipeline, name string, opt ReplayOptions, maxLine int) error {
+// rejects is logged with file=NAME and its line= number in the file. It
+// adds the lines it read to *lines once the file was read to its end.
+func replayFile(ctx context.Context, p *Pipeline, name string, opt ReplayOptions, maxLine int, lines *int64) error {
 	r, size, closeFn, err := openLog(name, opt.Stdin)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
 	rd, err := NewReader(r, FramingString, maxLine, NewInputStats(metrics.Default), func(e *InputError) {
-		p.errlog.report(e.Reason, e.Error(), string(e.Raw), inputPos{file: name, line: e.Line})
+		p.inputError(e, name)
 	})
 	if err != nil {
 		return err
@@ -160,7 +219,9 @@ func replayFile(ctx context.Context, p *Pipeline, name string, opt ReplayOptions
 		p.handleBatch(batch, name)
 		records.Add(uint64(len(batch.Lines)))
 	}
-	if err := <-errc; err != nil {
+	err = <-errc
+	*lines += rd.line // the reader is done: errc is sent after its last read
+	if err != nil {
 		// [input] format does not apply to replay, which reads text only:
 		// its own words instead of the plugin's advice.
 		if fm := (*FormatMismatchError)(nil); errors.As(err, &fm) {

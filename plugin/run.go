@@ -79,6 +79,7 @@ type Pipeline struct {
 	kick chan struct{}
 
 	parsed   *metrics.Counter
+	records  uint64 // lines parsed into records by this pipeline (handle's goroutine)
 	badLines map[string]*metrics.Counter
 	events   *metrics.Counter
 	inFlight *metrics.Gauge
@@ -228,7 +229,22 @@ func (p *Pipeline) handle(line string, at inputPos) {
 		return
 	}
 	p.parsed.Inc()
+	p.records++
 	p.reasm.Push(rec)
+}
+
+// inputError takes a reader's report (see InputError) to the error log:
+// counted only when Silent, else logged as flagged or rejected input,
+// with file (replay's name of the file; "" in plugin mode) and its line.
+func (p *Pipeline) inputError(e *InputError, file string) {
+	switch {
+	case e.Silent:
+		p.errlog.count(e.Reason, e.Flagged)
+	case e.Flagged:
+		p.errlog.flag(e.Reason, e.Error(), string(e.Raw), inputPos{file: file, line: e.Line})
+	default:
+		p.errlog.report(e.Reason, e.Error(), string(e.Raw), inputPos{file: file, line: e.Line})
+	}
 }
 
 // handleBatch passes a batch of the reader's lines to handle in order,
@@ -479,7 +495,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 	}
 	stats := NewInputStats(metrics.Default)
 	rd, err := NewReader(NewCoalescingReader(newReadyReader(in, cfg.Input.Coalesce), cfg.Input.Coalesce), cfg.Input.Format, cfg.Input.MaxLineBytes, stats, func(e *InputError) {
-		p.errlog.report(e.Reason, e.Error(), string(e.Raw), inputPos{line: e.Line})
+		p.inputError(e, "")
 	})
 	if err != nil {
 		abandon(p)
@@ -720,12 +736,9 @@ const (
 	startRetry = 200 * time.Millisecond
 )
 
-// statusListener is plugin mode's [status] listener (serveMetrics).
-type statusListener struct {
-	ln   net.Listener
-	path string      // a unix socket's path; "" for TCP
-	sock os.FileInfo // the socket file this listener made
-}
+// statusListener is plugin mode's [status] listener (serveMetrics: a
+// unix socket's file is removed at close only while it is still its own).
+type statusListener struct{ ln net.Listener }
 
 // openStatus opens the [status] listener. While its address is in use it
 // tries again every startRetry for up to startWait (logged once). If the
@@ -739,7 +752,7 @@ func openStatus(listen string, log *slog.Logger) (*statusListener, error) {
 		ln, err := serveMetrics(listen, log)
 		switch {
 		case err == nil:
-			return newStatusListener(ln), nil
+			return &statusListener{ln: ln}, nil
 		case !errors.Is(err, syscall.EADDRINUSE):
 			return nil, err
 		case !time.Now().Before(deadline):
@@ -752,33 +765,10 @@ func openStatus(listen string, log *slog.Logger) (*statusListener, error) {
 	}
 }
 
-// newStatusListener takes ln over. A unix socket's file is not removed by
-// ln's Close but by close, which checks that it is still this one's.
-func newStatusListener(ln net.Listener) *statusListener {
-	s := &statusListener{ln: ln}
-	if u, ok := ln.(*net.UnixListener); ok {
-		u.SetUnlinkOnClose(false)
-		s.path = u.Addr().String()
-		s.sock, _ = os.Stat(s.path) // nil for an abstract socket: nothing to remove
-	}
-	return s
-}
-
-// close closes the listener. A unix socket's file is removed only while it
-// is still the one this listener made: a plugin started before this one
-// finished its shutdown has replaced it with its own (serveMetrics removes
-// a stale one), which must stay (as with removeOwnPidFile). Safe on nil
-// (no listener).
+// close closes the listener. Safe on nil (no listener).
 func (s *statusListener) close() {
-	if s == nil {
-		return
-	}
-	s.ln.Close()
-	if s.sock == nil {
-		return
-	}
-	if fi, err := os.Stat(s.path); err == nil && os.SameFile(fi, s.sock) {
-		_ = os.Remove(s.path)
+	if s != nil {
+		s.ln.Close()
 	}
 }
 

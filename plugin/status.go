@@ -52,9 +52,11 @@ func (s *status) report(kind string) {
 	for _, c := range s.p.badLines {
 		parseErrs += c.Value()
 	}
+	tally := s.p.errlog.tally()
 	s.log.Info("status", "report", kind,
 		"records", s.in.Lines.Value(), "events", s.p.events.Value(),
-		"parse_errors", parseErrs, "lost_hint", s.p.reasm.LostHint(),
+		"parse_errors", parseErrs, "rejected", Total(tally.Rejected), "flagged", Total(tally.Flagged),
+		"lost_hint", s.p.reasm.LostHint(),
 		"evicted", st.Evicted, "timed_out", st.TimedOut, "late", st.Late, "in_flight", st.InFlight,
 		"queue", s.in.QueueLen.Value(), "queue_high", s.in.QueueHigh.Value(),
 		"input_dropped", s.in.Dropped.Value(), "uptime", time.Since(s.start).Round(time.Second).String())

@@ -336,6 +336,7 @@ func replay(cfgPath, cpuProfile string, files []string, stdin io.Reader, stderr 
 			return 1
 		}
 		defer func() { done(); sum.write(stderr) }()
+		opt.Counts = func(c plugin.ReplayCounts) { sum.input = &c }
 	}
 	err = plugin.Replay(ctx, cfg, log, files, opt)
 	if sig, ok := context.Cause(ctx).(interrupted); ok {

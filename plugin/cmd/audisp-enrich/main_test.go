@@ -359,7 +359,8 @@ func TestReplayProgress(t *testing.T) {
 }
 
 // TestReplaySummary: with stderr on a terminal, replay writes the same
-// stdout as without one and then a summary of those documents on stderr.
+// stdout as without one and then a summary of those documents and of its
+// input on stderr (every line of the capture is a record).
 func TestReplaySummary(t *testing.T) {
 	_, want, _ := replayOut(t, nil, capture)
 	m, s := openPTY(t)
@@ -379,6 +380,12 @@ func TestReplaySummary(t *testing.T) {
 	for _, l := range bytes.SplitAfter(out.Bytes(), []byte("\n")) {
 		sum.add(l)
 	}
+	in, err := os.ReadFile(capture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := bytes.Count(in, []byte("\n"))
+	sum.input = &plugin.ReplayCounts{Lines: int64(n), Records: uint64(n)}
 	var b strings.Builder
 	sum.write(&b)
 	if term != b.String() || sum.docs != lines(want) || sum.events == 0 {
@@ -609,5 +616,34 @@ func TestSummaryHasEverySynopsis(t *testing.T) {
 		if !strings.Contains(usage, "  "+first) {
 			t.Errorf("the summary lacks %q", first)
 		}
+	}
+}
+
+// TestReplayInputCounts: without a terminal, replay logs what came of its
+// input at the end, rejected and flagged lines by reason, after the entry
+// for the rejections the error log suppressed last.
+func TestReplayInputCounts(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "info.toml")
+	in := filepath.Join(dir, "ausearch.log")
+	if err := os.WriteFile(cfg, []byte("[log]\nlevel = \"info\"\nparse_error_rate = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(in, []byte("----\ntime->Fri Apr 28 16:50:31 2023\n\ntype=EOE msg=audit(1.000:1): \n----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := child(ctx, "replay", "--config", cfg, in)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	log := stderr.String()
+	sup := strings.Index(log, `msg="rejected input suppressed"`)
+	counts := strings.Index(log, `msg="replay input" lines=5 records=1 rejected="4: no_type 3, empty 1" flagged=0`)
+	if sup < 0 || counts < sup {
+		t.Errorf("stderr lacks the suppressed rejections, then the counts:\n%s", log)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin"
 )
 
 // summary counts what the documents written to stdout show: what replay
@@ -17,6 +19,7 @@ type summary struct {
 	hashes                                        map[string]bool
 	hashCount                                     int
 	blocklist, techniques, hunt                   map[string]int
+	input                                         *plugin.ReplayCounts // replay's, when it gave them
 }
 
 // doc is the part of an output document the summary reads.
@@ -132,32 +135,12 @@ func (s *summary) write(w io.Writer) {
 	fmt.Fprintf(w, "%s: summary of the %d documents on stdout:\n", progName, s.docs)
 	fmt.Fprintf(w, "  events %d, with a parent process %d\n", s.events, s.withParent)
 	fmt.Fprintf(w, "  hashes seen %d (%d distinct)\n", s.hashCount, len(s.hashes))
-	fmt.Fprintf(w, "  blocklist hits %s\n", byCount(s.blocklist))
+	fmt.Fprintf(w, "  blocklist hits %s\n", plugin.ByCount(s.blocklist))
 	fmt.Fprintf(w, "  verdicts %d (malicious %d)\n", s.verdicts, s.malicious)
-	fmt.Fprintf(w, "  techniques %s\n", byCount(s.techniques))
-	fmt.Fprintf(w, "  hunting hits %s\n", byCount(s.hunt))
-}
-
-// byCount writes "total: name n, name n" with the largest counts first.
-func byCount(m map[string]int) string {
-	total := 0
-	names := make([]string, 0, len(m))
-	for k, n := range m {
-		names = append(names, k)
-		total += n
+	fmt.Fprintf(w, "  techniques %s\n", plugin.ByCount(s.techniques))
+	fmt.Fprintf(w, "  hunting hits %s\n", plugin.ByCount(s.hunt))
+	if c := s.input; c != nil {
+		fmt.Fprintf(w, "  input lines %d: records %d, rejected %s\n", c.Lines, c.Records, plugin.ByCount(c.Rejected))
+		fmt.Fprintf(w, "  flagged (processed all the same) %s\n", plugin.ByCount(c.Flagged))
 	}
-	if total == 0 {
-		return "0"
-	}
-	slices.SortFunc(names, func(a, b string) int {
-		if m[a] != m[b] {
-			return m[b] - m[a]
-		}
-		return strings.Compare(a, b)
-	})
-	parts := make([]string, len(names))
-	for i, k := range names {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
-	}
-	return fmt.Sprintf("%d: %s", total, strings.Join(parts, ", "))
 }
