@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -111,10 +112,19 @@ func newErrorLog(path string, rate int, log *slog.Logger) (*errorLog, error) {
 	return e, nil
 }
 
+// openErrorFile opens the parse-error log for appending. Root opens it at
+// start in a directory the service user may own, so a link in its place
+// is not followed (O_NOFOLLOW: the open fails) and only a regular file is
+// written to (O_NONBLOCK: a FIFO without reader fails the open rather than
+// blocking the start).
 func openErrorFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("parse-error log: %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("parse-error log: %s is not a regular file", path)
 	}
 	return f, nil
 }

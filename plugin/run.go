@@ -512,7 +512,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 	pidFile := filepath.Join(cfg.StateDir, PidFileName)
 	_ = os.MkdirAll(cfg.StateDir, 0o750) // DropPrivileges comes later, and makes none for root
 	own := []byte(strconv.Itoa(os.Getpid()) + "\n")
-	if err := os.WriteFile(pidFile, own, 0o644); err == nil {
+	if err := writePidFile(pidFile, own); err == nil {
 		defer removeOwnPidFile(pidFile, own)
 	} else {
 		log.Warn("cannot write pid file; `audisp-enrich stats` will need [status] listen", "err", err)
@@ -810,23 +810,36 @@ func makeOutputDirs(cfg *conf.Config, log *slog.Logger) error {
 // makeDir makes dir and its missing parents at mode 0750 and gives each
 // one it made to uid:gid (none when uid is -1). Directories that exist
 // (also one made by another process meanwhile) are left as they are.
+// They are given away deepest first: while root makes and chowns one by
+// its path, every directory above it that root made is still root's, so
+// the service user cannot swap one of them for a link meanwhile.
 func makeDir(dir string, uid, gid int) error {
-	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
-		return err
+	made, err := mkdirs(dir)
+	for i := len(made) - 1; i >= 0 && uid >= 0; i-- {
+		if cerr := os.Lchown(made[i], uid, gid); err == nil {
+			err = cerr
+		}
 	}
-	if err := makeDir(filepath.Dir(dir), uid, gid); err != nil {
-		return err
+	return err
+}
+
+// mkdirs makes dir and its missing parents at mode 0750 and returns the
+// ones it made, topmost first.
+func mkdirs(dir string) ([]string, error) {
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	made, err := mkdirs(filepath.Dir(dir))
+	if err != nil {
+		return made, err
 	}
 	if err := os.Mkdir(dir, 0o750); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return nil
+			return made, nil
 		}
-		return err
+		return made, err
 	}
-	if uid < 0 {
-		return nil
-	}
-	return os.Lchown(dir, uid, gid)
+	return append(made, dir), nil
 }
 
 // abandon closes p when plugin mode stops before its main loop ran (a
@@ -837,6 +850,30 @@ func abandon(p *Pipeline) {
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	p.Close(ctx)
+}
+
+// writePidFile writes the pid file own. Root writes it into the service
+// user's state directory, so a link planted in its place is not followed:
+// the open fails instead (O_NOFOLLOW), and a non-regular file is refused
+// (O_NONBLOCK: a FIFO without reader fails the open rather than blocking).
+func writePidFile(path string, own []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
+	if err != nil {
+		return err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("%s: not a regular file", path)
+	}
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return err
+	}
+	_, err = f.Write(own)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // removeOwnPidFile removes the pid file at exit only while it still names
