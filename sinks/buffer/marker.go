@@ -119,7 +119,7 @@ func decodeMarker(b []byte) (next uint64, s ackSet, err error) {
 // a failed write removes its temp file.
 func writeMarker(dir string, data []byte) error {
 	tmp := filepath.Join(dir, "acks.tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

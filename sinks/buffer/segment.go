@@ -66,7 +66,7 @@ type segReader struct {
 const readWindow = 256 << 10
 
 func openSegReader(seg *segment) (*segReader, error) {
-	f, err := os.Open(seg.path)
+	f, err := openFile(seg.path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
