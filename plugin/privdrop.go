@@ -131,13 +131,20 @@ func ownStateDir(stateDir string, uid, gid int) error {
 	if err != nil {
 		return err
 	}
-	return ownDir(d, uid, gid)
+	return ownDir(d, uid, gid, 0)
 }
 
-// ownDir gives the open directory d and everything in it to uid:gid,
+// maxStateDepth is how deep below the state directory the walk goes: the
+// plugin's own layout is three levels deep (spool/<sink>/<file>); a deeper
+// tree, which only the service user could have made, is left as it is
+// rather than held open level by level.
+const maxStateDepth = 8
+
+// ownDir gives the open directory d (depth levels below the state
+// directory) and everything in it down to maxStateDepth to uid:gid,
 // directories at mode 0750, and closes d. Entries that vanish are skipped;
 // ENOENT is returned only when d itself was removed before it was read.
-func ownDir(d *os.File, uid, gid int) error {
+func ownDir(d *os.File, uid, gid, depth int) error {
 	defer d.Close()
 	fd := int(d.Fd())
 	if err := unix.Fchown(fd, uid, gid); err != nil {
@@ -146,12 +153,15 @@ func ownDir(d *os.File, uid, gid int) error {
 	if err := unix.Fchmod(fd, 0o750); err != nil {
 		return &fs.PathError{Op: "fchmod", Path: d.Name(), Err: err}
 	}
+	if depth == maxStateDepth {
+		return nil
+	}
 	names, err := d.Readdirnames(-1)
 	if err != nil {
 		return err
 	}
 	for _, name := range names {
-		if err := ownEntry(fd, d.Name(), name, uid, gid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := ownEntry(fd, d.Name(), name, uid, gid, depth+1); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
@@ -159,10 +169,11 @@ func ownDir(d *os.File, uid, gid int) error {
 }
 
 // ownEntry gives the entry name of the directory open as dirfd (whose path,
-// for errors, is dir) to uid:gid, descending into it when it is a directory.
+// for errors, is dir; depth levels below the state directory) to uid:gid,
+// descending into it when it is a directory.
 // It never follows a symbolic link and leaves a non-directory with more than
 // one hard link alone.
-func ownEntry(dirfd int, dir, name string, uid, gid int) error {
+func ownEntry(dirfd int, dir, name string, uid, gid, depth int) error {
 	path := filepath.Join(dir, name)
 	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -180,7 +191,7 @@ func ownEntry(dirfd int, dir, name string, uid, gid int) error {
 		if err != nil {
 			return &fs.PathError{Op: "openat", Path: path, Err: err}
 		}
-		return ownDir(os.NewFile(uintptr(sub), path), uid, gid)
+		return ownDir(os.NewFile(uintptr(sub), path), uid, gid, depth)
 	}
 	defer unix.Close(fd)
 	if st.Nlink > 1 {

@@ -253,3 +253,37 @@ func TestOwnStateDirLeavesLinkedFilesOutside(t *testing.T) {
 		t.Errorf("%s: %v, %v; want mode 0600", victim, fi, err)
 	}
 }
+
+// TestOwnStateDirDepthBound: the walk takes directories down to
+// maxStateDepth levels below the state directory and leaves a deeper
+// tree (only the service user could have made one) as it is, without
+// failing.
+func TestOwnStateDirDepthBound(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	const nobody = 65534
+	dir := filepath.Join(t.TempDir(), "state")
+	deep := dir
+	var levels []string
+	for range maxStateDepth + 4 {
+		deep = filepath.Join(deep, "d")
+		levels = append(levels, deep)
+	}
+	if err := os.MkdirAll(deep, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := ownStateDir(dir, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range levels {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owned := fi.Sys().(*syscall.Stat_t).Uid == nobody
+		if want := i+1 <= maxStateDepth; owned != want {
+			t.Errorf("level %d: taken over %v, want %v", i+1, owned, want)
+		}
+	}
+}
