@@ -357,7 +357,7 @@ func (p *Parser) expandNested(typ uint16) int {
 // an AVC or USER_AVC, "avc:  denied  { read write } for ": seresult is the
 // decision, denied or granted, and seperms the permissions between the
 // braces as written (the kernel separates several by single spaces), when
-// there are braces. Both point into s. Any other text ("avc:  received
+// there are braces holding only words. Both point into s. Any other text ("avc:  received
 // setenforce notice") adds nothing. It reports whether it added fields.
 // The words themselves are still skipped by parseFields, as text that is
 // not name=value.
@@ -377,7 +377,9 @@ func (p *Parser) avcDecision(s string) bool {
 		return true
 	}
 	if end := strings.IndexByte(rest, '}'); end > 0 {
-		if perms := strings.Trim(rest[1:end], " "); perms != "" {
+		// Permissions are words: a '=' or '"' means the brace closes
+		// later, in a value (a cut line: "{ read for comm="a}b"").
+		if perms := strings.Trim(rest[1:end], " "); perms != "" && !strings.ContainsAny(perms, "=\"") {
 			p.addField(Field{Name: "seperms", Raw: perms, Value: perms})
 		}
 	}
