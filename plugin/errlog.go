@@ -8,8 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/safeopen"
 )
 
 // errorLog records rejected input, and flagged input (lines processed
@@ -113,18 +114,11 @@ func newErrorLog(path string, rate int, log *slog.Logger) (*errorLog, error) {
 }
 
 // openErrorFile opens the parse-error log for appending. Root opens it at
-// start in a directory the service user may own, so a link in its place
-// is not followed (O_NOFOLLOW: the open fails) and only a regular file is
-// written to (O_NONBLOCK: a FIFO without reader fails the open rather than
-// blocking the start).
+// start, in a directory the service user may own (see package safeopen).
 func openErrorFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o640)
+	f, err := safeopen.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("parse-error log: %w", err)
-	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("parse-error log: %s is not a regular file", path)
 	}
 	return f, nil
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/safeopen"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 	"github.com/audisp-enrich/audisp-enrich/sinks/output"
 )
@@ -853,17 +854,11 @@ func abandon(p *Pipeline) {
 }
 
 // writePidFile writes the pid file own. Root writes it into the service
-// user's state directory, so a link planted in its place is not followed:
-// the open fails instead (O_NOFOLLOW), and a non-regular file is refused
-// (O_NONBLOCK: a FIFO without reader fails the open rather than blocking).
+// user's state directory (see package safeopen).
 func writePidFile(path string, own []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
+	f, err := safeopen.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
-	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		return fmt.Errorf("%s: not a regular file", path)
 	}
 	if err := f.Truncate(0); err != nil {
 		f.Close()

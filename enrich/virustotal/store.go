@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
+	"github.com/audisp-enrich/audisp-enrich/plugin/safeopen"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -77,7 +78,10 @@ func openStore(dir string, log *slog.Logger) (*store, error) {
 	}
 	path := filepath.Join(dir, DBFile)
 	open := func() (*bolt.DB, error) {
-		return bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+		// Root opens it before the switch to the service user, who owns
+		// dir: a link or FIFO in its place is not followed (safeopen), the
+		// open fails and the entry is moved aside below.
+		return bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, OpenFile: safeopen.OpenFile})
 	}
 	db, err := open()
 	if errors.Is(err, berrors.ErrTimeout) {

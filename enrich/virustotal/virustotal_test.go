@@ -1044,3 +1044,29 @@ func TestPoolDeadlineCapsMaxWait(t *testing.T) {
 		t.Fatalf("status %+v, want pending", got.VirusTotal)
 	}
 }
+
+// TestStoreLinkNotFollowed: a link planted as vt.db (the service user owns
+// the state directory; the plugin opens the cache as root) is not opened
+// through: the file it names keeps its content, the link is moved aside
+// and an empty cache takes its place.
+func TestStoreLinkNotFollowed(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, DBFile)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.close()
+	if b, err := os.ReadFile(victim); err != nil || len(b) != 0 {
+		t.Fatalf("the linked file holds %d bytes (%v), want it untouched and empty", len(b), err)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, DBFile)); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("%s: %v %v, want a new regular file", DBFile, fi, err)
+	}
+}

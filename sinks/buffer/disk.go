@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
+	"github.com/audisp-enrich/audisp-enrich/plugin/safeopen"
 	"github.com/audisp-enrich/audisp-enrich/sinks"
 )
 
@@ -156,7 +157,7 @@ func openDisk(cfg Config, opts Options) (*disk, error) {
 // lockSpool opens dir's lock file and takes its exclusive lock, waiting
 // for it as openDisk says.
 func lockSpool(dir string, opts Options) (*os.File, error) {
-	lock, err := openFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := safeopen.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("disk buffer: %w", err)
 	}
@@ -200,7 +201,7 @@ func (d *disk) recover() ([]drop, error) {
 	markerNext := uint64(0)
 	markerFile := filepath.Join(d.dir, "acks")
 	markerProblem := ""
-	if b, err := readFile(markerFile); err == nil {
+	if b, err := safeopen.ReadFile(markerFile); err == nil {
 		if markerNext, d.acks, err = decodeMarker(b); err != nil {
 			markerProblem = "damaged"
 			markerNext, d.acks = 0, ackSet{}
@@ -261,7 +262,7 @@ func (d *disk) recover() ([]drop, error) {
 	}
 	if n := len(d.segs); n > 0 {
 		if h := d.segs[n-1]; h.size < d.segBytes {
-			f, err := openFile(h.path, os.O_WRONLY|os.O_APPEND, 0o600)
+			f, err := safeopen.OpenFile(h.path, os.O_WRONLY|os.O_APPEND, 0o600)
 			if err != nil {
 				return nil, fmt.Errorf("disk buffer: %w", err)
 			}
@@ -429,7 +430,7 @@ func (d *disk) createHead(first uint64) error {
 	}
 	d.segBytes = d.segLimit()
 	seg := newSegment(d.dir, first)
-	f, err := openFile(seg.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	f, err := safeopen.OpenFile(seg.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
 	if err != nil {
 		d.faults.add(OpCreate, seg.path, err)
 		return fmt.Errorf("disk buffer: %w", err)

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/safeopen"
 )
 
 // ackSet is the set of acknowledged seqs as sorted, disjoint, non-adjacent
@@ -119,7 +121,7 @@ func decodeMarker(b []byte) (next uint64, s ackSet, err error) {
 // a failed write removes its temp file.
 func writeMarker(dir string, data []byte) error {
 	tmp := filepath.Join(dir, "acks.tmp")
-	f, err := openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := safeopen.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/safeopen"
 )
 
 // segment is one spool file holding records with seqs from first on.
@@ -66,7 +68,7 @@ type segReader struct {
 const readWindow = 256 << 10
 
 func openSegReader(seg *segment) (*segReader, error) {
-	f, err := openFile(seg.path, os.O_RDONLY, 0)
+	f, err := safeopen.OpenFile(seg.path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
