@@ -36,14 +36,16 @@ type enrichers struct {
 	sigma     *sigma.Enricher
 	sigmaKept bool // sigma is the running pipeline's (a reload that kept its settings); close leaves it
 	vt        *virustotal.Enricher
-	vtAt      int // vt's index in chain
+	vtCfg     virustotal.Config // the settings vt runs with; zero when none runs
+	vtAt      int               // vt's index in chain
 	// verdicts is the hunting pass of the rules that test a verdict (nil
 	// when there are none); it also judges the verdict documents
 	// VirusTotal and the fleet emit (judgeVerdict).
 	verdicts  enrich.Enricher
-	fleet     *fleet.Host // in vt's place when [enrich.fleet] is on
-	fleetKept bool        // fleet is the running pipeline's (a reload that kept its settings); close leaves it
-	fleetAt   int         // fleet's index in chain
+	fleet     *fleet.Host      // in vt's place when [enrich.fleet] is on
+	fleetCfg  fleet.HostConfig // the settings fleet runs with; zero when none runs
+	fleetKept bool             // fleet is the running pipeline's (a reload that kept its settings); close leaves it
+	fleetAt   int              // fleet's index in chain
 }
 
 // buildEnrichers builds the chain in dependency order: hashes and the
@@ -57,10 +59,10 @@ type enrichers struct {
 // cached or arrived within max_wait).
 //
 // VirusTotal: with vt set, that running enricher takes its place in the
-// chain (a reload that kept its settings); with vtLater, the place is left
-// for openVT (a reload that changed them: only one enricher may hold
-// vt.db, so the new one opens after the old one closed); otherwise a new
-// one is started.
+// chain (a reload that kept it: keptVT, so it runs with c's settings);
+// with vtLater, the place is left for openVT (a reload that replaces it:
+// only one enricher may hold vt.db, so the new one opens after the old
+// one closed); otherwise a new one is started.
 //
 // The fleet host: as VirusTotal, with fl set the running host takes its
 // place; with flLater the place is left for openFleet (only one host may
@@ -150,14 +152,14 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 	if c.VirusTotal.Enabled {
 		switch {
 		case vt != nil:
-			e.vt = vt
+			e.vt, e.vtCfg = vt, c.VirusTotal
 		case !vtLater:
 			v, err := virustotal.New(c.VirusTotal, emit, log, reg)
 			if err != nil {
 				e.close()
 				return nil, err
 			}
-			e.vt = v
+			e.vt, e.vtCfg = v, c.VirusTotal
 		}
 		e.vtAt = len(e.chain)
 		e.chain = append(e.chain, e.vt) // nil until openVT when vtLater
@@ -165,14 +167,14 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 	if c.Fleet.Enabled {
 		switch {
 		case fl != nil:
-			e.fleet, e.fleetKept = fl, true
+			e.fleet, e.fleetCfg, e.fleetKept = fl, c.Fleet, true
 		case !flLater:
 			f, err := fleet.NewHost(c.Fleet, emit, log, reg)
 			if err != nil {
 				e.close()
 				return nil, err
 			}
-			e.fleet = f
+			e.fleet, e.fleetCfg = f, c.Fleet
 		}
 		e.fleetAt = len(e.chain)
 		e.chain = append(e.chain, e.fleet) // nil until openFleet when flLater
@@ -289,17 +291,34 @@ func (e *enrichers) reload(log *slog.Logger) {
 	}
 }
 
+// keptVT returns the running VirusTotal enricher when a reload to the
+// settings c keeps it: it runs (with the settings it records, vtCfg,
+// deeply equal to c) and its key was not rejected (the new one reads the
+// key again, so a SIGHUP after api_key_file was fixed brings lookups
+// back). Otherwise nil: the reload replaces it after the swap (openVT).
+func (e *enrichers) keptVT(c virustotal.Config) *virustotal.Enricher {
+	vt := unchanged(e.vt, e.vtCfg, c)
+	if vt != nil && vt.Disabled() {
+		return nil
+	}
+	return vt
+}
+
 // openVT starts the VirusTotal enricher whose place buildEnrichers left
-// (vtLater) with c; if that fails it tries the previous settings prev,
-// and if that fails too the chain goes on without VirusTotal. Each
-// failure is logged.
+// (vtLater) with c; if that fails it tries prev, the settings of the
+// enricher the reload replaced (zero when none ran), and if that fails
+// too, or none ran, the chain goes on without VirusTotal. Each failure is
+// logged. vtCfg records the settings that started, so that a later reload
+// to c, with a fixed cause, tries c again (keptVT).
 func (e *enrichers) openVT(c, prev *virustotal.Config, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry) {
 	if !c.Enabled {
 		return
 	}
+	started := c
 	v, err := virustotal.New(*c, emit, log, reg)
 	if err != nil && prev.Enabled {
 		log.Error("reload: virustotal could not start with the new settings; starting it with the previous ones", "err", err)
+		started = prev
 		v, err = virustotal.New(*prev, emit, log, reg)
 	}
 	if err != nil {
@@ -307,7 +326,7 @@ func (e *enrichers) openVT(c, prev *virustotal.Config, emit enrich.Emitter, log 
 		e.chain = slices.Delete(e.chain, e.vtAt, e.vtAt+1)
 		return
 	}
-	e.vt = v
+	e.vt, e.vtCfg = v, *started
 	e.chain[e.vtAt] = v
 }
 
@@ -315,21 +334,35 @@ func (e *enrichers) openVT(c, prev *virustotal.Config, emit enrich.Emitter, log 
 func (e *enrichers) closeVT() {
 	if e.vt != nil {
 		_ = e.vt.Close()
-		e.vt = nil
+		e.vt, e.vtCfg = nil, virustotal.Config{}
 	}
 }
 
+// keptFleet returns the running fleet host when a reload to the settings
+// c keeps it: it runs, with the settings it records (fleetCfg) deeply
+// equal to c. Otherwise nil: the reload replaces it after the swap
+// (openFleet). A host that runs the previous settings because c could
+// not start is not kept, so a reload after the cause was fixed starts c.
+func (e *enrichers) keptFleet(c fleet.HostConfig) *fleet.Host {
+	return unchanged(e.fleet, e.fleetCfg, c)
+}
+
 // openFleet starts the fleet host whose place buildEnrichers left
-// (flLater) with c; if that fails it tries the previous settings prev,
-// and if that fails too the chain goes on without the fleet (events get
-// no virustotal field). Each failure is logged.
+// (flLater) with c; if that fails it tries prev, the settings of the host
+// the reload replaced (zero when none ran), and if that fails too, or
+// none ran, the chain goes on without the fleet (events get no virustotal
+// field). Each failure is logged. fleetCfg records the settings that
+// started, so that a later reload to c, with a fixed cause, tries c again
+// (keptFleet).
 func (e *enrichers) openFleet(c, prev *fleet.HostConfig, emit enrich.Emitter, log *slog.Logger, reg *metrics.Registry) {
 	if !c.Enabled {
 		return
 	}
+	started := c
 	f, err := fleet.NewHost(*c, emit, log, reg)
 	if err != nil && prev.Enabled {
 		log.Error("reload: fleet could not start with the new settings; starting it with the previous ones", "err", err)
+		started = prev
 		f, err = fleet.NewHost(*prev, emit, log, reg)
 	}
 	if err != nil {
@@ -337,7 +370,7 @@ func (e *enrichers) openFleet(c, prev *fleet.HostConfig, emit enrich.Emitter, lo
 		e.chain = slices.Delete(e.chain, e.fleetAt, e.fleetAt+1)
 		return
 	}
-	e.fleet = f
+	e.fleet, e.fleetCfg = f, *started
 	e.chain[e.fleetAt] = f
 }
 
@@ -346,7 +379,7 @@ func (e *enrichers) openFleet(c, prev *fleet.HostConfig, emit enrich.Emitter, lo
 func (e *enrichers) closeFleet() {
 	if e.fleet != nil && !e.fleetKept {
 		_ = e.fleet.Close()
-		e.fleet = nil
+		e.fleet, e.fleetCfg = nil, fleet.HostConfig{}
 	}
 }
 

@@ -176,11 +176,8 @@ func TestReloadReplacesFleetHost(t *testing.T) {
 	f.waitPendingDoc(events, hash)
 
 	// Neither settings can start: the pipeline runs without the fleet.
-	// (The previous settings are those of the config the last reload
-	// applied, here ones that did not start: first apply working ones.)
-	if err := f.p.Reload(f.config(`host_name = "renamed"`, sink)); err != nil {
-		t.Fatal(err)
-	}
+	// (The previous settings are those the running host runs with, here
+	// the renamed ones it fell back to.)
 	must(t, os.RemoveAll(filepath.Join(f.dir, "spool", fleet.SpoolName)))
 	must(t, os.WriteFile(filepath.Join(f.dir, "spool", fleet.SpoolName), nil, 0o600))
 	if err := f.p.Reload(f.config(fmt.Sprintf("state_dir = %q", filepath.Join(file, "state")), "")); err != nil {
@@ -206,4 +203,128 @@ func TestReloadReplacesFleetHost(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// fleetFallback is a fleetReload whose host fell back: a reload to the
+// settings "B" (fleet state_dir under a regular file, a-file, so they
+// cannot start) left the host running the settings it started with, "A".
+// bKeys is B's [enrich.fleet] keys; fix removes the cause, so that B can
+// start; bSpool is B's sightings spool, made when a host starts with B.
+type fleetFallback struct {
+	*fleetReload
+	bKeys, bSpool string
+	fix           func()
+}
+
+func newFleetFallback(t *testing.T) *fleetFallback {
+	f := &fleetFallback{fleetReload: newFleetReload(t)}
+	file := filepath.Join(f.dir, "a-file")
+	must(t, os.WriteFile(file, nil, 0o600))
+	f.bKeys = fmt.Sprintf("state_dir = %q", filepath.Join(file, "state"))
+	f.bSpool = filepath.Join(file, "state", "spool", fleet.SpoolName)
+	f.fix = func() {
+		must(t, os.Remove(file))
+		must(t, os.MkdirAll(filepath.Join(file, "state"), 0o750))
+	}
+	a := f.p.enr.fleet
+	if err := f.p.Reload(f.config(f.bKeys, "")); err != nil {
+		t.Fatalf("reload to settings that cannot start: %v", err)
+	}
+	if f.p.enr.fleet == nil || f.p.enr.fleet == a {
+		t.Fatalf("fleet host after a failed change: %p, before %p: want one with the previous settings", f.p.enr.fleet, a)
+	}
+	return f
+}
+
+// TestReloadRetriesFleetSettings: after new fleet settings B could not
+// start and the host fell back to the previous ones A, a SIGHUP with the
+// same config B, once the cause is fixed, starts a host with B; the next
+// one keeps it. Before, Reload compared B with the config last loaded (B,
+// "unchanged") and kept the A host at every SIGHUP until a restart.
+func TestReloadRetriesFleetSettings(t *testing.T) {
+	f := newFleetFallback(t)
+	fallback := f.p.enr.fleet
+	if _, err := os.Stat(f.bSpool); err == nil {
+		t.Fatal("B's spool exists though B could not start")
+	}
+	f.fix()
+	if err := f.p.Reload(f.config(f.bKeys, "")); err != nil {
+		t.Fatalf("reload to B once it can start: %v", err)
+	}
+	b := f.p.enr.fleet
+	if b == nil || b == fallback {
+		t.Fatalf("fleet host after the fix: %p, fallback %p: want a new one with B", b, fallback)
+	}
+	if _, err := os.Stat(f.bSpool); err != nil {
+		t.Errorf("the host started after the fix does not run B: %v", err)
+	}
+	f.waitPendingDoc(filepath.Join(f.dir, "events.json"), f.exec())
+	if err := f.p.Reload(f.config(f.bKeys, "")); err != nil {
+		t.Fatal(err)
+	}
+	if f.p.enr.fleet != b {
+		t.Error("a reload to the settings the host runs with replaced it")
+	}
+}
+
+// TestReloadWithoutFleetHost: when neither the new fleet settings nor the
+// previous ones could start (the plugin runs without the fleet), a SIGHUP
+// with the same [enrich.fleet] and a new sink succeeds and applies the
+// sink, though the fleet still cannot start; once the cause is fixed, the
+// next one starts the host. Before, Reload thought the unchanged settings
+// had a running host to keep, built a new one in buildEnrichers, and its
+// failure failed the whole reload: no other change applied.
+func TestReloadWithoutFleetHost(t *testing.T) {
+	f := newFleetFallback(t)
+	spool := filepath.Join(f.dir, "spool", fleet.SpoolName)
+	must(t, os.RemoveAll(spool))
+	must(t, os.WriteFile(spool, nil, 0o600)) // A cannot start again either
+	if err := f.p.Reload(f.config(`host_name = "renamed"`, "")); err != nil {
+		t.Fatal(err)
+	}
+	if f.p.enr.fleet != nil {
+		t.Fatal("a fleet host runs though neither settings could start")
+	}
+	extra := filepath.Join(f.dir, "extra.json")
+	sink := fmt.Sprintf("[[sink]]\nname = \"extra\"\ntype = \"file\"\n[sink.file]\npath = %q\n", extra)
+	if err := f.p.Reload(f.config(`host_name = "renamed"`, sink)); err != nil {
+		t.Fatalf("reload with unchanged [enrich.fleet] that adds a sink: %v", err)
+	}
+	if f.p.enr.fleet != nil {
+		t.Fatal("a fleet host runs though its settings cannot start")
+	}
+	hash := f.exec()
+	deadline := time.Now().Add(5 * time.Second)
+	for b, _ := os.ReadFile(extra); !strings.Contains(string(b), hash); b, _ = os.ReadFile(extra) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the added sink got no document of %s", hash[56:])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	must(t, os.Remove(spool))
+	if err := f.p.Reload(f.config(`host_name = "renamed"`, sink)); err != nil {
+		t.Fatal(err)
+	}
+	if f.p.enr.fleet == nil {
+		t.Fatal("no fleet host after the cause was fixed")
+	}
+	f.waitPendingDoc(extra, f.exec())
+}
+
+// TestReloadFallsBackToRunningFleet: after settings B could not start and
+// the host runs A, a reload to settings C that cannot start either falls
+// back to A, the settings the host runs with. Before, it fell back to B
+// (the config last loaded), which failed again, and the plugin ran
+// without the fleet.
+func TestReloadFallsBackToRunningFleet(t *testing.T) {
+	f := newFleetFallback(t)
+	fallback := f.p.enr.fleet
+	cKeys := f.bKeys + "\nhost_name = \"renamed\""
+	if err := f.p.Reload(f.config(cKeys, "")); err != nil {
+		t.Fatal(err)
+	}
+	if f.p.enr.fleet == nil || f.p.enr.fleet == fallback {
+		t.Fatalf("fleet host after C failed: %p, before %p: want a new one with A's settings", f.p.enr.fleet, fallback)
+	}
+	f.waitPendingDoc(filepath.Join(f.dir, "events.json"), f.exec())
 }

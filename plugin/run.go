@@ -25,8 +25,6 @@ import (
 
 	"github.com/audisp-enrich/audisp-enrich/conf"
 	"github.com/audisp-enrich/audisp-enrich/enrich"
-	"github.com/audisp-enrich/audisp-enrich/enrich/fleet"
-	"github.com/audisp-enrich/audisp-enrich/enrich/virustotal"
 	"github.com/audisp-enrich/audisp-enrich/plugin/audit"
 	"github.com/audisp-enrich/audisp-enrich/plugin/metrics"
 	"github.com/audisp-enrich/audisp-enrich/plugin/safeopen"
@@ -329,24 +327,16 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	if err != nil {
 		return err
 	}
-	// A running enricher whose key was rejected is not kept: the new one
-	// reads the key again (a fixed api_key_file), so a SIGHUP
-	// after the key was fixed brings lookups back.
-	keepVT := reflect.DeepEqual(p.cfg.Enrich.VirusTotal, cfg.Enrich.VirusTotal) &&
-		(p.enr.vt == nil || !p.enr.vt.Disabled())
-	var vt *virustotal.Enricher
-	if keepVT {
-		vt = p.enr.vt
-	}
-	keepFleet := reflect.DeepEqual(p.cfg.Enrich.Fleet, cfg.Enrich.Fleet)
-	var fl *fleet.Host
-	if keepFleet {
-		fl = p.enr.fleet
-	}
+	// VirusTotal and the fleet host are kept only when they run with the
+	// new settings, which p.cfg's need not be: a reload whose settings
+	// could not start runs the previous ones, or none. Otherwise they are
+	// replaced after the swap, falling back to the settings they ran with.
+	vt := p.enr.keptVT(cfg.Enrich.VirusTotal)
+	fl := p.enr.keptFleet(cfg.Enrich.Fleet)
 	keepSigma := reflect.DeepEqual(p.cfg.Enrich.Sigma, cfg.Enrich.Sigma)
 	pt := unchanged(p.enr.proc, p.cfg.Enrich.Proc, cfg.Enrich.Proc)
 	pk := unchanged(p.enr.packages, p.cfg.Enrich.Packages, cfg.Enrich.Packages)
-	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, !keepVT, fl, !keepFleet, pt, p.enr.sigma, keepSigma, pk)
+	enr, err := buildEnrichers(&cfg.Enrich, emitterFunc(p.emitDocument), p.log, p.reg, vt, vt == nil, fl, fl == nil, pt, p.enr.sigma, keepSigma, pk)
 	if err != nil {
 		out.Discard()
 		return err
@@ -356,15 +346,17 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	p.pool, p.holding = nil, true
 	p.mu.Unlock()
 	old.Close()
-	if keepVT {
+	if vt != nil {
 		p.enr.vt = nil // now enr's
 	} else {
+		prev := p.enr.vtCfg // closeVT clears it
 		p.enr.closeVT()
-		enr.openVT(&cfg.Enrich.VirusTotal, &p.cfg.Enrich.VirusTotal, emitterFunc(p.emitDocument), p.log, p.reg)
+		enr.openVT(&cfg.Enrich.VirusTotal, &prev, emitterFunc(p.emitDocument), p.log, p.reg)
 	}
-	if !keepFleet {
+	if fl == nil {
+		prev := p.enr.fleetCfg // closeFleet clears it
 		p.enr.closeFleet()
-		enr.openFleet(&cfg.Enrich.Fleet, &p.cfg.Enrich.Fleet, emitterFunc(p.emitDocument), p.log, p.reg)
+		enr.openFleet(&cfg.Enrich.Fleet, &prev, emitterFunc(p.emitDocument), p.log, p.reg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	out.Start(ctx, p.out)
