@@ -37,6 +37,7 @@ type enrichers struct {
 	sigmaKept bool // sigma is the running pipeline's (a reload that kept its settings); close leaves it
 	vt        *virustotal.Enricher
 	vtCfg     virustotal.Config // the settings vt runs with; zero when none runs
+	vtKept    bool              // vt is the running pipeline's (a reload that kept its settings); close leaves it
 	vtAt      int               // vt's index in chain
 	// verdicts is the hunting pass of the rules that test a verdict (nil
 	// when there are none); it also judges the verdict documents
@@ -152,7 +153,7 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 	if c.VirusTotal.Enabled {
 		switch {
 		case vt != nil:
-			e.vt, e.vtCfg = vt, c.VirusTotal
+			e.vt, e.vtCfg, e.vtKept = vt, c.VirusTotal, true
 		case !vtLater:
 			v, err := virustotal.New(c.VirusTotal, emit, log, reg)
 			if err != nil {
@@ -387,7 +388,9 @@ func (e *enrichers) close() {
 	if e.sigma != nil && !e.sigmaKept {
 		_ = e.sigma.Close()
 	}
-	e.closeVT()
+	if !e.vtKept {
+		e.closeVT()
+	}
 	e.closeFleet()
 	if e.blocklist != nil {
 		_ = e.blocklist.Close()

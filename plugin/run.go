@@ -347,7 +347,7 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	p.mu.Unlock()
 	old.Close()
 	if vt != nil {
-		p.enr.vt = nil // now enr's
+		p.enr.vt, enr.vtKept = nil, false // now enr's
 	} else {
 		prev := p.enr.vtCfg // closeVT clears it
 		p.enr.closeVT()
