@@ -140,7 +140,11 @@ func buildEnrichers(c *conf.EnrichConfig, emit enrich.Emitter, log *slog.Logger,
 		e.chain = append(e.chain, h)
 	}
 	if len(c.Sigma.Rules) > 0 {
-		if e.sigma, e.sigmaKept = sg, sg != nil && sgKeep; !e.sigmaKept {
+		if sg != nil && sgKeep {
+			e.sigma, e.sigmaKept = sg, true
+		} else {
+			// sg, the running enricher, is not e's: a failure here leaves
+			// it running (e.close does not see it).
 			s, err := sigma.NewAfter(c.Sigma, log, reg, sg)
 			if err != nil {
 				e.close()

@@ -80,3 +80,49 @@ func TestSIGHUPKeepsSigmaRulesAndProcTable(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedSigmaReloadKeepsPolling: a SIGHUP whose new [enrich.sigma]
+// cannot load (a rules path that does not exist) keeps the running
+// enricher, and that enricher still polls its rule files: a rule edited
+// afterwards is loaded. (The failed build used to close the running
+// enricher's poller.)
+func TestFailedSigmaReloadKeepsPolling(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	must(t, os.Mkdir(rules, 0o755))
+	rule := filepath.Join(rules, "r.yml")
+	must(t, os.WriteFile(rule, []byte(testsupport.SigmaRule("worker", "5b0c2f9e-0000-4000-8000-0000000poll1", "high", nil, "Image|endswith: '/worker'")), 0o644))
+	base := fmt.Sprintf("state_dir = %q\n[log]\nsyslog = false\n[[sink]]\nname = \"events\"\ntype = \"file\"\n[sink.file]\npath = %q\n",
+		dir, filepath.Join(dir, "events.json"))
+	cfg := parseConfig(t, base+fmt.Sprintf("[enrich.sigma]\nrules = [%q]\nreload_interval = \"50ms\"\n", rules))
+	p, err := NewPipeline(cfg, slog.New(slog.DiscardHandler), &metrics.Registry{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Close(ctx)
+	}()
+	running := p.enr.sigma
+	bad := parseConfig(t, base+fmt.Sprintf("[enrich.sigma]\nrules = [%q, %q]\nreload_interval = \"50ms\"\n", rules, filepath.Join(dir, "gone")))
+	if err := p.Reload(bad); err == nil {
+		t.Fatal("a reload naming a missing rules path succeeded")
+	}
+	if p.enr.sigma != running {
+		t.Fatal("the failed reload replaced the running Sigma enricher")
+	}
+	const second = "5b0c2f9e-0000-4000-8000-0000000poll2"
+	must(t, os.WriteFile(filepath.Join(rules, "s.yml"), []byte(testsupport.SigmaRule("other", second, "high", nil, "Image|endswith: '/other'")), 0o644))
+	loaded := func() bool {
+		for _, r := range running.Set().Rules() {
+			if r.ID == second {
+				return true
+			}
+		}
+		return false
+	}
+	if !testsupport.Until(10*time.Second, loaded) {
+		t.Fatal("the running Sigma enricher stopped polling its rules after the failed reload")
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/audisp-enrich/audisp-enrich/plugin/safeopen"
 )
 
 // StoreFile is the name of the persisted hashes inside Config.StateDir
@@ -134,7 +136,7 @@ func appendStoreLine(b []byte, p string, h *hashed) []byte {
 
 // loadStore reads the file name; a missing file is an empty store.
 func loadStore(name string) (map[string]hashed, []error, int, error) {
-	f, err := os.Open(name)
+	f, err := safeopen.OpenFile(name, os.O_RDONLY, 0) // root may read it before the switch (a FIFO never blocks)
 	if errors.Is(err, os.ErrNotExist) {
 		return map[string]hashed{}, nil, 0, nil
 	}
@@ -200,10 +202,9 @@ func ownLikeDir(f *os.File, dir string) error {
 	if !ok || st.Uid == 0 && st.Gid == 0 {
 		return nil
 	}
-	if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil && os.Geteuid() == 0 {
-		return err
-	}
-	// No longer root: the plugin switched to its service user since the
-	// check; the file stays as it was made, as before the switch.
-	return nil
+	// Fails (EPERM) when the plugin switched to its service user since the
+	// check: that save fails (logged), the file keeps its earlier content,
+	// and the next save (every 30 s while hashing, or the next refresh's)
+	// is the service user's own.
+	return f.Chown(int(st.Uid), int(st.Gid))
 }

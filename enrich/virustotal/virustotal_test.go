@@ -1051,6 +1051,9 @@ func TestPoolDeadlineCapsMaxWait(t *testing.T) {
 // and an empty cache takes its place.
 func TestStoreLinkNotFollowed(t *testing.T) {
 	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil { // another account may write here, as in the service user's state_dir
+		t.Fatal(err)
+	}
 	victim := filepath.Join(t.TempDir(), "victim")
 	if err := os.WriteFile(victim, nil, 0o600); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ func TestPlantedLinksNotFollowed(t *testing.T) {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				t.Fatal(err)
 			}
+			shared(t, dir)
 			if err := os.Symlink(victim, filepath.Join(dir, name)); err != nil {
 				t.Fatal(err)
 			}
@@ -48,6 +49,7 @@ func TestPlantedLinksNotFollowed(t *testing.T) {
 		}
 		appendN(t, b, 0, 1)
 		b.Close()
+		shared(t, dir)
 		segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
 		if len(segs) == 0 {
 			t.Fatalf("no segment in %s", dir)
@@ -67,4 +69,13 @@ func TestPlantedLinksNotFollowed(t *testing.T) {
 			t.Fatalf("the file a segment link names holds %q, want it unchanged", got)
 		}
 	})
+}
+
+// shared lets accounts other than root write into dir, as the service
+// user may write into its spool directories.
+func shared(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
 }
