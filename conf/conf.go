@@ -363,6 +363,22 @@ func Parse(name string, data []byte) (*Config, error) {
 	return &cfg, nil
 }
 
+// KeepStateDir makes c, a config read again for a reload, keep the state
+// directory the plugin started with (state_dir applies only at the next
+// start): the state directories of [enrich.virustotal], [enrich.packages]
+// and [enrich.fleet] that follow c's state_dir (unset, or set to the same
+// directory) follow started instead, so that a reload does not move them.
+func (c *Config) KeepStateDir(started string) {
+	if c.StateDir == started {
+		return
+	}
+	for _, d := range []*string{&c.Enrich.VirusTotal.StateDir, &c.Enrich.Packages.StateDir, &c.Enrich.Fleet.StateDir} {
+		if *d == c.StateDir {
+			*d = started
+		}
+	}
+}
+
 // At returns err, found after loading (a file the config names cannot be
 // read), as an *Error placed in the config file the way Parse places a
 // problem (see report.check): at key, or at the key below it that err's

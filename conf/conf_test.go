@@ -183,3 +183,20 @@ w = "#"
 		t.Errorf("missing key of s[1] at %+v, want its header, line 12", p)
 	}
 }
+
+// TestKeepStateDir: a config read again for a reload that changes
+// state_dir keeps the started one, and so do the enrichers' state
+// directories that follow it; one set elsewhere stays where it is set.
+func TestKeepStateDir(t *testing.T) {
+	c, err := Parse("reload.toml", []byte("state_dir = \"/var/lib/new\"\n[enrich.packages]\nstate_dir = \"/srv/pkg\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.KeepStateDir("/var/lib/audisp-enrich")
+	if c.Enrich.VirusTotal.StateDir != "/var/lib/audisp-enrich" || c.Enrich.Fleet.StateDir != "/var/lib/audisp-enrich" {
+		t.Errorf("virustotal %q, fleet %q: want the started state_dir", c.Enrich.VirusTotal.StateDir, c.Enrich.Fleet.StateDir)
+	}
+	if c.Enrich.Packages.StateDir != "/srv/pkg" {
+		t.Errorf("packages %q: want the directory set for it", c.Enrich.Packages.StateDir)
+	}
+}

@@ -604,6 +604,7 @@ func Live(cfg *conf.Config, cfgPath string, log *slog.Logger, in io.Reader) erro
 					log.Error("SIGHUP: config not reloaded; keeping the running one", "err", err)
 					continue
 				}
+				ncfg.KeepStateDir(cfg.StateDir)
 				if err := p.Reload(ncfg); err != nil {
 					log.Error("SIGHUP: reload failed; keeping the running config", "err", err)
 					continue
