@@ -335,9 +335,10 @@ func (e *enrichers) openVT(c, prev *virustotal.Config, emit enrich.Emitter, log 
 	e.chain[e.vtAt] = v
 }
 
-// closeVT closes the VirusTotal enricher (before a new one opens vt.db).
+// closeVT closes the VirusTotal enricher unless it is the running
+// pipeline's (vtKept); a reload calls it before a new one opens vt.db.
 func (e *enrichers) closeVT() {
-	if e.vt != nil {
+	if e.vt != nil && !e.vtKept {
 		_ = e.vt.Close()
 		e.vt, e.vtCfg = nil, virustotal.Config{}
 	}
@@ -392,9 +393,7 @@ func (e *enrichers) close() {
 	if e.sigma != nil && !e.sigmaKept {
 		_ = e.sigma.Close()
 	}
-	if !e.vtKept {
-		e.closeVT()
-	}
+	e.closeVT()
 	e.closeFleet()
 	if e.blocklist != nil {
 		_ = e.blocklist.Close()

@@ -299,18 +299,14 @@ func (p *Pipeline) Idle() {
 // are stopped (those get ShutdownGrace to deliver; the rest stays in their
 // disk buffers). Counters continue across reloads.
 //
-// The VirusTotal enricher is kept when its settings did not change and
-// VirusTotal did not reject its key. Otherwise it is replaced after the swap (only one may hold vt.db); if
-// the new one cannot start, the old settings are started again, and if
-// that fails too the pipeline runs without VirusTotal (logged).
-//
-// The fleet host is kept, with the verdicts it cached and the hashes it
-// holds pending, when [enrich.fleet] did not change. Otherwise it is
-// replaced after the swap as VirusTotal is (only one may hold the
-// sightings spool's lock; what the old one did not deliver stays in the
-// spool for the new one): if the new one cannot start, the old settings
-// are started again, and if that fails too the pipeline runs without the
-// fleet (logged).
+// The VirusTotal enricher (unless VirusTotal rejected its key) and the
+// fleet host (with the verdicts it cached and the hashes it holds
+// pending) are kept when they run with the new settings (keptVT,
+// keptFleet). Otherwise each is replaced after the swap, since only one
+// may hold vt.db or the sightings spool (what the old host did not
+// deliver stays in the spool for the new one): if the new one cannot
+// start, the settings the old one ran with start again, and if that fails
+// too the pipeline runs without it (logged).
 //
 // The process table is kept, with what it knows, when [enrich.proc] did
 // not change, and the Sigma enricher with its rules when [enrich.sigma]
@@ -327,10 +323,8 @@ func (p *Pipeline) Reload(cfg *conf.Config) error {
 	if err != nil {
 		return err
 	}
-	// VirusTotal and the fleet host are kept only when they run with the
-	// new settings, which p.cfg's need not be: a reload whose settings
-	// could not start runs the previous ones, or none. Otherwise they are
-	// replaced after the swap, falling back to the settings they ran with.
+	// Their settings need not be p.cfg's: a reload whose settings could
+	// not start runs the previous ones, or none.
 	vt := p.enr.keptVT(cfg.Enrich.VirusTotal)
 	fl := p.enr.keptFleet(cfg.Enrich.Fleet)
 	keepSigma := reflect.DeepEqual(p.cfg.Enrich.Sigma, cfg.Enrich.Sigma)
@@ -849,12 +843,8 @@ func abandon(p *Pipeline) {
 // writePidFile writes the pid file own. Root writes it into the service
 // user's state directory (see package safeopen).
 func writePidFile(path string, own []byte) error {
-	f, err := safeopen.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	f, err := safeopen.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return err
-	}
-	if err := f.Truncate(0); err != nil {
-		f.Close()
 		return err
 	}
 	_, err = f.Write(own)
